@@ -1,0 +1,280 @@
+//! Edit components: the primitive JSON ones of DESIGN §2 and the media-semantic ones.
+
+use serde::{Deserialize, Serialize};
+
+use crate::path::{Path, Seg};
+use crate::text::{TextOp, TextStep};
+use crate::value::Value;
+
+/// A crop rectangle in the asset's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rect {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+impl Rect {
+    pub fn to_value(self) -> Value {
+        Value::obj([
+            ("x", Value::Num(self.x)),
+            ("y", Value::Num(self.y)),
+            ("w", Value::Num(self.w)),
+            ("h", Value::Num(self.h)),
+        ])
+    }
+    pub fn from_value(v: &Value) -> Option<Rect> {
+        let f = |k| v.get(k).and_then(Value::as_f64);
+        Some(Rect { x: f("x")?, y: f("y")?, w: f("w")?, h: f("h")? })
+    }
+}
+
+/// One component of an edit. An edit (`Op`) is a list of them applied atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Component {
+    /// Put `value` at `path`: an object key (new or existing) or an existing list index.
+    Set { path: Path, value: Value },
+    /// Remove an object key or a list element.
+    Del { path: Path },
+    /// Insert into a list; the path's last segment is the index, `0..=len`.
+    Ins { path: Path, value: Value },
+    /// Move the list element at `path` to index `to` (its index after the move).
+    Mov { path: Path, to: usize },
+    /// Add a number to the number at `path`.
+    Add { path: Path, value: f64 },
+    /// Edit the string at `path`.
+    Text { path: Path, op: TextOp },
+    /// Cut the clip at `path` at timeline time `at` (`media` is the asset time there). The
+    /// clip keeps `start..at`; a copy with id `id` is inserted after it and plays `at..end`.
+    Split { path: Path, at: f64, media: f64, id: String },
+    /// Move a clip's edges: any of its `start`, `in`, `out`, written as absolute values.
+    Trim { path: Path, start: Option<f64>, r#in: Option<f64>, out: Option<f64> },
+    /// Set an image layer's crop rectangle (asset pixels).
+    Crop { path: Path, rect: Rect },
+    /// Rotate a layer by `by` degrees clockwise (relative: concurrent rotations add up).
+    Rotate { path: Path, by: f64 },
+    /// Set one filter parameter of a layer (`adjust.<param>`), creating `adjust` if missing.
+    Adjust { path: Path, param: String, value: f64 },
+}
+
+impl Component {
+    pub fn path(&self) -> &Path {
+        match self {
+            Component::Set { path, .. }
+            | Component::Del { path }
+            | Component::Ins { path, .. }
+            | Component::Mov { path, .. }
+            | Component::Add { path, .. }
+            | Component::Text { path, .. }
+            | Component::Split { path, .. }
+            | Component::Trim { path, .. }
+            | Component::Crop { path, .. }
+            | Component::Rotate { path, .. }
+            | Component::Adjust { path, .. } => path,
+        }
+    }
+    pub(crate) fn path_mut(&mut self) -> &mut Path {
+        match self {
+            Component::Set { path, .. }
+            | Component::Del { path }
+            | Component::Ins { path, .. }
+            | Component::Mov { path, .. }
+            | Component::Add { path, .. }
+            | Component::Text { path, .. }
+            | Component::Split { path, .. }
+            | Component::Trim { path, .. }
+            | Component::Crop { path, .. }
+            | Component::Rotate { path, .. }
+            | Component::Adjust { path, .. } => path,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Component::Set { .. } => "set",
+            Component::Del { .. } => "del",
+            Component::Ins { .. } => "ins",
+            Component::Mov { .. } => "mov",
+            Component::Add { .. } => "add",
+            Component::Text { .. } => "text",
+            Component::Split { .. } => "split",
+            Component::Trim { .. } => "trim",
+            Component::Crop { .. } => "crop",
+            Component::Rotate { .. } => "rotate",
+            Component::Adjust { .. } => "adjust",
+        }
+    }
+    pub fn is_noop(&self) -> bool {
+        match self {
+            Component::Text { op, .. } => op.is_noop(),
+            Component::Mov { path, to } => path.last_index() == Some(*to),
+            Component::Trim { start, r#in, out, .. } => {
+                start.is_none() && r#in.is_none() && out.is_none()
+            }
+            _ => false,
+        }
+    }
+
+    pub fn set(path: Path, value: impl Into<Value>) -> Self {
+        Component::Set { path, value: value.into() }
+    }
+    pub fn del(path: Path) -> Self {
+        Component::Del { path }
+    }
+    pub fn ins(path: Path, value: impl Into<Value>) -> Self {
+        Component::Ins { path, value: value.into() }
+    }
+    pub fn mov(path: Path, to: usize) -> Self {
+        Component::Mov { path, to }
+    }
+    pub fn add(path: Path, value: f64) -> Self {
+        Component::Add { path, value }
+    }
+    pub fn text_insert(path: Path, pos: usize, s: impl Into<String>) -> Self {
+        Component::Text { path, op: TextOp::insert(pos, s) }
+    }
+    pub fn text_delete(path: Path, pos: usize, n: usize) -> Self {
+        Component::Text { path, op: TextOp::delete(pos, n) }
+    }
+}
+
+/// The JSON form of one component (DESIGN §2). A multi-part text op is written as several
+/// `text` components, each applying to the string the previous one left.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub(crate) enum Wire {
+    Set {
+        path: Path,
+        value: Value,
+    },
+    Del {
+        path: Path,
+    },
+    Ins {
+        path: Path,
+        value: Value,
+    },
+    Mov {
+        path: Path,
+        to: usize,
+    },
+    Add {
+        path: Path,
+        value: f64,
+    },
+    Text {
+        path: Path,
+        pos: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ins: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        del: Option<usize>,
+    },
+    Split {
+        path: Path,
+        at: f64,
+        media: f64,
+        id: String,
+    },
+    Trim {
+        path: Path,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<f64>,
+        #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+        r#in: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        out: Option<f64>,
+    },
+    Crop {
+        path: Path,
+        rect: Rect,
+    },
+    Rotate {
+        path: Path,
+        by: f64,
+    },
+    Adjust {
+        path: Path,
+        param: String,
+        value: f64,
+    },
+}
+
+impl Wire {
+    pub(crate) fn into_component(self) -> Result<Component, String> {
+        Ok(match self {
+            Wire::Set { path, value } => Component::Set { path, value },
+            Wire::Del { path } => Component::Del { path },
+            Wire::Ins { path, value } => {
+                if path.last_index().is_none() {
+                    return Err("ins: the path must end in a list index".into());
+                }
+                Component::Ins { path, value }
+            }
+            Wire::Mov { path, to } => {
+                if path.last_index().is_none() {
+                    return Err("mov: the path must end in a list index".into());
+                }
+                Component::Mov { path, to }
+            }
+            Wire::Add { path, value } => Component::Add { path, value },
+            Wire::Text { path, pos, ins, del } => match (ins, del) {
+                (Some(s), None) => Component::Text { path, op: TextOp::insert(pos, s) },
+                (None, Some(n)) => Component::Text { path, op: TextOp::delete(pos, n) },
+                _ => return Err("text: give exactly one of `ins` and `del`".into()),
+            },
+            Wire::Split { path, at, media, id } => {
+                if path.last_index().is_none() {
+                    return Err("split: the path must name a clip in a list".into());
+                }
+                Component::Split { path, at, media, id }
+            }
+            Wire::Trim { path, start, r#in, out } => {
+                if start.is_none() && r#in.is_none() && out.is_none() {
+                    return Err("trim: give at least one of `start`, `in`, `out`".into());
+                }
+                Component::Trim { path, start, r#in, out }
+            }
+            Wire::Crop { path, rect } => Component::Crop { path, rect },
+            Wire::Rotate { path, by } => Component::Rotate { path, by },
+            Wire::Adjust { path, param, value } => Component::Adjust { path, param, value },
+        })
+    }
+
+    pub(crate) fn from_component(c: &Component, out: &mut Vec<Wire>) {
+        let w = match c.clone() {
+            Component::Set { path, value } => Wire::Set { path, value },
+            Component::Del { path } => Wire::Del { path },
+            Component::Ins { path, value } => Wire::Ins { path, value },
+            Component::Mov { path, to } => Wire::Mov { path, to },
+            Component::Add { path, value } => Wire::Add { path, value },
+            Component::Text { path, op } => {
+                for (pos, step) in op.steps() {
+                    out.push(match step {
+                        TextStep::Insert(s) => {
+                            Wire::Text { path: path.clone(), pos, ins: Some(s.to_owned()), del: None }
+                        }
+                        TextStep::Delete(n) => {
+                            Wire::Text { path: path.clone(), pos, ins: None, del: Some(n) }
+                        }
+                    });
+                }
+                return;
+            }
+            Component::Split { path, at, media, id } => Wire::Split { path, at, media, id },
+            Component::Trim { path, start, r#in, out } => Wire::Trim { path, start, r#in, out },
+            Component::Crop { path, rect } => Wire::Crop { path, rect },
+            Component::Rotate { path, by } => Wire::Rotate { path, by },
+            Component::Adjust { path, param, value } => Wire::Adjust { path, param, value },
+        };
+        out.push(w);
+    }
+}
+
+/// Appends `seg` to a copy of `path`.
+pub(crate) fn join(path: &[Seg], seg: &str) -> Path {
+    let mut v = path.to_vec();
+    v.push(Seg::Key(seg.to_owned()));
+    Path(v)
+}

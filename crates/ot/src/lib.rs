@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod apply;
+mod component;
+mod delta;
+mod error;
+mod op;
+mod path;
+pub mod schema;
+mod text;
+mod transform;
+mod value;
+
+pub use component::{Component, Rect};
+pub use delta::{CompressedDelta, MediaDelta, Run};
+pub use error::{OtError, Result};
+pub use op::Op;
+pub use path::{Path, Seg};
+pub use text::{TextOp, TextPart, TextStep};
+pub use transform::Side;
+pub use value::{Text, Value};
+
+/// Paths deeper than this are refused when decoded.
+pub const MAX_PATH_DEPTH: usize = 64;
+/// Components in one edit, at most.
+pub const MAX_COMPONENTS: usize = 10_000;

@@ -1,0 +1,192 @@
+//! `Op`: one edit, a list of components applied atomically as one version.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::apply::apply_component;
+use crate::component::{Component, Wire};
+use crate::error::{OtError, Result};
+use crate::schema;
+use crate::transform::{Side, transform_x};
+use crate::value::Value;
+
+/// One edit. Its JSON form is an array of components (DESIGN §2).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Op(pub Vec<Component>);
+
+impl Op {
+    pub fn new(components: Vec<Component>) -> Op {
+        Op(components)
+    }
+    pub fn components(&self) -> &[Component] {
+        &self.0
+    }
+    pub fn is_noop(&self) -> bool {
+        self.0.iter().all(Component::is_noop)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Applies to `doc` atomically and returns the inverse edit. On error `doc` is unchanged.
+    /// The result is checked against the document shape of DESIGN §2.
+    pub fn apply(&self, doc: &mut Value) -> Result<Op> {
+        let inverse = self.apply_unchecked(doc)?;
+        if let Err(e) = schema::check_touched(doc, self) {
+            inverse.apply_unchecked(doc).expect("an inverse applies to what its edit produced");
+            return Err(e);
+        }
+        Ok(inverse)
+    }
+
+    /// Applies without the document-shape check (for free-form JSON documents).
+    pub fn apply_unchecked(&self, doc: &mut Value) -> Result<Op> {
+        let mut undo: Vec<Vec<Component>> = Vec::with_capacity(self.0.len());
+        for c in &self.0 {
+            match apply_component(doc, c) {
+                Ok(inv) => undo.push(inv),
+                Err(e) => {
+                    for inv in undo.iter().rev() {
+                        for ic in inv {
+                            apply_component(doc, ic)
+                                .expect("an inverse applies to what its component produced");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Op(undo.into_iter().rev().flatten().collect()))
+    }
+
+    /// The edit that undoes `self` when applied right after it to `doc`'s successor.
+    pub fn invert(&self, doc: &Value) -> Result<Op> {
+        let mut scratch = doc.clone();
+        self.apply_unchecked(&mut scratch)
+    }
+
+    /// `self` rewritten to apply after the concurrent `other`. `side` says which the server
+    /// ordered first: `Side::Left` if `self` came first.
+    pub fn transform(&self, other: &Op, side: Side) -> Op {
+        Op(transform_x(&self.0, &other.0, side).0)
+    }
+
+    /// Both directions at once: (`self` after `other`, `other` after `self`).
+    pub fn transform_x(&self, other: &Op, side: Side) -> (Op, Op) {
+        let (a, b) = transform_x(&self.0, &other.0, side);
+        (Op(a), Op(b))
+    }
+
+    /// One edit with the effect of `self` then `other`. Neighbouring components on one path
+    /// merge: typing runs become one text op, repeated writes of one value keep the last.
+    pub fn compose(&self, other: &Op) -> Op {
+        let mut out = self.clone();
+        for c in &other.0 {
+            out.push_merged(c.clone());
+        }
+        out
+    }
+
+    /// Appends a component, merging it into the last one where that is exact.
+    pub fn push_merged(&mut self, c: Component) {
+        if c.is_noop() {
+            return;
+        }
+        if let Some(last) = self.0.last_mut()
+            && let Some(merged) = merge(last, &c)
+        {
+            if merged.is_noop() {
+                self.0.pop();
+            } else {
+                *last = merged;
+            }
+            return;
+        }
+        self.0.push(c);
+    }
+
+    /// Composes many edits; a balanced tree of composes keeps long text runs linear-ish.
+    pub fn compose_all<'a>(ops: impl IntoIterator<Item = &'a Op>) -> Op {
+        let mut level: Vec<Op> = ops.into_iter().cloned().collect();
+        while level.len() > 1 {
+            let mut next = Vec::with_capacity(level.len().div_ceil(2));
+            let mut it = level.into_iter();
+            while let Some(a) = it.next() {
+                next.push(match it.next() {
+                    Some(b) => a.compose(&b),
+                    None => a,
+                });
+            }
+            level = next;
+        }
+        level.pop().unwrap_or_default()
+    }
+
+    /// Parses the JSON form.
+    pub fn from_json(v: &serde_json::Value) -> Result<Op> {
+        Op::deserialize(v).map_err(|e| OtError::Decode(e.to_string()))
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `a` then `b` as one component, when that is exact.
+fn merge(a: &Component, b: &Component) -> Option<Component> {
+    if a.path() != b.path() {
+        return None;
+    }
+    Some(match (a, b) {
+        (Component::Text { path, op: x }, Component::Text { op: y, .. }) => {
+            Component::Text { path: path.clone(), op: x.compose(y) }
+        }
+        (Component::Set { .. }, Component::Set { .. })
+        | (Component::Crop { .. }, Component::Crop { .. }) => b.clone(),
+        (Component::Adjust { param: p, .. }, Component::Adjust { param: q, .. }) if p == q => b.clone(),
+        (
+            Component::Trim { path, start: s1, r#in: i1, out: o1 },
+            Component::Trim { start: s2, r#in: i2, out: o2, .. },
+        ) => Component::Trim {
+            path: path.clone(),
+            start: s2.or(*s1),
+            r#in: i2.or(*i1),
+            out: o2.or(*o1),
+        },
+        _ => return None,
+    })
+}
+
+impl From<Vec<Component>> for Op {
+    fn from(v: Vec<Component>) -> Self {
+        Op(v)
+    }
+}
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut wire = Vec::with_capacity(self.0.len());
+        for c in &self.0 {
+            Wire::from_component(c, &mut wire);
+        }
+        wire.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let wire = Vec::<Wire>::deserialize(d)?;
+        if wire.len() > crate::MAX_COMPONENTS {
+            return Err(serde::de::Error::custom(format!(
+                "an edit has at most {} components",
+                crate::MAX_COMPONENTS
+            )));
+        }
+        let mut out = Vec::with_capacity(wire.len());
+        for w in wire {
+            out.push(w.into_component().map_err(serde::de::Error::custom)?);
+        }
+        Ok(Op(out))
+    }
+}
