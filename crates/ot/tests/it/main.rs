@@ -1,1 +1,8 @@
+//! One integration-test binary for montage-ot (fast to link on small machines).
 
+mod fuzz;
+mod laws;
+mod rules;
+mod sim;
+mod traces;
+mod wire;
