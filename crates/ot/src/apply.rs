@@ -11,12 +11,12 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value> {
     for (n, seg) in segs.iter().enumerate() {
         v = match (v, seg) {
             (Value::Obj(m), Seg::Key(k)) => m.get_mut(k).ok_or_else(|| OtError::NoSuchPath {
-                path: Path(segs[..=n].to_vec()),
+                path: Path::from(&segs[..=n]),
             })?,
             (Value::Arr(a), Seg::Index(i)) => {
                 let len = a.len();
                 a.get_mut(*i).ok_or_else(|| OtError::OutOfBounds {
-                    path: Path(segs[..n].to_vec()),
+                    path: Path::from(&segs[..n]),
                     index: *i,
                     len,
                 })?
@@ -34,7 +34,7 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value> {
 
 fn wrong(at: &[Seg], expected: &'static str, found: &Value) -> OtError {
     OtError::WrongType {
-        path: Path(at.to_vec()),
+        path: Path::from(at),
         expected,
         found: found.type_name(),
     }
@@ -123,7 +123,7 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
                 (Value::Arr(a), Seg::Index(i)) => {
                     let len = a.len();
                     let slot = a.get_mut(*i).ok_or_else(|| OtError::OutOfBounds {
-                        path: Path(parent.to_vec()),
+                        path: Path::from(parent),
                         index: *i,
                         len,
                     })?;
@@ -154,7 +154,7 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
                 (Value::Arr(a), Seg::Index(i)) => {
                     if *i >= a.len() {
                         return Err(OtError::OutOfBounds {
-                            path: Path(parent.to_vec()),
+                            path: Path::from(parent),
                             index: *i,
                             len: a.len(),
                         });
@@ -173,7 +173,7 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             let (a, i) = list_mut(doc, path)?;
             if i > a.len() {
                 return Err(OtError::OutOfBounds {
-                    path: Path(path.parent().to_vec()),
+                    path: Path::from(path.parent()),
                     index: i,
                     len: a.len(),
                 });
@@ -187,7 +187,7 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             for idx in [i, *to] {
                 if idx >= len {
                     return Err(OtError::OutOfBounds {
-                        path: Path(path.parent().to_vec()),
+                        path: Path::from(path.parent()),
                         index: idx,
                         len,
                     });
@@ -233,7 +233,7 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             let (a, i) = list_mut(doc, path)?;
             let len = a.len();
             let clip = a.get_mut(i).ok_or_else(|| OtError::OutOfBounds {
-                path: Path(path.parent().to_vec()),
+                path: Path::from(path.parent()),
                 index: i,
                 len,
             })?;
@@ -381,12 +381,12 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
                     }
                     Some(old) => {
                         vec![Component::Set {
-                            path: join(&join(path.segs(), "adjust").0, param),
+                            path: join(join(path.segs(), "adjust").segs(), param),
                             value: old,
                         }]
                     }
                     None => vec![Component::Del {
-                        path: join(&join(path.segs(), "adjust").0, param),
+                        path: join(join(path.segs(), "adjust").segs(), param),
                     }],
                 },
                 Some(other) => {

@@ -407,5 +407,5 @@ impl Wire {
 pub(crate) fn join(path: &[Seg], seg: &str) -> Path {
     let mut v = path.to_vec();
     v.push(Seg::Key(seg.to_owned()));
-    Path(v)
+    Path::from(v)
 }

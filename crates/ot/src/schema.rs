@@ -9,7 +9,7 @@ use crate::value::Value;
 
 fn bad(path: &[Seg], reason: impl Into<String>) -> OtError {
     OtError::Schema {
-        path: Path(path.to_vec()),
+        path: Path::from(path),
         reason: reason.into(),
     }
 }
@@ -22,39 +22,45 @@ pub fn check_document(doc: &Value) -> Result<()> {
 
 /// Checks the root shape and every entity (layer, track, clip, asset) the edit touched.
 pub(crate) fn check_touched(doc: &Value, op: &Op) -> Result<()> {
+    // Text and numeric edits keep a value's type, so they can't break the shape.
+    let shaping = |c: &&Component| !matches!(c, Component::Text { .. } | Component::Add { .. });
+    if !op.components().iter().any(|c| shaping(&c)) {
+        return Ok(());
+    }
     check_root(doc)?;
-    for c in op.components() {
+    for c in op.components().iter().filter(shaping) {
         let p = c.path().segs();
-        check_entity(doc, entity(p))?;
+        if let Some(e) = entity(p) {
+            check_entity(doc, e)?;
+        }
         if let Component::Split { path, .. } = c
             && let Some(i) = path.last_index()
+            && let Some(e) = entity(path.with_last_index(i + 1).segs())
         {
-            check_entity(doc, entity(path.with_last_index(i + 1).segs()))?;
+            check_entity(doc, e)?;
         }
     }
     Ok(())
 }
 
-/// The smallest entity containing `p` whose shape the contract pins.
-fn entity(p: &[Seg]) -> &[Seg] {
+/// The smallest entity containing `p` whose shape the contract pins; `None` for the title,
+/// `meta` and unknown top-level fields, which the root check covers.
+fn entity(p: &[Seg]) -> Option<&[Seg]> {
     let key = |n: usize, k: &str| matches!(p.get(n), Some(Seg::Key(x)) if x == k);
     let idx = |n: usize| matches!(p.get(n), Some(Seg::Index(_)));
-    if key(0, "canvas") && key(1, "layers") && idx(2) {
+    Some(if key(0, "canvas") && key(1, "layers") && idx(2) {
         &p[..3]
     } else if key(0, "timeline") && key(1, "tracks") && idx(2) && key(3, "clips") && idx(4) {
         &p[..5]
     } else if key(0, "timeline") && key(1, "tracks") && idx(2) {
         &p[..3]
-    } else if (key(0, "assets") && p.len() >= 2) || key(0, "canvas") || key(0, "timeline") {
+    } else if key(0, "assets") || key(0, "canvas") || key(0, "timeline") {
         &p[..p.len().min(2)]
-    } else if key(0, "assets") {
-        &p[..1]
     } else if p.is_empty() {
         p
     } else {
-        // title, meta and unknown top-level fields: the root check covers them.
-        &p[..0]
-    }
+        return None;
+    })
 }
 
 fn check_entity(doc: &Value, at: &[Seg]) -> Result<()> {
@@ -103,7 +109,8 @@ fn check_root(doc: &Value) -> Result<()> {
     ];
     for (k, t) in want {
         match m.get(k) {
-            Some(v) if v.type_name() == t => {}
+            Some(Value::Str(_)) if t == "string" => {}
+            Some(Value::Obj(_)) if t == "object" => {}
             Some(v) => {
                 return Err(bad(
                     &[Seg::from(k)],

@@ -114,7 +114,9 @@ impl TextOp {
                 len,
             });
         }
-        let mut inverse = TextOp::default();
+        let mut inverse = TextOp {
+            parts: Vec::with_capacity(self.parts.len()),
+        };
         let mut pos = 0;
         for part in &self.parts {
             match part {

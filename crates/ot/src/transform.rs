@@ -83,7 +83,7 @@ fn target(c: &Component) -> (Path, Kind) {
         Component::Del { path } => (path.clone(), Kind::Remove),
         Component::Crop { path, .. } => (join(path.segs(), "crop"), Kind::Write),
         Component::Adjust { path, param, .. } => {
-            (join(&join(path.segs(), "adjust").0, param), Kind::Write)
+            (join(join(path.segs(), "adjust").segs(), param), Kind::Write)
         }
         Component::Rotate { path, .. } => (join(path.segs(), "rotation"), Kind::Edit),
         Component::Add { path, .. }
@@ -107,15 +107,11 @@ fn map_path(path: &Path, list: &[Seg], eff: ListEff) -> Option<Path> {
         return Some(path.clone());
     };
     let e2 = eff.idx_after(e)?;
-    let mut p = path.clone();
-    p.0[n] = Seg::Index(e2);
-    Some(p)
+    Some(path.with_index_at(n, e2))
 }
 
 fn with_index(path: &Path, at: usize, i: usize) -> Path {
-    let mut p = path.clone();
-    p.0[at] = Seg::Index(i);
-    p
+    path.with_index_at(at, i)
 }
 
 /// Transforms `c` so it applies after `o`, pushing zero or more components to `out`.
@@ -125,6 +121,11 @@ pub(crate) fn transform_component(
     side: Side,
     out: &mut Vec<Component>,
 ) {
+    // A move to its own index changes nothing and must not order ties.
+    if o.is_noop() {
+        out.push(c.clone());
+        return;
+    }
     if let Component::Trim { .. } = c {
         return transform_trim(c, o, side, out);
     }
@@ -331,7 +332,7 @@ fn transform_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Compon
         let Some(Seg::Key(key)) = path.last() else {
             continue;
         };
-        let clip = Path(path.parent().to_vec());
+        let clip = Path::from(path.parent());
         let slot = match trims.iter_mut().find(|t| *t.path() == clip) {
             Some(t) => t,
             None => {

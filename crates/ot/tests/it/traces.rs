@@ -59,8 +59,12 @@ fn automerge_paper_replays_to_its_end_content() {
 /// parents name, and sends it at the base it had seen; the server transforms. Agents edit as
 /// soon as their state allows; when each waits for the other, `first`'s edits reach the
 /// server first. Returns the server's final text once every site has converged.
-fn replay_friendsforever(first: usize) -> (String, String) {
-    let t = load("friendsforever");
+pub fn replay_friendsforever(first: usize) -> (String, String) {
+    replay_concurrent(&load("friendsforever"), first)
+}
+
+/// Replays a concurrent-format trace (see `replay_friendsforever`).
+pub fn replay_concurrent(t: &serde_json::Value, first: usize) -> (String, String) {
     let txns = t["txns"].as_array().expect("txns");
     // need[i]: how many of the other agent's transactions transaction i has seen.
     let mut seen: Vec<[u64; 2]> = Vec::with_capacity(txns.len());
@@ -78,7 +82,12 @@ fn replay_friendsforever(first: usize) -> (String, String) {
         s[x] = own[x];
         seen.push(s);
     }
-    let agent = |i: usize| txns[i]["agent"].as_u64().expect("agent") as usize;
+    let agents: Vec<usize> = txns
+        .iter()
+        .map(|t| t["agent"].as_u64().expect("agent") as usize)
+        .collect();
+    let agent = |i: usize| agents[i];
+    let ops: Vec<Op> = txns.iter().map(txn_op).collect();
     let mut queue: [std::collections::VecDeque<usize>; 2] = Default::default();
     for i in 0..txns.len() {
         queue[agent(i)].push_back(i);
@@ -106,7 +115,7 @@ fn replay_friendsforever(first: usize) -> (String, String) {
             .min();
         if let Some(i) = ready {
             queue[agent(i)].pop_front();
-            sim.clients[agent(i)].edit(txn_op(&txns[i]));
+            sim.clients[agent(i)].edit(ops[i].clone());
             made += 1;
             continue;
         }
