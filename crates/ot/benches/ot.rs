@@ -73,11 +73,28 @@ fn apply_automerge_paper_bare_rope(b: Bencher) {
 }
 
 /// friendsforever (two people typing at once, 26,078 edits) through the reference client/server
-/// simulator: both clients and the server transform and apply every edit.
+/// simulator: two clients and the server each transform and apply every edit.
 #[divan::bench(sample_count = 10)]
-fn replay_friendsforever(b: Bencher) {
+fn replay_friendsforever_all_sites(b: Bencher) {
     let t = &*FRIENDS;
-    b.bench_local(|| traces::replay_concurrent(t, 0));
+    b.bench_local(|| traces::replay_concurrent(t, 0, false));
+}
+
+/// The server's share of the same replay: each edit as it arrived (at the base its sender had
+/// seen) transformed against the versions since and applied.
+#[divan::bench(sample_count = 10)]
+fn replay_friendsforever_server(b: Bencher) {
+    let received = traces::replay_concurrent(&FRIENDS, 0, true).server.received;
+    b.bench_local(|| {
+        let mut server = sim::Server::new(Value::new_document());
+        for (base, op) in &received {
+            server.receive(sim::Submit {
+                base: *base,
+                op: op.clone(),
+            });
+        }
+        server.doc
+    });
 }
 
 /// An edit made at an old base, transformed against 1,000 or 10,000 versions of typing history

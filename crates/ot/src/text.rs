@@ -2,6 +2,8 @@
 //! scalar values. Single keystrokes and whole composed sessions of typing share this form, so
 //! compose and transform are linear in the size of the operations, never in the history length.
 
+use smallvec::SmallVec;
+
 use crate::error::{OtError, Result};
 use crate::path::Path;
 use crate::value::Text;
@@ -24,7 +26,8 @@ pub enum TextPart {
 /// merged, and an insert always before a delete at the same position.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TextOp {
-    parts: Vec<TextPart>,
+    /// A keystroke is a retain and one insert or delete: held inline, no allocation.
+    parts: SmallVec<[TextPart; 2]>,
 }
 
 fn chars(s: &str) -> usize {
@@ -115,7 +118,7 @@ impl TextOp {
             });
         }
         let mut inverse = TextOp {
-            parts: Vec::with_capacity(self.parts.len()),
+            parts: SmallVec::with_capacity(self.parts.len()),
         };
         let mut pos = 0;
         for part in &self.parts {

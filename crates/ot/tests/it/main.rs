@@ -1,5 +1,6 @@
 //! One integration-test binary for montage-ot (fast to link on small machines).
 
+mod delta;
 mod fuzz;
 mod laws;
 mod rules;

@@ -20,6 +20,10 @@ pub struct Submit {
 pub struct Server {
     pub doc: Value,
     pub history: Vec<Op>,
+    /// Every submission as received (base, op), when `record` is set: for replaying the
+    /// server's work alone.
+    pub received: Vec<(u64, Op)>,
+    pub record: bool,
 }
 
 impl Server {
@@ -27,6 +31,8 @@ impl Server {
         Server {
             doc,
             history: Vec::new(),
+            received: Vec::new(),
+            record: false,
         }
     }
     pub fn version(&self) -> u64 {
@@ -34,6 +40,9 @@ impl Server {
     }
     /// Transforms against versions base+1..head and applies as head+1.
     pub fn receive(&mut self, s: Submit) -> Op {
+        if self.record {
+            self.received.push((s.base, s.op.clone()));
+        }
         let mut op = s.op;
         for h in &self.history[s.base as usize..] {
             op = op.transform(h, Side::Right);

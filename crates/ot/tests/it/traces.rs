@@ -60,11 +60,16 @@ fn automerge_paper_replays_to_its_end_content() {
 /// soon as their state allows; when each waits for the other, `first`'s edits reach the
 /// server first. Returns the server's final text once every site has converged.
 pub fn replay_friendsforever(first: usize) -> (String, String) {
-    replay_concurrent(&load("friendsforever"), first)
+    let t = load("friendsforever");
+    let sim = replay_concurrent(&t, first, false);
+    (
+        title(&sim.server.doc),
+        t["endContent"].as_str().expect("endContent").to_owned(),
+    )
 }
 
 /// Replays a concurrent-format trace (see `replay_friendsforever`).
-pub fn replay_concurrent(t: &serde_json::Value, first: usize) -> (String, String) {
+pub fn replay_concurrent(t: &serde_json::Value, first: usize, record: bool) -> Sim {
     let txns = t["txns"].as_array().expect("txns");
     // need[i]: how many of the other agent's transactions transaction i has seen.
     let mut seen: Vec<[u64; 2]> = Vec::with_capacity(txns.len());
@@ -93,6 +98,7 @@ pub fn replay_concurrent(t: &serde_json::Value, first: usize) -> (String, String
         queue[agent(i)].push_back(i);
     }
     let mut sim = Sim::new(Value::new_document(), 2, true);
+    sim.server.record = record;
     let mut made = 0;
     loop {
         // Deliver acks, and the other's edits this agent's next transaction has seen.
@@ -131,10 +137,7 @@ pub fn replay_concurrent(t: &serde_json::Value, first: usize) -> (String, String
     );
     sim.drain();
     sim.assert_converged(0);
-    (
-        title(&sim.server.doc),
-        t["endContent"].as_str().expect("endContent").to_owned(),
-    )
+    sim
 }
 
 fn first_difference(got: &str, want: &str) -> Option<(usize, String, String)> {
