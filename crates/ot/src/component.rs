@@ -275,8 +275,36 @@ pub(crate) enum Wire {
     },
 }
 
+/// Checks that every index and count fits the engine's limits, so arithmetic on them can't
+/// overflow while transforming.
+fn check_bounds(path: &Path, counts: &[usize]) -> Result<(), String> {
+    let too_big = |n: usize| n > crate::MAX_INDEX;
+    if path.segs().iter().any(|s| s.index().is_some_and(too_big))
+        || counts.iter().copied().any(too_big)
+    {
+        return Err(format!(
+            "indices, positions and counts are at most {}",
+            crate::MAX_INDEX
+        ));
+    }
+    Ok(())
+}
+
 impl Wire {
     pub(crate) fn into_component(self) -> Result<Component, String> {
+        match &self {
+            Wire::Mov { path, to } => check_bounds(path, &[*to])?,
+            Wire::Text { path, pos, del, .. } => check_bounds(path, &[*pos, del.unwrap_or(0)])?,
+            Wire::Set { path, .. }
+            | Wire::Del { path }
+            | Wire::Ins { path, .. }
+            | Wire::Add { path, .. }
+            | Wire::Split { path, .. }
+            | Wire::Trim { path, .. }
+            | Wire::Crop { path, .. }
+            | Wire::Rotate { path, .. }
+            | Wire::Adjust { path, .. } => check_bounds(path, &[])?,
+        }
         Ok(match self {
             Wire::Set { path, value } => Component::Set { path, value },
             Wire::Del { path } => Component::Del { path },

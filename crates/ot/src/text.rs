@@ -102,7 +102,7 @@ impl TextOp {
                 TextPart::Retain(n) | TextPart::Delete(n) => *n,
                 TextPart::Insert(_) => 0,
             })
-            .sum()
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Applies to `text`, returning the inverse (which carries the deleted characters).

@@ -52,6 +52,9 @@ fn malformed_components_are_decode_errors() {
         json!([{"op":"mov","path":["l",-1],"to":0}]),
         json!([{"op":"set","path":["title"],"value":1,"extra":true}]),
         json!([{"op":"trim","path":["c",0]}]),
+        json!([{"op":"text","path":["title"],"pos":18446744073709551615u64,"del":5}]),
+        json!([{"op":"ins","path":["l",4294967296u64],"value":1}]),
+        json!([{"op":"mov","path":["l",0],"to":4294967296u64}]),
     ] {
         assert!(
             matches!(Op::from_json(&bad), Err(OtError::Decode(_))),
