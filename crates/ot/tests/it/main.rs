@@ -3,6 +3,7 @@
 mod delta;
 mod fuzz;
 mod laws;
+mod media_table;
 mod robust;
 mod rules;
 mod sim;

@@ -5,38 +5,38 @@ use serde_json::json;
 
 use crate::fuzz::apply;
 
-fn doc() -> Value {
+pub fn doc() -> Value {
     serde_json::from_value(json!({
         "title": "hello",
         "assets": {"a1": {"kind": "image", "width": 400, "height": 300}},
         "canvas": {"width": 1920, "height": 1080, "layers": [
             {"id": "L0", "kind": "image", "asset": "a1", "x": 0, "y": 0, "w": 400, "h": 300},
             {"id": "L1", "kind": "image", "asset": "a1", "x": 10, "y": 10, "w": 40, "h": 30,
-             "adjust": {"brightness": 0.5}},
+             "rotation": 0, "adjust": {"brightness": 0.5}},
             {"id": "T", "kind": "text", "text": "caption", "x": 0, "y": 0, "size": 12, "color": "#000"}
         ]},
         "timeline": {"tracks": [{"id": "v", "kind": "video", "clips": [
             {"id": "c0", "asset": "v1", "start": 0, "in": 0, "out": 10, "gain": 1},
-            {"id": "c1", "asset": "v1", "start": 10, "in": 5, "out": 25, "gain": 1}
+            {"id": "c1", "asset": "v1", "start": 10, "in": 5, "out": 25, "gain": 1, "name": "intro"}
         ]}]},
         "meta": {"n": 1, "list": [1, 2, 3]}
     }))
     .expect("valid document")
 }
 
-fn op(j: serde_json::Value) -> Op {
+pub fn op(j: serde_json::Value) -> Op {
     Op::from_json(&j).expect("valid op")
 }
 
 /// `a` was ordered first, `b` second, both made on `d`. Checks TP1 and returns the result.
-fn concurrent(d: &Value, a: &Op, b: &Op) -> Value {
+pub fn concurrent(d: &Value, a: &Op, b: &Op) -> Value {
     let via_a = apply(&apply(d, a), &b.transform(a, Side::Right));
     let via_b = apply(&apply(d, b), &a.transform(b, Side::Left));
     assert_eq!(via_a, via_b, "TP1");
     via_a
 }
 
-fn at(d: &Value, p: serde_json::Value) -> serde_json::Value {
+pub fn at(d: &Value, p: serde_json::Value) -> serde_json::Value {
     let p: montage_ot::Path = serde_json::from_value(p).expect("path");
     d.at(p.segs())
         .map_or(serde_json::Value::Null, Value::to_json)
@@ -221,8 +221,8 @@ fn split_makes_two_halves_that_play_on() {
     assert_eq!(
         clips(&r).as_array().unwrap()[1..],
         json!([
-            {"id":"c1","asset":"v1","start":10,"in":5,"out":15,"gain":1},
-            {"id":"c1b","asset":"v1","start":20,"in":15,"out":25,"gain":1}
+            {"id":"c1","asset":"v1","start":10,"in":5,"out":15,"gain":1,"name":"intro"},
+            {"id":"c1b","asset":"v1","start":20,"in":15,"out":25,"gain":1,"name":"intro"}
         ])
         .as_array()
         .unwrap()[..]
