@@ -93,7 +93,7 @@ fn num_field(
 }
 
 /// Limits on adjustment values (DESIGN §2); other parameters only need to be finite.
-fn adjust_range(param: &str) -> Option<(f64, f64)> {
+pub(crate) fn adjust_range(param: &str) -> Option<(f64, f64)> {
     match param {
         "brightness" | "contrast" | "saturation" => Some((-1.0, 1.0)),
         "exposure" => Some((-10.0, 10.0)),

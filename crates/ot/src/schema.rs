@@ -22,15 +22,20 @@ pub fn check_document(doc: &Value) -> Result<()> {
 
 /// Checks the root shape and every entity (layer, track, clip, asset) the edit touched.
 pub(crate) fn check_touched(doc: &Value, op: &Op) -> Result<()> {
-    // Text and numeric edits keep a value's type, so they can't break the shape.
-    let shaping = |c: &&Component| !matches!(c, Component::Text { .. } | Component::Add { .. });
-    if !op.components().iter().any(|c| shaping(&c)) {
-        return Ok(());
-    }
-    check_root(doc)?;
-    for c in op.components().iter().filter(shaping) {
+    let mut root_checked = false;
+    for c in op.components() {
         let p = c.path().segs();
-        if let Some(e) = entity(p) {
+        let e = entity(p);
+        // A text or numeric edit outside every entity (the title, meta) keeps the document's
+        // shape: the common case of typing costs no check at all.
+        if e.is_none() && matches!(c, Component::Text { .. } | Component::Add { .. }) {
+            continue;
+        }
+        if !root_checked {
+            check_root(doc)?;
+            root_checked = true;
+        }
+        if let Some(e) = e {
             check_entity(doc, e)?;
         }
         if let Component::Split { path, .. } = c
@@ -259,7 +264,14 @@ fn check_layer(v: &Value, at: &[Seg]) -> Result<()> {
             let mut p = at.to_vec();
             p.push(Seg::from("adjust"));
             for k in a.as_obj().into_iter().flat_map(|m| m.keys()) {
-                field(a, &p, k, "number", true)?;
+                let n = field(a, &p, k, "number", true)?.and_then(Value::as_f64);
+                if let (Some(n), Some((lo, hi))) = (n, crate::apply::adjust_range(k))
+                    && !(lo..=hi).contains(&n)
+                {
+                    let mut q = p.clone();
+                    q.push(Seg::from(k.as_str()));
+                    return Err(bad(&q, format!("must be within {lo}..={hi}")));
+                }
             }
         }
     } else {

@@ -161,7 +161,7 @@ pub(crate) fn transform_component(
     // 1. The list structure `o` changes.
     if let Some((list, eff)) = list_eff(o) {
         if matches!(c, Component::Ins { .. } | Component::Mov { .. }) && c.path().parent() == list {
-            return list_vs_list(c, eff, side, false, out);
+            return list_vs_list(c, eff, side, out);
         }
         if let Some(p) = map_path(c.path(), list, eff) {
             let mut c = c.clone();
@@ -234,7 +234,7 @@ fn replaced(o: &Component) -> Option<Path> {
 }
 
 /// `c` (an `ins` or `mov`) against a list effect on the same list.
-fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut Vec<Component>) {
+fn list_vs_list(c: &Component, eff: ListEff, side: Side, out: &mut Vec<Component>) {
     let path = c.path();
     let (rc, gc) = match c {
         Component::Ins { path, .. } => (None, path.last_index().unwrap_or(0)),
@@ -440,7 +440,7 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
             }
             return;
         }
-        return list_vs_list(c, ListEff::Split(i), side, true, out);
+        return list_vs_list(c, ListEff::Split(i), side, out);
     }
 
     if cp.len() <= n || cp.segs()[..n] != *list {
@@ -478,29 +478,7 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
                 });
                 out.push(c.clone());
             }
-            Component::Trim {
-                path,
-                start,
-                r#in,
-                out: c_out,
-            } => {
-                if start.is_some() || r#in.is_some() {
-                    out.push(Component::Trim {
-                        path: path.clone(),
-                        start: *start,
-                        r#in: *r#in,
-                        out: None,
-                    });
-                }
-                if c_out.is_some() {
-                    out.push(Component::Trim {
-                        path: path.with_last_index(i + 1),
-                        start: None,
-                        r#in: None,
-                        out: *c_out,
-                    });
-                }
-            }
+            // (A trim never gets here: it is divided into field writes first.)
             // Crop, rotate, adjust, add, text on the clip value: true of both halves.
             _ => {
                 out.push(c.clone());

@@ -88,3 +88,29 @@ fn out_of_range_edits_are_errors_and_leave_the_document_unchanged() {
         assert_eq!(d, doc, "{bad} left changes behind");
     }
 }
+
+#[test]
+fn text_and_add_inside_entities_are_still_shape_checked() {
+    let mut doc = Value::new_document();
+    Op::from_json(&json!([{"op":"ins","path":["canvas","layers",0],"value":
+        {"id":"L","kind":"image","asset":"a","x":0,"y":0,"w":1,"h":1,"opacity":0.5,"adjust":{"brightness":0}}}]))
+    .expect("decodes")
+    .apply(&mut doc)
+    .expect("a valid layer");
+    for bad in [
+        json!([{"op":"text","path":["canvas","layers",0,"kind"],"pos":5,"ins":"x"}]),
+        json!([{"op":"add","path":["canvas","layers",0,"opacity"],"value":5}]),
+        json!([{"op":"add","path":["canvas","layers",0,"adjust","brightness"],"value":2}]),
+        json!([{"op":"set","path":["canvas","layers",0,"adjust","brightness"],"value":-3}]),
+    ] {
+        let before = doc.clone();
+        assert!(
+            Op::from_json(&bad)
+                .expect("decodes")
+                .apply(&mut doc)
+                .is_err(),
+            "{bad} should be refused"
+        );
+        assert_eq!(doc, before);
+    }
+}
