@@ -8,4 +8,5 @@ mod robust;
 mod rules;
 mod sim;
 mod traces;
+mod vectors;
 mod wire;

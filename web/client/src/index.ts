@@ -1,0 +1,39 @@
+export * from "./json.js";
+export * from "./path.js";
+export { OtError, type OtErrorKind } from "./error.js";
+export * from "./unicode.js";
+export { TextOp, type TextPart, type TextStep } from "./text.js";
+export {
+  type Component,
+  type Op,
+  type Rect,
+  type WireComponent,
+  MAX_COMPONENTS,
+  MAX_INDEX,
+  MAX_PATH_DEPTH,
+  add,
+  decodeComponent,
+  decodeOp,
+  del,
+  encodeOp,
+  ins,
+  isNoop,
+  mov,
+  set,
+  textDelete,
+  textInsert,
+} from "./component.js";
+export { checkDocument } from "./schema.js";
+export { type Side, flip } from "./transform.js";
+export {
+  type Applied,
+  apply,
+  applyUnchecked,
+  compose,
+  composeAll,
+  invert,
+  isNoopOp,
+  pushMerged,
+  transform,
+  transformX,
+} from "./op.js";
