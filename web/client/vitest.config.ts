@@ -4,5 +4,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     reporters: ["default"],
+    // The machines are shared and loaded: generous limits, no timing assertions.
+    testTimeout: 120_000,
   },
 });

@@ -37,3 +37,15 @@ export {
   transform,
   transformX,
 } from "./op.js";
+export { SyncDoc, type Outgoing, type EditKind, type Caret, transformCaret, undoInverse } from "./sync.js";
+export {
+  MontageClient,
+  type ClientEvents,
+  type ClientOptions,
+  type ConnectionState,
+  type Participant,
+  type SocketFactory,
+  type SocketLike,
+  type StatusEvent,
+  type Timers,
+} from "./client.js";

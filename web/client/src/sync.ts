@@ -1,0 +1,221 @@
+/**
+ * The client side of Montage's client–server OT, without I/O (the Jupiter / ShareDB client,
+ * exactly as the Rust reference `crates/ot/tests/it/sim.rs` `Client`): local edits apply at
+ * once; one edit is in flight, the rest are composed into one pending edit; a server edit is
+ * transformed against the in-flight edit, then the pending one (`transformX(incoming, local,
+ * "left")`: the server's edit was ordered first), and both sides are replaced.
+ *
+ * Per-user undo/redo lives here too (DESIGN §4): undoing inverts my edit against the state
+ * before it and transforms that inverse past every later edit of others.
+ */
+import { applyUnchecked, apply, compose, transform, transformX } from "./op.js";
+import type { Component, Op } from "./component.js";
+import type { Json } from "./json.js";
+import { pathEq } from "./path.js";
+import { transformComponent } from "./transform.js";
+import type { Path } from "./path.js";
+
+/** An edit ready to send: `{"type":"op","base":B,"seq":N,"ops":[…]}`. */
+export interface Outgoing {
+  base: number;
+  seq: number;
+  op: Op;
+}
+
+interface Inflight extends Outgoing {
+  /** How many local edits it carries (for "n pending"). */
+  edits: number;
+}
+
+export type EditKind = "edit" | "undo" | "redo";
+
+export class SyncDoc {
+  doc: Json;
+  version: number;
+  inflight: Inflight | null = null;
+  pending: Op | null = null;
+  private pendingEdits = 0;
+  private lastSeq: number;
+  private undoStack: Op[] = [];
+  private redoStack: Op[] = [];
+  /** Most undo steps kept. */
+  undoLimit = 200;
+
+  constructor(doc: Json, version: number, lastSeq = 0) {
+    this.doc = doc;
+    this.version = version;
+    this.lastSeq = lastSeq;
+  }
+
+  /** The last seq handed out. */
+  get lastSeqUsed(): number {
+    return this.lastSeq;
+  }
+  /** Local edits not yet acknowledged by the server. */
+  get pendingCount(): number {
+    return (this.inflight?.edits ?? 0) + this.pendingEdits;
+  }
+  get canUndo(): boolean {
+    return this.undoStack.length > 0;
+  }
+  get canRedo(): boolean {
+    return this.redoStack.length > 0;
+  }
+
+  /**
+   * A local edit: validated and applied at once (throws `OtError` and changes nothing if the
+   * edit is refused), then queued. Returns the applied edit.
+   */
+  edit(op: Op, kind: EditKind = "edit"): Op {
+    const before = this.doc;
+    const { doc } = apply(before, op);
+    const inverse = undoInverse(before, op);
+    this.doc = doc;
+    if (kind === "edit") {
+      this.undoStack.push(inverse);
+      if (this.undoStack.length > this.undoLimit) this.undoStack.shift();
+      this.redoStack = [];
+    } else if (kind === "undo") {
+      this.redoStack.push(inverse);
+    } else {
+      this.undoStack.push(inverse);
+    }
+    this.pending = this.pending === null ? op.slice() : compose(this.pending, op);
+    this.pendingEdits++;
+    return op;
+  }
+
+  /** Undoes my latest edit that still applies; returns the edit applied, or null. */
+  undo(): Op | null {
+    return this.step(this.undoStack, "undo");
+  }
+  redo(): Op | null {
+    return this.step(this.redoStack, "redo");
+  }
+  private step(stack: Op[], kind: "undo" | "redo"): Op | null {
+    while (stack.length > 0) {
+      const op = stack.pop()!;
+      if (op.length === 0) continue; // wholly overtaken by others' edits
+      try {
+        return this.edit(op, kind);
+      } catch {
+        // Others' edits made it meaningless (e.g. its target is gone): skip it.
+      }
+    }
+    return null;
+  }
+
+  /** The next edit to send, if none is in flight. */
+  takeOutgoing(): Outgoing | null {
+    if (this.inflight !== null || this.pending === null) return null;
+    const op = this.pending;
+    this.pending = null;
+    this.inflight = { base: this.version, seq: ++this.lastSeq, op, edits: this.pendingEdits };
+    this.pendingEdits = 0;
+    return { base: this.inflight.base, seq: this.inflight.seq, op };
+  }
+
+  /** The in-flight edit with its original base and seq, for resending after a reconnect. */
+  resend(): Outgoing | null {
+    const f = this.inflight;
+    return f === null ? null : { base: f.base, seq: f.seq, op: f.op };
+  }
+
+  /** The server acknowledged my in-flight edit as `version`. */
+  ack(seq: number, version: number): void {
+    if (this.inflight === null || this.inflight.seq !== seq) {
+      throw new Error(`ack for seq ${seq}, but ${this.inflight ? `seq ${this.inflight.seq}` : "nothing"} is in flight`);
+    }
+    if (version !== this.version + 1) {
+      throw new Error(`ack names version ${version}, expected ${this.version + 1}`);
+    }
+    this.version = version;
+    this.inflight = null;
+  }
+
+  /** An edit of someone else, ordered by the server as `version`. Returns the edit as applied
+   * to the local document. */
+  remote(version: number, op: Op): Op {
+    if (version !== this.version + 1) {
+      throw new Error(`server edit version ${version}, expected ${this.version + 1}`);
+    }
+    let incoming = op;
+    if (this.inflight !== null) {
+      const [a, b] = transformX(incoming, this.inflight.op, "left");
+      incoming = a;
+      this.inflight.op = b;
+    }
+    if (this.pending !== null) {
+      const [a, b] = transformX(incoming, this.pending, "left");
+      incoming = a;
+      this.pending = b;
+    }
+    // Applied without the shape check: the server already checked it on its state.
+    this.doc = applyUnchecked(this.doc, incoming).doc;
+    this.version = version;
+    // My undo steps are later than everything the server has ordered.
+    this.undoStack = this.undoStack.map((u) => transform(u, incoming, "right"));
+    this.redoStack = this.redoStack.map((u) => transform(u, incoming, "right"));
+    return incoming;
+  }
+
+  /** Drops every unacknowledged edit (after the server refused one) and adopts `doc`. */
+  reset(doc: Json, version: number): void {
+    this.doc = doc;
+    this.version = version;
+    this.inflight = null;
+    this.pending = null;
+    this.pendingEdits = 0;
+    this.undoStack = [];
+    this.redoStack = [];
+  }
+}
+
+/**
+ * The inverse used for undo: the exact inverse, except that undoing a `rotate` or `adjust`
+ * that created its container is narrowed to `rotate −D` / `del adjust/K`, so a later
+ * colleague's change of the same container survives (docs/OT.md §13 Q3).
+ */
+export function undoInverse(before: Json, op: Op): Op {
+  let cur = before;
+  const parts: Op[] = [];
+  for (const c of op) {
+    const r = applyUnchecked(cur, [c]);
+    let inv = r.inverse;
+    if (c.op === "rotate" && inv.length === 1 && inv[0]!.op === "del") {
+      inv = [{ op: "rotate", path: c.path, by: -c.by }];
+    } else if (c.op === "adjust" && inv.length === 1 && inv[0]!.op === "del" && inv[0]!.path.length === c.path.length + 1) {
+      inv = [{ op: "del", path: [...c.path, "adjust", c.param] }];
+    }
+    parts.push(inv);
+    cur = r.doc;
+  }
+  return parts.reverse().flat();
+}
+
+/** A caret (or selection end) in a string of the document. */
+export interface Caret {
+  path: Path;
+  /** Scalar index into the string. */
+  pos: number;
+}
+
+/**
+ * Moves a caret past an edit (for presence: others' carets must follow concurrent typing and
+ * list changes). Returns null if the string it was in was replaced or removed.
+ */
+export function transformCaret(caret: Caret, op: readonly Component[], stickAfter = false): Caret | null {
+  let path = caret.path;
+  let pos = caret.pos;
+  for (const c of op) {
+    if (c.op === "text" && pathEq(c.path, path)) {
+      pos = c.text.transformPosition(pos, stickAfter);
+      continue;
+    }
+    const out: Component[] = [];
+    transformComponent({ op: "add", path, value: 0 }, c, "right", out);
+    if (out.length === 0) return null;
+    path = out[0]!.path;
+  }
+  return { path, pos };
+}
