@@ -23,6 +23,9 @@ export interface Outgoing {
 }
 
 interface Inflight extends Outgoing {
+  /** The edit exactly as sent with `base`: a resend must carry this, not `op`, which has
+   * been transformed past the server edits received since. */
+  sent: Op;
   /** How many local edits it carries (for "n pending"). */
   edits: number;
 }
@@ -110,15 +113,16 @@ export class SyncDoc {
     if (this.inflight !== null || this.pending === null) return null;
     const op = this.pending;
     this.pending = null;
-    this.inflight = { base: this.version, seq: ++this.lastSeq, op, edits: this.pendingEdits };
+    this.inflight = { base: this.version, seq: ++this.lastSeq, op, sent: op, edits: this.pendingEdits };
     this.pendingEdits = 0;
     return { base: this.inflight.base, seq: this.inflight.seq, op };
   }
 
-  /** The in-flight edit with its original base and seq, for resending after a reconnect. */
+  /** The in-flight edit as first sent, with its original base and seq, for resending after a
+   * reconnect (the server transforms it past everything since `base` again). */
   resend(): Outgoing | null {
     const f = this.inflight;
-    return f === null ? null : { base: f.base, seq: f.seq, op: f.op };
+    return f === null ? null : { base: f.base, seq: f.seq, op: f.sent };
   }
 
   /** The server acknowledged my in-flight edit as `version`. */

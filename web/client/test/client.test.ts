@@ -1,0 +1,231 @@
+// MontageClient against an in-memory server (test/fakenet.ts): convergence, offline edits and
+// reconnect with resend, a lost ack, refusals, presence, undo/redo, connection state events,
+// and random schedules with dropped connections.
+import { describe, expect, it } from "vitest";
+import { type Json, type JsonObject, MontageClient, type StatusEvent, deepEqual, newDocument } from "../src/index.js";
+import { FakeClock, FakeNet } from "./fakenet.js";
+import * as fuzz from "./fuzz.js";
+
+function setup(n: number, doc: Json = newDocument()) {
+  const net = new FakeNet(doc);
+  const clock = new FakeClock();
+  const clients = Array.from(
+    { length: n },
+    (_, i) =>
+      new MontageClient({
+        url: "ws://montage.test/v1/ws",
+        token: `t${i}`,
+        session: "s1",
+        clientId: `c${i}`,
+        socket: net.factory(`u${i}`),
+        timers: clock,
+        random: () => 0,
+      }),
+  );
+  net.drain();
+  return { net, clock, clients };
+}
+
+/** Runs timers (reconnects) and deliveries until nothing is left. */
+function settle(net: FakeNet, clock: FakeClock) {
+  for (let i = 0; i < 1000; i++) {
+    net.drain();
+    if (!clock.runNext()) {
+      net.drain();
+      return;
+    }
+  }
+  throw new Error("did not settle");
+}
+
+function expectConverged(net: FakeNet, clients: MontageClient[]) {
+  for (const c of clients) {
+    expect(c.pendingCount, `${c.clientId} has nothing pending`).toBe(0);
+    expect(c.version).toBe(net.history.length);
+    if (!deepEqual(c.doc, net.doc)) {
+      expect.fail(`${c.clientId} diverged\nclient: ${JSON.stringify(c.doc)}\nserver: ${JSON.stringify(net.doc)}`);
+    }
+  }
+}
+
+const title = (c: MontageClient) => (c.doc as JsonObject)["title"];
+
+describe("MontageClient", () => {
+  it("joins, edits optimistically, and converges with a concurrent editor", async () => {
+    const { net, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    await a.ready();
+    expect(a.connectionState).toBe("online");
+    a.submit([{ op: "set", path: ["title"], value: "hello" }]);
+    expect(title(a)).toBe("hello"); // optimistic
+    b.submit([{ op: "set", path: ["meta", "k"], value: 1 }]);
+    a.submit([{ op: "text", path: ["title"], text: (await import("../src/text.js")).TextOp.insert(5, " world") }]);
+    expect(a.pendingCount).toBe(2);
+    net.drain();
+    expectConverged(net, clients);
+    expect(title(b)).toBe("hello world");
+    // One in flight, the rest composed: a's two edits went as two submissions at most.
+    expect(net.log.filter((m) => m["type"] === "op" && m["from"] === "u0").length).toBeLessThanOrEqual(2);
+  });
+
+  it("queues edits offline, reports n pending, reconnects with backoff and resends once", () => {
+    const { net, clock, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    const states: StatusEvent[] = [];
+    a.on("status", (s) => states.push(s));
+    net.online = false;
+    net.drop(net.conns.find((c) => c.user === "u0")!);
+    a.submit([{ op: "set", path: ["meta", "a1"], value: 1 }]);
+    a.submit([{ op: "set", path: ["meta", "a2"], value: 2 }]);
+    b.submit([{ op: "set", path: ["meta", "b"], value: 3 }]);
+    net.drain();
+    expect(a.connectionState).toBe("offline");
+    expect(states.at(-1)).toMatchObject({ state: "offline", pending: 2 });
+    // Retries back off while the network is down: 250, 500, 1000 ms …
+    for (let i = 0; i < 3; i++) {
+      clock.runNext();
+      net.drain();
+    }
+    const delays = states.filter((s) => s.retryInMs !== undefined).map((s) => s.retryInMs);
+    expect(delays.slice(0, 3)).toEqual([250, 500, 1000]);
+    expect(states.some((s) => s.state === "reconnecting")).toBe(true);
+    net.online = true;
+    settle(net, clock);
+    expect(a.connectionState).toBe("online");
+    expect(states.at(-1)).toMatchObject({ state: "online", pending: 0 });
+    expectConverged(net, clients);
+    expect((net.doc as JsonObject)["meta"]).toEqual({ a1: 1, a2: 2, b: 3 });
+    // Joined again with `since`.
+    const joins = net.log.filter((m) => m["type"] === "join" && m["from"] === "u0");
+    expect(joins.at(-1)).toMatchObject({ since: 0 });
+  });
+
+  it("a lost ack: the resent edit is acked with its original version, not applied twice", () => {
+    const { net, clock, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    a.submit([{ op: "ins", path: ["canvas", "layers", 0], value: { id: "L", kind: "text", text: "", x: 0, y: 0, size: 1, color: "#000" } }]);
+    const conn = net.conns.find((c) => c.user === "u0")!;
+    // The server takes the edit, then the connection dies before the ack arrives.
+    net.deliverToServer(conn);
+    expect(net.history.length).toBe(1);
+    expect(conn.s2c.length).toBeGreaterThan(0); // the ack, never to arrive
+    b.submit([{ op: "set", path: ["title"], value: "b" }]);
+    net.drop(conn);
+    a.submit([{ op: "set", path: ["meta", "later"], value: true }]);
+    settle(net, clock);
+    expectConverged(net, clients);
+    expect(((net.doc as JsonObject)["canvas"] as JsonObject)["layers"]).toHaveLength(1);
+    const resent = net.log.filter((m) => m["type"] === "op" && m["from"] === "u0" && m["seq"] === 1);
+    expect(resent).toHaveLength(2);
+    expect(resent[0]!["base"]).toBe(resent[1]!["base"]);
+    expect(resent[0]!["ops"]).toEqual(resent[1]!["ops"]);
+    expect(net.history.filter((e) => e.client === "c0")).toHaveLength(2); // the insert, once; the later set
+  });
+
+  it("an edit the server refuses is reported and the replica reloads the server's state", () => {
+    const { net, clients } = setup(2);
+    const [a] = clients as [MontageClient, MontageClient];
+    const rejected: unknown[] = [];
+    a.on("rejected", (r) => rejected.push(r));
+    net.refuseKey = "meta";
+    a.submit([{ op: "set", path: ["meta", "x"], value: 1 }]);
+    a.submit([{ op: "set", path: ["title"], value: "built on it" }]);
+    net.drain();
+    expect(rejected).toMatchObject([{ seq: 1, code: "bad_request", lost: 2 }]);
+    expectConverged(net, clients);
+    expect(title(a)).toBe("");
+    // The next edit uses a fresh seq (seq 1 is taken).
+    net.refuseKey = undefined;
+    a.submit([{ op: "set", path: ["title"], value: "again" }]);
+    net.drain();
+    expectConverged(net, clients);
+    expect(net.log.filter((m) => m["type"] === "op").map((m) => m["seq"])).toEqual([1, 2]);
+  });
+
+  it("sends presence, receives others', and re-sends it after a reconnect", () => {
+    const { net, clock, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    const seen: unknown[] = [];
+    b.on("presence", (p) => seen.push(p));
+    a.setPresence({ cursor: { x: 1, y: 2 } });
+    net.drain();
+    expect(seen).toEqual([{ user: "u0", data: { cursor: { x: 1, y: 2 } } }]);
+    expect(b.presence.get("u0")).toEqual({ cursor: { x: 1, y: 2 } });
+    expect(b.participants.map((p) => p.user).sort()).toEqual(["u0", "u1"]);
+    net.drop(net.conns.find((c) => c.user === "u0")!);
+    net.drain();
+    expect(b.participants.map((p) => p.user)).toEqual(["u1"]);
+    settle(net, clock);
+    expect(seen).toHaveLength(2);
+    expect(b.presence.get("u0")).toEqual({ cursor: { x: 1, y: 2 } });
+  });
+
+  it("undo reverts only my edit, past others' later edits; redo restores it", () => {
+    const { net, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    const layer = { id: "L", kind: "image", asset: "a", x: 0, y: 0, w: 10, h: 10 };
+    a.submit([{ op: "ins", path: ["canvas", "layers", 0], value: layer }]);
+    net.drain();
+    a.submit([{ op: "rotate", path: ["canvas", "layers", 0], by: 90 }]);
+    a.submit([{ op: "set", path: ["title"], value: "mine" }]);
+    net.drain();
+    // b inserts a layer before it and sets a filter on it, after a's edits.
+    b.submit([{ op: "ins", path: ["canvas", "layers", 0], value: { ...layer, id: "M" } }]);
+    b.submit([{ op: "adjust", path: ["canvas", "layers", 1], param: "contrast", value: 0.5 }]);
+    net.drain();
+    expect(a.undo()).toBe(true); // the title
+    expect(a.undo()).toBe(true); // the rotation, now of layer 1
+    net.drain();
+    expectConverged(net, clients);
+    const doc = net.doc as JsonObject;
+    expect(doc["title"]).toBe("");
+    const l = ((doc["canvas"] as JsonObject)["layers"] as JsonObject[])[1]!;
+    expect(l["id"]).toBe("L");
+    expect(l["rotation"]).toBe(0); // narrow inverse: rotate −90, not "delete rotation"
+    expect(l["adjust"]).toEqual({ contrast: 0.5 }); // b's work stays
+    expect(a.redo()).toBe(true);
+    net.drain();
+    expectConverged(net, clients);
+    expect((((net.doc as JsonObject)["canvas"] as JsonObject)["layers"] as JsonObject[])[1]!["rotation"]).toBe(90);
+    expect(b.undo()).toBe(true); // b's contrast
+    net.drain();
+    expectConverged(net, clients);
+    expect((((net.doc as JsonObject)["canvas"] as JsonObject)["layers"] as JsonObject[])[1]!["adjust"]).toEqual({});
+  });
+
+  it("refuses to edit before the first join and rejects invalid edits without changing anything", () => {
+    const net = new FakeNet(newDocument());
+    const c = new MontageClient({ url: "ws://x/v1/ws", session: "s", socket: net.factory("u"), timers: new FakeClock() });
+    expect(() => c.submit([{ op: "set", path: ["title"], value: "x" }])).toThrow(/not joined/);
+    net.drain();
+    expect(() => c.submit([{ op: "set", path: ["title"], value: 5 }])).toThrow(/shape/);
+    expect(c.pendingCount).toBe(0);
+    expect(c.doc).toEqual(newDocument());
+  });
+
+  it("converges over random schedules with dropped connections", () => {
+    for (let seed = 0; seed < 60; seed++) {
+      const r = new fuzz.Rng(seed);
+      const n = 2 + r.below(3);
+      const { net, clock, clients } = setup(n, fuzz.doc(r));
+      for (let k = 0; k < 150; k++) {
+        const x = r.below(20);
+        const c = clients[r.below(n)]!;
+        if (x < 7) {
+          if (c.doc !== null) c.submit(fuzz.op(r, c.doc));
+        } else if (x < 17) {
+          net.step((m) => r.below(m));
+        } else if (x < 18) {
+          const conn = net.conns[r.below(Math.max(net.conns.length, 1))];
+          if (conn) net.drop(conn);
+        } else if (x < 19) {
+          clock.runNext();
+        } else if (r.chance(0.3)) {
+          c.undo();
+        }
+      }
+      settle(net, clock);
+      expectConverged(net, clients);
+    }
+  });
+});

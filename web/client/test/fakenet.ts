@@ -1,0 +1,242 @@
+// An in-memory WebSocket network and a Montage server speaking protocol v1 JSON, for testing
+// MontageClient without I/O. Messages travel in per-direction FIFO queues; a test steps them
+// in order (`drain`) or in a random interleaving (`step`), and can drop a connection with
+// whatever is still in its queues.
+import {
+  type Json,
+  type Op,
+  type SocketLike,
+  type Timers,
+  apply,
+  decodeOp,
+  encodeOp,
+  transform,
+} from "../src/index.js";
+
+export class FakeClock implements Timers {
+  now = 0;
+  private seq = 0;
+  tasks = new Map<number, { at: number; fn: () => void }>();
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.tasks.set(id, { at: this.now + ms, fn });
+    return id;
+  }
+  clearTimeout(h: unknown): void {
+    this.tasks.delete(h as number);
+  }
+  /** Runs the earliest timer; false if none. */
+  runNext(): boolean {
+    let best: [number, { at: number; fn: () => void }] | undefined;
+    for (const e of this.tasks) if (!best || e[1].at < best[1].at) best = e;
+    if (!best) return false;
+    this.tasks.delete(best[0]);
+    this.now = Math.max(this.now, best[1].at);
+    best[1].fn();
+    return true;
+  }
+}
+
+class Conn {
+  c2s: string[] = [];
+  s2c: string[] = [];
+  open = false;
+  dead = false;
+  sessions = new Set<string>();
+  client = "";
+  constructor(
+    readonly sock: FakeSocket,
+    readonly user: string,
+  ) {}
+}
+
+export class FakeSocket implements SocketLike {
+  readyState = 0;
+  onopen: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: unknown) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  conn!: Conn;
+  constructor(private readonly net: FakeNet) {}
+  send(data: string): void {
+    if (this.readyState !== 1) throw new Error("send on a socket that is not open");
+    this.conn.c2s.push(data);
+  }
+  close(): void {
+    this.net.drop(this.conn);
+  }
+}
+
+interface Entry {
+  version: number;
+  user: string;
+  ops: Op;
+  client: string;
+  seq: number;
+}
+
+export class FakeNet {
+  conns: Conn[] = [];
+  /** Opening handshakes waiting to be delivered. */
+  opening: Conn[] = [];
+  /** Connection attempts refused while the network is down, their close not yet delivered. */
+  refused: FakeSocket[] = [];
+  doc: Json;
+  history: Entry[] = [];
+  applied = new Map<string, number>(); // "client/seq" → version
+  /** Reject edits that touch this path's first key (to test refusals). */
+  refuseKey: string | undefined;
+  log: Record<string, unknown>[] = [];
+  online = true;
+
+  constructor(doc: Json) {
+    this.doc = doc;
+  }
+
+  /** A SocketFactory for user `user`. */
+  factory(user: string) {
+    return (url: string): SocketLike => {
+      const s = new FakeSocket(this);
+      const c = new Conn(s, user);
+      s.conn = c;
+      if (!url.startsWith("ws://")) throw new Error("bad url");
+      if (this.online) this.opening.push(c);
+      else {
+        c.dead = true;
+        this.refused.push(s);
+      }
+      return s;
+    };
+  }
+
+  drop(c: Conn): void {
+    if (c.dead) return;
+    c.dead = true;
+    c.c2s = [];
+    c.s2c = [];
+    c.sock.readyState = 3;
+    this.conns = this.conns.filter((x) => x !== c);
+    this.opening = this.opening.filter((x) => x !== c);
+    for (const s of c.sessions) this.broadcast(s, c, { type: "participant_left", session: s, user: c.user });
+    c.sock.onclose?.({ code: 1006 });
+  }
+  dropAll(): void {
+    for (const c of [...this.conns, ...this.opening]) this.drop(c);
+  }
+
+  /** Every possible next delivery. */
+  private moves(): (() => void)[] {
+    const m: (() => void)[] = [];
+    for (const s of this.refused) {
+      m.push(() => {
+        this.refused = this.refused.filter((x) => x !== s);
+        s.readyState = 3;
+        s.onclose?.({ code: 1006 });
+      });
+    }
+    for (const c of this.opening) m.push(() => this.accept(c));
+    for (const c of this.conns) {
+      if (c.c2s.length) m.push(() => this.serverReceive(c, c.c2s.shift()!));
+      if (c.s2c.length) m.push(() => c.sock.onmessage?.({ data: c.s2c.shift()! }));
+    }
+    return m;
+  }
+  /** Delivers one message chosen by `pick`; false if nothing is in flight. */
+  step(pick: (n: number) => number): boolean {
+    const m = this.moves();
+    if (m.length === 0) return false;
+    m[pick(m.length)]!();
+    return true;
+  }
+  /** Delivers the messages this connection sent to the server, and nothing else. */
+  deliverToServer(c: Conn): void {
+    while (c.c2s.length) this.serverReceive(c, c.c2s.shift()!);
+  }
+  /** Delivers everything, oldest connection first. */
+  drain(): void {
+    while (this.step(() => 0));
+  }
+
+  private accept(c: Conn): void {
+    this.opening = this.opening.filter((x) => x !== c);
+    if (c.dead) return;
+    this.conns.push(c);
+    c.open = true;
+    c.sock.readyState = 1;
+    c.sock.onopen?.({});
+  }
+
+  private sendTo(c: Conn, msg: Record<string, unknown>): void {
+    if (!c.dead) c.s2c.push(JSON.stringify(msg));
+  }
+  private broadcast(session: string, except: Conn | null, msg: Record<string, unknown>): void {
+    for (const c of this.conns) if (c !== except && c.sessions.has(session)) this.sendTo(c, msg);
+  }
+
+  private serverReceive(c: Conn, data: string): void {
+    const m = JSON.parse(data) as Record<string, unknown>;
+    this.log.push({ ...m, from: c.user });
+    const session = String(m["session"]);
+    const rid = m["rid"];
+    const err = (code: string, message: string) =>
+      this.sendTo(c, rid === undefined ? { type: "error", code, message } : { type: "error", code, message, rid });
+    switch (m["type"]) {
+      case "join": {
+        c.sessions.add(session);
+        c.client = String(m["client"]);
+        const since = m["since"];
+        const participants = [...new Set(this.conns.filter((x) => x.sessions.has(session)).map((x) => x.user))].map(
+          (user) => ({ user, role: "editor", online: true }),
+        );
+        const base = { type: "joined", session, version: this.history.length, role: "editor", participants };
+        if (typeof since === "number") {
+          const ops = this.history.slice(since).map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
+          this.sendTo(c, { ...base, ops });
+        } else {
+          this.sendTo(c, { ...base, state: this.doc });
+        }
+        this.broadcast(session, c, { type: "participant_joined", session, user: c.user, role: "editor" });
+        return;
+      }
+      case "op": {
+        const client = c.client;
+        const seq = Number(m["seq"]);
+        const key = `${client}/${seq}`;
+        const done = this.applied.get(key);
+        if (done !== undefined) {
+          this.sendTo(c, { type: "ack", session, seq, version: done });
+          return;
+        }
+        let op: Op;
+        try {
+          op = decodeOp(m["ops"]);
+          const b = Number(m["base"]);
+          if (b > this.history.length) throw new Error("base in the future");
+          for (const h of this.history.slice(b)) op = transform(op, h.ops, "right");
+          if (this.refuseKey !== undefined && op.some((x) => x.path[0] === this.refuseKey)) {
+            throw new Error(`edits of ${this.refuseKey} are refused`);
+          }
+          this.doc = apply(this.doc, op).doc;
+        } catch (e) {
+          err("bad_request", (e as Error).message);
+          return;
+        }
+        const version = this.history.length + 1;
+        this.history.push({ version, user: c.user, ops: op, client, seq });
+        this.applied.set(key, version);
+        this.sendTo(c, { type: "ack", session, seq, version });
+        this.broadcast(session, c, { type: "op", session, version, user: c.user, ops: encodeOp(op) });
+        return;
+      }
+      case "presence":
+        this.broadcast(session, c, { type: "presence", session, user: c.user, data: m["data"] });
+        return;
+      case "leave":
+        c.sessions.delete(session);
+        this.broadcast(session, c, { type: "participant_left", session, user: c.user });
+        return;
+      default:
+        err("bad_request", "unknown message type");
+    }
+  }
+}
