@@ -44,6 +44,8 @@ class Conn {
   dead = false;
   sessions = new Set<string>();
   client = "";
+  /** For a real socket (the `ws` test): where server messages go instead of `s2c`. */
+  sink: ((data: string) => void) | undefined;
   constructor(
     readonly sock: FakeSocket,
     readonly user: string,
@@ -167,10 +169,23 @@ export class FakeNet {
   }
 
   private sendTo(c: Conn, msg: Record<string, unknown>): void {
-    if (!c.dead) c.s2c.push(JSON.stringify(msg));
+    if (c.dead) return;
+    if (c.sink) c.sink(JSON.stringify(msg));
+    else c.s2c.push(JSON.stringify(msg));
   }
   private broadcast(session: string, except: Conn | null, msg: Record<string, unknown>): void {
     for (const c of this.conns) if (c !== except && c.sessions.has(session)) this.sendTo(c, msg);
+  }
+
+  /** Serves a real WebSocket connection with the same server logic. */
+  attach(user: string, send: (data: string) => void): { receive: (data: string) => void; closed: () => void } {
+    const dummy = new FakeSocket(this);
+    const c = new Conn(dummy, user);
+    dummy.conn = c;
+    c.sink = send;
+    c.open = true;
+    this.conns.push(c);
+    return { receive: (data) => this.serverReceive(c, data), closed: () => this.drop(c) };
   }
 
   private serverReceive(c: Conn, data: string): void {
