@@ -304,6 +304,17 @@ fn apply_vectors() -> File {
     for j in media_ops() {
         push_apply(&mut f, &d, j);
     }
+    // Empty text steps: kept as components (their position is still checked), written as
+    // nothing.
+    for j in [
+        json!([{"op":"text","path":["title"],"pos":2,"ins":""}]),
+        json!([{"op":"text","path":["title"],"pos":5,"del":0}]),
+        json!([{"op":"text","path":["title"],"pos":9,"ins":""}]),
+        json!([{"op":"trim","path":clip(0),"start":null,"out":9}]),
+        json!([{"op":"text","path":["title"],"pos":0,"ins":null,"del":1}]),
+    ] {
+        push_apply(&mut f, &d, j);
+    }
     for (j, decode) in bad_ops() {
         if decode {
             let di = f.doc(&d);
