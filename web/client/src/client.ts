@@ -10,7 +10,7 @@
  */
 import { type Op, decodeOp, encodeOp } from "./component.js";
 import type { Json } from "./json.js";
-import { SyncDoc } from "./sync.js";
+import { SyncDoc, type SyncSnapshot } from "./sync.js";
 
 /** The part of the WebSocket API the client uses. */
 export interface SocketLike {
@@ -44,6 +44,24 @@ export interface ClientOptions {
   random?: () => number;
   /** Connect at construction (default true). */
   autoConnect?: boolean;
+  /**
+   * Keeps the replica (document, version, unacknowledged edits, client id) across page reloads,
+   * e.g. in `localStorage`. A client built on a stored replica shows it at once and, once
+   * connected, resends its edits with their original base and seq.
+   */
+  storage?: ClientStorage;
+}
+
+/** Where a client keeps its replica: one string per session. */
+export interface ClientStorage {
+  load(): string | null;
+  save(value: string): void;
+}
+
+interface Stored {
+  session: string;
+  clientId: string;
+  sync: SyncSnapshot;
 }
 
 export type ConnectionState = "connecting" | "online" | "reconnecting" | "offline";
@@ -126,7 +144,12 @@ export class MontageClient {
   constructor(opts: ClientOptions) {
     this.opts = opts;
     this.session = opts.session;
-    this.clientId = opts.clientId ?? randomId();
+    const stored = MontageClient.loadStored(opts);
+    this.clientId = stored?.clientId ?? opts.clientId ?? randomId();
+    if (stored) {
+      this.sync = SyncDoc.restore(stored.sync);
+      this.joined = true; // the next join names `since`
+    }
     this.makeSocket = opts.socket ?? defaultSocket();
     this.timers = opts.timers ?? {
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -134,6 +157,27 @@ export class MontageClient {
     };
     this.random = opts.random ?? Math.random;
     if (opts.autoConnect !== false) this.connect();
+  }
+
+  private static loadStored(opts: ClientOptions): Stored | null {
+    const raw = opts.storage?.load();
+    if (raw === null || raw === undefined) return null;
+    try {
+      const s = JSON.parse(raw) as Stored;
+      if (s.session !== opts.session) return null;
+      SyncDoc.restore(s.sync);
+      return s;
+    } catch {
+      return null; // unreadable: start afresh
+    }
+  }
+
+  /** Writes the replica to `storage`, if any. */
+  private persist(): void {
+    const st = this.opts.storage;
+    if (st === undefined || this.sync === null) return;
+    const s: Stored = { session: this.session, clientId: this.clientId, sync: this.sync.snapshot() };
+    st.save(JSON.stringify(s));
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -179,6 +223,7 @@ export class MontageClient {
     return () => set!.delete(fn as Handler<never>);
   }
   private emit<K extends keyof ClientEvents>(event: K, ev: ClientEvents[K]): void {
+    if (event === "change") this.persist();
     for (const fn of this.handlers.get(event) ?? []) (fn as Handler<ClientEvents[K]>)(ev);
   }
 
@@ -327,7 +372,11 @@ export class MontageClient {
   private flush(): void {
     if (this.state !== "online" || this.sync === null || this.held !== null) return;
     const out = this.sync.takeOutgoing();
-    if (out !== null) this.sendOp(out.base, out.seq, out.op);
+    if (out !== null) {
+      // Stored before it leaves: a reload must resend it under this seq, never reuse the seq.
+      this.persist();
+      this.sendOp(out.base, out.seq, out.op);
+    }
   }
   private sendOp(base: number, seq: number, op: Op): void {
     this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(op), rid: `op:${seq}` });
@@ -442,6 +491,7 @@ export class MontageClient {
       sync.ack(seq, version);
     }
     this.flush();
+    this.persist();
     this.emit("status", { state: this.state, pending: this.pendingCount });
   }
 

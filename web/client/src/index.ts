@@ -37,10 +37,11 @@ export {
   transform,
   transformX,
 } from "./op.js";
-export { SyncDoc, type Outgoing, type EditKind, type Caret, transformCaret, undoInverse } from "./sync.js";
+export { SyncDoc, type SyncSnapshot, type Outgoing, type EditKind, type Caret, transformCaret, undoInverse } from "./sync.js";
 export {
   MontageClient,
   type ClientEvents,
+  type ClientStorage,
   type ClientOptions,
   type ConnectionState,
   type Participant,

@@ -9,7 +9,7 @@
  * before it and transforms that inverse past every later edit of others.
  */
 import { applyUnchecked, apply, compose, transform, transformX } from "./op.js";
-import type { Component, Op } from "./component.js";
+import { type Component, type Op, type WireComponent, decodeOp, encodeOp } from "./component.js";
 import type { Json } from "./json.js";
 import { pathEq } from "./path.js";
 import { transformComponent } from "./transform.js";
@@ -31,6 +31,18 @@ interface Inflight extends Outgoing {
 }
 
 export type EditKind = "edit" | "undo" | "redo";
+
+/** What a replica must keep to survive a page reload while offline (DESIGN §4): the document,
+ * its version, and the unacknowledged edits with their base and seq. Plain JSON. */
+export interface SyncSnapshot {
+  v: 1;
+  doc: Json;
+  version: number;
+  lastSeq: number;
+  inflight: { base: number; seq: number; sent: WireComponent[]; op: WireComponent[]; edits: number } | null;
+  pending: WireComponent[] | null;
+  pendingEdits: number;
+}
 
 export class SyncDoc {
   doc: Json;
@@ -161,6 +173,33 @@ export class SyncDoc {
     this.undoStack = this.undoStack.map((u) => transform(u, incoming, "right"));
     this.redoStack = this.redoStack.map((u) => transform(u, incoming, "right"));
     return incoming;
+  }
+
+  /** The state to persist (undo history is not kept). */
+  snapshot(): SyncSnapshot {
+    const f = this.inflight;
+    return {
+      v: 1,
+      doc: this.doc,
+      version: this.version,
+      lastSeq: this.lastSeq,
+      inflight: f && { base: f.base, seq: f.seq, sent: encodeOp(f.sent), op: encodeOp(f.op), edits: f.edits },
+      pending: this.pending && encodeOp(this.pending),
+      pendingEdits: this.pendingEdits,
+    };
+  }
+
+  /** A replica from a snapshot; throws on an unknown snapshot version or a malformed edit. */
+  static restore(s: SyncSnapshot): SyncDoc {
+    if (s.v !== 1) throw new Error(`unknown snapshot version ${String(s.v)}`);
+    const d = new SyncDoc(s.doc, s.version, s.lastSeq);
+    if (s.inflight) {
+      const f = s.inflight;
+      d.inflight = { base: f.base, seq: f.seq, sent: decodeOp(f.sent), op: decodeOp(f.op), edits: f.edits };
+    }
+    d.pending = s.pending && decodeOp(s.pending);
+    d.pendingEdits = s.pendingEdits;
+    return d;
   }
 
   /** Drops every unacknowledged edit (after the server refused one) and adopts `doc`. */
