@@ -371,20 +371,26 @@ fn transform_vectors() -> File {
     let d = rules::doc();
     let ops: Vec<Op> = media_ops().into_iter().map(rules::op).collect();
     assert_eq!(ops.len(), 48, "the areas below index this list");
-    // Every ordered pair within one area (timeline, layers, plain JSON), and a sample of the
-    // pairs across areas, which only shift paths or pass unchanged.
+    // Every ordered pair within one area (timeline, layers, plain JSON), a sample of the pairs
+    // across areas (which only shift paths or pass unchanged), and at least one case for every
+    // pair of component kinds.
     let area = |k: usize| match k {
         0..20 => 0,
         20..39 => 1,
         _ => 2,
     };
+    let mut kinds = std::collections::HashSet::new();
     for (i, a) in ops.iter().enumerate() {
         for (j, b) in ops.iter().enumerate() {
-            if area(i) == area(j) || (i * ops.len() + j).is_multiple_of(7) {
+            let pair = (a.components()[0].name(), b.components()[0].name());
+            if area(i) == area(j) || (i * ops.len() + j).is_multiple_of(7) || !kinds.contains(&pair)
+            {
+                kinds.insert(pair);
                 transform_case(&mut f, &d, a, b);
             }
         }
     }
+    assert_eq!(kinds.len(), 11 * 11, "every pair of component kinds");
     for seed in 0..250 {
         let mut r = Rng::new(0x7a11_0000 + seed);
         let d = fuzz::doc(&mut r);
