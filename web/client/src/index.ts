@@ -50,3 +50,4 @@ export {
   type StatusEvent,
   type Timers,
 } from "./client.js";
+export type { Asset, Clip, ImageLayer, Layer, MontageDocument, TextLayer, Track } from "./types.js";
