@@ -142,6 +142,23 @@ describe("MontageClient", () => {
     expect(net.log.filter((m) => m["type"] === "op").map((m) => m["seq"])).toEqual([1, 2]);
   });
 
+  it("a rate-limited edit is sent again after retry_after_ms", () => {
+    const { net, clock, clients } = setup(2);
+    const [a] = clients as [MontageClient, MontageClient];
+    const errors: unknown[] = [];
+    a.on("error", (e) => errors.push(e));
+    net.rateLimit = 2;
+    a.submit([{ op: "set", path: ["title"], value: "eventually" }]);
+    net.drain();
+    expect(net.history).toHaveLength(0);
+    expect(a.pendingCount).toBe(1);
+    settle(net, clock);
+    expectConverged(net, clients);
+    expect(title(a)).toBe("eventually");
+    expect(errors).toEqual([]);
+    expect(net.log.filter((m) => m["type"] === "op")).toHaveLength(3);
+  });
+
   it("sends presence, receives others', and re-sends it after a reconnect", () => {
     const { net, clock, clients } = setup(2);
     const [a, b] = clients as [MontageClient, MontageClient];

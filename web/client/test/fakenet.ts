@@ -89,6 +89,8 @@ export class FakeNet {
   /** Reject edits that touch this path's first key (to test refusals). */
   refuseKey: string | undefined;
   log: Record<string, unknown>[] = [];
+  /** Answer the next edits with `rate_limited` (retry_after_ms 100). */
+  rateLimit = 0;
   online = true;
 
   constructor(doc: Json) {
@@ -217,6 +219,11 @@ export class FakeNet {
         const client = c.client;
         const seq = Number(m["seq"]);
         const key = `${client}/${seq}`;
+        if (this.rateLimit > 0) {
+          this.rateLimit--;
+          this.sendTo(c, { type: "error", code: "rate_limited", message: "slow down", retry_after_ms: 100, rid });
+          return;
+        }
         const done = this.applied.get(key);
         if (done !== undefined) {
           this.sendTo(c, { type: "ack", session, seq, version: done });
