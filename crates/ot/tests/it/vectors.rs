@@ -3,6 +3,8 @@
 //!
 //! `MONTAGE_WRITE_VECTORS=1 cargo test -p montage-ot --test it vectors` rewrites the files;
 //! without it the test fails if the committed files differ from what this generator makes.
+//! `MONTAGE_VECTORS_DIR=/tmp/big MONTAGE_VECTORS_SCALE=50` writes a larger set there instead,
+//! for a one-off differential run of the TypeScript suite (`MONTAGE_VECTORS_DIR=/tmp/big`).
 //!
 //! File shape: `{"docs":[DOC,…],"cases":[…]}`; each case names its document by index in
 //! `docs` (many cases share one document). Every op in a case is in wire form, and every
@@ -283,6 +285,15 @@ fn compose_pairs() -> Vec<(J, J)> {
     ]
 }
 
+/// How many times more random cases to make: 1 for the committed files; a larger set for a
+/// one-off differential run (`MONTAGE_VECTORS_SCALE=50 MONTAGE_VECTORS_DIR=/tmp/big`).
+fn scale() -> u64 {
+    std::env::var("MONTAGE_VECTORS_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 fn apply_vectors() -> File {
     let mut f = File::default();
     let push_apply = |f: &mut File, d: &Value, j: J| {
@@ -327,13 +338,13 @@ fn apply_vectors() -> File {
         }
     }
     // Random valid edits, and random edits of one document tried on another (some refused).
-    for seed in 0..150 {
+    for seed in 0..150 * scale() {
         let mut r = Rng::new(0x0ec7_0000 + seed);
         let d = fuzz::doc(&mut r);
         let (j, _) = wire(&fuzz::op(&mut r, &d));
         push_apply(&mut f, &d, j);
     }
-    for seed in 0..100 {
+    for seed in 0..100 * scale() {
         let mut r = Rng::new(0x0ec7_1000 + seed);
         let d1 = fuzz::doc(&mut r);
         let d2 = fuzz::doc(&mut r);
@@ -391,7 +402,7 @@ fn transform_vectors() -> File {
         }
     }
     assert_eq!(kinds.len(), 11 * 11, "every pair of component kinds");
-    for seed in 0..250 {
+    for seed in 0..250 * scale() {
         let mut r = Rng::new(0x7a11_0000 + seed);
         let d = fuzz::doc(&mut r);
         let a = fuzz::op(&mut r, &d);
@@ -399,7 +410,7 @@ fn transform_vectors() -> File {
         transform_case(&mut f, &d, &a, &b);
     }
     // Composed (multi-part text) edits against others.
-    for seed in 0..60 {
+    for seed in 0..60 * scale() {
         let mut r = Rng::new(0x7a12_0000 + seed);
         let d = fuzz::doc(&mut r);
         let a1 = fuzz::op(&mut r, &d);
@@ -428,7 +439,7 @@ fn compose_vectors() -> File {
     for (a, b) in compose_pairs() {
         compose_case(&mut f, &d, &rules::op(a), &rules::op(b));
     }
-    for seed in 0..200 {
+    for seed in 0..200 * scale() {
         let mut r = Rng::new(0xc0_0000 + seed);
         let d = fuzz::doc(&mut r);
         let a = fuzz::op(&mut r, &d);
@@ -436,7 +447,7 @@ fn compose_vectors() -> File {
         compose_case(&mut f, &d, &a, &b);
     }
     // Typing runs: several keystrokes composed one by one.
-    for seed in 0..40 {
+    for seed in 0..40 * scale() {
         let mut r = Rng::new(0xc0_1000 + seed);
         let d = fuzz::doc(&mut r);
         let mut cur = d.clone();
@@ -454,6 +465,19 @@ fn compose_vectors() -> File {
 
 #[test]
 fn shared_vectors_match_the_committed_files() {
+    // A larger set for a one-off run goes elsewhere; the committed files are checked as usual.
+    if let Ok(dir) = std::env::var("MONTAGE_VECTORS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create MONTAGE_VECTORS_DIR");
+        for (name, file) in [
+            ("apply.json", apply_vectors()),
+            ("transform.json", transform_vectors()),
+            ("compose.json", compose_vectors()),
+        ] {
+            std::fs::write(dir.join(name), file.render()).expect("write a vector file");
+        }
+        return;
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/test-vectors");
     let files = [
         ("apply.json", apply_vectors()),
