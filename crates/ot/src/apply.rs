@@ -305,7 +305,9 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             }
             let m = obj_mut(doc, path)?;
             match m.insert("crop".into(), rect.to_value()) {
-                Some(old) => match Rect::from_value(&old) {
+                Some(old) => match Rect::from_value(&old).filter(|r| {
+                    r.to_value() == old && r.x >= 0.0 && r.y >= 0.0 && r.w > 0.0 && r.h > 0.0
+                }) {
                     Some(r) => vec![Component::Crop {
                         path: path.clone(),
                         rect: r,
@@ -325,6 +327,7 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             let m = obj_mut(doc, path)?;
             match num_field(m, path, "rotation")? {
                 Some(r) => {
+                    finite(path, "the rotation", r + by)?;
                     m.insert("rotation".into(), Value::Num(r + by));
                     vec![Component::Rotate {
                         path: path.clone(),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::apply::apply_component;
-use crate::component::{Component, Wire};
+use crate::component::{Component, Wire, join};
 use crate::error::{OtError, Result};
 use crate::schema;
 use crate::transform::{Side, transform_component, transform_x};
@@ -33,38 +33,47 @@ impl Op {
     /// Applies to `doc` atomically and returns the inverse edit. On error `doc` is unchanged.
     /// The result is checked against the document shape of DESIGN §2.
     pub fn apply(&self, doc: &mut Value) -> Result<Op> {
-        let inverse = self.apply_unchecked(doc)?;
-        if let Err(e) = schema::check_touched(doc, self) {
-            inverse
-                .apply_unchecked(doc)
-                .expect("an inverse applies to what its edit produced");
-            return Err(e);
-        }
-        Ok(inverse)
+        self.apply_inner(doc, true)
     }
 
     /// Applies without the document-shape check (for free-form JSON documents).
     pub fn apply_unchecked(&self, doc: &mut Value) -> Result<Op> {
-        // One component applies atomically by itself: no rollback bookkeeping needed.
+        self.apply_inner(doc, false)
+    }
+
+    fn apply_inner(&self, doc: &mut Value, check: bool) -> Result<Op> {
+        // One component applies atomically by itself; it only needs undoing if the shape
+        // check fails.
         if let [c] = &self.0[..] {
-            return apply_component(doc, c).map(Op);
+            let restore = exact_restore(doc, c);
+            let inverse = apply_component(doc, c)?;
+            if check && let Err(e) = schema::check_touched(doc, self) {
+                roll_back(doc, [(&inverse, &restore)].into_iter())?;
+                return Err(e);
+            }
+            return Ok(Op(inverse));
         }
-        let mut undo: Vec<Vec<Component>> = Vec::with_capacity(self.0.len());
+        let mut undo: Vec<(Vec<Component>, Option<Vec<Component>>)> =
+            Vec::with_capacity(self.0.len());
         for c in &self.0 {
+            let restore = exact_restore(doc, c);
             match apply_component(doc, c) {
-                Ok(inv) => undo.push(inv),
+                Ok(inv) => undo.push((inv, restore)),
                 Err(e) => {
-                    for inv in undo.iter().rev() {
-                        for ic in inv {
-                            apply_component(doc, ic)
-                                .expect("an inverse applies to what its component produced");
-                        }
-                    }
+                    roll_back(doc, undo.iter().rev().map(|(i, r)| (i, r)))?;
                     return Err(e);
                 }
             }
         }
-        Ok(Op(undo.into_iter().rev().flatten().collect()))
+        if check && let Err(e) = schema::check_touched(doc, self) {
+            roll_back(doc, undo.iter().rev().map(|(i, r)| (i, r)))?;
+            return Err(e);
+        }
+        Ok(Op(undo
+            .into_iter()
+            .rev()
+            .flat_map(|(inv, _)| inv)
+            .collect()))
     }
 
     /// The edit that undoes `self` when applied right after it to `doc`'s successor.
@@ -156,6 +165,47 @@ impl Op {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// For components whose inverse is semantic rather than literal (`add −N` is not exact in
+/// floating point; a `crop` or `adjust` inverse may not re-apply an odd old value), the exact
+/// old value to put back if the edit has to be rolled back.
+fn exact_restore(doc: &Value, c: &Component) -> Option<Vec<Component>> {
+    let target = match c {
+        Component::Add { path, .. } => path.clone(),
+        Component::Rotate { path, .. } => join(path.segs(), "rotation"),
+        Component::Crop { path, .. } => join(path.segs(), "crop"),
+        Component::Adjust { path, .. } => join(path.segs(), "adjust"),
+        _ => return None,
+    };
+    Some(vec![match doc.at(target.segs()) {
+        Some(old) => Component::Set {
+            path: target,
+            value: old.clone(),
+        },
+        None => Component::Del { path: target },
+    }])
+}
+
+/// Undoes applied components, newest first. Restores are literal writes of values read from
+/// the document, so they apply; if one ever did not, the edit is reported as failed rather
+/// than the process brought down.
+fn roll_back<'a>(
+    doc: &mut Value,
+    groups: impl Iterator<Item = (&'a Vec<Component>, &'a Option<Vec<Component>>)>,
+) -> Result<()> {
+    for (inverse, restore) in groups {
+        for c in restore.as_ref().unwrap_or(inverse) {
+            if let Err(e) = apply_component(doc, c) {
+                debug_assert!(false, "rollback failed: {e}");
+                return Err(OtError::Invalid {
+                    path: c.path().clone(),
+                    reason: format!("internal error: could not roll back a refused edit ({e})"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `a` then `b` as one component, when that is exact.

@@ -83,6 +83,13 @@ function rectOf(v: Json): Rect | undefined {
   return { x, y, w, h };
 }
 
+/** The old crop as a `crop` inverse only when that re-applies it exactly (as montage-ot). */
+function exactRectOf(v: Json): Rect | undefined {
+  const r = rectOf(v);
+  if (!r || !isObject(v) || Object.keys(v).length !== 4) return undefined;
+  return r.x >= 0 && r.y >= 0 && r.w > 0 && r.h > 0 ? r : undefined;
+}
+
 /** Applies one component in place; returns its inverse components (apply in that order). */
 export function applyComponent(box: Box, c: Component): Component[] {
   switch (c.op) {
@@ -237,7 +244,7 @@ export function applyComponent(box: Box, c: Component): Component[] {
       const old = getKey(m, "crop");
       setKey(m, "crop", { x: r.x, y: r.y, w: r.w, h: r.h });
       if (old === undefined) return [{ op: "del", path: join(c.path, "crop") }];
-      const oldRect = rectOf(old);
+      const oldRect = exactRectOf(old);
       return oldRect
         ? [{ op: "crop", path: c.path, rect: oldRect }]
         : [{ op: "set", path: join(c.path, "crop"), value: old }];
@@ -247,6 +254,7 @@ export function applyComponent(box: Box, c: Component): Component[] {
       const m = objAt(box, c.path);
       const r = numField(m, c.path, "rotation");
       if (r !== undefined) {
+        finite(c.path, "the rotation", r + c.by);
         setKey(m, "rotation", r + c.by);
         return [{ op: "rotate", path: c.path, by: -c.by }];
       }

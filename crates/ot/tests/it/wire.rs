@@ -114,3 +114,42 @@ fn text_and_add_inside_entities_are_still_shape_checked() {
         assert_eq!(doc, before);
     }
 }
+
+/// Found by the TypeScript port's review: rollback must restore exactly, and never panic.
+#[test]
+fn repro_refused_edits_roll_back_exactly() {
+    let mut doc = Value::new_document();
+    Op::from_json(&json!([{"op":"set","path":["meta","n"],"value":1},
+        {"op":"ins","path":["canvas","layers",0],"value":{"id":"L","kind":"image","asset":"a","x":0,"y":0,"w":1,"h":1,"crop":{"x":0,"y":0,"w":5,"h":5,"note":"kept"}}}]))
+    .expect("decodes")
+    .apply(&mut doc)
+    .expect("applies");
+    for bad in [
+        // The second add overflows; the first must be undone exactly (1 + 1.7e308 − 1.7e308 ≠ 1).
+        json!([{"op":"add","path":["meta","n"],"value":1.7e308},{"op":"add","path":["meta","n"],"value":1.7e308}]),
+        // A crop over an odd old crop, then a failing component: roll back to the old crop.
+        json!([{"op":"crop","path":["canvas","layers",0],"rect":{"x":1,"y":1,"w":2,"h":2}},{"op":"del","path":["meta","missing"]}]),
+        // Rotations whose sum overflows are refused.
+        json!([{"op":"rotate","path":["canvas","layers",0],"by":1.7e308},{"op":"rotate","path":["canvas","layers",0],"by":1.7e308}]),
+        json!([{"op":"adjust","path":["canvas","layers",0],"param":"exposure","value":1},{"op":"del","path":["meta","missing"]}]),
+    ] {
+        let before = doc.clone();
+        assert!(
+            Op::from_json(&bad)
+                .expect("decodes")
+                .apply(&mut doc)
+                .is_err(),
+            "{bad} should be refused"
+        );
+        assert_eq!(doc, before, "{bad} left changes behind");
+    }
+    // The inverse of a crop over an odd old crop puts back exactly the old value.
+    let crop = Op::from_json(
+        &json!([{"op":"crop","path":["canvas","layers",0],"rect":{"x":1,"y":1,"w":2,"h":2}}]),
+    )
+    .expect("decodes");
+    let mut d = doc.clone();
+    let inv = crop.apply(&mut d).expect("applies");
+    inv.apply(&mut d).expect("the inverse applies");
+    assert_eq!(d, doc);
+}
