@@ -27,12 +27,7 @@ impl Rect {
     }
     pub fn from_value(v: &Value) -> Option<Rect> {
         let f = |k| v.get(k).and_then(Value::as_f64);
-        Some(Rect {
-            x: f("x")?,
-            y: f("y")?,
-            w: f("w")?,
-            h: f("h")?,
-        })
+        Some(Rect { x: f("x")?, y: f("y")?, w: f("w")?, h: f("h")? })
     }
 }
 
@@ -53,29 +48,15 @@ pub enum Component {
     Text { path: Path, op: TextOp },
     /// Cut the clip at `path` at timeline time `at` (`media` is the asset time there). The
     /// clip keeps `start..at`; a copy with id `id` is inserted after it and plays `at..end`.
-    Split {
-        path: Path,
-        at: f64,
-        media: f64,
-        id: String,
-    },
+    Split { path: Path, at: f64, media: f64, id: String },
     /// Move a clip's edges: any of its `start`, `in`, `out`, written as absolute values.
-    Trim {
-        path: Path,
-        start: Option<f64>,
-        r#in: Option<f64>,
-        out: Option<f64>,
-    },
+    Trim { path: Path, start: Option<f64>, r#in: Option<f64>, out: Option<f64> },
     /// Set an image layer's crop rectangle (asset pixels).
     Crop { path: Path, rect: Rect },
     /// Rotate a layer by `by` degrees clockwise (relative: concurrent rotations add up).
     Rotate { path: Path, by: f64 },
     /// Set one filter parameter of a layer (`adjust.<param>`), creating `adjust` if missing.
-    Adjust {
-        path: Path,
-        param: String,
-        value: f64,
-    },
+    Adjust { path: Path, param: String, value: f64 },
 }
 
 impl Component {
@@ -128,27 +109,21 @@ impl Component {
         match self {
             Component::Text { op, .. } => op.is_noop(),
             Component::Mov { path, to } => path.last_index() == Some(*to),
-            Component::Trim {
-                start, r#in, out, ..
-            } => start.is_none() && r#in.is_none() && out.is_none(),
+            Component::Trim { start, r#in, out, .. } => {
+                start.is_none() && r#in.is_none() && out.is_none()
+            }
             _ => false,
         }
     }
 
     pub fn set(path: Path, value: impl Into<Value>) -> Self {
-        Component::Set {
-            path,
-            value: value.into(),
-        }
+        Component::Set { path, value: value.into() }
     }
     pub fn del(path: Path) -> Self {
         Component::Del { path }
     }
     pub fn ins(path: Path, value: impl Into<Value>) -> Self {
-        Component::Ins {
-            path,
-            value: value.into(),
-        }
+        Component::Ins { path, value: value.into() }
     }
     pub fn mov(path: Path, to: usize) -> Self {
         Component::Mov { path, to }
@@ -157,16 +132,10 @@ impl Component {
         Component::Add { path, value }
     }
     pub fn text_insert(path: Path, pos: usize, s: impl Into<String>) -> Self {
-        Component::Text {
-            path,
-            op: TextOp::insert(pos, s),
-        }
+        Component::Text { path, op: TextOp::insert(pos, s) }
     }
     pub fn text_delete(path: Path, pos: usize, n: usize) -> Self {
-        Component::Text {
-            path,
-            op: TextOp::delete(pos, n),
-        }
+        Component::Text { path, op: TextOp::delete(pos, n) }
     }
 }
 
@@ -250,53 +219,22 @@ impl Wire {
                 Component::Mov { path, to }
             }
             Wire::Add { path, value } => Component::Add { path, value },
-            Wire::Text {
-                path,
-                pos,
-                ins,
-                del,
-            } => match (ins, del) {
-                (Some(s), None) => Component::Text {
-                    path,
-                    op: TextOp::insert(pos, s),
-                },
-                (None, Some(n)) => Component::Text {
-                    path,
-                    op: TextOp::delete(pos, n),
-                },
+            Wire::Text { path, pos, ins, del } => match (ins, del) {
+                (Some(s), None) => Component::Text { path, op: TextOp::insert(pos, s) },
+                (None, Some(n)) => Component::Text { path, op: TextOp::delete(pos, n) },
                 _ => return Err("text: give exactly one of `ins` and `del`".into()),
             },
-            Wire::Split {
-                path,
-                at,
-                media,
-                id,
-            } => {
+            Wire::Split { path, at, media, id } => {
                 if path.last_index().is_none() {
                     return Err("split: the path must name a clip in a list".into());
                 }
-                Component::Split {
-                    path,
-                    at,
-                    media,
-                    id,
-                }
+                Component::Split { path, at, media, id }
             }
-            Wire::Trim {
-                path,
-                start,
-                r#in,
-                out,
-            } => {
+            Wire::Trim { path, start, r#in, out } => {
                 if start.is_none() && r#in.is_none() && out.is_none() {
                     return Err("trim: give at least one of `start`, `in`, `out`".into());
                 }
-                Component::Trim {
-                    path,
-                    start,
-                    r#in,
-                    out,
-                }
+                Component::Trim { path, start, r#in, out }
             }
             Wire::Crop { path, rect } => Component::Crop { path, rect },
             Wire::Rotate { path, by } => Component::Rotate { path, by },
@@ -314,44 +252,18 @@ impl Wire {
             Component::Text { path, op } => {
                 for (pos, step) in op.steps() {
                     out.push(match step {
-                        TextStep::Insert(s) => Wire::Text {
-                            path: path.clone(),
-                            pos,
-                            ins: Some(s.to_owned()),
-                            del: None,
-                        },
-                        TextStep::Delete(n) => Wire::Text {
-                            path: path.clone(),
-                            pos,
-                            ins: None,
-                            del: Some(n),
-                        },
+                        TextStep::Insert(s) => {
+                            Wire::Text { path: path.clone(), pos, ins: Some(s.to_owned()), del: None }
+                        }
+                        TextStep::Delete(n) => {
+                            Wire::Text { path: path.clone(), pos, ins: None, del: Some(n) }
+                        }
                     });
                 }
                 return;
             }
-            Component::Split {
-                path,
-                at,
-                media,
-                id,
-            } => Wire::Split {
-                path,
-                at,
-                media,
-                id,
-            },
-            Component::Trim {
-                path,
-                start,
-                r#in,
-                out,
-            } => Wire::Trim {
-                path,
-                start,
-                r#in,
-                out,
-            },
+            Component::Split { path, at, media, id } => Wire::Split { path, at, media, id },
+            Component::Trim { path, start, r#in, out } => Wire::Trim { path, start, r#in, out },
             Component::Crop { path, rect } => Wire::Crop { path, rect },
             Component::Rotate { path, by } => Wire::Rotate { path, by },
             Component::Adjust { path, param, value } => Wire::Adjust { path, param, value },

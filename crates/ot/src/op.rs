@@ -35,9 +35,7 @@ impl Op {
     pub fn apply(&self, doc: &mut Value) -> Result<Op> {
         let inverse = self.apply_unchecked(doc)?;
         if let Err(e) = schema::check_touched(doc, self) {
-            inverse
-                .apply_unchecked(doc)
-                .expect("an inverse applies to what its edit produced");
+            inverse.apply_unchecked(doc).expect("an inverse applies to what its edit produced");
             return Err(e);
         }
         Ok(inverse)
@@ -141,28 +139,15 @@ fn merge(a: &Component, b: &Component) -> Option<Component> {
         return None;
     }
     Some(match (a, b) {
-        (Component::Text { path, op: x }, Component::Text { op: y, .. }) => Component::Text {
-            path: path.clone(),
-            op: x.compose(y),
-        },
+        (Component::Text { path, op: x }, Component::Text { op: y, .. }) => {
+            Component::Text { path: path.clone(), op: x.compose(y) }
+        }
         (Component::Set { .. }, Component::Set { .. })
         | (Component::Crop { .. }, Component::Crop { .. }) => b.clone(),
-        (Component::Adjust { param: p, .. }, Component::Adjust { param: q, .. }) if p == q => {
-            b.clone()
-        }
+        (Component::Adjust { param: p, .. }, Component::Adjust { param: q, .. }) if p == q => b.clone(),
         (
-            Component::Trim {
-                path,
-                start: s1,
-                r#in: i1,
-                out: o1,
-            },
-            Component::Trim {
-                start: s2,
-                r#in: i2,
-                out: o2,
-                ..
-            },
+            Component::Trim { path, start: s1, r#in: i1, out: o1 },
+            Component::Trim { start: s2, r#in: i2, out: o2, .. },
         ) => Component::Trim {
             path: path.clone(),
             start: s2.or(*s1),

@@ -169,14 +169,10 @@ impl<'de> Visitor<'de> for SegV {
         Ok(Seg::Key(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seg, E> {
-        usize::try_from(v)
-            .map(Seg::Index)
-            .map_err(|_| E::custom("index too large"))
+        usize::try_from(v).map(Seg::Index).map_err(|_| E::custom("index too large"))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seg, E> {
-        usize::try_from(v)
-            .map(Seg::Index)
-            .map_err(|_| E::custom("negative index"))
+        usize::try_from(v).map(Seg::Index).map_err(|_| E::custom("negative index"))
     }
 }
 impl<'de> Deserialize<'de> for Seg {

@@ -8,10 +8,7 @@ use crate::path::{Path, Seg};
 use crate::value::Value;
 
 fn bad(path: &[Seg], reason: impl Into<String>) -> OtError {
-    OtError::Schema {
-        path: Path(path.to_vec()),
-        reason: reason.into(),
-    }
+    OtError::Schema { path: Path(path.to_vec()), reason: reason.into() }
 }
 
 /// Checks a whole document.
@@ -62,18 +59,9 @@ fn check_entity(doc: &Value, at: &[Seg]) -> Result<()> {
     let key = |n: usize, k: &str| matches!(at.get(n), Some(Seg::Key(x)) if x == k);
     match at.len() {
         0 => {
-            check_canvas(
-                v.get("canvas").unwrap_or(&Value::Null),
-                &[Seg::from("canvas")],
-            )?;
-            check_timeline(
-                v.get("timeline").unwrap_or(&Value::Null),
-                &[Seg::from("timeline")],
-            )?;
-            check_assets(
-                v.get("assets").unwrap_or(&Value::Null),
-                &[Seg::from("assets")],
-            )
+            check_canvas(v.get("canvas").unwrap_or(&Value::Null), &[Seg::from("canvas")])?;
+            check_timeline(v.get("timeline").unwrap_or(&Value::Null), &[Seg::from("timeline")])?;
+            check_assets(v.get("assets").unwrap_or(&Value::Null), &[Seg::from("assets")])
         }
         1 if key(0, "canvas") => check_canvas(v, at),
         1 if key(0, "timeline") => check_timeline(v, at),
@@ -91,9 +79,7 @@ fn check_entity(doc: &Value, at: &[Seg]) -> Result<()> {
 }
 
 fn check_root(doc: &Value) -> Result<()> {
-    let Value::Obj(m) = doc else {
-        return Err(bad(&[], "the document must be an object"));
-    };
+    let Value::Obj(m) = doc else { return Err(bad(&[], "the document must be an object")) };
     let want = [
         ("title", "string"),
         ("assets", "object"),
@@ -104,25 +90,14 @@ fn check_root(doc: &Value) -> Result<()> {
     for (k, t) in want {
         match m.get(k) {
             Some(v) if v.type_name() == t => {}
-            Some(v) => {
-                return Err(bad(
-                    &[Seg::from(k)],
-                    format!("must be a {t}, not a {}", v.type_name()),
-                ));
-            }
+            Some(v) => return Err(bad(&[Seg::from(k)], format!("must be a {t}, not a {}", v.type_name()))),
             None => return Err(bad(&[Seg::from(k)], "is required")),
         }
     }
     Ok(())
 }
 
-fn field<'a>(
-    v: &'a Value,
-    at: &[Seg],
-    k: &str,
-    t: &str,
-    required: bool,
-) -> Result<Option<&'a Value>> {
+fn field<'a>(v: &'a Value, at: &[Seg], k: &str, t: &str, required: bool) -> Result<Option<&'a Value>> {
     match v.get(k) {
         Some(x) if x.type_name() == t => Ok(Some(x)),
         Some(x) => {
@@ -141,18 +116,13 @@ fn field<'a>(
 
 fn object(v: &Value, at: &[Seg]) -> Result<()> {
     if v.as_obj().is_none() {
-        return Err(bad(
-            at,
-            format!("must be an object, not a {}", v.type_name()),
-        ));
+        return Err(bad(at, format!("must be an object, not a {}", v.type_name())));
     }
     Ok(())
 }
 
 fn check_list(v: &Value, at: &[Seg], each: fn(&Value, &[Seg]) -> Result<()>) -> Result<()> {
-    let Some(a) = v.as_arr() else {
-        return Err(bad(at, "must be an array"));
-    };
+    let Some(a) = v.as_arr() else { return Err(bad(at, "must be an array")) };
     for (i, x) in a.iter().enumerate() {
         let mut p = at.to_vec();
         p.push(Seg::Index(i));
@@ -180,9 +150,7 @@ fn check_timeline(v: &Value, at: &[Seg]) -> Result<()> {
 }
 
 fn check_assets(v: &Value, at: &[Seg]) -> Result<()> {
-    let Some(m) = v.as_obj() else {
-        return Err(bad(at, "must be an object"));
-    };
+    let Some(m) = v.as_obj() else { return Err(bad(at, "must be an object")) };
     for (k, a) in m {
         let mut p = at.to_vec();
         p.push(Seg::from(k.as_str()));
@@ -192,9 +160,7 @@ fn check_assets(v: &Value, at: &[Seg]) -> Result<()> {
 }
 
 fn one_of(v: Option<&Value>, at: &[Seg], k: &str, allowed: &[&str]) -> Result<()> {
-    let ok = v
-        .and_then(Value::as_text)
-        .is_some_and(|t| allowed.iter().any(|a| t == *a));
+    let ok = v.and_then(Value::as_text).is_some_and(|t| allowed.iter().any(|a| t == *a));
     if ok {
         Ok(())
     } else {
@@ -217,10 +183,7 @@ fn check_layer(v: &Value, at: &[Seg]) -> Result<()> {
     object(v, at)?;
     field(v, at, "id", "string", true)?;
     one_of(v.get("kind"), at, "kind", &["image", "text"])?;
-    let image = v
-        .get("kind")
-        .and_then(Value::as_text)
-        .is_some_and(|t| t == "image");
+    let image = v.get("kind").and_then(Value::as_text).is_some_and(|t| t == "image");
     if image {
         field(v, at, "asset", "string", true)?;
         for k in ["x", "y", "w", "h"] {

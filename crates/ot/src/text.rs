@@ -107,12 +107,7 @@ impl TextOp {
         let len = text.len_chars();
         let need = self.base_len();
         if need > len {
-            return Err(OtError::TextOutOfBounds {
-                path: path.clone(),
-                pos: 0,
-                end: need,
-                len,
-            });
+            return Err(OtError::TextOutOfBounds { path: path.clone(), pos: 0, end: need, len });
         }
         let mut inverse = TextOp::default();
         let mut pos = 0;
@@ -286,11 +281,7 @@ struct Taker<'a> {
 
 impl<'a> Taker<'a> {
     fn new(parts: &'a [TextPart]) -> Self {
-        Taker {
-            parts,
-            idx: 0,
-            offset: 0,
-        }
+        Taker { parts, idx: 0, offset: 0 }
     }
     fn peek_insert(&self) -> bool {
         matches!(self.parts.get(self.idx), Some(TextPart::Insert(_)))

@@ -86,13 +86,13 @@ fn target(c: &Component) -> (Path, Kind) {
             (join(&join(path.segs(), "adjust").0, param), Kind::Write)
         }
         Component::Rotate { path, .. } => (join(path.segs(), "rotation"), Kind::Edit),
-        Component::Add { path, .. }
-        | Component::Text { path, .. }
-        | Component::Split { path, .. } => (path.clone(), Kind::Edit),
+        Component::Add { path, .. } | Component::Text { path, .. } | Component::Split { path, .. } => {
+            (path.clone(), Kind::Edit)
+        }
         // Lists and trims are handled before `target` is asked.
-        Component::Ins { path, .. }
-        | Component::Mov { path, .. }
-        | Component::Trim { path, .. } => (path.clone(), Kind::Edit),
+        Component::Ins { path, .. } | Component::Mov { path, .. } | Component::Trim { path, .. } => {
+            (path.clone(), Kind::Edit)
+        }
     }
 }
 
@@ -119,30 +119,16 @@ fn with_index(path: &Path, at: usize, i: usize) -> Path {
 }
 
 /// Transforms `c` so it applies after `o`, pushing zero or more components to `out`.
-pub(crate) fn transform_component(
-    c: &Component,
-    o: &Component,
-    side: Side,
-    out: &mut Vec<Component>,
-) {
+pub(crate) fn transform_component(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
     if let Component::Trim { .. } = c {
         return transform_trim(c, o, side, out);
     }
-    if let Component::Trim {
-        path,
-        start,
-        r#in,
-        out: o_out,
-    } = o
-    {
+    if let Component::Trim { path, start, r#in, out: o_out } = o {
         // A trim is a bundle of field writes: transform against each in turn.
         let mut cur = vec![c.clone()];
         for (key, v) in [("start", start), ("in", r#in), ("out", o_out)] {
             if let Some(v) = v {
-                let w = Component::Set {
-                    path: join(path.segs(), key),
-                    value: Value::Num(*v),
-                };
+                let w = Component::Set { path: join(path.segs(), key), value: Value::Num(*v) };
                 let mut next = Vec::with_capacity(cur.len());
                 for x in &cur {
                     transform_component(x, &w, side, &mut next);
@@ -200,21 +186,12 @@ pub(crate) fn transform_component(
     }
 
     // 3. In-place edits: only text meets text.
-    if let (
-        Component::Text { path, op },
-        Component::Text {
-            path: op_path,
-            op: o_op,
-        },
-    ) = (c, o)
+    if let (Component::Text { path, op }, Component::Text { path: op_path, op: o_op }) = (c, o)
         && path == op_path
     {
         let t = op.transform(o_op, side == Side::Left);
         if !t.is_noop() {
-            out.push(Component::Text {
-                path: path.clone(),
-                op: t,
-            });
+            out.push(Component::Text { path: path.clone(), op: t });
         }
         return;
     }
@@ -224,9 +201,7 @@ pub(crate) fn transform_component(
 /// The target `o` overwrites or deletes, for components that do.
 fn replaced(o: &Component) -> Option<Path> {
     match o {
-        Component::Set { .. } | Component::Crop { .. } | Component::Adjust { .. } => {
-            Some(target(o).0)
-        }
+        Component::Set { .. } | Component::Crop { .. } | Component::Adjust { .. } => Some(target(o).0),
         Component::Del { path } if path.last_index().is_none() => Some(path.clone()),
         _ => None,
     }
@@ -254,10 +229,7 @@ fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut 
             && side == Side::Right
             && jo != gc
         {
-            out.push(Component::Mov {
-                path: path.with_last_index(jo),
-                to: gc,
-            });
+            out.push(Component::Mov { path: path.with_last_index(jo), to: gc });
         }
         return;
     }
@@ -281,17 +253,13 @@ fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut 
         }
     };
     match c {
-        Component::Ins { value, .. } => out.push(Component::Ins {
-            path: path.with_last_index(pos),
-            value: value.clone(),
-        }),
+        Component::Ins { value, .. } => {
+            out.push(Component::Ins { path: path.with_last_index(pos), value: value.clone() })
+        }
         Component::Mov { .. } => {
             let from = rc.and_then(|r| eff.idx_after(r)).unwrap_or(0);
             if from != pos {
-                out.push(Component::Mov {
-                    path: path.with_last_index(from),
-                    to: pos,
-                });
+                out.push(Component::Mov { path: path.with_last_index(from), to: pos });
             }
         }
         _ => {}
@@ -300,54 +268,27 @@ fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut 
 
 /// A trim as separate field writes, transformed, then gathered back into trims.
 fn transform_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
-    let Component::Trim {
-        path,
-        start,
-        r#in,
-        out: c_out,
-    } = c
-    else {
-        return;
-    };
+    let Component::Trim { path, start, r#in, out: c_out } = c else { return };
     let mut writes = Vec::new();
     for (key, v) in [("start", start), ("in", r#in), ("out", c_out)] {
         if let Some(v) = v {
-            let w = Component::Set {
-                path: join(path.segs(), key),
-                value: Value::Num(*v),
-            };
+            let w = Component::Set { path: join(path.segs(), key), value: Value::Num(*v) };
             transform_component(&w, o, side, &mut writes);
         }
     }
     let mut trims: Vec<Component> = Vec::new();
     for w in writes {
-        let Component::Set {
-            path,
-            value: Value::Num(v),
-        } = w
-        else {
-            continue;
-        };
-        let Some(Seg::Key(key)) = path.last() else {
-            continue;
-        };
+        let Component::Set { path, value: Value::Num(v) } = w else { continue };
+        let Some(Seg::Key(key)) = path.last() else { continue };
         let clip = Path(path.parent().to_vec());
         let slot = match trims.iter_mut().find(|t| *t.path() == clip) {
             Some(t) => t,
             None => {
-                trims.push(Component::Trim {
-                    path: clip,
-                    start: None,
-                    r#in: None,
-                    out: None,
-                });
+                trims.push(Component::Trim { path: clip, start: None, r#in: None, out: None });
                 trims.last_mut().expect("just pushed")
             }
         };
-        if let Component::Trim {
-            start, r#in, out, ..
-        } = slot
-        {
+        if let Component::Trim { start, r#in, out, .. } = slot {
             match key.as_str() {
                 "start" => *start = Some(v),
                 "in" => *r#in = Some(v),
@@ -362,12 +303,7 @@ fn transform_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Compon
 /// with the left half at the same index, its tail (`out`) goes to the right half, and
 /// everything else about the clip is now true of both halves.
 fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
-    let Component::Split {
-        path: sp, at: o_at, ..
-    } = o
-    else {
-        return;
-    };
+    let Component::Split { path: sp, at: o_at, .. } = o else { return };
     let list = sp.parent();
     let Some(i) = sp.last_index() else {
         out.push(c.clone());
@@ -376,42 +312,20 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
     let n = list.len();
     let cp = c.path();
 
-    if let Component::Split {
-        path,
-        at,
-        media,
-        id,
-    } = c
+    if let Component::Split { path, at, media, id } = c
         && path == sp
     {
         if at < o_at {
             out.push(c.clone());
         } else if at > o_at {
-            out.push(Component::Split {
-                path: path.with_last_index(i + 1),
-                at: *at,
-                media: *media,
-                id: id.clone(),
-            });
+            out.push(Component::Split { path: path.with_last_index(i + 1), at: *at, media: *media, id: id.clone() });
         } else if side == Side::Left {
             // The same cut twice: the earlier one's halves stand.
             let right = path.with_last_index(i + 1);
-            out.push(Component::Set {
-                path: join(path.segs(), "out"),
-                value: Value::Num(*media),
-            });
-            out.push(Component::Set {
-                path: join(right.segs(), "id"),
-                value: Value::str(id.as_str()),
-            });
-            out.push(Component::Set {
-                path: join(right.segs(), "start"),
-                value: Value::Num(*at),
-            });
-            out.push(Component::Set {
-                path: join(right.segs(), "in"),
-                value: Value::Num(*media),
-            });
+            out.push(Component::Set { path: join(path.segs(), "out"), value: Value::Num(*media) });
+            out.push(Component::Set { path: join(right.segs(), "id"), value: Value::str(id.as_str()) });
+            out.push(Component::Set { path: join(right.segs(), "start"), value: Value::Num(*at) });
+            out.push(Component::Set { path: join(right.segs(), "in"), value: Value::Num(*media) });
         }
         return;
     }
@@ -425,17 +339,11 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
             let left = cp.clone();
             let right = cp.with_last_index(i + 1);
             if j > i {
-                out.push(Component::Mov {
-                    path: right,
-                    to: j + 1,
-                });
+                out.push(Component::Mov { path: right, to: j + 1 });
                 out.push(Component::Mov { path: left, to: j });
             } else if j < i {
                 out.push(Component::Mov { path: left, to: j });
-                out.push(Component::Mov {
-                    path: right,
-                    to: j + 1,
-                });
+                out.push(Component::Mov { path: right, to: j + 1 });
             }
             return;
         }
@@ -466,30 +374,16 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
         // `c` acts on the clip itself.
         match c {
             Component::Del { .. } => {
-                out.push(Component::Del {
-                    path: cp.with_last_index(i + 1),
-                });
+                out.push(Component::Del { path: cp.with_last_index(i + 1) });
                 out.push(c.clone());
             }
             Component::Set { .. } => {
-                out.push(Component::Del {
-                    path: cp.with_last_index(i + 1),
-                });
+                out.push(Component::Del { path: cp.with_last_index(i + 1) });
                 out.push(c.clone());
             }
-            Component::Trim {
-                path,
-                start,
-                r#in,
-                out: c_out,
-            } => {
+            Component::Trim { path, start, r#in, out: c_out } => {
                 if start.is_some() || r#in.is_some() {
-                    out.push(Component::Trim {
-                        path: path.clone(),
-                        start: *start,
-                        r#in: *r#in,
-                        out: None,
-                    });
+                    out.push(Component::Trim { path: path.clone(), start: *start, r#in: *r#in, out: None });
                 }
                 if c_out.is_some() {
                     out.push(Component::Trim {
@@ -519,11 +413,7 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
 }
 
 /// Transforms component lists: returns (`a` after `b`, `b` after `a`). `side` is `a`'s.
-pub(crate) fn transform_x(
-    a: &[Component],
-    b: &[Component],
-    side: Side,
-) -> (Vec<Component>, Vec<Component>) {
+pub(crate) fn transform_x(a: &[Component], b: &[Component], side: Side) -> (Vec<Component>, Vec<Component>) {
     let mut b_cur = b.to_vec();
     let mut a_out = Vec::with_capacity(a.len());
     for ac in a {
