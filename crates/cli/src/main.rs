@@ -62,6 +62,9 @@ struct ServeArgs {
     /// Edits per second per connection (burst twice that).
     #[arg(long, env = "MONTAGE_EDITS_PER_SEC", default_value_t = Limits::default().edits_per_sec)]
     edits_per_sec: f64,
+    /// Bytes per second per connection (burst four times that).
+    #[arg(long, env = "MONTAGE_BYTES_PER_SEC", default_value_t = Limits::default().bytes_per_sec)]
+    bytes_per_sec: f64,
     /// Frames queued per connection before a slow reader is dropped.
     #[arg(long, env = "MONTAGE_SEND_QUEUE", default_value_t = Limits::default().send_queue)]
     send_queue: usize,
@@ -130,6 +133,8 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.messages_burst = a.messages_per_sec * 2.0;
     config.limits.edits_per_sec = a.edits_per_sec;
     config.limits.edits_burst = a.edits_per_sec * 2.0;
+    config.limits.bytes_per_sec = a.bytes_per_sec;
+    config.limits.bytes_burst = a.bytes_per_sec * 4.0;
     config.limits.send_queue = a.send_queue;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

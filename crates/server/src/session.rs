@@ -425,6 +425,10 @@ struct Actor {
     snapshot_due: bool,
     /// A write failed or the session could not load: refuse everything, unload when empty.
     broken: bool,
+    /// Broken by a failed write: a fresh load will be consistent, so joins wait for it.
+    reload: bool,
+    /// Joins that arrived after a failed write, handed to the next actor on unload.
+    deferred: Vec<SessionMsg>,
     shutting_down: bool,
     idle_since: Instant,
 }
@@ -461,6 +465,8 @@ impl Actor {
             inflight: 0,
             snapshot_due: false,
             broken: false,
+            reload: false,
+            deferred: Vec::new(),
             shutting_down: false,
             idle_since: Instant::now(),
         }
@@ -622,6 +628,15 @@ impl Actor {
         since: Option<u64>,
         rid: Option<Json>,
     ) {
+        if self.reload && !self.shutting_down {
+            self.deferred.push(SessionMsg::Join {
+                conn,
+                client,
+                since,
+                rid,
+            });
+            return;
+        }
         if self.broken || self.shutting_down {
             conn.error(
                 ErrorCode::Internal,
@@ -1059,6 +1074,7 @@ impl Actor {
             tracing::error!(session = %self.id, "session write failed; unloading");
         }
         self.broken = true;
+        self.reload = true;
         for p in std::mem::take(&mut self.pending) {
             match p.action {
                 Action::Edit { conn, rid, .. } => {
@@ -1192,6 +1208,10 @@ impl Actor {
         user: String,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
     ) {
+        if self.reload && !self.shutting_down {
+            self.deferred.push(SessionMsg::GetState { user, reply });
+            return;
+        }
         if self.broken {
             let _ = reply.send(Err(ErrorCode::Internal));
             return;
@@ -1260,7 +1280,11 @@ impl Actor {
         }
         self.sessions.remove_if(&self.id, self.generation);
         self.rx.close();
+        let mut waiting = std::mem::take(&mut self.deferred);
         while let Ok(m) = self.rx.try_recv() {
+            waiting.push(m);
+        }
+        for m in waiting {
             // Only joins and reads can be waiting: nobody is a participant any more.
             if matches!(m, SessionMsg::Join { .. } | SessionMsg::GetState { .. }) {
                 let sessions = self.sessions.clone();
@@ -1296,4 +1320,213 @@ fn parse_entry(session: &str, o: StoredOp) -> crate::error::Result<OpEntry> {
         user: o.user,
         ops,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use montage_ot::Op;
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    struct Rig {
+        sessions: Arc<Sessions>,
+        store: Arc<MemoryStore>,
+        metrics: Arc<Metrics>,
+    }
+
+    fn rig(config: Config) -> Rig {
+        let store = Arc::new(MemoryStore::new());
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(run_committer(store.clone(), rx, metrics.clone(), 64));
+        let sessions = Sessions::new(store.clone(), tx, Arc::new(config), metrics.clone());
+        Rig {
+            sessions,
+            store,
+            metrics,
+        }
+    }
+
+    fn config() -> Config {
+        Config::new("/nonexistent", b"k".to_vec())
+    }
+
+    struct Peer {
+        conn: ConnHandle,
+        rx: mpsc::Receiver<Outbound>,
+    }
+
+    fn peer(rig: &Rig, id: u64, user: &str, queue: usize) -> Peer {
+        let (tx, rx) = mpsc::channel(queue);
+        let conn = ConnHandle::new(
+            id,
+            Arc::from(user),
+            tx,
+            CancellationToken::new(),
+            rig.metrics.clone(),
+        );
+        Peer { conn, rx }
+    }
+
+    impl Peer {
+        async fn recv(&mut self) -> Json {
+            match tokio::time::timeout(Duration::from_secs(5), self.rx.recv()).await {
+                Ok(Some(Outbound::Frame(f))) => serde_json::from_str(f.as_str()).unwrap(),
+                other => panic!("no frame: {other:?}"),
+            }
+        }
+        async fn join(&mut self, rig: &Rig, session: &str) -> Json {
+            let m = SessionMsg::Join {
+                conn: self.conn.clone(),
+                client: format!("c{}", self.conn.id),
+                since: None,
+                rid: None,
+            };
+            rig.sessions.send(session, m, true).await.unwrap();
+            self.recv().await
+        }
+        async fn op(&mut self, rig: &Rig, session: &str, base: u64, seq: u64, ops: Json) {
+            let ops: Op = serde_json::from_value(ops).unwrap();
+            let m = SessionMsg::Op {
+                conn: self.conn.clone(),
+                base,
+                seq,
+                ops,
+                rid: None,
+                received: Instant::now(),
+            };
+            rig.sessions.send(session, m, false).await.unwrap();
+        }
+    }
+
+    fn title(s: &str) -> Json {
+        json!([{"op":"set","path":["title"],"value":s}])
+    }
+
+    #[tokio::test]
+    async fn edits_are_acked_after_commit_and_idempotent() {
+        let rig = rig(config());
+        let mut a = peer(&rig, 1, "alice", 64);
+        assert_eq!(a.join(&rig, "s").await["role"], "owner");
+        a.op(&rig, "s", 0, 1, title("one")).await;
+        assert_eq!(
+            a.recv().await,
+            json!({"type":"ack","session":"s","seq":1,"version":1})
+        );
+        assert_eq!(rig.store.op_count("s"), 1);
+        a.op(&rig, "s", 0, 1, title("one")).await;
+        assert_eq!(a.recv().await["version"], 1);
+        assert_eq!(rig.store.op_count("s"), 1, "a resend is not applied twice");
+        let (v, state) = rig.sessions.state("s", "alice").await.unwrap();
+        assert_eq!(v, 1);
+        assert!(state.contains("\"one\""));
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_never_acked_and_the_session_reloads_from_the_store() {
+        let rig = rig(config());
+        let mut a = peer(&rig, 1, "alice", 64);
+        a.join(&rig, "s").await;
+        a.op(&rig, "s", 0, 1, title("kept")).await;
+        assert_eq!(a.recv().await["type"], "ack");
+        rig.store.fail_appends.store(true, Ordering::Relaxed);
+        a.op(&rig, "s", 1, 2, title("lost")).await;
+        let e = a.recv().await;
+        assert_eq!(e["code"], "internal", "{e}");
+        rig.store.fail_appends.store(false, Ordering::Relaxed);
+        // Joining again loads what the store holds: version 1, not the failed version 2.
+        let mut b = peer(&rig, 2, "alice", 64);
+        let mut joined = b.join(&rig, "s").await;
+        while joined["type"] != "joined" {
+            joined = b.recv().await;
+        }
+        assert_eq!(joined["version"], 1);
+        assert_eq!(joined["state"]["title"], "kept");
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_is_dropped_without_holding_up_others() {
+        let rig = rig(config());
+        let mut fast = peer(&rig, 1, "fast", 1024);
+        fast.join(&rig, "s").await;
+        let mut slow = peer(&rig, 2, "slow", 2);
+        slow.join(&rig, "s").await;
+        assert_eq!(fast.recv().await["type"], "participant_joined");
+        for i in 0..10 {
+            let m = SessionMsg::Presence {
+                conn: fast.conn.clone(),
+                data: json!({"i": i}),
+                rid: None,
+            };
+            rig.sessions.send("s", m, false).await.unwrap();
+        }
+        fast.op(&rig, "s", 0, 1, title("x")).await;
+        assert_eq!(fast.recv().await["type"], "ack");
+        assert!(slow.conn.kill.is_cancelled(), "slow reader not flagged");
+        assert_eq!(rig.metrics.dropped_slow_total.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn snapshots_on_unload_and_reload_from_snapshot_plus_ops() {
+        let mut c = config();
+        c.idle_unload = Duration::from_millis(10);
+        let rig = rig(c);
+        let mut a = peer(&rig, 1, "alice", 64);
+        a.join(&rig, "s").await;
+        for seq in 1..=3 {
+            a.op(&rig, "s", seq - 1, seq, title(&format!("t{seq}")))
+                .await;
+            a.recv().await;
+        }
+        rig.sessions
+            .send("s", SessionMsg::Leave { conn: 1 }, false)
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if rig.sessions.loaded() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(rig.sessions.loaded(), 0, "idle session stayed loaded");
+        let loaded = rig.store.load("s").await.unwrap().unwrap();
+        assert_eq!(loaded.snapshot.map(|s| s.version), Some(3));
+        assert!(loaded.ops.is_empty());
+        let j = a.join(&rig, "s").await;
+        assert_eq!(
+            (j["version"].clone(), j["state"]["title"].clone()),
+            (json!(3), json!("t3"))
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_bases_older_than_memory_are_transformed_from_the_store() {
+        let mut c = config();
+        c.history_keep = 2;
+        let rig = rig(c);
+        let mut a = peer(&rig, 1, "alice", 256);
+        a.join(&rig, "s").await;
+        for seq in 1..=10 {
+            let ops = json!([{"op":"text","path":["title"],"pos":0,"ins":"a"}]);
+            a.op(&rig, "s", seq - 1, seq, ops).await;
+            a.recv().await;
+        }
+        // Based on version 0: must land after the ten inserts at position 0 that came first.
+        a.op(
+            &rig,
+            "s",
+            0,
+            11,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"b"}]),
+        )
+        .await;
+        assert_eq!(a.recv().await["version"], 11);
+        let (_, state) = rig.sessions.state("s", "alice").await.unwrap();
+        let state: Json = serde_json::from_str(&state).unwrap();
+        assert_eq!(state["title"], "aaaaaaaaaab");
+    }
 }

@@ -572,3 +572,58 @@ async fn concurrent_stale_edits_converge_to_the_replayed_log() -> Result<()> {
     assert!(layers > 0, "no layer survived");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_dropped_and_others_go_on() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--send-queue",
+            "8",
+            "--bytes-per-sec",
+            "100000000",
+            "--edits-per-sec",
+            "10000",
+        ],
+    )?;
+    let mut fast = server.connect("fast").await?;
+    fast.join("s", "f").await?;
+    let mut slow = server.connect("slow").await?;
+    slow.join("s", "s").await?;
+    fast.recv_type("participant_joined").await?;
+    // ~40 MB of broadcasts: far more than the socket buffers of a reader that never reads.
+    let chunk = "x".repeat(200_000);
+    let mut left = false;
+    for seq in 1..=200u64 {
+        fast.op(
+            "s",
+            seq - 1,
+            seq,
+            json!([{"op":"set","path":["meta","blob"],"value":chunk}]),
+        )
+        .await?;
+        loop {
+            let m = fast.recv().await?;
+            if m["type"] == "participant_left" && m["user"] == "slow" {
+                left = true;
+            }
+            if m["type"] == "ack" {
+                break;
+            }
+        }
+        if left {
+            break;
+        }
+    }
+    assert!(left, "the slow reader was never dropped");
+    // The fast client still edits normally.
+    let st = server.get_json("/v1/sessions/s", "fast").await?;
+    let v = st["version"].as_u64().unwrap_or(0);
+    assert_eq!(
+        fast.edit("s", v, 1000, set(json!(["title"]), json!("done")))
+            .await?,
+        v + 1
+    );
+    Ok(())
+}
