@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Bytes per second per connection (burst four times that).
     #[arg(long, env = "MONTAGE_BYTES_PER_SEC", default_value_t = Limits::default().bytes_per_sec)]
     bytes_per_sec: f64,
+    /// Open connections per user; more are refused with HTTP 429.
+    #[arg(long, env = "MONTAGE_CONNECTIONS_PER_USER", default_value_t = Limits::default().connections_per_user)]
+    connections_per_user: usize,
     /// Frames queued per connection before a slow reader is dropped.
     #[arg(long, env = "MONTAGE_SEND_QUEUE", default_value_t = Limits::default().send_queue)]
     send_queue: usize,
@@ -136,6 +139,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.bytes_per_sec = a.bytes_per_sec;
     config.limits.bytes_burst = a.bytes_per_sec * 4.0;
     config.limits.send_queue = a.send_queue;
+    config.limits.connections_per_user = a.connections_per_user;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

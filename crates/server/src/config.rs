@@ -53,6 +53,11 @@ pub struct Limits {
     pub strikes_per_sec: f64,
     pub strikes_burst: f64,
     pub sessions_per_connection: usize,
+    /// Open connections one user may hold; more are refused with HTTP 429.
+    pub connections_per_user: usize,
+    /// A user's messages, edits and bytes over all of its connections may reach this many times
+    /// one connection's rates, so opening more sockets does not multiply a user's budget.
+    pub user_rate_factor: f64,
     /// Frames queued for one connection; a reader that falls this far behind is dropped.
     pub send_queue: usize,
     pub max_presence_bytes: usize,
@@ -73,6 +78,8 @@ impl Default for Limits {
             strikes_per_sec: 20.0,
             strikes_burst: 200.0,
             sessions_per_connection: 64,
+            connections_per_user: 32,
+            user_rate_factor: 4.0,
             send_queue: 1_024,
             max_presence_bytes: 8 * 1024,
             max_catch_up: 10_000,

@@ -3,8 +3,8 @@
 //! task) and a writer task fed by a bounded queue, so a slow reader never slows anyone else.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::auth::{Claims, now_secs};
-use crate::limits::{ConnLimiter, Verdict};
+use crate::limits::{ConnLimiter, Verdict, worst};
 use crate::session::{ConnHandle, Outbound, SessionMsg};
 
 /// Close codes (RFC 6455).
@@ -76,6 +76,20 @@ pub async fn ws_handler(
         Ok(ws) => ws,
         Err(e) => return e.into_response(),
     };
+    let user: Arc<str> = Arc::from(claims.sub.as_str());
+    let Some(user_limiter) = app.users.connect(&user, &app.config.limits) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections for this user",
+        )
+            .into_response();
+    };
+    // From here the slot is counted; `connection` gives it back, and so does this guard if the
+    // upgrade never completes.
+    let slot = UserSlot {
+        app: app.clone(),
+        user,
+    };
     let l = &app.config.limits;
     // tungstenite's own cap sits above ours so an oversized frame gets a `too_large` answer
     // instead of a dropped connection; only far larger ones hit the hard cap.
@@ -86,7 +100,7 @@ pub async fn ws_handler(
         .max_write_buffer_size(hard_cap + 64 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| connection(socket, app, claims))
+        .on_upgrade(move |socket| connection(socket, app, claims, user_limiter, slot))
 }
 
 enum End {
@@ -96,7 +110,25 @@ enum End {
     Closing,
 }
 
-async fn connection(socket: WebSocket, app: Arc<App>, claims: Claims) {
+/// Gives a user's connection slot back when dropped.
+struct UserSlot {
+    app: Arc<App>,
+    user: Arc<str>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.app.users.disconnect(&self.user);
+    }
+}
+
+async fn connection(
+    socket: WebSocket,
+    app: Arc<App>,
+    claims: Claims,
+    user_limiter: Arc<Mutex<ConnLimiter>>,
+    _slot: UserSlot,
+) {
     let _tracked = app.conns.token();
     app.metrics.connections.fetch_add(1, Relaxed);
     app.metrics.connections_total.fetch_add(1, Relaxed);
@@ -124,6 +156,7 @@ async fn connection(socket: WebSocket, app: Arc<App>, claims: Claims) {
 
     let mut reader = Reader {
         limiter: ConnLimiter::new(&app.config.limits, Instant::now()),
+        user_limiter,
         app: app.clone(),
         handle,
         tx,
@@ -223,6 +256,7 @@ struct Reader {
     tx: mpsc::Sender<Outbound>,
     joined: HashSet<String>,
     limiter: ConnLimiter,
+    user_limiter: Arc<Mutex<ConnLimiter>>,
     exp: u64,
 }
 
@@ -295,8 +329,13 @@ impl Reader {
     }
 
     fn limit(&mut self, len: usize) -> Result<(), Option<End>> {
-        let v = self.limiter.frame(len, Instant::now());
-        self.verdict(v, None)
+        let now = Instant::now();
+        let mine = self.limiter.frame(len, now);
+        let theirs = self
+            .user_limiter
+            .lock()
+            .map_or(Verdict::Allow, |mut u| u.frame(len, now));
+        self.verdict(worst(mine, theirs), None)
     }
 
     async fn on_text(&mut self, text: &str) -> Option<End> {
@@ -324,7 +363,13 @@ impl Reader {
             }
         };
         if matches!(frame.msg, ClientMessage::Op { .. }) {
-            let v = self.limiter.edit(Instant::now());
+            let now = Instant::now();
+            let mine = self.limiter.edit(now);
+            let theirs = self
+                .user_limiter
+                .lock()
+                .map_or(Verdict::Allow, |mut u| u.edit(now));
+            let v = worst(mine, theirs);
             if let Err(end) = self.verdict(v, frame.rid.as_ref()) {
                 return end;
             }

@@ -42,6 +42,8 @@ pub struct App {
     /// Open WebSocket connections, waited for on shutdown.
     pub conns: TaskTracker,
     pub next_conn: AtomicU64,
+    /// Connection counts and shared rate budgets per user.
+    pub users: limits::UserLimits,
 }
 
 /// Serves on `listener` with the SQLite store in `config.data_dir` until `shutdown` resolves,
@@ -88,6 +90,7 @@ pub async fn run_with_store(
         shutdown: cancel.clone(),
         conns: TaskTracker::new(),
         next_conn: AtomicU64::new(1),
+        users: limits::UserLimits::default(),
     });
     let trigger = cancel.clone();
     tokio::spawn(async move {

@@ -1,6 +1,8 @@
 //! Per-connection rate limits: token buckets that take the time as an argument, so tests
 //! need no clock.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Limits;
@@ -50,7 +52,7 @@ pub enum Verdict {
     Abuse,
 }
 
-/// The buckets of one connection.
+/// The buckets of one connection (or, scaled by `user_rate_factor`, of one user).
 #[derive(Debug, Clone)]
 pub struct ConnLimiter {
     messages: TokenBucket,
@@ -61,11 +63,16 @@ pub struct ConnLimiter {
 
 impl ConnLimiter {
     pub fn new(l: &Limits, now: Instant) -> ConnLimiter {
+        ConnLimiter::scaled(l, 1.0, now)
+    }
+
+    /// Every rate and burst times `k`.
+    pub fn scaled(l: &Limits, k: f64, now: Instant) -> ConnLimiter {
         ConnLimiter {
-            messages: TokenBucket::new(l.messages_per_sec, l.messages_burst, now),
-            edits: TokenBucket::new(l.edits_per_sec, l.edits_burst, now),
-            bytes: TokenBucket::new(l.bytes_per_sec, l.bytes_burst, now),
-            strikes: TokenBucket::new(l.strikes_per_sec, l.strikes_burst, now),
+            messages: TokenBucket::new(l.messages_per_sec * k, l.messages_burst * k, now),
+            edits: TokenBucket::new(l.edits_per_sec * k, l.edits_burst * k, now),
+            bytes: TokenBucket::new(l.bytes_per_sec * k, l.bytes_burst * k, now),
+            strikes: TokenBucket::new(l.strikes_per_sec * k, l.strikes_burst * k, now),
         }
     }
 
@@ -92,6 +99,64 @@ impl ConnLimiter {
                 Err(_) => Verdict::Abuse,
             },
         }
+    }
+}
+
+/// The shared budget of one user: its connection count and its scaled buckets.
+#[derive(Debug)]
+pub struct UserEntry {
+    pub connections: usize,
+    pub limiter: Arc<Mutex<ConnLimiter>>,
+}
+
+/// Per-user limits across all of a user's connections.
+#[derive(Debug, Default)]
+pub struct UserLimits {
+    users: Mutex<HashMap<Arc<str>, UserEntry>>,
+}
+
+impl UserLimits {
+    /// Counts a new connection of `user`, or refuses it when the user is at its limit.
+    pub fn connect(&self, user: &Arc<str>, l: &Limits) -> Option<Arc<Mutex<ConnLimiter>>> {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let e = users.entry(user.clone()).or_insert_with(|| UserEntry {
+            connections: 0,
+            limiter: Arc::new(Mutex::new(ConnLimiter::scaled(
+                l,
+                l.user_rate_factor,
+                Instant::now(),
+            ))),
+        });
+        if e.connections >= l.connections_per_user {
+            return None;
+        }
+        e.connections += 1;
+        Some(e.limiter.clone())
+    }
+
+    /// Forgets a closed connection; a user with none left is dropped entirely.
+    pub fn disconnect(&self, user: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = users.get_mut(user) {
+            e.connections = e.connections.saturating_sub(1);
+            if e.connections == 0 {
+                users.remove(user);
+            }
+        }
+    }
+}
+
+/// The worse of two verdicts.
+pub fn worst(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Verdict::Abuse, _) | (_, Verdict::Abuse) => Verdict::Abuse,
+        (Verdict::Limited { retry_after: x }, Verdict::Limited { retry_after: y }) => {
+            Verdict::Limited {
+                retry_after: x.max(y),
+            }
+        }
+        (l @ Verdict::Limited { .. }, _) | (_, l @ Verdict::Limited { .. }) => l,
+        _ => Verdict::Allow,
     }
 }
 
@@ -138,5 +203,21 @@ mod tests {
                 .any(|v| matches!(v, Verdict::Limited { .. }))
         );
         assert_eq!(verdicts.last(), Some(&Verdict::Abuse));
+    }
+
+    #[test]
+    fn users_are_limited_across_connections() {
+        let l = Limits {
+            connections_per_user: 2,
+            ..Limits::default()
+        };
+        let users = UserLimits::default();
+        let u: Arc<str> = Arc::from("u");
+        let a = users.connect(&u, &l).unwrap();
+        let b = users.connect(&u, &l).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one budget per user");
+        assert!(users.connect(&u, &l).is_none());
+        users.disconnect("u");
+        assert!(users.connect(&u, &l).is_some());
     }
 }

@@ -485,6 +485,7 @@ async fn forged_expired_and_alg_none_tokens_get_401() -> Result<()> {
         other => panic!("no token: {:?}", other.map(|_| ())),
     }
     // The Authorization header works as well as the query parameter.
+    // (The rejected attempts above did not use up any of mallory's connection slots.)
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("ws://{}/v1/ws", server.addr).into_client_request()?;
     req.headers_mut()
@@ -625,5 +626,30 @@ async fn a_reader_that_stops_reading_is_dropped_and_others_go_on() -> Result<()>
             .await?,
         v + 1
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn connections_per_user_are_capped_with_429() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &["--connections-per-user", "2"])?;
+    let a = server.connect("greedy").await?;
+    let _b = server.connect("greedy").await?;
+    match tokio_tungstenite::connect_async(server.url(&token("greedy"))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 429),
+        other => panic!("third connection: {:?}", other.map(|_| ())),
+    }
+    // Other users are unaffected, and a closed connection frees its slot.
+    server.connect("modest").await?;
+    drop(a);
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if server.connect("greedy").await.is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the slot was not given back");
     Ok(())
 }
