@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod rebase;
 pub mod session;
 pub mod store;
 
@@ -96,6 +97,13 @@ pub async fn run_with_store(
     tokio::spawn(async move {
         shutdown.await;
         trigger.cancel();
+    });
+    // Small frames (acks, cursor moves) must leave at once: Nagle plus delayed ACKs would hold
+    // them for ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY failed");
+        }
     });
     let served = axum::serve(listener, http::router(app.clone()))
         .with_graceful_shutdown(cancel.clone().cancelled_owned())

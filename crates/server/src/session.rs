@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use montage_ot::{Op, Side, Value};
+use montage_ot::{Op, Value};
 use montage_protocol::{
     ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode,
     encode_with_rid,
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::rebase::rebase;
 use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
 
 /// Versions between a base and the head past which an edit is refused with `conflict`.
@@ -917,7 +918,7 @@ impl Actor {
             };
             for o in older {
                 match serde_json::from_str::<Op>(&o.ops) {
-                    Ok(h) => op = op.transform(&h, Side::Right),
+                    Ok(h) => op = rebase(op, [&h]),
                     Err(e) => {
                         tracing::error!(session = %self.id, version = o.version, error = %e, "stored op unreadable");
                         pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
@@ -928,9 +929,7 @@ impl Actor {
         }
         let Some(doc) = &mut self.state else { return };
         let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
-        for h in doc.history.iter().skip(skip) {
-            op = op.transform(&h.op, Side::Right);
-        }
+        op = rebase(op, doc.history.iter().skip(skip).map(|h| &h.op));
         if let Err(e) = op.apply(&mut doc.doc) {
             pconn.error(ErrorCode::BadRequest, e.to_string(), rid.as_ref());
             return;

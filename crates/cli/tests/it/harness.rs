@@ -154,7 +154,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Result<Client> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
         Ok(Client { ws })
     }
 
