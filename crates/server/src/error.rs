@@ -9,7 +9,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("version {version} of session {session} already exists")]
+    /// A version of the batch (the first one written in that statement is named) already exists.
+    #[error("session {session}: a version at or after {version} already exists")]
     VersionConflict { session: String, version: u64 },
     #[error("stored data of session {session} is corrupt: {reason}")]
     Corrupt { session: String, reason: String },

@@ -32,6 +32,8 @@ use crate::session::{ConnHandle, Outbound, SessionMsg};
 /// Close codes (RFC 6455).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 64;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -231,8 +233,8 @@ async fn write_loop(
             _ = reader_done.cancelled() => break,
             m = rx.recv() => m,
         };
-        let msg = match next {
-            Some(Outbound::Frame(f)) => Message::Text(f),
+        let first = match next {
+            Some(Outbound::Frame(f)) => f,
             Some(Outbound::Close(code, reason)) => {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason)))
@@ -241,10 +243,32 @@ async fn write_loop(
             }
             None => break,
         };
+        // Whatever else is already queued goes out with it: one flush (one syscall) per batch
+        // instead of one per frame when a busy session fans out.
+        let mut closing = None;
+        let batch = async {
+            sink.feed(Message::Text(first)).await?;
+            for _ in 0..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(Outbound::Frame(f)) => sink.feed(Message::Text(f)).await?,
+                    Ok(Outbound::Close(code, reason)) => {
+                        closing = Some((code, reason));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
         tokio::select! {
-            r = sink.send(msg) => if r.is_err() { break },
+            r = batch => if r.is_err() { break },
             _ = kill.cancelled() => break,
             _ = reader_done.cancelled() => break,
+        }
+        if let Some((code, reason)) = closing {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason))).await;
+            break;
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
