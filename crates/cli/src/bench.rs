@@ -344,10 +344,11 @@ async fn history(
     let started = Instant::now();
     let mut acked = 0u64;
     let mut sent = 0u64;
+    let mut known = 0u64;
     while acked < a.history {
         while sent < a.history && sent - acked < 256 {
             sent += 1;
-            let op = serde_json::json!({"type":"op","session":"history","base":0,"seq":sent,
+            let op = serde_json::json!({"type":"op","session":"history","base":known,"seq":sent,
                 "ops":[{"op":"set","path":["meta",format!("k{}", sent % 1000)],"value":sent}]});
             ws.feed(Message::text(op.to_string())).await?;
         }
@@ -355,6 +356,7 @@ async fn history(
         let m = recv_json(&mut ws).await?;
         if m["type"] == "ack" {
             acked += 1;
+            known = known.max(m["version"].as_u64().unwrap_or(0));
             if acked.is_multiple_of(10_000) {
                 eprint!("\rwrote {acked}/{}", a.history);
             }

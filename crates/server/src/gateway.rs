@@ -97,8 +97,8 @@ pub async fn ws_handler(
     // instead of a dropped connection; only far larger ones hit the hard cap.
     let hard_cap = l.max_frame_bytes.saturating_mul(4);
     ws.protocols([SUBPROTOCOL_JSON])
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
+        .write_buffer_size(1024)
         .max_write_buffer_size(hard_cap + 64 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
