@@ -449,8 +449,9 @@ async fn load(
     for (id, session, ws, version) in sockets {
         let shared = shared.clone();
         let rate = a.rate;
+        let end = tokio::time::Instant::from_std(t0) + Duration::from_secs_f64(a.duration);
         tasks.push(tokio::spawn(async move {
-            client(id, session, ws, version, rate, shared).await
+            client(id, session, ws, version, rate, end, shared).await
         }));
     }
     let dur = Duration::from_secs_f64(a.duration);
@@ -472,10 +473,11 @@ async fn load(
     shared.stop.store(true, Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu1 = pid.and_then(proc_usage);
-    // Stragglers: give outstanding acks a moment, then stop.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each client counts acks of its edits still in flight for a moment, then reports.
     for t in tasks {
-        t.abort();
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), t).await {
+            eprintln!("\nclient failed: {e}");
+        }
     }
     eprintln!();
     let acks = shared.acks.load(Relaxed);
@@ -516,6 +518,7 @@ async fn client(
     ws: Ws,
     mut known: u64,
     rate: f64,
+    end: tokio::time::Instant,
     shared: Arc<Shared>,
 ) -> Result<()> {
     let (mut tx, mut rx) = ws.split();
@@ -542,6 +545,29 @@ async fn client(
     };
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(end) => {
+                // Keep counting acks of edits still in flight for a moment, then report.
+                let grace = tokio::time::sleep(Duration::from_millis(300));
+                tokio::pin!(grace);
+                loop {
+                    tokio::select! {
+                        _ = &mut grace => break,
+                        m = rx.next() => {
+                            let Some(Ok(Message::Text(t))) = m else { break };
+                            if let Ok(v) = serde_json::from_str::<Lite<'_>>(t.as_str())
+                                && v.kind == "ack"
+                                && let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0)))
+                            {
+                                ack_hist.record(t.elapsed().as_micros() as u64);
+                                shared.acks.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
+                shared.ack_hist.lock().await.merge(&ack_hist);
+                shared.bcast_hist.lock().await.merge(&bcast_hist);
+                return Ok(());
+            }
             _ = tick.tick() => {
                 if shared.stop.load(Relaxed) {
                     flush(&mut ack_hist, &mut bcast_hist, &shared);

@@ -419,7 +419,8 @@ struct Actor {
     done_rx: mpsc::UnboundedReceiver<CommitResult>,
     state: Option<Doc>,
     participants: HashMap<u64, Participant>,
-    seqs: HashMap<Arc<str>, ClientSeqs>,
+    /// Keyed by (user, client): client ids are chosen by clients, so only unique per user.
+    seqs: HashMap<(Arc<str>, Arc<str>), ClientSeqs>,
     pending: VecDeque<Pending>,
     committed: u64,
     inflight: usize,
@@ -801,26 +802,27 @@ impl Actor {
         Ok(out)
     }
 
-    /// The version `(client, seq)` was applied as, if it was.
+    /// The version `user`'s `(client, seq)` was applied as, if it was.
     async fn lookup_seq(
         &mut self,
-        client: &Arc<str>,
+        key: &(Arc<str>, Arc<str>),
         seq: u64,
     ) -> crate::error::Result<Option<u64>> {
-        let entry = self.seqs.entry(client.clone()).or_default();
+        let (user, client) = key;
+        let entry = self.seqs.entry(key.clone()).or_default();
         if let Some(&(_, v)) = entry.recent.iter().rev().find(|(s, _)| *s == seq) {
             return Ok(Some(v));
         }
         if !entry.store_checked {
-            entry.store_max = self.store.max_seq(&self.id, client).await?;
+            entry.store_max = self.store.max_seq(&self.id, user, client).await?;
             entry.store_checked = true;
         }
-        let entry = self.seqs.entry(client.clone()).or_default();
+        let entry = self.seqs.entry(key.clone()).or_default();
         let max_recent = entry.recent.iter().map(|(s, _)| *s).max();
         let max_known = entry.store_max.max(max_recent);
         // Clients number their edits upwards: a seq above all known ones is new, no query needed.
         if max_known.is_some_and(|m| seq <= m) {
-            return self.store.find_seq(&self.id, client, seq).await;
+            return self.store.find_seq(&self.id, user, client, seq).await;
         }
         Ok(None)
     }
@@ -869,7 +871,8 @@ impl Actor {
             );
             return;
         }
-        match self.lookup_seq(&client, seq).await {
+        let seq_key = (pconn.user.clone(), client.clone());
+        match self.lookup_seq(&seq_key, seq).await {
             Ok(Some(v)) => {
                 // A resend of an applied edit: ack it again with its version, once durable.
                 let frame = ack_frame(&self.id, seq, v, rid.as_ref());
@@ -956,7 +959,7 @@ impl Actor {
                 ops: ops_json,
             },
         };
-        let recent = &mut self.seqs.entry(client).or_default().recent;
+        let recent = &mut self.seqs.entry(seq_key).or_default().recent;
         recent.push_back((seq, version));
         self.pending.push_back(Pending {
             version,
@@ -1527,5 +1530,40 @@ mod tests {
         let (_, state) = rig.sessions.state("s", "alice").await.unwrap();
         let state: Json = serde_json::from_str(&state).unwrap();
         assert_eq!(state["title"], "aaaaaaaaaab");
+    }
+
+    #[tokio::test]
+    async fn client_ids_are_scoped_per_user() {
+        let rig = rig(config());
+        let mut alice = peer(&rig, 1, "alice", 64);
+        alice.join(&rig, "s").await;
+        let m = SessionMsg::SetRole {
+            conn: alice.conn.clone(),
+            user: "mallory".into(),
+            role: Role::Editor,
+            rid: None,
+        };
+        rig.sessions.send("s", m, false).await.unwrap();
+        alice.recv().await;
+        // Mallory joins with the same client id as alice's edits will use ("c1").
+        let mut mallory = peer(&rig, 2, "mallory", 64);
+        let m = SessionMsg::Join {
+            conn: mallory.conn.clone(),
+            client: "c1".into(),
+            since: None,
+            rid: None,
+        };
+        rig.sessions.send("s", m, true).await.unwrap();
+        mallory.recv().await;
+        mallory.op(&rig, "s", 0, 1, title("mallory")).await;
+        assert_eq!(mallory.recv().await["version"], 1);
+        // Alice's seq 1 on client "c1" is a different edit: applied, not taken for a resend.
+        alice.op(&rig, "s", 1, 1, title("alice")).await;
+        let mut ack = alice.recv().await;
+        while ack["type"] != "ack" {
+            ack = alice.recv().await;
+        }
+        assert_eq!(ack["version"], 2);
+        assert_eq!(rig.store.op_count("s"), 2);
     }
 }

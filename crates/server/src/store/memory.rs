@@ -148,6 +148,7 @@ impl Store for MemoryStore {
     fn find_seq<'a>(
         &'a self,
         session: &'a str,
+        user: &'a str,
         client: &'a str,
         seq: u64,
     ) -> StoreFuture<'a, Option<u64>> {
@@ -155,18 +156,23 @@ impl Store for MemoryStore {
             m.get(session)?
                 .ops
                 .values()
-                .find(|o| o.client == client && o.seq == seq)
+                .find(|o| o.user == user && o.client == client && o.seq == seq)
                 .map(|o| o.version)
         });
         Box::pin(async move { Ok(r) })
     }
 
-    fn max_seq<'a>(&'a self, session: &'a str, client: &'a str) -> StoreFuture<'a, Option<u64>> {
+    fn max_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<u64>> {
         let r = self.with(|m| {
             m.get(session)?
                 .ops
                 .values()
-                .filter(|o| o.client == client)
+                .filter(|o| o.user == user && o.client == client)
                 .map(|o| o.seq)
                 .max()
         });

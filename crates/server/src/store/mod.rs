@@ -94,14 +94,21 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u64,
     ) -> StoreFuture<'a, Vec<StoredOp>>;
-    /// The version an edit `(client, seq)` was stored as, if it was.
+    /// The version `user`'s edit `(client, seq)` was stored as, if it was. Client ids are the
+    /// clients' own choice, so they are only unique per user.
     fn find_seq<'a>(
         &'a self,
         session: &'a str,
+        user: &'a str,
         client: &'a str,
         seq: u64,
     ) -> StoreFuture<'a, Option<u64>>;
-    /// The highest seq stored for `client`.
-    fn max_seq<'a>(&'a self, session: &'a str, client: &'a str) -> StoreFuture<'a, Option<u64>>;
+    /// The highest seq stored for `user`'s `client`.
+    fn max_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<u64>>;
     fn close(&self) -> StoreFuture<'_, ()>;
 }

@@ -352,30 +352,39 @@ impl Store for SqliteStore {
     fn find_seq<'a>(
         &'a self,
         session: &'a str,
+        user: &'a str,
         client: &'a str,
         seq: u64,
     ) -> StoreFuture<'a, Option<u64>> {
         Box::pin(async move {
             let v: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM ops WHERE session = ? AND client = ? AND seq = ? LIMIT 1",
+                "SELECT version FROM ops WHERE session = ? AND client = ? AND seq = ? AND user = ? LIMIT 1",
             )
             .bind(session)
             .bind(client)
             .bind(to_i64(seq))
+            .bind(user)
             .fetch_optional(&self.pool)
             .await?;
             Ok(v.map(to_u64))
         })
     }
 
-    fn max_seq<'a>(&'a self, session: &'a str, client: &'a str) -> StoreFuture<'a, Option<u64>> {
+    fn max_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<u64>> {
         Box::pin(async move {
-            let v: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(seq) FROM ops WHERE session = ? AND client = ?")
-                    .bind(session)
-                    .bind(client)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let v: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(seq) FROM ops WHERE session = ? AND client = ? AND user = ?",
+            )
+            .bind(session)
+            .bind(client)
+            .bind(user)
+            .fetch_one(&self.pool)
+            .await?;
             Ok(v.map(to_u64))
         })
     }
@@ -436,10 +445,12 @@ mod tests {
         assert_eq!(l.meta.role_of("carol"), Role::Viewer);
         assert_eq!(l.snapshot.unwrap().version, 1);
         assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(s.find_seq("s", "c", 2).await.unwrap(), Some(2));
-        assert_eq!(s.find_seq("s", "c", 3).await.unwrap(), None);
-        assert_eq!(s.max_seq("s", "c").await.unwrap(), Some(2));
-        assert_eq!(s.max_seq("s", "d").await.unwrap(), None);
+        assert_eq!(s.find_seq("s", "u", "c", 2).await.unwrap(), Some(2));
+        assert_eq!(s.find_seq("s", "u", "c", 3).await.unwrap(), None);
+        assert_eq!(s.find_seq("s", "mallory", "c", 2).await.unwrap(), None);
+        assert_eq!(s.max_seq("s", "u", "c").await.unwrap(), Some(2));
+        assert_eq!(s.max_seq("s", "u", "d").await.unwrap(), None);
+        assert_eq!(s.max_seq("s", "mallory", "c").await.unwrap(), None);
         s.close().await.unwrap();
         // Reopen: everything is still there.
         let s = SqliteStore::open(dir.path()).await.unwrap();
