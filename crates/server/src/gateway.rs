@@ -147,7 +147,7 @@ async fn connection(
         app.metrics.clone(),
     );
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         sink,
         rx,
         kill.clone(),
@@ -176,19 +176,18 @@ async fn connection(
     match end {
         End::Gone => reader_done.cancel(),
         End::Closing => {
-            if tokio::time::timeout(Duration::from_secs(5), async {
-                while !writer.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(10)).await
-                }
-            })
-            .await
-            .is_err()
+            // Let the writer deliver what is queued and the close frame; not forever.
+            if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+                .await
+                .is_err()
             {
                 reader_done.cancel();
             }
         }
     }
-    let _ = writer.await;
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
     if matches!(end, End::Closing) {
         // Finish the closing handshake: read (and drop) until the client's close, so unread
         // data does not turn our close into a TCP reset that loses the close frame.

@@ -533,7 +533,13 @@ impl Actor {
         self.metrics.sessions_loaded.fetch_sub(1, Relaxed);
     }
 
+    /// The in-memory session from what the store holds (a panic while replaying is an error).
     fn build(&self, l: Loaded) -> Result<Doc, String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.build_inner(l)))
+            .unwrap_or_else(|_| Err("the OT engine panicked while replaying".to_owned()))
+    }
+
+    fn build_inner(&self, l: Loaded) -> Result<Doc, String> {
         let (mut doc, mut version) = match &l.snapshot {
             Some(s) => (
                 serde_json::from_str::<Value>(&s.state).map_err(|e| format!("snapshot: {e}"))?,
@@ -905,9 +911,9 @@ impl Actor {
             return;
         }
         // Transform past every version after the base, the sender's own included (DESIGN §2).
-        let mut op = ops;
+        let mut older = Vec::new();
         if base + 1 < doc.hist_start {
-            let older = match self
+            let stored = match self
                 .store
                 .ops_after(&self.id, base, doc.hist_start - base - 1)
                 .await
@@ -919,9 +925,9 @@ impl Actor {
                     return;
                 }
             };
-            for o in older {
+            for o in stored {
                 match serde_json::from_str::<Op>(&o.ops) {
-                    Ok(h) => op = rebase(op, [&h]),
+                    Ok(h) => older.push(h),
                     Err(e) => {
                         tracing::error!(session = %self.id, version = o.version, error = %e, "stored op unreadable");
                         pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
@@ -932,11 +938,31 @@ impl Actor {
         }
         let Some(doc) = &mut self.state else { return };
         let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
-        op = rebase(op, doc.history.iter().skip(skip).map(|h| &h.op));
-        if let Err(e) = op.apply(&mut doc.doc) {
-            pconn.error(ErrorCode::BadRequest, e.to_string(), rid.as_ref());
-            return;
-        }
+        // The OT engine is pure and trusted, but a panic in it must cost one session, not the
+        // server: the document may be half-changed then, so the session reloads from the store.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let memory = doc.history.iter().skip(skip).map(|h| &h.op);
+            let op = rebase(ops, older.iter().chain(memory));
+            op.apply(&mut doc.doc).map(|_| op)
+        }));
+        let op = match outcome {
+            Ok(Ok(op)) => op,
+            Ok(Err(e)) => {
+                pconn.error(ErrorCode::BadRequest, e.to_string(), rid.as_ref());
+                return;
+            }
+            Err(_) => {
+                tracing::error!(session = %self.id, base, "the OT engine panicked on an edit");
+                pconn.error(
+                    ErrorCode::Internal,
+                    "the edit could not be processed",
+                    rid.as_ref(),
+                );
+                self.abandon();
+                return;
+            }
+        };
+        let Some(doc) = &mut self.state else { return };
         doc.version += 1;
         let version = doc.version;
         let ops_json = serde_json::to_string(&op).unwrap_or_else(|_| "[]".to_owned());
@@ -1094,9 +1120,17 @@ impl Actor {
                 }
             }
         }
+        self.abandon();
+    }
+
+    /// Lets everyone go and refuses new work, so the session unloads and the next join reloads
+    /// it from the store. Writes already in flight still complete.
+    fn abandon(&mut self) {
+        self.broken = true;
+        self.reload = true;
         let frame = Utf8Bytes::from(encode(&ServerMessage::error(
             ErrorCode::Internal,
-            format!("session {} failed to store an edit; join again", self.id),
+            format!("session {} failed; join again", self.id),
         )));
         for p in self.participants.values() {
             p.conn.send(frame.clone());
