@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Bytes per second per connection (burst four times that).
     #[arg(long, env = "MONTAGE_BYTES_PER_SEC", default_value_t = Limits::default().bytes_per_sec)]
     bytes_per_sec: f64,
+    /// Open WebSocket connections in all; more are refused with HTTP 503.
+    #[arg(long, env = "MONTAGE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
     /// Open connections per user; more are refused with HTTP 429.
     #[arg(long, env = "MONTAGE_CONNECTIONS_PER_USER", default_value_t = Limits::default().connections_per_user)]
     connections_per_user: usize,
@@ -140,6 +143,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.bytes_burst = a.bytes_per_sec * 4.0;
     config.limits.send_queue = a.send_queue;
     config.limits.connections_per_user = a.connections_per_user;
+    config.limits.max_connections = a.max_connections;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -53,6 +53,8 @@ pub struct Limits {
     pub strikes_per_sec: f64,
     pub strikes_burst: f64,
     pub sessions_per_connection: usize,
+    /// Open WebSocket connections in all; more are refused with HTTP 503.
+    pub max_connections: usize,
     /// Open connections one user may hold; more are refused with HTTP 429.
     pub connections_per_user: usize,
     /// A user's messages, edits and bytes over all of its connections may reach this many times
@@ -78,6 +80,7 @@ impl Default for Limits {
             strikes_per_sec: 20.0,
             strikes_burst: 200.0,
             sessions_per_connection: 64,
+            max_connections: 50_000,
             connections_per_user: 32,
             user_rate_factor: 4.0,
             send_queue: 1_024,

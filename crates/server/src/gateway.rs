@@ -78,6 +78,13 @@ pub async fn ws_handler(
         Ok(ws) => ws,
         Err(e) => return e.into_response(),
     };
+    if app.metrics.connections.load(Relaxed) as usize >= app.config.limits.max_connections {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is at its connection limit",
+        )
+            .into_response();
+    }
     let user: Arc<str> = Arc::from(claims.sub.as_str());
     let Some(user_limiter) = app.users.connect(&user, &app.config.limits) else {
         return (

@@ -319,6 +319,17 @@ impl Sessions {
 
     /// The committed `(version, state JSON)` of a session, for a reader with at least viewer rights.
     pub async fn state(self: &Arc<Self>, id: &str, user: &str) -> Result<(u64, String), ErrorCode> {
+        // Reads of ids that do not exist must not load anything: ask the store first.
+        if self.get(id, false).is_none() {
+            match self.store.meta(id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(ErrorCode::NotFound),
+                Err(e) => {
+                    tracing::error!(session = id, error = %e, "meta read failed");
+                    return Err(ErrorCode::Internal);
+                }
+            }
+        }
         let (reply, rx) = oneshot::channel();
         if self
             .send(
