@@ -623,11 +623,38 @@ impl Actor {
     }
 
     /// Sends to every ready participant but `except`.
+    /// Presence is ephemeral: a joiner still waiting for `joined` simply misses it.
     fn broadcast(&self, frame: &Utf8Bytes, except: Option<u64>) {
         for (id, p) in &self.participants {
             if Some(*id) != except && p.ready {
                 p.conn.send(frame.clone());
             }
+        }
+    }
+
+    /// Roster and role events: a joiner still waiting for its `joined` gets them right after it,
+    /// so what it learns later is never overwritten by the older `joined`.
+    fn announce(&mut self, frame: &Utf8Bytes, except: Option<u64>) {
+        let head = self.state.as_ref().map_or(0, |d| d.version);
+        let mut later = Vec::new();
+        for (id, p) in &self.participants {
+            if Some(*id) == except {
+                continue;
+            }
+            if p.ready {
+                p.conn.send(frame.clone());
+            } else {
+                later.push(*id);
+            }
+        }
+        for conn in later {
+            self.when_committed(
+                head,
+                Action::Reply {
+                    conn,
+                    frame: frame.clone(),
+                },
+            );
         }
     }
 
@@ -782,7 +809,7 @@ impl Actor {
                 user: user.to_string(),
                 role,
             });
-            self.broadcast(&Utf8Bytes::from(ev), Some(conn_id));
+            self.announce(&Utf8Bytes::from(ev), Some(conn_id));
         }
         self.when_committed(
             version,
@@ -1224,14 +1251,10 @@ impl Actor {
             user,
             role,
         };
-        let frame = Utf8Bytes::from(encode(&msg));
-        for (id, p) in &self.participants {
-            if *id == conn {
-                p.conn.send(encode_with_rid(&msg, rid.as_ref()));
-            } else if p.ready {
-                p.conn.send(frame.clone());
-            }
+        if let Some(p) = self.participants.get(&conn) {
+            p.conn.send(encode_with_rid(&msg, rid.as_ref()));
         }
+        self.announce(&Utf8Bytes::from(encode(&msg)), Some(conn));
     }
 
     fn leave(&mut self, conn: u64) {
@@ -1243,7 +1266,7 @@ impl Actor {
                 session: self.id.to_string(),
                 user: p.conn.user.to_string(),
             });
-            self.broadcast(&Utf8Bytes::from(ev), None);
+            self.announce(&Utf8Bytes::from(ev), None);
         }
         if self.participants.is_empty() {
             self.idle_since = Instant::now();
@@ -1610,5 +1633,31 @@ mod tests {
         }
         assert_eq!(ack["version"], 2);
         assert_eq!(rig.store.op_count("s"), 2);
+    }
+
+    #[tokio::test]
+    async fn an_active_session_snapshots_on_its_interval() {
+        let mut c = config();
+        c.snapshot_interval = Duration::from_millis(50);
+        let rig = rig(c);
+        let mut a = peer(&rig, 1, "alice", 64);
+        a.join(&rig, "s").await;
+        for seq in 1..=2 {
+            a.op(&rig, "s", seq - 1, seq, title(&format!("t{seq}")))
+                .await;
+            a.recv().await;
+        }
+        let mut snap = None;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            snap = rig.store.load("s").await.unwrap().and_then(|l| l.snapshot);
+            if snap.is_some() {
+                break;
+            }
+        }
+        let snap = snap.expect("no snapshot while the session stayed loaded");
+        assert_eq!(snap.version, 2);
+        assert!(snap.state.contains("\"t2\""));
+        assert_eq!(rig.sessions.loaded(), 1, "the participant keeps it loaded");
     }
 }
