@@ -31,6 +31,8 @@ use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
 const MAX_REBASE: u64 = 100_000;
 /// Recent `(seq, version)` pairs kept per client for idempotency; older ones are looked up.
 const RECENT_SEQS: usize = 256;
+/// Clients whose recent seqs a session keeps in memory before forgetting idle ones.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
 /// Mailbox of one session actor.
 const MAILBOX: usize = 512;
 
@@ -1129,6 +1131,13 @@ impl Actor {
                     s.store_max = s.store_max.max(Some(seq));
                 }
             }
+        }
+        // Clients that come and go with fresh ids must not grow this forever: forget those with
+        // nothing in flight (the store answers for them).
+        if self.seqs.len() > MAX_TRACKED_CLIENTS {
+            let committed = self.committed;
+            self.seqs
+                .retain(|_, s| s.recent.iter().any(|(_, v)| *v > committed));
         }
     }
 
