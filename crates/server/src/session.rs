@@ -438,6 +438,8 @@ struct Actor {
     committed: u64,
     inflight: usize,
     snapshot_due: bool,
+    /// A snapshot write is with the committer.
+    snapshot_in_flight: bool,
     /// A write failed or the session could not load: refuse everything, unload when empty.
     broken: bool,
     /// Broken by a failed write: a fresh load will be consistent, so joins wait for it.
@@ -479,6 +481,7 @@ impl Actor {
             committed: 0,
             inflight: 0,
             snapshot_due: false,
+            snapshot_in_flight: false,
             broken: false,
             reload: false,
             deferred: Vec::new(),
@@ -1038,6 +1041,12 @@ impl Actor {
             },
         });
         self.submit(write, version, false).await;
+        // Bound what a load replays: snapshot after this many edits, whatever the clock says.
+        if let Some(doc) = &self.state
+            && doc.version - doc.snapshot_version >= self.config.snapshot_every_ops
+        {
+            self.maybe_snapshot().await;
+        }
     }
 
     async fn submit(&mut self, write: Write, version: u64, snapshot: bool) {
@@ -1064,6 +1073,7 @@ impl Actor {
             return;
         }
         if r.snapshot {
+            self.snapshot_in_flight = false;
             if let Some(doc) = &mut self.state {
                 doc.snapshot_version = doc.snapshot_version.max(r.version);
             }
@@ -1313,7 +1323,7 @@ impl Actor {
 
     /// Periodic snapshot through the committer, ordered after the appends it covers.
     async fn maybe_snapshot(&mut self) {
-        if self.broken {
+        if self.broken || self.snapshot_in_flight {
             return;
         }
         let Some(doc) = &self.state else { return };
@@ -1324,6 +1334,7 @@ impl Actor {
         let state = serde_json::to_string(&doc.doc).unwrap_or_else(|_| "null".to_owned());
         let version = doc.version;
         self.snapshot_due = false;
+        self.snapshot_in_flight = true;
         let write = Write::Snapshot {
             session: self.id.to_string(),
             snapshot: Snapshot { version, state },
@@ -1668,5 +1679,24 @@ mod tests {
         assert_eq!(snap.version, 2);
         assert!(snap.state.contains("\"t2\""));
         assert_eq!(rig.sessions.loaded(), 1, "the participant keeps it loaded");
+    }
+
+    #[tokio::test]
+    async fn a_busy_session_snapshots_every_n_edits() {
+        let mut c = config();
+        c.snapshot_every_ops = 3;
+        let rig = rig(c);
+        let mut a = peer(&rig, 1, "alice", 64);
+        a.join(&rig, "s").await;
+        for seq in 1..=4 {
+            a.op(&rig, "s", seq - 1, seq, title(&format!("t{seq}")))
+                .await;
+            a.recv().await;
+        }
+        // The snapshot is ordered after the third edit in the committer; the fourth edit's ack
+        // came after it.
+        let l = rig.store.load("s").await.unwrap().unwrap();
+        assert_eq!(l.snapshot.map(|s| s.version), Some(3));
+        assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![4]);
     }
 }
