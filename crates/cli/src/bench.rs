@@ -30,9 +30,12 @@ pub struct BenchArgs {
     /// Clients per session.
     #[arg(long, default_value_t = 5)]
     clients: usize,
-    /// Edits per second per client.
+    /// Edits per second per writing client.
     #[arg(long, default_value_t = 5.0)]
     rate: f64,
+    /// Clients per session that edit (the first W); the others only read. Default: all.
+    #[arg(long)]
+    writers: Option<usize>,
     /// Seconds of load.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -448,7 +451,12 @@ async fn load(
     let mut tasks = Vec::with_capacity(total);
     for (id, session, ws, version) in sockets {
         let shared = shared.clone();
-        let rate = a.rate;
+        let writers = a.writers.unwrap_or(a.clients);
+        let rate = if id % a.clients < writers {
+            a.rate
+        } else {
+            0.0
+        };
         let end = tokio::time::Instant::from_std(t0) + Duration::from_secs_f64(a.duration);
         tasks.push(tokio::spawn(async move {
             client(id, session, ws, version, rate, end, shared).await
@@ -483,13 +491,17 @@ async fn load(
     let acks = shared.acks.load(Relaxed);
     let deliveries = shared.deliveries.load(Relaxed);
     println!(
-        "{} sessions × {} clients × {} edits/s for {:.0} s over {addr}",
-        a.sessions, a.clients, a.rate, a.duration
+        "{} sessions × {} clients ({} writing) × {} edits/s for {:.0} s over {addr}",
+        a.sessions,
+        a.clients,
+        a.writers.unwrap_or(a.clients).min(a.clients),
+        a.rate,
+        a.duration
     );
     println!(
         "edits acked: {acks}  ({:.0} edits/s, offered {:.0}/s)",
         acks as f64 / elapsed,
-        total as f64 * a.rate
+        (a.sessions * a.writers.unwrap_or(a.clients).min(a.clients)) as f64 * a.rate
     );
     println!("ack latency:       {}", shared.ack_hist.lock().await.line());
     println!(
@@ -527,7 +539,12 @@ async fn client(
     let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
     let key = format!("c{id}");
     // Spread the clients' send instants over one period.
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    // A reader (rate 0) never sends: its first tick is after the run.
+    let period = if rate > 0.0 {
+        Duration::from_secs_f64(1.0 / rate)
+    } else {
+        Duration::from_secs(86_400 * 365)
+    };
     let offset = period.mul_f64((id % 97) as f64 / 97.0);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
