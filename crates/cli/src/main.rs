@@ -1,1 +1,198 @@
-fn main() {}
+//! The `montage` command.
+
+mod bench;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use media_services::auth::{self, Auth};
+use media_services::{Config, Limits};
+
+#[derive(Parser)]
+#[command(
+    name = "montage",
+    version,
+    about = "Real-time collaboration server for media editing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (embedded SQLite in the data dir).
+    Serve(ServeArgs),
+    /// Print a token for USER signed with the server's secret.
+    Token(TokenArgs),
+    /// Load generator over real WebSockets.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct SecretArgs {
+    /// Where the database and the generated secret live.
+    #[arg(long, env = "MONTAGE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// HS256 key for tokens; without it the secret file in the data dir is used.
+    #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, env = "MONTAGE_ADDR", default_value = "127.0.0.1:7070")]
+    addr: String,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// Snapshot a session with new edits this often (seconds).
+    #[arg(long, env = "MONTAGE_SNAPSHOT_INTERVAL", default_value_t = 300)]
+    snapshot_interval: u64,
+    /// Unload a session this long (seconds) after its last participant left.
+    #[arg(long, env = "MONTAGE_IDLE_UNLOAD", default_value_t = 30)]
+    idle_unload: u64,
+    #[arg(long, env = "MONTAGE_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
+    max_frame_bytes: usize,
+    /// Messages per second per connection (burst twice that).
+    #[arg(long, env = "MONTAGE_MESSAGES_PER_SEC", default_value_t = Limits::default().messages_per_sec)]
+    messages_per_sec: f64,
+    /// Edits per second per connection (burst twice that).
+    #[arg(long, env = "MONTAGE_EDITS_PER_SEC", default_value_t = Limits::default().edits_per_sec)]
+    edits_per_sec: f64,
+    /// Bytes per second per connection (burst four times that).
+    #[arg(long, env = "MONTAGE_BYTES_PER_SEC", default_value_t = Limits::default().bytes_per_sec)]
+    bytes_per_sec: f64,
+    /// Open WebSocket connections in all; more are refused with HTTP 503.
+    #[arg(long, env = "MONTAGE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Open connections per user; more are refused with HTTP 429.
+    #[arg(long, env = "MONTAGE_CONNECTIONS_PER_USER", default_value_t = Limits::default().connections_per_user)]
+    connections_per_user: usize,
+    /// Frames queued per connection before a slow reader is dropped.
+    #[arg(long, env = "MONTAGE_SEND_QUEUE", default_value_t = Limits::default().send_queue)]
+    send_queue: usize,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    user: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    ttl: u64,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Token(a) => token(a),
+        Cmd::Bench(a) => bench::run(a),
+    }
+}
+
+fn env_secret(s: &SecretArgs) -> Result<Option<Vec<u8>>> {
+    match &s.jwt_secret {
+        Some(v) if v.is_empty() => bail!("MONTAGE_JWT_SECRET is empty"),
+        Some(v) => Ok(Some(v.as_bytes().to_vec())),
+        None => Ok(None),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    ensure_dir(&a.secret.data_dir)?;
+    let secret = match env_secret(&a.secret)? {
+        Some(s) => s,
+        None => {
+            let (s, created) = auth::load_or_create_secret(&a.secret.data_dir)?;
+            let path = auth::secret_path(&a.secret.data_dir);
+            if created {
+                tracing::warn!(path = %path.display(), "no MONTAGE_JWT_SECRET: generated a random secret (mode 0600); `montage token` reads it");
+            } else {
+                tracing::info!(path = %path.display(), "using the JWT secret from the data dir");
+            }
+            s
+        }
+    };
+    let mut config = Config::new(a.secret.data_dir.clone(), secret);
+    config.snapshot_interval = Duration::from_secs(a.snapshot_interval.max(1));
+    config.idle_unload = Duration::from_secs(a.idle_unload);
+    config.limits.max_frame_bytes = a.max_frame_bytes;
+    config.limits.messages_per_sec = a.messages_per_sec;
+    config.limits.messages_burst = a.messages_per_sec * 2.0;
+    config.limits.edits_per_sec = a.edits_per_sec;
+    config.limits.edits_burst = a.edits_per_sec * 2.0;
+    config.limits.bytes_per_sec = a.bytes_per_sec;
+    config.limits.bytes_burst = a.bytes_per_sec * 4.0;
+    config.limits.send_queue = a.send_queue;
+    config.limits.connections_per_user = a.connections_per_user;
+    config.limits.max_connections = a.max_connections;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&a.addr)
+            .await
+            .with_context(|| format!("binding {}", a.addr))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port when binding port 0.
+        println!("listening on {addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, data_dir = %a.secret.data_dir.display(), "serving");
+        media_services::run(listener, config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn token(a: TokenArgs) -> Result<()> {
+    let secret = match env_secret(&a.secret)? {
+        Some(s) => s,
+        None => auth::read_secret(&a.secret.data_dir)?.with_context(|| {
+            format!(
+                "no MONTAGE_JWT_SECRET and no secret in {}; run `montage serve` once first",
+                a.secret.data_dir.display()
+            )
+        })?,
+    };
+    let t = Auth::new(&secret)?.issue(&a.user, a.name.as_deref(), Duration::from_secs(a.ttl))?;
+    println!("{t}");
+    Ok(())
+}

@@ -1,0 +1,637 @@
+//! `montage bench`: a load generator over real WebSockets.
+//!
+//! S sessions × C clients, each client sending R edits a second for D seconds at the newest
+//! version it knows of (so edits are concurrent and get transformed). Each edit sets
+//! `meta.c<client>` to its send time, which lets every receiver measure broadcast latency on the
+//! same clock. Without `--url` it starts its own `montage serve` on a temp dir and reports that
+//! process's CPU time and peak memory as well.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use media_services::auth::Auth;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Server address HOST:PORT; without it a server is started on a temp data dir.
+    #[arg(long)]
+    addr: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    sessions: usize,
+    /// Clients per session.
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Edits per second per writing client.
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Clients per session that edit (the first W); the others only read. Default: all.
+    #[arg(long)]
+    writers: Option<usize>,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Instead of edits: open this many idle connections (each joined to a session) and report
+    /// the server's memory per connection.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
+    /// Instead of edits: store this many ops in one session, unload it, and time joins that
+    /// load it.
+    #[arg(long, default_value_t = 0)]
+    history: u64,
+    /// Secret to sign tokens with (needed with --addr, unless --data-dir holds the secret).
+    #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    #[arg(long, env = "MONTAGE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// A log-linear latency histogram in microseconds (≤ 1.6 % error), cheap to merge.
+#[derive(Clone)]
+struct Hist {
+    counts: Vec<u64>,
+    max: u64,
+    n: u64,
+}
+
+impl Hist {
+    fn new() -> Hist {
+        Hist {
+            counts: vec![0; 1024 + 64 * 54],
+            max: 0,
+            n: 0,
+        }
+    }
+    fn bucket(v: u64) -> usize {
+        if v < 1024 {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros() as usize; // >= 10
+        let sub = ((v >> (e - 6)) & 63) as usize;
+        1024 + (e - 10) * 64 + sub
+    }
+    fn lower(b: usize) -> u64 {
+        if b < 1024 {
+            return b as u64;
+        }
+        let e = (b - 1024) / 64 + 10;
+        let sub = ((b - 1024) % 64) as u64;
+        (1u64 << e) | (sub << (e - 6))
+    }
+    fn record(&mut self, micros: u64) {
+        let b = Self::bucket(micros).min(self.counts.len() - 1);
+        self.counts[b] += 1;
+        self.max = self.max.max(micros);
+        self.n += 1;
+    }
+    fn merge(&mut self, o: &Hist) {
+        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
+            *a += b;
+        }
+        self.max = self.max.max(o.max);
+        self.n += o.n;
+    }
+    fn quantile(&self, q: f64) -> u64 {
+        let want = ((self.n as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Self::lower(b);
+            }
+        }
+        self.max
+    }
+    fn line(&self) -> String {
+        if self.n == 0 {
+            return "no samples".into();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        format!(
+            "p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+            ms(self.quantile(0.50)),
+            ms(self.quantile(0.99)),
+            ms(self.max),
+            self.n
+        )
+    }
+}
+
+/// The server process when bench started it.
+struct Spawned {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(secret: &str, extra: &[&str]) -> Result<(Spawned, String)> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--edits-per-sec",
+            "1000000",
+            "--messages-per-sec",
+            "1000000",
+            "--bytes-per-sec",
+            "1e12",
+        ])
+        .args(extra)
+        .env("MONTAGE_JWT_SECRET", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting montage serve")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| anyhow!("unexpected output {line:?}"))?
+        .to_owned();
+    Ok((Spawned { child, _dir: dir }, addr))
+}
+
+/// CPU seconds (user + system) and peak RSS in KiB of a process, from /proc.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = 100.0; // USER_HZ on Linux
+    let cpu = (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((cpu, rss("VmHWM:")?.max(rss("VmRSS:")?)))
+}
+
+fn current_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The parts of a server frame the load generator reads.
+#[derive(serde::Deserialize)]
+struct Lite<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default)]
+    ops: Vec<LiteComponent>,
+}
+
+#[derive(serde::Deserialize)]
+struct LiteComponent {
+    #[serde(default)]
+    value: Option<f64>,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: &str, token: &str) -> Result<Ws> {
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws?token={token}")).await?;
+    Ok(ws)
+}
+
+async fn recv_json(ws: &mut Ws) -> Result<serde_json::Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+            Some(Ok(Message::Close(c))) => bail!("closed: {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("socket ended"),
+        }
+    }
+}
+
+async fn join(ws: &mut Ws, session: &str, client: &str) -> Result<serde_json::Value> {
+    ws.send(Message::text(
+        serde_json::json!({"type":"join","session":session,"client":client}).to_string(),
+    ))
+    .await?;
+    loop {
+        let m = recv_json(ws).await?;
+        match m["type"].as_str() {
+            Some("joined") => return Ok(m),
+            Some("error") => bail!("join refused: {m}"),
+            _ => {}
+        }
+    }
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(a))
+}
+
+async fn run_async(a: BenchArgs) -> Result<()> {
+    let mut spawned = None;
+    let (addr, secret) = match &a.addr {
+        Some(addr) => {
+            let secret = match (&a.jwt_secret, &a.data_dir) {
+                (Some(s), _) => s.clone(),
+                (None, Some(d)) => String::from_utf8(
+                    media_services::auth::read_secret(d)?.context("no secret in the data dir")?,
+                )?,
+                (None, None) => bail!("with --addr, give MONTAGE_JWT_SECRET or --data-dir"),
+            };
+            (addr.clone(), secret)
+        }
+        None => {
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).map_err(|e| anyhow!("no randomness: {e}"))?;
+            let secret: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            let extra: &[&str] = if a.history > 0 {
+                &["--idle-unload", "0"]
+            } else {
+                &[]
+            };
+            let (s, addr) = spawn_server(&secret, extra)?;
+            spawned = Some(s);
+            (addr, secret)
+        }
+    };
+    let pid = spawned.as_ref().map(|s| s.child.id());
+    let auth = Auth::new(secret.as_bytes())?;
+    let token = |u: &str| auth.issue(u, None, Duration::from_secs(3600));
+    if a.idle > 0 {
+        return idle(&a, &addr, pid, &token).await;
+    }
+    if a.history > 0 {
+        return history(&a, &addr, &token).await;
+    }
+    load(&a, &addr, pid, &token).await
+}
+
+async fn idle(
+    a: &BenchArgs,
+    addr: &str,
+    pid: Option<u32>,
+    token: &dyn Fn(&str) -> media_services::Result<String>,
+) -> Result<()> {
+    let pid = pid.context(
+        "--idle measures the server's memory, so it needs the server bench starts (no --addr)",
+    )?;
+    // Warm up: one connection, so runtime and allocator set-up are not counted.
+    let mut warm = connect(addr, &token("warm")?).await?;
+    join(&mut warm, "idle-0", "warm").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = current_rss_kib(pid).context("reading server memory")?;
+    let mut conns = Vec::with_capacity(a.idle);
+    for i in 0..a.idle {
+        let mut ws = connect(addr, &token(&format!("idle{i}"))?).await?;
+        join(&mut ws, &format!("idle-{}", i % 100), &format!("c{i}")).await?;
+        conns.push(ws);
+        if i.is_multiple_of(500) {
+            eprint!("\ropened {i}/{}", a.idle);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = current_rss_kib(pid).context("reading server memory")?;
+    eprintln!();
+    let per = (after.saturating_sub(before)) as f64 * 1024.0 / a.idle as f64;
+    println!(
+        "idle connections: {}  server RSS {} KiB -> {} KiB  ≈ {:.1} KB per connection",
+        a.idle,
+        before,
+        after,
+        per / 1000.0
+    );
+    Ok(())
+}
+
+async fn history(
+    a: &BenchArgs,
+    addr: &str,
+    token: &dyn Fn(&str) -> media_services::Result<String>,
+) -> Result<()> {
+    let mut ws = connect(addr, &token("writer")?).await?;
+    join(&mut ws, "history", "w").await?;
+    let started = Instant::now();
+    let mut acked = 0u64;
+    let mut sent = 0u64;
+    let mut known = 0u64;
+    while acked < a.history {
+        while sent < a.history && sent - acked < 256 {
+            sent += 1;
+            let op = serde_json::json!({"type":"op","session":"history","base":known,"seq":sent,
+                "ops":[{"op":"set","path":["meta",format!("k{}", sent % 1000)],"value":sent}]});
+            ws.feed(Message::text(op.to_string())).await?;
+        }
+        ws.flush().await?;
+        let m = recv_json(&mut ws).await?;
+        if m["type"] == "ack" {
+            acked += 1;
+            known = known.max(m["version"].as_u64().unwrap_or(0));
+            if acked.is_multiple_of(10_000) {
+                eprint!("\rwrote {acked}/{}", a.history);
+            }
+        } else if m["type"] == "error" {
+            bail!("edit refused: {m}");
+        }
+    }
+    eprintln!();
+    let write_secs = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {} ops in {:.2} s ({:.0} durable edits/s, one pipelined client)",
+        a.history,
+        write_secs,
+        a.history as f64 / write_secs
+    );
+    ws.send(Message::text(r#"{"type":"leave","session":"history"}"#))
+        .await?;
+    let mut h = Hist::new();
+    for i in 0..20 {
+        // The server unloads an idle session at once (--idle-unload 0); give it a moment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut c = connect(addr, &token(&format!("reader{i}"))?).await?;
+        let t = Instant::now();
+        let j = join(&mut c, "history", "r").await?;
+        h.record(t.elapsed().as_micros() as u64);
+        if j["version"] != a.history {
+            bail!("joined at {} instead of {}", j["version"], a.history);
+        }
+        c.close(None).await.ok();
+    }
+    println!(
+        "join of a session with {} ops of history, loaded from the store: {}",
+        a.history,
+        h.line()
+    );
+    Ok(())
+}
+
+struct Shared {
+    start: Instant,
+    stop: AtomicBool,
+    acks: AtomicU64,
+    deliveries: AtomicU64,
+    errors: AtomicU64,
+    ack_hist: Mutex<Hist>,
+    bcast_hist: Mutex<Hist>,
+}
+
+async fn load(
+    a: &BenchArgs,
+    addr: &str,
+    pid: Option<u32>,
+    token: &dyn Fn(&str) -> media_services::Result<String>,
+) -> Result<()> {
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        stop: AtomicBool::new(false),
+        acks: AtomicU64::new(0),
+        deliveries: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        ack_hist: Mutex::new(Hist::new()),
+        bcast_hist: Mutex::new(Hist::new()),
+    });
+    let total = a.sessions * a.clients;
+    eprintln!(
+        "connecting {total} clients ({} sessions × {})…",
+        a.sessions, a.clients
+    );
+    let mut sockets = Vec::with_capacity(total);
+    for s in 0..a.sessions {
+        for c in 0..a.clients {
+            let id = s * a.clients + c;
+            let mut ws = connect(addr, &token(&format!("u{id}"))?).await?;
+            let session = format!("bench-{s}");
+            let j = join(&mut ws, &session, &format!("c{id}")).await?;
+            if c == 0 {
+                // The first joiner owns the session: make everyone an editor.
+                for o in 1..a.clients {
+                    let m = serde_json::json!({"type":"set_role","session":session,"user":format!("u{}", id + o),"role":"editor"});
+                    ws.send(Message::text(m.to_string())).await?;
+                }
+            }
+            sockets.push((id, session, ws, j["version"].as_u64().unwrap_or(0)));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cpu0 = pid.and_then(proc_usage);
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for (id, session, ws, version) in sockets {
+        let shared = shared.clone();
+        let writers = a.writers.unwrap_or(a.clients);
+        let rate = if id % a.clients < writers {
+            a.rate
+        } else {
+            0.0
+        };
+        let end = tokio::time::Instant::from_std(t0) + Duration::from_secs_f64(a.duration);
+        tasks.push(tokio::spawn(async move {
+            client(id, session, ws, version, rate, end, shared).await
+        }));
+    }
+    let dur = Duration::from_secs_f64(a.duration);
+    while t0.elapsed() < dur {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let done = (t0.elapsed().as_secs_f64() / a.duration).min(1.0);
+        let bar = (done * 30.0) as usize;
+        eprint!(
+            "\r[{}{}] {:>5.1}/{:.0}s  acks {}  deliveries {}  errors {}",
+            "=".repeat(bar),
+            " ".repeat(30 - bar),
+            t0.elapsed().as_secs_f64(),
+            a.duration,
+            shared.acks.load(Relaxed),
+            shared.deliveries.load(Relaxed),
+            shared.errors.load(Relaxed)
+        );
+    }
+    shared.stop.store(true, Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu1 = pid.and_then(proc_usage);
+    // Each client counts acks of its edits still in flight for a moment, then reports.
+    for t in tasks {
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), t).await {
+            eprintln!("\nclient failed: {e}");
+        }
+    }
+    eprintln!();
+    let acks = shared.acks.load(Relaxed);
+    let deliveries = shared.deliveries.load(Relaxed);
+    println!(
+        "{} sessions × {} clients ({} writing) × {} edits/s for {:.0} s over {addr}",
+        a.sessions,
+        a.clients,
+        a.writers.unwrap_or(a.clients).min(a.clients),
+        a.rate,
+        a.duration
+    );
+    println!(
+        "edits acked: {acks}  ({:.0} edits/s, offered {:.0}/s)",
+        acks as f64 / elapsed,
+        (a.sessions * a.writers.unwrap_or(a.clients).min(a.clients)) as f64 * a.rate
+    );
+    println!("ack latency:       {}", shared.ack_hist.lock().await.line());
+    println!(
+        "broadcast latency: {}",
+        shared.bcast_hist.lock().await.line()
+    );
+    println!(
+        "deliveries: {deliveries}  ({:.0}/s)  errors: {}",
+        deliveries as f64 / elapsed,
+        shared.errors.load(Relaxed)
+    );
+    if let (Some((c0, _)), Some((c1, peak))) = (cpu0, cpu1) {
+        println!(
+            "server CPU: {:.0} % of one core  peak RSS: {:.1} MiB",
+            (c1 - c0) / elapsed * 100.0,
+            peak as f64 / 1024.0
+        );
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+async fn client(
+    id: usize,
+    session: String,
+    ws: Ws,
+    mut known: u64,
+    rate: f64,
+    end: tokio::time::Instant,
+    shared: Arc<Shared>,
+) -> Result<()> {
+    let (mut tx, mut rx) = ws.split();
+    let mut ack_hist = Hist::new();
+    let mut bcast_hist = Hist::new();
+    let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
+    let key = format!("c{id}");
+    // Spread the clients' send instants over one period.
+    // A reader (rate 0) never sends: its first tick is after the run.
+    let period = if rate > 0.0 {
+        Duration::from_secs_f64(1.0 / rate)
+    } else {
+        Duration::from_secs(86_400 * 365)
+    };
+    let offset = period.mul_f64((id % 97) as f64 / 97.0);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    let flush = |ack: &mut Hist, b: &mut Hist, shared: &Arc<Shared>| {
+        let (a2, b2) = (
+            std::mem::replace(ack, Hist::new()),
+            std::mem::replace(b, Hist::new()),
+        );
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.ack_hist.lock().await.merge(&a2);
+            shared.bcast_hist.lock().await.merge(&b2);
+        });
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => {
+                // Keep counting acks of edits still in flight for a moment, then report.
+                let grace = tokio::time::sleep(Duration::from_millis(300));
+                tokio::pin!(grace);
+                loop {
+                    tokio::select! {
+                        _ = &mut grace => break,
+                        m = rx.next() => {
+                            let Some(Ok(Message::Text(t))) = m else { break };
+                            if let Ok(v) = serde_json::from_str::<Lite<'_>>(t.as_str())
+                                && v.kind == "ack"
+                                && let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0)))
+                            {
+                                ack_hist.record(t.elapsed().as_micros() as u64);
+                                shared.acks.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
+                shared.ack_hist.lock().await.merge(&ack_hist);
+                shared.bcast_hist.lock().await.merge(&bcast_hist);
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                if shared.stop.load(Relaxed) {
+                    flush(&mut ack_hist, &mut bcast_hist, &shared);
+                    return Ok(());
+                }
+                seq += 1;
+                let now_us = shared.start.elapsed().as_micros() as u64;
+                let m = format!(
+                    r#"{{"type":"op","session":"{session}","base":{known},"seq":{seq},"ops":[{{"op":"set","path":["meta","{key}"],"value":{now_us}}}]}}"#
+                );
+                if let Ok(mut g) = sent_at.lock() {
+                    g.insert(seq, Instant::now());
+                }
+                tx.send(Message::text(m)).await?;
+            }
+            m = rx.next() => {
+                let Some(Ok(Message::Text(t))) = m else {
+                    if m.is_none() { bail!("socket ended") }
+                    continue;
+                };
+                // Only the fields bench needs: the client must not be the bottleneck.
+                let v: Lite<'_> = serde_json::from_str(t.as_str())?;
+                match v.kind {
+                    "ack" => {
+                        known = known.max(v.version.unwrap_or(0));
+                        if let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0))) {
+                            ack_hist.record(t.elapsed().as_micros() as u64);
+                        }
+                        shared.acks.fetch_add(1, Relaxed);
+                    }
+                    "op" => {
+                        known = known.max(v.version.unwrap_or(0));
+                        if let Some(sent) = v.ops.first().and_then(|c| c.value) {
+                            let now = shared.start.elapsed().as_micros() as f64;
+                            bcast_hist.record((now - sent).max(0.0) as u64);
+                        }
+                        shared.deliveries.fetch_add(1, Relaxed);
+                    }
+                    "error" => {
+                        shared.errors.fetch_add(1, Relaxed);
+                    }
+                    _ => {}
+                }
+                if ack_hist.n + bcast_hist.n >= 10_000 {
+                    flush(&mut ack_hist, &mut bcast_hist, &shared);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The JSON codec: pure functions over text that return typed errors.
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::{ClientMessage, MAX_ID_LEN, ProtocolError, ServerMessage};
+
+/// A decoded client message with the request id the client attached, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientFrame {
+    pub rid: Option<Json>,
+    pub msg: ClientMessage,
+}
+
+/// A frame that could not be decoded, with the `rid` when it could still be read, so the error
+/// frame can echo it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejected {
+    pub rid: Option<Json>,
+    pub error: ProtocolError,
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "join", "op", "presence", "set_role", "leave", "quality", "comment",
+];
+
+/// Decodes one JSON text frame from a client.
+pub fn decode_client(text: &str) -> Result<ClientFrame, Rejected> {
+    let reject = |rid: Option<Json>, error| Rejected { rid, error };
+    let json: Json =
+        serde_json::from_str(text).map_err(|e| reject(None, ProtocolError::Json(e.to_string())))?;
+    let Json::Object(mut map) = json else {
+        return Err(reject(None, ProtocolError::NotObject));
+    };
+    let rid = match map.remove("rid") {
+        None | Some(Json::Null) => None,
+        Some(r @ (Json::String(_) | Json::Number(_))) => Some(r),
+        Some(_) => return Err(reject(None, ProtocolError::BadRid)),
+    };
+    let kind = match map.get("type") {
+        Some(Json::String(t)) => t.clone(),
+        _ => return Err(reject(rid, ProtocolError::MissingType)),
+    };
+    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        return Err(reject(rid, ProtocolError::UnknownType(kind)));
+    }
+    let msg = match ClientMessage::deserialize(Json::Object(map)) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(reject(
+                rid,
+                ProtocolError::Invalid {
+                    kind,
+                    reason: e.to_string(),
+                },
+            ));
+        }
+    };
+    if let Err(error) = validate(&msg) {
+        return Err(reject(rid, error));
+    }
+    Ok(ClientFrame { rid, msg })
+}
+
+fn check_id(field: &'static str, s: &str) -> Result<(), ProtocolError> {
+    if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
+        return Err(ProtocolError::BadId {
+            field,
+            len: s.len(),
+            max: MAX_ID_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
+    if let Some(s) = msg.session() {
+        check_id("session", s)?;
+    }
+    match msg {
+        ClientMessage::Join { client, .. } => check_id("client", client),
+        ClientMessage::SetRole { user, .. } => check_id("user", user),
+        ClientMessage::Quality { downlink_mbps }
+            if !downlink_mbps.is_finite() || *downlink_mbps < 0.0 =>
+        {
+            Err(ProtocolError::Invalid {
+                kind: "quality".into(),
+                reason: "downlink_mbps must be a non-negative number".into(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Decodes a server frame (for clients, tests and the load generator).
+pub fn decode_server(text: &str) -> Result<(ServerMessage, Option<Json>), ProtocolError> {
+    let json: Json = serde_json::from_str(text).map_err(|e| ProtocolError::Json(e.to_string()))?;
+    let Json::Object(mut map) = json else {
+        return Err(ProtocolError::NotObject);
+    };
+    let rid = map.remove("rid");
+    let kind = match map.get("type") {
+        Some(Json::String(t)) => t.clone(),
+        _ => return Err(ProtocolError::MissingType),
+    };
+    let msg =
+        ServerMessage::deserialize(Json::Object(map)).map_err(|e| ProtocolError::Invalid {
+            kind,
+            reason: e.to_string(),
+        })?;
+    Ok((msg, rid))
+}
+
+/// Encodes a server message as a JSON text frame.
+pub fn encode(msg: &ServerMessage) -> String {
+    serde_json::to_string(msg).unwrap_or_else(|_| FALLBACK.to_owned())
+}
+
+/// Encodes a server message with the client's `rid` echoed.
+pub fn encode_with_rid(msg: &ServerMessage, rid: Option<&Json>) -> String {
+    let Some(rid) = rid else { return encode(msg) };
+    match serde_json::to_value(msg) {
+        Ok(Json::Object(mut map)) => {
+            map.insert("rid".into(), rid.clone());
+            serde_json::to_string(&Json::Object(map)).unwrap_or_else(|_| FALLBACK.to_owned())
+        }
+        _ => FALLBACK.to_owned(),
+    }
+}
+
+/// Serializing these types cannot fail (string keys only); this is the answer if it ever does.
+const FALLBACK: &str = r#"{"type":"error","code":"internal","message":"encoding failed"}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ErrorCode, Role};
+
+    #[test]
+    fn decodes_join_with_rid() {
+        let f = decode_client(r#"{"type":"join","session":"s1","client":"c1","rid":7}"#).unwrap();
+        assert_eq!(f.rid, Some(Json::from(7)));
+        assert_eq!(
+            f.msg,
+            ClientMessage::Join {
+                session: "s1".into(),
+                client: "c1".into(),
+                since: None
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_op() {
+        let f = decode_client(r#"{"type":"op","session":"s","base":3,"seq":1,"ops":[{"op":"set","path":["title"],"value":"x"}]}"#)
+            .unwrap();
+        match f.msg {
+            ClientMessage::Op { base, seq, ops, .. } => {
+                assert_eq!((base, seq, ops.len()), (3, 1, 1));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_are_typed_and_keep_rid() {
+        assert!(matches!(
+            decode_client("nope").unwrap_err().error,
+            ProtocolError::Json(_)
+        ));
+        assert_eq!(
+            decode_client("[1]").unwrap_err().error,
+            ProtocolError::NotObject
+        );
+        let r = decode_client(r#"{"rid":"a"}"#).unwrap_err();
+        assert_eq!(
+            (r.rid, r.error),
+            (Some(Json::from("a")), ProtocolError::MissingType)
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"fly"}"#).unwrap_err().error,
+            ProtocolError::UnknownType("fly".into())
+        );
+        let r = decode_client(r#"{"type":"op","session":"s","rid":1}"#).unwrap_err();
+        assert!(matches!(r.error, ProtocolError::Invalid { .. }));
+        assert_eq!(r.rid, Some(Json::from(1)));
+        assert_eq!(
+            decode_client(r#"{"type":"leave","session":"s","rid":{}}"#)
+                .unwrap_err()
+                .error,
+            ProtocolError::BadRid
+        );
+        assert!(matches!(
+            decode_client(r#"{"type":"leave","session":""}"#)
+                .unwrap_err()
+                .error,
+            ProtocolError::BadId {
+                field: "session",
+                ..
+            }
+        ));
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        assert!(decode_client(&format!(r#"{{"type":"leave","session":"{long}"}}"#)).is_err());
+        assert!(
+            decode_client(r#"{"type":"set_role","session":"s","user":"u","role":"king"}"#).is_err()
+        );
+        assert!(
+            decode_client(r#"{"type":"op","session":"s","base":-1,"seq":1,"ops":[]}"#).is_err()
+        );
+        assert!(
+            decode_client(r#"{"type":"op","session":"s","base":0,"seq":1,"ops":[{"op":"zap"}]}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn encodes_contract_shapes() {
+        let e = encode_with_rid(
+            &ServerMessage::error(ErrorCode::RateLimited, "slow down"),
+            Some(&Json::from("r1")),
+        );
+        let v: Json = serde_json::from_str(&e).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["rid"], "r1");
+        let j = encode(&ServerMessage::RoleChanged {
+            session: "s".into(),
+            user: "u".into(),
+            role: Role::Editor,
+        });
+        assert_eq!(
+            j,
+            r#"{"type":"role_changed","session":"s","user":"u","role":"editor"}"#
+        );
+        let (m, rid) = decode_server(&e).unwrap();
+        assert!(matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        ));
+        assert_eq!(rid, Some(Json::from("r1")));
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(
+            Role::Owner > Role::Editor
+                && Role::Editor > Role::Commenter
+                && Role::Commenter > Role::Viewer
+        );
+        assert_eq!(Role::parse(Role::Commenter.as_str()), Some(Role::Commenter));
+    }
+}

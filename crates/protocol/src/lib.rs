@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod codec;
+mod error;
+mod message;
+
+pub use codec::{ClientFrame, Rejected, decode_client, decode_server, encode, encode_with_rid};
+pub use error::{ErrorCode, ProtocolError};
+pub use message::{ClientMessage, OpEntry, Participant, Role, ServerMessage, Tier, tier_for_mbps};
+
+/// The subprotocol of the JSON form (the default when a client names none).
+pub const SUBPROTOCOL_JSON: &str = "montage.v1.json";
+/// Session, client and user ids are at most this many bytes.
+pub const MAX_ID_LEN: usize = 128;

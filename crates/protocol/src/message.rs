@@ -1,0 +1,206 @@
+//! The JSON messages of wire protocol v1 (DESIGN §3). Names and shapes here are contract.
+
+use montage_ot::{Op, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::ErrorCode;
+
+/// A participant's permission level. The derive order makes `Owner > Editor > Commenter > Viewer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Commenter,
+    Editor,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Commenter => "commenter",
+            Role::Editor => "editor",
+            Role::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "commenter" => Some(Role::Commenter),
+            "editor" => Some(Role::Editor),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Join {
+        session: String,
+        client: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    Op {
+        session: String,
+        base: u64,
+        seq: u64,
+        ops: Op,
+    },
+    Presence {
+        session: String,
+        data: serde_json::Value,
+    },
+    SetRole {
+        session: String,
+        user: String,
+        role: Role,
+    },
+    Leave {
+        session: String,
+    },
+    Quality {
+        downlink_mbps: f64,
+    },
+    Comment {
+        session: String,
+        comment: serde_json::Value,
+    },
+}
+
+impl ClientMessage {
+    /// The session the message is about, if any.
+    pub fn session(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Join { session, .. }
+            | ClientMessage::Op { session, .. }
+            | ClientMessage::Presence { session, .. }
+            | ClientMessage::SetRole { session, .. }
+            | ClientMessage::Leave { session }
+            | ClientMessage::Comment { session, .. } => Some(session),
+            ClientMessage::Quality { .. } => None,
+        }
+    }
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Op { .. } => "op",
+            ClientMessage::Presence { .. } => "presence",
+            ClientMessage::SetRole { .. } => "set_role",
+            ClientMessage::Leave { .. } => "leave",
+            ClientMessage::Quality { .. } => "quality",
+            ClientMessage::Comment { .. } => "comment",
+        }
+    }
+}
+
+/// One entry of `participants` in `joined`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    pub user: String,
+    pub role: Role,
+    pub online: bool,
+}
+
+/// An entry of an op list (`joined.ops`, the HTTP ops endpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpEntry {
+    pub version: u64,
+    pub user: String,
+    pub ops: Op,
+}
+
+/// A connection-quality tier (DESIGN §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Excellent,
+    Good,
+    Fair,
+    Poor,
+}
+
+/// The tier for a downlink estimate, with its update rate and preview resolution.
+pub fn tier_for_mbps(mbps: f64) -> (Tier, u32, [u32; 2]) {
+    if mbps > 50.0 {
+        (Tier::Excellent, 60, [1920, 1080])
+    } else if mbps >= 10.0 {
+        (Tier::Good, 30, [1280, 720])
+    } else if mbps >= 5.0 {
+        (Tier::Fair, 15, [854, 480])
+    } else {
+        (Tier::Poor, 5, [320, 180])
+    }
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Joined {
+        session: String,
+        version: u64,
+        /// Absent when the join named `since`: the client gets `ops` instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<Value>,
+        role: Role,
+        participants: Vec<Participant>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ops: Option<Vec<OpEntry>>,
+    },
+    ParticipantJoined {
+        session: String,
+        user: String,
+        role: Role,
+    },
+    ParticipantLeft {
+        session: String,
+        user: String,
+    },
+    Ack {
+        session: String,
+        seq: u64,
+        version: u64,
+    },
+    Op {
+        session: String,
+        version: u64,
+        user: String,
+        ops: Op,
+    },
+    Presence {
+        session: String,
+        user: String,
+        data: serde_json::Value,
+    },
+    RoleChanged {
+        session: String,
+        user: String,
+        role: Role,
+    },
+    Tier {
+        tier: Tier,
+        fps: u32,
+        resolution: [u32; 2],
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Server configuration: paths, intervals and per-connection limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `server::run` needs besides its listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// The HS256 key for tokens.
+    pub jwt_secret: Vec<u8>,
+    /// A loaded session with new edits writes a snapshot this often.
+    pub snapshot_interval: Duration,
+    /// ... and also after this many edits since its last one, so loading stays fast.
+    pub snapshot_every_ops: u64,
+    /// A session with no participants is unloaded after this long.
+    pub idle_unload: Duration,
+    /// Versions kept in memory for transformation and `since` catch-up; older bases read the store.
+    pub history_keep: usize,
+    /// Most appends the writer puts into one transaction.
+    pub max_commit_batch: usize,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>, jwt_secret: Vec<u8>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            jwt_secret,
+            snapshot_interval: Duration::from_secs(300),
+            snapshot_every_ops: 10_000,
+            idle_unload: Duration::from_secs(30),
+            history_keep: 2_000,
+            max_commit_batch: 1_024,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Per-connection limits. The defaults let an honest client move its cursor 120 times a second
+/// while typing 30 edits a second (DESIGN §6).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest text frame answered normally; larger ones get `too_large`.
+    pub max_frame_bytes: usize,
+    pub messages_per_sec: f64,
+    pub messages_burst: f64,
+    pub edits_per_sec: f64,
+    pub edits_burst: f64,
+    pub bytes_per_sec: f64,
+    pub bytes_burst: f64,
+    /// Refused messages allowed per second (and burst) before the socket is closed with 1008.
+    pub strikes_per_sec: f64,
+    pub strikes_burst: f64,
+    pub sessions_per_connection: usize,
+    /// Open WebSocket connections in all; more are refused with HTTP 503.
+    pub max_connections: usize,
+    /// Open connections one user may hold; more are refused with HTTP 429.
+    pub connections_per_user: usize,
+    /// A user's messages, edits and bytes over all of its connections may reach this many times
+    /// one connection's rates, so opening more sockets does not multiply a user's budget.
+    pub user_rate_factor: f64,
+    /// Frames queued for one connection; a reader that falls this far behind is dropped.
+    pub send_queue: usize,
+    pub max_presence_bytes: usize,
+    /// Most ops a `since` catch-up sends; past it the joiner gets the whole state.
+    pub max_catch_up: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_frame_bytes: 256 * 1024,
+            messages_per_sec: 200.0,
+            messages_burst: 400.0,
+            edits_per_sec: 60.0,
+            edits_burst: 120.0,
+            bytes_per_sec: 2.0 * 1024.0 * 1024.0,
+            bytes_burst: 8.0 * 1024.0 * 1024.0,
+            strikes_per_sec: 20.0,
+            strikes_burst: 200.0,
+            sessions_per_connection: 64,
+            max_connections: 50_000,
+            connections_per_user: 32,
+            user_rate_factor: 4.0,
+            send_queue: 1_024,
+            max_presence_bytes: 8 * 1024,
+            max_catch_up: 10_000,
+        }
+    }
+}

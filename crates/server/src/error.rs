@@ -1,0 +1,36 @@
+//! The one error type of the server crate.
+
+use std::path::PathBuf;
+
+/// What went wrong inside the server. Handlers turn these into error frames or HTTP answers
+/// without leaking the details of internal failures to clients.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A version of the batch (the first one written in that statement is named) already exists.
+    #[error("session {session}: a version at or after {version} already exists")]
+    VersionConflict { session: String, version: u64 },
+    #[error("stored data of session {session} is corrupt: {reason}")]
+    Corrupt { session: String, reason: String },
+    #[error("the store has schema version {found}, this build knows up to {known}")]
+    UnsupportedSchema { found: i64, known: i64 },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the JWT secret is empty")]
+    EmptySecret,
+    #[error("token rejected: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    #[error("no JWT secret: set MONTAGE_JWT_SECRET or run `montage serve` once to create {0}")]
+    NoSecret(PathBuf),
+    #[error("server I/O: {0}")]
+    Serve(std::io::Error),
+    #[error("the store was closed")]
+    Closed,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

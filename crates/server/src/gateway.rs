@@ -1,0 +1,543 @@
+//! The Collaboration Gateway: authenticates the upgrade, then per connection decodes frames,
+//! applies limits and routes each message to its session's actor. Each socket has a reader (this
+//! task) and a writer task fed by a bounded queue, so a slow reader never slows anyone else.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use montage_protocol::{
+    ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, ServerMessage, decode_client,
+    encode_with_rid, tier_for_mbps,
+};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::App;
+use crate::auth::{Claims, now_secs};
+use crate::limits::{ConnLimiter, Verdict, worst};
+use crate::session::{ConnHandle, Outbound, SessionMsg};
+
+/// Close codes (RFC 6455).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// `GET /v1/ws`: a valid token or 401 before any upgrade.
+pub async fn ws_handler(
+    State(app): State<Arc<App>>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = query
+        .as_ref()
+        .ok()
+        .and_then(|q| q.token.as_deref())
+        .or_else(|| bearer(&headers));
+    let Some(token) = token else {
+        return (StatusCode::UNAUTHORIZED, "missing token").into_response();
+    };
+    let claims = match app.auth.verify(token) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "token refused");
+            return (StatusCode::UNAUTHORIZED, "invalid token").into_response();
+        }
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    if app.metrics.connections.load(Relaxed) as usize >= app.config.limits.max_connections {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is at its connection limit",
+        )
+            .into_response();
+    }
+    let user: Arc<str> = Arc::from(claims.sub.as_str());
+    let Some(user_limiter) = app.users.connect(&user, &app.config.limits) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections for this user",
+        )
+            .into_response();
+    };
+    // From here the slot is counted; `connection` gives it back, and so does this guard if the
+    // upgrade never completes.
+    let slot = UserSlot {
+        app: app.clone(),
+        user,
+    };
+    let l = &app.config.limits;
+    // tungstenite's own cap sits above ours so an oversized frame gets a `too_large` answer
+    // instead of a dropped connection; only far larger ones hit the hard cap.
+    let hard_cap = l.max_frame_bytes.saturating_mul(4);
+    ws.protocols([SUBPROTOCOL_JSON])
+        .read_buffer_size(1024)
+        .write_buffer_size(1024)
+        .max_write_buffer_size(hard_cap + 64 * 1024)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| connection(socket, app, claims, user_limiter, slot))
+}
+
+enum End {
+    /// The client went away (or was killed): nothing more to send.
+    Gone,
+    /// A close frame is queued; let the writer deliver it.
+    Closing,
+}
+
+/// Gives a user's connection slot back when dropped.
+struct UserSlot {
+    app: Arc<App>,
+    user: Arc<str>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.app.users.disconnect(&self.user);
+    }
+}
+
+async fn connection(
+    socket: WebSocket,
+    app: Arc<App>,
+    claims: Claims,
+    user_limiter: Arc<Mutex<ConnLimiter>>,
+    _slot: UserSlot,
+) {
+    let _tracked = app.conns.token();
+    app.metrics.connections.fetch_add(1, Relaxed);
+    app.metrics.connections_total.fetch_add(1, Relaxed);
+    let id = app.next_conn.fetch_add(1, Relaxed);
+    let user: Arc<str> = Arc::from(claims.sub.as_str());
+    let (tx, rx) = mpsc::channel(app.config.limits.send_queue.max(1));
+    let kill = CancellationToken::new();
+    let reader_done = CancellationToken::new();
+    let handle = ConnHandle::new(
+        id,
+        user.clone(),
+        tx.clone(),
+        kill.clone(),
+        app.metrics.clone(),
+    );
+    let (sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        kill.clone(),
+        app.shutdown.clone(),
+        reader_done.clone(),
+    ));
+    tracing::debug!(conn = id, %user, "connected");
+
+    let mut reader = Reader {
+        limiter: ConnLimiter::new(&app.config.limits, Instant::now()),
+        user_limiter,
+        app: app.clone(),
+        handle,
+        tx,
+        joined: HashSet::new(),
+        exp: claims.exp,
+    };
+    let end = reader.run(&mut stream, &kill).await;
+    for s in std::mem::take(&mut reader.joined) {
+        let _ = app
+            .sessions
+            .send(&s, SessionMsg::Disconnect { conn: id }, false)
+            .await;
+    }
+    drop(reader);
+    match end {
+        End::Gone => reader_done.cancel(),
+        End::Closing => {
+            // Let the writer deliver what is queued and the close frame; not forever.
+            if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+                .await
+                .is_err()
+            {
+                reader_done.cancel();
+            }
+        }
+    }
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
+    if matches!(end, End::Closing) {
+        // Finish the closing handshake: read (and drop) until the client's close, so unread
+        // data does not turn our close into a TCP reset that loses the close frame.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    app.metrics.connections.fetch_sub(1, Relaxed);
+    tracing::debug!(conn = id, %user, "disconnected");
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    kill: CancellationToken,
+    shutdown: CancellationToken,
+    reader_done: CancellationToken,
+) {
+    let close = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = kill.cancelled() => {
+                // The queue is full, so the socket is likely stuck too: try briefly, then go.
+                let _ = tokio::time::timeout(Duration::from_millis(100), sink.send(close(CLOSE_POLICY, "send queue full"))).await;
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(CLOSE_GOING_AWAY, "server shutting down"))).await;
+                break;
+            }
+            _ = reader_done.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        let first = match next {
+            Some(Outbound::Frame(f)) => f,
+            Some(Outbound::Close(code, reason)) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason)))
+                        .await;
+                break;
+            }
+            None => break,
+        };
+        // Whatever else is already queued goes out with it: one flush (one syscall) per batch
+        // instead of one per frame when a busy session fans out.
+        let mut closing = None;
+        let batch = async {
+            sink.feed(Message::Text(first)).await?;
+            for _ in 0..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(Outbound::Frame(f)) => sink.feed(Message::Text(f)).await?,
+                    Ok(Outbound::Close(code, reason)) => {
+                        closing = Some((code, reason));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            r = batch => if r.is_err() { break },
+            _ = kill.cancelled() => break,
+            _ = reader_done.cancelled() => break,
+        }
+        if let Some((code, reason)) = closing {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason))).await;
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+}
+
+struct Reader {
+    app: Arc<App>,
+    handle: ConnHandle,
+    tx: mpsc::Sender<Outbound>,
+    joined: HashSet<String>,
+    limiter: ConnLimiter,
+    user_limiter: Arc<Mutex<ConnLimiter>>,
+    exp: u64,
+}
+
+impl Reader {
+    async fn run(&mut self, stream: &mut SplitStream<WebSocket>, kill: &CancellationToken) -> End {
+        let shutdown = self.app.shutdown.clone();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = kill.cancelled() => return End::Gone,
+                _ = shutdown.cancelled() => return End::Closing,
+                m = stream.next() => m,
+            };
+            let end = match next {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
+                Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
+                Some(Ok(Message::Binary(b))) => match self.limit(b.len()) {
+                    Err(end) => end,
+                    Ok(()) => {
+                        self.error(
+                            ErrorCode::BadRequest,
+                            "binary frames need the montage.v1.proto subprotocol",
+                            None,
+                        );
+                        None
+                    }
+                },
+                Some(Ok(_)) => None, // ping/pong: answered by the socket itself
+            };
+            if let Some(end) = end {
+                return end;
+            }
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: impl Into<String>, rid: Option<&Json>) {
+        self.handle.error(code, message, rid);
+    }
+
+    /// Queues a close frame behind whatever is already queued.
+    fn close(&self, code: u16, reason: &str) -> End {
+        if self
+            .tx
+            .try_send(Outbound::Close(code, reason.to_owned()))
+            .is_err()
+        {
+            return End::Gone;
+        }
+        End::Closing
+    }
+
+    fn verdict(&self, v: Verdict, rid: Option<&Json>) -> Result<(), Option<End>> {
+        match v {
+            Verdict::Allow => Ok(()),
+            Verdict::Limited { retry_after } => {
+                self.app.metrics.rate_limited_total.fetch_add(1, Relaxed);
+                let msg = ServerMessage::Error {
+                    code: ErrorCode::RateLimited,
+                    message: "rate limit exceeded".into(),
+                    retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
+                };
+                self.handle.send(encode_with_rid(&msg, rid));
+                Err(None)
+            }
+            Verdict::Abuse => {
+                tracing::info!(conn = self.handle.id, user = %self.handle.user, "closing: rate limits abused");
+                Err(Some(self.close(CLOSE_POLICY, "rate limit exceeded")))
+            }
+        }
+    }
+
+    fn limit(&mut self, len: usize) -> Result<(), Option<End>> {
+        let now = Instant::now();
+        let mine = self.limiter.frame(len, now);
+        let theirs = self
+            .user_limiter
+            .lock()
+            .map_or(Verdict::Allow, |mut u| u.frame(len, now));
+        self.verdict(worst(mine, theirs), None)
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<End> {
+        if let Err(end) = self.limit(text.len()) {
+            return end;
+        }
+        let max = self.app.config.limits.max_frame_bytes;
+        if text.len() > max {
+            self.error(
+                ErrorCode::TooLarge,
+                format!("frames are limited to {max} bytes"),
+                None,
+            );
+            return None;
+        }
+        if now_secs() >= self.exp {
+            self.error(ErrorCode::Unauthorized, "token expired", None);
+            return Some(self.close(CLOSE_POLICY, "token expired"));
+        }
+        let frame = match decode_client(text) {
+            Ok(f) => f,
+            Err(r) => {
+                self.error(r.error.code(), r.error.to_string(), r.rid.as_ref());
+                return None;
+            }
+        };
+        if matches!(frame.msg, ClientMessage::Op { .. }) {
+            let now = Instant::now();
+            let mine = self.limiter.edit(now);
+            let theirs = self
+                .user_limiter
+                .lock()
+                .map_or(Verdict::Allow, |mut u| u.edit(now));
+            let v = worst(mine, theirs);
+            if let Err(end) = self.verdict(v, frame.rid.as_ref()) {
+                return end;
+            }
+        }
+        self.dispatch(frame).await;
+        None
+    }
+
+    async fn dispatch(&mut self, ClientFrame { rid, msg }: ClientFrame) {
+        let conn = self.handle.clone();
+        let sessions = self.app.sessions.clone();
+        let (session, smsg) = match msg {
+            ClientMessage::Join {
+                session,
+                client,
+                since,
+            } => {
+                let max = self.app.config.limits.sessions_per_connection;
+                if !self.joined.contains(&session) && self.joined.len() >= max {
+                    self.error(
+                        ErrorCode::TooLarge,
+                        format!("at most {max} sessions per connection"),
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                if sessions
+                    .send(
+                        &session,
+                        SessionMsg::Join {
+                            conn,
+                            client,
+                            since,
+                            rid: rid.clone(),
+                        },
+                        true,
+                    )
+                    .await
+                    .is_err()
+                {
+                    self.error(ErrorCode::Internal, "server is shutting down", rid.as_ref());
+                    return;
+                }
+                self.joined.insert(session);
+                return;
+            }
+            ClientMessage::Leave { session } => {
+                if !self.joined.remove(&session) {
+                    self.error(
+                        ErrorCode::NotFound,
+                        format!("not joined to session {session}"),
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                let _ = sessions
+                    .send(&session, SessionMsg::Leave { conn: conn.id }, false)
+                    .await;
+                return;
+            }
+            ClientMessage::Quality { downlink_mbps } => {
+                let (tier, fps, resolution) = tier_for_mbps(downlink_mbps);
+                self.handle.send(encode_with_rid(
+                    &ServerMessage::Tier {
+                        tier,
+                        fps,
+                        resolution,
+                    },
+                    rid.as_ref(),
+                ));
+                return;
+            }
+            ClientMessage::Comment { session, .. } => {
+                let code = if self.joined.contains(&session) {
+                    ErrorCode::BadRequest
+                } else {
+                    ErrorCode::NotFound
+                };
+                self.error(
+                    code,
+                    "comments are not supported by this server yet",
+                    rid.as_ref(),
+                );
+                return;
+            }
+            ClientMessage::Op {
+                session,
+                base,
+                seq,
+                ops,
+            } => (
+                session,
+                SessionMsg::Op {
+                    conn,
+                    base,
+                    seq,
+                    ops,
+                    rid: rid.clone(),
+                    received: Instant::now(),
+                },
+            ),
+            ClientMessage::Presence { session, data } => (
+                session,
+                SessionMsg::Presence {
+                    conn,
+                    data,
+                    rid: rid.clone(),
+                },
+            ),
+            ClientMessage::SetRole {
+                session,
+                user,
+                role,
+            } => (
+                session,
+                SessionMsg::SetRole {
+                    conn,
+                    user,
+                    role,
+                    rid: rid.clone(),
+                },
+            ),
+        };
+        if !self.joined.contains(&session) {
+            self.error(
+                ErrorCode::NotFound,
+                format!("not joined to session {session}"),
+                rid.as_ref(),
+            );
+            return;
+        }
+        if sessions.send(&session, smsg, false).await.is_err() {
+            self.joined.remove(&session);
+            self.error(
+                ErrorCode::NotFound,
+                format!("session {session} is no longer loaded; join again"),
+                rid.as_ref(),
+            );
+        }
+    }
+}

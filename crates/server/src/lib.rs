@@ -1,0 +1,128 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod collaboration;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod rebase;
+pub mod session;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Config, Limits};
+pub use error::{Error, Result};
+
+use crate::auth::Auth;
+use crate::metrics::Metrics;
+use crate::session::{Sessions, run_committer};
+use crate::store::{SqliteStore, Store};
+
+/// What every handler shares.
+pub struct App {
+    pub config: Arc<Config>,
+    pub auth: Auth,
+    pub sessions: Arc<Sessions>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled on shutdown: sockets close with 1001.
+    pub shutdown: CancellationToken,
+    /// Open WebSocket connections, waited for on shutdown.
+    pub conns: TaskTracker,
+    pub next_conn: AtomicU64,
+    /// Connection counts and shared rate budgets per user.
+    pub users: limits::UserLimits,
+}
+
+/// Serves on `listener` with the SQLite store in `config.data_dir` until `shutdown` resolves,
+/// then stops accepting, closes sockets with 1001, flushes every session and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    run_with_store(listener, config, store, shutdown).await
+}
+
+/// `run` with any store (tests use the in-memory one).
+pub async fn run_with_store(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let auth = Auth::new(&config.jwt_secret)?;
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let batch = config.max_commit_batch.max(1);
+    let (commit_tx, commit_rx) = mpsc::channel(batch * 4);
+    let committer = tokio::spawn(run_committer(
+        store.clone(),
+        commit_rx,
+        metrics.clone(),
+        batch,
+    ));
+    let sessions = Sessions::new(store.clone(), commit_tx, config.clone(), metrics.clone());
+    let cancel = CancellationToken::new();
+    let app = Arc::new(App {
+        config,
+        auth,
+        sessions: sessions.clone(),
+        store: store.clone(),
+        metrics,
+        shutdown: cancel.clone(),
+        conns: TaskTracker::new(),
+        next_conn: AtomicU64::new(1),
+        users: limits::UserLimits::default(),
+    });
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    // Small frames (acks, cursor moves) must leave at once: Nagle plus delayed ACKs would hold
+    // them for ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY failed");
+        }
+    });
+    let served = axum::serve(listener, http::router(app.clone()))
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .await;
+    // The listener is closed. Sockets watch `cancel` and close with 1001; then every session
+    // flushes its pending writes and snapshots before the store closes.
+    cancel.cancel();
+    app.conns.close();
+    if tokio::time::timeout(Duration::from_secs(10), app.conns.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    sessions.shutdown().await;
+    drop(app);
+    drop(sessions);
+    let _ = committer.await;
+    store.close().await?;
+    tracing::info!("shut down cleanly");
+    served.map_err(Error::Serve)
+}
