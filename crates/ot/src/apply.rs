@@ -6,17 +6,17 @@ use crate::error::{OtError, Result};
 use crate::path::{Path, Seg};
 use crate::value::Value;
 
-fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg], full: &Path) -> Result<&'a mut Value> {
+fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value> {
     let mut v = doc;
     for (n, seg) in segs.iter().enumerate() {
         v = match (v, seg) {
-            (Value::Obj(m), Seg::Key(k)) => m
-                .get_mut(k)
-                .ok_or_else(|| OtError::NoSuchPath { path: Path(segs[..=n].to_vec()) })?,
+            (Value::Obj(m), Seg::Key(k)) => m.get_mut(k).ok_or_else(|| OtError::NoSuchPath {
+                path: Path::from(&segs[..=n]),
+            })?,
             (Value::Arr(a), Seg::Index(i)) => {
                 let len = a.len();
                 a.get_mut(*i).ok_or_else(|| OtError::OutOfBounds {
-                    path: Path(segs[..n].to_vec()),
+                    path: Path::from(&segs[..n]),
                     index: *i,
                     len,
                 })?
@@ -29,20 +29,30 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg], full: &Path) -> Result<&'a mut
             }
         };
     }
-    let _ = full;
     Ok(v)
 }
 
 fn wrong(at: &[Seg], expected: &'static str, found: &Value) -> OtError {
-    OtError::WrongType { path: Path(at.to_vec()), expected, found: found.type_name() }
+    OtError::WrongType {
+        path: Path::from(at),
+        expected,
+        found: found.type_name(),
+    }
 }
 
 fn invalid(path: &Path, reason: impl Into<String>) -> OtError {
-    OtError::Invalid { path: path.clone(), reason: reason.into() }
+    OtError::Invalid {
+        path: path.clone(),
+        reason: reason.into(),
+    }
 }
 
 fn finite(path: &Path, what: &str, n: f64) -> Result<f64> {
-    if n.is_finite() { Ok(n) } else { Err(invalid(path, format!("{what} must be a finite number"))) }
+    if n.is_finite() {
+        Ok(n)
+    } else {
+        Err(invalid(path, format!("{what} must be a finite number")))
+    }
 }
 
 /// The list addressed by all but the last segment, and the last segment as an index.
@@ -50,7 +60,7 @@ fn list_mut<'a>(doc: &'a mut Value, path: &Path) -> Result<(&'a mut Vec<Value>, 
     let Some(i) = path.last_index() else {
         return Err(invalid(path, "the path must end in a list index"));
     };
-    match walk_mut(doc, path.parent(), path)? {
+    match walk_mut(doc, path.parent())? {
         Value::Arr(a) => Ok((a, i)),
         other => Err(wrong(path.parent(), "array", other)),
     }
@@ -60,7 +70,7 @@ fn obj_mut<'a>(
     doc: &'a mut Value,
     path: &Path,
 ) -> Result<&'a mut std::collections::BTreeMap<String, Value>> {
-    match walk_mut(doc, path.segs(), path)? {
+    match walk_mut(doc, path.segs())? {
         Value::Obj(m) => Ok(m),
         other => Err(wrong(path.segs(), "object", other)),
     }
@@ -83,7 +93,7 @@ fn num_field(
 }
 
 /// Limits on adjustment values (DESIGN §2); other parameters only need to be finite.
-fn adjust_range(param: &str) -> Option<(f64, f64)> {
+pub(crate) fn adjust_range(param: &str) -> Option<(f64, f64)> {
     match param {
         "brightness" | "contrast" | "saturation" => Some((-1.0, 1.0)),
         "exposure" => Some((-10.0, 10.0)),
@@ -97,22 +107,31 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
         Component::Set { path, value } => {
             let Some((last, parent)) = path.segs().split_last() else {
                 let old = std::mem::replace(doc, value.clone());
-                return Ok(vec![Component::Set { path: path.clone(), value: old }]);
+                return Ok(vec![Component::Set {
+                    path: path.clone(),
+                    value: old,
+                }]);
             };
-            match (walk_mut(doc, parent, path)?, last) {
+            match (walk_mut(doc, parent)?, last) {
                 (Value::Obj(m), Seg::Key(k)) => match m.insert(k.clone(), value.clone()) {
-                    Some(old) => vec![Component::Set { path: path.clone(), value: old }],
+                    Some(old) => vec![Component::Set {
+                        path: path.clone(),
+                        value: old,
+                    }],
                     None => vec![Component::Del { path: path.clone() }],
                 },
                 (Value::Arr(a), Seg::Index(i)) => {
                     let len = a.len();
                     let slot = a.get_mut(*i).ok_or_else(|| OtError::OutOfBounds {
-                        path: Path(parent.to_vec()),
+                        path: Path::from(parent),
                         index: *i,
                         len,
                     })?;
                     let old = std::mem::replace(slot, value.clone());
-                    vec![Component::Set { path: path.clone(), value: old }]
+                    vec![Component::Set {
+                        path: path.clone(),
+                        value: old,
+                    }]
                 }
                 (other, Seg::Key(_)) => return Err(wrong(parent, "object", other)),
                 (other, Seg::Index(_)) => return Err(wrong(parent, "array", other)),
@@ -122,21 +141,29 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             let Some((last, parent)) = path.segs().split_last() else {
                 return Err(invalid(path, "the document root can't be deleted"));
             };
-            match (walk_mut(doc, parent, path)?, last) {
+            match (walk_mut(doc, parent)?, last) {
                 (Value::Obj(m), Seg::Key(k)) => {
-                    let old = m.remove(k).ok_or_else(|| OtError::NoSuchPath { path: path.clone() })?;
-                    vec![Component::Set { path: path.clone(), value: old }]
+                    let old = m
+                        .remove(k)
+                        .ok_or_else(|| OtError::NoSuchPath { path: path.clone() })?;
+                    vec![Component::Set {
+                        path: path.clone(),
+                        value: old,
+                    }]
                 }
                 (Value::Arr(a), Seg::Index(i)) => {
                     if *i >= a.len() {
                         return Err(OtError::OutOfBounds {
-                            path: Path(parent.to_vec()),
+                            path: Path::from(parent),
                             index: *i,
                             len: a.len(),
                         });
                     }
                     let old = a.remove(*i);
-                    vec![Component::Ins { path: path.clone(), value: old }]
+                    vec![Component::Ins {
+                        path: path.clone(),
+                        value: old,
+                    }]
                 }
                 (other, Seg::Key(_)) => return Err(wrong(parent, "object", other)),
                 (other, Seg::Index(_)) => return Err(wrong(parent, "array", other)),
@@ -145,7 +172,11 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
         Component::Ins { path, value } => {
             let (a, i) = list_mut(doc, path)?;
             if i > a.len() {
-                return Err(OtError::OutOfBounds { path: Path(path.parent().to_vec()), index: i, len: a.len() });
+                return Err(OtError::OutOfBounds {
+                    path: Path::from(path.parent()),
+                    index: i,
+                    len: a.len(),
+                });
             }
             a.insert(i, value.clone());
             vec![Component::Del { path: path.clone() }]
@@ -155,16 +186,23 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             let len = a.len();
             for idx in [i, *to] {
                 if idx >= len {
-                    return Err(OtError::OutOfBounds { path: Path(path.parent().to_vec()), index: idx, len });
+                    return Err(OtError::OutOfBounds {
+                        path: Path::from(path.parent()),
+                        index: idx,
+                        len,
+                    });
                 }
             }
             let v = a.remove(i);
             a.insert(*to, v);
-            vec![Component::Mov { path: path.with_last_index(*to), to: i }]
+            vec![Component::Mov {
+                path: path.with_last_index(*to),
+                to: i,
+            }]
         }
         Component::Add { path, value } => {
             finite(path, "add", *value)?;
-            match walk_mut(doc, path.segs(), path)? {
+            match walk_mut(doc, path.segs())? {
                 Value::Num(n) => {
                     let sum = *n + value;
                     finite(path, "the sum", sum)?;
@@ -172,19 +210,30 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
                 }
                 other => return Err(wrong(path.segs(), "number", other)),
             }
-            vec![Component::Add { path: path.clone(), value: -value }]
+            vec![Component::Add {
+                path: path.clone(),
+                value: -value,
+            }]
         }
-        Component::Text { path, op } => match walk_mut(doc, path.segs(), path)? {
-            Value::Str(t) => vec![Component::Text { path: path.clone(), op: op.apply(t, path)? }],
+        Component::Text { path, op } => match walk_mut(doc, path.segs())? {
+            Value::Str(t) => vec![Component::Text {
+                path: path.clone(),
+                op: op.apply(t, path)?,
+            }],
             other => return Err(wrong(path.segs(), "string", other)),
         },
-        Component::Split { path, at, media, id } => {
+        Component::Split {
+            path,
+            at,
+            media,
+            id,
+        } => {
             finite(path, "at", *at)?;
             finite(path, "media", *media)?;
             let (a, i) = list_mut(doc, path)?;
             let len = a.len();
             let clip = a.get_mut(i).ok_or_else(|| OtError::OutOfBounds {
-                path: Path(path.parent().to_vec()),
+                path: Path::from(path.parent()),
                 index: i,
                 len,
             })?;
@@ -196,7 +245,9 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
                     return Err(invalid(path, format!("split: the clip has no `{key}`")));
                 }
             }
-            let old_out = m.insert("out".into(), Value::Num(*media)).unwrap_or_default();
+            let old_out = m
+                .insert("out".into(), Value::Num(*media))
+                .unwrap_or_default();
             let mut right = m.clone();
             right.insert("id".into(), Value::str(id.as_str()));
             right.insert("start".into(), Value::Num(*at));
@@ -204,19 +255,33 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             right.insert("out".into(), old_out.clone());
             a.insert(i + 1, Value::Obj(right));
             vec![
-                Component::Del { path: path.with_last_index(i + 1) },
-                Component::Set { path: join(path.segs(), "out"), value: old_out },
+                Component::Del {
+                    path: path.with_last_index(i + 1),
+                },
+                Component::Set {
+                    path: join(path.segs(), "out"),
+                    value: old_out,
+                },
             ]
         }
-        Component::Trim { path, start, r#in, out } => {
+        Component::Trim {
+            path,
+            start,
+            r#in,
+            out,
+        } => {
             let m = obj_mut(doc, path)?;
             let mut old = [None, None, None];
-            for (n, (key, v)) in [("start", start), ("in", r#in), ("out", out)].into_iter().enumerate() {
+            for (n, (key, v)) in [("start", start), ("in", r#in), ("out", out)]
+                .into_iter()
+                .enumerate()
+            {
                 if let Some(v) = v {
                     finite(path, key, *v)?;
-                    old[n] = Some(num_field(m, path, key)?.ok_or_else(|| {
-                        invalid(path, format!("trim: the clip has no `{key}`"))
-                    })?);
+                    old[n] =
+                        Some(num_field(m, path, key)?.ok_or_else(|| {
+                            invalid(path, format!("trim: the clip has no `{key}`"))
+                        })?);
                 }
             }
             for (key, v) in [("start", start), ("in", r#in), ("out", out)] {
@@ -224,7 +289,12 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
                     m.insert(key.into(), Value::Num(*v));
                 }
             }
-            vec![Component::Trim { path: path.clone(), start: old[0], r#in: old[1], out: old[2] }]
+            vec![Component::Trim {
+                path: path.clone(),
+                start: old[0],
+                r#in: old[1],
+                out: old[2],
+            }]
         }
         Component::Crop { path, rect } => {
             for (k, v) in [("x", rect.x), ("y", rect.y), ("w", rect.w), ("h", rect.h)] {
@@ -236,10 +306,18 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             let m = obj_mut(doc, path)?;
             match m.insert("crop".into(), rect.to_value()) {
                 Some(old) => match Rect::from_value(&old) {
-                    Some(r) => vec![Component::Crop { path: path.clone(), rect: r }],
-                    None => vec![Component::Set { path: join(path.segs(), "crop"), value: old }],
+                    Some(r) => vec![Component::Crop {
+                        path: path.clone(),
+                        rect: r,
+                    }],
+                    None => vec![Component::Set {
+                        path: join(path.segs(), "crop"),
+                        value: old,
+                    }],
                 },
-                None => vec![Component::Del { path: join(path.segs(), "crop") }],
+                None => vec![Component::Del {
+                    path: join(path.segs(), "crop"),
+                }],
             }
         }
         Component::Rotate { path, by } => {
@@ -248,40 +326,72 @@ pub(crate) fn apply_component(doc: &mut Value, c: &Component) -> Result<Vec<Comp
             match num_field(m, path, "rotation")? {
                 Some(r) => {
                     m.insert("rotation".into(), Value::Num(r + by));
-                    vec![Component::Rotate { path: path.clone(), by: -by }]
+                    vec![Component::Rotate {
+                        path: path.clone(),
+                        by: -by,
+                    }]
                 }
                 None => {
                     m.insert("rotation".into(), Value::Num(*by));
-                    vec![Component::Del { path: join(path.segs(), "rotation") }]
+                    vec![Component::Del {
+                        path: join(path.segs(), "rotation"),
+                    }]
                 }
             }
         }
         Component::Adjust { path, param, value } => {
             finite(path, "value", *value)?;
-            if param.is_empty() || param.len() > 32 || !param.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-                return Err(invalid(path, "adjust: `param` must be 1–32 lowercase letters or `_`"));
+            if param.is_empty()
+                || param.len() > 32
+                || !param.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                return Err(invalid(
+                    path,
+                    "adjust: `param` must be 1–32 lowercase letters or `_`",
+                ));
             }
             if let Some((lo, hi)) = adjust_range(param)
                 && !(lo..=hi).contains(value)
             {
-                return Err(invalid(path, format!("adjust: {param} must be within {lo}..={hi}")));
+                return Err(invalid(
+                    path,
+                    format!("adjust: {param} must be within {lo}..={hi}"),
+                ));
             }
             let m = obj_mut(doc, path)?;
             match m.get_mut("adjust") {
                 None => {
-                    m.insert("adjust".into(), Value::obj([(param.as_str(), Value::Num(*value))]));
-                    vec![Component::Del { path: join(path.segs(), "adjust") }]
+                    m.insert(
+                        "adjust".into(),
+                        Value::obj([(param.as_str(), Value::Num(*value))]),
+                    );
+                    vec![Component::Del {
+                        path: join(path.segs(), "adjust"),
+                    }]
                 }
                 Some(Value::Obj(adj)) => match adj.insert(param.clone(), Value::Num(*value)) {
-                    Some(Value::Num(old)) => {
-                        vec![Component::Adjust { path: path.clone(), param: param.clone(), value: old }]
+                    Some(Value::Num(old))
+                        if adjust_range(param).is_none_or(|(lo, hi)| (lo..=hi).contains(&old)) =>
+                    {
+                        vec![Component::Adjust {
+                            path: path.clone(),
+                            param: param.clone(),
+                            value: old,
+                        }]
                     }
                     Some(old) => {
-                        vec![Component::Set { path: join(&join(path.segs(), "adjust").0, param), value: old }]
+                        vec![Component::Set {
+                            path: join(join(path.segs(), "adjust").segs(), param),
+                            value: old,
+                        }]
                     }
-                    None => vec![Component::Del { path: join(&join(path.segs(), "adjust").0, param) }],
+                    None => vec![Component::Del {
+                        path: join(join(path.segs(), "adjust").segs(), param),
+                    }],
                 },
-                Some(other) => return Err(wrong(join(path.segs(), "adjust").segs(), "object", other)),
+                Some(other) => {
+                    return Err(wrong(join(path.segs(), "adjust").segs(), "object", other));
+                }
             }
         }
     })

@@ -6,13 +6,38 @@ use crate::path::{Path, Seg};
 use crate::text::{TextOp, TextStep};
 use crate::value::Value;
 
+/// Numbers in the JSON form: whole numbers are written without a fraction (`90`, not `90.0`),
+/// as a JavaScript client writes them.
+pub(crate) mod num {
+    use serde::Serializer;
+
+    pub fn ser<S: Serializer>(n: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if n.fract() == 0.0 && n.abs() < 9.0e15 {
+            s.serialize_i64(*n as i64)
+        } else {
+            s.serialize_f64(*n)
+        }
+    }
+    #[allow(clippy::ref_option)]
+    pub fn ser_opt<S: Serializer>(n: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => ser(n, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// A crop rectangle in the asset's pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rect {
+    #[serde(serialize_with = "num::ser")]
     pub x: f64,
+    #[serde(serialize_with = "num::ser")]
     pub y: f64,
+    #[serde(serialize_with = "num::ser")]
     pub w: f64,
+    #[serde(serialize_with = "num::ser")]
     pub h: f64,
 }
 
@@ -27,7 +52,12 @@ impl Rect {
     }
     pub fn from_value(v: &Value) -> Option<Rect> {
         let f = |k| v.get(k).and_then(Value::as_f64);
-        Some(Rect { x: f("x")?, y: f("y")?, w: f("w")?, h: f("h")? })
+        Some(Rect {
+            x: f("x")?,
+            y: f("y")?,
+            w: f("w")?,
+            h: f("h")?,
+        })
     }
 }
 
@@ -48,15 +78,29 @@ pub enum Component {
     Text { path: Path, op: TextOp },
     /// Cut the clip at `path` at timeline time `at` (`media` is the asset time there). The
     /// clip keeps `start..at`; a copy with id `id` is inserted after it and plays `at..end`.
-    Split { path: Path, at: f64, media: f64, id: String },
+    Split {
+        path: Path,
+        at: f64,
+        media: f64,
+        id: String,
+    },
     /// Move a clip's edges: any of its `start`, `in`, `out`, written as absolute values.
-    Trim { path: Path, start: Option<f64>, r#in: Option<f64>, out: Option<f64> },
+    Trim {
+        path: Path,
+        start: Option<f64>,
+        r#in: Option<f64>,
+        out: Option<f64>,
+    },
     /// Set an image layer's crop rectangle (asset pixels).
     Crop { path: Path, rect: Rect },
     /// Rotate a layer by `by` degrees clockwise (relative: concurrent rotations add up).
     Rotate { path: Path, by: f64 },
     /// Set one filter parameter of a layer (`adjust.<param>`), creating `adjust` if missing.
-    Adjust { path: Path, param: String, value: f64 },
+    Adjust {
+        path: Path,
+        param: String,
+        value: f64,
+    },
 }
 
 impl Component {
@@ -109,21 +153,27 @@ impl Component {
         match self {
             Component::Text { op, .. } => op.is_noop(),
             Component::Mov { path, to } => path.last_index() == Some(*to),
-            Component::Trim { start, r#in, out, .. } => {
-                start.is_none() && r#in.is_none() && out.is_none()
-            }
+            Component::Trim {
+                start, r#in, out, ..
+            } => start.is_none() && r#in.is_none() && out.is_none(),
             _ => false,
         }
     }
 
     pub fn set(path: Path, value: impl Into<Value>) -> Self {
-        Component::Set { path, value: value.into() }
+        Component::Set {
+            path,
+            value: value.into(),
+        }
     }
     pub fn del(path: Path) -> Self {
         Component::Del { path }
     }
     pub fn ins(path: Path, value: impl Into<Value>) -> Self {
-        Component::Ins { path, value: value.into() }
+        Component::Ins {
+            path,
+            value: value.into(),
+        }
     }
     pub fn mov(path: Path, to: usize) -> Self {
         Component::Mov { path, to }
@@ -132,10 +182,16 @@ impl Component {
         Component::Add { path, value }
     }
     pub fn text_insert(path: Path, pos: usize, s: impl Into<String>) -> Self {
-        Component::Text { path, op: TextOp::insert(pos, s) }
+        Component::Text {
+            path,
+            op: TextOp::insert(pos, s),
+        }
     }
     pub fn text_delete(path: Path, pos: usize, n: usize) -> Self {
-        Component::Text { path, op: TextOp::delete(pos, n) }
+        Component::Text {
+            path,
+            op: TextOp::delete(pos, n),
+        }
     }
 }
 
@@ -161,6 +217,7 @@ pub(crate) enum Wire {
     },
     Add {
         path: Path,
+        #[serde(serialize_with = "num::ser")]
         value: f64,
     },
     Text {
@@ -173,17 +230,32 @@ pub(crate) enum Wire {
     },
     Split {
         path: Path,
+        #[serde(serialize_with = "num::ser")]
         at: f64,
+        #[serde(serialize_with = "num::ser")]
         media: f64,
         id: String,
     },
     Trim {
         path: Path,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "num::ser_opt"
+        )]
         start: Option<f64>,
-        #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            rename = "in",
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "num::ser_opt"
+        )]
         r#in: Option<f64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "num::ser_opt"
+        )]
         out: Option<f64>,
     },
     Crop {
@@ -192,17 +264,47 @@ pub(crate) enum Wire {
     },
     Rotate {
         path: Path,
+        #[serde(serialize_with = "num::ser")]
         by: f64,
     },
     Adjust {
         path: Path,
         param: String,
+        #[serde(serialize_with = "num::ser")]
         value: f64,
     },
 }
 
+/// Checks that every index and count fits the engine's limits, so arithmetic on them can't
+/// overflow while transforming.
+fn check_bounds(path: &Path, counts: &[usize]) -> Result<(), String> {
+    let too_big = |n: usize| n > crate::MAX_INDEX;
+    if path.segs().iter().any(|s| s.index().is_some_and(too_big))
+        || counts.iter().copied().any(too_big)
+    {
+        return Err(format!(
+            "indices, positions and counts are at most {}",
+            crate::MAX_INDEX
+        ));
+    }
+    Ok(())
+}
+
 impl Wire {
     pub(crate) fn into_component(self) -> Result<Component, String> {
+        match &self {
+            Wire::Mov { path, to } => check_bounds(path, &[*to])?,
+            Wire::Text { path, pos, del, .. } => check_bounds(path, &[*pos, del.unwrap_or(0)])?,
+            Wire::Set { path, .. }
+            | Wire::Del { path }
+            | Wire::Ins { path, .. }
+            | Wire::Add { path, .. }
+            | Wire::Split { path, .. }
+            | Wire::Trim { path, .. }
+            | Wire::Crop { path, .. }
+            | Wire::Rotate { path, .. }
+            | Wire::Adjust { path, .. } => check_bounds(path, &[])?,
+        }
         Ok(match self {
             Wire::Set { path, value } => Component::Set { path, value },
             Wire::Del { path } => Component::Del { path },
@@ -219,22 +321,53 @@ impl Wire {
                 Component::Mov { path, to }
             }
             Wire::Add { path, value } => Component::Add { path, value },
-            Wire::Text { path, pos, ins, del } => match (ins, del) {
-                (Some(s), None) => Component::Text { path, op: TextOp::insert(pos, s) },
-                (None, Some(n)) => Component::Text { path, op: TextOp::delete(pos, n) },
+            Wire::Text {
+                path,
+                pos,
+                ins,
+                del,
+            } => match (ins, del) {
+                (Some(s), None) => Component::Text {
+                    path,
+                    op: TextOp::insert(pos, s),
+                },
+                (None, Some(n)) => Component::Text {
+                    path,
+                    op: TextOp::delete(pos, n),
+                },
                 _ => return Err("text: give exactly one of `ins` and `del`".into()),
             },
-            Wire::Split { path, at, media, id } => {
+            Wire::Split {
+                path,
+                at,
+                media,
+                id,
+            } => {
                 if path.last_index().is_none() {
                     return Err("split: the path must name a clip in a list".into());
                 }
-                Component::Split { path, at, media, id }
+                Component::Split {
+                    path,
+                    at,
+                    media,
+                    id,
+                }
             }
-            Wire::Trim { path, start, r#in, out } => {
+            Wire::Trim {
+                path,
+                start,
+                r#in,
+                out,
+            } => {
                 if start.is_none() && r#in.is_none() && out.is_none() {
                     return Err("trim: give at least one of `start`, `in`, `out`".into());
                 }
-                Component::Trim { path, start, r#in, out }
+                Component::Trim {
+                    path,
+                    start,
+                    r#in,
+                    out,
+                }
             }
             Wire::Crop { path, rect } => Component::Crop { path, rect },
             Wire::Rotate { path, by } => Component::Rotate { path, by },
@@ -252,18 +385,44 @@ impl Wire {
             Component::Text { path, op } => {
                 for (pos, step) in op.steps() {
                     out.push(match step {
-                        TextStep::Insert(s) => {
-                            Wire::Text { path: path.clone(), pos, ins: Some(s.to_owned()), del: None }
-                        }
-                        TextStep::Delete(n) => {
-                            Wire::Text { path: path.clone(), pos, ins: None, del: Some(n) }
-                        }
+                        TextStep::Insert(s) => Wire::Text {
+                            path: path.clone(),
+                            pos,
+                            ins: Some(s.to_owned()),
+                            del: None,
+                        },
+                        TextStep::Delete(n) => Wire::Text {
+                            path: path.clone(),
+                            pos,
+                            ins: None,
+                            del: Some(n),
+                        },
                     });
                 }
                 return;
             }
-            Component::Split { path, at, media, id } => Wire::Split { path, at, media, id },
-            Component::Trim { path, start, r#in, out } => Wire::Trim { path, start, r#in, out },
+            Component::Split {
+                path,
+                at,
+                media,
+                id,
+            } => Wire::Split {
+                path,
+                at,
+                media,
+                id,
+            },
+            Component::Trim {
+                path,
+                start,
+                r#in,
+                out,
+            } => Wire::Trim {
+                path,
+                start,
+                r#in,
+                out,
+            },
             Component::Crop { path, rect } => Wire::Crop { path, rect },
             Component::Rotate { path, by } => Wire::Rotate { path, by },
             Component::Adjust { path, param, value } => Wire::Adjust { path, param, value },
@@ -276,5 +435,5 @@ impl Wire {
 pub(crate) fn join(path: &[Seg], seg: &str) -> Path {
     let mut v = path.to_vec();
     v.push(Seg::Key(seg.to_owned()));
-    Path(v)
+    Path::from(v)
 }

@@ -30,7 +30,10 @@ pub struct CompressedDelta {
 
 impl MediaDelta {
     pub fn new(base_version: u64, operations: Vec<Op>) -> Self {
-        MediaDelta { base_version, operations }
+        MediaDelta {
+            base_version,
+            operations,
+        }
     }
 
     pub fn component_count(&self) -> usize {
@@ -50,15 +53,24 @@ impl MediaDelta {
         for c in merged.0 {
             match runs.last_mut() {
                 Some(r) if r.component == c && r.count < u32::MAX => r.count += 1,
-                _ => runs.push(Run { count: 1, component: c }),
+                _ => runs.push(Run {
+                    count: 1,
+                    component: c,
+                }),
             }
         }
-        CompressedDelta { base_version: self.base_version, runs }
+        CompressedDelta {
+            base_version: self.base_version,
+            runs,
+        }
     }
 
     /// Size of the operations as JSON arrays, the way they travel one by one.
     pub fn json_bytes(&self) -> usize {
-        self.operations.iter().map(|op| serde_json::to_vec(op).map_or(0, |v| v.len())).sum()
+        self.operations
+            .iter()
+            .map(|op| serde_json::to_vec(op).map_or(0, |v| v.len()))
+            .sum()
     }
 }
 
@@ -111,7 +123,10 @@ impl Serialize for CompressedDelta {
             runs: self
                 .runs
                 .iter()
-                .map(|r| WireRun { n: r.count, c: Op(vec![r.component.clone()]) })
+                .map(|r| WireRun {
+                    n: r.count,
+                    c: Op(vec![r.component.clone()]),
+                })
                 .collect(),
         }
         .serialize(s)
@@ -129,10 +144,18 @@ impl<'de> Deserialize<'de> for CompressedDelta {
                 op.push_merged(c);
             }
             if op.len() != 1 {
-                return Err(serde::de::Error::custom("each run holds exactly one component"));
+                return Err(serde::de::Error::custom(
+                    "each run holds exactly one component",
+                ));
             }
-            runs.push(Run { count: r.n, component: op.0.remove(0) });
+            runs.push(Run {
+                count: r.n,
+                component: op.0.remove(0),
+            });
         }
-        Ok(CompressedDelta { base_version: w.base_version, runs })
+        Ok(CompressedDelta {
+            base_version: w.base_version,
+            runs,
+        })
     }
 }

@@ -10,11 +10,24 @@ pub enum OtError {
     #[error("path {path} does not exist")]
     NoSuchPath { path: Path },
     #[error("path {path}: expected {expected}, found {found}")]
-    WrongType { path: Path, expected: &'static str, found: &'static str },
+    WrongType {
+        path: Path,
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("path {path}: index {index} out of bounds (length {len})")]
-    OutOfBounds { path: Path, index: usize, len: usize },
+    OutOfBounds {
+        path: Path,
+        index: usize,
+        len: usize,
+    },
     #[error("path {path}: text range {pos}..{end} out of bounds (length {len})")]
-    TextOutOfBounds { path: Path, pos: usize, end: usize, len: usize },
+    TextOutOfBounds {
+        path: Path,
+        pos: usize,
+        end: usize,
+        len: usize,
+    },
     #[error("path {path}: {reason}")]
     Invalid { path: Path, reason: String },
     #[error("the document would break its shape at {path}: {reason}")]

@@ -23,5 +23,7 @@ pub use value::{Text, Value};
 
 /// Paths deeper than this are refused when decoded.
 pub const MAX_PATH_DEPTH: usize = 64;
+/// List indices, text positions and counts in a decoded edit, at most (2³² − 1).
+pub const MAX_INDEX: usize = u32::MAX as usize;
 /// Components in one edit, at most.
 pub const MAX_COMPONENTS: usize = 10_000;

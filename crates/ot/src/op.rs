@@ -6,7 +6,7 @@ use crate::apply::apply_component;
 use crate::component::{Component, Wire};
 use crate::error::{OtError, Result};
 use crate::schema;
-use crate::transform::{Side, transform_x};
+use crate::transform::{Side, transform_component, transform_x};
 use crate::value::Value;
 
 /// One edit. Its JSON form is an array of components (DESIGN §2).
@@ -35,7 +35,9 @@ impl Op {
     pub fn apply(&self, doc: &mut Value) -> Result<Op> {
         let inverse = self.apply_unchecked(doc)?;
         if let Err(e) = schema::check_touched(doc, self) {
-            inverse.apply_unchecked(doc).expect("an inverse applies to what its edit produced");
+            inverse
+                .apply_unchecked(doc)
+                .expect("an inverse applies to what its edit produced");
             return Err(e);
         }
         Ok(inverse)
@@ -43,6 +45,10 @@ impl Op {
 
     /// Applies without the document-shape check (for free-form JSON documents).
     pub fn apply_unchecked(&self, doc: &mut Value) -> Result<Op> {
+        // One component applies atomically by itself: no rollback bookkeeping needed.
+        if let [c] = &self.0[..] {
+            return apply_component(doc, c).map(Op);
+        }
         let mut undo: Vec<Vec<Component>> = Vec::with_capacity(self.0.len());
         for c in &self.0 {
             match apply_component(doc, c) {
@@ -70,6 +76,25 @@ impl Op {
     /// `self` rewritten to apply after the concurrent `other`. `side` says which the server
     /// ordered first: `Side::Left` if `self` came first.
     pub fn transform(&self, other: &Op, side: Side) -> Op {
+        // The common case, one component against others: one direction is enough.
+        if let [c] = &self.0[..] {
+            if c.is_noop() {
+                return Op::default();
+            }
+            let mut cur = vec![c.clone()];
+            for (k, o) in other.0.iter().enumerate() {
+                match cur.len() {
+                    0 => break,
+                    1 => {
+                        let mut next = Vec::with_capacity(1);
+                        transform_component(&cur[0], o, side, &mut next);
+                        cur = next;
+                    }
+                    _ => return Op(transform_x(&cur, &other.0[k..], side).0),
+                }
+            }
+            return Op(cur);
+        }
         Op(transform_x(&self.0, &other.0, side).0)
     }
 
@@ -139,15 +164,28 @@ fn merge(a: &Component, b: &Component) -> Option<Component> {
         return None;
     }
     Some(match (a, b) {
-        (Component::Text { path, op: x }, Component::Text { op: y, .. }) => {
-            Component::Text { path: path.clone(), op: x.compose(y) }
-        }
+        (Component::Text { path, op: x }, Component::Text { op: y, .. }) => Component::Text {
+            path: path.clone(),
+            op: x.compose(y),
+        },
         (Component::Set { .. }, Component::Set { .. })
         | (Component::Crop { .. }, Component::Crop { .. }) => b.clone(),
-        (Component::Adjust { param: p, .. }, Component::Adjust { param: q, .. }) if p == q => b.clone(),
+        (Component::Adjust { param: p, .. }, Component::Adjust { param: q, .. }) if p == q => {
+            b.clone()
+        }
         (
-            Component::Trim { path, start: s1, r#in: i1, out: o1 },
-            Component::Trim { start: s2, r#in: i2, out: o2, .. },
+            Component::Trim {
+                path,
+                start: s1,
+                r#in: i1,
+                out: o1,
+            },
+            Component::Trim {
+                start: s2,
+                r#in: i2,
+                out: o2,
+                ..
+            },
         ) => Component::Trim {
             path: path.clone(),
             start: s2.or(*s1),

@@ -1,6 +1,7 @@
 //! Paths into the document: object keys and list indices.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
@@ -44,13 +45,20 @@ impl From<usize> for Seg {
     }
 }
 
-/// A path from the document root: `["canvas", "layers", 0, "x"]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct Path(pub Vec<Seg>);
+/// A path from the document root: `["canvas", "layers", 0, "x"]`. Shared, so the copies that
+/// inverses and transformed components keep cost a reference count, not an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Path(Arc<[Seg]>);
+
+impl Default for Path {
+    fn default() -> Self {
+        Path::root()
+    }
+}
 
 impl Path {
     pub fn root() -> Self {
-        Path(Vec::new())
+        Path(Arc::from(Vec::new()))
     }
     pub fn len(&self) -> usize {
         self.0.len()
@@ -75,16 +83,20 @@ impl Path {
         self.0.last().and_then(Seg::index)
     }
     pub fn child(&self, seg: impl Into<Seg>) -> Path {
-        let mut v = self.0.clone();
+        let mut v = self.0.to_vec();
         v.push(seg.into());
-        Path(v)
+        Path::from(v)
     }
     pub fn with_last_index(&self, i: usize) -> Path {
-        let mut v = self.0.clone();
-        if let Some(last) = v.last_mut() {
-            *last = Seg::Index(i);
+        self.with_index_at(self.0.len().saturating_sub(1), i)
+    }
+    /// A copy with segment `at` replaced by index `i`.
+    pub fn with_index_at(&self, at: usize, i: usize) -> Path {
+        let mut v = self.0.to_vec();
+        if let Some(seg) = v.get_mut(at) {
+            *seg = Seg::Index(i);
         }
-        Path(v)
+        Path::from(v)
     }
     /// True if `self` is a prefix of `other` (equal counts).
     pub fn is_prefix_of(&self, other: &[Seg]) -> bool {
@@ -94,14 +106,20 @@ impl Path {
 
 impl From<Vec<Seg>> for Path {
     fn from(v: Vec<Seg>) -> Self {
-        Path(v)
+        Path(Arc::from(v))
+    }
+}
+
+impl From<&[Seg]> for Path {
+    fn from(v: &[Seg]) -> Self {
+        Path(Arc::from(v))
     }
 }
 
 /// Builds a path: `path!["canvas", "layers", 0]`.
 #[macro_export]
 macro_rules! path {
-    ($($seg:expr),* $(,)?) => { $crate::Path(vec![$($crate::Seg::from($seg)),*]) };
+    ($($seg:expr),* $(,)?) => { $crate::Path::from(vec![$($crate::Seg::from($seg)),*]) };
 }
 
 impl fmt::Display for Path {
@@ -123,7 +141,7 @@ impl fmt::Display for Path {
 impl Serialize for Path {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for seg in &self.0 {
+        for seg in self.0.iter() {
             match seg {
                 Seg::Key(k) => seq.serialize_element(k)?,
                 Seg::Index(i) => seq.serialize_element(i)?,
@@ -149,7 +167,7 @@ impl<'de> Deserialize<'de> for Path {
                     }
                     v.push(s);
                 }
-                Ok(Path(v))
+                Ok(Path::from(v))
             }
         }
         d.deserialize_seq(PathV)
@@ -169,10 +187,14 @@ impl<'de> Visitor<'de> for SegV {
         Ok(Seg::Key(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seg, E> {
-        usize::try_from(v).map(Seg::Index).map_err(|_| E::custom("index too large"))
+        usize::try_from(v)
+            .map(Seg::Index)
+            .map_err(|_| E::custom("index too large"))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seg, E> {
-        usize::try_from(v).map(Seg::Index).map_err(|_| E::custom("negative index"))
+        usize::try_from(v)
+            .map(Seg::Index)
+            .map_err(|_| E::custom("negative index"))
     }
 }
 impl<'de> Deserialize<'de> for Seg {

@@ -8,7 +8,10 @@ use crate::path::{Path, Seg};
 use crate::value::Value;
 
 fn bad(path: &[Seg], reason: impl Into<String>) -> OtError {
-    OtError::Schema { path: Path(path.to_vec()), reason: reason.into() }
+    OtError::Schema {
+        path: Path::from(path),
+        reason: reason.into(),
+    }
 }
 
 /// Checks a whole document.
@@ -19,39 +22,50 @@ pub fn check_document(doc: &Value) -> Result<()> {
 
 /// Checks the root shape and every entity (layer, track, clip, asset) the edit touched.
 pub(crate) fn check_touched(doc: &Value, op: &Op) -> Result<()> {
-    check_root(doc)?;
+    let mut root_checked = false;
     for c in op.components() {
         let p = c.path().segs();
-        check_entity(doc, entity(p))?;
+        let e = entity(p);
+        // A text or numeric edit outside every entity (the title, meta) keeps the document's
+        // shape: the common case of typing costs no check at all.
+        if e.is_none() && matches!(c, Component::Text { .. } | Component::Add { .. }) {
+            continue;
+        }
+        if !root_checked {
+            check_root(doc)?;
+            root_checked = true;
+        }
+        if let Some(e) = e {
+            check_entity(doc, e)?;
+        }
         if let Component::Split { path, .. } = c
             && let Some(i) = path.last_index()
+            && let Some(e) = entity(path.with_last_index(i + 1).segs())
         {
-            check_entity(doc, entity(path.with_last_index(i + 1).segs()))?;
+            check_entity(doc, e)?;
         }
     }
     Ok(())
 }
 
-/// The smallest entity containing `p` whose shape the contract pins.
-fn entity(p: &[Seg]) -> &[Seg] {
+/// The smallest entity containing `p` whose shape the contract pins; `None` for the title,
+/// `meta` and unknown top-level fields, which the root check covers.
+fn entity(p: &[Seg]) -> Option<&[Seg]> {
     let key = |n: usize, k: &str| matches!(p.get(n), Some(Seg::Key(x)) if x == k);
     let idx = |n: usize| matches!(p.get(n), Some(Seg::Index(_)));
-    if key(0, "canvas") && key(1, "layers") && idx(2) {
+    Some(if key(0, "canvas") && key(1, "layers") && idx(2) {
         &p[..3]
     } else if key(0, "timeline") && key(1, "tracks") && idx(2) && key(3, "clips") && idx(4) {
         &p[..5]
     } else if key(0, "timeline") && key(1, "tracks") && idx(2) {
         &p[..3]
-    } else if (key(0, "assets") && p.len() >= 2) || key(0, "canvas") || key(0, "timeline") {
+    } else if key(0, "assets") || key(0, "canvas") || key(0, "timeline") {
         &p[..p.len().min(2)]
-    } else if key(0, "assets") {
-        &p[..1]
     } else if p.is_empty() {
         p
     } else {
-        // title, meta and unknown top-level fields: the root check covers them.
-        &p[..0]
-    }
+        return None;
+    })
 }
 
 fn check_entity(doc: &Value, at: &[Seg]) -> Result<()> {
@@ -59,9 +73,18 @@ fn check_entity(doc: &Value, at: &[Seg]) -> Result<()> {
     let key = |n: usize, k: &str| matches!(at.get(n), Some(Seg::Key(x)) if x == k);
     match at.len() {
         0 => {
-            check_canvas(v.get("canvas").unwrap_or(&Value::Null), &[Seg::from("canvas")])?;
-            check_timeline(v.get("timeline").unwrap_or(&Value::Null), &[Seg::from("timeline")])?;
-            check_assets(v.get("assets").unwrap_or(&Value::Null), &[Seg::from("assets")])
+            check_canvas(
+                v.get("canvas").unwrap_or(&Value::Null),
+                &[Seg::from("canvas")],
+            )?;
+            check_timeline(
+                v.get("timeline").unwrap_or(&Value::Null),
+                &[Seg::from("timeline")],
+            )?;
+            check_assets(
+                v.get("assets").unwrap_or(&Value::Null),
+                &[Seg::from("assets")],
+            )
         }
         1 if key(0, "canvas") => check_canvas(v, at),
         1 if key(0, "timeline") => check_timeline(v, at),
@@ -79,7 +102,9 @@ fn check_entity(doc: &Value, at: &[Seg]) -> Result<()> {
 }
 
 fn check_root(doc: &Value) -> Result<()> {
-    let Value::Obj(m) = doc else { return Err(bad(&[], "the document must be an object")) };
+    let Value::Obj(m) = doc else {
+        return Err(bad(&[], "the document must be an object"));
+    };
     let want = [
         ("title", "string"),
         ("assets", "object"),
@@ -89,15 +114,27 @@ fn check_root(doc: &Value) -> Result<()> {
     ];
     for (k, t) in want {
         match m.get(k) {
-            Some(v) if v.type_name() == t => {}
-            Some(v) => return Err(bad(&[Seg::from(k)], format!("must be a {t}, not a {}", v.type_name()))),
+            Some(Value::Str(_)) if t == "string" => {}
+            Some(Value::Obj(_)) if t == "object" => {}
+            Some(v) => {
+                return Err(bad(
+                    &[Seg::from(k)],
+                    format!("must be a {t}, not a {}", v.type_name()),
+                ));
+            }
             None => return Err(bad(&[Seg::from(k)], "is required")),
         }
     }
     Ok(())
 }
 
-fn field<'a>(v: &'a Value, at: &[Seg], k: &str, t: &str, required: bool) -> Result<Option<&'a Value>> {
+fn field<'a>(
+    v: &'a Value,
+    at: &[Seg],
+    k: &str,
+    t: &str,
+    required: bool,
+) -> Result<Option<&'a Value>> {
     match v.get(k) {
         Some(x) if x.type_name() == t => Ok(Some(x)),
         Some(x) => {
@@ -116,13 +153,18 @@ fn field<'a>(v: &'a Value, at: &[Seg], k: &str, t: &str, required: bool) -> Resu
 
 fn object(v: &Value, at: &[Seg]) -> Result<()> {
     if v.as_obj().is_none() {
-        return Err(bad(at, format!("must be an object, not a {}", v.type_name())));
+        return Err(bad(
+            at,
+            format!("must be an object, not a {}", v.type_name()),
+        ));
     }
     Ok(())
 }
 
 fn check_list(v: &Value, at: &[Seg], each: fn(&Value, &[Seg]) -> Result<()>) -> Result<()> {
-    let Some(a) = v.as_arr() else { return Err(bad(at, "must be an array")) };
+    let Some(a) = v.as_arr() else {
+        return Err(bad(at, "must be an array"));
+    };
     for (i, x) in a.iter().enumerate() {
         let mut p = at.to_vec();
         p.push(Seg::Index(i));
@@ -150,7 +192,9 @@ fn check_timeline(v: &Value, at: &[Seg]) -> Result<()> {
 }
 
 fn check_assets(v: &Value, at: &[Seg]) -> Result<()> {
-    let Some(m) = v.as_obj() else { return Err(bad(at, "must be an object")) };
+    let Some(m) = v.as_obj() else {
+        return Err(bad(at, "must be an object"));
+    };
     for (k, a) in m {
         let mut p = at.to_vec();
         p.push(Seg::from(k.as_str()));
@@ -160,7 +204,9 @@ fn check_assets(v: &Value, at: &[Seg]) -> Result<()> {
 }
 
 fn one_of(v: Option<&Value>, at: &[Seg], k: &str, allowed: &[&str]) -> Result<()> {
-    let ok = v.and_then(Value::as_text).is_some_and(|t| allowed.iter().any(|a| t == *a));
+    let ok = v
+        .and_then(Value::as_text)
+        .is_some_and(|t| allowed.iter().any(|a| t == *a));
     if ok {
         Ok(())
     } else {
@@ -183,7 +229,10 @@ fn check_layer(v: &Value, at: &[Seg]) -> Result<()> {
     object(v, at)?;
     field(v, at, "id", "string", true)?;
     one_of(v.get("kind"), at, "kind", &["image", "text"])?;
-    let image = v.get("kind").and_then(Value::as_text).is_some_and(|t| t == "image");
+    let image = v
+        .get("kind")
+        .and_then(Value::as_text)
+        .is_some_and(|t| t == "image");
     if image {
         field(v, at, "asset", "string", true)?;
         for k in ["x", "y", "w", "h"] {
@@ -215,7 +264,14 @@ fn check_layer(v: &Value, at: &[Seg]) -> Result<()> {
             let mut p = at.to_vec();
             p.push(Seg::from("adjust"));
             for k in a.as_obj().into_iter().flat_map(|m| m.keys()) {
-                field(a, &p, k, "number", true)?;
+                let n = field(a, &p, k, "number", true)?.and_then(Value::as_f64);
+                if let (Some(n), Some((lo, hi))) = (n, crate::apply::adjust_range(k))
+                    && !(lo..=hi).contains(&n)
+                {
+                    let mut q = p.clone();
+                    q.push(Seg::from(k.as_str()));
+                    return Err(bad(&q, format!("must be within {lo}..={hi}")));
+                }
             }
         }
     } else {

@@ -2,6 +2,8 @@
 //! scalar values. Single keystrokes and whole composed sessions of typing share this form, so
 //! compose and transform are linear in the size of the operations, never in the history length.
 
+use smallvec::SmallVec;
+
 use crate::error::{OtError, Result};
 use crate::path::Path;
 use crate::value::Text;
@@ -24,7 +26,8 @@ pub enum TextPart {
 /// merged, and an insert always before a delete at the same position.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TextOp {
-    parts: Vec<TextPart>,
+    /// A keystroke is a retain and one insert or delete: held inline, no allocation.
+    parts: SmallVec<[TextPart; 2]>,
 }
 
 fn chars(s: &str) -> usize {
@@ -99,7 +102,7 @@ impl TextOp {
                 TextPart::Retain(n) | TextPart::Delete(n) => *n,
                 TextPart::Insert(_) => 0,
             })
-            .sum()
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Applies to `text`, returning the inverse (which carries the deleted characters).
@@ -107,9 +110,16 @@ impl TextOp {
         let len = text.len_chars();
         let need = self.base_len();
         if need > len {
-            return Err(OtError::TextOutOfBounds { path: path.clone(), pos: 0, end: need, len });
+            return Err(OtError::TextOutOfBounds {
+                path: path.clone(),
+                pos: 0,
+                end: need,
+                len,
+            });
         }
-        let mut inverse = TextOp::default();
+        let mut inverse = TextOp {
+            parts: SmallVec::with_capacity(self.parts.len()),
+        };
         let mut pos = 0;
         for part in &self.parts {
             match part {
@@ -281,7 +291,11 @@ struct Taker<'a> {
 
 impl<'a> Taker<'a> {
     fn new(parts: &'a [TextPart]) -> Self {
-        Taker { parts, idx: 0, offset: 0 }
+        Taker {
+            parts,
+            idx: 0,
+            offset: 0,
+        }
     }
     fn peek_insert(&self) -> bool {
         matches!(self.parts.get(self.idx), Some(TextPart::Insert(_)))

@@ -83,16 +83,16 @@ fn target(c: &Component) -> (Path, Kind) {
         Component::Del { path } => (path.clone(), Kind::Remove),
         Component::Crop { path, .. } => (join(path.segs(), "crop"), Kind::Write),
         Component::Adjust { path, param, .. } => {
-            (join(&join(path.segs(), "adjust").0, param), Kind::Write)
+            (join(join(path.segs(), "adjust").segs(), param), Kind::Write)
         }
         Component::Rotate { path, .. } => (join(path.segs(), "rotation"), Kind::Edit),
-        Component::Add { path, .. } | Component::Text { path, .. } | Component::Split { path, .. } => {
-            (path.clone(), Kind::Edit)
-        }
+        Component::Add { path, .. }
+        | Component::Text { path, .. }
+        | Component::Split { path, .. } => (path.clone(), Kind::Edit),
         // Lists and trims are handled before `target` is asked.
-        Component::Ins { path, .. } | Component::Mov { path, .. } | Component::Trim { path, .. } => {
-            (path.clone(), Kind::Edit)
-        }
+        Component::Ins { path, .. }
+        | Component::Mov { path, .. }
+        | Component::Trim { path, .. } => (path.clone(), Kind::Edit),
     }
 }
 
@@ -107,28 +107,43 @@ fn map_path(path: &Path, list: &[Seg], eff: ListEff) -> Option<Path> {
         return Some(path.clone());
     };
     let e2 = eff.idx_after(e)?;
-    let mut p = path.clone();
-    p.0[n] = Seg::Index(e2);
-    Some(p)
+    Some(path.with_index_at(n, e2))
 }
 
 fn with_index(path: &Path, at: usize, i: usize) -> Path {
-    let mut p = path.clone();
-    p.0[at] = Seg::Index(i);
-    p
+    path.with_index_at(at, i)
 }
 
 /// Transforms `c` so it applies after `o`, pushing zero or more components to `out`.
-pub(crate) fn transform_component(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
+pub(crate) fn transform_component(
+    c: &Component,
+    o: &Component,
+    side: Side,
+    out: &mut Vec<Component>,
+) {
+    // A move to its own index changes nothing and must not order ties.
+    if o.is_noop() {
+        out.push(c.clone());
+        return;
+    }
     if let Component::Trim { .. } = c {
         return transform_trim(c, o, side, out);
     }
-    if let Component::Trim { path, start, r#in, out: o_out } = o {
+    if let Component::Trim {
+        path,
+        start,
+        r#in,
+        out: o_out,
+    } = o
+    {
         // A trim is a bundle of field writes: transform against each in turn.
         let mut cur = vec![c.clone()];
         for (key, v) in [("start", start), ("in", r#in), ("out", o_out)] {
             if let Some(v) = v {
-                let w = Component::Set { path: join(path.segs(), key), value: Value::Num(*v) };
+                let w = Component::Set {
+                    path: join(path.segs(), key),
+                    value: Value::Num(*v),
+                };
                 let mut next = Vec::with_capacity(cur.len());
                 for x in &cur {
                     transform_component(x, &w, side, &mut next);
@@ -146,7 +161,7 @@ pub(crate) fn transform_component(c: &Component, o: &Component, side: Side, out:
     // 1. The list structure `o` changes.
     if let Some((list, eff)) = list_eff(o) {
         if matches!(c, Component::Ins { .. } | Component::Mov { .. }) && c.path().parent() == list {
-            return list_vs_list(c, eff, side, false, out);
+            return list_vs_list(c, eff, side, out);
         }
         if let Some(p) = map_path(c.path(), list, eff) {
             let mut c = c.clone();
@@ -186,12 +201,21 @@ pub(crate) fn transform_component(c: &Component, o: &Component, side: Side, out:
     }
 
     // 3. In-place edits: only text meets text.
-    if let (Component::Text { path, op }, Component::Text { path: op_path, op: o_op }) = (c, o)
+    if let (
+        Component::Text { path, op },
+        Component::Text {
+            path: op_path,
+            op: o_op,
+        },
+    ) = (c, o)
         && path == op_path
     {
         let t = op.transform(o_op, side == Side::Left);
         if !t.is_noop() {
-            out.push(Component::Text { path: path.clone(), op: t });
+            out.push(Component::Text {
+                path: path.clone(),
+                op: t,
+            });
         }
         return;
     }
@@ -201,14 +225,16 @@ pub(crate) fn transform_component(c: &Component, o: &Component, side: Side, out:
 /// The target `o` overwrites or deletes, for components that do.
 fn replaced(o: &Component) -> Option<Path> {
     match o {
-        Component::Set { .. } | Component::Crop { .. } | Component::Adjust { .. } => Some(target(o).0),
+        Component::Set { .. } | Component::Crop { .. } | Component::Adjust { .. } => {
+            Some(target(o).0)
+        }
         Component::Del { path } if path.last_index().is_none() => Some(path.clone()),
         _ => None,
     }
 }
 
 /// `c` (an `ins` or `mov`) against a list effect on the same list.
-fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut Vec<Component>) {
+fn list_vs_list(c: &Component, eff: ListEff, side: Side, out: &mut Vec<Component>) {
     let path = c.path();
     let (rc, gc) = match c {
         Component::Ins { path, .. } => (None, path.last_index().unwrap_or(0)),
@@ -229,7 +255,10 @@ fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut 
             && side == Side::Right
             && jo != gc
         {
-            out.push(Component::Mov { path: path.with_last_index(jo), to: gc });
+            out.push(Component::Mov {
+                path: path.with_last_index(jo),
+                to: gc,
+            });
         }
         return;
     }
@@ -253,13 +282,17 @@ fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut 
         }
     };
     match c {
-        Component::Ins { value, .. } => {
-            out.push(Component::Ins { path: path.with_last_index(pos), value: value.clone() })
-        }
+        Component::Ins { value, .. } => out.push(Component::Ins {
+            path: path.with_last_index(pos),
+            value: value.clone(),
+        }),
         Component::Mov { .. } => {
             let from = rc.and_then(|r| eff.idx_after(r)).unwrap_or(0);
             if from != pos {
-                out.push(Component::Mov { path: path.with_last_index(from), to: pos });
+                out.push(Component::Mov {
+                    path: path.with_last_index(from),
+                    to: pos,
+                });
             }
         }
         _ => {}
@@ -268,27 +301,54 @@ fn list_vs_list(c: &Component, eff: ListEff, side: Side, _glue: bool, out: &mut 
 
 /// A trim as separate field writes, transformed, then gathered back into trims.
 fn transform_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
-    let Component::Trim { path, start, r#in, out: c_out } = c else { return };
+    let Component::Trim {
+        path,
+        start,
+        r#in,
+        out: c_out,
+    } = c
+    else {
+        return;
+    };
     let mut writes = Vec::new();
     for (key, v) in [("start", start), ("in", r#in), ("out", c_out)] {
         if let Some(v) = v {
-            let w = Component::Set { path: join(path.segs(), key), value: Value::Num(*v) };
+            let w = Component::Set {
+                path: join(path.segs(), key),
+                value: Value::Num(*v),
+            };
             transform_component(&w, o, side, &mut writes);
         }
     }
     let mut trims: Vec<Component> = Vec::new();
     for w in writes {
-        let Component::Set { path, value: Value::Num(v) } = w else { continue };
-        let Some(Seg::Key(key)) = path.last() else { continue };
-        let clip = Path(path.parent().to_vec());
+        let Component::Set {
+            path,
+            value: Value::Num(v),
+        } = w
+        else {
+            continue;
+        };
+        let Some(Seg::Key(key)) = path.last() else {
+            continue;
+        };
+        let clip = Path::from(path.parent());
         let slot = match trims.iter_mut().find(|t| *t.path() == clip) {
             Some(t) => t,
             None => {
-                trims.push(Component::Trim { path: clip, start: None, r#in: None, out: None });
+                trims.push(Component::Trim {
+                    path: clip,
+                    start: None,
+                    r#in: None,
+                    out: None,
+                });
                 trims.last_mut().expect("just pushed")
             }
         };
-        if let Component::Trim { start, r#in, out, .. } = slot {
+        if let Component::Trim {
+            start, r#in, out, ..
+        } = slot
+        {
             match key.as_str() {
                 "start" => *start = Some(v),
                 "in" => *r#in = Some(v),
@@ -303,7 +363,12 @@ fn transform_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Compon
 /// with the left half at the same index, its tail (`out`) goes to the right half, and
 /// everything else about the clip is now true of both halves.
 fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
-    let Component::Split { path: sp, at: o_at, .. } = o else { return };
+    let Component::Split {
+        path: sp, at: o_at, ..
+    } = o
+    else {
+        return;
+    };
     let list = sp.parent();
     let Some(i) = sp.last_index() else {
         out.push(c.clone());
@@ -312,20 +377,42 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
     let n = list.len();
     let cp = c.path();
 
-    if let Component::Split { path, at, media, id } = c
+    if let Component::Split {
+        path,
+        at,
+        media,
+        id,
+    } = c
         && path == sp
     {
         if at < o_at {
             out.push(c.clone());
         } else if at > o_at {
-            out.push(Component::Split { path: path.with_last_index(i + 1), at: *at, media: *media, id: id.clone() });
+            out.push(Component::Split {
+                path: path.with_last_index(i + 1),
+                at: *at,
+                media: *media,
+                id: id.clone(),
+            });
         } else if side == Side::Left {
             // The same cut twice: the earlier one's halves stand.
             let right = path.with_last_index(i + 1);
-            out.push(Component::Set { path: join(path.segs(), "out"), value: Value::Num(*media) });
-            out.push(Component::Set { path: join(right.segs(), "id"), value: Value::str(id.as_str()) });
-            out.push(Component::Set { path: join(right.segs(), "start"), value: Value::Num(*at) });
-            out.push(Component::Set { path: join(right.segs(), "in"), value: Value::Num(*media) });
+            out.push(Component::Set {
+                path: join(path.segs(), "out"),
+                value: Value::Num(*media),
+            });
+            out.push(Component::Set {
+                path: join(right.segs(), "id"),
+                value: Value::str(id.as_str()),
+            });
+            out.push(Component::Set {
+                path: join(right.segs(), "start"),
+                value: Value::Num(*at),
+            });
+            out.push(Component::Set {
+                path: join(right.segs(), "in"),
+                value: Value::Num(*media),
+            });
         }
         return;
     }
@@ -339,15 +426,21 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
             let left = cp.clone();
             let right = cp.with_last_index(i + 1);
             if j > i {
-                out.push(Component::Mov { path: right, to: j + 1 });
+                out.push(Component::Mov {
+                    path: right,
+                    to: j + 1,
+                });
                 out.push(Component::Mov { path: left, to: j });
             } else if j < i {
                 out.push(Component::Mov { path: left, to: j });
-                out.push(Component::Mov { path: right, to: j + 1 });
+                out.push(Component::Mov {
+                    path: right,
+                    to: j + 1,
+                });
             }
             return;
         }
-        return list_vs_list(c, ListEff::Split(i), side, true, out);
+        return list_vs_list(c, ListEff::Split(i), side, out);
     }
 
     if cp.len() <= n || cp.segs()[..n] != *list {
@@ -374,26 +467,18 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
         // `c` acts on the clip itself.
         match c {
             Component::Del { .. } => {
-                out.push(Component::Del { path: cp.with_last_index(i + 1) });
+                out.push(Component::Del {
+                    path: cp.with_last_index(i + 1),
+                });
                 out.push(c.clone());
             }
             Component::Set { .. } => {
-                out.push(Component::Del { path: cp.with_last_index(i + 1) });
+                out.push(Component::Del {
+                    path: cp.with_last_index(i + 1),
+                });
                 out.push(c.clone());
             }
-            Component::Trim { path, start, r#in, out: c_out } => {
-                if start.is_some() || r#in.is_some() {
-                    out.push(Component::Trim { path: path.clone(), start: *start, r#in: *r#in, out: None });
-                }
-                if c_out.is_some() {
-                    out.push(Component::Trim {
-                        path: path.with_last_index(i + 1),
-                        start: None,
-                        r#in: None,
-                        out: *c_out,
-                    });
-                }
-            }
+            // (A trim never gets here: it is divided into field writes first.)
             // Crop, rotate, adjust, add, text on the clip value: true of both halves.
             _ => {
                 out.push(c.clone());
@@ -413,10 +498,15 @@ fn transform_against_split(c: &Component, o: &Component, side: Side, out: &mut V
 }
 
 /// Transforms component lists: returns (`a` after `b`, `b` after `a`). `side` is `a`'s.
-pub(crate) fn transform_x(a: &[Component], b: &[Component], side: Side) -> (Vec<Component>, Vec<Component>) {
-    let mut b_cur = b.to_vec();
+pub(crate) fn transform_x(
+    a: &[Component],
+    b: &[Component],
+    side: Side,
+) -> (Vec<Component>, Vec<Component>) {
+    // No-ops (a move to its own index) must not take part: they would order ties.
+    let mut b_cur: Vec<Component> = b.iter().filter(|c| !c.is_noop()).cloned().collect();
     let mut a_out = Vec::with_capacity(a.len());
-    for ac in a {
+    for ac in a.iter().filter(|c| !c.is_noop()) {
         let mut a_cur = vec![ac.clone()];
         let mut b_next = Vec::with_capacity(b_cur.len());
         for bc in &b_cur {

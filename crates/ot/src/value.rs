@@ -120,9 +120,11 @@ impl Value {
             serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(0.0)),
             serde_json::Value::String(s) => Value::str(s.as_str()),
             serde_json::Value::Array(a) => Value::Arr(a.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(m) => {
-                Value::Obj(m.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-            }
+            serde_json::Value::Object(m) => Value::Obj(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -347,7 +349,11 @@ impl<'de> Deserialize<'de> for Value {
                 Ok(Value::Num(n as f64))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
-                if n.is_finite() { Ok(Value::Num(n)) } else { Err(E::custom("non-finite number")) }
+                if n.is_finite() {
+                    Ok(Value::Num(n))
+                } else {
+                    Err(E::custom("non-finite number"))
+                }
             }
             fn visit_str<E>(self, s: &str) -> Result<Value, E> {
                 Ok(Value::str(s))

@@ -1,1 +1,11 @@
+//! One integration-test binary for montage-ot (fast to link on small machines).
 
+mod delta;
+mod fuzz;
+mod laws;
+mod media_table;
+mod robust;
+mod rules;
+mod sim;
+mod traces;
+mod wire;
