@@ -213,7 +213,9 @@ pub fn event_json(e: &Event) -> Json {
         Event::Error { code, message } => {
             json!({"type":"error","code":code.as_str(),"message":message})
         }
-        Event::Connection(s) => json!({"type":"connection","state":format!("{s:?}").to_lowercase()}),
+        Event::Connection(s) => {
+            json!({"type":"connection","state":format!("{s:?}").to_lowercase()})
+        }
         Event::Lagged(n) => json!({"type":"lagged","skipped":n}),
         other => json!({"type":"other","debug":format!("{other:?}")}),
     }
@@ -351,8 +353,7 @@ fn command(h: &SessionHandle, line: &str) -> Result<bool> {
             Op::new(c)
         }
         Some("edit") => {
-            let j: Json =
-                serde_json::from_str(line.strip_prefix("edit").unwrap_or("").trim())?;
+            let j: Json = serde_json::from_str(line.strip_prefix("edit").unwrap_or("").trim())?;
             Op::from_json(&j)?
         }
         Some("rotate") => {
@@ -375,15 +376,21 @@ fn command(h: &SessionHandle, line: &str) -> Result<bool> {
             Some("add") => {
                 let kind = w.next().unwrap_or("image");
                 let n = h.with_state(|d| {
-                    d.at(layers.segs()).and_then(Value::as_arr).map_or(0, Vec::len)
+                    d.at(layers.segs())
+                        .and_then(Value::as_arr)
+                        .map_or(0, Vec::len)
                 });
                 let id = w.next().map_or_else(
                     || format!("layer-{}-{n}", std::process::id()),
                     str::to_owned,
                 );
                 let v = match kind {
-                    "text" => json!({"id":id,"kind":"text","text":"Text","x":0,"y":0,"size":32,"color":"#ffffff"}),
-                    "image" => json!({"id":id,"kind":"image","asset":"none","x":0,"y":0,"w":100,"h":100}),
+                    "text" => {
+                        json!({"id":id,"kind":"text","text":"Text","x":0,"y":0,"size":32,"color":"#ffffff"})
+                    }
+                    "image" => {
+                        json!({"id":id,"kind":"image","asset":"none","x":0,"y":0,"w":100,"h":100})
+                    }
                     other => bail!("unknown layer kind {other:?}"),
                 };
                 Op::new(vec![Component::ins(layer(n), Value::from_json(&v))])
@@ -397,7 +404,8 @@ fn command(h: &SessionHandle, line: &str) -> Result<bool> {
                 let i = idx(w.next())?;
                 let key = w.next().ok_or_else(|| anyhow!("missing key"))?;
                 let rest: Vec<&str> = w.collect();
-                let v: Json = serde_json::from_str(&rest.join(" ")).context("value must be JSON")?;
+                let v: Json =
+                    serde_json::from_str(&rest.join(" ")).context("value must be JSON")?;
                 Op::new(vec![Component::set(
                     layer(i).child(key),
                     Value::from_json(&v),

@@ -276,7 +276,8 @@ impl Client {
     /// Waits until connected, at most `timeout`.
     pub async fn connected(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.shared.state.subscribe();
-        let wait = rx.wait_for(|s| *s == ConnectionState::Connected || *s == ConnectionState::Closed);
+        let wait =
+            rx.wait_for(|s| *s == ConnectionState::Connected || *s == ConnectionState::Closed);
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(s)) if *s == ConnectionState::Connected => Ok(()),
             Ok(_) => Err(Error::Closed),
@@ -557,9 +558,8 @@ fn set_state(shared: &Shared, st: ConnectionState) {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     let mut req = url
@@ -570,7 +570,8 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     req.headers_mut().insert("authorization", bearer);
     match tokio::time::timeout(
         shared.opts.connect_timeout,
-        tokio_tungstenite::connect_async(req),
+        // Small frames both ways: Nagle's algorithm would hold an edit back for an ACK.
+        tokio_tungstenite::connect_async_with_config(req, None, true),
     )
     .await
     {
@@ -737,7 +738,10 @@ fn handle_frame(
         return None;
     }
     let s = shared.get(session.as_deref()?)?;
-    let persist = matches!(msg, ServerMessage::Ack { .. } | ServerMessage::Joined { .. });
+    let persist = matches!(
+        msg,
+        ServerMessage::Ack { .. } | ServerMessage::Joined { .. }
+    );
     let events = {
         let mut c = s.core();
         let ev = c.receive(msg);

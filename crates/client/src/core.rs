@@ -287,7 +287,10 @@ impl SessionCore {
 
     /// The next `op` to send, if any: the in-flight edit once per connection, or the first
     /// pending edit when nothing is in flight. Returns `(message, seq)`.
-    pub fn poll_send(&mut self, sent_on_this_link: &mut Option<u64>) -> Option<(ClientMessage, u64)> {
+    pub fn poll_send(
+        &mut self,
+        sent_on_this_link: &mut Option<u64>,
+    ) -> Option<(ClientMessage, u64)> {
         if self.link != Link::Live {
             return None;
         }
@@ -447,7 +450,7 @@ impl SessionCore {
     /// The replica holds it and everything typed on top of it, so it is reset from the server:
     /// the next join fetches the whole state. Returns true if that edit was in flight.
     pub fn refused(&mut self, seq: u64) -> bool {
-        if !self.inflight.as_ref().is_some_and(|f| f.seq == seq) {
+        if self.inflight.as_ref().is_none_or(|f| f.seq != seq) {
             return false;
         }
         self.inflight = None;
@@ -675,7 +678,11 @@ mod tests {
             },
         ];
         c.receive(joined(2, None, Some(entries)));
-        assert_eq!(sent(&mut c, &mut link), Some(first), "same base, seq and op");
+        assert_eq!(
+            sent(&mut c, &mut link),
+            Some(first),
+            "same base, seq and op"
+        );
         c.receive(remote(3, typ(0, "Y")));
         c.receive(ack(1, 2));
         assert_eq!(c.version(), 3);
@@ -726,8 +733,11 @@ mod tests {
         let layer = Value::from_json(&serde_json::json!({
             "id":"l1","kind":"image","asset":"a","x":0,"y":0,"w":10,"h":10}));
         let mut link = None;
-        c.edit(Op::new(vec![Component::ins(path!["canvas", "layers", 0], layer)]))
-            .unwrap();
+        c.edit(Op::new(vec![Component::ins(
+            path!["canvas", "layers", 0],
+            layer,
+        )]))
+        .unwrap();
         sent(&mut c, &mut link);
         c.receive(ack(1, 1));
         let l = path!["canvas", "layers", 0];

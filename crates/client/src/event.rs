@@ -22,12 +22,22 @@ pub enum ConnectionState {
 #[non_exhaustive]
 pub enum Event {
     /// The server answered a join (first join or rejoin after a reconnect).
-    Joined { version: u64, role: Role },
+    Joined {
+        version: u64,
+        role: Role,
+    },
     /// Someone else's edit, as applied to the local replica (already transformed past the
     /// local edits not yet acknowledged).
-    Edit { version: u64, user: String, op: Op },
+    Edit {
+        version: u64,
+        user: String,
+        op: Op,
+    },
     /// One of my edits is durable on the server as `version`.
-    Ack { seq: u64, version: u64 },
+    Ack {
+        seq: u64,
+        version: u64,
+    },
     Presence {
         user: String,
         data: serde_json::Value,
@@ -44,7 +54,10 @@ pub enum Event {
         role: Role,
     },
     /// The server refused something, or the replica had to be reset.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
     Connection(ConnectionState),
     /// The app read events too slowly and this many were skipped; `state()` is still exact.
     Lagged(u64),

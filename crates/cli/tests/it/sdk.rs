@@ -69,9 +69,7 @@ pub async fn create_session(
 }
 
 pub fn layer(id: &str) -> Value {
-    Value::from_json(
-        &json!({"id":id,"kind":"image","asset":"a","x":0,"y":0,"w":100,"h":100}),
-    )
+    Value::from_json(&json!({"id":id,"kind":"image","asset":"a","x":0,"y":0,"w":100,"h":100}))
 }
 
 fn layers_of(d: &Value) -> usize {
@@ -101,7 +99,9 @@ pub async fn assert_converged(
     let head = server
         .get_json(&format!("/v1/sessions/{session}"), user)
         .await?;
-    let v = head["version"].as_u64().ok_or_else(|| anyhow!("no version"))?;
+    let v = head["version"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no version"))?;
     let state = Value::from_json(&head["state"]);
     for (i, h) in hs.iter().enumerate() {
         h.wait_version(v, SYNC).await?;
@@ -220,7 +220,7 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Resu
     for (who, h) in handles.iter().cloned().enumerate() {
         let refused = refused.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (who as u64 + 1) * 0x1234_5678);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((who as u64 + 1) * 0x1234_5678));
             for n in 0..EDITS {
                 let r = h.edit_with(|d| Some(random_edit(d, &mut rng, who, n)));
                 if let Err(e) = r {
@@ -269,7 +269,11 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Resu
         log.len(),
         CLIENTS as u64 * EDITS
     );
-    ensure!(proxy.cuts() > 5, "the proxy cut only {} times", proxy.cuts());
+    ensure!(
+        proxy.cuts() > 5,
+        "the proxy cut only {} times",
+        proxy.cuts()
+    );
     ensure!(
         server_errors.load(Ordering::Relaxed) == 0,
         "the server refused edits"
@@ -320,7 +324,11 @@ async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Res
     // Ann goes offline and edits the same layers and title as Bob.
     proxy.set_online(false);
     let len = title_of(&ha.state()).chars().count();
-    ha.edit(Op::new(vec![Component::text_insert(path!["title"], len, " world")]))?;
+    ha.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        len,
+        " world",
+    )]))?;
     ha.edit(Op::new(vec![set(l0.child("x"), 10.0)]))?;
     ha.edit(Op::new(vec![Component::Rotate {
         path: l1.clone(),
@@ -333,7 +341,11 @@ async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Res
     a.close().await;
     drop(ha);
 
-    hb.edit(Op::new(vec![Component::text_insert(path!["title"], 0, "Oh, ")]))?;
+    hb.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "Oh, ",
+    )]))?;
     hb.edit(Op::new(vec![set(l0.child("y"), 20.0)]))?;
     hb.edit(Op::new(vec![set(l1.child("x"), 5.0)]))?;
     hb.edit(Op::new(vec![set(l0.child("opacity"), 0.8)]))?;
@@ -370,8 +382,7 @@ async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect()
--> Result<()> {
+async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect() -> Result<()> {
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     create_session(&server, "undo", "ann", &["ann", "bob"], Op::new(vec![])).await?;
@@ -460,7 +471,10 @@ async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
         }
     }
     h.sync(SYNC).await?;
-    ensure!(title_of(&h.state()).is_empty(), "rolled back from the server");
+    ensure!(
+        title_of(&h.state()).is_empty(),
+        "rolled back from the server"
+    );
     c.close().await;
     Ok(())
 }

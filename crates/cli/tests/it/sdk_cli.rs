@@ -29,7 +29,8 @@ fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
 async fn session_edit_show_history_watch_and_join_commands() -> Result<()> {
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
-    let created: Json = serde_json::from_str(&montage(&server, "ann", &["session", "create", "cli"])?)?;
+    let created: Json =
+        serde_json::from_str(&montage(&server, "ann", &["session", "create", "cli"])?)?;
     ensure!(created["role"] == "owner", "{created}");
 
     // A watcher prints events as JSON lines.
@@ -47,7 +48,11 @@ async fn session_edit_show_history_watch_and_join_commands() -> Result<()> {
     let v: Json = serde_json::from_str(&montage(
         &server,
         "ann",
-        &["edit", "cli", r#"[{"op":"set","path":["title"],"value":"Hi"}]"#],
+        &[
+            "edit",
+            "cli",
+            r#"[{"op":"set","path":["title"],"value":"Hi"}]"#,
+        ],
     )?)?;
     ensure!(v["version"] == 1, "{v}");
     let shown: Json = serde_json::from_str(&montage(&server, "ann", &["session", "show", "cli"])?)?;

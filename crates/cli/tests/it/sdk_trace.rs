@@ -25,7 +25,10 @@ fn load(name: &str) -> Result<serde_json::Value> {
 
 fn txn_op(txn: &serde_json::Value) -> Result<Op> {
     let mut comps = Vec::new();
-    for p in txn["patches"].as_array().ok_or_else(|| anyhow!("patches"))? {
+    for p in txn["patches"]
+        .as_array()
+        .ok_or_else(|| anyhow!("patches"))?
+    {
         let pos = p[0].as_u64().ok_or_else(|| anyhow!("pos"))? as usize;
         let del = p[1].as_u64().ok_or_else(|| anyhow!("del"))? as usize;
         let ins = p[2].as_str().ok_or_else(|| anyhow!("ins"))?;
@@ -81,7 +84,9 @@ impl Agent {
 async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> Result<()> {
     let t = load("friendsforever")?;
     let txns = t["txns"].as_array().ok_or_else(|| anyhow!("txns"))?;
-    let want = t["endContent"].as_str().ok_or_else(|| anyhow!("endContent"))?;
+    let want = t["endContent"]
+        .as_str()
+        .ok_or_else(|| anyhow!("endContent"))?;
     // need[i]: how many of the other agent's transactions transaction i has seen.
     let mut seen: Vec<[u64; 2]> = Vec::with_capacity(txns.len());
     let mut need = Vec::with_capacity(txns.len());
@@ -91,7 +96,10 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
     for txn in txns {
         let x = txn["agent"].as_u64().ok_or_else(|| anyhow!("agent"))? as usize;
         let mut s = [0u64; 2];
-        for p in txn["parents"].as_array().ok_or_else(|| anyhow!("parents"))? {
+        for p in txn["parents"]
+            .as_array()
+            .ok_or_else(|| anyhow!("parents"))?
+        {
             let p = seen[p.as_u64().ok_or_else(|| anyhow!("parent"))? as usize];
             s = [s[0].max(p[0]), s[1].max(p[1])];
         }
@@ -112,7 +120,14 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
     crate::sdk::create_session(&server, "ff", "agent0", &["agent1"], Op::new(vec![])).await?;
     let mut agents = Vec::new();
     for (i, user) in ["agent0", "agent1"].iter().enumerate() {
-        let mut ws = server.connect(user).await?;
+        // TCP_NODELAY, as the SDK's own connection sets it: 26k strictly sequential round trips.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            server.url(&crate::token(user)),
+            None,
+            true,
+        )
+        .await?;
+        let mut ws = Client { ws };
         let mut core = SessionCore::new("ff", format!("ff-agent{i}"));
         core.set_compose(false); // each transaction is its own version, as in the trace
         let join = core.join_message();
@@ -132,6 +147,7 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
 
     let mut made = 0usize;
     let mut uploads = 0usize;
+    let mut net = std::time::Duration::ZERO;
     loop {
         // Deliver acks, and the other's edits this agent's next transaction has seen.
         for (a, q) in queue.iter().enumerate() {
@@ -163,6 +179,7 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
             break;
         };
         let msg = agents[a].outbox.take().context("outbox")?;
+        let t0 = std::time::Instant::now();
         agents[a].ws.send(serde_json::to_value(&msg)?).await?;
         uploads += 1;
         let before = agents[a].inbox.len();
@@ -174,8 +191,13 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
         while agents[other].inbox.len() == before {
             agents[other].read_one().await?;
         }
+        net += t0.elapsed();
     }
-    ensure!(made == txns.len(), "made {made} of {} transactions", txns.len());
+    ensure!(
+        made == txns.len(),
+        "made {made} of {} transactions",
+        txns.len()
+    );
     // Drain: deliver everything left.
     for ag in &mut agents {
         while !ag.inbox.is_empty() {
@@ -184,7 +206,10 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
         ensure!(ag.core.unacked() == 0, "unacked edits left");
     }
     let head = server.get_json("/v1/sessions/ff", "agent0").await?;
-    let server_title = head["state"]["title"].as_str().unwrap_or_default().to_owned();
+    let server_title = head["state"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let title = |c: &SessionCore| {
         c.doc()
             .get("title")
@@ -193,7 +218,10 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
             .unwrap_or_default()
     };
     for ag in &agents {
-        ensure!(title(&ag.core) == server_title, "an agent's replica differs");
+        ensure!(
+            title(&ag.core) == server_title,
+            "an agent's replica differs"
+        );
     }
     if server_title != want {
         let at = server_title
@@ -203,6 +231,8 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
             .count();
         bail!("text differs from endContent at char {at} ({uploads} uploads)");
     }
-    eprintln!("friendsforever: {made} transactions, {uploads} uploads");
+    eprintln!(
+        "friendsforever: {made} transactions, {uploads} uploads, {net:?} waiting on the server"
+    );
     Ok(())
 }
