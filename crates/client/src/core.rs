@@ -711,6 +711,33 @@ mod tests {
     }
 
     #[test]
+    fn duplicated_acks_and_joins_change_nothing() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        sent(&mut c, &mut link);
+        c.receive(ack(1, 1));
+        c.receive(ack(1, 1));
+        c.edit(typ(1, "b")).unwrap();
+        assert_eq!(sent(&mut c, &mut link).map(|s| s.1), Some(2));
+        c.receive(ack(1, 1)); // a stale duplicate: not the edit in flight
+        assert_eq!((c.unacked(), c.version()), (1, 1));
+        // The join was duplicated on the wire: a second answer with the same catch-up.
+        let again = vec![OpEntry {
+            version: 1,
+            user: "me".into(),
+            ops: typ(0, "a"),
+        }];
+        c.receive(joined(1, None, Some(again)));
+        c.receive(remote(2, typ(0, "X")));
+        c.receive(ack(2, 3));
+        assert_eq!(
+            (c.version(), title(&c), c.unacked()),
+            (3, "Xab".to_owned(), 0)
+        );
+    }
+
+    #[test]
     fn undo_redo_selective() {
         let mut c = live();
         c.edit(typ(0, "abc")).unwrap();

@@ -19,6 +19,9 @@ pub struct Faults {
     pub cut_one_in: u64,
     /// Per chunk, a random delay up to this many milliseconds.
     pub max_delay_ms: u64,
+    /// Client → server, 1 in `dup_one_in` complete WebSocket text frames is sent twice (0:
+    /// never): a resent `op`/`join` as a confused network or client would produce.
+    pub dup_one_in: u64,
 }
 
 struct Inner {
@@ -29,6 +32,7 @@ struct Inner {
     conns: Mutex<Vec<AbortHandle>>,
     cuts: AtomicU64,
     accepted: AtomicU64,
+    dups: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -50,6 +54,7 @@ impl Proxy {
             conns: Mutex::new(Vec::new()),
             cuts: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            dups: AtomicU64::new(0),
         });
         let i2 = inner.clone();
         let accept = tokio::spawn(async move {
@@ -103,6 +108,9 @@ impl Proxy {
     pub fn cuts(&self) -> u64 {
         self.inner.cuts.load(Ordering::Relaxed)
     }
+    pub fn dups(&self) -> u64 {
+        self.inner.dups.load(Ordering::Relaxed)
+    }
     pub fn accepted(&self) -> u64 {
         self.inner.accepted.load(Ordering::Relaxed)
     }
@@ -121,7 +129,7 @@ async fn pipe(inner: Arc<Inner>, client: TcpStream) -> Result<()> {
     server.set_nodelay(true)?;
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    let a = pump(inner.clone(), cr, sw);
+    let a = pump_frames(inner.clone(), cr, sw);
     let b = pump(inner.clone(), sr, cw);
     // Either direction ending (or being cut) ends both.
     tokio::select! {
@@ -163,5 +171,81 @@ async fn pump(
             return Ok(());
         }
         w.write_all(&buf[..n]).await?;
+    }
+}
+
+/// Length of the complete WebSocket frame at the start of `b`, if it is all there, and
+/// whether it is a final text frame.
+fn ws_frame(b: &[u8]) -> Option<(usize, bool)> {
+    let (&b0, &b1) = (b.first()?, b.get(1)?);
+    let masked = b1 & 0x80 != 0;
+    let (len, mut at) = match b1 & 0x7f {
+        126 => (u16::from_be_bytes([*b.get(2)?, *b.get(3)?]) as usize, 4),
+        127 => {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b.get(2..10)?);
+            (u64::from_be_bytes(x) as usize, 10)
+        }
+        n => (n as usize, 2),
+    };
+    if masked {
+        at += 4;
+    }
+    let total = at + len;
+    (b.len() >= total).then_some((total, b0 == 0x81))
+}
+
+/// Client → server: forwards the HTTP upgrade as it is, then whole WebSocket frames, with the
+/// same delays and (mid-frame) cuts as `pump`, and duplicated text frames.
+async fn pump_frames(
+    inner: Arc<Inner>,
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+) -> Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    let mut upgraded = false;
+    loop {
+        let n = r.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if !upgraded {
+            let Some(end) = buf.windows(4).position(|x| x == b"\r\n\r\n") else {
+                continue;
+            };
+            w.write_all(&buf[..end + 4]).await?;
+            buf.drain(..end + 4);
+            upgraded = true;
+        }
+        while let Some((len, text)) = ws_frame(&buf) {
+            let (delay, cut, dup, part) = {
+                let f = *inner.faults.lock().unwrap();
+                let mut rng = inner.rng.lock().unwrap();
+                let delay = if f.max_delay_ms > 0 {
+                    rng.below(f.max_delay_ms + 1)
+                } else {
+                    0
+                };
+                let cut = f.cut_one_in > 0 && rng.below(f.cut_one_in) == 0;
+                let dup = text && f.dup_one_in > 0 && rng.below(f.dup_one_in) == 0;
+                (delay, cut, dup, rng.below(len as u64) as usize)
+            };
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if cut {
+                w.write_all(&buf[..part]).await?;
+                inner.cuts.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            w.write_all(&buf[..len]).await?;
+            if dup {
+                w.write_all(&buf[..len]).await?;
+                inner.dups.fetch_add(1, Ordering::Relaxed);
+            }
+            buf.drain(..len);
+        }
     }
 }

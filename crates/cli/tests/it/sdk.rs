@@ -177,8 +177,8 @@ fn random_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Op {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Result<()> {
-    const CLIENTS: usize = 4;
-    const EDITS: u64 = 750;
+    const CLIENTS: usize = 5;
+    const EDITS: u64 = 1000;
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     let users: Vec<String> = (0..CLIENTS).map(|i| format!("u{i}")).collect();
@@ -190,8 +190,9 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Resu
     create_session(&server, "faults", "owner", &editors, init).await?;
     let proxy = Proxy::start(&server.addr, 0x5eed).await?;
     proxy.set_faults(Faults {
-        cut_one_in: 1500,
+        cut_one_in: 400,
         max_delay_ms: 3,
+        dup_one_in: 10,
     });
     let mut handles = Vec::new();
     let mut clients = Vec::new();
@@ -228,10 +229,10 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Resu
                     return Err(anyhow!("client {who} edit {n} refused locally: {e}"));
                 }
                 // Typing speed varies: bursts that compose, pauses that let edits go alone.
-                if rng.below(3) == 0 {
+                if rng.below(4) == 0 {
                     tokio::task::yield_now().await;
                 } else {
-                    tokio::time::sleep(Duration::from_micros(rng.below(4000))).await;
+                    tokio::time::sleep(Duration::from_micros(rng.below(8000))).await;
                 }
             }
             Ok::<_, anyhow::Error>(())
@@ -241,7 +242,7 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Resu
     let p2 = proxy.clone();
     let chaos = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_millis(700)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             p2.cut_all();
         }
     });
@@ -279,11 +280,12 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Resu
         "the server refused edits"
     );
     eprintln!(
-        "fault run: {:?}, {} edits, {} versions, {} cuts, {} connections",
+        "fault run: {:?}, {} edits, {} versions, {} cuts, {} duplicated frames, {} connections",
         started.elapsed(),
         CLIENTS as u64 * EDITS,
         handles[0].version(),
         proxy.cuts(),
+        proxy.dups(),
         proxy.accepted()
     );
     for c in &clients {
