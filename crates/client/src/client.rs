@@ -507,7 +507,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
         let started = Instant::now();
         let ended = match dial(&shared, &urls[url_i]).await {
             Ok(ws) => {
-                let e = serve(&shared, ws, &mut rx).await;
+                let e = serve(&shared, &urls[url_i], ws, &mut rx).await;
                 if started.elapsed() >= HEALTHY_AFTER {
                     attempt = 0;
                 }
@@ -601,7 +601,7 @@ fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
     Message::text(v.to_string())
 }
 
-async fn serve(shared: &Arc<Shared>, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> Ended {
+async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> Ended {
     let (mut sink, mut stream) = ws.split();
     // The seq of the in-flight edit already sent on this connection, per session.
     let mut sent: HashMap<String, Option<u64>> = HashMap::new();
@@ -634,7 +634,19 @@ async fn serve(shared: &Arc<Shared>, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> En
         tokio::select! {
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
-                    if let Some(d) = handle_frame(shared, t.as_str(), &mut sent, &mut out) {
+                    let (mut msg, rid) = match montage_protocol::decode_server(t.as_str()) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable server frame");
+                            continue;
+                        }
+                    };
+                    if let Err(e) = fetch_long_catchup(shared, url, &mut msg).await {
+                        // Retry the whole rejoin later rather than drop local edits.
+                        tracing::warn!(error = %e, "fetching missed edits");
+                        return Ended::Dropped;
+                    }
+                    if let Some(d) = handle_frame(shared, msg, rid, &mut sent, &mut out) {
                         tokio::time::sleep(d).await;
                     }
                 }
@@ -670,17 +682,11 @@ async fn serve(shared: &Arc<Shared>, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> En
 /// One server frame. Returns a delay to wait before going on (`rate_limited`).
 fn handle_frame(
     shared: &Arc<Shared>,
-    text: &str,
+    msg: ServerMessage,
+    rid: Option<Json>,
     sent: &mut HashMap<String, Option<u64>>,
     out: &mut Vec<Message>,
 ) -> Option<Duration> {
-    let (msg, rid) = match montage_protocol::decode_server(text) {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::warn!(error = %e, "undecodable server frame");
-            return None;
-        }
-    };
     let session = match &msg {
         ServerMessage::Joined { session, .. }
         | ServerMessage::ParticipantJoined { session, .. }
@@ -781,4 +787,130 @@ fn random_u64() -> u64 {
             .unwrap_or(0);
     }
     u64::from_le_bytes(b)
+}
+
+/// Versions fetched per HTTP request (the server's page limit).
+const OPS_PAGE: u64 = 1000;
+
+/// A rejoin after a long absence: the server answers with a snapshot instead of the missed
+/// edits (more than it sends in `joined`), but local edits can only be rebased on the edits
+/// themselves. Fetch them from the HTTP ops endpoint, page by page, and turn the answer into
+/// an ordinary catch-up.
+async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage) -> Result<()> {
+    let ServerMessage::Joined {
+        session,
+        version,
+        state,
+        ops,
+        ..
+    } = msg
+    else {
+        return Ok(());
+    };
+    let from = match shared.get(session) {
+        Some(s) => {
+            let c = s.core();
+            // Nothing local to rebase (no edits, no undo history): the snapshot will do.
+            let local = c.unacked() > 0 || c.can_undo() || c.can_redo();
+            if state.is_none() || !c.is_synced() || c.needs_reset() || !local {
+                return Ok(());
+            }
+            c.version()
+        }
+        None => return Ok(()),
+    };
+    let host = http_host(url).ok_or_else(|| Error::Connection(format!("no host in {url}")))?;
+    let mut got: Vec<montage_protocol::OpEntry> = Vec::new();
+    let mut at = from;
+    while at < *version {
+        let path = format!("/v1/sessions/{session}/ops?from={at}&limit={OPS_PAGE}");
+        let body = http_get(
+            &host,
+            &path,
+            &shared.opts.token,
+            shared.opts.connect_timeout,
+        )
+        .await?;
+        #[derive(serde::Deserialize)]
+        struct Page {
+            ops: Vec<montage_protocol::OpEntry>,
+        }
+        let page: Page =
+            serde_json::from_str(&body).map_err(|e| Error::Connection(e.to_string()))?;
+        let Some(last) = page.ops.last().map(|e| e.version) else {
+            break;
+        };
+        if last <= at {
+            break;
+        }
+        got.extend(page.ops.into_iter().filter(|e| e.version <= *version));
+        at = last;
+    }
+    if got.last().map(|e| e.version) != Some(*version) && *version > from {
+        return Err(Error::Connection(format!(
+            "ops endpoint ended before version {version}"
+        )));
+    }
+    *state = None;
+    *ops = Some(got);
+    Ok(())
+}
+
+/// `host:port` of a `ws://` URL (the HTTP endpoints live on the same server).
+fn http_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("ws://")?;
+    Some(rest.split('/').next()?.to_owned())
+}
+
+/// A minimal HTTP/1.1 GET with a bearer token: enough for the ops endpoint, no extra crate.
+async fn http_get(host: &str, path: &str, token: &str, timeout: Duration) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let err = |e: &dyn std::fmt::Display| Error::Connection(format!("GET {path}: {e}"));
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(host)
+            .await
+            .map_err(|e| err(&e))?;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.map_err(|e| err(&e))?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map_err(|e| err(&e))?;
+        Ok::<_, Error>(buf)
+    };
+    let buf = tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| Error::Timeout("fetching missed edits"))??;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| err(&"no header end"))?;
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = &buf[end + 4..];
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(err(&format!("status {status}")));
+    }
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    String::from_utf8(body).map_err(|e| err(&e))
+}
+
+/// Joins the chunks of a chunked body (bytes: a chunk may end inside a UTF-8 character).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let len = std::str::from_utf8(&s[..eol]).unwrap_or("0");
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        let rest = &s[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
+    }
+    out
 }

@@ -480,3 +480,55 @@ async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
     c.close().await;
     Ok(())
 }
+
+/// More versions missed than the server sends in `joined` (10,000): it answers with a
+/// snapshot, and the SDK fetches the missed edits over HTTP to rebase the offline edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    const N: u64 = 10_050;
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let init = Op::new(vec![set(path!["meta", "n"], 0.0)]);
+    create_session(&server, "long", "ann", &["ann", "bob"], init).await?;
+    let proxy = Proxy::start(&server.addr, 3).await?;
+    let a = sdk(&proxy.ws_url(), "ann").await?;
+    let ha = a.join("long").await?;
+    proxy.set_online(false);
+    ha.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "offline",
+    )]))?;
+
+    // Bob makes N edits, pipelined: each based on the version the previous one gets.
+    let mut bob = server.connect("bob").await?;
+    let joined = bob.join("long", "bob-raw").await?;
+    let v0 = joined["version"].as_u64().context("version")?;
+    let (mut tx, mut rx) = bob.ws.split();
+    let reader = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < N {
+            match rx.next().await {
+                Some(Ok(m)) if m.is_text() && m.to_text()?.contains("\"ack\"") => acks += 1,
+                Some(Ok(_)) => {}
+                other => bail!("bob's socket: {other:?}"),
+            }
+        }
+        Ok(())
+    });
+    for i in 0..N {
+        let m = json!({"type":"op","session":"long","base":v0 + i,"seq":i + 1,
+            "ops":[{"op":"add","path":["meta","n"],"value":1}]});
+        tx.send(tokio_tungstenite::tungstenite::Message::text(m.to_string()))
+            .await?;
+    }
+    tokio::time::timeout(SYNC, reader).await???;
+
+    proxy.set_online(true);
+    let s = assert_converged(&server, "long", "ann", &[&ha]).await?;
+    ensure!(title_of(&s) == "offline", "the offline edit survived");
+    ensure!(num_at(&s, &path!["meta", "n"]) == Some(N as f64));
+    a.close().await;
+    Ok(())
+}
