@@ -914,3 +914,36 @@ fn dechunk(mut s: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let o = Options::new("ws://x/v1/ws", "t")
+            .backoff(Duration::from_millis(100), Duration::from_secs(2));
+        for attempt in 0..40 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(20))
+                .min(Duration::from_secs(2));
+            let d = backoff(&o, attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn op_rids_round_trip() {
+        let rid = Json::String(op_rid(42, "a:b"));
+        assert_eq!(parse_op_rid(&rid), Some((42, "a:b")));
+        assert_eq!(parse_op_rid(&Json::from(3)), None);
+    }
+
+    #[test]
+    fn chunked_bodies_may_split_characters() {
+        // "ab" + the first byte of "é", then its second byte in the next chunk.
+        let b = (b"3\r\nab\xc3\r\n1\r\n\xa9\r\n0\r\n\r\n").to_vec();
+        assert_eq!(String::from_utf8(dechunk(&b)).unwrap(), "ab\u{e9}");
+        assert_eq!(http_host("ws://h:1/v1/ws").as_deref(), Some("h:1"));
+    }
+}

@@ -532,3 +532,33 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
     a.close().await;
     Ok(())
 }
+
+/// A dead URL first in the list, then a server that goes away: the SDK moves along the list
+/// and keeps its edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_along_the_url_list() -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    create_session(&server, "fo", "ann", &[], Op::new(vec![])).await?;
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        format!("ws://{}/v1/ws", l.local_addr()?)
+    };
+    let (p1, p2) = (
+        Proxy::start(&server.addr, 1).await?,
+        Proxy::start(&server.addr, 2).await?,
+    );
+    let opts = sdk_options(&dead, "ann").urls(vec![dead.clone(), p1.ws_url(), p2.ws_url()]);
+    let a = Client::start(opts)?;
+    let h = a.join("fo").await?;
+    ensure!(p1.accepted() == 1 && p2.accepted() == 0);
+    h.edit(Op::new(vec![set(path!["title"], Value::str("one"))]))?;
+    h.sync(SYNC).await?;
+    p1.set_online(false);
+    h.edit(Op::new(vec![set(path!["title"], Value::str("two"))]))?;
+    let s = assert_converged(&server, "fo", "ann", &[&h]).await?;
+    ensure!(title_of(&s) == "two");
+    ensure!(p2.accepted() >= 1, "moved on to the third URL");
+    a.close().await;
+    Ok(())
+}
