@@ -2,9 +2,9 @@
 //! each session's [`SessionCore`] and reconnects with backoff. Handles lock a session's core
 //! only for the synchronous work (never across an `.await`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,11 @@ struct SessionShared {
     events: broadcast::Sender<Event>,
     /// Bumped after every change, for waiters (`join`, `sync`).
     tick: watch::Sender<u64>,
+    /// Step-by-step mode (see [`SessionHandle::hold`]).
+    hold_in: AtomicBool,
+    hold_out: AtomicBool,
+    held: Mutex<VecDeque<ServerMessage>>,
+    release: AtomicU64,
 }
 
 impl SessionShared {
@@ -124,6 +129,9 @@ impl SessionShared {
     }
     fn bump(&self) {
         self.tick.send_modify(|t| *t += 1);
+    }
+    fn held(&self) -> MutexGuard<'_, VecDeque<ServerMessage>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
     fn emit(&self, e: Event) {
         // No receiver is fine: events are optional, the state is always readable.
@@ -156,6 +164,10 @@ impl Shared {
             core: Mutex::new(core),
             events: broadcast::channel(self.opts.event_capacity).0,
             tick: watch::channel(0).0,
+            hold_in: AtomicBool::new(false),
+            hold_out: AtomicBool::new(false),
+            held: Mutex::new(VecDeque::new()),
+            release: AtomicU64::new(0),
         });
         self.sessions().insert(name, s.clone());
         s
@@ -439,6 +451,64 @@ impl SessionHandle {
             .map_err(|_| Error::Closed)
     }
 
+    /// Step-by-step mode, for tests and tools that must control the interleaving exactly.
+    /// While held, incoming edits and acks wait until [`deliver_held`](Self::deliver_held)
+    /// and an edit in flight is sent only after [`release_one`](Self::release_one). Joins,
+    /// presence and errors still flow; reconnection is not meant to happen while held.
+    pub fn hold(&self, on: bool) {
+        self.s.hold_in.store(on, Ordering::SeqCst);
+        self.s.hold_out.store(on, Ordering::SeqCst);
+        if !on {
+            while self.deliver_held().is_some() {}
+            let _ = self.client.tx.try_send(Cmd::Flush);
+        }
+    }
+
+    /// What the next held message is: `Some(None)` an ack, `Some(Some(v))` someone's edit
+    /// that made version `v`, `None` nothing held.
+    pub fn held_front(&self) -> Option<Option<u64>> {
+        match self.s.held().front()? {
+            ServerMessage::Op { version, .. } => Some(Some(*version)),
+            _ => Some(None),
+        }
+    }
+
+    pub fn held_len(&self) -> usize {
+        self.s.held().len()
+    }
+
+    /// Delivers the next held message to the replica; returns its events.
+    pub fn deliver_held(&self) -> Option<Vec<Event>> {
+        let msg = self.s.held().pop_front()?;
+        let ev = self.s.core().receive(msg);
+        for e in &ev {
+            self.s.emit(e.clone());
+        }
+        self.s.bump();
+        let _ = self.client.tx.try_send(Cmd::Flush);
+        Some(ev)
+    }
+
+    /// Whether an edit is in flight and not sent yet (held back).
+    pub fn has_unsent(&self) -> bool {
+        self.s.core().has_unsent()
+    }
+
+    /// Lets one held-back send go out.
+    pub fn release_one(&self) {
+        self.s.release.fetch_add(1, Ordering::SeqCst);
+        let _ = self.client.tx.try_send(Cmd::Flush);
+    }
+
+    /// Waits until at least `n` messages are held.
+    pub async fn wait_held(&self, n: usize, timeout: Duration) -> Result<()> {
+        let s = self.s.clone();
+        self.wait(timeout, "waiting for held messages", move |_| {
+            s.held().len() >= n
+        })
+        .await
+    }
+
     /// Events of this session from now on.
     pub fn events(&self) -> Events {
         Events(self.s.events.subscribe())
@@ -603,21 +673,24 @@ fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
 
 async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> Ended {
     let (mut sink, mut stream) = ws.split();
-    // The seq of the in-flight edit already sent on this connection, per session.
-    let mut sent: HashMap<String, Option<u64>> = HashMap::new();
     let mut out: Vec<Message> = Vec::new();
     for s in shared.all() {
-        let mut c = s.core();
-        out.push(frame(&c.join_message(), None));
-        sent.insert(c.session().to_owned(), None);
+        out.push(frame(&s.core().join_message(), None));
     }
     let mut connected = false;
     loop {
         // Edits ready to go: at most one in flight per session.
         for s in shared.all() {
+            // Held: only as many sends as the app released (step-by-step replays).
+            if s.hold_out.load(Ordering::SeqCst) {
+                let unsent = s.core().has_unsent();
+                if !unsent || s.release.load(Ordering::SeqCst) == 0 {
+                    continue;
+                }
+                s.release.fetch_sub(1, Ordering::SeqCst);
+            }
             let mut c = s.core();
-            let slot = sent.entry(c.session().to_owned()).or_default();
-            if let Some((m, seq)) = c.poll_send(slot) {
+            if let Some((m, seq)) = c.poll_send() {
                 let rid = op_rid(seq, c.session());
                 out.push(frame(&m, Some(rid)));
             }
@@ -646,7 +719,12 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                         tracing::warn!(error = %e, "fetching missed edits");
                         return Ended::Dropped;
                     }
-                    if let Some(d) = handle_frame(shared, msg, rid, &mut sent, &mut out) {
+                    if let Some(held) = hold_incoming(shared, &msg) {
+                        held.held().push_back(msg);
+                        held.bump();
+                        continue;
+                    }
+                    if let Some(d) = handle_frame(shared, msg, rid, &mut out) {
                         tokio::time::sleep(d).await;
                     }
                 }
@@ -663,7 +741,6 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                         let mut c = s.core();
                         if !c.is_live() {
                             out.push(frame(&c.join_message(), None));
-                            sent.insert(session, None);
                         }
                     }
                 }
@@ -671,7 +748,6 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                 Some(Cmd::Send(m)) => out.push(frame(&m, None)),
                 Some(Cmd::Leave(session)) => {
                     shared.sessions().remove(&session);
-                    sent.remove(&session);
                     out.push(frame(&ClientMessage::Leave { session }, None));
                 }
             },
@@ -679,12 +755,22 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
     }
 }
 
+/// The session holding this edit or ack back, if it is in step-by-step mode.
+fn hold_incoming(shared: &Shared, msg: &ServerMessage) -> Option<Arc<SessionShared>> {
+    let session = match msg {
+        ServerMessage::Ack { session, .. } | ServerMessage::Op { session, .. } => session,
+        _ => return None,
+    };
+    shared
+        .get(session)
+        .filter(|s| s.hold_in.load(Ordering::SeqCst))
+}
+
 /// One server frame. Returns a delay to wait before going on (`rate_limited`).
 fn handle_frame(
     shared: &Arc<Shared>,
     msg: ServerMessage,
     rid: Option<Json>,
-    sent: &mut HashMap<String, Option<u64>>,
     out: &mut Vec<Message>,
 ) -> Option<Duration> {
     let session = match &msg {
@@ -717,24 +803,19 @@ fn handle_frame(
             code: *code,
             message: message.clone(),
         });
-        let session = session.to_owned();
         let mut c = s.core();
         match code {
             // Not applied; the same edit may be sent again.
             ErrorCode::RateLimited => {
-                sent.insert(session, None);
+                c.resend();
                 let ms = retry_after_ms.unwrap_or(100);
                 return Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER));
             }
             // The session is reloading on the server: rejoin, then resend.
-            ErrorCode::Internal => {
-                out.push(frame(&c.join_message(), None));
-                sent.insert(session, None);
-            }
+            ErrorCode::Internal => out.push(frame(&c.join_message(), None)),
             _ => {
                 if c.refused(seq) {
                     out.push(frame(&c.join_message(), None));
-                    sent.insert(session, None);
                 }
             }
         }
@@ -753,7 +834,6 @@ fn handle_frame(
         let ev = c.receive(msg);
         if c.needs_reset() && !c.is_live() {
             out.push(frame(&c.join_message(), None));
-            sent.insert(c.session().to_owned(), None);
         }
         ev
     };

@@ -82,6 +82,8 @@ pub struct SessionCore {
     undo: Vec<Op>,
     redo: Vec<Op>,
     link: Link,
+    /// The seq of the in-flight edit once it was sent on the current connection.
+    sent_on_link: Option<u64>,
     /// After a reconnect with an edit in flight: the server edits received since the rejoin,
     /// held until the resend is acked, because one of them may be that very edit (applied
     /// before the drop, its ack lost). The ack's version says which.
@@ -108,6 +110,7 @@ impl SessionCore {
             undo: Vec::new(),
             redo: Vec::new(),
             link: Link::Offline,
+            sent_on_link: None,
             catchup: None,
             needs_reset: false,
             role: None,
@@ -255,7 +258,27 @@ impl SessionCore {
             Some(last) if self.compose => *last = last.compose(&op),
             _ => self.pending.push_back(op),
         }
+        self.promote();
         Ok(())
+    }
+
+    /// Nothing in flight and the link is up: the first pending edit goes in flight now, based
+    /// on the current version (what the reference client's flush does after an edit or an
+    /// ack). Offline, edits stay pending so they compose into one.
+    fn promote(&mut self) {
+        if self.link != Link::Live || self.inflight.is_some() {
+            return;
+        }
+        if let Some(op) = self.pending.pop_front() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.inflight = Some(InFlight {
+                seq,
+                base: self.version,
+                sent: op.clone(),
+                local: op,
+            });
+        }
     }
 
     /// Every stored inverse moves past an edit applied after it (it will be the later one).
@@ -270,12 +293,28 @@ impl SessionCore {
     /// The connection dropped: the in-flight edit must be resent after the rejoin.
     pub fn disconnected(&mut self) {
         self.link = Link::Offline;
+        self.sent_on_link = None;
         self.catchup = None;
+    }
+
+    /// The in-flight edit was not taken (`rate_limited`): send it again, unchanged.
+    pub fn resend(&mut self) {
+        self.sent_on_link = None;
+    }
+
+    /// Whether an edit is in flight but not yet sent on this connection.
+    pub fn has_unsent(&self) -> bool {
+        self.link == Link::Live
+            && self
+                .inflight
+                .as_ref()
+                .is_some_and(|f| self.sent_on_link != Some(f.seq))
     }
 
     /// The `join` to send on a fresh connection (or to reset a diverged replica).
     pub fn join_message(&mut self) -> ClientMessage {
         self.link = Link::Joining;
+        self.sent_on_link = None;
         self.catchup = None;
         let since = (self.synced && !self.needs_reset).then_some(self.version);
         ClientMessage::Join {
@@ -285,31 +324,18 @@ impl SessionCore {
         }
     }
 
-    /// The next `op` to send, if any: the in-flight edit once per connection, or the first
-    /// pending edit when nothing is in flight. Returns `(message, seq)`.
-    pub fn poll_send(
-        &mut self,
-        sent_on_this_link: &mut Option<u64>,
-    ) -> Option<(ClientMessage, u64)> {
+    /// The next `op` to send, if any: the in-flight edit, once per connection. Returns
+    /// `(message, seq)`.
+    pub fn poll_send(&mut self) -> Option<(ClientMessage, u64)> {
         if self.link != Link::Live {
             return None;
         }
-        if self.inflight.is_none() {
-            let op = self.pending.pop_front()?;
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.inflight = Some(InFlight {
-                seq,
-                base: self.version,
-                sent: op.clone(),
-                local: op,
-            });
-        }
+        self.promote();
         let f = self.inflight.as_ref()?;
-        if *sent_on_this_link == Some(f.seq) {
+        if self.sent_on_link == Some(f.seq) {
             return None;
         }
-        *sent_on_this_link = Some(f.seq);
+        self.sent_on_link = Some(f.seq);
         Some((
             ClientMessage::Op {
                 session: self.session.clone(),
@@ -380,6 +406,7 @@ impl SessionCore {
                     }
                 }
                 self.link = Link::Live;
+                self.promote();
                 ev.push(Event::Joined {
                     version: self.version,
                     role,
@@ -469,6 +496,7 @@ impl SessionCore {
     fn acked(&mut self, seq: u64, version: u64, ev: &mut Vec<Event>) {
         self.inflight = None;
         self.version = version;
+        self.promote();
         ev.push(Event::Ack { seq, version });
     }
 
@@ -605,8 +633,8 @@ mod tests {
         c
     }
 
-    fn sent(c: &mut SessionCore, link: &mut Option<u64>) -> Option<(u64, u64, Op)> {
-        c.poll_send(link).map(|(m, _)| match m {
+    fn sent(c: &mut SessionCore, _link: &mut Option<u64>) -> Option<(u64, u64, Op)> {
+        c.poll_send().map(|(m, _)| match m {
             ClientMessage::Op { base, seq, ops, .. } => (base, seq, ops),
             other => panic!("{other:?}"),
         })
@@ -687,7 +715,8 @@ mod tests {
         c.receive(ack(1, 2));
         assert_eq!(c.version(), 3);
         assert_eq!(title(&c), "YXab");
-        assert_eq!(sent(&mut c, &mut link), Some((3, 2, typ(3, "b"))));
+        // "b" went in flight at the ack, based on version 2; the server moves it past Y.
+        assert_eq!(sent(&mut c, &mut link), Some((2, 2, typ(2, "b"))));
     }
 
     #[test]

@@ -1,19 +1,19 @@
-//! `traces/friendsforever` through the real server with two SDK cores, one per agent, over
-//! real WebSockets. The SDK's sans-I/O core is driven step by step (the test decides when each
-//! agent receives and sends), which is what makes the schedule exact: an agent edits when it
-//! has seen exactly the other agent's transactions its parents name, and when both wait,
-//! agent 0's edit goes to the server first (the schedule of `crates/ot/tests/it/traces.rs`).
+//! `traces/friendsforever` through the real server with two SDK clients, one per agent, over
+//! real WebSockets. Both run in the SDK's step-by-step mode (`SessionHandle::hold`): the test
+//! decides when each receives and sends, which is what makes the schedule exact: an agent
+//! edits when it has seen exactly the other agent's transactions its parents name, and when
+//! both wait, agent 0's edit goes to the server first (the schedule of
+//! `crates/ot/tests/it/traces.rs`).
 
 use std::collections::VecDeque;
 use std::io::Read;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use montage_client::core::SessionCore;
-use montage_client::{Component, Op, Value, path};
-use montage_protocol::{ClientMessage, ServerMessage};
+use montage_client::{Client, Component, Op, SessionHandle, Value, path};
 
-use crate::sdk::{OPEN_LIMITS, fast_tempdir};
-use crate::{Client, Server};
+use crate::Server;
+use crate::sdk::{OPEN_LIMITS, fast_tempdir, sdk_options};
 
 fn load(name: &str) -> Result<serde_json::Value> {
     let file = format!("{}/../../traces/{name}.json.gz", env!("CARGO_MANIFEST_DIR"));
@@ -42,46 +42,8 @@ fn txn_op(txn: &serde_json::Value) -> Result<Op> {
     Ok(Op::new(comps))
 }
 
-/// One agent: an SDK core, its socket, and the server messages read but not yet delivered.
-struct Agent {
-    core: SessionCore,
-    ws: Client,
-    inbox: VecDeque<ServerMessage>,
-    outbox: Option<ClientMessage>,
-    sent_slot: Option<u64>,
-    seen_others: u64,
-}
-
-impl Agent {
-    async fn read_one(&mut self) -> Result<()> {
-        let j = self.ws.recv().await?;
-        let (m, _) = montage_protocol::decode_server(&j.to_string())?;
-        match m {
-            ServerMessage::Ack { .. } | ServerMessage::Op { .. } => self.inbox.push_back(m),
-            ServerMessage::Error { code, message, .. } => bail!("server error {code:?}: {message}"),
-            _ => {}
-        }
-        Ok(())
-    }
-    /// The core's flush: what the sim's client puts in its outbox after an edit or an ack.
-    fn flush(&mut self) {
-        if self.outbox.is_none() {
-            self.outbox = self.core.poll_send(&mut self.sent_slot).map(|(m, _)| m);
-        }
-    }
-    fn deliver(&mut self) {
-        if let Some(m) = self.inbox.pop_front() {
-            if matches!(m, ServerMessage::Op { .. }) {
-                self.seen_others += 1;
-            }
-            self.core.receive(m);
-            self.flush();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> Result<()> {
+async fn friendsforever_replays_through_the_real_server_with_two_sdk_clients() -> Result<()> {
     let t = load("friendsforever")?;
     let txns = t["txns"].as_array().ok_or_else(|| anyhow!("txns"))?;
     let want = t["endContent"]
@@ -118,110 +80,83 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     crate::sdk::create_session(&server, "ff", "agent0", &["agent1"], Op::new(vec![])).await?;
-    let mut agents = Vec::new();
-    for (i, user) in ["agent0", "agent1"].iter().enumerate() {
-        // TCP_NODELAY, as the SDK's own connection sets it: 26k strictly sequential round trips.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(
-            server.url(&crate::token(user)),
-            None,
-            true,
-        )
-        .await?;
-        let mut ws = Client { ws };
-        let mut core = SessionCore::new("ff", format!("ff-agent{i}"));
-        core.set_compose(false); // each transaction is its own version, as in the trace
-        let join = core.join_message();
-        ws.send(serde_json::to_value(&join)?).await?;
-        let joined = ws.recv_type("joined").await?;
-        let (m, _) = montage_protocol::decode_server(&joined.to_string())?;
-        core.receive(m);
-        agents.push(Agent {
-            core,
-            ws,
-            inbox: VecDeque::new(),
-            outbox: None,
-            sent_slot: None,
-            seen_others: 0,
-        });
+    let url = format!("ws://{}/v1/ws", server.addr);
+    let mut clients = Vec::new();
+    let mut hs: Vec<SessionHandle> = Vec::new();
+    for user in ["agent0", "agent1"] {
+        // Each transaction is its own version, as in the trace.
+        let c = Client::start(sdk_options(&url, user).compose_pending(false))?;
+        let h = c.join("ff").await?;
+        h.hold(true);
+        clients.push(c);
+        hs.push(h);
     }
-
+    let wait = Duration::from_secs(30);
+    let mut seen_others = [0u64; 2];
     let mut made = 0usize;
     let mut uploads = 0usize;
-    let mut net = std::time::Duration::ZERO;
+    let started = std::time::Instant::now();
     loop {
         // Deliver acks, and the other's edits this agent's next transaction has seen.
         for (a, q) in queue.iter().enumerate() {
             let limit = q.front().map_or(u64::MAX, |&i| need[i]);
-            let ag = &mut agents[a];
-            while match ag.inbox.front() {
-                Some(ServerMessage::Ack { .. }) => true,
-                Some(ServerMessage::Op { .. }) => ag.seen_others < limit,
-                _ => false,
-            } {
-                ag.deliver();
+            loop {
+                match hs[a].held_front() {
+                    Some(None) => {}
+                    Some(Some(_)) if seen_others[a] < limit => seen_others[a] += 1,
+                    _ => break,
+                }
+                hs[a].deliver_held();
             }
         }
         let ready = (0..2)
             .filter_map(|a| queue[a].front().copied())
-            .filter(|&i| agents[agent_of[i]].seen_others == need[i])
+            .filter(|&i| seen_others[agent_of[i]] == need[i])
             .min();
         if let Some(i) = ready {
             let a = agent_of[i];
             queue[a].pop_front();
-            agents[a].core.edit(ops[i].clone())?;
-            agents[a].flush();
+            hs[a].edit(ops[i].clone())?;
             made += 1;
             continue;
         }
-        // Both wait: agent 0's edit reaches the server first. Send one edit and wait until
-        // its ack and its broadcast are both read, so the server order is exactly this one.
-        let Some(a) = (0..2).find(|&a| agents[a].outbox.is_some()) else {
+        // Both wait: agent 0's edit reaches the server first. Release one send and wait
+        // until its ack and its broadcast are both held, so the server order is this one.
+        let Some(a) = (0..2).find(|&a| hs[a].has_unsent()) else {
             break;
         };
-        let msg = agents[a].outbox.take().context("outbox")?;
-        let t0 = std::time::Instant::now();
-        agents[a].ws.send(serde_json::to_value(&msg)?).await?;
+        let (mine, theirs) = (hs[a].held_len(), hs[1 - a].held_len());
+        hs[a].release_one();
         uploads += 1;
-        let before = agents[a].inbox.len();
-        while agents[a].inbox.len() == before {
-            agents[a].read_one().await?;
-        }
-        let other = 1 - a;
-        let before = agents[other].inbox.len();
-        while agents[other].inbox.len() == before {
-            agents[other].read_one().await?;
-        }
-        net += t0.elapsed();
+        hs[a].wait_held(mine + 1, wait).await.context("ack")?;
+        hs[1 - a]
+            .wait_held(theirs + 1, wait)
+            .await
+            .context("broadcast")?;
     }
     ensure!(
         made == txns.len(),
         "made {made} of {} transactions",
         txns.len()
     );
-    // Drain: deliver everything left.
-    for ag in &mut agents {
-        while !ag.inbox.is_empty() {
-            ag.deliver();
-        }
-        ensure!(ag.core.unacked() == 0, "unacked edits left");
+    for h in &hs {
+        h.hold(false);
+        h.sync(wait).await?;
     }
     let head = server.get_json("/v1/sessions/ff", "agent0").await?;
     let server_title = head["state"]["title"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let title = |c: &SessionCore| {
-        c.doc()
+    let title = |h: &SessionHandle| {
+        h.state()
             .get("title")
             .and_then(Value::as_text)
             .map(ToString::to_string)
             .unwrap_or_default()
     };
-    for ag in &agents {
-        ensure!(
-            title(&ag.core) == server_title,
-            "an agent's replica differs"
-        );
+    for h in &hs {
+        ensure!(title(h) == server_title, "an agent's replica differs");
     }
     if server_title != want {
         let at = server_title
@@ -232,7 +167,11 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_cores() -> 
         bail!("text differs from endContent at char {at} ({uploads} uploads)");
     }
     eprintln!(
-        "friendsforever: {made} transactions, {uploads} uploads, {net:?} waiting on the server"
+        "friendsforever: {made} transactions, {uploads} uploads in {:?}",
+        started.elapsed()
     );
+    for c in &clients {
+        c.close().await;
+    }
     Ok(())
 }
