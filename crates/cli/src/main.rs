@@ -1,6 +1,7 @@
 //! The `montage` command.
 
 mod bench;
+mod client_cmd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,14 @@ enum Cmd {
     Token(TokenArgs),
     /// Load generator over real WebSockets.
     Bench(bench::BenchArgs),
+    /// Create a session, show its state, or print its history.
+    Session(client_cmd::SessionArgs),
+    /// Apply one edit (a JSON array of components) and wait for its ack.
+    Edit(client_cmd::EditArgs),
+    /// Print a session's events as JSON lines.
+    Watch(client_cmd::SessionOnly),
+    /// A small interactive terminal client.
+    Join(client_cmd::SessionOnly),
 }
 
 #[derive(Args)]
@@ -101,6 +110,10 @@ fn main() -> Result<()> {
         Cmd::Serve(a) => serve(a),
         Cmd::Token(a) => token(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Session(a) => client_cmd::session(a),
+        Cmd::Edit(a) => client_cmd::edit(a),
+        Cmd::Watch(a) => client_cmd::watch(a),
+        Cmd::Join(a) => client_cmd::join(a),
     }
 }
 

@@ -4,5 +4,9 @@
 mod durability;
 mod harness;
 mod protocol;
+mod proxy;
+mod sdk;
+mod sdk_cli;
+mod sdk_trace;
 
 pub use harness::*;

@@ -1,0 +1,572 @@
+//! The Rust SDK (`montage-client`) against the real server: random concurrent edits through a
+//! fault-injecting proxy, offline editing, undo/redo.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use montage_client::{Client, Component, Op, Options, Role, SessionHandle, Value, path};
+use serde_json::json;
+
+use crate::proxy::{Faults, Proxy};
+use crate::{Rng, Server, token};
+
+const SYNC: Duration = Duration::from_secs(60);
+
+/// Limits high enough that random bursts from many clients are never refused.
+pub const OPEN_LIMITS: &[&str] = &[
+    "--edits-per-sec",
+    "100000",
+    "--messages-per-sec",
+    "100000",
+    "--bytes-per-sec",
+    "1000000000",
+    "--connections-per-user",
+    "10000",
+];
+
+/// A data dir on tmpfs when there is one: durable acks then cost no disk flush.
+pub fn fast_tempdir() -> Result<tempfile::TempDir> {
+    let shm = std::path::Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
+}
+
+pub fn sdk_options(url: &str, user: &str) -> Options {
+    Options::new(url, token(user)).backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+pub async fn sdk(url: &str, user: &str) -> Result<Client> {
+    let c = Client::start(sdk_options(url, user))?;
+    c.connected(SYNC).await?;
+    Ok(c)
+}
+
+/// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
+pub async fn create_session(
+    server: &Server,
+    session: &str,
+    owner: &str,
+    editors: &[&str],
+    init: Op,
+) -> Result<()> {
+    let mut c = server.connect(owner).await?;
+    c.join(session, "setup").await?;
+    for u in editors.iter().filter(|u| **u != owner) {
+        c.send(json!({"type":"set_role","session":session,"user":u,"role":"editor"}))
+            .await?;
+        c.recv_type("role_changed").await?;
+    }
+    if !init.is_empty() {
+        c.edit(session, 0, 1, init.to_json()).await?;
+    }
+    Ok(())
+}
+
+pub fn layer(id: &str) -> Value {
+    Value::from_json(&json!({"id":id,"kind":"image","asset":"a","x":0,"y":0,"w":100,"h":100}))
+}
+
+fn layers_of(d: &Value) -> usize {
+    d.at(path!["canvas", "layers"].segs())
+        .and_then(Value::as_arr)
+        .map_or(0, Vec::len)
+}
+
+fn title_of(d: &Value) -> String {
+    d.get("title")
+        .and_then(Value::as_text)
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+/// Waits until every handle is acked and at the server's head, then checks each replica
+/// equals the server's state. Returns the server state.
+pub async fn assert_converged(
+    server: &Server,
+    session: &str,
+    user: &str,
+    hs: &[&SessionHandle],
+) -> Result<Value> {
+    for h in hs {
+        h.sync(SYNC).await.context("sync")?;
+    }
+    let head = server
+        .get_json(&format!("/v1/sessions/{session}"), user)
+        .await?;
+    let v = head["version"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no version"))?;
+    let state = Value::from_json(&head["state"]);
+    for (i, h) in hs.iter().enumerate() {
+        h.wait_version(v, SYNC).await?;
+        ensure!(h.version() == v, "client {i} at {} not {v}", h.version());
+        let mine = h.state();
+        if mine != state {
+            bail!(
+                "client {i} diverged at v{v}:\n mine   {}\n server {}",
+                mine.to_json(),
+                state.to_json()
+            );
+        }
+    }
+    Ok(state)
+}
+
+/// One random edit built from the local replica: typing, layer inserts/moves/sets/deletes,
+/// adjustments and rotations (integers and dyadic values only: other float sums may differ
+/// in the last bit between sites, OT.md §13 Q2), and a unique token appended to `meta.log`.
+fn random_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Op {
+    let layers = path!["canvas", "layers"];
+    let nl = layers_of(d);
+    let title_len = d
+        .get("title")
+        .and_then(Value::as_text)
+        .map_or(0, |t| t.len_chars());
+    let log_len = d
+        .at(path!["meta", "log"].segs())
+        .and_then(Value::as_arr)
+        .map_or(0, Vec::len);
+    let token = Component::ins(
+        path!["meta", "log"].child(log_len),
+        Value::str(format!("c{who}-{n}")),
+    );
+    let pick = rng.below(10);
+    let mut comps = vec![token];
+    let li = |rng: &mut Rng| layers.child(rng.below(nl as u64) as usize);
+    match pick {
+        0..=3 => {
+            let pos = rng.below(title_len as u64 + 1) as usize;
+            let ch = char::from(b'a' + (rng.below(26) as u8));
+            comps.push(Component::text_insert(path!["title"], pos, ch.to_string()));
+        }
+        4 if nl < 12 => {
+            let at = rng.below(nl as u64 + 1) as usize;
+            comps.push(Component::ins(
+                layers.child(at),
+                layer(&format!("l{who}-{n}")),
+            ));
+        }
+        5 if nl > 1 => {
+            let to = rng.below(nl as u64) as usize;
+            comps.push(Component::mov(li(rng), to));
+        }
+        6 if nl > 0 => comps.push(Component::set(
+            li(rng).child("x"),
+            Value::Num(rng.below(1000) as f64),
+        )),
+        7 if nl > 0 => comps.push(Component::Adjust {
+            path: li(rng),
+            param: "brightness".into(),
+            value: (rng.below(8) as f64) / 8.0,
+        }),
+        8 if nl > 0 => comps.push(Component::Rotate {
+            path: li(rng),
+            by: (rng.below(4) * 90) as f64,
+        }),
+        9 if nl > 6 => comps.push(Component::del(li(rng))),
+        _ => {}
+    }
+    Op::new(comps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Result<()> {
+    const CLIENTS: usize = 5;
+    const EDITS: u64 = 800;
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let users: Vec<String> = (0..CLIENTS).map(|i| format!("u{i}")).collect();
+    let editors: Vec<&str> = users.iter().map(String::as_str).collect();
+    let init = Op::new(vec![Component::set(
+        path!["meta", "log"],
+        Value::Arr(vec![]),
+    )]);
+    create_session(&server, "faults", "owner", &editors, init).await?;
+    let proxy = Proxy::start(&server.addr, 0x5eed).await?;
+    proxy.set_faults(Faults {
+        cut_one_in: 400,
+        max_delay_ms: 3,
+        dup_one_in: 10,
+    });
+    let mut handles = Vec::new();
+    let mut clients = Vec::new();
+    for u in &users {
+        let c = sdk(&proxy.ws_url(), u).await?;
+        let h = c.join("faults").await?;
+        clients.push(c);
+        handles.push(h);
+    }
+    let refused = Arc::new(AtomicU64::new(0));
+    let server_errors = Arc::new(AtomicU64::new(0));
+    for h in &handles {
+        let mut ev = h.events();
+        let errs = server_errors.clone();
+        tokio::spawn(async move {
+            while let Some(e) = ev.next().await {
+                if let montage_client::Event::Error { code, message } = e {
+                    eprintln!("server error: {code:?} {message}");
+                    errs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (who, h) in handles.iter().cloned().enumerate() {
+        let refused = refused.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((who as u64 + 1) * 0x1234_5678));
+            for n in 0..EDITS {
+                let r = h.edit_with(|d| Some(random_edit(d, &mut rng, who, n)));
+                if let Err(e) = r {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(anyhow!("client {who} edit {n} refused locally: {e}"));
+                }
+                // Typing speed varies: bursts that compose, pauses that let edits go alone.
+                if rng.below(4) == 0 {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(Duration::from_micros(rng.below(8000))).await;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    // Whole-proxy outages on top of the random cuts.
+    let p2 = proxy.clone();
+    let chaos = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            p2.cut_all();
+        }
+    });
+    for t in tasks {
+        t.await??;
+    }
+    chaos.abort();
+    proxy.set_faults(Faults::default());
+    let hs: Vec<&SessionHandle> = handles.iter().collect();
+    let state = assert_converged(&server, "faults", "owner", &hs).await?;
+    // Every token exactly once: nothing lost, nothing applied twice.
+    let log = state
+        .at(path!["meta", "log"].segs())
+        .and_then(Value::as_arr)
+        .ok_or_else(|| anyhow!("no meta.log"))?;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in log {
+        *seen.entry(t.to_string()).or_default() += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    ensure!(dups.is_empty(), "applied twice: {dups:?}");
+    ensure!(
+        log.len() as u64 == CLIENTS as u64 * EDITS,
+        "{} tokens, want {}",
+        log.len(),
+        CLIENTS as u64 * EDITS
+    );
+    ensure!(
+        proxy.cuts() > 5,
+        "the proxy cut only {} times",
+        proxy.cuts()
+    );
+    ensure!(
+        server_errors.load(Ordering::Relaxed) == 0,
+        "the server refused edits"
+    );
+    eprintln!(
+        "fault run: {:?}, {} edits, {} versions, {} cuts, {} duplicated frames, {} connections",
+        started.elapsed(),
+        CLIENTS as u64 * EDITS,
+        handles[0].version(),
+        proxy.cuts(),
+        proxy.dups(),
+        proxy.accepted()
+    );
+    for c in &clients {
+        c.close().await;
+    }
+    proxy.stop();
+    Ok(())
+}
+
+fn set(p: montage_client::Path, v: impl Into<Value>) -> Component {
+    Component::set(p, v)
+}
+
+fn num_at(d: &Value, p: &montage_client::Path) -> Option<f64> {
+    d.at(p.segs()).and_then(Value::as_f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let l0 = path!["canvas", "layers", 0];
+    let l1 = path!["canvas", "layers", 1];
+    let init = Op::new(vec![
+        set(path!["title"], Value::str("Hello")),
+        Component::ins(l0.clone(), layer("L0")),
+        Component::ins(l1.clone(), layer("L1")),
+    ]);
+    create_session(&server, "off", "ann", &["ann", "bob"], init).await?;
+    let proxy = Proxy::start(&server.addr, 7).await?;
+    let file = dir.path().join("ann-offline.json");
+    let a = Client::start(sdk_options(&proxy.ws_url(), "ann").offline_file(&file))?;
+    let ha = a.join("off").await?;
+    let b = sdk(&format!("ws://{}/v1/ws", server.addr), "bob").await?;
+    let hb = b.join("off").await?;
+    assert_converged(&server, "off", "ann", &[&ha, &hb]).await?;
+
+    // Ann goes offline and edits the same layers and title as Bob.
+    proxy.set_online(false);
+    let len = title_of(&ha.state()).chars().count();
+    ha.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        len,
+        " world",
+    )]))?;
+    ha.edit(Op::new(vec![set(l0.child("x"), 10.0)]))?;
+    ha.edit(Op::new(vec![Component::Rotate {
+        path: l1.clone(),
+        by: 90.0,
+    }]))?;
+    ha.edit(Op::new(vec![set(l0.child("opacity"), 0.5)]))?;
+    ha.edit(Op::new(vec![Component::mov(l1.clone(), 0)]))?; // L1 now first
+    ensure!(ha.pending() > 0, "offline edits are queued");
+    // The app quits while offline; its edits are in the file.
+    a.close().await;
+    drop(ha);
+
+    hb.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "Oh, ",
+    )]))?;
+    hb.edit(Op::new(vec![set(l0.child("y"), 20.0)]))?;
+    hb.edit(Op::new(vec![set(l1.child("x"), 5.0)]))?;
+    hb.edit(Op::new(vec![set(l0.child("opacity"), 0.8)]))?;
+    hb.sync(SYNC).await?;
+
+    // Restarted app, still offline: the replica and queue come back from the file.
+    let a2 = Client::start(sdk_options(&proxy.ws_url(), "ann").offline_file(&file))?;
+    let ha2 = a2.join_timeout("off", Duration::from_secs(5)).await?;
+    ensure!(
+        title_of(&ha2.state()) == "Hello world",
+        "restored replica: {}",
+        ha2.state().to_json()
+    );
+    ensure!(ha2.pending() > 0, "restored queue");
+    proxy.set_online(true);
+    let s = assert_converged(&server, "off", "ann", &[&ha2, &hb]).await?;
+    ensure!(title_of(&s) == "Oh, Hello world", "title {}", title_of(&s));
+    // L1 was moved to the front by Ann; paths followed it.
+    let (n0, n1) = (path!["canvas", "layers", 0], path!["canvas", "layers", 1]);
+    ensure!(
+        s.at(n0.child("id").segs()) == Some(&Value::str("L1")),
+        "{}",
+        s.to_json()
+    );
+    ensure!(num_at(&s, &n0.child("rotation")) == Some(90.0));
+    ensure!(num_at(&s, &n0.child("x")) == Some(5.0));
+    ensure!(num_at(&s, &n1.child("x")) == Some(10.0));
+    ensure!(num_at(&s, &n1.child("y")) == Some(20.0));
+    // Same path set twice: the later version (Ann's, sent after reconnecting) wins.
+    ensure!(num_at(&s, &n1.child("opacity")) == Some(0.5));
+    a2.close().await;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect() -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    create_session(&server, "undo", "ann", &["ann", "bob"], Op::new(vec![])).await?;
+    let proxy = Proxy::start(&server.addr, 11).await?;
+    let a = sdk(&proxy.ws_url(), "ann").await?;
+    let ha = a.join("undo").await?;
+    let b = sdk(&format!("ws://{}/v1/ws", server.addr), "bob").await?;
+    let hb = b.join("undo").await?;
+    let l0 = path!["canvas", "layers", 0];
+    let both = [&ha, &hb];
+    let step = |h: &SessionHandle, c: Vec<Component>| h.edit(Op::new(c));
+
+    step(&ha, vec![Component::ins(l0.clone(), layer("A"))])?;
+    assert_converged(&server, "undo", "ann", &both).await?;
+    step(&hb, vec![Component::text_insert(path!["title"], 0, "B1")])?;
+    assert_converged(&server, "undo", "ann", &both).await?;
+    step(&ha, vec![Component::text_insert(path!["title"], 2, "A1")])?;
+    assert_converged(&server, "undo", "ann", &both).await?;
+    step(&hb, vec![set(l0.child("x"), 50.0)])?;
+    assert_converged(&server, "undo", "ann", &both).await?;
+    step(
+        &ha,
+        vec![Component::Rotate {
+            path: l0.clone(),
+            by: 90.0,
+        }],
+    )?;
+    // Bob adjusts concurrently with Ann's rotation (no sync in between).
+    step(
+        &hb,
+        vec![Component::Adjust {
+            path: l0.clone(),
+            param: "brightness".into(),
+            value: 0.25,
+        }],
+    )?;
+    assert_converged(&server, "undo", "ann", &both).await?;
+
+    ensure!(ha.undo()?, "undo rotate");
+    ensure!(ha.undo()?, "undo A1");
+    ensure!(ha.redo()?, "redo A1");
+    let s = assert_converged(&server, "undo", "ann", &both).await?;
+    ensure!(title_of(&s) == "B1A1", "title {}", title_of(&s));
+    ensure!(num_at(&s, &l0.child("rotation")).unwrap_or(0.0) == 0.0);
+    ensure!(num_at(&s, &l0.child("x")) == Some(50.0), "Bob's x kept");
+    ensure!(
+        num_at(&s, &l0.child("adjust").child("brightness")) == Some(0.25),
+        "Bob's adjustment kept: {}",
+        s.to_json()
+    );
+
+    // Ann drops; Bob types meanwhile; after reconnecting Ann's undo still reverts only hers.
+    proxy.cut_all();
+    step(&hb, vec![Component::text_insert(path!["title"], 0, ">")])?;
+    hb.sync(SYNC).await?;
+    ensure!(ha.undo()?, "undo A1 again");
+    let s = assert_converged(&server, "undo", "ann", &both).await?;
+    ensure!(title_of(&s) == ">B1", "title {}", title_of(&s));
+    ensure!(ha.undo()?, "undo the layer insert");
+    let s = assert_converged(&server, "undo", "ann", &both).await?;
+    ensure!(layers_of(&s) == 0, "layer removed: {}", s.to_json());
+    ensure!(title_of(&s) == ">B1");
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    create_session(&server, "ro", "ann", &[], Op::new(vec![])).await?;
+    let c = sdk(&format!("ws://{}/v1/ws", server.addr), "val").await?;
+    let h = c.join("ro").await?;
+    ensure!(h.role() == Some(Role::Viewer));
+    let mut ev = h.events();
+    h.edit(Op::new(vec![set(path!["title"], Value::str("nope"))]))?;
+    loop {
+        match tokio::time::timeout(SYNC, ev.next()).await? {
+            Some(montage_client::Event::Error { code, .. }) => {
+                ensure!(code == montage_client::ErrorCode::Forbidden);
+                break;
+            }
+            Some(_) => {}
+            None => bail!("events ended"),
+        }
+    }
+    h.sync(SYNC).await?;
+    ensure!(
+        title_of(&h.state()).is_empty(),
+        "rolled back from the server"
+    );
+    c.close().await;
+    Ok(())
+}
+
+/// More versions missed than the server sends in `joined` (10,000): it answers with a
+/// snapshot, and the SDK fetches the missed edits over HTTP to rebase the offline edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    const N: u64 = 10_050;
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let init = Op::new(vec![set(path!["meta", "n"], 0.0)]);
+    create_session(&server, "long", "ann", &["ann", "bob"], init).await?;
+    let proxy = Proxy::start(&server.addr, 3).await?;
+    let a = sdk(&proxy.ws_url(), "ann").await?;
+    let ha = a.join("long").await?;
+    proxy.set_online(false);
+    ha.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "offline",
+    )]))?;
+
+    // Bob makes N edits, pipelined: each based on the version the previous one gets.
+    let mut bob = server.connect("bob").await?;
+    let joined = bob.join("long", "bob-raw").await?;
+    let v0 = joined["version"].as_u64().context("version")?;
+    let (mut tx, mut rx) = bob.ws.split();
+    // At most 256 unacknowledged, well under the server's 1,024-frame send queue, so a
+    // reader slowed down by the other tests is never dropped as a slow reader.
+    let window = Arc::new(tokio::sync::Semaphore::new(256));
+    let w2 = window.clone();
+    let reader = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < N {
+            match rx.next().await {
+                Some(Ok(m)) if m.is_text() && m.to_text()?.contains("\"ack\"") => {
+                    acks += 1;
+                    w2.add_permits(1);
+                }
+                Some(Ok(_)) => {}
+                other => bail!("bob's socket: {other:?}"),
+            }
+        }
+        Ok(())
+    });
+    for i in 0..N {
+        window.acquire().await?.forget();
+        let m = json!({"type":"op","session":"long","base":v0 + i,"seq":i + 1,
+            "ops":[{"op":"add","path":["meta","n"],"value":1}]});
+        tx.send(tokio_tungstenite::tungstenite::Message::text(m.to_string()))
+            .await?;
+    }
+    tokio::time::timeout(SYNC, reader).await???;
+
+    proxy.set_online(true);
+    let s = assert_converged(&server, "long", "ann", &[&ha]).await?;
+    ensure!(title_of(&s) == "offline", "the offline edit survived");
+    ensure!(num_at(&s, &path!["meta", "n"]) == Some(N as f64));
+    a.close().await;
+    Ok(())
+}
+
+/// A dead URL first in the list, then a server that goes away: the SDK moves along the list
+/// and keeps its edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_along_the_url_list() -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    create_session(&server, "fo", "ann", &[], Op::new(vec![])).await?;
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        format!("ws://{}/v1/ws", l.local_addr()?)
+    };
+    let (p1, p2) = (
+        Proxy::start(&server.addr, 1).await?,
+        Proxy::start(&server.addr, 2).await?,
+    );
+    let opts = sdk_options(&dead, "ann").urls(vec![dead.clone(), p1.ws_url(), p2.ws_url()]);
+    let a = Client::start(opts)?;
+    let h = a.join("fo").await?;
+    ensure!(p1.accepted() == 1 && p2.accepted() == 0);
+    h.edit(Op::new(vec![set(path!["title"], Value::str("one"))]))?;
+    h.sync(SYNC).await?;
+    p1.set_online(false);
+    h.edit(Op::new(vec![set(path!["title"], Value::str("two"))]))?;
+    let s = assert_converged(&server, "fo", "ann", &[&h]).await?;
+    ensure!(title_of(&s) == "two");
+    ensure!(p2.accepted() >= 1, "moved on to the third URL");
+    a.close().await;
+    Ok(())
+}

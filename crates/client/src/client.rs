@@ -1,0 +1,1029 @@
+//! The async half: one connection task per `Client` that dials, joins, pumps messages through
+//! each session's [`SessionCore`] and reconnects with backoff. Handles lock a session's core
+//! only for the synchronous work (never across an `.await`).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use montage_ot::{Op, Value};
+use montage_protocol::{ClientMessage, ErrorCode, Participant, Role, ServerMessage};
+use serde_json::Value as Json;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::core::{Saved, SessionCore};
+use crate::{ConnectionState, Error, Event, Result};
+
+/// Commands queued to the connection task; bounded, and a full queue only delays a flush
+/// that the task does after every message anyway.
+const COMMAND_QUEUE: usize = 256;
+/// Longest the task waits on one `rate_limited` before resending.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// A connection that lived this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(2);
+
+/// How to connect. Built with [`Options::new`] and the setters.
+#[derive(Debug, Clone)]
+pub struct Options {
+    urls: Vec<String>,
+    token: String,
+    client_id: Option<String>,
+    offline_file: Option<PathBuf>,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    connect_timeout: Duration,
+    compose: bool,
+    event_capacity: usize,
+}
+
+impl Options {
+    /// One server URL (`ws://host:port/v1/ws`) and a token (sent as `Authorization: Bearer`).
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Options {
+        Options {
+            urls: vec![url.into()],
+            token: token.into(),
+            client_id: None,
+            offline_file: None,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            compose: true,
+            event_capacity: 1024,
+        }
+    }
+    /// Several servers: on a failed connect the next one is tried, round robin.
+    pub fn urls(mut self, urls: Vec<String>) -> Options {
+        self.urls = urls;
+        self
+    }
+    /// The `client` id sent with each join; default: random per SDK instance. Sessions
+    /// restored from the offline file keep the id they were saved with, so their resent
+    /// `(client, seq)` pairs stay idempotent across an app restart.
+    pub fn client_id(mut self, id: impl Into<String>) -> Options {
+        self.client_id = Some(id.into());
+        self
+    }
+    /// Keep every session's replica and unacknowledged edits in this file (one JSON document,
+    /// replaced atomically by write-then-rename after each change), and restore from it at
+    /// start.
+    pub fn offline_file(mut self, path: impl Into<PathBuf>) -> Options {
+        self.offline_file = Some(path.into());
+        self
+    }
+    /// Reconnect delays: the n-th retry waits `min · 2ⁿ` capped at `max`, times a random factor
+    /// in 0.5..1 (so a crowd of clients does not reconnect in lockstep). Defaults 200 ms and
+    /// 30 s.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Options {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+    pub fn connect_timeout(mut self, t: Duration) -> Options {
+        self.connect_timeout = t;
+        self
+    }
+    /// Compose edits typed while one is in flight into one (default). Off: each edit is sent
+    /// on its own, in order.
+    pub fn compose_pending(mut self, compose: bool) -> Options {
+        self.compose = compose;
+        self
+    }
+    /// Events buffered per session before a slow reader gets [`Event::Lagged`].
+    pub fn event_capacity(mut self, n: usize) -> Options {
+        self.event_capacity = n.max(1);
+        self
+    }
+}
+
+enum Cmd {
+    Join(String),
+    Flush,
+    Send(ClientMessage),
+    Leave(String),
+    Close,
+}
+
+struct SessionShared {
+    core: Mutex<SessionCore>,
+    events: broadcast::Sender<Event>,
+    /// Bumped after every change, for waiters (`join`, `sync`).
+    tick: watch::Sender<u64>,
+    /// Step-by-step mode (see [`SessionHandle::hold`]).
+    hold_in: AtomicBool,
+    hold_out: AtomicBool,
+    held: Mutex<VecDeque<ServerMessage>>,
+    release: AtomicU64,
+}
+
+impl SessionShared {
+    fn core(&self) -> MutexGuard<'_, SessionCore> {
+        // A panic while holding the lock leaves a consistent core (every method finishes its
+        // mutation before anything can fail), so poisoning is ignored.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn bump(&self) {
+        self.tick.send_modify(|t| *t += 1);
+    }
+    fn held(&self) -> MutexGuard<'_, VecDeque<ServerMessage>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn emit(&self, e: Event) {
+        // No receiver is fine: events are optional, the state is always readable.
+        let _ = self.events.send(e);
+    }
+}
+
+struct Shared {
+    opts: Options,
+    client_id: String,
+    sessions: Mutex<HashMap<String, Arc<SessionShared>>>,
+    state: watch::Sender<ConnectionState>,
+    file_lock: Mutex<()>,
+    file_counter: AtomicU64,
+}
+
+impl Shared {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Arc<SessionShared>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn all(&self) -> Vec<Arc<SessionShared>> {
+        self.sessions().values().cloned().collect()
+    }
+    fn get(&self, s: &str) -> Option<Arc<SessionShared>> {
+        self.sessions().get(s).cloned()
+    }
+    fn add(&self, core: SessionCore) -> Arc<SessionShared> {
+        let name = core.session().to_owned();
+        let s = Arc::new(SessionShared {
+            core: Mutex::new(core),
+            events: broadcast::channel(self.opts.event_capacity).0,
+            tick: watch::channel(0).0,
+            hold_in: AtomicBool::new(false),
+            hold_out: AtomicBool::new(false),
+            held: Mutex::new(VecDeque::new()),
+            release: AtomicU64::new(0),
+        });
+        self.sessions().insert(name, s.clone());
+        s
+    }
+
+    /// Writes every session to the offline file: temp file, fsync, rename.
+    fn persist(&self) -> Result<()> {
+        let Some(path) = &self.opts.offline_file else {
+            return Ok(());
+        };
+        let saved: Vec<Saved> = self.all().iter().map(|s| s.core().save()).collect();
+        let doc = OfflineFile {
+            format: OFFLINE_FORMAT,
+            sessions: saved,
+        };
+        let err = |e: &dyn std::fmt::Display| Error::OfflineFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let text = serde_json::to_vec(&doc).map_err(|e| err(&e))?;
+        let _guard = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| err(&e))
+    }
+}
+
+const OFFLINE_FORMAT: u32 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OfflineFile {
+    format: u32,
+    sessions: Vec<Saved>,
+}
+
+fn load_offline(path: &std::path::Path) -> Result<Vec<Saved>> {
+    let err = |e: &dyn std::fmt::Display| Error::OfflineFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(err(&e)),
+    };
+    let f: OfflineFile = serde_json::from_slice(&bytes).map_err(|e| err(&e))?;
+    if f.format != OFFLINE_FORMAT {
+        return Err(err(&format!("unknown format {}", f.format)));
+    }
+    Ok(f.sessions)
+}
+
+/// A connection to a Montage server (or a list of them), shared by every joined session.
+/// Cloning is cheap; the connection task stops when the last clone and handle are dropped, or
+/// on [`Client::close`].
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Cmd>,
+}
+
+impl Client {
+    /// Connects to one server and waits until the connection is up.
+    pub async fn connect(url: impl Into<String>, token: impl Into<String>) -> Result<Client> {
+        let c = Client::start(Options::new(url, token))?;
+        c.connected(Duration::from_secs(10)).await?;
+        Ok(c)
+    }
+
+    /// Starts the connection task and returns at once, online or not (offline-first apps).
+    /// Sessions in the offline file are restored and can be edited before any connection.
+    pub fn start(opts: Options) -> Result<Client> {
+        if opts.urls.is_empty() {
+            return Err(Error::NoUrl);
+        }
+        let client_id = match &opts.client_id {
+            Some(id) => id.clone(),
+            None => format!("sdk-{:016x}", random_u64()),
+        };
+        let restored = match &opts.offline_file {
+            Some(p) => load_offline(p)?,
+            None => Vec::new(),
+        };
+        let shared = Arc::new(Shared {
+            opts,
+            client_id,
+            sessions: Mutex::new(HashMap::new()),
+            state: watch::channel(ConnectionState::Connecting).0,
+            file_lock: Mutex::new(()),
+            file_counter: AtomicU64::new(0),
+        });
+        for saved in restored {
+            let mut core = SessionCore::restore(saved);
+            core.set_compose(shared.opts.compose);
+            shared.add(core);
+        }
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(run(shared.clone(), rx));
+        Ok(Client { shared, tx })
+    }
+
+    /// The id this SDK instance joins with.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    pub fn connection_state(&self) -> ConnectionState {
+        *self.shared.state.borrow()
+    }
+
+    /// Waits until connected, at most `timeout`.
+    pub async fn connected(&self, timeout: Duration) -> Result<()> {
+        let mut rx = self.shared.state.subscribe();
+        let wait =
+            rx.wait_for(|s| *s == ConnectionState::Connected || *s == ConnectionState::Closed);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(s)) if *s == ConnectionState::Connected => Ok(()),
+            Ok(_) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout("connecting")),
+        }
+    }
+
+    /// Joins `session` (created on the server if missing) and waits until the replica is
+    /// there: the server's answer, or at once for a session restored from the offline file.
+    pub async fn join(&self, session: &str) -> Result<SessionHandle> {
+        self.join_timeout(session, Duration::from_secs(30)).await
+    }
+
+    pub async fn join_timeout(&self, session: &str, timeout: Duration) -> Result<SessionHandle> {
+        let s = match self.shared.get(session) {
+            Some(s) => s,
+            None => {
+                let mut core = SessionCore::new(session, self.shared.client_id.clone());
+                core.set_compose(self.shared.opts.compose);
+                self.shared.add(core)
+            }
+        };
+        self.tx
+            .send(Cmd::Join(session.to_owned()))
+            .await
+            .map_err(|_| Error::Closed)?;
+        let h = SessionHandle {
+            client: self.clone(),
+            s,
+        };
+        h.wait(timeout, "joining", |c| c.is_synced()).await?;
+        Ok(h)
+    }
+
+    /// Closes the connection; handles keep their last state but edits no longer reach the
+    /// server (they stay in the offline file, if one is set).
+    pub async fn close(&self) {
+        let _ = self.tx.send(Cmd::Close).await;
+        let mut rx = self.shared.state.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|s| *s == ConnectionState::Closed),
+        )
+        .await;
+    }
+}
+
+/// One joined session: the local replica and the way to edit it.
+#[derive(Clone)]
+pub struct SessionHandle {
+    client: Client,
+    s: Arc<SessionShared>,
+}
+
+impl SessionHandle {
+    pub fn session(&self) -> String {
+        self.s.core().session().to_owned()
+    }
+    /// The local replica: the server's state with my unacknowledged edits on top.
+    pub fn state(&self) -> Value {
+        self.s.core().doc().clone()
+    }
+    /// Reads the replica without cloning it.
+    pub fn with_state<R>(&self, f: impl FnOnce(&Value) -> R) -> R {
+        f(self.s.core().doc())
+    }
+    /// The last server version the replica includes.
+    pub fn version(&self) -> u64 {
+        self.s.core().version()
+    }
+    /// My edits not yet acknowledged (in flight plus pending).
+    pub fn pending(&self) -> usize {
+        self.s.core().unacked()
+    }
+    pub fn role(&self) -> Option<Role> {
+        self.s.core().role()
+    }
+    pub fn participants(&self) -> Vec<Participant> {
+        self.s.core().participants()
+    }
+    pub fn is_live(&self) -> bool {
+        self.s.core().is_live()
+    }
+
+    /// Applies `op` to the replica at once and queues it for the server. A locally invalid
+    /// edit is refused with [`Error::InvalidEdit`] and changes nothing.
+    pub fn edit(&self, op: Op) -> Result<()> {
+        self.local(|c| c.edit(op).map(|()| true)).map(|_| ())
+    }
+
+    /// Builds an edit from the replica and applies it under one lock, so no remote edit can
+    /// slip in between reading the state and editing it. `None` edits nothing.
+    pub fn edit_with(&self, f: impl FnOnce(&Value) -> Option<Op>) -> Result<bool> {
+        self.local(|c| match f(c.doc()) {
+            Some(op) => c.edit(op).map(|()| true),
+            None => Ok(false),
+        })
+    }
+
+    /// Parses DESIGN §2 components (a JSON array) and edits with them.
+    pub fn edit_json(&self, components: &Json) -> Result<()> {
+        self.edit(Op::from_json(components)?)
+    }
+
+    /// Undoes my most recent edit not yet undone (others' edits stay). False: nothing to undo.
+    pub fn undo(&self) -> Result<bool> {
+        self.local(SessionCore::undo)
+    }
+
+    /// Re-applies what the last undo reverted. False: nothing to redo.
+    pub fn redo(&self) -> Result<bool> {
+        self.local(SessionCore::redo)
+    }
+
+    fn local(&self, f: impl FnOnce(&mut SessionCore) -> Result<bool>) -> Result<bool> {
+        let changed = f(&mut self.s.core())?;
+        if changed {
+            self.s.bump();
+            self.client.shared.persist()?;
+            // A full queue means a flush is already coming.
+            let _ = self.client.tx.try_send(Cmd::Flush);
+        }
+        Ok(changed)
+    }
+
+    /// Sends presence data (cursor, selection) to the other participants.
+    pub async fn presence(&self, data: Json) -> Result<()> {
+        self.send(ClientMessage::Presence {
+            session: self.session(),
+            data,
+        })
+        .await
+    }
+
+    /// Changes a user's role (owners only; a refusal comes back as [`Event::Error`]).
+    pub async fn set_role(&self, user: &str, role: Role) -> Result<()> {
+        self.send(ClientMessage::SetRole {
+            session: self.session(),
+            user: user.to_owned(),
+            role,
+        })
+        .await
+    }
+
+    /// Leaves the session; the handle stops receiving.
+    pub async fn leave(&self) -> Result<()> {
+        self.client
+            .tx
+            .send(Cmd::Leave(self.session()))
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    async fn send(&self, m: ClientMessage) -> Result<()> {
+        self.client
+            .tx
+            .send(Cmd::Send(m))
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Step-by-step mode, for tests and tools that must control the interleaving exactly.
+    /// While held, incoming edits and acks wait until [`deliver_held`](Self::deliver_held)
+    /// and an edit in flight is sent only after [`release_one`](Self::release_one). Joins,
+    /// presence and errors still flow; reconnection is not meant to happen while held.
+    pub fn hold(&self, on: bool) {
+        self.s.hold_in.store(on, Ordering::SeqCst);
+        self.s.hold_out.store(on, Ordering::SeqCst);
+        if !on {
+            while self.deliver_held().is_some() {}
+            let _ = self.client.tx.try_send(Cmd::Flush);
+        }
+    }
+
+    /// What the next held message is: `Some(None)` an ack, `Some(Some(v))` someone's edit
+    /// that made version `v`, `None` nothing held.
+    pub fn held_front(&self) -> Option<Option<u64>> {
+        match self.s.held().front()? {
+            ServerMessage::Op { version, .. } => Some(Some(*version)),
+            _ => Some(None),
+        }
+    }
+
+    pub fn held_len(&self) -> usize {
+        self.s.held().len()
+    }
+
+    /// Delivers the next held message to the replica; returns its events.
+    pub fn deliver_held(&self) -> Option<Vec<Event>> {
+        let msg = self.s.held().pop_front()?;
+        let ev = self.s.core().receive(msg);
+        for e in &ev {
+            self.s.emit(e.clone());
+        }
+        self.s.bump();
+        let _ = self.client.tx.try_send(Cmd::Flush);
+        Some(ev)
+    }
+
+    /// Whether an edit is in flight and not sent yet (held back).
+    pub fn has_unsent(&self) -> bool {
+        self.s.core().has_unsent()
+    }
+
+    /// Lets one held-back send go out.
+    pub fn release_one(&self) {
+        self.s.release.fetch_add(1, Ordering::SeqCst);
+        let _ = self.client.tx.try_send(Cmd::Flush);
+    }
+
+    /// Waits until at least `n` messages are held.
+    pub async fn wait_held(&self, n: usize, timeout: Duration) -> Result<()> {
+        let s = self.s.clone();
+        self.wait(timeout, "waiting for held messages", move |_| {
+            s.held().len() >= n
+        })
+        .await
+    }
+
+    /// Events of this session from now on.
+    pub fn events(&self) -> Events {
+        Events(self.s.events.subscribe())
+    }
+
+    /// Waits until every local edit is acknowledged and the session is live.
+    pub async fn sync(&self, timeout: Duration) -> Result<()> {
+        self.wait(timeout, "syncing", |c| c.is_live() && c.unacked() == 0)
+            .await
+    }
+
+    /// Waits until the replica includes server version `v`.
+    pub async fn wait_version(&self, v: u64, timeout: Duration) -> Result<()> {
+        self.wait(timeout, "waiting for a version", |c| c.version() >= v)
+            .await
+    }
+
+    async fn wait(
+        &self,
+        timeout: Duration,
+        what: &'static str,
+        mut ok: impl FnMut(&SessionCore) -> bool,
+    ) -> Result<()> {
+        let mut rx = self.s.tick.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if ok(&self.s.core()) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) => return Err(Error::Timeout(what)),
+            }
+        }
+    }
+}
+
+/// A session's event stream.
+pub struct Events(broadcast::Receiver<Event>);
+
+impl Events {
+    /// The next event; `None` once the client is gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        match self.0.recv().await {
+            Ok(e) => Some(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Event::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+// ---- the connection task ----
+
+enum Ended {
+    Dropped,
+    Closed,
+}
+
+async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
+    let urls = shared.opts.urls.clone();
+    let mut url_i = 0usize;
+    let mut attempt = 0u32;
+    loop {
+        set_state(&shared, ConnectionState::Connecting);
+        let started = Instant::now();
+        let ended = match dial(&shared, &urls[url_i]).await {
+            Ok(ws) => {
+                let e = serve(&shared, &urls[url_i], ws, &mut rx).await;
+                if started.elapsed() >= HEALTHY_AFTER {
+                    attempt = 0;
+                }
+                e
+            }
+            Err(e) => {
+                tracing::debug!(url = %urls[url_i], error = %e, "connect failed");
+                url_i = (url_i + 1) % urls.len();
+                Ended::Dropped
+            }
+        };
+        for s in shared.all() {
+            s.core().disconnected();
+            s.bump();
+        }
+        if let Ended::Closed = ended {
+            set_state(&shared, ConnectionState::Closed);
+            return;
+        }
+        set_state(&shared, ConnectionState::Disconnected);
+        let delay = backoff(&shared.opts, attempt);
+        attempt = attempt.saturating_add(1);
+        // Keep taking commands while waiting, so joins register and close is prompt.
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                cmd = rx.recv() => match cmd {
+                    None | Some(Cmd::Close) => {
+                        set_state(&shared, ConnectionState::Closed);
+                        return;
+                    }
+                    Some(Cmd::Leave(s)) => {
+                        shared.sessions().remove(&s);
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+}
+
+fn set_state(shared: &Shared, st: ConnectionState) {
+    shared.state.send_replace(st);
+    for s in shared.all() {
+        s.emit(Event::Connection(st));
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| Error::Connection(e.to_string()))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", shared.opts.token))
+        .map_err(|e| Error::Connection(e.to_string()))?;
+    req.headers_mut().insert("authorization", bearer);
+    match tokio::time::timeout(
+        shared.opts.connect_timeout,
+        // Small frames both ways: Nagle's algorithm would hold an edit back for an ACK.
+        tokio_tungstenite::connect_async_with_config(req, None, true),
+    )
+    .await
+    {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(e)) => Err(Error::Connection(e.to_string())),
+        Err(_) => Err(Error::Timeout("connecting")),
+    }
+}
+
+/// rid of an `op`: `op:SEQ:SESSION`, so an error can be matched to the edit it refuses.
+fn op_rid(seq: u64, session: &str) -> String {
+    format!("op:{seq}:{session}")
+}
+
+fn parse_op_rid(rid: &Json) -> Option<(u64, &str)> {
+    let mut it = rid.as_str()?.splitn(3, ':');
+    (it.next()? == "op").then_some(())?;
+    let seq = it.next()?.parse().ok()?;
+    Some((seq, it.next()?))
+}
+
+fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
+    let mut v = serde_json::to_value(m).unwrap_or(Json::Null);
+    if let (Some(rid), Json::Object(map)) = (rid, &mut v) {
+        map.insert("rid".into(), Json::String(rid));
+    }
+    Message::text(v.to_string())
+}
+
+async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> Ended {
+    let (mut sink, mut stream) = ws.split();
+    let mut out: Vec<Message> = Vec::new();
+    for s in shared.all() {
+        out.push(frame(&s.core().join_message(), None));
+    }
+    let mut connected = false;
+    loop {
+        // Edits ready to go: at most one in flight per session.
+        for s in shared.all() {
+            // Held: only as many sends as the app released (step-by-step replays).
+            if s.hold_out.load(Ordering::SeqCst) {
+                let unsent = s.core().has_unsent();
+                if !unsent || s.release.load(Ordering::SeqCst) == 0 {
+                    continue;
+                }
+                s.release.fetch_sub(1, Ordering::SeqCst);
+            }
+            let mut c = s.core();
+            if let Some((m, seq)) = c.poll_send() {
+                let rid = op_rid(seq, c.session());
+                out.push(frame(&m, Some(rid)));
+            }
+        }
+        for m in out.drain(..) {
+            if sink.send(m).await.is_err() {
+                return Ended::Dropped;
+            }
+        }
+        if !connected && shared.all().iter().all(|s| s.core().is_live()) {
+            connected = true;
+            set_state(shared, ConnectionState::Connected);
+        }
+        tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let (mut msg, rid) = match montage_protocol::decode_server(t.as_str()) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable server frame");
+                            continue;
+                        }
+                    };
+                    if let Err(e) = fetch_long_catchup(shared, url, &mut msg).await {
+                        // Retry the whole rejoin later rather than drop local edits.
+                        tracing::warn!(error = %e, "fetching missed edits");
+                        return Ended::Dropped;
+                    }
+                    if let Some(held) = hold_incoming(shared, &msg) {
+                        held.held().push_back(msg);
+                        held.bump();
+                        continue;
+                    }
+                    if let Some(d) = handle_frame(shared, msg, rid, &mut out) {
+                        tokio::time::sleep(d).await;
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return Ended::Dropped,
+                Some(Ok(_)) => {}
+            },
+            cmd = rx.recv() => match cmd {
+                None | Some(Cmd::Close) => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return Ended::Closed;
+                }
+                Some(Cmd::Join(session)) => {
+                    if let Some(s) = shared.get(&session) {
+                        let mut c = s.core();
+                        if !c.is_live() {
+                            out.push(frame(&c.join_message(), None));
+                        }
+                    }
+                }
+                Some(Cmd::Flush) => {}
+                Some(Cmd::Send(m)) => out.push(frame(&m, None)),
+                Some(Cmd::Leave(session)) => {
+                    shared.sessions().remove(&session);
+                    out.push(frame(&ClientMessage::Leave { session }, None));
+                }
+            },
+        }
+    }
+}
+
+/// The session holding this edit or ack back, if it is in step-by-step mode.
+fn hold_incoming(shared: &Shared, msg: &ServerMessage) -> Option<Arc<SessionShared>> {
+    let session = match msg {
+        ServerMessage::Ack { session, .. } | ServerMessage::Op { session, .. } => session,
+        _ => return None,
+    };
+    shared
+        .get(session)
+        .filter(|s| s.hold_in.load(Ordering::SeqCst))
+}
+
+/// One server frame. Returns a delay to wait before going on (`rate_limited`).
+fn handle_frame(
+    shared: &Arc<Shared>,
+    msg: ServerMessage,
+    rid: Option<Json>,
+    out: &mut Vec<Message>,
+) -> Option<Duration> {
+    let session = match &msg {
+        ServerMessage::Joined { session, .. }
+        | ServerMessage::ParticipantJoined { session, .. }
+        | ServerMessage::ParticipantLeft { session, .. }
+        | ServerMessage::Ack { session, .. }
+        | ServerMessage::Op { session, .. }
+        | ServerMessage::Presence { session, .. }
+        | ServerMessage::RoleChanged { session, .. } => Some(session.clone()),
+        ServerMessage::Error { .. } | ServerMessage::Tier { .. } => None,
+    };
+    if let ServerMessage::Error {
+        code,
+        message,
+        retry_after_ms,
+    } = &msg
+    {
+        let Some((seq, session)) = rid.as_ref().and_then(parse_op_rid) else {
+            for s in shared.all() {
+                s.emit(Event::Error {
+                    code: *code,
+                    message: message.clone(),
+                });
+            }
+            return None;
+        };
+        let s = shared.get(session)?;
+        s.emit(Event::Error {
+            code: *code,
+            message: message.clone(),
+        });
+        let mut c = s.core();
+        match code {
+            // Not applied; the same edit may be sent again.
+            ErrorCode::RateLimited => {
+                c.resend();
+                let ms = retry_after_ms.unwrap_or(100);
+                return Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER));
+            }
+            // The session is reloading on the server: rejoin, then resend.
+            ErrorCode::Internal => out.push(frame(&c.join_message(), None)),
+            _ => {
+                if c.refused(seq) {
+                    out.push(frame(&c.join_message(), None));
+                }
+            }
+        }
+        drop(c);
+        s.bump();
+        let _ = shared.persist();
+        return None;
+    }
+    let s = shared.get(session.as_deref()?)?;
+    let persist = matches!(
+        msg,
+        ServerMessage::Ack { .. } | ServerMessage::Joined { .. }
+    );
+    let events = {
+        let mut c = s.core();
+        let ev = c.receive(msg);
+        if c.needs_reset() && !c.is_live() {
+            out.push(frame(&c.join_message(), None));
+        }
+        ev
+    };
+    for e in events {
+        s.emit(e);
+    }
+    s.bump();
+    if persist && let Err(e) = shared.persist() {
+        tracing::warn!(error = %e, "writing the offline file");
+    }
+    None
+}
+
+fn backoff(opts: &Options, attempt: u32) -> Duration {
+    let base = opts
+        .backoff_min
+        .saturating_mul(1u32 << attempt.min(20))
+        .min(opts.backoff_max);
+    // Equal jitter: half fixed, half random.
+    let frac = (random_u64() % 1_000) as f64 / 2_000.0 + 0.5;
+    base.mul_f64(frac)
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: the clock still spreads clients apart.
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Versions fetched per HTTP request (the server's page limit).
+const OPS_PAGE: u64 = 1000;
+
+/// A rejoin after a long absence: the server answers with a snapshot instead of the missed
+/// edits (more than it sends in `joined`), but local edits can only be rebased on the edits
+/// themselves. Fetch them from the HTTP ops endpoint, page by page, and turn the answer into
+/// an ordinary catch-up.
+async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage) -> Result<()> {
+    let ServerMessage::Joined {
+        session,
+        version,
+        state,
+        ops,
+        ..
+    } = msg
+    else {
+        return Ok(());
+    };
+    let from = match shared.get(session) {
+        Some(s) => {
+            let c = s.core();
+            // Nothing local to rebase (no edits, no undo history): the snapshot will do.
+            let local = c.unacked() > 0 || c.can_undo() || c.can_redo();
+            if state.is_none() || !c.is_synced() || c.needs_reset() || !local {
+                return Ok(());
+            }
+            c.version()
+        }
+        None => return Ok(()),
+    };
+    let host = http_host(url).ok_or_else(|| Error::Connection(format!("no host in {url}")))?;
+    let mut got: Vec<montage_protocol::OpEntry> = Vec::new();
+    let mut at = from;
+    while at < *version {
+        let path = format!("/v1/sessions/{session}/ops?from={at}&limit={OPS_PAGE}");
+        let body = http_get(
+            &host,
+            &path,
+            &shared.opts.token,
+            shared.opts.connect_timeout,
+        )
+        .await?;
+        #[derive(serde::Deserialize)]
+        struct Page {
+            ops: Vec<montage_protocol::OpEntry>,
+        }
+        let page: Page =
+            serde_json::from_str(&body).map_err(|e| Error::Connection(e.to_string()))?;
+        let Some(last) = page.ops.last().map(|e| e.version) else {
+            break;
+        };
+        if last <= at {
+            break;
+        }
+        got.extend(page.ops.into_iter().filter(|e| e.version <= *version));
+        at = last;
+    }
+    if got.last().map(|e| e.version) != Some(*version) && *version > from {
+        return Err(Error::Connection(format!(
+            "ops endpoint ended before version {version}"
+        )));
+    }
+    *state = None;
+    *ops = Some(got);
+    Ok(())
+}
+
+/// `host:port` of a `ws://` URL (the HTTP endpoints live on the same server).
+fn http_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("ws://")?;
+    Some(rest.split('/').next()?.to_owned())
+}
+
+/// A minimal HTTP/1.1 GET with a bearer token: enough for the ops endpoint, no extra crate.
+async fn http_get(host: &str, path: &str, token: &str, timeout: Duration) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let err = |e: &dyn std::fmt::Display| Error::Connection(format!("GET {path}: {e}"));
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(host)
+            .await
+            .map_err(|e| err(&e))?;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.map_err(|e| err(&e))?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map_err(|e| err(&e))?;
+        Ok::<_, Error>(buf)
+    };
+    let buf = tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| Error::Timeout("fetching missed edits"))??;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| err(&"no header end"))?;
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = &buf[end + 4..];
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(err(&format!("status {status}")));
+    }
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    String::from_utf8(body).map_err(|e| err(&e))
+}
+
+/// Joins the chunks of a chunked body (bytes: a chunk may end inside a UTF-8 character).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let len = std::str::from_utf8(&s[..eol]).unwrap_or("0");
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        let rest = &s[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let o = Options::new("ws://x/v1/ws", "t")
+            .backoff(Duration::from_millis(100), Duration::from_secs(2));
+        for attempt in 0..40 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(20))
+                .min(Duration::from_secs(2));
+            let d = backoff(&o, attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn op_rids_round_trip() {
+        let rid = Json::String(op_rid(42, "a:b"));
+        assert_eq!(parse_op_rid(&rid), Some((42, "a:b")));
+        assert_eq!(parse_op_rid(&Json::from(3)), None);
+    }
+
+    #[test]
+    fn chunked_bodies_may_split_characters() {
+        // "ab" + the first byte of "é", then its second byte in the next chunk.
+        let b = (b"3\r\nab\xc3\r\n1\r\n\xa9\r\n0\r\n\r\n").to_vec();
+        assert_eq!(String::from_utf8(dechunk(&b)).unwrap(), "ab\u{e9}");
+        assert_eq!(http_host("ws://h:1/v1/ws").as_deref(), Some("h:1"));
+    }
+}

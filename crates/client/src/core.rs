@@ -1,0 +1,865 @@
+//! The sans-I/O client half of OT for one session: the local replica, the edit in flight, the
+//! pending edits, the bridge that transforms incoming edits past them, reconnect catch-up and
+//! per-user selective undo. No sockets, clocks or files: server messages go in as values and
+//! messages to send come out as values, so tests drive it step by step.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use montage_ot::{Component, Op, Side, Value};
+use montage_protocol::{ClientMessage, ErrorCode, Participant, Role, ServerMessage};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Event, Result};
+
+/// Undo entries kept per session; the oldest fall off. Every entry is transformed past every
+/// later edit, so this bounds the cost per edit.
+pub const UNDO_LIMIT: usize = 200;
+
+/// The edit the server has (maybe) received and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub seq: u64,
+    /// The server version it was made on.
+    pub base: u64,
+    /// Exactly what was sent: a resend after a reconnect must repeat it byte for byte with
+    /// the same `base` and `seq`, so the server can recognise or transform it.
+    pub sent: Op,
+    /// The same edit as it stands on the local replica, transformed past the server edits
+    /// received since (what pending edits and incoming edits are transformed against).
+    pub local: Op,
+}
+
+/// Where the session stands with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// No connection, or the join was not answered yet.
+    Offline,
+    /// `join` sent on the current connection.
+    Joining,
+    /// Joined: edits flow.
+    Live,
+}
+
+/// The part of a session that survives an app restart (the offline file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub session: String,
+    pub client: String,
+    pub next_seq: u64,
+    pub version: u64,
+    pub doc: Value,
+    pub inflight: Option<InFlight>,
+    pub pending: Vec<Op>,
+    #[serde(default)]
+    pub undo: Vec<Op>,
+    #[serde(default)]
+    pub redo: Vec<Op>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Edit,
+    Undo,
+    Redo,
+}
+
+/// One session's client state. See the module docs.
+#[derive(Debug)]
+pub struct SessionCore {
+    session: String,
+    client: String,
+    next_seq: u64,
+    /// Whether `doc` is a replica of the server's (joined once, or restored).
+    synced: bool,
+    doc: Value,
+    /// The last server version applied to `doc`.
+    version: u64,
+    inflight: Option<InFlight>,
+    pending: VecDeque<Op>,
+    /// Compose everything typed while an edit is in flight into one pending edit (the usual
+    /// Jupiter client). Off: each edit is sent on its own, in order (trace replays).
+    compose: bool,
+    undo: Vec<Op>,
+    redo: Vec<Op>,
+    link: Link,
+    /// The seq of the in-flight edit once it was sent on the current connection.
+    sent_on_link: Option<u64>,
+    /// After a reconnect with an edit in flight: the server edits received since the rejoin,
+    /// held until the resend is acked, because one of them may be that very edit (applied
+    /// before the drop, its ack lost). The ack's version says which.
+    catchup: Option<VecDeque<(u64, String, Op)>>,
+    /// The replica diverged or the in-flight edit was refused: the next join must fetch the
+    /// whole state.
+    needs_reset: bool,
+    role: Option<Role>,
+    participants: BTreeMap<String, Participant>,
+}
+
+impl SessionCore {
+    pub fn new(session: impl Into<String>, client: impl Into<String>) -> SessionCore {
+        SessionCore {
+            session: session.into(),
+            client: client.into(),
+            next_seq: 1,
+            synced: false,
+            doc: Value::new_document(),
+            version: 0,
+            inflight: None,
+            pending: VecDeque::new(),
+            compose: true,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            link: Link::Offline,
+            sent_on_link: None,
+            catchup: None,
+            needs_reset: false,
+            role: None,
+            participants: BTreeMap::new(),
+        }
+    }
+
+    /// Sends every edit on its own instead of composing what is typed meanwhile.
+    pub fn set_compose(&mut self, compose: bool) {
+        self.compose = compose;
+    }
+
+    pub fn restore(saved: Saved) -> SessionCore {
+        let mut c = SessionCore::new(saved.session, saved.client);
+        c.next_seq = saved.next_seq;
+        c.version = saved.version;
+        c.doc = saved.doc;
+        c.inflight = saved.inflight;
+        c.pending = saved.pending.into();
+        c.undo = saved.undo;
+        c.redo = saved.redo;
+        c.synced = true;
+        c
+    }
+
+    pub fn save(&self) -> Saved {
+        Saved {
+            session: self.session.clone(),
+            client: self.client.clone(),
+            next_seq: self.next_seq,
+            version: self.version,
+            doc: self.doc.clone(),
+            inflight: self.inflight.clone(),
+            pending: self.pending.iter().cloned().collect(),
+            undo: self.undo.clone(),
+            redo: self.redo.clone(),
+        }
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+    pub fn client(&self) -> &str {
+        &self.client
+    }
+    pub fn doc(&self) -> &Value {
+        &self.doc
+    }
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+    pub fn is_live(&self) -> bool {
+        self.link == Link::Live
+    }
+    pub fn inflight(&self) -> Option<&InFlight> {
+        self.inflight.as_ref()
+    }
+    /// Local edits not yet acknowledged: the one in flight plus the pending ones.
+    pub fn unacked(&self) -> usize {
+        usize::from(self.inflight.is_some()) + self.pending.len()
+    }
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+    pub fn participants(&self) -> Vec<Participant> {
+        self.participants.values().cloned().collect()
+    }
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    // ---- local edits ----
+
+    /// Applies a local edit to the replica at once and queues it for the server. A locally
+    /// invalid edit is refused and changes nothing.
+    pub fn edit(&mut self, op: Op) -> Result<()> {
+        self.apply_local(op, Kind::Edit)
+    }
+
+    /// Reverts my most recent not-yet-undone edit, transformed past everything since (mine and
+    /// others'). Returns false when there is nothing left to undo.
+    pub fn undo(&mut self) -> Result<bool> {
+        self.pop_and_apply(Kind::Undo)
+    }
+
+    /// Re-applies the most recently undone edit. Returns false when there is nothing to redo.
+    pub fn redo(&mut self) -> Result<bool> {
+        self.pop_and_apply(Kind::Redo)
+    }
+
+    fn pop_and_apply(&mut self, kind: Kind) -> Result<bool> {
+        loop {
+            let stack = if kind == Kind::Undo {
+                &mut self.undo
+            } else {
+                &mut self.redo
+            };
+            let Some(op) = stack.pop() else {
+                return Ok(false);
+            };
+            // Its whole target was deleted by a later edit: nothing of it is left to revert.
+            if op.is_noop() {
+                continue;
+            }
+            self.apply_local(op, kind)?;
+            return Ok(true);
+        }
+    }
+
+    fn apply_local(&mut self, op: Op, kind: Kind) -> Result<()> {
+        if !self.synced {
+            return Err(Error::NotJoined {
+                session: self.session.clone(),
+            });
+        }
+        if op.is_noop() {
+            return Ok(());
+        }
+        let needs_before = op
+            .components()
+            .iter()
+            .any(|c| matches!(c, Component::Rotate { .. } | Component::Adjust { .. }));
+        let before = needs_before.then(|| self.doc.clone());
+        let exact = op.apply(&mut self.doc)?;
+        let inverse = match &before {
+            Some(b) => narrow_inverse(&op, b).unwrap_or(exact),
+            None => exact,
+        };
+        self.transform_stacks(&op);
+        match kind {
+            Kind::Edit => {
+                self.redo.clear();
+                push_bounded(&mut self.undo, inverse);
+            }
+            Kind::Undo => push_bounded(&mut self.redo, inverse),
+            Kind::Redo => push_bounded(&mut self.undo, inverse),
+        }
+        match self.pending.back_mut() {
+            Some(last) if self.compose => *last = last.compose(&op),
+            _ => self.pending.push_back(op),
+        }
+        self.promote();
+        Ok(())
+    }
+
+    /// Nothing in flight and the link is up: the first pending edit goes in flight now, based
+    /// on the current version (what the reference client's flush does after an edit or an
+    /// ack). Offline, edits stay pending so they compose into one.
+    fn promote(&mut self) {
+        if self.link != Link::Live || self.inflight.is_some() {
+            return;
+        }
+        if let Some(op) = self.pending.pop_front() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.inflight = Some(InFlight {
+                seq,
+                base: self.version,
+                sent: op.clone(),
+                local: op,
+            });
+        }
+    }
+
+    /// Every stored inverse moves past an edit applied after it (it will be the later one).
+    fn transform_stacks(&mut self, applied: &Op) {
+        for u in self.undo.iter_mut().chain(self.redo.iter_mut()) {
+            *u = u.transform(applied, Side::Right);
+        }
+    }
+
+    // ---- connection lifecycle ----
+
+    /// The connection dropped: the in-flight edit must be resent after the rejoin.
+    pub fn disconnected(&mut self) {
+        self.link = Link::Offline;
+        self.sent_on_link = None;
+        self.catchup = None;
+    }
+
+    /// The in-flight edit was not taken (`rate_limited`): send it again, unchanged.
+    pub fn resend(&mut self) {
+        self.sent_on_link = None;
+    }
+
+    /// Whether an edit is in flight but not yet sent on this connection.
+    pub fn has_unsent(&self) -> bool {
+        self.link == Link::Live
+            && self
+                .inflight
+                .as_ref()
+                .is_some_and(|f| self.sent_on_link != Some(f.seq))
+    }
+
+    /// The `join` to send on a fresh connection (or to reset a diverged replica).
+    pub fn join_message(&mut self) -> ClientMessage {
+        self.link = Link::Joining;
+        self.sent_on_link = None;
+        self.catchup = None;
+        let since = (self.synced && !self.needs_reset).then_some(self.version);
+        ClientMessage::Join {
+            session: self.session.clone(),
+            client: self.client.clone(),
+            since,
+        }
+    }
+
+    /// The next `op` to send, if any: the in-flight edit, once per connection. Returns
+    /// `(message, seq)`.
+    pub fn poll_send(&mut self) -> Option<(ClientMessage, u64)> {
+        if self.link != Link::Live {
+            return None;
+        }
+        self.promote();
+        let f = self.inflight.as_ref()?;
+        if self.sent_on_link == Some(f.seq) {
+            return None;
+        }
+        self.sent_on_link = Some(f.seq);
+        Some((
+            ClientMessage::Op {
+                session: self.session.clone(),
+                base: f.base,
+                seq: f.seq,
+                ops: f.sent.clone(),
+            },
+            f.seq,
+        ))
+    }
+
+    // ---- server messages ----
+
+    /// Handles one server message for this session; returns what to report to the app.
+    pub fn receive(&mut self, msg: ServerMessage) -> Vec<Event> {
+        let mut ev = Vec::new();
+        match msg {
+            ServerMessage::Joined {
+                version,
+                state,
+                role,
+                participants,
+                ops,
+                ..
+            } => {
+                self.role = Some(role);
+                self.participants = participants
+                    .into_iter()
+                    .map(|p| (p.user.clone(), p))
+                    .collect();
+                match (state, ops) {
+                    (Some(state), _) => {
+                        if self.inflight.is_some() || !self.pending.is_empty() {
+                            if self.synced && !self.needs_reset {
+                                // More history missed than the server sends as ops: local
+                                // edits can't be transformed without it.
+                                ev.push(Event::Error {
+                                    code: ErrorCode::Conflict,
+                                    message: format!(
+                                        "{} unacknowledged local edits dropped: the server sent a snapshot instead of the missed edits",
+                                        self.unacked()
+                                    ),
+                                });
+                            }
+                            self.inflight = None;
+                            self.pending.clear();
+                        }
+                        self.doc = state;
+                        self.version = version;
+                        self.undo.clear();
+                        self.redo.clear();
+                        self.synced = true;
+                        self.needs_reset = false;
+                    }
+                    (None, ops) => {
+                        let ops = ops.unwrap_or_default();
+                        if self.inflight.is_some() {
+                            self.catchup = Some(
+                                ops.into_iter()
+                                    .map(|e| (e.version, e.user, e.ops))
+                                    .collect(),
+                            );
+                        } else {
+                            for e in ops {
+                                self.bridge(e.version, e.user, e.ops, &mut ev);
+                            }
+                        }
+                    }
+                }
+                self.link = Link::Live;
+                self.promote();
+                ev.push(Event::Joined {
+                    version: self.version,
+                    role,
+                });
+            }
+            ServerMessage::Ack { seq, version, .. } => {
+                if self.inflight.as_ref().is_some_and(|f| f.seq == seq) {
+                    let held = self.catchup.take().unwrap_or_default();
+                    let mut acked = false;
+                    for (v, user, op) in held {
+                        if v == version {
+                            // My own edit, applied before the drop: the ack stands for it.
+                            self.acked(seq, version, &mut ev);
+                            acked = true;
+                        } else {
+                            if v > version && !acked {
+                                self.acked(seq, version, &mut ev);
+                                acked = true;
+                            }
+                            self.bridge(v, user, op, &mut ev);
+                        }
+                    }
+                    if !acked {
+                        self.acked(seq, version, &mut ev);
+                    }
+                }
+            }
+            ServerMessage::Op {
+                version, user, ops, ..
+            } => {
+                if let Some(held) = &mut self.catchup {
+                    held.push_back((version, user, ops));
+                } else {
+                    self.bridge(version, user, ops, &mut ev);
+                }
+            }
+            ServerMessage::Presence { user, data, .. } => ev.push(Event::Presence { user, data }),
+            ServerMessage::ParticipantJoined { user, role, .. } => {
+                self.participants.insert(
+                    user.clone(),
+                    Participant {
+                        user: user.clone(),
+                        role,
+                        online: true,
+                    },
+                );
+                ev.push(Event::ParticipantJoined { user, role });
+            }
+            ServerMessage::ParticipantLeft { user, .. } => {
+                if let Some(p) = self.participants.get_mut(&user) {
+                    p.online = false;
+                }
+                ev.push(Event::ParticipantLeft { user });
+            }
+            ServerMessage::RoleChanged { user, role, .. } => {
+                if let Some(p) = self.participants.get_mut(&user) {
+                    p.role = role;
+                }
+                ev.push(Event::RoleChanged { user, role });
+            }
+            ServerMessage::Error { code, message, .. } => ev.push(Event::Error { code, message }),
+            ServerMessage::Tier { .. } => {}
+        }
+        ev
+    }
+
+    /// The server refused the edit numbered `seq` for good (`forbidden`, `bad_request`, …).
+    /// The replica holds it and everything typed on top of it, so it is reset from the server:
+    /// the next join fetches the whole state. Returns true if that edit was in flight.
+    pub fn refused(&mut self, seq: u64) -> bool {
+        if self.inflight.as_ref().is_none_or(|f| f.seq != seq) {
+            return false;
+        }
+        self.inflight = None;
+        self.pending.clear();
+        self.catchup = None;
+        self.needs_reset = true;
+        self.link = Link::Offline;
+        true
+    }
+
+    /// Whether the replica must be refetched (after a refused edit or a divergence).
+    pub fn needs_reset(&self) -> bool {
+        self.needs_reset
+    }
+
+    fn acked(&mut self, seq: u64, version: u64, ev: &mut Vec<Event>) {
+        self.inflight = None;
+        self.version = version;
+        self.promote();
+        ev.push(Event::Ack { seq, version });
+    }
+
+    /// An edit the server ordered first: transformed past the in-flight edit and then each
+    /// pending edit one at a time (never past a composition of them, OT.md §13 Q1), which are
+    /// transformed past it in turn; then applied and reported.
+    fn bridge(&mut self, version: u64, user: String, op: Op, ev: &mut Vec<Event>) {
+        if version <= self.version {
+            return; // seen already (a duplicate after a rejoin)
+        }
+        let mut incoming = op;
+        if let Some(f) = &mut self.inflight {
+            let (a, b) = incoming.transform_x(&f.local, Side::Left);
+            incoming = a;
+            f.local = b;
+        }
+        for p in self.pending.iter_mut() {
+            let (a, b) = incoming.transform_x(p, Side::Left);
+            incoming = a;
+            *p = b;
+        }
+        if let Err(e) = incoming.apply_unchecked(&mut self.doc) {
+            // Can't happen while TP1 holds; if it does, refetch rather than drift.
+            ev.push(Event::Error {
+                code: ErrorCode::Internal,
+                message: format!("version {version} did not apply locally ({e}); resyncing"),
+            });
+            self.needs_reset = true;
+            self.link = Link::Offline;
+            return;
+        }
+        self.transform_stacks(&incoming);
+        self.version = version;
+        ev.push(Event::Edit {
+            version,
+            user,
+            op: incoming,
+        });
+    }
+}
+
+fn push_bounded(stack: &mut Vec<Op>, op: Op) {
+    if stack.len() >= UNDO_LIMIT {
+        stack.remove(0);
+    }
+    stack.push(op);
+}
+
+/// The inverse for undo: exact, except where the exact inverse deletes a container the edit
+/// created (OT.md §13 Q3). Undoing the first rotation of a layer rotates back (`rotate −D`)
+/// instead of deleting `rotation`, and undoing the first adjustment deletes that one
+/// parameter instead of all of `adjust`, so a colleague's later rotation or contrast change
+/// survives my undo.
+pub fn narrow_inverse(op: &Op, before: &Value) -> montage_ot::Result<Op> {
+    let mut scratch = before.clone();
+    let mut parts: Vec<Vec<Component>> = Vec::with_capacity(op.len());
+    for c in op.components() {
+        let exact = Op::new(vec![c.clone()]).apply_unchecked(&mut scratch)?;
+        let narrowed = match c {
+            Component::Rotate { path, by } => vec![Component::Rotate {
+                path: path.clone(),
+                by: -by,
+            }],
+            Component::Adjust { path, param, .. } => {
+                let container = path.child("adjust");
+                exact
+                    .components()
+                    .iter()
+                    .map(|ic| match ic {
+                        Component::Del { path: p } if *p == container => {
+                            Component::del(container.child(param.as_str()))
+                        }
+                        other => other.clone(),
+                    })
+                    .collect()
+            }
+            _ => exact.components().to_vec(),
+        };
+        parts.push(narrowed);
+    }
+    Ok(Op::new(parts.into_iter().rev().flatten().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use montage_ot::path;
+    use montage_protocol::OpEntry;
+
+    fn title(c: &SessionCore) -> String {
+        c.doc()
+            .get("title")
+            .and_then(Value::as_text)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    fn typ(pos: usize, s: &str) -> Op {
+        Op::new(vec![Component::text_insert(path!["title"], pos, s)])
+    }
+
+    fn joined(version: u64, state: Option<Value>, ops: Option<Vec<OpEntry>>) -> ServerMessage {
+        ServerMessage::Joined {
+            session: "s".into(),
+            version,
+            state,
+            role: Role::Editor,
+            participants: vec![],
+            ops,
+        }
+    }
+
+    fn remote(version: u64, op: Op) -> ServerMessage {
+        ServerMessage::Op {
+            session: "s".into(),
+            version,
+            user: "bob".into(),
+            ops: op,
+        }
+    }
+
+    fn ack(seq: u64, version: u64) -> ServerMessage {
+        ServerMessage::Ack {
+            session: "s".into(),
+            seq,
+            version,
+        }
+    }
+
+    fn live() -> SessionCore {
+        let mut c = SessionCore::new("s", "c1");
+        c.join_message();
+        c.receive(joined(0, Some(Value::new_document()), None));
+        c
+    }
+
+    fn sent(c: &mut SessionCore, _link: &mut Option<u64>) -> Option<(u64, u64, Op)> {
+        c.poll_send().map(|(m, _)| match m {
+            ClientMessage::Op { base, seq, ops, .. } => (base, seq, ops),
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn one_in_flight_rest_composed() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        assert_eq!(sent(&mut c, &mut link), Some((0, 1, typ(0, "a"))));
+        c.edit(typ(1, "b")).unwrap();
+        c.edit(typ(2, "c")).unwrap();
+        assert_eq!(sent(&mut c, &mut link), None, "one in flight");
+        assert_eq!(c.unacked(), 2);
+        c.receive(ack(1, 1));
+        assert_eq!(sent(&mut c, &mut link), Some((1, 2, typ(1, "bc"))));
+        assert_eq!(title(&c), "abc");
+    }
+
+    #[test]
+    fn incoming_is_bridged_past_inflight_and_pending() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "ab")).unwrap();
+        sent(&mut c, &mut link);
+        c.edit(typ(2, "cd")).unwrap();
+        // Bob typed "X" at 0 on version 0, ordered first.
+        c.receive(remote(1, typ(0, "X")));
+        assert_eq!(title(&c), "Xabcd");
+        c.receive(ack(1, 2));
+        // The pending edit now sits after X and ab.
+        assert_eq!(sent(&mut c, &mut link), Some((2, 2, typ(3, "cd"))));
+    }
+
+    #[test]
+    fn invalid_edit_is_refused_and_changes_nothing() {
+        let mut c = live();
+        let bad = Op::new(vec![Component::del(path!["canvas", "layers", 3])]);
+        assert!(matches!(c.edit(bad), Err(Error::InvalidEdit(_))));
+        assert_eq!(c.unacked(), 0);
+        assert_eq!(c.doc(), &Value::new_document());
+    }
+
+    #[test]
+    fn resend_after_drop_uses_original_base_and_seq_and_skips_own_version() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        let first = sent(&mut c, &mut link).unwrap();
+        c.edit(typ(1, "b")).unwrap();
+        // Drop: the server applied "a" as version 2 after bob's version 1; the ack was lost.
+        c.disconnected();
+        link = None;
+        match c.join_message() {
+            ClientMessage::Join { since, .. } => assert_eq!(since, Some(0)),
+            other => panic!("{other:?}"),
+        }
+        let entries = vec![
+            OpEntry {
+                version: 1,
+                user: "bob".into(),
+                ops: typ(0, "X"),
+            },
+            OpEntry {
+                version: 2,
+                user: "me".into(),
+                ops: typ(1, "a"),
+            },
+        ];
+        c.receive(joined(2, None, Some(entries)));
+        assert_eq!(
+            sent(&mut c, &mut link),
+            Some(first),
+            "same base, seq and op"
+        );
+        c.receive(remote(3, typ(0, "Y")));
+        c.receive(ack(1, 2));
+        assert_eq!(c.version(), 3);
+        assert_eq!(title(&c), "YXab");
+        // "b" went in flight at the ack, based on version 2; the server moves it past Y.
+        assert_eq!(sent(&mut c, &mut link), Some((2, 2, typ(2, "b"))));
+    }
+
+    #[test]
+    fn resend_applied_fresh_after_rejoin() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        sent(&mut c, &mut link);
+        c.disconnected();
+        link = None;
+        c.join_message();
+        let entries = vec![OpEntry {
+            version: 1,
+            user: "bob".into(),
+            ops: typ(0, "X"),
+        }];
+        c.receive(joined(1, None, Some(entries)));
+        assert!(sent(&mut c, &mut link).is_some());
+        c.receive(ack(1, 2));
+        assert_eq!((c.version(), title(&c)), (2, "Xa".to_owned()));
+    }
+
+    #[test]
+    fn duplicated_acks_and_joins_change_nothing() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        sent(&mut c, &mut link);
+        c.receive(ack(1, 1));
+        c.receive(ack(1, 1));
+        c.edit(typ(1, "b")).unwrap();
+        assert_eq!(sent(&mut c, &mut link).map(|s| s.1), Some(2));
+        c.receive(ack(1, 1)); // a stale duplicate: not the edit in flight
+        assert_eq!((c.unacked(), c.version()), (1, 1));
+        // The join was duplicated on the wire: a second answer with the same catch-up.
+        let again = vec![OpEntry {
+            version: 1,
+            user: "me".into(),
+            ops: typ(0, "a"),
+        }];
+        c.receive(joined(1, None, Some(again)));
+        c.receive(remote(2, typ(0, "X")));
+        c.receive(ack(2, 3));
+        assert_eq!(
+            (c.version(), title(&c), c.unacked()),
+            (3, "Xab".to_owned(), 0)
+        );
+    }
+
+    #[test]
+    fn undo_redo_selective() {
+        let mut c = live();
+        c.edit(typ(0, "abc")).unwrap();
+        c.receive(remote(1, typ(0, "X"))); // before ack: bridged
+        c.edit(typ(4, "d")).unwrap();
+        assert_eq!(title(&c), "Xabcd");
+        assert!(c.undo().unwrap());
+        assert_eq!(title(&c), "Xabc");
+        assert!(c.undo().unwrap());
+        assert_eq!(title(&c), "X");
+        assert!(c.redo().unwrap());
+        assert_eq!(title(&c), "Xabc");
+        assert!(!c.can_redo() || c.redo().unwrap());
+        assert_eq!(title(&c), "Xabcd");
+    }
+
+    #[test]
+    fn undo_of_first_rotate_and_adjust_is_narrow() {
+        let mut c = live();
+        let layer = Value::from_json(&serde_json::json!({
+            "id":"l1","kind":"image","asset":"a","x":0,"y":0,"w":10,"h":10}));
+        let mut link = None;
+        c.edit(Op::new(vec![Component::ins(
+            path!["canvas", "layers", 0],
+            layer,
+        )]))
+        .unwrap();
+        sent(&mut c, &mut link);
+        c.receive(ack(1, 1));
+        let l = path!["canvas", "layers", 0];
+        c.edit(Op::new(vec![
+            Component::Rotate {
+                path: l.clone(),
+                by: 90.0,
+            },
+            Component::Adjust {
+                path: l.clone(),
+                param: "contrast".into(),
+                value: 0.5,
+            },
+        ]))
+        .unwrap();
+        sent(&mut c, &mut link);
+        // A colleague rotates too and changes brightness, ordered before my edit.
+        c.receive(remote(
+            2,
+            Op::new(vec![
+                Component::Rotate {
+                    path: l.clone(),
+                    by: 10.0,
+                },
+                Component::Adjust {
+                    path: l.clone(),
+                    param: "brightness".into(),
+                    value: 0.2,
+                },
+            ]),
+        ));
+        assert!(c.undo().unwrap());
+        let layer = c.doc().at(l.segs()).unwrap();
+        assert_eq!(layer.get("rotation").and_then(Value::as_f64), Some(10.0));
+        let adjust = layer.get("adjust").unwrap();
+        assert_eq!(adjust.get("brightness").and_then(Value::as_f64), Some(0.2));
+        assert!(adjust.get("contrast").is_none());
+    }
+
+    #[test]
+    fn refused_inflight_resets_from_server() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        let (_, seq, _) = sent(&mut c, &mut link).unwrap();
+        c.edit(typ(1, "b")).unwrap();
+        assert!(c.refused(seq));
+        match c.join_message() {
+            ClientMessage::Join { since, .. } => assert_eq!(since, None),
+            other => panic!("{other:?}"),
+        }
+        c.receive(joined(0, Some(Value::new_document()), None));
+        assert_eq!((title(&c), c.unacked()), (String::new(), 0));
+    }
+
+    #[test]
+    fn saved_core_round_trips_through_json() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        sent(&mut c, &mut link);
+        c.edit(typ(1, "b")).unwrap();
+        let json = serde_json::to_string(&c.save()).unwrap();
+        let back = SessionCore::restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(back.doc(), c.doc());
+        assert_eq!(back.unacked(), 2);
+        assert_eq!(back.inflight(), c.inflight());
+    }
+}

@@ -1,0 +1,36 @@
+//! The SDK's one error type.
+
+use montage_protocol::ErrorCode;
+
+/// Everything the SDK can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The edit does not apply to the local replica (missing path, index out of range, a shape
+    /// the document contract forbids). Nothing was changed or queued.
+    #[error("edit refused locally: {0}")]
+    InvalidEdit(#[from] montage_ot::OtError),
+    /// The session has no replica yet (never joined and nothing restored from the offline file).
+    #[error("session {session:?} is not joined yet")]
+    NotJoined { session: String },
+    /// No server URL was given.
+    #[error("no server URL given")]
+    NoUrl,
+    /// The connection task has stopped (the `Client` was closed or dropped).
+    #[error("the client is closed")]
+    Closed,
+    /// The server refused a request.
+    #[error("server refused: {code:?}: {message}")]
+    Server { code: ErrorCode, message: String },
+    /// Connecting or talking to the server failed.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// Reading or writing the offline file failed.
+    #[error("offline file {path}: {reason}")]
+    OfflineFile { path: String, reason: String },
+    /// Waiting for the server took longer than allowed.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

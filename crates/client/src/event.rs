@@ -1,0 +1,64 @@
+//! What a session handle reports to the app.
+
+use montage_ot::Op;
+use montage_protocol::{ErrorCode, Role};
+
+/// The link to the server, as the connection task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Dialling a server URL (the first time or after a drop).
+    Connecting,
+    /// Connected and the session joined: edits flow.
+    Connected,
+    /// Dropped; edits are kept and sent after the next reconnect.
+    Disconnected,
+    /// The client was closed; nothing more will happen.
+    Closed,
+}
+
+/// One thing that happened in a session.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The server answered a join (first join or rejoin after a reconnect).
+    Joined {
+        version: u64,
+        role: Role,
+    },
+    /// Someone else's edit, as applied to the local replica (already transformed past the
+    /// local edits not yet acknowledged).
+    Edit {
+        version: u64,
+        user: String,
+        op: Op,
+    },
+    /// One of my edits is durable on the server as `version`.
+    Ack {
+        seq: u64,
+        version: u64,
+    },
+    Presence {
+        user: String,
+        data: serde_json::Value,
+    },
+    ParticipantJoined {
+        user: String,
+        role: Role,
+    },
+    ParticipantLeft {
+        user: String,
+    },
+    RoleChanged {
+        user: String,
+        role: Role,
+    },
+    /// The server refused something, or the replica had to be reset.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Connection(ConnectionState),
+    /// The app read events too slowly and this many were skipped; `state()` is still exact.
+    Lagged(u64),
+}

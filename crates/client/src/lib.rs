@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod client;
+pub mod core;
+mod error;
+mod event;
+
+pub use client::{Client, Events, Options, SessionHandle};
+pub use error::{Error, Result};
+pub use event::{ConnectionState, Event};
+pub use montage_ot::{Component, Op, Path, Value, path};
+pub use montage_protocol::{ErrorCode, Participant, Role};
