@@ -1,0 +1,10 @@
+//! Integration tests for montage-media: real pictures generated here, no binary fixtures.
+
+mod adjust;
+mod cache;
+mod helpers;
+mod intake;
+mod render;
+mod text;
+mod tiers;
+mod video;
