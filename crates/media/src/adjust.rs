@@ -75,25 +75,48 @@ impl Adjust {
         if self.is_identity() {
             return;
         }
+        let p = self.prepare();
+        for px in img.pixels_mut() {
+            px.0 = p.pixel(px.0);
+        }
+    }
+
+    /// The tone curve as a table, for applying to many 8-bit pixels.
+    pub(crate) fn prepare(&self) -> Prepared {
         let mut lut = [0u8; 256];
         for (i, out) in lut.iter_mut().enumerate() {
             *out = to_u8(self.tone(i as f32 / 255.0));
         }
-        let sat = 1.0 + self.saturation;
-        for px in img.pixels_mut() {
-            let [r, g, b, _] = &mut px.0;
-            let (r2, g2, b2) = (lut[*r as usize], lut[*g as usize], lut[*b as usize]);
-            if self.saturation == 0.0 {
-                (*r, *g, *b) = (r2, g2, b2);
-                continue;
-            }
-            let (rf, gf, bf) = (f32::from(r2), f32::from(g2), f32::from(b2));
-            // Rec. 709 luma: the grey a pixel keeps at saturation −1.
-            let y = 0.2126 * rf + 0.7152 * gf + 0.0722 * bf;
-            *r = to_u8((y + (rf - y) * sat) / 255.0);
-            *g = to_u8((y + (gf - y) * sat) / 255.0);
-            *b = to_u8((y + (bf - y) * sat) / 255.0);
+        Prepared {
+            lut,
+            sat: ((1.0 + self.saturation) * 256.0).round() as i32,
         }
+    }
+}
+
+/// [`Adjust`] ready for 8-bit pixels: the tone curve as a table, saturation in 8.8 fixed point.
+pub(crate) struct Prepared {
+    lut: [u8; 256],
+    /// (1 + saturation) × 256.
+    sat: i32,
+}
+
+impl Prepared {
+    #[inline]
+    pub(crate) fn pixel(&self, [r, g, b, a]: [u8; 4]) -> [u8; 4] {
+        let (r, g, b) = (
+            self.lut[r as usize],
+            self.lut[g as usize],
+            self.lut[b as usize],
+        );
+        if self.sat == 256 {
+            return [r, g, b, a];
+        }
+        let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+        // Rec. 709 luma (×256: 54 + 183 + 19): the grey a pixel keeps at saturation −1.
+        let y = (54 * r + 183 * g + 19 * b + 128) >> 8;
+        let mix = |c: i32| (y + (((c - y) * self.sat + 128) >> 8)).clamp(0, 255) as u8;
+        [mix(r), mix(g), mix(b), a]
     }
 }
 

@@ -160,6 +160,21 @@ impl Canvas {
         d[3] = (255.0 * a + f32::from(d[3]) * k + 0.5).min(255.0) as u8;
     }
 
+    /// Composites a straight-alpha 8-bit pixel at `opacity` (0..=255).
+    #[inline]
+    fn put(&mut self, x: u32, y: u32, p: [u8; 4], opacity: u32) {
+        let a = (u32::from(p[3]) * opacity + 127) / 255;
+        if a == 255 {
+            let i = y as usize * self.width as usize + x as usize;
+            if let Some(d) = self.px.get_mut(i) {
+                *d = [p[0], p[1], p[2], 255];
+            }
+        } else if a > 0 {
+            let rgb = [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
+            self.blend(x, y, rgb, a as f32 / 255.0);
+        }
+    }
+
     fn into_image(self) -> RgbaImage {
         let (w, h) = (self.width, self.height);
         let mut buf = Vec::with_capacity(self.px.len() * 4);
@@ -243,19 +258,17 @@ fn draw_image(
         h: h * sy,
         rotation: num(layer, "rotation").unwrap_or(0.0),
     };
+    let look = Look {
+        flip_h: flag("h"),
+        flip_v: flag("v"),
+        opacity,
+        adjust: Adjust::from_value(layer.get("adjust")),
+    };
+    if blit(out, &asset, crop, &geom, &look) {
+        return Ok(());
+    }
     let view = source_view(&asset, crop, geom.w, geom.h).ok_or_else(|| skip("resize failed"))?;
-    let adjust = Adjust::from_value(layer.get("adjust"));
-    warp(
-        out,
-        &view,
-        &geom,
-        Look {
-            flip_h: flag("h"),
-            flip_v: flag("v"),
-            opacity,
-            adjust,
-        },
-    );
+    warp(out, &view, &geom, look);
     Ok(())
 }
 
@@ -295,6 +308,108 @@ struct View<'a> {
     rect: [f64; 4],
 }
 
+/// Fast path for the common case: a layer turned by a multiple of 90° whose rectangle falls on
+/// whole target pixels is a texel-for-pixel copy from the crop resized to exactly the layer's
+/// size (or the crop itself at 1:1). Returns `false` when the layer doesn't qualify.
+fn blit(out: &mut Canvas, asset: &Asset, crop: [f64; 4], g: &Geometry, look: &Look) -> bool {
+    let turns = match g.rotation.rem_euclid(360.0) {
+        0.0 => 0,
+        90.0 => 1,
+        180.0 => 2,
+        270.0 => 3,
+        _ => return false,
+    };
+    let whole = |v: f64| (v - v.round()).abs() < 1e-3;
+    if !(whole(g.left) && whole(g.top) && whole(g.w) && whole(g.h)) {
+        return false;
+    }
+    let (wf, hf) = (g.w.round(), g.h.round());
+    // Big zooms go to the warp, which samples the asset without allocating the layer.
+    let target_area = f64::from(out.width) * f64::from(out.height);
+    if wf < 1.0 || hf < 1.0 || wf * hf > 4.0 * target_area {
+        return false;
+    }
+    let (w, h) = (wf as u32, hf as u32);
+    let (dw, dh) = if turns % 2 == 1 { (h, w) } else { (w, h) };
+    // The displayed rectangle keeps the layer's centre; twice its corner must be even.
+    let l2 = 2 * (g.left.round() as i64) + i64::from(w) - i64::from(dw);
+    let t2 = 2 * (g.top.round() as i64) + i64::from(h) - i64::from(dh);
+    if l2 % 2 != 0 || t2 % 2 != 0 {
+        return false;
+    }
+    let (left, top) = (l2 / 2, t2 / 2);
+    let [cx, cy, cw, ch] = crop;
+    let resized;
+    let (src, ox, oy) = if whole(cx) && whole(cy) && cw.round() == wf && ch.round() == hf {
+        (asset.image(), cx.round() as u32, cy.round() as u32)
+    } else {
+        let level = asset.level_for((cw / wf).min(ch / hf).max(1.0));
+        let kx = f64::from(level.width()) / f64::from(asset.width());
+        let ky = f64::from(level.height()) / f64::from(asset.height());
+        match resize_region(
+            level,
+            [cx * kx, cy * ky, cw * kx, ch * ky],
+            w,
+            h,
+            !asset.is_opaque(),
+        ) {
+            Some(img) => resized = img,
+            None => return false,
+        }
+        (&resized, 0, 0)
+    };
+    let adjust = (!look.adjust.is_identity()).then(|| look.adjust.prepare());
+    let opacity = (look.opacity * 255.0).round() as u32;
+    let x0 = left.max(0);
+    let x1 = (left + i64::from(dw)).min(i64::from(out.width));
+    let y0 = top.max(0);
+    let y1 = (top + i64::from(dh)).min(i64::from(out.height));
+    if x0 >= x1 || y0 >= y1 {
+        return true;
+    }
+    let (w, h) = (i64::from(w), i64::from(h));
+    let stride = i64::from(src.width());
+    let raw = src.as_raw();
+    let out_w = out.width as usize;
+    for ty in y0..y1 {
+        let dy = ty - top;
+        // Layer texel (i, j) = (i0 + di·dx, j0 + dj·dx) along the row: the inverse of the
+        // clockwise quarter turn, then the flips (which act in the layer's own frame).
+        let (mut i0, mut di, mut j0, mut dj) = match turns {
+            0 => (0, 1, dy, 0),
+            1 => (dy, 0, h - 1, -1),
+            2 => (w - 1, -1, h - 1 - dy, 0),
+            _ => (w - 1 - dy, 0, 0, 1),
+        };
+        if look.flip_h {
+            (i0, di) = (w - 1 - i0, -di);
+        }
+        if look.flip_v {
+            (j0, dj) = (h - 1 - j0, -dj);
+        }
+        let dx0 = x0 - left;
+        let start = ((i64::from(oy) + j0 + dj * dx0) * stride + i64::from(ox) + i0 + di * dx0) * 4;
+        let step = (di + dj * stride) * 4;
+        let row = ty as usize * out_w;
+        for (k, tx) in (x0..x1).enumerate() {
+            let at = (start + step * k as i64) as usize;
+            let Some(t) = raw.get(at..at + 4) else {
+                continue;
+            };
+            let p = [t[0], t[1], t[2], t[3]];
+            let p = adjust.as_ref().map_or(p, |a| a.pixel(p));
+            if p[3] == 255 && opacity == 255 {
+                if let Some(d) = out.px.get_mut(row + tx as usize) {
+                    *d = p;
+                }
+            } else {
+                out.put(tx as u32, ty as u32, p, opacity);
+            }
+        }
+    }
+    true
+}
+
 /// Scales the crop down to (about) the size it will be drawn at, from the smallest mip level
 /// that is still large enough; when the layer is drawn larger than the crop, samples the asset
 /// directly instead, so a huge layer never allocates more than the asset.
@@ -314,7 +429,7 @@ fn source_view(asset: &Asset, crop: [f64; 4], dw: f64, dh: f64) -> Option<View<'
     let ky = f64::from(level.height()) / f64::from(asset.height());
     let [x, y, w, h] = crop;
     let region = [x * kx, y * ky, w * kx, h * ky];
-    let small = resize_region(level, region, pw as u32, ph as u32)?;
+    let small = resize_region(level, region, pw as u32, ph as u32, !asset.is_opaque())?;
     let rect = [
         0.0,
         0.0,
@@ -328,19 +443,22 @@ fn source_view(asset: &Asset, crop: [f64; 4], dw: f64, dh: f64) -> Option<View<'
 }
 
 /// Resizes `region` ([x, y, w, h] in `src` pixels) of `src` to `w`×`h` with a bilinear-kernel
-/// convolution (an area-weighted filter when shrinking), alpha-aware.
+/// convolution (an area-weighted filter when shrinking); `alpha` premultiplies while filtering
+/// (needed unless every pixel is opaque).
 pub(crate) fn resize_region(
     src: &RgbaImage,
     region: [f64; 4],
     w: u32,
     h: u32,
+    alpha: bool,
 ) -> Option<RgbaImage> {
     let src_view = ImageRef::new(src.width(), src.height(), src.as_raw(), PixelType::U8x4).ok()?;
     let mut dst = Image::new(w.max(1), h.max(1), PixelType::U8x4);
     let [x, y, rw, rh] = region;
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(x, y, rw, rh);
+        .crop(x, y, rw, rh)
+        .use_alpha(alpha);
     Resizer::new().resize(&src_view, &mut dst, &opts).ok()?;
     RgbaImage::from_raw(dst.width(), dst.height(), dst.into_vec())
 }

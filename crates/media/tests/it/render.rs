@@ -448,3 +448,88 @@ fn too_many_layers_are_capped_and_reported() {
         }]
     );
 }
+
+#[test]
+fn the_quarter_turn_fast_path_agrees_with_the_general_warp() {
+    // A rotation a hair off a quarter turn takes the general path; the result must match.
+    let a = assets(&[("p", photo(300, 200))]);
+    for (rotation, flip, adjust) in [
+        (0.0, json!({}), json!({})),
+        (
+            90.0,
+            json!({"h": true}),
+            json!({"brightness": 0.3, "saturation": -0.5}),
+        ),
+        (180.0, json!({"v": true}), json!({"contrast": 0.4})),
+        (270.0, json!({}), json!({"exposure": -0.5})),
+    ] {
+        for (cw, ch, target) in [(300u32, 200u32, (300u32, 200u32)), (300, 200, (150, 100))] {
+            let layer = |r: f64| {
+                doc(
+                    cw,
+                    ch,
+                    json!([image_layer(
+                        "p",
+                        50.0,
+                        20.0,
+                        200.0,
+                        160.0,
+                        json!({"rotation": r, "flip": flip, "adjust": adjust, "crop": {"x": 10, "y": 10, "w": 250, "h": 180}})
+                    )]),
+                )
+            };
+            let fast = draw(&layer(rotation), &a, target.0, target.1).image;
+            let slow = draw(&layer(rotation + 1e-9), &a, target.0, target.1).image;
+            let mut worst = 0;
+            for (x, y, p) in fast.enumerate_pixels() {
+                let q = px(&slow, x, y);
+                // Only fully covered pixels: edge coverage may differ by a hair.
+                if p.0[3] == 255 && q[3] == 255 {
+                    worst = worst.max(
+                        p.0.iter()
+                            .zip(q)
+                            .map(|(a, b)| a.abs_diff(b))
+                            .max()
+                            .unwrap_or(0),
+                    );
+                }
+            }
+            assert!(
+                worst <= 3,
+                "rotation {rotation} at {target:?}: worst channel difference {worst}"
+            );
+            let opaque = |i: &image::RgbaImage| i.pixels().filter(|p| p.0[3] == 255).count() as i64;
+            assert!((opaque(&fast) - opaque(&slow)).abs() < 2 * i64::from(target.0 + target.1));
+        }
+    }
+}
+
+#[test]
+fn transparent_pixels_do_not_darken_their_neighbours_when_scaled() {
+    // Red columns alternating with transparent black: halved, it is half-transparent red.
+    let img = image::RgbaImage::from_fn(200, 100, |x, _| {
+        image::Rgba(if x % 2 == 0 { RED } else { CLEAR })
+    });
+    let a = assets(&[("s", img)]);
+    for rotation in [0.0, 1e-9, 90.0] {
+        let d = doc(
+            100,
+            100,
+            json!([image_layer(
+                "s",
+                0.0,
+                25.0,
+                100.0,
+                50.0,
+                json!({"rotation": rotation})
+            )]),
+        );
+        let out = draw(&d, &a, 100, 100).image;
+        let p = px(&out, 50, 50);
+        assert!(
+            p[0] >= 250 && p[1] <= 5 && p[2] <= 5,
+            "rotation {rotation}: {p:?}"
+        );
+        assert!(p[3].abs_diff(128) <= 8, "rotation {rotation}: {p:?}");
+    }
+}
