@@ -100,6 +100,16 @@ fn render_only(b: Bencher, tier: Tier) {
         .bench_refs(|doc| render(doc, assets, size).map(|r| r.image.width()));
 }
 
+/// Rendering alone, layer rotated 3–4° (the general warp).
+#[divan::bench(args = TIERS)]
+fn render_only_rotated(b: Bencher, tier: Tier) {
+    let assets = &*ASSETS;
+    let size = preview_size(W, H, tier);
+    let n = AtomicU64::new(0);
+    b.with_inputs(|| edited(n.fetch_add(1, Ordering::Relaxed) + 1, true))
+        .bench_refs(|doc| render(doc, assets, size).map(|r| r.image.width()));
+}
+
 /// Encoding a 1620×1080 preview in each format.
 #[divan::bench(args = ["jpeg", "png", "webp"])]
 fn encode_excellent(b: Bencher, format: &str) {
