@@ -2,6 +2,7 @@
 
 mod adjust;
 mod cache;
+mod fuzz;
 mod helpers;
 mod intake;
 mod render;
