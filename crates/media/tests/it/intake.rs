@@ -219,3 +219,36 @@ fn real_compressed_bombs_are_refused_for_every_format() {
         "{e:?}"
     );
 }
+
+/// Inserts an EXIF APP1 segment with the given orientation right after a JPEG's SOI.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one IFD entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes());
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // padding, next IFD = 0
+    let mut app1 = vec![0xff, 0xe1];
+    app1.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    app1.extend_from_slice(b"Exif\0\0");
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn exif_orientation_is_applied_so_sizes_and_crops_are_as_displayed() {
+    let jpeg = with_exif_orientation(&encode(&quadrants(60, 40), ImageFormat::Jpeg), 6);
+    let info = probe(&jpeg, &Limits::default()).expect("probe");
+    assert_eq!((info.width, info.height), (40, 60));
+    assert_eq!(peek(&jpeg, &Limits::default()).expect("peek"), info);
+    let img = decode(&jpeg, &Limits::default()).expect("decode");
+    assert_eq!(img.dimensions(), (40, 60));
+    // Orientation 6 shows the picture turned 90° clockwise: bottom-left comes to the top-left.
+    assert_px(&img, 5, 5, BLUE, 40);
+    assert_px(&img, 34, 5, RED, 40);
+    assert_px(&img, 34, 54, GREEN, 40);
+}
