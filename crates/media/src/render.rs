@@ -507,13 +507,29 @@ fn warp(out: &mut Canvas, view: &View<'_>, g: &Geometry, look: Look) {
     let (ku, kv) = (view.rect[2] / g.w, view.rect[3] / g.h);
     let lut = (!view.adjusted && !look.adjust.is_identity()).then(|| tone_lut(&look.adjust));
     let sat = 1.0 + look.adjust.saturation;
+    let (hw, hh) = (g.w / 2.0, g.h / 2.0);
+    let opaque_copy = view.opaque && lut.is_none() && look.opacity >= 1.0;
     for py in y0 as u32..y1 as u32 {
         let dy = f64::from(py) + 0.5 - cy;
-        for px in x0 as u32..x1 as u32 {
-            let dx = f64::from(px) + 0.5 - cx;
-            // Inverse rotation: target pixel → layer-local coordinates, origin top-left.
-            let u = dx * cos + dy * sin + g.w / 2.0;
-            let v = -dx * sin + dy * cos + g.h / 2.0;
+        // Along the row, u = u0 + cos·px and v = v0 − sin·px (the inverse rotation of the pixel
+        // centre). Only pixels with −½ < u < w+½ and −½ < v < h+½ can be covered: for a tilted
+        // layer that is about half its bounding box.
+        let u0 = (0.5 - cx) * cos + dy * sin + hw;
+        let v0 = -(0.5 - cx) * sin + dy * cos + hh;
+        let Some((lo_u, hi_u)) = span(u0, cos, -0.5, g.w + 0.5) else {
+            continue;
+        };
+        let Some((lo_v, hi_v)) = span(v0, -sin, -0.5, g.h + 0.5) else {
+            continue;
+        };
+        let from = lo_u.max(lo_v).floor().max(x0);
+        let to = (hi_u.min(hi_v).ceil() + 1.0).min(x1);
+        if from >= to {
+            continue;
+        }
+        for px in from as u32..to as u32 {
+            let u = u0 + cos * f64::from(px);
+            let v = v0 - sin * f64::from(px);
             let cov = overlap(u, g.w) * overlap(v, g.h);
             if cov <= 0.0 {
                 continue;
@@ -522,6 +538,17 @@ fn warp(out: &mut Canvas, view: &View<'_>, g: &Geometry, look: Look) {
             let v = if look.flip_v { g.h - v } else { v };
             let fx = view.rect[0] + u.clamp(0.0, g.w) * ku - 0.5;
             let fy = view.rect[1] + v.clamp(0.0, g.h) * kv - 0.5;
+            // The bulk of a tilted opaque layer: whole coverage, nothing to tone: integer bilinear.
+            if cov >= 1.0
+                && opaque_copy
+                && let Some(rgb) = sampler.sample_opaque(fx, fy)
+            {
+                let i = py as usize * out.width as usize + px as usize;
+                if let Some(d) = out.px.get_mut(i) {
+                    *d = [rgb[0], rgb[1], rgb[2], 255];
+                }
+                continue;
+            }
             let (mut rgb, a) = sampler.sample(fx, fy);
             if a <= 0.0 {
                 continue;
@@ -545,6 +572,15 @@ fn warp(out: &mut Canvas, view: &View<'_>, g: &Geometry, look: Look) {
             }
         }
     }
+}
+
+/// The x for which `a < p + q·x < b`, as an interval (unbounded ends are infinite); `None` if empty.
+fn span(p: f64, q: f64, a: f64, b: f64) -> Option<(f64, f64)> {
+    if q.abs() < 1e-12 {
+        return (a < p && p < b).then_some((f64::NEG_INFINITY, f64::INFINITY));
+    }
+    let (t1, t2) = ((a - p) / q, (b - p) / q);
+    Some((t1.min(t2), t1.max(t2)))
 }
 
 /// `f64::floor` is a libm call on baseline x86-64 (no SSE4.1); a truncating cast is one instruction.
@@ -597,8 +633,8 @@ impl<'a> Sampler<'a> {
     fn new(view: &'a View<'_>) -> Self {
         let img: &RgbaImage = &view.img;
         let [x, y, w, h] = view.rect;
-        let maxx = i64::from(img.width()) - 1;
-        let maxy = i64::from(img.height()) - 1;
+        let maxx = (i64::from(img.width()) - 1).max(0);
+        let maxy = (i64::from(img.height()) - 1).max(0);
         let lo = (
             (x.floor() as i64).clamp(0, maxx),
             (y.floor() as i64).clamp(0, maxy),
@@ -622,6 +658,28 @@ impl<'a> Sampler<'a> {
         let y = y.clamp(self.lo.1, self.hi.1) as usize;
         let i = y * self.stride + x * 4;
         &self.raw[i..i + 4]
+    }
+
+    /// Opaque view, all four taps inside the rectangle: bilinear in 8.8 fixed point. `None`
+    /// near the rectangle's edge (use [`Sampler::sample`]).
+    #[inline]
+    fn sample_opaque(&self, fx: f64, fy: f64) -> Option<[u8; 3]> {
+        let (x0, y0) = (floor(fx), floor(fy));
+        if !(x0 >= self.lo.0 && x0 < self.hi.0 && y0 >= self.lo.1 && y0 < self.hi.1) {
+            return None;
+        }
+        let wx = ((fx - x0 as f64) * 256.0) as u32;
+        let wy = ((fy - y0 as f64) * 256.0) as u32;
+        let i = y0 as usize * self.stride + x0 as usize * 4;
+        let a = self.raw.get(i..i + 8)?;
+        let b = self.raw.get(i + self.stride..i + self.stride + 8)?;
+        let mut rgb = [0u8; 3];
+        for (c, out) in rgb.iter_mut().enumerate() {
+            let top = u32::from(a[c]) * (256 - wx) + u32::from(a[c + 4]) * wx;
+            let bot = u32::from(b[c]) * (256 - wx) + u32::from(b[c + 4]) * wx;
+            *out = ((top * (256 - wy) + bot * wy + (1 << 15)) >> 16) as u8;
+        }
+        Some(rgb)
     }
 
     /// Straight colour (0..255) and alpha (0..1) at (fx, fy) in texel-centre coordinates.
