@@ -117,3 +117,15 @@ fn a_burst_of_100_edits_renders_far_fewer_than_100_times() {
         "versions rendered in order: {seen:?}"
     );
 }
+
+#[test]
+fn shared_types_cross_threads() {
+    // The server keeps these in Arcs shared by async tasks and blocking-pool workers.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<montage_media::Asset>();
+    send_sync::<montage_media::MemoryAssets>();
+    send_sync::<PreviewCache>();
+    send_sync::<Coalescer<(u64, montage_ot::Value)>>();
+    send_sync::<Preview>();
+    send_sync::<montage_media::MediaError>();
+}
