@@ -37,6 +37,9 @@ pub enum MediaError {
     /// The feature needs something this machine lacks.
     #[error("not supported: {0}")]
     NotSupported(&'static str),
+    /// The document names an asset the store doesn't have.
+    #[error("asset {id} not found")]
+    MissingAsset { id: String },
     /// ffmpeg ran and failed.
     #[error("ffmpeg failed: {reason}")]
     Ffmpeg { reason: String },
@@ -62,6 +65,7 @@ impl MediaError {
             | MediaError::BadTarget { .. }
             | MediaError::Invalid { .. } => "bad_request",
             MediaError::NotSupported(_) => "not_supported",
+            MediaError::MissingAsset { .. } => "not_found",
             MediaError::Ffmpeg { .. } | MediaError::Encode { .. } | MediaError::Store { .. } => {
                 "internal"
             }

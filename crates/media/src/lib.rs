@@ -22,7 +22,7 @@ pub use error::MediaError;
 pub use image::RgbaImage;
 pub use render::{Rendered, Size, Warning, canvas_size, render};
 pub use tier::{Pacer, Tier, preview_size};
-pub use video::{ClipAt, clip_at, ffmpeg_path, frame_at};
+pub use video::{ClipAt, clip_at, ffmpeg_path, frame_at, timeline_frame};
 
 /// Renders the document at a tier's preview size and encodes it: what the preview endpoint and
 /// the live `preview` message need, in one call (run it on a blocking pool).

@@ -71,6 +71,32 @@ pub fn clip_at(doc: &Value, playhead: f64) -> Option<ClipAt> {
     None
 }
 
+/// The timeline's picture at `playhead`: the top clip there (see [`clip_at`]) and its frame,
+/// scaled to fit `max`. `Ok(None)` when no video clip plays then. `path_of` maps an asset id to
+/// its file; an id it doesn't know is `MissingAsset`.
+pub fn timeline_frame(
+    doc: &Value,
+    playhead: f64,
+    max: Size,
+    limits: &Limits,
+    path_of: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<Option<(ClipAt, RgbaImage)>, MediaError> {
+    if !playhead.is_finite() || playhead < 0.0 {
+        return Err(MediaError::Invalid {
+            what: "playhead",
+            reason: format!("{playhead} is not a non-negative number of seconds"),
+        });
+    }
+    let Some(clip) = clip_at(doc, playhead) else {
+        return Ok(None);
+    };
+    let path = path_of(&clip.asset).ok_or_else(|| MediaError::MissingAsset {
+        id: clip.asset.clone(),
+    })?;
+    let frame = frame_at(&path, clip.source_time.max(0.0), max, limits)?;
+    Ok(Some((clip, frame)))
+}
+
 /// The frame of the video file at `seconds`, scaled down by ffmpeg to fit `max` (aspect kept,
 /// never up), decoded under `limits`. `NotSupported` when ffmpeg is not installed.
 pub fn frame_at(

@@ -1,7 +1,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use montage_media::{ClipAt, Limits, MediaError, Size, clip_at, ffmpeg_path, frame_at};
+use montage_media::{
+    ClipAt, Limits, MediaError, Size, clip_at, ffmpeg_path, frame_at, timeline_frame,
+};
 use montage_ot::Value;
 use serde_json::json;
 
@@ -57,6 +59,10 @@ fn temp_dir() -> PathBuf {
 #[test]
 fn frame_at_extracts_a_frame_or_says_ffmpeg_is_missing() {
     let Some(ffmpeg) = ffmpeg_path() else {
+        let doc = timeline();
+        let any = |_: &str| Some(PathBuf::from("/nonexistent.mp4"));
+        let e = timeline_frame(&doc, 1.0, Size::new(64, 64), &Limits::default(), &any).unwrap_err();
+        assert!(matches!(e, MediaError::NotSupported(_)), "{e:?}");
         let e = frame_at(
             std::path::Path::new("/nonexistent.mp4"),
             1.0,
@@ -125,5 +131,31 @@ fn frame_at_extracts_a_frame_or_says_ffmpeg_is_missing() {
         frame_at(&video, 0.0, Size::new(0, 64), &limits),
         Err(MediaError::BadTarget { .. })
     ));
+    // Through the timeline: a clip at 10 s playing the video from 0.5 s; at 11 s that is 1.5 s.
+    let doc = Value::from_json(
+        &json!({"timeline": {"tracks": [{"id": "v", "kind": "video", "clips": [
+            {"id": "c", "asset": "vid", "start": 10, "in": 0.5, "out": 2},
+            {"id": "d", "asset": "gone", "start": 20, "in": 0, "out": 1},
+        ]}]}}),
+    );
+    let path_of = |id: &str| (id == "vid").then(|| video.clone());
+    let (clip, frame) = timeline_frame(&doc, 11.0, Size::new(64, 64), &limits, &path_of)
+        .expect("frame")
+        .expect("a clip plays at 11 s");
+    assert_eq!((clip.clip.as_str(), clip.source_time), ("c", 1.5));
+    assert_eq!(frame.dimensions(), (64, 48));
+    let [r, _, b, _] = frame.get_pixel(32, 24).0;
+    assert!(b > 200 && r < 60, "{r},{b}");
+    assert!(
+        timeline_frame(&doc, 5.0, Size::new(64, 64), &limits, &path_of)
+            .expect("ok")
+            .is_none()
+    );
+    let e = timeline_frame(&doc, 20.5, Size::new(64, 64), &limits, &path_of).unwrap_err();
+    assert!(
+        matches!(&e, MediaError::MissingAsset { id } if id == "gone"),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "not_found");
     let _ = std::fs::remove_dir_all(dir);
 }
