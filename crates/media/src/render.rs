@@ -28,6 +28,9 @@ pub const MAX_TARGET_SIDE: u32 = 8192;
 pub const MAX_CANVAS_SIDE: f64 = 65_536.0;
 /// Layers beyond this many are not drawn (reported once): each costs up to the target's area.
 pub const MAX_LAYERS: usize = 1000;
+/// Pixels visited by all layers together, at most this many times the target's area (checked
+/// before each layer), so a document of many full-canvas layers can't stall a render worker.
+pub const MAX_WORK_PER_PIXEL: u64 = 32;
 /// Layer coordinates and sizes are clamped to ±this many canvas pixels, so no arithmetic overflows.
 const MAX_COORD: f64 = 1.0e9;
 
@@ -47,6 +50,9 @@ pub enum Warning {
     Skipped { layer: String, reason: &'static str },
     /// The document has more than [`MAX_LAYERS`] layers; the rest were not drawn.
     TooManyLayers { drawn: usize, total: usize },
+    /// The layers before this one already cost [`MAX_WORK_PER_PIXEL`] times the target's area;
+    /// the rest were not drawn.
+    WorkBudget { drawn: usize, total: usize },
 }
 
 /// A rendered canvas (straight-alpha RGBA8) and what was left out of it.
@@ -103,7 +109,15 @@ pub fn render(doc: &Value, assets: &dyn AssetSource, target: Size) -> Result<Ren
             total: layers.len(),
         });
     }
+    let budget = MAX_WORK_PER_PIXEL * u64::from(target.width) * u64::from(target.height);
     for (i, layer) in layers.iter().take(MAX_LAYERS).enumerate() {
+        if out.work > budget {
+            warnings.push(Warning::WorkBudget {
+                drawn: i,
+                total: layers.len(),
+            });
+            break;
+        }
         let name = layer
             .get("id")
             .and_then(Value::as_text)
@@ -137,6 +151,8 @@ pub(crate) struct Canvas {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) px: Vec<[u8; 4]>,
+    /// Pixels visited so far by all layers (the work budget).
+    pub(crate) work: u64,
 }
 
 impl Canvas {
@@ -145,6 +161,7 @@ impl Canvas {
             width: size.width,
             height: size.height,
             px: vec![[0; 4]; size.width as usize * size.height as usize],
+            work: 0,
         }
     }
 
@@ -372,6 +389,7 @@ fn blit(out: &mut Canvas, asset: &Asset, crop: [f64; 4], g: &Geometry, look: &Lo
     if x0 >= x1 || y0 >= y1 {
         return true;
     }
+    out.work += ((x1 - x0) * (y1 - y0)) as u64;
     let (w, h) = (i64::from(w), i64::from(h));
     let stride = i64::from(src.width());
     let raw = src.as_raw();
@@ -527,6 +545,7 @@ fn warp(out: &mut Canvas, view: &View<'_>, g: &Geometry, look: Look) {
         if from >= to {
             continue;
         }
+        out.work += (to - from) as u64;
         for px in from as u32..to as u32 {
             let u = u0 + cos * f64::from(px);
             let v = v0 - sin * f64::from(px);

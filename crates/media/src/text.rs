@@ -91,6 +91,7 @@ pub(crate) fn draw_text(
                 continue;
             }
             let (ox, oy) = (bb.min.x as i64, bb.min.y as i64);
+            out.work += (bb.width() * bb.height()) as u64;
             outlined.draw(|gx, gy, cov| {
                 let (x, y) = (ox + i64::from(gx), oy + i64::from(gy));
                 if x >= 0 && y >= 0 && (x as f32) < w && (y as f32) < h && cov > 0.0 {

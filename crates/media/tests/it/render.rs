@@ -533,3 +533,20 @@ fn transparent_pixels_do_not_darken_their_neighbours_when_scaled() {
         assert!(p[3].abs_diff(128) <= 8, "rotation {rotation}: {p:?}");
     }
 }
+
+#[test]
+fn many_full_canvas_layers_stop_at_the_work_budget() {
+    let a = assets(&[("r", solid(8, 8, RED))]);
+    // 100 tilted full-canvas layers: far more than 32× the target's area.
+    let layers: Vec<_> = (0..100)
+        .map(|i| image_layer("r", 0.0, 0.0, 40.0, 40.0, json!({"rotation": 1 + i})))
+        .collect();
+    let r = draw(&doc(40, 40, json!(layers)), &a, 40, 40);
+    match &r.warnings[..] {
+        [Warning::WorkBudget { drawn, total: 100 }] => {
+            assert!((20..=40).contains(drawn), "{drawn}")
+        }
+        w => panic!("{w:?}"),
+    }
+    assert_px(&r.image, 20, 20, RED, 0);
+}
