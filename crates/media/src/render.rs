@@ -156,7 +156,7 @@ pub(crate) struct Canvas {
 }
 
 impl Canvas {
-    fn new(size: Size) -> Self {
+    pub(crate) fn new(size: Size) -> Self {
         Canvas {
             width: size.width,
             height: size.height,
@@ -192,7 +192,7 @@ impl Canvas {
         }
     }
 
-    fn into_image(self) -> RgbaImage {
+    pub(crate) fn into_image(self) -> RgbaImage {
         let (w, h) = (self.width, self.height);
         let mut buf = Vec::with_capacity(self.px.len() * 4);
         for [r, g, b, a] in self.px {
@@ -607,6 +607,37 @@ fn span(p: f64, q: f64, a: f64, b: f64) -> Option<(f64, f64)> {
 fn floor(v: f64) -> i64 {
     let t = v as i64;
     if (t as f64) > v { t - 1 } else { t }
+}
+
+/// Composites a straight-alpha image whose unrotated top-left is at (left, top) in target
+/// pixels, turned `rotation` degrees clockwise about its centre (used by rotated text).
+pub(crate) fn composite(
+    out: &mut Canvas,
+    img: RgbaImage,
+    (left, top, w, h, rotation): (f64, f64, f64, f64, f64),
+    opacity: f32,
+) {
+    let rect = [0.0, 0.0, f64::from(img.width()), f64::from(img.height())];
+    let view = View {
+        img: std::borrow::Cow::Owned(img),
+        rect,
+        opaque: false,
+        adjusted: true,
+    };
+    let geom = Geometry {
+        left,
+        top,
+        w,
+        h,
+        rotation,
+    };
+    let look = Look {
+        flip_h: false,
+        flip_v: false,
+        opacity,
+        adjust: Adjust::default(),
+    };
+    warp(out, &view, &geom, look);
 }
 
 /// Length of the pixel [t−½, t+½] inside [0, len].

@@ -23,7 +23,8 @@ fn font() -> Option<&'static FontRef<'static>> {
 
 /// `{"kind":"text","text","x","y","size","color"}`: `x`,`y` is the top-left of the first line,
 /// `size` the em size in canvas pixels, `color` `#rgb`, `#rrggbb` or `#rrggbbaa` (else black).
-/// Lines break at `\n`. An optional `opacity` is honoured; rotation is not (yet).
+/// Lines break at `\n`. Optional: `opacity`, and `rotation` (degrees clockwise about the text
+/// block's centre).
 pub(crate) fn draw_text(
     out: &mut Canvas,
     layer: &Value,
@@ -59,17 +60,87 @@ pub(crate) fn draw_text(
         x: px as f32,
         y: py as f32,
     });
-    let left = (num(layer, "x").unwrap_or(0.0) * sx) as f32;
-    let mut baseline = (num(layer, "y").unwrap_or(0.0) * sy) as f32 + scaled.ascent();
+    let text: String = text.to_string().chars().take(MAX_TEXT_CHARS).collect();
+    let left = num(layer, "x").unwrap_or(0.0) * sx;
+    let top = num(layer, "y").unwrap_or(0.0) * sy;
+    let rotation = num(layer, "rotation").unwrap_or(0.0).rem_euclid(360.0);
+    if rotation == 0.0 {
+        lay_out(
+            out,
+            font,
+            &scaled,
+            &text,
+            (left as f32, top as f32),
+            rgb,
+            alpha,
+        );
+        return Ok(());
+    }
+    // Rotated: draw the block upright into its own buffer, then turn it about its centre like
+    // an image layer. The block is the lines' advance width by their line height.
+    let (bw, bh) = measure(&scaled, &text);
+    let (tw, th) = (bw.ceil() + 2.0, bh.ceil() + 2.0);
+    if f64::from(tw) * f64::from(th) > 4.0 * f64::from(out.width) * f64::from(out.height) {
+        return Err("rotated text too large to draw");
+    }
+    let mut block = Canvas::new(crate::render::Size::new(tw as u32, th as u32));
+    lay_out(
+        &mut block,
+        font,
+        &scaled,
+        &text,
+        (1.0, 1.0),
+        rgb,
+        f32::from(a) / 255.0,
+    );
+    out.work += block.work;
+    let geom = (
+        left - 1.0,
+        top - 1.0,
+        f64::from(tw),
+        f64::from(th),
+        rotation,
+    );
+    crate::render::composite(out, block.into_image(), geom, opacity);
+    Ok(())
+}
+
+/// Advance width of the widest line and the height of all lines.
+fn measure(scaled: &impl ScaleFont<&'static FontRef<'static>>, text: &str) -> (f32, f32) {
+    let mut widest = 0.0f32;
+    let mut lines = 0;
+    for line in text.split('\n') {
+        lines += 1;
+        let mut caret = 0.0;
+        let mut prev = None;
+        for c in line.chars() {
+            let id = scaled.glyph_id(c);
+            if let Some(p) = prev {
+                caret += scaled.kern(p, id);
+            }
+            prev = Some(id);
+            caret += scaled.h_advance(id);
+        }
+        widest = widest.max(caret);
+    }
+    let line_h = scaled.height() + scaled.line_gap();
+    (widest, line_h * (lines - 1) as f32 + scaled.height())
+}
+
+/// Draws the lines with their top-left at `origin`, clipped to `out`.
+fn lay_out(
+    out: &mut Canvas,
+    font: &FontRef<'static>,
+    scaled: &impl ScaleFont<&'static FontRef<'static>>,
+    text: &str,
+    (left, top): (f32, f32),
+    rgb: [f32; 3],
+    alpha: f32,
+) {
+    let mut baseline = top + scaled.ascent();
     let line_h = scaled.height() + scaled.line_gap();
     let (w, h) = (out.width as f32, out.height as f32);
-    let text = text.to_string();
-    for line in text
-        .chars()
-        .take(MAX_TEXT_CHARS)
-        .collect::<String>()
-        .split('\n')
-    {
+    for line in text.split('\n') {
         if baseline - scaled.ascent() > h {
             break;
         }
@@ -104,7 +175,6 @@ pub(crate) fn draw_text(
         }
         baseline += line_h;
     }
-    Ok(())
 }
 
 /// `#rgb`, `#rrggbb` or `#rrggbbaa`.

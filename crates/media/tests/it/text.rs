@@ -90,3 +90,43 @@ fn colours_parse() {
         assert_eq!(parse_color(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn rotated_text_turns_about_its_block_centre() {
+    let a = assets(&[]);
+    let layer = |rotation: f64| {
+        doc(
+            200,
+            200,
+            json!([{"kind": "text", "text": "Wide text", "x": 40, "y": 80, "size": 24, "color": "#000", "rotation": rotation}]),
+        )
+    };
+    let flat = ink_box(&draw(&layer(0.0), &a, 200, 200).image).expect("ink");
+    let turned = draw(&layer(90.0), &a, 200, 200);
+    assert!(turned.warnings.is_empty(), "{:?}", turned.warnings);
+    let up = ink_box(&turned.image).expect("ink");
+    let (fw, fh) = (flat.2 - flat.0, flat.3 - flat.1);
+    let (uw, uh) = (up.2 - up.0, up.3 - up.1);
+    assert!(fw > 2 * fh, "flat {flat:?}");
+    assert!(uh > 2 * uw, "turned {up:?}");
+    // Both are centred on about the same point.
+    let centre = |b: (u32, u32, u32, u32)| (f64::from(b.0 + b.2) / 2.0, f64::from(b.1 + b.3) / 2.0);
+    let (fc, uc) = (centre(flat), centre(up));
+    assert!(
+        (fc.0 - uc.0).abs() < 8.0 && (fc.1 - uc.1).abs() < 8.0,
+        "{fc:?} vs {uc:?}"
+    );
+    // Half opacity applies to rotated text too.
+    let faint = doc(
+        200,
+        200,
+        json!([{"kind": "text", "text": "Wide text", "x": 40, "y": 80, "size": 24, "color": "#000", "rotation": 30, "opacity": 0.5}]),
+    );
+    let max_alpha = draw(&faint, &a, 200, 200)
+        .image
+        .pixels()
+        .map(|p| p.0[3])
+        .max()
+        .unwrap_or(0);
+    assert!((120..=135).contains(&max_alpha), "{max_alpha}");
+}
