@@ -8,5 +8,6 @@ mod proxy;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;
+mod web;
 
 pub use harness::*;
