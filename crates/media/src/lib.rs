@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod adjust;
+pub mod asset;
+pub mod cache;
+pub mod encode;
+mod error;
+pub mod render;
+pub mod text;
+pub mod tier;
+pub mod video;
+
+pub use adjust::Adjust;
+pub use asset::{
+    Asset, AssetInfo, AssetKind, AssetSource, Format, Limits, MemoryAssets, decode,
+    decode_with_info, peek, probe, sniff,
+};
+pub use cache::{Coalescer, Preview, PreviewCache};
+pub use encode::{PreviewFormat, encode_preview};
+pub use error::MediaError;
+pub use image::RgbaImage;
+pub use render::{Rendered, Size, Warning, canvas_size, render};
+pub use tier::{Pacer, Tier, preview_size};
+pub use video::{ClipAt, clip_at, ffmpeg_path, frame_at};
+
+/// Renders the document at a tier's preview size and encodes it: what the preview endpoint and
+/// the live `preview` message need, in one call (run it on a blocking pool).
+pub fn render_preview(
+    doc: &montage_ot::Value,
+    assets: &dyn AssetSource,
+    version: u64,
+    tier: Tier,
+    format: PreviewFormat,
+) -> Result<(Preview, Vec<Warning>), MediaError> {
+    let canvas = canvas_size(doc);
+    let size = preview_size(canvas.width, canvas.height, tier);
+    let rendered = render(doc, assets, size)?;
+    let bytes = encode_preview(&rendered.image, format)?;
+    Ok((
+        Preview {
+            version,
+            tier,
+            size,
+            format,
+            bytes,
+        },
+        rendered.warnings,
+    ))
+}
