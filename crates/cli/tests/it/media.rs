@@ -461,3 +461,86 @@ async fn hostile_uploads_are_refused() -> Result<()> {
     assert_eq!(upload(&server, Some("u1"), &png).await?.status, 201);
     Ok(())
 }
+
+/// Preview latency after an edit, per tier, for a 24 MP source, measured over HTTP against the
+/// binary (a benchmark, so ignored: run it in release, see docs/BENCHMARKS.md).
+#[tokio::test]
+#[ignore = "benchmark: cargo test --release -p montage --test it media::preview_latency -- --ignored --nocapture"]
+async fn preview_latency_24mp() -> Result<()> {
+    const ROUNDS: usize = 15;
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &[])?;
+    let img = image::RgbImage::from_fn(6000, 4000, |x, y| {
+        image::Rgb([(x / 24) as u8, (y / 16) as u8, ((x + y) / 40) as u8])
+    });
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img)?;
+    let jpeg = jpeg.into_inner();
+    let t = std::time::Instant::now();
+    let r = upload(&server, Some("u1"), &jpeg).await?;
+    println!(
+        "upload of a {} byte 6000×4000 JPEG: {:.0} ms",
+        jpeg.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let mut u1 = server.connect("u1").await?;
+    u1.join("film", "c1").await?;
+    let layer = json!({"id":"l1","kind":"image","asset":id,"x":0,"y":0,"w":6000,"h":4000});
+    let mut version = u1
+        .edit(
+            "film",
+            0,
+            1,
+            json!([{"op":"set","path":["canvas","width"],"value":6000},
+                   {"op":"set","path":["canvas","height"],"value":4000},
+                   {"op":"ins","path":["canvas","layers",0],"value":layer}]),
+        )
+        .await?;
+    let t = std::time::Instant::now();
+    let r = get(&server, "/v1/sessions/film/preview?tier=good", Some("u1")).await?;
+    assert_eq!(r.status, 200);
+    println!(
+        "first preview (good) after upload: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!("tier       size        min ms  median ms  (edit, then GET; {ROUNDS} rounds)");
+    let mut seq = 2;
+    for tier in ["excellent", "good", "fair", "poor"] {
+        let mut ms = Vec::new();
+        let mut size = (0, 0);
+        for i in 0..ROUNDS {
+            // A slider drag: every round changes the document, so every GET renders.
+            let b = (i as f64 + 1.0) / (ROUNDS as f64 + 1.0) - 0.5;
+            version = u1
+                .edit(
+                    "film",
+                    version,
+                    seq,
+                    json!([{"op":"adjust","path":["canvas","layers",0],"param":"brightness","value":b}]),
+                )
+                .await?;
+            seq += 1;
+            let t = std::time::Instant::now();
+            let path = format!("/v1/sessions/film/preview?tier={tier}");
+            let r = get(&server, &path, Some("u1")).await?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                r.header("x-montage-version"),
+                Some(version.to_string().as_str())
+            );
+            let p = image::load_from_memory(&r.body)?;
+            size = (p.width(), p.height());
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{tier:<10} {:>4}×{:<5}  {:>6.1}  {:>9.1}",
+            size.0,
+            size.1,
+            ms[0],
+            ms[ROUNDS / 2]
+        );
+    }
+    Ok(())
+}
