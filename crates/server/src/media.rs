@@ -102,16 +102,7 @@ pub async fn upload(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    // A chunked body has no length: count as it arrives.
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| AppError(ErrorCode::BadRequest, "unreadable body".into()))?;
-        if (bytes.len() + chunk.len()) as u64 > max {
-            return Err(too_large(max));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
     let permit = media.permit().await?;
     let (id, info) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -140,6 +131,21 @@ pub async fn upload(
         "format": info.format.mime().trim_start_matches("image/"),
     });
     Ok(json(StatusCode::CREATED, body.to_string()))
+}
+
+/// The body, refused with `too_large` as soon as it passes `max` bytes: a chunked body has no
+/// declared length, so it is counted as it arrives.
+async fn read_limited(body: Body, max: u64, declared: u64) -> Result<Vec<u8>, AppError> {
+    let mut bytes = Vec::with_capacity(declared.min(max) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| AppError(ErrorCode::BadRequest, "unreadable body".into()))?;
+        if (bytes.len() + chunk.len()) as u64 > max {
+            return Err(too_large(max));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// `GET /v1/assets/{id}`: the stored bytes, immutable, so cacheable forever by the client.
@@ -319,6 +325,25 @@ mod tests {
         assert!(h.starts_with("missing_asset layer=l?? asset=a; "));
         assert!(h.len() <= MAX_WARNINGS_HEADER);
         assert!(HeaderValue::from_str(&h).is_ok());
+    }
+
+    fn chunked(n: usize, size: usize) -> Body {
+        let chunks = (0..n).map(move |_| Ok::<_, std::io::Error>(vec![7u8; size]));
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn undeclared_bodies_are_cut_at_the_limit() {
+        let ok = read_limited(chunked(4, 250), 1000, 0).await;
+        assert!(matches!(ok, Ok(b) if b.len() == 1000));
+        let over = read_limited(chunked(5, 250), 1000, 0).await;
+        assert!(matches!(over, Err(AppError(ErrorCode::TooLarge, _))));
+        // An endless body is refused after the limit, not read to its end.
+        let endless = Body::from_stream(futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(vec![0u8; 4096])
+        }));
+        let r = read_limited(endless, 1 << 20, 0).await;
+        assert!(matches!(r, Err(AppError(ErrorCode::TooLarge, _))));
     }
 
     #[test]
