@@ -83,6 +83,12 @@ struct ServeArgs {
     /// Frames queued per connection before a slow reader is dropped.
     #[arg(long, env = "MONTAGE_SEND_QUEUE", default_value_t = Limits::default().send_queue)]
     send_queue: usize,
+    /// Largest asset upload in bytes (`POST /v1/assets`); larger ones get 413.
+    #[arg(long, env = "MONTAGE_MAX_UPLOAD_BYTES", default_value_t = media_services::MediaConfig::default().intake.max_bytes)]
+    max_upload_bytes: u64,
+    /// Decodes and renders running at once (each a core and up to ~440 MB).
+    #[arg(long, env = "MONTAGE_MAX_RENDERS", default_value_t = media_services::MediaConfig::default().max_renders)]
+    max_renders: usize,
 }
 
 #[derive(Args)]
@@ -157,6 +163,8 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.send_queue = a.send_queue;
     config.limits.connections_per_user = a.connections_per_user;
     config.limits.max_connections = a.max_connections;
+    config.media.intake.max_bytes = a.max_upload_bytes;
+    config.media.max_renders = a.max_renders;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

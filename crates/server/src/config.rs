@@ -20,6 +20,7 @@ pub struct Config {
     /// Most appends the writer puts into one transaction.
     pub max_commit_batch: usize,
     pub limits: Limits,
+    pub media: MediaConfig,
 }
 
 impl Config {
@@ -33,6 +34,7 @@ impl Config {
             history_keep: 2_000,
             max_commit_batch: 1_024,
             limits: Limits::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -86,6 +88,31 @@ impl Default for Limits {
             send_queue: 1_024,
             max_presence_bytes: 8 * 1024,
             max_catch_up: 10_000,
+        }
+    }
+}
+
+/// Bounds of the media processor: uploads, decoded assets, renders.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Upload size, pixel count and side limits (`max_bytes` is the `POST /v1/assets` body limit).
+    pub intake: montage_media::Limits,
+    /// Decodes and renders running at once on the blocking pool: each may hold a decoded image
+    /// of up to 440 MB, and the machine has few cores.
+    pub max_renders: usize,
+    /// Decoded assets (RGBA plus pyramid) kept for renders.
+    pub asset_cache_bytes: usize,
+    /// Encoded previews kept, newest version per (session, tier).
+    pub preview_cache_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            intake: montage_media::Limits::default(),
+            max_renders: 2,
+            asset_cache_bytes: 1024 * 1024 * 1024,
+            preview_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

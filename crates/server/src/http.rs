@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use montage_protocol::{ErrorCode, Role, ServerMessage, encode};
 use serde::Deserialize;
 
@@ -24,11 +24,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/ws", get(gateway::ws_handler))
         .route("/v1/sessions/{id}", get(session_state))
         .route("/v1/sessions/{id}/ops", get(session_ops))
+        .route("/v1/sessions/{id}/preview", get(crate::media::preview))
+        .route("/v1/assets", post(crate::media::upload))
+        .route("/v1/assets/{id}", get(crate::media::download))
         .with_state(app)
 }
 
 /// An error answer shaped like the WebSocket's error frame; internal details stay in the log.
-pub struct AppError(ErrorCode, String);
+pub struct AppError(pub(crate) ErrorCode, pub(crate) String);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
@@ -53,11 +56,11 @@ impl From<crate::error::Error> for AppError {
     }
 }
 
-fn json(status: StatusCode, body: String) -> Response {
+pub(crate) fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn authenticate(app: &App, headers: &HeaderMap) -> Result<Claims, AppError> {
+pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> Result<Claims, AppError> {
     let token = bearer(headers)
         .ok_or_else(|| AppError(ErrorCode::Unauthorized, "missing bearer token".into()))?;
     app.auth

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod assets;
 pub mod auth;
 pub mod collaboration;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod rebase;
 pub mod session;
@@ -23,10 +25,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, MediaConfig};
 pub use error::{Error, Result};
 
+use crate::assets::{BlobStore, DirBlobStore};
 use crate::auth::Auth;
+use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::session::{Sessions, run_committer};
 use crate::store::{SqliteStore, Store};
@@ -45,9 +49,11 @@ pub struct App {
     pub next_conn: AtomicU64,
     /// Connection counts and shared rate budgets per user.
     pub users: limits::UserLimits,
+    /// Asset storage, decoded assets, preview cache and render permits.
+    pub media: Arc<Media>,
 }
 
-/// Serves on `listener` with the SQLite store in `config.data_dir` until `shutdown` resolves,
+/// Serves on `listener` with the SQLite store and asset files in `config.data_dir` until `shutdown` resolves,
 /// then stops accepting, closes sockets with 1001, flushes every session and returns.
 pub async fn run(
     listener: TcpListener,
@@ -59,14 +65,16 @@ pub async fn run(
         source,
     })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
-    run_with_store(listener, config, store, shutdown).await
+    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(config.data_dir.join("assets"))?);
+    run_with_store(listener, config, store, blobs, shutdown).await
 }
 
-/// `run` with any store (tests use the in-memory one).
+/// `run` with any store and blob store (tests use the in-memory ones).
 pub async fn run_with_store(
     listener: TcpListener,
     config: Config,
     store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let auth = Auth::new(&config.jwt_secret)?;
@@ -82,6 +90,7 @@ pub async fn run_with_store(
     ));
     let sessions = Sessions::new(store.clone(), commit_tx, config.clone(), metrics.clone());
     let cancel = CancellationToken::new();
+    let media = Arc::new(Media::new(blobs, &config.media));
     let app = Arc::new(App {
         config,
         auth,
@@ -92,6 +101,7 @@ pub async fn run_with_store(
         conns: TaskTracker::new(),
         next_conn: AtomicU64::new(1),
         users: limits::UserLimits::default(),
+        media,
     });
     let trigger = cancel.clone();
     tokio::spawn(async move {

@@ -3,6 +3,7 @@
 
 mod durability;
 mod harness;
+mod media;
 mod protocol;
 mod proxy;
 mod sdk;

@@ -1,0 +1,546 @@
+//! Assets and previews (issue 7) against the real binary: uploads of real and hostile images,
+//! previews per tier after edits over the WebSocket.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use image::{ImageFormat, Rgba, RgbaImage};
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::*;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+/// The server under test refuses uploads above this (`--max-upload-bytes`).
+const MAX_UPLOAD: usize = 1_000_000;
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Result<Json> {
+        serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "{} body is not JSON: {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// A minimal HTTP/1.1 client. A body is sent with `Expect: 100-continue`, only after the server
+/// asks for it, so an early refusal (401, 413) is read cleanly instead of racing a reset.
+async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    body: Option<&[u8]>,
+    extra: &[(&str, &str)],
+) -> Result<Resp> {
+    tokio::time::timeout(
+        TIMEOUT,
+        request_inner(addr, method, path, user, body, extra),
+    )
+    .await
+    .context("HTTP request timed out")?
+}
+
+async fn request_inner(
+    addr: &str,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    body: Option<&[u8]>,
+    extra: &[(&str, &str)],
+) -> Result<Resp> {
+    let mut s = TcpStream::connect(addr).await?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(u) = user {
+        head.push_str(&format!("Authorization: Bearer {}\r\n", token(u)));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Length: {}\r\nExpect: 100-continue\r\n",
+            b.len()
+        ));
+    }
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await?;
+    let mut buf = Vec::new();
+    let mut body_sent = body.is_none();
+    loop {
+        let mut chunk = [0u8; 8192];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed before a response");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| anyhow!("no status in {head:?}"))?
+            .parse()?;
+        if status == 100 {
+            buf.drain(..end + 4);
+            if let (false, Some(b)) = (body_sent, body) {
+                s.write_all(b).await?;
+                body_sent = true;
+            }
+            continue;
+        }
+        let mut rest = buf[end + 4..].to_vec();
+        s.read_to_end(&mut rest).await?;
+        let headers: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let chunked = headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+        });
+        let body = if chunked { dechunk(&rest)? } else { rest };
+        return Ok(Resp {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
+fn dechunk(mut s: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = s
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| anyhow!("bad chunk"))?;
+        let len = std::str::from_utf8(&s[..eol])?;
+        let n = usize::from_str_radix(len.split(';').next().unwrap_or("").trim(), 16)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let data = s
+            .get(eol + 2..eol + 2 + n)
+            .ok_or_else(|| anyhow!("short chunk"))?;
+        out.extend_from_slice(data);
+        s = s.get(eol + 4 + n..).unwrap_or(&[]);
+    }
+}
+
+fn encode(img: &RgbaImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
+/// A 400×300 photo-like picture: a grey gradient with a red square, every pixel mid-dark.
+fn picture() -> Result<Vec<u8>> {
+    let img = RgbaImage::from_fn(400, 300, |x, y| {
+        if (50..100).contains(&x) && (50..100).contains(&y) {
+            Rgba([200, 30, 30, 255])
+        } else {
+            let g = 60 + (x / 10) as u8;
+            Rgba([g, g, g, 255])
+        }
+    });
+    encode(&img)
+}
+
+fn mean_luma(bytes: &[u8]) -> Result<f64> {
+    let img = image::load_from_memory(bytes)?.to_luma8();
+    let n = f64::from(img.width()) * f64::from(img.height());
+    Ok(img.pixels().map(|p| f64::from(p.0[0])).sum::<f64>() / n)
+}
+
+/// A PNG chunk with its CRC.
+fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+    out
+}
+
+/// A well-formed, tiny PNG declaring `w × h` grey pixels whose IDAT inflates to all of them:
+/// a decompression bomb (20 000 × 20 000 is 400 MP, 1.6 GB as RGBA, in a few hundred kB).
+fn png_bomb(w: u32, h: u32) -> Result<Vec<u8>> {
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let row = vec![0u8; w as usize + 1]; // filter byte + pixels
+    for _ in 0..h {
+        z.write_all(&row)?;
+    }
+    let idat = z.finish()?;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &idat));
+    png.extend(chunk(b"IEND", &[]));
+    Ok(png)
+}
+
+async fn upload(server: &Server, user: Option<&str>, bytes: &[u8]) -> Result<Resp> {
+    request(&server.addr, "POST", "/v1/assets", user, Some(bytes), &[]).await
+}
+
+async fn get(server: &Server, path: &str, user: Option<&str>) -> Result<Resp> {
+    request(&server.addr, "GET", path, user, None, &[]).await
+}
+
+fn start(dir: &std::path::Path) -> Result<Server> {
+    Server::start(dir, &["--max-upload-bytes", &MAX_UPLOAD.to_string()])
+}
+
+#[tokio::test]
+async fn upload_then_preview_at_every_tier() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let png = picture()?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let a = r.json()?;
+    let id = a["id"].as_str().context("no id")?.to_owned();
+    assert_eq!(id.len(), 32, "128 bits in hex");
+    assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        (&a["kind"], &a["width"], &a["height"], &a["format"]),
+        (&json!("image"), &json!(400), &json!(300), &json!("png"))
+    );
+    // Stored under the data dir, readable back byte for byte.
+    assert!(dir.path().join("assets").join(&id).is_file());
+    let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+    assert_eq!(
+        (back.status, back.header("content-type")),
+        (200, Some("image/png"))
+    );
+    assert_eq!(back.body, png);
+    assert_eq!(
+        get(
+            &server,
+            &format!("/v1/assets/{}", "0".repeat(32)),
+            Some("u1")
+        )
+        .await?
+        .status,
+        404
+    );
+
+    // A layer covering the whole (default 1920×1080) canvas, inserted over the socket.
+    let mut u1 = server.connect("u1").await?;
+    u1.join("film", "c1").await?;
+    let layer = json!({"id":"l1","kind":"image","asset":id,"x":0,"y":0,"w":1920,"h":1080});
+    let v = u1
+        .edit(
+            "film",
+            0,
+            1,
+            json!([{"op":"ins","path":["canvas","layers",0],"value":layer}]),
+        )
+        .await?;
+    assert_eq!(v, 1);
+
+    let boxes = [
+        ("excellent", 1920, 1080),
+        ("good", 1280, 720),
+        ("fair", 854, 480),
+        ("poor", 320, 320),
+    ];
+    let mut dark = 0.0;
+    for (tier, bw, bh) in boxes {
+        let path = format!("/v1/sessions/film/preview?tier={tier}");
+        // A participant who only views (u2 has the link role) may fetch previews.
+        let r = get(&server, &path, Some("u2")).await?;
+        assert_eq!(
+            r.status,
+            200,
+            "{tier}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+        assert_eq!(r.header("x-montage-version"), Some("1"));
+        assert_eq!(r.header("x-montage-warnings"), None);
+        let img = image::load_from_memory(&r.body)?;
+        let (w, h) = (img.width(), img.height());
+        assert!(w <= bw && h <= bh, "{tier}: {w}×{h} exceeds {bw}×{bh}");
+        assert!(w == bw || h == bh, "{tier}: {w}×{h} does not fill its box");
+        let aspect = f64::from(w) / f64::from(h);
+        assert!(
+            (aspect - 16.0 / 9.0).abs() < 0.01,
+            "{tier}: {w}×{h} lost the canvas aspect"
+        );
+        if tier == "poor" {
+            dark = mean_luma(&r.body)?;
+            // Revalidation by ETag: same version and tier, nothing to send.
+            let etag = r.header("etag").context("no etag")?.to_owned();
+            let again = request(
+                &server.addr,
+                "GET",
+                &path,
+                Some("u2"),
+                None,
+                &[("If-None-Match", &etag)],
+            )
+            .await?;
+            assert_eq!(again.status, 304);
+        }
+    }
+
+    // Brightness up: the next preview is a new version and brighter.
+    let v = u1
+        .edit(
+            "film",
+            1,
+            2,
+            json!([{"op":"adjust","path":["canvas","layers",0],"param":"brightness","value":0.5}]),
+        )
+        .await?;
+    assert_eq!(v, 2);
+    let r = get(&server, "/v1/sessions/film/preview?tier=poor", Some("u1")).await?;
+    assert_eq!(r.header("x-montage-version"), Some("2"));
+    let bright = mean_luma(&r.body)?;
+    // Brightness 0.5 moves every value halfway to white: ~75 → ~165.
+    assert!(
+        bright > dark + 50.0,
+        "brightness 0.5: mean luma {dark:.1} → {bright:.1}"
+    );
+
+    // A layer whose asset does not exist is skipped and reported, and that preview not cached.
+    let ghost = "f".repeat(32);
+    let layer = json!({"id":"l2","kind":"image","asset":ghost,"x":0,"y":0,"w":100,"h":100});
+    u1.edit(
+        "film",
+        2,
+        3,
+        json!([{"op":"ins","path":["canvas","layers",1],"value":layer}]),
+    )
+    .await?;
+    let r = get(&server, "/v1/sessions/film/preview?tier=fair", Some("u1")).await?;
+    assert_eq!(r.status, 200);
+    let w = r.header("x-montage-warnings").context("no warnings")?;
+    assert!(w.contains("missing_asset layer=l2"), "{w}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn preview_requests_are_checked() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut u1 = server.connect("u1").await?;
+    u1.join("film", "c1").await?;
+    for (path, user, status, code) in [
+        (
+            "/v1/sessions/film/preview?tier=ultra",
+            Some("u1"),
+            400,
+            "bad_request",
+        ),
+        ("/v1/sessions/film/preview", Some("u1"), 400, "bad_request"),
+        (
+            "/v1/sessions/film/preview?tier=good",
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "/v1/sessions/nope/preview?tier=good",
+            Some("u1"),
+            404,
+            "not_found",
+        ),
+    ] {
+        let r = get(&server, path, user).await?;
+        assert_eq!(
+            (r.status, &r.json()?["code"]),
+            (status, &json!(code)),
+            "{path}"
+        );
+    }
+    // An empty canvas renders (transparent, flattened onto white by JPEG) at the tier's size.
+    let r = get(&server, "/v1/sessions/film/preview?tier=poor", Some("u1")).await?;
+    assert_eq!(r.status, 200);
+    let img = image::load_from_memory(&r.body)?;
+    assert_eq!((img.width(), img.height()), (320, 180));
+    Ok(())
+}
+
+#[tokio::test]
+async fn hostile_uploads_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let png = picture()?;
+    let bomb = png_bomb(20_000, 20_000)?;
+    assert!(
+        bomb.len() < MAX_UPLOAD,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
+    let mut corrupt = png.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xff; // inside IDAT: the chunk CRC no longer matches
+    // (what, uploader, body, status, code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "not an image",
+            Some("u1"),
+            b"hello, world".to_vec(),
+            400,
+            "bad_request",
+        ),
+        ("empty", Some("u1"), Vec::new(), 400, "bad_request"),
+        (
+            "truncated",
+            Some("u1"),
+            png[..png.len() / 2].to_vec(),
+            400,
+            "bad_request",
+        ),
+        ("corrupt", Some("u1"), corrupt, 400, "bad_request"),
+        (
+            "oversized",
+            Some("u1"),
+            vec![0u8; MAX_UPLOAD + 1],
+            413,
+            "too_large",
+        ),
+        ("decompression bomb", Some("u1"), bomb, 413, "too_large"),
+        ("unauthenticated", None, png.clone(), 401, "unauthorized"),
+    ];
+    for (what, user, body, status, code) in cases {
+        let r = upload(&server, user, &body).await?;
+        assert_eq!(
+            r.status,
+            status,
+            "{what}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()?["code"], code, "{what}");
+        assert!(r.json()?["message"].is_string(), "{what}");
+    }
+    // A bad token is no better than none.
+    let r = request(
+        &server.addr,
+        "POST",
+        "/v1/assets",
+        None,
+        Some(&png),
+        &[("Authorization", "Bearer nonsense")],
+    )
+    .await?;
+    assert_eq!(r.status, 401);
+    // Nothing refused was stored.
+    let stored = std::fs::read_dir(dir.path().join("assets"))?.count();
+    assert_eq!(stored, 0);
+    // And the server still works.
+    assert_eq!(upload(&server, Some("u1"), &png).await?.status, 201);
+    Ok(())
+}
+
+/// Preview latency after an edit, per tier, for a 24 MP source, measured over HTTP against the
+/// binary (a benchmark, so ignored: run it in release, see docs/BENCHMARKS.md).
+#[tokio::test]
+#[ignore = "benchmark: cargo test --release -p montage --test it media::preview_latency -- --ignored --nocapture"]
+async fn preview_latency_24mp() -> Result<()> {
+    const ROUNDS: usize = 15;
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &[])?;
+    let img = image::RgbImage::from_fn(6000, 4000, |x, y| {
+        image::Rgb([(x / 24) as u8, (y / 16) as u8, ((x + y) / 40) as u8])
+    });
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img)?;
+    let jpeg = jpeg.into_inner();
+    let t = std::time::Instant::now();
+    let r = upload(&server, Some("u1"), &jpeg).await?;
+    println!(
+        "upload of a {} byte 6000×4000 JPEG: {:.0} ms",
+        jpeg.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let mut u1 = server.connect("u1").await?;
+    u1.join("film", "c1").await?;
+    let layer = json!({"id":"l1","kind":"image","asset":id,"x":0,"y":0,"w":6000,"h":4000});
+    let mut version = u1
+        .edit(
+            "film",
+            0,
+            1,
+            json!([{"op":"set","path":["canvas","width"],"value":6000},
+                   {"op":"set","path":["canvas","height"],"value":4000},
+                   {"op":"ins","path":["canvas","layers",0],"value":layer}]),
+        )
+        .await?;
+    let t = std::time::Instant::now();
+    let r = get(&server, "/v1/sessions/film/preview?tier=good", Some("u1")).await?;
+    assert_eq!(r.status, 200);
+    println!(
+        "first preview (good) after upload: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!("tier       size        min ms  median ms  (edit, then GET; {ROUNDS} rounds)");
+    let mut seq = 2;
+    for tier in ["excellent", "good", "fair", "poor"] {
+        let mut ms = Vec::new();
+        let mut size = (0, 0);
+        for i in 0..ROUNDS {
+            // A slider drag: every round changes the document, so every GET renders.
+            let b = (i as f64 + 1.0) / (ROUNDS as f64 + 1.0) - 0.5;
+            version = u1
+                .edit(
+                    "film",
+                    version,
+                    seq,
+                    json!([{"op":"adjust","path":["canvas","layers",0],"param":"brightness","value":b}]),
+                )
+                .await?;
+            seq += 1;
+            let t = std::time::Instant::now();
+            let path = format!("/v1/sessions/film/preview?tier={tier}");
+            let r = get(&server, &path, Some("u1")).await?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                r.header("x-montage-version"),
+                Some(version.to_string().as_str())
+            );
+            let p = image::load_from_memory(&r.body)?;
+            size = (p.width(), p.height());
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{tier:<10} {:>4}×{:<5}  {:>6.1}  {:>9.1}",
+            size.0,
+            size.1,
+            ms[0],
+            ms[ROUNDS / 2]
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! The media processor wired into the HTTP API: `POST /v1/assets`, `GET /v1/assets/{id}` and
+//! `GET /v1/sessions/{id}/preview?tier=T`. Decoding and rendering run on the blocking pool under
+//! a small semaphore; decoded assets and encoded previews are cached, both bounded in bytes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use montage_media::{
+    Asset, Limits, MediaError, Preview, PreviewCache, PreviewFormat, Tier, Warning,
+};
+use montage_protocol::ErrorCode;
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::App;
+use crate::assets::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
+use crate::config::MediaConfig;
+use crate::http::{AppError, authenticate, json};
+
+/// Longest `X-Montage-Warnings` header; the rest is cut (the full list is in the log).
+const MAX_WARNINGS_HEADER: usize = 2048;
+
+/// What the media endpoints share.
+pub struct Media {
+    pub blobs: Arc<dyn BlobStore>,
+    pub assets: Arc<DecodedAssets>,
+    pub previews: PreviewCache,
+    /// Permits for decodes and renders: each may hold hundreds of MB and a core.
+    work: Arc<Semaphore>,
+    pub intake: Limits,
+}
+
+impl Media {
+    pub fn new(blobs: Arc<dyn BlobStore>, config: &MediaConfig) -> Media {
+        Media {
+            assets: Arc::new(DecodedAssets::new(
+                blobs.clone(),
+                config.intake,
+                config.asset_cache_bytes,
+            )),
+            blobs,
+            previews: PreviewCache::new(config.preview_cache_bytes),
+            work: Arc::new(Semaphore::new(config.max_renders.max(1))),
+            intake: config.intake,
+        }
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        self.work
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AppError(ErrorCode::Internal, "shutting down".into()))
+    }
+}
+
+fn media_error(e: MediaError) -> AppError {
+    let code = match e.code() {
+        "too_large" => ErrorCode::TooLarge,
+        "bad_request" => ErrorCode::BadRequest,
+        _ => {
+            tracing::error!(error = %e, "media processing failed");
+            return AppError(ErrorCode::Internal, "internal error".into());
+        }
+    };
+    AppError(code, e.to_string())
+}
+
+fn too_large(max: u64) -> AppError {
+    AppError(
+        ErrorCode::TooLarge,
+        format!("the upload is larger than {max} bytes"),
+    )
+}
+
+fn join_error(e: tokio::task::JoinError) -> AppError {
+    tracing::error!(error = %e, "media task failed");
+    AppError(ErrorCode::Internal, "internal error".into())
+}
+
+/// `POST /v1/assets`: any authenticated user may upload. An asset belongs to no session until a
+/// layer references it, so there is no session role to check; the id is unguessable, and reading
+/// it back needs a token too.
+pub async fn upload(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    let media = app.media.clone();
+    let max = media.intake.max_bytes;
+    // Refuse a declared oversize body before reading any of it (a client sending
+    // `Expect: 100-continue` never sends it at all).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
+    let permit = media.permit().await?;
+    let (id, info) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        // Decoding validates completely (format sniffed, dimensions checked before any pixel is
+        // decoded, truncation), and the decoded image warms the cache for the first preview.
+        let (info, image) =
+            montage_media::decode_with_info(&bytes, &media.intake).map_err(media_error)?;
+        let id = new_asset_id().map_err(|e| {
+            AppError::from(crate::Error::Io {
+                path: "getrandom".into(),
+                source: e,
+            })
+        })?;
+        media.blobs.put(&id, &bytes)?;
+        media.assets.insert(&id, Arc::new(Asset::new(image)));
+        Ok::<_, AppError>((id, info))
+    })
+    .await
+    .map_err(join_error)??;
+    tracing::info!(user = %claims.sub, asset = %id, width = info.width, height = info.height, "asset uploaded");
+    let body = serde_json::json!({
+        "id": id,
+        "kind": info.kind.as_str(),
+        "width": info.width,
+        "height": info.height,
+        "format": info.format.mime().trim_start_matches("image/"),
+    });
+    Ok(json(StatusCode::CREATED, body.to_string()))
+}
+
+/// The body, refused with `too_large` as soon as it passes `max` bytes: a chunked body has no
+/// declared length, so it is counted as it arrives.
+async fn read_limited(body: Body, max: u64, declared: u64) -> Result<Vec<u8>, AppError> {
+    let mut bytes = Vec::with_capacity(declared.min(max) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| AppError(ErrorCode::BadRequest, "unreadable body".into()))?;
+        if (bytes.len() + chunk.len()) as u64 > max {
+            return Err(too_large(max));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// `GET /v1/assets/{id}`: the stored bytes, immutable, so cacheable forever by the client.
+pub async fn download(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authenticate(&app, &headers)?;
+    let not_found = || AppError(ErrorCode::NotFound, "no such asset".into());
+    if !valid_asset_id(&id) {
+        return Err(not_found());
+    }
+    let blobs = app.media.blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&id))
+        .await
+        .map_err(join_error)??
+        .ok_or_else(not_found)?;
+    let mime = montage_media::sniff(&bytes).map_or("application/octet-stream", |f| f.mime());
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, mime),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreviewQuery {
+    tier: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/preview?tier=T`: the session's current canvas, at most the tier's
+/// resolution, for anyone who may view the session.
+pub async fn preview(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<PreviewQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    let tier = q.tier.as_deref().and_then(Tier::parse).ok_or_else(|| {
+        AppError(
+            ErrorCode::BadRequest,
+            "tier must be excellent, good, fair or poor".into(),
+        )
+    })?;
+    let (version, state) = match app.sessions.state(&id, &claims.sub).await {
+        Ok(s) => s,
+        Err(ErrorCode::NotFound) => {
+            return Err(AppError(ErrorCode::NotFound, format!("no session {id}")));
+        }
+        Err(ErrorCode::Forbidden) => {
+            return Err(AppError(ErrorCode::Forbidden, "no access".into()));
+        }
+        Err(code) => return Err(AppError(code, "could not read the session".into())),
+    };
+    let media = app.media.clone();
+    if let Some(p) = media.previews.get(&id, version, tier) {
+        return Ok(answer(&p, &[], &headers));
+    }
+    let permit = media.permit().await?;
+    // Another request may have rendered this version while we waited for the permit.
+    if let Some(p) = media.previews.get(&id, version, tier) {
+        return Ok(answer(&p, &[], &headers));
+    }
+    let doc: serde_json::Value = serde_json::from_str(&state).map_err(|e| {
+        tracing::error!(session = %id, error = %e, "session state is not JSON");
+        AppError(ErrorCode::Internal, "internal error".into())
+    })?;
+    let doc = montage_ot::Value::from_json(&doc);
+    let assets = media.assets.clone();
+    let (p, warnings) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        montage_media::render_preview(&doc, &*assets, version, tier, PreviewFormat::DEFAULT)
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(media_error)?;
+    let p = Arc::new(p);
+    if warnings.is_empty() {
+        // A preview with warnings (a missing asset may be uploaded later) is not kept.
+        media.previews.insert(&id, p.clone());
+    } else {
+        tracing::debug!(session = %id, version, ?warnings, "preview rendered with warnings");
+    }
+    Ok(answer(&p, &warnings, &headers))
+}
+
+fn answer(p: &Preview, warnings: &[Warning], req: &HeaderMap) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(p.format.mime()),
+    );
+    h.insert("x-montage-version", HeaderValue::from(p.version));
+    h.insert("x-montage-tier", HeaderValue::from_static(p.tier.as_str()));
+    if warnings.is_empty() {
+        // Same version and tier, same picture: the ETag lets a client revalidate for free.
+        let etag = format!("\"{}-{}\"", p.version, p.tier.as_str());
+        let matches = req
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        if matches {
+            return (StatusCode::NOT_MODIFIED, h).into_response();
+        }
+    } else {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&warnings_header(warnings)) {
+            h.insert("x-montage-warnings", v);
+        }
+    }
+    (StatusCode::OK, h, p.bytes.clone()).into_response()
+}
+
+/// `kind layer=… [asset=…]` per warning, `; `-separated, printable ASCII only (layer ids come from
+/// the document), cut at [`MAX_WARNINGS_HEADER`].
+fn warnings_header(warnings: &[Warning]) -> String {
+    let mut out = String::new();
+    for w in warnings {
+        let s = match w {
+            Warning::MissingAsset { layer, asset } => {
+                format!("missing_asset layer={layer} asset={asset}")
+            }
+            Warning::AssetError { layer, asset, .. } => {
+                format!("asset_error layer={layer} asset={asset}")
+            }
+            Warning::Skipped { layer, reason } => format!("skipped layer={layer}: {reason}"),
+            Warning::TooManyLayers { drawn, total } => {
+                format!("too_many_layers drawn={drawn} total={total}")
+            }
+            other => format!("{other:?}"),
+        };
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.extend(s.chars().map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        }));
+        if out.len() >= MAX_WARNINGS_HEADER {
+            out.truncate(MAX_WARNINGS_HEADER);
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_header_is_printable_and_bounded() {
+        let w = vec![
+            Warning::MissingAsset {
+                layer: "l\n\u{e9}".into(),
+                asset: "a".into(),
+            };
+            500
+        ];
+        let h = warnings_header(&w);
+        assert!(h.starts_with("missing_asset layer=l?? asset=a; "));
+        assert!(h.len() <= MAX_WARNINGS_HEADER);
+        assert!(HeaderValue::from_str(&h).is_ok());
+    }
+
+    fn chunked(n: usize, size: usize) -> Body {
+        let chunks = (0..n).map(move |_| Ok::<_, std::io::Error>(vec![7u8; size]));
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn undeclared_bodies_are_cut_at_the_limit() {
+        let ok = read_limited(chunked(4, 250), 1000, 0).await;
+        assert!(matches!(ok, Ok(b) if b.len() == 1000));
+        let over = read_limited(chunked(5, 250), 1000, 0).await;
+        assert!(matches!(over, Err(AppError(ErrorCode::TooLarge, _))));
+        // An endless body is refused after the limit, not read to its end.
+        let endless = Body::from_stream(futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(vec![0u8; 4096])
+        }));
+        let r = read_limited(endless, 1 << 20, 0).await;
+        assert!(matches!(r, Err(AppError(ErrorCode::TooLarge, _))));
+    }
+
+    #[test]
+    fn media_errors_map_to_wire_codes() {
+        assert!(matches!(
+            media_error(MediaError::UnknownFormat),
+            AppError(ErrorCode::BadRequest, _)
+        ));
+        assert!(matches!(
+            media_error(MediaError::TooLarge { bytes: 2, limit: 1 }),
+            AppError(ErrorCode::TooLarge, _)
+        ));
+        assert!(matches!(
+            media_error(MediaError::Store { reason: "disk".into() }),
+            AppError(ErrorCode::Internal, m) if m == "internal error"
+        ));
+    }
+}
