@@ -544,3 +544,125 @@ async fn preview_latency_24mp() -> Result<()> {
     }
     Ok(())
 }
+
+/// Live previews: a subscriber at `poor` (5 fps) gets far fewer `preview` messages than edits,
+/// never closer than the tier's interval (with slack for timers), and the newest version last.
+#[tokio::test]
+async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut editor = server.connect("u1").await?;
+    let joined = editor.join("film", "c1").await?;
+    assert_eq!(joined["version"], 0);
+
+    // u2 is a viewer (the default link role) and never joins: subscribing is enough.
+    let mut viewer = server.connect("u2").await?;
+    viewer
+        .send(json!({"type":"preview_subscribe","session":"film","tier":"poor","rid":7}))
+        .await?;
+    let first = viewer.recv_type("preview").await?;
+    assert_eq!(
+        first,
+        json!({"type":"preview","session":"film","version":0,"tier":"poor",
+               "url":"/v1/sessions/film/preview?tier=poor&v=0","rid":7})
+    );
+
+    const EDITS: u64 = 50;
+    let mut version = 0;
+    for seq in 1..=EDITS {
+        version = editor
+            .edit(
+                "film",
+                version,
+                seq,
+                json!([{"op":"set","path":["title"],"value":format!("t{seq}")}]),
+            )
+            .await?;
+    }
+    assert_eq!(version, EDITS);
+
+    let mut got = vec![(std::time::Instant::now(), 0u64)];
+    while got.last().map(|g| g.1) != Some(EDITS) {
+        let p = viewer.recv_type("preview").await?;
+        let v = p["version"].as_u64().context("no version")?;
+        assert!(
+            v > got.last().map_or(0, |g| g.1),
+            "versions go forward: {p}"
+        );
+        assert_eq!(p["tier"], "poor");
+        assert_eq!(
+            p["url"],
+            format!("/v1/sessions/film/preview?tier=poor&v={v}")
+        );
+        got.push((std::time::Instant::now(), v));
+    }
+    // The newest version is last: nothing more arrives.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(600), viewer.recv())
+            .await
+            .is_err(),
+        "a preview after the final version"
+    );
+    assert!(
+        got.len() < (EDITS / 2) as usize,
+        "{} previews for {EDITS} edits",
+        got.len()
+    );
+    for w in got.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= Duration::from_millis(150),
+            "previews {} and {} only {gap:?} apart",
+            w[0].1,
+            w[1].1
+        );
+    }
+    // The URL fetches that version with the subscriber's token.
+    let url = format!("/v1/sessions/film/preview?tier=poor&v={EDITS}");
+    let r = get(&server, &url, Some("u2")).await?;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-montage-version"),
+        Some(EDITS.to_string().as_str())
+    );
+
+    // Unsubscribed: edits bring no more previews. Unknown sessions and subscriptions are errors.
+    viewer
+        .send(json!({"type":"preview_unsubscribe","session":"film"}))
+        .await?;
+    viewer
+        .expect_error(
+            json!({"type":"preview_subscribe","session":"nope"}),
+            "not_found",
+        )
+        .await?;
+    editor
+        .edit(
+            "film",
+            version,
+            EDITS + 1,
+            json!([{"op":"set","path":["title"],"value":"after"}]),
+        )
+        .await?;
+    viewer
+        .expect_error(
+            json!({"type":"preview_unsubscribe","session":"film"}),
+            "not_found",
+        )
+        .await?;
+
+    // Without a tier the connection's tier from `quality` applies.
+    viewer
+        .send(json!({"type":"quality","downlink_mbps":6.0}))
+        .await?;
+    viewer.recv_type("tier").await?;
+    viewer
+        .send(json!({"type":"preview_subscribe","session":"film"}))
+        .await?;
+    let p = viewer.recv_type("preview").await?;
+    assert_eq!(
+        (&p["tier"], &p["version"]),
+        (&json!("fair"), &json!(EDITS + 1))
+    );
+    Ok(())
+}
