@@ -780,7 +780,8 @@ fn handle_frame(
         | ServerMessage::Ack { session, .. }
         | ServerMessage::Op { session, .. }
         | ServerMessage::Presence { session, .. }
-        | ServerMessage::RoleChanged { session, .. } => Some(session.clone()),
+        | ServerMessage::RoleChanged { session, .. }
+        | ServerMessage::Preview { session, .. } => Some(session.clone()),
         ServerMessage::Error { .. } | ServerMessage::Tier { .. } => None,
     };
     if let ServerMessage::Error {

@@ -468,7 +468,7 @@ impl SessionCore {
                 ev.push(Event::RoleChanged { user, role });
             }
             ServerMessage::Error { code, message, .. } => ev.push(Event::Error { code, message }),
-            ServerMessage::Tier { .. } => {}
+            ServerMessage::Tier { .. } | ServerMessage::Preview { .. } => {}
         }
         ev
     }

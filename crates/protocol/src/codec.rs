@@ -22,7 +22,15 @@ pub struct Rejected {
 }
 
 const CLIENT_TYPES: &[&str] = &[
-    "join", "op", "presence", "set_role", "leave", "quality", "comment",
+    "join",
+    "op",
+    "presence",
+    "set_role",
+    "leave",
+    "quality",
+    "comment",
+    "preview_subscribe",
+    "preview_unsubscribe",
 ];
 
 /// Decodes one JSON text frame from a client.

@@ -14,6 +14,8 @@ pub enum ErrorCode {
     RateLimited,
     TooLarge,
     Conflict,
+    /// The server can't do this here (e.g. video frames without ffmpeg).
+    NotSupported,
     Internal,
 }
 
@@ -27,6 +29,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::NotSupported => "not_supported",
             ErrorCode::Internal => "internal",
         }
     }

@@ -70,6 +70,16 @@ pub enum ClientMessage {
         session: String,
         comment: serde_json::Value,
     },
+    /// Live `preview` messages for a session at a tier (default: the connection's tier from
+    /// `quality`, else `good`), at most at the tier's frame rate.
+    PreviewSubscribe {
+        session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<Tier>,
+    },
+    PreviewUnsubscribe {
+        session: String,
+    },
 }
 
 impl ClientMessage {
@@ -81,7 +91,9 @@ impl ClientMessage {
             | ClientMessage::Presence { session, .. }
             | ClientMessage::SetRole { session, .. }
             | ClientMessage::Leave { session }
-            | ClientMessage::Comment { session, .. } => Some(session),
+            | ClientMessage::Comment { session, .. }
+            | ClientMessage::PreviewSubscribe { session, .. }
+            | ClientMessage::PreviewUnsubscribe { session } => Some(session),
             ClientMessage::Quality { .. } => None,
         }
     }
@@ -94,6 +106,8 @@ impl ClientMessage {
             ClientMessage::Leave { .. } => "leave",
             ClientMessage::Quality { .. } => "quality",
             ClientMessage::Comment { .. } => "comment",
+            ClientMessage::PreviewSubscribe { .. } => "preview_subscribe",
+            ClientMessage::PreviewUnsubscribe { .. } => "preview_unsubscribe",
         }
     }
 }
@@ -122,6 +136,18 @@ pub enum Tier {
     Good,
     Fair,
     Poor,
+}
+
+impl Tier {
+    /// The wire name (`"excellent"`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Excellent => "excellent",
+            Tier::Good => "good",
+            Tier::Fair => "fair",
+            Tier::Poor => "poor",
+        }
+    }
 }
 
 /// The tier for a downlink estimate, with its update rate and preview resolution.
@@ -186,6 +212,13 @@ pub enum ServerMessage {
         tier: Tier,
         fps: u32,
         resolution: [u32; 2],
+    },
+    /// A newer committed version of a subscribed session can be fetched at `url` (same token).
+    Preview {
+        session: String,
+        version: u64,
+        tier: Tier,
+        url: String,
     },
     Error {
         code: ErrorCode,

@@ -32,6 +32,11 @@ pub trait BlobStore: Send + Sync {
     fn put(&self, id: &str, bytes: &[u8]) -> Result<()>;
     /// `Ok(None)` when there is no such blob.
     fn get(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// A local file holding the blob, for tools that read files (ffmpeg); `None` when there is
+    /// none (no such blob, or a store that is not on disk).
+    fn local_path(&self, _id: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// One file per asset, `<dir>/<id>`, written to a temp file and renamed, so a reader never sees
@@ -59,6 +64,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 impl BlobStore for DirBlobStore {
+    fn local_path(&self, id: &str) -> Option<PathBuf> {
+        let path = self.dir.join(id);
+        (valid_asset_id(id) && path.is_file()).then_some(path)
+    }
+
     fn put(&self, id: &str, bytes: &[u8]) -> Result<()> {
         let path = self.dir.join(id);
         let tmp = self.dir.join(format!(".tmp-{id}"));

@@ -2,7 +2,7 @@
 //! applies limits and routes each message to its session's actor. Each socket has a reader (this
 //! task) and a writer task fed by a bounded queue, so a slow reader never slows anyone else.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,13 +15,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use montage_media::Pacer;
 use montage_protocol::{
     ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, ServerMessage, decode_client,
     encode_with_rid, tier_for_mbps,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::App;
@@ -171,8 +172,13 @@ async fn connection(
         tx,
         joined: HashSet::new(),
         exp: claims.exp,
+        tier: None,
+        previews: HashMap::new(),
     };
     let end = reader.run(&mut stream, &kill).await;
+    for (_, stop) in reader.previews.drain() {
+        stop.cancel();
+    }
     for s in std::mem::take(&mut reader.joined) {
         let _ = app
             .sessions
@@ -288,6 +294,10 @@ struct Reader {
     limiter: ConnLimiter,
     user_limiter: Arc<Mutex<ConnLimiter>>,
     exp: u64,
+    /// The tier from the last `quality`, the default for `preview_subscribe`.
+    tier: Option<montage_media::Tier>,
+    /// Live preview subscriptions: session → the token that stops its pacing task.
+    previews: HashMap<String, CancellationToken>,
 }
 
 impl Reader {
@@ -408,6 +418,57 @@ impl Reader {
         None
     }
 
+    /// Starts (or restarts, at a new tier) live previews of a session for this connection: a
+    /// `preview` now, then after committed edits at most at the tier's frame rate, the newest
+    /// version always last. The subscriber needs viewer rights; joining is not required.
+    async fn preview_subscribe(
+        &mut self,
+        session: String,
+        tier: Option<montage_protocol::Tier>,
+        rid: Option<Json>,
+    ) {
+        let max = self.app.config.limits.sessions_per_connection;
+        if !self.previews.contains_key(&session) && self.previews.len() >= max {
+            self.error(
+                ErrorCode::TooLarge,
+                format!("at most {max} preview subscriptions per connection"),
+                rid.as_ref(),
+            );
+            return;
+        }
+        let tier = tier
+            .and_then(|t| montage_media::Tier::parse(t.as_str()))
+            .or(self.tier)
+            .unwrap_or(montage_media::Tier::Good);
+        // Watch first, then read: an edit committed in between is seen by the watch.
+        let versions = self.app.sessions.watch_versions(&session);
+        let version = match self.app.sessions.state(&session, &self.handle.user).await {
+            Ok((version, _)) => version,
+            Err(code) => {
+                let message = match code {
+                    ErrorCode::NotFound => format!("no session {session}"),
+                    ErrorCode::Forbidden => format!("no access to session {session}"),
+                    _ => "could not read the session".to_owned(),
+                };
+                self.error(code, message, rid.as_ref());
+                return;
+            }
+        };
+        let stop = self.app.shutdown.child_token();
+        if let Some(old) = self.previews.insert(session.clone(), stop.clone()) {
+            old.cancel();
+        }
+        tokio::spawn(preview_loop(
+            self.handle.clone(),
+            session,
+            tier,
+            versions,
+            version,
+            rid,
+            stop,
+        ));
+    }
+
     async fn dispatch(&mut self, ClientFrame { rid, msg }: ClientFrame) {
         let conn = self.handle.clone();
         let sessions = self.app.sessions.clone();
@@ -462,6 +523,7 @@ impl Reader {
             }
             ClientMessage::Quality { downlink_mbps } => {
                 let (tier, fps, resolution) = tier_for_mbps(downlink_mbps);
+                self.tier = montage_media::Tier::parse(tier.as_str());
                 self.handle.send(encode_with_rid(
                     &ServerMessage::Tier {
                         tier,
@@ -470,6 +532,21 @@ impl Reader {
                     },
                     rid.as_ref(),
                 ));
+                return;
+            }
+            ClientMessage::PreviewSubscribe { session, tier } => {
+                self.preview_subscribe(session, tier, rid).await;
+                return;
+            }
+            ClientMessage::PreviewUnsubscribe { session } => {
+                match self.previews.remove(&session) {
+                    Some(stop) => stop.cancel(),
+                    None => self.error(
+                        ErrorCode::NotFound,
+                        format!("no preview subscription for session {session}"),
+                        rid.as_ref(),
+                    ),
+                }
                 return;
             }
             ClientMessage::Comment { session, .. } => {
@@ -538,6 +615,75 @@ impl Reader {
                 format!("session {session} is no longer loaded; join again"),
                 rid.as_ref(),
             );
+        }
+    }
+}
+
+fn wire_tier(t: montage_media::Tier) -> montage_protocol::Tier {
+    match t {
+        montage_media::Tier::Excellent => montage_protocol::Tier::Excellent,
+        montage_media::Tier::Good => montage_protocol::Tier::Good,
+        montage_media::Tier::Fair => montage_protocol::Tier::Fair,
+        montage_media::Tier::Poor => montage_protocol::Tier::Poor,
+    }
+}
+
+/// Percent-encodes a path segment (session ids may hold any printable character).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One (connection, session) preview subscription: sends the newest committed version whenever
+/// it changed and the tier's interval has passed since the last send, else sleeps out the rest of
+/// the interval and sends whatever is newest then (a trailing send, so the last version is never
+/// lost). Edits never wait for this: the session only updates a `watch`.
+async fn preview_loop(
+    conn: crate::session::ConnHandle,
+    session: String,
+    tier: montage_media::Tier,
+    mut versions: watch::Receiver<u64>,
+    mut latest: u64,
+    mut rid: Option<Json>,
+    stop: CancellationToken,
+) {
+    let mut pacer = Pacer::new();
+    let mut sent = None;
+    let base = format!(
+        "/v1/sessions/{}/preview?tier={}",
+        path_segment(&session),
+        tier.as_str()
+    );
+    loop {
+        latest = latest.max(*versions.borrow_and_update());
+        if sent != Some(latest) {
+            if let Err(wait) = pacer.try_send(Instant::now(), tier) {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+            let msg = ServerMessage::Preview {
+                session: session.clone(),
+                version: latest,
+                tier: wire_tier(tier),
+                url: format!("{base}&v={latest}"),
+            };
+            if !conn.send(encode_with_rid(&msg, rid.take().as_ref())) {
+                return;
+            }
+            sent = Some(latest);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = versions.changed() => if r.is_err() { return },
         }
     }
 }

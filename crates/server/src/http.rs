@@ -25,6 +25,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}", get(session_state))
         .route("/v1/sessions/{id}/ops", get(session_ops))
         .route("/v1/sessions/{id}/preview", get(crate::media::preview))
+        .route("/v1/sessions/{id}/frame", get(crate::media::frame))
         .route("/v1/assets", post(crate::media::upload))
         .route("/v1/assets/{id}", get(crate::media::download))
         .with_state(app)
@@ -43,6 +44,7 @@ impl IntoResponse for AppError {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::NotSupported => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         json(status, encode(&ServerMessage::error(self.0, self.1)))

@@ -62,6 +62,8 @@ fn media_error(e: MediaError) -> AppError {
     let code = match e.code() {
         "too_large" => ErrorCode::TooLarge,
         "bad_request" => ErrorCode::BadRequest,
+        "not_supported" => ErrorCode::NotSupported,
+        "not_found" => ErrorCode::NotFound,
         _ => {
             tracing::error!(error = %e, "media processing failed");
             return AppError(ErrorCode::Internal, "internal error".into());
@@ -239,6 +241,106 @@ pub async fn preview(
         tracing::debug!(session = %id, version, ?warnings, "preview rendered with warnings");
     }
     Ok(answer(&p, &warnings, &headers))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FrameQuery {
+    t: Option<String>,
+    tier: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/frame?t=SECONDS&tier=T`: the timeline's picture at playhead `t` (the
+/// top video clip there, through ffmpeg), a JPEG at most the tier's box, for anyone who may view
+/// the session. 404 when no clip plays at `t`; 501 `not_supported` without ffmpeg.
+pub async fn frame(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<FrameQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    let tier = q.tier.as_deref().and_then(Tier::parse).ok_or_else(|| {
+        AppError(
+            ErrorCode::BadRequest,
+            "tier must be excellent, good, fair or poor".into(),
+        )
+    })?;
+    let t =
+        q.t.as_deref()
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| {
+                AppError(
+                    ErrorCode::BadRequest,
+                    "t must be a non-negative number of seconds".into(),
+                )
+            })?;
+    let (version, doc) = session_doc(&app, &id, &claims.sub).await?;
+    let media = app.media.clone();
+    let permit = media.permit().await?;
+    let blobs = media.blobs.clone();
+    let limits = media.intake;
+    let found = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let path_of = |asset: &str| {
+            if valid_asset_id(asset) {
+                blobs.local_path(asset)
+            } else {
+                None
+            }
+        };
+        let Some((clip, img)) =
+            montage_media::timeline_frame(&doc, t, tier.max_size(), &limits, &path_of)?
+        else {
+            return Ok(None);
+        };
+        let bytes = montage_media::encode_preview(&img, PreviewFormat::DEFAULT)?;
+        Ok::<_, MediaError>(Some((clip, bytes)))
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(media_error)?;
+    let Some((clip, bytes)) = found else {
+        return Err(AppError(
+            ErrorCode::NotFound,
+            format!("no video clip plays at {t} s"),
+        ));
+    };
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PreviewFormat::DEFAULT.mime()),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-montage-version", HeaderValue::from(version));
+    h.insert("x-montage-tier", HeaderValue::from_static(tier.as_str()));
+    if let Ok(v) = HeaderValue::from_str(&clip.clip) {
+        h.insert("x-montage-clip", v);
+    }
+    Ok((StatusCode::OK, h, bytes).into_response())
+}
+
+/// The committed version and document of a session the user may view.
+async fn session_doc(
+    app: &App,
+    id: &str,
+    user: &str,
+) -> Result<(u64, montage_ot::Value), AppError> {
+    let (version, state) = match app.sessions.state(id, user).await {
+        Ok(s) => s,
+        Err(ErrorCode::NotFound) => {
+            return Err(AppError(ErrorCode::NotFound, format!("no session {id}")));
+        }
+        Err(ErrorCode::Forbidden) => {
+            return Err(AppError(ErrorCode::Forbidden, "no access".into()));
+        }
+        Err(code) => return Err(AppError(code, "could not read the session".into())),
+    };
+    let doc: serde_json::Value = serde_json::from_str(&state).map_err(|e| {
+        tracing::error!(session = %id, error = %e, "session state is not JSON");
+        AppError(ErrorCode::Internal, "internal error".into())
+    })?;
+    Ok((version, montage_ot::Value::from_json(&doc)))
 }
 
 fn answer(p: &Preview, warnings: &[Warning], req: &HeaderMap) -> Response {

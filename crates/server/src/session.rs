@@ -18,7 +18,7 @@ use montage_protocol::{
     encode_with_rid,
 };
 use serde_json::Value as Json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -231,6 +231,9 @@ pub struct Sessions {
     committer: Mutex<Option<mpsc::Sender<CommitItem>>>,
     next_generation: AtomicU64,
     tasks: TaskTracker,
+    /// The newest committed version per session, for live preview subscribers. Kept outside the
+    /// actors so a subscription outlives an unload; an entry goes when its last watcher does.
+    versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
 }
 
 impl Sessions {
@@ -248,6 +251,7 @@ impl Sessions {
             committer: Mutex::new(Some(committer)),
             next_generation: AtomicU64::new(1),
             tasks: TaskTracker::new(),
+            versions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -317,6 +321,32 @@ impl Sessions {
             }
         }
         Err(msg)
+    }
+
+    /// Watches the newest committed version of a session (0 until an edit commits after the
+    /// first watch). Access is the caller's to check.
+    pub fn watch_versions(&self, id: &str) -> watch::Receiver<u64> {
+        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(Arc::from(id))
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Tells the watchers of a session that `version` is committed; never blocks.
+    fn publish_version(&self, id: &str, version: u64) {
+        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = map.get(id) else { return };
+        if tx.receiver_count() == 0 {
+            map.remove(id);
+            return;
+        }
+        tx.send_if_modified(|v| {
+            let newer = version > *v;
+            if newer {
+                *v = version;
+            }
+            newer
+        });
     }
 
     /// The committed `(version, state JSON)` of a session, for a reader with at least viewer rights.
@@ -1080,6 +1110,7 @@ impl Actor {
             return;
         }
         self.committed = self.committed.max(r.version);
+        self.sessions.publish_version(&self.id, self.committed);
         while self
             .pending
             .front()

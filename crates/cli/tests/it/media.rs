@@ -544,3 +544,249 @@ async fn preview_latency_24mp() -> Result<()> {
     }
     Ok(())
 }
+
+/// Live previews: a subscriber at `poor` (5 fps) gets far fewer `preview` messages than edits,
+/// never closer than the tier's interval (with slack for timers), and the newest version last.
+#[tokio::test]
+async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut editor = server.connect("u1").await?;
+    let joined = editor.join("film", "c1").await?;
+    assert_eq!(joined["version"], 0);
+
+    // u2 is a viewer (the default link role) and never joins: subscribing is enough.
+    let mut viewer = server.connect("u2").await?;
+    viewer
+        .send(json!({"type":"preview_subscribe","session":"film","tier":"poor","rid":7}))
+        .await?;
+    let first = viewer.recv_type("preview").await?;
+    let first_at = std::time::Instant::now();
+    assert_eq!(
+        first,
+        json!({"type":"preview","session":"film","version":0,"tier":"poor",
+               "url":"/v1/sessions/film/preview?tier=poor&v=0","rid":7})
+    );
+
+    const EDITS: u64 = 50;
+    // Edits as fast as acks allow, while the viewer reads concurrently (so arrival times are
+    // what the server paced, not a backlog read at once).
+    let edits = async {
+        let mut version = 0;
+        for seq in 1..=EDITS {
+            version = editor
+                .edit(
+                    "film",
+                    version,
+                    seq,
+                    json!([{"op":"set","path":["title"],"value":format!("t{seq}")}]),
+                )
+                .await?;
+        }
+        anyhow::Ok(version)
+    };
+    let collect = async {
+        let mut got = vec![(first_at, 0u64)];
+        while got.last().map(|g| g.1) != Some(EDITS) {
+            let p = viewer.recv_type("preview").await?;
+            let v = p["version"].as_u64().context("no version")?;
+            assert!(
+                v > got.last().map_or(0, |g| g.1),
+                "versions go forward: {p}"
+            );
+            assert_eq!(p["tier"], "poor");
+            assert_eq!(
+                p["url"],
+                format!("/v1/sessions/film/preview?tier=poor&v={v}")
+            );
+            got.push((std::time::Instant::now(), v));
+        }
+        anyhow::Ok(got)
+    };
+    let (version, got) = tokio::join!(edits, collect);
+    let (version, got) = (version?, got?);
+    assert_eq!(version, EDITS);
+    // The newest version is last: nothing more arrives.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(600), viewer.recv())
+            .await
+            .is_err(),
+        "a preview after the final version"
+    );
+    assert!(
+        got.len() < (EDITS / 2) as usize,
+        "{} previews for {EDITS} edits",
+        got.len()
+    );
+    for w in got.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= Duration::from_millis(150),
+            "previews {} and {} only {gap:?} apart",
+            w[0].1,
+            w[1].1
+        );
+    }
+    // The URL fetches that version with the subscriber's token.
+    let url = format!("/v1/sessions/film/preview?tier=poor&v={EDITS}");
+    let r = get(&server, &url, Some("u2")).await?;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-montage-version"),
+        Some(EDITS.to_string().as_str())
+    );
+
+    // Unsubscribed: edits bring no more previews. Unknown sessions and subscriptions are errors.
+    viewer
+        .send(json!({"type":"preview_unsubscribe","session":"film"}))
+        .await?;
+    viewer
+        .expect_error(
+            json!({"type":"preview_subscribe","session":"nope"}),
+            "not_found",
+        )
+        .await?;
+    editor
+        .edit(
+            "film",
+            version,
+            EDITS + 1,
+            json!([{"op":"set","path":["title"],"value":"after"}]),
+        )
+        .await?;
+    viewer
+        .expect_error(
+            json!({"type":"preview_unsubscribe","session":"film"}),
+            "not_found",
+        )
+        .await?;
+
+    // Without a tier the connection's tier from `quality` applies.
+    viewer
+        .send(json!({"type":"quality","downlink_mbps":6.0}))
+        .await?;
+    viewer.recv_type("tier").await?;
+    viewer
+        .send(json!({"type":"preview_subscribe","session":"film"}))
+        .await?;
+    let p = viewer.recv_type("preview").await?;
+    assert_eq!(
+        (&p["tier"], &p["version"]),
+        (&json!("fair"), &json!(EDITS + 1))
+    );
+    Ok(())
+}
+
+/// A video file made by ffmpeg (two seconds: red, then blue), or `None` without ffmpeg.
+fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=640x480:d=1:r=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=640x480:d=1:r=10",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "mp4",
+        ])
+        .arg(path)
+        .status();
+    let status = match status {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        s => s?,
+    };
+    if !status.success() {
+        bail!("ffmpeg failed: {status}");
+    }
+    Ok(Some(()))
+}
+
+/// `GET /v1/sessions/{id}/frame`: the frame of the clip playing at `t`, at most the tier's box.
+#[tokio::test]
+async fn video_frames_at_a_playhead() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    // Uploads take images only, so the video is written straight into the blob directory.
+    let id = "0123456789abcdef0123456789abcdef";
+    std::fs::create_dir_all(dir.path().join("assets"))?;
+    let have_ffmpeg = red_then_blue_video(&dir.path().join("assets").join(id))?.is_some();
+    let mut u1 = server.connect("u1").await?;
+    u1.join("reel", "c1").await?;
+    // The clip starts at 10 s and plays the video from 0.5 s for 1.5 s.
+    let timeline = json!({"tracks":[{"id":"v","kind":"video","clips":[
+        {"id":"c1","asset":id,"start":10,"in":0.5,"out":2},
+        {"id":"c2","asset":"ffffffffffffffffffffffffffffffff","start":20,"in":0,"out":1}]}]});
+    u1.edit(
+        "reel",
+        0,
+        1,
+        json!([{"op":"set","path":["timeline"],"value":timeline}]),
+    )
+    .await?;
+
+    let frame = |t: &str, tier: &str| format!("/v1/sessions/reel/frame?t={t}&tier={tier}");
+    for (path, user, status, code) in [
+        (frame("10", "ultra"), Some("u1"), 400, "bad_request"),
+        (frame("-1", "good"), Some("u1"), 400, "bad_request"),
+        (frame("x", "good"), Some("u1"), 400, "bad_request"),
+        (frame("10", "good"), None, 401, "unauthorized"),
+        (
+            "/v1/sessions/nope/frame?t=1&tier=good".to_owned(),
+            Some("u1"),
+            404,
+            "not_found",
+        ),
+        // Nothing plays at 5 s.
+        (frame("5", "good"), Some("u2"), 404, "not_found"),
+    ] {
+        let r = get(&server, &path, user).await?;
+        assert_eq!(
+            (r.status, &r.json()?["code"]),
+            (status, &json!(code)),
+            "{path}"
+        );
+    }
+    if !have_ffmpeg {
+        let r = get(&server, &frame("10", "good"), Some("u1")).await?;
+        assert_eq!(
+            (r.status, &r.json()?["code"]),
+            (501, &json!("not_supported"))
+        );
+        return Ok(());
+    }
+    // 10.2 s is 0.7 s into the video (red); 11 s is 1.5 s (blue). A viewer may fetch frames.
+    for (t, tier, bw, bh, red) in [
+        ("10.2", "good", 640, 480, true),
+        ("11", "poor", 320, 240, false),
+    ] {
+        let r = get(&server, &frame(t, tier), Some("u2")).await?;
+        assert_eq!(r.status, 200, "{t}: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+        assert_eq!(r.header("x-montage-clip"), Some("c1"));
+        let img = image::load_from_memory(&r.body)?.to_rgb8();
+        assert_eq!(img.dimensions(), (bw, bh), "{t} at {tier}");
+        let [r, _, b] = img.get_pixel(bw / 2, bh / 2).0;
+        if red {
+            assert!(r > 200 && b < 60, "{t}: {r},{b}");
+        } else {
+            assert!(b > 200 && r < 60, "{t}: {r},{b}");
+        }
+    }
+    // A clip whose asset is not stored.
+    let r = get(&server, &frame("20.5", "good"), Some("u1")).await?;
+    assert_eq!((r.status, &r.json()?["code"]), (404, &json!("not_found")));
+    Ok(())
+}
