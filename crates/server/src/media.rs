@@ -195,22 +195,8 @@ pub async fn preview(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let claims = authenticate(&app, &headers)?;
-    let tier = q.tier.as_deref().and_then(Tier::parse).ok_or_else(|| {
-        AppError(
-            ErrorCode::BadRequest,
-            "tier must be excellent, good, fair or poor".into(),
-        )
-    })?;
-    let (version, state) = match app.sessions.state(&id, &claims.sub).await {
-        Ok(s) => s,
-        Err(ErrorCode::NotFound) => {
-            return Err(AppError(ErrorCode::NotFound, format!("no session {id}")));
-        }
-        Err(ErrorCode::Forbidden) => {
-            return Err(AppError(ErrorCode::Forbidden, "no access".into()));
-        }
-        Err(code) => return Err(AppError(code, "could not read the session".into())),
-    };
+    let tier = tier_param(q.tier.as_deref())?;
+    let (version, state) = session_state(&app, &id, &claims.sub).await?;
     let media = app.media.clone();
     if let Some(p) = media.previews.get(&id, version, tier) {
         return Ok(answer(&p, &[], &headers));
@@ -220,11 +206,8 @@ pub async fn preview(
     if let Some(p) = media.previews.get(&id, version, tier) {
         return Ok(answer(&p, &[], &headers));
     }
-    let doc: serde_json::Value = serde_json::from_str(&state).map_err(|e| {
-        tracing::error!(session = %id, error = %e, "session state is not JSON");
-        AppError(ErrorCode::Internal, "internal error".into())
-    })?;
-    let doc = montage_ot::Value::from_json(&doc);
+    // Parsed only on a cache miss.
+    let doc = parse_doc(&id, &state)?;
     let assets = media.assets.clone();
     let (p, warnings) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -259,12 +242,7 @@ pub async fn frame(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let claims = authenticate(&app, &headers)?;
-    let tier = q.tier.as_deref().and_then(Tier::parse).ok_or_else(|| {
-        AppError(
-            ErrorCode::BadRequest,
-            "tier must be excellent, good, fair or poor".into(),
-        )
-    })?;
+    let tier = tier_param(q.tier.as_deref())?;
     let t =
         q.t.as_deref()
             .and_then(|t| t.parse::<f64>().ok())
@@ -320,27 +298,42 @@ pub async fn frame(
     Ok((StatusCode::OK, h, bytes).into_response())
 }
 
+/// `tier=` as a tier, or a `bad_request` naming the choices.
+fn tier_param(tier: Option<&str>) -> Result<Tier, AppError> {
+    tier.and_then(Tier::parse).ok_or_else(|| {
+        AppError(
+            ErrorCode::BadRequest,
+            "tier must be excellent, good, fair or poor".into(),
+        )
+    })
+}
+
+/// The committed version and state (JSON text) of a session the user may view.
+async fn session_state(app: &App, id: &str, user: &str) -> Result<(u64, String), AppError> {
+    match app.sessions.state(id, user).await {
+        Ok(s) => Ok(s),
+        Err(ErrorCode::NotFound) => Err(AppError(ErrorCode::NotFound, format!("no session {id}"))),
+        Err(ErrorCode::Forbidden) => Err(AppError(ErrorCode::Forbidden, "no access".into())),
+        Err(code) => Err(AppError(code, "could not read the session".into())),
+    }
+}
+
+/// A session's state text as a document, straight into the OT value (no intermediate tree).
+fn parse_doc(id: &str, state: &str) -> Result<montage_ot::Value, AppError> {
+    serde_json::from_str(state).map_err(|e| {
+        tracing::error!(session = %id, error = %e, "session state is not JSON");
+        AppError(ErrorCode::Internal, "internal error".into())
+    })
+}
+
 /// The committed version and document of a session the user may view.
 async fn session_doc(
     app: &App,
     id: &str,
     user: &str,
 ) -> Result<(u64, montage_ot::Value), AppError> {
-    let (version, state) = match app.sessions.state(id, user).await {
-        Ok(s) => s,
-        Err(ErrorCode::NotFound) => {
-            return Err(AppError(ErrorCode::NotFound, format!("no session {id}")));
-        }
-        Err(ErrorCode::Forbidden) => {
-            return Err(AppError(ErrorCode::Forbidden, "no access".into()));
-        }
-        Err(code) => return Err(AppError(code, "could not read the session".into())),
-    };
-    let doc: serde_json::Value = serde_json::from_str(&state).map_err(|e| {
-        tracing::error!(session = %id, error = %e, "session state is not JSON");
-        AppError(ErrorCode::Internal, "internal error".into())
-    })?;
-    Ok((version, montage_ot::Value::from_json(&doc)))
+    let (version, state) = session_state(app, id, user).await?;
+    Ok((version, parse_doc(id, &state)?))
 }
 
 fn answer(p: &Preview, warnings: &[Warning], req: &HeaderMap) -> Response {
