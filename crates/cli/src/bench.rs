@@ -646,7 +646,10 @@ async fn client(
     let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
     let key = format!("c{id}");
     let padding = if pad > 0 {
-        format!(r#",{{"op":"set","path":["meta","p{id}"],"value":"{}"}}"#, "x".repeat(pad))
+        format!(
+            r#",{{"op":"set","path":["meta","p{id}"],"value":"{}"}}"#,
+            "x".repeat(pad)
+        )
     } else {
         String::new()
     };

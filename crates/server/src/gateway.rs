@@ -387,10 +387,7 @@ impl Reader {
     }
 
     fn flush_presence(&self) {
-        let frames = self
-            .link
-            .outbox()
-            .flush(self.link.tier(), Instant::now());
+        let frames = self.link.outbox().flush(self.link.tier(), Instant::now());
         for f in frames {
             if !self.handle.send(f) {
                 break;

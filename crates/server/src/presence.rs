@@ -179,7 +179,11 @@ fn transform_caret(caret: &Json, op: &Op, own: bool) -> CaretFate {
     let Some(mut path) = caret.get("path").and_then(json_path) else {
         return CaretFate::Same;
     };
-    let Some(mut index) = caret.get("index").and_then(Json::as_u64).map(|i| i as usize) else {
+    let Some(mut index) = caret
+        .get("index")
+        .and_then(Json::as_u64)
+        .map(|i| i as usize)
+    else {
         return CaretFate::Same;
     };
     let mut anchor = caret
@@ -407,7 +411,10 @@ mod tests {
         );
         assert_eq!(changed.len(), 1);
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
-        assert_eq!((c["index"].clone(), c["anchor"].clone()), (json!(5), json!(3)));
+        assert_eq!(
+            (c["index"].clone(), c["anchor"].clone()),
+            (json!(5), json!(3))
+        );
         // Someone else typing exactly at the caret leaves it before their text.
         t.transform(
             &op(json!([{"op":"text","path":["title"],"pos":5,"ins":"zz"}])),
@@ -431,7 +438,10 @@ mod tests {
             &d,
         );
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
-        assert_eq!((c["index"].clone(), c["anchor"].clone()), (json!(2), json!(2)));
+        assert_eq!(
+            (c["index"].clone(), c["anchor"].clone()),
+            (json!(2), json!(2))
+        );
     }
 
     #[test]
@@ -448,15 +458,30 @@ mod tests {
         assert!(t.transform(&op(other), "alice", &d).is_empty());
         let del = json!([{"op":"del","path":["canvas","layers",1]}]);
         assert_eq!(t.transform(&op(del), "alice", &d).len(), 1);
-        assert!(t.get("bob").unwrap().data.as_ref().unwrap().get("caret").is_none());
+        assert!(
+            t.get("bob")
+                .unwrap()
+                .data
+                .as_ref()
+                .unwrap()
+                .get("caret")
+                .is_none()
+        );
     }
 
     #[test]
     fn selection_of_a_deleted_layer_is_dropped() {
-        let mut t = table("bob", json!({"selection":["a","b","clip1"],"cursor":{"x":1,"y":2}}));
+        let mut t = table(
+            "bob",
+            json!({"selection":["a","b","clip1"],"cursor":{"x":1,"y":2}}),
+        );
         let d = doc(json!({"canvas":{"layers":[{"id":"a"}]},
             "timeline":{"tracks":[{"id":"t","clips":[{"id":"clip1"}]}]}}));
-        let changed = t.transform(&op(json!([{"op":"del","path":["canvas","layers",1]}])), "alice", &d);
+        let changed = t.transform(
+            &op(json!([{"op":"del","path":["canvas","layers",1]}])),
+            "alice",
+            &d,
+        );
         assert_eq!(changed.len(), 1);
         let data = t.get("bob").unwrap().data.clone().unwrap();
         assert_eq!(data["selection"], json!(["a", "clip1"]));
@@ -468,7 +493,10 @@ mod tests {
 
     #[test]
     fn malformed_presence_is_left_alone() {
-        let mut t = table("bob", json!({"caret":{"path":"title","index":-1},"selection":"x"}));
+        let mut t = table(
+            "bob",
+            json!({"caret":{"path":"title","index":-1},"selection":"x"}),
+        );
         let d = doc(json!({}));
         let o = op(json!([{"op":"del","path":["title"]}]));
         assert!(t.transform(&o, "alice", &d).is_empty());
@@ -483,19 +511,31 @@ mod tests {
         let mut o = Outbox::default();
         let t0 = Instant::now();
         let f = |s: &str| Utf8Bytes::from(s.to_owned());
-        assert_eq!(o.offer(key("a"), f("1"), Tier::Poor, t0), Offer::SendNow(f("1")));
+        assert_eq!(
+            o.offer(key("a"), f("1"), Tier::Poor, t0),
+            Offer::SendNow(f("1"))
+        );
         assert_eq!(o.offer(key("a"), f("2"), Tier::Poor, t0), Offer::HeldFirst);
         assert_eq!(o.offer(key("a"), f("3"), Tier::Poor, t0), Offer::Held);
         assert_eq!(o.offer(key("b"), f("b1"), Tier::Poor, t0), Offer::Held);
         assert_eq!(o.due(Tier::Poor), Some(t0 + Duration::from_millis(200)));
-        assert!(o.flush(Tier::Poor, t0 + Duration::from_millis(100)).is_empty());
+        assert!(
+            o.flush(Tier::Poor, t0 + Duration::from_millis(100))
+                .is_empty()
+        );
         let out = o.flush(Tier::Poor, t0 + Duration::from_millis(200));
         assert_eq!(out, vec![f("3"), f("b1")]);
         assert_eq!(o.held(), 0);
         // A faster tier shortens the wait.
         let t1 = t0 + Duration::from_millis(200);
-        assert_eq!(o.offer(key("a"), f("4"), Tier::Excellent, t1), Offer::HeldFirst);
-        assert_eq!(o.due(Tier::Excellent), Some(t1 + Outbox::interval(Tier::Excellent)));
+        assert_eq!(
+            o.offer(key("a"), f("4"), Tier::Excellent, t1),
+            Offer::HeldFirst
+        );
+        assert_eq!(
+            o.due(Tier::Excellent),
+            Some(t1 + Outbox::interval(Tier::Excellent))
+        );
         o.forget("s", Some("a"));
         assert_eq!(o.due(Tier::Excellent), None);
     }

@@ -9,8 +9,8 @@
 //! worse of the measured one and the hint, and a change is announced with a `tier` message.
 //! Everything here takes time as an argument, so it is tested without a clock.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use montage_protocol::{ServerMessage, Tier, tier_for_mbps};
@@ -91,7 +91,10 @@ pub struct Sample {
 
 /// The tier one sample points to on its own.
 pub fn measured_tier(s: &Sample) -> Tier {
-    let rtt = s.rtt.unwrap_or_default().max(s.unanswered.unwrap_or_default());
+    let rtt = s
+        .rtt
+        .unwrap_or_default()
+        .max(s.unanswered.unwrap_or_default());
     let mut t = if rtt <= RTT_EXCELLENT {
         Tier::Excellent
     } else if rtt <= RTT_GOOD {
@@ -490,7 +493,10 @@ mod tests {
         for _ in 0..PING_EVERY {
             assert_eq!(p.due(t0), None, "one outstanding at a time");
         }
-        assert_eq!(p.unanswered(t0 + Duration::from_secs(1)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            p.unanswered(t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
         p.pong(&(n + 1).to_be_bytes(), t0);
         assert!(p.last_rtt.is_none(), "a stale pong is ignored");
         p.pong(b"junk", t0);

@@ -100,12 +100,10 @@ impl ConnHandle {
     /// held (the newest per session and user) until the reader's flush.
     pub fn send_presence(&self, session: &Arc<str>, user: &Arc<str>, frame: Utf8Bytes) {
         let tier = self.link.tier();
-        let offer = self.link.outbox().offer(
-            (session.clone(), user.clone()),
-            frame,
-            tier,
-            Instant::now(),
-        );
+        let offer =
+            self.link
+                .outbox()
+                .offer((session.clone(), user.clone()), frame, tier, Instant::now());
         match offer {
             Offer::SendNow(f) => {
                 self.send(f);

@@ -84,7 +84,9 @@ async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<
     let a = find(&jb["participants"], "alice").cloned();
     assert_eq!(
         a,
-        Some(json!({"user":"alice","role":"owner","online":true,"name":"Alice","color":colour("alice")}))
+        Some(
+            json!({"user":"alice","role":"owner","online":true,"name":"Alice","color":colour("alice")})
+        )
     );
     assert_eq!(
         next(&mut alice).await?,
@@ -106,8 +108,11 @@ async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<
     // One of bob's connections leaves: bob is still online, nobody hears a participant_left.
     bob1.send(json!({"type":"leave","session":"s"})).await?;
     barrier(&mut bob1, "s").await?;
-    bob2.send(presence("s", json!({"cursor":{"x":2,"y":2},"playhead":3.5})))
-        .await?;
+    bob2.send(presence(
+        "s",
+        json!({"cursor":{"x":2,"y":2},"playhead":3.5}),
+    ))
+    .await?;
     let m = next(&mut alice).await?;
     assert_eq!(m["type"], "presence", "{m}");
     assert_eq!(m["data"]["cursor"]["x"], 2);
@@ -117,11 +122,16 @@ async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<
     let jc = carol.join("s", "c").await?;
     let ps = jc["participants"].as_array().cloned().unwrap_or_default();
     assert_eq!(ps.iter().filter(|p| p["user"] == "bob").count(), 1);
-    let b = find(&jc["participants"], "bob").cloned().unwrap_or_default();
+    let b = find(&jc["participants"], "bob")
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(b["online"], true);
     assert_eq!(b["name"], "Bob");
     assert_eq!(b["color"], colour("bob"));
-    assert_eq!(b["presence"], json!({"cursor":{"x":2,"y":2},"playhead":3.5}));
+    assert_eq!(
+        b["presence"],
+        json!({"cursor":{"x":2,"y":2},"playhead":3.5})
+    );
     assert!(find(&jc["participants"], "alice").is_some_and(|a| a.get("presence").is_none()));
     assert_eq!(next(&mut alice).await?["type"], "participant_joined");
 
@@ -143,7 +153,8 @@ async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
     let server = Server::start(dir.path(), &[])?;
     let mut alice = server.connect("alice").await?;
     alice.join("s", "a").await?;
-    let layer = |id: &str| json!({"id":id,"kind":"text","text":id,"x":0,"y":0,"size":12,"color":"#000000"});
+    let layer =
+        |id: &str| json!({"id":id,"kind":"text","text":id,"x":0,"y":0,"size":12,"color":"#000000"});
     alice
         .edit(
             "s",
@@ -156,12 +167,23 @@ async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
     let mut bob = server.connect("bob").await?;
     bob.join("s", "b").await?;
     next_of(&mut alice, "participant_joined").await?;
-    bob.send(presence("s", json!({"selection":["l1","l2"],"cursor":{"x":5,"y":6}})))
-        .await?;
-    assert_eq!(next(&mut alice).await?["data"]["selection"], json!(["l1", "l2"]));
+    bob.send(presence(
+        "s",
+        json!({"selection":["l1","l2"],"cursor":{"x":5,"y":6}}),
+    ))
+    .await?;
+    assert_eq!(
+        next(&mut alice).await?["data"]["selection"],
+        json!(["l1", "l2"])
+    );
 
     alice
-        .edit("s", 1, 2, json!([{"op":"del","path":["canvas","layers",0]}]))
+        .edit(
+            "s",
+            1,
+            2,
+            json!([{"op":"del","path":["canvas","layers",0]}]),
+        )
         .await?;
     // Alice (the author) hears bob's adjusted selection right after her ack.
     let m = next(&mut alice).await?;
@@ -174,7 +196,9 @@ async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
     assert_eq!(next(&mut bob).await?["version"], 2);
     let mut carol = server.connect("carol").await?;
     let jc = carol.join("s", "c").await?;
-    let b = find(&jc["participants"], "bob").cloned().unwrap_or_default();
+    let b = find(&jc["participants"], "bob")
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(b["presence"]["selection"], json!(["l2"]));
     Ok(())
 }
@@ -190,19 +214,32 @@ async fn a_caret_moves_with_concurrent_typing() -> Result<()> {
         .await?;
     next_of(&mut alice, "role_changed").await?;
     alice
-        .edit("s", 0, 1, json!([{"op":"set","path":["title"],"value":"hello"}]))
+        .edit(
+            "s",
+            0,
+            1,
+            json!([{"op":"set","path":["title"],"value":"hello"}]),
+        )
         .await?;
     let mut bob = server.connect("bob").await?;
     bob.join("s", "b").await?;
     next_of(&mut alice, "participant_joined").await?;
     // Bob's caret selects "ello" (anchor 1, caret at the end).
-    bob.send(presence("s", json!({"caret":{"path":["title"],"index":5,"anchor":1}})))
-        .await?;
+    bob.send(presence(
+        "s",
+        json!({"caret":{"path":["title"],"index":5,"anchor":1}}),
+    ))
+    .await?;
     assert_eq!(next(&mut alice).await?["data"]["caret"]["index"], 5);
 
     // Alice types "XX" in front: bob's caret and anchor move right by two.
     alice
-        .edit("s", 1, 2, json!([{"op":"text","path":["title"],"pos":0,"ins":"XX"}]))
+        .edit(
+            "s",
+            1,
+            2,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"XX"}]),
+        )
         .await?;
     assert_eq!(
         next(&mut alice).await?["data"]["caret"],
@@ -225,7 +262,12 @@ async fn a_caret_moves_with_concurrent_typing() -> Result<()> {
     );
     // Alice deletes "XXh": the caret and anchor move left, the anchor to the delete's start.
     alice
-        .edit("s", 3, 3, json!([{"op":"text","path":["title"],"pos":0,"del":3}]))
+        .edit(
+            "s",
+            3,
+            3,
+            json!([{"op":"text","path":["title"],"pos":0,"del":3}]),
+        )
         .await?;
     assert_eq!(
         next(&mut alice).await?["data"]["caret"],
@@ -252,7 +294,16 @@ async fn roles_change_live_and_a_removed_user_is_disconnected() -> Result<()> {
     bob_tab.join("s", "b2").await?;
     let mut carol = server.connect("carol").await?;
     carol.join("s", "c").await?;
-    assert_eq!(bob.edit("s", 0, 1, json!([{"op":"set","path":["title"],"value":"x"}])).await?, 1);
+    assert_eq!(
+        bob.edit(
+            "s",
+            0,
+            1,
+            json!([{"op":"set","path":["title"],"value":"x"}])
+        )
+        .await?,
+        1
+    );
 
     // Demoted: the role change reaches everyone, and bob's very next edit is refused.
     alice
@@ -284,7 +335,10 @@ async fn roles_change_live_and_a_removed_user_is_disconnected() -> Result<()> {
         .await?;
     // He cannot come back (the grant overrides the link role), nor read over HTTP.
     bob_tab
-        .expect_error(json!({"type":"join","session":"s","client":"b3"}), "forbidden")
+        .expect_error(
+            json!({"type":"join","session":"s","client":"b3"}),
+            "forbidden",
+        )
         .await?;
     let (status, _) = http_get(&server.addr, "/v1/sessions/s", Some(&crate::token("bob"))).await?;
     assert_eq!(status, 403);
@@ -347,7 +401,10 @@ async fn each_tier_gets_presence_at_its_rate_ending_at_the_last_position() -> Re
         r.send(json!({"type":"quality","downlink_mbps":mbps,"rid":"q"}))
             .await?;
         let t = r.recv().await?;
-        assert_eq!((t["type"].clone(), t["tier"].clone()), (json!("tier"), json!(tier)));
+        assert_eq!(
+            (t["type"].clone(), t["tier"].clone()),
+            (json!("tier"), json!(tier))
+        );
         assert_eq!(t["fps"], fps as u64);
         r.join("s", user).await?;
         next_of(&mut w, "participant_joined").await?;
@@ -369,19 +426,31 @@ async fn each_tier_gets_presence_at_its_rate_ending_at_the_last_position() -> Re
             .await?;
         if x % 20 == 19 {
             seq += 1;
-            w.op("s", seq - 1, seq, json!([{"op":"add","path":["canvas","width"],"value":1}]))
-                .await?;
+            w.op(
+                "s",
+                seq - 1,
+                seq,
+                json!([{"op":"add","path":["canvas","width"],"value":1}]),
+            )
+            .await?;
         }
     }
     for (tier, fps, h) in handles {
         let (count, x, versions, end) = h.await??;
         assert_eq!(x, MOVES - 1, "{tier}: the last position must arrive");
-        assert_eq!(versions, (1..=EDITS as u64).collect::<Vec<_>>(), "{tier}: every edit, in order");
+        assert_eq!(
+            versions,
+            (1..=EDITS as u64).collect::<Vec<_>>(),
+            "{tier}: every edit, in order"
+        );
         // Every presence frame left the server between the first move and its arrival, at
         // least 1/fps apart: no more than fps × window + 1 (plus one of slack).
         let window = end.duration_since(start).as_secs_f64();
         let cap = (fps * window).floor() as usize + 2;
-        assert!(count <= cap, "{tier}: {count} presence frames in {window:.2}s, cap {cap}");
+        assert!(
+            count <= cap,
+            "{tier}: {count} presence frames in {window:.2}s, cap {cap}"
+        );
         assert!(count >= 1);
         if tier == "poor" {
             // Coalesced: far fewer frames than moves.
@@ -411,7 +480,14 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
     let dir = tempfile::tempdir()?;
     let server = Server::start(
         dir.path(),
-        &["--send-queue", "64", "--bytes-per-sec", "100000000", "--edits-per-sec", "10000"],
+        &[
+            "--send-queue",
+            "64",
+            "--bytes-per-sec",
+            "100000000",
+            "--edits-per-sec",
+            "10000",
+        ],
     )?;
     let mut w = server.connect("writer").await?;
     w.join("s", "w").await?;
@@ -498,8 +574,8 @@ async fn the_sdk_sets_and_follows_presence_and_reports_its_tier() -> Result<()> 
     // The tier: the answer to a hint, and watchable.
     let mut tier = ann.watch_tier();
     ann.set_quality(7.0).await?;
-    let t = *tokio::time::timeout(Duration::from_secs(10), tier.wait_for(|t| t.is_some()))
-        .await??;
+    let t =
+        *tokio::time::timeout(Duration::from_secs(10), tier.wait_for(|t| t.is_some())).await??;
     assert_eq!(t, Some(Tier::Fair));
     assert_eq!(ann.tier(), Some(Tier::Fair));
 
