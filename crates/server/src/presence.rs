@@ -269,13 +269,16 @@ fn path_json(p: &Path) -> Json {
 /// Most (session, user) values one connection holds back.
 pub use crate::limits::PRESENCE_HELD_MAX as OUTBOX_MAX;
 
+/// Whose presence a held value is: (session, user).
+pub type PresenceKey = (Arc<str>, Arc<str>);
+
 /// Presence waiting for one receiving connection: the newest frame per (session, user), sent
 /// when the tier's interval since the last flush has passed. Time comes in as an argument.
 #[derive(Debug, Default)]
 pub struct Outbox {
     last_flush: Option<Instant>,
     /// In first-arrival order; a newer value replaces the older in place.
-    pending: Vec<((Arc<str>, Arc<str>), Utf8Bytes)>,
+    pending: Vec<(PresenceKey, Utf8Bytes)>,
 }
 
 /// What [`Outbox::offer`] decided.
@@ -301,13 +304,7 @@ impl Outbox {
         Duration::from_micros(1_000_000 / fps)
     }
 
-    pub fn offer(
-        &mut self,
-        key: (Arc<str>, Arc<str>),
-        frame: Utf8Bytes,
-        tier: Tier,
-        now: Instant,
-    ) -> Offer {
+    pub fn offer(&mut self, key: PresenceKey, frame: Utf8Bytes, tier: Tier, now: Instant) -> Offer {
         if let Some(slot) = self.pending.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = frame;
             return Offer::Held;
