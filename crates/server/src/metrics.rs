@@ -19,6 +19,8 @@ pub struct Metrics {
     pub commit_failures_total: AtomicU64,
     pub rate_limited_total: AtomicU64,
     pub dropped_slow_total: AtomicU64,
+    /// Edits sequenced again after another node committed their version first.
+    pub conflict_retries_total: AtomicU64,
     ack_buckets: [AtomicU64; ACK_BUCKETS.len()],
     ack_count: AtomicU64,
     ack_sum_micros: AtomicU64,
@@ -88,6 +90,12 @@ impl Metrics {
             "counter",
             "Connections dropped for a full send queue.",
             self.dropped_slow_total.load(Relaxed),
+        );
+        one(
+            "montage_conflict_retries_total",
+            "counter",
+            "Edits sequenced again because another node committed their version first.",
+            self.conflict_retries_total.load(Relaxed),
         );
         let name = "montage_ack_latency_seconds";
         let _ = writeln!(

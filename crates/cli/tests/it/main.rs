@@ -4,8 +4,10 @@
 mod durability;
 mod harness;
 mod media;
+mod postgres;
 mod protocol;
 mod proxy;
+mod scale;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;
