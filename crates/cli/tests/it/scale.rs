@@ -68,6 +68,16 @@ async fn state(node: &Server, session: &str, user: &str) -> Result<Json> {
     node.get_json(&format!("/v1/sessions/{session}"), user).await
 }
 
+/// The next frame of type `t`, skipping everything else (edits of others included).
+async fn until(c: &mut Client, t: &str) -> Result<Json> {
+    loop {
+        let m = c.recv().await?;
+        if m["type"] == t {
+            return Ok(m);
+        }
+    }
+}
+
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
@@ -120,7 +130,7 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
                         let u = m["user"].as_str().unwrap_or_default().to_owned();
                         ensure!(seen.insert(v, u).is_none(), "version {v} twice: {m}");
                     }
-                    Some("participant_joined" | "participant_left" | "presence") => {}
+                    Some("participant_joined" | "participant_left" | "presence" | "role_changed") => {}
                     _ => bail!("{w}: unexpected {m}"),
                 }
             }
@@ -169,9 +179,9 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
     owner
         .send(json!({"type":"set_role","session":"doc","user":"w1","role":"viewer"}))
         .await?;
-    owner.recv_type("role_changed").await?;
+    until(&mut owner, "role_changed").await?;
     let w1 = &mut clients[1];
-    let rc = w1.recv_type("role_changed").await?;
+    let rc = until(w1, "role_changed").await?;
     ensure!(rc["user"] == "w1" && rc["role"] == "viewer", "{rc}");
     w1.expect_error(
         json!({"type":"op","session":"doc","base":total,"seq":EACH + 1,
@@ -184,14 +194,8 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
     owner
         .send(json!({"type":"presence","session":"doc","data":{"cursor":{"x":1,"y":2}}}))
         .await?;
-    let w3 = &mut clients[3];
-    loop {
-        let m = w3.recv().await?;
-        if m["type"] == "presence" {
-            ensure!(m["user"] == "owner" && m["data"]["cursor"]["x"] == 1, "{m}");
-            break;
-        }
-    }
+    let m = until(&mut clients[3], "presence").await?;
+    ensure!(m["user"] == "owner" && m["data"]["cursor"]["x"] == 1, "{m}");
     drop(nodes);
     Ok(())
 }

@@ -34,7 +34,7 @@ use crate::store::{Store, StoredOp, Write};
 
 /// Times one edit is re-sequenced after losing its version to another node before the client
 /// gets `conflict` (and resends it from a fresh base).
-pub const MAX_CONFLICT_RETRIES: u32 = 16;
+pub const MAX_CONFLICT_RETRIES: u32 = 32;
 /// Versions read from the store per catch-up query.
 const CATCH_UP_PAGE: u64 = 1_000;
 /// Out-of-order bus commits held while this node's own writes are in flight; past it they are
