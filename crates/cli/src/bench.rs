@@ -693,7 +693,10 @@ async fn client(
                         shared.deliveries.fetch_add(1, Relaxed);
                     }
                     "error" => {
-                        shared.errors.fetch_add(1, Relaxed);
+                        // The first one says what went wrong; the count says how often.
+                        if shared.errors.fetch_add(1, Relaxed) == 0 {
+                            eprintln!("\nfirst error: {}", t.as_str());
+                        }
                     }
                     _ => {}
                 }

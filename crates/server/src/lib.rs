@@ -31,9 +31,9 @@ pub use error::{Error, Result};
 
 use crate::assets::{BlobStore, DirBlobStore};
 use crate::auth::Auth;
+use crate::bus::{Bus, LocalHub, NatsBus};
 use crate::media::Media;
 use crate::metrics::Metrics;
-use crate::bus::{Bus, LocalHub, NatsBus};
 use crate::session::{Sessions, run_committer_with_bus, spawn_bus_dispatcher};
 use crate::store::{PgStore, SqliteStore, Store};
 

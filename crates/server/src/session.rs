@@ -224,8 +224,7 @@ pub async fn run_committer_with_bus(
         if writes.is_empty() {
             continue;
         }
-        let (result, conflicted) =
-            cluster::commit_isolating_conflicts(&*store, &mut writes).await;
+        let (result, conflicted) = cluster::commit_isolating_conflicts(&*store, &mut writes).await;
         let ok = match result {
             Ok(()) => {
                 metrics.commit_batches_total.fetch_add(1, Relaxed);

@@ -353,7 +353,9 @@ fn admin_sql(admin: &str, statements: Vec<String>) -> Result<Vec<String>> {
             let mut names = Vec::new();
             for s in statements {
                 if s.starts_with("SELECT") {
-                    names = sqlx::query_scalar::<_, String>(&s).fetch_all(&mut c).await?;
+                    names = sqlx::query_scalar::<_, String>(&s)
+                        .fetch_all(&mut c)
+                        .await?;
                 } else {
                     sqlx::query(&s).execute(&mut c).await?;
                 }
@@ -438,7 +440,10 @@ impl Drop for TestDb {
         if !self.keep {
             let _ = admin_sql(
                 &self.admin,
-                vec![format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)],
+                vec![format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )],
             );
         }
     }

@@ -15,12 +15,7 @@ use tokio::sync::watch;
 
 use crate::harness::*;
 
-const FAST: [&str; 4] = [
-    "--edits-per-sec",
-    "100000",
-    "--messages-per-sec",
-    "100000",
-];
+const FAST: [&str; 4] = ["--edits-per-sec", "100000", "--messages-per-sec", "100000"];
 
 /// The database and NATS of a scale test, or `None` (said loudly) when they are not configured.
 fn services(test: &str) -> Result<Option<(TestDb, String)>> {
@@ -53,7 +48,12 @@ fn start_cluster(
 }
 
 /// Creates `session` on `node` as `owner` and makes `editors` editors.
-async fn create_session(node: &Server, session: &str, owner: &str, editors: &[String]) -> Result<Client> {
+async fn create_session(
+    node: &Server,
+    session: &str,
+    owner: &str,
+    editors: &[String],
+) -> Result<Client> {
     let mut c = node.connect(owner).await?;
     c.join(session, "owner").await?;
     for u in editors {
@@ -65,7 +65,8 @@ async fn create_session(node: &Server, session: &str, owner: &str, editors: &[St
 }
 
 async fn state(node: &Server, session: &str, user: &str) -> Result<Json> {
-    node.get_json(&format!("/v1/sessions/{session}"), user).await
+    node.get_json(&format!("/v1/sessions/{session}"), user)
+        .await
 }
 
 /// The next frame of type `t`, skipping everything else (edits of others included).
@@ -136,15 +137,18 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
                         let u = m["user"].as_str().unwrap_or_default().to_owned();
                         ensure!(seen.insert(v, u).is_none(), "version {v} twice: {m}");
                     }
-                    Some("participant_joined" | "participant_left" | "presence" | "role_changed") => {}
+                    Some(
+                        "participant_joined" | "participant_left" | "presence" | "role_changed",
+                    ) => {}
                     _ => bail!("{w}: unexpected {m}"),
                 }
             }
             // Every version reaches every client, from whichever node committed it.
             while seen.len() < (total - from) as usize {
                 let m = c.recv().await.with_context(|| {
-                    let missing: Vec<u64> =
-                        (from + 1..=total).filter(|v| !seen.contains_key(v)).collect();
+                    let missing: Vec<u64> = (from + 1..=total)
+                        .filter(|v| !seen.contains_key(v))
+                        .collect();
                     format!("{w}: all acked, missing versions {missing:?}")
                 })?;
                 if m["type"] == "op" {
@@ -183,7 +187,10 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
     ensure!(a == b, "nodes differ:\n{a}\n{b}");
     ensure!(a["version"] == total, "version {} != {total}", a["version"]);
     let log = all_ops(&nodes[1], "doc", "owner").await?;
-    ensure!(replay(&log)? == a["state"], "state is not the replay of the log");
+    ensure!(
+        replay(&log)? == a["state"],
+        "state is not the replay of the log"
+    );
     let title = a["state"]["title"].as_str().unwrap_or_default();
     ensure!(title.len() as u64 == total / 2, "title {title:?}");
     let mut retries = 0;
@@ -292,11 +299,8 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
         .wait_for(|n| *n >= third)
         .await
         .map_err(|_| anyhow!("writers stopped early"))?;
-    let acked_before: Vec<(String, u64)> = acks
-        .list
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let acked_before: Vec<(String, u64)> =
+        acks.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
     nodes[1].kill9();
     for t in tasks {
         t.await??;
@@ -313,7 +317,10 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
         }
     }
     let log = all_ops(&nodes[2], "k", "owner").await?;
-    ensure!(replay(&log)? == a["state"], "state is not the replay of the log");
+    ensure!(
+        replay(&log)? == a["state"],
+        "state is not the replay of the log"
+    );
     ensure!(log.len() as u64 == a["version"].as_u64().unwrap_or(0));
     // Each acked version (those acked before the kill included) holds that user's edit.
     let by_version: HashMap<u64, &str> = log
@@ -322,11 +329,17 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
         .collect();
     let all_acked = acks.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (u, v) in all_acked.iter().chain(&acked_before) {
-        ensure!(by_version.get(v) == Some(&u.as_str()), "acked version {v} of {u} is not theirs");
+        ensure!(
+            by_version.get(v) == Some(&u.as_str()),
+            "acked version {v} of {u} is not theirs"
+        );
     }
     // No version was acked twice (to one client or two).
     let distinct: HashSet<u64> = all_acked.iter().map(|(_, v)| *v).collect();
-    ensure!(distinct.len() == all_acked.len(), "a version was acked twice");
+    ensure!(
+        distinct.len() == all_acked.len(),
+        "a version was acked twice"
+    );
     ensure!(!acked_before.is_empty());
     Ok(())
 }

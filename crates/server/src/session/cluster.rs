@@ -162,7 +162,11 @@ impl Actor {
     pub(super) async fn cluster_tick(&mut self) {
         let Some(cl) = &mut self.cluster else { return };
         let committed = self.committed;
-        while cl.unconfirmed.front().is_some_and(|u| u.version <= committed) {
+        while cl
+            .unconfirmed
+            .front()
+            .is_some_and(|u| u.version <= committed)
+        {
             cl.unconfirmed.pop_front();
         }
         if cl.resync_due {
@@ -594,7 +598,10 @@ mod tests {
         // Node b still thinks the head is 0: its append of version 1 conflicts.
         pb.op(&b, "s", 0, 1, ins("B")).await;
         let first = pb.recv_type("op").await;
-        assert_eq!((first["version"].as_u64(), first["user"].as_str()), (Some(1), Some("alice")));
+        assert_eq!(
+            (first["version"].as_u64(), first["user"].as_str()),
+            (Some(1), Some("alice"))
+        );
         assert_eq!(pb.recv_type("ack").await["version"], 2);
         assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
         assert_eq!(store.op_count("s"), 2);
@@ -644,7 +651,10 @@ mod tests {
         bob.op(&b, "s", 0, 1, ins("b")).await;
         assert_eq!(bob.recv_type("ack").await["version"], 1);
         let op = owner.recv_type("op").await;
-        assert_eq!((op["version"].as_u64(), op["user"].as_str()), (Some(1), Some("bob")));
+        assert_eq!(
+            (op["version"].as_u64(), op["user"].as_str()),
+            (Some(1), Some("bob"))
+        );
         owner.op(&a, "s", 1, 1, ins("a")).await;
         assert_eq!(owner.recv_type("ack").await["version"], 2);
         assert_eq!(bob.recv_type("op").await["version"], 2);

@@ -127,13 +127,37 @@ impl PgStore {
         }
         for m in steps.iter().filter(|m| !applied.contains(&m.id)) {
             sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO montage_migrations (id, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.id)
-                .bind(m.name)
-                .bind(to_i64(crate::auth::now_secs()))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO montage_migrations (id, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.id)
+            .bind(m.name)
+            .bind(to_i64(crate::auth::now_secs()))
+            .execute(&mut *tx)
+            .await?;
             tracing::info!(id = m.id, name = m.name, "applied migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One attempt at a group commit: one transaction.
+    async fn commit_once(&self, batch: &[Write]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let ops: Vec<(&str, &StoredOp)> = batch
+            .iter()
+            .filter_map(|w| match w {
+                Write::Op { session, op } => Some((session.as_str(), op)),
+                Write::Snapshot { .. } => None,
+            })
+            .collect();
+        // All appends first: a snapshot in the batch covers ops of the same transaction, so
+        // their order inside it does not matter.
+        insert_ops(&mut tx, &ops).await?;
+        for w in batch {
+            if let Write::Snapshot { session, snapshot } = w {
+                write_snapshot(&mut tx, session, snapshot).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -206,6 +230,11 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     if ops.is_empty() {
         return Ok(());
     }
+    // Every node inserts in key order: two batches that touch the same sessions then wait for
+    // each other instead of deadlocking.
+    let mut ops = ops.to_vec();
+    ops.sort_by(|a, b| (a.0, a.1.version).cmp(&(b.0, b.1.version)));
+    let ops = &ops[..];
     let mut sessions = Vec::with_capacity(ops.len());
     let mut versions = Vec::with_capacity(ops.len());
     let mut users = Vec::with_capacity(ops.len());
@@ -223,6 +252,7 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     let inserted: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO ops (session, version, user_id, client, seq, ops) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[]) \
+         AS t(session, version, user_id, client, seq, ops) ORDER BY session, version \
          ON CONFLICT (session, version) DO NOTHING RETURNING session, version",
     )
     .bind(&sessions)
@@ -246,6 +276,14 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
         session: (*session).to_owned(),
         version: op.version,
     })
+}
+
+/// Aborted commits tried again before the error is reported.
+const COMMIT_RETRIES: u32 = 3;
+
+/// Deadlock detected (40P01) or serialization failure (40001): the transaction did nothing.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
 async fn write_snapshot(
@@ -359,24 +397,18 @@ impl Store for PgStore {
 
     fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            let ops: Vec<(&str, &StoredOp)> = batch
-                .iter()
-                .filter_map(|w| match w {
-                    Write::Op { session, op } => Some((session.as_str(), op)),
-                    Write::Snapshot { .. } => None,
-                })
-                .collect();
-            // All appends first: a snapshot in the batch covers ops of the same transaction,
-            // so their order inside it does not matter.
-            insert_ops(&mut tx, &ops).await?;
-            for w in batch {
-                if let Write::Snapshot { session, snapshot } = w {
-                    write_snapshot(&mut tx, session, snapshot).await?;
+            // PostgreSQL may still abort a transaction to break a lock cycle (snapshot rows,
+            // other writers); nothing of it was written, so it is tried again.
+            let mut attempt = 0;
+            loop {
+                match self.commit_once(batch).await {
+                    Err(Error::Database(e)) if is_retryable(&e) && attempt < COMMIT_RETRIES => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "retrying an aborted group commit");
+                    }
+                    r => return r,
                 }
             }
-            tx.commit().await?;
-            Ok(())
         })
     }
 
@@ -491,9 +523,12 @@ pub(crate) mod testdb {
     impl TestDb {
         pub async fn drop_db(self) {
             if let Ok(mut c) = sqlx::PgConnection::connect(&self.admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                    .execute(&mut c)
-                    .await;
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut c)
+                .await;
             }
         }
     }
