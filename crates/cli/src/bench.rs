@@ -692,11 +692,9 @@ async fn client(
                         }
                         shared.deliveries.fetch_add(1, Relaxed);
                     }
-                    "error" => {
-                        // The first one says what went wrong; the count says how often.
-                        if shared.errors.fetch_add(1, Relaxed) == 0 {
-                            eprintln!("\nfirst error: {}", t.as_str());
-                        }
+                    // Every error is counted (in the guard); the first one is shown.
+                    "error" if shared.errors.fetch_add(1, Relaxed) == 0 => {
+                        eprintln!("\nfirst error: {}", t.as_str());
                     }
                     _ => {}
                 }

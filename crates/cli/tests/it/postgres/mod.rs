@@ -5,7 +5,10 @@
 
 mod harness;
 
+// Compiled twice on purpose: once at the crate root on SQLite, once here on PostgreSQL.
+#[allow(clippy::duplicate_mod)]
 #[path = "../durability.rs"]
 mod durability;
+#[allow(clippy::duplicate_mod)]
 #[path = "../protocol.rs"]
 mod protocol;
