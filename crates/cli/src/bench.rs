@@ -3,8 +3,10 @@
 //! S sessions × C clients, each client sending R edits a second for D seconds at the newest
 //! version it knows of (so edits are concurrent and get transformed). Each edit sets
 //! `meta.c<client>` to its send time, which lets every receiver measure broadcast latency on the
-//! same clock. Without `--url` it starts its own `montage serve` on a temp dir and reports that
-//! process's CPU time and peak memory as well.
+//! same clock. Without `--addr` it starts its own `montage serve` on a temp dir (or `--nodes N`
+//! of them on `--database-url` and `--nats-url`) and reports their CPU time and peak memory as
+//! well. With several nodes, client i talks to node i mod N, so every session is written through
+//! several nodes at once, and the conflict retries the nodes counted are reported.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::PathBuf;
@@ -22,9 +24,19 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Server address HOST:PORT; without it a server is started on a temp data dir.
+    /// Server address HOST:PORT, or several comma-separated (nodes of one cluster); without it
+    /// bench starts its own server(s) on temp data dirs.
     #[arg(long)]
     addr: Option<String>,
+    /// Nodes to start when bench starts the servers (more than one needs --database-url).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// PostgreSQL for the servers bench starts (postgres://…).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// NATS for the servers bench starts (nats://…).
+    #[arg(long)]
+    nats_url: Option<String>,
     #[arg(long, default_value_t = 10)]
     sessions: usize,
     /// Clients per session.
@@ -150,7 +162,7 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server(secret: &str, extra: &[&str]) -> Result<(Spawned, String)> {
+fn spawn_server(secret: &str, extra: &[String]) -> Result<(Spawned, String)> {
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
@@ -324,8 +336,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
 }
 
 async fn run_async(a: BenchArgs) -> Result<()> {
-    let mut spawned = None;
-    let (addr, secret) = match &a.addr {
+    let mut spawned = Vec::new();
+    let (addrs, secret) = match &a.addr {
         Some(addr) => {
             let secret = match (&a.jwt_secret, &a.data_dir) {
                 (Some(s), _) => s.clone(),
@@ -334,7 +346,8 @@ async fn run_async(a: BenchArgs) -> Result<()> {
                 )?,
                 (None, None) => bail!("with --addr, give MONTAGE_JWT_SECRET or --data-dir"),
             };
-            (addr.clone(), secret)
+            let addrs: Vec<String> = addr.split(',').map(|s| s.trim().to_owned()).collect();
+            (addrs, secret)
         }
         None => {
             let mut b = [0u8; 16];
@@ -347,13 +360,27 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             if let Some(q) = a.send_queue {
                 extra.extend(["--send-queue".into(), q.to_string()]);
             }
-            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-            let (s, addr) = spawn_server(&secret, &extra)?;
-            spawned = Some(s);
-            (addr, secret)
+            if a.nodes > 1 && a.database_url.is_none() {
+                bail!("--nodes above 1 needs --database-url (nodes share the store)");
+            }
+            if let Some(u) = &a.database_url {
+                extra.extend(["--database-url".into(), u.clone()]);
+            }
+            if let Some(u) = &a.nats_url {
+                extra.extend(["--nats-url".into(), u.clone()]);
+            }
+            let mut addrs = Vec::new();
+            for _ in 0..a.nodes.max(1) {
+                let (s, addr) = spawn_server(&secret, &extra)?;
+                spawned.push(s);
+                addrs.push(addr);
+            }
+            (addrs, secret)
         }
     };
-    let pid = spawned.as_ref().map(|s| s.child.id());
+    let addr = addrs[0].clone();
+    let pid = (spawned.len() == 1).then(|| spawned[0].child.id());
+    let pids: Vec<u32> = spawned.iter().map(|s| s.child.id()).collect();
     let auth = Auth::new(secret.as_bytes())?;
     let token = |u: &str| auth.issue(u, None, Duration::from_secs(3600));
     if a.idle > 0 {
@@ -362,9 +389,10 @@ async fn run_async(a: BenchArgs) -> Result<()> {
     if a.history > 0 {
         return history(&a, &addr, &token).await;
     }
-    load(&a, &addr, pid, &token).await
+    load(&a, &addrs, &pids, &token).await
 }
 
+/// A node's Prometheus counter, read over a bare HTTP/1.1 GET.
 async fn idle(
     a: &BenchArgs,
     addr: &str,
@@ -475,10 +503,11 @@ struct Shared {
 
 async fn load(
     a: &BenchArgs,
-    addr: &str,
-    pid: Option<u32>,
+    addrs: &[String],
+    pids: &[u32],
     token: &dyn Fn(&str) -> media_services::Result<String>,
 ) -> Result<()> {
+    let addr = addrs.join(",");
     let shared = Arc::new(Shared {
         start: Instant::now(),
         stop: AtomicBool::new(false),
@@ -497,7 +526,7 @@ async fn load(
     for s in 0..a.sessions {
         for c in 0..a.clients {
             let id = s * a.clients + c;
-            let mut ws = connect(addr, &token(&format!("u{id}"))?).await?;
+            let mut ws = connect(&addrs[id % addrs.len()], &token(&format!("u{id}"))?).await?;
             let session = format!("bench-{s}");
             let j = join(&mut ws, &session, &format!("c{id}")).await?;
             if c == 0 {
@@ -514,14 +543,20 @@ async fn load(
     let mut stalled = Vec::new();
     for s in 0..a.sessions {
         for k in 0..a.stalled {
-            let mut ws = connect(addr, &token(&format!("stalled-{s}-{k}"))?).await?;
+            let mut ws = connect(&addr, &token(&format!("stalled-{s}-{k}"))?).await?;
             join(&mut ws, &format!("bench-{s}"), &format!("z{s}-{k}")).await?;
             stalled.push(ws);
         }
     }
-    let metrics0 = scrape(addr).await.unwrap_or_default();
+    let metrics0 = scrape(&addr).await.unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let cpu0 = pid.and_then(proc_usage);
+    let usage = || -> Option<(f64, u64)> {
+        let all: Option<Vec<(f64, u64)>> = pids.iter().map(|p| proc_usage(*p)).collect();
+        let all = all.filter(|v| !v.is_empty())?;
+        Some((all.iter().map(|u| u.0).sum(), all.iter().map(|u| u.1).sum()))
+    };
+    let retries0 = conflict_retries(addrs).await;
+    let cpu0 = usage();
     let t0 = Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for (id, session, ws, version) in sockets {
@@ -556,7 +591,7 @@ async fn load(
     }
     shared.stop.store(true, Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu1 = pid.and_then(proc_usage);
+    let cpu1 = usage();
     // Each client counts acks of its edits still in flight for a moment, then reports.
     for t in tasks {
         if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), t).await {
@@ -590,7 +625,7 @@ async fn load(
         shared.errors.load(Relaxed)
     );
     if a.stalled > 0 {
-        let m1 = scrape(addr).await.unwrap_or_default();
+        let m1 = scrape(&addr).await.unwrap_or_default();
         let delta = |name: &str| metric(&m1, name).saturating_sub(metric(&metrics0, name));
         println!(
             "stalled readers: {}  moved down a tier: {}  dropped as slow: {}",
@@ -600,9 +635,17 @@ async fn load(
         );
     }
     drop(stalled);
+    if addrs.len() > 1 {
+        let retries = conflict_retries(addrs).await.saturating_sub(retries0);
+        println!(
+            "conflict retries: {retries}  ({:.1} % of acked edits)",
+            retries as f64 * 100.0 / acks.max(1) as f64
+        );
+    }
     if let (Some((c0, _)), Some((c1, peak))) = (cpu0, cpu1) {
         println!(
-            "server CPU: {:.0} % of one core  peak RSS: {:.1} MiB",
+            "server CPU ({} node(s)): {:.0} % of one core  peak RSS: {:.1} MiB",
+            pids.len(),
             (c1 - c0) / elapsed * 100.0,
             peak as f64 / 1024.0
         );
@@ -630,6 +673,18 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Conflict retries counted by all nodes so far.
+async fn conflict_retries(addrs: &[String]) -> u64 {
+    let mut n = 0;
+    for a in addrs {
+        n += metric(
+            &scrape(a).await.unwrap_or_default(),
+            "montage_conflict_retries_total",
+        );
+    }
+    n
+}
+
 async fn client(
     id: usize,
     session: String,
@@ -738,8 +793,9 @@ async fn client(
                         }
                         shared.deliveries.fetch_add(1, Relaxed);
                     }
-                    "error" => {
-                        shared.errors.fetch_add(1, Relaxed);
+                    // Every error is counted (in the guard); the first one is shown.
+                    "error" if shared.errors.fetch_add(1, Relaxed) == 0 => {
+                        eprintln!("\nfirst error: {}", t.as_str());
                     }
                     _ => {}
                 }

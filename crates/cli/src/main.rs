@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server (embedded SQLite in the data dir).
+    /// Run the server (embedded SQLite in the data dir, or PostgreSQL + NATS for several nodes).
     Serve(ServeArgs),
     /// Print a token for USER signed with the server's secret.
     Token(TokenArgs),
@@ -89,6 +89,15 @@ struct ServeArgs {
     /// Decodes and renders running at once (each a core and up to ~440 MB).
     #[arg(long, env = "MONTAGE_MAX_RENDERS", default_value_t = media_services::MediaConfig::default().max_renders)]
     max_renders: usize,
+    /// Store in PostgreSQL (postgres://…), shared with other nodes, instead of SQLite.
+    #[arg(long, env = "MONTAGE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    #[arg(long, env = "MONTAGE_DATABASE_POOL", default_value_t = media_services::store::postgres::DEFAULT_POOL)]
+    database_pool: u32,
+    /// Fan out edits, roster and presence to other nodes through NATS (nats://…); needs --database-url.
+    #[arg(long, env = "MONTAGE_NATS_URL")]
+    nats_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -165,6 +174,9 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.max_connections = a.max_connections;
     config.media.intake.max_bytes = a.max_upload_bytes;
     config.media.max_renders = a.max_renders;
+    config.database_url = a.database_url.clone();
+    config.database_pool = a.database_pool;
+    config.nats_url = a.nats_url.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -21,6 +21,12 @@ pub struct Config {
     pub max_commit_batch: usize,
     pub limits: Limits,
     pub media: MediaConfig,
+    /// `postgres://…`: share this PostgreSQL store with other nodes instead of SQLite.
+    pub database_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub database_pool: u32,
+    /// `nats://…`: fan-out to other nodes (needs `database_url`).
+    pub nats_url: Option<String>,
 }
 
 impl Config {
@@ -35,6 +41,9 @@ impl Config {
             max_commit_batch: 1_024,
             limits: Limits::default(),
             media: MediaConfig::default(),
+            database_url: None,
+            database_pool: crate::store::postgres::DEFAULT_POOL,
+            nats_url: None,
         }
     }
 }

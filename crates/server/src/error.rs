@@ -29,6 +29,8 @@ pub enum Error {
     NoSecret(PathBuf),
     #[error("server I/O: {0}")]
     Serve(std::io::Error),
+    #[error("fan-out bus: {0}")]
+    Bus(String),
     #[error("the store was closed")]
     Closed,
 }

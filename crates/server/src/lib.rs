@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod bus;
 pub mod collaboration;
 pub mod config;
 pub mod error;
@@ -32,10 +33,11 @@ pub use error::{Error, Result};
 
 use crate::assets::{BlobStore, DirBlobStore};
 use crate::auth::Auth;
+use crate::bus::{Bus, LocalHub, NatsBus};
 use crate::media::Media;
 use crate::metrics::Metrics;
-use crate::session::{Sessions, run_committer};
-use crate::store::{SqliteStore, Store};
+use crate::session::{Sessions, run_committer_with_bus, spawn_bus_dispatcher};
+use crate::store::{PgStore, SqliteStore, Store};
 
 /// What every handler shares.
 pub struct App {
@@ -55,8 +57,9 @@ pub struct App {
     pub media: Arc<Media>,
 }
 
-/// Serves on `listener` with the SQLite store and asset files in `config.data_dir` until `shutdown` resolves,
-/// then stops accepting, closes sockets with 1001, flushes every session and returns.
+/// Serves on `listener` with the SQLite store (or PostgreSQL and NATS when `config` names them)
+/// and asset files in `config.data_dir` until `shutdown` resolves, then stops accepting, closes
+/// sockets with 1001, flushes every session and returns.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -66,9 +69,25 @@ pub async fn run(
         path: config.data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
     let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(config.data_dir.join("assets"))?);
-    run_with_store(listener, config, store, blobs, shutdown).await
+    let Some(url) = config.database_url.clone() else {
+        if config.nats_url.is_some() {
+            return Err(Error::Bus(
+                "--nats-url needs --database-url: nodes must share one store".to_owned(),
+            ));
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
+        return run_with_store(listener, config, store, blobs, shutdown).await;
+    };
+    let store: Arc<dyn Store> = Arc::new(PgStore::connect(&url, config.database_pool).await?);
+    // Without NATS a node still sequences correctly against the others (conflicts read the
+    // store); it only hears their edits late.
+    let bus: Arc<dyn Bus> = match &config.nats_url {
+        Some(nats) => Arc::new(NatsBus::connect(nats).await?),
+        None => LocalHub::new().node(&bus::random_node_id()),
+    };
+    tracing::info!(node = bus.node(), "scale-out: PostgreSQL store");
+    run_node(listener, config, store, blobs, Some(bus), shutdown).await
 }
 
 /// `run` with any store and blob store (tests use the in-memory ones).
@@ -79,18 +98,41 @@ pub async fn run_with_store(
     blobs: Arc<dyn BlobStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    run_node(listener, config, store, blobs, None, shutdown).await
+}
+
+/// `run_with_store` for one node of several: `bus` carries committed edits, roster, role and
+/// presence events between the nodes sharing `store`.
+pub async fn run_node(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    bus: Option<Arc<dyn Bus>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let auth = Auth::new(&config.jwt_secret)?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let batch = config.max_commit_batch.max(1);
     let (commit_tx, commit_rx) = mpsc::channel(batch * 4);
-    let committer = tokio::spawn(run_committer(
+    let committer = tokio::spawn(run_committer_with_bus(
         store.clone(),
         commit_rx,
         metrics.clone(),
         batch,
+        bus.clone(),
     ));
-    let sessions = Sessions::new(store.clone(), commit_tx, config.clone(), metrics.clone());
+    let sessions = Sessions::with_bus(
+        store.clone(),
+        commit_tx,
+        config.clone(),
+        metrics.clone(),
+        bus.clone(),
+    );
+    if let Some(bus) = &bus {
+        spawn_bus_dispatcher(sessions.clone(), &**bus);
+    }
     let cancel = CancellationToken::new();
     let media = Arc::new(Media::new(blobs, &config.media));
     let app = Arc::new(App {

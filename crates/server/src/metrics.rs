@@ -22,6 +22,8 @@ pub struct Metrics {
     /// Measured tier changes of connections, down and up.
     pub tier_down_total: AtomicU64,
     pub tier_up_total: AtomicU64,
+    /// Edits sequenced again after another node committed their version first.
+    pub conflict_retries_total: AtomicU64,
     ack_buckets: [AtomicU64; ACK_BUCKETS.len()],
     ack_count: AtomicU64,
     ack_sum_micros: AtomicU64,
@@ -103,6 +105,12 @@ impl Metrics {
             "counter",
             "Connections moved to a higher bandwidth tier.",
             self.tier_up_total.load(Relaxed),
+        );
+        one(
+            "montage_conflict_retries_total",
+            "counter",
+            "Edits sequenced again because another node committed their version first.",
+            self.conflict_retries_total.load(Relaxed),
         );
         let name = "montage_ack_latency_seconds";
         let _ = writeln!(

@@ -22,12 +22,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::{Bus, BusEvent};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::presence::{Offer, PresenceTable};
 use crate::quality::ConnLink;
 use crate::rebase::rebase;
 use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
+
+mod cluster;
+pub use cluster::{MAX_CONFLICT_RETRIES, spawn_bus_dispatcher};
 
 /// Versions between a base and the head past which an edit is refused with `conflict`.
 const MAX_REBASE: u64 = 100_000;
@@ -182,6 +186,8 @@ pub enum SessionMsg {
     },
     /// Flush, snapshot and stop.
     Shutdown,
+    /// An event from another node (scale-out).
+    Remote(BusEvent),
 }
 
 /// A write for the group committer, with where to report the outcome.
@@ -197,19 +203,36 @@ pub struct CommitResult {
     pub version: u64,
     pub snapshot: bool,
     pub ok: bool,
+    /// Not written because another node holds the version (shared store only).
+    pub conflict: bool,
+    /// The `generation` of the item.
+    pub epoch: u64,
 }
 
 /// The writer task: drains whatever appends are queued — from any number of sessions — into one
 /// transaction, so concurrent edits share one fsync.
 pub async fn run_committer(
     store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<CommitItem>,
+    rx: mpsc::Receiver<CommitItem>,
     metrics: Arc<Metrics>,
     max_batch: usize,
 ) {
+    run_committer_with_bus(store, rx, metrics, max_batch, None).await
+}
+
+/// `run_committer` that also publishes every committed version on the fan-out bus.
+pub async fn run_committer_with_bus(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<CommitItem>,
+    metrics: Arc<Metrics>,
+    max_batch: usize,
+    bus: Option<Arc<dyn Bus>>,
+) {
     // A session whose write failed must not get later versions in (that would leave a gap):
-    // its actor generation is poisoned, and a reload starts a new one.
-    let mut poisoned: HashSet<(String, u64)> = HashSet::new();
+    // its actor generation is poisoned, and a reload (or a conflict retry) starts a new one.
+    // Generations only grow, so one entry per session — the newest poisoned one — is enough,
+    // and it goes when a newer generation writes. The flag says whether it was a conflict.
+    let mut poisoned: HashMap<String, (u64, bool)> = HashMap::new();
     let mut items = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut items, max_batch).await > 0 {
         let mut writes = Vec::with_capacity(items.len());
@@ -220,13 +243,21 @@ pub async fn run_committer(
                 Write::Snapshot { snapshot, .. } => (snapshot.version, true),
             };
             let key = (item.write.session().to_owned(), item.generation);
-            if poisoned.contains(&key) {
-                let _ = item.done.send(CommitResult {
-                    version,
-                    snapshot,
-                    ok: false,
-                });
-                continue;
+            match poisoned.get(&key.0) {
+                Some(&(g, conflict)) if key.1 <= g => {
+                    let _ = item.done.send(CommitResult {
+                        version,
+                        snapshot,
+                        ok: false,
+                        conflict,
+                        epoch: key.1,
+                    });
+                    continue;
+                }
+                Some(_) => {
+                    poisoned.remove(&key.0);
+                }
+                None => {}
             }
             notify.push((key, item.done, version, snapshot));
             writes.push(item.write);
@@ -234,7 +265,8 @@ pub async fn run_committer(
         if writes.is_empty() {
             continue;
         }
-        let ok = match store.commit(&writes).await {
+        let (result, conflicted) = cluster::commit_isolating_conflicts(&*store, &mut writes).await;
+        let ok = match result {
             Ok(()) => {
                 metrics.commit_batches_total.fetch_add(1, Relaxed);
                 true
@@ -245,14 +277,25 @@ pub async fn run_committer(
                 false
             }
         };
-        for (key, done, version, snapshot) in notify {
-            if !ok {
-                poisoned.insert(key);
+        if ok && let Some(bus) = &bus {
+            for w in &writes {
+                if let Write::Op { session, op } = w {
+                    bus.publish(BusEvent::committed(session, op));
+                }
+            }
+        }
+        for ((session, generation), done, version, snapshot) in notify {
+            let conflict = conflicted.contains(&session);
+            if !ok || conflict {
+                let e = poisoned.entry(session).or_insert((generation, conflict));
+                *e = (e.0.max(generation), conflict);
             }
             let _ = done.send(CommitResult {
                 version,
                 snapshot,
-                ok,
+                ok: ok && !conflict,
+                conflict,
+                epoch: generation,
             });
         }
     }
@@ -275,6 +318,8 @@ pub struct Sessions {
     /// The newest committed version per session, for live preview subscribers. Kept outside the
     /// actors so a subscription outlives an unload; an entry goes when its last watcher does.
     versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
+    /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
+    bus: Option<Arc<dyn Bus>>,
 }
 
 impl Sessions {
@@ -283,6 +328,17 @@ impl Sessions {
         committer: mpsc::Sender<CommitItem>,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
+    ) -> Arc<Sessions> {
+        Sessions::with_bus(store, committer, config, metrics, None)
+    }
+
+    /// `new` for a node that shares its store with other nodes and hears them on `bus`.
+    pub fn with_bus(
+        store: Arc<dyn Store>,
+        committer: mpsc::Sender<CommitItem>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        bus: Option<Arc<dyn Bus>>,
     ) -> Arc<Sessions> {
         Arc::new(Sessions {
             map: Mutex::new(HashMap::new()),
@@ -293,6 +349,7 @@ impl Sessions {
             next_generation: AtomicU64::new(1),
             tasks: TaskTracker::new(),
             versions: Mutex::new(HashMap::new()),
+            bus,
         })
     }
 
@@ -495,6 +552,10 @@ struct Pending {
 struct Actor {
     id: Arc<str>,
     generation: u64,
+    /// The generation the committer knows this actor's writes by; a conflict retry renews it.
+    epoch: u64,
+    /// Cross-node sequencing, when the store is shared.
+    cluster: Option<cluster::Cluster>,
     sessions: Arc<Sessions>,
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -541,6 +602,8 @@ impl Actor {
         Actor {
             id,
             generation,
+            epoch: generation,
+            cluster: sessions.bus.clone().map(cluster::Cluster::new),
             config: sessions.config.clone(),
             store: sessions.store.clone(),
             metrics: sessions.metrics.clone(),
@@ -616,6 +679,7 @@ impl Actor {
                     }
                 }
             }
+            self.cluster_tick().await;
             if self.shutting_down && self.pending.is_empty() && self.inflight == 0 {
                 self.save_snapshot_now().await;
                 break;
@@ -671,6 +735,9 @@ impl Actor {
     }
 
     async fn handle(&mut self, m: SessionMsg) {
+        let Some(m) = self.cluster_gate(m).await else {
+            return;
+        };
         match m {
             SessionMsg::Join {
                 conn,
@@ -696,6 +763,7 @@ impl Actor {
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
             SessionMsg::GetState { user, reply } => self.get_state(user, reply),
             SessionMsg::Shutdown => self.shutting_down = true,
+            SessionMsg::Remote(_) => {}
         }
     }
 
@@ -899,6 +967,7 @@ impl Actor {
                 name: name.as_deref().map(str::to_owned),
                 color: Some(crate::presence::colour(&user)),
             });
+            self.cluster_relay(&ev, false);
             self.announce(&Utf8Bytes::from(ev), Some(conn_id));
         }
         self.when_committed(
@@ -1064,6 +1133,8 @@ impl Actor {
                 }
             }
         }
+        // Kept to run again if another node takes this version first.
+        let original = self.cluster.is_some().then(|| ops.clone());
         let Some(doc) = &mut self.state else { return };
         let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
         // The OT engine is pure and trusted, but a panic in it must cost one session, not the
@@ -1071,9 +1142,9 @@ impl Actor {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let memory = doc.history.iter().skip(skip).map(|h| &h.op);
             let op = rebase(ops, older.iter().chain(memory));
-            op.apply(&mut doc.doc).map(|_| op)
+            op.apply(&mut doc.doc).map(|inverse| (op, inverse))
         }));
-        let op = match outcome {
+        let (op, inverse) = match outcome {
             Ok(Ok(op)) => op,
             Ok(Err(e)) => {
                 pconn.error(ErrorCode::BadRequest, e.to_string(), rid.as_ref());
@@ -1117,6 +1188,18 @@ impl Actor {
         };
         let recent = &mut self.seqs.entry(seq_key).or_default().recent;
         recent.push_back((seq, version));
+        if let Some(original) = original {
+            self.track_unconfirmed(
+                version,
+                inverse,
+                base,
+                original,
+                conn,
+                seq,
+                rid.clone(),
+                received,
+            );
+        }
         self.pending.push_back(Pending {
             version,
             action: Action::Edit {
@@ -1140,7 +1223,7 @@ impl Actor {
     async fn submit(&mut self, write: Write, version: u64, snapshot: bool) {
         self.inflight += 1;
         let item = CommitItem {
-            generation: self.generation,
+            generation: self.epoch,
             write,
             done: self.done_tx.clone(),
         };
@@ -1150,13 +1233,26 @@ impl Actor {
                 version,
                 snapshot,
                 ok: false,
+                conflict: false,
+                epoch: self.epoch,
             });
         }
     }
 
     fn on_commit(&mut self, r: CommitResult) {
         self.inflight = self.inflight.saturating_sub(1);
+        if r.epoch != self.epoch {
+            // A write given up after a conflict: its edit is being sequenced again.
+            if r.snapshot {
+                self.snapshot_in_flight = false;
+            }
+            return;
+        }
         if !r.ok {
+            if r.conflict && self.cluster.is_some() {
+                self.on_conflict();
+                return;
+            }
             self.fail();
             return;
         }
@@ -1320,9 +1416,37 @@ impl Actor {
         if let ServerMessage::Presence { data, .. } = msg {
             self.presence.set(&user, data);
         }
+        self.cluster_relay(&frame, true);
         let frame = Utf8Bytes::from(frame);
         for (id, p) in &self.participants {
             if *id != conn && p.ready {
+                p.conn.send_presence(&self.id, &user, frame.clone());
+            }
+        }
+    }
+
+    /// A user removed from the session: every connection of theirs here leaves it now (they got
+    /// the `role_changed`; their next message here is `not_found`, a new join `forbidden`).
+    fn remove_user_connections(&mut self, user: &str) {
+        let gone: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| &*p.conn.user == user)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.leave(id);
+        }
+    }
+
+    /// Relays another node's presence frame to this node's connections, paced like our own.
+    fn relay_remote_presence(&self, frame: Utf8Bytes) {
+        let user: Option<Arc<str>> = serde_json::from_str::<Json>(&frame)
+            .ok()
+            .and_then(|v| v.get("user")?.as_str().map(Arc::from));
+        let Some(user) = user else { return };
+        for p in self.participants.values() {
+            if p.ready && p.conn.user != user {
                 p.conn.send_presence(&self.id, &user, frame.clone());
             }
         }
@@ -1338,6 +1462,8 @@ impl Actor {
             user: user.to_string(),
             data,
         }));
+        // Other nodes hold no record of this node's users: they get the adjusted value too.
+        self.cluster_relay(&frame, true);
         for p in self.participants.values() {
             if p.ready && p.conn.user != *user {
                 p.conn.send_presence(&self.id, user, frame.clone());
@@ -1395,19 +1521,13 @@ impl Actor {
         if let Some(p) = self.participants.get(&conn) {
             p.conn.send(encode_with_rid(&msg, rid.as_ref()));
         }
-        self.announce(&Utf8Bytes::from(encode(&msg)), Some(conn));
+        let frame = encode(&msg);
+        if let ServerMessage::RoleChanged { user, role, .. } = &msg {
+            self.cluster_role(user, *role, &frame);
+        }
+        self.announce(&Utf8Bytes::from(frame), Some(conn));
         if role == Role::Removed {
-            // Removed: every connection of the user leaves the session now (it got the
-            // `role_changed` above; its next message here is `not_found`, a new join `forbidden`).
-            let gone: Vec<u64> = self
-                .participants
-                .iter()
-                .filter(|(_, p)| &*p.conn.user == target.as_str())
-                .map(|(id, _)| *id)
-                .collect();
-            for id in gone {
-                self.leave(id);
-            }
+            self.remove_user_connections(&target);
         }
     }
 
@@ -1427,6 +1547,7 @@ impl Actor {
                 session: self.id.to_string(),
                 user: p.conn.user.to_string(),
             });
+            self.cluster_relay(&ev, false);
             self.announce(&Utf8Bytes::from(ev), None);
         }
         if self.participants.is_empty() {

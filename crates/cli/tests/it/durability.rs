@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use crate::harness::*;
+// `super`: this file is compiled twice, also as `postgres::…` with the PostgreSQL harness.
+use super::harness::*;
 
 fn meta_set(key: &str, value: u64) -> serde_json::Value {
     json!([{"op":"set","path":["meta",key],"value":value}])

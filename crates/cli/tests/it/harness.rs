@@ -32,6 +32,9 @@ impl Server {
             .args(extra)
             .env("MONTAGE_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
+            // The backend is the test's choice (`--database-url`), not the environment's.
+            .env_remove("MONTAGE_DATABASE_URL")
+            .env_remove("MONTAGE_NATS_URL")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -294,5 +297,159 @@ impl Rng {
     }
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
+    }
+}
+
+/// A fresh PostgreSQL database on the server named by `MONTAGE_TEST_DATABASE_URL`, dropped when
+/// this value is. Names carry their creation time, so databases left by a killed test run are
+/// swept by a later one.
+pub struct TestDb {
+    pub url: String,
+    admin: String,
+    name: String,
+    keep: bool,
+}
+
+/// How long a test database may outlive its run before a later run sweeps it.
+const TEST_DB_MAX_AGE_SECS: u64 = 6 * 3600;
+
+/// The admin URL from `MONTAGE_TEST_DATABASE_URL`, or `None` after saying loudly that `test`
+/// did not run.
+pub fn test_database_url(test: &str) -> Option<String> {
+    match std::env::var("MONTAGE_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            did_not_run(test, "MONTAGE_TEST_DATABASE_URL");
+            None
+        }
+    }
+}
+
+/// The NATS URL from `MONTAGE_TEST_NATS_URL`, or `None` after saying loudly that `test` did not run.
+pub fn test_nats_url(test: &str) -> Option<String> {
+    match std::env::var("MONTAGE_TEST_NATS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            did_not_run(test, "MONTAGE_TEST_NATS_URL");
+            None
+        }
+    }
+}
+
+/// Says so on the real stderr: the test harness would hide `eprintln!` of a passing test.
+fn did_not_run(test: &str, var: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!! {test} DID NOT RUN: {var} is not set (`.ci/run` sets it) !!!!!\n"
+    );
+}
+
+/// Runs admin statements on a thread of its own, so sync code (`Server::start`, `Drop`) can too.
+fn admin_sql(admin: &str, statements: Vec<String>) -> Result<Vec<String>> {
+    let admin = admin.to_owned();
+    std::thread::spawn(move || -> Result<Vec<String>> {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut c = sqlx::PgConnection::connect(&admin).await?;
+            let mut names = Vec::new();
+            for s in statements {
+                if s.starts_with("SELECT") {
+                    names = sqlx::query_scalar::<_, String>(&s)
+                        .fetch_all(&mut c)
+                        .await?;
+                } else {
+                    sqlx::query(&s).execute(&mut c).await?;
+                }
+            }
+            Ok(names)
+        })
+    })
+    .join()
+    .map_err(|_| anyhow!("admin thread panicked"))?
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TestDb {
+    /// Creates `montage_test_<unix time>_<random>` next to the database of `admin`. With
+    /// `owner`, the database belongs to that data dir: it is dropped by a later `create` once
+    /// the dir is gone (a test may restart its server on the same dir after any point).
+    pub fn create(admin: &str, owner: Option<&Path>) -> Result<TestDb> {
+        let mut b = [0u8; 5];
+        getrandom::fill(&mut b).map_err(|e| anyhow!("getrandom: {e}"))?;
+        let rand: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let name = format!("montage_test_{}_{rand}", now_secs());
+        let existing = admin_sql(
+            admin,
+            vec![
+                "SELECT d.datname::text || '|' || coalesce(shobj_description(d.oid, 'pg_database'), '') \
+                 FROM pg_database d WHERE d.datname LIKE 'montage_test_%'"
+                    .into(),
+            ],
+        )?;
+        let mut statements: Vec<String> = existing
+            .iter()
+            .filter_map(|row| {
+                let (n, owner) = row.split_once('|')?;
+                let created = n.split('_').nth(2)?.parse::<u64>().ok()?;
+                let orphan = !owner.is_empty() && !Path::new(owner).exists();
+                let old = created + TEST_DB_MAX_AGE_SECS < now_secs();
+                (orphan || old).then(|| format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+            })
+            .collect();
+        statements.push(format!("CREATE DATABASE {name}"));
+        if let Some(dir) = owner {
+            let dir = dir.display().to_string().replace('\'', "''");
+            statements.push(format!("COMMENT ON DATABASE {name} IS '{dir}'"));
+        }
+        admin_sql(admin, statements)?;
+        let (base, _) = admin
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow!("MONTAGE_TEST_DATABASE_URL has no database part"))?;
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            admin: admin.to_owned(),
+            name,
+            keep: owner.is_some(),
+        })
+    }
+
+    /// An existing test database (a restart of the same data dir); the sweep removes it later.
+    pub fn reuse(admin: &str, name: &str) -> Result<TestDb> {
+        let (base, _) = admin
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow!("MONTAGE_TEST_DATABASE_URL has no database part"))?;
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            admin: admin.to_owned(),
+            name: name.to_owned(),
+            keep: true,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = admin_sql(
+                &self.admin,
+                vec![format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )],
+            );
+        }
     }
 }

@@ -1,12 +1,16 @@
 //! End-to-end tests: each starts the real `montage` binary on port 0 with a temp data dir and
 //! talks to it over real WebSockets and HTTP.
 
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;
 mod media;
+mod postgres;
 mod presence;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::protocol`
 mod protocol;
 mod proxy;
+mod scale;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;

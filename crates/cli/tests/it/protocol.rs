@@ -4,7 +4,8 @@ use anyhow::Result;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::*;
+// `super`: this file is compiled twice, also as `postgres::…` with the PostgreSQL harness.
+use super::harness::*;
 
 fn set(path: serde_json::Value, value: serde_json::Value) -> serde_json::Value {
     json!([{"op":"set","path":path,"value":value}])

@@ -1,7 +1,9 @@
 //! The storage seam: what a session needs to be durable, as a trait with an SQLite
-//! implementation (the embedded default) and an in-memory one for tests.
+//! implementation (the embedded default), a PostgreSQL one (scale-out: several nodes share it)
+//! and an in-memory one for tests.
 
 mod memory;
+pub mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -11,6 +13,7 @@ use std::pin::Pin;
 use montage_protocol::Role;
 
 pub use memory::MemoryStore;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;

@@ -1,0 +1,14 @@
+//! The gateway's protocol and durability suites again, on the PostgreSQL backend: the same
+//! files, compiled against a harness whose `Server::start` gives each data dir a database of its
+//! own. They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it) and fail without it, so a
+//! PostgreSQL regression cannot pass unnoticed.
+
+mod harness;
+
+// Compiled twice on purpose: once at the crate root on SQLite, once here on PostgreSQL.
+#[allow(clippy::duplicate_mod)]
+#[path = "../durability.rs"]
+mod durability;
+#[allow(clippy::duplicate_mod)]
+#[path = "../protocol.rs"]
+mod protocol;

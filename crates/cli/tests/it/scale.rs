@@ -1,0 +1,345 @@
+//! Scale-out: several `montage serve` processes on one PostgreSQL and one NATS (DESIGN §5).
+//!
+//! They need `MONTAGE_TEST_DATABASE_URL` and `MONTAGE_TEST_NATS_URL` (`.ci/run` sets both);
+//! without them each test says loudly on stderr that it did not run and returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use montage_client::{Client as Sdk, Event, Options};
+use serde_json::{Value as Json, json};
+use tokio::sync::watch;
+
+use crate::harness::*;
+
+const FAST: [&str; 4] = ["--edits-per-sec", "100000", "--messages-per-sec", "100000"];
+
+/// The database and NATS of a scale test, or `None` (said loudly) when they are not configured.
+fn services(test: &str) -> Result<Option<(TestDb, String)>> {
+    let (Some(admin), Some(nats)) = (test_database_url(test), test_nats_url(test)) else {
+        return Ok(None);
+    };
+    Ok(Some((TestDb::create(&admin, None)?, nats)))
+}
+
+fn start_node(dir: &Path, db: &TestDb, nats: &str) -> Result<Server> {
+    let mut args = vec!["--database-url", db.url.as_str(), "--nats-url", nats];
+    args.extend_from_slice(&FAST);
+    Server::start(dir, &args)
+}
+
+/// `n` nodes, each with a data dir of its own (assets and nothing else: the store is shared).
+fn start_cluster(
+    n: usize,
+    db: &TestDb,
+    nats: &str,
+) -> Result<(Vec<tempfile::TempDir>, Vec<Server>)> {
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let d = tempfile::tempdir()?;
+        nodes.push(start_node(d.path(), db, nats)?);
+        dirs.push(d);
+    }
+    Ok((dirs, nodes))
+}
+
+/// Creates `session` on `node` as `owner` and makes `editors` editors.
+async fn create_session(
+    node: &Server,
+    session: &str,
+    owner: &str,
+    editors: &[String],
+) -> Result<Client> {
+    let mut c = node.connect(owner).await?;
+    c.join(session, "owner").await?;
+    for u in editors {
+        c.send(json!({"type":"set_role","session":session,"user":u,"role":"editor"}))
+            .await?;
+        c.recv_type("role_changed").await?;
+    }
+    Ok(c)
+}
+
+async fn state(node: &Server, session: &str, user: &str) -> Result<Json> {
+    node.get_json(&format!("/v1/sessions/{session}"), user)
+        .await
+}
+
+/// The next frame of type `t`, skipping everything else (edits of others included).
+async fn until(c: &mut Client, t: &str) -> Result<Json> {
+    loop {
+        let m = c.recv().await?;
+        if m["type"] == t {
+            return Ok(m);
+        }
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -> Result<()> {
+    let Some((db, nats)) = services("scale::two_nodes_sequence_one_session")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let writers: Vec<String> = (0..4).map(|i| format!("w{i}")).collect();
+    let mut owner = create_session(&nodes[0], "doc", "owner", &writers).await?;
+    const EACH: u64 = 40;
+    let total = EACH * writers.len() as u64;
+    let mut tasks = Vec::new();
+    for (i, w) in writers.iter().enumerate() {
+        // Writers alternate between the nodes: both nodes append to the same session at once.
+        let mut c = nodes[i % 2].connect(w).await?;
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            // Versions up to this one come in the joined state, later ones as acks or ops.
+            let from = c.join("doc", &format!("c{i}")).await?["version"]
+                .as_u64()
+                .context("joined version")?;
+            let mut seen: BTreeMap<u64, String> = BTreeMap::new();
+            let mut in_flight = 0;
+            let mut seq = 0;
+            let mut acked = 0;
+            while acked < EACH {
+                while in_flight < 8 && seq < EACH {
+                    seq += 1;
+                    // Stale base 0 and overlapping text: every edit is transformed.
+                    let ops = if seq % 2 == 0 {
+                        json!([{"op":"text","path":["title"],"pos":0,"ins":"x"}])
+                    } else {
+                        json!([{"op":"set","path":["meta",format!("{w}-{seq}")],"value":seq}])
+                    };
+                    c.op("doc", 0, seq, ops).await?;
+                    in_flight += 1;
+                }
+                let m = c
+                    .recv()
+                    .await
+                    .with_context(|| format!("{w}: {acked} acked, {} versions seen", seen.len()))?;
+                match m["type"].as_str() {
+                    Some("ack") => {
+                        in_flight -= 1;
+                        acked += 1;
+                        let v = m["version"].as_u64().context("ack version")?;
+                        ensure!(seen.insert(v, w.clone()).is_none(), "version {v} twice");
+                    }
+                    Some("op") => {
+                        let v = m["version"].as_u64().context("op version")?;
+                        let u = m["user"].as_str().unwrap_or_default().to_owned();
+                        ensure!(seen.insert(v, u).is_none(), "version {v} twice: {m}");
+                    }
+                    Some(
+                        "participant_joined" | "participant_left" | "presence" | "role_changed",
+                    ) => {}
+                    _ => bail!("{w}: unexpected {m}"),
+                }
+            }
+            // Every version reaches every client, from whichever node committed it.
+            while seen.len() < (total - from) as usize {
+                let m = c.recv().await.with_context(|| {
+                    let missing: Vec<u64> = (from + 1..=total)
+                        .filter(|v| !seen.contains_key(v))
+                        .collect();
+                    format!("{w}: all acked, missing versions {missing:?}")
+                })?;
+                if m["type"] == "op" {
+                    let v = m["version"].as_u64().context("op version")?;
+                    let u = m["user"].as_str().unwrap_or_default().to_owned();
+                    ensure!(seen.insert(v, u).is_none(), "version {v} twice: {m}");
+                }
+            }
+            let expect: Vec<u64> = (from + 1..=total).collect();
+            ensure!(
+                seen.keys().copied().collect::<Vec<_>>() == expect,
+                "{w}: versions {:?}",
+                seen.keys()
+            );
+            Ok::<_, anyhow::Error>((c, seen))
+        }));
+    }
+    let mut clients = Vec::new();
+    let mut views = Vec::new();
+    for t in tasks {
+        let (c, seen) = t.await??;
+        clients.push(c);
+        views.push(seen);
+    }
+    // Every client saw each later version once, and all agree who made which.
+    let mut authors: BTreeMap<u64, String> = BTreeMap::new();
+    for v in &views {
+        for (version, user) in v {
+            let known = authors.entry(*version).or_insert_with(|| user.clone());
+            ensure!(known == user, "clients disagree on the author of {version}");
+        }
+    }
+    // Both nodes serve the same state, which is the replay of the one op log.
+    let a = state(&nodes[0], "doc", "owner").await?;
+    let b = state(&nodes[1], "doc", "owner").await?;
+    ensure!(a == b, "nodes differ:\n{a}\n{b}");
+    ensure!(a["version"] == total, "version {} != {total}", a["version"]);
+    let log = all_ops(&nodes[1], "doc", "owner").await?;
+    ensure!(
+        replay(&log)? == a["state"],
+        "state is not the replay of the log"
+    );
+    let title = a["state"]["title"].as_str().unwrap_or_default();
+    ensure!(title.len() as u64 == total / 2, "title {title:?}");
+    let mut retries = 0;
+    for n in &nodes {
+        let (_, text) = n.get("/metrics", None).await?;
+        retries += metric(&text, "montage_conflict_retries_total");
+    }
+    eprintln!("two nodes, {total} edits to one session: {retries} conflict retries");
+
+    // A demotion made on node 0 applies on node 1 from the very next message.
+    owner
+        .send(json!({"type":"set_role","session":"doc","user":"w1","role":"viewer"}))
+        .await?;
+    until(&mut owner, "role_changed").await?;
+    let w1 = &mut clients[1];
+    let rc = until(w1, "role_changed").await?;
+    ensure!(rc["user"] == "w1" && rc["role"] == "viewer", "{rc}");
+    w1.expect_error(
+        json!({"type":"op","session":"doc","base":total,"seq":EACH + 1,
+               "ops":[{"op":"set","path":["meta","late"],"value":1}]}),
+        "forbidden",
+    )
+    .await?;
+
+    // Presence crosses nodes too (relayed, not stored).
+    owner
+        .send(json!({"type":"presence","session":"doc","data":{"cursor":{"x":1,"y":2}}}))
+        .await?;
+    let m = until(&mut clients[3], "presence").await?;
+    ensure!(m["user"] == "owner" && m["data"]["cursor"]["x"] == 1, "{m}");
+    drop(nodes);
+    Ok(())
+}
+
+/// Acked `(user, version)` pairs, and a counter the test waits on.
+#[derive(Default)]
+struct Acks {
+    list: Mutex<Vec<(String, u64)>>,
+}
+
+#[tokio::test]
+async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> {
+    let Some((db, nats)) = services("scale::kill_9_one_of_three_nodes")? else {
+        return Ok(());
+    };
+    let (_dirs, mut nodes) = start_cluster(3, &db, &nats)?;
+    let users: Vec<String> = (0..6).map(|i| format!("u{i}")).collect();
+    let _owner = create_session(&nodes[0], "k", "owner", &users).await?;
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    const EACH: u64 = 60;
+    let acks = Arc::new(Acks::default());
+    let (progress_tx, mut progress) = watch::channel(0usize);
+    let progress_tx = Arc::new(progress_tx);
+    let mut tasks = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        // Client i starts on node i % 3 and knows the others as fallbacks.
+        let urls: Vec<String> = (0..3)
+            .map(|k| format!("ws://{}/v1/ws", addrs[(i + k) % 3]))
+            .collect();
+        let opts = Options::new(urls[0].clone(), token(u))
+            .urls(urls)
+            .backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .event_capacity(100_000);
+        let sdk = Sdk::start(opts)?;
+        let u = u.clone();
+        let acks = acks.clone();
+        let progress_tx = progress_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = sdk.join_timeout("k", Duration::from_secs(20)).await?;
+            let mut events = s.events();
+            let collector = {
+                let acks = acks.clone();
+                let u = u.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = events.next().await {
+                        match e {
+                            Event::Ack { version, .. } => {
+                                let mut l = acks.list.lock().unwrap_or_else(|p| p.into_inner());
+                                l.push((u.clone(), version));
+                                progress_tx.send_replace(l.len());
+                            }
+                            Event::Lagged(n) => return Err(anyhow!("lagged {n}")),
+                            _ => {}
+                        }
+                    }
+                    Ok(())
+                })
+            };
+            for k in 0..EACH {
+                s.edit_json(&json!([{"op":"set","path":["meta",format!("{u}-{k}")],"value":k}]))?;
+                if k % 5 == 4 {
+                    // Keeps the load going through the kill: waits out the reconnect.
+                    s.sync(Duration::from_secs(30)).await?;
+                }
+            }
+            s.sync(Duration::from_secs(30)).await?;
+            let version = s.version();
+            sdk.close().await;
+            collector.abort();
+            Ok::<_, anyhow::Error>(version)
+        }));
+    }
+    // Mid-load: once a third of the edits are acked, node 1 dies without a word.
+    let third = (EACH as usize * users.len()) / 3;
+    progress
+        .wait_for(|n| *n >= third)
+        .await
+        .map_err(|_| anyhow!("writers stopped early"))?;
+    let acked_before: Vec<(String, u64)> =
+        acks.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    nodes[1].kill9();
+    for t in tasks {
+        t.await??;
+    }
+    let a = state(&nodes[0], "k", "owner").await?;
+    let c = state(&nodes[2], "k", "owner").await?;
+    ensure!(a == c, "the surviving nodes differ:\n{a}\n{c}");
+    // Every edit of every client is in, once.
+    let meta = a["state"]["meta"].as_object().context("meta")?;
+    for u in &users {
+        for k in 0..EACH {
+            let key = format!("{u}-{k}");
+            ensure!(meta.get(&key) == Some(&json!(k)), "{key} lost");
+        }
+    }
+    let log = all_ops(&nodes[2], "k", "owner").await?;
+    ensure!(
+        replay(&log)? == a["state"],
+        "state is not the replay of the log"
+    );
+    ensure!(log.len() as u64 == a["version"].as_u64().unwrap_or(0));
+    // Each acked version (those acked before the kill included) holds that user's edit.
+    let by_version: HashMap<u64, &str> = log
+        .iter()
+        .filter_map(|e| Some((e["version"].as_u64()?, e["user"].as_str()?)))
+        .collect();
+    let all_acked = acks.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (u, v) in all_acked.iter().chain(&acked_before) {
+        ensure!(
+            by_version.get(v) == Some(&u.as_str()),
+            "acked version {v} of {u} is not theirs"
+        );
+    }
+    // No version was acked twice (to one client or two).
+    let distinct: HashSet<u64> = all_acked.iter().map(|(_, v)| *v).collect();
+    ensure!(
+        distinct.len() == all_acked.len(),
+        "a version was acked twice"
+    );
+    ensure!(!acked_before.is_empty());
+    Ok(())
+}
