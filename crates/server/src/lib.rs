@@ -13,6 +13,7 @@ pub mod media;
 pub mod metrics;
 pub mod rebase;
 pub mod session;
+pub mod social;
 pub mod store;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 //! implementation (the embedded default) and an in-memory one for tests.
 
 mod memory;
+mod social;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::pin::Pin;
 use montage_protocol::Role;
 
 pub use memory::MemoryStore;
+pub use social::SocialStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
@@ -111,4 +113,9 @@ pub trait Store: Send + Sync + 'static {
         client: &'a str,
     ) -> StoreFuture<'a, Option<u64>>;
     fn close(&self) -> StoreFuture<'_, ()>;
+    /// Comments and suggestions, when this store keeps them (a store without them makes the
+    /// social messages answer `not_supported`).
+    fn social(&self) -> Option<&dyn SocialStore> {
+        None
+    }
 }
