@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use montage_ot::{Op, Value};
-use montage_protocol::{
-    ClientMessage, ErrorCode, NewComment, Participant, Role, ServerMessage,
-};
+use montage_protocol::{ClientMessage, ErrorCode, NewComment, Participant, Role, ServerMessage};
 use serde_json::Value as Json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;

@@ -289,8 +289,10 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let f = decode_client(r#"{"type":"comment_react","session":"s","id":"c1","emoji":"👍","on":true}"#)
-            .unwrap();
+        let f = decode_client(
+            r#"{"type":"comment_react","session":"s","id":"c1","emoji":"👍","on":true}"#,
+        )
+        .unwrap();
         assert_eq!(f.msg.type_name(), "comment_react");
         let f = decode_client(r#"{"type":"suggest","session":"s","base":0,"ops":[{"op":"set","path":["title"],"value":"x"}]}"#)
             .unwrap();

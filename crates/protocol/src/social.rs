@@ -270,9 +270,9 @@ impl TryFrom<&Comment> for pb::MediaComment {
 impl TryFrom<pb::MediaComment> for Comment {
     type Error = ConvertError;
     fn try_from(c: pb::MediaComment) -> Result<Comment, ConvertError> {
-        let ts = c.timestamp.ok_or(ConvertError::Missing {
-            field: "timestamp",
-        })?;
+        let ts = c
+            .timestamp
+            .ok_or(ConvertError::Missing { field: "timestamp" })?;
         Ok(Comment {
             id: c.id,
             asset_id: c.asset_id,
@@ -288,11 +288,7 @@ impl TryFrom<pb::MediaComment> for Comment {
             resolved: c.resolved,
             deleted: c.deleted,
             edited: c.edited,
-            reactions: c
-                .reactions
-                .into_iter()
-                .map(|(e, u)| (e, u.users))
-                .collect(),
+            reactions: c.reactions.into_iter().map(|(e, u)| (e, u.users)).collect(),
             mentions: c.mentions,
         })
     }
@@ -330,9 +326,9 @@ impl TryFrom<pb::Suggestion> for Suggestion {
             Ok(pb::SuggestionStatus::Rejected) => SuggestionStatus::Rejected,
             Err(_) => return Err(ConvertError::Status(s.status)),
         };
-        let ts = s.timestamp.ok_or(ConvertError::Missing {
-            field: "timestamp",
-        })?;
+        let ts = s
+            .timestamp
+            .ok_or(ConvertError::Missing { field: "timestamp" })?;
         Ok(Suggestion {
             id: s.id,
             author_id: s.author_id,
@@ -393,7 +389,12 @@ mod tests {
         c.parent_id = None;
         let back = Comment::try_from(pb::MediaComment::try_from(&c).unwrap()).unwrap();
         assert_eq!(back.parent_id, None);
-        assert!(serde_json::to_value(&back).unwrap().get("parent_id").is_none());
+        assert!(
+            serde_json::to_value(&back)
+                .unwrap()
+                .get("parent_id")
+                .is_none()
+        );
     }
 
     #[test]

@@ -970,8 +970,18 @@ impl Actor {
             return;
         }
         let user = pconn.user.clone();
-        self.apply_edit(&pconn, user, client, seq, base, ops, Some(conn), rid, received)
-            .await;
+        self.apply_edit(
+            &pconn,
+            user,
+            client,
+            seq,
+            base,
+            ops,
+            Some(conn),
+            rid,
+            received,
+        )
+        .await;
     }
 
     /// Transforms an edit past the versions after `base`, applies it as `user`'s and hands it
@@ -1055,7 +1065,9 @@ impl Actor {
                 }
             }
         }
-        let Some(doc) = &mut self.state else { return None };
+        let Some(doc) = &mut self.state else {
+            return None;
+        };
         let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
         // The OT engine is pure and trusted, but a panic in it must cost one session, not the
         // server: the document may be half-changed then, so the session reloads from the store.
@@ -1081,7 +1093,9 @@ impl Actor {
                 return None;
             }
         };
-        let Some(doc) = &mut self.state else { return None };
+        let Some(doc) = &mut self.state else {
+            return None;
+        };
         doc.version += 1;
         let version = doc.version;
         let ops_json = serde_json::to_string(&op).unwrap_or_else(|_| "[]".to_owned());

@@ -29,6 +29,16 @@ async fn next_of(c: &mut Client, t: &str) -> Result<Json> {
     }
 }
 
+/// Sends `msg` and waits for its error, skipping other frames; checks the code.
+async fn refused(c: &mut Client, msg: Json, code: &str) -> Result<Json> {
+    c.send(msg).await?;
+    let e = next_of_error(c).await?;
+    if e["code"] != code {
+        bail!("expected {code}, got {e}");
+    }
+    Ok(e)
+}
+
 async fn comment(c: &mut Client, session: &str, body: Json) -> Result<Json> {
     c.send(json!({"type":"comment","session":session,"comment":body}))
         .await?;
@@ -70,18 +80,21 @@ async fn threads_edits_tombstones_and_roles() -> Result<()> {
 
     let reply = comment(&mut bob, "t", json!({"content":"on it","parent_id":id})).await?;
     assert_eq!(reply["parent_id"], json!(id));
-    bob.expect_error(
+    refused(
+        &mut bob,
         json!({"type":"comment","session":"t","comment":{"content":"x","parent_id":"nope"}}),
         "bad_request",
     )
     .await?;
-    bob.expect_error(
+    refused(
+        &mut bob,
         json!({"type":"comment","session":"t","comment":{"content":"   "}}),
         "bad_request",
     )
     .await?;
     // Only the author edits.
-    bob.expect_error(
+    refused(
+        &mut bob,
         json!({"type":"comment_edit","session":"t","id":id,"content":"mine now"}),
         "forbidden",
     )
@@ -92,19 +105,23 @@ async fn threads_edits_tombstones_and_roles() -> Result<()> {
     let edited = next_of(&mut alice, "comment_updated").await?["comment"].clone();
     assert_eq!(edited["edited"], true);
     assert_eq!(edited["mentions"], json!(["dave"]));
+    assert_eq!(
+        next_of(&mut bob, "comment_updated").await?["comment"],
+        edited
+    );
     // The viewer reads but may not comment or react.
-    carol
-        .expect_error(
-            json!({"type":"comment","session":"t","comment":{"content":"hi"}}),
-            "forbidden",
-        )
-        .await?;
-    carol
-        .expect_error(
-            json!({"type":"comment_react","session":"t","id":id,"emoji":"👍","on":true}),
-            "forbidden",
-        )
-        .await?;
+    refused(
+        &mut carol,
+        json!({"type":"comment","session":"t","comment":{"content":"hi"}}),
+        "forbidden",
+    )
+    .await?;
+    refused(
+        &mut carol,
+        json!({"type":"comment_react","session":"t","id":id,"emoji":"👍","on":true}),
+        "forbidden",
+    )
+    .await?;
     // Resolve, then delete as a tombstone: the reply stays.
     bob.send(json!({"type":"comment_resolve","session":"t","id":id,"resolved":true}))
         .await?;
@@ -112,7 +129,12 @@ async fn threads_edits_tombstones_and_roles() -> Result<()> {
         next_of(&mut bob, "comment_updated").await?["comment"]["resolved"],
         true
     );
-    bob.expect_error(
+    assert_eq!(
+        next_of(&mut alice, "comment_updated").await?["comment"]["resolved"],
+        true
+    );
+    refused(
+        &mut bob,
         json!({"type":"comment_delete","session":"t","id":id}),
         "forbidden",
     )
@@ -121,7 +143,10 @@ async fn threads_edits_tombstones_and_roles() -> Result<()> {
         .send(json!({"type":"comment_delete","session":"t","id":id}))
         .await?;
     let gone = next_of(&mut alice, "comment_updated").await?["comment"].clone();
-    assert_eq!((gone["deleted"].clone(), gone["content"].clone()), (json!(true), json!("")));
+    assert_eq!(
+        (gone["deleted"].clone(), gone["content"].clone()),
+        (json!(true), json!(""))
+    );
 
     let list = server.get_json("/v1/sessions/t/comments", "carol").await?;
     let list = list["comments"].as_array().cloned().unwrap_or_default();
@@ -129,9 +154,13 @@ async fn threads_edits_tombstones_and_roles() -> Result<()> {
     assert_eq!(list[0]["deleted"], true);
     assert_eq!(list[1]["parent_id"], json!(id));
     assert_eq!(list[1]["content"], "on it");
-    let (status, _) = server.get("/v1/sessions/t/comments", Some("mallory")).await?;
+    let (status, _) = server
+        .get("/v1/sessions/t/comments", Some("mallory"))
+        .await?;
     assert_eq!(status, 200, "link role viewer reads");
-    let (status, _) = server.get("/v1/sessions/none/comments", Some("alice")).await?;
+    let (status, _) = server
+        .get("/v1/sessions/none/comments", Some("alice"))
+        .await?;
     assert_eq!(status, 404);
     let (status, _) = server.get("/v1/sessions/t/comments", None).await?;
     assert_eq!(status, 401);
@@ -167,15 +196,26 @@ async fn anchors_follow_their_layer_and_bad_anchors_are_refused() -> Result<()> 
 
     // Bad anchors: each is bad_request and stores nothing.
     for (what, ann) in [
-        ("outside the canvas", json!({"region":{"x":1900,"y":0,"w":100,"h":10}})),
-        ("outside the asset", json!({"region":{"x":600,"y":0,"w":100,"h":10}})),
+        (
+            "outside the canvas",
+            json!({"region":{"x":1900,"y":0,"w":100,"h":10}}),
+        ),
+        (
+            "outside the asset",
+            json!({"region":{"x":600,"y":0,"w":100,"h":10}}),
+        ),
         ("end before start", json!({"time":{"start":5,"end":2}})),
-        ("negative size", json!({"region":{"x":1,"y":1,"w":-3,"h":1}})),
-        ("unknown target", json!({"region":{"x":1,"y":1,"w":3,"h":1},"target":"L9"})),
+        (
+            "negative size",
+            json!({"region":{"x":1,"y":1,"w":-3,"h":1}}),
+        ),
+        (
+            "unknown target",
+            json!({"region":{"x":1,"y":1,"w":3,"h":1},"target":"L9"}),
+        ),
         ("empty", json!({})),
     ] {
-        let e = bob
-            .expect_error(
+        let e = refused(&mut bob,
                 json!({"type":"comment","session":"a","rid":what,"comment":{"content":"x","asset_id":"a1","annotations":[ann]}}),
                 "bad_request",
             )
@@ -196,6 +236,10 @@ async fn anchors_follow_their_layer_and_bad_anchors_are_refused() -> Result<()> 
     let op = next_of(&mut bob, "op").await?;
     assert_eq!(op["version"], 2);
     let moved = next_of(&mut bob, "comment_updated").await?["comment"].clone();
+    assert_eq!(
+        next_of(&mut alice, "comment_updated").await?["comment"],
+        moved
+    );
     assert_eq!(moved["id"], id);
     assert_eq!(
         moved["annotations"][0]["region"],
@@ -203,7 +247,12 @@ async fn anchors_follow_their_layer_and_bad_anchors_are_refused() -> Result<()> 
     );
     // Deleting the layer orphans the anchor; the comment stays.
     alice
-        .edit("a", 2, 3, json!([{"op":"del","path":["canvas","layers",0]}]))
+        .edit(
+            "a",
+            2,
+            3,
+            json!([{"op":"del","path":["canvas","layers",0]}]),
+        )
         .await?;
     let orphan = next_of(&mut bob, "comment_updated").await?["comment"].clone();
     assert_eq!(orphan["annotations"][0]["orphaned"], true);
@@ -244,7 +293,10 @@ async fn reactions_converge_under_concurrent_toggles() -> Result<()> {
         }
         for (e, on) in last {
             if on {
-                expected.entry(e.to_owned()).or_default().push(user.to_owned());
+                expected
+                    .entry(e.to_owned())
+                    .or_default()
+                    .push(user.to_owned());
             }
         }
         plans.push(plan);
@@ -294,7 +346,9 @@ async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
     let after = server.get_json("/v1/sessions/d/comments", "alice").await?;
     assert_eq!(after, before);
     assert_eq!(after["comments"][0]["reactions"], json!({"🔥":["alice"]}));
-    let sugs = server.get_json("/v1/sessions/d/suggestions", "alice").await?;
+    let sugs = server
+        .get_json("/v1/sessions/d/suggestions", "alice")
+        .await?;
     assert_eq!(sugs["suggestions"][0], sug);
     // And the reloaded session keeps working on them.
     let mut alice = server.connect("alice").await?;
@@ -328,18 +382,17 @@ async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
     carol.join("s", "c").await?;
 
     // A commenter may not edit, but may suggest; a viewer may do neither.
-    bob.expect_error(
+    refused(&mut bob,
         json!({"type":"op","session":"s","base":0,"seq":1,"ops":[{"op":"set","path":["title"],"value":"x"}]}),
         "forbidden",
     )
     .await?;
-    carol
-        .expect_error(
+    refused(&mut carol,
             json!({"type":"suggest","session":"s","base":0,"ops":[{"op":"set","path":["title"],"value":"x"}]}),
             "forbidden",
         )
         .await?;
-    bob.expect_error(
+    refused(&mut bob,
         json!({"type":"suggest","session":"s","base":0,"ops":[{"op":"del","path":["nothing","here"]}]}),
         "bad_request",
     )
@@ -348,7 +401,11 @@ async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
         .await?;
     let sug = next_of(&mut bob, "suggestion_added").await?["suggestion"].clone();
     assert_eq!(
-        (sug["status"].clone(), sug["author_id"].clone(), sug["note"].clone()),
+        (
+            sug["status"].clone(),
+            sug["author_id"].clone(),
+            sug["note"].clone()
+        ),
         (json!("pending"), json!("bob"), json!("a title"))
     );
     let sid = sug["id"].clone();
@@ -356,9 +413,15 @@ async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
     next_of(&mut dave, "suggestion_added").await?;
     // Meanwhile the title changes: the suggestion is transformed past it when accepted.
     alice
-        .edit("s", 0, 1, json!([{"op":"text","path":["title"],"pos":0,"ins":"X"}]))
+        .edit(
+            "s",
+            0,
+            1,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"X"}]),
+        )
         .await?;
-    bob.expect_error(
+    refused(
+        &mut bob,
         json!({"type":"suggestion_accept","session":"s","id":sid}),
         "forbidden",
     )
@@ -383,7 +446,11 @@ async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
         outcomes.push(got);
     }
     for o in &outcomes {
-        assert_eq!(o.0, Some(json!(2)), "the suggestion is version 2: {outcomes:?}");
+        assert_eq!(
+            o.0,
+            Some(json!(2)),
+            "the suggestion is version 2: {outcomes:?}"
+        );
         let s = o.1.clone().unwrap_or_default();
         assert_eq!(s["status"], "accepted");
         assert_eq!(s["version"], 2);
@@ -391,18 +458,28 @@ async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
     }
     // Exactly one of them was refused, with conflict.
     let winner = outcomes[0].1.clone().unwrap_or_default()["decided_by"].clone();
-    let (i, loser) = if winner == "alice" { (1, &mut dave) } else { (0, &mut alice) };
+    let (i, loser) = if winner == "alice" {
+        (1, &mut dave)
+    } else {
+        (0, &mut alice)
+    };
     let code = match outcomes[i].2.clone() {
         Some(code) => code,
         None => next_of_error(loser).await?["code"].clone(),
     };
     assert_eq!(code, "conflict");
-    assert!(outcomes[1 - i].2.is_none(), "the winner got no error: {outcomes:?}");
+    assert!(
+        outcomes[1 - i].2.is_none(),
+        "the winner got no error: {outcomes:?}"
+    );
     let state = server.get_json("/v1/sessions/s", "carol").await?;
     assert_eq!(state["version"], 2);
     assert_eq!(state["state"]["title"], "XHello");
     let ops = all_ops(&server, "s", "carol").await?;
-    assert_eq!(ops[1]["user"], "bob", "the author is credited in the history");
+    assert_eq!(
+        ops[1]["user"], "bob",
+        "the author is credited in the history"
+    );
 
     // Reject; a decided suggestion can't be decided again.
     bob.send(json!({"type":"suggest","session":"s","base":2,"ops":[{"op":"set","path":["title"],"value":"No"}]}))
@@ -411,13 +488,19 @@ async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
     dave.send(json!({"type":"suggestion_reject","session":"s","id":s2}))
         .await?;
     let r = next_of(&mut dave, "suggestion_updated").await?["suggestion"].clone();
-    assert_eq!((r["status"].clone(), r["decided_by"].clone()), (json!("rejected"), json!("dave")));
-    dave.expect_error(
+    assert_eq!(
+        (r["status"].clone(), r["decided_by"].clone()),
+        (json!("rejected"), json!("dave"))
+    );
+    refused(
+        &mut dave,
         json!({"type":"suggestion_accept","session":"s","id":s2}),
         "conflict",
     )
     .await?;
-    let list = server.get_json("/v1/sessions/s/suggestions", "carol").await?;
+    let list = server
+        .get_json("/v1/sessions/s/suggestions", "carol")
+        .await?;
     let statuses: Vec<_> = list["suggestions"]
         .as_array()
         .into_iter()
@@ -479,7 +562,10 @@ async fn the_sdk_comments_reacts_and_suggests() -> Result<()> {
         _ => None,
     })
     .await?;
-    assert_eq!((c.author_id.as_str(), c.mentions.clone()), ("bob", vec!["alice".to_owned()]));
+    assert_eq!(
+        (c.author_id.as_str(), c.mentions.clone()),
+        ("bob", vec!["alice".to_owned()])
+    );
     ha.reply(&c.id, "hi").await?;
     let r = wait(&mut eb, |e| match e {
         Event::CommentAdded(r) if r.parent_id.is_some() => Some(r),

@@ -144,14 +144,8 @@ impl Actor {
         let head = doc.version;
         let (write, msg) = match req {
             Request::Comment(new) => {
-                let r = social.add_comment(
-                    &user,
-                    role,
-                    new,
-                    &doc.doc,
-                    new_id('c'),
-                    now_rfc3339(),
-                )?;
+                let r =
+                    social.add_comment(&user, role, new, &doc.doc, new_id('c'), now_rfc3339())?;
                 let msg = ServerMessage::CommentAdded {
                     session,
                     comment: r.comment.clone(),
@@ -210,11 +204,25 @@ impl Actor {
             }
             Request::Accept { id } => {
                 let s = social.decidable(role, &id)?;
-                let (author, base, ops) = (Arc::<str>::from(s.author_id.as_str()), s.base, s.ops.clone());
+                let (author, base, ops) = (
+                    Arc::<str>::from(s.author_id.as_str()),
+                    s.base,
+                    s.ops.clone(),
+                );
                 let client = Arc::<str>::from(edit_client(&id));
                 // Errors (the edit no longer applies) go to the editor; it stays pending.
                 let Some(version) = self
-                    .apply_edit(pconn, author, client, 1, base, ops, None, None, Instant::now())
+                    .apply_edit(
+                        pconn,
+                        author,
+                        client,
+                        1,
+                        base,
+                        ops,
+                        None,
+                        None,
+                        Instant::now(),
+                    )
                     .await
                 else {
                     return Ok(());

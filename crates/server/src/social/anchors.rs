@@ -44,7 +44,9 @@ impl Frame {
     /// A clip's `[start, end]` on the timeline.
     pub fn span(&self) -> Option<(f64, f64)> {
         match self {
-            Frame::Clip { start, r#in, out, .. } => Some((*start, start + (out - r#in).max(0.0))),
+            Frame::Clip {
+                start, r#in, out, ..
+            } => Some((*start, start + (out - r#in).max(0.0))),
             Frame::Layer { .. } => None,
         }
     }
@@ -74,7 +76,10 @@ fn clip_frame(v: &Value) -> Frame {
         start: num(v, "start").unwrap_or(0.0),
         r#in: num(v, "in").unwrap_or(0.0),
         out: num(v, "out").unwrap_or(0.0),
-        asset: v.get("asset").and_then(Value::as_text).map(|t| t.to_string()),
+        asset: v
+            .get("asset")
+            .and_then(Value::as_text)
+            .map(|t| t.to_string()),
     }
 }
 
@@ -169,7 +174,9 @@ pub fn follow(ann: &mut Annotation, frame: &mut Option<Frame>, doc: &Value) -> b
                     new = f;
                 }
                 if let Frame::Clip {
-                    start: s2, r#in: i2, ..
+                    start: s2,
+                    r#in: i2,
+                    ..
                 } = &new
                     && let Some((lo, hi)) = new.span()
                 {
@@ -251,7 +258,13 @@ mod tests {
         // Moved 5 s later: the range moves with it.
         let d1 = clip_doc(json!([{"id": "C1", "asset": "v", "start": 15, "in": 0, "out": 20}]));
         assert!(follow(&mut ann, &mut frame, &d1));
-        assert_eq!(ann.time.unwrap(), TimeRange { start: 27.0, end: 29.0 });
+        assert_eq!(
+            ann.time.unwrap(),
+            TimeRange {
+                start: 27.0,
+                end: 29.0
+            }
+        );
         // Split at timeline 20 (media 5): the range (media 12..14) is in the right half.
         let d2 = clip_doc(json!([
             {"id": "C1", "asset": "v", "start": 15, "in": 0, "out": 5},
@@ -259,14 +272,26 @@ mod tests {
         ]));
         assert!(follow(&mut ann, &mut frame, &d2));
         assert_eq!(ann.target.as_deref(), Some("C2"));
-        assert_eq!(ann.time.unwrap(), TimeRange { start: 27.0, end: 29.0 });
+        assert_eq!(
+            ann.time.unwrap(),
+            TimeRange {
+                start: 27.0,
+                end: 29.0
+            }
+        );
         // The right half trimmed to end at media 13: the range is clamped to the clip.
         let d3 = clip_doc(json!([
             {"id": "C1", "asset": "v", "start": 15, "in": 0, "out": 5},
             {"id": "C2", "asset": "v", "start": 20, "in": 5, "out": 13}
         ]));
         assert!(follow(&mut ann, &mut frame, &d3));
-        assert_eq!(ann.time.unwrap(), TimeRange { start: 27.0, end: 28.0 });
+        assert_eq!(
+            ann.time.unwrap(),
+            TimeRange {
+                start: 27.0,
+                end: 28.0
+            }
+        );
         assert!(!ann.orphaned);
     }
 }

@@ -151,7 +151,10 @@ fn check_annotation(
             return Err(at("time needs finite start ≥ 0 and end".into()));
         }
         if t.end < t.start {
-            return Err(at(format!("time ends ({}) before it starts ({})", t.end, t.start)));
+            return Err(at(format!(
+                "time ends ({}) before it starts ({})",
+                t.end, t.start
+            )));
         }
         let span = match &frame {
             Some(f) => f.span(),
@@ -164,7 +167,9 @@ fn check_annotation(
         }
     }
     if let Some(d) = &a.drawing {
-        let n = serde_json::to_string(d).map(|s| s.len()).unwrap_or(usize::MAX);
+        let n = serde_json::to_string(d)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
         if n > MAX_DRAWING_BYTES {
             return Err(refuse(
                 ErrorCode::TooLarge,
@@ -380,7 +385,12 @@ impl Social {
                 continue;
             }
             let mut any = false;
-            for (a, f) in rec.comment.annotations.iter_mut().zip(rec.frames.iter_mut()) {
+            for (a, f) in rec
+                .comment
+                .annotations
+                .iter_mut()
+                .zip(rec.frames.iter_mut())
+            {
                 any |= anchors::follow(a, f, doc);
             }
             if any {
@@ -399,10 +409,12 @@ mod tests {
     use super::*;
 
     fn doc() -> Value {
-        Value::from_json(&json!({"assets": {"a1": {"kind": "image", "width": 640, "height": 480}},
+        Value::from_json(
+            &json!({"assets": {"a1": {"kind": "image", "width": 640, "height": 480}},
             "canvas": {"width": 1920, "height": 1080, "layers": [
                 {"id": "L1", "kind": "image", "asset": "a1", "x": 0, "y": 0, "w": 640, "h": 480}]},
-            "timeline": {"tracks": []}}))
+            "timeline": {"tracks": []}}),
+        )
     }
 
     fn region(x: f64, y: f64, w: f64, h: f64) -> Annotation {
@@ -443,7 +455,14 @@ mod tests {
         s.add_comment("u", Role::Commenter, n, &d, "c1".into(), "t".into())
             .unwrap();
         let e = s
-            .add_comment("v", Role::Viewer, new("x", vec![]), &d, "c2".into(), "t".into())
+            .add_comment(
+                "v",
+                Role::Viewer,
+                new("x", vec![]),
+                &d,
+                "c2".into(),
+                "t".into(),
+            )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::Forbidden);
     }
@@ -452,14 +471,25 @@ mod tests {
     fn a_deleted_comment_is_a_tombstone() {
         let mut s = Social::default();
         let d = doc();
-        s.add_comment("u", Role::Commenter, new("hi @w", vec![]), &d, "c1".into(), "t".into())
+        s.add_comment(
+            "u",
+            Role::Commenter,
+            new("hi @w", vec![]),
+            &d,
+            "c1".into(),
+            "t".into(),
+        )
+        .unwrap();
+        s.react("w", Role::Commenter, "c1", "👍".into(), true)
             .unwrap();
-        s.react("w", Role::Commenter, "c1", "👍".into(), true).unwrap();
         let e = s.delete_comment("w", Role::Editor, "c1").unwrap_err();
         assert_eq!(e.code, ErrorCode::Forbidden);
         let r = s.delete_comment("w", Role::Owner, "c1").unwrap();
         assert!(r.comment.deleted && r.comment.content.is_empty());
         assert!(r.comment.reactions.is_empty() && r.comment.mentions.is_empty());
-        assert!(s.edit_comment("u", Role::Commenter, "c1", "again".into()).is_err());
+        assert!(
+            s.edit_comment("u", Role::Commenter, "c1", "again".into())
+                .is_err()
+        );
     }
 }

@@ -116,13 +116,15 @@ impl Social {
         for (i, r) in comments.iter().enumerate() {
             let rec: CommentRecord =
                 serde_json::from_str(r).map_err(|e| format!("comment record {i}: {e}"))?;
-            s.comment_index.insert(rec.comment.id.clone(), s.comments.len());
+            s.comment_index
+                .insert(rec.comment.id.clone(), s.comments.len());
             s.comments.push(rec);
         }
         for (i, r) in suggestions.iter().enumerate() {
             let sug: Suggestion =
                 serde_json::from_str(r).map_err(|e| format!("suggestion record {i}: {e}"))?;
-            s.suggestion_index.insert(sug.id.clone(), s.suggestions.len());
+            s.suggestion_index
+                .insert(sug.id.clone(), s.suggestions.len());
             s.suggestions.push(sug);
         }
         Ok(s)

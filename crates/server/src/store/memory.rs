@@ -5,9 +5,7 @@ use std::sync::Mutex;
 
 use montage_protocol::Role;
 
-use super::{
-    Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write,
-};
+use super::{Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write};
 use crate::error::Error;
 
 #[derive(Default)]

@@ -11,9 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{
-    Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write,
-};
+use super::{Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write};
 use crate::error::{Error, Result};
 
 /// The database file inside the data dir.
