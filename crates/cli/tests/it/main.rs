@@ -5,6 +5,7 @@ mod comments;
 mod durability;
 mod harness;
 mod media;
+mod presence;
 mod protocol;
 mod proxy;
 mod sdk;
