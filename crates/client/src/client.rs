@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use montage_ot::{Op, Value};
-use montage_protocol::{ClientMessage, ErrorCode, Participant, Role, ServerMessage, Tier};
+use montage_protocol::{
+    ClientMessage, ErrorCode, NewComment, Participant, Role, ServerMessage, Tier,
+};
 use serde_json::Value as Json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -475,6 +477,96 @@ impl SessionHandle {
         .await
     }
 
+    /// Posts a comment (or, with `parent_id`, a reply); it comes back to every participant as
+    /// [`Event::CommentAdded`] once stored. Needs commenter rights.
+    pub async fn comment(&self, comment: NewComment) -> Result<()> {
+        self.send(ClientMessage::Comment {
+            session: self.session(),
+            comment,
+        })
+        .await
+    }
+
+    /// Replies to comment `parent` with plain text.
+    pub async fn reply(&self, parent: &str, content: &str) -> Result<()> {
+        self.comment(NewComment {
+            content: content.to_owned(),
+            parent_id: Some(parent.to_owned()),
+            ..NewComment::default()
+        })
+        .await
+    }
+
+    /// Changes my comment's text ([`Event::CommentUpdated`] with `edited`).
+    pub async fn edit_comment(&self, id: &str, content: &str) -> Result<()> {
+        self.send(ClientMessage::CommentEdit {
+            session: self.session(),
+            id: id.to_owned(),
+            content: content.to_owned(),
+        })
+        .await
+    }
+
+    /// Deletes a comment (mine, or any as an owner); replies stay.
+    pub async fn delete_comment(&self, id: &str) -> Result<()> {
+        self.send(ClientMessage::CommentDelete {
+            session: self.session(),
+            id: id.to_owned(),
+        })
+        .await
+    }
+
+    /// Resolves (`true`) or reopens (`false`) a comment.
+    pub async fn resolve_comment(&self, id: &str, resolved: bool) -> Result<()> {
+        self.send(ClientMessage::CommentResolve {
+            session: self.session(),
+            id: id.to_owned(),
+            resolved,
+        })
+        .await
+    }
+
+    /// Turns my `emoji` reaction on a comment on or off.
+    pub async fn react(&self, id: &str, emoji: &str, on: bool) -> Result<()> {
+        self.send(ClientMessage::CommentReact {
+            session: self.session(),
+            id: id.to_owned(),
+            emoji: emoji.to_owned(),
+            on,
+        })
+        .await
+    }
+
+    /// Suggests `ops`, made on the server version this replica has ([`version`](Self::version)),
+    /// instead of editing (commenters). Comes back as [`Event::SuggestionAdded`].
+    pub async fn suggest(&self, ops: Op, note: Option<&str>) -> Result<()> {
+        self.send(ClientMessage::Suggest {
+            session: self.session(),
+            base: self.version(),
+            ops,
+            note: note.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// Accepts a pending suggestion (editors): it is applied as an edit credited to its author.
+    pub async fn accept_suggestion(&self, id: &str) -> Result<()> {
+        self.send(ClientMessage::SuggestionAccept {
+            session: self.session(),
+            id: id.to_owned(),
+        })
+        .await
+    }
+
+    /// Rejects a pending suggestion (editors).
+    pub async fn reject_suggestion(&self, id: &str) -> Result<()> {
+        self.send(ClientMessage::SuggestionReject {
+            session: self.session(),
+            id: id.to_owned(),
+        })
+        .await
+    }
+
     /// Leaves the session; the handle stops receiving.
     pub async fn leave(&self) -> Result<()> {
         self.client
@@ -826,7 +918,11 @@ fn handle_frame(
         | ServerMessage::Op { session, .. }
         | ServerMessage::Presence { session, .. }
         | ServerMessage::RoleChanged { session, .. }
-        | ServerMessage::Preview { session, .. } => Some(session.clone()),
+        | ServerMessage::Preview { session, .. }
+        | ServerMessage::CommentAdded { session, .. }
+        | ServerMessage::CommentUpdated { session, .. }
+        | ServerMessage::SuggestionAdded { session, .. }
+        | ServerMessage::SuggestionUpdated { session, .. } => Some(session.clone()),
         ServerMessage::Error { .. } | ServerMessage::Tier { .. } => None,
     };
     if let ServerMessage::Error {

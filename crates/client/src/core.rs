@@ -483,6 +483,16 @@ impl SessionCore {
                 ev.push(Event::RoleChanged { user, role });
             }
             ServerMessage::Error { code, message, .. } => ev.push(Event::Error { code, message }),
+            ServerMessage::CommentAdded { comment, .. } => ev.push(Event::CommentAdded(comment)),
+            ServerMessage::CommentUpdated { comment, .. } => {
+                ev.push(Event::CommentUpdated(comment))
+            }
+            ServerMessage::SuggestionAdded { suggestion, .. } => {
+                ev.push(Event::SuggestionAdded(suggestion))
+            }
+            ServerMessage::SuggestionUpdated { suggestion, .. } => {
+                ev.push(Event::SuggestionUpdated(suggestion))
+            }
             ServerMessage::Tier { .. } | ServerMessage::Preview { .. } => {}
         }
         ev

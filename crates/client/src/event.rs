@@ -1,7 +1,7 @@
 //! What a session handle reports to the app.
 
 use montage_ot::Op;
-use montage_protocol::{ErrorCode, Role};
+use montage_protocol::{Comment, ErrorCode, Role, Suggestion};
 
 /// The link to the server, as the connection task sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,16 @@ pub enum Event {
         user: String,
         role: Role,
     },
+    /// A new comment or reply (mine included).
+    CommentAdded(Comment),
+    /// A comment was edited, deleted (a tombstone), resolved, reacted to, or its anchor moved
+    /// with its layer/clip.
+    CommentUpdated(Comment),
+    /// A new pending suggestion.
+    SuggestionAdded(Suggestion),
+    /// A suggestion was accepted (applied as `version`, its edit arriving as [`Event::Edit`])
+    /// or rejected.
+    SuggestionUpdated(Suggestion),
     /// The server refused something, or the replica had to be reset.
     Error {
         code: ErrorCode,

@@ -10,4 +10,7 @@ pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
 pub use montage_ot::{Component, Op, Path, Value, path};
-pub use montage_protocol::{ErrorCode, Participant, Role, Tier};
+pub use montage_protocol::{
+    Annotation, Comment, ErrorCode, NewComment, Participant, Region, Role, Suggestion,
+    SuggestionStatus, Tier, TimeRange,
+};

@@ -6,6 +6,7 @@ mod component;
 mod delta;
 mod error;
 mod op;
+pub mod orset;
 mod path;
 pub mod schema;
 mod text;

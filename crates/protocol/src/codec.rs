@@ -29,6 +29,13 @@ const CLIENT_TYPES: &[&str] = &[
     "leave",
     "quality",
     "comment",
+    "comment_edit",
+    "comment_delete",
+    "comment_resolve",
+    "comment_react",
+    "suggest",
+    "suggestion_accept",
+    "suggestion_reject",
     "preview_subscribe",
     "preview_unsubscribe",
 ];
@@ -89,6 +96,12 @@ fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
     match msg {
         ClientMessage::Join { client, .. } => check_id("client", client),
         ClientMessage::SetRole { user, .. } => check_id("user", user),
+        ClientMessage::CommentEdit { id, .. }
+        | ClientMessage::CommentDelete { id, .. }
+        | ClientMessage::CommentResolve { id, .. }
+        | ClientMessage::CommentReact { id, .. }
+        | ClientMessage::SuggestionAccept { id, .. }
+        | ClientMessage::SuggestionReject { id, .. } => check_id("id", id),
         ClientMessage::Quality { downlink_mbps }
             if !downlink_mbps.is_finite() || *downlink_mbps < 0.0 =>
         {
@@ -260,5 +273,33 @@ mod tests {
                 && Role::Commenter > Role::Viewer
         );
         assert_eq!(Role::parse(Role::Commenter.as_str()), Some(Role::Commenter));
+    }
+
+    #[test]
+    fn decodes_the_social_messages() {
+        let f = decode_client(
+            r#"{"type":"comment","session":"s","rid":2,"comment":{"content":"hi @bob","annotations":[{"region":{"x":1,"y":2,"w":3,"h":4},"target":"L1"}]}}"#,
+        )
+        .unwrap();
+        match f.msg {
+            ClientMessage::Comment { comment, .. } => {
+                assert_eq!(comment.content, "hi @bob");
+                assert_eq!(comment.annotations[0].target.as_deref(), Some("L1"));
+                assert_eq!(comment.annotations[0].region.map(|r| r.w), Some(3.0));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let f = decode_client(
+            r#"{"type":"comment_react","session":"s","id":"c1","emoji":"👍","on":true}"#,
+        )
+        .unwrap();
+        assert_eq!(f.msg.type_name(), "comment_react");
+        let f = decode_client(r#"{"type":"suggest","session":"s","base":0,"ops":[{"op":"set","path":["title"],"value":"x"}]}"#)
+            .unwrap();
+        assert!(matches!(f.msg, ClientMessage::Suggest { note: None, .. }));
+        // A region missing a field, a bad id and a missing content are refused.
+        assert!(decode_client(r#"{"type":"comment","session":"s","comment":{"content":"x","annotations":[{"region":{"x":1}}]}}"#).is_err());
+        assert!(decode_client(r#"{"type":"comment_delete","session":"s","id":""}"#).is_err());
+        assert!(decode_client(r#"{"type":"comment","session":"s","comment":{}}"#).is_err());
     }
 }

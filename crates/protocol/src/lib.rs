@@ -4,10 +4,15 @@
 mod codec;
 mod error;
 mod message;
+pub mod social;
 
 pub use codec::{ClientFrame, Rejected, decode_client, decode_server, encode, encode_with_rid};
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{ClientMessage, OpEntry, Participant, Role, ServerMessage, Tier, tier_for_mbps};
+pub use social::{
+    Annotation, Comment, ConvertError, NewComment, Region, Suggestion, SuggestionStatus, TimeRange,
+    rfc3339,
+};
 
 /// The subprotocol of the JSON form (the default when a client names none).
 pub const SUBPROTOCOL_JSON: &str = "montage.v1.json";

@@ -4,6 +4,7 @@ use montage_ot::{Op, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
+use crate::social::{Comment, NewComment, Suggestion};
 
 /// A participant's permission level. The derive order makes
 /// `Owner > Editor > Commenter > Viewer > Removed`.
@@ -75,7 +76,43 @@ pub enum ClientMessage {
     },
     Comment {
         session: String,
-        comment: serde_json::Value,
+        comment: NewComment,
+    },
+    CommentEdit {
+        session: String,
+        id: String,
+        content: String,
+    },
+    CommentDelete {
+        session: String,
+        id: String,
+    },
+    CommentResolve {
+        session: String,
+        id: String,
+        resolved: bool,
+    },
+    CommentReact {
+        session: String,
+        id: String,
+        emoji: String,
+        on: bool,
+    },
+    /// A commenter's edit, stored as a pending suggestion.
+    Suggest {
+        session: String,
+        base: u64,
+        ops: Op,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    SuggestionAccept {
+        session: String,
+        id: String,
+    },
+    SuggestionReject {
+        session: String,
+        id: String,
     },
     /// Live `preview` messages for a session at a tier (default: the connection's tier from
     /// `quality`, else `good`), at most at the tier's frame rate.
@@ -99,6 +136,13 @@ impl ClientMessage {
             | ClientMessage::SetRole { session, .. }
             | ClientMessage::Leave { session }
             | ClientMessage::Comment { session, .. }
+            | ClientMessage::CommentEdit { session, .. }
+            | ClientMessage::CommentDelete { session, .. }
+            | ClientMessage::CommentResolve { session, .. }
+            | ClientMessage::CommentReact { session, .. }
+            | ClientMessage::Suggest { session, .. }
+            | ClientMessage::SuggestionAccept { session, .. }
+            | ClientMessage::SuggestionReject { session, .. }
             | ClientMessage::PreviewSubscribe { session, .. }
             | ClientMessage::PreviewUnsubscribe { session } => Some(session),
             ClientMessage::Quality { .. } => None,
@@ -113,6 +157,13 @@ impl ClientMessage {
             ClientMessage::Leave { .. } => "leave",
             ClientMessage::Quality { .. } => "quality",
             ClientMessage::Comment { .. } => "comment",
+            ClientMessage::CommentEdit { .. } => "comment_edit",
+            ClientMessage::CommentDelete { .. } => "comment_delete",
+            ClientMessage::CommentResolve { .. } => "comment_resolve",
+            ClientMessage::CommentReact { .. } => "comment_react",
+            ClientMessage::Suggest { .. } => "suggest",
+            ClientMessage::SuggestionAccept { .. } => "suggestion_accept",
+            ClientMessage::SuggestionReject { .. } => "suggestion_reject",
             ClientMessage::PreviewSubscribe { .. } => "preview_subscribe",
             ClientMessage::PreviewUnsubscribe { .. } => "preview_unsubscribe",
         }
@@ -239,6 +290,22 @@ pub enum ServerMessage {
         version: u64,
         tier: Tier,
         url: String,
+    },
+    CommentAdded {
+        session: String,
+        comment: Comment,
+    },
+    CommentUpdated {
+        session: String,
+        comment: Comment,
+    },
+    SuggestionAdded {
+        session: String,
+        suggestion: Suggestion,
+    },
+    SuggestionUpdated {
+        session: String,
+        suggestion: Suggestion,
     },
     Error {
         code: ErrorCode,

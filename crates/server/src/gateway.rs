@@ -624,18 +624,25 @@ impl Reader {
                 }
                 return;
             }
-            ClientMessage::Comment { session, .. } => {
-                let code = if self.joined.contains(&session) {
-                    ErrorCode::BadRequest
-                } else {
-                    ErrorCode::NotFound
+            m @ (ClientMessage::Comment { .. }
+            | ClientMessage::CommentEdit { .. }
+            | ClientMessage::CommentDelete { .. }
+            | ClientMessage::CommentResolve { .. }
+            | ClientMessage::CommentReact { .. }
+            | ClientMessage::Suggest { .. }
+            | ClientMessage::SuggestionAccept { .. }
+            | ClientMessage::SuggestionReject { .. }) => {
+                let Ok((session, req)) = crate::social::Request::from_message(m) else {
+                    return;
                 };
-                self.error(
-                    code,
-                    "comments are not supported by this server yet",
-                    rid.as_ref(),
-                );
-                return;
+                (
+                    session,
+                    SessionMsg::Social {
+                        conn,
+                        req,
+                        rid: rid.clone(),
+                    },
+                )
             }
             ClientMessage::Op {
                 session,

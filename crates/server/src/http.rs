@@ -24,6 +24,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/ws", get(gateway::ws_handler))
         .route("/v1/sessions/{id}", get(session_state))
         .route("/v1/sessions/{id}/ops", get(session_ops))
+        .route(
+            "/v1/sessions/{id}/comments",
+            get(crate::social::http::comments),
+        )
+        .route(
+            "/v1/sessions/{id}/suggestions",
+            get(crate::social::http::suggestions),
+        )
         .route("/v1/sessions/{id}/preview", get(crate::media::preview))
         .route("/v1/sessions/{id}/frame", get(crate::media::frame))
         .route("/v1/assets", post(crate::media::upload))

@@ -16,6 +16,7 @@ pub mod presence;
 pub mod quality;
 pub mod rebase;
 pub mod session;
+pub mod social;
 pub mod store;
 
 use std::future::Future;

@@ -32,6 +32,8 @@ use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
 
 mod cluster;
 pub use cluster::{MAX_CONFLICT_RETRIES, spawn_bus_dispatcher};
+/// The actor's side of comments and suggestions.
+mod social;
 
 /// Versions between a base and the head past which an edit is refused with `conflict`.
 const MAX_REBASE: u64 = 100_000;
@@ -183,6 +185,12 @@ pub enum SessionMsg {
     GetState {
         user: String,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
+    },
+    /// A comment or suggestion message (`crate::social`).
+    Social {
+        conn: ConnHandle,
+        req: crate::social::Request,
+        rid: Option<Json>,
     },
     /// Flush, snapshot and stop.
     Shutdown,
@@ -541,6 +549,12 @@ enum Action {
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
         state: String,
     },
+    /// A social event: `to_sender` (with its `rid`) to `conn`, `to_all` to everyone else.
+    Notify {
+        conn: u64,
+        to_sender: Utf8Bytes,
+        to_all: Utf8Bytes,
+    },
 }
 
 /// Something to do once `version` is durable.
@@ -584,6 +598,8 @@ struct Actor {
     deferred: Vec<SessionMsg>,
     shutting_down: bool,
     idle_since: Instant,
+    /// Comments and suggestions, loaded on first use.
+    social: Option<crate::social::Social>,
 }
 
 fn js(s: &str) -> String {
@@ -626,6 +642,7 @@ impl Actor {
             deferred: Vec::new(),
             shutting_down: false,
             idle_since: Instant::now(),
+            social: None,
         }
     }
 
@@ -762,6 +779,7 @@ impl Actor {
             } => self.set_role(conn, user, role, rid).await,
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
             SessionMsg::GetState { user, reply } => self.get_state(user, reply),
+            SessionMsg::Social { conn, req, rid } => self.social_request(conn, req, rid).await,
             SessionMsg::Shutdown => self.shutting_down = true,
             SessionMsg::Remote(_) => {}
         }
@@ -1074,22 +1092,59 @@ impl Actor {
             );
             return;
         }
-        let seq_key = (pconn.user.clone(), client.clone());
+        let user = pconn.user.clone();
+        self.apply_edit(
+            &pconn,
+            user,
+            client,
+            seq,
+            base,
+            ops,
+            Some(conn),
+            rid,
+            received,
+        )
+        .await;
+    }
+
+    /// Transforms an edit past the versions after `base`, applies it as `user`'s and hands it
+    /// to the committer; `ack` (when set) gets the ack, everyone else the `op`. Errors go to
+    /// `pconn`. Returns the version it was (or, for a resend, had been) applied as.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_edit(
+        &mut self,
+        pconn: &ConnHandle,
+        user: Arc<str>,
+        client: Arc<str>,
+        seq: u64,
+        base: u64,
+        ops: Op,
+        ack: Option<u64>,
+        rid: Option<Json>,
+        received: Instant,
+    ) -> Option<u64> {
+        // No participant has this id: an edit without an ack (an accepted suggestion).
+        let conn = ack.unwrap_or(u64::MAX);
+        // Comments load before the head moves, so their anchors and suggestions see it move.
+        if self.social.is_none() {
+            let _ = self.ensure_social().await;
+        }
+        let seq_key = (user.clone(), client.clone());
         match self.lookup_seq(&seq_key, seq).await {
             Ok(Some(v)) => {
                 // A resend of an applied edit: ack it again with its version, once durable.
                 let frame = ack_frame(&self.id, seq, v, rid.as_ref());
                 self.when_committed(v, Action::Reply { conn, frame });
-                return;
+                return Some(v);
             }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(session = %self.id, error = %e, "seq lookup failed");
                 pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
-                return;
+                return None;
             }
         }
-        let Some(doc) = &self.state else { return };
+        let Some(doc) = &self.state else { return None };
         let head = doc.version;
         if base > head {
             pconn.error(
@@ -1097,7 +1152,7 @@ impl Actor {
                 format!("base {base} is ahead of the head {head}"),
                 rid.as_ref(),
             );
-            return;
+            return None;
         }
         if head - base > MAX_REBASE {
             pconn.error(
@@ -1105,7 +1160,7 @@ impl Actor {
                 format!("base {base} is too old; join again with since"),
                 rid.as_ref(),
             );
-            return;
+            return None;
         }
         // Transform past every version after the base, the sender's own included (DESIGN §2).
         let mut older = Vec::new();
@@ -1119,7 +1174,7 @@ impl Actor {
                 Err(e) => {
                     tracing::error!(session = %self.id, error = %e, "history read failed");
                     pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
-                    return;
+                    return None;
                 }
             };
             for o in stored {
@@ -1128,14 +1183,16 @@ impl Actor {
                     Err(e) => {
                         tracing::error!(session = %self.id, version = o.version, error = %e, "stored op unreadable");
                         pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
-                        return;
+                        return None;
                     }
                 }
             }
         }
         // Kept to run again if another node takes this version first.
         let original = self.cluster.is_some().then(|| ops.clone());
-        let Some(doc) = &mut self.state else { return };
+        let Some(doc) = &mut self.state else {
+            return None;
+        };
         let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
         // The OT engine is pure and trusted, but a panic in it must cost one session, not the
         // server: the document may be half-changed then, so the session reloads from the store.
@@ -1148,7 +1205,7 @@ impl Actor {
             Ok(Ok(op)) => op,
             Ok(Err(e)) => {
                 pconn.error(ErrorCode::BadRequest, e.to_string(), rid.as_ref());
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::error!(session = %self.id, base, "the OT engine panicked on an edit");
@@ -1158,29 +1215,31 @@ impl Actor {
                     rid.as_ref(),
                 );
                 self.abandon();
-                return;
+                return None;
             }
         };
-        let Some(doc) = &mut self.state else { return };
+        let Some(doc) = &mut self.state else {
+            return None;
+        };
         doc.version += 1;
         let version = doc.version;
         let ops_json = serde_json::to_string(&op).unwrap_or_else(|_| "[]".to_owned());
         let broadcast = Utf8Bytes::from(format!(
             r#"{{"type":"op","session":{},"version":{version},"user":{},"ops":{ops_json}}}"#,
             js(&self.id),
-            js(&pconn.user)
+            js(&user)
         ));
         // Carets and selections follow the edit (sent again once it is broadcast).
-        let moved = self.presence.transform(&op, &pconn.user, &doc.doc);
+        let moved = self.presence.transform(&op, &user, &doc.doc);
         doc.history.push_back(HistEntry {
             op,
-            user: pconn.user.clone(),
+            user: user.clone(),
         });
         let write = Write::Op {
             session: self.id.to_string(),
             op: StoredOp {
                 version,
-                user: pconn.user.to_string(),
+                user: user.to_string(),
                 client: client.to_string(),
                 seq,
                 ops: ops_json,
@@ -1218,6 +1277,8 @@ impl Actor {
         {
             self.maybe_snapshot().await;
         }
+        self.anchors_after_edit(version).await;
+        Some(version)
     }
 
     async fn submit(&mut self, write: Write, version: u64, snapshot: bool) {
@@ -1310,6 +1371,22 @@ impl Actor {
             Action::State { reply, state } => {
                 let _ = reply.send(Ok((version, state)));
             }
+            Action::Notify {
+                conn,
+                to_sender,
+                to_all,
+            } => {
+                for (id, p) in &self.participants {
+                    if !p.ready {
+                        continue;
+                    }
+                    p.conn.send(if *id == conn {
+                        to_sender.clone()
+                    } else {
+                        to_all.clone()
+                    });
+                }
+            }
         }
     }
 
@@ -1360,7 +1437,7 @@ impl Actor {
                         );
                     }
                 }
-                Action::Reply { .. } => {}
+                Action::Reply { .. } | Action::Notify { .. } => {}
                 Action::State { reply, .. } => {
                     let _ = reply.send(Err(ErrorCode::Internal));
                 }

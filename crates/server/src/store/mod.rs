@@ -4,6 +4,7 @@
 
 mod memory;
 pub mod postgres;
+mod social;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use montage_protocol::Role;
 
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
+pub use social::SocialStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
@@ -114,4 +116,9 @@ pub trait Store: Send + Sync + 'static {
         client: &'a str,
     ) -> StoreFuture<'a, Option<u64>>;
     fn close(&self) -> StoreFuture<'_, ()>;
+    /// Comments and suggestions, when this store keeps them (a store without them makes the
+    /// social messages answer `not_supported`).
+    fn social(&self) -> Option<&dyn SocialStore> {
+        None
+    }
 }

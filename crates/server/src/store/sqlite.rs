@@ -11,7 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{Loaded, SessionMeta, Snapshot, Store, StoreFuture, StoredOp, Write};
+use super::{Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write};
 use crate::error::{Error, Result};
 
 /// The database file inside the data dir.
@@ -50,6 +50,22 @@ CREATE TABLE IF NOT EXISTS snapshots (
     state TEXT NOT NULL,
     PRIMARY KEY (session, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS comments (
+    n INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (session, id)
+);
+CREATE INDEX IF NOT EXISTS comments_by_session ON comments (session, n);
+CREATE TABLE IF NOT EXISTS suggestions (
+    n INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (session, id)
+);
+CREATE INDEX IF NOT EXISTS suggestions_by_session ON suggestions (session, n);
 "#;
 
 pub struct SqliteStore {
@@ -394,6 +410,59 @@ impl Store for SqliteStore {
             self.pool.close().await;
             Ok(())
         })
+    }
+    fn social(&self) -> Option<&dyn SocialStore> {
+        Some(self)
+    }
+}
+
+impl SqliteStore {
+    /// Upserts one record; the row keeps its first `n`, so lists stay in creation order.
+    async fn put_record(&self, table: &str, session: &str, id: &str, record: &str) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {table} (session, id, record) VALUES (?, ?, ?) \
+             ON CONFLICT (session, id) DO UPDATE SET record = excluded.record"
+        );
+        sqlx::query(&sql)
+            .bind(session)
+            .bind(id)
+            .bind(record)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn records(&self, table: &str, session: &str) -> Result<Vec<String>> {
+        let sql = format!("SELECT record FROM {table} WHERE session = ? ORDER BY n");
+        Ok(sqlx::query_scalar(&sql)
+            .bind(session)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+impl SocialStore for SqliteStore {
+    fn put_comment<'a>(
+        &'a self,
+        session: &'a str,
+        id: &'a str,
+        record: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.put_record("comments", session, id, record))
+    }
+    fn comments<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.records("comments", session))
+    }
+    fn put_suggestion<'a>(
+        &'a self,
+        session: &'a str,
+        id: &'a str,
+        record: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.put_record("suggestions", session, id, record))
+    }
+    fn suggestions<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.records("suggestions", session))
     }
 }
 

@@ -1,0 +1,168 @@
+//! Social: comments on regions and moments of the media, threads, reactions, mentions, and
+//! suggested edits (DESIGN §7). One [`Social`] per loaded session, owned by its actor: the
+//! actor checks membership, hands requests here with the sender's current role and the
+//! document, persists the records this returns (durable before anything is broadcast) and
+//! sends the frames. Anchors that name a layer or clip follow it after every edit
+//! ([`anchors`]); reactions are an OR-set CRDT (`montage_ot::orset`).
+
+pub mod anchors;
+pub mod comments;
+pub mod http;
+pub mod suggestions;
+
+use std::collections::HashMap;
+
+use montage_ot::Op;
+use montage_protocol::{ClientMessage, ErrorCode, NewComment, Suggestion};
+
+pub use comments::CommentRecord;
+
+/// A refused social request: its error frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocialError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>) -> SocialError {
+    SocialError {
+        code,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn bad(message: impl Into<String>) -> SocialError {
+    refuse(ErrorCode::BadRequest, message)
+}
+
+/// A social message from a client, without its session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Comment(NewComment),
+    Edit { id: String, content: String },
+    Delete { id: String },
+    Resolve { id: String, resolved: bool },
+    React { id: String, emoji: String, on: bool },
+    Suggest { base: u64, ops: Op, note: String },
+    Accept { id: String },
+    Reject { id: String },
+}
+
+impl Request {
+    /// The session and request of a social client message; any other message comes back.
+    pub fn from_message(m: ClientMessage) -> Result<(String, Request), ClientMessage> {
+        Ok(match m {
+            ClientMessage::Comment { session, comment } => (session, Request::Comment(comment)),
+            ClientMessage::CommentEdit {
+                session,
+                id,
+                content,
+            } => (session, Request::Edit { id, content }),
+            ClientMessage::CommentDelete { session, id } => (session, Request::Delete { id }),
+            ClientMessage::CommentResolve {
+                session,
+                id,
+                resolved,
+            } => (session, Request::Resolve { id, resolved }),
+            ClientMessage::CommentReact {
+                session,
+                id,
+                emoji,
+                on,
+            } => (session, Request::React { id, emoji, on }),
+            ClientMessage::Suggest {
+                session,
+                base,
+                ops,
+                note,
+            } => (
+                session,
+                Request::Suggest {
+                    base,
+                    ops,
+                    note: note.unwrap_or_default(),
+                },
+            ),
+            ClientMessage::SuggestionAccept { session, id } => (session, Request::Accept { id }),
+            ClientMessage::SuggestionReject { session, id } => (session, Request::Reject { id }),
+            other => return Err(other),
+        })
+    }
+}
+
+/// A record to make durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SocialWrite {
+    Comment { id: String, record: String },
+    Suggestion { id: String, record: String },
+}
+
+/// The replica name of this server in reaction OR-sets (a scale-out node would use its own).
+pub const REPLICA: &str = "montage";
+
+/// One session's comments and suggestions, in creation order.
+#[derive(Debug, Default)]
+pub struct Social {
+    pub(crate) comments: Vec<CommentRecord>,
+    pub(crate) comment_index: HashMap<String, usize>,
+    pub(crate) suggestions: Vec<Suggestion>,
+    pub(crate) suggestion_index: HashMap<String, usize>,
+}
+
+impl Social {
+    /// Rebuilds the state from stored records (as `SocialStore` lists them).
+    pub fn load(comments: Vec<String>, suggestions: Vec<String>) -> Result<Social, String> {
+        let mut s = Social::default();
+        for (i, r) in comments.iter().enumerate() {
+            let rec: CommentRecord =
+                serde_json::from_str(r).map_err(|e| format!("comment record {i}: {e}"))?;
+            s.comment_index
+                .insert(rec.comment.id.clone(), s.comments.len());
+            s.comments.push(rec);
+        }
+        for (i, r) in suggestions.iter().enumerate() {
+            let sug: Suggestion =
+                serde_json::from_str(r).map_err(|e| format!("suggestion record {i}: {e}"))?;
+            s.suggestion_index
+                .insert(sug.id.clone(), s.suggestions.len());
+            s.suggestions.push(sug);
+        }
+        Ok(s)
+    }
+
+    pub fn comment(&self, id: &str) -> Option<&CommentRecord> {
+        self.comment_index.get(id).map(|&i| &self.comments[i])
+    }
+
+    pub fn suggestion(&self, id: &str) -> Option<&Suggestion> {
+        self.suggestion_index.get(id).map(|&i| &self.suggestions[i])
+    }
+}
+
+/// A fresh id: 64 random bits as hex after a kind letter (`c…` comments, `s…` suggestions).
+pub fn new_id(kind: char) -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: fall back to the clock, still unique enough within one session.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        b = t.to_le_bytes();
+    }
+    let mut s = String::with_capacity(17);
+    s.push(kind);
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+/// Now, as RFC 3339 (UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let millis = d.subsec_millis() as i32;
+    montage_protocol::rfc3339(d.as_secs() as i64, millis * 1_000_000)
+}
