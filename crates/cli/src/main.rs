@@ -2,6 +2,7 @@
 
 mod bench;
 mod client_cmd;
+mod sharing_args;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,8 @@ struct ServeArgs {
     /// Decodes and renders running at once (each a core and up to ~440 MB).
     #[arg(long, env = "MONTAGE_MAX_RENDERS", default_value_t = media_services::MediaConfig::default().max_renders)]
     max_renders: usize,
+    #[command(flatten)]
+    sharing: sharing_args::SharingArgs,
 }
 
 #[derive(Args)]
@@ -165,6 +168,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.max_connections = a.max_connections;
     config.media.intake.max_bytes = a.max_upload_bytes;
     config.media.max_renders = a.max_renders;
+    a.sharing.apply(&mut config.sharing)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -21,6 +21,8 @@ pub struct Config {
     pub max_commit_batch: usize,
     pub limits: Limits,
     pub media: MediaConfig,
+    /// Connectors, the Task Manager and invites.
+    pub sharing: crate::collaboration::SharingConfig,
 }
 
 impl Config {
@@ -35,6 +37,7 @@ impl Config {
             max_commit_batch: 1_024,
             limits: Limits::default(),
             media: MediaConfig::default(),
+            sharing: crate::collaboration::SharingConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod proxy;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;
+mod sharing;
 mod web;
 
 pub use harness::*;

@@ -3,6 +3,7 @@
 
 mod memory;
 mod sqlite;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,6 +13,7 @@ use montage_protocol::Role;
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub use tasks::{MemoryTaskStore, TaskStore};
 
 use crate::error::Result;
 
@@ -111,4 +113,9 @@ pub trait Store: Send + Sync + 'static {
         client: &'a str,
     ) -> StoreFuture<'a, Option<u64>>;
     fn close(&self) -> StoreFuture<'_, ()>;
+    /// The durable tasks, invites and awards kept beside the sessions, when this store has them
+    /// (without, the Task Manager keeps them in memory).
+    fn task_store(&self) -> Option<&dyn TaskStore> {
+        None
+    }
 }
