@@ -11,7 +11,11 @@ use media_services::collaboration::SharingConfig;
 pub struct SharingArgs {
     /// A connector's webhook URL as NAME=URL (messenger, yapper, allat); repeat the flag, or
     /// separate entries with commas in the environment variable.
-    #[arg(long = "connector-url", env = "MONTAGE_CONNECTOR_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "connector-url",
+        env = "MONTAGE_CONNECTOR_URLS",
+        value_delimiter = ','
+    )]
     connector_urls: Vec<String>,
     /// A file of `name = url` lines (and optionally `secret = …`); flags override it.
     #[arg(long, env = "MONTAGE_CONNECTORS_FILE")]
@@ -52,7 +56,8 @@ impl SharingArgs {
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         }
         for spec in self.connector_urls.iter().filter(|s| !s.trim().is_empty()) {
-            c.add_url(spec).map_err(|e| anyhow!("--connector-url {e}"))?;
+            c.add_url(spec)
+                .map_err(|e| anyhow!("--connector-url {e}"))?;
         }
         if let Some(s) = &self.webhook_secret {
             c.secret = s.as_bytes().to_vec();

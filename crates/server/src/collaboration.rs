@@ -141,7 +141,11 @@ impl ContributionKind {
 pub const BADGE_RULES: &[(&str, ContributionKind, u64)] = &[
     ("first_edit", ContributionKind::EditAccepted, 1),
     ("hundred_edits", ContributionKind::EditAccepted, 100),
-    ("helpful_commenter", ContributionKind::CommentResolvedByOther, 1),
+    (
+        "helpful_commenter",
+        ContributionKind::CommentResolvedByOther,
+        1,
+    ),
     ("good_suggestion", ContributionKind::SuggestionAccepted, 1),
     ("five_suggestions", ContributionKind::SuggestionAccepted, 5),
     ("first_share", ContributionKind::Share, 1),
@@ -400,7 +404,10 @@ impl MediaCollaborationService {
     ) -> Result<Vec<TaskRecord>> {
         let cur = Self::current()?;
         if &*cur.acting != sharer_id.as_ref() {
-            return Err(refused(ErrorCode::Forbidden, "you may only share as yourself"));
+            return Err(refused(
+                ErrorCode::Forbidden,
+                "you may only share as yourself",
+            ));
         }
         let recipients: Vec<Recipient> = recipients.into_iter().collect();
         cur.service
@@ -552,7 +559,14 @@ impl MediaCollaborationService {
                     max_uses,
                 } => {
                     let inv = self
-                        .new_invite(sharer, session, *role, *expires_in_s, *max_uses, Some(user.as_str()))
+                        .new_invite(
+                            sharer,
+                            session,
+                            *role,
+                            *expires_in_s,
+                            *max_uses,
+                            Some(user.as_str()),
+                        )
                         .await?;
                     (
                         "share.invite",
@@ -588,10 +602,16 @@ impl MediaCollaborationService {
 
     fn check_invite_role(&self, mine: Role, role: Role, targeted: bool) -> Result<()> {
         if mine < Role::Editor {
-            return Err(refused(ErrorCode::Forbidden, "only editors and owners invite"));
+            return Err(refused(
+                ErrorCode::Forbidden,
+                "only editors and owners invite",
+            ));
         }
         if role == Role::Owner {
-            return Err(refused(ErrorCode::BadRequest, "an invite cannot make owners"));
+            return Err(refused(
+                ErrorCode::BadRequest,
+                "an invite cannot make owners",
+            ));
         }
         if role > mine {
             return Err(refused(
@@ -682,22 +702,28 @@ impl MediaCollaborationService {
                     InviteRefusal::Revoked => (ErrorCode::Forbidden, "invite revoked"),
                     InviteRefusal::Expired => (ErrorCode::Forbidden, "invite expired"),
                     InviteRefusal::Exhausted => (ErrorCode::Forbidden, "invite used up"),
-                    InviteRefusal::NotForYou => (ErrorCode::Forbidden, "invite is for someone else"),
+                    InviteRefusal::NotForYou => {
+                        (ErrorCode::Forbidden, "invite is for someone else")
+                    }
                 };
                 return Err(refused(code, msg));
             }
         };
         let role = match &self.inner.sessions {
-            Some(s) => s.grant(&inv.session, user, inv.role).await.map_err(|code| {
-                refused(code, "could not grant the role; try again")
-            })?,
+            Some(s) => s
+                .grant(&inv.session, user, inv.role)
+                .await
+                .map_err(|code| refused(code, "could not grant the role; try again"))?,
             None => {
                 let meta = self.meta(&inv.session).await?;
                 let current = meta.role_of(user);
                 if current >= inv.role {
                     current
                 } else {
-                    self.inner.store.set_role(&inv.session, user, inv.role).await?;
+                    self.inner
+                        .store
+                        .set_role(&inv.session, user, inv.role)
+                        .await?;
                     inv.role
                 }
             }
@@ -973,7 +999,12 @@ pub(crate) fn queue_contribution(
         kind,
     };
     if tx.try_send(ev).is_err() {
-        tracing::warn!(session, user, kind = kind.as_str(), "contribution queue full; dropped");
+        tracing::warn!(
+            session,
+            user,
+            kind = kind.as_str(),
+            "contribution queue full; dropped"
+        );
     }
 }
 
@@ -990,8 +1021,12 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         store.create_session("s", "owner").await.unwrap();
         let mut cfg = SharingConfig::default();
-        cfg.connectors.add_url("messenger=http://127.0.0.1:9/m").unwrap();
-        cfg.connectors.add_url("yapper=http://127.0.0.1:9/y").unwrap();
+        cfg.connectors
+            .add_url("messenger=http://127.0.0.1:9/m")
+            .unwrap();
+        cfg.connectors
+            .add_url("yapper=http://127.0.0.1:9/y")
+            .unwrap();
         cfg.connectors.secret = b"k".to_vec();
         let sender = Arc::new(MemorySender::new());
         let svc = MediaCollaborationService::start(
@@ -1016,13 +1051,25 @@ mod tests {
     async fn award_rules() {
         let (svc, _) = service().await;
         let spot = RecognitionType::CommunitySpotlight;
-        assert_eq!(code(svc.award("owner", "s", "owner", spot).await), ErrorCode::Forbidden);
-        assert_eq!(code(svc.award("bob", "s", "carol", spot).await), ErrorCode::Forbidden);
         assert_eq!(
-            code(svc.award("owner", "s", "bob", RecognitionType::AchievementBadge).await),
+            code(svc.award("owner", "s", "owner", spot).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(svc.award("bob", "s", "carol", spot).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(
+                svc.award("owner", "s", "bob", RecognitionType::AchievementBadge)
+                    .await
+            ),
             ErrorCode::BadRequest
         );
-        assert_eq!(code(svc.award("owner", "nope", "bob", spot).await), ErrorCode::NotFound);
+        assert_eq!(
+            code(svc.award("owner", "nope", "bob", spot).await),
+            ErrorCode::NotFound
+        );
         let a = svc.award("owner", "s", "bob", spot).await.unwrap();
         let b = svc.award("owner", "s", "bob", spot).await.unwrap();
         assert_eq!((a.id.clone(), a.durable), (b.id, true));
@@ -1044,7 +1091,11 @@ mod tests {
         let mut badges: Vec<_> = awards.iter().filter_map(|a| a.badge.clone()).collect();
         badges.sort();
         assert_eq!(badges, ["first_edit", "good_suggestion"]);
-        let c = svc.db().contributions(Some("s"), Some("bob")).await.unwrap();
+        let c = svc
+            .db()
+            .contributions(Some("s"), Some("bob"))
+            .await
+            .unwrap();
         assert_eq!(c.iter().map(|c| c.count).sum::<u64>(), 4);
     }
 

@@ -103,7 +103,8 @@ impl ConnectorConfig {
             if k.trim() == "secret" {
                 self.secret = v.trim().as_bytes().to_vec();
             } else {
-                self.add_url(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+                self.add_url(line)
+                    .map_err(|e| format!("line {}: {e}", n + 1))?;
             }
         }
         Ok(())
@@ -307,7 +308,10 @@ mod tests {
         let body = br#"{"type":"direct_message"}"#;
         let sig = sign(b"k", 1_000, body);
         let w = DEFAULT_REPLAY_WINDOW;
-        assert_eq!(verify(b"k", Some("1000"), Some(&sig), body, 1_100, w), Ok(()));
+        assert_eq!(
+            verify(b"k", Some("1000"), Some(&sig), body, 1_100, w),
+            Ok(())
+        );
         assert_eq!(
             verify(b"k", Some("1000"), Some(&sig), body, 1_301, w),
             Err(VerifyError::Stale)

@@ -135,7 +135,9 @@ pub enum SessionMsg {
         conn: u64,
     },
     /// A frame for every ready participant (a `task` update).
-    Notify { frame: Utf8Bytes },
+    Notify {
+        frame: Utf8Bytes,
+    },
     /// Raises `user` to `role` (never lowers): an accepted invite. Replies with the role held.
     Grant {
         user: String,
@@ -266,10 +268,7 @@ impl Sessions {
         })
     }
 
-    pub fn set_contribution_sink(
-        &self,
-        tx: mpsc::Sender<crate::collaboration::ContributionEvent>,
-    ) {
+    pub fn set_contribution_sink(&self, tx: mpsc::Sender<crate::collaboration::ContributionEvent>) {
         let _ = self.contributions.set(tx);
     }
 
@@ -297,7 +296,12 @@ impl Sessions {
     }
 
     /// Gives `user` at least `role` in an existing session; returns the role they hold.
-    pub async fn grant(self: &Arc<Self>, id: &str, user: &str, role: Role) -> Result<Role, ErrorCode> {
+    pub async fn grant(
+        self: &Arc<Self>,
+        id: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<Role, ErrorCode> {
         match self.store.meta(id).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(ErrorCode::NotFound),
@@ -1380,14 +1384,27 @@ impl Actor {
         self.announce(&Utf8Bytes::from(encode(&msg)), Some(conn));
     }
 
-    async fn grant(&mut self, user: String, role: Role, reply: oneshot::Sender<Result<Role, ErrorCode>>) {
+    async fn grant(
+        &mut self,
+        user: String,
+        role: Role,
+        reply: oneshot::Sender<Result<Role, ErrorCode>>,
+    ) {
         let Some(doc) = &self.state else {
-            let _ = reply.send(Err(if self.broken { ErrorCode::Internal } else { ErrorCode::NotFound }));
+            let _ = reply.send(Err(if self.broken {
+                ErrorCode::Internal
+            } else {
+                ErrorCode::NotFound
+            }));
             return;
         };
         let held = doc.meta.role_of(&user);
         if self.broken || self.shutting_down || held >= role {
-            let _ = reply.send(if self.broken || self.shutting_down { Err(ErrorCode::Internal) } else { Ok(held) });
+            let _ = reply.send(if self.broken || self.shutting_down {
+                Err(ErrorCode::Internal)
+            } else {
+                Ok(held)
+            });
             return;
         }
         if let Err(e) = self.store.set_role(&self.id, &user, role).await {

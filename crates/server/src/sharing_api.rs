@@ -70,7 +70,12 @@ async fn task(
         let Some(s) = &t.session else {
             return Err(not_found());
         };
-        if app.collab.require(s, &claims.sub, Role::Viewer).await.is_err() {
+        if app
+            .collab
+            .require(s, &claims.sub, Role::Viewer)
+            .await
+            .is_err()
+        {
             return Err(not_found());
         }
     }

@@ -299,7 +299,11 @@ impl TaskManager {
             // Configuration may come back after a restart: keep trying until the attempts end.
             return SendOutcome::Transient(format!("{} is not configured", connector.as_str()));
         };
-        let body = payload.get("body").cloned().unwrap_or(Json::Null).to_string();
+        let body = payload
+            .get("body")
+            .cloned()
+            .unwrap_or(Json::Null)
+            .to_string();
         let ts = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let hook = Webhook::signed(&self.connectors.secret, url, &t.id, ts, body);
         self.sender.send(&hook).await
@@ -362,7 +366,11 @@ mod tests {
         let run = tokio::spawn(m.clone().run(cancel.clone()));
         let (t, fresh) = m.submit(request("k1")).await.unwrap();
         let (again, fresh_again) = m.submit(request("k1")).await.unwrap();
-        assert_eq!((t.id.clone(), fresh, fresh_again), (again.id, true, false), "idempotency key");
+        assert_eq!(
+            (t.id.clone(), fresh, fresh_again),
+            (again.id, true, false),
+            "idempotency key"
+        );
         let done = loop {
             let r = m.db().task(&t.id).await.unwrap().unwrap();
             if matches!(r.state, TaskState::Succeeded | TaskState::Dead) {
@@ -375,7 +383,10 @@ mod tests {
         assert_eq!((done.state, done.attempts), (TaskState::Succeeded, 3));
         let sent = sender.sent();
         assert_eq!(sent.len(), 3);
-        assert!(sent.iter().all(|h| h.delivery == t.id && h.body == sent[0].body));
+        assert!(
+            sent.iter()
+                .all(|h| h.delivery == t.id && h.body == sent[0].body)
+        );
     }
 
     #[tokio::test]

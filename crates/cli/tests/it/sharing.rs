@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use media_services::collaboration::{MediaCollaborationService, RecognitionType, Recipient};
+use media_services::collaboration::{MediaCollaborationService, Recipient, RecognitionType};
 use media_services::connectors::{DEFAULT_REPLAY_WINDOW, HttpSender, verify};
 use media_services::store::{SqliteStore, Store};
 use serde_json::{Value as Json, json};
@@ -271,7 +271,10 @@ async fn shares_arrive_signed_and_verifiable() -> Result<()> {
     let (dm_to, dm) = of_type("direct_message")?;
     let (invite_to, invite) = of_type("collaboration_invite")?;
     let (post_to, post_body) = of_type("social_post")?;
-    assert_eq!((dm_to.as_str(), invite_to.as_str(), post_to.as_str()), ("messenger", "messenger", "yapper"));
+    assert_eq!(
+        (dm_to.as_str(), invite_to.as_str(), post_to.as_str()),
+        ("messenger", "messenger", "yapper")
+    );
     assert_eq!(
         (dm["type"].as_str(), dm["to"].as_str(), dm["text"].as_str()),
         (Some("direct_message"), Some("bob"), Some("look"))
@@ -290,16 +293,39 @@ async fn shares_arrive_signed_and_verifiable() -> Result<()> {
     let mut carol = joined(&server, "carol", "poster").await?;
     let url = invite["invite_url"].as_str().context("invite_url")?;
     let id = url.rsplit('/').next().context("invite id")?;
-    let (status, acc) = post(&server, &format!("/v1/invites/{id}/accept"), "carol", json!({})).await?;
-    assert_eq!((status, acc), (200, json!({"session":"poster","role":"editor"})));
+    let (status, acc) = post(
+        &server,
+        &format!("/v1/invites/{id}/accept"),
+        "carol",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        (status, acc),
+        (200, json!({"session":"poster","role":"editor"}))
+    );
     let rc = recv_skipping(&mut carol, "role_changed").await?;
-    assert_eq!((rc["user"].as_str(), rc["role"].as_str()), (Some("carol"), Some("editor")));
+    assert_eq!(
+        (rc["user"].as_str(), rc["role"].as_str()),
+        (Some("carol"), Some("editor"))
+    );
     carol
-        .op("poster", 0, 1, json!([{"op":"text","path":["title"],"pos":0,"ins":"hi"}]))
+        .op(
+            "poster",
+            0,
+            1,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"hi"}]),
+        )
         .await?;
     assert_eq!(recv_skipping(&mut carol, "ack").await?["version"], 1);
     // Nobody else may use carol's invite.
-    let (status, _) = post(&server, &format!("/v1/invites/{id}/accept"), "mallory", json!({})).await?;
+    let (status, _) = post(
+        &server,
+        &format!("/v1/invites/{id}/accept"),
+        "mallory",
+        json!({}),
+    )
+    .await?;
     assert_eq!(status, 403);
 
     // Every task ends succeeded, pushed to the session and readable over HTTP.
@@ -310,24 +336,44 @@ async fn shares_arrive_signed_and_verifiable() -> Result<()> {
             task_until(&mut alice, id, "succeeded").await?;
         }
         let got = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
-        assert_eq!((got["state"].as_str(), got["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+        assert_eq!(
+            (got["state"].as_str(), got["attempts"].as_u64()),
+            (Some("succeeded"), Some(1))
+        );
     }
-    let listed = server.get_json("/v1/sessions/poster/tasks", "alice").await?;
-    assert_eq!(listed["tasks"].as_array().map(Vec::len), Some(3));
-    // Outsiders see no tasks.
-    let (status, _) = server
-        .get(&format!("/v1/tasks/{}", tasks[0]["id"].as_str().unwrap_or("")), Some("mallory"))
+    let listed = server
+        .get_json("/v1/sessions/poster/tasks", "alice")
         .await?;
-    assert_eq!(status, 404);
+    assert_eq!(listed["tasks"].as_array().map(Vec::len), Some(3));
+    // Sessions are readable by link (viewer), so anyone signed in with the id may look; an
+    // unknown id is 404 and a missing token 401.
+    assert_eq!(server.get("/v1/tasks/nope", Some("alice")).await?.0, 404);
+    let first = format!("/v1/tasks/{}", tasks[0]["id"].as_str().unwrap_or(""));
+    assert_eq!(server.get(&first, None).await?.0, 401);
     // A viewer may not hand out invites; nobody may share an unknown session.
-    let (status, _) = post(&server, "/v1/sessions/poster/share", "bob",
-        json!({"recipients":[{"type":"invite","user":"x","role":"viewer"}]})).await?;
+    let (status, _) = post(
+        &server,
+        "/v1/sessions/poster/share",
+        "bob",
+        json!({"recipients":[{"type":"invite","user":"x","role":"viewer"}]}),
+    )
+    .await?;
     assert_eq!(status, 403);
-    let (status, _) = post(&server, "/v1/sessions/nope/share", "alice",
-        json!({"recipients":[{"type":"direct_message","user":"x"}]})).await?;
+    let (status, _) = post(
+        &server,
+        "/v1/sessions/nope/share",
+        "alice",
+        json!({"recipients":[{"type":"direct_message","user":"x"}]}),
+    )
+    .await?;
     assert_eq!(status, 404);
-    let (status, _) = post(&server, "/v1/sessions/poster/share", "alice",
-        json!({"recipients":[{"type":"fax","user":"x"}]})).await?;
+    let (status, _) = post(
+        &server,
+        "/v1/sessions/poster/share",
+        "alice",
+        json!({"recipients":[{"type":"fax","user":"x"}]}),
+    )
+    .await?;
     assert_eq!(status, 400);
     Ok(())
 }
@@ -358,11 +404,21 @@ async fn failing_receiver_gets_exactly_one_more_delivery() -> Result<()> {
     for _ in 0..3 {
         hooks.push(rx.next().await?);
     }
-    assert!(hooks.iter().all(|h| h.delivery == id && h.body == hooks[0].body));
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h.delivery == id && h.body == hooks[0].body)
+    );
     assert!(hooks.iter().all(|h| h.verify(HOOK_SECRET).is_ok()));
     let t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
-    assert_eq!((t["state"].as_str(), t["attempts"].as_u64()), (Some("succeeded"), Some(3)));
-    assert!(rx.rx.try_recv().is_err(), "a succeeded task is not delivered again");
+    assert_eq!(
+        (t["state"].as_str(), t["attempts"].as_u64()),
+        (Some("succeeded"), Some(3))
+    );
+    assert!(
+        rx.rx.try_recv().is_err(),
+        "a succeeded task is not delivered again"
+    );
 
     // The same idempotency key gives the same task, and nothing is sent again.
     let again = |server: &Server| {
@@ -383,7 +439,12 @@ async fn failing_receiver_gets_exactly_one_more_delivery() -> Result<()> {
     assert_eq!(a["tasks"][0]["id"], b["tasks"][0]["id"]);
     let h = rx.next().await?;
     assert_eq!(h.json()["to"], "carol");
-    task_until(&mut alice, a["tasks"][0]["id"].as_str().unwrap_or(""), "succeeded").await?;
+    task_until(
+        &mut alice,
+        a["tasks"][0]["id"].as_str().unwrap_or(""),
+        "succeeded",
+    )
+    .await?;
     assert!(rx.rx.try_recv().is_err());
     Ok(())
 }
@@ -414,7 +475,10 @@ async fn killed_server_delivers_after_restart() -> Result<()> {
 
     let server = start(dir.path(), &flags)?;
     let second = rx.next().await?;
-    assert_eq!((second.delivery.as_str(), &second.body), (id.as_str(), &first.body));
+    assert_eq!(
+        (second.delivery.as_str(), &second.body),
+        (id.as_str(), &first.body)
+    );
     assert!(second.verify(HOOK_SECRET).is_ok());
     // The delivery was acknowledged; the record follows right after the answer.
     let mut t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
@@ -423,7 +487,10 @@ async fn killed_server_delivers_after_restart() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
         t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
     }
-    assert_eq!((t["state"].as_str(), t["attempts"].as_u64()), (Some("succeeded"), Some(2)));
+    assert_eq!(
+        (t["state"].as_str(), t["attempts"].as_u64()),
+        (Some("succeeded"), Some(2))
+    );
     Ok(())
 }
 
@@ -438,7 +505,13 @@ async fn invites_accepted_expired_revoked_used_up() -> Result<()> {
     let (status, e) = inv(json!({"role":"editor"})).await?;
     assert_eq!(status, 403, "{e}");
     assert!(e["message"].as_str().unwrap_or("").contains("commenter"));
-    let (status, _) = post(&server, "/v1/sessions/deck/invites", "bob", json!({"role":"viewer"})).await?;
+    let (status, _) = post(
+        &server,
+        "/v1/sessions/deck/invites",
+        "bob",
+        json!({"role":"viewer"}),
+    )
+    .await?;
     assert_eq!(status, 403);
     let (status, _) = inv(json!({"role":"commenter","max_uses":0})).await?;
     assert_eq!(status, 400);
@@ -449,15 +522,28 @@ async fn invites_accepted_expired_revoked_used_up() -> Result<()> {
     assert_eq!(once["role"], "commenter");
     assert!(once["expires_at"].as_u64().is_some());
     let id = once["id"].as_str().context("id")?.to_owned();
-    assert_eq!(once["url"], format!("http://{}/v1/invites/{id}", server.addr));
+    assert_eq!(
+        once["url"],
+        format!("http://{}/v1/invites/{id}", server.addr)
+    );
     let accept = |user: &'static str, id: String| {
         let server = &server;
         async move { post(server, &format!("/v1/invites/{id}/accept"), user, json!({})).await }
     };
-    assert_eq!(accept("bob", id.clone()).await?, (200, json!({"session":"deck","role":"commenter"})));
-    assert_eq!(accept("bob", id.clone()).await?.0, 200, "the same user again is free");
+    assert_eq!(
+        accept("bob", id.clone()).await?,
+        (200, json!({"session":"deck","role":"commenter"}))
+    );
+    assert_eq!(
+        accept("bob", id.clone()).await?.0,
+        200,
+        "the same user again is free"
+    );
     let (status, e) = accept("carol", id.clone()).await?;
-    assert_eq!((status, e["message"].as_str()), (403, Some("invite used up")));
+    assert_eq!(
+        (status, e["message"].as_str()),
+        (403, Some("invite used up"))
+    );
     // bob really is a commenter now: he may comment-level things but not edit.
     let mut bob = joined(&server, "bob", "deck").await?;
     bob.expect_error(
@@ -473,29 +559,53 @@ async fn invites_accepted_expired_revoked_used_up() -> Result<()> {
     // Revoked.
     let (_, r) = inv(json!({"role":"viewer"})).await?;
     let rid = r["id"].as_str().context("id")?.to_owned();
-    let (status, _) = call(&server, reqwest::Method::DELETE, &format!("/v1/invites/{rid}"), "bob", None).await?;
+    let (status, _) = call(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/v1/invites/{rid}"),
+        "bob",
+        None,
+    )
+    .await?;
     assert_eq!(status, 403, "only the creator or an owner revokes");
-    let (status, _) = call(&server, reqwest::Method::DELETE, &format!("/v1/invites/{rid}"), "alice", None).await?;
+    let (status, _) = call(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/v1/invites/{rid}"),
+        "alice",
+        None,
+    )
+    .await?;
     assert_eq!(status, 200);
     let (status, e) = accept("dave", rid).await?;
-    assert_eq!((status, e["message"].as_str()), (403, Some("invite revoked")));
+    assert_eq!(
+        (status, e["message"].as_str()),
+        (403, Some("invite revoked"))
+    );
 
     // Expired: a one-second link, tried after it ran out (expiry is wall-clock time).
     let (_, x) = inv(json!({"role":"viewer","expires_in_s":1})).await?;
     let xid = x["id"].as_str().context("id")?.to_owned();
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let (status, e) = accept("erin", xid).await?;
-    assert_eq!((status, e["message"].as_str()), (403, Some("invite expired")));
+    assert_eq!(
+        (status, e["message"].as_str()),
+        (403, Some("invite expired"))
+    );
     let (status, _) = accept("erin", "no-such-invite".into()).await?;
     assert_eq!(status, 404);
 
-    let list = server.get_json("/v1/sessions/deck/invites", "alice").await?;
+    let list = server
+        .get_json("/v1/sessions/deck/invites", "alice")
+        .await?;
     assert_eq!(list["invites"].as_array().map(Vec::len), Some(4));
     Ok(())
 }
 
 async fn awards_of(server: &Server, user: &str) -> Result<Vec<Json>> {
-    let v = server.get_json(&format!("/v1/users/{user}/awards"), user).await?;
+    let v = server
+        .get_json(&format!("/v1/users/{user}/awards"), user)
+        .await?;
     Ok(v["awards"].as_array().cloned().unwrap_or_default())
 }
 
@@ -505,27 +615,46 @@ async fn recognition_rules() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = start(dir.path(), &rx.flags())?;
     let mut alice = joined(&server, "alice", "album").await?;
-    alice.send(json!({"type":"set_role","session":"album","user":"bob","role":"editor"})).await?;
+    alice
+        .send(json!({"type":"set_role","session":"album","user":"bob","role":"editor"}))
+        .await?;
     alice.recv_type("role_changed").await?;
     let mut bob = joined(&server, "bob", "album").await?;
     for seq in 1..=3 {
-        bob.edit("album", seq - 1, seq, json!([{"op":"text","path":["title"],"pos":0,"ins":"b"}]))
-            .await?;
+        bob.edit(
+            "album",
+            seq - 1,
+            seq,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"b"}]),
+        )
+        .await?;
     }
     // The badge follows the edits (recorded in the background): wait for it, then check it
     // is there once although three edits each met its rule.
     let deadline = tokio::time::Instant::now() + WAIT;
+    let mut contrib = server
+        .get_json("/v1/sessions/album/contributions", "alice")
+        .await?;
+    while contrib["contributions"][0]["count"] != 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        contrib = server
+            .get_json("/v1/sessions/album/contributions", "alice")
+            .await?;
+    }
+    // Badges are written right after the counts they follow from.
     let mut awards = awards_of(&server, "bob").await?;
     while awards.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         awards = awards_of(&server, "bob").await?;
     }
-    let contrib = server.get_json("/v1/sessions/album/contributions", "alice").await?;
     assert_eq!(
         contrib["contributions"],
         json!([{"session":"album","user":"bob","kind":"edit_accepted","count":3}])
     );
-    let badges: Vec<&Json> = awards.iter().filter(|a| a["badge"] == "first_edit").collect();
+    let badges: Vec<&Json> = awards
+        .iter()
+        .filter(|a| a["badge"] == "first_edit")
+        .collect();
     assert_eq!(badges.len(), 1, "{awards:?}");
     assert_eq!(badges[0]["type"], "achievement_badge");
     assert_eq!(awards.len(), 1);
@@ -533,11 +662,20 @@ async fn recognition_rules() -> Result<()> {
     let award = |by: &'static str, user: &'static str, t: &'static str| {
         let server = &server;
         async move {
-            post(server, "/v1/sessions/album/awards", by, json!({"user": user, "type": t})).await
+            post(
+                server,
+                "/v1/sessions/album/awards",
+                by,
+                json!({"user": user, "type": t}),
+            )
+            .await
         }
     };
     let (status, e) = award("alice", "alice", "featured_creator").await?;
-    assert_eq!((status, e["message"].as_str()), (403, Some("nobody awards themselves")));
+    assert_eq!(
+        (status, e["message"].as_str()),
+        (403, Some("nobody awards themselves"))
+    );
     let (status, e) = award("bob", "alice", "community_spotlight").await?;
     assert_eq!(status, 403, "{e}");
     assert!(e["message"].as_str().unwrap_or("").contains("owner"));
@@ -547,10 +685,14 @@ async fn recognition_rules() -> Result<()> {
     assert_eq!(status, 201, "{first}");
     let (status, second) = award("alice", "bob", "community_spotlight").await?;
     assert_eq!((status, &second["id"]), (201, &first["id"]));
-    let all = server.get_json("/v1/sessions/album/awards", "alice").await?;
-    let spot = all["awards"]
-        .as_array()
-        .map_or(0, |a| a.iter().filter(|x| x["type"] == "community_spotlight").count());
+    let all = server
+        .get_json("/v1/sessions/album/awards", "alice")
+        .await?;
+    let spot = all["awards"].as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|x| x["type"] == "community_spotlight")
+            .count()
+    });
     assert_eq!(spot, 1);
 
     // Social recognition posts to both feeds, signed, via tasks.
@@ -558,12 +700,24 @@ async fn recognition_rules() -> Result<()> {
     assert_eq!(status, 201, "{sr}");
     let mut feeds = vec![rx.next().await?, rx.next().await?];
     feeds.sort_by_key(|h| h.connector.clone());
-    assert_eq!(feeds.iter().map(|h| h.connector.as_str()).collect::<Vec<_>>(), ["allat", "yapper"]);
+    assert_eq!(
+        feeds
+            .iter()
+            .map(|h| h.connector.as_str())
+            .collect::<Vec<_>>(),
+        ["allat", "yapper"]
+    );
     for h in &feeds {
         assert!(h.verify(HOOK_SECRET).is_ok());
         let b = h.json();
-        assert_eq!((b["type"].as_str(), b["creator"].as_str(), b["awarded_by"].as_str()),
-            (Some("social_recognition"), Some("alice"), Some("bob")));
+        assert_eq!(
+            (
+                b["type"].as_str(),
+                b["creator"].as_str(),
+                b["awarded_by"].as_str()
+            ),
+            (Some("social_recognition"), Some("alice"), Some("bob"))
+        );
     }
     let (status, _) = server.get("/v1/users/alice/awards", Some("bob")).await?;
     assert_eq!(status, 403);

@@ -200,8 +200,11 @@ pub trait TaskStore: Send + Sync + 'static {
     fn create_task<'a>(&'a self, task: &'a NewTask) -> StoreFuture<'a, (TaskRecord, bool)>;
     fn task<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TaskRecord>>;
     /// The newest `limit` tasks of a session, newest first.
-    fn session_tasks<'a>(&'a self, session: &'a str, limit: u32)
-    -> StoreFuture<'a, Vec<TaskRecord>>;
+    fn session_tasks<'a>(
+        &'a self,
+        session: &'a str,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<TaskRecord>>;
     /// Moves up to `limit` due tasks (pending or failed with `next_run_at <= now`, or running
     /// with an expired lease) to running, counts the attempt and leases them until `lease_until`.
     fn claim_due(
@@ -345,7 +348,9 @@ fn usable(inv: &Invite, user: &str, now_ms: i64) -> std::result::Result<(), Invi
 
 impl SqliteStore {
     async fn claim_due_inner(&self, now: i64, lease: i64, limit: u32) -> Result<Vec<TaskRecord>> {
-        let mut tx = self.pool().begin().await?;
+        // IMMEDIATE: take the write lock up front; a read-then-write upgrade in WAL fails at once
+        // (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let sql = format!(
             "UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_until = ?, updated_at = ? \
              WHERE id IN (SELECT id FROM tasks WHERE (state IN ('pending', 'failed') AND next_run_at <= ?) \
@@ -369,7 +374,9 @@ impl SqliteStore {
         user: &str,
         now: i64,
     ) -> Result<std::result::Result<Invite, InviteRefusal>> {
-        let mut tx = self.pool().begin().await?;
+        // IMMEDIATE: take the write lock up front; a read-then-write upgrade in WAL fails at once
+        // (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let sql = format!("SELECT {INVITE_COLUMNS} FROM invites WHERE id = ?");
         let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
             return Ok(Err(InviteRefusal::NotFound));
@@ -480,7 +487,9 @@ impl TaskStore for SqliteStore {
         Box::pin(async move {
             let (state, next, error) = match outcome {
                 TaskOutcome::Succeeded => ("succeeded", None, None),
-                TaskOutcome::Retry { at_ms, error } => ("failed", Some(*at_ms), Some(error.as_str())),
+                TaskOutcome::Retry { at_ms, error } => {
+                    ("failed", Some(*at_ms), Some(error.as_str()))
+                }
                 TaskOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
             };
             let sql = format!(
@@ -594,7 +603,9 @@ impl TaskStore for SqliteStore {
         adds: &'a [Contribution],
     ) -> StoreFuture<'a, Vec<Contribution>> {
         Box::pin(async move {
-            let mut tx = self.pool().begin().await?;
+            // IMMEDIATE: take the write lock up front; a read-then-write upgrade in WAL fails at once
+            // (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between.
+            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
             let mut out = Vec::with_capacity(adds.len());
             for c in adds {
                 let total: i64 = sqlx::query_scalar(
@@ -897,12 +908,7 @@ impl TaskStore for MemoryTaskStore {
     }
 
     fn revoke_invite<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
-        ready(self.with(|m| {
-            m.invites
-                .get_mut(id)
-                .map(|i| i.revoked = true)
-                .is_some()
-        }))
+        ready(self.with(|m| m.invites.get_mut(id).map(|i| i.revoked = true).is_some()))
     }
 
     fn add_contributions<'a>(
@@ -999,13 +1005,22 @@ mod tests {
         let (b, fresh) = db.create_task(&new_task("t2", "key")).await.unwrap();
         assert!(!fresh, "same idempotency key, same task");
         assert_eq!(a.id, b.id);
-        assert!(db.claim_due(5, 100, 10).await.unwrap().is_empty(), "not due yet");
+        assert!(
+            db.claim_due(5, 100, 10).await.unwrap().is_empty(),
+            "not due yet"
+        );
         let claimed = db.claim_due(10, 100, 10).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].attempts, 1);
-        assert!(db.claim_due(50, 150, 10).await.unwrap().is_empty(), "leased");
+        assert!(
+            db.claim_due(50, 150, 10).await.unwrap().is_empty(),
+            "leased"
+        );
         let reclaimed = db.claim_due(101, 200, 10).await.unwrap();
-        assert_eq!(reclaimed[0].attempts, 2, "an expired lease is claimed again");
+        assert_eq!(
+            reclaimed[0].attempts, 2,
+            "an expired lease is claimed again"
+        );
         let retry = TaskOutcome::Retry {
             at_ms: 300,
             error: "HTTP 500".into(),
@@ -1043,8 +1058,14 @@ mod tests {
             created_at_ms: 0,
         };
         db.create_invite(&inv).await.unwrap();
-        assert_eq!(db.accept_invite("i", "a", 10).await.unwrap().unwrap().uses, 1);
-        assert_eq!(db.accept_invite("i", "a", 11).await.unwrap().unwrap().uses, 1);
+        assert_eq!(
+            db.accept_invite("i", "a", 10).await.unwrap().unwrap().uses,
+            1
+        );
+        assert_eq!(
+            db.accept_invite("i", "a", 11).await.unwrap().unwrap().uses,
+            1
+        );
         assert_eq!(
             db.accept_invite("i", "b", 12).await.unwrap(),
             Err(InviteRefusal::Exhausted)
@@ -1065,7 +1086,9 @@ mod tests {
             kind: "edit".into(),
             count: 2,
         };
-        db.add_contributions(std::slice::from_ref(&c)).await.unwrap();
+        db.add_contributions(std::slice::from_ref(&c))
+            .await
+            .unwrap();
         let t = db.add_contributions(&[c]).await.unwrap();
         assert_eq!(t[0].count, 4);
         let award = Award {
