@@ -861,9 +861,8 @@ impl TaskStore for MemoryTaskStore {
     }
 
     fn create_invite<'a>(&'a self, i: &'a Invite) -> StoreFuture<'a, ()> {
-        ready(self.with(|m| {
-            m.invites.insert(i.id.clone(), i.clone());
-        }))
+        self.with(|m| m.invites.insert(i.id.clone(), i.clone()));
+        ready(())
     }
 
     fn invite<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Invite>> {
