@@ -37,6 +37,8 @@ use crate::tasks::{TaskConfig, TaskManager, TaskRequest, now_ms, random_id, task
 
 /// Contribution events queued for the recorder; more are dropped (and logged).
 pub const CONTRIBUTION_QUEUE: usize = 8_192;
+/// Contributions are written at most this often.
+pub const CONTRIBUTION_FLUSH: Duration = Duration::from_millis(500);
 /// Synchronous awards queued for the writer; more are refused with `rate_limited`.
 pub const AWARD_QUEUE: usize = 1_024;
 /// Session metadata kept for synchronous decisions.
@@ -940,6 +942,20 @@ impl MediaCollaborationService {
             };
             if n == 0 {
                 break;
+            }
+            // Gather for a moment: one transaction (one fsync) per flush, not per edit, so
+            // counting never competes with the edit committer for the disk.
+            if !self.inner.cancel.is_cancelled() {
+                tokio::select! {
+                    _ = tokio::time::sleep(CONTRIBUTION_FLUSH) => {}
+                    _ = self.inner.cancel.cancelled() => {}
+                }
+            }
+            while buf.len() < CONTRIBUTION_QUEUE {
+                match rx.try_recv() {
+                    Ok(e) => buf.push(e),
+                    Err(_) => break,
+                }
             }
             let mut sums: HashMap<(String, String, ContributionKind), u64> = HashMap::new();
             for e in buf.drain(..) {
