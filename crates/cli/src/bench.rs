@@ -47,6 +47,16 @@ pub struct BenchArgs {
     /// load it.
     #[arg(long, default_value_t = 0)]
     history: u64,
+    /// Readers per session that join and then never read (a stalled reader): the server must
+    /// demote and drop them without raising the other readers' latency.
+    #[arg(long, default_value_t = 0)]
+    stalled: usize,
+    /// Bytes of padding added to every edit (fills a stalled reader's buffers sooner).
+    #[arg(long, default_value_t = 0)]
+    pad: usize,
+    /// Send queue (frames) of the server bench starts (its `--send-queue`).
+    #[arg(long)]
+    send_queue: Option<usize>,
     /// Secret to sign tokens with (needed with --addr, unless --data-dir holds the secret).
     #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -215,7 +225,59 @@ struct Lite<'a> {
 #[derive(serde::Deserialize)]
 struct LiteComponent {
     #[serde(default)]
-    value: Option<f64>,
+    value: Option<MaybeNum>,
+}
+
+/// A component's `value` when it is a number (the send time); anything else (padding) is
+/// skipped without being kept.
+struct MaybeNum(Option<f64>);
+
+impl<'de> serde::Deserialize<'de> for MaybeNum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MaybeNum;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<MaybeNum, E> {
+                Ok(MaybeNum(Some(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<MaybeNum, E> {
+                Ok(MaybeNum(Some(v as f64)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<MaybeNum, E> {
+                Ok(MaybeNum(Some(v as f64)))
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<MaybeNum, E> {
+                Ok(MaybeNum(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<MaybeNum, E> {
+                Ok(MaybeNum(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<MaybeNum, E> {
+                Ok(MaybeNum(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<MaybeNum, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeNum(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<MaybeNum, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeNum(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 type Ws =
@@ -278,12 +340,15 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             let mut b = [0u8; 16];
             getrandom::fill(&mut b).map_err(|e| anyhow!("no randomness: {e}"))?;
             let secret: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            let extra: &[&str] = if a.history > 0 {
-                &["--idle-unload", "0"]
-            } else {
-                &[]
-            };
-            let (s, addr) = spawn_server(&secret, extra)?;
+            let mut extra: Vec<String> = Vec::new();
+            if a.history > 0 {
+                extra.extend(["--idle-unload".into(), "0".into()]);
+            }
+            if let Some(q) = a.send_queue {
+                extra.extend(["--send-queue".into(), q.to_string()]);
+            }
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let (s, addr) = spawn_server(&secret, &extra)?;
             spawned = Some(s);
             (addr, secret)
         }
@@ -445,6 +510,16 @@ async fn load(
             sockets.push((id, session, ws, j["version"].as_u64().unwrap_or(0)));
         }
     }
+    // Stalled readers: joined, then never polled again (kept open until the end).
+    let mut stalled = Vec::new();
+    for s in 0..a.sessions {
+        for k in 0..a.stalled {
+            let mut ws = connect(addr, &token(&format!("stalled-{s}-{k}"))?).await?;
+            join(&mut ws, &format!("bench-{s}"), &format!("z{s}-{k}")).await?;
+            stalled.push(ws);
+        }
+    }
+    let metrics0 = scrape(addr).await.unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cpu0 = pid.and_then(proc_usage);
     let t0 = Instant::now();
@@ -458,8 +533,9 @@ async fn load(
             0.0
         };
         let end = tokio::time::Instant::from_std(t0) + Duration::from_secs_f64(a.duration);
+        let pad = a.pad;
         tasks.push(tokio::spawn(async move {
-            client(id, session, ws, version, rate, end, shared).await
+            client(id, session, ws, version, rate, pad, end, shared).await
         }));
     }
     let dur = Duration::from_secs_f64(a.duration);
@@ -513,6 +589,17 @@ async fn load(
         deliveries as f64 / elapsed,
         shared.errors.load(Relaxed)
     );
+    if a.stalled > 0 {
+        let m1 = scrape(addr).await.unwrap_or_default();
+        let delta = |name: &str| metric(&m1, name).saturating_sub(metric(&metrics0, name));
+        println!(
+            "stalled readers: {}  moved down a tier: {}  dropped as slow: {}",
+            stalled.len(),
+            delta("montage_tier_down_total"),
+            delta("montage_dropped_slow_total")
+        );
+    }
+    drop(stalled);
     if let (Some((c0, _)), Some((c1, peak))) = (cpu0, cpu1) {
         println!(
             "server CPU: {:.0} % of one core  peak RSS: {:.1} MiB",
@@ -524,12 +611,32 @@ async fn load(
     Ok(())
 }
 
+/// The server's `/metrics` text.
+async fn scrape(addr: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await??;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// One counter's value in a metrics text (0 if absent).
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn client(
     id: usize,
     session: String,
     ws: Ws,
     mut known: u64,
     rate: f64,
+    pad: usize,
     end: tokio::time::Instant,
     shared: Arc<Shared>,
 ) -> Result<()> {
@@ -538,6 +645,14 @@ async fn client(
     let mut bcast_hist = Hist::new();
     let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
     let key = format!("c{id}");
+    let padding = if pad > 0 {
+        format!(
+            r#",{{"op":"set","path":["meta","p{id}"],"value":"{}"}}"#,
+            "x".repeat(pad)
+        )
+    } else {
+        String::new()
+    };
     // Spread the clients' send instants over one period.
     // A reader (rate 0) never sends: its first tick is after the run.
     let period = if rate > 0.0 {
@@ -593,7 +708,7 @@ async fn client(
                 seq += 1;
                 let now_us = shared.start.elapsed().as_micros() as u64;
                 let m = format!(
-                    r#"{{"type":"op","session":"{session}","base":{known},"seq":{seq},"ops":[{{"op":"set","path":["meta","{key}"],"value":{now_us}}}]}}"#
+                    r#"{{"type":"op","session":"{session}","base":{known},"seq":{seq},"ops":[{{"op":"set","path":["meta","{key}"],"value":{now_us}}}{padding}]}}"#
                 );
                 if let Ok(mut g) = sent_at.lock() {
                     g.insert(seq, Instant::now());
@@ -617,7 +732,7 @@ async fn client(
                     }
                     "op" => {
                         known = known.max(v.version.unwrap_or(0));
-                        if let Some(sent) = v.ops.first().and_then(|c| c.value) {
+                        if let Some(sent) = v.ops.first().and_then(|c| c.value.as_ref()?.0) {
                             let now = shared.start.elapsed().as_micros() as f64;
                             bcast_hist.record((now - sent).max(0.0) as u64);
                         }

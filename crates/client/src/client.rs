@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use montage_ot::{Op, Value};
-use montage_protocol::{ClientMessage, ErrorCode, Participant, Role, ServerMessage};
+use montage_protocol::{ClientMessage, ErrorCode, Participant, Role, ServerMessage, Tier};
 use serde_json::Value as Json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -144,6 +144,8 @@ struct Shared {
     client_id: String,
     sessions: Mutex<HashMap<String, Arc<SessionShared>>>,
     state: watch::Sender<ConnectionState>,
+    /// The tier the server last announced for this connection.
+    tier: watch::Sender<Option<Tier>>,
     file_lock: Mutex<()>,
     file_counter: AtomicU64,
 }
@@ -263,6 +265,7 @@ impl Client {
             client_id,
             sessions: Mutex::new(HashMap::new()),
             state: watch::channel(ConnectionState::Connecting).0,
+            tier: watch::channel(None).0,
             file_lock: Mutex::new(()),
             file_counter: AtomicU64::new(0),
         });
@@ -283,6 +286,26 @@ impl Client {
 
     pub fn connection_state(&self) -> ConnectionState {
         *self.shared.state.borrow()
+    }
+
+    /// The bandwidth tier the server last announced (`None` before any): presence arrives at
+    /// most at its rate.
+    pub fn tier(&self) -> Option<Tier> {
+        *self.shared.tier.borrow()
+    }
+
+    /// Watches the announced tier (it changes as the server measures the connection).
+    pub fn watch_tier(&self) -> watch::Receiver<Option<Tier>> {
+        self.shared.tier.subscribe()
+    }
+
+    /// Tells the server this client's own downlink estimate; it answers with the tier (the
+    /// lower of this hint and what it measures).
+    pub async fn set_quality(&self, downlink_mbps: f64) -> Result<()> {
+        self.tx
+            .send(Cmd::Send(ClientMessage::Quality { downlink_mbps }))
+            .await
+            .map_err(|_| Error::Closed)
     }
 
     /// Waits until connected, at most `timeout`.
@@ -367,8 +390,18 @@ impl SessionHandle {
     pub fn role(&self) -> Option<Role> {
         self.s.core().role()
     }
+    /// Everyone known in the session: online state, role, name, colour and latest presence.
     pub fn participants(&self) -> Vec<Participant> {
         self.s.core().participants()
+    }
+    /// A user's latest presence `data` (as adjusted by the server after edits).
+    pub fn presence_of(&self, user: &str) -> Option<Json> {
+        self.s
+            .core()
+            .participants()
+            .into_iter()
+            .find(|p| p.user == user)
+            .and_then(|p| p.presence)
     }
     pub fn is_live(&self) -> bool {
         self.s.core().is_live()
@@ -415,7 +448,8 @@ impl SessionHandle {
         Ok(changed)
     }
 
-    /// Sends presence data (cursor, selection) to the other participants.
+    /// Sends my presence — `cursor`, `selection`, `playhead`, `viewport`, `caret`, or anything
+    /// else small — to the other participants (they see it as [`Event::Presence`]).
     pub async fn presence(&self, data: Json) -> Result<()> {
         self.send(ClientMessage::Presence {
             session: self.session(),
@@ -424,7 +458,14 @@ impl SessionHandle {
         .await
     }
 
+    /// Moves my cursor (canvas pixels), keeping nothing else: a shorthand for `presence`.
+    pub async fn set_cursor(&self, x: f64, y: f64) -> Result<()> {
+        self.presence(serde_json::json!({"cursor": {"x": x, "y": y}}))
+            .await
+    }
+
     /// Changes a user's role (owners only; a refusal comes back as [`Event::Error`]).
+    /// [`Role::Removed`] (`"none"`) removes the user from the session and disconnects it.
     pub async fn set_role(&self, user: &str, role: Role) -> Result<()> {
         self.send(ClientMessage::SetRole {
             session: self.session(),
@@ -773,6 +814,10 @@ fn handle_frame(
     rid: Option<Json>,
     out: &mut Vec<Message>,
 ) -> Option<Duration> {
+    if let ServerMessage::Tier { tier, .. } = &msg {
+        shared.tier.send_replace(Some(*tier));
+        return None;
+    }
     let session = match &msg {
         ServerMessage::Joined { session, .. }
         | ServerMessage::ParticipantJoined { session, .. }

@@ -443,14 +443,28 @@ impl SessionCore {
                     self.bridge(version, user, ops, &mut ev);
                 }
             }
-            ServerMessage::Presence { user, data, .. } => ev.push(Event::Presence { user, data }),
-            ServerMessage::ParticipantJoined { user, role, .. } => {
+            ServerMessage::Presence { user, data, .. } => {
+                if let Some(p) = self.participants.get_mut(&user) {
+                    p.presence = Some(data.clone());
+                }
+                ev.push(Event::Presence { user, data })
+            }
+            ServerMessage::ParticipantJoined {
+                user,
+                role,
+                name,
+                color,
+                ..
+            } => {
                 self.participants.insert(
                     user.clone(),
                     Participant {
                         user: user.clone(),
                         role,
                         online: true,
+                        name,
+                        color,
+                        presence: None,
                     },
                 );
                 ev.push(Event::ParticipantJoined { user, role });
@@ -458,6 +472,7 @@ impl SessionCore {
             ServerMessage::ParticipantLeft { user, .. } => {
                 if let Some(p) = self.participants.get_mut(&user) {
                     p.online = false;
+                    p.presence = None;
                 }
                 ev.push(Event::ParticipantLeft { user });
             }

@@ -10,4 +10,4 @@ pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
 pub use montage_ot::{Component, Op, Path, Value, path};
-pub use montage_protocol::{ErrorCode, Participant, Role};
+pub use montage_protocol::{ErrorCode, Participant, Role, Tier};

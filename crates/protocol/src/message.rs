@@ -5,10 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
 
-/// A participant's permission level. The derive order makes `Owner > Editor > Commenter > Viewer`.
+/// A participant's permission level. The derive order makes
+/// `Owner > Editor > Commenter > Viewer > Removed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// No access: `set_role` with `"none"` removes a user from a session (and disconnects it);
+    /// the grant overrides the session's link role.
+    #[serde(rename = "none")]
+    Removed,
     Viewer,
     Commenter,
     Editor,
@@ -18,6 +23,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Removed => "none",
             Role::Viewer => "viewer",
             Role::Commenter => "commenter",
             Role::Editor => "editor",
@@ -26,6 +32,7 @@ impl Role {
     }
     pub fn parse(s: &str) -> Option<Role> {
         match s {
+            "none" => Some(Role::Removed),
             "viewer" => Some(Role::Viewer),
             "commenter" => Some(Role::Commenter),
             "editor" => Some(Role::Editor),
@@ -118,6 +125,15 @@ pub struct Participant {
     pub user: String,
     pub role: Role,
     pub online: bool,
+    /// Display name (the token's `name`), for users online with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `#rrggbb`, stable per user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// The user's latest presence `data`, if it sent any (adjusted by later edits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<serde_json::Value>,
 }
 
 /// An entry of an op list (`joined.ops`, the HTTP ops endpoint).
@@ -182,6 +198,10 @@ pub enum ServerMessage {
         session: String,
         user: String,
         role: Role,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<String>,
     },
     ParticipantLeft {
         session: String,

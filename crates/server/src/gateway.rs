@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 use crate::auth::{Claims, now_secs};
 use crate::limits::{ConnLimiter, Verdict, worst};
+use crate::quality::{ConnLink, Meter};
 use crate::session::{ConnHandle, Outbound, SessionMsg};
 
 /// Close codes (RFC 6455).
@@ -153,7 +154,9 @@ async fn connection(
         tx.clone(),
         kill.clone(),
         app.metrics.clone(),
-    );
+    )
+    .with_name(claims.name.as_deref());
+    let link = handle.link().clone();
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
@@ -161,6 +164,7 @@ async fn connection(
         kill.clone(),
         app.shutdown.clone(),
         reader_done.clone(),
+        link.clone(),
     ));
     tracing::debug!(conn = id, %user, "connected");
 
@@ -174,6 +178,8 @@ async fn connection(
         exp: claims.exp,
         tier: None,
         previews: HashMap::new(),
+        link,
+        meter: Meter::new(Instant::now()),
     };
     let end = reader.run(&mut stream, &kill).await;
     for (_, stop) in reader.previews.drain() {
@@ -223,6 +229,7 @@ async fn write_loop(
     kill: CancellationToken,
     shutdown: CancellationToken,
     reader_done: CancellationToken,
+    link: Arc<ConnLink>,
 ) {
     let close = |code: u16, reason: &str| {
         Message::Close(Some(CloseFrame {
@@ -246,7 +253,8 @@ async fn write_loop(
             m = rx.recv() => m,
         };
         let first = match next {
-            Some(Outbound::Frame(f)) => f,
+            Some(Outbound::Frame(f)) => Message::Text(f),
+            Some(Outbound::Ping(n)) => Message::Ping(n.to_be_bytes().to_vec().into()),
             Some(Outbound::Close(code, reason)) => {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason)))
@@ -258,11 +266,19 @@ async fn write_loop(
         // Whatever else is already queued goes out with it: one flush (one syscall) per batch
         // instead of one per frame when a busy session fans out.
         let mut closing = None;
+        let mut bytes = message_len(&first);
         let batch = async {
-            sink.feed(Message::Text(first)).await?;
+            sink.feed(first).await?;
             for _ in 0..WRITE_BATCH {
                 match rx.try_recv() {
-                    Ok(Outbound::Frame(f)) => sink.feed(Message::Text(f)).await?,
+                    Ok(Outbound::Frame(f)) => {
+                        bytes += f.len();
+                        sink.feed(Message::Text(f)).await?
+                    }
+                    Ok(Outbound::Ping(n)) => {
+                        sink.feed(Message::Ping(n.to_be_bytes().to_vec().into()))
+                            .await?
+                    }
                     Ok(Outbound::Close(code, reason)) => {
                         closing = Some((code, reason));
                         break;
@@ -277,6 +293,8 @@ async fn write_loop(
             _ = kill.cancelled() => break,
             _ = reader_done.cancelled() => break,
         }
+        // What reached the socket: the connection's measured drain rate.
+        link.drained.fetch_add(bytes as u64, Relaxed);
         if let Some((code, reason)) = closing {
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason))).await;
@@ -284,6 +302,13 @@ async fn write_loop(
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+}
+
+fn message_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        _ => 0,
+    }
 }
 
 struct Reader {
@@ -298,20 +323,45 @@ struct Reader {
     tier: Option<montage_media::Tier>,
     /// Live preview subscriptions: session → the token that stops its pacing task.
     previews: HashMap<String, CancellationToken>,
+    /// Tier and paced presence, shared with the writer and the session actors.
+    link: Arc<ConnLink>,
+    /// Measures the connection's tier.
+    meter: Meter,
 }
 
 impl Reader {
     async fn run(&mut self, stream: &mut SplitStream<WebSocket>, kill: &CancellationToken) -> End {
         let shutdown = self.app.shutdown.clone();
+        let link = self.link.clone();
+        let mut sample = tokio::time::interval(crate::quality::SAMPLE_EVERY);
+        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // Held presence goes out when the tier's interval has passed.
+            let flush_at = link.outbox().due(link.tier());
+            // Idle connections (no session, no hint) are not sampled: no timer work per socket.
+            let sampling = !self.joined.is_empty();
             let next = tokio::select! {
                 biased;
                 _ = kill.cancelled() => return End::Gone,
                 _ = shutdown.cancelled() => return End::Closing,
+                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now).into()).await },
+                    if flush_at.is_some() => {
+                    self.flush_presence();
+                    continue;
+                }
+                _ = link.wake.notified() => continue,
+                _ = sample.tick(), if sampling => {
+                    self.sample();
+                    continue;
+                }
                 m = stream.next() => m,
             };
             let end = match next {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
+                Some(Ok(Message::Pong(p))) => {
+                    self.meter.pong(&p, Instant::now());
+                    None
+                }
                 Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
                 Some(Ok(Message::Binary(b))) => match self.limit(b.len()) {
                     Err(end) => end,
@@ -334,6 +384,36 @@ impl Reader {
 
     fn error(&self, code: ErrorCode, message: impl Into<String>, rid: Option<&Json>) {
         self.handle.error(code, message, rid);
+    }
+
+    fn flush_presence(&self) {
+        let frames = self.link.outbox().flush(self.link.tier(), Instant::now());
+        for f in frames {
+            if !self.handle.send(f) {
+                break;
+            }
+        }
+    }
+
+    fn sample(&mut self) {
+        if let Some(t) = self.meter.sample(&self.tx, &self.link, Instant::now()) {
+            self.set_tier(t, None);
+        }
+    }
+
+    /// Applies and announces a new effective tier.
+    fn set_tier(&mut self, t: montage_protocol::Tier, rid: Option<&Json>) {
+        let before = self.link.tier();
+        self.link.set_tier(t);
+        let m = &self.app.metrics;
+        if crate::quality::rank(t) < crate::quality::rank(before) {
+            m.tier_down_total.fetch_add(1, Relaxed);
+            tracing::debug!(conn = self.handle.id, tier = t.as_str(), "tier down");
+        } else if crate::quality::rank(t) > crate::quality::rank(before) {
+            m.tier_up_total.fetch_add(1, Relaxed);
+        }
+        let msg = crate::quality::tier_message(t);
+        self.handle.send(encode_with_rid(&msg, rid));
     }
 
     /// Queues a close frame behind whatever is already queued.
@@ -522,16 +602,11 @@ impl Reader {
                 return;
             }
             ClientMessage::Quality { downlink_mbps } => {
-                let (tier, fps, resolution) = tier_for_mbps(downlink_mbps);
-                self.tier = montage_media::Tier::parse(tier.as_str());
-                self.handle.send(encode_with_rid(
-                    &ServerMessage::Tier {
-                        tier,
-                        fps,
-                        resolution,
-                    },
-                    rid.as_ref(),
-                ));
+                let (hint, _, _) = tier_for_mbps(downlink_mbps);
+                self.tier = montage_media::Tier::parse(hint.as_str());
+                // The answer names the effective tier: the hint, or lower if measured lower.
+                let t = self.meter.hint(hint);
+                self.set_tier(t, rid.as_ref());
                 return;
             }
             ClientMessage::PreviewSubscribe { session, tier } => {

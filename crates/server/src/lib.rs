@@ -12,6 +12,8 @@ pub mod http;
 pub mod limits;
 pub mod media;
 pub mod metrics;
+pub mod presence;
+pub mod quality;
 pub mod rebase;
 pub mod session;
 pub mod sharing_api;

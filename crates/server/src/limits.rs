@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 
+/// Presence values (one per session and user) held back for one connection by its tier's pacing;
+/// past it the oldest goes out at once, so pacing never grows memory without bound.
+pub const PRESENCE_HELD_MAX: usize = 1024;
+
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {

@@ -19,6 +19,9 @@ pub struct Metrics {
     pub commit_failures_total: AtomicU64,
     pub rate_limited_total: AtomicU64,
     pub dropped_slow_total: AtomicU64,
+    /// Measured tier changes of connections, down and up.
+    pub tier_down_total: AtomicU64,
+    pub tier_up_total: AtomicU64,
     ack_buckets: [AtomicU64; ACK_BUCKETS.len()],
     ack_count: AtomicU64,
     ack_sum_micros: AtomicU64,
@@ -88,6 +91,18 @@ impl Metrics {
             "counter",
             "Connections dropped for a full send queue.",
             self.dropped_slow_total.load(Relaxed),
+        );
+        one(
+            "montage_tier_down_total",
+            "counter",
+            "Connections moved to a lower bandwidth tier.",
+            self.tier_down_total.load(Relaxed),
+        );
+        one(
+            "montage_tier_up_total",
+            "counter",
+            "Connections moved to a higher bandwidth tier.",
+            self.tier_up_total.load(Relaxed),
         );
         let name = "montage_ack_latency_seconds";
         let _ = writeln!(

@@ -24,6 +24,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::presence::{Offer, PresenceTable};
+use crate::quality::ConnLink;
 use crate::rebase::rebase;
 use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
 
@@ -47,6 +49,8 @@ pub enum Outbound {
     Frame(Utf8Bytes),
     /// Close the socket with this code and reason after the frames queued before it.
     Close(u16, String),
+    /// A WebSocket ping carrying this number (connection quality: its pong times the round trip).
+    Ping(u64),
 }
 
 /// How a session actor reaches one connection.
@@ -58,6 +62,10 @@ pub struct ConnHandle {
     /// Cancelled when the connection must go at once (its reader fell behind).
     kill: CancellationToken,
     metrics: Arc<Metrics>,
+    /// Display name from the token's `name`.
+    pub name: Option<Arc<str>>,
+    /// Tier, drain count and paced presence, shared with the connection's reader and writer.
+    link: Arc<ConnLink>,
 }
 
 impl ConnHandle {
@@ -74,7 +82,40 @@ impl ConnHandle {
             tx,
             kill,
             metrics,
+            name: None,
+            link: Arc::new(ConnLink::default()),
         }
+    }
+
+    pub fn with_name(mut self, name: Option<&str>) -> ConnHandle {
+        self.name = name.map(Arc::from);
+        self
+    }
+
+    pub fn link(&self) -> &Arc<ConnLink> {
+        &self.link
+    }
+
+    /// Queues presence at this connection's tier rate: now if its interval has passed, else
+    /// held (the newest per session and user) until the reader's flush.
+    pub fn send_presence(&self, session: &Arc<str>, user: &Arc<str>, frame: Utf8Bytes) {
+        let tier = self.link.tier();
+        let offer =
+            self.link
+                .outbox()
+                .offer((session.clone(), user.clone()), frame, tier, Instant::now());
+        match offer {
+            Offer::SendNow(f) => {
+                self.send(f);
+            }
+            Offer::HeldFirst => self.link.wake.notify_one(),
+            Offer::Held => {}
+        }
+    }
+
+    /// Drops held presence of a session (of one user, or all of it).
+    pub fn forget_presence(&self, session: &str, user: Option<&str>) {
+        self.link.outbox().forget(session, user);
     }
 
     /// Queues a frame without waiting: a full queue means the reader is too slow, and it is
@@ -500,6 +541,8 @@ enum Action {
         rid: Option<Json>,
         received: Instant,
         broadcast: Utf8Bytes,
+        /// Users whose presence this edit moved: sent again after the edit.
+        moved: Vec<Arc<str>>,
     },
     Reply {
         conn: u64,
@@ -530,6 +573,8 @@ struct Actor {
     done_rx: mpsc::UnboundedReceiver<CommitResult>,
     state: Option<Doc>,
     participants: HashMap<u64, Participant>,
+    /// Names, colours and latest presence of the users online here.
+    presence: PresenceTable,
     /// Keyed by (user, client): client ids are chosen by clients, so only unique per user.
     seqs: HashMap<(Arc<str>, Arc<str>), ClientSeqs>,
     pending: VecDeque<Pending>,
@@ -574,6 +619,7 @@ impl Actor {
             done_rx,
             state: None,
             participants: HashMap::new(),
+            presence: PresenceTable::default(),
             seqs: HashMap::new(),
             pending: VecDeque::new(),
             committed: 0,
@@ -727,16 +773,6 @@ impl Actor {
         self.participants.values().any(|p| &*p.conn.user == user)
     }
 
-    /// Sends to every ready participant but `except`.
-    /// Presence is ephemeral: a joiner still waiting for `joined` simply misses it.
-    fn broadcast(&self, frame: &Utf8Bytes, except: Option<u64>) {
-        for (id, p) in &self.participants {
-            if Some(*id) != except && p.ready {
-                p.conn.send(frame.clone());
-            }
-        }
-    }
-
     /// Roster and role events: a joiner still waiting for its `joined` gets them right after it,
     /// so what it learns later is never overwritten by the older `joined`.
     fn announce(&mut self, frame: &Utf8Bytes, except: Option<u64>) {
@@ -836,6 +872,14 @@ impl Actor {
         let Some(doc) = &self.state else { return };
         let version = doc.version;
         let role = doc.meta.role_of(&conn.user);
+        if role < Role::Viewer {
+            conn.error(
+                ErrorCode::Forbidden,
+                format!("removed from session {}", self.id),
+                rid.as_ref(),
+            );
+            return;
+        }
         let mut state = Some(doc.doc.clone());
         let mut ops = None;
         if let Some(since) = since {
@@ -869,6 +913,8 @@ impl Actor {
             .any(|p| p.conn.user == conn.user && p.conn.id != conn.id);
         let user = conn.user.clone();
         let conn_id = conn.id;
+        let name = conn.name.clone();
+        self.presence.enter(&user, name.clone());
         self.participants.insert(
             conn.id,
             Participant {
@@ -882,19 +928,26 @@ impl Actor {
         let mut seen = HashSet::new();
         for p in self.participants.values() {
             if seen.insert(p.conn.user.clone()) {
+                let rec = self.presence.get(&p.conn.user);
                 roster.push(WireParticipant {
                     user: p.conn.user.to_string(),
                     role: doc.meta.role_of(&p.conn.user),
                     online: true,
+                    name: rec.and_then(|r| r.name.as_deref().map(str::to_owned)),
+                    color: rec.map(|r| r.colour.clone()),
+                    presence: rec.and_then(|r| r.data.clone()),
                 });
             }
         }
         for (u, r) in &doc.meta.roles {
-            if !seen.contains(u.as_str()) {
+            if !seen.contains(u.as_str()) && *r >= Role::Viewer {
                 roster.push(WireParticipant {
                     user: u.clone(),
                     role: *r,
                     online: false,
+                    name: None,
+                    color: Some(crate::presence::colour(u)),
+                    presence: None,
                 });
             }
         }
@@ -913,6 +966,8 @@ impl Actor {
                 session: self.id.to_string(),
                 user: user.to_string(),
                 role,
+                name: name.as_deref().map(str::to_owned),
+                color: Some(crate::presence::colour(&user)),
             });
             self.announce(&Utf8Bytes::from(ev), Some(conn_id));
         }
@@ -1114,6 +1169,8 @@ impl Actor {
             js(&self.id),
             js(&pconn.user)
         ));
+        // Carets and selections follow the edit (sent again once it is broadcast).
+        let moved = self.presence.transform(&op, &pconn.user, &doc.doc);
         doc.history.push_back(HistEntry {
             op,
             user: pconn.user.clone(),
@@ -1139,6 +1196,7 @@ impl Actor {
                 rid,
                 received,
                 broadcast,
+                moved,
             },
         });
         self.submit(write, version, false).await;
@@ -1203,6 +1261,7 @@ impl Actor {
                 rid,
                 received,
                 broadcast,
+                moved,
             } => {
                 self.sessions.record_contribution(
                     &self.id,
@@ -1218,6 +1277,9 @@ impl Actor {
                     if *id != conn && p.from_version < version {
                         p.conn.send(broadcast.clone());
                     }
+                }
+                for user in moved {
+                    self.send_presence_of(&user);
                 }
             }
             Action::Reply { conn, frame } => {
@@ -1315,11 +1377,12 @@ impl Actor {
                 .error(ErrorCode::Forbidden, "no access", rid.as_ref());
             return;
         }
-        let frame = encode(&ServerMessage::Presence {
+        let msg = ServerMessage::Presence {
             session: self.id.to_string(),
             user: p.conn.user.to_string(),
             data,
-        });
+        };
+        let frame = encode(&msg);
         if frame.len() > self.config.limits.max_presence_bytes {
             let max = self.config.limits.max_presence_bytes;
             p.conn.error(
@@ -1329,7 +1392,34 @@ impl Actor {
             );
             return;
         }
-        self.broadcast(&Utf8Bytes::from(frame), Some(conn));
+        let user = p.conn.user.clone();
+        // Kept for late joiners and to follow edits.
+        if let ServerMessage::Presence { data, .. } = msg {
+            self.presence.set(&user, data);
+        }
+        let frame = Utf8Bytes::from(frame);
+        for (id, p) in &self.participants {
+            if *id != conn && p.ready {
+                p.conn.send_presence(&self.id, &user, frame.clone());
+            }
+        }
+    }
+
+    /// Sends a user's current presence to every ready connection of the other users, paced.
+    fn send_presence_of(&self, user: &Arc<str>) {
+        let Some(data) = self.presence.get(user).and_then(|r| r.data.clone()) else {
+            return;
+        };
+        let frame = Utf8Bytes::from(encode(&ServerMessage::Presence {
+            session: self.id.to_string(),
+            user: user.to_string(),
+            data,
+        }));
+        for p in self.participants.values() {
+            if p.ready && p.conn.user != *user {
+                p.conn.send_presence(&self.id, user, frame.clone());
+            }
+        }
     }
 
     async fn set_role(&mut self, conn: ConnHandle, user: String, role: Role, rid: Option<Json>) {
@@ -1373,6 +1463,7 @@ impl Actor {
         let Some(doc) = &mut self.state else { return };
         // From here on every message of `user` is checked against the new role.
         doc.meta.roles.insert(user.clone(), role);
+        let target = user.clone();
         let msg = ServerMessage::RoleChanged {
             session: self.id.to_string(),
             user,
@@ -1382,6 +1473,19 @@ impl Actor {
             p.conn.send(encode_with_rid(&msg, rid.as_ref()));
         }
         self.announce(&Utf8Bytes::from(encode(&msg)), Some(conn));
+        if role == Role::Removed {
+            // Removed: every connection of the user leaves the session now (it got the
+            // `role_changed` above; its next message here is `not_found`, a new join `forbidden`).
+            let gone: Vec<u64> = self
+                .participants
+                .iter()
+                .filter(|(_, p)| &*p.conn.user == target.as_str())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in gone {
+                self.leave(id);
+            }
+        }
     }
 
     async fn grant(
@@ -1427,7 +1531,14 @@ impl Actor {
         let Some(p) = self.participants.remove(&conn) else {
             return;
         };
+        p.conn.forget_presence(&self.id, None);
         if !self.online(&p.conn.user) {
+            // Gone with the user: a presence still held for someone must not follow the
+            // `participant_left` and bring it back.
+            self.presence.remove(&p.conn.user);
+            for q in self.participants.values() {
+                q.conn.forget_presence(&self.id, Some(&p.conn.user));
+            }
             let ev = encode(&ServerMessage::ParticipantLeft {
                 session: self.id.to_string(),
                 user: p.conn.user.to_string(),
@@ -1704,8 +1815,11 @@ mod tests {
             };
             rig.sessions.send("s", m, false).await.unwrap();
         }
-        fast.op(&rig, "s", 0, 1, title("x")).await;
-        assert_eq!(fast.recv().await["type"], "ack");
+        // Presence is paced (one goes out, the newest waits), edits are not: they fill it.
+        for seq in 1..=3 {
+            fast.op(&rig, "s", seq - 1, seq, title("x")).await;
+            assert_eq!(fast.recv().await["type"], "ack");
+        }
         assert!(slow.conn.kill.is_cancelled(), "slow reader not flagged");
         assert_eq!(rig.metrics.dropped_slow_total.load(Ordering::Relaxed), 1);
     }

@@ -184,14 +184,14 @@ impl Client {
         }
     }
 
-    /// The next frame of type `t`, skipping presence and participant events.
+    /// The next frame of type `t`, skipping presence, participant and tier events.
     pub async fn recv_type(&mut self, t: &str) -> Result<Json> {
         loop {
             let v = self.recv().await?;
             if v["type"] == t {
                 return Ok(v);
             }
-            let skippable = ["presence", "participant_joined", "participant_left"];
+            let skippable = ["presence", "participant_joined", "participant_left", "tier"];
             if !skippable.iter().any(|s| v["type"] == *s) {
                 bail!("expected {t}, got {v}");
             }

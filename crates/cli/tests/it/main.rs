@@ -4,6 +4,7 @@
 mod durability;
 mod harness;
 mod media;
+mod presence;
 mod protocol;
 mod proxy;
 mod sdk;

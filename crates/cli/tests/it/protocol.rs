@@ -19,9 +19,10 @@ async fn collaboration_workflow() -> Result<()> {
     assert_eq!(j["version"], 0);
     assert_eq!(j["role"], "owner");
     assert_eq!(j["state"]["canvas"]["width"], 1920);
+    let u1_colour = media_services::presence::colour("u1");
     assert_eq!(
         j["participants"],
-        json!([{"user":"u1","role":"owner","online":true}])
+        json!([{"user":"u1","role":"owner","online":true,"color":u1_colour}])
     );
 
     let mut u2 = server.connect("u2").await?;
@@ -34,7 +35,8 @@ async fn collaboration_workflow() -> Result<()> {
     let pj = u1.recv().await?;
     assert_eq!(
         pj,
-        json!({"type":"participant_joined","session":"film","user":"u2","role":"viewer"})
+        json!({"type":"participant_joined","session":"film","user":"u2","role":"viewer",
+            "color":media_services::presence::colour("u2")})
     );
 
     // Owner promotes u2; everyone hears it, the owner with its rid.
