@@ -763,7 +763,12 @@ impl Actor {
             } => self.set_role(conn, user, role, rid).await,
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
             SessionMsg::GetState { user, reply } => self.get_state(user, reply),
-            SessionMsg::Notify { frame } => self.broadcast(&frame, None),
+            SessionMsg::Notify { frame } => {
+                // Best effort: a joiner still waiting for `joined` reads tasks over HTTP.
+                for p in self.participants.values().filter(|p| p.ready) {
+                    p.conn.send(frame.clone());
+                }
+            }
             SessionMsg::Grant { user, role, reply } => self.grant(user, role, reply).await,
             SessionMsg::Shutdown => self.shutting_down = true,
         }
