@@ -2,6 +2,7 @@
 
 mod bench;
 mod client_cmd;
+mod sharing_args;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,8 @@ struct ServeArgs {
     /// Fan out edits, roster and presence to other nodes through NATS (nats://…); needs --database-url.
     #[arg(long, env = "MONTAGE_NATS_URL")]
     nats_url: Option<String>,
+    #[command(flatten)]
+    sharing: sharing_args::SharingArgs,
 }
 
 #[derive(Args)]
@@ -177,6 +180,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.database_url = a.database_url.clone();
     config.database_pool = a.database_pool;
     config.nats_url = a.nats_url.clone();
+    a.sharing.apply(&mut config.sharing)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

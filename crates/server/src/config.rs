@@ -27,6 +27,8 @@ pub struct Config {
     pub database_pool: u32,
     /// `nats://…`: fan-out to other nodes (needs `database_url`).
     pub nats_url: Option<String>,
+    /// Connectors, the Task Manager and invites.
+    pub sharing: crate::collaboration::SharingConfig,
 }
 
 impl Config {
@@ -44,6 +46,7 @@ impl Config {
             database_url: None,
             database_pool: crate::store::postgres::DEFAULT_POOL,
             nats_url: None,
+            sharing: crate::collaboration::SharingConfig::default(),
         }
     }
 }

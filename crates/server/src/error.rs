@@ -33,6 +33,24 @@ pub enum Error {
     Bus(String),
     #[error("the store was closed")]
     Closed,
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A request refused for the caller's reason (bad input, no permission…); `code` says which
+    /// and `message` may be shown to the client.
+    #[error("{message}")]
+    Refused {
+        code: montage_protocol::ErrorCode,
+        message: String,
+    },
+}
+
+impl Error {
+    pub fn refused(code: montage_protocol::ErrorCode, message: impl Into<String>) -> Error {
+        Error::Refused {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,6 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/frame", get(crate::media::frame))
         .route("/v1/assets", post(crate::media::upload))
         .route("/v1/assets/{id}", get(crate::media::download))
+        .merge(crate::sharing_api::routes())
         .with_state(app)
 }
 
@@ -61,6 +62,9 @@ impl IntoResponse for AppError {
 
 impl From<crate::error::Error> for AppError {
     fn from(e: crate::error::Error) -> AppError {
+        if let crate::error::Error::Refused { code, message } = e {
+            return AppError(code, message);
+        }
         tracing::error!(error = %e, "request failed");
         AppError(ErrorCode::Internal, "internal error".into())
     }

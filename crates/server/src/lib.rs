@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod collaboration;
 pub mod config;
+pub mod connectors;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -16,8 +17,10 @@ pub mod presence;
 pub mod quality;
 pub mod rebase;
 pub mod session;
+pub mod sharing_api;
 pub mod social;
 pub mod store;
+pub mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +59,8 @@ pub struct App {
     pub users: limits::UserLimits,
     /// Asset storage, decoded assets, preview cache and render permits.
     pub media: Arc<Media>,
+    /// Sharing, invites, recognition and the Task Manager.
+    pub collab: collaboration::MediaCollaborationService,
 }
 
 /// Serves on `listener` with the SQLite store (or PostgreSQL and NATS when `config` names them)
@@ -136,6 +141,20 @@ pub async fn run_node(
     }
     let cancel = CancellationToken::new();
     let media = Arc::new(Media::new(blobs, &config.media));
+    let public_url = config.sharing.public_url.clone().unwrap_or_else(|| {
+        listener
+            .local_addr()
+            .map_or_else(|_| "http://127.0.0.1".into(), |a| format!("http://{a}"))
+    });
+    let sender = connectors::HttpSender::new(config.sharing.connectors.timeout)
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+    let collab = collaboration::MediaCollaborationService::start(
+        store.clone(),
+        config.sharing.clone(),
+        public_url,
+        Arc::new(sender),
+        Some(sessions.clone()),
+    )?;
     let app = Arc::new(App {
         config,
         auth,
@@ -147,6 +166,7 @@ pub async fn run_node(
         next_conn: AtomicU64::new(1),
         users: limits::UserLimits::default(),
         media,
+        collab: collab.clone(),
     });
     let trigger = cancel.clone();
     tokio::spawn(async move {
@@ -174,6 +194,8 @@ pub async fn run_node(
         tracing::warn!("some connections did not close in time");
     }
     sessions.shutdown().await;
+    collab.shutdown().await;
+    drop(collab);
     drop(app);
     drop(sessions);
     let _ = committer.await;

@@ -181,6 +181,16 @@ pub enum SessionMsg {
     Disconnect {
         conn: u64,
     },
+    /// A frame for every ready participant (a `task` update).
+    Notify {
+        frame: Utf8Bytes,
+    },
+    /// Raises `user` to `role` (never lowers): an accepted invite. Replies with the role held.
+    Grant {
+        user: String,
+        role: Role,
+        reply: oneshot::Sender<Result<Role, ErrorCode>>,
+    },
     /// The committed state, for the HTTP API.
     GetState {
         user: String,
@@ -328,6 +338,8 @@ pub struct Sessions {
     versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
     /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
     bus: Option<Arc<dyn Bus>>,
+    /// Where accepted edits are reported for recognition (set by the collaboration service).
+    contributions: crate::collaboration::ContributionSink,
 }
 
 impl Sessions {
@@ -358,7 +370,62 @@ impl Sessions {
             tasks: TaskTracker::new(),
             versions: Mutex::new(HashMap::new()),
             bus,
+            contributions: std::sync::OnceLock::new(),
         })
+    }
+
+    pub fn set_contribution_sink(&self, tx: mpsc::Sender<crate::collaboration::ContributionEvent>) {
+        let _ = self.contributions.set(tx);
+    }
+
+    /// Counts a contribution towards badges; never waits (see `collaboration`). Comments and
+    /// suggestions call this with `CommentResolvedByOther` / `SuggestionAccepted`.
+    pub fn record_contribution(
+        &self,
+        session: &str,
+        user: &str,
+        kind: crate::collaboration::ContributionKind,
+    ) {
+        if let Some(tx) = self.contributions.get() {
+            crate::collaboration::queue_contribution(tx, session, user, kind);
+        }
+    }
+
+    /// Pushes a frame to the participants of a loaded session without waiting; a session that
+    /// is not loaded has nobody to tell, and a full mailbox drops it (HTTP has the same data).
+    pub fn notify(self: &Arc<Self>, id: &str, frame: String) {
+        if let Some((_, tx)) = self.get(id, false) {
+            let _ = tx.try_send(SessionMsg::Notify {
+                frame: Utf8Bytes::from(frame),
+            });
+        }
+    }
+
+    /// Gives `user` at least `role` in an existing session; returns the role they hold.
+    pub async fn grant(
+        self: &Arc<Self>,
+        id: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<Role, ErrorCode> {
+        match self.store.meta(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(ErrorCode::NotFound),
+            Err(e) => {
+                tracing::error!(session = id, error = %e, "meta read failed");
+                return Err(ErrorCode::Internal);
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        let msg = SessionMsg::Grant {
+            user: user.to_owned(),
+            role,
+            reply,
+        };
+        if self.send(id, msg, true).await.is_err() {
+            return Err(ErrorCode::Internal);
+        }
+        rx.await.unwrap_or(Err(ErrorCode::Internal))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
@@ -534,6 +601,7 @@ struct ClientSeqs {
 enum Action {
     Edit {
         conn: u64,
+        user: Arc<str>,
         seq: u64,
         rid: Option<Json>,
         received: Instant,
@@ -780,6 +848,13 @@ impl Actor {
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
             SessionMsg::GetState { user, reply } => self.get_state(user, reply),
             SessionMsg::Social { conn, req, rid } => self.social_request(conn, req, rid).await,
+            SessionMsg::Notify { frame } => {
+                // Best effort: a joiner still waiting for `joined` reads tasks over HTTP.
+                for p in self.participants.values().filter(|p| p.ready) {
+                    p.conn.send(frame.clone());
+                }
+            }
+            SessionMsg::Grant { user, role, reply } => self.grant(user, role, reply).await,
             SessionMsg::Shutdown => self.shutting_down = true,
             SessionMsg::Remote(_) => {}
         }
@@ -1263,6 +1338,7 @@ impl Actor {
             version,
             action: Action::Edit {
                 conn,
+                user: pconn.user.clone(),
                 seq,
                 rid,
                 received,
@@ -1342,12 +1418,18 @@ impl Actor {
         match action {
             Action::Edit {
                 conn,
+                user,
                 seq,
                 rid,
                 received,
                 broadcast,
                 moved,
             } => {
+                self.sessions.record_contribution(
+                    &self.id,
+                    &user,
+                    crate::collaboration::ContributionKind::EditAccepted,
+                );
                 if let Some(p) = self.participants.get(&conn) {
                     p.conn.send(ack_frame(&self.id, seq, version, rid.as_ref()));
                 }
@@ -1608,6 +1690,45 @@ impl Actor {
         }
     }
 
+    async fn grant(
+        &mut self,
+        user: String,
+        role: Role,
+        reply: oneshot::Sender<Result<Role, ErrorCode>>,
+    ) {
+        let Some(doc) = &self.state else {
+            let _ = reply.send(Err(if self.broken {
+                ErrorCode::Internal
+            } else {
+                ErrorCode::NotFound
+            }));
+            return;
+        };
+        let held = doc.meta.role_of(&user);
+        if self.broken || self.shutting_down || held >= role {
+            let _ = reply.send(if self.broken || self.shutting_down {
+                Err(ErrorCode::Internal)
+            } else {
+                Ok(held)
+            });
+            return;
+        }
+        if let Err(e) = self.store.set_role(&self.id, &user, role).await {
+            tracing::error!(session = %self.id, error = %e, "set_role failed");
+            let _ = reply.send(Err(ErrorCode::Internal));
+            return;
+        }
+        let Some(doc) = &mut self.state else { return };
+        doc.meta.roles.insert(user.clone(), role);
+        let msg = ServerMessage::RoleChanged {
+            session: self.id.to_string(),
+            user,
+            role,
+        };
+        self.announce(&Utf8Bytes::from(encode(&msg)), None);
+        let _ = reply.send(Ok(role));
+    }
+
     fn leave(&mut self, conn: u64) {
         let Some(p) = self.participants.remove(&conn) else {
             return;
@@ -1716,7 +1837,10 @@ impl Actor {
         }
         for m in waiting {
             // Only joins and reads can be waiting: nobody is a participant any more.
-            if matches!(m, SessionMsg::Join { .. } | SessionMsg::GetState { .. }) {
+            if matches!(
+                m,
+                SessionMsg::Join { .. } | SessionMsg::GetState { .. } | SessionMsg::Grant { .. }
+            ) {
                 let sessions = self.sessions.clone();
                 let id = self.id.clone();
                 tokio::spawn(async move {

@@ -15,6 +15,7 @@ mod scale;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;
+mod sharing;
 mod web;
 
 pub use harness::*;

@@ -162,6 +162,13 @@ impl Actor {
             }
             Request::Resolve { id, resolved } => {
                 let r = social.resolve_comment(role, &id, resolved)?;
+                if resolved && r.comment.author_id != *user {
+                    self.sessions.record_contribution(
+                        &self.id,
+                        &r.comment.author_id,
+                        crate::collaboration::ContributionKind::CommentResolvedByOther,
+                    );
+                }
                 (comment_write(r), updated(session, r))
             }
             Request::React { id, emoji, on } => {
@@ -241,7 +248,13 @@ impl Actor {
                     session,
                     suggestion: s.clone(),
                 };
+                let credited = s.author_id.clone();
                 self.persist(&[write]).await?;
+                self.sessions.record_contribution(
+                    &self.id,
+                    &credited,
+                    crate::collaboration::ContributionKind::SuggestionAccepted,
+                );
                 // After the edit's `op`, once that version is durable.
                 self.notify(pconn.id, &msg, rid.as_ref(), version);
                 return Ok(());

@@ -6,6 +6,7 @@ mod memory;
 pub mod postgres;
 mod social;
 mod sqlite;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,6 +18,7 @@ pub use memory::MemoryStore;
 pub use postgres::PgStore;
 pub use social::SocialStore;
 pub use sqlite::SqliteStore;
+pub use tasks::{MemoryTaskStore, TaskStore};
 
 use crate::error::Result;
 
@@ -119,6 +121,11 @@ pub trait Store: Send + Sync + 'static {
     /// Comments and suggestions, when this store keeps them (a store without them makes the
     /// social messages answer `not_supported`).
     fn social(&self) -> Option<&dyn SocialStore> {
+        None
+    }
+    /// The durable tasks, invites and awards kept beside the sessions, when this store has them
+    /// (without, the Task Manager keeps them in memory).
+    fn task_store(&self) -> Option<&dyn TaskStore> {
         None
     }
 }

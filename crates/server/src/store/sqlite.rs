@@ -101,8 +101,15 @@ impl SqliteStore {
         Ok(store)
     }
 
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     async fn migrate(&self) -> Result<()> {
         sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
+        sqlx::raw_sql(super::tasks::TASK_SCHEMA)
+            .execute(&self.pool)
+            .await?;
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)")
             .bind(SCHEMA_VERSION.to_string())
             .execute(&self.pool)
@@ -237,6 +244,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store for SqliteStore {
+    fn task_store(&self) -> Option<&dyn super::TaskStore> {
+        Some(self)
+    }
+
     fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>> {
         Box::pin(async move {
             let Some(meta) = self.meta_inner(session).await? else {
