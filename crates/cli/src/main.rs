@@ -89,6 +89,14 @@ struct ServeArgs {
     /// Decodes and renders running at once (each a core and up to ~440 MB).
     #[arg(long, env = "MONTAGE_MAX_RENDERS", default_value_t = media_services::MediaConfig::default().max_renders)]
     max_renders: usize,
+    /// Where asset bytes go: `s3://bucket/prefix` (credentials from AWS_* variables) or
+    /// `file:///dir`; default DATA_DIR/assets.
+    #[arg(long, env = "MONTAGE_BLOB_URL")]
+    blob_url: Option<String>,
+    /// Development mode: `POST /v1/dev/token` signs a token for any user name (for the demo
+    /// page). Never in production.
+    #[arg(long, env = "MONTAGE_DEV")]
+    dev: bool,
 }
 
 #[derive(Args)]
@@ -165,6 +173,11 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.limits.max_connections = a.max_connections;
     config.media.intake.max_bytes = a.max_upload_bytes;
     config.media.max_renders = a.max_renders;
+    config.blob_url = a.blob_url.clone();
+    config.dev = a.dev;
+    if a.dev {
+        tracing::warn!("--dev: anyone can get a token for any user at POST /v1/dev/token");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

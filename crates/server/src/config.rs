@@ -21,6 +21,10 @@ pub struct Config {
     pub max_commit_batch: usize,
     pub limits: Limits,
     pub media: MediaConfig,
+    /// Where asset bytes go: `s3://bucket/prefix` or `file:///dir`; `None` is `<data_dir>/assets`.
+    pub blob_url: Option<String>,
+    /// Development mode: `POST /v1/dev/token` hands out tokens for any name (never in production).
+    pub dev: bool,
 }
 
 impl Config {
@@ -35,6 +39,8 @@ impl Config {
             max_commit_batch: 1_024,
             limits: Limits::default(),
             media: MediaConfig::default(),
+            blob_url: None,
+            dev: false,
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum Error {
     NoSecret(PathBuf),
     #[error("server I/O: {0}")]
     Serve(std::io::Error),
+    /// The blob store (`object_store`: a local directory or S3) failed or is misconfigured.
+    #[error("blob store {url}: {reason}")]
+    Blob { url: String, reason: String },
     #[error("the store was closed")]
     Closed,
 }

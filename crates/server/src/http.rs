@@ -28,6 +28,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/frame", get(crate::media::frame))
         .route("/v1/assets", post(crate::media::upload))
         .route("/v1/assets/{id}", get(crate::media::download))
+        .route("/", get(crate::webapp::index))
+        .route("/app.js", get(crate::webapp::app_js))
+        .route("/app.css", get(crate::webapp::app_css))
+        .route("/v1/dev/token", post(crate::webapp::dev_token))
         .with_state(app)
 }
 

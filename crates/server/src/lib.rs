@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod rebase;
 pub mod session;
 pub mod store;
+pub mod webapp;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, Limits, MediaConfig};
 pub use error::{Error, Result};
 
-use crate::assets::{BlobStore, DirBlobStore};
+use crate::assets::{BlobStore, ObjectBlobStore};
 use crate::auth::Auth;
 use crate::media::Media;
 use crate::metrics::Metrics;
@@ -65,7 +66,12 @@ pub async fn run(
         source,
     })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(config.data_dir.join("assets"))?);
+    let blobs = match &config.blob_url {
+        Some(url) => ObjectBlobStore::from_url(url)?,
+        None => ObjectBlobStore::local(config.data_dir.join("assets"))?,
+    };
+    tracing::info!(blobs = blobs.describe(), "asset store");
+    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     run_with_store(listener, config, store, blobs, shutdown).await
 }
 
