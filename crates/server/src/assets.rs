@@ -444,7 +444,12 @@ mod tests {
             format!("montage/assets/{}", "d".repeat(32))
         );
         assert_eq!(s.local_path(&"d".repeat(32)), None);
-        for bad in ["ftp://host/x", "s3:///prefix-only", "not a url", "file://relative"] {
+        for bad in [
+            "ftp://host/x",
+            "s3:///prefix-only",
+            "not a url",
+            "file://relative",
+        ] {
             assert!(
                 matches!(ObjectBlobStore::from_url(bad), Err(Error::Blob { .. })),
                 "{bad}"

@@ -79,7 +79,10 @@ async fn the_page_is_served_and_dev_tokens_need_dev() -> Result<()> {
     let server = Server::start(dir.path(), &[])?;
     let (status, html) = server.get("/", None).await?;
     assert_eq!(status, 200);
-    assert!(html.contains("/app.js") && html.contains("<title>Montage"), "{html}");
+    assert!(
+        html.contains("/app.js") && html.contains("<title>Montage"),
+        "{html}"
+    );
     let (status, js) = server.get("/app.js", None).await?;
     assert_eq!(status, 200);
     assert!(js.contains("MontageClient"), "the bundle holds the client");
@@ -93,7 +96,12 @@ async fn the_page_is_served_and_dev_tokens_need_dev() -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &["--dev"])?;
-    for bad in [r#"{"user":""}"#, r#"{"name":"x"}"#, "not json", r#"{"user":"a\u0001b"}"#] {
+    for bad in [
+        r#"{"user":""}"#,
+        r#"{"name":"x"}"#,
+        "not json",
+        r#"{"user":"a\u0001b"}"#,
+    ] {
         let (status, body) = post_json(&server.addr, "/v1/dev/token", bad).await?;
         assert_eq!(status, 400, "{bad}: {body}");
     }
