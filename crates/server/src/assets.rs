@@ -141,7 +141,7 @@ impl ObjectBlobStore {
     }
 
     fn path(&self, id: &str) -> ObjectPath {
-        self.prefix.child(id)
+        self.prefix.clone().join(id)
     }
 
     fn blob_error(&self, e: object_store::Error) -> Error {
@@ -196,6 +196,13 @@ impl BlobStore for ObjectBlobStore {
         });
         got.map(|b| b.map(|b| b.to_vec()))
             .map_err(|e| self.blob_error(e))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
     }
 }
 

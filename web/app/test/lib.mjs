@@ -42,6 +42,15 @@ export async function signIn(u, session, query = "") {
 
 export const doc = (u) => u.page.evaluate(() => window.montage.doc());
 
+/** JSON with object keys sorted: replicas agree on values, not on key order. */
+export function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
 /** Waits until both pages are online with nothing pending and hold the same document. */
 export async function converged(a, b) {
   const deadline = Date.now() + T.timeout;
@@ -54,7 +63,7 @@ export async function converged(a, b) {
       a.page.evaluate(() => window.montage.state()),
       b.page.evaluate(() => window.montage.state()),
     ]);
-    if (pa === 0 && pb === 0 && sa === "online" && sb === "online" && JSON.stringify(da) === JSON.stringify(db)) return da;
+    if (pa === 0 && pb === 0 && sa === "online" && sb === "online" && canonical(da) === canonical(db)) return da;
     if (Date.now() > deadline) {
       throw new Error(`replicas did not converge:\n${a.name} (${sa}, ${pa} pending): ${JSON.stringify(da)}\n${b.name} (${sb}, ${pb} pending): ${JSON.stringify(db)}`);
     }
