@@ -2158,7 +2158,13 @@ function open(session) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3e3 } });
   client = c;
-  c.on("change", () => render());
+  c.on("change", (ev) => {
+    render();
+    if (!ev.local) schedulePreview();
+  });
+  c.on("status", (s) => {
+    if (s.state === "online" && s.pending === 0) schedulePreview();
+  });
   c.on("status", (s) => showConnection(s.state, s.pending));
   c.on("joined", (j) => {
     role = j.role;
@@ -2213,6 +2219,15 @@ function onMessage(m) {
 function subscribePreview() {
   const tier = $("tier").value;
   client?.sendMessage({ type: "preview_subscribe", session: sessionId, tier });
+}
+var previewTimer = null;
+function schedulePreview() {
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = window.setTimeout(() => {
+    previewTimer = null;
+    const tier = $("tier").value;
+    void loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+  }, 250);
 }
 async function loadPreview(url, version, tier) {
   const mine = ++previewSeq;

@@ -188,7 +188,13 @@ function open(session: string): void {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3000 } });
   client = c;
-  c.on("change", () => render());
+  c.on("change", (ev) => {
+    render();
+    if (!ev.local) schedulePreview();
+  });
+  c.on("status", (s) => {
+    if (s.state === "online" && s.pending === 0) schedulePreview();
+  });
   c.on("status", (s) => showConnection(s.state, s.pending));
   c.on("joined", (j) => {
     role = j.role;
@@ -253,6 +259,21 @@ function onMessage(m: Record<string, unknown>): void {
 function subscribePreview(): void {
   const tier = $<HTMLSelectElement>("tier").value;
   client?.sendMessage({ type: "preview_subscribe", session: sessionId, tier });
+}
+
+/**
+ * Besides the server's `preview` messages, the page asks for the head's preview itself once its
+ * replica settles (a debounce after remote edits and acks), so the picture never lags behind
+ * the outlines even if a message is missed.
+ */
+let previewTimer: number | null = null;
+function schedulePreview(): void {
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = window.setTimeout(() => {
+    previewTimer = null;
+    const tier = $<HTMLSelectElement>("tier").value;
+    void loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+  }, 250);
 }
 
 async function loadPreview(url: string, version: number, tier: string): Promise<void> {

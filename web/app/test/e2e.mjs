@@ -100,6 +100,11 @@ await run("editor page, two users", async (browser) => {
   await bob.page.locator("#role", { hasText: "viewer" }).waitFor(T);
   check(await bob.page.getByLabel("Title").isDisabled(), "viewer again: title disabled");
 
+  // The rendered preview catches up with the document on both screens.
+  const head = await alice.page.evaluate(() => window.montage.version());
+  for (const u of [alice, bob]) {
+    await u.page.waitForFunction((v) => Number(document.getElementById("preview").dataset.version) >= v, head, T);
+  }
   for (const u of [alice, bob]) await fitsViewport(u);
   await shot(alice, "04-final");
   await shot(bob, "04-final");
