@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the web client's dev dependencies (from the lockfile) and runs its checks: the
-# TypeScript type check, the ESM build, and the vitest suite (shared OT vectors included).
+# TypeScript type check, the ESM build, and the vitest suite (shared OT vectors included); then
+# rebuilds the demo page (web/app) and fails if the committed bundle in web/app/dist, which
+# montage serve compiles in, differs from what its sources build to.
 # Idempotent and quiet: `npm ci` runs only when node_modules is missing or older than the
 # lockfile. Call from anywhere: web/scripts/test.sh
 set -euo pipefail
-cd "$(dirname "$0")/../client"
+scripts="$(cd "$(dirname "$0")" && pwd)"
+cd "$scripts/../client"
 
 stamp=node_modules/.montage-lock-stamp
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
@@ -16,3 +19,14 @@ npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json
 npx --no-install tsc -p tsconfig.json
 NO_COLOR=1 npx --no-install vitest run
+
+# The page bundle compiled into montage serve must match its sources.
+fresh="$(mktemp -d)"
+trap 'rm -rf "$fresh"' EXIT
+"$scripts/build-app.sh" "$fresh"
+if ! diff -r "$fresh" "$scripts/../app/dist" >/dev/null; then
+  echo "web/app/dist is stale: run web/scripts/build-app.sh and commit web/app/dist" >&2
+  diff -r "$fresh" "$scripts/../app/dist" | head -20 >&2
+  exit 1
+fi
+echo "web/app/dist matches its sources"

@@ -101,6 +101,14 @@ struct ServeArgs {
     nats_url: Option<String>,
     #[command(flatten)]
     sharing: sharing_args::SharingArgs,
+    /// Where asset bytes go: `s3://bucket/prefix` (credentials from AWS_* variables) or
+    /// `file:///dir`; default DATA_DIR/assets.
+    #[arg(long, env = "MONTAGE_BLOB_URL")]
+    blob_url: Option<String>,
+    /// Development mode: `POST /v1/dev/token` signs a token for any user name (for the demo
+    /// page). Never in production.
+    #[arg(long, env = "MONTAGE_DEV")]
+    dev: bool,
 }
 
 #[derive(Args)]
@@ -181,6 +189,11 @@ fn serve(a: ServeArgs) -> Result<()> {
     config.database_pool = a.database_pool;
     config.nats_url = a.nats_url.clone();
     a.sharing.apply(&mut config.sharing)?;
+    config.blob_url = a.blob_url.clone();
+    config.dev = a.dev;
+    if a.dev {
+        tracing::warn!("--dev: anyone can get a token for any user at POST /v1/dev/token");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

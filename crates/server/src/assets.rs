@@ -2,15 +2,18 @@
 //!
 //! The store is synchronous on purpose: it is only called from the blocking pool (uploads are
 //! probed there, renders run there), and the renderer's `AssetSource` is synchronous too. The
-//! local-directory store is hand-written (temp file + rename); an `object_store`-backed one for
-//! S3 would implement the same trait.
+//! real one, [`ObjectBlobStore`], goes through the `object_store` crate: a local directory by
+//! default, S3 (or anything S3-compatible) by `--blob-url s3://bucket/prefix`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use montage_media::{Asset, AssetSource, Limits, MediaError};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{Error, Result};
 
@@ -39,20 +42,160 @@ pub trait BlobStore: Send + Sync {
     }
 }
 
-/// One file per asset, `<dir>/<id>`, written to a temp file and renamed, so a reader never sees
-/// half a file and a crash leaves at most a stray `.tmp-*`.
-pub struct DirBlobStore {
-    dir: PathBuf,
+/// Asset bytes through the `object_store` crate: a local directory by default
+/// ([`ObjectBlobStore::local`]), or S3 / an S3-compatible service ([`ObjectBlobStore::from_url`]
+/// with `s3://bucket/prefix`, credentials from the usual `AWS_*` variables).
+///
+/// `object_store` is async and [`BlobStore`] is not (its callers run on the blocking pool), so
+/// each call runs its future to completion on the runtime handle taken at construction. Calling
+/// it from an async task would block a runtime worker; nothing does.
+pub struct ObjectBlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// Prepended to every id (`prefix/<id>`); empty for a local directory.
+    prefix: ObjectPath,
+    /// The directory of a local store: files are fsynced after a put, and ffmpeg reads them.
+    local_dir: Option<PathBuf>,
+    rt: tokio::runtime::Handle,
+    /// `file:///…` or `s3://bucket/prefix`, for logs.
+    describe: String,
 }
 
-impl DirBlobStore {
-    pub fn open(dir: impl Into<PathBuf>) -> Result<DirBlobStore> {
+impl ObjectBlobStore {
+    /// Files `<dir>/<id>`, written by `object_store` to a staging file (`<id>#<n>`) that is
+    /// renamed into place, so a reader never sees half a file. Needs a tokio runtime.
+    pub fn local(dir: impl Into<PathBuf>) -> Result<ObjectBlobStore> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|e| Error::Blob {
+            url: dir.display().to_string(),
+            reason: e.to_string(),
         })?;
-        Ok(DirBlobStore { dir })
+        Ok(ObjectBlobStore {
+            store: Arc::new(fs),
+            prefix: ObjectPath::default(),
+            describe: format!("file://{}", dir.display()),
+            local_dir: Some(dir),
+            rt: runtime()?,
+        })
+    }
+
+    /// A store named by URL: `s3://bucket[/prefix]` (endpoint, region and credentials from the
+    /// environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
+    /// `AWS_ALLOW_HTTP`, …) or `file:///absolute/dir`. Needs a tokio runtime. Building it does
+    /// no I/O: a wrong bucket or credentials show on the first upload.
+    pub fn from_url(url: &str) -> Result<ObjectBlobStore> {
+        let bad = |reason: String| Error::Blob {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        match parsed.scheme() {
+            "file" => {
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|_| bad("not an absolute file path".into()))?;
+                ObjectBlobStore::local(dir)
+            }
+            "s3" | "s3a" => {
+                let bucket = parsed
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| bad("no bucket: use s3://bucket/prefix".into()))?;
+                let s3 = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?;
+                let prefix = ObjectPath::parse(parsed.path().trim_matches('/'))
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(ObjectBlobStore {
+                    store: Arc::new(s3),
+                    prefix,
+                    local_dir: None,
+                    rt: runtime()?,
+                    describe: format!("s3://{bucket}/{}", parsed.path().trim_matches('/')),
+                })
+            }
+            other => Err(bad(format!(
+                "unsupported scheme {other:?}: use s3://bucket/prefix or file:///dir"
+            ))),
+        }
+    }
+
+    /// Any `object_store` implementation (tests use `object_store::memory::InMemory`).
+    pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectBlobStore> {
+        Ok(ObjectBlobStore {
+            store,
+            prefix: ObjectPath::parse(prefix).map_err(|e| Error::Blob {
+                url: prefix.to_owned(),
+                reason: e.to_string(),
+            })?,
+            local_dir: None,
+            rt: runtime()?,
+            describe: "custom object store".into(),
+        })
+    }
+
+    /// Where the blobs go, for the startup log.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn path(&self, id: &str) -> ObjectPath {
+        self.prefix.clone().join(id)
+    }
+
+    fn blob_error(&self, e: object_store::Error) -> Error {
+        Error::Blob {
+            url: self.describe.clone(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|e| Error::Blob {
+        url: String::new(),
+        reason: format!("the blob store needs a tokio runtime: {e}"),
+    })
+}
+
+impl BlobStore for ObjectBlobStore {
+    fn local_path(&self, id: &str) -> Option<PathBuf> {
+        let path = self.local_dir.as_ref()?.join(id);
+        (valid_asset_id(id) && path.is_file()).then_some(path)
+    }
+
+    fn put(&self, id: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(id);
+        let payload = PutPayload::from(bytes.to_vec());
+        self.rt
+            .block_on(self.store.put(&path, payload))
+            .map_err(|e| self.blob_error(e))?;
+        if let Some(dir) = &self.local_dir {
+            // object_store renames a staging file into place but does not fsync: an asset an
+            // acked edit refers to must survive a power cut like the edit does.
+            let file = dir.join(id);
+            std::fs::File::open(&file)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&file))?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(id);
+        let got = self.rt.block_on(async {
+            match self.store.get(&path).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        got.map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| self.blob_error(e))
     }
 }
 
@@ -60,32 +203,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_owned(),
         source,
-    }
-}
-
-impl BlobStore for DirBlobStore {
-    fn local_path(&self, id: &str) -> Option<PathBuf> {
-        let path = self.dir.join(id);
-        (valid_asset_id(id) && path.is_file()).then_some(path)
-    }
-
-    fn put(&self, id: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.dir.join(id);
-        let tmp = self.dir.join(format!(".tmp-{id}"));
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))
-    }
-
-    fn get(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.dir.join(id);
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path)(e)),
-        }
     }
 }
 
@@ -255,20 +372,96 @@ mod tests {
         Ok(())
     }
 
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"))
+    }
+
     #[test]
-    fn dir_store_round_trips_and_misses() -> Result<()> {
+    fn local_object_store_round_trips_and_misses() -> Result<()> {
+        let rt = rt();
         let dir = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
-        let s = DirBlobStore::open(dir.path().join("assets"))?;
-        s.put("ab", b"hello")?;
-        assert_eq!(s.get("ab")?, Some(b"hello".to_vec()));
-        assert_eq!(s.get("cd")?, None);
-        // No temp file is left behind.
+        let s = {
+            let _g = rt.enter();
+            ObjectBlobStore::local(dir.path().join("assets"))?
+        };
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        s.put(&a, b"hello")?;
+        assert_eq!(s.get(&a)?, Some(b"hello".to_vec()));
+        assert_eq!(s.get(&b)?, None);
+        // A real file, where ffmpeg can read it; and no staging file is left behind.
+        let file = dir.path().join("assets").join(&a);
+        assert_eq!(s.local_path(&a), Some(file.clone()));
+        assert_eq!(std::fs::read(&file).map_err(io(&file))?, b"hello");
+        assert_eq!(s.local_path(&b), None);
+        assert_eq!(s.local_path("../x"), None);
         let names: Vec<_> = std::fs::read_dir(dir.path().join("assets"))
             .map_err(io(dir.path()))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("ab")]);
+        assert_eq!(names, vec![std::ffi::OsString::from(&a)]);
+        // The same directory named by URL reads the same blob.
+        let url = format!("file://{}", dir.path().join("assets").display());
+        let again = {
+            let _g = rt.enter();
+            ObjectBlobStore::from_url(&url)?
+        };
+        assert_eq!(again.get(&a)?, Some(b"hello".to_vec()));
+        Ok(())
+    }
+
+    #[test]
+    fn object_store_adapter_prefixes_ids() -> Result<()> {
+        let rt = rt();
+        let mem = Arc::new(object_store::memory::InMemory::new());
+        let s = {
+            let _g = rt.enter();
+            ObjectBlobStore::with_store(mem.clone(), "tenant/assets")?
+        };
+        let a = "c".repeat(32);
+        s.put(&a, b"bytes")?;
+        assert_eq!(s.get(&a)?, Some(b"bytes".to_vec()));
+        let raw = rt
+            .block_on(async {
+                mem.get(&ObjectPath::from(format!("tenant/assets/{a}")))
+                    .await?
+                    .bytes()
+                    .await
+            })
+            .map_err(|e| s.blob_error(e))?;
+        assert_eq!(&raw[..], b"bytes");
+        assert_eq!(s.local_path(&a), None, "not on disk");
+        Ok(())
+    }
+
+    /// S3 is only configured here (no S3 service on these machines): the URL is parsed into the
+    /// bucket and prefix, and building does no I/O.
+    #[test]
+    fn s3_url_is_parsed_without_io() -> Result<()> {
+        let rt = rt();
+        let _g = rt.enter();
+        let s = ObjectBlobStore::from_url("s3://media-bucket/montage/assets/")?;
+        assert_eq!(s.describe(), "s3://media-bucket/montage/assets");
+        assert_eq!(
+            s.path(&"d".repeat(32)).as_ref(),
+            format!("montage/assets/{}", "d".repeat(32))
+        );
+        assert_eq!(s.local_path(&"d".repeat(32)), None);
+        for bad in [
+            "ftp://host/x",
+            "s3:///prefix-only",
+            "not a url",
+            "file://relative",
+        ] {
+            assert!(
+                matches!(ObjectBlobStore::from_url(bad), Err(Error::Blob { .. })),
+                "{bad}"
+            );
+        }
         Ok(())
     }
 

@@ -29,6 +29,10 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// Connectors, the Task Manager and invites.
     pub sharing: crate::collaboration::SharingConfig,
+    /// Where asset bytes go: `s3://bucket/prefix` or `file:///dir`; `None` is `<data_dir>/assets`.
+    pub blob_url: Option<String>,
+    /// Development mode: `POST /v1/dev/token` hands out tokens for any name (never in production).
+    pub dev: bool,
 }
 
 impl Config {
@@ -47,6 +51,8 @@ impl Config {
             database_pool: crate::store::postgres::DEFAULT_POOL,
             nats_url: None,
             sharing: crate::collaboration::SharingConfig::default(),
+            blob_url: None,
+            dev: false,
         }
     }
 }

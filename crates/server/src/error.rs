@@ -31,6 +31,9 @@ pub enum Error {
     Serve(std::io::Error),
     #[error("fan-out bus: {0}")]
     Bus(String),
+    /// The blob store (`object_store`: a local directory or S3) failed or is misconfigured.
+    #[error("blob store {url}: {reason}")]
+    Blob { url: String, reason: String },
     #[error("the store was closed")]
     Closed,
     #[error("configuration: {0}")]

@@ -37,6 +37,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/assets", post(crate::media::upload))
         .route("/v1/assets/{id}", get(crate::media::download))
         .merge(crate::sharing_api::routes())
+        .route("/", get(crate::webapp::index))
+        .route("/app.js", get(crate::webapp::app_js))
+        .route("/app.css", get(crate::webapp::app_css))
+        .route("/v1/dev/token", post(crate::webapp::dev_token))
         .with_state(app)
 }
 

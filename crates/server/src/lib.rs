@@ -21,6 +21,7 @@ pub mod sharing_api;
 pub mod social;
 pub mod store;
 pub mod tasks;
+pub mod webapp;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, Limits, MediaConfig};
 pub use error::{Error, Result};
 
-use crate::assets::{BlobStore, DirBlobStore};
+use crate::assets::{BlobStore, ObjectBlobStore};
 use crate::auth::Auth;
 use crate::bus::{Bus, LocalHub, NatsBus};
 use crate::media::Media;
@@ -75,7 +76,12 @@ pub async fn run(
         path: config.data_dir.clone(),
         source,
     })?;
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(config.data_dir.join("assets"))?);
+    let blobs = match &config.blob_url {
+        Some(url) => ObjectBlobStore::from_url(url)?,
+        None => ObjectBlobStore::local(config.data_dir.join("assets"))?,
+    };
+    tracing::info!(blobs = blobs.describe(), "asset store");
+    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let Some(url) = config.database_url.clone() else {
         if config.nats_url.is_some() {
             return Err(Error::Bus(

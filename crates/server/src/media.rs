@@ -84,15 +84,35 @@ fn join_error(e: tokio::task::JoinError) -> AppError {
     AppError(ErrorCode::Internal, "internal error".into())
 }
 
-/// `POST /v1/assets`: any authenticated user may upload. An asset belongs to no session until a
-/// layer references it, so there is no session role to check; the id is unguessable, and reading
-/// it back needs a token too.
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    session: Option<String>,
+}
+
+/// `POST /v1/assets[?session=S]`: with `session`, the uploader must be an editor (or owner) of
+/// S — the upload is for a layer there — checked before the body is read. Without it any
+/// authenticated user may upload: an asset belongs to no session until a layer references it,
+/// its id is unguessable, and only an editor can put it into a document.
 pub async fn upload(
     State(app): State<Arc<App>>,
+    Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let claims = authenticate(&app, &headers)?;
+    if let Some(session) = &q.session {
+        let meta = app
+            .store
+            .meta(session)
+            .await?
+            .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {session}")))?;
+        if !crate::session::check_permission(&meta, &claims.sub, montage_protocol::Role::Editor) {
+            return Err(AppError(
+                ErrorCode::Forbidden,
+                format!("uploading for session {session} needs the editor role"),
+            ));
+        }
+    }
     let media = app.media.clone();
     let max = media.intake.max_bytes;
     // Refuse a declared oversize body before reading any of it (a client sending

@@ -80,6 +80,10 @@ export interface Participant {
   user: string;
   role: string;
   online: boolean;
+  /** Display name (the token's `name`), when the server sends it. */
+  name?: string;
+  /** `#rrggbb`, stable per user, when the server sends it. */
+  color?: string;
 }
 
 export interface ClientEvents {
@@ -258,6 +262,16 @@ export class MontageClient {
     return this.sync;
   }
 
+  /**
+   * Sends any other protocol message (comments, `preview_subscribe`, …) on the open socket.
+   * Returns false when not connected: such messages are not queued (unlike edits).
+   */
+  sendMessage(msg: Record<string, unknown>): boolean {
+    if (this.state !== "online" || this.sock === null || this.sock.readyState !== OPEN) return false;
+    this.send(msg);
+    return true;
+  }
+
   /** Publishes my presence (cursor, selection, …); the latest value is re-sent on reconnect. */
   setPresence(data: Json): void {
     this.presenceData = data;
@@ -400,9 +414,13 @@ export class MontageClient {
           this.presences.set(user, (m["data"] ?? null) as Json);
           return this.emit("presence", { user, data: (m["data"] ?? null) as Json });
         }
-        case "participant_joined":
-          this.participantMap.set(String(m["user"]), { user: String(m["user"]), role: String(m["role"]), online: true });
+        case "participant_joined": {
+          const p: Participant = { user: String(m["user"]), role: String(m["role"]), online: true };
+          if (typeof m["name"] === "string") p.name = m["name"];
+          if (typeof m["color"] === "string") p.color = m["color"];
+          this.participantMap.set(p.user, p);
           return this.emit("participants", this.participants);
+        }
         case "participant_left":
           this.participantMap.delete(String(m["user"]));
           this.presences.delete(String(m["user"]));
@@ -431,6 +449,10 @@ export class MontageClient {
     this.role = String(m["role"] ?? "");
     const participants = (Array.isArray(m["participants"]) ? m["participants"] : []) as Participant[];
     this.participantMap = new Map(participants.map((p) => [p.user, { ...p }]));
+    // Participants' latest presence, when the server sends it with `joined`.
+    for (const p of participants as (Participant & { presence?: Json })[]) {
+      if (p.presence !== undefined && p.presence !== null) this.presences.set(p.user, p.presence);
+    }
     const state = m["state"] as Json | undefined;
     const ops = m["ops"] as { version: number; user: string; ops: unknown }[] | undefined;
 

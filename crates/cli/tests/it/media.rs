@@ -389,6 +389,47 @@ async fn preview_requests_are_checked() -> Result<()> {
     Ok(())
 }
 
+/// `POST /v1/assets?session=S` needs the editor role in S (checked before the body is read);
+/// without `session` any signed-in user may upload.
+#[tokio::test]
+async fn uploads_for_a_session_need_an_editor() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut owner = server.connect("owner").await?;
+    owner.join("film", "c1").await?;
+    let mut viewer = server.connect("viewer").await?;
+    viewer.join("film", "c2").await?;
+    let png = picture()?;
+    let post = |user: &'static str, path: &'static str| {
+        let png = png.clone();
+        let addr = server.addr.clone();
+        async move { request(&addr, "POST", path, Some(user), Some(&png), &[]).await }
+    };
+    let r = post("viewer", "/v1/assets?session=film").await?;
+    assert_eq!((r.status, &r.json()?["code"]), (403, &json!("forbidden")));
+    let r = post("viewer", "/v1/assets?session=nope").await?;
+    assert_eq!((r.status, &r.json()?["code"]), (404, &json!("not_found")));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("assets"))?.count(),
+        0,
+        "nothing stored for refused uploads"
+    );
+    let r = post("owner", "/v1/assets?session=film").await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    // Promoted to editor, the same user may upload for the session.
+    owner
+        .send(json!({"type":"set_role","session":"film","user":"viewer","role":"editor"}))
+        .await?;
+    owner.recv_type("role_changed").await?;
+    viewer.recv_type("role_changed").await?;
+    let r = post("viewer", "/v1/assets?session=film").await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    // Without a session: any signed-in user.
+    let r = post("viewer", "/v1/assets").await?;
+    assert_eq!(r.status, 201);
+    Ok(())
+}
+
 #[tokio::test]
 async fn hostile_uploads_are_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;

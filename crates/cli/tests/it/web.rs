@@ -1,17 +1,34 @@
-//! The TypeScript client's suite (`web/scripts/test.sh`: type check, build, vitest — the shared
-//! OT vectors, the client model, a real WebSocket) runs as part of `cargo test`, so the README's
-//! one test command covers the browser side too. It needs Node.js 20 and npm; without them it
-//! fails and says so rather than passing silently.
+//! The browser side, run as part of `cargo test` so the README's one test command covers it:
+//! the TypeScript client's suite (`web/scripts/test.sh`: type check, build, vitest — the shared
+//! OT vectors, the client model, a real WebSocket — and the check that the committed page
+//! bundle matches its sources), the demo page served by the real binary, and the Playwright
+//! test driving that page in Debian's Chromium (`web/scripts/e2e.sh`). They need Node.js 20,
+//! npm and /usr/bin/chromium (`scripts/install-test-deps.sh`); without them they fail and say
+//! so rather than passing silently.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn web_client_suite_passes() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/scripts/test.sh");
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::Server;
+
+fn web_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web"))
+}
+
+/// Runs a script, failing with its whole output.
+fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let path = web_dir().join("scripts").join(script);
     let out = Command::new("bash")
-        .arg(script)
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("could not run {script}: {e} (is bash installed?)"));
+        .unwrap_or_else(|e| panic!("could not run {}: {e} (is bash installed?)", path.display()));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -19,7 +36,115 @@ fn web_client_suite_passes() {
     );
     assert!(
         out.status.success(),
-        "web/scripts/test.sh failed (it needs Node.js 20 and npm on PATH):\n{text}"
+        "web/scripts/{script} failed (it needs Node.js 20, npm and /usr/bin/chromium):\n{text}"
     );
+    text
+}
+
+#[test]
+fn web_client_suite_passes() {
+    let text = run_script("test.sh", &[], &[]);
     assert!(text.contains("Test Files"), "vitest did not report: {text}");
+    assert!(
+        text.contains("web/app/dist matches its sources"),
+        "the bundle check did not run: {text}"
+    );
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body; returns (status, body).
+async fn post_json(addr: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8(buf)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("bad response {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    Ok((status, body.to_owned()))
+}
+
+#[tokio::test]
+async fn the_page_is_served_and_dev_tokens_need_dev() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &[])?;
+    let (status, html) = server.get("/", None).await?;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("/app.js") && html.contains("<title>Montage"),
+        "{html}"
+    );
+    let (status, js) = server.get("/app.js", None).await?;
+    assert_eq!(status, 200);
+    assert!(js.contains("MontageClient"), "the bundle holds the client");
+    let (status, css) = server.get("/app.css", None).await?;
+    assert_eq!((status, css.is_empty()), (200, false));
+    // Without --dev nobody gets a token for the asking.
+    let (status, body) = post_json(&server.addr, "/v1/dev/token", r#"{"user":"alice"}"#).await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(serde_json::from_str::<Json>(&body)?["code"], "forbidden");
+    drop(server);
+
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &["--dev"])?;
+    for bad in [
+        r#"{"user":""}"#,
+        r#"{"name":"x"}"#,
+        "not json",
+        r#"{"user":"a\u0001b"}"#,
+    ] {
+        let (status, body) = post_json(&server.addr, "/v1/dev/token", bad).await?;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = post_json(
+        &server.addr,
+        "/v1/dev/token",
+        r#"{"user":"alice","name":"Alice"}"#,
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let answer: Json = serde_json::from_str(&body)?;
+    let token = answer["token"].as_str().context("no token")?;
+    assert_eq!(answer["user"], "alice");
+    // The token works: the WebSocket takes it and the creator owns the new session.
+    let mut c = crate::harness::Client::connect(&server.url(token)).await?;
+    let joined = c.join("dev-session", "tab").await?;
+    assert_eq!(joined["role"], json!("owner"));
+    Ok(())
+}
+
+/// Two browser contexts as two users in one session, in Debian's Chromium, against the real
+/// binary: both edit, one goes offline and comes back, both end with the same document and see
+/// each other's cursors; screenshots in web/app/test-results.
+#[test]
+fn two_users_edit_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &["--dev"])?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["editing"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
+/// Comments (drag a box, reply, resolve) and invite links in Chromium. Needs the server side of
+/// issue #6 (comment messages, GET …/comments, invites), built on another branch: the lead
+/// removes the `ignore` once that is merged.
+#[test]
+#[ignore = "needs the comments and invites server side (#6); enable after merging it"]
+fn comments_and_invites_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &["--dev"])?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["comments"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
 }

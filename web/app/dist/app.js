@@ -1,0 +1,2753 @@
+// ../client/src/json.ts
+function typeName(v) {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  switch (typeof v) {
+    case "boolean":
+      return "boolean";
+    case "number":
+      return "number";
+    case "string":
+      return "string";
+    case "object":
+      return "object";
+    default:
+      return typeof v;
+  }
+}
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+function hasOwn(o, k) {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+function getKey(o, k) {
+  return hasOwn(o, k) ? o[k] : void 0;
+}
+function setKey(o, k, v) {
+  if (k === "__proto__") {
+    Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  } else {
+    o[k] = v;
+  }
+}
+function clone(v) {
+  if (v === null || typeof v !== "object") return v;
+  if (Array.isArray(v)) return v.map((x) => clone(x));
+  const out = {};
+  for (const k of Object.keys(v)) setKey(out, k, clone(v[k]));
+  return out;
+}
+
+// ../client/src/path.ts
+function pathEq(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+function isPrefix(p, q) {
+  if (q.length < p.length) return false;
+  for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) return false;
+  return true;
+}
+function lastIndex(p) {
+  const l = p[p.length - 1];
+  return typeof l === "number" ? l : void 0;
+}
+function withIndexAt(p, at2, i) {
+  const v = p.slice();
+  if (at2 >= 0 && at2 < v.length) v[at2] = i;
+  return v;
+}
+function withLastIndex(p, i) {
+  return withIndexAt(p, Math.max(p.length - 1, 0), i);
+}
+function showPath(p) {
+  return "[" + p.map((s) => typeof s === "number" ? String(s) : JSON.stringify(s)).join(",") + "]";
+}
+
+// ../client/src/error.ts
+var OtError = class extends Error {
+  kind;
+  path;
+  constructor(kind, message, path) {
+    super(message);
+    this.name = "OtError";
+    this.kind = kind;
+    this.path = path;
+  }
+};
+var errors = {
+  noSuchPath: (path) => new OtError("no_such_path", `path ${showPath(path)} does not exist`, path),
+  wrongType: (path, expected, found) => new OtError("wrong_type", `path ${showPath(path)}: expected ${expected}, found ${found}`, path),
+  outOfBounds: (path, index, len) => new OtError("out_of_bounds", `path ${showPath(path)}: index ${index} out of bounds (length ${len})`, path),
+  textOutOfBounds: (path, pos, end, len) => new OtError(
+    "text_out_of_bounds",
+    `path ${showPath(path)}: text range ${pos}..${end} out of bounds (length ${len})`,
+    path
+  ),
+  invalid: (path, reason) => new OtError("invalid", `path ${showPath(path)}: ${reason}`, path),
+  schema: (path, reason) => new OtError("schema", `the document would break its shape at ${showPath(path)}: ${reason}`, path),
+  decode: (reason) => new OtError("decode", `malformed component: ${reason}`)
+};
+
+// ../client/src/unicode.ts
+function isHigh(c) {
+  return c >= 55296 && c <= 56319;
+}
+function isLow(c) {
+  return c >= 56320 && c <= 57343;
+}
+function scalarLength(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) i++;
+    n++;
+  }
+  return n;
+}
+function hasLoneSurrogate(s) {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isHigh(c)) {
+      if (i + 1 < s.length && isLow(s.charCodeAt(i + 1))) {
+        i++;
+        continue;
+      }
+      return true;
+    }
+    if (isLow(c)) return true;
+  }
+  return false;
+}
+function toScalarIndex(s, utf16) {
+  if (!Number.isInteger(utf16) || utf16 < 0 || utf16 > s.length) {
+    throw new RangeError(`UTF-16 index ${utf16} is outside the string (length ${s.length})`);
+  }
+  if (utf16 > 0 && utf16 < s.length && isHigh(s.charCodeAt(utf16 - 1)) && isLow(s.charCodeAt(utf16))) {
+    throw new RangeError(`UTF-16 index ${utf16} falls inside a surrogate pair`);
+  }
+  let n = 0;
+  for (let i = 0; i < utf16; i++) {
+    if (isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) i++;
+    n++;
+  }
+  return n;
+}
+function toUtf16Index(s, scalar) {
+  if (!Number.isInteger(scalar) || scalar < 0) {
+    throw new RangeError(`scalar index ${scalar} must be a non-negative integer`);
+  }
+  let i = 0;
+  for (let n = 0; n < scalar; n++) {
+    if (i >= s.length) {
+      throw new RangeError(`scalar index ${scalar} is outside the string (length ${scalarLength(s)})`);
+    }
+    if (isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) i += 2;
+    else i += 1;
+  }
+  return i;
+}
+function sliceScalars(s, pos, len) {
+  const a = toUtf16Index(s, pos);
+  const b = a + toUtf16Index(s.slice(a), len);
+  return s.slice(a, b);
+}
+
+// ../client/src/text.ts
+function isRetain(p) {
+  return p !== void 0 && "retain" in p;
+}
+function isInsert(p) {
+  return p !== void 0 && "insert" in p;
+}
+function isDelete(p) {
+  return p !== void 0 && "delete" in p;
+}
+function partLen(p) {
+  if ("retain" in p) return p.retain;
+  if ("delete" in p) return p.delete;
+  return scalarLength(p.insert);
+}
+function skipScalars(s, n) {
+  return s.slice(toUtf16Index(s, n));
+}
+var TextOp = class _TextOp {
+  parts = [];
+  static insert(pos, s) {
+    const op = new _TextOp();
+    op.push({ retain: pos });
+    op.push({ insert: s });
+    return op;
+  }
+  static delete(pos, n) {
+    const op = new _TextOp();
+    op.push({ retain: pos });
+    op.push({ delete: n });
+    return op;
+  }
+  static fromParts(parts) {
+    const op = new _TextOp();
+    for (const p of parts) op.push(p);
+    return op.trim();
+  }
+  isNoop() {
+    return this.parts.length === 0;
+  }
+  /** Appends a part, keeping the op normalized. */
+  push(part) {
+    const parts = this.parts;
+    const last = parts[parts.length - 1];
+    if (isRetain(part)) {
+      if (part.retain === 0) return;
+      if (isRetain(last)) parts[parts.length - 1] = { retain: last.retain + part.retain };
+      else parts.push({ retain: part.retain });
+    } else if (isDelete(part)) {
+      if (part.delete === 0) return;
+      if (isDelete(last)) parts[parts.length - 1] = { delete: last.delete + part.delete };
+      else parts.push({ delete: part.delete });
+    } else {
+      if (part.insert === "") return;
+      const len = parts.length;
+      if (isInsert(last)) {
+        parts[len - 1] = { insert: last.insert + part.insert };
+      } else if (isDelete(last)) {
+        const before = parts[len - 2];
+        if (len >= 2 && isInsert(before)) parts[len - 2] = { insert: before.insert + part.insert };
+        else parts.splice(len - 1, 0, { insert: part.insert });
+      } else {
+        parts.push({ insert: part.insert });
+      }
+    }
+  }
+  trim() {
+    if (isRetain(this.parts[this.parts.length - 1])) this.parts.pop();
+    return this;
+  }
+  /** Length of the string this op applies to, at least. */
+  baseLen() {
+    let n = 0;
+    for (const p of this.parts) if (!isInsert(p)) n += partLen(p);
+    return n;
+  }
+  /** Applies to `text`: the new string and the inverse (which carries the deleted chars). */
+  apply(text, path) {
+    const len = scalarLength(text);
+    const need = this.baseLen();
+    if (need > len) throw errors.textOutOfBounds(path, 0, need, len);
+    const inverse = new _TextOp();
+    let out = "";
+    let rest = text;
+    for (const p of this.parts) {
+      if (isRetain(p)) {
+        const cut = toUtf16Index(rest, p.retain);
+        out += rest.slice(0, cut);
+        rest = rest.slice(cut);
+        inverse.push({ retain: p.retain });
+      } else if (isInsert(p)) {
+        out += p.insert;
+        inverse.push({ delete: scalarLength(p.insert) });
+      } else {
+        const cut = toUtf16Index(rest, p.delete);
+        inverse.push({ insert: rest.slice(0, cut) });
+        rest = rest.slice(cut);
+      }
+    }
+    return { text: out + rest, inverse: inverse.trim() };
+  }
+  /** The op as wire steps, each applying to the string the previous one left. */
+  steps() {
+    const out = [];
+    let pos = 0;
+    for (const p of this.parts) {
+      if (isRetain(p)) pos += p.retain;
+      else if (isInsert(p)) {
+        out.push({ pos, ins: p.insert });
+        pos += scalarLength(p.insert);
+      } else out.push({ pos, del: p.delete });
+    }
+    return out;
+  }
+  /** `this` then `other`, as one op. */
+  compose(other) {
+    const out = new _TextOp();
+    const a = new Taker(this.parts);
+    for (const part of other.parts) {
+      if (isRetain(part)) {
+        let n = part.retain;
+        while (n > 0) {
+          const chunk = a.take(n, "delete");
+          if (!isDelete(chunk)) n -= partLen(chunk);
+          out.push(chunk);
+        }
+      } else if (isInsert(part)) {
+        out.push({ insert: part.insert });
+      } else {
+        let n = part.delete;
+        while (n > 0) {
+          const chunk = a.take(n, "delete");
+          if (isRetain(chunk)) {
+            out.push({ delete: chunk.retain });
+            n -= chunk.retain;
+          } else if (isInsert(chunk)) {
+            n -= scalarLength(chunk.insert);
+          } else {
+            out.push(chunk);
+          }
+        }
+      }
+    }
+    for (let p = a.nextWhole(); p !== void 0; p = a.nextWhole()) out.push(p);
+    return out.trim();
+  }
+  /** `this` rewritten to apply after `other`; `left`: this op's inserts go first at a tie. */
+  transform(other, left) {
+    const out = new _TextOp();
+    const a = new Taker(this.parts);
+    for (const part of other.parts) {
+      if (isRetain(part)) {
+        let n = part.retain;
+        while (n > 0) {
+          const chunk = a.take(n, "insert");
+          if (!isInsert(chunk)) n -= partLen(chunk);
+          out.push(chunk);
+        }
+      } else if (isInsert(part)) {
+        if (left && a.peekInsert()) out.push(a.take(Number.MAX_SAFE_INTEGER, "insert"));
+        out.push({ retain: scalarLength(part.insert) });
+      } else {
+        let n = part.delete;
+        while (n > 0) {
+          const chunk = a.take(n, "insert");
+          if (isRetain(chunk)) n -= chunk.retain;
+          else if (isInsert(chunk)) out.push(chunk);
+          else n -= chunk.delete;
+        }
+      }
+    }
+    for (let p = a.nextWhole(); p !== void 0; p = a.nextWhole()) out.push(p);
+    return out.trim();
+  }
+  /** Moves a caret at scalar index `pos` past this op; `stickAfter` keeps it after text
+   * inserted exactly at it. */
+  transformPosition(pos, stickAfter) {
+    let at2 = 0;
+    let out = pos;
+    for (const p of this.parts) {
+      if (at2 > pos) break;
+      if (isRetain(p)) at2 += p.retain;
+      else if (isInsert(p)) {
+        if (at2 < pos || stickAfter) out += scalarLength(p.insert);
+      } else {
+        if (at2 < pos) out -= Math.min(p.delete, pos - at2);
+        at2 += p.delete;
+      }
+    }
+    return out;
+  }
+  equals(other) {
+    if (this.parts.length !== other.parts.length) return false;
+    return this.parts.every((p, i) => {
+      const q = other.parts[i];
+      if (isRetain(p)) return isRetain(q) && q.retain === p.retain;
+      if (isInsert(p)) return isInsert(q) && q.insert === p.insert;
+      return isDelete(q) && q.delete === p.delete;
+    });
+  }
+};
+var Taker = class {
+  constructor(parts) {
+    this.parts = parts;
+  }
+  idx = 0;
+  /** Chars of parts[idx] already taken. */
+  offset = 0;
+  peekInsert() {
+    return isInsert(this.parts[this.idx]);
+  }
+  nextWhole() {
+    const p = this.parts[this.idx];
+    if (p === void 0) return void 0;
+    let whole = p;
+    if (this.offset !== 0) {
+      if (isRetain(p)) whole = { retain: p.retain - this.offset };
+      else if (isDelete(p)) whole = { delete: p.delete - this.offset };
+      else whole = { insert: skipScalars(p.insert, this.offset) };
+    }
+    this.idx++;
+    this.offset = 0;
+    return whole;
+  }
+  /** Takes up to `n` chars; a part of the indivisible kind is taken whole. Past the end the
+   * op retains everything. */
+  take(n, indivisible) {
+    const p = this.parts[this.idx];
+    if (p === void 0) return { retain: n };
+    const whole = isInsert(p) && indivisible === "insert" || isDelete(p) && indivisible === "delete";
+    if (whole) return this.nextWhole() ?? { retain: n };
+    const remaining = partLen(p) - this.offset;
+    if (remaining <= n) return this.nextWhole() ?? { retain: n };
+    const start2 = this.offset;
+    this.offset += n;
+    if (isRetain(p)) return { retain: n };
+    if (isDelete(p)) return { delete: n };
+    return { insert: sliceScalars(p.insert, start2, n) };
+  }
+};
+
+// ../client/src/component.ts
+var MAX_PATH_DEPTH = 64;
+var MAX_INDEX = 4294967295;
+var MAX_COMPONENTS = 1e4;
+function isNoop(c) {
+  switch (c.op) {
+    case "text":
+      return c.text.isNoop();
+    case "mov":
+      return lastIndex(c.path) === c.to;
+    case "trim":
+      return c.start === void 0 && c.in === void 0 && c.out === void 0;
+    default:
+      return false;
+  }
+}
+var FIELDS = {
+  set: { required: ["path", "value"], optional: [] },
+  del: { required: ["path"], optional: [] },
+  ins: { required: ["path", "value"], optional: [] },
+  mov: { required: ["path", "to"], optional: [] },
+  add: { required: ["path", "value"], optional: [] },
+  text: { required: ["path", "pos"], optional: ["ins", "del"] },
+  split: { required: ["path", "at", "media", "id"], optional: [] },
+  trim: { required: ["path"], optional: ["start", "in", "out"] },
+  crop: { required: ["path", "rect"], optional: [] },
+  rotate: { required: ["path", "by"], optional: [] },
+  adjust: { required: ["path", "param", "value"], optional: [] }
+};
+function fail(reason) {
+  throw errors.decode(reason);
+}
+function decodePath(v) {
+  if (!Array.isArray(v)) fail("a path must be an array of keys and indices");
+  if (v.length > MAX_PATH_DEPTH) fail("path deeper than 64 segments");
+  return v.map((s) => {
+    if (typeof s === "string") return s;
+    if (typeof s === "number" && Number.isInteger(s) && s >= 0) return s;
+    if (typeof s === "number" && Number.isInteger(s)) fail("negative index");
+    return fail("a path segment must be a string key or a non-negative integer index");
+  });
+}
+function num(v, what) {
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(`\`${what}\` must be a number`);
+  return v;
+}
+function optNum(v, what) {
+  return v === void 0 || v === null ? void 0 : num(v, what);
+}
+function uint(v, what) {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`\`${what}\` must be a non-negative integer`);
+  return v;
+}
+function str(v, what) {
+  if (typeof v !== "string") fail(`\`${what}\` must be a string`);
+  if (hasLoneSurrogate(v)) fail(`\`${what}\` holds an unpaired surrogate`);
+  return v;
+}
+function checkValue(v, depth = 0) {
+  if (depth > 512) fail("value nested too deeply");
+  if (v === null || typeof v === "boolean") return v;
+  if (typeof v === "number") return num(v, "value");
+  if (typeof v === "string") return str(v, "value");
+  if (Array.isArray(v)) {
+    for (const x of v) checkValue(x, depth + 1);
+    return v;
+  }
+  if (isObject(v)) {
+    for (const k of Object.keys(v)) {
+      str(k, "key");
+      checkValue(v[k], depth + 1);
+    }
+    return v;
+  }
+  return fail("a value must be JSON");
+}
+function checkBounds(path, counts) {
+  if (path.some((s) => typeof s === "number" && s > MAX_INDEX) || counts.some((n) => n > MAX_INDEX)) {
+    fail(`indices, positions and counts are at most ${MAX_INDEX}`);
+  }
+}
+function decodeComponent(w) {
+  if (!isObject(w)) fail("a component must be an object");
+  const kind = w["op"];
+  if (typeof kind !== "string" || !hasOwn(FIELDS, kind)) fail(`unknown op ${JSON.stringify(kind)}`);
+  const spec = FIELDS[kind];
+  for (const k of Object.keys(w)) {
+    if (k !== "op" && !spec.required.includes(k) && !spec.optional.includes(k)) fail(`unknown field \`${k}\``);
+  }
+  for (const k of spec.required) if (!hasOwn(w, k)) fail(`missing field \`${k}\``);
+  const path = decodePath(w["path"]);
+  switch (kind) {
+    case "set":
+    case "ins": {
+      checkBounds(path, []);
+      const value = checkValue(w["value"]);
+      if (kind === "ins" && lastIndex(path) === void 0) fail("ins: the path must end in a list index");
+      return { op: kind, path, value };
+    }
+    case "del":
+      checkBounds(path, []);
+      return { op: "del", path };
+    case "mov": {
+      const to = uint(w["to"], "to");
+      checkBounds(path, [to]);
+      if (lastIndex(path) === void 0) fail("mov: the path must end in a list index");
+      return { op: "mov", path, to };
+    }
+    case "add":
+      checkBounds(path, []);
+      return { op: "add", path, value: num(w["value"], "value") };
+    case "text": {
+      const pos = uint(w["pos"], "pos");
+      const i = w["ins"] === null ? void 0 : w["ins"];
+      const d = w["del"] === null ? void 0 : w["del"];
+      const dn = d === void 0 ? void 0 : uint(d, "del");
+      const is = i === void 0 ? void 0 : str(i, "ins");
+      checkBounds(path, [pos, dn ?? 0]);
+      if (is !== void 0 && dn === void 0) return { op: "text", path, text: TextOp.insert(pos, is) };
+      if (is === void 0 && dn !== void 0) return { op: "text", path, text: TextOp.delete(pos, dn) };
+      return fail("text: give exactly one of `ins` and `del`");
+    }
+    case "split": {
+      const at2 = num(w["at"], "at");
+      const media = num(w["media"], "media");
+      const id = str(w["id"], "id");
+      checkBounds(path, []);
+      if (lastIndex(path) === void 0) fail("split: the path must name a clip in a list");
+      return { op: "split", path, at: at2, media, id };
+    }
+    case "trim": {
+      const start2 = optNum(w["start"], "start");
+      const inn = optNum(w["in"], "in");
+      const out = optNum(w["out"], "out");
+      checkBounds(path, []);
+      if (start2 === void 0 && inn === void 0 && out === void 0) {
+        fail("trim: give at least one of `start`, `in`, `out`");
+      }
+      const c = { op: "trim", path };
+      if (start2 !== void 0) c.start = start2;
+      if (inn !== void 0) c.in = inn;
+      if (out !== void 0) c.out = out;
+      return c;
+    }
+    case "crop": {
+      const r = w["rect"];
+      if (!isObject(r)) fail("crop: `rect` must be an object");
+      for (const k of Object.keys(r)) if (!["x", "y", "w", "h"].includes(k)) fail(`unknown field \`${k}\``);
+      const rect = { x: num(r["x"], "x"), y: num(r["y"], "y"), w: num(r["w"], "w"), h: num(r["h"], "h") };
+      checkBounds(path, []);
+      return { op: "crop", path, rect };
+    }
+    case "rotate":
+      checkBounds(path, []);
+      return { op: "rotate", path, by: num(w["by"], "by") };
+    case "adjust": {
+      const param = str(w["param"], "param");
+      const value = num(w["value"], "value");
+      checkBounds(path, []);
+      return { op: "adjust", path, param, value };
+    }
+  }
+  return fail(`unknown op ${kind}`);
+}
+function decodeOp(w) {
+  if (!Array.isArray(w)) fail("an edit must be an array of components");
+  if (w.length > MAX_COMPONENTS) fail(`an edit has at most ${MAX_COMPONENTS} components`);
+  return w.map(decodeComponent);
+}
+function encodeOp(op) {
+  const out = [];
+  for (const c of op) encodeComponent(c, out);
+  return out;
+}
+function encodeComponent(c, out) {
+  const path = c.path.slice();
+  switch (c.op) {
+    case "set":
+    case "ins":
+      out.push({ op: c.op, path, value: c.value });
+      return;
+    case "del":
+      out.push({ op: "del", path });
+      return;
+    case "mov":
+      out.push({ op: "mov", path, to: c.to });
+      return;
+    case "add":
+      out.push({ op: "add", path, value: c.value });
+      return;
+    case "text":
+      for (const s of c.text.steps()) {
+        out.push("ins" in s ? { op: "text", path: path.slice(), pos: s.pos, ins: s.ins } : { op: "text", path: path.slice(), pos: s.pos, del: s.del });
+      }
+      return;
+    case "split":
+      out.push({ op: "split", path, at: c.at, media: c.media, id: c.id });
+      return;
+    case "trim": {
+      const w = { op: "trim", path };
+      if (c.start !== void 0) w.start = c.start;
+      if (c.in !== void 0) w.in = c.in;
+      if (c.out !== void 0) w.out = c.out;
+      out.push(w);
+      return;
+    }
+    case "crop":
+      out.push({ op: "crop", path, rect: { x: c.rect.x, y: c.rect.y, w: c.rect.w, h: c.rect.h } });
+      return;
+    case "rotate":
+      out.push({ op: "rotate", path, by: c.by });
+      return;
+    case "adjust":
+      out.push({ op: "adjust", path, param: c.param, value: c.value });
+      return;
+  }
+}
+
+// ../client/src/apply.ts
+function walk(box, segs) {
+  let v = box.root;
+  for (let n = 0; n < segs.length; n++) {
+    const seg = segs[n];
+    if (isObject(v) && typeof seg === "string") {
+      const x = getKey(v, seg);
+      if (x === void 0) throw errors.noSuchPath(segs.slice(0, n + 1));
+      v = x;
+    } else if (Array.isArray(v) && typeof seg === "number") {
+      if (seg >= v.length) throw errors.outOfBounds(segs.slice(0, n), seg, v.length);
+      v = v[seg];
+    } else {
+      throw errors.wrongType(segs.slice(0, n), typeof seg === "string" ? "object" : "array", typeName(v));
+    }
+  }
+  return v;
+}
+var join = (p, k) => [...p, k];
+function finite(path, what, n) {
+  if (!Number.isFinite(n)) throw errors.invalid(path, `${what} must be a finite number`);
+  return n;
+}
+function listAt(box, path) {
+  const i = lastIndex(path);
+  if (i === void 0) throw errors.invalid(path, "the path must end in a list index");
+  const parent = path.slice(0, -1);
+  const a = walk(box, parent);
+  if (!Array.isArray(a)) throw errors.wrongType(parent, "array", typeName(a));
+  return [a, i];
+}
+function objAt(box, path) {
+  const m = walk(box, path);
+  if (!isObject(m)) throw errors.wrongType(path, "object", typeName(m));
+  return m;
+}
+function numField(m, path, key) {
+  const v = getKey(m, key);
+  if (v === void 0) return void 0;
+  if (typeof v === "number") return v;
+  throw errors.wrongType(join(path, key), "number", typeName(v));
+}
+function adjustRange(param) {
+  switch (param) {
+    case "brightness":
+    case "contrast":
+    case "saturation":
+      return [-1, 1];
+    case "exposure":
+      return [-10, 10];
+    default:
+      return void 0;
+  }
+}
+function rectOf(v) {
+  if (!isObject(v)) return void 0;
+  const x = getKey(v, "x");
+  const y = getKey(v, "y");
+  const w = getKey(v, "w");
+  const h2 = getKey(v, "h");
+  if (typeof x !== "number" || typeof y !== "number" || typeof w !== "number" || typeof h2 !== "number") {
+    return void 0;
+  }
+  return { x, y, w, h: h2 };
+}
+function exactRectOf(v) {
+  const r = rectOf(v);
+  if (!r || !isObject(v) || Object.keys(v).length !== 4) return void 0;
+  return r.x >= 0 && r.y >= 0 && r.w > 0 && r.h > 0 ? r : void 0;
+}
+function applyComponent(box, c) {
+  switch (c.op) {
+    case "set": {
+      const path = c.path;
+      if (path.length === 0) {
+        const old = box.root;
+        box.root = clone(c.value);
+        return [{ op: "set", path, value: old }];
+      }
+      const parent = path.slice(0, -1);
+      const last = path[path.length - 1];
+      const p = walk(box, parent);
+      if (isObject(p) && typeof last === "string") {
+        const old = getKey(p, last);
+        setKey(p, last, clone(c.value));
+        return old === void 0 ? [{ op: "del", path }] : [{ op: "set", path, value: old }];
+      }
+      if (Array.isArray(p) && typeof last === "number") {
+        if (last >= p.length) throw errors.outOfBounds(parent, last, p.length);
+        const old = p[last];
+        p[last] = clone(c.value);
+        return [{ op: "set", path, value: old }];
+      }
+      throw errors.wrongType(parent, typeof last === "string" ? "object" : "array", typeName(p));
+    }
+    case "del": {
+      const path = c.path;
+      if (path.length === 0) throw errors.invalid(path, "the document root can't be deleted");
+      const parent = path.slice(0, -1);
+      const last = path[path.length - 1];
+      const p = walk(box, parent);
+      if (isObject(p) && typeof last === "string") {
+        if (!hasOwn(p, last)) throw errors.noSuchPath(path);
+        const old = p[last];
+        delete p[last];
+        return [{ op: "set", path, value: old }];
+      }
+      if (Array.isArray(p) && typeof last === "number") {
+        if (last >= p.length) throw errors.outOfBounds(parent, last, p.length);
+        const [old] = p.splice(last, 1);
+        return [{ op: "ins", path, value: old }];
+      }
+      throw errors.wrongType(parent, typeof last === "string" ? "object" : "array", typeName(p));
+    }
+    case "ins": {
+      const [a, i] = listAt(box, c.path);
+      if (i > a.length) throw errors.outOfBounds(c.path.slice(0, -1), i, a.length);
+      a.splice(i, 0, clone(c.value));
+      return [{ op: "del", path: c.path }];
+    }
+    case "mov": {
+      const [a, i] = listAt(box, c.path);
+      for (const idx of [i, c.to]) {
+        if (idx >= a.length) throw errors.outOfBounds(c.path.slice(0, -1), idx, a.length);
+      }
+      const [v] = a.splice(i, 1);
+      a.splice(c.to, 0, v);
+      return [{ op: "mov", path: withLastIndex(c.path, c.to), to: i }];
+    }
+    case "add": {
+      finite(c.path, "add", c.value);
+      const parent = c.path.slice(0, -1);
+      const v = walk(box, c.path);
+      if (typeof v !== "number") throw errors.wrongType(c.path, "number", typeName(v));
+      const sum = finite(c.path, "the sum", v + c.value);
+      if (c.path.length === 0) box.root = sum;
+      else {
+        const p = walk(box, parent);
+        const last = c.path[c.path.length - 1];
+        if (Array.isArray(p)) p[last] = sum;
+        else setKey(p, last, sum);
+      }
+      return [{ op: "add", path: c.path, value: -c.value }];
+    }
+    case "text": {
+      const v = walk(box, c.path);
+      if (typeof v !== "string") throw errors.wrongType(c.path, "string", typeName(v));
+      const { text, inverse } = c.text.apply(v, c.path);
+      if (c.path.length === 0) box.root = text;
+      else {
+        const p = walk(box, c.path.slice(0, -1));
+        const last = c.path[c.path.length - 1];
+        if (Array.isArray(p)) p[last] = text;
+        else setKey(p, last, text);
+      }
+      return [{ op: "text", path: c.path, text: inverse }];
+    }
+    case "split": {
+      finite(c.path, "at", c.at);
+      finite(c.path, "media", c.media);
+      const [a, i] = listAt(box, c.path);
+      if (i >= a.length) throw errors.outOfBounds(c.path.slice(0, -1), i, a.length);
+      const clip = a[i];
+      if (!isObject(clip)) throw errors.wrongType(c.path, "object", typeName(clip));
+      for (const key of ["start", "in", "out"]) {
+        if (numField(clip, c.path, key) === void 0) {
+          throw errors.invalid(c.path, `split: the clip has no \`${key}\``);
+        }
+      }
+      const oldOut = getKey(clip, "out") ?? null;
+      setKey(clip, "out", c.media);
+      const right = {};
+      for (const k of Object.keys(clip)) setKey(right, k, clone(clip[k]));
+      setKey(right, "id", c.id);
+      setKey(right, "start", c.at);
+      setKey(right, "in", c.media);
+      setKey(right, "out", oldOut);
+      a.splice(i + 1, 0, right);
+      return [
+        { op: "del", path: withLastIndex(c.path, i + 1) },
+        { op: "set", path: join(c.path, "out"), value: oldOut }
+      ];
+    }
+    case "trim": {
+      const m = objAt(box, c.path);
+      const fields = [
+        ["start", c.start],
+        ["in", c.in],
+        ["out", c.out]
+      ];
+      const old = [void 0, void 0, void 0];
+      fields.forEach(([key, v], n) => {
+        if (v !== void 0) {
+          finite(c.path, key, v);
+          const o = numField(m, c.path, key);
+          if (o === void 0) throw errors.invalid(c.path, `trim: the clip has no \`${key}\``);
+          old[n] = o;
+        }
+      });
+      for (const [key, v] of fields) if (v !== void 0) setKey(m, key, v);
+      const inv = { op: "trim", path: c.path };
+      if (old[0] !== void 0) inv.start = old[0];
+      if (old[1] !== void 0) inv.in = old[1];
+      if (old[2] !== void 0) inv.out = old[2];
+      return [inv];
+    }
+    case "crop": {
+      const r = c.rect;
+      for (const [k, v] of [
+        ["x", r.x],
+        ["y", r.y],
+        ["w", r.w],
+        ["h", r.h]
+      ]) {
+        finite(c.path, k, v);
+      }
+      if (r.x < 0 || r.y < 0 || r.w <= 0 || r.h <= 0) {
+        throw errors.invalid(c.path, "crop: x and y must be ≥ 0, w and h > 0");
+      }
+      const m = objAt(box, c.path);
+      const old = getKey(m, "crop");
+      setKey(m, "crop", { x: r.x, y: r.y, w: r.w, h: r.h });
+      if (old === void 0) return [{ op: "del", path: join(c.path, "crop") }];
+      const oldRect = exactRectOf(old);
+      return oldRect ? [{ op: "crop", path: c.path, rect: oldRect }] : [{ op: "set", path: join(c.path, "crop"), value: old }];
+    }
+    case "rotate": {
+      finite(c.path, "by", c.by);
+      const m = objAt(box, c.path);
+      const r = numField(m, c.path, "rotation");
+      if (r !== void 0) {
+        finite(c.path, "the rotation", r + c.by);
+        setKey(m, "rotation", r + c.by);
+        return [{ op: "rotate", path: c.path, by: -c.by }];
+      }
+      setKey(m, "rotation", c.by);
+      return [{ op: "del", path: join(c.path, "rotation") }];
+    }
+    case "adjust": {
+      const { param, value } = c;
+      finite(c.path, "value", value);
+      if (param.length === 0 || param.length > 32 || !/^[a-z_]+$/.test(param)) {
+        throw errors.invalid(c.path, "adjust: `param` must be 1–32 lowercase letters or `_`");
+      }
+      const range = adjustRange(param);
+      if (range && !(value >= range[0] && value <= range[1])) {
+        throw errors.invalid(c.path, `adjust: ${param} must be within ${range[0]}..=${range[1]}`);
+      }
+      const m = objAt(box, c.path);
+      const adj = getKey(m, "adjust");
+      if (adj === void 0) {
+        const o = {};
+        setKey(o, param, value);
+        setKey(m, "adjust", o);
+        return [{ op: "del", path: join(c.path, "adjust") }];
+      }
+      if (!isObject(adj)) throw errors.wrongType(join(c.path, "adjust"), "object", typeName(adj));
+      const old = getKey(adj, param);
+      setKey(adj, param, value);
+      const at2 = [...c.path, "adjust", param];
+      if (old === void 0) return [{ op: "del", path: at2 }];
+      if (typeof old === "number" && (range === void 0 || old >= range[0] && old <= range[1])) {
+        return [{ op: "adjust", path: c.path, param, value: old }];
+      }
+      return [{ op: "set", path: at2, value: old }];
+    }
+  }
+}
+
+// ../client/src/schema.ts
+var bad = (path, reason) => errors.schema(path, reason);
+function at(doc2, path) {
+  let v = doc2;
+  for (const seg of path) {
+    if (isObject(v) && typeof seg === "string") v = getKey(v, seg);
+    else if (Array.isArray(v) && typeof seg === "number") v = v[seg];
+    else return void 0;
+    if (v === void 0) return void 0;
+  }
+  return v;
+}
+function checkTouched(doc2, op) {
+  let rootChecked = false;
+  for (const c of op) {
+    const e = entity(c.path);
+    if (e === void 0 && (c.op === "text" || c.op === "add")) continue;
+    if (!rootChecked) {
+      checkRoot(doc2);
+      rootChecked = true;
+    }
+    if (e !== void 0) checkEntity(doc2, e);
+    if (c.op === "split") {
+      const i = lastIndex(c.path);
+      if (i !== void 0) {
+        const e2 = entity(withLastIndex(c.path, i + 1));
+        if (e2 !== void 0) checkEntity(doc2, e2);
+      }
+    }
+  }
+}
+function entity(p) {
+  const key = (n, k) => p[n] === k;
+  const idx = (n) => typeof p[n] === "number";
+  if (key(0, "canvas") && key(1, "layers") && idx(2)) return p.slice(0, 3);
+  if (key(0, "timeline") && key(1, "tracks") && idx(2) && key(3, "clips") && idx(4)) return p.slice(0, 5);
+  if (key(0, "timeline") && key(1, "tracks") && idx(2)) return p.slice(0, 3);
+  if (key(0, "assets") || key(0, "canvas") || key(0, "timeline")) return p.slice(0, Math.min(p.length, 2));
+  if (p.length === 0) return p;
+  return void 0;
+}
+function get(v, k) {
+  return isObject(v) ? getKey(v, k) : void 0;
+}
+function checkEntity(doc2, e) {
+  const v = at(doc2, e);
+  if (v === void 0) return;
+  const key = (n, k) => e[n] === k;
+  switch (e.length) {
+    case 0:
+      checkCanvas(get(v, "canvas") ?? null, ["canvas"]);
+      checkTimeline(get(v, "timeline") ?? null, ["timeline"]);
+      checkAssets(get(v, "assets") ?? null, ["assets"]);
+      return;
+    case 1:
+      if (key(0, "canvas")) return checkCanvas(v, e);
+      if (key(0, "timeline")) return checkTimeline(v, e);
+      if (key(0, "assets")) return checkAssets(v, e);
+      return;
+    case 2:
+      if (key(0, "canvas") && key(1, "layers")) return checkList(v, e, checkLayer);
+      if (key(0, "canvas")) return checkCanvas(get(doc2, "canvas") ?? null, e.slice(0, 1));
+      if (key(0, "timeline") && key(1, "tracks")) return checkList(v, e, checkTrack);
+      if (key(0, "timeline")) return;
+      if (key(0, "assets")) return checkAsset(v, e);
+      return;
+    case 3:
+      if (key(0, "canvas")) return checkLayer(v, e);
+      return checkTrack(v, e);
+    case 5:
+      return checkClip(v, e);
+    default:
+      return;
+  }
+}
+function checkRoot(doc2) {
+  if (!isObject(doc2)) throw bad([], "the document must be an object");
+  const want = [
+    ["title", "string"],
+    ["assets", "object"],
+    ["canvas", "object"],
+    ["timeline", "object"],
+    ["meta", "object"]
+  ];
+  for (const [k, t] of want) {
+    const v = getKey(doc2, k);
+    if (v === void 0) throw bad([k], "is required");
+    if (typeName(v) !== t) throw bad([k], `must be a ${t}, not a ${typeName(v)}`);
+  }
+}
+function field(v, at2, k, t, required) {
+  const x = get(v, k);
+  if (x !== void 0) {
+    if (typeName(x) === t) return x;
+    throw bad([...at2, k], `must be a ${t}, not a ${typeName(x)}`);
+  }
+  if (required) throw bad([...at2, k], "is required");
+  return void 0;
+}
+function object(v, at2) {
+  if (!isObject(v)) throw bad(at2, `must be an object, not a ${typeName(v)}`);
+}
+function checkList(v, at2, each) {
+  if (!Array.isArray(v)) throw bad(at2, "must be an array");
+  v.forEach((x, i) => each(x, [...at2, i]));
+}
+function checkCanvas(v, at2) {
+  object(v, at2);
+  field(v, at2, "width", "number", true);
+  field(v, at2, "height", "number", true);
+  const layers2 = field(v, at2, "layers", "array", true) ?? null;
+  checkList(layers2, [...at2, "layers"], checkLayer);
+}
+function checkTimeline(v, at2) {
+  object(v, at2);
+  const tracks = field(v, at2, "tracks", "array", true) ?? null;
+  checkList(tracks, [...at2, "tracks"], checkTrack);
+}
+function checkAssets(v, at2) {
+  if (!isObject(v)) throw bad(at2, "must be an object");
+  for (const k of Object.keys(v).sort()) checkAsset(v[k], [...at2, k]);
+}
+function oneOf(v, at2, k, allowed) {
+  if (typeof v === "string" && allowed.includes(v)) return;
+  throw bad([...at2, k], `must be one of ${allowed.join(", ")}`);
+}
+function checkAsset(v, at2) {
+  object(v, at2);
+  oneOf(get(v, "kind"), at2, "kind", ["image", "video", "audio"]);
+  for (const k of ["width", "height", "duration"]) field(v, at2, k, "number", false);
+}
+function checkLayer(v, at2) {
+  object(v, at2);
+  field(v, at2, "id", "string", true);
+  oneOf(get(v, "kind"), at2, "kind", ["image", "text"]);
+  if (get(v, "kind") === "image") {
+    field(v, at2, "asset", "string", true);
+    for (const k of ["x", "y", "w", "h"]) field(v, at2, k, "number", true);
+    field(v, at2, "rotation", "number", false);
+    const o = field(v, at2, "opacity", "number", false);
+    if (typeof o === "number" && !(o >= 0 && o <= 1)) throw bad([...at2, "opacity"], "must be within 0..=1");
+    const c = field(v, at2, "crop", "object", false);
+    if (c !== void 0) for (const k of ["x", "y", "w", "h"]) field(c, [...at2, "crop"], k, "number", true);
+    const f = field(v, at2, "flip", "object", false);
+    if (f !== void 0) for (const k of ["h", "v"]) field(f, [...at2, "flip"], k, "boolean", false);
+    const a = field(v, at2, "adjust", "object", false);
+    if (a !== void 0 && isObject(a)) {
+      const p = [...at2, "adjust"];
+      for (const k of Object.keys(a).sort()) {
+        const n = field(a, p, k, "number", true);
+        const r = adjustRange(k);
+        if (typeof n === "number" && r && !(n >= r[0] && n <= r[1])) {
+          throw bad([...p, k], `must be within ${r[0]}..=${r[1]}`);
+        }
+      }
+    }
+  } else {
+    field(v, at2, "text", "string", true);
+    for (const k of ["x", "y", "size"]) field(v, at2, k, "number", true);
+    field(v, at2, "color", "string", true);
+  }
+}
+function checkTrack(v, at2) {
+  object(v, at2);
+  field(v, at2, "id", "string", true);
+  oneOf(get(v, "kind"), at2, "kind", ["video", "audio"]);
+  const clips = field(v, at2, "clips", "array", true) ?? null;
+  checkList(clips, [...at2, "clips"], checkClip);
+}
+function checkClip(v, at2) {
+  object(v, at2);
+  field(v, at2, "id", "string", true);
+  field(v, at2, "asset", "string", true);
+  for (const k of ["start", "in", "out"]) field(v, at2, k, "number", true);
+}
+
+// ../client/src/transform.ts
+var flip = (s) => s === "left" ? "right" : "left";
+function idxAfter(eff, e) {
+  switch (eff.k) {
+    case "ins":
+      return e + (e >= eff.at ? 1 : 0);
+    case "del":
+      if (e === eff.at) return void 0;
+      return e - (e > eff.at ? 1 : 0);
+    case "mov": {
+      if (e === eff.from) return eff.to;
+      const e2 = e - (e > eff.from ? 1 : 0);
+      return e2 + (e2 >= eff.to ? 1 : 0);
+    }
+    case "split":
+      return e + (e > eff.at ? 1 : 0);
+  }
+}
+function listEff(o) {
+  const i = lastIndex(o.path);
+  if (i === void 0) return void 0;
+  const parent = o.path.slice(0, -1);
+  switch (o.op) {
+    case "ins":
+      return [parent, { k: "ins", at: i }];
+    case "del":
+      return [parent, { k: "del", at: i }];
+    case "mov":
+      return [parent, { k: "mov", from: i, to: o.to }];
+    case "split":
+      return [parent, { k: "split", at: i }];
+    default:
+      return void 0;
+  }
+}
+function target(c) {
+  switch (c.op) {
+    case "set":
+      return [c.path.slice(), "write"];
+    case "del":
+      return [c.path.slice(), "remove"];
+    case "crop":
+      return [[...c.path, "crop"], "write"];
+    case "adjust":
+      return [[...c.path, "adjust", c.param], "write"];
+    case "rotate":
+      return [[...c.path, "rotation"], "edit"];
+    default:
+      return [c.path.slice(), "edit"];
+  }
+}
+function withPath(c, path) {
+  return { ...c, path };
+}
+function mapPath(path, list, eff) {
+  const n = list.length;
+  if (path.length <= n || !isPrefix(list, path)) return path;
+  const e = path[n];
+  if (typeof e !== "number") return path;
+  const e2 = idxAfter(eff, e);
+  if (e2 === void 0) return void 0;
+  return withIndexAt(path, n, e2);
+}
+function replaced(o) {
+  switch (o.op) {
+    case "set":
+    case "crop":
+    case "adjust":
+      return target(o)[0];
+    case "del":
+      return lastIndex(o.path) === void 0 ? o.path.slice() : void 0;
+    default:
+      return void 0;
+  }
+}
+function transformComponent(c, o, side, out) {
+  if (isNoop(o)) {
+    out.push(c);
+    return;
+  }
+  if (c.op === "trim") return transformTrim(c, o, side, out);
+  if (o.op === "trim") {
+    let cur = [c];
+    for (const [key, v] of [
+      ["start", o.start],
+      ["in", o.in],
+      ["out", o.out]
+    ]) {
+      if (v !== void 0) {
+        const w = { op: "set", path: [...o.path, key], value: v };
+        const next = [];
+        for (const x of cur) transformComponent(x, w, side, next);
+        cur = next;
+      }
+    }
+    out.push(...cur);
+    return;
+  }
+  if (o.op === "split") return transformAgainstSplit(c, o, side, out);
+  const le = listEff(o);
+  if (le !== void 0) {
+    const [list, eff] = le;
+    if ((c.op === "ins" || c.op === "mov") && pathEq(c.path.slice(0, -1), list)) {
+      return listVsList(c, eff, side, out);
+    }
+    const p = mapPath(c.path, list, eff);
+    if (p !== void 0) out.push(p === c.path ? c : withPath(c, p));
+    return;
+  }
+  const q = replaced(o);
+  if (q !== void 0) {
+    const oRemove = o.op === "del";
+    if (c.op === "ins" || c.op === "mov") {
+      if (!isPrefix(q, c.path.slice(0, -1))) out.push(c);
+      return;
+    }
+    const [t, kind] = target(c);
+    if (q.length < t.length && isPrefix(q, t)) return;
+    if (pathEq(q, t)) {
+      let keep;
+      if (kind === "edit") keep = false;
+      else if (kind === "write") keep = side === "right";
+      else if (oRemove) keep = false;
+      else keep = lastIndex(t) !== void 0 || side === "right";
+      if (!keep) return;
+    }
+    out.push(c);
+    return;
+  }
+  if (c.op === "text" && o.op === "text" && pathEq(c.path, o.path)) {
+    const t = c.text.transform(o.text, side === "left");
+    if (!t.isNoop()) out.push({ op: "text", path: c.path, text: t });
+    return;
+  }
+  out.push(c);
+}
+function listVsList(c, eff, side, out) {
+  const path = c.path;
+  let rc;
+  let gc;
+  if (c.op === "ins") {
+    rc = void 0;
+    gc = lastIndex(path) ?? 0;
+  } else if (c.op === "mov") {
+    rc = lastIndex(path);
+    gc = c.to;
+  } else {
+    throw new Error("listVsList is only called for ins and mov");
+  }
+  let ro;
+  let go;
+  let oFirst;
+  switch (eff.k) {
+    case "ins":
+      [ro, go, oFirst] = [void 0, eff.at, side === "right"];
+      break;
+    case "del":
+      [ro, go, oFirst] = [eff.at, void 0, false];
+      break;
+    case "mov":
+      [ro, go, oFirst] = [eff.from, eff.to, side === "right"];
+      break;
+    case "split":
+      [ro, go, oFirst] = [void 0, eff.at + 1, true];
+      break;
+  }
+  if (rc !== void 0 && rc === ro) {
+    if (eff.k === "mov" && c.op === "mov" && side === "right" && eff.to !== gc) {
+      out.push({ op: "mov", path: withLastIndex(path, eff.to), to: gc });
+    }
+    return;
+  }
+  const toReduced = (g, own, other) => {
+    if (other === void 0) return g;
+    const r = own !== void 0 ? other - (other > own ? 1 : 0) : other;
+    return g - (g > r ? 1 : 0);
+  };
+  const gcR = toReduced(gc, rc, ro);
+  let pos;
+  if (go === void 0) pos = gcR;
+  else {
+    const goR = toReduced(go, ro, rc);
+    pos = gcR + (goR < gcR || goR === gcR && oFirst ? 1 : 0);
+  }
+  if (c.op === "ins") {
+    out.push({ op: "ins", path: withLastIndex(path, pos), value: c.value });
+  } else {
+    const from = (rc !== void 0 ? idxAfter(eff, rc) : void 0) ?? 0;
+    if (from !== pos) out.push({ op: "mov", path: withLastIndex(path, from), to: pos });
+  }
+}
+function transformTrim(c, o, side, out) {
+  const writes = [];
+  for (const [key, v] of [
+    ["start", c.start],
+    ["in", c.in],
+    ["out", c.out]
+  ]) {
+    if (v !== void 0) transformComponent({ op: "set", path: [...c.path, key], value: v }, o, side, writes);
+  }
+  const trims = [];
+  for (const w of writes) {
+    if (w.op !== "set" || typeof w.value !== "number") continue;
+    const key = w.path[w.path.length - 1];
+    if (typeof key !== "string") continue;
+    const clip = w.path.slice(0, -1);
+    let slot = trims.find((t) => pathEq(t.path, clip));
+    if (slot === void 0) {
+      slot = { op: "trim", path: clip };
+      trims.push(slot);
+    }
+    if (key === "start") slot.start = w.value;
+    else if (key === "in") slot.in = w.value;
+    else slot.out = w.value;
+  }
+  out.push(...trims);
+}
+function transformAgainstSplit(c, o, side, out) {
+  const sp = o.path;
+  const list = sp.slice(0, -1);
+  const i = lastIndex(sp);
+  if (i === void 0) {
+    out.push(c);
+    return;
+  }
+  const n = list.length;
+  const cp = c.path;
+  if (c.op === "split" && pathEq(c.path, sp)) {
+    if (c.at < o.at) out.push(c);
+    else if (c.at > o.at) out.push({ ...c, path: withLastIndex(c.path, i + 1) });
+    else if (side === "left") {
+      const right = withLastIndex(c.path, i + 1);
+      out.push({ op: "set", path: [...c.path, "out"], value: c.media });
+      out.push({ op: "set", path: [...right, "id"], value: c.id });
+      out.push({ op: "set", path: [...right, "start"], value: c.at });
+      out.push({ op: "set", path: [...right, "in"], value: c.media });
+    }
+    return;
+  }
+  if ((c.op === "ins" || c.op === "mov") && pathEq(cp.slice(0, -1), list)) {
+    if (c.op === "mov" && lastIndex(cp) === i) {
+      const j = c.to;
+      const left = cp;
+      const right = withLastIndex(cp, i + 1);
+      if (j > i) {
+        out.push({ op: "mov", path: right, to: j + 1 });
+        out.push({ op: "mov", path: left, to: j });
+      } else if (j < i) {
+        out.push({ op: "mov", path: left, to: j });
+        out.push({ op: "mov", path: right, to: j + 1 });
+      }
+      return;
+    }
+    return listVsList(c, { k: "split", at: i }, side, out);
+  }
+  if (cp.length <= n || !isPrefix(list, cp)) {
+    out.push(c);
+    return;
+  }
+  const e = cp[n];
+  if (typeof e !== "number") {
+    out.push(c);
+    return;
+  }
+  if (e !== i) {
+    out.push(withPath(c, withIndexAt(cp, n, e + (e > i ? 1 : 0))));
+    return;
+  }
+  const rightOf = (x) => withPath(x, withIndexAt(x.path, n, i + 1));
+  if (cp.length === n + 1) {
+    if (c.op === "del" || c.op === "set") {
+      out.push({ op: "del", path: withLastIndex(cp, i + 1) });
+      out.push(c);
+    } else {
+      out.push(c);
+      out.push(rightOf(c));
+    }
+    return;
+  }
+  const k = cp[n + 1];
+  if (k === "start" || k === "in" || k === "id") out.push(c);
+  else if (k === "out") out.push(rightOf(c));
+  else {
+    out.push(c);
+    out.push(rightOf(c));
+  }
+}
+function transformXComponents(a, b, side) {
+  let bCur = b.filter((c) => !isNoop(c));
+  const aOut = [];
+  for (const ac of a) {
+    if (isNoop(ac)) continue;
+    let aCur = [ac];
+    const bNext = [];
+    for (const bc of bCur) {
+      if (aCur.length === 1) {
+        const a2 = [];
+        transformComponent(aCur[0], bc, side, a2);
+        transformComponent(bc, aCur[0], flip(side), bNext);
+        aCur = a2;
+      } else {
+        const [a2, b2] = transformXComponents(aCur, [bc], side);
+        aCur = a2;
+        bNext.push(...b2);
+      }
+    }
+    aOut.push(...aCur);
+    bCur = bNext;
+  }
+  return [aOut, bCur];
+}
+
+// ../client/src/op.ts
+function apply(doc2, op) {
+  const box = { root: clone(doc2) };
+  const inverse = applyComponents(box, op);
+  checkTouched(box.root, op);
+  return { doc: box.root, inverse };
+}
+function applyUnchecked(doc2, op) {
+  const box = { root: clone(doc2) };
+  const inverse = applyComponents(box, op);
+  return { doc: box.root, inverse };
+}
+function applyComponents(box, op) {
+  const undo = [];
+  for (const c of op) undo.push(applyComponent(box, c));
+  return undo.reverse().flat();
+}
+function transform(a, b, side) {
+  if (a.length === 1) {
+    const c = a[0];
+    if (isNoop(c)) return [];
+    let cur = [c];
+    for (let k = 0; k < b.length; k++) {
+      if (cur.length === 0) break;
+      if (cur.length === 1) {
+        const next = [];
+        transformComponent(cur[0], b[k], side, next);
+        cur = next;
+      } else {
+        return transformXComponents(cur, b.slice(k), side)[0];
+      }
+    }
+    return cur;
+  }
+  return transformXComponents(a, b, side)[0];
+}
+function transformX(a, b, side) {
+  return transformXComponents(a, b, side);
+}
+function compose(a, b) {
+  const out = a.slice();
+  for (const c of b) pushMerged(out, c);
+  return out;
+}
+function pushMerged(op, c) {
+  if (isNoop(c)) return;
+  const last = op[op.length - 1];
+  if (last !== void 0) {
+    const merged = merge(last, c);
+    if (merged !== void 0) {
+      if (isNoop(merged)) op.pop();
+      else op[op.length - 1] = merged;
+      return;
+    }
+  }
+  op.push(c);
+}
+function merge(a, b) {
+  if (!pathEq(a.path, b.path)) return void 0;
+  if (a.op === "text" && b.op === "text") return { op: "text", path: a.path, text: a.text.compose(b.text) };
+  if (a.op === "set" && b.op === "set" || a.op === "crop" && b.op === "crop") return b;
+  if (a.op === "adjust" && b.op === "adjust" && a.param === b.param) return b;
+  if (a.op === "trim" && b.op === "trim") {
+    const t = { op: "trim", path: a.path };
+    const start2 = b.start ?? a.start;
+    const inn = b.in ?? a.in;
+    const out = b.out ?? a.out;
+    if (start2 !== void 0) t.start = start2;
+    if (inn !== void 0) t.in = inn;
+    if (out !== void 0) t.out = out;
+    return t;
+  }
+  return void 0;
+}
+
+// ../client/src/sync.ts
+var SyncDoc = class _SyncDoc {
+  doc;
+  version;
+  inflight = null;
+  pending = null;
+  pendingEdits = 0;
+  lastSeq;
+  undoStack = [];
+  redoStack = [];
+  /** Most undo steps kept. */
+  undoLimit = 200;
+  constructor(doc2, version, lastSeq = 0) {
+    this.doc = doc2;
+    this.version = version;
+    this.lastSeq = lastSeq;
+  }
+  /** The last seq handed out. */
+  get lastSeqUsed() {
+    return this.lastSeq;
+  }
+  /** Local edits not yet acknowledged by the server. */
+  get pendingCount() {
+    return (this.inflight?.edits ?? 0) + this.pendingEdits;
+  }
+  get canUndo() {
+    return this.undoStack.length > 0;
+  }
+  get canRedo() {
+    return this.redoStack.length > 0;
+  }
+  /**
+   * A local edit: validated and applied at once (throws `OtError` and changes nothing if the
+   * edit is refused), then queued. Returns the applied edit.
+   */
+  edit(op, kind = "edit") {
+    const before = this.doc;
+    const { doc: doc2 } = apply(before, op);
+    const inverse = undoInverse(before, op);
+    this.doc = doc2;
+    if (kind === "edit") {
+      this.undoStack.push(inverse);
+      if (this.undoStack.length > this.undoLimit) this.undoStack.shift();
+      this.redoStack = [];
+    } else if (kind === "undo") {
+      this.redoStack.push(inverse);
+    } else {
+      this.undoStack.push(inverse);
+    }
+    this.pending = this.pending === null ? op.slice() : compose(this.pending, op);
+    this.pendingEdits++;
+    return op;
+  }
+  /** Undoes my latest edit that still applies; returns the edit applied, or null. */
+  undo() {
+    return this.step(this.undoStack, "undo");
+  }
+  redo() {
+    return this.step(this.redoStack, "redo");
+  }
+  step(stack, kind) {
+    while (stack.length > 0) {
+      const op = stack.pop();
+      if (op.length === 0) continue;
+      try {
+        return this.edit(op, kind);
+      } catch {
+      }
+    }
+    return null;
+  }
+  /** The next edit to send, if none is in flight. */
+  takeOutgoing() {
+    if (this.inflight !== null || this.pending === null) return null;
+    const op = this.pending;
+    this.pending = null;
+    this.inflight = { base: this.version, seq: ++this.lastSeq, op, sent: op, edits: this.pendingEdits };
+    this.pendingEdits = 0;
+    return { base: this.inflight.base, seq: this.inflight.seq, op };
+  }
+  /** The in-flight edit as first sent, with its original base and seq, for resending after a
+   * reconnect (the server transforms it past everything since `base` again). */
+  resend() {
+    const f = this.inflight;
+    return f === null ? null : { base: f.base, seq: f.seq, op: f.sent };
+  }
+  /** The server acknowledged my in-flight edit as `version`. */
+  ack(seq, version) {
+    if (this.inflight === null || this.inflight.seq !== seq) {
+      throw new Error(`ack for seq ${seq}, but ${this.inflight ? `seq ${this.inflight.seq}` : "nothing"} is in flight`);
+    }
+    if (version !== this.version + 1) {
+      throw new Error(`ack names version ${version}, expected ${this.version + 1}`);
+    }
+    this.version = version;
+    this.inflight = null;
+  }
+  /** An edit of someone else, ordered by the server as `version`. Returns the edit as applied
+   * to the local document. */
+  remote(version, op) {
+    if (version !== this.version + 1) {
+      throw new Error(`server edit version ${version}, expected ${this.version + 1}`);
+    }
+    let incoming = op;
+    if (this.inflight !== null) {
+      const [a, b] = transformX(incoming, this.inflight.op, "left");
+      incoming = a;
+      this.inflight.op = b;
+    }
+    if (this.pending !== null) {
+      const [a, b] = transformX(incoming, this.pending, "left");
+      incoming = a;
+      this.pending = b;
+    }
+    this.doc = applyUnchecked(this.doc, incoming).doc;
+    this.version = version;
+    this.undoStack = this.undoStack.map((u) => transform(u, incoming, "right"));
+    this.redoStack = this.redoStack.map((u) => transform(u, incoming, "right"));
+    return incoming;
+  }
+  /** The state to persist (undo history is not kept). */
+  snapshot() {
+    const f = this.inflight;
+    return {
+      v: 1,
+      doc: this.doc,
+      version: this.version,
+      lastSeq: this.lastSeq,
+      inflight: f && { base: f.base, seq: f.seq, sent: encodeOp(f.sent), op: encodeOp(f.op), edits: f.edits },
+      pending: this.pending && encodeOp(this.pending),
+      pendingEdits: this.pendingEdits
+    };
+  }
+  /** A replica from a snapshot; throws on an unknown snapshot version or a malformed edit. */
+  static restore(s) {
+    if (s.v !== 1) throw new Error(`unknown snapshot version ${String(s.v)}`);
+    const d = new _SyncDoc(s.doc, s.version, s.lastSeq);
+    if (s.inflight) {
+      const f = s.inflight;
+      d.inflight = { base: f.base, seq: f.seq, sent: decodeOp(f.sent), op: decodeOp(f.op), edits: f.edits };
+    }
+    d.pending = s.pending && decodeOp(s.pending);
+    d.pendingEdits = s.pendingEdits;
+    return d;
+  }
+  /** Drops every unacknowledged edit (after the server refused one) and adopts `doc`. */
+  reset(doc2, version) {
+    this.doc = doc2;
+    this.version = version;
+    this.inflight = null;
+    this.pending = null;
+    this.pendingEdits = 0;
+    this.undoStack = [];
+    this.redoStack = [];
+  }
+};
+function undoInverse(before, op) {
+  let cur = before;
+  const parts = [];
+  for (const c of op) {
+    const r = applyUnchecked(cur, [c]);
+    let inv = r.inverse;
+    if (c.op === "rotate" && inv.length === 1 && inv[0].op === "del") {
+      inv = [{ op: "rotate", path: c.path, by: -c.by }];
+    } else if (c.op === "adjust" && inv.length === 1 && inv[0].op === "del" && inv[0].path.length === c.path.length + 1) {
+      inv = [{ op: "del", path: [...c.path, "adjust", c.param] }];
+    }
+    parts.push(inv);
+    cur = r.doc;
+  }
+  return parts.reverse().flat();
+}
+
+// ../client/src/client.ts
+var OPEN = 1;
+function defaultSocket() {
+  const WS = globalThis.WebSocket;
+  if (WS === void 0) {
+    throw new Error("no global WebSocket here: pass the `socket` option (e.g. the `ws` package)");
+  }
+  return (url, protocols) => new WS(url, protocols);
+}
+function randomId() {
+  const c = globalThis.crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+var MontageClient = class _MontageClient {
+  session;
+  clientId;
+  opts;
+  makeSocket;
+  timers;
+  random;
+  handlers = /* @__PURE__ */ new Map();
+  sock = null;
+  sync = null;
+  state = "offline";
+  attempt = 0;
+  retryTimer = null;
+  wantOnline = false;
+  joined = false;
+  /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
+  held = null;
+  presenceData;
+  /** The last seq used, kept across resyncs: (client, seq) must never repeat. */
+  seqFloor = 0;
+  participantMap = /* @__PURE__ */ new Map();
+  presences = /* @__PURE__ */ new Map();
+  readyWaiters = [];
+  role = null;
+  constructor(opts) {
+    this.opts = opts;
+    this.session = opts.session;
+    const stored = _MontageClient.loadStored(opts);
+    this.clientId = stored?.clientId ?? opts.clientId ?? randomId();
+    if (stored) {
+      this.sync = SyncDoc.restore(stored.sync);
+      this.joined = true;
+    }
+    this.makeSocket = opts.socket ?? defaultSocket();
+    this.timers = opts.timers ?? {
+      setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+      clearTimeout: (h2) => globalThis.clearTimeout(h2)
+    };
+    this.random = opts.random ?? Math.random;
+    if (opts.autoConnect !== false) this.connect();
+  }
+  static loadStored(opts) {
+    const raw = opts.storage?.load();
+    if (raw === null || raw === void 0) return null;
+    try {
+      const s = JSON.parse(raw);
+      if (s.session !== opts.session) return null;
+      SyncDoc.restore(s.sync);
+      return s;
+    } catch {
+      return null;
+    }
+  }
+  /** Writes the replica to `storage`, if any. */
+  persist() {
+    const st = this.opts.storage;
+    if (st === void 0 || this.sync === null) return;
+    const s = { session: this.session, clientId: this.clientId, sync: this.sync.snapshot() };
+    st.save(JSON.stringify(s));
+  }
+  // ---- state -------------------------------------------------------------------------------
+  /** The local document (with my unacknowledged edits applied); null before the first join. */
+  get doc() {
+    return this.sync?.doc ?? null;
+  }
+  /** The last server version this replica has seen. */
+  get version() {
+    return this.sync?.version ?? 0;
+  }
+  get connectionState() {
+    return this.state;
+  }
+  get pendingCount() {
+    return this.sync?.pendingCount ?? 0;
+  }
+  get participants() {
+    return [...this.participantMap.values()];
+  }
+  /** Latest presence data of each other user. */
+  get presence() {
+    return this.presences;
+  }
+  get canUndo() {
+    return this.sync?.canUndo ?? false;
+  }
+  get canRedo() {
+    return this.sync?.canRedo ?? false;
+  }
+  /** Resolves once the session is joined (at once if it already is). */
+  ready() {
+    if (this.joined && this.state === "online") return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+  on(event, fn) {
+    let set2 = this.handlers.get(event);
+    if (!set2) this.handlers.set(event, set2 = /* @__PURE__ */ new Set());
+    set2.add(fn);
+    return () => set2.delete(fn);
+  }
+  emit(event, ev) {
+    if (event === "change") this.persist();
+    for (const fn of this.handlers.get(event) ?? []) fn(ev);
+  }
+  // ---- editing -----------------------------------------------------------------------------
+  /** Applies a local edit at once and sends it when it can. Throws `OtError` if the edit is
+   * invalid for the current document (nothing changes then). */
+  submit(op) {
+    const sync = this.requireSync();
+    sync.edit(op);
+    this.emit("change", { doc: sync.doc, op, local: true, version: sync.version });
+    this.flush();
+    if (this.state !== "online") this.emit("status", { state: this.state, pending: this.pendingCount });
+  }
+  /** Undoes my latest edit (others' work stays). Returns false if there was nothing to undo. */
+  undo() {
+    return this.localStep((s) => s.undo());
+  }
+  redo() {
+    return this.localStep((s) => s.redo());
+  }
+  localStep(f) {
+    const sync = this.requireSync();
+    const op = f(sync);
+    if (op === null) return false;
+    this.emit("change", { doc: sync.doc, op, local: true, version: sync.version });
+    this.flush();
+    return true;
+  }
+  requireSync() {
+    if (this.sync === null) throw new Error("the session is not joined yet: wait for ready()");
+    return this.sync;
+  }
+  /**
+   * Sends any other protocol message (comments, `preview_subscribe`, …) on the open socket.
+   * Returns false when not connected: such messages are not queued (unlike edits).
+   */
+  sendMessage(msg) {
+    if (this.state !== "online" || this.sock === null || this.sock.readyState !== OPEN) return false;
+    this.send(msg);
+    return true;
+  }
+  /** Publishes my presence (cursor, selection, …); the latest value is re-sent on reconnect. */
+  setPresence(data) {
+    this.presenceData = data;
+    if (this.state === "online") this.send({ type: "presence", session: this.session, data });
+  }
+  // ---- connection --------------------------------------------------------------------------
+  /** Opens the connection (and keeps reconnecting until `disconnect`). */
+  connect() {
+    this.wantOnline = true;
+    if (this.sock !== null) return;
+    if (this.retryTimer !== null) {
+      this.timers.clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    this.setState(this.joined ? "reconnecting" : "connecting");
+    let url = this.opts.url;
+    if (this.opts.token !== void 0) {
+      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.opts.token);
+    }
+    let sock;
+    try {
+      sock = this.makeSocket(url, ["montage.v1.json"]);
+    } catch {
+      this.onClosed();
+      return;
+    }
+    this.sock = sock;
+    sock.onopen = () => {
+      if (this.sock !== sock) return;
+      const join2 = { type: "join", session: this.session, client: this.clientId };
+      if (this.sync !== null) join2["since"] = this.sync.version;
+      this.send(join2);
+    };
+    sock.onmessage = (ev) => {
+      if (this.sock !== sock) return;
+      let msg;
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        this.emit("error", { code: "bad_frame", message: "the server sent a frame that is not JSON" });
+        return;
+      }
+      if (typeof msg === "object" && msg !== null && !Array.isArray(msg)) this.onMessage(msg);
+    };
+    sock.onclose = () => {
+      if (this.sock !== sock) return;
+      this.sock = null;
+      this.onClosed();
+    };
+    sock.onerror = () => {
+    };
+  }
+  /** Closes the connection and stays offline (edits keep queueing locally). */
+  disconnect() {
+    this.wantOnline = false;
+    if (this.retryTimer !== null) {
+      this.timers.clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    const s = this.sock;
+    this.sock = null;
+    this.held = null;
+    if (s !== null) {
+      try {
+        if (s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
+        s.close(1e3, "bye");
+      } catch {
+      }
+    }
+    this.setState("offline");
+  }
+  onClosed() {
+    this.held = null;
+    if (!this.wantOnline) {
+      this.setState("offline");
+      return;
+    }
+    const b = this.opts.backoff ?? {};
+    const initial = b.initialMs ?? 250;
+    const max = b.maxMs ?? 1e4;
+    const factor = b.factor ?? 2;
+    const jitter = b.jitter ?? 0.2;
+    const base = Math.min(max, initial * Math.pow(factor, this.attempt));
+    const delay = Math.round(base * (1 + jitter * this.random()));
+    this.attempt++;
+    this.setState("offline", { attempt: this.attempt, retryInMs: delay });
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.wantOnline) this.connect();
+    }, delay);
+  }
+  setState(state, extra = {}) {
+    this.state = state;
+    const ev = { state, pending: this.pendingCount, ...extra };
+    if (state === "reconnecting" && ev.attempt === void 0) ev.attempt = this.attempt;
+    this.emit("status", ev);
+  }
+  send(msg) {
+    const s = this.sock;
+    if (s === null || s.readyState !== OPEN) return;
+    s.send(JSON.stringify(msg));
+  }
+  flush() {
+    if (this.state !== "online" || this.sync === null || this.held !== null) return;
+    const out = this.sync.takeOutgoing();
+    if (out !== null) {
+      this.persist();
+      this.sendOp(out.base, out.seq, out.op);
+    }
+  }
+  sendOp(base, seq, op) {
+    this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(op), rid: `op:${seq}` });
+  }
+  // ---- server messages ---------------------------------------------------------------------
+  onMessage(m) {
+    this.emit("message", m);
+    if (typeof m["session"] === "string" && m["session"] !== this.session) return;
+    try {
+      switch (m["type"]) {
+        case "joined":
+          return this.onJoined(m);
+        case "ack":
+          return this.onAck(Number(m["seq"]), Number(m["version"]));
+        case "op":
+          return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
+        case "presence": {
+          const user = String(m["user"]);
+          this.presences.set(user, m["data"] ?? null);
+          return this.emit("presence", { user, data: m["data"] ?? null });
+        }
+        case "participant_joined": {
+          const p = { user: String(m["user"]), role: String(m["role"]), online: true };
+          if (typeof m["name"] === "string") p.name = m["name"];
+          if (typeof m["color"] === "string") p.color = m["color"];
+          this.participantMap.set(p.user, p);
+          return this.emit("participants", this.participants);
+        }
+        case "participant_left":
+          this.participantMap.delete(String(m["user"]));
+          this.presences.delete(String(m["user"]));
+          return this.emit("participants", this.participants);
+        case "role_changed": {
+          const user = String(m["user"]);
+          const p = this.participantMap.get(user);
+          if (p) p.role = String(m["role"]);
+          return this.emit("role", { user, role: String(m["role"]) });
+        }
+        case "error":
+          return this.onError(m);
+        default:
+          return;
+      }
+    } catch (e) {
+      this.emit("error", { code: "desync", message: e.message });
+      this.resync();
+    }
+  }
+  onJoined(m) {
+    const version = Number(m["version"]);
+    this.role = String(m["role"] ?? "");
+    const participants = Array.isArray(m["participants"]) ? m["participants"] : [];
+    this.participantMap = new Map(participants.map((p) => [p.user, { ...p }]));
+    for (const p of participants) {
+      if (p.presence !== void 0 && p.presence !== null) this.presences.set(p.user, p.presence);
+    }
+    const state = m["state"];
+    const ops = m["ops"];
+    if (this.sync === null || state !== void 0) {
+      if (this.sync !== null && this.sync.pendingCount > 0) {
+        this.emit("rejected", {
+          seq: this.sync.inflight?.seq ?? 0,
+          code: "resync",
+          message: "the server sent a full state; unacknowledged edits were dropped",
+          lost: this.sync.pendingCount
+        });
+      }
+      if (state === void 0) throw new Error("joined without state or ops");
+      if (this.sync === null) this.sync = new SyncDoc(state, version, this.seqFloor);
+      else this.sync.reset(state, version);
+      this.emit("change", { doc: this.sync.doc, op: [], local: false, version });
+    }
+    const sync = this.sync;
+    const entries = (ops ?? []).map((e) => ({ version: Number(e.version), op: decodeOp(e.ops), user: String(e.user) }));
+    this.joined = true;
+    this.attempt = 0;
+    this.state = "online";
+    const resend = sync.resend();
+    if (resend !== null && state === void 0) {
+      this.held = entries;
+      this.sendOp(resend.base, resend.seq, resend.op);
+    } else {
+      for (const e of entries) this.applyRemote(e.version, e.op, e.user);
+    }
+    this.emit("joined", { version: sync.version, role: this.role, participants: this.participants });
+    this.emit("participants", this.participants);
+    this.emit("status", { state: "online", pending: this.pendingCount });
+    if (this.presenceData !== void 0) this.send({ type: "presence", session: this.session, data: this.presenceData });
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w();
+    this.flush();
+  }
+  onAck(seq, version) {
+    const sync = this.requireSync();
+    if (this.held !== null) {
+      const held = this.held;
+      this.held = null;
+      for (const e of held) {
+        if (e.version === version) sync.ack(seq, version);
+        else this.applyRemote(e.version, e.op, e.user ?? "");
+      }
+      if (sync.inflight !== null && sync.inflight.seq === seq) sync.ack(seq, version);
+    } else {
+      sync.ack(seq, version);
+    }
+    this.flush();
+    this.persist();
+    this.emit("status", { state: this.state, pending: this.pendingCount });
+  }
+  onRemote(version, op, user) {
+    if (this.held !== null) {
+      this.held.push({ version, op, user });
+      return;
+    }
+    this.applyRemote(version, op, user);
+  }
+  applyRemote(version, op, user) {
+    const sync = this.requireSync();
+    if (version <= sync.version) return;
+    const applied = sync.remote(version, op);
+    this.emit("change", { doc: sync.doc, op: applied, local: false, user, version });
+  }
+  onError(m) {
+    const code = String(m["code"] ?? "internal");
+    const message = String(m["message"] ?? "");
+    const r = m["rid"];
+    const rid = typeof r === "string" ? r : void 0;
+    const inflight = this.sync?.inflight;
+    if (rid !== void 0 && inflight && rid === `op:${inflight.seq}`) {
+      if (code === "rate_limited") {
+        const delay = Number(m["retry_after_ms"] ?? 1e3);
+        this.timers.setTimeout(() => {
+          const r2 = this.sync?.resend();
+          if (r2 && this.state === "online" && this.held === null) this.sendOp(r2.base, r2.seq, r2.op);
+        }, delay);
+        return;
+      }
+      this.emit("rejected", { seq: inflight.seq, code, message, lost: this.sync.pendingCount });
+      this.resync();
+      return;
+    }
+    this.emit("error", rid === void 0 ? { code, message } : { code, message, rid });
+  }
+  /** Drops local state and joins again for the whole document. */
+  resync() {
+    if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
+    this.sync = null;
+    this.held = null;
+    this.send({ type: "join", session: this.session, client: this.clientId });
+  }
+};
+
+// src/main.ts
+function $(id) {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`#${id} missing`);
+  return el;
+}
+function h(tag, attrs = {}, text) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== void 0) el.textContent = text;
+  return el;
+}
+function num2(v, d = 0) {
+  return typeof v === "number" && Number.isFinite(v) ? v : d;
+}
+function colorOf(user) {
+  let x = 0;
+  for (const c of user) x = x * 31 + c.codePointAt(0) >>> 0;
+  const hue = x % 360;
+  const f = (n) => {
+    const k = (n + hue / 30) % 12;
+    const c = 0.45 - 0.45 * 0.9 * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+    return Math.round(255 * c).toString(16).padStart(2, "0");
+  };
+  return `#${f(0)}${f(8)}${f(4)}`;
+}
+var ROLE_RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
+var can = (role2, need) => (ROLE_RANK[role2 ?? ""] ?? -1) >= ROLE_RANK[need];
+var client = null;
+var token = "";
+var me = "";
+var sessionId = "";
+var role = null;
+var selected = null;
+var commentMode = false;
+var comments = /* @__PURE__ */ new Map();
+var previewUrl = null;
+var previewSeq = 0;
+var people = /* @__PURE__ */ new Map();
+function doc() {
+  return client?.doc ?? null;
+}
+function layers() {
+  return doc()?.canvas.layers ?? [];
+}
+function layerIndex(id) {
+  return id === null ? -1 : layers().findIndex((l) => l.id === id);
+}
+function notice(text) {
+  $("notice").textContent = text;
+}
+function edit(wire) {
+  if (client === null || wire.length === 0) return;
+  let op;
+  try {
+    op = decodeOp(wire);
+    client.submit(op);
+    notice("");
+  } catch (e) {
+    notice(`Edit refused: ${e.message}`);
+  }
+}
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${token}` } };
+  if (body instanceof Blob || body instanceof ArrayBuffer) init.body = body;
+  else if (body !== void 0) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  return fetch(path, init);
+}
+async function errorText(r) {
+  try {
+    const j = await r.json();
+    return `${j.code ?? r.status}: ${j.message ?? r.statusText}`;
+  } catch {
+    return `${r.status} ${r.statusText}`;
+  }
+}
+async function signIn(ev) {
+  ev.preventDefault();
+  const err = $("signin-error");
+  err.textContent = "";
+  const name = $("signin-name").value.trim();
+  const session = $("signin-session").value.trim();
+  const pasted = $("signin-token").value.trim();
+  if (!name || !session) return;
+  if (pasted) {
+    token = pasted;
+  } else {
+    const r = await fetch("/v1/dev/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: name, name })
+    });
+    if (!r.ok) {
+      err.textContent = `Could not sign in (${await errorText(r)}). Paste a token from \`montage token ${name}\` instead.`;
+      return;
+    }
+    token = (await r.json()).token;
+  }
+  me = name;
+  let target2 = session;
+  const invite = new URLSearchParams(location.search).get("invite");
+  if (invite) {
+    const r = await api("POST", `/v1/invites/${encodeURIComponent(invite)}/accept`);
+    if (!r.ok) {
+      err.textContent = `The invite could not be accepted (${await errorText(r)}).`;
+      return;
+    }
+    target2 = (await r.json()).session;
+  }
+  sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target2 }));
+  open(target2);
+}
+function open(session) {
+  sessionId = session;
+  $("signin").hidden = true;
+  $("editor").hidden = false;
+  $("session-label").textContent = `Session: ${session}`;
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
+  const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3e3 } });
+  client = c;
+  c.on("change", (ev) => {
+    render();
+    if (!ev.local) schedulePreview();
+  });
+  c.on("status", (s) => {
+    if (s.state === "online" && s.pending === 0) schedulePreview();
+  });
+  c.on("status", (s) => showConnection(s.state, s.pending));
+  c.on("joined", (j) => {
+    role = j.role;
+    for (const p of j.participants) people.set(p.user, p);
+    subscribePreview();
+    void loadComments();
+    render();
+  });
+  c.on("participants", (ps) => {
+    people.clear();
+    for (const p of ps) people.set(p.user, p);
+    renderPeople();
+    renderOverlay();
+  });
+  c.on("presence", () => renderOverlay());
+  c.on("role", (r) => {
+    if (r.user === me) role = r.role;
+    render();
+  });
+  c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
+  c.on("error", (e) => {
+    if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
+    else notice(`${e.code}: ${e.message}`);
+  });
+  c.on("message", (m) => onMessage(m));
+  window.addEventListener("offline", () => c.disconnect());
+  window.addEventListener("online", () => c.connect());
+}
+function showConnection(state, pending) {
+  const el = $("conn");
+  el.dataset["state"] = state;
+  const edits = `${pending} pending edit${pending === 1 ? "" : "s"}`;
+  el.textContent = state === "online" ? pending > 0 ? `Online · ${edits}` : "Online" : state === "reconnecting" || state === "connecting" ? `Reconnecting… · ${edits}` : `Offline · ${edits}`;
+}
+function onMessage(m) {
+  switch (m["type"]) {
+    case "preview":
+      if (m["session"] === sessionId && typeof m["url"] === "string") void loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
+      return;
+    case "comment_added":
+    case "comment_updated": {
+      const c = m["comment"];
+      if (m["session"] === sessionId && c && typeof c.id === "string") {
+        comments.set(c.id, c);
+        renderComments();
+        renderOverlay();
+      }
+      return;
+    }
+  }
+}
+function subscribePreview() {
+  const tier = $("tier").value;
+  client?.sendMessage({ type: "preview_subscribe", session: sessionId, tier });
+}
+var previewTimer = null;
+function schedulePreview() {
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = window.setTimeout(() => {
+    previewTimer = null;
+    const tier = $("tier").value;
+    void loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+  }, 250);
+}
+async function loadPreview(url, version, tier) {
+  const mine = ++previewSeq;
+  const r = await api("GET", url);
+  if (mine !== previewSeq) return;
+  if (!r.ok) {
+    $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
+    return;
+  }
+  const blob = await r.blob();
+  if (mine !== previewSeq) return;
+  const img = $("preview");
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = URL.createObjectURL(blob);
+  img.src = previewUrl;
+  const shown = r.headers.get("x-montage-version") ?? String(version);
+  img.dataset["version"] = shown;
+  $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
+}
+async function loadComments() {
+  const r = await api("GET", `/v1/sessions/${encodeURIComponent(sessionId)}/comments`);
+  if (!r.ok) {
+    $("comments-status").textContent = r.status === 404 ? "Comments are not available on this server yet." : `Comments: ${await errorText(r)}`;
+    return;
+  }
+  const body = await r.json();
+  for (const c of body.comments ?? []) comments.set(c.id, c);
+  $("comments-status").textContent = "";
+  renderComments();
+  renderOverlay();
+}
+function render() {
+  const d = doc();
+  document.body.dataset["role"] = role ?? "none";
+  $("role").textContent = role ?? "—";
+  const editor = can(role, "editor");
+  const title = $("title");
+  title.disabled = !editor;
+  if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
+  $("upload").disabled = !editor;
+  $("undo").disabled = !editor || !(client?.canUndo ?? false);
+  $("redo").disabled = !editor || !(client?.canRedo ?? false);
+  $("mode-comment").disabled = !can(role, "commenter");
+  $("invite").disabled = !editor;
+  $("invite-role").disabled = !editor;
+  if (layerIndex(selected) < 0) selected = null;
+  renderPeople();
+  renderOverlay();
+  renderLayerPanel();
+}
+function setTitleKeepingCaret(input, next) {
+  const old = input.value;
+  const focused = document.activeElement === input;
+  const caret = input.selectionStart ?? old.length;
+  input.value = next;
+  if (!focused) return;
+  let p = 0;
+  while (p < old.length && p < next.length && old[p] === next[p]) p++;
+  const moved = caret <= p ? caret : Math.max(p, caret + next.length - old.length);
+  input.setSelectionRange(moved, moved);
+}
+function scale() {
+  const d = doc();
+  const stage = $("stage");
+  return stage.clientWidth / (d?.canvas.width ?? 1920);
+}
+function renderPeople() {
+  const ul = $("people");
+  ul.replaceChildren();
+  const list = [...people.values()].sort((a, b) => a.user.localeCompare(b.user));
+  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
+  for (const p of list) {
+    const li = h("li", { "data-user": p.user });
+    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+    sw.style.background = p.color ?? colorOf(p.user);
+    li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    if (role === "owner" && p.user !== me) {
+      const sel = h("select", { "aria-label": `Role of ${p.name ?? p.user}` });
+      for (const r of ["viewer", "commenter", "editor", "owner"]) {
+        const o = h("option", { value: r }, r);
+        if (r === p.role) o.selected = true;
+        sel.append(o);
+      }
+      sel.addEventListener("change", () => client?.sendMessage({ type: "set_role", session: sessionId, user: p.user, role: sel.value }));
+      li.append(sel);
+    } else {
+      li.append(h("span", { class: "muted" }, p.role));
+    }
+    ul.append(li);
+  }
+}
+function renderOverlay() {
+  const ov = $("overlay");
+  const drag = ov.querySelector(".drag-box");
+  ov.replaceChildren();
+  const k = scale();
+  const remoteSel = /* @__PURE__ */ new Map();
+  for (const [user, data] of client?.presence ?? []) {
+    const d = data;
+    if (d && Array.isArray(d.selection)) {
+      for (const id of d.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
+    }
+  }
+  for (const l of layers()) {
+    const box = h("div", {
+      class: "layer-box",
+      "data-layer": l.id,
+      role: "button",
+      "aria-label": `Layer ${l.id}`,
+      "aria-pressed": String(l.id === selected)
+    });
+    box.style.left = `${l.x * k}px`;
+    box.style.top = `${l.y * k}px`;
+    box.style.width = `${l.w * k}px`;
+    box.style.height = `${l.h * k}px`;
+    box.style.transform = `rotate(${num2(l.rotation)}deg)`;
+    if (l.id === selected) box.classList.add("selected");
+    const rc = remoteSel.get(l.id);
+    if (rc) {
+      box.classList.add("remote-sel");
+      box.style.setProperty("--sel-color", rc);
+    }
+    ov.append(box);
+  }
+  for (const c of comments.values()) {
+    if (c.parent_id || c.deleted || c.resolved) continue;
+    const r = commentCanvasRect(c);
+    if (!r) continue;
+    const box = h("div", { class: "comment-box", "data-comment": c.id });
+    box.style.left = `${r.x * k}px`;
+    box.style.top = `${r.y * k}px`;
+    box.style.width = `${r.w * k}px`;
+    box.style.height = `${r.h * k}px`;
+    box.append(h("span", {}, c.author_id));
+    ov.append(box);
+  }
+  for (const [user, data] of client?.presence ?? []) {
+    const cur = data?.cursor;
+    if (!cur || typeof cur.x !== "number" || typeof cur.y !== "number") continue;
+    const el = h("div", { class: "cursor", "data-cursor": user, "aria-label": `${nameOf(user)}'s cursor` });
+    el.style.left = `${cur.x * k}px`;
+    el.style.top = `${cur.y * k}px`;
+    el.style.setProperty("--c", colorFor(user));
+    el.append(h("span", {}, nameOf(user)));
+    ov.append(el);
+  }
+  if (drag) ov.append(drag);
+}
+function colorFor(user) {
+  return people.get(user)?.color ?? colorOf(user);
+}
+function nameOf(user) {
+  return people.get(user)?.name ?? user;
+}
+function renderLayerPanel() {
+  const i = layerIndex(selected);
+  const l = i >= 0 ? layers()[i] : null;
+  const fs = $("layer-controls");
+  fs.disabled = l === null || !can(role, "editor");
+  $("layer-name").textContent = l ? l.id : "none selected";
+  if (!l) return;
+  const set2 = (id, v) => {
+    const el = $(id);
+    if (document.activeElement !== el) el.value = String(Math.round(v * 100) / 100);
+  };
+  set2("l-x", l.x);
+  set2("l-y", l.y);
+  set2("l-w", l.w);
+  set2("l-h", l.h);
+  const asset = l.asset ? doc()?.assets[l.asset] : void 0;
+  const crop = l.crop ?? { x: 0, y: 0, w: num2(asset?.width, l.w), h: num2(asset?.height, l.h) };
+  set2("c-x", crop.x);
+  set2("c-y", crop.y);
+  set2("c-w", crop.w);
+  set2("c-h", crop.h);
+  set2("a-opacity", num2(l.opacity, 1));
+  for (const p of ["brightness", "contrast", "saturation", "exposure"]) set2(`a-${p}`, num2(l.adjust?.[p]));
+}
+function commentCanvasRect(c) {
+  const a = c.annotations?.find((x) => x.region);
+  if (!a?.region) return null;
+  const l = layers().find((x) => x.id === a.target) ?? layers().find((x) => x.asset === c.asset_id);
+  if (!l) return null;
+  const src = sourceRect(l);
+  const sx = l.w / src.w;
+  const sy = l.h / src.h;
+  return { x: l.x + (a.region.x - src.x) * sx, y: l.y + (a.region.y - src.y) * sy, w: a.region.w * sx, h: a.region.h * sy };
+}
+function sourceRect(l) {
+  if (l.crop) return l.crop;
+  const a = l.asset ? doc()?.assets[l.asset] : void 0;
+  return { x: 0, y: 0, w: num2(a?.width, l.w), h: num2(a?.height, l.h) };
+}
+function renderComments() {
+  const ol = $("comments");
+  ol.replaceChildren();
+  const all = [...comments.values()].filter((c) => !c.deleted).sort((a, b) => a.timestamp.localeCompare(b.timestamp));
+  const commenter = can(role, "commenter");
+  for (const c of all.filter((x) => !x.parent_id)) {
+    const li = h("li", { "data-comment": c.id });
+    if (c.resolved) li.classList.add("resolved");
+    li.append(h("div", { class: "meta" }, `${nameOf(c.author_id)}${c.resolved ? " · resolved" : ""}`), h("div", { class: "content" }, c.content));
+    const replies = h("ol", { class: "replies" });
+    for (const r of all.filter((x) => x.parent_id === c.id)) {
+      const ri = h("li", { "data-comment": r.id });
+      ri.append(h("span", { class: "meta" }, `${nameOf(r.author_id)}: `), h("span", { class: "content" }, r.content));
+      replies.append(ri);
+    }
+    li.append(replies);
+    if (commenter) {
+      const form = h("form", { "aria-label": `Reply to ${nameOf(c.author_id)}` });
+      const input = h("input", { "aria-label": "Reply", placeholder: "Reply…", maxlength: "4000" });
+      form.append(input, h("button", { type: "submit" }, "Reply"));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        sendComment({ content: text, parent_id: c.id, annotations: [] });
+        input.value = "";
+      });
+      const resolve = h("button", { type: "button" }, c.resolved ? "Reopen" : "Resolve");
+      resolve.addEventListener(
+        "click",
+        () => client?.sendMessage({ type: "comment_resolve", session: sessionId, id: c.id, resolved: !c.resolved, rid: `comment:resolve:${c.id}` })
+      );
+      li.append(form, resolve);
+    }
+    ol.append(li);
+  }
+}
+var commentSeq = 0;
+function sendComment(comment) {
+  const ok = client?.sendMessage({ type: "comment", session: sessionId, comment, rid: `comment:${++commentSeq}` });
+  if (!ok) $("comments-status").textContent = "Comments need a connection: not sent.";
+}
+function askComment(box) {
+  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y && l.asset);
+  if (!hit) {
+    notice("Drag the box over a picture to comment on it.");
+    return;
+  }
+  const src = sourceRect(hit);
+  const sx = src.w / hit.w;
+  const sy = src.h / hit.h;
+  const x0 = Math.max(hit.x, box.x);
+  const y0 = Math.max(hit.y, box.y);
+  const x1 = Math.min(hit.x + hit.w, box.x + box.w);
+  const y1 = Math.min(hit.y + hit.h, box.y + box.h);
+  const region = {
+    x: Math.round(src.x + (x0 - hit.x) * sx),
+    y: Math.round(src.y + (y0 - hit.y) * sy),
+    w: Math.max(1, Math.round((x1 - x0) * sx)),
+    h: Math.max(1, Math.round((y1 - y0) * sy))
+  };
+  const dlg = $("comment-dialog");
+  const text = $("comment-text");
+  text.value = "";
+  dlg.showModal();
+  const send = (ev) => {
+    ev.preventDefault();
+    const content = text.value.trim();
+    if (content) sendComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] });
+    dlg.close();
+  };
+  $("comment-form").onsubmit = send;
+  $("comment-cancel").onclick = () => dlg.close();
+}
+function canvasPoint(ev) {
+  const r = $("stage").getBoundingClientRect();
+  const k = scale();
+  return { x: Math.round((ev.clientX - r.left) / k), y: Math.round((ev.clientY - r.top) / k) };
+}
+var lastPresence = 0;
+var presenceTimer = null;
+var cursor = null;
+function publishPresence() {
+  const now = performance.now();
+  const send = () => {
+    lastPresence = performance.now();
+    presenceTimer = null;
+    client?.setPresence({ cursor: cursor ?? null, selection: selected ? [selected] : [] });
+  };
+  if (now - lastPresence >= 33) send();
+  else if (presenceTimer === null) presenceTimer = window.setTimeout(send, 33 - (now - lastPresence));
+}
+function setupStage() {
+  const stage = $("stage");
+  let drag = null;
+  stage.addEventListener("pointerdown", (ev) => {
+    const p = canvasPoint(ev);
+    stage.focus();
+    if (commentMode) {
+      const box = h("div", { class: "drag-box" });
+      $("overlay").append(box);
+      drag = { start: p, layer: null, box, moved: false };
+    } else {
+      const target2 = ev.target.closest("[data-layer]");
+      selected = target2?.dataset["layer"] ?? null;
+      drag = { start: p, layer: can(role, "editor") ? selected : null, box: target2, moved: false };
+      render();
+      publishPresence();
+    }
+    stage.setPointerCapture(ev.pointerId);
+  });
+  stage.addEventListener("pointermove", (ev) => {
+    cursor = canvasPoint(ev);
+    publishPresence();
+    if (!drag) return;
+    const k = scale();
+    const dx = cursor.x - drag.start.x;
+    const dy = cursor.y - drag.start.y;
+    drag.moved ||= Math.abs(dx) + Math.abs(dy) > 2;
+    if (commentMode && drag.box) {
+      const box = drag.box;
+      box.style.left = `${Math.min(drag.start.x, cursor.x) * k}px`;
+      box.style.top = `${Math.min(drag.start.y, cursor.y) * k}px`;
+      box.style.width = `${Math.abs(dx) * k}px`;
+      box.style.height = `${Math.abs(dy) * k}px`;
+    } else if (drag.layer && drag.box) {
+      const l = layers()[layerIndex(drag.layer)];
+      if (l) {
+        drag.box.style.left = `${(l.x + dx) * k}px`;
+        drag.box.style.top = `${(l.y + dy) * k}px`;
+      }
+    }
+  });
+  const end = (ev) => {
+    if (!drag) return;
+    const d = drag;
+    drag = null;
+    const p = canvasPoint(ev);
+    if (commentMode) {
+      d.box?.remove();
+      const box = { x: Math.min(d.start.x, p.x), y: Math.min(d.start.y, p.y), w: Math.abs(p.x - d.start.x), h: Math.abs(p.y - d.start.y) };
+      if (box.w >= 4 && box.h >= 4) askComment(box);
+    } else if (d.layer && d.moved) {
+      const i = layerIndex(d.layer);
+      if (i >= 0) edit([
+        { op: "add", path: ["canvas", "layers", i, "x"], value: p.x - d.start.x },
+        { op: "add", path: ["canvas", "layers", i, "y"], value: p.y - d.start.y }
+      ]);
+    }
+  };
+  stage.addEventListener("pointerup", end);
+  stage.addEventListener("pointercancel", () => {
+    drag?.box?.classList.contains("drag-box") && drag.box.remove();
+    drag = null;
+    render();
+  });
+  stage.addEventListener("pointerleave", () => {
+    cursor = null;
+    publishPresence();
+  });
+  stage.addEventListener("keydown", (ev) => {
+    const i = layerIndex(selected);
+    if (i < 0 || !can(role, "editor")) return;
+    const step = ev.shiftKey ? 50 : 10;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    const m = moves[ev.key];
+    if (m) {
+      ev.preventDefault();
+      const wire = [];
+      if (m[0]) wire.push({ op: "add", path: ["canvas", "layers", i, "x"], value: m[0] });
+      if (m[1]) wire.push({ op: "add", path: ["canvas", "layers", i, "y"], value: m[1] });
+      edit(wire);
+    } else if (ev.key === "Delete") {
+      ev.preventDefault();
+      edit([{ op: "del", path: ["canvas", "layers", i] }]);
+    }
+  });
+  new ResizeObserver(() => renderOverlay()).observe(stage);
+}
+function titleEdit() {
+  const d = doc();
+  const input = $("title");
+  if (!d) return;
+  const old = d.title;
+  const next = input.value;
+  let p = 0;
+  while (p < old.length && p < next.length && old[p] === next[p]) p++;
+  if (p > 0 && /[\uD800-\uDBFF]/.test(old[p - 1])) p--;
+  let s = 0;
+  while (s < old.length - p && s < next.length - p && old[old.length - 1 - s] === next[next.length - 1 - s]) s++;
+  if (s > 0 && /[\uDC00-\uDFFF]/.test(old[old.length - s])) s--;
+  const pos = toScalarIndex(old, p);
+  const removed = old.slice(p, old.length - s);
+  const inserted = next.slice(p, next.length - s);
+  const wire = [];
+  if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
+  if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
+  edit(wire);
+}
+async function upload(file) {
+  notice("Uploading…");
+  const r = await api("POST", `/v1/assets?session=${encodeURIComponent(sessionId)}`, file);
+  if (!r.ok) {
+    notice(`Upload refused (${await errorText(r)})`);
+    return;
+  }
+  const a = await r.json();
+  const d = doc();
+  if (!d) return;
+  const fit = Math.min(1, d.canvas.width * 0.6 / a.width, d.canvas.height * 0.6 / a.height);
+  const w = Math.round(a.width * fit);
+  const hh = Math.round(a.height * fit);
+  const id = `L${Math.random().toString(36).slice(2, 8)}`;
+  const n = d.canvas.layers.length;
+  edit([
+    { op: "set", path: ["assets", a.id], value: { kind: "image", width: a.width, height: a.height } },
+    {
+      op: "ins",
+      path: ["canvas", "layers", n],
+      value: { id, kind: "image", asset: a.id, x: Math.round((d.canvas.width - w) / 2), y: Math.round((d.canvas.height - hh) / 2), w, h: hh }
+    }
+  ]);
+  selected = id;
+  render();
+  publishPresence();
+}
+function setupControls() {
+  $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
+  $("title").addEventListener("input", titleEdit);
+  $("undo").addEventListener("click", () => client?.undo());
+  $("redo").addEventListener("click", () => client?.redo());
+  document.addEventListener("keydown", (ev) => {
+    if (!(ev.ctrlKey || ev.metaKey) || !client || !can(role, "editor")) return;
+    const k = ev.key.toLowerCase();
+    if (k === "z" || k === "y") {
+      ev.preventDefault();
+      if (k === "y" || ev.shiftKey) client.redo();
+      else client.undo();
+    }
+  });
+  $("upload").addEventListener("change", (ev) => {
+    const input = ev.target;
+    const f = input.files?.[0];
+    if (f) void upload(f).finally(() => input.value = "");
+  });
+  $("mode-comment").addEventListener("click", () => {
+    commentMode = !commentMode;
+    $("mode-comment").setAttribute("aria-pressed", String(commentMode));
+    $("stage").classList.toggle("commenting", commentMode);
+  });
+  $("tier").addEventListener("change", subscribePreview);
+  $("invite").addEventListener("click", async () => {
+    const r = await api("POST", `/v1/sessions/${encodeURIComponent(sessionId)}/invites`, { role: $("invite-role").value });
+    const out = $("invite-link");
+    if (!r.ok) {
+      out.value = "";
+      notice(`Invite refused (${await errorText(r)})`);
+      return;
+    }
+    const inv = await r.json();
+    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
+    out.select();
+  });
+  const layerPath = () => {
+    const i = layerIndex(selected);
+    return i < 0 ? null : ["canvas", "layers", i];
+  };
+  const on = (id, ev, f) => $(id).addEventListener(ev, () => {
+    const p = layerPath();
+    if (p) edit(f(p, layers()[p[2]]));
+  });
+  const numberOf = (id) => Number($(id).value);
+  for (const k of ["x", "y", "w", "h"]) {
+    on(`l-${k}`, "change", (p) => {
+      const v = numberOf(`l-${k}`);
+      return Number.isFinite(v) && (v > 0 || k === "x" || k === "y") ? [{ op: "set", path: [...p, k], value: v }] : [];
+    });
+  }
+  on("rot-l", "click", (p) => [{ op: "rotate", path: p, by: -90 }]);
+  on("rot-r", "click", (p) => [{ op: "rotate", path: p, by: 90 }]);
+  on("flip-h", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !l.flip?.h, v: !!l.flip?.v } }]);
+  on("flip-v", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !!l.flip?.h, v: !l.flip?.v } }]);
+  on("crop-apply", "click", (p) => {
+    const rect = { x: numberOf("c-x"), y: numberOf("c-y"), w: numberOf("c-w"), h: numberOf("c-h") };
+    return rect.w > 0 && rect.h > 0 && rect.x >= 0 && rect.y >= 0 ? [{ op: "crop", path: p, rect }] : [];
+  });
+  on("crop-reset", "click", (p, l) => l.crop ? [{ op: "del", path: [...p, "crop"] }] : []);
+  on("a-opacity", "change", (p) => [{ op: "set", path: [...p, "opacity"], value: numberOf("a-opacity") }]);
+  for (const k of ["brightness", "contrast", "saturation", "exposure"]) {
+    on(`a-${k}`, "change", (p) => [{ op: "adjust", path: p, param: k, value: numberOf(`a-${k}`) }]);
+  }
+  on("layer-up", "click", (p) => {
+    const i = p[2];
+    return i < layers().length - 1 ? [{ op: "mov", path: p, to: i + 1 }] : [];
+  });
+  on("layer-down", "click", (p) => {
+    const i = p[2];
+    return i > 0 ? [{ op: "mov", path: p, to: i - 1 }] : [];
+  });
+  on("layer-delete", "click", (p) => [{ op: "del", path: p }]);
+}
+function start() {
+  setupControls();
+  setupStage();
+  const params = new URLSearchParams(location.search);
+  const saved = sessionStorage.getItem("montage.signin");
+  const nameInput = $("signin-name");
+  const sessionInput = $("signin-session");
+  sessionInput.value = params.get("session") ?? "";
+  if (saved) {
+    try {
+      const s = JSON.parse(saved);
+      nameInput.value = s.name ?? "";
+      if (!sessionInput.value) sessionInput.value = s.session ?? "";
+    } catch {
+    }
+  }
+  if (params.get("invite")) {
+    sessionInput.value ||= "(from the invite)";
+  }
+  showConnection("offline", 0);
+  window.montage = {
+    doc: () => client?.doc ?? null,
+    version: () => client?.version ?? 0,
+    pending: () => client?.pendingCount ?? 0,
+    state: () => client?.connectionState ?? "offline"
+  };
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();

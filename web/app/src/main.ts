@@ -1,0 +1,838 @@
+/**
+ * The demo editor page served by `montage serve` at `/`: several people edit one picture
+ * canvas together over protocol v1, through `@montage/client` (web/client).
+ *
+ * Plain DOM, no framework: the document is re-drawn from the client's replica on every change
+ * (it is small: a handful of layers), and the server's rendered preview sits under the layer
+ * outlines. Wire shapes: docs/PROTOCOL.md; the document: DESIGN §2.
+ */
+import {
+  MontageClient,
+  type Json,
+  type Op,
+  type Participant,
+  decodeOp,
+  toScalarIndex,
+  scalarLength,
+} from "../../client/src/index.js";
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+type Rect = { x: number; y: number; w: number; h: number };
+interface ImageLayer {
+  id: string;
+  kind: string;
+  asset?: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  rotation?: number;
+  opacity?: number;
+  crop?: Rect;
+  flip?: { h?: boolean; v?: boolean };
+  adjust?: Record<string, number>;
+}
+interface Doc {
+  title: string;
+  assets: Record<string, { kind: string; width?: number; height?: number }>;
+  canvas: { width: number; height: number; layers: ImageLayer[] };
+}
+interface Annotation {
+  region?: Rect;
+  target?: string;
+}
+interface Comment {
+  id: string;
+  asset_id?: string;
+  author_id: string;
+  content: string;
+  timestamp: string;
+  parent_id?: string;
+  annotations?: Annotation[];
+  resolved?: boolean;
+  deleted?: boolean;
+}
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`#${id} missing`);
+  return el as T;
+}
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+function num(v: unknown, d = 0): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : d;
+}
+/** A stable colour per user, when the server sends none. */
+function colorOf(user: string): string {
+  let x = 0;
+  for (const c of user) x = (x * 31 + c.codePointAt(0)!) >>> 0;
+  const hue = x % 360;
+  const f = (n: number) => {
+    const k = (n + hue / 30) % 12;
+    const c = 0.45 - 0.45 * 0.9 * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+    return Math.round(255 * c).toString(16).padStart(2, "0");
+  };
+  return `#${f(0)}${f(8)}${f(4)}`;
+}
+const ROLE_RANK: Record<string, number> = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
+const can = (role: string | null, need: string) => (ROLE_RANK[role ?? ""] ?? -1) >= ROLE_RANK[need]!;
+
+// ---- state -----------------------------------------------------------------------------------
+
+let client: MontageClient | null = null;
+let token = "";
+let me = "";
+let sessionId = "";
+let role: string | null = null;
+let selected: string | null = null;
+let commentMode = false;
+const comments = new Map<string, Comment>();
+let previewUrl: string | null = null;
+let previewSeq = 0;
+const people = new Map<string, Participant>();
+
+function doc(): Doc | null {
+  return (client?.doc ?? null) as unknown as Doc | null;
+}
+function layers(): ImageLayer[] {
+  return doc()?.canvas.layers ?? [];
+}
+function layerIndex(id: string | null): number {
+  return id === null ? -1 : layers().findIndex((l) => l.id === id);
+}
+function notice(text: string): void {
+  $("notice").textContent = text;
+}
+
+/** Submits wire-form components as one edit; a refusal by the local engine is shown, not thrown. */
+function edit(wire: unknown[]): void {
+  if (client === null || wire.length === 0) return;
+  let op: Op;
+  try {
+    op = decodeOp(wire);
+    client.submit(op);
+    notice("");
+  } catch (e) {
+    notice(`Edit refused: ${(e as Error).message}`);
+  }
+}
+
+async function api(method: string, path: string, body?: BodyInit | object): Promise<Response> {
+  const init: RequestInit = { method, headers: { Authorization: `Bearer ${token}` } };
+  if (body instanceof Blob || body instanceof ArrayBuffer) init.body = body;
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+  }
+  return fetch(path, init);
+}
+async function errorText(r: Response): Promise<string> {
+  try {
+    const j = (await r.json()) as { message?: string; code?: string };
+    return `${j.code ?? r.status}: ${j.message ?? r.statusText}`;
+  } catch {
+    return `${r.status} ${r.statusText}`;
+  }
+}
+
+// ---- sign in ---------------------------------------------------------------------------------
+
+async function signIn(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const err = $("signin-error");
+  err.textContent = "";
+  const name = $<HTMLInputElement>("signin-name").value.trim();
+  const session = $<HTMLInputElement>("signin-session").value.trim();
+  const pasted = $<HTMLInputElement>("signin-token").value.trim();
+  if (!name || !session) return;
+  if (pasted) {
+    token = pasted;
+  } else {
+    const r = await fetch("/v1/dev/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: name, name }),
+    });
+    if (!r.ok) {
+      err.textContent = `Could not sign in (${await errorText(r)}). Paste a token from \`montage token ${name}\` instead.`;
+      return;
+    }
+    token = ((await r.json()) as { token: string }).token;
+  }
+  me = name;
+  let target = session;
+  const invite = new URLSearchParams(location.search).get("invite");
+  if (invite) {
+    const r = await api("POST", `/v1/invites/${encodeURIComponent(invite)}/accept`);
+    if (!r.ok) {
+      err.textContent = `The invite could not be accepted (${await errorText(r)}).`;
+      return;
+    }
+    target = ((await r.json()) as { session: string }).session;
+  }
+  sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target }));
+  open(target);
+}
+
+function open(session: string): void {
+  sessionId = session;
+  $("signin").hidden = true;
+  $("editor").hidden = false;
+  $("session-label").textContent = `Session: ${session}`;
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
+  const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3000 } });
+  client = c;
+  c.on("change", (ev) => {
+    render();
+    if (!ev.local) schedulePreview();
+  });
+  c.on("status", (s) => {
+    if (s.state === "online" && s.pending === 0) schedulePreview();
+  });
+  c.on("status", (s) => showConnection(s.state, s.pending));
+  c.on("joined", (j) => {
+    role = j.role;
+    for (const p of j.participants) people.set(p.user, p);
+    subscribePreview();
+    void loadComments();
+    render();
+  });
+  c.on("participants", (ps) => {
+    people.clear();
+    for (const p of ps) people.set(p.user, p);
+    renderPeople();
+    renderOverlay();
+  });
+  c.on("presence", () => renderOverlay());
+  c.on("role", (r) => {
+    if (r.user === me) role = r.role;
+    render();
+  });
+  c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
+  c.on("error", (e) => {
+    if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
+    else notice(`${e.code}: ${e.message}`);
+  });
+  c.on("message", (m) => onMessage(m));
+  window.addEventListener("offline", () => c.disconnect());
+  window.addEventListener("online", () => c.connect());
+}
+
+function showConnection(state: string, pending: number): void {
+  const el = $("conn");
+  el.dataset["state"] = state;
+  const edits = `${pending} pending edit${pending === 1 ? "" : "s"}`;
+  el.textContent =
+    state === "online"
+      ? pending > 0 ? `Online · ${edits}` : "Online"
+      : state === "reconnecting" || state === "connecting"
+        ? `Reconnecting… · ${edits}`
+        : `Offline · ${edits}`;
+}
+
+// ---- server messages beyond the client model ---------------------------------------------------
+
+function onMessage(m: Record<string, unknown>): void {
+  switch (m["type"]) {
+    case "preview":
+      if (m["session"] === sessionId && typeof m["url"] === "string") void loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
+      return;
+    case "comment_added":
+    case "comment_updated": {
+      const c = m["comment"] as Comment | undefined;
+      if (m["session"] === sessionId && c && typeof c.id === "string") {
+        comments.set(c.id, c);
+        renderComments();
+        renderOverlay();
+      }
+      return;
+    }
+  }
+}
+
+function subscribePreview(): void {
+  const tier = $<HTMLSelectElement>("tier").value;
+  client?.sendMessage({ type: "preview_subscribe", session: sessionId, tier });
+}
+
+/**
+ * Besides the server's `preview` messages, the page asks for the head's preview itself once its
+ * replica settles (a debounce after remote edits and acks), so the picture never lags behind
+ * the outlines even if a message is missed.
+ */
+let previewTimer: number | null = null;
+function schedulePreview(): void {
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = window.setTimeout(() => {
+    previewTimer = null;
+    const tier = $<HTMLSelectElement>("tier").value;
+    void loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+  }, 250);
+}
+
+async function loadPreview(url: string, version: number, tier: string): Promise<void> {
+  const mine = ++previewSeq;
+  const r = await api("GET", url);
+  if (mine !== previewSeq) return; // a newer one is on its way
+  if (!r.ok) {
+    $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
+    return;
+  }
+  const blob = await r.blob();
+  if (mine !== previewSeq) return;
+  const img = $<HTMLImageElement>("preview");
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = URL.createObjectURL(blob);
+  img.src = previewUrl;
+  const shown = r.headers.get("x-montage-version") ?? String(version);
+  img.dataset["version"] = shown;
+  $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
+}
+
+async function loadComments(): Promise<void> {
+  const r = await api("GET", `/v1/sessions/${encodeURIComponent(sessionId)}/comments`);
+  if (!r.ok) {
+    $("comments-status").textContent = r.status === 404 ? "Comments are not available on this server yet." : `Comments: ${await errorText(r)}`;
+    return;
+  }
+  const body = (await r.json()) as { comments?: Comment[] };
+  for (const c of body.comments ?? []) comments.set(c.id, c);
+  $("comments-status").textContent = "";
+  renderComments();
+  renderOverlay();
+}
+
+// ---- rendering -------------------------------------------------------------------------------
+
+function render(): void {
+  const d = doc();
+  document.body.dataset["role"] = role ?? "none";
+  $("role").textContent = role ?? "—";
+  const editor = can(role, "editor");
+  const title = $<HTMLInputElement>("title");
+  title.disabled = !editor;
+  if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
+  $<HTMLInputElement>("upload").disabled = !editor;
+  $<HTMLButtonElement>("undo").disabled = !editor || !(client?.canUndo ?? false);
+  $<HTMLButtonElement>("redo").disabled = !editor || !(client?.canRedo ?? false);
+  $<HTMLButtonElement>("mode-comment").disabled = !can(role, "commenter");
+  $<HTMLButtonElement>("invite").disabled = !editor;
+  $<HTMLSelectElement>("invite-role").disabled = !editor;
+  if (layerIndex(selected) < 0) selected = null;
+  renderPeople();
+  renderOverlay();
+  renderLayerPanel();
+}
+
+/** Replaces the title shown while keeping the caret where the text around it went. */
+function setTitleKeepingCaret(input: HTMLInputElement, next: string): void {
+  const old = input.value;
+  const focused = document.activeElement === input;
+  const caret = input.selectionStart ?? old.length;
+  input.value = next;
+  if (!focused) return;
+  let p = 0;
+  while (p < old.length && p < next.length && old[p] === next[p]) p++;
+  const moved = caret <= p ? caret : Math.max(p, caret + next.length - old.length);
+  input.setSelectionRange(moved, moved);
+}
+
+function scale(): number {
+  const d = doc();
+  const stage = $("stage");
+  return stage.clientWidth / (d?.canvas.width ?? 1920);
+}
+
+function renderPeople(): void {
+  const ul = $("people");
+  ul.replaceChildren();
+  const list = [...people.values()].sort((a, b) => a.user.localeCompare(b.user));
+  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
+  for (const p of list) {
+    const li = h("li", { "data-user": p.user });
+    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+    sw.style.background = p.color ?? colorOf(p.user);
+    li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    if (role === "owner" && p.user !== me) {
+      const sel = h("select", { "aria-label": `Role of ${p.name ?? p.user}` });
+      for (const r of ["viewer", "commenter", "editor", "owner"]) {
+        const o = h("option", { value: r }, r);
+        if (r === p.role) o.selected = true;
+        sel.append(o);
+      }
+      sel.addEventListener("change", () => client?.sendMessage({ type: "set_role", session: sessionId, user: p.user, role: sel.value }));
+      li.append(sel);
+    } else {
+      li.append(h("span", { class: "muted" }, p.role));
+    }
+    ul.append(li);
+  }
+}
+
+/** Layer outlines, others' selections and cursors, and comment regions over the preview. */
+function renderOverlay(): void {
+  const ov = $("overlay");
+  const drag = ov.querySelector(".drag-box");
+  ov.replaceChildren();
+  const k = scale();
+  const remoteSel = new Map<string, string>();
+  for (const [user, data] of client?.presence ?? []) {
+    const d = data as { selection?: unknown } | null;
+    if (d && Array.isArray(d.selection)) for (const id of d.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
+  }
+  for (const l of layers()) {
+    const box = h("div", {
+      class: "layer-box",
+      "data-layer": l.id,
+      role: "button",
+      "aria-label": `Layer ${l.id}`,
+      "aria-pressed": String(l.id === selected),
+    });
+    box.style.left = `${l.x * k}px`;
+    box.style.top = `${l.y * k}px`;
+    box.style.width = `${l.w * k}px`;
+    box.style.height = `${l.h * k}px`;
+    box.style.transform = `rotate(${num(l.rotation)}deg)`;
+    if (l.id === selected) box.classList.add("selected");
+    const rc = remoteSel.get(l.id);
+    if (rc) {
+      box.classList.add("remote-sel");
+      box.style.setProperty("--sel-color", rc);
+    }
+    ov.append(box);
+  }
+  for (const c of comments.values()) {
+    if (c.parent_id || c.deleted || c.resolved) continue;
+    const r = commentCanvasRect(c);
+    if (!r) continue;
+    const box = h("div", { class: "comment-box", "data-comment": c.id });
+    box.style.left = `${r.x * k}px`;
+    box.style.top = `${r.y * k}px`;
+    box.style.width = `${r.w * k}px`;
+    box.style.height = `${r.h * k}px`;
+    box.append(h("span", {}, c.author_id));
+    ov.append(box);
+  }
+  for (const [user, data] of client?.presence ?? []) {
+    const cur = (data as { cursor?: { x?: unknown; y?: unknown } } | null)?.cursor;
+    if (!cur || typeof cur.x !== "number" || typeof cur.y !== "number") continue;
+    const el = h("div", { class: "cursor", "data-cursor": user, "aria-label": `${nameOf(user)}'s cursor` });
+    el.style.left = `${cur.x * k}px`;
+    el.style.top = `${cur.y * k}px`;
+    el.style.setProperty("--c", colorFor(user));
+    el.append(h("span", {}, nameOf(user)));
+    ov.append(el);
+  }
+  if (drag) ov.append(drag);
+}
+function colorFor(user: string): string {
+  return people.get(user)?.color ?? colorOf(user);
+}
+function nameOf(user: string): string {
+  return people.get(user)?.name ?? user;
+}
+
+function renderLayerPanel(): void {
+  const i = layerIndex(selected);
+  const l = i >= 0 ? layers()[i]! : null;
+  const fs = $<HTMLFieldSetElement>("layer-controls");
+  fs.disabled = l === null || !can(role, "editor");
+  $("layer-name").textContent = l ? l.id : "none selected";
+  if (!l) return;
+  const set = (id: string, v: number) => {
+    const el = $<HTMLInputElement>(id);
+    if (document.activeElement !== el) el.value = String(Math.round(v * 100) / 100);
+  };
+  set("l-x", l.x);
+  set("l-y", l.y);
+  set("l-w", l.w);
+  set("l-h", l.h);
+  const asset = l.asset ? doc()?.assets[l.asset] : undefined;
+  const crop = l.crop ?? { x: 0, y: 0, w: num(asset?.width, l.w), h: num(asset?.height, l.h) };
+  set("c-x", crop.x);
+  set("c-y", crop.y);
+  set("c-w", crop.w);
+  set("c-h", crop.h);
+  set("a-opacity", num(l.opacity, 1));
+  for (const p of ["brightness", "contrast", "saturation", "exposure"]) set(`a-${p}`, num(l.adjust?.[p]));
+}
+
+// ---- comments --------------------------------------------------------------------------------
+
+/** A comment's region on the canvas: its annotation is in the target layer's asset pixels. */
+function commentCanvasRect(c: Comment): Rect | null {
+  const a = c.annotations?.find((x) => x.region);
+  if (!a?.region) return null;
+  const l = layers().find((x) => x.id === a.target) ?? layers().find((x) => x.asset === c.asset_id);
+  if (!l) return null;
+  const src = sourceRect(l);
+  const sx = l.w / src.w;
+  const sy = l.h / src.h;
+  return { x: l.x + (a.region.x - src.x) * sx, y: l.y + (a.region.y - src.y) * sy, w: a.region.w * sx, h: a.region.h * sy };
+}
+/** The part of its asset a layer shows (its crop, else the whole asset). */
+function sourceRect(l: ImageLayer): Rect {
+  if (l.crop) return l.crop;
+  const a = l.asset ? doc()?.assets[l.asset] : undefined;
+  return { x: 0, y: 0, w: num(a?.width, l.w), h: num(a?.height, l.h) };
+}
+
+function renderComments(): void {
+  const ol = $("comments");
+  ol.replaceChildren();
+  const all = [...comments.values()].filter((c) => !c.deleted).sort((a, b) => a.timestamp.localeCompare(b.timestamp));
+  const commenter = can(role, "commenter");
+  for (const c of all.filter((x) => !x.parent_id)) {
+    const li = h("li", { "data-comment": c.id });
+    if (c.resolved) li.classList.add("resolved");
+    li.append(h("div", { class: "meta" }, `${nameOf(c.author_id)}${c.resolved ? " · resolved" : ""}`), h("div", { class: "content" }, c.content));
+    const replies = h("ol", { class: "replies" });
+    for (const r of all.filter((x) => x.parent_id === c.id)) {
+      const ri = h("li", { "data-comment": r.id });
+      ri.append(h("span", { class: "meta" }, `${nameOf(r.author_id)}: `), h("span", { class: "content" }, r.content));
+      replies.append(ri);
+    }
+    li.append(replies);
+    if (commenter) {
+      const form = h("form", { "aria-label": `Reply to ${nameOf(c.author_id)}` });
+      const input = h("input", { "aria-label": "Reply", placeholder: "Reply…", maxlength: "4000" });
+      form.append(input, h("button", { type: "submit" }, "Reply"));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        sendComment({ content: text, parent_id: c.id, annotations: [] });
+        input.value = "";
+      });
+      const resolve = h("button", { type: "button" }, c.resolved ? "Reopen" : "Resolve");
+      resolve.addEventListener("click", () =>
+        client?.sendMessage({ type: "comment_resolve", session: sessionId, id: c.id, resolved: !c.resolved, rid: `comment:resolve:${c.id}` }),
+      );
+      li.append(form, resolve);
+    }
+    ol.append(li);
+  }
+}
+
+let commentSeq = 0;
+function sendComment(comment: Record<string, unknown>): void {
+  const ok = client?.sendMessage({ type: "comment", session: sessionId, comment, rid: `comment:${++commentSeq}` });
+  if (!ok) $("comments-status").textContent = "Comments need a connection: not sent.";
+}
+
+/** After a box was dragged: which picture it is on, and the region in that picture's pixels. */
+function askComment(box: Rect): void {
+  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y && l.asset);
+  if (!hit) {
+    notice("Drag the box over a picture to comment on it.");
+    return;
+  }
+  const src = sourceRect(hit);
+  const sx = src.w / hit.w;
+  const sy = src.h / hit.h;
+  const x0 = Math.max(hit.x, box.x);
+  const y0 = Math.max(hit.y, box.y);
+  const x1 = Math.min(hit.x + hit.w, box.x + box.w);
+  const y1 = Math.min(hit.y + hit.h, box.y + box.h);
+  const region = {
+    x: Math.round(src.x + (x0 - hit.x) * sx),
+    y: Math.round(src.y + (y0 - hit.y) * sy),
+    w: Math.max(1, Math.round((x1 - x0) * sx)),
+    h: Math.max(1, Math.round((y1 - y0) * sy)),
+  };
+  const dlg = $<HTMLDialogElement>("comment-dialog");
+  const text = $<HTMLTextAreaElement>("comment-text");
+  text.value = "";
+  dlg.showModal();
+  const send = (ev: Event) => {
+    ev.preventDefault();
+    const content = text.value.trim();
+    if (content) sendComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] });
+    dlg.close();
+  };
+  $("comment-form").onsubmit = send;
+  $("comment-cancel").onclick = () => dlg.close();
+}
+
+// ---- stage interaction -----------------------------------------------------------------------
+
+function canvasPoint(ev: PointerEvent): { x: number; y: number } {
+  const r = $("stage").getBoundingClientRect();
+  const k = scale();
+  return { x: Math.round((ev.clientX - r.left) / k), y: Math.round((ev.clientY - r.top) / k) };
+}
+
+let lastPresence = 0;
+let presenceTimer: number | null = null;
+let cursor: { x: number; y: number } | null = null;
+function publishPresence(): void {
+  const now = performance.now();
+  const send = () => {
+    lastPresence = performance.now();
+    presenceTimer = null;
+    client?.setPresence({ cursor: cursor ?? null, selection: selected ? [selected] : [] } as Json);
+  };
+  // At most 30 a second; the last position always goes out.
+  if (now - lastPresence >= 33) send();
+  else if (presenceTimer === null) presenceTimer = window.setTimeout(send, 33 - (now - lastPresence));
+}
+
+function setupStage(): void {
+  const stage = $("stage");
+  let drag: { start: { x: number; y: number }; layer: string | null; box: HTMLElement | null; moved: boolean } | null = null;
+  stage.addEventListener("pointerdown", (ev) => {
+    const p = canvasPoint(ev);
+    stage.focus();
+    if (commentMode) {
+      const box = h("div", { class: "drag-box" });
+      $("overlay").append(box);
+      drag = { start: p, layer: null, box, moved: false };
+    } else {
+      const target = (ev.target as HTMLElement).closest<HTMLElement>("[data-layer]");
+      selected = target?.dataset["layer"] ?? null;
+      drag = { start: p, layer: can(role, "editor") ? selected : null, box: target, moved: false };
+      render();
+      publishPresence();
+    }
+    stage.setPointerCapture(ev.pointerId);
+  });
+  stage.addEventListener("pointermove", (ev) => {
+    cursor = canvasPoint(ev);
+    publishPresence();
+    if (!drag) return;
+    const k = scale();
+    const dx = cursor.x - drag.start.x;
+    const dy = cursor.y - drag.start.y;
+    drag.moved ||= Math.abs(dx) + Math.abs(dy) > 2;
+    if (commentMode && drag.box) {
+      const box = drag.box;
+      box.style.left = `${Math.min(drag.start.x, cursor.x) * k}px`;
+      box.style.top = `${Math.min(drag.start.y, cursor.y) * k}px`;
+      box.style.width = `${Math.abs(dx) * k}px`;
+      box.style.height = `${Math.abs(dy) * k}px`;
+    } else if (drag.layer && drag.box) {
+      const l = layers()[layerIndex(drag.layer)];
+      if (l) {
+        drag.box.style.left = `${(l.x + dx) * k}px`;
+        drag.box.style.top = `${(l.y + dy) * k}px`;
+      }
+    }
+  });
+  const end = (ev: PointerEvent) => {
+    if (!drag) return;
+    const d = drag;
+    drag = null;
+    const p = canvasPoint(ev);
+    if (commentMode) {
+      d.box?.remove();
+      const box = { x: Math.min(d.start.x, p.x), y: Math.min(d.start.y, p.y), w: Math.abs(p.x - d.start.x), h: Math.abs(p.y - d.start.y) };
+      if (box.w >= 4 && box.h >= 4) askComment(box);
+    } else if (d.layer && d.moved) {
+      const i = layerIndex(d.layer);
+      // `add` rather than `set`: two people dragging one layer at once both move it.
+      if (i >= 0) edit([
+        { op: "add", path: ["canvas", "layers", i, "x"], value: p.x - d.start.x },
+        { op: "add", path: ["canvas", "layers", i, "y"], value: p.y - d.start.y },
+      ]);
+    }
+  };
+  stage.addEventListener("pointerup", end);
+  stage.addEventListener("pointercancel", () => {
+    drag?.box?.classList.contains("drag-box") && drag.box.remove();
+    drag = null;
+    render();
+  });
+  stage.addEventListener("pointerleave", () => {
+    cursor = null;
+    publishPresence();
+  });
+  stage.addEventListener("keydown", (ev) => {
+    const i = layerIndex(selected);
+    if (i < 0 || !can(role, "editor")) return;
+    const step = ev.shiftKey ? 50 : 10;
+    const moves: Record<string, [number, number]> = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    const m = moves[ev.key];
+    if (m) {
+      ev.preventDefault();
+      const wire = [];
+      if (m[0]) wire.push({ op: "add", path: ["canvas", "layers", i, "x"], value: m[0] });
+      if (m[1]) wire.push({ op: "add", path: ["canvas", "layers", i, "y"], value: m[1] });
+      edit(wire);
+    } else if (ev.key === "Delete") {
+      ev.preventDefault();
+      edit([{ op: "del", path: ["canvas", "layers", i] }]);
+    }
+  });
+  new ResizeObserver(() => renderOverlay()).observe(stage);
+}
+
+// ---- controls --------------------------------------------------------------------------------
+
+function titleEdit(): void {
+  const d = doc();
+  const input = $<HTMLInputElement>("title");
+  if (!d) return;
+  const old = d.title;
+  const next = input.value;
+  let p = 0;
+  while (p < old.length && p < next.length && old[p] === next[p]) p++;
+  // Never split a surrogate pair.
+  if (p > 0 && /[\uD800-\uDBFF]/.test(old[p - 1]!)) p--;
+  let s = 0;
+  while (s < old.length - p && s < next.length - p && old[old.length - 1 - s] === next[next.length - 1 - s]) s++;
+  if (s > 0 && /[\uDC00-\uDFFF]/.test(old[old.length - s]!)) s--;
+  const pos = toScalarIndex(old, p);
+  const removed = old.slice(p, old.length - s);
+  const inserted = next.slice(p, next.length - s);
+  const wire: unknown[] = [];
+  if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
+  if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
+  edit(wire);
+}
+
+async function upload(file: File): Promise<void> {
+  notice("Uploading…");
+  const r = await api("POST", `/v1/assets?session=${encodeURIComponent(sessionId)}`, file);
+  if (!r.ok) {
+    notice(`Upload refused (${await errorText(r)})`);
+    return;
+  }
+  const a = (await r.json()) as { id: string; width: number; height: number };
+  const d = doc();
+  if (!d) return;
+  // Fit into 60% of the canvas, centred, keeping the picture's aspect.
+  const fit = Math.min(1, (d.canvas.width * 0.6) / a.width, (d.canvas.height * 0.6) / a.height);
+  const w = Math.round(a.width * fit);
+  const hh = Math.round(a.height * fit);
+  const id = `L${Math.random().toString(36).slice(2, 8)}`;
+  const n = d.canvas.layers.length;
+  edit([
+    { op: "set", path: ["assets", a.id], value: { kind: "image", width: a.width, height: a.height } },
+    {
+      op: "ins",
+      path: ["canvas", "layers", n],
+      value: { id, kind: "image", asset: a.id, x: Math.round((d.canvas.width - w) / 2), y: Math.round((d.canvas.height - hh) / 2), w, h: hh },
+    },
+  ]);
+  selected = id;
+  render();
+  publishPresence();
+}
+
+function setupControls(): void {
+  $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
+  $("title").addEventListener("input", titleEdit);
+  $("undo").addEventListener("click", () => client?.undo());
+  $("redo").addEventListener("click", () => client?.redo());
+  document.addEventListener("keydown", (ev) => {
+    if (!(ev.ctrlKey || ev.metaKey) || !client || !can(role, "editor")) return;
+    const k = ev.key.toLowerCase();
+    if (k === "z" || k === "y") {
+      ev.preventDefault();
+      if (k === "y" || ev.shiftKey) client.redo();
+      else client.undo();
+    }
+  });
+  $<HTMLInputElement>("upload").addEventListener("change", (ev) => {
+    const input = ev.target as HTMLInputElement;
+    const f = input.files?.[0];
+    if (f) void upload(f).finally(() => (input.value = ""));
+  });
+  $("mode-comment").addEventListener("click", () => {
+    commentMode = !commentMode;
+    $("mode-comment").setAttribute("aria-pressed", String(commentMode));
+    $("stage").classList.toggle("commenting", commentMode);
+  });
+  $("tier").addEventListener("change", subscribePreview);
+  $("invite").addEventListener("click", async () => {
+    const r = await api("POST", `/v1/sessions/${encodeURIComponent(sessionId)}/invites`, { role: $<HTMLSelectElement>("invite-role").value });
+    const out = $<HTMLInputElement>("invite-link");
+    if (!r.ok) {
+      out.value = "";
+      notice(`Invite refused (${await errorText(r)})`);
+      return;
+    }
+    const inv = (await r.json()) as { id: string };
+    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
+    out.select();
+  });
+  const layerPath = (): (string | number)[] | null => {
+    const i = layerIndex(selected);
+    return i < 0 ? null : ["canvas", "layers", i];
+  };
+  const on = (id: string, ev: string, f: (p: (string | number)[], l: ImageLayer) => unknown[]) =>
+    $(id).addEventListener(ev, () => {
+      const p = layerPath();
+      if (p) edit(f(p, layers()[p[2] as number]!));
+    });
+  const numberOf = (id: string) => Number($<HTMLInputElement>(id).value);
+  for (const k of ["x", "y", "w", "h"]) {
+    on(`l-${k}`, "change", (p) => {
+      const v = numberOf(`l-${k}`);
+      return Number.isFinite(v) && (v > 0 || k === "x" || k === "y") ? [{ op: "set", path: [...p, k], value: v }] : [];
+    });
+  }
+  on("rot-l", "click", (p) => [{ op: "rotate", path: p, by: -90 }]);
+  on("rot-r", "click", (p) => [{ op: "rotate", path: p, by: 90 }]);
+  on("flip-h", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !l.flip?.h, v: !!l.flip?.v } }]);
+  on("flip-v", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !!l.flip?.h, v: !l.flip?.v } }]);
+  on("crop-apply", "click", (p) => {
+    const rect = { x: numberOf("c-x"), y: numberOf("c-y"), w: numberOf("c-w"), h: numberOf("c-h") };
+    return rect.w > 0 && rect.h > 0 && rect.x >= 0 && rect.y >= 0 ? [{ op: "crop", path: p, rect }] : [];
+  });
+  on("crop-reset", "click", (p, l) => (l.crop ? [{ op: "del", path: [...p, "crop"] }] : []));
+  on("a-opacity", "change", (p) => [{ op: "set", path: [...p, "opacity"], value: numberOf("a-opacity") }]);
+  for (const k of ["brightness", "contrast", "saturation", "exposure"]) {
+    on(`a-${k}`, "change", (p) => [{ op: "adjust", path: p, param: k, value: numberOf(`a-${k}`) }]);
+  }
+  on("layer-up", "click", (p) => {
+    const i = p[2] as number;
+    return i < layers().length - 1 ? [{ op: "mov", path: p, to: i + 1 }] : [];
+  });
+  on("layer-down", "click", (p) => {
+    const i = p[2] as number;
+    return i > 0 ? [{ op: "mov", path: p, to: i - 1 }] : [];
+  });
+  on("layer-delete", "click", (p) => [{ op: "del", path: p }]);
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+function start(): void {
+  setupControls();
+  setupStage();
+  const params = new URLSearchParams(location.search);
+  const saved = sessionStorage.getItem("montage.signin");
+  const nameInput = $<HTMLInputElement>("signin-name");
+  const sessionInput = $<HTMLInputElement>("signin-session");
+  sessionInput.value = params.get("session") ?? "";
+  if (saved) {
+    try {
+      const s = JSON.parse(saved) as { name?: string; session?: string };
+      nameInput.value = s.name ?? "";
+      if (!sessionInput.value) sessionInput.value = s.session ?? "";
+    } catch {
+      // ignore
+    }
+  }
+  if (params.get("invite")) {
+    sessionInput.value ||= "(from the invite)";
+  }
+  showConnection("offline", 0);
+  // For tests and the curious: the replica, read-only.
+  (window as unknown as { montage: unknown }).montage = {
+    doc: () => client?.doc ?? null,
+    version: () => client?.version ?? 0,
+    pending: () => client?.pendingCount ?? 0,
+    state: () => client?.connectionState ?? "offline",
+  };
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();

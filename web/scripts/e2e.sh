@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the demo page's Playwright scripts (web/app/test) in Debian's Chromium against a running
+# `montage serve --dev` at $MONTAGE_URL. `web/scripts/e2e.sh` runs the two-user editing test;
+# `web/scripts/e2e.sh comments` the comments-and-invites one (needs the #6 server side).
+# crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
+set -euo pipefail
+cd "$(dirname "$0")/../app"
+: "${MONTAGE_URL:?set MONTAGE_URL to the server, e.g. http://127.0.0.1:7070}"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+  echo "e2e: no Chromium at $chromium (scripts/install-test-deps.sh installs Debian's)" >&2
+  exit 1
+fi
+
+stamp=node_modules/.montage-lock-stamp
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+
+case "${1:-editing}" in
+  editing) node test/e2e.mjs ;;
+  comments) node test/e2e-comments.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments]" >&2; exit 2 ;;
+esac
