@@ -135,11 +135,8 @@ fn two_users_edit_in_chromium() -> Result<()> {
     Ok(())
 }
 
-/// Comments (drag a box, reply, resolve) and invite links in Chromium. Needs the server side of
-/// issue #6 (comment messages, GET …/comments, invites), built on another branch: the lead
-/// removes the `ignore` once that is merged.
+/// Comments (drag a box, reply, resolve) and invite links in Chromium.
 #[test]
-#[ignore = "needs the comments and invites server side (#6); enable after merging it"]
 fn comments_and_invites_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &["--dev"])?;
