@@ -685,6 +685,7 @@ async fn conflict_retries(addrs: &[String]) -> u64 {
     n
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client(
     id: usize,
     session: String,
