@@ -47,8 +47,13 @@ await run("comments and invites", async (browser) => {
   // An invite link as commenter; carol opens it and lands in the session with that role.
   await alice.page.getByLabel("Invite role").selectOption("commenter");
   await alice.page.getByRole("button", { name: "Share invite link" }).click();
+  // The link appears when POST …/invites answers; wait for it (or for the refusal notice).
+  await alice.page
+    .waitForFunction(() => document.getElementById("invite-link").value.includes("?invite=") || document.getElementById("notice").textContent.includes("Invite refused"), null, T)
+    .catch(() => {});
   const link = await alice.page.getByLabel("Invite link").inputValue();
-  check(link.includes("?invite="), `invite link: ${link}`);
+  const why = await alice.page.locator("#notice").innerText();
+  check(link.includes("?invite="), `invite link: '${link}' (notice: '${why}')`);
   const carol = await newUser(browser, "carol");
   await carol.page.goto(link);
   await carol.page.getByLabel("Your name").fill("carol");
