@@ -10,7 +10,13 @@
 //! process) and [`NatsBus`] (`--nats-url`). Publishing never blocks the caller: events go
 //! through a bounded queue, and a full queue drops the event (counted) rather than holding up a
 //! session actor.
+//!
+//! Each session has a NATS subject of its own ([`session_subject`]) and a node subscribes only
+//! to the sessions it has loaded ([`Bus::watch`] before loading, [`Bus::unwatch`] after
+//! unloading), so a node hears the traffic of its own sessions, not the whole cluster's: with a
+//! session-affine load balancer, adding nodes adds capacity instead of multiplying fan-in.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -23,8 +29,9 @@ use crate::store::StoredOp;
 
 /// The envelope format this build writes and reads; other versions are dropped with a warning.
 pub const BUS_FORMAT: u32 = 1;
-/// The NATS subject every node publishes to and subscribes on.
-pub const NATS_SUBJECT: &str = "montage.v1.events";
+/// The prefix of the per-session NATS subjects (see [`session_subject`]). Nodes of builds with a
+/// different prefix do not hear each other: upgrade a cluster all at once (OPERATIONS.md).
+pub const NATS_SUBJECT_PREFIX: &str = "montage.v2.s";
 /// Events queued for publishing before new ones are dropped.
 pub const PUBLISH_QUEUE: usize = 8_192;
 /// Received events queued for dispatch to the session actors.
@@ -113,12 +120,30 @@ pub fn decode_event(own_node: &str, bytes: &[u8]) -> Result<Option<BusEvent>> {
     Ok((env.node != own_node).then_some(env.event))
 }
 
+/// The NATS subject of a session's events: the prefix and the id in hex, because ids may hold
+/// any printable character and a subject token may not hold `.`, `*`, `>` or spaces.
+pub fn session_subject(session: &str) -> String {
+    let mut s = String::with_capacity(NATS_SUBJECT_PREFIX.len() + 1 + 2 * session.len());
+    s.push_str(NATS_SUBJECT_PREFIX);
+    s.push('.');
+    for b in session.bytes() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
 /// A node's connection to the fan-out.
 pub trait Bus: Send + Sync + 'static {
     /// This node's id (unique per process).
     fn node(&self) -> &str;
-    /// Queues an event for every other node; never waits.
+    /// Queues an event for the other nodes that watch its session; never waits.
     fn publish(&self, event: BusEvent);
+    /// Starts hearing a session's events. Once it returns, events other nodes publish are
+    /// delivered to this node, so an actor watches before it reads the store and misses
+    /// nothing in between. Counted: each `watch` is paired with one [`Bus::unwatch`].
+    fn watch<'a>(&'a self, session: &'a str) -> futures_util::future::BoxFuture<'a, ()>;
+    /// Stops hearing a session once every `watch` of it has been undone.
+    fn unwatch(&self, session: &str);
     /// Events from other nodes, in the order this node received them. Called once.
     fn take_events(&self) -> Option<mpsc::Receiver<BusEvent>>;
     /// Events dropped because the publish queue was full.
@@ -205,6 +230,13 @@ impl Bus for LocalBus {
         let _ = self.hub.send(Arc::new(encode_event(&self.node, &event)));
     }
 
+    /// In process every node hears every session (the dispatcher ignores sessions not loaded).
+    fn watch<'a>(&'a self, _session: &'a str) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn unwatch(&self, _session: &str) {}
+
     fn take_events(&self) -> Option<mpsc::Receiver<BusEvent>> {
         self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
@@ -214,12 +246,18 @@ impl Bus for LocalBus {
     }
 }
 
-/// The NATS bus (core NATS, one subject). Reconnects are async-nats's; while disconnected,
-/// published events are dropped once its buffer fills and receivers fill gaps from the store.
+/// The NATS bus (core NATS, a subject per session). Reconnects are async-nats's (it restores
+/// the subscriptions); while disconnected, published events are dropped once its buffer fills
+/// and receivers fill gaps from the store.
 pub struct NatsBus {
     node: String,
+    client: async_nats::Client,
     out: mpsc::Sender<BusEvent>,
+    /// Where every subscription's events go, in arrival order.
+    in_tx: mpsc::Sender<BusEvent>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<BusEvent>>>,
+    watched: std::sync::Mutex<HashMap<String, Watch>>,
+    subscribing: tokio::sync::Mutex<()>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -231,18 +269,52 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(|e| Error::Bus(format!("connecting to {url}: {e}")))?;
-        let mut sub = client
-            .subscribe(NATS_SUBJECT)
-            .await
-            .map_err(|e| Error::Bus(format!("subscribing: {e}")))?;
-        // The subscription is registered with the server before this node serves anything.
-        client
-            .flush()
-            .await
-            .map_err(|e| Error::Bus(format!("flushing: {e}")))?;
         let (in_tx, in_rx) = mpsc::channel(RECEIVE_QUEUE);
-        let own = node.clone();
+        let (out, mut out_rx) = mpsc::channel::<BusEvent>(PUBLISH_QUEUE);
+        let pub_node = node.clone();
+        let publisher = client.clone();
         tokio::spawn(async move {
+            while let Some(ev) = out_rx.recv().await {
+                let bytes = encode_event(&pub_node, &ev);
+                let subject = session_subject(ev.session());
+                if let Err(e) = publisher.publish(subject, bytes.into()).await {
+                    tracing::warn!(error = %e, "bus publish failed");
+                }
+            }
+            let _ = publisher.flush().await;
+        });
+        Ok(NatsBus {
+            node,
+            client,
+            out,
+            in_tx,
+            rx: std::sync::Mutex::new(Some(in_rx)),
+            watched: std::sync::Mutex::default(),
+            subscribing: tokio::sync::Mutex::new(()),
+            dropped: Arc::default(),
+        })
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watch>> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes to a session's subject and forwards its events; `None` if NATS refused.
+    async fn subscribe(&self, session: &str) -> Option<tokio::task::AbortHandle> {
+        let mut sub = match self.client.subscribe(session_subject(session)).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                tracing::warn!(%session, error = %e, "bus subscribe failed");
+                return None;
+            }
+        };
+        // Registered with the server before the actor reads the store.
+        if let Err(e) = self.client.flush().await {
+            tracing::warn!(%session, error = %e, "bus flush failed");
+        }
+        let own = self.node.clone();
+        let in_tx = self.in_tx.clone();
+        let task = tokio::spawn(async move {
             while let Some(m) = sub.next().await {
                 match decode_event(&own, &m.payload) {
                     Ok(Some(ev)) => {
@@ -255,25 +327,14 @@ impl NatsBus {
                 }
             }
         });
-        let (out, mut out_rx) = mpsc::channel::<BusEvent>(PUBLISH_QUEUE);
-        let pub_node = node.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = out_rx.recv().await {
-                let bytes = encode_event(&pub_node, &ev);
-                if let Err(e) = client.publish(NATS_SUBJECT, bytes.into()).await {
-                    tracing::warn!(error = %e, "bus publish failed");
-                }
-            }
-            let _ = client.flush().await;
-        });
-        Ok(NatsBus {
-            node,
-            out,
-            rx: std::sync::Mutex::new(Some(in_rx)),
-            dropped: Arc::default(),
-        })
+        Some(task.abort_handle())
     }
 }
+
+/// A watched session: how many watches, and the task forwarding its subscription (aborting it
+/// drops the subscriber, which unsubscribes). `None` when subscribing failed: the session then
+/// relies on the store (joins and reads catch up from it) until it is unloaded.
+type Watch = (usize, Option<tokio::task::AbortHandle>);
 
 impl Bus for NatsBus {
     fn node(&self) -> &str {
@@ -283,6 +344,33 @@ impl Bus for NatsBus {
     fn publish(&self, event: BusEvent) {
         if self.out.try_send(event).is_err() {
             self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn watch<'a>(&'a self, session: &'a str) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // One watch at a time, so a second watch of a session never returns before the
+            // first one's subscription is registered.
+            let _one = self.subscribing.lock().await;
+            if let Some((n, _)) = self.watched().get_mut(session) {
+                *n += 1;
+                return;
+            }
+            let handle = self.subscribe(session).await;
+            self.watched().insert(session.to_owned(), (1, handle));
+        })
+    }
+
+    fn unwatch(&self, session: &str) {
+        let mut watched = self.watched();
+        if let Some((n, handle)) = watched.get_mut(session) {
+            *n -= 1;
+            if *n == 0 {
+                if let Some(h) = handle {
+                    h.abort();
+                }
+                watched.remove(session);
+            }
         }
     }
 

@@ -716,6 +716,11 @@ impl Actor {
 
     async fn run(mut self) {
         self.metrics.sessions_loaded.fetch_add(1, Relaxed);
+        // Hear other nodes' commits before reading the store, so none falls in between.
+        let bus = self.sessions.bus.clone();
+        if let Some(bus) = &bus {
+            bus.watch(&self.id).await;
+        }
         match self.store.load(&self.id).await {
             Ok(Some(l)) => match self.build(l) {
                 Ok(doc) => {
@@ -771,6 +776,9 @@ impl Actor {
             }
         }
         self.sessions.remove_if(&self.id, self.generation);
+        if let Some(bus) = &bus {
+            bus.unwatch(&self.id);
+        }
         self.metrics.sessions_loaded.fetch_sub(1, Relaxed);
     }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `montage` binary on port 0 with a temp data dir and
 //! talks to it over real WebSockets and HTTP.
 
+mod bus;
 mod comments;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
