@@ -792,4 +792,39 @@ mod tests {
             .unwrap();
         assert_eq!(bob_now["presence"]["caret"]["index"], 8, "{bob_now}");
     }
+
+    #[tokio::test]
+    async fn a_retry_leaves_alone_the_authors_newer_caret() {
+        let store = Arc::new(MemoryStore::new());
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        pa.op(&a, "s", 0, 1, ins("hello")).await;
+        assert_eq!(pa.until("ack").await["version"], 1);
+        let mut pb = Peer::new(&b, 2, "alice");
+        pb.join(&b, "s").await;
+        // Node a appends "XY" at the end (version 2); node b does not hear of it.
+        let end = json!([{"op":"text","path":["title"],"pos":5,"ins":"XY"}]);
+        pa.op(&a, "s", 1, 2, end).await;
+        assert_eq!(pa.until("ack").await["version"], 2);
+        // Alice types "Q" at the start through node b and at once puts her caret after it: the
+        // caret already shows the edit when node b loses version 2 and runs the edit again.
+        pb.op(&b, "s", 1, 2, ins("Q")).await;
+        pb.presence(&b, "s", json!({"caret":{"path":["title"],"index":1}}))
+            .await;
+        assert_eq!(pb.until("ack").await["version"], 3);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        let mut carol = Peer::new(&b, 3, "carol");
+        let joined = carol.join(&b, "s").await;
+        assert_eq!(joined["state"]["title"], "QhelloXY");
+        let alice = joined["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == "alice")
+            .cloned()
+            .unwrap();
+        assert_eq!(alice["presence"]["caret"]["index"], 1, "{alice}");
+    }
 }
