@@ -560,7 +560,8 @@ async fn stalled_reader(mut ws: Ws, stall_at: tokio::time::Instant, end: tokio::
     drop(ws);
 }
 
-/// Seconds from `from` to the first poll at which `metric` had grown past `base` by `by`.
+/// A stalled-reader event: the seconds after the stall of the first poll at which its counter
+/// had grown by `by`.
 struct Milestone {
     name: &'static str,
     by: u64,
