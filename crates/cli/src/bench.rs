@@ -59,11 +59,13 @@ pub struct BenchArgs {
     /// load it.
     #[arg(long, default_value_t = 0)]
     history: u64,
-    /// Readers per session that join and then never read (a stalled reader): the server must
-    /// demote and drop them without raising the other readers' latency.
+    /// Readers per session that read like the others for the first half of the run, then stop
+    /// reading (a stalled reader): the server must move them down a tier and drop them without
+    /// raising the writers' or the other readers' latency. Latencies are reported for both halves.
     #[arg(long, default_value_t = 0)]
     stalled: usize,
-    /// Bytes of padding added to every edit (fills a stalled reader's buffers sooner).
+    /// Bytes of padding added to every edit (fills a stalled reader's buffers sooner), as a list
+    /// of 500-byte strings.
     #[arg(long, default_value_t = 0)]
     pad: usize,
     /// Send queue (frames) of the server bench starts (its `--send-queue`).
@@ -497,8 +499,73 @@ struct Shared {
     acks: AtomicU64,
     deliveries: AtomicU64,
     errors: AtomicU64,
-    ack_hist: Mutex<Hist>,
-    bcast_hist: Mutex<Hist>,
+    /// `tier` messages the (healthy) load clients got: each one moved down or up.
+    tiers: AtomicU64,
+    /// When the stalled readers stop reading (`None`: none do); latencies are kept apart for
+    /// before and after it.
+    stall_at: Option<Instant>,
+    ack_hist: Mutex<[Hist; 2]>,
+    bcast_hist: Mutex<[Hist; 2]>,
+}
+
+impl Shared {
+    /// 0 before the stall (or without one), 1 from it on.
+    fn phase(&self, now: Instant) -> usize {
+        usize::from(self.stall_at.is_some_and(|s| now >= s))
+    }
+}
+
+/// One client's latencies, per phase, merged into [`Shared`] now and then.
+struct LocalHists {
+    ack: [Hist; 2],
+    bcast: [Hist; 2],
+}
+
+impl LocalHists {
+    fn new() -> LocalHists {
+        LocalHists {
+            ack: [Hist::new(), Hist::new()],
+            bcast: [Hist::new(), Hist::new()],
+        }
+    }
+    fn n(&self) -> u64 {
+        self.ack.iter().chain(&self.bcast).map(|h| h.n).sum()
+    }
+    async fn merge_into(&self, shared: &Shared) {
+        let mut a = shared.ack_hist.lock().await;
+        for (s, l) in a.iter_mut().zip(&self.ack) {
+            s.merge(l);
+        }
+        drop(a);
+        let mut b = shared.bcast_hist.lock().await;
+        for (s, l) in b.iter_mut().zip(&self.bcast) {
+            s.merge(l);
+        }
+    }
+}
+
+/// A stalled reader: reads (and drops) everything until `stall_at`, then never polls its socket
+/// again; the socket stays open until `end` (or until the server closes it, unseen).
+async fn stalled_reader(mut ws: Ws, stall_at: tokio::time::Instant, end: tokio::time::Instant) {
+    let reading = async {
+        while let Some(Ok(_)) = ws.next().await {}
+        // The server ended it early: wait out the run anyway.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep_until(stall_at) => {}
+        _ = reading => {}
+    }
+    tokio::time::sleep_until(end).await;
+    drop(ws);
+}
+
+/// A stalled-reader event: the seconds after the stall of the first poll at which its counter
+/// had grown by `by`.
+struct Milestone {
+    name: &'static str,
+    by: u64,
+    at: Option<f64>,
 }
 
 async fn load(
@@ -508,15 +575,6 @@ async fn load(
     token: &dyn Fn(&str) -> media_services::Result<String>,
 ) -> Result<()> {
     let addr = addrs.join(",");
-    let shared = Arc::new(Shared {
-        start: Instant::now(),
-        stop: AtomicBool::new(false),
-        acks: AtomicU64::new(0),
-        deliveries: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        ack_hist: Mutex::new(Hist::new()),
-        bcast_hist: Mutex::new(Hist::new()),
-    });
     let total = a.sessions * a.clients;
     eprintln!(
         "connecting {total} clients ({} sessions × {})…",
@@ -539,16 +597,16 @@ async fn load(
             sockets.push((id, session, ws, j["version"].as_u64().unwrap_or(0)));
         }
     }
-    // Stalled readers: joined, then never polled again (kept open until the end).
+    // Stalled readers: joined; they read for the first half of the run, then never again.
     let mut stalled = Vec::new();
     for s in 0..a.sessions {
         for k in 0..a.stalled {
-            let mut ws = connect(&addr, &token(&format!("stalled-{s}-{k}"))?).await?;
+            let node = &addrs[(s * a.clients + k) % addrs.len()];
+            let mut ws = connect(node, &token(&format!("stalled-{s}-{k}"))?).await?;
             join(&mut ws, &format!("bench-{s}"), &format!("z{s}-{k}")).await?;
             stalled.push(ws);
         }
     }
-    let metrics0 = scrape(&addr).await.unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let usage = || -> Option<(f64, u64)> {
         let all: Option<Vec<(f64, u64)>> = pids.iter().map(|p| proc_usage(*p)).collect();
@@ -556,8 +614,50 @@ async fn load(
         Some((all.iter().map(|u| u.0).sum(), all.iter().map(|u| u.1).sum()))
     };
     let retries0 = conflict_retries(addrs).await;
+    let metrics0 = sum_metrics(addrs, &MILESTONE_METRICS).await;
     let cpu0 = usage();
     let t0 = Instant::now();
+    let dur = Duration::from_secs_f64(a.duration);
+    let stall_at = (!stalled.is_empty()).then(|| t0 + dur / 2);
+    let shared = Arc::new(Shared {
+        start: t0,
+        stop: AtomicBool::new(false),
+        acks: AtomicU64::new(0),
+        deliveries: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        tiers: AtomicU64::new(0),
+        stall_at,
+        ack_hist: Mutex::new([Hist::new(), Hist::new()]),
+        bcast_hist: Mutex::new([Hist::new(), Hist::new()]),
+    });
+    let end = tokio::time::Instant::from_std(t0 + dur);
+    let stalled_n = stalled.len() as u64;
+    let stalled_tasks: Vec<_> = stalled
+        .drain(..)
+        .map(|ws| {
+            let at = tokio::time::Instant::from_std(stall_at.unwrap_or(t0));
+            tokio::spawn(stalled_reader(ws, at, end))
+        })
+        .collect();
+    // From the stall on: when the stalled readers were moved down a tier and dropped (any
+    // connection's counters; the healthy ones' own `tier` messages are counted apart).
+    let mut milestones = [
+        Milestone {
+            name: "first moved down a tier",
+            by: 1,
+            at: None,
+        },
+        Milestone {
+            name: "first dropped as slow",
+            by: 1,
+            at: None,
+        },
+        Milestone {
+            name: "all dropped as slow",
+            by: stalled_n,
+            at: None,
+        },
+    ];
     let mut tasks = Vec::with_capacity(total);
     for (id, session, ws, version) in sockets {
         let shared = shared.clone();
@@ -567,15 +667,31 @@ async fn load(
         } else {
             0.0
         };
-        let end = tokio::time::Instant::from_std(t0) + Duration::from_secs_f64(a.duration);
         let pad = a.pad;
         tasks.push(tokio::spawn(async move {
             client(id, session, ws, version, rate, pad, end, shared).await
         }));
     }
-    let dur = Duration::from_secs_f64(a.duration);
     while t0.elapsed() < dur {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(if stall_at.is_some() {
+            100
+        } else {
+            250
+        }))
+        .await;
+        if let Some(at) = stall_at
+            && Instant::now() >= at
+            && milestones.iter().any(|m| m.at.is_none())
+        {
+            let now = sum_metrics(addrs, &MILESTONE_METRICS).await;
+            let since = at.elapsed().as_secs_f64();
+            let grown = |i: usize| now[i].saturating_sub(metrics0[i]);
+            for (m, g) in milestones.iter_mut().zip([grown(0), grown(1), grown(1)]) {
+                if m.at.is_none() && g >= m.by {
+                    m.at = Some(since);
+                }
+            }
+        }
         let done = (t0.elapsed().as_secs_f64() / a.duration).min(1.0);
         let bar = (done * 30.0) as usize;
         eprint!(
@@ -614,27 +730,46 @@ async fn load(
         acks as f64 / elapsed,
         (a.sessions * a.writers.unwrap_or(a.clients).min(a.clients)) as f64 * a.rate
     );
-    println!("ack latency:       {}", shared.ack_hist.lock().await.line());
-    println!(
-        "broadcast latency: {}",
-        shared.bcast_hist.lock().await.line()
-    );
+    {
+        let ack = shared.ack_hist.lock().await;
+        let bcast = shared.bcast_hist.lock().await;
+        if stall_at.is_some() {
+            let half = a.duration / 2.0;
+            println!("before the stall (0–{half:.0} s):");
+            println!("  ack latency:       {}", ack[0].line());
+            println!("  broadcast latency: {}", bcast[0].line());
+            println!("while stalled ({half:.0}–{:.0} s):", a.duration);
+            println!("  ack latency:       {}", ack[1].line());
+            println!("  broadcast latency: {}", bcast[1].line());
+        } else {
+            println!("ack latency:       {}", ack[0].line());
+            println!("broadcast latency: {}", bcast[0].line());
+        }
+    }
     println!(
         "deliveries: {deliveries}  ({:.0}/s)  errors: {}",
         deliveries as f64 / elapsed,
         shared.errors.load(Relaxed)
     );
-    if a.stalled > 0 {
-        let m1 = scrape(&addr).await.unwrap_or_default();
-        let delta = |name: &str| metric(&m1, name).saturating_sub(metric(&metrics0, name));
+    if stall_at.is_some() {
+        let m1 = sum_metrics(addrs, &MILESTONE_METRICS).await;
         println!(
-            "stalled readers: {}  moved down a tier: {}  dropped as slow: {}",
-            stalled.len(),
-            delta("montage_tier_down_total"),
-            delta("montage_dropped_slow_total")
+            "stalled readers: {stalled_n}  moved down a tier: {}  dropped as slow: {}  \
+             (all connections)  tier messages to the other clients: {}",
+            m1[0].saturating_sub(metrics0[0]),
+            m1[1].saturating_sub(metrics0[1]),
+            shared.tiers.load(Relaxed)
         );
+        for m in &milestones {
+            match m.at {
+                Some(s) => println!("  {}: {s:.1} s after the stall", m.name),
+                None => println!("  {}: not within the run", m.name),
+            }
+        }
     }
-    drop(stalled);
+    for t in stalled_tasks {
+        t.abort();
+    }
     if addrs.len() > 1 {
         let retries = conflict_retries(addrs).await.saturating_sub(retries0);
         println!(
@@ -652,6 +787,21 @@ async fn load(
     }
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// The counters the stalled-reader milestones follow.
+const MILESTONE_METRICS: [&str; 2] = ["montage_tier_down_total", "montage_dropped_slow_total"];
+
+/// Each of `names` summed over the nodes.
+async fn sum_metrics(addrs: &[String], names: &[&str]) -> Vec<u64> {
+    let mut sums = vec![0; names.len()];
+    for a in addrs {
+        let text = scrape(a).await.unwrap_or_default();
+        for (s, n) in sums.iter_mut().zip(names) {
+            *s += metric(&text, n);
+        }
+    }
+    sums
 }
 
 /// The server's `/metrics` text.
@@ -685,6 +835,9 @@ async fn conflict_retries(addrs: &[String]) -> u64 {
     n
 }
 
+/// Bytes per padding string (under the OT engine's 512-byte rope threshold).
+const PAD_PIECE: usize = 500;
+
 #[allow(clippy::too_many_arguments)]
 async fn client(
     id: usize,
@@ -697,14 +850,18 @@ async fn client(
     shared: Arc<Shared>,
 ) -> Result<()> {
     let (mut tx, mut rx) = ws.split();
-    let mut ack_hist = Hist::new();
-    let mut bcast_hist = Hist::new();
+    let mut hists = LocalHists::new();
     let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
     let key = format!("c{id}");
+    // Padding is a list of short strings: the bytes travel the same, but none of them becomes a
+    // rope on the server (in a debug build a 20 KB rope takes ~700 KB: jumprope's nodes hold
+    // 10 bytes there instead of 392), so the figures measure the network path.
     let padding = if pad > 0 {
+        let piece = format!("\"{}\"", "x".repeat(PAD_PIECE));
+        let pieces = vec![piece; pad.div_ceil(PAD_PIECE + 3)];
         format!(
-            r#",{{"op":"set","path":["meta","p{id}"],"value":"{}"}}"#,
-            "x".repeat(pad)
+            r#",{{"op":"set","path":["meta","p{id}"],"value":[{}]}}"#,
+            pieces.join(",")
         )
     } else {
         String::new()
@@ -720,16 +877,10 @@ async fn client(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
-    let flush = |ack: &mut Hist, b: &mut Hist, shared: &Arc<Shared>| {
-        let (a2, b2) = (
-            std::mem::replace(ack, Hist::new()),
-            std::mem::replace(b, Hist::new()),
-        );
+    let flush = |h: &mut LocalHists, shared: &Arc<Shared>| {
+        let h = std::mem::replace(h, LocalHists::new());
         let shared = shared.clone();
-        tokio::spawn(async move {
-            shared.ack_hist.lock().await.merge(&a2);
-            shared.bcast_hist.lock().await.merge(&b2);
-        });
+        tokio::spawn(async move { h.merge_into(&shared).await });
     };
     loop {
         tokio::select! {
@@ -746,19 +897,18 @@ async fn client(
                                 && v.kind == "ack"
                                 && let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0)))
                             {
-                                ack_hist.record(t.elapsed().as_micros() as u64);
+                                hists.ack[shared.phase(t)].record(t.elapsed().as_micros() as u64);
                                 shared.acks.fetch_add(1, Relaxed);
                             }
                         }
                     }
                 }
-                shared.ack_hist.lock().await.merge(&ack_hist);
-                shared.bcast_hist.lock().await.merge(&bcast_hist);
+                hists.merge_into(&shared).await;
                 return Ok(());
             }
             _ = tick.tick() => {
                 if shared.stop.load(Relaxed) {
-                    flush(&mut ack_hist, &mut bcast_hist, &shared);
+                    flush(&mut hists, &shared);
                     return Ok(());
                 }
                 seq += 1;
@@ -782,7 +932,7 @@ async fn client(
                     "ack" => {
                         known = known.max(v.version.unwrap_or(0));
                         if let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0))) {
-                            ack_hist.record(t.elapsed().as_micros() as u64);
+                            hists.ack[shared.phase(t)].record(t.elapsed().as_micros() as u64);
                         }
                         shared.acks.fetch_add(1, Relaxed);
                     }
@@ -790,9 +940,14 @@ async fn client(
                         known = known.max(v.version.unwrap_or(0));
                         if let Some(sent) = v.ops.first().and_then(|c| c.value.as_ref()?.0) {
                             let now = shared.start.elapsed().as_micros() as f64;
-                            bcast_hist.record((now - sent).max(0.0) as u64);
+                            // Phase of the send: an edit sent before the stall counts before.
+                            let sent_at = shared.start + Duration::from_micros(sent as u64);
+                            hists.bcast[shared.phase(sent_at)].record((now - sent).max(0.0) as u64);
                         }
                         shared.deliveries.fetch_add(1, Relaxed);
+                    }
+                    "tier" => {
+                        shared.tiers.fetch_add(1, Relaxed);
                     }
                     // Every error is counted (in the guard); the first one is shown.
                     "error" if shared.errors.fetch_add(1, Relaxed) == 0 => {
@@ -800,8 +955,8 @@ async fn client(
                     }
                     _ => {}
                 }
-                if ack_hist.n + bcast_hist.n >= 10_000 {
-                    flush(&mut ack_hist, &mut bcast_hist, &shared);
+                if hists.n() >= 10_000 {
+                    flush(&mut hists, &shared);
                 }
             }
         }

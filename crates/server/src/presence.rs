@@ -92,45 +92,150 @@ impl PresenceTable {
         }
     }
 
-    /// Moves every stored caret and selection past a committed edit (`doc` is the state after
-    /// it, `author` made it). Returns the users whose presence changed.
-    pub fn transform(&mut self, op: &Op, author: &str, doc: &Value) -> Vec<Arc<str>> {
+    /// Puts back a user's presence as it was before an edit that was rolled back (not for a user
+    /// who left since: one who came back starts without presence).
+    pub fn restore(&mut self, user: &str, before: Json) {
+        if let Some(r) = self.users.get_mut(user)
+            && r.data.is_some()
+        {
+            r.data = Some(before);
+        }
+    }
+
+    /// Moves every stored caret and selection past an edit just applied (`inverse` undoes it,
+    /// `doc` is the state after it, `author` made it), except `skip`'s (a presence that already
+    /// reflects it). Returns the users whose presence changed, each with its value before, so a
+    /// node that rolls the edit back can put it back (session/cluster.rs).
+    pub fn transform(
+        &mut self,
+        op: &Op,
+        inverse: &Op,
+        author: &str,
+        doc: &Value,
+        skip: Option<&str>,
+    ) -> Vec<Moved> {
         let mut changed = Vec::new();
-        // Only deletions and replacements can remove ids; scan the document at most once.
-        let removes = op
-            .components()
-            .iter()
-            .any(|c| matches!(c, Component::Del { .. } | Component::Set { .. }));
+        // Only ids in what the edit deleted or replaced can be gone; the document is scanned
+        // (once) only when a selection holds one of them, as a move may have put it back.
+        let removed = removed_ids(op, inverse);
         let mut ids: Option<HashSet<String>> = None;
         for (user, r) in &mut self.users {
+            if skip == Some(&**user) {
+                continue;
+            }
+            let Some(Json::Object(data)) = &r.data else {
+                continue;
+            };
+            let mut selection = None;
+            if let Some(Json::Array(sel)) = data.get("selection")
+                && sel
+                    .iter()
+                    .any(|v| v.as_str().is_some_and(|id| removed.may(id)))
+            {
+                let ids = ids.get_or_insert_with(|| existing_ids(doc));
+                let kept: Vec<Json> = sel
+                    .iter()
+                    .filter(|v| {
+                        v.as_str()
+                            .is_none_or(|id| !removed.may(id) || ids.contains(id))
+                    })
+                    .cloned()
+                    .collect();
+                if kept.len() != sel.len() {
+                    selection = Some(kept);
+                }
+            }
+            let caret = data.get("caret").map_or(CaretFate::Same, |c| {
+                transform_caret(c, op, &**user == author)
+            });
+            if selection.is_none() && matches!(caret, CaretFate::Same) {
+                continue;
+            }
+            let before = Json::Object(data.clone());
             let Some(Json::Object(data)) = &mut r.data else {
                 continue;
             };
-            let mut dirty = false;
-            if removes && let Some(Json::Array(sel)) = data.get_mut("selection") {
-                let ids = ids.get_or_insert_with(|| existing_ids(doc));
-                let before = sel.len();
-                sel.retain(|v| v.as_str().is_none_or(|id| ids.contains(id)));
-                dirty |= sel.len() != before;
+            if let Some(kept) = selection {
+                data.insert("selection".to_owned(), Json::Array(kept));
             }
-            if let Some(caret) = data.get("caret") {
-                match transform_caret(caret, op, &**user == author) {
-                    CaretFate::Same => {}
-                    CaretFate::Moved(c) => {
-                        data.insert("caret".to_owned(), c);
-                        dirty = true;
-                    }
-                    CaretFate::Gone => {
-                        data.remove("caret");
-                        dirty = true;
+            match caret {
+                CaretFate::Same => {}
+                CaretFate::Moved(c) => {
+                    data.insert("caret".to_owned(), c);
+                }
+                CaretFate::Gone => {
+                    data.remove("caret");
+                }
+            }
+            changed.push((user.clone(), before));
+        }
+        changed
+    }
+}
+
+/// A user whose presence an edit changed, and that presence before the edit.
+pub type Moved = (Arc<str>, Json);
+
+/// The ids an edit may have removed.
+enum Removed {
+    None,
+    Some(HashSet<String>),
+    /// It edited an id as text: any id may be gone.
+    Any,
+}
+
+impl Removed {
+    fn may(&self, id: &str) -> bool {
+        match self {
+            Removed::None => false,
+            Removed::Some(ids) => ids.contains(id),
+            Removed::Any => true,
+        }
+    }
+}
+
+/// Every `id` in what `inverse` puts back — the subtrees `op` deleted or replaced, and old
+/// values of `id` keys it set — without looking at the document.
+fn removed_ids(op: &Op, inverse: &Op) -> Removed {
+    let is_id = |p: &Path| matches!(p.last(), Some(Seg::Key(k)) if k == "id");
+    if op
+        .components()
+        .iter()
+        .any(|c| matches!(c, Component::Text { path, .. } if is_id(path)))
+    {
+        return Removed::Any;
+    }
+    fn collect(v: &Value, out: &mut HashSet<String>) {
+        match v {
+            Value::Obj(o) => {
+                for (k, x) in o {
+                    match x {
+                        Value::Str(t) if k == "id" => {
+                            out.insert(t.to_string());
+                        }
+                        _ => collect(x, out),
                     }
                 }
             }
-            if dirty {
-                changed.push(user.clone());
+            Value::Arr(a) => a.iter().for_each(|x| collect(x, out)),
+            _ => {}
+        }
+    }
+    let mut ids = HashSet::new();
+    for c in inverse.components() {
+        if let Component::Set { path, value } | Component::Ins { path, value } = c {
+            match value {
+                Value::Str(t) if is_id(path) => {
+                    ids.insert(t.to_string());
+                }
+                v => collect(v, &mut ids),
             }
         }
-        changed
+    }
+    if ids.is_empty() {
+        Removed::None
+    } else {
+        Removed::Some(ids)
     }
 }
 
@@ -403,8 +508,10 @@ mod tests {
         let d = doc(json!({"title":"XYabcdef"}));
         let changed = t.transform(
             &op(json!([{"op":"text","path":["title"],"pos":0,"ins":"XY"}])),
+            &Op::default(),
             "alice",
             &d,
+            None,
         );
         assert_eq!(changed.len(), 1);
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
@@ -415,24 +522,30 @@ mod tests {
         // Someone else typing exactly at the caret leaves it before their text.
         t.transform(
             &op(json!([{"op":"text","path":["title"],"pos":5,"ins":"zz"}])),
+            &Op::default(),
             "alice",
             &d,
+            None,
         );
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
         assert_eq!(c["index"], 5);
         // Its own typing pushes it.
         t.transform(
             &op(json!([{"op":"text","path":["title"],"pos":5,"ins":"q"}])),
+            &Op::default(),
             "bob",
             &d,
+            None,
         );
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
         assert_eq!(c["index"], 6);
         // A delete around it pulls it to the delete's start.
         t.transform(
             &op(json!([{"op":"text","path":["title"],"pos":2,"del":6}])),
+            &Op::default(),
             "alice",
             &d,
+            None,
         );
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
         assert_eq!(
@@ -447,14 +560,25 @@ mod tests {
         let mut t = table("bob", caret);
         let d = doc(json!({}));
         let ins = json!([{"op":"ins","path":["canvas","layers",0],"value":{"id":"n","kind":"text","text":"","x":0,"y":0,"size":1,"color":"#000"}}]);
-        assert_eq!(t.transform(&op(ins), "alice", &d).len(), 1);
+        assert_eq!(
+            t.transform(&op(ins), &Op::default(), "alice", &d, None)
+                .len(),
+            1
+        );
         let c = &t.get("bob").unwrap().data.as_ref().unwrap()["caret"];
         assert_eq!(c["path"], json!(["canvas", "layers", 1, "text"]));
         // An edit elsewhere changes nothing.
         let other = json!([{"op":"set","path":["meta","k"],"value":1}]);
-        assert!(t.transform(&op(other), "alice", &d).is_empty());
+        assert!(
+            t.transform(&op(other), &Op::default(), "alice", &d, None)
+                .is_empty()
+        );
         let del = json!([{"op":"del","path":["canvas","layers",1]}]);
-        assert_eq!(t.transform(&op(del), "alice", &d).len(), 1);
+        assert_eq!(
+            t.transform(&op(del), &Op::default(), "alice", &d, None)
+                .len(),
+            1
+        );
         assert!(
             t.get("bob")
                 .unwrap()
@@ -476,8 +600,10 @@ mod tests {
             "timeline":{"tracks":[{"id":"t","clips":[{"id":"clip1"}]}]}}));
         let changed = t.transform(
             &op(json!([{"op":"del","path":["canvas","layers",1]}])),
+            &op(json!([{"op":"ins","path":["canvas","layers",1],"value":{"id":"b"}}])),
             "alice",
             &d,
+            None,
         );
         assert_eq!(changed.len(), 1);
         let data = t.get("bob").unwrap().data.clone().unwrap();
@@ -485,7 +611,64 @@ mod tests {
         assert_eq!(data["cursor"], json!({"x":1,"y":2}));
         // Nothing removed: nothing changed, and no scan needed.
         let add = json!([{"op":"add","path":["canvas","layers",0,"x"],"value":1}]);
-        assert!(t.transform(&op(add), "alice", &d).is_empty());
+        assert!(
+            t.transform(&op(add), &Op::default(), "alice", &d, None)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_selection_survives_a_move_and_needs_no_scan_for_unrelated_deletes() {
+        let mut t = table("bob", json!({"selection":["a"]}));
+        // Layer "a" deleted and inserted again elsewhere in one edit: still there.
+        let d = doc(json!({"canvas":{"layers":[{"id":"b"},{"id":"a"}]}}));
+        let moved = op(json!([{"op":"del","path":["canvas","layers",0]},
+            {"op":"ins","path":["canvas","layers",1],"value":{"id":"a"}}]));
+        let inverse = op(json!([{"op":"del","path":["canvas","layers",1]},
+            {"op":"ins","path":["canvas","layers",0],"value":{"id":"a"}}]));
+        assert!(t.transform(&moved, &inverse, "alice", &d, None).is_empty());
+        // Deleting another layer cannot drop "a", whatever the document says.
+        let del = op(json!([{"op":"del","path":["canvas","layers",0]}]));
+        let inv = op(json!([{"op":"ins","path":["canvas","layers",0],"value":{"id":"b"}}]));
+        assert!(
+            t.transform(&del, &inv, "alice", &doc(json!({})), None)
+                .is_empty()
+        );
+        // Renaming the id (a set of its `id` key) drops it.
+        let rename = op(json!([{"op":"set","path":["canvas","layers",0,"id"],"value":"z"}]));
+        let inv = op(json!([{"op":"set","path":["canvas","layers",0,"id"],"value":"a"}]));
+        let d = doc(json!({"canvas":{"layers":[{"id":"z"}]}}));
+        assert_eq!(t.transform(&rename, &inv, "alice", &d, None).len(), 1);
+        assert_eq!(
+            t.get("bob").unwrap().data.as_ref().unwrap()["selection"],
+            json!([])
+        );
+    }
+
+    #[test]
+    fn a_moved_presence_can_be_put_back_and_skipped() {
+        let before = json!({"caret":{"path":["title"],"index":3}});
+        let mut t = table("bob", before.clone());
+        let d = doc(json!({}));
+        let typed = op(json!([{"op":"text","path":["title"],"pos":0,"ins":"XY"}]));
+        let moved = t.transform(&typed, &Op::default(), "alice", &d, None);
+        assert_eq!(moved, vec![(Arc::from("bob"), before.clone())]);
+        assert_eq!(
+            t.get("bob").unwrap().data.as_ref().unwrap()["caret"]["index"],
+            5
+        );
+        t.restore("bob", before.clone());
+        assert_eq!(t.get("bob").unwrap().data, Some(before));
+        // A presence that already reflects the edit is left alone.
+        assert!(
+            t.transform(&typed, &Op::default(), "alice", &d, Some("bob"))
+                .is_empty()
+        );
+        // A user who left and came back starts without presence: nothing to put back.
+        t.remove("bob");
+        t.enter(&Arc::from("bob"), None);
+        t.restore("bob", json!({"caret":{"path":["title"],"index":1}}));
+        assert_eq!(t.get("bob").unwrap().data, None);
     }
 
     #[test]
@@ -496,7 +679,10 @@ mod tests {
         );
         let d = doc(json!({}));
         let o = op(json!([{"op":"del","path":["title"]}]));
-        assert!(t.transform(&o, "alice", &d).is_empty());
+        assert!(
+            t.transform(&o, &Op::default(), "alice", &d, None)
+                .is_empty()
+        );
     }
 
     fn key(u: &str) -> (Arc<str>, Arc<str>) {

@@ -1273,6 +1273,8 @@ impl Actor {
         }
         // Kept to run again if another node takes this version first.
         let original = self.cluster.is_some().then(|| ops.clone());
+        // A retry whose author sent presence since the first try: that presence shows it already.
+        let skip_author = self.retry_presence_seen();
         let Some(doc) = &mut self.state else {
             return None;
         };
@@ -1312,8 +1314,16 @@ impl Actor {
             js(&self.id),
             js(&user)
         ));
-        // Carets and selections follow the edit (sent again once it is broadcast).
-        let moved = self.presence.transform(&op, &user, &doc.doc);
+        // Carets and selections follow the edit (sent again once it is broadcast). Across nodes
+        // a rollback puts the old values back, so each committed edit moves them once.
+        let moved_before = self.presence.transform(
+            &op,
+            &inverse,
+            &user,
+            &doc.doc,
+            skip_author.then_some(&*user),
+        );
+        let moved = moved_before.iter().map(|(u, _)| u.clone()).collect();
         doc.history.push_back(HistEntry {
             op,
             user: user.clone(),
@@ -1340,6 +1350,8 @@ impl Actor {
                 seq,
                 rid.clone(),
                 received,
+                user.clone(),
+                moved_before,
             );
         }
         self.pending.push_back(Pending {
@@ -1582,6 +1594,7 @@ impl Actor {
         // Kept for late joiners and to follow edits.
         if let ServerMessage::Presence { data, .. } = msg {
             self.presence.set(&user, data);
+            self.cluster_presence_set(&user);
         }
         self.cluster_relay(&frame, true);
         let frame = Utf8Bytes::from(frame);

@@ -491,30 +491,42 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
     )?;
     let mut w = server.connect("writer").await?;
     w.join("s", "w").await?;
-    let mut reader = server.connect("reader").await?;
-    reader.join("s", "r").await?;
+    let mut readers = Vec::new();
+    for r in ["reader1", "reader2"] {
+        let mut c = server.connect(r).await?;
+        c.join("s", r).await?;
+        readers.push(c);
+    }
     let mut stalled = server.connect("stalled").await?;
     stalled.join("s", "z").await?;
-    next_of(&mut w, "participant_joined").await?;
-    next_of(&mut w, "participant_joined").await?;
-    next_of(&mut reader, "participant_joined").await?;
-    // The healthy reader keeps reading: every edit, in order, up to the final "done".
-    let healthy = tokio::spawn(async move {
-        let mut want = 1u64;
-        loop {
-            let m = next(&mut reader).await?;
-            if m["type"] != "op" {
-                continue;
-            }
-            if m["version"] != want {
-                bail!("reader got version {} wanting {want}", m["version"]);
-            }
-            want += 1;
-            if m["ops"][0]["value"] == "done" {
-                return Ok::<u64, anyhow::Error>(want - 1);
-            }
-        }
-    });
+    for _ in 0..3 {
+        next_of(&mut w, "participant_joined").await?;
+    }
+    next_of(&mut readers[0], "participant_joined").await?;
+    next_of(&mut readers[0], "participant_joined").await?;
+    next_of(&mut readers[1], "participant_joined").await?;
+    // The healthy readers keep reading: every edit, in order, up to the final "done".
+    let healthy: Vec<_> = readers
+        .into_iter()
+        .map(|mut reader| {
+            tokio::spawn(async move {
+                let mut want = 1u64;
+                loop {
+                    let m = next(&mut reader).await?;
+                    if m["type"] != "op" {
+                        continue;
+                    }
+                    if m["version"] != want {
+                        bail!("reader got version {} wanting {want}", m["version"]);
+                    }
+                    want += 1;
+                    if m["ops"][0]["value"] == "done" {
+                        return Ok::<u64, anyhow::Error>(want - 1);
+                    }
+                }
+            })
+        })
+        .collect();
     // From here `stalled` never reads: its pings go unanswered and its queue backs up.
     let mut seq = 0u64;
     // Phase 1, light traffic: the unanswered pings move it down a tier.
@@ -533,7 +545,8 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
         0,
         "dropped before demoted"
     );
-    // Phase 2, heavy edits: its buffers and queue fill and it is dropped.
+    // Phase 2, heavy edits: its buffers and queue fill and it is dropped. Every edit is acked
+    // before the next is sent: a writer held up by the stalled reader would stop the test here.
     let chunk = "x".repeat(100_000);
     let mut dropped = false;
     for _ in 0..400 {
@@ -545,17 +558,37 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
     }
     assert!(dropped, "the stalled reader was never dropped");
     let last = set_blob(&mut w, &mut seq, json!("done")).await?;
-    assert_eq!(healthy.await??, last, "the healthy reader got every edit");
+    for h in healthy {
+        assert_eq!(h.await??, last, "a healthy reader got every edit");
+    }
     assert_eq!(metric(&server, "montage_dropped_slow_total").await?, 1);
-    // The stalled socket ends (reading now drains what the kernel held, then the end).
+    // The stalled socket ends; reading it now drains what the kernel held: the `tier` it was
+    // told it moved down to, then edits up to where it was dropped, then the end.
+    let mut tiers = Vec::new();
+    let mut newest = 0;
     let ended = async {
         while let Some(Ok(m)) = stalled.ws.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
+            match m {
+                Message::Text(t) => {
+                    let v: Json = serde_json::from_str(t.as_str())?;
+                    if v["type"] == "tier" {
+                        tiers.push(v["tier"].as_str().unwrap_or_default().to_owned());
+                    } else if v["type"] == "op" {
+                        newest = v["version"].as_u64().unwrap_or_default();
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
             }
         }
+        Ok::<_, anyhow::Error>(())
     };
-    tokio::time::timeout(Duration::from_secs(30), ended).await?;
+    tokio::time::timeout(Duration::from_secs(30), ended).await??;
+    assert!(
+        tiers.iter().any(|t| t != "excellent"),
+        "the stalled reader was never sent a lower tier: {tiers:?}"
+    );
+    assert!(newest < last, "the dropped reader got edits after the drop");
     Ok(())
 }
 

@@ -343,3 +343,128 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
     ensure!(!acked_before.is_empty());
     Ok(())
 }
+
+/// Where a writer is: its client, the newest version it saw, its last seq.
+type Writer = (Client, u64, u64);
+
+/// Sends `n` inserts of "x" at the start of the title (8 in flight, each based on the newest
+/// version seen) and returns the writer and how many were acked.
+async fn type_at_start(w: Writer, session: &'static str, n: u64) -> Result<(Writer, u64)> {
+    let (mut c, mut known, mut seq) = w;
+    let (mut sent, mut acked, mut done, mut in_flight) = (0, 0, 0, 0);
+    while done < n {
+        while in_flight < 8 && sent < n {
+            seq += 1;
+            sent += 1;
+            in_flight += 1;
+            c.op(
+                session,
+                known,
+                seq,
+                json!([{"op":"text","path":["title"],"pos":0,"ins":"x"}]),
+            )
+            .await?;
+        }
+        let m = c.recv().await?;
+        match m["type"].as_str() {
+            Some("ack") => {
+                known = known.max(m["version"].as_u64().context("ack version")?);
+                acked += 1;
+                done += 1;
+                in_flight -= 1;
+            }
+            Some("op") => known = known.max(m["version"].as_u64().context("op version")?),
+            // An edit that lost its version too often (`conflict`): not applied.
+            Some("error") => {
+                ensure!(m["code"] == "conflict", "{m}");
+                done += 1;
+                in_flight -= 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(((c, known, seq), acked))
+}
+
+#[tokio::test]
+async fn a_caret_moves_once_per_edit_when_nodes_conflict() -> Result<()> {
+    let Some((db, nats)) = services("scale::a_caret_moves_once_per_edit_when_nodes_conflict")?
+    else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let writers = ["w0".to_owned(), "w1".to_owned()];
+    let mut owner = create_session(&nodes[0], "caret", "owner", &writers).await?;
+    owner
+        .edit(
+            "caret",
+            0,
+            1,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"hello"}]),
+        )
+        .await?;
+    // Bob (a viewer on node 1) puts his caret at the end of "hello"; node 1 holds his presence.
+    let mut bob = nodes[1].connect("bob").await?;
+    bob.join("caret", "bob").await?;
+    let mut watcher = nodes[1].connect("watcher").await?;
+    watcher.join("caret", "watch").await?;
+    bob.send(json!({"type":"presence","session":"caret",
+                    "data":{"caret":{"path":["title"],"index":5}}}))
+        .await?;
+    let m = until(&mut watcher, "presence").await?;
+    ensure!(m["data"]["caret"]["index"] == 5, "{m}");
+    drop(watcher);
+    // Both nodes take inserts before the caret at once until node 1 has lost versions to node 0
+    // (its edits were applied there, moving the caret, then rolled back and retried).
+    let mut ws = Vec::new();
+    for (i, u) in writers.iter().enumerate() {
+        let mut c = nodes[i].connect(u).await?;
+        let v = c.join("caret", &format!("c{i}")).await?["version"]
+            .as_u64()
+            .context("joined version")?;
+        ws.push((c, v, 0));
+    }
+    let (mut typed, mut retries) = (0, 0);
+    for _round in 0..20 {
+        let tasks: Vec<_> = ws
+            .drain(..)
+            .map(|w| tokio::spawn(type_at_start(w, "caret", 30)))
+            .collect();
+        for t in tasks {
+            let (w, acked) = t.await??;
+            ws.push(w);
+            typed += acked;
+        }
+        let (_, text) = nodes[1].get("/metrics", None).await?;
+        retries = metric(&text, "montage_conflict_retries_total");
+        if retries > 0 {
+            break;
+        }
+    }
+    ensure!(
+        retries > 0,
+        "node 1 never lost a version: nothing was tested"
+    );
+    eprintln!("{typed} inserts, {retries} conflict retries on node 1");
+    // Every acked insert is before the caret and moved it once.
+    let s = state(&nodes[1], "caret", "owner").await?;
+    let title = s["state"]["title"].as_str().unwrap_or_default();
+    ensure!(
+        title.len() as u64 == 5 + typed && title.ends_with("hello"),
+        "{title}"
+    );
+    let mut late = nodes[1].connect("late").await?;
+    let joined = late.join("caret", "late").await?;
+    let bob_now = joined["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["user"] == "bob"))
+        .context("bob in the roster")?;
+    ensure!(
+        bob_now["presence"]["caret"]["index"] == 5 + typed,
+        "caret {} after {typed} inserts (expected {})",
+        bob_now["presence"]["caret"],
+        5 + typed
+    );
+    drop(bob);
+    Ok(())
+}

@@ -12,7 +12,10 @@
 //!    transforms them past everything since — up to [`MAX_CONFLICT_RETRIES`] times each.
 //!
 //! Nothing is acked or broadcast before it is committed, so no client ever saw a rolled-back
-//! version. Commits of other nodes arrive on the bus and are applied in version order; a gap
+//! version. Presence follows the same rule: carets and selections an unconfirmed edit moved get
+//! their old values back with the rollback (unless the user sent a newer one since), so the
+//! retry moves them once more and each committed edit moves them exactly once. A user who sent
+//! presence after their own edit was first applied already shows it: its retry skips them. Commits of other nodes arrive on the bus and are applied in version order; a gap
 //! (a lost bus message) or a base this node has not seen yet is filled from the store, so the bus
 //! is never the only copy. Joins and state reads wait until nothing is unconfirmed and read the
 //! store's head first, so a client that moves to another node finds every edit it was acked.
@@ -30,6 +33,7 @@ use serde_json::Value as Json;
 use super::{Action, Actor, HistEntry, Pending, SessionMsg, Sessions, js};
 use crate::bus::{Bus, BusEvent};
 use crate::error::{Error, Result};
+use crate::presence::Moved;
 use crate::store::{Store, StoredOp, Write};
 
 /// Times one edit is re-sequenced after losing its version to another node before the client
@@ -54,6 +58,11 @@ pub(super) struct Unconfirmed {
     rid: Option<Json>,
     received: Instant,
     attempts: u32,
+    /// Who made it, and the presence it moved as it was before (put back on rollback).
+    author: Arc<str>,
+    presence_before: Vec<Moved>,
+    /// The author sent presence after this edit was applied: it reflects the edit already.
+    author_presence_after: bool,
 }
 
 /// The actor's cross-node state; `None` on a single node with its own store.
@@ -68,6 +77,8 @@ pub(super) struct Cluster {
     resync_due: bool,
     /// Attempts of the edit being re-run (0 for a fresh one).
     retry_attempts: u32,
+    /// The edit being re-run is one whose author's presence already reflects it.
+    retry_author_presence_after: bool,
 }
 
 impl Cluster {
@@ -79,6 +90,7 @@ impl Cluster {
             deferred: VecDeque::new(),
             resync_due: false,
             retry_attempts: 0,
+            retry_author_presence_after: false,
         }
     }
 }
@@ -210,9 +222,12 @@ impl Actor {
         seq: u64,
         rid: Option<Json>,
         received: Instant,
+        author: Arc<str>,
+        presence_before: Vec<Moved>,
     ) {
         if let Some(cl) = &mut self.cluster {
             let attempts = std::mem::take(&mut cl.retry_attempts);
+            let author_presence_after = std::mem::take(&mut cl.retry_author_presence_after);
             cl.unconfirmed.push_back(Unconfirmed {
                 version,
                 inverse,
@@ -223,7 +238,29 @@ impl Actor {
                 rid,
                 received,
                 attempts,
+                author,
+                presence_before,
+                author_presence_after,
             });
+        }
+    }
+
+    /// Whether the edit being re-run must leave its author's presence alone.
+    pub(super) fn retry_presence_seen(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.retry_author_presence_after)
+    }
+
+    /// `user` sent new presence: it replaces whatever unconfirmed edits moved, and it shows the
+    /// user's own unconfirmed edits (the connection sent them first).
+    pub(super) fn cluster_presence_set(&mut self, user: &str) {
+        let Some(cl) = &mut self.cluster else { return };
+        for u in &mut cl.unconfirmed {
+            u.presence_before.retain(|(x, _)| &**x != user);
+            if &*u.author == user {
+                u.author_presence_after = true;
+            }
         }
     }
 
@@ -385,14 +422,17 @@ impl Actor {
             return Err(format!("version {} follows {}", o.version, doc.version));
         }
         let op: Op = serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.apply(&mut doc.doc)))
-            .map_err(|_| format!("op {}: the OT engine panicked", o.version))?
-            .map_err(|e| format!("op {}: {e}", o.version))?;
+        let inverse =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.apply(&mut doc.doc)))
+                .map_err(|_| format!("op {}: the OT engine panicked", o.version))?
+                .map_err(|e| format!("op {}: {e}", o.version))?;
         let version = o.version;
         doc.version = version;
         let user: Arc<str> = Arc::from(o.user.as_str());
         // Carets and selections of this node's users follow the other node's edit too.
-        let moved = self.presence.transform(&op, &user, &doc.doc);
+        let moved = self
+            .presence
+            .transform(&op, &inverse, &user, &doc.doc, None);
         doc.history.push_back(HistEntry {
             op,
             user: user.clone(),
@@ -409,7 +449,7 @@ impl Actor {
                 p.conn.send(frame.clone());
             }
         }
-        for u in moved {
+        for (u, _) in moved {
             self.send_presence_of(&u);
         }
         // This node may see the same (client, seq) resent later: remember where it went.
@@ -435,6 +475,12 @@ impl Actor {
         if !undone {
             self.diverged("an unconfirmed edit could not be rolled back");
             return;
+        }
+        // Presence those edits moved goes back too (latest first), so the retries move it once.
+        for u in redo.iter().rev().filter(|u| u.version > committed) {
+            for (user, before) in &u.presence_before {
+                self.presence.restore(user, before.clone());
+            }
         }
         let Some(doc) = &mut self.state else { return };
         while doc.version > committed {
@@ -481,11 +527,13 @@ impl Actor {
             self.metrics.conflict_retries_total.fetch_add(1, Relaxed);
             if let Some(cl) = &mut self.cluster {
                 cl.retry_attempts = u.attempts + 1;
+                cl.retry_author_presence_after = u.author_presence_after;
             }
             self.edit(conn, u.base, u.seq, u.original, u.rid, u.received)
                 .await;
             if let Some(cl) = &mut self.cluster {
                 cl.retry_attempts = 0;
+                cl.retry_author_presence_after = false;
             }
         }
     }
@@ -587,6 +635,26 @@ mod tests {
         }
     }
 
+    impl Peer {
+        /// The next frame of `kind`, skipping everything else.
+        async fn until(&mut self, kind: &str) -> Json {
+            loop {
+                let m = self.recv().await;
+                if m["type"] == kind {
+                    return m;
+                }
+            }
+        }
+        async fn presence(&self, n: &Node, session: &str, data: Json) {
+            let m = SessionMsg::Presence {
+                conn: self.conn.clone(),
+                data,
+                rid: None,
+            };
+            n.sessions.send(session, m, false).await.unwrap();
+        }
+    }
+
     fn ins(s: &str) -> Json {
         json!([{"op":"text","path":["title"],"pos":0,"ins":s}])
     }
@@ -678,5 +746,85 @@ mod tests {
             a.sessions.state("s", "bob").await.unwrap(),
             b.sessions.state("s", "bob").await.unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_retried_edit_moves_carets_once() {
+        let store = Arc::new(MemoryStore::new());
+        // Two hubs: node b never hears node a, so its append of version 2 conflicts.
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        pa.op(&a, "s", 0, 1, ins("hello")).await;
+        assert_eq!(pa.until("ack").await["version"], 1);
+        let mut pb = Peer::new(&b, 2, "alice");
+        pb.join(&b, "s").await;
+        let mut bob = Peer::new(&b, 3, "bob");
+        bob.join(&b, "s").await;
+        // Bob's caret is at the end of "hello"; alice (on b) sees it, so it is stored.
+        bob.presence(&b, "s", json!({"caret":{"path":["title"],"index":5}}))
+            .await;
+        assert_eq!(pb.until("presence").await["data"]["caret"]["index"], 5);
+        // Alice types "XY" at the start through node a...
+        pa.op(&a, "s", 1, 2, ins("XY")).await;
+        assert_eq!(pa.until("ack").await["version"], 2);
+        // ...and "Q" through node b, which applies it as version 2 (moving bob's caret), loses
+        // that version to node a, rolls back, catches up and applies it again as version 3.
+        pb.op(&b, "s", 1, 2, ins("Q")).await;
+        assert_eq!(pb.until("ack").await["version"], 3);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        // Each committed insert moved the caret once: 5 + 2 + 1.
+        let mut carol = Peer::new(&b, 4, "carol");
+        let joined = carol.join(&b, "s").await;
+        assert!(
+            joined["state"]["title"]
+                .as_str()
+                .unwrap()
+                .ends_with("hello")
+        );
+        let bob_now = joined["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == "bob")
+            .cloned()
+            .unwrap();
+        assert_eq!(bob_now["presence"]["caret"]["index"], 8, "{bob_now}");
+    }
+
+    #[tokio::test]
+    async fn a_retry_leaves_alone_the_authors_newer_caret() {
+        let store = Arc::new(MemoryStore::new());
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        pa.op(&a, "s", 0, 1, ins("hello")).await;
+        assert_eq!(pa.until("ack").await["version"], 1);
+        let mut pb = Peer::new(&b, 2, "alice");
+        pb.join(&b, "s").await;
+        // Node a appends "XY" at the end (version 2); node b does not hear of it.
+        let end = json!([{"op":"text","path":["title"],"pos":5,"ins":"XY"}]);
+        pa.op(&a, "s", 1, 2, end).await;
+        assert_eq!(pa.until("ack").await["version"], 2);
+        // Alice types "Q" at the start through node b and at once puts her caret after it: the
+        // caret already shows the edit when node b loses version 2 and runs the edit again.
+        pb.op(&b, "s", 1, 2, ins("Q")).await;
+        pb.presence(&b, "s", json!({"caret":{"path":["title"],"index":1}}))
+            .await;
+        assert_eq!(pb.until("ack").await["version"], 3);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        let mut carol = Peer::new(&b, 3, "carol");
+        let joined = carol.join(&b, "s").await;
+        assert_eq!(joined["state"]["title"], "QhelloXY");
+        let alice = joined["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == "alice")
+            .cloned()
+            .unwrap();
+        assert_eq!(alice["presence"]["caret"]["index"], 1, "{alice}");
     }
 }
