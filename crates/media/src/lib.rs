@@ -3,6 +3,7 @@
 
 pub mod adjust;
 pub mod asset;
+pub mod av;
 pub mod cache;
 pub mod encode;
 mod error;
@@ -12,6 +13,7 @@ pub mod tier;
 pub mod video;
 
 pub use adjust::Adjust;
+pub use av::{AvInfo, Container, ffprobe_path, probe_av, sniff_container};
 pub use asset::{
     Asset, AssetInfo, AssetKind, AssetSource, Format, Limits, MemoryAssets, decode,
     decode_with_info, peek, probe, sniff,

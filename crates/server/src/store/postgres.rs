@@ -65,6 +65,12 @@ CREATE TABLE snapshots (
     PRIMARY KEY (session, version)
 );
 "#,
+},
+// Issue #7: asset metadata (`store::assets`).
+Migration {
+    id: 2,
+    name: "assets",
+    sql: super::assets::PG_SCHEMA,
 }];
 
 /// Serialises migrations between nodes starting at once (an arbitrary constant key).
@@ -479,6 +485,9 @@ impl Store for PgStore {
             self.pool.close().await;
             Ok(())
         })
+    }
+    fn assets(&self) -> Option<&dyn super::AssetStore> {
+        Some(self)
     }
 }
 
