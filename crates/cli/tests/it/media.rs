@@ -1253,3 +1253,107 @@ async fn list_bucket(moto: &Moto, bucket: &str) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&r.body).into_owned())
 }
+
+/// A subscription without `tier` follows the connection's tier: when `quality` moves it, a
+/// preview of the current version comes at once at the new tier, and later ones are paced at
+/// the new tier's rate. An explicit tier on another session of the same connection stays put.
+#[tokio::test]
+async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut c = server.connect("u1").await?;
+    c.join("film", "c1").await?;
+    c.join("pinned", "c1").await?;
+    let mut previews = Vec::new();
+    c.send(json!({"type":"quality","downlink_mbps":20.0})).await?;
+    let t = read_until(&mut c, &mut previews, "a tier", |v| v["type"] == "tier").await?;
+    assert_eq!(t["tier"], "good");
+    c.send(json!({"type":"preview_subscribe","session":"film"}))
+        .await?;
+    c.send(json!({"type":"preview_subscribe","session":"pinned","tier":"fair"}))
+        .await?;
+    let first = read_until(&mut c, &mut previews, "film's first preview", |v| {
+        v["type"] == "preview" && v["session"] == "film"
+    })
+    .await?;
+    assert_eq!(first["tier"], "good", "{first}");
+    let mut version = 0;
+    version = edit_collecting(&mut c, &mut previews, "film", version, 1).await?;
+    let p = preview_of(&mut c, &mut previews, version).await?;
+    assert_eq!((&p["tier"], &p["session"]), (&json!("good"), &json!("film")));
+
+    // The hint drops the connection to poor: the current version again, at poor, at once.
+    c.send(json!({"type":"quality","downlink_mbps":1.0})).await?;
+    previews.clear();
+    let p = read_until(&mut c, &mut previews, "a poor preview", |v| {
+        v["type"] == "preview" && v["tier"] == "poor"
+    })
+    .await?;
+    assert_eq!(
+        (&p["session"], &p["version"], &p["url"]),
+        (
+            &json!("film"),
+            &json!(version),
+            &json!(format!("/v1/sessions/film/preview?tier=poor&v={version}"))
+        )
+    );
+    // Paced at poor (5 per second) now: a burst of edits brings few previews, none closer than
+    // the interval (less timer slack), all at poor, the last for the newest version.
+    const EDITS: u64 = 20;
+    let mut seq = 1;
+    let mut got = vec![(std::time::Instant::now(), version)];
+    for _ in 0..EDITS {
+        seq += 1;
+        let before = previews.len();
+        version = edit_collecting(&mut c, &mut previews, "film", version, seq).await?;
+        for p in &previews[before..] {
+            got.push((std::time::Instant::now(), p["version"].as_u64().unwrap_or(0)));
+        }
+    }
+    let before = previews.len();
+    preview_of(&mut c, &mut previews, version).await?;
+    for p in &previews[before..] {
+        got.push((std::time::Instant::now(), p["version"].as_u64().unwrap_or(0)));
+    }
+    let film: Vec<_> = previews.iter().filter(|p| p["session"] == "film").collect();
+    assert!(film.iter().all(|p| p["tier"] == "poor"), "{film:?}");
+    assert!(
+        film.len() < (EDITS / 2) as usize,
+        "{} previews for {EDITS} edits at poor",
+        film.len()
+    );
+    for w in got.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= Duration::from_millis(150),
+            "previews {} and {} only {gap:?} apart",
+            w[0].1,
+            w[1].1
+        );
+    }
+
+    // Back up (the hint rises): excellent now, again with the current version at once.
+    c.send(json!({"type":"quality","downlink_mbps":100.0})).await?;
+    let p = read_until(&mut c, &mut previews, "an excellent preview", |v| {
+        v["type"] == "preview" && v["tier"] == "excellent"
+    })
+    .await?;
+    assert_eq!(p["version"], version);
+
+    // The pinned subscription never moved: an edit there comes at fair.
+    previews.clear();
+    let v = edit_collecting(&mut c, &mut previews, "pinned", 0, seq + 1).await?;
+    let p = read_until(&mut c, &mut previews, "a pinned preview", |x| {
+        x["type"] == "preview" && x["session"] == "pinned" && x["version"] == v
+    })
+    .await?;
+    assert_eq!(p["tier"], "fair");
+    assert!(
+        previews
+            .iter()
+            .filter(|p| p["session"] == "pinned")
+            .all(|p| p["tier"] == "fair"),
+        "{previews:?}"
+    );
+    Ok(())
+}
