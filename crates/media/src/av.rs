@@ -210,7 +210,11 @@ pub fn probe_av(path: &Path, container: Container, limits: &Limits) -> Result<Av
     if !format.split(',').any(|f| f == container.ffprobe_format()) {
         return Err(malformed(format!(
             "the content reads as {:?}, not {}",
-            if format.is_empty() { "nothing" } else { &format },
+            if format.is_empty() {
+                "nothing"
+            } else {
+                &format
+            },
             container.name()
         )));
     }
@@ -322,7 +326,10 @@ mod tests {
         let mut mkv = vec![0x1a, 0x45, 0xdf, 0xa3, 0xa3, 0x42, 0x82, 0x88];
         mkv.extend_from_slice(b"matroska");
         assert_eq!(sniff_container(&mkv), Some(Container::Mkv));
-        assert_eq!(sniff_container(b"RIFF\0\0\0\0WAVEfmt "), Some(Container::Wav));
+        assert_eq!(
+            sniff_container(b"RIFF\0\0\0\0WAVEfmt "),
+            Some(Container::Wav)
+        );
         assert_eq!(sniff_container(b"ID3\x04"), Some(Container::Mp3));
         assert_eq!(sniff_container(b"OggS\0"), Some(Container::Ogg));
         for other in [

@@ -13,11 +13,11 @@ pub mod tier;
 pub mod video;
 
 pub use adjust::Adjust;
-pub use av::{AvInfo, Container, ffprobe_path, probe_av, sniff_container};
 pub use asset::{
     Asset, AssetInfo, AssetKind, AssetSource, Format, Limits, MemoryAssets, decode,
     decode_with_info, peek, probe, sniff,
 };
+pub use av::{AvInfo, Container, ffprobe_path, probe_av, sniff_container};
 pub use cache::{Coalescer, Preview, PreviewCache};
 pub use encode::{PreviewFormat, encode_preview};
 pub use error::MediaError;

@@ -406,7 +406,8 @@ impl Reader {
     fn set_tier(&mut self, t: montage_protocol::Tier, rid: Option<&Json>) {
         let before = self.link.tier();
         self.link.set_tier(t);
-        self.tier_tx.send_if_modified(|cur| std::mem::replace(cur, t) != t);
+        self.tier_tx
+            .send_if_modified(|cur| std::mem::replace(cur, t) != t);
         let m = &self.app.metrics;
         if crate::quality::rank(t) < crate::quality::rank(before) {
             m.tier_down_total.fetch_add(1, Relaxed);

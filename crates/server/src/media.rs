@@ -18,9 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::App;
 use crate::assets::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
-use crate::store::AssetRecord;
 use crate::config::MediaConfig;
 use crate::http::{AppError, authenticate, json};
+use crate::store::AssetRecord;
 
 /// Longest `X-Montage-Warnings` header; the rest is cut (the full list is in the log).
 const MAX_WARNINGS_HEADER: usize = 2048;

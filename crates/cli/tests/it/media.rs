@@ -261,7 +261,11 @@ async fn upload_then_preview_at_every_tier() -> Result<()> {
                "bytes":png.len(),"uploader":"u1","created_at":created})
     );
     for (path, user, status) in [
-        (format!("/v1/assets/{}/meta", "0".repeat(32)), Some("u1"), 404),
+        (
+            format!("/v1/assets/{}/meta", "0".repeat(32)),
+            Some("u1"),
+            404,
+        ),
         ("/v1/assets/..%2F/meta".to_owned(), Some("u1"), 404),
         (format!("/v1/assets/{id}/meta"), None, 401),
     ] {
@@ -798,7 +802,11 @@ async fn video_frames_at_a_playhead() -> Result<()> {
         let m = m.json()?;
         assert_eq!(
             (&m["kind"], &m["uploader"], &m["bytes"]),
-            (&json!("video"), &json!("u1"), &json!(std::fs::metadata(&clip)?.len()))
+            (
+                &json!("video"),
+                &json!("u1"),
+                &json!(std::fs::metadata(&clip)?.len())
+            )
         );
         id
     } else {
@@ -920,20 +928,19 @@ async fn edit_collecting(
 }
 
 /// Waits until a preview of `version` (or newer) has arrived; returns it.
-async fn preview_of(
-    c: &mut Client,
-    previews: &mut Vec<Json>,
-    version: u64,
-) -> Result<Json> {
+async fn preview_of(c: &mut Client, previews: &mut Vec<Json>, version: u64) -> Result<Json> {
     if let Some(p) = previews
         .iter()
         .find(|p| p["version"].as_u64().is_some_and(|v| v >= version))
     {
         return Ok(p.clone());
     }
-    read_until(c, previews, &format!("a preview of version {version}"), |v| {
-        v["type"] == "preview" && v["version"].as_u64().is_some_and(|x| x >= version)
-    })
+    read_until(
+        c,
+        previews,
+        &format!("a preview of version {version}"),
+        |v| v["type"] == "preview" && v["version"].as_u64().is_some_and(|x| x >= version),
+    )
     .await
 }
 
@@ -983,7 +990,9 @@ async fn a_joined_editor_gets_live_previews_of_its_own_edits() -> Result<()> {
         let versions: Vec<_> = previews.iter().map(|p| p["version"].clone()).collect();
         assert_eq!(versions, (0..=5).map(|v| json!(v)).collect::<Vec<_>>());
         // The last URL renders that version.
-        let url = previews.last().map(|p| p["url"].as_str().unwrap_or("").to_owned());
+        let url = previews
+            .last()
+            .map(|p| p["url"].as_str().unwrap_or("").to_owned());
         let r = get(&server, &url.unwrap_or_default(), Some("u1")).await?;
         assert_eq!((r.status, r.header("x-montage-version")), (200, Some("5")));
     }
@@ -1006,7 +1015,8 @@ async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> 
     let mut seq = 0;
     for round in 0..4 {
         if round == 2 {
-            c.send(json!({"type":"quality","downlink_mbps":6.0})).await?;
+            c.send(json!({"type":"quality","downlink_mbps":6.0}))
+                .await?;
             let t = read_until(&mut c, &mut previews, "a tier", |v| v["type"] == "tier").await?;
             assert_eq!(t["tier"], "fair");
         }
@@ -1058,8 +1068,15 @@ async fn hostile_and_unsupported_video_uploads() -> Result<()> {
     )?;
     let r = upload(&server, Some("u1"), &fake).await?;
     let e = r.json()?;
-    assert_eq!((r.status, &e["code"]), (501, &json!("not_supported")), "{e}");
-    assert!(e["message"].as_str().is_some_and(|m| m.contains("ffprobe")), "{e}");
+    assert_eq!(
+        (r.status, &e["code"]),
+        (501, &json!("not_supported")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("ffprobe")),
+        "{e}"
+    );
     drop(server);
 
     let dir = tempfile::tempdir()?;
@@ -1082,7 +1099,11 @@ async fn hostile_and_unsupported_video_uploads() -> Result<()> {
     ] {
         let r = upload(&server, Some("u1"), bytes).await?;
         let e = r.json()?;
-        assert_eq!((r.status, &e["code"]), (400, &json!("bad_request")), "{what}: {e}");
+        assert_eq!(
+            (r.status, &e["code"]),
+            (400, &json!("bad_request")),
+            "{what}: {e}"
+        );
     }
     assert_eq!(
         std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count()),
@@ -1212,7 +1233,10 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("x-montage-warnings"), None, "the asset was found");
     let luma = mean_luma(&r.body)?;
-    assert!(luma > 40.0 && luma < 200.0, "a real picture, mean luma {luma}");
+    assert!(
+        luma > 40.0 && luma < 200.0,
+        "a real picture, mean luma {luma}"
+    );
     let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
     assert_eq!(back.body, png);
 
@@ -1237,7 +1261,12 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
         json!([{"op":"set","path":["timeline"],"value":timeline}]),
     )
     .await?;
-    let r = get(&server, "/v1/sessions/film/frame?t=1.5&tier=poor", Some("u2")).await?;
+    let r = get(
+        &server,
+        "/v1/sessions/film/frame?t=1.5&tier=poor",
+        Some("u2"),
+    )
+    .await?;
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     let img = image::load_from_memory(&r.body)?.to_rgb8();
     let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
@@ -1247,7 +1276,15 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
 
 /// The bucket's listing (XML), straight from moto (unsigned listing is allowed there).
 async fn list_bucket(moto: &Moto, bucket: &str) -> Result<String> {
-    let r = request(&moto.endpoint, "GET", &format!("/{bucket}"), None, None, &[]).await?;
+    let r = request(
+        &moto.endpoint,
+        "GET",
+        &format!("/{bucket}"),
+        None,
+        None,
+        &[],
+    )
+    .await?;
     if r.status != 200 {
         bail!("listing {bucket} on moto: {}", r.status);
     }
@@ -1265,7 +1302,8 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
     c.join("film", "c1").await?;
     c.join("pinned", "c1").await?;
     let mut previews = Vec::new();
-    c.send(json!({"type":"quality","downlink_mbps":20.0})).await?;
+    c.send(json!({"type":"quality","downlink_mbps":20.0}))
+        .await?;
     let t = read_until(&mut c, &mut previews, "a tier", |v| v["type"] == "tier").await?;
     assert_eq!(t["tier"], "good");
     c.send(json!({"type":"preview_subscribe","session":"film"}))
@@ -1280,10 +1318,14 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
     let mut version = 0;
     version = edit_collecting(&mut c, &mut previews, "film", version, 1).await?;
     let p = preview_of(&mut c, &mut previews, version).await?;
-    assert_eq!((&p["tier"], &p["session"]), (&json!("good"), &json!("film")));
+    assert_eq!(
+        (&p["tier"], &p["session"]),
+        (&json!("good"), &json!("film"))
+    );
 
     // The hint drops the connection to poor: the current version again, at poor, at once.
-    c.send(json!({"type":"quality","downlink_mbps":1.0})).await?;
+    c.send(json!({"type":"quality","downlink_mbps":1.0}))
+        .await?;
     previews.clear();
     let p = read_until(&mut c, &mut previews, "a poor preview", |v| {
         v["type"] == "preview" && v["tier"] == "poor"
@@ -1307,13 +1349,19 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
         let before = previews.len();
         version = edit_collecting(&mut c, &mut previews, "film", version, seq).await?;
         for p in &previews[before..] {
-            got.push((std::time::Instant::now(), p["version"].as_u64().unwrap_or(0)));
+            got.push((
+                std::time::Instant::now(),
+                p["version"].as_u64().unwrap_or(0),
+            ));
         }
     }
     let before = previews.len();
     preview_of(&mut c, &mut previews, version).await?;
     for p in &previews[before..] {
-        got.push((std::time::Instant::now(), p["version"].as_u64().unwrap_or(0)));
+        got.push((
+            std::time::Instant::now(),
+            p["version"].as_u64().unwrap_or(0),
+        ));
     }
     let film: Vec<_> = previews.iter().filter(|p| p["session"] == "film").collect();
     assert!(film.iter().all(|p| p["tier"] == "poor"), "{film:?}");
@@ -1333,7 +1381,8 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
     }
 
     // Back up (the hint rises): excellent now, again with the current version at once.
-    c.send(json!({"type":"quality","downlink_mbps":100.0})).await?;
+    c.send(json!({"type":"quality","downlink_mbps":100.0}))
+        .await?;
     let p = read_until(&mut c, &mut previews, "an excellent preview", |v| {
         v["type"] == "preview" && v["tier"] == "excellent"
     })

@@ -103,7 +103,8 @@ CREATE TABLE assets (
 );
 "#;
 
-const COLUMNS: &str = "id, kind, format, width, height, duration, bytes, uploader, session, created_at";
+const COLUMNS: &str =
+    "id, kind, format, width, height, duration, bytes, uploader, session, created_at";
 
 fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
