@@ -1,7 +1,10 @@
 // Live previews in the page (issue #7): ONE user joins, the page subscribes to previews, and
 // the same connection edits at a human's pace. Every edit must bring a `preview` message on the
 // page's own WebSocket, and the picture on screen must follow. Counted from the frames Chromium
-// received, so it checks the server and the page together.
+// received, so it checks the server and the page together. Then a steady stream of edits (a key
+// held down): the picture must keep updating while it lasts. It did not: each `preview` message
+// cancelled the request before it without reading its body, so no picture was ever shown, and
+// the abandoned bodies held Chromium's six connections until every later request stalled.
 import { T, check, newUser, picture, run, signIn } from "./lib.mjs";
 
 const session = `pv-${Date.now().toString(36)}`;
@@ -62,4 +65,28 @@ await run("live previews, one user editing", async (browser) => {
     }
   }
   console.log(`preview versions seen: ${previews.map((p) => p.version).join(",")}`);
+
+  // A key held down: edits keep coming faster than pictures render. The picture must update
+  // while they do, not only once they stop.
+  await alice.page.evaluate(() => {
+    window.shownWhileEditing = 0;
+    new MutationObserver(() => window.shownWhileEditing++).observe(document.getElementById("preview"), {
+      attributes: true,
+      attributeFilter: ["src"],
+    });
+  });
+  previews.length = 0;
+  let presses = 0;
+  while ((await alice.page.evaluate(() => window.shownWhileEditing)) < 3) {
+    if (presses >= 300) {
+      throw new Error(`the picture updated ${await alice.page.evaluate(() => window.shownWhileEditing)} times during ${presses} edits (${previews.length} preview messages)`);
+    }
+    await alice.page.keyboard.press("ArrowRight");
+    presses++;
+    await alice.page.waitForTimeout(30); // the key's repeat rate
+  }
+  await alice.page.waitForFunction(() => window.montage.pending() === 0, null, T);
+  const last = await version();
+  await alice.page.waitForFunction((want) => Number(document.getElementById("preview").dataset.version) >= want, last, T);
+  console.log(`streaming: ${presses} edits, ${previews.length} preview messages, picture at version ${last}`);
 });
