@@ -1052,7 +1052,8 @@ async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> 
 }
 
 /// Video intake refuses what is not a readable video, whatever its first bytes claim; without
-/// ffprobe on the server's PATH a video upload (and a frame) is a clear `not_supported`.
+/// ffprobe on the server's PATH a video upload is a clear `not_supported`. WebM video and WAV
+/// and MP3 audio are accepted with their measurements.
 #[tokio::test]
 async fn hostile_and_unsupported_video_uploads() -> Result<()> {
     let mut fake = vec![0, 0, 0, 0x20];
@@ -1118,14 +1119,46 @@ async fn hostile_and_unsupported_video_uploads() -> Result<()> {
         .args(["-c:v", "libvpx-vp9", "-b:v", "100k", "-f", "webm"])
         .arg(&webm_clip)
         .status()?;
-    if st.success() {
-        let r = upload(&server, Some("u1"), &std::fs::read(&webm_clip)?).await?;
+    assert!(st.success(), "ffmpeg could not write WebM");
+    let r = upload(&server, Some("u1"), &std::fs::read(&webm_clip)?).await?;
+    let a = r.json()?;
+    assert_eq!(
+        (r.status, &a["kind"], &a["format"], &a["width"]),
+        (201, &json!("video"), &json!("webm"), &json!(640)),
+        "{a}"
+    );
+    // Audio: a second of a tone as WAV and as MP3 is `audio` with a duration and no size.
+    for (name, codec, format) in [
+        ("tone.wav", "pcm_s16le", "wav"),
+        ("tone.mp3", "libmp3lame", "mp3"),
+    ] {
+        let path = dir.path().join(name);
+        let st = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=1",
+                "-c:a",
+                codec,
+            ])
+            .arg(&path)
+            .status()?;
+        assert!(st.success(), "ffmpeg could not write {name}");
+        let r = upload(&server, Some("u1"), &std::fs::read(&path)?).await?;
         let a = r.json()?;
         assert_eq!(
-            (r.status, &a["kind"], &a["format"], &a["width"]),
-            (201, &json!("video"), &json!("webm"), &json!(640)),
+            (r.status, &a["kind"], &a["format"]),
+            (201, &json!("audio"), &json!(format)),
             "{a}"
         );
+        assert!(a.get("width").is_none(), "{a}");
+        let d = a["duration"].as_f64().context("no duration")?;
+        assert!((d - 1.0).abs() < 0.1, "{name}: duration {d}");
     }
     Ok(())
 }
