@@ -1439,3 +1439,60 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
     );
     Ok(())
 }
+
+/// The tier a subscription without `tier` follows is also the server-measured one: a joined
+/// subscriber that stops reading (its pings go unanswered) is moved down, and once it reads
+/// again it finds a preview of the current version at the tier it was moved to.
+#[tokio::test]
+async fn live_previews_follow_a_measured_tier_change() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut c = server.connect("u1").await?;
+    c.join("film", "c1").await?;
+    c.send(json!({"type":"preview_subscribe","session":"film"}))
+        .await?;
+    let mut previews = Vec::new();
+    let first = preview_of(&mut c, &mut previews, 0).await?;
+    assert_eq!(first["tier"], "excellent", "nothing measured or hinted yet");
+    // From here the client does not read: the server's pings go unanswered.
+    let mut polls = 0;
+    loop {
+        let (_, body) = http_get(&server.addr, "/metrics", None).await?;
+        let down = body.lines().find_map(|l| {
+            l.strip_prefix("montage_tier_down_total ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        if down.unwrap_or(0) >= 1 {
+            break;
+        }
+        polls += 1;
+        if polls > 600 {
+            bail!("the silent subscriber was never moved down a tier");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Reading again: a `tier` below excellent, and a preview of version 0 at that tier.
+    let mut tiers = Vec::new();
+    loop {
+        let v = c
+            .recv()
+            .await
+            .context("waiting for the tier and its preview")?;
+        if v["type"] == "tier" {
+            tiers.push(v["tier"].clone());
+        }
+        if v["type"] == "preview" {
+            previews.push(v);
+        }
+        let moved: Vec<_> = tiers.iter().filter(|t| **t != "excellent").collect();
+        if previews
+            .iter()
+            .any(|p| p["version"] == 0 && moved.contains(&&p["tier"]))
+        {
+            break;
+        }
+    }
+    Ok(())
+}
