@@ -2,9 +2,19 @@
 # Installs what the test suite needs beyond the Rust toolchain and Node.js, from Debian's
 # packages: ffmpeg (the media crate's video-frame tests; without it those tests check the
 # `not_supported` answer instead) and Chromium (the demo page's Playwright test, driven by the
-# npm package playwright-core 1.64.1, whose Chromium major is Debian's 156).
+# npm package playwright-core 1.64.1, whose Chromium major is Debian's 156); and from PyPI,
+# moto[server], an S3-compatible server for the `--blob-url s3://…` test (which fails without it).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
+
+if command -v moto_server >/dev/null 2>&1; then
+    echo "install-test-deps: moto_server present ($(command -v moto_server))"
+else
+    echo "install-test-deps: installing moto[server] with pip"
+    if command -v pip3 >/dev/null 2>&1; then PIP=(pip3); else PIP=(python3 -m pip); fi
+    "${PIP[@]}" install --quiet 'moto[server]' || echo "install-test-deps: pip could not install moto[server]; the S3 test will fail" >&2
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
 
 missing=()
 if command -v ffmpeg >/dev/null 2>&1; then

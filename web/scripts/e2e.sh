@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the demo page's Playwright scripts (web/app/test) in Debian's Chromium against a running
 # `montage serve --dev` at $MONTAGE_URL. `web/scripts/e2e.sh` runs the two-user editing test;
-# `web/scripts/e2e.sh comments` the comments-and-invites one (needs the #6 server side).
+# `web/scripts/e2e.sh comments` the comments-and-invites one; `previews` the live previews of one
+# user's own edits.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -21,5 +22,6 @@ fi
 case "${1:-editing}" in
   editing) node test/e2e.mjs ;;
   comments) node test/e2e-comments.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments]" >&2; exit 2 ;;
+  previews) node test/e2e-previews.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews]" >&2; exit 2 ;;
 esac

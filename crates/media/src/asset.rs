@@ -73,12 +73,18 @@ impl fmt::Display for Format {
 #[non_exhaustive]
 pub enum AssetKind {
     Image,
+    /// A video file (intake through ffprobe, see `av`).
+    Video,
+    /// An audio file.
+    Audio,
 }
 
 impl AssetKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AssetKind::Image => "image",
+            AssetKind::Video => "video",
+            AssetKind::Audio => "audio",
         }
     }
 }

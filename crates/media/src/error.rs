@@ -31,6 +31,12 @@ pub enum MediaError {
     /// A render target or preview size outside `1..=MAX_TARGET_SIDE`.
     #[error("render target {width}×{height} is out of range")]
     BadTarget { width: u32, height: u32 },
+    /// A video or audio file that ffprobe can't read as the container its bytes claim.
+    #[error("malformed {container} file: {reason}")]
+    MalformedMedia {
+        container: &'static str,
+        reason: String,
+    },
     /// A request argument out of range (a negative playhead, a NaN time…).
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
@@ -62,6 +68,7 @@ impl MediaError {
             MediaError::UnknownFormat
             | MediaError::Truncated { .. }
             | MediaError::Malformed { .. }
+            | MediaError::MalformedMedia { .. }
             | MediaError::BadTarget { .. }
             | MediaError::Invalid { .. } => "bad_request",
             MediaError::NotSupported(_) => "not_supported",

@@ -3,6 +3,7 @@
 
 pub mod adjust;
 pub mod asset;
+pub mod av;
 pub mod cache;
 pub mod encode;
 mod error;
@@ -16,6 +17,7 @@ pub use asset::{
     Asset, AssetInfo, AssetKind, AssetSource, Format, Limits, MemoryAssets, decode,
     decode_with_info, peek, probe, sniff,
 };
+pub use av::{AvInfo, Container, ffprobe_path, probe_av, sniff_container};
 pub use cache::{Coalescer, Preview, PreviewCache};
 pub use encode::{PreviewFormat, encode_preview};
 pub use error::MediaError;

@@ -114,8 +114,8 @@ pub enum ClientMessage {
         session: String,
         id: String,
     },
-    /// Live `preview` messages for a session at a tier (default: the connection's tier from
-    /// `quality`, else `good`), at most at the tier's frame rate.
+    /// Live `preview` messages for a session at a tier (without one: the connection's tier,
+    /// followed as it changes), at most at the tier's frame rate.
     PreviewSubscribe {
         session: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

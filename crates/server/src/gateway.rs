@@ -176,7 +176,7 @@ async fn connection(
         tx,
         joined: HashSet::new(),
         exp: claims.exp,
-        tier: None,
+        tier_tx: watch::channel(link.tier()).0,
         previews: HashMap::new(),
         link,
         meter: Meter::new(Instant::now()),
@@ -319,8 +319,9 @@ struct Reader {
     limiter: ConnLimiter,
     user_limiter: Arc<Mutex<ConnLimiter>>,
     exp: u64,
-    /// The tier from the last `quality`, the default for `preview_subscribe`.
-    tier: Option<montage_media::Tier>,
+    /// The connection's effective tier, for live previews that follow it (subscribed without
+    /// a `tier`).
+    tier_tx: watch::Sender<montage_protocol::Tier>,
     /// Live preview subscriptions: session → the token that stops its pacing task.
     previews: HashMap<String, CancellationToken>,
     /// Tier and paced presence, shared with the writer and the session actors.
@@ -405,6 +406,8 @@ impl Reader {
     fn set_tier(&mut self, t: montage_protocol::Tier, rid: Option<&Json>) {
         let before = self.link.tier();
         self.link.set_tier(t);
+        self.tier_tx
+            .send_if_modified(|cur| std::mem::replace(cur, t) != t);
         let m = &self.app.metrics;
         if crate::quality::rank(t) < crate::quality::rank(before) {
             m.tier_down_total.fetch_add(1, Relaxed);
@@ -500,7 +503,8 @@ impl Reader {
 
     /// Starts (or restarts, at a new tier) live previews of a session for this connection: a
     /// `preview` now, then after committed edits at most at the tier's frame rate, the newest
-    /// version always last. The subscriber needs viewer rights; joining is not required.
+    /// version always last. Without `tier` the subscription follows the connection's tier. The
+    /// subscriber needs viewer rights; joining is not required.
     async fn preview_subscribe(
         &mut self,
         session: String,
@@ -516,10 +520,11 @@ impl Reader {
             );
             return;
         }
-        let tier = tier
-            .and_then(|t| montage_media::Tier::parse(t.as_str()))
-            .or(self.tier)
-            .unwrap_or(montage_media::Tier::Good);
+        // No tier asked for: follow the connection's (measured or hinted) as it changes.
+        let tier = match tier {
+            Some(t) => PreviewTier::Fixed(media_tier(t)),
+            None => PreviewTier::Follow(self.tier_tx.subscribe()),
+        };
         // Watch first, then read: an edit committed in between is seen by the watch.
         let versions = self.app.sessions.watch_versions(&session);
         let version = match self.app.sessions.state(&session, &self.handle.user).await {
@@ -603,7 +608,6 @@ impl Reader {
             }
             ClientMessage::Quality { downlink_mbps } => {
                 let (hint, _, _) = tier_for_mbps(downlink_mbps);
-                self.tier = montage_media::Tier::parse(hint.as_str());
                 // The answer names the effective tier: the hint, or lower if measured lower.
                 let t = self.meter.hint(hint);
                 self.set_tier(t, rid.as_ref());
@@ -701,6 +705,45 @@ impl Reader {
     }
 }
 
+fn media_tier(t: montage_protocol::Tier) -> montage_media::Tier {
+    match t {
+        montage_protocol::Tier::Excellent => montage_media::Tier::Excellent,
+        montage_protocol::Tier::Good => montage_media::Tier::Good,
+        montage_protocol::Tier::Fair => montage_media::Tier::Fair,
+        montage_protocol::Tier::Poor => montage_media::Tier::Poor,
+    }
+}
+
+/// The tier a live preview subscription is paced and sized at.
+enum PreviewTier {
+    /// The one the subscriber asked for.
+    Fixed(montage_media::Tier),
+    /// The connection's, followed as it changes.
+    Follow(watch::Receiver<montage_protocol::Tier>),
+}
+
+impl PreviewTier {
+    fn current(&mut self) -> montage_media::Tier {
+        match self {
+            PreviewTier::Fixed(t) => *t,
+            PreviewTier::Follow(rx) => media_tier(*rx.borrow_and_update()),
+        }
+    }
+
+    /// The next tier, once it changes (never, for a fixed one or once the connection is gone).
+    async fn changed(&mut self) -> montage_media::Tier {
+        match self {
+            PreviewTier::Fixed(_) => std::future::pending().await,
+            PreviewTier::Follow(rx) => {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                media_tier(*rx.borrow_and_update())
+            }
+        }
+    }
+}
+
 fn wire_tier(t: montage_media::Tier) -> montage_protocol::Tier {
     match t {
         montage_media::Tier::Excellent => montage_protocol::Tier::Excellent,
@@ -726,37 +769,42 @@ fn path_segment(s: &str) -> String {
 /// One (connection, session) preview subscription: sends the newest committed version whenever
 /// it changed and the tier's interval has passed since the last send, else sleeps out the rest of
 /// the interval and sends whatever is newest then (a trailing send, so the last version is never
-/// lost). Edits never wait for this: the session only updates a `watch`.
+/// lost). When a followed tier changes, pacing restarts at the new tier with the current version
+/// at once. Edits never wait for this: the session only updates a `watch`.
 async fn preview_loop(
     conn: crate::session::ConnHandle,
     session: String,
-    tier: montage_media::Tier,
+    mut tiers: PreviewTier,
     mut versions: watch::Receiver<u64>,
     mut latest: u64,
     mut rid: Option<Json>,
     stop: CancellationToken,
 ) {
+    let mut tier = tiers.current();
     let mut pacer = Pacer::new();
     let mut sent = None;
-    let base = format!(
-        "/v1/sessions/{}/preview?tier={}",
-        path_segment(&session),
-        tier.as_str()
-    );
     loop {
         latest = latest.max(*versions.borrow_and_update());
         if sent != Some(latest) {
             if let Err(wait) = pacer.try_send(Instant::now(), tier) {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => continue,
+                    _ = tokio::time::sleep(wait) => {}
+                    t = tiers.changed() => if t != tier {
+                        (tier, pacer) = (t, Pacer::new());
+                    },
                 }
+                continue;
             }
             let msg = ServerMessage::Preview {
                 session: session.clone(),
                 version: latest,
                 tier: wire_tier(tier),
-                url: format!("{base}&v={latest}"),
+                url: format!(
+                    "/v1/sessions/{}/preview?tier={}&v={latest}",
+                    path_segment(&session),
+                    tier.as_str()
+                ),
             };
             if !conn.send(encode_with_rid(&msg, rid.take().as_ref())) {
                 return;
@@ -766,6 +814,10 @@ async fn preview_loop(
         tokio::select! {
             _ = stop.cancelled() => return,
             r = versions.changed() => if r.is_err() { return },
+            t = tiers.changed() => if t != tier {
+                // The picture at the new tier is another URL: send the current version again.
+                (tier, pacer, sent) = (t, Pacer::new(), None);
+            },
         }
     }
 }

@@ -36,6 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/frame", get(crate::media::frame))
         .route("/v1/assets", post(crate::media::upload))
         .route("/v1/assets/{id}", get(crate::media::download))
+        .route("/v1/assets/{id}/meta", get(crate::media::meta))
         .merge(crate::sharing_api::routes())
         .route("/", get(crate::webapp::index))
         .route("/app.js", get(crate::webapp::app_js))

@@ -20,6 +20,7 @@ use crate::App;
 use crate::assets::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
 use crate::config::MediaConfig;
 use crate::http::{AppError, authenticate, json};
+use crate::store::AssetRecord;
 
 /// Longest `X-Montage-Warnings` header; the rest is cut (the full list is in the log).
 const MAX_WARNINGS_HEADER: usize = 2048;
@@ -126,33 +127,106 @@ pub async fn upload(
     }
     let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
     let permit = media.permit().await?;
-    let (id, info) = tokio::task::spawn_blocking(move || {
+    let (uploader, session) = (claims.sub.clone(), q.session.clone());
+    let record = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        // Decoding validates completely (format sniffed, dimensions checked before any pixel is
-        // decoded, truncation), and the decoded image warms the cache for the first preview.
-        let (info, image) =
-            montage_media::decode_with_info(&bytes, &media.intake).map_err(media_error)?;
         let id = new_asset_id().map_err(|e| {
             AppError::from(crate::Error::Io {
                 path: "getrandom".into(),
                 source: e,
             })
         })?;
-        media.blobs.put(&id, &bytes)?;
-        media.assets.insert(&id, Arc::new(Asset::new(image)));
-        Ok::<_, AppError>((id, info))
+        let mut record = AssetRecord {
+            id: id.clone(),
+            kind: String::new(),
+            format: String::new(),
+            width: None,
+            height: None,
+            duration: None,
+            bytes: bytes.len() as u64,
+            uploader,
+            session,
+            created_at: crate::auth::now_secs(),
+        };
+        if montage_media::sniff(&bytes).is_some() {
+            // Decoding validates completely (format sniffed, dimensions checked before any
+            // pixel is decoded, truncation), and the decoded image warms the cache for the
+            // first preview.
+            let (info, image) =
+                montage_media::decode_with_info(&bytes, &media.intake).map_err(media_error)?;
+            media.blobs.put(&id, &bytes)?;
+            media.assets.insert(&id, Arc::new(Asset::new(image)));
+            record.kind = info.kind.as_str().into();
+            record.format = info.format.mime().trim_start_matches("image/").into();
+            (record.width, record.height) = (Some(info.width), Some(info.height));
+        } else if let Some(container) = montage_media::sniff_container(&bytes) {
+            let info = probe_av(&bytes, container, &media.intake)?;
+            media.blobs.put(&id, &bytes)?;
+            record.kind = info.kind.as_str().into();
+            record.format = container.name().into();
+            (record.width, record.height) = (info.width, info.height);
+            record.duration = info.duration;
+        } else {
+            return Err(AppError(
+                ErrorCode::BadRequest,
+                "unrecognised format: upload a PNG, JPEG or WebP image, an MP4, MOV, WebM or MKV \
+                 video, or MP3, M4A, WAV, Ogg or FLAC audio"
+                    .into(),
+            ));
+        }
+        Ok::<_, AppError>(record)
     })
     .await
     .map_err(join_error)??;
-    tracing::info!(user = %claims.sub, asset = %id, width = info.width, height = info.height, "asset uploaded");
-    let body = serde_json::json!({
-        "id": id,
-        "kind": info.kind.as_str(),
-        "width": info.width,
-        "height": info.height,
-        "format": info.format.mime().trim_start_matches("image/"),
+    // The blob is stored first: a record always names bytes that exist.
+    if let Some(store) = app.store.assets() {
+        store.put_asset(&record).await?;
+    }
+    tracing::info!(user = %claims.sub, asset = %record.id, kind = %record.kind, bytes = record.bytes, "asset uploaded");
+    let mut body = serde_json::json!({
+        "id": record.id,
+        "kind": record.kind,
+        "format": record.format,
     });
+    for (k, v) in [("width", record.width), ("height", record.height)] {
+        if let Some(v) = v {
+            body[k] = v.into();
+        }
+    }
+    if let Some(d) = record.duration {
+        body["duration"] = d.into();
+    }
     Ok(json(StatusCode::CREATED, body.to_string()))
+}
+
+/// Validates and measures a video or audio upload: ffprobe reads files, so the bytes go to a
+/// temporary file first (removed when this returns). `not_supported` without ffprobe.
+fn probe_av(
+    bytes: &[u8],
+    container: montage_media::Container,
+    limits: &montage_media::Limits,
+) -> Result<montage_media::AvInfo, AppError> {
+    if montage_media::ffprobe_path().is_none() {
+        return Err(AppError(
+            ErrorCode::NotSupported,
+            format!(
+                "{} uploads need ffprobe (ffmpeg), which is not installed on this server",
+                container.name()
+            ),
+        ));
+    }
+    let tmp_err = |e: std::io::Error| {
+        AppError::from(crate::Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix("montage-upload-")
+        .tempfile()
+        .map_err(tmp_err)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(tmp_err)?;
+    montage_media::probe_av(tmp.path(), container, limits).map_err(media_error)
 }
 
 /// The body, refused with `too_large` as soon as it passes `max` bytes: a chunked body has no
@@ -186,7 +260,10 @@ pub async fn download(
         .await
         .map_err(join_error)??
         .ok_or_else(not_found)?;
-    let mime = montage_media::sniff(&bytes).map_or("application/octet-stream", |f| f.mime());
+    let mime = montage_media::sniff(&bytes)
+        .map(|f| f.mime())
+        .or_else(|| montage_media::sniff_container(&bytes).map(|c| c.mime()))
+        .unwrap_or("application/octet-stream");
     Ok((
         StatusCode::OK,
         [
@@ -199,6 +276,23 @@ pub async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// `GET /v1/assets/{id}/meta`: what the store recorded on upload (kind, format, size, duration,
+/// uploader, time). 404 for unknown ids, and for assets stored before records were kept.
+pub async fn meta(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authenticate(&app, &headers)?;
+    let not_found = || AppError(ErrorCode::NotFound, "no record of such an asset".into());
+    if !valid_asset_id(&id) {
+        return Err(not_found());
+    }
+    let store = app.store.assets().ok_or_else(not_found)?;
+    let record = store.asset(&id).await?.ok_or_else(not_found)?;
+    Ok(json(StatusCode::OK, record.to_json().to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,12 +374,20 @@ pub async fn frame(
     let limits = media.intake;
     let found = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        // ffmpeg reads files: a blob that is not on local disk (S3) is copied to a temporary
+        // file, kept until the frame is extracted.
+        let copies = std::cell::RefCell::new(Vec::new());
         let path_of = |asset: &str| {
-            if valid_asset_id(asset) {
-                blobs.local_path(asset)
-            } else {
-                None
+            if !valid_asset_id(asset) {
+                return None;
             }
+            if let Some(p) = blobs.local_path(asset) {
+                return Some(p);
+            }
+            let tmp = temp_copy(&*blobs, asset)?;
+            let path = tmp.to_path_buf();
+            copies.borrow_mut().push(tmp);
+            Some(path)
         };
         let Some((clip, img)) =
             montage_media::timeline_frame(&doc, t, tier.max_size(), &limits, &path_of)?
@@ -316,6 +418,29 @@ pub async fn frame(
         h.insert("x-montage-clip", v);
     }
     Ok((StatusCode::OK, h, bytes).into_response())
+}
+
+/// A blob copied to a temporary file (deleted when dropped); `None` if there is no such blob or
+/// it can't be copied (logged).
+fn temp_copy(blobs: &dyn BlobStore, id: &str) -> Option<tempfile::TempPath> {
+    let bytes = match blobs.get(id) {
+        Ok(Some(b)) => b,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(asset = id, error = %e, "reading a blob for ffmpeg failed");
+            return None;
+        }
+    };
+    let copy = || -> std::io::Result<tempfile::TempPath> {
+        let mut f = tempfile::Builder::new()
+            .prefix("montage-blob-")
+            .tempfile()?;
+        std::io::Write::write_all(&mut f, &bytes)?;
+        Ok(f.into_temp_path())
+    };
+    copy()
+        .inspect_err(|e| tracing::warn!(asset = id, error = %e, "copying a blob for ffmpeg failed"))
+        .ok()
 }
 
 /// `tier=` as a tier, or a `bad_request` naming the choices.

@@ -2072,7 +2072,6 @@ var selected = null;
 var commentMode = false;
 var comments = /* @__PURE__ */ new Map();
 var previewUrl = null;
-var previewSeq = 0;
 var people = /* @__PURE__ */ new Map();
 function doc() {
   return client?.doc ?? null;
@@ -2202,7 +2201,7 @@ function showConnection(state, pending) {
 function onMessage(m) {
   switch (m["type"]) {
     case "preview":
-      if (m["session"] === sessionId && typeof m["url"] === "string") void loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
+      if (m["session"] === sessionId && typeof m["url"] === "string") loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
       return;
     case "comment_added":
     case "comment_updated": {
@@ -2226,25 +2225,49 @@ function schedulePreview() {
   previewTimer = window.setTimeout(() => {
     previewTimer = null;
     const tier = $("tier").value;
-    void loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+    loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
   }, 250);
 }
-async function loadPreview(url, version, tier) {
-  const mine = ++previewSeq;
-  const r = await api("GET", url);
-  if (mine !== previewSeq) return;
-  if (!r.ok) {
-    $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
+var previewBusy = false;
+var previewNext = null;
+function loadPreview(url, version, tier) {
+  previewNext = { url, version, tier };
+  if (!previewBusy) void pumpPreviews();
+}
+async function pumpPreviews() {
+  previewBusy = true;
+  try {
+    while (previewNext !== null) {
+      const next = previewNext;
+      previewNext = null;
+      await fetchPreview(next.url, next.version, next.tier);
+    }
+  } finally {
+    previewBusy = false;
+  }
+}
+async function fetchPreview(url, version, tier) {
+  let r;
+  let blob;
+  try {
+    r = await api("GET", url);
+    if (!r.ok) {
+      $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
+      return;
+    }
+    blob = await r.blob();
+  } catch (e) {
+    $("preview-info").textContent = `Preview unavailable (${e.message})`;
     return;
   }
-  const blob = await r.blob();
-  if (mine !== previewSeq) return;
+  const shown = Number(r.headers.get("x-montage-version") ?? version);
   const img = $("preview");
+  if (img.dataset["tier"] === tier && Number(img.dataset["version"] ?? -1) > shown) return;
   if (previewUrl) URL.revokeObjectURL(previewUrl);
   previewUrl = URL.createObjectURL(blob);
   img.src = previewUrl;
-  const shown = r.headers.get("x-montage-version") ?? String(version);
-  img.dataset["version"] = shown;
+  img.dataset["version"] = String(shown);
+  img.dataset["tier"] = tier;
   $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
 }
 async function loadComments() {

@@ -94,7 +94,6 @@ let selected: string | null = null;
 let commentMode = false;
 const comments = new Map<string, Comment>();
 let previewUrl: string | null = null;
-let previewSeq = 0;
 const people = new Map<string, Participant>();
 
 function doc(): Doc | null {
@@ -241,7 +240,7 @@ function showConnection(state: string, pending: number): void {
 function onMessage(m: Record<string, unknown>): void {
   switch (m["type"]) {
     case "preview":
-      if (m["session"] === sessionId && typeof m["url"] === "string") void loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
+      if (m["session"] === sessionId && typeof m["url"] === "string") loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
       return;
     case "comment_added":
     case "comment_updated": {
@@ -272,26 +271,61 @@ function schedulePreview(): void {
   previewTimer = window.setTimeout(() => {
     previewTimer = null;
     const tier = $<HTMLSelectElement>("tier").value;
-    void loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+    loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
   }, 250);
 }
 
-async function loadPreview(url: string, version: number, tier: string): Promise<void> {
-  const mine = ++previewSeq;
-  const r = await api("GET", url);
-  if (mine !== previewSeq) return; // a newer one is on its way
-  if (!r.ok) {
-    $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
+/**
+ * Preview pictures: one request at a time, and the newest wanted one waits for it (older waiting
+ * ones are dropped). Every request that completes is shown, so under a steady stream of edits
+ * (a `preview` message every 33 ms at `good`) the picture keeps updating at the render rate.
+ * Each response body is read to its end: an abandoned body holds its HTTP connection, and
+ * Chromium allows six per host, after which every request (previews, comments…) stalls.
+ */
+let previewBusy = false;
+let previewNext: { url: string; version: number; tier: string } | null = null;
+
+function loadPreview(url: string, version: number, tier: string): void {
+  previewNext = { url, version, tier };
+  if (!previewBusy) void pumpPreviews();
+}
+
+async function pumpPreviews(): Promise<void> {
+  previewBusy = true;
+  try {
+    while (previewNext !== null) {
+      const next = previewNext;
+      previewNext = null;
+      await fetchPreview(next.url, next.version, next.tier);
+    }
+  } finally {
+    previewBusy = false;
+  }
+}
+
+async function fetchPreview(url: string, version: number, tier: string): Promise<void> {
+  let r: Response;
+  let blob: Blob;
+  try {
+    r = await api("GET", url);
+    if (!r.ok) {
+      $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
+      return;
+    }
+    blob = await r.blob();
+  } catch (e) {
+    $("preview-info").textContent = `Preview unavailable (${(e as Error).message})`;
     return;
   }
-  const blob = await r.blob();
-  if (mine !== previewSeq) return;
+  const shown = Number(r.headers.get("x-montage-version") ?? version);
   const img = $<HTMLImageElement>("preview");
+  // A slower answer for an older version never replaces a newer picture at the same tier.
+  if (img.dataset["tier"] === tier && Number(img.dataset["version"] ?? -1) > shown) return;
   if (previewUrl) URL.revokeObjectURL(previewUrl);
   previewUrl = URL.createObjectURL(blob);
   img.src = previewUrl;
-  const shown = r.headers.get("x-montage-version") ?? String(version);
-  img.dataset["version"] = shown;
+  img.dataset["version"] = String(shown);
+  img.dataset["tier"] = tier;
   $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
 }
 

@@ -26,10 +26,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
+        Server::start_env(dir, extra, &[])
+    }
+
+    /// `start` with extra environment variables for the server process.
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_montage"))
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("MONTAGE_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             // The backend is the test's choice (`--database-url`), not the environment's.

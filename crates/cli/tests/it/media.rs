@@ -249,6 +249,28 @@ async fn upload_then_preview_at_every_tier() -> Result<()> {
         .status,
         404
     );
+    // The store's record of it.
+    let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u2")).await?;
+    assert_eq!(m.status, 200);
+    let m = m.json()?;
+    let created = m["created_at"].as_u64().context("no created_at")?;
+    assert!(created > 1_700_000_000, "{m}");
+    assert_eq!(
+        m,
+        json!({"id":id,"kind":"image","format":"png","width":400,"height":300,
+               "bytes":png.len(),"uploader":"u1","created_at":created})
+    );
+    for (path, user, status) in [
+        (
+            format!("/v1/assets/{}/meta", "0".repeat(32)),
+            Some("u1"),
+            404,
+        ),
+        ("/v1/assets/..%2F/meta".to_owned(), Some("u1"), 404),
+        (format!("/v1/assets/{id}/meta"), None, 401),
+    ] {
+        assert_eq!(get(&server, &path, user).await?.status, status, "{path}");
+    }
 
     // A layer covering the whole (default 1920×1080) canvas, inserted over the socket.
     let mut u1 = server.connect("u1").await?;
@@ -760,10 +782,36 @@ fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
 async fn video_frames_at_a_playhead() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
-    // Uploads take images only, so the video is written straight into the blob directory.
-    let id = "0123456789abcdef0123456789abcdef";
-    std::fs::create_dir_all(dir.path().join("assets"))?;
-    let have_ffmpeg = red_then_blue_video(&dir.path().join("assets").join(id))?.is_some();
+    let clip = dir.path().join("clip.bin");
+    let have_ffmpeg = red_then_blue_video(&clip)?.is_some();
+    let id = if have_ffmpeg {
+        // Uploaded like a picture; the name says nothing (".bin"), the content is sniffed.
+        let r = upload(&server, Some("u1"), &std::fs::read(&clip)?).await?;
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        let a = r.json()?;
+        assert_eq!(
+            (&a["kind"], &a["format"], &a["width"], &a["height"]),
+            (&json!("video"), &json!("mp4"), &json!(640), &json!(480))
+        );
+        let d = a["duration"].as_f64().context("no duration")?;
+        assert!((d - 2.0).abs() < 0.2, "duration {d}");
+        let id = a["id"].as_str().context("no id")?.to_owned();
+        let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+        assert_eq!(back.header("content-type"), Some("video/mp4"));
+        let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u2")).await?;
+        let m = m.json()?;
+        assert_eq!(
+            (&m["kind"], &m["uploader"], &m["bytes"]),
+            (
+                &json!("video"),
+                &json!("u1"),
+                &json!(std::fs::metadata(&clip)?.len())
+            )
+        );
+        id
+    } else {
+        "0123456789abcdef0123456789abcdef".to_owned()
+    };
     let mut u1 = server.connect("u1").await?;
     u1.join("reel", "c1").await?;
     // The clip starts at 10 s and plays the video from 0.5 s for 1.5 s.
@@ -829,5 +877,622 @@ async fn video_frames_at_a_playhead() -> Result<()> {
     // A clip whose asset is not stored.
     let r = get(&server, &frame("20.5", "good"), Some("u1")).await?;
     assert_eq!((r.status, &r.json()?["code"]), (404, &json!("not_found")));
+    Ok(())
+}
+
+/// Reads frames until `done` accepts one, keeping every `preview` that arrives on the way (a
+/// connection that joined and edits gets previews interleaved with its acks and tier messages).
+async fn read_until(
+    c: &mut Client,
+    previews: &mut Vec<Json>,
+    what: &str,
+    done: impl Fn(&Json) -> bool,
+) -> Result<Json> {
+    loop {
+        let v = c
+            .recv()
+            .await
+            .with_context(|| format!("waiting for {what}; previews so far: {previews:?}"))?;
+        if v["type"] == "preview" {
+            previews.push(v.clone());
+        }
+        if done(&v) {
+            return Ok(v);
+        }
+        if v["type"] == "error" {
+            bail!("error while waiting for {what}: {v}");
+        }
+    }
+}
+
+/// Sends a title edit on `base` and waits for its ack; returns the new version.
+async fn edit_collecting(
+    c: &mut Client,
+    previews: &mut Vec<Json>,
+    session: &str,
+    base: u64,
+    seq: u64,
+) -> Result<u64> {
+    c.op(
+        session,
+        base,
+        seq,
+        json!([{"op":"set","path":["title"],"value":format!("t{seq}")}]),
+    )
+    .await?;
+    let a = read_until(c, previews, "an ack", |v| {
+        v["type"] == "ack" && v["seq"] == seq
+    })
+    .await?;
+    a["version"].as_u64().context("ack without version")
+}
+
+/// Waits until a preview of `version` (or newer) has arrived; returns it.
+async fn preview_of(c: &mut Client, previews: &mut Vec<Json>, version: u64) -> Result<Json> {
+    if let Some(p) = previews
+        .iter()
+        .find(|p| p["version"].as_u64().is_some_and(|v| v >= version))
+    {
+        return Ok(p.clone());
+    }
+    read_until(
+        c,
+        previews,
+        &format!("a preview of version {version}"),
+        |v| v["type"] == "preview" && v["version"].as_u64().is_some_and(|x| x >= version),
+    )
+    .await
+}
+
+/// Every preview names a newer version than the one before, at `tier`, with its URL.
+fn check_previews(previews: &[Json], session: &str, tier: &str) {
+    for w in previews.windows(2) {
+        assert!(
+            w[1]["version"].as_u64() > w[0]["version"].as_u64(),
+            "versions go forward: {previews:?}"
+        );
+    }
+    for p in previews {
+        assert_eq!(p["tier"], tier, "{p}");
+        assert_eq!(
+            p["url"],
+            format!(
+                "/v1/sessions/{session}/preview?tier={tier}&v={}",
+                p["version"]
+            )
+        );
+    }
+}
+
+/// The demo page's way (issue #7's bug): ONE connection joins, subscribes and edits, a human's
+/// pace apart. Every edit must bring its preview, at `good` and at `fair`.
+#[tokio::test]
+async fn a_joined_editor_gets_live_previews_of_its_own_edits() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    for tier in ["good", "fair"] {
+        let session = format!("solo-{tier}");
+        let mut c = server.connect("u1").await?;
+        c.join(&session, "c1").await?;
+        c.send(json!({"type":"preview_subscribe","session":session,"tier":tier}))
+            .await?;
+        let mut previews = Vec::new();
+        preview_of(&mut c, &mut previews, 0).await?;
+        let mut version = 0;
+        for seq in 1..=5 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            version = edit_collecting(&mut c, &mut previews, &session, version, seq).await?;
+            preview_of(&mut c, &mut previews, version)
+                .await
+                .with_context(|| format!("{tier}: after edit {seq}"))?;
+        }
+        check_previews(&previews, &session, tier);
+        let versions: Vec<_> = previews.iter().map(|p| p["version"].clone()).collect();
+        assert_eq!(versions, (0..=5).map(|v| json!(v)).collect::<Vec<_>>());
+        // The last URL renders that version.
+        let url = previews
+            .last()
+            .map(|p| p["url"].as_str().unwrap_or("").to_owned());
+        let r = get(&server, &url.unwrap_or_default(), Some("u1")).await?;
+        assert_eq!((r.status, r.header("x-montage-version")), (200, Some("5")));
+    }
+    Ok(())
+}
+
+/// One connection that joined, subscribed at an explicit tier and edits keeps getting previews
+/// at that tier when its connection tier changes (`quality`), and again after a reconnect.
+#[tokio::test]
+async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut c = server.connect("u1").await?;
+    c.join("film", "c1").await?;
+    c.send(json!({"type":"preview_subscribe","session":"film","tier":"good"}))
+        .await?;
+    let mut previews = Vec::new();
+    preview_of(&mut c, &mut previews, 0).await?;
+    let mut version = 0;
+    let mut seq = 0;
+    for round in 0..4 {
+        if round == 2 {
+            c.send(json!({"type":"quality","downlink_mbps":6.0}))
+                .await?;
+            let t = read_until(&mut c, &mut previews, "a tier", |v| v["type"] == "tier").await?;
+            assert_eq!(t["tier"], "fair");
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        seq += 1;
+        version = edit_collecting(&mut c, &mut previews, "film", version, seq).await?;
+        preview_of(&mut c, &mut previews, version)
+            .await
+            .with_context(|| format!("after edit {seq}"))?;
+    }
+    check_previews(&previews, "film", "good");
+
+    // Reconnect (the page's socket dropped): join again from the last version, subscribe again.
+    drop(c);
+    let mut c = server.connect("u1").await?;
+    c.send(json!({"type":"join","session":"film","client":"c1","since":version}))
+        .await?;
+    let mut previews = Vec::new();
+    read_until(&mut c, &mut previews, "joined", |v| v["type"] == "joined").await?;
+    c.send(json!({"type":"preview_subscribe","session":"film","tier":"fair"}))
+        .await?;
+    preview_of(&mut c, &mut previews, version).await?;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        seq += 1;
+        version = edit_collecting(&mut c, &mut previews, "film", version, seq).await?;
+        preview_of(&mut c, &mut previews, version)
+            .await
+            .with_context(|| format!("after reconnecting, edit {seq}"))?;
+    }
+    check_previews(&previews, "film", "fair");
+    Ok(())
+}
+
+/// Video intake refuses what is not a readable video, whatever its first bytes claim; without
+/// ffprobe on the server's PATH a video upload is a clear `not_supported`. WebM video and WAV
+/// and MP3 audio are accepted with their measurements.
+#[tokio::test]
+async fn hostile_and_unsupported_video_uploads() -> Result<()> {
+    let mut fake = vec![0, 0, 0, 0x20];
+    fake.extend_from_slice(b"ftypisom");
+    fake.extend_from_slice(&[0u8; 200]);
+
+    let dir = tempfile::tempdir()?;
+    let limit = MAX_UPLOAD.to_string();
+    let server = Server::start_env(
+        dir.path(),
+        &["--max-upload-bytes", &limit],
+        &[("PATH", "/nonexistent")],
+    )?;
+    let r = upload(&server, Some("u1"), &fake).await?;
+    let e = r.json()?;
+    assert_eq!(
+        (r.status, &e["code"]),
+        (501, &json!("not_supported")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("ffprobe")),
+        "{e}"
+    );
+    drop(server);
+
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let clip = dir.path().join("clip.mp4");
+    if red_then_blue_video(&clip)?.is_none() {
+        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
+    }
+    let real = std::fs::read(&clip)?;
+    // A real MP4 cut short (ffmpeg writes the index last), a fake one, and a WebM header on
+    // garbage: all 400, nothing stored.
+    let mut webm = vec![0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x82, 0x84];
+    webm.extend_from_slice(b"webm");
+    webm.extend_from_slice(&[7u8; 300]);
+    for (what, bytes) in [
+        ("truncated mp4", &real[..real.len() / 2]),
+        ("fake mp4", &fake[..]),
+        ("fake webm", &webm[..]),
+        ("text", &b"just some text, named clip.mp4"[..]),
+    ] {
+        let r = upload(&server, Some("u1"), bytes).await?;
+        let e = r.json()?;
+        assert_eq!(
+            (r.status, &e["code"]),
+            (400, &json!("bad_request")),
+            "{what}: {e}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count()),
+        0,
+        "nothing refused was stored"
+    );
+    // The same clip as WebM is accepted as webm.
+    let webm_clip = dir.path().join("clip.webm");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(&clip)
+        .args(["-c:v", "libvpx-vp9", "-b:v", "100k", "-f", "webm"])
+        .arg(&webm_clip)
+        .status()?;
+    assert!(st.success(), "ffmpeg could not write WebM");
+    let r = upload(&server, Some("u1"), &std::fs::read(&webm_clip)?).await?;
+    let a = r.json()?;
+    assert_eq!(
+        (r.status, &a["kind"], &a["format"], &a["width"]),
+        (201, &json!("video"), &json!("webm"), &json!(640)),
+        "{a}"
+    );
+    // Audio: a second of a tone as WAV and as MP3 is `audio` with a duration and no size.
+    for (name, codec, format) in [
+        ("tone.wav", "pcm_s16le", "wav"),
+        ("tone.mp3", "libmp3lame", "mp3"),
+    ] {
+        let path = dir.path().join(name);
+        let st = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=1",
+                "-c:a",
+                codec,
+            ])
+            .arg(&path)
+            .status()?;
+        assert!(st.success(), "ffmpeg could not write {name}");
+        let r = upload(&server, Some("u1"), &std::fs::read(&path)?).await?;
+        let a = r.json()?;
+        assert_eq!(
+            (r.status, &a["kind"], &a["format"]),
+            (201, &json!("audio"), &json!(format)),
+            "{a}"
+        );
+        assert!(a.get("width").is_none(), "{a}");
+        let d = a["duration"].as_f64().context("no duration")?;
+        assert!((d - 1.0).abs() < 0.1, "{name}: duration {d}");
+    }
+    Ok(())
+}
+
+/// A `moto_server` (an S3-compatible service from PyPI's `moto[server]`) on a free port, killed
+/// when dropped.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    async fn start() -> Result<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context(
+                "moto_server is not installed: scripts/install-test-deps.sh installs it \
+                 (pip install 'moto[server]')",
+            )?;
+        let moto = Moto {
+            child,
+            endpoint: format!("127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if TcpStream::connect(&moto.endpoint).await.is_ok() {
+                return Ok(moto);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("moto_server did not listen on {}", moto.endpoint)
+    }
+
+    /// The `AWS_*` variables `object_store` reads to talk to it.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", format!("http://{}", self.endpoint)),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+}
+
+/// `--blob-url s3://…` for real, against moto: an upload lands in the bucket (not on disk), a
+/// restarted server (cold caches) renders its preview from S3, and a video stored there gives
+/// frames through a temporary copy. Fails, not skips, without moto.
+#[tokio::test]
+async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
+    let moto = Moto::start().await?;
+    // Create the bucket (moto takes unsigned requests).
+    let r = request(&moto.endpoint, "PUT", "/montage-test", None, None, &[]).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let limit = MAX_UPLOAD.to_string();
+    let args = [
+        "--max-upload-bytes",
+        &limit,
+        "--blob-url",
+        "s3://montage-test/tenant/assets",
+    ];
+    let dir = tempfile::tempdir()?;
+    let server = Server::start_env(dir.path(), &args, &env)?;
+    let png = picture()?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    assert!(!dir.path().join("assets").join(&id).exists(), "not on disk");
+    let list = list_bucket(&moto, "montage-test").await?;
+    assert!(
+        list.contains(&format!("<Key>tenant/assets/{id}</Key>"))
+            && list.contains(&format!("<Size>{}</Size>", png.len())),
+        "the bucket holds the bytes: {list}"
+    );
+    let mut u1 = server.connect("u1").await?;
+    u1.join("film", "c1").await?;
+    let layer = json!({"id":"l1","kind":"image","asset":id,"x":0,"y":0,"w":1920,"h":1080});
+    u1.edit(
+        "film",
+        0,
+        1,
+        json!([{"op":"ins","path":["canvas","layers",0],"value":layer}]),
+    )
+    .await?;
+    drop(u1);
+    drop(server);
+
+    // A new process: nothing decoded in memory, the picture comes from S3.
+    let server = Server::start_env(dir.path(), &args, &env)?;
+    let r = get(&server, "/v1/sessions/film/preview?tier=poor", Some("u1")).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-montage-warnings"), None, "the asset was found");
+    let luma = mean_luma(&r.body)?;
+    assert!(
+        luma > 40.0 && luma < 200.0,
+        "a real picture, mean luma {luma}"
+    );
+    let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+    assert_eq!(back.body, png);
+
+    // A video in S3: the frame endpoint copies it to a temporary file for ffmpeg.
+    let clip = dir.path().join("clip.mp4");
+    if red_then_blue_video(&clip)?.is_none() {
+        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
+    }
+    let r = upload(&server, Some("u1"), &std::fs::read(&clip)?).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let vid = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let mut u1 = server.connect("u1").await?;
+    let v = u1.join("film", "c2").await?["version"]
+        .as_u64()
+        .context("no version")?;
+    let timeline = json!({"tracks":[{"id":"v","kind":"video","clips":[
+        {"id":"c1","asset":vid,"start":0,"in":0,"out":2}]}]});
+    u1.edit(
+        "film",
+        v,
+        1,
+        json!([{"op":"set","path":["timeline"],"value":timeline}]),
+    )
+    .await?;
+    let r = get(
+        &server,
+        "/v1/sessions/film/frame?t=1.5&tier=poor",
+        Some("u2"),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let img = image::load_from_memory(&r.body)?.to_rgb8();
+    let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
+    assert!(blue > 200 && red < 60, "1.5 s is blue: {red},{blue}");
+    Ok(())
+}
+
+/// The bucket's listing (XML), straight from moto (unsigned listing is allowed there).
+async fn list_bucket(moto: &Moto, bucket: &str) -> Result<String> {
+    let r = request(
+        &moto.endpoint,
+        "GET",
+        &format!("/{bucket}"),
+        None,
+        None,
+        &[],
+    )
+    .await?;
+    if r.status != 200 {
+        bail!("listing {bucket} on moto: {}", r.status);
+    }
+    Ok(String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// A subscription without `tier` follows the connection's tier: when `quality` moves it, a
+/// preview of the current version comes at once at the new tier, and later ones are paced at
+/// the new tier's rate. An explicit tier on another session of the same connection stays put.
+#[tokio::test]
+async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut c = server.connect("u1").await?;
+    c.join("film", "c1").await?;
+    c.join("pinned", "c1").await?;
+    let mut previews = Vec::new();
+    c.send(json!({"type":"quality","downlink_mbps":20.0}))
+        .await?;
+    let t = read_until(&mut c, &mut previews, "a tier", |v| v["type"] == "tier").await?;
+    assert_eq!(t["tier"], "good");
+    c.send(json!({"type":"preview_subscribe","session":"film"}))
+        .await?;
+    c.send(json!({"type":"preview_subscribe","session":"pinned","tier":"fair"}))
+        .await?;
+    let first = read_until(&mut c, &mut previews, "film's first preview", |v| {
+        v["type"] == "preview" && v["session"] == "film"
+    })
+    .await?;
+    assert_eq!(first["tier"], "good", "{first}");
+    let mut version = 0;
+    version = edit_collecting(&mut c, &mut previews, "film", version, 1).await?;
+    let p = preview_of(&mut c, &mut previews, version).await?;
+    assert_eq!(
+        (&p["tier"], &p["session"]),
+        (&json!("good"), &json!("film"))
+    );
+
+    // The hint drops the connection to poor: the current version again, at poor, at once.
+    c.send(json!({"type":"quality","downlink_mbps":1.0}))
+        .await?;
+    previews.clear();
+    let p = read_until(&mut c, &mut previews, "a poor preview", |v| {
+        v["type"] == "preview" && v["tier"] == "poor"
+    })
+    .await?;
+    assert_eq!(
+        (&p["session"], &p["version"], &p["url"]),
+        (
+            &json!("film"),
+            &json!(version),
+            &json!(format!("/v1/sessions/film/preview?tier=poor&v={version}"))
+        )
+    );
+    // Paced at poor (5 per second) now: a burst of edits brings few previews, none closer than
+    // the interval (less timer slack), all at poor, the last for the newest version.
+    const EDITS: u64 = 20;
+    let mut seq = 1;
+    let mut got = vec![(std::time::Instant::now(), version)];
+    for _ in 0..EDITS {
+        seq += 1;
+        let before = previews.len();
+        version = edit_collecting(&mut c, &mut previews, "film", version, seq).await?;
+        for p in &previews[before..] {
+            got.push((
+                std::time::Instant::now(),
+                p["version"].as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    let before = previews.len();
+    preview_of(&mut c, &mut previews, version).await?;
+    for p in &previews[before..] {
+        got.push((
+            std::time::Instant::now(),
+            p["version"].as_u64().unwrap_or(0),
+        ));
+    }
+    let film: Vec<_> = previews.iter().filter(|p| p["session"] == "film").collect();
+    assert!(film.iter().all(|p| p["tier"] == "poor"), "{film:?}");
+    assert!(
+        film.len() < (EDITS / 2) as usize,
+        "{} previews for {EDITS} edits at poor",
+        film.len()
+    );
+    for w in got.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= Duration::from_millis(150),
+            "previews {} and {} only {gap:?} apart",
+            w[0].1,
+            w[1].1
+        );
+    }
+
+    // Back up (the hint rises): excellent now, again with the current version at once.
+    c.send(json!({"type":"quality","downlink_mbps":100.0}))
+        .await?;
+    let p = read_until(&mut c, &mut previews, "an excellent preview", |v| {
+        v["type"] == "preview" && v["tier"] == "excellent"
+    })
+    .await?;
+    assert_eq!(p["version"], version);
+
+    // The pinned subscription never moved: an edit there comes at fair.
+    previews.clear();
+    let v = edit_collecting(&mut c, &mut previews, "pinned", 0, seq + 1).await?;
+    let p = read_until(&mut c, &mut previews, "a pinned preview", |x| {
+        x["type"] == "preview" && x["session"] == "pinned" && x["version"] == v
+    })
+    .await?;
+    assert_eq!(p["tier"], "fair");
+    assert!(
+        previews
+            .iter()
+            .filter(|p| p["session"] == "pinned")
+            .all(|p| p["tier"] == "fair"),
+        "{previews:?}"
+    );
+    Ok(())
+}
+
+/// The tier a subscription without `tier` follows is also the server-measured one: a joined
+/// subscriber that stops reading (its pings go unanswered) is moved down, and once it reads
+/// again it finds a preview of the current version at the tier it was moved to.
+#[tokio::test]
+async fn live_previews_follow_a_measured_tier_change() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let mut c = server.connect("u1").await?;
+    c.join("film", "c1").await?;
+    c.send(json!({"type":"preview_subscribe","session":"film"}))
+        .await?;
+    let mut previews = Vec::new();
+    let first = preview_of(&mut c, &mut previews, 0).await?;
+    assert_eq!(first["tier"], "excellent", "nothing measured or hinted yet");
+    // From here the client does not read: the server's pings go unanswered.
+    let mut polls = 0;
+    loop {
+        let (_, body) = http_get(&server.addr, "/metrics", None).await?;
+        let down = body.lines().find_map(|l| {
+            l.strip_prefix("montage_tier_down_total ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        if down.unwrap_or(0) >= 1 {
+            break;
+        }
+        polls += 1;
+        if polls > 600 {
+            bail!("the silent subscriber was never moved down a tier");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Reading again: a `tier` below excellent, and a preview of version 0 at that tier.
+    let mut tiers = Vec::new();
+    loop {
+        let v = c
+            .recv()
+            .await
+            .context("waiting for the tier and its preview")?;
+        if v["type"] == "tier" {
+            tiers.push(v["tier"].clone());
+        }
+        if v["type"] == "preview" {
+            previews.push(v);
+        }
+        let moved: Vec<_> = tiers.iter().filter(|t| **t != "excellent").collect();
+        if previews
+            .iter()
+            .any(|p| p["version"] == 0 && moved.contains(&&p["tier"]))
+        {
+            break;
+        }
+    }
     Ok(())
 }

@@ -145,3 +145,15 @@ fn comments_and_invites_in_chromium() -> Result<()> {
     assert!(text.contains("1 passed, 0 failed"), "{text}");
     Ok(())
 }
+
+/// Live previews in Chromium: one user whose page subscribed edits at a human's pace; every
+/// edit brings a `preview` frame on that page's own socket, also after a tier change.
+#[test]
+fn live_previews_of_ones_own_edits_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &["--dev"])?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["previews"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}

@@ -23,6 +23,7 @@ pub struct MemoryStore {
     /// (0 comments | 1 suggestions, session) → (id, record) in insertion order.
     #[allow(clippy::type_complexity)]
     social: Mutex<HashMap<(u8, String), Vec<(String, String)>>>,
+    pub(super) assets: super::assets::MemoryAssets,
 }
 
 impl MemoryStore {
@@ -186,6 +187,9 @@ impl Store for MemoryStore {
         Box::pin(async { Ok(()) })
     }
     fn social(&self) -> Option<&dyn SocialStore> {
+        Some(self)
+    }
+    fn assets(&self) -> Option<&dyn super::AssetStore> {
         Some(self)
     }
 }

@@ -2,6 +2,7 @@
 //! implementation (the embedded default), a PostgreSQL one (scale-out: several nodes share it)
 //! and an in-memory one for tests.
 
+pub mod assets;
 mod memory;
 pub mod postgres;
 mod social;
@@ -14,6 +15,7 @@ use std::pin::Pin;
 
 use montage_protocol::Role;
 
+pub use assets::{AssetRecord, AssetStore};
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
 pub use social::SocialStore;
@@ -126,6 +128,11 @@ pub trait Store: Send + Sync + 'static {
     /// The durable tasks, invites and awards kept beside the sessions, when this store has them
     /// (without, the Task Manager keeps them in memory).
     fn task_store(&self) -> Option<&dyn TaskStore> {
+        None
+    }
+    /// Asset metadata (kind, size, uploader…), when this store keeps it (without, uploads are
+    /// stored with no record and `GET /v1/assets/{id}/meta` answers `not_found`).
+    fn assets(&self) -> Option<&dyn AssetStore> {
         None
     }
 }

@@ -31,10 +31,11 @@ pub struct Migration {
 }
 
 /// Every schema step this build knows, oldest first. Append only; never edit a released step.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: 1,
-    name: "sessions, roles, ops, snapshots",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: 1,
+        name: "sessions, roles, ops, snapshots",
+        sql: r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -65,7 +66,14 @@ CREATE TABLE snapshots (
     PRIMARY KEY (session, version)
 );
 "#,
-}];
+    },
+    // Issue #7: asset metadata (`store::assets`).
+    Migration {
+        id: 2,
+        name: "assets",
+        sql: super::assets::PG_SCHEMA,
+    },
+];
 
 /// Serialises migrations between nodes starting at once (an arbitrary constant key).
 const MIGRATION_LOCK: i64 = 0x6d6f_6e74_6167_6501;
@@ -479,6 +487,9 @@ impl Store for PgStore {
             self.pool.close().await;
             Ok(())
         })
+    }
+    fn assets(&self) -> Option<&dyn super::AssetStore> {
+        Some(self)
     }
 }
 

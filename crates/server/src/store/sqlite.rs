@@ -110,6 +110,9 @@ impl SqliteStore {
         sqlx::raw_sql(super::tasks::TASK_SCHEMA)
             .execute(&self.pool)
             .await?;
+        sqlx::raw_sql(super::assets::SQLITE_SCHEMA)
+            .execute(&self.pool)
+            .await?;
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)")
             .bind(SCHEMA_VERSION.to_string())
             .execute(&self.pool)
@@ -423,6 +426,9 @@ impl Store for SqliteStore {
         })
     }
     fn social(&self) -> Option<&dyn SocialStore> {
+        Some(self)
+    }
+    fn assets(&self) -> Option<&dyn super::AssetStore> {
         Some(self)
     }
 }
