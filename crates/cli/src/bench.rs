@@ -64,6 +64,12 @@ pub struct BenchArgs {
     /// raising the writers' or the other readers' latency. Latencies are reported for both halves.
     #[arg(long, default_value_t = 0)]
     stalled: usize,
+    /// How clients are spread over several nodes: `client` (client i on node i mod N, so every
+    /// session is written through every node: the worst case for cross-node sequencing) or
+    /// `session` (all clients of session s on node s mod N, as a session-affine load balancer
+    /// places them).
+    #[arg(long, value_enum, default_value_t = Route::Client)]
+    route: Route,
     /// Bytes of padding added to every edit (fills a stalled reader's buffers sooner), as a list
     /// of 500-byte strings.
     #[arg(long, default_value_t = 0)]
@@ -76,6 +82,12 @@ pub struct BenchArgs {
     jwt_secret: Option<String>,
     #[arg(long, env = "MONTAGE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Route {
+    Client,
+    Session,
 }
 
 /// A log-linear latency histogram in microseconds (≤ 1.6 % error), cheap to merge.
@@ -584,7 +596,11 @@ async fn load(
     for s in 0..a.sessions {
         for c in 0..a.clients {
             let id = s * a.clients + c;
-            let mut ws = connect(&addrs[id % addrs.len()], &token(&format!("u{id}"))?).await?;
+            let node = match a.route {
+                Route::Client => id,
+                Route::Session => s,
+            };
+            let mut ws = connect(&addrs[node % addrs.len()], &token(&format!("u{id}"))?).await?;
             let session = format!("bench-{s}");
             let j = join(&mut ws, &session, &format!("c{id}")).await?;
             if c == 0 {
@@ -601,7 +617,11 @@ async fn load(
     let mut stalled = Vec::new();
     for s in 0..a.sessions {
         for k in 0..a.stalled {
-            let node = &addrs[(s * a.clients + k) % addrs.len()];
+            let node = match a.route {
+                Route::Client => s * a.clients + k,
+                Route::Session => s,
+            };
+            let node = &addrs[node % addrs.len()];
             let mut ws = connect(node, &token(&format!("stalled-{s}-{k}"))?).await?;
             join(&mut ws, &format!("bench-{s}"), &format!("z{s}-{k}")).await?;
             stalled.push(ws);
