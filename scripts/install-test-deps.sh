@@ -3,7 +3,7 @@
 # packages: ffmpeg (the media crate's video-frame tests; without it those tests check the
 # `not_supported` answer instead) and Chromium (the demo page's Playwright test, driven by the
 # npm package playwright-core 1.64.1, whose Chromium major is Debian's 156); and from PyPI,
-# moto[server], an S3-compatible server for the `--blob-url s3://…` test (which fails without it).
+# moto[server] 5.2.1, an S3-compatible server for the `--blob-url s3://…` test (which fails without it).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -12,7 +12,7 @@ if command -v moto_server >/dev/null 2>&1; then
 else
     echo "install-test-deps: installing moto[server] with pip"
     if command -v pip3 >/dev/null 2>&1; then PIP=(pip3); else PIP=(python3 -m pip); fi
-    "${PIP[@]}" install --quiet 'moto[server]' || echo "install-test-deps: pip could not install moto[server]; the S3 test will fail" >&2
+    "${PIP[@]}" install --quiet 'moto[server]==5.2.1' || echo "install-test-deps: pip could not install moto[server]; the S3 test will fail" >&2
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 
