@@ -36,6 +36,10 @@ pub const NATS_SUBJECT_PREFIX: &str = "montage.v2.s";
 pub const PUBLISH_QUEUE: usize = 8_192;
 /// Received events queued for dispatch to the session actors.
 pub const RECEIVE_QUEUE: usize = 8_192;
+/// How long a session load waits for NATS to confirm its subscription. Past it the load goes on
+/// (the subscription still takes effect when NATS answers): a NATS outage delays fan-out, and
+/// the store fills the gap, but never holds up loading sessions.
+pub const WATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What one node tells the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,13 +127,7 @@ pub fn decode_event(own_node: &str, bytes: &[u8]) -> Result<Option<BusEvent>> {
 /// The NATS subject of a session's events: the prefix and the id in hex, because ids may hold
 /// any printable character and a subject token may not hold `.`, `*`, `>` or spaces.
 pub fn session_subject(session: &str) -> String {
-    let mut s = String::with_capacity(NATS_SUBJECT_PREFIX.len() + 1 + 2 * session.len());
-    s.push_str(NATS_SUBJECT_PREFIX);
-    s.push('.');
-    for b in session.bytes() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("{NATS_SUBJECT_PREFIX}.{}", hex::encode(session))
 }
 
 /// A node's connection to the fan-out.
@@ -257,7 +255,6 @@ pub struct NatsBus {
     in_tx: mpsc::Sender<BusEvent>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<BusEvent>>>,
     watched: std::sync::Mutex<HashMap<String, Watch>>,
-    subscribing: tokio::sync::Mutex<()>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -290,7 +287,6 @@ impl NatsBus {
             in_tx,
             rx: std::sync::Mutex::new(Some(in_rx)),
             watched: std::sync::Mutex::default(),
-            subscribing: tokio::sync::Mutex::new(()),
             dropped: Arc::default(),
         })
     }
@@ -299,19 +295,21 @@ impl NatsBus {
         self.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Subscribes to a session's subject and forwards its events; `None` if NATS refused.
+    /// Subscribes to a session's subject and forwards its events; `None` if NATS refused or did
+    /// not take the subscription within [`WATCH_TIMEOUT`].
     async fn subscribe(&self, session: &str) -> Option<tokio::task::AbortHandle> {
-        let mut sub = match self.client.subscribe(session_subject(session)).await {
-            Ok(sub) => sub,
-            Err(e) => {
+        let subscribe = self.client.subscribe(session_subject(session));
+        let mut sub = match tokio::time::timeout(WATCH_TIMEOUT, subscribe).await {
+            Ok(Ok(sub)) => sub,
+            Ok(Err(e)) => {
                 tracing::warn!(%session, error = %e, "bus subscribe failed");
                 return None;
             }
+            Err(_) => {
+                tracing::warn!(%session, "bus subscribe timed out; the store fills the gaps");
+                return None;
+            }
         };
-        // Registered with the server before the actor reads the store.
-        if let Err(e) = self.client.flush().await {
-            tracing::warn!(%session, error = %e, "bus flush failed");
-        }
         let own = self.node.clone();
         let in_tx = self.in_tx.clone();
         let task = tokio::spawn(async move {
@@ -327,14 +325,40 @@ impl NatsBus {
                 }
             }
         });
+        // Registered with the server before the actor reads the store — unless NATS is slow or
+        // away: then the subscription stays queued and the load goes on without it.
+        if tokio::time::timeout(WATCH_TIMEOUT, self.round_trip())
+            .await
+            .is_err()
+        {
+            tracing::warn!(%session, "bus subscribe unconfirmed; the store fills the gaps");
+        }
         Some(task.abort_handle())
+    }
+
+    /// Returns once the server has processed everything this client sent before: it handles
+    /// one connection's operations in order, so a message published to a fresh inbox coming
+    /// back means the subscriptions before it are in place. (`flush` only empties the local
+    /// write buffer.)
+    async fn round_trip(&self) {
+        let inbox = self.client.new_inbox();
+        let Ok(mut probe) = self.client.subscribe(inbox.clone()).await else {
+            return;
+        };
+        if self.client.publish(inbox, Default::default()).await.is_ok() {
+            probe.next().await;
+        }
     }
 }
 
-/// A watched session: how many watches, and the task forwarding its subscription (aborting it
-/// drops the subscriber, which unsubscribes). `None` when subscribing failed: the session then
-/// relies on the store (joins and reads catch up from it) until it is unloaded.
-type Watch = (usize, Option<tokio::task::AbortHandle>);
+/// A watched session: how many watches, and the subscription, made once by the first watch
+/// (the others wait for it). Inside, the task forwarding the subscription's messages (aborting
+/// it drops the subscriber, which unsubscribes), or `None` when subscribing failed: the session
+/// then relies on the store (joins and reads catch up from it) until it is unloaded.
+struct Watch {
+    count: usize,
+    sub: Arc<tokio::sync::OnceCell<Option<tokio::task::AbortHandle>>>,
+}
 
 impl Bus for NatsBus {
     fn node(&self) -> &str {
@@ -349,24 +373,35 @@ impl Bus for NatsBus {
 
     fn watch<'a>(&'a self, session: &'a str) -> futures_util::future::BoxFuture<'a, ()> {
         Box::pin(async move {
-            // One watch at a time, so a second watch of a session never returns before the
-            // first one's subscription is registered.
-            let _one = self.subscribing.lock().await;
-            if let Some((n, _)) = self.watched().get_mut(session) {
-                *n += 1;
-                return;
+            let sub = {
+                let mut watched = self.watched();
+                let w = watched.entry(session.to_owned()).or_insert_with(|| Watch {
+                    count: 0,
+                    sub: Arc::default(),
+                });
+                w.count += 1;
+                w.sub.clone()
+            };
+            // Sessions subscribe concurrently; watches of one session wait for its first.
+            let handle = sub.get_or_init(|| self.subscribe(session)).await;
+            // Unwatched meanwhile (not done by the actors, which watch before anything else):
+            // nobody would abort the subscription later, so do it now.
+            let current = self
+                .watched()
+                .get(session)
+                .is_some_and(|w| Arc::ptr_eq(&w.sub, &sub));
+            if !current && let Some(h) = handle {
+                h.abort();
             }
-            let handle = self.subscribe(session).await;
-            self.watched().insert(session.to_owned(), (1, handle));
         })
     }
 
     fn unwatch(&self, session: &str) {
         let mut watched = self.watched();
-        if let Some((n, handle)) = watched.get_mut(session) {
-            *n -= 1;
-            if *n == 0 {
-                if let Some(h) = handle {
+        if let Some(w) = watched.get_mut(session) {
+            w.count -= 1;
+            if w.count == 0 {
+                if let Some(Some(h)) = w.sub.get() {
                     h.abort();
                 }
                 watched.remove(session);
@@ -405,6 +440,37 @@ mod tests {
         b.publish(ev.clone());
         assert_eq!(ra.recv().await.unwrap(), ev);
         assert!(ra.try_recv().is_err());
+    }
+
+    /// A NATS server that completes the handshake and then never answers again (a stalled
+    /// or partitioned NATS): watching a session must still return, so sessions still load.
+    #[tokio::test]
+    async fn a_silent_nats_does_not_hold_up_watch() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            w.write_all(b"INFO {\"server_id\":\"x\",\"version\":\"2.10.0\",\"max_payload\":1048576,\"proto\":1}\r\n")
+                .await
+                .unwrap();
+            let mut lines = BufReader::new(r).lines();
+            // Answer the handshake's PING, then nothing more (but keep reading).
+            let mut answered = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("PING") && !answered {
+                    answered = true;
+                    w.write_all(b"PONG\r\n").await.unwrap();
+                }
+            }
+        });
+        let bus = NatsBus::connect(&format!("nats://{addr}")).await.unwrap();
+        tokio::time::timeout(WATCH_TIMEOUT * 5, bus.watch("s"))
+            .await
+            .expect("watch waited for a NATS that never answers");
+        bus.unwatch("s");
+        assert!(bus.watched().is_empty());
     }
 
     #[test]

@@ -715,12 +715,23 @@ impl Actor {
     }
 
     async fn run(mut self) {
-        self.metrics.sessions_loaded.fetch_add(1, Relaxed);
-        // Hear other nodes' commits before reading the store, so none falls in between.
-        let bus = self.sessions.bus.clone();
-        if let Some(bus) = &bus {
-            bus.watch(&self.id).await;
+        /// Undoes an actor's [`Bus::watch`] when the actor ends.
+        struct Watching(Arc<dyn Bus>, Arc<str>);
+        impl Drop for Watching {
+            fn drop(&mut self) {
+                self.0.unwatch(&self.1);
+            }
         }
+        self.metrics.sessions_loaded.fetch_add(1, Relaxed);
+        // Hear other nodes' commits before reading the store, so none falls in between. The
+        // guard unwatches however this task ends (a panic included).
+        let _watching = match self.sessions.bus.clone() {
+            Some(bus) => {
+                bus.watch(&self.id).await;
+                Some(Watching(bus, self.id.clone()))
+            }
+            None => None,
+        };
         match self.store.load(&self.id).await {
             Ok(Some(l)) => match self.build(l) {
                 Ok(doc) => {
@@ -776,9 +787,6 @@ impl Actor {
             }
         }
         self.sessions.remove_if(&self.id, self.generation);
-        if let Some(bus) = &bus {
-            bus.unwatch(&self.id);
-        }
         self.metrics.sessions_loaded.fetch_sub(1, Relaxed);
     }
 
