@@ -94,11 +94,15 @@ impl PresenceTable {
 
     /// Puts back a user's presence as it was before an edit that was rolled back (not for a user
     /// who left since: one who came back starts without presence).
-    pub fn restore(&mut self, user: &str, before: Json) {
+    pub fn restore(&mut self, user: &str, before: &Before) {
         if let Some(r) = self.users.get_mut(user)
-            && r.data.is_some()
+            && let Some(Json::Object(data)) = &mut r.data
         {
-            r.data = Some(before);
+            for (key, value) in [("caret", &before.caret), ("selection", &before.selection)] {
+                if let Some(v) = value {
+                    data.insert(key.to_owned(), v.clone());
+                }
+            }
         }
     }
 
@@ -151,7 +155,16 @@ impl PresenceTable {
             if selection.is_none() && matches!(caret, CaretFate::Same) {
                 continue;
             }
-            let before = Json::Object(data.clone());
+            // Only what the edit changes is kept for a rollback, not the whole presence.
+            let before = Before {
+                caret: (!matches!(caret, CaretFate::Same))
+                    .then(|| data.get("caret").cloned())
+                    .flatten(),
+                selection: selection
+                    .is_some()
+                    .then(|| data.get("selection").cloned())
+                    .flatten(),
+            };
             let Some(Json::Object(data)) = &mut r.data else {
                 continue;
             };
@@ -173,8 +186,15 @@ impl PresenceTable {
     }
 }
 
-/// A user whose presence an edit changed, and that presence before the edit.
-pub type Moved = (Arc<str>, Json);
+/// A user whose presence an edit changed, and what the edit changed, as it was before.
+pub type Moved = (Arc<str>, Before);
+
+/// The caret and/or selection of a presence before an edit moved them (`None`: unchanged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Before {
+    pub caret: Option<Json>,
+    pub selection: Option<Json>,
+}
 
 /// The ids an edit may have removed.
 enum Removed {
@@ -652,12 +672,16 @@ mod tests {
         let d = doc(json!({}));
         let typed = op(json!([{"op":"text","path":["title"],"pos":0,"ins":"XY"}]));
         let moved = t.transform(&typed, &Op::default(), "alice", &d, None);
-        assert_eq!(moved, vec![(Arc::from("bob"), before.clone())]);
+        let undo = Before {
+            caret: Some(before["caret"].clone()),
+            selection: None,
+        };
+        assert_eq!(moved, vec![(Arc::from("bob"), undo.clone())]);
         assert_eq!(
             t.get("bob").unwrap().data.as_ref().unwrap()["caret"]["index"],
             5
         );
-        t.restore("bob", before.clone());
+        t.restore("bob", &undo);
         assert_eq!(t.get("bob").unwrap().data, Some(before));
         // A presence that already reflects the edit is left alone.
         assert!(
@@ -667,7 +691,7 @@ mod tests {
         // A user who left and came back starts without presence: nothing to put back.
         t.remove("bob");
         t.enter(&Arc::from("bob"), None);
-        t.restore("bob", json!({"caret":{"path":["title"],"index":1}}));
+        t.restore("bob", &undo);
         assert_eq!(t.get("bob").unwrap().data, None);
     }
 

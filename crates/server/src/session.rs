@@ -1602,7 +1602,7 @@ impl Actor {
         // Kept for late joiners and to follow edits.
         if let ServerMessage::Presence { data, .. } = msg {
             self.presence.set(&user, data);
-            self.cluster_presence_set(&user);
+            self.cluster_presence_set(&user, conn);
         }
         self.cluster_relay(&frame, true);
         let frame = Utf8Bytes::from(frame);

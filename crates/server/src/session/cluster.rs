@@ -252,13 +252,14 @@ impl Actor {
             .is_some_and(|c| c.retry_author_presence_after)
     }
 
-    /// `user` sent new presence: it replaces whatever unconfirmed edits moved, and it shows the
-    /// user's own unconfirmed edits (the connection sent them first).
-    pub(super) fn cluster_presence_set(&mut self, user: &str) {
+    /// `user` sent new presence on `conn`: it replaces whatever unconfirmed edits moved, and it
+    /// shows the unconfirmed edits that connection sent before it — not those of the user's
+    /// other connections (another tab), which its caret has not seen.
+    pub(super) fn cluster_presence_set(&mut self, user: &str, conn: u64) {
         let Some(cl) = &mut self.cluster else { return };
         for u in &mut cl.unconfirmed {
             u.presence_before.retain(|(x, _)| &**x != user);
-            if &*u.author == user {
+            if &*u.author == user && u.conn == conn {
                 u.author_presence_after = true;
             }
         }
@@ -479,7 +480,7 @@ impl Actor {
         // Presence those edits moved goes back too (latest first), so the retries move it once.
         for u in redo.iter().rev().filter(|u| u.version > committed) {
             for (user, before) in &u.presence_before {
-                self.presence.restore(user, before.clone());
+                self.presence.restore(user, before);
             }
         }
         let Some(doc) = &mut self.state else { return };
@@ -826,5 +827,42 @@ mod tests {
             .cloned()
             .unwrap();
         assert_eq!(alice["presence"]["caret"]["index"], 1, "{alice}");
+    }
+
+    /// The same, but the caret comes from the author's other tab, which has not seen the edit:
+    /// the retry must move it.
+    #[tokio::test]
+    async fn a_retry_moves_the_caret_of_the_authors_other_tab() {
+        let store = Arc::new(MemoryStore::new());
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        pa.op(&a, "s", 0, 1, ins("hello")).await;
+        assert_eq!(pa.until("ack").await["version"], 1);
+        let mut tab1 = Peer::new(&b, 2, "alice");
+        tab1.join(&b, "s").await;
+        let mut tab2 = Peer::new(&b, 4, "alice");
+        tab2.join(&b, "s").await;
+        let end = json!([{"op":"text","path":["title"],"pos":5,"ins":"XY"}]);
+        pa.op(&a, "s", 1, 2, end).await;
+        assert_eq!(pa.until("ack").await["version"], 2);
+        // Tab 1 types "Q" at the start; tab 2, which has not seen it, puts the caret after "hel".
+        tab1.op(&b, "s", 1, 2, ins("Q")).await;
+        tab2.presence(&b, "s", json!({"caret":{"path":["title"],"index":3}}))
+            .await;
+        assert_eq!(tab1.until("ack").await["version"], 3);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        let mut carol = Peer::new(&b, 3, "carol");
+        let joined = carol.join(&b, "s").await;
+        assert_eq!(joined["state"]["title"], "QhelloXY");
+        let alice = joined["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == "alice")
+            .cloned()
+            .unwrap();
+        assert_eq!(alice["presence"]["caret"]["index"], 4, "{alice}");
     }
 }
