@@ -3,7 +3,9 @@
 //! and an in-memory one for tests.
 
 mod memory;
+mod pg_records;
 pub mod postgres;
+mod rows;
 mod social;
 mod sqlite;
 pub mod tasks;
