@@ -1,12 +1,14 @@
 //! End-to-end tests: each starts the real `montage` binary on port 0 with a temp data dir and
 //! talks to it over real WebSockets and HTTP.
 
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::comments`
 mod comments;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;
 mod media;
 mod postgres;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::presence`
 mod presence;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::protocol`
 mod protocol;
@@ -15,6 +17,7 @@ mod scale;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sharing`
 mod sharing;
 mod web;
 
