@@ -60,6 +60,9 @@ pub enum BusEvent {
         presence: bool,
         frame: String,
     },
+    /// A comment or suggestion changed (stored already): other nodes drop their copy of the
+    /// session's comments (read again from the store at next use) and forward the frame.
+    Social { session: String, frame: String },
 }
 
 impl BusEvent {
@@ -67,7 +70,8 @@ impl BusEvent {
         match self {
             BusEvent::Committed { session, .. }
             | BusEvent::Role { session, .. }
-            | BusEvent::Relay { session, .. } => session,
+            | BusEvent::Relay { session, .. }
+            | BusEvent::Social { session, .. } => session,
         }
     }
 

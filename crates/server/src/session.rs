@@ -617,7 +617,8 @@ enum Action {
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
         state: String,
     },
-    /// A social event: `to_sender` (with its `rid`) to `conn`, `to_all` to everyone else.
+    /// A social event: `to_sender` (with its `rid`) to `conn`, `to_all` to everyone else, on
+    /// this node and (through the bus) on the others.
     Notify {
         conn: u64,
         to_sender: Utf8Bytes,
@@ -1468,6 +1469,7 @@ impl Actor {
                         to_all.clone()
                     });
                 }
+                self.cluster_social(&to_all);
             }
         }
     }

@@ -238,6 +238,17 @@ impl Actor {
         }
     }
 
+    /// Tells the other nodes a comment or suggestion changed (stored already), with the frame
+    /// for their clients.
+    pub(super) fn cluster_social(&self, frame: &str) {
+        if let Some(cl) = &self.cluster {
+            cl.bus.publish(BusEvent::Social {
+                session: self.id.to_string(),
+                frame: frame.to_owned(),
+            });
+        }
+    }
+
     /// Tells the other nodes a role changed (stored already), with the frame for their clients.
     pub(super) fn cluster_role(&self, user: &str, role: Role, frame: &str) {
         if let Some(cl) = &self.cluster {
@@ -299,6 +310,12 @@ impl Actor {
                 if role == Role::Removed {
                     self.remove_user_connections(&user);
                 }
+            }
+            BusEvent::Social { frame, .. } => {
+                // The records changed under this node's copy: read them again at next use, so
+                // a change made here starts from what the other node stored.
+                self.social = None;
+                self.announce(&Utf8Bytes::from(frame), None);
             }
             BusEvent::Relay {
                 presence, frame, ..
