@@ -429,3 +429,52 @@ async fn comments_and_invites_are_shared_between_nodes() -> Result<()> {
     assert_ne!(status, 200, "{e}");
     Ok(())
 }
+
+/// `joined.participants` lists users online on other nodes too, and a user going offline on
+/// another node is announced here.
+#[tokio::test]
+async fn joiners_see_participants_of_every_node() -> Result<()> {
+    let Some((db, nats)) = services("scale::joiners_see_participants_of_every_node")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let mut alice = create_session(&nodes[0], "doc", "alice", &[]).await?;
+    let online = |joined: &Json| -> Vec<String> {
+        joined["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["online"] == true)
+            .filter_map(|p| p["user"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Bob is the first on node 1: alice is in his `joined`, or (when node 0's answer to node
+    // 1's roster query comes after it) announced right after.
+    let mut bob = nodes[1].connect("bob").await?;
+    let joined = bob.join("doc", "b").await?;
+    if !online(&joined).contains(&"alice".to_owned()) {
+        let j = until(&mut bob, "participant_joined").await?;
+        assert_eq!(j["user"], "alice");
+    }
+    assert_eq!(
+        until(&mut alice, "participant_joined").await?["user"],
+        "bob"
+    );
+    // Node 1 knows alice now: a later joiner there lists her at once, online.
+    let mut carol = nodes[1].connect("carol").await?;
+    let joined = carol.join("doc", "c").await?;
+    assert_eq!(online(&joined), ["alice", "bob", "carol"]);
+    // And node 0 lists the users of node 1.
+    let mut dave = nodes[0].connect("dave").await?;
+    assert_eq!(
+        until(&mut alice, "participant_joined").await?["user"],
+        "carol"
+    );
+    let joined = dave.join("doc", "d").await?;
+    assert_eq!(online(&joined), ["alice", "bob", "carol", "dave"]);
+    // Bob leaves node 1: node 0's clients hear it.
+    drop(bob);
+    let left = until(&mut dave, "participant_left").await?;
+    assert_eq!(left["user"], "bob");
+    Ok(())
+}
