@@ -71,6 +71,18 @@ pub enum BusEvent {
         presence: bool,
         frame: String,
     },
+    /// A comment or suggestion changed (stored already): other nodes drop their copy of the
+    /// session's comments (read again from the store at next use) and forward the frame.
+    Social { session: String, frame: String },
+    /// Who is online in a session on `node` now (one entry per user; empty when nobody is).
+    /// Sent whenever that changes; `query` asks the nodes that have the session loaded to send
+    /// theirs (the sender just got its first participant and may know nobody elsewhere).
+    Roster {
+        session: String,
+        node: String,
+        participants: Vec<montage_protocol::Participant>,
+        query: bool,
+    },
 }
 
 impl BusEvent {
@@ -78,7 +90,9 @@ impl BusEvent {
         match self {
             BusEvent::Committed { session, .. }
             | BusEvent::Role { session, .. }
-            | BusEvent::Relay { session, .. } => session,
+            | BusEvent::Relay { session, .. }
+            | BusEvent::Social { session, .. }
+            | BusEvent::Roster { session, .. } => session,
         }
     }
 

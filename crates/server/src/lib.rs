@@ -91,7 +91,10 @@ pub async fn run(
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
         return run_with_store(listener, config, store, blobs, shutdown).await;
     };
-    let store: Arc<dyn Store> = Arc::new(PgStore::connect(&url, config.database_pool).await?);
+    let store = PgStore::connect(&url, config.database_pool)
+        .await?
+        .with_task_owner(node_identity(&config.data_dir)?);
+    let store: Arc<dyn Store> = Arc::new(store);
     // Without NATS a node still sequences correctly against the others (conflicts read the
     // store); it only hears their edits late.
     let bus: Arc<dyn Bus> = match &config.nats_url {
@@ -100,6 +103,27 @@ pub async fn run(
     };
     tracing::info!(node = bus.node(), "scale-out: PostgreSQL store");
     run_node(listener, config, store, blobs, Some(bus), shutdown).await
+}
+
+/// The file in the data dir that names this node across restarts.
+const NODE_ID_FILE: &str = "node-id";
+
+/// This node's lasting name in a shared store (its task claims): kept in the data dir, so a
+/// restart on the same dir takes back what it was doing. Each node needs a data dir of its own.
+fn node_identity(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(Error::Io { path, source }),
+    }
+    let id = tasks::random_id();
+    std::fs::write(&path, &id).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(id)
 }
 
 /// `run` with any store and blob store (tests use the in-memory ones).

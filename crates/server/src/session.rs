@@ -617,7 +617,8 @@ enum Action {
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
         state: String,
     },
-    /// A social event: `to_sender` (with its `rid`) to `conn`, `to_all` to everyone else.
+    /// A social event: `to_sender` (with its `rid`) to `conn`, `to_all` to everyone else, on
+    /// this node and (through the bus) on the others.
     Notify {
         conn: u64,
         to_sender: Utf8Bytes,
@@ -1046,6 +1047,11 @@ impl Actor {
                 });
             }
         }
+        // Users online on other nodes of a cluster.
+        for p in self.remote_online() {
+            seen.insert(Arc::from(p.user.as_str()));
+            roster.push(p);
+        }
         for (u, r) in &doc.meta.roles {
             if !seen.contains(u.as_str()) && *r >= Role::Viewer {
                 roster.push(WireParticipant {
@@ -1076,8 +1082,12 @@ impl Actor {
                 name: name.as_deref().map(str::to_owned),
                 color: Some(crate::presence::colour(&user)),
             });
-            self.cluster_relay(&ev, false);
-            self.announce(&Utf8Bytes::from(ev), Some(conn_id));
+            // The other nodes learn it from the roster; the first participant here also asks
+            // them for theirs.
+            self.cluster_roster(self.participants.len() == 1);
+            if !self.online_elsewhere(&user) {
+                self.announce(&Utf8Bytes::from(ev), Some(conn_id));
+            }
         }
         self.when_committed(
             version,
@@ -1496,6 +1506,7 @@ impl Actor {
                         to_all.clone()
                     });
                 }
+                self.cluster_social(&to_all);
             }
         }
     }
@@ -1770,12 +1781,14 @@ impl Actor {
             for q in self.participants.values() {
                 q.conn.forget_presence(&self.id, Some(&p.conn.user));
             }
-            let ev = encode(&ServerMessage::ParticipantLeft {
-                session: self.id.to_string(),
-                user: p.conn.user.to_string(),
-            });
-            self.cluster_relay(&ev, false);
-            self.announce(&Utf8Bytes::from(ev), None);
+            self.cluster_roster(false);
+            if !self.online_elsewhere(&p.conn.user) {
+                let ev = encode(&ServerMessage::ParticipantLeft {
+                    session: self.id.to_string(),
+                    user: p.conn.user.to_string(),
+                });
+                self.announce(&Utf8Bytes::from(ev), None);
+            }
         }
         if self.participants.is_empty() {
             self.idle_since = Instant::now();

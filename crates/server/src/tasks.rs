@@ -4,8 +4,10 @@
 //! retried after an exponential backoff with jitter (capped), or dead after its last attempt or a
 //! permanent failure. Its idempotency key makes creating it twice return the first one. A bounded
 //! pool of workers claims due tasks; a claim is a lease, so a task whose worker vanished runs
-//! again when the lease expires, and at boot every task left `running` by a dead process is put
-//! back to pending (one process owns an SQLite file). Delivery is therefore at least once; the
+//! again when the lease expires, and at boot every task left `running` by this node's previous
+//! process is put back to pending: on SQLite every running task (one process owns the file), on
+//! PostgreSQL only those this node claimed (other nodes may be running theirs; a dead node's come
+//! back when their leases expire). Delivery is therefore at least once; the
 //! webhook's delivery id lets receivers drop duplicates.
 //!
 //! Every state change is handed to a listener; the server's pushes a `task` frame to the

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use serde_json::{Value as Json, json};
 
-use crate::harness::*;
+use super::harness::*;
 
 async fn grant(owner: &mut Client, session: &str, user: &str, role: &str) -> Result<()> {
     owner
@@ -581,6 +581,13 @@ async fn the_sdk_comments_reacts_and_suggests() -> Result<()> {
     .await?;
     assert_eq!(u.reactions.get("👍"), Some(&vec!["bob".to_owned()]));
     ha.resolve_comment(&c.id, true).await?;
+    // Bob edits once he has seen the resolve: two connections' messages are not ordered
+    // otherwise, and the deleted record below must carry both.
+    wait(&mut eb, |e| match e {
+        Event::CommentUpdated(u) if u.resolved => Some(()),
+        _ => None,
+    })
+    .await?;
     hb.edit_comment(&c.id, "edited").await?;
     hb.delete_comment(&c.id).await?;
     let d = wait(&mut ea, |e| match e {

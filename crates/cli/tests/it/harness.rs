@@ -103,6 +103,13 @@ impl Drop for Server {
     }
 }
 
+/// The store a server on `dir` would open, for tests that drive the library directly.
+pub async fn open_store(dir: &Path) -> Result<std::sync::Arc<dyn media_services::store::Store>> {
+    Ok(std::sync::Arc::new(
+        media_services::store::SqliteStore::open(dir).await?,
+    ))
+}
+
 pub fn token(user: &str) -> String {
     token_ttl(user, 3600)
 }

@@ -2,12 +2,14 @@
 //! talks to it over real WebSockets and HTTP.
 
 mod bus;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::comments`
 mod comments;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;
 mod media;
 mod postgres;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::presence`
 mod presence;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::protocol`
 mod protocol;
@@ -16,6 +18,7 @@ mod scale;
 mod sdk;
 mod sdk_cli;
 mod sdk_trace;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sharing`
 mod sharing;
 mod web;
 

@@ -11,7 +11,7 @@ use media_services::presence::colour;
 use serde_json::{Value as Json, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Client, SECRET, Server, http_get};
+use super::harness::{Client, SECRET, Server, http_get, token};
 
 async fn connect_named(server: &Server, user: &str, name: &str) -> Result<Client> {
     let token = Auth::new(SECRET.as_bytes())?.issue(user, Some(name), Duration::from_secs(3600))?;
@@ -340,7 +340,7 @@ async fn roles_change_live_and_a_removed_user_is_disconnected() -> Result<()> {
             "forbidden",
         )
         .await?;
-    let (status, _) = http_get(&server.addr, "/v1/sessions/s", Some(&crate::token("bob"))).await?;
+    let (status, _) = http_get(&server.addr, "/v1/sessions/s", Some(&token("bob"))).await?;
     assert_eq!(status, 403);
     // The roster does not list him.
     let mut dave = server.connect("dave").await?;

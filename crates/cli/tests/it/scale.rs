@@ -468,3 +468,138 @@ async fn a_caret_moves_once_per_edit_when_nodes_conflict() -> Result<()> {
     drop(bob);
     Ok(())
 }
+
+/// POST with a JSON body and a bearer token; returns (status, body).
+async fn post(node: &Server, path: &str, user: &str, body: Json) -> Result<(u16, Json)> {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}{path}", node.addr))
+        .bearer_auth(token(user))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, serde_json::from_str(&resp.text().await?)?))
+}
+
+/// Comments and invites are in PostgreSQL and every node sees their changes: a comment made on
+/// one node reaches the clients of the other, an edit made on one is kept by a reaction made on
+/// the other (no stale copy overwrites it), and an invite made on one node is used up on the
+/// other.
+#[tokio::test]
+async fn comments_and_invites_are_shared_between_nodes() -> Result<()> {
+    let Some((db, nats)) = services("scale::comments_and_invites_are_shared_between_nodes")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let mut alice = create_session(&nodes[0], "doc", "alice", &["bob".into()]).await?;
+    let mut bob = nodes[1].connect("bob").await?;
+    bob.join("doc", "b").await?;
+
+    alice
+        .send(json!({"type":"comment","session":"doc","comment":{"content":"first"}}))
+        .await?;
+    let root = until(&mut alice, "comment_added").await?["comment"].clone();
+    let id = root["id"].as_str().context("comment id")?.to_owned();
+    assert_eq!(until(&mut bob, "comment_added").await?["comment"], root);
+    // Node 1 knows the comment: bob replies to it there.
+    bob.send(
+        json!({"type":"comment","session":"doc","comment":{"content":"reply","parent_id":id}}),
+    )
+    .await?;
+    let reply = until(&mut bob, "comment_added").await?["comment"].clone();
+    assert_eq!(reply["parent_id"], json!(id));
+    assert_eq!(until(&mut alice, "comment_added").await?["comment"], reply);
+    // Alice edits on node 0; once bob has seen it, his reaction on node 1 keeps the edit.
+    alice
+        .send(json!({"type":"comment_edit","session":"doc","id":id,"content":"first, edited"}))
+        .await?;
+    let edited = until(&mut bob, "comment_updated").await?["comment"].clone();
+    assert_eq!(edited["content"], "first, edited");
+    bob.send(json!({"type":"comment_react","session":"doc","id":id,"emoji":"👍","on":true}))
+        .await?;
+    // Alice's own edit comes back to her first.
+    let reacted = loop {
+        let m = until(&mut alice, "comment_updated").await?;
+        if m["comment"]["reactions"]["👍"].is_array() {
+            break m;
+        }
+    };
+    assert_eq!(reacted["comment"]["content"], "first, edited");
+    assert_eq!(reacted["comment"]["reactions"]["👍"], json!(["bob"]));
+    for node in &nodes {
+        let list = node.get_json("/v1/sessions/doc/comments", "bob").await?;
+        let list = list["comments"].as_array().context("comments")?;
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["content"], "first, edited");
+        assert_eq!(list[0]["reactions"]["👍"], json!(["bob"]));
+    }
+
+    // An invite made on node 0 is used on node 1; its only use then is gone on node 0 too.
+    let (status, inv) = post(
+        &nodes[0],
+        "/v1/sessions/doc/invites",
+        "alice",
+        json!({"role":"commenter","max_uses":1}),
+    )
+    .await?;
+    assert_eq!(status, 201, "{inv}");
+    let accept = format!("/v1/invites/{}/accept", inv["id"].as_str().context("id")?);
+    assert_eq!(
+        post(&nodes[1], &accept, "carol", json!({})).await?,
+        (200, json!({"session":"doc","role":"commenter"}))
+    );
+    let (status, e) = post(&nodes[0], &accept, "dave", json!({})).await?;
+    assert_ne!(status, 200, "{e}");
+    Ok(())
+}
+
+/// `joined.participants` lists users online on other nodes too, and a user going offline on
+/// another node is announced here.
+#[tokio::test]
+async fn joiners_see_participants_of_every_node() -> Result<()> {
+    let Some((db, nats)) = services("scale::joiners_see_participants_of_every_node")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let mut alice = create_session(&nodes[0], "doc", "alice", &[]).await?;
+    let online = |joined: &Json| -> Vec<String> {
+        joined["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["online"] == true)
+            .filter_map(|p| p["user"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Bob is the first on node 1: alice is in his `joined`, or (when node 0's answer to node
+    // 1's roster query comes after it) announced right after.
+    let mut bob = nodes[1].connect("bob").await?;
+    let joined = bob.join("doc", "b").await?;
+    if !online(&joined).contains(&"alice".to_owned()) {
+        let j = until(&mut bob, "participant_joined").await?;
+        assert_eq!(j["user"], "alice");
+    }
+    assert_eq!(
+        until(&mut alice, "participant_joined").await?["user"],
+        "bob"
+    );
+    // Node 1 knows alice now: a later joiner there lists her at once, online.
+    let mut carol = nodes[1].connect("carol").await?;
+    let joined = carol.join("doc", "c").await?;
+    assert_eq!(online(&joined), ["alice", "bob", "carol"]);
+    // And node 0 lists the users of node 1.
+    let mut dave = nodes[0].connect("dave").await?;
+    assert_eq!(
+        until(&mut alice, "participant_joined").await?["user"],
+        "carol"
+    );
+    let joined = dave.join("doc", "d").await?;
+    assert_eq!(online(&joined), ["alice", "bob", "carol", "dave"]);
+    // Bob leaves node 1: node 0's clients hear it.
+    drop(bob);
+    let left = until(&mut dave, "participant_left").await?;
+    assert_eq!(left["user"], "bob");
+    Ok(())
+}

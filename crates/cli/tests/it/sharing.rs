@@ -11,11 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use media_services::collaboration::{MediaCollaborationService, Recipient, RecognitionType};
 use media_services::connectors::{DEFAULT_REPLAY_WINDOW, HttpSender, verify};
-use media_services::store::{SqliteStore, Store};
+use media_services::store::Store;
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
-use crate::{Client, Server, token};
+use super::harness::{Client, Server, open_store, token};
 
 const HOOK_SECRET: &str = "webhook-test-secret";
 const WAIT: Duration = Duration::from_secs(15);
@@ -731,7 +731,7 @@ async fn recognition_rules() -> Result<()> {
 async fn system_design_calls_run_as_written() -> Result<()> {
     let mut rx = Receiver::start(&[]).await?;
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await?);
+    let store: Arc<dyn Store> = open_store(dir.path()).await?;
     store.create_session("poster", "alice").await?;
     let mut cfg = media_services::collaboration::SharingConfig::default();
     cfg.connectors.add_url(&format!("messenger=http://{}/messenger", rx.addr)).map_err(anyhow::Error::msg)?;

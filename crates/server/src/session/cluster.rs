@@ -20,14 +20,14 @@
 //! is never the only copy. Joins and state reads wait until nothing is unconfirmed and read the
 //! store's head first, so a client that moves to another node finds every edit it was acked.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
-use montage_protocol::{ErrorCode, Role};
+use montage_protocol::{ErrorCode, Participant as WireParticipant, Role, ServerMessage, encode};
 use serde_json::Value as Json;
 
 use super::{Action, Actor, HistEntry, Pending, SessionMsg, Sessions, js};
@@ -79,6 +79,8 @@ pub(super) struct Cluster {
     retry_attempts: u32,
     /// The edit being re-run is one whose author's presence already reflects it.
     retry_author_presence_after: bool,
+    /// Who is online on each other node (by node id), from their `Roster` events.
+    remote: HashMap<String, Vec<WireParticipant>>,
 }
 
 impl Cluster {
@@ -91,6 +93,7 @@ impl Cluster {
             resync_due: false,
             retry_attempts: 0,
             retry_author_presence_after: false,
+            remote: HashMap::new(),
         }
     }
 }
@@ -276,6 +279,121 @@ impl Actor {
         }
     }
 
+    /// Tells the other nodes who is online here, after a join or leave changed it. `query`
+    /// asks them for theirs: this node just got its first participant and may know nobody.
+    pub(super) fn cluster_roster(&self, query: bool) {
+        let Some(cl) = &self.cluster else { return };
+        let mut seen = HashSet::new();
+        let participants = self
+            .participants
+            .values()
+            .filter(|p| seen.insert(p.conn.user.clone()))
+            .map(|p| {
+                let rec = self.presence.get(&p.conn.user);
+                WireParticipant {
+                    user: p.conn.user.to_string(),
+                    role: self.role_of(&p.conn.user),
+                    online: true,
+                    name: rec.and_then(|r| r.name.as_deref().map(str::to_owned)),
+                    color: rec.map(|r| r.colour.clone()),
+                    presence: None,
+                }
+            })
+            .collect();
+        cl.bus.publish(BusEvent::Roster {
+            session: self.id.to_string(),
+            node: cl.bus.node().to_owned(),
+            participants,
+            query,
+        });
+    }
+
+    /// Users online on other nodes and not on this one, one entry each.
+    pub(super) fn remote_online(&self) -> Vec<WireParticipant> {
+        let Some(cl) = &self.cluster else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut v: Vec<WireParticipant> = cl
+            .remote
+            .values()
+            .flatten()
+            .filter(|p| !self.online(&p.user) && seen.insert(p.user.as_str()))
+            .map(|p| WireParticipant {
+                role: self.role_of(&p.user),
+                ..p.clone()
+            })
+            .collect();
+        v.sort_by(|a, b| a.user.cmp(&b.user));
+        v
+    }
+
+    /// Whether `user` is online on another node.
+    pub(super) fn online_elsewhere(&self, user: &str) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            cl.remote
+                .values()
+                .any(|ps| ps.iter().any(|p| p.user == user))
+        })
+    }
+
+    fn role_of(&self, user: &str) -> Role {
+        self.state
+            .as_ref()
+            .map_or(Role::Viewer, |d| d.meta.role_of(user))
+    }
+
+    /// Takes another node's roster; this node's clients hear of users who came online or went
+    /// offline in the cluster as a whole.
+    fn on_remote_roster(&mut self, node: String, participants: Vec<WireParticipant>, query: bool) {
+        let before: HashSet<String> = self.remote_online().into_iter().map(|p| p.user).collect();
+        if let Some(cl) = &mut self.cluster {
+            if participants.is_empty() {
+                cl.remote.remove(&node);
+            } else {
+                cl.remote.insert(node, participants);
+            }
+        }
+        let after = self.remote_online();
+        for p in after.iter().filter(|p| !before.contains(&p.user)) {
+            let ev = encode(&ServerMessage::ParticipantJoined {
+                session: self.id.to_string(),
+                user: p.user.clone(),
+                role: p.role,
+                name: p.name.clone(),
+                color: p.color.clone(),
+            });
+            self.announce(&Utf8Bytes::from(ev), None);
+        }
+        for user in before
+            .iter()
+            .filter(|u| !after.iter().any(|p| &p.user == *u))
+        {
+            if self.online(user) {
+                continue;
+            }
+            let ev = encode(&ServerMessage::ParticipantLeft {
+                session: self.id.to_string(),
+                user: user.clone(),
+            });
+            self.announce(&Utf8Bytes::from(ev), None);
+        }
+        if query && !self.participants.is_empty() {
+            self.cluster_roster(false);
+        }
+    }
+
+    /// Tells the other nodes a comment or suggestion changed (stored already), with the frame
+    /// for their clients.
+    pub(super) fn cluster_social(&self, frame: &str) {
+        if let Some(cl) = &self.cluster {
+            cl.bus.publish(BusEvent::Social {
+                session: self.id.to_string(),
+                frame: frame.to_owned(),
+            });
+        }
+    }
+
     /// Tells the other nodes a role changed (stored already), with the frame for their clients.
     pub(super) fn cluster_role(&self, user: &str, role: Role, frame: &str) {
         if let Some(cl) = &self.cluster {
@@ -337,6 +455,18 @@ impl Actor {
                 if role == Role::Removed {
                     self.remove_user_connections(&user);
                 }
+            }
+            BusEvent::Roster {
+                node,
+                participants,
+                query,
+                ..
+            } => self.on_remote_roster(node, participants, query),
+            BusEvent::Social { frame, .. } => {
+                // The records changed under this node's copy: read them again at next use, so
+                // a change made here starts from what the other node stored.
+                self.social = None;
+                self.announce(&Utf8Bytes::from(frame), None);
             }
             BusEvent::Relay {
                 presence, frame, ..

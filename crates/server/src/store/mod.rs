@@ -4,7 +4,9 @@
 
 pub mod assets;
 mod memory;
+mod pg_records;
 pub mod postgres;
+mod rows;
 mod social;
 mod sqlite;
 pub mod tasks;

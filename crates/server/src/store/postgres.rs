@@ -8,11 +8,10 @@
 //!
 //! Schema changes are numbered steps in [`MIGRATIONS`], applied in order under an advisory lock
 //! (several nodes may start at once) and recorded in `montage_migrations`. A feature that adds
-//! tables (comments, suggestions, tasks, invites, awards) appends its own step to that list and
-//! implements its storage trait for [`PgStore`] in its own module, using [`PgStore::pool`] — the
-//! same pool, the same migration runner.
+//! tables appends its own step to that list and implements its storage trait for [`PgStore`] in
+//! its own module, using [`PgStore::pool`] — the same pool, the same migration runner. Comments,
+//! suggestions, tasks, invites, contributions and awards do so in `store::pg_records` (step 2).
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use montage_protocol::Role;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::rows::{session_meta, stored_op, to_i64, to_u64};
 use super::{Loaded, SessionMeta, Snapshot, Store, StoreFuture, StoredOp, Write};
 use crate::error::{Error, Result};
 
@@ -67,9 +67,14 @@ CREATE TABLE snapshots (
 );
 "#,
     },
-    // Issue #7: asset metadata (`store::assets`).
     Migration {
         id: 2,
+        name: "comments, suggestions, tasks, invites, contributions, awards",
+        sql: super::pg_records::SCHEMA,
+    },
+    // Issue #7: asset metadata (`store::assets`).
+    Migration {
+        id: 3,
         name: "assets",
         sql: super::assets::PG_SCHEMA,
     },
@@ -83,14 +88,8 @@ pub const DEFAULT_POOL: u32 = 8;
 
 pub struct PgStore {
     pool: PgPool,
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+    /// Who this node's task claims are recorded as (`tasks.lease_owner`).
+    task_owner: String,
 }
 
 impl PgStore {
@@ -102,9 +101,25 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            task_owner: crate::tasks::random_id(),
+        };
         store.migrate(MIGRATIONS).await?;
         Ok(store)
+    }
+
+    /// Records this node's task claims as `owner` instead of an id of this process only. With an
+    /// owner that outlives the process (the server derives one from its data dir), a restarted
+    /// node puts back the tasks it was running when it stopped (`TaskStore::reset_running`)
+    /// instead of waiting for their leases to expire. Two live nodes must not share one.
+    pub fn with_task_owner(mut self, owner: impl Into<String>) -> PgStore {
+        self.task_owner = owner.into();
+        self
+    }
+
+    pub(super) fn task_owner(&self) -> &str {
+        &self.task_owner
     }
 
     /// The pool, for storage traits of other features implemented on this store.
@@ -172,35 +187,18 @@ impl PgStore {
     }
 
     async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
-        let Some(row) = sqlx::query("SELECT owner, link_role FROM sessions WHERE id = $1")
+        let Some(row) = sqlx::query_as("SELECT owner, link_role FROM sessions WHERE id = $1")
             .bind(session)
             .fetch_optional(&self.pool)
             .await?
         else {
             return Ok(None);
         };
-        let owner: String = row.try_get(0)?;
-        let link: String = row.try_get(1)?;
-        let corrupt = |what: &str| Error::Corrupt {
-            session: session.to_owned(),
-            reason: format!("unknown role {what:?}"),
-        };
-        let link_role = Role::parse(&link).ok_or_else(|| corrupt(&link))?;
-        let mut roles = HashMap::new();
-        for row in sqlx::query("SELECT user_id, role FROM roles WHERE session = $1")
+        let grants = sqlx::query_as("SELECT user_id, role FROM roles WHERE session = $1")
             .bind(session)
             .fetch_all(&self.pool)
-            .await?
-        {
-            let user: String = row.try_get(0)?;
-            let role: String = row.try_get(1)?;
-            roles.insert(user, Role::parse(&role).ok_or_else(|| corrupt(&role))?);
-        }
-        Ok(Some(SessionMeta {
-            owner,
-            link_role,
-            roles,
-        }))
+            .await?;
+        session_meta(session, row, grants).map(Some)
     }
 
     async fn ops_after_inner(
@@ -217,17 +215,7 @@ impl PgStore {
         .bind(to_i64(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredOp {
-                    version: to_u64(r.try_get(0)?),
-                    user: r.try_get(1)?,
-                    client: r.try_get(2)?,
-                    seq: to_u64(r.try_get(3)?),
-                    ops: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_op).collect()
     }
 }
 
@@ -319,6 +307,14 @@ async fn write_snapshot(
 }
 
 impl Store for PgStore {
+    fn social(&self) -> Option<&dyn super::SocialStore> {
+        Some(self)
+    }
+
+    fn task_store(&self) -> Option<&dyn super::TaskStore> {
+        Some(self)
+    }
+
     fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>> {
         Box::pin(async move {
             let Some(meta) = self.meta_inner(session).await? else {
@@ -504,31 +500,35 @@ pub(crate) mod testdb {
         name: String,
     }
 
-    /// `None` (and a loud line on stderr) when the variable is not set.
-    pub async fn create(test: &str) -> Option<TestDb> {
-        let Ok(admin) = std::env::var("MONTAGE_TEST_DATABASE_URL") else {
-            eprintln!(
-                "!!! {test} DID NOT RUN: set MONTAGE_TEST_DATABASE_URL (`.ci/run` does) to test PostgreSQL"
-            );
-            return None;
-        };
+    /// Fails the test when the variable is not set: a PostgreSQL regression must not pass
+    /// unnoticed (`.ci/run` sets it).
+    pub async fn create(test: &str) -> TestDb {
+        let admin = std::env::var("MONTAGE_TEST_DATABASE_URL").unwrap_or_else(|_| {
+            panic!(
+                "{test} needs PostgreSQL: set MONTAGE_TEST_DATABASE_URL (`.ci/run` does), e.g. postgres://postgres@127.0.0.1:5432/postgres"
+            )
+        });
         let mut b = [0u8; 6];
-        getrandom::fill(&mut b).ok()?;
+        getrandom::fill(&mut b).expect("getrandom");
         let name = format!(
             "montage_unit_{}",
             b.iter().map(|x| format!("{x:02x}")).collect::<String>()
         );
-        let mut c = sqlx::PgConnection::connect(&admin).await.ok()?;
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: connecting to {admin}: {e}"));
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut c)
             .await
-            .ok()?;
-        let (base, _) = admin.rsplit_once('/')?;
-        Some(TestDb {
+            .unwrap_or_else(|e| panic!("{test}: CREATE DATABASE: {e}"));
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("MONTAGE_TEST_DATABASE_URL has no database part");
+        TestDb {
             url: format!("{base}/{name}"),
             admin,
             name,
-        })
+        }
     }
 
     impl TestDb {
@@ -564,9 +564,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_round_trip_and_version_conflicts() {
-        let Some(db) = testdb::create("postgres_round_trip_and_version_conflicts").await else {
-            return;
-        };
+        let db = testdb::create("postgres_round_trip_and_version_conflicts").await;
         let s = PgStore::connect(&db.url, 2).await.unwrap();
         // Migrating again (a second node starting) is a no-op.
         s.migrate(MIGRATIONS).await.unwrap();

@@ -22,3 +22,40 @@ pub trait SocialStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, ()>;
     fn suggestions<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upserts keep the first position; sessions and kinds are kept apart.
+    async fn exercise(db: &dyn SocialStore) {
+        db.put_comment("s", "c1", r#"{"v":1}"#).await.unwrap();
+        db.put_comment("s", "c2", r#"{"v":2}"#).await.unwrap();
+        db.put_comment("s", "c1", r#"{"v":3}"#).await.unwrap();
+        db.put_comment("t", "c1", r#"{"v":4}"#).await.unwrap();
+        db.put_suggestion("s", "c1", r#"{"s":1}"#).await.unwrap();
+        assert_eq!(
+            db.comments("s").await.unwrap(),
+            vec![r#"{"v":3}"#, r#"{"v":2}"#]
+        );
+        assert_eq!(db.comments("t").await.unwrap(), vec![r#"{"v":4}"#]);
+        assert_eq!(db.suggestions("s").await.unwrap(), vec![r#"{"s":1}"#]);
+        assert!(db.suggestions("t").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sqlite_social_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::SqliteStore::open(dir.path()).await.unwrap();
+        exercise(&db).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_social_semantics() {
+        let tdb = crate::store::postgres::testdb::create("postgres_social_semantics").await;
+        let db = crate::store::PgStore::connect(&tdb.url, 2).await.unwrap();
+        exercise(&db).await;
+        db.pool().close().await;
+        tdb.drop_db().await;
+    }
+}

@@ -1,6 +1,5 @@
 //! The embedded default store: SQLite in the data dir, WAL, `synchronous=FULL`.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::rows::{session_meta, stored_op, to_i64, to_u64};
 use super::{Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write};
 use crate::error::{Error, Result};
 
@@ -72,14 +72,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/montage.db`.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
@@ -132,35 +124,18 @@ impl SqliteStore {
     }
 
     async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
-        let Some(row) = sqlx::query("SELECT owner, link_role FROM sessions WHERE id = ?")
+        let Some(row) = sqlx::query_as("SELECT owner, link_role FROM sessions WHERE id = ?")
             .bind(session)
             .fetch_optional(&self.pool)
             .await?
         else {
             return Ok(None);
         };
-        let owner: String = row.try_get(0)?;
-        let link: String = row.try_get(1)?;
-        let corrupt = |what: &str| Error::Corrupt {
-            session: session.to_owned(),
-            reason: format!("unknown role {what:?}"),
-        };
-        let link_role = Role::parse(&link).ok_or_else(|| corrupt(&link))?;
-        let mut roles = HashMap::new();
-        for row in sqlx::query("SELECT user, role FROM roles WHERE session = ?")
+        let grants = sqlx::query_as("SELECT user, role FROM roles WHERE session = ?")
             .bind(session)
             .fetch_all(&self.pool)
-            .await?
-        {
-            let user: String = row.try_get(0)?;
-            let role: String = row.try_get(1)?;
-            roles.insert(user, Role::parse(&role).ok_or_else(|| corrupt(&role))?);
-        }
-        Ok(Some(SessionMeta {
-            owner,
-            link_role,
-            roles,
-        }))
+            .await?;
+        session_meta(session, row, grants).map(Some)
     }
 
     async fn ops_after_inner(
@@ -177,17 +152,7 @@ impl SqliteStore {
         .bind(to_i64(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredOp {
-                    version: to_u64(r.try_get(0)?),
-                    user: r.try_get(1)?,
-                    client: r.try_get(2)?,
-                    seq: to_u64(r.try_get(3)?),
-                    ops: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_op).collect()
     }
 }
 

@@ -1,16 +1,16 @@
 //! The durable records of the Task Manager and of sharing: tasks, invites, contributions and
 //! awards. One trait (`TaskStore`) with the SQLite implementation (tables in the same
-//! `montage.db`) and an in-memory one for tests and for stores that have no tables for them.
+//! `montage.db`), the PostgreSQL one (`store::pg_records`, sharing the row decoding below) and an
+//! in-memory one for tests and for stores that have no tables for them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use montage_protocol::Role;
-use sqlx::Row;
-
 use super::StoreFuture;
+use super::rows::{Cols, to_u32, to_u64};
 use super::sqlite::SqliteStore;
 use crate::error::{Error, Result};
+use montage_protocol::Role;
 
 /// Tables of this module, created with the rest of the SQLite schema (additive, so the schema
 /// version stays 1: an older build simply ignores them).
@@ -220,7 +220,9 @@ pub trait TaskStore: Send + Sync + 'static {
         outcome: &'a TaskOutcome,
         now_ms: i64,
     ) -> StoreFuture<'a, Option<TaskRecord>>;
-    /// Puts every running task back to pending (at boot: nobody else runs them).
+    /// At boot: puts back to pending the running tasks the previous run of this node left. A
+    /// store one process owns (SQLite, memory) resets every running task; a shared one
+    /// (PostgreSQL) only those this node claimed, as other nodes may be running theirs.
     fn reset_running(&self, now_ms: i64) -> StoreFuture<'_, u64>;
     /// The earliest `next_run_at` of a waiting task.
     fn next_due(&self) -> StoreFuture<'_, Option<i64>>;
@@ -268,57 +270,67 @@ fn corrupt(what: &str, value: &str) -> Error {
     }
 }
 
-const TASK_COLUMNS: &str = "id, key, kind, session, created_by, payload, state, attempts, max_attempts, next_run_at, last_error, created_at, updated_at";
+/// Columns of a task row, in the order `task_row` reads them (the same names on both backends).
+pub(super) const TASK_COLUMNS: &str = "id, key, kind, session, created_by, payload, state, attempts, max_attempts, next_run_at, last_error, created_at, updated_at";
 
-fn task_row(r: &sqlx::sqlite::SqliteRow) -> Result<TaskRecord> {
-    let state: String = r.try_get(6)?;
+pub(super) fn task_row(r: &impl Cols) -> Result<TaskRecord> {
+    let state = r.text(6)?;
     Ok(TaskRecord {
-        id: r.try_get(0)?,
-        key: r.try_get(1)?,
-        kind: r.try_get(2)?,
-        session: r.try_get(3)?,
-        created_by: r.try_get(4)?,
-        payload: r.try_get(5)?,
+        id: r.text(0)?,
+        key: r.text(1)?,
+        kind: r.text(2)?,
+        session: r.opt_text(3)?,
+        created_by: r.text(4)?,
+        payload: r.text(5)?,
         state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
-        attempts: u32::try_from(r.try_get::<i64, _>(7)?).unwrap_or(u32::MAX),
-        max_attempts: u32::try_from(r.try_get::<i64, _>(8)?).unwrap_or(u32::MAX),
-        next_run_at_ms: r.try_get(9)?,
-        last_error: r.try_get(10)?,
-        created_at_ms: r.try_get(11)?,
-        updated_at_ms: r.try_get(12)?,
+        attempts: to_u32(r.int(7)?),
+        max_attempts: to_u32(r.int(8)?),
+        next_run_at_ms: r.int(9)?,
+        last_error: r.opt_text(10)?,
+        created_at_ms: r.int(11)?,
+        updated_at_ms: r.int(12)?,
     })
 }
 
-const INVITE_COLUMNS: &str =
+pub(super) const INVITE_COLUMNS: &str =
     "id, session, role, created_by, for_user, expires_at, max_uses, uses, revoked, created_at";
 
-fn invite_row(r: &sqlx::sqlite::SqliteRow) -> Result<Invite> {
-    let role: String = r.try_get(2)?;
+pub(super) fn invite_row(r: &impl Cols) -> Result<Invite> {
+    let role = r.text(2)?;
     Ok(Invite {
-        id: r.try_get(0)?,
-        session: r.try_get(1)?,
+        id: r.text(0)?,
+        session: r.text(1)?,
         role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-        created_by: r.try_get(3)?,
-        for_user: r.try_get(4)?,
-        expires_at_ms: r.try_get(5)?,
-        max_uses: r
-            .try_get::<Option<i64>, _>(6)?
-            .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
-        uses: u32::try_from(r.try_get::<i64, _>(7)?).unwrap_or(u32::MAX),
-        revoked: r.try_get::<i64, _>(8)? != 0,
-        created_at_ms: r.try_get(9)?,
+        created_by: r.text(3)?,
+        for_user: r.opt_text(4)?,
+        expires_at_ms: r.opt_int(5)?,
+        max_uses: r.opt_int(6)?.map(to_u32),
+        uses: to_u32(r.int(7)?),
+        revoked: r.flag(8)?,
+        created_at_ms: r.int(9)?,
     })
 }
 
-fn award_row(r: &sqlx::sqlite::SqliteRow) -> Result<Award> {
+/// `session, user, kind, count`.
+pub(super) fn contribution_row(r: &impl Cols) -> Result<Contribution> {
+    Ok(Contribution {
+        session: r.text(0)?,
+        user: r.text(1)?,
+        kind: r.text(2)?,
+        count: to_u64(r.int(3)?),
+    })
+}
+
+/// `key, session, user, kind, badge, awarded_by, at`.
+pub(super) fn award_row(r: &impl Cols) -> Result<Award> {
     Ok(Award {
-        key: r.try_get(0)?,
-        session: r.try_get(1)?,
-        user: r.try_get(2)?,
-        kind: r.try_get(3)?,
-        badge: r.try_get(4)?,
-        awarded_by: r.try_get(5)?,
-        at_ms: r.try_get(6)?,
+        key: r.text(0)?,
+        session: r.text(1)?,
+        user: r.text(2)?,
+        kind: r.text(3)?,
+        badge: r.opt_text(4)?,
+        awarded_by: r.opt_text(5)?,
+        at_ms: r.int(6)?,
     })
 }
 
@@ -333,7 +345,11 @@ fn refusal(inv: &Invite, now_ms: i64) -> InviteRefusal {
     }
 }
 
-fn usable(inv: &Invite, user: &str, now_ms: i64) -> std::result::Result<(), InviteRefusal> {
+pub(super) fn usable(
+    inv: &Invite,
+    user: &str,
+    now_ms: i64,
+) -> std::result::Result<(), InviteRefusal> {
     if inv.for_user.as_deref().is_some_and(|u| u != user) {
         return Err(InviteRefusal::NotForYou);
     }
@@ -619,7 +635,7 @@ impl TaskStore for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?;
                 out.push(Contribution {
-                    count: u64::try_from(total).unwrap_or(0),
+                    count: to_u64(total),
                     ..c.clone()
                 });
             }
@@ -643,16 +659,7 @@ impl TaskStore for SqliteStore {
             .bind(i64::from(MAX_LIST_ROWS))
             .fetch_all(self.pool())
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Contribution {
-                        session: r.try_get(0)?,
-                        user: r.try_get(1)?,
-                        kind: r.try_get(2)?,
-                        count: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
-                    })
-                })
-                .collect()
+            rows.iter().map(contribution_row).collect()
         })
     }
 
@@ -1114,5 +1121,108 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = SqliteStore::open(dir.path()).await.unwrap();
         exercise(&db).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_store_semantics() {
+        let tdb = crate::store::postgres::testdb::create("postgres_store_semantics").await;
+        let db = crate::store::PgStore::connect(&tdb.url, 2).await.unwrap();
+        exercise(&db).await;
+        db.pool().close().await;
+        tdb.drop_db().await;
+    }
+
+    /// Two nodes on one database: claims are disjoint, an invite's last use goes to one
+    /// accept, a node's boot reset leaves the other's tasks alone, a key makes one task.
+    #[tokio::test]
+    async fn postgres_nodes_share_tasks_safely() {
+        use crate::store::PgStore;
+        let tdb = crate::store::postgres::testdb::create("postgres_nodes_share_tasks_safely").await;
+        let a = PgStore::connect(&tdb.url, 4)
+            .await
+            .unwrap()
+            .with_task_owner("node-a");
+        let b = PgStore::connect(&tdb.url, 4)
+            .await
+            .unwrap()
+            .with_task_owner("node-b");
+        for i in 0..40 {
+            let t = new_task(&format!("t{i}"), &format!("k{i}"));
+            let db: &dyn TaskStore = if i % 2 == 0 { &a } else { &b };
+            db.create_task(&t).await.unwrap();
+        }
+        // Both claim repeatedly at the same time until nothing is left.
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        loop {
+            let (ca, cb) = tokio::join!(a.claim_due(10, 1_000, 3), b.claim_due(10, 1_000, 3));
+            let (ca, cb) = (ca.unwrap(), cb.unwrap());
+            if ca.is_empty() && cb.is_empty() {
+                break;
+            }
+            got_a.extend(ca.into_iter().map(|t| t.id));
+            got_b.extend(cb.into_iter().map(|t| t.id));
+        }
+        let mut all: Vec<&String> = got_a.iter().chain(&got_b).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 40, "every task claimed exactly once");
+        assert_eq!(got_a.len() + got_b.len(), 40, "no task claimed twice");
+        // Node A restarts: it takes back its own claims only.
+        assert_eq!(
+            TaskStore::reset_running(&a, 20).await.unwrap(),
+            got_a.len() as u64
+        );
+        for id in &got_b {
+            let t = b.task(id).await.unwrap().unwrap();
+            assert_eq!((t.state, t.attempts), (TaskState::Running, 1));
+        }
+
+        // Concurrent creates under one key make one task.
+        let (ta, tb) = (new_task("same-a", "same"), new_task("same-b", "same"));
+        let (x, y) = tokio::join!(a.create_task(&ta), b.create_task(&tb));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.0.id, y.0.id);
+        assert!(x.1 ^ y.1, "exactly one insert won");
+
+        // Ten users race for the last two uses of an invite.
+        let inv = Invite {
+            id: "race".into(),
+            session: "s".into(),
+            role: Role::Editor,
+            created_by: "o".into(),
+            for_user: None,
+            expires_at_ms: None,
+            max_uses: Some(2),
+            uses: 0,
+            revoked: false,
+            created_at_ms: 0,
+        };
+        a.create_invite(&inv).await.unwrap();
+        let users: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+        let tries = users.iter().enumerate().map(|(i, u)| {
+            let db: &dyn TaskStore = if i % 2 == 0 { &a } else { &b };
+            db.accept_invite("race", u, 5)
+        });
+        let results = futures_util::future::join_all(tries).await;
+        let ok = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(ok, 2, "{results:?}");
+        assert_eq!(a.invite("race").await.unwrap().unwrap().uses, 2);
+
+        // Awards by key: concurrent inserts store one.
+        let award = Award {
+            key: "once".into(),
+            session: "s".into(),
+            user: "u".into(),
+            kind: "k".into(),
+            badge: None,
+            awarded_by: Some("o".into()),
+            at_ms: 1,
+        };
+        let (x, y) = tokio::join!(a.insert_award(&award), b.insert_award(&award));
+        assert!(x.unwrap() ^ y.unwrap());
+        assert_eq!(b.awards(Some("s"), None).await.unwrap(), vec![award]);
+        a.pool().close().await;
+        b.pool().close().await;
+        tdb.drop_db().await;
     }
 }

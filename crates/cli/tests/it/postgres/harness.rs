@@ -2,8 +2,10 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use media_services::store::{PgStore, Store};
 
 pub use crate::harness::*;
 
@@ -15,21 +17,32 @@ pub struct Server {
     inner: crate::harness::Server,
 }
 
+/// The database of data dir `dir`: created on first use, the same one on every later use (a
+/// restart); a later `TestDb::create` drops it once the dir is gone.
+fn database_of(dir: &Path) -> Result<TestDb> {
+    let admin = std::env::var("MONTAGE_TEST_DATABASE_URL").context(
+        "MONTAGE_TEST_DATABASE_URL is not set: the PostgreSQL run of the gateway suite needs it (`.ci/run` sets it)",
+    )?;
+    let marker = dir.join(DB_FILE);
+    Ok(match std::fs::read_to_string(&marker) {
+        Ok(name) => TestDb::reuse(&admin, name.trim())?,
+        Err(_) => {
+            let db = TestDb::create(&admin, Some(dir))?;
+            std::fs::write(&marker, db.name())?;
+            db
+        }
+    })
+}
+
+/// The store a server on `dir` would open: the PostgreSQL database of that dir.
+pub async fn open_store(dir: &Path) -> Result<Arc<dyn Store>> {
+    let db = database_of(dir)?;
+    Ok(Arc::new(PgStore::connect(&db.url, 2).await?))
+}
+
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
-        let admin = std::env::var("MONTAGE_TEST_DATABASE_URL").context(
-            "MONTAGE_TEST_DATABASE_URL is not set: the PostgreSQL run of the gateway suite needs it (`.ci/run` sets it)",
-        )?;
-        let marker = dir.join(DB_FILE);
-        // Restarts reuse it; a later `TestDb::create` drops it once the dir is gone.
-        let db = match std::fs::read_to_string(&marker) {
-            Ok(name) => TestDb::reuse(&admin, name.trim())?,
-            Err(_) => {
-                let db = TestDb::create(&admin, Some(dir))?;
-                std::fs::write(&marker, db.name())?;
-                db
-            }
-        };
+        let db = database_of(dir)?;
         let mut args = vec!["--database-url", db.url.as_str()];
         args.extend_from_slice(extra);
         Ok(Server {

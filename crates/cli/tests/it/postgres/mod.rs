@@ -1,14 +1,24 @@
-//! The gateway's protocol and durability suites again, on the PostgreSQL backend: the same
-//! files, compiled against a harness whose `Server::start` gives each data dir a database of its
-//! own. They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it) and fail without it, so a
+//! The gateway's protocol, durability, presence, comments and sharing suites again, on the
+//! PostgreSQL backend: the same files, compiled against a harness whose `Server::start` gives
+//! each data dir a database of its own (the same one again when a test restarts a server on that
+//! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it) and fail without it, so a
 //! PostgreSQL regression cannot pass unnoticed.
 
 mod harness;
 
 // Compiled twice on purpose: once at the crate root on SQLite, once here on PostgreSQL.
 #[allow(clippy::duplicate_mod)]
+#[path = "../comments.rs"]
+mod comments;
+#[allow(clippy::duplicate_mod)]
 #[path = "../durability.rs"]
 mod durability;
 #[allow(clippy::duplicate_mod)]
+#[path = "../presence.rs"]
+mod presence;
+#[allow(clippy::duplicate_mod)]
 #[path = "../protocol.rs"]
 mod protocol;
+#[allow(clippy::duplicate_mod)]
+#[path = "../sharing.rs"]
+mod sharing;
