@@ -7,6 +7,7 @@ mod comments;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::media`
 mod media;
 mod postgres;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::presence`
@@ -15,8 +16,11 @@ mod presence;
 mod protocol;
 mod proxy;
 mod scale;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk`
 mod sdk;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_cli`
 mod sdk_cli;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_trace`
 mod sdk_trace;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sharing`
 mod sharing;

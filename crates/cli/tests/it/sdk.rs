@@ -10,8 +10,8 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use montage_client::{Client, Component, Op, Options, Role, SessionHandle, Value, path};
 use serde_json::json;
 
+use super::harness::{Rng, Server, token};
 use crate::proxy::{Faults, Proxy};
-use crate::{Rng, Server, token};
 
 const SYNC: Duration = Duration::from_secs(60);
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde_json::Value as Json;
 
-use crate::sdk::{OPEN_LIMITS, fast_tempdir};
-use crate::{Server, token};
+use super::harness::{Server, token};
+use super::sdk::{OPEN_LIMITS, fast_tempdir};
 
 fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_montage"))

@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use montage_client::{Client, Component, Op, SessionHandle, Value, path};
 
-use crate::Server;
-use crate::sdk::{OPEN_LIMITS, fast_tempdir, sdk_options};
+use super::harness::Server;
+use super::sdk::{OPEN_LIMITS, fast_tempdir, sdk_options};
 
 fn load(name: &str) -> Result<serde_json::Value> {
     let file = format!("{}/../../traces/{name}.json.gz", env!("CARGO_MANIFEST_DIR"));
@@ -79,7 +79,7 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_clients() -
 
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
-    crate::sdk::create_session(&server, "ff", "agent0", &["agent1"], Op::new(vec![])).await?;
+    super::sdk::create_session(&server, "ff", "agent0", &["agent1"], Op::new(vec![])).await?;
     let url = format!("ws://{}/v1/ws", server.addr);
     let mut clients = Vec::new();
     let mut hs: Vec<SessionHandle> = Vec::new();

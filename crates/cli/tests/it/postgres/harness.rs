@@ -42,11 +42,15 @@ pub async fn open_store(dir: &Path) -> Result<Arc<dyn Store>> {
 
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
+        Server::start_env(dir, extra, &[])
+    }
+
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let db = database_of(dir)?;
         let mut args = vec!["--database-url", db.url.as_str()];
         args.extend_from_slice(extra);
         Ok(Server {
-            inner: crate::harness::Server::start(dir, &args)?,
+            inner: crate::harness::Server::start_env(dir, &args, env)?,
         })
     }
 }
