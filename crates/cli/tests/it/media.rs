@@ -1445,10 +1445,29 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
 /// again it finds a preview of the current version at the tier it was moved to.
 #[tokio::test]
 async fn live_previews_follow_a_measured_tier_change() -> Result<()> {
+    measured_tier_change(true).await
+}
+
+/// The same for a subscriber that never joins the session: its connection is measured too.
+#[tokio::test]
+async fn live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change() -> Result<()> {
+    measured_tier_change(false).await
+}
+
+async fn measured_tier_change(join: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
+    // Without joining, u1 views as the link role (viewer) a session someone else created.
+    if !join {
+        let mut owner = server.connect("u0").await?;
+        owner.join("film", "c0").await?;
+        // Gone, so the only connection that can be moved down a tier is u1's.
+        drop(owner);
+    }
     let mut c = server.connect("u1").await?;
-    c.join("film", "c1").await?;
+    if join {
+        c.join("film", "c1").await?;
+    }
     c.send(json!({"type":"preview_subscribe","session":"film"}))
         .await?;
     let mut previews = Vec::new();
