@@ -464,8 +464,15 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
     let meta = |id: String, user: &'static str| {
         let addr = server.addr.clone();
         async move {
-            let r = request(&addr, "GET", &format!("/v1/assets/{id}/meta"), Some(user), None, &[])
-                .await?;
+            let r = request(
+                &addr,
+                "GET",
+                &format!("/v1/assets/{id}/meta"),
+                Some(user),
+                None,
+                &[],
+            )
+            .await?;
             assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
             r.json()
         }
@@ -480,7 +487,10 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
         );
     }
     let m = meta(for_film.clone(), "outsider").await?;
-    assert!(m.get("uploader").is_none() && m.get("session").is_none(), "{m}");
+    assert!(
+        m.get("uploader").is_none() && m.get("session").is_none(),
+        "{m}"
+    );
     assert_eq!((&m["kind"], &m["width"]), (&json!("image"), &json!(400)));
     let m = meta(loose.clone(), "viewer").await?;
     assert_eq!(m["uploader"], "viewer", "{m}");

@@ -191,7 +191,14 @@ fn every_video_stream_is_checked_and_the_first_is_the_one_played() {
     };
     let e = probe_av(&video, Container::Mp4, &small).unwrap_err();
     assert!(
-        matches!(e, MediaError::TooManyPixels { width: 320, height: 240, .. }),
+        matches!(
+            e,
+            MediaError::TooManyPixels {
+                width: 320,
+                height: 240,
+                ..
+            }
+        ),
         "{e:?}"
     );
     let info = probe_av(&video, Container::Mp4, &Limits::default()).expect("probe");
@@ -215,14 +222,7 @@ fn ffprobe_reads_only_the_sniffed_container() {
     let wav = dir.join("a.wav");
     let status = Command::new(ffmpeg)
         .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=1",
+            "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=1",
         ])
         .arg(&wav)
         .status()
