@@ -499,6 +499,45 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
     Ok(())
 }
 
+/// A blob whose record can't be written is deleted again: no stored bytes that nothing records.
+#[tokio::test]
+async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let stored = || std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count());
+    let png = picture()?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(stored(), 1);
+    // The store's own database, made to refuse asset records (a full or failing disk).
+    let db = dir.path().join("montage.db");
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .connect()
+        .await?;
+    sqlx::query(
+        "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
+         BEGIN SELECT RAISE(FAIL, 'refused by the test'); END",
+    )
+    .execute(&mut c)
+    .await?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(
+        (r.status, &r.json()?["code"]),
+        (500, &json!("internal")),
+        "the record could not be written"
+    );
+    assert_eq!(stored(), 1, "the blob went with its record");
+    sqlx::query("DROP TRIGGER refuse_assets")
+        .execute(&mut c)
+        .await?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(stored(), 2);
+    Ok(())
+}
+
 #[tokio::test]
 async fn hostile_uploads_are_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
