@@ -1404,6 +1404,22 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
     let img = image::load_from_memory(&r.body)?.to_rgb8();
     let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
     assert!(blue > 200 && red < 60, "1.5 s is blue: {red},{blue}");
+    // Scrubbing: the copy is kept, so a later frame needs no download. moto is emptied (its
+    // reset endpoint; it refuses unsigned deletes), and the frame still comes.
+    let r = request(&moto.endpoint, "POST", "/moto-api/reset", None, None, &[]).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(&moto.endpoint, "GET", "/montage-test", None, None, &[]).await?;
+    assert_eq!(r.status, 404, "the bucket, and the video, are gone from S3");
+    let r = get(
+        &server,
+        "/v1/sessions/film/frame?t=0.5&tier=poor",
+        Some("u2"),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let img = image::load_from_memory(&r.body)?.to_rgb8();
+    let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
+    assert!(red > 200 && blue < 60, "0.5 s is red: {red},{blue}");
     Ok(())
 }
 
