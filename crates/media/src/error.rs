@@ -32,10 +32,13 @@ pub enum MediaError {
     #[error("render target {width}×{height} is out of range")]
     BadTarget { width: u32, height: u32 },
     /// A video or audio file that ffprobe can't read as the container its bytes claim.
+    /// `detail` is the tool's own output: for the log, never for the client (it is not in the
+    /// message).
     #[error("malformed {container} file: {reason}")]
     MalformedMedia {
         container: &'static str,
         reason: String,
+        detail: String,
     },
     /// A request argument out of range (a negative playhead, a NaN time…).
     #[error("invalid {what}: {reason}")]

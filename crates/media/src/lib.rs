@@ -17,14 +17,14 @@ pub use asset::{
     Asset, AssetInfo, AssetKind, AssetSource, Format, Limits, MemoryAssets, decode,
     decode_with_info, peek, probe, sniff,
 };
-pub use av::{AvInfo, Container, ffprobe_path, probe_av, sniff_container};
+pub use av::{AvInfo, Container, probe_av, sniff_container, tool_path};
 pub use cache::{Coalescer, Preview, PreviewCache};
 pub use encode::{PreviewFormat, encode_preview};
 pub use error::MediaError;
 pub use image::RgbaImage;
 pub use render::{Rendered, Size, Warning, canvas_size, render};
 pub use tier::{Pacer, Tier, preview_size};
-pub use video::{ClipAt, clip_at, ffmpeg_path, frame_at, timeline_frame};
+pub use video::{ClipAt, clip_at, frame_at, timeline_frame};
 
 /// Renders the document at a tier's preview size and encodes it: what the preview endpoint and
 /// the live `preview` message need, in one call (run it on a blocking pool).

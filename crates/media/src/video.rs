@@ -3,26 +3,18 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use image::RgbaImage;
 use montage_ot::Value;
 
 use crate::asset::{Limits, decode};
+use crate::av::{file_input, input_args, limited, run_tool, sniff_container, tool_path};
 use crate::error::MediaError;
 use crate::render::{MAX_TARGET_SIDE, Size};
 
-/// How long one ffmpeg frame extraction may take before it is killed.
+/// How long one ffmpeg frame extraction may take before it is killed (also its CPU-time limit).
 pub const FFMPEG_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The ffmpeg executable on `PATH`, if any.
-pub fn ffmpeg_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("ffmpeg"))
-        .find(|p| p.is_file())
-}
 
 /// What plays at a timeline time: the clip and the time inside its asset.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,26 +113,33 @@ pub fn frame_at(
             height: max.height,
         });
     }
-    let ffmpeg = ffmpeg_path().ok_or(MediaError::NotSupported("ffmpeg is not installed"))?;
-    // "file:" keeps ffmpeg from reading a path as a URL or another protocol.
-    let mut input = std::ffi::OsString::from("file:");
-    input.push(path.as_os_str());
+    let ffmpeg = tool_path("ffmpeg").ok_or(MediaError::NotSupported("ffmpeg is not installed"))?;
+    // The container is sniffed again, as on upload, so ffmpeg is told its demuxer.
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64).read_to_end(&mut head))
+        .map_err(|e| MediaError::Store {
+            reason: format!("{}: {e}", path.display()),
+        })?;
+    let container = sniff_container(&head).ok_or_else(|| MediaError::MalformedMedia {
+        container: "video",
+        reason: "not a video container".into(),
+        detail: String::new(),
+    })?;
     let scale = format!(
         "scale=w='min({w},iw)':h='min({h},ih)':force_original_aspect_ratio=decrease",
         w = max.width,
         h = max.height
     );
-    let mut child = Command::new(ffmpeg)
+    let mut cmd = limited(&ffmpeg, FFMPEG_TIMEOUT);
+    cmd.args(["-nostdin", "-v", "error"]);
+    input_args(&mut cmd, container, limits);
+    cmd.args(["-ss", &format!("{seconds:.6}"), "-i"])
+        .arg(file_input(path))
+        // The first video stream that is not cover art: the one upload checked.
         .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-ss",
-            &format!("{seconds:.6}"),
-            "-i",
-        ])
-        .arg(input)
-        .args([
+            "-map",
+            "0:V:0",
             "-frames:v",
             "1",
             "-vf",
@@ -150,57 +149,12 @@ pub fn frame_at(
             "-c:v",
             "png",
             "-",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| MediaError::Ffmpeg {
-            reason: format!("could not start: {e}"),
-        })?;
-    let max_bytes = limits.max_bytes;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    // Pipes are drained on threads so a large frame can't block ffmpeg while we wait on it.
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.take(max_bytes.saturating_add(1)).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(64 * 1024).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let deadline = Instant::now() + FFMPEG_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(MediaError::Ffmpeg {
-                    reason: format!("timed out after {FFMPEG_TIMEOUT:?}"),
-                });
-            }
-            Err(e) => {
-                return Err(MediaError::Ffmpeg {
-                    reason: e.to_string(),
-                });
-            }
-        }
-    };
-    let png = out.join().unwrap_or_default();
-    let log = err.join().unwrap_or_default();
-    if !status.success() {
+        ]);
+    let (ok, png, log) = run_tool(cmd, FFMPEG_TIMEOUT, limits.max_bytes.saturating_add(1))?;
+    if !ok {
         let msg = String::from_utf8_lossy(&log);
         return Err(MediaError::Ffmpeg {
-            reason: format!("{status}: {}", msg.trim()),
+            reason: msg.trim().to_owned(),
         });
     }
     if png.is_empty() {

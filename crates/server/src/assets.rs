@@ -35,6 +35,8 @@ pub trait BlobStore: Send + Sync {
     fn put(&self, id: &str, bytes: &[u8]) -> Result<()>;
     /// `Ok(None)` when there is no such blob.
     fn get(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes a blob (an upload whose record could not be stored); no such blob is not an error.
+    fn delete(&self, id: &str) -> Result<()>;
     /// A local file holding the blob, for tools that read files (ffmpeg); `None` when there is
     /// none (no such blob, or a store that is not on disk).
     fn local_path(&self, _id: &str) -> Option<PathBuf> {
@@ -197,6 +199,14 @@ impl BlobStore for ObjectBlobStore {
         got.map(|b| b.map(|b| b.to_vec()))
             .map_err(|e| self.blob_error(e))
     }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        let path = self.path(id);
+        match self.rt.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.blob_error(e)),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -221,6 +231,11 @@ impl BlobStore for MemoryBlobStore {
     fn get(&self, id: &str) -> Result<Option<Vec<u8>>> {
         let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         Ok(m.get(id).cloned())
+    }
+    fn delete(&self, id: &str) -> Result<()> {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(id);
+        Ok(())
     }
 }
 
@@ -259,6 +274,14 @@ impl DecodedAssets {
     fn lock(&self) -> MutexGuard<'_, CacheInner> {
         // Every mutation is a single insert/remove with its byte count: a poisoned map is whole.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets an asset (an upload whose blob was deleted again).
+    pub fn remove(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.map.remove(id) {
+            inner.bytes -= old.bytes;
+        }
     }
 
     /// Keeps a freshly decoded asset (an upload about to be used), evicting the least recent.

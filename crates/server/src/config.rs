@@ -122,6 +122,13 @@ pub struct MediaConfig {
     pub asset_cache_bytes: usize,
     /// Encoded previews kept, newest version per (session, tier).
     pub preview_cache_bytes: usize,
+    /// ffprobe runs (upload validation) at once: their own permits, so uploads can't starve
+    /// renders.
+    pub max_probes: usize,
+    /// Temporary files holding copies of blobs that are not on local disk (S3), for ffmpeg:
+    /// kept per asset, least-recently-used beyond this many bytes, so scrubbing a timeline
+    /// doesn't download the video again for every frame.
+    pub frame_copy_bytes: u64,
 }
 
 impl Default for MediaConfig {
@@ -131,6 +138,8 @@ impl Default for MediaConfig {
             max_renders: 2,
             asset_cache_bytes: 1024 * 1024 * 1024,
             preview_cache_bytes: 64 * 1024 * 1024,
+            max_probes: 2,
+            frame_copy_bytes: 1024 * 1024 * 1024,
         }
     }
 }

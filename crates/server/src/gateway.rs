@@ -339,8 +339,9 @@ impl Reader {
         loop {
             // Held presence goes out when the tier's interval has passed.
             let flush_at = link.outbox().due(link.tier());
-            // Idle connections (no session, no hint) are not sampled: no timer work per socket.
-            let sampling = !self.joined.is_empty();
+            // Idle connections (no session, no preview subscription) are not sampled: no timer
+            // work per socket.
+            let sampling = !self.joined.is_empty() || !self.previews.is_empty();
             let next = tokio::select! {
                 biased;
                 _ = kill.cancelled() => return End::Gone,

@@ -1,8 +1,10 @@
 //! The media processor wired into the HTTP API: `POST /v1/assets`, `GET /v1/assets/{id}` and
 //! `GET /v1/sessions/{id}/preview?tier=T`. Decoding and rendering run on the blocking pool under
-//! a small semaphore; decoded assets and encoded previews are cached, both bounded in bytes.
+//! a small semaphore (ffprobe on uploads under its own); decoded assets, encoded previews and
+//! temporary copies of remote videos are cached, all bounded in bytes.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -32,6 +34,10 @@ pub struct Media {
     pub previews: PreviewCache,
     /// Permits for decodes and renders: each may hold hundreds of MB and a core.
     work: Arc<Semaphore>,
+    /// Permits for ffprobe runs on uploads, apart from `work`: uploads can't starve previews.
+    probes: Arc<Semaphore>,
+    /// Local copies of remote blobs for ffmpeg (frame requests).
+    copies: TempCopies,
     pub intake: Limits,
 }
 
@@ -46,20 +52,31 @@ impl Media {
             blobs,
             previews: PreviewCache::new(config.preview_cache_bytes),
             work: Arc::new(Semaphore::new(config.max_renders.max(1))),
+            probes: Arc::new(Semaphore::new(config.max_probes.max(1))),
+            copies: TempCopies::new(config.frame_copy_bytes),
             intake: config.intake,
         }
     }
 
     async fn permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        self.work
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError(ErrorCode::Internal, "shutting down".into()))
+        acquire(&self.work).await
     }
 }
 
+async fn acquire(s: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, AppError> {
+    s.clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AppError(ErrorCode::Internal, "shutting down".into()))
+}
+
 fn media_error(e: MediaError) -> AppError {
+    if let MediaError::MalformedMedia { detail, .. } = &e {
+        // What the tool said stays in the log: it may name server paths.
+        if !detail.is_empty() {
+            tracing::info!(error = %e, %detail, "media tool refused a file");
+        }
+    }
     let code = match e.code() {
         "too_large" => ErrorCode::TooLarge,
         "bad_request" => ErrorCode::BadRequest,
@@ -126,7 +143,13 @@ pub async fn upload(
         return Err(too_large(max));
     }
     let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
-    let permit = media.permit().await?;
+    let image = montage_media::sniff(&bytes).is_some();
+    // Images decode under the render permits; ffprobe runs under its own.
+    let permit = if image {
+        media.permit().await?
+    } else {
+        acquire(&media.probes).await?
+    };
     let (uploader, session) = (claims.sub.clone(), q.session.clone());
     let record = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -148,7 +171,7 @@ pub async fn upload(
             session,
             created_at: crate::auth::now_secs(),
         };
-        if montage_media::sniff(&bytes).is_some() {
+        if image {
             // Decoding validates completely (format sniffed, dimensions checked before any
             // pixel is decoded, truncation), and the decoded image warms the cache for the
             // first preview.
@@ -178,9 +201,18 @@ pub async fn upload(
     })
     .await
     .map_err(join_error)??;
-    // The blob is stored first: a record always names bytes that exist.
-    if let Some(store) = app.store.assets() {
-        store.put_asset(&record).await?;
+    // The blob is stored first, so a record always names bytes that exist; a record that can't
+    // be stored takes its blob with it, so no blob is left that nothing records.
+    if let Some(store) = app.store.assets()
+        && let Err(e) = store.put_asset(&record).await
+    {
+        let (blobs, id) = (app.media.blobs.clone(), record.id.clone());
+        app.media.assets.remove(&id);
+        let removed = tokio::task::spawn_blocking(move || blobs.delete(&id)).await;
+        if !matches!(removed, Ok(Ok(()))) {
+            tracing::error!(asset = %record.id, "an asset without a record could not be deleted");
+        }
+        return Err(e.into());
     }
     tracing::info!(user = %claims.sub, asset = %record.id, kind = %record.kind, bytes = record.bytes, "asset uploaded");
     let mut body = serde_json::json!({
@@ -206,7 +238,7 @@ fn probe_av(
     container: montage_media::Container,
     limits: &montage_media::Limits,
 ) -> Result<montage_media::AvInfo, AppError> {
-    if montage_media::ffprobe_path().is_none() {
+    if montage_media::tool_path("ffprobe").is_none() {
         return Err(AppError(
             ErrorCode::NotSupported,
             format!(
@@ -215,18 +247,21 @@ fn probe_av(
             ),
         ));
     }
-    let tmp_err = |e: std::io::Error| {
+    let tmp = temp_file("montage-upload-", bytes).map_err(|e| {
         AppError::from(crate::Error::Io {
             path: std::env::temp_dir(),
             source: e,
         })
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix("montage-upload-")
-        .tempfile()
-        .map_err(tmp_err)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(tmp_err)?;
-    montage_media::probe_av(tmp.path(), container, limits).map_err(media_error)
+    })?;
+    montage_media::probe_av(&tmp, container, limits).map_err(media_error)
+}
+
+/// `bytes` in a new temporary file, deleted when the returned path is dropped: the tools
+/// (ffprobe, ffmpeg) read files.
+fn temp_file(prefix: &str, bytes: &[u8]) -> std::io::Result<tempfile::TempPath> {
+    let mut f = tempfile::Builder::new().prefix(prefix).tempfile()?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    Ok(f.into_temp_path())
 }
 
 /// The body, refused with `too_large` as soon as it passes `max` bytes: a chunked body has no
@@ -279,20 +314,33 @@ pub async fn download(
 }
 
 /// `GET /v1/assets/{id}/meta`: what the store recorded on upload (kind, format, size, duration,
-/// uploader, time). 404 for unknown ids, and for assets stored before records were kept.
+/// time). 404 for unknown ids, and for assets stored before records were kept. `uploader` and
+/// `session` only for the uploader and for those who may view that session.
 pub async fn meta(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    authenticate(&app, &headers)?;
+    let claims = authenticate(&app, &headers)?;
     let not_found = || AppError(ErrorCode::NotFound, "no record of such an asset".into());
     if !valid_asset_id(&id) {
         return Err(not_found());
     }
     let store = app.store.assets().ok_or_else(not_found)?;
     let record = store.asset(&id).await?.ok_or_else(not_found)?;
-    Ok(json(StatusCode::OK, record.to_json().to_string()))
+    let mut body = record.to_json();
+    let may_see = record.uploader == claims.sub
+        || match &record.session {
+            Some(s) => app.store.meta(s).await?.is_some_and(|m| {
+                crate::session::check_permission(&m, &claims.sub, montage_protocol::Role::Viewer)
+            }),
+            None => false,
+        };
+    if !may_see && let Some(o) = body.as_object_mut() {
+        o.remove("uploader");
+        o.remove("session");
+    }
+    Ok(json(StatusCode::OK, body.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,23 +418,22 @@ pub async fn frame(
     let (version, doc) = session_doc(&app, &id, &claims.sub).await?;
     let media = app.media.clone();
     let permit = media.permit().await?;
-    let blobs = media.blobs.clone();
     let limits = media.intake;
     let found = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         // ffmpeg reads files: a blob that is not on local disk (S3) is copied to a temporary
-        // file, kept until the frame is extracted.
-        let copies = std::cell::RefCell::new(Vec::new());
+        // file, cached per asset; this request holds it until the frame is extracted.
+        let held = std::cell::RefCell::new(Vec::new());
         let path_of = |asset: &str| {
             if !valid_asset_id(asset) {
                 return None;
             }
-            if let Some(p) = blobs.local_path(asset) {
+            if let Some(p) = media.blobs.local_path(asset) {
                 return Some(p);
             }
-            let tmp = temp_copy(&*blobs, asset)?;
+            let tmp = media.copies.get_or_copy(&*media.blobs, asset)?;
             let path = tmp.to_path_buf();
-            copies.borrow_mut().push(tmp);
+            held.borrow_mut().push(tmp);
             Some(path)
         };
         let Some((clip, img)) =
@@ -420,27 +467,106 @@ pub async fn frame(
     Ok((StatusCode::OK, h, bytes).into_response())
 }
 
-/// A blob copied to a temporary file (deleted when dropped); `None` if there is no such blob or
-/// it can't be copied (logged).
-fn temp_copy(blobs: &dyn BlobStore, id: &str) -> Option<tempfile::TempPath> {
-    let bytes = match blobs.get(id) {
-        Ok(Some(b)) => b,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(asset = id, error = %e, "reading a blob for ffmpeg failed");
-            return None;
+/// Temporary copies of remote blobs, by asset id, least-recently-used beyond a byte budget.
+/// An evicted copy's file is deleted as soon as no request still reads it.
+struct TempCopies {
+    budget: u64,
+    inner: Mutex<CopiesInner>,
+}
+
+#[derive(Default)]
+struct CopiesInner {
+    map: HashMap<String, CachedCopy>,
+    bytes: u64,
+    clock: u64,
+}
+
+struct CachedCopy {
+    path: Arc<tempfile::TempPath>,
+    bytes: u64,
+    used: u64,
+}
+
+impl TempCopies {
+    fn new(budget: u64) -> TempCopies {
+        TempCopies {
+            budget,
+            inner: Mutex::default(),
         }
-    };
-    let copy = || -> std::io::Result<tempfile::TempPath> {
-        let mut f = tempfile::Builder::new()
-            .prefix("montage-blob-")
-            .tempfile()?;
-        std::io::Write::write_all(&mut f, &bytes)?;
-        Ok(f.into_temp_path())
-    };
-    copy()
-        .inspect_err(|e| tracing::warn!(asset = id, error = %e, "copying a blob for ffmpeg failed"))
-        .ok()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CopiesInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<tempfile::TempPath>> {
+        let mut g = self.lock();
+        g.clock += 1;
+        let now = g.clock;
+        let c = g.map.get_mut(id)?;
+        c.used = now;
+        Some(c.path.clone())
+    }
+
+    /// Keeps `path` (a copy of `bytes` bytes) for `id`, evicting the least recently used copies
+    /// to stay within the budget; a copy larger than the whole budget is not kept.
+    fn insert(&self, id: &str, path: tempfile::TempPath, bytes: u64) -> Arc<tempfile::TempPath> {
+        let path = Arc::new(path);
+        if bytes > self.budget {
+            return path;
+        }
+        let mut g = self.lock();
+        if let Some(old) = g.map.remove(id) {
+            g.bytes -= old.bytes;
+        }
+        while g.bytes + bytes > self.budget {
+            let Some(oldest) = g
+                .map
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(c) = g.map.remove(&oldest) {
+                g.bytes -= c.bytes;
+            }
+        }
+        g.clock += 1;
+        let used = g.clock;
+        g.bytes += bytes;
+        g.map.insert(
+            id.to_owned(),
+            CachedCopy {
+                path: path.clone(),
+                bytes,
+                used,
+            },
+        );
+        path
+    }
+
+    /// The cached copy of blob `id`, or a new one; `None` if there is no such blob or it can't
+    /// be copied (logged).
+    fn get_or_copy(&self, blobs: &dyn BlobStore, id: &str) -> Option<Arc<tempfile::TempPath>> {
+        if let Some(p) = self.get(id) {
+            return Some(p);
+        }
+        let bytes = match blobs.get(id) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(asset = id, error = %e, "reading a blob for ffmpeg failed");
+                return None;
+            }
+        };
+        let path = temp_file("montage-blob-", &bytes)
+            .inspect_err(
+                |e| tracing::warn!(asset = id, error = %e, "copying a blob for ffmpeg failed"),
+            )
+            .ok()?;
+        Some(self.insert(id, path, bytes.len() as u64))
+    }
 }
 
 /// `tier=` as a tier, or a `bad_request` naming the choices.
@@ -584,6 +710,42 @@ mod tests {
         }));
         let r = read_limited(endless, 1 << 20, 0).await;
         assert!(matches!(r, Err(AppError(ErrorCode::TooLarge, _))));
+    }
+
+    #[test]
+    fn temp_copies_stay_within_their_budget_and_delete_evicted_files() {
+        let copies = TempCopies::new(100);
+        let file = |n: usize| temp_file("montage-test-", &vec![1u8; n]).expect("temp file");
+        let a = copies.insert("a", file(40), 40).to_path_buf();
+        let b = copies.insert("b", file(40), 40).to_path_buf();
+        assert!(copies.get("a").is_some(), "a is now the most recently used");
+        // c needs room: b, the least recently used, goes and its file with it.
+        let c = copies.insert("c", file(40), 40).to_path_buf();
+        assert!(copies.get("b").is_none());
+        assert!(!b.exists(), "an evicted copy is deleted");
+        assert!(a.exists() && c.exists());
+        assert_eq!(copies.lock().bytes, 80);
+        // A copy still being read outlives its eviction, then is deleted.
+        let held = copies.get("a").expect("a");
+        copies.insert("d", file(90), 90);
+        assert!(copies.get("a").is_none() && copies.get("c").is_none());
+        assert!(a.exists() && !c.exists());
+        drop(held);
+        assert!(!a.exists());
+        assert_eq!(copies.lock().bytes, 90);
+        // Larger than the whole budget: used, not kept.
+        let big = copies.insert("e", file(101), 101);
+        assert!(big.exists() && copies.get("e").is_none());
+        assert_eq!(copies.lock().bytes, 90);
+        // A cached copy is not read from the store again.
+        let blobs = crate::assets::MemoryBlobStore::default();
+        blobs.put("x", b"video").expect("put");
+        let first = copies.get_or_copy(&blobs, "x").expect("copy");
+        blobs.delete("x").expect("delete");
+        let again = copies.get_or_copy(&blobs, "x").expect("cached");
+        assert_eq!(first.to_path_buf(), again.to_path_buf());
+        assert_eq!(std::fs::read(&*again).expect("read"), b"video");
+        assert!(copies.get_or_copy(&blobs, "y").is_none());
     }
 
     #[test]

@@ -2096,8 +2096,9 @@ function edit(wire) {
     notice(`Edit refused: ${e.message}`);
   }
 }
-async function api(method, path, body) {
+async function api(method, path, body, signal) {
   const init = { method, headers: { Authorization: `Bearer ${token}` } };
+  if (signal) init.signal = signal;
   if (body instanceof Blob || body instanceof ArrayBuffer) init.body = body;
   else if (body !== void 0) {
     init.body = JSON.stringify(body);
@@ -2228,6 +2229,7 @@ function schedulePreview() {
     loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
   }, 250);
 }
+var PREVIEW_TIMEOUT_MS = 1e4;
 var previewBusy = false;
 var previewNext = null;
 function loadPreview(url, version, tier) {
@@ -2240,7 +2242,11 @@ async function pumpPreviews() {
     while (previewNext !== null) {
       const next = previewNext;
       previewNext = null;
-      await fetchPreview(next.url, next.version, next.tier);
+      try {
+        await fetchPreview(next.url, next.version, next.tier);
+      } catch (e) {
+        console.warn("preview failed", e);
+      }
     }
   } finally {
     previewBusy = false;
@@ -2250,7 +2256,7 @@ async function fetchPreview(url, version, tier) {
   let r;
   let blob;
   try {
-    r = await api("GET", url);
+    r = await api("GET", url, void 0, AbortSignal.timeout(PREVIEW_TIMEOUT_MS));
     if (!r.ok) {
       $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
       return;

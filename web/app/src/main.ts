@@ -122,8 +122,14 @@ function edit(wire: unknown[]): void {
   }
 }
 
-async function api(method: string, path: string, body?: BodyInit | object): Promise<Response> {
+async function api(
+  method: string,
+  path: string,
+  body?: BodyInit | object,
+  signal?: AbortSignal,
+): Promise<Response> {
   const init: RequestInit = { method, headers: { Authorization: `Bearer ${token}` } };
+  if (signal) init.signal = signal;
   if (body instanceof Blob || body instanceof ArrayBuffer) init.body = body;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -281,7 +287,10 @@ function schedulePreview(): void {
  * (a `preview` message every 33 ms at `good`) the picture keeps updating at the render rate.
  * Each response body is read to its end: an abandoned body holds its HTTP connection, and
  * Chromium allows six per host, after which every request (previews, comments…) stalls.
+ * A request (body included) that takes longer than PREVIEW_TIMEOUT_MS is aborted, and a failed
+ * one never stops the queue: a hung request can't block previews for good.
  */
+const PREVIEW_TIMEOUT_MS = 10_000;
 let previewBusy = false;
 let previewNext: { url: string; version: number; tier: string } | null = null;
 
@@ -296,7 +305,11 @@ async function pumpPreviews(): Promise<void> {
     while (previewNext !== null) {
       const next = previewNext;
       previewNext = null;
-      await fetchPreview(next.url, next.version, next.tier);
+      try {
+        await fetchPreview(next.url, next.version, next.tier);
+      } catch (e) {
+        console.warn("preview failed", e);
+      }
     }
   } finally {
     previewBusy = false;
@@ -307,7 +320,7 @@ async function fetchPreview(url: string, version: number, tier: string): Promise
   let r: Response;
   let blob: Blob;
   try {
-    r = await api("GET", url);
+    r = await api("GET", url, undefined, AbortSignal.timeout(PREVIEW_TIMEOUT_MS));
     if (!r.ok) {
       $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
       return;

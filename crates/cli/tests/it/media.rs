@@ -258,8 +258,11 @@ async fn upload_then_preview_at_every_tier() -> Result<()> {
     assert_eq!(
         m,
         json!({"id":id,"kind":"image","format":"png","width":400,"height":300,
-               "bytes":png.len(),"uploader":"u1","created_at":created})
+               "bytes":png.len(),"created_at":created}),
+        "u2 is not the uploader: not told who is"
     );
+    let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u1")).await?;
+    assert_eq!(m.json()?["uploader"], "u1");
     for (path, user, status) in [
         (
             format!("/v1/assets/{}/meta", "0".repeat(32)),
@@ -438,6 +441,7 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
     );
     let r = post("owner", "/v1/assets?session=film").await?;
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let for_film = r.json()?["id"].as_str().context("no id")?.to_owned();
     // Promoted to editor, the same user may upload for the session.
     owner
         .send(json!({"type":"set_role","session":"film","user":"viewer","role":"editor"}))
@@ -449,6 +453,88 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
     // Without a session: any signed-in user.
     let r = post("viewer", "/v1/assets").await?;
     assert_eq!(r.status, 201);
+    let loose = r.json()?["id"].as_str().context("no id")?.to_owned();
+
+    // The record names its uploader and session only to the uploader and to those who may view
+    // the session; anyone else signed in sees what the asset is, not who put it where.
+    owner
+        .send(json!({"type":"set_role","session":"film","user":"outsider","role":"none"}))
+        .await?;
+    owner.recv_type("role_changed").await?;
+    let meta = |id: String, user: &'static str| {
+        let addr = server.addr.clone();
+        async move {
+            let r = request(
+                &addr,
+                "GET",
+                &format!("/v1/assets/{id}/meta"),
+                Some(user),
+                None,
+                &[],
+            )
+            .await?;
+            assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+            r.json()
+        }
+    };
+    for user in ["owner", "viewer", "passer-by"] {
+        // passer-by has the session's link role (viewer).
+        let m = meta(for_film.clone(), user).await?;
+        assert_eq!(
+            (&m["uploader"], &m["session"], &m["kind"]),
+            (&json!("owner"), &json!("film"), &json!("image")),
+            "{user}: {m}"
+        );
+    }
+    let m = meta(for_film.clone(), "outsider").await?;
+    assert!(
+        m.get("uploader").is_none() && m.get("session").is_none(),
+        "{m}"
+    );
+    assert_eq!((&m["kind"], &m["width"]), (&json!("image"), &json!(400)));
+    let m = meta(loose.clone(), "viewer").await?;
+    assert_eq!(m["uploader"], "viewer", "{m}");
+    let m = meta(loose, "owner").await?;
+    assert!(m.get("uploader").is_none(), "{m}");
+    Ok(())
+}
+
+/// A blob whose record can't be written is deleted again: no stored bytes that nothing records.
+#[tokio::test]
+async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path())?;
+    let stored = || std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count());
+    let png = picture()?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(stored(), 1);
+    // The store's own database, made to refuse asset records (a full or failing disk).
+    let db = dir.path().join("montage.db");
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .connect()
+        .await?;
+    sqlx::query(
+        "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
+         BEGIN SELECT RAISE(FAIL, 'refused by the test'); END",
+    )
+    .execute(&mut c)
+    .await?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(
+        (r.status, &r.json()?["code"]),
+        (500, &json!("internal")),
+        "the record could not be written"
+    );
+    assert_eq!(stored(), 1, "the blob went with its record");
+    sqlx::query("DROP TRIGGER refuse_assets")
+        .execute(&mut c)
+        .await?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(stored(), 2);
     Ok(())
 }
 
@@ -798,7 +884,7 @@ async fn video_frames_at_a_playhead() -> Result<()> {
         let id = a["id"].as_str().context("no id")?.to_owned();
         let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
         assert_eq!(back.header("content-type"), Some("video/mp4"));
-        let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u2")).await?;
+        let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u1")).await?;
         let m = m.json()?;
         assert_eq!(
             (&m["kind"], &m["uploader"], &m["bytes"]),
@@ -1092,17 +1178,31 @@ async fn hostile_and_unsupported_video_uploads() -> Result<()> {
     let mut webm = vec![0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x82, 0x84];
     webm.extend_from_slice(b"webm");
     webm.extend_from_slice(&[7u8; 300]);
+    // Sniffed as MP3; auto-detection could open it as an HLS playlist naming a local file.
+    let hls = format!(
+        "ID3\x04\0\0\0\0\0\0#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:{}\n#EXT-X-ENDLIST\n",
+        clip.display()
+    )
+    .into_bytes();
     for (what, bytes) in [
         ("truncated mp4", &real[..real.len() / 2]),
         ("fake mp4", &fake[..]),
         ("fake webm", &webm[..]),
         ("text", &b"just some text, named clip.mp4"[..]),
+        ("hls playlist behind an id3 tag", &hls[..]),
     ] {
         let r = upload(&server, Some("u1"), bytes).await?;
         let e = r.json()?;
         assert_eq!(
             (r.status, &e["code"]),
             (400, &json!("bad_request")),
+            "{what}: {e}"
+        );
+        // ffprobe's own words (which name the server's temporary file) stay in the log.
+        let m = e["message"].as_str().unwrap_or_default();
+        let tmp = std::env::temp_dir();
+        assert!(
+            !m.contains("montage-upload") && !m.contains(&*tmp.to_string_lossy()),
             "{what}: {e}"
         );
     }
@@ -1304,6 +1404,22 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
     let img = image::load_from_memory(&r.body)?.to_rgb8();
     let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
     assert!(blue > 200 && red < 60, "1.5 s is blue: {red},{blue}");
+    // Scrubbing: the copy is kept, so a later frame needs no download. moto is emptied (its
+    // reset endpoint; it refuses unsigned deletes), and the frame still comes.
+    let r = request(&moto.endpoint, "POST", "/moto-api/reset", None, None, &[]).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(&moto.endpoint, "GET", "/montage-test", None, None, &[]).await?;
+    assert_eq!(r.status, 404, "the bucket, and the video, are gone from S3");
+    let r = get(
+        &server,
+        "/v1/sessions/film/frame?t=0.5&tier=poor",
+        Some("u2"),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let img = image::load_from_memory(&r.body)?.to_rgb8();
+    let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
+    assert!(red > 200 && blue < 60, "0.5 s is red: {red},{blue}");
     Ok(())
 }
 
@@ -1445,10 +1561,29 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
 /// again it finds a preview of the current version at the tier it was moved to.
 #[tokio::test]
 async fn live_previews_follow_a_measured_tier_change() -> Result<()> {
+    measured_tier_change(true).await
+}
+
+/// The same for a subscriber that never joins the session: its connection is measured too.
+#[tokio::test]
+async fn live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change() -> Result<()> {
+    measured_tier_change(false).await
+}
+
+async fn measured_tier_change(join: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
+    // Without joining, u1 views as the link role (viewer) a session someone else created.
+    if !join {
+        let mut owner = server.connect("u0").await?;
+        owner.join("film", "c0").await?;
+        // Gone, so the only connection that can be moved down a tier is u1's.
+        drop(owner);
+    }
     let mut c = server.connect("u1").await?;
-    c.join("film", "c1").await?;
+    if join {
+        c.join("film", "c1").await?;
+    }
     c.send(json!({"type":"preview_subscribe","session":"film"}))
         .await?;
     let mut previews = Vec::new();

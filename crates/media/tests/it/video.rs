@@ -2,7 +2,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use montage_media::{
-    ClipAt, Limits, MediaError, Size, clip_at, ffmpeg_path, frame_at, timeline_frame,
+    AssetKind, ClipAt, Container, Limits, MediaError, Size, clip_at, frame_at, probe_av,
+    timeline_frame, tool_path,
 };
 use montage_ot::Value;
 use serde_json::json;
@@ -58,7 +59,7 @@ fn temp_dir() -> PathBuf {
 
 #[test]
 fn frame_at_extracts_a_frame_or_says_ffmpeg_is_missing() {
-    let Some(ffmpeg) = ffmpeg_path() else {
+    let Some(ffmpeg) = tool_path("ffmpeg") else {
         let doc = timeline();
         let any = |_: &str| Some(PathBuf::from("/nonexistent.mp4"));
         let e = timeline_frame(&doc, 1.0, Size::new(64, 64), &Limits::default(), &any).unwrap_err();
@@ -121,7 +122,7 @@ fn frame_at_extracts_a_frame_or_says_ffmpeg_is_missing() {
     ));
     assert!(matches!(
         frame_at(&dir.join("nope.mp4"), 0.0, Size::new(64, 64), &limits),
-        Err(MediaError::Ffmpeg { .. })
+        Err(MediaError::Store { .. })
     ));
     assert!(matches!(
         frame_at(&video, -1.0, Size::new(64, 64), &limits),
@@ -157,5 +158,100 @@ fn frame_at_extracts_a_frame_or_says_ffmpeg_is_missing() {
         "{e:?}"
     );
     assert_eq!(e.code(), "not_found");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An MP4 with two video streams: red `small` first, then blue `large`. `None` without ffmpeg.
+fn two_streams(dir: &std::path::Path, small: &str, large: &str) -> Option<PathBuf> {
+    let ffmpeg = tool_path("ffmpeg")?;
+    let video = dir.join("two.mp4");
+    let status = Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("color=c=red:s={small}:d=1:r=10"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("color=c=blue:s={large}:d=1:r=10"))
+        .args(["-map", "0:v", "-map", "1:v", "-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success());
+    Some(video)
+}
+
+#[test]
+fn every_video_stream_is_checked_and_the_first_is_the_one_played() {
+    let dir = temp_dir();
+    let Some(video) = two_streams(&dir, "64x48", "320x240") else {
+        return;
+    };
+    // The second stream is over the side limit: the upload is refused, whichever comes first.
+    let small = Limits {
+        max_side: 100,
+        ..Limits::default()
+    };
+    let e = probe_av(&video, Container::Mp4, &small).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MediaError::TooManyPixels {
+                width: 320,
+                height: 240,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let info = probe_av(&video, Container::Mp4, &Limits::default()).expect("probe");
+    assert_eq!(info.kind, AssetKind::Video);
+    assert_eq!((info.width, info.height), (Some(64), Some(48)));
+    // ffmpeg alone would pick the larger (blue) stream; the frame is the first stream's.
+    let frame = frame_at(&video, 0.5, Size::new(640, 640), &Limits::default()).expect("frame");
+    assert_eq!(frame.dimensions(), (64, 48));
+    let [r, _, b, _] = frame.get_pixel(32, 24).0;
+    assert!(r > 200 && b < 60, "{r},{b}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ffprobe_reads_only_the_sniffed_container() {
+    let Some(ffmpeg) = tool_path("ffmpeg") else {
+        return;
+    };
+    let dir = temp_dir();
+    // A real WAV file.
+    let wav = dir.join("a.wav");
+    let status = Command::new(ffmpeg)
+        .args([
+            "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=1",
+        ])
+        .arg(&wav)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success());
+    assert_eq!(
+        probe_av(&wav, Container::Wav, &Limits::default())
+            .expect("wav")
+            .kind,
+        AssetKind::Audio
+    );
+    // An HLS playlist behind an ID3 tag, naming a local file: read as MP3, never as a playlist;
+    // ffprobe's words stay out of the message.
+    let hls = dir.join("list.mp3");
+    std::fs::write(
+        &hls,
+        format!(
+            "ID3\x04\0\0\0\0\0\0#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:{}\n#EXT-X-ENDLIST\n",
+            wav.display()
+        ),
+    )
+    .expect("write");
+    let e = probe_av(&hls, Container::Mp3, &Limits::default()).unwrap_err();
+    match &e {
+        MediaError::MalformedMedia { reason, .. } => {
+            assert!(!e.to_string().contains(&*dir.to_string_lossy()), "{e}");
+            assert!(!reason.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
