@@ -391,9 +391,16 @@ impl Sessions {
         }
     }
 
-    /// Pushes a frame to the participants of a loaded session without waiting; a session that
-    /// is not loaded has nobody to tell, and a full mailbox drops it (HTTP has the same data).
+    /// Pushes a frame to the participants of a session on every node without waiting; a session
+    /// that is not loaded has nobody to tell, and a full mailbox drops it (HTTP has the same data).
     pub fn notify(self: &Arc<Self>, id: &str, frame: String) {
+        if let Some(bus) = &self.bus {
+            bus.publish(BusEvent::Relay {
+                session: id.to_owned(),
+                presence: false,
+                frame: frame.clone(),
+            });
+        }
         if let Some((_, tx)) = self.get(id, false) {
             let _ = tx.try_send(SessionMsg::Notify {
                 frame: Utf8Bytes::from(frame),

@@ -25,9 +25,10 @@ fn services(test: &str) -> Result<Option<(TestDb, String)>> {
     Ok(Some((TestDb::create(&admin, None)?, nats)))
 }
 
-fn start_node(dir: &Path, db: &TestDb, nats: &str) -> Result<Server> {
+fn start_node(dir: &Path, db: &TestDb, nats: &str, extra: &[&str]) -> Result<Server> {
     let mut args = vec!["--database-url", db.url.as_str(), "--nats-url", nats];
     args.extend_from_slice(&FAST);
+    args.extend_from_slice(extra);
     Server::start(dir, &args)
 }
 
@@ -37,11 +38,20 @@ fn start_cluster(
     db: &TestDb,
     nats: &str,
 ) -> Result<(Vec<tempfile::TempDir>, Vec<Server>)> {
+    start_cluster_with(n, db, nats, &[])
+}
+
+fn start_cluster_with(
+    n: usize,
+    db: &TestDb,
+    nats: &str,
+    extra: &[&str],
+) -> Result<(Vec<tempfile::TempDir>, Vec<Server>)> {
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
     for _ in 0..n {
         let d = tempfile::tempdir()?;
-        nodes.push(start_node(d.path(), db, nats)?);
+        nodes.push(start_node(d.path(), db, nats, extra)?);
         dirs.push(d);
     }
     Ok((dirs, nodes))
@@ -483,16 +493,23 @@ async fn post(node: &Server, path: &str, user: &str, body: Json) -> Result<(u16,
     Ok((status, serde_json::from_str(&resp.text().await?)?))
 }
 
-/// Comments and invites are in PostgreSQL and every node sees their changes: a comment made on
-/// one node reaches the clients of the other, an edit made on one is kept by a reaction made on
-/// the other (no stale copy overwrites it), and an invite made on one node is used up on the
-/// other.
+/// Comments, invites and tasks are in PostgreSQL and every node sees their changes: a comment
+/// made on one node reaches the clients of the other, an edit made on one is kept by a reaction
+/// made on the other (no stale copy overwrites it), an invite made on one node is used up on the
+/// other, and a task created on one node is announced to the session's clients on the other.
 #[tokio::test]
 async fn comments_and_invites_are_shared_between_nodes() -> Result<()> {
     let Some((db, nats)) = services("scale::comments_and_invites_are_shared_between_nodes")? else {
         return Ok(());
     };
-    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    // A messenger nobody answers (the discard port): its task fails and is retried.
+    let hooks = [
+        "--connector-url",
+        "messenger=http://127.0.0.1:9/dm",
+        "--webhook-secret",
+        "s",
+    ];
+    let (_dirs, nodes) = start_cluster_with(2, &db, &nats, &hooks)?;
     let mut alice = create_session(&nodes[0], "doc", "alice", &["bob".into()]).await?;
     let mut bob = nodes[1].connect("bob").await?;
     bob.join("doc", "b").await?;
@@ -552,6 +569,29 @@ async fn comments_and_invites_are_shared_between_nodes() -> Result<()> {
     );
     let (status, e) = post(&nodes[0], &accept, "dave", json!({})).await?;
     assert_ne!(status, 200, "{e}");
+
+    // A share on node 0 creates a task there; bob on node 1 hears of it as it is created
+    // (`pending` comes only from the node that created it, whichever node runs it).
+    let (status, shared) = post(
+        &nodes[0],
+        "/v1/sessions/doc/share",
+        "alice",
+        json!({"recipients":[{"type":"direct_message","user":"bob"}]}),
+    )
+    .await?;
+    assert_eq!(status, 202, "{shared}");
+    let task = shared["tasks"][0]["id"].clone();
+    // Frames of later attempts keep coming: a bound, so a missing one fails instead of hanging.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let f = until(&mut bob, "task").await?;
+            if f["task"]["id"] == task && f["task"]["state"] == "pending" {
+                return anyhow::Ok(());
+            }
+        }
+    })
+    .await
+    .context("bob never heard of the task made on node 0")??;
     Ok(())
 }
 
