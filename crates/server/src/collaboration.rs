@@ -35,8 +35,9 @@ use crate::store::tasks::{Award, Contribution, Invite, InviteRefusal, TaskRecord
 use crate::store::{SessionMeta, Store, TaskStore};
 use crate::tasks::{TaskConfig, TaskManager, TaskRequest, now_ms, random_id, task_json};
 
-/// Contribution events queued for the recorder; more are dropped (and logged).
-pub const CONTRIBUTION_QUEUE: usize = 8_192;
+/// Distinct (session, user, kind) counters waiting to be written; a new contributor past it is
+/// dropped (and logged) until the next flush. Repeat contributions only add to a counter.
+pub const CONTRIBUTION_KEYS: usize = 65_536;
 /// Contributions are written at most this often.
 pub const CONTRIBUTION_FLUSH: Duration = Duration::from_millis(500);
 /// Synchronous awards queued for the writer; more are refused with `rate_limited`.
@@ -154,12 +155,47 @@ pub const BADGE_RULES: &[(&str, ContributionKind, u64)] = &[
     ("ambassador", ContributionKind::Share, 10),
 ];
 
-/// One contribution, as queued by the session actors and the social code.
-#[derive(Debug, Clone)]
-pub struct ContributionEvent {
-    pub session: String,
-    pub user: String,
-    pub kind: ContributionKind,
+/// Contributions counted but not yet written, summed per (session, user, kind). A burst of
+/// thousands of edits costs one counter per contributor, not an event each, so nothing is lost
+/// to a full queue and adding never waits.
+#[derive(Default)]
+pub struct ContributionTally {
+    sums: Mutex<HashMap<(String, String, ContributionKind), u64>>,
+    ready: tokio::sync::Notify,
+}
+
+impl ContributionTally {
+    pub fn add(&self, session: &str, user: &str, kind: ContributionKind) {
+        let mut sums = self.sums.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (session.to_owned(), user.to_owned(), kind);
+        if sums.len() >= CONTRIBUTION_KEYS && !sums.contains_key(&key) {
+            tracing::warn!(
+                session,
+                user,
+                kind = kind.as_str(),
+                "too many contributors waiting to be counted; dropped"
+            );
+            return;
+        }
+        *sums.entry(key).or_default() += 1;
+        drop(sums);
+        // Stores a permit when the recorder is busy: no wake-up is lost.
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> HashMap<(String, String, ContributionKind), u64> {
+        std::mem::take(&mut *self.sums.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Counts that could not be written go back, to be tried again at the next flush.
+    fn put_back(&self, sums: HashMap<(String, String, ContributionKind), u64>) {
+        let mut now = self.sums.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, n) in sums {
+            *now.entry(key).or_default() += n;
+        }
+        drop(now);
+        self.ready.notify_one();
+    }
 }
 
 /// Who a share goes to.
@@ -265,7 +301,7 @@ struct Inner {
     cfg: SharingConfig,
     public_url: String,
     metas: Mutex<HashMap<String, SessionMeta>>,
-    contributions: mpsc::Sender<ContributionEvent>,
+    contributions: Arc<ContributionTally>,
     awards: mpsc::Sender<(String, Reward)>,
     cancel: CancellationToken,
     workers: TaskTracker,
@@ -320,7 +356,7 @@ impl MediaCollaborationService {
             sender,
             Some(listener),
         )?);
-        let (ctx, crx) = mpsc::channel(CONTRIBUTION_QUEUE);
+        let tally = Arc::new(ContributionTally::default());
         let (atx, arx) = mpsc::channel(AWARD_QUEUE);
         let cancel = CancellationToken::new();
         let svc = MediaCollaborationService {
@@ -331,18 +367,18 @@ impl MediaCollaborationService {
                 cfg,
                 public_url: public_url.trim_end_matches('/').to_owned(),
                 metas: Mutex::new(HashMap::new()),
-                contributions: ctx.clone(),
+                contributions: tally.clone(),
                 awards: atx,
                 cancel: cancel.clone(),
                 workers: TaskTracker::new(),
             }),
         };
         if let Some(s) = &sessions {
-            s.set_contribution_sink(ctx);
+            s.set_contribution_sink(tally);
         }
         let w = &svc.inner.workers;
         w.spawn(tasks.run(cancel.clone()));
-        w.spawn(svc.clone().record_contributions(crx));
+        w.spawn(svc.clone().record_contributions());
         w.spawn(svc.clone().write_awards(arx));
         Ok(svc)
     }
@@ -460,7 +496,7 @@ impl MediaCollaborationService {
     /// Queues a contribution for the recorder without waiting (the session actors call this
     /// through `Sessions::record_contribution`; comments and suggestions call either).
     pub fn record_contribution(&self, session: &str, user: &str, kind: ContributionKind) {
-        queue_contribution(&self.inner.contributions, session, user, kind);
+        self.inner.contributions.add(session, user, kind);
     }
 
     /// Shares `session` from `sharer` with each recipient: validates them all, then creates one
@@ -930,102 +966,80 @@ impl MediaCollaborationService {
         }
     }
 
-    async fn record_contributions(self, mut rx: mpsc::Receiver<ContributionEvent>) {
-        let mut buf = Vec::with_capacity(256);
+    async fn record_contributions(self) {
+        let tally = self.inner.contributions.clone();
         loop {
-            let n = tokio::select! {
-                n = rx.recv_many(&mut buf, 256) => n,
-                _ = self.inner.cancel.cancelled() => {
-                    rx.close();
-                    rx.recv_many(&mut buf, 256).await
-                }
+            let closing = tokio::select! {
+                _ = tally.ready.notified() => false,
+                _ = self.inner.cancel.cancelled() => true,
             };
-            if n == 0 {
-                break;
-            }
             // Gather for a moment: one transaction (one fsync) per flush, not per edit, so
             // counting never competes with the edit committer for the disk.
-            if !self.inner.cancel.is_cancelled() {
+            if !closing {
                 tokio::select! {
                     _ = tokio::time::sleep(CONTRIBUTION_FLUSH) => {}
                     _ = self.inner.cancel.cancelled() => {}
                 }
             }
-            while buf.len() < CONTRIBUTION_QUEUE {
-                match rx.try_recv() {
-                    Ok(e) => buf.push(e),
-                    Err(_) => break,
+            let sums = tally.take();
+            if !sums.is_empty() {
+                self.write_contributions(sums).await;
+            }
+            if closing || self.inner.cancel.is_cancelled() {
+                // Whatever came in while writing goes too.
+                let rest = tally.take();
+                if !rest.is_empty() {
+                    self.write_contributions(rest).await;
                 }
+                break;
             }
-            let mut sums: HashMap<(String, String, ContributionKind), u64> = HashMap::new();
-            for e in buf.drain(..) {
-                *sums.entry((e.session, e.user, e.kind)).or_default() += 1;
+        }
+    }
+
+    /// Adds the counts to the store and gives the badges whose thresholds they crossed.
+    async fn write_contributions(&self, sums: HashMap<(String, String, ContributionKind), u64>) {
+        let adds: Vec<Contribution> = sums
+            .iter()
+            .map(|((s, u, k), n)| Contribution {
+                session: s.clone(),
+                user: u.clone(),
+                kind: k.as_str().to_owned(),
+                count: *n,
+            })
+            .collect();
+        let totals = match self.db().add_contributions(&adds).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, rows = adds.len(), "recording contributions failed; retrying at the next flush");
+                self.inner.contributions.put_back(sums);
+                return;
             }
-            let adds: Vec<Contribution> = sums
-                .iter()
-                .map(|((s, u, k), n)| Contribution {
-                    session: s.clone(),
-                    user: u.clone(),
-                    kind: k.as_str().to_owned(),
-                    count: *n,
-                })
-                .collect();
-            let totals = match self.db().add_contributions(&adds).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, rows = adds.len(), "recording contributions failed");
+        };
+        for (t, add) in totals.iter().zip(&adds) {
+            let before = t.count.saturating_sub(add.count);
+            for (badge, kind, threshold) in BADGE_RULES {
+                if kind.as_str() != t.kind || *threshold > t.count || *threshold <= before {
                     continue;
                 }
-            };
-            for (t, add) in totals.iter().zip(&adds) {
-                let before = t.count.saturating_sub(add.count);
-                for (badge, kind, threshold) in BADGE_RULES {
-                    if kind.as_str() != t.kind || *threshold > t.count || *threshold <= before {
-                        continue;
-                    }
-                    let award = Award {
-                        key: format!("achievement_badge:{}:{}:{badge}", t.session, t.user),
-                        session: t.session.clone(),
-                        user: t.user.clone(),
-                        kind: RecognitionType::AchievementBadge.as_str().to_owned(),
-                        badge: Some((*badge).to_owned()),
-                        awarded_by: None,
-                        at_ms: now_ms(),
-                    };
-                    if let Err(e) = self.db().insert_award(&award).await {
-                        tracing::error!(error = %e, "awarding a badge failed");
-                    }
+                let award = Award {
+                    key: format!("achievement_badge:{}:{}:{badge}", t.session, t.user),
+                    session: t.session.clone(),
+                    user: t.user.clone(),
+                    kind: RecognitionType::AchievementBadge.as_str().to_owned(),
+                    badge: Some((*badge).to_owned()),
+                    awarded_by: None,
+                    at_ms: now_ms(),
+                };
+                if let Err(e) = self.db().insert_award(&award).await {
+                    tracing::error!(error = %e, "awarding a badge failed");
                 }
             }
         }
     }
 }
 
-/// Queues without waiting; a full queue drops the event (contributions feed badges, they are
-/// not worth slowing an edit for).
-pub(crate) fn queue_contribution(
-    tx: &mpsc::Sender<ContributionEvent>,
-    session: &str,
-    user: &str,
-    kind: ContributionKind,
-) {
-    let ev = ContributionEvent {
-        session: session.to_owned(),
-        user: user.to_owned(),
-        kind,
-    };
-    if tx.try_send(ev).is_err() {
-        tracing::warn!(
-            session,
-            user,
-            kind = kind.as_str(),
-            "contribution queue full; dropped"
-        );
-    }
-}
-
-/// Where the session actors send contributions (set once by the service).
-pub(crate) type ContributionSink = OnceLock<mpsc::Sender<ContributionEvent>>;
+/// Where the session actors count contributions (set once by the service).
+pub(crate) type ContributionSink = OnceLock<Arc<ContributionTally>>;
 
 #[cfg(test)]
 mod tests {
@@ -1093,6 +1107,20 @@ mod tests {
         // Outside a scope there is no caller.
         assert!(MediaCollaborationService::award_recognition("s", "bob", spot).is_err());
         svc.shutdown().await;
+    }
+
+    /// More contributions at once than any queue would hold: every one is counted.
+    #[tokio::test]
+    async fn a_burst_of_contributions_is_counted_whole() {
+        let (svc, _) = service().await;
+        for i in 0..20_000 {
+            let user = if i % 2 == 0 { "bob" } else { "carol" };
+            svc.record_contribution("s", user, ContributionKind::EditAccepted);
+        }
+        svc.shutdown().await; // drains the recorder
+        let c = svc.db().contributions(Some("s"), None).await.unwrap();
+        assert_eq!(c.iter().map(|c| c.count).sum::<u64>(), 20_000, "{c:?}");
+        assert_eq!(c.len(), 2);
     }
 
     #[tokio::test]

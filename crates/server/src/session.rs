@@ -374,8 +374,8 @@ impl Sessions {
         })
     }
 
-    pub fn set_contribution_sink(&self, tx: mpsc::Sender<crate::collaboration::ContributionEvent>) {
-        let _ = self.contributions.set(tx);
+    pub fn set_contribution_sink(&self, tally: Arc<crate::collaboration::ContributionTally>) {
+        let _ = self.contributions.set(tally);
     }
 
     /// Counts a contribution towards badges; never waits (see `collaboration`). Comments and
@@ -386,8 +386,8 @@ impl Sessions {
         user: &str,
         kind: crate::collaboration::ContributionKind,
     ) {
-        if let Some(tx) = self.contributions.get() {
-            crate::collaboration::queue_contribution(tx, session, user, kind);
+        if let Some(tally) = self.contributions.get() {
+            tally.add(session, user, kind);
         }
     }
 

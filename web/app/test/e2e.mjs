@@ -33,7 +33,11 @@ await run("editor page, two users", async (browser) => {
   check(d0.canvas.layers.length === 1 && d0.canvas.layers[0].kind === "image", "one image layer");
   const layer = d0.canvas.layers[0];
   check(d0.assets[layer.asset]?.width === 400, "the asset entry carries its size");
-  await bob.page.waitForFunction(() => Number(document.getElementById("preview").dataset.version) >= 1, null, T);
+  // The version is set when the picture's source is, the size once it has decoded: wait for both.
+  await bob.page.waitForFunction(() => {
+    const img = document.getElementById("preview");
+    return Number(img.dataset.version) >= 1 && img.complete && img.naturalWidth > 0;
+  }, null, T);
   const previewWidth = await bob.page.evaluate(() => document.getElementById("preview").naturalWidth);
   check(previewWidth > 0 && previewWidth <= 1280, `the preview fits the good tier (${previewWidth}px wide)`);
 

@@ -16,6 +16,12 @@ fn meta_set(key: &str, value: u64) -> serde_json::Value {
 
 #[tokio::test]
 async fn kill_9_under_load_keeps_every_acked_edit() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::kill_9_under_load_keeps_every_acked_edit"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let mut server = Server::start(
         dir.path(),
@@ -125,6 +131,12 @@ async fn kill_9_under_load_keeps_every_acked_edit() -> Result<()> {
 
 #[tokio::test]
 async fn sigterm_closes_sockets_with_1001_and_keeps_state() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::sigterm_closes_sockets_with_1001_and_keeps_state"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let mut server = Server::start(dir.path(), &[])?;
     let mut c = server.connect("a").await?;
@@ -148,6 +160,12 @@ async fn sigterm_closes_sockets_with_1001_and_keeps_state() -> Result<()> {
 
 #[tokio::test]
 async fn idle_sessions_unload_and_reload_from_snapshot_and_log() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::idle_sessions_unload_and_reload_from_snapshot_and_log"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &["--idle-unload", "0"])?;
     let mut c = server.connect("a").await?;

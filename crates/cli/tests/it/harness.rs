@@ -349,8 +349,19 @@ pub fn test_nats_url(test: &str) -> Option<String> {
     }
 }
 
+/// Whether the backend this suite runs on is missing, so `test` must not run (said loudly).
+/// The embedded default is always there; `postgres::harness` has its own.
+pub fn backend_unavailable(_test: &str) -> bool {
+    false
+}
+
 /// Says so on the real stderr: the test harness would hide `eprintln!` of a passing test.
+/// With `MONTAGE_TEST_REQUIRE_SERVICES` set (`.ci/run` sets it) a missing service fails the test
+/// instead, so CI cannot pass without running it.
 fn did_not_run(test: &str, var: &str) {
+    if std::env::var_os("MONTAGE_TEST_REQUIRE_SERVICES").is_some() {
+        panic!("{test} needs {var} (MONTAGE_TEST_REQUIRE_SERVICES is set)");
+    }
     use std::io::Write as _;
     let _ = writeln!(
         std::io::stderr(),

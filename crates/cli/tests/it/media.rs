@@ -218,6 +218,12 @@ fn start(dir: &std::path::Path) -> Result<Server> {
 
 #[tokio::test]
 async fn upload_then_preview_at_every_tier() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::upload_then_preview_at_every_tier"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let png = picture()?;
@@ -374,6 +380,12 @@ async fn upload_then_preview_at_every_tier() -> Result<()> {
 
 #[tokio::test]
 async fn preview_requests_are_checked() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::preview_requests_are_checked"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let mut u1 = server.connect("u1").await?;
@@ -418,6 +430,12 @@ async fn preview_requests_are_checked() -> Result<()> {
 /// without `session` any signed-in user may upload.
 #[tokio::test]
 async fn uploads_for_a_session_need_an_editor() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::uploads_for_a_session_need_an_editor"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let mut owner = server.connect("owner").await?;
@@ -502,6 +520,12 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
 /// A blob whose record can't be written is deleted again: no stored bytes that nothing records.
 #[tokio::test]
 async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::an_upload_whose_record_fails_leaves_no_blob"
+    )) {
+        return Ok(());
+    }
     use sqlx::ConnectOptions;
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
@@ -540,6 +564,10 @@ async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
 
 #[tokio::test]
 async fn hostile_uploads_are_refused() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(module_path!(), "::hostile_uploads_are_refused"))
+    {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let png = picture()?;
@@ -616,6 +644,9 @@ async fn hostile_uploads_are_refused() -> Result<()> {
 #[tokio::test]
 #[ignore = "benchmark: cargo test --release -p montage --test it media::preview_latency -- --ignored --nocapture"]
 async fn preview_latency_24mp() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(module_path!(), "::preview_latency_24mp")) {
+        return Ok(());
+    }
     const ROUNDS: usize = 15;
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
@@ -698,6 +729,12 @@ async fn preview_latency_24mp() -> Result<()> {
 /// never closer than the tier's interval (with slack for timers), and the newest version last.
 #[tokio::test]
 async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::live_previews_are_paced_per_tier_and_end_on_the_newest_version"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let mut editor = server.connect("u1").await?;
@@ -866,6 +903,10 @@ fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
 /// `GET /v1/sessions/{id}/frame`: the frame of the clip playing at `t`, at most the tier's box.
 #[tokio::test]
 async fn video_frames_at_a_playhead() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(module_path!(), "::video_frames_at_a_playhead"))
+    {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let clip = dir.path().join("clip.bin");
@@ -1054,6 +1095,12 @@ fn check_previews(previews: &[Json], session: &str, tier: &str) {
 /// pace apart. Every edit must bring its preview, at `good` and at `fair`.
 #[tokio::test]
 async fn a_joined_editor_gets_live_previews_of_its_own_edits() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::a_joined_editor_gets_live_previews_of_its_own_edits"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     for tier in ["good", "fair"] {
@@ -1089,6 +1136,12 @@ async fn a_joined_editor_gets_live_previews_of_its_own_edits() -> Result<()> {
 /// at that tier when its connection tier changes (`quality`), and again after a reconnect.
 #[tokio::test]
 async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::live_previews_survive_a_quality_change_and_a_reconnect"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let mut c = server.connect("u1").await?;
@@ -1142,6 +1195,12 @@ async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> 
 /// and MP3 audio are accepted with their measurements.
 #[tokio::test]
 async fn hostile_and_unsupported_video_uploads() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::hostile_and_unsupported_video_uploads"
+    )) {
+        return Ok(());
+    }
     let mut fake = vec![0, 0, 0, 0x20];
     fake.extend_from_slice(b"ftypisom");
     fake.extend_from_slice(&[0u8; 200]);
@@ -1321,6 +1380,12 @@ impl Moto {
 /// frames through a temporary copy. Fails, not skips, without moto.
 #[tokio::test]
 async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::assets_in_s3_upload_render_and_give_video_frames"
+    )) {
+        return Ok(());
+    }
     let moto = Moto::start().await?;
     // Create the bucket (moto takes unsigned requests).
     let r = request(&moto.endpoint, "PUT", "/montage-test", None, None, &[]).await?;
@@ -1445,6 +1510,12 @@ async fn list_bucket(moto: &Moto, bucket: &str) -> Result<String> {
 /// the new tier's rate. An explicit tier on another session of the same connection stays put.
 #[tokio::test]
 async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::live_previews_without_a_tier_follow_the_connection_tier"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let mut c = server.connect("u1").await?;
@@ -1561,12 +1632,24 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
 /// again it finds a preview of the current version at the tier it was moved to.
 #[tokio::test]
 async fn live_previews_follow_a_measured_tier_change() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::live_previews_follow_a_measured_tier_change"
+    )) {
+        return Ok(());
+    }
     measured_tier_change(true).await
 }
 
 /// The same for a subscriber that never joins the session: its connection is measured too.
 #[tokio::test]
 async fn live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change"
+    )) {
+        return Ok(());
+    }
     measured_tier_change(false).await
 }
 

@@ -70,6 +70,12 @@ fn find<'a>(participants: &'a Json, user: &str) -> Option<&'a Json> {
 
 #[tokio::test]
 async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::roster_counts_a_user_once_and_hears_leaves_and_disconnects"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
     let mut alice = connect_named(&server, "alice", "Alice").await?;
@@ -149,6 +155,12 @@ async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<
 
 #[tokio::test]
 async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::a_selection_of_a_deleted_layer_is_dropped"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
     let mut alice = server.connect("alice").await?;
@@ -205,6 +217,12 @@ async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
 
 #[tokio::test]
 async fn a_caret_moves_with_concurrent_typing() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::a_caret_moves_with_concurrent_typing"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
     let mut alice = server.connect("alice").await?;
@@ -280,6 +298,12 @@ async fn a_caret_moves_with_concurrent_typing() -> Result<()> {
 
 #[tokio::test]
 async fn roles_change_live_and_a_removed_user_is_disconnected() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::roles_change_live_and_a_removed_user_is_disconnected"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
     let mut alice = server.connect("alice").await?;
@@ -384,6 +408,12 @@ async fn drain_until(
 
 #[tokio::test]
 async fn each_tier_gets_presence_at_its_rate_ending_at_the_last_position() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::each_tier_gets_presence_at_its_rate_ending_at_the_last_position"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
     let mut w = server.connect("writer").await?;
@@ -477,6 +507,12 @@ async fn set_blob(w: &mut Client, seq: &mut u64, value: Json) -> Result<u64> {
 
 #[tokio::test]
 async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::a_stalled_reader_is_demoted_then_dropped_while_others_keep_up"
+    )) {
+        return Ok(());
+    }
     let dir = tempfile::tempdir()?;
     let server = Server::start(
         dir.path(),
@@ -594,6 +630,12 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
 
 #[tokio::test]
 async fn the_sdk_sets_and_follows_presence_and_reports_its_tier() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::the_sdk_sets_and_follows_presence_and_reports_its_tier"
+    )) {
+        return Ok(());
+    }
     use montage_client::{Event, Tier};
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;

@@ -177,6 +177,12 @@ fn random_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Op {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::random_edits_under_faults_converge_without_loss_or_duplicates"
+    )) {
+        return Ok(());
+    }
     const CLIENTS: usize = 5;
     const EDITS: u64 = 800;
     let dir = fast_tempdir()?;
@@ -305,6 +311,12 @@ fn num_at(d: &Value, p: &montage_client::Path) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::offline_edits_survive_a_restart_and_merge_with_concurrent_work"
+    )) {
+        return Ok(());
+    }
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     let l0 = path!["canvas", "layers", 0];
@@ -385,6 +397,12 @@ async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect"
+    )) {
+        return Ok(());
+    }
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     create_session(&server, "undo", "ann", &["ann", "bob"], Op::new(vec![])).await?;
@@ -454,6 +472,12 @@ async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconne
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::a_viewers_edit_is_refused_and_the_replica_resets"
+    )) {
+        return Ok(());
+    }
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     create_session(&server, "ro", "ann", &[], Op::new(vec![])).await?;
@@ -485,6 +509,12 @@ async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
 /// snapshot, and the SDK fetches the missed edits over HTTP to rebase the offline edit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::offline_past_the_servers_catch_up_limit_still_reconciles"
+    )) {
+        return Ok(());
+    }
     use futures_util::{SinkExt, StreamExt};
     const N: u64 = 10_050;
     let dir = fast_tempdir()?;
@@ -545,6 +575,12 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
 /// and keeps its edits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_over_along_the_url_list() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::fails_over_along_the_url_list"
+    )) {
+        return Ok(());
+    }
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     create_session(&server, "fo", "ann", &[], Op::new(vec![])).await?;

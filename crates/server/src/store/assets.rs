@@ -282,7 +282,10 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_keeps_records() -> Result<()> {
-        let db = super::super::postgres::testdb::create("postgres_keeps_records").await;
+        let Some(db) = super::super::postgres::testdb::create("postgres_keeps_records").await
+        else {
+            return Ok(());
+        };
         let s = PgStore::connect(&db.url, 2).await?;
         let r = round_trip(&s).await;
         s.close().await?;

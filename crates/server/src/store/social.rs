@@ -52,7 +52,10 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_social_semantics() {
-        let tdb = crate::store::postgres::testdb::create("postgres_social_semantics").await;
+        let Some(tdb) = crate::store::postgres::testdb::create("postgres_social_semantics").await
+        else {
+            return;
+        };
         let db = crate::store::PgStore::connect(&tdb.url, 2).await.unwrap();
         exercise(&db).await;
         db.pool().close().await;

@@ -34,6 +34,12 @@ fn database_of(dir: &Path) -> Result<TestDb> {
     })
 }
 
+/// The PostgreSQL run needs `MONTAGE_TEST_DATABASE_URL`; without it each test says so loudly
+/// and returns (or fails, when `MONTAGE_TEST_REQUIRE_SERVICES` is set, as in `.ci/run`).
+pub fn backend_unavailable(test: &str) -> bool {
+    test_database_url(test).is_none()
+}
+
 /// The store a server on `dir` would open: the PostgreSQL database of that dir.
 pub async fn open_store(dir: &Path) -> Result<Arc<dyn Store>> {
     let db = database_of(dir)?;

@@ -1,8 +1,9 @@
 //! The gateway's protocol, durability, presence, comments, sharing, media and SDK suites again, on the
 //! PostgreSQL backend: the same files, compiled against a harness whose `Server::start` gives
 //! each data dir a database of its own (the same one again when a test restarts a server on that
-//! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it) and fail without it, so a
-//! PostgreSQL regression cannot pass unnoticed.
+//! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it): without it each test says
+//! loudly that it did not run, and with `MONTAGE_TEST_REQUIRE_SERVICES` (also set by `.ci/run`)
+//! it fails instead, so a PostgreSQL regression cannot pass unnoticed in CI.
 
 mod harness;
 
