@@ -15,6 +15,9 @@ pub struct Config {
     pub snapshot_every_ops: u64,
     /// A session with no participants is unloaded after this long.
     pub idle_unload: Duration,
+    /// Several nodes: each repeats its roster of a session this often; another node's roster
+    /// not repeated for three times this long is dropped (its node is gone).
+    pub roster_refresh: Duration,
     /// Versions kept in memory for transformation and `since` catch-up; older bases read the store.
     pub history_keep: usize,
     /// Most appends the writer puts into one transaction.
@@ -43,6 +46,7 @@ impl Config {
             snapshot_interval: Duration::from_secs(300),
             snapshot_every_ops: 10_000,
             idle_unload: Duration::from_secs(30),
+            roster_refresh: Duration::from_secs(5),
             history_keep: 2_000,
             max_commit_batch: 1_024,
             limits: Limits::default(),

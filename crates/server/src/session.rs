@@ -760,6 +760,9 @@ impl Actor {
         let period = self.config.snapshot_interval.max(Duration::from_millis(10));
         let mut snapshot_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let refresh = self.config.roster_refresh.max(Duration::from_millis(10));
+        let mut roster_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
         loop {
             let idle =
                 self.participants.is_empty() && self.pending.is_empty() && self.inflight == 0;
@@ -782,6 +785,7 @@ impl Actor {
                     self.snapshot_due = true;
                     self.maybe_snapshot().await;
                 }
+                _ = roster_tick.tick(), if self.cluster.is_some() => self.cluster_heartbeat(),
                 _ = tokio::time::sleep_until(deadline), if idle => {
                     if self.unload().await {
                         break;

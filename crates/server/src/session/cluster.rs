@@ -81,6 +81,8 @@ pub(super) struct Cluster {
     retry_author_presence_after: bool,
     /// Who is online on each other node (by node id), from their `Roster` events.
     remote: HashMap<String, Vec<WireParticipant>>,
+    /// When each of those rosters last came: one not repeated in time is a dead node's.
+    remote_seen: HashMap<String, Instant>,
 }
 
 impl Cluster {
@@ -94,6 +96,7 @@ impl Cluster {
             retry_attempts: 0,
             retry_author_presence_after: false,
             remote: HashMap::new(),
+            remote_seen: HashMap::new(),
         }
     }
 }
@@ -350,7 +353,9 @@ impl Actor {
         if let Some(cl) = &mut self.cluster {
             if participants.is_empty() {
                 cl.remote.remove(&node);
+                cl.remote_seen.remove(&node);
             } else {
+                cl.remote_seen.insert(node.clone(), Instant::now());
                 cl.remote.insert(node, participants);
             }
         }
@@ -380,6 +385,27 @@ impl Actor {
         }
         if query && !self.participants.is_empty() {
             self.cluster_roster(false);
+        }
+    }
+
+    /// Every `roster_refresh`: repeats this node's roster (while it has participants) and drops
+    /// the rosters of nodes that stopped repeating theirs — a node killed without closing its
+    /// sockets — so their users go offline here too.
+    pub(super) fn cluster_heartbeat(&mut self) {
+        let Some(cl) = &self.cluster else { return };
+        let expiry = self.config.roster_refresh * 3;
+        let dead: Vec<String> = cl
+            .remote_seen
+            .iter()
+            .filter(|(_, at)| at.elapsed() > expiry)
+            .map(|(node, _)| node.clone())
+            .collect();
+        if !self.participants.is_empty() {
+            self.cluster_roster(false);
+        }
+        for node in dead {
+            tracing::info!(session = %self.id, %node, "a node's roster expired");
+            self.on_remote_roster(node, Vec::new(), false);
         }
     }
 
@@ -692,6 +718,10 @@ mod tests {
     }
 
     fn node(store: Arc<MemoryStore>, bus: Arc<dyn Bus>) -> Node {
+        node_with(store, bus, Config::new("/nonexistent", b"k".to_vec()))
+    }
+
+    fn node_with(store: Arc<MemoryStore>, bus: Arc<dyn Bus>, config: Config) -> Node {
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(run_committer_with_bus(
@@ -701,7 +731,7 @@ mod tests {
             64,
             Some(bus.clone()),
         ));
-        let config = Arc::new(Config::new("/nonexistent", b"k".to_vec()));
+        let config = Arc::new(config);
         let sessions = Sessions::with_bus(store, tx, config, metrics.clone(), Some(bus.clone()));
         spawn_bus_dispatcher(sessions.clone(), &*bus);
         Node { sessions, metrics }
@@ -994,5 +1024,45 @@ mod tests {
             .cloned()
             .unwrap();
         assert_eq!(alice["presence"]["caret"]["index"], 4, "{alice}");
+    }
+
+    /// A node that dies without closing its sockets stops repeating its roster: its users go
+    /// offline on the other nodes after three refresh periods.
+    #[tokio::test]
+    async fn a_silent_nodes_users_go_offline() {
+        let store = Arc::new(MemoryStore::new());
+        let hub = LocalHub::new();
+        let mut config = Config::new("/nonexistent", b"k".to_vec());
+        config.roster_refresh = Duration::from_millis(50);
+        let a = node_with(store.clone(), hub.node("a"), config);
+        let ghost = hub.node("ghost");
+        let mut alice = Peer::new(&a, 1, "alice");
+        alice.join(&a, "s").await;
+        // The ghost node says once that bob is online there, then never again.
+        ghost.publish(BusEvent::Roster {
+            session: "s".into(),
+            node: "ghost".into(),
+            participants: vec![WireParticipant {
+                user: "bob".into(),
+                role: Role::Viewer,
+                online: true,
+                name: None,
+                color: None,
+                presence: None,
+            }],
+            query: false,
+        });
+        assert_eq!(alice.until("participant_joined").await["user"], "bob");
+        assert_eq!(alice.until("participant_left").await["user"], "bob");
+        let mut carol = Peer::new(&a, 2, "carol");
+        let joined = carol.join(&a, "s").await;
+        let online: Vec<&Json> = joined["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["online"] == true)
+            .map(|p| &p["user"])
+            .collect();
+        assert_eq!(online, [&json!("alice"), &json!("carol")], "{joined}");
     }
 }
