@@ -512,6 +512,12 @@ impl Sessions {
             .subscribe()
     }
 
+    /// Whether a live-preview subscription watches the session's versions.
+    fn has_version_watchers(&self, id: &str) -> bool {
+        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
     /// Tells the watchers of a session that `version` is committed; never blocks.
     fn publish_version(&self, id: &str, version: u64) {
         let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
@@ -764,8 +770,12 @@ impl Actor {
         let mut roster_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
         loop {
-            let idle =
-                self.participants.is_empty() && self.pending.is_empty() && self.inflight == 0;
+            // With several nodes a session also stays loaded while someone here watches its live
+            // previews: only a loaded session hears other nodes' commits.
+            let idle = self.participants.is_empty()
+                && self.pending.is_empty()
+                && self.inflight == 0
+                && !(self.cluster.is_some() && self.sessions.has_version_watchers(&self.id));
             // A session that does not exist (a read of a missing id) goes at once.
             let linger = if self.state.is_none() {
                 Duration::ZERO

@@ -643,3 +643,45 @@ async fn joiners_see_participants_of_every_node() -> Result<()> {
     assert_eq!(left["user"], "bob");
     Ok(())
 }
+
+/// A live-preview subscriber that never joins, on another node than the editor: the session
+/// stays loaded on its node (idle-unload 0 would unload it at once otherwise), so it hears the
+/// other node's commits and gets their previews.
+#[tokio::test]
+async fn previews_follow_edits_made_on_another_node() -> Result<()> {
+    let Some((db, nats)) = services("scale::previews_follow_edits_made_on_another_node")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster_with(2, &db, &nats, &["--idle-unload", "0"])?;
+    let mut editor = create_session(&nodes[0], "pv", "owner", &[]).await?;
+    let mut viewer = nodes[1].connect("viewer").await?;
+    viewer
+        .send(json!({"type":"preview_subscribe","session":"pv","tier":"poor"}))
+        .await?;
+    assert_eq!(until(&mut viewer, "preview").await?["version"], 0);
+    // Long enough for an idle session to have unloaded (idle-unload is 0).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for seq in 1..=3u64 {
+        editor
+            .edit(
+                "pv",
+                seq - 1,
+                seq,
+                json!([{"op":"set","path":["title"],"value":format!("t{seq}")}]),
+            )
+            .await?;
+    }
+    // Paced at the tier's rate, the newest version arrives last.
+    let newest = async {
+        loop {
+            let p = until(&mut viewer, "preview").await?;
+            if p["version"] == 3 {
+                return anyhow::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), newest)
+        .await
+        .context("no preview of the other node's edits")??;
+    Ok(())
+}
