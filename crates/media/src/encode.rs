@@ -1,6 +1,5 @@
 //! Preview encoding.
 
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder, RgbaImage};
@@ -58,9 +57,22 @@ pub fn encode_preview(img: &RgbaImage, format: PreviewFormat) -> Result<Vec<u8>,
                     [over(r), over(g), over(b)]
                 })
                 .collect();
-            JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-                .write_image(&rgb, w, h, ExtendedColorType::Rgb8)
-                .map_err(fail)?;
+            // jpeg-encoder (AVX2 where the CPU has it) rather than the `image` crate's encoder:
+            // encoding was half the excellent tier's time (BENCHMARKS.md, media processor).
+            let too_big = || MediaError::Encode {
+                format: format.name(),
+                reason: format!("{w}×{h} is larger than JPEG's 65535 pixels a side"),
+            };
+            let (w16, h16) = (
+                u16::try_from(w).map_err(|_| too_big())?,
+                u16::try_from(h).map_err(|_| too_big())?,
+            );
+            jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+                .encode(&rgb, w16, h16, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| MediaError::Encode {
+                    format: format.name(),
+                    reason: e.to_string(),
+                })?;
         }
         PreviewFormat::Png => {
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
