@@ -954,45 +954,11 @@ mod tests {
         assert_eq!(bob_now["presence"]["caret"]["index"], 8, "{bob_now}");
     }
 
-    #[tokio::test]
-    async fn a_retry_leaves_alone_the_authors_newer_caret() {
-        let store = Arc::new(MemoryStore::new());
-        let a = node(store.clone(), LocalHub::new().node("a"));
-        let b = node(store.clone(), LocalHub::new().node("b"));
-        let mut pa = Peer::new(&a, 1, "alice");
-        pa.join(&a, "s").await;
-        pa.op(&a, "s", 0, 1, ins("hello")).await;
-        assert_eq!(pa.until("ack").await["version"], 1);
-        let mut pb = Peer::new(&b, 2, "alice");
-        pb.join(&b, "s").await;
-        // Node a appends "XY" at the end (version 2); node b does not hear of it.
-        let end = json!([{"op":"text","path":["title"],"pos":5,"ins":"XY"}]);
-        pa.op(&a, "s", 1, 2, end).await;
-        assert_eq!(pa.until("ack").await["version"], 2);
-        // Alice types "Q" at the start through node b and at once puts her caret after it: the
-        // caret already shows the edit when node b loses version 2 and runs the edit again.
-        pb.op(&b, "s", 1, 2, ins("Q")).await;
-        pb.presence(&b, "s", json!({"caret":{"path":["title"],"index":1}}))
-            .await;
-        assert_eq!(pb.until("ack").await["version"], 3);
-        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
-        let mut carol = Peer::new(&b, 3, "carol");
-        let joined = carol.join(&b, "s").await;
-        assert_eq!(joined["state"]["title"], "QhelloXY");
-        let alice = joined["participants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user"] == "alice")
-            .cloned()
-            .unwrap();
-        assert_eq!(alice["presence"]["caret"]["index"], 1, "{alice}");
-    }
-
-    /// The same, but the caret comes from the author's other tab, which has not seen the edit:
-    /// the retry must move it.
-    #[tokio::test]
-    async fn a_retry_moves_the_caret_of_the_authors_other_tab() {
+    /// Node a appends "XY" to "hello" (version 2) while node b, which has not heard of it,
+    /// gets alice's "Q" at the start and, right after, a caret from alice: from the same
+    /// connection (it has seen the "Q") or from another tab of hers (it has not). Node b loses
+    /// version 2 and runs the "Q" again; returns alice's caret index as a joiner then sees it.
+    async fn caret_after_retry(from_other_tab: bool, caret: u64) -> Json {
         let store = Arc::new(MemoryStore::new());
         let a = node(store.clone(), LocalHub::new().node("a"));
         let b = node(store.clone(), LocalHub::new().node("b"));
@@ -1007,9 +973,10 @@ mod tests {
         let end = json!([{"op":"text","path":["title"],"pos":5,"ins":"XY"}]);
         pa.op(&a, "s", 1, 2, end).await;
         assert_eq!(pa.until("ack").await["version"], 2);
-        // Tab 1 types "Q" at the start; tab 2, which has not seen it, puts the caret after "hel".
         tab1.op(&b, "s", 1, 2, ins("Q")).await;
-        tab2.presence(&b, "s", json!({"caret":{"path":["title"],"index":3}}))
+        let sender = if from_other_tab { &mut tab2 } else { &mut tab1 };
+        sender
+            .presence(&b, "s", json!({"caret":{"path":["title"],"index":caret}}))
             .await;
         assert_eq!(tab1.until("ack").await["version"], 3);
         assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
@@ -1023,7 +990,20 @@ mod tests {
             .find(|p| p["user"] == "alice")
             .cloned()
             .unwrap();
-        assert_eq!(alice["presence"]["caret"]["index"], 4, "{alice}");
+        alice["presence"]["caret"]["index"].clone()
+    }
+
+    /// The caret already shows the edit (same connection, after the "Q"): the retry leaves it.
+    #[tokio::test]
+    async fn a_retry_leaves_alone_the_authors_newer_caret() {
+        assert_eq!(caret_after_retry(false, 1).await, 1);
+    }
+
+    /// The caret comes from the author's other tab, which has not seen the edit: the retry
+    /// moves it past the "Q".
+    #[tokio::test]
+    async fn a_retry_moves_the_caret_of_the_authors_other_tab() {
+        assert_eq!(caret_after_retry(true, 3).await, 4);
     }
 
     /// A node that dies without closing its sockets stops repeating its roster: its users go
