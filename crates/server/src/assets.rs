@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use montage_media::{Asset, AssetSource, Limits, MediaError};
 use object_store::aws::AmazonS3Builder;
@@ -15,6 +15,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::byte_lru::ByteLru;
 use crate::error::{Error, Result};
 
 /// Asset ids are 128 random bits as 32 lowercase hex digits: unguessable, and safe as a file name.
@@ -239,26 +240,12 @@ impl BlobStore for MemoryBlobStore {
     }
 }
 
-struct Cached {
-    asset: Arc<Asset>,
-    bytes: usize,
-    used: u64,
-}
-
-#[derive(Default)]
-struct CacheInner {
-    map: HashMap<String, Cached>,
-    bytes: usize,
-    clock: u64,
-}
-
 /// Decoded assets over a [`BlobStore`], least-recently-used beyond `max_bytes` of RGBA (a 24 MP
 /// photo is ~130 MB with its pyramid, so the bound matters more than a count would).
 pub struct DecodedAssets {
     store: Arc<dyn BlobStore>,
     limits: Limits,
-    max_bytes: usize,
-    inner: Mutex<CacheInner>,
+    cache: ByteLru<Arc<Asset>>,
 }
 
 impl DecodedAssets {
@@ -266,66 +253,32 @@ impl DecodedAssets {
         DecodedAssets {
             store,
             limits,
-            max_bytes,
-            inner: Mutex::new(CacheInner::default()),
+            cache: ByteLru::new(max_bytes as u64),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, CacheInner> {
-        // Every mutation is a single insert/remove with its byte count: a poisoned map is whole.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets an asset (an upload whose blob was deleted again).
     pub fn remove(&self, id: &str) {
-        let mut inner = self.lock();
-        if let Some(old) = inner.map.remove(id) {
-            inner.bytes -= old.bytes;
-        }
+        self.cache.remove(id);
     }
 
     /// Keeps a freshly decoded asset (an upload about to be used), evicting the least recent.
     pub fn insert(&self, id: &str, asset: Arc<Asset>) {
         // RGBA8 plus the mip pyramid (a third more).
-        let bytes = (asset.width() as usize)
-            .saturating_mul(asset.height() as usize)
+        let bytes = u64::from(asset.width())
+            .saturating_mul(u64::from(asset.height()))
             .saturating_mul(4)
             .saturating_mul(4)
             / 3;
-        if bytes > self.max_bytes {
-            return;
-        }
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let used = inner.clock;
-        if let Some(old) = inner
-            .map
-            .insert(id.to_owned(), Cached { asset, bytes, used })
-        {
-            inner.bytes -= old.bytes;
-        }
-        inner.bytes += bytes;
-        while inner.bytes > self.max_bytes {
-            let Some(oldest) = inner
-                .map
-                .iter()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(c) = inner.map.remove(&oldest) {
-                inner.bytes -= c.bytes;
-            }
-        }
+        self.cache.insert(id, asset, bytes);
     }
 
     /// Decoded assets held.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.cache.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.cache.is_empty()
     }
 }
 
@@ -334,14 +287,8 @@ impl AssetSource for DecodedAssets {
         if !valid_asset_id(id) {
             return Ok(None);
         }
-        {
-            let mut inner = self.lock();
-            inner.clock += 1;
-            let now = inner.clock;
-            if let Some(c) = inner.map.get_mut(id) {
-                c.used = now;
-                return Ok(Some(c.asset.clone()));
-            }
+        if let Some(asset) = self.cache.get(id) {
+            return Ok(Some(asset));
         }
         // Decoded outside the lock: two renders missing the same asset may both decode it, which
         // the render semaphore keeps to at most its permit count.

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod auth;
 pub mod bus;
+mod byte_lru;
 pub mod collaboration;
 pub mod config;
 pub mod connectors;

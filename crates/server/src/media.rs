@@ -3,8 +3,7 @@
 //! a small semaphore (ffprobe on uploads under its own); decoded assets, encoded previews and
 //! temporary copies of remote videos are cached, all bounded in bytes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -20,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::App;
 use crate::assets::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
+use crate::byte_lru::ByteLru;
 use crate::config::MediaConfig;
 use crate::http::{AppError, authenticate, json};
 use crate::store::AssetRecord;
@@ -469,80 +469,21 @@ pub async fn frame(
 
 /// Temporary copies of remote blobs, by asset id, least-recently-used beyond a byte budget.
 /// An evicted copy's file is deleted as soon as no request still reads it.
-struct TempCopies {
-    budget: u64,
-    inner: Mutex<CopiesInner>,
-}
-
-#[derive(Default)]
-struct CopiesInner {
-    map: HashMap<String, CachedCopy>,
-    bytes: u64,
-    clock: u64,
-}
-
-struct CachedCopy {
-    path: Arc<tempfile::TempPath>,
-    bytes: u64,
-    used: u64,
-}
+struct TempCopies(ByteLru<Arc<tempfile::TempPath>>);
 
 impl TempCopies {
     fn new(budget: u64) -> TempCopies {
-        TempCopies {
-            budget,
-            inner: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CopiesInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        TempCopies(ByteLru::new(budget))
     }
 
     fn get(&self, id: &str) -> Option<Arc<tempfile::TempPath>> {
-        let mut g = self.lock();
-        g.clock += 1;
-        let now = g.clock;
-        let c = g.map.get_mut(id)?;
-        c.used = now;
-        Some(c.path.clone())
+        self.0.get(id)
     }
 
-    /// Keeps `path` (a copy of `bytes` bytes) for `id`, evicting the least recently used copies
-    /// to stay within the budget; a copy larger than the whole budget is not kept.
+    /// Keeps `path` (a copy of `bytes` bytes) for `id` if it fits the budget.
     fn insert(&self, id: &str, path: tempfile::TempPath, bytes: u64) -> Arc<tempfile::TempPath> {
         let path = Arc::new(path);
-        if bytes > self.budget {
-            return path;
-        }
-        let mut g = self.lock();
-        if let Some(old) = g.map.remove(id) {
-            g.bytes -= old.bytes;
-        }
-        while g.bytes + bytes > self.budget {
-            let Some(oldest) = g
-                .map
-                .iter()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(c) = g.map.remove(&oldest) {
-                g.bytes -= c.bytes;
-            }
-        }
-        g.clock += 1;
-        let used = g.clock;
-        g.bytes += bytes;
-        g.map.insert(
-            id.to_owned(),
-            CachedCopy {
-                path: path.clone(),
-                bytes,
-                used,
-            },
-        );
+        self.0.insert(id, path.clone(), bytes);
         path
     }
 
@@ -724,7 +665,7 @@ mod tests {
         assert!(copies.get("b").is_none());
         assert!(!b.exists(), "an evicted copy is deleted");
         assert!(a.exists() && c.exists());
-        assert_eq!(copies.lock().bytes, 80);
+        assert_eq!(copies.0.bytes(), 80);
         // A copy still being read outlives its eviction, then is deleted.
         let held = copies.get("a").expect("a");
         copies.insert("d", file(90), 90);
@@ -732,11 +673,11 @@ mod tests {
         assert!(a.exists() && !c.exists());
         drop(held);
         assert!(!a.exists());
-        assert_eq!(copies.lock().bytes, 90);
+        assert_eq!(copies.0.bytes(), 90);
         // Larger than the whole budget: used, not kept.
         let big = copies.insert("e", file(101), 101);
         assert!(big.exists() && copies.get("e").is_none());
-        assert_eq!(copies.lock().bytes, 90);
+        assert_eq!(copies.0.bytes(), 90);
         // A cached copy is not read from the store again.
         let blobs = crate::assets::MemoryBlobStore::default();
         blobs.put("x", b"video").expect("put");

@@ -37,6 +37,26 @@ fn corrupt(id: &str, e: serde_json::Error) -> AppError {
     AppError(ErrorCode::Internal, "internal error".into())
 }
 
+/// The stored records of a session as `{"<key>": [...]}`, each parsed as `R` and shown as
+/// `pick` makes it.
+fn listing<R: serde::de::DeserializeOwned, T: serde::Serialize>(
+    id: &str,
+    key: &str,
+    rows: Vec<String>,
+    pick: impl Fn(R) -> T,
+) -> Result<Response, AppError> {
+    let list = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str(r)
+                .map(&pick)
+                .map_err(|e| corrupt(id, e))
+        })
+        .collect::<Result<Vec<T>, AppError>>()?;
+    let body = serde_json::json!({ key: list });
+    Ok(json(StatusCode::OK, body.to_string()))
+}
+
 pub async fn comments(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -44,13 +64,12 @@ pub async fn comments(
 ) -> Result<Response, AppError> {
     readable(&app, &id, &headers).await?;
     let social = app.store.social().ok_or_else(no_social)?;
-    let mut list = Vec::new();
-    for r in social.comments(&id).await? {
-        let rec: CommentRecord = serde_json::from_str(&r).map_err(|e| corrupt(&id, e))?;
-        list.push(rec.comment);
-    }
-    let body = serde_json::json!({ "comments": list });
-    Ok(json(StatusCode::OK, body.to_string()))
+    listing(
+        &id,
+        "comments",
+        social.comments(&id).await?,
+        |r: CommentRecord| r.comment,
+    )
 }
 
 pub async fn suggestions(
@@ -60,11 +79,10 @@ pub async fn suggestions(
 ) -> Result<Response, AppError> {
     readable(&app, &id, &headers).await?;
     let social = app.store.social().ok_or_else(no_social)?;
-    let mut list = Vec::new();
-    for r in social.suggestions(&id).await? {
-        let s: Suggestion = serde_json::from_str(&r).map_err(|e| corrupt(&id, e))?;
-        list.push(s);
-    }
-    let body = serde_json::json!({ "suggestions": list });
-    Ok(json(StatusCode::OK, body.to_string()))
+    listing(
+        &id,
+        "suggestions",
+        social.suggestions(&id).await?,
+        |s: Suggestion| s,
+    )
 }
