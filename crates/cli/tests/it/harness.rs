@@ -329,24 +329,20 @@ const TEST_DB_MAX_AGE_SECS: u64 = 6 * 3600;
 /// The admin URL from `MONTAGE_TEST_DATABASE_URL`, or `None` after saying loudly that `test`
 /// did not run.
 pub fn test_database_url(test: &str) -> Option<String> {
-    match std::env::var("MONTAGE_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            did_not_run(test, "MONTAGE_TEST_DATABASE_URL");
-            None
-        }
-    }
+    service_url(test, "MONTAGE_TEST_DATABASE_URL")
 }
 
 /// The NATS URL from `MONTAGE_TEST_NATS_URL`, or `None` after saying loudly that `test` did not run.
 pub fn test_nats_url(test: &str) -> Option<String> {
-    match std::env::var("MONTAGE_TEST_NATS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            did_not_run(test, "MONTAGE_TEST_NATS_URL");
-            None
-        }
+    service_url(test, "MONTAGE_TEST_NATS_URL")
+}
+
+fn service_url(test: &str, var: &str) -> Option<String> {
+    let url = std::env::var(var).ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        did_not_run(test, var);
     }
+    url
 }
 
 /// Whether the backend this suite runs on is missing, so `test` must not run (said loudly).

@@ -717,6 +717,15 @@ mod tests {
         metrics: Arc<Metrics>,
     }
 
+    /// `user`'s entry in a `joined` message.
+    fn participant(joined: &Json, user: &str) -> Json {
+        joined["participants"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["user"] == user))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {user} in {joined}"))
+    }
+
     fn node(store: Arc<MemoryStore>, bus: Arc<dyn Bus>) -> Node {
         node_with(store, bus, Config::new("/nonexistent", b"k".to_vec()))
     }
@@ -944,13 +953,7 @@ mod tests {
                 .unwrap()
                 .ends_with("hello")
         );
-        let bob_now = joined["participants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user"] == "bob")
-            .cloned()
-            .unwrap();
+        let bob_now = participant(&joined, "bob");
         assert_eq!(bob_now["presence"]["caret"]["index"], 8, "{bob_now}");
     }
 
@@ -983,13 +986,7 @@ mod tests {
         let mut carol = Peer::new(&b, 3, "carol");
         let joined = carol.join(&b, "s").await;
         assert_eq!(joined["state"]["title"], "QhelloXY");
-        let alice = joined["participants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user"] == "alice")
-            .cloned()
-            .unwrap();
+        let alice = participant(&joined, "alice");
         alice["presence"]["caret"]["index"].clone()
     }
 
