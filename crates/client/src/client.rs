@@ -922,7 +922,8 @@ fn handle_frame(
         | ServerMessage::CommentAdded { session, .. }
         | ServerMessage::CommentUpdated { session, .. }
         | ServerMessage::SuggestionAdded { session, .. }
-        | ServerMessage::SuggestionUpdated { session, .. } => Some(session.clone()),
+        | ServerMessage::SuggestionUpdated { session, .. }
+        | ServerMessage::Task { session, .. } => Some(session.clone()),
         ServerMessage::Error { .. } | ServerMessage::Tier { .. } => None,
     };
     if let ServerMessage::Error {

@@ -493,6 +493,7 @@ impl SessionCore {
             ServerMessage::SuggestionUpdated { suggestion, .. } => {
                 ev.push(Event::SuggestionUpdated(suggestion))
             }
+            ServerMessage::Task { task, .. } => ev.push(Event::Task(task)),
             ServerMessage::Tier { .. } | ServerMessage::Preview { .. } => {}
         }
         ev

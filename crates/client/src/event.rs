@@ -1,7 +1,7 @@
 //! What a session handle reports to the app.
 
 use montage_ot::Op;
-use montage_protocol::{Comment, ErrorCode, Role, Suggestion};
+use montage_protocol::{Comment, ErrorCode, Role, Suggestion, TaskInfo};
 
 /// The link to the server, as the connection task sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub enum Event {
     /// A suggestion was accepted (applied as `version`, its edit arriving as [`Event::Edit`])
     /// or rejected.
     SuggestionUpdated(Suggestion),
+    /// A task of the session (a share being delivered, …) changed state.
+    Task(TaskInfo),
     /// The server refused something, or the replica had to be reset.
     Error {
         code: ErrorCode,

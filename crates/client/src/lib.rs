@@ -12,5 +12,5 @@ pub use event::{ConnectionState, Event};
 pub use montage_ot::{Component, Op, Path, Value, path};
 pub use montage_protocol::{
     Annotation, Comment, ErrorCode, NewComment, Participant, Region, Role, Suggestion,
-    SuggestionStatus, Tier, TimeRange,
+    SuggestionStatus, TaskInfo, Tier, TimeRange,
 };

@@ -23,7 +23,7 @@ pub use encode::{PreviewFormat, encode_preview};
 pub use error::MediaError;
 pub use image::RgbaImage;
 pub use render::{Rendered, Size, Warning, canvas_size, render};
-pub use tier::{Pacer, Tier, preview_size};
+pub use tier::{Pacer, Tier, TierBox, preview_size};
 pub use video::{ClipAt, clip_at, frame_at, timeline_frame};
 
 /// Renders the document at a tier's preview size and encodes it: what the preview endpoint and

@@ -4,66 +4,21 @@ use std::time::{Duration, Instant};
 
 use crate::render::Size;
 
-/// A participant's connection quality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    /// > 50 Mbps: 60 fps, 1920×1080.
-    Excellent,
-    /// 10–50 Mbps: 30 fps, 1280×720.
-    Good,
-    /// 5–10 Mbps: 15 fps, 854×480.
-    Fair,
-    /// < 5 Mbps: 5 fps, a thumbnail at most 320 px on its longer side.
-    Poor,
+pub use montage_protocol::Tier;
+
+/// The box a tier's previews must fit in (a 320×320 box for the thumbnail): the media side of
+/// [`Tier`], which the wire defines.
+pub trait TierBox {
+    fn max_size(self) -> Size;
 }
 
-impl Tier {
-    pub const ALL: [Tier; 4] = [Tier::Excellent, Tier::Good, Tier::Fair, Tier::Poor];
-
-    /// Previews per second, at most.
-    pub fn fps(self) -> u32 {
-        match self {
-            Tier::Excellent => 60,
-            Tier::Good => 30,
-            Tier::Fair => 15,
-            Tier::Poor => 5,
-        }
-    }
-    /// The least time between two previews to one participant.
-    pub fn min_interval(self) -> Duration {
-        Duration::from_secs(1) / self.fps()
-    }
-    /// The box a preview must fit in (a 320×320 box for the thumbnail).
-    pub fn max_size(self) -> Size {
+impl TierBox for Tier {
+    fn max_size(self) -> Size {
         match self {
             Tier::Excellent => Size::new(1920, 1080),
             Tier::Good => Size::new(1280, 720),
             Tier::Fair => Size::new(854, 480),
             Tier::Poor => Size::new(320, 320),
-        }
-    }
-    /// The wire name (`"excellent"`…).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Excellent => "excellent",
-            Tier::Good => "good",
-            Tier::Fair => "fair",
-            Tier::Poor => "poor",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Tier> {
-        Tier::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-    /// The tier for a measured downlink (DESIGN §7 thresholds). Non-finite counts as poor.
-    pub fn from_mbps(mbps: f64) -> Tier {
-        if mbps > 50.0 {
-            Tier::Excellent
-        } else if mbps >= 10.0 {
-            Tier::Good
-        } else if mbps >= 5.0 {
-            Tier::Fair
-        } else {
-            Tier::Poor
         }
     }
 }

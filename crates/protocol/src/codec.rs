@@ -150,6 +150,17 @@ pub fn encode_with_rid(msg: &ServerMessage, rid: Option<&Json>) -> String {
     }
 }
 
+/// The `op` frame for an edit whose `ops` are already JSON (the server stores that same text, so
+/// it serializes an edit once). `ops_json` must be an encoded [`Op`](montage_ot::Op); the frame
+/// decodes as [`ServerMessage::Op`].
+pub fn encode_op(session: &str, version: u64, user: &str, ops_json: &str) -> String {
+    let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
+    let user = serde_json::to_string(user).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(
+        r#"{{"type":"op","session":{session},"version":{version},"user":{user},"ops":{ops_json}}}"#
+    )
+}
+
 /// Serializing these types cannot fail (string keys only); this is the answer if it ever does.
 const FALLBACK: &str = r#"{"type":"error","code":"internal","message":"encoding failed"}"#;
 
@@ -263,6 +274,52 @@ mod tests {
             }
         ));
         assert_eq!(rid, Some(Json::from("r1")));
+    }
+
+    #[test]
+    fn a_pre_encoded_op_frame_decodes_as_the_op_message() {
+        let ops: montage_ot::Op =
+            serde_json::from_str(r#"[{"op":"text","path":["title"],"pos":0,"ins":"hé \"x\""}]"#)
+                .unwrap();
+        let json = serde_json::to_string(&ops).unwrap();
+        let frame = encode_op("a/b?\"c", 7, "ü\\ser", &json);
+        let (msg, rid) = decode_server(&frame).unwrap();
+        assert_eq!(rid, None);
+        assert_eq!(
+            msg,
+            ServerMessage::Op {
+                session: "a/b?\"c".into(),
+                version: 7,
+                user: "ü\\ser".into(),
+                ops,
+            }
+        );
+    }
+
+    #[test]
+    fn task_frames_round_trip() {
+        let text = r#"{"type":"task","session":"s","task":{"id":"t1","kind":"share.direct_message","state":"failed","attempts":1,"max_attempts":5,"session":"s","created_by":"alice","created_at":1,"updated_at":2,"next_run_at":3,"last_error":"HTTP 500","connector":"messenger"}}"#;
+        let (msg, _) = decode_server(text).unwrap();
+        let ServerMessage::Task { session, task } = &msg else {
+            panic!("{msg:?}")
+        };
+        assert_eq!((session.as_str(), task.state.as_str()), ("s", "failed"));
+        assert_eq!(task.next_run_at, Some(3));
+        let again: Json = serde_json::from_str(&encode(&msg)).unwrap();
+        assert_eq!(again, serde_json::from_str::<Json>(text).unwrap());
+    }
+
+    #[test]
+    fn tiers_follow_the_design_table() {
+        use crate::{Tier, tier_for_mbps};
+        assert_eq!(tier_for_mbps(100.0), (Tier::Excellent, 60, [1920, 1080]));
+        assert_eq!(tier_for_mbps(50.0), (Tier::Good, 30, [1280, 720]));
+        assert_eq!(tier_for_mbps(5.0), (Tier::Fair, 15, [854, 480]));
+        assert_eq!(tier_for_mbps(f64::NAN), (Tier::Poor, 5, [320, 180]));
+        assert!(Tier::Excellent < Tier::Poor);
+        for t in Tier::ALL {
+            assert_eq!(Tier::parse(t.as_str()), Some(t));
+        }
     }
 
     #[test]

@@ -6,9 +6,13 @@ mod error;
 mod message;
 pub mod social;
 
-pub use codec::{ClientFrame, Rejected, decode_client, decode_server, encode, encode_with_rid};
+pub use codec::{
+    ClientFrame, Rejected, decode_client, decode_server, encode, encode_op, encode_with_rid,
+};
 pub use error::{ErrorCode, ProtocolError};
-pub use message::{ClientMessage, OpEntry, Participant, Role, ServerMessage, Tier, tier_for_mbps};
+pub use message::{
+    ClientMessage, OpEntry, Participant, Role, ServerMessage, TaskInfo, Tier, tier_for_mbps,
+};
 pub use social::{
     Annotation, Comment, ConvertError, NewComment, Region, Suggestion, SuggestionStatus, TimeRange,
     rfc3339,

@@ -195,17 +195,25 @@ pub struct OpEntry {
     pub ops: Op,
 }
 
-/// A connection-quality tier (DESIGN §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A connection-quality tier (DESIGN §7): how often presence and previews go to a connection and
+/// how large its previews are. The one tier type of the wire, the server and the media processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
+    /// > 50 Mbps: 60 fps, 1920×1080.
     Excellent,
+    /// 10–50 Mbps: 30 fps, 1280×720.
     Good,
+    /// 5–10 Mbps: 15 fps, 854×480.
     Fair,
+    /// < 5 Mbps: 5 fps, a thumbnail at most 320 px on its longer side.
     Poor,
 }
 
 impl Tier {
+    /// Best first.
+    pub const ALL: [Tier; 4] = [Tier::Excellent, Tier::Good, Tier::Fair, Tier::Poor];
+
     /// The wire name (`"excellent"`…).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -215,19 +223,75 @@ impl Tier {
             Tier::Poor => "poor",
         }
     }
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+    /// Updates (presence, previews) per second, at most.
+    pub fn fps(self) -> u32 {
+        match self {
+            Tier::Excellent => 60,
+            Tier::Good => 30,
+            Tier::Fair => 15,
+            Tier::Poor => 5,
+        }
+    }
+    /// The least time between two updates to one connection.
+    pub fn min_interval(self) -> std::time::Duration {
+        std::time::Duration::from_secs(1) / self.fps()
+    }
+    /// The preview resolution the `tier` message announces (DESIGN §7's table; a 16:9 thumbnail
+    /// for poor).
+    pub fn resolution(self) -> [u32; 2] {
+        match self {
+            Tier::Excellent => [1920, 1080],
+            Tier::Good => [1280, 720],
+            Tier::Fair => [854, 480],
+            Tier::Poor => [320, 180],
+        }
+    }
+    /// The tier for a downlink (DESIGN §7 thresholds). Non-finite counts as poor.
+    pub fn from_mbps(mbps: f64) -> Tier {
+        if mbps > 50.0 {
+            Tier::Excellent
+        } else if mbps >= 10.0 {
+            Tier::Good
+        } else if mbps >= 5.0 {
+            Tier::Fair
+        } else {
+            Tier::Poor
+        }
+    }
 }
 
 /// The tier for a downlink estimate, with its update rate and preview resolution.
 pub fn tier_for_mbps(mbps: f64) -> (Tier, u32, [u32; 2]) {
-    if mbps > 50.0 {
-        (Tier::Excellent, 60, [1920, 1080])
-    } else if mbps >= 10.0 {
-        (Tier::Good, 30, [1280, 720])
-    } else if mbps >= 5.0 {
-        (Tier::Fair, 15, [854, 480])
-    } else {
-        (Tier::Poor, 5, [320, 180])
-    }
+    let t = Tier::from_mbps(mbps);
+    (t, t.fps(), t.resolution())
+}
+
+/// A Task Manager task as the `task` frame and the HTTP task endpoints show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub id: String,
+    /// `share.direct_message`, `share.social_post`, `recognition.social`, …
+    pub kind: String,
+    /// `pending`, `running`, `succeeded`, `failed` or `dead`.
+    pub state: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub session: Option<String>,
+    pub created_by: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When a pending or failed task runs next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The connector a share goes to (`messenger`, `yapper`, `allat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<serde_json::Value>,
 }
 
 /// Server → client.
@@ -306,6 +370,11 @@ pub enum ServerMessage {
     SuggestionUpdated {
         session: String,
         suggestion: Suggestion,
+    },
+    /// A task of the session changed state (a share being delivered, …).
+    Task {
+        session: String,
+        task: TaskInfo,
     },
     Error {
         code: ErrorCode,

@@ -31,7 +31,7 @@ pub struct Config {
     /// `nats://…`: fan-out to other nodes (needs `database_url`).
     pub nats_url: Option<String>,
     /// Connectors, the Task Manager and invites.
-    pub sharing: crate::collaboration::SharingConfig,
+    pub sharing: crate::social::service::SharingConfig,
     /// Where asset bytes go: `s3://bucket/prefix` or `file:///dir`; `None` is `<data_dir>/assets`.
     pub blob_url: Option<String>,
     /// Development mode: `POST /v1/dev/token` hands out tokens for any name (never in production).
@@ -54,7 +54,7 @@ impl Config {
             database_url: None,
             database_pool: crate::store::postgres::DEFAULT_POOL,
             nats_url: None,
-            sharing: crate::collaboration::SharingConfig::default(),
+            sharing: crate::social::service::SharingConfig::default(),
             blob_url: None,
             dev: false,
         }

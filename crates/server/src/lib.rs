@@ -1,28 +1,26 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-pub mod assets;
-pub mod auth;
+// The system design's components, one folder each.
 pub mod bus;
-mod byte_lru;
-pub mod collaboration;
-pub mod config;
-pub mod connectors;
-pub mod error;
 pub mod gateway;
-pub mod http;
-pub mod limits;
 pub mod media;
-pub mod metrics;
 pub mod presence;
-pub mod quality;
-pub mod rebase;
-pub mod session;
-pub mod sharing_api;
 pub mod social;
 pub mod store;
+pub mod sync;
 pub mod tasks;
-pub mod webapp;
+
+// What they share.
+pub mod access;
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod metrics;
+
+/// The system design's name for the sharing and recognition service (contract path).
+pub use social::service as collaboration;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,13 +35,13 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, Limits, MediaConfig};
 pub use error::{Error, Result};
 
-use crate::assets::{BlobStore, ObjectBlobStore};
-use crate::auth::Auth;
 use crate::bus::{Bus, LocalHub, NatsBus};
+use crate::gateway::auth::Auth;
 use crate::media::Media;
+use crate::media::blobs::{BlobStore, ObjectBlobStore};
 use crate::metrics::Metrics;
-use crate::session::{Sessions, run_committer_with_bus, spawn_bus_dispatcher};
 use crate::store::{PgStore, SqliteStore, Store};
+use crate::sync::{Sessions, run_committer_with_bus, spawn_bus_dispatcher};
 
 /// What every handler shares.
 pub struct App {
@@ -58,7 +56,7 @@ pub struct App {
     pub conns: TaskTracker,
     pub next_conn: AtomicU64,
     /// Connection counts and shared rate budgets per user.
-    pub users: limits::UserLimits,
+    pub users: gateway::limits::UserLimits,
     /// Asset storage, decoded assets, preview cache and render permits.
     pub media: Arc<Media>,
     /// Sharing, invites, recognition and the Task Manager.
@@ -119,7 +117,7 @@ fn node_identity(dir: &std::path::Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => return Err(Error::Io { path, source }),
     }
-    let id = tasks::random_id();
+    let id = clock::random_id();
     std::fs::write(&path, &id).map_err(|source| Error::Io {
         path: path.clone(),
         source,
@@ -177,7 +175,7 @@ pub async fn run_node(
             .local_addr()
             .map_or_else(|_| "http://127.0.0.1".into(), |a| format!("http://{a}"))
     });
-    let sender = connectors::HttpSender::new(config.sharing.connectors.timeout)
+    let sender = tasks::connectors::HttpSender::new(config.sharing.connectors.timeout)
         .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
     let collab = collaboration::MediaCollaborationService::start(
         store.clone(),
@@ -195,7 +193,7 @@ pub async fn run_node(
         shutdown: cancel.clone(),
         conns: TaskTracker::new(),
         next_conn: AtomicU64::new(1),
-        users: limits::UserLimits::default(),
+        users: gateway::limits::UserLimits::default(),
         media,
         collab: collab.clone(),
     });
@@ -211,7 +209,7 @@ pub async fn run_node(
             tracing::debug!(error = %e, "TCP_NODELAY failed");
         }
     });
-    let served = axum::serve(listener, http::router(app.clone()))
+    let served = axum::serve(listener, gateway::router(app.clone()))
         .with_graceful_shutdown(cancel.clone().cancelled_owned())
         .await;
     // The listener is closed. Sockets watch `cancel` and close with 1001; then every session

@@ -34,11 +34,13 @@ await run("editor page, two users", async (browser) => {
   const layer = d0.canvas.layers[0];
   check(d0.assets[layer.asset]?.width === 400, "the asset entry carries its size");
   // The version is set when the picture's source is, the size once it has decoded: wait for both.
-  await bob.page.waitForFunction(() => {
+  // Read the width in the same check: a newer preview may start loading right after.
+  const decoded = await bob.page.waitForFunction(() => {
     const img = document.getElementById("preview");
-    return Number(img.dataset.version) >= 1 && img.complete && img.naturalWidth > 0;
+    const ok = Number(img.dataset.version) >= 1 && img.complete && img.naturalWidth > 0;
+    return ok && img.naturalWidth;
   }, null, T);
-  const previewWidth = await bob.page.evaluate(() => document.getElementById("preview").naturalWidth);
+  const previewWidth = await decoded.jsonValue();
   check(previewWidth > 0 && previewWidth <= 1280, `the preview fits the good tier (${previewWidth}px wide)`);
 
   // Both edit at once: alice nudges the layer right (keyboard), bob types the title.

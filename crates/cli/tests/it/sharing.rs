@@ -10,8 +10,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use media_services::collaboration::{MediaCollaborationService, Recipient, RecognitionType};
-use media_services::connectors::{DEFAULT_REPLAY_WINDOW, HttpSender, verify};
 use media_services::store::Store;
+use media_services::tasks::connectors::{DEFAULT_REPLAY_WINDOW, HttpSender, verify};
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
@@ -41,7 +41,7 @@ impl Hook {
         serde_json::from_slice(&self.body).unwrap_or(Json::Null)
     }
 
-    fn verify(&self, secret: &str) -> Result<(), media_services::connectors::VerifyError> {
+    fn verify(&self, secret: &str) -> Result<(), media_services::tasks::connectors::VerifyError> {
         verify(
             secret.as_bytes(),
             self.timestamp.as_deref(),

@@ -2,8 +2,8 @@ use std::time::{Duration, Instant};
 
 use image::ImageFormat;
 use montage_media::{
-    Limits, Pacer, PreviewFormat, Size, Tier, decode, encode_preview, preview_size, render_preview,
-    sniff,
+    Limits, Pacer, PreviewFormat, Size, Tier, TierBox, decode, encode_preview, preview_size,
+    render_preview, sniff,
 };
 use serde_json::json;
 

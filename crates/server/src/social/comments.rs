@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anchors::{self, Frame};
 use super::{REPLICA, Social, SocialError, bad, refuse};
-use crate::limits::social::*;
+use crate::social::limits::*;
 
 /// A comment as stored: the wire comment plus what only the server needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

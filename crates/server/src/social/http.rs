@@ -10,7 +10,17 @@ use montage_protocol::{ErrorCode, Role, Suggestion};
 
 use super::CommentRecord;
 use crate::App;
-use crate::http::{AppError, authenticate, json};
+use crate::api::{AppError, authenticate, json};
+use axum::Router;
+use axum::routing::get;
+
+/// Comments and suggestions, plus sharing, invites, tasks and recognition.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/sessions/{id}/comments", get(comments))
+        .route("/v1/sessions/{id}/suggestions", get(suggestions))
+        .merge(super::sharing_api::routes())
+}
 
 async fn readable(app: &App, id: &str, headers: &HeaderMap) -> Result<(), AppError> {
     let claims = authenticate(app, headers)?;
@@ -19,7 +29,7 @@ async fn readable(app: &App, id: &str, headers: &HeaderMap) -> Result<(), AppErr
         .meta(id)
         .await?
         .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {id}")))?;
-    if !crate::session::check_permission(&meta, &claims.sub, Role::Viewer) {
+    if !crate::access::check_permission(&meta, &claims.sub, Role::Viewer) {
         return Err(AppError(ErrorCode::Forbidden, "no access".into()));
     }
     Ok(())

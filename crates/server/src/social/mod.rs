@@ -8,6 +8,9 @@
 pub mod anchors;
 pub mod comments;
 pub mod http;
+pub mod limits;
+pub mod service;
+pub mod sharing_api;
 pub mod suggestions;
 
 use std::collections::HashMap;
@@ -139,30 +142,4 @@ impl Social {
     }
 }
 
-/// A fresh id: 64 random bits as hex after a kind letter (`c…` comments, `s…` suggestions).
-pub fn new_id(kind: char) -> String {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        // No OS randomness: fall back to the clock, still unique enough within one session.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        b = t.to_le_bytes();
-    }
-    let mut s = String::with_capacity(17);
-    s.push(kind);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
-}
-
-/// Now, as RFC 3339 (UTC, milliseconds).
-pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let millis = d.subsec_millis() as i32;
-    montage_protocol::rfc3339(d.as_secs() as i64, millis * 1_000_000)
-}
+pub use crate::clock::{new_id, now_rfc3339};

@@ -9,7 +9,7 @@ use montage_ot::Op;
 use montage_protocol::{ErrorCode, Role, Suggestion, SuggestionStatus};
 
 use super::{Social, SocialError, refuse};
-use crate::limits::social::*;
+use crate::social::limits::*;
 
 /// The client id under which an accepted suggestion's edit is stored (seq 1).
 pub fn edit_client(id: &str) -> String {

@@ -1,23 +1,16 @@
 //! The storage seam of asset metadata: what each uploaded asset is (kind, format, size, duration),
-//! who uploaded it and when. The bytes live in the blob store (`crate::assets`); this is the
+//! who uploaded it and when. The bytes live in the blob store (`crate::media::blobs`); this is the
 //! record beside them, written once on upload and read by `GET /v1/assets/{id}/meta`.
 //!
-//! Implemented here for all three stores, so the feature stays in one file: SQLite (the table is
-//! created with the rest of its schema), PostgreSQL (migration step "assets" in
-//! `postgres::MIGRATIONS`) and the in-memory double.
+//! Implemented by `sqlite/assets.rs` (the table is created with the rest of its schema),
+//! `postgres/assets.rs` (migration step "assets" in `postgres::MIGRATIONS`) and `memory/assets.rs`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use sqlx::Row;
-
-use super::{MemoryStore, PgStore, SqliteStore, StoreFuture};
-use crate::error::Result;
+use super::StoreFuture;
 
 /// What is known of one stored asset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssetRecord {
-    /// 32 hex digits (`crate::assets::new_asset_id`).
+    /// 32 hex digits (`crate::media::blobs::new_asset_id`).
     pub id: String,
     /// `image`, `video` or `audio`.
     pub kind: String,
@@ -71,161 +64,12 @@ pub trait AssetStore: Send + Sync + 'static {
     fn asset<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<AssetRecord>>;
 }
 
-/// The SQLite table, created with the rest of `sqlite::SCHEMA` (`IF NOT EXISTS`: additive).
-pub(super) const SQLITE_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS assets (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    format TEXT NOT NULL,
-    width INTEGER,
-    height INTEGER,
-    duration REAL,
-    bytes INTEGER NOT NULL,
-    uploader TEXT NOT NULL,
-    session TEXT,
-    created_at INTEGER NOT NULL
-) WITHOUT ROWID;
-"#;
-
-/// The PostgreSQL migration step's SQL.
-pub(super) const PG_SCHEMA: &str = r#"
-CREATE TABLE assets (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    format TEXT NOT NULL,
-    width BIGINT,
-    height BIGINT,
-    duration DOUBLE PRECISION,
-    bytes BIGINT NOT NULL,
-    uploader TEXT NOT NULL,
-    session TEXT,
-    created_at BIGINT NOT NULL
-);
-"#;
-
-const COLUMNS: &str =
-    "id, kind, format, width, height, duration, bytes, uploader, session, created_at";
-
-fn i64_of(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn record_of<'r, R: Row>(row: &'r R) -> Result<AssetRecord>
-where
-    usize: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let dim = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
-    Ok(AssetRecord {
-        id: row.try_get(0)?,
-        kind: row.try_get(1)?,
-        format: row.try_get(2)?,
-        width: dim(row.try_get(3)?),
-        height: dim(row.try_get(4)?),
-        duration: row.try_get(5)?,
-        bytes: u64::try_from(row.try_get::<i64, _>(6)?).unwrap_or(0),
-        uploader: row.try_get(7)?,
-        session: row.try_get(8)?,
-        created_at: u64::try_from(row.try_get::<i64, _>(9)?).unwrap_or(0),
-    })
-}
-
-impl AssetStore for SqliteStore {
-    fn put_asset<'a>(&'a self, r: &'a AssetRecord) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(&format!(
-                "INSERT OR REPLACE INTO assets ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(&r.id)
-            .bind(&r.kind)
-            .bind(&r.format)
-            .bind(r.width.map(i64::from))
-            .bind(r.height.map(i64::from))
-            .bind(r.duration)
-            .bind(i64_of(r.bytes))
-            .bind(&r.uploader)
-            .bind(&r.session)
-            .bind(i64_of(r.created_at))
-            .execute(self.pool())
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn asset<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
-        Box::pin(async move {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM assets WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-            row.as_ref().map(record_of).transpose()
-        })
-    }
-}
-
-impl AssetStore for PgStore {
-    fn put_asset<'a>(&'a self, r: &'a AssetRecord) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(&format!(
-                "INSERT INTO assets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, format = excluded.format, \
-                 width = excluded.width, height = excluded.height, duration = excluded.duration, \
-                 bytes = excluded.bytes, uploader = excluded.uploader, session = excluded.session, \
-                 created_at = excluded.created_at"
-            ))
-            .bind(&r.id)
-            .bind(&r.kind)
-            .bind(&r.format)
-            .bind(r.width.map(i64::from))
-            .bind(r.height.map(i64::from))
-            .bind(r.duration)
-            .bind(i64_of(r.bytes))
-            .bind(&r.uploader)
-            .bind(&r.session)
-            .bind(i64_of(r.created_at))
-            .execute(self.pool())
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn asset<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
-        Box::pin(async move {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM assets WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-            row.as_ref().map(record_of).transpose()
-        })
-    }
-}
-
-/// The in-memory double's records (a field of [`MemoryStore`]).
-#[derive(Default)]
-pub struct MemoryAssets(Mutex<HashMap<String, AssetRecord>>);
-
-impl AssetStore for MemoryStore {
-    fn put_asset<'a>(&'a self, r: &'a AssetRecord) -> StoreFuture<'a, ()> {
-        let mut m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(r.id.clone(), r.clone());
-        Box::pin(async { Ok(()) })
-    }
-
-    fn asset<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
-        let m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());
-        let r = m.get(id).cloned();
-        Box::pin(async move { Ok(r) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Result;
     use crate::store::Store as _;
+    use crate::store::{MemoryStore, PgStore, SqliteStore};
 
     fn record(id: &str) -> AssetRecord {
         AssetRecord {

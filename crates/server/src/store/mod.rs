@@ -1,140 +1,36 @@
-//! The storage seam: what a session needs to be durable, as a trait with an SQLite
-//! implementation (the embedded default), a PostgreSQL one (scale-out: several nodes share it)
-//! and an in-memory one for tests.
+//! Storage: one trait per component's records, each implemented by SQLite (the embedded
+//! default), PostgreSQL (scale-out: several nodes share it) and an in-memory double for tests.
+//!
+//! | trait | records | file |
+//! |---|---|---|
+//! | [`Store`] | sessions, op log, snapshots | `sessions.rs` |
+//! | [`SocialStore`] | comments, suggestions | `social.rs` |
+//! | [`TaskStore`] | tasks, invites, contributions, awards | `tasks.rs` |
+//! | [`AssetStore`] | asset metadata | `assets.rs` |
+//!
+//! Each backend is a folder with one file per trait (`sqlite/`, `postgres/`, `memory/`), so the
+//! SQL twins sit side by side; row decoding both SQL backends share is in `rows.rs`.
 
 pub mod assets;
 mod memory;
-mod pg_records;
 pub mod postgres;
 mod rows;
+mod sessions;
 mod social;
 mod sqlite;
 pub mod tasks;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use montage_protocol::Role;
-
 pub use assets::{AssetRecord, AssetStore};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
+pub use sessions::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
 pub use social::SocialStore;
 pub use sqlite::SqliteStore;
-pub use tasks::{MemoryTaskStore, TaskStore};
+pub use tasks::TaskStore;
 
 use crate::error::Result;
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
-
-/// Who may do what in a session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionMeta {
-    pub owner: String,
-    /// The role a joiner without a grant receives.
-    pub link_role: Role,
-    /// Explicit grants, the owner's included.
-    pub roles: HashMap<String, Role>,
-}
-
-impl SessionMeta {
-    pub fn role_of(&self, user: &str) -> Role {
-        self.roles.get(user).copied().unwrap_or(self.link_role)
-    }
-}
-
-/// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredOp {
-    pub version: u64,
-    pub user: String,
-    pub client: String,
-    pub seq: u64,
-    pub ops: String,
-}
-
-/// The document at a version, as JSON text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub version: u64,
-    pub state: String,
-}
-
-/// What loading a session reads: its metadata, its latest snapshot and the ops after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Loaded {
-    pub meta: SessionMeta,
-    pub snapshot: Option<Snapshot>,
-    pub ops: Vec<StoredOp>,
-}
-
-/// One write of a group commit.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    /// Append a version; it must not exist yet.
-    Op { session: String, op: StoredOp },
-    /// Replace the session's snapshot.
-    Snapshot { session: String, snapshot: Snapshot },
-}
-
-impl Write {
-    pub fn session(&self) -> &str {
-        match self {
-            Write::Op { session, .. } | Write::Snapshot { session, .. } => session,
-        }
-    }
-}
-
-/// Durable session storage. `commit` writes a whole batch in one transaction (group commit):
-/// when it returns `Ok`, every write of the batch is durable; on `Err`, none is.
-pub trait Store: Send + Sync + 'static {
-    fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>>;
-    fn meta<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<SessionMeta>>;
-    /// Creates a session with `owner` as its owner; does nothing if it exists.
-    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()>;
-    fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()>;
-    /// Writes a batch atomically; a version that already exists fails it with `VersionConflict`.
-    fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()>;
-    fn save_snapshot<'a>(&'a self, session: &'a str, snapshot: &'a Snapshot)
-    -> StoreFuture<'a, ()>;
-    /// Versions `after+1 ..`, at most `limit`, in order.
-    fn ops_after<'a>(
-        &'a self,
-        session: &'a str,
-        after: u64,
-        limit: u64,
-    ) -> StoreFuture<'a, Vec<StoredOp>>;
-    /// The version `user`'s edit `(client, seq)` was stored as, if it was. Client ids are the
-    /// clients' own choice, so they are only unique per user.
-    fn find_seq<'a>(
-        &'a self,
-        session: &'a str,
-        user: &'a str,
-        client: &'a str,
-        seq: u64,
-    ) -> StoreFuture<'a, Option<u64>>;
-    /// The highest seq stored for `user`'s `client`.
-    fn max_seq<'a>(
-        &'a self,
-        session: &'a str,
-        user: &'a str,
-        client: &'a str,
-    ) -> StoreFuture<'a, Option<u64>>;
-    fn close(&self) -> StoreFuture<'_, ()>;
-    /// Comments and suggestions, when this store keeps them (a store without them makes the
-    /// social messages answer `not_supported`).
-    fn social(&self) -> Option<&dyn SocialStore> {
-        None
-    }
-    /// The durable tasks, invites and awards kept beside the sessions, when this store has them
-    /// (without, the Task Manager keeps them in memory).
-    fn task_store(&self) -> Option<&dyn TaskStore> {
-        None
-    }
-    /// Asset metadata (kind, size, uploader…), when this store keeps it (without, uploads are
-    /// stored with no record and `GET /v1/assets/{id}/meta` answers `not_found`).
-    fn assets(&self) -> Option<&dyn AssetStore> {
-        None
-    }
-}

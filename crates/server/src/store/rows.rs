@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use montage_protocol::Role;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::tasks::{Award, Contribution, Invite, TaskRecord, TaskState};
 use super::{SessionMeta, StoredOp};
 use crate::error::{Error, Result};
 
@@ -87,5 +88,111 @@ pub(super) fn session_meta(
         owner,
         link_role: parse(&link)?,
         roles,
+    })
+}
+
+// Rows of the task tables (the same column names on both SQL backends).
+
+pub(in crate::store) fn corrupt(what: &str, value: &str) -> Error {
+    Error::Corrupt {
+        session: String::new(),
+        reason: format!("unknown {what} {value:?}"),
+    }
+}
+
+/// Columns of a task row, in the order `task_row` reads them (the same names on both backends).
+pub(in crate::store) const TASK_COLUMNS: &str = "id, key, kind, session, created_by, payload, state, attempts, max_attempts, next_run_at, last_error, created_at, updated_at";
+
+pub(in crate::store) fn task_row(r: &impl Cols) -> Result<TaskRecord> {
+    let state = r.text(6)?;
+    Ok(TaskRecord {
+        id: r.text(0)?,
+        key: r.text(1)?,
+        kind: r.text(2)?,
+        session: r.opt_text(3)?,
+        created_by: r.text(4)?,
+        payload: r.text(5)?,
+        state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
+        attempts: to_u32(r.int(7)?),
+        max_attempts: to_u32(r.int(8)?),
+        next_run_at_ms: r.int(9)?,
+        last_error: r.opt_text(10)?,
+        created_at_ms: r.int(11)?,
+        updated_at_ms: r.int(12)?,
+    })
+}
+
+pub(in crate::store) const INVITE_COLUMNS: &str =
+    "id, session, role, created_by, for_user, expires_at, max_uses, uses, revoked, created_at";
+
+pub(in crate::store) fn invite_row(r: &impl Cols) -> Result<Invite> {
+    let role = r.text(2)?;
+    Ok(Invite {
+        id: r.text(0)?,
+        session: r.text(1)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        created_by: r.text(3)?,
+        for_user: r.opt_text(4)?,
+        expires_at_ms: r.opt_int(5)?,
+        max_uses: r.opt_int(6)?.map(to_u32),
+        uses: to_u32(r.int(7)?),
+        revoked: r.flag(8)?,
+        created_at_ms: r.int(9)?,
+    })
+}
+
+/// `session, user, kind, count`.
+pub(in crate::store) fn contribution_row(r: &impl Cols) -> Result<Contribution> {
+    Ok(Contribution {
+        session: r.text(0)?,
+        user: r.text(1)?,
+        kind: r.text(2)?,
+        count: to_u64(r.int(3)?),
+    })
+}
+
+/// `key, session, user, kind, badge, awarded_by, at`.
+pub(in crate::store) fn award_row(r: &impl Cols) -> Result<Award> {
+    Ok(Award {
+        key: r.text(0)?,
+        session: r.text(1)?,
+        user: r.text(2)?,
+        kind: r.text(3)?,
+        badge: r.opt_text(4)?,
+        awarded_by: r.opt_text(5)?,
+        at_ms: r.int(6)?,
+    })
+}
+
+// Rows of the asset table.
+
+pub(in crate::store) const ASSET_COLUMNS: &str =
+    "id, kind, format, width, height, duration, bytes, uploader, session, created_at";
+
+pub(in crate::store) fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(in crate::store) fn asset_row<'r, R: Row>(row: &'r R) -> Result<crate::store::AssetRecord>
+where
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let dim = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    Ok(crate::store::AssetRecord {
+        id: row.try_get(0)?,
+        kind: row.try_get(1)?,
+        format: row.try_get(2)?,
+        width: dim(row.try_get(3)?),
+        height: dim(row.try_get(4)?),
+        duration: row.try_get(5)?,
+        bytes: u64::try_from(row.try_get::<i64, _>(6)?).unwrap_or(0),
+        uploader: row.try_get(7)?,
+        session: row.try_get(8)?,
+        created_at: u64::try_from(row.try_get::<i64, _>(9)?).unwrap_or(0),
     })
 }

@@ -1,0 +1,61 @@
+//! What every HTTP handler shares: the error answer, JSON responses and the bearer token.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use montage_protocol::{ErrorCode, ServerMessage, encode};
+
+use crate::App;
+use crate::gateway::auth::Claims;
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// An error answer shaped like the WebSocket's error frame; internal details stay in the log.
+pub struct AppError(pub(crate) ErrorCode, pub(crate) String);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match self.0 {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::NotSupported => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        json(status, encode(&ServerMessage::error(self.0, self.1)))
+    }
+}
+
+impl From<crate::error::Error> for AppError {
+    fn from(e: crate::error::Error) -> AppError {
+        if let crate::error::Error::Refused { code, message } = e {
+            return AppError(code, message);
+        }
+        tracing::error!(error = %e, "request failed");
+        AppError(ErrorCode::Internal, "internal error".into())
+    }
+}
+
+pub(crate) fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> Result<Claims, AppError> {
+    let token = bearer(headers)
+        .ok_or_else(|| AppError(ErrorCode::Unauthorized, "missing bearer token".into()))?;
+    app.auth
+        .verify(token)
+        .map_err(|_| AppError(ErrorCode::Unauthorized, "invalid token".into()))
+}

@@ -1,0 +1,32 @@
+//! The HTTP router: the gateway's own endpoints plus each component's routes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::App;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/ws", get(super::socket::ws_handler))
+        .merge(crate::sync::http::routes())
+        .merge(crate::social::http::routes())
+        .merge(crate::media::http::routes())
+        .merge(super::webapp::routes())
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

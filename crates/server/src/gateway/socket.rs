@@ -1,0 +1,700 @@
+//! The Collaboration Gateway: authenticates the upgrade, then per connection decodes frames,
+//! applies limits and routes each message to its session's actor. Each socket has a reader (this
+//! task) and a writer task fed by a bounded queue, so a slow reader never slows anyone else.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use montage_protocol::{
+    ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, ServerMessage, decode_client,
+    encode_with_rid, tier_for_mbps,
+};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::App;
+use crate::api::bearer;
+use crate::clock::now_secs;
+use crate::gateway::auth::Claims;
+use crate::gateway::limits::{ConnLimiter, Verdict, worst};
+use crate::gateway::quality::Meter;
+use crate::media::live::{PreviewTier, preview_loop};
+use crate::sync::ConnLink;
+use crate::sync::conn::rank;
+use crate::sync::{ConnHandle, Outbound, SessionMsg};
+
+/// Close codes (RFC 6455).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /v1/ws`: a valid token or 401 before any upgrade.
+pub async fn ws_handler(
+    State(app): State<Arc<App>>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = query
+        .as_ref()
+        .ok()
+        .and_then(|q| q.token.as_deref())
+        .or_else(|| bearer(&headers));
+    let Some(token) = token else {
+        return (StatusCode::UNAUTHORIZED, "missing token").into_response();
+    };
+    let claims = match app.auth.verify(token) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "token refused");
+            return (StatusCode::UNAUTHORIZED, "invalid token").into_response();
+        }
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    if app.metrics.connections.load(Relaxed) as usize >= app.config.limits.max_connections {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is at its connection limit",
+        )
+            .into_response();
+    }
+    let user: Arc<str> = Arc::from(claims.sub.as_str());
+    let Some(user_limiter) = app.users.connect(&user, &app.config.limits) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections for this user",
+        )
+            .into_response();
+    };
+    // From here the slot is counted; `connection` gives it back, and so does this guard if the
+    // upgrade never completes.
+    let slot = UserSlot {
+        app: app.clone(),
+        user,
+    };
+    let l = &app.config.limits;
+    // tungstenite's own cap sits above ours so an oversized frame gets a `too_large` answer
+    // instead of a dropped connection; only far larger ones hit the hard cap.
+    let hard_cap = l.max_frame_bytes.saturating_mul(4);
+    ws.protocols([SUBPROTOCOL_JSON])
+        .read_buffer_size(1024)
+        .write_buffer_size(1024)
+        .max_write_buffer_size(hard_cap + 64 * 1024)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| connection(socket, app, claims, user_limiter, slot))
+}
+
+enum End {
+    /// The client went away (or was killed): nothing more to send.
+    Gone,
+    /// A close frame is queued; let the writer deliver it.
+    Closing,
+}
+
+/// Gives a user's connection slot back when dropped.
+struct UserSlot {
+    app: Arc<App>,
+    user: Arc<str>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.app.users.disconnect(&self.user);
+    }
+}
+
+async fn connection(
+    socket: WebSocket,
+    app: Arc<App>,
+    claims: Claims,
+    user_limiter: Arc<Mutex<ConnLimiter>>,
+    _slot: UserSlot,
+) {
+    let _tracked = app.conns.token();
+    app.metrics.connections.fetch_add(1, Relaxed);
+    app.metrics.connections_total.fetch_add(1, Relaxed);
+    let id = app.next_conn.fetch_add(1, Relaxed);
+    let user: Arc<str> = Arc::from(claims.sub.as_str());
+    let (tx, rx) = mpsc::channel(app.config.limits.send_queue.max(1));
+    let kill = CancellationToken::new();
+    let reader_done = CancellationToken::new();
+    let handle = ConnHandle::new(
+        id,
+        user.clone(),
+        tx.clone(),
+        kill.clone(),
+        app.metrics.clone(),
+    )
+    .with_name(claims.name.as_deref());
+    let link = handle.link().clone();
+    let (sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        kill.clone(),
+        app.shutdown.clone(),
+        reader_done.clone(),
+        link.clone(),
+    ));
+    tracing::debug!(conn = id, %user, "connected");
+
+    let mut reader = Reader {
+        limiter: ConnLimiter::new(&app.config.limits, Instant::now()),
+        user_limiter,
+        app: app.clone(),
+        handle,
+        tx,
+        joined: HashSet::new(),
+        exp: claims.exp,
+        tier_tx: watch::channel(link.tier()).0,
+        previews: HashMap::new(),
+        link,
+        meter: Meter::new(Instant::now()),
+    };
+    let end = reader.run(&mut stream, &kill).await;
+    for (_, stop) in reader.previews.drain() {
+        stop.cancel();
+    }
+    for s in std::mem::take(&mut reader.joined) {
+        let _ = app
+            .sessions
+            .send(&s, SessionMsg::Disconnect { conn: id }, false)
+            .await;
+    }
+    drop(reader);
+    match end {
+        End::Gone => reader_done.cancel(),
+        End::Closing => {
+            // Let the writer deliver what is queued and the close frame; not forever.
+            if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+                .await
+                .is_err()
+            {
+                reader_done.cancel();
+            }
+        }
+    }
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
+    if matches!(end, End::Closing) {
+        // Finish the closing handshake: read (and drop) until the client's close, so unread
+        // data does not turn our close into a TCP reset that loses the close frame.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    app.metrics.connections.fetch_sub(1, Relaxed);
+    tracing::debug!(conn = id, %user, "disconnected");
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    kill: CancellationToken,
+    shutdown: CancellationToken,
+    reader_done: CancellationToken,
+    link: Arc<ConnLink>,
+) {
+    let close = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = kill.cancelled() => {
+                // The queue is full, so the socket is likely stuck too: try briefly, then go.
+                let _ = tokio::time::timeout(Duration::from_millis(100), sink.send(close(CLOSE_POLICY, "send queue full"))).await;
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(CLOSE_GOING_AWAY, "server shutting down"))).await;
+                break;
+            }
+            _ = reader_done.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        let first = match next {
+            Some(Outbound::Frame(f)) => Message::Text(f),
+            Some(Outbound::Ping(n)) => Message::Ping(n.to_be_bytes().to_vec().into()),
+            Some(Outbound::Close(code, reason)) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason)))
+                        .await;
+                break;
+            }
+            None => break,
+        };
+        // Whatever else is already queued goes out with it: one flush (one syscall) per batch
+        // instead of one per frame when a busy session fans out.
+        let mut closing = None;
+        let mut bytes = message_len(&first);
+        let batch = async {
+            sink.feed(first).await?;
+            for _ in 0..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(Outbound::Frame(f)) => {
+                        bytes += f.len();
+                        sink.feed(Message::Text(f)).await?
+                    }
+                    Ok(Outbound::Ping(n)) => {
+                        sink.feed(Message::Ping(n.to_be_bytes().to_vec().into()))
+                            .await?
+                    }
+                    Ok(Outbound::Close(code, reason)) => {
+                        closing = Some((code, reason));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            r = batch => if r.is_err() { break },
+            _ = kill.cancelled() => break,
+            _ = reader_done.cancelled() => break,
+        }
+        // What reached the socket: the connection's measured drain rate.
+        link.drained.fetch_add(bytes as u64, Relaxed);
+        if let Some((code, reason)) = closing {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason))).await;
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+}
+
+fn message_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        _ => 0,
+    }
+}
+
+struct Reader {
+    app: Arc<App>,
+    handle: ConnHandle,
+    tx: mpsc::Sender<Outbound>,
+    joined: HashSet<String>,
+    limiter: ConnLimiter,
+    user_limiter: Arc<Mutex<ConnLimiter>>,
+    exp: u64,
+    /// The connection's effective tier, for live previews that follow it (subscribed without
+    /// a `tier`).
+    tier_tx: watch::Sender<montage_protocol::Tier>,
+    /// Live preview subscriptions: session → the token that stops its pacing task.
+    previews: HashMap<String, CancellationToken>,
+    /// Tier and paced presence, shared with the writer and the session actors.
+    link: Arc<ConnLink>,
+    /// Measures the connection's tier.
+    meter: Meter,
+}
+
+impl Reader {
+    async fn run(&mut self, stream: &mut SplitStream<WebSocket>, kill: &CancellationToken) -> End {
+        let shutdown = self.app.shutdown.clone();
+        let link = self.link.clone();
+        let mut sample = tokio::time::interval(crate::gateway::quality::SAMPLE_EVERY);
+        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            // Held presence goes out when the tier's interval has passed.
+            let flush_at = link.outbox().due(link.tier());
+            // Idle connections (no session, no preview subscription) are not sampled: no timer
+            // work per socket.
+            let sampling = !self.joined.is_empty() || !self.previews.is_empty();
+            let next = tokio::select! {
+                biased;
+                _ = kill.cancelled() => return End::Gone,
+                _ = shutdown.cancelled() => return End::Closing,
+                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now).into()).await },
+                    if flush_at.is_some() => {
+                    self.flush_presence();
+                    continue;
+                }
+                _ = link.wake.notified() => continue,
+                _ = sample.tick(), if sampling => {
+                    self.sample();
+                    continue;
+                }
+                m = stream.next() => m,
+            };
+            let end = match next {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
+                Some(Ok(Message::Pong(p))) => {
+                    self.meter.pong(&p, Instant::now());
+                    None
+                }
+                Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
+                Some(Ok(Message::Binary(b))) => match self.limit(b.len()) {
+                    Err(end) => end,
+                    Ok(()) => {
+                        self.error(
+                            ErrorCode::BadRequest,
+                            "binary frames need the montage.v1.proto subprotocol",
+                            None,
+                        );
+                        None
+                    }
+                },
+                Some(Ok(_)) => None, // ping/pong: answered by the socket itself
+            };
+            if let Some(end) = end {
+                return end;
+            }
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: impl Into<String>, rid: Option<&Json>) {
+        self.handle.error(code, message, rid);
+    }
+
+    fn flush_presence(&self) {
+        let frames = self.link.outbox().flush(self.link.tier(), Instant::now());
+        for f in frames {
+            if !self.handle.send(f) {
+                break;
+            }
+        }
+    }
+
+    fn sample(&mut self) {
+        if let Some(t) = self.meter.sample(&self.tx, &self.link, Instant::now()) {
+            self.set_tier(t, None);
+        }
+    }
+
+    /// Applies and announces a new effective tier.
+    fn set_tier(&mut self, t: montage_protocol::Tier, rid: Option<&Json>) {
+        let before = self.link.tier();
+        self.link.set_tier(t);
+        self.tier_tx
+            .send_if_modified(|cur| std::mem::replace(cur, t) != t);
+        let m = &self.app.metrics;
+        if rank(t) < rank(before) {
+            m.tier_down_total.fetch_add(1, Relaxed);
+            tracing::debug!(conn = self.handle.id, tier = t.as_str(), "tier down");
+        } else if rank(t) > rank(before) {
+            m.tier_up_total.fetch_add(1, Relaxed);
+        }
+        let msg = crate::gateway::quality::tier_message(t);
+        self.handle.send(encode_with_rid(&msg, rid));
+    }
+
+    /// Queues a close frame behind whatever is already queued.
+    fn close(&self, code: u16, reason: &str) -> End {
+        if self
+            .tx
+            .try_send(Outbound::Close(code, reason.to_owned()))
+            .is_err()
+        {
+            return End::Gone;
+        }
+        End::Closing
+    }
+
+    fn verdict(&self, v: Verdict, rid: Option<&Json>) -> Result<(), Option<End>> {
+        match v {
+            Verdict::Allow => Ok(()),
+            Verdict::Limited { retry_after } => {
+                self.app.metrics.rate_limited_total.fetch_add(1, Relaxed);
+                let msg = ServerMessage::Error {
+                    code: ErrorCode::RateLimited,
+                    message: "rate limit exceeded".into(),
+                    retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
+                };
+                self.handle.send(encode_with_rid(&msg, rid));
+                Err(None)
+            }
+            Verdict::Abuse => {
+                tracing::info!(conn = self.handle.id, user = %self.handle.user, "closing: rate limits abused");
+                Err(Some(self.close(CLOSE_POLICY, "rate limit exceeded")))
+            }
+        }
+    }
+
+    fn limit(&mut self, len: usize) -> Result<(), Option<End>> {
+        let now = Instant::now();
+        let mine = self.limiter.frame(len, now);
+        let theirs = self
+            .user_limiter
+            .lock()
+            .map_or(Verdict::Allow, |mut u| u.frame(len, now));
+        self.verdict(worst(mine, theirs), None)
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<End> {
+        if let Err(end) = self.limit(text.len()) {
+            return end;
+        }
+        let max = self.app.config.limits.max_frame_bytes;
+        if text.len() > max {
+            self.error(
+                ErrorCode::TooLarge,
+                format!("frames are limited to {max} bytes"),
+                None,
+            );
+            return None;
+        }
+        if now_secs() >= self.exp {
+            self.error(ErrorCode::Unauthorized, "token expired", None);
+            return Some(self.close(CLOSE_POLICY, "token expired"));
+        }
+        let frame = match decode_client(text) {
+            Ok(f) => f,
+            Err(r) => {
+                self.error(r.error.code(), r.error.to_string(), r.rid.as_ref());
+                return None;
+            }
+        };
+        if matches!(frame.msg, ClientMessage::Op { .. }) {
+            let now = Instant::now();
+            let mine = self.limiter.edit(now);
+            let theirs = self
+                .user_limiter
+                .lock()
+                .map_or(Verdict::Allow, |mut u| u.edit(now));
+            let v = worst(mine, theirs);
+            if let Err(end) = self.verdict(v, frame.rid.as_ref()) {
+                return end;
+            }
+        }
+        self.dispatch(frame).await;
+        None
+    }
+
+    /// Starts (or restarts, at a new tier) live previews of a session for this connection: a
+    /// `preview` now, then after committed edits at most at the tier's frame rate, the newest
+    /// version always last. Without `tier` the subscription follows the connection's tier. The
+    /// subscriber needs viewer rights; joining is not required.
+    async fn preview_subscribe(
+        &mut self,
+        session: String,
+        tier: Option<montage_protocol::Tier>,
+        rid: Option<Json>,
+    ) {
+        let max = self.app.config.limits.sessions_per_connection;
+        if !self.previews.contains_key(&session) && self.previews.len() >= max {
+            self.error(
+                ErrorCode::TooLarge,
+                format!("at most {max} preview subscriptions per connection"),
+                rid.as_ref(),
+            );
+            return;
+        }
+        // No tier asked for: follow the connection's (measured or hinted) as it changes.
+        let tier = match tier {
+            Some(t) => PreviewTier::Fixed(t),
+            None => PreviewTier::Follow(self.tier_tx.subscribe()),
+        };
+        // Watch first, then read: an edit committed in between is seen by the watch.
+        let versions = self.app.sessions.watch_versions(&session);
+        let version = match self.app.sessions.state(&session, &self.handle.user).await {
+            Ok((version, _)) => version,
+            Err(code) => {
+                let message = match code {
+                    ErrorCode::NotFound => format!("no session {session}"),
+                    ErrorCode::Forbidden => format!("no access to session {session}"),
+                    _ => "could not read the session".to_owned(),
+                };
+                self.error(code, message, rid.as_ref());
+                return;
+            }
+        };
+        let stop = self.app.shutdown.child_token();
+        if let Some(old) = self.previews.insert(session.clone(), stop.clone()) {
+            old.cancel();
+        }
+        tokio::spawn(preview_loop(
+            self.handle.clone(),
+            session,
+            tier,
+            versions,
+            version,
+            rid,
+            stop,
+        ));
+    }
+
+    async fn dispatch(&mut self, ClientFrame { rid, msg }: ClientFrame) {
+        let conn = self.handle.clone();
+        let sessions = self.app.sessions.clone();
+        let (session, smsg) = match msg {
+            ClientMessage::Join {
+                session,
+                client,
+                since,
+            } => {
+                let max = self.app.config.limits.sessions_per_connection;
+                if !self.joined.contains(&session) && self.joined.len() >= max {
+                    self.error(
+                        ErrorCode::TooLarge,
+                        format!("at most {max} sessions per connection"),
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                if sessions
+                    .send(
+                        &session,
+                        SessionMsg::Join {
+                            conn,
+                            client,
+                            since,
+                            rid: rid.clone(),
+                        },
+                        true,
+                    )
+                    .await
+                    .is_err()
+                {
+                    self.error(ErrorCode::Internal, "server is shutting down", rid.as_ref());
+                    return;
+                }
+                self.joined.insert(session);
+                return;
+            }
+            ClientMessage::Leave { session } => {
+                if !self.joined.remove(&session) {
+                    self.error(
+                        ErrorCode::NotFound,
+                        format!("not joined to session {session}"),
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                let _ = sessions
+                    .send(&session, SessionMsg::Leave { conn: conn.id }, false)
+                    .await;
+                return;
+            }
+            ClientMessage::Quality { downlink_mbps } => {
+                let (hint, _, _) = tier_for_mbps(downlink_mbps);
+                // The answer names the effective tier: the hint, or lower if measured lower.
+                let t = self.meter.hint(hint);
+                self.set_tier(t, rid.as_ref());
+                return;
+            }
+            ClientMessage::PreviewSubscribe { session, tier } => {
+                self.preview_subscribe(session, tier, rid).await;
+                return;
+            }
+            ClientMessage::PreviewUnsubscribe { session } => {
+                match self.previews.remove(&session) {
+                    Some(stop) => stop.cancel(),
+                    None => self.error(
+                        ErrorCode::NotFound,
+                        format!("no preview subscription for session {session}"),
+                        rid.as_ref(),
+                    ),
+                }
+                return;
+            }
+            m @ (ClientMessage::Comment { .. }
+            | ClientMessage::CommentEdit { .. }
+            | ClientMessage::CommentDelete { .. }
+            | ClientMessage::CommentResolve { .. }
+            | ClientMessage::CommentReact { .. }
+            | ClientMessage::Suggest { .. }
+            | ClientMessage::SuggestionAccept { .. }
+            | ClientMessage::SuggestionReject { .. }) => {
+                let Ok((session, req)) = crate::social::Request::from_message(m) else {
+                    return;
+                };
+                (
+                    session,
+                    SessionMsg::Social {
+                        conn,
+                        req,
+                        rid: rid.clone(),
+                    },
+                )
+            }
+            ClientMessage::Op {
+                session,
+                base,
+                seq,
+                ops,
+            } => (
+                session,
+                SessionMsg::Op {
+                    conn,
+                    base,
+                    seq,
+                    ops,
+                    rid: rid.clone(),
+                    received: Instant::now(),
+                },
+            ),
+            ClientMessage::Presence { session, data } => (
+                session,
+                SessionMsg::Presence {
+                    conn,
+                    data,
+                    rid: rid.clone(),
+                },
+            ),
+            ClientMessage::SetRole {
+                session,
+                user,
+                role,
+            } => (
+                session,
+                SessionMsg::SetRole {
+                    conn,
+                    user,
+                    role,
+                    rid: rid.clone(),
+                },
+            ),
+        };
+        if !self.joined.contains(&session) {
+            self.error(
+                ErrorCode::NotFound,
+                format!("not joined to session {session}"),
+                rid.as_ref(),
+            );
+            return;
+        }
+        if sessions.send(&session, smsg, false).await.is_err() {
+            self.joined.remove(&session);
+            self.error(
+                ErrorCode::NotFound,
+                format!("session {session} is no longer loaded; join again"),
+                rid.as_ref(),
+            );
+        }
+    }
+}

@@ -1,0 +1,718 @@
+//! The media processor wired into the HTTP API: `POST /v1/assets`, `GET /v1/assets/{id}` and
+//! `GET /v1/sessions/{id}/preview?tier=T`. Decoding and rendering run on the blocking pool under
+//! a small semaphore (ffprobe on uploads under its own); decoded assets, encoded previews and
+//! temporary copies of remote videos are cached, all bounded in bytes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use montage_media::{
+    Asset, Limits, MediaError, Preview, PreviewCache, PreviewFormat, Tier, TierBox, Warning,
+};
+use montage_protocol::ErrorCode;
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::App;
+use crate::api::{AppError, authenticate, json};
+use crate::config::MediaConfig;
+use crate::media::blobs::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
+use crate::media::byte_lru::ByteLru;
+use crate::store::AssetRecord;
+
+/// Longest `X-Montage-Warnings` header; the rest is cut (the full list is in the log).
+const MAX_WARNINGS_HEADER: usize = 2048;
+
+/// What the media endpoints share.
+pub struct Media {
+    pub blobs: Arc<dyn BlobStore>,
+    pub assets: Arc<DecodedAssets>,
+    pub previews: PreviewCache,
+    /// Permits for decodes and renders: each may hold hundreds of MB and a core.
+    work: Arc<Semaphore>,
+    /// Permits for ffprobe runs on uploads, apart from `work`: uploads can't starve previews.
+    probes: Arc<Semaphore>,
+    /// Local copies of remote blobs for ffmpeg (frame requests).
+    copies: TempCopies,
+    pub intake: Limits,
+}
+
+impl Media {
+    pub fn new(blobs: Arc<dyn BlobStore>, config: &MediaConfig) -> Media {
+        Media {
+            assets: Arc::new(DecodedAssets::new(
+                blobs.clone(),
+                config.intake,
+                config.asset_cache_bytes,
+            )),
+            blobs,
+            previews: PreviewCache::new(config.preview_cache_bytes),
+            work: Arc::new(Semaphore::new(config.max_renders.max(1))),
+            probes: Arc::new(Semaphore::new(config.max_probes.max(1))),
+            copies: TempCopies::new(config.frame_copy_bytes),
+            intake: config.intake,
+        }
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        acquire(&self.work).await
+    }
+}
+
+async fn acquire(s: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, AppError> {
+    s.clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AppError(ErrorCode::Internal, "shutting down".into()))
+}
+
+fn media_error(e: MediaError) -> AppError {
+    if let MediaError::MalformedMedia { detail, .. } = &e {
+        // What the tool said stays in the log: it may name server paths.
+        if !detail.is_empty() {
+            tracing::info!(error = %e, %detail, "media tool refused a file");
+        }
+    }
+    let code = match e.code() {
+        "too_large" => ErrorCode::TooLarge,
+        "bad_request" => ErrorCode::BadRequest,
+        "not_supported" => ErrorCode::NotSupported,
+        "not_found" => ErrorCode::NotFound,
+        _ => {
+            tracing::error!(error = %e, "media processing failed");
+            return AppError(ErrorCode::Internal, "internal error".into());
+        }
+    };
+    AppError(code, e.to_string())
+}
+
+fn too_large(max: u64) -> AppError {
+    AppError(
+        ErrorCode::TooLarge,
+        format!("the upload is larger than {max} bytes"),
+    )
+}
+
+fn join_error(e: tokio::task::JoinError) -> AppError {
+    tracing::error!(error = %e, "media task failed");
+    AppError(ErrorCode::Internal, "internal error".into())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    session: Option<String>,
+}
+
+/// `POST /v1/assets[?session=S]`: with `session`, the uploader must be an editor (or owner) of
+/// S — the upload is for a layer there — checked before the body is read. Without it any
+/// authenticated user may upload: an asset belongs to no session until a layer references it,
+/// its id is unguessable, and only an editor can put it into a document.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/sessions/{id}/preview", get(preview))
+        .route("/v1/sessions/{id}/frame", get(frame))
+        .route("/v1/assets", post(upload))
+        .route("/v1/assets/{id}", get(download))
+        .route("/v1/assets/{id}/meta", get(meta))
+}
+
+pub async fn upload(
+    State(app): State<Arc<App>>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    if let Some(session) = &q.session {
+        let meta = app
+            .store
+            .meta(session)
+            .await?
+            .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {session}")))?;
+        if !crate::access::check_permission(&meta, &claims.sub, montage_protocol::Role::Editor) {
+            return Err(AppError(
+                ErrorCode::Forbidden,
+                format!("uploading for session {session} needs the editor role"),
+            ));
+        }
+    }
+    let media = app.media.clone();
+    let max = media.intake.max_bytes;
+    // Refuse a declared oversize body before reading any of it (a client sending
+    // `Expect: 100-continue` never sends it at all).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
+    let image = montage_media::sniff(&bytes).is_some();
+    // Images decode under the render permits; ffprobe runs under its own.
+    let permit = if image {
+        media.permit().await?
+    } else {
+        acquire(&media.probes).await?
+    };
+    let (uploader, session) = (claims.sub.clone(), q.session.clone());
+    let record = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let id = new_asset_id().map_err(|e| {
+            AppError::from(crate::Error::Io {
+                path: "getrandom".into(),
+                source: e,
+            })
+        })?;
+        let mut record = AssetRecord {
+            id: id.clone(),
+            kind: String::new(),
+            format: String::new(),
+            width: None,
+            height: None,
+            duration: None,
+            bytes: bytes.len() as u64,
+            uploader,
+            session,
+            created_at: crate::clock::now_secs(),
+        };
+        if image {
+            // Decoding validates completely (format sniffed, dimensions checked before any
+            // pixel is decoded, truncation), and the decoded image warms the cache for the
+            // first preview.
+            let (info, image) =
+                montage_media::decode_with_info(&bytes, &media.intake).map_err(media_error)?;
+            media.blobs.put(&id, &bytes)?;
+            media.assets.insert(&id, Arc::new(Asset::new(image)));
+            record.kind = info.kind.as_str().into();
+            record.format = info.format.mime().trim_start_matches("image/").into();
+            (record.width, record.height) = (Some(info.width), Some(info.height));
+        } else if let Some(container) = montage_media::sniff_container(&bytes) {
+            let info = probe_av(&bytes, container, &media.intake)?;
+            media.blobs.put(&id, &bytes)?;
+            record.kind = info.kind.as_str().into();
+            record.format = container.name().into();
+            (record.width, record.height) = (info.width, info.height);
+            record.duration = info.duration;
+        } else {
+            return Err(AppError(
+                ErrorCode::BadRequest,
+                "unrecognised format: upload a PNG, JPEG or WebP image, an MP4, MOV, WebM or MKV \
+                 video, or MP3, M4A, WAV, Ogg or FLAC audio"
+                    .into(),
+            ));
+        }
+        Ok::<_, AppError>(record)
+    })
+    .await
+    .map_err(join_error)??;
+    // The blob is stored first, so a record always names bytes that exist; a record that can't
+    // be stored takes its blob with it, so no blob is left that nothing records.
+    if let Some(store) = app.store.assets()
+        && let Err(e) = store.put_asset(&record).await
+    {
+        let (blobs, id) = (app.media.blobs.clone(), record.id.clone());
+        app.media.assets.remove(&id);
+        let removed = tokio::task::spawn_blocking(move || blobs.delete(&id)).await;
+        if !matches!(removed, Ok(Ok(()))) {
+            tracing::error!(asset = %record.id, "an asset without a record could not be deleted");
+        }
+        return Err(e.into());
+    }
+    tracing::info!(user = %claims.sub, asset = %record.id, kind = %record.kind, bytes = record.bytes, "asset uploaded");
+    let mut body = serde_json::json!({
+        "id": record.id,
+        "kind": record.kind,
+        "format": record.format,
+    });
+    for (k, v) in [("width", record.width), ("height", record.height)] {
+        if let Some(v) = v {
+            body[k] = v.into();
+        }
+    }
+    if let Some(d) = record.duration {
+        body["duration"] = d.into();
+    }
+    Ok(json(StatusCode::CREATED, body.to_string()))
+}
+
+/// Validates and measures a video or audio upload: ffprobe reads files, so the bytes go to a
+/// temporary file first (removed when this returns). `not_supported` without ffprobe.
+fn probe_av(
+    bytes: &[u8],
+    container: montage_media::Container,
+    limits: &montage_media::Limits,
+) -> Result<montage_media::AvInfo, AppError> {
+    if montage_media::tool_path("ffprobe").is_none() {
+        return Err(AppError(
+            ErrorCode::NotSupported,
+            format!(
+                "{} uploads need ffprobe (ffmpeg), which is not installed on this server",
+                container.name()
+            ),
+        ));
+    }
+    let tmp = temp_file("montage-upload-", bytes).map_err(|e| {
+        AppError::from(crate::Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })
+    })?;
+    montage_media::probe_av(&tmp, container, limits).map_err(media_error)
+}
+
+/// `bytes` in a new temporary file, deleted when the returned path is dropped: the tools
+/// (ffprobe, ffmpeg) read files.
+fn temp_file(prefix: &str, bytes: &[u8]) -> std::io::Result<tempfile::TempPath> {
+    let mut f = tempfile::Builder::new().prefix(prefix).tempfile()?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    Ok(f.into_temp_path())
+}
+
+/// The body, refused with `too_large` as soon as it passes `max` bytes: a chunked body has no
+/// declared length, so it is counted as it arrives.
+async fn read_limited(body: Body, max: u64, declared: u64) -> Result<Vec<u8>, AppError> {
+    let mut bytes = Vec::with_capacity(declared.min(max) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| AppError(ErrorCode::BadRequest, "unreadable body".into()))?;
+        if (bytes.len() + chunk.len()) as u64 > max {
+            return Err(too_large(max));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// `GET /v1/assets/{id}`: the stored bytes, immutable, so cacheable forever by the client.
+pub async fn download(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authenticate(&app, &headers)?;
+    let not_found = || AppError(ErrorCode::NotFound, "no such asset".into());
+    if !valid_asset_id(&id) {
+        return Err(not_found());
+    }
+    let blobs = app.media.blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&id))
+        .await
+        .map_err(join_error)??
+        .ok_or_else(not_found)?;
+    let mime = montage_media::sniff(&bytes)
+        .map(|f| f.mime())
+        .or_else(|| montage_media::sniff_container(&bytes).map(|c| c.mime()))
+        .unwrap_or("application/octet-stream");
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, mime),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /v1/assets/{id}/meta`: what the store recorded on upload (kind, format, size, duration,
+/// time). 404 for unknown ids, and for assets stored before records were kept. `uploader` and
+/// `session` only for the uploader and for those who may view that session.
+pub async fn meta(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    let not_found = || AppError(ErrorCode::NotFound, "no record of such an asset".into());
+    if !valid_asset_id(&id) {
+        return Err(not_found());
+    }
+    let store = app.store.assets().ok_or_else(not_found)?;
+    let record = store.asset(&id).await?.ok_or_else(not_found)?;
+    let mut body = record.to_json();
+    let may_see = record.uploader == claims.sub
+        || match &record.session {
+            Some(s) => app.store.meta(s).await?.is_some_and(|m| {
+                crate::access::check_permission(&m, &claims.sub, montage_protocol::Role::Viewer)
+            }),
+            None => false,
+        };
+    if !may_see && let Some(o) = body.as_object_mut() {
+        o.remove("uploader");
+        o.remove("session");
+    }
+    Ok(json(StatusCode::OK, body.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreviewQuery {
+    tier: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/preview?tier=T`: the session's current canvas, at most the tier's
+/// resolution, for anyone who may view the session.
+pub async fn preview(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<PreviewQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    let tier = tier_param(q.tier.as_deref())?;
+    let (version, state) = session_state(&app, &id, &claims.sub).await?;
+    let media = app.media.clone();
+    if let Some(p) = media.previews.get(&id, version, tier) {
+        return Ok(answer(&p, &[], &headers));
+    }
+    let permit = media.permit().await?;
+    // Another request may have rendered this version while we waited for the permit.
+    if let Some(p) = media.previews.get(&id, version, tier) {
+        return Ok(answer(&p, &[], &headers));
+    }
+    // Parsed only on a cache miss.
+    let doc = parse_doc(&id, &state)?;
+    let assets = media.assets.clone();
+    let (p, warnings) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        montage_media::render_preview(&doc, &*assets, version, tier, PreviewFormat::DEFAULT)
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(media_error)?;
+    let p = Arc::new(p);
+    if warnings.is_empty() {
+        // A preview with warnings (a missing asset may be uploaded later) is not kept.
+        media.previews.insert(&id, p.clone());
+    } else {
+        tracing::debug!(session = %id, version, ?warnings, "preview rendered with warnings");
+    }
+    Ok(answer(&p, &warnings, &headers))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FrameQuery {
+    t: Option<String>,
+    tier: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/frame?t=SECONDS&tier=T`: the timeline's picture at playhead `t` (the
+/// top video clip there, through ffmpeg), a JPEG at most the tier's box, for anyone who may view
+/// the session. 404 when no clip plays at `t`; 501 `not_supported` without ffmpeg.
+pub async fn frame(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<FrameQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let claims = authenticate(&app, &headers)?;
+    let tier = tier_param(q.tier.as_deref())?;
+    let t =
+        q.t.as_deref()
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| {
+                AppError(
+                    ErrorCode::BadRequest,
+                    "t must be a non-negative number of seconds".into(),
+                )
+            })?;
+    let (version, doc) = session_doc(&app, &id, &claims.sub).await?;
+    let media = app.media.clone();
+    let permit = media.permit().await?;
+    let limits = media.intake;
+    let found = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        // ffmpeg reads files: a blob that is not on local disk (S3) is copied to a temporary
+        // file, cached per asset; this request holds it until the frame is extracted.
+        let held = std::cell::RefCell::new(Vec::new());
+        let path_of = |asset: &str| {
+            if !valid_asset_id(asset) {
+                return None;
+            }
+            if let Some(p) = media.blobs.local_path(asset) {
+                return Some(p);
+            }
+            let tmp = media.copies.get_or_copy(&*media.blobs, asset)?;
+            let path = tmp.to_path_buf();
+            held.borrow_mut().push(tmp);
+            Some(path)
+        };
+        let Some((clip, img)) =
+            montage_media::timeline_frame(&doc, t, tier.max_size(), &limits, &path_of)?
+        else {
+            return Ok(None);
+        };
+        let bytes = montage_media::encode_preview(&img, PreviewFormat::DEFAULT)?;
+        Ok::<_, MediaError>(Some((clip, bytes)))
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(media_error)?;
+    let Some((clip, bytes)) = found else {
+        return Err(AppError(
+            ErrorCode::NotFound,
+            format!("no video clip plays at {t} s"),
+        ));
+    };
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PreviewFormat::DEFAULT.mime()),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-montage-version", HeaderValue::from(version));
+    h.insert("x-montage-tier", HeaderValue::from_static(tier.as_str()));
+    if let Ok(v) = HeaderValue::from_str(&clip.clip) {
+        h.insert("x-montage-clip", v);
+    }
+    Ok((StatusCode::OK, h, bytes).into_response())
+}
+
+/// Temporary copies of remote blobs, by asset id, least-recently-used beyond a byte budget.
+/// An evicted copy's file is deleted as soon as no request still reads it.
+struct TempCopies(ByteLru<Arc<tempfile::TempPath>>);
+
+impl TempCopies {
+    fn new(budget: u64) -> TempCopies {
+        TempCopies(ByteLru::new(budget))
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<tempfile::TempPath>> {
+        self.0.get(id)
+    }
+
+    /// Keeps `path` (a copy of `bytes` bytes) for `id` if it fits the budget.
+    fn insert(&self, id: &str, path: tempfile::TempPath, bytes: u64) -> Arc<tempfile::TempPath> {
+        let path = Arc::new(path);
+        self.0.insert(id, path.clone(), bytes);
+        path
+    }
+
+    /// The cached copy of blob `id`, or a new one; `None` if there is no such blob or it can't
+    /// be copied (logged).
+    fn get_or_copy(&self, blobs: &dyn BlobStore, id: &str) -> Option<Arc<tempfile::TempPath>> {
+        if let Some(p) = self.get(id) {
+            return Some(p);
+        }
+        let bytes = match blobs.get(id) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(asset = id, error = %e, "reading a blob for ffmpeg failed");
+                return None;
+            }
+        };
+        let path = temp_file("montage-blob-", &bytes)
+            .inspect_err(
+                |e| tracing::warn!(asset = id, error = %e, "copying a blob for ffmpeg failed"),
+            )
+            .ok()?;
+        Some(self.insert(id, path, bytes.len() as u64))
+    }
+}
+
+/// `tier=` as a tier, or a `bad_request` naming the choices.
+fn tier_param(tier: Option<&str>) -> Result<Tier, AppError> {
+    tier.and_then(Tier::parse).ok_or_else(|| {
+        AppError(
+            ErrorCode::BadRequest,
+            "tier must be excellent, good, fair or poor".into(),
+        )
+    })
+}
+
+/// The committed version and state (JSON text) of a session the user may view.
+async fn session_state(app: &App, id: &str, user: &str) -> Result<(u64, String), AppError> {
+    match app.sessions.state(id, user).await {
+        Ok(s) => Ok(s),
+        Err(ErrorCode::NotFound) => Err(AppError(ErrorCode::NotFound, format!("no session {id}"))),
+        Err(ErrorCode::Forbidden) => Err(AppError(ErrorCode::Forbidden, "no access".into())),
+        Err(code) => Err(AppError(code, "could not read the session".into())),
+    }
+}
+
+/// A session's state text as a document, straight into the OT value (no intermediate tree).
+fn parse_doc(id: &str, state: &str) -> Result<montage_ot::Value, AppError> {
+    serde_json::from_str(state).map_err(|e| {
+        tracing::error!(session = %id, error = %e, "session state is not JSON");
+        AppError(ErrorCode::Internal, "internal error".into())
+    })
+}
+
+/// The committed version and document of a session the user may view.
+async fn session_doc(
+    app: &App,
+    id: &str,
+    user: &str,
+) -> Result<(u64, montage_ot::Value), AppError> {
+    let (version, state) = session_state(app, id, user).await?;
+    Ok((version, parse_doc(id, &state)?))
+}
+
+fn answer(p: &Preview, warnings: &[Warning], req: &HeaderMap) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(p.format.mime()),
+    );
+    h.insert("x-montage-version", HeaderValue::from(p.version));
+    h.insert("x-montage-tier", HeaderValue::from_static(p.tier.as_str()));
+    if warnings.is_empty() {
+        // Same version and tier, same picture: the ETag lets a client revalidate for free.
+        let etag = format!("\"{}-{}\"", p.version, p.tier.as_str());
+        let matches = req
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        if matches {
+            return (StatusCode::NOT_MODIFIED, h).into_response();
+        }
+    } else {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&warnings_header(warnings)) {
+            h.insert("x-montage-warnings", v);
+        }
+    }
+    (StatusCode::OK, h, p.bytes.clone()).into_response()
+}
+
+/// `kind layer=… [asset=…]` per warning, `; `-separated, printable ASCII only (layer ids come from
+/// the document), cut at [`MAX_WARNINGS_HEADER`].
+fn warnings_header(warnings: &[Warning]) -> String {
+    let mut out = String::new();
+    for w in warnings {
+        let s = match w {
+            Warning::MissingAsset { layer, asset } => {
+                format!("missing_asset layer={layer} asset={asset}")
+            }
+            Warning::AssetError { layer, asset, .. } => {
+                format!("asset_error layer={layer} asset={asset}")
+            }
+            Warning::Skipped { layer, reason } => format!("skipped layer={layer}: {reason}"),
+            Warning::TooManyLayers { drawn, total } => {
+                format!("too_many_layers drawn={drawn} total={total}")
+            }
+            other => format!("{other:?}"),
+        };
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.extend(s.chars().map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        }));
+        if out.len() >= MAX_WARNINGS_HEADER {
+            out.truncate(MAX_WARNINGS_HEADER);
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_header_is_printable_and_bounded() {
+        let w = vec![
+            Warning::MissingAsset {
+                layer: "l\n\u{e9}".into(),
+                asset: "a".into(),
+            };
+            500
+        ];
+        let h = warnings_header(&w);
+        assert!(h.starts_with("missing_asset layer=l?? asset=a; "));
+        assert!(h.len() <= MAX_WARNINGS_HEADER);
+        assert!(HeaderValue::from_str(&h).is_ok());
+    }
+
+    fn chunked(n: usize, size: usize) -> Body {
+        let chunks = (0..n).map(move |_| Ok::<_, std::io::Error>(vec![7u8; size]));
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn undeclared_bodies_are_cut_at_the_limit() {
+        let ok = read_limited(chunked(4, 250), 1000, 0).await;
+        assert!(matches!(ok, Ok(b) if b.len() == 1000));
+        let over = read_limited(chunked(5, 250), 1000, 0).await;
+        assert!(matches!(over, Err(AppError(ErrorCode::TooLarge, _))));
+        // An endless body is refused after the limit, not read to its end.
+        let endless = Body::from_stream(futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(vec![0u8; 4096])
+        }));
+        let r = read_limited(endless, 1 << 20, 0).await;
+        assert!(matches!(r, Err(AppError(ErrorCode::TooLarge, _))));
+    }
+
+    #[test]
+    fn temp_copies_stay_within_their_budget_and_delete_evicted_files() {
+        let copies = TempCopies::new(100);
+        let file = |n: usize| temp_file("montage-test-", &vec![1u8; n]).expect("temp file");
+        let a = copies.insert("a", file(40), 40).to_path_buf();
+        let b = copies.insert("b", file(40), 40).to_path_buf();
+        assert!(copies.get("a").is_some(), "a is now the most recently used");
+        // c needs room: b, the least recently used, goes and its file with it.
+        let c = copies.insert("c", file(40), 40).to_path_buf();
+        assert!(copies.get("b").is_none());
+        assert!(!b.exists(), "an evicted copy is deleted");
+        assert!(a.exists() && c.exists());
+        assert_eq!(copies.0.bytes(), 80);
+        // A copy still being read outlives its eviction, then is deleted.
+        let held = copies.get("a").expect("a");
+        copies.insert("d", file(90), 90);
+        assert!(copies.get("a").is_none() && copies.get("c").is_none());
+        assert!(a.exists() && !c.exists());
+        drop(held);
+        assert!(!a.exists());
+        assert_eq!(copies.0.bytes(), 90);
+        // Larger than the whole budget: used, not kept.
+        let big = copies.insert("e", file(101), 101);
+        assert!(big.exists() && copies.get("e").is_none());
+        assert_eq!(copies.0.bytes(), 90);
+        // A cached copy is not read from the store again.
+        let blobs = crate::media::blobs::MemoryBlobStore::default();
+        blobs.put("x", b"video").expect("put");
+        let first = copies.get_or_copy(&blobs, "x").expect("copy");
+        blobs.delete("x").expect("delete");
+        let again = copies.get_or_copy(&blobs, "x").expect("cached");
+        assert_eq!(first.to_path_buf(), again.to_path_buf());
+        assert_eq!(std::fs::read(&*again).expect("read"), b"video");
+        assert!(copies.get_or_copy(&blobs, "y").is_none());
+    }
+
+    #[test]
+    fn media_errors_map_to_wire_codes() {
+        assert!(matches!(
+            media_error(MediaError::UnknownFormat),
+            AppError(ErrorCode::BadRequest, _)
+        ));
+        assert!(matches!(
+            media_error(MediaError::TooLarge { bytes: 2, limit: 1 }),
+            AppError(ErrorCode::TooLarge, _)
+        ));
+        assert!(matches!(
+            media_error(MediaError::Store { reason: "disk".into() }),
+            AppError(ErrorCode::Internal, m) if m == "internal error"
+        ));
+    }
+}

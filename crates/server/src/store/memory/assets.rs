@@ -1,0 +1,26 @@
+//! `AssetStore` in memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::store::{AssetRecord, AssetStore, StoreFuture};
+
+use super::MemoryStore;
+
+/// The in-memory double's records (a field of [`MemoryStore`]).
+#[derive(Default)]
+pub struct MemoryAssets(Mutex<HashMap<String, AssetRecord>>);
+
+impl AssetStore for MemoryStore {
+    fn put_asset<'a>(&'a self, r: &'a AssetRecord) -> StoreFuture<'a, ()> {
+        let mut m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(r.id.clone(), r.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn asset<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<AssetRecord>> {
+        let m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());
+        let r = m.get(id).cloned();
+        Box::pin(async move { Ok(r) })
+    }
+}

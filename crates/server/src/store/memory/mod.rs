@@ -1,0 +1,204 @@
+//! An in-memory `Store` for unit tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use montage_protocol::Role;
+
+use crate::error::Error;
+use crate::store::{
+    Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write,
+};
+
+mod assets;
+mod social;
+mod tasks;
+
+pub use assets::MemoryAssets;
+pub use tasks::MemoryTaskStore;
+
+#[derive(Default)]
+struct Entry {
+    meta: Option<SessionMeta>,
+    snapshot: Option<Snapshot>,
+    ops: BTreeMap<u64, StoredOp>,
+}
+
+/// Everything in a mutex-guarded map; `fail_appends` lets tests simulate a failing disk.
+#[derive(Default)]
+pub struct MemoryStore {
+    sessions: Mutex<HashMap<String, Entry>>,
+    pub fail_appends: std::sync::atomic::AtomicBool,
+    /// (0 comments | 1 suggestions, session) → (id, record) in insertion order.
+    #[allow(clippy::type_complexity)]
+    social: Mutex<HashMap<(u8, String), Vec<(String, String)>>>,
+    pub(super) assets: MemoryAssets,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
+        let mut g = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    /// How many ops are stored for a session (for tests).
+    pub fn op_count(&self, session: &str) -> usize {
+        self.with(|m| m.get(session).map_or(0, |e| e.ops.len()))
+    }
+}
+
+impl Store for MemoryStore {
+    fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>> {
+        let r = self.with(|m| {
+            let e = m.get(session)?;
+            let meta = e.meta.clone()?;
+            let from = e.snapshot.as_ref().map_or(0, |s| s.version);
+            let ops = e.ops.range(from + 1..).map(|(_, o)| o.clone()).collect();
+            Some(Loaded {
+                meta,
+                snapshot: e.snapshot.clone(),
+                ops,
+            })
+        });
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn meta<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<SessionMeta>> {
+        let r = self.with(|m| m.get(session).and_then(|e| e.meta.clone()));
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
+        self.with(|m| {
+            let e = m.entry(session.to_owned()).or_default();
+            if e.meta.is_none() {
+                let roles = HashMap::from([(owner.to_owned(), Role::Owner)]);
+                e.meta = Some(SessionMeta {
+                    owner: owner.to_owned(),
+                    link_role: Role::Viewer,
+                    roles,
+                });
+            }
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()> {
+        self.with(|m| {
+            if let Some(meta) = m.get_mut(session).and_then(|e| e.meta.as_mut()) {
+                meta.roles.insert(user.to_owned(), role);
+            }
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()> {
+        let r = if self.fail_appends.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(Error::Closed)
+        } else {
+            self.with(|m| {
+                for w in batch {
+                    if let Write::Op { session, op } = w
+                        && m.get(session)
+                            .is_some_and(|e| e.ops.contains_key(&op.version))
+                    {
+                        return Err(Error::VersionConflict {
+                            session: session.clone(),
+                            version: op.version,
+                        });
+                    }
+                }
+                for w in batch {
+                    match w {
+                        Write::Op { session, op } => {
+                            m.entry(session.clone())
+                                .or_default()
+                                .ops
+                                .insert(op.version, op.clone());
+                        }
+                        Write::Snapshot { session, snapshot } => {
+                            m.entry(session.clone()).or_default().snapshot = Some(snapshot.clone());
+                        }
+                    }
+                }
+                Ok(())
+            })
+        };
+        Box::pin(async move { r })
+    }
+
+    fn save_snapshot<'a>(
+        &'a self,
+        session: &'a str,
+        snapshot: &'a Snapshot,
+    ) -> StoreFuture<'a, ()> {
+        self.with(|m| m.entry(session.to_owned()).or_default().snapshot = Some(snapshot.clone()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn ops_after<'a>(
+        &'a self,
+        session: &'a str,
+        after: u64,
+        limit: u64,
+    ) -> StoreFuture<'a, Vec<StoredOp>> {
+        let r = self.with(|m| {
+            m.get(session).map_or_else(Vec::new, |e| {
+                e.ops
+                    .range(after + 1..)
+                    .take(limit as usize)
+                    .map(|(_, o)| o.clone())
+                    .collect()
+            })
+        });
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn find_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+        seq: u64,
+    ) -> StoreFuture<'a, Option<u64>> {
+        let r = self.with(|m| {
+            m.get(session)?
+                .ops
+                .values()
+                .find(|o| o.user == user && o.client == client && o.seq == seq)
+                .map(|o| o.version)
+        });
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn max_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<u64>> {
+        let r = self.with(|m| {
+            m.get(session)?
+                .ops
+                .values()
+                .filter(|o| o.user == user && o.client == client)
+                .map(|o| o.seq)
+                .max()
+        });
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn social(&self) -> Option<&dyn SocialStore> {
+        Some(self)
+    }
+    fn assets(&self) -> Option<&dyn crate::store::AssetStore> {
+        Some(self)
+    }
+}

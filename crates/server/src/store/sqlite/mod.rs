@@ -1,0 +1,466 @@
+//! The embedded default store: SQLite in the data dir, WAL, `synchronous=FULL`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use montage_protocol::Role;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::{Error, Result};
+use crate::store::rows::{session_meta, stored_op, to_i64, to_u64};
+use crate::store::{
+    Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write,
+};
+
+mod assets;
+mod social;
+mod tasks;
+
+/// The database file inside the data dir.
+pub const DB_FILE: &str = "montage.db";
+/// The schema this build writes; a newer one on disk is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    link_role TEXT NOT NULL DEFAULT 'viewer',
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roles (
+    session TEXT NOT NULL,
+    user TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (session, user)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ops (
+    session TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    client TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ops TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ops_by_client ON ops (session, client, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    session TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    format INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS comments (
+    n INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (session, id)
+);
+CREATE INDEX IF NOT EXISTS comments_by_session ON comments (session, n);
+CREATE TABLE IF NOT EXISTS suggestions (
+    n INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (session, id)
+);
+CREATE INDEX IF NOT EXISTS suggestions_by_session ON suggestions (session, n);
+"#;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/montage.db`.
+    pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
+        let path = data_dir.join(DB_FILE);
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acked edit must survive power loss, not just a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
+        sqlx::raw_sql(tasks::TASK_SCHEMA)
+            .execute(&self.pool)
+            .await?;
+        sqlx::raw_sql(assets::ASSET_SCHEMA)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)")
+            .bind(SCHEMA_VERSION.to_string())
+            .execute(&self.pool)
+            .await?;
+        let found: String =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+                .fetch_one(&self.pool)
+                .await?;
+        let found = found.parse::<i64>().unwrap_or(i64::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(Error::UnsupportedSchema {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
+        let Some(row) = sqlx::query_as("SELECT owner, link_role FROM sessions WHERE id = ?")
+            .bind(session)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let grants = sqlx::query_as("SELECT user, role FROM roles WHERE session = ?")
+            .bind(session)
+            .fetch_all(&self.pool)
+            .await?;
+        session_meta(session, row, grants).map(Some)
+    }
+
+    async fn ops_after_inner(
+        &self,
+        session: &str,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredOp>> {
+        let rows = sqlx::query(
+            "SELECT version, user, client, seq, ops FROM ops WHERE session = ? AND version > ? ORDER BY version LIMIT ?",
+        )
+        .bind(session)
+        .bind(to_i64(after))
+        .bind(to_i64(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_op).collect()
+    }
+}
+
+/// Rows per multi-row INSERT (6 parameters each, far below SQLite's limit).
+const INSERT_CHUNK: usize = 64;
+
+/// Appends ops with one statement: far fewer round trips to the SQLite worker than one per op.
+async fn insert_ops(tx: &mut sqlx::SqliteConnection, ops: &[(&str, &StoredOp)]) -> Result<()> {
+    let Some((first_session, first)) = ops.first() else {
+        return Ok(());
+    };
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO ops (session, version, user, client, seq, ops) ",
+    );
+    q.push_values(ops, |mut b, (session, op)| {
+        b.push_bind(*session)
+            .push_bind(to_i64(op.version))
+            .push_bind(op.user.as_str())
+            .push_bind(op.client.as_str())
+            .push_bind(to_i64(op.seq))
+            .push_bind(op.ops.as_str());
+    });
+    match q.build().execute(&mut *tx).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(Error::VersionConflict {
+            session: (*first_session).to_owned(),
+            version: first.version,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn write_snapshot(
+    tx: &mut sqlx::SqliteConnection,
+    session: &str,
+    snapshot: &Snapshot,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO snapshots (session, version, format, state) VALUES (?, ?, 1, ?)",
+    )
+    .bind(session)
+    .bind(to_i64(snapshot.version))
+    .bind(&snapshot.state)
+    .execute(&mut *tx)
+    .await?;
+    // Older snapshots are never read again; the op log keeps the full history.
+    sqlx::query("DELETE FROM snapshots WHERE session = ? AND version < ?")
+        .bind(session)
+        .bind(to_i64(snapshot.version))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store for SqliteStore {
+    fn task_store(&self) -> Option<&dyn crate::store::TaskStore> {
+        Some(self)
+    }
+
+    fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>> {
+        Box::pin(async move {
+            let Some(meta) = self.meta_inner(session).await? else {
+                return Ok(None);
+            };
+            let snapshot = sqlx::query(
+                "SELECT version, format, state FROM snapshots WHERE session = ? ORDER BY version DESC LIMIT 1",
+            )
+            .bind(session)
+            .fetch_optional(&self.pool)
+            .await?;
+            let snapshot = match snapshot {
+                None => None,
+                Some(r) => {
+                    let format: i64 = r.try_get(1)?;
+                    if format != 1 {
+                        return Err(Error::Corrupt {
+                            session: session.to_owned(),
+                            reason: format!("snapshot format {format} is unknown"),
+                        });
+                    }
+                    Some(Snapshot {
+                        version: to_u64(r.try_get(0)?),
+                        state: r.try_get(2)?,
+                    })
+                }
+            };
+            let from = snapshot.as_ref().map_or(0, |s| s.version);
+            let ops = self.ops_after_inner(session, from, u64::MAX >> 1).await?;
+            Ok(Some(Loaded {
+                meta,
+                snapshot,
+                ops,
+            }))
+        })
+    }
+
+    fn meta<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<SessionMeta>> {
+        Box::pin(self.meta_inner(session))
+    }
+
+    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let created = sqlx::query(
+                "INSERT OR IGNORE INTO sessions (id, owner, link_role, created_at) VALUES (?, ?, 'viewer', ?)",
+            )
+            .bind(session)
+            .bind(owner)
+            .bind(to_i64(crate::clock::now_secs()))
+            .execute(&mut *tx)
+            .await?;
+            if created.rows_affected() == 1 {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO roles (session, user, role) VALUES (?, ?, 'owner')",
+                )
+                .bind(session)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query("INSERT OR REPLACE INTO roles (session, user, role) VALUES (?, ?, ?)")
+                .bind(session)
+                .bind(user)
+                .bind(role.as_str())
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let mut ops: Vec<(&str, &StoredOp)> = Vec::with_capacity(INSERT_CHUNK);
+            for w in batch {
+                match w {
+                    Write::Op { session, op } => {
+                        ops.push((session, op));
+                        if ops.len() == INSERT_CHUNK {
+                            insert_ops(&mut tx, &ops).await?;
+                            ops.clear();
+                        }
+                    }
+                    Write::Snapshot { session, snapshot } => {
+                        // In order: the ops a snapshot covers are written before it.
+                        insert_ops(&mut tx, &ops).await?;
+                        ops.clear();
+                        write_snapshot(&mut tx, session, snapshot).await?
+                    }
+                }
+            }
+            insert_ops(&mut tx, &ops).await?;
+            // One commit, one fsync for the whole batch: this is the group commit.
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn save_snapshot<'a>(
+        &'a self,
+        session: &'a str,
+        snapshot: &'a Snapshot,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            write_snapshot(&mut tx, session, snapshot).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn ops_after<'a>(
+        &'a self,
+        session: &'a str,
+        after: u64,
+        limit: u64,
+    ) -> StoreFuture<'a, Vec<StoredOp>> {
+        Box::pin(self.ops_after_inner(session, after, limit))
+    }
+
+    fn find_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+        seq: u64,
+    ) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let v: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM ops WHERE session = ? AND client = ? AND seq = ? AND user = ? LIMIT 1",
+            )
+            .bind(session)
+            .bind(client)
+            .bind(to_i64(seq))
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(v.map(to_u64))
+        })
+    }
+
+    fn max_seq<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let v: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(seq) FROM ops WHERE session = ? AND client = ? AND user = ?",
+            )
+            .bind(session)
+            .bind(client)
+            .bind(user)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(v.map(to_u64))
+        })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+    fn social(&self) -> Option<&dyn SocialStore> {
+        Some(self)
+    }
+    fn assets(&self) -> Option<&dyn crate::store::AssetStore> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(v: u64, seq: u64) -> Write {
+        Write::Op {
+            session: "s".into(),
+            op: StoredOp {
+                version: v,
+                user: "u".into(),
+                client: "c".into(),
+                seq,
+                ops: "[]".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        assert!(s.load("s").await.unwrap().is_none());
+        s.create_session("s", "alice").await.unwrap();
+        s.create_session("s", "bob").await.unwrap();
+        s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
+        assert!(matches!(
+            s.commit(&[op(3, 3), op(2, 9)]).await,
+            Err(Error::VersionConflict { .. })
+        ));
+        // The failed batch left nothing behind.
+        assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
+        s.save_snapshot(
+            "s",
+            &Snapshot {
+                version: 1,
+                state: "{}".into(),
+            },
+        )
+        .await
+        .unwrap();
+        s.set_role("s", "bob", Role::Editor).await.unwrap();
+        let l = s.load("s").await.unwrap().unwrap();
+        assert_eq!(l.meta.owner, "alice");
+        assert_eq!(l.meta.role_of("alice"), Role::Owner);
+        assert_eq!(l.meta.role_of("bob"), Role::Editor);
+        assert_eq!(l.meta.role_of("carol"), Role::Viewer);
+        assert_eq!(l.snapshot.unwrap().version, 1);
+        assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(s.find_seq("s", "u", "c", 2).await.unwrap(), Some(2));
+        assert_eq!(s.find_seq("s", "u", "c", 3).await.unwrap(), None);
+        assert_eq!(s.find_seq("s", "mallory", "c", 2).await.unwrap(), None);
+        assert_eq!(s.max_seq("s", "u", "c").await.unwrap(), Some(2));
+        assert_eq!(s.max_seq("s", "u", "d").await.unwrap(), None);
+        assert_eq!(s.max_seq("s", "mallory", "c").await.unwrap(), None);
+        s.close().await.unwrap();
+        // Reopen: everything is still there.
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,1043 @@
+//! Sequencing across gateway nodes (DESIGN §5), as an extension of the session actor.
+//!
+//! Every node's actor for a session keeps doing what it does alone: transform an edit against
+//! the history it knows, apply it, and hand version head+1 to the group committer. The shared
+//! store's unique `(session, version)` key decides between nodes. When another node took the
+//! version first, the committer reports a conflict and this module:
+//!
+//! 1. rolls the document back to the last committed version (each unconfirmed edit kept its
+//!    inverse and the edit as the client sent it),
+//! 2. catches up from the store (`ops_after`), forwarding those versions to its own clients,
+//! 3. runs the unconfirmed edits again from their original base — the ordinary edit path
+//!    transforms them past everything since — up to [`MAX_CONFLICT_RETRIES`] times each.
+//!
+//! Nothing is acked or broadcast before it is committed, so no client ever saw a rolled-back
+//! version. Presence follows the same rule: carets and selections an unconfirmed edit moved get
+//! their old values back with the rollback (unless the user sent a newer one since), so the
+//! retry moves them once more and each committed edit moves them exactly once. A user who sent
+//! presence after their own edit was first applied already shows it: its retry skips them. Commits of other nodes arrive on the bus and are applied in version order; a gap
+//! (a lost bus message) or a base this node has not seen yet is filled from the store, so the bus
+//! is never the only copy. Joins and state reads wait until nothing is unconfirmed and read the
+//! store's head first, so a client that moves to another node finds every edit it was acked.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use montage_ot::Op;
+use montage_protocol::{
+    ErrorCode, Participant as WireParticipant, Role, ServerMessage, encode, encode_op,
+};
+use serde_json::Value as Json;
+
+use super::actor::{Action, Actor, HistEntry, Pending};
+use super::{SessionMsg, Sessions};
+use crate::bus::{Bus, BusEvent};
+use crate::error::{Error, Result};
+use crate::presence::Moved;
+use crate::store::{Store, StoredOp, Write};
+
+/// Times one edit is re-sequenced after losing its version to another node before the client
+/// gets `conflict` (and resends it from a fresh base).
+pub const MAX_CONFLICT_RETRIES: u32 = 32;
+/// Versions read from the store per catch-up query.
+const CATCH_UP_PAGE: u64 = 1_000;
+/// Out-of-order bus commits held while this node's own writes are in flight; past it they are
+/// dropped and read from the store instead.
+const MAX_BUFFERED: usize = 4_096;
+
+/// An edit applied locally whose version is not committed yet.
+pub(super) struct Unconfirmed {
+    version: u64,
+    /// Undoes the edit on the document right after it.
+    inverse: Op,
+    /// What the client sent, to run again from its base.
+    base: u64,
+    original: Op,
+    conn: u64,
+    seq: u64,
+    rid: Option<Json>,
+    received: Instant,
+    attempts: u32,
+    /// Who made it, and the presence it moved as it was before (put back on rollback).
+    author: Arc<str>,
+    presence_before: Vec<Moved>,
+    /// The author sent presence after this edit was applied: it reflects the edit already.
+    author_presence_after: bool,
+}
+
+/// The actor's cross-node state; `None` on a single node with its own store.
+pub(super) struct Cluster {
+    bus: Arc<dyn Bus>,
+    unconfirmed: VecDeque<Unconfirmed>,
+    /// Commits of other nodes that arrived ahead of this node's head.
+    buffered: BTreeMap<u64, StoredOp>,
+    /// Messages that need a settled document (nothing unconfirmed).
+    deferred: VecDeque<SessionMsg>,
+    /// A write of ours lost its version: roll back, catch up and retry.
+    resync_due: bool,
+    /// Attempts of the edit being re-run (0 for a fresh one).
+    retry_attempts: u32,
+    /// The edit being re-run is one whose author's presence already reflects it.
+    retry_author_presence_after: bool,
+    /// Who is online on each other node (by node id), from their `Roster` events.
+    remote: HashMap<String, Vec<WireParticipant>>,
+    /// When each of those rosters last came: one not repeated in time is a dead node's.
+    remote_seen: HashMap<String, Instant>,
+}
+
+impl Cluster {
+    pub(super) fn new(bus: Arc<dyn Bus>) -> Cluster {
+        Cluster {
+            bus,
+            unconfirmed: VecDeque::new(),
+            buffered: BTreeMap::new(),
+            deferred: VecDeque::new(),
+            resync_due: false,
+            retry_attempts: 0,
+            retry_author_presence_after: false,
+            remote: HashMap::new(),
+            remote_seen: HashMap::new(),
+        }
+    }
+}
+
+/// Commits `writes` as one transaction. A session whose append lost its version to another node
+/// is taken out and the rest committed again, so one session's conflict never fails another
+/// session's edits. Returns the outcome for the remaining writes and the sessions taken out.
+pub(super) async fn commit_isolating_conflicts(
+    store: &dyn Store,
+    writes: &mut Vec<Write>,
+) -> (Result<()>, HashSet<String>) {
+    let mut conflicted = HashSet::new();
+    loop {
+        if writes.is_empty() {
+            return (Ok(()), conflicted);
+        }
+        match store.commit(writes).await {
+            Err(Error::VersionConflict { session, .. }) if !conflicted.contains(&session) => {
+                writes.retain(|w| w.session() != session);
+                conflicted.insert(session);
+            }
+            r => return (r, conflicted),
+        }
+    }
+}
+
+/// Forwards events from other nodes to the actors of sessions loaded here. A session that is not
+/// loaded needs nothing: loading reads the store.
+pub fn spawn_bus_dispatcher(sessions: Arc<Sessions>, bus: &dyn Bus) {
+    let Some(mut rx) = bus.take_events() else {
+        return;
+    };
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            let id = ev.session().to_owned();
+            let _ = sessions.send(&id, SessionMsg::Remote(ev), false).await;
+        }
+    });
+}
+
+impl Actor {
+    fn settled(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_none_or(|d| d.version == self.committed)
+    }
+
+    /// Looks at a message before the actor handles it: applies bus events, holds joins and reads
+    /// until the document is settled, and reads the store's newer versions first for them (and
+    /// for edits based on a version this node has not seen). Returns the message to handle.
+    pub(super) async fn cluster_gate(&mut self, m: SessionMsg) -> Option<SessionMsg> {
+        if self.cluster.is_none() {
+            return (!matches!(m, SessionMsg::Remote(_))).then_some(m);
+        }
+        let m = match m {
+            SessionMsg::Remote(ev) => {
+                self.on_bus_event(ev).await;
+                return None;
+            }
+            m => m,
+        };
+        let needs_head = match &m {
+            SessionMsg::Join { .. } | SessionMsg::GetState { .. } => true,
+            SessionMsg::Op { base, .. } => self.state.as_ref().is_some_and(|d| *base > d.version),
+            _ => false,
+        };
+        if !needs_head || self.broken || self.state.is_none() {
+            return Some(m);
+        }
+        if !self.settled() {
+            if let Some(cl) = &mut self.cluster {
+                cl.deferred.push_back(m);
+            }
+            return None;
+        }
+        self.catch_up().await;
+        Some(m)
+    }
+
+    /// Work that waits for a commit result or a settled document; runs after every event.
+    pub(super) async fn cluster_tick(&mut self) {
+        let Some(cl) = &mut self.cluster else { return };
+        let committed = self.committed;
+        while cl
+            .unconfirmed
+            .front()
+            .is_some_and(|u| u.version <= committed)
+        {
+            cl.unconfirmed.pop_front();
+        }
+        if cl.resync_due {
+            cl.resync_due = false;
+            self.resync().await;
+        }
+        if !self.settled() || self.broken {
+            return;
+        }
+        self.apply_buffered().await;
+        loop {
+            let Some(m) = self.cluster.as_mut().and_then(|c| c.deferred.pop_front()) else {
+                break;
+            };
+            self.handle(m).await;
+            if !self.settled() {
+                break;
+            }
+        }
+    }
+
+    /// The committer says another node holds a version we wrote.
+    pub(super) fn on_conflict(&mut self) {
+        // Every later write of this epoch is refused by the committer; start a new one.
+        self.epoch = self.sessions.next_generation.fetch_add(1, Relaxed);
+        self.snapshot_in_flight = false;
+        if let Some(cl) = &mut self.cluster {
+            cl.resync_due = true;
+        }
+    }
+
+    /// Keeps what a conflict needs to undo and redo an edit applied as `version`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn track_unconfirmed(
+        &mut self,
+        version: u64,
+        inverse: Op,
+        base: u64,
+        original: Op,
+        conn: u64,
+        seq: u64,
+        rid: Option<Json>,
+        received: Instant,
+        author: Arc<str>,
+        presence_before: Vec<Moved>,
+    ) {
+        if let Some(cl) = &mut self.cluster {
+            let attempts = std::mem::take(&mut cl.retry_attempts);
+            let author_presence_after = std::mem::take(&mut cl.retry_author_presence_after);
+            cl.unconfirmed.push_back(Unconfirmed {
+                version,
+                inverse,
+                base,
+                original,
+                conn,
+                seq,
+                rid,
+                received,
+                attempts,
+                author,
+                presence_before,
+                author_presence_after,
+            });
+        }
+    }
+
+    /// Whether the edit being re-run must leave its author's presence alone.
+    pub(super) fn retry_presence_seen(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.retry_author_presence_after)
+    }
+
+    /// `user` sent new presence on `conn`: it replaces whatever unconfirmed edits moved, and it
+    /// shows the unconfirmed edits that connection sent before it — not those of the user's
+    /// other connections (another tab), which its caret has not seen.
+    pub(super) fn cluster_presence_set(&mut self, user: &str, conn: u64) {
+        let Some(cl) = &mut self.cluster else { return };
+        for u in &mut cl.unconfirmed {
+            u.presence_before.retain(|(x, _)| &**x != user);
+            if &*u.author == user && u.conn == conn {
+                u.author_presence_after = true;
+            }
+        }
+    }
+
+    /// Tells the other nodes' clients about a roster change or presence.
+    pub(super) fn cluster_relay(&self, frame: &str, presence: bool) {
+        if let Some(cl) = &self.cluster {
+            cl.bus.publish(BusEvent::Relay {
+                session: self.id.to_string(),
+                presence,
+                frame: frame.to_owned(),
+            });
+        }
+    }
+
+    /// Tells the other nodes who is online here, after a join or leave changed it. `query`
+    /// asks them for theirs: this node just got its first participant and may know nobody.
+    pub(super) fn cluster_roster(&self, query: bool) {
+        let Some(cl) = &self.cluster else { return };
+        let mut seen = HashSet::new();
+        let participants = self
+            .participants
+            .values()
+            .filter(|p| seen.insert(p.conn.user.clone()))
+            .map(|p| {
+                let rec = self.presence.get(&p.conn.user);
+                WireParticipant {
+                    user: p.conn.user.to_string(),
+                    role: self.role_of(&p.conn.user),
+                    online: true,
+                    name: rec.and_then(|r| r.name.as_deref().map(str::to_owned)),
+                    color: rec.map(|r| r.colour.clone()),
+                    presence: None,
+                }
+            })
+            .collect();
+        cl.bus.publish(BusEvent::Roster {
+            session: self.id.to_string(),
+            node: cl.bus.node().to_owned(),
+            participants,
+            query,
+        });
+    }
+
+    /// Users online on other nodes and not on this one, one entry each.
+    pub(super) fn remote_online(&self) -> Vec<WireParticipant> {
+        let Some(cl) = &self.cluster else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut v: Vec<WireParticipant> = cl
+            .remote
+            .values()
+            .flatten()
+            .filter(|p| !self.online(&p.user) && seen.insert(p.user.as_str()))
+            .map(|p| WireParticipant {
+                role: self.role_of(&p.user),
+                ..p.clone()
+            })
+            .collect();
+        v.sort_by(|a, b| a.user.cmp(&b.user));
+        v
+    }
+
+    /// Whether `user` is online on another node.
+    pub(super) fn online_elsewhere(&self, user: &str) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            cl.remote
+                .values()
+                .any(|ps| ps.iter().any(|p| p.user == user))
+        })
+    }
+
+    fn role_of(&self, user: &str) -> Role {
+        self.state
+            .as_ref()
+            .map_or(Role::Viewer, |d| d.meta.role_of(user))
+    }
+
+    /// Takes another node's roster; this node's clients hear of users who came online or went
+    /// offline in the cluster as a whole.
+    fn on_remote_roster(&mut self, node: String, participants: Vec<WireParticipant>, query: bool) {
+        let before: HashSet<String> = self.remote_online().into_iter().map(|p| p.user).collect();
+        if let Some(cl) = &mut self.cluster {
+            if participants.is_empty() {
+                cl.remote.remove(&node);
+                cl.remote_seen.remove(&node);
+            } else {
+                cl.remote_seen.insert(node.clone(), Instant::now());
+                cl.remote.insert(node, participants);
+            }
+        }
+        let after = self.remote_online();
+        for p in after.iter().filter(|p| !before.contains(&p.user)) {
+            let ev = encode(&ServerMessage::ParticipantJoined {
+                session: self.id.to_string(),
+                user: p.user.clone(),
+                role: p.role,
+                name: p.name.clone(),
+                color: p.color.clone(),
+            });
+            self.announce(&Utf8Bytes::from(ev), None);
+        }
+        for user in before
+            .iter()
+            .filter(|u| !after.iter().any(|p| &p.user == *u))
+        {
+            if self.online(user) {
+                continue;
+            }
+            let ev = encode(&ServerMessage::ParticipantLeft {
+                session: self.id.to_string(),
+                user: user.clone(),
+            });
+            self.announce(&Utf8Bytes::from(ev), None);
+        }
+        if query && !self.participants.is_empty() {
+            self.cluster_roster(false);
+        }
+    }
+
+    /// Every `roster_refresh`: repeats this node's roster (while it has participants) and drops
+    /// the rosters of nodes that stopped repeating theirs — a node killed without closing its
+    /// sockets — so their users go offline here too.
+    pub(super) fn cluster_heartbeat(&mut self) {
+        let Some(cl) = &self.cluster else { return };
+        let expiry = self.config.roster_refresh * 3;
+        let dead: Vec<String> = cl
+            .remote_seen
+            .iter()
+            .filter(|(_, at)| at.elapsed() > expiry)
+            .map(|(node, _)| node.clone())
+            .collect();
+        if !self.participants.is_empty() {
+            self.cluster_roster(false);
+        }
+        for node in dead {
+            tracing::info!(session = %self.id, %node, "a node's roster expired");
+            self.on_remote_roster(node, Vec::new(), false);
+        }
+    }
+
+    /// Tells the other nodes a comment or suggestion changed (stored already), with the frame
+    /// for their clients.
+    pub(super) fn cluster_social(&self, frame: &str) {
+        if let Some(cl) = &self.cluster {
+            cl.bus.publish(BusEvent::Social {
+                session: self.id.to_string(),
+                frame: frame.to_owned(),
+            });
+        }
+    }
+
+    /// Tells the other nodes a role changed (stored already), with the frame for their clients.
+    pub(super) fn cluster_role(&self, user: &str, role: Role, frame: &str) {
+        if let Some(cl) = &self.cluster {
+            cl.bus.publish(BusEvent::Role {
+                session: self.id.to_string(),
+                user: user.to_owned(),
+                role: role.as_str().to_owned(),
+                frame: frame.to_owned(),
+            });
+        }
+    }
+
+    async fn on_bus_event(&mut self, ev: BusEvent) {
+        if self.broken || self.state.is_none() {
+            return;
+        }
+        match ev {
+            BusEvent::Committed {
+                session: _,
+                version,
+                user,
+                client,
+                seq,
+                ops,
+            } => {
+                let op = StoredOp {
+                    version,
+                    user,
+                    client,
+                    seq,
+                    ops,
+                };
+                let head = self.state.as_ref().map_or(0, |d| d.version);
+                if version <= head {
+                    // Known, or taken from one of our unconfirmed writes: that write conflicts
+                    // and the retry reads the store.
+                    return;
+                }
+                if let Some(cl) = &mut self.cluster
+                    && cl.buffered.len() < MAX_BUFFERED
+                {
+                    cl.buffered.insert(version, op);
+                }
+                if self.settled() {
+                    self.apply_buffered().await;
+                }
+            }
+            BusEvent::Role {
+                user, role, frame, ..
+            } => {
+                let Some(role) = Role::parse(&role) else {
+                    tracing::warn!(session = %self.id, "bus role event with an unknown role");
+                    return;
+                };
+                if let Some(doc) = &mut self.state {
+                    doc.meta.roles.insert(user.clone(), role);
+                }
+                self.announce(&Utf8Bytes::from(frame), None);
+                if role == Role::Removed {
+                    self.remove_user_connections(&user);
+                }
+            }
+            BusEvent::Roster {
+                node,
+                participants,
+                query,
+                ..
+            } => self.on_remote_roster(node, participants, query),
+            BusEvent::Social { frame, .. } => {
+                // The records changed under this node's copy: read them again at next use, so
+                // a change made here starts from what the other node stored.
+                self.social = None;
+                self.announce(&Utf8Bytes::from(frame), None);
+            }
+            BusEvent::Relay {
+                presence, frame, ..
+            } => {
+                let frame = Utf8Bytes::from(frame);
+                if presence {
+                    self.relay_remote_presence(frame);
+                } else {
+                    self.announce(&frame, None);
+                }
+            }
+        }
+    }
+
+    /// Applies buffered bus commits that follow the head; a gap is read from the store.
+    async fn apply_buffered(&mut self) {
+        loop {
+            let head = self.state.as_ref().map_or(0, |d| d.version);
+            let Some(cl) = &mut self.cluster else { return };
+            while cl
+                .buffered
+                .first_key_value()
+                .is_some_and(|(v, _)| *v <= head)
+            {
+                cl.buffered.pop_first();
+            }
+            let Some((&v, _)) = cl.buffered.first_key_value() else {
+                return;
+            };
+            if v != head + 1 {
+                // Missed bus messages: the store has them.
+                cl.buffered.clear();
+                self.catch_up().await;
+                return;
+            }
+            let Some((_, op)) = cl.buffered.pop_first() else {
+                return;
+            };
+            if let Err(reason) = self.apply_committed(op) {
+                self.diverged(&reason);
+                return;
+            }
+        }
+    }
+
+    /// Reads and applies every version after the head from the store. Only when settled.
+    async fn catch_up(&mut self) {
+        loop {
+            if !self.settled() || self.broken {
+                return;
+            }
+            let head = self.committed;
+            let ops = match self.store.ops_after(&self.id, head, CATCH_UP_PAGE).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(session = %self.id, error = %e, "catch-up read failed");
+                    return;
+                }
+            };
+            let n = ops.len() as u64;
+            for op in ops {
+                if let Err(reason) = self.apply_committed(op) {
+                    self.diverged(&reason);
+                    return;
+                }
+            }
+            if n < CATCH_UP_PAGE {
+                return;
+            }
+        }
+    }
+
+    fn diverged(&mut self, reason: &str) {
+        tracing::error!(session = %self.id, %reason, "a committed version did not apply; reloading");
+        self.abandon();
+    }
+
+    /// Applies a version another node committed and forwards it to this node's clients.
+    fn apply_committed(&mut self, o: StoredOp) -> std::result::Result<(), String> {
+        let Some(doc) = &mut self.state else {
+            return Ok(());
+        };
+        if o.version != doc.version + 1 {
+            return Err(format!("version {} follows {}", o.version, doc.version));
+        }
+        let op: Op = serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
+        let inverse =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.apply(&mut doc.doc)))
+                .map_err(|_| format!("op {}: the OT engine panicked", o.version))?
+                .map_err(|e| format!("op {}: {e}", o.version))?;
+        let version = o.version;
+        doc.version = version;
+        let user: Arc<str> = Arc::from(o.user.as_str());
+        // Carets and selections of this node's users follow the other node's edit too.
+        let moved = self
+            .presence
+            .transform(&op, &inverse, &user, &doc.doc, None);
+        doc.history.push_back(HistEntry {
+            op,
+            user: user.clone(),
+        });
+        self.committed = version;
+        let frame = Utf8Bytes::from(encode_op(&self.id, version, &o.user, &o.ops));
+        for p in self.participants.values() {
+            if p.from_version < version {
+                p.conn.send(frame.clone());
+            }
+        }
+        for (u, _) in moved {
+            self.send_presence_of(&u);
+        }
+        // This node may see the same (client, seq) resent later: remember where it went.
+        if let Some(s) = self.seqs.get_mut(&(user, Arc::from(o.client.as_str()))) {
+            s.recent.push_back((o.seq, version));
+        }
+        self.sessions.publish_version(&self.id, version);
+        self.trim();
+        Ok(())
+    }
+
+    /// Rolls back what is unconfirmed, catches up from the store and runs those edits again.
+    async fn resync(&mut self) {
+        let Some(cl) = &mut self.cluster else { return };
+        let redo: Vec<Unconfirmed> = cl.unconfirmed.drain(..).collect();
+        let committed = self.committed;
+        let Some(doc) = &mut self.state else { return };
+        let undone = redo
+            .iter()
+            .rev()
+            .filter(|u| u.version > committed)
+            .all(|u| u.inverse.apply_unchecked(&mut doc.doc).is_ok());
+        if !undone {
+            self.diverged("an unconfirmed edit could not be rolled back");
+            return;
+        }
+        // Presence those edits moved goes back too (latest first), so the retries move it once.
+        for u in redo.iter().rev().filter(|u| u.version > committed) {
+            for (user, before) in &u.presence_before {
+                self.presence.restore(user, before);
+            }
+        }
+        let Some(doc) = &mut self.state else { return };
+        while doc.version > committed {
+            doc.history.pop_back();
+            doc.version -= 1;
+        }
+        // Acks of the undone versions never went out; other replies carry no state (joins and
+        // reads wait for a settled document) and go now.
+        let mut keep = VecDeque::new();
+        for p in std::mem::take(&mut self.pending) {
+            match p.action {
+                Action::Edit { .. } if p.version > committed => {}
+                action => keep.push_back(Pending {
+                    version: p.version.min(committed),
+                    action,
+                }),
+            }
+        }
+        self.pending = keep;
+        while let Some(p) = self.pending.pop_front() {
+            self.run_action(p.version, p.action);
+        }
+        for s in self.seqs.values_mut() {
+            s.recent.retain(|(_, v)| *v <= committed);
+        }
+        self.catch_up().await;
+        if self.broken {
+            return;
+        }
+        for u in redo.into_iter().filter(|u| u.version > committed) {
+            let Some(p) = self.participants.get(&u.conn) else {
+                // Gone: the client resends it when it reconnects.
+                continue;
+            };
+            let conn = p.conn.clone();
+            if u.attempts >= MAX_CONFLICT_RETRIES {
+                conn.error(
+                    ErrorCode::Conflict,
+                    "edit lost its version to other nodes too often; resend it",
+                    u.rid.as_ref(),
+                );
+                continue;
+            }
+            self.metrics.conflict_retries_total.fetch_add(1, Relaxed);
+            if let Some(cl) = &mut self.cluster {
+                cl.retry_attempts = u.attempts + 1;
+                cl.retry_author_presence_after = u.author_presence_after;
+            }
+            self.edit(conn, u.base, u.seq, u.original, u.rid, u.received)
+                .await;
+            if let Some(cl) = &mut self.cluster {
+                cl.retry_attempts = 0;
+                cl.retry_author_presence_after = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::{ConnHandle, Outbound, run_committer_with_bus};
+    use super::*;
+    use crate::bus::LocalHub;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::store::MemoryStore;
+
+    /// One node: its own committer and sessions over the shared store.
+    struct Node {
+        sessions: Arc<Sessions>,
+        metrics: Arc<Metrics>,
+    }
+
+    /// `user`'s entry in a `joined` message.
+    fn participant(joined: &Json, user: &str) -> Json {
+        joined["participants"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["user"] == user))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {user} in {joined}"))
+    }
+
+    fn node(store: Arc<MemoryStore>, bus: Arc<dyn Bus>) -> Node {
+        node_with(store, bus, Config::new("/nonexistent", b"k".to_vec()))
+    }
+
+    fn node_with(store: Arc<MemoryStore>, bus: Arc<dyn Bus>, config: Config) -> Node {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(run_committer_with_bus(
+            store.clone(),
+            rx,
+            metrics.clone(),
+            64,
+            Some(bus.clone()),
+        ));
+        let config = Arc::new(config);
+        let sessions = Sessions::with_bus(store, tx, config, metrics.clone(), Some(bus.clone()));
+        spawn_bus_dispatcher(sessions.clone(), &*bus);
+        Node { sessions, metrics }
+    }
+
+    struct Peer {
+        conn: ConnHandle,
+        rx: mpsc::Receiver<Outbound>,
+    }
+
+    impl Peer {
+        fn new(n: &Node, id: u64, user: &str) -> Peer {
+            let (tx, rx) = mpsc::channel(256);
+            let conn = ConnHandle::new(
+                id,
+                Arc::from(user),
+                tx,
+                CancellationToken::new(),
+                n.metrics.clone(),
+            );
+            Peer { conn, rx }
+        }
+        async fn recv(&mut self) -> Json {
+            match tokio::time::timeout(Duration::from_secs(5), self.rx.recv()).await {
+                Ok(Some(Outbound::Frame(f))) => serde_json::from_str(f.as_str()).unwrap(),
+                other => panic!("no frame: {other:?}"),
+            }
+        }
+        /// The next frame of `kind`, skipping roster events.
+        async fn recv_type(&mut self, kind: &str) -> Json {
+            loop {
+                let m = self.recv().await;
+                if m["type"] == kind {
+                    return m;
+                }
+                assert!(
+                    m["type"].as_str().unwrap_or("").starts_with("participant_"),
+                    "expected {kind}, got {m}"
+                );
+            }
+        }
+        async fn join(&mut self, n: &Node, session: &str) -> Json {
+            let m = SessionMsg::Join {
+                conn: self.conn.clone(),
+                client: format!("c{}", self.conn.id),
+                since: None,
+                rid: None,
+            };
+            n.sessions.send(session, m, true).await.unwrap();
+            self.recv_type("joined").await
+        }
+        async fn op(&self, n: &Node, session: &str, base: u64, seq: u64, ops: Json) {
+            let m = SessionMsg::Op {
+                conn: self.conn.clone(),
+                base,
+                seq,
+                ops: serde_json::from_value(ops).unwrap(),
+                rid: None,
+                received: Instant::now(),
+            };
+            n.sessions.send(session, m, false).await.unwrap();
+        }
+    }
+
+    impl Peer {
+        /// The next frame of `kind`, skipping everything else.
+        async fn until(&mut self, kind: &str) -> Json {
+            loop {
+                let m = self.recv().await;
+                if m["type"] == kind {
+                    return m;
+                }
+            }
+        }
+        async fn presence(&self, n: &Node, session: &str, data: Json) {
+            let m = SessionMsg::Presence {
+                conn: self.conn.clone(),
+                data,
+                rid: None,
+            };
+            n.sessions.send(session, m, false).await.unwrap();
+        }
+    }
+
+    fn ins(s: &str) -> Json {
+        json!([{"op":"text","path":["title"],"pos":0,"ins":s}])
+    }
+
+    #[tokio::test]
+    async fn a_version_taken_by_another_node_is_caught_up_and_retried() {
+        let store = Arc::new(MemoryStore::new());
+        // Two hubs: the nodes never hear each other, as if every bus message were lost.
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        let mut pb = Peer::new(&b, 2, "alice");
+        pb.join(&b, "s").await;
+        pa.op(&a, "s", 0, 1, ins("A")).await;
+        assert_eq!(pa.recv_type("ack").await["version"], 1);
+        // Node b still thinks the head is 0: its append of version 1 conflicts.
+        pb.op(&b, "s", 0, 1, ins("B")).await;
+        let first = pb.recv_type("op").await;
+        assert_eq!(
+            (first["version"].as_u64(), first["user"].as_str()),
+            (Some(1), Some("alice"))
+        );
+        assert_eq!(pb.recv_type("ack").await["version"], 2);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        assert_eq!(store.op_count("s"), 2);
+        // Reads catch up from the store: both nodes serve version 2, the same state.
+        let sa = a.sessions.state("s", "alice").await.unwrap();
+        let sb = b.sessions.state("s", "alice").await.unwrap();
+        assert_eq!(sa, sb);
+        assert_eq!(sa.0, 2);
+        assert!(sa.1.contains(r#""title":"AB""#), "{}", sa.1);
+        // A resend of b's edit to node a is recognised through the store.
+        let mut pa2 = Peer::new(&a, 3, "alice");
+        let m = SessionMsg::Join {
+            conn: pa2.conn.clone(),
+            client: "c2".into(),
+            since: None,
+            rid: None,
+        };
+        a.sessions.send("s", m, true).await.unwrap();
+        pa2.recv_type("joined").await;
+        pa2.op(&a, "s", 0, 1, ins("B")).await;
+        assert_eq!(pa2.recv_type("ack").await["version"], 2);
+        assert_eq!(store.op_count("s"), 2, "not applied twice");
+    }
+
+    #[tokio::test]
+    async fn commits_roles_and_presence_fan_out_over_the_bus() {
+        let store = Arc::new(MemoryStore::new());
+        let hub = LocalHub::new();
+        let a = node(store.clone(), hub.node("a"));
+        let b = node(store.clone(), hub.node("b"));
+        let mut owner = Peer::new(&a, 1, "alice");
+        owner.join(&a, "s").await;
+        let mut bob = Peer::new(&b, 2, "bob");
+        assert_eq!(bob.join(&b, "s").await["role"], "viewer");
+        // Bob's arrival on node b reaches node a's clients.
+        assert_eq!(owner.recv().await["type"], "participant_joined");
+        let m = SessionMsg::SetRole {
+            conn: owner.conn.clone(),
+            user: "bob".into(),
+            role: Role::Editor,
+            rid: None,
+        };
+        a.sessions.send("s", m, false).await.unwrap();
+        owner.recv_type("role_changed").await;
+        assert_eq!(bob.recv_type("role_changed").await["role"], "editor");
+        // Node b applies the new role: bob's edit is accepted there.
+        bob.op(&b, "s", 0, 1, ins("b")).await;
+        assert_eq!(bob.recv_type("ack").await["version"], 1);
+        let op = owner.recv_type("op").await;
+        assert_eq!(
+            (op["version"].as_u64(), op["user"].as_str()),
+            (Some(1), Some("bob"))
+        );
+        owner.op(&a, "s", 1, 1, ins("a")).await;
+        assert_eq!(owner.recv_type("ack").await["version"], 2);
+        assert_eq!(bob.recv_type("op").await["version"], 2);
+        let p = SessionMsg::Presence {
+            conn: owner.conn.clone(),
+            data: json!({"cursor":{"x":1,"y":2}}),
+            rid: None,
+        };
+        a.sessions.send("s", p, false).await.unwrap();
+        let got = bob.recv_type("presence").await;
+        assert_eq!(got["user"], "alice");
+        assert_eq!(
+            a.sessions.state("s", "bob").await.unwrap(),
+            b.sessions.state("s", "bob").await.unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_edit_moves_carets_once() {
+        let store = Arc::new(MemoryStore::new());
+        // Two hubs: node b never hears node a, so its append of version 2 conflicts.
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        pa.op(&a, "s", 0, 1, ins("hello")).await;
+        assert_eq!(pa.until("ack").await["version"], 1);
+        let mut pb = Peer::new(&b, 2, "alice");
+        pb.join(&b, "s").await;
+        let mut bob = Peer::new(&b, 3, "bob");
+        bob.join(&b, "s").await;
+        // Bob's caret is at the end of "hello"; alice (on b) sees it, so it is stored.
+        bob.presence(&b, "s", json!({"caret":{"path":["title"],"index":5}}))
+            .await;
+        assert_eq!(pb.until("presence").await["data"]["caret"]["index"], 5);
+        // Alice types "XY" at the start through node a...
+        pa.op(&a, "s", 1, 2, ins("XY")).await;
+        assert_eq!(pa.until("ack").await["version"], 2);
+        // ...and "Q" through node b, which applies it as version 2 (moving bob's caret), loses
+        // that version to node a, rolls back, catches up and applies it again as version 3.
+        pb.op(&b, "s", 1, 2, ins("Q")).await;
+        assert_eq!(pb.until("ack").await["version"], 3);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        // Each committed insert moved the caret once: 5 + 2 + 1.
+        let mut carol = Peer::new(&b, 4, "carol");
+        let joined = carol.join(&b, "s").await;
+        assert!(
+            joined["state"]["title"]
+                .as_str()
+                .unwrap()
+                .ends_with("hello")
+        );
+        let bob_now = participant(&joined, "bob");
+        assert_eq!(bob_now["presence"]["caret"]["index"], 8, "{bob_now}");
+    }
+
+    /// Node a appends "XY" to "hello" (version 2) while node b, which has not heard of it,
+    /// gets alice's "Q" at the start and, right after, a caret from alice: from the same
+    /// connection (it has seen the "Q") or from another tab of hers (it has not). Node b loses
+    /// version 2 and runs the "Q" again; returns alice's caret index as a joiner then sees it.
+    async fn caret_after_retry(from_other_tab: bool, caret: u64) -> Json {
+        let store = Arc::new(MemoryStore::new());
+        let a = node(store.clone(), LocalHub::new().node("a"));
+        let b = node(store.clone(), LocalHub::new().node("b"));
+        let mut pa = Peer::new(&a, 1, "alice");
+        pa.join(&a, "s").await;
+        pa.op(&a, "s", 0, 1, ins("hello")).await;
+        assert_eq!(pa.until("ack").await["version"], 1);
+        let mut tab1 = Peer::new(&b, 2, "alice");
+        tab1.join(&b, "s").await;
+        let mut tab2 = Peer::new(&b, 4, "alice");
+        tab2.join(&b, "s").await;
+        let end = json!([{"op":"text","path":["title"],"pos":5,"ins":"XY"}]);
+        pa.op(&a, "s", 1, 2, end).await;
+        assert_eq!(pa.until("ack").await["version"], 2);
+        tab1.op(&b, "s", 1, 2, ins("Q")).await;
+        let sender = if from_other_tab { &mut tab2 } else { &mut tab1 };
+        sender
+            .presence(&b, "s", json!({"caret":{"path":["title"],"index":caret}}))
+            .await;
+        assert_eq!(tab1.until("ack").await["version"], 3);
+        assert_eq!(b.metrics.conflict_retries_total.load(Relaxed), 1);
+        let mut carol = Peer::new(&b, 3, "carol");
+        let joined = carol.join(&b, "s").await;
+        assert_eq!(joined["state"]["title"], "QhelloXY");
+        let alice = participant(&joined, "alice");
+        alice["presence"]["caret"]["index"].clone()
+    }
+
+    /// The caret already shows the edit (same connection, after the "Q"): the retry leaves it.
+    #[tokio::test]
+    async fn a_retry_leaves_alone_the_authors_newer_caret() {
+        assert_eq!(caret_after_retry(false, 1).await, 1);
+    }
+
+    /// The caret comes from the author's other tab, which has not seen the edit: the retry
+    /// moves it past the "Q".
+    #[tokio::test]
+    async fn a_retry_moves_the_caret_of_the_authors_other_tab() {
+        assert_eq!(caret_after_retry(true, 3).await, 4);
+    }
+
+    /// A node that dies without closing its sockets stops repeating its roster: its users go
+    /// offline on the other nodes after three refresh periods.
+    #[tokio::test]
+    async fn a_silent_nodes_users_go_offline() {
+        let store = Arc::new(MemoryStore::new());
+        let hub = LocalHub::new();
+        let mut config = Config::new("/nonexistent", b"k".to_vec());
+        config.roster_refresh = Duration::from_millis(50);
+        let a = node_with(store.clone(), hub.node("a"), config);
+        let ghost = hub.node("ghost");
+        let mut alice = Peer::new(&a, 1, "alice");
+        alice.join(&a, "s").await;
+        // The ghost node says once that bob is online there, then never again.
+        ghost.publish(BusEvent::Roster {
+            session: "s".into(),
+            node: "ghost".into(),
+            participants: vec![WireParticipant {
+                user: "bob".into(),
+                role: Role::Viewer,
+                online: true,
+                name: None,
+                color: None,
+                presence: None,
+            }],
+            query: false,
+        });
+        assert_eq!(alice.until("participant_joined").await["user"], "bob");
+        assert_eq!(alice.until("participant_left").await["user"], "bob");
+        let mut carol = Peer::new(&a, 2, "carol");
+        let joined = carol.join(&a, "s").await;
+        let online: Vec<&Json> = joined["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["online"] == true)
+            .map(|p| &p["user"])
+            .collect();
+        assert_eq!(online, [&json!("alice"), &json!("carol")], "{joined}");
+    }
+}

@@ -1,0 +1,166 @@
+//! How the session actors (and live previews) reach one connection: its bounded send queue, its
+//! kill switch, and the link it shares with its reader and writer tasks (tier, drained bytes,
+//! paced presence).
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use montage_protocol::{ErrorCode, ServerMessage, Tier, encode_with_rid};
+use serde_json::Value as Json;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::presence::{Offer, Outbox};
+
+/// What a connection's writer task sends.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Utf8Bytes),
+    /// Close the socket with this code and reason after the frames queued before it.
+    Close(u16, String),
+    /// A WebSocket ping carrying this number (connection quality: its pong times the round trip).
+    Ping(u64),
+}
+
+/// How a session actor reaches one connection.
+#[derive(Clone, Debug)]
+pub struct ConnHandle {
+    pub id: u64,
+    pub user: Arc<str>,
+    tx: mpsc::Sender<Outbound>,
+    /// Cancelled when the connection must go at once (its reader fell behind).
+    pub(super) kill: CancellationToken,
+    metrics: Arc<Metrics>,
+    /// Display name from the token's `name`.
+    pub name: Option<Arc<str>>,
+    /// Tier, drain count and paced presence, shared with the connection's reader and writer.
+    link: Arc<ConnLink>,
+}
+
+impl ConnHandle {
+    pub fn new(
+        id: u64,
+        user: Arc<str>,
+        tx: mpsc::Sender<Outbound>,
+        kill: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> ConnHandle {
+        ConnHandle {
+            id,
+            user,
+            tx,
+            kill,
+            metrics,
+            name: None,
+            link: Arc::new(ConnLink::default()),
+        }
+    }
+
+    pub fn with_name(mut self, name: Option<&str>) -> ConnHandle {
+        self.name = name.map(Arc::from);
+        self
+    }
+
+    pub fn link(&self) -> &Arc<ConnLink> {
+        &self.link
+    }
+
+    /// Queues presence at this connection's tier rate: now if its interval has passed, else
+    /// held (the newest per session and user) until the reader's flush.
+    pub fn send_presence(&self, session: &Arc<str>, user: &Arc<str>, frame: Utf8Bytes) {
+        let tier = self.link.tier();
+        let offer =
+            self.link
+                .outbox()
+                .offer((session.clone(), user.clone()), frame, tier, Instant::now());
+        match offer {
+            Offer::SendNow(f) => {
+                self.send(f);
+            }
+            Offer::HeldFirst => self.link.wake.notify_one(),
+            Offer::Held => {}
+        }
+    }
+
+    /// Drops held presence of a session (of one user, or all of it).
+    pub fn forget_presence(&self, session: &str, user: Option<&str>) {
+        self.link.outbox().forget(session, user);
+    }
+
+    /// Queues a frame without waiting: a full queue means the reader is too slow, and it is
+    /// dropped rather than allowed to hold up everyone else in the session.
+    pub fn send(&self, frame: impl Into<Utf8Bytes>) -> bool {
+        match self.tx.try_send(Outbound::Frame(frame.into())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.kill.is_cancelled() {
+                    self.metrics.dropped_slow_total.fetch_add(1, Relaxed);
+                    tracing::info!(conn = self.id, user = %self.user, "dropping slow reader");
+                }
+                self.kill.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn error(&self, code: ErrorCode, message: impl Into<String>, rid: Option<&Json>) {
+        self.send(encode_with_rid(&ServerMessage::error(code, message), rid));
+    }
+}
+
+/// Tier order, worst first, so `min` is "the worse of".
+pub fn rank(t: Tier) -> u8 {
+    match t {
+        Tier::Poor => 0,
+        Tier::Fair => 1,
+        Tier::Good => 2,
+        Tier::Excellent => 3,
+    }
+}
+
+pub fn from_rank(r: u8) -> Tier {
+    match r {
+        0 => Tier::Poor,
+        1 => Tier::Fair,
+        2 => Tier::Good,
+        _ => Tier::Excellent,
+    }
+}
+
+/// What a connection's reader, writer and the session actors share about it: its effective
+/// tier, the bytes its writer drained, and the presence held back for it.
+#[derive(Debug)]
+pub struct ConnLink {
+    tier: AtomicU8,
+    pub drained: AtomicU64,
+    pub outbox: Mutex<Outbox>,
+    /// Woken when the outbox holds a first value, so the reader schedules its flush.
+    pub wake: Notify,
+}
+
+impl Default for ConnLink {
+    fn default() -> Self {
+        ConnLink {
+            tier: AtomicU8::new(rank(Tier::Excellent)),
+            drained: AtomicU64::new(0),
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl ConnLink {
+    pub fn tier(&self) -> Tier {
+        from_rank(self.tier.load(Relaxed))
+    }
+    pub fn set_tier(&self, t: Tier) {
+        self.tier.store(rank(t), Relaxed);
+    }
+    pub fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,97 @@
+//! Media Sync: one actor task per loaded session owns its document, history, roles and
+//! participants; nothing else touches them, so there is no lock on the edit path.
+//!
+//! An edit is transformed against the versions after its base, applied, handed to the group
+//! committer and only acked (and broadcast) once the committer reports it durable. Replies that
+//! depend on state — `joined`, HTTP state reads — wait for the same point, so no client ever sees a
+//! version that a crash could take back.
+
+mod actor;
+mod cluster;
+mod committer;
+pub(crate) mod conn;
+pub mod http;
+pub(crate) mod rebase;
+mod registry;
+/// The actor's side of comments and suggestions.
+mod social;
+#[cfg(test)]
+mod tests;
+
+pub use cluster::{MAX_CONFLICT_RETRIES, spawn_bus_dispatcher};
+pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_bus};
+pub use conn::{ConnHandle, ConnLink, Outbound};
+pub use rebase::rebase;
+pub use registry::Sessions;
+
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use montage_ot::Op;
+use montage_protocol::{ErrorCode, Role};
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+use crate::bus::BusEvent;
+
+/// What a session actor is asked to do.
+#[derive(Debug)]
+pub enum SessionMsg {
+    Join {
+        conn: ConnHandle,
+        client: String,
+        since: Option<u64>,
+        rid: Option<Json>,
+    },
+    Op {
+        conn: ConnHandle,
+        base: u64,
+        seq: u64,
+        ops: Op,
+        rid: Option<Json>,
+        received: Instant,
+    },
+    Presence {
+        conn: ConnHandle,
+        data: Json,
+        rid: Option<Json>,
+    },
+    SetRole {
+        conn: ConnHandle,
+        user: String,
+        role: Role,
+        rid: Option<Json>,
+    },
+    Leave {
+        conn: u64,
+    },
+    /// The connection is gone (closed, killed or shut down).
+    Disconnect {
+        conn: u64,
+    },
+    /// A frame for every ready participant (a `task` update).
+    Notify {
+        frame: Utf8Bytes,
+    },
+    /// Raises `user` to `role` (never lowers): an accepted invite. Replies with the role held.
+    Grant {
+        user: String,
+        role: Role,
+        reply: oneshot::Sender<Result<Role, ErrorCode>>,
+    },
+    /// The committed state, for the HTTP API.
+    GetState {
+        user: String,
+        reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
+    },
+    /// A comment or suggestion message (`crate::social`).
+    Social {
+        conn: ConnHandle,
+        req: crate::social::Request,
+        rid: Option<Json>,
+    },
+    /// Flush, snapshot and stop.
+    Shutdown,
+    /// An event from another node (scale-out).
+    Remote(BusEvent),
+}

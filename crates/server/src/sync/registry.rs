@@ -1,0 +1,285 @@
+//! The loaded sessions: one actor per session, spawned on first use.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use montage_protocol::{ErrorCode, Role};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::task::TaskTracker;
+
+use crate::bus::{Bus, BusEvent};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+use super::actor::Actor;
+use super::{CommitItem, SessionMsg};
+
+/// Mailbox of one session actor.
+const MAILBOX: usize = 512;
+
+pub(super) struct Entry {
+    pub(super) generation: u64,
+    pub(super) tx: mpsc::Sender<SessionMsg>,
+}
+
+/// The loaded sessions: spawns an actor on first use, forgets it when it unloads.
+pub struct Sessions {
+    pub(super) map: Mutex<HashMap<Arc<str>, Entry>>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) config: Arc<Config>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) committer: Mutex<Option<mpsc::Sender<CommitItem>>>,
+    pub(super) next_generation: AtomicU64,
+    pub(super) tasks: TaskTracker,
+    /// The newest committed version per session, for live preview subscribers. Kept outside the
+    /// actors so a subscription outlives an unload; an entry goes when its last watcher does.
+    pub(super) versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
+    /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
+    pub(super) bus: Option<Arc<dyn Bus>>,
+    /// Where accepted edits are reported for recognition (set by the collaboration service).
+    pub(super) contributions: crate::social::service::ContributionSink,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Arc<dyn Store>,
+        committer: mpsc::Sender<CommitItem>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Sessions> {
+        Sessions::with_bus(store, committer, config, metrics, None)
+    }
+
+    /// `new` for a node that shares its store with other nodes and hears them on `bus`.
+    pub fn with_bus(
+        store: Arc<dyn Store>,
+        committer: mpsc::Sender<CommitItem>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        bus: Option<Arc<dyn Bus>>,
+    ) -> Arc<Sessions> {
+        Arc::new(Sessions {
+            map: Mutex::new(HashMap::new()),
+            store,
+            config,
+            metrics,
+            committer: Mutex::new(Some(committer)),
+            next_generation: AtomicU64::new(1),
+            tasks: TaskTracker::new(),
+            versions: Mutex::new(HashMap::new()),
+            bus,
+            contributions: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn set_contribution_sink(&self, tally: Arc<crate::social::service::ContributionTally>) {
+        let _ = self.contributions.set(tally);
+    }
+
+    /// Counts a contribution towards badges; never waits (see `collaboration`). Comments and
+    /// suggestions call this with `CommentResolvedByOther` / `SuggestionAccepted`.
+    pub fn record_contribution(
+        &self,
+        session: &str,
+        user: &str,
+        kind: crate::social::service::ContributionKind,
+    ) {
+        if let Some(tally) = self.contributions.get() {
+            tally.add(session, user, kind);
+        }
+    }
+
+    /// Pushes a frame to the participants of a session on every node without waiting; a session
+    /// that is not loaded has nobody to tell, and a full mailbox drops it (HTTP has the same data).
+    pub fn notify(self: &Arc<Self>, id: &str, frame: String) {
+        if let Some(bus) = &self.bus {
+            bus.publish(BusEvent::Relay {
+                session: id.to_owned(),
+                presence: false,
+                frame: frame.clone(),
+            });
+        }
+        if let Some((_, tx)) = self.get(id, false) {
+            let _ = tx.try_send(SessionMsg::Notify {
+                frame: Utf8Bytes::from(frame),
+            });
+        }
+    }
+
+    /// Gives `user` at least `role` in an existing session; returns the role they hold.
+    pub async fn grant(
+        self: &Arc<Self>,
+        id: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<Role, ErrorCode> {
+        match self.store.meta(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(ErrorCode::NotFound),
+            Err(e) => {
+                tracing::error!(session = id, error = %e, "meta read failed");
+                return Err(ErrorCode::Internal);
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        let msg = SessionMsg::Grant {
+            user: user.to_owned(),
+            role,
+            reply,
+        };
+        if self.send(id, msg, true).await.is_err() {
+            return Err(ErrorCode::Internal);
+        }
+        rx.await.unwrap_or(Err(ErrorCode::Internal))
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn loaded(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub(super) fn get(
+        self: &Arc<Self>,
+        id: &str,
+        spawn: bool,
+    ) -> Option<(u64, mpsc::Sender<SessionMsg>)> {
+        let mut map = self.lock();
+        if let Some(e) = map.get(id) {
+            return Some((e.generation, e.tx.clone()));
+        }
+        if !spawn {
+            return None;
+        }
+        let committer = self
+            .committer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let generation = self.next_generation.fetch_add(1, Relaxed);
+        let (tx, rx) = mpsc::channel(MAILBOX);
+        let id: Arc<str> = Arc::from(id);
+        map.insert(
+            id.clone(),
+            Entry {
+                generation,
+                tx: tx.clone(),
+            },
+        );
+        let actor = Actor::new(id, generation, Arc::clone(self), rx, committer);
+        self.tasks.spawn(actor.run());
+        Some((generation, tx))
+    }
+
+    pub(super) fn remove_if(&self, id: &str, generation: u64) {
+        let mut map = self.lock();
+        if map.get(id).is_some_and(|e| e.generation == generation) {
+            map.remove(id);
+        }
+    }
+
+    /// Delivers a message to a session's actor, loading it first when `spawn` is set. Gives the
+    /// message back when the session is not loaded (and `spawn` is off) or the server is closing.
+    pub async fn send(
+        self: &Arc<Self>,
+        id: &str,
+        mut msg: SessionMsg,
+        spawn: bool,
+    ) -> Result<(), SessionMsg> {
+        // An actor may unload between the lookup and the send; then the entry is gone and the
+        // next lookup starts a fresh one.
+        for _ in 0..4 {
+            let Some((generation, tx)) = self.get(id, spawn) else {
+                return Err(msg);
+            };
+            match tx.send(msg).await {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(m)) => {
+                    msg = m;
+                    self.remove_if(id, generation);
+                }
+            }
+        }
+        Err(msg)
+    }
+
+    /// Watches the newest committed version of a session (0 until an edit commits after the
+    /// first watch). Access is the caller's to check.
+    pub fn watch_versions(&self, id: &str) -> watch::Receiver<u64> {
+        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(Arc::from(id))
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Whether a live-preview subscription watches the session's versions.
+    pub(super) fn has_version_watchers(&self, id: &str) -> bool {
+        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Tells the watchers of a session that `version` is committed; never blocks.
+    pub(super) fn publish_version(&self, id: &str, version: u64) {
+        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = map.get(id) else { return };
+        if tx.receiver_count() == 0 {
+            map.remove(id);
+            return;
+        }
+        tx.send_if_modified(|v| {
+            let newer = version > *v;
+            if newer {
+                *v = version;
+            }
+            newer
+        });
+    }
+
+    /// The committed `(version, state JSON)` of a session, for a reader with at least viewer rights.
+    pub async fn state(self: &Arc<Self>, id: &str, user: &str) -> Result<(u64, String), ErrorCode> {
+        // Reads of ids that do not exist must not load anything: ask the store first.
+        if self.get(id, false).is_none() {
+            match self.store.meta(id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(ErrorCode::NotFound),
+                Err(e) => {
+                    tracing::error!(session = id, error = %e, "meta read failed");
+                    return Err(ErrorCode::Internal);
+                }
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        if self
+            .send(
+                id,
+                SessionMsg::GetState {
+                    user: user.to_owned(),
+                    reply,
+                },
+                true,
+            )
+            .await
+            .is_err()
+        {
+            return Err(ErrorCode::Internal);
+        }
+        rx.await.unwrap_or(Err(ErrorCode::Internal))
+    }
+
+    /// Stops every actor after it flushed its pending writes and wrote a snapshot.
+    pub async fn shutdown(&self) {
+        // No new actors from here on. (Never hold both locks: `get` takes them map-first.)
+        *self.committer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let senders: Vec<_> = self.lock().values().map(|e| e.tx.clone()).collect();
+        for tx in senders {
+            let _ = tx.send(SessionMsg::Shutdown).await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}

@@ -1,0 +1,358 @@
+//! The session actor's side of Social: membership and roles come from the actor, the rules
+//! from `crate::social`. Every record is durable in the store before its event goes out;
+//! accepted suggestions go through the same path as any edit.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use montage_ot::Op;
+use montage_protocol::{ErrorCode, ServerMessage, encode, encode_with_rid};
+use serde_json::Value as Json;
+
+use super::actor::{Action, Actor};
+use super::{ConnHandle, rebase};
+use crate::social::suggestions::edit_client;
+use crate::social::{Request, Social, SocialError, SocialWrite, new_id, now_rfc3339};
+
+impl Actor {
+    /// Loads the session's comments and suggestions on first use.
+    pub(super) async fn ensure_social(&mut self) -> Result<(), SocialError> {
+        if self.social.is_some() {
+            return Ok(());
+        }
+        let internal = |what: String| {
+            tracing::error!(session = %self.id, error = %what, "social load failed");
+            crate::social::refuse(ErrorCode::Internal, "could not read comments")
+        };
+        let Some(store) = self.store.social() else {
+            return Err(crate::social::refuse(
+                ErrorCode::NotSupported,
+                "this server's store keeps no comments",
+            ));
+        };
+        let comments = store
+            .comments(&self.id)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        let suggestions = store
+            .suggestions(&self.id)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        let mut social = Social::load(comments, suggestions).map_err(internal)?;
+        let head = self.state.as_ref().map_or(0, |d| d.version);
+        let mut writes = Vec::new();
+        for id in social.repair(head) {
+            if let Some(s) = social.suggestion(&id) {
+                writes.push(SocialWrite::Suggestion {
+                    id,
+                    record: serde_json::to_string(s).unwrap_or_default(),
+                });
+            }
+        }
+        // Edits made while a failed write was being recovered: bring anchors up to date.
+        if let Some(doc) = &self.state {
+            for id in social.follow_anchors(&doc.doc) {
+                if let Some(r) = social.comment(&id) {
+                    writes.push(comment_write(r));
+                }
+            }
+        }
+        self.social = Some(social);
+        self.persist(&writes).await
+    }
+
+    /// Writes records durably; a failure leaves memory ahead of the store, so the session
+    /// reloads.
+    async fn persist(&mut self, writes: &[SocialWrite]) -> Result<(), SocialError> {
+        let owner = self.store.clone();
+        let Some(store) = owner.social() else {
+            return Ok(());
+        };
+        for w in writes {
+            let r = match w {
+                SocialWrite::Comment { id, record } => {
+                    store.put_comment(&self.id, id, record).await
+                }
+                SocialWrite::Suggestion { id, record } => {
+                    store.put_suggestion(&self.id, id, record).await
+                }
+            };
+            if let Err(e) = r {
+                tracing::error!(session = %self.id, error = %e, "social write failed");
+                self.social = None;
+                self.abandon();
+                return Err(crate::social::refuse(ErrorCode::Internal, "not stored"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `msg` to everyone in the session once `version` is durable, with `rid` to `conn`.
+    fn notify(&mut self, conn: u64, msg: &ServerMessage, rid: Option<&Json>, version: u64) {
+        let to_all = Utf8Bytes::from(encode(msg));
+        let to_sender = match rid {
+            Some(r) => Utf8Bytes::from(encode_with_rid(msg, Some(r))),
+            None => to_all.clone(),
+        };
+        self.when_committed(
+            version,
+            Action::Notify {
+                conn,
+                to_sender,
+                to_all,
+            },
+        );
+    }
+
+    pub(super) async fn social_request(
+        &mut self,
+        conn: ConnHandle,
+        req: Request,
+        rid: Option<Json>,
+    ) {
+        let Some(p) = self.member(&conn, rid.as_ref()) else {
+            return;
+        };
+        let pconn = p.conn.clone();
+        if self.broken || self.shutting_down {
+            pconn.error(
+                ErrorCode::Internal,
+                "session unavailable, join again",
+                rid.as_ref(),
+            );
+            return;
+        }
+        if let Err(e) = self.handle_social(&pconn, req, rid.clone()).await {
+            pconn.error(e.code, e.message, rid.as_ref());
+        }
+    }
+
+    async fn handle_social(
+        &mut self,
+        pconn: &ConnHandle,
+        req: Request,
+        rid: Option<Json>,
+    ) -> Result<(), SocialError> {
+        self.ensure_social().await?;
+        let (Some(doc), Some(social)) = (&self.state, &mut self.social) else {
+            return Err(crate::social::refuse(ErrorCode::Internal, "not loaded"));
+        };
+        let role = doc.meta.role_of(&pconn.user);
+        let user = pconn.user.clone();
+        let session = self.id.to_string();
+        let head = doc.version;
+        let (write, msg) = match req {
+            Request::Comment(new) => {
+                let r =
+                    social.add_comment(&user, role, new, &doc.doc, new_id('c'), now_rfc3339())?;
+                let msg = ServerMessage::CommentAdded {
+                    session,
+                    comment: r.comment.clone(),
+                };
+                (comment_write(r), msg)
+            }
+            Request::Edit { id, content } => {
+                let r = social.edit_comment(&user, role, &id, content)?;
+                (comment_write(r), updated(session, r))
+            }
+            Request::Delete { id } => {
+                let r = social.delete_comment(&user, role, &id)?;
+                (comment_write(r), updated(session, r))
+            }
+            Request::Resolve { id, resolved } => {
+                let r = social.resolve_comment(role, &id, resolved)?;
+                if resolved && r.comment.author_id != *user {
+                    self.sessions.record_contribution(
+                        &self.id,
+                        &r.comment.author_id,
+                        crate::social::service::ContributionKind::CommentResolvedByOther,
+                    );
+                }
+                (comment_write(r), updated(session, r))
+            }
+            Request::React { id, emoji, on } => {
+                let r = social.react(&user, role, &id, emoji, on)?;
+                (comment_write(r), updated(session, r))
+            }
+            Request::Suggest { base, ops, note } => {
+                social.check_suggest(role, &note)?;
+                self.check_applies(base, &ops).await?;
+                let Some(social) = &mut self.social else {
+                    return Ok(());
+                };
+                let s = social.add_suggestion(new_id('s'), &user, base, ops, note, now_rfc3339());
+                let write = SocialWrite::Suggestion {
+                    id: s.id.clone(),
+                    record: serde_json::to_string(s).unwrap_or_default(),
+                };
+                (
+                    write,
+                    ServerMessage::SuggestionAdded {
+                        session,
+                        suggestion: s.clone(),
+                    },
+                )
+            }
+            Request::Reject { id } => {
+                social.decidable(role, &id)?;
+                let Some(s) = social.decide(&id, &user, None) else {
+                    return Ok(());
+                };
+                let write = SocialWrite::Suggestion {
+                    id: s.id.clone(),
+                    record: serde_json::to_string(s).unwrap_or_default(),
+                };
+                let msg = ServerMessage::SuggestionUpdated {
+                    session,
+                    suggestion: s.clone(),
+                };
+                (write, msg)
+            }
+            Request::Accept { id } => {
+                let s = social.decidable(role, &id)?;
+                let (author, base, ops) = (
+                    Arc::<str>::from(s.author_id.as_str()),
+                    s.base,
+                    s.ops.clone(),
+                );
+                let client = Arc::<str>::from(edit_client(&id));
+                // Errors (the edit no longer applies) go to the editor; it stays pending.
+                let Some(version) = self
+                    .apply_edit(
+                        pconn,
+                        author,
+                        client,
+                        1,
+                        base,
+                        ops,
+                        None,
+                        None,
+                        Instant::now(),
+                    )
+                    .await
+                else {
+                    return Ok(());
+                };
+                let Some(social) = &mut self.social else {
+                    return Ok(());
+                };
+                let Some(s) = social.decide(&id, &user, Some(version)) else {
+                    return Ok(());
+                };
+                let write = SocialWrite::Suggestion {
+                    id: s.id.clone(),
+                    record: serde_json::to_string(s).unwrap_or_default(),
+                };
+                let msg = ServerMessage::SuggestionUpdated {
+                    session,
+                    suggestion: s.clone(),
+                };
+                let credited = s.author_id.clone();
+                self.persist(&[write]).await?;
+                self.sessions.record_contribution(
+                    &self.id,
+                    &credited,
+                    crate::social::service::ContributionKind::SuggestionAccepted,
+                );
+                // After the edit's `op`, once that version is durable.
+                self.notify(pconn.id, &msg, rid.as_ref(), version);
+                return Ok(());
+            }
+        };
+        self.persist(&[write]).await?;
+        self.notify(pconn.id, &msg, rid.as_ref(), head);
+        Ok(())
+    }
+
+    /// Refuses ops that would not apply at the head once transformed past the versions after
+    /// `base` (checked on a copy; nothing changes).
+    async fn check_applies(&mut self, base: u64, ops: &Op) -> Result<(), SocialError> {
+        let Some(doc) = &self.state else {
+            return Ok(());
+        };
+        let head = doc.version;
+        if base > head {
+            return Err(crate::social::bad(format!(
+                "base {base} is ahead of the head {head}"
+            )));
+        }
+        if head - base > super::actor::MAX_REBASE {
+            return Err(crate::social::refuse(
+                ErrorCode::Conflict,
+                format!("base {base} is too old"),
+            ));
+        }
+        let mut past: Vec<Op> = Vec::new();
+        if base + 1 < doc.hist_start {
+            let stored = self
+                .store
+                .ops_after(&self.id, base, doc.hist_start - base - 1)
+                .await
+                .map_err(|_| crate::social::refuse(ErrorCode::Internal, "storage error"))?;
+            for o in stored {
+                past.push(
+                    serde_json::from_str(&o.ops)
+                        .map_err(|_| crate::social::refuse(ErrorCode::Internal, "storage error"))?,
+                );
+            }
+        }
+        let Some(doc) = &self.state else {
+            return Ok(());
+        };
+        let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let memory = doc.history.iter().skip(skip).map(|h| &h.op);
+            let op = rebase(ops.clone(), past.iter().chain(memory));
+            let mut copy = doc.doc.clone();
+            op.apply(&mut copy).map(|_| ())
+        }));
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(crate::social::bad(format!("the suggested edit: {e}"))),
+            Err(_) => Err(crate::social::refuse(
+                ErrorCode::Internal,
+                "the edit could not be processed",
+            )),
+        }
+    }
+
+    /// After edit `version` was applied: anchors follow their targets; the changes are stored
+    /// and announced as `comment_updated` after that version's `op`.
+    pub(super) async fn anchors_after_edit(&mut self, version: u64) {
+        let (Some(doc), Some(social)) = (&self.state, &mut self.social) else {
+            return;
+        };
+        if !social.has_targets() {
+            return;
+        }
+        let mut writes = Vec::new();
+        let mut msgs = Vec::new();
+        for id in social.follow_anchors(&doc.doc) {
+            if let Some(r) = social.comment(&id) {
+                writes.push(comment_write(r));
+                msgs.push(updated(self.id.to_string(), r));
+            }
+        }
+        if writes.is_empty() || self.persist(&writes).await.is_err() {
+            return;
+        }
+        for m in msgs {
+            self.notify(u64::MAX, &m, None, version);
+        }
+    }
+}
+
+fn comment_write(r: &crate::social::CommentRecord) -> SocialWrite {
+    SocialWrite::Comment {
+        id: r.comment.id.clone(),
+        record: serde_json::to_string(r).unwrap_or_default(),
+    }
+}
+
+fn updated(session: String, r: &crate::social::CommentRecord) -> ServerMessage {
+    ServerMessage::CommentUpdated {
+        session,
+        comment: r.comment.clone(),
+    }
+}
