@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use media_services::gateway::auth::Auth;
+use media_services::auth::Auth;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -356,8 +356,7 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             let secret = match (&a.jwt_secret, &a.data_dir) {
                 (Some(s), _) => s.clone(),
                 (None, Some(d)) => String::from_utf8(
-                    media_services::gateway::auth::read_secret(d)?
-                        .context("no secret in the data dir")?,
+                    media_services::auth::read_secret(d)?.context("no secret in the data dir")?,
                 )?,
                 (None, None) => bail!("with --addr, give MONTAGE_JWT_SECRET or --data-dir"),
             };

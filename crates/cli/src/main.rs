@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use media_services::gateway::auth::{self, Auth};
+use media_services::auth::{self, Auth};
 use media_services::{Config, Limits};
 
 #[derive(Parser)]

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use montage_protocol::{ErrorCode, ServerMessage, encode};
 
 use crate::App;
-use crate::gateway::auth::Claims;
+use crate::auth::Claims;
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {

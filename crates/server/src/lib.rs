@@ -14,6 +14,7 @@ pub mod tasks;
 // What they share.
 pub mod access;
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -35,8 +36,8 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, Limits, MediaConfig};
 pub use error::{Error, Result};
 
+use crate::auth::Auth;
 use crate::bus::{Bus, LocalHub, NatsBus};
-use crate::gateway::auth::Auth;
 use crate::media::Media;
 use crate::media::blobs::{BlobStore, ObjectBlobStore};
 use crate::metrics::Metrics;
@@ -182,7 +183,7 @@ pub async fn run_node(
         config.sharing.clone(),
         public_url,
         Arc::new(sender),
-        Some(sessions.clone()),
+        Some(Arc::new(sessions.clone())),
     )?;
     let app = Arc::new(App {
         config,

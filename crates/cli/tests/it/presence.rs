@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
-use media_services::gateway::auth::Auth;
+use media_services::auth::Auth;
 use media_services::presence::colour;
 use serde_json::{Value as Json, json};
 use tokio_tungstenite::tungstenite::Message;

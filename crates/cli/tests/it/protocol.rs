@@ -491,7 +491,7 @@ async fn forged_expired_and_alg_none_tokens_get_401() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(dir.path(), &[])?;
     let good = token("mallory");
-    let forged = media_services::gateway::auth::Auth::new(b"another-secret")?.issue(
+    let forged = media_services::auth::Auth::new(b"another-secret")?.issue(
         "mallory",
         None,
         std::time::Duration::from_secs(60),

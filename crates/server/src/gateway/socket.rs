@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::api::bearer;
+use crate::auth::Claims;
 use crate::clock::now_secs;
-use crate::gateway::auth::Claims;
 use crate::gateway::limits::{ConnLimiter, Verdict, worst};
 use crate::gateway::quality::Meter;
 use crate::media::live::{PreviewTier, preview_loop};

@@ -19,6 +19,8 @@
 //! re-checks it against fresh metadata and stores it. Its `Reward` says `durable: false`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -31,7 +33,6 @@ use tokio_util::task::TaskTracker;
 use crate::error::{Error, Result};
 use crate::store::tasks::{Award, Contribution, Invite, InviteRefusal, TaskRecord};
 use crate::store::{SessionMeta, Store, TaskStore};
-use crate::sync::Sessions;
 use crate::tasks::connectors::{Connector, ConnectorConfig, WebhookSender};
 use crate::tasks::{TaskConfig, TaskManager, TaskRequest, now_ms, random_id, task_info};
 
@@ -294,10 +295,26 @@ fn check_user_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// How the service reaches the sessions Media Sync has loaded (`sync::Sessions` implements it),
+/// so Social needs nothing of Media Sync's insides.
+pub trait SessionLink: Send + Sync + 'static {
+    /// Pushes a frame to the participants of a session on every node, without waiting.
+    fn notify(&self, session: &str, frame: String);
+    /// Gives `user` at least `role` in an existing session; answers the role they hold.
+    fn grant<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        role: Role,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<Role, ErrorCode>> + Send + 'a>>;
+    /// Where the sessions count their durable edits towards badges.
+    fn count_contributions(&self, tally: Arc<ContributionTally>);
+}
+
 struct Inner {
     store: Arc<dyn Store>,
     tasks: Arc<TaskManager>,
-    sessions: Option<Arc<Sessions>>,
+    sessions: Option<Arc<dyn SessionLink>>,
     cfg: SharingConfig,
     public_url: String,
     metas: Mutex<HashMap<String, SessionMeta>>,
@@ -339,7 +356,7 @@ impl MediaCollaborationService {
         cfg: SharingConfig,
         public_url: String,
         sender: Arc<dyn WebhookSender>,
-        sessions: Option<Arc<Sessions>>,
+        sessions: Option<Arc<dyn SessionLink>>,
     ) -> Result<MediaCollaborationService> {
         let notify = sessions.clone();
         let listener: crate::tasks::TaskListener = Box::new(move |t: &TaskRecord| {
@@ -377,7 +394,7 @@ impl MediaCollaborationService {
             }),
         };
         if let Some(s) = &sessions {
-            s.set_contribution_sink(tally);
+            s.count_contributions(tally);
         }
         let w = &svc.inner.workers;
         w.spawn(tasks.run(cancel.clone()));

@@ -1,36 +1,29 @@
 //! The session actor: owns one session's document, history, roles and participants.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use montage_ot::{Op, Value};
+use montage_ot::Op;
 use montage_protocol::{
-    ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode, encode_op,
+    ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode,
     encode_with_rid,
 };
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::rebase;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::presence::PresenceTable;
-use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
+use crate::store::{Loaded, Store, StoredOp, Write};
 
 use super::cluster;
+use super::core::{Applied, CoreConfig, Edit, Refusal, SeqCheck, SeqKey, SessionCore};
 use super::{CommitItem, CommitResult, ConnHandle, SessionMsg, Sessions};
 use crate::access::check_permission;
-
-/// Versions between a base and the head past which an edit is refused with `conflict`.
-pub(super) const MAX_REBASE: u64 = 100_000;
-/// Recent `(seq, version)` pairs kept per client for idempotency; older ones are looked up.
-const RECENT_SEQS: usize = 256;
-/// Clients whose recent seqs a session keeps in memory before forgetting idle ones.
-const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 pub(super) struct Participant {
     pub(super) conn: ConnHandle,
@@ -39,29 +32,6 @@ pub(super) struct Participant {
     pub(super) from_version: u64,
     /// Its `joined` went out; until then it gets no presence.
     pub(super) ready: bool,
-}
-
-pub(super) struct HistEntry {
-    pub(super) op: Op,
-    pub(super) user: Arc<str>,
-}
-
-pub(super) struct Doc {
-    pub(super) meta: SessionMeta,
-    pub(super) doc: Value,
-    pub(super) version: u64,
-    /// The ops of versions `hist_start ..= version`.
-    pub(super) history: VecDeque<HistEntry>,
-    pub(super) hist_start: u64,
-    pub(super) snapshot_version: u64,
-}
-
-#[derive(Default)]
-pub(super) struct ClientSeqs {
-    /// The store was asked for this client's highest seq (None: it had none).
-    pub(super) store_checked: bool,
-    pub(super) store_max: Option<u64>,
-    pub(super) recent: VecDeque<(u64, u64)>,
 }
 
 pub(super) enum Action {
@@ -92,12 +62,6 @@ pub(super) enum Action {
     },
 }
 
-/// Something to do once `version` is durable.
-pub(super) struct Pending {
-    pub(super) version: u64,
-    pub(super) action: Action,
-}
-
 pub(super) struct Actor {
     pub(super) id: Arc<str>,
     pub(super) generation: u64,
@@ -113,14 +77,12 @@ pub(super) struct Actor {
     pub(super) committer: mpsc::Sender<CommitItem>,
     pub(super) done_tx: mpsc::UnboundedSender<CommitResult>,
     pub(super) done_rx: mpsc::UnboundedReceiver<CommitResult>,
-    pub(super) state: Option<Doc>,
+    /// The document, history, pending edits and idempotency table (`core.rs`); `None` until
+    /// the session exists.
+    pub(super) state: Option<SessionCore<Action>>,
     pub(super) participants: HashMap<u64, Participant>,
     /// Names, colours and latest presence of the users online here.
     pub(super) presence: PresenceTable,
-    /// Keyed by (user, client): client ids are chosen by clients, so only unique per user.
-    pub(super) seqs: HashMap<(Arc<str>, Arc<str>), ClientSeqs>,
-    pub(super) pending: VecDeque<Pending>,
-    pub(super) committed: u64,
     pub(super) inflight: usize,
     pub(super) snapshot_due: bool,
     /// A snapshot write is with the committer.
@@ -162,9 +124,6 @@ impl Actor {
             state: None,
             participants: HashMap::new(),
             presence: PresenceTable::default(),
-            seqs: HashMap::new(),
-            pending: VecDeque::new(),
-            committed: 0,
             inflight: 0,
             snapshot_due: false,
             snapshot_in_flight: false,
@@ -196,11 +155,8 @@ impl Actor {
             None => None,
         };
         match self.store.load(&self.id).await {
-            Ok(Some(l)) => match self.build(l) {
-                Ok(doc) => {
-                    self.committed = doc.version;
-                    self.state = Some(doc);
-                }
+            Ok(Some(l)) => match self.load(l) {
+                Ok(core) => self.state = Some(core),
                 Err(reason) => {
                     tracing::error!(session = %self.id, %reason, "session could not be loaded");
                     self.broken = true;
@@ -222,7 +178,7 @@ impl Actor {
             // With several nodes a session also stays loaded while someone here watches its live
             // previews: only a loaded session hears other nodes' commits.
             let idle = self.participants.is_empty()
-                && self.pending.is_empty()
+                && self.idle()
                 && self.inflight == 0
                 && !(self.cluster.is_some() && self.sessions.has_version_watchers(&self.id));
             // A session that does not exist (a read of a missing id) goes at once.
@@ -252,7 +208,7 @@ impl Actor {
                 }
             }
             self.cluster_tick().await;
-            if self.shutting_down && self.pending.is_empty() && self.inflight == 0 {
+            if self.shutting_down && self.idle() && self.inflight == 0 {
                 self.save_snapshot_now().await;
                 break;
             }
@@ -261,49 +217,23 @@ impl Actor {
         self.metrics.sessions_loaded.fetch_sub(1, Relaxed);
     }
 
-    /// The in-memory session from what the store holds (a panic while replaying is an error).
-    pub(super) fn build(&self, l: Loaded) -> Result<Doc, String> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.build_inner(l)))
-            .unwrap_or_else(|_| Err("the OT engine panicked while replaying".to_owned()))
+    /// The in-memory session from what the store holds.
+    pub(super) fn load(&self, l: Loaded) -> Result<SessionCore<Action>, String> {
+        let config = CoreConfig {
+            history_keep: self.config.history_keep,
+            snapshot_every_ops: self.config.snapshot_every_ops,
+        };
+        SessionCore::load(self.id.clone(), l, config)
     }
 
-    pub(super) fn build_inner(&self, l: Loaded) -> Result<Doc, String> {
-        let (mut doc, mut version) = match &l.snapshot {
-            Some(s) => (
-                serde_json::from_str::<Value>(&s.state).map_err(|e| format!("snapshot: {e}"))?,
-                s.version,
-            ),
-            None => (Value::new_document(), 0),
-        };
-        let snapshot_version = version;
-        let keep = self.config.history_keep.max(1);
-        let mut history = VecDeque::with_capacity(l.ops.len().min(keep));
-        for o in l.ops {
-            if o.version != version + 1 {
-                return Err(format!("version {} follows {version}", o.version));
-            }
-            let op: Op =
-                serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
-            op.apply(&mut doc)
-                .map_err(|e| format!("op {}: {e}", o.version))?;
-            version = o.version;
-            history.push_back(HistEntry {
-                op,
-                user: Arc::from(o.user),
-            });
-            if history.len() > keep {
-                history.pop_front();
-            }
-        }
-        let hist_start = version + 1 - history.len() as u64;
-        Ok(Doc {
-            meta: l.meta,
-            doc,
-            version,
-            history,
-            hist_start,
-            snapshot_version,
-        })
+    /// The newest durable version (0 before the session exists).
+    pub(super) fn committed(&self) -> u64 {
+        self.state.as_ref().map_or(0, |c| c.committed())
+    }
+
+    /// Nothing waits for a commit.
+    pub(super) fn idle(&self) -> bool {
+        self.state.as_ref().is_none_or(|c| c.idle())
     }
 
     pub(super) async fn handle(&mut self, m: SessionMsg) {
@@ -379,10 +309,12 @@ impl Actor {
 
     /// Runs `action` once `version` is durable: now, or when the committer says so.
     pub(super) fn when_committed(&mut self, version: u64, action: Action) {
-        if version <= self.committed && self.pending.is_empty() {
+        let ready = match &mut self.state {
+            Some(core) => core.when_committed(version, action),
+            None => Some(action),
+        };
+        if let Some(action) = ready {
             self.run_action(version, action);
-        } else {
-            self.pending.push_back(Pending { version, action });
         }
     }
 
@@ -422,11 +354,8 @@ impl Actor {
                 return;
             }
             match self.store.load(&self.id).await {
-                Ok(Some(l)) => match self.build(l) {
-                    Ok(doc) => {
-                        self.committed = doc.version;
-                        self.state = Some(doc);
-                    }
+                Ok(Some(l)) => match self.load(l) {
+                    Ok(core) => self.state = Some(core),
                     Err(reason) => {
                         tracing::error!(session = %self.id, %reason, "created session unreadable");
                         conn.error(
@@ -574,53 +503,71 @@ impl Actor {
         after: u64,
         head: u64,
     ) -> crate::error::Result<Vec<OpEntry>> {
-        let Some(doc) = &self.state else {
+        let Some(core) = &self.state else {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity((head - after) as usize);
-        if after + 1 < doc.hist_start {
-            for o in self
-                .store
-                .ops_after(&self.id, after, doc.hist_start - after - 1)
-                .await?
-            {
+        if let Some((from, count)) = core.missing_history(after) {
+            for o in self.store.ops_after(&self.id, from, count).await? {
                 out.push(parse_entry(&self.id, o)?);
             }
         }
-        let skip = (after + 1).saturating_sub(doc.hist_start) as usize;
-        for (i, h) in doc.history.iter().enumerate().skip(skip) {
-            out.push(OpEntry {
-                version: doc.hist_start + i as u64,
-                user: h.user.to_string(),
-                ops: h.op.clone(),
-            });
-        }
+        out.extend(core.entries_in_memory(after));
         Ok(out)
     }
 
-    /// The version `user`'s `(client, seq)` was applied as, if it was.
+    /// The version `user`'s `(client, seq)` was applied as, if it was: memory first, then the
+    /// store when the core says it must.
     pub(super) async fn lookup_seq(
         &mut self,
-        key: &(Arc<str>, Arc<str>),
+        key: &SeqKey,
         seq: u64,
     ) -> crate::error::Result<Option<u64>> {
         let (user, client) = key;
-        let entry = self.seqs.entry(key.clone()).or_default();
-        if let Some(&(_, v)) = entry.recent.iter().rev().find(|(s, _)| *s == seq) {
-            return Ok(Some(v));
+        loop {
+            let Some(core) = &mut self.state else {
+                return Ok(None);
+            };
+            match core.check_seq(key, seq) {
+                SeqCheck::Applied(v) => return Ok(Some(v)),
+                SeqCheck::New => return Ok(None),
+                SeqCheck::NeedStoreFind => {
+                    return self.store.find_seq(&self.id, user, client, seq).await;
+                }
+                SeqCheck::NeedStoreMax => {
+                    let max = self.store.max_seq(&self.id, user, client).await?;
+                    if let Some(core) = &mut self.state {
+                        core.note_store_max(key, max);
+                    }
+                }
+            }
         }
-        if !entry.store_checked {
-            entry.store_max = self.store.max_seq(&self.id, user, client).await?;
-            entry.store_checked = true;
-        }
-        let entry = self.seqs.entry(key.clone()).or_default();
-        let max_recent = entry.recent.iter().map(|(s, _)| *s).max();
-        let max_known = entry.store_max.max(max_recent);
-        // Clients number their edits upwards: a seq above all known ones is new, no query needed.
-        if max_known.is_some_and(|m| seq <= m) {
-            return self.store.find_seq(&self.id, user, client, seq).await;
-        }
-        Ok(None)
+    }
+
+    /// The ops after `base` that the core no longer keeps in memory, from the store.
+    pub(super) async fn older_ops(&self, base: u64) -> Result<Vec<Op>, Refusal> {
+        let Some((after, count)) = self.state.as_ref().and_then(|c| c.missing_history(base)) else {
+            return Ok(Vec::new());
+        };
+        let storage = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(session = %self.id, base, error = %e, "{what}");
+            Refusal {
+                code: ErrorCode::Internal,
+                message: "storage error".into(),
+                broken: false,
+            }
+        };
+        let stored = self
+            .store
+            .ops_after(&self.id, after, count)
+            .await
+            .map_err(|e| storage("history read failed", &e))?;
+        stored
+            .iter()
+            .map(|o| {
+                serde_json::from_str::<Op>(&o.ops).map_err(|e| storage("stored op unreadable", &e))
+            })
+            .collect()
     }
 
     /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
@@ -704,7 +651,7 @@ impl Actor {
         if self.social.is_none() {
             let _ = self.ensure_social().await;
         }
-        let seq_key = (user.clone(), client.clone());
+        let seq_key: SeqKey = (user.clone(), client.clone());
         match self.lookup_seq(&seq_key, seq).await {
             Ok(Some(v)) => {
                 // A resend of an applied edit: ack it again with its version, once durable.
@@ -719,115 +666,66 @@ impl Actor {
                 return None;
             }
         }
-        let Some(doc) = &self.state else { return None };
-        let head = doc.version;
-        if base > head {
-            pconn.error(
-                ErrorCode::BadRequest,
-                format!("base {base} is ahead of the head {head}"),
-                rid.as_ref(),
-            );
+        let refused = |r: Refusal| {
+            pconn.error(r.code, r.message, rid.as_ref());
+        };
+        let core = self.state.as_ref()?;
+        if let Err(r) = core.check_base(base) {
+            refused(r);
             return None;
         }
-        if head - base > MAX_REBASE {
-            pconn.error(
-                ErrorCode::Conflict,
-                format!("base {base} is too old; join again with since"),
-                rid.as_ref(),
-            );
-            return None;
-        }
-        // Transform past every version after the base, the sender's own included (DESIGN §2).
-        let mut older = Vec::new();
-        if base + 1 < doc.hist_start {
-            let stored = match self
-                .store
-                .ops_after(&self.id, base, doc.hist_start - base - 1)
-                .await
-            {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(session = %self.id, error = %e, "history read failed");
-                    pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
-                    return None;
-                }
-            };
-            for o in stored {
-                match serde_json::from_str::<Op>(&o.ops) {
-                    Ok(h) => older.push(h),
-                    Err(e) => {
-                        tracing::error!(session = %self.id, version = o.version, error = %e, "stored op unreadable");
-                        pconn.error(ErrorCode::Internal, "storage error", rid.as_ref());
-                        return None;
-                    }
-                }
+        let older = match self.older_ops(base).await {
+            Ok(older) => older,
+            Err(r) => {
+                refused(r);
+                return None;
             }
-        }
+        };
         // Kept to run again if another node takes this version first.
         let original = self.cluster.is_some().then(|| ops.clone());
         // A retry whose author sent presence since the first try: that presence shows it already.
         let skip_author = self.retry_presence_seen();
-        let Some(doc) = &mut self.state else {
-            return None;
+        let core = self.state.as_mut()?;
+        let edit = Edit {
+            user: user.clone(),
+            client,
+            seq,
+            base,
+            ops,
         };
-        let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
-        // The OT engine is pure and trusted, but a panic in it must cost one session, not the
-        // server: the document may be half-changed then, so the session reloads from the store.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let memory = doc.history.iter().skip(skip).map(|h| &h.op);
-            let op = rebase(ops, older.iter().chain(memory));
-            op.apply(&mut doc.doc).map(|inverse| (op, inverse))
-        }));
-        let (op, inverse) = match outcome {
-            Ok(Ok(op)) => op,
-            Ok(Err(e)) => {
-                pconn.error(ErrorCode::BadRequest, e.to_string(), rid.as_ref());
-                return None;
-            }
-            Err(_) => {
+        let applied = match core.apply(edit, &older) {
+            Ok(applied) => applied,
+            Err(r) if r.broken => {
                 tracing::error!(session = %self.id, base, "the OT engine panicked on an edit");
-                pconn.error(
-                    ErrorCode::Internal,
-                    "the edit could not be processed",
-                    rid.as_ref(),
-                );
+                refused(r);
                 self.abandon();
                 return None;
             }
+            Err(r) => {
+                refused(r);
+                return None;
+            }
         };
-        let Some(doc) = &mut self.state else {
-            return None;
-        };
-        doc.version += 1;
-        let version = doc.version;
-        let ops_json = serde_json::to_string(&op).unwrap_or_else(|_| "[]".to_owned());
-        let broadcast = Utf8Bytes::from(encode_op(&self.id, version, &user, &ops_json));
+        let Applied {
+            version,
+            inverse,
+            write,
+            broadcast,
+        } = applied;
         // Carets and selections follow the edit (sent again once it is broadcast). Across nodes
         // a rollback puts the old values back, so each committed edit moves them once.
-        let moved_before = self.presence.transform(
-            &op,
-            &inverse,
-            &user,
-            &doc.doc,
-            skip_author.then_some(&*user),
-        );
-        let moved = moved_before.iter().map(|(u, _)| u.clone()).collect();
-        doc.history.push_back(HistEntry {
-            op,
-            user: user.clone(),
-        });
-        let write = Write::Op {
-            session: self.id.to_string(),
-            op: StoredOp {
-                version,
-                user: user.to_string(),
-                client: client.to_string(),
-                seq,
-                ops: ops_json,
-            },
+        let moved_before = match core.head_op() {
+            Some(op) => self.presence.transform(
+                op,
+                &inverse,
+                &user,
+                &core.doc,
+                skip_author.then_some(&*user),
+            ),
+            None => Vec::new(),
         };
-        let recent = &mut self.seqs.entry(seq_key).or_default().recent;
-        recent.push_back((seq, version));
+        let moved = moved_before.iter().map(|(u, _)| u.clone()).collect();
+        let snapshot_overdue = core.snapshot_overdue();
         if let Some(original) = original {
             self.track_unconfirmed(
                 version,
@@ -842,23 +740,21 @@ impl Actor {
                 moved_before,
             );
         }
-        self.pending.push_back(Pending {
-            version,
-            action: Action::Edit {
-                conn,
-                user: pconn.user.clone(),
-                seq,
-                rid,
-                received,
-                broadcast,
-                moved,
-            },
-        });
+        let action = Action::Edit {
+            conn,
+            user: pconn.user.clone(),
+            seq,
+            rid,
+            received,
+            broadcast: Utf8Bytes::from(broadcast),
+            moved,
+        };
+        if let Some(core) = &mut self.state {
+            core.after_applied(version, action);
+        }
         self.submit(write, version, false).await;
         // Bound what a load replays: snapshot after this many edits, whatever the clock says.
-        if let Some(doc) = &self.state
-            && doc.version - doc.snapshot_version >= self.config.snapshot_every_ops
-        {
+        if snapshot_overdue {
             self.maybe_snapshot().await;
         }
         self.anchors_after_edit(version).await;
@@ -903,23 +799,17 @@ impl Actor {
         }
         if r.snapshot {
             self.snapshot_in_flight = false;
-            if let Some(doc) = &mut self.state {
-                doc.snapshot_version = doc.snapshot_version.max(r.version);
+            if let Some(core) = &mut self.state {
+                core.snapshot_written(r.version);
             }
             return;
         }
-        self.committed = self.committed.max(r.version);
-        self.sessions.publish_version(&self.id, self.committed);
-        while self
-            .pending
-            .front()
-            .is_some_and(|p| p.version <= self.committed)
-        {
-            if let Some(p) = self.pending.pop_front() {
-                self.run_action(p.version, p.action);
-            }
+        let Some(core) = &mut self.state else { return };
+        let ready = core.committed_through(r.version);
+        self.sessions.publish_version(&self.id, core.committed());
+        for (version, action) in ready {
+            self.run_action(version, action);
         }
-        self.trim();
     }
 
     pub(super) fn run_action(&mut self, version: u64, action: Action) {
@@ -981,33 +871,6 @@ impl Actor {
         }
     }
 
-    /// Drops history and seq records that are durable and past what is kept in memory.
-    pub(super) fn trim(&mut self) {
-        let keep = self.config.history_keep.max(1);
-        if let Some(doc) = &mut self.state {
-            while doc.history.len() > keep && doc.hist_start <= self.committed {
-                doc.history.pop_front();
-                doc.hist_start += 1;
-            }
-        }
-        for s in self.seqs.values_mut() {
-            while s.recent.len() > RECENT_SEQS
-                && s.recent.front().is_some_and(|(_, v)| *v <= self.committed)
-            {
-                if let Some((seq, _)) = s.recent.pop_front() {
-                    s.store_max = s.store_max.max(Some(seq));
-                }
-            }
-        }
-        // Clients that come and go with fresh ids must not grow this forever: forget those with
-        // nothing in flight (the store answers for them).
-        if self.seqs.len() > MAX_TRACKED_CLIENTS {
-            let committed = self.committed;
-            self.seqs
-                .retain(|_, s| s.recent.iter().any(|(_, v)| *v > committed));
-        }
-    }
-
     /// A write failed: nothing applied since the last durable version may be shown to anyone.
     /// Everyone waiting is told, participants are let go, and the session unloads so the next
     /// join reloads what the store really holds.
@@ -1017,8 +880,13 @@ impl Actor {
         }
         self.broken = true;
         self.reload = true;
-        for p in std::mem::take(&mut self.pending) {
-            match p.action {
+        let pending = self
+            .state
+            .as_mut()
+            .map(|c| c.take_pending())
+            .unwrap_or_default();
+        for (_, action) in pending {
+            match action {
                 Action::Edit { conn, rid, .. } => {
                     if let Some(pp) = self.participants.get(&conn) {
                         pp.conn.error(
@@ -1305,37 +1173,37 @@ impl Actor {
         if self.broken || self.snapshot_in_flight {
             return;
         }
-        let Some(doc) = &self.state else { return };
-        let behind = doc.version - doc.snapshot_version;
-        if behind == 0 || !(self.snapshot_due || behind >= self.config.snapshot_every_ops) {
+        let Some(snapshot) = self
+            .state
+            .as_ref()
+            .and_then(|c| c.snapshot_if_due(self.snapshot_due))
+        else {
             return;
-        }
-        let state = serde_json::to_string(&doc.doc).unwrap_or_else(|_| "null".to_owned());
-        let version = doc.version;
+        };
+        let version = snapshot.version;
         self.snapshot_due = false;
         self.snapshot_in_flight = true;
         let write = Write::Snapshot {
             session: self.id.to_string(),
-            snapshot: Snapshot { version, state },
+            snapshot,
         };
         self.submit(write, version, true).await;
     }
 
     /// A direct snapshot, when nothing of this session is in flight (idle unload, shutdown).
     pub(super) async fn save_snapshot_now(&mut self) {
-        if self.broken || self.inflight > 0 || !self.pending.is_empty() {
+        if self.broken || self.inflight > 0 || !self.idle() {
             return;
         }
-        let Some(doc) = &mut self.state else { return };
-        if doc.version == doc.snapshot_version {
+        let Some(snapshot) = self.state.as_ref().and_then(|c| c.snapshot_if_moved()) else {
             return;
-        }
-        let snapshot = Snapshot {
-            version: doc.version,
-            state: serde_json::to_string(&doc.doc).unwrap_or_else(|_| "null".to_owned()),
         };
         match self.store.save_snapshot(&self.id, &snapshot).await {
-            Ok(()) => doc.snapshot_version = snapshot.version,
+            Ok(()) => {
+                if let Some(core) = &mut self.state {
+                    core.snapshot_written(snapshot.version);
+                }
+            }
             Err(e) => tracing::warn!(session = %self.id, error = %e, "snapshot failed"),
         }
     }

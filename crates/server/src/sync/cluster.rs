@@ -32,7 +32,7 @@ use montage_protocol::{
 };
 use serde_json::Value as Json;
 
-use super::actor::{Action, Actor, HistEntry, Pending};
+use super::actor::{Action, Actor};
 use super::{SessionMsg, Sessions};
 use crate::bus::{Bus, BusEvent};
 use crate::error::{Error, Result};
@@ -142,9 +142,7 @@ pub fn spawn_bus_dispatcher(sessions: Arc<Sessions>, bus: &dyn Bus) {
 
 impl Actor {
     fn settled(&self) -> bool {
-        self.state
-            .as_ref()
-            .is_none_or(|d| d.version == self.committed)
+        self.state.as_ref().is_none_or(|c| c.settled())
     }
 
     /// Looks at a message before the actor handles it: applies bus events, holds joins and reads
@@ -181,8 +179,8 @@ impl Actor {
 
     /// Work that waits for a commit result or a settled document; runs after every event.
     pub(super) async fn cluster_tick(&mut self) {
+        let committed = self.committed();
         let Some(cl) = &mut self.cluster else { return };
-        let committed = self.committed;
         while cl
             .unconfirmed
             .front()
@@ -547,7 +545,7 @@ impl Actor {
             if !self.settled() || self.broken {
                 return;
             }
-            let head = self.committed;
+            let head = self.committed();
             let ops = match self.store.ops_after(&self.id, head, CATCH_UP_PAGE).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -575,29 +573,19 @@ impl Actor {
 
     /// Applies a version another node committed and forwards it to this node's clients.
     fn apply_committed(&mut self, o: StoredOp) -> std::result::Result<(), String> {
-        let Some(doc) = &mut self.state else {
+        let Some(core) = &mut self.state else {
             return Ok(());
         };
-        if o.version != doc.version + 1 {
-            return Err(format!("version {} follows {}", o.version, doc.version));
-        }
-        let op: Op = serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
-        let inverse =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.apply(&mut doc.doc)))
-                .map_err(|_| format!("op {}: the OT engine panicked", o.version))?
-                .map_err(|e| format!("op {}: {e}", o.version))?;
+        let inverse = core.apply_committed(&o)?;
         let version = o.version;
-        doc.version = version;
         let user: Arc<str> = Arc::from(o.user.as_str());
         // Carets and selections of this node's users follow the other node's edit too.
-        let moved = self
-            .presence
-            .transform(&op, &inverse, &user, &doc.doc, None);
-        doc.history.push_back(HistEntry {
-            op,
-            user: user.clone(),
-        });
-        self.committed = version;
+        let moved = match core.head_op() {
+            Some(op) => self
+                .presence
+                .transform(op, &inverse, &user, &core.doc, None),
+            None => Vec::new(),
+        };
         let frame = Utf8Bytes::from(encode_op(&self.id, version, &o.user, &o.ops));
         for p in self.participants.values() {
             if p.from_version < version {
@@ -607,12 +595,7 @@ impl Actor {
         for (u, _) in moved {
             self.send_presence_of(&u);
         }
-        // This node may see the same (client, seq) resent later: remember where it went.
-        if let Some(s) = self.seqs.get_mut(&(user, Arc::from(o.client.as_str()))) {
-            s.recent.push_back((o.seq, version));
-        }
         self.sessions.publish_version(&self.id, version);
-        self.trim();
         Ok(())
     }
 
@@ -620,46 +603,30 @@ impl Actor {
     async fn resync(&mut self) {
         let Some(cl) = &mut self.cluster else { return };
         let redo: Vec<Unconfirmed> = cl.unconfirmed.drain(..).collect();
-        let committed = self.committed;
-        let Some(doc) = &mut self.state else { return };
-        let undone = redo
-            .iter()
-            .rev()
-            .filter(|u| u.version > committed)
-            .all(|u| u.inverse.apply_unchecked(&mut doc.doc).is_ok());
-        if !undone {
-            self.diverged("an unconfirmed edit could not be rolled back");
-            return;
-        }
+        let committed = self.committed();
+        let Some(core) = &mut self.state else { return };
+        let lost = redo.iter().rev().filter(|u| u.version > committed);
+        // Acks of the undone versions never went out; other replies carry no state (joins and
+        // reads wait for a settled document) and go now.
+        let ready = match core.roll_back(lost.map(|u| &u.inverse), |a| {
+            matches!(a, Action::Edit { .. })
+        }) {
+            Ok(ready) => ready,
+            Err(e) => {
+                self.diverged(&format!(
+                    "an unconfirmed edit could not be rolled back: {e}"
+                ));
+                return;
+            }
+        };
         // Presence those edits moved goes back too (latest first), so the retries move it once.
         for u in redo.iter().rev().filter(|u| u.version > committed) {
             for (user, before) in &u.presence_before {
                 self.presence.restore(user, before);
             }
         }
-        let Some(doc) = &mut self.state else { return };
-        while doc.version > committed {
-            doc.history.pop_back();
-            doc.version -= 1;
-        }
-        // Acks of the undone versions never went out; other replies carry no state (joins and
-        // reads wait for a settled document) and go now.
-        let mut keep = VecDeque::new();
-        for p in std::mem::take(&mut self.pending) {
-            match p.action {
-                Action::Edit { .. } if p.version > committed => {}
-                action => keep.push_back(Pending {
-                    version: p.version.min(committed),
-                    action,
-                }),
-            }
-        }
-        self.pending = keep;
-        while let Some(p) = self.pending.pop_front() {
-            self.run_action(p.version, p.action);
-        }
-        for s in self.seqs.values_mut() {
-            s.recent.retain(|(_, v)| *v <= committed);
+        for (version, action) in ready {
+            self.run_action(version, action);
         }
         self.catch_up().await;
         if self.broken {

@@ -10,6 +10,7 @@ mod actor;
 mod cluster;
 mod committer;
 pub(crate) mod conn;
+pub mod core;
 pub mod http;
 pub(crate) mod rebase;
 mod registry;

@@ -1,6 +1,7 @@
 //! The loaded sessions: one actor per session, spawned on first use.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -281,5 +282,24 @@ impl Sessions {
         }
         self.tasks.close();
         self.tasks.wait().await;
+    }
+}
+
+impl crate::social::service::SessionLink for Arc<Sessions> {
+    fn notify(&self, session: &str, frame: String) {
+        Sessions::notify(self, session, frame);
+    }
+
+    fn grant<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+        role: Role,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Role, ErrorCode>> + Send + 'a>> {
+        Box::pin(Sessions::grant(self, session, user, role))
+    }
+
+    fn count_contributions(&self, tally: Arc<crate::social::service::ContributionTally>) {
+        self.set_contribution_sink(tally);
     }
 }

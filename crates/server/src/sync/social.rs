@@ -10,8 +10,8 @@ use montage_ot::Op;
 use montage_protocol::{ErrorCode, ServerMessage, encode, encode_with_rid};
 use serde_json::Value as Json;
 
+use super::ConnHandle;
 use super::actor::{Action, Actor};
-use super::{ConnHandle, rebase};
 use crate::social::suggestions::edit_client;
 use crate::social::{Request, Social, SocialError, SocialWrite, new_id, now_rfc3339};
 
@@ -268,53 +268,31 @@ impl Actor {
     /// Refuses ops that would not apply at the head once transformed past the versions after
     /// `base` (checked on a copy; nothing changes).
     async fn check_applies(&mut self, base: u64, ops: &Op) -> Result<(), SocialError> {
-        let Some(doc) = &self.state else {
+        let Some(core) = &self.state else {
             return Ok(());
         };
-        let head = doc.version;
-        if base > head {
-            return Err(crate::social::bad(format!(
-                "base {base} is ahead of the head {head}"
-            )));
+        if let Err(r) = core.check_base(base) {
+            return Err(match r.code {
+                ErrorCode::Conflict => {
+                    crate::social::refuse(ErrorCode::Conflict, format!("base {base} is too old"))
+                }
+                code => crate::social::refuse(code, r.message),
+            });
         }
-        if head - base > super::actor::MAX_REBASE {
-            return Err(crate::social::refuse(
-                ErrorCode::Conflict,
-                format!("base {base} is too old"),
-            ));
-        }
-        let mut past: Vec<Op> = Vec::new();
-        if base + 1 < doc.hist_start {
-            let stored = self
-                .store
-                .ops_after(&self.id, base, doc.hist_start - base - 1)
-                .await
-                .map_err(|_| crate::social::refuse(ErrorCode::Internal, "storage error"))?;
-            for o in stored {
-                past.push(
-                    serde_json::from_str(&o.ops)
-                        .map_err(|_| crate::social::refuse(ErrorCode::Internal, "storage error"))?,
-                );
-            }
-        }
-        let Some(doc) = &self.state else {
+        let older = self
+            .older_ops(base)
+            .await
+            .map_err(|r| crate::social::refuse(r.code, r.message))?;
+        let Some(core) = &self.state else {
             return Ok(());
         };
-        let skip = (base + 1).saturating_sub(doc.hist_start) as usize;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let memory = doc.history.iter().skip(skip).map(|h| &h.op);
-            let op = rebase(ops.clone(), past.iter().chain(memory));
-            let mut copy = doc.doc.clone();
-            op.apply(&mut copy).map(|_| ())
-        }));
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(crate::social::bad(format!("the suggested edit: {e}"))),
-            Err(_) => Err(crate::social::refuse(
-                ErrorCode::Internal,
-                "the edit could not be processed",
-            )),
-        }
+        core.try_apply(base, ops.clone(), &older)
+            .map_err(|r| match r.code {
+                ErrorCode::BadRequest => {
+                    crate::social::bad(format!("the suggested edit: {}", r.message))
+                }
+                code => crate::social::refuse(code, r.message),
+            })
     }
 
     /// After edit `version` was applied: anchors follow their targets; the changes are stored
