@@ -1,138 +1,121 @@
-//! Prometheus metrics, kept as atomics and written in the text exposition format.
+//! Prometheus metrics of one server, in a registry of its own (tests run several servers in one
+//! process), written in the text exposition format by the `prometheus` crate.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
 
 /// Bucket bounds of the ack latency histogram, in seconds.
 const ACK_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    pub connections: AtomicU64,
-    pub connections_total: AtomicU64,
-    pub sessions_loaded: AtomicU64,
-    pub edits_total: AtomicU64,
-    pub commit_batches_total: AtomicU64,
-    pub commit_failures_total: AtomicU64,
-    pub rate_limited_total: AtomicU64,
-    pub dropped_slow_total: AtomicU64,
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_total: IntCounter,
+    pub sessions_loaded: IntGauge,
+    pub edits_total: IntCounter,
+    pub commit_batches_total: IntCounter,
+    pub commit_failures_total: IntCounter,
+    pub rate_limited_total: IntCounter,
+    pub dropped_slow_total: IntCounter,
     /// Measured tier changes of connections, down and up.
-    pub tier_down_total: AtomicU64,
-    pub tier_up_total: AtomicU64,
+    pub tier_down_total: IntCounter,
+    pub tier_up_total: IntCounter,
     /// Edits sequenced again after another node committed their version first.
-    pub conflict_retries_total: AtomicU64,
-    ack_buckets: [AtomicU64; ACK_BUCKETS.len()],
-    ack_count: AtomicU64,
-    ack_sum_micros: AtomicU64,
+    pub conflict_retries_total: IntCounter,
+    ack_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("a valid counter name");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("each metric is registered once");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("a valid gauge name");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("each metric is registered once");
+            g
+        };
+        let ack_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "montage_ack_latency_seconds",
+                "Time from receiving an edit to acking it.",
+            )
+            .buckets(ACK_BUCKETS.to_vec()),
+        )
+        .expect("valid histogram options");
+        registry
+            .register(Box::new(ack_latency.clone()))
+            .expect("each metric is registered once");
+        Metrics {
+            connections: gauge("montage_connections", "Open WebSocket connections."),
+            connections_total: counter(
+                "montage_connections_total",
+                "WebSocket connections accepted.",
+            ),
+            sessions_loaded: gauge("montage_sessions_loaded", "Sessions held in memory."),
+            edits_total: counter("montage_edits_total", "Edits made durable and acked."),
+            commit_batches_total: counter(
+                "montage_commit_batches_total",
+                "Group-commit transactions.",
+            ),
+            commit_failures_total: counter(
+                "montage_commit_failures_total",
+                "Failed group commits.",
+            ),
+            rate_limited_total: counter(
+                "montage_rate_limited_total",
+                "Messages refused by rate limits.",
+            ),
+            dropped_slow_total: counter(
+                "montage_dropped_slow_total",
+                "Connections dropped for a full send queue.",
+            ),
+            tier_down_total: counter(
+                "montage_tier_down_total",
+                "Connections moved to a lower bandwidth tier.",
+            ),
+            tier_up_total: counter(
+                "montage_tier_up_total",
+                "Connections moved to a higher bandwidth tier.",
+            ),
+            conflict_retries_total: counter(
+                "montage_conflict_retries_total",
+                "Edits sequenced again because another node committed their version first.",
+            ),
+            ack_latency,
+            registry,
+        }
+    }
 }
 
 impl Metrics {
     pub fn observe_ack(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        for (i, le) in ACK_BUCKETS.iter().enumerate() {
-            if s <= *le {
-                self.ack_buckets[i].fetch_add(1, Relaxed);
-            }
-        }
-        self.ack_count.fetch_add(1, Relaxed);
-        self.ack_sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+        self.ack_latency.observe(d.as_secs_f64());
     }
 
+    /// Every metric in the text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let mut s = String::with_capacity(2048);
-        let mut one = |name: &str, kind: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
-        };
-        one(
-            "montage_connections",
-            "gauge",
-            "Open WebSocket connections.",
-            self.connections.load(Relaxed),
-        );
-        one(
-            "montage_connections_total",
-            "counter",
-            "WebSocket connections accepted.",
-            self.connections_total.load(Relaxed),
-        );
-        one(
-            "montage_sessions_loaded",
-            "gauge",
-            "Sessions held in memory.",
-            self.sessions_loaded.load(Relaxed),
-        );
-        one(
-            "montage_edits_total",
-            "counter",
-            "Edits made durable and acked.",
-            self.edits_total.load(Relaxed),
-        );
-        one(
-            "montage_commit_batches_total",
-            "counter",
-            "Group-commit transactions.",
-            self.commit_batches_total.load(Relaxed),
-        );
-        one(
-            "montage_commit_failures_total",
-            "counter",
-            "Failed group commits.",
-            self.commit_failures_total.load(Relaxed),
-        );
-        one(
-            "montage_rate_limited_total",
-            "counter",
-            "Messages refused by rate limits.",
-            self.rate_limited_total.load(Relaxed),
-        );
-        one(
-            "montage_dropped_slow_total",
-            "counter",
-            "Connections dropped for a full send queue.",
-            self.dropped_slow_total.load(Relaxed),
-        );
-        one(
-            "montage_tier_down_total",
-            "counter",
-            "Connections moved to a lower bandwidth tier.",
-            self.tier_down_total.load(Relaxed),
-        );
-        one(
-            "montage_tier_up_total",
-            "counter",
-            "Connections moved to a higher bandwidth tier.",
-            self.tier_up_total.load(Relaxed),
-        );
-        one(
-            "montage_conflict_retries_total",
-            "counter",
-            "Edits sequenced again because another node committed their version first.",
-            self.conflict_retries_total.load(Relaxed),
-        );
-        let name = "montage_ack_latency_seconds";
-        let _ = writeln!(
-            s,
-            "# HELP {name} Time from receiving an edit to acking it.\n# TYPE {name} histogram"
-        );
-        for (i, le) in ACK_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "{name}_bucket{{le=\"{le}\"}} {}",
-                self.ack_buckets[i].load(Relaxed)
-            );
+        let mut out = Vec::with_capacity(4096);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
         }
-        let count = self.ack_count.load(Relaxed);
-        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            s,
-            "{name}_sum {}",
-            self.ack_sum_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(s, "{name}_count {count}");
-        s
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The `Content-Type` of [`render`](Metrics::render)'s text.
+    pub fn content_type(&self) -> String {
+        TextEncoder::new().format_type().to_owned()
     }
 }
 
@@ -146,9 +129,33 @@ mod tests {
         m.observe_ack(Duration::from_micros(700));
         m.observe_ack(Duration::from_millis(20));
         let t = m.render();
-        assert!(t.contains("montage_ack_latency_seconds_bucket{le=\"0.0005\"} 0"));
+        assert!(
+            t.contains("montage_ack_latency_seconds_bucket{le=\"0.0005\"} 0"),
+            "{t}"
+        );
         assert!(t.contains("montage_ack_latency_seconds_bucket{le=\"0.001\"} 1"));
         assert!(t.contains("montage_ack_latency_seconds_bucket{le=\"0.025\"} 2"));
         assert!(t.contains("montage_ack_latency_seconds_count 2"));
+    }
+
+    #[test]
+    fn counters_and_gauges_keep_their_names() {
+        let m = Metrics::default();
+        m.connections.inc();
+        m.connections_total.inc();
+        m.edits_total.inc_by(3);
+        let t = m.render();
+        assert!(
+            t.contains("# TYPE montage_connections gauge\nmontage_connections 1"),
+            "{t}"
+        );
+        assert!(t.contains("montage_connections_total 1"));
+        assert!(t.contains("montage_edits_total 3"));
+        // Servers in one process keep their own counts.
+        assert!(
+            Metrics::default()
+                .render()
+                .contains("montage_edits_total 0")
+        );
     }
 }

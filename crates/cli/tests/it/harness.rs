@@ -103,6 +103,24 @@ impl Drop for Server {
     }
 }
 
+/// Makes the store of a server on `dir` refuse (`on`) or accept again asset records, as a full
+/// or failing disk would: an SQLite trigger in its `montage.db`.
+pub async fn refuse_asset_records(dir: &Path, on: bool) -> Result<()> {
+    use sqlx::ConnectOptions;
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("montage.db"))
+        .connect()
+        .await?;
+    let sql = if on {
+        "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
+         BEGIN SELECT RAISE(FAIL, 'refused by the test'); END"
+    } else {
+        "DROP TRIGGER refuse_assets"
+    };
+    sqlx::query(sql).execute(&mut c).await?;
+    Ok(())
+}
+
 /// The store a server on `dir` would open, for tests that drive the library directly.
 pub async fn open_store(dir: &Path) -> Result<std::sync::Arc<dyn media_services::store::Store>> {
     Ok(std::sync::Arc::new(

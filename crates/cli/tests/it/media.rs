@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::*;
+use super::harness::*;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// The server under test refuses uploads above this (`--max-upload-bytes`).
@@ -526,7 +526,6 @@ async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
     )) {
         return Ok(());
     }
-    use sqlx::ConnectOptions;
     let dir = tempfile::tempdir()?;
     let server = start(dir.path())?;
     let stored = || std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count());
@@ -535,17 +534,7 @@ async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(stored(), 1);
     // The store's own database, made to refuse asset records (a full or failing disk).
-    let db = dir.path().join("montage.db");
-    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .connect()
-        .await?;
-    sqlx::query(
-        "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
-         BEGIN SELECT RAISE(FAIL, 'refused by the test'); END",
-    )
-    .execute(&mut c)
-    .await?;
+    refuse_asset_records(dir.path(), true).await?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(
         (r.status, &r.json()?["code"]),
@@ -553,9 +542,7 @@ async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
         "the record could not be written"
     );
     assert_eq!(stored(), 1, "the blob went with its record");
-    sqlx::query("DROP TRIGGER refuse_assets")
-        .execute(&mut c)
-        .await?;
+    refuse_asset_records(dir.path(), false).await?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(stored(), 2);

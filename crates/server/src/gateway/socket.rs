@@ -73,7 +73,9 @@ pub async fn ws_handler(
         Ok(ws) => ws,
         Err(e) => return e.into_response(),
     };
-    if app.metrics.connections.load(Relaxed) as usize >= app.config.limits.max_connections {
+    if usize::try_from(app.metrics.connections.get()).unwrap_or(0)
+        >= app.config.limits.max_connections
+    {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "server is at its connection limit",
@@ -134,8 +136,8 @@ async fn connection(
     _slot: UserSlot,
 ) {
     let _tracked = app.conns.token();
-    app.metrics.connections.fetch_add(1, Relaxed);
-    app.metrics.connections_total.fetch_add(1, Relaxed);
+    app.metrics.connections.inc();
+    app.metrics.connections_total.inc();
     let id = app.next_conn.fetch_add(1, Relaxed);
     let user: Arc<str> = Arc::from(claims.sub.as_str());
     let (tx, rx) = mpsc::channel(app.config.limits.send_queue.max(1));
@@ -212,7 +214,7 @@ async fn connection(
         })
         .await;
     }
-    app.metrics.connections.fetch_sub(1, Relaxed);
+    app.metrics.connections.dec();
     tracing::debug!(conn = id, %user, "disconnected");
 }
 
@@ -404,10 +406,10 @@ impl Reader {
             .send_if_modified(|cur| std::mem::replace(cur, t) != t);
         let m = &self.app.metrics;
         if rank(t) < rank(before) {
-            m.tier_down_total.fetch_add(1, Relaxed);
+            m.tier_down_total.inc();
             tracing::debug!(conn = self.handle.id, tier = t.as_str(), "tier down");
         } else if rank(t) > rank(before) {
-            m.tier_up_total.fetch_add(1, Relaxed);
+            m.tier_up_total.inc();
         }
         let msg = crate::gateway::quality::tier_message(t);
         self.handle.send(encode_with_rid(&msg, rid));
@@ -429,7 +431,7 @@ impl Reader {
         match v {
             Verdict::Allow => Ok(()),
             Verdict::Limited { retry_after } => {
-                self.app.metrics.rate_limited_total.fetch_add(1, Relaxed);
+                self.app.metrics.rate_limited_total.inc();
                 let msg = ServerMessage::Error {
                     code: ErrorCode::RateLimited,
                     message: "rate limit exceeded".into(),

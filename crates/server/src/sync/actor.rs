@@ -1,16 +1,12 @@
 //! The session actor: owns one session's document, history, roles and participants.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
-use montage_protocol::{
-    ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode,
-    encode_with_rid,
-};
+use montage_protocol::{ErrorCode, OpEntry, Role, ServerMessage, encode, encode_with_rid};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 
@@ -144,7 +140,7 @@ impl Actor {
                 self.0.unwatch(&self.1);
             }
         }
-        self.metrics.sessions_loaded.fetch_add(1, Relaxed);
+        self.metrics.sessions_loaded.inc();
         // Hear other nodes' commits before reading the store, so none falls in between. The
         // guard unwatches however this task ends (a panic included).
         let _watching = match self.sessions.bus.clone() {
@@ -214,7 +210,7 @@ impl Actor {
             }
         }
         self.sessions.remove_if(&self.id, self.generation);
-        self.metrics.sessions_loaded.fetch_sub(1, Relaxed);
+        self.metrics.sessions_loaded.dec();
     }
 
     /// The in-memory session from what the store holds.
@@ -277,36 +273,6 @@ impl Actor {
         }
     }
 
-    pub(super) fn online(&self, user: &str) -> bool {
-        self.participants.values().any(|p| &*p.conn.user == user)
-    }
-
-    /// Roster and role events: a joiner still waiting for its `joined` gets them right after it,
-    /// so what it learns later is never overwritten by the older `joined`.
-    pub(super) fn announce(&mut self, frame: &Utf8Bytes, except: Option<u64>) {
-        let head = self.state.as_ref().map_or(0, |d| d.version);
-        let mut later = Vec::new();
-        for (id, p) in &self.participants {
-            if Some(*id) == except {
-                continue;
-            }
-            if p.ready {
-                p.conn.send(frame.clone());
-            } else {
-                later.push(*id);
-            }
-        }
-        for conn in later {
-            self.when_committed(
-                head,
-                Action::Reply {
-                    conn,
-                    frame: frame.clone(),
-                },
-            );
-        }
-    }
-
     /// Runs `action` once `version` is durable: now, or when the committer says so.
     pub(super) fn when_committed(&mut self, version: u64, action: Action) {
         let ready = match &mut self.state {
@@ -316,204 +282,6 @@ impl Actor {
         if let Some(action) = ready {
             self.run_action(version, action);
         }
-    }
-
-    pub(super) async fn join(
-        &mut self,
-        conn: ConnHandle,
-        client: String,
-        since: Option<u64>,
-        rid: Option<Json>,
-    ) {
-        if self.reload && !self.shutting_down {
-            self.deferred.push(SessionMsg::Join {
-                conn,
-                client,
-                since,
-                rid,
-            });
-            return;
-        }
-        if self.broken || self.shutting_down {
-            conn.error(
-                ErrorCode::Internal,
-                "session unavailable, try again",
-                rid.as_ref(),
-            );
-            return;
-        }
-        if self.state.is_none() {
-            // The first joiner creates the session and owns it.
-            if let Err(e) = self.store.create_session(&self.id, &conn.user).await {
-                tracing::error!(session = %self.id, error = %e, "create session failed");
-                conn.error(
-                    ErrorCode::Internal,
-                    "could not create session",
-                    rid.as_ref(),
-                );
-                return;
-            }
-            match self.store.load(&self.id).await {
-                Ok(Some(l)) => match self.load(l) {
-                    Ok(core) => self.state = Some(core),
-                    Err(reason) => {
-                        tracing::error!(session = %self.id, %reason, "created session unreadable");
-                        conn.error(
-                            ErrorCode::Internal,
-                            "could not create session",
-                            rid.as_ref(),
-                        );
-                        return;
-                    }
-                },
-                _ => {
-                    conn.error(
-                        ErrorCode::Internal,
-                        "could not create session",
-                        rid.as_ref(),
-                    );
-                    return;
-                }
-            }
-        }
-        let Some(doc) = &self.state else { return };
-        let version = doc.version;
-        let role = doc.meta.role_of(&conn.user);
-        if role < Role::Viewer {
-            conn.error(
-                ErrorCode::Forbidden,
-                format!("removed from session {}", self.id),
-                rid.as_ref(),
-            );
-            return;
-        }
-        let mut state = Some(doc.doc.clone());
-        let mut ops = None;
-        if let Some(since) = since {
-            if since > version {
-                conn.error(
-                    ErrorCode::BadRequest,
-                    format!("since {since} is ahead of the head {version}"),
-                    rid.as_ref(),
-                );
-                return;
-            }
-            if version - since <= self.config.limits.max_catch_up {
-                match self.entries_after(since, version).await {
-                    Ok(list) => {
-                        ops = Some(list);
-                        state = None;
-                    }
-                    Err(e) => {
-                        tracing::error!(session = %self.id, error = %e, "catch-up read failed");
-                        conn.error(ErrorCode::Internal, "could not read history", rid.as_ref());
-                        return;
-                    }
-                }
-            }
-        }
-        let Some(doc) = &self.state else { return };
-        let rejoin = self.participants.contains_key(&conn.id);
-        let was_online = self
-            .participants
-            .values()
-            .any(|p| p.conn.user == conn.user && p.conn.id != conn.id);
-        let user = conn.user.clone();
-        let conn_id = conn.id;
-        let name = conn.name.clone();
-        self.presence.enter(&user, name.clone());
-        self.participants.insert(
-            conn.id,
-            Participant {
-                conn,
-                client: Arc::from(client),
-                from_version: version,
-                ready: false,
-            },
-        );
-        let mut roster: Vec<WireParticipant> = Vec::new();
-        let mut seen = HashSet::new();
-        for p in self.participants.values() {
-            if seen.insert(p.conn.user.clone()) {
-                let rec = self.presence.get(&p.conn.user);
-                roster.push(WireParticipant {
-                    user: p.conn.user.to_string(),
-                    role: doc.meta.role_of(&p.conn.user),
-                    online: true,
-                    name: rec.and_then(|r| r.name.as_deref().map(str::to_owned)),
-                    color: rec.map(|r| r.colour.clone()),
-                    presence: rec.and_then(|r| r.data.clone()),
-                });
-            }
-        }
-        // Users online on other nodes of a cluster.
-        for p in self.remote_online() {
-            seen.insert(Arc::from(p.user.as_str()));
-            roster.push(p);
-        }
-        for (u, r) in &doc.meta.roles {
-            if !seen.contains(u.as_str()) && *r >= Role::Viewer {
-                roster.push(WireParticipant {
-                    user: u.clone(),
-                    role: *r,
-                    online: false,
-                    name: None,
-                    color: Some(crate::presence::colour(u)),
-                    presence: None,
-                });
-            }
-        }
-        roster.sort_by(|a, b| a.user.cmp(&b.user));
-        let joined = ServerMessage::Joined {
-            session: self.id.to_string(),
-            version,
-            state,
-            role,
-            participants: roster,
-            ops,
-        };
-        let frame = Utf8Bytes::from(encode_with_rid(&joined, rid.as_ref()));
-        if !rejoin && !was_online {
-            let ev = encode(&ServerMessage::ParticipantJoined {
-                session: self.id.to_string(),
-                user: user.to_string(),
-                role,
-                name: name.as_deref().map(str::to_owned),
-                color: Some(crate::presence::colour(&user)),
-            });
-            // The other nodes learn it from the roster; the first participant here also asks
-            // them for theirs.
-            self.cluster_roster(self.participants.len() == 1);
-            if !self.online_elsewhere(&user) {
-                self.announce(&Utf8Bytes::from(ev), Some(conn_id));
-            }
-        }
-        self.when_committed(
-            version,
-            Action::Reply {
-                conn: conn_id,
-                frame,
-            },
-        );
-    }
-
-    /// `{"version","user","ops"}` entries for versions `after+1 ..= head`.
-    pub(super) async fn entries_after(
-        &self,
-        after: u64,
-        head: u64,
-    ) -> crate::error::Result<Vec<OpEntry>> {
-        let Some(core) = &self.state else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity((head - after) as usize);
-        if let Some((from, count)) = core.missing_history(after) {
-            for o in self.store.ops_after(&self.id, from, count).await? {
-                out.push(parse_entry(&self.id, o)?);
-            }
-        }
-        out.extend(core.entries_in_memory(after));
-        Ok(out)
     }
 
     /// The version `user`'s `(client, seq)` was applied as, if it was: memory first, then the
@@ -568,19 +336,6 @@ impl Actor {
                 serde_json::from_str::<Op>(&o.ops).map_err(|e| storage("stored op unreadable", &e))
             })
             .collect()
-    }
-
-    /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
-    pub(super) fn member(&self, conn: &ConnHandle, rid: Option<&Json>) -> Option<&Participant> {
-        let p = self.participants.get(&conn.id);
-        if p.is_none() {
-            conn.error(
-                ErrorCode::NotFound,
-                format!("not joined to session {}", self.id),
-                rid,
-            );
-        }
-        p
     }
 
     pub(super) async fn edit(
@@ -831,7 +586,7 @@ impl Actor {
                 if let Some(p) = self.participants.get(&conn) {
                     p.conn.send(ack_frame(&self.id, seq, version, rid.as_ref()));
                 }
-                self.metrics.edits_total.fetch_add(1, Relaxed);
+                self.metrics.edits_total.inc();
                 self.metrics.observe_ack(received.elapsed());
                 for (id, p) in &self.participants {
                     if *id != conn && p.from_version < version {
@@ -919,224 +674,6 @@ impl Actor {
         }
         self.participants.clear();
         self.idle_since = Instant::now() - self.config.idle_unload;
-    }
-
-    pub(super) fn presence(&mut self, conn: ConnHandle, data: Json, rid: Option<Json>) {
-        let Some(p) = self.member(&conn, rid.as_ref()) else {
-            return;
-        };
-        let conn = conn.id;
-        let Some(doc) = &self.state else { return };
-        if !check_permission(&doc.meta, &p.conn.user, Role::Viewer) {
-            p.conn
-                .error(ErrorCode::Forbidden, "no access", rid.as_ref());
-            return;
-        }
-        let msg = ServerMessage::Presence {
-            session: self.id.to_string(),
-            user: p.conn.user.to_string(),
-            data,
-        };
-        let frame = encode(&msg);
-        if frame.len() > self.config.limits.max_presence_bytes {
-            let max = self.config.limits.max_presence_bytes;
-            p.conn.error(
-                ErrorCode::TooLarge,
-                format!("presence is limited to {max} bytes"),
-                rid.as_ref(),
-            );
-            return;
-        }
-        let user = p.conn.user.clone();
-        // Kept for late joiners and to follow edits.
-        if let ServerMessage::Presence { data, .. } = msg {
-            self.presence.set(&user, data);
-            self.cluster_presence_set(&user, conn);
-        }
-        self.cluster_relay(&frame, true);
-        let frame = Utf8Bytes::from(frame);
-        for (id, p) in &self.participants {
-            if *id != conn && p.ready {
-                p.conn.send_presence(&self.id, &user, frame.clone());
-            }
-        }
-    }
-
-    /// A user removed from the session: every connection of theirs here leaves it now (they got
-    /// the `role_changed`; their next message here is `not_found`, a new join `forbidden`).
-    pub(super) fn remove_user_connections(&mut self, user: &str) {
-        let gone: Vec<u64> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| &*p.conn.user == user)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            self.leave(id);
-        }
-    }
-
-    /// Relays another node's presence frame to this node's connections, paced like our own.
-    pub(super) fn relay_remote_presence(&self, frame: Utf8Bytes) {
-        let user: Option<Arc<str>> = serde_json::from_str::<Json>(&frame)
-            .ok()
-            .and_then(|v| v.get("user")?.as_str().map(Arc::from));
-        let Some(user) = user else { return };
-        for p in self.participants.values() {
-            if p.ready && p.conn.user != user {
-                p.conn.send_presence(&self.id, &user, frame.clone());
-            }
-        }
-    }
-
-    /// Sends a user's current presence to every ready connection of the other users, paced.
-    pub(super) fn send_presence_of(&self, user: &Arc<str>) {
-        let Some(data) = self.presence.get(user).and_then(|r| r.data.clone()) else {
-            return;
-        };
-        let frame = Utf8Bytes::from(encode(&ServerMessage::Presence {
-            session: self.id.to_string(),
-            user: user.to_string(),
-            data,
-        }));
-        // Other nodes hold no record of this node's users: they get the adjusted value too.
-        self.cluster_relay(&frame, true);
-        for p in self.participants.values() {
-            if p.ready && p.conn.user != *user {
-                p.conn.send_presence(&self.id, user, frame.clone());
-            }
-        }
-    }
-
-    pub(super) async fn set_role(
-        &mut self,
-        conn: ConnHandle,
-        user: String,
-        role: Role,
-        rid: Option<Json>,
-    ) {
-        let Some(p) = self.member(&conn, rid.as_ref()) else {
-            return;
-        };
-        let pconn = p.conn.clone();
-        let conn = conn.id;
-        let Some(doc) = &self.state else { return };
-        if !check_permission(&doc.meta, &pconn.user, Role::Owner) {
-            pconn.error(
-                ErrorCode::Forbidden,
-                "only an owner may change roles",
-                rid.as_ref(),
-            );
-            return;
-        }
-        let owners = doc
-            .meta
-            .roles
-            .values()
-            .filter(|r| **r == Role::Owner)
-            .count();
-        if doc.meta.role_of(&user) == Role::Owner && role < Role::Owner && owners <= 1 {
-            pconn.error(
-                ErrorCode::Conflict,
-                "a session keeps at least one owner",
-                rid.as_ref(),
-            );
-            return;
-        }
-        if let Err(e) = self.store.set_role(&self.id, &user, role).await {
-            tracing::error!(session = %self.id, error = %e, "set_role failed");
-            pconn.error(
-                ErrorCode::Internal,
-                "could not store the role",
-                rid.as_ref(),
-            );
-            return;
-        }
-        let Some(doc) = &mut self.state else { return };
-        // From here on every message of `user` is checked against the new role.
-        doc.meta.roles.insert(user.clone(), role);
-        let target = user.clone();
-        let msg = ServerMessage::RoleChanged {
-            session: self.id.to_string(),
-            user,
-            role,
-        };
-        if let Some(p) = self.participants.get(&conn) {
-            p.conn.send(encode_with_rid(&msg, rid.as_ref()));
-        }
-        let frame = encode(&msg);
-        if let ServerMessage::RoleChanged { user, role, .. } = &msg {
-            self.cluster_role(user, *role, &frame);
-        }
-        self.announce(&Utf8Bytes::from(frame), Some(conn));
-        if role == Role::Removed {
-            self.remove_user_connections(&target);
-        }
-    }
-
-    pub(super) async fn grant(
-        &mut self,
-        user: String,
-        role: Role,
-        reply: oneshot::Sender<Result<Role, ErrorCode>>,
-    ) {
-        let Some(doc) = &self.state else {
-            let _ = reply.send(Err(if self.broken {
-                ErrorCode::Internal
-            } else {
-                ErrorCode::NotFound
-            }));
-            return;
-        };
-        let held = doc.meta.role_of(&user);
-        if self.broken || self.shutting_down || held >= role {
-            let _ = reply.send(if self.broken || self.shutting_down {
-                Err(ErrorCode::Internal)
-            } else {
-                Ok(held)
-            });
-            return;
-        }
-        if let Err(e) = self.store.set_role(&self.id, &user, role).await {
-            tracing::error!(session = %self.id, error = %e, "set_role failed");
-            let _ = reply.send(Err(ErrorCode::Internal));
-            return;
-        }
-        let Some(doc) = &mut self.state else { return };
-        doc.meta.roles.insert(user.clone(), role);
-        let msg = ServerMessage::RoleChanged {
-            session: self.id.to_string(),
-            user,
-            role,
-        };
-        self.announce(&Utf8Bytes::from(encode(&msg)), None);
-        let _ = reply.send(Ok(role));
-    }
-
-    pub(super) fn leave(&mut self, conn: u64) {
-        let Some(p) = self.participants.remove(&conn) else {
-            return;
-        };
-        p.conn.forget_presence(&self.id, None);
-        if !self.online(&p.conn.user) {
-            // Gone with the user: a presence still held for someone must not follow the
-            // `participant_left` and bring it back.
-            self.presence.remove(&p.conn.user);
-            for q in self.participants.values() {
-                q.conn.forget_presence(&self.id, Some(&p.conn.user));
-            }
-            self.cluster_roster(false);
-            if !self.online_elsewhere(&p.conn.user) {
-                let ev = encode(&ServerMessage::ParticipantLeft {
-                    session: self.id.to_string(),
-                    user: p.conn.user.to_string(),
-                });
-                self.announce(&Utf8Bytes::from(ev), None);
-            }
-        }
-        if self.participants.is_empty() {
-            self.idle_since = Instant::now();
-        }
     }
 
     pub(super) fn get_state(

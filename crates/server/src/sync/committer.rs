@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::mpsc;
 
@@ -91,11 +90,11 @@ pub async fn run_committer_with_bus(
         let (result, conflicted) = cluster::commit_isolating_conflicts(&*store, &mut writes).await;
         let ok = match result {
             Ok(()) => {
-                metrics.commit_batches_total.fetch_add(1, Relaxed);
+                metrics.commit_batches_total.inc();
                 true
             }
             Err(e) => {
-                metrics.commit_failures_total.fetch_add(1, Relaxed);
+                metrics.commit_failures_total.inc();
                 tracing::error!(error = %e, writes = writes.len(), "group commit failed");
                 false
             }

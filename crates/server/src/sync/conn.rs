@@ -97,7 +97,7 @@ impl ConnHandle {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.kill.is_cancelled() {
-                    self.metrics.dropped_slow_total.fetch_add(1, Relaxed);
+                    self.metrics.dropped_slow_total.inc();
                     tracing::info!(conn = self.id, user = %self.user, "dropping slow reader");
                 }
                 self.kill.cancel();

@@ -12,6 +12,7 @@ mod committer;
 pub(crate) mod conn;
 pub mod core;
 pub mod http;
+mod membership;
 pub(crate) mod rebase;
 mod registry;
 /// The actor's side of comments and suggestions.

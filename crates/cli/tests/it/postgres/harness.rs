@@ -40,6 +40,28 @@ pub fn backend_unavailable(test: &str) -> bool {
     test_database_url(test).is_none()
 }
 
+/// Makes the database of data dir `dir` refuse (`on`) or accept again asset records, as a full
+/// or failing disk would: a trigger that raises.
+pub async fn refuse_asset_records(dir: &Path, on: bool) -> Result<()> {
+    use sqlx::Connection;
+    let db = database_of(dir)?;
+    let mut c = sqlx::PgConnection::connect(&db.url).await?;
+    let statements: &[&str] = if on {
+        &[
+            "CREATE OR REPLACE FUNCTION refuse_assets() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
+             FOR EACH ROW EXECUTE FUNCTION refuse_assets()",
+        ]
+    } else {
+        &["DROP TRIGGER refuse_assets ON assets"]
+    };
+    for sql in statements {
+        sqlx::query(sql).execute(&mut c).await?;
+    }
+    Ok(())
+}
+
 /// The store a server on `dir` would open: the PostgreSQL database of that dir.
 pub async fn open_store(dir: &Path) -> Result<Arc<dyn Store>> {
     let db = database_of(dir)?;
