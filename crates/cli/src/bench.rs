@@ -406,7 +406,6 @@ async fn run_async(a: BenchArgs) -> Result<()> {
     load(&a, &addrs, &pids, &token).await
 }
 
-/// A node's Prometheus counter, read over a bare HTTP/1.1 GET.
 async fn idle(
     a: &BenchArgs,
     addr: &str,
@@ -633,8 +632,9 @@ async fn load(
         let all = all.filter(|v| !v.is_empty())?;
         Some((all.iter().map(|u| u.0).sum(), all.iter().map(|u| u.1).sum()))
     };
-    let retries0 = conflict_retries(addrs).await;
-    let metrics0 = sum_metrics(addrs, &MILESTONE_METRICS).await;
+    let http = crate::http::client(Duration::from_secs(5))?;
+    let retries0 = conflict_retries(&http, addrs).await;
+    let metrics0 = sum_metrics(&http, addrs, &MILESTONE_METRICS).await;
     let cpu0 = usage();
     let t0 = Instant::now();
     let dur = Duration::from_secs_f64(a.duration);
@@ -703,7 +703,7 @@ async fn load(
             && Instant::now() >= at
             && milestones.iter().any(|m| m.at.is_none())
         {
-            let now = sum_metrics(addrs, &MILESTONE_METRICS).await;
+            let now = sum_metrics(&http, addrs, &MILESTONE_METRICS).await;
             let since = at.elapsed().as_secs_f64();
             let grown = |i: usize| now[i].saturating_sub(metrics0[i]);
             for (m, g) in milestones.iter_mut().zip([grown(0), grown(1), grown(1)]) {
@@ -772,7 +772,7 @@ async fn load(
         shared.errors.load(Relaxed)
     );
     if stall_at.is_some() {
-        let m1 = sum_metrics(addrs, &MILESTONE_METRICS).await;
+        let m1 = sum_metrics(&http, addrs, &MILESTONE_METRICS).await;
         println!(
             "stalled readers: {stalled_n}  moved down a tier: {}  dropped as slow: {}  \
              (all connections)  tier messages to the other clients: {}",
@@ -791,7 +791,9 @@ async fn load(
         t.abort();
     }
     if addrs.len() > 1 {
-        let retries = conflict_retries(addrs).await.saturating_sub(retries0);
+        let retries = conflict_retries(&http, addrs)
+            .await
+            .saturating_sub(retries0);
         println!(
             "conflict retries: {retries}  ({:.1} % of acked edits)",
             retries as f64 * 100.0 / acks.max(1) as f64
@@ -813,10 +815,10 @@ async fn load(
 const MILESTONE_METRICS: [&str; 2] = ["montage_tier_down_total", "montage_dropped_slow_total"];
 
 /// Each of `names` summed over the nodes.
-async fn sum_metrics(addrs: &[String], names: &[&str]) -> Vec<u64> {
+async fn sum_metrics(http: &reqwest::Client, addrs: &[String], names: &[&str]) -> Vec<u64> {
     let mut sums = vec![0; names.len()];
     for a in addrs {
-        let text = scrape(a).await.unwrap_or_default();
+        let text = scrape(http, a).await.unwrap_or_default();
         for (s, n) in sums.iter_mut().zip(names) {
             *s += metric(&text, n);
         }
@@ -825,14 +827,8 @@ async fn sum_metrics(addrs: &[String], names: &[&str]) -> Vec<u64> {
 }
 
 /// The server's `/metrics` text.
-async fn scrape(addr: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await??;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+async fn scrape(http: &reqwest::Client, addr: &str) -> Result<String> {
+    crate::http::get_text(http, &format!("http://{addr}/metrics"), None).await
 }
 
 /// One counter's value in a metrics text (0 if absent).
@@ -842,13 +838,12 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Conflict retries counted by all nodes so far.
-async fn conflict_retries(addrs: &[String]) -> u64 {
+async fn conflict_retries(http: &reqwest::Client, addrs: &[String]) -> u64 {
     let mut n = 0;
     for a in addrs {
         n += metric(
-            &scrape(a).await.unwrap_or_default(),
+            &scrape(http, a).await.unwrap_or_default(),
             "montage_conflict_retries_total",
         );
     }

@@ -67,6 +67,16 @@ fn host_of(u: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
+/// `http://host:port` of a WebSocket URL (`https://…` for `wss://`): where the HTTP endpoints are.
+fn http_base(ws: &str) -> String {
+    let scheme = if ws.starts_with("wss://") {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}", host_of(ws))
+}
+
 #[derive(Subcommand)]
 pub enum SessionCmd {
     /// Create SESSION (joining creates it; the creator becomes its owner).
@@ -133,15 +143,15 @@ pub fn session(a: SessionArgs) -> Result<()> {
                 c.close().await;
             }
             SessionCmd::History { session, from } => {
-                let host = host_of(a.conn.ws_urls().first().map_or("", String::as_str));
+                let base = http_base(a.conn.ws_urls().first().map_or("", String::as_str));
+                let http = crate::http::client(WAIT)?;
                 let mut from = from;
                 loop {
-                    let body = http_get(
-                        &host,
-                        &format!("/v1/sessions/{session}/ops?from={from}&limit=1000"),
-                        &a.conn.token,
-                    )
-                    .await?;
+                    let url = format!(
+                        "{base}/v1/sessions/{}/ops?from={from}&limit=1000",
+                        crate::http::segment(&session)
+                    );
+                    let body = crate::http::get_text(&http, &url, Some(&a.conn.token)).await?;
                     let page: Json = serde_json::from_str(&body)?;
                     let ops = page["ops"].as_array().cloned().unwrap_or_default();
                     let Some(last) = ops.last().and_then(|e| e["version"].as_u64()) else {
@@ -419,50 +429,6 @@ fn command(h: &SessionHandle, line: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// A minimal HTTP/1.1 GET (no TLS), enough for the history endpoint.
-async fn http_get(host: &str, path: &str, token: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(host)
-        .await
-        .with_context(|| format!("connecting to {host}"))?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await??;
-    let text = String::from_utf8(buf)?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("bad HTTP response"))?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    if status != "200" {
-        bail!("GET {path}: {status} {body}");
-    }
-    Ok(body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +438,7 @@ mod tests {
         assert_eq!(ws_url("http://h:1"), "ws://h:1/v1/ws");
         assert_eq!(ws_url("ws://h:1/v1/ws"), "ws://h:1/v1/ws");
         assert_eq!(host_of("ws://h:1/v1/ws"), "h:1");
+        assert_eq!(http_base("ws://h:1/v1/ws"), "http://h:1");
+        assert_eq!(http_base("wss://h/v1/ws"), "https://h");
     }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod client_cmd;
+mod http;
 mod sharing_args;
 
 use std::io::Write;

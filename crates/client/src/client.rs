@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::core::{Saved, SessionCore};
+use crate::http::{self, http_base, ops_path};
 use crate::{ConnectionState, Error, Event, Result};
 
 /// Commands queued to the connection task; bounded, and a full queue only delays a flush
@@ -150,6 +151,8 @@ struct Shared {
     tier: watch::Sender<Option<Tier>>,
     file_lock: Mutex<()>,
     file_counter: AtomicU64,
+    /// For the ops endpoint (a rejoin that missed too much): one pool per SDK instance.
+    http: reqwest::Client,
 }
 
 impl Shared {
@@ -270,6 +273,7 @@ impl Client {
             tier: watch::channel(None).0,
             file_lock: Mutex::new(()),
             file_counter: AtomicU64::new(0),
+            http: http::client()?,
         });
         for saved in restored {
             let mut core = SessionCore::restore(saved);
@@ -1042,14 +1046,14 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
         }
         None => return Ok(()),
     };
-    let host = http_host(url).ok_or_else(|| Error::Connection(format!("no host in {url}")))?;
+    let base = http_base(url).ok_or_else(|| Error::Connection(format!("no host in {url}")))?;
     let mut got: Vec<montage_protocol::OpEntry> = Vec::new();
     let mut at = from;
     while at < *version {
-        let path = format!("/v1/sessions/{session}/ops?from={at}&limit={OPS_PAGE}");
-        let body = http_get(
-            &host,
-            &path,
+        let body = http::get_text(
+            &shared.http,
+            &base,
+            &ops_path(session, at, OPS_PAGE),
             &shared.opts.token,
             shared.opts.connect_timeout,
         )
@@ -1079,65 +1083,6 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
     Ok(())
 }
 
-/// `host:port` of a `ws://` URL (the HTTP endpoints live on the same server).
-fn http_host(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("ws://")?;
-    Some(rest.split('/').next()?.to_owned())
-}
-
-/// A minimal HTTP/1.1 GET with a bearer token: enough for the ops endpoint, no extra crate.
-async fn http_get(host: &str, path: &str, token: &str, timeout: Duration) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let err = |e: &dyn std::fmt::Display| Error::Connection(format!("GET {path}: {e}"));
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(host)
-            .await
-            .map_err(|e| err(&e))?;
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).await.map_err(|e| err(&e))?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.map_err(|e| err(&e))?;
-        Ok::<_, Error>(buf)
-    };
-    let buf = tokio::time::timeout(timeout, fetch)
-        .await
-        .map_err(|_| Error::Timeout("fetching missed edits"))??;
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| err(&"no header end"))?;
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    let body = &buf[end + 4..];
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(err(&format!("status {status}")));
-    }
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    };
-    String::from_utf8(body).map_err(|e| err(&e))
-}
-
-/// Joins the chunks of a chunked body (bytes: a chunk may end inside a UTF-8 character).
-fn dechunk(mut s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
-        let len = std::str::from_utf8(&s[..eol]).unwrap_or("0");
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        let rest = &s[eol + 2..];
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.extend_from_slice(&rest[..n]);
-        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1160,13 +1105,5 @@ mod tests {
         let rid = Json::String(op_rid(42, "a:b"));
         assert_eq!(parse_op_rid(&rid), Some((42, "a:b")));
         assert_eq!(parse_op_rid(&Json::from(3)), None);
-    }
-
-    #[test]
-    fn chunked_bodies_may_split_characters() {
-        // "ab" + the first byte of "é", then its second byte in the next chunk.
-        let b = (b"3\r\nab\xc3\r\n1\r\n\xa9\r\n0\r\n\r\n").to_vec();
-        assert_eq!(String::from_utf8(dechunk(&b)).unwrap(), "ab\u{e9}");
-        assert_eq!(http_host("ws://h:1/v1/ws").as_deref(), Some("h:1"));
     }
 }

@@ -5,6 +5,7 @@ mod client;
 pub mod core;
 mod error;
 mod event;
+mod http;
 
 pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};

@@ -138,48 +138,32 @@ pub fn token_ttl(user: &str, ttl: u64) -> String {
         .unwrap_or_default()
 }
 
-/// A minimal HTTP/1.1 GET, so the tests need no HTTP client crate.
-pub async fn http_get(addr: &str, path: &str, token: Option<&str>) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = TcpStream::connect(addr).await?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf)).await??;
-    let text = String::from_utf8(buf)?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("bad response {text:?}"))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("no status"))?
-        .parse()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
+/// An HTTP client for one test: redirects are returned, not followed, and no proxy is used.
+/// (Not shared between tests: each test has its own runtime, and a pooled connection belongs to
+/// the runtime that opened it.)
+pub fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()?)
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+/// `/v1/sessions/{id}`, the id escaped as one path segment (ids may hold `/`, `?`, `#`, `%`).
+pub fn session_path(id: &str) -> String {
+    let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    format!("/v1/sessions/{id}")
+}
+
+/// GET with an optional bearer token; returns (status, body).
+pub async fn http_get(addr: &str, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+    let mut req = http_client()?.get(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
     }
-    out
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await?))
 }
 
 pub struct Client {

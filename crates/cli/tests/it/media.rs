@@ -4,10 +4,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use image::{ImageFormat, Rgba, RgbaImage};
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::harness::*;
@@ -40,8 +39,7 @@ impl Resp {
     }
 }
 
-/// A minimal HTTP/1.1 client. A body is sent with `Expect: 100-continue`, only after the server
-/// asks for it, so an early refusal (401, 413) is read cleanly instead of racing a reset.
+/// One HTTP request (`extra`: more headers); the answer's status, headers and raw body.
 async fn request(
     addr: &str,
     method: &str,
@@ -50,102 +48,37 @@ async fn request(
     body: Option<&[u8]>,
     extra: &[(&str, &str)],
 ) -> Result<Resp> {
-    tokio::time::timeout(
-        TIMEOUT,
-        request_inner(addr, method, path, user, body, extra),
-    )
-    .await
-    .context("HTTP request timed out")?
-}
-
-async fn request_inner(
-    addr: &str,
-    method: &str,
-    path: &str,
-    user: Option<&str>,
-    body: Option<&[u8]>,
-    extra: &[(&str, &str)],
-) -> Result<Resp> {
-    let mut s = TcpStream::connect(addr).await?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut req = http_client()?
+        .request(method, format!("http://{addr}{path}"))
+        .timeout(TIMEOUT);
     if let Some(u) = user {
-        head.push_str(&format!("Authorization: Bearer {}\r\n", token(u)));
+        req = req.bearer_auth(token(u));
     }
     if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Length: {}\r\nExpect: 100-continue\r\n",
-            b.len()
-        ));
+        req = req.body(b.to_vec());
     }
     for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).await?;
-    let mut buf = Vec::new();
-    let mut body_sent = body.is_none();
-    loop {
-        let mut chunk = [0u8; 8192];
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("connection closed before a response");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| anyhow!("no status in {head:?}"))?
-            .parse()?;
-        if status == 100 {
-            buf.drain(..end + 4);
-            if let (false, Some(b)) = (body_sent, body) {
-                s.write_all(b).await?;
-                body_sent = true;
-            }
-            continue;
-        }
-        let mut rest = buf[end + 4..].to_vec();
-        s.read_to_end(&mut rest).await?;
-        let headers: Vec<(String, String)> = head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let chunked = headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-        });
-        let body = if chunked { dechunk(&rest)? } else { rest };
-        return Ok(Resp {
-            status,
-            headers,
-            body,
-        });
-    }
-}
-
-fn dechunk(mut s: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = s
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| anyhow!("bad chunk"))?;
-        let len = std::str::from_utf8(&s[..eol])?;
-        let n = usize::from_str_radix(len.split(';').next().unwrap_or("").trim(), 16)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        let data = s
-            .get(eol + 2..eol + 2 + n)
-            .ok_or_else(|| anyhow!("short chunk"))?;
-        out.extend_from_slice(data);
-        s = s.get(eol + 4 + n..).unwrap_or(&[]);
-    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = resp.bytes().await?.to_vec();
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn encode(img: &RgbaImage) -> Result<Vec<u8>> {

@@ -196,7 +196,8 @@ fn ws_frame(b: &[u8]) -> Option<(usize, bool)> {
 }
 
 /// Client → server: forwards the HTTP upgrade as it is, then whole WebSocket frames, with the
-/// same delays and (mid-frame) cuts as `pump`, and duplicated text frames.
+/// same delays and (mid-frame) cuts as `pump`, and duplicated text frames. A request that is not
+/// an upgrade is plain HTTP: it and all that follows go through `pump`.
 async fn pump_frames(
     inner: Arc<Inner>,
     mut r: tokio::net::tcp::OwnedReadHalf,
@@ -216,7 +217,14 @@ async fn pump_frames(
                 continue;
             };
             w.write_all(&buf[..end + 4]).await?;
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             buf.drain(..end + 4);
+            if !head.contains("upgrade: websocket") {
+                // Plain HTTP (the SDK's ops requests, kept alive for the next page): no
+                // frames to find, so bytes as they come.
+                w.write_all(&buf).await?;
+                return pump(inner, r, w).await;
+            }
             upgraded = true;
         }
         while let Some((len, text)) = ws_frame(&buf) {

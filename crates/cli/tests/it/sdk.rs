@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use montage_client::{Client, Component, Op, Options, Role, SessionHandle, Value, path};
 use serde_json::json;
 
-use super::harness::{Rng, Server, token};
+use super::harness::{Rng, Server, session_path, token};
 use crate::proxy::{Faults, Proxy};
 
 const SYNC: Duration = Duration::from_secs(60);
@@ -96,9 +96,7 @@ pub async fn assert_converged(
     for h in hs {
         h.sync(SYNC).await.context("sync")?;
     }
-    let head = server
-        .get_json(&format!("/v1/sessions/{session}"), user)
-        .await?;
+    let head = server.get_json(&session_path(session), user).await?;
     let v = head["version"]
         .as_u64()
         .ok_or_else(|| anyhow!("no version"))?;
@@ -515,15 +513,33 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
     )) {
         return Ok(());
     }
+    offline_past_the_catch_up_limit("long", 10_050).await
+}
+
+/// The same over HTTP for a session id that is not a plain path segment: the SDK escapes it in
+/// `/v1/sessions/{id}/ops` and the server decodes it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_over_http_escapes_the_session_id() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::catch_up_over_http_escapes_the_session_id"
+    )) {
+        return Ok(());
+    }
+    offline_past_the_catch_up_limit("a/b?c #%\u{e9}", 10_001).await
+}
+
+/// Ann edits offline while Bob makes `n` edits to `session`; back online, Ann's SDK has to
+/// fetch them over HTTP to rebase her edit.
+async fn offline_past_the_catch_up_limit(session: &str, n: u64) -> Result<()> {
     use futures_util::{SinkExt, StreamExt};
-    const N: u64 = 10_050;
     let dir = fast_tempdir()?;
     let server = Server::start(dir.path(), OPEN_LIMITS)?;
     let init = Op::new(vec![set(path!["meta", "n"], 0.0)]);
-    create_session(&server, "long", "ann", &["ann", "bob"], init).await?;
+    create_session(&server, session, "ann", &["ann", "bob"], init).await?;
     let proxy = Proxy::start(&server.addr, 3).await?;
     let a = sdk(&proxy.ws_url(), "ann").await?;
-    let ha = a.join("long").await?;
+    let ha = a.join(session).await?;
     proxy.set_online(false);
     ha.edit(Op::new(vec![Component::text_insert(
         path!["title"],
@@ -531,9 +547,9 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
         "offline",
     )]))?;
 
-    // Bob makes N edits, pipelined: each based on the version the previous one gets.
+    // Bob makes n edits, pipelined: each based on the version the previous one gets.
     let mut bob = server.connect("bob").await?;
-    let joined = bob.join("long", "bob-raw").await?;
+    let joined = bob.join(session, "bob-raw").await?;
     let v0 = joined["version"].as_u64().context("version")?;
     let (mut tx, mut rx) = bob.ws.split();
     // At most 256 unacknowledged, well under the server's 1,024-frame send queue, so a
@@ -542,7 +558,7 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
     let w2 = window.clone();
     let reader = tokio::spawn(async move {
         let mut acks = 0;
-        while acks < N {
+        while acks < n {
             match rx.next().await {
                 Some(Ok(m)) if m.is_text() && m.to_text()?.contains("\"ack\"") => {
                     acks += 1;
@@ -554,9 +570,9 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
         }
         Ok(())
     });
-    for i in 0..N {
+    for i in 0..n {
         window.acquire().await?.forget();
-        let m = json!({"type":"op","session":"long","base":v0 + i,"seq":i + 1,
+        let m = json!({"type":"op","session":session,"base":v0 + i,"seq":i + 1,
             "ops":[{"op":"add","path":["meta","n"],"value":1}]});
         tx.send(tokio_tungstenite::tungstenite::Message::text(m.to_string()))
             .await?;
@@ -564,9 +580,9 @@ async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()
     tokio::time::timeout(SYNC, reader).await???;
 
     proxy.set_online(true);
-    let s = assert_converged(&server, "long", "ann", &[&ha]).await?;
+    let s = assert_converged(&server, session, "ann", &[&ha]).await?;
     ensure!(title_of(&s) == "offline", "the offline edit survived");
-    ensure!(num_at(&s, &path!["meta", "n"]) == Some(N as f64));
+    ensure!(num_at(&s, &path!["meta", "n"]) == Some(n as f64));
     a.close().await;
     Ok(())
 }

@@ -9,12 +9,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::harness::Server;
+use crate::harness::{Server, http_client};
 
 fn web_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web"))
@@ -51,26 +49,16 @@ fn web_client_suite_passes() {
     );
 }
 
-/// A minimal HTTP/1.1 POST of a JSON body; returns (status, body).
+/// POST a JSON body; returns (status, body).
 async fn post_json(addr: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await??;
-    let text = String::from_utf8(buf)?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("bad response {text:?}"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .context("no status")?
-        .parse()?;
-    Ok((status, body.to_owned()))
+    let resp = http_client()?
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await?))
 }
 
 #[tokio::test]
