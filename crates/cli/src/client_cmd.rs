@@ -149,7 +149,7 @@ pub fn session(a: SessionArgs) -> Result<()> {
                 loop {
                     let url = format!(
                         "{base}/v1/sessions/{}/ops?from={from}&limit=1000",
-                        crate::http::segment(&session)
+                        montage_protocol::path_segment(&session)
                     );
                     let body = crate::http::get_text(&http, &url, Some(&a.conn.token)).await?;
                     let page: Json = serde_json::from_str(&body)?;

@@ -1,33 +1,9 @@
 //! The CLI's HTTP requests (history pages, bench's metrics scrapes): one `reqwest::Client` per
-//! command, and user-supplied ids escaped as URL path segments.
+//! command (ids in paths are escaped by `montage_protocol::path_segment`).
 
-use std::fmt::Display;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-
-/// Escaped in a URL path segment: controls, space, non-ASCII (always), `%` itself, the bytes
-/// that end or split a segment (`/ ? #`, and `\`, which URL parsers read as `/`), and the rest of
-/// the URL standard's path set (`" < > ` { }`).
-const PATH_SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/')
-    .add(b'%')
-    .add(b'\\');
-
-/// `s` as one URL path segment (session ids may hold any printable character).
-pub fn segment(s: &str) -> impl Display + '_ {
-    utf8_percent_encode(s, PATH_SEGMENT)
-}
 
 /// A client whose requests give up after `timeout`. No proxy from the environment: the
 /// WebSocket connections go straight to the server, so these requests to it do too.
@@ -53,19 +29,4 @@ pub async fn get_text(http: &reqwest::Client, url: &str, token: Option<&str>) ->
         bail!("GET {url}: {status} {body}");
     }
     Ok(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_escape_separators() {
-        assert_eq!(segment("a/b?c#d").to_string(), "a%2Fb%3Fc%23d");
-        assert_eq!(
-            segment("50% off é\\").to_string(),
-            "50%25%20off%20%C3%A9%5C"
-        );
-        assert_eq!(segment("plain-id_1.2~").to_string(), "plain-id_1.2~");
-    }
 }

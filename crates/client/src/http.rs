@@ -4,37 +4,13 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-
 use crate::{Error, Result};
-
-/// Escaped in a URL path segment: controls, space, non-ASCII (always), `%` itself, the bytes
-/// that end or split a segment (`/ ? #`, and `\`, which URL parsers read as `/`), and the rest of
-/// the URL standard's path set (`" < > ` { }`).
-const PATH_SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/')
-    .add(b'%')
-    .add(b'\\');
-
-/// `s` as one URL path segment (session ids may hold any printable character).
-fn segment(s: &str) -> impl Display + '_ {
-    utf8_percent_encode(s, PATH_SEGMENT)
-}
 
 /// Path and query of one page of `session`'s ops after version `from`.
 pub(crate) fn ops_path(session: &str, from: u64, limit: u64) -> String {
     format!(
         "/v1/sessions/{}/ops?from={from}&limit={limit}",
-        segment(session)
+        montage_protocol::path_segment(session)
     )
 }
 

@@ -4,6 +4,7 @@
 mod codec;
 mod error;
 mod message;
+mod path;
 pub mod social;
 
 pub use codec::{
@@ -13,6 +14,7 @@ pub use error::{ErrorCode, ProtocolError};
 pub use message::{
     ClientMessage, OpEntry, Participant, Role, ServerMessage, TaskInfo, Tier, tier_for_mbps,
 };
+pub use path::path_segment;
 pub use social::{
     Annotation, Comment, ConvertError, NewComment, Region, Suggestion, SuggestionStatus, TimeRange,
     rfc3339,

@@ -151,7 +151,7 @@ pub fn http_client() -> Result<reqwest::Client> {
 
 /// `/v1/sessions/{id}`, the id escaped as one path segment (ids may hold `/`, `?`, `#`, `%`).
 pub fn session_path(id: &str) -> String {
-    let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    let id = montage_protocol::path_segment(id);
     format!("/v1/sessions/{id}")
 }
 

@@ -39,19 +39,6 @@ impl PreviewTier {
     }
 }
 
-/// Percent-encodes a path segment (session ids may hold any printable character).
-fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// One (connection, session) preview subscription: sends the newest committed version whenever
 /// it changed and the tier's interval has passed since the last send, else sleeps out the rest of
 /// the interval and sends whatever is newest then (a trailing send, so the last version is never
@@ -88,7 +75,7 @@ pub(crate) async fn preview_loop(
                 tier,
                 url: format!(
                     "/v1/sessions/{}/preview?tier={}&v={latest}",
-                    path_segment(&session),
+                    montage_protocol::path_segment(&session),
                     tier.as_str()
                 ),
             };
