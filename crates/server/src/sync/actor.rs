@@ -467,20 +467,11 @@ impl Actor {
             write,
             broadcast,
         } = applied;
+        let snapshot_overdue = core.snapshot_overdue();
         // Carets and selections follow the edit (sent again once it is broadcast). Across nodes
         // a rollback puts the old values back, so each committed edit moves them once.
-        let moved_before = match core.head_op() {
-            Some(op) => self.presence.transform(
-                op,
-                &inverse,
-                &user,
-                &core.doc,
-                skip_author.then_some(&*user),
-            ),
-            None => Vec::new(),
-        };
+        let moved_before = self.after_apply(&user, &inverse, skip_author);
         let moved = moved_before.iter().map(|(u, _)| u.clone()).collect();
-        let snapshot_overdue = core.snapshot_overdue();
         if let Some(original) = original {
             self.track_unconfirmed(
                 version,
@@ -578,11 +569,6 @@ impl Actor {
                 broadcast,
                 moved,
             } => {
-                self.sessions.record_contribution(
-                    &self.id,
-                    &user,
-                    crate::social::service::ContributionKind::EditAccepted,
-                );
                 if let Some(p) = self.participants.get(&conn) {
                     p.conn.send(ack_frame(&self.id, seq, version, rid.as_ref()));
                 }
@@ -593,9 +579,7 @@ impl Actor {
                         p.conn.send(broadcast.clone());
                     }
                 }
-                for user in moved {
-                    self.send_presence_of(&user);
-                }
+                self.after_commit(version, &user, moved);
             }
             Action::Reply { conn, frame } => {
                 if let Some(p) = self.participants.get_mut(&conn) {

@@ -13,6 +13,7 @@ pub(crate) mod conn;
 pub mod core;
 pub mod http;
 mod membership;
+mod observers;
 pub(crate) mod rebase;
 mod registry;
 /// The actor's side of comments and suggestions.
@@ -23,6 +24,7 @@ mod tests;
 pub use cluster::{MAX_CONFLICT_RETRIES, spawn_bus_dispatcher};
 pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_bus};
 pub use conn::{ConnHandle, ConnLink, Outbound};
+pub use observers::EditObserver;
 pub use rebase::rebase;
 pub use registry::Sessions;
 

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 use super::actor::Actor;
-use super::{CommitItem, SessionMsg};
+use super::{CommitItem, EditObserver, SessionMsg};
 
 /// Mailbox of one session actor.
 const MAILBOX: usize = 512;
@@ -42,6 +42,8 @@ pub struct Sessions {
     pub(super) bus: Option<Arc<dyn Bus>>,
     /// Where accepted edits are reported for recognition (set by the collaboration service).
     pub(super) contributions: crate::social::service::ContributionSink,
+    /// Told of every durable edit (`observers.rs`).
+    pub(super) observers: Mutex<Vec<Arc<dyn EditObserver>>>,
 }
 
 impl Sessions {
@@ -73,7 +75,23 @@ impl Sessions {
             versions: Mutex::new(HashMap::new()),
             bus,
             contributions: std::sync::OnceLock::new(),
+            observers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Registers `o` to hear of every edit that becomes durable on this node.
+    pub fn observe_edits(&self, o: Arc<dyn EditObserver>) {
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(o);
+    }
+
+    pub(super) fn edit_observers(&self) -> Vec<Arc<dyn EditObserver>> {
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_contribution_sink(&self, tally: Arc<crate::social::service::ContributionTally>) {
@@ -300,6 +318,20 @@ impl crate::social::service::SessionLink for Arc<Sessions> {
     }
 
     fn count_contributions(&self, tally: Arc<crate::social::service::ContributionTally>) {
-        self.set_contribution_sink(tally);
+        self.set_contribution_sink(tally.clone());
+        self.observe_edits(Arc::new(CountEdits(tally)));
+    }
+}
+
+/// Every durable edit counts as its author's accepted edit, towards badges.
+struct CountEdits(Arc<crate::social::service::ContributionTally>);
+
+impl EditObserver for CountEdits {
+    fn edit_committed(&self, session: &str, user: &str, _version: u64) {
+        self.0.add(
+            session,
+            user,
+            crate::social::service::ContributionKind::EditAccepted,
+        );
     }
 }

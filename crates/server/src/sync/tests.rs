@@ -296,3 +296,40 @@ async fn a_busy_session_snapshots_every_n_edits() {
     assert_eq!(l.snapshot.map(|s| s.version), Some(3));
     assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![4]);
 }
+
+/// Records what it hears.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<(String, String, u64)>>);
+
+impl EditObserver for Heard {
+    fn edit_committed(&self, session: &str, user: &str, version: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((session.into(), user.into(), version));
+    }
+}
+
+#[tokio::test]
+async fn observers_hear_each_durable_edit_once_and_no_resend() {
+    let rig = rig(config());
+    let heard = Arc::new(Heard::default());
+    rig.sessions.observe_edits(heard.clone());
+    let mut a = peer(&rig, 1, "alice", 64);
+    a.join(&rig, "s").await;
+    a.op(&rig, "s", 0, 1, title("one")).await;
+    assert_eq!(a.recv().await["type"], "ack");
+    a.op(&rig, "s", 1, 2, title("two")).await;
+    assert_eq!(a.recv().await["type"], "ack");
+    // A resend is acked again but is no new edit.
+    a.op(&rig, "s", 1, 2, title("two")).await;
+    assert_eq!(a.recv().await["version"], 2);
+    let heard = heard.0.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        vec![
+            ("s".to_owned(), "alice".to_owned(), 1),
+            ("s".to_owned(), "alice".to_owned(), 2)
+        ]
+    );
+}

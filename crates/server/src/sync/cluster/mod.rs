@@ -580,12 +580,7 @@ impl Actor {
         let version = o.version;
         let user: Arc<str> = Arc::from(o.user.as_str());
         // Carets and selections of this node's users follow the other node's edit too.
-        let moved = match core.head_op() {
-            Some(op) => self
-                .presence
-                .transform(op, &inverse, &user, &core.doc, None),
-            None => Vec::new(),
-        };
+        let moved = self.after_apply(&user, &inverse, false);
         let frame = Utf8Bytes::from(encode_op(&self.id, version, &o.user, &o.ops));
         for p in self.participants.values() {
             if p.from_version < version {
