@@ -1,5 +1,9 @@
 //! What every HTTP handler shares: the error answer, JSON responses and the bearer token.
 
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use montage_protocol::{ErrorCode, ServerMessage, encode};
@@ -52,7 +56,19 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-pub(crate) fn authenticate(app: &App, headers: &HeaderMap) -> Result<Claims, AppError> {
+/// The caller of an HTTP request, from its bearer token. A handler that takes it answers 401
+/// before its body is read.
+pub struct Caller(pub Claims);
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, AppError> {
+        authenticate(app, &parts.headers).map(Caller)
+    }
+}
+
+fn authenticate(app: &App, headers: &HeaderMap) -> Result<Claims, AppError> {
     let token = bearer(headers)
         .ok_or_else(|| AppError(ErrorCode::Unauthorized, "missing bearer token".into()))?;
     app.auth

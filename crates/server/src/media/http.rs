@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::App;
-use crate::api::{AppError, authenticate, json};
+use crate::api::{AppError, Caller, json};
 use crate::config::MediaConfig;
 use crate::media::blobs::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
 use crate::media::byte_lru::ByteLru;
@@ -125,10 +125,10 @@ pub fn routes() -> Router<Arc<App>> {
 pub async fn upload(
     State(app): State<Arc<App>>,
     Query(q): Query<UploadQuery>,
+    Caller(claims): Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     if let Some(session) = &q.session {
         let meta = app
             .store
@@ -294,9 +294,8 @@ async fn read_limited(body: Body, max: u64, declared: u64) -> Result<Vec<u8>, Ap
 pub async fn download(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(_): Caller,
 ) -> Result<Response, AppError> {
-    authenticate(&app, &headers)?;
     let not_found = || AppError(ErrorCode::NotFound, "no such asset".into());
     if !valid_asset_id(&id) {
         return Err(not_found());
@@ -330,9 +329,8 @@ pub async fn download(
 pub async fn meta(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let not_found = || AppError(ErrorCode::NotFound, "no record of such an asset".into());
     if !valid_asset_id(&id) {
         return Err(not_found());
@@ -365,9 +363,9 @@ pub async fn preview(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(q): Query<PreviewQuery>,
+    Caller(claims): Caller,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let tier = tier_param(q.tier.as_deref())?;
     let (version, state) = session_state(&app, &id, &claims.sub).await?;
     let media = app.media.clone();
@@ -412,9 +410,8 @@ pub async fn frame(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(q): Query<FrameQuery>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let tier = tier_param(q.tier.as_deref())?;
     let t =
         q.t.as_deref()

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use montage_protocol::{ErrorCode, Role, Suggestion};
 
 use super::CommentRecord;
 use crate::App;
-use crate::api::{AppError, authenticate, json};
+use crate::api::{AppError, Caller, json};
+use crate::auth::Claims;
 use axum::Router;
 use axum::routing::get;
 
@@ -22,8 +23,7 @@ pub fn routes() -> Router<Arc<App>> {
         .merge(super::sharing_api::routes())
 }
 
-async fn readable(app: &App, id: &str, headers: &HeaderMap) -> Result<(), AppError> {
-    let claims = authenticate(app, headers)?;
+async fn readable(app: &App, id: &str, claims: &Claims) -> Result<(), AppError> {
     let meta = app
         .store
         .meta(id)
@@ -70,9 +70,9 @@ fn listing<R: serde::de::DeserializeOwned, T: serde::Serialize>(
 pub async fn comments(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    readable(&app, &id, &headers).await?;
+    readable(&app, &id, &claims).await?;
     let social = app.store.social().ok_or_else(no_social)?;
     listing(
         &id,
@@ -85,9 +85,9 @@ pub async fn comments(
 pub async fn suggestions(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    readable(&app, &id, &headers).await?;
+    readable(&app, &id, &claims).await?;
     let social = app.store.social().ok_or_else(no_social)?;
     listing(
         &id,

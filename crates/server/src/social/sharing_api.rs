@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::App;
-use crate::api::{AppError, authenticate, json};
+use crate::api::{AppError, Caller, json};
 use crate::social::service::{Recipient, RecognitionType, award_json, invite_json};
 use crate::tasks::task_json;
 
@@ -60,9 +60,8 @@ fn ok(v: serde_json::Value) -> Response {
 async fn task(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let not_found = || AppError(ErrorCode::NotFound, format!("no task {id}"));
     let t = app.collab.db().task(&id).await?.ok_or_else(not_found)?;
     // Visible to whoever created it and to the session's readers; others learn nothing.
@@ -85,9 +84,8 @@ async fn task(
 async fn session_tasks(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     app.collab.require(&id, &claims.sub, Role::Viewer).await?;
     let tasks = app
         .collab
@@ -108,10 +106,10 @@ struct ShareBody {
 async fn share(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
+    Caller(claims): Caller,
     headers: HeaderMap,
     b: Bytes,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let req: ShareBody = body(&b)?;
     let key = headers
         .get("idempotency-key")
@@ -143,10 +141,9 @@ struct InviteBody {
 async fn create_invite(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
     b: Bytes,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let req: InviteBody = body(&b)?;
     let inv = app
         .collab
@@ -168,9 +165,8 @@ async fn create_invite(
 async fn list_invites(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     app.collab.require(&id, &claims.sub, Role::Editor).await?;
     let list = app.collab.db().session_invites(&id).await?;
     let v: Vec<_> = list
@@ -183,9 +179,8 @@ async fn list_invites(
 async fn show_invite(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(_): Caller,
 ) -> Result<Response, AppError> {
-    authenticate(&app, &headers)?;
     let inv = app
         .collab
         .db()
@@ -198,9 +193,8 @@ async fn show_invite(
 async fn revoke_invite(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     app.collab.revoke_invite(&claims.sub, &id).await?;
     Ok(ok(json!({"id": id, "revoked": true})))
 }
@@ -208,9 +202,8 @@ async fn revoke_invite(
 async fn accept_invite(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let (session, role) = app.collab.accept_invite(&claims.sub, &id).await?;
     Ok(ok(json!({"session": session, "role": role.as_str()})))
 }
@@ -234,9 +227,8 @@ fn contributions_json(list: &[crate::store::tasks::Contribution]) -> serde_json:
 async fn session_contributions(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     app.collab.require(&id, &claims.sub, Role::Viewer).await?;
     let list = app.collab.db().contributions(Some(&id), None).await?;
     Ok(ok(contributions_json(&list)))
@@ -245,9 +237,8 @@ async fn session_contributions(
 async fn user_contributions(
     State(app): State<Arc<App>>,
     Path(user): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     self_only(&claims.sub, &user)?;
     let list = app.collab.db().contributions(None, Some(&user)).await?;
     Ok(ok(contributions_json(&list)))
@@ -256,9 +247,8 @@ async fn user_contributions(
 async fn session_awards(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     app.collab.require(&id, &claims.sub, Role::Viewer).await?;
     let list = app.collab.db().awards(Some(&id), None).await?;
     Ok(ok(
@@ -269,9 +259,8 @@ async fn session_awards(
 async fn user_awards(
     State(app): State<Arc<App>>,
     Path(user): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     self_only(&claims.sub, &user)?;
     let list = app.collab.db().awards(None, Some(&user)).await?;
     Ok(ok(
@@ -290,10 +279,9 @@ struct AwardBody {
 async fn award(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
     b: Bytes,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let req: AwardBody = body(&b)?;
     let kind = RecognitionType::parse(&req.kind).ok_or_else(|| {
         AppError(

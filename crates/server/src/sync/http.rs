@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use montage_protocol::{ErrorCode, Role};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::App;
 use crate::access::check_permission;
-use crate::api::{AppError, authenticate, json};
+use crate::api::{AppError, Caller, json};
 
 /// Most ops one request returns; clients page with `from`.
 const MAX_OPS_PER_REQUEST: u64 = 1_000;
@@ -26,9 +26,8 @@ pub fn routes() -> Router<Arc<App>> {
 async fn session_state(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     match app.sessions.state(&id, &claims.sub).await {
         Ok((version, state)) => Ok(json(
             StatusCode::OK,
@@ -52,9 +51,8 @@ async fn session_ops(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(q): Query<OpsQuery>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let claims = authenticate(&app, &headers)?;
     let meta = app
         .store
         .meta(&id)
