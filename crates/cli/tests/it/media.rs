@@ -646,7 +646,7 @@ async fn preview_latency_24mp() -> Result<()> {
 }
 
 /// Live previews: a subscriber at `poor` (5 fps) gets far fewer `preview` messages than edits,
-/// never closer than the tier's interval (with slack for timers), and the newest version last.
+/// and the newest version last.
 #[tokio::test]
 async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Result<()> {
     if super::harness::backend_unavailable(concat!(
@@ -724,15 +724,7 @@ async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Res
         "{} previews for {EDITS} edits",
         got.len()
     );
-    for w in got.windows(2) {
-        let gap = w[1].0 - w[0].0;
-        assert!(
-            gap >= Duration::from_millis(150),
-            "previews {} and {} only {gap:?} apart",
-            w[0].1,
-            w[1].1
-        );
-    }
+    // The spacing itself is asserted with paused time in `media::live`'s unit tests.
     // The URL fetches that version with the subscriber's token.
     let url = format!("/v1/sessions/film/preview?tier=poor&v={EDITS}");
     let r = get(&server, &url, Some("u2")).await?;
@@ -1479,30 +1471,15 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
             &json!(format!("/v1/sessions/film/preview?tier=poor&v={version}"))
         )
     );
-    // Paced at poor (5 per second) now: a burst of edits brings few previews, none closer than
-    // the interval (less timer slack), all at poor, the last for the newest version.
+    // Paced at poor (5 per second) now: a burst of edits brings few previews, all at poor, the
+    // last for the newest version.
     const EDITS: u64 = 20;
     let mut seq = 1;
-    let mut got = vec![(std::time::Instant::now(), version)];
     for _ in 0..EDITS {
         seq += 1;
-        let before = previews.len();
         version = edit_collecting(&mut c, &mut previews, "film", version, seq).await?;
-        for p in &previews[before..] {
-            got.push((
-                std::time::Instant::now(),
-                p["version"].as_u64().unwrap_or(0),
-            ));
-        }
     }
-    let before = previews.len();
     preview_of(&mut c, &mut previews, version).await?;
-    for p in &previews[before..] {
-        got.push((
-            std::time::Instant::now(),
-            p["version"].as_u64().unwrap_or(0),
-        ));
-    }
     let film: Vec<_> = previews.iter().filter(|p| p["session"] == "film").collect();
     assert!(film.iter().all(|p| p["tier"] == "poor"), "{film:?}");
     assert!(
@@ -1510,15 +1487,7 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
         "{} previews for {EDITS} edits at poor",
         film.len()
     );
-    for w in got.windows(2) {
-        let gap = w[1].0 - w[0].0;
-        assert!(
-            gap >= Duration::from_millis(150),
-            "previews {} and {} only {gap:?} apart",
-            w[0].1,
-            w[1].1
-        );
-    }
+    // The spacing itself is asserted with paused time in `media::live`'s unit tests.
 
     // Back up (the hint rises): excellent now, again with the current version at once.
     c.send(json!({"type":"quality","downlink_mbps":100.0}))

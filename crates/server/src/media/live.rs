@@ -1,12 +1,11 @@
 //! Live previews: a subscription per (connection, session) that sends the newest committed
 //! version's preview URL, paced at the subscriber's tier.
 
-use std::time::Instant;
-
 use montage_media::Pacer;
 use montage_protocol::{ServerMessage, Tier, encode_with_rid};
 use serde_json::Value as Json;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The tier a live preview subscription is paced and sized at.
@@ -59,7 +58,8 @@ pub(crate) async fn preview_loop(
     loop {
         latest = latest.max(*versions.borrow_and_update());
         if sent != Some(latest) {
-            if let Err(wait) = pacer.try_send(Instant::now(), tier) {
+            // Tokio's clock, so tests pace with paused time.
+            if let Err(wait) = pacer.try_send(Instant::now().into_std(), tier) {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
@@ -92,5 +92,125 @@ pub(crate) async fn preview_loop(
                 (tier, pacer, sent) = (t, Pacer::new(), None);
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::Value as Json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::sync::{ConnHandle, Outbound};
+
+    /// A subscription on a connection whose frames land in `rx`, stamped with Tokio's clock.
+    struct Sub {
+        rx: mpsc::Receiver<Outbound>,
+        versions: watch::Sender<u64>,
+        stop: CancellationToken,
+    }
+
+    fn subscribe(tiers: PreviewTier) -> Sub {
+        let (tx, rx) = mpsc::channel(1024);
+        let conn = ConnHandle::new(
+            1,
+            Arc::from("u"),
+            tx,
+            CancellationToken::new(),
+            Arc::new(Metrics::default()),
+        );
+        let (versions, watched) = watch::channel(0);
+        let stop = CancellationToken::new();
+        tokio::spawn(preview_loop(
+            conn,
+            "film".into(),
+            tiers,
+            watched,
+            0,
+            None,
+            stop.clone(),
+        ));
+        Sub { rx, versions, stop }
+    }
+
+    impl Sub {
+        /// The previews sent so far, with when each was received.
+        fn drain(&mut self, into: &mut Vec<(Instant, Json)>) {
+            while let Ok(Outbound::Frame(f)) = self.rx.try_recv() {
+                into.push((Instant::now(), serde_json::from_str(f.as_str()).unwrap()));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_versions_is_paced_at_the_tier_and_ends_on_the_newest() {
+        let mut sub = subscribe(PreviewTier::Fixed(Tier::Poor));
+        let mut got = Vec::new();
+        // A new version every 10 ms for 2 s: 200 versions.
+        for v in 1..=200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            sub.versions.send_replace(v);
+            sub.drain(&mut got);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sub.drain(&mut got);
+        let versions: Vec<u64> = got
+            .iter()
+            .map(|(_, p)| p["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions.first(), Some(&0), "the current version at once");
+        assert_eq!(versions.last(), Some(&200), "the newest version last");
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+        // Poor is 5 a second: about 11 in 2 s, and never two within 200 ms.
+        assert!((10..=12).contains(&got.len()), "{} previews", got.len());
+        for w in got.windows(2) {
+            assert!(
+                w[1].0 - w[0].0 >= Duration::from_millis(200),
+                "{:?}",
+                w[1].0 - w[0].0
+            );
+        }
+        assert!(got.iter().all(|(_, p)| p["tier"] == "poor"));
+        assert_eq!(got[1].1["url"], "/v1/sessions/film/preview?tier=poor&v=20");
+        sub.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_followed_tier_change_sends_the_current_version_again_at_once() {
+        let (tier_tx, tier_rx) = watch::channel(Tier::Good);
+        let mut sub = subscribe(PreviewTier::Follow(tier_rx));
+        let mut got = Vec::new();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        sub.versions.send_replace(1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sub.drain(&mut got);
+        assert_eq!(got.len(), 2, "{got:?}");
+        let before = Instant::now();
+        tier_tx.send_replace(Tier::Poor);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        sub.drain(&mut got);
+        let (at, p) = got.last().unwrap();
+        assert_eq!(
+            (p["tier"].as_str(), p["version"].as_u64()),
+            (Some("poor"), Some(1))
+        );
+        assert!(*at - before < Duration::from_millis(5));
+        // Paced at poor from then on.
+        sub.versions.send_replace(2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sub.drain(&mut got);
+        assert_eq!(
+            got.last().unwrap().1["version"],
+            1,
+            "held for poor's interval"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sub.drain(&mut got);
+        assert_eq!(got.last().unwrap().1["version"], 2);
+        sub.stop.cancel();
     }
 }
