@@ -27,7 +27,7 @@ pub use assets::{AssetRecord, AssetStore};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
 pub use sessions::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
-pub use social::SocialStore;
+pub use social::{SocialKind, SocialStore};
 pub use sqlite::SqliteStore;
 pub use tasks::TaskStore;
 

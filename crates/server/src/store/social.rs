@@ -4,23 +4,58 @@
 
 use super::StoreFuture;
 
-/// Durable comments and suggestions. `put_*` inserts or replaces a record by id and keeps the
-/// position of its first insert; the lists come back in that order.
+/// Which list a social record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocialKind {
+    Comments,
+    Suggestions,
+}
+
+impl SocialKind {
+    /// Its table in the SQL stores.
+    pub fn table(self) -> &'static str {
+        match self {
+            SocialKind::Comments => "comments",
+            SocialKind::Suggestions => "suggestions",
+        }
+    }
+}
+
+/// Durable comments and suggestions. `put` inserts or replaces a record by id and keeps the
+/// position of its first insert; `list` gives a session's records in that order. A backend
+/// implements those two; the named forms below are for callers.
 pub trait SocialStore: Send + Sync + 'static {
+    fn put<'a>(
+        &'a self,
+        kind: SocialKind,
+        session: &'a str,
+        id: &'a str,
+        record: &'a str,
+    ) -> StoreFuture<'a, ()>;
+    fn list<'a>(&'a self, kind: SocialKind, session: &'a str) -> StoreFuture<'a, Vec<String>>;
+
     fn put_comment<'a>(
         &'a self,
         session: &'a str,
         id: &'a str,
         record: &'a str,
-    ) -> StoreFuture<'a, ()>;
-    fn comments<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>>;
+    ) -> StoreFuture<'a, ()> {
+        self.put(SocialKind::Comments, session, id, record)
+    }
+    fn comments<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.list(SocialKind::Comments, session)
+    }
     fn put_suggestion<'a>(
         &'a self,
         session: &'a str,
         id: &'a str,
         record: &'a str,
-    ) -> StoreFuture<'a, ()>;
-    fn suggestions<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>>;
+    ) -> StoreFuture<'a, ()> {
+        self.put(SocialKind::Suggestions, session, id, record)
+    }
+    fn suggestions<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.list(SocialKind::Suggestions, session)
+    }
 }
 
 #[cfg(test)]

@@ -29,9 +29,9 @@ struct Entry {
 pub struct MemoryStore {
     sessions: Mutex<HashMap<String, Entry>>,
     pub fail_appends: std::sync::atomic::AtomicBool,
-    /// (0 comments | 1 suggestions, session) → (id, record) in insertion order.
+    /// (kind, session) → (id, record) in insertion order.
     #[allow(clippy::type_complexity)]
-    social: Mutex<HashMap<(u8, String), Vec<(String, String)>>>,
+    social: Mutex<HashMap<(crate::store::SocialKind, String), Vec<(String, String)>>>,
     pub(super) assets: MemoryAssets,
 }
 

@@ -1,7 +1,7 @@
 //! `SocialStore` on SQLite.
 
 use crate::error::Result;
-use crate::store::{SocialStore, StoreFuture};
+use crate::store::{SocialKind, SocialStore, StoreFuture};
 
 use super::SqliteStore;
 
@@ -31,26 +31,16 @@ impl SqliteStore {
 }
 
 impl SocialStore for SqliteStore {
-    fn put_comment<'a>(
+    fn put<'a>(
         &'a self,
+        kind: SocialKind,
         session: &'a str,
         id: &'a str,
         record: &'a str,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.put_record("comments", session, id, record))
+        Box::pin(self.put_record(kind.table(), session, id, record))
     }
-    fn comments<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(self.records("comments", session))
-    }
-    fn put_suggestion<'a>(
-        &'a self,
-        session: &'a str,
-        id: &'a str,
-        record: &'a str,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(self.put_record("suggestions", session, id, record))
-    }
-    fn suggestions<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(self.records("suggestions", session))
+    fn list<'a>(&'a self, kind: SocialKind, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.records(kind.table(), session))
     }
 }
