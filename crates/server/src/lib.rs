@@ -18,6 +18,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod flags;
 pub mod metrics;
 
 /// The system design's name for the sharing and recognition service (contract path).

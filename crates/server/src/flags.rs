@@ -1,0 +1,188 @@
+//! The flags of `montage serve` (each also read from its `MONTAGE_*` environment variable) and
+//! the [`Config`] they make. The binary parses them; tests that start servers in-process parse
+//! the same flags, so a test's server is configured exactly as an operator's would be.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::collaboration::SharingConfig;
+use crate::error::{Error, Result};
+use crate::{Config, Limits};
+
+#[derive(Args)]
+pub struct SecretArgs {
+    /// Where the database and the generated secret live.
+    #[arg(long, env = "MONTAGE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// HS256 key for tokens; without it the secret file in the data dir is used.
+    #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+impl SecretArgs {
+    /// The secret given by flag or environment, if any (an empty one is an error).
+    pub fn given_secret(&self) -> Result<Option<Vec<u8>>> {
+        match &self.jwt_secret {
+            Some(v) if v.is_empty() => Err(Error::Config("MONTAGE_JWT_SECRET is empty".into())),
+            Some(v) => Ok(Some(v.as_bytes().to_vec())),
+            None => Ok(None),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "MONTAGE_ADDR", default_value = "127.0.0.1:7070")]
+    pub addr: String,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Snapshot a session with new edits this often (seconds).
+    #[arg(long, env = "MONTAGE_SNAPSHOT_INTERVAL", default_value_t = 300)]
+    pub snapshot_interval: u64,
+    /// Unload a session this long (seconds) after its last participant left.
+    #[arg(long, env = "MONTAGE_IDLE_UNLOAD", default_value_t = 30)]
+    pub idle_unload: u64,
+    #[arg(long, env = "MONTAGE_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
+    pub max_frame_bytes: usize,
+    /// Messages per second per connection (burst twice that).
+    #[arg(long, env = "MONTAGE_MESSAGES_PER_SEC", default_value_t = Limits::default().messages_per_sec)]
+    pub messages_per_sec: f64,
+    /// Edits per second per connection (burst twice that).
+    #[arg(long, env = "MONTAGE_EDITS_PER_SEC", default_value_t = Limits::default().edits_per_sec)]
+    pub edits_per_sec: f64,
+    /// Bytes per second per connection (burst four times that).
+    #[arg(long, env = "MONTAGE_BYTES_PER_SEC", default_value_t = Limits::default().bytes_per_sec)]
+    pub bytes_per_sec: f64,
+    /// Open WebSocket connections in all; more are refused with HTTP 503.
+    #[arg(long, env = "MONTAGE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Open connections per user; more are refused with HTTP 429.
+    #[arg(long, env = "MONTAGE_CONNECTIONS_PER_USER", default_value_t = Limits::default().connections_per_user)]
+    pub connections_per_user: usize,
+    /// Frames queued per connection before a slow reader is dropped.
+    #[arg(long, env = "MONTAGE_SEND_QUEUE", default_value_t = Limits::default().send_queue)]
+    pub send_queue: usize,
+    /// Largest asset upload in bytes (`POST /v1/assets`); larger ones get 413.
+    #[arg(long, env = "MONTAGE_MAX_UPLOAD_BYTES", default_value_t = crate::MediaConfig::default().intake.max_bytes)]
+    pub max_upload_bytes: u64,
+    /// Decodes and renders running at once (each a core and up to ~440 MB).
+    #[arg(long, env = "MONTAGE_MAX_RENDERS", default_value_t = crate::MediaConfig::default().max_renders)]
+    pub max_renders: usize,
+    /// Store in PostgreSQL (postgres://…), shared with other nodes, instead of SQLite.
+    #[arg(long, env = "MONTAGE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    #[arg(long, env = "MONTAGE_DATABASE_POOL", default_value_t = crate::store::postgres::DEFAULT_POOL)]
+    pub database_pool: u32,
+    /// Fan out edits, roster and presence to other nodes through NATS (nats://…); needs --database-url.
+    #[arg(long, env = "MONTAGE_NATS_URL")]
+    pub nats_url: Option<String>,
+    #[command(flatten)]
+    pub sharing: SharingArgs,
+    /// Where asset bytes go: `s3://bucket/prefix` (credentials from AWS_* variables) or
+    /// `file:///dir`; default DATA_DIR/assets.
+    #[arg(long, env = "MONTAGE_BLOB_URL")]
+    pub blob_url: Option<String>,
+    /// Development mode: `POST /v1/dev/token` signs a token for any user name (for the demo
+    /// page). Never in production.
+    #[arg(long, env = "MONTAGE_DEV")]
+    pub dev: bool,
+}
+
+impl ServeArgs {
+    /// The server's configuration, signing tokens with `secret`.
+    pub fn config(&self, secret: Vec<u8>) -> Result<Config> {
+        let mut config = Config::new(self.secret.data_dir.clone(), secret);
+        config.snapshot_interval = Duration::from_secs(self.snapshot_interval.max(1));
+        config.idle_unload = Duration::from_secs(self.idle_unload);
+        config.limits.max_frame_bytes = self.max_frame_bytes;
+        config.limits.messages_per_sec = self.messages_per_sec;
+        config.limits.messages_burst = self.messages_per_sec * 2.0;
+        config.limits.edits_per_sec = self.edits_per_sec;
+        config.limits.edits_burst = self.edits_per_sec * 2.0;
+        config.limits.bytes_per_sec = self.bytes_per_sec;
+        config.limits.bytes_burst = self.bytes_per_sec * 4.0;
+        config.limits.send_queue = self.send_queue;
+        config.limits.connections_per_user = self.connections_per_user;
+        config.limits.max_connections = self.max_connections;
+        config.media.intake.max_bytes = self.max_upload_bytes;
+        config.media.max_renders = self.max_renders;
+        config.database_url = self.database_url.clone();
+        config.database_pool = self.database_pool;
+        config.nats_url = self.nats_url.clone();
+        self.sharing.apply(&mut config.sharing)?;
+        config.blob_url = self.blob_url.clone();
+        config.dev = self.dev;
+        Ok(config)
+    }
+}
+
+/// `montage serve` flags for connectors, webhooks, invites and the Task Manager.
+#[derive(Args)]
+pub struct SharingArgs {
+    /// A connector's webhook URL as NAME=URL (messenger, yapper, allat); repeat the flag, or
+    /// separate entries with commas in the environment variable.
+    #[arg(
+        long = "connector-url",
+        env = "MONTAGE_CONNECTOR_URLS",
+        value_delimiter = ','
+    )]
+    pub connector_urls: Vec<String>,
+    /// A file of `name = url` lines (and optionally `secret = …`); flags override it.
+    #[arg(long, env = "MONTAGE_CONNECTORS_FILE")]
+    pub connectors_file: Option<PathBuf>,
+    /// The HMAC-SHA256 key that signs every webhook (required with any connector URL).
+    #[arg(long, env = "MONTAGE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// One webhook attempt gives up after this many milliseconds.
+    #[arg(long, env = "MONTAGE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// Base of the preview and invite links sent out (default http://<listen address>).
+    #[arg(long, env = "MONTAGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Task attempts running at once.
+    #[arg(long, env = "MONTAGE_TASK_WORKERS", default_value_t = 4)]
+    pub task_workers: usize,
+    /// Attempts before a task is dead.
+    #[arg(long, env = "MONTAGE_TASK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub task_max_attempts: u32,
+    /// Wait after a task's first failure (doubles per failure, with jitter).
+    #[arg(long, env = "MONTAGE_TASK_BACKOFF_MS", default_value_t = 1_000)]
+    pub task_backoff_ms: u64,
+    /// Longest wait between attempts.
+    #[arg(long, env = "MONTAGE_TASK_BACKOFF_MAX_MS", default_value_t = 300_000)]
+    pub task_backoff_max_ms: u64,
+    /// A claimed task not finished within this is run again (keep it above the webhook timeout).
+    #[arg(long, env = "MONTAGE_TASK_LEASE_MS", default_value_t = 120_000)]
+    pub task_lease_ms: u64,
+}
+
+impl SharingArgs {
+    pub fn apply(&self, cfg: &mut SharingConfig) -> Result<()> {
+        let c = &mut cfg.connectors;
+        if let Some(path) = &self.connectors_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            c.add_file(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+        for spec in self.connector_urls.iter().filter(|s| !s.trim().is_empty()) {
+            c.add_url(spec)
+                .map_err(|e| Error::Config(format!("--connector-url {e}")))?;
+        }
+        if let Some(s) = &self.webhook_secret {
+            c.secret = s.as_bytes().to_vec();
+        }
+        c.timeout = Duration::from_millis(self.webhook_timeout_ms.max(1));
+        cfg.public_url = self.public_url.clone();
+        let t = &mut cfg.tasks;
+        t.workers = self.task_workers.max(1);
+        t.max_attempts = self.task_max_attempts.max(1);
+        t.backoff_base = Duration::from_millis(self.task_backoff_ms.max(1));
+        t.backoff_max = Duration::from_millis(self.task_backoff_max_ms.max(self.task_backoff_ms));
+        t.lease = Duration::from_millis(self.task_lease_ms.max(self.webhook_timeout_ms + 1_000));
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! What Montage's end-to-end suites share: a WebSocket test client, tokens signed with the test
+//! secret, HTTP helpers, a deterministic PRNG, and throwaway PostgreSQL databases for the
+//! scale-out runs (`MONTAGE_TEST_DATABASE_URL`; a test whose service is not configured says
+//! loudly that it did not run, or fails when `MONTAGE_TEST_REQUIRE_SERVICES` is set).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use media_services::auth::Auth;
+use serde_json::{Value as Json, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The JWT secret every test server runs with.
+pub const SECRET: &str = "integration-test-secret";
+/// How long a test waits for one frame or HTTP answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn token(user: &str) -> String {
+    token_ttl(user, 3600)
+}
+
+pub fn token_ttl(user: &str, ttl: u64) -> String {
+    Auth::new(SECRET.as_bytes())
+        .and_then(|a| a.issue(user, None, Duration::from_secs(ttl)))
+        .unwrap_or_default()
+}
+
+/// An HTTP client for one test: redirects are returned, not followed, and no proxy is used.
+/// (Not shared between tests: each test has its own runtime, and a pooled connection belongs to
+/// the runtime that opened it.)
+pub fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()?)
+}
+
+/// `/v1/sessions/{id}`, the id escaped as one path segment (ids may hold `/`, `?`, `#`, `%`).
+pub fn session_path(id: &str) -> String {
+    let id = montage_protocol::path_segment(id);
+    format!("/v1/sessions/{id}")
+}
+
+/// GET with an optional bearer token; returns (status, body).
+pub async fn http_get(addr: &str, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+    let mut req = http_client()?.get(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await?))
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Client> {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+        Ok(Client { ws })
+    }
+
+    pub async fn send(&mut self, v: Json) -> Result<()> {
+        self.ws.send(Message::text(v.to_string())).await?;
+        Ok(())
+    }
+
+    pub async fn send_raw(&mut self, m: Message) -> Result<()> {
+        self.ws.send(m).await?;
+        Ok(())
+    }
+
+    /// The next text frame as JSON.
+    pub async fn recv(&mut self) -> Result<Json> {
+        loop {
+            let m = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .context("timed out waiting for a frame")?;
+            match m {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+                Some(Ok(Message::Close(c))) => bail!("closed: {c:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+
+    /// The next frame of type `t`, skipping presence, participant and tier events.
+    pub async fn recv_type(&mut self, t: &str) -> Result<Json> {
+        loop {
+            let v = self.recv().await?;
+            if v["type"] == t {
+                return Ok(v);
+            }
+            let skippable = ["presence", "participant_joined", "participant_left", "tier"];
+            if !skippable.iter().any(|s| v["type"] == *s) {
+                bail!("expected {t}, got {v}");
+            }
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn recv_close(&mut self) -> Result<(u16, String)> {
+        loop {
+            let m = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .context("timed out waiting for close")?;
+            match m {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return Ok((code.into(), reason.to_string()));
+                }
+                Some(Ok(Message::Close(None))) => return Ok((1005, String::new())),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error before close: {e}"),
+                None => bail!("socket ended without close frame"),
+            }
+        }
+    }
+
+    pub async fn join(&mut self, session: &str, client: &str) -> Result<Json> {
+        self.send(json!({"type":"join","session":session,"client":client}))
+            .await?;
+        self.recv_type("joined").await
+    }
+
+    pub async fn op(&mut self, session: &str, base: u64, seq: u64, ops: Json) -> Result<()> {
+        self.send(json!({"type":"op","session":session,"base":base,"seq":seq,"ops":ops}))
+            .await
+    }
+
+    /// Sends an edit and waits for its ack; returns the version.
+    pub async fn edit(&mut self, session: &str, base: u64, seq: u64, ops: Json) -> Result<u64> {
+        self.op(session, base, seq, ops).await?;
+        let a = self.recv_type("ack").await?;
+        if a["seq"] != seq {
+            bail!("ack for another seq: {a}");
+        }
+        a["version"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("ack without version: {a}"))
+    }
+
+    /// Sends `msg` and expects an error frame with `code`, returning it.
+    pub async fn expect_error(&mut self, msg: Json, code: &str) -> Result<Json> {
+        self.send(msg).await?;
+        let e = self.recv_type("error").await?;
+        if e["code"] != code {
+            bail!("expected {code}, got {e}");
+        }
+        Ok(e)
+    }
+}
+
+/// Replays a stored op log onto a new document (what a fresh server would do).
+pub fn replay(ops: &[Json]) -> Result<Json> {
+    let mut doc = montage_ot::Value::new_document();
+    for (i, e) in ops.iter().enumerate() {
+        if e["version"] != (i as u64 + 1) {
+            bail!("op log has a gap at {i}: {e}");
+        }
+        let op: montage_ot::Op = serde_json::from_value(e["ops"].clone())?;
+        op.apply(&mut doc)
+            .map_err(|err| anyhow!("replaying version {}: {err}", i + 1))?;
+    }
+    Ok(doc.to_json())
+}
+
+/// A tiny deterministic PRNG for the randomized tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// A fresh PostgreSQL database on the server named by `MONTAGE_TEST_DATABASE_URL`, dropped when
+/// this value is. Names carry their creation time, so databases left by a killed test run are
+/// swept by a later one.
+pub struct TestDb {
+    pub url: String,
+    admin: String,
+    name: String,
+    keep: bool,
+}
+
+/// How long a test database may outlive its run before a later run sweeps it.
+const TEST_DB_MAX_AGE_SECS: u64 = 6 * 3600;
+
+/// The admin URL from `MONTAGE_TEST_DATABASE_URL`, or `None` after saying loudly that `test`
+/// did not run.
+pub fn test_database_url(test: &str) -> Option<String> {
+    service_url(test, "MONTAGE_TEST_DATABASE_URL")
+}
+
+/// The NATS URL from `MONTAGE_TEST_NATS_URL`, or `None` after saying loudly that `test` did not run.
+pub fn test_nats_url(test: &str) -> Option<String> {
+    service_url(test, "MONTAGE_TEST_NATS_URL")
+}
+
+fn service_url(test: &str, var: &str) -> Option<String> {
+    let url = std::env::var(var).ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        did_not_run(test, var);
+    }
+    url
+}
+
+/// Says so on the real stderr: the test harness would hide `eprintln!` of a passing test.
+/// With `MONTAGE_TEST_REQUIRE_SERVICES` set (`.ci/run` sets it) a missing service fails the test
+/// instead, so CI cannot pass without running it.
+fn did_not_run(test: &str, var: &str) {
+    if std::env::var_os("MONTAGE_TEST_REQUIRE_SERVICES").is_some() {
+        panic!("{test} needs {var} (MONTAGE_TEST_REQUIRE_SERVICES is set)");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!! {test} DID NOT RUN: {var} is not set (`.ci/run` sets it) !!!!!\n"
+    );
+}
+
+/// Runs admin statements on a thread of its own, so sync code (`Server::start`, `Drop`) can too.
+fn admin_sql(admin: &str, statements: Vec<String>) -> Result<Vec<String>> {
+    let admin = admin.to_owned();
+    std::thread::spawn(move || -> Result<Vec<String>> {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut c = sqlx::PgConnection::connect(&admin).await?;
+            let mut names = Vec::new();
+            for s in statements {
+                if s.starts_with("SELECT") {
+                    names = sqlx::query_scalar::<_, String>(&s)
+                        .fetch_all(&mut c)
+                        .await?;
+                } else {
+                    sqlx::query(&s).execute(&mut c).await?;
+                }
+            }
+            Ok(names)
+        })
+    })
+    .join()
+    .map_err(|_| anyhow!("admin thread panicked"))?
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TestDb {
+    /// Creates `montage_test_<unix time>_<random>` next to the database of `admin`. With
+    /// `owner`, the database belongs to that data dir: it is dropped by a later `create` once
+    /// the dir is gone (a test may restart its server on the same dir after any point).
+    pub fn create(admin: &str, owner: Option<&Path>) -> Result<TestDb> {
+        let mut b = [0u8; 5];
+        getrandom::fill(&mut b).map_err(|e| anyhow!("getrandom: {e}"))?;
+        let rand: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let name = format!("montage_test_{}_{rand}", now_secs());
+        let existing = admin_sql(
+            admin,
+            vec![
+                "SELECT d.datname::text || '|' || coalesce(shobj_description(d.oid, 'pg_database'), '') \
+                 FROM pg_database d WHERE d.datname LIKE 'montage_test_%'"
+                    .into(),
+            ],
+        )?;
+        let mut statements: Vec<String> = existing
+            .iter()
+            .filter_map(|row| {
+                let (n, owner) = row.split_once('|')?;
+                let created = n.split('_').nth(2)?.parse::<u64>().ok()?;
+                let orphan = !owner.is_empty() && !Path::new(owner).exists();
+                let old = created + TEST_DB_MAX_AGE_SECS < now_secs();
+                (orphan || old).then(|| format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+            })
+            .collect();
+        statements.push(format!("CREATE DATABASE {name}"));
+        if let Some(dir) = owner {
+            let dir = dir.display().to_string().replace('\'', "''");
+            statements.push(format!("COMMENT ON DATABASE {name} IS '{dir}'"));
+        }
+        admin_sql(admin, statements)?;
+        let (base, _) = admin
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow!("MONTAGE_TEST_DATABASE_URL has no database part"))?;
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            admin: admin.to_owned(),
+            name,
+            keep: owner.is_some(),
+        })
+    }
+
+    /// An existing test database (a restart of the same data dir); the sweep removes it later.
+    pub fn reuse(admin: &str, name: &str) -> Result<TestDb> {
+        let (base, _) = admin
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow!("MONTAGE_TEST_DATABASE_URL has no database part"))?;
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            admin: admin.to_owned(),
+            name: name.to_owned(),
+            keep: true,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = admin_sql(
+                &self.admin,
+                vec![format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )],
+            );
+        }
+    }
+}
