@@ -12,8 +12,6 @@ mod media;
 mod postgres;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::presence`
 mod presence;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::protocol`
-mod protocol;
 mod proxy;
 mod scale;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk`

@@ -1,4 +1,4 @@
-//! The gateway's protocol, durability, presence, comments, sharing, media and SDK suites again, on the
+//! The gateway's durability, presence, comments, sharing, media and SDK suites again, on the
 //! PostgreSQL backend: the same files, compiled against a harness whose `Server::start` gives
 //! each data dir a database of its own (the same one again when a test restarts a server on that
 //! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it): without it each test says
@@ -20,9 +20,6 @@ mod media;
 #[allow(clippy::duplicate_mod)]
 #[path = "../presence.rs"]
 mod presence;
-#[allow(clippy::duplicate_mod)]
-#[path = "../protocol.rs"]
-mod protocol;
 #[allow(clippy::duplicate_mod)]
 #[path = "../sdk.rs"]
 mod sdk;

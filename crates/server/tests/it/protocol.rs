@@ -1,23 +1,31 @@
-//! The wire protocol of DESIGN §3 against the real binary.
+//! The wire protocol of DESIGN §3 against in-process servers, on every backend.
 
 use anyhow::Result;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-// `super`: this file is compiled twice, also as `postgres::…` with the PostgreSQL harness.
-use super::harness::*;
+use crate::harness::*;
+
+backend_tests!(
+    collaboration_workflow,
+    idempotent_resend_and_many_sessions_per_connection,
+    every_error_code,
+    rate_limits_answer_then_close_with_1008,
+    demotion_applies_to_the_very_next_message,
+    malformed_frames_never_drop_the_connection,
+    forged_expired_and_alg_none_tokens_get_401,
+    concurrent_stale_edits_converge_to_the_replayed_log,
+    a_reader_that_stops_reading_is_dropped_and_others_go_on,
+    connections_per_user_are_capped_with_429,
+);
 
 fn set(path: serde_json::Value, value: serde_json::Value) -> serde_json::Value {
     json!([{"op":"set","path":path,"value":value}])
 }
 
-#[tokio::test]
-async fn collaboration_workflow() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::collaboration_workflow")) {
-        return Ok(());
-    }
+async fn collaboration_workflow(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut u1 = server.connect("u1").await?;
     let j = u1.join("film", "c1").await?;
     assert_eq!(j["version"], 0);
@@ -160,16 +168,9 @@ async fn collaboration_workflow() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn idempotent_resend_and_many_sessions_per_connection() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::idempotent_resend_and_many_sessions_per_connection"
-    )) {
-        return Ok(());
-    }
+async fn idempotent_resend_and_many_sessions_per_connection(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut c = server.connect("alice").await?;
     c.join("a", "c").await?;
     c.join("b", "c").await?;
@@ -197,13 +198,9 @@ async fn idempotent_resend_and_many_sessions_per_connection() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn every_error_code() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::every_error_code")) {
-        return Ok(());
-    }
+async fn every_error_code(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--max-frame-bytes", "4096"])?;
+    let server = Server::start(b, dir.path(), &["--max-frame-bytes", "4096"]).await?;
     let mut owner = server.connect("owner").await?;
     owner.join("s", "o").await?;
     let mut viewer = server.connect("viewer").await?;
@@ -298,16 +295,9 @@ async fn every_error_code() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn rate_limits_answer_then_close_with_1008() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::rate_limits_answer_then_close_with_1008"
-    )) {
-        return Ok(());
-    }
+async fn rate_limits_answer_then_close_with_1008(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut c = server.connect("flood").await?;
     c.join("s", "c").await?;
     // Far past 200 messages/s: some get rate_limited (with retry_after_ms), then the socket closes.
@@ -369,16 +359,9 @@ async fn rate_limits_answer_then_close_with_1008() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn demotion_applies_to_the_very_next_message() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::demotion_applies_to_the_very_next_message"
-    )) {
-        return Ok(());
-    }
+async fn demotion_applies_to_the_very_next_message(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut o = server.connect("o").await?;
     o.join("s", "o").await?;
     o.send(json!({"type":"set_role","session":"s","user":"e","role":"editor"}))
@@ -425,16 +408,9 @@ async fn demotion_applies_to_the_very_next_message() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn malformed_frames_never_drop_the_connection() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::malformed_frames_never_drop_the_connection"
-    )) {
-        return Ok(());
-    }
+async fn malformed_frames_never_drop_the_connection(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut c = server.connect("m").await?;
     c.join("s", "c").await?;
     let bad = [
@@ -480,16 +456,9 @@ async fn malformed_frames_never_drop_the_connection() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn forged_expired_and_alg_none_tokens_get_401() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::forged_expired_and_alg_none_tokens_get_401"
-    )) {
-        return Ok(());
-    }
+async fn forged_expired_and_alg_none_tokens_get_401(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let good = token("mallory");
     let forged = media_services::auth::Auth::new(b"another-secret")?.issue(
         "mallory",
@@ -535,16 +504,9 @@ async fn forged_expired_and_alg_none_tokens_get_401() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn concurrent_stale_edits_converge_to_the_replayed_log() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::concurrent_stale_edits_converge_to_the_replayed_log"
-    )) {
-        return Ok(());
-    }
+async fn concurrent_stale_edits_converge_to_the_replayed_log(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--edits-per-sec", "1000"])?;
+    let server = Server::start(b, dir.path(), &["--edits-per-sec", "1000"]).await?;
     const CLIENTS: u64 = 4;
     const EDITS: u64 = 60;
     let mut owner = server.connect("u0").await?;
@@ -619,16 +581,10 @@ async fn concurrent_stale_edits_converge_to_the_replayed_log() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_reader_that_stops_reading_is_dropped_and_others_go_on() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::a_reader_that_stops_reading_is_dropped_and_others_go_on"
-    )) {
-        return Ok(());
-    }
+async fn a_reader_that_stops_reading_is_dropped_and_others_go_on(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(
+        b,
         dir.path(),
         &[
             "--send-queue",
@@ -638,7 +594,8 @@ async fn a_reader_that_stops_reading_is_dropped_and_others_go_on() -> Result<()>
             "--edits-per-sec",
             "10000",
         ],
-    )?;
+    )
+    .await?;
     let mut fast = server.connect("fast").await?;
     fast.join("s", "f").await?;
     let mut slow = server.connect("slow").await?;
@@ -680,16 +637,9 @@ async fn a_reader_that_stops_reading_is_dropped_and_others_go_on() -> Result<()>
     Ok(())
 }
 
-#[tokio::test]
-async fn connections_per_user_are_capped_with_429() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::connections_per_user_are_capped_with_429"
-    )) {
-        return Ok(());
-    }
+async fn connections_per_user_are_capped_with_429(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--connections-per-user", "2"])?;
+    let server = Server::start(b, dir.path(), &["--connections-per-user", "2"]).await?;
     let a = server.connect("greedy").await?;
     let _b = server.connect("greedy").await?;
     match tokio_tungstenite::connect_async(server.url(&token("greedy"))).await {
