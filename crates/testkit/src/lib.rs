@@ -343,3 +343,19 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// How long an SDK client may take to connect or sync in a test.
+pub const SDK_SYNC: Duration = Duration::from_secs(60);
+
+/// SDK options for `user` at the WebSocket `url`, with short reconnect backoff for tests.
+pub fn sdk_options(url: &str, user: &str) -> montage_client::Options {
+    montage_client::Options::new(url, token(user))
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+/// An SDK client for `user`, connected.
+pub async fn sdk(url: &str, user: &str) -> Result<montage_client::Client> {
+    let c = montage_client::Client::start(sdk_options(url, user))?;
+    c.connected(SDK_SYNC).await?;
+    Ok(c)
+}

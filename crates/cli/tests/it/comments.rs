@@ -568,8 +568,8 @@ async fn the_sdk_comments_reacts_and_suggests() -> Result<()> {
     setup.join("k", "setup").await?;
     grant(&mut setup, "k", "bob", "commenter").await?;
     let url = format!("ws://{}/v1/ws", server.addr);
-    let alice = crate::sdk::sdk(&url, "alice").await?;
-    let bob = crate::sdk::sdk(&url, "bob").await?;
+    let alice = sdk(&url, "alice").await?;
+    let bob = sdk(&url, "bob").await?;
     let ha = alice.join("k").await?;
     let hb = bob.join("k").await?;
     let mut ea = ha.events();

@@ -10,8 +10,6 @@ mod harness;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::media`
 mod media;
 mod postgres;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::presence`
-mod presence;
 mod proxy;
 mod scale;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk`

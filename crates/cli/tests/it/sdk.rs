@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use montage_client::{Client, Component, Op, Options, Role, SessionHandle, Value, path};
+use montage_client::{Client, Component, Op, Role, SessionHandle, Value, path};
 use serde_json::json;
 
-use super::harness::{Rng, Server, session_path, token};
+use super::harness::{Rng, Server, sdk, sdk_options, session_path};
 use crate::proxy::{Faults, Proxy};
 
 const SYNC: Duration = Duration::from_secs(60);
@@ -35,16 +35,6 @@ pub fn fast_tempdir() -> Result<tempfile::TempDir> {
     } else {
         tempfile::tempdir()?
     })
-}
-
-pub fn sdk_options(url: &str, user: &str) -> Options {
-    Options::new(url, token(user)).backoff(Duration::from_millis(20), Duration::from_millis(200))
-}
-
-pub async fn sdk(url: &str, user: &str) -> Result<Client> {
-    let c = Client::start(sdk_options(url, user))?;
-    c.connected(SYNC).await?;
-    Ok(c)
 }
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.

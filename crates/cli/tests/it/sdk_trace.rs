@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use montage_client::{Client, Component, Op, SessionHandle, Value, path};
 
-use super::harness::Server;
-use super::sdk::{OPEN_LIMITS, fast_tempdir, sdk_options};
+use super::harness::{Server, sdk_options};
+use super::sdk::{OPEN_LIMITS, fast_tempdir};
 
 fn load(name: &str) -> Result<serde_json::Value> {
     let file = format!("{}/../../traces/{name}.json.gz", env!("CARGO_MANIFEST_DIR"));

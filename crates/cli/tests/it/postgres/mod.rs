@@ -1,4 +1,4 @@
-//! The gateway's durability, presence, comments, sharing, media and SDK suites again, on the
+//! The gateway's durability, comments, sharing, media and SDK suites again, on the
 //! PostgreSQL backend: the same files, compiled against a harness whose `Server::start` gives
 //! each data dir a database of its own (the same one again when a test restarts a server on that
 //! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it): without it each test says
@@ -17,9 +17,6 @@ mod durability;
 #[allow(clippy::duplicate_mod)]
 #[path = "../media.rs"]
 mod media;
-#[allow(clippy::duplicate_mod)]
-#[path = "../presence.rs"]
-mod presence;
 #[allow(clippy::duplicate_mod)]
 #[path = "../sdk.rs"]
 mod sdk;

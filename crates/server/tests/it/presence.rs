@@ -11,7 +11,17 @@ use media_services::presence::colour;
 use serde_json::{Value as Json, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::harness::{Client, SECRET, Server, http_get, token};
+use crate::harness::*;
+
+backend_tests!(
+    roster_counts_a_user_once_and_hears_leaves_and_disconnects,
+    a_selection_of_a_deleted_layer_is_dropped,
+    a_caret_moves_with_concurrent_typing,
+    roles_change_live_and_a_removed_user_is_disconnected,
+    each_tier_gets_presence_at_its_rate_ending_at_the_last_position,
+    a_stalled_reader_is_demoted_then_dropped_while_others_keep_up,
+    the_sdk_sets_and_follows_presence_and_reports_its_tier,
+);
 
 async fn connect_named(server: &Server, user: &str, name: &str) -> Result<Client> {
     let token = Auth::new(SECRET.as_bytes())?.issue(user, Some(name), Duration::from_secs(3600))?;
@@ -68,16 +78,9 @@ fn find<'a>(participants: &'a Json, user: &str) -> Option<&'a Json> {
     participants.as_array()?.iter().find(|p| p["user"] == user)
 }
 
-#[tokio::test]
-async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::roster_counts_a_user_once_and_hears_leaves_and_disconnects"
-    )) {
-        return Ok(());
-    }
+async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = connect_named(&server, "alice", "Alice").await?;
     let j = alice.join("s", "a").await?;
     assert_eq!(
@@ -153,16 +156,9 @@ async fn roster_counts_a_user_once_and_hears_leaves_and_disconnects() -> Result<
     Ok(())
 }
 
-#[tokio::test]
-async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::a_selection_of_a_deleted_layer_is_dropped"
-    )) {
-        return Ok(());
-    }
+async fn a_selection_of_a_deleted_layer_is_dropped(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("s", "a").await?;
     let layer =
@@ -215,16 +211,9 @@ async fn a_selection_of_a_deleted_layer_is_dropped() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_caret_moves_with_concurrent_typing() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::a_caret_moves_with_concurrent_typing"
-    )) {
-        return Ok(());
-    }
+async fn a_caret_moves_with_concurrent_typing(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("s", "a").await?;
     alice
@@ -296,16 +285,9 @@ async fn a_caret_moves_with_concurrent_typing() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn roles_change_live_and_a_removed_user_is_disconnected() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::roles_change_live_and_a_removed_user_is_disconnected"
-    )) {
-        return Ok(());
-    }
+async fn roles_change_live_and_a_removed_user_is_disconnected(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("s", "a").await?;
     alice
@@ -406,16 +388,9 @@ async fn drain_until(
     }
 }
 
-#[tokio::test]
-async fn each_tier_gets_presence_at_its_rate_ending_at_the_last_position() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::each_tier_gets_presence_at_its_rate_ending_at_the_last_position"
-    )) {
-        return Ok(());
-    }
+async fn each_tier_gets_presence_at_its_rate_ending_at_the_last_position(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut w = server.connect("writer").await?;
     w.join("s", "w").await?;
     // (user, hinted Mbps, tier, presence messages per second)
@@ -505,16 +480,10 @@ async fn set_blob(w: &mut Client, seq: &mut u64, value: Json) -> Result<u64> {
     w.edit("s", *seq - 1, *seq, op).await
 }
 
-#[tokio::test]
-async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::a_stalled_reader_is_demoted_then_dropped_while_others_keep_up"
-    )) {
-        return Ok(());
-    }
+async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(
+        b,
         dir.path(),
         &[
             "--send-queue",
@@ -524,7 +493,8 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
             "--edits-per-sec",
             "10000",
         ],
-    )?;
+    )
+    .await?;
     let mut w = server.connect("writer").await?;
     w.join("s", "w").await?;
     let mut readers = Vec::new();
@@ -628,20 +598,13 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up() -> Resu
     Ok(())
 }
 
-#[tokio::test]
-async fn the_sdk_sets_and_follows_presence_and_reports_its_tier() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::the_sdk_sets_and_follows_presence_and_reports_its_tier"
-    )) {
-        return Ok(());
-    }
+async fn the_sdk_sets_and_follows_presence_and_reports_its_tier(b: Backend) -> Result<()> {
     use montage_client::{Event, Tier};
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let url = format!("ws://{}/v1/ws", server.addr);
-    let ann = crate::sdk::sdk(&url, "ann").await?;
-    let bob = crate::sdk::sdk(&url, "bob").await?;
+    let ann = sdk(&url, "ann").await?;
+    let bob = sdk(&url, "bob").await?;
     let a = ann.join("s").await?;
     let b = bob.join("s").await?;
     let mut events = b.events();
