@@ -160,6 +160,20 @@ impl Client {
     }
 }
 
+/// The next frame of type `t`, skipping anything else (ops, role changes, other events); an
+/// error frame on the way is an error.
+pub async fn next_of(c: &mut Client, t: &str) -> Result<Json> {
+    loop {
+        let v = c.recv().await?;
+        if v["type"] == t {
+            return Ok(v);
+        }
+        if v["type"] == "error" {
+            bail!("expected {t}, got {v}");
+        }
+    }
+}
+
 /// Replays a stored op log onto a new document (what a fresh server would do).
 pub fn replay(ops: &[Json]) -> Result<Json> {
     let mut doc = montage_ot::Value::new_document();

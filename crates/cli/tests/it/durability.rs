@@ -1,4 +1,5 @@
-//! Durability: kill -9 under load, graceful shutdown, unload and reload.
+//! Durability: kill -9 under load (edits, comments, suggestions), graceful shutdown, unload and
+//! reload.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -191,5 +192,59 @@ async fn idle_sessions_unload_and_reload_from_snapshot_and_log() -> Result<()> {
     assert_eq!(c.edit("s", 3, 4, meta_set("n", 4)).await?, 4);
     // A read of a missing session leaves nothing loaded behind.
     assert_eq!(server.get("/v1/sessions/ghost", Some("a")).await?.0, 404);
+    Ok(())
+}
+
+/// Comments and suggestions are durable before they are broadcast: kill -9 loses none.
+#[tokio::test]
+async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::comments_and_suggestions_survive_a_restart"
+    )) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let mut server = Server::start(dir.path(), &[])?;
+    let mut alice = server.connect("alice").await?;
+    alice.join("d", "a").await?;
+    alice
+        .send(json!({"type":"comment","session":"d","comment":{"content":"keep me","annotations":[{"time":{"start":1,"end":2},"drawing":{"stroke":[[1,2],[3,4]]}}]}}))
+        .await?;
+    let c = next_of(&mut alice, "comment_added").await?["comment"].clone();
+    let id = c["id"].as_str().unwrap_or_default().to_owned();
+    alice
+        .send(json!({"type":"comment_react","session":"d","id":id,"emoji":"🔥","on":true}))
+        .await?;
+    next_of(&mut alice, "comment_updated").await?;
+    alice
+        .send(json!({"type":"suggest","session":"d","base":0,"ops":[{"op":"set","path":["title"],"value":"Later"}],"note":"n"}))
+        .await?;
+    let sug = next_of(&mut alice, "suggestion_added").await?["suggestion"].clone();
+    let before = server.get_json("/v1/sessions/d/comments", "alice").await?;
+    // kill -9: what was broadcast was durable.
+    server.kill9();
+    drop(alice);
+    let server = Server::start(dir.path(), &[])?;
+    let after = server.get_json("/v1/sessions/d/comments", "alice").await?;
+    assert_eq!(after, before);
+    assert_eq!(after["comments"][0]["reactions"], json!({"🔥":["alice"]}));
+    let sugs = server
+        .get_json("/v1/sessions/d/suggestions", "alice")
+        .await?;
+    assert_eq!(sugs["suggestions"][0], sug);
+    // And the reloaded session keeps working on them.
+    let mut alice = server.connect("alice").await?;
+    alice.join("d", "a2").await?;
+    alice
+        .send(json!({"type":"comment_react","session":"d","id":id,"emoji":"🔥","on":false}))
+        .await?;
+    let c = next_of(&mut alice, "comment_updated").await?["comment"].clone();
+    assert_eq!(c["reactions"], json!({}));
+    alice
+        .send(json!({"type":"suggestion_accept","session":"d","id":sug["id"]}))
+        .await?;
+    let s = next_of(&mut alice, "suggestion_updated").await?["suggestion"].clone();
+    assert_eq!(s["status"], "accepted");
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! talks to it over real WebSockets and HTTP.
 
 mod bus;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::comments`
-mod comments;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;

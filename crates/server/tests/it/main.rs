@@ -5,5 +5,6 @@
 
 #[macro_use]
 mod harness;
+mod comments;
 mod presence;
 mod protocol;

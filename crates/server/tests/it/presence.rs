@@ -39,19 +39,6 @@ async fn next(c: &mut Client) -> Result<Json> {
     }
 }
 
-/// The next frame of type `t`, skipping anything else.
-async fn next_of(c: &mut Client, t: &str) -> Result<Json> {
-    loop {
-        let m = c.recv().await?;
-        if m["type"] == t {
-            return Ok(m);
-        }
-        if m["type"] == "error" {
-            bail!("expected {t}, got {m}");
-        }
-    }
-}
-
 fn presence(session: &str, data: Json) -> Json {
     json!({"type":"presence","session":session,"data":data})
 }

@@ -1,4 +1,4 @@
-//! The gateway's durability, comments, sharing, media and SDK suites again, on the
+//! The gateway's durability, sharing, media and SDK suites again, on the
 //! PostgreSQL backend: the same files, compiled against a harness whose `Server::start` gives
 //! each data dir a database of its own (the same one again when a test restarts a server on that
 //! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it): without it each test says
@@ -8,9 +8,6 @@
 mod harness;
 
 // Compiled twice on purpose: once at the crate root on SQLite, once here on PostgreSQL.
-#[allow(clippy::duplicate_mod)]
-#[path = "../comments.rs"]
-mod comments;
 #[allow(clippy::duplicate_mod)]
 #[path = "../durability.rs"]
 mod durability;

@@ -1,12 +1,21 @@
 //! Comments and suggestions over real sockets: threads, anchors, roles, reactions under
-//! concurrent toggles, durability across a restart, suggestions accepted once.
+//! concurrent toggles, suggestions accepted once. (Durability across kill -9 is in the CLI's
+//! `durability` suite.)
 
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use serde_json::{Value as Json, json};
 
-use super::harness::*;
+use crate::harness::*;
+
+backend_tests!(
+    threads_edits_tombstones_and_roles,
+    anchors_follow_their_layer_and_bad_anchors_are_refused,
+    reactions_converge_under_concurrent_toggles,
+    suggestions_are_accepted_once_or_rejected,
+    the_sdk_comments_reacts_and_suggests,
+);
 
 async fn grant(owner: &mut Client, session: &str, user: &str, role: &str) -> Result<()> {
     owner
@@ -14,19 +23,6 @@ async fn grant(owner: &mut Client, session: &str, user: &str, role: &str) -> Res
         .await?;
     owner.recv_type("role_changed").await?;
     Ok(())
-}
-
-/// The next frame of type `t`, skipping anything else (ops, role changes, other events).
-async fn next_of(c: &mut Client, t: &str) -> Result<Json> {
-    loop {
-        let v = c.recv().await?;
-        if v["type"] == t {
-            return Ok(v);
-        }
-        if v["type"] == "error" {
-            bail!("expected {t}, got {v}");
-        }
-    }
 }
 
 /// Sends `msg` and waits for its error, skipping other frames; checks the code.
@@ -49,16 +45,9 @@ fn layer(id: &str, x: f64) -> Json {
     json!({"id":id,"kind":"image","asset":"a1","x":x,"y":100,"w":400,"h":300})
 }
 
-#[tokio::test]
-async fn threads_edits_tombstones_and_roles() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::threads_edits_tombstones_and_roles"
-    )) {
-        return Ok(());
-    }
+async fn threads_edits_tombstones_and_roles(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("t", "a").await?;
     grant(&mut alice, "t", "bob", "commenter").await?;
@@ -173,16 +162,9 @@ async fn threads_edits_tombstones_and_roles() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn anchors_follow_their_layer_and_bad_anchors_are_refused() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::anchors_follow_their_layer_and_bad_anchors_are_refused"
-    )) {
-        return Ok(());
-    }
+async fn anchors_follow_their_layer_and_bad_anchors_are_refused(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("a", "a").await?;
     grant(&mut alice, "a", "bob", "commenter").await?;
@@ -274,16 +256,9 @@ async fn anchors_follow_their_layer_and_bad_anchors_are_refused() -> Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn reactions_converge_under_concurrent_toggles() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::reactions_converge_under_concurrent_toggles"
-    )) {
-        return Ok(());
-    }
+async fn reactions_converge_under_concurrent_toggles(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("r", "a").await?;
     grant(&mut alice, "r", "bob", "commenter").await?;
@@ -340,66 +315,9 @@ async fn reactions_converge_under_concurrent_toggles() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::comments_and_suggestions_survive_a_restart"
-    )) {
-        return Ok(());
-    }
+async fn suggestions_are_accepted_once_or_rejected(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut server = Server::start(dir.path(), &[])?;
-    let mut alice = server.connect("alice").await?;
-    alice.join("d", "a").await?;
-    let c = comment(&mut alice, "d", json!({"content":"keep me","annotations":[{"time":{"start":1,"end":2},"drawing":{"stroke":[[1,2],[3,4]]}}]})).await?;
-    let id = c["id"].as_str().unwrap_or_default().to_owned();
-    alice
-        .send(json!({"type":"comment_react","session":"d","id":id,"emoji":"🔥","on":true}))
-        .await?;
-    next_of(&mut alice, "comment_updated").await?;
-    alice
-        .send(json!({"type":"suggest","session":"d","base":0,"ops":[{"op":"set","path":["title"],"value":"Later"}],"note":"n"}))
-        .await?;
-    let sug = next_of(&mut alice, "suggestion_added").await?["suggestion"].clone();
-    let before = server.get_json("/v1/sessions/d/comments", "alice").await?;
-    // kill -9: what was broadcast was durable.
-    server.kill9();
-    drop(alice);
-    let server = Server::start(dir.path(), &[])?;
-    let after = server.get_json("/v1/sessions/d/comments", "alice").await?;
-    assert_eq!(after, before);
-    assert_eq!(after["comments"][0]["reactions"], json!({"🔥":["alice"]}));
-    let sugs = server
-        .get_json("/v1/sessions/d/suggestions", "alice")
-        .await?;
-    assert_eq!(sugs["suggestions"][0], sug);
-    // And the reloaded session keeps working on them.
-    let mut alice = server.connect("alice").await?;
-    alice.join("d", "a2").await?;
-    alice
-        .send(json!({"type":"comment_react","session":"d","id":id,"emoji":"🔥","on":false}))
-        .await?;
-    let c = next_of(&mut alice, "comment_updated").await?["comment"].clone();
-    assert_eq!(c["reactions"], json!({}));
-    alice
-        .send(json!({"type":"suggestion_accept","session":"d","id":sug["id"]}))
-        .await?;
-    let s = next_of(&mut alice, "suggestion_updated").await?["suggestion"].clone();
-    assert_eq!(s["status"], "accepted");
-    Ok(())
-}
-
-#[tokio::test]
-async fn suggestions_are_accepted_once_or_rejected() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::suggestions_are_accepted_once_or_rejected"
-    )) {
-        return Ok(());
-    }
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut alice = server.connect("alice").await?;
     alice.join("s", "a").await?;
     grant(&mut alice, "s", "bob", "commenter").await?;
@@ -551,19 +469,12 @@ async fn next_of_error(c: &mut Client) -> Result<Json> {
 }
 
 /// The SDK's social calls and events against the real server.
-#[tokio::test]
-async fn the_sdk_comments_reacts_and_suggests() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::the_sdk_comments_reacts_and_suggests"
-    )) {
-        return Ok(());
-    }
+async fn the_sdk_comments_reacts_and_suggests(b: Backend) -> Result<()> {
     use montage_client::{Event, NewComment, Op, SuggestionStatus};
     use std::time::Duration;
 
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let mut setup = server.connect("alice").await?;
     setup.join("k", "setup").await?;
     grant(&mut setup, "k", "bob", "commenter").await?;
