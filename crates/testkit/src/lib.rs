@@ -15,6 +15,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod server;
+
+pub use server::{Backend, Server};
+
 /// The JWT secret every test server runs with.
 pub const SECRET: &str = "integration-test-secret";
 /// How long a test waits for one frame or HTTP answer.
@@ -372,4 +376,44 @@ pub async fn sdk(url: &str, user: &str) -> Result<montage_client::Client> {
     let c = montage_client::Client::start(sdk_options(url, user))?;
     c.connected(SDK_SYNC).await?;
     Ok(c)
+}
+
+/// Limits high enough that random bursts from many clients are never refused.
+pub const OPEN_LIMITS: &[&str] = &[
+    "--edits-per-sec",
+    "100000",
+    "--messages-per-sec",
+    "100000",
+    "--bytes-per-sec",
+    "1000000000",
+    "--connections-per-user",
+    "10000",
+];
+
+/// A data dir on tmpfs when there is one: durable acks then cost no disk flush.
+pub fn fast_tempdir() -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
+}
+
+/// Every op of a session through the paged HTTP endpoint of the server at `addr`.
+pub async fn all_ops(addr: &str, session: &str, user: &str) -> Result<Vec<Json>> {
+    let mut out = Vec::new();
+    loop {
+        let path = format!("{}/ops?from={}", session_path(session), out.len());
+        let (status, body) = http_get(addr, &path, Some(&token(user))).await?;
+        if status != 200 {
+            bail!("GET {path}: {status} {body}");
+        }
+        let page: Json = serde_json::from_str(&body)?;
+        let ops = page["ops"].as_array().cloned().unwrap_or_default();
+        if ops.is_empty() {
+            return Ok(out);
+        }
+        out.extend(ops);
+    }
 }

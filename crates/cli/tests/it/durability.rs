@@ -94,7 +94,7 @@ async fn kill_9_under_load_keeps_every_acked_edit() -> Result<()> {
     );
 
     let server = Server::start(dir.path(), &[])?;
-    let ops = all_ops(&server, "crash", "w0").await?;
+    let ops = all_ops(&server.addr, "crash", "w0").await?;
     for ((u, seq), version) in &acked {
         let e = ops
             .get(*version as usize - 1)

@@ -120,24 +120,6 @@ pub async fn open_store(dir: &Path) -> Result<std::sync::Arc<dyn media_services:
     ))
 }
 
-/// Every op of a session through the paged HTTP endpoint.
-pub async fn all_ops(server: &Server, session: &str, user: &str) -> Result<Vec<Json>> {
-    let mut out = Vec::new();
-    loop {
-        let page = server
-            .get_json(
-                &format!("/v1/sessions/{session}/ops?from={}", out.len()),
-                user,
-            )
-            .await?;
-        let ops = page["ops"].as_array().cloned().unwrap_or_default();
-        if ops.is_empty() {
-            return Ok(out);
-        }
-        out.extend(ops);
-    }
-}
-
 /// Whether the backend this suite runs on is missing, so `test` must not run (said loudly).
 /// The embedded default is always there; `postgres::harness` has its own.
 pub fn backend_unavailable(_test: &str) -> bool {

@@ -8,14 +8,9 @@ mod harness;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::media`
 mod media;
 mod postgres;
-mod proxy;
 mod scale;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk`
-mod sdk;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_cli`
 mod sdk_cli;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_trace`
-mod sdk_trace;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sharing`
 mod sharing;
 mod web;

@@ -196,7 +196,7 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
     let b = state(&nodes[1], "doc", "owner").await?;
     ensure!(a == b, "nodes differ:\n{a}\n{b}");
     ensure!(a["version"] == total, "version {} != {total}", a["version"]);
-    let log = all_ops(&nodes[1], "doc", "owner").await?;
+    let log = all_ops(&nodes[1].addr, "doc", "owner").await?;
     ensure!(
         replay(&log)? == a["state"],
         "state is not the replay of the log"
@@ -326,7 +326,7 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
             ensure!(meta.get(&key) == Some(&json!(k)), "{key} lost");
         }
     }
-    let log = all_ops(&nodes[2], "k", "owner").await?;
+    let log = all_ops(&nodes[2].addr, "k", "owner").await?;
     ensure!(
         replay(&log)? == a["state"],
         "state is not the replay of the log"

@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde_json::Value as Json;
 
-use super::harness::{Server, token};
-use super::sdk::{OPEN_LIMITS, fast_tempdir};
+use super::harness::{OPEN_LIMITS, Server, fast_tempdir, token};
 
 fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_montage"))

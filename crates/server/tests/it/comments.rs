@@ -423,7 +423,7 @@ async fn suggestions_are_accepted_once_or_rejected(b: Backend) -> Result<()> {
     let state = server.get_json("/v1/sessions/s", "carol").await?;
     assert_eq!(state["version"], 2);
     assert_eq!(state["state"]["title"], "XHello");
-    let ops = all_ops(&server, "s", "carol").await?;
+    let ops = all_ops(&server.addr, "s", "carol").await?;
     assert_eq!(
         ops[1]["user"], "bob",
         "the author is credited in the history"

@@ -123,7 +123,7 @@ async fn collaboration_workflow(b: Backend) -> Result<()> {
     assert_eq!(st["version"], 3);
     assert_eq!(st["state"]["title"], "Holiday2026 ");
     assert_eq!(st["state"]["canvas"]["layers"][0]["id"], "l1");
-    let ops = all_ops(&server, "film", "u2").await?;
+    let ops = all_ops(&server.addr, "film", "u2").await?;
     assert_eq!(ops.len(), 3);
     assert_eq!(replay(&ops)?, st["state"]);
     let page = server
@@ -571,7 +571,7 @@ async fn concurrent_stale_edits_converge_to_the_replayed_log(b: Backend) -> Resu
     );
     let st = server.get_json("/v1/sessions/race", "u0").await?;
     assert_eq!(st["version"], total);
-    let ops = all_ops(&server, "race", "u0").await?;
+    let ops = all_ops(&server.addr, "race", "u0").await?;
     assert_eq!(ops.len() as u64, total);
     assert_eq!(replay(&ops)?, st["state"]);
     let layers = st["state"]["canvas"]["layers"]

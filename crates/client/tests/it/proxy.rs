@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
-use crate::Rng;
+use montage_testkit::Rng;
 
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Faults {

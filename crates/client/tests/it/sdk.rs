@@ -10,32 +10,20 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use montage_client::{Client, Component, Op, Role, SessionHandle, Value, path};
 use serde_json::json;
 
-use super::harness::{Rng, Server, sdk, sdk_options, session_path};
 use crate::proxy::{Faults, Proxy};
+use montage_testkit::*;
+
+backend_tests!(
+    random_edits_under_faults_converge_without_loss_or_duplicates,
+    offline_edits_survive_a_restart_and_merge_with_concurrent_work,
+    undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect,
+    a_viewers_edit_is_refused_and_the_replica_resets,
+    offline_past_the_servers_catch_up_limit_still_reconciles,
+    catch_up_over_http_escapes_the_session_id,
+    fails_over_along_the_url_list,
+);
 
 const SYNC: Duration = Duration::from_secs(60);
-
-/// Limits high enough that random bursts from many clients are never refused.
-pub const OPEN_LIMITS: &[&str] = &[
-    "--edits-per-sec",
-    "100000",
-    "--messages-per-sec",
-    "100000",
-    "--bytes-per-sec",
-    "1000000000",
-    "--connections-per-user",
-    "10000",
-];
-
-/// A data dir on tmpfs when there is one: durable acks then cost no disk flush.
-pub fn fast_tempdir() -> Result<tempfile::TempDir> {
-    let shm = std::path::Path::new("/dev/shm");
-    Ok(if shm.is_dir() {
-        tempfile::tempdir_in(shm)?
-    } else {
-        tempfile::tempdir()?
-    })
-}
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
 pub async fn create_session(
@@ -163,18 +151,11 @@ fn random_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Op {
     Op::new(comps)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_edits_under_faults_converge_without_loss_or_duplicates() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::random_edits_under_faults_converge_without_loss_or_duplicates"
-    )) {
-        return Ok(());
-    }
+async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backend) -> Result<()> {
     const CLIENTS: usize = 5;
     const EDITS: u64 = 800;
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
     let users: Vec<String> = (0..CLIENTS).map(|i| format!("u{i}")).collect();
     let editors: Vec<&str> = users.iter().map(String::as_str).collect();
     let init = Op::new(vec![Component::set(
@@ -297,16 +278,9 @@ fn num_at(d: &Value, p: &montage_client::Path) -> Option<f64> {
     d.at(p.segs()).and_then(Value::as_f64)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::offline_edits_survive_a_restart_and_merge_with_concurrent_work"
-    )) {
-        return Ok(());
-    }
+async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
     let l0 = path!["canvas", "layers", 0];
     let l1 = path!["canvas", "layers", 1];
     let init = Op::new(vec![
@@ -383,16 +357,11 @@ async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work() -> Res
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect"
-    )) {
-        return Ok(());
-    }
+async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconnect(
+    b: Backend,
+) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
     create_session(&server, "undo", "ann", &["ann", "bob"], Op::new(vec![])).await?;
     let proxy = Proxy::start(&server.addr, 11).await?;
     let a = sdk(&proxy.ws_url(), "ann").await?;
@@ -458,16 +427,9 @@ async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconne
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::a_viewers_edit_is_refused_and_the_replica_resets"
-    )) {
-        return Ok(());
-    }
+async fn a_viewers_edit_is_refused_and_the_replica_resets(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
     create_session(&server, "ro", "ann", &[], Op::new(vec![])).await?;
     let c = sdk(&format!("ws://{}/v1/ws", server.addr), "val").await?;
     let h = c.join("ro").await?;
@@ -495,36 +457,22 @@ async fn a_viewers_edit_is_refused_and_the_replica_resets() -> Result<()> {
 
 /// More versions missed than the server sends in `joined` (10,000): it answers with a
 /// snapshot, and the SDK fetches the missed edits over HTTP to rebase the offline edit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_past_the_servers_catch_up_limit_still_reconciles() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::offline_past_the_servers_catch_up_limit_still_reconciles"
-    )) {
-        return Ok(());
-    }
-    offline_past_the_catch_up_limit("long", 10_050).await
+async fn offline_past_the_servers_catch_up_limit_still_reconciles(b: Backend) -> Result<()> {
+    offline_past_the_catch_up_limit(b, "long", 10_050).await
 }
 
 /// The same over HTTP for a session id that is not a plain path segment: the SDK escapes it in
 /// `/v1/sessions/{id}/ops` and the server decodes it back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catch_up_over_http_escapes_the_session_id() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::catch_up_over_http_escapes_the_session_id"
-    )) {
-        return Ok(());
-    }
-    offline_past_the_catch_up_limit("a/b?c #%\u{e9}", 10_001).await
+async fn catch_up_over_http_escapes_the_session_id(b: Backend) -> Result<()> {
+    offline_past_the_catch_up_limit(b, "a/b?c #%\u{e9}", 10_001).await
 }
 
 /// Ann edits offline while Bob makes `n` edits to `session`; back online, Ann's SDK has to
 /// fetch them over HTTP to rebase her edit.
-async fn offline_past_the_catch_up_limit(session: &str, n: u64) -> Result<()> {
+async fn offline_past_the_catch_up_limit(b: Backend, session: &str, n: u64) -> Result<()> {
     use futures_util::{SinkExt, StreamExt};
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
     let init = Op::new(vec![set(path!["meta", "n"], 0.0)]);
     create_session(&server, session, "ann", &["ann", "bob"], init).await?;
     let proxy = Proxy::start(&server.addr, 3).await?;
@@ -579,16 +527,9 @@ async fn offline_past_the_catch_up_limit(session: &str, n: u64) -> Result<()> {
 
 /// A dead URL first in the list, then a server that goes away: the SDK moves along the list
 /// and keeps its edits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fails_over_along_the_url_list() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::fails_over_along_the_url_list"
-    )) {
-        return Ok(());
-    }
+async fn fails_over_along_the_url_list(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
     create_session(&server, "fo", "ann", &[], Op::new(vec![])).await?;
     let dead = {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use montage_client::{Client, Component, Op, SessionHandle, Value, path};
 
-use super::harness::{Server, sdk_options};
-use super::sdk::{OPEN_LIMITS, fast_tempdir};
+use montage_testkit::*;
+
+backend_tests!(friendsforever_replays_through_the_real_server_with_two_sdk_clients,);
 
 fn load(name: &str) -> Result<serde_json::Value> {
     let file = format!("{}/../../traces/{name}.json.gz", env!("CARGO_MANIFEST_DIR"));
@@ -42,14 +43,9 @@ fn txn_op(txn: &serde_json::Value) -> Result<Op> {
     Ok(Op::new(comps))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn friendsforever_replays_through_the_real_server_with_two_sdk_clients() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::friendsforever_replays_through_the_real_server_with_two_sdk_clients"
-    )) {
-        return Ok(());
-    }
+async fn friendsforever_replays_through_the_real_server_with_two_sdk_clients(
+    b: Backend,
+) -> Result<()> {
     let t = load("friendsforever")?;
     let txns = t["txns"].as_array().ok_or_else(|| anyhow!("txns"))?;
     let want = t["endContent"]
@@ -84,8 +80,8 @@ async fn friendsforever_replays_through_the_real_server_with_two_sdk_clients() -
     }
 
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
-    super::sdk::create_session(&server, "ff", "agent0", &["agent1"], Op::new(vec![])).await?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
+    crate::sdk::create_session(&server, "ff", "agent0", &["agent1"], Op::new(vec![])).await?;
     let url = format!("ws://{}/v1/ws", server.addr);
     let mut clients = Vec::new();
     let mut hs: Vec<SessionHandle> = Vec::new();

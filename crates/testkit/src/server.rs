@@ -1,0 +1,169 @@
+//! Servers started in-process for a test, on each backend: `Server::start(backend, dir, flags)`
+//! takes the flags `montage serve` takes, and `backend_tests!` runs a test once per backend.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use media_services::flags::ServeArgs;
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+use crate::{Client, SECRET, TestDb, http_get, test_database_url, token};
+
+/// Where a test's servers keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: SQLite in the data dir.
+    Sqlite,
+    /// A database of its own per data dir on the server at `MONTAGE_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+impl Backend {
+    /// Whether `test` can't run on this backend: PostgreSQL without `MONTAGE_TEST_DATABASE_URL`
+    /// (said loudly, or a failure when `MONTAGE_TEST_REQUIRE_SERVICES` is set).
+    pub fn unavailable(self, test: &str) -> bool {
+        self == Backend::Postgres && test_database_url(test).is_none()
+    }
+}
+
+/// Each `async fn name(b: Backend) -> Result<()>` named becomes two tests, `sqlite::name` and
+/// `postgres::name`, in the module that invokes this.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    let b = $crate::Backend::Postgres;
+                    if b.unavailable(concat!(module_path!(), "::", stringify!($name))) {
+                        return Ok(());
+                    }
+                    super::$name(b).await
+                }
+            )*
+        }
+    };
+}
+
+/// Where a data dir records its PostgreSQL database, so a restart on it finds the same data.
+const DB_FILE: &str = "postgres-database";
+
+/// The database of data dir `dir`: created on first use, the same one on every later use.
+fn database_of(dir: &Path) -> Result<TestDb> {
+    let admin = std::env::var("MONTAGE_TEST_DATABASE_URL")
+        .context("MONTAGE_TEST_DATABASE_URL is not set (`.ci/run` sets it)")?;
+    let marker = dir.join(DB_FILE);
+    Ok(match std::fs::read_to_string(&marker) {
+        Ok(name) => TestDb::reuse(&admin, name.trim())?,
+        Err(_) => {
+            let db = TestDb::create(&admin, Some(dir))?;
+            std::fs::write(&marker, db.name())?;
+            db
+        }
+    })
+}
+
+/// `montage serve`'s flags, parsed as the binary parses them.
+#[derive(Parser)]
+struct Serve {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+/// A server running in this process on a runtime of its own; dropping it shuts it down.
+pub struct Server {
+    pub addr: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// A server on `backend` with its data in `dir`, configured by `flags` as `montage serve`
+    /// would be (`--data-dir`, the address and the backend are the harness's).
+    pub async fn start(backend: Backend, dir: &Path, flags: &[&str]) -> Result<Server> {
+        let dir_arg = dir.to_str().context("data dir is not UTF-8")?.to_owned();
+        let mut argv = vec!["serve".to_owned(), "--data-dir".to_owned(), dir_arg];
+        argv.extend(flags.iter().map(|f| (*f).to_owned()));
+        let mut args = Serve::try_parse_from(argv)?.args;
+        // The backend is the test's choice, not the environment's.
+        args.database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(database_of(dir)?.url.clone()),
+        };
+        args.nats_url = None;
+        let config = args.config(SECRET.as_bytes().to_vec())?;
+        // Its own runtime on its own threads, as the binary runs it (and so a test's runtime
+        // never carries the server's work).
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound, addr) = oneshot::channel();
+        // Detached: a dropped server shuts down gracefully on its own thread.
+        std::thread::spawn(move || -> media_services::Result<()> {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| media_services::Error::Config(format!("runtime: {e}")))?;
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound.send(Err(e.to_string()));
+                        return Ok(());
+                    }
+                };
+                let _ = bound.send(listener.local_addr().map_err(|e| e.to_string()));
+                media_services::run(listener, config, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        let addr = addr
+            .await
+            .context("the server thread ended before binding")?
+            .map_err(|e| anyhow!("binding 127.0.0.1:0: {e}"))?;
+        Ok(Server {
+            addr: addr.to_string(),
+            stop: Some(stop),
+        })
+    }
+
+    pub fn url(&self, token: &str) -> String {
+        format!("ws://{}/v1/ws?token={token}", self.addr)
+    }
+
+    pub async fn connect(&self, user: &str) -> Result<Client> {
+        Client::connect(&self.url(&token(user))).await
+    }
+
+    /// GET with a bearer token; returns (status, body).
+    pub async fn get(&self, path: &str, user: Option<&str>) -> Result<(u16, String)> {
+        http_get(&self.addr, path, user.map(token).as_deref()).await
+    }
+
+    pub async fn get_json(&self, path: &str, user: &str) -> Result<Json> {
+        let (status, body) = self.get(path, Some(user)).await?;
+        if status != 200 {
+            bail!("GET {path}: {status} {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
