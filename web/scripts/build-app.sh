@@ -10,11 +10,7 @@ app="$(cd "$(dirname "$0")/../app" && pwd)"
 out="${1:-$app/dist}"
 cd "$app"
 
-stamp=node_modules/.montage-lock-stamp
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-  touch "$stamp"
-fi
+bash "$app/../scripts/npm-ci.sh" "$app"
 
 npx --no-install tsc -p tsconfig.json
 mkdir -p "$out"

@@ -13,11 +13,7 @@ if [ ! -x "$chromium" ]; then
   exit 1
 fi
 
-stamp=node_modules/.montage-lock-stamp
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-  touch "$stamp"
-fi
+bash ../scripts/npm-ci.sh .
 
 case "${1:-editing}" in
   editing) node test/e2e.mjs ;;

@@ -9,11 +9,7 @@ set -euo pipefail
 scripts="$(cd "$(dirname "$0")" && pwd)"
 cd "$scripts/../client"
 
-stamp=node_modules/.montage-lock-stamp
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-  touch "$stamp"
-fi
+bash "$scripts/npm-ci.sh" .
 
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod server;
+pub mod webhooks;
 
 pub use server::{Backend, Server};
 

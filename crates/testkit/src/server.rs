@@ -21,6 +21,22 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The store a server on `dir` would open on this backend, for tests that drive the
+    /// library directly.
+    pub async fn open_store(
+        self,
+        dir: &Path,
+    ) -> Result<std::sync::Arc<dyn media_services::store::Store>> {
+        Ok(match self {
+            Backend::Sqlite => {
+                std::sync::Arc::new(media_services::store::SqliteStore::open(dir).await?)
+            }
+            Backend::Postgres => std::sync::Arc::new(
+                media_services::store::PgStore::connect(&database_of(dir)?.url, 2).await?,
+            ),
+        })
+    }
+
     /// Whether `test` can't run on this backend: PostgreSQL without `MONTAGE_TEST_DATABASE_URL`
     /// (said loudly, or a failure when `MONTAGE_TEST_REQUIRE_SERVICES` is set).
     pub fn unavailable(self, test: &str) -> bool {

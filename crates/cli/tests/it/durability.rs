@@ -1,14 +1,15 @@
-//! Durability: kill -9 under load (edits, comments, suggestions), graceful shutdown, unload and
-//! reload.
+//! Durability: kill -9 under load (edits, comments, suggestions, a webhook in flight), graceful
+//! shutdown, unload and reload.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 // `super`: this file is compiled twice, also as `postgres::…` with the PostgreSQL harness.
+use super::harness::webhooks::{Answer, HOOK_SECRET, Receiver};
 use super::harness::*;
 
 fn meta_set(key: &str, value: u64) -> serde_json::Value {
@@ -246,5 +247,62 @@ async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
         .await?;
     let s = next_of(&mut alice, "suggestion_updated").await?["suggestion"].clone();
     assert_eq!(s["status"], "accepted");
+    Ok(())
+}
+
+/// A share whose delivery was in flight when the server died is delivered after the restart.
+#[tokio::test]
+async fn killed_server_delivers_after_restart() -> Result<()> {
+    if super::harness::backend_unavailable(concat!(
+        module_path!(),
+        "::killed_server_delivers_after_restart"
+    )) {
+        return Ok(());
+    }
+    let mut rx = Receiver::start(&[Answer::Hang]).await?;
+    let dir = tempfile::tempdir()?;
+    let mut flags = rx.flags();
+    flags.extend(["--webhook-timeout-ms".into(), "60000".into()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut server = Server::start(dir.path(), &flags)?;
+    let mut alice = server.connect("alice").await?;
+    alice.join("reel", "alice-c").await?;
+    let r = http_client()?
+        .post(format!("http://{}/v1/sessions/reel/share", server.addr))
+        .bearer_auth(token("alice"))
+        .body(
+            json!({"recipients":[{"type":"social_post","network":"allat","message":"new reel"}]})
+                .to_string(),
+        )
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 202);
+    let body: serde_json::Value = serde_json::from_str(&r.text().await?)?;
+    let id = body["tasks"][0]["id"].as_str().context("id")?.to_owned();
+    // The first attempt is in flight (the receiver holds it open) when the server dies.
+    let first = rx.next().await?;
+    assert_eq!(first.delivery, id);
+    let t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
+    assert_eq!(t["state"], "running");
+    server.kill9();
+
+    let server = Server::start(dir.path(), &flags)?;
+    let second = rx.next().await?;
+    assert_eq!(
+        (second.delivery.as_str(), &second.body),
+        (id.as_str(), &first.body)
+    );
+    assert!(second.verify(HOOK_SECRET).is_ok());
+    // The delivery was acknowledged; the record follows right after the answer.
+    let mut t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while t["state"] != "succeeded" && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
+    }
+    assert_eq!(
+        (t["state"].as_str(), t["attempts"].as_u64()),
+        (Some("succeeded"), Some(2))
+    );
     Ok(())
 }

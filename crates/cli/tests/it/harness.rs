@@ -113,13 +113,6 @@ pub async fn refuse_asset_records(dir: &Path, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// The store a server on `dir` would open, for tests that drive the library directly.
-pub async fn open_store(dir: &Path) -> Result<std::sync::Arc<dyn media_services::store::Store>> {
-    Ok(std::sync::Arc::new(
-        media_services::store::SqliteStore::open(dir).await?,
-    ))
-}
-
 /// Whether the backend this suite runs on is missing, so `test` must not run (said loudly).
 /// The embedded default is always there; `postgres::harness` has its own.
 pub fn backend_unavailable(_test: &str) -> bool {

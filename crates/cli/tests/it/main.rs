@@ -11,8 +11,6 @@ mod postgres;
 mod scale;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_cli`
 mod sdk_cli;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sharing`
-mod sharing;
 mod web;
 
 pub use harness::*;

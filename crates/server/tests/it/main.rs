@@ -7,3 +7,4 @@ mod comments;
 mod harness;
 mod presence;
 mod protocol;
+mod sharing;

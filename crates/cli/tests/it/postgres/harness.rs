@@ -2,10 +2,8 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use media_services::store::{PgStore, Store};
 
 pub use crate::harness::*;
 
@@ -60,12 +58,6 @@ pub async fn refuse_asset_records(dir: &Path, on: bool) -> Result<()> {
         sqlx::query(sql).execute(&mut c).await?;
     }
     Ok(())
-}
-
-/// The store a server on `dir` would open: the PostgreSQL database of that dir.
-pub async fn open_store(dir: &Path) -> Result<Arc<dyn Store>> {
-    let db = database_of(dir)?;
-    Ok(Arc::new(PgStore::connect(&db.url, 2).await?))
 }
 
 impl Server {

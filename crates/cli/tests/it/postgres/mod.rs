@@ -1,4 +1,4 @@
-//! The gateway's durability, sharing, media and CLI suites again, on the
+//! The gateway's durability, media and CLI suites again, on the
 //! PostgreSQL backend: the same files, compiled against a harness whose `Server::start` gives
 //! each data dir a database of its own (the same one again when a test restarts a server on that
 //! dir). They need `MONTAGE_TEST_DATABASE_URL` (`.ci/run` sets it): without it each test says
@@ -17,6 +17,3 @@ mod media;
 #[allow(clippy::duplicate_mod)]
 #[path = "../sdk_cli.rs"]
 mod sdk_cli;
-#[allow(clippy::duplicate_mod)]
-#[path = "../sharing.rs"]
-mod sharing;

@@ -1,156 +1,31 @@
 //! Sharing through the Task Manager, signed webhooks, invites and recognition, against a real
 //! local HTTP receiver (an axum listener on port 0 in this process).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
 use media_services::collaboration::{MediaCollaborationService, Recipient, RecognitionType};
 use media_services::store::Store;
 use media_services::tasks::connectors::{DEFAULT_REPLAY_WINDOW, HttpSender, verify};
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
 
-use super::harness::{Client, Server, open_store, token};
+use crate::harness::webhooks::{Answer, HOOK_SECRET, Receiver, now_secs};
+use crate::harness::*;
 
-const HOOK_SECRET: &str = "webhook-test-secret";
+backend_tests!(
+    shares_arrive_signed_and_verifiable,
+    failing_receiver_gets_exactly_one_more_delivery,
+    invites_accepted_expired_revoked_used_up,
+    recognition_rules,
+    system_design_calls_run_as_written,
+);
+
 const WAIT: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Status(u16),
-    /// Never answer (the request stays open).
-    Hang,
-}
-
-#[derive(Debug, Clone)]
-struct Hook {
-    connector: String,
-    timestamp: Option<String>,
-    signature: Option<String>,
-    delivery: String,
-    body: Vec<u8>,
-}
-
-impl Hook {
-    fn json(&self) -> Json {
-        serde_json::from_slice(&self.body).unwrap_or(Json::Null)
-    }
-
-    fn verify(&self, secret: &str) -> Result<(), media_services::tasks::connectors::VerifyError> {
-        verify(
-            secret.as_bytes(),
-            self.timestamp.as_deref(),
-            self.signature.as_deref(),
-            &self.body,
-            now_secs(),
-            DEFAULT_REPLAY_WINDOW,
-        )
-    }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-#[derive(Clone)]
-struct ReceiverState {
-    script: Arc<Mutex<VecDeque<Answer>>>,
-    tx: mpsc::UnboundedSender<Hook>,
-}
-
-/// A webhook receiver: records every request, answers from its script (then 200).
-struct Receiver {
-    addr: String,
-    rx: mpsc::UnboundedReceiver<Hook>,
-}
-
-async fn receive(
-    State(st): State<ReceiverState>,
-    Path(connector): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let answer = st
-        .script
-        .lock()
-        .map(|mut s| s.pop_front())
-        .ok()
-        .flatten()
-        .unwrap_or(Answer::Status(200));
-    let _ = st.tx.send(Hook {
-        connector,
-        timestamp: h("montage-timestamp"),
-        signature: h("montage-signature"),
-        delivery: h("montage-delivery").unwrap_or_default(),
-        body: body.to_vec(),
-    });
-    match answer {
-        Answer::Status(s) => StatusCode::from_u16(s).unwrap_or(StatusCode::OK),
-        Answer::Hang => std::future::pending().await,
-    }
-}
-
-impl Receiver {
-    async fn start(script: &[Answer]) -> Result<Receiver> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let script = Arc::new(Mutex::new(script.iter().copied().collect()));
-        let st = ReceiverState { script, tx };
-        let app = axum::Router::new()
-            .route("/{connector}", axum::routing::post(receive))
-            .with_state(st);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Receiver { addr, rx })
-    }
-
-    async fn next(&mut self) -> Result<Hook> {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .context("no webhook arrived")?
-            .context("receiver stopped")
-    }
-
-    /// The server flags that point every connector here.
-    fn flags(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        for c in ["messenger", "yapper", "allat"] {
-            v.push("--connector-url".into());
-            v.push(format!("{c}=http://{}/{c}", self.addr));
-        }
-        v.extend(
-            [
-                "--webhook-secret",
-                HOOK_SECRET,
-                "--task-backoff-ms",
-                "20",
-                "--task-backoff-max-ms",
-                "40",
-            ]
-            .map(String::from),
-        );
-        v
-    }
-}
-
-fn start(dir: &std::path::Path, flags: &[String]) -> Result<Server> {
+async fn start(b: Backend, dir: &std::path::Path, flags: &[String]) -> Result<Server> {
     let f: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(dir, &f)
+    Server::start(b, dir, &f).await
 }
 
 async fn call(
@@ -217,17 +92,10 @@ async fn task_until(c: &mut Client, id: &str, state: &str) -> Result<Vec<Json>> 
     }
 }
 
-#[tokio::test]
-async fn shares_arrive_signed_and_verifiable() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::shares_arrive_signed_and_verifiable"
-    )) {
-        return Ok(());
-    }
+async fn shares_arrive_signed_and_verifiable(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[]).await?;
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path(), &rx.flags())?;
+    let server = start(b, dir.path(), &rx.flags()).await?;
     let mut alice = joined(&server, "alice", "poster").await?;
 
     let (status, body) = post(
@@ -384,17 +252,10 @@ async fn shares_arrive_signed_and_verifiable() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn failing_receiver_gets_exactly_one_more_delivery() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::failing_receiver_gets_exactly_one_more_delivery"
-    )) {
-        return Ok(());
-    }
+async fn failing_receiver_gets_exactly_one_more_delivery(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[Answer::Status(500), Answer::Status(503)]).await?;
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path(), &rx.flags())?;
+    let server = start(b, dir.path(), &rx.flags()).await?;
     let mut alice = joined(&server, "alice", "clip").await?;
     let (status, body) = post(
         &server,
@@ -461,67 +322,9 @@ async fn failing_receiver_gets_exactly_one_more_delivery() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn killed_server_delivers_after_restart() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::killed_server_delivers_after_restart"
-    )) {
-        return Ok(());
-    }
-    let mut rx = Receiver::start(&[Answer::Hang]).await?;
+async fn invites_accepted_expired_revoked_used_up(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut flags = rx.flags();
-    flags.extend(["--webhook-timeout-ms".into(), "60000".into()]);
-    let mut server = start(dir.path(), &flags)?;
-    let _alice = joined(&server, "alice", "reel").await?;
-    let (status, body) = post(
-        &server,
-        "/v1/sessions/reel/share",
-        "alice",
-        json!({"recipients":[{"type":"social_post","network":"allat","message":"new reel"}]}),
-    )
-    .await?;
-    assert_eq!(status, 202, "{body}");
-    let id = body["tasks"][0]["id"].as_str().context("id")?.to_owned();
-    // The first attempt is in flight (the receiver holds it open) when the server dies.
-    let first = rx.next().await?;
-    assert_eq!(first.delivery, id);
-    let t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
-    assert_eq!(t["state"], "running");
-    server.kill9();
-
-    let server = start(dir.path(), &flags)?;
-    let second = rx.next().await?;
-    assert_eq!(
-        (second.delivery.as_str(), &second.body),
-        (id.as_str(), &first.body)
-    );
-    assert!(second.verify(HOOK_SECRET).is_ok());
-    // The delivery was acknowledged; the record follows right after the answer.
-    let mut t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while t["state"] != "succeeded" && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        t = server.get_json(&format!("/v1/tasks/{id}"), "alice").await?;
-    }
-    assert_eq!(
-        (t["state"].as_str(), t["attempts"].as_u64()),
-        (Some("succeeded"), Some(2))
-    );
-    Ok(())
-}
-
-#[tokio::test]
-async fn invites_accepted_expired_revoked_used_up() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::invites_accepted_expired_revoked_used_up"
-    )) {
-        return Ok(());
-    }
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let _alice = joined(&server, "alice", "deck").await?;
     let inv = |body: Json| post(&server, "/v1/sessions/deck/invites", "alice", body);
 
@@ -633,14 +436,10 @@ async fn awards_of(server: &Server, user: &str) -> Result<Vec<Json>> {
     Ok(v["awards"].as_array().cloned().unwrap_or_default())
 }
 
-#[tokio::test]
-async fn recognition_rules() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::recognition_rules")) {
-        return Ok(());
-    }
+async fn recognition_rules(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[]).await?;
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path(), &rx.flags())?;
+    let server = start(b, dir.path(), &rx.flags()).await?;
     let mut alice = joined(&server, "alice", "album").await?;
     alice
         .send(json!({"type":"set_role","session":"album","user":"bob","role":"editor"}))
@@ -753,15 +552,11 @@ async fn recognition_rules() -> Result<()> {
 
 /// The system design's two calls, exactly as it writes them (kept out of rustfmt's hands so they
 /// stay verbatim), against a real store, the real reqwest sender and the local receiver.
-#[tokio::test]
 #[rustfmt::skip]
-async fn system_design_calls_run_as_written() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::system_design_calls_run_as_written")) {
-        return Ok(());
-    }
+async fn system_design_calls_run_as_written(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[]).await?;
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = open_store(dir.path()).await?;
+    let store: Arc<dyn Store> = b.open_store(dir.path()).await?;
     store.create_session("poster", "alice").await?;
     let mut cfg = media_services::collaboration::SharingConfig::default();
     cfg.connectors.add_url(&format!("messenger=http://{}/messenger", rx.addr)).map_err(anyhow::Error::msg)?;
