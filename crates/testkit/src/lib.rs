@@ -165,6 +165,37 @@ impl Client {
     }
 }
 
+/// What a test does with a running server, however it was started (in-process or the binary).
+#[allow(async_fn_in_trait)] // tests await these where they stand; no Send bound needed
+pub trait Served {
+    /// `host:port`.
+    fn addr(&self) -> &str;
+
+    /// The WebSocket URL with `token`.
+    fn url(&self, token: &str) -> String {
+        format!("ws://{}/v1/ws?token={token}", self.addr())
+    }
+
+    /// A WebSocket client signed in as `user`.
+    async fn connect(&self, user: &str) -> Result<Client> {
+        Client::connect(&self.url(&token(user))).await
+    }
+
+    /// GET with a bearer token for `user`, if any; returns (status, body).
+    async fn get(&self, path: &str, user: Option<&str>) -> Result<(u16, String)> {
+        http_get(self.addr(), path, user.map(token).as_deref()).await
+    }
+
+    /// GET as `user`, answered 200 with JSON.
+    async fn get_json(&self, path: &str, user: &str) -> Result<Json> {
+        let (status, body) = self.get(path, Some(user)).await?;
+        if status != 200 {
+            bail!("GET {path}: {status} {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+}
+
 /// The next frame of type `t`, skipping anything else (ops, role changes, other events); an
 /// error frame on the way is an error.
 pub async fn next_of(c: &mut Client, t: &str) -> Result<Json> {

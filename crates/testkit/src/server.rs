@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 use media_services::flags::ServeArgs;
-use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
-use crate::{Client, SECRET, TestDb, http_get, test_database_url, token};
+use crate::{SECRET, Served, TestDb, test_database_url};
 
 /// Where a test's servers keep their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,26 +152,11 @@ impl Server {
             stop: Some(stop),
         })
     }
+}
 
-    pub fn url(&self, token: &str) -> String {
-        format!("ws://{}/v1/ws?token={token}", self.addr)
-    }
-
-    pub async fn connect(&self, user: &str) -> Result<Client> {
-        Client::connect(&self.url(&token(user))).await
-    }
-
-    /// GET with a bearer token; returns (status, body).
-    pub async fn get(&self, path: &str, user: Option<&str>) -> Result<(u16, String)> {
-        http_get(&self.addr, path, user.map(token).as_deref()).await
-    }
-
-    pub async fn get_json(&self, path: &str, user: &str) -> Result<Json> {
-        let (status, body) = self.get(path, Some(user)).await?;
-        if status != 200 {
-            bail!("GET {path}: {status} {body}");
-        }
-        Ok(serde_json::from_str(&body)?)
+impl Served for Server {
+    fn addr(&self) -> &str {
+        &self.addr
     }
 }
 

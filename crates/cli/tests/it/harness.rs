@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::Value as Json;
 
 pub use montage_testkit::*;
 
@@ -51,14 +50,6 @@ impl Server {
         })
     }
 
-    pub fn url(&self, token: &str) -> String {
-        format!("ws://{}/v1/ws?token={token}", self.addr)
-    }
-
-    pub async fn connect(&self, user: &str) -> Result<Client> {
-        Client::connect(&self.url(&token(user))).await
-    }
-
     /// kill -9.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -74,18 +65,11 @@ impl Server {
         }
         Ok(())
     }
+}
 
-    /// GET with a bearer token; returns (status, body).
-    pub async fn get(&self, path: &str, user: Option<&str>) -> Result<(u16, String)> {
-        http_get(&self.addr, path, user.map(token).as_deref()).await
-    }
-
-    pub async fn get_json(&self, path: &str, user: &str) -> Result<Json> {
-        let (status, body) = self.get(path, Some(user)).await?;
-        if status != 200 {
-            bail!("GET {path}: {status} {body}");
-        }
-        Ok(serde_json::from_str(&body)?)
+impl Served for Server {
+    fn addr(&self) -> &str {
+        &self.addr
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{Value as Json, json};
 
-use crate::harness::{Server, http_client};
+use crate::harness::{Served, Server, http_client};
 
 fn web_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web"))
