@@ -20,6 +20,45 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Makes the store of a server on `dir` refuse (`on`) or accept again asset records, as a
+    /// full or failing disk would: a trigger that raises.
+    pub async fn refuse_asset_records(self, dir: &Path, on: bool) -> Result<()> {
+        match self {
+            Backend::Sqlite => {
+                use sqlx::ConnectOptions;
+                let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.join("montage.db"))
+                    .connect()
+                    .await?;
+                let sql = if on {
+                    "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
+                     BEGIN SELECT RAISE(FAIL, 'refused by the test'); END"
+                } else {
+                    "DROP TRIGGER refuse_assets"
+                };
+                sqlx::query(sql).execute(&mut c).await?;
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+                let statements: &[&str] = if on {
+                    &[
+                        "CREATE OR REPLACE FUNCTION refuse_assets() RETURNS trigger AS $$ \
+                         BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql",
+                        "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
+                         FOR EACH ROW EXECUTE FUNCTION refuse_assets()",
+                    ]
+                } else {
+                    &["DROP TRIGGER refuse_assets ON assets"]
+                };
+                for sql in statements {
+                    sqlx::query(sql).execute(&mut c).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The store a server on `dir` would open on this backend, for tests that drive the
     /// library directly.
     pub async fn open_store(

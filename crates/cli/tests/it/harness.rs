@@ -79,24 +79,6 @@ impl Drop for Server {
     }
 }
 
-/// Makes the store of a server on `dir` refuse (`on`) or accept again asset records, as a full
-/// or failing disk would: an SQLite trigger in its `montage.db`.
-pub async fn refuse_asset_records(dir: &Path, on: bool) -> Result<()> {
-    use sqlx::ConnectOptions;
-    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.join("montage.db"))
-        .connect()
-        .await?;
-    let sql = if on {
-        "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
-         BEGIN SELECT RAISE(FAIL, 'refused by the test'); END"
-    } else {
-        "DROP TRIGGER refuse_assets"
-    };
-    sqlx::query(sql).execute(&mut c).await?;
-    Ok(())
-}
-
 /// Whether the backend this suite runs on is missing, so `test` must not run (said loudly).
 /// The embedded default is always there; `postgres::harness` has its own.
 pub fn backend_unavailable(_test: &str) -> bool {

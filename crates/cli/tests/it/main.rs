@@ -5,8 +5,8 @@ mod bus;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::media`
-mod media;
+#[allow(clippy::duplicate_mod)] // also compiled as `postgres::media_env`
+mod media_env;
 mod postgres;
 mod scale;
 #[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_cli`

@@ -5,6 +5,7 @@
 
 mod comments;
 mod harness;
+mod media;
 mod presence;
 mod protocol;
 mod sharing;

@@ -38,28 +38,6 @@ pub fn backend_unavailable(test: &str) -> bool {
     test_database_url(test).is_none()
 }
 
-/// Makes the database of data dir `dir` refuse (`on`) or accept again asset records, as a full
-/// or failing disk would: a trigger that raises.
-pub async fn refuse_asset_records(dir: &Path, on: bool) -> Result<()> {
-    use sqlx::Connection;
-    let db = database_of(dir)?;
-    let mut c = sqlx::PgConnection::connect(&db.url).await?;
-    let statements: &[&str] = if on {
-        &[
-            "CREATE OR REPLACE FUNCTION refuse_assets() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets \
-             FOR EACH ROW EXECUTE FUNCTION refuse_assets()",
-        ]
-    } else {
-        &["DROP TRIGGER refuse_assets ON assets"]
-    };
-    for sql in statements {
-        sqlx::query(sql).execute(&mut c).await?;
-    }
-    Ok(())
-}
-
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
         Server::start_env(dir, extra, &[])
@@ -72,6 +50,12 @@ impl Server {
         Ok(Server {
             inner: crate::harness::Server::start_env(dir, &args, env)?,
         })
+    }
+}
+
+impl Served for Server {
+    fn addr(&self) -> &str {
+        &self.inner.addr
     }
 }
 

@@ -12,8 +12,8 @@ mod harness;
 #[path = "../durability.rs"]
 mod durability;
 #[allow(clippy::duplicate_mod)]
-#[path = "../media.rs"]
-mod media;
+#[path = "../media_env.rs"]
+mod media_env;
 #[allow(clippy::duplicate_mod)]
 #[path = "../sdk_cli.rs"]
 mod sdk_cli;

@@ -1,164 +1,36 @@
-//! Assets and previews (issue 7) against the real binary: uploads of real and hostile images,
-//! previews per tier after edits over the WebSocket.
+//! Assets and previews in-process, on both backends: uploads of real and hostile images, previews
+//! per tier after edits over the WebSocket, live preview subscriptions, video frames.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use image::{ImageFormat, Rgba, RgbaImage};
 use serde_json::{Value as Json, json};
-use tokio::net::TcpStream;
 
-use super::harness::*;
+use crate::harness::media::*;
+use crate::harness::*;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
-/// The server under test refuses uploads above this (`--max-upload-bytes`).
-const MAX_UPLOAD: usize = 1_000_000;
+backend_tests!(
+    upload_then_preview_at_every_tier,
+    preview_requests_are_checked,
+    uploads_for_a_session_need_an_editor,
+    an_upload_whose_record_fails_leaves_no_blob,
+    hostile_uploads_are_refused,
+    live_previews_are_paced_per_tier_and_end_on_the_newest_version,
+    video_frames_at_a_playhead,
+    a_joined_editor_gets_live_previews_of_its_own_edits,
+    live_previews_survive_a_quality_change_and_a_reconnect,
+    live_previews_without_a_tier_follow_the_connection_tier,
+    live_previews_follow_a_measured_tier_change,
+    live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change,
+);
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+async fn start(b: Backend, dir: &std::path::Path) -> Result<Server> {
+    Server::start(b, dir, &["--max-upload-bytes", &MAX_UPLOAD.to_string()]).await
 }
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Result<Json> {
-        serde_json::from_slice(&self.body).with_context(|| {
-            format!(
-                "{} body is not JSON: {:?}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-/// One HTTP request (`extra`: more headers); the answer's status, headers and raw body.
-async fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    user: Option<&str>,
-    body: Option<&[u8]>,
-    extra: &[(&str, &str)],
-) -> Result<Resp> {
-    let method = reqwest::Method::from_bytes(method.as_bytes())?;
-    let mut req = http_client()?
-        .request(method, format!("http://{addr}{path}"))
-        .timeout(TIMEOUT);
-    if let Some(u) = user {
-        req = req.bearer_auth(token(u));
-    }
-    if let Some(b) = body {
-        req = req.body(b.to_vec());
-    }
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp.bytes().await?.to_vec();
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn encode(img: &RgbaImage) -> Result<Vec<u8>> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png)?;
-    Ok(out.into_inner())
-}
-
-/// A 400×300 photo-like picture: a grey gradient with a red square, every pixel mid-dark.
-fn picture() -> Result<Vec<u8>> {
-    let img = RgbaImage::from_fn(400, 300, |x, y| {
-        if (50..100).contains(&x) && (50..100).contains(&y) {
-            Rgba([200, 30, 30, 255])
-        } else {
-            let g = 60 + (x / 10) as u8;
-            Rgba([g, g, g, 255])
-        }
-    });
-    encode(&img)
-}
-
-fn mean_luma(bytes: &[u8]) -> Result<f64> {
-    let img = image::load_from_memory(bytes)?.to_luma8();
-    let n = f64::from(img.width()) * f64::from(img.height());
-    Ok(img.pixels().map(|p| f64::from(p.0[0])).sum::<f64>() / n)
-}
-
-/// A PNG chunk with its CRC.
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut crc = flate2::Crc::new();
-    crc.update(kind);
-    crc.update(data);
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    out.extend_from_slice(&crc.sum().to_be_bytes());
-    out
-}
-
-/// A well-formed, tiny PNG declaring `w × h` grey pixels whose IDAT inflates to all of them:
-/// a decompression bomb (20 000 × 20 000 is 400 MP, 1.6 GB as RGBA, in a few hundred kB).
-fn png_bomb(w: u32, h: u32) -> Result<Vec<u8>> {
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-    let row = vec![0u8; w as usize + 1]; // filter byte + pixels
-    for _ in 0..h {
-        z.write_all(&row)?;
-    }
-    let idat = z.finish()?;
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &idat));
-    png.extend(chunk(b"IEND", &[]));
-    Ok(png)
-}
-
-async fn upload(server: &Server, user: Option<&str>, bytes: &[u8]) -> Result<Resp> {
-    request(&server.addr, "POST", "/v1/assets", user, Some(bytes), &[]).await
-}
-
-async fn get(server: &Server, path: &str, user: Option<&str>) -> Result<Resp> {
-    request(&server.addr, "GET", path, user, None, &[]).await
-}
-
-fn start(dir: &std::path::Path) -> Result<Server> {
-    Server::start(dir, &["--max-upload-bytes", &MAX_UPLOAD.to_string()])
-}
-
-#[tokio::test]
-async fn upload_then_preview_at_every_tier() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::upload_then_preview_at_every_tier"
-    )) {
-        return Ok(());
-    }
+async fn upload_then_preview_at_every_tier(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let png = picture()?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
@@ -311,16 +183,9 @@ async fn upload_then_preview_at_every_tier() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn preview_requests_are_checked() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::preview_requests_are_checked"
-    )) {
-        return Ok(());
-    }
+async fn preview_requests_are_checked(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let mut u1 = server.connect("u1").await?;
     u1.join("film", "c1").await?;
     for (path, user, status, code) in [
@@ -361,16 +226,9 @@ async fn preview_requests_are_checked() -> Result<()> {
 
 /// `POST /v1/assets?session=S` needs the editor role in S (checked before the body is read);
 /// without `session` any signed-in user may upload.
-#[tokio::test]
-async fn uploads_for_a_session_need_an_editor() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::uploads_for_a_session_need_an_editor"
-    )) {
-        return Ok(());
-    }
+async fn uploads_for_a_session_need_an_editor(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let mut owner = server.connect("owner").await?;
     owner.join("film", "c1").await?;
     let mut viewer = server.connect("viewer").await?;
@@ -451,23 +309,16 @@ async fn uploads_for_a_session_need_an_editor() -> Result<()> {
 }
 
 /// A blob whose record can't be written is deleted again: no stored bytes that nothing records.
-#[tokio::test]
-async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::an_upload_whose_record_fails_leaves_no_blob"
-    )) {
-        return Ok(());
-    }
+async fn an_upload_whose_record_fails_leaves_no_blob(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let stored = || std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count());
     let png = picture()?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(stored(), 1);
     // The store's own database, made to refuse asset records (a full or failing disk).
-    refuse_asset_records(dir.path(), true).await?;
+    b.refuse_asset_records(dir.path(), true).await?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(
         (r.status, &r.json()?["code"]),
@@ -475,21 +326,16 @@ async fn an_upload_whose_record_fails_leaves_no_blob() -> Result<()> {
         "the record could not be written"
     );
     assert_eq!(stored(), 1, "the blob went with its record");
-    refuse_asset_records(dir.path(), false).await?;
+    b.refuse_asset_records(dir.path(), false).await?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(stored(), 2);
     Ok(())
 }
 
-#[tokio::test]
-async fn hostile_uploads_are_refused() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::hostile_uploads_are_refused"))
-    {
-        return Ok(());
-    }
+async fn hostile_uploads_are_refused(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let png = picture()?;
     let bomb = png_bomb(20_000, 20_000)?;
     assert!(
@@ -561,15 +407,18 @@ async fn hostile_uploads_are_refused() -> Result<()> {
 
 /// Preview latency after an edit, per tier, for a 24 MP source, measured over HTTP against the
 /// binary (a benchmark, so ignored: run it in release, see docs/BENCHMARKS.md).
-#[tokio::test]
-#[ignore = "benchmark: cargo test --release -p montage --test it media::preview_latency -- --ignored --nocapture"]
+/// A benchmark, not run by default: `cargo test --release -p media-services --test it
+/// media::preview_latency_24mp -- --ignored --nocapture` (SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release -p media-services --test it media::preview_latency_24mp -- --ignored --nocapture"]
 async fn preview_latency_24mp() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::preview_latency_24mp")) {
-        return Ok(());
-    }
+    preview_latency(Backend::Sqlite).await
+}
+
+async fn preview_latency(b: Backend) -> Result<()> {
     const ROUNDS: usize = 15;
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start(b, dir.path(), &[]).await?;
     let img = image::RgbImage::from_fn(6000, 4000, |x, y| {
         image::Rgb([(x / 24) as u8, (y / 16) as u8, ((x + y) / 40) as u8])
     });
@@ -647,16 +496,9 @@ async fn preview_latency_24mp() -> Result<()> {
 
 /// Live previews: a subscriber at `poor` (5 fps) gets far fewer `preview` messages than edits,
 /// and the newest version last.
-#[tokio::test]
-async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::live_previews_are_paced_per_tier_and_end_on_the_newest_version"
-    )) {
-        return Ok(());
-    }
+async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let mut editor = server.connect("u1").await?;
     let joined = editor.join("film", "c1").await?;
     assert_eq!(joined["version"], 0);
@@ -775,52 +617,10 @@ async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version() -> Res
     Ok(())
 }
 
-/// A video file made by ffmpeg (two seconds: red, then blue), or `None` without ffmpeg.
-fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=640x480:d=1:r=10",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=640x480:d=1:r=10",
-            "-filter_complex",
-            "[0:v][1:v]concat=n=2:v=1[v]",
-            "-map",
-            "[v]",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "mp4",
-        ])
-        .arg(path)
-        .status();
-    let status = match status {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        s => s?,
-    };
-    if !status.success() {
-        bail!("ffmpeg failed: {status}");
-    }
-    Ok(Some(()))
-}
-
 /// `GET /v1/sessions/{id}/frame`: the frame of the clip playing at `t`, at most the tier's box.
-#[tokio::test]
-async fn video_frames_at_a_playhead() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(module_path!(), "::video_frames_at_a_playhead"))
-    {
-        return Ok(());
-    }
+async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let clip = dir.path().join("clip.bin");
     let have_ffmpeg = red_then_blue_video(&clip)?.is_some();
     let id = if have_ffmpeg {
@@ -1005,16 +805,9 @@ fn check_previews(previews: &[Json], session: &str, tier: &str) {
 
 /// The demo page's way (issue #7's bug): ONE connection joins, subscribes and edits, a human's
 /// pace apart. Every edit must bring its preview, at `good` and at `fair`.
-#[tokio::test]
-async fn a_joined_editor_gets_live_previews_of_its_own_edits() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::a_joined_editor_gets_live_previews_of_its_own_edits"
-    )) {
-        return Ok(());
-    }
+async fn a_joined_editor_gets_live_previews_of_its_own_edits(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     for tier in ["good", "fair"] {
         let session = format!("solo-{tier}");
         let mut c = server.connect("u1").await?;
@@ -1046,16 +839,9 @@ async fn a_joined_editor_gets_live_previews_of_its_own_edits() -> Result<()> {
 
 /// One connection that joined, subscribed at an explicit tier and edits keeps getting previews
 /// at that tier when its connection tier changes (`quality`), and again after a reconnect.
-#[tokio::test]
-async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::live_previews_survive_a_quality_change_and_a_reconnect"
-    )) {
-        return Ok(());
-    }
+async fn live_previews_survive_a_quality_change_and_a_reconnect(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let mut c = server.connect("u1").await?;
     c.join("film", "c1").await?;
     c.send(json!({"type":"preview_subscribe","session":"film","tier":"good"}))
@@ -1102,334 +888,12 @@ async fn live_previews_survive_a_quality_change_and_a_reconnect() -> Result<()> 
     Ok(())
 }
 
-/// Video intake refuses what is not a readable video, whatever its first bytes claim; without
-/// ffprobe on the server's PATH a video upload is a clear `not_supported`. WebM video and WAV
-/// and MP3 audio are accepted with their measurements.
-#[tokio::test]
-async fn hostile_and_unsupported_video_uploads() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::hostile_and_unsupported_video_uploads"
-    )) {
-        return Ok(());
-    }
-    let mut fake = vec![0, 0, 0, 0x20];
-    fake.extend_from_slice(b"ftypisom");
-    fake.extend_from_slice(&[0u8; 200]);
-
-    let dir = tempfile::tempdir()?;
-    let limit = MAX_UPLOAD.to_string();
-    let server = Server::start_env(
-        dir.path(),
-        &["--max-upload-bytes", &limit],
-        &[("PATH", "/nonexistent")],
-    )?;
-    let r = upload(&server, Some("u1"), &fake).await?;
-    let e = r.json()?;
-    assert_eq!(
-        (r.status, &e["code"]),
-        (501, &json!("not_supported")),
-        "{e}"
-    );
-    assert!(
-        e["message"].as_str().is_some_and(|m| m.contains("ffprobe")),
-        "{e}"
-    );
-    drop(server);
-
-    let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
-    let clip = dir.path().join("clip.mp4");
-    if red_then_blue_video(&clip)?.is_none() {
-        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
-    }
-    let real = std::fs::read(&clip)?;
-    // A real MP4 cut short (ffmpeg writes the index last), a fake one, and a WebM header on
-    // garbage: all 400, nothing stored.
-    let mut webm = vec![0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x82, 0x84];
-    webm.extend_from_slice(b"webm");
-    webm.extend_from_slice(&[7u8; 300]);
-    // Sniffed as MP3; auto-detection could open it as an HLS playlist naming a local file.
-    let hls = format!(
-        "ID3\x04\0\0\0\0\0\0#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:{}\n#EXT-X-ENDLIST\n",
-        clip.display()
-    )
-    .into_bytes();
-    for (what, bytes) in [
-        ("truncated mp4", &real[..real.len() / 2]),
-        ("fake mp4", &fake[..]),
-        ("fake webm", &webm[..]),
-        ("text", &b"just some text, named clip.mp4"[..]),
-        ("hls playlist behind an id3 tag", &hls[..]),
-    ] {
-        let r = upload(&server, Some("u1"), bytes).await?;
-        let e = r.json()?;
-        assert_eq!(
-            (r.status, &e["code"]),
-            (400, &json!("bad_request")),
-            "{what}: {e}"
-        );
-        // ffprobe's own words (which name the server's temporary file) stay in the log.
-        let m = e["message"].as_str().unwrap_or_default();
-        let tmp = std::env::temp_dir();
-        assert!(
-            !m.contains("montage-upload") && !m.contains(&*tmp.to_string_lossy()),
-            "{what}: {e}"
-        );
-    }
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("assets")).map_or(0, |d| d.count()),
-        0,
-        "nothing refused was stored"
-    );
-    // The same clip as WebM is accepted as webm.
-    let webm_clip = dir.path().join("clip.webm");
-    let st = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-i"])
-        .arg(&clip)
-        .args(["-c:v", "libvpx-vp9", "-b:v", "100k", "-f", "webm"])
-        .arg(&webm_clip)
-        .status()?;
-    assert!(st.success(), "ffmpeg could not write WebM");
-    let r = upload(&server, Some("u1"), &std::fs::read(&webm_clip)?).await?;
-    let a = r.json()?;
-    assert_eq!(
-        (r.status, &a["kind"], &a["format"], &a["width"]),
-        (201, &json!("video"), &json!("webm"), &json!(640)),
-        "{a}"
-    );
-    // Audio: a second of a tone as WAV and as MP3 is `audio` with a duration and no size.
-    for (name, codec, format) in [
-        ("tone.wav", "pcm_s16le", "wav"),
-        ("tone.mp3", "libmp3lame", "mp3"),
-    ] {
-        let path = dir.path().join(name);
-        let st = std::process::Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:duration=1",
-                "-c:a",
-                codec,
-            ])
-            .arg(&path)
-            .status()?;
-        assert!(st.success(), "ffmpeg could not write {name}");
-        let r = upload(&server, Some("u1"), &std::fs::read(&path)?).await?;
-        let a = r.json()?;
-        assert_eq!(
-            (r.status, &a["kind"], &a["format"]),
-            (201, &json!("audio"), &json!(format)),
-            "{a}"
-        );
-        assert!(a.get("width").is_none(), "{a}");
-        let d = a["duration"].as_f64().context("no duration")?;
-        assert!((d - 1.0).abs() < 0.1, "{name}: duration {d}");
-    }
-    Ok(())
-}
-
-/// A `moto_server` (an S3-compatible service from PyPI's `moto[server]`) on a free port, killed
-/// when dropped.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    async fn start() -> Result<Moto> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context(
-                "moto_server is not installed: scripts/install-test-deps.sh installs it \
-                 (pip install 'moto[server]')",
-            )?;
-        let moto = Moto {
-            child,
-            endpoint: format!("127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if TcpStream::connect(&moto.endpoint).await.is_ok() {
-                return Ok(moto);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("moto_server did not listen on {}", moto.endpoint)
-    }
-
-    /// The `AWS_*` variables `object_store` reads to talk to it.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT", format!("http://{}", self.endpoint)),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-    }
-}
-
-/// `--blob-url s3://…` for real, against moto: an upload lands in the bucket (not on disk), a
-/// restarted server (cold caches) renders its preview from S3, and a video stored there gives
-/// frames through a temporary copy. Fails, not skips, without moto.
-#[tokio::test]
-async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::assets_in_s3_upload_render_and_give_video_frames"
-    )) {
-        return Ok(());
-    }
-    let moto = Moto::start().await?;
-    // Create the bucket (moto takes unsigned requests).
-    let r = request(&moto.endpoint, "PUT", "/montage-test", None, None, &[]).await?;
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    let env = moto.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let limit = MAX_UPLOAD.to_string();
-    let args = [
-        "--max-upload-bytes",
-        &limit,
-        "--blob-url",
-        "s3://montage-test/tenant/assets",
-    ];
-    let dir = tempfile::tempdir()?;
-    let server = Server::start_env(dir.path(), &args, &env)?;
-    let png = picture()?;
-    let r = upload(&server, Some("u1"), &png).await?;
-    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
-    assert!(!dir.path().join("assets").join(&id).exists(), "not on disk");
-    let list = list_bucket(&moto, "montage-test").await?;
-    assert!(
-        list.contains(&format!("<Key>tenant/assets/{id}</Key>"))
-            && list.contains(&format!("<Size>{}</Size>", png.len())),
-        "the bucket holds the bytes: {list}"
-    );
-    let mut u1 = server.connect("u1").await?;
-    u1.join("film", "c1").await?;
-    let layer = json!({"id":"l1","kind":"image","asset":id,"x":0,"y":0,"w":1920,"h":1080});
-    u1.edit(
-        "film",
-        0,
-        1,
-        json!([{"op":"ins","path":["canvas","layers",0],"value":layer}]),
-    )
-    .await?;
-    drop(u1);
-    drop(server);
-
-    // A new process: nothing decoded in memory, the picture comes from S3.
-    let server = Server::start_env(dir.path(), &args, &env)?;
-    let r = get(&server, "/v1/sessions/film/preview?tier=poor", Some("u1")).await?;
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("x-montage-warnings"), None, "the asset was found");
-    let luma = mean_luma(&r.body)?;
-    assert!(
-        luma > 40.0 && luma < 200.0,
-        "a real picture, mean luma {luma}"
-    );
-    let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
-    assert_eq!(back.body, png);
-
-    // A video in S3: the frame endpoint copies it to a temporary file for ffmpeg.
-    let clip = dir.path().join("clip.mp4");
-    if red_then_blue_video(&clip)?.is_none() {
-        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
-    }
-    let r = upload(&server, Some("u1"), &std::fs::read(&clip)?).await?;
-    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    let vid = r.json()?["id"].as_str().context("no id")?.to_owned();
-    let mut u1 = server.connect("u1").await?;
-    let v = u1.join("film", "c2").await?["version"]
-        .as_u64()
-        .context("no version")?;
-    let timeline = json!({"tracks":[{"id":"v","kind":"video","clips":[
-        {"id":"c1","asset":vid,"start":0,"in":0,"out":2}]}]});
-    u1.edit(
-        "film",
-        v,
-        1,
-        json!([{"op":"set","path":["timeline"],"value":timeline}]),
-    )
-    .await?;
-    let r = get(
-        &server,
-        "/v1/sessions/film/frame?t=1.5&tier=poor",
-        Some("u2"),
-    )
-    .await?;
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    let img = image::load_from_memory(&r.body)?.to_rgb8();
-    let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
-    assert!(blue > 200 && red < 60, "1.5 s is blue: {red},{blue}");
-    // Scrubbing: the copy is kept, so a later frame needs no download. moto is emptied (its
-    // reset endpoint; it refuses unsigned deletes), and the frame still comes.
-    let r = request(&moto.endpoint, "POST", "/moto-api/reset", None, None, &[]).await?;
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    let r = request(&moto.endpoint, "GET", "/montage-test", None, None, &[]).await?;
-    assert_eq!(r.status, 404, "the bucket, and the video, are gone from S3");
-    let r = get(
-        &server,
-        "/v1/sessions/film/frame?t=0.5&tier=poor",
-        Some("u2"),
-    )
-    .await?;
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    let img = image::load_from_memory(&r.body)?.to_rgb8();
-    let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
-    assert!(red > 200 && blue < 60, "0.5 s is red: {red},{blue}");
-    Ok(())
-}
-
-/// The bucket's listing (XML), straight from moto (unsigned listing is allowed there).
-async fn list_bucket(moto: &Moto, bucket: &str) -> Result<String> {
-    let r = request(
-        &moto.endpoint,
-        "GET",
-        &format!("/{bucket}"),
-        None,
-        None,
-        &[],
-    )
-    .await?;
-    if r.status != 200 {
-        bail!("listing {bucket} on moto: {}", r.status);
-    }
-    Ok(String::from_utf8_lossy(&r.body).into_owned())
-}
-
 /// A subscription without `tier` follows the connection's tier: when `quality` moves it, a
 /// preview of the current version comes at once at the new tier, and later ones are paced at
 /// the new tier's rate. An explicit tier on another session of the same connection stays put.
-#[tokio::test]
-async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::live_previews_without_a_tier_follow_the_connection_tier"
-    )) {
-        return Ok(());
-    }
+async fn live_previews_without_a_tier_follow_the_connection_tier(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     let mut c = server.connect("u1").await?;
     c.join("film", "c1").await?;
     c.join("pinned", "c1").await?;
@@ -1519,32 +983,20 @@ async fn live_previews_without_a_tier_follow_the_connection_tier() -> Result<()>
 /// The tier a subscription without `tier` follows is also the server-measured one: a joined
 /// subscriber that stops reading (its pings go unanswered) is moved down, and once it reads
 /// again it finds a preview of the current version at the tier it was moved to.
-#[tokio::test]
-async fn live_previews_follow_a_measured_tier_change() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::live_previews_follow_a_measured_tier_change"
-    )) {
-        return Ok(());
-    }
-    measured_tier_change(true).await
+async fn live_previews_follow_a_measured_tier_change(b: Backend) -> Result<()> {
+    measured_tier_change(b, true).await
 }
 
 /// The same for a subscriber that never joins the session: its connection is measured too.
-#[tokio::test]
-async fn live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change"
-    )) {
-        return Ok(());
-    }
-    measured_tier_change(false).await
+async fn live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change(
+    b: Backend,
+) -> Result<()> {
+    measured_tier_change(b, false).await
 }
 
-async fn measured_tier_change(join: bool) -> Result<()> {
+async fn measured_tier_change(b: Backend, join: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path()).await?;
     // Without joining, u1 views as the link role (viewer) a session someone else created.
     if !join {
         let mut owner = server.connect("u0").await?;
