@@ -19,7 +19,7 @@ pub mod media;
 mod server;
 pub mod webhooks;
 
-pub use server::{Backend, Server};
+pub use server::{Backend, Server, database_of};
 
 /// The JWT secret every test server runs with.
 pub const SECRET: &str = "integration-test-secret";

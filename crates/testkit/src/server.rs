@@ -114,7 +114,7 @@ macro_rules! backend_tests {
 const DB_FILE: &str = "postgres-database";
 
 /// The database of data dir `dir`: created on first use, the same one on every later use.
-fn database_of(dir: &Path) -> Result<TestDb> {
+pub fn database_of(dir: &Path) -> Result<TestDb> {
     let admin = std::env::var("MONTAGE_TEST_DATABASE_URL")
         .context("MONTAGE_TEST_DATABASE_URL is not set (`.ci/run` sets it)")?;
     let marker = dir.join(DB_FILE);

@@ -8,24 +8,25 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-// `super`: this file is compiled twice, also as `postgres::…` with the PostgreSQL harness.
 use super::harness::webhooks::{Answer, HOOK_SECRET, Receiver};
 use super::harness::*;
+
+backend_tests!(
+    kill_9_under_load_keeps_every_acked_edit,
+    sigterm_closes_sockets_with_1001_and_keeps_state,
+    idle_sessions_unload_and_reload_from_snapshot_and_log,
+    comments_and_suggestions_survive_a_restart,
+    killed_server_delivers_after_restart,
+);
 
 fn meta_set(key: &str, value: u64) -> serde_json::Value {
     json!([{"op":"set","path":["meta",key],"value":value}])
 }
 
-#[tokio::test]
-async fn kill_9_under_load_keeps_every_acked_edit() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::kill_9_under_load_keeps_every_acked_edit"
-    )) {
-        return Ok(());
-    }
+async fn kill_9_under_load_keeps_every_acked_edit(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut server = Server::start(
+    let mut server = Server::start_on(
+        b,
         dir.path(),
         &["--edits-per-sec", "100000", "--messages-per-sec", "100000"],
     )?;
@@ -94,7 +95,7 @@ async fn kill_9_under_load_keeps_every_acked_edit() -> Result<()> {
         acked.len()
     );
 
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start_on(b, dir.path(), &[])?;
     let ops = all_ops(&server.addr, "crash", "w0").await?;
     for ((u, seq), version) in &acked {
         let e = ops
@@ -131,16 +132,9 @@ async fn kill_9_under_load_keeps_every_acked_edit() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn sigterm_closes_sockets_with_1001_and_keeps_state() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::sigterm_closes_sockets_with_1001_and_keeps_state"
-    )) {
-        return Ok(());
-    }
+async fn sigterm_closes_sockets_with_1001_and_keeps_state(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut server = Server::start(dir.path(), &[])?;
+    let mut server = Server::start_on(b, dir.path(), &[])?;
     let mut c = server.connect("a").await?;
     c.join("s", "c").await?;
     for seq in 1..=5 {
@@ -151,7 +145,7 @@ async fn sigterm_closes_sockets_with_1001_and_keeps_state() -> Result<()> {
     let status = tokio::task::spawn_blocking(move || server.child.wait()).await??;
     assert!(status.success(), "exit status {status}");
 
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start_on(b, dir.path(), &[])?;
     let st = server.get_json("/v1/sessions/s", "a").await?;
     assert_eq!(
         (st["version"].clone(), st["state"]["meta"]["n"].clone()),
@@ -160,16 +154,9 @@ async fn sigterm_closes_sockets_with_1001_and_keeps_state() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn idle_sessions_unload_and_reload_from_snapshot_and_log() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::idle_sessions_unload_and_reload_from_snapshot_and_log"
-    )) {
-        return Ok(());
-    }
+async fn idle_sessions_unload_and_reload_from_snapshot_and_log(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--idle-unload", "0"])?;
+    let server = Server::start_on(b, dir.path(), &["--idle-unload", "0"])?;
     let mut c = server.connect("a").await?;
     c.join("s", "c").await?;
     for seq in 1..=3 {
@@ -197,16 +184,9 @@ async fn idle_sessions_unload_and_reload_from_snapshot_and_log() -> Result<()> {
 }
 
 /// Comments and suggestions are durable before they are broadcast: kill -9 loses none.
-#[tokio::test]
-async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::comments_and_suggestions_survive_a_restart"
-    )) {
-        return Ok(());
-    }
+async fn comments_and_suggestions_survive_a_restart(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut server = Server::start(dir.path(), &[])?;
+    let mut server = Server::start_on(b, dir.path(), &[])?;
     let mut alice = server.connect("alice").await?;
     alice.join("d", "a").await?;
     alice
@@ -226,7 +206,7 @@ async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
     // kill -9: what was broadcast was durable.
     server.kill9();
     drop(alice);
-    let server = Server::start(dir.path(), &[])?;
+    let server = Server::start_on(b, dir.path(), &[])?;
     let after = server.get_json("/v1/sessions/d/comments", "alice").await?;
     assert_eq!(after, before);
     assert_eq!(after["comments"][0]["reactions"], json!({"🔥":["alice"]}));
@@ -251,20 +231,13 @@ async fn comments_and_suggestions_survive_a_restart() -> Result<()> {
 }
 
 /// A share whose delivery was in flight when the server died is delivered after the restart.
-#[tokio::test]
-async fn killed_server_delivers_after_restart() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::killed_server_delivers_after_restart"
-    )) {
-        return Ok(());
-    }
+async fn killed_server_delivers_after_restart(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[Answer::Hang]).await?;
     let dir = tempfile::tempdir()?;
     let mut flags = rx.flags();
     flags.extend(["--webhook-timeout-ms".into(), "60000".into()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut server = Server::start(dir.path(), &flags)?;
+    let mut server = Server::start_on(b, dir.path(), &flags)?;
     let mut alice = server.connect("alice").await?;
     alice.join("reel", "alice-c").await?;
     let r = http_client()?
@@ -286,7 +259,7 @@ async fn killed_server_delivers_after_restart() -> Result<()> {
     assert_eq!(t["state"], "running");
     server.kill9();
 
-    let server = Server::start(dir.path(), &flags)?;
+    let server = Server::start_on(b, dir.path(), &flags)?;
     let second = rx.next().await?;
     assert_eq!(
         (second.delivery.as_str(), &second.body),

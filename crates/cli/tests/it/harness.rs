@@ -20,6 +20,31 @@ impl Server {
         Server::start_env(dir, extra, &[])
     }
 
+    /// `start` on `backend`: on PostgreSQL with a database of its own for `dir` (the same one
+    /// again when a test restarts a server on that dir).
+    pub fn start_on(backend: Backend, dir: &Path, extra: &[&str]) -> Result<Server> {
+        Server::start_env_on(backend, dir, extra, &[])
+    }
+
+    /// `start_on` with extra environment variables for the server process.
+    pub fn start_env_on(
+        backend: Backend,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
+        let url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(database_of(dir)?.url.clone()),
+        };
+        let mut args: Vec<&str> = url
+            .as_deref()
+            .map(|u| vec!["--database-url", u])
+            .unwrap_or_default();
+        args.extend_from_slice(extra);
+        Server::start_env(dir, &args, env)
+    }
+
     /// `start` with extra environment variables for the server process.
     pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_montage"))
@@ -77,10 +102,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// Whether the backend this suite runs on is missing, so `test` must not run (said loudly).
-/// The embedded default is always there; `postgres::harness` has its own.
-pub fn backend_unavailable(_test: &str) -> bool {
-    false
 }

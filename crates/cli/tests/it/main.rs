@@ -1,15 +1,14 @@
-//! End-to-end tests: each starts the real `montage` binary on port 0 with a temp data dir and
-//! talks to it over real WebSockets and HTTP.
+//! End-to-end tests of what needs the `montage` binary itself: kill -9 and SIGTERM, a server
+//! with its own environment, the CLI commands, several processes on PostgreSQL and NATS, the
+//! browser. Each starts the binary on port 0 with a temp data dir; the suites that run on both
+//! backends list their tests in `backend_tests!`. Everything else runs in-process in
+//! `crates/server/tests/it` and `crates/client/tests/it`.
 
 mod bus;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::durability`
 mod durability;
 mod harness;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::media_env`
 mod media_env;
-mod postgres;
 mod scale;
-#[allow(clippy::duplicate_mod)] // also compiled as `postgres::sdk_cli`
 mod sdk_cli;
 mod web;
 

@@ -11,28 +11,27 @@ use tokio::net::TcpStream;
 use super::harness::media::*;
 use super::harness::*;
 
-fn start(dir: &std::path::Path) -> Result<Server> {
-    Server::start(dir, &["--max-upload-bytes", &MAX_UPLOAD.to_string()])
+backend_tests!(
+    hostile_and_unsupported_video_uploads,
+    assets_in_s3_upload_render_and_give_video_frames,
+);
+
+fn start(b: Backend, dir: &std::path::Path) -> Result<Server> {
+    Server::start_on(b, dir, &["--max-upload-bytes", &MAX_UPLOAD.to_string()])
 }
 
 /// Video intake refuses what is not a readable video, whatever its first bytes claim; without
 /// ffprobe on the server's PATH a video upload is a clear `not_supported`. WebM video and WAV
 /// and MP3 audio are accepted with their measurements.
-#[tokio::test]
-async fn hostile_and_unsupported_video_uploads() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::hostile_and_unsupported_video_uploads"
-    )) {
-        return Ok(());
-    }
+async fn hostile_and_unsupported_video_uploads(b: Backend) -> Result<()> {
     let mut fake = vec![0, 0, 0, 0x20];
     fake.extend_from_slice(b"ftypisom");
     fake.extend_from_slice(&[0u8; 200]);
 
     let dir = tempfile::tempdir()?;
     let limit = MAX_UPLOAD.to_string();
-    let server = Server::start_env(
+    let server = Server::start_env_on(
+        b,
         dir.path(),
         &["--max-upload-bytes", &limit],
         &[("PATH", "/nonexistent")],
@@ -51,7 +50,7 @@ async fn hostile_and_unsupported_video_uploads() -> Result<()> {
     drop(server);
 
     let dir = tempfile::tempdir()?;
-    let server = start(dir.path())?;
+    let server = start(b, dir.path())?;
     let clip = dir.path().join("clip.mp4");
     if red_then_blue_video(&clip)?.is_none() {
         bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
@@ -203,14 +202,7 @@ impl Moto {
 /// `--blob-url s3://…` for real, against moto: an upload lands in the bucket (not on disk), a
 /// restarted server (cold caches) renders its preview from S3, and a video stored there gives
 /// frames through a temporary copy. Fails, not skips, without moto.
-#[tokio::test]
-async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::assets_in_s3_upload_render_and_give_video_frames"
-    )) {
-        return Ok(());
-    }
+async fn assets_in_s3_upload_render_and_give_video_frames(b: Backend) -> Result<()> {
     let moto = Moto::start().await?;
     // Create the bucket (moto takes unsigned requests).
     let r = request(&moto.endpoint, "PUT", "/montage-test", None, None, &[]).await?;
@@ -225,7 +217,7 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
         "s3://montage-test/tenant/assets",
     ];
     let dir = tempfile::tempdir()?;
-    let server = Server::start_env(dir.path(), &args, &env)?;
+    let server = Server::start_env_on(b, dir.path(), &args, &env)?;
     let png = picture()?;
     let r = upload(&server, Some("u1"), &png).await?;
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
@@ -251,7 +243,7 @@ async fn assets_in_s3_upload_render_and_give_video_frames() -> Result<()> {
     drop(server);
 
     // A new process: nothing decoded in memory, the picture comes from S3.
-    let server = Server::start_env(dir.path(), &args, &env)?;
+    let server = Server::start_env_on(b, dir.path(), &args, &env)?;
     let r = get(&server, "/v1/sessions/film/preview?tier=poor", Some("u1")).await?;
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("x-montage-warnings"), None, "the asset was found");

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde_json::Value as Json;
 
-use super::harness::{OPEN_LIMITS, Server, fast_tempdir, token};
+use super::harness::{Backend, OPEN_LIMITS, Server, backend_tests, fast_tempdir, token};
+
+backend_tests!(session_edit_show_history_watch_and_join_commands,);
 
 fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_montage"))
@@ -24,16 +26,9 @@ fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_edit_show_history_watch_and_join_commands() -> Result<()> {
-    if super::harness::backend_unavailable(concat!(
-        module_path!(),
-        "::session_edit_show_history_watch_and_join_commands"
-    )) {
-        return Ok(());
-    }
+async fn session_edit_show_history_watch_and_join_commands(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(dir.path(), OPEN_LIMITS)?;
+    let server = Server::start_on(b, dir.path(), OPEN_LIMITS)?;
     let created: Json =
         serde_json::from_str(&montage(&server, "ann", &["session", "create", "cli"])?)?;
     ensure!(created["role"] == "owner", "{created}");
