@@ -107,7 +107,7 @@ impl PgStore {
             .await?;
         let store = PgStore {
             pool,
-            task_owner: crate::tasks::random_id(),
+            task_owner: crate::clock::random_id(),
         };
         store.migrate(MIGRATIONS).await?;
         Ok(store)
