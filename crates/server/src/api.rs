@@ -64,14 +64,11 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, AppError> {
-        authenticate(app, &parts.headers).map(Caller)
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| AppError(ErrorCode::Unauthorized, "missing bearer token".into()))?;
+        app.auth
+            .verify(token)
+            .map(Caller)
+            .map_err(|_| AppError(ErrorCode::Unauthorized, "invalid token".into()))
     }
-}
-
-fn authenticate(app: &App, headers: &HeaderMap) -> Result<Claims, AppError> {
-    let token = bearer(headers)
-        .ok_or_else(|| AppError(ErrorCode::Unauthorized, "missing bearer token".into()))?;
-    app.auth
-        .verify(token)
-        .map_err(|_| AppError(ErrorCode::Unauthorized, "invalid token".into()))
 }

@@ -38,7 +38,7 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-pub use crate::clock::now_secs;
+use crate::clock::now_secs;
 
 impl Auth {
     pub fn new(secret: &[u8]) -> Result<Auth> {

@@ -100,7 +100,7 @@ pub async fn run(
     // store); it only hears their edits late.
     let bus: Arc<dyn Bus> = match &config.nats_url {
         Some(nats) => Arc::new(NatsBus::connect(nats).await?),
-        None => LocalHub::new().node(&bus::random_node_id()),
+        None => LocalHub::new().node(&clock::random_node_id()),
     };
     tracing::info!(node = bus.node(), "scale-out: PostgreSQL store");
     run_node(listener, config, store, blobs, Some(bus), shutdown).await

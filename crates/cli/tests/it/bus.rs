@@ -25,7 +25,7 @@ async fn a_node_hears_only_the_sessions_it_watches() -> Result<()> {
     let b = NatsBus::connect(&url).await?;
     let mut rb = b.take_events().context("events taken twice")?;
     // Ids with characters a NATS subject token may not hold, and unique per run.
-    let run = media_services::bus::random_node_id();
+    let run = media_services::clock::random_node_id();
     let (s1, s2) = (format!("s 1.*>{run}"), format!("s.2>{run}"));
 
     b.watch(&s1).await;

@@ -23,8 +23,6 @@ backend_tests!(
     fails_over_along_the_url_list,
 );
 
-const SYNC: Duration = Duration::from_secs(60);
-
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
 pub async fn create_session(
     server: &Server,
@@ -72,7 +70,7 @@ pub async fn assert_converged(
     hs: &[&SessionHandle],
 ) -> Result<Value> {
     for h in hs {
-        h.sync(SYNC).await.context("sync")?;
+        h.sync(SDK_SYNC).await.context("sync")?;
     }
     let head = server.get_json(&session_path(session), user).await?;
     let v = head["version"]
@@ -80,7 +78,7 @@ pub async fn assert_converged(
         .ok_or_else(|| anyhow!("no version"))?;
     let state = Value::from_json(&head["state"]);
     for (i, h) in hs.iter().enumerate() {
-        h.wait_version(v, SYNC).await?;
+        h.wait_version(v, SDK_SYNC).await?;
         ensure!(h.version() == v, "client {i} at {} not {v}", h.version());
         let mine = h.state();
         if mine != state {
@@ -325,7 +323,7 @@ async fn offline_edits_survive_a_restart_and_merge_with_concurrent_work(b: Backe
     hb.edit(Op::new(vec![set(l0.child("y"), 20.0)]))?;
     hb.edit(Op::new(vec![set(l1.child("x"), 5.0)]))?;
     hb.edit(Op::new(vec![set(l0.child("opacity"), 0.8)]))?;
-    hb.sync(SYNC).await?;
+    hb.sync(SDK_SYNC).await?;
 
     // Restarted app, still offline: the replica and queue come back from the file.
     let a2 = Client::start(sdk_options(&proxy.ws_url(), "ann").offline_file(&file))?;
@@ -414,7 +412,7 @@ async fn undo_twice_redo_once_keeps_the_other_users_work_and_works_after_reconne
     // Ann drops; Bob types meanwhile; after reconnecting Ann's undo still reverts only hers.
     proxy.cut_all();
     step(&hb, vec![Component::text_insert(path!["title"], 0, ">")])?;
-    hb.sync(SYNC).await?;
+    hb.sync(SDK_SYNC).await?;
     ensure!(ha.undo()?, "undo A1 again");
     let s = assert_converged(&server, "undo", "ann", &both).await?;
     ensure!(title_of(&s) == ">B1", "title {}", title_of(&s));
@@ -437,7 +435,7 @@ async fn a_viewers_edit_is_refused_and_the_replica_resets(b: Backend) -> Result<
     let mut ev = h.events();
     h.edit(Op::new(vec![set(path!["title"], Value::str("nope"))]))?;
     loop {
-        match tokio::time::timeout(SYNC, ev.next()).await? {
+        match tokio::time::timeout(SDK_SYNC, ev.next()).await? {
             Some(montage_client::Event::Error { code, .. }) => {
                 ensure!(code == montage_client::ErrorCode::Forbidden);
                 break;
@@ -446,7 +444,7 @@ async fn a_viewers_edit_is_refused_and_the_replica_resets(b: Backend) -> Result<
             None => bail!("events ended"),
         }
     }
-    h.sync(SYNC).await?;
+    h.sync(SDK_SYNC).await?;
     ensure!(
         title_of(&h.state()).is_empty(),
         "rolled back from the server"
@@ -515,7 +513,7 @@ async fn offline_past_the_catch_up_limit(b: Backend, session: &str, n: u64) -> R
         tx.send(tokio_tungstenite::tungstenite::Message::text(m.to_string()))
             .await?;
     }
-    tokio::time::timeout(SYNC, reader).await???;
+    tokio::time::timeout(SDK_SYNC, reader).await???;
 
     proxy.set_online(true);
     let s = assert_converged(&server, session, "ann", &[&ha]).await?;
@@ -544,7 +542,7 @@ async fn fails_over_along_the_url_list(b: Backend) -> Result<()> {
     let h = a.join("fo").await?;
     ensure!(p1.accepted() == 1 && p2.accepted() == 0);
     h.edit(Op::new(vec![set(path!["title"], Value::str("one"))]))?;
-    h.sync(SYNC).await?;
+    h.sync(SDK_SYNC).await?;
     p1.set_online(false);
     h.edit(Op::new(vec![set(path!["title"], Value::str("two"))]))?;
     let s = assert_converged(&server, "fo", "ann", &[&h]).await?;

@@ -162,9 +162,6 @@ pub trait Bus: Send + Sync + 'static {
     fn dropped(&self) -> u64;
 }
 
-/// A random node id: nodes need not be configured with names.
-pub use crate::clock::random_node_id;
-
 /// The in-process bus: a broadcast channel shared by the nodes of one process.
 #[derive(Clone)]
 pub struct LocalHub {
@@ -265,7 +262,7 @@ pub struct NatsBus {
 
 impl NatsBus {
     pub async fn connect(url: &str) -> Result<NatsBus> {
-        let node = random_node_id();
+        let node = crate::clock::random_node_id();
         let client = async_nats::ConnectOptions::new()
             .name(format!("montage-{node}"))
             .connect(url)

@@ -142,5 +142,3 @@ impl Social {
         self.suggestion_index.get(id).map(|&i| &self.suggestions[i])
     }
 }
-
-pub use crate::clock::{new_id, now_rfc3339};

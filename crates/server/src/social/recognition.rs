@@ -10,12 +10,12 @@ use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
 use super::service::*;
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::store::SessionMeta;
 use crate::store::tasks::{Award, Contribution};
 use crate::tasks::TaskRequest;
 use crate::tasks::connectors::Connector;
-use crate::tasks::now_ms;
 
 /// The non-monetary recognition kinds of the system design.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -34,11 +34,12 @@ pub(crate) use super::recognition::ContributionSink;
 pub use super::recognition::{
     BADGE_RULES, ContributionKind, ContributionTally, RecognitionType, Reward, award_json,
 };
+use crate::clock::{now_ms, random_id};
 use crate::error::{Error, Result};
 use crate::store::tasks::{Invite, InviteRefusal, TaskRecord};
 use crate::store::{SessionMeta, Store, TaskStore};
 use crate::tasks::connectors::{Connector, ConnectorConfig, WebhookSender};
-use crate::tasks::{TaskConfig, TaskManager, TaskRequest, now_ms, random_id, task_info};
+use crate::tasks::{TaskConfig, TaskManager, TaskRequest, task_info};
 
 /// Distinct (session, user, kind) counters waiting to be written; a new contributor past it is
 /// dropped (and logged) until the next flush. Repeat contributions only add to a counter.

@@ -451,8 +451,11 @@ impl<A> SessionCore<A> {
     /// The head as a snapshot when one is due: the clock said so (`due`) or
     /// `snapshot_every_ops` versions passed, and the head moved since the last one.
     pub fn snapshot_if_due(&self, due: bool) -> Option<Snapshot> {
-        let behind = self.version - self.snapshot_version;
-        (behind > 0 && (due || behind >= self.config.snapshot_every_ops)).then(|| self.snapshot())
+        if due || self.snapshot_overdue() {
+            self.snapshot_if_moved()
+        } else {
+            None
+        }
     }
 
     /// Whether `snapshot_every_ops` versions passed since the last snapshot.

@@ -42,9 +42,7 @@ impl Actor {
     /// `user`'s edit is durable as `version` and its `op` went out: observers hear of it, and
     /// the presence it moved is sent again.
     pub(super) fn after_commit(&mut self, version: u64, user: &str, moved: Vec<Arc<str>>) {
-        for o in self.sessions.edit_observers() {
-            o.edit_committed(&self.id, user, version);
-        }
+        self.sessions.edit_committed(&self.id, user, version);
         for u in moved {
             self.send_presence_of(&u);
         }

@@ -43,7 +43,7 @@ pub struct Sessions {
     /// Where accepted edits are reported for recognition (set by the collaboration service).
     pub(super) contributions: crate::social::service::ContributionSink,
     /// Told of every durable edit (`observers.rs`).
-    pub(super) observers: Mutex<Vec<Arc<dyn EditObserver>>>,
+    pub(super) observers: std::sync::RwLock<Vec<Arc<dyn EditObserver>>>,
 }
 
 impl Sessions {
@@ -75,23 +75,25 @@ impl Sessions {
             versions: Mutex::new(HashMap::new()),
             bus,
             contributions: std::sync::OnceLock::new(),
-            observers: Mutex::new(Vec::new()),
+            observers: std::sync::RwLock::new(Vec::new()),
         })
     }
 
     /// Registers `o` to hear of every edit that becomes durable on this node.
     pub fn observe_edits(&self, o: Arc<dyn EditObserver>) {
         self.observers
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(o);
     }
 
-    pub(super) fn edit_observers(&self) -> Vec<Arc<dyn EditObserver>> {
-        self.observers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// Tells every observer that `user`'s edit to `session` is durable as `version`. (Writers
+    /// only register at start-up: the read lock is uncontended and nothing is copied per edit.)
+    pub(super) fn edit_committed(&self, session: &str, user: &str, version: u64) {
+        let observers = self.observers.read().unwrap_or_else(|p| p.into_inner());
+        for o in observers.iter() {
+            o.edit_committed(session, user, version);
+        }
     }
 
     pub fn set_contribution_sink(&self, tally: Arc<crate::social::service::ContributionTally>) {

@@ -12,8 +12,9 @@ use serde_json::Value as Json;
 
 use super::ConnHandle;
 use super::actor::{Action, Actor};
+use crate::clock::{new_id, now_rfc3339};
 use crate::social::suggestions::edit_client;
-use crate::social::{Request, Social, SocialError, SocialWrite, new_id, now_rfc3339};
+use crate::social::{Request, Social, SocialError, SocialWrite};
 
 impl Actor {
     /// Loads the session's comments and suggestions on first use.

@@ -57,8 +57,7 @@ impl Default for TaskConfig {
     }
 }
 
-use crate::clock::random_below;
-pub use crate::clock::{now_ms, random_id};
+use crate::clock::{now_ms, random_below, random_id};
 
 /// The wait before attempt `attempts + 1`: base·2^(attempts−1), capped, then "equal jitter"
 /// (half fixed, half random) so a receiver that comes back is not hit by every retry at once.
