@@ -95,13 +95,13 @@ pub async fn run(
     let store = PgStore::connect(&url, config.database_pool)
         .await?
         .with_task_owner(node_identity(&config.data_dir)?);
-    let store: Arc<dyn Store> = Arc::new(store);
     // Without NATS a node still sequences correctly against the others (conflicts read the
     // store); it only hears their edits late.
     let bus: Arc<dyn Bus> = match &config.nats_url {
-        Some(nats) => Arc::new(NatsBus::connect(nats).await?),
+        Some(nats) => Arc::new(NatsBus::connect(nats, &store.cluster_id().await?).await?),
         None => LocalHub::new().node(&clock::random_node_id()),
     };
+    let store: Arc<dyn Store> = Arc::new(store);
     tracing::info!(node = bus.node(), "scale-out: PostgreSQL store");
     run_node(listener, config, store, blobs, Some(bus), shutdown).await
 }

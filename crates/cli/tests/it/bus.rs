@@ -21,15 +21,19 @@ async fn a_node_hears_only_the_sessions_it_watches() -> Result<()> {
     let Some(url) = test_nats_url("bus::a_node_hears_only_the_sessions_it_watches") else {
         return Ok(());
     };
-    let a = NatsBus::connect(&url).await?;
-    let b = NatsBus::connect(&url).await?;
-    let mut rb = b.take_events().context("events taken twice")?;
     // Ids with characters a NATS subject token may not hold, and unique per run.
     let run = media_services::clock::random_node_id();
+    let a = NatsBus::connect(&url, &run).await?;
+    let b = NatsBus::connect(&url, &run).await?;
+    // Another cluster on the same NATS server hears nothing of this one.
+    let other = NatsBus::connect(&url, &format!("other {run}")).await?;
+    let mut ro = other.take_events().context("events taken twice")?;
+    let mut rb = b.take_events().context("events taken twice")?;
     let (s1, s2) = (format!("s 1.*>{run}"), format!("s.2>{run}"));
 
     b.watch(&s1).await;
     b.watch(&s1).await; // counted: one unwatch keeps it
+    other.watch(&s1).await;
     a.publish(relay(&s2, "not watched"));
     a.publish(relay(&s1, "first"));
     let got = tokio::time::timeout(Duration::from_secs(5), rb.recv()).await?;
@@ -52,6 +56,10 @@ async fn a_node_hears_only_the_sessions_it_watches() -> Result<()> {
             .await
             .is_err(),
         "an event of an unwatched session arrived"
+    );
+    ensure!(
+        ro.try_recv().is_err(),
+        "a node of another cluster heard this cluster's session"
     );
     Ok(())
 }

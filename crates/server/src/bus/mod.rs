@@ -31,7 +31,7 @@ use crate::store::StoredOp;
 pub const BUS_FORMAT: u32 = 1;
 /// The prefix of the per-session NATS subjects (see [`session_subject`]). Nodes of builds with a
 /// different prefix do not hear each other: upgrade a cluster all at once (OPERATIONS.md).
-pub const NATS_SUBJECT_PREFIX: &str = "montage.v2.s";
+pub const NATS_SUBJECT_PREFIX: &str = "montage.v3";
 /// Events queued for publishing before new ones are dropped.
 pub const PUBLISH_QUEUE: usize = 8_192;
 /// Received events queued for dispatch to the session actors.
@@ -138,10 +138,16 @@ pub fn decode_event(own_node: &str, bytes: &[u8]) -> Result<Option<BusEvent>> {
     Ok((env.node != own_node).then_some(env.event))
 }
 
-/// The NATS subject of a session's events: the prefix and the id in hex, because ids may hold
-/// any printable character and a subject token may not hold `.`, `*`, `>` or spaces.
-pub fn session_subject(session: &str) -> String {
-    format!("{NATS_SUBJECT_PREFIX}.{}", hex::encode(session))
+/// The NATS subject of a session's events: the prefix, the cluster (the id its database was
+/// given, so deployments sharing one NATS server never hear each other's sessions) and the
+/// session id in hex, because ids may hold any printable character and a subject token may not
+/// hold `.`, `*`, `>` or spaces.
+pub fn session_subject(cluster: &str, session: &str) -> String {
+    format!(
+        "{NATS_SUBJECT_PREFIX}.{}.{}",
+        hex::encode(cluster),
+        hex::encode(session)
+    )
 }
 
 /// A node's connection to the fan-out.
@@ -251,6 +257,8 @@ impl Bus for LocalBus {
 /// and receivers fill gaps from the store.
 pub struct NatsBus {
     node: String,
+    /// The cluster's id, the second token of every subject.
+    cluster: String,
     client: async_nats::Client,
     out: mpsc::Sender<BusEvent>,
     /// Where every subscription's events go, in arrival order.
@@ -261,7 +269,9 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
-    pub async fn connect(url: &str) -> Result<NatsBus> {
+    /// Connects as a node of `cluster`: nodes hear only nodes that name the same cluster (the
+    /// server passes its database's cluster id).
+    pub async fn connect(url: &str, cluster: &str) -> Result<NatsBus> {
         let node = crate::clock::random_node_id();
         let client = async_nats::ConnectOptions::new()
             .name(format!("montage-{node}"))
@@ -271,11 +281,12 @@ impl NatsBus {
         let (in_tx, in_rx) = mpsc::channel(RECEIVE_QUEUE);
         let (out, mut out_rx) = mpsc::channel::<BusEvent>(PUBLISH_QUEUE);
         let pub_node = node.clone();
+        let pub_cluster = cluster.to_owned();
         let publisher = client.clone();
         tokio::spawn(async move {
             while let Some(ev) = out_rx.recv().await {
                 let bytes = encode_event(&pub_node, &ev);
-                let subject = session_subject(ev.session());
+                let subject = session_subject(&pub_cluster, ev.session());
                 if let Err(e) = publisher.publish(subject, bytes.into()).await {
                     tracing::warn!(error = %e, "bus publish failed");
                 }
@@ -284,6 +295,7 @@ impl NatsBus {
         });
         Ok(NatsBus {
             node,
+            cluster: cluster.to_owned(),
             client,
             out,
             in_tx,
@@ -300,7 +312,9 @@ impl NatsBus {
     /// Subscribes to a session's subject and forwards its events; `None` if NATS refused or did
     /// not take the subscription within [`WATCH_TIMEOUT`].
     async fn subscribe(&self, session: &str) -> Option<tokio::task::AbortHandle> {
-        let subscribe = self.client.subscribe(session_subject(session));
+        let subscribe = self
+            .client
+            .subscribe(session_subject(&self.cluster, session));
         let mut sub = match tokio::time::timeout(WATCH_TIMEOUT, subscribe).await {
             Ok(Ok(sub)) => sub,
             Ok(Err(e)) => {
@@ -467,7 +481,9 @@ mod tests {
                 }
             }
         });
-        let bus = NatsBus::connect(&format!("nats://{addr}")).await.unwrap();
+        let bus = NatsBus::connect(&format!("nats://{addr}"), "c")
+            .await
+            .unwrap();
         tokio::time::timeout(WATCH_TIMEOUT * 5, bus.watch("s"))
             .await
             .expect("watch waited for a NATS that never answers");

@@ -82,6 +82,20 @@ CREATE TABLE snapshots (
         name: "assets",
         sql: assets::ASSET_SCHEMA,
     },
+    // The cluster's id: nodes sharing this database are one cluster and scope their NATS
+    // subjects with it (`bus::session_subject`).
+    Migration {
+        id: 4,
+        name: "cluster id",
+        sql: r#"
+CREATE TABLE montage_cluster (
+    id TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL
+);
+INSERT INTO montage_cluster (id, created_at)
+    VALUES (md5(random()::text || clock_timestamp()::text), extract(epoch FROM now())::BIGINT);
+"#,
+    },
 ];
 
 /// Serialises migrations between nodes starting at once (an arbitrary constant key).
@@ -124,6 +138,13 @@ impl PgStore {
 
     pub(super) fn task_owner(&self) -> &str {
         &self.task_owner
+    }
+
+    /// The id every node on this database shares (made by the migration that added it).
+    pub async fn cluster_id(&self) -> Result<String> {
+        Ok(sqlx::query_scalar("SELECT id FROM montage_cluster LIMIT 1")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// The pool, for storage traits of other features implemented on this store.
