@@ -620,6 +620,25 @@ impl Reader {
         None
     }
 
+    /// A message for a session this connection is not in: `forbidden` when the user may not see
+    /// it (DESIGN §9.1), else `not_found` (join first). Only this refusal path reads the store.
+    async fn not_joined(&self, session: &str, rid: Option<&Json>) {
+        let meta = self.app.store.meta(session).await.ok().flatten();
+        match meta {
+            Some(m) if self.handle.role_in(session, &m) < montage_protocol::Role::Viewer => self
+                .error(
+                    ErrorCode::Forbidden,
+                    format!("no access to session {session}"),
+                    rid,
+                ),
+            _ => self.error(
+                ErrorCode::NotFound,
+                format!("not joined to session {session}"),
+                rid,
+            ),
+        }
+    }
+
     async fn dispatch(&mut self, ClientFrame { rid, msg }: ClientFrame) -> Option<End> {
         let conn = self.handle.clone();
         let sessions = self.app.sessions.clone();
@@ -762,11 +781,7 @@ impl Reader {
             ),
         };
         if !self.joined.contains(&session) {
-            self.error(
-                ErrorCode::NotFound,
-                format!("not joined to session {session}"),
-                rid.as_ref(),
-            );
+            self.not_joined(&session, rid.as_ref()).await;
             return None;
         }
         if sessions.send(&session, smsg, false).await.is_err() {

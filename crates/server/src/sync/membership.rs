@@ -294,14 +294,27 @@ impl Actor {
     }
 
     /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
+    /// A connection taken out for lost access hears `forbidden` (DESIGN §9.1), others `not_found`.
     pub(super) fn member(&self, conn: &ConnHandle, rid: Option<&Json>) -> Option<&Participant> {
         let p = self.participants.get(&conn.id);
         if p.is_none() {
-            conn.error(
-                ErrorCode::NotFound,
-                format!("not joined to session {}", self.id),
-                rid,
-            );
+            let denied = self
+                .state
+                .as_ref()
+                .is_some_and(|d| conn.role_in(&self.id, &d.meta) < Role::Viewer);
+            if denied {
+                conn.error(
+                    ErrorCode::Forbidden,
+                    format!("no access to session {}", self.id),
+                    rid,
+                );
+            } else {
+                conn.error(
+                    ErrorCode::NotFound,
+                    format!("not joined to session {}", self.id),
+                    rid,
+                );
+            }
         }
         p
     }
