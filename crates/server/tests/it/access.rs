@@ -23,6 +23,7 @@ backend_tests!(
     removal_sticks,
     refresh_keeps_a_socket_past_its_first_token,
     sharing_needs_an_editor_and_has_quotas,
+    sessions_only_from_the_api_with_no_create_on_join,
 );
 
 /// The product default, named so the harness does not open link access.
@@ -809,5 +810,28 @@ async fn sharing_needs_an_editor_and_has_quotas(b: Backend) -> Result<()> {
     )
     .await?;
     ensure!(status == 201, "an award to a member: {status} {body}");
+    Ok(())
+}
+
+async fn sessions_only_from_the_api_with_no_create_on_join(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = server(b, dir.path(), &["--no-create-on-join"]).await?;
+    let mut alice = s.connect("alice").await?;
+    let msg = join_refused(&mut alice, "typo", "not_found").await?;
+    ensure!(msg.contains("POST /v1/sessions"), "{msg}");
+    let (status, created) = as_user(
+        &s,
+        "POST",
+        "/v1/sessions",
+        "alice",
+        Some(json!({"link_role":"viewer"})),
+    )
+    .await?;
+    ensure!(status == 201, "{created}");
+    let id = created["id"].as_str().context("id")?;
+    let j = alice.join(id, "a").await?;
+    ensure!(j["role"] == "owner" && j["link_role"] == "viewer", "{j}");
+    let mut bob = s.connect("bob").await?;
+    ensure!(bob.join(id, "b").await?["role"] == "viewer");
     Ok(())
 }

@@ -132,6 +132,19 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// A store on `url` whose schema the test sets up itself (`migrate` with some steps).
+    #[cfg(test)]
+    pub(crate) async fn connect_without_migrating(url: &str) -> PgStore {
+        PgStore {
+            pool: PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .expect("test database"),
+            task_owner: crate::clock::random_id(),
+        }
+    }
+
     /// Connects with a pool of `max_connections` and applies missing migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore> {
         let opts = PgConnectOptions::from_str(url)?.application_name("montage");
@@ -786,6 +799,32 @@ mod tests {
             s.migrate(MIGRATIONS).await,
             Err(Error::UnsupportedSchema { found: 999, .. })
         ));
+        s.close().await.unwrap();
+        db.drop_db().await;
+    }
+
+    /// A database of a build before migration 5: its sessions keep their link role (`viewer`,
+    /// the old default) and get their head versions.
+    #[tokio::test]
+    async fn migration_5_keeps_the_link_role_of_existing_sessions() {
+        let Some(db) = testdb::create("migration_5_keeps_the_link_role").await else {
+            return;
+        };
+        let s = PgStore::connect_without_migrating(&db.url).await;
+        s.migrate(&MIGRATIONS[..4]).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO sessions (id, owner, created_at) VALUES ('old', 'alice', 1700000000);
+             INSERT INTO roles VALUES ('old', 'alice', 'owner');
+             INSERT INTO ops VALUES ('old', 1, 'alice', 'c', 1, '[]'), ('old', 2, 'alice', 'c', 2, '[]');",
+        )
+        .execute(s.pool())
+        .await
+        .unwrap();
+        s.migrate(MIGRATIONS).await.unwrap();
+        let meta = s.meta("old").await.unwrap().unwrap();
+        assert_eq!((meta.link_role, meta.title), (Role::Viewer, None));
+        let list = s.user_sessions("alice", 10).await.unwrap();
+        assert_eq!((list[0].version, list[0].updated), (2, 1_700_000_000_000));
         s.close().await.unwrap();
         db.drop_db().await;
     }

@@ -610,4 +610,54 @@ mod tests {
         let s = SqliteStore::open(dir.path()).await.unwrap();
         assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
     }
+
+    /// A file written by a schema-1 build: step 2 keeps its sessions' link role (`viewer`, the
+    /// old default) and fills in their head versions.
+    #[tokio::test]
+    async fn schema_1_files_upgrade_keeping_their_link_role() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join(DB_FILE).display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
+            sqlx::raw_sql(tasks::TASK_SCHEMA)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::raw_sql(assets::ASSET_SCHEMA)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::raw_sql(
+                "INSERT INTO meta VALUES ('schema_version', '1');
+                 INSERT INTO sessions (id, owner, created_at) VALUES ('old', 'alice', 1700000000);
+                 INSERT INTO roles VALUES ('old', 'alice', 'owner');
+                 INSERT INTO ops VALUES ('old', 1, 'alice', 'c', 1, '[]'), ('old', 2, 'alice', 'c', 2, '[]');",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let meta = s.meta("old").await.unwrap().unwrap();
+        assert_eq!((meta.link_role, meta.title), (Role::Viewer, None));
+        let list = s.user_sessions("alice", 10).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].version, list[0].updated), (2, 1_700_000_000_000));
+        // New sessions get what they are created with.
+        let new = crate::store::NewSession {
+            owner: "bob",
+            link_role: Role::Removed,
+            title: Some("t"),
+        };
+        assert!(s.create_session("new", new).await.unwrap());
+        assert_eq!(
+            s.meta("new").await.unwrap().unwrap().link_role,
+            Role::Removed
+        );
+        // Opening again runs no step twice.
+        s.close().await.unwrap();
+        SqliteStore::open(dir.path()).await.unwrap();
+    }
 }
