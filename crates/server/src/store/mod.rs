@@ -28,7 +28,7 @@ pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
 pub use sessions::{
     Loaded, MAX_TITLE_CHARS, NewSession, SESSION_TABLES, SessionMeta, SessionSummary,
-    SessionUpdate, Snapshot, Store, StoredOp, Write, heads,
+    SessionUpdate, Snapshot, Store, StoredOp, Write,
 };
 pub use social::{SocialKind, SocialStore};
 pub use sqlite::SqliteStore;

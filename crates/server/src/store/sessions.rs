@@ -51,7 +51,8 @@ pub struct SessionSummary {
     pub role: Role,
     pub link_role: Role,
     pub version: u64,
-    /// Milliseconds since the epoch of the last commit or settings change.
+    /// Milliseconds since the epoch of the last settings change or snapshot (snapshots follow
+    /// activity within the snapshot interval, and a session going idle writes one).
     pub updated: i64,
 }
 
@@ -68,22 +69,6 @@ pub const SESSION_TABLES: &[&str] = &[
     "contributions",
     "awards",
 ];
-
-/// The highest version each session of a batch reaches, sorted by session (a fixed order, so two
-/// transactions updating the same sessions never deadlock).
-pub fn heads(batch: &[Write]) -> Vec<(&str, u64)> {
-    let mut out: Vec<(&str, u64)> = Vec::new();
-    for w in batch {
-        if let Write::Op { session, op } = w {
-            match out.iter_mut().find(|(s, _)| *s == session) {
-                Some(e) => e.1 = e.1.max(op.version),
-                None => out.push((session, op.version)),
-            }
-        }
-    }
-    out.sort_unstable();
-    out
-}
 
 /// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ struct Entry {
     meta: Option<SessionMeta>,
     snapshot: Option<Snapshot>,
     ops: BTreeMap<u64, StoredOp>,
-    /// Milliseconds since the epoch of the last commit or settings change.
+    /// Milliseconds since the epoch of the last settings change or snapshot.
     updated: i64,
     /// Deleted: the id is never used again.
     deleted: bool,
@@ -194,10 +194,11 @@ impl Store for MemoryStore {
                         Write::Op { session, op } => {
                             let e = m.entry(session.clone()).or_default();
                             e.ops.insert(op.version, op.clone());
-                            e.updated = crate::clock::now_ms();
                         }
                         Write::Snapshot { session, snapshot } => {
-                            m.entry(session.clone()).or_default().snapshot = Some(snapshot.clone());
+                            let e = m.entry(session.clone()).or_default();
+                            e.snapshot = Some(snapshot.clone());
+                            e.updated = crate::clock::now_ms();
                         }
                     }
                 }
