@@ -1618,6 +1618,42 @@ function undoInverse(before, op) {
   return parts.reverse().flat();
 }
 
+// ../client/src/access.ts
+var AccessError = class extends Error {
+  session;
+  reason;
+  /** The server's error code: `forbidden` or `not_found`. */
+  code;
+  constructor(session, reason, message) {
+    super(message);
+    this.name = "AccessError";
+    this.session = session;
+    this.reason = reason;
+    this.code = reason === "not_found" || reason === "deleted" ? "not_found" : "forbidden";
+  }
+  /** Can access come back without a new session (the owner shares it again)? */
+  get retryable() {
+    return this.reason === "forbidden" || this.reason === "removed";
+  }
+};
+function tokenSubject(token2) {
+  const claims = tokenClaims(token2);
+  return claims !== null && typeof claims["sub"] === "string" ? claims["sub"] : null;
+}
+function tokenClaims(token2) {
+  const parts = token2.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims) ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
 // ../client/src/client.ts
 var OPEN = 1;
 function defaultSocket() {
@@ -1655,7 +1691,25 @@ var MontageClient = class _MontageClient {
   participantMap = /* @__PURE__ */ new Map();
   presences = /* @__PURE__ */ new Map();
   readyWaiters = [];
+  /** The token the next connection uses (the latest from `getToken` or `authenticate`). */
+  token;
+  /** While `getToken` runs before a connection: its attempt number (stale answers are dropped). */
+  tokenWait = null;
+  tokenAttempts = 0;
+  refreshing = false;
+  /** A `join` was sent on this socket and its answer has not come yet. */
+  awaitingJoin = false;
+  ridSeq = 0;
+  /** My role in the session (from `joined`, then `role_changed`). */
   role = null;
+  /** The session's link role, when the server says it (`joined`, `link_role_changed`). */
+  linkRole = null;
+  /** The session's title from `joined`, when the server sends one. */
+  title;
+  /** Why the client is out of its session, while it is; null otherwise. */
+  accessError = null;
+  /** The user this client acts as (the `user` option or the token's `sub`), when known. */
+  user = null;
   constructor(opts) {
     this.opts = opts;
     this.session = opts.session;
@@ -1671,6 +1725,8 @@ var MontageClient = class _MontageClient {
       clearTimeout: (h2) => globalThis.clearTimeout(h2)
     };
     this.random = opts.random ?? Math.random;
+    this.token = opts.token;
+    this.user = opts.user ?? (opts.token !== void 0 ? tokenSubject(opts.token) : null);
     if (opts.autoConnect !== false) this.connect();
   }
   static loadStored(opts) {
@@ -1720,10 +1776,12 @@ var MontageClient = class _MontageClient {
   get canRedo() {
     return this.sync?.canRedo ?? false;
   }
-  /** Resolves once the session is joined (at once if it already is). */
+  /** Resolves once the session is joined (at once if it already is); rejects with an
+   * `AccessError` if the join is refused (or the client is out of its session now). */
   ready() {
     if (this.joined && this.state === "online") return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (this.accessError !== null && !this.wantOnline) return Promise.reject(this.accessError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
   on(event, fn) {
     let set2 = this.handlers.get(event);
@@ -1773,6 +1831,46 @@ var MontageClient = class _MontageClient {
     this.send(msg);
     return true;
   }
+  /**
+   * Opens or closes link access (owner only): what a signed-in user without a grant receives.
+   * Everyone in the session gets `linkRoleChanged`; users left without access are taken out.
+   * A refusal comes as an `error` whose `rid` starts with `link_role:`. Returns false when not
+   * connected (not queued).
+   */
+  setLinkRole(role2) {
+    return this.sendMessage({ type: "set_link_role", session: this.session, role: role2, rid: `link_role:${++this.ridSeq}` });
+  }
+  /**
+   * Replaces the connection's token with `token` (same user): sent as `auth` now when online
+   * (answered by `authed`), and used for every later connection. A token of another user is
+   * refused by the server, which then closes the socket.
+   */
+  authenticate(token2) {
+    this.setToken(token2);
+    if (this.state === "online") this.send({ type: "auth", token: token2, rid: `auth:${++this.ridSeq}` });
+  }
+  setToken(token2) {
+    this.token = token2;
+    if (this.opts.user === void 0) this.user = tokenSubject(token2) ?? this.user;
+  }
+  /** On `token_expiring`: a new token from `getToken`, sent as `auth`. */
+  refreshToken() {
+    const getToken = this.opts.getToken;
+    if (getToken === void 0 || this.refreshing) return;
+    this.refreshing = true;
+    const sock = this.sock;
+    callGetToken(getToken).then(
+      (t) => {
+        this.refreshing = false;
+        if (this.sock === sock) this.authenticate(t);
+        else this.setToken(t);
+      },
+      (e) => {
+        this.refreshing = false;
+        this.emit("error", { code: "unauthorized", message: `could not refresh the token: ${errorMessage(e)}` });
+      }
+    );
+  }
   /** Publishes my presence (cursor, selection, …); the latest value is re-sent on reconnect. */
   setPresence(data) {
     this.presenceData = data;
@@ -1782,15 +1880,40 @@ var MontageClient = class _MontageClient {
   /** Opens the connection (and keeps reconnecting until `disconnect`). */
   connect() {
     this.wantOnline = true;
-    if (this.sock !== null) return;
+    this.accessError = null;
+    if (this.sock !== null || this.tokenWait !== null) return;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
     this.setState(this.joined ? "reconnecting" : "connecting");
+    const getToken = this.opts.getToken;
+    if (getToken === void 0) {
+      this.open();
+      return;
+    }
+    const attempt = ++this.tokenAttempts;
+    this.tokenWait = attempt;
+    callGetToken(getToken).then(
+      (t) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.setToken(t);
+        this.open();
+      },
+      (e) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.emit("error", { code: "unauthorized", message: `could not get a token: ${errorMessage(e)}` });
+        this.onClosed();
+      }
+    );
+  }
+  /** Opens the socket with the current token. */
+  open() {
     let url = this.opts.url;
-    if (this.opts.token !== void 0) {
-      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.opts.token);
+    if (this.token !== void 0) {
+      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     }
     let sock;
     try {
@@ -1802,9 +1925,7 @@ var MontageClient = class _MontageClient {
     this.sock = sock;
     sock.onopen = () => {
       if (this.sock !== sock) return;
-      const join2 = { type: "join", session: this.session, client: this.clientId };
-      if (this.sync !== null) join2["since"] = this.sync.version;
-      this.send(join2);
+      this.sendJoin(this.sync === null ? void 0 : this.sync.version);
     };
     sock.onmessage = (ev) => {
       if (this.sock !== sock) return;
@@ -1827,7 +1948,14 @@ var MontageClient = class _MontageClient {
   }
   /** Closes the connection and stays offline (edits keep queueing locally). */
   disconnect() {
+    this.stop(true, "bye");
+    this.setState("offline");
+  }
+  /** Stops connecting and closes the socket (saying `leave` first if asked). */
+  stop(leave, reason) {
     this.wantOnline = false;
+    this.tokenWait = null;
+    this.awaitingJoin = false;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
@@ -1837,15 +1965,41 @@ var MontageClient = class _MontageClient {
     this.held = null;
     if (s !== null) {
       try {
-        if (s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
-        s.close(1e3, "bye");
+        if (leave && s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
+        s.close(1e3, reason);
       } catch {
       }
     }
+  }
+  /** Out of the session: stop, and tell whoever waits or listens. */
+  deny(reason, message) {
+    const err = new AccessError(this.session, reason, message);
+    this.accessError = err;
+    this.stop(false, "no access");
     this.setState("offline");
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("accessDenied", err);
+  }
+  /** Drops the socket and connects again at once: a fresh `joined` says whether (and as what)
+   * I am still in the session. */
+  rejoinFresh() {
+    const s = this.sock;
+    this.sock = null;
+    this.held = null;
+    this.awaitingJoin = false;
+    if (s !== null) {
+      try {
+        s.close(1e3, "rejoin");
+      } catch {
+      }
+    }
+    this.connect();
   }
   onClosed() {
     this.held = null;
+    this.awaitingJoin = false;
     if (!this.wantOnline) {
       this.setState("offline");
       return;
@@ -1869,6 +2023,12 @@ var MontageClient = class _MontageClient {
     const ev = { state, pending: this.pendingCount, ...extra };
     if (state === "reconnecting" && ev.attempt === void 0) ev.attempt = this.attempt;
     this.emit("status", ev);
+  }
+  sendJoin(since) {
+    const join2 = { type: "join", session: this.session, client: this.clientId, rid: "join" };
+    if (since !== void 0) join2["since"] = since;
+    this.awaitingJoin = true;
+    this.send(join2);
   }
   send(msg) {
     const s = this.sock;
@@ -1916,10 +2076,30 @@ var MontageClient = class _MontageClient {
           return this.emit("participants", this.participants);
         case "role_changed": {
           const user = String(m["user"]);
+          const role2 = String(m["role"]);
           const p = this.participantMap.get(user);
-          if (p) p.role = String(m["role"]);
-          return this.emit("role", { user, role: String(m["role"]) });
+          if (role2 === "none") this.participantMap.delete(user);
+          else if (p) p.role = role2;
+          if (user === this.user) {
+            this.role = role2;
+            if (role2 === "none") {
+              this.emit("role", { user, role: role2 });
+              return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
+            }
+          }
+          return this.emit("role", { user, role: role2 });
         }
+        case "link_role_changed":
+          this.linkRole = String(m["role"]);
+          return this.emit("linkRoleChanged", { role: this.linkRole });
+        case "session_deleted":
+          this.emit("sessionDeleted", { session: this.session });
+          return this.deny("deleted", "the owner deleted this session");
+        case "authed":
+          return this.emit("authed", { exp: Number(m["exp"]) });
+        case "token_expiring":
+          this.emit("tokenExpiring", { exp: Number(m["exp"]) });
+          return this.refreshToken();
         case "error":
           return this.onError(m);
         default:
@@ -1932,7 +2112,10 @@ var MontageClient = class _MontageClient {
   }
   onJoined(m) {
     const version = Number(m["version"]);
+    this.awaitingJoin = false;
     this.role = String(m["role"] ?? "");
+    this.linkRole = typeof m["link_role"] === "string" ? m["link_role"] : null;
+    this.title = typeof m["title"] === "string" ? m["title"] : void 0;
     const participants = Array.isArray(m["participants"]) ? m["participants"] : [];
     this.participantMap = new Map(participants.map((p) => [p.user, { ...p }]));
     for (const p of participants) {
@@ -1966,13 +2149,15 @@ var MontageClient = class _MontageClient {
     } else {
       for (const e of entries) this.applyRemote(e.version, e.op, e.user);
     }
-    this.emit("joined", { version: sync.version, role: this.role, participants: this.participants });
+    const joined = { version: sync.version, role: this.role, participants: this.participants, linkRole: this.linkRole };
+    if (this.title !== void 0) joined.title = this.title;
+    this.emit("joined", joined);
     this.emit("participants", this.participants);
     this.emit("status", { state: "online", pending: this.pendingCount });
     if (this.presenceData !== void 0) this.send({ type: "presence", session: this.session, data: this.presenceData });
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) w.resolve();
     this.flush();
   }
   onAck(seq, version) {
@@ -2010,6 +2195,11 @@ var MontageClient = class _MontageClient {
     const message = String(m["message"] ?? "");
     const r = m["rid"];
     const rid = typeof r === "string" ? r : void 0;
+    const access = code === "forbidden" || code === "not_found";
+    if (access && (rid === "join" || rid === void 0 && this.awaitingJoin)) {
+      const reason = code === "not_found" ? "not_found" : this.joined ? "removed" : "forbidden";
+      return this.deny(reason, message);
+    }
     const inflight = this.sync?.inflight;
     if (rid !== void 0 && inflight && rid === `op:${inflight.seq}`) {
       if (code === "rate_limited") {
@@ -2025,15 +2215,31 @@ var MontageClient = class _MontageClient {
       return;
     }
     this.emit("error", rid === void 0 ? { code, message } : { code, message, rid });
+    if (access && rid === void 0 && this.state === "online") {
+      this.rejoinFresh();
+    }
   }
   /** Drops local state and joins again for the whole document. */
   resync() {
     if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
     this.sync = null;
     this.held = null;
-    this.send({ type: "join", session: this.session, client: this.clientId });
+    this.sendJoin(void 0);
   }
 };
+function callGetToken(f) {
+  try {
+    return Promise.resolve(f()).then((t) => {
+      if (typeof t !== "string" || t === "") throw new Error("getToken gave no token");
+      return t;
+    });
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+function errorMessage(e) {
+  return e instanceof Error ? e.message : String(e);
+}
 
 // src/main.ts
 function $(id) {
