@@ -1619,6 +1619,10 @@ function undoInverse(before, op) {
 }
 
 // ../client/src/access.ts
+var RANK = { none: -1, viewer: 0, commenter: 1, editor: 2, owner: 3 };
+function roleAtLeast(role2, need) {
+  return (RANK[role2 ?? ""] ?? -1) >= RANK[need];
+}
 var AccessError = class extends Error {
   session;
   reason;
@@ -1652,6 +1656,110 @@ function tokenClaims(token2) {
   } catch {
     return null;
   }
+}
+var ApiError = class extends Error {
+  status;
+  code;
+  /** From `Retry-After` or `retry_after_ms` on 429. */
+  retryAfterMs;
+  constructor(status, code, message, retryAfterMs) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+  /** 403 or 404: the caller can't see (or manage) that session. */
+  get accessDenied() {
+    return this.status === 403 || this.status === 404;
+  }
+};
+var SessionsApi = class {
+  base;
+  token;
+  doFetch;
+  constructor(opts) {
+    this.base = (opts.baseUrl ?? "").replace(/\/+$/, "");
+    const t = opts.token;
+    this.token = typeof t === "function" ? t : () => t;
+    const g = globalThis;
+    if (opts.fetch === void 0 && g.fetch === void 0) throw new Error("no global fetch here: pass the `fetch` option");
+    this.doFetch = opts.fetch ?? ((url, init) => g.fetch(url, init));
+  }
+  /** `GET /v1/sessions`: the caller's sessions (owned or granted). */
+  async list() {
+    const body = await this.call("GET", "/v1/sessions", 200);
+    const list = body?.sessions;
+    if (!Array.isArray(list)) throw badResponse("GET /v1/sessions", "no `sessions` list");
+    return list.map((s) => summary(s, "GET /v1/sessions"));
+  }
+  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says). */
+  async create(opts = {}) {
+    return info(await this.call("POST", "/v1/sessions", 201, opts), "POST /v1/sessions");
+  }
+  /** `PATCH /v1/sessions/{id}` (owner): opens or closes link access, renames. */
+  async update(id, patch) {
+    const what = `PATCH /v1/sessions/${id}`;
+    return info(await this.call("PATCH", `/v1/sessions/${encodeURIComponent(id)}`, 200, patch), what);
+  }
+  /** `DELETE /v1/sessions/{id}` (owner): the session and everything in it are gone. */
+  async delete(id) {
+    await this.call("DELETE", `/v1/sessions/${encodeURIComponent(id)}`, 204);
+  }
+  async call(method, path, want, body) {
+    const headers = { Authorization: `Bearer ${await this.token()}` };
+    const init = { method, headers };
+    if (body !== void 0) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const r = await this.doFetch(this.base + path, init);
+    const text = await r.text();
+    if (!r.ok) throw errorOf(r.status, text, r.headers.get("retry-after"));
+    if (r.status !== want && !(want === 204 && r.status === 200)) {
+      throw new ApiError(r.status, "bad_response", `${method} ${path}: status ${r.status}, expected ${want}`);
+    }
+    if (want === 204 || text === "") return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw badResponse(`${method} ${path}`, "the answer is not JSON");
+    }
+  }
+};
+function errorOf(status, text, retryAfter) {
+  let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
+  let message = `HTTP ${status}`;
+  let retryMs;
+  try {
+    const j = JSON.parse(text);
+    if (typeof j.code === "string") code = j.code;
+    if (typeof j.message === "string") message = j.message;
+    if (typeof j.retry_after_ms === "number") retryMs = j.retry_after_ms;
+  } catch {
+    if (text.trim()) message = `HTTP ${status}: ${text.trim().slice(0, 200)}`;
+  }
+  if (retryMs === void 0 && retryAfter !== null && Number.isFinite(Number(retryAfter))) retryMs = Number(retryAfter) * 1e3;
+  return new ApiError(status, code, message, retryMs);
+}
+function badResponse(what, why) {
+  return new ApiError(200, "bad_response", `${what}: ${why}`);
+}
+function summary(v, what) {
+  const s = v;
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "a session without an id");
+  return {
+    id: s["id"],
+    title: typeof s["title"] === "string" ? s["title"] : "",
+    role: String(s["role"] ?? "viewer"),
+    version: Number(s["version"] ?? 0),
+    updated: Number(s["updated"] ?? 0)
+  };
+}
+function info(v, what) {
+  const s = v;
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "no session id in the answer");
+  return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") };
 }
 
 // ../client/src/client.ts
@@ -2080,6 +2188,7 @@ var MontageClient = class _MontageClient {
           const p = this.participantMap.get(user);
           if (role2 === "none") this.participantMap.delete(user);
           else if (p) p.role = role2;
+          else this.participantMap.set(user, { user, role: role2, online: false });
           if (user === this.user) {
             this.role = role2;
             if (role2 === "none") {
@@ -2087,7 +2196,8 @@ var MontageClient = class _MontageClient {
               return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
             }
           }
-          return this.emit("role", { user, role: role2 });
+          this.emit("role", { user, role: role2 });
+          return this.emit("participants", this.participants);
         }
         case "link_role_changed":
           this.linkRole = String(m["role"]);
@@ -2267,11 +2377,20 @@ function colorOf(user) {
   };
   return `#${f(0)}${f(8)}${f(4)}`;
 }
-var ROLE_RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
-var can = (role2, need) => (ROLE_RANK[role2 ?? ""] ?? -1) >= ROLE_RANK[need];
+var can = (role2, need) => roleAtLeast(role2, need);
+function show(id, visible) {
+  const el = $(id);
+  el.hidden = !visible;
+  if ("disabled" in el && !(el instanceof HTMLLabelElement)) el.disabled = !visible;
+}
 var client = null;
 var token = "";
+var tokenSource = { dev: false };
 var me = "";
+var sessionsApi = new SessionsApi({ token: () => token });
+var linkRole = null;
+var deleting = false;
+var pendingTitle = null;
 var sessionId = "";
 var role = null;
 var selected = null;
@@ -2280,7 +2399,8 @@ var comments = /* @__PURE__ */ new Map();
 var previewUrl = null;
 var people = /* @__PURE__ */ new Map();
 function doc() {
-  return client?.doc ?? null;
+  if (client === null || client.accessError !== null) return null;
+  return client.doc;
 }
 function layers() {
   return doc()?.canvas.layers ?? [];
@@ -2320,6 +2440,21 @@ async function errorText(r) {
     return `${r.status} ${r.statusText}`;
   }
 }
+async function devToken(name) {
+  const r = await fetch("/v1/dev/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user: name, name })
+  });
+  if (!r.ok) throw new Error(await errorText(r));
+  return (await r.json()).token;
+}
+async function freshToken() {
+  const exp = Number(tokenClaims(token)?.["exp"] ?? 0);
+  if (!tokenSource.dev || exp * 1e3 - Date.now() > 12e4) return token;
+  token = await devToken(tokenSource.name);
+  return token;
+}
 async function signIn(ev) {
   ev.preventDefault();
   const err = $("signin-error");
@@ -2327,22 +2462,20 @@ async function signIn(ev) {
   const name = $("signin-name").value.trim();
   const session = $("signin-session").value.trim();
   const pasted = $("signin-token").value.trim();
-  if (!name || !session) return;
+  if (!name) return;
   if (pasted) {
     token = pasted;
+    tokenSource = { dev: false };
   } else {
-    const r = await fetch("/v1/dev/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user: name, name })
-    });
-    if (!r.ok) {
-      err.textContent = `Could not sign in (${await errorText(r)}). Paste a token from \`montage token ${name}\` instead.`;
+    try {
+      token = await devToken(name);
+    } catch (e) {
+      err.textContent = `Could not sign in (${e.message}). Paste a token from \`montage token ${name}\` instead.`;
       return;
     }
-    token = (await r.json()).token;
+    tokenSource = { dev: true, name };
   }
-  me = name;
+  me = tokenSubject(token) ?? name;
   let target2 = session;
   const invite = new URLSearchParams(location.search).get("invite");
   if (invite) {
@@ -2354,15 +2487,122 @@ async function signIn(ev) {
     target2 = (await r.json()).session;
   }
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target2 }));
-  open(target2);
+  $("signin").hidden = true;
+  $("my-sessions").hidden = false;
+  if (target2) open(target2);
+  else void showSessions();
+}
+function showView(view) {
+  $("signin").hidden = view !== "signin";
+  $("sessions").hidden = view !== "sessions";
+  $("editor").hidden = view !== "editor";
+  $("no-access").hidden = view !== "no-access";
+}
+function setUrl(session) {
+  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}`;
+  history.replaceState(null, "", url);
+}
+function apiMessage(e) {
+  return e instanceof ApiError ? `${e.code}: ${e.message}` : e.message;
+}
+async function showSessions() {
+  closeSession();
+  setUrl(null);
+  showView("sessions");
+  $("session-label").textContent = "";
+  const status = $("sessions-status");
+  status.textContent = "Loading…";
+  let list;
+  try {
+    list = await sessionsApi.list();
+  } catch (e) {
+    status.textContent = `Your sessions could not be listed (${apiMessage(e)}).`;
+    return;
+  }
+  list.sort((a, b) => b.updated - a.updated);
+  status.textContent = list.length === 0 ? "No sessions yet: make one." : "";
+  const ul = $("session-list");
+  ul.replaceChildren();
+  for (const x of list) {
+    const li = h("li", { "data-session": x.id });
+    const name = x.title || "Untitled";
+    const when = x.updated > 0 ? new Date(x.updated).toLocaleString() : "";
+    const button = h("button", { type: "button", "aria-label": `Open ${name}` }, "Open");
+    button.addEventListener("click", () => open(x.id));
+    li.append(
+      h("span", { class: "name", title: x.id }, name),
+      h("span", { class: "pill" }, x.role),
+      h("span", { class: "muted" }, `v${x.version}${when ? ` · ${when}` : ""}`),
+      button
+    );
+    ul.append(li);
+  }
+}
+async function newSession(ev) {
+  ev.preventDefault();
+  const input = $("new-title");
+  const title = input.value.trim();
+  const status = $("sessions-status");
+  status.textContent = "Creating…";
+  try {
+    const s = await sessionsApi.create(title ? { title } : {});
+    input.value = "";
+    status.textContent = "";
+    pendingTitle = title || null;
+    open(s.id);
+  } catch (e) {
+    status.textContent = `The session could not be created (${apiMessage(e)}).`;
+  }
+}
+function sessionFromInput(text) {
+  const t = text.trim();
+  try {
+    const u = new URL(t);
+    return u.searchParams.get("session") ?? t;
+  } catch {
+    return t;
+  }
+}
+var retryTimer = null;
+function closeSession() {
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = null;
+  const c = client;
+  client = null;
+  c?.disconnect();
+  role = null;
+  linkRole = null;
+  selected = null;
+  commentMode = false;
+  comments.clear();
+  people.clear();
+  deleting = false;
+  $("mode-comment").setAttribute("aria-pressed", "false");
+  $("stage").classList.remove("commenting");
+  const img = $("preview");
+  img.removeAttribute("src");
+  delete img.dataset["version"];
+  $("comments").replaceChildren();
+  $("comments-status").textContent = "";
+  $("preview-info").textContent = "";
+  notice("");
+  const dlg = $("share-dialog");
+  if (dlg.open) dlg.close();
+  showConnection("offline", 0);
+  render();
 }
 function open(session) {
+  closeSession();
   sessionId = session;
-  $("signin").hidden = true;
-  $("editor").hidden = false;
+  setUrl(session);
+  sessionStorage.setItem("montage.signin", JSON.stringify({ name: $("signin-name").value.trim(), session }));
+  showView("editor");
   $("session-label").textContent = `Session: ${session}`;
+  $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3e3 } });
+  const c = new MontageClient({ url, token, user: me, getToken: freshToken, session, backoff: { initialMs: 200, maxMs: 3e3 } });
   client = c;
   c.on("change", (ev) => {
     render();
@@ -2374,30 +2614,84 @@ function open(session) {
   c.on("status", (s) => showConnection(s.state, s.pending));
   c.on("joined", (j) => {
     role = j.role;
+    linkRole = j.linkRole;
+    showView("editor");
     for (const p of j.participants) people.set(p.user, p);
     subscribePreview();
     void loadComments();
+    const d = doc();
+    if (pendingTitle !== null && d && d.title === "" && can(role, "editor")) {
+      edit([{ op: "text", path: ["title"], pos: 0, ins: pendingTitle }]);
+    }
+    pendingTitle = null;
     render();
+    renderShare();
   });
   c.on("participants", (ps) => {
     people.clear();
     for (const p of ps) people.set(p.user, p);
     renderPeople();
     renderOverlay();
+    renderShare();
   });
   c.on("presence", () => renderOverlay());
   c.on("role", (r) => {
     if (r.user === me) role = r.role;
     render();
   });
+  c.on("linkRoleChanged", (l) => {
+    linkRole = l.role;
+    renderShare();
+    $("share-status").textContent = `Link access: ${LINK_TEXT[l.role] ?? l.role}.`;
+  });
+  c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1e3).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
   c.on("error", (e) => {
     if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
+    else if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
+    else if (e.code === "unauthorized" && !navigator.onLine) return;
     else notice(`${e.code}: ${e.message}`);
   });
   c.on("message", (m) => onMessage(m));
-  window.addEventListener("offline", () => c.disconnect());
-  window.addEventListener("online", () => c.connect());
+}
+var LINK_TEXT = {
+  none: "only people added (private)",
+  viewer: "anyone with the link can view",
+  commenter: "anyone with the link can comment",
+  editor: "anyone with the link can edit"
+};
+function onAccessDenied(c, e) {
+  if (client !== c) return;
+  if (deleting && e.reason === "deleted") return;
+  role = null;
+  render();
+  const text = {
+    forbidden: "You don't have access to this session — ask the owner to share it.",
+    removed: "You no longer have access to this session — ask the owner to share it again.",
+    not_found: "There is no session with this id (it may have been deleted).",
+    deleted: "The owner deleted this session."
+  };
+  $("no-access-h").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Session not found" : "No access";
+  $("no-access-text").textContent = text[e.reason] ?? e.message;
+  $("no-access-session").textContent = sessionId;
+  $("no-access-text").title = e.message;
+  $("no-access").dataset["reason"] = e.reason;
+  $("no-access-again").hidden = !e.retryable;
+  $("no-access-retry").textContent = e.retryable ? ". This page opens it as soon as you are let in." : "";
+  $("conn").dataset["state"] = "offline";
+  $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
+  const dlg = $("share-dialog");
+  if (dlg.open) dlg.close();
+  showView("no-access");
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+  if (e.retryable) {
+    retryTimer = window.setTimeout(() => {
+      retryTimer = null;
+      if (client === c && c.accessError !== null) c.connect();
+    }, 3e3);
+  }
 }
 function showConnection(state, pending) {
   const el = $("conn");
@@ -2499,15 +2793,32 @@ function render() {
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
   const editor = can(role, "editor");
+  const commenter = can(role, "commenter");
   const title = $("title");
   title.disabled = !editor;
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
+  if (!d) title.value = "";
+  show("upload-btn", editor);
   $("upload").disabled = !editor;
+  show("undo", editor);
+  show("redo", editor);
   $("undo").disabled = !editor || !(client?.canUndo ?? false);
   $("redo").disabled = !editor || !(client?.canRedo ?? false);
-  $("mode-comment").disabled = !can(role, "commenter");
+  show("mode-comment", commenter);
+  if (!commenter && commentMode) {
+    commentMode = false;
+    $("mode-comment").setAttribute("aria-pressed", "false");
+    $("stage").classList.remove("commenting");
+  }
+  $("invite-box").hidden = !editor;
   $("invite").disabled = !editor;
   $("invite-role").disabled = !editor;
+  $("layer-panel").hidden = !editor;
+  show("share", role === "owner");
+  if (role !== "owner") {
+    const dlg = $("share-dialog");
+    if (dlg.open) dlg.close();
+  }
   if (layerIndex(selected) < 0) selected = null;
   renderPeople();
   renderOverlay();
@@ -2640,6 +2951,108 @@ function renderLayerPanel() {
   set2("c-h", crop.h);
   set2("a-opacity", num2(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set2(`a-${p}`, num2(l.adjust?.[p]));
+}
+function shareLink() {
+  return `${location.origin}/?session=${encodeURIComponent(sessionId)}`;
+}
+function renderShare() {
+  const sel = $("link-role");
+  if (linkRole !== null && document.activeElement !== sel) sel.value = linkRole;
+  $("share-dialog").dataset["linkRole"] = linkRole ?? "";
+  $("share-link").value = shareLink();
+  const title = doc()?.title;
+  $("share-name").textContent = title ? `“${title}”` : "this session";
+  const ul = $("members");
+  ul.replaceChildren();
+  const list = [...people.values()].filter((p) => p.role !== "none").sort((a, b) => a.user.localeCompare(b.user));
+  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
+  for (const p of list) {
+    const label = p.name ?? p.user;
+    const li = h("li", { "data-member": p.user });
+    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+    sw.style.background = p.color ?? colorOf(p.user);
+    li.append(sw, h("span", { class: "who" }, `${label}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    if (p.user === me) {
+      li.append(h("span", { class: "muted" }, p.role));
+    } else {
+      const sel2 = h("select", { "aria-label": `Access of ${label}` });
+      for (const r of ["viewer", "commenter", "editor", "owner"]) {
+        const o = h("option", { value: r }, r);
+        if (r === p.role) o.selected = true;
+        sel2.append(o);
+      }
+      sel2.addEventListener("change", () => setRole(p.user, sel2.value));
+      const remove = h("button", { type: "button", "aria-label": `Remove ${label}` }, "Remove");
+      remove.addEventListener("click", () => setRole(p.user, "none"));
+      li.append(sel2, remove);
+    }
+    ul.append(li);
+  }
+}
+function setRole(user, r) {
+  const ok = client?.sendMessage({ type: "set_role", session: sessionId, user, role: r });
+  $("share-status").textContent = ok ? "" : "Not connected: nothing changed.";
+}
+function openShare() {
+  if (role !== "owner") return;
+  $("share-status").textContent = "";
+  $("delete-confirm").hidden = true;
+  $("delete-session").hidden = false;
+  renderShare();
+  $("share-dialog").showModal();
+}
+async function changeLinkRole() {
+  const r = $("link-role").value;
+  const status = $("share-status");
+  if (client?.setLinkRole(r)) {
+    status.textContent = "Saving…";
+    return;
+  }
+  try {
+    const s = await sessionsApi.update(sessionId, { link_role: r });
+    linkRole = s.link_role ?? r;
+    status.textContent = `Link access: ${LINK_TEXT[linkRole] ?? linkRole}.`;
+  } catch (e) {
+    status.textContent = `Link access not changed (${apiMessage(e)})`;
+    renderShare();
+  }
+}
+async function copyLink() {
+  const input = $("share-link");
+  input.value = shareLink();
+  input.select();
+  try {
+    await navigator.clipboard.writeText(input.value);
+    $("share-status").textContent = "Link copied.";
+  } catch {
+    $("share-status").textContent = "Press Ctrl+C to copy the selected link.";
+  }
+}
+async function deleteSession() {
+  const status = $("share-status");
+  deleting = true;
+  status.textContent = "Deleting…";
+  try {
+    await sessionsApi.delete(sessionId);
+  } catch (e) {
+    deleting = false;
+    status.textContent = `The session was not deleted (${apiMessage(e)})`;
+    return;
+  }
+  $("share-dialog").close();
+  await showSessions();
+}
+var titleSyncTimer = null;
+function scheduleTitleSync() {
+  if (role !== "owner") return;
+  if (titleSyncTimer !== null) window.clearTimeout(titleSyncTimer);
+  const session = sessionId;
+  titleSyncTimer = window.setTimeout(() => {
+    titleSyncTimer = null;
+    const title = doc()?.title;
+    if (title === void 0 || session !== sessionId || role !== "owner") return;
+    sessionsApi.update(session, { title }).catch((e) => console.warn("session title not saved", e));
+  }, 1e3);
 }
 function commentCanvasRect(c) {
   const a = c.annotations?.find((x) => x.region);
@@ -2854,6 +3267,7 @@ function titleEdit() {
   if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
   if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
   edit(wire);
+  scheduleTitleSync();
 }
 async function upload(file) {
   notice("Uploading…");
@@ -2884,6 +3298,38 @@ async function upload(file) {
 }
 function setupControls() {
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
+  $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
+  $("open-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const id = sessionFromInput($("open-id").value);
+    if (id) open(id);
+  });
+  $("my-sessions").addEventListener("click", () => void showSessions());
+  $("no-access-back").addEventListener("click", () => void showSessions());
+  $("no-access-again").addEventListener("click", () => client?.connect());
+  $("share").addEventListener("click", openShare);
+  $("share-done").addEventListener("click", () => $("share-dialog").close());
+  $("link-role").addEventListener("change", () => void changeLinkRole());
+  $("copy-link").addEventListener("click", () => void copyLink());
+  $("add-member-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("add-member-user");
+    const user = input.value.trim();
+    if (!user) return;
+    setRole(user, $("add-member-role").value);
+    input.value = "";
+  });
+  $("delete-session").addEventListener("click", () => {
+    $("delete-session").hidden = true;
+    $("delete-confirm").hidden = false;
+  });
+  $("delete-no").addEventListener("click", () => {
+    $("delete-confirm").hidden = true;
+    $("delete-session").hidden = false;
+  });
+  $("delete-yes").addEventListener("click", () => void deleteSession());
+  window.addEventListener("offline", () => client?.disconnect());
+  window.addEventListener("online", () => client?.connect());
   $("title").addEventListener("input", titleEdit);
   $("undo").addEventListener("click", () => client?.undo());
   $("redo").addEventListener("click", () => client?.redo());
@@ -2977,6 +3423,7 @@ function start() {
     sessionInput.value ||= "(from the invite)";
   }
   showConnection("offline", 0);
+  render();
   window.montage = {
     doc: () => client?.doc ?? null,
     version: () => client?.version ?? 0,

@@ -154,9 +154,10 @@ export class SessionsApi {
     this.base = (opts.baseUrl ?? "").replace(/\/+$/, "");
     const t = opts.token;
     this.token = typeof t === "function" ? t : () => t;
-    const f = opts.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
-    if (f === undefined) throw new Error("no global fetch here: pass the `fetch` option");
-    this.doFetch = f;
+    const g = globalThis as { fetch?: FetchLike };
+    if (opts.fetch === undefined && g.fetch === undefined) throw new Error("no global fetch here: pass the `fetch` option");
+    // The browser's fetch must not be called as a method of another object ("Illegal invocation").
+    this.doFetch = opts.fetch ?? ((url, init) => g.fetch!(url, init));
   }
 
   /** `GET /v1/sessions`: the caller's sessions (owned or granted). */

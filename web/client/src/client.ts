@@ -592,6 +592,8 @@ export class MontageClient {
           const p = this.participantMap.get(user);
           if (role === "none") this.participantMap.delete(user);
           else if (p) p.role = role;
+          // A grant to someone not here yet: listed as a member who is away (as `joined` lists).
+          else this.participantMap.set(user, { user, role, online: false });
           if (user === this.user) {
             this.role = role;
             if (role === "none") {
@@ -599,7 +601,8 @@ export class MontageClient {
               return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
             }
           }
-          return this.emit("role", { user, role });
+          this.emit("role", { user, role });
+          return this.emit("participants", this.participants);
         }
         case "link_role_changed":
           this.linkRole = String(m["role"]);

@@ -295,6 +295,21 @@ describe("who may see a session", () => {
     expect(net.access!.linkRole).toBe("editor");
   });
 
+  it("a grant to someone who is not here lists them as an away member", () => {
+    const net = new FakeNet(newDocument());
+    net.restrict("alice");
+    const alice = mk(net, new FakeClock(), "alice");
+    net.drain();
+    const seen = collect<unknown[]>(alice, "participants");
+    alice.sendMessage({ type: "set_role", session: "s1", user: "dave", role: "commenter" });
+    net.drain();
+    expect(alice.participants).toContainEqual({ user: "dave", role: "commenter", online: false });
+    expect(seen.length).toBeGreaterThan(0);
+    alice.sendMessage({ type: "set_role", session: "s1", user: "dave", role: "none" });
+    net.drain();
+    expect(alice.participants.map((p) => p.user)).toEqual(["alice"]);
+  });
+
   it("roles compare by rank", () => {
     expect(roleAtLeast("owner", "editor")).toBe(true);
     expect(roleAtLeast("commenter", "commenter")).toBe(true);
@@ -347,6 +362,22 @@ describe("SessionsApi", () => {
     expect(calls[0]!.headers["Content-Type"]).toBe("application/json");
     expect(JSON.parse(calls[2]!.body!)).toEqual({ link_role: "viewer" });
     expect(calls[1]!.body).toBeUndefined();
+  });
+
+  it("uses the global fetch as a plain function (a browser's refuses another `this`)", async () => {
+    const saved = globalThis.fetch;
+    const seen: unknown[] = [];
+    globalThis.fetch = function (this: unknown, url: string) {
+      if (this !== undefined && this !== globalThis) throw new TypeError("Illegal invocation");
+      seen.push(url);
+      return Promise.resolve(new Response(JSON.stringify({ sessions: [] }), { status: 200 }));
+    } as typeof fetch;
+    try {
+      expect(await new SessionsApi({ token: "t" }).list()).toEqual([]);
+      expect(seen).toEqual(["/v1/sessions"]);
+    } finally {
+      globalThis.fetch = saved;
+    }
   });
 
   it("refusals are ApiErrors with the server's code and message", async () => {

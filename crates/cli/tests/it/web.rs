@@ -111,8 +111,8 @@ async fn the_page_is_served_and_dev_tokens_need_dev() -> Result<()> {
 }
 
 /// Two browser contexts as two users in one session, in Debian's Chromium, against the real
-/// binary: both edit, one goes offline and comes back, both end with the same document and see
-/// each other's cursors; screenshots in web/app/test-results.
+/// binary: the owner opens link access, both edit, one goes offline and comes back, both end
+/// with the same document and see each other's cursors; screenshots in web/app/test-results.
 #[test]
 fn two_users_edit_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -142,6 +142,20 @@ fn live_previews_of_ones_own_edits_in_chromium() -> Result<()> {
     let server = Server::start(dir.path(), &["--dev"])?;
     let url = format!("http://{}", server.addr);
     let text = run_script("e2e.sh", &["previews"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
+/// Private sessions in Chromium (DESIGN §9.1): the owner makes a session from her list; a
+/// stranger opening its link sees the no-access panel; the owner opens link access to editors in
+/// the share dialog and the stranger's page joins and edits; closing it takes him out; deleting
+/// it empties her list and the stranger's page finds no session.
+#[test]
+fn private_sessions_and_sharing_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(dir.path(), &["--dev"])?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["sharing"], &[("MONTAGE_URL", &url)]);
     assert!(text.contains("1 passed, 0 failed"), "{text}");
     Ok(())
 }
