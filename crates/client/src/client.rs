@@ -927,8 +927,13 @@ fn handle_frame(
         | ServerMessage::CommentUpdated { session, .. }
         | ServerMessage::SuggestionAdded { session, .. }
         | ServerMessage::SuggestionUpdated { session, .. }
-        | ServerMessage::Task { session, .. } => Some(session.clone()),
-        ServerMessage::Error { .. } | ServerMessage::Tier { .. } => None,
+        | ServerMessage::Task { session, .. }
+        | ServerMessage::LinkRoleChanged { session, .. }
+        | ServerMessage::SessionDeleted { session } => Some(session.clone()),
+        ServerMessage::Error { .. }
+        | ServerMessage::Tier { .. }
+        | ServerMessage::Authed { .. }
+        | ServerMessage::TokenExpiring { .. } => None,
     };
     if let ServerMessage::Error {
         code,

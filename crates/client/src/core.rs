@@ -494,7 +494,12 @@ impl SessionCore {
                 ev.push(Event::SuggestionUpdated(suggestion))
             }
             ServerMessage::Task { task, .. } => ev.push(Event::Task(task)),
-            ServerMessage::Tier { .. } | ServerMessage::Preview { .. } => {}
+            ServerMessage::LinkRoleChanged { role, .. } => ev.push(Event::LinkRoleChanged { role }),
+            ServerMessage::SessionDeleted { .. } => ev.push(Event::SessionDeleted),
+            ServerMessage::Tier { .. }
+            | ServerMessage::Preview { .. }
+            | ServerMessage::Authed { .. }
+            | ServerMessage::TokenExpiring { .. } => {}
         }
         ev
     }
@@ -632,6 +637,8 @@ mod tests {
             role: Role::Editor,
             participants: vec![],
             ops,
+            link_role: Role::Removed,
+            title: None,
         }
     }
 

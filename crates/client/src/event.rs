@@ -53,6 +53,12 @@ pub enum Event {
         user: String,
         role: Role,
     },
+    /// The owner opened or closed link access (`none`: private).
+    LinkRoleChanged {
+        role: Role,
+    },
+    /// The owner deleted the session.
+    SessionDeleted,
     /// A new comment or reply (mine included).
     CommentAdded(Comment),
     /// A comment was edited, deleted (a tombstone), resolved, reacted to, or its anchor moved

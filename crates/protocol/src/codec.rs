@@ -38,6 +38,8 @@ const CLIENT_TYPES: &[&str] = &[
     "suggestion_reject",
     "preview_subscribe",
     "preview_unsubscribe",
+    "set_link_role",
+    "auth",
 ];
 
 /// Decodes one JSON text frame from a client.
@@ -78,6 +80,9 @@ pub fn decode_client(text: &str) -> Result<ClientFrame, Rejected> {
     Ok(ClientFrame { rid, msg })
 }
 
+/// The longest token `auth` accepts (a JWT with a large `sessions` claim fits).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
 fn check_id(field: &'static str, s: &str) -> Result<(), ProtocolError> {
     if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
         return Err(ProtocolError::BadId {
@@ -96,6 +101,12 @@ fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
     match msg {
         ClientMessage::Join { client, .. } => check_id("client", client),
         ClientMessage::SetRole { user, .. } => check_id("user", user),
+        ClientMessage::Auth { token } if token.is_empty() || token.len() > MAX_TOKEN_LEN => {
+            Err(ProtocolError::Invalid {
+                kind: "auth".into(),
+                reason: format!("token must be 1 to {MAX_TOKEN_LEN} bytes"),
+            })
+        }
         ClientMessage::CommentEdit { id, .. }
         | ClientMessage::CommentDelete { id, .. }
         | ClientMessage::CommentResolve { id, .. }

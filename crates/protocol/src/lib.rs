@@ -8,7 +8,8 @@ mod path;
 pub mod social;
 
 pub use codec::{
-    ClientFrame, Rejected, decode_client, decode_server, encode, encode_op, encode_with_rid,
+    ClientFrame, MAX_TOKEN_LEN, Rejected, decode_client, decode_server, encode, encode_op,
+    encode_with_rid,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{

@@ -31,6 +31,10 @@ impl Role {
             Role::Owner => "owner",
         }
     }
+    /// `none`, for serde defaults.
+    pub fn none() -> Role {
+        Role::Removed
+    }
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "none" => Some(Role::Removed),
@@ -124,6 +128,15 @@ pub enum ClientMessage {
     PreviewUnsubscribe {
         session: String,
     },
+    /// The owner opens or closes link access (`none` makes the session private).
+    SetLinkRole {
+        session: String,
+        role: Role,
+    },
+    /// Replaces the connection's token (same `sub`) before it expires.
+    Auth {
+        token: String,
+    },
 }
 
 impl ClientMessage {
@@ -144,8 +157,9 @@ impl ClientMessage {
             | ClientMessage::SuggestionAccept { session, .. }
             | ClientMessage::SuggestionReject { session, .. }
             | ClientMessage::PreviewSubscribe { session, .. }
-            | ClientMessage::PreviewUnsubscribe { session } => Some(session),
-            ClientMessage::Quality { .. } => None,
+            | ClientMessage::PreviewUnsubscribe { session }
+            | ClientMessage::SetLinkRole { session, .. } => Some(session),
+            ClientMessage::Quality { .. } | ClientMessage::Auth { .. } => None,
         }
     }
     pub fn type_name(&self) -> &'static str {
@@ -166,6 +180,8 @@ impl ClientMessage {
             ClientMessage::SuggestionReject { .. } => "suggestion_reject",
             ClientMessage::PreviewSubscribe { .. } => "preview_subscribe",
             ClientMessage::PreviewUnsubscribe { .. } => "preview_unsubscribe",
+            ClientMessage::SetLinkRole { .. } => "set_link_role",
+            ClientMessage::Auth { .. } => "auth",
         }
     }
 }
@@ -308,6 +324,11 @@ pub enum ServerMessage {
         participants: Vec<Participant>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ops: Option<Vec<OpEntry>>,
+        /// The session's link role: what a signed-in user without a grant receives.
+        #[serde(default = "Role::none")]
+        link_role: Role,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
     },
     ParticipantJoined {
         session: String,
@@ -375,6 +396,23 @@ pub enum ServerMessage {
     Task {
         session: String,
         task: TaskInfo,
+    },
+    /// The owner changed link access; users left without access are taken out.
+    LinkRoleChanged {
+        session: String,
+        role: Role,
+    },
+    /// The owner deleted the session: it is gone for everyone.
+    SessionDeleted {
+        session: String,
+    },
+    /// The `auth` token replaced the connection's; `exp` is its expiry (seconds since the epoch).
+    Authed {
+        exp: u64,
+    },
+    /// The connection's token expires at `exp`, about a minute from now: send `auth`.
+    TokenExpiring {
+        exp: u64,
     },
     Error {
         code: ErrorCode,

@@ -6,22 +6,44 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use montage_protocol::MAX_ID_LEN;
+use montage_protocol::{MAX_ID_LEN, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Principal, Scope};
 use crate::error::{Error, Result};
 
 /// The file in the data dir that holds the generated secret.
 pub const SECRET_FILE: &str = "jwt-secret";
 
-/// Token claims: `sub` is the user id.
+/// Token claims: `sub` is the user id; `sessions`, when present, limits the token to the
+/// sessions it names (DESIGN §9.1, `crate::access::Scope`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub exp: u64,
+    /// Not before (seconds since the epoch): the token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<BTreeMap<String, Role>>,
+}
+
+impl Claims {
+    /// The caller these claims describe (the scope is checked when the token is verified).
+    pub fn principal(&self) -> Principal {
+        let scope = self
+            .sessions
+            .as_ref()
+            .and_then(|c| Scope::from_claim(c).ok())
+            .map(Arc::new);
+        Principal::new(self.sub.as_str(), scope)
+    }
 }
 
 /// Signs and verifies tokens with one HS256 key.
@@ -61,10 +83,17 @@ impl Auth {
             sub: user.to_owned(),
             name: name.map(str::to_owned),
             exp: now_secs() + ttl.as_secs(),
+            nbf: None,
+            sessions: None,
         };
+        self.sign(&claims)
+    }
+
+    /// Signs any claims (tests and `montage token --sessions` use it for scoped tokens).
+    pub fn sign(&self, claims: &Claims) -> Result<String> {
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &claims,
+            claims,
             &self.enc,
         )?)
     }
@@ -79,10 +108,18 @@ impl Auth {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature.into(),
             ));
         }
+        if c.nbf.is_some_and(|nbf| nbf > now_secs()) {
+            return Err(Error::Token(
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature.into(),
+            ));
+        }
         if c.sub.is_empty() || c.sub.len() > MAX_ID_LEN || c.sub.chars().any(char::is_control) {
             return Err(Error::Token(
                 jsonwebtoken::errors::ErrorKind::InvalidSubject.into(),
             ));
+        }
+        if let Some(claim) = &c.sessions {
+            Scope::from_claim(claim).map_err(Error::BadScope)?;
         }
         Ok(c)
     }
@@ -164,6 +201,8 @@ mod tests {
                 sub: "alice".into(),
                 name: None,
                 exp: now_secs() - 5,
+                nbf: None,
+                sessions: None,
             },
             &EncodingKey::from_secret(b"secret-one"),
         )

@@ -36,6 +36,10 @@ pub struct Config {
     pub blob_url: Option<String>,
     /// Development mode: `POST /v1/dev/token` hands out tokens for any name (never in production).
     pub dev: bool,
+    /// The `link_role` of new sessions: `none` (private) unless the deployment chooses another.
+    pub default_link_role: montage_protocol::Role,
+    /// `join` creates a session that does not exist yet (else only `POST /v1/sessions` does).
+    pub create_on_join: bool,
 }
 
 impl Config {
@@ -57,6 +61,8 @@ impl Config {
             sharing: crate::social::service::SharingConfig::default(),
             blob_url: None,
             dev: false,
+            default_link_role: montage_protocol::Role::Removed,
+            create_on_join: true,
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Error {
     EmptySecret,
     #[error("token rejected: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
+    #[error("token rejected: {0}")]
+    BadScope(String),
     #[error("no JWT secret: set MONTAGE_JWT_SECRET or run `montage serve` once to create {0}")]
     NoSecret(PathBuf),
     #[error("server I/O: {0}")]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use montage_protocol::Role;
 
 use crate::collaboration::SharingConfig;
 use crate::error::{Error, Result};
@@ -89,6 +90,19 @@ pub struct ServeArgs {
     /// page). Never in production.
     #[arg(long, env = "MONTAGE_DEV")]
     pub dev: bool,
+    /// The link role of new sessions: none (private), viewer, commenter or editor.
+    #[arg(long, env = "MONTAGE_DEFAULT_LINK_ROLE", default_value = "none", value_parser = parse_link_role)]
+    pub default_link_role: Role,
+    /// Sessions are created only through `POST /v1/sessions`; `join` of a missing one is not_found.
+    #[arg(long, env = "MONTAGE_NO_CREATE_ON_JOIN")]
+    pub no_create_on_join: bool,
+}
+
+fn parse_link_role(s: &str) -> std::result::Result<Role, String> {
+    match Role::parse(s) {
+        Some(Role::Owner) | None => Err("expected none, viewer, commenter or editor".into()),
+        Some(r) => Ok(r),
+    }
 }
 
 impl ServeArgs {
@@ -115,6 +129,8 @@ impl ServeArgs {
         self.sharing.apply(&mut config.sharing)?;
         config.blob_url = self.blob_url.clone();
         config.dev = self.dev;
+        config.default_link_role = self.default_link_role;
+        config.create_on_join = !self.no_create_on_join;
         Ok(config)
     }
 }
@@ -157,6 +173,18 @@ pub struct SharingArgs {
     /// A claimed task not finished within this is run again (keep it above the webhook timeout).
     #[arg(long, env = "MONTAGE_TASK_LEASE_MS", default_value_t = 120_000)]
     pub task_lease_ms: u64,
+    /// Share recipients one user may send to per hour (per node).
+    #[arg(long, env = "MONTAGE_SHARES_PER_USER", default_value_t = SharingConfig::default().shares_per_user)]
+    pub shares_per_user: u32,
+    /// Share recipients per session per hour (per node).
+    #[arg(long, env = "MONTAGE_SHARES_PER_SESSION", default_value_t = SharingConfig::default().shares_per_session)]
+    pub shares_per_session: u32,
+    /// Awards one user may give per hour (per node).
+    #[arg(long, env = "MONTAGE_AWARDS_PER_USER", default_value_t = SharingConfig::default().awards_per_user)]
+    pub awards_per_user: u32,
+    /// Awards per session per hour (per node).
+    #[arg(long, env = "MONTAGE_AWARDS_PER_SESSION", default_value_t = SharingConfig::default().awards_per_session)]
+    pub awards_per_session: u32,
 }
 
 impl SharingArgs {
@@ -177,6 +205,10 @@ impl SharingArgs {
         }
         c.timeout = Duration::from_millis(self.webhook_timeout_ms.max(1));
         cfg.public_url = self.public_url.clone();
+        cfg.shares_per_user = self.shares_per_user;
+        cfg.shares_per_session = self.shares_per_session;
+        cfg.awards_per_user = self.awards_per_user;
+        cfg.awards_per_session = self.awards_per_session;
         let t = &mut cfg.tasks;
         t.workers = self.task_workers.max(1);
         t.max_attempts = self.task_max_attempts.max(1);

@@ -107,7 +107,13 @@ impl Client {
             if v["type"] == t {
                 return Ok(v);
             }
-            let skippable = ["presence", "participant_joined", "participant_left", "tier"];
+            let skippable = [
+                "presence",
+                "participant_joined",
+                "participant_left",
+                "tier",
+                "token_expiring",
+            ];
             if !skippable.iter().any(|s| v["type"] == *s) {
                 bail!("expected {t}, got {v}");
             }

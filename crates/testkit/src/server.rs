@@ -147,6 +147,11 @@ impl Server {
     pub async fn start(backend: Backend, dir: &Path, flags: &[&str]) -> Result<Server> {
         let dir_arg = dir.to_str().context("data dir is not UTF-8")?.to_owned();
         let mut argv = vec!["serve".to_owned(), "--data-dir".to_owned(), dir_arg];
+        // Suites whose subject is not access run with link access open, as deployments that
+        // choose `--default-link-role viewer` do; the access suite names the flag itself.
+        if !flags.iter().any(|f| f.starts_with("--default-link-role")) {
+            argv.push("--default-link-role=viewer".to_owned());
+        }
         argv.extend(flags.iter().map(|f| (*f).to_owned()));
         let mut args = Serve::try_parse_from(argv)?.args;
         // The backend is the test's choice, not the environment's.

@@ -51,6 +51,9 @@ impl Server {
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
+            // Suites whose subject is not access run with link access open, as deployments
+            // that choose `--default-link-role viewer` do; a test's flag or env overrides it.
+            .env("MONTAGE_DEFAULT_LINK_ROLE", "viewer")
             .envs(env.iter().copied())
             .env("MONTAGE_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn")

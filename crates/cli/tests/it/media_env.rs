@@ -252,7 +252,8 @@ async fn assets_in_s3_upload_render_and_give_video_frames(b: Backend) -> Result<
         luma > 40.0 && luma < 200.0,
         "a real picture, mean luma {luma}"
     );
-    let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+    // Its uploader reads it back (an asset of no session is nobody else's).
+    let back = get(&server, &format!("/v1/assets/{id}"), Some("u1")).await?;
     assert_eq!(back.body, png);
 
     // A video in S3: the frame endpoint copies it to a temporary file for ffmpeg.

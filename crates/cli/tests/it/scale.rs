@@ -685,3 +685,88 @@ async fn previews_follow_edits_made_on_another_node() -> Result<()> {
         .context("no preview of the other node's edits")??;
     Ok(())
 }
+
+/// Access across nodes (DESIGN §9.1): link access closed on one node takes a user out on the
+/// other at once; a removal made on one node sticks on the other; a delete on one node tells the
+/// other's clients and leaves the id unusable there. The nodes run the product's default
+/// (private sessions).
+#[tokio::test]
+async fn access_changes_reach_every_node() -> Result<()> {
+    let Some((db, nats)) = services("scale::access_changes_reach_every_node")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster_with(2, &db, &nats, &["--default-link-role", "none"])?;
+    let mut alice = nodes[0].connect("alice").await?;
+    alice.join("doc", "a").await?;
+    let mut bob = nodes[1].connect("bob").await?;
+    bob.expect_error(
+        json!({"type":"join","session":"doc","client":"b"}),
+        "forbidden",
+    )
+    .await?;
+    // Opened on node 0: bob joins on node 1 as an editor and edits.
+    alice
+        .send(json!({"type":"set_link_role","session":"doc","role":"editor"}))
+        .await?;
+    until(&mut alice, "link_role_changed").await?;
+    let j = bob.join("doc", "b").await?;
+    ensure!(j["role"] == "editor", "{j}");
+    bob.edit(
+        "doc",
+        0,
+        1,
+        json!([{"op":"set","path":["title"],"value":"b"}]),
+    )
+    .await?;
+    // Closed on node 0: node 1 tells bob and takes him out.
+    alice
+        .send(json!({"type":"set_link_role","session":"doc","role":"none"}))
+        .await?;
+    ensure!(until(&mut bob, "link_role_changed").await?["role"] == "none");
+    let e = until(&mut bob, "error").await?;
+    ensure!(e["code"] == "forbidden", "{e}");
+    bob.expect_error(
+        json!({"type":"op","session":"doc","base":1,"seq":2,"ops":[{"op":"set","path":["title"],"value":"x"}]}),
+        "forbidden",
+    )
+    .await?;
+    // Carol, granted then removed on node 0, is out on node 1 and stays out.
+    alice
+        .send(json!({"type":"set_role","session":"doc","user":"carol","role":"editor"}))
+        .await?;
+    until(&mut alice, "role_changed").await?;
+    let mut carol = nodes[1].connect("carol").await?;
+    carol.join("doc", "c").await?;
+    alice
+        .send(json!({"type":"set_role","session":"doc","user":"carol","role":"none"}))
+        .await?;
+    ensure!(until(&mut carol, "role_changed").await?["role"] == "none");
+    ensure!(until(&mut carol, "error").await?["code"] == "forbidden");
+    carol
+        .expect_error(
+            json!({"type":"join","session":"doc","client":"c"}),
+            "forbidden",
+        )
+        .await?;
+    // Deleted through node 1's HTTP API while alice is on node 0: she is told; the id is gone
+    // on both nodes.
+    let resp = reqwest::Client::new()
+        .delete(format!("http://{}/v1/sessions/doc", nodes[1].addr))
+        .bearer_auth(token("alice"))
+        .send()
+        .await?;
+    ensure!(resp.status().as_u16() == 204, "delete: {}", resp.status());
+    ensure!(until(&mut alice, "session_deleted").await?["session"] == "doc");
+    for node in &nodes {
+        let (status, _) = node.get("/v1/sessions/doc", Some("alice")).await?;
+        ensure!(status == 404, "{} still serves doc: {status}", node.addr);
+        let mut again = node.connect("alice").await?;
+        again
+            .expect_error(
+                json!({"type":"join","session":"doc","client":"z"}),
+                "not_found",
+            )
+            .await?;
+    }
+    Ok(())
+}

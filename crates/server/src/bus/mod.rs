@@ -63,6 +63,15 @@ pub enum BusEvent {
         /// The `role_changed` frame for their clients.
         frame: String,
     },
+    /// The owner changed link access or the title (stored already); other nodes update their
+    /// checks, tell their clients and take out whoever lost access.
+    Settings {
+        session: String,
+        link_role: Option<String>,
+        title: Option<String>,
+    },
+    /// The session was deleted: other nodes tell their clients and let it go.
+    Deleted { session: String },
     /// A frame for every client of the session on other nodes: `participant_joined`,
     /// `participant_left`, and `presence` (opaque, never stored).
     Relay {
@@ -92,7 +101,9 @@ impl BusEvent {
             | BusEvent::Role { session, .. }
             | BusEvent::Relay { session, .. }
             | BusEvent::Social { session, .. }
-            | BusEvent::Roster { session, .. } => session,
+            | BusEvent::Roster { session, .. }
+            | BusEvent::Settings { session, .. }
+            | BusEvent::Deleted { session } => session,
         }
     }
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use montage_protocol::{
-    ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, ServerMessage, decode_client,
+    ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, ServerMessage, decode_client, encode,
     encode_with_rid, tier_for_mbps,
 };
 use serde::Deserialize;
@@ -109,6 +109,17 @@ pub async fn ws_handler(
         .on_upgrade(move |socket| connection(socket, app, claims, user_limiter, slot))
 }
 
+/// How long before a token expires the server sends `token_expiring` (DESIGN §9.1).
+pub const TOKEN_WARNING_SECS: u64 = 60;
+
+/// When to warn about a token expiring at `exp` (now, if that is already past).
+fn warn_at(exp: u64) -> tokio::time::Instant {
+    let left = exp
+        .saturating_sub(now_secs())
+        .saturating_sub(TOKEN_WARNING_SECS);
+    tokio::time::Instant::now() + Duration::from_secs(left)
+}
+
 enum End {
     /// The client went away (or was killed): nothing more to send.
     Gone,
@@ -152,6 +163,7 @@ async fn connection(
     )
     .with_name(claims.name.as_deref());
     let link = handle.link().clone();
+    link.set_scope(claims.principal().scope);
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
@@ -331,7 +343,17 @@ impl Reader {
         let link = self.link.clone();
         let mut sample = tokio::time::interval(crate::gateway::quality::SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // One timer for `token_expiring`, re-armed when `auth` brings a new expiry.
+        let mut warned_for = self.exp;
+        let expiring = tokio::time::sleep_until(warn_at(self.exp));
+        tokio::pin!(expiring);
+        let mut warned = false;
         loop {
+            if warned_for != self.exp {
+                warned_for = self.exp;
+                warned = false;
+                expiring.as_mut().reset(warn_at(self.exp));
+            }
             // Held presence goes out when the tier's interval has passed.
             let flush_at = link.outbox().due(link.tier());
             // Idle connections (no session, no preview subscription) are not sampled: no timer
@@ -347,6 +369,11 @@ impl Reader {
                     continue;
                 }
                 _ = link.wake.notified() => continue,
+                _ = &mut expiring, if !warned => {
+                    warned = true;
+                    self.handle.send(encode(&ServerMessage::TokenExpiring { exp: self.exp }));
+                    continue;
+                }
                 _ = sample.tick(), if sampling => {
                     self.sample();
                     continue;
@@ -493,8 +520,7 @@ impl Reader {
                 return end;
             }
         }
-        self.dispatch(frame).await;
-        None
+        self.dispatch(frame).await
     }
 
     /// Starts (or restarts, at a new tier) live previews of a session for this connection: a
@@ -523,7 +549,12 @@ impl Reader {
         };
         // Watch first, then read: an edit committed in between is seen by the watch.
         let versions = self.app.sessions.watch_versions(&session);
-        let version = match self.app.sessions.state(&session, &self.handle.user).await {
+        let version = match self
+            .app
+            .sessions
+            .state(&session, &self.handle.principal())
+            .await
+        {
             Ok((version, _)) => version,
             Err(code) => {
                 let message = match code {
@@ -550,7 +581,65 @@ impl Reader {
         ));
     }
 
-    async fn dispatch(&mut self, ClientFrame { rid, msg }: ClientFrame) {
+    /// `auth`: the client's new token replaces the connection's (same user only). A changed
+    /// scope is checked at once in every session the connection is in.
+    async fn refresh(&mut self, token: &str, rid: Option<&Json>) -> Option<End> {
+        let claims = match self.app.auth.verify(token) {
+            Ok(c) => c,
+            Err(e) => {
+                // The connection keeps its current token, which still holds.
+                self.error(ErrorCode::Unauthorized, e.to_string(), rid);
+                return None;
+            }
+        };
+        if claims.sub != *self.handle.user {
+            tracing::info!(conn = self.handle.id, user = %self.handle.user, "closing: auth with another user's token");
+            self.error(
+                ErrorCode::Unauthorized,
+                "a refreshed token must be for the same user",
+                rid,
+            );
+            return Some(self.close(CLOSE_POLICY, "token for another user"));
+        }
+        let scope = claims.principal().scope;
+        let changed = scope != self.link.scope();
+        self.link.set_scope(scope);
+        self.exp = claims.exp;
+        self.handle.send(encode_with_rid(
+            &ServerMessage::Authed { exp: claims.exp },
+            rid,
+        ));
+        if changed {
+            for s in &self.joined {
+                let msg = SessionMsg::Recheck {
+                    conn: self.handle.clone(),
+                };
+                let _ = self.app.sessions.send(s, msg, false).await;
+            }
+        }
+        None
+    }
+
+    /// A message for a session this connection is not in: `forbidden` when the user may not see
+    /// it (DESIGN §9.1), else `not_found` (join first). Only this refusal path reads the store.
+    async fn not_joined(&self, session: &str, rid: Option<&Json>) {
+        let meta = self.app.store.meta(session).await.ok().flatten();
+        match meta {
+            Some(m) if self.handle.role_in(session, &m) < montage_protocol::Role::Viewer => self
+                .error(
+                    ErrorCode::Forbidden,
+                    format!("no access to session {session}"),
+                    rid,
+                ),
+            _ => self.error(
+                ErrorCode::NotFound,
+                format!("not joined to session {session}"),
+                rid,
+            ),
+        }
+    }
+
+    async fn dispatch(&mut self, ClientFrame { rid, msg }: ClientFrame) -> Option<End> {
         let conn = self.handle.clone();
         let sessions = self.app.sessions.clone();
         let (session, smsg) = match msg {
@@ -566,7 +655,7 @@ impl Reader {
                         format!("at most {max} sessions per connection"),
                         rid.as_ref(),
                     );
-                    return;
+                    return None;
                 }
                 if sessions
                     .send(
@@ -583,10 +672,10 @@ impl Reader {
                     .is_err()
                 {
                     self.error(ErrorCode::Internal, "server is shutting down", rid.as_ref());
-                    return;
+                    return None;
                 }
                 self.joined.insert(session);
-                return;
+                return None;
             }
             ClientMessage::Leave { session } => {
                 if !self.joined.remove(&session) {
@@ -595,23 +684,32 @@ impl Reader {
                         format!("not joined to session {session}"),
                         rid.as_ref(),
                     );
-                    return;
+                    return None;
                 }
                 let _ = sessions
                     .send(&session, SessionMsg::Leave { conn: conn.id }, false)
                     .await;
-                return;
+                return None;
             }
             ClientMessage::Quality { downlink_mbps } => {
                 let (hint, _, _) = tier_for_mbps(downlink_mbps);
                 // The answer names the effective tier: the hint, or lower if measured lower.
                 let t = self.meter.hint(hint);
                 self.set_tier(t, rid.as_ref());
-                return;
+                return None;
             }
+            ClientMessage::Auth { token } => return self.refresh(&token, rid.as_ref()).await,
+            ClientMessage::SetLinkRole { session, role } => (
+                session,
+                SessionMsg::SetLinkRole {
+                    conn,
+                    role,
+                    rid: rid.clone(),
+                },
+            ),
             ClientMessage::PreviewSubscribe { session, tier } => {
                 self.preview_subscribe(session, tier, rid).await;
-                return;
+                return None;
             }
             ClientMessage::PreviewUnsubscribe { session } => {
                 match self.previews.remove(&session) {
@@ -622,7 +720,7 @@ impl Reader {
                         rid.as_ref(),
                     ),
                 }
-                return;
+                return None;
             }
             m @ (ClientMessage::Comment { .. }
             | ClientMessage::CommentEdit { .. }
@@ -633,7 +731,7 @@ impl Reader {
             | ClientMessage::SuggestionAccept { .. }
             | ClientMessage::SuggestionReject { .. }) => {
                 let Ok((session, req)) = crate::social::Request::from_message(m) else {
-                    return;
+                    return None;
                 };
                 (
                     session,
@@ -683,12 +781,8 @@ impl Reader {
             ),
         };
         if !self.joined.contains(&session) {
-            self.error(
-                ErrorCode::NotFound,
-                format!("not joined to session {session}"),
-                rid.as_ref(),
-            );
-            return;
+            self.not_joined(&session, rid.as_ref()).await;
+            return None;
         }
         if sessions.send(&session, smsg, false).await.is_err() {
             self.joined.remove(&session);
@@ -698,5 +792,6 @@ impl Reader {
                 rid.as_ref(),
             );
         }
+        None
     }
 }

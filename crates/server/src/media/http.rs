@@ -44,6 +44,20 @@ pub struct Media {
 }
 
 impl Media {
+    /// Releases an asset of a deleted session: its bytes, its decoded copy and its previews.
+    pub async fn forget_asset(&self, id: &str) {
+        self.assets.remove(id);
+        let blobs = self.blobs.clone();
+        let owned = id.to_owned();
+        let r = tokio::task::spawn_blocking(move || blobs.delete(&owned)).await;
+        if !matches!(r, Ok(Ok(()))) {
+            tracing::warn!(
+                asset = id,
+                "could not delete the bytes of a deleted session's asset"
+            );
+        }
+    }
+
     pub fn new(blobs: Arc<dyn BlobStore>, config: &MediaConfig) -> Media {
         Media {
             assets: Arc::new(DecodedAssets::new(
@@ -135,7 +149,12 @@ pub async fn upload(
             .meta(session)
             .await?
             .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {session}")))?;
-        if !crate::access::check_permission(&meta, &claims.sub, montage_protocol::Role::Editor) {
+        if !crate::access::check_permission(
+            &meta,
+            session,
+            &claims.principal(),
+            montage_protocol::Role::Editor,
+        ) {
             return Err(AppError(
                 ErrorCode::Forbidden,
                 format!("uploading for session {session} needs the editor role"),
@@ -290,15 +309,42 @@ async fn read_limited(body: Body, max: u64, declared: u64) -> Result<Vec<u8>, Ap
     Ok(bytes)
 }
 
+/// Assets belong to sessions (DESIGN §9.1): their uploader and whoever may view the session
+/// they were uploaded for may read them; nobody else.
+async fn may_see_asset(
+    app: &App,
+    record: &crate::store::AssetRecord,
+    who: &crate::access::Principal,
+) -> Result<bool, AppError> {
+    if record.uploader == *who.user && who.scope.is_none() {
+        return Ok(true);
+    }
+    let Some(s) = &record.session else {
+        return Ok(record.uploader == *who.user);
+    };
+    Ok(app.store.meta(s).await?.is_some_and(|m| {
+        crate::access::check_permission(&m, s, who, montage_protocol::Role::Viewer)
+    }))
+}
+
 /// `GET /v1/assets/{id}`: the stored bytes, immutable, so cacheable forever by the client.
 pub async fn download(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Caller(_): Caller,
+    Caller(claims): Caller,
 ) -> Result<Response, AppError> {
     let not_found = || AppError(ErrorCode::NotFound, "no such asset".into());
     if !valid_asset_id(&id) {
         return Err(not_found());
+    }
+    // Strangers learn nothing, not even that the asset exists.
+    let record = match app.store.assets() {
+        Some(store) => store.asset(&id).await?,
+        None => None,
+    };
+    match record {
+        Some(r) if may_see_asset(&app, &r, &claims.principal()).await? => {}
+        _ => return Err(not_found()),
     }
     let blobs = app.media.blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || blobs.get(&id))
@@ -324,8 +370,8 @@ pub async fn download(
 }
 
 /// `GET /v1/assets/{id}/meta`: what the store recorded on upload (kind, format, size, duration,
-/// time). 404 for unknown ids, and for assets stored before records were kept. `uploader` and
-/// `session` only for the uploader and for those who may view that session.
+/// time, uploader, session). 404 for unknown ids, for assets stored before records were kept,
+/// and for callers who may not see the asset.
 pub async fn meta(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -337,19 +383,10 @@ pub async fn meta(
     }
     let store = app.store.assets().ok_or_else(not_found)?;
     let record = store.asset(&id).await?.ok_or_else(not_found)?;
-    let mut body = record.to_json();
-    let may_see = record.uploader == claims.sub
-        || match &record.session {
-            Some(s) => app.store.meta(s).await?.is_some_and(|m| {
-                crate::access::check_permission(&m, &claims.sub, montage_protocol::Role::Viewer)
-            }),
-            None => false,
-        };
-    if !may_see && let Some(o) = body.as_object_mut() {
-        o.remove("uploader");
-        o.remove("session");
+    if !may_see_asset(&app, &record, &claims.principal()).await? {
+        return Err(not_found());
     }
-    Ok(json(StatusCode::OK, body.to_string()))
+    Ok(json(StatusCode::OK, record.to_json().to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,7 +404,7 @@ pub async fn preview(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let tier = tier_param(q.tier.as_deref())?;
-    let (version, state) = session_state(&app, &id, &claims.sub).await?;
+    let (version, state) = session_state(&app, &id, &claims.principal()).await?;
     let media = app.media.clone();
     if let Some(p) = media.previews.get(&id, version, tier) {
         return Ok(answer(&p, &[], &headers));
@@ -423,7 +460,7 @@ pub async fn frame(
                     "t must be a non-negative number of seconds".into(),
                 )
             })?;
-    let (version, doc) = session_doc(&app, &id, &claims.sub).await?;
+    let (version, doc) = session_doc(&app, &id, &claims.principal()).await?;
     let media = app.media.clone();
     let permit = media.permit().await?;
     let limits = media.intake;
@@ -529,8 +566,12 @@ fn tier_param(tier: Option<&str>) -> Result<Tier, AppError> {
 }
 
 /// The committed version and state (JSON text) of a session the user may view.
-async fn session_state(app: &App, id: &str, user: &str) -> Result<(u64, String), AppError> {
-    match app.sessions.state(id, user).await {
+async fn session_state(
+    app: &App,
+    id: &str,
+    who: &crate::access::Principal,
+) -> Result<(u64, String), AppError> {
+    match app.sessions.state(id, who).await {
         Ok(s) => Ok(s),
         Err(ErrorCode::NotFound) => Err(AppError(ErrorCode::NotFound, format!("no session {id}"))),
         Err(ErrorCode::Forbidden) => Err(AppError(ErrorCode::Forbidden, "no access".into())),
@@ -550,9 +591,9 @@ fn parse_doc(id: &str, state: &str) -> Result<montage_ot::Value, AppError> {
 async fn session_doc(
     app: &App,
     id: &str,
-    user: &str,
+    who: &crate::access::Principal,
 ) -> Result<(u64, montage_ot::Value), AppError> {
-    let (version, state) = session_state(app, id, user).await?;
+    let (version, state) = session_state(app, id, who).await?;
     Ok((version, parse_doc(id, &state)?))
 }
 

@@ -24,14 +24,9 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 async fn readable(app: &App, id: &str, claims: &Claims) -> Result<(), AppError> {
-    let meta = app
-        .store
-        .meta(id)
-        .await?
-        .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {id}")))?;
-    if !crate::access::check_permission(&meta, &claims.sub, Role::Viewer) {
-        return Err(AppError(ErrorCode::Forbidden, "no access".into()));
-    }
+    app.collab
+        .require(id, &claims.principal(), Role::Viewer)
+        .await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
 use super::service::*;
+use crate::access::Principal;
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::store::SessionMeta;
@@ -166,8 +167,12 @@ pub fn award_json(a: &Award) -> Json {
 pub(crate) type ContributionSink = OnceLock<Arc<ContributionTally>>;
 
 impl MediaCollaborationService {
+    /// Decides an award by `awarder` (holding `awarder_role` in the session). Recognition is
+    /// among members: the awarder must see the session and so must the one awarded.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn reward_for(
         awarder: &str,
+        awarder_role: Role,
         asset: &str,
         creator: &str,
         kind: RecognitionType,
@@ -178,6 +183,15 @@ impl MediaCollaborationService {
         if awarder == creator {
             return Err(refused(ErrorCode::Forbidden, "nobody awards themselves"));
         }
+        if awarder_role < Role::Viewer {
+            return Err(refused(ErrorCode::Forbidden, "no access to this session"));
+        }
+        if meta.role_of(creator) < Role::Viewer {
+            return Err(refused(
+                ErrorCode::BadRequest,
+                format!("{creator} is not a member of this session"),
+            ));
+        }
         match kind {
             RecognitionType::AchievementBadge => {
                 return Err(refused(
@@ -186,7 +200,7 @@ impl MediaCollaborationService {
                 ));
             }
             RecognitionType::FeaturedCreator | RecognitionType::CommunitySpotlight => {
-                if meta.owner != awarder {
+                if awarder_role < Role::Owner {
                     return Err(refused(
                         ErrorCode::Forbidden,
                         "only the session owner awards this",
@@ -194,9 +208,6 @@ impl MediaCollaborationService {
                 }
             }
             RecognitionType::SocialRecognition => {
-                if meta.role_of(awarder) < Role::Viewer {
-                    return Err(refused(ErrorCode::Forbidden, "no access to this session"));
-                }
                 if !feeds {
                     return Err(refused(
                         ErrorCode::NotSupported,
@@ -232,13 +243,23 @@ impl MediaCollaborationService {
     /// the same again returns the same reward.
     pub async fn award(
         &self,
-        awarder: &str,
+        awarder: &Principal,
         asset: &str,
         creator: &str,
         kind: RecognitionType,
     ) -> Result<Reward> {
         let meta = self.meta(asset).await?;
-        let mut reward = Self::reward_for(awarder, asset, creator, kind, &meta, self.has_feeds())?;
+        let role = awarder.role_in(asset, &meta);
+        let mut reward = Self::reward_for(
+            &awarder.user,
+            role,
+            asset,
+            creator,
+            kind,
+            &meta,
+            self.has_feeds(),
+        )?;
+        self.take_quota("award", &awarder.user, asset, 1)?;
         self.store_reward(&reward).await?;
         reward.durable = true;
         Ok(reward)
@@ -265,7 +286,10 @@ impl MediaCollaborationService {
                     format!("asset {asset} is not known to this service yet (use award)"),
                 )
             })?;
-        let reward = Self::reward_for(awarder, asset, creator, kind, &meta, self.has_feeds())?;
+        let role = meta.role_of(awarder);
+        let reward =
+            Self::reward_for(awarder, role, asset, creator, kind, &meta, self.has_feeds())?;
+        self.take_quota("award", awarder, asset, 1)?;
         self.inner
             .awards
             .try_send((awarder.to_owned(), reward.clone()))
@@ -327,6 +351,7 @@ impl MediaCollaborationService {
             let ok = match self.meta(&reward.asset_id).await {
                 Ok(meta) => Self::reward_for(
                     &awarder,
+                    meta.role_of(&awarder),
                     &reward.asset_id,
                     &reward.creator_id,
                     reward.kind,

@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use montage_protocol::{ErrorCode, Role, ServerMessage, encode};
+
+use crate::access::Principal;
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +67,14 @@ pub struct SharingConfig {
     pub max_recipients: usize,
     /// Characters of a share's message.
     pub max_message_chars: usize,
+    /// Share recipients one user may send to per hour (each recipient counts).
+    pub shares_per_user: u32,
+    /// Share recipients per session per hour, whoever shares.
+    pub shares_per_session: u32,
+    /// Awards one user may give per hour.
+    pub awards_per_user: u32,
+    /// Awards per session per hour.
+    pub awards_per_session: u32,
 }
 
 impl Default for SharingConfig {
@@ -81,6 +91,10 @@ impl Default for SharingConfig {
             invite_max_uses: 10_000,
             max_recipients: 50,
             max_message_chars: 1_000,
+            shares_per_user: 100,
+            shares_per_session: 200,
+            awards_per_user: 100,
+            awards_per_session: 200,
         }
     }
 }
@@ -172,6 +186,8 @@ pub trait SessionLink: Send + Sync + 'static {
 }
 
 pub(super) struct Inner {
+    /// Hourly quotas on shares and awards.
+    pub(super) quotas: crate::social::quota::Quotas,
     pub(super) store: Arc<dyn Store>,
     pub(super) tasks: Arc<TaskManager>,
     pub(super) sessions: Option<Arc<dyn SessionLink>>,
@@ -246,6 +262,7 @@ impl MediaCollaborationService {
                 sessions: sessions.clone(),
                 cfg,
                 public_url: public_url.trim_end_matches('/').to_owned(),
+                quotas: Default::default(),
                 metas: Mutex::new(HashMap::new()),
                 contributions: tally.clone(),
                 awards: atx,
@@ -329,7 +346,12 @@ impl MediaCollaborationService {
         }
         let recipients: Vec<Recipient> = recipients.into_iter().collect();
         cur.service
-            .share(sharer_id.as_ref(), asset_id.as_ref(), &recipients, None)
+            .share(
+                &Principal::new(sharer_id.as_ref(), None),
+                asset_id.as_ref(),
+                &recipients,
+                None,
+            )
             .await
     }
 
@@ -361,16 +383,41 @@ impl MediaCollaborationService {
         Ok(meta)
     }
 
-    /// Checks `user` has at least `role` in `session`.
-    pub async fn require(&self, session: &str, user: &str, role: Role) -> Result<SessionMeta> {
+    /// Checks `who` has at least `role` in `session`.
+    pub async fn require(&self, session: &str, who: &Principal, role: Role) -> Result<SessionMeta> {
         let meta = self.meta(session).await?;
-        if meta.role_of(user) < role {
+        if who.role_in(session, &meta) < role {
             return Err(refused(
                 ErrorCode::Forbidden,
                 format!("needs {} or above", role.as_str()),
             ));
         }
         Ok(meta)
+    }
+
+    /// Takes `n` from the hourly quotas of `user` and `session` for `what` (`share`, `award`).
+    pub(super) fn take_quota(&self, what: &str, user: &str, session: &str, n: u32) -> Result<()> {
+        let cfg = &self.inner.cfg;
+        let (per_user, per_session) = match what {
+            "share" => (cfg.shares_per_user, cfg.shares_per_session),
+            _ => (cfg.awards_per_user, cfg.awards_per_session),
+        };
+        let keys = [
+            (format!("{what}:u:{user}"), per_user),
+            (format!("{what}:s:{session}"), per_session),
+        ];
+        self.inner
+            .quotas
+            .take(&keys, n, std::time::Instant::now())
+            .map_err(|wait| {
+                refused(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "hourly {what} quota reached (at most {per_user} per user and {per_session} per session); try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                )
+            })
     }
 
     /// Queues a contribution for the recorder without waiting (the session actors call this
@@ -384,7 +431,7 @@ impl MediaCollaborationService {
     /// return the same tasks.
     pub async fn share(
         &self,
-        sharer: &str,
+        who: &Principal,
         session: &str,
         recipients: &[Recipient],
         idempotency: Option<&str>,
@@ -396,8 +443,10 @@ impl MediaCollaborationService {
                 format!("a share needs 1 to {} recipients", cfg.max_recipients),
             ));
         }
-        let meta = self.require(session, sharer, Role::Viewer).await?;
-        let my_role = meta.role_of(sharer);
+        // Sharing sends the server's messages to people outside Montage: editors only.
+        let meta = self.require(session, who, Role::Editor).await?;
+        let my_role = who.role_in(session, &meta);
+        let sharer: &str = &who.user;
         let need = |c: Connector| {
             if self.inner.tasks.has_connector(c) {
                 Ok(())
@@ -442,6 +491,7 @@ impl MediaCollaborationService {
                 }
             }
         }
+        self.take_quota("share", sharer, session, recipients.len() as u32)?;
         let batch = idempotency.map_or_else(random_id, |k| format!("{sharer}:{k}"));
         let preview = self.preview_url(session);
         let mut out = Vec::with_capacity(recipients.len());
@@ -593,7 +643,7 @@ impl MediaCollaborationService {
     /// A link invite (editor or owner only; public ones give at most commenter).
     pub async fn create_invite(
         &self,
-        creator: &str,
+        who: &Principal,
         session: &str,
         role: Role,
         expires_in_s: Option<u64>,
@@ -604,8 +654,8 @@ impl MediaCollaborationService {
             check_user_id("for", u)?;
         }
         let meta = self.meta(session).await?;
-        self.check_invite_role(meta.role_of(creator), role, for_user.is_some())?;
-        self.new_invite(creator, session, role, expires_in_s, max_uses, for_user)
+        self.check_invite_role(who.role_in(session, &meta), role, for_user.is_some())?;
+        self.new_invite(&who.user, session, role, expires_in_s, max_uses, for_user)
             .await
     }
 
@@ -631,9 +681,21 @@ impl MediaCollaborationService {
             Some(s) => s
                 .grant(&inv.session, user, inv.role)
                 .await
-                .map_err(|code| refused(code, "could not grant the role; try again"))?,
+                .map_err(|code| match code {
+                    ErrorCode::Forbidden => refused(
+                        code,
+                        "you were removed from this session; only its owner can add you back",
+                    ),
+                    _ => refused(code, "could not grant the role; try again"),
+                })?,
             None => {
                 let meta = self.meta(&inv.session).await?;
+                if meta.roles.get(user) == Some(&Role::Removed) {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "you were removed from this session; only its owner can add you back",
+                    ));
+                }
                 let current = meta.role_of(user);
                 if current >= inv.role {
                     current
@@ -650,14 +712,14 @@ impl MediaCollaborationService {
     }
 
     /// Revokes an invite; its creator or an owner of its session may.
-    pub async fn revoke_invite(&self, user: &str, id: &str) -> Result<()> {
+    pub async fn revoke_invite(&self, who: &Principal, id: &str) -> Result<()> {
         let inv = self
             .db()
             .invite(id)
             .await?
             .ok_or_else(|| refused(ErrorCode::NotFound, "no such invite"))?;
         let meta = self.meta(&inv.session).await?;
-        if inv.created_by != user && meta.role_of(user) < Role::Owner {
+        if inv.created_by != *who.user && who.role_in(&inv.session, &meta) < Role::Owner {
             return Err(refused(
                 ErrorCode::Forbidden,
                 "only its creator or an owner revokes an invite",
@@ -676,7 +738,17 @@ mod tests {
 
     async fn service() -> (MediaCollaborationService, Arc<MemorySender>) {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        store.create_session("s", "owner").await.unwrap();
+        store
+            .create_session(
+                "s",
+                crate::store::NewSession {
+                    owner: "owner",
+                    link_role: Role::Viewer,
+                    title: None,
+                },
+            )
+            .await
+            .unwrap();
         let mut cfg = SharingConfig::default();
         cfg.connectors
             .add_url("messenger=http://127.0.0.1:9/m")
@@ -709,26 +781,46 @@ mod tests {
         let (svc, _) = service().await;
         let spot = RecognitionType::CommunitySpotlight;
         assert_eq!(
-            code(svc.award("owner", "s", "owner", spot).await),
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            code(svc.award("bob", "s", "carol", spot).await),
+            code(
+                svc.award(&Principal::new("owner", None), "s", "owner", spot)
+                    .await
+            ),
             ErrorCode::Forbidden
         );
         assert_eq!(
             code(
-                svc.award("owner", "s", "bob", RecognitionType::AchievementBadge)
+                svc.award(&Principal::new("bob", None), "s", "carol", spot)
                     .await
+            ),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(
+                svc.award(
+                    &Principal::new("owner", None),
+                    "s",
+                    "bob",
+                    RecognitionType::AchievementBadge
+                )
+                .await
             ),
             ErrorCode::BadRequest
         );
         assert_eq!(
-            code(svc.award("owner", "nope", "bob", spot).await),
+            code(
+                svc.award(&Principal::new("owner", None), "nope", "bob", spot)
+                    .await
+            ),
             ErrorCode::NotFound
         );
-        let a = svc.award("owner", "s", "bob", spot).await.unwrap();
-        let b = svc.award("owner", "s", "bob", spot).await.unwrap();
+        let a = svc
+            .award(&Principal::new("owner", None), "s", "bob", spot)
+            .await
+            .unwrap();
+        let b = svc
+            .award(&Principal::new("owner", None), "s", "bob", spot)
+            .await
+            .unwrap();
         assert_eq!((a.id.clone(), a.durable), (b.id, true));
         assert_eq!(svc.db().awards(Some("s"), None).await.unwrap().len(), 1);
         // Outside a scope there is no caller.
@@ -782,14 +874,22 @@ mod tests {
             message: None,
         };
         // Allat has no URL: nothing at all is created.
-        let r = svc.share("owner", "s", &[dm.clone(), allat], None).await;
+        let owner = Principal::new("owner", None);
+        let r = svc.share(&owner, "s", &[dm.clone(), allat], None).await;
         assert_eq!(code(r), ErrorCode::NotSupported);
         assert!(svc.db().session_tasks("s", 10).await.unwrap().is_empty());
         let public_editor = svc
-            .create_invite("owner", "s", Role::Editor, None, None, None)
+            .create_invite(
+                &Principal::new("owner", None),
+                "s",
+                Role::Editor,
+                None,
+                None,
+                None,
+            )
             .await;
         assert_eq!(code(public_editor), ErrorCode::Forbidden);
-        let t = svc.share("owner", "s", &[dm], Some("k")).await.unwrap();
+        let t = svc.share(&owner, "s", &[dm], Some("k")).await.unwrap();
         assert_eq!(t[0].kind, "share.direct_message");
         let body: Json = serde_json::from_str(&t[0].payload).unwrap();
         assert_eq!(

@@ -71,7 +71,7 @@ async fn task(
         };
         if app
             .collab
-            .require(s, &claims.sub, Role::Viewer)
+            .require(s, &claims.principal(), Role::Viewer)
             .await
             .is_err()
         {
@@ -86,7 +86,9 @@ async fn session_tasks(
     Path(id): Path<String>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    app.collab.require(&id, &claims.sub, Role::Viewer).await?;
+    app.collab
+        .require(&id, &claims.principal(), Role::Viewer)
+        .await?;
     let tasks = app
         .collab
         .db()
@@ -117,7 +119,7 @@ async fn share(
         .filter(|k| !k.is_empty() && k.len() <= 128);
     let tasks = app
         .collab
-        .share(&claims.sub, &id, &req.recipients, key)
+        .share(&claims.principal(), &id, &req.recipients, key)
         .await?;
     Ok(json(
         StatusCode::ACCEPTED,
@@ -148,7 +150,7 @@ async fn create_invite(
     let inv = app
         .collab
         .create_invite(
-            &claims.sub,
+            &claims.principal(),
             &id,
             req.role,
             req.expires_in_s,
@@ -167,7 +169,9 @@ async fn list_invites(
     Path(id): Path<String>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    app.collab.require(&id, &claims.sub, Role::Editor).await?;
+    app.collab
+        .require(&id, &claims.principal(), Role::Editor)
+        .await?;
     let list = app.collab.db().session_invites(&id).await?;
     let v: Vec<_> = list
         .iter()
@@ -195,7 +199,7 @@ async fn revoke_invite(
     Path(id): Path<String>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    app.collab.revoke_invite(&claims.sub, &id).await?;
+    app.collab.revoke_invite(&claims.principal(), &id).await?;
     Ok(ok(json!({"id": id, "revoked": true})))
 }
 
@@ -229,7 +233,9 @@ async fn session_contributions(
     Path(id): Path<String>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    app.collab.require(&id, &claims.sub, Role::Viewer).await?;
+    app.collab
+        .require(&id, &claims.principal(), Role::Viewer)
+        .await?;
     let list = app.collab.db().contributions(Some(&id), None).await?;
     Ok(ok(contributions_json(&list)))
 }
@@ -249,7 +255,9 @@ async fn session_awards(
     Path(id): Path<String>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    app.collab.require(&id, &claims.sub, Role::Viewer).await?;
+    app.collab
+        .require(&id, &claims.principal(), Role::Viewer)
+        .await?;
     let list = app.collab.db().awards(Some(&id), None).await?;
     Ok(ok(
         json!({"awards": list.iter().map(award_json).collect::<Vec<_>>()}),
@@ -290,7 +298,10 @@ async fn award(
                 .into(),
         )
     })?;
-    let r = app.collab.award(&claims.sub, &id, &req.user, kind).await?;
+    let r = app
+        .collab
+        .award(&claims.principal(), &id, &req.user, kind)
+        .await?;
     Ok(json(
         StatusCode::CREATED,
         json!({"id": r.id, "session": r.asset_id, "user": r.creator_id, "type": kind.as_str(),

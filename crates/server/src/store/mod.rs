@@ -26,7 +26,10 @@ use std::pin::Pin;
 pub use assets::{AssetRecord, AssetStore};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
-pub use sessions::{Loaded, SessionMeta, Snapshot, Store, StoredOp, Write};
+pub use sessions::{
+    Loaded, MAX_TITLE_CHARS, NewSession, SESSION_TABLES, SessionMeta, SessionSummary,
+    SessionUpdate, Snapshot, Store, StoredOp, Write, heads,
+};
 pub use social::{SocialKind, SocialStore};
 pub use sqlite::SqliteStore;
 pub use tasks::TaskStore;

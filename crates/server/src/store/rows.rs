@@ -8,7 +8,7 @@ use montage_protocol::Role;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::tasks::{Award, Contribution, Invite, TaskRecord, TaskState};
-use super::{SessionMeta, StoredOp};
+use super::{SessionMeta, SessionSummary, StoredOp};
 use crate::error::{Error, Result};
 
 pub(super) fn to_i64(v: u64) -> i64 {
@@ -67,11 +67,11 @@ pub(super) fn stored_op(r: &impl Cols) -> Result<StoredOp> {
     })
 }
 
-/// A session's metadata from its `(owner, link_role)` row and its `(user, role)` grants; an
+/// A session's metadata from its `(owner, link_role, title)` row and its `(user, role)` grants; an
 /// unknown role name is corruption, not a default.
 pub(super) fn session_meta(
     session: &str,
-    (owner, link): (String, String),
+    (owner, link, title): (String, String, Option<String>),
     grants: Vec<(String, String)>,
 ) -> Result<SessionMeta> {
     let parse = |what: &str| {
@@ -88,6 +88,27 @@ pub(super) fn session_meta(
         owner,
         link_role: parse(&link)?,
         roles,
+        title,
+    })
+}
+
+/// A `GET /v1/sessions` entry from `(id, title, role, link_role, version, updated_at)`.
+pub(super) fn session_summary(
+    (id, title, role, link, version, updated): (String, Option<String>, String, String, i64, i64),
+) -> Result<SessionSummary> {
+    let parse = |what: &str| {
+        Role::parse(what).ok_or_else(|| Error::Corrupt {
+            session: id.clone(),
+            reason: format!("unknown role {what:?}"),
+        })
+    };
+    Ok(SessionSummary {
+        role: parse(&role)?,
+        link_role: parse(&link)?,
+        id: id.clone(),
+        title,
+        version: to_u64(version),
+        updated,
     })
 }
 

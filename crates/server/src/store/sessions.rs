@@ -13,14 +13,76 @@ pub struct SessionMeta {
     pub owner: String,
     /// The role a joiner without a grant receives.
     pub link_role: Role,
-    /// Explicit grants, the owner's included.
+    /// Explicit grants, the owner's included; `none` is a removal that sticks.
     pub roles: HashMap<String, Role>,
+    pub title: Option<String>,
 }
 
 impl SessionMeta {
     pub fn role_of(&self, user: &str) -> Role {
         self.roles.get(user).copied().unwrap_or(self.link_role)
     }
+}
+
+/// The longest session title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// A session about to be created.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub owner: &'a str,
+    pub link_role: Role,
+    pub title: Option<&'a str>,
+}
+
+/// A change of a session's settings (`PATCH /v1/sessions/{id}`); `None` leaves a field as is,
+/// an empty title clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionUpdate {
+    pub link_role: Option<Role>,
+    pub title: Option<String>,
+}
+
+/// One of a user's sessions (`GET /v1/sessions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    pub id: String,
+    pub title: Option<String>,
+    pub role: Role,
+    pub link_role: Role,
+    pub version: u64,
+    /// Milliseconds since the epoch of the last commit or settings change.
+    pub updated: i64,
+}
+
+/// Every table holding rows of a session, by the column naming it; `delete_session` empties them
+/// all (invite uses first: they name the invite, not the session).
+pub const SESSION_TABLES: &[&str] = &[
+    "roles",
+    "ops",
+    "snapshots",
+    "comments",
+    "suggestions",
+    "tasks",
+    "invites",
+    "contributions",
+    "awards",
+];
+
+/// The highest version each session of a batch reaches, sorted by session (a fixed order, so two
+/// transactions updating the same sessions never deadlock).
+pub fn heads(batch: &[Write]) -> Vec<(&str, u64)> {
+    let mut out: Vec<(&str, u64)> = Vec::new();
+    for w in batch {
+        if let Write::Op { session, op } = w {
+            match out.iter_mut().find(|(s, _)| *s == session) {
+                Some(e) => e.1 = e.1.max(op.version),
+                None => out.push((session, op.version)),
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 /// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.
@@ -70,8 +132,26 @@ impl Write {
 pub trait Store: Send + Sync + 'static {
     fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>>;
     fn meta<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<SessionMeta>>;
-    /// Creates a session with `owner` as its owner; does nothing if it exists.
-    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()>;
+    /// Creates a session owned by `new.owner`; does nothing and answers false if it exists.
+    fn create_session<'a>(&'a self, session: &'a str, new: NewSession<'a>)
+    -> StoreFuture<'a, bool>;
+    /// Changes a session's link role and/or title.
+    fn update_session<'a>(
+        &'a self,
+        session: &'a str,
+        update: &'a SessionUpdate,
+    ) -> StoreFuture<'a, ()>;
+    /// The sessions `user` holds a grant in (owned or shared; not removed), most recently
+    /// updated first, at most `limit`.
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<SessionSummary>>;
+    /// Deletes the session and everything of it (state, history, comments, suggestions, tasks,
+    /// invites, grants, awards, asset records) in one transaction; answers the ids of the asset
+    /// records removed, whose bytes the caller releases.
+    fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>>;
     fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()>;
     /// Writes a batch atomically; a version that already exists fails it with `VersionConflict`.
     fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()>;

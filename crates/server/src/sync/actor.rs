@@ -259,7 +259,7 @@ impl Actor {
                 rid,
             } => self.set_role(conn, user, role, rid).await,
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
-            SessionMsg::GetState { user, reply } => self.get_state(user, reply),
+            SessionMsg::GetState { who, reply } => self.get_state(who, reply),
             SessionMsg::Social { conn, req, rid } => self.social_request(conn, req, rid).await,
             SessionMsg::Notify { frame } => {
                 // Best effort: a joiner still waiting for `joined` reads tasks over HTTP.
@@ -268,6 +268,18 @@ impl Actor {
                 }
             }
             SessionMsg::Grant { user, role, reply } => self.grant(user, role, reply).await,
+            SessionMsg::SetLinkRole { conn, role, rid } => {
+                self.set_link_role(conn, role, rid).await
+            }
+            SessionMsg::Configure { who, update, reply } => {
+                self.configure(who, update, reply).await
+            }
+            SessionMsg::Delete { who, reply } => self.delete(who, reply).await,
+            SessionMsg::Recheck { conn } => {
+                if self.participants.contains_key(&conn.id) {
+                    self.revoke_lost_access();
+                }
+            }
             SessionMsg::Shutdown => self.shutting_down = true,
             SessionMsg::Remote(_) => {}
         }
@@ -353,10 +365,13 @@ impl Actor {
         let (pconn, client) = (p.conn.clone(), p.client.clone());
         let conn = conn.id;
         let Some(doc) = &self.state else { return };
-        if !check_permission(&doc.meta, &pconn.user, Role::Editor) {
+        if !check_permission(&doc.meta, &self.id, &pconn.principal(), Role::Editor) {
             pconn.error(
                 ErrorCode::Forbidden,
-                format!("{} may not edit", doc.meta.role_of(&pconn.user).as_str()),
+                format!(
+                    "{} may not edit",
+                    pconn.role_in(&self.id, &doc.meta).as_str()
+                ),
                 rid.as_ref(),
             );
             return;
@@ -662,11 +677,11 @@ impl Actor {
 
     pub(super) fn get_state(
         &mut self,
-        user: String,
+        who: crate::access::Principal,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
     ) {
         if self.reload && !self.shutting_down {
-            self.deferred.push(SessionMsg::GetState { user, reply });
+            self.deferred.push(SessionMsg::GetState { who, reply });
             return;
         }
         if self.broken {
@@ -677,7 +692,7 @@ impl Actor {
             let _ = reply.send(Err(ErrorCode::NotFound));
             return;
         };
-        if !check_permission(&doc.meta, &user, Role::Viewer) {
+        if !check_permission(&doc.meta, &self.id, &who, Role::Viewer) {
             let _ = reply.send(Err(ErrorCode::Forbidden));
             return;
         }
@@ -746,7 +761,11 @@ impl Actor {
             // Only joins and reads can be waiting: nobody is a participant any more.
             if matches!(
                 m,
-                SessionMsg::Join { .. } | SessionMsg::GetState { .. } | SessionMsg::Grant { .. }
+                SessionMsg::Join { .. }
+                    | SessionMsg::GetState { .. }
+                    | SessionMsg::Grant { .. }
+                    | SessionMsg::Configure { .. }
+                    | SessionMsg::Delete { .. }
             ) {
                 let sessions = self.sessions.clone();
                 let id = self.id.clone();

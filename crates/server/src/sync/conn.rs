@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use montage_protocol::{ErrorCode, ServerMessage, Tier, encode_with_rid};
+use montage_protocol::{ErrorCode, Role, ServerMessage, Tier, encode_with_rid};
 use serde_json::Value as Json;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Principal, Scope};
 use crate::metrics::Metrics;
 use crate::presence::{Offer, Outbox};
 
@@ -66,6 +67,20 @@ impl ConnHandle {
 
     pub fn link(&self) -> &Arc<ConnLink> {
         &self.link
+    }
+
+    /// Who this connection is now: its user and its token's current scope (a refresh may
+    /// change the scope, never the user).
+    pub fn principal(&self) -> Principal {
+        Principal::new(self.user.clone(), self.link.scope())
+    }
+
+    /// The connection's effective role in `session`.
+    pub fn role_in(&self, session: &str, meta: &crate::store::SessionMeta) -> Role {
+        match self.link.scope() {
+            Some(s) => s.role_in(session).unwrap_or(Role::Removed),
+            None => meta.role_of(&self.user),
+        }
     }
 
     /// Queues presence at this connection's tier rate: now if its interval has passed, else
@@ -140,6 +155,8 @@ pub struct ConnLink {
     pub outbox: Mutex<Outbox>,
     /// Woken when the outbox holds a first value, so the reader schedules its flush.
     pub wake: Notify,
+    /// The token's `sessions` scope, replaced when the client refreshes its token.
+    scope: Mutex<Option<Arc<Scope>>>,
 }
 
 impl Default for ConnLink {
@@ -149,6 +166,7 @@ impl Default for ConnLink {
             drained: AtomicU64::new(0),
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
+            scope: Mutex::new(None),
         }
     }
 }
@@ -159,6 +177,12 @@ impl ConnLink {
     }
     pub fn set_tier(&self, t: Tier) {
         self.tier.store(rank(t), Relaxed);
+    }
+    pub fn scope(&self) -> Option<Arc<Scope>> {
+        self.scope.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub fn set_scope(&self, scope: Option<Arc<Scope>>) {
+        *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = scope;
     }
     pub fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())

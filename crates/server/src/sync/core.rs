@@ -521,6 +521,7 @@ mod tests {
             owner: "alice".into(),
             link_role: montage_protocol::Role::Viewer,
             roles: HashMap::new(),
+            title: None,
         }
     }
 

@@ -1,26 +1,206 @@
-//! Media Sync over HTTP: a session's committed state and its op log.
+//! Media Sync over HTTP: a session's committed state and its op log, and the management of
+//! sessions (DESIGN §9.1): create, list mine, change settings, delete.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use montage_protocol::{ErrorCode, Role};
 use serde::Deserialize;
 
 use crate::App;
 use crate::access::check_permission;
 use crate::api::{AppError, Caller, json};
+use crate::store::{NewSession, SessionSummary, SessionUpdate};
 
 /// Most ops one request returns; clients page with `from`.
 const MAX_OPS_PER_REQUEST: u64 = 1_000;
 
+/// Most sessions `GET /v1/sessions` lists.
+const MAX_LISTED_SESSIONS: u32 = 500;
+
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/v1/sessions/{id}", get(session_state))
+        .route("/v1/sessions", post(create_session).get(my_sessions))
+        .route(
+            "/v1/sessions/{id}",
+            get(session_state)
+                .patch(configure_session)
+                .delete(delete_session),
+        )
         .route("/v1/sessions/{id}/ops", get(session_ops))
+}
+
+/// `POST /v1/sessions` and `PATCH /v1/sessions/{id}` bodies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    link_role: Option<Role>,
+    #[serde(default)]
+    encrypted: Option<bool>,
+}
+
+fn parse_body(body: &[u8]) -> Result<SessionBody, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(SessionBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        AppError(
+            ErrorCode::BadRequest,
+            format!("expected {{\"title\"?, \"link_role\"?}}: {e}"),
+        )
+    })
+}
+
+fn summary_json(s: &SessionSummary) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id,
+        "title": s.title,
+        "role": s.role.as_str(),
+        "link_role": s.link_role.as_str(),
+        "version": s.version,
+        "updated": s.updated,
+    })
+}
+
+fn refused((code, message): (ErrorCode, String)) -> AppError {
+    AppError(code, message)
+}
+
+/// `POST /v1/sessions`: a new session with a server-made id (128 random bits), owned by the
+/// caller.
+async fn create_session(
+    State(app): State<Arc<App>>,
+    Caller(claims): Caller,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let b = parse_body(&body)?;
+    if b.encrypted == Some(true) {
+        return Err(AppError(
+            ErrorCode::NotSupported,
+            "encrypted sessions are not supported by this server yet".into(),
+        ));
+    }
+    if claims.sessions.is_some() {
+        return Err(AppError(
+            ErrorCode::Forbidden,
+            "a token with a sessions claim reaches only the sessions it names and creates none"
+                .into(),
+        ));
+    }
+    let update = SessionUpdate {
+        link_role: b.link_role,
+        title: b.title.clone(),
+    };
+    super::settings::validate(&update).map_err(refused)?;
+    let id = crate::clock::random_id();
+    let link_role = b.link_role.unwrap_or(app.config.default_link_role);
+    let title = b.title.as_deref().filter(|t| !t.is_empty());
+    let new = NewSession {
+        owner: &claims.sub,
+        link_role,
+        title,
+    };
+    if !app.store.create_session(&id, new).await? {
+        return Err(AppError(
+            ErrorCode::Conflict,
+            "session id taken; retry".into(),
+        ));
+    }
+    tracing::info!(session = %id, owner = %claims.sub, "session created");
+    let s = SessionSummary {
+        id,
+        title: title.map(str::to_owned),
+        role: Role::Owner,
+        link_role,
+        version: 0,
+        updated: crate::clock::now_ms(),
+    };
+    Ok(json(StatusCode::CREATED, summary_json(&s).to_string()))
+}
+
+/// `GET /v1/sessions`: the caller's sessions (owned or granted), most recently updated first.
+/// With a scoped token: those of them the scope names, with the scope's role.
+async fn my_sessions(
+    State(app): State<Arc<App>>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    let mut list = app
+        .store
+        .user_sessions(&claims.sub, MAX_LISTED_SESSIONS)
+        .await?;
+    if let Some(scope) = claims.principal().scope {
+        list.retain_mut(|s| match scope.role_in(&s.id) {
+            Some(r) if r >= Role::Viewer => {
+                s.role = r;
+                true
+            }
+            _ => false,
+        });
+    }
+    let sessions: Vec<_> = list.iter().map(summary_json).collect();
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({ "sessions": sessions }).to_string(),
+    ))
+}
+
+/// `PATCH /v1/sessions/{id}`: link role and/or title (owner).
+async fn configure_session(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Caller(claims): Caller,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let b = parse_body(&body)?;
+    if b.encrypted.is_some() {
+        return Err(AppError(
+            ErrorCode::BadRequest,
+            "encrypted is chosen when a session is created".into(),
+        ));
+    }
+    let update = SessionUpdate {
+        link_role: b.link_role,
+        title: b.title,
+    };
+    super::settings::validate(&update).map_err(refused)?;
+    let c = app
+        .sessions
+        .configure(&id, claims.principal(), update)
+        .await
+        .map_err(refused)?;
+    let body = serde_json::json!({
+        "id": id,
+        "title": c.title,
+        "role": Role::Owner.as_str(),
+        "link_role": c.link_role.as_str(),
+        "version": c.version,
+    });
+    Ok(json(StatusCode::OK, body.to_string()))
+}
+
+/// `DELETE /v1/sessions/{id}` (owner): everything of the session goes, its assets' bytes too.
+async fn delete_session(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    let assets = app
+        .sessions
+        .delete(&id, claims.principal())
+        .await
+        .map_err(refused)?;
+    for asset in assets {
+        app.media.forget_asset(&asset).await;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn session_state(
@@ -28,7 +208,7 @@ async fn session_state(
     Path(id): Path<String>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    match app.sessions.state(&id, &claims.sub).await {
+    match app.sessions.state(&id, &claims.principal()).await {
         Ok((version, state)) => Ok(json(
             StatusCode::OK,
             format!(r#"{{"version":{version},"state":{state}}}"#),
@@ -58,7 +238,7 @@ async fn session_ops(
         .meta(&id)
         .await?
         .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {id}")))?;
-    if !check_permission(&meta, &claims.sub, Role::Viewer) {
+    if !check_permission(&meta, &id, &claims.principal(), Role::Viewer) {
         return Err(AppError(ErrorCode::Forbidden, "no access".into()));
     }
     let limit = q

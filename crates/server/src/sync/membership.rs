@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use super::{ConnHandle, SessionMsg};
 use crate::access::check_permission;
+use crate::store::NewSession;
 
 use super::actor::{Action, Actor, Participant, parse_entry};
 
@@ -75,8 +76,33 @@ impl Actor {
             return;
         }
         if self.state.is_none() {
-            // The first joiner creates the session and owns it.
-            if let Err(e) = self.store.create_session(&self.id, &conn.user).await {
+            // The first joiner creates the session and owns it, where this server and the
+            // joiner's token allow it.
+            if !self.config.create_on_join {
+                conn.error(
+                    ErrorCode::NotFound,
+                    format!(
+                        "no session {}: sessions are created with POST /v1/sessions here",
+                        self.id
+                    ),
+                    rid.as_ref(),
+                );
+                return;
+            }
+            if !conn.principal().may_create(&self.id) {
+                conn.error(
+                    ErrorCode::Forbidden,
+                    format!("no session {} and this token may not create it", self.id),
+                    rid.as_ref(),
+                );
+                return;
+            }
+            let new = NewSession {
+                owner: &conn.user,
+                link_role: self.config.default_link_role,
+                title: None,
+            };
+            if let Err(e) = self.store.create_session(&self.id, new).await {
                 tracing::error!(session = %self.id, error = %e, "create session failed");
                 conn.error(
                     ErrorCode::Internal,
@@ -98,7 +124,17 @@ impl Actor {
                         return;
                     }
                 },
-                _ => {
+                Ok(None) => {
+                    // Deleted: its id is not used again.
+                    conn.error(
+                        ErrorCode::NotFound,
+                        format!("no session {}: it was deleted", self.id),
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "created session unreadable");
                     conn.error(
                         ErrorCode::Internal,
                         "could not create session",
@@ -110,11 +146,18 @@ impl Actor {
         }
         let Some(doc) = &self.state else { return };
         let version = doc.version;
-        let role = doc.meta.role_of(&conn.user);
+        let role = conn.role_in(&self.id, &doc.meta);
         if role < Role::Viewer {
+            let why = if conn.link().scope().is_some() {
+                "this token does not name it"
+            } else if doc.meta.roles.get(&*conn.user) == Some(&Role::Removed) {
+                "you were removed; only its owner can add you back"
+            } else {
+                "ask its owner to share it"
+            };
             conn.error(
                 ErrorCode::Forbidden,
-                format!("removed from session {}", self.id),
+                format!("no access to session {}: {why}", self.id),
                 rid.as_ref(),
             );
             return;
@@ -170,7 +213,7 @@ impl Actor {
                 let rec = self.presence.get(&p.conn.user);
                 roster.push(WireParticipant {
                     user: p.conn.user.to_string(),
-                    role: doc.meta.role_of(&p.conn.user),
+                    role: p.conn.role_in(&self.id, &doc.meta),
                     online: true,
                     name: rec.and_then(|r| r.name.as_deref().map(str::to_owned)),
                     color: rec.map(|r| r.colour.clone()),
@@ -203,6 +246,8 @@ impl Actor {
             role,
             participants: roster,
             ops,
+            link_role: doc.meta.link_role,
+            title: doc.meta.title.clone(),
         };
         let frame = Utf8Bytes::from(encode_with_rid(&joined, rid.as_ref()));
         if !rejoin && !was_online {
@@ -249,14 +294,27 @@ impl Actor {
     }
 
     /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
+    /// A connection taken out for lost access hears `forbidden` (DESIGN §9.1), others `not_found`.
     pub(super) fn member(&self, conn: &ConnHandle, rid: Option<&Json>) -> Option<&Participant> {
         let p = self.participants.get(&conn.id);
         if p.is_none() {
-            conn.error(
-                ErrorCode::NotFound,
-                format!("not joined to session {}", self.id),
-                rid,
-            );
+            let denied = self
+                .state
+                .as_ref()
+                .is_some_and(|d| conn.role_in(&self.id, &d.meta) < Role::Viewer);
+            if denied {
+                conn.error(
+                    ErrorCode::Forbidden,
+                    format!("no access to session {}", self.id),
+                    rid,
+                );
+            } else {
+                conn.error(
+                    ErrorCode::NotFound,
+                    format!("not joined to session {}", self.id),
+                    rid,
+                );
+            }
         }
         p
     }
@@ -267,7 +325,7 @@ impl Actor {
         };
         let conn = conn.id;
         let Some(doc) = &self.state else { return };
-        if !check_permission(&doc.meta, &p.conn.user, Role::Viewer) {
+        if !check_permission(&doc.meta, &self.id, &p.conn.principal(), Role::Viewer) {
             p.conn
                 .error(ErrorCode::Forbidden, "no access", rid.as_ref());
             return;
@@ -299,20 +357,6 @@ impl Actor {
             if *id != conn && p.ready {
                 p.conn.send_presence(&self.id, &user, frame.clone());
             }
-        }
-    }
-
-    /// A user removed from the session: every connection of theirs here leaves it now (they got
-    /// the `role_changed`; their next message here is `not_found`, a new join `forbidden`).
-    pub(super) fn remove_user_connections(&mut self, user: &str) {
-        let gone: Vec<u64> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| &*p.conn.user == user)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            self.leave(id);
         }
     }
 
@@ -361,7 +405,7 @@ impl Actor {
         let pconn = p.conn.clone();
         let conn = conn.id;
         let Some(doc) = &self.state else { return };
-        if !check_permission(&doc.meta, &pconn.user, Role::Owner) {
+        if !check_permission(&doc.meta, &self.id, &pconn.principal(), Role::Owner) {
             pconn.error(
                 ErrorCode::Forbidden,
                 "only an owner may change roles",
@@ -410,8 +454,9 @@ impl Actor {
         }
         self.announce(&Utf8Bytes::from(frame), Some(conn));
         if role == Role::Removed {
-            self.remove_user_connections(&target);
+            tracing::info!(session = %self.id, user = %target, "user removed");
         }
+        self.revoke_lost_access();
     }
 
     pub(super) async fn grant(
@@ -428,6 +473,11 @@ impl Actor {
             }));
             return;
         };
+        if doc.meta.roles.get(&user) == Some(&Role::Removed) {
+            // Removal sticks: no invite brings a removed user back, only the owner's set_role.
+            let _ = reply.send(Err(ErrorCode::Forbidden));
+            return;
+        }
         let held = doc.meta.role_of(&user);
         if self.broken || self.shutting_down || held >= role {
             let _ = reply.send(if self.broken || self.shutting_down {
@@ -444,12 +494,13 @@ impl Actor {
         }
         let Some(doc) = &mut self.state else { return };
         doc.meta.roles.insert(user.clone(), role);
-        let msg = ServerMessage::RoleChanged {
+        let frame = encode(&ServerMessage::RoleChanged {
             session: self.id.to_string(),
-            user,
+            user: user.clone(),
             role,
-        };
-        self.announce(&Utf8Bytes::from(encode(&msg)), None);
+        });
+        self.cluster_role(&user, role, &frame);
+        self.announce(&Utf8Bytes::from(frame), None);
         let _ = reply.send(Ok(role));
     }
 

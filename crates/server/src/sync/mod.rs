@@ -16,6 +16,8 @@ mod membership;
 mod observers;
 pub(crate) mod rebase;
 mod registry;
+/// Link access, titles and deletion: the owner's settings of a session.
+mod settings;
 /// The actor's side of comments and suggestions.
 mod social;
 #[cfg(test)]
@@ -27,6 +29,7 @@ pub use conn::{ConnHandle, ConnLink, Outbound};
 pub use observers::EditObserver;
 pub use rebase::rebase;
 pub use registry::Sessions;
+pub use settings::Configured;
 
 use std::time::Instant;
 
@@ -85,8 +88,29 @@ pub enum SessionMsg {
     },
     /// The committed state, for the HTTP API.
     GetState {
-        user: String,
+        who: crate::access::Principal,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
+    },
+    /// The owner opens or closes link access from a socket.
+    SetLinkRole {
+        conn: ConnHandle,
+        role: Role,
+        rid: Option<Json>,
+    },
+    /// A settings change over HTTP (`PATCH /v1/sessions/{id}`), by an owner.
+    Configure {
+        who: crate::access::Principal,
+        update: crate::store::SessionUpdate,
+        reply: oneshot::Sender<Result<Configured, (ErrorCode, String)>>,
+    },
+    /// Deletes the session (owner): replies with the ids of the asset records removed.
+    Delete {
+        who: crate::access::Principal,
+        reply: oneshot::Sender<Result<Vec<String>, (ErrorCode, String)>>,
+    },
+    /// The connection's token changed scope: it leaves the session if it lost access.
+    Recheck {
+        conn: ConnHandle,
     },
     /// A comment or suggestion message (`crate::social`).
     Social {

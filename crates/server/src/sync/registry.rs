@@ -10,6 +10,7 @@ use montage_protocol::{ErrorCode, Role};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
+use crate::access::Principal;
 use crate::bus::{Bus, BusEvent};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -157,6 +158,55 @@ impl Sessions {
         rx.await.unwrap_or(Err(ErrorCode::Internal))
     }
 
+    /// Asks an existing session's actor (loading it) and waits for its answer; a missing
+    /// session is not_found without loading anything.
+    async fn ask<T>(
+        self: &Arc<Self>,
+        id: &str,
+        msg: impl FnOnce(oneshot::Sender<Result<T, (ErrorCode, String)>>) -> SessionMsg,
+    ) -> Result<T, (ErrorCode, String)> {
+        let internal = || {
+            (
+                ErrorCode::Internal,
+                "could not reach the session".to_owned(),
+            )
+        };
+        match self.store.meta(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err((ErrorCode::NotFound, format!("no session {id}"))),
+            Err(e) => {
+                tracing::error!(session = id, error = %e, "meta read failed");
+                return Err(internal());
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.send(id, msg(reply), true).await.is_err() {
+            return Err(internal());
+        }
+        rx.await.unwrap_or_else(|_| Err(internal()))
+    }
+
+    /// Changes a session's settings for its owner (`PATCH /v1/sessions/{id}`).
+    pub async fn configure(
+        self: &Arc<Self>,
+        id: &str,
+        who: Principal,
+        update: crate::store::SessionUpdate,
+    ) -> Result<super::Configured, (ErrorCode, String)> {
+        self.ask(id, |reply| SessionMsg::Configure { who, update, reply })
+            .await
+    }
+
+    /// Deletes a session for its owner; answers the asset ids whose bytes are to be released.
+    pub async fn delete(
+        self: &Arc<Self>,
+        id: &str,
+        who: Principal,
+    ) -> Result<Vec<String>, (ErrorCode, String)> {
+        self.ask(id, |reply| SessionMsg::Delete { who, reply })
+            .await
+    }
+
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -262,7 +312,11 @@ impl Sessions {
     }
 
     /// The committed `(version, state JSON)` of a session, for a reader with at least viewer rights.
-    pub async fn state(self: &Arc<Self>, id: &str, user: &str) -> Result<(u64, String), ErrorCode> {
+    pub async fn state(
+        self: &Arc<Self>,
+        id: &str,
+        who: &Principal,
+    ) -> Result<(u64, String), ErrorCode> {
         // Reads of ids that do not exist must not load anything: ask the store first.
         if self.get(id, false).is_none() {
             match self.store.meta(id).await {
@@ -279,7 +333,7 @@ impl Sessions {
             .send(
                 id,
                 SessionMsg::GetState {
-                    user: user.to_owned(),
+                    who: who.clone(),
                     reply,
                 },
                 true,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::access::Principal;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{MemoryStore, Store};
@@ -36,7 +37,10 @@ fn rig(config: Config) -> Rig {
 }
 
 fn config() -> Config {
-    Config::new("/nonexistent", b"k".to_vec())
+    // Link access open: these tests are about sync, not access (the `access` suite is).
+    let mut c = Config::new("/nonexistent", b"k".to_vec());
+    c.default_link_role = montage_protocol::Role::Viewer;
+    c
 }
 
 struct Peer {
@@ -105,7 +109,11 @@ async fn edits_are_acked_after_commit_and_idempotent() {
     a.op(&rig, "s", 0, 1, title("one")).await;
     assert_eq!(a.recv().await["version"], 1);
     assert_eq!(rig.store.op_count("s"), 1, "a resend is not applied twice");
-    let (v, state) = rig.sessions.state("s", "alice").await.unwrap();
+    let (v, state) = rig
+        .sessions
+        .state("s", &Principal::new("alice", None))
+        .await
+        .unwrap();
     assert_eq!(v, 1);
     assert!(state.contains("\"one\""));
 }
@@ -212,7 +220,11 @@ async fn stale_bases_older_than_memory_are_transformed_from_the_store() {
     )
     .await;
     assert_eq!(a.recv().await["version"], 11);
-    let (_, state) = rig.sessions.state("s", "alice").await.unwrap();
+    let (_, state) = rig
+        .sessions
+        .state("s", &Principal::new("alice", None))
+        .await
+        .unwrap();
     let state: Json = serde_json::from_str(&state).unwrap();
     assert_eq!(state["title"], "aaaaaaaaaab");
 }

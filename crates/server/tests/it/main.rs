@@ -3,6 +3,7 @@
 //! PostgreSQL at `MONTAGE_TEST_DATABASE_URL`). What needs the `montage` binary itself (kill -9,
 //! SIGTERM, several processes, the CLI, the browser) stays in `crates/cli/tests/it`.
 
+mod access;
 mod comments;
 mod harness;
 mod media;

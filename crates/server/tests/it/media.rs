@@ -44,7 +44,10 @@ async fn upload_then_preview_at_every_tier(b: Backend) -> Result<()> {
     );
     // Stored under the data dir, readable back byte for byte.
     assert!(dir.path().join("assets").join(&id).is_file());
-    let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+    // An asset uploaded for no session is its uploader's alone.
+    let stranger = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+    assert_eq!(stranger.status, 404);
+    let back = get(&server, &format!("/v1/assets/{id}"), Some("u1")).await?;
     assert_eq!(
         (back.status, back.header("content-type")),
         (200, Some("image/png"))
@@ -61,7 +64,7 @@ async fn upload_then_preview_at_every_tier(b: Backend) -> Result<()> {
         404
     );
     // The store's record of it.
-    let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u2")).await?;
+    let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u1")).await?;
     assert_eq!(m.status, 200);
     let m = m.json()?;
     let created = m["created_at"].as_u64().context("no created_at")?;
@@ -69,11 +72,10 @@ async fn upload_then_preview_at_every_tier(b: Backend) -> Result<()> {
     assert_eq!(
         m,
         json!({"id":id,"kind":"image","format":"png","width":400,"height":300,
-               "bytes":png.len(),"created_at":created}),
-        "u2 is not the uploader: not told who is"
+               "bytes":png.len(),"uploader":"u1","created_at":created})
     );
-    let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u1")).await?;
-    assert_eq!(m.json()?["uploader"], "u1");
+    let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u2")).await?;
+    assert_eq!(m.status, 404, "u2 is a stranger to the asset");
     for (path, user, status) in [
         (
             format!("/v1/assets/{}/meta", "0".repeat(32)),
@@ -264,8 +266,8 @@ async fn uploads_for_a_session_need_an_editor(b: Backend) -> Result<()> {
     assert_eq!(r.status, 201);
     let loose = r.json()?["id"].as_str().context("no id")?.to_owned();
 
-    // The record names its uploader and session only to the uploader and to those who may view
-    // the session; anyone else signed in sees what the asset is, not who put it where.
+    // Assets belong to sessions (DESIGN §9.1): the record (and the bytes) only for the uploader
+    // and those who may view the session; to anyone else the asset does not exist.
     owner
         .send(json!({"type":"set_role","session":"film","user":"outsider","role":"none"}))
         .await?;
@@ -273,7 +275,7 @@ async fn uploads_for_a_session_need_an_editor(b: Backend) -> Result<()> {
     let meta = |id: String, user: &'static str| {
         let addr = server.addr.clone();
         async move {
-            let r = request(
+            request(
                 &addr,
                 "GET",
                 &format!("/v1/assets/{id}/meta"),
@@ -281,30 +283,33 @@ async fn uploads_for_a_session_need_an_editor(b: Backend) -> Result<()> {
                 None,
                 &[],
             )
-            .await?;
-            assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-            r.json()
+            .await
         }
     };
     for user in ["owner", "viewer", "passer-by"] {
         // passer-by has the session's link role (viewer).
-        let m = meta(for_film.clone(), user).await?;
+        let r = meta(for_film.clone(), user).await?;
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        let m = r.json()?;
         assert_eq!(
             (&m["uploader"], &m["session"], &m["kind"]),
             (&json!("owner"), &json!("film"), &json!("image")),
             "{user}: {m}"
         );
     }
-    let m = meta(for_film.clone(), "outsider").await?;
-    assert!(
-        m.get("uploader").is_none() && m.get("session").is_none(),
-        "{m}"
-    );
-    assert_eq!((&m["kind"], &m["width"]), (&json!("image"), &json!(400)));
-    let m = meta(loose.clone(), "viewer").await?;
-    assert_eq!(m["uploader"], "viewer", "{m}");
-    let m = meta(loose, "owner").await?;
-    assert!(m.get("uploader").is_none(), "{m}");
+    for (id, user) in [(&for_film, "outsider"), (&loose, "owner")] {
+        let r = meta(id.clone(), user).await?;
+        assert_eq!(
+            r.status,
+            404,
+            "{user}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let r = get(&server, &format!("/v1/assets/{id}"), Some(user)).await?;
+        assert_eq!(r.status, 404, "{user} downloaded {id}");
+    }
+    let r = meta(loose, "viewer").await?;
+    assert_eq!(r.json()?["uploader"], "viewer");
     Ok(())
 }
 
@@ -635,7 +640,7 @@ async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
         let d = a["duration"].as_f64().context("no duration")?;
         assert!((d - 2.0).abs() < 0.2, "duration {d}");
         let id = a["id"].as_str().context("no id")?.to_owned();
-        let back = get(&server, &format!("/v1/assets/{id}"), Some("u2")).await?;
+        let back = get(&server, &format!("/v1/assets/{id}"), Some("u1")).await?;
         assert_eq!(back.header("content-type"), Some("video/mp4"));
         let m = get(&server, &format!("/v1/assets/{id}/meta"), Some("u1")).await?;
         let m = m.json()?;

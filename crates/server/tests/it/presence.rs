@@ -324,7 +324,12 @@ async fn roles_change_live_and_a_removed_user_is_disconnected(b: Backend) -> Res
         next_of(&mut carol, "participant_left").await?,
         json!({"type":"participant_left","session":"s","user":"bob"})
     );
-    bob.expect_error(presence("s", json!({"cursor":{"x":1,"y":1}})), "not_found")
+    // Each of his connections is told why it was taken out; then every message is refused.
+    for c in [&mut bob, &mut bob_tab] {
+        let e = next_of(c, "error").await?;
+        assert_eq!(e["code"], "forbidden", "{e}");
+    }
+    bob.expect_error(presence("s", json!({"cursor":{"x":1,"y":1}})), "forbidden")
         .await?;
     // He cannot come back (the grant overrides the link role), nor read over HTTP.
     bob_tab

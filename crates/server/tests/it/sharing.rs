@@ -557,7 +557,7 @@ async fn system_design_calls_run_as_written(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[]).await?;
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = b.open_store(dir.path()).await?;
-    store.create_session("poster", "alice").await?;
+    store.create_session("poster", media_services::store::NewSession { owner: "alice", link_role: montage_protocol::Role::Viewer, title: None }).await?;
     let mut cfg = media_services::collaboration::SharingConfig::default();
     cfg.connectors.add_url(&format!("messenger=http://{}/messenger", rx.addr)).map_err(anyhow::Error::msg)?;
     cfg.connectors.secret = HOOK_SECRET.as_bytes().to_vec();

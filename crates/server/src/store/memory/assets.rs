@@ -11,6 +11,22 @@ use super::MemoryStore;
 #[derive(Default)]
 pub struct MemoryAssets(Mutex<HashMap<String, AssetRecord>>);
 
+impl MemoryAssets {
+    /// Forgets the records of a session's assets; answers their ids.
+    pub(super) fn remove_session(&self, session: &str) -> Vec<String> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<String> = m
+            .values()
+            .filter(|r| r.session.as_deref() == Some(session))
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &ids {
+            m.remove(id);
+        }
+        ids
+    }
+}
+
 impl AssetStore for MemoryStore {
     fn put_asset<'a>(&'a self, r: &'a AssetRecord) -> StoreFuture<'a, ()> {
         let mut m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,8 @@ use montage_protocol::Role;
 
 use crate::error::Error;
 use crate::store::{
-    Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write,
+    Loaded, NewSession, SessionMeta, SessionSummary, SessionUpdate, Snapshot, SocialStore, Store,
+    StoreFuture, StoredOp, Write,
 };
 
 mod assets;
@@ -22,6 +23,10 @@ struct Entry {
     meta: Option<SessionMeta>,
     snapshot: Option<Snapshot>,
     ops: BTreeMap<u64, StoredOp>,
+    /// Milliseconds since the epoch of the last commit or settings change.
+    updated: i64,
+    /// Deleted: the id is never used again.
+    deleted: bool,
 }
 
 /// Everything in a mutex-guarded map; `fail_appends` lets tests simulate a failing disk.
@@ -72,19 +77,91 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(r) })
     }
 
-    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
-        self.with(|m| {
+    fn create_session<'a>(
+        &'a self,
+        session: &'a str,
+        new: NewSession<'a>,
+    ) -> StoreFuture<'a, bool> {
+        let created = self.with(|m| {
             let e = m.entry(session.to_owned()).or_default();
-            if e.meta.is_none() {
-                let roles = HashMap::from([(owner.to_owned(), Role::Owner)]);
-                e.meta = Some(SessionMeta {
-                    owner: owner.to_owned(),
-                    link_role: Role::Viewer,
-                    roles,
-                });
+            if e.meta.is_some() || e.deleted {
+                return false;
+            }
+            e.meta = Some(SessionMeta {
+                owner: new.owner.to_owned(),
+                link_role: new.link_role,
+                roles: HashMap::from([(new.owner.to_owned(), Role::Owner)]),
+                title: new.title.map(str::to_owned),
+            });
+            e.updated = crate::clock::now_ms();
+            true
+        });
+        Box::pin(async move { Ok(created) })
+    }
+
+    fn update_session<'a>(
+        &'a self,
+        session: &'a str,
+        update: &'a SessionUpdate,
+    ) -> StoreFuture<'a, ()> {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(session)
+                && let Some(meta) = &mut e.meta
+            {
+                if let Some(r) = update.link_role {
+                    meta.link_role = r;
+                }
+                if let Some(t) = &update.title {
+                    meta.title = (!t.is_empty()).then(|| t.clone());
+                }
+                e.updated = crate::clock::now_ms();
             }
         });
         Box::pin(async { Ok(()) })
+    }
+
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<SessionSummary>> {
+        let mut list: Vec<SessionSummary> = self.with(|m| {
+            m.iter()
+                .filter_map(|(id, e)| {
+                    let meta = e.meta.as_ref()?;
+                    let role = *meta.roles.get(user)?;
+                    (role != Role::Removed).then(|| SessionSummary {
+                        id: id.clone(),
+                        title: meta.title.clone(),
+                        role,
+                        link_role: meta.link_role,
+                        version: e.ops.keys().next_back().copied().unwrap_or(0),
+                        updated: e.updated,
+                    })
+                })
+                .collect()
+        });
+        list.sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.id.cmp(&b.id)));
+        list.truncate(limit as usize);
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.with(|m| {
+            m.insert(
+                session.to_owned(),
+                Entry {
+                    deleted: true,
+                    ..Entry::default()
+                },
+            )
+        });
+        self.social
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, s), _| s != session);
+        let assets = self.assets.remove_session(session);
+        Box::pin(async move { Ok(assets) })
     }
 
     fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()> {
@@ -115,10 +192,9 @@ impl Store for MemoryStore {
                 for w in batch {
                     match w {
                         Write::Op { session, op } => {
-                            m.entry(session.clone())
-                                .or_default()
-                                .ops
-                                .insert(op.version, op.clone());
+                            let e = m.entry(session.clone()).or_default();
+                            e.ops.insert(op.version, op.clone());
+                            e.updated = crate::clock::now_ms();
                         }
                         Write::Snapshot { session, snapshot } => {
                             m.entry(session.clone()).or_default().snapshot = Some(snapshot.clone());

@@ -20,8 +20,11 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{Error, Result};
-use crate::store::rows::{session_meta, stored_op, to_i64, to_u64};
-use crate::store::{Loaded, SessionMeta, Snapshot, Store, StoreFuture, StoredOp, Write};
+use crate::store::rows::{session_meta, session_summary, stored_op, to_i64, to_u64};
+use crate::store::{
+    Loaded, NewSession, SESSION_TABLES, SessionMeta, SessionSummary, SessionUpdate, Snapshot,
+    Store, StoreFuture, StoredOp, Write, heads,
+};
 
 mod assets;
 mod social;
@@ -96,6 +99,24 @@ INSERT INTO montage_cluster (id, created_at)
     VALUES (md5(random()::text || clock_timestamp()::text), extract(epoch FROM now())::BIGINT);
 "#,
     },
+    // Issue #14: private sessions. Sessions made before keep their `link_role` (`viewer` unless
+    // changed); title, head version and last update for `GET /v1/sessions`.
+    Migration {
+        id: 5,
+        name: "session titles, heads and the lookups of private sessions",
+        sql: r#"
+ALTER TABLE sessions ADD COLUMN title TEXT;
+ALTER TABLE sessions ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN deleted_at BIGINT;
+UPDATE sessions SET
+    version = COALESCE((SELECT MAX(version) FROM ops WHERE ops.session = sessions.id), 0),
+    updated_at = created_at * 1000;
+CREATE INDEX roles_by_user ON roles (user_id, session);
+CREATE INDEX assets_by_session ON assets (session);
+CREATE INDEX contributions_by_session ON contributions (session);
+"#,
+    },
 ];
 
 /// Serialises migrations between nodes starting at once (an arbitrary constant key).
@@ -111,6 +132,19 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// A store on `url` whose schema the test sets up itself (`migrate` with some steps).
+    #[cfg(test)]
+    pub(crate) async fn connect_without_migrating(url: &str) -> PgStore {
+        PgStore {
+            pool: PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .expect("test database"),
+            task_owner: crate::clock::random_id(),
+        }
+    }
+
     /// Connects with a pool of `max_connections` and applies missing migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore> {
         let opts = PgConnectOptions::from_str(url)?.application_name("montage");
@@ -207,15 +241,28 @@ impl PgStore {
                 write_snapshot(&mut tx, session, snapshot).await?;
             }
         }
+        let now = crate::clock::now_ms();
+        for (session, version) in heads(batch) {
+            sqlx::query(
+                "UPDATE sessions SET version = GREATEST(version, $1), updated_at = $2 WHERE id = $3",
+            )
+            .bind(to_i64(version))
+            .bind(now)
+            .bind(session)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
     async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
-        let Some(row) = sqlx::query_as("SELECT owner, link_role FROM sessions WHERE id = $1")
-            .bind(session)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) = sqlx::query_as(
+            "SELECT owner, link_role, title FROM sessions WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(session)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
@@ -381,31 +428,115 @@ impl Store for PgStore {
         Box::pin(self.meta_inner(session))
     }
 
-    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
+    fn create_session<'a>(
+        &'a self,
+        session: &'a str,
+        new: NewSession<'a>,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
+            let now = crate::clock::now_ms();
             // Two nodes may create the same session at once: the first insert wins and only it
             // grants ownership.
             let created = sqlx::query(
-                "INSERT INTO sessions (id, owner, link_role, created_at) VALUES ($1, $2, 'viewer', $3) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO sessions (id, owner, link_role, title, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
             )
             .bind(session)
-            .bind(owner)
-            .bind(to_i64(crate::clock::now_secs()))
+            .bind(new.owner)
+            .bind(new.link_role.as_str())
+            .bind(new.title)
+            .bind(now / 1000)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-            if created.rows_affected() == 1 {
+            let created = created.rows_affected() == 1;
+            if created {
                 sqlx::query(
                     "INSERT INTO roles (session, user_id, role) VALUES ($1, $2, 'owner') \
                      ON CONFLICT (session, user_id) DO UPDATE SET role = 'owner'",
                 )
                 .bind(session)
-                .bind(owner)
+                .bind(new.owner)
                 .execute(&mut *tx)
                 .await?;
             }
             tx.commit().await?;
+            Ok(created)
+        })
+    }
+
+    fn update_session<'a>(
+        &'a self,
+        session: &'a str,
+        update: &'a SessionUpdate,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE sessions SET link_role = COALESCE($1, link_role), \
+                 title = CASE WHEN $2::TEXT IS NULL THEN title ELSE NULLIF($2, '') END, \
+                 updated_at = $3 WHERE id = $4",
+            )
+            .bind(update.link_role.map(Role::as_str))
+            .bind(update.title.as_deref())
+            .bind(crate::clock::now_ms())
+            .bind(session)
+            .execute(&self.pool)
+            .await?;
             Ok(())
+        })
+    }
+
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<SessionSummary>> {
+        Box::pin(async move {
+            let rows = sqlx::query_as(
+                "SELECT s.id, s.title, r.role, s.link_role, s.version, s.updated_at \
+                 FROM roles r JOIN sessions s ON s.id = r.session \
+                 WHERE r.user_id = $1 AND r.role <> 'none' \
+                 ORDER BY s.updated_at DESC, s.id LIMIT $2",
+            )
+            .bind(user)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(session_summary).collect()
+        })
+    }
+
+    fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let assets: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM assets WHERE session = $1")
+                    .bind(session)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "DELETE FROM invite_uses WHERE invite IN (SELECT id FROM invites WHERE session = $1)",
+            )
+            .bind(session)
+            .execute(&mut *tx)
+            .await?;
+            for table in SESSION_TABLES.iter().chain(&["assets"]) {
+                sqlx::query(&format!("DELETE FROM {table} WHERE session = $1"))
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // The row stays as a tombstone holding only the id: a deleted session's id is never
+            // reused (a later join is not_found, not a new session under an old link).
+            sqlx::query(
+                "UPDATE sessions SET owner = '', title = NULL, version = 0, deleted_at = $2 WHERE id = $1",
+            )
+            .bind(session).bind(crate::clock::now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(assets)
         })
     }
 
@@ -606,8 +737,26 @@ mod tests {
         // Migrating again (a second node starting) is a no-op.
         s.migrate(MIGRATIONS).await.unwrap();
         assert!(s.load("s").await.unwrap().is_none());
-        s.create_session("s", "alice").await.unwrap();
-        s.create_session("s", "bob").await.unwrap();
+        s.create_session(
+            "s",
+            crate::store::NewSession {
+                owner: "alice",
+                link_role: Role::Viewer,
+                title: None,
+            },
+        )
+        .await
+        .unwrap();
+        s.create_session(
+            "s",
+            crate::store::NewSession {
+                owner: "bob",
+                link_role: Role::Viewer,
+                title: None,
+            },
+        )
+        .await
+        .unwrap();
         s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
         match s.commit(&[op(3, 3), op(2, 9)]).await {
             Err(Error::VersionConflict { session, version }) => {
@@ -650,6 +799,32 @@ mod tests {
             s.migrate(MIGRATIONS).await,
             Err(Error::UnsupportedSchema { found: 999, .. })
         ));
+        s.close().await.unwrap();
+        db.drop_db().await;
+    }
+
+    /// A database of a build before migration 5: its sessions keep their link role (`viewer`,
+    /// the old default) and get their head versions.
+    #[tokio::test]
+    async fn migration_5_keeps_the_link_role_of_existing_sessions() {
+        let Some(db) = testdb::create("migration_5_keeps_the_link_role").await else {
+            return;
+        };
+        let s = PgStore::connect_without_migrating(&db.url).await;
+        s.migrate(&MIGRATIONS[..4]).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO sessions (id, owner, created_at) VALUES ('old', 'alice', 1700000000);
+             INSERT INTO roles VALUES ('old', 'alice', 'owner');
+             INSERT INTO ops VALUES ('old', 1, 'alice', 'c', 1, '[]'), ('old', 2, 'alice', 'c', 2, '[]');",
+        )
+        .execute(s.pool())
+        .await
+        .unwrap();
+        s.migrate(MIGRATIONS).await.unwrap();
+        let meta = s.meta("old").await.unwrap().unwrap();
+        assert_eq!((meta.link_role, meta.title), (Role::Viewer, None));
+        let list = s.user_sessions("alice", 10).await.unwrap();
+        assert_eq!((list[0].version, list[0].updated), (2, 1_700_000_000_000));
         s.close().await.unwrap();
         db.drop_db().await;
     }

@@ -11,9 +11,10 @@ use sqlx::sqlite::{
 };
 
 use crate::error::{Error, Result};
-use crate::store::rows::{session_meta, stored_op, to_i64, to_u64};
+use crate::store::rows::{session_meta, session_summary, stored_op, to_i64, to_u64};
 use crate::store::{
-    Loaded, SessionMeta, Snapshot, SocialStore, Store, StoreFuture, StoredOp, Write,
+    Loaded, NewSession, SESSION_TABLES, SessionMeta, SessionSummary, SessionUpdate, Snapshot,
+    SocialStore, Store, StoreFuture, StoredOp, Write, heads,
 };
 
 mod assets;
@@ -23,7 +24,26 @@ mod tasks;
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "montage.db";
 /// The schema this build writes; a newer one on disk is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Steps from one schema version to the next: `STEPS[i]` takes version `i + 1` to `i + 2`.
+/// Append only; each runs once, in a transaction, and bumps `schema_version`.
+const STEPS: &[&str] = &[
+    // 2: private sessions (#14). Sessions made before keep their `link_role` (`viewer` unless
+    // changed); title, head version and last update for `GET /v1/sessions`.
+    r#"
+ALTER TABLE sessions ADD COLUMN title TEXT;
+ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN deleted_at INTEGER;
+UPDATE sessions SET
+    version = COALESCE((SELECT MAX(version) FROM ops WHERE ops.session = sessions.id), 0),
+    updated_at = created_at * 1000;
+CREATE INDEX IF NOT EXISTS roles_by_user ON roles (user, session);
+CREATE INDEX IF NOT EXISTS assets_by_session ON assets (session);
+CREATE INDEX IF NOT EXISTS contributions_by_session ON contributions (session);
+"#,
+];
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,29 +131,45 @@ impl SqliteStore {
         sqlx::raw_sql(assets::ASSET_SCHEMA)
             .execute(&self.pool)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)")
-            .bind(SCHEMA_VERSION.to_string())
+        // A new file starts at 1, the shape SCHEMA creates, and takes every step like an old one.
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')")
             .execute(&self.pool)
             .await?;
-        let found: String =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema_version'")
-                .fetch_one(&self.pool)
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let found: String =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let found = found.parse::<i64>().unwrap_or(i64::MAX);
+            if found > SCHEMA_VERSION {
+                return Err(Error::UnsupportedSchema {
+                    found,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            if found == SCHEMA_VERSION {
+                return Ok(());
+            }
+            sqlx::raw_sql(STEPS[(found - 1) as usize])
+                .execute(&mut *tx)
                 .await?;
-        let found = found.parse::<i64>().unwrap_or(i64::MAX);
-        if found > SCHEMA_VERSION {
-            return Err(Error::UnsupportedSchema {
-                found,
-                known: SCHEMA_VERSION,
-            });
+            sqlx::query("UPDATE meta SET value = ? WHERE key = 'schema_version'")
+                .bind((found + 1).to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = found + 1, "SQLite schema upgraded");
         }
-        Ok(())
     }
 
     async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
-        let Some(row) = sqlx::query_as("SELECT owner, link_role FROM sessions WHERE id = ?")
-            .bind(session)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) = sqlx::query_as(
+            "SELECT owner, link_role, title FROM sessions WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(session)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
@@ -263,28 +299,110 @@ impl Store for SqliteStore {
         Box::pin(self.meta_inner(session))
     }
 
-    fn create_session<'a>(&'a self, session: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
+    fn create_session<'a>(
+        &'a self,
+        session: &'a str,
+        new: NewSession<'a>,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
+            let now = crate::clock::now_ms();
             let created = sqlx::query(
-                "INSERT OR IGNORE INTO sessions (id, owner, link_role, created_at) VALUES (?, ?, 'viewer', ?)",
+                "INSERT OR IGNORE INTO sessions (id, owner, link_role, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(session)
-            .bind(owner)
-            .bind(to_i64(crate::clock::now_secs()))
+            .bind(new.owner)
+            .bind(new.link_role.as_str())
+            .bind(new.title)
+            .bind(now / 1000)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-            if created.rows_affected() == 1 {
+            let created = created.rows_affected() == 1;
+            if created {
                 sqlx::query(
                     "INSERT OR REPLACE INTO roles (session, user, role) VALUES (?, ?, 'owner')",
                 )
                 .bind(session)
-                .bind(owner)
+                .bind(new.owner)
                 .execute(&mut *tx)
                 .await?;
             }
             tx.commit().await?;
+            Ok(created)
+        })
+    }
+
+    fn update_session<'a>(
+        &'a self,
+        session: &'a str,
+        update: &'a SessionUpdate,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE sessions SET link_role = COALESCE(?, link_role), \
+                 title = CASE WHEN ? IS NULL THEN title ELSE NULLIF(?, '') END, updated_at = ? \
+                 WHERE id = ?",
+            )
+            .bind(update.link_role.map(Role::as_str))
+            .bind(update.title.as_deref())
+            .bind(update.title.as_deref())
+            .bind(crate::clock::now_ms())
+            .bind(session)
+            .execute(&self.pool)
+            .await?;
             Ok(())
+        })
+    }
+
+    fn user_sessions<'a>(
+        &'a self,
+        user: &'a str,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<SessionSummary>> {
+        Box::pin(async move {
+            let rows = sqlx::query_as(
+                "SELECT s.id, s.title, r.role, s.link_role, s.version, s.updated_at \
+                 FROM roles r JOIN sessions s ON s.id = r.session \
+                 WHERE r.user = ? AND r.role <> 'none' ORDER BY s.updated_at DESC, s.id LIMIT ?",
+            )
+            .bind(user)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(session_summary).collect()
+        })
+    }
+
+    fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let assets: Vec<String> = sqlx::query_scalar("SELECT id FROM assets WHERE session = ?")
+                .bind(session)
+                .fetch_all(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM invite_uses WHERE invite IN (SELECT id FROM invites WHERE session = ?)",
+            )
+            .bind(session)
+            .execute(&mut *tx)
+            .await?;
+            for table in SESSION_TABLES.iter().chain(&["assets"]) {
+                sqlx::query(&format!("DELETE FROM {table} WHERE session = ?"))
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // The row stays as a tombstone holding only the id: a deleted session's id is never
+            // reused (a later join is not_found, not a new session under an old link).
+            sqlx::query(
+                "UPDATE sessions SET owner = '', title = NULL, version = 0, deleted_at = ? WHERE id = ?",
+            )
+            .bind(crate::clock::now_ms()).bind(session)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(assets)
         })
     }
 
@@ -322,6 +440,17 @@ impl Store for SqliteStore {
                 }
             }
             insert_ops(&mut tx, &ops).await?;
+            let now = crate::clock::now_ms();
+            for (session, version) in heads(batch) {
+                sqlx::query(
+                    "UPDATE sessions SET version = MAX(version, ?), updated_at = ? WHERE id = ?",
+                )
+                .bind(to_i64(version))
+                .bind(now)
+                .bind(session)
+                .execute(&mut *tx)
+                .await?;
+            }
             // One commit, one fsync for the whole batch: this is the group commit.
             tx.commit().await?;
             Ok(())
@@ -426,8 +555,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).await.unwrap();
         assert!(s.load("s").await.unwrap().is_none());
-        s.create_session("s", "alice").await.unwrap();
-        s.create_session("s", "bob").await.unwrap();
+        s.create_session(
+            "s",
+            crate::store::NewSession {
+                owner: "alice",
+                link_role: Role::Viewer,
+                title: None,
+            },
+        )
+        .await
+        .unwrap();
+        s.create_session(
+            "s",
+            crate::store::NewSession {
+                owner: "bob",
+                link_role: Role::Viewer,
+                title: None,
+            },
+        )
+        .await
+        .unwrap();
         s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
         assert!(matches!(
             s.commit(&[op(3, 3), op(2, 9)]).await,
@@ -462,5 +609,55 @@ mod tests {
         // Reopen: everything is still there.
         let s = SqliteStore::open(dir.path()).await.unwrap();
         assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
+    }
+
+    /// A file written by a schema-1 build: step 2 keeps its sessions' link role (`viewer`, the
+    /// old default) and fills in their head versions.
+    #[tokio::test]
+    async fn schema_1_files_upgrade_keeping_their_link_role() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join(DB_FILE).display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
+            sqlx::raw_sql(tasks::TASK_SCHEMA)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::raw_sql(assets::ASSET_SCHEMA)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::raw_sql(
+                "INSERT INTO meta VALUES ('schema_version', '1');
+                 INSERT INTO sessions (id, owner, created_at) VALUES ('old', 'alice', 1700000000);
+                 INSERT INTO roles VALUES ('old', 'alice', 'owner');
+                 INSERT INTO ops VALUES ('old', 1, 'alice', 'c', 1, '[]'), ('old', 2, 'alice', 'c', 2, '[]');",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let meta = s.meta("old").await.unwrap().unwrap();
+        assert_eq!((meta.link_role, meta.title), (Role::Viewer, None));
+        let list = s.user_sessions("alice", 10).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].version, list[0].updated), (2, 1_700_000_000_000));
+        // New sessions get what they are created with.
+        let new = crate::store::NewSession {
+            owner: "bob",
+            link_role: Role::Removed,
+            title: Some("t"),
+        };
+        assert!(s.create_session("new", new).await.unwrap());
+        assert_eq!(
+            s.meta("new").await.unwrap().unwrap().link_role,
+            Role::Removed
+        );
+        // Opening again runs no step twice.
+        s.close().await.unwrap();
+        SqliteStore::open(dir.path()).await.unwrap();
     }
 }

@@ -70,7 +70,7 @@ pub(super) struct Unconfirmed {
 
 /// The actor's cross-node state; `None` on a single node with its own store.
 pub(super) struct Cluster {
-    bus: Arc<dyn Bus>,
+    pub(super) bus: Arc<dyn Bus>,
     unconfirmed: VecDeque<Unconfirmed>,
     /// Commits of other nodes that arrived ahead of this node's head.
     buffered: BTreeMap<u64, StoredOp>,
@@ -476,13 +476,15 @@ impl Actor {
                     return;
                 };
                 if let Some(doc) = &mut self.state {
-                    doc.meta.roles.insert(user.clone(), role);
+                    doc.meta.roles.insert(user, role);
                 }
                 self.announce(&Utf8Bytes::from(frame), None);
-                if role == Role::Removed {
-                    self.remove_user_connections(&user);
-                }
+                self.revoke_lost_access();
             }
+            BusEvent::Settings {
+                link_role, title, ..
+            } => self.on_remote_settings(link_role, title),
+            BusEvent::Deleted { .. } => self.forget_deleted(),
             BusEvent::Roster {
                 node,
                 participants,

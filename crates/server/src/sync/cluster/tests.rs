@@ -29,7 +29,7 @@ fn participant(joined: &Json, user: &str) -> Json {
 }
 
 fn node(store: Arc<MemoryStore>, bus: Arc<dyn Bus>) -> Node {
-    node_with(store, bus, Config::new("/nonexistent", b"k".to_vec()))
+    node_with(store, bus, open_config())
 }
 
 fn node_with(store: Arc<MemoryStore>, bus: Arc<dyn Bus>, config: Config) -> Node {
@@ -154,8 +154,16 @@ async fn a_version_taken_by_another_node_is_caught_up_and_retried() {
     assert_eq!(b.metrics.conflict_retries_total.get(), 1);
     assert_eq!(store.op_count("s"), 2);
     // Reads catch up from the store: both nodes serve version 2, the same state.
-    let sa = a.sessions.state("s", "alice").await.unwrap();
-    let sb = b.sessions.state("s", "alice").await.unwrap();
+    let sa = a
+        .sessions
+        .state("s", &crate::access::Principal::new("alice", None))
+        .await
+        .unwrap();
+    let sb = b
+        .sessions
+        .state("s", &crate::access::Principal::new("alice", None))
+        .await
+        .unwrap();
     assert_eq!(sa, sb);
     assert_eq!(sa.0, 2);
     assert!(sa.1.contains(r#""title":"AB""#), "{}", sa.1);
@@ -215,8 +223,14 @@ async fn commits_roles_and_presence_fan_out_over_the_bus() {
     let got = bob.recv_type("presence").await;
     assert_eq!(got["user"], "alice");
     assert_eq!(
-        a.sessions.state("s", "bob").await.unwrap(),
-        b.sessions.state("s", "bob").await.unwrap()
+        a.sessions
+            .state("s", &crate::access::Principal::new("bob", None))
+            .await
+            .unwrap(),
+        b.sessions
+            .state("s", &crate::access::Principal::new("bob", None))
+            .await
+            .unwrap()
     );
 }
 
@@ -311,7 +325,7 @@ async fn a_retry_moves_the_caret_of_the_authors_other_tab() {
 async fn a_silent_nodes_users_go_offline() {
     let store = Arc::new(MemoryStore::new());
     let hub = LocalHub::new();
-    let mut config = Config::new("/nonexistent", b"k".to_vec());
+    let mut config = open_config();
     config.roster_refresh = Duration::from_millis(50);
     let a = node_with(store.clone(), hub.node("a"), config);
     let ghost = hub.node("ghost");
@@ -343,4 +357,11 @@ async fn a_silent_nodes_users_go_offline() {
         .map(|p| &p["user"])
         .collect();
     assert_eq!(online, [&json!("alice"), &json!("carol")], "{joined}");
+}
+
+/// Link access open: these tests are about the cluster, not access.
+fn open_config() -> Config {
+    let mut c = Config::new("/nonexistent", b"k".to_vec());
+    c.default_link_role = montage_protocol::Role::Viewer;
+    c
 }
