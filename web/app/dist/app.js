@@ -1805,6 +1805,8 @@ var MontageClient = class _MontageClient {
   tokenWait = null;
   tokenAttempts = 0;
   refreshing = false;
+  /** An `auth` sent and not answered yet. */
+  authPending = null;
   /** A `join` was sent on this socket and its answer has not come yet. */
   awaitingJoin = false;
   ridSeq = 0;
@@ -1954,8 +1956,19 @@ var MontageClient = class _MontageClient {
    * refused by the server, which then closes the socket.
    */
   authenticate(token2) {
-    this.setToken(token2);
-    if (this.state === "online") this.send({ type: "auth", token: token2, rid: `auth:${++this.ridSeq}` });
+    if (this.state !== "online") {
+      this.setToken(token2);
+      return;
+    }
+    const rid = `auth:${++this.ridSeq}`;
+    this.authPending = { token: token2, rid };
+    this.send({ type: "auth", token: token2, rid });
+  }
+  /** The socket is going: a refreshed token the server neither took nor refused is used for
+   * the next connection (it is the newest the app gave). */
+  settleAuth() {
+    if (this.authPending !== null) this.setToken(this.authPending.token);
+    this.authPending = null;
   }
   setToken(token2) {
     this.token = token2;
@@ -2068,6 +2081,7 @@ var MontageClient = class _MontageClient {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
+    this.settleAuth();
     const s = this.sock;
     this.sock = null;
     this.held = null;
@@ -2093,6 +2107,7 @@ var MontageClient = class _MontageClient {
   /** Drops the socket and connects again at once: a fresh `joined` says whether (and as what)
    * I am still in the session. */
   rejoinFresh() {
+    this.settleAuth();
     const s = this.sock;
     this.sock = null;
     this.held = null;
@@ -2106,6 +2121,7 @@ var MontageClient = class _MontageClient {
     this.connect();
   }
   onClosed() {
+    this.settleAuth();
     this.held = null;
     this.awaitingJoin = false;
     if (!this.wantOnline) {
@@ -2206,6 +2222,7 @@ var MontageClient = class _MontageClient {
           this.emit("sessionDeleted", { session: this.session });
           return this.deny("deleted", "the owner deleted this session");
         case "authed":
+          this.settleAuth();
           return this.emit("authed", { exp: Number(m["exp"]) });
         case "token_expiring":
           this.emit("tokenExpiring", { exp: Number(m["exp"]) });
@@ -2305,6 +2322,7 @@ var MontageClient = class _MontageClient {
     const message = String(m["message"] ?? "");
     const r = m["rid"];
     const rid = typeof r === "string" ? r : void 0;
+    if (rid !== void 0 && rid === this.authPending?.rid) this.authPending = null;
     const access = code === "forbidden" || code === "not_found";
     if (access && (rid === "join" || rid === void 0 && this.awaitingJoin)) {
       const reason = code === "not_found" ? "not_found" : this.joined ? "removed" : "forbidden";

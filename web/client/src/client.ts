@@ -175,6 +175,8 @@ export class MontageClient {
   private tokenWait: number | null = null;
   private tokenAttempts = 0;
   private refreshing = false;
+  /** An `auth` sent and not answered yet. */
+  private authPending: { token: string; rid: string } | null = null;
   /** A `join` was sent on this socket and its answer has not come yet. */
   private awaitingJoin = false;
   private ridSeq = 0;
@@ -336,8 +338,21 @@ export class MontageClient {
    * refused by the server, which then closes the socket.
    */
   authenticate(token: string): void {
-    this.setToken(token);
-    if (this.state === "online") this.send({ type: "auth", token, rid: `auth:${++this.ridSeq}` });
+    if (this.state !== "online") {
+      this.setToken(token);
+      return;
+    }
+    // Adopted once the server takes it (`authed`); a token it refuses is not used again.
+    const rid = `auth:${++this.ridSeq}`;
+    this.authPending = { token, rid };
+    this.send({ type: "auth", token, rid });
+  }
+
+  /** The socket is going: a refreshed token the server neither took nor refused is used for
+   * the next connection (it is the newest the app gave). */
+  private settleAuth(): void {
+    if (this.authPending !== null) this.setToken(this.authPending.token);
+    this.authPending = null;
   }
 
   private setToken(token: string): void {
@@ -460,6 +475,7 @@ export class MontageClient {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
+    this.settleAuth();
     const s = this.sock;
     this.sock = null;
     this.held = null;
@@ -488,6 +504,7 @@ export class MontageClient {
   /** Drops the socket and connects again at once: a fresh `joined` says whether (and as what)
    * I am still in the session. */
   private rejoinFresh(): void {
+    this.settleAuth();
     const s = this.sock;
     this.sock = null;
     this.held = null;
@@ -503,6 +520,7 @@ export class MontageClient {
   }
 
   private onClosed(): void {
+    this.settleAuth();
     this.held = null;
     this.awaitingJoin = false;
     if (!this.wantOnline) {
@@ -611,6 +629,7 @@ export class MontageClient {
           this.emit("sessionDeleted", { session: this.session });
           return this.deny("deleted", "the owner deleted this session");
         case "authed":
+          this.settleAuth();
           return this.emit("authed", { exp: Number(m["exp"]) });
         case "token_expiring":
           this.emit("tokenExpiring", { exp: Number(m["exp"]) });
@@ -726,6 +745,7 @@ export class MontageClient {
     const message = String(m["message"] ?? "");
     const r = m["rid"];
     const rid = typeof r === "string" ? r : undefined;
+    if (rid !== undefined && rid === this.authPending?.rid) this.authPending = null; // refused
     const access = code === "forbidden" || code === "not_found";
     if (access && (rid === "join" || (rid === undefined && this.awaitingJoin))) {
       // The join was refused: no access (ask the owner), or no such session.

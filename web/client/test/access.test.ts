@@ -119,6 +119,23 @@ describe("tokens", () => {
     expect(calls).toBe(3);
   });
 
+  it("without getToken, a refused refresh keeps the old token for the next connection", () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    const a = mk(net, clock, "alice");
+    net.drain();
+    const errors = collect<{ code: string }>(a, "error");
+    a.authenticate(fakeJwt("mallory"));
+    net.drain();
+    expect(errors).toMatchObject([{ code: "unauthorized" }]);
+    expect(a.user).toBe("alice");
+    clock.runNext();
+    net.drain();
+    expect(a.connectionState).toBe("online");
+    const conn = net.conns.find((c) => c.user === "alice")!;
+    expect(new URL(conn.url).searchParams.get("token")).toBe(fakeJwt("alice"));
+  });
+
   it("a getToken that fails is retried with backoff; disconnect while it runs opens nothing", async () => {
     const net = new FakeNet(newDocument());
     const clock = new FakeClock();
