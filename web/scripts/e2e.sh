@@ -2,7 +2,8 @@
 # Runs the demo page's Playwright scripts (web/app/test) in Debian's Chromium against a running
 # `montage serve --dev` at $MONTAGE_URL. `web/scripts/e2e.sh` runs the two-user editing test;
 # `web/scripts/e2e.sh comments` the comments-and-invites one; `previews` the live previews of one
-# user's own edits.
+# user's own edits; `sharing` private sessions: the sessions list, the no-access panel, link access
+# opened and closed in the share dialog, deletion.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -19,5 +20,6 @@ case "${1:-editing}" in
   editing) node test/e2e.mjs ;;
   comments) node test/e2e-comments.mjs ;;
   previews) node test/e2e-previews.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments|previews]" >&2; exit 2 ;;
+  sharing) node test/e2e-sharing.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews|sharing]" >&2; exit 2 ;;
 esac

@@ -1618,6 +1618,150 @@ function undoInverse(before, op) {
   return parts.reverse().flat();
 }
 
+// ../client/src/access.ts
+var RANK = { none: -1, viewer: 0, commenter: 1, editor: 2, owner: 3 };
+function roleAtLeast(role2, need) {
+  return (RANK[role2 ?? ""] ?? -1) >= RANK[need];
+}
+var AccessError = class extends Error {
+  session;
+  reason;
+  /** The server's error code: `forbidden` or `not_found`. */
+  code;
+  constructor(session, reason, message) {
+    super(message);
+    this.name = "AccessError";
+    this.session = session;
+    this.reason = reason;
+    this.code = reason === "not_found" || reason === "deleted" ? "not_found" : "forbidden";
+  }
+  /** Can access come back without a new session (the owner shares it again)? */
+  get retryable() {
+    return this.reason === "forbidden" || this.reason === "removed";
+  }
+};
+function tokenSubject(token2) {
+  const claims = tokenClaims(token2);
+  return claims !== null && typeof claims["sub"] === "string" ? claims["sub"] : null;
+}
+function tokenClaims(token2) {
+  const parts = token2.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims) ? claims : null;
+  } catch {
+    return null;
+  }
+}
+var ApiError = class extends Error {
+  status;
+  code;
+  /** From `Retry-After` or `retry_after_ms` on 429. */
+  retryAfterMs;
+  constructor(status, code, message, retryAfterMs) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+  /** 403 or 404: the caller can't see (or manage) that session. */
+  get accessDenied() {
+    return this.status === 403 || this.status === 404;
+  }
+};
+var SessionsApi = class {
+  base;
+  token;
+  doFetch;
+  constructor(opts) {
+    this.base = (opts.baseUrl ?? "").replace(/\/+$/, "");
+    const t = opts.token;
+    this.token = typeof t === "function" ? t : () => t;
+    const g = globalThis;
+    if (opts.fetch === void 0 && g.fetch === void 0) throw new Error("no global fetch here: pass the `fetch` option");
+    this.doFetch = opts.fetch ?? ((url, init) => g.fetch(url, init));
+  }
+  /** `GET /v1/sessions`: the caller's sessions (owned or granted). */
+  async list() {
+    const body = await this.call("GET", "/v1/sessions", 200);
+    const list = body?.sessions;
+    if (!Array.isArray(list)) throw badResponse("GET /v1/sessions", "no `sessions` list");
+    return list.map((s) => summary(s, "GET /v1/sessions"));
+  }
+  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says). */
+  async create(opts = {}) {
+    return info(await this.call("POST", "/v1/sessions", 201, opts), "POST /v1/sessions");
+  }
+  /** `PATCH /v1/sessions/{id}` (owner): opens or closes link access, renames. */
+  async update(id, patch) {
+    const what = `PATCH /v1/sessions/${id}`;
+    return info(await this.call("PATCH", `/v1/sessions/${encodeURIComponent(id)}`, 200, patch), what);
+  }
+  /** `DELETE /v1/sessions/{id}` (owner): the session and everything in it are gone. */
+  async delete(id) {
+    await this.call("DELETE", `/v1/sessions/${encodeURIComponent(id)}`, 204);
+  }
+  async call(method, path, want, body) {
+    const headers = { Authorization: `Bearer ${await this.token()}` };
+    const init = { method, headers };
+    if (body !== void 0) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const r = await this.doFetch(this.base + path, init);
+    const text = await r.text();
+    if (!r.ok) throw errorOf(r.status, text, r.headers.get("retry-after"));
+    if (r.status !== want && !(want === 204 && r.status === 200)) {
+      throw new ApiError(r.status, "bad_response", `${method} ${path}: status ${r.status}, expected ${want}`);
+    }
+    if (want === 204 || text === "") return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw badResponse(`${method} ${path}`, "the answer is not JSON");
+    }
+  }
+};
+function errorOf(status, text, retryAfter) {
+  let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
+  let message = `HTTP ${status}`;
+  let retryMs;
+  try {
+    const j = JSON.parse(text);
+    if (typeof j.code === "string") code = j.code;
+    if (typeof j.message === "string") message = j.message;
+    if (typeof j.retry_after_ms === "number") retryMs = j.retry_after_ms;
+  } catch {
+    if (text.trim()) message = `HTTP ${status}: ${text.trim().slice(0, 200)}`;
+  }
+  if (retryMs === void 0 && retryAfter !== null && Number.isFinite(Number(retryAfter))) retryMs = Number(retryAfter) * 1e3;
+  return new ApiError(status, code, message, retryMs);
+}
+function badResponse(what, why) {
+  return new ApiError(200, "bad_response", `${what}: ${why}`);
+}
+function summary(v, what) {
+  const s = v;
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "a session without an id");
+  return {
+    id: s["id"],
+    title: typeof s["title"] === "string" ? s["title"] : "",
+    role: String(s["role"] ?? "viewer"),
+    version: Number(s["version"] ?? 0),
+    updated: Number(s["updated"] ?? 0)
+  };
+}
+function info(v, what) {
+  const s = v;
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "no session id in the answer");
+  return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") };
+}
+
 // ../client/src/client.ts
 var OPEN = 1;
 function defaultSocket() {
@@ -1655,7 +1799,27 @@ var MontageClient = class _MontageClient {
   participantMap = /* @__PURE__ */ new Map();
   presences = /* @__PURE__ */ new Map();
   readyWaiters = [];
+  /** The token the next connection uses (the latest from `getToken` or `authenticate`). */
+  token;
+  /** While `getToken` runs before a connection: its attempt number (stale answers are dropped). */
+  tokenWait = null;
+  tokenAttempts = 0;
+  refreshing = false;
+  /** An `auth` sent and not answered yet. */
+  authPending = null;
+  /** A `join` was sent on this socket and its answer has not come yet. */
+  awaitingJoin = false;
+  ridSeq = 0;
+  /** My role in the session (from `joined`, then `role_changed`). */
   role = null;
+  /** The session's link role, when the server says it (`joined`, `link_role_changed`). */
+  linkRole = null;
+  /** The session's title from `joined`, when the server sends one. */
+  title;
+  /** Why the client is out of its session, while it is; null otherwise. */
+  accessError = null;
+  /** The user this client acts as (the `user` option or the token's `sub`), when known. */
+  user = null;
   constructor(opts) {
     this.opts = opts;
     this.session = opts.session;
@@ -1671,6 +1835,8 @@ var MontageClient = class _MontageClient {
       clearTimeout: (h2) => globalThis.clearTimeout(h2)
     };
     this.random = opts.random ?? Math.random;
+    this.token = opts.token;
+    this.user = opts.user ?? (opts.token !== void 0 ? tokenSubject(opts.token) : null);
     if (opts.autoConnect !== false) this.connect();
   }
   static loadStored(opts) {
@@ -1720,10 +1886,12 @@ var MontageClient = class _MontageClient {
   get canRedo() {
     return this.sync?.canRedo ?? false;
   }
-  /** Resolves once the session is joined (at once if it already is). */
+  /** Resolves once the session is joined (at once if it already is); rejects with an
+   * `AccessError` if the join is refused (or the client is out of its session now). */
   ready() {
     if (this.joined && this.state === "online") return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (this.accessError !== null && !this.wantOnline) return Promise.reject(this.accessError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
   on(event, fn) {
     let set2 = this.handlers.get(event);
@@ -1773,6 +1941,57 @@ var MontageClient = class _MontageClient {
     this.send(msg);
     return true;
   }
+  /**
+   * Opens or closes link access (owner only): what a signed-in user without a grant receives.
+   * Everyone in the session gets `linkRoleChanged`; users left without access are taken out.
+   * A refusal comes as an `error` whose `rid` starts with `link_role:`. Returns false when not
+   * connected (not queued).
+   */
+  setLinkRole(role2) {
+    return this.sendMessage({ type: "set_link_role", session: this.session, role: role2, rid: `link_role:${++this.ridSeq}` });
+  }
+  /**
+   * Replaces the connection's token with `token` (same user): sent as `auth` now when online
+   * (answered by `authed`), and used for every later connection. A token of another user is
+   * refused by the server, which then closes the socket.
+   */
+  authenticate(token2) {
+    if (this.state !== "online") {
+      this.setToken(token2);
+      return;
+    }
+    const rid = `auth:${++this.ridSeq}`;
+    this.authPending = { token: token2, rid };
+    this.send({ type: "auth", token: token2, rid });
+  }
+  /** The socket is going: a refreshed token the server neither took nor refused is used for
+   * the next connection (it is the newest the app gave). */
+  settleAuth() {
+    if (this.authPending !== null) this.setToken(this.authPending.token);
+    this.authPending = null;
+  }
+  setToken(token2) {
+    this.token = token2;
+    if (this.opts.user === void 0) this.user = tokenSubject(token2) ?? this.user;
+  }
+  /** On `token_expiring`: a new token from `getToken`, sent as `auth`. */
+  refreshToken() {
+    const getToken = this.opts.getToken;
+    if (getToken === void 0 || this.refreshing) return;
+    this.refreshing = true;
+    const sock = this.sock;
+    callGetToken(getToken).then(
+      (t) => {
+        this.refreshing = false;
+        if (this.sock === sock) this.authenticate(t);
+        else this.setToken(t);
+      },
+      (e) => {
+        this.refreshing = false;
+        this.emit("error", { code: "unauthorized", message: `could not refresh the token: ${errorMessage(e)}` });
+      }
+    );
+  }
   /** Publishes my presence (cursor, selection, …); the latest value is re-sent on reconnect. */
   setPresence(data) {
     this.presenceData = data;
@@ -1782,15 +2001,40 @@ var MontageClient = class _MontageClient {
   /** Opens the connection (and keeps reconnecting until `disconnect`). */
   connect() {
     this.wantOnline = true;
-    if (this.sock !== null) return;
+    this.accessError = null;
+    if (this.sock !== null || this.tokenWait !== null) return;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
     this.setState(this.joined ? "reconnecting" : "connecting");
+    const getToken = this.opts.getToken;
+    if (getToken === void 0) {
+      this.open();
+      return;
+    }
+    const attempt = ++this.tokenAttempts;
+    this.tokenWait = attempt;
+    callGetToken(getToken).then(
+      (t) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.setToken(t);
+        this.open();
+      },
+      (e) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.emit("error", { code: "unauthorized", message: `could not get a token: ${errorMessage(e)}` });
+        this.onClosed();
+      }
+    );
+  }
+  /** Opens the socket with the current token. */
+  open() {
     let url = this.opts.url;
-    if (this.opts.token !== void 0) {
-      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.opts.token);
+    if (this.token !== void 0) {
+      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     }
     let sock;
     try {
@@ -1802,9 +2046,7 @@ var MontageClient = class _MontageClient {
     this.sock = sock;
     sock.onopen = () => {
       if (this.sock !== sock) return;
-      const join2 = { type: "join", session: this.session, client: this.clientId };
-      if (this.sync !== null) join2["since"] = this.sync.version;
-      this.send(join2);
+      this.sendJoin(this.sync === null ? void 0 : this.sync.version);
     };
     sock.onmessage = (ev) => {
       if (this.sock !== sock) return;
@@ -1827,25 +2069,61 @@ var MontageClient = class _MontageClient {
   }
   /** Closes the connection and stays offline (edits keep queueing locally). */
   disconnect() {
+    this.stop(true, "bye");
+    this.setState("offline");
+  }
+  /** Stops connecting and closes the socket (saying `leave` first if asked). */
+  stop(leave, reason) {
     this.wantOnline = false;
+    this.tokenWait = null;
+    this.awaitingJoin = false;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
+    this.settleAuth();
     const s = this.sock;
     this.sock = null;
     this.held = null;
     if (s !== null) {
       try {
-        if (s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
-        s.close(1e3, "bye");
+        if (leave && s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
+        s.close(1e3, reason);
       } catch {
       }
     }
+  }
+  /** Out of the session: stop, and tell whoever waits or listens. */
+  deny(reason, message) {
+    const err = new AccessError(this.session, reason, message);
+    this.accessError = err;
+    this.stop(false, "no access");
     this.setState("offline");
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("accessDenied", err);
+  }
+  /** Drops the socket and connects again at once: a fresh `joined` says whether (and as what)
+   * I am still in the session. */
+  rejoinFresh() {
+    this.settleAuth();
+    const s = this.sock;
+    this.sock = null;
+    this.held = null;
+    this.awaitingJoin = false;
+    if (s !== null) {
+      try {
+        s.close(1e3, "rejoin");
+      } catch {
+      }
+    }
+    this.connect();
   }
   onClosed() {
+    this.settleAuth();
     this.held = null;
+    this.awaitingJoin = false;
     if (!this.wantOnline) {
       this.setState("offline");
       return;
@@ -1869,6 +2147,12 @@ var MontageClient = class _MontageClient {
     const ev = { state, pending: this.pendingCount, ...extra };
     if (state === "reconnecting" && ev.attempt === void 0) ev.attempt = this.attempt;
     this.emit("status", ev);
+  }
+  sendJoin(since) {
+    const join2 = { type: "join", session: this.session, client: this.clientId, rid: "join" };
+    if (since !== void 0) join2["since"] = since;
+    this.awaitingJoin = true;
+    this.send(join2);
   }
   send(msg) {
     const s = this.sock;
@@ -1916,10 +2200,33 @@ var MontageClient = class _MontageClient {
           return this.emit("participants", this.participants);
         case "role_changed": {
           const user = String(m["user"]);
+          const role2 = String(m["role"]);
           const p = this.participantMap.get(user);
-          if (p) p.role = String(m["role"]);
-          return this.emit("role", { user, role: String(m["role"]) });
+          if (role2 === "none") this.participantMap.delete(user);
+          else if (p) p.role = role2;
+          else this.participantMap.set(user, { user, role: role2, online: false });
+          if (user === this.user) {
+            this.role = role2;
+            if (role2 === "none") {
+              this.emit("role", { user, role: role2 });
+              return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
+            }
+          }
+          this.emit("role", { user, role: role2 });
+          return this.emit("participants", this.participants);
         }
+        case "link_role_changed":
+          this.linkRole = String(m["role"]);
+          return this.emit("linkRoleChanged", { role: this.linkRole });
+        case "session_deleted":
+          this.emit("sessionDeleted", { session: this.session });
+          return this.deny("deleted", "the owner deleted this session");
+        case "authed":
+          this.settleAuth();
+          return this.emit("authed", { exp: Number(m["exp"]) });
+        case "token_expiring":
+          this.emit("tokenExpiring", { exp: Number(m["exp"]) });
+          return this.refreshToken();
         case "error":
           return this.onError(m);
         default:
@@ -1932,7 +2239,10 @@ var MontageClient = class _MontageClient {
   }
   onJoined(m) {
     const version = Number(m["version"]);
+    this.awaitingJoin = false;
     this.role = String(m["role"] ?? "");
+    this.linkRole = typeof m["link_role"] === "string" ? m["link_role"] : null;
+    this.title = typeof m["title"] === "string" ? m["title"] : void 0;
     const participants = Array.isArray(m["participants"]) ? m["participants"] : [];
     this.participantMap = new Map(participants.map((p) => [p.user, { ...p }]));
     for (const p of participants) {
@@ -1966,13 +2276,15 @@ var MontageClient = class _MontageClient {
     } else {
       for (const e of entries) this.applyRemote(e.version, e.op, e.user);
     }
-    this.emit("joined", { version: sync.version, role: this.role, participants: this.participants });
+    const joined = { version: sync.version, role: this.role, participants: this.participants, linkRole: this.linkRole };
+    if (this.title !== void 0) joined.title = this.title;
+    this.emit("joined", joined);
     this.emit("participants", this.participants);
     this.emit("status", { state: "online", pending: this.pendingCount });
     if (this.presenceData !== void 0) this.send({ type: "presence", session: this.session, data: this.presenceData });
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) w.resolve();
     this.flush();
   }
   onAck(seq, version) {
@@ -2010,6 +2322,12 @@ var MontageClient = class _MontageClient {
     const message = String(m["message"] ?? "");
     const r = m["rid"];
     const rid = typeof r === "string" ? r : void 0;
+    if (rid !== void 0 && rid === this.authPending?.rid) this.authPending = null;
+    const access = code === "forbidden" || code === "not_found";
+    if (access && (rid === "join" || rid === void 0 && this.awaitingJoin)) {
+      const reason = code === "not_found" ? "not_found" : this.joined ? "removed" : "forbidden";
+      return this.deny(reason, message);
+    }
     const inflight = this.sync?.inflight;
     if (rid !== void 0 && inflight && rid === `op:${inflight.seq}`) {
       if (code === "rate_limited") {
@@ -2025,15 +2343,31 @@ var MontageClient = class _MontageClient {
       return;
     }
     this.emit("error", rid === void 0 ? { code, message } : { code, message, rid });
+    if (access && rid === void 0 && this.state === "online") {
+      this.rejoinFresh();
+    }
   }
   /** Drops local state and joins again for the whole document. */
   resync() {
     if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
     this.sync = null;
     this.held = null;
-    this.send({ type: "join", session: this.session, client: this.clientId });
+    this.sendJoin(void 0);
   }
 };
+function callGetToken(f) {
+  try {
+    return Promise.resolve(f()).then((t) => {
+      if (typeof t !== "string" || t === "") throw new Error("getToken gave no token");
+      return t;
+    });
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+function errorMessage(e) {
+  return e instanceof Error ? e.message : String(e);
+}
 
 // src/main.ts
 function $(id) {
@@ -2061,11 +2395,20 @@ function colorOf(user) {
   };
   return `#${f(0)}${f(8)}${f(4)}`;
 }
-var ROLE_RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
-var can = (role2, need) => (ROLE_RANK[role2 ?? ""] ?? -1) >= ROLE_RANK[need];
+var can = (role2, need) => roleAtLeast(role2, need);
+function show(id, visible) {
+  const el = $(id);
+  el.hidden = !visible;
+  if ("disabled" in el && !(el instanceof HTMLLabelElement)) el.disabled = !visible;
+}
 var client = null;
 var token = "";
+var tokenSource = { dev: false };
 var me = "";
+var sessionsApi = new SessionsApi({ token: () => token });
+var linkRole = null;
+var deleting = false;
+var pendingTitle = null;
 var sessionId = "";
 var role = null;
 var selected = null;
@@ -2074,7 +2417,8 @@ var comments = /* @__PURE__ */ new Map();
 var previewUrl = null;
 var people = /* @__PURE__ */ new Map();
 function doc() {
-  return client?.doc ?? null;
+  if (client === null || client.accessError !== null) return null;
+  return client.doc;
 }
 function layers() {
   return doc()?.canvas.layers ?? [];
@@ -2114,6 +2458,21 @@ async function errorText(r) {
     return `${r.status} ${r.statusText}`;
   }
 }
+async function devToken(name) {
+  const r = await fetch("/v1/dev/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user: name, name })
+  });
+  if (!r.ok) throw new Error(await errorText(r));
+  return (await r.json()).token;
+}
+async function freshToken() {
+  const exp = Number(tokenClaims(token)?.["exp"] ?? 0);
+  if (!tokenSource.dev || exp * 1e3 - Date.now() > 12e4) return token;
+  token = await devToken(tokenSource.name);
+  return token;
+}
 async function signIn(ev) {
   ev.preventDefault();
   const err = $("signin-error");
@@ -2121,22 +2480,20 @@ async function signIn(ev) {
   const name = $("signin-name").value.trim();
   const session = $("signin-session").value.trim();
   const pasted = $("signin-token").value.trim();
-  if (!name || !session) return;
+  if (!name) return;
   if (pasted) {
     token = pasted;
+    tokenSource = { dev: false };
   } else {
-    const r = await fetch("/v1/dev/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user: name, name })
-    });
-    if (!r.ok) {
-      err.textContent = `Could not sign in (${await errorText(r)}). Paste a token from \`montage token ${name}\` instead.`;
+    try {
+      token = await devToken(name);
+    } catch (e) {
+      err.textContent = `Could not sign in (${e.message}). Paste a token from \`montage token ${name}\` instead.`;
       return;
     }
-    token = (await r.json()).token;
+    tokenSource = { dev: true, name };
   }
-  me = name;
+  me = tokenSubject(token) ?? name;
   let target2 = session;
   const invite = new URLSearchParams(location.search).get("invite");
   if (invite) {
@@ -2148,15 +2505,122 @@ async function signIn(ev) {
     target2 = (await r.json()).session;
   }
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target2 }));
-  open(target2);
+  $("signin").hidden = true;
+  $("my-sessions").hidden = false;
+  if (target2) open(target2);
+  else void showSessions();
+}
+function showView(view) {
+  $("signin").hidden = view !== "signin";
+  $("sessions").hidden = view !== "sessions";
+  $("editor").hidden = view !== "editor";
+  $("no-access").hidden = view !== "no-access";
+}
+function setUrl(session) {
+  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}`;
+  history.replaceState(null, "", url);
+}
+function apiMessage(e) {
+  return e instanceof ApiError ? `${e.code}: ${e.message}` : e.message;
+}
+async function showSessions() {
+  closeSession();
+  setUrl(null);
+  showView("sessions");
+  $("session-label").textContent = "";
+  const status = $("sessions-status");
+  status.textContent = "Loading…";
+  let list;
+  try {
+    list = await sessionsApi.list();
+  } catch (e) {
+    status.textContent = `Your sessions could not be listed (${apiMessage(e)}).`;
+    return;
+  }
+  list.sort((a, b) => b.updated - a.updated);
+  status.textContent = list.length === 0 ? "No sessions yet: make one." : "";
+  const ul = $("session-list");
+  ul.replaceChildren();
+  for (const x of list) {
+    const li = h("li", { "data-session": x.id });
+    const name = x.title || "Untitled";
+    const when = x.updated > 0 ? new Date(x.updated).toLocaleString() : "";
+    const button = h("button", { type: "button", "aria-label": `Open ${name}` }, "Open");
+    button.addEventListener("click", () => open(x.id));
+    li.append(
+      h("span", { class: "name", title: x.id }, name),
+      h("span", { class: "pill" }, x.role),
+      h("span", { class: "muted" }, `v${x.version}${when ? ` · ${when}` : ""}`),
+      button
+    );
+    ul.append(li);
+  }
+}
+async function newSession(ev) {
+  ev.preventDefault();
+  const input = $("new-title");
+  const title = input.value.trim();
+  const status = $("sessions-status");
+  status.textContent = "Creating…";
+  try {
+    const s = await sessionsApi.create(title ? { title } : {});
+    input.value = "";
+    status.textContent = "";
+    pendingTitle = title || null;
+    open(s.id);
+  } catch (e) {
+    status.textContent = `The session could not be created (${apiMessage(e)}).`;
+  }
+}
+function sessionFromInput(text) {
+  const t = text.trim();
+  try {
+    const u = new URL(t);
+    return u.searchParams.get("session") ?? t;
+  } catch {
+    return t;
+  }
+}
+var retryTimer = null;
+function closeSession() {
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = null;
+  const c = client;
+  client = null;
+  c?.disconnect();
+  role = null;
+  linkRole = null;
+  selected = null;
+  commentMode = false;
+  comments.clear();
+  people.clear();
+  deleting = false;
+  $("mode-comment").setAttribute("aria-pressed", "false");
+  $("stage").classList.remove("commenting");
+  const img = $("preview");
+  img.removeAttribute("src");
+  delete img.dataset["version"];
+  $("comments").replaceChildren();
+  $("comments-status").textContent = "";
+  $("preview-info").textContent = "";
+  notice("");
+  const dlg = $("share-dialog");
+  if (dlg.open) dlg.close();
+  showConnection("offline", 0);
+  render();
 }
 function open(session) {
+  closeSession();
   sessionId = session;
-  $("signin").hidden = true;
-  $("editor").hidden = false;
+  setUrl(session);
+  sessionStorage.setItem("montage.signin", JSON.stringify({ name: $("signin-name").value.trim(), session }));
+  showView("editor");
   $("session-label").textContent = `Session: ${session}`;
+  $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3e3 } });
+  const c = new MontageClient({ url, token, user: me, getToken: freshToken, session, backoff: { initialMs: 200, maxMs: 3e3 } });
   client = c;
   c.on("change", (ev) => {
     render();
@@ -2168,30 +2632,84 @@ function open(session) {
   c.on("status", (s) => showConnection(s.state, s.pending));
   c.on("joined", (j) => {
     role = j.role;
+    linkRole = j.linkRole;
+    showView("editor");
     for (const p of j.participants) people.set(p.user, p);
     subscribePreview();
     void loadComments();
+    const d = doc();
+    if (pendingTitle !== null && d && d.title === "" && can(role, "editor")) {
+      edit([{ op: "text", path: ["title"], pos: 0, ins: pendingTitle }]);
+    }
+    pendingTitle = null;
     render();
+    renderShare();
   });
   c.on("participants", (ps) => {
     people.clear();
     for (const p of ps) people.set(p.user, p);
     renderPeople();
     renderOverlay();
+    renderShare();
   });
   c.on("presence", () => renderOverlay());
   c.on("role", (r) => {
     if (r.user === me) role = r.role;
     render();
   });
+  c.on("linkRoleChanged", (l) => {
+    linkRole = l.role;
+    renderShare();
+    $("share-status").textContent = `Link access: ${LINK_TEXT[l.role] ?? l.role}.`;
+  });
+  c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1e3).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
   c.on("error", (e) => {
     if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
+    else if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
+    else if (e.code === "unauthorized" && !navigator.onLine) return;
     else notice(`${e.code}: ${e.message}`);
   });
   c.on("message", (m) => onMessage(m));
-  window.addEventListener("offline", () => c.disconnect());
-  window.addEventListener("online", () => c.connect());
+}
+var LINK_TEXT = {
+  none: "only people added (private)",
+  viewer: "anyone with the link can view",
+  commenter: "anyone with the link can comment",
+  editor: "anyone with the link can edit"
+};
+function onAccessDenied(c, e) {
+  if (client !== c) return;
+  if (deleting && e.reason === "deleted") return;
+  role = null;
+  render();
+  const text = {
+    forbidden: "You don't have access to this session — ask the owner to share it.",
+    removed: "You no longer have access to this session — ask the owner to share it again.",
+    not_found: "There is no session with this id (it may have been deleted).",
+    deleted: "The owner deleted this session."
+  };
+  $("no-access-h").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Session not found" : "No access";
+  $("no-access-text").textContent = text[e.reason] ?? e.message;
+  $("no-access-session").textContent = sessionId;
+  $("no-access-text").title = e.message;
+  $("no-access").dataset["reason"] = e.reason;
+  $("no-access-again").hidden = !e.retryable;
+  $("no-access-retry").textContent = e.retryable ? ". This page opens it as soon as you are let in." : "";
+  $("conn").dataset["state"] = "offline";
+  $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
+  const dlg = $("share-dialog");
+  if (dlg.open) dlg.close();
+  showView("no-access");
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+  if (e.retryable) {
+    retryTimer = window.setTimeout(() => {
+      retryTimer = null;
+      if (client === c && c.accessError !== null) c.connect();
+    }, 3e3);
+  }
 }
 function showConnection(state, pending) {
   const el = $("conn");
@@ -2293,15 +2811,32 @@ function render() {
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
   const editor = can(role, "editor");
+  const commenter = can(role, "commenter");
   const title = $("title");
   title.disabled = !editor;
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
+  if (!d) title.value = "";
+  show("upload-btn", editor);
   $("upload").disabled = !editor;
+  show("undo", editor);
+  show("redo", editor);
   $("undo").disabled = !editor || !(client?.canUndo ?? false);
   $("redo").disabled = !editor || !(client?.canRedo ?? false);
-  $("mode-comment").disabled = !can(role, "commenter");
+  show("mode-comment", commenter);
+  if (!commenter && commentMode) {
+    commentMode = false;
+    $("mode-comment").setAttribute("aria-pressed", "false");
+    $("stage").classList.remove("commenting");
+  }
+  $("invite-box").hidden = !editor;
   $("invite").disabled = !editor;
   $("invite-role").disabled = !editor;
+  $("layer-panel").hidden = !editor;
+  show("share", role === "owner");
+  if (role !== "owner") {
+    const dlg = $("share-dialog");
+    if (dlg.open) dlg.close();
+  }
   if (layerIndex(selected) < 0) selected = null;
   renderPeople();
   renderOverlay();
@@ -2434,6 +2969,108 @@ function renderLayerPanel() {
   set2("c-h", crop.h);
   set2("a-opacity", num2(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set2(`a-${p}`, num2(l.adjust?.[p]));
+}
+function shareLink() {
+  return `${location.origin}/?session=${encodeURIComponent(sessionId)}`;
+}
+function renderShare() {
+  const sel = $("link-role");
+  if (linkRole !== null && document.activeElement !== sel) sel.value = linkRole;
+  $("share-dialog").dataset["linkRole"] = linkRole ?? "";
+  $("share-link").value = shareLink();
+  const title = doc()?.title;
+  $("share-name").textContent = title ? `“${title}”` : "this session";
+  const ul = $("members");
+  ul.replaceChildren();
+  const list = [...people.values()].filter((p) => p.role !== "none").sort((a, b) => a.user.localeCompare(b.user));
+  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
+  for (const p of list) {
+    const label = p.name ?? p.user;
+    const li = h("li", { "data-member": p.user });
+    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+    sw.style.background = p.color ?? colorOf(p.user);
+    li.append(sw, h("span", { class: "who" }, `${label}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    if (p.user === me) {
+      li.append(h("span", { class: "muted" }, p.role));
+    } else {
+      const sel2 = h("select", { "aria-label": `Access of ${label}` });
+      for (const r of ["viewer", "commenter", "editor", "owner"]) {
+        const o = h("option", { value: r }, r);
+        if (r === p.role) o.selected = true;
+        sel2.append(o);
+      }
+      sel2.addEventListener("change", () => setRole(p.user, sel2.value));
+      const remove = h("button", { type: "button", "aria-label": `Remove ${label}` }, "Remove");
+      remove.addEventListener("click", () => setRole(p.user, "none"));
+      li.append(sel2, remove);
+    }
+    ul.append(li);
+  }
+}
+function setRole(user, r) {
+  const ok = client?.sendMessage({ type: "set_role", session: sessionId, user, role: r });
+  $("share-status").textContent = ok ? "" : "Not connected: nothing changed.";
+}
+function openShare() {
+  if (role !== "owner") return;
+  $("share-status").textContent = "";
+  $("delete-confirm").hidden = true;
+  $("delete-session").hidden = false;
+  renderShare();
+  $("share-dialog").showModal();
+}
+async function changeLinkRole() {
+  const r = $("link-role").value;
+  const status = $("share-status");
+  if (client?.setLinkRole(r)) {
+    status.textContent = "Saving…";
+    return;
+  }
+  try {
+    const s = await sessionsApi.update(sessionId, { link_role: r });
+    linkRole = s.link_role ?? r;
+    status.textContent = `Link access: ${LINK_TEXT[linkRole] ?? linkRole}.`;
+  } catch (e) {
+    status.textContent = `Link access not changed (${apiMessage(e)})`;
+    renderShare();
+  }
+}
+async function copyLink() {
+  const input = $("share-link");
+  input.value = shareLink();
+  input.select();
+  try {
+    await navigator.clipboard.writeText(input.value);
+    $("share-status").textContent = "Link copied.";
+  } catch {
+    $("share-status").textContent = "Press Ctrl+C to copy the selected link.";
+  }
+}
+async function deleteSession() {
+  const status = $("share-status");
+  deleting = true;
+  status.textContent = "Deleting…";
+  try {
+    await sessionsApi.delete(sessionId);
+  } catch (e) {
+    deleting = false;
+    status.textContent = `The session was not deleted (${apiMessage(e)})`;
+    return;
+  }
+  $("share-dialog").close();
+  await showSessions();
+}
+var titleSyncTimer = null;
+function scheduleTitleSync() {
+  if (role !== "owner") return;
+  if (titleSyncTimer !== null) window.clearTimeout(titleSyncTimer);
+  const session = sessionId;
+  titleSyncTimer = window.setTimeout(() => {
+    titleSyncTimer = null;
+    const title = doc()?.title;
+    if (title === void 0 || session !== sessionId || role !== "owner") return;
+    sessionsApi.update(session, { title }).catch((e) => console.warn("session title not saved", e));
+  }, 1e3);
 }
 function commentCanvasRect(c) {
   const a = c.annotations?.find((x) => x.region);
@@ -2648,6 +3285,7 @@ function titleEdit() {
   if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
   if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
   edit(wire);
+  scheduleTitleSync();
 }
 async function upload(file) {
   notice("Uploading…");
@@ -2678,6 +3316,38 @@ async function upload(file) {
 }
 function setupControls() {
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
+  $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
+  $("open-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const id = sessionFromInput($("open-id").value);
+    if (id) open(id);
+  });
+  $("my-sessions").addEventListener("click", () => void showSessions());
+  $("no-access-back").addEventListener("click", () => void showSessions());
+  $("no-access-again").addEventListener("click", () => client?.connect());
+  $("share").addEventListener("click", openShare);
+  $("share-done").addEventListener("click", () => $("share-dialog").close());
+  $("link-role").addEventListener("change", () => void changeLinkRole());
+  $("copy-link").addEventListener("click", () => void copyLink());
+  $("add-member-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("add-member-user");
+    const user = input.value.trim();
+    if (!user) return;
+    setRole(user, $("add-member-role").value);
+    input.value = "";
+  });
+  $("delete-session").addEventListener("click", () => {
+    $("delete-session").hidden = true;
+    $("delete-confirm").hidden = false;
+  });
+  $("delete-no").addEventListener("click", () => {
+    $("delete-confirm").hidden = true;
+    $("delete-session").hidden = false;
+  });
+  $("delete-yes").addEventListener("click", () => void deleteSession());
+  window.addEventListener("offline", () => client?.disconnect());
+  window.addEventListener("online", () => client?.connect());
   $("title").addEventListener("input", titleEdit);
   $("undo").addEventListener("click", () => client?.undo());
   $("redo").addEventListener("click", () => client?.redo());
@@ -2771,6 +3441,7 @@ function start() {
     sessionInput.value ||= "(from the invite)";
   }
   showConnection("offline", 0);
+  render();
   window.montage = {
     doc: () => client?.doc ?? null,
     version: () => client?.version ?? 0,

@@ -7,12 +7,20 @@
  * outlines. Wire shapes: docs/PROTOCOL.md; the document: DESIGN §2.
  */
 import {
+  type AccessError,
+  ApiError,
+  type LinkRole,
   MontageClient,
   type Json,
   type Op,
   type Participant,
+  type SessionSummary,
+  SessionsApi,
   decodeOp,
+  roleAtLeast,
   toScalarIndex,
+  tokenClaims,
+  tokenSubject,
   scalarLength,
 } from "../../client/src/index.js";
 
@@ -80,14 +88,28 @@ function colorOf(user: string): string {
   };
   return `#${f(0)}${f(8)}${f(4)}`;
 }
-const ROLE_RANK: Record<string, number> = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
-const can = (role: string | null, need: string) => (ROLE_RANK[role ?? ""] ?? -1) >= ROLE_RANK[need]!;
+const can = (role: string | null, need: "viewer" | "commenter" | "editor" | "owner") => roleAtLeast(role, need);
+/** Shows or hides a control (a hidden control is also disabled, so no key reaches it). */
+function show(id: string, visible: boolean): void {
+  const el = $(id);
+  el.hidden = !visible;
+  if ("disabled" in el && !(el instanceof HTMLLabelElement)) (el as HTMLButtonElement).disabled = !visible;
+}
 
 // ---- state -----------------------------------------------------------------------------------
 
 let client: MontageClient | null = null;
 let token = "";
+/** How a fresh token is had: from the dev endpoint again (`--dev`), or only the pasted one. */
+let tokenSource: { dev: true; name: string } | { dev: false } = { dev: false };
 let me = "";
+const sessionsApi = new SessionsApi({ token: () => token });
+/** The link role of the open session, when the server says it. */
+let linkRole: string | null = null;
+/** Set while this page deletes its session: its own `session_deleted` is expected then. */
+let deleting = false;
+/** A new session's title, written into its document once joined. */
+let pendingTitle: string | null = null;
 let sessionId = "";
 let role: string | null = null;
 let selected: string | null = null;
@@ -97,7 +119,9 @@ let previewUrl: string | null = null;
 const people = new Map<string, Participant>();
 
 function doc(): Doc | null {
-  return (client?.doc ?? null) as unknown as Doc | null;
+  // Out of the session (no access, deleted): its replica is not shown any more.
+  if (client === null || client.accessError !== null) return null;
+  return client.doc as unknown as Doc | null;
 }
 function layers(): ImageLayer[] {
   return doc()?.canvas.layers ?? [];
@@ -146,7 +170,29 @@ async function errorText(r: Response): Promise<string> {
   }
 }
 
-// ---- sign in ---------------------------------------------------------------------------------
+// ---- sign in ----------------------------------------------------------------------------------
+
+async function devToken(name: string): Promise<string> {
+  const r = await fetch("/v1/dev/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user: name, name }),
+  });
+  if (!r.ok) throw new Error(await errorText(r));
+  return ((await r.json()) as { token: string }).token;
+}
+
+/**
+ * A token good for a while: the current one while it has more than two minutes left, else a new
+ * one from the dev endpoint (a pasted token can't be renewed: it is used until it expires).
+ * The client calls this before every connection and when the server says the token expires.
+ */
+async function freshToken(): Promise<string> {
+  const exp = Number(tokenClaims(token)?.["exp"] ?? 0);
+  if (!tokenSource.dev || exp * 1000 - Date.now() > 120_000) return token;
+  token = await devToken(tokenSource.name);
+  return token;
+}
 
 async function signIn(ev: Event): Promise<void> {
   ev.preventDefault();
@@ -155,22 +201,20 @@ async function signIn(ev: Event): Promise<void> {
   const name = $<HTMLInputElement>("signin-name").value.trim();
   const session = $<HTMLInputElement>("signin-session").value.trim();
   const pasted = $<HTMLInputElement>("signin-token").value.trim();
-  if (!name || !session) return;
+  if (!name) return;
   if (pasted) {
     token = pasted;
+    tokenSource = { dev: false };
   } else {
-    const r = await fetch("/v1/dev/token", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user: name, name }),
-    });
-    if (!r.ok) {
-      err.textContent = `Could not sign in (${await errorText(r)}). Paste a token from \`montage token ${name}\` instead.`;
+    try {
+      token = await devToken(name);
+    } catch (e) {
+      err.textContent = `Could not sign in (${(e as Error).message}). Paste a token from \`montage token ${name}\` instead.`;
       return;
     }
-    token = ((await r.json()) as { token: string }).token;
+    tokenSource = { dev: true, name };
   }
-  me = name;
+  me = tokenSubject(token) ?? name;
   let target = session;
   const invite = new URLSearchParams(location.search).get("invite");
   if (invite) {
@@ -182,16 +226,136 @@ async function signIn(ev: Event): Promise<void> {
     target = ((await r.json()) as { session: string }).session;
   }
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target }));
-  open(target);
+  $("signin").hidden = true;
+  $("my-sessions").hidden = false;
+  if (target) open(target);
+  else void showSessions();
+}
+
+// ---- the sessions list -------------------------------------------------------------------------
+
+function showView(view: "signin" | "sessions" | "editor" | "no-access"): void {
+  $("signin").hidden = view !== "signin";
+  $("sessions").hidden = view !== "sessions";
+  $("editor").hidden = view !== "editor";
+  $("no-access").hidden = view !== "no-access";
+}
+
+function setUrl(session: string | null): void {
+  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}`;
+  history.replaceState(null, "", url);
+}
+
+function apiMessage(e: unknown): string {
+  return e instanceof ApiError ? `${e.code}: ${e.message}` : (e as Error).message;
+}
+
+async function showSessions(): Promise<void> {
+  closeSession();
+  setUrl(null);
+  showView("sessions");
+  $("session-label").textContent = "";
+  const status = $("sessions-status");
+  status.textContent = "Loading…";
+  let list: SessionSummary[];
+  try {
+    list = await sessionsApi.list();
+  } catch (e) {
+    status.textContent = `Your sessions could not be listed (${apiMessage(e)}).`;
+    return;
+  }
+  list.sort((a, b) => b.updated - a.updated);
+  status.textContent = list.length === 0 ? "No sessions yet: make one." : "";
+  const ul = $("session-list");
+  ul.replaceChildren();
+  for (const x of list) {
+    const li = h("li", { "data-session": x.id });
+    const name = x.title || "Untitled";
+    const when = x.updated > 0 ? new Date(x.updated).toLocaleString() : "";
+    const button = h("button", { type: "button", "aria-label": `Open ${name}` }, "Open");
+    button.addEventListener("click", () => open(x.id));
+    li.append(
+      h("span", { class: "name", title: x.id }, name),
+      h("span", { class: "pill" }, x.role),
+      h("span", { class: "muted" }, `v${x.version}${when ? ` · ${when}` : ""}`),
+      button,
+    );
+    ul.append(li);
+  }
+}
+
+async function newSession(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const input = $<HTMLInputElement>("new-title");
+  const title = input.value.trim();
+  const status = $("sessions-status");
+  status.textContent = "Creating…";
+  try {
+    const s = await sessionsApi.create(title ? { title } : {});
+    input.value = "";
+    status.textContent = "";
+    pendingTitle = title || null;
+    open(s.id);
+  } catch (e) {
+    status.textContent = `The session could not be created (${apiMessage(e)}).`;
+  }
+}
+
+/** An id, or a link holding `?session=ID`. */
+function sessionFromInput(text: string): string {
+  const t = text.trim();
+  try {
+    const u = new URL(t);
+    return u.searchParams.get("session") ?? t;
+  } catch {
+    return t;
+  }
+}
+
+// ---- a session -------------------------------------------------------------------------------
+
+let retryTimer: number | null = null;
+
+function closeSession(): void {
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+  if (previewTimer !== null) window.clearTimeout(previewTimer);
+  previewTimer = null;
+  const c = client;
+  client = null;
+  c?.disconnect();
+  role = null;
+  linkRole = null;
+  selected = null;
+  commentMode = false;
+  comments.clear();
+  people.clear();
+  deleting = false;
+  $("mode-comment").setAttribute("aria-pressed", "false");
+  $("stage").classList.remove("commenting");
+  const img = $<HTMLImageElement>("preview");
+  img.removeAttribute("src");
+  delete img.dataset["version"];
+  $("comments").replaceChildren();
+  $("comments-status").textContent = "";
+  $("preview-info").textContent = "";
+  notice("");
+  const dlg = $<HTMLDialogElement>("share-dialog");
+  if (dlg.open) dlg.close();
+  showConnection("offline", 0);
+  render();
 }
 
 function open(session: string): void {
+  closeSession();
   sessionId = session;
-  $("signin").hidden = true;
-  $("editor").hidden = false;
+  setUrl(session);
+  sessionStorage.setItem("montage.signin", JSON.stringify({ name: $<HTMLInputElement>("signin-name").value.trim(), session }));
+  showView("editor");
   $("session-label").textContent = `Session: ${session}`;
+  $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c = new MontageClient({ url, token, session, backoff: { initialMs: 200, maxMs: 3000 } });
+  const c = new MontageClient({ url, token, user: me, getToken: freshToken, session, backoff: { initialMs: 200, maxMs: 3000 } });
   client = c;
   c.on("change", (ev) => {
     render();
@@ -203,30 +367,88 @@ function open(session: string): void {
   c.on("status", (s) => showConnection(s.state, s.pending));
   c.on("joined", (j) => {
     role = j.role;
+    linkRole = j.linkRole;
+    showView("editor");
     for (const p of j.participants) people.set(p.user, p);
     subscribePreview();
     void loadComments();
+    const d = doc();
+    if (pendingTitle !== null && d && d.title === "" && can(role, "editor")) {
+      edit([{ op: "text", path: ["title"], pos: 0, ins: pendingTitle }]);
+    }
+    pendingTitle = null;
     render();
+    renderShare();
   });
   c.on("participants", (ps) => {
     people.clear();
     for (const p of ps) people.set(p.user, p);
     renderPeople();
     renderOverlay();
+    renderShare();
   });
   c.on("presence", () => renderOverlay());
   c.on("role", (r) => {
     if (r.user === me) role = r.role;
     render();
   });
+  c.on("linkRoleChanged", (l) => {
+    linkRole = l.role;
+    renderShare();
+    $("share-status").textContent = `Link access: ${LINK_TEXT[l.role] ?? l.role}.`;
+  });
+  c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1000).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
   c.on("error", (e) => {
     if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
+    else if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
+    else if (e.code === "unauthorized" && !navigator.onLine) return; // no token while offline: retried
     else notice(`${e.code}: ${e.message}`);
   });
   c.on("message", (m) => onMessage(m));
-  window.addEventListener("offline", () => c.disconnect());
-  window.addEventListener("online", () => c.connect());
+}
+
+const LINK_TEXT: Record<string, string> = {
+  none: "only people added (private)",
+  viewer: "anyone with the link can view",
+  commenter: "anyone with the link can comment",
+  editor: "anyone with the link can edit",
+};
+
+/** The join was refused or I was taken out: say why, and (when access may come back) try the
+ * join again every few seconds, so the page opens by itself once the owner shares it. */
+function onAccessDenied(c: MontageClient, e: AccessError): void {
+  if (client !== c) return;
+  if (deleting && e.reason === "deleted") return; // my own delete: the list follows
+  role = null;
+  render();
+  const text: Record<string, string> = {
+    forbidden: "You don't have access to this session — ask the owner to share it.",
+    removed: "You no longer have access to this session — ask the owner to share it again.",
+    not_found: "There is no session with this id (it may have been deleted).",
+    deleted: "The owner deleted this session.",
+  };
+  $("no-access-h").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Session not found" : "No access";
+  $("no-access-text").textContent = text[e.reason] ?? e.message;
+  $("no-access-session").textContent = sessionId;
+  $("no-access-text").title = e.message;
+  $("no-access").dataset["reason"] = e.reason;
+  $("no-access-again").hidden = !e.retryable;
+  $("no-access-retry").textContent = e.retryable ? ". This page opens it as soon as you are let in." : "";
+  $("conn").dataset["state"] = "offline";
+  $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
+  const dlg = $<HTMLDialogElement>("share-dialog");
+  if (dlg.open) dlg.close();
+  showView("no-access");
+  if (retryTimer !== null) window.clearTimeout(retryTimer);
+  retryTimer = null;
+  if (e.retryable) {
+    retryTimer = window.setTimeout(() => {
+      retryTimer = null;
+      if (client === c && c.accessError !== null) c.connect();
+    }, 3000);
+  }
 }
 
 function showConnection(state: string, pending: number): void {
@@ -362,15 +584,34 @@ function render(): void {
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
   const editor = can(role, "editor");
+  const commenter = can(role, "commenter");
   const title = $<HTMLInputElement>("title");
   title.disabled = !editor;
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
+  if (!d) title.value = "";
+  // Controls a role may not use are not shown: viewers see no editing tools, commenters get
+  // comments, only owners see sharing (and deleting).
+  show("upload-btn", editor);
   $<HTMLInputElement>("upload").disabled = !editor;
+  show("undo", editor);
+  show("redo", editor);
   $<HTMLButtonElement>("undo").disabled = !editor || !(client?.canUndo ?? false);
   $<HTMLButtonElement>("redo").disabled = !editor || !(client?.canRedo ?? false);
-  $<HTMLButtonElement>("mode-comment").disabled = !can(role, "commenter");
+  show("mode-comment", commenter);
+  if (!commenter && commentMode) {
+    commentMode = false;
+    $("mode-comment").setAttribute("aria-pressed", "false");
+    $("stage").classList.remove("commenting");
+  }
+  $("invite-box").hidden = !editor;
   $<HTMLButtonElement>("invite").disabled = !editor;
   $<HTMLSelectElement>("invite-role").disabled = !editor;
+  $("layer-panel").hidden = !editor;
+  show("share", role === "owner");
+  if (role !== "owner") {
+    const dlg = $<HTMLDialogElement>("share-dialog");
+    if (dlg.open) dlg.close();
+  }
   if (layerIndex(selected) < 0) selected = null;
   renderPeople();
   renderOverlay();
@@ -508,6 +749,122 @@ function renderLayerPanel(): void {
   set("c-h", crop.h);
   set("a-opacity", num(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set(`a-${p}`, num(l.adjust?.[p]));
+}
+
+// ---- sharing (owners) --------------------------------------------------------------------------
+
+function shareLink(): string {
+  return `${location.origin}/?session=${encodeURIComponent(sessionId)}`;
+}
+
+/** The share dialog's contents, from the session's link role and members. */
+function renderShare(): void {
+  const sel = $<HTMLSelectElement>("link-role");
+  if (linkRole !== null && document.activeElement !== sel) sel.value = linkRole;
+  $("share-dialog").dataset["linkRole"] = linkRole ?? "";
+  $<HTMLInputElement>("share-link").value = shareLink();
+  const title = doc()?.title;
+  $("share-name").textContent = title ? `“${title}”` : "this session";
+  const ul = $("members");
+  ul.replaceChildren();
+  const list = [...people.values()].filter((p) => p.role !== "none").sort((a, b) => a.user.localeCompare(b.user));
+  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
+  for (const p of list) {
+    const label = p.name ?? p.user;
+    const li = h("li", { "data-member": p.user });
+    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+    sw.style.background = p.color ?? colorOf(p.user);
+    li.append(sw, h("span", { class: "who" }, `${label}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    if (p.user === me) {
+      li.append(h("span", { class: "muted" }, p.role));
+    } else {
+      const sel = h("select", { "aria-label": `Access of ${label}` });
+      for (const r of ["viewer", "commenter", "editor", "owner"]) {
+        const o = h("option", { value: r }, r);
+        if (r === p.role) o.selected = true;
+        sel.append(o);
+      }
+      sel.addEventListener("change", () => setRole(p.user, sel.value));
+      const remove = h("button", { type: "button", "aria-label": `Remove ${label}` }, "Remove");
+      remove.addEventListener("click", () => setRole(p.user, "none"));
+      li.append(sel, remove);
+    }
+    ul.append(li);
+  }
+}
+
+function setRole(user: string, r: string): void {
+  const ok = client?.sendMessage({ type: "set_role", session: sessionId, user, role: r });
+  $("share-status").textContent = ok ? "" : "Not connected: nothing changed.";
+}
+
+function openShare(): void {
+  if (role !== "owner") return;
+  $("share-status").textContent = "";
+  $("delete-confirm").hidden = true;
+  $("delete-session").hidden = false;
+  renderShare();
+  $<HTMLDialogElement>("share-dialog").showModal();
+}
+
+async function changeLinkRole(): Promise<void> {
+  const r = $<HTMLSelectElement>("link-role").value as LinkRole;
+  const status = $("share-status");
+  if (client?.setLinkRole(r)) {
+    status.textContent = "Saving…";
+    return;
+  }
+  // Not connected: the same change over HTTP.
+  try {
+    const s = await sessionsApi.update(sessionId, { link_role: r });
+    linkRole = s.link_role ?? r;
+    status.textContent = `Link access: ${LINK_TEXT[linkRole] ?? linkRole}.`;
+  } catch (e) {
+    status.textContent = `Link access not changed (${apiMessage(e)})`;
+    renderShare();
+  }
+}
+
+async function copyLink(): Promise<void> {
+  const input = $<HTMLInputElement>("share-link");
+  input.value = shareLink();
+  input.select();
+  try {
+    await navigator.clipboard.writeText(input.value);
+    $("share-status").textContent = "Link copied.";
+  } catch {
+    // No clipboard permission (an insecure origin, a test browser): the link is selected.
+    $("share-status").textContent = "Press Ctrl+C to copy the selected link.";
+  }
+}
+
+async function deleteSession(): Promise<void> {
+  const status = $("share-status");
+  deleting = true;
+  status.textContent = "Deleting…";
+  try {
+    await sessionsApi.delete(sessionId);
+  } catch (e) {
+    deleting = false;
+    status.textContent = `The session was not deleted (${apiMessage(e)})`;
+    return;
+  }
+  $<HTMLDialogElement>("share-dialog").close();
+  await showSessions();
+}
+
+/** The owner's title edits also rename the session in everyone's list (debounced). */
+let titleSyncTimer: number | null = null;
+function scheduleTitleSync(): void {
+  if (role !== "owner") return;
+  if (titleSyncTimer !== null) window.clearTimeout(titleSyncTimer);
+  const session = sessionId;
+  titleSyncTimer = window.setTimeout(() => {
+    titleSyncTimer = null;
+    const title = doc()?.title;
+    if (title === undefined || session !== sessionId || role !== "owner") return;
+    sessionsApi.update(session, { title }).catch((e: unknown) => console.warn("session title not saved", e));
+  }, 1000);
 }
 
 // ---- comments --------------------------------------------------------------------------------
@@ -741,6 +1098,7 @@ function titleEdit(): void {
   if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
   if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
   edit(wire);
+  scheduleTitleSync();
 }
 
 async function upload(file: File): Promise<void> {
@@ -774,6 +1132,39 @@ async function upload(file: File): Promise<void> {
 
 function setupControls(): void {
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
+  $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
+  $("open-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const id = sessionFromInput($<HTMLInputElement>("open-id").value);
+    if (id) open(id);
+  });
+  $("my-sessions").addEventListener("click", () => void showSessions());
+  $("no-access-back").addEventListener("click", () => void showSessions());
+  $("no-access-again").addEventListener("click", () => client?.connect());
+  $("share").addEventListener("click", openShare);
+  $("share-done").addEventListener("click", () => $<HTMLDialogElement>("share-dialog").close());
+  $("link-role").addEventListener("change", () => void changeLinkRole());
+  $("copy-link").addEventListener("click", () => void copyLink());
+  $("add-member-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("add-member-user");
+    const user = input.value.trim();
+    if (!user) return;
+    setRole(user, $<HTMLSelectElement>("add-member-role").value);
+    input.value = "";
+  });
+  $("delete-session").addEventListener("click", () => {
+    $("delete-session").hidden = true;
+    $("delete-confirm").hidden = false;
+  });
+  $("delete-no").addEventListener("click", () => {
+    $("delete-confirm").hidden = true;
+    $("delete-session").hidden = false;
+  });
+  $("delete-yes").addEventListener("click", () => void deleteSession());
+  // Going offline in the browser disconnects; edits queue and go out once back online.
+  window.addEventListener("offline", () => client?.disconnect());
+  window.addEventListener("online", () => client?.connect());
   $("title").addEventListener("input", titleEdit);
   $("undo").addEventListener("click", () => client?.undo());
   $("redo").addEventListener("click", () => client?.redo());
@@ -872,6 +1263,7 @@ function start(): void {
     sessionInput.value ||= "(from the invite)";
   }
   showConnection("offline", 0);
+  render();
   // For tests and the curious: the replica, read-only.
   (window as unknown as { montage: unknown }).montage = {
     doc: () => client?.doc ?? null,

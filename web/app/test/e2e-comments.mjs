@@ -6,7 +6,7 @@
 // alice uploads a picture, drags a box on it and comments; bob sees the region and the comment,
 // replies; alice resolves the thread; both see it resolved. Then alice shares an invite link as
 // commenter and carol, opening it, joins the session as a commenter.
-import { T, check, converged, newUser, picture, run, shot, signIn } from "./lib.mjs";
+import { T, check, converged, newUser, picture, run, setLinkAccess, shot, signIn } from "./lib.mjs";
 
 const session = `pwc-${Date.now().toString(36)}`;
 
@@ -14,7 +14,10 @@ await run("comments and invites", async (browser) => {
   const alice = await newUser(browser, "alice");
   const bob = await newUser(browser, "bob");
   await signIn(alice, session);
+  // Private by default: alice lets anyone with the link view, then makes bob a commenter.
+  await setLinkAccess(alice, "viewer");
   await signIn(bob, session);
+  await bob.page.getByRole("button", { name: "Comment on a region" }).waitFor({ state: "hidden", ...T });
   await alice.page.getByLabel("Role of bob").selectOption("commenter");
   await bob.page.locator("#role", { hasText: "commenter" }).waitFor(T);
 
@@ -57,7 +60,7 @@ await run("comments and invites", async (browser) => {
   const carol = await newUser(browser, "carol");
   await carol.page.goto(link);
   await carol.page.getByLabel("Your name").fill("carol");
-  await carol.page.getByRole("button", { name: "Open session" }).click();
+  await carol.page.getByRole("button", { name: "Sign in" }).click();
   await carol.page.locator("#conn[data-state=online]").waitFor(T);
   await carol.page.locator("#role", { hasText: "commenter" }).waitFor(T);
   check((await carol.page.locator("#session-label").innerText()).includes(session), "carol is in alice's session");

@@ -1,8 +1,9 @@
 // Two people edit one picture in real Chromium: alice (owner) and bob, each in their own
-// browser context. Both edit, bob goes offline and edits on, comes back, and both end with the
-// same document; each sees the other's cursor and selection; controls follow the role.
+// browser context. alice opens link access to viewers (sessions are private by default); both
+// edit, bob goes offline and edits on, comes back, and both end with the same document; each
+// sees the other's cursor and selection; controls follow the role (hidden when not allowed).
 // Screenshots go to web/app/test-results (or $MONTAGE_TEST_RESULTS).
-import { T, check, converged, doc, fitsViewport, newUser, picture, run, shot, signIn } from "./lib.mjs";
+import { T, check, converged, doc, fitsViewport, newUser, picture, run, setLinkAccess, shot, signIn } from "./lib.mjs";
 
 const session = `pw-${Date.now().toString(36)}`;
 
@@ -10,13 +11,19 @@ await run("editor page, two users", async (browser) => {
   const alice = await newUser(browser, "alice");
   const bob = await newUser(browser, "bob");
 
-  // alice creates the session and owns it; bob joins as a viewer (the default link role).
+  // alice creates the session and owns it; it is private until she lets anyone with the link
+  // view it; bob then joins as a viewer.
   await signIn(alice, session);
   await alice.page.locator("#role", { hasText: "owner" }).waitFor(T);
+  await setLinkAccess(alice, "viewer");
   await signIn(bob, session);
   await bob.page.locator("#role", { hasText: "viewer" }).waitFor(T);
   check(await bob.page.getByLabel("Title").isDisabled(), "a viewer's title field is disabled");
-  check(await bob.page.getByLabel("Upload a picture").isDisabled(), "a viewer cannot upload");
+  check(await bob.page.locator("#upload-btn").isHidden(), "a viewer has no upload button");
+  check(await bob.page.getByRole("button", { name: "Undo" }).isHidden(), "a viewer has no undo");
+  check(await bob.page.getByRole("button", { name: "Comment on a region" }).isHidden(), "a viewer can't comment");
+  check(await bob.page.getByRole("button", { name: "Share", exact: true }).isHidden(), "only the owner shares");
+  check(await alice.page.getByRole("button", { name: "Share", exact: true }).isVisible(), "the owner shares");
   await shot(bob, "01-viewer");
 
   // The owner makes bob an editor from the people list; bob's controls come alive.
@@ -24,6 +31,7 @@ await run("editor page, two users", async (browser) => {
   await bob.page.locator("#role", { hasText: "editor" }).waitFor(T);
   await bob.page.getByLabel("Title").waitFor({ state: "visible", ...T });
   check(await bob.page.getByLabel("Title").isEnabled(), "an editor's title field is enabled");
+  await bob.page.locator("#upload-btn").waitFor({ state: "visible", ...T });
 
   // alice uploads a picture: an image layer appears for both, and a rendered preview.
   await alice.page.getByLabel("Upload a picture").setInputFiles({ name: "gradient.png", mimeType: "image/png", buffer: picture() });
@@ -105,6 +113,7 @@ await run("editor page, two users", async (browser) => {
   await alice.page.getByLabel("Role of bob").selectOption("viewer");
   await bob.page.locator("#role", { hasText: "viewer" }).waitFor(T);
   check(await bob.page.getByLabel("Title").isDisabled(), "viewer again: title disabled");
+  await bob.page.locator("#layer-panel").waitFor({ state: "hidden", ...T });
 
   // The rendered preview catches up with the document on both screens.
   const head = await alice.page.evaluate(() => window.montage.version());

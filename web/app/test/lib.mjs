@@ -31,13 +31,32 @@ export async function newUser(browser, name) {
   return { name, context, page };
 }
 
-/** Signs in through the form (dev tokens) and waits until the session is joined and online. */
+/**
+ * Signs in through the form (dev tokens). With a session: waits until it is joined and online.
+ * With `session` null: waits for the list of one's sessions.
+ */
 export async function signIn(u, session, query = "") {
   await u.page.goto(`${BASE}/${query}`);
   await u.page.getByLabel("Your name").fill(u.name);
   if (session !== null) await u.page.getByLabel("Session", { exact: true }).fill(session);
-  await u.page.getByRole("button", { name: "Open session" }).click();
-  await u.page.locator("#conn[data-state=online]").waitFor(T);
+  await u.page.getByRole("button", { name: "Sign in" }).click();
+  if (session === null) await u.page.locator("#sessions:not([hidden])").waitFor(T);
+  else await u.page.locator("#conn[data-state=online]").waitFor(T);
+}
+
+/**
+ * The owner sets link access in the share dialog (sessions are private by default) and waits
+ * until the server confirms it (`link_role_changed`); the dialog stays open when `keepOpen`.
+ */
+export async function setLinkAccess(owner, role, keepOpen = false) {
+  const dialog = owner.page.locator("#share-dialog");
+  if (!(await dialog.isVisible())) await owner.page.getByRole("button", { name: "Share", exact: true }).click();
+  await owner.page.getByLabel("Link access").selectOption(role);
+  await owner.page.locator(`#share-dialog[data-link-role="${role}"]`).waitFor(T);
+  if (!keepOpen) {
+    await owner.page.getByRole("button", { name: "Done" }).click();
+    await dialog.waitFor({ state: "hidden", ...T });
+  }
 }
 
 export const doc = (u) => u.page.evaluate(() => window.montage.doc());

@@ -2,7 +2,10 @@
  * `MontageClient`: one session over a WebSocket speaking protocol v1 JSON (DESIGN §3), on top
  * of `SyncDoc`. Optimistic local edits, one in flight, reconnect with backoff, resend of the
  * in-flight edit with its original base and seq after `join` with `since`, presence, per-user
- * undo/redo, and connection state events.
+ * undo/redo, and connection state events. Access (DESIGN §9.1): a fresh token from `getToken`
+ * for every connection and when the server says the token is expiring (`auth`), the owner's
+ * `setLinkRole`, and `accessDenied` (an `AccessError`) when the session can't be joined or the
+ * user is taken out of it; the client then stops until `connect()` is called again.
  *
  * The socket is injectable (`socket` option): the browser's `WebSocket` by default, Node's
  * global one where it exists (Node ≥ 22), or any object with the same small surface (the `ws`
@@ -11,6 +14,7 @@
 import { type Op, decodeOp, encodeOp } from "./component.js";
 import type { Json } from "./json.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
+import { AccessError, type AccessReason, type LinkRole, tokenSubject } from "./access.js";
 
 /** The part of the WebSocket API the client uses. */
 export interface SocketLike {
@@ -33,6 +37,16 @@ export interface ClientOptions {
   /** `ws://host:port/v1/ws` (a `token` is appended as `?token=`). */
   url: string;
   token?: string;
+  /**
+   * Gives a fresh token (a JWT): called before every connection (the first and each reconnect)
+   * and when the server sends `token_expiring`, after which the client sends `auth` with it.
+   * Without it `token` is used as it is. If it throws, the attempt counts as a failed
+   * connection (retried with backoff) and an `error` with code `unauthorized` is emitted.
+   */
+  getToken?: () => string | Promise<string>;
+  /** The user this client acts as, to recognise messages about itself (`role_changed`); read
+   * from the token's `sub` when not given. */
+  user?: string;
   session: string;
   /** Identifies this replica for idempotent resends; random by default. */
   clientId?: string;
@@ -90,13 +104,25 @@ export interface ClientEvents {
   /** The document changed: by a local edit, an undo/redo, or someone else's edit. */
   change: { doc: Json; op: Op; local: boolean; user?: string; version: number };
   status: StatusEvent;
-  joined: { version: number; role: string; participants: Participant[] };
+  joined: { version: number; role: string; participants: Participant[]; linkRole: string | null; title?: string };
   presence: { user: string; data: Json };
   participants: Participant[];
   role: { user: string; role: string };
   /** The server refused one of my edits; local edits were dropped and the state reloaded. */
   rejected: { seq: number; code: string; message: string; lost: number };
   error: { code: string; message: string; rid?: string };
+  /** The server took a refreshed token (`auth`); `exp`: its expiry, seconds since the epoch. */
+  authed: { exp: number };
+  /** The connection's token expires at `exp` (about a minute from now). With `getToken` the
+   * client refreshes it by itself; otherwise call `authenticate(token)`. */
+  tokenExpiring: { exp: number };
+  /** The owner opened or closed link access. */
+  linkRoleChanged: { role: string };
+  /** The owner deleted the session (an `accessDenied` with reason `deleted` follows). */
+  sessionDeleted: { session: string };
+  /** The session can't be joined, or the user was taken out of it: the client stopped
+   * (`connect()` tries again). */
+  accessDenied: AccessError;
   /** Every server message, as received. */
   message: Record<string, unknown>;
 }
@@ -142,8 +168,28 @@ export class MontageClient {
   private seqFloor = 0;
   private participantMap = new Map<string, Participant>();
   private presences = new Map<string, Json>();
-  private readyWaiters: (() => void)[] = [];
+  private readyWaiters: { resolve: () => void; reject: (e: AccessError) => void }[] = [];
+  /** The token the next connection uses (the latest from `getToken` or `authenticate`). */
+  private token: string | undefined;
+  /** While `getToken` runs before a connection: its attempt number (stale answers are dropped). */
+  private tokenWait: number | null = null;
+  private tokenAttempts = 0;
+  private refreshing = false;
+  /** An `auth` sent and not answered yet. */
+  private authPending: { token: string; rid: string } | null = null;
+  /** A `join` was sent on this socket and its answer has not come yet. */
+  private awaitingJoin = false;
+  private ridSeq = 0;
+  /** My role in the session (from `joined`, then `role_changed`). */
   role: string | null = null;
+  /** The session's link role, when the server says it (`joined`, `link_role_changed`). */
+  linkRole: string | null = null;
+  /** The session's title from `joined`, when the server sends one. */
+  title: string | undefined;
+  /** Why the client is out of its session, while it is; null otherwise. */
+  accessError: AccessError | null = null;
+  /** The user this client acts as (the `user` option or the token's `sub`), when known. */
+  user: string | null = null;
 
   constructor(opts: ClientOptions) {
     this.opts = opts;
@@ -160,6 +206,8 @@ export class MontageClient {
       clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
     };
     this.random = opts.random ?? Math.random;
+    this.token = opts.token;
+    this.user = opts.user ?? (opts.token !== undefined ? tokenSubject(opts.token) : null);
     if (opts.autoConnect !== false) this.connect();
   }
 
@@ -214,10 +262,12 @@ export class MontageClient {
     return this.sync?.canRedo ?? false;
   }
 
-  /** Resolves once the session is joined (at once if it already is). */
+  /** Resolves once the session is joined (at once if it already is); rejects with an
+   * `AccessError` if the join is refused (or the client is out of its session now). */
   ready(): Promise<void> {
     if (this.joined && this.state === "online") return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (this.accessError !== null && !this.wantOnline) return Promise.reject(this.accessError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   on<K extends keyof ClientEvents>(event: K, fn: Handler<ClientEvents[K]>): () => void {
@@ -272,6 +322,64 @@ export class MontageClient {
     return true;
   }
 
+  /**
+   * Opens or closes link access (owner only): what a signed-in user without a grant receives.
+   * Everyone in the session gets `linkRoleChanged`; users left without access are taken out.
+   * A refusal comes as an `error` whose `rid` starts with `link_role:`. Returns false when not
+   * connected (not queued).
+   */
+  setLinkRole(role: LinkRole): boolean {
+    return this.sendMessage({ type: "set_link_role", session: this.session, role, rid: `link_role:${++this.ridSeq}` });
+  }
+
+  /**
+   * Replaces the connection's token with `token` (same user): sent as `auth` now when online
+   * (answered by `authed`), and used for every later connection. A token of another user is
+   * refused by the server, which then closes the socket.
+   */
+  authenticate(token: string): void {
+    if (this.state !== "online") {
+      this.setToken(token);
+      return;
+    }
+    // Adopted once the server takes it (`authed`); a token it refuses is not used again.
+    const rid = `auth:${++this.ridSeq}`;
+    this.authPending = { token, rid };
+    this.send({ type: "auth", token, rid });
+  }
+
+  /** The socket is going: a refreshed token the server neither took nor refused is used for
+   * the next connection (it is the newest the app gave). */
+  private settleAuth(): void {
+    if (this.authPending !== null) this.setToken(this.authPending.token);
+    this.authPending = null;
+  }
+
+  private setToken(token: string): void {
+    this.token = token;
+    if (this.opts.user === undefined) this.user = tokenSubject(token) ?? this.user;
+  }
+
+  /** On `token_expiring`: a new token from `getToken`, sent as `auth`. */
+  private refreshToken(): void {
+    const getToken = this.opts.getToken;
+    if (getToken === undefined || this.refreshing) return;
+    this.refreshing = true;
+    const sock = this.sock;
+    callGetToken(getToken).then(
+      (t) => {
+        this.refreshing = false;
+        // A connection made meanwhile fetched its own token.
+        if (this.sock === sock) this.authenticate(t);
+        else this.setToken(t);
+      },
+      (e: unknown) => {
+        this.refreshing = false;
+        this.emit("error", { code: "unauthorized", message: `could not refresh the token: ${errorMessage(e)}` });
+      },
+    );
+  }
+
   /** Publishes my presence (cursor, selection, …); the latest value is re-sent on reconnect. */
   setPresence(data: Json): void {
     this.presenceData = data;
@@ -283,15 +391,41 @@ export class MontageClient {
   /** Opens the connection (and keeps reconnecting until `disconnect`). */
   connect(): void {
     this.wantOnline = true;
-    if (this.sock !== null) return;
+    this.accessError = null;
+    if (this.sock !== null || this.tokenWait !== null) return;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
     this.setState(this.joined ? "reconnecting" : "connecting");
+    const getToken = this.opts.getToken;
+    if (getToken === undefined) {
+      this.open();
+      return;
+    }
+    const attempt = ++this.tokenAttempts;
+    this.tokenWait = attempt;
+    callGetToken(getToken).then(
+      (t) => {
+        if (this.tokenWait !== attempt) return; // disconnected meanwhile
+        this.tokenWait = null;
+        this.setToken(t);
+        this.open();
+      },
+      (e: unknown) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.emit("error", { code: "unauthorized", message: `could not get a token: ${errorMessage(e)}` });
+        this.onClosed();
+      },
+    );
+  }
+
+  /** Opens the socket with the current token. */
+  private open(): void {
     let url = this.opts.url;
-    if (this.opts.token !== undefined) {
-      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.opts.token);
+    if (this.token !== undefined) {
+      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     }
     let sock: SocketLike;
     try {
@@ -303,9 +437,7 @@ export class MontageClient {
     this.sock = sock;
     sock.onopen = () => {
       if (this.sock !== sock) return;
-      const join: Record<string, unknown> = { type: "join", session: this.session, client: this.clientId };
-      if (this.sync !== null) join["since"] = this.sync.version;
-      this.send(join);
+      this.sendJoin(this.sync === null ? undefined : this.sync.version);
     };
     sock.onmessage = (ev) => {
       if (this.sock !== sock) return;
@@ -330,27 +462,67 @@ export class MontageClient {
 
   /** Closes the connection and stays offline (edits keep queueing locally). */
   disconnect(): void {
+    this.stop(true, "bye");
+    this.setState("offline");
+  }
+
+  /** Stops connecting and closes the socket (saying `leave` first if asked). */
+  private stop(leave: boolean, reason: string): void {
     this.wantOnline = false;
+    this.tokenWait = null;
+    this.awaitingJoin = false;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = null;
     }
+    this.settleAuth();
     const s = this.sock;
     this.sock = null;
     this.held = null;
     if (s !== null) {
       try {
-        if (s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
-        s.close(1000, "bye");
+        if (leave && s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
+        s.close(1000, reason);
       } catch {
         // already closing
       }
     }
+  }
+
+  /** Out of the session: stop, and tell whoever waits or listens. */
+  private deny(reason: AccessReason, message: string): void {
+    const err = new AccessError(this.session, reason, message);
+    this.accessError = err;
+    this.stop(false, "no access");
     this.setState("offline");
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("accessDenied", err);
+  }
+
+  /** Drops the socket and connects again at once: a fresh `joined` says whether (and as what)
+   * I am still in the session. */
+  private rejoinFresh(): void {
+    this.settleAuth();
+    const s = this.sock;
+    this.sock = null;
+    this.held = null;
+    this.awaitingJoin = false;
+    if (s !== null) {
+      try {
+        s.close(1000, "rejoin");
+      } catch {
+        // already closing
+      }
+    }
+    this.connect();
   }
 
   private onClosed(): void {
+    this.settleAuth();
     this.held = null;
+    this.awaitingJoin = false;
     if (!this.wantOnline) {
       this.setState("offline");
       return;
@@ -375,6 +547,13 @@ export class MontageClient {
     const ev: StatusEvent = { state, pending: this.pendingCount, ...extra };
     if (state === "reconnecting" && ev.attempt === undefined) ev.attempt = this.attempt;
     this.emit("status", ev);
+  }
+
+  private sendJoin(since: number | undefined): void {
+    const join: Record<string, unknown> = { type: "join", session: this.session, client: this.clientId, rid: "join" };
+    if (since !== undefined) join["since"] = since;
+    this.awaitingJoin = true;
+    this.send(join);
   }
 
   private send(msg: Record<string, unknown>): void {
@@ -427,10 +606,34 @@ export class MontageClient {
           return this.emit("participants", this.participants);
         case "role_changed": {
           const user = String(m["user"]);
+          const role = String(m["role"]);
           const p = this.participantMap.get(user);
-          if (p) p.role = String(m["role"]);
-          return this.emit("role", { user, role: String(m["role"]) });
+          if (role === "none") this.participantMap.delete(user);
+          else if (p) p.role = role;
+          // A grant to someone not here yet: listed as a member who is away (as `joined` lists).
+          else this.participantMap.set(user, { user, role, online: false });
+          if (user === this.user) {
+            this.role = role;
+            if (role === "none") {
+              this.emit("role", { user, role });
+              return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
+            }
+          }
+          this.emit("role", { user, role });
+          return this.emit("participants", this.participants);
         }
+        case "link_role_changed":
+          this.linkRole = String(m["role"]);
+          return this.emit("linkRoleChanged", { role: this.linkRole });
+        case "session_deleted":
+          this.emit("sessionDeleted", { session: this.session });
+          return this.deny("deleted", "the owner deleted this session");
+        case "authed":
+          this.settleAuth();
+          return this.emit("authed", { exp: Number(m["exp"]) });
+        case "token_expiring":
+          this.emit("tokenExpiring", { exp: Number(m["exp"]) });
+          return this.refreshToken();
         case "error":
           return this.onError(m);
         default:
@@ -446,7 +649,10 @@ export class MontageClient {
 
   private onJoined(m: Record<string, unknown>): void {
     const version = Number(m["version"]);
+    this.awaitingJoin = false;
     this.role = String(m["role"] ?? "");
+    this.linkRole = typeof m["link_role"] === "string" ? m["link_role"] : null;
+    this.title = typeof m["title"] === "string" ? m["title"] : undefined;
     const participants = (Array.isArray(m["participants"]) ? m["participants"] : []) as Participant[];
     this.participantMap = new Map(participants.map((p) => [p.user, { ...p }]));
     // Participants' latest presence, when the server sends it with `joined`.
@@ -489,13 +695,15 @@ export class MontageClient {
     } else {
       for (const e of entries) this.applyRemote(e.version, e.op, e.user);
     }
-    this.emit("joined", { version: sync.version, role: this.role, participants: this.participants });
+    const joined: ClientEvents["joined"] = { version: sync.version, role: this.role, participants: this.participants, linkRole: this.linkRole };
+    if (this.title !== undefined) joined.title = this.title;
+    this.emit("joined", joined);
     this.emit("participants", this.participants);
     this.emit("status", { state: "online", pending: this.pendingCount });
     if (this.presenceData !== undefined) this.send({ type: "presence", session: this.session, data: this.presenceData });
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) w.resolve();
     this.flush();
   }
 
@@ -537,6 +745,14 @@ export class MontageClient {
     const message = String(m["message"] ?? "");
     const r = m["rid"];
     const rid = typeof r === "string" ? r : undefined;
+    if (rid !== undefined && rid === this.authPending?.rid) this.authPending = null; // refused
+    const access = code === "forbidden" || code === "not_found";
+    if (access && (rid === "join" || (rid === undefined && this.awaitingJoin))) {
+      // The join was refused: no access (ask the owner), or no such session.
+      // A client that was in the session before (a reconnect, a resync) has been taken out.
+      const reason: AccessReason = code === "not_found" ? "not_found" : this.joined ? "removed" : "forbidden";
+      return this.deny(reason, message);
+    }
     const inflight = this.sync?.inflight;
     if (rid !== undefined && inflight && rid === `op:${inflight.seq}`) {
       if (code === "rate_limited") {
@@ -554,6 +770,11 @@ export class MontageClient {
       return;
     }
     this.emit("error", rid === undefined ? { code, message } : { code, message, rid });
+    if (access && rid === undefined && this.state === "online") {
+      // Not an answer to anything of mine: the server may have taken me out of the session
+      // (after a link role change or a removal it answers my messages so). A fresh join says.
+      this.rejoinFresh();
+    }
   }
 
   /** Drops local state and joins again for the whole document. */
@@ -561,6 +782,21 @@ export class MontageClient {
     if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
     this.sync = null;
     this.held = null;
-    this.send({ type: "join", session: this.session, client: this.clientId });
+    this.sendJoin(undefined);
   }
+}
+
+function callGetToken(f: () => string | Promise<string>): Promise<string> {
+  try {
+    return Promise.resolve(f()).then((t) => {
+      if (typeof t !== "string" || t === "") throw new Error("getToken gave no token");
+      return t;
+    });
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

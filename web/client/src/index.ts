@@ -51,3 +51,19 @@ export {
   type Timers,
 } from "./client.js";
 export type { Asset, Clip, ImageLayer, Layer, MontageDocument, TextLayer, Track } from "./types.js";
+export {
+  type AccessReason,
+  type FetchLike,
+  type LinkRole,
+  type Role,
+  type SessionInfo,
+  type SessionSummary,
+  type SessionsApiOptions,
+  AccessError,
+  ApiError,
+  LINK_ROLES,
+  SessionsApi,
+  roleAtLeast,
+  tokenClaims,
+  tokenSubject,
+} from "./access.js";

@@ -1,7 +1,8 @@
 // An in-memory WebSocket network and a Montage server speaking protocol v1 JSON, for testing
 // MontageClient without I/O. Messages travel in per-direction FIFO queues; a test steps them
 // in order (`drain`) or in a random interleaving (`step`), and can drop a connection with
-// whatever is still in its queues.
+// whatever is still in its queues. With `access` set it also keeps who may see the session
+// (DESIGN §9.1): an owner, grants, a link role, deletion, and token refresh (`auth`).
 import {
   type Json,
   type Op,
@@ -10,8 +11,30 @@ import {
   apply,
   decodeOp,
   encodeOp,
+  tokenClaims,
+  tokenSubject,
   transform,
 } from "../src/index.js";
+
+/** A JWT-shaped token (unsigned: the fake server reads it without checking). */
+export function fakeJwt(sub: string, exp = 2_000_000_000, extra: Record<string, unknown> = {}): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  return `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, exp, ...extra })}.sig`;
+}
+
+const RANK: Record<string, number> = { none: -1, viewer: 0, commenter: 1, editor: 2, owner: 3 };
+
+/** Who may see the fake's sessions. */
+export interface FakeAccess {
+  owner: string;
+  linkRole: string;
+  grants: Map<string, string>;
+  deleted: boolean;
+  title?: string;
+  /** How a user left without access is told: `role_changed` to `none`, an unsolicited
+   * `forbidden` error frame, or both (the contract allows either). */
+  removal: "role_changed" | "forbidden" | "both";
+}
 
 export class FakeClock implements Timers {
   now = 0;
@@ -44,6 +67,9 @@ class Conn {
   dead = false;
   sessions = new Set<string>();
   client = "";
+  url = "";
+  /** Close code the server closed with, when it did. */
+  closedWith: number | undefined;
   /** For a real socket (the `ws` test): where server messages go instead of `s2c`. */
   sink: ((data: string) => void) | undefined;
   constructor(
@@ -92,6 +118,8 @@ export class FakeNet {
   /** Answer the next edits with `rate_limited` (retry_after_ms 100). */
   rateLimit = 0;
   online = true;
+  /** Access rules; null: everyone is an editor (the tests of the client model). */
+  access: FakeAccess | null = null;
 
   constructor(doc: Json) {
     this.doc = doc;
@@ -103,6 +131,7 @@ export class FakeNet {
       const s = new FakeSocket(this);
       const c = new Conn(s, user);
       s.conn = c;
+      c.url = url;
       if (!url.startsWith("ws://")) throw new Error("bad url");
       if (this.online) this.opening.push(c);
       else {
@@ -113,8 +142,43 @@ export class FakeNet {
     };
   }
 
-  drop(c: Conn): void {
+  /** Turns on access rules: `owner` owns the session, link role `none` (private). */
+  restrict(owner: string, opts: Partial<FakeAccess> = {}): FakeAccess {
+    this.access = { owner, linkRole: "none", grants: new Map(), deleted: false, removal: "role_changed", ...opts };
+    return this.access;
+  }
+  roleOf(user: string): string {
+    const a = this.access;
+    if (a === null) return "editor";
+    if (a.deleted) return "none";
+    return a.grants.get(user) ?? (user === a.owner ? "owner" : a.linkRole);
+  }
+  /** The owner deletes the session: `session_deleted` to everyone in it. */
+  deleteSession(session: string): void {
+    if (this.access) this.access.deleted = true;
+    for (const c of this.conns) {
+      if (c.sessions.delete(session)) this.sendTo(c, { type: "session_deleted", session });
+    }
+  }
+  /** Sends `msg` to every connection of `user`. */
+  push(user: string, msg: Record<string, unknown>): void {
+    for (const c of this.conns) if (c.user === user) this.sendTo(c, msg);
+  }
+  /** Takes users left without access out of `session`, telling them as `access.removal` says. */
+  private evict(session: string): void {
+    const how = this.access?.removal ?? "role_changed";
+    for (const c of this.conns) {
+      if (!c.sessions.has(session) || this.roleOf(c.user) !== "none") continue;
+      if (how !== "forbidden") this.broadcast(session, null, { type: "role_changed", session, user: c.user, role: "none" });
+      if (how !== "role_changed") this.sendTo(c, { type: "error", code: "forbidden", message: "you no longer have access to this session" });
+      c.sessions.delete(session);
+      this.broadcast(session, c, { type: "participant_left", session, user: c.user });
+    }
+  }
+
+  drop(c: Conn, code = 1006): void {
     if (c.dead) return;
+    c.closedWith = code;
     c.dead = true;
     c.c2s = [];
     c.s2c = [];
@@ -122,7 +186,7 @@ export class FakeNet {
     this.conns = this.conns.filter((x) => x !== c);
     this.opening = this.opening.filter((x) => x !== c);
     for (const s of c.sessions) this.broadcast(s, c, { type: "participant_left", session: s, user: c.user });
-    c.sock.onclose?.({ code: 1006 });
+    c.sock.onclose?.({ code });
   }
   dropAll(): void {
     for (const c of [...this.conns, ...this.opening]) this.drop(c);
@@ -197,25 +261,65 @@ export class FakeNet {
     const rid = m["rid"];
     const err = (code: string, message: string) =>
       this.sendTo(c, rid === undefined ? { type: "error", code, message } : { type: "error", code, message, rid });
+    const a = this.access;
+    if (a !== null && m["type"] !== "join" && m["type"] !== "auth" && !c.sessions.has(session)) {
+      err("not_found", "not joined to that session");
+      return;
+    }
+    const role = this.roleOf(c.user);
     switch (m["type"]) {
       case "join": {
+        if (a !== null && a.deleted) return err("not_found", "no such session");
+        if (role === "none") return err("forbidden", "you don't have access to this session: ask its owner to share it");
         c.sessions.add(session);
         c.client = String(m["client"]);
         const since = m["since"];
         const participants = [...new Set(this.conns.filter((x) => x.sessions.has(session)).map((x) => x.user))].map(
-          (user) => ({ user, role: "editor", online: true }),
+          (user) => ({ user, role: this.roleOf(user), online: true }),
         );
-        const base = { type: "joined", session, version: this.history.length, role: "editor", participants };
+        const base: Record<string, unknown> = { type: "joined", session, version: this.history.length, role, participants };
+        if (a !== null) {
+          base["link_role"] = a.linkRole;
+          if (a.title !== undefined) base["title"] = a.title;
+        }
+        if (rid !== undefined) base["rid"] = rid;
         if (typeof since === "number") {
           const ops = this.history.slice(since).map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
           this.sendTo(c, { ...base, ops });
         } else {
           this.sendTo(c, { ...base, state: this.doc });
         }
-        this.broadcast(session, c, { type: "participant_joined", session, user: c.user, role: "editor" });
+        this.broadcast(session, c, { type: "participant_joined", session, user: c.user, role });
+        return;
+      }
+      case "set_link_role":
+        if (a === null || role !== "owner") return err("forbidden", "only the owner changes link access");
+        a.linkRole = String(m["role"]);
+        this.broadcast(session, null, { type: "link_role_changed", session, role: a.linkRole });
+        this.evict(session);
+        return;
+      case "set_role": {
+        if (a === null || role !== "owner") return err("forbidden", "only the owner changes roles");
+        const user = String(m["user"]);
+        a.grants.set(user, String(m["role"]));
+        this.broadcast(session, null, { type: "role_changed", session, user, role: String(m["role"]) });
+        this.evict(session);
+        return;
+      }
+      case "auth": {
+        const token = String(m["token"]);
+        if (tokenSubject(token) !== c.user) {
+          err("unauthorized", "the new token is for another user");
+          // The error reaches the client before the close (as a real server's would).
+          while (c.s2c.length && !c.sink) c.sock.onmessage?.({ data: c.s2c.shift()! });
+          this.drop(c, 1008);
+          return;
+        }
+        this.sendTo(c, { type: "authed", exp: Number(tokenClaims(token)?.["exp"]), rid });
         return;
       }
       case "op": {
+        if ((RANK[role] ?? -1) < RANK["editor"]!) return err("forbidden", "editing needs the editor role");
         const client = c.client;
         const seq = Number(m["seq"]);
         const key = `${client}/${seq}`;

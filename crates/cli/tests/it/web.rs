@@ -49,6 +49,13 @@ fn web_client_suite_passes() {
     );
 }
 
+/// `montage serve --dev` for the Chromium scenarios, with sessions private by default as the
+/// product ships them (the harness opens link access for suites not about access; the page's
+/// scenarios open it the real way, through the share dialog).
+fn start_dev(dir: &std::path::Path) -> Result<Server> {
+    Server::start(dir, &["--dev", "--default-link-role", "none"])
+}
+
 /// POST a JSON body; returns (status, body).
 async fn post_json(addr: &str, path: &str, body: &str) -> Result<(u16, String)> {
     let resp = http_client()?
@@ -111,12 +118,12 @@ async fn the_page_is_served_and_dev_tokens_need_dev() -> Result<()> {
 }
 
 /// Two browser contexts as two users in one session, in Debian's Chromium, against the real
-/// binary: both edit, one goes offline and comes back, both end with the same document and see
-/// each other's cursors; screenshots in web/app/test-results.
+/// binary: the owner opens link access, both edit, one goes offline and comes back, both end
+/// with the same document and see each other's cursors; screenshots in web/app/test-results.
 #[test]
 fn two_users_edit_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--dev"])?;
+    let server = start_dev(dir.path())?;
     let url = format!("http://{}", server.addr);
     let text = run_script("e2e.sh", &["editing"], &[("MONTAGE_URL", &url)]);
     assert!(text.contains("1 passed, 0 failed"), "{text}");
@@ -127,7 +134,7 @@ fn two_users_edit_in_chromium() -> Result<()> {
 #[test]
 fn comments_and_invites_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--dev"])?;
+    let server = start_dev(dir.path())?;
     let url = format!("http://{}", server.addr);
     let text = run_script("e2e.sh", &["comments"], &[("MONTAGE_URL", &url)]);
     assert!(text.contains("1 passed, 0 failed"), "{text}");
@@ -139,9 +146,23 @@ fn comments_and_invites_in_chromium() -> Result<()> {
 #[test]
 fn live_previews_of_ones_own_edits_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(dir.path(), &["--dev"])?;
+    let server = start_dev(dir.path())?;
     let url = format!("http://{}", server.addr);
     let text = run_script("e2e.sh", &["previews"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
+/// Private sessions in Chromium (DESIGN §9.1): the owner makes a session from her list; a
+/// stranger opening its link sees the no-access panel; the owner opens link access to editors in
+/// the share dialog and the stranger's page joins and edits; closing it takes him out; deleting
+/// it empties her list and the stranger's page finds no session.
+#[test]
+fn private_sessions_and_sharing_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["sharing"], &[("MONTAGE_URL", &url)]);
     assert!(text.contains("1 passed, 0 failed"), "{text}");
     Ok(())
 }

@@ -1,0 +1,245 @@
+/**
+ * Who may see a session (DESIGN §9.1), from the client's side: the roles, the error a refused
+ * join turns into (`AccessError`), and typed helpers for the session-management HTTP calls
+ * (`SessionsApi`: create, list, change link access or title, delete).
+ */
+
+/** A member's role, highest first: `owner` > `editor` > `commenter` > `viewer`. */
+export type Role = "owner" | "editor" | "commenter" | "viewer";
+/** What a signed-in user without a grant receives; `none` keeps the session private. */
+export type LinkRole = "none" | "viewer" | "commenter" | "editor";
+
+export const LINK_ROLES: readonly LinkRole[] = ["none", "viewer", "commenter", "editor"];
+
+const RANK: Record<string, number> = { none: -1, viewer: 0, commenter: 1, editor: 2, owner: 3 };
+
+/** Does `role` include what `need` allows? (`null` and unknown roles include nothing.) */
+export function roleAtLeast(role: string | null | undefined, need: Role): boolean {
+  return (RANK[role ?? ""] ?? -1) >= RANK[need]!;
+}
+
+/**
+ * Why the client is not in its session:
+ * - `forbidden`: the join was refused: the user has no access (ask the owner to share it);
+ * - `not_found`: the session does not exist (deleted, or never made where joins don't create);
+ * - `removed`: the user was in the session and was taken out (the owner removed them or closed
+ *   link access);
+ * - `deleted`: the owner deleted the session while the user was in it.
+ */
+export type AccessReason = "forbidden" | "not_found" | "removed" | "deleted";
+
+/** The session can't be joined (or no longer can): see `reason`. The server's wording is in
+ * `message`. */
+export class AccessError extends Error {
+  readonly session: string;
+  readonly reason: AccessReason;
+  /** The server's error code: `forbidden` or `not_found`. */
+  readonly code: "forbidden" | "not_found";
+  constructor(session: string, reason: AccessReason, message: string) {
+    super(message);
+    this.name = "AccessError";
+    this.session = session;
+    this.reason = reason;
+    this.code = reason === "not_found" || reason === "deleted" ? "not_found" : "forbidden";
+  }
+  /** Can access come back without a new session (the owner shares it again)? */
+  get retryable(): boolean {
+    return this.reason === "forbidden" || this.reason === "removed";
+  }
+}
+
+/**
+ * The user id (`sub`) a JWT names, read without checking its signature (only the server can),
+ * or null when `token` is not a JWT. The client uses it to recognise messages about itself.
+ */
+export function tokenSubject(token: string): string | null {
+  const claims = tokenClaims(token);
+  return claims !== null && typeof claims["sub"] === "string" ? claims["sub"] : null;
+}
+
+/** A JWT's claims, unverified; null when `token` is not a JWT. */
+export function tokenClaims(token: string): Record<string, unknown> | null {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1]!.replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---- HTTP ------------------------------------------------------------------------------------
+
+/** A session as `GET /v1/sessions` lists it. */
+export interface SessionSummary {
+  id: string;
+  title: string;
+  /** The caller's role in it. */
+  role: Role;
+  version: number;
+  /** Last change, ms since the Unix epoch. */
+  updated: number;
+}
+
+/** A session as `POST /v1/sessions` and `PATCH /v1/sessions/{id}` answer: the summary and the
+ * session's link role (more fields may come; they are kept). */
+export interface SessionInfo {
+  id: string;
+  title: string;
+  role: Role;
+  link_role?: LinkRole;
+  version?: number;
+  updated?: number;
+  [field: string]: unknown;
+}
+
+/** An HTTP call the server refused (`{"type":"error","code","message"}`), or whose answer was
+ * not what the protocol says (`code` `bad_response`). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  /** From `Retry-After` or `retry_after_ms` on 429. */
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, code: string, message: string, retryAfterMs?: number) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+  /** 403 or 404: the caller can't see (or manage) that session. */
+  get accessDenied(): boolean {
+    return this.status === 403 || this.status === 404;
+  }
+}
+
+export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string }) => Promise<{
+  status: number;
+  ok: boolean;
+  headers: { get(name: string): string | null };
+  text(): Promise<string>;
+}>;
+
+export interface SessionsApiOptions {
+  /** The server's origin, e.g. `http://localhost:7070`; `""` (the default) for the page's own. */
+  baseUrl?: string;
+  /** The bearer token, or a function giving the current one (called for every request). */
+  token: string | (() => string | Promise<string>);
+  /** `fetch` by default. */
+  fetch?: FetchLike;
+}
+
+/**
+ * Typed calls of the session-management HTTP API (DESIGN §9.1). Every method throws `ApiError`
+ * when the server refuses (401, 403, 404, 400, 429…).
+ *
+ * ```ts
+ * const api = new SessionsApi({ token: () => getToken() });
+ * const s = await api.create({ title: "Poster" });   // private: link_role "none"
+ * await api.update(s.id, { link_role: "viewer" });    // anyone with the link can view
+ * for (const x of await api.list()) console.log(x.id, x.title, x.role);
+ * await api.delete(s.id);
+ * ```
+ */
+export class SessionsApi {
+  private readonly base: string;
+  private readonly token: () => string | Promise<string>;
+  private readonly doFetch: FetchLike;
+
+  constructor(opts: SessionsApiOptions) {
+    this.base = (opts.baseUrl ?? "").replace(/\/+$/, "");
+    const t = opts.token;
+    this.token = typeof t === "function" ? t : () => t;
+    const g = globalThis as { fetch?: FetchLike };
+    if (opts.fetch === undefined && g.fetch === undefined) throw new Error("no global fetch here: pass the `fetch` option");
+    // The browser's fetch must not be called as a method of another object ("Illegal invocation").
+    this.doFetch = opts.fetch ?? ((url, init) => g.fetch!(url, init));
+  }
+
+  /** `GET /v1/sessions`: the caller's sessions (owned or granted). */
+  async list(): Promise<SessionSummary[]> {
+    const body = await this.call("GET", "/v1/sessions", 200);
+    const list = (body as { sessions?: unknown })?.sessions;
+    if (!Array.isArray(list)) throw badResponse("GET /v1/sessions", "no `sessions` list");
+    return list.map((s) => summary(s, "GET /v1/sessions"));
+  }
+
+  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says). */
+  async create(opts: { title?: string; link_role?: LinkRole } = {}): Promise<SessionInfo> {
+    return info(await this.call("POST", "/v1/sessions", 201, opts), "POST /v1/sessions");
+  }
+
+  /** `PATCH /v1/sessions/{id}` (owner): opens or closes link access, renames. */
+  async update(id: string, patch: { link_role?: LinkRole; title?: string }): Promise<SessionInfo> {
+    const what = `PATCH /v1/sessions/${id}`;
+    return info(await this.call("PATCH", `/v1/sessions/${encodeURIComponent(id)}`, 200, patch), what);
+  }
+
+  /** `DELETE /v1/sessions/{id}` (owner): the session and everything in it are gone. */
+  async delete(id: string): Promise<void> {
+    await this.call("DELETE", `/v1/sessions/${encodeURIComponent(id)}`, 204);
+  }
+
+  private async call(method: string, path: string, want: number, body?: object): Promise<unknown> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${await this.token()}` };
+    const init: { method: string; headers: Record<string, string>; body?: string } = { method, headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const r = await this.doFetch(this.base + path, init);
+    const text = await r.text();
+    if (!r.ok) throw errorOf(r.status, text, r.headers.get("retry-after"));
+    if (r.status !== want && !(want === 204 && r.status === 200)) {
+      throw new ApiError(r.status, "bad_response", `${method} ${path}: status ${r.status}, expected ${want}`);
+    }
+    if (want === 204 || text === "") return null;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw badResponse(`${method} ${path}`, "the answer is not JSON");
+    }
+  }
+}
+
+function errorOf(status: number, text: string, retryAfter: string | null): ApiError {
+  let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
+  let message = `HTTP ${status}`;
+  let retryMs: number | undefined;
+  try {
+    const j = JSON.parse(text) as { code?: unknown; message?: unknown; retry_after_ms?: unknown };
+    if (typeof j.code === "string") code = j.code;
+    if (typeof j.message === "string") message = j.message;
+    if (typeof j.retry_after_ms === "number") retryMs = j.retry_after_ms;
+  } catch {
+    if (text.trim()) message = `HTTP ${status}: ${text.trim().slice(0, 200)}`;
+  }
+  if (retryMs === undefined && retryAfter !== null && Number.isFinite(Number(retryAfter))) retryMs = Number(retryAfter) * 1000;
+  return new ApiError(status, code, message, retryMs);
+}
+
+function badResponse(what: string, why: string): ApiError {
+  return new ApiError(200, "bad_response", `${what}: ${why}`);
+}
+
+function summary(v: unknown, what: string): SessionSummary {
+  const s = v as Record<string, unknown> | null;
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "a session without an id");
+  return {
+    id: s["id"],
+    title: typeof s["title"] === "string" ? s["title"] : "",
+    role: String(s["role"] ?? "viewer") as Role,
+    version: Number(s["version"] ?? 0),
+    updated: Number(s["updated"] ?? 0),
+  };
+}
+
+function info(v: unknown, what: string): SessionInfo {
+  const s = v as Record<string, unknown> | null;
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "no session id in the answer");
+  return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") as Role };
+}

@@ -1,0 +1,415 @@
+// Access from the client's side (DESIGN §9.1), against the in-memory server of fakenet.ts with
+// access rules on: fresh tokens from `getToken` per connection and on `token_expiring`, a
+// refused join as an `AccessError`, link access opened and closed by the owner, removal,
+// deletion; and the typed HTTP helpers against a fake `fetch`.
+import { describe, expect, it } from "vitest";
+import {
+  AccessError,
+  ApiError,
+  type FetchLike,
+  type JsonObject,
+  MontageClient,
+  SessionsApi,
+  newDocument,
+  roleAtLeast,
+  tokenSubject,
+} from "../src/index.js";
+import { FakeClock, FakeNet, fakeJwt } from "./fakenet.js";
+
+/** Lets promise callbacks (an async `getToken`) run. */
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** Delivers messages and runs promise callbacks until both are quiet. */
+async function settle(net: FakeNet) {
+  for (let i = 0; i < 20; i++) {
+    net.drain();
+    await tick();
+  }
+  net.drain();
+}
+
+function mk(net: FakeNet, clock: FakeClock, user: string, extra: Partial<ConstructorParameters<typeof MontageClient>[0]> = {}) {
+  return new MontageClient({
+    url: "ws://montage.test/v1/ws",
+    session: "s1",
+    clientId: `c-${user}`,
+    token: fakeJwt(user),
+    socket: net.factory(user),
+    timers: clock,
+    random: () => 0,
+    ...extra,
+  });
+}
+
+function collect<T>(c: MontageClient, ev: Parameters<MontageClient["on"]>[0]): T[] {
+  const out: T[] = [];
+  c.on(ev, (e: unknown) => out.push(e as T));
+  return out;
+}
+
+describe("tokens", () => {
+  it("reads the user from a JWT and nothing from other strings", () => {
+    expect(tokenSubject(fakeJwt("zoë"))).toBe("zoë");
+    for (const bad of ["t0", "a.b.c", "", "x.!!!.y"]) expect(tokenSubject(bad)).toBeNull();
+  });
+
+  it("getToken gives every connection a fresh token, in the URL", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    let n = 0;
+    const a = mk(net, clock, "alice", { token: undefined, getToken: async () => fakeJwt("alice", 1000 + ++n) });
+    expect(net.opening).toHaveLength(0); // not before the token came
+    await settle(net);
+    expect(a.connectionState).toBe("online");
+    expect(a.user).toBe("alice");
+    const conn = () => net.conns.find((c) => c.user === "alice")!;
+    expect(new URL(conn().url).searchParams.get("token")).toBe(fakeJwt("alice", 1001));
+    net.drop(conn());
+    clock.runNext();
+    await settle(net);
+    expect(a.connectionState).toBe("online");
+    expect(n).toBe(2);
+    expect(new URL(conn().url).searchParams.get("token")).toBe(fakeJwt("alice", 1002));
+  });
+
+  it("token_expiring: a new token goes out as auth and authed comes back", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    let n = 0;
+    const a = mk(net, clock, "alice", { getToken: () => fakeJwt("alice", 5000 + ++n) });
+    await settle(net);
+    const expiring = collect<{ exp: number }>(a, "tokenExpiring");
+    const authed = collect<{ exp: number }>(a, "authed");
+    net.push("alice", { type: "token_expiring", exp: 5001 });
+    await settle(net);
+    expect(expiring).toEqual([{ exp: 5001 }]);
+    const auths = net.log.filter((m) => m["type"] === "auth");
+    expect(auths).toHaveLength(1);
+    expect(auths[0]!["token"]).toBe(fakeJwt("alice", 5002));
+    expect(authed).toEqual([{ exp: 5002 }]);
+    expect(a.connectionState).toBe("online"); // same socket
+    expect(net.log.filter((m) => m["type"] === "join")).toHaveLength(1);
+  });
+
+  it("without getToken, authenticate(token) refreshes by hand", async () => {
+    const net = new FakeNet(newDocument());
+    const a = mk(net, new FakeClock(), "alice");
+    net.drain();
+    const authed = collect<{ exp: number }>(a, "authed");
+    a.authenticate(fakeJwt("alice", 7000));
+    net.drain();
+    expect(authed).toEqual([{ exp: 7000 }]);
+  });
+
+  it("another user's token is refused: unauthorized, the socket closes, the next connection asks again", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    const tokens = [fakeJwt("alice"), fakeJwt("mallory"), fakeJwt("alice", 9)];
+    let calls = 0;
+    const a = mk(net, clock, "alice", { getToken: () => tokens[Math.min(calls++, tokens.length - 1)]! });
+    await settle(net);
+    const errors = collect<{ code: string; rid?: string }>(a, "error");
+    net.push("alice", { type: "token_expiring", exp: 1 });
+    await settle(net);
+    expect(errors).toMatchObject([{ code: "unauthorized", rid: expect.stringMatching(/^auth:/) }]);
+    expect(a.connectionState).toBe("offline");
+    clock.runNext();
+    await settle(net);
+    expect(a.connectionState).toBe("online");
+    expect(calls).toBe(3);
+  });
+
+  it("without getToken, a refused refresh keeps the old token for the next connection", () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    const a = mk(net, clock, "alice");
+    net.drain();
+    const errors = collect<{ code: string }>(a, "error");
+    a.authenticate(fakeJwt("mallory"));
+    net.drain();
+    expect(errors).toMatchObject([{ code: "unauthorized" }]);
+    expect(a.user).toBe("alice");
+    clock.runNext();
+    net.drain();
+    expect(a.connectionState).toBe("online");
+    const conn = net.conns.find((c) => c.user === "alice")!;
+    expect(new URL(conn.url).searchParams.get("token")).toBe(fakeJwt("alice"));
+  });
+
+  it("a getToken that fails is retried with backoff; disconnect while it runs opens nothing", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    let fail = true;
+    const a = mk(net, clock, "alice", {
+      getToken: async () => {
+        if (fail) throw new Error("signed out");
+        return fakeJwt("alice");
+      },
+    });
+    const errors = collect<{ code: string; message: string }>(a, "error");
+    await settle(net);
+    expect(errors).toMatchObject([{ code: "unauthorized", message: expect.stringContaining("signed out") }]);
+    expect(a.connectionState).toBe("offline");
+    fail = false;
+    clock.runNext();
+    await settle(net);
+    expect(a.connectionState).toBe("online");
+
+    const b = mk(net, clock, "bob", { getToken: async () => fakeJwt("bob") });
+    b.disconnect();
+    await settle(net);
+    expect(net.conns.filter((c) => c.user === "bob")).toHaveLength(0);
+    expect(b.connectionState).toBe("offline");
+  });
+});
+
+describe("who may see a session", () => {
+  it("a refused join is an AccessError; once the owner opens link access, connect() joins", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    net.restrict("alice", { title: "Poster" });
+    const alice = mk(net, clock, "alice");
+    net.drain();
+    expect(alice.role).toBe("owner");
+    expect(alice.linkRole).toBe("none");
+    expect(alice.title).toBe("Poster");
+
+    const bob = mk(net, clock, "bob");
+    const denied = collect<AccessError>(bob, "accessDenied");
+    const ready = bob.ready();
+    net.drain();
+    await expect(ready).rejects.toBeInstanceOf(AccessError);
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({ reason: "forbidden", code: "forbidden", retryable: true });
+    expect(denied[0]!.message).toMatch(/ask its owner/);
+    expect(bob.accessError).toBe(denied[0]);
+    expect(bob.connectionState).toBe("offline");
+    expect(clock.tasks.size).toBe(0); // no reconnect loop
+    expect(net.conns.filter((c) => c.user === "bob")).toHaveLength(0); // its socket is closed
+    await expect(bob.ready()).rejects.toBeInstanceOf(AccessError);
+
+    const changed = collect<{ role: string }>(alice, "linkRoleChanged");
+    expect(alice.setLinkRole("editor")).toBe(true);
+    net.drain();
+    expect(changed).toEqual([{ role: "editor" }]);
+    bob.connect();
+    expect(bob.accessError).toBeNull();
+    const joined = bob.ready();
+    net.drain();
+    await joined;
+    expect(bob.role).toBe("editor");
+    expect(bob.linkRole).toBe("editor");
+    bob.submit([{ op: "set", path: ["title"], value: "by bob" }]);
+    net.drain();
+    expect((alice.doc as JsonObject)["title"]).toBe("by bob");
+  });
+
+  for (const removal of ["role_changed", "forbidden", "both"] as const) {
+    it(`closing link access takes a link user out (told by ${removal})`, () => {
+      const net = new FakeNet(newDocument());
+      const clock = new FakeClock();
+      net.restrict("alice", { linkRole: "editor", removal });
+      net.access!.grants.set("carol", "viewer");
+      const alice = mk(net, clock, "alice");
+      const bob = mk(net, clock, "bob");
+      const carol = mk(net, clock, "carol");
+      net.drain();
+      expect(bob.role).toBe("editor");
+      const denied = collect<AccessError>(bob, "accessDenied");
+      const links = [alice, bob, carol].map((c) => collect<{ role: string }>(c, "linkRoleChanged"));
+      alice.setLinkRole("none");
+      for (let i = 0; i < 5; i++) {
+        net.drain();
+        clock.runNext();
+      }
+      expect(links[0]).toEqual([{ role: "none" }]);
+      expect(links[2]).toEqual([{ role: "none" }]);
+      expect(denied).toHaveLength(1);
+      expect(denied[0]).toMatchObject({ reason: "removed", code: "forbidden" });
+      expect(bob.connectionState).toBe("offline");
+      expect(clock.tasks.size).toBe(0);
+      // carol holds a grant: still in, still online.
+      expect(carol.connectionState).toBe("online");
+      expect(carol.accessError).toBeNull();
+      expect(alice.participants.map((p) => p.user).sort()).toEqual(["alice", "carol"]);
+    });
+  }
+
+  it("removed by set_role none: out at once, and pending edits stay unsent", () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    net.restrict("alice", { linkRole: "editor" });
+    const alice = mk(net, clock, "alice");
+    const bob = mk(net, clock, "bob");
+    net.drain();
+    const roles = collect<{ user: string; role: string }>(bob, "role");
+    alice.sendMessage({ type: "set_role", session: "s1", user: "bob", role: "none" });
+    net.deliverToServer(net.conns.find((c) => c.user === "alice")!);
+    bob.submit([{ op: "set", path: ["title"], value: "too late" }]);
+    net.drain();
+    expect(roles).toEqual([{ user: "bob", role: "none" }]);
+    expect(bob.accessError?.reason).toBe("removed");
+    expect(bob.role).toBe("none");
+    expect(net.history).toHaveLength(0);
+  });
+
+  it("a user demoted to none whose edit is refused ends out of the session, not in a loop", () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    net.restrict("alice", { linkRole: "editor" });
+    const alice = mk(net, clock, "alice");
+    // bob's client does not know who it is (a token that is no JWT): only the server's
+    // answers tell it.
+    const bob = mk(net, clock, "bob", { token: "opaque" });
+    net.drain();
+    expect(bob.user).toBeNull();
+    net.access!.linkRole = "none"; // changed elsewhere, nobody told
+    const rejected = collect<unknown>(bob, "rejected");
+    bob.submit([{ op: "set", path: ["title"], value: "x" }]);
+    for (let i = 0; i < 5; i++) {
+      net.drain();
+      clock.runNext();
+    }
+    expect(rejected).toHaveLength(1);
+    expect(bob.accessError?.reason).toBe("removed");
+    expect(clock.tasks.size).toBe(0);
+    expect(alice.connectionState).toBe("online");
+  });
+
+  it("session_deleted: sessionDeleted, then AccessError deleted; a later join is not_found", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    net.restrict("alice", { linkRole: "viewer" });
+    const alice = mk(net, clock, "alice");
+    const bob = mk(net, clock, "bob");
+    net.drain();
+    const deleted = collect<{ session: string }>(bob, "sessionDeleted");
+    const denied = collect<AccessError>(bob, "accessDenied");
+    net.deleteSession("s1");
+    net.drain();
+    expect(deleted).toEqual([{ session: "s1" }]);
+    expect(denied[0]).toMatchObject({ reason: "deleted", code: "not_found", retryable: false });
+    expect(alice.accessError?.reason).toBe("deleted");
+    bob.connect();
+    const again = bob.ready();
+    net.drain();
+    await expect(again).rejects.toMatchObject({ reason: "not_found" });
+  });
+
+  it("only the owner sets the link role: others get an error with the request's rid", () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    net.restrict("alice", { linkRole: "editor" });
+    mk(net, clock, "alice");
+    const bob = mk(net, clock, "bob");
+    net.drain();
+    const errors = collect<{ code: string; rid?: string }>(bob, "error");
+    bob.setLinkRole("viewer");
+    net.drain();
+    expect(errors).toMatchObject([{ code: "forbidden", rid: expect.stringMatching(/^link_role:/) }]);
+    expect(bob.accessError).toBeNull();
+    expect(bob.connectionState).toBe("online");
+    expect(net.access!.linkRole).toBe("editor");
+  });
+
+  it("a grant to someone who is not here lists them as an away member", () => {
+    const net = new FakeNet(newDocument());
+    net.restrict("alice");
+    const alice = mk(net, new FakeClock(), "alice");
+    net.drain();
+    const seen = collect<unknown[]>(alice, "participants");
+    alice.sendMessage({ type: "set_role", session: "s1", user: "dave", role: "commenter" });
+    net.drain();
+    expect(alice.participants).toContainEqual({ user: "dave", role: "commenter", online: false });
+    expect(seen.length).toBeGreaterThan(0);
+    alice.sendMessage({ type: "set_role", session: "s1", user: "dave", role: "none" });
+    net.drain();
+    expect(alice.participants.map((p) => p.user)).toEqual(["alice"]);
+  });
+
+  it("roles compare by rank", () => {
+    expect(roleAtLeast("owner", "editor")).toBe(true);
+    expect(roleAtLeast("commenter", "commenter")).toBe(true);
+    expect(roleAtLeast("viewer", "commenter")).toBe(false);
+    expect(roleAtLeast("none", "viewer")).toBe(false);
+    expect(roleAtLeast(null, "viewer")).toBe(false);
+  });
+});
+
+describe("SessionsApi", () => {
+  type Call = { url: string; method: string; headers: Record<string, string>; body?: string };
+  function fakeFetch(answers: { status: number; body?: unknown; headers?: Record<string, string> }[]) {
+    const calls: Call[] = [];
+    const f: FetchLike = async (url, init) => {
+      calls.push({ url, ...init });
+      const a = answers.shift()!;
+      const text = a.body === undefined ? "" : typeof a.body === "string" ? a.body : JSON.stringify(a.body);
+      return {
+        status: a.status,
+        ok: a.status >= 200 && a.status < 300,
+        headers: { get: (n: string) => a.headers?.[n.toLowerCase()] ?? null },
+        text: async () => text,
+      };
+    };
+    return { f, calls };
+  }
+
+  it("makes the four calls with the bearer token and reads their answers", async () => {
+    const { f, calls } = fakeFetch([
+      { status: 201, body: { id: "abc", title: "Poster", link_role: "none", role: "owner", version: 0 } },
+      { status: 200, body: { sessions: [{ id: "abc", title: "Poster", role: "owner", version: 3, updated: 1700000000000 }] } },
+      { status: 200, body: { id: "abc", title: "Poster", role: "owner", link_role: "viewer", version: 3, updated: 1 } },
+      { status: 204 },
+    ]);
+    let n = 0;
+    const api = new SessionsApi({ baseUrl: "http://m.test/", token: () => `tok${++n}`, fetch: f });
+    const s = await api.create({ title: "Poster" });
+    expect(s).toMatchObject({ id: "abc", title: "Poster", link_role: "none", role: "owner" });
+    expect(await api.list()).toEqual([{ id: "abc", title: "Poster", role: "owner", version: 3, updated: 1700000000000 }]);
+    expect((await api.update("abc", { link_role: "viewer" })).link_role).toBe("viewer");
+    await api.delete("abc");
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "POST http://m.test/v1/sessions",
+      "GET http://m.test/v1/sessions",
+      "PATCH http://m.test/v1/sessions/abc",
+      "DELETE http://m.test/v1/sessions/abc",
+    ]);
+    expect(calls.map((c) => c.headers["Authorization"])).toEqual(["Bearer tok1", "Bearer tok2", "Bearer tok3", "Bearer tok4"]);
+    expect(JSON.parse(calls[0]!.body!)).toEqual({ title: "Poster" });
+    expect(calls[0]!.headers["Content-Type"]).toBe("application/json");
+    expect(JSON.parse(calls[2]!.body!)).toEqual({ link_role: "viewer" });
+    expect(calls[1]!.body).toBeUndefined();
+  });
+
+  it("uses the global fetch as a plain function (a browser's refuses another `this`)", async () => {
+    const saved = globalThis.fetch;
+    const seen: unknown[] = [];
+    globalThis.fetch = function (this: unknown, url: string) {
+      if (this !== undefined && this !== globalThis) throw new TypeError("Illegal invocation");
+      seen.push(url);
+      return Promise.resolve(new Response(JSON.stringify({ sessions: [] }), { status: 200 }));
+    } as typeof fetch;
+    try {
+      expect(await new SessionsApi({ token: "t" }).list()).toEqual([]);
+      expect(seen).toEqual(["/v1/sessions"]);
+    } finally {
+      globalThis.fetch = saved;
+    }
+  });
+
+  it("refusals are ApiErrors with the server's code and message", async () => {
+    const { f } = fakeFetch([
+      { status: 403, body: { type: "error", code: "forbidden", message: "only the owner" } },
+      { status: 429, body: { type: "error", code: "rate_limited", message: "slow down" }, headers: { "retry-after": "2" } },
+      { status: 502, body: "<html>bad gateway</html>" },
+      { status: 200, body: { nope: true } },
+    ]);
+    const api = new SessionsApi({ token: "t", fetch: f });
+    const e1 = await api.delete("x").catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(ApiError);
+    expect(e1).toMatchObject({ status: 403, code: "forbidden", message: "only the owner", accessDenied: true });
+    await expect(api.list()).rejects.toMatchObject({ status: 429, code: "rate_limited", retryAfterMs: 2000 });
+    await expect(api.list()).rejects.toMatchObject({ status: 502, code: "http_error", message: expect.stringContaining("bad gateway") });
+    await expect(api.list()).rejects.toMatchObject({ code: "bad_response" });
+  });
+});
