@@ -184,12 +184,11 @@ async fn connection(
         joined: HashSet::new(),
         exp: claims.exp,
         tier_tx: watch::channel(link.tier()).0,
-        previews: HashMap::new(),
         link,
         meter: Meter::new(Instant::now()),
     };
     let end = reader.run(&mut stream, &kill).await;
-    for (_, stop) in reader.previews.drain() {
+    for (_, stop) in reader.link.previews().drain() {
         stop.cancel();
     }
     for s in std::mem::take(&mut reader.joined) {
@@ -329,8 +328,6 @@ struct Reader {
     /// The connection's effective tier, for live previews that follow it (subscribed without
     /// a `tier`).
     tier_tx: watch::Sender<montage_protocol::Tier>,
-    /// Live preview subscriptions: session → the token that stops its pacing task.
-    previews: HashMap<String, CancellationToken>,
     /// Tier and paced presence, shared with the writer and the session actors.
     link: Arc<ConnLink>,
     /// Measures the connection's tier.
@@ -358,7 +355,7 @@ impl Reader {
             let flush_at = link.outbox().due(link.tier());
             // Idle connections (no session, no preview subscription) are not sampled: no timer
             // work per socket.
-            let sampling = !self.joined.is_empty() || !self.previews.is_empty();
+            let sampling = !self.joined.is_empty() || !self.link.previews().is_empty();
             let next = tokio::select! {
                 biased;
                 _ = kill.cancelled() => return End::Gone,
@@ -534,7 +531,11 @@ impl Reader {
         rid: Option<Json>,
     ) {
         let max = self.app.config.limits.sessions_per_connection;
-        if !self.previews.contains_key(&session) && self.previews.len() >= max {
+        let full = {
+            let p = self.link.previews();
+            !p.contains_key(&session) && p.len() >= max
+        };
+        if full {
             self.error(
                 ErrorCode::TooLarge,
                 format!("at most {max} preview subscriptions per connection"),
@@ -567,7 +568,8 @@ impl Reader {
             }
         };
         let stop = self.app.shutdown.child_token();
-        if let Some(old) = self.previews.insert(session.clone(), stop.clone()) {
+        let old = self.link.previews().insert(session.clone(), stop.clone());
+        if let Some(old) = old {
             old.cancel();
         }
         tokio::spawn(preview_loop(
@@ -712,13 +714,12 @@ impl Reader {
                 return None;
             }
             ClientMessage::PreviewUnsubscribe { session } => {
-                match self.previews.remove(&session) {
-                    Some(stop) => stop.cancel(),
-                    None => self.error(
+                if !self.link.stop_previews(&session) {
+                    self.error(
                         ErrorCode::NotFound,
                         format!("no preview subscription for session {session}"),
                         rid.as_ref(),
-                    ),
+                    );
                 }
                 return None;
             }

@@ -2,6 +2,7 @@
 //! kill switch, and the link it shares with its reader and writer tasks (tier, drained bytes,
 //! paced presence).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -157,6 +158,9 @@ pub struct ConnLink {
     pub wake: Notify,
     /// The token's `sessions` scope, replaced when the client refreshes its token.
     scope: Mutex<Option<Arc<Scope>>>,
+    /// Live preview subscriptions: session → what stops its pacing task. Shared so a session
+    /// that takes the connection out (lost access) stops its previews too.
+    previews: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl Default for ConnLink {
@@ -167,6 +171,7 @@ impl Default for ConnLink {
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
             scope: Mutex::new(None),
+            previews: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -183,6 +188,17 @@ impl ConnLink {
     }
     pub fn set_scope(&self, scope: Option<Arc<Scope>>) {
         *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = scope;
+    }
+    /// The live preview subscriptions of this connection.
+    pub fn previews(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.previews.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Stops the live previews of `session`, if subscribed.
+    pub fn stop_previews(&self, session: &str) -> bool {
+        self.previews()
+            .remove(session)
+            .map(|stop| stop.cancel())
+            .is_some()
     }
     pub fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())

@@ -184,6 +184,7 @@ impl Actor {
             .collect();
         for id in gone {
             if let Some(p) = self.participants.get(&id) {
+                p.conn.link().stop_previews(&self.id);
                 p.conn.error(
                     ErrorCode::Forbidden,
                     format!(
@@ -241,6 +242,7 @@ impl Actor {
         }));
         for (_, p) in self.participants.drain() {
             p.conn.forget_presence(&self.id, None);
+            p.conn.link().stop_previews(&self.id);
             p.conn.send(frame.clone());
         }
         self.state = None;

@@ -267,7 +267,10 @@ async fn link_access_is_opened_and_closed_live(b: Backend) -> Result<()> {
         "forbidden",
     )
     .await?;
-    // Closed: bob is told, taken out, and refused from then on.
+    // Closed: bob is told, taken out (his live previews too), and refused from then on.
+    bob.send(json!({"type":"preview_subscribe","session":"doc","tier":"poor","rid":"pv"}))
+        .await?;
+    next_of(&mut bob, "preview").await?;
     let (status, _) = as_user(
         &s,
         "PATCH",
@@ -290,6 +293,13 @@ async fn link_access_is_opened_and_closed_live(b: Backend) -> Result<()> {
     bob.expect_error(
         json!({"type":"presence","session":"doc","data":{}}),
         "forbidden",
+    )
+    .await?;
+    // His preview subscription went with him: an edit now sends him nothing.
+    alice.edit("doc", 1, 1, set_title("after")).await?;
+    bob.expect_error(
+        json!({"type":"preview_unsubscribe","session":"doc"}),
+        "not_found",
     )
     .await?;
     let (status, _) = as_user(&s, "GET", &session_path("doc"), "bob", None).await?;
