@@ -19,8 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::core::{Saved, SessionCore};
-use crate::http::{self, http_base, ops_path};
+use crate::core::{Refusal, Saved, SessionCore};
+use crate::http::{self, Api, http_base, ops_path};
+use crate::token::{Fixed, TokenSource, Tokens, now_secs, retry_delay};
 use crate::{ConnectionState, Error, Event, Result};
 
 /// Commands queued to the connection task; bounded, and a full queue only delays a flush
@@ -31,11 +32,12 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(2);
 
-/// How to connect. Built with [`Options::new`] and the setters.
-#[derive(Debug, Clone)]
+/// How to connect. Built with [`Options::new`] (a fixed token) or
+/// [`Options::with_token_source`] (tokens fetched when needed) and the setters.
+#[derive(Clone)]
 pub struct Options {
     urls: Vec<String>,
-    token: String,
+    token: Arc<dyn TokenSource>,
     client_id: Option<String>,
     offline_file: Option<PathBuf>,
     backoff_min: Duration,
@@ -45,12 +47,31 @@ pub struct Options {
     event_capacity: usize,
 }
 
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("urls", &self.urls)
+            .field("client_id", &self.client_id)
+            .field("offline_file", &self.offline_file)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Options {
-    /// One server URL (`ws://host:port/v1/ws`) and a token (sent as `Authorization: Bearer`).
+    /// One server URL (`ws://host:port/v1/ws`) and a fixed token (sent as `Authorization:
+    /// Bearer`). When it nears its expiry the server says so and nothing can replace it: use
+    /// [`with_token_source`](Self::with_token_source) for sessions that outlive a token.
     pub fn new(url: impl Into<String>, token: impl Into<String>) -> Options {
+        Options::with_token_source(url, Fixed(token.into()))
+    }
+    /// One server URL and where tokens come from: asked before a connection (unless the token
+    /// in hand has more than a minute left) and when the server warns that the token in use
+    /// expires (`token_expiring`, about a minute ahead); the new token is sent on the open
+    /// socket (`auth`), so nothing reconnects. See [`TokenSource`].
+    pub fn with_token_source(url: impl Into<String>, source: impl TokenSource) -> Options {
         Options {
             urls: vec![url.into()],
-            token: token.into(),
+            token: Arc::new(source),
             client_id: None,
             offline_file: None,
             backoff_min: Duration::from_millis(200),
@@ -59,6 +80,11 @@ impl Options {
             compose: true,
             event_capacity: 1024,
         }
+    }
+    /// Replaces where tokens come from.
+    pub fn token_source(mut self, source: impl TokenSource) -> Options {
+        self.token = Arc::new(source);
+        self
     }
     /// Several servers: on a failed connect the next one is tried, round robin.
     pub fn urls(mut self, urls: Vec<String>) -> Options {
@@ -106,6 +132,8 @@ impl Options {
 
 enum Cmd {
     Join(String),
+    /// A message about one session: its errors go to that session's events only.
+    ToSession(ClientMessage),
     Flush,
     Send(ClientMessage),
     Leave(String),
@@ -151,8 +179,16 @@ struct Shared {
     tier: watch::Sender<Option<Tier>>,
     file_lock: Mutex<()>,
     file_counter: AtomicU64,
-    /// For the ops endpoint (a rejoin that missed too much): one pool per SDK instance.
+    /// For the ops endpoint (a rejoin that missed too much) and the [`Api`]: one pool per SDK
+    /// instance.
     http: reqwest::Client,
+    /// The token source and the token in hand.
+    tokens: Arc<Tokens>,
+    /// The connection's own events (link state, token refresh, server closes, errors that
+    /// name no session).
+    events: broadcast::Sender<Event>,
+    /// The index in `opts.urls` of the server dialled last.
+    url_i: AtomicU64,
 }
 
 impl Shared {
@@ -164,6 +200,22 @@ impl Shared {
     }
     fn get(&self, s: &str) -> Option<Arc<SessionShared>> {
         self.sessions().get(s).cloned()
+    }
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+    /// The server URL in use (or tried last).
+    fn url(&self) -> &str {
+        let i = self.url_i.load(Ordering::Relaxed) as usize;
+        &self.opts.urls[i % self.opts.urls.len()]
+    }
+    /// A session the server will not let this client reach again: dropped from the client
+    /// (and the offline file), so it is not rejoined.
+    fn let_go(&self, session: &str) {
+        self.sessions().remove(session);
+        if let Err(e) = self.persist() {
+            tracing::warn!(error = %e, "writing the offline file");
+        }
     }
     fn add(&self, core: SessionCore) -> Arc<SessionShared> {
         let name = core.session().to_owned();
@@ -265,6 +317,8 @@ impl Client {
             Some(p) => load_offline(p)?,
             None => Vec::new(),
         };
+        let tokens = Arc::new(Tokens::new(opts.token.clone()));
+        let events = broadcast::channel(opts.event_capacity).0;
         let shared = Arc::new(Shared {
             opts,
             client_id,
@@ -274,6 +328,9 @@ impl Client {
             file_lock: Mutex::new(()),
             file_counter: AtomicU64::new(0),
             http: http::client()?,
+            tokens,
+            events,
+            url_i: AtomicU64::new(0),
         });
         for saved in restored {
             let mut core = SessionCore::restore(saved);
@@ -288,6 +345,29 @@ impl Client {
     /// The id this SDK instance joins with.
     pub fn client_id(&self) -> &str {
         &self.shared.client_id
+    }
+
+    /// The user this client is signed in as (the `sub` of its first token), once it has one.
+    pub fn user(&self) -> Option<String> {
+        self.shared.tokens.user()
+    }
+
+    /// The connection's own events from now on: [`Event::Connection`],
+    /// [`Event::TokenRefreshed`], [`Event::TokenFailed`], [`Event::ServerClosed`], and
+    /// [`Event::Error`]s that name no session. (Each session's stream has what happens in it.)
+    pub fn events(&self) -> Events {
+        Events(self.shared.events.subscribe())
+    }
+
+    /// The HTTP API of the server in use (create, list, change and delete sessions) with this
+    /// client's tokens.
+    pub fn api(&self) -> Result<Api> {
+        Api::from_parts(
+            self.shared.http.clone(),
+            self.shared.url(),
+            self.shared.tokens.clone(),
+            self.shared.opts.connect_timeout,
+        )
     }
 
     pub fn connection_state(&self) -> ConnectionState {
@@ -326,8 +406,11 @@ impl Client {
         }
     }
 
-    /// Joins `session` (created on the server if missing) and waits until the replica is
-    /// there: the server's answer, or at once for a session restored from the offline file.
+    /// Joins `session` (created on the server if missing, where the server allows it) and
+    /// waits until the replica is there: the server's answer, or at once for a session
+    /// restored from the offline file. A refusal is [`Error::Server`] with its code:
+    /// `forbidden` (no access: ask its owner to share it) or `not_found` (no such session, or
+    /// it was deleted).
     pub async fn join(&self, session: &str) -> Result<SessionHandle> {
         self.join_timeout(session, Duration::from_secs(30)).await
     }
@@ -349,7 +432,14 @@ impl Client {
             client: self.clone(),
             s,
         };
-        h.wait(timeout, "joining", |c| c.is_synced()).await?;
+        h.wait(timeout, "joining", |c| c.is_synced() || c.gone().is_some())
+            .await?;
+        if let Some((code, message)) = h.s.core().gone() {
+            return Err(Error::Server {
+                code: *code,
+                message: message.clone(),
+            });
+        }
         Ok(h)
     }
 
@@ -411,6 +501,21 @@ impl SessionHandle {
     }
     pub fn is_live(&self) -> bool {
         self.s.core().is_live()
+    }
+    /// The session's link role: what a signed-in user without a grant gets (`none`: private).
+    pub fn link_role(&self) -> Option<Role> {
+        self.s.core().link_role()
+    }
+    pub fn title(&self) -> Option<String> {
+        self.s.core().title().map(str::to_owned)
+    }
+    /// Why the session can no longer be reached (refused, access lost, deleted), if so: the
+    /// client has let it go, and edits are refused with this error.
+    pub fn gone(&self) -> Option<Error> {
+        self.s.core().gone().map(|(code, message)| Error::Server {
+            code: *code,
+            message: message.clone(),
+        })
     }
 
     /// Applies `op` to the replica at once and queues it for the server. A locally invalid
@@ -476,6 +581,18 @@ impl SessionHandle {
         self.send(ClientMessage::SetRole {
             session: self.session(),
             user: user.to_owned(),
+            role,
+        })
+        .await
+    }
+
+    /// Opens or closes link access (owners only): what a signed-in user without a grant gets
+    /// here, `Role::Removed` (`"none"`) for a private session. Everyone in the session hears
+    /// [`Event::LinkRoleChanged`]; users left without access are taken out at once (they hear
+    /// [`Event::AccessLost`]). A refusal comes back as [`Event::Error`].
+    pub async fn set_link_role(&self, role: Role) -> Result<()> {
+        self.send(ClientMessage::SetLinkRole {
+            session: self.session(),
             role,
         })
         .await
@@ -583,7 +700,7 @@ impl SessionHandle {
     async fn send(&self, m: ClientMessage) -> Result<()> {
         self.client
             .tx
-            .send(Cmd::Send(m))
+            .send(Cmd::ToSession(m))
             .await
             .map_err(|_| Error::Closed)
     }
@@ -712,6 +829,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
     loop {
         set_state(&shared, ConnectionState::Connecting);
         let started = Instant::now();
+        shared.url_i.store(url_i as u64, Ordering::Relaxed);
         let ended = match dial(&shared, &urls[url_i]).await {
             Ok(ws) => {
                 let e = serve(&shared, &urls[url_i], ws, &mut rx).await;
@@ -719,6 +837,12 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
                     attempt = 0;
                 }
                 e
+            }
+            Err(Error::Token(message)) => {
+                // Not the server's fault: the same URL is tried again after the backoff.
+                tracing::debug!(%message, "no token to connect with");
+                shared.emit(Event::TokenFailed { message });
+                Ended::Dropped
             }
             Err(e) => {
                 tracing::debug!(url = %urls[url_i], error = %e, "connect failed");
@@ -760,6 +884,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
 
 fn set_state(shared: &Shared, st: ConnectionState) {
     shared.state.send_replace(st);
+    shared.emit(Event::Connection(st));
     for s in shared.all() {
         s.emit(Event::Connection(st));
     }
@@ -772,32 +897,61 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     let mut req = url
         .into_client_request()
         .map_err(|e| Error::Connection(e.to_string()))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {}", shared.opts.token))
-        .map_err(|e| Error::Connection(e.to_string()))?;
+    let timeout = shared.opts.connect_timeout;
+    let token = shared.tokens.usable(now_secs(), timeout).await?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| Error::Token(format!("not usable as a header: {e}")))?;
     req.headers_mut().insert("authorization", bearer);
     match tokio::time::timeout(
-        shared.opts.connect_timeout,
+        timeout,
         // Small frames both ways: Nagle's algorithm would hold an edit back for an ACK.
         tokio_tungstenite::connect_async_with_config(req, None, true),
     )
     .await
     {
         Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp)))
+            if resp.status() == tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED =>
+        {
+            // Expired or revoked: the next attempt asks the source for a new one.
+            shared.tokens.forget();
+            Err(Error::Token("the server refused the token (401)".into()))
+        }
         Ok(Err(e)) => Err(Error::Connection(e.to_string())),
         Err(_) => Err(Error::Timeout("connecting")),
     }
 }
 
-/// rid of an `op`: `op:SEQ:SESSION`, so an error can be matched to the edit it refuses.
+/// What a `rid` names, so the answer (or error) goes where it belongs.
+#[derive(Debug, PartialEq, Eq)]
+enum Rid<'a> {
+    /// `op:SEQ:SESSION`: an edit.
+    Op(u64, &'a str),
+    /// `join:SESSION`.
+    Join(&'a str),
+    /// `to:SESSION`: any other message about a session.
+    Session(&'a str),
+    /// `auth:N`: a refreshed token.
+    Auth(u64),
+}
+
 fn op_rid(seq: u64, session: &str) -> String {
     format!("op:{seq}:{session}")
 }
 
-fn parse_op_rid(rid: &Json) -> Option<(u64, &str)> {
-    let mut it = rid.as_str()?.splitn(3, ':');
-    (it.next()? == "op").then_some(())?;
-    let seq = it.next()?.parse().ok()?;
-    Some((seq, it.next()?))
+fn parse_rid(rid: &Json) -> Option<Rid<'_>> {
+    let s = rid.as_str()?;
+    let (kind, rest) = s.split_once(':')?;
+    match kind {
+        "op" => {
+            let (seq, session) = rest.split_once(':')?;
+            Some(Rid::Op(seq.parse().ok()?, session))
+        }
+        "join" => Some(Rid::Join(rest)),
+        "to" => Some(Rid::Session(rest)),
+        "auth" => Some(Rid::Auth(rest.parse().ok()?)),
+        _ => None,
+    }
 }
 
 fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
@@ -808,12 +962,145 @@ fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
     Message::text(v.to_string())
 }
 
+/// The session's `join`, with a rid that routes a refusal back to it.
+fn join_frame(c: &mut SessionCore) -> Message {
+    let rid = format!("join:{}", c.session());
+    frame(&c.join_message(), Some(rid))
+}
+
+/// The server's words when it takes a connection out of a session it can no longer see
+/// (`sync/settings.rs`); the error frame names no session otherwise.
+const ACCESS_LOST: &str = "no longer has access to session ";
+
+/// The session an rid-less `forbidden` error takes me out of, if it is one: the longest
+/// joined session id that the message names.
+fn lost_session<'a>(message: &str, sessions: impl Iterator<Item = &'a String>) -> Option<String> {
+    let rest = message.strip_prefix(ACCESS_LOST)?;
+    sessions
+        .filter(|s| {
+            rest.strip_prefix(s.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with(':'))
+        })
+        .max_by_key(|s| s.len())
+        .cloned()
+}
+
+/// Kills a spawned task when dropped (with its connection).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Token refresh on one connection (DESIGN §9.1): `token_expiring` → ask the source → `auth`
+/// → `authed`, retrying a failed fetch while the old token still holds.
+struct Refresh {
+    shared: Arc<Shared>,
+    /// Fetches answer here.
+    done_tx: mpsc::Sender<Result<String>>,
+    /// The fetch under way, if any.
+    fetching: Option<AbortOnDrop>,
+    /// The `auth` sent and not yet answered: its rid number and token.
+    sent: Option<(u64, String)>,
+    next_rid: u64,
+    /// When the token in use expires, as the server said.
+    exp: Option<u64>,
+    /// Failed tries since the warning.
+    failures: u32,
+}
+
+impl Refresh {
+    fn new(shared: Arc<Shared>) -> (Refresh, mpsc::Receiver<Result<String>>) {
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let r = Refresh {
+            shared,
+            done_tx,
+            fetching: None,
+            sent: None,
+            next_rid: 1,
+            exp: None,
+            failures: 0,
+        };
+        (r, done_rx)
+    }
+
+    /// Asks the source after `delay`, unless a fetch or an `auth` is under way.
+    fn start(&mut self, delay: Duration) {
+        if self.fetching.is_some() || self.sent.is_some() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let done = self.done_tx.clone();
+        let timeout = shared.opts.connect_timeout;
+        self.fetching = Some(AbortOnDrop(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let r = shared.tokens.fetch(timeout).await;
+            let _ = done.send(r).await;
+        })));
+    }
+
+    /// A failure: reported; tried again while the token in use holds.
+    fn failed(&mut self, message: String) {
+        tracing::warn!(%message, "token refresh failed");
+        self.shared.emit(Event::TokenFailed { message });
+        let Some(exp) = self.exp else { return };
+        if let Some(d) = retry_delay(self.failures, now_secs(), exp) {
+            self.start(d);
+        }
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    fn expiring(&mut self, exp: u64) {
+        self.exp = Some(exp);
+        self.failures = 0;
+        self.start(Duration::ZERO);
+    }
+
+    /// A fetch finished: the token goes out as `auth`.
+    fn fetched(&mut self, r: Result<String>, out: &mut Vec<Message>) {
+        self.fetching = None;
+        match r {
+            Ok(token) => {
+                let n = self.next_rid;
+                self.next_rid += 1;
+                out.push(frame(
+                    &ClientMessage::Auth {
+                        token: token.clone(),
+                    },
+                    Some(format!("auth:{n}")),
+                ));
+                self.sent = Some((n, token));
+            }
+            Err(e) => self.failed(e.to_string()),
+        }
+    }
+
+    fn authed(&mut self, exp: u64) {
+        if let Some((_, token)) = self.sent.take() {
+            self.shared.tokens.accept(token);
+        }
+        self.exp = Some(exp);
+        self.failures = 0;
+        self.shared.emit(Event::TokenRefreshed { exp });
+    }
+
+    fn refused(&mut self, n: u64, message: &str) {
+        if self.sent.as_ref().is_some_and(|(m, _)| *m == n) {
+            self.sent = None;
+            self.failed(format!("the server refused the new token: {message}"));
+        }
+    }
+}
+
 async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> Ended {
     let (mut sink, mut stream) = ws.split();
     let mut out: Vec<Message> = Vec::new();
     for s in shared.all() {
-        out.push(frame(&s.core().join_message(), None));
+        out.push(join_frame(&mut s.core()));
     }
+    let (mut refresh, mut refreshed) = Refresh::new(shared.clone());
     let mut connected = false;
     loop {
         // Edits ready to go: at most one in flight per session.
@@ -851,6 +1138,21 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                             continue;
                         }
                     };
+                    match (&msg, rid.as_ref().and_then(parse_rid)) {
+                        (ServerMessage::TokenExpiring { exp }, _) => {
+                            refresh.expiring(*exp);
+                            continue;
+                        }
+                        (ServerMessage::Authed { exp }, _) => {
+                            refresh.authed(*exp);
+                            continue;
+                        }
+                        (ServerMessage::Error { message, .. }, Some(Rid::Auth(n))) => {
+                            refresh.refused(n, message);
+                            continue;
+                        }
+                        _ => {}
+                    }
                     if let Err(e) = fetch_long_catchup(shared, url, &mut msg).await {
                         // Retry the whole rejoin later rather than drop local edits.
                         tracing::warn!(error = %e, "fetching missed edits");
@@ -865,9 +1167,18 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                         tokio::time::sleep(d).await;
                     }
                 }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return Ended::Dropped,
+                Some(Ok(Message::Close(close))) => {
+                    if let Some(f) = close {
+                        let (code, reason) = (u16::from(f.code), f.reason.to_string());
+                        tracing::info!(code, %reason, "the server closed the connection");
+                        shared.emit(Event::ServerClosed { code, reason });
+                    }
+                    return Ended::Dropped;
+                }
+                Some(Err(_)) | None => return Ended::Dropped,
                 Some(Ok(_)) => {}
             },
+            Some(r) = refreshed.recv() => refresh.fetched(r, &mut out),
             cmd = rx.recv() => match cmd {
                 None | Some(Cmd::Close) => {
                     let _ = sink.send(Message::Close(None)).await;
@@ -877,12 +1188,16 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                     if let Some(s) = shared.get(&session) {
                         let mut c = s.core();
                         if !c.is_live() {
-                            out.push(frame(&c.join_message(), None));
+                            out.push(join_frame(&mut c));
                         }
                     }
                 }
                 Some(Cmd::Flush) => {}
                 Some(Cmd::Send(m)) => out.push(frame(&m, None)),
+                Some(Cmd::ToSession(m)) => {
+                    let rid = m.session().map(|s| format!("to:{s}"));
+                    out.push(frame(&m, rid));
+                }
                 Some(Cmd::Leave(session)) => {
                     shared.sessions().remove(&session);
                     out.push(frame(&ClientMessage::Leave { session }, None));
@@ -903,6 +1218,107 @@ fn hold_incoming(shared: &Shared, msg: &ServerMessage) -> Option<Arc<SessionShar
         .filter(|s| s.hold_in.load(Ordering::SeqCst))
 }
 
+/// Pause before joining again after a passing refusal without `retry_after_ms`.
+const JOIN_RETRY: Duration = Duration::from_millis(500);
+
+/// An error frame. Returns a delay to wait before going on (`rate_limited`, a passing join
+/// refusal).
+fn handle_error(
+    shared: &Arc<Shared>,
+    code: ErrorCode,
+    message: String,
+    retry_after_ms: Option<u64>,
+    rid: Option<&Json>,
+    out: &mut Vec<Message>,
+) -> Option<Duration> {
+    let error = || Event::Error {
+        code,
+        message: message.clone(),
+    };
+    match rid.and_then(parse_rid) {
+        Some(Rid::Op(seq, session)) => {
+            let s = shared.get(session)?;
+            s.emit(error());
+            let mut c = s.core();
+            let mut delay = None;
+            match code {
+                // Not applied; the same edit may be sent again.
+                ErrorCode::RateLimited => {
+                    c.resend();
+                    let ms = retry_after_ms.unwrap_or(100);
+                    delay = Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER));
+                }
+                // The session is reloading on the server: rejoin, then resend.
+                ErrorCode::Internal => out.push(join_frame(&mut c)),
+                _ => {
+                    if c.refused(seq) {
+                        out.push(join_frame(&mut c));
+                    }
+                }
+            }
+            drop(c);
+            s.bump();
+            let _ = shared.persist();
+            delay
+        }
+        Some(Rid::Join(session)) => {
+            let s = shared.get(session)?;
+            let (what, events) = s.core().join_refused(code, message.clone());
+            if what != Refusal::Final {
+                s.emit(error());
+            }
+            for e in events {
+                s.emit(e);
+            }
+            let delay = match what {
+                Refusal::Retry => {
+                    out.push(join_frame(&mut s.core()));
+                    let wait = retry_after_ms.map_or(JOIN_RETRY, Duration::from_millis);
+                    Some(wait.min(MAX_RETRY_AFTER))
+                }
+                Refusal::Resync => {
+                    out.push(join_frame(&mut s.core()));
+                    None
+                }
+                Refusal::Final => {
+                    tracing::info!(%session, ?code, %message, "join refused");
+                    shared.let_go(session);
+                    None
+                }
+            };
+            s.bump();
+            delay
+        }
+        Some(Rid::Session(session)) => {
+            if let Some(s) = shared.get(session) {
+                s.emit(error());
+            }
+            None
+        }
+        Some(Rid::Auth(_)) => None,
+        None => {
+            let lost = (code == ErrorCode::Forbidden)
+                .then(|| lost_session(&message, shared.sessions().keys()))
+                .flatten();
+            if let Some(session) = lost {
+                if let Some(s) = shared.get(&session) {
+                    for e in s.core().access_lost(message.clone()) {
+                        s.emit(e);
+                    }
+                    s.bump();
+                }
+                shared.let_go(&session);
+                return None;
+            }
+            shared.emit(error());
+            for s in shared.all() {
+                s.emit(error());
+            }
+            None
+        }
+    }
+}
+
 /// One server frame. Returns a delay to wait before going on (`rate_limited`).
 fn handle_frame(
     shared: &Arc<Shared>,
@@ -910,73 +1326,34 @@ fn handle_frame(
     rid: Option<Json>,
     out: &mut Vec<Message>,
 ) -> Option<Duration> {
-    if let ServerMessage::Tier { tier, .. } = &msg {
-        shared.tier.send_replace(Some(*tier));
-        return None;
-    }
-    let session = match &msg {
-        ServerMessage::Joined { session, .. }
-        | ServerMessage::ParticipantJoined { session, .. }
-        | ServerMessage::ParticipantLeft { session, .. }
-        | ServerMessage::Ack { session, .. }
-        | ServerMessage::Op { session, .. }
-        | ServerMessage::Presence { session, .. }
-        | ServerMessage::RoleChanged { session, .. }
-        | ServerMessage::Preview { session, .. }
-        | ServerMessage::CommentAdded { session, .. }
-        | ServerMessage::CommentUpdated { session, .. }
-        | ServerMessage::SuggestionAdded { session, .. }
-        | ServerMessage::SuggestionUpdated { session, .. }
-        | ServerMessage::Task { session, .. }
-        | ServerMessage::LinkRoleChanged { session, .. }
-        | ServerMessage::SessionDeleted { session } => Some(session.clone()),
-        ServerMessage::Error { .. }
-        | ServerMessage::Tier { .. }
-        | ServerMessage::Authed { .. }
-        | ServerMessage::TokenExpiring { .. } => None,
-    };
-    if let ServerMessage::Error {
-        code,
-        message,
-        retry_after_ms,
-    } = &msg
-    {
-        let Some((seq, session)) = rid.as_ref().and_then(parse_op_rid) else {
-            for s in shared.all() {
-                s.emit(Event::Error {
-                    code: *code,
-                    message: message.clone(),
-                });
-            }
+    let session = match msg {
+        ServerMessage::Tier { tier, .. } => {
+            shared.tier.send_replace(Some(tier));
             return None;
-        };
-        let s = shared.get(session)?;
-        s.emit(Event::Error {
-            code: *code,
-            message: message.clone(),
-        });
-        let mut c = s.core();
-        match code {
-            // Not applied; the same edit may be sent again.
-            ErrorCode::RateLimited => {
-                c.resend();
-                let ms = retry_after_ms.unwrap_or(100);
-                return Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER));
-            }
-            // The session is reloading on the server: rejoin, then resend.
-            ErrorCode::Internal => out.push(frame(&c.join_message(), None)),
-            _ => {
-                if c.refused(seq) {
-                    out.push(frame(&c.join_message(), None));
-                }
-            }
         }
-        drop(c);
-        s.bump();
-        let _ = shared.persist();
-        return None;
-    }
-    let s = shared.get(session.as_deref()?)?;
+        ServerMessage::Error {
+            code,
+            message,
+            retry_after_ms,
+        } => return handle_error(shared, code, message, retry_after_ms, rid.as_ref(), out),
+        ServerMessage::Authed { .. } | ServerMessage::TokenExpiring { .. } => return None,
+        ServerMessage::Joined { ref session, .. }
+        | ServerMessage::ParticipantJoined { ref session, .. }
+        | ServerMessage::ParticipantLeft { ref session, .. }
+        | ServerMessage::Ack { ref session, .. }
+        | ServerMessage::Op { ref session, .. }
+        | ServerMessage::Presence { ref session, .. }
+        | ServerMessage::RoleChanged { ref session, .. }
+        | ServerMessage::Preview { ref session, .. }
+        | ServerMessage::CommentAdded { ref session, .. }
+        | ServerMessage::CommentUpdated { ref session, .. }
+        | ServerMessage::SuggestionAdded { ref session, .. }
+        | ServerMessage::SuggestionUpdated { ref session, .. }
+        | ServerMessage::Task { ref session, .. }
+        | ServerMessage::LinkRoleChanged { ref session, .. }
+        | ServerMessage::SessionDeleted { ref session } => session.clone(),
+    };
+    let s = shared.get(&session)?;
     let persist = matches!(
         msg,
         ServerMessage::Ack { .. } | ServerMessage::Joined { .. }
@@ -984,16 +1361,19 @@ fn handle_frame(
     let events = {
         let mut c = s.core();
         let ev = c.receive(msg);
-        if c.needs_reset() && !c.is_live() {
-            out.push(frame(&c.join_message(), None));
+        if c.needs_reset() && !c.is_live() && c.gone().is_none() {
+            out.push(join_frame(&mut c));
         }
         ev
     };
+    let gone = s.core().gone().is_some();
     for e in events {
         s.emit(e);
     }
     s.bump();
-    if persist && let Err(e) = shared.persist() {
+    if gone {
+        shared.let_go(&session);
+    } else if persist && let Err(e) = shared.persist() {
         tracing::warn!(error = %e, "writing the offline file");
     }
     None
@@ -1052,6 +1432,10 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
         None => return Ok(()),
     };
     let base = http_base(url).ok_or_else(|| Error::Connection(format!("no host in {url}")))?;
+    let token = shared
+        .tokens
+        .usable(now_secs(), shared.opts.connect_timeout)
+        .await?;
     let mut got: Vec<montage_protocol::OpEntry> = Vec::new();
     let mut at = from;
     while at < *version {
@@ -1059,7 +1443,7 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
             &shared.http,
             &base,
             &ops_path(session, at, OPS_PAGE),
-            &shared.opts.token,
+            &token,
             shared.opts.connect_timeout,
         )
         .await?;
@@ -1106,9 +1490,25 @@ mod tests {
     }
 
     #[test]
-    fn op_rids_round_trip() {
+    fn rids_round_trip() {
         let rid = Json::String(op_rid(42, "a:b"));
-        assert_eq!(parse_op_rid(&rid), Some((42, "a:b")));
-        assert_eq!(parse_op_rid(&Json::from(3)), None);
+        assert_eq!(parse_rid(&rid), Some(Rid::Op(42, "a:b")));
+        assert_eq!(parse_rid(&Json::from("join:x:y")), Some(Rid::Join("x:y")));
+        assert_eq!(parse_rid(&Json::from("to:s")), Some(Rid::Session("s")));
+        assert_eq!(parse_rid(&Json::from("auth:7")), Some(Rid::Auth(7)));
+        assert_eq!(parse_rid(&Json::from("auth:x")), None);
+        assert_eq!(parse_rid(&Json::from(3)), None);
+    }
+
+    #[test]
+    fn the_session_access_was_lost_to_is_read_from_the_message() {
+        let joined = ["a".to_owned(), "a:b".to_owned(), "c".to_owned()];
+        let lost = |m: &str| lost_session(m, joined.iter());
+        let m = "no longer has access to session a:b: ask its owner to share it";
+        assert_eq!(lost(m).as_deref(), Some("a:b"));
+        let m = "no longer has access to session a: ask its owner to share it";
+        assert_eq!(lost(m).as_deref(), Some("a"));
+        assert_eq!(lost("no longer has access to session zz: x"), None);
+        assert_eq!(lost("only an owner may change roles"), None);
     }
 }

@@ -56,6 +56,18 @@ pub struct Saved {
     pub redo: Vec<Op>,
 }
 
+/// What to do after the server refused this session's join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A passing refusal (`rate_limited`, `internal`: the session is reloading or the server
+    /// is busy): join again after a pause.
+    Retry,
+    /// The server could not serve `since` (ahead of its head): join again for the whole state.
+    Resync,
+    /// For good (`forbidden`, `not_found`, …): the session is [`gone`](SessionCore::gone).
+    Final,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Edit,
@@ -93,6 +105,13 @@ pub struct SessionCore {
     needs_reset: bool,
     role: Option<Role>,
     participants: BTreeMap<String, Participant>,
+    /// The session's link role and title, as of the last `joined` or `link_role_changed`.
+    link_role: Option<Role>,
+    title: Option<String>,
+    /// The `since` of the last join sent.
+    joined_since: Option<u64>,
+    /// Why the session can no longer be reached (join refused for good, access lost, deleted).
+    gone: Option<(ErrorCode, String)>,
 }
 
 impl SessionCore {
@@ -115,6 +134,10 @@ impl SessionCore {
             needs_reset: false,
             role: None,
             participants: BTreeMap::new(),
+            link_role: None,
+            title: None,
+            joined_since: None,
+            gone: None,
         }
     }
 
@@ -181,6 +204,18 @@ impl SessionCore {
     pub fn participants(&self) -> Vec<Participant> {
         self.participants.values().cloned().collect()
     }
+    /// The role a signed-in user without a grant gets (`none`: private), once joined.
+    pub fn link_role(&self) -> Option<Role> {
+        self.link_role
+    }
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+    /// Why the session can't be reached any more (the join was refused for good, I was taken
+    /// out, or it was deleted): nothing is sent for it again.
+    pub fn gone(&self) -> Option<&(ErrorCode, String)> {
+        self.gone.as_ref()
+    }
     pub fn can_undo(&self) -> bool {
         !self.undo.is_empty()
     }
@@ -227,6 +262,12 @@ impl SessionCore {
     }
 
     fn apply_local(&mut self, op: Op, kind: Kind) -> Result<()> {
+        if let Some((code, message)) = &self.gone {
+            return Err(Error::Server {
+                code: *code,
+                message: message.clone(),
+            });
+        }
         if !self.synced {
             return Err(Error::NotJoined {
                 session: self.session.clone(),
@@ -317,6 +358,7 @@ impl SessionCore {
         self.sent_on_link = None;
         self.catchup = None;
         let since = (self.synced && !self.needs_reset).then_some(self.version);
+        self.joined_since = since;
         ClientMessage::Join {
             session: self.session.clone(),
             client: self.client.clone(),
@@ -359,9 +401,13 @@ impl SessionCore {
                 role,
                 participants,
                 ops,
+                link_role,
+                title,
                 ..
             } => {
                 self.role = Some(role);
+                self.link_role = Some(link_role);
+                self.title = title;
                 self.participants = participants
                     .into_iter()
                     .map(|p| (p.user.clone(), p))
@@ -494,8 +540,14 @@ impl SessionCore {
                 ev.push(Event::SuggestionUpdated(suggestion))
             }
             ServerMessage::Task { task, .. } => ev.push(Event::Task(task)),
-            ServerMessage::LinkRoleChanged { role, .. } => ev.push(Event::LinkRoleChanged { role }),
-            ServerMessage::SessionDeleted { .. } => ev.push(Event::SessionDeleted),
+            ServerMessage::LinkRoleChanged { role, .. } => {
+                self.link_role = Some(role);
+                ev.push(Event::LinkRoleChanged { role })
+            }
+            ServerMessage::SessionDeleted { .. } => {
+                self.lose(ErrorCode::NotFound, "the session was deleted".into());
+                ev.push(Event::SessionDeleted)
+            }
             ServerMessage::Tier { .. }
             | ServerMessage::Preview { .. }
             | ServerMessage::Authed { .. }
@@ -517,6 +569,36 @@ impl SessionCore {
         self.needs_reset = true;
         self.link = Link::Offline;
         true
+    }
+
+    /// The server refused this session's join with `code`: retry, resync or give up (then the
+    /// session is [`gone`](Self::gone) and the app hears [`Event::JoinRefused`]).
+    pub fn join_refused(&mut self, code: ErrorCode, message: String) -> (Refusal, Vec<Event>) {
+        self.link = Link::Offline;
+        match code {
+            ErrorCode::RateLimited | ErrorCode::Internal => (Refusal::Retry, Vec::new()),
+            ErrorCode::BadRequest if self.joined_since.is_some() => {
+                self.needs_reset = true;
+                (Refusal::Resync, Vec::new())
+            }
+            _ => {
+                self.lose(code, message.clone());
+                (Refusal::Final, vec![Event::JoinRefused { code, message }])
+            }
+        }
+    }
+
+    /// The server took me out of the session (link access closed, removed, scope changed).
+    pub fn access_lost(&mut self, message: String) -> Vec<Event> {
+        self.lose(ErrorCode::Forbidden, message.clone());
+        vec![Event::AccessLost { message }]
+    }
+
+    fn lose(&mut self, code: ErrorCode, message: String) {
+        self.link = Link::Offline;
+        self.sent_on_link = None;
+        self.catchup = None;
+        self.gone = Some((code, message));
     }
 
     /// Whether the replica must be refetched (after a refused edit or a divergence).
@@ -880,6 +962,86 @@ mod tests {
         }
         c.receive(joined(0, Some(Value::new_document()), None));
         assert_eq!((title(&c), c.unacked()), (String::new(), 0));
+    }
+
+    #[test]
+    fn join_refusals_retry_resync_or_let_the_session_go() {
+        let mut c = SessionCore::new("s", "c1");
+        c.join_message();
+        let (what, ev) = c.join_refused(ErrorCode::RateLimited, "slow down".into());
+        assert_eq!((what, ev), (Refusal::Retry, vec![]));
+        c.join_message();
+        c.receive(joined(3, Some(Value::new_document()), None));
+        c.edit(typ(0, "a")).unwrap();
+        // A rejoin whose `since` the server can't serve: the whole state next time.
+        c.disconnected();
+        assert!(matches!(
+            c.join_message(),
+            ClientMessage::Join { since: Some(3), .. }
+        ));
+        let (what, _) = c.join_refused(ErrorCode::BadRequest, "since 3 is ahead".into());
+        assert_eq!(what, Refusal::Resync);
+        assert!(matches!(
+            c.join_message(),
+            ClientMessage::Join { since: None, .. }
+        ));
+        // No access: for good.
+        let msg = "no access to session s: ask its owner to share it";
+        let (what, ev) = c.join_refused(ErrorCode::Forbidden, msg.into());
+        assert_eq!(what, Refusal::Final);
+        assert_eq!(
+            ev,
+            vec![Event::JoinRefused {
+                code: ErrorCode::Forbidden,
+                message: msg.into()
+            }]
+        );
+        assert_eq!(c.gone().map(|g| g.0), Some(ErrorCode::Forbidden));
+        assert!(matches!(
+            c.edit(typ(0, "b")),
+            Err(Error::Server {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ));
+        assert_eq!(c.poll_send(), None);
+    }
+
+    #[test]
+    fn link_role_title_and_deletion_are_tracked() {
+        let mut c = SessionCore::new("s", "c1");
+        c.join_message();
+        let mut j = joined(0, Some(Value::new_document()), None);
+        if let ServerMessage::Joined {
+            link_role, title, ..
+        } = &mut j
+        {
+            *link_role = Role::Viewer;
+            *title = Some("Trailer".into());
+        }
+        c.receive(j);
+        assert_eq!(
+            (c.link_role(), c.title()),
+            (Some(Role::Viewer), Some("Trailer"))
+        );
+        let ev = c.receive(ServerMessage::LinkRoleChanged {
+            session: "s".into(),
+            role: Role::Removed,
+        });
+        assert_eq!(
+            ev,
+            vec![Event::LinkRoleChanged {
+                role: Role::Removed
+            }]
+        );
+        assert_eq!(c.link_role(), Some(Role::Removed));
+        assert!(c.gone().is_none(), "the owner is still in");
+        let ev = c.receive(ServerMessage::SessionDeleted {
+            session: "s".into(),
+        });
+        assert_eq!(ev, vec![Event::SessionDeleted]);
+        assert_eq!(c.gone().map(|g| g.0), Some(ErrorCode::NotFound));
+        assert!(!c.is_live());
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub enum Error {
     /// The connection task has stopped (the `Client` was closed or dropped).
     #[error("the client is closed")]
     Closed,
-    /// The server refused a request.
-    #[error("server refused: {code:?}: {message}")]
+    /// The server refused a request: a join (`forbidden`: no access, ask the owner to share
+    /// it; `not_found`: no such session, or it was deleted), or an HTTP call.
+    #[error("server refused: {}: {message}", code.as_str())]
     Server { code: ErrorCode, message: String },
     /// Connecting or talking to the server failed.
     #[error("connection: {0}")]
@@ -31,6 +32,19 @@ pub enum Error {
     /// Waiting for the server took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// No usable token: the token source failed, timed out, or gave a token for another user.
+    #[error("token: {0}")]
+    Token(String),
+}
+
+impl Error {
+    /// The server's error code, when the server refused.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

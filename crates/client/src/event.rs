@@ -57,8 +57,21 @@ pub enum Event {
     LinkRoleChanged {
         role: Role,
     },
-    /// The owner deleted the session.
+    /// The owner deleted the session. The client lets it go (no rejoin).
     SessionDeleted,
+    /// The server refused to join (or rejoin) the session for good: `forbidden` (no access:
+    /// its owner must share it, or the token's `sessions` claim does not name it) or
+    /// `not_found` (no such session, or it was deleted). The client lets it go; a later
+    /// [`Client::join`](crate::Client::join) tries again.
+    JoinRefused {
+        code: ErrorCode,
+        message: String,
+    },
+    /// I was taken out of the session: the owner closed link access, removed me, or my new
+    /// token's scope no longer names it. The client lets it go.
+    AccessLost {
+        message: String,
+    },
     /// A new comment or reply (mine included).
     CommentAdded(Comment),
     /// A comment was edited, deleted (a tombstone), resolved, reacted to, or its anchor moved
@@ -77,6 +90,25 @@ pub enum Event {
         message: String,
     },
     Connection(ConnectionState),
+    /// (Client events.) The server closed the connection with this close frame, e.g. 1008
+    /// `token expired`, or 1001 when shutting down. The client reconnects (with a token from
+    /// the source) as after any drop.
+    ServerClosed {
+        code: u16,
+        reason: String,
+    },
+    /// (Client events.) The server took the refreshed token; it holds until `exp` (seconds
+    /// since the Unix epoch).
+    TokenRefreshed {
+        exp: u64,
+    },
+    /// (Client events.) No new token: the source failed or timed out, gave a token for another
+    /// user, or the server refused it. The connection goes on with the token it has until that
+    /// expires; the SDK tries again (1 s, doubling, while the old token holds) and asks the
+    /// source again before the next connection.
+    TokenFailed {
+        message: String,
+    },
     /// The app read events too slowly and this many were skipped; `state()` is still exact.
     Lagged(u64),
 }

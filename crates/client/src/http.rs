@@ -1,9 +1,16 @@
 //! The HTTP side of the SDK: `GET /v1/sessions/{id}/ops`, for a rejoin that missed more edits
-//! than the server sends over the WebSocket. One `reqwest::Client` per SDK [`Client`](crate::Client).
+//! than the server sends over the WebSocket, and the management of sessions ([`Api`]:
+//! `POST/GET /v1/sessions`, `PATCH/DELETE /v1/sessions/{id}`, DESIGN §9.1). One
+//! `reqwest::Client` per SDK [`Client`](crate::Client).
 
 use std::fmt::Display;
+use std::sync::Arc;
 use std::time::Duration;
 
+use montage_protocol::{ErrorCode, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::token::{Fixed, TokenSource, Tokens, now_secs};
 use crate::{Error, Result};
 
 /// Path and query of one page of `session`'s ops after version `from`.
@@ -62,6 +69,243 @@ pub(crate) async fn get_text(
         .map_err(|_| Error::Timeout("fetching missed edits"))?
 }
 
+/// A session as the server describes it to one caller (`POST`, `GET`, `PATCH
+/// /v1/sessions…`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The id to [`join`](crate::Client::join) (server-made for created sessions).
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The caller's role in it.
+    pub role: Role,
+    /// What a signed-in user without a grant gets (`none`: private).
+    #[serde(default)]
+    pub link_role: Option<Role>,
+    /// The head version.
+    #[serde(default)]
+    pub version: u64,
+    /// Last change, milliseconds since the Unix epoch (in lists and on create).
+    #[serde(default)]
+    pub updated: Option<i64>,
+}
+
+/// The settings of a new session, or a change of them: only what is set is sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SessionSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `none` (private), `viewer`, `commenter` or `editor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_role: Option<Role>,
+}
+
+impl SessionSettings {
+    pub fn new() -> SessionSettings {
+        SessionSettings::default()
+    }
+    /// A title (an empty one clears it on update).
+    pub fn title(mut self, title: impl Into<String>) -> SessionSettings {
+        self.title = Some(title.into());
+        self
+    }
+    pub fn link_role(mut self, role: Role) -> SessionSettings {
+        self.link_role = Some(role);
+        self
+    }
+}
+
+/// The server's HTTP API for managing sessions, with a token source like the WebSocket's.
+/// From a connected [`Client`](crate::Client) with [`Client::api`](crate::Client::api), or on
+/// its own:
+///
+/// ```rust,no_run
+/// use montage_client::{Api, Role, SessionSettings};
+/// # async fn demo() -> montage_client::Result<()> {
+/// let api = Api::new("http://127.0.0.1:7070", "JWT")?;
+/// let s = api.create_session(&SessionSettings::new().title("Trailer")).await?; // private
+/// api.update_session(&s.id, &SessionSettings::new().link_role(Role::Commenter)).await?;
+/// for mine in api.sessions().await? {
+///     println!("{} {:?} as {}", mine.id, mine.title, mine.role.as_str());
+/// }
+/// api.delete_session(&s.id).await?;
+/// # Ok(()) }
+/// ```
+///
+/// A refusal is [`Error::Server`] with the server's code (`forbidden`: not the owner;
+/// `not_found`: no such session; `bad_request`: a bad title or role).
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<Tokens>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("base", &self.base).finish()
+    }
+}
+
+impl Api {
+    /// The server at `url` (`http(s)://host:port`, or its `ws(s)://…/v1/ws` URL) with a fixed
+    /// token.
+    pub fn new(url: &str, token: impl Into<String>) -> Result<Api> {
+        Api::with_token_source(url, Fixed(token.into()))
+    }
+
+    /// The server at `url`, asking `source` for tokens as the WebSocket client does.
+    pub fn with_token_source(url: &str, source: impl TokenSource) -> Result<Api> {
+        Api::from_parts(
+            client()?,
+            url,
+            Arc::new(Tokens::new(Arc::new(source))),
+            Duration::from_secs(10),
+        )
+    }
+
+    pub(crate) fn from_parts(
+        http: reqwest::Client,
+        url: &str,
+        tokens: Arc<Tokens>,
+        timeout: Duration,
+    ) -> Result<Api> {
+        let base = if url.starts_with("http://") || url.starts_with("https://") {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+            let host = rest.split(['/', '?']).next().filter(|h| !h.is_empty());
+            host.map(|h| format!("{scheme}://{h}"))
+        } else {
+            http_base(url)
+        };
+        let base = base.ok_or_else(|| Error::Connection(format!("no host in {url:?}")))?;
+        Ok(Api {
+            http,
+            base,
+            tokens,
+            timeout,
+        })
+    }
+
+    /// `POST /v1/sessions`: a new session with a server-made id, owned by me. Without a
+    /// `link_role` it gets the server's default (private unless the deployment chose
+    /// otherwise). A token with a `sessions` claim can't create sessions (`forbidden`).
+    pub async fn create_session(&self, settings: &SessionSettings) -> Result<SessionInfo> {
+        let body = serde_json::to_string(settings).map_err(|e| Error::Connection(e.to_string()))?;
+        let text = self
+            .call(reqwest::Method::POST, "/v1/sessions", Some(body))
+            .await?;
+        parse(&text)
+    }
+
+    /// `GET /v1/sessions`: the sessions I own or was granted, most recently changed first
+    /// (with a scoped token: those its claim names).
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        #[derive(Deserialize)]
+        struct List {
+            sessions: Vec<SessionInfo>,
+        }
+        let text = self
+            .call(reqwest::Method::GET, "/v1/sessions", None)
+            .await?;
+        Ok(parse::<List>(&text)?.sessions)
+    }
+
+    /// `PATCH /v1/sessions/{id}` (owners): link role and/or title. Whoever is left without
+    /// access is taken out of the session at once.
+    pub async fn update_session(
+        &self,
+        id: &str,
+        settings: &SessionSettings,
+    ) -> Result<SessionInfo> {
+        let body = serde_json::to_string(settings).map_err(|e| Error::Connection(e.to_string()))?;
+        let path = session_path(id);
+        let text = self.call(reqwest::Method::PATCH, &path, Some(body)).await?;
+        parse(&text)
+    }
+
+    /// `DELETE /v1/sessions/{id}` (owners): the session, its history, comments and grants are
+    /// gone; everyone in it hears [`Event::SessionDeleted`](crate::Event::SessionDeleted), and
+    /// later joins are `not_found`.
+    pub async fn delete_session(&self, id: &str) -> Result<()> {
+        self.call(reqwest::Method::DELETE, &session_path(id), None)
+            .await
+            .map(drop)
+    }
+
+    /// One request with the token in hand; on 401 once more with a new token from the source.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<String> {
+        let mut retried = false;
+        loop {
+            let token = self.tokens.usable(now_secs(), self.timeout).await?;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&token);
+            if let Some(b) = &body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
+            }
+            let err = |e: &dyn Display| Error::Connection(format!("{method} {path}: {e}"));
+            let fetch = async {
+                let resp = req.send().await.map_err(|e| err(&chain(&e)))?;
+                let status = resp.status();
+                let text = resp.text().await.map_err(|e| err(&chain(&e)))?;
+                Ok::<_, Error>((status, text))
+            };
+            let (status, text) = tokio::time::timeout(self.timeout, fetch)
+                .await
+                .map_err(|_| Error::Timeout("an HTTP request"))??;
+            if status == reqwest::StatusCode::UNAUTHORIZED && !retried {
+                retried = true;
+                self.tokens.forget();
+                continue;
+            }
+            if status.is_success() {
+                return Ok(text);
+            }
+            return Err(refusal(status, &text, &err));
+        }
+    }
+}
+
+/// `/v1/sessions/{id}`, the id one escaped path segment.
+fn session_path(id: &str) -> String {
+    format!("/v1/sessions/{}", montage_protocol::path_segment(id))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::Connection(format!("unexpected answer {text:?}: {e}")))
+}
+
+/// The server's `{"type":"error","code","message"}` answer as [`Error::Server`]; anything
+/// else (a proxy's page) as a connection error naming the status.
+fn refusal(status: reqwest::StatusCode, text: &str, err: &dyn Fn(&dyn Display) -> Error) -> Error {
+    #[derive(Deserialize)]
+    struct Refused {
+        code: ErrorCode,
+        message: String,
+    }
+    match serde_json::from_str::<Refused>(text) {
+        Ok(r) => Error::Server {
+            code: r.code,
+            message: r.message,
+        },
+        Err(_) => err(&format!(
+            "status {status}: {}",
+            text.chars().take(200).collect::<String>()
+        )),
+    }
+}
+
 /// An error with its causes ("error sending request" alone does not say "connection refused").
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -99,6 +343,32 @@ mod tests {
         assert_eq!(
             ops_path("plain-id_1.2~", 0, 1),
             "/v1/sessions/plain-id_1.2~/ops?from=0&limit=1"
+        );
+    }
+
+    #[test]
+    fn api_base_from_http_or_websocket_urls() {
+        let api = |u: &str| Api::new(u, "t").map(|a| a.base);
+        assert_eq!(api("http://h:1").unwrap(), "http://h:1");
+        assert_eq!(api("https://h/x?y").unwrap(), "https://h");
+        assert_eq!(api("ws://h:1/v1/ws").unwrap(), "http://h:1");
+        assert!(api("h:1").is_err());
+        assert_eq!(session_path("a/b"), "/v1/sessions/a%2Fb");
+    }
+
+    #[test]
+    fn refusals_carry_the_servers_code() {
+        let err = |e: &dyn Display| Error::Connection(e.to_string());
+        let r = refusal(
+            reqwest::StatusCode::FORBIDDEN,
+            r#"{"type":"error","code":"forbidden","message":"only an owner may delete the session"}"#,
+            &err,
+        );
+        assert_eq!(r.code(), Some(ErrorCode::Forbidden), "{r}");
+        let r = refusal(reqwest::StatusCode::BAD_GATEWAY, "<html>", &err);
+        assert!(
+            matches!(&r, Error::Connection(m) if m.contains("502")),
+            "{r}"
         );
     }
 

@@ -6,12 +6,15 @@ pub mod core;
 mod error;
 mod event;
 mod http;
+mod token;
 
 pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
+pub use http::{Api, SessionInfo, SessionSettings};
 pub use montage_ot::{Component, Op, Path, Value, path};
 pub use montage_protocol::{
     Annotation, Comment, ErrorCode, NewComment, Participant, Region, Role, Suggestion,
     SuggestionStatus, TaskInfo, Tier, TimeRange,
 };
+pub use token::{BoxError, TokenFuture, TokenSource};
