@@ -1,7 +1,8 @@
 //! The Rust SDK against real servers started in-process (`montage_testkit::Server`), on each
 //! backend: random concurrent edits through a fault-injecting proxy, offline editing, undo and
-//! redo, and a real editing trace.
+//! redo, a real editing trace, and access (token refresh, link access, session management).
 
+mod access;
 mod proxy;
 mod sdk;
 mod sdk_trace;
