@@ -1,10 +1,15 @@
-//! Client commands built on `montage-client`: session create/show/history, edit, watch, join.
+//! Client commands built on `montage-client`: sessions (create, list, share, delete, show,
+//! history), edit, watch, join. A refusal by the server is an error, so the command exits
+//! non-zero.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use montage_client::{Client, Component, Event, Op, Options, SessionHandle, Value, path};
+use montage_client::{
+    Api, Client, Component, Event, Op, Options, Role, SessionHandle, SessionInfo, SessionSettings,
+    Value, path,
+};
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -38,9 +43,37 @@ impl ConnArgs {
     }
     async fn join(&self, session: &str) -> Result<(Client, SessionHandle)> {
         let c = self.client().await?;
-        let h = c.join(session).await.context("joining")?;
+        let h = c
+            .join(session)
+            .await
+            .with_context(|| format!("joining {session}"))?;
         Ok((c, h))
     }
+    /// The HTTP API of the first server.
+    fn api(&self) -> Result<Api> {
+        let first = self
+            .ws_urls()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("no --url"))?;
+        Ok(Api::new(&first, self.token.clone())?)
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?}: none, viewer, commenter or editor"))
+}
+
+/// A session as the CLI prints it (one JSON object).
+fn info_json(s: &SessionInfo) -> Json {
+    json!({
+        "session": s.id,
+        "title": s.title,
+        "role": s.role.as_str(),
+        "link_role": s.link_role.map(Role::as_str),
+        "version": s.version,
+        "updated": s.updated,
+    })
 }
 
 /// `http://h:p` → `ws://h:p/v1/ws`; a `ws://…` URL is taken as it is.
@@ -79,8 +112,26 @@ fn http_base(ws: &str) -> String {
 
 #[derive(Subcommand)]
 pub enum SessionCmd {
-    /// Create SESSION (joining creates it; the creator becomes its owner).
-    Create { session: String },
+    /// Create a session owned by me: without SESSION the server makes its id
+    /// (`POST /v1/sessions`); with it, joining creates it (where the server allows that).
+    Create {
+        session: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        /// What signed-in users without a grant get: none (private), viewer, commenter, editor.
+        #[arg(long, value_parser = parse_role)]
+        link_role: Option<Role>,
+    },
+    /// List my sessions (owned or granted) as JSON lines.
+    List,
+    /// Open or close SESSION's link access (owners): none (private), viewer, commenter, editor.
+    Share {
+        session: String,
+        #[arg(value_parser = parse_role)]
+        link_role: Role,
+    },
+    /// Delete SESSION and everything in it (owners).
+    Delete { session: String },
     /// Print SESSION's current version and state as JSON.
     Show { session: String },
     /// Print SESSION's edits as JSON lines (`{"version","user","ops"}`).
@@ -125,14 +176,47 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn session(a: SessionArgs) -> Result<()> {
     runtime()?.block_on(async move {
         match a.cmd {
-            SessionCmd::Create { session } => {
+            SessionCmd::Create {
+                session: None,
+                title,
+                link_role,
+            } => {
+                let mut settings = SessionSettings::new();
+                settings.title = title;
+                settings.link_role = link_role;
+                let s = a.conn.api()?.create_session(&settings).await?;
+                println!("{}", info_json(&s));
+            }
+            SessionCmd::Create {
+                session: Some(session),
+                title,
+                link_role,
+            } => {
                 let (c, h) = a.conn.join(&session).await?;
-                println!(
-                    "{}",
-                    json!({"session": session, "version": h.version(), "role": h.role().map(|r| r.as_str())})
-                );
+                let mut out = json!({"session": session, "version": h.version(), "role": h.role().map(|r| r.as_str())});
+                if title.is_some() || link_role.is_some() {
+                    let mut settings = SessionSettings::new();
+                    settings.title = title;
+                    settings.link_role = link_role;
+                    out = info_json(&a.conn.api()?.update_session(&session, &settings).await?);
+                }
+                println!("{out}");
                 h.leave().await?;
                 c.close().await;
+            }
+            SessionCmd::List => {
+                for s in a.conn.api()?.sessions().await? {
+                    println!("{}", info_json(&s));
+                }
+            }
+            SessionCmd::Share { session, link_role } => {
+                let settings = SessionSettings::new().link_role(link_role);
+                let s = a.conn.api()?.update_session(&session, &settings).await?;
+                println!("{}", info_json(&s));
+            }
+            SessionCmd::Delete { session } => {
+                a.conn.api()?.delete_session(&session).await?;
+                println!("{}", json!({"session": session, "deleted": true}));
             }
             SessionCmd::Show { session } => {
                 let (c, h) = a.conn.join(&session).await?;
@@ -188,18 +272,35 @@ pub fn watch(a: SessionOnly) -> Result<()> {
             "{}",
             json!({"type":"joined","version":h.version(),"state":h.state().to_json()})
         );
+        let mut ended = Ok(());
         loop {
             tokio::select! {
                 ev = events.next() => match ev {
-                    Some(ev) => println!("{}", event_json(&ev)),
+                    Some(ev) => {
+                        println!("{}", event_json(&ev));
+                        if let Some(why) = session_ended(&ev) {
+                            ended = Err(anyhow!(why));
+                            break;
+                        }
+                    }
                     None => break,
                 },
                 _ = tokio::signal::ctrl_c() => break,
             }
         }
         c.close().await;
-        Ok(())
+        ended
     })
+}
+
+/// Why the session can no longer be followed, for events that end it.
+fn session_ended(e: &Event) -> Option<String> {
+    match e {
+        Event::SessionDeleted => Some("the session was deleted".into()),
+        Event::AccessLost { message } => Some(message.clone()),
+        Event::JoinRefused { message, .. } => Some(message.clone()),
+        _ => None,
+    }
 }
 
 /// An event as one JSON line.
@@ -227,6 +328,14 @@ pub fn event_json(e: &Event) -> Json {
             json!({"type":"connection","state":format!("{s:?}").to_lowercase()})
         }
         Event::Lagged(n) => json!({"type":"lagged","skipped":n}),
+        Event::LinkRoleChanged { role } => {
+            json!({"type":"link_role_changed","role":role.as_str()})
+        }
+        Event::SessionDeleted => json!({"type":"session_deleted"}),
+        Event::JoinRefused { code, message } => {
+            json!({"type":"join_refused","code":code.as_str(),"message":message})
+        }
+        Event::AccessLost { message } => json!({"type":"access_lost","message":message}),
         other => json!({"type":"other","debug":format!("{other:?}")}),
     }
 }
@@ -263,8 +372,14 @@ pub fn join(a: SessionOnly) -> Result<()> {
                         print_view(&h);
                     }
                     Some(e @ (Event::ParticipantJoined { .. } | Event::ParticipantLeft { .. }
-                        | Event::RoleChanged { .. } | Event::Error { .. } | Event::Connection(_))) => {
+                        | Event::RoleChanged { .. } | Event::Error { .. } | Event::Connection(_)
+                        | Event::LinkRoleChanged { .. })) => {
                         println!("-- {}", event_json(&e));
+                    }
+                    Some(e) if session_ended(&e).is_some() => {
+                        println!("-- {}", event_json(&e));
+                        c.close().await;
+                        bail!(session_ended(&e).unwrap_or_default());
                     }
                     Some(_) => {}
                     None => break,

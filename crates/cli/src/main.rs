@@ -4,14 +4,16 @@ mod bench;
 mod client_cmd;
 mod http;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use media_services::auth::{self, Auth};
+use media_services::access::Scope;
+use media_services::auth::{self, Auth, Claims};
 use media_services::flags::{SecretArgs, ServeArgs};
+use montage_protocol::Role;
 
 #[derive(Parser)]
 #[command(
@@ -28,11 +30,12 @@ struct Cli {
 enum Cmd {
     /// Run the server (embedded SQLite in the data dir, or PostgreSQL + NATS for several nodes).
     Serve(ServeArgs),
-    /// Print a token for USER signed with the server's secret.
+    /// Print a token for USER signed with the server's secret (optionally scoped to sessions).
     Token(TokenArgs),
     /// Load generator over real WebSockets.
     Bench(bench::BenchArgs),
-    /// Create a session, show its state, or print its history.
+    /// Sessions: create, list, share, delete; show one's state or print its history.
+    #[command(alias = "sessions")]
     Session(client_cmd::SessionArgs),
     /// Apply one edit (a JSON array of components) and wait for its ack.
     Edit(client_cmd::EditArgs),
@@ -50,8 +53,41 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 86_400)]
     ttl: u64,
+    /// Limit the token to these sessions, each with the role it gives there: `ID=ROLE` or
+    /// `PREFIX*=ROLE` (an exact id beats the longest prefix), comma separated or repeated, e.g.
+    /// `--sessions 'team-*=viewer,brief=editor'`. Elsewhere the token is `forbidden`, and it
+    /// can't create sessions. Roles: none, viewer, commenter, editor, owner.
+    #[arg(long, value_name = "ID_OR_PREFIX*=ROLE,…")]
+    sessions: Vec<String>,
     #[command(flatten)]
     secret: SecretArgs,
+}
+
+/// The `sessions` claim from `--sessions` values (`None` without any).
+fn scope_claim(values: &[String]) -> Result<Option<BTreeMap<String, Role>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut claim = BTreeMap::new();
+    for entry in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if entry.is_empty() {
+            continue;
+        }
+        let (pattern, role) = entry
+            .rsplit_once('=')
+            .ok_or_else(|| anyhow!("--sessions entry {entry:?} is not ID=ROLE"))?;
+        let role = Role::parse(role.trim()).ok_or_else(|| {
+            anyhow!("--sessions entry {entry:?}: the role must be none, viewer, commenter, editor or owner")
+        })?;
+        if claim.insert(pattern.trim().to_owned(), role).is_some() {
+            bail!("--sessions names {:?} twice", pattern.trim());
+        }
+    }
+    if claim.is_empty() {
+        bail!("--sessions names no session");
+    }
+    Scope::from_claim(&claim).map_err(|e| anyhow!("--sessions: {e}"))?;
+    Ok(Some(claim))
 }
 
 fn main() -> Result<()> {
@@ -145,7 +181,47 @@ fn token(a: TokenArgs) -> Result<()> {
             )
         })?,
     };
-    let t = Auth::new(&secret)?.issue(&a.user, a.name.as_deref(), Duration::from_secs(a.ttl))?;
+    let claims = Claims {
+        sub: a.user,
+        name: a.name,
+        exp: media_services::clock::now_secs().saturating_add(a.ttl),
+        nbf: None,
+        sessions: scope_claim(&a.sessions)?,
+    };
+    let t = Auth::new(&secret)?.sign(&claims)?;
     println!("{t}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(values: &[&str]) -> Result<Option<BTreeMap<String, Role>>> {
+        scope_claim(&values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sessions_flags_make_the_claim() {
+        assert_eq!(claim(&[]).unwrap(), None);
+        let c = claim(&["team-*=viewer, brief=editor", "a=b=commenter"])
+            .unwrap()
+            .unwrap();
+        let want: BTreeMap<String, Role> = [
+            ("team-*".to_owned(), Role::Viewer),
+            ("brief".to_owned(), Role::Editor),
+            ("a=b".to_owned(), Role::Commenter),
+        ]
+        .into();
+        assert_eq!(c, want);
+        for bad in [
+            &["x"][..],
+            &["x=boss"],
+            &["a=viewer,a=editor"],
+            &["*a*=viewer"],
+            &[","],
+        ] {
+            assert!(claim(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

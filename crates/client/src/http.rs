@@ -93,6 +93,7 @@ pub struct SessionInfo {
 
 /// The settings of a new session, or a change of them: only what is set is sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct SessionSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
