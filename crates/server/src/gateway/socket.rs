@@ -2,7 +2,7 @@
 //! applies limits and routes each message to its session's actor. Each socket has a reader (this
 //! task) and a writer task fed by a bounded queue, so a slow reader never slows anyone else.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
