@@ -1228,6 +1228,7 @@ fn handle_error(
     code: ErrorCode,
     message: String,
     retry_after_ms: Option<u64>,
+    about: Option<&str>,
     rid: Option<&Json>,
     out: &mut Vec<Message>,
 ) -> Option<Duration> {
@@ -1297,8 +1298,14 @@ fn handle_error(
         }
         Some(Rid::Auth(_)) => None,
         None => {
+            // The frame names the session (servers before it did: read it from the message).
             let lost = (code == ErrorCode::Forbidden)
-                .then(|| lost_session(&message, shared.sessions().keys()))
+                .then(|| {
+                    about
+                        .map(str::to_owned)
+                        .filter(|s| shared.sessions().contains_key(s))
+                        .or_else(|| lost_session(&message, shared.sessions().keys()))
+                })
                 .flatten();
             if let Some(session) = lost {
                 if let Some(s) = shared.get(&session) {
@@ -1335,7 +1342,19 @@ fn handle_frame(
             code,
             message,
             retry_after_ms,
-        } => return handle_error(shared, code, message, retry_after_ms, rid.as_ref(), out),
+            session,
+        } => {
+            let about = session.as_deref();
+            return handle_error(
+                shared,
+                code,
+                message,
+                retry_after_ms,
+                about,
+                rid.as_ref(),
+                out,
+            );
+        }
         ServerMessage::Authed { .. } | ServerMessage::TokenExpiring { .. } => return None,
         ServerMessage::Joined { ref session, .. }
         | ServerMessage::ParticipantJoined { ref session, .. }

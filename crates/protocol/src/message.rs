@@ -419,6 +419,9 @@ pub enum ServerMessage {
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// The session an unasked-for error is about (being taken out of it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
 }
 
@@ -428,6 +431,7 @@ impl ServerMessage {
             code,
             message: message.into(),
             retry_after_ms: None,
+            session: None,
         }
     }
 }

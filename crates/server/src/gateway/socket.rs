@@ -460,6 +460,7 @@ impl Reader {
                     code: ErrorCode::RateLimited,
                     message: "rate limit exceeded".into(),
                     retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
+                    session: None,
                 };
                 self.handle.send(encode_with_rid(&msg, rid));
                 Err(None)

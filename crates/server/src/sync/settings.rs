@@ -185,14 +185,15 @@ impl Actor {
         for id in gone {
             if let Some(p) = self.participants.get(&id) {
                 p.conn.link().stop_previews(&self.id);
-                p.conn.error(
-                    ErrorCode::Forbidden,
-                    format!(
+                p.conn.send(encode(&ServerMessage::Error {
+                    code: ErrorCode::Forbidden,
+                    message: format!(
                         "no longer has access to session {}: ask its owner to share it",
                         self.id
                     ),
-                    None,
-                );
+                    retry_after_ms: None,
+                    session: Some(self.id.to_string()),
+                }));
             }
             self.leave(id);
         }
