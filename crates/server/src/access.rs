@@ -52,7 +52,7 @@ impl Scope {
                 }
             }
         }
-        scope.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        scope.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(scope)
     }
 
