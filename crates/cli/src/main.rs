@@ -6,12 +6,12 @@ mod http;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use media_services::access::Scope;
 use media_services::auth::{self, Auth, Claims};
+use media_services::files;
 use media_services::flags::{SecretArgs, ServeArgs};
 use montage_protocol::Role;
 
@@ -110,13 +110,12 @@ fn main() -> Result<()> {
     }
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))
-}
-
 fn serve(a: ServeArgs) -> Result<()> {
-    ensure_dir(&a.secret.data_dir)?;
-    let secret = match a.secret.given_secret()? {
+    // The secret given by flag or environment is checked before anything is created.
+    let given = a.secret.given_secret()?;
+    // 0700 when new; `run` warns about an existing one open to others.
+    files::create_private_dir(&a.secret.data_dir)?;
+    let secret = match given {
         Some(s) => s,
         None => {
             let (s, created) = auth::load_or_create_secret(&a.secret.data_dir)?;
@@ -130,14 +129,28 @@ fn serve(a: ServeArgs) -> Result<()> {
         }
     };
     let config = a.config(secret)?;
-    if a.dev {
-        tracing::warn!("--dev: anyone can get a token for any user at POST /v1/dev/token");
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&a.addr)
+        // Checked before binding: `--dev` never listens where others can reach it, even briefly.
+        let addrs: Vec<_> = tokio::net::lookup_host(&a.addr)
+            .await
+            .with_context(|| format!("resolving {}", a.addr))?
+            .collect();
+        for addr in &addrs {
+            config.check_listen_addr(*addr)?;
+        }
+        if a.dev && a.dev_allow_remote {
+            tracing::warn!(
+                "--dev --dev-allow-remote: anyone who can reach the server can get a token for any user at POST /v1/dev/token"
+            );
+        } else if a.dev {
+            tracing::warn!(
+                "--dev: pages opened at this machine can get a token for any user at POST /v1/dev/token"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(&addrs[..])
             .await
             .with_context(|| format!("binding {}", a.addr))?;
         let addr = listener.local_addr()?;

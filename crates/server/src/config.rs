@@ -1,10 +1,15 @@
 //! Server configuration: paths, intervals and per-connection limits.
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything `server::run` needs besides its listener.
-#[derive(Debug, Clone)]
+use crate::error::{Error, Result};
+
+/// Everything `server::run` needs besides its listener. Its `Debug` leaves out the JWT secret,
+/// the webhook secret and passwords in URLs.
+#[derive(Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     /// The HS256 key for tokens.
@@ -36,6 +41,9 @@ pub struct Config {
     pub blob_url: Option<String>,
     /// Development mode: `POST /v1/dev/token` hands out tokens for any name (never in production).
     pub dev: bool,
+    /// With `dev`: listen on any address and give dev tokens whatever the `Host` (else only on
+    /// loopback addresses, to pages opened at a loopback host).
+    pub dev_allow_remote: bool,
     /// The `link_role` of new sessions: `none` (private) unless the deployment chooses another.
     pub default_link_role: montage_protocol::Role,
     /// `join` creates a session that does not exist yet (else only `POST /v1/sessions` does).
@@ -61,9 +69,112 @@ impl Config {
             sharing: crate::social::service::SharingConfig::default(),
             blob_url: None,
             dev: false,
+            dev_allow_remote: false,
             default_link_role: montage_protocol::Role::Removed,
             create_on_join: true,
         }
+    }
+}
+
+impl Config {
+    /// Refuses to serve `--dev` on `addr` unless it is a loopback address or
+    /// `dev_allow_remote` is set: dev mode signs a token for any name for whoever asks.
+    pub fn check_listen_addr(&self, addr: SocketAddr) -> Result<()> {
+        if self.dev && !self.dev_allow_remote && !addr.ip().to_canonical().is_loopback() {
+            return Err(Error::DevRemote { addr });
+        }
+        Ok(())
+    }
+}
+
+/// What `Debug` prints in place of a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// `url` fit for logs: a password in it (`scheme://user:PASSWORD@host`) and the values of its
+/// query (`?password=…`, `?token=…`) are replaced by `[redacted]`. Text that is not a URL is
+/// left alone unless it has an `@` (then it is redacted whole).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.contains('@') {
+            REDACTED.to_owned()
+        } else {
+            url.to_owned()
+        };
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority_end = rest.find(['/', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:{REDACTED}@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let mut out = format!("{scheme}://{authority}{path}");
+    if let Some(q) = query {
+        let q: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) => format!("{k}={REDACTED}"),
+                None => kv.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&q.join("&"));
+    }
+    out
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so a new field can't be added without deciding how it is printed.
+        let Config {
+            data_dir,
+            jwt_secret: _,
+            snapshot_interval,
+            snapshot_every_ops,
+            idle_unload,
+            roster_refresh,
+            history_keep,
+            max_commit_batch,
+            limits,
+            media,
+            database_url,
+            database_pool,
+            nats_url,
+            sharing,
+            blob_url,
+            dev,
+            dev_allow_remote,
+            default_link_role,
+            create_on_join,
+        } = self;
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
+        f.debug_struct("Config")
+            .field("data_dir", data_dir)
+            .field("jwt_secret", &REDACTED)
+            .field("snapshot_interval", snapshot_interval)
+            .field("snapshot_every_ops", snapshot_every_ops)
+            .field("idle_unload", idle_unload)
+            .field("roster_refresh", roster_refresh)
+            .field("history_keep", history_keep)
+            .field("max_commit_batch", max_commit_batch)
+            .field("limits", limits)
+            .field("media", media)
+            .field("database_url", &url(database_url))
+            .field("database_pool", database_pool)
+            .field("nats_url", &url(nats_url))
+            .field("sharing", sharing)
+            .field("blob_url", &url(blob_url))
+            .field("dev", dev)
+            .field("dev_allow_remote", dev_allow_remote)
+            .field("default_link_role", default_link_role)
+            .field("create_on_join", create_on_join)
+            .finish()
     }
 }
 
@@ -151,5 +262,95 @@ impl Default for MediaConfig {
             max_probes: 2,
             frame_copy_bytes: 1024 * 1024 * 1024,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_out_secrets_and_passwords() {
+        let secret = b"jwt-0123456789abcdef-0123456789abcdef".to_vec();
+        let mut c = Config::new("/data", secret.clone());
+        c.database_url = Some("postgres://montage:db-pa55word@db:5432/montage".into());
+        c.nats_url = Some("nats://bus:nats-pa55word@nats:4222".into());
+        c.sharing.connectors.secret = b"hook-0123456789abcdef".to_vec();
+        c.sharing.connectors.urls.insert(
+            crate::tasks::connectors::Connector::Yapper,
+            "https://y.example/in?token=tok-pa55".into(),
+        );
+        let text = format!("{c:?} {c:#?}");
+        for secret in [
+            "jwt-0123456789abcdef",
+            "db-pa55word",
+            "nats-pa55word",
+            "hook-0123456789abcdef",
+            "tok-pa55",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // Nor as a byte list (`Vec<u8>`'s own Debug).
+        let bytes = format!("{:?}", &secret[..6]);
+        assert!(!text.contains(bytes.trim_matches(['[', ']'])), "{text}");
+        assert!(
+            text.contains("postgres://montage:[redacted]@db:5432/montage"),
+            "{text}"
+        );
+        assert!(text.contains("data_dir: \"/data\""), "{text}");
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_query_values() {
+        for (url, want) in [
+            (
+                "postgres://u:p@h:5432/db",
+                "postgres://u:[redacted]@h:5432/db",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://h/db?sslmode=require&password=p",
+                "postgres://h/db?sslmode=[redacted]&password=[redacted]",
+            ),
+            ("nats://tok@h:4222", "nats://tok@h:4222"),
+            ("nats://u:p:q@h", "nats://u:[redacted]@h"),
+            ("s3://bucket/prefix", "s3://bucket/prefix"),
+            ("user:pass@host", "[redacted]"),
+            ("file:///var/lib/montage", "file:///var/lib/montage"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn dev_listens_only_on_loopback_unless_allowed() {
+        let mut c = Config::new("/data", Vec::new());
+        let remote: SocketAddr = "0.0.0.0:7070".parse().unwrap();
+        c.check_listen_addr(remote).unwrap();
+        c.dev = true;
+        for local in [
+            "127.0.0.1:0",
+            "127.0.0.2:7070",
+            "[::1]:7070",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            c.check_listen_addr(local.parse().unwrap()).unwrap();
+        }
+        for remote in [
+            "0.0.0.0:7070",
+            "[::]:7070",
+            "192.168.1.2:7070",
+            "[::ffff:10.0.0.1]:1",
+        ] {
+            let e = c.check_listen_addr(remote.parse().unwrap()).unwrap_err();
+            assert!(matches!(e, Error::DevRemote { .. }), "{remote}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("--dev-allow-remote") && msg.contains("any user"),
+                "{msg}"
+            );
+        }
+        c.dev_allow_remote = true;
+        c.check_listen_addr(remote).unwrap();
     }
 }

@@ -23,6 +23,37 @@ pub enum Error {
     },
     #[error("the JWT secret is empty")]
     EmptySecret,
+    /// A JWT secret given by flag or environment (or to `Auth::new`) that is too short to
+    /// resist guessing.
+    #[error(
+        "the JWT secret is {len} bytes long; at least {min} are needed. Use a random one, e.g. \
+         MONTAGE_JWT_SECRET=$(openssl rand -hex 32), or leave MONTAGE_JWT_SECRET and \
+         --jwt-secret unset and `montage serve` creates one in the data dir",
+        min = crate::auth::MIN_SECRET_BYTES
+    )]
+    WeakSecret { len: usize },
+    /// The secret file in the data dir holds a secret that is too short.
+    #[error(
+        "{path} holds a JWT secret of {len} bytes; at least {min} are needed. Delete the file \
+         and `montage serve` creates a random one (tokens signed with the old one stop \
+         working), or put the output of `openssl rand -hex 32` in it",
+        min = crate::auth::MIN_SECRET_BYTES
+    )]
+    WeakSecretFile { path: PathBuf, len: usize },
+    /// The secret file in the data dir may be read by group or others.
+    #[error(
+        "{path} holds the JWT secret but is readable by group or others (mode {mode:o}): run \
+         `chmod 600 {path}` (and delete it for a new secret if others may have read it)"
+    )]
+    SecretFileOpen { path: PathBuf, mode: u32 },
+    /// `--dev` on an address others can reach, without `--dev-allow-remote`.
+    #[error(
+        "--dev hands out a token for any user name to whoever asks, so it listens only on \
+         loopback addresses (127.0.0.1, [::1], localhost) and {addr} is not one: use \
+         --addr 127.0.0.1:PORT, or add --dev-allow-remote if everyone who can reach {addr} may \
+         act as any user"
+    )]
+    DevRemote { addr: std::net::SocketAddr },
     #[error("token rejected: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
     #[error("token rejected: {0}")]

@@ -12,22 +12,28 @@ use crate::collaboration::SharingConfig;
 use crate::error::{Error, Result};
 use crate::{Config, Limits};
 
+/// (No `Debug` here or on the other flag structs: they hold secrets and URLs with passwords;
+/// [`Config`]'s `Debug` redacts them.)
 #[derive(Args)]
 pub struct SecretArgs {
     /// Where the database and the generated secret live.
     #[arg(long, env = "MONTAGE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// HS256 key for tokens; without it the secret file in the data dir is used.
+    /// HS256 key for tokens, at least 32 bytes (e.g. `openssl rand -hex 32`); without it the
+    /// secret file in the data dir is used.
     #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 }
 
 impl SecretArgs {
-    /// The secret given by flag or environment, if any (an empty one is an error).
+    /// The secret given by flag or environment, if any (an empty or short one is an error).
     pub fn given_secret(&self) -> Result<Option<Vec<u8>>> {
         match &self.jwt_secret {
             Some(v) if v.is_empty() => Err(Error::Config("MONTAGE_JWT_SECRET is empty".into())),
-            Some(v) => Ok(Some(v.as_bytes().to_vec())),
+            Some(v) => {
+                crate::auth::check_secret(v.as_bytes())?;
+                Ok(Some(v.as_bytes().to_vec()))
+            }
             None => Ok(None),
         }
     }
@@ -87,9 +93,14 @@ pub struct ServeArgs {
     #[arg(long, env = "MONTAGE_BLOB_URL")]
     pub blob_url: Option<String>,
     /// Development mode: `POST /v1/dev/token` signs a token for any user name (for the demo
-    /// page). Never in production.
+    /// page), only on a loopback address and for pages opened at a loopback host. Never in
+    /// production.
     #[arg(long, env = "MONTAGE_DEV")]
     pub dev: bool,
+    /// With --dev: listen on any address and give dev tokens whatever the request's `Host`, so
+    /// everyone who can reach the server may act as any user.
+    #[arg(long, env = "MONTAGE_DEV_ALLOW_REMOTE")]
+    pub dev_allow_remote: bool,
     /// The link role of new sessions: none (private), viewer, commenter or editor.
     #[arg(long, env = "MONTAGE_DEFAULT_LINK_ROLE", default_value = "none", value_parser = parse_link_role)]
     pub default_link_role: Role,
@@ -129,6 +140,7 @@ impl ServeArgs {
         self.sharing.apply(&mut config.sharing)?;
         config.blob_url = self.blob_url.clone();
         config.dev = self.dev;
+        config.dev_allow_remote = self.dev_allow_remote;
         config.default_link_role = self.default_link_role;
         config.create_on_join = !self.no_create_on_join;
         Ok(config)

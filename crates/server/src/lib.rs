@@ -18,6 +18,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod flags;
 pub mod metrics;
 
@@ -73,10 +74,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
-        path: config.data_dir.clone(),
-        source,
-    })?;
+    config.check_listen_addr(listener.local_addr().map_err(Error::Serve)?)?;
+    files::create_private_dir(&config.data_dir)?;
+    files::warn_if_open(&config.data_dir);
     let blobs = match &config.blob_url {
         Some(url) => ObjectBlobStore::from_url(url)?,
         None => ObjectBlobStore::local(config.data_dir.join("assets"))?,
@@ -120,10 +120,21 @@ fn node_identity(dir: &std::path::Path) -> Result<String> {
         Err(source) => return Err(Error::Io { path, source }),
     }
     let id = clock::random_id();
-    std::fs::write(&path, &id).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: path.clone(),
         source,
-    })?;
+    };
+    let mut file = match files::create_private_file(&path) {
+        Ok(f) => f,
+        // An empty file left by a crash between creating and writing it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io)?,
+        Err(e) => return Err(io(e)),
+    };
+    std::io::Write::write_all(&mut file, id.as_bytes()).map_err(io)?;
     Ok(id)
 }
 
@@ -149,6 +160,7 @@ pub async fn run_node(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let auth = Auth::new(&config.jwt_secret)?;
+    config.check_listen_addr(listener.local_addr().map_err(Error::Serve)?)?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let batch = config.max_commit_batch.max(1);
@@ -233,4 +245,24 @@ pub async fn run_node(
     store.close().await?;
     tracing::info!("shut down cleanly");
     served.map_err(Error::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_node_id_file_is_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = super::node_identity(dir.path()).unwrap();
+        let path = dir.path().join(super::NODE_ID_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(super::node_identity(dir.path()).unwrap(), id);
+        // An empty file (a crash between creating and writing it) gets an id.
+        std::fs::write(&path, "").unwrap();
+        let again = super::node_identity(dir.path()).unwrap();
+        assert!(!again.is_empty() && again != id);
+        assert_eq!(super::node_identity(dir.path()).unwrap(), again);
+    }
 }

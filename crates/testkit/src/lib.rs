@@ -22,7 +22,7 @@ pub mod webhooks;
 pub use server::{Backend, Server, database_of};
 
 /// The JWT secret every test server runs with.
-pub const SECRET: &str = "integration-test-secret";
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 /// How long a test waits for one frame or HTTP answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

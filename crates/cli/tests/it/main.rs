@@ -8,6 +8,7 @@ mod bus;
 mod durability;
 mod harness;
 mod media_env;
+mod operator;
 mod scale;
 mod sdk_cli;
 mod web;

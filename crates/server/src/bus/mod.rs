@@ -288,7 +288,10 @@ impl NatsBus {
             .name(format!("montage-{node}"))
             .connect(url)
             .await
-            .map_err(|e| Error::Bus(format!("connecting to {url}: {e}")))?;
+            .map_err(|e| {
+                let url = crate::config::redact_url(url);
+                Error::Bus(format!("connecting to {url}: {e}"))
+            })?;
         let (in_tx, in_rx) = mpsc::channel(RECEIVE_QUEUE);
         let (out, mut out_rx) = mpsc::channel::<BusEvent>(PUBLISH_QUEUE);
         let pub_node = node.clone();

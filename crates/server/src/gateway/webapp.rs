@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use montage_protocol::ErrorCode;
 use serde::Deserialize;
@@ -77,14 +77,72 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_DEV_NAME_BYTES && !s.chars().any(char::is_control)
 }
 
+/// Whether a request's `Host` (`name[:port]`) names this machine: `localhost` or a loopback
+/// address (`127.x.x.x`, `[::1]`). A page that a DNS-rebinding attack points at the server
+/// sends its own host name, so it fails this.
+fn loopback_host(host: &str) -> bool {
+    let bracketed = host.starts_with('[');
+    let (name, port) = match host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, "")) => (v6, None),
+            Some((v6, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (v6, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    if port.is_some_and(|p| !port_ok(p)) {
+        return false;
+    }
+    if bracketed {
+        name.parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    } else {
+        name.eq_ignore_ascii_case("localhost")
+            || name
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 /// `POST /v1/dev/token {"user","name"?}` → `{"token","user","expires_in_s"}`: a token for any
-/// user, for trying the demo page. Only with `montage serve --dev`; otherwise 403 `forbidden`.
-pub async fn dev_token(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, AppError> {
+/// user, for trying the demo page. Only with `montage serve --dev`, and only for requests whose
+/// `Host` is a loopback name unless `--dev-allow-remote`; otherwise 403 `forbidden`.
+pub async fn dev_token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, AppError> {
     if !app.config.dev {
         return Err(AppError(
             ErrorCode::Forbidden,
             "dev tokens are off: start the server with --dev (never in production)".into(),
         ));
+    }
+    if !app.config.dev_allow_remote {
+        // HTTP/1.1 sends `Host`; HTTP/2 the URI's authority.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        if !loopback_host(host) {
+            tracing::warn!(host, "dev token refused: not a loopback Host");
+            return Err(AppError(
+                ErrorCode::Forbidden,
+                "dev tokens are only given to pages opened at localhost, 127.0.0.1 or [::1] \
+                 (start the server with --dev-allow-remote to lift this)"
+                    .into(),
+            ));
+        }
     }
     if body.len() > MAX_DEV_TOKEN_BODY {
         return Err(AppError(ErrorCode::TooLarge, "body too large".into()));
@@ -127,6 +185,41 @@ mod tests {
     fn the_bundle_is_compiled_in() {
         assert!(INDEX_HTML.contains("app.js"), "index.html loads the bundle");
         assert!(!APP_JS.is_empty() && !APP_CSS.is_empty());
+    }
+
+    #[test]
+    fn dev_tokens_go_to_loopback_hosts_only() {
+        for good in [
+            "localhost",
+            "LocalHost:7070",
+            "127.0.0.1",
+            "127.0.0.1:41234",
+            "127.1.2.3:80",
+            "[::1]",
+            "[::1]:7070",
+            "[::ffff:127.0.0.1]:7070",
+        ] {
+            assert!(loopback_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:7070",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "localhost:",
+            "localhost:70x",
+            "localhost:7070:1",
+            "10.0.0.1:7070",
+            "0.0.0.0:7070",
+            "[::]:7070",
+            "[::1]x",
+            "[::1",
+            "::1",
+            "user@localhost",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -64,9 +64,15 @@ pub struct ConnectorConfig {
 
 impl std::fmt::Debug for ConnectorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Webhook URLs may carry credentials (a password, a `?token=`).
+        let urls: HashMap<_, _> = self
+            .urls
+            .iter()
+            .map(|(c, u)| (c, crate::config::redact_url(u)))
+            .collect();
         f.debug_struct("ConnectorConfig")
-            .field("urls", &self.urls)
-            .field("secret", &"…")
+            .field("urls", &urls)
+            .field("secret", &crate::config::REDACTED)
             .field("timeout", &self.timeout)
             .finish()
     }

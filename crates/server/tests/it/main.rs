@@ -7,6 +7,7 @@ mod access;
 mod comments;
 mod harness;
 mod media;
+mod operator;
 mod presence;
 mod protocol;
 mod sharing;

@@ -460,11 +460,8 @@ async fn forged_expired_and_alg_none_tokens_get_401(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(b, dir.path(), &[]).await?;
     let good = token("mallory");
-    let forged = media_services::auth::Auth::new(b"another-secret")?.issue(
-        "mallory",
-        None,
-        std::time::Duration::from_secs(60),
-    )?;
+    let forged = media_services::auth::Auth::new(b"another-secret-0123456789abcdef-012345")?
+        .issue("mallory", None, std::time::Duration::from_secs(60))?;
     let expired = token_ttl("mallory", 0);
     let payload = good.split('.').nth(1).unwrap_or_default();
     let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");

@@ -97,8 +97,16 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/montage.db`.
+    ///
+    /// A new database file is created here with mode 0600 before SQLite opens it (an existing
+    /// one keeps its mode). SQLite makes `montage.db-wal` and `montage.db-shm` itself, and gives
+    /// them the main file's permission bits: its unix VFS opens both with the database file's
+    /// `st_mode` (`findCreateFileMode` for the WAL, `unixOpenSharedMemory` for the SHM) and
+    /// `fchmod`s a new one to exactly that, whatever the umask — so they are 0600 too
+    /// (`wal_and_shm_files_get_the_database_files_mode` checks it).
     pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
         let path = data_dir.join(DB_FILE);
+        crate::files::ensure_private_file(&path)?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&path)
             .create_if_missing(true)
@@ -542,6 +550,29 @@ mod tests {
                 seq,
                 ops: "[]".into(),
             },
+        }
+    }
+
+    /// What the comment on `open` says: the database file is made 0600 before SQLite opens
+    /// it, and SQLite gives its `-wal` and `-shm` files the main file's mode (a database made
+    /// 0640 by hand gets 0640 ones: copied from the file, not from the umask).
+    #[tokio::test]
+    async fn wal_and_shm_files_get_the_database_files_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for (before, want) in [(None, 0o600), (Some(0o640), 0o640)] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join(DB_FILE);
+            if let Some(m) = before {
+                std::fs::write(&db, b"").unwrap();
+                std::fs::set_permissions(&db, std::fs::Permissions::from_mode(m)).unwrap();
+            }
+            let s = SqliteStore::open(dir.path()).await.unwrap();
+            s.commit(&[op(1, 1)]).await.unwrap();
+            for name in [DB_FILE, "montage.db-wal", "montage.db-shm"] {
+                assert_eq!(mode(&dir.path().join(name)), want, "{name} of {before:?}");
+            }
+            s.close().await.unwrap();
         }
     }
 
