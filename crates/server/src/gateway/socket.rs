@@ -120,6 +120,12 @@ fn warn_at(exp: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(left)
 }
 
+/// When a token expiring at `exp` stops holding (its `exp` second is the first it is refused).
+fn expire_at(exp: u64) -> tokio::time::Instant {
+    let left = exp.saturating_sub(now_secs());
+    tokio::time::Instant::now() + Duration::from_secs(left)
+}
+
 enum End {
     /// The client went away (or was killed): nothing more to send.
     Gone,
@@ -340,14 +346,16 @@ impl Reader {
         let link = self.link.clone();
         let mut sample = tokio::time::interval(crate::gateway::quality::SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // One timer for `token_expiring`, re-armed when `auth` brings a new expiry.
-        let mut warned_for = self.exp;
+        // One timer per connection, re-armed when `auth` brings a new expiry: first it sends
+        // `token_expiring`, then at `exp` it closes the socket (a connection that only listens
+        // must not keep receiving on an expired token).
+        let mut armed_for = self.exp;
         let expiring = tokio::time::sleep_until(warn_at(self.exp));
         tokio::pin!(expiring);
         let mut warned = false;
         loop {
-            if warned_for != self.exp {
-                warned_for = self.exp;
+            if armed_for != self.exp {
+                armed_for = self.exp;
                 warned = false;
                 expiring.as_mut().reset(warn_at(self.exp));
             }
@@ -366,9 +374,14 @@ impl Reader {
                     continue;
                 }
                 _ = link.wake.notified() => continue,
-                _ = &mut expiring, if !warned => {
+                _ = &mut expiring => {
+                    if warned {
+                        self.error(ErrorCode::Unauthorized, "token expired", None);
+                        return self.close(CLOSE_POLICY, "token expired");
+                    }
                     warned = true;
                     self.handle.send(encode(&ServerMessage::TokenExpiring { exp: self.exp }));
+                    expiring.as_mut().reset(expire_at(self.exp));
                     continue;
                 }
                 _ = sample.tick(), if sampling => {
