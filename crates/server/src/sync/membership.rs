@@ -146,7 +146,18 @@ impl Actor {
         }
         let Some(doc) = &self.state else { return };
         let version = doc.version;
-        let role = conn.role_in(&self.id, &doc.meta);
+        let mut role = conn.role_in(&self.id, &doc.meta);
+        if role < Role::Viewer && self.cluster.is_some() {
+            // Another node may have just opened access and its bus event not be here yet: the
+            // store is the record, so a refusal is only given after reading it.
+            if let Ok(Some(meta)) = self.store.meta(&self.id).await
+                && let Some(d) = &mut self.state
+            {
+                d.meta = meta;
+                role = conn.role_in(&self.id, &d.meta);
+            }
+        }
+        let Some(doc) = &self.state else { return };
         if role < Role::Viewer {
             let why = if conn.link().scope().is_some() {
                 "this token does not name it"
