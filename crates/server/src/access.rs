@@ -87,10 +87,7 @@ impl Principal {
     /// The user's effective role in `session`: the scope's when the token has one (stored grants
     /// and the link role aside), else the stored grant or the link role.
     pub fn role_in(&self, session: &str, meta: &SessionMeta) -> Role {
-        match &self.scope {
-            Some(s) => s.role_in(session).unwrap_or(Role::Removed),
-            None => meta.role_of(&self.user),
-        }
+        role_in(&self.user, self.scope.as_deref(), session, meta)
     }
 
     /// May this token create `session` (becoming its owner)? Without a scope, yes; with one,
@@ -100,6 +97,16 @@ impl Principal {
             Some(s) => s.role_in(session) == Some(Role::Owner),
             None => true,
         }
+    }
+}
+
+/// The effective role of `user` holding a token with `scope` in `session`: the scope's when
+/// there is one (stored grants and the link role aside), else the stored grant or the link role.
+/// The one place this rule lives.
+pub fn role_in(user: &str, scope: Option<&Scope>, session: &str, meta: &SessionMeta) -> Role {
+    match scope {
+        Some(s) => s.role_in(session).unwrap_or(Role::Removed),
+        None => meta.role_of(user),
     }
 }
 

@@ -64,6 +64,30 @@ pub async fn http_get(addr: &str, path: &str, token: Option<&str>) -> Result<(u1
     Ok((status, resp.text().await?))
 }
 
+/// An HTTP call with an optional JSON body and a raw bearer token; returns the status and the
+/// body as JSON (null when it is not JSON).
+pub async fn http_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Json>,
+) -> Result<(u16, Json)> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut req = http_client()?
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Json::Null)))
+}
+
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }

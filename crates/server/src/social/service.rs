@@ -739,14 +739,7 @@ mod tests {
     async fn service() -> (MediaCollaborationService, Arc<MemorySender>) {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         store
-            .create_session(
-                "s",
-                crate::store::NewSession {
-                    owner: "owner",
-                    link_role: Role::Viewer,
-                    title: None,
-                },
-            )
+            .create_session("s", crate::store::NewSession::new("owner", Role::Viewer))
             .await
             .unwrap();
         let mut cfg = SharingConfig::default();

@@ -35,6 +35,17 @@ pub struct NewSession<'a> {
     pub title: Option<&'a str>,
 }
 
+impl<'a> NewSession<'a> {
+    /// A session owned by `owner` with `link_role` and no title.
+    pub fn new(owner: &'a str, link_role: Role) -> NewSession<'a> {
+        NewSession {
+            owner,
+            link_role,
+            title: None,
+        }
+    }
+}
+
 /// A change of a session's settings (`PATCH /v1/sessions/{id}`); `None` leaves a field as is,
 /// an empty title clears it.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -78,10 +78,7 @@ impl ConnHandle {
 
     /// The connection's effective role in `session`.
     pub fn role_in(&self, session: &str, meta: &crate::store::SessionMeta) -> Role {
-        match self.link.scope() {
-            Some(s) => s.role_in(session).unwrap_or(Role::Removed),
-            None => meta.role_of(&self.user),
-        }
+        crate::access::role_in(&self.user, self.link.scope().as_deref(), session, meta)
     }
 
     /// Queues presence at this connection's tier rate: now if its interval has passed, else

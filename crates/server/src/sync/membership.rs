@@ -97,11 +97,7 @@ impl Actor {
                 );
                 return;
             }
-            let new = NewSession {
-                owner: &conn.user,
-                link_role: self.config.default_link_role,
-                title: None,
-            };
+            let new = NewSession::new(&conn.user, self.config.default_link_role);
             if let Err(e) = self.store.create_session(&self.id, new).await {
                 tracing::error!(session = %self.id, error = %e, "create session failed");
                 conn.error(

@@ -59,29 +59,6 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// An HTTP call with a raw bearer token; (status, JSON body or null).
-async fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Json>,
-) -> Result<(u16, Json)> {
-    let method = reqwest::Method::from_bytes(method.as_bytes())?;
-    let mut req = http_client()?
-        .request(method, format!("http://{}{path}", server.addr))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Json::Null)))
-}
-
 async fn as_user(
     server: &Server,
     method: &str,
@@ -89,7 +66,7 @@ async fn as_user(
     user: &str,
     body: Option<Json>,
 ) -> Result<(u16, Json)> {
-    call(server, method, path, &token(user), body).await
+    http_json(&server.addr, method, path, &token(user), body).await
 }
 
 /// A WebSocket client with a raw token.
@@ -351,23 +328,23 @@ async fn token_scopes_decide_access(b: Backend) -> Result<()> {
     // A session the scope does not name: refused whatever its link role.
     let msg = join_refused(&mut carol, "other", "forbidden").await?;
     ensure!(msg.contains("token"), "{msg}");
-    let (status, _) = call(&s, "GET", &session_path("other"), &t, None).await?;
+    let (status, _) = http_json(&s.addr, "GET", &session_path("other"), &t, None).await?;
     ensure!(
         status == 403,
         "scoped token read an unnamed session: {status}"
     );
-    let (status, _) = call(&s, "GET", &session_path("team-b"), &t, None).await?;
+    let (status, _) = http_json(&s.addr, "GET", &session_path("team-b"), &t, None).await?;
     ensure!(status == 200, "scoped viewer read: {status}");
     // A viewer scope creates nothing; an owner scope creates what it names.
     join_refused(&mut carol, "team-new", "forbidden").await?;
     let j = carol.join("app-1", "c").await?;
     ensure!(j["role"] == "owner", "{j}");
     // Scoped tokens create no sessions over HTTP either.
-    let (status, _) = call(&s, "POST", "/v1/sessions", &t, Some(json!({}))).await?;
+    let (status, _) = http_json(&s.addr, "POST", "/v1/sessions", &t, Some(json!({}))).await?;
     ensure!(status == 403, "scoped POST /v1/sessions: {status}");
     // A bad claim is no token at all.
     let bad = scoped("carol", Some(&[("a*b", Role::Viewer)]), 3600);
-    let (status, _) = call(&s, "GET", "/v1/sessions", &bad, None).await?;
+    let (status, _) = http_json(&s.addr, "GET", "/v1/sessions", &bad, None).await?;
     ensure!(status == 401, "bad scope accepted: {status}");
 
     // Refreshing to a narrower scope takes carol out of team-b (and app-1) at once.
@@ -565,57 +542,47 @@ async fn delete_leaves_nothing_behind(b: Backend) -> Result<()> {
 /// Rows still naming `session` in any of its tables (the sessions row is a tombstone and is
 /// checked to hold nothing but its id).
 async fn rows_of(b: Backend, dir: &std::path::Path, session: &str) -> Result<Vec<String>> {
-    let tables = media_services::store::SESSION_TABLES
+    // One list of queries for both backends; only the placeholder differs.
+    let p = match b {
+        Backend::Sqlite => "?",
+        Backend::Postgres => "$1",
+    };
+    let mut checks: Vec<(String, String)> = media_services::store::SESSION_TABLES
         .iter()
         .chain(&["assets"])
-        .copied();
-    let mut left = Vec::new();
-    match b {
+        .map(|t| {
+            (
+                t.to_string(),
+                format!("SELECT COUNT(*) FROM {t} WHERE session = {p}"),
+            )
+        })
+        .collect();
+    checks.push((
+        "sessions (an owner)".into(),
+        format!("SELECT COUNT(*) FROM sessions WHERE id = {p} AND owner <> ''"),
+    ));
+    macro_rules! count_all {
+        ($pool:expr) => {{
+            let mut left = Vec::new();
+            for (what, sql) in &checks {
+                let n: i64 = sqlx::query_scalar(sql)
+                    .bind(session)
+                    .fetch_one(&$pool)
+                    .await?;
+                if n > 0 {
+                    left.push(format!("{what}: {n}"));
+                }
+            }
+            left
+        }};
+    }
+    Ok(match b {
         Backend::Sqlite => {
             let url = format!("sqlite://{}?mode=ro", dir.join("montage.db").display());
-            let pool = sqlx::SqlitePool::connect(&url).await?;
-            for t in tables {
-                let n: i64 =
-                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t} WHERE session = ?"))
-                        .bind(session)
-                        .fetch_one(&pool)
-                        .await?;
-                if n > 0 {
-                    left.push(format!("{t}: {n}"));
-                }
-            }
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT owner FROM sessions WHERE id = ?")
-                    .bind(session)
-                    .fetch_optional(&pool)
-                    .await?;
-            if owner.is_some_and(|o| !o.is_empty()) {
-                left.push("sessions: an owner".into());
-            }
+            count_all!(sqlx::SqlitePool::connect(&url).await?)
         }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&database_of(dir)?.url).await?;
-            for t in tables {
-                let n: i64 =
-                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t} WHERE session = $1"))
-                        .bind(session)
-                        .fetch_one(&pool)
-                        .await?;
-                if n > 0 {
-                    left.push(format!("{t}: {n}"));
-                }
-            }
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT owner FROM sessions WHERE id = $1")
-                    .bind(session)
-                    .fetch_optional(&pool)
-                    .await?;
-            if owner.is_some_and(|o| !o.is_empty()) {
-                left.push("sessions: an owner".into());
-            }
-        }
-    }
-    Ok(left)
+        Backend::Postgres => count_all!(sqlx::PgPool::connect(&database_of(dir)?.url).await?),
+    })
 }
 
 async fn removal_sticks(b: Backend) -> Result<()> {

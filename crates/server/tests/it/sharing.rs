@@ -35,19 +35,7 @@ async fn call(
     user: &str,
     body: Option<Json>,
 ) -> Result<(u16, Json)> {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("http://{}{path}", server.addr))
-        .bearer_auth(token(user))
-        .timeout(WAIT);
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Json::Null)))
+    http_json(&server.addr, method.as_str(), path, &token(user), body).await
 }
 
 async fn post(server: &Server, path: &str, user: &str, body: Json) -> Result<(u16, Json)> {
@@ -557,7 +545,7 @@ async fn system_design_calls_run_as_written(b: Backend) -> Result<()> {
     let mut rx = Receiver::start(&[]).await?;
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = b.open_store(dir.path()).await?;
-    store.create_session("poster", media_services::store::NewSession { owner: "alice", link_role: montage_protocol::Role::Viewer, title: None }).await?;
+    store.create_session("poster", media_services::store::NewSession::new("alice", montage_protocol::Role::Viewer)).await?;
     let mut cfg = media_services::collaboration::SharingConfig::default();
     cfg.connectors.add_url(&format!("messenger=http://{}/messenger", rx.addr)).map_err(anyhow::Error::msg)?;
     cfg.connectors.secret = HOOK_SECRET.as_bytes().to_vec();

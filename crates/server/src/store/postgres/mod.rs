@@ -732,26 +732,12 @@ mod tests {
         // Migrating again (a second node starting) is a no-op.
         s.migrate(MIGRATIONS).await.unwrap();
         assert!(s.load("s").await.unwrap().is_none());
-        s.create_session(
-            "s",
-            crate::store::NewSession {
-                owner: "alice",
-                link_role: Role::Viewer,
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
-        s.create_session(
-            "s",
-            crate::store::NewSession {
-                owner: "bob",
-                link_role: Role::Viewer,
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+        s.create_session("s", NewSession::new("alice", Role::Viewer))
+            .await
+            .unwrap();
+        s.create_session("s", NewSession::new("bob", Role::Viewer))
+            .await
+            .unwrap();
         s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
         match s.commit(&[op(3, 3), op(2, 9)]).await {
             Err(Error::VersionConflict { session, version }) => {

@@ -581,26 +581,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).await.unwrap();
         assert!(s.load("s").await.unwrap().is_none());
-        s.create_session(
-            "s",
-            crate::store::NewSession {
-                owner: "alice",
-                link_role: Role::Viewer,
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
-        s.create_session(
-            "s",
-            crate::store::NewSession {
-                owner: "bob",
-                link_role: Role::Viewer,
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+        s.create_session("s", NewSession::new("alice", Role::Viewer))
+            .await
+            .unwrap();
+        s.create_session("s", NewSession::new("bob", Role::Viewer))
+            .await
+            .unwrap();
         s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
         assert!(matches!(
             s.commit(&[op(3, 3), op(2, 9)]).await,
