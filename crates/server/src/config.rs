@@ -48,6 +48,8 @@ pub struct Config {
     pub default_link_role: montage_protocol::Role,
     /// `join` creates a session that does not exist yet (else only `POST /v1/sessions` does).
     pub create_on_join: bool,
+    /// Sessions one user may create per hour (by `join` or `POST /v1/sessions`; per node).
+    pub sessions_per_user: u32,
 }
 
 impl Config {
@@ -72,6 +74,7 @@ impl Config {
             dev_allow_remote: false,
             default_link_role: montage_protocol::Role::Removed,
             create_on_join: true,
+            sessions_per_user: 100,
         }
     }
 }
@@ -152,6 +155,7 @@ impl fmt::Debug for Config {
             dev_allow_remote,
             default_link_role,
             create_on_join,
+            sessions_per_user,
         } = self;
         let url = |u: &Option<String>| u.as_deref().map(redact_url);
         f.debug_struct("Config")
@@ -174,6 +178,7 @@ impl fmt::Debug for Config {
             .field("dev_allow_remote", dev_allow_remote)
             .field("default_link_role", default_link_role)
             .field("create_on_join", create_on_join)
+            .field("sessions_per_user", sessions_per_user)
             .finish()
     }
 }

@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// Sessions are created only through `POST /v1/sessions`; `join` of a missing one is not_found.
     #[arg(long, env = "MONTAGE_NO_CREATE_ON_JOIN")]
     pub no_create_on_join: bool,
+    /// Sessions one user may create per hour (by join or POST /v1/sessions; per node).
+    #[arg(long, env = "MONTAGE_SESSIONS_PER_USER", default_value_t = 100)]
+    pub sessions_per_user: u32,
 }
 
 fn parse_link_role(s: &str) -> std::result::Result<Role, String> {
@@ -143,6 +146,7 @@ impl ServeArgs {
         config.dev_allow_remote = self.dev_allow_remote;
         config.default_link_role = self.default_link_role;
         config.create_on_join = !self.no_create_on_join;
+        config.sessions_per_user = self.sessions_per_user;
         Ok(config)
     }
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod files;
 pub mod flags;
 pub mod metrics;
+pub mod quota;
 
 /// The system design's name for the sharing and recognition service (contract path).
 pub use social::service as collaboration;

@@ -9,7 +9,6 @@ pub mod anchors;
 pub mod comments;
 pub mod http;
 pub mod limits;
-pub mod quota;
 pub mod recognition;
 pub mod service;
 pub mod sharing_api;

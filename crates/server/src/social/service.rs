@@ -187,7 +187,7 @@ pub trait SessionLink: Send + Sync + 'static {
 
 pub(super) struct Inner {
     /// Hourly quotas on shares and awards.
-    pub(super) quotas: crate::social::quota::Quotas,
+    pub(super) quotas: crate::quota::Quotas,
     pub(super) store: Arc<dyn Store>,
     pub(super) tasks: Arc<TaskManager>,
     pub(super) sessions: Option<Arc<dyn SessionLink>>,

@@ -100,6 +100,9 @@ async fn create_session(
         title: b.title.clone(),
     };
     super::settings::validate(&update).map_err(refused)?;
+    app.sessions
+        .may_create_session(&claims.sub)
+        .map_err(|m| AppError(ErrorCode::RateLimited, m))?;
     let id = crate::clock::random_id();
     let link_role = b.link_role.unwrap_or(app.config.default_link_role);
     let title = b.title.as_deref().filter(|t| !t.is_empty());

@@ -97,6 +97,10 @@ impl Actor {
                 );
                 return;
             }
+            if let Err(message) = self.sessions.may_create_session(&conn.user) {
+                conn.error(ErrorCode::RateLimited, message, rid.as_ref());
+                return;
+            }
             let new = NewSession::new(&conn.user, self.config.default_link_role);
             if let Err(e) = self.store.create_session(&self.id, new).await {
                 tracing::error!(session = %self.id, error = %e, "create session failed");

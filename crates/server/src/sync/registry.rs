@@ -45,6 +45,8 @@ pub struct Sessions {
     pub(super) contributions: crate::social::service::ContributionSink,
     /// Told of every durable edit (`observers.rs`).
     pub(super) observers: std::sync::RwLock<Vec<Arc<dyn EditObserver>>>,
+    /// Sessions created per user per hour.
+    creations: crate::quota::Quotas,
 }
 
 impl Sessions {
@@ -77,7 +79,21 @@ impl Sessions {
             bus,
             contributions: std::sync::OnceLock::new(),
             observers: std::sync::RwLock::new(Vec::new()),
+            creations: crate::quota::Quotas::default(),
         })
+    }
+
+    /// Takes one from `user`'s hourly quota of new sessions, or says when to try again.
+    pub fn may_create_session(&self, user: &str) -> Result<(), String> {
+        let limit = self.config.sessions_per_user;
+        self.creations
+            .take(&[(user.to_owned(), limit)], 1, std::time::Instant::now())
+            .map_err(|wait| {
+                format!(
+                    "at most {limit} new sessions per user per hour; try again in {} s",
+                    wait.as_secs().max(1)
+                )
+            })
     }
 
     /// Registers `o` to hear of every edit that becomes durable on this node.

@@ -24,6 +24,7 @@ backend_tests!(
     refresh_keeps_a_socket_past_its_first_token,
     sharing_needs_an_editor_and_has_quotas,
     sessions_only_from_the_api_with_no_create_on_join,
+    session_creation_and_refresh_are_bounded,
 );
 
 /// The product default, named so the harness does not open link access.
@@ -802,5 +803,32 @@ async fn sessions_only_from_the_api_with_no_create_on_join(b: Backend) -> Result
     ensure!(j["role"] == "owner" && j["link_role"] == "viewer", "{j}");
     let mut bob = s.connect("bob").await?;
     ensure!(bob.join(id, "b").await?["role"] == "viewer");
+    Ok(())
+}
+
+async fn session_creation_and_refresh_are_bounded(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = server(b, dir.path(), &["--sessions-per-user", "2"]).await?;
+    // Two new sessions an hour: one over HTTP, one by join; the third is refused both ways.
+    let (status, _) = as_user(&s, "POST", "/v1/sessions", "alice", None).await?;
+    ensure!(status == 201);
+    let mut alice = s.connect("alice").await?;
+    alice.join("second", "a").await?;
+    let (status, body) = as_user(&s, "POST", "/v1/sessions", "alice", None).await?;
+    ensure!(status == 429, "third session over HTTP: {status} {body}");
+    let msg = join_refused(&mut alice, "third", "rate_limited").await?;
+    ensure!(msg.contains("per hour"), "{msg}");
+    // Joining what exists is not creating; another user has a quota of their own.
+    alice.join("second", "a2").await?;
+    let (status, _) = as_user(&s, "POST", "/v1/sessions", "bob", None).await?;
+    ensure!(status == 201);
+    // A token in `auth` is bounded before it is verified.
+    let huge = "x".repeat(montage_protocol::MAX_TOKEN_LEN + 1);
+    alice
+        .expect_error(json!({"type":"auth","token":huge}), "bad_request")
+        .await?;
+    alice
+        .expect_error(json!({"type":"auth","token":""}), "bad_request")
+        .await?;
     Ok(())
 }

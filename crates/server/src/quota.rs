@@ -1,6 +1,7 @@
-//! Hourly quotas on what reaches people outside Montage (shares to connectors, awards): per user
-//! and per session, so neither one user nor one busy session can make the server post without
-//! bound. Counted per node in memory, in fixed one-hour windows.
+//! Hourly quotas on what a user can make the server keep or send: sessions created, shares to
+//! connectors, awards (per user, and for shares and awards per session), so no one user or busy
+//! session makes the server store or post without bound. Counted per node in memory, in fixed
+//! one-hour windows.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
