@@ -1343,6 +1343,7 @@ fn handle_frame(
             message,
             retry_after_ms,
             session,
+            ..
         } => {
             let about = session.as_deref();
             return handle_error(

@@ -119,6 +119,17 @@ impl Component {
             | Component::Adjust { path, .. } => path,
         }
     }
+    /// How deep in the document this component writes: the containers its path passes through
+    /// plus the nesting of what it puts there (`crop` and `adjust` write one object under the
+    /// layer). Nothing else makes a document deeper: `split` copies a clip beside itself.
+    pub fn depth(&self) -> usize {
+        let n = self.path().len();
+        match self {
+            Component::Set { value, .. } | Component::Ins { value, .. } => n + value.depth(),
+            Component::Crop { .. } | Component::Adjust { .. } => n + 2,
+            _ => n,
+        }
+    }
     pub(crate) fn path_mut(&mut self) -> &mut Path {
         match self {
             Component::Set { path, .. }

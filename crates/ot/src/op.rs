@@ -30,6 +30,11 @@ impl Op {
         self.0.is_empty()
     }
 
+    /// How deep in the document this edit writes (the deepest of [`Component::depth`]).
+    pub fn depth(&self) -> usize {
+        self.0.iter().map(Component::depth).max().unwrap_or(0)
+    }
+
     /// Applies to `doc` atomically and returns the inverse edit. On error `doc` is unchanged.
     /// The result is checked against the document shape of DESIGN §2.
     pub fn apply(&self, doc: &mut Value) -> Result<Op> {

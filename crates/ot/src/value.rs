@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use jumprope::JumpRope;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -325,57 +325,135 @@ impl Serialize for Value {
     }
 }
 
+/// Levels one serde_json parser reads before the rest of a value is handed to a fresh one:
+/// serde_json refuses nesting past 128 levels (its stack guard), and a document stored before
+/// depth was capped may be deeper than that.
+const PARSE_CHUNK: usize = 100;
+
+impl Value {
+    /// Reads JSON text of any nesting depth. Every [`PARSE_CHUNK`] levels the rest of the value
+    /// is skipped as raw text (serde_json skips without recursing) and read by a new parser, so
+    /// whatever the writer wrote can be read back; depth is bounded where documents are edited.
+    pub fn from_json_str(s: &str) -> serde_json::Result<Value> {
+        let mut de = serde_json::Deserializer::from_str(s);
+        let v = Levels(PARSE_CHUNK).deserialize(&mut de)?;
+        de.end()?;
+        Ok(v)
+    }
+
+    /// JSON nesting: 0 for a scalar, one more than its deepest child for an array or object.
+    pub fn depth(&self) -> usize {
+        match self {
+            Value::Arr(a) => 1 + a.iter().map(Value::depth).max().unwrap_or(0),
+            Value::Obj(m) => 1 + m.values().map(Value::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+/// Reads a value with this many levels left before the parser is restarted (`usize::MAX`: the
+/// plain `Deserialize`, which never restarts).
+struct Levels(usize);
+
+impl<'de> DeserializeSeed<'de> for Levels {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.0 == 0 {
+            let raw = <&serde_json::value::RawValue>::deserialize(d)?;
+            return Value::from_json_str(raw.get()).map_err(de::Error::custom);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Levels {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Num(n as f64))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Num(n as f64))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        if n.is_finite() {
+            Ok(Value::Num(n))
+        } else {
+            Err(E::custom("non-finite number"))
+        }
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::str(s))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Str(Text::from(s)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
+        while let Some(x) = a.next_element_seed(Levels(self.0.saturating_sub(1)))? {
+            v.push(x);
+        }
+        Ok(Value::Arr(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut m = BTreeMap::new();
+        while let Some(k) = a.next_key::<String>()? {
+            let v = a.next_value_seed(Levels(self.0.saturating_sub(1)))?;
+            m.insert(k, v);
+        }
+        Ok(Value::Obj(m))
+    }
+}
+
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Value;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Value, E> {
-                Ok(Value::Null)
-            }
-            fn visit_none<E>(self) -> Result<Value, E> {
-                Ok(Value::Null)
-            }
-            fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-                Ok(Value::Bool(b))
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-                Ok(Value::Num(n as f64))
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-                Ok(Value::Num(n as f64))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
-                if n.is_finite() {
-                    Ok(Value::Num(n))
-                } else {
-                    Err(E::custom("non-finite number"))
-                }
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-                Ok(Value::str(s))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Value, E> {
-                Ok(Value::Str(Text::from(s)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
-                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
-                while let Some(x) = a.next_element()? {
-                    v.push(x);
-                }
-                Ok(Value::Arr(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
-                let mut m = BTreeMap::new();
-                while let Some((k, v)) = a.next_entry::<String, Value>()? {
-                    m.insert(k, v);
-                }
-                Ok(Value::Obj(m))
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(Levels(usize::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{"a":{"a":…1…}}` nested `levels` deep.
+    fn nested(levels: usize) -> String {
+        format!("{}1{}", r#"{"a":"#.repeat(levels), "}".repeat(levels))
+    }
+
+    #[test]
+    fn documents_deeper_than_serde_json_reads_are_read_back() {
+        let text = nested(300);
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "serde_json's own limit"
+        );
+        let v = Value::from_json_str(&text).unwrap();
+        assert_eq!(v.depth(), 300);
+        assert_eq!(serde_json::to_string(&v).unwrap(), text);
+        let shallow = r#"{"b":[1,"x",{"c":null}],"a":true}"#;
+        assert_eq!(
+            Value::from_json_str(shallow).unwrap(),
+            serde_json::from_str::<Value>(shallow).unwrap()
+        );
+        assert!(
+            Value::from_json_str(r#"{"a":1} x"#).is_err(),
+            "trailing text"
+        );
+        let broken = nested(150).replacen("1}", "1,}", 1);
+        assert!(
+            Value::from_json_str(&broken).is_err(),
+            "malformed deep down"
+        );
     }
 }

@@ -422,6 +422,9 @@ pub enum ServerMessage {
         /// The session an unasked-for error is about (being taken out of it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<String>,
+        /// With `conflict`: the head version to rebase the refused edit onto.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
     },
 }
 
@@ -432,6 +435,7 @@ impl ServerMessage {
             message: message.into(),
             retry_after_ms: None,
             session: None,
+            version: None,
         }
     }
 }

@@ -211,6 +211,14 @@ pub struct Limits {
     pub max_presence_bytes: usize,
     /// Most ops a `since` catch-up sends; past it the joiner gets the whole state.
     pub max_catch_up: u64,
+    /// Bytes queued for one connection; past them its reader is dropped like past `send_queue`
+    /// (one frame always fits, however large, so any `joined` can go out).
+    pub send_queue_bytes: usize,
+    /// Largest document, in bytes of JSON; an edit that would pass it gets `too_large`.
+    pub max_doc_bytes: usize,
+    /// Component pairs one edit's rebase may compare (its components × those of the versions
+    /// it is behind); past it the edit gets `conflict` with the head version.
+    pub max_transform_work: u64,
 }
 
 impl Default for Limits {
@@ -232,6 +240,9 @@ impl Default for Limits {
             send_queue: 1_024,
             max_presence_bytes: 8 * 1024,
             max_catch_up: 10_000,
+            send_queue_bytes: 32 << 20,
+            max_doc_bytes: 8 << 20,
+            max_transform_work: 16_000_000,
         }
     }
 }

@@ -71,6 +71,15 @@ pub struct ServeArgs {
     /// Frames queued per connection before a slow reader is dropped.
     #[arg(long, env = "MONTAGE_SEND_QUEUE", default_value_t = Limits::default().send_queue)]
     pub send_queue: usize,
+    /// Bytes queued per connection before a slow reader is dropped.
+    #[arg(long, env = "MONTAGE_SEND_QUEUE_BYTES", default_value_t = Limits::default().send_queue_bytes)]
+    pub send_queue_bytes: usize,
+    /// Largest session document in bytes of JSON; edits past it get `too_large`.
+    #[arg(long, env = "MONTAGE_MAX_DOC_BYTES", default_value_t = Limits::default().max_doc_bytes)]
+    pub max_doc_bytes: usize,
+    /// Component pairs one edit may be transformed through; past it `conflict` with the head.
+    #[arg(long, env = "MONTAGE_MAX_TRANSFORM_WORK", default_value_t = Limits::default().max_transform_work)]
+    pub max_transform_work: u64,
     /// Largest asset upload in bytes (`POST /v1/assets`); larger ones get 413.
     #[arg(long, env = "MONTAGE_MAX_UPLOAD_BYTES", default_value_t = crate::MediaConfig::default().intake.max_bytes)]
     pub max_upload_bytes: u64,
@@ -133,6 +142,9 @@ impl ServeArgs {
         config.limits.bytes_per_sec = self.bytes_per_sec;
         config.limits.bytes_burst = self.bytes_per_sec * 4.0;
         config.limits.send_queue = self.send_queue;
+        config.limits.send_queue_bytes = self.send_queue_bytes;
+        config.limits.max_doc_bytes = self.max_doc_bytes;
+        config.limits.max_transform_work = self.max_transform_work;
         config.limits.connections_per_user = self.connections_per_user;
         config.limits.max_connections = self.max_connections;
         config.media.intake.max_bytes = self.max_upload_bytes;

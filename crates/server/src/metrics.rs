@@ -26,6 +26,8 @@ pub struct Metrics {
     pub tier_up_total: IntCounter,
     /// Edits sequenced again after another node committed their version first.
     pub conflict_retries_total: IntCounter,
+    /// Rebases, applies and document copies handed to the blocking pool (DESIGN §9.2).
+    pub heavy_work_total: IntCounter,
     ack_latency: Histogram,
 }
 
@@ -92,6 +94,10 @@ impl Default for Metrics {
             conflict_retries_total: counter(
                 "montage_conflict_retries_total",
                 "Edits sequenced again because another node committed their version first.",
+            ),
+            heavy_work_total: counter(
+                "montage_heavy_work_total",
+                "Edits and suggestions transformed or applied on the blocking pool.",
             ),
             ack_latency,
             registry,

@@ -103,7 +103,10 @@ pub async fn ws_handler(
     ws.protocols([SUBPROTOCOL_JSON])
         .read_buffer_size(1024)
         .write_buffer_size(1024)
-        .max_write_buffer_size(hard_cap + 64 * 1024)
+        // What we send is bounded before it is queued (`send_queue_bytes`, the document and
+        // presence caps), and tungstenite holds one frame past `write_buffer_size` at most: a
+        // cap here would only drop, without a word, a `joined` larger than it (DESIGN §9.2).
+        .max_write_buffer_size(usize::MAX)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         .on_upgrade(move |socket| connection(socket, app, claims, user_limiter, slot))
@@ -170,6 +173,7 @@ async fn connection(
     .with_name(claims.name.as_deref());
     let link = handle.link().clone();
     link.set_scope(claims.principal().scope);
+    link.set_queue_budget(app.config.limits.send_queue_bytes);
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
@@ -265,7 +269,10 @@ async fn write_loop(
             m = rx.recv() => m,
         };
         let first = match next {
-            Some(Outbound::Frame(f)) => Message::Text(f),
+            Some(Outbound::Frame(f)) => {
+                link.release_queue_bytes(f.len());
+                Message::Text(f)
+            }
             Some(Outbound::Ping(n)) => Message::Ping(n.to_be_bytes().to_vec().into()),
             Some(Outbound::Close(code, reason)) => {
                 let _ =
@@ -285,6 +292,7 @@ async fn write_loop(
                 match rx.try_recv() {
                     Ok(Outbound::Frame(f)) => {
                         bytes += f.len();
+                        link.release_queue_bytes(f.len());
                         sink.feed(Message::Text(f)).await?
                     }
                     Ok(Outbound::Ping(n)) => {
@@ -474,6 +482,7 @@ impl Reader {
                     message: "rate limit exceeded".into(),
                     retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
                     session: None,
+                    version: None,
                 };
                 self.handle.send(encode_with_rid(&msg, rid));
                 Err(None)

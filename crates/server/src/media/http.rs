@@ -581,7 +581,8 @@ async fn session_state(
 
 /// A session's state text as a document, straight into the OT value (no intermediate tree).
 fn parse_doc(id: &str, state: &str) -> Result<montage_ot::Value, AppError> {
-    serde_json::from_str(state).map_err(|e| {
+    // Any depth: a session may hold a document written before depth was capped.
+    montage_ot::Value::from_json_str(state).map_err(|e| {
         tracing::error!(session = %id, error = %e, "session state is not JSON");
         AppError(ErrorCode::Internal, "internal error".into())
     })

@@ -93,6 +93,8 @@ pub(super) struct Actor {
     pub(super) idle_since: Instant,
     /// Comments and suggestions, loaded on first use.
     pub(super) social: Option<crate::social::Social>,
+    /// The JSON text of a durable version of the document (see `encoded_state`).
+    pub(super) state_json: Option<(u64, Arc<str>)>,
 }
 
 impl Actor {
@@ -129,6 +131,7 @@ impl Actor {
             shutting_down: false,
             idle_since: Instant::now(),
             social: None,
+            state_json: None,
         }
     }
 
@@ -218,6 +221,8 @@ impl Actor {
         let config = CoreConfig {
             history_keep: self.config.history_keep,
             snapshot_every_ops: self.config.snapshot_every_ops,
+            max_doc_bytes: self.config.limits.max_doc_bytes,
+            max_transform_work: self.config.limits.max_transform_work,
         };
         SessionCore::load(self.id.clone(), l, config)
     }
@@ -331,11 +336,7 @@ impl Actor {
         };
         let storage = |what: &str, e: &dyn std::fmt::Display| {
             tracing::error!(session = %self.id, base, error = %e, "{what}");
-            Refusal {
-                code: ErrorCode::Internal,
-                message: "storage error".into(),
-                broken: false,
-            }
+            Refusal::new(ErrorCode::Internal, "storage error")
         };
         let stored = self
             .store
@@ -437,10 +438,14 @@ impl Actor {
             }
         }
         let refused = |r: Refusal| {
-            pconn.error(r.code, r.message, rid.as_ref());
+            pconn.send(encode_with_rid(&r.to_message(), rid.as_ref()));
         };
         let core = self.state.as_ref()?;
-        if let Err(r) = core.check_base(base) {
+        // The transform budget is checked before the store is read for older versions, too.
+        if let Err(r) = core
+            .check_base(base)
+            .and_then(|()| core.check_work(base, &ops, None))
+        {
             refused(r);
             return None;
         }
@@ -455,7 +460,7 @@ impl Actor {
         let original = self.cluster.is_some().then(|| ops.clone());
         // A retry whose author sent presence since the first try: that presence shows it already.
         let skip_author = self.retry_presence_seen();
-        let core = self.state.as_mut()?;
+        let heavy = self.state.as_ref()?.is_heavy(base, &ops, &older, false);
         let edit = Edit {
             user: user.clone(),
             client,
@@ -463,7 +468,10 @@ impl Actor {
             base,
             ops,
         };
-        let applied = match core.apply(edit, &older) {
+        let applied = match self
+            .with_core(heavy, move |core| core.apply(edit, &older))
+            .await?
+        {
             Ok(applied) => applied,
             Err(r) if r.broken => {
                 tracing::error!(session = %self.id, base, "the OT engine panicked on an edit");
@@ -482,7 +490,7 @@ impl Actor {
             write,
             broadcast,
         } = applied;
-        let snapshot_overdue = core.snapshot_overdue();
+        let snapshot_overdue = self.state.as_ref()?.snapshot_overdue();
         // Carets and selections follow the edit (sent again once it is broadcast). Across nodes
         // a rollback puts the old values back, so each committed edit moves them once.
         let moved_before = self.after_apply(&user, &inverse, skip_author);
@@ -520,6 +528,34 @@ impl Actor {
         }
         self.anchors_after_edit(version).await;
         Some(version)
+    }
+
+    /// Runs `work` on the core: here when it is cheap, else on the blocking pool under one of
+    /// a few permits, so a heavy rebase, apply or copy never holds an async worker thread
+    /// (DESIGN §9.2) and heavy edits of many sessions do not take every core. The actor waits
+    /// for it (its session's messages queue meanwhile). `None`: the core was lost with a
+    /// panicking task; the session is abandoned and reloads.
+    pub(super) async fn with_core<R: Send + 'static>(
+        &mut self,
+        heavy: bool,
+        work: impl FnOnce(&mut SessionCore<Action>) -> R + Send + 'static,
+    ) -> Option<R> {
+        if !heavy {
+            return self.state.as_mut().map(work);
+        }
+        let core = self.state.take()?;
+        self.metrics.heavy_work_total.inc();
+        match off_runtime(&self.sessions.heavy, core, work).await {
+            Ok((core, r)) => {
+                self.state = Some(core);
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "heavy work on the session failed");
+                self.abandon();
+                None
+            }
+        }
     }
 
     pub(super) async fn submit(&mut self, write: Write, version: u64, snapshot: bool) {
@@ -696,8 +732,8 @@ impl Actor {
             let _ = reply.send(Err(ErrorCode::Forbidden));
             return;
         }
-        let state = serde_json::to_string(&doc.doc).unwrap_or_else(|_| "null".to_owned());
         let version = doc.version;
+        let state = self.encoded_state().to_string();
         if self.participants.is_empty() {
             self.idle_since = Instant::now();
         }
@@ -777,6 +813,23 @@ impl Actor {
         tracing::debug!(session = %self.id, "unloaded");
         true
     }
+}
+
+/// Runs `work` on `value` on the blocking pool once one of `permits` is free, and hands both
+/// back: the async worker threads stay free for every other connection meanwhile.
+pub(super) async fn off_runtime<T: Send + 'static, R: Send + 'static>(
+    permits: &Arc<tokio::sync::Semaphore>,
+    mut value: T,
+    work: impl FnOnce(&mut T) -> R + Send + 'static,
+) -> Result<(T, R), tokio::task::JoinError> {
+    // Never closed; if it were, the work would still run, just without a permit.
+    let permit = permits.clone().acquire_owned().await.ok();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let r = work(&mut value);
+        (value, r)
+    })
+    .await
 }
 
 pub(super) fn ack_frame(session: &str, seq: u64, version: u64, rid: Option<&Json>) -> Utf8Bytes {

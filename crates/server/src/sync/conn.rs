@@ -3,7 +3,7 @@
 //! paced presence).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -103,21 +103,36 @@ impl ConnHandle {
         self.link.outbox().forget(session, user);
     }
 
-    /// Queues a frame without waiting: a full queue means the reader is too slow, and it is
-    /// dropped rather than allowed to hold up everyone else in the session.
+    /// Queues a frame without waiting: a full queue (in frames or in bytes) means the reader
+    /// is too slow, and it is dropped rather than allowed to hold up everyone else in the
+    /// session or to hold the server's memory.
     pub fn send(&self, frame: impl Into<Utf8Bytes>) -> bool {
-        match self.tx.try_send(Outbound::Frame(frame.into())) {
+        let frame = frame.into();
+        let len = frame.len();
+        if !self.link.take_queue_bytes(len) {
+            self.drop_slow();
+            return false;
+        }
+        match self.tx.try_send(Outbound::Frame(frame)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.kill.is_cancelled() {
-                    self.metrics.dropped_slow_total.inc();
-                    tracing::info!(conn = self.id, user = %self.user, "dropping slow reader");
-                }
-                self.kill.cancel();
+                self.link.release_queue_bytes(len);
+                self.drop_slow();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.link.release_queue_bytes(len);
+                false
+            }
         }
+    }
+
+    fn drop_slow(&self) {
+        if !self.kill.is_cancelled() {
+            self.metrics.dropped_slow_total.inc();
+            tracing::info!(conn = self.id, user = %self.user, "dropping slow reader");
+        }
+        self.kill.cancel();
     }
 
     pub fn error(&self, code: ErrorCode, message: impl Into<String>, rid: Option<&Json>) {
@@ -153,6 +168,9 @@ pub struct ConnLink {
     pub outbox: Mutex<Outbox>,
     /// Woken when the outbox holds a first value, so the reader schedules its flush.
     pub wake: Notify,
+    /// Bytes of frames queued for the writer, and how many may be (`send_queue_bytes`).
+    queued_bytes: AtomicUsize,
+    queue_budget: AtomicUsize,
     /// The token's `sessions` scope, replaced when the client refreshes its token.
     scope: Mutex<Option<Arc<Scope>>>,
     /// Live preview subscriptions: session → what stops its pacing task. Shared so a session
@@ -167,6 +185,8 @@ impl Default for ConnLink {
             drained: AtomicU64::new(0),
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
+            queued_bytes: AtomicUsize::new(0),
+            queue_budget: AtomicUsize::new(usize::MAX),
             scope: Mutex::new(None),
             previews: Mutex::new(HashMap::new()),
         }
@@ -174,6 +194,30 @@ impl Default for ConnLink {
 }
 
 impl ConnLink {
+    /// Bounds the bytes queued for this connection.
+    pub fn set_queue_budget(&self, bytes: usize) {
+        self.queue_budget.store(bytes, Relaxed);
+    }
+    /// Bytes queued for the writer now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Relaxed)
+    }
+    /// Counts `len` more bytes queued, unless that passes the budget. An empty queue takes any
+    /// one frame, so a `joined` larger than the budget still goes out.
+    fn take_queue_bytes(&self, len: usize) -> bool {
+        let budget = self.queue_budget.load(Relaxed);
+        self.queued_bytes
+            .fetch_update(Relaxed, Relaxed, |q| {
+                (q == 0 || q.saturating_add(len) <= budget).then(|| q.saturating_add(len))
+            })
+            .is_ok()
+    }
+    /// The writer took a frame of `len` bytes off the queue.
+    pub fn release_queue_bytes(&self, len: usize) {
+        let _ = self
+            .queued_bytes
+            .fetch_update(Relaxed, Relaxed, |q| Some(q.saturating_sub(len)));
+    }
     pub fn tier(&self) -> Tier {
         from_rank(self.tier.load(Relaxed))
     }
@@ -199,5 +243,39 @@ impl ConnLink {
     }
     pub fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_past_its_byte_budget_is_dropped_but_one_large_frame_always_fits() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let kill = CancellationToken::new();
+        let h = ConnHandle::new(1, Arc::from("u"), tx, kill.clone(), Arc::default());
+        h.link().set_queue_budget(1_000);
+        // An empty queue takes one frame of any size (a large `joined`).
+        assert!(h.send("x".repeat(5_000)));
+        assert_eq!(h.link().queued_bytes(), 5_000);
+        // The writer takes it off the queue.
+        let Ok(Outbound::Frame(f)) = rx.try_recv() else {
+            panic!("no frame")
+        };
+        h.link().release_queue_bytes(f.len());
+        assert!(h.send("y".repeat(600)));
+        assert!(!kill.is_cancelled());
+        // Far fewer frames than the queue holds, but more bytes than the budget.
+        assert!(!h.send("z".repeat(600)));
+        assert!(
+            kill.is_cancelled(),
+            "dropped like a reader past its frame budget"
+        );
+        assert_eq!(
+            h.link().queued_bytes(),
+            600,
+            "the refused frame is not counted"
+        );
     }
 }

@@ -12,13 +12,21 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use montage_ot::{Op, Value};
-use montage_protocol::{ErrorCode, OpEntry, encode_op};
+use montage_protocol::{ErrorCode, OpEntry, ServerMessage, encode_op};
 
 use super::rebase::rebase;
 use crate::store::{Loaded, SessionMeta, Snapshot, StoredOp, Write};
 
 /// Versions between a base and the head past which an edit is refused with `conflict`.
 pub const MAX_REBASE: u64 = 100_000;
+/// Component pairs past which a rebase runs on the blocking pool rather than the actor's thread.
+const HEAVY_WORK: u64 = 16_384;
+/// Components past which applying an edit runs on the blocking pool.
+const HEAVY_COMPONENTS: usize = 512;
+/// Documents past this many bytes are copied (to check a suggestion) on the blocking pool.
+const HEAVY_COPY_BYTES: usize = 256 * 1024;
+/// Deepest JSON nesting an edit may give the document (DESIGN §9.2).
+pub const MAX_DOC_DEPTH: usize = 64;
 /// Recent `(seq, version)` pairs kept per client for idempotency; older ones are looked up.
 const RECENT_SEQS: usize = 256;
 /// Clients whose recent seqs a session keeps in memory before forgetting idle ones.
@@ -31,6 +39,10 @@ pub struct CoreConfig {
     pub history_keep: usize,
     /// A snapshot is due after this many versions, whatever the clock says.
     pub snapshot_every_ops: u64,
+    /// Largest document, in bytes of JSON, an edit may leave.
+    pub max_doc_bytes: usize,
+    /// Component pairs one edit's rebase may compare (see [`SessionCore::transform_work`]).
+    pub max_transform_work: u64,
 }
 
 /// One version of the history.
@@ -94,14 +106,28 @@ pub struct Refusal {
     pub message: String,
     /// The OT engine panicked: the document may be half-changed and must be reloaded.
     pub broken: bool,
+    /// The head, for a `conflict` the client resolves by rebasing locally onto it.
+    pub version: Option<u64>,
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    /// The error frame that tells the sender.
+    pub fn to_message(&self) -> ServerMessage {
+        ServerMessage::Error {
+            code: self.code,
+            message: self.message.clone(),
+            retry_after_ms: None,
+            session: None,
+            version: self.version,
+        }
+    }
+
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
         Refusal {
             code,
             message: message.into(),
             broken: false,
+            version: None,
         }
     }
 }
@@ -124,6 +150,11 @@ pub struct SessionCore<A> {
     /// What waits for a version to be durable, in version order.
     pending: VecDeque<(u64, A)>,
     config: CoreConfig,
+    /// Size of `doc` as JSON: exact when measured, else moved by each edit's estimated growth.
+    doc_bytes: usize,
+    /// The version `doc_bytes` was last measured at: near the cap it is measured at most once
+    /// per version, so refused edits cost no serialization of the document.
+    bytes_measured_at: u64,
 }
 
 impl<A> SessionCore<A> {
@@ -138,8 +169,9 @@ impl<A> SessionCore<A> {
 
     fn replay(id: Arc<str>, l: Loaded, config: CoreConfig) -> Result<Self, String> {
         let (mut doc, mut version) = match &l.snapshot {
+            // Any depth: a document written before depth was capped must still load.
             Some(s) => (
-                serde_json::from_str::<Value>(&s.state).map_err(|e| format!("snapshot: {e}"))?,
+                Value::from_json_str(&s.state).map_err(|e| format!("snapshot: {e}"))?,
                 s.version,
             ),
             None => (Value::new_document(), 0),
@@ -165,6 +197,7 @@ impl<A> SessionCore<A> {
             }
         }
         let hist_start = version + 1 - history.len() as u64;
+        let doc_bytes = json_len(&doc);
         Ok(SessionCore {
             id,
             meta: l.meta,
@@ -177,6 +210,8 @@ impl<A> SessionCore<A> {
             seqs: HashMap::new(),
             pending: VecDeque::new(),
             config,
+            doc_bytes,
+            bytes_measured_at: version,
         })
     }
 
@@ -279,6 +314,7 @@ impl<A> SessionCore<A> {
     /// [`missing_history`]: SessionCore::missing_history
     pub fn apply(&mut self, edit: Edit, older: &[Op]) -> Result<Applied, Refusal> {
         self.check_base(edit.base)?;
+        self.check_work(edit.base, &edit.ops, Some(older))?;
         let (op, inverse) = rebase_and_apply(
             &self.history,
             self.hist_start,
@@ -287,9 +323,22 @@ impl<A> SessionCore<A> {
             older,
             &mut self.doc,
         )?;
+        let ops_json = serde_json::to_string(&op).unwrap_or_else(|_| "[]".to_owned());
+        if let Err(r) = self.check_size(&ops_json, &inverse) {
+            // Undo it: nothing of a refused edit stays.
+            let undone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inverse.apply_unchecked(&mut self.doc)
+            }));
+            return match undone {
+                Ok(Ok(_)) => Err(r),
+                _ => Err(Refusal {
+                    broken: true,
+                    ..Refusal::new(ErrorCode::Internal, "the edit could not be processed")
+                }),
+            };
+        }
         self.version += 1;
         let version = self.version;
-        let ops_json = serde_json::to_string(&op).unwrap_or_else(|_| "[]".to_owned());
         let broadcast = encode_op(&self.id, version, &edit.user, &ops_json);
         self.history.push_back(HistEntry {
             op,
@@ -322,8 +371,94 @@ impl<A> SessionCore<A> {
     /// changes): a suggestion is checked so before it is stored.
     pub fn try_apply(&self, base: u64, ops: Op, older: &[Op]) -> Result<(), Refusal> {
         self.check_base(base)?;
+        self.check_work(base, &ops, Some(older))?;
         let mut copy = self.doc.clone();
-        rebase_and_apply(&self.history, self.hist_start, base, ops, older, &mut copy).map(|_| ())
+        let (op, inverse) =
+            rebase_and_apply(&self.history, self.hist_start, base, ops, older, &mut copy)?;
+        let grown = json_len(&op) as i64 - json_len(&inverse) as i64;
+        if self.doc_bytes.saturating_add_signed(grown as isize) > self.config.max_doc_bytes
+            && json_len(&copy) > self.config.max_doc_bytes
+        {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    /// The component pairs rebasing `ops` from `base` compares: its components times those of
+    /// every version after `base` (DESIGN §9.2: components × versions behind). `older` are the
+    /// versions read from the store; without them each one missing from memory counts once,
+    /// so an edit far past the budget is refused before the store is read.
+    pub fn transform_work(&self, base: u64, ops: &Op, older: Option<&[Op]>) -> u64 {
+        let skip = (base + 1).saturating_sub(self.hist_start) as usize;
+        let memory: usize = self.history.iter().skip(skip).map(|h| h.op.len()).sum();
+        let before = match (older, self.missing_history(base)) {
+            (Some(older), _) => older.iter().map(Op::len).sum::<usize>() as u64,
+            (None, Some((_, count))) => count,
+            (None, None) => 0,
+        };
+        (ops.len() as u64).saturating_mul(memory as u64 + before)
+    }
+
+    /// Whether transforming and applying `ops` (or, for a suggestion, checking it on a copy of
+    /// the document) is too much work for an async worker thread: the actor then runs it on the
+    /// blocking pool. Near the size cap an edit may measure the whole document.
+    pub fn is_heavy(&self, base: u64, ops: &Op, older: &[Op], copy: bool) -> bool {
+        let max = self.config.max_doc_bytes;
+        self.transform_work(base, ops, Some(older)) > HEAVY_WORK
+            || ops.len() > HEAVY_COMPONENTS
+            || self.doc_bytes > max - max / 8
+            || (copy && self.doc_bytes > HEAVY_COPY_BYTES)
+    }
+
+    /// Refuses an edit whose rebase would pass the transform budget with `conflict` and the
+    /// head: the client rebases it locally (it has those versions) and sends it again.
+    pub fn check_work(&self, base: u64, ops: &Op, older: Option<&[Op]>) -> Result<(), Refusal> {
+        let work = self.transform_work(base, ops, older);
+        if work <= self.config.max_transform_work {
+            return Ok(());
+        }
+        let head = self.version;
+        Err(Refusal {
+            version: Some(head),
+            ..Refusal::new(
+                ErrorCode::Conflict,
+                format!(
+                    "an edit of {} components based on {base} is too far behind the head {head} \
+                     to transform here; rebase it onto {head} and send it again",
+                    ops.len()
+                ),
+            )
+        })
+    }
+
+    fn too_large(&self) -> Refusal {
+        Refusal::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the document would pass {} bytes of JSON",
+                self.config.max_doc_bytes
+            ),
+        )
+    }
+
+    /// Whether the document, with the edit just applied (`ops_json`, undone by `inverse`),
+    /// stays within `max_doc_bytes`. The size moves by the edit's estimated growth (what it
+    /// writes minus what its inverse would put back); only when that passes the cap is the
+    /// document measured, at most once per version.
+    fn check_size(&mut self, ops_json: &str, inverse: &Op) -> Result<(), Refusal> {
+        let max = self.config.max_doc_bytes;
+        let grown = ops_json.len() as i64 - json_len(inverse) as i64;
+        let mut bytes = self.doc_bytes.saturating_add_signed(grown as isize);
+        if bytes > max && self.bytes_measured_at != self.version {
+            bytes = json_len(&self.doc);
+            self.doc_bytes = bytes.saturating_add_signed(-grown as isize);
+            self.bytes_measured_at = self.version;
+        }
+        if bytes > max {
+            return Err(self.too_large());
+        }
+        self.doc_bytes = bytes;
+        Ok(())
     }
 
     /// Applies a version another node committed (it is durable already). Returns its inverse;
@@ -337,6 +472,8 @@ impl<A> SessionCore<A> {
         let inverse = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.apply(doc)))
             .map_err(|_| format!("op {}: the OT engine panicked", o.version))?
             .map_err(|e| format!("op {}: {e}", o.version))?;
+        let grown = o.ops.len() as i64 - json_len(&inverse) as i64;
+        self.doc_bytes = self.doc_bytes.saturating_add_signed(grown as isize);
         let user: Arc<str> = Arc::from(o.user.as_str());
         self.version = o.version;
         self.history.push_back(HistEntry {
@@ -475,6 +612,11 @@ impl<A> SessionCore<A> {
         }
     }
 
+    /// The document's size as JSON, as far as the core knows (see `check_size`).
+    pub fn doc_bytes(&self) -> usize {
+        self.doc_bytes
+    }
+
     /// A snapshot of `version` is durable.
     pub fn snapshot_written(&mut self, version: u64) {
         self.snapshot_version = self.snapshot_version.max(version);
@@ -495,17 +637,44 @@ fn rebase_and_apply(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let memory = history.iter().skip(skip).map(|h| &h.op);
         let op = rebase(ops, older.iter().chain(memory));
-        op.apply(doc).map(|inverse| (op, inverse))
+        // Checked after the rebase, which moves paths, and before anything changes.
+        let depth = op.depth();
+        if depth > MAX_DOC_DEPTH {
+            return Err(Refusal::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the edit nests {depth} levels deep; documents hold at most {MAX_DOC_DEPTH}"
+                ),
+            ));
+        }
+        op.apply(doc)
+            .map(|inverse| (op, inverse))
+            .map_err(|e| Refusal::new(ErrorCode::BadRequest, e.to_string()))
     }));
     match outcome {
-        Ok(Ok(applied)) => Ok(applied),
-        Ok(Err(e)) => Err(Refusal::new(ErrorCode::BadRequest, e.to_string())),
+        Ok(r) => r,
         Err(_) => Err(Refusal {
-            code: ErrorCode::Internal,
-            message: "the edit could not be processed".into(),
             broken: true,
+            ..Refusal::new(ErrorCode::Internal, "the edit could not be processed")
         }),
     }
+}
+
+/// Bytes of `v` as JSON, counted without building the text.
+pub fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 #[cfg(test)]
@@ -529,6 +698,8 @@ mod tests {
         CoreConfig {
             history_keep: 4,
             snapshot_every_ops: 3,
+            max_doc_bytes: 8 << 20,
+            max_transform_work: 1_000,
         }
     }
 
@@ -712,6 +883,132 @@ mod tests {
         );
         assert!(c.apply_committed(&theirs).is_err(), "version 2 again");
         let _ = a;
+    }
+
+    /// `{"a":{"a":…1…}}`, `levels` objects deep.
+    fn nested(levels: usize) -> serde_json::Value {
+        (0..levels).fold(json!(1), |v, _| json!({ "a": v }))
+    }
+
+    fn set_meta(seq: u64, base: u64, key: &str, value: serde_json::Value) -> Edit {
+        Edit {
+            ops: op(json!([{"op": "set", "path": ["meta", key], "value": value}])),
+            ..edit("alice", seq, base, "")
+        }
+    }
+
+    #[test]
+    fn an_edit_past_the_depth_cap_is_too_large_and_changes_nothing() {
+        let mut c = new_core();
+        // meta.k is 2 deep: a value of 62 levels reaches 64, one more passes it.
+        c.apply(set_meta(1, 0, "k", nested(MAX_DOC_DEPTH - 2)), &[])
+            .unwrap();
+        let r = c
+            .apply(set_meta(2, 1, "k", nested(MAX_DOC_DEPTH - 1)), &[])
+            .unwrap_err();
+        assert_eq!((r.code, r.broken), (ErrorCode::TooLarge, false));
+        assert_eq!(c.version, 1);
+        assert_eq!(c.doc.depth(), MAX_DOC_DEPTH);
+        // Deep paths count too, not only deep values.
+        let path: Vec<_> = std::iter::once(json!("meta"))
+            .chain(std::iter::repeat_n(json!("a"), 63))
+            .collect();
+        let deep = Edit {
+            ops: op(json!([{"op": "set", "path": path, "value": {"x": 1}}])),
+            ..edit("alice", 3, 1, "")
+        };
+        assert_eq!(c.apply(deep, &[]).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn an_edit_that_would_pass_the_size_cap_is_refused_and_undone() {
+        let mut c = new_core();
+        c.config.max_doc_bytes = json_len(&c.doc) + 1_000;
+        c.apply(set_meta(1, 0, "a", json!("x".repeat(600))), &[])
+            .unwrap();
+        let before = serde_json::to_string(&c.doc).unwrap();
+        let r = c
+            .apply(set_meta(2, 1, "b", json!("y".repeat(600))), &[])
+            .unwrap_err();
+        assert_eq!(r.code, ErrorCode::TooLarge);
+        assert_eq!(serde_json::to_string(&c.doc).unwrap(), before);
+        assert_eq!((c.version, c.history.len()), (1, 1));
+        // Replacing the big value with a small one shrinks the document: room again.
+        c.apply(set_meta(3, 1, "a", json!("x")), &[]).unwrap();
+        c.apply(set_meta(4, 2, "b", json!("y".repeat(600))), &[])
+            .unwrap();
+        let drift = c.doc_bytes().abs_diff(json_len(&c.doc));
+        assert!(drift < 32, "the estimate follows the edits ({drift})");
+        // A suggestion is checked the same way.
+        let big = set_meta(5, 3, "c", json!("z".repeat(600))).ops;
+        assert_eq!(
+            c.try_apply(3, big, &[]).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn a_stale_edit_past_the_transform_budget_is_a_conflict_carrying_the_head() {
+        let mut c = new_core();
+        c.config.history_keep = 100;
+        for seq in 1..=20 {
+            let a = c.apply(edit("bob", seq, seq - 1, "b"), &[]).unwrap();
+            c.committed_through(a.version);
+        }
+        // 60 components × 20 versions behind = 1,200 pairs, past the budget of 1,000.
+        let many: Vec<_> = (0..60)
+            .map(|i| json!({"op": "set", "path": ["meta", format!("k{i}")], "value": i}))
+            .collect();
+        let stale = Edit {
+            ops: op(json!(many)),
+            ..edit("alice", 1, 0, "")
+        };
+        assert_eq!(c.transform_work(0, &stale.ops, None), 1_200);
+        let r = c.apply(stale, &[]).unwrap_err();
+        assert_eq!((r.code, r.version), (ErrorCode::Conflict, Some(20)));
+        assert_eq!(c.version, 20);
+        // The same edit rebased by its client onto the head is fine.
+        let fresh = Edit {
+            ops: op(json!(many)),
+            ..edit("alice", 1, 20, "")
+        };
+        assert_eq!(c.apply(fresh, &[]).unwrap().version, 21);
+        // Versions only the store holds count before they are read.
+        c.config.history_keep = 1;
+        c.committed_through(21);
+        assert_eq!(c.missing_history(0), Some((0, 20)));
+        // 20 versions unread (one each, at least) and version 21's 60 components.
+        assert_eq!(c.transform_work(0, &op(json!(many)), None), 60 * (20 + 60));
+    }
+
+    #[test]
+    fn a_session_holding_a_document_deeper_than_the_cap_still_loads() {
+        // What an older server let through: a 64-segment path holding a 124-level value.
+        let mut doc = serde_json::to_value(Value::new_document()).unwrap();
+        doc["meta"]["deep"] = nested(186);
+        let loaded = Loaded {
+            meta: meta(),
+            snapshot: Some(Snapshot {
+                version: 1,
+                state: serde_json::to_string(&doc).unwrap(),
+            }),
+            ops: vec![StoredOp {
+                version: 2,
+                user: "alice".into(),
+                client: "c".into(),
+                seq: 1,
+                ops: r#"[{"op":"set","path":["title"],"value":"t"}]"#.into(),
+            }],
+        };
+        let mut c: SessionCore<()> = SessionCore::load(Arc::from("s"), loaded, config()).unwrap();
+        assert_eq!(
+            (c.version, c.doc.depth(), title(&c)),
+            (2, 188, "t".to_owned())
+        );
+        // It stays editable where edits stay within the cap, and its snapshot reads back.
+        c.apply(edit("alice", 2, 2, "x"), &[]).unwrap();
+        let s = c.snapshot_if_moved().unwrap();
+        assert_eq!(Value::from_json_str(&s.state).unwrap(), c.doc);
     }
 
     #[test]

@@ -173,8 +173,16 @@ impl Actor {
             );
             return;
         }
-        let mut state = Some(doc.doc.clone());
-        let mut ops = None;
+        // A repeated join of a session this connection is in: it holds the state and gets
+        // every op after it (those not yet durable are queued ahead of this answer), so the
+        // answer is the head with no ops rather than a second copy of the document.
+        let previous = self
+            .participants
+            .get(&conn.id)
+            .map(|p| (p.from_version, p.ready));
+        let repeat = previous.is_some() && since.is_none();
+        let mut state = !repeat;
+        let mut ops = repeat.then(Vec::new);
         if let Some(since) = since {
             if since > version {
                 conn.error(
@@ -188,7 +196,7 @@ impl Actor {
                 match self.entries_after(since, version).await {
                     Ok(list) => {
                         ops = Some(list);
-                        state = None;
+                        state = false;
                     }
                     Err(e) => {
                         tracing::error!(session = %self.id, error = %e, "catch-up read failed");
@@ -208,13 +216,18 @@ impl Actor {
         let conn_id = conn.id;
         let name = conn.name.clone();
         self.presence.enter(&user, name.clone());
+        // A repeat without the state keeps getting the ops its state lacks.
+        let (from_version, ready) = match previous {
+            Some(p) if repeat => p,
+            _ => (version, false),
+        };
         self.participants.insert(
             conn.id,
             Participant {
                 conn,
                 client: Arc::from(client),
-                from_version: version,
-                ready: false,
+                from_version,
+                ready,
             },
         );
         let mut roster: Vec<WireParticipant> = Vec::new();
@@ -250,17 +263,22 @@ impl Actor {
             }
         }
         roster.sort_by(|a, b| a.user.cmp(&b.user));
+        let state = state.then(|| self.encoded_state());
+        let Some(doc) = &self.state else { return };
         let joined = ServerMessage::Joined {
             session: self.id.to_string(),
             version,
-            state,
+            state: None,
             role,
             participants: roster,
             ops,
             link_role: doc.meta.link_role,
             title: doc.meta.title.clone(),
         };
-        let frame = Utf8Bytes::from(encode_with_rid(&joined, rid.as_ref()));
+        let frame = Utf8Bytes::from(with_state(
+            encode_with_rid(&joined, rid.as_ref()),
+            state.as_deref(),
+        ));
         if !rejoin && !was_online {
             let ev = encode(&ServerMessage::ParticipantJoined {
                 session: self.id.to_string(),
@@ -283,6 +301,26 @@ impl Actor {
                 frame,
             },
         );
+    }
+
+    /// The head as JSON text. Joiners and HTTP reads of the same durable version share one
+    /// encoding instead of each copying and serializing the document; a durable version never
+    /// changes (only versions not yet durable roll back), so only those are cached.
+    pub(super) fn encoded_state(&mut self) -> Arc<str> {
+        let Some(core) = &self.state else {
+            return Arc::from("null");
+        };
+        if let Some((v, s)) = &self.state_json
+            && *v == core.version
+        {
+            return s.clone();
+        }
+        let s: Arc<str> =
+            Arc::from(serde_json::to_string(&core.doc).unwrap_or_else(|_| "null".to_owned()));
+        if core.settled() {
+            self.state_json = Some((core.version, s.clone()));
+        }
+        s
     }
 
     /// `{"version","user","ops"}` entries for versions `after+1 ..= head`.
@@ -539,5 +577,15 @@ impl Actor {
         if self.participants.is_empty() {
             self.idle_since = Instant::now();
         }
+    }
+}
+
+/// A `joined` frame encoded without its state, with `state` (JSON text) put in: the document is
+/// copied into the frame once, never into an intermediate tree.
+fn with_state(encoded: String, state: Option<&str>) -> String {
+    let Some(state) = state else { return encoded };
+    match encoded.strip_prefix('{') {
+        Some(rest) => format!("{{\"state\":{state},{rest}"),
+        None => encoded,
     }
 }

@@ -47,6 +47,8 @@ pub struct Sessions {
     pub(super) observers: std::sync::RwLock<Vec<Arc<dyn EditObserver>>>,
     /// Sessions created per user per hour.
     creations: crate::quota::Quotas,
+    /// Heavy rebases and applies running at once on the blocking pool (one per core).
+    pub(super) heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sessions {
@@ -80,6 +82,9 @@ impl Sessions {
             contributions: std::sync::OnceLock::new(),
             observers: std::sync::RwLock::new(Vec::new()),
             creations: crate::quota::Quotas::default(),
+            heavy: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         })
     }
 

@@ -193,6 +193,7 @@ impl Actor {
                     ),
                     retry_after_ms: None,
                     session: Some(self.id.to_string()),
+                    version: None,
                 }));
             }
             self.leave(id);

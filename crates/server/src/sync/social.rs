@@ -280,6 +280,9 @@ impl Actor {
                 code => crate::social::refuse(code, r.message),
             });
         }
+        if let Err(r) = core.check_work(base, ops, None) {
+            return Err(crate::social::refuse(r.code, r.message));
+        }
         let older = self
             .older_ops(base)
             .await
@@ -287,13 +290,21 @@ impl Actor {
         let Some(core) = &self.state else {
             return Ok(());
         };
-        core.try_apply(base, ops.clone(), &older)
-            .map_err(|r| match r.code {
-                ErrorCode::BadRequest => {
-                    crate::social::bad(format!("the suggested edit: {}", r.message))
-                }
-                code => crate::social::refuse(code, r.message),
-            })
+        // Suggestions take the edit's path: the same budget, and off the runtime when heavy.
+        let heavy = core.is_heavy(base, ops, &older, true);
+        let ops = ops.clone();
+        let checked = self
+            .with_core(heavy, move |core| core.try_apply(base, ops, &older))
+            .await
+            .ok_or_else(|| {
+                crate::social::refuse(ErrorCode::Internal, "session unavailable, join again")
+            })?;
+        checked.map_err(|r| match r.code {
+            ErrorCode::BadRequest => {
+                crate::social::bad(format!("the suggested edit: {}", r.message))
+            }
+            code => crate::social::refuse(code, r.message),
+        })
     }
 
     /// After edit `version` was applied: anchors follow their targets; the changes are stored

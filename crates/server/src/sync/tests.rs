@@ -345,3 +345,26 @@ async fn observers_hear_each_durable_edit_once_and_no_resend() {
         ]
     );
 }
+
+/// Heavy work leaves the async worker threads free: on a runtime of one worker, a task on that
+/// worker runs, and lets the work finish, while the work waits for it. Had the work run on the
+/// worker, the task could not run until the work gave up waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn heavy_work_runs_off_the_async_worker_threads() {
+    let permits = Arc::new(tokio::sync::Semaphore::new(1));
+    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let work = tokio::spawn(async move {
+        super::actor::off_runtime(&permits, (started, wait), |(started, wait)| {
+            let _ = std::mem::replace(started, tokio::sync::oneshot::channel().0).send(());
+            // Bounds only a failure: the test passes as soon as the other task runs.
+            wait.recv_timeout(Duration::from_secs(10)).is_ok()
+        })
+        .await
+    });
+    // Waits (without blocking) for the work to start, then lets it finish.
+    let other = tokio::spawn(async move { has_started.await.is_ok() && go.send(()).is_ok() });
+    assert!(other.await.unwrap());
+    let (_, released) = work.await.unwrap().unwrap();
+    assert!(released, "the work held the only worker thread");
+}

@@ -11,3 +11,4 @@ mod operator;
 mod presence;
 mod protocol;
 mod sharing;
+mod sync_limits;
