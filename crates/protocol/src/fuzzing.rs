@@ -31,13 +31,13 @@ pub fn check_frame(data: &[u8]) {
         && let Ok(c) = Comment::try_from(c)
     {
         let back = pb::MediaComment::try_from(&c).and_then(Comment::try_from);
-        assert_eq!(json(back), json(Ok(c)), "comment protobuf round trip");
+        assert_eq!(json(back), json(Ok::<_, ()>(c)), "comment protobuf round trip");
     }
     if let Ok(s) = pb::Suggestion::decode(data)
         && let Ok(s) = Suggestion::try_from(s)
     {
         let back = pb::Suggestion::try_from(&s).and_then(Suggestion::try_from);
-        assert_eq!(json(back), json(Ok(s)), "suggestion protobuf round trip");
+        assert_eq!(json(back), json(Ok::<_, ()>(s)), "suggestion protobuf round trip");
     }
 }
 

@@ -89,3 +89,12 @@ fn the_deepest_edit_a_frame_can_carry_decodes() {
     let deeper = frame.replacen("\"value\":", "\"value\":[", 1).replacen("}]}", "]}]}", 1);
     assert!(decode_client(&deeper).is_err());
 }
+
+/// Found by the `frame` target: serde_json's default float parser may round a long literal one
+/// ulp off, so a number re-encoded (shortest form) came back different and a client could
+/// hold a different number than the server. `float_roundtrip` parses exactly.
+#[test]
+fn repro_float_literals_round_trip_exactly() {
+    let frame = br#"{"type":"presence","session":"s1","data":{"wel":[1,21.0e300]}}"#;
+    check_frame(frame);
+}
