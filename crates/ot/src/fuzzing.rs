@@ -151,7 +151,12 @@ impl DocSpec {
         if let Some(Value::Obj(t)) = root.get_mut("timeline") {
             t.insert("tracks".into(), Value::Arr(tracks));
         }
-        let list = self.list.iter().take(6).map(|n| Value::Num(n.get())).collect();
+        let list = self
+            .list
+            .iter()
+            .take(6)
+            .map(|n| Value::Num(n.get()))
+            .collect();
         root.insert(
             "meta".into(),
             Value::obj([
@@ -215,30 +220,82 @@ pub enum RawNum {
 /// One component, described against the document's shape.
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Action {
-    TitleText { pos: u16, del: u8, word: Word },
-    NoteText { pos: u16, word: Word },
-    MetaSet { key: bool, n: Num },
+    TitleText {
+        pos: u16,
+        del: u8,
+        word: Word,
+    },
+    NoteText {
+        pos: u16,
+        word: Word,
+    },
+    MetaSet {
+        key: bool,
+        n: Num,
+    },
     MetaDel,
     MetaAdd(Num),
-    ListIns { at: u16, n: Num },
-    ListDel { at: u16 },
-    ListMov { from: u16, to: u16 },
-    ListSet { at: u16, n: Num },
-    LayerIns { at: u16, layer: LayerSpec },
-    LayerDel { at: u16 },
-    LayerMov { from: u16, to: u16 },
-    Layer { at: u16, edit: LayerEdit },
-    ClipIns { track: bool, at: u16, clip: ClipSpec },
-    ClipDel { track: bool, at: u16 },
-    ClipMov { track: bool, from: u16, to: u16 },
-    Clip { track: bool, at: u16, edit: ClipEdit },
+    ListIns {
+        at: u16,
+        n: Num,
+    },
+    ListDel {
+        at: u16,
+    },
+    ListMov {
+        from: u16,
+        to: u16,
+    },
+    ListSet {
+        at: u16,
+        n: Num,
+    },
+    LayerIns {
+        at: u16,
+        layer: LayerSpec,
+    },
+    LayerDel {
+        at: u16,
+    },
+    LayerMov {
+        from: u16,
+        to: u16,
+    },
+    Layer {
+        at: u16,
+        edit: LayerEdit,
+    },
+    ClipIns {
+        track: bool,
+        at: u16,
+        clip: ClipSpec,
+    },
+    ClipDel {
+        track: bool,
+        at: u16,
+    },
+    ClipMov {
+        track: bool,
+        from: u16,
+        to: u16,
+    },
+    Clip {
+        track: bool,
+        at: u16,
+        edit: ClipEdit,
+    },
     /// Replaces `meta.deep` with a chain of `{"d": …}` this many levels deep (up to
     /// [`MAX_VALUE_DEPTH`]).
-    Deep { levels: u8 },
+    Deep {
+        levels: u8,
+    },
     /// Sets `d` at the end of an existing `meta.deep.d.d…` chain (at most [`MAX_PATH_DEPTH`]
     /// segments) to a chain `levels` deep: together they build the deepest documents the wire
     /// allows (issue #15: ~190 levels).
-    DeepSet { at: u8, levels: u8 },
+    DeepSet {
+        at: u8,
+        levels: u8,
+    },
     Raw(RawComponent),
 }
 
@@ -319,7 +376,9 @@ impl Action {
             Action::LayerMov { from, to } if nl > 0 => {
                 Component::mov(layers.child(pick(from, nl)), pick(to, nl))
             }
-            Action::Layer { at, edit } if nl > 0 => layer_edit(d, layers.child(pick(at, nl)), edit)?,
+            Action::Layer { at, edit } if nl > 0 => {
+                layer_edit(d, layers.child(pick(at, nl)), edit)?
+            }
             Action::ClipIns { track: t, at, clip } => {
                 let p = track(t);
                 Component::ins(p.child(pick(at, len_at(d, &p) + 1)), clip.value())
@@ -421,7 +480,11 @@ fn layer_edit(d: &Value, lp: Path, edit: LayerEdit) -> Option<Component> {
 }
 
 fn clip_edit(d: &Value, cp: Path, edit: ClipEdit) -> Option<Component> {
-    let (start, inp, out) = (field(d, &cp, "start"), field(d, &cp, "in"), field(d, &cp, "out"));
+    let (start, inp, out) = (
+        field(d, &cp, "start"),
+        field(d, &cp, "in"),
+        field(d, &cp, "out"),
+    );
     Some(match edit {
         ClipEdit::Split { eighths, id } => {
             let at = start + f64::from(1 + eighths % 7) * (out - inp) / 8.0;
@@ -527,7 +590,10 @@ pub fn edit(u: &mut Unstructured, d: &Value, raw: bool) -> arbitrary::Result<Opt
 fn applied(d: &Value, op: &Op, what: &str) -> Value {
     let mut x = d.clone();
     if let Err(e) = op.apply(&mut x) {
-        panic!("{what} does not apply: {e}\n op: {}\n doc: {d}", op.to_json());
+        panic!(
+            "{what} does not apply: {e}\n op: {}\n doc: {d}",
+            op.to_json()
+        );
     }
     x
 }

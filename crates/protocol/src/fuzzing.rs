@@ -31,19 +31,29 @@ pub fn check_frame(data: &[u8]) {
         && let Ok(c) = Comment::try_from(c)
     {
         let back = pb::MediaComment::try_from(&c).and_then(Comment::try_from);
-        assert_eq!(json(back), json(Ok::<_, ()>(c)), "comment protobuf round trip");
+        assert_eq!(
+            json(back),
+            json(Ok::<_, ()>(c)),
+            "comment protobuf round trip"
+        );
     }
     if let Ok(s) = pb::Suggestion::decode(data)
         && let Ok(s) = Suggestion::try_from(s)
     {
         let back = pb::Suggestion::try_from(&s).and_then(Suggestion::try_from);
-        assert_eq!(json(back), json(Ok::<_, ()>(s)), "suggestion protobuf round trip");
+        assert_eq!(
+            json(back),
+            json(Ok::<_, ()>(s)),
+            "suggestion protobuf round trip"
+        );
     }
 }
 
 /// Compared as JSON, the form clients see: a NaN coordinate (protobuf allows one) is `null`
 /// on both sides instead of unequal to itself.
-fn json<T: serde::Serialize, E: std::fmt::Debug>(r: Result<T, E>) -> Result<serde_json::Value, String> {
+fn json<T: serde::Serialize, E: std::fmt::Debug>(
+    r: Result<T, E>,
+) -> Result<serde_json::Value, String> {
     r.map_err(|e| format!("{e:?}"))
         .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
 }

@@ -44,7 +44,9 @@ fn seeded(check: Check, seeds: u64, min_checked: u64) {
 
 /// Every file of `fuzz/corpus/<target>` (there must be some).
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("a directory entry").path())
@@ -126,7 +128,10 @@ fn the_deepest_documents_the_wire_allows_stay_workable() {
     let mut d = Value::new_document();
     for a in [
         Action::Deep { levels: 124 },
-        Action::DeepSet { at: 255, levels: 124 },
+        Action::DeepSet {
+            at: 255,
+            levels: 124,
+        },
     ] {
         let c = a.component(&d).expect("the action means something here");
         let op = Op::new(vec![c]);
@@ -149,7 +154,10 @@ fn the_deepest_documents_the_wire_allows_stay_workable() {
     // Concurrent edits at both ends of the chain transform and converge.
     let one = |a: Action| Op::new(vec![a.component(&d).expect("meaningful")]);
     let reset = one(Action::Deep { levels: 3 });
-    let deeper = one(Action::DeepSet { at: 255, levels: 124 });
+    let deeper = one(Action::DeepSet {
+        at: 255,
+        levels: 124,
+    });
     let (reset2, deeper2) = reset.transform_x(&deeper, Side::Left);
     assert_eq!(
         apply(&apply(&d, &reset), &deeper2),

@@ -49,7 +49,11 @@ fn frame_corpus() {
         .iter()
         .filter(|(_, d)| std::str::from_utf8(d).is_ok_and(|t| decode_client(t).is_ok()))
         .count();
-    assert!(decoded * 3 >= files.len(), "{decoded} of {} decode", files.len());
+    assert!(
+        decoded * 3 >= files.len(),
+        "{decoded} of {} decode",
+        files.len()
+    );
 }
 
 /// Random bytes, and each corpus frame with random bytes overwritten.
@@ -86,7 +90,9 @@ fn the_deepest_edit_a_frame_can_carry_decodes() {
     assert!(matches!(decoded.msg, ClientMessage::Op { .. }));
     check_frame(frame.as_bytes());
     // One level more and the parser refuses it.
-    let deeper = frame.replacen("\"value\":", "\"value\":[", 1).replacen("}]}", "]}]}", 1);
+    let deeper = frame
+        .replacen("\"value\":", "\"value\":[", 1)
+        .replacen("}]}", "]}]}", 1);
     assert!(decode_client(&deeper).is_err());
 }
 
