@@ -5,6 +5,8 @@ mod apply;
 mod component;
 mod delta;
 mod error;
+#[cfg(feature = "arbitrary")]
+pub mod fuzzing;
 mod op;
 pub mod orset;
 mod path;

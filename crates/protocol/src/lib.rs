@@ -3,6 +3,8 @@
 
 mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod message;
 mod path;
 pub mod social;

@@ -1,5 +1,6 @@
 //! One integration-test binary for montage-ot (fast to link on small machines).
 
+mod actions;
 mod delta;
 mod fuzz;
 mod laws;

@@ -1,0 +1,59 @@
+//! The frame-decoding check (feature `fuzzing`), shared by the cargo-fuzz target `frame` in
+//! `fuzz/` and the replay test below, so a crash found by either replays in the other.
+
+use prost::Message;
+
+use crate::social::{Comment, Suggestion, pb};
+use crate::{decode_client, decode_server};
+
+/// Decodes `data` every way a peer's bytes are decoded: as a client's JSON text frame, as a
+/// server's, and as the protobuf comment and suggestion. Nothing may panic; a client frame that
+/// decodes re-encodes (as the SDKs encode it) to a frame that decodes to the same message, and
+/// a protobuf comment or suggestion that converts converts back to the same value.
+pub fn check_frame(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(frame) = decode_client(text) {
+            let mut json = match serde_json::to_value(&frame.msg) {
+                Ok(j) => j,
+                Err(e) => panic!("a decoded frame did not encode: {e}"),
+            };
+            if let (Some(rid), Some(m)) = (&frame.rid, json.as_object_mut()) {
+                m.insert("rid".into(), rid.clone());
+            }
+            match decode_client(&json.to_string()) {
+                Ok(again) => assert_eq!(again, frame, "client frame round trip"),
+                Err(e) => panic!("a re-encoded frame did not decode: {e}\n {json}"),
+            }
+        }
+        let _ = decode_server(text);
+    }
+    if let Ok(c) = pb::MediaComment::decode(data)
+        && let Ok(c) = Comment::try_from(c)
+    {
+        let back = pb::MediaComment::try_from(&c).and_then(Comment::try_from);
+        assert_eq!(
+            json(back),
+            json(Ok::<_, ()>(c)),
+            "comment protobuf round trip"
+        );
+    }
+    if let Ok(s) = pb::Suggestion::decode(data)
+        && let Ok(s) = Suggestion::try_from(s)
+    {
+        let back = pb::Suggestion::try_from(&s).and_then(Suggestion::try_from);
+        assert_eq!(
+            json(back),
+            json(Ok::<_, ()>(s)),
+            "suggestion protobuf round trip"
+        );
+    }
+}
+
+/// Compared as JSON, the form clients see: a NaN coordinate (protobuf allows one) is `null`
+/// on both sides instead of unequal to itself.
+fn json<T: serde::Serialize, E: std::fmt::Debug>(
+    r: Result<T, E>,
+) -> Result<serde_json::Value, String> {
+    r.map_err(|e| format!("{e:?}"))
+        .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
+}
