@@ -10,4 +10,5 @@ mod media;
 mod operator;
 mod presence;
 mod protocol;
+mod rate;
 mod sharing;
