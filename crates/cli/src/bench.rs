@@ -479,16 +479,19 @@ async fn idle(
     )?;
     // Warm up: one connection, so runtime and allocator set-up are not counted.
     let mut warm = connect(addr, &token("warm")?).await?;
-    join(&mut warm, "idle-0", "warm").await?;
+    join(&mut warm, "warm", "warm").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = current_rss_kib(pid).context("reading server memory")?;
     let sessions = a.idle.div_ceil(20);
     let mut readers = Vec::with_capacity(a.idle);
     for i in 0..a.idle {
-        let mut ws = connect_from(addr, &token(&format!("idle{i}"))?, i)
+        // The 20 connections of a session are its owner's (who creates it by joining first):
+        // no grants needed, and within --connections-per-user.
+        let s = i % sessions;
+        let mut ws = connect_from(addr, &token(&format!("idle{s}"))?, i)
             .await
             .with_context(|| format!("connection {i}"))?;
-        join(&mut ws, &format!("idle-{}", i % sessions), &format!("c{i}")).await?;
+        join(&mut ws, &format!("idle-{s}"), &format!("c{i}")).await?;
         // Each client reads (and so answers pings) until the end, as a browser would.
         readers.push(tokio::spawn(async move {
             while let Some(Ok(_)) = ws.next().await {}
