@@ -51,10 +51,13 @@ pub struct BenchArgs {
     /// Seconds of load.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Instead of edits: open this many idle connections (each joined to a session) and report
-    /// the server's memory per connection.
+    /// Instead of edits: open this many idle connections (each joined to a session, 20 to a
+    /// session) and report the server's memory per connection and its CPU while they idle.
     #[arg(long, default_value_t = 0)]
     idle: usize,
+    /// Seconds over which --idle measures the server's CPU.
+    #[arg(long, default_value_t = 30.0)]
+    idle_secs: f64,
     /// Instead of edits: store this many ops in one session, unload it, and time joins that
     /// load it.
     #[arg(long, default_value_t = 0)]
@@ -343,6 +346,17 @@ async fn join(ws: &mut Ws, session: &str, client: &str) -> Result<serde_json::Va
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    if a.idle > 0 {
+        let n = raise_nofile();
+        if n < (a.idle as u64) * 2 + 64 {
+            eprintln!(
+                "note: {n} file descriptors per process (hard limit); {} connections need about {} \
+                 here and as many in the server",
+                a.idle,
+                a.idle + 64
+            );
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -370,6 +384,10 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             let mut extra: Vec<String> = Vec::new();
             if a.history > 0 {
                 extra.extend(["--idle-unload".into(), "0".into()]);
+            }
+            if a.idle > 0 {
+                // The server inherits the descriptor limit raised below; give it room for all.
+                extra.extend(["--max-connections".into(), (a.idle + 16).to_string()]);
             }
             if let Some(q) = a.send_queue {
                 extra.extend(["--send-queue".into(), q.to_string()]);
@@ -406,6 +424,50 @@ async fn run_async(a: BenchArgs) -> Result<()> {
     load(&a, &addrs, &pids, &token).await
 }
 
+/// Raises this process's soft descriptor limit to its hard limit (servers bench starts inherit
+/// it); returns the limit now in force.
+fn raise_nofile() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r = want;
+            }
+        }
+    }
+    r.rlim_cur as u64
+}
+
+/// A connection from local address 127.0.0.`k` when the server is on loopback: one source
+/// address has only ~28,000 ephemeral ports.
+async fn connect_from(addr: &str, token: &str, i: usize) -> Result<Ws> {
+    let server: std::net::SocketAddr = addr.parse().context("--idle needs HOST:PORT")?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if server.ip().is_loopback() {
+        let k = 1 + (i / 20_000) as u8;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, k], 0)))?;
+    }
+    let tcp = socket.connect(server).await?;
+    tcp.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{addr}/v1/ws?token={token}"),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await?;
+    Ok(ws)
+}
+
 async fn idle(
     a: &BenchArgs,
     addr: &str,
@@ -417,19 +479,29 @@ async fn idle(
     )?;
     // Warm up: one connection, so runtime and allocator set-up are not counted.
     let mut warm = connect(addr, &token("warm")?).await?;
-    join(&mut warm, "idle-0", "warm").await?;
+    join(&mut warm, "warm", "warm").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = current_rss_kib(pid).context("reading server memory")?;
-    let mut conns = Vec::with_capacity(a.idle);
+    let sessions = a.idle.div_ceil(20);
+    let mut readers = Vec::with_capacity(a.idle);
     for i in 0..a.idle {
-        let mut ws = connect(addr, &token(&format!("idle{i}"))?).await?;
-        join(&mut ws, &format!("idle-{}", i % 100), &format!("c{i}")).await?;
-        conns.push(ws);
+        // The 20 connections of a session are its owner's (who creates it by joining first):
+        // no grants needed, and within --connections-per-user.
+        let s = i % sessions;
+        let mut ws = connect_from(addr, &token(&format!("idle{s}"))?, i)
+            .await
+            .with_context(|| format!("connection {i}"))?;
+        join(&mut ws, &format!("idle-{s}"), &format!("c{i}")).await?;
+        // Each client reads (and so answers pings) until the end, as a browser would.
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = ws.next().await {}
+        }));
         if i.is_multiple_of(500) {
             eprint!("\ropened {i}/{}", a.idle);
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the joins' broadcasts settle before measuring.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let after = current_rss_kib(pid).context("reading server memory")?;
     eprintln!();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / a.idle as f64;
@@ -440,6 +512,19 @@ async fn idle(
         after,
         per / 1000.0
     );
+    let (cpu0, _) = proc_usage(pid).context("reading server CPU")?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(a.idle_secs)).await;
+    let (cpu1, _) = proc_usage(pid).context("reading server CPU")?;
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "server CPU while idle: {:.2} s over {wall:.1} s = {:.2} % of a core",
+        cpu1 - cpu0,
+        (cpu1 - cpu0) / wall * 100.0
+    );
+    for r in readers {
+        r.abort();
+    }
     Ok(())
 }
 

@@ -1,12 +1,18 @@
 //! Connection quality: the bandwidth tier (DESIGN §7) of each connection, measured by the server
 //! and capped by the client's own `quality` hint.
 //!
-//! The reader task samples its connection every [`SAMPLE_EVERY`]: the round trip of the last
+//! While there is traffic the reader task samples its connection every [`SAMPLE_EVERY`]: the
+//! round trip of the last
 //! WebSocket ping (or the age of one still unanswered — a reader that stopped reading never
 //! answers), how full the send queue is, and how many bytes/s the writer actually got onto the
 //! socket while it had a backlog. Each sample maps to a tier; the tier only changes after it held
 //! for several samples (faster down than up), so it does not flap. The effective tier is the
 //! worse of the measured one and the hint, and a change is announced with a `tier` message.
+//!
+//! A quiet connection (nothing sent since the last sample, no ping out, no tier streak) costs no
+//! timer work: the next sample is the sparse ping [`IDLE_PING`] after the last, or sooner when
+//! the writer reports traffic (`ConnLink::quiet`). Thousands of idle sockets then cost nothing
+//! but that ping.
 //! Everything here takes time as an argument, so it is tested without a clock.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,8 +26,10 @@ use crate::sync::{ConnLink, Outbound};
 
 /// How often a connection is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
-/// A ping goes out every this many samples (one second).
+/// A ping goes out every this many samples (one second) while there is traffic.
 pub const PING_EVERY: u32 = 4;
+/// How often a quiet connection is pinged (and sampled).
+pub const IDLE_PING: Duration = Duration::from_secs(30);
 /// Samples a worse tier must hold before the connection moves down to it.
 pub const DOWN_AFTER: u32 = 3;
 /// Samples a better tier must hold before the connection moves up, one step at a time.
@@ -143,6 +151,11 @@ impl QualityMonitor {
         (after != before).then_some(after)
     }
 
+    /// No streak is under way: another sample like the last changes nothing.
+    pub fn settled(&self) -> bool {
+        self.down.0 == 0 && self.up.0 == 0
+    }
+
     /// Feeds one sample; returns the new effective tier if it changed.
     pub fn observe(&mut self, s: &Sample) -> Option<Tier> {
         let before = self.tier();
@@ -185,6 +198,8 @@ pub struct Meter {
     ping: PingState,
     /// The writer's drained byte count at the last sample, and when.
     drained: (u64, Instant),
+    /// The last sample saw nothing to watch: the next one is the sparse ping.
+    quiet: bool,
 }
 
 impl Meter {
@@ -193,6 +208,7 @@ impl Meter {
             monitor: QualityMonitor::new(),
             ping: PingState::default(),
             drained: (0, now),
+            quiet: false,
         }
     }
 
@@ -206,6 +222,26 @@ impl Meter {
         self.ping.pong(payload, now);
     }
 
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Traffic: sample at the usual pace again.
+    pub fn wake(&mut self) {
+        self.quiet = false;
+    }
+
+    /// When to sample next: [`SAMPLE_EVERY`] after the last sample while there is something to
+    /// watch, else when the sparse ping is due.
+    pub fn next_sample(&self) -> Instant {
+        let soon = self.drained.1 + SAMPLE_EVERY;
+        if !self.quiet {
+            return soon;
+        }
+        let ping = self.ping.last_sent.unwrap_or(self.drained.1) + IDLE_PING;
+        soon.max(ping)
+    }
+
     /// One sample: maybe a ping into the send queue, then the tier from round trip, backlog and
     /// drain rate. Returns the new effective tier if it changed.
     pub fn sample(
@@ -214,7 +250,13 @@ impl Meter {
         link: &ConnLink,
         now: Instant,
     ) -> Option<Tier> {
-        if let Some(n) = self.ping.due(now)
+        // A quiet connection's sample is its sparse ping.
+        let ping = if self.quiet {
+            self.ping.now(now)
+        } else {
+            self.ping.due(now)
+        };
+        if let Some(n) = ping
             && tx.try_send(Outbound::Ping(n)).is_err()
         {
             self.ping.cancel();
@@ -222,11 +264,8 @@ impl Meter {
         let capacity = tx.max_capacity();
         let drained = link.drained.load(Relaxed);
         let dt = now.saturating_duration_since(self.drained.1).as_secs_f64();
-        let per_sec = if dt > 0.0 {
-            drained.saturating_sub(self.drained.0) as f64 / dt
-        } else {
-            0.0
-        };
+        let moved = drained.saturating_sub(self.drained.0);
+        let per_sec = if dt > 0.0 { moved as f64 / dt } else { 0.0 };
         self.drained = (drained, now);
         let s = Sample {
             rtt: self.ping.last_rtt,
@@ -235,7 +274,13 @@ impl Meter {
             capacity,
             drained_per_sec: per_sec,
         };
-        self.monitor.observe(&s)
+        let changed = self.monitor.observe(&s);
+        self.quiet = moved == 0
+            && s.backlog == 0
+            && s.unanswered.is_none()
+            && changed.is_none()
+            && self.monitor.settled();
+        changed
     }
 }
 
@@ -245,6 +290,8 @@ pub struct PingState {
     next: u64,
     outstanding: Option<(u64, Instant)>,
     pub last_rtt: Option<Duration>,
+    /// When the last ping went out.
+    pub last_sent: Option<Instant>,
     samples: u32,
 }
 
@@ -252,11 +299,20 @@ impl PingState {
     /// Whether to send a ping now, and its payload. One at a time.
     pub fn due(&mut self, now: Instant) -> Option<u64> {
         self.samples = self.samples.wrapping_add(1);
-        if self.outstanding.is_some() || !self.samples.is_multiple_of(PING_EVERY) {
+        if !self.samples.is_multiple_of(PING_EVERY) {
+            return None;
+        }
+        self.now(now)
+    }
+
+    /// A ping now, unless one is outstanding.
+    pub fn now(&mut self, now: Instant) -> Option<u64> {
+        if self.outstanding.is_some() {
             return None;
         }
         self.next += 1;
         self.outstanding = Some((self.next, now));
+        self.last_sent = Some(now);
         Some(self.next)
     }
 
@@ -441,5 +497,40 @@ mod tests {
         p.pong(&n.to_be_bytes(), t0 + Duration::from_millis(30));
         assert_eq!(p.last_rtt, Some(Duration::from_millis(30)));
         assert_eq!(p.unanswered(t0), None);
+    }
+
+    #[test]
+    fn a_quiet_connection_is_sampled_only_for_its_sparse_ping() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let link = ConnLink::default();
+        let t0 = Instant::now();
+        let mut m = Meter::new(t0);
+        // Traffic since the start: sampled again soon.
+        link.drained.fetch_add(100, Relaxed);
+        let t1 = m.next_sample();
+        assert_eq!(t1, t0 + SAMPLE_EVERY);
+        assert_eq!(m.sample(&tx, &link, t1), None);
+        assert!(!m.is_quiet());
+        // Nothing moved: quiet until the sparse ping is due.
+        let t2 = m.next_sample();
+        assert_eq!(m.sample(&tx, &link, t2), None);
+        assert!(m.is_quiet());
+        let t3 = m.next_sample();
+        assert_eq!(t3, t2 + IDLE_PING);
+        assert!(rx.try_recv().is_err(), "no ping yet");
+        // The sparse sample pings, and waits for the pong at the usual pace.
+        m.sample(&tx, &link, t3);
+        let Ok(Outbound::Ping(n)) = rx.try_recv() else {
+            panic!("no ping")
+        };
+        assert!(!m.is_quiet());
+        assert_eq!(m.next_sample(), t3 + SAMPLE_EVERY);
+        m.pong(&n.to_be_bytes(), t3 + Duration::from_millis(3));
+        m.sample(&tx, &link, t3 + SAMPLE_EVERY);
+        assert!(m.is_quiet());
+        assert_eq!(m.next_sample(), t3 + IDLE_PING);
+        // Traffic wakes it.
+        m.wake();
+        assert_eq!(m.next_sample(), t3 + SAMPLE_EVERY * 2);
     }
 }

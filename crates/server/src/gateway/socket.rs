@@ -28,7 +28,7 @@ use crate::App;
 use crate::api::bearer;
 use crate::auth::Claims;
 use crate::clock::now_secs;
-use crate::gateway::limits::{ConnLimiter, Verdict, worst};
+use crate::gateway::limits::{ConnLimiter, Cost, Verdict, is_edit};
 use crate::gateway::quality::Meter;
 use crate::media::live::{PreviewTier, preview_loop};
 use crate::sync::ConnLink;
@@ -268,6 +268,10 @@ async fn write_loop(
             _ = reader_done.cancelled() => break,
             m = rx.recv() => m,
         };
+        // A frame for a quiet connection: its reader measures again.
+        if link.quiet.swap(false, Relaxed) {
+            link.wake.notify_one();
+        }
         let first = match next {
             Some(Outbound::Frame(f)) => {
                 link.release_queue_bytes(f.len());
@@ -352,8 +356,11 @@ impl Reader {
     async fn run(&mut self, stream: &mut SplitStream<WebSocket>, kill: &CancellationToken) -> End {
         let shutdown = self.app.shutdown.clone();
         let link = self.link.clone();
-        let mut sample = tokio::time::interval(crate::gateway::quality::SAMPLE_EVERY);
-        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // One sampling timer, re-armed only when the meter's next sample moves: at the usual
+        // pace while there is traffic, at the sparse ping when quiet.
+        let mut sample_at = self.meter.next_sample();
+        let sample = tokio::time::sleep_until(sample_at.into());
+        tokio::pin!(sample);
         // One timer per connection, re-armed when `auth` brings a new expiry: first it sends
         // `token_expiring`, then at `exp` it closes the socket (a connection that only listens
         // must not keep receiving on an expired token).
@@ -372,6 +379,13 @@ impl Reader {
             // Idle connections (no session, no preview subscription) are not sampled: no timer
             // work per socket.
             let sampling = !self.joined.is_empty() || !self.link.previews().is_empty();
+            if self.meter.is_quiet() && !link.quiet.load(Relaxed) {
+                self.meter.wake();
+            }
+            if self.meter.next_sample() != sample_at {
+                sample_at = self.meter.next_sample();
+                sample.as_mut().reset(sample_at.into());
+            }
             let next = tokio::select! {
                 biased;
                 _ = kill.cancelled() => return End::Gone,
@@ -392,7 +406,7 @@ impl Reader {
                     expiring.as_mut().reset(expire_at(self.exp));
                     continue;
                 }
-                _ = sample.tick(), if sampling => {
+                _ = &mut sample, if sampling => {
                     self.sample();
                     continue;
                 }
@@ -405,7 +419,7 @@ impl Reader {
                     None
                 }
                 Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
-                Some(Ok(Message::Binary(b))) => match self.limit(b.len()) {
+                Some(Ok(Message::Binary(b))) => match self.limit(Cost::frame(b.len()), true, None) {
                     Err(end) => end,
                     Ok(()) => {
                         self.error(
@@ -438,7 +452,14 @@ impl Reader {
     }
 
     fn sample(&mut self) {
-        if let Some(t) = self.meter.sample(&self.tx, &self.link, Instant::now()) {
+        // Quiet unless the sample finds something: a frame the writer takes from here on
+        // clears the flag and wakes the reader.
+        self.link.quiet.store(true, Relaxed);
+        let changed = self.meter.sample(&self.tx, &self.link, Instant::now());
+        if !self.meter.is_quiet() {
+            self.link.quiet.store(false, Relaxed);
+        }
+        if let Some(t) = changed {
             self.set_tier(t, None);
         }
     }
@@ -494,52 +515,54 @@ impl Reader {
         }
     }
 
-    fn limit(&mut self, len: usize) -> Result<(), Option<End>> {
+    /// Admits (`take`) or only checks a frame against this connection's and its user's buckets.
+    fn limit(&mut self, cost: Cost, take: bool, rid: Option<&Json>) -> Result<(), Option<End>> {
         let now = Instant::now();
-        let mine = self.limiter.frame(len, now);
-        let theirs = self
-            .user_limiter
-            .lock()
-            .map_or(Verdict::Allow, |mut u| u.frame(len, now));
-        self.verdict(worst(mine, theirs), None)
+        let mut user = self.user_limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let v = if take {
+            self.limiter.admit(Some(&mut user), cost, now)
+        } else {
+            self.limiter.check(Some(&mut user), cost, now)
+        };
+        drop(user);
+        self.verdict(v, rid)
     }
 
     async fn on_text(&mut self, text: &str) -> Option<End> {
-        if let Err(end) = self.limit(text.len()) {
+        // A frame the buckets refuse anyway is not decoded; one that fits is decoded before it
+        // is admitted, because edit-like frames also need the edit rate, and a refused frame
+        // takes nothing from any bucket.
+        if let Err(end) = self.limit(Cost::frame(text.len()), false, None) {
             return end;
         }
         let max = self.app.config.limits.max_frame_bytes;
-        if text.len() > max {
+        let decoded = (text.len() <= max).then(|| decode_client(text));
+        let (cost, rid) = match &decoded {
+            Some(Ok(f)) if is_edit(&f.msg) => (Cost::edit(text.len()), f.rid.as_ref()),
+            _ => (Cost::frame(text.len()), None),
+        };
+        if let Err(end) = self.limit(cost, true, rid) {
+            return end;
+        }
+        let Some(decoded) = decoded else {
             self.error(
                 ErrorCode::TooLarge,
                 format!("frames are limited to {max} bytes"),
                 None,
             );
             return None;
-        }
+        };
         if now_secs() >= self.exp {
             self.error(ErrorCode::Unauthorized, "token expired", None);
             return Some(self.close(CLOSE_POLICY, "token expired"));
         }
-        let frame = match decode_client(text) {
+        let frame = match decoded {
             Ok(f) => f,
             Err(r) => {
                 self.error(r.error.code(), r.error.to_string(), r.rid.as_ref());
                 return None;
             }
         };
-        if matches!(frame.msg, ClientMessage::Op { .. }) {
-            let now = Instant::now();
-            let mine = self.limiter.edit(now);
-            let theirs = self
-                .user_limiter
-                .lock()
-                .map_or(Verdict::Allow, |mut u| u.edit(now));
-            let v = worst(mine, theirs);
-            if let Err(end) = self.verdict(v, frame.rid.as_ref()) {
-                return end;
-            }
-        }
         self.dispatch(frame).await
     }
 

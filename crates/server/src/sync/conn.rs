@@ -3,7 +3,7 @@
 //! paced presence).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -166,11 +166,15 @@ pub struct ConnLink {
     tier: AtomicU8,
     pub drained: AtomicU64,
     pub outbox: Mutex<Outbox>,
-    /// Woken when the outbox holds a first value, so the reader schedules its flush.
+    /// Woken when the outbox holds a first value, so the reader schedules its flush, and when
+    /// a frame reaches the writer of a `quiet` connection.
     pub wake: Notify,
     /// Bytes of frames queued for the writer, and how many may be (`send_queue_bytes`).
     queued_bytes: AtomicUsize,
     queue_budget: AtomicUsize,
+    /// Set by the reader while it measures nothing (no per-connection timer work); the writer
+    /// clears it and wakes the reader when a frame comes.
+    pub quiet: AtomicBool,
     /// The token's `sessions` scope, replaced when the client refreshes its token.
     scope: Mutex<Option<Arc<Scope>>>,
     /// Live preview subscriptions: session → what stops its pacing task. Shared so a session
@@ -187,6 +191,7 @@ impl Default for ConnLink {
             wake: Notify::new(),
             queued_bytes: AtomicUsize::new(0),
             queue_budget: AtomicUsize::new(usize::MAX),
+            quiet: AtomicBool::new(false),
             scope: Mutex::new(None),
             previews: Mutex::new(HashMap::new()),
         }

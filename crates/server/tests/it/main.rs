@@ -10,5 +10,6 @@ mod media;
 mod operator;
 mod presence;
 mod protocol;
+mod rate;
 mod sharing;
 mod sync_limits;
