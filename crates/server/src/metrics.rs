@@ -26,6 +26,10 @@ pub struct Metrics {
     pub tier_up_total: IntCounter,
     /// Edits sequenced again after another node committed their version first.
     pub conflict_retries_total: IntCounter,
+    /// Sessions watched by live preview subscriptions on this node.
+    pub preview_watches: IntGauge,
+    /// HTTP requests refused by the per-user (or per-address) request rate.
+    pub http_rate_limited_total: IntCounter,
     ack_latency: Histogram,
 }
 
@@ -92,6 +96,14 @@ impl Default for Metrics {
             conflict_retries_total: counter(
                 "montage_conflict_retries_total",
                 "Edits sequenced again because another node committed their version first.",
+            ),
+            preview_watches: gauge(
+                "montage_preview_watches",
+                "Sessions watched by live preview subscriptions.",
+            ),
+            http_rate_limited_total: counter(
+                "montage_http_rate_limited_total",
+                "HTTP requests refused by the per-user request rate.",
             ),
             ack_latency,
             registry,
