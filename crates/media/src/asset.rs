@@ -20,6 +20,13 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Longest side in pixels. Default 32 768 (wide panoramas; also the JPEG/WebP practical limit).
     pub max_side: u32,
+    /// Pixels any image may have whatever its file size. Default 16 MP (a 4K frame fits twice).
+    pub free_pixels: u64,
+    /// Past `free_pixels`, pixels allowed per byte of file, so decoding costs CPU in proportion to
+    /// what was uploaded: a 95 KiB PNG declaring 10000×10000 (1,000 pixels a byte, 1.2 s of CPU)
+    /// is refused from its header. Default 256: photos carry 2–16 pixels a byte, flat graphics
+    /// rarely more than a couple of hundred.
+    pub pixels_per_byte: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +35,8 @@ impl Default for Limits {
             max_bytes: 50 * 1024 * 1024,
             max_pixels: 110_000_000,
             max_side: 32_768,
+            free_pixels: 16_000_000,
+            pixels_per_byte: 256,
         }
     }
 }
@@ -116,7 +125,7 @@ pub fn peek(bytes: &[u8], limits: &Limits) -> Result<AssetInfo, MediaError> {
         .into_decoder()
         .map_err(|e| map_err(e, format, None, limits))?;
     let (w, h) = decoder.dimensions();
-    check_dims(w, h, limits)?;
+    check_dims(w, h, bytes.len() as u64, limits)?;
     let (width, height) = oriented(w, h, decoder.orientation().ok());
     Ok(AssetInfo {
         kind: AssetKind::Image,
@@ -146,7 +155,7 @@ pub fn decode_with_info(
         .into_decoder()
         .map_err(|e| map_err(e, format, None, limits))?;
     let (w, h) = decoder.dimensions();
-    check_dims(w, h, limits)?;
+    check_dims(w, h, bytes.len() as u64, limits)?;
     // Decoders forgive a missing tail (zune-jpeg fills it with grey; png stops after the last
     // IDAT), so a file that lacks its end marker is refused here.
     let complete = match format {
@@ -188,7 +197,7 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Format, Reader<'a>), Me
     // PNG declares its size at a fixed offset: check it before any decoder allocates.
     if format == Format::Png {
         if let Some((w, h)) = png_ihdr(bytes) {
-            check_dims(w, h, limits)?;
+            check_dims(w, h, bytes.len() as u64, limits)?;
         } else {
             return Err(MediaError::Truncated { format });
         }
@@ -203,10 +212,17 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Format, Reader<'a>), Me
     Ok((format, reader))
 }
 
-fn check_dims(w: u32, h: u32, limits: &Limits) -> Result<(), MediaError> {
-    let too_big = w > limits.max_side
-        || h > limits.max_side
-        || u64::from(w) * u64::from(h) > limits.max_pixels;
+/// The most pixels a file of `len` bytes may declare: CPU to decode grows with pixels.
+pub fn pixel_limit(len: u64, limits: &Limits) -> u64 {
+    len.saturating_mul(limits.pixels_per_byte)
+        .max(limits.free_pixels)
+        .min(limits.max_pixels)
+}
+
+fn check_dims(w: u32, h: u32, len: u64, limits: &Limits) -> Result<(), MediaError> {
+    let limit_pixels = pixel_limit(len, limits);
+    let too_big =
+        w > limits.max_side || h > limits.max_side || u64::from(w) * u64::from(h) > limit_pixels;
     if w == 0 || h == 0 {
         return Err(MediaError::Invalid {
             what: "image",
@@ -217,7 +233,7 @@ fn check_dims(w: u32, h: u32, limits: &Limits) -> Result<(), MediaError> {
         return Err(MediaError::TooManyPixels {
             width: w,
             height: h,
-            limit_pixels: limits.max_pixels,
+            limit_pixels,
             limit_side: limits.max_side,
         });
     }

@@ -29,6 +29,8 @@ pub struct Config {
     pub max_commit_batch: usize,
     pub limits: Limits,
     pub media: MediaConfig,
+    /// The HTTP listener's and API's limits.
+    pub http: HttpLimits,
     /// `postgres://…`: share this PostgreSQL store with other nodes instead of SQLite.
     pub database_url: Option<String>,
     /// Connections in the PostgreSQL pool.
@@ -65,6 +67,7 @@ impl Config {
             max_commit_batch: 1_024,
             limits: Limits::default(),
             media: MediaConfig::default(),
+            http: HttpLimits::default(),
             database_url: None,
             database_pool: crate::store::postgres::DEFAULT_POOL,
             nats_url: None,
@@ -146,6 +149,7 @@ impl fmt::Debug for Config {
             max_commit_batch,
             limits,
             media,
+            http,
             database_url,
             database_pool,
             nats_url,
@@ -169,6 +173,7 @@ impl fmt::Debug for Config {
             .field("max_commit_batch", max_commit_batch)
             .field("limits", limits)
             .field("media", media)
+            .field("http", http)
             .field("database_url", &url(database_url))
             .field("database_pool", database_pool)
             .field("nats_url", &url(nats_url))
@@ -247,6 +252,34 @@ impl Default for Limits {
     }
 }
 
+/// Bounds of the HTTP listener and API (DESIGN §9.2).
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Open sockets: past it accept waits (the kernel's backlog holds newcomers). A socket that
+    /// becomes a WebSocket leaves this count for `Limits::max_connections`.
+    pub max_sockets: usize,
+    /// A request's headers (and an idle keep-alive socket's next request) must arrive within this.
+    pub header_timeout: Duration,
+    /// A request body must be read within this, counted from when the handler starts reading it
+    /// (an upload waiting for its permit has not started).
+    pub body_timeout: Duration,
+    /// Requests per second per user (by token subject; by peer address without a token).
+    pub requests_per_sec: f64,
+    pub requests_burst: f64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            max_sockets: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(300),
+            requests_per_sec: 50.0,
+            requests_burst: 200.0,
+        }
+    }
+}
+
 /// Bounds of the media processor: uploads, decoded assets, renders.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -266,6 +299,15 @@ pub struct MediaConfig {
     /// kept per asset, least-recently-used beyond this many bytes, so scrubbing a timeline
     /// doesn't download the video again for every frame.
     pub frame_copy_bytes: u64,
+    /// Uploads at once, each holding its permit from before its body is read until it is
+    /// stored: bounds upload memory at `max_uploads × intake.max_bytes` (plus decodes).
+    pub max_uploads: usize,
+    /// Image decodes of uploads at once: permits of their own, so uploads can't starve renders.
+    pub max_upload_decodes: usize,
+    /// Assets one user may keep (counted from the store's records, so across nodes).
+    pub assets_per_user: u64,
+    /// Bytes of assets one user may keep.
+    pub asset_bytes_per_user: u64,
 }
 
 impl Default for MediaConfig {
@@ -277,6 +319,10 @@ impl Default for MediaConfig {
             preview_cache_bytes: 64 * 1024 * 1024,
             max_probes: 2,
             frame_copy_bytes: 1024 * 1024 * 1024,
+            max_uploads: 4,
+            max_upload_decodes: 1,
+            assets_per_user: 10_000,
+            asset_bytes_per_user: 10 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -9,8 +9,9 @@ use clap::Args;
 use montage_protocol::Role;
 
 use crate::collaboration::SharingConfig;
+use crate::config::HttpLimits;
 use crate::error::{Error, Result};
-use crate::{Config, Limits};
+use crate::{Config, Limits, MediaConfig};
 
 /// (No `Debug` here or on the other flag structs: they hold secrets and URLs with passwords;
 /// [`Config`]'s `Debug` redacts them.)
@@ -97,6 +98,8 @@ pub struct ServeArgs {
     pub nats_url: Option<String>,
     #[command(flatten)]
     pub sharing: SharingArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Where asset bytes go: `s3://bucket/prefix` (credentials from AWS_* variables) or
     /// `file:///dir`; default DATA_DIR/assets.
     #[arg(long, env = "MONTAGE_BLOB_URL")]
@@ -153,6 +156,7 @@ impl ServeArgs {
         config.database_pool = self.database_pool;
         config.nats_url = self.nats_url.clone();
         self.sharing.apply(&mut config.sharing)?;
+        self.http.apply(&mut config);
         config.blob_url = self.blob_url.clone();
         config.dev = self.dev;
         config.dev_allow_remote = self.dev_allow_remote;
@@ -244,5 +248,51 @@ impl SharingArgs {
         t.backoff_max = Duration::from_millis(self.task_backoff_max_ms.max(self.task_backoff_ms));
         t.lease = Duration::from_millis(self.task_lease_ms.max(self.webhook_timeout_ms + 1_000));
         Ok(())
+    }
+}
+
+/// `montage serve` flags bounding HTTP: sockets, read timeouts, request rates, uploads and the
+/// per-user asset quota (DESIGN §9.2).
+#[derive(Args)]
+pub struct HttpArgs {
+    /// Open sockets (HTTP, and WebSockets until upgraded); past it new ones wait to be accepted.
+    #[arg(long, env = "MONTAGE_MAX_SOCKETS", default_value_t = HttpLimits::default().max_sockets)]
+    pub max_sockets: usize,
+    /// Milliseconds a client has to send a request's headers (and an idle socket its next request).
+    #[arg(long, env = "MONTAGE_HEADER_TIMEOUT_MS", default_value_t = ms(HttpLimits::default().header_timeout))]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a request body may take to arrive once the server starts reading it.
+    #[arg(long, env = "MONTAGE_BODY_TIMEOUT_MS", default_value_t = ms(HttpLimits::default().body_timeout))]
+    pub body_timeout_ms: u64,
+    /// HTTP requests per second per user (by peer address without a token); burst 4×.
+    #[arg(long, env = "MONTAGE_REQUESTS_PER_SEC", default_value_t = HttpLimits::default().requests_per_sec)]
+    pub requests_per_sec: f64,
+    /// Uploads at once (each holds its permit from before its body is read until it is stored).
+    #[arg(long, env = "MONTAGE_MAX_UPLOADS", default_value_t = MediaConfig::default().max_uploads)]
+    pub max_uploads: usize,
+    /// Assets one user may keep.
+    #[arg(long, env = "MONTAGE_ASSETS_PER_USER", default_value_t = MediaConfig::default().assets_per_user)]
+    pub assets_per_user: u64,
+    /// Bytes of assets one user may keep.
+    #[arg(long, env = "MONTAGE_ASSET_BYTES_PER_USER", default_value_t = MediaConfig::default().asset_bytes_per_user)]
+    pub asset_bytes_per_user: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl HttpArgs {
+    pub fn apply(&self, config: &mut Config) {
+        let h = &mut config.http;
+        h.max_sockets = self.max_sockets.max(1);
+        h.header_timeout = Duration::from_millis(self.header_timeout_ms.max(1));
+        h.body_timeout = Duration::from_millis(self.body_timeout_ms.max(1));
+        h.requests_per_sec = self.requests_per_sec;
+        h.requests_burst = self.requests_per_sec * 4.0;
+        let m = &mut config.media;
+        m.max_uploads = self.max_uploads.max(1);
+        m.assets_per_user = self.assets_per_user;
+        m.asset_bytes_per_user = self.asset_bytes_per_user;
     }
 }

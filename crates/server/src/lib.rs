@@ -217,16 +217,14 @@ pub async fn run_node(
         shutdown.await;
         trigger.cancel();
     });
-    // Small frames (acks, cursor moves) must leave at once: Nagle plus delayed ACKs would hold
-    // them for ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY failed");
-        }
-    });
-    let served = axum::serve(listener, gateway::router(app.clone()))
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .await;
+    let limits = app.config.http.clone();
+    let served = gateway::listener::serve(
+        listener,
+        gateway::router(app.clone()),
+        &limits,
+        cancel.clone(),
+    )
+    .await;
     // The listener is closed. Sockets watch `cancel` and close with 1001; then every session
     // flushes its pending writes and snapshots before the store closes.
     cancel.cancel();

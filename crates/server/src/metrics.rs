@@ -28,6 +28,10 @@ pub struct Metrics {
     pub conflict_retries_total: IntCounter,
     /// Rebases, applies and document copies handed to the blocking pool (DESIGN §9.2).
     pub heavy_work_total: IntCounter,
+    /// Sessions watched by live preview subscriptions on this node.
+    pub preview_watches: IntGauge,
+    /// HTTP requests refused by the per-user (or per-address) request rate.
+    pub http_rate_limited_total: IntCounter,
     ack_latency: Histogram,
 }
 
@@ -98,6 +102,14 @@ impl Default for Metrics {
             heavy_work_total: counter(
                 "montage_heavy_work_total",
                 "Edits and suggestions transformed or applied on the blocking pool.",
+            ),
+            preview_watches: gauge(
+                "montage_preview_watches",
+                "Sessions watched by live preview subscriptions.",
+            ),
+            http_rate_limited_total: counter(
+                "montage_http_rate_limited_total",
+                "HTTP requests refused by the per-user request rate.",
             ),
             ack_latency,
             registry,

@@ -2,7 +2,9 @@
 //! reader and writer, rate limits and connection quality (bandwidth tiers).
 
 pub mod limits;
+pub mod listener;
 pub mod quality;
+pub mod requests;
 mod routes;
 pub mod socket;
 pub mod webapp;

@@ -11,6 +11,7 @@ use axum::routing::get;
 use crate::App;
 
 pub fn router(app: Arc<App>) -> Router {
+    let rates = Arc::new(super::requests::RequestRates::new(&app.config.http));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -19,6 +20,10 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::social::http::routes())
         .merge(crate::media::http::routes())
         .merge(super::webapp::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            (app.clone(), rates),
+            super::requests::limit,
+        ))
         .with_state(app)
 }
 

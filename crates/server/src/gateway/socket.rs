@@ -594,15 +594,20 @@ impl Reader {
             Some(t) => PreviewTier::Fixed(t),
             None => PreviewTier::Follow(self.tier_tx.subscribe()),
         };
-        // Watch first, then read: an edit committed in between is seen by the watch.
-        let versions = self.app.sessions.watch_versions(&session);
-        let version = match self
-            .app
-            .sessions
-            .state(&session, &self.handle.principal())
-            .await
-        {
-            Ok((version, _)) => version,
+        // Access first: nothing is registered for a session this user may not see (or that
+        // does not exist). Then watch, then read: an edit committed in between is seen by the
+        // watch. A watch dropped on the way out takes its entry with it.
+        let who = self.handle.principal();
+        let read = match self.may_view(&session, &who).await {
+            Ok(()) => {
+                let versions = self.app.sessions.watch_versions(&session);
+                let state = self.app.sessions.state(&session, &who).await;
+                state.map(|(version, _)| (versions, version))
+            }
+            Err(code) => Err(code),
+        };
+        let (versions, version) = match read {
+            Ok(r) => r,
             Err(code) => {
                 let message = match code {
                     ErrorCode::NotFound => format!("no session {session}"),
@@ -627,6 +632,27 @@ impl Reader {
             rid,
             stop,
         ));
+    }
+
+    /// Whether `who` may view `session`, from the store's record (loads nothing).
+    async fn may_view(
+        &self,
+        session: &str,
+        who: &crate::access::Principal,
+    ) -> Result<(), ErrorCode> {
+        let meta = match self.app.store.meta(session).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(ErrorCode::NotFound),
+            Err(e) => {
+                tracing::error!(session, error = %e, "meta read failed");
+                return Err(ErrorCode::Internal);
+            }
+        };
+        if crate::access::check_permission(&meta, session, who, montage_protocol::Role::Viewer) {
+            Ok(())
+        } else {
+            Err(ErrorCode::Forbidden)
+        }
     }
 
     /// `auth`: the client's new token replaces the connection's (same user only). A changed

@@ -3,7 +3,9 @@
 //! a small semaphore (ffprobe on uploads under its own); decoded assets, encoded previews and
 //! temporary copies of remote videos are cached, all bounded in bytes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -28,6 +30,11 @@ use crate::store::AssetRecord;
 
 /// Longest `X-Montage-Warnings` header; the rest is cut (the full list is in the log).
 const MAX_WARNINGS_HEADER: usize = 2048;
+/// How long a preview that came with warnings (a missing asset may be uploaded any moment) is
+/// answered again instead of rendered again.
+pub const WARNED_PREVIEW_TTL: Duration = Duration::from_secs(5);
+/// Users remembered by the per-user render turns before idle ones are swept.
+const MAX_RENDERERS: usize = 10_000;
 
 /// What the media endpoints share.
 pub struct Media {
@@ -38,6 +45,17 @@ pub struct Media {
     work: Arc<Semaphore>,
     /// Permits for ffprobe runs on uploads, apart from `work`: uploads can't starve previews.
     probes: Arc<Semaphore>,
+    /// Permits for uploads, taken before the body is read and held until it is stored.
+    uploads: Arc<Semaphore>,
+    /// Permits for image decodes of uploads, apart from `work`: uploads can't starve previews.
+    decodes: Arc<Semaphore>,
+    /// Previews that came with warnings, kept for [`WARNED_PREVIEW_TTL`].
+    warned: ByteLru<Arc<Warned>>,
+    /// The per-user asset quota: count and bytes.
+    quota: (u64, u64),
+    /// One render at a time per user, waiting or running: one user's stream of uncacheable
+    /// previews queues behind itself, not in front of everyone else's.
+    renderers: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Local copies of remote blobs for ffmpeg (frame requests).
     copies: TempCopies,
     pub intake: Limits,
@@ -69,13 +87,55 @@ impl Media {
             previews: PreviewCache::new(config.preview_cache_bytes),
             work: Arc::new(Semaphore::new(config.max_renders.max(1))),
             probes: Arc::new(Semaphore::new(config.max_probes.max(1))),
+            uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
+            decodes: Arc::new(Semaphore::new(config.max_upload_decodes.max(1))),
+            warned: ByteLru::new((config.preview_cache_bytes / 4) as u64),
+            quota: (config.assets_per_user, config.asset_bytes_per_user),
+            renderers: std::sync::Mutex::new(HashMap::new()),
             copies: TempCopies::new(config.frame_copy_bytes),
             intake: config.intake,
         }
     }
 
-    async fn permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        acquire(&self.work).await
+    /// A render permit for `user`, after any render of theirs before it.
+    async fn permit(&self, user: &str) -> Result<[OwnedSemaphorePermit; 2], AppError> {
+        let turn = {
+            let mut m = self.renderers.lock().unwrap_or_else(|p| p.into_inner());
+            if m.len() >= MAX_RENDERERS {
+                // Users with no render waiting or running.
+                m.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            m.entry(user.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone()
+        };
+        let turn = acquire(&turn).await?;
+        Ok([turn, acquire(&self.work).await?])
+    }
+}
+
+/// A preview rendered with warnings, and when.
+struct Warned {
+    preview: Arc<Preview>,
+    warnings: Vec<Warning>,
+    at: tokio::time::Instant,
+}
+
+fn warned_key(id: &str, version: u64, tier: Tier) -> String {
+    format!("{id}\0{version}\0{}", tier.as_str())
+}
+
+impl Media {
+    /// A preview with warnings of this version and tier rendered less than
+    /// [`WARNED_PREVIEW_TTL`] ago.
+    fn warned(&self, id: &str, version: u64, tier: Tier) -> Option<Arc<Warned>> {
+        let key = warned_key(id, version, tier);
+        let w = self.warned.get(&key)?;
+        if w.at.elapsed() < WARNED_PREVIEW_TTL {
+            return Some(w);
+        }
+        self.warned.remove(&key);
+        None
     }
 }
 
@@ -172,17 +232,22 @@ pub async fn upload(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
+    check_quota(&app, &claims.sub, declared.unwrap_or(0)).await?;
+    // The permit comes before the body: waiting uploads hold a socket, not their bytes.
+    let upload = acquire(&media.uploads).await?;
     let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
+    check_quota(&app, &claims.sub, bytes.len() as u64).await?;
     let image = montage_media::sniff(&bytes).is_some();
-    // Images decode under the render permits; ffprobe runs under its own.
+    // Images decode under upload decode permits, ffprobe under its own: never the render
+    // permits, so uploads can't starve previews.
     let permit = if image {
-        media.permit().await?
+        acquire(&media.decodes).await?
     } else {
         acquire(&media.probes).await?
     };
     let (uploader, session) = (claims.sub.clone(), q.session.clone());
     let record = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (upload, permit);
         let id = new_asset_id().map_err(|e| {
             AppError::from(crate::Error::Io {
                 path: "getrandom".into(),
@@ -261,6 +326,34 @@ pub async fn upload(
     Ok(json(StatusCode::CREATED, body.to_string()))
 }
 
+/// Refuses an upload that would take `uploader` past the asset quota (`too_large`, 413: waiting
+/// does not help; deleting assets' sessions does). Counted from the store, so it holds across
+/// nodes; uploads running at once may each pass before any is recorded (at most
+/// `--max-uploads` of them per node).
+async fn check_quota(app: &App, uploader: &str, adding: u64) -> Result<(), AppError> {
+    let Some(store) = app.store.assets() else {
+        return Ok(());
+    };
+    let (max_count, max_bytes) = app.media.quota;
+    let used = store.usage(uploader).await?;
+    if used.count >= max_count {
+        return Err(AppError(
+            ErrorCode::TooLarge,
+            format!("asset quota: at most {max_count} assets per user"),
+        ));
+    }
+    if used.bytes.saturating_add(adding) > max_bytes {
+        return Err(AppError(
+            ErrorCode::TooLarge,
+            format!(
+                "asset quota: at most {max_bytes} bytes of assets per user ({} stored)",
+                used.bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates and measures a video or audio upload: ffprobe reads files, so the bytes go to a
 /// temporary file first (removed when this returns). `not_supported` without ffprobe.
 fn probe_av(
@@ -300,7 +393,16 @@ async fn read_limited(body: Body, max: u64, declared: u64) -> Result<Vec<u8>, Ap
     let mut bytes = Vec::with_capacity(declared.min(max) as usize);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| AppError(ErrorCode::BadRequest, "unreadable body".into()))?;
+        let chunk = chunk.map_err(|e| {
+            if crate::gateway::listener::is_body_timeout(&e) {
+                AppError(
+                    ErrorCode::BadRequest,
+                    "the body was not sent in time".into(),
+                )
+            } else {
+                AppError(ErrorCode::BadRequest, "unreadable body".into())
+            }
+        })?;
         if (bytes.len() + chunk.len()) as u64 > max {
             return Err(too_large(max));
         }
@@ -409,10 +511,16 @@ pub async fn preview(
     if let Some(p) = media.previews.get(&id, version, tier) {
         return Ok(answer(&p, &[], &headers));
     }
-    let permit = media.permit().await?;
+    if let Some(w) = media.warned(&id, version, tier) {
+        return Ok(answer(&w.preview, &w.warnings, &headers));
+    }
+    let permit = media.permit(&claims.sub).await?;
     // Another request may have rendered this version while we waited for the permit.
     if let Some(p) = media.previews.get(&id, version, tier) {
         return Ok(answer(&p, &[], &headers));
+    }
+    if let Some(w) = media.warned(&id, version, tier) {
+        return Ok(answer(&w.preview, &w.warnings, &headers));
     }
     // Parsed only on a cache miss.
     let doc = parse_doc(&id, &state)?;
@@ -426,10 +534,20 @@ pub async fn preview(
     .map_err(media_error)?;
     let p = Arc::new(p);
     if warnings.is_empty() {
-        // A preview with warnings (a missing asset may be uploaded later) is not kept.
         media.previews.insert(&id, p.clone());
     } else {
+        // A preview with warnings (a missing asset may be uploaded later) is kept only briefly,
+        // so asking for it again and again doesn't render it again and again.
         tracing::debug!(session = %id, version, ?warnings, "preview rendered with warnings");
+        let w = Warned {
+            preview: p.clone(),
+            warnings: warnings.clone(),
+            at: tokio::time::Instant::now(),
+        };
+        let bytes = p.bytes.len() as u64 + 256;
+        media
+            .warned
+            .insert(&warned_key(&id, version, tier), Arc::new(w), bytes);
     }
     Ok(answer(&p, &warnings, &headers))
 }
@@ -462,7 +580,7 @@ pub async fn frame(
             })?;
     let (version, doc) = session_doc(&app, &id, &claims.principal()).await?;
     let media = app.media.clone();
-    let permit = media.permit().await?;
+    let permit = media.permit(&claims.sub).await?;
     let limits = media.intake;
     let found = tokio::task::spawn_blocking(move || {
         let _permit = permit;

@@ -47,11 +47,12 @@ pub(crate) async fn preview_loop(
     conn: crate::sync::ConnHandle,
     session: String,
     mut tiers: PreviewTier,
-    mut versions: watch::Receiver<u64>,
+    mut watch: crate::sync::VersionWatch,
     mut latest: u64,
     mut rid: Option<Json>,
     stop: CancellationToken,
 ) {
+    let versions = &mut watch.rx;
     let mut tier = tiers.current();
     let mut pacer = Pacer::new();
     let mut sent = None;
@@ -129,7 +130,7 @@ mod tests {
             conn,
             "film".into(),
             tiers,
-            watched,
+            crate::sync::VersionWatch::detached(watched),
             0,
             None,
             stop.clone(),

@@ -62,6 +62,15 @@ impl AssetRecord {
 pub trait AssetStore: Send + Sync + 'static {
     fn put_asset<'a>(&'a self, record: &'a AssetRecord) -> StoreFuture<'a, ()>;
     fn asset<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<AssetRecord>>;
+    /// What `uploader` has stored, counted from the records (so every node sees the same).
+    fn usage<'a>(&'a self, uploader: &'a str) -> StoreFuture<'a, AssetUsage>;
+}
+
+/// The assets one user has stored: how many, and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssetUsage {
+    pub count: u64,
+    pub bytes: u64,
 }
 
 #[cfg(test)]
@@ -105,6 +114,14 @@ mod tests {
         let j = b.to_json();
         assert!(j.get("duration").is_none() && j.get("session").is_none());
         assert_eq!(j["width"], 640);
+        assert_eq!(
+            s.usage("u1").await?,
+            AssetUsage {
+                count: 2,
+                bytes: 2 * 12_345
+            }
+        );
+        assert_eq!(s.usage("u2").await?, AssetUsage::default());
         Ok(())
     }
 

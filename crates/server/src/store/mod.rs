@@ -23,7 +23,7 @@ pub mod tasks;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use assets::{AssetRecord, AssetStore};
+pub use assets::{AssetRecord, AssetStore, AssetUsage};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
 pub use sessions::{

@@ -28,7 +28,7 @@ pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_
 pub use conn::{ConnHandle, ConnLink, Outbound};
 pub use observers::EditObserver;
 pub use rebase::rebase;
-pub use registry::Sessions;
+pub use registry::{Sessions, VersionWatch};
 pub use settings::Configured;
 
 use std::time::Instant;

@@ -27,6 +27,39 @@ pub(super) struct Entry {
     pub(super) tx: mpsc::Sender<SessionMsg>,
 }
 
+/// A live preview's watch of a session's versions; the session's entry goes with its last watch.
+pub struct VersionWatch {
+    pub(crate) rx: watch::Receiver<u64>,
+    id: Arc<str>,
+    sessions: std::sync::Weak<Sessions>,
+}
+
+impl VersionWatch {
+    /// A watch of a bare channel, belonging to no `Sessions` (unit tests of the pacing).
+    #[cfg(test)]
+    pub(crate) fn detached(rx: watch::Receiver<u64>) -> VersionWatch {
+        VersionWatch {
+            rx,
+            id: Arc::from(""),
+            sessions: std::sync::Weak::new(),
+        }
+    }
+}
+
+impl Drop for VersionWatch {
+    fn drop(&mut self) {
+        let Some(sessions) = self.sessions.upgrade() else {
+            return;
+        };
+        let mut map = sessions.versions.lock().unwrap_or_else(|p| p.into_inner());
+        // Under the lock no watch is added or dropped: one receiver left is this one.
+        if map.get(&self.id).is_some_and(|tx| tx.receiver_count() <= 1) {
+            map.remove(&self.id);
+        }
+        sessions.metrics.preview_watches.set(map.len() as i64);
+    }
+}
+
 /// The loaded sessions: spawns an actor on first use, forgets it when it unloads.
 pub struct Sessions {
     pub(super) map: Mutex<HashMap<Arc<str>, Entry>>,
@@ -301,12 +334,28 @@ impl Sessions {
     }
 
     /// Watches the newest committed version of a session (0 until an edit commits after the
-    /// first watch). Access is the caller's to check.
-    pub fn watch_versions(&self, id: &str) -> watch::Receiver<u64> {
+    /// first watch). Access is the caller's to check, before calling this: the entry lives as
+    /// long as its watches and goes with the last one.
+    pub fn watch_versions(self: &Arc<Self>, id: &str) -> VersionWatch {
         let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(Arc::from(id))
+        let rx = map
+            .entry(Arc::from(id))
             .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+            .subscribe();
+        self.metrics.preview_watches.set(map.len() as i64);
+        VersionWatch {
+            rx,
+            id: Arc::from(id),
+            sessions: Arc::downgrade(self),
+        }
+    }
+
+    /// Sessions whose versions are watched (each entry held by at least one watch).
+    pub fn version_watches(&self) -> usize {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Whether a live-preview subscription watches the session's versions.
@@ -317,12 +366,8 @@ impl Sessions {
 
     /// Tells the watchers of a session that `version` is committed; never blocks.
     pub(super) fn publish_version(&self, id: &str, version: u64) {
-        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = map.get(id) else { return };
-        if tx.receiver_count() == 0 {
-            map.remove(id);
-            return;
-        }
         tx.send_if_modified(|v| {
             let newer = version > *v;
             if newer {

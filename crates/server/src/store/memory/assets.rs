@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::store::{AssetRecord, AssetStore, StoreFuture};
+use crate::store::{AssetRecord, AssetStore, AssetUsage, StoreFuture};
 
 use super::MemoryStore;
 
@@ -38,5 +38,15 @@ impl AssetStore for MemoryStore {
         let m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());
         let r = m.get(id).cloned();
         Box::pin(async move { Ok(r) })
+    }
+
+    fn usage<'a>(&'a self, uploader: &'a str) -> StoreFuture<'a, AssetUsage> {
+        let m = self.assets.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = AssetUsage::default();
+        for r in m.values().filter(|r| r.uploader == uploader) {
+            u.count += 1;
+            u.bytes = u.bytes.saturating_add(r.bytes);
+        }
+        Box::pin(async move { Ok(u) })
     }
 }

@@ -1,7 +1,7 @@
 //! `AssetStore` on PostgreSQL.
 
 use crate::store::rows::{ASSET_COLUMNS, asset_row, i64_of};
-use crate::store::{AssetRecord, AssetStore, StoreFuture};
+use crate::store::{AssetRecord, AssetStore, AssetUsage, StoreFuture};
 
 use super::PgStore;
 
@@ -54,6 +54,21 @@ impl AssetStore for PgStore {
                 .fetch_optional(self.pool())
                 .await?;
             row.as_ref().map(asset_row).transpose()
+        })
+    }
+
+    fn usage<'a>(&'a self, uploader: &'a str) -> StoreFuture<'a, AssetUsage> {
+        Box::pin(async move {
+            let (count, bytes): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM assets WHERE uploader = $1",
+            )
+            .bind(uploader)
+            .fetch_one(self.pool())
+            .await?;
+            Ok(AssetUsage {
+                count: u64::try_from(count).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+            })
         })
     }
 }

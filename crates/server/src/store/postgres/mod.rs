@@ -114,6 +114,12 @@ CREATE INDEX assets_by_session ON assets (session);
 CREATE INDEX contributions_by_session ON contributions (session);
 "#,
     },
+    // Issue #15: the per-user asset quota sums a user's assets.
+    Migration {
+        id: 6,
+        name: "assets by uploader",
+        sql: "CREATE INDEX assets_by_uploader ON assets (uploader);",
+    },
 ];
 
 /// Serialises migrations between nodes starting at once (an arbitrary constant key).

@@ -1,7 +1,7 @@
 //! `AssetStore` on SQLite.
 
 use crate::store::rows::{ASSET_COLUMNS, asset_row, i64_of};
-use crate::store::{AssetRecord, AssetStore, StoreFuture};
+use crate::store::{AssetRecord, AssetStore, AssetUsage, StoreFuture};
 
 use super::SqliteStore;
 
@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS assets (
     session TEXT,
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- The per-user asset quota sums a user's assets (#15).
+CREATE INDEX IF NOT EXISTS assets_by_uploader ON assets (uploader);
 "#;
 
 impl AssetStore for SqliteStore {
@@ -50,6 +52,21 @@ impl AssetStore for SqliteStore {
                 .fetch_optional(self.pool())
                 .await?;
             row.as_ref().map(asset_row).transpose()
+        })
+    }
+
+    fn usage<'a>(&'a self, uploader: &'a str) -> StoreFuture<'a, AssetUsage> {
+        Box::pin(async move {
+            let (count, bytes): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM assets WHERE uploader = ?",
+            )
+            .bind(uploader)
+            .fetch_one(self.pool())
+            .await?;
+            Ok(AssetUsage {
+                count: u64::try_from(count).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+            })
         })
     }
 }
