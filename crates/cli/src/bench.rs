@@ -347,7 +347,7 @@ async fn join(ws: &mut Ws, session: &str, client: &str) -> Result<serde_json::Va
 
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.idle > 0 {
-        let n = raise_nofile();
+        let n = raise_nofile(a.idle as u64 * 2 + 1_024);
         if n < (a.idle as u64) * 2 + 64 {
             eprintln!(
                 "note: {n} file descriptors per process (hard limit); {} connections need about {} \
@@ -424,9 +424,10 @@ async fn run_async(a: BenchArgs) -> Result<()> {
     load(&a, &addrs, &pids, &token).await
 }
 
-/// Raises this process's soft descriptor limit to its hard limit (servers bench starts inherit
-/// it); returns the limit now in force.
-fn raise_nofile() -> u64 {
+/// Raises this process's descriptor limit to `need` (servers bench starts inherit it): past the
+/// hard limit when privileged (root may raise it up to `fs.nr_open`), else to the hard limit.
+/// Returns the limit now in force.
+fn raise_nofile(need: u64) -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -435,6 +436,15 @@ fn raise_nofile() -> u64 {
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
             return 0;
+        }
+        if r.rlim_cur < need && r.rlim_max < need {
+            let want = libc::rlimit {
+                rlim_cur: need,
+                rlim_max: need,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return need;
+            }
         }
         if r.rlim_cur < r.rlim_max {
             let want = libc::rlimit {
@@ -446,7 +456,7 @@ fn raise_nofile() -> u64 {
             }
         }
     }
-    r.rlim_cur as u64
+    r.rlim_cur
 }
 
 /// A connection from local address 127.0.0.`k` when the server is on loopback: one source

@@ -962,10 +962,14 @@ fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
     Message::text(v.to_string())
 }
 
-/// The session's `join`, with a rid that routes a refusal back to it.
-fn join_frame(c: &mut SessionCore) -> Message {
+/// The session's `join`, with a rid that routes a refusal back to it (after a `leave` when
+/// the join resets a replica on a connection already in the session).
+fn join_frames(c: &mut SessionCore, out: &mut Vec<Message>) {
+    if let Some(leave) = c.leave_for_reset() {
+        out.push(frame(&leave, None));
+    }
     let rid = format!("join:{}", c.session());
-    frame(&c.join_message(), Some(rid))
+    out.push(frame(&c.join_message(), Some(rid)));
 }
 
 /// The server's words when it takes a connection out of a session it can no longer see
@@ -1098,7 +1102,7 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
     let (mut sink, mut stream) = ws.split();
     let mut out: Vec<Message> = Vec::new();
     for s in shared.all() {
-        out.push(join_frame(&mut s.core()));
+        join_frames(&mut s.core(), &mut out);
     }
     let (mut refresh, mut refreshed) = Refresh::new(shared.clone());
     let mut connected = false;
@@ -1188,7 +1192,7 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                     if let Some(s) = shared.get(&session) {
                         let mut c = s.core();
                         if !c.is_live() {
-                            out.push(join_frame(&mut c));
+                            join_frames(&mut c, &mut out);
                         }
                     }
                 }
@@ -1223,15 +1227,28 @@ const JOIN_RETRY: Duration = Duration::from_millis(500);
 
 /// An error frame. Returns a delay to wait before going on (`rate_limited`, a passing join
 /// refusal).
-fn handle_error(
-    shared: &Arc<Shared>,
+/// An error frame's fields.
+struct Refused {
     code: ErrorCode,
     message: String,
     retry_after_ms: Option<u64>,
+    /// With `conflict`: the head version to rebase the refused edit onto.
+    head: Option<u64>,
+}
+
+fn handle_error(
+    shared: &Arc<Shared>,
+    refusal: Refused,
     about: Option<&str>,
     rid: Option<&Json>,
     out: &mut Vec<Message>,
 ) -> Option<Duration> {
+    let Refused {
+        code,
+        message,
+        retry_after_ms,
+        head,
+    } = refusal;
     let error = || Event::Error {
         code,
         message: message.clone(),
@@ -1250,10 +1267,24 @@ fn handle_error(
                     delay = Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER));
                 }
                 // The session is reloading on the server: rejoin, then resend.
-                ErrorCode::Internal => out.push(join_frame(&mut c)),
+                ErrorCode::Internal => join_frames(&mut c, out),
+                // Too costly to rebase on the server (DESIGN §9.2): rebased here, sent again.
+                ErrorCode::Conflict if head.is_some() => {
+                    let mut events = Vec::new();
+                    if !c.rebase_inflight(seq, &mut events) {
+                        tracing::debug!(seq, "conflict for an edit no longer in flight");
+                    }
+                    drop(c);
+                    for e in events {
+                        s.emit(e);
+                    }
+                    s.bump();
+                    let _ = shared.persist();
+                    return None;
+                }
                 _ => {
                     if c.refused(seq) {
-                        out.push(join_frame(&mut c));
+                        join_frames(&mut c, out);
                     }
                 }
             }
@@ -1273,12 +1304,12 @@ fn handle_error(
             }
             let delay = match what {
                 Refusal::Retry => {
-                    out.push(join_frame(&mut s.core()));
+                    join_frames(&mut s.core(), out);
                     let wait = retry_after_ms.map_or(JOIN_RETRY, Duration::from_millis);
                     Some(wait.min(MAX_RETRY_AFTER))
                 }
                 Refusal::Resync => {
-                    out.push(join_frame(&mut s.core()));
+                    join_frames(&mut s.core(), out);
                     None
                 }
                 Refusal::Final => {
@@ -1343,18 +1374,16 @@ fn handle_frame(
             message,
             retry_after_ms,
             session,
-            ..
+            version,
         } => {
             let about = session.as_deref();
-            return handle_error(
-                shared,
+            let refusal = Refused {
                 code,
                 message,
                 retry_after_ms,
-                about,
-                rid.as_ref(),
-                out,
-            );
+                head: version,
+            };
+            return handle_error(shared, refusal, about, rid.as_ref(), out);
         }
         ServerMessage::Authed { .. } | ServerMessage::TokenExpiring { .. } => return None,
         ServerMessage::Joined { ref session, .. }
@@ -1382,7 +1411,7 @@ fn handle_frame(
         let mut c = s.core();
         let ev = c.receive(msg);
         if c.needs_reset() && !c.is_live() && c.gone().is_none() {
-            out.push(join_frame(&mut c));
+            join_frames(&mut c, out);
         }
         ev
     };

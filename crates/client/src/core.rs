@@ -110,6 +110,8 @@ pub struct SessionCore {
     title: Option<String>,
     /// The `since` of the last join sent.
     joined_since: Option<u64>,
+    /// This connection is in the session (a `joined` came on it).
+    joined_here: bool,
     /// Why the session can no longer be reached (join refused for good, access lost, deleted).
     gone: Option<(ErrorCode, String)>,
 }
@@ -137,6 +139,7 @@ impl SessionCore {
             link_role: None,
             title: None,
             joined_since: None,
+            joined_here: false,
             gone: None,
         }
     }
@@ -334,6 +337,7 @@ impl SessionCore {
     /// The connection dropped: the in-flight edit must be resent after the rejoin.
     pub fn disconnected(&mut self) {
         self.link = Link::Offline;
+        self.joined_here = false;
         self.sent_on_link = None;
         self.catchup = None;
     }
@@ -350,6 +354,20 @@ impl SessionCore {
                 .inflight
                 .as_ref()
                 .is_some_and(|f| self.sent_on_link != Some(f.seq))
+    }
+
+    /// The `leave` to send before the next `join`, if that join must fetch the whole state on
+    /// a connection already in the session: a repeated join is answered without the state
+    /// (PROTOCOL.md), so a reset leaves first.
+    pub fn leave_for_reset(&mut self) -> Option<ClientMessage> {
+        let reset = !self.synced || self.needs_reset;
+        if !(self.joined_here && reset) {
+            return None;
+        }
+        self.joined_here = false;
+        Some(ClientMessage::Leave {
+            session: self.session.clone(),
+        })
     }
 
     /// The `join` to send on a fresh connection (or to reset a diverged replica).
@@ -405,6 +423,7 @@ impl SessionCore {
                 title,
                 ..
             } => {
+                self.joined_here = true;
                 self.role = Some(role);
                 self.link_role = Some(link_role);
                 self.title = title;
@@ -568,6 +587,29 @@ impl SessionCore {
         self.catchup = None;
         self.needs_reset = true;
         self.link = Link::Offline;
+        true
+    }
+
+    /// The server refused the in-flight edit `seq` as too costly to rebase there (`conflict`
+    /// carrying the head version, DESIGN §9.2): it was not applied. Server edits held since a
+    /// rejoin are applied now (none of them is this edit), and the edit, already transformed
+    /// locally past every version this replica has, goes out again on the newest base under a
+    /// new seq. Returns false if `seq` is not in flight.
+    pub fn rebase_inflight(&mut self, seq: u64, ev: &mut Vec<Event>) -> bool {
+        if self.inflight.as_ref().is_none_or(|f| f.seq != seq) {
+            return false;
+        }
+        for (v, user, op) in self.catchup.take().unwrap_or_default() {
+            self.bridge(v, user, op, ev);
+        }
+        // A failed bridge took the link down for a reset; the edit waits for it like any other.
+        if let Some(f) = &mut self.inflight {
+            f.seq = self.next_seq;
+            self.next_seq += 1;
+            f.base = self.version;
+            f.sent = f.local.clone();
+        }
+        self.sent_on_link = None;
         true
     }
 
@@ -956,12 +998,70 @@ mod tests {
         let (_, seq, _) = sent(&mut c, &mut link).unwrap();
         c.edit(typ(1, "b")).unwrap();
         assert!(c.refused(seq));
+        // The connection is still in the session: a join alone would bring no state.
+        assert!(matches!(
+            c.leave_for_reset(),
+            Some(ClientMessage::Leave { .. })
+        ));
+        assert!(c.leave_for_reset().is_none(), "one leave");
         match c.join_message() {
             ClientMessage::Join { since, .. } => assert_eq!(since, None),
             other => panic!("{other:?}"),
         }
         c.receive(joined(0, Some(Value::new_document()), None));
         assert_eq!((title(&c), c.unacked()), (String::new(), 0));
+    }
+
+    #[test]
+    fn an_edit_over_the_transform_budget_is_rebased_locally_and_resent() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        let (_, seq, _) = sent(&mut c, &mut link).unwrap();
+        c.edit(typ(1, "b")).unwrap();
+        // Bob's edit is ordered first; the server finds mine too costly to rebase.
+        c.receive(remote(1, typ(0, "X")));
+        let mut ev = Vec::new();
+        assert!(c.rebase_inflight(seq, &mut ev));
+        assert!(
+            !c.rebase_inflight(seq, &mut ev),
+            "the refused seq is not reused"
+        );
+        let (base, seq2, ops) = sent(&mut c, &mut link).expect("resent");
+        assert_eq!((base, ops), (1, typ(1, "a")));
+        assert!(seq2 > seq);
+        c.receive(ack(seq2, 2));
+        let (base, _, ops) = sent(&mut c, &mut link).expect("the pending edit follows");
+        assert_eq!((base, ops), (2, typ(2, "b")));
+        assert_eq!((title(&c), c.unacked()), ("Xab".to_string(), 1));
+    }
+
+    #[test]
+    fn a_rebase_after_a_rejoin_applies_the_held_catch_up_first() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        let (_, seq, _) = sent(&mut c, &mut link).unwrap();
+        c.disconnected();
+        c.join_message();
+        // The catch-up is held: it might contain my own edit, applied before the drop.
+        let entry = |version, op| OpEntry {
+            version,
+            user: "bob".into(),
+            ops: op,
+        };
+        c.receive(joined(
+            2,
+            None,
+            Some(vec![entry(1, typ(0, "X")), entry(2, typ(0, "Y"))]),
+        ));
+        sent(&mut c, &mut link).expect("resent as first sent");
+        let mut ev = Vec::new();
+        assert!(c.rebase_inflight(seq, &mut ev));
+        assert_eq!(ev.len(), 2, "both held edits applied: {ev:?}");
+        let (base, _, ops) = sent(&mut c, &mut link).expect("resent rebased");
+        assert_eq!((base, ops), (2, typ(2, "a")));
+        assert_eq!(title(&c), "YXa");
     }
 
     #[test]

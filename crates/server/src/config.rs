@@ -258,6 +258,12 @@ pub struct HttpLimits {
     /// Open sockets: past it accept waits (the kernel's backlog holds newcomers). A socket that
     /// becomes a WebSocket leaves this count for `Limits::max_connections`.
     pub max_sockets: usize,
+    /// Open sockets from one address (an IPv6 /64): past it new ones from there are closed at
+    /// once, so one host can't take every socket.
+    pub sockets_per_address: usize,
+    /// How long a write may make no progress before its socket is closed (a peer that stopped
+    /// reading).
+    pub write_timeout: Duration,
     /// A request's headers (and an idle keep-alive socket's next request) must arrive within this.
     pub header_timeout: Duration,
     /// A request body must be read within this, counted from when the handler starts reading it
@@ -272,6 +278,8 @@ impl Default for HttpLimits {
     fn default() -> HttpLimits {
         HttpLimits {
             max_sockets: 10_000,
+            sockets_per_address: 1_024,
+            write_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(300),
             requests_per_sec: 50.0,

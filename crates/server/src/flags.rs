@@ -138,11 +138,11 @@ impl ServeArgs {
         config.snapshot_interval = Duration::from_secs(self.snapshot_interval.max(1));
         config.idle_unload = Duration::from_secs(self.idle_unload);
         config.limits.max_frame_bytes = self.max_frame_bytes;
-        config.limits.messages_per_sec = self.messages_per_sec;
+        config.limits.messages_per_sec = rate("--messages-per-sec", self.messages_per_sec)?;
         config.limits.messages_burst = self.messages_per_sec * 2.0;
-        config.limits.edits_per_sec = self.edits_per_sec;
+        config.limits.edits_per_sec = rate("--edits-per-sec", self.edits_per_sec)?;
         config.limits.edits_burst = self.edits_per_sec * 2.0;
-        config.limits.bytes_per_sec = self.bytes_per_sec;
+        config.limits.bytes_per_sec = rate("--bytes-per-sec", self.bytes_per_sec)?;
         config.limits.bytes_burst = self.bytes_per_sec * 4.0;
         config.limits.send_queue = self.send_queue;
         config.limits.send_queue_bytes = self.send_queue_bytes;
@@ -156,7 +156,7 @@ impl ServeArgs {
         config.database_pool = self.database_pool;
         config.nats_url = self.nats_url.clone();
         self.sharing.apply(&mut config.sharing)?;
-        self.http.apply(&mut config);
+        self.http.apply(&mut config)?;
         config.blob_url = self.blob_url.clone();
         config.dev = self.dev;
         config.dev_allow_remote = self.dev_allow_remote;
@@ -258,6 +258,14 @@ pub struct HttpArgs {
     /// Open sockets (HTTP, and WebSockets until upgraded); past it new ones wait to be accepted.
     #[arg(long, env = "MONTAGE_MAX_SOCKETS", default_value_t = HttpLimits::default().max_sockets)]
     pub max_sockets: usize,
+    /// Open sockets from one address (an IPv6 /64); past it new ones from there are closed at
+    /// once. Behind a reverse proxy every client shares its address: raise this there.
+    #[arg(long, env = "MONTAGE_SOCKETS_PER_ADDRESS", default_value_t = HttpLimits::default().sockets_per_address)]
+    pub sockets_per_address: usize,
+    /// Milliseconds a write to a socket (a response, a WebSocket frame) may make no progress
+    /// before the socket is closed: a peer that stops reading gives its socket back.
+    #[arg(long, env = "MONTAGE_WRITE_TIMEOUT_MS", default_value_t = ms(HttpLimits::default().write_timeout))]
+    pub write_timeout_ms: u64,
     /// Milliseconds a client has to send a request's headers (and an idle socket its next request).
     #[arg(long, env = "MONTAGE_HEADER_TIMEOUT_MS", default_value_t = ms(HttpLimits::default().header_timeout))]
     pub header_timeout_ms: u64,
@@ -283,16 +291,41 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl HttpArgs {
-    pub fn apply(&self, config: &mut Config) {
+    pub fn apply(&self, config: &mut Config) -> Result<()> {
         let h = &mut config.http;
         h.max_sockets = self.max_sockets.max(1);
-        h.header_timeout = Duration::from_millis(self.header_timeout_ms.max(1));
-        h.body_timeout = Duration::from_millis(self.body_timeout_ms.max(1));
-        h.requests_per_sec = self.requests_per_sec;
+        h.sockets_per_address = self.sockets_per_address.max(1);
+        h.write_timeout = timeout("--write-timeout-ms", self.write_timeout_ms)?;
+        h.header_timeout = timeout("--header-timeout-ms", self.header_timeout_ms)?;
+        h.body_timeout = timeout("--body-timeout-ms", self.body_timeout_ms)?;
+        h.requests_per_sec = rate("--requests-per-sec", self.requests_per_sec)?;
         h.requests_burst = self.requests_per_sec * 4.0;
         let m = &mut config.media;
         m.max_uploads = self.max_uploads.max(1);
         m.assets_per_user = self.assets_per_user;
         m.asset_bytes_per_user = self.asset_bytes_per_user;
+        Ok(())
     }
+}
+
+/// Longest timeout a flag takes: a day (far larger ones overflow the clock).
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+fn timeout(flag: &str, ms: u64) -> Result<Duration> {
+    if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+        return Err(Error::Config(format!(
+            "{flag} must be 1 to {MAX_TIMEOUT_MS} milliseconds, got {ms}"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// A rate flag: a positive number (per second).
+fn rate(flag: &str, r: f64) -> Result<f64> {
+    if !(r.is_finite() && r > 0.0) {
+        return Err(Error::Config(format!(
+            "{flag} must be a positive number per second, got {r}"
+        )));
+    }
+    Ok(r)
 }

@@ -1531,6 +1531,17 @@ var SyncDoc = class _SyncDoc {
     const f = this.inflight;
     return f === null ? null : { base: f.base, seq: f.seq, op: f.sent };
   }
+  /** The server refused my in-flight edit as too costly to rebase there (`conflict` with the
+   * head version): it was not applied. It goes out again as it stands on the replica, already
+   * transformed past every server edit received, on the current version and under a new seq. */
+  rebase() {
+    const f = this.inflight;
+    if (f === null) return null;
+    f.base = this.version;
+    f.seq = ++this.lastSeq;
+    f.sent = f.op;
+    return { base: f.base, seq: f.seq, op: f.op };
+  }
   /** The server acknowledged my in-flight edit as `version`. */
   ack(seq, version) {
     if (this.inflight === null || this.inflight.seq !== seq) {
@@ -2336,6 +2347,15 @@ var MontageClient = class _MontageClient {
           const r2 = this.sync?.resend();
           if (r2 && this.state === "online" && this.held === null) this.sendOp(r2.base, r2.seq, r2.op);
         }, delay);
+        return;
+      }
+      if (code === "conflict" && typeof m["version"] === "number") {
+        const held = this.held ?? [];
+        this.held = null;
+        for (const e of held) this.applyRemote(e.version, e.op, e.user ?? "");
+        const r2 = this.sync.rebase();
+        this.persist();
+        if (r2 && this.state === "online") this.sendOp(r2.base, r2.seq, r2.op);
         return;
       }
       this.emit("rejected", { seq: inflight.seq, code, message, lost: this.sync.pendingCount });

@@ -763,6 +763,17 @@ export class MontageClient {
         }, delay);
         return;
       }
+      if (code === "conflict" && typeof m["version"] === "number") {
+        // Too costly to rebase on the server (DESIGN §9.2): it was not applied. Server edits
+        // held since a rejoin are not it, so they apply now; then it is rebased here and resent.
+        const held = this.held ?? [];
+        this.held = null;
+        for (const e of held) this.applyRemote(e.version, e.op, e.user ?? "");
+        const r = this.sync!.rebase();
+        this.persist();
+        if (r && this.state === "online") this.sendOp(r.base, r.seq, r.op);
+        return;
+      }
       // The server refused my edit: the local state holds it and anything built on it. Drop
       // them and reload the server's state.
       this.emit("rejected", { seq: inflight.seq, code, message, lost: this.sync!.pendingCount });
@@ -782,6 +793,9 @@ export class MontageClient {
     if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
     this.sync = null;
     this.held = null;
+    // Joining again a session this socket is in answers no state (PROTOCOL.md `join`): leave it
+    // first, so the join is a first one.
+    if (this.state === "online") this.send({ type: "leave", session: this.session });
     this.sendJoin(undefined);
   }
 }

@@ -137,6 +137,18 @@ export class SyncDoc {
     return f === null ? null : { base: f.base, seq: f.seq, op: f.sent };
   }
 
+  /** The server refused my in-flight edit as too costly to rebase there (`conflict` with the
+   * head version): it was not applied. It goes out again as it stands on the replica, already
+   * transformed past every server edit received, on the current version and under a new seq. */
+  rebase(): Outgoing | null {
+    const f = this.inflight;
+    if (f === null) return null;
+    f.base = this.version;
+    f.seq = ++this.lastSeq;
+    f.sent = f.op;
+    return { base: f.base, seq: f.seq, op: f.op };
+  }
+
   /** The server acknowledged my in-flight edit as `version`. */
   ack(seq: number, version: number): void {
     if (this.inflight === null || this.inflight.seq !== seq) {

@@ -159,6 +159,32 @@ describe("MontageClient", () => {
     expect(net.log.filter((m) => m["type"] === "op")).toHaveLength(3);
   });
 
+  it("an edit past the server's transform budget is rebased locally and sent again", () => {
+    const { net, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    const rejected: unknown[] = [];
+    a.on("rejected", (r) => rejected.push(r));
+    net.transformBudget = 2;
+    a.submit([
+      { op: "set", path: ["meta", "x"], value: 1 },
+      { op: "set", path: ["meta", "y"], value: 2 },
+      { op: "set", path: ["meta", "z"], value: 3 },
+    ]);
+    b.submit([{ op: "set", path: ["title"], value: "b" }]);
+    // Bob's edit is ordered first: Ann's three components behind it are 3 pairs, over budget.
+    net.deliverToServer(net.conns.find((c) => c.user === "u1")!);
+    net.drain();
+    expectConverged(net, clients);
+    expect(rejected).toEqual([]);
+    const sent = net.log.filter((m) => m["type"] === "op" && m["from"] === "u0");
+    expect(sent.map((m) => [m["base"], m["seq"]])).toEqual([
+      [0, 1],
+      [1, 2],
+    ]);
+    expect((net.doc as JsonObject)["meta"]).toEqual({ x: 1, y: 2, z: 3 });
+    expect(title(a)).toBe("b");
+  });
+
   it("sends presence, receives others', and re-sends it after a reconnect", () => {
     const { net, clock, clients } = setup(2);
     const [a, b] = clients as [MontageClient, MontageClient];

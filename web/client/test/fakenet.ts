@@ -117,6 +117,9 @@ export class FakeNet {
   log: Record<string, unknown>[] = [];
   /** Answer the next edits with `rate_limited` (retry_after_ms 100). */
   rateLimit = 0;
+  /** Component pairs an edit's rebase may compare (its components × those of the versions it
+   * is behind); past it the edit is refused with `conflict` and the head, like the server. */
+  transformBudget = Infinity;
   online = true;
   /** Access rules; null: everyone is an editor (the tests of the client model). */
   access: FakeAccess | null = null;
@@ -271,9 +274,12 @@ export class FakeNet {
       case "join": {
         if (a !== null && a.deleted) return err("not_found", "no such session");
         if (role === "none") return err("forbidden", "you don't have access to this session: ask its owner to share it");
+        // Like the server: joining again a session this connection is in answers the head with
+        // no state and no ops (the connection already has them); `since` is answered as usual.
+        const repeat = c.sessions.has(session) && typeof m["since"] !== "number";
         c.sessions.add(session);
         c.client = String(m["client"]);
-        const since = m["since"];
+        const since = repeat ? this.history.length : m["since"];
         const participants = [...new Set(this.conns.filter((x) => x.sessions.has(session)).map((x) => x.user))].map(
           (user) => ({ user, role: this.roleOf(user), online: true }),
         );
@@ -338,6 +344,12 @@ export class FakeNet {
           op = decodeOp(m["ops"]);
           const b = Number(m["base"]);
           if (b > this.history.length) throw new Error("base in the future");
+          const work = op.length * this.history.slice(b).reduce((n, h) => n + h.ops.length, 0);
+          if (work > this.transformBudget) {
+            const version = this.history.length;
+            this.sendTo(c, { type: "error", code: "conflict", message: "too far behind", version, rid });
+            return;
+          }
           for (const h of this.history.slice(b)) op = transform(op, h.ops, "right");
           if (this.refuseKey !== undefined && op.some((x) => x.path[0] === this.refuseKey)) {
             throw new Error(`edits of ${this.refuseKey} are refused`);

@@ -7,6 +7,7 @@
 mod bus;
 mod durability;
 mod harness;
+mod hostile;
 mod media_env;
 mod operator;
 mod scale;

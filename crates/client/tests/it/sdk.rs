@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use montage_client::{Client, Component, Op, Role, SessionHandle, Value, path};
+use montage_client::{Client, Component, ErrorCode, Event, Op, Role, SessionHandle, Value, path};
 use serde_json::json;
 
 use crate::proxy::{Faults, Proxy};
@@ -21,6 +21,7 @@ backend_tests!(
     offline_past_the_servers_catch_up_limit_still_reconciles,
     catch_up_over_http_escapes_the_session_id,
     fails_over_along_the_url_list,
+    an_edit_past_the_transform_budget_is_rebased_by_the_sdk,
 );
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
@@ -550,4 +551,98 @@ async fn fails_over_along_the_url_list(b: Backend) -> Result<()> {
     ensure!(p2.accepted() >= 1, "moved on to the third URL");
     a.close().await;
     Ok(())
+}
+
+/// DESIGN §9.2: an edit the server finds too costly to rebase is refused with `conflict` and the
+/// head version; the SDK rebases it on its replica and sends it again, so nothing typed is lost.
+async fn an_edit_past_the_transform_budget_is_rebased_by_the_sdk(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    // Ann's 150-component edits behind Bob's two 1-component edits pass the budget (300 pairs);
+    // Bob's edit behind one of Ann's stays within it (150).
+    let mut flags = OPEN_LIMITS.to_vec();
+    flags.extend(["--max-transform-work", "200"]);
+    let server = Server::start(b, dir.path(), &flags).await?;
+    create_session(&server, "budget", "ann", &["ann", "bob"], Op::new(vec![])).await?;
+    // Ann's frames take up to 200 ms each way, so Bob's edits usually land before hers.
+    let proxy = Proxy::start(&server.addr, 11).await?;
+    proxy.set_faults(Faults {
+        max_delay_ms: 200,
+        ..Faults::default()
+    });
+    let a = Client::start(sdk_options(&proxy.ws_url(), "ann"))?;
+    let ha = a.join("budget").await?;
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let mut events = ha.events();
+    let counter = conflicts.clone();
+    let counting = tokio::spawn(async move {
+        while let Some(e) = events.next().await {
+            if matches!(
+                e,
+                Event::Error {
+                    code: ErrorCode::Conflict,
+                    ..
+                }
+            ) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let mut bob = server.connect("bob").await?;
+    bob.join("budget", "b").await?;
+    let (rounds, width) = (8u64, 150u64);
+    let mut seq = 0;
+    for round in 0..rounds {
+        let head = server.get_json(&session_path("budget"), "bob").await?;
+        let mut version = head["version"].as_u64().context("version")?;
+        let comps = (0..width)
+            .map(|i| set(path!["meta", format!("a{round}_{i}")], i as f64))
+            .collect();
+        ha.edit(Op::new(comps))?;
+        for k in 0..2 {
+            seq += 1;
+            let ops = json!([{"op":"set","path":["meta",format!("b{round}_{k}")],"value":k}]);
+            version = edit_skipping_broadcasts(&mut bob, "budget", version, seq, ops).await?;
+        }
+        ha.sync(SDK_SYNC)
+            .await
+            .with_context(|| format!("round {round}"))?;
+    }
+    let s = assert_converged(&server, "budget", "ann", &[&ha]).await?;
+    counting.abort();
+    let meta = s.get("meta").and_then(Value::as_obj).context("meta")?;
+    ensure!(
+        meta.len() as u64 == rounds * (width + 2),
+        "{} keys in meta, want {}",
+        meta.len(),
+        rounds * (width + 2)
+    );
+    let n = conflicts.load(Ordering::Relaxed);
+    ensure!(
+        n > 0,
+        "no edit met the transform budget: the test proved nothing"
+    );
+    eprintln!("{n} of {rounds} edits came back as conflict and were rebased by the SDK");
+    a.close().await;
+    Ok(())
+}
+
+/// Sends an edit and waits for its ack, past the broadcasts of others' edits.
+async fn edit_skipping_broadcasts(
+    c: &mut montage_testkit::Client,
+    session: &str,
+    base: u64,
+    seq: u64,
+    ops: serde_json::Value,
+) -> Result<u64> {
+    c.op(session, base, seq, ops).await?;
+    loop {
+        let v = c.recv().await?;
+        match v["type"].as_str() {
+            Some("ack") if v["seq"] == seq => {
+                return v["version"].as_u64().context("ack without version");
+            }
+            Some("error") => bail!("edit {seq} refused: {v}"),
+            _ => {}
+        }
+    }
 }

@@ -334,7 +334,10 @@ mod tests {
         let t0 = Instant::now();
         let mut lim = ConnLimiter::new(&l, t0);
         let mut user = ConnLimiter::new(&l, t0);
-        assert_eq!(lim.admit(Some(&mut user), Cost::edit(10), t0), Verdict::Allow);
+        assert_eq!(
+            lim.admit(Some(&mut user), Cost::edit(10), t0),
+            Verdict::Allow
+        );
         for _ in 0..20 {
             let v = lim.admit(Some(&mut user), Cost::edit(10), t0);
             assert!(matches!(v, Verdict::Limited { .. }), "{v:?}");
@@ -357,8 +360,17 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut lim = ConnLimiter::new(&l, t0);
-        let mut user = ConnLimiter::new(&Limits { messages_burst: 1.0, ..l.clone() }, t0);
-        assert_eq!(lim.admit(Some(&mut user), Cost::frame(1), t0), Verdict::Allow);
+        let mut user = ConnLimiter::new(
+            &Limits {
+                messages_burst: 1.0,
+                ..l.clone()
+            },
+            t0,
+        );
+        assert_eq!(
+            lim.admit(Some(&mut user), Cost::frame(1), t0),
+            Verdict::Allow
+        );
         assert!(matches!(
             lim.admit(Some(&mut user), Cost::frame(1), t0),
             Verdict::Limited { .. }
@@ -388,7 +400,12 @@ mod tests {
             Verdict::Allow
         );
         let v = lim.admit(Some(&mut user), Cost::edit(1000), t0);
-        assert_eq!(v, Verdict::Limited { retry_after: ms(500) });
+        assert_eq!(
+            v,
+            Verdict::Limited {
+                retry_after: ms(500)
+            }
+        );
         assert!(matches!(
             lim.admit(Some(&mut user), Cost::edit(1000), t0 + ms(499)),
             Verdict::Limited { .. }
@@ -401,7 +418,11 @@ mod tests {
 
     #[test]
     fn suggestions_are_edits() {
-        let s = |t: &str| montage_protocol::decode_client(t).map(|f| is_edit(&f.msg)).ok();
+        let s = |t: &str| {
+            montage_protocol::decode_client(t)
+                .map(|f| is_edit(&f.msg))
+                .ok()
+        };
         assert_eq!(
             s(r#"{"type":"suggest","session":"s","base":0,"ops":[]}"#),
             Some(true)

@@ -3,12 +3,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::App;
+
+/// Largest JSON body any route reads whole (uploads stream theirs under their own limit): axum's
+/// default of 2 MiB per socket would let held-open requests pin gigabytes.
+const MAX_JSON_BODY: usize = 256 * 1024;
 
 pub fn router(app: Arc<App>) -> Router {
     let rates = Arc::new(super::requests::RequestRates::new(&app.config.http));
@@ -20,6 +24,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::social::http::routes())
         .merge(crate::media::http::routes())
         .merge(super::webapp::routes())
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(
             (app.clone(), rates),
             super::requests::limit,

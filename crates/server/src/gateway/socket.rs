@@ -419,17 +419,19 @@ impl Reader {
                     None
                 }
                 Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
-                Some(Ok(Message::Binary(b))) => match self.limit(Cost::frame(b.len()), true, None) {
-                    Err(end) => end,
-                    Ok(()) => {
-                        self.error(
-                            ErrorCode::BadRequest,
-                            "binary frames need the montage.v1.proto subprotocol",
-                            None,
-                        );
-                        None
+                Some(Ok(Message::Binary(b))) => {
+                    match self.limit(Cost::frame(b.len()), true, None) {
+                        Err(end) => end,
+                        Ok(()) => {
+                            self.error(
+                                ErrorCode::BadRequest,
+                                "binary frames need the montage.v1.proto subprotocol",
+                                None,
+                            );
+                            None
+                        }
                     }
-                },
+                }
                 Some(Ok(_)) => None, // ping/pong: answered by the socket itself
             };
             if let Some(end) = end {

@@ -33,8 +33,30 @@ const MAX_WARNINGS_HEADER: usize = 2048;
 /// How long a preview that came with warnings (a missing asset may be uploaded any moment) is
 /// answered again instead of rendered again.
 pub const WARNED_PREVIEW_TTL: Duration = Duration::from_secs(5);
-/// Users remembered by the per-user render turns before idle ones are swept.
-const MAX_RENDERERS: usize = 10_000;
+/// Users remembered by the per-user turns before idle ones are swept.
+const MAX_TURN_USERS: usize = 10_000;
+
+/// One at a time per user, waiting or running: one user's stream of requests queues behind
+/// itself, not in front of everyone else's, for the shared permits after it.
+#[derive(Default)]
+struct Turns(std::sync::Mutex<HashMap<String, Arc<Semaphore>>>);
+
+impl Turns {
+    /// `user`'s turn, after any request of theirs before it.
+    async fn wait(&self, user: &str) -> Result<OwnedSemaphorePermit, AppError> {
+        let turn = {
+            let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if m.len() >= MAX_TURN_USERS {
+                // Users with nothing waiting or running.
+                m.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            m.entry(user.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone()
+        };
+        acquire(&turn).await
+    }
+}
 
 /// What the media endpoints share.
 pub struct Media {
@@ -53,9 +75,10 @@ pub struct Media {
     warned: ByteLru<Arc<Warned>>,
     /// The per-user asset quota: count and bytes.
     quota: (u64, u64),
-    /// One render at a time per user, waiting or running: one user's stream of uncacheable
-    /// previews queues behind itself, not in front of everyone else's.
-    renderers: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// One render at a time per user: one user's uncacheable previews queue behind each other.
+    renderers: Turns,
+    /// One upload at a time per user: one user's slow uploads can't hold every upload permit.
+    uploaders: Turns,
     /// Local copies of remote blobs for ffmpeg (frame requests).
     copies: TempCopies,
     pub intake: Limits,
@@ -91,7 +114,8 @@ impl Media {
             decodes: Arc::new(Semaphore::new(config.max_upload_decodes.max(1))),
             warned: ByteLru::new((config.preview_cache_bytes / 4) as u64),
             quota: (config.assets_per_user, config.asset_bytes_per_user),
-            renderers: std::sync::Mutex::new(HashMap::new()),
+            renderers: Turns::default(),
+            uploaders: Turns::default(),
             copies: TempCopies::new(config.frame_copy_bytes),
             intake: config.intake,
         }
@@ -99,18 +123,14 @@ impl Media {
 
     /// A render permit for `user`, after any render of theirs before it.
     async fn permit(&self, user: &str) -> Result<[OwnedSemaphorePermit; 2], AppError> {
-        let turn = {
-            let mut m = self.renderers.lock().unwrap_or_else(|p| p.into_inner());
-            if m.len() >= MAX_RENDERERS {
-                // Users with no render waiting or running.
-                m.retain(|_, s| Arc::strong_count(s) > 1);
-            }
-            m.entry(user.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(1)))
-                .clone()
-        };
-        let turn = acquire(&turn).await?;
+        let turn = self.renderers.wait(user).await?;
         Ok([turn, acquire(&self.work).await?])
+    }
+
+    /// An upload permit for `user`, after any upload of theirs before it.
+    async fn upload_permit(&self, user: &str) -> Result<[OwnedSemaphorePermit; 2], AppError> {
+        let turn = self.uploaders.wait(user).await?;
+        Ok([turn, acquire(&self.uploads).await?])
     }
 }
 
@@ -234,7 +254,7 @@ pub async fn upload(
     }
     check_quota(&app, &claims.sub, declared.unwrap_or(0)).await?;
     // The permit comes before the body: waiting uploads hold a socket, not their bytes.
-    let upload = acquire(&media.uploads).await?;
+    let upload = media.upload_permit(&claims.sub).await?;
     let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
     check_quota(&app, &claims.sub, bytes.len() as u64).await?;
     let image = montage_media::sniff(&bytes).is_some();
@@ -247,7 +267,7 @@ pub async fn upload(
     };
     let (uploader, session) = (claims.sub.clone(), q.session.clone());
     let record = tokio::task::spawn_blocking(move || {
-        let _permits = (upload, permit);
+        let _permit = permit;
         let id = new_asset_id().map_err(|e| {
             AppError::from(crate::Error::Io {
                 path: "getrandom".into(),
@@ -309,6 +329,9 @@ pub async fn upload(
         }
         return Err(e.into());
     }
+    // The upload permit is held until the record is stored, so at most `--max-uploads` uploads
+    // are between their quota check and their record.
+    drop(upload);
     tracing::info!(user = %claims.sub, asset = %record.id, kind = %record.kind, bytes = record.bytes, "asset uploaded");
     let mut body = serde_json::json!({
         "id": record.id,

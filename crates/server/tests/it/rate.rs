@@ -32,7 +32,10 @@ fn edits(trace: &Json) -> Result<Vec<Json>> {
     let mut out = Vec::new();
     for chunk in txns.chunks(BATCH) {
         let mut comps = Vec::new();
-        for p in chunk.iter().flat_map(|t| t["patches"].as_array().into_iter().flatten()) {
+        for p in chunk
+            .iter()
+            .flat_map(|t| t["patches"].as_array().into_iter().flatten())
+        {
             let pos = p[0].as_u64().ok_or_else(|| anyhow!("pos in {p}"))?;
             let del = p[1].as_u64().ok_or_else(|| anyhow!("del in {p}"))?;
             let ins = p[2].as_str().ok_or_else(|| anyhow!("ins in {p}"))?;
