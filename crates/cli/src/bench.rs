@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// session) and report the server's memory per connection and its CPU while they idle.
     #[arg(long, default_value_t = 0)]
     idle: usize,
+    /// With --idle: the server's `--idle-ping-secs` (default: the server's own default). The
+    /// idle CPU is the sparse pings: measure over --idle-secs longer than this.
+    #[arg(long)]
+    idle_ping_secs: Option<u64>,
     /// Seconds over which --idle measures the server's CPU.
     #[arg(long, default_value_t = 30.0)]
     idle_secs: f64,
@@ -388,6 +392,9 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             if a.idle > 0 {
                 // The server inherits the descriptor limit raised below; give it room for all.
                 extra.extend(["--max-connections".into(), (a.idle + 16).to_string()]);
+                if let Some(p) = a.idle_ping_secs {
+                    extra.extend(["--idle-ping-secs".into(), p.to_string()]);
+                }
             }
             if let Some(q) = a.send_queue {
                 extra.extend(["--send-queue".into(), q.to_string()]);

@@ -20,8 +20,18 @@ pub fn check_frame(data: &[u8]) {
             if let (Some(rid), Some(m)) = (&frame.rid, json.as_object_mut()) {
                 m.insert("rid".into(), rid.clone());
             }
+            // Compared as the wire writes them: a decoded edit keeps empty text steps (their
+            // position is still checked at apply) but writes them as nothing (docs/OT.md).
             match decode_client(&json.to_string()) {
-                Ok(again) => assert_eq!(again, frame, "client frame round trip"),
+                Ok(again) => match serde_json::to_value(&again.msg) {
+                    Ok(mut j) => {
+                        if let (Some(rid), Some(m)) = (&again.rid, j.as_object_mut()) {
+                            m.insert("rid".into(), rid.clone());
+                        }
+                        assert_eq!(j, json, "client frame round trip");
+                    }
+                    Err(e) => panic!("a re-decoded frame did not encode: {e}"),
+                },
                 Err(e) => panic!("a re-encoded frame did not decode: {e}\n {json}"),
             }
         }

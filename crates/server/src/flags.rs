@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Component pairs one edit may be transformed through; past it `conflict` with the head.
     #[arg(long, env = "MONTAGE_MAX_TRANSFORM_WORK", default_value_t = Limits::default().max_transform_work)]
     pub max_transform_work: u64,
+    /// Seconds between pings of a connection with no traffic. Behind a load balancer or proxy
+    /// that closes idle connections (often after 60 s), set it below that timeout.
+    #[arg(long, env = "MONTAGE_IDLE_PING_SECS", default_value_t = Limits::default().idle_ping.as_secs())]
+    pub idle_ping_secs: u64,
     /// Largest asset upload in bytes (`POST /v1/assets`); larger ones get 413.
     #[arg(long, env = "MONTAGE_MAX_UPLOAD_BYTES", default_value_t = crate::MediaConfig::default().intake.max_bytes)]
     pub max_upload_bytes: u64,
@@ -148,6 +152,10 @@ impl ServeArgs {
         config.limits.send_queue_bytes = self.send_queue_bytes;
         config.limits.max_doc_bytes = self.max_doc_bytes;
         config.limits.max_transform_work = self.max_transform_work;
+        config.limits.idle_ping = timeout(
+            "--idle-ping-secs",
+            self.idle_ping_secs.saturating_mul(1_000),
+        )?;
         config.limits.connections_per_user = self.connections_per_user;
         config.limits.max_connections = self.max_connections;
         config.media.intake.max_bytes = self.max_upload_bytes;

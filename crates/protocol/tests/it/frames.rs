@@ -104,3 +104,12 @@ fn repro_float_literals_round_trip_exactly() {
     let frame = br#"{"type":"presence","session":"s1","data":{"wel":[1,21.0e300]}}"#;
     check_frame(frame);
 }
+
+/// Found by the fuzz target `frame`: an empty text step (`del` 0 at a position past any text)
+/// decodes as a component, kept so its position is checked at apply, but is written as nothing;
+/// the round trip compares what the wire writes.
+#[test]
+fn repro_an_empty_text_step_round_trips_as_the_wire_writes_it() {
+    let frame = br#"{"type":"op","session":"s1","base":0,"seq":3,"ops":[{"op":"add","path":["meta","n"],"value":-0.25},{"op":"text","path":["title"],"pos":4294967295,"del":0}]}"#;
+    check_frame(frame);
+}

@@ -152,10 +152,19 @@ pub async fn serve(
 }
 
 /// Small frames (acks, cursor moves) must leave at once: Nagle plus delayed ACKs would hold
-/// them for ~40 ms.
+/// them for ~40 ms. And a peer that vanished (power off, network gone) is found by the kernel's
+/// keepalive probes after about two minutes of silence, at no cost to the server while the
+/// connection is merely idle (its own pings are sparse, `--idle-ping-secs`).
 fn nodelay(tcp: &TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY failed");
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(15))
+        .with_retries(4);
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "TCP keepalive failed");
     }
 }
 

@@ -10,9 +10,10 @@
 //! worse of the measured one and the hint, and a change is announced with a `tier` message.
 //!
 //! A quiet connection (nothing sent since the last sample, no ping out, no tier streak) costs no
-//! timer work: the next sample is the sparse ping [`IDLE_PING`] after the last, or sooner when
-//! the writer reports traffic (`ConnLink::quiet`). Thousands of idle sockets then cost nothing
-//! but that ping.
+//! timer work: the next sample is the sparse ping (`--idle-ping-secs`, default 10 minutes) after
+//! the last, or sooner when the writer reports traffic (`ConnLink::quiet`). Thousands of idle
+//! sockets then cost nothing but that ping; a peer that vanished is found by TCP keepalive (the
+//! kernel's, no work here) in about two minutes.
 //! Everything here takes time as an argument, so it is tested without a clock.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,8 +29,6 @@ use crate::sync::{ConnLink, Outbound};
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// A ping goes out every this many samples (one second) while there is traffic.
 pub const PING_EVERY: u32 = 4;
-/// How often a quiet connection is pinged (and sampled).
-pub const IDLE_PING: Duration = Duration::from_secs(30);
 /// Samples a worse tier must hold before the connection moves down to it.
 pub const DOWN_AFTER: u32 = 3;
 /// Samples a better tier must hold before the connection moves up, one step at a time.
@@ -200,15 +199,18 @@ pub struct Meter {
     drained: (u64, Instant),
     /// The last sample saw nothing to watch: the next one is the sparse ping.
     quiet: bool,
+    /// How often a quiet connection is pinged (and sampled).
+    idle_ping: Duration,
 }
 
 impl Meter {
-    pub fn new(now: Instant) -> Meter {
+    pub fn new(now: Instant, idle_ping: Duration) -> Meter {
         Meter {
             monitor: QualityMonitor::new(),
             ping: PingState::default(),
             drained: (0, now),
             quiet: false,
+            idle_ping,
         }
     }
 
@@ -238,7 +240,7 @@ impl Meter {
         if !self.quiet {
             return soon;
         }
-        let ping = self.ping.last_sent.unwrap_or(self.drained.1) + IDLE_PING;
+        let ping = self.ping.last_sent.unwrap_or(self.drained.1) + self.idle_ping;
         soon.max(ping)
     }
 
@@ -465,7 +467,8 @@ mod tests {
         }
         let link = ConnLink::default();
         let t0 = Instant::now();
-        let mut m = Meter::new(t0);
+        const IDLE_PING: Duration = Duration::from_secs(600);
+        let mut m = Meter::new(t0, IDLE_PING);
         let at = |i: u32| t0 + SAMPLE_EVERY * i;
         for i in 1..DOWN_AFTER {
             assert_eq!(m.sample(&tx, &link, at(i)), None);
@@ -504,7 +507,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let link = ConnLink::default();
         let t0 = Instant::now();
-        let mut m = Meter::new(t0);
+        const IDLE_PING: Duration = Duration::from_secs(600);
+        let mut m = Meter::new(t0, IDLE_PING);
         // Traffic since the start: sampled again soon.
         link.drained.fetch_add(100, Relaxed);
         let t1 = m.next_sample();

@@ -195,7 +195,7 @@ async fn connection(
         exp: claims.exp,
         tier_tx: watch::channel(link.tier()).0,
         link,
-        meter: Meter::new(Instant::now()),
+        meter: Meter::new(Instant::now(), app.config.limits.idle_ping),
     };
     let end = reader.run(&mut stream, &kill).await;
     for (_, stop) in reader.link.previews().drain() {

@@ -1001,7 +1001,9 @@ async fn live_previews_of_an_unjoined_subscriber_follow_a_measured_tier_change(
 
 async fn measured_tier_change(b: Backend, join: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = start(b, dir.path()).await?;
+    // Nothing is edited, so the subscriber's connection is quiet: it is measured only by its
+    // sparse pings, here one a second (the default is minutes).
+    let server = Server::start(b, dir.path(), &["--idle-ping-secs", "1"]).await?;
     // Without joining, u1 views as the link role (viewer) a session someone else created.
     if !join {
         let mut owner = server.connect("u0").await?;
