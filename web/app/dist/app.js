@@ -2372,6 +2372,7 @@ var MontageClient = class _MontageClient {
     if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
     this.sync = null;
     this.held = null;
+    if (this.state === "online") this.send({ type: "leave", session: this.session });
     this.sendJoin(void 0);
   }
 };
