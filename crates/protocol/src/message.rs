@@ -242,6 +242,19 @@ impl Tier {
     pub fn parse(s: &str) -> Option<Tier> {
         Tier::ALL.into_iter().find(|t| t.as_str() == s)
     }
+    /// Its place in [`Tier::ALL`] (0: excellent), e.g. to keep it in an atomic.
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+    /// The tier at `i` in [`Tier::ALL`]; past the end, the worst.
+    pub fn from_index(i: u8) -> Tier {
+        Tier::ALL[usize::from(i).min(Tier::ALL.len() - 1)]
+    }
+    /// One step better (excellent stays excellent). Tiers order best first, so the worse of
+    /// two is their `max`.
+    pub fn better(self) -> Tier {
+        Tier::from_index(self.index().saturating_sub(1))
+    }
     /// Updates (presence, previews) per second, at most.
     pub fn fps(self) -> u32 {
         match self {
@@ -437,5 +450,27 @@ impl ServerMessage {
             session: None,
             version: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tier;
+
+    #[test]
+    fn tiers_order_best_first_and_step_up_one_at_a_time() {
+        for (i, t) in Tier::ALL.into_iter().enumerate() {
+            assert_eq!(Tier::from_index(t.index()), t);
+            assert_eq!(usize::from(t.index()), i);
+        }
+        assert_eq!(Tier::from_index(200), Tier::Poor);
+        assert_eq!(Tier::Poor.better(), Tier::Fair);
+        assert_eq!(Tier::Good.better(), Tier::Excellent);
+        assert_eq!(Tier::Excellent.better(), Tier::Excellent);
+        assert_eq!(
+            Tier::Good.max(Tier::Fair),
+            Tier::Fair,
+            "the worse is the greater"
+        );
     }
 }

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use montage_protocol::{ServerMessage, Tier, tier_for_mbps};
 use tokio::sync::mpsc;
 
-use crate::sync::conn::{from_rank, rank};
 use crate::sync::{ConnLink, Outbound};
 
 /// How often a connection is sampled.
@@ -42,8 +41,9 @@ const RTT_EXCELLENT: Duration = Duration::from_millis(250);
 const RTT_GOOD: Duration = Duration::from_millis(500);
 const RTT_FAIR: Duration = Duration::from_millis(1000);
 
+/// Tiers order best first: the worse of two is the greater.
 fn worse(a: Tier, b: Tier) -> Tier {
-    if rank(a) <= rank(b) { a } else { b }
+    a.max(b)
 }
 
 /// The `tier` message: the tier with its rate and preview box (DESIGN §7).
@@ -159,27 +159,27 @@ impl QualityMonitor {
     pub fn observe(&mut self, s: &Sample) -> Option<Tier> {
         let before = self.tier();
         let t = measured_tier(s);
-        if rank(t) < rank(self.measured) {
+        if t > self.measured {
             self.up.0 = 0;
             // Move down to the best tier the whole streak supports.
             self.down = if self.down.0 == 0 {
                 (1, t)
             } else {
-                (self.down.0 + 1, from_rank(rank(self.down.1).max(rank(t))))
+                (self.down.0 + 1, self.down.1.min(t))
             };
             if self.down.0 >= DOWN_AFTER {
                 self.measured = self.down.1;
                 self.down.0 = 0;
             }
-        } else if rank(t) > rank(self.measured) {
+        } else if t < self.measured {
             self.down.0 = 0;
             self.up = if self.up.0 == 0 {
                 (1, t)
             } else {
-                (self.up.0 + 1, from_rank(rank(self.up.1).min(rank(t))))
+                (self.up.0 + 1, self.up.1.max(t))
             };
             if self.up.0 >= UP_AFTER {
-                self.measured = from_rank(rank(self.measured) + 1);
+                self.measured = self.measured.better();
                 self.up.0 = 0;
             }
         } else {

@@ -32,7 +32,6 @@ use crate::gateway::limits::{ConnLimiter, Cost, Verdict, is_edit};
 use crate::gateway::quality::Meter;
 use crate::media::live::{PreviewTier, preview_loop};
 use crate::sync::ConnLink;
-use crate::sync::conn::rank;
 use crate::sync::{ConnHandle, Outbound, SessionMsg};
 
 /// Close codes (RFC 6455).
@@ -473,10 +472,10 @@ impl Reader {
         self.tier_tx
             .send_if_modified(|cur| std::mem::replace(cur, t) != t);
         let m = &self.app.metrics;
-        if rank(t) < rank(before) {
+        if t > before {
             m.tier_down_total.inc();
             tracing::debug!(conn = self.handle.id, tier = t.as_str(), "tier down");
-        } else if rank(t) > rank(before) {
+        } else if t < before {
             m.tier_up_total.inc();
         }
         let msg = crate::gateway::quality::tier_message(t);

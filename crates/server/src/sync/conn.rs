@@ -140,25 +140,6 @@ impl ConnHandle {
     }
 }
 
-/// Tier order, worst first, so `min` is "the worse of".
-pub fn rank(t: Tier) -> u8 {
-    match t {
-        Tier::Poor => 0,
-        Tier::Fair => 1,
-        Tier::Good => 2,
-        Tier::Excellent => 3,
-    }
-}
-
-pub fn from_rank(r: u8) -> Tier {
-    match r {
-        0 => Tier::Poor,
-        1 => Tier::Fair,
-        2 => Tier::Good,
-        _ => Tier::Excellent,
-    }
-}
-
 /// What a connection's reader, writer and the session actors share about it: its effective
 /// tier, the bytes its writer drained, and the presence held back for it.
 #[derive(Debug)]
@@ -185,7 +166,7 @@ pub struct ConnLink {
 impl Default for ConnLink {
     fn default() -> Self {
         ConnLink {
-            tier: AtomicU8::new(rank(Tier::Excellent)),
+            tier: AtomicU8::new(Tier::Excellent.index()),
             drained: AtomicU64::new(0),
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
@@ -224,10 +205,10 @@ impl ConnLink {
             .fetch_update(Relaxed, Relaxed, |q| Some(q.saturating_sub(len)));
     }
     pub fn tier(&self) -> Tier {
-        from_rank(self.tier.load(Relaxed))
+        Tier::from_index(self.tier.load(Relaxed))
     }
     pub fn set_tier(&self, t: Tier) {
-        self.tier.store(rank(t), Relaxed);
+        self.tier.store(t.index(), Relaxed);
     }
     pub fn scope(&self) -> Option<Arc<Scope>> {
         self.scope.lock().unwrap_or_else(|p| p.into_inner()).clone()
