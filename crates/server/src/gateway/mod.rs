@@ -8,5 +8,6 @@ pub mod requests;
 mod routes;
 pub mod socket;
 pub mod webapp;
+mod writer;
 
 pub use routes::router;

@@ -18,6 +18,7 @@ pub(crate) mod rebase;
 mod registry;
 /// Link access, titles and deletion: the owner's settings of a session.
 mod settings;
+mod snapshots;
 /// The actor's side of comments and suggestions.
 mod social;
 #[cfg(test)]

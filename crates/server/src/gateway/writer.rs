@@ -1,0 +1,116 @@
+//! A connection's writer task: takes frames off the connection's bounded queue and writes them
+//! in batches (one flush per batch), closes the socket with the right code when the reader,
+//! the queue or shutdown says so, and reports what reached the socket (the drain rate the
+//! connection's tier is measured from).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::socket::{CLOSE_GOING_AWAY, CLOSE_POLICY};
+use crate::sync::{ConnLink, Outbound};
+
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+pub(super) async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    kill: CancellationToken,
+    shutdown: CancellationToken,
+    reader_done: CancellationToken,
+    link: Arc<ConnLink>,
+) {
+    let close = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = kill.cancelled() => {
+                // The queue is full, so the socket is likely stuck too: try briefly, then go.
+                let _ = tokio::time::timeout(Duration::from_millis(100), sink.send(close(CLOSE_POLICY, "send queue full"))).await;
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(CLOSE_GOING_AWAY, "server shutting down"))).await;
+                break;
+            }
+            _ = reader_done.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        // A frame for a quiet connection: its reader measures again.
+        if link.quiet.swap(false, Relaxed) {
+            link.wake.notify_one();
+        }
+        let first = match next {
+            Some(Outbound::Frame(f)) => {
+                link.release_queue_bytes(f.len());
+                Message::Text(f)
+            }
+            Some(Outbound::Ping(n)) => Message::Ping(n.to_be_bytes().to_vec().into()),
+            Some(Outbound::Close(code, reason)) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason)))
+                        .await;
+                break;
+            }
+            None => break,
+        };
+        // Whatever else is already queued goes out with it: one flush (one syscall) per batch
+        // instead of one per frame when a busy session fans out.
+        let mut closing = None;
+        let mut bytes = message_len(&first);
+        let batch = async {
+            sink.feed(first).await?;
+            for _ in 0..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(Outbound::Frame(f)) => {
+                        bytes += f.len();
+                        link.release_queue_bytes(f.len());
+                        sink.feed(Message::Text(f)).await?
+                    }
+                    Ok(Outbound::Ping(n)) => {
+                        sink.feed(Message::Ping(n.to_be_bytes().to_vec().into()))
+                            .await?
+                    }
+                    Ok(Outbound::Close(code, reason)) => {
+                        closing = Some((code, reason));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            r = batch => if r.is_err() { break },
+            _ = kill.cancelled() => break,
+            _ = reader_done.cancelled() => break,
+        }
+        // What reached the socket: the connection's measured drain rate.
+        link.drained.fetch_add(bytes as u64, Relaxed);
+        if let Some((code, reason)) = closing {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason))).await;
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+}
+
+fn message_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        _ => 0,
+    }
+}
