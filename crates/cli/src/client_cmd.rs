@@ -256,8 +256,17 @@ pub fn edit(a: EditArgs) -> Result<()> {
     let ops: Json = serde_json::from_str(&a.ops).context("ops must be a JSON array")?;
     runtime()?.block_on(async move {
         let (c, h) = a.conn.join(&a.session).await?;
+        let mut events = h.events();
         h.edit_json(&ops)?;
         h.sync(WAIT).await.context("waiting for the ack")?;
+        // A refused edit also ends in sync (the replica resets from the server): the refusal,
+        // reported before that reset, says it did not happen.
+        while let Some(e) = events.try_next() {
+            if let Event::EditRefused { code, message, .. } = e {
+                c.close().await;
+                bail!("the server refused the edit: {} ({message})", code.as_str());
+            }
+        }
         println!("{}", json!({"version": h.version()}));
         c.close().await;
         Ok(())
@@ -336,6 +345,14 @@ pub fn event_json(e: &Event) -> Json {
             json!({"type":"join_refused","code":code.as_str(),"message":message})
         }
         Event::AccessLost { message } => json!({"type":"access_lost","message":message}),
+        Event::EditRefused {
+            seq,
+            code,
+            message,
+            lost,
+        } => {
+            json!({"type":"edit_refused","seq":seq,"code":code.as_str(),"message":message,"lost":lost})
+        }
         other => json!({"type":"other","debug":format!("{other:?}")}),
     }
 }

@@ -39,7 +39,8 @@ enum Cmd {
     /// Sessions: create, list, share, delete; show one's state or print its history.
     #[command(alias = "sessions")]
     Session(client_cmd::SessionArgs),
-    /// Apply one edit (a JSON array of components) and wait for its ack.
+    /// Apply one edit (a JSON array of components) and wait for its ack; exits non-zero with
+    /// the server's error code if the edit is refused.
     Edit(client_cmd::EditArgs),
     /// Print a session's events as JSON lines.
     Watch(client_cmd::SessionOnly),

@@ -813,6 +813,15 @@ impl Events {
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }
+
+    /// The next event if one is waiting, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        match self.0.try_recv() {
+            Ok(e) => Some(e),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Event::Lagged(n)),
+            Err(_) => None,
+        }
+    }
 }
 
 // ---- the connection task ----
@@ -1259,6 +1268,7 @@ fn handle_error(
             s.emit(error());
             let mut c = s.core();
             let mut delay = None;
+            let mut refused = None;
             match code {
                 // Not applied; the same edit may be sent again.
                 ErrorCode::RateLimited => {
@@ -1283,12 +1293,22 @@ fn handle_error(
                     return None;
                 }
                 _ => {
+                    let lost = c.unacked();
                     if c.refused(seq) {
                         join_frames(&mut c, out);
+                        refused = Some(Event::EditRefused {
+                            seq,
+                            code,
+                            message: message.clone(),
+                            lost,
+                        });
                     }
                 }
             }
             drop(c);
+            if let Some(e) = refused {
+                s.emit(e);
+            }
             s.bump();
             let _ = shared.persist();
             delay

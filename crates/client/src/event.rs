@@ -84,6 +84,15 @@ pub enum Event {
     SuggestionUpdated(Suggestion),
     /// A task of the session (a share being delivered, …) changed state.
     Task(TaskInfo),
+    /// The server refused my edit `seq` for good (`forbidden`, `bad_request`, …): the replica
+    /// was reset from the server's state, dropping that edit and the `lost` local edits in all
+    /// (it and those made on top of it). Also reported as an [`Event::Error`].
+    EditRefused {
+        seq: u64,
+        code: ErrorCode,
+        message: String,
+        lost: usize,
+    },
     /// The server refused something, or the replica had to be reset.
     Error {
         code: ErrorCode,

@@ -60,6 +60,24 @@ async fn session_edit_show_history_watch_and_join_commands(b: Backend) -> Result
         ],
     )?)?;
     ensure!(v["version"] == 1, "{v}");
+    // A viewer's edit is refused: the command says so and exits non-zero (it used to print a
+    // version and exit 0).
+    let out = Command::new(env!("CARGO_BIN_EXE_montage"))
+        .args([
+            "edit",
+            "cli",
+            r#"[{"op":"set","path":["title"],"value":"nope"}]"#,
+        ])
+        .env("MONTAGE_URL", format!("http://{}", server.addr))
+        .env("MONTAGE_TOKEN", token("val"))
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("forbidden"),
+        "a viewer's edit: {} / {err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let shown: Json = serde_json::from_str(&montage(&server, "ann", &["session", "show", "cli"])?)?;
     ensure!(shown["state"]["title"] == "Hi", "{shown}");
     let hist = montage(&server, "ann", &["session", "history", "cli"])?;
