@@ -219,12 +219,19 @@ pub fn session(a: SessionArgs) -> Result<()> {
                 println!("{}", json!({"session": session, "deleted": true}));
             }
             SessionCmd::Show { session } => {
-                let (c, h) = a.conn.join(&session).await?;
+                // Read over HTTP: joining would create a session that doesn't exist.
+                let base = http_base(a.conn.ws_urls().first().map_or("", String::as_str));
+                let http = crate::http::client(WAIT)?;
+                let url = format!(
+                    "{base}/v1/sessions/{}",
+                    montage_protocol::path_segment(&session)
+                );
+                let body = crate::http::get_text(&http, &url, Some(&a.conn.token)).await?;
+                let head: Json = serde_json::from_str(&body)?;
                 println!(
                     "{}",
-                    json!({"version": h.version(), "state": h.state().to_json()})
+                    json!({"version": head["version"], "state": head["state"]})
                 );
-                c.close().await;
             }
             SessionCmd::History { session, from } => {
                 let base = http_base(a.conn.ws_urls().first().map_or("", String::as_str));

@@ -80,6 +80,14 @@ async fn session_edit_show_history_watch_and_join_commands(b: Backend) -> Result
     );
     let shown: Json = serde_json::from_str(&montage(&server, "ann", &["session", "show", "cli"])?)?;
     ensure!(shown["state"]["title"] == "Hi", "{shown}");
+    ensure!(shown["version"] == 1, "{shown}");
+    // Showing a session that doesn't exist fails and creates nothing.
+    ensure!(
+        montage(&server, "ann", &["session", "show", "typo"]).is_err(),
+        "showing a missing session succeeded"
+    );
+    let listed = montage(&server, "ann", &["session", "list"])?;
+    ensure!(!listed.contains("\"typo\""), "show created it: {listed}");
     let hist = montage(&server, "ann", &["session", "history", "cli"])?;
     let entries: Vec<Json> = hist
         .lines()

@@ -206,6 +206,14 @@ async fn delete_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The 403 of a session one may not read, saying what to do (as a refused `join` does).
+fn no_access(id: &str) -> AppError {
+    AppError(
+        ErrorCode::Forbidden,
+        format!("no access to session {id}: ask its owner to share it"),
+    )
+}
+
 async fn session_state(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -216,8 +224,11 @@ async fn session_state(
             StatusCode::OK,
             format!(r#"{{"version":{version},"state":{state}}}"#),
         )),
-        Err(ErrorCode::NotFound) => Err(AppError(ErrorCode::NotFound, format!("no session {id}"))),
-        Err(ErrorCode::Forbidden) => Err(AppError(ErrorCode::Forbidden, "no access".into())),
+        Err(ErrorCode::NotFound) => Err(AppError(
+            ErrorCode::NotFound,
+            format!("no session {id}: it does not exist or was deleted"),
+        )),
+        Err(ErrorCode::Forbidden) => Err(no_access(&id)),
         Err(code) => Err(AppError(code, "could not read the session".into())),
     }
 }
@@ -236,13 +247,14 @@ async fn session_ops(
     Query(q): Query<OpsQuery>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let meta = app
-        .store
-        .meta(&id)
-        .await?
-        .ok_or_else(|| AppError(ErrorCode::NotFound, format!("no session {id}")))?;
+    let meta = app.store.meta(&id).await?.ok_or_else(|| {
+        AppError(
+            ErrorCode::NotFound,
+            format!("no session {id}: it does not exist or was deleted"),
+        )
+    })?;
     if !check_permission(&meta, &id, &claims.principal(), Role::Viewer) {
-        return Err(AppError(ErrorCode::Forbidden, "no access".into()));
+        return Err(no_access(&id));
     }
     let limit = q
         .limit
