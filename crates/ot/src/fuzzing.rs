@@ -299,14 +299,37 @@ pub enum Action {
     Raw(RawComponent),
 }
 
-fn len_at(d: &Value, p: &Path) -> usize {
+/// The length of the list at `p` (0 if there is none).
+pub fn len_at(d: &Value, p: &Path) -> usize {
     d.at(p.segs()).and_then(Value::as_arr).map_or(0, Vec::len)
 }
 
-fn text_len(d: &Value, p: &Path) -> usize {
+/// The length in characters of the text at `p` (0 if there is none).
+pub fn text_len(d: &Value, p: &Path) -> usize {
     d.at(p.segs())
         .and_then(Value::as_text)
         .map_or(0, |t| t.len_chars())
+}
+
+/// Every file of the repository's `fuzz/corpus/<target>`, sorted, with its bytes: what the
+/// replay tests run (there must be some).
+pub fn corpus(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} is empty", dir.display());
+    files
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).expect("a corpus file");
+            (p, data)
+        })
+        .collect()
 }
 
 /// `i` modulo `n`, for `n > 0`.

@@ -4,7 +4,7 @@
 use prost::Message;
 
 use crate::social::{Comment, Suggestion, pb};
-use crate::{decode_client, decode_server};
+use crate::{ClientFrame, decode_client, decode_server};
 
 /// Decodes `data` every way a peer's bytes are decoded: as a client's JSON text frame, as a
 /// server's, and as the protobuf comment and suggestion. Nothing may panic; a client frame that
@@ -13,25 +13,11 @@ use crate::{decode_client, decode_server};
 pub fn check_frame(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(frame) = decode_client(text) {
-            let mut json = match serde_json::to_value(&frame.msg) {
-                Ok(j) => j,
-                Err(e) => panic!("a decoded frame did not encode: {e}"),
-            };
-            if let (Some(rid), Some(m)) = (&frame.rid, json.as_object_mut()) {
-                m.insert("rid".into(), rid.clone());
-            }
             // Compared as the wire writes them: a decoded edit keeps empty text steps (their
             // position is still checked at apply) but writes them as nothing (docs/OT.md).
+            let json = wire(&frame);
             match decode_client(&json.to_string()) {
-                Ok(again) => match serde_json::to_value(&again.msg) {
-                    Ok(mut j) => {
-                        if let (Some(rid), Some(m)) = (&again.rid, j.as_object_mut()) {
-                            m.insert("rid".into(), rid.clone());
-                        }
-                        assert_eq!(j, json, "client frame round trip");
-                    }
-                    Err(e) => panic!("a re-decoded frame did not encode: {e}"),
-                },
+                Ok(again) => assert_eq!(wire(&again), json, "client frame round trip"),
                 Err(e) => panic!("a re-encoded frame did not decode: {e}\n {json}"),
             }
         }
@@ -57,6 +43,18 @@ pub fn check_frame(data: &[u8]) {
             "suggestion protobuf round trip"
         );
     }
+}
+
+/// A client frame as the SDKs encode it (with its `rid`).
+fn wire(frame: &ClientFrame) -> serde_json::Value {
+    let mut json = match serde_json::to_value(&frame.msg) {
+        Ok(j) => j,
+        Err(e) => panic!("a decoded frame did not encode: {e}"),
+    };
+    if let (Some(rid), Some(m)) = (&frame.rid, json.as_object_mut()) {
+        m.insert("rid".into(), rid.clone());
+    }
+    json
 }
 
 /// Compared as JSON, the form clients see: a NaN coordinate (protobuf allows one) is `null`

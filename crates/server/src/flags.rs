@@ -152,10 +152,7 @@ impl ServeArgs {
         config.limits.send_queue_bytes = self.send_queue_bytes;
         config.limits.max_doc_bytes = self.max_doc_bytes;
         config.limits.max_transform_work = self.max_transform_work;
-        config.limits.idle_ping = timeout(
-            "--idle-ping-secs",
-            self.idle_ping_secs.saturating_mul(1_000),
-        )?;
+        config.limits.idle_ping = secs("--idle-ping-secs", self.idle_ping_secs)?;
         config.limits.connections_per_user = self.connections_per_user;
         config.limits.max_connections = self.max_connections;
         config.media.intake.max_bytes = self.max_upload_bytes;
@@ -326,6 +323,17 @@ fn timeout(flag: &str, ms: u64) -> Result<Duration> {
         )));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// A flag in seconds: 1 s to a day.
+fn secs(flag: &str, secs: u64) -> Result<Duration> {
+    let max = MAX_TIMEOUT_MS / 1_000;
+    if !(1..=max).contains(&secs) {
+        return Err(Error::Config(format!(
+            "{flag} must be 1 to {max} seconds, got {secs}"
+        )));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// A rate flag: a positive number (per second).

@@ -2,7 +2,6 @@
 //! seeded loop over inputs made from fixed byte seeds, then every file of the committed corpus.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::path::PathBuf;
 
 use arbitrary::Unstructured;
 use montage_ot::fuzzing::{self, Action};
@@ -42,28 +41,8 @@ fn seeded(check: Check, seeds: u64, min_checked: u64) {
     );
 }
 
-/// Every file of `fuzz/corpus/<target>` (there must be some).
-fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("a directory entry").path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} is empty", dir.display());
-    files
-        .into_iter()
-        .map(|p| {
-            let data = std::fs::read(&p).expect("a corpus file");
-            (p, data)
-        })
-        .collect()
-}
-
 fn replay(check: Check, target: &str) {
-    let files = corpus(target);
+    let files = fuzzing::corpus(target);
     let checked = files
         .iter()
         .filter(|(p, data)| run(check, data, &p.display()))

@@ -1,6 +1,7 @@
 //! Random documents and random valid edits, driven by a seed so failures replay exactly.
 
-use montage_ot::{Component, Op, Path, Rect, Value, path};
+use montage_ot::fuzzing::{len_at, text_len};
+use montage_ot::{Component, Op, Rect, Value, path};
 
 /// SplitMix64: small, seedable, good enough for test generation.
 pub struct Rng(u64);
@@ -128,16 +129,6 @@ pub fn doc(r: &mut Rng) -> Value {
         ]),
     );
     d
-}
-
-fn len_at(d: &Value, p: &Path) -> usize {
-    d.at(p.segs()).and_then(Value::as_arr).map_or(0, Vec::len)
-}
-
-fn text_len(d: &Value, p: &Path) -> usize {
-    d.at(p.segs())
-        .and_then(Value::as_text)
-        .map_or(0, |t| t.len_chars())
 }
 
 /// One random component valid against `d`.

@@ -1,8 +1,6 @@
 //! The fuzz target `frame`'s check (`montage_protocol::fuzzing`, shared with `fuzz/`) as an
 //! ordinary test: seeded inputs, then every file of the committed corpus.
 
-use std::path::PathBuf;
-
 use montage_protocol::fuzzing::check_frame;
 use montage_protocol::{ClientMessage, decode_client};
 
@@ -20,26 +18,9 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/frame");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("a directory entry").path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} is empty", dir.display());
-    files
-        .into_iter()
-        .map(|p| {
-            let data = std::fs::read(&p).expect("a corpus file");
-            (p, data)
-        })
-        .collect()
-}
-
 #[test]
 fn frame_corpus() {
-    let files = corpus();
+    let files = montage_ot::fuzzing::corpus("frame");
     for (p, data) in &files {
         eprintln!("{}", p.display());
         check_frame(data);
@@ -59,7 +40,7 @@ fn frame_corpus() {
 /// Random bytes, and each corpus frame with random bytes overwritten.
 #[test]
 fn frame_seeded() {
-    let files = corpus();
+    let files = montage_ot::fuzzing::corpus("frame");
     for seed in 0..5_000u64 {
         let noise = bytes(seed, 1 + (seed % 97) as usize);
         check_frame(&noise);

@@ -194,19 +194,7 @@ async fn an_upload_waits_for_its_permit_before_its_body_is_read(b: Backend) -> R
     )
     .await?;
     let png = picture()?;
-    let head = |expect: bool| {
-        format!(
-            "POST /v1/assets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: image/png\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
-            token("u1"),
-            png.len(),
-            if expect {
-                "Expect: 100-continue\r\n"
-            } else {
-                ""
-            }
-        )
-    };
+    let head = |expect: bool| upload_head("u1", png.len(), expect);
     // The first sends half its body, then stalls.
     let mut first = TcpStream::connect(&server.addr).await?;
     first.write_all(head(false).as_bytes()).await?;
