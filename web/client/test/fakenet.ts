@@ -121,6 +121,10 @@ export class FakeNet {
    * is behind); past it the edit is refused with `conflict` and the head, like the server. */
   transformBudget = Infinity;
   online = true;
+  /** Decides whether a connection's token (from its URL) is taken: a refusal reason, or null.
+   * A refused connection is opened, told `unauthorized` and closed with 4401 and the reason,
+   * as the server does. */
+  checkToken: (token: string | null) => string | null = () => null;
   /** Access rules; null: everyone is an editor (the tests of the client model). */
   access: FakeAccess | null = null;
 
@@ -173,13 +177,13 @@ export class FakeNet {
     for (const c of this.conns) {
       if (!c.sessions.has(session) || this.roleOf(c.user) !== "none") continue;
       if (how !== "forbidden") this.broadcast(session, null, { type: "role_changed", session, user: c.user, role: "none" });
-      if (how !== "role_changed") this.sendTo(c, { type: "error", code: "forbidden", message: "you no longer have access to this session" });
+      if (how !== "role_changed") this.sendTo(c, { type: "error", code: "forbidden", message: "you no longer have access to this session", session });
       c.sessions.delete(session);
       this.broadcast(session, c, { type: "participant_left", session, user: c.user });
     }
   }
 
-  drop(c: Conn, code = 1006): void {
+  drop(c: Conn, code = 1006, reason = ""): void {
     if (c.dead) return;
     c.closedWith = code;
     c.dead = true;
@@ -189,7 +193,7 @@ export class FakeNet {
     this.conns = this.conns.filter((x) => x !== c);
     this.opening = this.opening.filter((x) => x !== c);
     for (const s of c.sessions) this.broadcast(s, c, { type: "participant_left", session: s, user: c.user });
-    c.sock.onclose?.({ code });
+    c.sock.onclose?.({ code, reason });
   }
   dropAll(): void {
     for (const c of [...this.conns, ...this.opening]) this.drop(c);
@@ -235,6 +239,17 @@ export class FakeNet {
     c.open = true;
     c.sock.readyState = 1;
     c.sock.onopen?.({});
+    const refused = this.checkToken(new URL(c.url).searchParams.get("token"));
+    if (refused !== null) {
+      this.sendTo(c, { type: "error", code: "unauthorized", message: refused });
+      this.closeUnauthorized(c, refused);
+    }
+  }
+
+  /** Closes `c` for its token (4401), after what the server sent reaches the client. */
+  closeUnauthorized(c: Conn, reason: string): void {
+    while (c.s2c.length && !c.sink) c.sock.onmessage?.({ data: c.s2c.shift()! });
+    this.drop(c, 4401, reason);
   }
 
   private sendTo(c: Conn, msg: Record<string, unknown>): void {
@@ -316,9 +331,7 @@ export class FakeNet {
         const token = String(m["token"]);
         if (tokenSubject(token) !== c.user) {
           err("unauthorized", "the new token is for another user");
-          // The error reaches the client before the close (as a real server's would).
-          while (c.s2c.length && !c.sink) c.sock.onmessage?.({ data: c.s2c.shift()! });
-          this.drop(c, 1008);
+          this.closeUnauthorized(c, "token of another user");
           return;
         }
         this.sendTo(c, { type: "authed", exp: Number(tokenClaims(token)?.["exp"]), rid });
