@@ -1759,7 +1759,7 @@ var SessionsApi = class {
   async call(method, path, want, body) {
     const headers = { Authorization: `Bearer ${await this.token()}` };
     const init = { method, headers };
-    if (typeof body === "string" || body instanceof ArrayBuffer || body instanceof Uint8Array || typeof Blob !== "undefined" && body instanceof Blob) {
+    if (body instanceof ArrayBuffer || body instanceof Uint8Array || typeof Blob !== "undefined" && body instanceof Blob) {
       headers["Content-Type"] = "application/octet-stream";
       init.body = body;
     } else if (body !== void 0) {

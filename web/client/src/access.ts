@@ -265,10 +265,10 @@ export class SessionsApi {
     return a as AssetInfo;
   }
 
-  private async call(method: string, path: string, want: number, body?: object | RequestBody): Promise<unknown> {
+  private async call(method: string, path: string, want: number, body?: object): Promise<unknown> {
     const headers: Record<string, string> = { Authorization: `Bearer ${await this.token()}` };
     const init: { method: string; headers: Record<string, string>; body?: RequestBody } = { method, headers };
-    if (typeof body === "string" || body instanceof ArrayBuffer || body instanceof Uint8Array || (typeof Blob !== "undefined" && body instanceof Blob)) {
+    if (body instanceof ArrayBuffer || body instanceof Uint8Array || (typeof Blob !== "undefined" && body instanceof Blob)) {
       headers["Content-Type"] = "application/octet-stream";
       init.body = body;
     } else if (body !== undefined) {

@@ -393,6 +393,33 @@ describe("SessionsApi", () => {
     expect(calls[1]!.body).toBeUndefined();
   });
 
+  it("uploads bytes, and makes the invite calls", async () => {
+    const { f, calls } = fakeFetch([
+      { status: 201, body: { id: "a1", kind: "image", format: "png", width: 2, height: 1 } },
+      { status: 201, body: { id: "i1", url: "http://m.test/?invite=i1", session: "s 1", role: "commenter", for: null, expires_at: 9, max_uses: null, uses: 0, revoked: false, created_by: "alice" } },
+      { status: 200, body: { session: "s 1", role: "commenter" } },
+      { status: 200, body: { invites: [] } },
+      { status: 200, body: { id: "i1", revoked: true } },
+    ]);
+    const api = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: f });
+    const bytes = new Uint8Array([137, 80, 78, 71]);
+    expect(await api.uploadAsset(bytes, { session: "s 1" })).toEqual({ id: "a1", kind: "image", format: "png", width: 2, height: 1 });
+    expect((await api.createInvite("s 1", { role: "commenter", max_uses: 5 })).id).toBe("i1");
+    expect(await api.acceptInvite("i1")).toEqual({ session: "s 1", role: "commenter" });
+    expect(await api.invites("s 1")).toEqual([]);
+    await api.revokeInvite("i1");
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "POST http://m.test/v1/assets?session=s%201",
+      "POST http://m.test/v1/sessions/s%201/invites",
+      "POST http://m.test/v1/invites/i1/accept",
+      "GET http://m.test/v1/sessions/s%201/invites",
+      "DELETE http://m.test/v1/invites/i1",
+    ]);
+    expect(calls[0]!.body).toBe(bytes); // the bytes as they are
+    expect(calls[0]!.headers["Content-Type"]).toBe("application/octet-stream");
+    expect(JSON.parse(String(calls[1]!.body))).toEqual({ role: "commenter", max_uses: 5 });
+  });
+
   it("uses the global fetch as a plain function (a browser's refuses another `this`)", async () => {
     const saved = globalThis.fetch;
     const seen: unknown[] = [];
