@@ -7,22 +7,32 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use montage_client::{
-    Api, Client, Component, Event, Op, Options, Role, SessionHandle, SessionInfo, SessionSettings,
-    Value, path,
+    Api, Client, Component, ErrorCode, Event, Invite, NewInvite, Op, Options, Role, SessionHandle,
+    SessionInfo, SessionSettings, Tls, Value, path,
 };
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Where the server is and who I am: global flags, accepted before or after the subcommand.
 #[derive(Args, Clone)]
 pub struct ConnArgs {
-    /// Server URL(s), comma separated: `http://host:port` or `ws://host:port/v1/ws`.
-    #[arg(long, env = "MONTAGE_URL", default_value = "http://127.0.0.1:7070")]
+    /// Server URL(s), comma separated: `http(s)://host:port` or `ws(s)://host:port/v1/ws`.
+    #[arg(
+        long,
+        global = true,
+        env = "MONTAGE_URL",
+        default_value = "http://127.0.0.1:7070"
+    )]
     url: String,
-    /// A token from `montage token USER`.
-    #[arg(long, env = "MONTAGE_TOKEN", hide_env_values = true)]
-    token: String,
+    /// A token from `montage token USER` (or your app's backend).
+    #[arg(long, global = true, env = "MONTAGE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Also trust the CA certificate(s) in this PEM file for `https://`/`wss://` (the system's
+    /// roots are always trusted; `SSL_CERT_FILE` works too).
+    #[arg(long, global = true, env = "MONTAGE_CA_FILE", value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl ConnArgs {
@@ -34,11 +44,58 @@ impl ConnArgs {
             .map(ws_url)
             .collect()
     }
+    fn token(&self) -> Result<String> {
+        self.token.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
+            anyhow!(
+                "no token: pass --token TOKEN or set MONTAGE_TOKEN (on the server's machine, `montage token USER` makes one)"
+            )
+        })
+    }
+    fn tls(&self) -> Result<Tls> {
+        let tls = Tls::system();
+        Ok(match &self.ca_file {
+            Some(path) => tls.add_ca_file(path)?,
+            None => tls,
+        })
+    }
+    /// Connected, or the reason it can't be: a refused token at once, an unreachable server
+    /// once every URL failed.
     async fn client(&self) -> Result<Client> {
         let urls = self.ws_urls();
         let first = urls.first().cloned().ok_or_else(|| anyhow!("no --url"))?;
-        let c = Client::start(Options::new(first, self.token.clone()).urls(urls))?;
-        c.connected(WAIT).await.context("connecting")?;
+        let opts = Options::new(first, self.token()?)
+            .urls(urls.clone())
+            .tls(self.tls()?);
+        let c = Client::start(opts)?;
+        let mut events = c.events();
+        let unreachable = async {
+            let mut failed = std::collections::BTreeMap::new();
+            while let Some(e) = events.next().await {
+                if let Event::ConnectFailed { url, message } = e {
+                    failed.insert(url, message);
+                    if failed.len() >= urls.len() {
+                        return failed;
+                    }
+                }
+            }
+            std::future::pending().await
+        };
+        tokio::select! {
+            r = c.connected(WAIT) => r.map_err(|e| match e.code() {
+                Some(ErrorCode::Unauthorized) => anyhow!(
+                    "the server refused the token: {} (make a new one with `montage token USER`)",
+                    e
+                ),
+                _ => anyhow::Error::new(e).context("connecting"),
+            })?,
+            failed = unreachable => {
+                let why: Vec<String> = failed.iter().map(|(u, m)| format!("{u}: {m}")).collect();
+                bail!(
+                    "could not connect ({}); is `montage serve` running there? --url or MONTAGE_URL says where",
+                    why.join("; ")
+                );
+            }
+        }
         Ok(c)
     }
     async fn join(&self, session: &str) -> Result<(Client, SessionHandle)> {
@@ -56,12 +113,18 @@ impl ConnArgs {
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("no --url"))?;
-        Ok(Api::new(&first, self.token.clone())?)
+        Ok(Api::new(&first, self.token()?)?.tls(&self.tls()?)?)
     }
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("{s:?}: none, viewer, commenter or editor"))
+    Role::parse(s)
+        .filter(|r| *r != Role::Owner)
+        .ok_or_else(|| format!("{s:?}: none, viewer, commenter or editor"))
+}
+
+fn parse_any_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?}: none, viewer, commenter, editor or owner"))
 }
 
 /// A session as the CLI prints it (one JSON object).
@@ -94,26 +157,13 @@ fn ws_url(u: &str) -> String {
     format!("{scheme}://{host}/v1/ws")
 }
 
-/// `host:port` of a URL, for the HTTP endpoints.
-fn host_of(u: &str) -> String {
-    let rest = u.split_once("://").map_or(u, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest).to_owned()
-}
-
-/// `http://host:port` of a WebSocket URL (`https://…` for `wss://`): where the HTTP endpoints are.
-fn http_base(ws: &str) -> String {
-    let scheme = if ws.starts_with("wss://") {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{}", host_of(ws))
-}
-
 #[derive(Subcommand)]
 pub enum SessionCmd {
     /// Create a session owned by me: without SESSION the server makes its id
-    /// (`POST /v1/sessions`); with it, joining creates it (where the server allows that).
+    /// (`POST /v1/sessions`); with it, the id is mine unless it exists already (then this fails).
+    #[command(after_help = "Examples:
+  montage session create --title 'Spring cut' --link-role viewer
+  montage session create brief-42")]
     Create {
         session: Option<String>,
         #[arg(long)]
@@ -123,18 +173,25 @@ pub enum SessionCmd {
         link_role: Option<Role>,
     },
     /// List my sessions (owned or granted) as JSON lines.
+    #[command(after_help = "Example:\n  montage session list | jq -r .session")]
     List,
     /// Open or close SESSION's link access (owners): none (private), viewer, commenter, editor.
+    #[command(
+        after_help = "Examples:\n  montage session share brief-42 viewer\n  montage session share brief-42 none"
+    )]
     Share {
         session: String,
         #[arg(value_parser = parse_role)]
         link_role: Role,
     },
     /// Delete SESSION and everything in it (owners).
+    #[command(after_help = "Example:\n  montage session delete brief-42")]
     Delete { session: String },
-    /// Print SESSION's current version and state as JSON.
+    /// Print SESSION's current version and state as JSON (never creates it).
+    #[command(after_help = "Example:\n  montage session show brief-42 | jq .state.title")]
     Show { session: String },
     /// Print SESSION's edits as JSON lines (`{"version","user","ops"}`).
+    #[command(after_help = "Example:\n  montage session history brief-42 --from 100")]
     History {
         session: String,
         /// Only versions after this one.
@@ -147,8 +204,6 @@ pub enum SessionCmd {
 pub struct SessionArgs {
     #[command(subcommand)]
     cmd: SessionCmd,
-    #[command(flatten)]
-    conn: ConnArgs,
 }
 
 #[derive(Args)]
@@ -156,15 +211,62 @@ pub struct EditArgs {
     session: String,
     /// Components as a JSON array, e.g. '[{"op":"set","path":["title"],"value":"Hi"}]'.
     ops: String,
-    #[command(flatten)]
-    conn: ConnArgs,
 }
 
 #[derive(Args)]
 pub struct SessionOnly {
     session: String,
-    #[command(flatten)]
-    conn: ConnArgs,
+}
+
+#[derive(Args)]
+pub struct RoleArgs {
+    session: String,
+    user: String,
+    /// none (removes the user for good, until an owner sets another role), viewer, commenter,
+    /// editor or owner.
+    #[arg(value_parser = parse_any_role)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+pub enum InviteCmd {
+    /// Make an invite link to SESSION (editors and owners); prints the invite as JSON.
+    #[command(after_help = "Examples:
+  montage invite create brief-42 --role commenter --max-uses 10
+  montage invite create brief-42 --role editor --for bob --expires-in 3600")]
+    Create {
+        session: String,
+        /// The role accepting gives: viewer or commenter (a public link); up to editor with --for.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Lifetime in seconds (default 7 days, at most 30).
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<u64>,
+        /// How many people may accept it (1 to 10,000).
+        #[arg(long)]
+        max_uses: Option<u32>,
+        /// Only this user may accept it.
+        #[arg(long = "for", value_name = "USER")]
+        for_user: Option<String>,
+    },
+    /// List SESSION's invites as JSON lines (editors and owners).
+    #[command(after_help = "Example:\n  montage invite list brief-42")]
+    List { session: String },
+    /// Show what invite ID gives, without accepting it.
+    #[command(after_help = "Example:\n  montage invite show 3f9c…")]
+    Show { id: String },
+    /// Accept invite ID: prints the session and the role I now hold there.
+    #[command(after_help = "Example:\n  montage invite accept 3f9c… && montage watch brief-42")]
+    Accept { id: String },
+    /// Revoke invite ID (its creator or an owner).
+    #[command(after_help = "Example:\n  montage invite revoke 3f9c…")]
+    Revoke { id: String },
+}
+
+#[derive(Args)]
+pub struct InviteArgs {
+    #[command(subcommand)]
+    cmd: InviteCmd,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -173,7 +275,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-pub fn session(a: SessionArgs) -> Result<()> {
+pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
     runtime()?.block_on(async move {
         match a.cmd {
             SessionCmd::Create {
@@ -184,7 +286,7 @@ pub fn session(a: SessionArgs) -> Result<()> {
                 let mut settings = SessionSettings::new();
                 settings.title = title;
                 settings.link_role = link_role;
-                let s = a.conn.api()?.create_session(&settings).await?;
+                let s = conn.api()?.create_session(&settings).await?;
                 println!("{}", info_json(&s));
             }
             SessionCmd::Create {
@@ -192,59 +294,61 @@ pub fn session(a: SessionArgs) -> Result<()> {
                 title,
                 link_role,
             } => {
-                let (c, h) = a.conn.join(&session).await?;
-                let mut out = json!({"session": session, "version": h.version(), "role": h.role().map(|r| r.as_str())});
+                let api = conn.api()?;
+                // A join would open an existing session quietly; creating means it is new.
+                match api.session(&session).await {
+                    Ok(head) => bail!(
+                        "session {session} already exists (version {}); `montage watch {session}` opens it",
+                        head.version
+                    ),
+                    Err(e) if e.code() == Some(ErrorCode::Forbidden) => {
+                        bail!("session {session} already exists and is not shared with you")
+                    }
+                    Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let (c, h) = conn.join(&session).await?;
+                if h.role() != Some(Role::Owner) || h.version() > 0 {
+                    c.close().await;
+                    bail!("session {session} was created by someone else meanwhile");
+                }
+                let mut out = json!({"session": session, "version": h.version(), "role": "owner"});
                 if title.is_some() || link_role.is_some() {
                     let mut settings = SessionSettings::new();
                     settings.title = title;
                     settings.link_role = link_role;
-                    out = info_json(&a.conn.api()?.update_session(&session, &settings).await?);
+                    out = info_json(&api.update_session(&session, &settings).await?);
                 }
                 println!("{out}");
                 h.leave().await?;
                 c.close().await;
             }
             SessionCmd::List => {
-                for s in a.conn.api()?.sessions().await? {
+                for s in conn.api()?.sessions().await? {
                     println!("{}", info_json(&s));
                 }
             }
             SessionCmd::Share { session, link_role } => {
                 let settings = SessionSettings::new().link_role(link_role);
-                let s = a.conn.api()?.update_session(&session, &settings).await?;
+                let s = conn.api()?.update_session(&session, &settings).await?;
                 println!("{}", info_json(&s));
             }
             SessionCmd::Delete { session } => {
-                a.conn.api()?.delete_session(&session).await?;
+                conn.api()?.delete_session(&session).await?;
                 println!("{}", json!({"session": session, "deleted": true}));
             }
             SessionCmd::Show { session } => {
-                // Read over HTTP: joining would create a session that doesn't exist.
-                let base = http_base(a.conn.ws_urls().first().map_or("", String::as_str));
-                let http = crate::http::client(WAIT)?;
-                let url = format!(
-                    "{base}/v1/sessions/{}",
-                    montage_protocol::path_segment(&session)
-                );
-                let body = crate::http::get_text(&http, &url, Some(&a.conn.token)).await?;
-                let head: Json = serde_json::from_str(&body)?;
+                let head = conn.api()?.session(&session).await?;
                 println!(
                     "{}",
-                    json!({"version": head["version"], "state": head["state"]})
+                    json!({"version": head.version, "state": head.state})
                 );
             }
             SessionCmd::History { session, from } => {
-                let base = http_base(a.conn.ws_urls().first().map_or("", String::as_str));
-                let http = crate::http::client(WAIT)?;
+                let api = conn.api()?;
                 let mut from = from;
                 loop {
-                    let url = format!(
-                        "{base}/v1/sessions/{}/ops?from={from}&limit=1000",
-                        montage_protocol::path_segment(&session)
-                    );
-                    let body = crate::http::get_text(&http, &url, Some(&a.conn.token)).await?;
-                    let page: Json = serde_json::from_str(&body)?;
-                    let ops = page["ops"].as_array().cloned().unwrap_or_default();
+                    let ops = api.ops(&session, from, 1000).await?;
                     let Some(last) = ops.last().and_then(|e| e["version"].as_u64()) else {
                         break;
                     };
@@ -259,10 +363,10 @@ pub fn session(a: SessionArgs) -> Result<()> {
     })
 }
 
-pub fn edit(a: EditArgs) -> Result<()> {
+pub fn edit(conn: &ConnArgs, a: EditArgs) -> Result<()> {
     let ops: Json = serde_json::from_str(&a.ops).context("ops must be a JSON array")?;
     runtime()?.block_on(async move {
-        let (c, h) = a.conn.join(&a.session).await?;
+        let (c, h) = conn.join(&a.session).await?;
         let mut events = h.events();
         h.edit_json(&ops)?;
         h.sync(WAIT).await.context("waiting for the ack")?;
@@ -280,9 +384,91 @@ pub fn edit(a: EditArgs) -> Result<()> {
     })
 }
 
-pub fn watch(a: SessionOnly) -> Result<()> {
+/// `montage role`: joins SESSION and asks the server to set USER's role there; done when every
+/// participant has heard `role_changed`, refused with the server's code otherwise.
+pub fn role(conn: &ConnArgs, a: RoleArgs) -> Result<()> {
     runtime()?.block_on(async move {
-        let (c, h) = a.conn.join(&a.session).await?;
+        let (c, h) = conn.join(&a.session).await?;
+        let mut events = h.events();
+        h.set_role(&a.user, a.role).await?;
+        let done = tokio::time::timeout(WAIT, async {
+            while let Some(e) = events.next().await {
+                match e {
+                    Event::RoleChanged { user, role } if user == a.user => return Ok(role),
+                    Event::Error { code, message } => {
+                        bail!("the server refused: {} ({message})", code.as_str())
+                    }
+                    _ => {}
+                }
+            }
+            bail!("the connection ended before the server answered")
+        })
+        .await
+        .map_err(|_| anyhow!("no answer from the server within {WAIT:?}"));
+        c.close().await;
+        let role = done??;
+        println!(
+            "{}",
+            json!({"session": a.session, "user": a.user, "role": role.as_str()})
+        );
+        Ok(())
+    })
+}
+
+fn invite_json(i: &Invite) -> Json {
+    json!({
+        "id": i.id,
+        "url": i.url,
+        "session": i.session,
+        "role": i.role.as_str(),
+        "for": i.for_user,
+        "expires_at": i.expires_at,
+        "max_uses": i.max_uses,
+        "uses": i.uses,
+        "revoked": i.revoked,
+        "created_by": i.created_by,
+    })
+}
+
+pub fn invite(conn: &ConnArgs, a: InviteArgs) -> Result<()> {
+    runtime()?.block_on(async move {
+        let api = conn.api()?;
+        match a.cmd {
+            InviteCmd::Create {
+                session,
+                role,
+                expires_in,
+                max_uses,
+                for_user,
+            } => {
+                let mut new = NewInvite::new(role);
+                new.expires_in_s = expires_in;
+                new.max_uses = max_uses;
+                new.for_user = for_user;
+                println!("{}", invite_json(&api.create_invite(&session, &new).await?));
+            }
+            InviteCmd::List { session } => {
+                for i in api.invites(&session).await? {
+                    println!("{}", invite_json(&i));
+                }
+            }
+            InviteCmd::Show { id } => println!("{}", invite_json(&api.invite(&id).await?)),
+            InviteCmd::Accept { id } => {
+                let (session, role) = api.accept_invite(&id).await?;
+                println!("{}", json!({"session": session, "role": role.as_str()}));
+            }
+            InviteCmd::Revoke { id } => {
+                api.revoke_invite(&id).await?;
+                println!("{}", json!({"id": id, "revoked": true}));
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn watch(conn: &ConnArgs, a: SessionOnly) -> Result<()> {
+    runtime()?.block_on(async move {
+        let (c, h) = conn.join(&a.session).await?;
         let mut events = h.events();
         println!(
             "{}",
@@ -319,7 +505,12 @@ fn session_ended(e: &Event) -> Option<String> {
     }
 }
 
-/// An event as one JSON line.
+/// A value the SDK has as a serde type, as JSON (they all serialize).
+fn to_json(v: &impl serde::Serialize) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// An event as one JSON line: `type` names it as the wire does, the rest are its fields.
 pub fn event_json(e: &Event) -> Json {
     match e {
         Event::Joined { version, role } => {
@@ -360,6 +551,22 @@ pub fn event_json(e: &Event) -> Json {
         } => {
             json!({"type":"edit_refused","seq":seq,"code":code.as_str(),"message":message,"lost":lost})
         }
+        Event::CommentAdded(c) => json!({"type":"comment_added","comment":to_json(c)}),
+        Event::CommentUpdated(c) => json!({"type":"comment_updated","comment":to_json(c)}),
+        Event::SuggestionAdded(s) => json!({"type":"suggestion_added","suggestion":to_json(s)}),
+        Event::SuggestionUpdated(s) => {
+            json!({"type":"suggestion_updated","suggestion":to_json(s)})
+        }
+        Event::Task(t) => json!({"type":"task","task":to_json(t)}),
+        Event::ServerClosed { code, reason } => {
+            json!({"type":"server_closed","code":code,"reason":reason})
+        }
+        Event::ConnectFailed { url, message } => {
+            json!({"type":"connect_failed","url":url,"message":message})
+        }
+        Event::TokenRefreshed { exp } => json!({"type":"token_refreshed","exp":exp}),
+        Event::TokenFailed { message } => json!({"type":"token_failed","message":message}),
+        // A variant newer than this command: still one line, with what it says.
         other => json!({"type":"other","debug":format!("{other:?}")}),
     }
 }
@@ -369,9 +576,9 @@ pub fn event_json(e: &Event) -> Json {
 const HELP: &str = "commands: title TEXT | layer add image|text [ID] | layer del I | layer mov I J | \
 layer set I KEY JSON | rotate I DEG | adjust I PARAM VALUE | edit JSON | undo | redo | show | help | quit";
 
-pub fn join(a: SessionOnly) -> Result<()> {
+pub fn join(conn: &ConnArgs, a: SessionOnly) -> Result<()> {
     runtime()?.block_on(async move {
-        let (c, h) = a.conn.join(&a.session).await?;
+        let (c, h) = conn.join(&a.session).await?;
         let mut events = h.events();
         println!("{HELP}");
         print_view(&h);
@@ -576,8 +783,6 @@ mod tests {
     fn urls() {
         assert_eq!(ws_url("http://h:1"), "ws://h:1/v1/ws");
         assert_eq!(ws_url("ws://h:1/v1/ws"), "ws://h:1/v1/ws");
-        assert_eq!(host_of("ws://h:1/v1/ws"), "h:1");
-        assert_eq!(http_base("ws://h:1/v1/ws"), "http://h:1");
-        assert_eq!(http_base("wss://h/v1/ws"), "https://h");
+        assert_eq!(ws_url("https://h"), "wss://h/v1/ws");
     }
 }

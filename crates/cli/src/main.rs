@@ -19,9 +19,20 @@ use montage_protocol::Role;
 #[command(
     name = "montage",
     version,
-    about = "Real-time collaboration server for media editing"
+    about = "Real-time collaboration server for media editing",
+    after_help = "Examples:
+  montage serve                                  # the embedded default on 127.0.0.1:7070
+  export MONTAGE_TOKEN=$(montage token ann)      # a token for user ann (on the server's machine)
+  montage session create --title 'Spring cut'    # prints the new session's id
+  montage edit SESSION '[{\"op\":\"set\",\"path\":[\"title\"],\"value\":\"Hi\"}]'
+  montage watch SESSION                          # every event as a JSON line
+
+--url, --token and --ca-file go before or after the subcommand (or MONTAGE_URL, MONTAGE_TOKEN,
+MONTAGE_CA_FILE). A command the server refuses exits non-zero and says why."
 )]
 struct Cli {
+    #[command(flatten)]
+    conn: client_cmd::ConnArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -31,21 +42,49 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (embedded SQLite in the data dir, or PostgreSQL + NATS for several nodes).
+    #[command(after_help = "Examples:
+  montage serve --addr 0.0.0.0:7070 --data-dir /var/lib/montage
+  montage serve --dev                                     # local development: dev tokens, demo page
+  montage serve --database-url postgres://… --nats-url nats://…   # one node of a cluster")]
     Serve(ServeArgs),
     /// Print a token for USER signed with the server's secret (optionally scoped to sessions).
+    #[command(after_help = "Examples:
+  montage token ann --name 'Ann Lee' --ttl 3600
+  montage token bot --sessions 'team-*=viewer,brief=editor'")]
     Token(TokenArgs),
     /// Load generator over real WebSockets.
+    #[command(after_help = "Examples:
+  montage bench --sessions 100 --clients 5 --rate 5 --duration 30
+  montage bench --addr 127.0.0.1:7070 --jwt-secret \"$MONTAGE_JWT_SECRET\"")]
     Bench(bench::BenchArgs),
     /// Sessions: create, list, share, delete; show one's state or print its history.
     #[command(alias = "sessions")]
     Session(client_cmd::SessionArgs),
     /// Apply one edit (a JSON array of components) and wait for its ack; exits non-zero with
     /// the server's error code if the edit is refused.
+    #[command(after_help = "Examples:
+  montage edit brief-42 '[{\"op\":\"set\",\"path\":[\"title\"],\"value\":\"Final\"}]'
+  montage edit brief-42 '[{\"op\":\"rotate\",\"path\":[\"canvas\",\"layers\",0],\"by\":90}]'")]
     Edit(client_cmd::EditArgs),
-    /// Print a session's events as JSON lines.
+    /// Print a session's events as JSON lines (edits, presence, comments, suggestions, roles,
+    /// tasks, connection changes) until it ends or ctrl-c.
+    #[command(
+        after_help = "Example:\n  montage watch brief-42 | jq -c 'select(.type == \"comment_added\")'"
+    )]
     Watch(client_cmd::SessionOnly),
     /// A small interactive terminal client.
+    #[command(
+        after_help = "Example:\n  montage join brief-42    # then: title Hello | layer add text | undo | quit"
+    )]
     Join(client_cmd::SessionOnly),
+    /// Set USER's role in SESSION (owners): none, viewer, commenter, editor or owner.
+    #[command(after_help = "Examples:
+  montage role brief-42 bob editor
+  montage role brief-42 mallory none     # removes mallory until an owner sets another role")]
+    Role(client_cmd::RoleArgs),
+    /// Invite links: create, list, show, accept, revoke.
+    #[command(alias = "invites")]
+    Invite(client_cmd::InviteArgs),
 }
 
 #[derive(Args)]
@@ -106,10 +145,12 @@ fn main() -> Result<()> {
         Cmd::Serve(a) => serve(a),
         Cmd::Token(a) => token(a),
         Cmd::Bench(a) => bench::run(a),
-        Cmd::Session(a) => client_cmd::session(a),
-        Cmd::Edit(a) => client_cmd::edit(a),
-        Cmd::Watch(a) => client_cmd::watch(a),
-        Cmd::Join(a) => client_cmd::join(a),
+        Cmd::Session(a) => client_cmd::session(&cli.conn, a),
+        Cmd::Edit(a) => client_cmd::edit(&cli.conn, a),
+        Cmd::Watch(a) => client_cmd::watch(&cli.conn, a),
+        Cmd::Join(a) => client_cmd::join(&cli.conn, a),
+        Cmd::Role(a) => client_cmd::role(&cli.conn, a),
+        Cmd::Invite(a) => client_cmd::invite(&cli.conn, a),
     }
 }
 

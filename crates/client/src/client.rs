@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use crate::core::{Refusal, Saved, SessionCore};
 use crate::http::{self, Api, http_base, ops_path};
 use crate::token::{Fixed, TokenSource, Tokens, now_secs, retry_delay};
-use crate::{ConnectionState, Error, Event, Result};
+use crate::{ConnectionState, Error, Event, Result, Tls};
 
 /// Commands queued to the connection task; bounded, and a full queue only delays a flush
 /// that the task does after every message anyway.
@@ -45,6 +45,7 @@ pub struct Options {
     connect_timeout: Duration,
     compose: bool,
     event_capacity: usize,
+    tls: Tls,
 }
 
 impl std::fmt::Debug for Options {
@@ -79,8 +80,17 @@ impl Options {
             connect_timeout: Duration::from_secs(10),
             compose: true,
             event_capacity: 1024,
+            tls: Tls::default(),
         }
     }
+
+    /// Which servers to trust over TLS (`wss://`, and `https://` for the HTTP calls): the
+    /// system's roots by default; add a private CA with [`Tls::add_ca_file`].
+    pub fn tls(mut self, tls: Tls) -> Options {
+        self.tls = tls;
+        self
+    }
+
     /// Replaces where tokens come from.
     pub fn token_source(mut self, source: impl TokenSource) -> Options {
         self.token = Arc::new(source);
@@ -189,6 +199,10 @@ struct Shared {
     events: broadcast::Sender<Event>,
     /// The index in `opts.urls` of the server dialled last.
     url_i: AtomicU64,
+    /// Why the server refused every token, once that is final.
+    refused: Mutex<Option<String>>,
+    /// For `wss://` (the HTTP client has the same).
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Shared {
@@ -319,6 +333,7 @@ impl Client {
         };
         let tokens = Arc::new(Tokens::new(opts.token.clone()));
         let events = broadcast::channel(opts.event_capacity).0;
+        let tls = opts.tls.config()?;
         let shared = Arc::new(Shared {
             opts,
             client_id,
@@ -327,10 +342,12 @@ impl Client {
             tier: watch::channel(None).0,
             file_lock: Mutex::new(()),
             file_counter: AtomicU64::new(0),
-            http: http::client()?,
+            http: http::client(&tls)?,
+            tls,
             tokens,
             events,
             url_i: AtomicU64::new(0),
+            refused: Mutex::new(None),
         });
         for saved in restored {
             let mut core = SessionCore::restore(saved);
@@ -394,15 +411,40 @@ impl Client {
             .map_err(|_| Error::Closed)
     }
 
-    /// Waits until connected, at most `timeout`.
+    /// Waits until connected, at most `timeout`. A token the server refuses for good is
+    /// [`Error::Server`] with code `unauthorized` and the server's reason.
     pub async fn connected(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.shared.state.subscribe();
-        let wait =
-            rx.wait_for(|s| *s == ConnectionState::Connected || *s == ConnectionState::Closed);
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(s)) if *s == ConnectionState::Connected => Ok(()),
+        let wait = rx.wait_for(|s| {
+            matches!(
+                s,
+                ConnectionState::Connected
+                    | ConnectionState::Closed
+                    | ConnectionState::Unauthorized
+            )
+        });
+        let end = tokio::time::timeout(timeout, wait)
+            .await
+            .map(|r| r.map(|s| *s));
+        match end {
+            Ok(Ok(ConnectionState::Connected)) => Ok(()),
+            Ok(Ok(ConnectionState::Unauthorized)) => Err(self.refusal()),
             Ok(_) => Err(Error::Closed),
             Err(_) => Err(Error::Timeout("connecting")),
+        }
+    }
+
+    /// Why the server refused this client's token, as an error.
+    fn refusal(&self) -> Error {
+        let reason = self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Error::Server {
+            code: ErrorCode::Unauthorized,
+            message: reason.unwrap_or_else(|| "the server refused the token".into()),
         }
     }
 
@@ -416,6 +458,9 @@ impl Client {
     }
 
     pub async fn join_timeout(&self, session: &str, timeout: Duration) -> Result<SessionHandle> {
+        if self.connection_state() == ConnectionState::Unauthorized {
+            return Err(self.refusal());
+        }
         let s = match self.shared.get(session) {
             Some(s) => s,
             None => {
@@ -470,6 +515,12 @@ impl SessionHandle {
     /// The local replica: the server's state with my unacknowledged edits on top.
     pub fn state(&self) -> Value {
         self.s.core().doc().clone()
+    }
+    /// The replica read into the app's own type (all of it, or the parts the type names):
+    /// `let doc: MyProject = film.state_as()?;`.
+    pub fn state_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let json = self.with_state(Value::to_json);
+        serde_json::from_value(json).map_err(|e| Error::Decode(e.to_string()))
     }
     /// Reads the replica without cloning it.
     pub fn with_state<R>(&self, f: impl FnOnce(&Value) -> R) -> R {
@@ -829,19 +880,23 @@ impl Events {
 enum Ended {
     Dropped,
     Closed,
+    /// The server refused the token (close 4401 or HTTP 401), with its reason.
+    Refused(String),
 }
 
 async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
     let urls = shared.opts.urls.clone();
     let mut url_i = 0usize;
     let mut attempt = 0u32;
+    // Token refusals since the server last took one: the second in a row is final.
+    let mut refusals = 0u32;
     loop {
         set_state(&shared, ConnectionState::Connecting);
         let started = Instant::now();
         shared.url_i.store(url_i as u64, Ordering::Relaxed);
         let ended = match dial(&shared, &urls[url_i]).await {
             Ok(ws) => {
-                let e = serve(&shared, &urls[url_i], ws, &mut rx).await;
+                let e = serve(&shared, &urls[url_i], ws, &mut rx, &mut refusals).await;
                 if started.elapsed() >= HEALTHY_AFTER {
                     attempt = 0;
                 }
@@ -853,8 +908,13 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
                 shared.emit(Event::TokenFailed { message });
                 Ended::Dropped
             }
+            Err(Error::Server { message, .. }) => Ended::Refused(message),
             Err(e) => {
                 tracing::debug!(url = %urls[url_i], error = %e, "connect failed");
+                shared.emit(Event::ConnectFailed {
+                    url: urls[url_i].clone(),
+                    message: e.to_string(),
+                });
                 url_i = (url_i + 1) % urls.len();
                 Ended::Dropped
             }
@@ -863,9 +923,23 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
             s.core().disconnected();
             s.bump();
         }
-        if let Ended::Closed = ended {
-            set_state(&shared, ConnectionState::Closed);
-            return;
+        match ended {
+            Ended::Closed => {
+                set_state(&shared, ConnectionState::Closed);
+                return;
+            }
+            Ended::Refused(reason) => {
+                // That token will be refused again: the next try asks the source for another.
+                shared.tokens.forget();
+                refusals += 1;
+                if !shared.tokens.renews() || refusals >= 2 {
+                    unauthorized(&shared, reason);
+                    return;
+                }
+                // A new token can be fetched at once; no backoff.
+                continue;
+            }
+            Ended::Dropped => {}
         }
         set_state(&shared, ConnectionState::Disconnected);
         let delay = backoff(&shared.opts, attempt);
@@ -891,6 +965,23 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cmd>) {
     }
 }
 
+/// The server refuses every token the source gives: stop for good, and say why to every waiter
+/// (joins fail with `unauthorized` and the reason).
+fn unauthorized(shared: &Shared, reason: String) {
+    tracing::warn!(%reason, "the server refused the token; not retrying");
+    *shared.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+    for s in shared.all() {
+        let (_, events) = s
+            .core()
+            .join_refused(ErrorCode::Unauthorized, reason.clone());
+        for e in events {
+            s.emit(e);
+        }
+        s.bump();
+    }
+    set_state(shared, ConnectionState::Unauthorized);
+}
+
 fn set_state(shared: &Shared, st: ConnectionState) {
     shared.state.send_replace(st);
     shared.emit(Event::Connection(st));
@@ -914,7 +1005,12 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     match tokio::time::timeout(
         timeout,
         // Small frames both ways: Nagle's algorithm would hold an edit back for an ACK.
-        tokio_tungstenite::connect_async_with_config(req, None, true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            None,
+            true,
+            Some(tokio_tungstenite::Connector::Rustls(shared.tls.clone())),
+        ),
     )
     .await
     {
@@ -922,9 +1018,11 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp)))
             if resp.status() == tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED =>
         {
-            // Expired or revoked: the next attempt asks the source for a new one.
-            shared.tokens.forget();
-            Err(Error::Token("the server refused the token (401)".into()))
+            // A server from before close code 4401.
+            Err(Error::Server {
+                code: ErrorCode::Unauthorized,
+                message: "the server refused the token (HTTP 401)".into(),
+            })
         }
         Ok(Err(e)) => Err(Error::Connection(e.to_string())),
         Err(_) => Err(Error::Timeout("connecting")),
@@ -1107,9 +1205,18 @@ impl Refresh {
     }
 }
 
-async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<Cmd>) -> Ended {
+async fn serve(
+    shared: &Arc<Shared>,
+    url: &str,
+    ws: Ws,
+    rx: &mut mpsc::Receiver<Cmd>,
+    refusals: &mut u32,
+) -> Ended {
     let (mut sink, mut stream) = ws.split();
-    let mut out: Vec<Message> = Vec::new();
+    // A refused token is answered at once with an error and close 4401; a taken one with the
+    // pong (frames keep their order). Only then is a connection without sessions connected.
+    let mut out: Vec<Message> = vec![Message::Ping(Vec::new().into())];
+    let mut heard = false;
     for s in shared.all() {
         join_frames(&mut s.core(), &mut out);
     }
@@ -1137,7 +1244,7 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                 return Ended::Dropped;
             }
         }
-        if !connected && shared.all().iter().all(|s| s.core().is_live()) {
+        if !connected && heard && shared.all().iter().all(|s| s.core().is_live()) {
             connected = true;
             set_state(shared, ConnectionState::Connected);
         }
@@ -1151,6 +1258,16 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                             continue;
                         }
                     };
+                    if let ServerMessage::Error { code: ErrorCode::Unauthorized, .. } = &msg
+                        && rid.is_none()
+                    {
+                        // The close 4401 that follows says it all.
+                        continue;
+                    }
+                    if !heard {
+                        heard = true;
+                        *refusals = 0;
+                    }
                     match (&msg, rid.as_ref().and_then(parse_rid)) {
                         (ServerMessage::TokenExpiring { exp }, _) => {
                             refresh.expiring(*exp);
@@ -1184,11 +1301,20 @@ async fn serve(shared: &Arc<Shared>, url: &str, ws: Ws, rx: &mut mpsc::Receiver<
                     if let Some(f) = close {
                         let (code, reason) = (u16::from(f.code), f.reason.to_string());
                         tracing::info!(code, %reason, "the server closed the connection");
-                        shared.emit(Event::ServerClosed { code, reason });
+                        shared.emit(Event::ServerClosed { code, reason: reason.clone() });
+                        if code == montage_protocol::close::UNAUTHORIZED {
+                            return Ended::Refused(reason);
+                        }
                     }
                     return Ended::Dropped;
                 }
                 Some(Err(_)) | None => return Ended::Dropped,
+                Some(Ok(Message::Pong(_))) => {
+                    if !heard {
+                        heard = true;
+                        *refusals = 0;
+                    }
+                }
                 Some(Ok(_)) => {}
             },
             Some(r) = refreshed.recv() => refresh.fetched(r, &mut out),

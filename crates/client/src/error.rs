@@ -32,6 +32,12 @@ pub enum Error {
     /// Waiting for the server took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// The state does not fit the type asked for ([`SessionHandle::state_as`](crate::SessionHandle::state_as)).
+    #[error("the state does not fit the type: {0}")]
+    Decode(String),
+    /// The TLS settings could not be used (an unreadable or malformed CA certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// No usable token: the token source failed, timed out, or gave a token for another user.
     #[error("token: {0}")]
     Token(String),

@@ -15,6 +15,10 @@ pub enum ConnectionState {
     Disconnected,
     /// The client was closed; nothing more will happen.
     Closed,
+    /// The server refused the token (close 4401, or HTTP 401 from an older server) and the
+    /// token source gave none it takes: a fixed token at once, a token source after two refusals
+    /// in a row. Terminal: the client stops retrying; start a new one with a good token.
+    Unauthorized,
 }
 
 /// One thing that happened in a session.
@@ -99,12 +103,19 @@ pub enum Event {
         message: String,
     },
     Connection(ConnectionState),
-    /// (Client events.) The server closed the connection with this close frame, e.g. 1008
-    /// `token expired`, or 1001 when shutting down. The client reconnects (with a token from
-    /// the source) as after any drop.
+    /// (Client events.) The server closed the connection with this close frame, e.g. 4401
+    /// `token expired`, 1008 `rate limit exceeded`, or 1001 when shutting down. The client
+    /// reconnects (after 4401 with a new token from the source) unless the refusal is final
+    /// ([`ConnectionState::Unauthorized`]).
     ServerClosed {
         code: u16,
         reason: String,
+    },
+    /// (Client events.) Dialling `url` failed (refused, unreachable, TLS, timed out); the
+    /// client tries the next URL after the backoff.
+    ConnectFailed {
+        url: String,
+        message: String,
     },
     /// (Client events.) The server took the refreshed token; it holds until `exp` (seconds
     /// since the Unix epoch).

@@ -11,7 +11,7 @@ use montage_protocol::{ErrorCode, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::token::{Fixed, TokenSource, Tokens, now_secs};
-use crate::{Error, Result};
+use crate::{Error, Result, Tls};
 
 /// Path and query of one page of `session`'s ops after version `from`.
 pub(crate) fn ops_path(session: &str, from: u64, limit: u64) -> String {
@@ -33,11 +33,12 @@ pub(crate) fn http_base(ws_url: &str) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-/// The SDK's HTTP client. No proxy from the environment: the WebSocket goes straight to the
-/// server, so the HTTP requests to the same server do too.
-pub(crate) fn client() -> Result<reqwest::Client> {
+/// The SDK's HTTP client, trusting what the WebSocket trusts. No proxy from the environment:
+/// the WebSocket goes straight to the server, so the HTTP requests to the same server do too.
+pub(crate) fn client(tls: &rustls::ClientConfig) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
+        .tls_backend_preconfigured(tls.clone())
         .build()
         .map_err(|e| Error::Connection(format!("HTTP client: {}", chain(&e))))
 }
@@ -117,6 +118,79 @@ impl SessionSettings {
     }
 }
 
+/// A session's committed head (`GET /v1/sessions/{id}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct SessionState {
+    pub version: u64,
+    /// The document, as JSON.
+    pub state: serde_json::Value,
+}
+
+/// An invite link (`POST /v1/sessions/{id}/invites` and the other invite paths).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Invite {
+    /// The secret: whoever holds it may accept.
+    pub id: String,
+    /// Where to send people (the server's invite page for this id).
+    pub url: String,
+    pub session: String,
+    /// The role accepting gives (never lowering one held).
+    pub role: Role,
+    /// The only user who may accept, or `None` for a public link (at most `commenter`).
+    #[serde(rename = "for", default)]
+    pub for_user: Option<String>,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub max_uses: Option<u32>,
+    #[serde(default)]
+    pub uses: u32,
+    #[serde(default)]
+    pub revoked: bool,
+    pub created_by: String,
+}
+
+/// A new invite: the role it gives, and optionally its lifetime (default 7 days, at most 30),
+/// uses (1 to 10,000) and the one user it is for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct NewInvite {
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_user: Option<String>,
+}
+
+impl NewInvite {
+    pub fn new(role: Role) -> NewInvite {
+        NewInvite {
+            role,
+            expires_in_s: None,
+            max_uses: None,
+            for_user: None,
+        }
+    }
+    pub fn expires_in(mut self, d: Duration) -> NewInvite {
+        self.expires_in_s = Some(d.as_secs());
+        self
+    }
+    pub fn max_uses(mut self, n: u32) -> NewInvite {
+        self.max_uses = Some(n);
+        self
+    }
+    /// Only `user` may accept it (it may then give up to the creator's role, never owner).
+    pub fn for_user(mut self, user: impl Into<String>) -> NewInvite {
+        self.for_user = Some(user.into());
+        self
+    }
+}
+
 /// The server's HTTP API for managing sessions, with a token source like the WebSocket's.
 /// From a connected [`Client`](crate::Client) with [`Client::api`](crate::Client::api), or on
 /// its own:
@@ -160,11 +234,17 @@ impl Api {
     /// The server at `url`, asking `source` for tokens as the WebSocket client does.
     pub fn with_token_source(url: &str, source: impl TokenSource) -> Result<Api> {
         Api::from_parts(
-            client()?,
+            client(&*Tls::system().config()?)?,
             url,
             Arc::new(Tokens::new(Arc::new(source))),
             Duration::from_secs(10),
         )
+    }
+
+    /// Trusts `tls`'s roots for `https://` (the system's alone by default).
+    pub fn tls(mut self, tls: &Tls) -> Result<Api> {
+        self.http = client(&*tls.config()?)?;
+        Ok(self)
     }
 
     pub(crate) fn from_parts(
@@ -235,6 +315,77 @@ impl Api {
             .map(drop)
     }
 
+    /// `GET /v1/sessions/{id}`: the committed head (viewer or above). Never creates the
+    /// session: `not_found` if there is none, `forbidden` without access.
+    pub async fn session(&self, id: &str) -> Result<SessionState> {
+        let text = self
+            .call(reqwest::Method::GET, &session_path(id), None)
+            .await?;
+        parse(&text)
+    }
+
+    /// `GET /v1/sessions/{id}/ops`: the op-log entries after version `from`, at most `limit`
+    /// (≤ 1,000), each `{"version","user","ops"}`; page on with the last version.
+    pub async fn ops(&self, id: &str, from: u64, limit: u64) -> Result<Vec<serde_json::Value>> {
+        #[derive(Deserialize)]
+        struct Page {
+            ops: Vec<serde_json::Value>,
+        }
+        let text = self
+            .call(reqwest::Method::GET, &ops_path(id, from, limit), None)
+            .await?;
+        Ok(parse::<Page>(&text)?.ops)
+    }
+
+    /// `POST /v1/sessions/{id}/invites` (editor or above).
+    pub async fn create_invite(&self, session: &str, invite: &NewInvite) -> Result<Invite> {
+        let body = serde_json::to_string(invite).map_err(|e| Error::Connection(e.to_string()))?;
+        let path = format!("{}/invites", session_path(session));
+        let text = self.call(reqwest::Method::POST, &path, Some(body)).await?;
+        parse(&text)
+    }
+
+    /// `GET /v1/sessions/{id}/invites` (editor or above).
+    pub async fn invites(&self, session: &str) -> Result<Vec<Invite>> {
+        #[derive(Deserialize)]
+        struct List {
+            invites: Vec<Invite>,
+        }
+        let path = format!("{}/invites", session_path(session));
+        let text = self.call(reqwest::Method::GET, &path, None).await?;
+        Ok(parse::<List>(&text)?.invites)
+    }
+
+    /// `GET /v1/invites/{id}`: what an invite gives, before accepting it.
+    pub async fn invite(&self, id: &str) -> Result<Invite> {
+        let text = self
+            .call(reqwest::Method::GET, &invite_path(id), None)
+            .await?;
+        parse(&text)
+    }
+
+    /// `POST /v1/invites/{id}/accept`: the session and the role I hold there now (accepting
+    /// never lowers a role). Refusals: `not_found`, or `forbidden` with `invite revoked`,
+    /// `invite expired`, `invite used up`, `invite is for someone else`.
+    pub async fn accept_invite(&self, id: &str) -> Result<(String, Role)> {
+        #[derive(Deserialize)]
+        struct Accepted {
+            session: String,
+            role: Role,
+        }
+        let path = format!("{}/accept", invite_path(id));
+        let text = self.call(reqwest::Method::POST, &path, None).await?;
+        let a: Accepted = parse(&text)?;
+        Ok((a.session, a.role))
+    }
+
+    /// `DELETE /v1/invites/{id}` (its creator or an owner).
+    pub async fn revoke_invite(&self, id: &str) -> Result<()> {
+        self.call(reqwest::Method::DELETE, &invite_path(id), None)
+            .await
+            .map(drop)
+    }
+
     /// One request with the token in hand; on 401 once more with a new token from the source.
     async fn call(
         &self,
@@ -280,6 +431,11 @@ impl Api {
 /// `/v1/sessions/{id}`, the id one escaped path segment.
 fn session_path(id: &str) -> String {
     format!("/v1/sessions/{}", montage_protocol::path_segment(id))
+}
+
+/// `/v1/invites/{id}`, the id one escaped path segment.
+fn invite_path(id: &str) -> String {
+    format!("/v1/invites/{}", montage_protocol::path_segment(id))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {

@@ -6,15 +6,17 @@ pub mod core;
 mod error;
 mod event;
 mod http;
+mod tls;
 mod token;
 
 pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
-pub use http::{Api, SessionInfo, SessionSettings};
+pub use http::{Api, Invite, NewInvite, SessionInfo, SessionSettings, SessionState};
 pub use montage_ot::{Component, Op, Path, Value, path};
 pub use montage_protocol::{
     Annotation, Comment, ErrorCode, NewComment, Participant, Region, Role, Suggestion,
     SuggestionStatus, TaskInfo, Tier, TimeRange,
 };
+pub use tls::Tls;
 pub use token::{BoxError, TokenFuture, TokenSource};

@@ -31,6 +31,11 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<String, BoxError>>
 /// ```
 pub trait TokenSource: Send + Sync + 'static {
     fn token(&self) -> TokenFuture<'_>;
+    /// Whether asking again can give another token. A fixed token can't, so its refusal by the
+    /// server is final at once.
+    fn renews(&self) -> bool {
+        true
+    }
 }
 
 impl<F, Fut, E> TokenSource for F
@@ -52,6 +57,9 @@ impl TokenSource for Fixed {
     fn token(&self) -> TokenFuture<'_> {
         let t = self.0.clone();
         Box::pin(async move { Ok(t) })
+    }
+    fn renews(&self) -> bool {
+        false
     }
 }
 
@@ -138,6 +146,11 @@ impl Tokens {
 
     fn held(&self) -> MutexGuard<'_, Held> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the source can give another token after the server refused one.
+    pub(crate) fn renews(&self) -> bool {
+        self.source.renews()
     }
 
     /// The user the SDK signed in as, once a token was read.

@@ -25,5 +25,15 @@ pub use social::{
 
 /// The subprotocol of the JSON form (the default when a client names none).
 pub const SUBPROTOCOL_JSON: &str = "montage.v1.json";
+/// WebSocket close codes the server uses (docs/PROTOCOL.md "Close codes").
+pub mod close {
+    /// The server is shutting down; reconnect (to another node).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Abuse past the rate limits, or a send queue left full: back off before reconnecting.
+    pub const POLICY: u16 = 1008;
+    /// The token is missing, invalid or expired, or a refreshed one is for another user: get a
+    /// new token before reconnecting; the same token will be refused again.
+    pub const UNAUTHORIZED: u16 = 4401;
+}
 /// Session, client and user ids are at most this many bytes.
 pub const MAX_ID_LEN: usize = 128;

@@ -17,6 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod media;
 mod server;
+pub mod tls;
 pub mod webhooks;
 
 pub use server::{Backend, Server, database_of};

@@ -8,6 +8,10 @@ use anyhow::{Context, Result, anyhow, bail};
 
 pub use montage_testkit::*;
 
+/// Held by tests that build `web/client` (its `dist` is one directory; two builds at once
+/// would interleave their files).
+pub static WEB_CLIENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A running `montage serve`. Dropping it kills the process.
 pub struct Server {
     pub child: Child,

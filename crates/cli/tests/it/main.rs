@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod media_env;
 mod operator;
+mod quickstart;
 mod scale;
 mod sdk_cli;
 mod web;

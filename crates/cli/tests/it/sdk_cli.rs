@@ -14,6 +14,7 @@ use super::harness::{Backend, OPEN_LIMITS, SECRET, Server, backend_tests, fast_t
 backend_tests!(
     session_edit_show_history_watch_and_join_commands,
     scoped_tokens_and_session_management_commands,
+    refusals_tls_roles_and_invites_from_the_command_line,
 );
 
 fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
@@ -270,8 +271,13 @@ async fn scoped_tokens_and_session_management_commands(b: Backend) -> Result<()>
     let err = refused(&montage_as(&server, &scoped, &["sessions", "create"])?)?;
     ensure!(err.contains("forbidden"), "{err}");
     let named = mint(&["carl", "--sessions", &format!("{id}=commenter")])?;
-    let joined = ok_json(&montage_as(&server, &named, &["session", "create", &id])?)?;
-    ensure!(joined["role"] == "commenter", "{joined}");
+    let shown = ok_json(&montage_as(&server, &named, &["session", "show", &id])?)?;
+    ensure!(shown["version"] == 0, "{shown}");
+    // Creating a session that exists fails, whoever asks (it used to join it quietly).
+    let err = refused(&montage_as(&server, &named, &["session", "create", &id])?)?;
+    ensure!(err.contains("already exists"), "{err}");
+    let err = refused(&montage_as(&server, &ann, &["session", "create", &id])?)?;
+    ensure!(err.contains("already exists"), "{err}");
     for bad in ["x", "x=boss", "a=viewer,a=editor", "*x=viewer"] {
         let out = Command::new(env!("CARGO_BIN_EXE_montage"))
             .args(["token", "carl", "--sessions", bad])
@@ -291,5 +297,213 @@ async fn scoped_tokens_and_session_management_commands(b: Backend) -> Result<()>
     );
     let err = refused(&montage_as(&server, &ann, &["sessions", "delete", &id])?)?;
     ensure!(err.contains("not_found"), "{err}");
+    Ok(())
+}
+
+/// `montage ARGS` with only the arguments given (no MONTAGE_* from the environment).
+fn montage_args(args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_montage"))
+        .args(args)
+        .env_remove("MONTAGE_URL")
+        .env_remove("MONTAGE_TOKEN")
+        .env_remove("MONTAGE_CA_FILE")
+        .env("RUST_LOG", "warn")
+        .output()?)
+}
+
+/// A refused token fails at once with the server's reason; an unreachable server fails with
+/// the cause; global flags go after the subcommand; `wss://` works with `--ca-file`; `role`
+/// and `invite` manage access; `watch` prints comments as JSON.
+async fn refusals_tls_roles_and_invites_from_the_command_line(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start_on(b, dir.path(), &["--default-link-role", "none"])?;
+    let url = format!("http://{}", server.addr);
+    let ann = token("ann");
+    let bob = token("bob");
+
+    // A bad token: refused at once (not a 30 s timeout), saying why and what to do.
+    let t0 = std::time::Instant::now();
+    let out = montage_args(&["watch", "s", "--url", &url, "--token", "not.a.jwt"])?;
+    let err = refused(&out)?;
+    ensure!(
+        err.contains("refused the token") && err.contains("invalid token"),
+        "{err}"
+    );
+    ensure!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let expired = super::harness::token_ttl("ann", 0);
+    let err = refused(&montage_args(&[
+        "edit", "s", "[]", "--url", &url, "--token", &expired,
+    ])?)?;
+    ensure!(err.contains("token expired"), "{err}");
+    // No token at all, and nothing listening: both say what to do.
+    let err = refused(&montage_args(&["session", "list", "--url", &url])?)?;
+    ensure!(
+        err.contains("no token") && err.contains("montage token"),
+        "{err}"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let err = refused(&montage_args(&[
+        "watch",
+        "s",
+        "--url",
+        &format!("http://{closed}"),
+        "--token",
+        &ann,
+    ])?)?;
+    ensure!(err.contains("could not connect"), "{err}");
+
+    // Global flags after the subcommand; a session made by id.
+    let made = ok_json(&montage_args(&[
+        "session", "create", "cut", "--url", &url, "--token", &ann,
+    ])?)?;
+    ensure!(made["role"] == "owner", "{made}");
+
+    // wss:// through a TLS endpoint, trusted with --ca-file; refused without it.
+    let proxy = super::harness::tls::TlsProxy::start(&server.addr).await?;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &proxy.cert_pem)?;
+    let port = proxy.addr.rsplit(':').next().unwrap_or_default();
+    let https = format!("https://localhost:{port}");
+    let edited = ok_json(&montage_args(&[
+        "--url",
+        &https,
+        "--token",
+        &ann,
+        "--ca-file",
+        ca.to_str().context("path")?,
+        "edit",
+        "cut",
+        r#"[{"op":"set","path":["title"],"value":"secure"}]"#,
+    ])?)?;
+    ensure!(edited["version"] == 1, "{edited}");
+    let shown = ok_json(&montage_args(&[
+        "session",
+        "show",
+        "cut",
+        "--url",
+        &https,
+        "--token",
+        &ann,
+        "--ca-file",
+        ca.to_str().context("path")?,
+    ])?)?;
+    ensure!(shown["state"]["title"] == "secure", "{shown}");
+    let err = refused(&montage_args(&[
+        "session", "show", "cut", "--url", &https, "--token", &ann,
+    ])?)?;
+    ensure!(err.to_lowercase().contains("certificate"), "{err}");
+
+    // Roles: bob can't see the private session until ann gives him a role; only owners set them.
+    let err = refused(&montage_args(&[
+        "session", "show", "cut", "--url", &url, "--token", &bob,
+    ])?)?;
+    ensure!(err.contains("forbidden"), "{err}");
+    let set = ok_json(&montage_args(&[
+        "role",
+        "cut",
+        "bob",
+        "commenter",
+        "--url",
+        &url,
+        "--token",
+        &ann,
+    ])?)?;
+    ensure!(set["user"] == "bob" && set["role"] == "commenter", "{set}");
+    ok_json(&montage_args(&[
+        "session", "show", "cut", "--url", &url, "--token", &bob,
+    ])?)?;
+    let err = refused(&montage_args(&[
+        "role", "cut", "carl", "editor", "--url", &url, "--token", &bob,
+    ])?)?;
+    ensure!(err.contains("forbidden"), "{err}");
+
+    // Invites: ann makes one for carl; carl sees and accepts it; then it is used up.
+    let inv = ok_json(&montage_args(&[
+        "invite",
+        "create",
+        "cut",
+        "--role",
+        "editor",
+        "--for",
+        "carl",
+        "--max-uses",
+        "1",
+        "--url",
+        &url,
+        "--token",
+        &ann,
+    ])?)?;
+    let id = inv["id"].as_str().context("invite id")?.to_owned();
+    ensure!(inv["role"] == "editor" && inv["for"] == "carl", "{inv}");
+    let carl = token("carl");
+    let shown = ok_json(&montage_args(&[
+        "invite", "show", &id, "--url", &url, "--token", &carl,
+    ])?)?;
+    ensure!(shown["session"] == "cut", "{shown}");
+    let accepted = ok_json(&montage_args(&[
+        "invite", "accept", &id, "--url", &url, "--token", &carl,
+    ])?)?;
+    ensure!(
+        accepted["session"] == "cut" && accepted["role"] == "editor",
+        "{accepted}"
+    );
+    let listed = montage_args(&["invite", "list", "cut", "--url", &url, "--token", &ann])?;
+    ensure!(listed.status.success());
+    ensure!(
+        String::from_utf8(listed.stdout)?.contains("\"uses\":1"),
+        "the invite's use is not listed"
+    );
+    let err = refused(&montage_args(&[
+        "invite", "accept", &id, "--url", &url, "--token", &bob,
+    ])?)?;
+    ensure!(err.contains("forbidden"), "{err}");
+    ok_json(&montage_args(&[
+        "invite", "revoke", &id, "--url", &url, "--token", &ann,
+    ])?)?;
+
+    // watch prints a comment as JSON with its fields, not a debug string.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_montage"))
+        .args(["watch", "cut", "--url", &url, "--token", &carl])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(watch.stdout.take().context("stdout")?).lines();
+    let first = lines.next().context("watch printed nothing")??;
+    ensure!(first.contains("\"joined\""), "{first}");
+    let mut ann_ws =
+        super::harness::Client::connect(&format!("ws://{}/v1/ws?token={ann}", server.addr)).await?;
+    ann_ws.join("cut", "c-ann").await?;
+    ann_ws
+        .send(
+            serde_json::json!({"type":"comment","session":"cut","comment":{"content":"nice cut"}}),
+        )
+        .await?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut comment = None;
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
+        let v: Json = serde_json::from_str(&l)?;
+        if v["type"] == "comment_added" {
+            comment = Some(v);
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let comment = comment.context("watch did not print the comment")?;
+    ensure!(
+        comment["comment"]["content"] == "nice cut" && comment["comment"]["author_id"] == "ann",
+        "{comment}"
+    );
     Ok(())
 }

@@ -41,6 +41,9 @@ fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn web_client_suite_passes() {
+    let _web = crate::harness::WEB_CLIENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let text = run_script("test.sh", &[], &[]);
     assert!(text.contains("Test Files"), "vitest did not report: {text}");
     assert!(

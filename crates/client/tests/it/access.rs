@@ -105,7 +105,7 @@ async fn sleep_past(t: u64) {
 /// exactly where it falls in production: the server warns as soon as less than 60 s are left,
 /// so a short `exp` tests the same path, and waiting past it takes seconds instead of a
 /// minute. An edit sent after the first `exp` is the proof: on the old token the server would
-/// answer `unauthorized` and close the socket (1008).
+/// answer `unauthorized` and close the socket (4401).
 async fn a_token_source_refreshes_before_expiry_and_the_socket_outlives_the_first_token(
     b: Backend,
 ) -> Result<()> {
@@ -168,7 +168,7 @@ async fn a_token_source_refreshes_before_expiry_and_the_socket_outlives_the_firs
 }
 
 /// The source fails: reported, and the connection goes on with the old token. Once that
-/// expires the server closes the socket (1008, reported as `ServerClosed`); the client
+/// expires the server closes the socket (4401, reported as `ServerClosed`); the client
 /// reconnects with a new token as soon as the source gives one, and the edit made in between
 /// is not lost.
 async fn a_failed_refresh_is_reported_and_the_client_reconnects_with_a_new_token_after_expiry(
@@ -211,7 +211,7 @@ async fn a_failed_refresh_is_reported_and_the_client_reconnects_with_a_new_token
     })
     .await?;
     ensure!(
-        code == 1008 && reason.contains("expired"),
+        code == 4401 && reason.contains("expired"),
         "{code} {reason}"
     );
     // Reconnecting needs a token the source can't give yet: reported again.
@@ -233,7 +233,7 @@ async fn a_failed_refresh_is_reported_and_the_client_reconnects_with_a_new_token
 /// A source that hands out another user's token: the SDK refuses it (an app bug must not
 /// switch the client's user, whose replicas and unacknowledged edits belong to the first
 /// user), reports it, keeps its connection and tries again. (Sent anyway, the server would
-/// close the socket with 1008: `crates/server/tests/it/access.rs` covers that.)
+/// close the socket with 4401: `crates/server/tests/it/access.rs` covers that.)
 async fn a_token_for_another_user_is_never_sent(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
     let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;

@@ -34,9 +34,45 @@ use crate::media::live::{PreviewTier, preview_loop};
 use crate::sync::ConnLink;
 use crate::sync::{ConnHandle, Outbound, SessionMsg};
 
-/// Close codes (RFC 6455).
-pub(super) const CLOSE_GOING_AWAY: u16 = 1001;
-pub(super) const CLOSE_POLICY: u16 = 1008;
+pub(super) use montage_protocol::close::{
+    GOING_AWAY as CLOSE_GOING_AWAY, POLICY as CLOSE_POLICY, UNAUTHORIZED as CLOSE_UNAUTHORIZED,
+};
+
+/// What a client is told when its token is refused: enough to act on, nothing about the secret.
+fn unauthorized_reason(e: &crate::error::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e {
+        crate::error::Error::Token(t) if matches!(t.kind(), ErrorKind::ExpiredSignature) => {
+            "token expired"
+        }
+        crate::error::Error::Token(t) if matches!(t.kind(), ErrorKind::ImmatureSignature) => {
+            "token not valid yet"
+        }
+        _ => "invalid token",
+    }
+}
+
+/// Answers an upgrade whose token was refused: one `unauthorized` error, then close 4401. Reads
+/// nothing from the client beyond the closing handshake, and not for long.
+async fn refuse(mut socket: WebSocket, reason: &'static str) {
+    let err = ServerMessage::error(ErrorCode::Unauthorized, reason);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        socket.send(Message::text(encode(&err))).await?;
+        socket
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: CLOSE_UNAUTHORIZED,
+                reason: reason.into(),
+            })))
+            .await?;
+        while let Some(Ok(m)) = socket.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<_, axum::Error>(())
+    })
+    .await;
+}
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -44,7 +80,10 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
-/// `GET /v1/ws`: a valid token or 401 before any upgrade.
+/// `GET /v1/ws`. A WebSocket upgrade with a missing or bad token is accepted and closed at once
+/// with [`CLOSE_UNAUTHORIZED`] and the reason, after an `unauthorized` error frame: browsers never
+/// see an upgrade's HTTP status, so this is how a client tells a refusal from a network drop
+/// (DESIGN §9.1, docs/PROTOCOL.md). A plain HTTP request without a valid token gets 401.
 pub async fn ws_handler(
     State(app): State<Arc<App>>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
@@ -56,14 +95,22 @@ pub async fn ws_handler(
         .ok()
         .and_then(|q| q.token.as_deref())
         .or_else(|| bearer(&headers));
-    let Some(token) = token else {
-        return (StatusCode::UNAUTHORIZED, "missing token").into_response();
-    };
-    let claims = match app.auth.verify(token) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(error = %e, "token refused");
-            return (StatusCode::UNAUTHORIZED, "invalid token").into_response();
+    let claims = match token.map(|t| app.auth.verify(t)) {
+        Some(Ok(c)) => c,
+        refused => {
+            let reason = match refused {
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "token refused");
+                    unauthorized_reason(&e)
+                }
+                _ => "missing token",
+            };
+            return match ws {
+                Ok(ws) => ws
+                    .protocols([SUBPROTOCOL_JSON])
+                    .on_upgrade(move |socket| refuse(socket, reason)),
+                Err(_) => (StatusCode::UNAUTHORIZED, reason).into_response(),
+            };
         }
     };
     let ws = match ws {
@@ -300,7 +347,7 @@ impl Reader {
                 _ = &mut expiring => {
                     if warned {
                         self.error(ErrorCode::Unauthorized, "token expired", None);
-                        return self.close(CLOSE_POLICY, "token expired");
+                        return self.close(CLOSE_UNAUTHORIZED, "token expired");
                     }
                     warned = true;
                     self.handle.send(encode(&ServerMessage::TokenExpiring { exp: self.exp }));
@@ -457,7 +504,7 @@ impl Reader {
         };
         if now_secs() >= self.exp {
             self.error(ErrorCode::Unauthorized, "token expired", None);
-            return Some(self.close(CLOSE_POLICY, "token expired"));
+            return Some(self.close(CLOSE_UNAUTHORIZED, "token expired"));
         }
         let frame = match decoded {
             Ok(f) => f,
@@ -576,7 +623,7 @@ impl Reader {
                 "a refreshed token must be for the same user",
                 rid,
             );
-            return Some(self.close(CLOSE_POLICY, "token for another user"));
+            return Some(self.close(CLOSE_UNAUTHORIZED, "token for another user"));
         }
         let scope = claims.principal().scope;
         let changed = scope != self.link.scope();

@@ -683,14 +683,14 @@ async fn refresh_keeps_a_socket_past_its_first_token(b: Backend) -> Result<()> {
         .expect_error(json!({"type":"auth","token":"not.a.jwt"}), "unauthorized")
         .await?;
     alice.edit("doc", 1, 2, set_title("and here")).await?;
-    // Another user's token: refused, and the socket closes with 1008.
+    // Another user's token: refused, and the socket closes with 4401.
     alice
         .send(json!({"type":"auth","token":token("mallory")}))
         .await?;
     let e = alice.recv_type("error").await?;
     ensure!(e["code"] == "unauthorized", "{e}");
     let (code, _) = alice.recv_close().await?;
-    ensure!(code == 1008, "close code {code}");
+    ensure!(code == 4401, "close code {code}");
     // Without a refresh, a connection that only listens is closed when its token expires.
     let short = scoped("bob", None, 2);
     let mut bob = connect_with(&s, &short).await?;
@@ -699,7 +699,7 @@ async fn refresh_keeps_a_socket_past_its_first_token(b: Backend) -> Result<()> {
     ensure!(e["code"] == "unauthorized", "{e}");
     let (code, reason) = bob.recv_close().await?;
     ensure!(
-        code == 1008 && reason.contains("expired"),
+        code == 4401 && reason.contains("expired"),
         "{code} {reason}"
     );
     Ok(())
