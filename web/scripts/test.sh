@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the web client's dev dependencies (from the lockfile) and runs its checks: the
-# TypeScript type check, the ESM build, and the vitest suite (shared OT vectors included); then
-# rebuilds the demo page (web/app) and fails if the committed bundle in web/app/dist, which
-# montage serve compiles in, differs from what its sources build to.
+# TypeScript type check, the vitest suite (shared OT vectors included), and the package as
+# published (pack-test.sh: `npm pack`, installed into a scratch project, used from ESM, CommonJS
+# and strict TypeScript); then rebuilds the demo page (web/app) and fails if the committed
+# bundle in web/app/dist, which montage serve compiles in, differs from what its sources build to.
 # Idempotent and quiet: `npm ci` runs only when node_modules is missing or older than the
 # lockfile. Call from anywhere: web/scripts/test.sh
 set -euo pipefail
@@ -13,8 +14,9 @@ bash "$scripts/npm-ci.sh" .
 
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json
-npx --no-install tsc -p tsconfig.json
 NO_COLOR=1 npx --no-install vitest run
+# Builds dist/esm and dist/cjs (prepack) and checks the tarball an app would install.
+bash "$scripts/pack-test.sh"
 
 # The page bundle compiled into montage serve must match its sources.
 fresh="$(mktemp -d)"

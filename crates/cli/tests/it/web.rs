@@ -1,7 +1,8 @@
 //! The browser side, run as part of `cargo test` so the README's one test command covers it:
-//! the TypeScript client's suite (`web/scripts/test.sh`: type check, build, vitest — the shared
-//! OT vectors, the client model, a real WebSocket — and the check that the committed page
-//! bundle matches its sources), the demo page served by the real binary, and the Playwright
+//! the TypeScript client's suite (`web/scripts/test.sh`: type check, vitest — the shared OT
+//! vectors, the client model, a real WebSocket —, the published package packed, installed and
+//! used from ESM, CommonJS and TypeScript, and the check that the committed page bundle matches
+//! its sources), the demo page served by the real binary, and the Playwright
 //! test driving that page in Debian's Chromium (`web/scripts/e2e.sh`). They need Node.js 20,
 //! npm and /usr/bin/chromium (`scripts/install-test-deps.sh`); without them they fail and say
 //! so rather than passing silently.
@@ -43,6 +44,11 @@ fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 fn web_client_suite_passes() {
     let text = run_script("test.sh", &[], &[]);
     assert!(text.contains("Test Files"), "vitest did not report: {text}");
+    assert!(
+        text.contains("pack test: @montage/client (ESM import, CommonJS require, strict TypeScript")
+            && text.contains("resolution) ok"),
+        "the packed client was not installed and used: {text}"
+    );
     assert!(
         text.contains("web/app/dist matches its sources"),
         "the bundle check did not run: {text}"
