@@ -1717,10 +1717,52 @@ var SessionsApi = class {
   async delete(id) {
     await this.call("DELETE", `/v1/sessions/${encodeURIComponent(id)}`, 204);
   }
+  /** `GET /v1/sessions/{id}/comments`: every comment in creation order (tombstones too). */
+  async comments(id) {
+    return listOf(await this.call("GET", `${sessionPath(id)}/comments`, 200), "comments", `GET ${sessionPath(id)}/comments`);
+  }
+  /** `GET /v1/sessions/{id}/suggestions`: every suggestion in creation order. */
+  async suggestions(id) {
+    return listOf(await this.call("GET", `${sessionPath(id)}/suggestions`, 200), "suggestions", `GET ${sessionPath(id)}/suggestions`);
+  }
+  /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most
+   * `commenter` unless bound to a user with `for`). */
+  async createInvite(id, opts) {
+    return await this.call("POST", `${sessionPath(id)}/invites`, 201, opts);
+  }
+  /** `GET /v1/sessions/{id}/invites` (editor or above). */
+  async invites(id) {
+    return listOf(await this.call("GET", `${sessionPath(id)}/invites`, 200), "invites", `GET ${sessionPath(id)}/invites`);
+  }
+  /** `GET /v1/invites/{id}`: what an invite gives (the id is the secret). */
+  async invite(inviteId) {
+    return await this.call("GET", `/v1/invites/${encodeURIComponent(inviteId)}`, 200);
+  }
+  /** `POST /v1/invites/{id}/accept`: the session and the role the caller holds now. */
+  async acceptInvite(inviteId) {
+    return await this.call("POST", `/v1/invites/${encodeURIComponent(inviteId)}/accept`, 200);
+  }
+  /** `DELETE /v1/invites/{id}` (its creator or an owner). */
+  async revokeInvite(inviteId) {
+    await this.call("DELETE", `/v1/invites/${encodeURIComponent(inviteId)}`, 200);
+  }
+  /**
+   * `POST /v1/assets[?session=S]`: stores an image (PNG, JPEG, WebP), video or audio file; its
+   * kind is read from the bytes. With `session` the caller must be an editor there.
+   */
+  async uploadAsset(body, opts = {}) {
+    const q = opts.session === void 0 ? "" : `?session=${encodeURIComponent(opts.session)}`;
+    const a = await this.call("POST", `/v1/assets${q}`, 201, body);
+    if (typeof a !== "object" || a === null || typeof a["id"] !== "string") throw badResponse("POST /v1/assets", "no asset id in the answer");
+    return a;
+  }
   async call(method, path, want, body) {
     const headers = { Authorization: `Bearer ${await this.token()}` };
     const init = { method, headers };
-    if (body !== void 0) {
+    if (body instanceof ArrayBuffer || body instanceof Uint8Array || typeof Blob !== "undefined" && body instanceof Blob) {
+      headers["Content-Type"] = "application/octet-stream";
+      init.body = body;
+    } else if (body !== void 0) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -1738,6 +1780,14 @@ var SessionsApi = class {
     }
   }
 };
+function sessionPath(id) {
+  return `/v1/sessions/${encodeURIComponent(id)}`;
+}
+function listOf(body, key, what) {
+  const list = body?.[key];
+  if (!Array.isArray(list)) throw badResponse(what, `no \`${key}\` list`);
+  return list;
+}
 function errorOf(status, text, retryAfter) {
   let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
   let message = `HTTP ${status}`;
@@ -1773,35 +1823,54 @@ function info(v, what) {
   return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") };
 }
 
-// ../client/src/client.ts
-var OPEN = 1;
-function defaultSocket() {
-  const WS = globalThis.WebSocket;
-  if (WS === void 0) {
-    throw new Error("no global WebSocket here: pass the `socket` option (e.g. the `ws` package)");
+// ../client/src/protocol.ts
+var ServerError = class extends Error {
+  code;
+  retryAfterMs;
+  constructor(code, message, retryAfterMs) {
+    super(message);
+    this.name = "ServerError";
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
   }
-  return (url, protocols) => new WS(url, protocols);
-}
+};
+var CLOSE_UNAUTHORIZED = 4401;
+var AuthError = class extends Error {
+  code = "unauthorized";
+  reason;
+  closeCode;
+  constructor(reason, closeCode = CLOSE_UNAUTHORIZED) {
+    super(`unauthorized: ${reason || "the server refused the token"}`);
+    this.name = "AuthError";
+    this.reason = reason;
+    this.closeCode = closeCode;
+  }
+};
+
+// ../client/src/session.ts
 function randomId() {
   const c = globalThis.crypto;
   if (c?.randomUUID) return c.randomUUID();
   return Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
-var MontageClient = class _MontageClient {
+var MontageSession = class {
   session;
   clientId;
-  opts;
-  makeSocket;
-  timers;
-  random;
+  connection;
+  /** @internal */
+  tag;
+  storage;
   handlers = /* @__PURE__ */ new Map();
-  sock = null;
   sync = null;
   state = "offline";
-  attempt = 0;
-  retryTimer = null;
-  wantOnline = false;
+  /** The app wants this session joined (false after `leave`, a denial, or before `connect`). */
+  wantJoined = false;
+  /** Joined once (the next join names `since`). */
   joined = false;
+  /** Joined on the current socket. */
+  inSession = false;
+  /** A `join` was sent on this socket and its answer has not come yet. */
+  awaitingJoin = false;
   /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
   held = null;
   presenceData;
@@ -1810,16 +1879,7 @@ var MontageClient = class _MontageClient {
   participantMap = /* @__PURE__ */ new Map();
   presences = /* @__PURE__ */ new Map();
   readyWaiters = [];
-  /** The token the next connection uses (the latest from `getToken` or `authenticate`). */
-  token;
-  /** While `getToken` runs before a connection: its attempt number (stale answers are dropped). */
-  tokenWait = null;
-  tokenAttempts = 0;
-  refreshing = false;
-  /** An `auth` sent and not answered yet. */
-  authPending = null;
-  /** A `join` was sent on this socket and its answer has not come yet. */
-  awaitingJoin = false;
+  requests = /* @__PURE__ */ new Map();
   ridSeq = 0;
   /** My role in the session (from `joined`, then `role_changed`). */
   role = null;
@@ -1829,33 +1889,26 @@ var MontageClient = class _MontageClient {
   title;
   /** Why the client is out of its session, while it is; null otherwise. */
   accessError = null;
-  /** The user this client acts as (the `user` option or the token's `sub`), when known. */
-  user = null;
-  constructor(opts) {
-    this.opts = opts;
-    this.session = opts.session;
-    const stored = _MontageClient.loadStored(opts);
+  constructor(connection, session, opts = {}) {
+    this.connection = connection;
+    this.session = session;
+    this.storage = opts.storage;
+    const stored = this.loadStored();
     this.clientId = stored?.clientId ?? opts.clientId ?? randomId();
     if (stored) {
       this.sync = SyncDoc.restore(stored.sync);
       this.joined = true;
     }
-    this.makeSocket = opts.socket ?? defaultSocket();
-    this.timers = opts.timers ?? {
-      setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-      clearTimeout: (h2) => globalThis.clearTimeout(h2)
-    };
-    this.random = opts.random ?? Math.random;
-    this.token = opts.token;
-    this.user = opts.user ?? (opts.token !== void 0 ? tokenSubject(opts.token) : null);
-    if (opts.autoConnect !== false) this.connect();
+    this.tag = connection.nextTag();
+    connection.attach(this);
+    if (opts.autoJoin !== false) this.connect();
   }
-  static loadStored(opts) {
-    const raw = opts.storage?.load();
+  loadStored() {
+    const raw = this.storage?.load();
     if (raw === null || raw === void 0) return null;
     try {
       const s = JSON.parse(raw);
-      if (s.session !== opts.session) return null;
+      if (s.session !== this.session) return null;
       SyncDoc.restore(s.sync);
       return s;
     } catch {
@@ -1864,10 +1917,9 @@ var MontageClient = class _MontageClient {
   }
   /** Writes the replica to `storage`, if any. */
   persist() {
-    const st = this.opts.storage;
-    if (st === void 0 || this.sync === null) return;
+    if (this.storage === void 0 || this.sync === null) return;
     const s = { session: this.session, clientId: this.clientId, sync: this.sync.snapshot() };
-    st.save(JSON.stringify(s));
+    this.storage.save(JSON.stringify(s));
   }
   // ---- state -------------------------------------------------------------------------------
   /** The local document (with my unacknowledged edits applied); null before the first join. */
@@ -1897,11 +1949,20 @@ var MontageClient = class _MontageClient {
   get canRedo() {
     return this.sync?.canRedo ?? false;
   }
+  /** The user this client acts as (the `user` option or the token's `sub`), when known. */
+  get user() {
+    return this.connection.user;
+  }
+  /** Why the connection stopped for its token, while it is `unauthorized`; null otherwise. */
+  get authError() {
+    return this.connection.authError;
+  }
   /** Resolves once the session is joined (at once if it already is); rejects with an
-   * `AccessError` if the join is refused (or the client is out of its session now). */
+   * `AccessError` if the join is refused, or an `AuthError` if the token is. */
   ready() {
-    if (this.joined && this.state === "online") return Promise.resolve();
-    if (this.accessError !== null && !this.wantOnline) return Promise.reject(this.accessError);
+    if (this.inSession && this.state === "online") return Promise.resolve();
+    if (this.accessError !== null && !this.wantJoined) return Promise.reject(this.accessError);
+    if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
   on(event, fn) {
@@ -1914,15 +1975,21 @@ var MontageClient = class _MontageClient {
     if (event === "change") this.persist();
     for (const fn of this.handlers.get(event) ?? []) fn(ev);
   }
+  change(op, origin, user) {
+    const sync = this.requireSync();
+    const ev = { doc: sync.doc, op, origin, local: origin === "local", version: sync.version };
+    if (user !== void 0) ev.user = user;
+    this.emit("change", ev);
+  }
   // ---- editing -----------------------------------------------------------------------------
   /** Applies a local edit at once and sends it when it can. Throws `OtError` if the edit is
    * invalid for the current document (nothing changes then). */
   submit(op) {
     const sync = this.requireSync();
     sync.edit(op);
-    this.emit("change", { doc: sync.doc, op, local: true, version: sync.version });
+    this.change(op, "local");
     this.flush();
-    if (this.state !== "online") this.emit("status", { state: this.state, pending: this.pendingCount });
+    if (this.state !== "online") this.emitStatus({});
   }
   /** Undoes my latest edit (others' work stays). Returns false if there was nothing to undo. */
   undo() {
@@ -1932,10 +1999,9 @@ var MontageClient = class _MontageClient {
     return this.localStep((s) => s.redo());
   }
   localStep(f) {
-    const sync = this.requireSync();
-    const op = f(sync);
+    const op = f(this.requireSync());
     if (op === null) return false;
-    this.emit("change", { doc: sync.doc, op, local: true, version: sync.version });
+    this.change(op, "local");
     this.flush();
     return true;
   }
@@ -1943,221 +2009,148 @@ var MontageClient = class _MontageClient {
     if (this.sync === null) throw new Error("the session is not joined yet: wait for ready()");
     return this.sync;
   }
+  /** Publishes my presence (cursor, selection, …); the latest value is re-sent on rejoin. */
+  setPresence(data) {
+    this.presenceData = data;
+    if (this.state === "online") this.send({ type: "presence", session: this.session, data });
+  }
+  // ---- other messages ----------------------------------------------------------------------
   /**
-   * Sends any other protocol message (comments, `preview_subscribe`, …) on the open socket.
-   * Returns false when not connected: such messages are not queued (unlike edits).
+   * Sends any other protocol message on the open socket (its `rid`, if any, comes back on the
+   * answer and on `error`). Returns false when not joined: such messages are not queued
+   * (unlike edits).
    */
   sendMessage(msg) {
-    if (this.state !== "online" || this.sock === null || this.sock.readyState !== OPEN) return false;
-    this.send(msg);
-    return true;
+    if (this.state !== "online") return false;
+    return this.send(msg);
   }
   /**
    * Opens or closes link access (owner only): what a signed-in user without a grant receives.
    * Everyone in the session gets `linkRoleChanged`; users left without access are taken out.
    * A refusal comes as an `error` whose `rid` starts with `link_role:`. Returns false when not
-   * connected (not queued).
+   * joined (not queued).
    */
   setLinkRole(role2) {
     return this.sendMessage({ type: "set_link_role", session: this.session, role: role2, rid: `link_role:${++this.ridSeq}` });
   }
+  /** Grants `user` a role (owner only); `none` removes them for good (until granted again). */
+  async setRole(user, role2) {
+    await this.request({ type: "set_role", user, role: role2 }, "role");
+  }
+  /** Comments (commenter or above); resolves with the comment as stored. */
+  async addComment(comment) {
+    return commentOf(await this.request({ type: "comment", comment }, "comment"));
+  }
+  /** A reply in the thread of `parentId`. */
+  reply(parentId, content, extra = {}) {
+    return this.addComment({ ...extra, content, parent_id: parentId });
+  }
+  /** Changes my comment's text. */
+  async editComment(id, content) {
+    return commentOf(await this.request({ type: "comment_edit", id, content }, "comment"));
+  }
+  /** Deletes a comment (mine, or any as owner): a tombstone stays so replies keep their thread. */
+  async deleteComment(id) {
+    return commentOf(await this.request({ type: "comment_delete", id }, "comment"));
+  }
+  /** Resolves (or with `false` reopens) a thread. */
+  async resolveComment(id, resolved = true) {
+    return commentOf(await this.request({ type: "comment_resolve", id, resolved }, "comment"));
+  }
+  /** Adds (or with `false` removes) my reaction. */
+  async react(id, emoji, on = true) {
+    return commentOf(await this.request({ type: "comment_react", id, emoji, on }, "comment"));
+  }
   /**
-   * Replaces the connection's token with `token` (same user): sent as `auth` now when online
-   * (answered by `authed`), and used for every later connection. A token of another user is
-   * refused by the server, which then closes the socket.
+   * Suggests an edit (commenter or above) for an editor to accept or reject. It is made on the
+   * server's state at `version` (the replica without my unacknowledged edits).
    */
-  authenticate(token2) {
-    if (this.state !== "online") {
-      this.setToken(token2);
-      return;
-    }
-    const rid = `auth:${++this.ridSeq}`;
-    this.authPending = { token: token2, rid };
-    this.send({ type: "auth", token: token2, rid });
+  async suggest(op, note) {
+    const msg = { type: "suggest", base: this.version, ops: encodeOp(op) };
+    if (note !== void 0) msg["note"] = note;
+    return suggestionOf(await this.request(msg, "suggest"));
   }
-  /** The socket is going: a refreshed token the server neither took nor refused is used for
-   * the next connection (it is the newest the app gave). */
-  settleAuth() {
-    if (this.authPending !== null) this.setToken(this.authPending.token);
-    this.authPending = null;
+  /** Applies a pending suggestion (editor or above), credited to its author. */
+  async acceptSuggestion(id) {
+    return suggestionOf(await this.request({ type: "suggestion_accept", id }, "suggest"));
   }
-  setToken(token2) {
-    this.token = token2;
-    if (this.opts.user === void 0) this.user = tokenSubject(token2) ?? this.user;
+  async rejectSuggestion(id) {
+    return suggestionOf(await this.request({ type: "suggestion_reject", id }, "suggest"));
   }
-  /** On `token_expiring`: a new token from `getToken`, sent as `auth`. */
-  refreshToken() {
-    const getToken = this.opts.getToken;
-    if (getToken === void 0 || this.refreshing) return;
-    this.refreshing = true;
-    const sock = this.sock;
-    callGetToken(getToken).then(
-      (t) => {
-        this.refreshing = false;
-        if (this.sock === sock) this.authenticate(t);
-        else this.setToken(t);
-      },
-      (e) => {
-        this.refreshing = false;
-        this.emit("error", { code: "unauthorized", message: `could not refresh the token: ${errorMessage(e)}` });
-      }
-    );
+  /**
+   * Live previews of the session (`preview` events), at `tier` or, without one, at the
+   * connection's tier as it changes. Resolves with the first preview (the current version).
+   * Subscriptions end with `unsubscribePreviews` or the socket: subscribe again after a
+   * reconnect.
+   */
+  async subscribePreviews(tier) {
+    const msg = { type: "preview_subscribe" };
+    if (tier !== void 0) msg["tier"] = tier;
+    return this.previewOf(await this.request(msg, "preview"));
   }
-  /** Publishes my presence (cursor, selection, …); the latest value is re-sent on reconnect. */
-  setPresence(data) {
-    this.presenceData = data;
-    if (this.state === "online") this.send({ type: "presence", session: this.session, data });
+  unsubscribePreviews() {
+    return this.sendMessage({ type: "preview_unsubscribe", session: this.session });
   }
-  // ---- connection --------------------------------------------------------------------------
-  /** Opens the connection (and keeps reconnecting until `disconnect`). */
+  /** Where the session's current canvas is rendered at `tier` (GET it with the token as
+   * `Authorization: Bearer`). */
+  previewUrl(tier) {
+    return `${this.connection.httpBase}/v1/sessions/${encodeURIComponent(this.session)}/preview?tier=${tier}`;
+  }
+  /** Uploads an image, video or audio file for this session (editor or above): `POST
+   * /v1/assets?session=S`. Reference it from a layer or clip by its `id`. */
+  upload(body) {
+    return this.connection.api.uploadAsset(body, { session: this.session });
+  }
+  /** Sends `msg` for this session with a fresh rid and waits for the answer carrying it. */
+  request(msg, kind) {
+    if (this.state !== "online") return Promise.reject(new ServerError("offline", `not joined to ${this.session}: nothing was sent`));
+    const rid = `${kind}:${++this.ridSeq}`;
+    return new Promise((resolve, reject) => {
+      this.requests.set(rid, { resolve, reject });
+      this.send({ ...msg, session: this.session, rid });
+    });
+  }
+  failRequests() {
+    const pending = [...this.requests.values()];
+    this.requests.clear();
+    for (const r of pending) r.reject(new ServerError("disconnected", "the connection closed before the answer came; the request may or may not have been applied"));
+  }
+  previewOf(m) {
+    const url = String(m["url"] ?? "");
+    return {
+      session: this.session,
+      version: Number(m["version"]),
+      tier: String(m["tier"]),
+      url,
+      href: url.startsWith("/") ? this.connection.httpBase + url : url
+    };
+  }
+  // ---- joining -----------------------------------------------------------------------------
+  /** Joins the session (connecting first if needed) and stays joined, rejoining after
+   * reconnects, until `leave`. After a denial or `unauthorized`, tries again. */
   connect() {
-    this.wantOnline = true;
+    this.wantJoined = true;
     this.accessError = null;
-    if (this.sock !== null || this.tokenWait !== null) return;
-    if (this.retryTimer !== null) {
-      this.timers.clearTimeout(this.retryTimer);
-      this.retryTimer = null;
+    if (this.connection.isOpen) {
+      if (!this.inSession && !this.awaitingJoin) this.sendJoin(this.sync?.version);
+    } else {
+      this.connection.connect();
     }
-    this.setState(this.joined ? "reconnecting" : "connecting");
-    const getToken = this.opts.getToken;
-    if (getToken === void 0) {
-      this.open();
-      return;
-    }
-    const attempt = ++this.tokenAttempts;
-    this.tokenWait = attempt;
-    callGetToken(getToken).then(
-      (t) => {
-        if (this.tokenWait !== attempt) return;
-        this.tokenWait = null;
-        this.setToken(t);
-        this.open();
-      },
-      (e) => {
-        if (this.tokenWait !== attempt) return;
-        this.tokenWait = null;
-        this.emit("error", { code: "unauthorized", message: `could not get a token: ${errorMessage(e)}` });
-        this.onClosed();
-      }
-    );
+    this.emitStatus({});
   }
-  /** Opens the socket with the current token. */
-  open() {
-    let url = this.opts.url;
-    if (this.token !== void 0) {
-      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
-    }
-    let sock;
-    try {
-      sock = this.makeSocket(url, ["montage.v1.json"]);
-    } catch {
-      this.onClosed();
-      return;
-    }
-    this.sock = sock;
-    sock.onopen = () => {
-      if (this.sock !== sock) return;
-      this.sendJoin(this.sync === null ? void 0 : this.sync.version);
-    };
-    sock.onmessage = (ev) => {
-      if (this.sock !== sock) return;
-      let msg;
-      try {
-        msg = JSON.parse(String(ev.data));
-      } catch {
-        this.emit("error", { code: "bad_frame", message: "the server sent a frame that is not JSON" });
-        return;
-      }
-      if (typeof msg === "object" && msg !== null && !Array.isArray(msg)) this.onMessage(msg);
-    };
-    sock.onclose = () => {
-      if (this.sock !== sock) return;
-      this.sock = null;
-      this.onClosed();
-    };
-    sock.onerror = () => {
-    };
+  /** Leaves the session (`leave`: the others see me go); `connect()` joins again. Unsent edits
+   * stay queued. */
+  leave() {
+    const wasIn = this.inSession || this.awaitingJoin;
+    this.wantJoined = false;
+    if (wasIn) this.send({ type: "leave", session: this.session });
+    this.socketClosed();
+    this.emitStatus({});
   }
-  /** Closes the connection and stays offline (edits keep queueing locally). */
-  disconnect() {
-    this.stop(true, "bye");
-    this.setState("offline");
-  }
-  /** Stops connecting and closes the socket (saying `leave` first if asked). */
-  stop(leave, reason) {
-    this.wantOnline = false;
-    this.tokenWait = null;
-    this.awaitingJoin = false;
-    if (this.retryTimer !== null) {
-      this.timers.clearTimeout(this.retryTimer);
-      this.retryTimer = null;
-    }
-    this.settleAuth();
-    const s = this.sock;
-    this.sock = null;
-    this.held = null;
-    if (s !== null) {
-      try {
-        if (leave && s.readyState === OPEN) s.send(JSON.stringify({ type: "leave", session: this.session }));
-        s.close(1e3, reason);
-      } catch {
-      }
-    }
-  }
-  /** Out of the session: stop, and tell whoever waits or listens. */
-  deny(reason, message) {
-    const err = new AccessError(this.session, reason, message);
-    this.accessError = err;
-    this.stop(false, "no access");
-    this.setState("offline");
-    const waiters = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const w of waiters) w.reject(err);
-    this.emit("accessDenied", err);
-  }
-  /** Drops the socket and connects again at once: a fresh `joined` says whether (and as what)
-   * I am still in the session. */
-  rejoinFresh() {
-    this.settleAuth();
-    const s = this.sock;
-    this.sock = null;
-    this.held = null;
-    this.awaitingJoin = false;
-    if (s !== null) {
-      try {
-        s.close(1e3, "rejoin");
-      } catch {
-      }
-    }
-    this.connect();
-  }
-  onClosed() {
-    this.settleAuth();
-    this.held = null;
-    this.awaitingJoin = false;
-    if (!this.wantOnline) {
-      this.setState("offline");
-      return;
-    }
-    const b = this.opts.backoff ?? {};
-    const initial = b.initialMs ?? 250;
-    const max = b.maxMs ?? 1e4;
-    const factor = b.factor ?? 2;
-    const jitter = b.jitter ?? 0.2;
-    const base = Math.min(max, initial * Math.pow(factor, this.attempt));
-    const delay = Math.round(base * (1 + jitter * this.random()));
-    this.attempt++;
-    this.setState("offline", { attempt: this.attempt, retryInMs: delay });
-    this.retryTimer = this.timers.setTimeout(() => {
-      this.retryTimer = null;
-      if (this.wantOnline) this.connect();
-    }, delay);
-  }
-  setState(state, extra = {}) {
-    this.state = state;
-    const ev = { state, pending: this.pendingCount, ...extra };
-    if (state === "reconnecting" && ev.attempt === void 0) ev.attempt = this.attempt;
-    this.emit("status", ev);
+  /** Leaves the session and lets go of the connection (this object is done). */
+  close() {
+    this.leave();
+    this.connection.detach(this);
   }
   sendJoin(since) {
     const join2 = { type: "join", session: this.session, client: this.clientId, rid: "join" };
@@ -2166,9 +2159,7 @@ var MontageClient = class _MontageClient {
     this.send(join2);
   }
   send(msg) {
-    const s = this.sock;
-    if (s === null || s.readyState !== OPEN) return;
-    s.send(JSON.stringify(msg));
+    return this.connection.transmit(this, msg);
   }
   flush() {
     if (this.state !== "online" || this.sync === null || this.held !== null) return;
@@ -2181,10 +2172,76 @@ var MontageClient = class _MontageClient {
   sendOp(base, seq, op) {
     this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(op), rid: `op:${seq}` });
   }
+  // ---- what the connection tells ------------------------------------------------------------
+  /** @internal */
+  socketOpened() {
+    if (this.wantJoined) this.sendJoin(this.sync?.version);
+  }
+  /** @internal */
+  socketClosed() {
+    this.inSession = false;
+    this.awaitingJoin = false;
+    this.held = null;
+    this.failRequests();
+  }
+  /** @internal */
+  statusChanged(s) {
+    this.emitStatus(s);
+  }
+  /** @internal */
+  connectionEvent(event, ev) {
+    this.emit(event, ev);
+  }
+  /** @internal */
+  unauthorized(e) {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(e);
+    this.emit("unauthorized", e);
+  }
+  /** The session's own state, from the connection's and whether it is joined. */
+  emitStatus(s) {
+    const c = this.connection.connectionState;
+    let state;
+    if (c === "unauthorized") state = "unauthorized";
+    else if (!this.wantJoined) state = "offline";
+    else if (c === "online") state = this.inSession ? "online" : this.joined ? "reconnecting" : "connecting";
+    else if (c === "offline") state = "offline";
+    else state = this.joined ? "reconnecting" : "connecting";
+    this.state = state;
+    this.emit("status", { ...s, state, pending: this.pendingCount });
+  }
+  /** Out of the session: stop, and tell whoever waits or listens. */
+  deny(reason, message) {
+    const err = new AccessError(this.session, reason, message);
+    this.accessError = err;
+    this.wantJoined = false;
+    this.socketClosed();
+    this.denied();
+    this.emitStatus({});
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("accessDenied", err);
+  }
+  /** Called when the session is out for good (a `MontageClient` closes its own socket then). */
+  denied() {
+  }
   // ---- server messages ---------------------------------------------------------------------
-  onMessage(m) {
+  /** @internal */
+  received(m) {
     this.emit("message", m);
-    if (typeof m["session"] === "string" && m["session"] !== this.session) return;
+    const rid = m["rid"];
+    const req = typeof rid === "string" ? this.requests.get(rid) : void 0;
+    if (req !== void 0) {
+      this.requests.delete(rid);
+      if (m["type"] === "error") {
+        const retry = m["retry_after_ms"];
+        req.reject(new ServerError(String(m["code"] ?? "internal"), String(m["message"] ?? ""), typeof retry === "number" ? retry : void 0));
+        return;
+      }
+      req.resolve(m);
+    }
     try {
       switch (m["type"]) {
         case "joined":
@@ -2195,8 +2252,9 @@ var MontageClient = class _MontageClient {
           return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
         case "presence": {
           const user = String(m["user"]);
-          this.presences.set(user, m["data"] ?? null);
-          return this.emit("presence", { user, data: m["data"] ?? null });
+          const data = m["data"] ?? null;
+          this.presences.set(user, data);
+          return this.emit("presence", { user, data });
         }
         case "participant_joined": {
           const p = { user: String(m["user"]), role: String(m["role"]), online: true };
@@ -2209,37 +2267,29 @@ var MontageClient = class _MontageClient {
           this.participantMap.delete(String(m["user"]));
           this.presences.delete(String(m["user"]));
           return this.emit("participants", this.participants);
-        case "role_changed": {
-          const user = String(m["user"]);
-          const role2 = String(m["role"]);
-          const p = this.participantMap.get(user);
-          if (role2 === "none") this.participantMap.delete(user);
-          else if (p) p.role = role2;
-          else this.participantMap.set(user, { user, role: role2, online: false });
-          if (user === this.user) {
-            this.role = role2;
-            if (role2 === "none") {
-              this.emit("role", { user, role: role2 });
-              return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
-            }
-          }
-          this.emit("role", { user, role: role2 });
-          return this.emit("participants", this.participants);
-        }
+        case "role_changed":
+          return this.onRoleChanged(String(m["user"]), String(m["role"]));
         case "link_role_changed":
           this.linkRole = String(m["role"]);
           return this.emit("linkRoleChanged", { role: this.linkRole });
         case "session_deleted":
           this.emit("sessionDeleted", { session: this.session });
           return this.deny("deleted", "the owner deleted this session");
-        case "authed":
-          this.settleAuth();
-          return this.emit("authed", { exp: Number(m["exp"]) });
-        case "token_expiring":
-          this.emit("tokenExpiring", { exp: Number(m["exp"]) });
-          return this.refreshToken();
+        case "comment_added":
+          return this.emit("commentAdded", m["comment"]);
+        case "comment_updated":
+          return this.emit("commentUpdated", m["comment"]);
+        case "suggestion_added":
+          return this.emit("suggestionAdded", m["suggestion"]);
+        case "suggestion_updated":
+          return this.emit("suggestionUpdated", m["suggestion"]);
+        case "preview":
+          return this.emit("preview", this.previewOf(m));
+        case "task":
+          return this.emit("task", m["task"]);
         case "error":
-          return this.onError(m);
+          if (req === void 0) this.onError(m);
+          return;
         default:
           return;
       }
@@ -2247,6 +2297,21 @@ var MontageClient = class _MontageClient {
       this.emit("error", { code: "desync", message: e.message });
       this.resync();
     }
+  }
+  onRoleChanged(user, role2) {
+    const p = this.participantMap.get(user);
+    if (role2 === "none") this.participantMap.delete(user);
+    else if (p) p.role = role2;
+    else this.participantMap.set(user, { user, role: role2, online: false });
+    if (user === this.user) {
+      this.role = role2;
+      if (role2 === "none") {
+        this.emit("role", { user, role: role2 });
+        return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
+      }
+    }
+    this.emit("role", { user, role: role2 });
+    this.emit("participants", this.participants);
   }
   onJoined(m) {
     const version = Number(m["version"]);
@@ -2273,12 +2338,13 @@ var MontageClient = class _MontageClient {
       if (state === void 0) throw new Error("joined without state or ops");
       if (this.sync === null) this.sync = new SyncDoc(state, version, this.seqFloor);
       else this.sync.reset(state, version);
-      this.emit("change", { doc: this.sync.doc, op: [], local: false, version });
+      this.change([], "load");
     }
     const sync = this.sync;
     const entries = (ops ?? []).map((e) => ({ version: Number(e.version), op: decodeOp(e.ops), user: String(e.user) }));
     this.joined = true;
-    this.attempt = 0;
+    this.inSession = true;
+    this.connection.noteJoined();
     this.state = "online";
     const resend = sync.resend();
     if (resend !== null && state === void 0) {
@@ -2291,7 +2357,7 @@ var MontageClient = class _MontageClient {
     if (this.title !== void 0) joined.title = this.title;
     this.emit("joined", joined);
     this.emit("participants", this.participants);
-    this.emit("status", { state: "online", pending: this.pendingCount });
+    this.emitStatus({});
     if (this.presenceData !== void 0) this.send({ type: "presence", session: this.session, data: this.presenceData });
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
@@ -2300,6 +2366,7 @@ var MontageClient = class _MontageClient {
   }
   onAck(seq, version) {
     const sync = this.requireSync();
+    if (sync.inflight === null || sync.inflight.seq !== seq) return;
     if (this.held !== null) {
       const held = this.held;
       this.held = null;
@@ -2313,7 +2380,7 @@ var MontageClient = class _MontageClient {
     }
     this.flush();
     this.persist();
-    this.emit("status", { state: this.state, pending: this.pendingCount });
+    this.emitStatus({});
   }
   onRemote(version, op, user) {
     if (this.held !== null) {
@@ -2325,15 +2392,13 @@ var MontageClient = class _MontageClient {
   applyRemote(version, op, user) {
     const sync = this.requireSync();
     if (version <= sync.version) return;
-    const applied = sync.remote(version, op);
-    this.emit("change", { doc: sync.doc, op: applied, local: false, user, version });
+    this.change(sync.remote(version, op), "remote", user);
   }
   onError(m) {
     const code = String(m["code"] ?? "internal");
     const message = String(m["message"] ?? "");
     const r = m["rid"];
     const rid = typeof r === "string" ? r : void 0;
-    if (rid !== void 0 && rid === this.authPending?.rid) this.authPending = null;
     const access = code === "forbidden" || code === "not_found";
     if (access && (rid === "join" || rid === void 0 && this.awaitingJoin)) {
       const reason = code === "not_found" ? "not_found" : this.joined ? "removed" : "forbidden";
@@ -2343,7 +2408,7 @@ var MontageClient = class _MontageClient {
     if (rid !== void 0 && inflight && rid === `op:${inflight.seq}`) {
       if (code === "rate_limited") {
         const delay = Number(m["retry_after_ms"] ?? 1e3);
-        this.timers.setTimeout(() => {
+        this.connection.later(() => {
           const r2 = this.sync?.resend();
           if (r2 && this.state === "online" && this.held === null) this.sendOp(r2.base, r2.seq, r2.op);
         }, delay);
@@ -2364,7 +2429,9 @@ var MontageClient = class _MontageClient {
     }
     this.emit("error", rid === void 0 ? { code, message } : { code, message, rid });
     if (access && rid === void 0 && this.state === "online") {
-      this.rejoinFresh();
+      this.inSession = false;
+      this.held = null;
+      this.sendJoin(this.sync?.version);
     }
   }
   /** Drops local state and joins again for the whole document. */
@@ -2376,10 +2443,406 @@ var MontageClient = class _MontageClient {
     this.sendJoin(void 0);
   }
 };
-function callGetToken(f) {
+function commentOf(m) {
+  return m["comment"];
+}
+function suggestionOf(m) {
+  return m["suggestion"];
+}
+
+// ../client/src/connection.ts
+var OPEN = 1;
+function socketFactory(s) {
+  if (s === void 0) {
+    const WS = globalThis.WebSocket;
+    if (WS === void 0) throw new Error("no global WebSocket here: pass the `socket` option (e.g. the `ws` package's WebSocket)");
+    return (url, protocols) => new WS(url, protocols);
+  }
+  const proto = s.prototype;
+  if (typeof proto?.send === "function") {
+    const WS = s;
+    return (url, protocols) => new WS(url, protocols);
+  }
+  return s;
+}
+function httpOrigin(wsUrl) {
+  try {
+    const u = new URL(wsUrl);
+    u.protocol = u.protocol === "wss:" ? "https:" : u.protocol === "ws:" ? "http:" : u.protocol;
+    return u.origin;
+  } catch {
+    return "";
+  }
+}
+var MontageConnection = class {
+  url;
+  /** The server's HTTP origin, from `url`. */
+  httpBase;
+  /** The user this connection acts as (the `user` option or the token's `sub`), when known. */
+  user;
+  /** Why the connection stopped, while it is `unauthorized`; null otherwise. */
+  authError = null;
+  opts;
+  makeSocket;
+  timers;
+  random;
+  tokenFn;
+  handlers = /* @__PURE__ */ new Map();
+  ports = /* @__PURE__ */ new Map();
+  byTag = /* @__PURE__ */ new Map();
+  tagSeq = 0;
+  sock = null;
+  state = "offline";
+  attempt = 0;
+  retryTimer = null;
+  wantOnline = false;
+  opened = false;
+  /** The token the next connection uses (the latest given or fetched). */
+  token;
+  /** While the token function runs before a connection: its attempt number (stale answers
+   * are dropped). */
+  tokenWait = null;
+  tokenAttempts = 0;
+  refreshing = false;
+  /** An `auth` sent and not answered yet. */
+  authPending = null;
+  ridSeq = 0;
+  /** Closes for the token (4401) since a session last joined. */
+  refusedInARow = 0;
+  /** The close code and reason of the last socket, until the next one opens. */
+  lastClose = {};
+  apiCache = null;
+  constructor(opts) {
+    this.opts = opts;
+    this.url = opts.url;
+    this.httpBase = httpOrigin(opts.url);
+    this.makeSocket = socketFactory(opts.socket);
+    this.timers = opts.timers ?? {
+      setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+      clearTimeout: (h2) => globalThis.clearTimeout(h2)
+    };
+    this.random = opts.random ?? Math.random;
+    const t = opts.token;
+    this.tokenFn = typeof t === "function" ? t : opts.getToken ?? null;
+    this.token = typeof t === "string" ? t : void 0;
+    this.user = opts.user ?? (this.token !== void 0 ? tokenSubject(this.token) : null);
+    if (opts.autoConnect !== false) this.connect();
+  }
+  get connectionState() {
+    return this.state;
+  }
+  /** Is the socket open? */
+  get isOpen() {
+    return this.sock !== null && this.sock.readyState === OPEN && this.state === "online";
+  }
+  on(event, fn) {
+    let set2 = this.handlers.get(event);
+    if (!set2) this.handlers.set(event, set2 = /* @__PURE__ */ new Set());
+    set2.add(fn);
+    return () => set2.delete(fn);
+  }
+  emit(event, ev) {
+    for (const fn of this.handlers.get(event) ?? []) fn(ev);
+  }
+  /** Typed HTTP calls with this connection's token (sessions, invites, uploads, …). */
+  get api() {
+    const fetch2 = this.opts.fetch;
+    this.apiCache ??= new SessionsApi({ baseUrl: this.httpBase, token: () => this.currentToken(), ...fetch2 ? { fetch: fetch2 } : {} });
+    return this.apiCache;
+  }
+  /** The token in use, or a fresh one from the token function when there is none yet. */
+  async currentToken() {
+    if (this.token !== void 0) return this.token;
+    if (this.tokenFn !== null) {
+      this.setToken(await callTokenFn(this.tokenFn));
+      return this.token ?? "";
+    }
+    return "";
+  }
+  // ---- sessions ----------------------------------------------------------------------------
+  /** Opens session `id` on this connection (joined at once unless `autoJoin: false`); the same
+   * session again gives the client already open. */
+  session(id, opts = {}) {
+    const open2 = this.ports.get(id);
+    if (open2 !== void 0) return open2;
+    return new MontageSession(this, id, opts);
+  }
+  /** The sessions open on this connection. */
+  get sessions() {
+    return [...this.ports.keys()];
+  }
+  /** @internal A session registers to receive its messages; its rids get the returned tag. */
+  attach(port) {
+    if (this.ports.has(port.session)) throw new Error(`session ${port.session} is already open on this connection`);
+    this.ports.set(port.session, port);
+    this.byTag.set(port.tag, port);
+  }
+  /** @internal */
+  nextTag() {
+    return `s${++this.tagSeq}`;
+  }
+  /** @internal */
+  detach(port) {
+    if (this.ports.get(port.session) === port) this.ports.delete(port.session);
+    this.byTag.delete(port.tag);
+  }
+  /** @internal A session joined: the token works, and backoff starts over. */
+  noteJoined() {
+    this.refusedInARow = 0;
+    this.attempt = 0;
+  }
+  /** @internal Runs `fn` after `ms` on the connection's timers. */
+  later(fn, ms) {
+    this.timers.setTimeout(fn, ms);
+  }
+  /** @internal Sends a session's message, its rid prefixed with the session's tag. */
+  transmit(port, msg) {
+    const rid = msg["rid"];
+    return this.send(rid === void 0 ? msg : { ...msg, rid: `${port.tag}:${String(rid)}` });
+  }
+  // ---- messages ----------------------------------------------------------------------------
+  /** Sends a message as it is; false when the socket is not open (nothing is queued). */
+  sendMessage(msg) {
+    return this.send(msg);
+  }
+  send(msg) {
+    const s = this.sock;
+    if (s === null || s.readyState !== OPEN) return false;
+    s.send(JSON.stringify(msg));
+    return true;
+  }
+  /** Tells the server this client's downlink estimate; it answers with the connection's tier
+   * (`tier` event), which caps how often presence and previews come. */
+  setQuality(downlinkMbps) {
+    return this.send({ type: "quality", downlink_mbps: downlinkMbps });
+  }
+  /**
+   * Replaces the connection's token with `token` (same user): sent as `auth` now when online
+   * (answered by `authed`), and used for every later connection. A token of another user is
+   * refused by the server, which then closes the socket (4401).
+   */
+  authenticate(token2) {
+    if (!this.isOpen) {
+      this.setToken(token2);
+      return;
+    }
+    const rid = `auth:${++this.ridSeq}`;
+    this.authPending = { token: token2, rid };
+    this.send({ type: "auth", token: token2, rid });
+  }
+  /** The socket is going: a refreshed token the server neither took nor refused is used for
+   * the next connection (it is the newest the app gave). */
+  settleAuth() {
+    if (this.authPending !== null) this.setToken(this.authPending.token);
+    this.authPending = null;
+  }
+  setToken(token2) {
+    this.token = token2;
+    if (this.opts.user === void 0) this.user = tokenSubject(token2) ?? this.user;
+  }
+  /** On `token_expiring`: a new token from the token function, sent as `auth`. */
+  refreshToken() {
+    const fn = this.tokenFn;
+    if (fn === null || this.refreshing) return;
+    this.refreshing = true;
+    const sock = this.sock;
+    callTokenFn(fn).then(
+      (t) => {
+        this.refreshing = false;
+        if (this.sock === sock) this.authenticate(t);
+        else this.setToken(t);
+      },
+      (e) => {
+        this.refreshing = false;
+        this.connectionError({ code: "unauthorized", message: `could not refresh the token: ${errorMessage(e)}` });
+      }
+    );
+  }
+  connectionError(ev) {
+    this.emit("error", ev);
+    for (const p of this.ports.values()) p.connectionEvent("error", ev);
+  }
+  onMessage(m) {
+    this.emit("message", m);
+    switch (m["type"]) {
+      case "authed": {
+        this.settleAuth();
+        const ev = { exp: Number(m["exp"]) };
+        this.emit("authed", ev);
+        for (const p of this.ports.values()) p.connectionEvent("authed", ev);
+        return;
+      }
+      case "token_expiring": {
+        const ev = { exp: Number(m["exp"]) };
+        this.emit("tokenExpiring", ev);
+        for (const p of this.ports.values()) p.connectionEvent("tokenExpiring", ev);
+        this.refreshToken();
+        return;
+      }
+      case "tier":
+        this.emit("tier", { tier: String(m["tier"]), fps: Number(m["fps"]), resolution: m["resolution"] });
+        return;
+    }
+    const rid = m["rid"];
+    if (typeof rid === "string") {
+      const cut = rid.indexOf(":");
+      const port = cut > 0 ? this.byTag.get(rid.slice(0, cut)) : void 0;
+      if (port !== void 0) return port.received({ ...m, rid: rid.slice(cut + 1) });
+    }
+    const session = m["session"];
+    if (typeof session === "string") {
+      this.ports.get(session)?.received(m);
+      return;
+    }
+    if (m["type"] === "error") {
+      if (rid !== void 0 && rid === this.authPending?.rid) this.authPending = null;
+      const ev = { code: String(m["code"] ?? "internal"), message: String(m["message"] ?? "") };
+      if (typeof rid === "string") ev.rid = rid;
+      this.connectionError(ev);
+    }
+  }
+  // ---- connecting --------------------------------------------------------------------------
+  /** Opens the connection (and keeps reconnecting until `disconnect`). */
+  connect() {
+    this.wantOnline = true;
+    this.authError = null;
+    if (this.sock !== null || this.tokenWait !== null) return;
+    if (this.retryTimer !== null) {
+      this.timers.clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    this.setState(this.opened ? "reconnecting" : "connecting");
+    const fn = this.tokenFn;
+    if (fn === null) return this.open();
+    const attempt = ++this.tokenAttempts;
+    this.tokenWait = attempt;
+    callTokenFn(fn).then(
+      (t) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.setToken(t);
+        this.open();
+      },
+      (e) => {
+        if (this.tokenWait !== attempt) return;
+        this.tokenWait = null;
+        this.connectionError({ code: "unauthorized", message: `could not get a token: ${errorMessage(e)}` });
+        this.onClosed(void 0);
+      }
+    );
+  }
+  /** Opens the socket with the current token. */
+  open() {
+    let url = this.url;
+    if (this.token !== void 0) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
+    let sock;
+    try {
+      sock = this.makeSocket(url, ["montage.v1.json"]);
+    } catch {
+      this.onClosed(void 0);
+      return;
+    }
+    this.sock = sock;
+    sock.onopen = () => {
+      if (this.sock !== sock) return;
+      this.opened = true;
+      this.lastClose = {};
+      this.setState("online");
+      for (const p of [...this.ports.values()]) p.socketOpened();
+    };
+    sock.onmessage = (ev) => {
+      if (this.sock !== sock) return;
+      let msg;
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        this.connectionError({ code: "bad_frame", message: "the server sent a frame that is not JSON" });
+        return;
+      }
+      if (typeof msg === "object" && msg !== null && !Array.isArray(msg)) this.onMessage(msg);
+    };
+    sock.onclose = (ev) => {
+      if (this.sock !== sock) return;
+      this.sock = null;
+      this.onClosed(ev);
+    };
+    sock.onerror = () => {
+    };
+  }
+  /** Closes the socket and stays offline (sessions keep their edits queued locally). */
+  disconnect() {
+    this.stop("bye");
+    this.lastClose = {};
+    this.setState("offline");
+  }
+  /** Stops connecting and closes the socket. */
+  stop(reason) {
+    this.wantOnline = false;
+    this.tokenWait = null;
+    if (this.retryTimer !== null) {
+      this.timers.clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    this.settleAuth();
+    const s = this.sock;
+    this.sock = null;
+    if (s !== null) {
+      try {
+        s.close(1e3, reason);
+      } catch {
+      }
+      for (const p of [...this.ports.values()]) p.socketClosed();
+    }
+  }
+  onClosed(ev) {
+    this.settleAuth();
+    for (const p of [...this.ports.values()]) p.socketClosed();
+    this.lastClose = {};
+    if (typeof ev?.code === "number") this.lastClose.closeCode = ev.code;
+    if (typeof ev?.reason === "string") this.lastClose.closeReason = ev.reason;
+    if (ev?.code === CLOSE_UNAUTHORIZED) {
+      this.refusedInARow++;
+      if (this.tokenFn !== null && this.refusedInARow === 1 && this.wantOnline) {
+        this.connect();
+        return;
+      }
+      return this.refused(new AuthError(ev.reason ?? "", ev.code));
+    }
+    if (!this.wantOnline) {
+      this.setState("offline");
+      return;
+    }
+    const b = this.opts.backoff ?? {};
+    const base = Math.min(b.maxMs ?? 1e4, (b.initialMs ?? 250) * Math.pow(b.factor ?? 2, this.attempt));
+    const delay = Math.round(base * (1 + (b.jitter ?? 0.2) * this.random()));
+    this.attempt++;
+    this.setState("offline", { attempt: this.attempt, retryInMs: delay });
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.wantOnline) this.connect();
+    }, delay);
+  }
+  /** The server does not take the token: stop, and tell every session and listener. */
+  refused(err) {
+    this.stop("unauthorized");
+    this.authError = err;
+    this.refusedInARow = 0;
+    this.setState("unauthorized");
+    for (const p of [...this.ports.values()]) p.unauthorized(err);
+    this.emit("unauthorized", err);
+  }
+  setState(state, extra = {}) {
+    this.state = state;
+    const ev = { state, ...extra, ...state === "online" ? {} : this.lastClose };
+    if (state === "reconnecting" && ev.attempt === void 0) ev.attempt = this.attempt;
+    this.emit("status", ev);
+    for (const p of [...this.ports.values()]) p.statusChanged(ev);
+  }
+};
+function callTokenFn(f) {
   try {
     return Promise.resolve(f()).then((t) => {
-      if (typeof t !== "string" || t === "") throw new Error("getToken gave no token");
+      if (typeof t !== "string" || t === "") throw new Error("the token function gave no token");
       return t;
     });
   } catch (e) {
@@ -2389,6 +2852,34 @@ function callGetToken(f) {
 function errorMessage(e) {
   return e instanceof Error ? e.message : String(e);
 }
+
+// ../client/src/client.ts
+var MontageClient = class extends MontageSession {
+  constructor(opts) {
+    super(new MontageConnection({ ...opts, autoConnect: false }), opts.session, { ...opts, autoJoin: opts.autoConnect !== false });
+  }
+  /**
+   * Replaces the connection's token with `token` (same user): sent as `auth` now when online
+   * (answered by `authed`), and used for every later connection.
+   */
+  authenticate(token2) {
+    this.connection.authenticate(token2);
+  }
+  /** Closes the connection and stays offline (edits keep queueing locally); `connect()` comes
+   * back. */
+  disconnect() {
+    this.connection.disconnect();
+  }
+  /** Leaves the session and closes the connection. */
+  leave() {
+    super.leave();
+    this.connection.disconnect();
+  }
+  /** Out of its only session: nothing is left for the socket to do. */
+  denied() {
+    this.connection.disconnect();
+  }
+};
 
 // src/main.ts
 function $(id) {
@@ -3404,12 +3895,12 @@ function setupControls() {
     out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
     out.select();
   });
-  const layerPath = () => {
+  const layerPath2 = () => {
     const i = layerIndex(selected);
     return i < 0 ? null : ["canvas", "layers", i];
   };
   const on = (id, ev, f) => $(id).addEventListener(ev, () => {
-    const p = layerPath();
+    const p = layerPath2();
     if (p) edit(f(p, layers()[p[2]]));
   });
   const numberOf = (id) => Number($(id).value);

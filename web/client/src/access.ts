@@ -1,8 +1,9 @@
 /**
  * Who may see a session (DESIGN §9.1), from the client's side: the roles, the error a refused
- * join turns into (`AccessError`), and typed helpers for the session-management HTTP calls
- * (`SessionsApi`: create, list, change link access or title, delete).
+ * join turns into (`AccessError`), and typed helpers for the HTTP API (`SessionsApi`: sessions,
+ * comments and suggestions, invites, uploads).
  */
+import type { Comment, Suggestion } from "./protocol.js";
 
 /** A member's role, highest first: `owner` > `editor` > `commenter` > `viewer`. */
 export type Role = "owner" | "editor" | "commenter" | "viewer";
@@ -97,6 +98,36 @@ export interface SessionInfo {
   [field: string]: unknown;
 }
 
+/** An uploaded asset (`POST /v1/assets`): reference it by `id` from a layer or clip. */
+export interface AssetInfo {
+  id: string;
+  kind: "image" | "video" | "audio";
+  format: string;
+  /** Pixels (images, videos). */
+  width?: number;
+  height?: number;
+  /** Seconds (videos, audio), when the file states it. */
+  duration?: number;
+  [field: string]: unknown;
+}
+
+/** A collaboration invite: a link carrying a role, with an expiry (`POST …/invites`). */
+export interface Invite {
+  id: string;
+  url: string;
+  session: string;
+  role: Role;
+  /** The only user who may accept it, or null for anyone with the link. */
+  for: string | null;
+  /** Seconds since the epoch. */
+  expires_at: number;
+  max_uses: number | null;
+  uses: number;
+  revoked: boolean;
+  created_by: string;
+  [field: string]: unknown;
+}
+
 /** An HTTP call the server refused (`{"type":"error","code","message"}`), or whose answer was
  * not what the protocol says (`code` `bad_response`). */
 export class ApiError extends Error {
@@ -117,7 +148,10 @@ export class ApiError extends Error {
   }
 }
 
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string }) => Promise<{
+/** What a request body may be: JSON text, or a file's bytes (uploads). */
+export type RequestBody = string | Blob | ArrayBuffer | Uint8Array;
+
+export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: RequestBody }) => Promise<{
   status: number;
   ok: boolean;
   headers: { get(name: string): string | null };
@@ -184,10 +218,60 @@ export class SessionsApi {
     await this.call("DELETE", `/v1/sessions/${encodeURIComponent(id)}`, 204);
   }
 
+  /** `GET /v1/sessions/{id}/comments`: every comment in creation order (tombstones too). */
+  async comments(id: string): Promise<Comment[]> {
+    return listOf<Comment>(await this.call("GET", `${sessionPath(id)}/comments`, 200), "comments", `GET ${sessionPath(id)}/comments`);
+  }
+
+  /** `GET /v1/sessions/{id}/suggestions`: every suggestion in creation order. */
+  async suggestions(id: string): Promise<Suggestion[]> {
+    return listOf<Suggestion>(await this.call("GET", `${sessionPath(id)}/suggestions`, 200), "suggestions", `GET ${sessionPath(id)}/suggestions`);
+  }
+
+  /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most
+   * `commenter` unless bound to a user with `for`). */
+  async createInvite(id: string, opts: { role: Exclude<Role, "owner">; expires_in_s?: number; max_uses?: number; for?: string }): Promise<Invite> {
+    return (await this.call("POST", `${sessionPath(id)}/invites`, 201, opts)) as Invite;
+  }
+
+  /** `GET /v1/sessions/{id}/invites` (editor or above). */
+  async invites(id: string): Promise<Invite[]> {
+    return listOf<Invite>(await this.call("GET", `${sessionPath(id)}/invites`, 200), "invites", `GET ${sessionPath(id)}/invites`);
+  }
+
+  /** `GET /v1/invites/{id}`: what an invite gives (the id is the secret). */
+  async invite(inviteId: string): Promise<Invite> {
+    return (await this.call("GET", `/v1/invites/${encodeURIComponent(inviteId)}`, 200)) as Invite;
+  }
+
+  /** `POST /v1/invites/{id}/accept`: the session and the role the caller holds now. */
+  async acceptInvite(inviteId: string): Promise<{ session: string; role: Role }> {
+    return (await this.call("POST", `/v1/invites/${encodeURIComponent(inviteId)}/accept`, 200)) as { session: string; role: Role };
+  }
+
+  /** `DELETE /v1/invites/{id}` (its creator or an owner). */
+  async revokeInvite(inviteId: string): Promise<void> {
+    await this.call("DELETE", `/v1/invites/${encodeURIComponent(inviteId)}`, 200);
+  }
+
+  /**
+   * `POST /v1/assets[?session=S]`: stores an image (PNG, JPEG, WebP), video or audio file; its
+   * kind is read from the bytes. With `session` the caller must be an editor there.
+   */
+  async uploadAsset(body: Blob | ArrayBuffer | Uint8Array, opts: { session?: string } = {}): Promise<AssetInfo> {
+    const q = opts.session === undefined ? "" : `?session=${encodeURIComponent(opts.session)}`;
+    const a = (await this.call("POST", `/v1/assets${q}`, 201, body)) as Record<string, unknown> | null;
+    if (typeof a !== "object" || a === null || typeof a["id"] !== "string") throw badResponse("POST /v1/assets", "no asset id in the answer");
+    return a as AssetInfo;
+  }
+
   private async call(method: string, path: string, want: number, body?: object): Promise<unknown> {
     const headers: Record<string, string> = { Authorization: `Bearer ${await this.token()}` };
-    const init: { method: string; headers: Record<string, string>; body?: string } = { method, headers };
-    if (body !== undefined) {
+    const init: { method: string; headers: Record<string, string>; body?: RequestBody } = { method, headers };
+    if (body instanceof ArrayBuffer || body instanceof Uint8Array || (typeof Blob !== "undefined" && body instanceof Blob)) {
+      headers["Content-Type"] = "application/octet-stream";
+      init.body = body;
+    } else if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -204,6 +288,16 @@ export class SessionsApi {
       throw badResponse(`${method} ${path}`, "the answer is not JSON");
     }
   }
+}
+
+function sessionPath(id: string): string {
+  return `/v1/sessions/${encodeURIComponent(id)}`;
+}
+
+function listOf<T>(body: unknown, key: string, what: string): T[] {
+  const list = (body as Record<string, unknown> | null)?.[key];
+  if (!Array.isArray(list)) throw badResponse(what, `no \`${key}\` list`);
+  return list as T[];
 }
 
 function errorOf(status: number, text: string, retryAfter: string | null): ApiError {

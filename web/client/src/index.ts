@@ -38,22 +38,55 @@ export {
   transformX,
 } from "./op.js";
 export { SyncDoc, type SyncSnapshot, type Outgoing, type EditKind, type Caret, transformCaret, undoInverse } from "./sync.js";
+export { MontageClient, type ClientEvents, type ClientOptions } from "./client.js";
 export {
-  MontageClient,
-  type ClientEvents,
-  type ClientStorage,
-  type ClientOptions,
+  MontageConnection,
+  httpOrigin,
+  type ConnectionEvents,
+  type ConnectionOptions,
   type ConnectionState,
-  type Participant,
+  type ConnectionStatus,
+  type SocketConstructor,
   type SocketFactory,
   type SocketLike,
-  type StatusEvent,
   type Timers,
-} from "./client.js";
+  type TokenSource,
+} from "./connection.js";
+export {
+  MontageSession,
+  type ChangeEvent,
+  type ChangeOrigin,
+  type ClientStorage,
+  type Participant,
+  type SessionEvents,
+  type SessionOptions,
+  type StatusEvent,
+} from "./session.js";
+export {
+  AuthError,
+  CLOSE_UNAUTHORIZED,
+  ServerError,
+  type Annotation,
+  type Comment,
+  type ErrorCode,
+  type NewComment,
+  type PreviewEvent,
+  type Region,
+  type ServerErrorCode,
+  type Suggestion,
+  type TaskInfo,
+  type Tier,
+  type TierEvent,
+} from "./protocol.js";
+export * as media from "./edits.js";
+export { clipPath, layerPath, type AdjustParam, type DocLike } from "./edits.js";
 export type { Asset, Clip, ImageLayer, Layer, MontageDocument, TextLayer, Track } from "./types.js";
 export {
   type AccessReason,
+  type AssetInfo,
   type FetchLike,
+  type Invite,
+  type RequestBody,
   type LinkRole,
   type Role,
   type SessionInfo,

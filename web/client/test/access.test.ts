@@ -6,10 +6,13 @@ import { describe, expect, it } from "vitest";
 import {
   AccessError,
   ApiError,
+  AuthError,
   type FetchLike,
   type JsonObject,
   MontageClient,
+  type RequestBody,
   SessionsApi,
+  type StatusEvent,
   newDocument,
   roleAtLeast,
   tokenSubject,
@@ -101,7 +104,7 @@ describe("tokens", () => {
     expect(authed).toEqual([{ exp: 7000 }]);
   });
 
-  it("another user's token is refused: unauthorized, the socket closes, the next connection asks again", async () => {
+  it("another user's token is refused: unauthorized, close 4401, a fresh token at once", async () => {
     const net = new FakeNet(newDocument());
     const clock = new FakeClock();
     const tokens = [fakeJwt("alice"), fakeJwt("mallory"), fakeJwt("alice", 9)];
@@ -109,27 +112,36 @@ describe("tokens", () => {
     const a = mk(net, clock, "alice", { getToken: () => tokens[Math.min(calls++, tokens.length - 1)]! });
     await settle(net);
     const errors = collect<{ code: string; rid?: string }>(a, "error");
+    const states = collect<StatusEvent>(a, "status");
     net.push("alice", { type: "token_expiring", exp: 1 });
     await settle(net);
     expect(errors).toMatchObject([{ code: "unauthorized", rid: expect.stringMatching(/^auth:/) }]);
-    expect(a.connectionState).toBe("offline");
-    clock.runNext();
-    await settle(net);
+    expect(states).toContainEqual(expect.objectContaining({ state: "reconnecting", closeCode: 4401, closeReason: "token of another user" }));
+    expect(clock.tasks.size).toBe(0); // no backoff: retried at once
     expect(a.connectionState).toBe("online");
     expect(calls).toBe(3);
+    expect(new URL(net.conns.find((c) => c.user === "alice")!.url).searchParams.get("token")).toBe(fakeJwt("alice", 9));
   });
 
-  it("without getToken, a refused refresh keeps the old token for the next connection", () => {
+  it("without a token function, a refused refresh (4401) is terminal; connect() uses the old token", async () => {
     const net = new FakeNet(newDocument());
     const clock = new FakeClock();
     const a = mk(net, clock, "alice");
     net.drain();
     const errors = collect<{ code: string }>(a, "error");
+    const states = collect<StatusEvent>(a, "status");
+    const unauthorized = collect<AuthError>(a, "unauthorized");
     a.authenticate(fakeJwt("mallory"));
     net.drain();
     expect(errors).toMatchObject([{ code: "unauthorized" }]);
     expect(a.user).toBe("alice");
-    clock.runNext();
+    expect(a.connectionState).toBe("unauthorized");
+    expect(states.at(-1)).toMatchObject({ state: "unauthorized", closeCode: 4401, closeReason: "token of another user" });
+    expect(unauthorized).toHaveLength(1);
+    expect(unauthorized[0]).toMatchObject({ code: "unauthorized", reason: "token of another user", closeCode: 4401 });
+    expect(clock.tasks.size).toBe(0);
+    await expect(a.ready()).rejects.toBeInstanceOf(AuthError);
+    a.connect();
     net.drain();
     expect(a.connectionState).toBe("online");
     const conn = net.conns.find((c) => c.user === "alice")!;
@@ -337,7 +349,7 @@ describe("who may see a session", () => {
 });
 
 describe("SessionsApi", () => {
-  type Call = { url: string; method: string; headers: Record<string, string>; body?: string };
+  type Call = { url: string; method: string; headers: Record<string, string>; body?: RequestBody };
   function fakeFetch(answers: { status: number; body?: unknown; headers?: Record<string, string> }[]) {
     const calls: Call[] = [];
     const f: FetchLike = async (url, init) => {
@@ -375,10 +387,37 @@ describe("SessionsApi", () => {
       "DELETE http://m.test/v1/sessions/abc",
     ]);
     expect(calls.map((c) => c.headers["Authorization"])).toEqual(["Bearer tok1", "Bearer tok2", "Bearer tok3", "Bearer tok4"]);
-    expect(JSON.parse(calls[0]!.body!)).toEqual({ title: "Poster" });
+    expect(JSON.parse(String(calls[0]!.body))).toEqual({ title: "Poster" });
     expect(calls[0]!.headers["Content-Type"]).toBe("application/json");
-    expect(JSON.parse(calls[2]!.body!)).toEqual({ link_role: "viewer" });
+    expect(JSON.parse(String(calls[2]!.body))).toEqual({ link_role: "viewer" });
     expect(calls[1]!.body).toBeUndefined();
+  });
+
+  it("uploads bytes, and makes the invite calls", async () => {
+    const { f, calls } = fakeFetch([
+      { status: 201, body: { id: "a1", kind: "image", format: "png", width: 2, height: 1 } },
+      { status: 201, body: { id: "i1", url: "http://m.test/?invite=i1", session: "s 1", role: "commenter", for: null, expires_at: 9, max_uses: null, uses: 0, revoked: false, created_by: "alice" } },
+      { status: 200, body: { session: "s 1", role: "commenter" } },
+      { status: 200, body: { invites: [] } },
+      { status: 200, body: { id: "i1", revoked: true } },
+    ]);
+    const api = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: f });
+    const bytes = new Uint8Array([137, 80, 78, 71]);
+    expect(await api.uploadAsset(bytes, { session: "s 1" })).toEqual({ id: "a1", kind: "image", format: "png", width: 2, height: 1 });
+    expect((await api.createInvite("s 1", { role: "commenter", max_uses: 5 })).id).toBe("i1");
+    expect(await api.acceptInvite("i1")).toEqual({ session: "s 1", role: "commenter" });
+    expect(await api.invites("s 1")).toEqual([]);
+    await api.revokeInvite("i1");
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "POST http://m.test/v1/assets?session=s%201",
+      "POST http://m.test/v1/sessions/s%201/invites",
+      "POST http://m.test/v1/invites/i1/accept",
+      "GET http://m.test/v1/sessions/s%201/invites",
+      "DELETE http://m.test/v1/invites/i1",
+    ]);
+    expect(calls[0]!.body).toBe(bytes); // the bytes as they are
+    expect(calls[0]!.headers["Content-Type"]).toBe("application/octet-stream");
+    expect(JSON.parse(String(calls[1]!.body))).toEqual({ role: "commenter", max_uses: 5 });
   });
 
   it("uses the global fetch as a plain function (a browser's refuses another `this`)", async () => {

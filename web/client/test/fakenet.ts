@@ -95,6 +95,14 @@ export class FakeSocket implements SocketLike {
   }
 }
 
+interface Room {
+  doc: Json;
+  history: Entry[];
+  applied: Map<string, number>; // "client/seq" → version
+  comments: Record<string, unknown>[];
+  suggestions: Record<string, unknown>[];
+}
+
 interface Entry {
   version: number;
   user: string;
@@ -109,9 +117,9 @@ export class FakeNet {
   opening: Conn[] = [];
   /** Connection attempts refused while the network is down, their close not yet delivered. */
   refused: FakeSocket[] = [];
-  doc: Json;
-  history: Entry[] = [];
-  applied = new Map<string, number>(); // "client/seq" → version
+  /** Each session's state, made from the constructor's document when first joined. */
+  rooms = new Map<string, Room>();
+  private readonly initial: Json;
   /** Reject edits that touch this path's first key (to test refusals). */
   refuseKey: string | undefined;
   log: Record<string, unknown>[] = [];
@@ -121,11 +129,31 @@ export class FakeNet {
    * is behind); past it the edit is refused with `conflict` and the head, like the server. */
   transformBudget = Infinity;
   online = true;
+  /** Decides whether a connection's token (from its URL) is taken: a refusal reason, or null.
+   * A refused connection is opened, told `unauthorized` and closed with 4401 and the reason,
+   * as the server does. */
+  checkToken: (token: string | null) => string | null = () => null;
   /** Access rules; null: everyone is an editor (the tests of the client model). */
   access: FakeAccess | null = null;
 
   constructor(doc: Json) {
-    this.doc = doc;
+    this.initial = doc;
+  }
+
+  room(session: string): Room {
+    let r = this.rooms.get(session);
+    if (r === undefined) this.rooms.set(session, (r = { doc: this.initial, history: [], applied: new Map(), comments: [], suggestions: [] }));
+    return r;
+  }
+  /** The first session's state (the only one in most tests). */
+  private get main(): Room {
+    return this.rooms.values().next().value ?? { doc: this.initial, history: [], applied: new Map(), comments: [], suggestions: [] };
+  }
+  get doc(): Json {
+    return this.main.doc;
+  }
+  get history(): Entry[] {
+    return this.main.history;
   }
 
   /** A SocketFactory for user `user`. */
@@ -173,13 +201,13 @@ export class FakeNet {
     for (const c of this.conns) {
       if (!c.sessions.has(session) || this.roleOf(c.user) !== "none") continue;
       if (how !== "forbidden") this.broadcast(session, null, { type: "role_changed", session, user: c.user, role: "none" });
-      if (how !== "role_changed") this.sendTo(c, { type: "error", code: "forbidden", message: "you no longer have access to this session" });
+      if (how !== "role_changed") this.sendTo(c, { type: "error", code: "forbidden", message: "you no longer have access to this session", session });
       c.sessions.delete(session);
       this.broadcast(session, c, { type: "participant_left", session, user: c.user });
     }
   }
 
-  drop(c: Conn, code = 1006): void {
+  drop(c: Conn, code = 1006, reason = ""): void {
     if (c.dead) return;
     c.closedWith = code;
     c.dead = true;
@@ -189,7 +217,7 @@ export class FakeNet {
     this.conns = this.conns.filter((x) => x !== c);
     this.opening = this.opening.filter((x) => x !== c);
     for (const s of c.sessions) this.broadcast(s, c, { type: "participant_left", session: s, user: c.user });
-    c.sock.onclose?.({ code });
+    c.sock.onclose?.({ code, reason });
   }
   dropAll(): void {
     for (const c of [...this.conns, ...this.opening]) this.drop(c);
@@ -235,6 +263,17 @@ export class FakeNet {
     c.open = true;
     c.sock.readyState = 1;
     c.sock.onopen?.({});
+    const refused = this.checkToken(new URL(c.url).searchParams.get("token"));
+    if (refused !== null) {
+      this.sendTo(c, { type: "error", code: "unauthorized", message: refused });
+      this.closeUnauthorized(c, refused);
+    }
+  }
+
+  /** Closes `c` for its token (4401), after what the server sent reaches the client. */
+  closeUnauthorized(c: Conn, reason: string): void {
+    while (c.s2c.length && !c.sink) c.sock.onmessage?.({ data: c.s2c.shift()! });
+    this.drop(c, 4401, reason);
   }
 
   private sendTo(c: Conn, msg: Record<string, unknown>): void {
@@ -244,6 +283,12 @@ export class FakeNet {
   }
   private broadcast(session: string, except: Conn | null, msg: Record<string, unknown>): void {
     for (const c of this.conns) if (c !== except && c.sessions.has(session)) this.sendTo(c, msg);
+  }
+
+  /** Sends `msg` to everyone in `session`: to `sender` with its `rid`. */
+  private answer(session: string, sender: Conn, rid: unknown, msg: Record<string, unknown>): void {
+    this.broadcast(session, sender, msg);
+    if (sender.sessions.has(session)) this.sendTo(sender, rid === undefined ? msg : { ...msg, rid });
   }
 
   /** Serves a real WebSocket connection with the same server logic. */
@@ -261,6 +306,7 @@ export class FakeNet {
     const m = JSON.parse(data) as Record<string, unknown>;
     this.log.push({ ...m, from: c.user });
     const session = String(m["session"]);
+    const room = this.room(session);
     const rid = m["rid"];
     const err = (code: string, message: string) =>
       this.sendTo(c, rid === undefined ? { type: "error", code, message } : { type: "error", code, message, rid });
@@ -279,21 +325,21 @@ export class FakeNet {
         const repeat = c.sessions.has(session) && typeof m["since"] !== "number";
         c.sessions.add(session);
         c.client = String(m["client"]);
-        const since = repeat ? this.history.length : m["since"];
+        const since = repeat ? room.history.length : m["since"];
         const participants = [...new Set(this.conns.filter((x) => x.sessions.has(session)).map((x) => x.user))].map(
           (user) => ({ user, role: this.roleOf(user), online: true }),
         );
-        const base: Record<string, unknown> = { type: "joined", session, version: this.history.length, role, participants };
+        const base: Record<string, unknown> = { type: "joined", session, version: room.history.length, role, participants };
         if (a !== null) {
           base["link_role"] = a.linkRole;
           if (a.title !== undefined) base["title"] = a.title;
         }
         if (rid !== undefined) base["rid"] = rid;
         if (typeof since === "number") {
-          const ops = this.history.slice(since).map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
+          const ops = room.history.slice(since).map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
           this.sendTo(c, { ...base, ops });
         } else {
-          this.sendTo(c, { ...base, state: this.doc });
+          this.sendTo(c, { ...base, state: room.doc });
         }
         this.broadcast(session, c, { type: "participant_joined", session, user: c.user, role });
         return;
@@ -308,7 +354,7 @@ export class FakeNet {
         if (a === null || role !== "owner") return err("forbidden", "only the owner changes roles");
         const user = String(m["user"]);
         a.grants.set(user, String(m["role"]));
-        this.broadcast(session, null, { type: "role_changed", session, user, role: String(m["role"]) });
+        this.answer(session, c, rid, { type: "role_changed", session, user, role: String(m["role"]) });
         this.evict(session);
         return;
       }
@@ -316,9 +362,7 @@ export class FakeNet {
         const token = String(m["token"]);
         if (tokenSubject(token) !== c.user) {
           err("unauthorized", "the new token is for another user");
-          // The error reaches the client before the close (as a real server's would).
-          while (c.s2c.length && !c.sink) c.sock.onmessage?.({ data: c.s2c.shift()! });
-          this.drop(c, 1008);
+          this.closeUnauthorized(c, "token of another user");
           return;
         }
         this.sendTo(c, { type: "authed", exp: Number(tokenClaims(token)?.["exp"]), rid });
@@ -334,7 +378,7 @@ export class FakeNet {
           this.sendTo(c, { type: "error", code: "rate_limited", message: "slow down", retry_after_ms: 100, rid });
           return;
         }
-        const done = this.applied.get(key);
+        const done = room.applied.get(key);
         if (done !== undefined) {
           this.sendTo(c, { type: "ack", session, seq, version: done });
           return;
@@ -343,25 +387,25 @@ export class FakeNet {
         try {
           op = decodeOp(m["ops"]);
           const b = Number(m["base"]);
-          if (b > this.history.length) throw new Error("base in the future");
-          const work = op.length * this.history.slice(b).reduce((n, h) => n + h.ops.length, 0);
+          if (b > room.history.length) throw new Error("base in the future");
+          const work = op.length * room.history.slice(b).reduce((n, h) => n + h.ops.length, 0);
           if (work > this.transformBudget) {
-            const version = this.history.length;
+            const version = room.history.length;
             this.sendTo(c, { type: "error", code: "conflict", message: "too far behind", version, rid });
             return;
           }
-          for (const h of this.history.slice(b)) op = transform(op, h.ops, "right");
+          for (const h of room.history.slice(b)) op = transform(op, h.ops, "right");
           if (this.refuseKey !== undefined && op.some((x) => x.path[0] === this.refuseKey)) {
             throw new Error(`edits of ${this.refuseKey} are refused`);
           }
-          this.doc = apply(this.doc, op).doc;
+          room.doc = apply(room.doc, op).doc;
         } catch (e) {
           err("bad_request", (e as Error).message);
           return;
         }
-        const version = this.history.length + 1;
-        this.history.push({ version, user: c.user, ops: op, client, seq });
-        this.applied.set(key, version);
+        const version = room.history.length + 1;
+        room.history.push({ version, user: c.user, ops: op, client, seq });
+        room.applied.set(key, version);
         this.sendTo(c, { type: "ack", session, seq, version });
         this.broadcast(session, c, { type: "op", session, version, user: c.user, ops: encodeOp(op) });
         return;
@@ -369,6 +413,48 @@ export class FakeNet {
       case "presence":
         this.broadcast(session, c, { type: "presence", session, user: c.user, data: m["data"] });
         return;
+      // Comments, suggestions and previews, as far as the client's requests need: the answer
+      // carries the request's rid to its sender, everyone else gets it without.
+      case "comment": {
+        if ((RANK[role] ?? -1) < RANK["commenter"]!) return err("forbidden", "commenting needs the commenter role");
+        const n = m["comment"] as Record<string, unknown>;
+        if (typeof n["content"] !== "string" || n["content"] === "") return err("bad_request", "empty comment");
+        const comment = { id: `c${room.comments.length + 1}`, asset_id: "", author_id: c.user, timestamp: "2026-01-01T00:00:00Z", annotations: [], resolved: false, deleted: false, edited: false, reactions: {}, mentions: [], ...n };
+        room.comments.push(comment);
+        return this.answer(session, c, rid, { type: "comment_added", session, comment });
+      }
+      case "comment_resolve": {
+        const comment = room.comments.find((x) => x["id"] === m["id"]);
+        if (comment === undefined) return err("bad_request", "no such comment");
+        comment["resolved"] = m["resolved"];
+        return this.answer(session, c, rid, { type: "comment_updated", session, comment });
+      }
+      case "suggest": {
+        const suggestion: Record<string, unknown> = { id: `s${room.suggestions.length + 1}`, author_id: c.user, base: m["base"], ops: m["ops"], note: m["note"] ?? "", status: "pending", timestamp: "2026-01-01T00:00:00Z" };
+        room.suggestions.push(suggestion);
+        return this.answer(session, c, rid, { type: "suggestion_added", session, suggestion });
+      }
+      case "suggestion_accept": {
+        if ((RANK[role] ?? -1) < RANK["editor"]!) return err("forbidden", "accepting needs the editor role");
+        const sg = room.suggestions.find((x) => x["id"] === m["id"]);
+        if (sg === undefined || sg["status"] !== "pending") return err("conflict", "already decided");
+        let op = decodeOp(sg["ops"]);
+        for (const h of room.history.slice(Number(sg["base"]))) op = transform(op, h.ops, "right");
+        room.doc = apply(room.doc, op).doc;
+        const version = room.history.length + 1;
+        const author = String(sg["author_id"]);
+        room.history.push({ version, user: author, ops: op, client: `suggestion:${String(sg["id"])}`, seq: 1 });
+        this.broadcast(session, null, { type: "op", session, version, user: author, ops: encodeOp(op) });
+        Object.assign(sg, { status: "accepted", version, credited: author, decided_by: c.user });
+        return this.answer(session, c, rid, { type: "suggestion_updated", session, suggestion: sg });
+      }
+      case "preview_subscribe": {
+        const tier = String(m["tier"] ?? "excellent");
+        const v = room.history.length;
+        const preview: Record<string, unknown> = { type: "preview", session, version: v, tier, url: `/v1/sessions/${encodeURIComponent(session)}/preview?tier=${tier}&v=${v}` };
+        if (rid !== undefined) preview["rid"] = rid;
+        return this.sendTo(c, preview);
+      }
       case "leave":
         c.sessions.delete(session);
         this.broadcast(session, c, { type: "participant_left", session, user: c.user });

@@ -1,0 +1,159 @@
+/**
+ * Wire shapes of protocol v1 that the SDK hands to apps (docs/PROTOCOL.md; the Rust types in
+ * `crates/protocol/src/{message,social,error}.rs` are the truth), and the errors the SDK raises.
+ */
+/** The `code` of a server `error` frame (DESIGN §3, `ErrorCode` in crates/protocol). */
+export type ServerErrorCode =
+  | "unauthorized"
+  | "forbidden"
+  | "bad_request"
+  | "not_found"
+  | "rate_limited"
+  | "too_large"
+  | "conflict"
+  | "not_supported"
+  | "internal";
+
+/**
+ * Every code an `error` event, a rejected edit or a failed request carries: the server's, plus
+ * the client's own — `bad_frame` (the server sent a frame that is not JSON), `desync` (the
+ * replica could not follow the server and reloads), `resync` (a full reload dropped
+ * unacknowledged edits), `disconnected` (the socket closed before a request was answered; it
+ * may or may not have been applied), `offline` (a request made while not joined: not sent).
+ */
+export type ErrorCode = ServerErrorCode | "bad_frame" | "desync" | "resync" | "disconnected" | "offline";
+
+/** A connection-quality tier (DESIGN §7). */
+export type Tier = "excellent" | "good" | "fair" | "poor";
+
+/** A rectangle in pixels (W3C media fragment `xywh=`). */
+export interface Region {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** Where a comment points (DESIGN §7): a region, a time range, a drawing, and what it follows. */
+export interface Annotation {
+  region?: Region;
+  /** Seconds (W3C media fragment `t=`). */
+  time?: { start: number; end: number };
+  drawing?: unknown;
+  /** A layer or clip id the anchor follows. */
+  target?: string;
+  /** Set by the server when the target was deleted. */
+  orphaned?: boolean;
+}
+
+/** What `comment` sends; the server adds id, author, timestamp and state. */
+export interface NewComment {
+  content: string;
+  parent_id?: string;
+  asset_id?: string;
+  annotations?: Annotation[];
+}
+
+/** A comment as the server sends it (`comment_added`, `comment_updated`, `GET …/comments`). */
+export interface Comment {
+  id: string;
+  /** `""` when the comment is about the session's canvas/timeline. */
+  asset_id: string;
+  author_id: string;
+  content: string;
+  /** RFC 3339, UTC. */
+  timestamp: string;
+  parent_id?: string;
+  annotations: Annotation[];
+  resolved: boolean;
+  deleted: boolean;
+  edited: boolean;
+  /** emoji → users (sorted). */
+  reactions: Record<string, string[]>;
+  mentions: string[];
+}
+
+/** A suggested edit (`suggestion_added`, `suggestion_updated`, `GET …/suggestions`). */
+export interface Suggestion {
+  id: string;
+  author_id: string;
+  base: number;
+  /** Wire components, as stored (decode with `decodeOp`). */
+  ops: unknown[];
+  note: string;
+  status: "pending" | "accepted" | "rejected";
+  timestamp: string;
+  /** The version an accepted suggestion was applied as. */
+  version?: number;
+  credited?: string;
+  decided_by?: string;
+}
+
+/** A newer committed version of a subscribed session can be fetched at `url` (same token). */
+export interface PreviewEvent {
+  session: string;
+  version: number;
+  tier: Tier;
+  /** As the server sent it: a path on the server (`/v1/sessions/…/preview?tier=…&v=…`). */
+  url: string;
+  /** `url` made absolute against the server's HTTP origin. */
+  href: string;
+}
+
+/** A Task Manager task (`task` frames, `GET /v1/tasks/{id}`). */
+export interface TaskInfo {
+  id: string;
+  kind: string;
+  state: "pending" | "running" | "succeeded" | "failed" | "dead";
+  attempts: number;
+  max_attempts: number;
+  session: string | null;
+  created_by: string;
+  created_at: number;
+  updated_at: number;
+  next_run_at?: number;
+  last_error?: string;
+  connector?: unknown;
+}
+
+/** The connection's tier as the server announces it (`tier`). */
+export interface TierEvent {
+  tier: Tier;
+  fps: number;
+  resolution: [number, number];
+}
+
+/** A request the server refused (an `error` frame answering it), or one that could not be
+ * sent or answered (`offline`, `disconnected`). */
+export class ServerError extends Error {
+  readonly code: ErrorCode;
+  readonly retryAfterMs: number | undefined;
+  constructor(code: ErrorCode, message: string, retryAfterMs?: number) {
+    super(message);
+    this.name = "ServerError";
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The close code of a socket the server closed for its token (missing, invalid, expired, or
+ * replaced by another user's). */
+export const CLOSE_UNAUTHORIZED = 4401;
+
+/**
+ * The server does not take the connection's token, and the client stopped trying: a fixed token
+ * was refused, or a fresh one from the token function was refused right after the first. `reason`
+ * is the server's close reason (`token expired`, `invalid token`, `missing token`, …).
+ * `connect()` tries again.
+ */
+export class AuthError extends Error {
+  readonly code = "unauthorized" as const;
+  readonly reason: string;
+  readonly closeCode: number;
+  constructor(reason: string, closeCode: number = CLOSE_UNAUTHORIZED) {
+    super(`unauthorized: ${reason || "the server refused the token"}`);
+    this.name = "AuthError";
+    this.reason = reason;
+    this.closeCode = closeCode;
+  }
+}

@@ -1,0 +1,793 @@
+/**
+ * `MontageSession`: one session joined over a `MontageConnection`, on top of `SyncDoc`.
+ * Optimistic local edits, one in flight, rejoin with `since` after a reconnect and resend of the
+ * in-flight edit with its original base and seq, presence, per-user undo/redo, comments,
+ * suggestions, roles, previews; access (DESIGN §9.1): `accessDenied` (an `AccessError`) when
+ * the session can't be joined or the user is taken out of it (the session then stops until
+ * `connect()`).
+ *
+ * `Doc` and `Presence` type the document and presence data (e.g. `MontageDocument`); the client
+ * does not check them beyond the document shape rules of DESIGN §2.
+ */
+import { type Op, decodeOp, encodeOp } from "./component.js";
+import type { Json } from "./json.js";
+import { SyncDoc, type SyncSnapshot } from "./sync.js";
+import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role } from "./access.js";
+import type { ConnectionEvents, ConnectionState, ConnectionStatus, MontageConnection, SessionPort } from "./connection.js";
+import {
+  type AuthError,
+  type Comment,
+  type ErrorCode,
+  type NewComment,
+  type PreviewEvent,
+  type Suggestion,
+  type TaskInfo,
+  type Tier,
+  ServerError,
+} from "./protocol.js";
+
+/** Where a client keeps its replica: one string per session. */
+export interface ClientStorage {
+  load(): string | null;
+  save(value: string): void;
+}
+
+export interface SessionOptions {
+  /** Identifies this replica for idempotent resends; random by default. */
+  clientId?: string;
+  /**
+   * Keeps the replica (document, version, unacknowledged edits, client id) across page reloads,
+   * e.g. in `localStorage`. A client built on a stored replica shows it at once and, once
+   * joined, resends its edits with their original base and seq.
+   */
+  storage?: ClientStorage;
+  /** Join at once (default true). */
+  autoJoin?: boolean;
+}
+
+interface Stored {
+  session: string;
+  clientId: string;
+  sync: SyncSnapshot;
+}
+
+export interface StatusEvent extends ConnectionStatus {
+  /** Local edits the server has not acknowledged yet. */
+  pending: number;
+}
+
+export interface Participant {
+  user: string;
+  role: string;
+  online: boolean;
+  /** Display name (the token's `name`), when the server sends it. */
+  name?: string;
+  /** `#rrggbb`, stable per user, when the server sends it. */
+  color?: string;
+}
+
+/** Where a change came from: the state the server sent on join (or a reload after a refusal),
+ * my own edit (or undo/redo), or someone else's edit. */
+export type ChangeOrigin = "load" | "local" | "remote";
+
+export interface ChangeEvent<Doc = Json> {
+  doc: Doc;
+  op: Op;
+  origin: ChangeOrigin;
+  /** `origin === "local"` (kept for older code). */
+  local: boolean;
+  /** Who made a remote edit. */
+  user?: string;
+  version: number;
+}
+
+export interface SessionEvents<Doc = Json, Presence = Json> {
+  /** The document changed: loaded, by a local edit or undo/redo, or by someone else's edit. */
+  change: ChangeEvent<Doc>;
+  status: StatusEvent;
+  joined: { version: number; role: string; participants: Participant[]; linkRole: string | null; title?: string };
+  presence: { user: string; data: Presence };
+  participants: Participant[];
+  role: { user: string; role: string };
+  /** The server refused one of my edits; local edits were dropped and the state reloaded. */
+  rejected: { seq: number; code: ErrorCode; message: string; lost: number };
+  /** A refusal of something sent with `sendMessage` or `setLinkRole`, or an error about no
+   * request (promise-returning methods reject instead). */
+  error: { code: ErrorCode; message: string; rid?: string };
+  authed: ConnectionEvents["authed"];
+  tokenExpiring: ConnectionEvents["tokenExpiring"];
+  /** The server refused the token for good: the client stopped (`connect()` tries again). */
+  unauthorized: AuthError;
+  /** The owner opened or closed link access. */
+  linkRoleChanged: { role: string };
+  /** The owner deleted the session (an `accessDenied` with reason `deleted` follows). */
+  sessionDeleted: { session: string };
+  /** The session can't be joined, or the user was taken out of it: the session stopped
+   * (`connect()` tries again). */
+  accessDenied: AccessError;
+  commentAdded: Comment;
+  commentUpdated: Comment;
+  suggestionAdded: Suggestion;
+  suggestionUpdated: Suggestion;
+  /** A newer preview of the session can be fetched (after `subscribePreviews`). */
+  preview: PreviewEvent;
+  /** A task of the session changed state (a share being delivered, …). */
+  task: TaskInfo;
+  /** Every server message for this session, as received (its rid as this session sent it). */
+  message: Record<string, unknown>;
+}
+
+type Handler<T> = (ev: T) => void;
+
+function randomId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
+export class MontageSession<Doc = Json, Presence = Json> implements SessionPort {
+  readonly session: string;
+  readonly clientId: string;
+  readonly connection: MontageConnection;
+  /** @internal */
+  readonly tag: string;
+  private readonly storage: ClientStorage | undefined;
+  private handlers = new Map<keyof SessionEvents<Doc, Presence>, Set<Handler<never>>>();
+
+  private sync: SyncDoc | null = null;
+  private state: ConnectionState = "offline";
+  /** The app wants this session joined (false after `leave`, a denial, or before `connect`). */
+  private wantJoined = false;
+  /** Joined once (the next join names `since`). */
+  private joined = false;
+  /** Joined on the current socket. */
+  private inSession = false;
+  /** A `join` was sent on this socket and its answer has not come yet. */
+  private awaitingJoin = false;
+  /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
+  private held: { version: number; op: Op; user?: string }[] | null = null;
+  private presenceData: Presence | undefined;
+  /** The last seq used, kept across resyncs: (client, seq) must never repeat. */
+  private seqFloor = 0;
+  private participantMap = new Map<string, Participant>();
+  private presences = new Map<string, Presence>();
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private requests = new Map<string, { resolve: (m: Record<string, unknown>) => void; reject: (e: ServerError) => void }>();
+  private ridSeq = 0;
+  /** My role in the session (from `joined`, then `role_changed`). */
+  role: string | null = null;
+  /** The session's link role, when the server says it (`joined`, `link_role_changed`). */
+  linkRole: string | null = null;
+  /** The session's title from `joined`, when the server sends one. */
+  title: string | undefined;
+  /** Why the client is out of its session, while it is; null otherwise. */
+  accessError: AccessError | null = null;
+
+  constructor(connection: MontageConnection, session: string, opts: SessionOptions = {}) {
+    this.connection = connection;
+    this.session = session;
+    this.storage = opts.storage;
+    const stored = this.loadStored();
+    this.clientId = stored?.clientId ?? opts.clientId ?? randomId();
+    if (stored) {
+      this.sync = SyncDoc.restore(stored.sync);
+      this.joined = true; // the next join names `since`
+    }
+    this.tag = connection.nextTag();
+    connection.attach(this);
+    if (opts.autoJoin !== false) this.connect();
+  }
+
+  private loadStored(): Stored | null {
+    const raw = this.storage?.load();
+    if (raw === null || raw === undefined) return null;
+    try {
+      const s = JSON.parse(raw) as Stored;
+      if (s.session !== this.session) return null;
+      SyncDoc.restore(s.sync);
+      return s;
+    } catch {
+      return null; // unreadable: start afresh
+    }
+  }
+
+  /** Writes the replica to `storage`, if any. */
+  private persist(): void {
+    if (this.storage === undefined || this.sync === null) return;
+    const s: Stored = { session: this.session, clientId: this.clientId, sync: this.sync.snapshot() };
+    this.storage.save(JSON.stringify(s));
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  /** The local document (with my unacknowledged edits applied); null before the first join. */
+  get doc(): Doc | null {
+    return (this.sync?.doc ?? null) as Doc | null;
+  }
+  /** The last server version this replica has seen. */
+  get version(): number {
+    return this.sync?.version ?? 0;
+  }
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+  get pendingCount(): number {
+    return this.sync?.pendingCount ?? 0;
+  }
+  get participants(): Participant[] {
+    return [...this.participantMap.values()];
+  }
+  /** Latest presence data of each other user. */
+  get presence(): ReadonlyMap<string, Presence> {
+    return this.presences;
+  }
+  get canUndo(): boolean {
+    return this.sync?.canUndo ?? false;
+  }
+  get canRedo(): boolean {
+    return this.sync?.canRedo ?? false;
+  }
+  /** The user this client acts as (the `user` option or the token's `sub`), when known. */
+  get user(): string | null {
+    return this.connection.user;
+  }
+  /** Why the connection stopped for its token, while it is `unauthorized`; null otherwise. */
+  get authError(): AuthError | null {
+    return this.connection.authError;
+  }
+
+  /** Resolves once the session is joined (at once if it already is); rejects with an
+   * `AccessError` if the join is refused, or an `AuthError` if the token is. */
+  ready(): Promise<void> {
+    if (this.inSession && this.state === "online") return Promise.resolve();
+    if (this.accessError !== null && !this.wantJoined) return Promise.reject(this.accessError);
+    if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  on<K extends keyof SessionEvents<Doc, Presence>>(event: K, fn: Handler<SessionEvents<Doc, Presence>[K]>): () => void {
+    let set = this.handlers.get(event);
+    if (!set) this.handlers.set(event, (set = new Set()));
+    set.add(fn as Handler<never>);
+    return () => set.delete(fn as Handler<never>);
+  }
+  private emit<K extends keyof SessionEvents<Doc, Presence>>(event: K, ev: SessionEvents<Doc, Presence>[K]): void {
+    if (event === "change") this.persist();
+    for (const fn of this.handlers.get(event) ?? []) (fn as Handler<SessionEvents<Doc, Presence>[K]>)(ev);
+  }
+  private change(op: Op, origin: ChangeOrigin, user?: string): void {
+    const sync = this.requireSync();
+    const ev: ChangeEvent<Doc> = { doc: sync.doc as Doc, op, origin, local: origin === "local", version: sync.version };
+    if (user !== undefined) ev.user = user;
+    this.emit("change", ev);
+  }
+
+  // ---- editing -----------------------------------------------------------------------------
+
+  /** Applies a local edit at once and sends it when it can. Throws `OtError` if the edit is
+   * invalid for the current document (nothing changes then). */
+  submit(op: Op): void {
+    const sync = this.requireSync();
+    sync.edit(op);
+    this.change(op, "local");
+    this.flush();
+    if (this.state !== "online") this.emitStatus({});
+  }
+  /** Undoes my latest edit (others' work stays). Returns false if there was nothing to undo. */
+  undo(): boolean {
+    return this.localStep((s) => s.undo());
+  }
+  redo(): boolean {
+    return this.localStep((s) => s.redo());
+  }
+  private localStep(f: (s: SyncDoc) => Op | null): boolean {
+    const op = f(this.requireSync());
+    if (op === null) return false;
+    this.change(op, "local");
+    this.flush();
+    return true;
+  }
+  private requireSync(): SyncDoc {
+    if (this.sync === null) throw new Error("the session is not joined yet: wait for ready()");
+    return this.sync;
+  }
+
+  /** Publishes my presence (cursor, selection, …); the latest value is re-sent on rejoin. */
+  setPresence(data: Presence): void {
+    this.presenceData = data;
+    if (this.state === "online") this.send({ type: "presence", session: this.session, data });
+  }
+
+  // ---- other messages ----------------------------------------------------------------------
+
+  /**
+   * Sends any other protocol message on the open socket (its `rid`, if any, comes back on the
+   * answer and on `error`). Returns false when not joined: such messages are not queued
+   * (unlike edits).
+   */
+  sendMessage(msg: Record<string, unknown>): boolean {
+    if (this.state !== "online") return false;
+    return this.send(msg);
+  }
+
+  /**
+   * Opens or closes link access (owner only): what a signed-in user without a grant receives.
+   * Everyone in the session gets `linkRoleChanged`; users left without access are taken out.
+   * A refusal comes as an `error` whose `rid` starts with `link_role:`. Returns false when not
+   * joined (not queued).
+   */
+  setLinkRole(role: LinkRole): boolean {
+    return this.sendMessage({ type: "set_link_role", session: this.session, role, rid: `link_role:${++this.ridSeq}` });
+  }
+
+  /** Grants `user` a role (owner only); `none` removes them for good (until granted again). */
+  async setRole(user: string, role: Role | "none"): Promise<void> {
+    await this.request({ type: "set_role", user, role }, "role");
+  }
+
+  /** Comments (commenter or above); resolves with the comment as stored. */
+  async addComment(comment: NewComment): Promise<Comment> {
+    return commentOf(await this.request({ type: "comment", comment }, "comment"));
+  }
+  /** A reply in the thread of `parentId`. */
+  reply(parentId: string, content: string, extra: Omit<NewComment, "content" | "parent_id"> = {}): Promise<Comment> {
+    return this.addComment({ ...extra, content, parent_id: parentId });
+  }
+  /** Changes my comment's text. */
+  async editComment(id: string, content: string): Promise<Comment> {
+    return commentOf(await this.request({ type: "comment_edit", id, content }, "comment"));
+  }
+  /** Deletes a comment (mine, or any as owner): a tombstone stays so replies keep their thread. */
+  async deleteComment(id: string): Promise<Comment> {
+    return commentOf(await this.request({ type: "comment_delete", id }, "comment"));
+  }
+  /** Resolves (or with `false` reopens) a thread. */
+  async resolveComment(id: string, resolved = true): Promise<Comment> {
+    return commentOf(await this.request({ type: "comment_resolve", id, resolved }, "comment"));
+  }
+  /** Adds (or with `false` removes) my reaction. */
+  async react(id: string, emoji: string, on = true): Promise<Comment> {
+    return commentOf(await this.request({ type: "comment_react", id, emoji, on }, "comment"));
+  }
+
+  /**
+   * Suggests an edit (commenter or above) for an editor to accept or reject. It is made on the
+   * server's state at `version` (the replica without my unacknowledged edits).
+   */
+  async suggest(op: Op, note?: string): Promise<Suggestion> {
+    const msg: Record<string, unknown> = { type: "suggest", base: this.version, ops: encodeOp(op) };
+    if (note !== undefined) msg["note"] = note;
+    return suggestionOf(await this.request(msg, "suggest"));
+  }
+  /** Applies a pending suggestion (editor or above), credited to its author. */
+  async acceptSuggestion(id: string): Promise<Suggestion> {
+    return suggestionOf(await this.request({ type: "suggestion_accept", id }, "suggest"));
+  }
+  async rejectSuggestion(id: string): Promise<Suggestion> {
+    return suggestionOf(await this.request({ type: "suggestion_reject", id }, "suggest"));
+  }
+
+  /**
+   * Live previews of the session (`preview` events), at `tier` or, without one, at the
+   * connection's tier as it changes. Resolves with the first preview (the current version).
+   * Subscriptions end with `unsubscribePreviews` or the socket: subscribe again after a
+   * reconnect.
+   */
+  async subscribePreviews(tier?: Tier): Promise<PreviewEvent> {
+    const msg: Record<string, unknown> = { type: "preview_subscribe" };
+    if (tier !== undefined) msg["tier"] = tier;
+    return this.previewOf(await this.request(msg, "preview"));
+  }
+  unsubscribePreviews(): boolean {
+    return this.sendMessage({ type: "preview_unsubscribe", session: this.session });
+  }
+  /** Where the session's current canvas is rendered at `tier` (GET it with the token as
+   * `Authorization: Bearer`). */
+  previewUrl(tier: Tier): string {
+    return `${this.connection.httpBase}/v1/sessions/${encodeURIComponent(this.session)}/preview?tier=${tier}`;
+  }
+  /** Uploads an image, video or audio file for this session (editor or above): `POST
+   * /v1/assets?session=S`. Reference it from a layer or clip by its `id`. */
+  upload(body: Blob | ArrayBuffer | Uint8Array): Promise<AssetInfo> {
+    return this.connection.api.uploadAsset(body, { session: this.session });
+  }
+
+  /** Sends `msg` for this session with a fresh rid and waits for the answer carrying it. */
+  private request(msg: Record<string, unknown>, kind: string): Promise<Record<string, unknown>> {
+    if (this.state !== "online") return Promise.reject(new ServerError("offline", `not joined to ${this.session}: nothing was sent`));
+    const rid = `${kind}:${++this.ridSeq}`;
+    return new Promise((resolve, reject) => {
+      this.requests.set(rid, { resolve, reject });
+      this.send({ ...msg, session: this.session, rid });
+    });
+  }
+  private failRequests(): void {
+    const pending = [...this.requests.values()];
+    this.requests.clear();
+    for (const r of pending) r.reject(new ServerError("disconnected", "the connection closed before the answer came; the request may or may not have been applied"));
+  }
+
+  private previewOf(m: Record<string, unknown>): PreviewEvent {
+    const url = String(m["url"] ?? "");
+    return {
+      session: this.session,
+      version: Number(m["version"]),
+      tier: String(m["tier"]) as Tier,
+      url,
+      href: url.startsWith("/") ? this.connection.httpBase + url : url,
+    };
+  }
+
+  // ---- joining -----------------------------------------------------------------------------
+
+  /** Joins the session (connecting first if needed) and stays joined, rejoining after
+   * reconnects, until `leave`. After a denial or `unauthorized`, tries again. */
+  connect(): void {
+    this.wantJoined = true;
+    this.accessError = null;
+    if (this.connection.isOpen) {
+      if (!this.inSession && !this.awaitingJoin) this.sendJoin(this.sync?.version);
+    } else {
+      this.connection.connect();
+    }
+    this.emitStatus({});
+  }
+
+  /** Leaves the session (`leave`: the others see me go); `connect()` joins again. Unsent edits
+   * stay queued. */
+  leave(): void {
+    const wasIn = this.inSession || this.awaitingJoin;
+    this.wantJoined = false;
+    if (wasIn) this.send({ type: "leave", session: this.session });
+    this.socketClosed();
+    this.emitStatus({});
+  }
+
+  /** Leaves the session and lets go of the connection (this object is done). */
+  close(): void {
+    this.leave();
+    this.connection.detach(this);
+  }
+
+  private sendJoin(since: number | undefined): void {
+    const join: Record<string, unknown> = { type: "join", session: this.session, client: this.clientId, rid: "join" };
+    if (since !== undefined) join["since"] = since;
+    this.awaitingJoin = true;
+    this.send(join);
+  }
+
+  private send(msg: Record<string, unknown>): boolean {
+    return this.connection.transmit(this, msg);
+  }
+
+  private flush(): void {
+    if (this.state !== "online" || this.sync === null || this.held !== null) return;
+    const out = this.sync.takeOutgoing();
+    if (out !== null) {
+      // Stored before it leaves: a reload must resend it under this seq, never reuse the seq.
+      this.persist();
+      this.sendOp(out.base, out.seq, out.op);
+    }
+  }
+  private sendOp(base: number, seq: number, op: Op): void {
+    this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(op), rid: `op:${seq}` });
+  }
+
+  // ---- what the connection tells ------------------------------------------------------------
+
+  /** @internal */
+  socketOpened(): void {
+    if (this.wantJoined) this.sendJoin(this.sync?.version);
+  }
+
+  /** @internal */
+  socketClosed(): void {
+    this.inSession = false;
+    this.awaitingJoin = false;
+    this.held = null;
+    this.failRequests();
+  }
+
+  /** @internal */
+  statusChanged(s: ConnectionStatus): void {
+    this.emitStatus(s);
+  }
+
+  /** @internal */
+  connectionEvent<K extends "authed" | "tokenExpiring" | "error">(event: K, ev: ConnectionEvents[K]): void {
+    this.emit(event, ev as SessionEvents<Doc, Presence>[K]);
+  }
+
+  /** @internal */
+  unauthorized(e: AuthError): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(e);
+    this.emit("unauthorized", e);
+  }
+
+  /** The session's own state, from the connection's and whether it is joined. */
+  private emitStatus(s: Omit<ConnectionStatus, "state">): void {
+    const c = this.connection.connectionState;
+    let state: ConnectionState;
+    if (c === "unauthorized") state = "unauthorized";
+    else if (!this.wantJoined) state = "offline";
+    else if (c === "online") state = this.inSession ? "online" : this.joined ? "reconnecting" : "connecting";
+    else if (c === "offline") state = "offline";
+    else state = this.joined ? "reconnecting" : "connecting";
+    this.state = state;
+    this.emit("status", { ...s, state, pending: this.pendingCount });
+  }
+
+  /** Out of the session: stop, and tell whoever waits or listens. */
+  private deny(reason: AccessReason, message: string): void {
+    const err = new AccessError(this.session, reason, message);
+    this.accessError = err;
+    this.wantJoined = false;
+    this.socketClosed();
+    this.denied();
+    this.emitStatus({});
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("accessDenied", err);
+  }
+
+  /** Called when the session is out for good (a `MontageClient` closes its own socket then). */
+  protected denied(): void {}
+
+  // ---- server messages ---------------------------------------------------------------------
+
+  /** @internal */
+  received(m: Record<string, unknown>): void {
+    this.emit("message", m);
+    const rid = m["rid"];
+    const req = typeof rid === "string" ? this.requests.get(rid) : undefined;
+    if (req !== undefined) {
+      this.requests.delete(rid as string);
+      if (m["type"] === "error") {
+        const retry = m["retry_after_ms"];
+        req.reject(new ServerError(String(m["code"] ?? "internal") as ErrorCode, String(m["message"] ?? ""), typeof retry === "number" ? retry : undefined));
+        return;
+      }
+      req.resolve(m);
+    }
+    try {
+      switch (m["type"]) {
+        case "joined":
+          return this.onJoined(m);
+        case "ack":
+          return this.onAck(Number(m["seq"]), Number(m["version"]));
+        case "op":
+          return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
+        case "presence": {
+          const user = String(m["user"]);
+          const data = (m["data"] ?? null) as Presence;
+          this.presences.set(user, data);
+          return this.emit("presence", { user, data });
+        }
+        case "participant_joined": {
+          const p: Participant = { user: String(m["user"]), role: String(m["role"]), online: true };
+          if (typeof m["name"] === "string") p.name = m["name"];
+          if (typeof m["color"] === "string") p.color = m["color"];
+          this.participantMap.set(p.user, p);
+          return this.emit("participants", this.participants);
+        }
+        case "participant_left":
+          this.participantMap.delete(String(m["user"]));
+          this.presences.delete(String(m["user"]));
+          return this.emit("participants", this.participants);
+        case "role_changed":
+          return this.onRoleChanged(String(m["user"]), String(m["role"]));
+        case "link_role_changed":
+          this.linkRole = String(m["role"]);
+          return this.emit("linkRoleChanged", { role: this.linkRole });
+        case "session_deleted":
+          this.emit("sessionDeleted", { session: this.session });
+          return this.deny("deleted", "the owner deleted this session");
+        case "comment_added":
+          return this.emit("commentAdded", m["comment"] as Comment);
+        case "comment_updated":
+          return this.emit("commentUpdated", m["comment"] as Comment);
+        case "suggestion_added":
+          return this.emit("suggestionAdded", m["suggestion"] as Suggestion);
+        case "suggestion_updated":
+          return this.emit("suggestionUpdated", m["suggestion"] as Suggestion);
+        case "preview":
+          return this.emit("preview", this.previewOf(m));
+        case "task":
+          return this.emit("task", m["task"] as TaskInfo);
+        case "error":
+          if (req === undefined) this.onError(m);
+          return;
+        default:
+          return;
+      }
+    } catch (e) {
+      // A message this replica can't follow (a version gap, an op it can't apply): start over
+      // from the server's state rather than drift.
+      this.emit("error", { code: "desync", message: (e as Error).message });
+      this.resync();
+    }
+  }
+
+  private onRoleChanged(user: string, role: string): void {
+    const p = this.participantMap.get(user);
+    if (role === "none") this.participantMap.delete(user);
+    else if (p) p.role = role;
+    // A grant to someone not here yet: listed as a member who is away (as `joined` lists).
+    else this.participantMap.set(user, { user, role, online: false });
+    if (user === this.user) {
+      this.role = role;
+      if (role === "none") {
+        this.emit("role", { user, role });
+        return this.deny("removed", "you no longer have access to this session: ask the owner to share it");
+      }
+    }
+    this.emit("role", { user, role });
+    this.emit("participants", this.participants);
+  }
+
+  private onJoined(m: Record<string, unknown>): void {
+    const version = Number(m["version"]);
+    this.awaitingJoin = false;
+    this.role = String(m["role"] ?? "");
+    this.linkRole = typeof m["link_role"] === "string" ? m["link_role"] : null;
+    this.title = typeof m["title"] === "string" ? m["title"] : undefined;
+    const participants = (Array.isArray(m["participants"]) ? m["participants"] : []) as Participant[];
+    this.participantMap = new Map(participants.map((p) => [p.user, { ...p }]));
+    // Participants' latest presence, when the server sends it with `joined`.
+    for (const p of participants as (Participant & { presence?: Presence })[]) {
+      if (p.presence !== undefined && p.presence !== null) this.presences.set(p.user, p.presence);
+    }
+    const state = m["state"] as Json | undefined;
+    const ops = m["ops"] as { version: number; user: string; ops: unknown }[] | undefined;
+
+    if (this.sync === null || state !== undefined) {
+      if (this.sync !== null && this.sync.pendingCount > 0) {
+        // The server sent a whole state instead of the ops since my version: my unacknowledged
+        // edits can't be rebased onto it. They are dropped (and reported).
+        this.emit("rejected", {
+          seq: this.sync.inflight?.seq ?? 0,
+          code: "resync",
+          message: "the server sent a full state; unacknowledged edits were dropped",
+          lost: this.sync.pendingCount,
+        });
+      }
+      if (state === undefined) throw new Error("joined without state or ops");
+      if (this.sync === null) this.sync = new SyncDoc(state, version, this.seqFloor);
+      else this.sync.reset(state, version);
+      this.change([], "load");
+    }
+    const sync = this.sync;
+    const entries = (ops ?? []).map((e) => ({ version: Number(e.version), op: decodeOp(e.ops), user: String(e.user) }));
+
+    this.joined = true;
+    this.inSession = true;
+    this.connection.noteJoined();
+    this.state = "online";
+    const resend = sync.resend();
+    if (resend !== null && state === undefined) {
+      // My in-flight edit may or may not have been applied before the connection dropped. Resend
+      // it with its original base and seq; the ack names its version. Until then hold the
+      // server's edits, so that if one of them *is* my edit it is taken as the ack, not applied
+      // twice.
+      this.held = entries;
+      this.sendOp(resend.base, resend.seq, resend.op);
+    } else {
+      for (const e of entries) this.applyRemote(e.version, e.op, e.user);
+    }
+    const joined: SessionEvents<Doc, Presence>["joined"] = { version: sync.version, role: this.role, participants: this.participants, linkRole: this.linkRole };
+    if (this.title !== undefined) joined.title = this.title;
+    this.emit("joined", joined);
+    this.emit("participants", this.participants);
+    this.emitStatus({});
+    if (this.presenceData !== undefined) this.send({ type: "presence", session: this.session, data: this.presenceData });
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.resolve();
+    this.flush();
+  }
+
+  private onAck(seq: number, version: number): void {
+    const sync = this.requireSync();
+    // An edit resent on the same socket (a rejoin) is acked twice: the repeat is no news.
+    if (sync.inflight === null || sync.inflight.seq !== seq) return;
+    if (this.held !== null) {
+      const held = this.held;
+      this.held = null;
+      for (const e of held) {
+        if (e.version === version) sync.ack(seq, version);
+        else this.applyRemote(e.version, e.op, e.user ?? "");
+      }
+      if (sync.inflight !== null && sync.inflight.seq === seq) sync.ack(seq, version);
+    } else {
+      sync.ack(seq, version);
+    }
+    this.flush();
+    this.persist();
+    this.emitStatus({});
+  }
+
+  private onRemote(version: number, op: Op, user: string): void {
+    if (this.held !== null) {
+      this.held.push({ version, op, user });
+      return;
+    }
+    this.applyRemote(version, op, user);
+  }
+
+  private applyRemote(version: number, op: Op, user: string): void {
+    const sync = this.requireSync();
+    if (version <= sync.version) return; // already seen (a duplicate after a rejoin)
+    this.change(sync.remote(version, op), "remote", user);
+  }
+
+  private onError(m: Record<string, unknown>): void {
+    const code = String(m["code"] ?? "internal") as ErrorCode;
+    const message = String(m["message"] ?? "");
+    const r = m["rid"];
+    const rid = typeof r === "string" ? r : undefined;
+    const access = code === "forbidden" || code === "not_found";
+    if (access && (rid === "join" || (rid === undefined && this.awaitingJoin))) {
+      // The join was refused: no access (ask the owner), or no such session.
+      // A client that was in the session before (a reconnect, a resync) has been taken out.
+      const reason: AccessReason = code === "not_found" ? "not_found" : this.joined ? "removed" : "forbidden";
+      return this.deny(reason, message);
+    }
+    const inflight = this.sync?.inflight;
+    if (rid !== undefined && inflight && rid === `op:${inflight.seq}`) {
+      if (code === "rate_limited") {
+        const delay = Number(m["retry_after_ms"] ?? 1000);
+        this.connection.later(() => {
+          const r = this.sync?.resend();
+          if (r && this.state === "online" && this.held === null) this.sendOp(r.base, r.seq, r.op);
+        }, delay);
+        return;
+      }
+      if (code === "conflict" && typeof m["version"] === "number") {
+        // Too costly to rebase on the server (DESIGN §9.2): it was not applied. Server edits
+        // held since a rejoin are not it, so they apply now; then it is rebased here and resent.
+        const held = this.held ?? [];
+        this.held = null;
+        for (const e of held) this.applyRemote(e.version, e.op, e.user ?? "");
+        const r = this.sync!.rebase();
+        this.persist();
+        if (r && this.state === "online") this.sendOp(r.base, r.seq, r.op);
+        return;
+      }
+      // The server refused my edit: the local state holds it and anything built on it. Drop
+      // them and reload the server's state.
+      this.emit("rejected", { seq: inflight.seq, code, message, lost: this.sync!.pendingCount });
+      this.resync();
+      return;
+    }
+    this.emit("error", rid === undefined ? { code, message } : { code, message, rid });
+    if (access && rid === undefined && this.state === "online") {
+      // Not an answer to anything of mine: the server may have taken me out of the session
+      // (after a link role change or a removal it answers my messages so). A fresh join says
+      // whether (and as what) I am still in.
+      this.inSession = false;
+      this.held = null;
+      this.sendJoin(this.sync?.version);
+    }
+  }
+
+  /** Drops local state and joins again for the whole document. */
+  private resync(): void {
+    if (this.sync !== null) this.seqFloor = Math.max(this.seqFloor, this.sync.lastSeqUsed);
+    this.sync = null;
+    this.held = null;
+    // Joining again a session this socket is in answers no state (PROTOCOL.md `join`): leave it
+    // first, so the join is a first one.
+    if (this.state === "online") this.send({ type: "leave", session: this.session });
+    this.sendJoin(undefined);
+  }
+}
+
+function commentOf(m: Record<string, unknown>): Comment {
+  return m["comment"] as Comment;
+}
+function suggestionOf(m: Record<string, unknown>): Suggestion {
+  return m["suggestion"] as Suggestion;
+}
