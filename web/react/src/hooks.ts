@@ -15,21 +15,24 @@ import {
   useState,
   useSyncExternalStore,
 } from "react";
-import { type ClientOptions, type Json, MontageClient } from "@montage/client";
+import { type ClientOptions, type Json, MontageClient, type MontageSession } from "@montage/client";
 import { ClientStore, type Other, type SessionState, type Status } from "./store.js";
 
-const StoreContext = createContext<ClientStore | null>(null);
+// Untyped here: each hook takes the document and presence types from its caller.
+type AnyStore = ClientStore<any, any>;
+const StoreContext = createContext<AnyStore | null>(null);
 
 export type MontageProviderProps = { children?: ReactNode } & (
   | {
-      /** A client the app made and owns: the provider neither connects nor disconnects it. */
-      client: MontageClient;
+      /** A client the app made and owns (a `MontageClient`, or a session of a
+       * `MontageConnection`): the provider neither connects nor disconnects it. */
+      client: MontageSession<any, any>;
       options?: undefined;
     }
   | {
       /**
-       * Options for a client the provider makes on mount, connects in an effect (unless
-       * `autoConnect` is false) and disconnects on unmount. Read once: to open another session,
+       * Options for a `MontageClient` the provider makes on mount, connects in an effect
+       * (unless `autoConnect` is false) and leaves and disconnects on unmount. Read once: to open another session,
        * mount a new provider (e.g. `key={session}`).
        */
       options: ClientOptions;
@@ -48,7 +51,7 @@ export function MontageProvider(props: MontageProviderProps): ReactNode {
   useEffect(() => {
     if (owned === null || !autoConnect) return;
     owned.connect();
-    return () => owned.disconnect();
+    return () => owned.leave();
   }, [owned, autoConnect]);
   const client = props.client ?? owned;
   if (client === null) throw new Error("MontageProvider: pass `client` or `options` (and keep the choice)");
@@ -56,19 +59,21 @@ export function MontageProvider(props: MontageProviderProps): ReactNode {
   return createElement(StoreContext.Provider, { value: store }, props.children);
 }
 
-function useStore(): ClientStore {
+function useStore(): AnyStore {
   const store = useContext(StoreContext);
   if (store === null) throw new Error("Montage hooks must be used inside <MontageProvider>");
   return store;
 }
 
-/** The session's `MontageClient`: `submit` edits, `on` for events the hooks don't cover. */
-export function useClient(): MontageClient {
-  return useStore().client;
+/** The session's client (the `MontageClient` or `MontageSession` given to the provider, or the
+ * one it made): `submit` edits, `on` for events the hooks don't cover. `Doc` and `Presence`
+ * are yours to declare, as for `MontageClient<Doc, Presence>`. */
+export function useClient<Doc = Json, Presence = Json>(): MontageSession<Doc, Presence> {
+  return useStore().client as MontageSession<Doc, Presence>;
 }
 
 /** Who I am in the session: session id, user, role, link role, title, and why I'm out of it
- * (`accessError`) when I am. */
+ * (`accessError`, or `authError` when the token was refused) when I am. */
 export function useSession(): SessionState {
   const s = useStore();
   return useSyncExternalStore(s.subscribeSession, s.getSession, s.getSession);
@@ -85,7 +90,7 @@ export function useDoc<D = Json, T = D>(
   isEqual: (a: T, b: T) => boolean = Object.is,
 ): T | undefined {
   const s = useStore();
-  const memo = useRef<{ doc: Json; selector: (doc: D) => T; value: T } | null>(null);
+  const memo = useRef<{ doc: unknown; selector: (doc: D) => T; value: T } | null>(null);
   const get = (): T | undefined => {
     const doc = s.getDoc();
     if (doc === null) return undefined;
@@ -93,7 +98,7 @@ export function useDoc<D = Json, T = D>(
     // React calls this several times per render and after each change: the same document and
     // selector give the same answer without running the selector again.
     if (m !== null && m.doc === doc && m.selector === selector) return m.value;
-    const picked = selector(doc as D);
+    const picked = selector(doc);
     const value = m !== null && isEqual(m.value, picked) ? m.value : picked;
     memo.current = { doc, selector, value };
     return value;
@@ -116,7 +121,7 @@ export function useMyPresence<P = Json>(): [P | undefined, (next: P | ((prev: P 
   const set = useCallback(
     (next: P | ((prev: P | undefined) => P)) => {
       const v = typeof next === "function" ? (next as (prev: P | undefined) => P)(s.getMyPresence() as P | undefined) : next;
-      s.setMyPresence(v as unknown as Json);
+      s.setMyPresence(v);
     },
     [s],
   );

@@ -1,12 +1,12 @@
 /**
- * `ClientStore`: a `MontageClient` seen as the external stores `useSyncExternalStore` wants, one
+ * `ClientStore`: a `MontageClient` (or any `MontageSession`) seen as the external stores `useSyncExternalStore` wants, one
  * per slice (document, others, status, undo, session, my presence). Each slice has a `subscribe`
  * (the client events that can change it) and a `get` that returns the *same* object until the
  * slice's value changes: the client hands out fresh arrays (`participants`) and mutates some
  * values in place (a participant's role, the presence map), so the store compares fields and
  * keeps the previous snapshot when nothing differs. No React in here: it is tested on its own.
  */
-import type { AccessError, ClientEvents, ConnectionState, Json, MontageClient, Participant } from "@montage/client";
+import type { AccessError, AuthError, ConnectionState, Json, MontageSession, Participant, SessionEvents } from "@montage/client";
 
 /** Another user in the session, as `useOthers` gives them. */
 export interface Other<P = Json> {
@@ -41,12 +41,14 @@ export interface SessionState {
   title: string | undefined;
   /** Set while the client is out of its session (a refused join, removed, deleted). */
   accessError: AccessError | null;
+  /** Set while the server refuses the token for good (status `unauthorized`). */
+  authError: AuthError | null;
 }
 
 type Listener = () => void;
 
 /** Subscribes `fn` to each of `events`; returns one function removing them all. */
-function onAny(client: MontageClient, events: readonly (keyof ClientEvents)[], fn: Listener): () => void {
+function onAny<D, P>(client: MontageSession<D, P>, events: readonly (keyof SessionEvents<D, P>)[], fn: Listener): () => void {
   const offs = events.map((e) => client.on(e, fn));
   return () => {
     for (const off of offs) off();
@@ -77,18 +79,18 @@ const OTHERS_EVENTS = ["participants", "presence"] as const;
 // An edit made while online changes `pending` without a `status` event (the ack brings one).
 const STATUS_EVENTS = ["status", "change"] as const;
 const UNDO_EVENTS = ["change", "status", "joined"] as const;
-const SESSION_EVENTS = ["joined", "role", "linkRoleChanged", "accessDenied", "status"] as const;
+const SESSION_EVENTS = ["joined", "role", "linkRoleChanged", "accessDenied", "unauthorized", "status"] as const;
 
-export class ClientStore {
-  readonly client: MontageClient;
-  private others: Other<unknown>[] = [];
+export class ClientStore<Doc = Json, Presence = Json> {
+  readonly client: MontageSession<Doc, Presence>;
+  private others: Other<Presence>[] = [];
   private status: Status;
   private undo: UndoState = { canUndo: false, canRedo: false };
   private sessionState: SessionState;
-  private myPresence: Json | undefined = undefined;
+  private myPresence: Presence | undefined = undefined;
   private presenceListeners = new Set<Listener>();
 
-  constructor(client: MontageClient) {
+  constructor(client: MontageSession<Doc, Presence>) {
     this.client = client;
     this.status = { state: client.connectionState, pending: client.pendingCount };
     this.sessionState = this.readSession();
@@ -108,16 +110,16 @@ export class ClientStore {
 
   /** The document: a new object after every change (the client never mutates one it handed
    * out), null before the first join. */
-  readonly getDoc = (): Json | null => this.client.doc;
+  readonly getDoc = (): Doc | null => this.client.doc;
 
   /** Everyone online in the session but me, in the order the server listed them. */
-  readonly getOthers = (): Other<unknown>[] => {
+  readonly getOthers = (): Other<Presence>[] => {
     const me = this.client.user;
     const presence = this.client.presence;
-    const next: Other<unknown>[] = [];
+    const next: Other<Presence>[] = [];
     for (const p of this.client.participants as Participant[]) {
       if (!p.online || p.user === me) continue;
-      const o: Other<unknown> = { user: p.user, role: p.role, presence: presence.get(p.user) };
+      const o: Other<Presence> = { user: p.user, role: p.role, presence: presence.get(p.user) };
       if (p.name !== undefined) o.name = p.name;
       if (p.color !== undefined) o.color = p.color;
       next.push(o);
@@ -145,10 +147,10 @@ export class ClientStore {
   };
 
   /** My presence as last set through `setMyPresence` (the client does not expose its own). */
-  readonly getMyPresence = (): Json | undefined => this.myPresence;
+  readonly getMyPresence = (): Presence | undefined => this.myPresence;
 
   /** Publishes my presence and tells `useMyPresence` readers. */
-  readonly setMyPresence = (data: Json): void => {
+  readonly setMyPresence = (data: Presence): void => {
     this.myPresence = data;
     this.client.setPresence(data);
     for (const fn of [...this.presenceListeners]) fn();
@@ -163,6 +165,7 @@ export class ClientStore {
       linkRole: c.linkRole,
       title: c.title,
       accessError: c.accessError,
+      authError: c.authError,
     };
   }
 }

@@ -4,7 +4,7 @@ import { act, type ReactNode, StrictMode } from "react";
 import { type Root, createRoot } from "react-dom/client";
 import { renderToString } from "react-dom/server";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Json, MontageClient, type SocketLike, newDocument, set } from "@montage/client";
+import { type Json, MontageClient, type MontageSession, type SocketLike, newDocument, set } from "@montage/client";
 import {
   MontageProvider,
   type Other,
@@ -40,6 +40,11 @@ class FakeSocket implements SocketLike {
   open(): void {
     this.readyState = 1;
     this.onopen?.({});
+  }
+  /** The server closes the socket (4401: it refuses the token). */
+  serverClose(code: number, reason = ""): void {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
   }
   receive(m: Record<string, unknown>): void {
     this.onmessage?.({ data: JSON.stringify({ session: "s", ...m }) });
@@ -201,7 +206,7 @@ describe("useStatus, useUndo and useSession", () => {
     const { client, sock } = joinedClient();
     const seen: { state: string; pending: number; canUndo: boolean; canRedo: boolean; role: string | null }[] = [];
     let api: ReturnType<typeof useUndo> | null = null;
-    let c: MontageClient | null = null;
+    let c: MontageSession | null = null;
     function Bar() {
       const status = useStatus();
       const u = useUndo();
@@ -235,6 +240,30 @@ describe("useStatus, useUndo and useSession", () => {
     expect(seen.at(-1)!.role).toBe("editor");
     act(() => client.disconnect());
     expect(seen.at(-1)!.state).toBe("offline");
+  });
+});
+
+describe("a refused token", () => {
+  it("shows as status unauthorized and useSession's authError", () => {
+    const { client, sock } = joinedClient();
+    let status = "";
+    let authError: unknown = null;
+    function Probe2() {
+      status = useStatus().state;
+      authError = useSession().authError;
+      return null;
+    }
+    render(
+      <MontageProvider client={client}>
+        <Probe2 />
+      </MontageProvider>,
+    );
+    expect([status, authError]).toEqual(["online", null]);
+    // A fixed token the server refuses (close 4401) is terminal.
+    act(() => sock.serverClose(4401, "token expired"));
+    expect(status).toBe("unauthorized");
+    expect(authError).toBe(client.authError);
+    expect(authError).not.toBeNull();
   });
 });
 

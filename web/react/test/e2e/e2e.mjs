@@ -58,7 +58,7 @@ async function openAs(browser, pageUrl, user, name, session, errors) {
   const page = await context.newPage();
   page.on("pageerror", (e) => errors.push(`[${user}] page error: ${e.message}`));
   page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`[${user}] console: ${m.text()}`);
+    if (m.type() === "error") errors.push(`[${user}] console: ${m.text()} (${m.location().url})`);
   });
   const ws = `${BASE.replace(/^http/, "ws")}/v1/ws`;
   const hash = new URLSearchParams({ ws, token, session });

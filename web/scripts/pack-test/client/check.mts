@@ -29,4 +29,10 @@ client.on("no-such-event", () => {});
 new MontageClient({ url: "ws://localhost/v1/ws" });
 // @ts-expect-error: an edit is an array of components, not a string
 client.submit("set title");
+// Typed documents and presence.
+const typed = new MontageClient<MontageDocument, { x: number }>({ url: "ws://localhost/v1/ws", session: "s", token: () => "jwt", autoConnect: false });
+typed.on("change", (ev) => void [ev.doc.title.toUpperCase(), ev.origin]);
+typed.setPresence({ x: 1 });
+// @ts-expect-error: presence is { x: number }
+typed.setPresence("here");
 void [next, state, people, off];

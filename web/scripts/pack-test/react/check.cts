@@ -1,6 +1,6 @@
 // Strict types of the packed @montage/react against the packed @montage/client.
 import { createElement, type ReactNode } from "react";
-import { type Json, MontageClient } from "@montage/client";
+import { type ConnectionState, type Json, MontageClient } from "@montage/client";
 import { MontageProvider, type Other, shallowEqual, useDoc, useMyPresence, useOthers, useStatus, useUndo } from "@montage/react";
 
 type Doc = { title: string; meta: Record<string, Json> };
@@ -13,7 +13,7 @@ export function View(): ReactNode {
   const [me, setMe] = useMyPresence<Cursor>();
   setMe((prev) => ({ x: (prev?.x ?? 0) + 1, y: 0 }));
   const { undo, canUndo } = useUndo();
-  const state: "connecting" | "online" | "reconnecting" | "offline" = useStatus().state;
+  const state: ConnectionState = useStatus().state;
   // @ts-expect-error: presence is a Cursor
   setMe("nope");
   return `${title}${keys?.length}${others[0]?.presence?.x}${me?.y}${canUndo}${undo()}${state}`;
