@@ -32,8 +32,8 @@ export type MontageProviderProps = { children?: ReactNode } & (
   | {
       /**
        * Options for a `MontageClient` the provider makes on mount, connects in an effect
-       * (unless `autoConnect` is false) and leaves and disconnects on unmount. Read once: to open another session,
-       * mount a new provider (e.g. `key={session}`).
+       * (unless `autoConnect` is false) and leaves and disconnects on unmount. Read once: to
+       * open another session, mount a new provider (e.g. `key={session}`).
        */
       options: ClientOptions;
       client?: undefined;
