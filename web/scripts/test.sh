@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the web client's dev dependencies (from the lockfile) and runs its checks: the
-# TypeScript type check, the ESM build, and the vitest suite (shared OT vectors included); then
-# rebuilds the demo page (web/app) and fails if the committed bundle in web/app/dist, which
-# montage serve compiles in, differs from what its sources build to.
+# TypeScript type check, the vitest suite (shared OT vectors included), and the package as
+# published (pack-test.sh: `npm pack`, installed into a scratch project, used from ESM, CommonJS
+# and strict TypeScript); the same for @montage/react (web/react) with its type check and vitest
+# suite; then rebuilds the demo page (web/app) and fails if the committed bundle in web/app/dist,
+# which montage serve compiles in, differs from what its sources build to. (react-e2e.sh, the
+# hooks in Chromium, needs a running server: web.rs runs it.)
 # Idempotent and quiet: `npm ci` runs only when node_modules is missing or older than the
 # lockfile. Call from anywhere: web/scripts/test.sh
 set -euo pipefail
@@ -13,7 +16,17 @@ bash "$scripts/npm-ci.sh" .
 
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json
-npx --no-install tsc -p tsconfig.json
+NO_COLOR=1 npx --no-install vitest run
+# Builds dist/esm and dist/cjs of both packages (prepack) and checks the tarballs an app would
+# install.
+bash "$scripts/pack-test.sh"
+
+# @montage/react: type check (the package against the client's built .d.ts; the tests and the
+# Chromium test page against both sources) and its vitest suite (hooks rendered in happy-dom).
+cd "$scripts/../react"
+bash "$scripts/npm-ci.sh" .
+npx --no-install tsc -p tsconfig.json --noEmit
+npx --no-install tsc -p tsconfig.test.json
 NO_COLOR=1 npx --no-install vitest run
 
 # The page bundle compiled into montage serve must match its sources.

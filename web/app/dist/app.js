@@ -3895,12 +3895,12 @@ function setupControls() {
     out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
     out.select();
   });
-  const layerPath2 = () => {
+  const layerPath = () => {
     const i = layerIndex(selected);
     return i < 0 ? null : ["canvas", "layers", i];
   };
   const on = (id, ev, f) => $(id).addEventListener(ev, () => {
-    const p = layerPath2();
+    const p = layerPath();
     if (p) edit(f(p, layers()[p[2]]));
   });
   const numberOf = (id) => Number($(id).value);

@@ -1,10 +1,13 @@
 //! The browser side, run as part of `cargo test` so the README's one test command covers it:
-//! the TypeScript client's suite (`web/scripts/test.sh`: type check, build, vitest — the shared
-//! OT vectors, the client model, a real WebSocket — and the check that the committed page
-//! bundle matches its sources), the demo page served by the real binary, and the Playwright
-//! test driving that page in Debian's Chromium (`web/scripts/e2e.sh`). They need Node.js 20,
-//! npm and /usr/bin/chromium (`scripts/install-test-deps.sh`); without them they fail and say
-//! so rather than passing silently.
+//! the TypeScript client's suite (`web/scripts/test.sh`: type check, vitest — the shared OT
+//! vectors, the client model, a real WebSocket —, the published packages (`@montage/client`,
+//! `@montage/react`) packed, installed and used from ESM, CommonJS and TypeScript, the React
+//! hooks' vitest suite, and the check that the committed page bundle matches its sources), the
+//! demo page served by the real binary, the Playwright tests driving that page in Debian's
+//! Chromium (`web/scripts/e2e.sh`), and the React hooks on a test page in Chromium
+//! (`web/scripts/react-e2e.sh`). They need Node.js 20, npm and /usr/bin/chromium
+//! (`scripts/install-test-deps.sh`); without them they fail and say so rather than passing
+//! silently.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,6 +49,21 @@ fn web_client_suite_passes() {
         .unwrap_or_else(|e| e.into_inner());
     let text = run_script("test.sh", &[], &[]);
     assert!(text.contains("Test Files"), "vitest did not report: {text}");
+    for package in ["@montage/client", "@montage/react"] {
+        let line = format!(
+            "pack test: {package} (ESM import, CommonJS require, strict TypeScript with node16 \
+             and bundler resolution) ok"
+        );
+        assert!(
+            text.contains(&line),
+            "the packed {package} was not installed and used: {text}"
+        );
+    }
+    assert_eq!(
+        text.matches("Test Files").count(),
+        2,
+        "vitest did not report for both web/client and web/react: {text}"
+    );
     assert!(
         text.contains("web/app/dist matches its sources"),
         "the bundle check did not run: {text}"
@@ -167,5 +185,22 @@ fn private_sessions_and_sharing_in_chromium() -> Result<()> {
     let url = format!("http://{}", server.addr);
     let text = run_script("e2e.sh", &["sharing"], &[("MONTAGE_URL", &url)]);
     assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
+/// `@montage/react` in Chromium against the real binary: two users on a test page built from
+/// the hooks (served from another origin by a node:http server) see each other through
+/// `useOthers` with the note each types (`useMyPresence`), an edit on one page shows on the
+/// other through `useDoc`, and one user's undo and redo (`useUndo`) reach the other.
+#[test]
+fn react_hooks_two_users_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("react-e2e.sh", &[], &[("MONTAGE_URL", &url)]);
+    assert!(
+        text.contains("react hooks, two users: 1 passed, 0 failed"),
+        "{text}"
+    );
     Ok(())
 }

@@ -1,0 +1,19 @@
+// An ES module app rendering with the packed @montage/react (on the server: no socket opens).
+import assert from "node:assert/strict";
+import { createElement as h } from "react";
+import { renderToString } from "react-dom/server";
+import { MontageClient } from "@montage/client";
+import { ClientStore, MontageProvider, useDoc, useOthers, useStatus } from "@montage/react";
+
+const socket = () => assert.fail("rendering must not connect");
+const client = new MontageClient({ url: "ws://127.0.0.1:9/v1/ws", token: "t", session: "s", socket, autoConnect: false });
+function View() {
+  const title = useDoc((d) => d.title);
+  return h("p", null, `${useStatus().state}:${title ?? "none"}:${useOthers().length}`);
+}
+assert.equal(renderToString(h(MontageProvider, { client }, h(View))), "<p>offline:none:0</p>");
+assert.equal(renderToString(h(MontageProvider, { options: { url: "ws://x/v1/ws", session: "s", socket } }, h(View))), "<p>offline:none:0</p>");
+// One @montage/client: the store wraps the very client the app made.
+assert.equal(new ClientStore(client).client, client);
+assert.match(import.meta.resolve("@montage/react"), /\/dist\/esm\/index\.js$/);
+console.log("react esm ok");
