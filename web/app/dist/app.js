@@ -3026,7 +3026,8 @@ function place(el, r, k) {
   el.style.height = `${r.h * k}px`;
 }
 function closeShareDialog() {
-  closeShareDialog();
+  const dlg = $("share-dialog");
+  if (dlg.open) dlg.close();
 }
 function why(e) {
   return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : e.message;

@@ -85,7 +85,8 @@ function place(el: HTMLElement, r: Rect, k: number): void {
   el.style.height = `${r.h * k}px`;
 }
 function closeShareDialog(): void {
-  closeShareDialog();
+  const dlg = $<HTMLDialogElement>("share-dialog");
+  if (dlg.open) dlg.close();
 }
 /** An SDK error as `code: message`. */
 function why(e: unknown): string {
