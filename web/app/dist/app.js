@@ -1,3 +1,9 @@
+var __defProp = Object.defineProperty;
+var __export = (target2, all) => {
+  for (var name in all)
+    __defProp(target2, name, { get: all[name], enumerable: true });
+};
+
 // ../client/src/json.ts
 function typeName(v) {
   if (v === null) return "null";
@@ -120,20 +126,6 @@ function hasLoneSurrogate(s) {
   }
   return false;
 }
-function toScalarIndex(s, utf16) {
-  if (!Number.isInteger(utf16) || utf16 < 0 || utf16 > s.length) {
-    throw new RangeError(`UTF-16 index ${utf16} is outside the string (length ${s.length})`);
-  }
-  if (utf16 > 0 && utf16 < s.length && isHigh(s.charCodeAt(utf16 - 1)) && isLow(s.charCodeAt(utf16))) {
-    throw new RangeError(`UTF-16 index ${utf16} falls inside a surrogate pair`);
-  }
-  let n = 0;
-  for (let i = 0; i < utf16; i++) {
-    if (isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1))) i++;
-    n++;
-  }
-  return n;
-}
 function toUtf16Index(s, scalar) {
   if (!Number.isInteger(scalar) || scalar < 0) {
     throw new RangeError(`scalar index ${scalar} must be a non-negative integer`);
@@ -169,6 +161,8 @@ function partLen(p) {
   if ("delete" in p) return p.delete;
   return scalarLength(p.insert);
 }
+var isHighSurrogate = (c) => c >= 55296 && c <= 56319;
+var isLowSurrogate = (c) => c >= 56320 && c <= 57343;
 function skipScalars(s, n) {
   return s.slice(toUtf16Index(s, n));
 }
@@ -185,6 +179,24 @@ var TextOp = class _TextOp {
     op.push({ retain: pos });
     op.push({ delete: n });
     return op;
+  }
+  /**
+   * The op turning `old` into `next` as one replaced span (the common start and end kept), as
+   * for a text field whose whole new value is known; counted in scalars, never splitting a
+   * surrogate pair. A no-op when they are equal.
+   */
+  static diff(old, next) {
+    let p = 0;
+    while (p < old.length && p < next.length && old[p] === next[p]) p++;
+    if (p > 0 && isHighSurrogate(old.charCodeAt(p - 1))) p--;
+    let s = 0;
+    while (s < old.length - p && s < next.length - p && old[old.length - 1 - s] === next[next.length - 1 - s]) s++;
+    if (s > 0 && isLowSurrogate(old.charCodeAt(old.length - s))) s--;
+    const op = new _TextOp();
+    op.push({ retain: scalarLength(old.slice(0, p)) });
+    op.push({ insert: next.slice(p, next.length - s) });
+    op.push({ delete: scalarLength(old.slice(p, old.length - s)) });
+    return op.trim();
   }
   static fromParts(parts) {
     const op = new _TextOp();
@@ -411,6 +423,20 @@ function isNoop(c) {
       return false;
   }
 }
+var set = (path, value) => ({ op: "set", path, value });
+var del = (path) => ({ op: "del", path });
+var ins = (path, value) => ({ op: "ins", path, value });
+var mov = (path, to) => ({ op: "mov", path, to });
+var textInsert = (path, pos, s) => ({
+  op: "text",
+  path,
+  text: TextOp.insert(pos, s)
+});
+var textChange = (path, old, next) => ({
+  op: "text",
+  path,
+  text: TextOp.diff(old, next)
+});
 var FIELDS = {
   set: { required: ["path", "value"], optional: [] },
   del: { required: ["path"], optional: [] },
@@ -1112,9 +1138,9 @@ function target(c) {
 function withPath(c, path) {
   return { ...c, path };
 }
-function mapPath(path, list, eff) {
-  const n = list.length;
-  if (path.length <= n || !isPrefix(list, path)) return path;
+function mapPath(path, list2, eff) {
+  const n = list2.length;
+  if (path.length <= n || !isPrefix(list2, path)) return path;
   const e = path[n];
   if (typeof e !== "number") return path;
   const e2 = idxAfter(eff, e);
@@ -1159,11 +1185,11 @@ function transformComponent(c, o, side, out) {
   if (o.op === "split") return transformAgainstSplit(c, o, side, out);
   const le = listEff(o);
   if (le !== void 0) {
-    const [list, eff] = le;
-    if ((c.op === "ins" || c.op === "mov") && pathEq(c.path.slice(0, -1), list)) {
+    const [list2, eff] = le;
+    if ((c.op === "ins" || c.op === "mov") && pathEq(c.path.slice(0, -1), list2)) {
       return listVsList(c, eff, side, out);
     }
-    const p = mapPath(c.path, list, eff);
+    const p = mapPath(c.path, list2, eff);
     if (p !== void 0) out.push(p === c.path ? c : withPath(c, p));
     return;
   }
@@ -1277,13 +1303,13 @@ function transformTrim(c, o, side, out) {
 }
 function transformAgainstSplit(c, o, side, out) {
   const sp = o.path;
-  const list = sp.slice(0, -1);
+  const list2 = sp.slice(0, -1);
   const i = lastIndex(sp);
   if (i === void 0) {
     out.push(c);
     return;
   }
-  const n = list.length;
+  const n = list2.length;
   const cp = c.path;
   if (c.op === "split" && pathEq(c.path, sp)) {
     if (c.at < o.at) out.push(c);
@@ -1297,7 +1323,7 @@ function transformAgainstSplit(c, o, side, out) {
     }
     return;
   }
-  if ((c.op === "ins" || c.op === "mov") && pathEq(cp.slice(0, -1), list)) {
+  if ((c.op === "ins" || c.op === "mov") && pathEq(cp.slice(0, -1), list2)) {
     if (c.op === "mov" && lastIndex(cp) === i) {
       const j = c.to;
       const left = cp;
@@ -1313,7 +1339,7 @@ function transformAgainstSplit(c, o, side, out) {
     }
     return listVsList(c, { k: "split", at: i }, side, out);
   }
-  if (cp.length <= n || !isPrefix(list, cp)) {
+  if (cp.length <= n || !isPrefix(list2, cp)) {
     out.push(c);
     return;
   }
@@ -1700,9 +1726,9 @@ var SessionsApi = class {
   /** `GET /v1/sessions`: the caller's sessions (owned or granted). */
   async list() {
     const body = await this.call("GET", "/v1/sessions", 200);
-    const list = body?.sessions;
-    if (!Array.isArray(list)) throw badResponse("GET /v1/sessions", "no `sessions` list");
-    return list.map((s) => summary(s, "GET /v1/sessions"));
+    const list2 = body?.sessions;
+    if (!Array.isArray(list2)) throw badResponse("GET /v1/sessions", "no `sessions` list");
+    return list2.map((s) => summary(s, "GET /v1/sessions"));
   }
   /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says). */
   async create(opts = {}) {
@@ -1784,9 +1810,9 @@ function sessionPath(id) {
   return `/v1/sessions/${encodeURIComponent(id)}`;
 }
 function listOf(body, key, what) {
-  const list = body?.[key];
-  if (!Array.isArray(list)) throw badResponse(what, `no \`${key}\` list`);
-  return list;
+  const list2 = body?.[key];
+  if (!Array.isArray(list2)) throw badResponse(what, `no \`${key}\` list`);
+  return list2;
 }
 function errorOf(status, text, retryAfter) {
   let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
@@ -1803,8 +1829,8 @@ function errorOf(status, text, retryAfter) {
   if (retryMs === void 0 && retryAfter !== null && Number.isFinite(Number(retryAfter))) retryMs = Number(retryAfter) * 1e3;
   return new ApiError(status, code, message, retryMs);
 }
-function badResponse(what, why) {
-  return new ApiError(200, "bad_response", `${what}: ${why}`);
+function badResponse(what, why2) {
+  return new ApiError(200, "bad_response", `${what}: ${why2}`);
 }
 function summary(v, what) {
   const s = v;
@@ -2881,6 +2907,87 @@ var MontageClient = class extends MontageSession {
   }
 };
 
+// ../client/src/edits.ts
+var edits_exports = {};
+__export(edits_exports, {
+  adjust: () => adjust,
+  clipPath: () => clipPath,
+  crop: () => crop,
+  layerPath: () => layerPath,
+  move: () => move,
+  rotate: () => rotate,
+  split: () => split,
+  trim: () => trim
+});
+function field2(v, key) {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? v[key] : void 0;
+}
+function list(v) {
+  return Array.isArray(v) ? v : [];
+}
+function layerPath(doc2, id) {
+  const i = list(field2(field2(doc2, "canvas"), "layers")).findIndex((l) => field2(l, "id") === id);
+  if (i < 0) throw new RangeError(`no layer with id ${JSON.stringify(id)}`);
+  return ["canvas", "layers", i];
+}
+function clipPath(doc2, id) {
+  const tracks = list(field2(field2(doc2, "timeline"), "tracks"));
+  for (let t = 0; t < tracks.length; t++) {
+    const c = list(field2(tracks[t], "clips")).findIndex((x) => field2(x, "id") === id);
+    if (c >= 0) return ["timeline", "tracks", t, "clips", c];
+  }
+  throw new RangeError(`no clip with id ${JSON.stringify(id)}`);
+}
+function clipTimes(doc2, id) {
+  const path = clipPath(doc2, id);
+  let v = doc2;
+  for (const s of path) v = typeof s === "number" ? list(v)[s] : field2(v, s);
+  const [start2, inp, out] = [field2(v, "start"), field2(v, "in"), field2(v, "out")];
+  if (typeof start2 !== "number" || typeof inp !== "number" || typeof out !== "number") {
+    throw new RangeError(`clip ${JSON.stringify(id)} has no numeric start, in and out`);
+  }
+  return { path, start: start2, in: inp, out };
+}
+function crop(doc2, layer, rect) {
+  return [{ op: "crop", path: layerPath(doc2, layer), rect: { x: rect.x, y: rect.y, w: rect.w, h: rect.h } }];
+}
+function rotate(doc2, layer, degrees) {
+  return [{ op: "rotate", path: layerPath(doc2, layer), by: degrees }];
+}
+function adjust(doc2, layer, param, value) {
+  return [{ op: "adjust", path: layerPath(doc2, layer), param, value }];
+}
+function move(doc2, layer, dx, dy) {
+  const p = layerPath(doc2, layer);
+  const op = [];
+  if (dx !== 0) op.push({ op: "add", path: [...p, "x"], value: dx });
+  if (dy !== 0) op.push({ op: "add", path: [...p, "y"], value: dy });
+  return op;
+}
+function trim(doc2, clip, edges) {
+  const c = clipTimes(doc2, clip);
+  const from = edges.from ?? c.start;
+  const to = edges.to ?? c.start + (c.out - c.in);
+  if (!(to > from)) throw new RangeError(`trim: the clip would end (${to}) before it starts (${from})`);
+  const t = { op: "trim", path: c.path };
+  if (edges.from !== void 0) {
+    t.start = from;
+    t.in = c.in + (from - c.start);
+  }
+  if (edges.to !== void 0) t.out = c.in + (to - c.start);
+  return t.start === void 0 && t.out === void 0 ? [] : [t];
+}
+function split(doc2, clip, at2, id = newId()) {
+  const c = clipTimes(doc2, clip);
+  const end = c.start + (c.out - c.in);
+  if (!(at2 > c.start && at2 < end)) throw new RangeError(`split: ${at2} is not inside the clip (${c.start}..${end})`);
+  return [{ op: "split", path: c.path, at: at2, media: c.in + (at2 - c.start), id }];
+}
+function newId() {
+  const c = globalThis.crypto;
+  return c?.randomUUID ? c.randomUUID() : Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
 // src/main.ts
 function $(id) {
   const el = document.getElementById(id);
@@ -2907,18 +3014,30 @@ function colorOf(user) {
   };
   return `#${f(0)}${f(8)}${f(4)}`;
 }
-var can = (role2, need) => roleAtLeast(role2, need);
 function show(id, visible) {
   const el = $(id);
   el.hidden = !visible;
   if ("disabled" in el && !(el instanceof HTMLLabelElement)) el.disabled = !visible;
 }
+function place(el, r, k) {
+  el.style.left = `${r.x * k}px`;
+  el.style.top = `${r.y * k}px`;
+  el.style.width = `${r.w * k}px`;
+  el.style.height = `${r.h * k}px`;
+}
+function closeShareDialog() {
+  const dlg = $("share-dialog");
+  if (dlg.open) dlg.close();
+}
+function why(e) {
+  return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : e.message;
+}
+var notSent = (e) => e instanceof ServerError && e.code === "offline";
 var client = null;
 var token = "";
 var tokenSource = { dev: false };
 var me = "";
-var sessionsApi = new SessionsApi({ token: () => token });
-var linkRole = null;
+var sessionsApi = new SessionsApi({ token: () => freshToken() });
 var deleting = false;
 var pendingTitle = null;
 var sessionId = "";
@@ -2927,40 +3046,33 @@ var selected = null;
 var commentMode = false;
 var comments = /* @__PURE__ */ new Map();
 var previewUrl = null;
-var people = /* @__PURE__ */ new Map();
 function doc() {
   if (client === null || client.accessError !== null) return null;
   return client.doc;
 }
 function layers() {
-  return doc()?.canvas.layers ?? [];
+  return (doc()?.canvas.layers ?? []).filter((l) => l.kind === "image");
 }
-function layerIndex(id) {
-  return id === null ? -1 : layers().findIndex((l) => l.id === id);
+function layerOf(id) {
+  return id === null ? void 0 : layers().find((l) => l.id === id);
+}
+function person(user) {
+  return client?.participants.find((p) => p.user === user);
 }
 function notice(text) {
   $("notice").textContent = text;
 }
-function edit(wire) {
-  if (client === null || wire.length === 0) return;
-  let op;
+function edit(make) {
+  const d = doc();
+  if (client === null || d === null) return;
   try {
-    op = decodeOp(wire);
+    const op = make(d);
+    if (op.length === 0) return;
     client.submit(op);
     notice("");
   } catch (e) {
     notice(`Edit refused: ${e.message}`);
   }
-}
-async function api(method, path, body, signal) {
-  const init = { method, headers: { Authorization: `Bearer ${token}` } };
-  if (signal) init.signal = signal;
-  if (body instanceof Blob || body instanceof ArrayBuffer) init.body = body;
-  else if (body !== void 0) {
-    init.body = JSON.stringify(body);
-    init.headers["Content-Type"] = "application/json";
-  }
-  return fetch(path, init);
 }
 async function errorText(r) {
   try {
@@ -3009,12 +3121,12 @@ async function signIn(ev) {
   let target2 = session;
   const invite = new URLSearchParams(location.search).get("invite");
   if (invite) {
-    const r = await api("POST", `/v1/invites/${encodeURIComponent(invite)}/accept`);
-    if (!r.ok) {
-      err.textContent = `The invite could not be accepted (${await errorText(r)}).`;
+    try {
+      target2 = (await sessionsApi.acceptInvite(invite)).session;
+    } catch (e) {
+      err.textContent = `The invite could not be accepted (${why(e)}).`;
       return;
     }
-    target2 = (await r.json()).session;
   }
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target2 }));
   $("signin").hidden = true;
@@ -3032,9 +3144,6 @@ function setUrl(session) {
   const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}`;
   history.replaceState(null, "", url);
 }
-function apiMessage(e) {
-  return e instanceof ApiError ? `${e.code}: ${e.message}` : e.message;
-}
 async function showSessions() {
   closeSession();
   setUrl(null);
@@ -3042,18 +3151,18 @@ async function showSessions() {
   $("session-label").textContent = "";
   const status = $("sessions-status");
   status.textContent = "Loading…";
-  let list;
+  let list2;
   try {
-    list = await sessionsApi.list();
+    list2 = await sessionsApi.list();
   } catch (e) {
-    status.textContent = `Your sessions could not be listed (${apiMessage(e)}).`;
+    status.textContent = `Your sessions could not be listed (${why(e)}).`;
     return;
   }
-  list.sort((a, b) => b.updated - a.updated);
-  status.textContent = list.length === 0 ? "No sessions yet: make one." : "";
+  list2.sort((a, b) => b.updated - a.updated);
+  status.textContent = list2.length === 0 ? "No sessions yet: make one." : "";
   const ul = $("session-list");
   ul.replaceChildren();
-  for (const x of list) {
+  for (const x of list2) {
     const li = h("li", { "data-session": x.id });
     const name = x.title || "Untitled";
     const when = x.updated > 0 ? new Date(x.updated).toLocaleString() : "";
@@ -3081,7 +3190,7 @@ async function newSession(ev) {
     pendingTitle = title || null;
     open(s.id);
   } catch (e) {
-    status.textContent = `The session could not be created (${apiMessage(e)}).`;
+    status.textContent = `The session could not be created (${why(e)}).`;
   }
 }
 function sessionFromInput(text) {
@@ -3101,16 +3210,12 @@ function closeSession() {
   previewTimer = null;
   const c = client;
   client = null;
-  c?.disconnect();
+  c?.close();
   role = null;
-  linkRole = null;
   selected = null;
-  commentMode = false;
+  setCommentMode(false);
   comments.clear();
-  people.clear();
   deleting = false;
-  $("mode-comment").setAttribute("aria-pressed", "false");
-  $("stage").classList.remove("commenting");
   const img = $("preview");
   img.removeAttribute("src");
   delete img.dataset["version"];
@@ -3118,8 +3223,7 @@ function closeSession() {
   $("comments-status").textContent = "";
   $("preview-info").textContent = "";
   notice("");
-  const dlg = $("share-dialog");
-  if (dlg.open) dlg.close();
+  closeShareDialog();
   showConnection("offline", 0);
   render();
 }
@@ -3132,58 +3236,54 @@ function open(session) {
   $("session-label").textContent = `Session: ${session}`;
   $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c = new MontageClient({ url, token, user: me, getToken: freshToken, session, backoff: { initialMs: 200, maxMs: 3e3 } });
+  const c = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3e3 } });
   client = c;
   c.on("change", (ev) => {
     render();
-    if (!ev.local) schedulePreview();
+    if (ev.origin !== "local") schedulePreview();
   });
   c.on("status", (s) => {
+    showConnection(s.state, s.pending, s.closeReason);
     if (s.state === "online" && s.pending === 0) schedulePreview();
   });
-  c.on("status", (s) => showConnection(s.state, s.pending));
-  c.on("joined", (j) => {
-    role = j.role;
-    linkRole = j.linkRole;
+  c.on("joined", () => {
+    role = c.role;
     showView("editor");
-    for (const p of j.participants) people.set(p.user, p);
-    subscribePreview();
+    subscribePreviews();
     void loadComments();
-    const d = doc();
-    if (pendingTitle !== null && d && d.title === "" && can(role, "editor")) {
-      edit([{ op: "text", path: ["title"], pos: 0, ins: pendingTitle }]);
-    }
+    const title = pendingTitle;
     pendingTitle = null;
+    if (title !== null && doc()?.title === "" && roleAtLeast(role, "editor")) edit(() => [textInsert(["title"], 0, title)]);
     render();
     renderShare();
   });
-  c.on("participants", (ps) => {
-    people.clear();
-    for (const p of ps) people.set(p.user, p);
+  c.on("participants", () => {
     renderPeople();
     renderOverlay();
     renderShare();
   });
   c.on("presence", () => renderOverlay());
   c.on("role", (r) => {
-    if (r.user === me) role = r.role;
+    role = c.role;
     render();
+    if (r.user === me) renderComments();
   });
   c.on("linkRoleChanged", (l) => {
-    linkRole = l.role;
     renderShare();
     $("share-status").textContent = `Link access: ${LINK_TEXT[l.role] ?? l.role}.`;
   });
+  c.on("commentAdded", showComment);
+  c.on("commentUpdated", showComment);
+  c.on("preview", (p) => loadPreview(p.href, p.version, p.tier));
   c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("unauthorized", (e) => notice(`The server refused your token (${e.reason || "no reason given"}): sign in again.`));
   c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1e3).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
   c.on("error", (e) => {
-    if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
-    else if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
+    if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
     else if (e.code === "unauthorized" && !navigator.onLine) return;
     else notice(`${e.code}: ${e.message}`);
   });
-  c.on("message", (m) => onMessage(m));
 }
 var LINK_TEXT = {
   none: "only people added (private)",
@@ -3211,8 +3311,7 @@ function onAccessDenied(c, e) {
   $("no-access-retry").textContent = e.retryable ? ". This page opens it as soon as you are let in." : "";
   $("conn").dataset["state"] = "offline";
   $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
-  const dlg = $("share-dialog");
-  if (dlg.open) dlg.close();
+  closeShareDialog();
   showView("no-access");
   if (retryTimer !== null) window.clearTimeout(retryTimer);
   retryTimer = null;
@@ -3223,40 +3322,26 @@ function onAccessDenied(c, e) {
     }, 3e3);
   }
 }
-function showConnection(state, pending) {
+function showConnection(state, pending, reason = "") {
   const el = $("conn");
   el.dataset["state"] = state;
   const edits = `${pending} pending edit${pending === 1 ? "" : "s"}`;
-  el.textContent = state === "online" ? pending > 0 ? `Online · ${edits}` : "Online" : state === "reconnecting" || state === "connecting" ? `Reconnecting… · ${edits}` : `Offline · ${edits}`;
+  el.textContent = state === "online" ? pending > 0 ? `Online · ${edits}` : "Online" : state === "reconnecting" || state === "connecting" ? `Reconnecting… · ${edits}` : state === "unauthorized" ? `Unauthorized (${reason || "token refused"}) · ${edits}` : `Offline · ${edits}`;
 }
-function onMessage(m) {
-  switch (m["type"]) {
-    case "preview":
-      if (m["session"] === sessionId && typeof m["url"] === "string") loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
-      return;
-    case "comment_added":
-    case "comment_updated": {
-      const c = m["comment"];
-      if (m["session"] === sessionId && c && typeof c.id === "string") {
-        comments.set(c.id, c);
-        renderComments();
-        renderOverlay();
-      }
-      return;
+var chosenTier = () => $("tier").value;
+function subscribePreviews() {
+  client?.subscribePreviews(chosenTier()).catch((e) => {
+    if (!(e instanceof ServerError && (e.code === "offline" || e.code === "disconnected"))) {
+      $("preview-info").textContent = `Previews unavailable (${why(e)})`;
     }
-  }
-}
-function subscribePreview() {
-  const tier = $("tier").value;
-  client?.sendMessage({ type: "preview_subscribe", session: sessionId, tier });
+  });
 }
 var previewTimer = null;
 function schedulePreview() {
   if (previewTimer !== null) window.clearTimeout(previewTimer);
   previewTimer = window.setTimeout(() => {
     previewTimer = null;
-    const tier = $("tier").value;
-    loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+    if (client !== null) loadPreview(client.previewUrl(chosenTier()), client.version, chosenTier());
   }, 250);
 }
 var PREVIEW_TIMEOUT_MS = 1e4;
@@ -3286,7 +3371,8 @@ async function fetchPreview(url, version, tier) {
   let r;
   let blob;
   try {
-    r = await api("GET", url, void 0, AbortSignal.timeout(PREVIEW_TIMEOUT_MS));
+    const headers = { Authorization: `Bearer ${await freshToken()}` };
+    r = await fetch(url, { headers, signal: AbortSignal.timeout(PREVIEW_TIMEOUT_MS) });
     if (!r.ok) {
       $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
       return;
@@ -3306,24 +3392,12 @@ async function fetchPreview(url, version, tier) {
   img.dataset["tier"] = tier;
   $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
 }
-async function loadComments() {
-  const r = await api("GET", `/v1/sessions/${encodeURIComponent(sessionId)}/comments`);
-  if (!r.ok) {
-    $("comments-status").textContent = r.status === 404 ? "Comments are not available on this server yet." : `Comments: ${await errorText(r)}`;
-    return;
-  }
-  const body = await r.json();
-  for (const c of body.comments ?? []) comments.set(c.id, c);
-  $("comments-status").textContent = "";
-  renderComments();
-  renderOverlay();
-}
 function render() {
   const d = doc();
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
-  const editor = can(role, "editor");
-  const commenter = can(role, "commenter");
+  const editor = roleAtLeast(role, "editor");
+  const commenter = roleAtLeast(role, "commenter");
   const title = $("title");
   title.disabled = !editor;
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
@@ -3335,21 +3409,14 @@ function render() {
   $("undo").disabled = !editor || !(client?.canUndo ?? false);
   $("redo").disabled = !editor || !(client?.canRedo ?? false);
   show("mode-comment", commenter);
-  if (!commenter && commentMode) {
-    commentMode = false;
-    $("mode-comment").setAttribute("aria-pressed", "false");
-    $("stage").classList.remove("commenting");
-  }
+  if (!commenter && commentMode) setCommentMode(false);
   $("invite-box").hidden = !editor;
   $("invite").disabled = !editor;
   $("invite-role").disabled = !editor;
   $("layer-panel").hidden = !editor;
   show("share", role === "owner");
-  if (role !== "owner") {
-    const dlg = $("share-dialog");
-    if (dlg.open) dlg.close();
-  }
-  if (layerIndex(selected) < 0) selected = null;
+  if (role !== "owner") closeShareDialog();
+  if (layerOf(selected) === void 0) selected = null;
   renderPeople();
   renderOverlay();
   renderLayerPanel();
@@ -3370,28 +3437,35 @@ function scale() {
   const stage = $("stage");
   return stage.clientWidth / (d?.canvas.width ?? 1920);
 }
+function peopleList() {
+  const list2 = [...client?.participants ?? []].sort((a, b) => a.user.localeCompare(b.user));
+  if (!list2.some((p) => p.user === me) && role) list2.unshift({ user: me, role, online: true });
+  return list2;
+}
+function personItem(p, attr) {
+  const li = h("li", { [attr]: p.user });
+  const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+  sw.style.background = p.color ?? colorOf(p.user);
+  li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+  return li;
+}
+function roleSelect(p, label) {
+  const sel = h("select", { "aria-label": label });
+  for (const r of ["viewer", "commenter", "editor", "owner"]) {
+    const o = h("option", { value: r }, r);
+    if (r === p.role) o.selected = true;
+    sel.append(o);
+  }
+  sel.addEventListener("change", () => setRole(p.user, sel.value));
+  return sel;
+}
 function renderPeople() {
   const ul = $("people");
   ul.replaceChildren();
-  const list = [...people.values()].sort((a, b) => a.user.localeCompare(b.user));
-  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
-  for (const p of list) {
-    const li = h("li", { "data-user": p.user });
-    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
-    sw.style.background = p.color ?? colorOf(p.user);
-    li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
-    if (role === "owner" && p.user !== me) {
-      const sel = h("select", { "aria-label": `Role of ${p.name ?? p.user}` });
-      for (const r of ["viewer", "commenter", "editor", "owner"]) {
-        const o = h("option", { value: r }, r);
-        if (r === p.role) o.selected = true;
-        sel.append(o);
-      }
-      sel.addEventListener("change", () => client?.sendMessage({ type: "set_role", session: sessionId, user: p.user, role: sel.value }));
-      li.append(sel);
-    } else {
-      li.append(h("span", { class: "muted" }, p.role));
-    }
+  for (const p of peopleList()) {
+    const li = personItem(p, "data-user");
+    if (role === "owner" && p.user !== me) li.append(roleSelect(p, `Role of ${p.name ?? p.user}`));
+    else li.append(h("span", { class: "muted" }, p.role));
     ul.append(li);
   }
 }
@@ -3402,9 +3476,8 @@ function renderOverlay() {
   const k = scale();
   const remoteSel = /* @__PURE__ */ new Map();
   for (const [user, data] of client?.presence ?? []) {
-    const d = data;
-    if (d && Array.isArray(d.selection)) {
-      for (const id of d.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
+    if (Array.isArray(data?.selection)) {
+      for (const id of data.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
     }
   }
   for (const l of layers()) {
@@ -3415,10 +3488,7 @@ function renderOverlay() {
       "aria-label": `Layer ${l.id}`,
       "aria-pressed": String(l.id === selected)
     });
-    box.style.left = `${l.x * k}px`;
-    box.style.top = `${l.y * k}px`;
-    box.style.width = `${l.w * k}px`;
-    box.style.height = `${l.h * k}px`;
+    place(box, l, k);
     box.style.transform = `rotate(${num2(l.rotation)}deg)`;
     if (l.id === selected) box.classList.add("selected");
     const rc = remoteSel.get(l.id);
@@ -3433,10 +3503,7 @@ function renderOverlay() {
     const r = commentCanvasRect(c);
     if (!r) continue;
     const box = h("div", { class: "comment-box", "data-comment": c.id });
-    box.style.left = `${r.x * k}px`;
-    box.style.top = `${r.y * k}px`;
-    box.style.width = `${r.w * k}px`;
-    box.style.height = `${r.h * k}px`;
+    place(box, r, k);
     box.append(h("span", {}, c.author_id));
     ov.append(box);
   }
@@ -3453,32 +3520,26 @@ function renderOverlay() {
   if (drag) ov.append(drag);
 }
 function colorFor(user) {
-  return people.get(user)?.color ?? colorOf(user);
+  return person(user)?.color ?? colorOf(user);
 }
 function nameOf(user) {
-  return people.get(user)?.name ?? user;
+  return person(user)?.name ?? user;
 }
 function renderLayerPanel() {
-  const i = layerIndex(selected);
-  const l = i >= 0 ? layers()[i] : null;
+  const l = layerOf(selected) ?? null;
   const fs = $("layer-controls");
-  fs.disabled = l === null || !can(role, "editor");
+  fs.disabled = l === null || !roleAtLeast(role, "editor");
   $("layer-name").textContent = l ? l.id : "none selected";
   if (!l) return;
   const set2 = (id, v) => {
     const el = $(id);
     if (document.activeElement !== el) el.value = String(Math.round(v * 100) / 100);
   };
-  set2("l-x", l.x);
-  set2("l-y", l.y);
-  set2("l-w", l.w);
-  set2("l-h", l.h);
-  const asset = l.asset ? doc()?.assets[l.asset] : void 0;
-  const crop = l.crop ?? { x: 0, y: 0, w: num2(asset?.width, l.w), h: num2(asset?.height, l.h) };
-  set2("c-x", crop.x);
-  set2("c-y", crop.y);
-  set2("c-w", crop.w);
-  set2("c-h", crop.h);
+  const crop2 = sourceRect(l);
+  for (const k of ["x", "y", "w", "h"]) {
+    set2(`l-${k}`, l[k]);
+    set2(`c-${k}`, crop2[k]);
+  }
   set2("a-opacity", num2(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set2(`a-${p}`, num2(l.adjust?.[p]));
 }
@@ -3486,6 +3547,7 @@ function shareLink() {
   return `${location.origin}/?session=${encodeURIComponent(sessionId)}`;
 }
 function renderShare() {
+  const linkRole = client?.linkRole ?? null;
   const sel = $("link-role");
   if (linkRole !== null && document.activeElement !== sel) sel.value = linkRole;
   $("share-dialog").dataset["linkRole"] = linkRole ?? "";
@@ -3494,34 +3556,26 @@ function renderShare() {
   $("share-name").textContent = title ? `“${title}”` : "this session";
   const ul = $("members");
   ul.replaceChildren();
-  const list = [...people.values()].filter((p) => p.role !== "none").sort((a, b) => a.user.localeCompare(b.user));
-  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
-  for (const p of list) {
+  for (const p of peopleList().filter((x) => x.role !== "none")) {
     const label = p.name ?? p.user;
-    const li = h("li", { "data-member": p.user });
-    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
-    sw.style.background = p.color ?? colorOf(p.user);
-    li.append(sw, h("span", { class: "who" }, `${label}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    const li = personItem(p, "data-member");
     if (p.user === me) {
       li.append(h("span", { class: "muted" }, p.role));
     } else {
-      const sel2 = h("select", { "aria-label": `Access of ${label}` });
-      for (const r of ["viewer", "commenter", "editor", "owner"]) {
-        const o = h("option", { value: r }, r);
-        if (r === p.role) o.selected = true;
-        sel2.append(o);
-      }
-      sel2.addEventListener("change", () => setRole(p.user, sel2.value));
       const remove = h("button", { type: "button", "aria-label": `Remove ${label}` }, "Remove");
       remove.addEventListener("click", () => setRole(p.user, "none"));
-      li.append(sel2, remove);
+      li.append(roleSelect(p, `Access of ${label}`), remove);
     }
     ul.append(li);
   }
 }
 function setRole(user, r) {
-  const ok = client?.sendMessage({ type: "set_role", session: sessionId, user, role: r });
-  $("share-status").textContent = ok ? "" : "Not connected: nothing changed.";
+  const dialogOpen = $("share-dialog").open;
+  const status = dialogOpen ? $("share-status") : $("notice");
+  if (dialogOpen) status.textContent = "";
+  client?.setRole(user, r).catch((e) => {
+    status.textContent = notSent(e) ? "Not connected: nothing changed." : `Role not changed (${why(e)})`;
+  });
 }
 function openShare() {
   if (role !== "owner") return;
@@ -3540,10 +3594,10 @@ async function changeLinkRole() {
   }
   try {
     const s = await sessionsApi.update(sessionId, { link_role: r });
-    linkRole = s.link_role ?? r;
-    status.textContent = `Link access: ${LINK_TEXT[linkRole] ?? linkRole}.`;
+    const now = s.link_role ?? r;
+    status.textContent = `Link access: ${LINK_TEXT[now] ?? now}.`;
   } catch (e) {
-    status.textContent = `Link access not changed (${apiMessage(e)})`;
+    status.textContent = `Link access not changed (${why(e)})`;
     renderShare();
   }
 }
@@ -3566,11 +3620,22 @@ async function deleteSession() {
     await sessionsApi.delete(sessionId);
   } catch (e) {
     deleting = false;
-    status.textContent = `The session was not deleted (${apiMessage(e)})`;
+    status.textContent = `The session was not deleted (${why(e)})`;
     return;
   }
   $("share-dialog").close();
   await showSessions();
+}
+async function createInvite() {
+  const out = $("invite-link");
+  try {
+    const inv = await sessionsApi.createInvite(sessionId, { role: $("invite-role").value });
+    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
+    out.select();
+  } catch (e) {
+    out.value = "";
+    notice(`Invite refused (${why(e)})`);
+  }
 }
 var titleSyncTimer = null;
 function scheduleTitleSync() {
@@ -3584,8 +3649,29 @@ function scheduleTitleSync() {
     sessionsApi.update(session, { title }).catch((e) => console.warn("session title not saved", e));
   }, 1e3);
 }
+function showComment(c) {
+  comments.set(c.id, c);
+  renderComments();
+  renderOverlay();
+}
+async function loadComments() {
+  try {
+    for (const c of await sessionsApi.comments(sessionId)) comments.set(c.id, c);
+  } catch (e) {
+    $("comments-status").textContent = `Comments: ${why(e)}`;
+    return;
+  }
+  $("comments-status").textContent = "";
+  renderComments();
+  renderOverlay();
+}
+function commentRequest(req) {
+  req?.catch((e) => {
+    $("comments-status").textContent = notSent(e) ? "Comments need a connection: not sent." : `Comments: ${why(e)}`;
+  });
+}
 function commentCanvasRect(c) {
-  const a = c.annotations?.find((x) => x.region);
+  const a = c.annotations.find((x) => x.region);
   if (!a?.region) return null;
   const l = layers().find((x) => x.id === a.target) ?? layers().find((x) => x.asset === c.asset_id);
   if (!l) return null;
@@ -3596,14 +3682,14 @@ function commentCanvasRect(c) {
 }
 function sourceRect(l) {
   if (l.crop) return l.crop;
-  const a = l.asset ? doc()?.assets[l.asset] : void 0;
+  const a = doc()?.assets[l.asset];
   return { x: 0, y: 0, w: num2(a?.width, l.w), h: num2(a?.height, l.h) };
 }
 function renderComments() {
   const ol = $("comments");
   ol.replaceChildren();
   const all = [...comments.values()].filter((c) => !c.deleted).sort((a, b) => a.timestamp.localeCompare(b.timestamp));
-  const commenter = can(role, "commenter");
+  const commenter = roleAtLeast(role, "commenter");
   for (const c of all.filter((x) => !x.parent_id)) {
     const li = h("li", { "data-comment": c.id });
     if (c.resolved) li.classList.add("resolved");
@@ -3623,26 +3709,18 @@ function renderComments() {
         ev.preventDefault();
         const text = input.value.trim();
         if (!text) return;
-        sendComment({ content: text, parent_id: c.id, annotations: [] });
+        commentRequest(client?.reply(c.id, text));
         input.value = "";
       });
       const resolve = h("button", { type: "button" }, c.resolved ? "Reopen" : "Resolve");
-      resolve.addEventListener(
-        "click",
-        () => client?.sendMessage({ type: "comment_resolve", session: sessionId, id: c.id, resolved: !c.resolved, rid: `comment:resolve:${c.id}` })
-      );
+      resolve.addEventListener("click", () => commentRequest(client?.resolveComment(c.id, !c.resolved)));
       li.append(form, resolve);
     }
     ol.append(li);
   }
 }
-var commentSeq = 0;
-function sendComment(comment) {
-  const ok = client?.sendMessage({ type: "comment", session: sessionId, comment, rid: `comment:${++commentSeq}` });
-  if (!ok) $("comments-status").textContent = "Comments need a connection: not sent.";
-}
 function askComment(box) {
-  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y && l.asset);
+  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y);
   if (!hit) {
     notice("Drag the box over a picture to comment on it.");
     return;
@@ -3664,14 +3742,18 @@ function askComment(box) {
   const text = $("comment-text");
   text.value = "";
   dlg.showModal();
-  const send = (ev) => {
+  $("comment-form").onsubmit = (ev) => {
     ev.preventDefault();
     const content = text.value.trim();
-    if (content) sendComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] });
+    if (content) commentRequest(client?.addComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] }));
     dlg.close();
   };
-  $("comment-form").onsubmit = send;
   $("comment-cancel").onclick = () => dlg.close();
+}
+function setCommentMode(on) {
+  commentMode = on;
+  $("mode-comment").setAttribute("aria-pressed", String(on));
+  $("stage").classList.toggle("commenting", on);
 }
 function canvasPoint(ev) {
   const r = $("stage").getBoundingClientRect();
@@ -3686,7 +3768,7 @@ function publishPresence() {
   const send = () => {
     lastPresence = performance.now();
     presenceTimer = null;
-    client?.setPresence({ cursor: cursor ?? null, selection: selected ? [selected] : [] });
+    client?.setPresence({ cursor, selection: selected ? [selected] : [] });
   };
   if (now - lastPresence >= 33) send();
   else if (presenceTimer === null) presenceTimer = window.setTimeout(send, 33 - (now - lastPresence));
@@ -3704,7 +3786,7 @@ function setupStage() {
     } else {
       const target2 = ev.target.closest("[data-layer]");
       selected = target2?.dataset["layer"] ?? null;
-      drag = { start: p, layer: can(role, "editor") ? selected : null, box: target2, moved: false };
+      drag = { start: p, layer: roleAtLeast(role, "editor") ? selected : null, box: target2, moved: false };
       render();
       publishPresence();
     }
@@ -3719,13 +3801,9 @@ function setupStage() {
     const dy = cursor.y - drag.start.y;
     drag.moved ||= Math.abs(dx) + Math.abs(dy) > 2;
     if (commentMode && drag.box) {
-      const box = drag.box;
-      box.style.left = `${Math.min(drag.start.x, cursor.x) * k}px`;
-      box.style.top = `${Math.min(drag.start.y, cursor.y) * k}px`;
-      box.style.width = `${Math.abs(dx) * k}px`;
-      box.style.height = `${Math.abs(dy) * k}px`;
+      place(drag.box, { x: Math.min(drag.start.x, cursor.x), y: Math.min(drag.start.y, cursor.y), w: Math.abs(dx), h: Math.abs(dy) }, k);
     } else if (drag.layer && drag.box) {
-      const l = layers()[layerIndex(drag.layer)];
+      const l = layerOf(drag.layer);
       if (l) {
         drag.box.style.left = `${(l.x + dx) * k}px`;
         drag.box.style.top = `${(l.y + dy) * k}px`;
@@ -3742,11 +3820,8 @@ function setupStage() {
       const box = { x: Math.min(d.start.x, p.x), y: Math.min(d.start.y, p.y), w: Math.abs(p.x - d.start.x), h: Math.abs(p.y - d.start.y) };
       if (box.w >= 4 && box.h >= 4) askComment(box);
     } else if (d.layer && d.moved) {
-      const i = layerIndex(d.layer);
-      if (i >= 0) edit([
-        { op: "add", path: ["canvas", "layers", i, "x"], value: p.x - d.start.x },
-        { op: "add", path: ["canvas", "layers", i, "y"], value: p.y - d.start.y }
-      ]);
+      const layer = d.layer;
+      edit((doc2) => edits_exports.move(doc2, layer, p.x - d.start.x, p.y - d.start.y));
     }
   };
   stage.addEventListener("pointerup", end);
@@ -3760,68 +3835,50 @@ function setupStage() {
     publishPresence();
   });
   stage.addEventListener("keydown", (ev) => {
-    const i = layerIndex(selected);
-    if (i < 0 || !can(role, "editor")) return;
+    const id = layerOf(selected)?.id;
+    if (id === void 0 || !roleAtLeast(role, "editor")) return;
     const step = ev.shiftKey ? 50 : 10;
     const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
     const m = moves[ev.key];
     if (m) {
       ev.preventDefault();
-      const wire = [];
-      if (m[0]) wire.push({ op: "add", path: ["canvas", "layers", i, "x"], value: m[0] });
-      if (m[1]) wire.push({ op: "add", path: ["canvas", "layers", i, "y"], value: m[1] });
-      edit(wire);
+      edit((d) => edits_exports.move(d, id, m[0], m[1]));
     } else if (ev.key === "Delete") {
       ev.preventDefault();
-      edit([{ op: "del", path: ["canvas", "layers", i] }]);
+      edit((d) => [del(layerPath(d, id))]);
     }
   });
   new ResizeObserver(() => renderOverlay()).observe(stage);
 }
 function titleEdit() {
   const d = doc();
-  const input = $("title");
-  if (!d) return;
-  const old = d.title;
-  const next = input.value;
-  let p = 0;
-  while (p < old.length && p < next.length && old[p] === next[p]) p++;
-  if (p > 0 && /[\uD800-\uDBFF]/.test(old[p - 1])) p--;
-  let s = 0;
-  while (s < old.length - p && s < next.length - p && old[old.length - 1 - s] === next[next.length - 1 - s]) s++;
-  if (s > 0 && /[\uDC00-\uDFFF]/.test(old[old.length - s])) s--;
-  const pos = toScalarIndex(old, p);
-  const removed = old.slice(p, old.length - s);
-  const inserted = next.slice(p, next.length - s);
-  const wire = [];
-  if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
-  if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
-  edit(wire);
+  const next = $("title").value;
+  if (!d || d.title === next) return;
+  edit(() => [textChange(["title"], d.title, next)]);
   scheduleTitleSync();
 }
 async function upload(file) {
+  const c = client;
+  if (c === null) return;
   notice("Uploading…");
-  const r = await api("POST", `/v1/assets?session=${encodeURIComponent(sessionId)}`, file);
-  if (!r.ok) {
-    notice(`Upload refused (${await errorText(r)})`);
+  let a;
+  try {
+    a = await c.upload(file);
+  } catch (e) {
+    notice(`Upload refused (${why(e)})`);
     return;
   }
-  const a = await r.json();
-  const d = doc();
-  if (!d) return;
-  const fit = Math.min(1, d.canvas.width * 0.6 / a.width, d.canvas.height * 0.6 / a.height);
-  const w = Math.round(a.width * fit);
-  const hh = Math.round(a.height * fit);
+  if (client !== c) return;
+  const aw = num2(a.width, 1);
+  const ah = num2(a.height, 1);
   const id = `L${Math.random().toString(36).slice(2, 8)}`;
-  const n = d.canvas.layers.length;
-  edit([
-    { op: "set", path: ["assets", a.id], value: { kind: "image", width: a.width, height: a.height } },
-    {
-      op: "ins",
-      path: ["canvas", "layers", n],
-      value: { id, kind: "image", asset: a.id, x: Math.round((d.canvas.width - w) / 2), y: Math.round((d.canvas.height - hh) / 2), w, h: hh }
-    }
-  ]);
+  edit((d) => {
+    const fit = Math.min(1, d.canvas.width * 0.6 / aw, d.canvas.height * 0.6 / ah);
+    const w = Math.round(aw * fit);
+    const hh = Math.round(ah * fit);
+    const layer = { id, kind: "image", asset: a.id, x: Math.round((d.canvas.width - w) / 2), y: Math.round((d.canvas.height - hh) / 2), w, h: hh };
+    return [set(["assets", a.id], { kind: "image", width: aw, height: ah }), ins(["canvas", "layers", d.canvas.layers.length], layer)];
+  });
   selected = id;
   render();
   publishPresence();
@@ -3864,7 +3921,7 @@ function setupControls() {
   $("undo").addEventListener("click", () => client?.undo());
   $("redo").addEventListener("click", () => client?.redo());
   document.addEventListener("keydown", (ev) => {
-    if (!(ev.ctrlKey || ev.metaKey) || !client || !can(role, "editor")) return;
+    if (!(ev.ctrlKey || ev.metaKey) || !client || !roleAtLeast(role, "editor")) return;
     const k = ev.key.toLowerCase();
     if (k === "z" || k === "y") {
       ev.preventDefault();
@@ -3877,61 +3934,42 @@ function setupControls() {
     const f = input.files?.[0];
     if (f) void upload(f).finally(() => input.value = "");
   });
-  $("mode-comment").addEventListener("click", () => {
-    commentMode = !commentMode;
-    $("mode-comment").setAttribute("aria-pressed", String(commentMode));
-    $("stage").classList.toggle("commenting", commentMode);
-  });
-  $("tier").addEventListener("change", subscribePreview);
-  $("invite").addEventListener("click", async () => {
-    const r = await api("POST", `/v1/sessions/${encodeURIComponent(sessionId)}/invites`, { role: $("invite-role").value });
-    const out = $("invite-link");
-    if (!r.ok) {
-      out.value = "";
-      notice(`Invite refused (${await errorText(r)})`);
-      return;
-    }
-    const inv = await r.json();
-    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
-    out.select();
-  });
-  const layerPath = () => {
-    const i = layerIndex(selected);
-    return i < 0 ? null : ["canvas", "layers", i];
-  };
+  $("mode-comment").addEventListener("click", () => setCommentMode(!commentMode));
+  $("tier").addEventListener("change", subscribePreviews);
+  $("invite").addEventListener("click", () => void createInvite());
   const on = (id, ev, f) => $(id).addEventListener(ev, () => {
-    const p = layerPath();
-    if (p) edit(f(p, layers()[p[2]]));
+    const l = layerOf(selected);
+    if (l) edit((d) => f(d, l));
   });
   const numberOf = (id) => Number($(id).value);
+  const at2 = (d, l, ...rest) => [...layerPath(d, l.id), ...rest];
   for (const k of ["x", "y", "w", "h"]) {
-    on(`l-${k}`, "change", (p) => {
+    on(`l-${k}`, "change", (d, l) => {
       const v = numberOf(`l-${k}`);
-      return Number.isFinite(v) && (v > 0 || k === "x" || k === "y") ? [{ op: "set", path: [...p, k], value: v }] : [];
+      return Number.isFinite(v) && (v > 0 || k === "x" || k === "y") ? [set(at2(d, l, k), v)] : [];
     });
   }
-  on("rot-l", "click", (p) => [{ op: "rotate", path: p, by: -90 }]);
-  on("rot-r", "click", (p) => [{ op: "rotate", path: p, by: 90 }]);
-  on("flip-h", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !l.flip?.h, v: !!l.flip?.v } }]);
-  on("flip-v", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !!l.flip?.h, v: !l.flip?.v } }]);
-  on("crop-apply", "click", (p) => {
+  on("rot-l", "click", (d, l) => edits_exports.rotate(d, l.id, -90));
+  on("rot-r", "click", (d, l) => edits_exports.rotate(d, l.id, 90));
+  on("flip-h", "click", (d, l) => [set(at2(d, l, "flip"), { h: !l.flip?.h, v: !!l.flip?.v })]);
+  on("flip-v", "click", (d, l) => [set(at2(d, l, "flip"), { h: !!l.flip?.h, v: !l.flip?.v })]);
+  on("crop-apply", "click", (d, l) => {
     const rect = { x: numberOf("c-x"), y: numberOf("c-y"), w: numberOf("c-w"), h: numberOf("c-h") };
-    return rect.w > 0 && rect.h > 0 && rect.x >= 0 && rect.y >= 0 ? [{ op: "crop", path: p, rect }] : [];
+    return rect.w > 0 && rect.h > 0 && rect.x >= 0 && rect.y >= 0 ? edits_exports.crop(d, l.id, rect) : [];
   });
-  on("crop-reset", "click", (p, l) => l.crop ? [{ op: "del", path: [...p, "crop"] }] : []);
-  on("a-opacity", "change", (p) => [{ op: "set", path: [...p, "opacity"], value: numberOf("a-opacity") }]);
+  on("crop-reset", "click", (d, l) => l.crop ? [del(at2(d, l, "crop"))] : []);
+  on("a-opacity", "change", (d, l) => [set(at2(d, l, "opacity"), numberOf("a-opacity"))]);
   for (const k of ["brightness", "contrast", "saturation", "exposure"]) {
-    on(`a-${k}`, "change", (p) => [{ op: "adjust", path: p, param: k, value: numberOf(`a-${k}`) }]);
+    on(`a-${k}`, "change", (d, l) => edits_exports.adjust(d, l.id, k, numberOf(`a-${k}`)));
   }
-  on("layer-up", "click", (p) => {
-    const i = p[2];
-    return i < layers().length - 1 ? [{ op: "mov", path: p, to: i + 1 }] : [];
-  });
-  on("layer-down", "click", (p) => {
-    const i = p[2];
-    return i > 0 ? [{ op: "mov", path: p, to: i - 1 }] : [];
-  });
-  on("layer-delete", "click", (p) => [{ op: "del", path: p }]);
+  const reorder = (by) => (d, l) => {
+    const p = layerPath(d, l.id);
+    const to = p[2] + by;
+    return to >= 0 && to < d.canvas.layers.length ? [mov(p, to)] : [];
+  };
+  on("layer-up", "click", reorder(1));
+  on("layer-down", "click", reorder(-1));
+  on("layer-delete", "click", (d, l) => [del(layerPath(d, l.id))]);
 }
 function start() {
   setupControls();

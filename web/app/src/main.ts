@@ -4,63 +4,46 @@
  *
  * Plain DOM, no framework: the document is re-drawn from the client's replica on every change
  * (it is small: a handful of layers), and the server's rendered preview sits under the layer
- * outlines. Wire shapes: docs/PROTOCOL.md; the document: DESIGN §2.
+ * outlines. Every protocol request goes through the SDK's typed methods; the document: DESIGN §2.
  */
 import {
   type AccessError,
   ApiError,
+  type AssetInfo,
+  type Comment,
+  type ImageLayer,
   type LinkRole,
   MontageClient,
-  type Json,
+  type MontageDocument,
   type Op,
   type Participant,
+  type Role,
+  ServerError,
   type SessionSummary,
   SessionsApi,
-  decodeOp,
+  type Tier,
+  del,
+  ins,
+  layerPath,
+  media,
+  mov,
   roleAtLeast,
-  toScalarIndex,
+  set,
+  textChange,
+  textInsert,
   tokenClaims,
   tokenSubject,
-  scalarLength,
 } from "../../client/src/index.js";
 
 // ---- small helpers ---------------------------------------------------------------------------
 
 type Rect = { x: number; y: number; w: number; h: number };
-interface ImageLayer {
-  id: string;
-  kind: string;
-  asset?: string;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  rotation?: number;
-  opacity?: number;
-  crop?: Rect;
-  flip?: { h?: boolean; v?: boolean };
-  adjust?: Record<string, number>;
+/** What each page publishes: its pointer in canvas pixels and the layers it has selected. */
+interface Presence {
+  cursor: { x: number; y: number } | null;
+  selection: string[];
 }
-interface Doc {
-  title: string;
-  assets: Record<string, { kind: string; width?: number; height?: number }>;
-  canvas: { width: number; height: number; layers: ImageLayer[] };
-}
-interface Annotation {
-  region?: Rect;
-  target?: string;
-}
-interface Comment {
-  id: string;
-  asset_id?: string;
-  author_id: string;
-  content: string;
-  timestamp: string;
-  parent_id?: string;
-  annotations?: Annotation[];
-  resolved?: boolean;
-  deleted?: boolean;
-}
+type Client = MontageClient<MontageDocument, Presence>;
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -88,57 +71,77 @@ function colorOf(user: string): string {
   };
   return `#${f(0)}${f(8)}${f(4)}`;
 }
-const can = (role: string | null, need: "viewer" | "commenter" | "editor" | "owner") => roleAtLeast(role, need);
 /** Shows or hides a control (a hidden control is also disabled, so no key reaches it). */
 function show(id: string, visible: boolean): void {
   const el = $(id);
   el.hidden = !visible;
   if ("disabled" in el && !(el instanceof HTMLLabelElement)) (el as HTMLButtonElement).disabled = !visible;
 }
+/** Places an element over the canvas at `r` (canvas pixels) shown at scale `k`. */
+function place(el: HTMLElement, r: Rect, k: number): void {
+  el.style.left = `${r.x * k}px`;
+  el.style.top = `${r.y * k}px`;
+  el.style.width = `${r.w * k}px`;
+  el.style.height = `${r.h * k}px`;
+}
+function closeShareDialog(): void {
+  const dlg = $<HTMLDialogElement>("share-dialog");
+  if (dlg.open) dlg.close();
+}
+/** An SDK error as `code: message`. */
+function why(e: unknown): string {
+  return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : (e as Error).message;
+}
+/** A request made while not joined: the SDK sent nothing. */
+const notSent = (e: unknown) => e instanceof ServerError && e.code === "offline";
 
 // ---- state -----------------------------------------------------------------------------------
 
-let client: MontageClient | null = null;
+let client: Client | null = null;
 let token = "";
 /** How a fresh token is had: from the dev endpoint again (`--dev`), or only the pasted one. */
 let tokenSource: { dev: true; name: string } | { dev: false } = { dev: false };
 let me = "";
-const sessionsApi = new SessionsApi({ token: () => token });
-/** The link role of the open session, when the server says it. */
-let linkRole: string | null = null;
+const sessionsApi = new SessionsApi({ token: () => freshToken() });
 /** Set while this page deletes its session: its own `session_deleted` is expected then. */
 let deleting = false;
 /** A new session's title, written into its document once joined. */
 let pendingTitle: string | null = null;
 let sessionId = "";
+/** My role in the open session; null while out of it. */
 let role: string | null = null;
 let selected: string | null = null;
 let commentMode = false;
 const comments = new Map<string, Comment>();
 let previewUrl: string | null = null;
-const people = new Map<string, Participant>();
 
-function doc(): Doc | null {
+function doc(): MontageDocument | null {
   // Out of the session (no access, deleted): its replica is not shown any more.
   if (client === null || client.accessError !== null) return null;
-  return client.doc as unknown as Doc | null;
+  return client.doc;
 }
+/** The picture layers: the only kind this page shows. */
 function layers(): ImageLayer[] {
-  return doc()?.canvas.layers ?? [];
+  return (doc()?.canvas.layers ?? []).filter((l): l is ImageLayer => l.kind === "image");
 }
-function layerIndex(id: string | null): number {
-  return id === null ? -1 : layers().findIndex((l) => l.id === id);
+function layerOf(id: string | null): ImageLayer | undefined {
+  return id === null ? undefined : layers().find((l) => l.id === id);
+}
+function person(user: string): Participant | undefined {
+  return client?.participants.find((p) => p.user === user);
 }
 function notice(text: string): void {
   $("notice").textContent = text;
 }
 
-/** Submits wire-form components as one edit; a refusal by the local engine is shown, not thrown. */
-function edit(wire: unknown[]): void {
-  if (client === null || wire.length === 0) return;
-  let op: Op;
+/** Submits the edit `make` builds on the current document; a refusal (a layer gone, an edit the
+ * local engine rejects) is shown, not thrown. */
+function edit(make: (d: MontageDocument) => Op): void {
+  const d = doc();
+  if (client === null || d === null) return;
   try {
-    op = decodeOp(wire);
+    const op = make(d);
+    if (op.length === 0) return;
     client.submit(op);
     notice("");
   } catch (e) {
@@ -146,21 +149,6 @@ function edit(wire: unknown[]): void {
   }
 }
 
-async function api(
-  method: string,
-  path: string,
-  body?: BodyInit | object,
-  signal?: AbortSignal,
-): Promise<Response> {
-  const init: RequestInit = { method, headers: { Authorization: `Bearer ${token}` } };
-  if (signal) init.signal = signal;
-  if (body instanceof Blob || body instanceof ArrayBuffer) init.body = body;
-  else if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
-  }
-  return fetch(path, init);
-}
 async function errorText(r: Response): Promise<string> {
   try {
     const j = (await r.json()) as { message?: string; code?: string };
@@ -172,6 +160,7 @@ async function errorText(r: Response): Promise<string> {
 
 // ---- sign in ----------------------------------------------------------------------------------
 
+/** A token from `POST /v1/dev/token`: a `--dev` server's sign-in, not part of the SDK. */
 async function devToken(name: string): Promise<string> {
   const r = await fetch("/v1/dev/token", {
     method: "POST",
@@ -218,12 +207,12 @@ async function signIn(ev: Event): Promise<void> {
   let target = session;
   const invite = new URLSearchParams(location.search).get("invite");
   if (invite) {
-    const r = await api("POST", `/v1/invites/${encodeURIComponent(invite)}/accept`);
-    if (!r.ok) {
-      err.textContent = `The invite could not be accepted (${await errorText(r)}).`;
+    try {
+      target = (await sessionsApi.acceptInvite(invite)).session;
+    } catch (e) {
+      err.textContent = `The invite could not be accepted (${why(e)}).`;
       return;
     }
-    target = ((await r.json()) as { session: string }).session;
   }
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target }));
   $("signin").hidden = true;
@@ -246,10 +235,6 @@ function setUrl(session: string | null): void {
   history.replaceState(null, "", url);
 }
 
-function apiMessage(e: unknown): string {
-  return e instanceof ApiError ? `${e.code}: ${e.message}` : (e as Error).message;
-}
-
 async function showSessions(): Promise<void> {
   closeSession();
   setUrl(null);
@@ -261,7 +246,7 @@ async function showSessions(): Promise<void> {
   try {
     list = await sessionsApi.list();
   } catch (e) {
-    status.textContent = `Your sessions could not be listed (${apiMessage(e)}).`;
+    status.textContent = `Your sessions could not be listed (${why(e)}).`;
     return;
   }
   list.sort((a, b) => b.updated - a.updated);
@@ -297,7 +282,7 @@ async function newSession(ev: Event): Promise<void> {
     pendingTitle = title || null;
     open(s.id);
   } catch (e) {
-    status.textContent = `The session could not be created (${apiMessage(e)}).`;
+    status.textContent = `The session could not be created (${why(e)}).`;
   }
 }
 
@@ -323,16 +308,13 @@ function closeSession(): void {
   previewTimer = null;
   const c = client;
   client = null;
-  c?.disconnect();
+  // `leave` first: the others see me go now, not when the socket's close reaches the server.
+  c?.close();
   role = null;
-  linkRole = null;
   selected = null;
-  commentMode = false;
+  setCommentMode(false);
   comments.clear();
-  people.clear();
   deleting = false;
-  $("mode-comment").setAttribute("aria-pressed", "false");
-  $("stage").classList.remove("commenting");
   const img = $<HTMLImageElement>("preview");
   img.removeAttribute("src");
   delete img.dataset["version"];
@@ -340,8 +322,7 @@ function closeSession(): void {
   $("comments-status").textContent = "";
   $("preview-info").textContent = "";
   notice("");
-  const dlg = $<HTMLDialogElement>("share-dialog");
-  if (dlg.open) dlg.close();
+  closeShareDialog();
   showConnection("offline", 0);
   render();
 }
@@ -355,58 +336,55 @@ function open(session: string): void {
   $("session-label").textContent = `Session: ${session}`;
   $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c = new MontageClient({ url, token, user: me, getToken: freshToken, session, backoff: { initialMs: 200, maxMs: 3000 } });
+  const c: Client = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3000 } });
   client = c;
   c.on("change", (ev) => {
     render();
-    if (!ev.local) schedulePreview();
+    if (ev.origin !== "local") schedulePreview();
   });
   c.on("status", (s) => {
+    showConnection(s.state, s.pending, s.closeReason);
     if (s.state === "online" && s.pending === 0) schedulePreview();
   });
-  c.on("status", (s) => showConnection(s.state, s.pending));
-  c.on("joined", (j) => {
-    role = j.role;
-    linkRole = j.linkRole;
+  c.on("joined", () => {
+    role = c.role;
     showView("editor");
-    for (const p of j.participants) people.set(p.user, p);
-    subscribePreview();
+    // Subscriptions end with the socket: every (re)join subscribes again.
+    subscribePreviews();
     void loadComments();
-    const d = doc();
-    if (pendingTitle !== null && d && d.title === "" && can(role, "editor")) {
-      edit([{ op: "text", path: ["title"], pos: 0, ins: pendingTitle }]);
-    }
+    const title = pendingTitle;
     pendingTitle = null;
+    if (title !== null && doc()?.title === "" && roleAtLeast(role, "editor")) edit(() => [textInsert(["title"], 0, title)]);
     render();
     renderShare();
   });
-  c.on("participants", (ps) => {
-    people.clear();
-    for (const p of ps) people.set(p.user, p);
+  c.on("participants", () => {
     renderPeople();
     renderOverlay();
     renderShare();
   });
   c.on("presence", () => renderOverlay());
   c.on("role", (r) => {
-    if (r.user === me) role = r.role;
+    role = c.role;
     render();
+    if (r.user === me) renderComments(); // reply and resolve follow my role
   });
   c.on("linkRoleChanged", (l) => {
-    linkRole = l.role;
     renderShare();
     $("share-status").textContent = `Link access: ${LINK_TEXT[l.role] ?? l.role}.`;
   });
+  c.on("commentAdded", showComment);
+  c.on("commentUpdated", showComment);
+  c.on("preview", (p) => loadPreview(p.href, p.version, p.tier));
   c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("unauthorized", (e) => notice(`The server refused your token (${e.reason || "no reason given"}): sign in again.`));
   c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1000).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
   c.on("error", (e) => {
-    if (e.rid?.startsWith("comment")) $("comments-status").textContent = `Comments: ${e.message}`;
-    else if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
+    if (e.rid?.startsWith("link_role")) $("share-status").textContent = `Link access not changed (${e.code}: ${e.message})`;
     else if (e.code === "unauthorized" && !navigator.onLine) return; // no token while offline: retried
     else notice(`${e.code}: ${e.message}`);
   });
-  c.on("message", (m) => onMessage(m));
 }
 
 const LINK_TEXT: Record<string, string> = {
@@ -418,7 +396,7 @@ const LINK_TEXT: Record<string, string> = {
 
 /** The join was refused or I was taken out: say why, and (when access may come back) try the
  * join again every few seconds, so the page opens by itself once the owner shares it. */
-function onAccessDenied(c: MontageClient, e: AccessError): void {
+function onAccessDenied(c: Client, e: AccessError): void {
   if (client !== c) return;
   if (deleting && e.reason === "deleted") return; // my own delete: the list follows
   role = null;
@@ -438,8 +416,7 @@ function onAccessDenied(c: MontageClient, e: AccessError): void {
   $("no-access-retry").textContent = e.retryable ? ". This page opens it as soon as you are let in." : "";
   $("conn").dataset["state"] = "offline";
   $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
-  const dlg = $<HTMLDialogElement>("share-dialog");
-  if (dlg.open) dlg.close();
+  closeShareDialog();
   showView("no-access");
   if (retryTimer !== null) window.clearTimeout(retryTimer);
   retryTimer = null;
@@ -451,7 +428,9 @@ function onAccessDenied(c: MontageClient, e: AccessError): void {
   }
 }
 
-function showConnection(state: string, pending: number): void {
+/** The connection pill; `unauthorized` (the server refused the token for good) shows the
+ * server's close reason. */
+function showConnection(state: string, pending: number, reason = ""): void {
   const el = $("conn");
   el.dataset["state"] = state;
   const edits = `${pending} pending edit${pending === 1 ? "" : "s"}`;
@@ -460,36 +439,27 @@ function showConnection(state: string, pending: number): void {
       ? pending > 0 ? `Online · ${edits}` : "Online"
       : state === "reconnecting" || state === "connecting"
         ? `Reconnecting… · ${edits}`
-        : `Offline · ${edits}`;
+        : state === "unauthorized"
+          ? `Unauthorized (${reason || "token refused"}) · ${edits}`
+          : `Offline · ${edits}`;
 }
 
-// ---- server messages beyond the client model ---------------------------------------------------
+// ---- previews --------------------------------------------------------------------------------
 
-function onMessage(m: Record<string, unknown>): void {
-  switch (m["type"]) {
-    case "preview":
-      if (m["session"] === sessionId && typeof m["url"] === "string") loadPreview(m["url"], Number(m["version"]), String(m["tier"]));
-      return;
-    case "comment_added":
-    case "comment_updated": {
-      const c = m["comment"] as Comment | undefined;
-      if (m["session"] === sessionId && c && typeof c.id === "string") {
-        comments.set(c.id, c);
-        renderComments();
-        renderOverlay();
-      }
-      return;
+const chosenTier = () => $<HTMLSelectElement>("tier").value as Tier;
+
+function subscribePreviews(): void {
+  // The first preview also comes as a `preview` event; a socket that closes first is
+  // subscribed again on the next join.
+  client?.subscribePreviews(chosenTier()).catch((e: unknown) => {
+    if (!(e instanceof ServerError && (e.code === "offline" || e.code === "disconnected"))) {
+      $("preview-info").textContent = `Previews unavailable (${why(e)})`;
     }
-  }
-}
-
-function subscribePreview(): void {
-  const tier = $<HTMLSelectElement>("tier").value;
-  client?.sendMessage({ type: "preview_subscribe", session: sessionId, tier });
+  });
 }
 
 /**
- * Besides the server's `preview` messages, the page asks for the head's preview itself once its
+ * Besides the server's `preview` events, the page asks for the head's preview itself once its
  * replica settles (a debounce after remote edits and acks), so the picture never lags behind
  * the outlines even if a message is missed.
  */
@@ -498,15 +468,14 @@ function schedulePreview(): void {
   if (previewTimer !== null) window.clearTimeout(previewTimer);
   previewTimer = window.setTimeout(() => {
     previewTimer = null;
-    const tier = $<HTMLSelectElement>("tier").value;
-    loadPreview(`/v1/sessions/${encodeURIComponent(sessionId)}/preview?tier=${tier}`, client?.version ?? 0, tier);
+    if (client !== null) loadPreview(client.previewUrl(chosenTier()), client.version, chosenTier());
   }, 250);
 }
 
 /**
  * Preview pictures: one request at a time, and the newest wanted one waits for it (older waiting
  * ones are dropped). Every request that completes is shown, so under a steady stream of edits
- * (a `preview` message every 33 ms at `good`) the picture keeps updating at the render rate.
+ * (a `preview` event every 33 ms at `good`) the picture keeps updating at the render rate.
  * Each response body is read to its end: an abandoned body holds its HTTP connection, and
  * Chromium allows six per host, after which every request (previews, comments…) stalls.
  * A request (body included) that takes longer than PREVIEW_TIMEOUT_MS is aborted, and a failed
@@ -542,7 +511,8 @@ async function fetchPreview(url: string, version: number, tier: string): Promise
   let r: Response;
   let blob: Blob;
   try {
-    r = await api("GET", url, undefined, AbortSignal.timeout(PREVIEW_TIMEOUT_MS));
+    const headers = { Authorization: `Bearer ${await freshToken()}` };
+    r = await fetch(url, { headers, signal: AbortSignal.timeout(PREVIEW_TIMEOUT_MS) });
     if (!r.ok) {
       $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
       return;
@@ -564,27 +534,14 @@ async function fetchPreview(url: string, version: number, tier: string): Promise
   $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
 }
 
-async function loadComments(): Promise<void> {
-  const r = await api("GET", `/v1/sessions/${encodeURIComponent(sessionId)}/comments`);
-  if (!r.ok) {
-    $("comments-status").textContent = r.status === 404 ? "Comments are not available on this server yet." : `Comments: ${await errorText(r)}`;
-    return;
-  }
-  const body = (await r.json()) as { comments?: Comment[] };
-  for (const c of body.comments ?? []) comments.set(c.id, c);
-  $("comments-status").textContent = "";
-  renderComments();
-  renderOverlay();
-}
-
 // ---- rendering -------------------------------------------------------------------------------
 
 function render(): void {
   const d = doc();
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
-  const editor = can(role, "editor");
-  const commenter = can(role, "commenter");
+  const editor = roleAtLeast(role, "editor");
+  const commenter = roleAtLeast(role, "commenter");
   const title = $<HTMLInputElement>("title");
   title.disabled = !editor;
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
@@ -598,21 +555,14 @@ function render(): void {
   $<HTMLButtonElement>("undo").disabled = !editor || !(client?.canUndo ?? false);
   $<HTMLButtonElement>("redo").disabled = !editor || !(client?.canRedo ?? false);
   show("mode-comment", commenter);
-  if (!commenter && commentMode) {
-    commentMode = false;
-    $("mode-comment").setAttribute("aria-pressed", "false");
-    $("stage").classList.remove("commenting");
-  }
+  if (!commenter && commentMode) setCommentMode(false);
   $("invite-box").hidden = !editor;
   $<HTMLButtonElement>("invite").disabled = !editor;
   $<HTMLSelectElement>("invite-role").disabled = !editor;
   $("layer-panel").hidden = !editor;
   show("share", role === "owner");
-  if (role !== "owner") {
-    const dlg = $<HTMLDialogElement>("share-dialog");
-    if (dlg.open) dlg.close();
-  }
-  if (layerIndex(selected) < 0) selected = null;
+  if (role !== "owner") closeShareDialog();
+  if (layerOf(selected) === undefined) selected = null;
   renderPeople();
   renderOverlay();
   renderLayerPanel();
@@ -637,28 +587,37 @@ function scale(): number {
   return stage.clientWidth / (d?.canvas.width ?? 1920);
 }
 
+/** The people in the session, me first when the server does not list me. */
+function peopleList(): Participant[] {
+  const list = [...(client?.participants ?? [])].sort((a, b) => a.user.localeCompare(b.user));
+  if (!list.some((p) => p.user === me) && role) list.unshift({ user: me, role, online: true });
+  return list;
+}
+function personItem(p: Participant, attr: string): HTMLLIElement {
+  const li = h("li", { [attr]: p.user });
+  const sw = h("span", { class: "swatch", "aria-hidden": "true" });
+  sw.style.background = p.color ?? colorOf(p.user);
+  li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+  return li;
+}
+function roleSelect(p: Participant, label: string): HTMLSelectElement {
+  const sel = h("select", { "aria-label": label });
+  for (const r of ["viewer", "commenter", "editor", "owner"]) {
+    const o = h("option", { value: r }, r);
+    if (r === p.role) o.selected = true;
+    sel.append(o);
+  }
+  sel.addEventListener("change", () => setRole(p.user, sel.value));
+  return sel;
+}
+
 function renderPeople(): void {
   const ul = $("people");
   ul.replaceChildren();
-  const list = [...people.values()].sort((a, b) => a.user.localeCompare(b.user));
-  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
-  for (const p of list) {
-    const li = h("li", { "data-user": p.user });
-    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
-    sw.style.background = p.color ?? colorOf(p.user);
-    li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
-    if (role === "owner" && p.user !== me) {
-      const sel = h("select", { "aria-label": `Role of ${p.name ?? p.user}` });
-      for (const r of ["viewer", "commenter", "editor", "owner"]) {
-        const o = h("option", { value: r }, r);
-        if (r === p.role) o.selected = true;
-        sel.append(o);
-      }
-      sel.addEventListener("change", () => client?.sendMessage({ type: "set_role", session: sessionId, user: p.user, role: sel.value }));
-      li.append(sel);
-    } else {
-      li.append(h("span", { class: "muted" }, p.role));
-    }
+  for (const p of peopleList()) {
+    const li = personItem(p, "data-user");
+    if (role === "owner" && p.user !== me) li.append(roleSelect(p, `Role of ${p.name ?? p.user}`));
+    else li.append(h("span", { class: "muted" }, p.role));
     ul.append(li);
   }
 }
@@ -669,10 +628,10 @@ function renderOverlay(): void {
   const drag = ov.querySelector(".drag-box");
   ov.replaceChildren();
   const k = scale();
+  // Presence is whatever other pages sent: checked before use.
   const remoteSel = new Map<string, string>();
   for (const [user, data] of client?.presence ?? []) {
-    const d = data as { selection?: unknown } | null;
-    if (d && Array.isArray(d.selection)) for (const id of d.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
+    if (Array.isArray(data?.selection)) for (const id of data.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
   }
   for (const l of layers()) {
     const box = h("div", {
@@ -682,10 +641,7 @@ function renderOverlay(): void {
       "aria-label": `Layer ${l.id}`,
       "aria-pressed": String(l.id === selected),
     });
-    box.style.left = `${l.x * k}px`;
-    box.style.top = `${l.y * k}px`;
-    box.style.width = `${l.w * k}px`;
-    box.style.height = `${l.h * k}px`;
+    place(box, l, k);
     box.style.transform = `rotate(${num(l.rotation)}deg)`;
     if (l.id === selected) box.classList.add("selected");
     const rc = remoteSel.get(l.id);
@@ -700,15 +656,12 @@ function renderOverlay(): void {
     const r = commentCanvasRect(c);
     if (!r) continue;
     const box = h("div", { class: "comment-box", "data-comment": c.id });
-    box.style.left = `${r.x * k}px`;
-    box.style.top = `${r.y * k}px`;
-    box.style.width = `${r.w * k}px`;
-    box.style.height = `${r.h * k}px`;
+    place(box, r, k);
     box.append(h("span", {}, c.author_id));
     ov.append(box);
   }
   for (const [user, data] of client?.presence ?? []) {
-    const cur = (data as { cursor?: { x?: unknown; y?: unknown } } | null)?.cursor;
+    const cur = data?.cursor;
     if (!cur || typeof cur.x !== "number" || typeof cur.y !== "number") continue;
     const el = h("div", { class: "cursor", "data-cursor": user, "aria-label": `${nameOf(user)}'s cursor` });
     el.style.left = `${cur.x * k}px`;
@@ -720,33 +673,27 @@ function renderOverlay(): void {
   if (drag) ov.append(drag);
 }
 function colorFor(user: string): string {
-  return people.get(user)?.color ?? colorOf(user);
+  return person(user)?.color ?? colorOf(user);
 }
 function nameOf(user: string): string {
-  return people.get(user)?.name ?? user;
+  return person(user)?.name ?? user;
 }
 
 function renderLayerPanel(): void {
-  const i = layerIndex(selected);
-  const l = i >= 0 ? layers()[i]! : null;
+  const l = layerOf(selected) ?? null;
   const fs = $<HTMLFieldSetElement>("layer-controls");
-  fs.disabled = l === null || !can(role, "editor");
+  fs.disabled = l === null || !roleAtLeast(role, "editor");
   $("layer-name").textContent = l ? l.id : "none selected";
   if (!l) return;
   const set = (id: string, v: number) => {
     const el = $<HTMLInputElement>(id);
     if (document.activeElement !== el) el.value = String(Math.round(v * 100) / 100);
   };
-  set("l-x", l.x);
-  set("l-y", l.y);
-  set("l-w", l.w);
-  set("l-h", l.h);
-  const asset = l.asset ? doc()?.assets[l.asset] : undefined;
-  const crop = l.crop ?? { x: 0, y: 0, w: num(asset?.width, l.w), h: num(asset?.height, l.h) };
-  set("c-x", crop.x);
-  set("c-y", crop.y);
-  set("c-w", crop.w);
-  set("c-h", crop.h);
+  const crop = sourceRect(l);
+  for (const k of ["x", "y", "w", "h"] as const) {
+    set(`l-${k}`, l[k]);
+    set(`c-${k}`, crop[k]);
+  }
   set("a-opacity", num(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set(`a-${p}`, num(l.adjust?.[p]));
 }
@@ -759,6 +706,7 @@ function shareLink(): string {
 
 /** The share dialog's contents, from the session's link role and members. */
 function renderShare(): void {
+  const linkRole = client?.linkRole ?? null;
   const sel = $<HTMLSelectElement>("link-role");
   if (linkRole !== null && document.activeElement !== sel) sel.value = linkRole;
   $("share-dialog").dataset["linkRole"] = linkRole ?? "";
@@ -767,35 +715,28 @@ function renderShare(): void {
   $("share-name").textContent = title ? `“${title}”` : "this session";
   const ul = $("members");
   ul.replaceChildren();
-  const list = [...people.values()].filter((p) => p.role !== "none").sort((a, b) => a.user.localeCompare(b.user));
-  if (!people.has(me) && role) list.unshift({ user: me, role, online: true });
-  for (const p of list) {
+  for (const p of peopleList().filter((x) => x.role !== "none")) {
     const label = p.name ?? p.user;
-    const li = h("li", { "data-member": p.user });
-    const sw = h("span", { class: "swatch", "aria-hidden": "true" });
-    sw.style.background = p.color ?? colorOf(p.user);
-    li.append(sw, h("span", { class: "who" }, `${label}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
+    const li = personItem(p, "data-member");
     if (p.user === me) {
       li.append(h("span", { class: "muted" }, p.role));
     } else {
-      const sel = h("select", { "aria-label": `Access of ${label}` });
-      for (const r of ["viewer", "commenter", "editor", "owner"]) {
-        const o = h("option", { value: r }, r);
-        if (r === p.role) o.selected = true;
-        sel.append(o);
-      }
-      sel.addEventListener("change", () => setRole(p.user, sel.value));
       const remove = h("button", { type: "button", "aria-label": `Remove ${label}` }, "Remove");
       remove.addEventListener("click", () => setRole(p.user, "none"));
-      li.append(sel, remove);
+      li.append(roleSelect(p, `Access of ${label}`), remove);
     }
     ul.append(li);
   }
 }
 
+/** Grants a role (`none` removes); a refusal shows in the share dialog when it is open. */
 function setRole(user: string, r: string): void {
-  const ok = client?.sendMessage({ type: "set_role", session: sessionId, user, role: r });
-  $("share-status").textContent = ok ? "" : "Not connected: nothing changed.";
+  const dialogOpen = $<HTMLDialogElement>("share-dialog").open;
+  const status = dialogOpen ? $("share-status") : $("notice");
+  if (dialogOpen) status.textContent = "";
+  client?.setRole(user, r as Role | "none").catch((e: unknown) => {
+    status.textContent = notSent(e) ? "Not connected: nothing changed." : `Role not changed (${why(e)})`;
+  });
 }
 
 function openShare(): void {
@@ -817,10 +758,10 @@ async function changeLinkRole(): Promise<void> {
   // Not connected: the same change over HTTP.
   try {
     const s = await sessionsApi.update(sessionId, { link_role: r });
-    linkRole = s.link_role ?? r;
-    status.textContent = `Link access: ${LINK_TEXT[linkRole] ?? linkRole}.`;
+    const now = s.link_role ?? r;
+    status.textContent = `Link access: ${LINK_TEXT[now] ?? now}.`;
   } catch (e) {
-    status.textContent = `Link access not changed (${apiMessage(e)})`;
+    status.textContent = `Link access not changed (${why(e)})`;
     renderShare();
   }
 }
@@ -846,11 +787,24 @@ async function deleteSession(): Promise<void> {
     await sessionsApi.delete(sessionId);
   } catch (e) {
     deleting = false;
-    status.textContent = `The session was not deleted (${apiMessage(e)})`;
+    status.textContent = `The session was not deleted (${why(e)})`;
     return;
   }
   $<HTMLDialogElement>("share-dialog").close();
   await showSessions();
+}
+
+async function createInvite(): Promise<void> {
+  const out = $<HTMLInputElement>("invite-link");
+  try {
+    const inv = await sessionsApi.createInvite(sessionId, { role: $<HTMLSelectElement>("invite-role").value as Exclude<Role, "owner"> });
+    // The page's own address, which accepts `?invite=` on sign-in.
+    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
+    out.select();
+  } catch (e) {
+    out.value = "";
+    notice(`Invite refused (${why(e)})`);
+  }
 }
 
 /** The owner's title edits also rename the session in everyone's list (debounced). */
@@ -869,9 +823,35 @@ function scheduleTitleSync(): void {
 
 // ---- comments --------------------------------------------------------------------------------
 
+function showComment(c: Comment): void {
+  comments.set(c.id, c);
+  renderComments();
+  renderOverlay();
+}
+
+async function loadComments(): Promise<void> {
+  try {
+    for (const c of await sessionsApi.comments(sessionId)) comments.set(c.id, c);
+  } catch (e) {
+    $("comments-status").textContent = `Comments: ${why(e)}`;
+    return;
+  }
+  $("comments-status").textContent = "";
+  renderComments();
+  renderOverlay();
+}
+
+/** A comment request; everyone (me too) gets the result as `commentAdded`/`commentUpdated`,
+ * so only a refusal is handled here. */
+function commentRequest(req: Promise<Comment> | undefined): void {
+  req?.catch((e: unknown) => {
+    $("comments-status").textContent = notSent(e) ? "Comments need a connection: not sent." : `Comments: ${why(e)}`;
+  });
+}
+
 /** A comment's region on the canvas: its annotation is in the target layer's asset pixels. */
 function commentCanvasRect(c: Comment): Rect | null {
-  const a = c.annotations?.find((x) => x.region);
+  const a = c.annotations.find((x) => x.region);
   if (!a?.region) return null;
   const l = layers().find((x) => x.id === a.target) ?? layers().find((x) => x.asset === c.asset_id);
   if (!l) return null;
@@ -883,7 +863,7 @@ function commentCanvasRect(c: Comment): Rect | null {
 /** The part of its asset a layer shows (its crop, else the whole asset). */
 function sourceRect(l: ImageLayer): Rect {
   if (l.crop) return l.crop;
-  const a = l.asset ? doc()?.assets[l.asset] : undefined;
+  const a = doc()?.assets[l.asset];
   return { x: 0, y: 0, w: num(a?.width, l.w), h: num(a?.height, l.h) };
 }
 
@@ -891,7 +871,7 @@ function renderComments(): void {
   const ol = $("comments");
   ol.replaceChildren();
   const all = [...comments.values()].filter((c) => !c.deleted).sort((a, b) => a.timestamp.localeCompare(b.timestamp));
-  const commenter = can(role, "commenter");
+  const commenter = roleAtLeast(role, "commenter");
   for (const c of all.filter((x) => !x.parent_id)) {
     const li = h("li", { "data-comment": c.id });
     if (c.resolved) li.classList.add("resolved");
@@ -911,28 +891,20 @@ function renderComments(): void {
         ev.preventDefault();
         const text = input.value.trim();
         if (!text) return;
-        sendComment({ content: text, parent_id: c.id, annotations: [] });
+        commentRequest(client?.reply(c.id, text));
         input.value = "";
       });
       const resolve = h("button", { type: "button" }, c.resolved ? "Reopen" : "Resolve");
-      resolve.addEventListener("click", () =>
-        client?.sendMessage({ type: "comment_resolve", session: sessionId, id: c.id, resolved: !c.resolved, rid: `comment:resolve:${c.id}` }),
-      );
+      resolve.addEventListener("click", () => commentRequest(client?.resolveComment(c.id, !c.resolved)));
       li.append(form, resolve);
     }
     ol.append(li);
   }
 }
 
-let commentSeq = 0;
-function sendComment(comment: Record<string, unknown>): void {
-  const ok = client?.sendMessage({ type: "comment", session: sessionId, comment, rid: `comment:${++commentSeq}` });
-  if (!ok) $("comments-status").textContent = "Comments need a connection: not sent.";
-}
-
 /** After a box was dragged: which picture it is on, and the region in that picture's pixels. */
 function askComment(box: Rect): void {
-  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y && l.asset);
+  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y);
   if (!hit) {
     notice("Drag the box over a picture to comment on it.");
     return;
@@ -954,17 +926,23 @@ function askComment(box: Rect): void {
   const text = $<HTMLTextAreaElement>("comment-text");
   text.value = "";
   dlg.showModal();
-  const send = (ev: Event) => {
+  $("comment-form").onsubmit = (ev) => {
     ev.preventDefault();
     const content = text.value.trim();
-    if (content) sendComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] });
+    if (content) commentRequest(client?.addComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] }));
     dlg.close();
   };
-  $("comment-form").onsubmit = send;
   $("comment-cancel").onclick = () => dlg.close();
 }
 
 // ---- stage interaction -----------------------------------------------------------------------
+
+/** In comment mode a drag on the stage draws a region to comment on. */
+function setCommentMode(on: boolean): void {
+  commentMode = on;
+  $("mode-comment").setAttribute("aria-pressed", String(on));
+  $("stage").classList.toggle("commenting", on);
+}
 
 function canvasPoint(ev: PointerEvent): { x: number; y: number } {
   const r = $("stage").getBoundingClientRect();
@@ -980,7 +958,7 @@ function publishPresence(): void {
   const send = () => {
     lastPresence = performance.now();
     presenceTimer = null;
-    client?.setPresence({ cursor: cursor ?? null, selection: selected ? [selected] : [] } as Json);
+    client?.setPresence({ cursor, selection: selected ? [selected] : [] });
   };
   // At most 30 a second; the last position always goes out.
   if (now - lastPresence >= 33) send();
@@ -1000,7 +978,7 @@ function setupStage(): void {
     } else {
       const target = (ev.target as HTMLElement).closest<HTMLElement>("[data-layer]");
       selected = target?.dataset["layer"] ?? null;
-      drag = { start: p, layer: can(role, "editor") ? selected : null, box: target, moved: false };
+      drag = { start: p, layer: roleAtLeast(role, "editor") ? selected : null, box: target, moved: false };
       render();
       publishPresence();
     }
@@ -1015,13 +993,9 @@ function setupStage(): void {
     const dy = cursor.y - drag.start.y;
     drag.moved ||= Math.abs(dx) + Math.abs(dy) > 2;
     if (commentMode && drag.box) {
-      const box = drag.box;
-      box.style.left = `${Math.min(drag.start.x, cursor.x) * k}px`;
-      box.style.top = `${Math.min(drag.start.y, cursor.y) * k}px`;
-      box.style.width = `${Math.abs(dx) * k}px`;
-      box.style.height = `${Math.abs(dy) * k}px`;
+      place(drag.box, { x: Math.min(drag.start.x, cursor.x), y: Math.min(drag.start.y, cursor.y), w: Math.abs(dx), h: Math.abs(dy) }, k);
     } else if (drag.layer && drag.box) {
-      const l = layers()[layerIndex(drag.layer)];
+      const l = layerOf(drag.layer);
       if (l) {
         drag.box.style.left = `${(l.x + dx) * k}px`;
         drag.box.style.top = `${(l.y + dy) * k}px`;
@@ -1038,12 +1012,9 @@ function setupStage(): void {
       const box = { x: Math.min(d.start.x, p.x), y: Math.min(d.start.y, p.y), w: Math.abs(p.x - d.start.x), h: Math.abs(p.y - d.start.y) };
       if (box.w >= 4 && box.h >= 4) askComment(box);
     } else if (d.layer && d.moved) {
-      const i = layerIndex(d.layer);
-      // `add` rather than `set`: two people dragging one layer at once both move it.
-      if (i >= 0) edit([
-        { op: "add", path: ["canvas", "layers", i, "x"], value: p.x - d.start.x },
-        { op: "add", path: ["canvas", "layers", i, "y"], value: p.y - d.start.y },
-      ]);
+      const layer = d.layer;
+      // Relative moves: two people dragging one layer at once both move it.
+      edit((doc) => media.move(doc, layer, p.x - d.start.x, p.y - d.start.y));
     }
   };
   stage.addEventListener("pointerup", end);
@@ -1057,20 +1028,17 @@ function setupStage(): void {
     publishPresence();
   });
   stage.addEventListener("keydown", (ev) => {
-    const i = layerIndex(selected);
-    if (i < 0 || !can(role, "editor")) return;
+    const id = layerOf(selected)?.id;
+    if (id === undefined || !roleAtLeast(role, "editor")) return;
     const step = ev.shiftKey ? 50 : 10;
     const moves: Record<string, [number, number]> = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
     const m = moves[ev.key];
     if (m) {
       ev.preventDefault();
-      const wire = [];
-      if (m[0]) wire.push({ op: "add", path: ["canvas", "layers", i, "x"], value: m[0] });
-      if (m[1]) wire.push({ op: "add", path: ["canvas", "layers", i, "y"], value: m[1] });
-      edit(wire);
+      edit((d) => media.move(d, id, m[0], m[1]));
     } else if (ev.key === "Delete") {
       ev.preventDefault();
-      edit([{ op: "del", path: ["canvas", "layers", i] }]);
+      edit((d) => [del(layerPath(d, id))]);
     }
   });
   new ResizeObserver(() => renderOverlay()).observe(stage);
@@ -1080,51 +1048,35 @@ function setupStage(): void {
 
 function titleEdit(): void {
   const d = doc();
-  const input = $<HTMLInputElement>("title");
-  if (!d) return;
-  const old = d.title;
-  const next = input.value;
-  let p = 0;
-  while (p < old.length && p < next.length && old[p] === next[p]) p++;
-  // Never split a surrogate pair.
-  if (p > 0 && /[\uD800-\uDBFF]/.test(old[p - 1]!)) p--;
-  let s = 0;
-  while (s < old.length - p && s < next.length - p && old[old.length - 1 - s] === next[next.length - 1 - s]) s++;
-  if (s > 0 && /[\uDC00-\uDFFF]/.test(old[old.length - s]!)) s--;
-  const pos = toScalarIndex(old, p);
-  const removed = old.slice(p, old.length - s);
-  const inserted = next.slice(p, next.length - s);
-  const wire: unknown[] = [];
-  if (removed) wire.push({ op: "text", path: ["title"], pos, del: scalarLength(removed) });
-  if (inserted) wire.push({ op: "text", path: ["title"], pos, ins: inserted });
-  edit(wire);
+  const next = $<HTMLInputElement>("title").value;
+  if (!d || d.title === next) return;
+  edit(() => [textChange(["title"], d.title, next)]);
   scheduleTitleSync();
 }
 
 async function upload(file: File): Promise<void> {
+  const c = client;
+  if (c === null) return;
   notice("Uploading…");
-  const r = await api("POST", `/v1/assets?session=${encodeURIComponent(sessionId)}`, file);
-  if (!r.ok) {
-    notice(`Upload refused (${await errorText(r)})`);
+  let a: AssetInfo;
+  try {
+    a = await c.upload(file);
+  } catch (e) {
+    notice(`Upload refused (${why(e)})`);
     return;
   }
-  const a = (await r.json()) as { id: string; width: number; height: number };
-  const d = doc();
-  if (!d) return;
-  // Fit into 60% of the canvas, centred, keeping the picture's aspect.
-  const fit = Math.min(1, (d.canvas.width * 0.6) / a.width, (d.canvas.height * 0.6) / a.height);
-  const w = Math.round(a.width * fit);
-  const hh = Math.round(a.height * fit);
+  if (client !== c) return; // another session was opened meanwhile
+  const aw = num(a.width, 1);
+  const ah = num(a.height, 1);
   const id = `L${Math.random().toString(36).slice(2, 8)}`;
-  const n = d.canvas.layers.length;
-  edit([
-    { op: "set", path: ["assets", a.id], value: { kind: "image", width: a.width, height: a.height } },
-    {
-      op: "ins",
-      path: ["canvas", "layers", n],
-      value: { id, kind: "image", asset: a.id, x: Math.round((d.canvas.width - w) / 2), y: Math.round((d.canvas.height - hh) / 2), w, h: hh },
-    },
-  ]);
+  edit((d) => {
+    // Fit into 60% of the canvas, centred, keeping the picture's aspect.
+    const fit = Math.min(1, (d.canvas.width * 0.6) / aw, (d.canvas.height * 0.6) / ah);
+    const w = Math.round(aw * fit);
+    const hh = Math.round(ah * fit);
+    const layer = { id, kind: "image", asset: a.id, x: Math.round((d.canvas.width - w) / 2), y: Math.round((d.canvas.height - hh) / 2), w, h: hh };
+    return [set(["assets", a.id], { kind: "image", width: aw, height: ah }), ins(["canvas", "layers", d.canvas.layers.length], layer)];
+  });
   selected = id;
   render();
   publishPresence();
@@ -1169,7 +1121,7 @@ function setupControls(): void {
   $("undo").addEventListener("click", () => client?.undo());
   $("redo").addEventListener("click", () => client?.redo());
   document.addEventListener("keydown", (ev) => {
-    if (!(ev.ctrlKey || ev.metaKey) || !client || !can(role, "editor")) return;
+    if (!(ev.ctrlKey || ev.metaKey) || !client || !roleAtLeast(role, "editor")) return;
     const k = ev.key.toLowerCase();
     if (k === "z" || k === "y") {
       ev.preventDefault();
@@ -1182,62 +1134,46 @@ function setupControls(): void {
     const f = input.files?.[0];
     if (f) void upload(f).finally(() => (input.value = ""));
   });
-  $("mode-comment").addEventListener("click", () => {
-    commentMode = !commentMode;
-    $("mode-comment").setAttribute("aria-pressed", String(commentMode));
-    $("stage").classList.toggle("commenting", commentMode);
-  });
-  $("tier").addEventListener("change", subscribePreview);
-  $("invite").addEventListener("click", async () => {
-    const r = await api("POST", `/v1/sessions/${encodeURIComponent(sessionId)}/invites`, { role: $<HTMLSelectElement>("invite-role").value });
-    const out = $<HTMLInputElement>("invite-link");
-    if (!r.ok) {
-      out.value = "";
-      notice(`Invite refused (${await errorText(r)})`);
-      return;
-    }
-    const inv = (await r.json()) as { id: string };
-    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
-    out.select();
-  });
-  const layerPath = (): (string | number)[] | null => {
-    const i = layerIndex(selected);
-    return i < 0 ? null : ["canvas", "layers", i];
-  };
-  const on = (id: string, ev: string, f: (p: (string | number)[], l: ImageLayer) => unknown[]) =>
+  $("mode-comment").addEventListener("click", () => setCommentMode(!commentMode));
+  $("tier").addEventListener("change", subscribePreviews);
+  $("invite").addEventListener("click", () => void createInvite());
+
+  /** An edit of the selected layer from its panel. */
+  const on = (id: string, ev: string, f: (d: MontageDocument, l: ImageLayer) => Op) =>
     $(id).addEventListener(ev, () => {
-      const p = layerPath();
-      if (p) edit(f(p, layers()[p[2] as number]!));
+      const l = layerOf(selected);
+      if (l) edit((d) => f(d, l));
     });
   const numberOf = (id: string) => Number($<HTMLInputElement>(id).value);
+  const at = (d: MontageDocument, l: ImageLayer, ...rest: string[]) => [...layerPath(d, l.id), ...rest];
   for (const k of ["x", "y", "w", "h"]) {
-    on(`l-${k}`, "change", (p) => {
+    on(`l-${k}`, "change", (d, l) => {
       const v = numberOf(`l-${k}`);
-      return Number.isFinite(v) && (v > 0 || k === "x" || k === "y") ? [{ op: "set", path: [...p, k], value: v }] : [];
+      return Number.isFinite(v) && (v > 0 || k === "x" || k === "y") ? [set(at(d, l, k), v)] : [];
     });
   }
-  on("rot-l", "click", (p) => [{ op: "rotate", path: p, by: -90 }]);
-  on("rot-r", "click", (p) => [{ op: "rotate", path: p, by: 90 }]);
-  on("flip-h", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !l.flip?.h, v: !!l.flip?.v } }]);
-  on("flip-v", "click", (p, l) => [{ op: "set", path: [...p, "flip"], value: { h: !!l.flip?.h, v: !l.flip?.v } }]);
-  on("crop-apply", "click", (p) => {
+  on("rot-l", "click", (d, l) => media.rotate(d, l.id, -90));
+  on("rot-r", "click", (d, l) => media.rotate(d, l.id, 90));
+  on("flip-h", "click", (d, l) => [set(at(d, l, "flip"), { h: !l.flip?.h, v: !!l.flip?.v })]);
+  on("flip-v", "click", (d, l) => [set(at(d, l, "flip"), { h: !!l.flip?.h, v: !l.flip?.v })]);
+  on("crop-apply", "click", (d, l) => {
     const rect = { x: numberOf("c-x"), y: numberOf("c-y"), w: numberOf("c-w"), h: numberOf("c-h") };
-    return rect.w > 0 && rect.h > 0 && rect.x >= 0 && rect.y >= 0 ? [{ op: "crop", path: p, rect }] : [];
+    return rect.w > 0 && rect.h > 0 && rect.x >= 0 && rect.y >= 0 ? media.crop(d, l.id, rect) : [];
   });
-  on("crop-reset", "click", (p, l) => (l.crop ? [{ op: "del", path: [...p, "crop"] }] : []));
-  on("a-opacity", "change", (p) => [{ op: "set", path: [...p, "opacity"], value: numberOf("a-opacity") }]);
+  on("crop-reset", "click", (d, l) => (l.crop ? [del(at(d, l, "crop"))] : []));
+  on("a-opacity", "change", (d, l) => [set(at(d, l, "opacity"), numberOf("a-opacity"))]);
   for (const k of ["brightness", "contrast", "saturation", "exposure"]) {
-    on(`a-${k}`, "change", (p) => [{ op: "adjust", path: p, param: k, value: numberOf(`a-${k}`) }]);
+    on(`a-${k}`, "change", (d, l) => media.adjust(d, l.id, k, numberOf(`a-${k}`)));
   }
-  on("layer-up", "click", (p) => {
-    const i = p[2] as number;
-    return i < layers().length - 1 ? [{ op: "mov", path: p, to: i + 1 }] : [];
-  });
-  on("layer-down", "click", (p) => {
-    const i = p[2] as number;
-    return i > 0 ? [{ op: "mov", path: p, to: i - 1 }] : [];
-  });
-  on("layer-delete", "click", (p) => [{ op: "del", path: p }]);
+  // Layer order is the order of `canvas.layers`, text layers included.
+  const reorder = (by: number) => (d: MontageDocument, l: ImageLayer) => {
+    const p = layerPath(d, l.id);
+    const to = (p[2] as number) + by;
+    return to >= 0 && to < d.canvas.layers.length ? [mov(p, to)] : [];
+  };
+  on("layer-up", "click", reorder(1));
+  on("layer-down", "click", reorder(-1));
+  on("layer-delete", "click", (d, l) => [del(layerPath(d, l.id))]);
 }
 
 // ---- start -----------------------------------------------------------------------------------

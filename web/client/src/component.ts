@@ -81,6 +81,13 @@ export const textDelete = (path: Path, pos: number, n: number): Component => ({
   path,
   text: TextOp.delete(pos, n),
 });
+/** The edit of the string at `path` from `old` to `next` (`TextOp.diff`): e.g. a text field's
+ * value after an input event. */
+export const textChange = (path: Path, old: string, next: string): Component => ({
+  op: "text",
+  path,
+  text: TextOp.diff(old, next),
+});
 
 // ---- decoding -----------------------------------------------------------------------------
 

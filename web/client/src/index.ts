@@ -20,6 +20,7 @@ export {
   isNoop,
   mov,
   set,
+  textChange,
   textDelete,
   textInsert,
 } from "./component.js";

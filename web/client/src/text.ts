@@ -25,6 +25,9 @@ function partLen(p: TextPart): number {
   return scalarLength(p.insert);
 }
 
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+
 function skipScalars(s: string, n: number): string {
   return s.slice(toUtf16Index(s, n));
 }
@@ -48,6 +51,24 @@ export class TextOp {
     op.push({ retain: pos });
     op.push({ delete: n });
     return op;
+  }
+  /**
+   * The op turning `old` into `next` as one replaced span (the common start and end kept), as
+   * for a text field whose whole new value is known; counted in scalars, never splitting a
+   * surrogate pair. A no-op when they are equal.
+   */
+  static diff(old: string, next: string): TextOp {
+    let p = 0;
+    while (p < old.length && p < next.length && old[p] === next[p]) p++;
+    if (p > 0 && isHighSurrogate(old.charCodeAt(p - 1))) p--;
+    let s = 0;
+    while (s < old.length - p && s < next.length - p && old[old.length - 1 - s] === next[next.length - 1 - s]) s++;
+    if (s > 0 && isLowSurrogate(old.charCodeAt(old.length - s))) s--;
+    const op = new TextOp();
+    op.push({ retain: scalarLength(old.slice(0, p)) });
+    op.push({ insert: next.slice(p, next.length - s) });
+    op.push({ delete: scalarLength(old.slice(p, old.length - s)) });
+    return op.trim();
   }
   static fromParts(parts: readonly TextPart[]): TextOp {
     const op = new TextOp();

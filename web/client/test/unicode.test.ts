@@ -6,6 +6,7 @@ import {
   encodeOp,
   hasLoneSurrogate,
   scalarLength,
+  textChange,
   textDelete,
   textInsert,
   toScalarIndex,
@@ -72,6 +73,20 @@ describe("text ops count scalar values", () => {
   });
   it("refuses strings with lone surrogates on decode", () => {
     expect(() => decodeOp([{ op: "text", path: ["title"], pos: 0, ins: "\ud83c" }])).toThrow(OtError);
+  });
+  it("a text field's new value becomes one replaced span, never half a surrogate pair", () => {
+    const change = (next: string) => apply(doc, [textChange(["title"], s, next)]);
+    for (const next of ["", "x", s, "a🎬!é漢", "a🎭é漢", "🎬é", "a🎬é漢🎬", "Za🎬", "a\u{1F3AD}\u{1F3AC}é漢"]) {
+      expect(change(next).doc.title).toBe(next);
+    }
+    // Typing one char in the middle: the rest is kept, not retyped.
+    expect(encodeOp([textChange(["title"], s, "a🎬!é漢")])).toEqual([{ op: "text", path: ["title"], pos: 2, ins: "!" }]);
+    // 🎬 (U+1F3AC) → 🎭 (U+1F3AD) share their high surrogate: the whole character is replaced.
+    expect(encodeOp([textChange(["title"], s, "a🎭é漢")])).toEqual([
+      { op: "text", path: ["title"], pos: 1, ins: "🎭" },
+      { op: "text", path: ["title"], pos: 2, del: 1 },
+    ]);
+    expect(TextOp.diff(s, s).isNoop()).toBe(true);
   });
   it("an editor's UTF-16 selection maps to an engine op and back", () => {
     // The user types "!" with the caret after the clapper: UTF-16 offset 3.
