@@ -156,12 +156,12 @@ fn node_project(dir: &Path) -> Result<()> {
             .arg(repo().join("web/scripts/npm-ci.sh"))
             .arg(&client),
     )?;
-    output(Command::new("npx").current_dir(&client).args([
-        "--no-install",
-        "tsc",
-        "-p",
-        "tsconfig.json",
-    ]))?;
+    // The package's own build: ESM and CommonJS, as `npm pack` makes them.
+    output(
+        Command::new("npm")
+            .current_dir(&client)
+            .args(["run", "--silent", "build"]),
+    )?;
     let modules = dir.join("node_modules");
     std::fs::create_dir_all(modules.join("@montage"))?;
     std::os::unix::fs::symlink(&client, modules.join("@montage/client"))?;
