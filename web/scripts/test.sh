@@ -3,7 +3,7 @@
 # TypeScript type check, the vitest suite (shared OT vectors included), and the package as
 # published (pack-test.sh: `npm pack`, installed into a scratch project, used from ESM, CommonJS
 # and strict TypeScript); the same for @montage/react (web/react) with its type check and vitest
-# suite; then rebuilds the demo page (web/app) and fails if the committed bundle in web/app/dist,
+# suite; then rebuilds the demo page (web/app) and fails if the committed bundle in crates/server/webapp,
 # which montage serve compiles in, differs from what its sources build to. (react-e2e.sh, the
 # hooks in Chromium, needs a running server: web.rs runs it.)
 # Idempotent and quiet: `npm ci` runs only when node_modules is missing or older than the
@@ -33,9 +33,10 @@ NO_COLOR=1 npx --no-install vitest run
 fresh="$(mktemp -d)"
 trap 'rm -rf "$fresh"' EXIT
 "$scripts/build-app.sh" "$fresh"
-if ! diff -r "$fresh" "$scripts/../app/dist" >/dev/null; then
-  echo "web/app/dist is stale: run web/scripts/build-app.sh and commit web/app/dist" >&2
-  diff -r "$fresh" "$scripts/../app/dist" | head -20 >&2
+bundle="$scripts/../../crates/server/webapp"
+if ! diff -r "$fresh" "$bundle" >/dev/null; then
+  echo "crates/server/webapp is stale: run web/scripts/build-app.sh and commit crates/server/webapp" >&2
+  diff -r "$fresh" "$bundle" | head -20 >&2
   exit 1
 fi
-echo "web/app/dist matches its sources"
+echo "crates/server/webapp matches its sources"

@@ -65,7 +65,7 @@ fn web_client_suite_passes() {
         "vitest did not report for both web/client and web/react: {text}"
     );
     assert!(
-        text.contains("web/app/dist matches its sources"),
+        text.contains("crates/server/webapp matches its sources"),
         "the bundle check did not run: {text}"
     );
 }

@@ -1,7 +1,7 @@
 //! The demo editor page at `/` and, with `--dev`, `POST /v1/dev/token`.
 //!
-//! The page's built bundle (`web/app/dist`, made by `web/scripts/build-app.sh` and committed)
-//! is compiled into the binary, so `montage serve` needs no Node.js and no files beside it;
+//! The page's built bundle (`crates/server/webapp`, made by `web/scripts/build-app.sh` and
+//! committed inside this crate so it packages whole) is compiled into the binary, so `montage serve` needs no Node.js and no files beside it;
 //! `web/scripts/test.sh` fails when the committed bundle differs from a fresh build of
 //! `web/app/src` and `web/client/src`.
 
@@ -18,9 +18,9 @@ use serde::Deserialize;
 use crate::App;
 use crate::api::{AppError, json};
 
-const INDEX_HTML: &str = include_str!("../../../../web/app/dist/index.html");
-const APP_JS: &str = include_str!("../../../../web/app/dist/app.js");
-const APP_CSS: &str = include_str!("../../../../web/app/dist/app.css");
+const INDEX_HTML: &str = include_str!("../../webapp/index.html");
+const APP_JS: &str = include_str!("../../webapp/app.js");
+const APP_CSS: &str = include_str!("../../webapp/app.css");
 
 /// Lifetime of a dev token.
 pub const DEV_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);

@@ -294,7 +294,7 @@ async fn every_error_code(b: Backend) -> Result<()> {
             "unauthorized",
         )
         .await?;
-    assert_eq!(short.recv_close().await?.0, 1008);
+    assert_eq!(short.recv_close().await?.0, 4401);
     Ok(())
 }
 

@@ -128,6 +128,14 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// A transaction that writes: `BEGIN IMMEDIATE` takes the write lock at the start, waiting
+    /// up to the busy timeout for it. A deferred one that reads first and writes later fails at
+    /// once with "database is locked" (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not
+    /// retry) whenever another connection wrote in between.
+    pub(super) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn migrate(&self) -> Result<()> {
         sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
         sqlx::raw_sql(tasks::TASK_SCHEMA)
@@ -141,7 +149,7 @@ impl SqliteStore {
             .execute(&self.pool)
             .await?;
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let found: String =
                 sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema_version'")
                     .fetch_one(&mut *tx)
@@ -317,7 +325,7 @@ impl Store for SqliteStore {
         new: NewSession<'a>,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let now = crate::clock::now_ms();
             let created = sqlx::query(
                 "INSERT OR IGNORE INTO sessions (id, owner, link_role, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -389,7 +397,7 @@ impl Store for SqliteStore {
 
     fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let assets: Vec<String> = sqlx::query_scalar("SELECT id FROM assets WHERE session = ?")
                 .bind(session)
                 .fetch_all(&mut *tx)
@@ -434,7 +442,7 @@ impl Store for SqliteStore {
 
     fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let mut ops: Vec<(&str, &StoredOp)> = Vec::with_capacity(INSERT_CHUNK);
             for w in batch {
                 match w {
@@ -466,7 +474,7 @@ impl Store for SqliteStore {
         snapshot: &'a Snapshot,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             write_snapshot(&mut tx, session, snapshot).await?;
             tx.commit().await?;
             Ok(())
@@ -574,6 +582,38 @@ mod tests {
             }
             s.close().await.unwrap();
         }
+    }
+
+    /// A write transaction that reads first (as `delete_session` does) while another
+    /// connection commits: the other commit waits for it, and both go through. A deferred
+    /// transaction failed at its first write with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+    /// not retried by the busy timeout): the demo page's DELETE answered 500 now and then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_that_reads_first_is_not_overtaken_by_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        s.create_session("d", NewSession::new("alice", Role::Viewer))
+            .await
+            .unwrap();
+        let mut tx = s.write_tx().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ops")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let other = {
+            let s = s.clone();
+            tokio::spawn(async move { s.commit(&[op(1, 1)]).await })
+        };
+        // Give the other commit time to try (and wait) before this transaction writes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!other.is_finished(), "the commit did not wait");
+        sqlx::query("UPDATE sessions SET title = 'x' WHERE id = 'd'")
+            .execute(&mut *tx)
+            .await
+            .expect("a write after a read in the same transaction");
+        tx.commit().await.unwrap();
+        other.await.unwrap().expect("the waiting commit");
+        assert_eq!(n, 0);
     }
 
     #[tokio::test]
