@@ -3,9 +3,11 @@
 # TypeScript type check, the vitest suite (shared OT vectors included), and the package as
 # published (pack-test.sh: `npm pack`, installed into a scratch project, used from ESM, CommonJS
 # and strict TypeScript); the same for @montage/react (web/react) with its type check and vitest
-# suite; then rebuilds the demo page (web/app) and fails if the committed bundle in crates/server/webapp,
-# which montage serve compiles in, differs from what its sources build to. (react-e2e.sh, the
-# hooks in Chromium, needs a running server: web.rs runs it.)
+# suite; both API references (TypeDoc, warnings as errors) and the docs' TypeScript snippets
+# (check-snippets.mjs: type-checked against the sources); then rebuilds the demo page (web/app)
+# and fails if the committed bundle in crates/server/webapp, which montage serve compiles in,
+# differs from what its sources build to. (react-e2e.sh, the hooks in Chromium, needs a running
+# server: web.rs runs it.)
 # Idempotent and quiet: `npm ci` runs only when node_modules is missing or older than the
 # lockfile. Call from anywhere: web/scripts/test.sh
 set -euo pipefail
@@ -17,6 +19,10 @@ bash "$scripts/npm-ci.sh" .
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json
 NO_COLOR=1 npx --no-install vitest run
+# The API reference (typedoc.json: warnings are errors, so a broken {@link} or an undocumented
+# export fails here).
+npx --no-install typedoc --logLevel Warn
+echo "typedoc: @montage/client API reference in web/client/docs-api"
 # Builds dist/esm and dist/cjs of both packages (prepack) and checks the tarballs an app would
 # install.
 bash "$scripts/pack-test.sh"
@@ -28,6 +34,11 @@ bash "$scripts/npm-ci.sh" .
 npx --no-install tsc -p tsconfig.json --noEmit
 npx --no-install tsc -p tsconfig.test.json
 NO_COLOR=1 npx --no-install vitest run
+npx --no-install typedoc --logLevel Warn
+echo "typedoc: @montage/react API reference in web/react/docs-api"
+
+# Every ts/tsx/js block of the READMEs (and ts blocks of docs/) compiles against the sources.
+node "$scripts/check-snippets.mjs"
 
 # The page bundle compiled into montage serve must match its sources.
 fresh="$(mktemp -d)"

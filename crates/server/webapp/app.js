@@ -168,12 +168,14 @@ function skipScalars(s, n) {
 }
 var TextOp = class _TextOp {
   parts = [];
+  /** Inserts `s` at scalar position `pos`. */
   static insert(pos, s) {
     const op = new _TextOp();
     op.push({ retain: pos });
     op.push({ insert: s });
     return op;
   }
+  /** Deletes `n` scalars starting at scalar position `pos`. */
   static delete(pos, n) {
     const op = new _TextOp();
     op.push({ retain: pos });
@@ -198,11 +200,13 @@ var TextOp = class _TextOp {
     op.push({ delete: scalarLength(old.slice(p, old.length - s)) });
     return op.trim();
   }
+  /** The normalized op of the given parts (empty parts dropped, neighbours merged). */
   static fromParts(parts) {
     const op = new _TextOp();
     for (const p of parts) op.push(p);
     return op.trim();
   }
+  /** True if applying it changes nothing. */
   isNoop() {
     return this.parts.length === 0;
   }
@@ -232,6 +236,7 @@ var TextOp = class _TextOp {
       }
     }
   }
+  /** Drops a trailing retain (normal form); returns this op. */
   trim() {
     if (isRetain(this.parts[this.parts.length - 1])) this.parts.pop();
     return this;
@@ -357,6 +362,7 @@ var TextOp = class _TextOp {
     }
     return out;
   }
+  /** True if both ops have the same parts. */
   equals(other) {
     if (this.parts.length !== other.parts.length) return false;
     return this.parts.every((p, i) => {
@@ -1496,9 +1502,11 @@ var SyncDoc = class _SyncDoc {
   get pendingCount() {
     return (this.inflight?.edits ?? 0) + this.pendingEdits;
   }
+  /** True if {@link SyncDoc.undo} has an edit of mine to take back. */
   get canUndo() {
     return this.undoStack.length > 0;
   }
+  /** True if {@link SyncDoc.redo} has an undone edit to make again. */
   get canRedo() {
     return this.redoStack.length > 0;
   }
@@ -1528,6 +1536,7 @@ var SyncDoc = class _SyncDoc {
   undo() {
     return this.step(this.undoStack, "undo");
   }
+  /** Makes my latest undone edit again; returns the edit applied, or null. */
   redo() {
     return this.step(this.redoStack, "redo");
   }
@@ -1956,12 +1965,15 @@ var MontageSession = class {
   get version() {
     return this.sync?.version ?? 0;
   }
+  /** The connection's state as this session sees it (`offline` once the session stopped). */
   get connectionState() {
     return this.state;
   }
+  /** My local edits the server has not acknowledged yet. */
   get pendingCount() {
     return this.sync?.pendingCount ?? 0;
   }
+  /** Everyone with access to the session (online or not), with their role. */
   get participants() {
     return [...this.participantMap.values()];
   }
@@ -1969,9 +1981,11 @@ var MontageSession = class {
   get presence() {
     return this.presences;
   }
+  /** True if {@link MontageSession.undo} has an edit of mine to take back. */
   get canUndo() {
     return this.sync?.canUndo ?? false;
   }
+  /** True if {@link MontageSession.redo} has an undone edit to make again. */
   get canRedo() {
     return this.sync?.canRedo ?? false;
   }
@@ -1991,6 +2005,9 @@ var MontageSession = class {
     if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
+  /**
+   * Calls `fn` on every `event` (see {@link SessionEvents}); returns a function that removes it.
+   */
   on(event, fn) {
     let set2 = this.handlers.get(event);
     if (!set2) this.handlers.set(event, set2 = /* @__PURE__ */ new Set());
@@ -2021,6 +2038,7 @@ var MontageSession = class {
   undo() {
     return this.localStep((s) => s.undo());
   }
+  /** Makes my latest undone edit again. Returns false if there was nothing to redo. */
   redo() {
     return this.localStep((s) => s.redo());
   }
@@ -2100,6 +2118,7 @@ var MontageSession = class {
   async acceptSuggestion(id) {
     return suggestionOf(await this.request({ type: "suggestion_accept", id }, "suggest"));
   }
+  /** Turns down a pending suggestion (editor or above). */
   async rejectSuggestion(id) {
     return suggestionOf(await this.request({ type: "suggestion_reject", id }, "suggest"));
   }
@@ -2114,6 +2133,10 @@ var MontageSession = class {
     if (tier !== void 0) msg["tier"] = tier;
     return this.previewOf(await this.request(msg, "preview"));
   }
+  /**
+   * Ends the `preview` events of {@link MontageSession.subscribePreviews}. Returns false when not
+   * joined (nothing sent).
+   */
   unsubscribePreviews() {
     return this.sendMessage({ type: "preview_unsubscribe", session: this.session });
   }
@@ -2554,6 +2577,10 @@ var MontageConnection = class {
     this.user = opts.user ?? (this.token !== void 0 ? tokenSubject(this.token) : null);
     if (opts.autoConnect !== false) this.connect();
   }
+  /**
+   * The socket's state: `connecting`, `online`, `reconnecting`, `offline` (a retry may be
+   * scheduled) or `unauthorized` (stopped).
+   */
   get connectionState() {
     return this.state;
   }
@@ -2561,6 +2588,9 @@ var MontageConnection = class {
   get isOpen() {
     return this.sock !== null && this.sock.readyState === OPEN && this.state === "online";
   }
+  /**
+   * Calls `fn` on every `event` (see {@link ConnectionEvents}); returns a function that removes it.
+   */
   on(event, fn) {
     let set2 = this.handlers.get(event);
     if (!set2) this.handlers.set(event, set2 = /* @__PURE__ */ new Set());

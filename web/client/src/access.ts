@@ -10,6 +10,7 @@ export type Role = "owner" | "editor" | "commenter" | "viewer";
 /** What a signed-in user without a grant receives; `none` keeps the session private. */
 export type LinkRole = "none" | "viewer" | "commenter" | "editor";
 
+/** Every {@link LinkRole}, least access first (for a picker). */
 export const LINK_ROLES: readonly LinkRole[] = ["none", "viewer", "commenter", "editor"];
 
 const RANK: Record<string, number> = { none: -1, viewer: 0, commenter: 1, editor: 2, owner: 3 };
@@ -151,13 +152,20 @@ export class ApiError extends Error {
 /** What a request body may be: JSON text, or a file's bytes (uploads). */
 export type RequestBody = string | Blob | ArrayBuffer | Uint8Array;
 
+/** The part of `fetch` that {@link SessionsApi} uses: the global `fetch` fits (a fake in tests). */
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: RequestBody }) => Promise<{
   status: number;
   ok: boolean;
-  headers: { get(name: string): string | null };
+  /** The response's headers (`Retry-After` is read on a refusal). */
+  headers: {
+    /** The header's value, or null. */
+    get(name: string): string | null;
+  };
+  /** The response's body as text. */
   text(): Promise<string>;
 }>;
 
+/** Options of a {@link SessionsApi}: the server, the token and the `fetch` to call it with. */
 export interface SessionsApiOptions {
   /** The server's origin, e.g. `http://localhost:7070`; `""` (the default) for the page's own. */
   baseUrl?: string;

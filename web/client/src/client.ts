@@ -11,13 +11,22 @@ import type { Json } from "./json.js";
 import { type ConnectionOptions, MontageConnection } from "./connection.js";
 import { MontageSession, type SessionEvents, type SessionOptions } from "./session.js";
 
+/**
+ * Options of a {@link MontageClient}: its connection's, the session's, and which session to join.
+ */
 export interface ClientOptions extends ConnectionOptions, Omit<SessionOptions, "autoJoin"> {
+  /** The session to join (created, with me as its owner, if it does not exist). */
   session: string;
 }
 
 /** The events of a `MontageClient` with untyped document and presence. */
 export type ClientEvents = SessionEvents<Json, Json>;
 
+/**
+ * One session over its own connection: a {@link MontageSession} that owns its {@link
+ * MontageConnection}, connected at construction unless `autoConnect` is false. For several sessions
+ * over one socket, use a `MontageConnection` and {@link MontageConnection.session}.
+ */
 export class MontageClient<Doc = Json, Presence = Json> extends MontageSession<Doc, Presence> {
   constructor(opts: ClientOptions) {
     super(new MontageConnection({ ...opts, autoConnect: false }), opts.session, { ...opts, autoJoin: opts.autoConnect !== false });

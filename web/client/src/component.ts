@@ -13,6 +13,7 @@ export const MAX_INDEX = 0xffff_ffff;
 /** Components in one edit, at most. */
 export const MAX_COMPONENTS = 10_000;
 
+/** A rectangle (a crop), in the asset's pixels. */
 export interface Rect {
   x: number;
   y: number;
@@ -20,6 +21,11 @@ export interface Rect {
   h: number;
 }
 
+/**
+ * One change to the document at `path`: the engine's component kinds (docs/OT.md). Build them with
+ * {@link set}, {@link ins}, {@link del}, {@link mov}, {@link add}, {@link textInsert}, {@link
+ * textDelete}, {@link textChange} and the {@link media} builders.
+ */
 export type Component =
   | { op: "set"; path: Path; value: Json }
   | { op: "del"; path: Path }
@@ -51,6 +57,10 @@ export type WireComponent =
   | { op: "rotate"; path: Seg[]; by: number }
   | { op: "adjust"; path: Seg[]; param: string; value: number };
 
+/**
+ * True if the component changes nothing (an empty text op, a move to where it is, a trim of no
+ * edge).
+ */
 export function isNoop(c: Component): boolean {
   switch (c.op) {
     case "text":
@@ -66,16 +76,23 @@ export function isNoop(c: Component): boolean {
 
 // ---- constructors -------------------------------------------------------------------------
 
+/** Replaces the value at `path` (an object key may be new). */
 export const set = (path: Path, value: Json): Component => ({ op: "set", path, value });
+/** Removes the object key or list element at `path`. */
 export const del = (path: Path): Component => ({ op: "del", path });
+/** Inserts `value` into a list at index `path`'s last segment. */
 export const ins = (path: Path, value: Json): Component => ({ op: "ins", path, value });
+/** Moves the list element at `path` to index `to` of the same list. */
 export const mov = (path: Path, to: number): Component => ({ op: "mov", path, to });
+/** Adds `value` to the number at `path`: concurrent adds both count. */
 export const add = (path: Path, value: number): Component => ({ op: "add", path, value });
+/** Inserts `s` into the string at `path`, at scalar position `pos`. */
 export const textInsert = (path: Path, pos: number, s: string): Component => ({
   op: "text",
   path,
   text: TextOp.insert(pos, s),
 });
+/** Deletes `n` scalars of the string at `path`, from scalar position `pos`. */
 export const textDelete = (path: Path, pos: number, n: number): Component => ({
   op: "text",
   path,

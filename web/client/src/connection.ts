@@ -25,11 +25,17 @@ type Listener<E> = { bivarianceHack(ev: E): void }["bivarianceHack"];
  * package's fit as they are. */
 export interface SocketLike {
   readonly readyState: number;
+  /** Sends one text frame. */
   send(data: string): void;
+  /** Closes the socket (its `onclose` follows). */
   close(code?: number, reason?: string): void;
+  /** Set by the client: the socket opened. */
   onopen: Listener<unknown> | null;
+  /** Set by the client: a frame arrived (`data` a string). */
   onmessage: Listener<{ data: unknown }> | null;
+  /** Set by the client: the socket closed, with the server's code and reason. */
   onclose: Listener<{ code?: number; reason?: string }> | null;
+  /** Set by the client: the socket failed (a close follows). */
   onerror: Listener<unknown> | null;
 }
 /** Opens a socket: `(url, protocols) => new WebSocket(url, protocols)`. */
@@ -37,14 +43,21 @@ export type SocketFactory = (url: string, protocols: string[]) => SocketLike;
 /** A WebSocket class (the `ws` package's `WebSocket`, the browser's). */
 export type SocketConstructor = new (url: string, protocols: string[]) => SocketLike;
 
+/**
+ * The timers the connection schedules reconnects with: the global ones by default (a fake clock in
+ * tests).
+ */
 export interface Timers {
+  /** Calls `fn` after `ms` milliseconds; returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancels a scheduled call. */
   clearTimeout(handle: unknown): void;
 }
 
 /** A token, or a function giving a fresh one (a JWT). */
 export type TokenSource = string | (() => string | Promise<string>);
 
+/** Options of a {@link MontageConnection} (and, with the session's, of a {@link MontageClient}). */
 export interface ConnectionOptions {
   /** `ws://host:port/v1/ws` (the token is appended as `?token=`). */
   url: string;
@@ -67,7 +80,9 @@ export interface ConnectionOptions {
   /** Reconnect backoff: first delay, cap, growth factor; a random jitter of up to `jitter`
    * (a fraction) is added. Defaults: 250 ms, 10 s, 2, 0.2. */
   backoff?: { initialMs?: number; maxMs?: number; factor?: number; jitter?: number };
+  /** Timers for the backoff (default: the global `setTimeout`/`clearTimeout`). */
   timers?: Timers;
+  /** Randomness for the backoff's jitter, in [0, 1) (default `Math.random`). */
   random?: () => number;
   /** Connect at construction (default true). */
   autoConnect?: boolean;
@@ -78,6 +93,7 @@ export interface ConnectionOptions {
 /** `unauthorized`: the server refused the token and the client stopped (see `AuthError`). */
 export type ConnectionState = "connecting" | "online" | "reconnecting" | "offline" | "unauthorized";
 
+/** The `status` event of a connection: its state, and on a reconnect how it goes. */
 export interface ConnectionStatus {
   state: ConnectionState;
   /** Reconnect attempt (1, 2, …) while reconnecting or waiting. */
@@ -89,6 +105,10 @@ export interface ConnectionStatus {
   closeReason?: string;
 }
 
+/**
+ * The events of a connection, for {@link MontageConnection.on}: each key an event name, each value
+ * what its handler receives.
+ */
 export interface ConnectionEvents {
   status: ConnectionStatus;
   /** The server took a refreshed token (`auth`); `exp`: its expiry, seconds since the epoch. */
@@ -122,6 +142,7 @@ export interface SessionPort {
   unauthorized(e: AuthError): void;
 }
 
+/** @inline */
 type Handler<T> = (ev: T) => void;
 const OPEN = 1;
 
@@ -151,6 +172,11 @@ export function httpOrigin(wsUrl: string): string {
   }
 }
 
+/**
+ * One WebSocket to the server, speaking protocol v1 JSON, and its token lifecycle (refresh on
+ * `token_expiring`, one retry with a fresh token after a 4401, then `unauthorized`) and reconnect
+ * backoff, shared by every session opened on it with {@link MontageConnection.session}.
+ */
 export class MontageConnection {
   readonly url: string;
   /** The server's HTTP origin, from `url`. */
@@ -209,6 +235,10 @@ export class MontageConnection {
     if (opts.autoConnect !== false) this.connect();
   }
 
+  /**
+   * The socket's state: `connecting`, `online`, `reconnecting`, `offline` (a retry may be
+   * scheduled) or `unauthorized` (stopped).
+   */
   get connectionState(): ConnectionState {
     return this.state;
   }
@@ -217,6 +247,9 @@ export class MontageConnection {
     return this.sock !== null && this.sock.readyState === OPEN && this.state === "online";
   }
 
+  /**
+   * Calls `fn` on every `event` (see {@link ConnectionEvents}); returns a function that removes it.
+   */
   on<K extends keyof ConnectionEvents>(event: K, fn: Handler<ConnectionEvents[K]>): () => void {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, (set = new Set()));

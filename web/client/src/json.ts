@@ -1,5 +1,6 @@
 /** Document values are plain JSON. Objects are compared by their own keys, order-free. */
 export type Json = null | boolean | number | string | Json[] | JsonObject;
+/** A JSON object: own string keys to JSON values. */
 export interface JsonObject {
   [key: string]: Json;
 }
@@ -22,10 +23,12 @@ export function typeName(v: unknown): string {
   }
 }
 
+/** True for a JSON object (not `null`, not an array). */
 export function isObject(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** True if `k` is an own key of `o` (never one inherited from the prototype). */
 export function hasOwn(o: object, k: string): boolean {
   return Object.prototype.hasOwnProperty.call(o, k);
 }
@@ -44,6 +47,7 @@ export function setKey(o: JsonObject, k: string, v: Json): void {
   }
 }
 
+/** A deep copy of a JSON value. */
 export function clone<T extends Json>(v: T): T {
   if (v === null || typeof v !== "object") return v;
   if (Array.isArray(v)) return v.map((x) => clone(x)) as T;
@@ -52,6 +56,7 @@ export function clone<T extends Json>(v: T): T {
   return out as T;
 }
 
+/** Structural equality of JSON values; object keys compare order-free. */
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;

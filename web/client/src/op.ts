@@ -7,6 +7,7 @@ import { pathEq } from "./path.js";
 import { checkTouched } from "./schema.js";
 import { type Side, transformComponent, transformXComponents } from "./transform.js";
 
+/** What {@link apply} returns: the new document and the edit that undoes the applied one. */
 export interface Applied<T extends Json = Json> {
   /** The new document (the input is never modified). */
   doc: T;
@@ -124,6 +125,7 @@ function merge(a: Component, b: Component): Component | undefined {
   return undefined;
 }
 
+/** True if every component of the edit is a no-op. */
 export function isNoopOp(op: readonly Component[]): boolean {
   return op.every(isNoop);
 }

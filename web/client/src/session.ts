@@ -28,10 +28,13 @@ import {
 
 /** Where a client keeps its replica: one string per session. */
 export interface ClientStorage {
+  /** The stored replica, or null when there is none. */
   load(): string | null;
+  /** Stores the replica, whenever it changed (an edit before it is sent). */
   save(value: string): void;
 }
 
+/** Options of one session, for {@link MontageConnection.session} (and {@link MontageClient}). */
 export interface SessionOptions {
   /** Identifies this replica for idempotent resends; random by default. */
   clientId?: string;
@@ -51,11 +54,13 @@ interface Stored {
   sync: SyncSnapshot;
 }
 
+/** The `status` event: the connection's state and my unacknowledged edits. */
 export interface StatusEvent extends ConnectionStatus {
   /** Local edits the server has not acknowledged yet. */
   pending: number;
 }
 
+/** Someone with access to the session, as the server lists them. */
 export interface Participant {
   user: string;
   role: string;
@@ -70,6 +75,7 @@ export interface Participant {
  * my own edit (or undo/redo), or someone else's edit. */
 export type ChangeOrigin = "load" | "local" | "remote";
 
+/** The `change` event: the document after the change and the edit that made it. */
 export interface ChangeEvent<Doc = Json> {
   doc: Doc;
   op: Op;
@@ -81,6 +87,10 @@ export interface ChangeEvent<Doc = Json> {
   version: number;
 }
 
+/**
+ * The events of a session, for {@link MontageSession.on}: each key an event name, each value what
+ * its handler receives.
+ */
 export interface SessionEvents<Doc = Json, Presence = Json> {
   /** The document changed: loaded, by a local edit or undo/redo, or by someone else's edit. */
   change: ChangeEvent<Doc>;
@@ -117,6 +127,7 @@ export interface SessionEvents<Doc = Json, Presence = Json> {
   message: Record<string, unknown>;
 }
 
+/** @inline */
 type Handler<T> = (ev: T) => void;
 
 function randomId(): string {
@@ -125,6 +136,13 @@ function randomId(): string {
   return Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
 
+/**
+ * One session joined over a {@link MontageConnection}: the replica (optimistic local edits, resent
+ * after a reconnect), presence, per-user undo/redo, and the session's requests (comments,
+ * suggestions, roles, previews, uploads). Get one from {@link MontageConnection.session}; a {@link
+ * MontageClient} is one that owns its connection. `accessDenied` or `unauthorized` stop it until
+ * `connect()`.
+ */
 export class MontageSession<Doc = Json, Presence = Json> implements SessionPort {
   readonly session: string;
   readonly clientId: string;
@@ -208,12 +226,15 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   get version(): number {
     return this.sync?.version ?? 0;
   }
+  /** The connection's state as this session sees it (`offline` once the session stopped). */
   get connectionState(): ConnectionState {
     return this.state;
   }
+  /** My local edits the server has not acknowledged yet. */
   get pendingCount(): number {
     return this.sync?.pendingCount ?? 0;
   }
+  /** Everyone with access to the session (online or not), with their role. */
   get participants(): Participant[] {
     return [...this.participantMap.values()];
   }
@@ -221,9 +242,11 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   get presence(): ReadonlyMap<string, Presence> {
     return this.presences;
   }
+  /** True if {@link MontageSession.undo} has an edit of mine to take back. */
   get canUndo(): boolean {
     return this.sync?.canUndo ?? false;
   }
+  /** True if {@link MontageSession.redo} has an undone edit to make again. */
   get canRedo(): boolean {
     return this.sync?.canRedo ?? false;
   }
@@ -245,6 +268,9 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  /**
+   * Calls `fn` on every `event` (see {@link SessionEvents}); returns a function that removes it.
+   */
   on<K extends keyof SessionEvents<Doc, Presence>>(event: K, fn: Handler<SessionEvents<Doc, Presence>[K]>): () => void {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, (set = new Set()));
@@ -277,6 +303,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   undo(): boolean {
     return this.localStep((s) => s.undo());
   }
+  /** Makes my latest undone edit again. Returns false if there was nothing to redo. */
   redo(): boolean {
     return this.localStep((s) => s.redo());
   }
@@ -363,6 +390,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   async acceptSuggestion(id: string): Promise<Suggestion> {
     return suggestionOf(await this.request({ type: "suggestion_accept", id }, "suggest"));
   }
+  /** Turns down a pending suggestion (editor or above). */
   async rejectSuggestion(id: string): Promise<Suggestion> {
     return suggestionOf(await this.request({ type: "suggestion_reject", id }, "suggest"));
   }
@@ -378,6 +406,10 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     if (tier !== undefined) msg["tier"] = tier;
     return this.previewOf(await this.request(msg, "preview"));
   }
+  /**
+   * Ends the `preview` events of {@link MontageSession.subscribePreviews}. Returns false when not
+   * joined (nothing sent).
+   */
   unsubscribePreviews(): boolean {
     return this.sendMessage({ type: "preview_unsubscribe", session: this.session });
   }

@@ -22,6 +22,7 @@ export interface Outgoing {
   op: Op;
 }
 
+/** @inline */
 interface Inflight extends Outgoing {
   /** The edit exactly as sent with `base`: a resend must carry this, not `op`, which has
    * been transformed past the server edits received since. */
@@ -30,6 +31,7 @@ interface Inflight extends Outgoing {
   edits: number;
 }
 
+/** Why a local edit was made: a new edit, an undo or a redo. */
 export type EditKind = "edit" | "undo" | "redo";
 
 /** What a replica must keep to survive a page reload while offline (DESIGN §4): the document,
@@ -44,6 +46,11 @@ export interface SyncSnapshot {
   pendingEdits: number;
 }
 
+/**
+ * The sans-I/O client model of one replica: local edits apply at once, one is in flight, the rest
+ * are composed into one pending edit; server edits are transformed past them; per-user undo/redo.
+ * No I/O: {@link MontageSession} drives one over a socket.
+ */
 export class SyncDoc {
   doc: Json;
   version: number;
@@ -70,9 +77,11 @@ export class SyncDoc {
   get pendingCount(): number {
     return (this.inflight?.edits ?? 0) + this.pendingEdits;
   }
+  /** True if {@link SyncDoc.undo} has an edit of mine to take back. */
   get canUndo(): boolean {
     return this.undoStack.length > 0;
   }
+  /** True if {@link SyncDoc.redo} has an undone edit to make again. */
   get canRedo(): boolean {
     return this.redoStack.length > 0;
   }
@@ -104,6 +113,7 @@ export class SyncDoc {
   undo(): Op | null {
     return this.step(this.undoStack, "undo");
   }
+  /** Makes my latest undone edit again; returns the edit applied, or null. */
   redo(): Op | null {
     return this.step(this.redoStack, "redo");
   }

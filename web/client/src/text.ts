@@ -7,6 +7,9 @@ import { errors } from "./error.js";
 import type { Path } from "./path.js";
 import { scalarLength, sliceScalars, toUtf16Index } from "./unicode.js";
 
+/**
+ * One step of a {@link TextOp}: keep `retain` scalars, insert a string, or delete `delete` scalars.
+ */
 export type TextPart = { retain: number } | { insert: string } | { delete: number };
 
 function isRetain(p: TextPart | undefined): p is { retain: number } {
@@ -40,12 +43,14 @@ export type TextStep = { pos: number; ins: string } | { pos: number; del: number
 export class TextOp {
   readonly parts: TextPart[] = [];
 
+  /** Inserts `s` at scalar position `pos`. */
   static insert(pos: number, s: string): TextOp {
     const op = new TextOp();
     op.push({ retain: pos });
     op.push({ insert: s });
     return op;
   }
+  /** Deletes `n` scalars starting at scalar position `pos`. */
   static delete(pos: number, n: number): TextOp {
     const op = new TextOp();
     op.push({ retain: pos });
@@ -70,12 +75,14 @@ export class TextOp {
     op.push({ delete: scalarLength(old.slice(p, old.length - s)) });
     return op.trim();
   }
+  /** The normalized op of the given parts (empty parts dropped, neighbours merged). */
   static fromParts(parts: readonly TextPart[]): TextOp {
     const op = new TextOp();
     for (const p of parts) op.push(p);
     return op.trim();
   }
 
+  /** True if applying it changes nothing. */
   isNoop(): boolean {
     return this.parts.length === 0;
   }
@@ -108,6 +115,7 @@ export class TextOp {
     }
   }
 
+  /** Drops a trailing retain (normal form); returns this op. */
   trim(): TextOp {
     if (isRetain(this.parts[this.parts.length - 1])) this.parts.pop();
     return this;
@@ -240,6 +248,7 @@ export class TextOp {
     return out;
   }
 
+  /** True if both ops have the same parts. */
   equals(other: TextOp): boolean {
     if (this.parts.length !== other.parts.length) return false;
     return this.parts.every((p, i) => {

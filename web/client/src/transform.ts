@@ -6,6 +6,7 @@ import { type Path, type Seg, isPrefix, lastIndex, pathEq, withIndexAt, withLast
 /** Which of two concurrent edits the server ordered first: `left` is the earlier one (its
  * inserts stand first at a tie); where two writes collide the `right` one wins. */
 export type Side = "left" | "right";
+/** The other side. */
 export const flip = (s: Side): Side => (s === "left" ? "right" : "left");
 
 type ListEff =

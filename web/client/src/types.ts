@@ -1,6 +1,7 @@
 /** The document's shapes (DESIGN §2), for typed access in an app. More optional fields may
  * exist; the engine keeps unknown fields as they are. */
 
+/** @inline */
 export interface Rect {
   x: number;
   y: number;
@@ -8,6 +9,10 @@ export interface Rect {
   h: number;
 }
 
+/**
+ * A picture on the canvas: an asset at `x`, `y`, `w` × `h` canvas pixels, optionally cropped,
+ * rotated, flipped, faded and adjusted.
+ */
 export interface ImageLayer {
   id: string;
   kind: "image";
@@ -27,6 +32,7 @@ export interface ImageLayer {
   adjust?: { brightness?: number; contrast?: number; saturation?: number; exposure?: number; [k: string]: number | undefined };
 }
 
+/** Text on the canvas at `x`, `y`, in `size` pixels and a CSS `color`. */
 export interface TextLayer {
   id: string;
   kind: "text";
@@ -37,8 +43,10 @@ export interface TextLayer {
   color: string;
 }
 
+/** One layer of the canvas (in `canvas.layers`); `kind` tells which. */
 export type Layer = ImageLayer | TextLayer;
 
+/** A piece of an asset on a timeline track. */
 export interface Clip {
   id: string;
   asset: string;
@@ -49,12 +57,17 @@ export interface Clip {
   out: number;
 }
 
+/** A timeline track: video or audio clips in timeline order. */
 export interface Track {
   id: string;
   kind: "video" | "audio";
   clips: Clip[];
 }
 
+/**
+ * An uploaded file the document uses, by id in `assets`: its kind and, when known, its size or
+ * length.
+ */
 export interface Asset {
   kind: "image" | "video" | "audio";
   width?: number;
@@ -62,6 +75,11 @@ export interface Asset {
   duration?: number;
 }
 
+/**
+ * A Montage document (DESIGN §2): the title, the assets by id, the canvas and its layers, the
+ * timeline and its tracks, and free-form `meta`. Use it as the `Doc` type of a {@link
+ * MontageClient}.
+ */
 export interface MontageDocument {
   title: string;
   assets: Record<string, Asset>;

@@ -22,6 +22,10 @@ import { ClientStore, type Other, type SessionState, type Status } from "./store
 type AnyStore = ClientStore<any, any>;
 const StoreContext = createContext<AnyStore | null>(null);
 
+/**
+ * The props of {@link MontageProvider}: a `client` the app owns, or `options` for one the provider
+ * makes and owns; and the components that use it.
+ */
 export type MontageProviderProps = { children?: ReactNode } & (
   | {
       /** A client the app made and owns (a `MontageClient`, or a session of a
@@ -128,15 +132,18 @@ export function useMyPresence<P = Json>(): [P | undefined, (next: P | ((prev: P 
   return [value, set];
 }
 
-/** The connection: `state` (connecting, online, reconnecting, offline) and `pending` edits. */
+/** The connection: `state` (connecting, online, reconnecting, offline, unauthorized) and `pending`
+ * edits. */
 export function useStatus(): Status {
   const s = useStore();
   return useSyncExternalStore(s.subscribeStatus, s.getStatus, s.getStatus);
 }
 
+/** What {@link useUndo} gives: per-user undo and redo, and whether each is possible now. */
 export interface Undo {
   /** Undoes my latest edit (others' stay); false when there is nothing to undo. */
   undo: () => boolean;
+  /** Makes my latest undone edit again; false when there is nothing to redo. */
   redo: () => boolean;
   canUndo: boolean;
   canRedo: boolean;

@@ -20,17 +20,20 @@ export interface Other<P = Json> {
   presence: P | undefined;
 }
 
+/** What {@link useStatus} gives: the connection's state and my unacknowledged edits. */
 export interface Status {
   state: ConnectionState;
   /** Local edits the server has not acknowledged yet. */
   pending: number;
 }
 
+/** Whether undo and redo are possible now (the {@link ClientStore}'s undo slice). */
 export interface UndoState {
   canUndo: boolean;
   canRedo: boolean;
 }
 
+/** What {@link useSession} gives: the session, who I am in it, and why it stopped, if it did. */
 export interface SessionState {
   session: string;
   /** The user this client acts as (the `user` option or the token's `sub`), when known. */
@@ -45,6 +48,7 @@ export interface SessionState {
   authError: AuthError | null;
 }
 
+/** @inline */
 type Listener = () => void;
 
 /** Subscribes `fn` to each of `events`; returns one function removing them all. */
@@ -81,7 +85,14 @@ const STATUS_EVENTS = ["status", "change"] as const;
 const UNDO_EVENTS = ["change", "status", "joined"] as const;
 const SESSION_EVENTS = ["joined", "role", "linkRoleChanged", "accessDenied", "unauthorized", "status"] as const;
 
+/**
+ * A session seen as the external stores `useSyncExternalStore` wants, one per slice (document,
+ * others, status, undo, session, my presence): each slice has a `subscribe` and a `get` that
+ * returns the same object until the slice's value changes. No React: a binding for another
+ * framework can use it as it is.
+ */
 export class ClientStore<Doc = Json, Presence = Json> {
+  /** The session the slices are read from. */
   readonly client: MontageSession<Doc, Presence>;
   private others: Other<Presence>[] = [];
   private status: Status;
@@ -98,11 +109,32 @@ export class ClientStore<Doc = Json, Presence = Json> {
 
   // Arrow properties: React calls these unbound, and their identity must stay stable (a new
   // `subscribe` function would make React resubscribe on every render).
+  /** Calls `fn` when the document may have changed; returns the unsubscribe function. */
   readonly subscribeDoc = (fn: Listener) => onAny(this.client, DOC_EVENTS, fn);
+  /**
+   * Calls `fn` when the other users or their presence may have changed; returns the unsubscribe
+   * function.
+   */
   readonly subscribeOthers = (fn: Listener) => onAny(this.client, OTHERS_EVENTS, fn);
+  /**
+   * Calls `fn` when the connection state or the pending count may have changed; returns the
+   * unsubscribe function.
+   */
   readonly subscribeStatus = (fn: Listener) => onAny(this.client, STATUS_EVENTS, fn);
+  /**
+   * Calls `fn` when undo or redo may have become possible or impossible; returns the unsubscribe
+   * function.
+   */
   readonly subscribeUndo = (fn: Listener) => onAny(this.client, UNDO_EVENTS, fn);
+  /**
+   * Calls `fn` when the session state (role, link role, title, errors) may have changed; returns
+   * the unsubscribe function.
+   */
   readonly subscribeSession = (fn: Listener) => onAny(this.client, SESSION_EVENTS, fn);
+  /**
+   * Calls `fn` when {@link ClientStore.setMyPresence} sets my presence; returns the unsubscribe
+   * function.
+   */
   readonly subscribeMyPresence = (fn: Listener) => {
     this.presenceListeners.add(fn);
     return () => void this.presenceListeners.delete(fn);
@@ -128,18 +160,21 @@ export class ClientStore<Doc = Json, Presence = Json> {
     return this.others;
   };
 
+  /** The connection's state and pending count; the same object until either changes. */
   readonly getStatus = (): Status => {
     const next: Status = { state: this.client.connectionState, pending: this.client.pendingCount };
     if (!sameFields(this.status, next)) this.status = next;
     return this.status;
   };
 
+  /** Whether undo and redo are possible; the same object until either changes. */
   readonly getUndo = (): UndoState => {
     const next: UndoState = { canUndo: this.client.canUndo, canRedo: this.client.canRedo };
     if (!sameFields(this.undo, next)) this.undo = next;
     return this.undo;
   };
 
+  /** The session state; the same object until a field changes. */
   readonly getSession = (): SessionState => {
     const next = this.readSession();
     if (!sameFields(this.sessionState, next)) this.sessionState = next;

@@ -2,7 +2,8 @@
 //! the TypeScript client's suite (`web/scripts/test.sh`: type check, vitest — the shared OT
 //! vectors, the client model, a real WebSocket —, the published packages (`@montage/client`,
 //! `@montage/react`) packed, installed and used from ESM, CommonJS and TypeScript, the React
-//! hooks' vitest suite, and the check that the committed page bundle matches its sources), the
+//! hooks' vitest suite, both packages' API references (TypeDoc), the docs' TypeScript snippets
+//! type-checked, and the check that the committed page bundle matches its sources), the
 //! demo page served by the real binary, the Playwright tests driving that page in Debian's
 //! Chromium (`web/scripts/e2e.sh`), and the React hooks on a test page in Chromium
 //! (`web/scripts/react-e2e.sh`). They need Node.js 20, npm and /usr/bin/chromium
@@ -67,6 +68,26 @@ fn web_client_suite_passes() {
     assert!(
         text.contains("crates/server/webapp matches its sources"),
         "the bundle check did not run: {text}"
+    );
+    for package in ["client", "react"] {
+        assert!(
+            text.contains(&format!(
+                "typedoc: @montage/{package} API reference in web/{package}/docs-api"
+            )),
+            "the API reference of @montage/{package} was not built: {text}"
+        );
+    }
+    // check-snippets.mjs: "snippets: N blocks type-check"; none found would mean it read nothing.
+    let snippets = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("snippets: ")?
+                .strip_suffix(" blocks type-check")
+        })
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(
+        snippets.is_some_and(|n| n > 0),
+        "the docs' TypeScript snippets were not type-checked: {text}"
     );
 }
 
