@@ -584,7 +584,7 @@ impl SessionHandle {
         })
     }
 
-    /// Parses DESIGN §2 components (a JSON array) and edits with them.
+    /// Parses docs/PROTOCOL.md "The document" components (a JSON array) and edits with them.
     pub fn edit_json(&self, components: &Json) -> Result<()> {
         self.edit(Op::from_json(components)?)
     }
@@ -1105,7 +1105,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Token refresh on one connection (DESIGN §9.1): `token_expiring` → ask the source → `auth`
+/// Token refresh on one connection (docs/PROTOCOL.md "Access"): `token_expiring` → ask the source → `auth`
 /// → `authed`, retrying a failed fetch while the old token still holds.
 struct Refresh {
     shared: Arc<Shared>,
@@ -1404,7 +1404,7 @@ fn handle_error(
                 }
                 // The session is reloading on the server: rejoin, then resend.
                 ErrorCode::Internal => join_frames(&mut c, out),
-                // Too costly to rebase on the server (DESIGN §9.2): rebased here, sent again.
+                // Too costly to rebase on the server (docs/PROTOCOL.md "Limits"): rebased here, sent again.
                 ErrorCode::Conflict if head.is_some() => {
                     let mut events = Vec::new();
                     if !c.rebase_inflight(seq, &mut events) {

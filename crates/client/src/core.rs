@@ -591,7 +591,7 @@ impl SessionCore {
     }
 
     /// The server refused the in-flight edit `seq` as too costly to rebase there (`conflict`
-    /// carrying the head version, DESIGN §9.2): it was not applied. Server edits held since a
+    /// carrying the head version, docs/PROTOCOL.md "Limits"): it was not applied. Server edits held since a
     /// rejoin are applied now (none of them is this edit), and the edit, already transformed
     /// locally past every version this replica has, goes out again on the newest base under a
     /// new seq. Returns false if `seq` is not in flight.

@@ -1,6 +1,6 @@
 //! The HTTP side of the SDK: `GET /v1/sessions/{id}/ops`, for a rejoin that missed more edits
 //! than the server sends over the WebSocket, and the management of sessions ([`Api`]:
-//! `POST/GET /v1/sessions`, `PATCH/DELETE /v1/sessions/{id}`, DESIGN §9.1). One
+//! `POST/GET /v1/sessions`, `PATCH/DELETE /v1/sessions/{id}`, docs/PROTOCOL.md "Access"). One
 //! `reqwest::Client` per SDK [`Client`](crate::Client).
 
 use std::fmt::Display;

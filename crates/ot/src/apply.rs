@@ -92,7 +92,7 @@ fn num_field(
     }
 }
 
-/// Limits on adjustment values (DESIGN §2); other parameters only need to be finite.
+/// Limits on adjustment values (docs/PROTOCOL.md "The document"); other parameters only need to be finite.
 pub(crate) fn adjust_range(param: &str) -> Option<(f64, f64)> {
     match param {
         "brightness" | "contrast" | "saturation" => Some((-1.0, 1.0)),

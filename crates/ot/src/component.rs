@@ -1,4 +1,4 @@
-//! Edit components: the primitive JSON ones of DESIGN §2 and the media-semantic ones.
+//! Edit components: the primitive JSON ones of docs/PROTOCOL.md "The document" and the media-semantic ones.
 
 use serde::{Deserialize, Serialize};
 
@@ -206,7 +206,7 @@ impl Component {
     }
 }
 
-/// The JSON form of one component (DESIGN §2). A multi-part text op is written as several
+/// The JSON form of one component (docs/PROTOCOL.md "The document"). A multi-part text op is written as several
 /// `text` components, each applying to the string the previous one left.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]

@@ -9,7 +9,7 @@ use crate::schema;
 use crate::transform::{Side, transform_component, transform_x};
 use crate::value::Value;
 
-/// One edit. Its JSON form is an array of components (DESIGN §2).
+/// One edit. Its JSON form is an array of components (docs/PROTOCOL.md "The document").
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Op(pub Vec<Component>);
 
@@ -36,7 +36,7 @@ impl Op {
     }
 
     /// Applies to `doc` atomically and returns the inverse edit. On error `doc` is unchanged.
-    /// The result is checked against the document shape of DESIGN §2.
+    /// The result is checked against the document shape of docs/PROTOCOL.md "The document".
     pub fn apply(&self, doc: &mut Value) -> Result<Op> {
         self.apply_inner(doc, true)
     }

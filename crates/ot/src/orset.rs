@@ -1,5 +1,5 @@
 //! An observed-remove set (OR-set, add-wins) for state without a single order: comment
-//! reactions, and later anything merged across gateway nodes (DESIGN §4).
+//! reactions, and later anything merged across gateway nodes (docs/ARCHITECTURE.md).
 //!
 //! Every add is tagged with a unique dot `(replica, counter)`; a remove deletes exactly the dots
 //! its replica has observed for that element. So an add concurrent with a remove survives the

@@ -1,4 +1,4 @@
-//! The document's shape (DESIGN §2): an edit whose result breaks it is refused. Only the parts
+//! The document's shape (docs/PROTOCOL.md "The document"): an edit whose result breaks it is refused. Only the parts
 //! an edit touched are checked, so the cost does not grow with the document.
 
 use crate::component::Component;

@@ -81,7 +81,7 @@ impl Value {
         Value::Obj(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
-    /// The document a new session starts with (DESIGN §2).
+    /// The document a new session starts with (docs/PROTOCOL.md "The document").
     pub fn new_document() -> Value {
         Value::obj([
             ("title", Value::str("")),
@@ -331,7 +331,7 @@ impl Serialize for Value {
 const PARSE_CHUNK: usize = 100;
 
 impl Value {
-    /// Reads JSON text of any nesting depth. Every [`PARSE_CHUNK`] levels the rest of the value
+    /// Reads JSON text of any nesting depth. Every `PARSE_CHUNK` levels the rest of the value
     /// is skipped as raw text (serde_json skips without recursing) and read by a new parser, so
     /// whatever the writer wrote can be read back; depth is bounded where documents are edited.
     pub fn from_json_str(s: &str) -> serde_json::Result<Value> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The `code` of an `error` frame (DESIGN §3, contract).
+/// The `code` of an `error` frame (docs/PROTOCOL.md, contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

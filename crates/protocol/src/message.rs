@@ -1,4 +1,4 @@
-//! The JSON messages of wire protocol v1 (DESIGN §3). Names and shapes here are contract.
+//! The JSON messages of wire protocol v1 (docs/PROTOCOL.md). Names and shapes here are contract.
 
 use montage_ot::{Op, Value};
 use serde::{Deserialize, Serialize};
@@ -211,7 +211,7 @@ pub struct OpEntry {
     pub ops: Op,
 }
 
-/// A connection-quality tier (DESIGN §7): how often presence and previews go to a connection and
+/// A connection-quality tier (docs/PROTOCOL.md): how often presence and previews go to a connection and
 /// how large its previews are. The one tier type of the wire, the server and the media processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -268,7 +268,7 @@ impl Tier {
     pub fn min_interval(self) -> std::time::Duration {
         std::time::Duration::from_secs(1) / self.fps()
     }
-    /// The preview resolution the `tier` message announces (DESIGN §7's table; a 16:9 thumbnail
+    /// The preview resolution the `tier` message announces (the table in docs/PROTOCOL.md; a 16:9 thumbnail
     /// for poor).
     pub fn resolution(self) -> [u32; 2] {
         match self {
@@ -278,7 +278,7 @@ impl Tier {
             Tier::Poor => [320, 180],
         }
     }
-    /// The tier for a downlink (DESIGN §7 thresholds). Non-finite counts as poor.
+    /// The tier for a downlink (docs/PROTOCOL.md thresholds). Non-finite counts as poor.
     pub fn from_mbps(mbps: f64) -> Tier {
         if mbps > 50.0 {
             Tier::Excellent

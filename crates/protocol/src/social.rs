@@ -1,4 +1,4 @@
-//! Comments and suggestions on the wire (DESIGN §7): the JSON shapes as serde types, and their
+//! Comments and suggestions on the wire (docs/PROTOCOL.md): the JSON shapes as serde types, and their
 //! conversions to and from the protobuf types generated from `proto/montage.proto` (same field
 //! names; the timestamp is an RFC 3339 string in JSON, `google.protobuf.Timestamp` in protobuf).
 

@@ -192,7 +192,7 @@ pub struct SharingArgs {
     /// One webhook attempt gives up after this many milliseconds.
     #[arg(long, env = "MONTAGE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
-    /// Base of the preview and invite links sent out (default http://<listen address>).
+    /// Base of the preview and invite links sent out (default `http://<listen address>`).
     #[arg(long, env = "MONTAGE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Task attempts running at once.

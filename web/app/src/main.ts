@@ -4,7 +4,7 @@
  *
  * Plain DOM, no framework: the document is re-drawn from the client's replica on every change
  * (it is small: a handful of layers), and the server's rendered preview sits under the layer
- * outlines. Every protocol request goes through the SDK's typed methods; the document: DESIGN §2.
+ * outlines. Every protocol request goes through the SDK's typed methods; the document: docs/PROTOCOL.md "The document".
  */
 import {
   type AccessError,

@@ -1,5 +1,5 @@
 /**
- * Who may see a session (DESIGN §9.1), from the client's side: the roles, the error a refused
+ * Who may see a session (docs/PROTOCOL.md "Access"), from the client's side: the roles, the error a refused
  * join turns into (`AccessError`), and typed helpers for the HTTP API (`SessionsApi`: sessions,
  * comments and suggestions, invites, uploads).
  */
@@ -176,7 +176,7 @@ export interface SessionsApiOptions {
 }
 
 /**
- * Typed calls of the session-management HTTP API (DESIGN §9.1). Every method throws `ApiError`
+ * Typed calls of the session-management HTTP API (docs/PROTOCOL.md "Access"). Every method throws `ApiError`
  * when the server refuses (401, 403, 404, 400, 429…).
  *
  * ```ts

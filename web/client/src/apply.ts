@@ -57,7 +57,7 @@ function numField(m: JsonObject, path: Path, key: string): number | undefined {
   throw errors.wrongType(join(path, key), "number", typeName(v));
 }
 
-/** Limits on adjustment values (DESIGN §2); other parameters only need to be finite. */
+/** Limits on adjustment values (docs/PROTOCOL.md "The document"); other parameters only need to be finite. */
 export function adjustRange(param: string): [number, number] | undefined {
   switch (param) {
     case "brightness":

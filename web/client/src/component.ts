@@ -1,4 +1,4 @@
-/** Edit components (DESIGN §2): the JSON ones and the media-semantic ones, with their strict
+/** Edit components (docs/PROTOCOL.md "The document"): the JSON ones and the media-semantic ones, with their strict
  * wire decoding (`component.rs`). */
 import { OtError, errors } from "./error.js";
 import { type Json, isObject, hasOwn } from "./json.js";

@@ -1,5 +1,5 @@
 /**
- * `MontageConnection`: one WebSocket speaking protocol v1 JSON (DESIGN §3) and its token
+ * `MontageConnection`: one WebSocket speaking protocol v1 JSON (docs/PROTOCOL.md) and its token
  * lifecycle, shared by every session opened on it (`connection.session(id)`, a `MontageSession`).
  *
  * The token is a string or a (possibly async) function called before every connection, after

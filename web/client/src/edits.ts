@@ -1,5 +1,5 @@
 /**
- * Builders of media edits on the document model (DESIGN §2): each finds a layer or clip by id
+ * Builders of media edits on the document model (docs/PROTOCOL.md "The document"): each finds a layer or clip by id
  * in the current document and returns an edit (`Op`) of the media components that `montage-ot`
  * transforms with their meaning (docs/OT.md §2.1), e.g. a trim concurrent with a split lands on
  * the half it meant, a crop concurrent with a rotation turns with the picture.

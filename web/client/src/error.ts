@@ -3,7 +3,7 @@ import { type Path, showPath } from "./path.js";
 /**
  * What went wrong, as the Rust engine's `OtError` variants name it: a missing path, a value of the
  * wrong type, an index or text range out of bounds, an invalid component, a document that would
- * break its shape (DESIGN §2), or a malformed wire form.
+ * break its shape (docs/PROTOCOL.md "The document"), or a malformed wire form.
  */
 export type OtErrorKind =
   | "no_such_path"

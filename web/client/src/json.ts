@@ -76,7 +76,7 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
-/** The document a new session starts with (DESIGN §2). */
+/** The document a new session starts with (docs/PROTOCOL.md "The document"). */
 export function newDocument(): JsonObject {
   return {
     title: "",

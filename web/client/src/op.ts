@@ -16,7 +16,7 @@ export interface Applied<T extends Json = Json> {
 }
 
 /**
- * Applies `op` to `doc` atomically, checks the document shape of DESIGN §2 for every entity it
+ * Applies `op` to `doc` atomically, checks the document shape of docs/PROTOCOL.md "The document" for every entity it
  * touched, and returns the new document and the inverse. Throws `OtError` and leaves `doc`
  * untouched when any component fails.
  */

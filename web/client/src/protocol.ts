@@ -2,7 +2,7 @@
  * Wire shapes of protocol v1 that the SDK hands to apps (docs/PROTOCOL.md; the Rust types in
  * `crates/protocol/src/{message,social,error}.rs` are the truth), and the errors the SDK raises.
  */
-/** The `code` of a server `error` frame (DESIGN §3, `ErrorCode` in crates/protocol). */
+/** The `code` of a server `error` frame (docs/PROTOCOL.md, `ErrorCode` in crates/protocol). */
 export type ServerErrorCode =
   | "unauthorized"
   | "forbidden"
@@ -23,7 +23,7 @@ export type ServerErrorCode =
  */
 export type ErrorCode = ServerErrorCode | "bad_frame" | "desync" | "resync" | "disconnected" | "offline";
 
-/** A connection-quality tier (DESIGN §7). */
+/** A connection-quality tier (docs/PROTOCOL.md). */
 export type Tier = "excellent" | "good" | "fair" | "poor";
 
 /** A rectangle in pixels (W3C media fragment `xywh=`). */
@@ -34,7 +34,7 @@ export interface Region {
   h: number;
 }
 
-/** Where a comment points (DESIGN §7): a region, a time range, a drawing, and what it follows. */
+/** Where a comment points (docs/PROTOCOL.md): a region, a time range, a drawing, and what it follows. */
 export interface Annotation {
   region?: Region;
   /** Seconds (W3C media fragment `t=`). */

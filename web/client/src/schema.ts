@@ -1,4 +1,4 @@
-/** The document's shape (DESIGN §2), as `schema.rs` checks it: an edit whose result breaks it
+/** The document's shape (docs/PROTOCOL.md "The document"), as `schema.rs` checks it: an edit whose result breaks it
  * is refused. Only the entities an edit touched are checked. */
 import type { Component } from "./component.js";
 import { errors } from "./error.js";

@@ -2,12 +2,12 @@
  * `MontageSession`: one session joined over a `MontageConnection`, on top of `SyncDoc`.
  * Optimistic local edits, one in flight, rejoin with `since` after a reconnect and resend of the
  * in-flight edit with its original base and seq, presence, per-user undo/redo, comments,
- * suggestions, roles, previews; access (DESIGN §9.1): `accessDenied` (an `AccessError`) when
+ * suggestions, roles, previews; access (docs/PROTOCOL.md "Access"): `accessDenied` (an `AccessError`) when
  * the session can't be joined or the user is taken out of it (the session then stops until
  * `connect()`).
  *
  * `Doc` and `Presence` type the document and presence data (e.g. `MontageDocument`); the client
- * does not check them beyond the document shape rules of DESIGN §2.
+ * does not check them beyond the document shape rules of docs/PROTOCOL.md "The document".
  */
 import { type Op, decodeOp, encodeOp } from "./component.js";
 import type { Json } from "./json.js";
@@ -778,7 +778,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
         return;
       }
       if (code === "conflict" && typeof m["version"] === "number") {
-        // Too costly to rebase on the server (DESIGN §9.2): it was not applied. Server edits
+        // Too costly to rebase on the server (docs/PROTOCOL.md "Limits"): it was not applied. Server edits
         // held since a rejoin are not it, so they apply now; then it is rebased here and resent.
         const held = this.held ?? [];
         this.held = null;

@@ -5,7 +5,7 @@
  * transformed against the in-flight edit, then the pending one (`transformX(incoming, local,
  * "left")`: the server's edit was ordered first), and both sides are replaced.
  *
- * Per-user undo/redo lives here too (DESIGN §4): undoing inverts my edit against the state
+ * Per-user undo/redo lives here too (docs/PROTOCOL.md "Durability"): undoing inverts my edit against the state
  * before it and transforms that inverse past every later edit of others.
  */
 import { applyUnchecked, apply, compose, transform, transformX } from "./op.js";
@@ -34,7 +34,7 @@ interface Inflight extends Outgoing {
 /** Why a local edit was made: a new edit, an undo or a redo. */
 export type EditKind = "edit" | "undo" | "redo";
 
-/** What a replica must keep to survive a page reload while offline (DESIGN §4): the document,
+/** What a replica must keep to survive a page reload while offline (docs/PROTOCOL.md "Durability"): the document,
  * its version, and the unacknowledged edits with their base and seq. Plain JSON. */
 export interface SyncSnapshot {
   v: 1;

@@ -1,4 +1,4 @@
-/** The document's shapes (DESIGN §2), for typed access in an app. More optional fields may
+/** The document's shapes (docs/PROTOCOL.md "The document"), for typed access in an app. More optional fields may
  * exist; the engine keeps unknown fields as they are. */
 
 /** @inline */
@@ -76,7 +76,7 @@ export interface Asset {
 }
 
 /**
- * A Montage document (DESIGN §2): the title, the assets by id, the canvas and its layers, the
+ * A Montage document (docs/PROTOCOL.md "The document"): the title, the assets by id, the canvas and its layers, the
  * timeline and its tracks, and free-form `meta`. Use it as the `Doc` type of a {@link
  * MontageClient}.
  */

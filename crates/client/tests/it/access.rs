@@ -1,4 +1,4 @@
-//! The SDK's side of access control (DESIGN §9.1) against the real server: token sources and
+//! The SDK's side of access control (docs/PROTOCOL.md "Access") against the real server: token sources and
 //! refresh before expiry, link access opened and closed live, refused joins, and the HTTP
 //! session management helpers.
 

@@ -553,7 +553,7 @@ async fn fails_over_along_the_url_list(b: Backend) -> Result<()> {
     Ok(())
 }
 
-/// DESIGN §9.2: an edit the server finds too costly to rebase is refused with `conflict` and the
+/// docs/PROTOCOL.md "Limits": an edit the server finds too costly to rebase is refused with `conflict` and the
 /// head version; the SDK rebases it on its replica and sends it again, so nothing typed is lost.
 async fn an_edit_past_the_transform_budget_is_rebased_by_the_sdk(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;

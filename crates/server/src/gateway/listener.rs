@@ -55,7 +55,7 @@ impl std::fmt::Display for BodyTimeout {
 impl std::error::Error for BodyTimeout {}
 
 /// Serves `router` on `listener` within `limits` until `shutdown` is cancelled; then stops
-/// accepting, lets requests in flight finish (at most [`DRAIN`]) and returns.
+/// accepting, lets requests in flight finish (at most `DRAIN`) and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
