@@ -1,6 +1,5 @@
 //! The quick start's Rust hello-world (docs/QUICKSTART.md): join, see who is here, edit, react.
 use montage_client::{Client, Component, Event, Op, Value, path};
-
 #[tokio::main]
 async fn main() -> montage_client::Result<()> {
     let url = std::env::var("MONTAGE_URL").unwrap_or("ws://127.0.0.1:7070/v1/ws".into());

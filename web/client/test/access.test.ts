@@ -17,32 +17,10 @@ import {
   roleAtLeast,
   tokenSubject,
 } from "../src/index.js";
-import { FakeClock, FakeNet, fakeJwt } from "./fakenet.js";
+import { FakeClock, FakeNet, fakeClient, fakeJwt, settle, tick } from "./fakenet.js";
 
-/** Lets promise callbacks (an async `getToken`) run. */
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
-/** Delivers messages and runs promise callbacks until both are quiet. */
-async function settle(net: FakeNet) {
-  for (let i = 0; i < 20; i++) {
-    net.drain();
-    await tick();
-  }
-  net.drain();
-}
-
-function mk(net: FakeNet, clock: FakeClock, user: string, extra: Partial<ConstructorParameters<typeof MontageClient>[0]> = {}) {
-  return new MontageClient({
-    url: "ws://montage.test/v1/ws",
-    session: "s1",
-    clientId: `c-${user}`,
-    token: fakeJwt(user),
-    socket: net.factory(user),
-    timers: clock,
-    random: () => 0,
-    ...extra,
-  });
-}
+const mk = fakeClient;
 
 function collect<T>(c: MontageClient, ev: Parameters<MontageClient["on"]>[0]): T[] {
   const out: T[] = [];

@@ -13,30 +13,9 @@ import {
   type StatusEvent,
   newDocument,
 } from "../src/index.js";
-import { FakeClock, FakeNet, fakeJwt } from "./fakenet.js";
+import { FakeClock, FakeNet, fakeClient, fakeJwt, settle, tick } from "./fakenet.js";
 
-/** Lets promise callbacks (an async token function) run. */
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
-async function settle(net: FakeNet) {
-  for (let i = 0; i < 20; i++) {
-    net.drain();
-    await tick();
-  }
-  net.drain();
-}
-
-function client(net: FakeNet, clock: FakeClock, user: string, extra: Partial<ConstructorParameters<typeof MontageClient>[0]> = {}) {
-  return new MontageClient({
-    url: "ws://montage.test/v1/ws",
-    session: "s1",
-    clientId: `c-${user}`,
-    token: fakeJwt(user),
-    socket: net.factory(user),
-    timers: clock,
-    random: () => 0,
-    ...extra,
-  });
-}
+const client = fakeClient;
 
 /** A server that refuses tokens whose `exp` is at or before `now` (seconds), as `montage serve` does. */
 function expiringServer(now: { s: number }) {

@@ -2,7 +2,7 @@
 // MontageClient without I/O. Messages travel in per-direction FIFO queues; a test steps them
 // in order (`drain`) or in a random interleaving (`step`), and can drop a connection with
 // whatever is still in its queues. With `access` set it also keeps who may see the session
-// (DESIGN §9.1): an owner, grants, a link role, deletion, and token refresh (`auth`).
+// (docs/PROTOCOL.md "Access"): an owner, grants, a link role, deletion, and token refresh (`auth`).
 import {
   type Json,
   type Op,
@@ -14,6 +14,7 @@ import {
   tokenClaims,
   tokenSubject,
   transform,
+  MontageClient,
 } from "../src/index.js";
 
 /** A JWT-shaped token (unsigned: the fake server reads it without checking). */
@@ -463,4 +464,35 @@ export class FakeNet {
         err("bad_request", "unknown message type");
     }
   }
+}
+
+/** Lets promise callbacks (an async token function) run. */
+export const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** Delivers messages and runs promise callbacks until both are quiet. */
+export async function settle(net: FakeNet): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    net.drain();
+    await tick();
+  }
+  net.drain();
+}
+
+/** A client of session `s1` on `net` as `user`, on the fake clock, with `extra` options. */
+export function fakeClient(
+  net: FakeNet,
+  clock: FakeClock,
+  user: string,
+  extra: Partial<ConstructorParameters<typeof MontageClient>[0]> = {},
+): MontageClient {
+  return new MontageClient({
+    url: "ws://montage.test/v1/ws",
+    session: "s1",
+    clientId: `c-${user}`,
+    token: fakeJwt(user),
+    socket: net.factory(user),
+    timers: clock,
+    random: () => 0,
+    ...extra,
+  });
 }

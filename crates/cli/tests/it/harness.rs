@@ -110,3 +110,52 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+/// A running program whose stdout lines arrive on a channel; killed when dropped.
+pub struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    pub fn start(cmd: &mut Command) -> Result<Running> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start {cmd:?}"))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Running { child, lines })
+    }
+
+    /// Waits for a line containing `what`.
+    pub fn expect(&self, what: &str) -> Result<String> {
+        self.expect_where(what, |l| l.contains(what))
+    }
+
+    /// Waits for a line that `pick` takes (`what` names it in the error).
+    pub fn expect_where(&self, what: &str, pick: impl Fn(&str) -> bool) -> Result<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(l) if pick(&l) => return Ok(l),
+                Ok(l) => seen.push(l),
+                Err(_) => bail!("no line with {what}; printed {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

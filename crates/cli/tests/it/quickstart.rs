@@ -5,16 +5,13 @@
 //! hello-worlds edit one session together, and the CLI grants a role.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value as Json, json};
 
-use crate::harness::{Client, SECRET, Server, http_get, token};
+use crate::harness::{Client, Running, SECRET, Server, http_get, token};
 
 fn repo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -68,50 +65,6 @@ fn output(cmd: &mut Command) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
-
-/// A running program whose stdout lines arrive on a channel; killed when dropped.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(cmd: &mut Command) -> Result<Running> {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start {cmd:?}"))?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Running { child, lines })
-    }
-
-    /// Waits for a line containing `what`.
-    fn expect(&self, what: &str) -> Result<String> {
-        let mut seen = Vec::new();
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) if l.contains(what) => return Ok(l),
-                Ok(l) => seen.push(l),
-                Err(_) => bail!("no line with {what:?}; printed {seen:?}"),
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A Rust example of montage-client, built if needed (cargo builds examples for `cargo test`,

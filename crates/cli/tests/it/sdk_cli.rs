@@ -1,6 +1,6 @@
 //! The client commands of the `montage` binary against the real server.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -9,7 +9,9 @@ use media_services::auth::Auth;
 use montage_protocol::Role;
 use serde_json::Value as Json;
 
-use super::harness::{Backend, OPEN_LIMITS, SECRET, Server, backend_tests, fast_tempdir, token};
+use super::harness::{
+    Backend, OPEN_LIMITS, Running, SECRET, Server, backend_tests, fast_tempdir, token,
+};
 
 backend_tests!(
     session_edit_show_history_watch_and_join_commands,
@@ -40,16 +42,14 @@ async fn session_edit_show_history_watch_and_join_commands(b: Backend) -> Result
     ensure!(created["role"] == "owner", "{created}");
 
     // A watcher prints events as JSON lines.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_montage"))
-        .args(["watch", "cli"])
-        .env("MONTAGE_URL", format!("http://{}", server.addr))
-        .env("MONTAGE_TOKEN", token("ann"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(watch.stdout.take().context("stdout")?).lines();
-    let first = lines.next().context("watch printed nothing")??;
-    ensure!(first.contains("\"joined\""), "{first}");
+    let watch = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_montage"))
+            .args(["watch", "cli"])
+            .env("MONTAGE_URL", format!("http://{}", server.addr))
+            .env("MONTAGE_TOKEN", token("ann"))
+            .env("RUST_LOG", "warn"),
+    )?;
+    watch.expect("\"joined\"")?;
 
     let v: Json = serde_json::from_str(&montage(
         &server,
@@ -97,24 +97,8 @@ async fn session_edit_show_history_watch_and_join_commands(b: Backend) -> Result
     ensure!(entries.len() == 1 && entries[0]["version"] == 1, "{hist}");
 
     // The watcher saw the edit.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let mut saw = false;
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
-        if l.contains("\"edit\"") && l.contains("Hi") {
-            saw = true;
-            break;
-        }
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
-    ensure!(saw, "watch did not print the edit");
+    watch.expect_where("the edit", |l| l.contains("\"edit\"") && l.contains("Hi"))?;
+    drop(watch);
 
     // The interactive client, scripted through stdin.
     let mut join = Command::new(env!("CARGO_BIN_EXE_montage"))
@@ -466,14 +450,12 @@ async fn refusals_tls_roles_and_invites_from_the_command_line(b: Backend) -> Res
     ])?)?;
 
     // watch prints a comment as JSON with its fields, not a debug string.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_montage"))
-        .args(["watch", "cut", "--url", &url, "--token", &carl])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(watch.stdout.take().context("stdout")?).lines();
-    let first = lines.next().context("watch printed nothing")??;
-    ensure!(first.contains("\"joined\""), "{first}");
+    let watch = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_montage"))
+            .args(["watch", "cut", "--url", &url, "--token", &carl])
+            .env("RUST_LOG", "warn"),
+    )?;
+    watch.expect("\"joined\"")?;
     let mut ann_ws =
         super::harness::Client::connect(&format!("ws://{}/v1/ws?token={ann}", server.addr)).await?;
     ann_ws.join("cut", "c-ann").await?;
@@ -482,25 +464,8 @@ async fn refusals_tls_roles_and_invites_from_the_command_line(b: Backend) -> Res
             serde_json::json!({"type":"comment","session":"cut","comment":{"content":"nice cut"}}),
         )
         .await?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let mut comment = None;
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
-        let v: Json = serde_json::from_str(&l)?;
-        if v["type"] == "comment_added" {
-            comment = Some(v);
-            break;
-        }
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
-    let comment = comment.context("watch did not print the comment")?;
+    let line = watch.expect("\"comment_added\"")?;
+    let comment: Json = serde_json::from_str(&line)?;
     ensure!(
         comment["comment"]["content"] == "nice cut" && comment["comment"]["author_id"] == "ann",
         "{comment}"
