@@ -1264,10 +1264,8 @@ async fn serve(
                         // The close 4401 that follows says it all.
                         continue;
                     }
-                    if !heard {
-                        heard = true;
-                        *refusals = 0;
-                    }
+                    // The server took the token: refusals count from zero again.
+                    (heard, *refusals) = (true, 0);
                     match (&msg, rid.as_ref().and_then(parse_rid)) {
                         (ServerMessage::TokenExpiring { exp }, _) => {
                             refresh.expiring(*exp);
@@ -1309,12 +1307,7 @@ async fn serve(
                     return Ended::Dropped;
                 }
                 Some(Err(_)) | None => return Ended::Dropped,
-                Some(Ok(Message::Pong(_))) => {
-                    if !heard {
-                        heard = true;
-                        *refusals = 0;
-                    }
-                }
+                Some(Ok(Message::Pong(_))) => (heard, *refusals) = (true, 0),
                 Some(Ok(_)) => {}
             },
             Some(r) = refreshed.recv() => refresh.fetched(r, &mut out),

@@ -52,6 +52,9 @@ fn unauthorized_reason(e: &crate::error::Error) -> &'static str {
     }
 }
 
+/// The largest frame read from a socket whose token was refused (a close frame is ≤ 125 bytes).
+const REFUSED_FRAME_BYTES: usize = 1024;
+
 /// Answers an upgrade whose token was refused: one `unauthorized` error, then close 4401. Reads
 /// nothing from the client beyond the closing handshake, and not for long.
 async fn refuse(mut socket: WebSocket, reason: &'static str) {
@@ -106,8 +109,14 @@ pub async fn ws_handler(
                 _ => "missing token",
             };
             return match ws {
+                // Nothing but a close is read from a refused socket: tiny buffers and frames,
+                // so an unauthenticated client can't make it hold more (and for 5 s at most).
                 Ok(ws) => ws
                     .protocols([SUBPROTOCOL_JSON])
+                    .read_buffer_size(REFUSED_FRAME_BYTES)
+                    .write_buffer_size(REFUSED_FRAME_BYTES)
+                    .max_message_size(REFUSED_FRAME_BYTES)
+                    .max_frame_size(REFUSED_FRAME_BYTES)
                     .on_upgrade(move |socket| refuse(socket, reason)),
                 Err(_) => (StatusCode::UNAUTHORIZED, reason).into_response(),
             };
