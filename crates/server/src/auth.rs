@@ -28,7 +28,10 @@ pub fn check_secret(secret: &[u8]) -> Result<()> {
         return Err(Error::EmptySecret);
     }
     if secret.len() < MIN_SECRET_BYTES {
-        return Err(Error::WeakSecret { len: secret.len() });
+        return Err(Error::WeakSecret {
+            len: secret.len(),
+            min: MIN_SECRET_BYTES,
+        });
     }
     Ok(())
 }
@@ -168,7 +171,11 @@ pub fn read_secret(data_dir: &Path) -> Result<Option<Vec<u8>>> {
         return Err(Error::EmptySecret);
     }
     if s.len() < MIN_SECRET_BYTES {
-        return Err(Error::WeakSecretFile { path, len: s.len() });
+        return Err(Error::WeakSecretFile {
+            path,
+            len: s.len(),
+            min: MIN_SECRET_BYTES,
+        });
     }
     Ok(Some(s.as_bytes().to_vec()))
 }
@@ -282,7 +289,7 @@ mod tests {
         assert!(matches!(Auth::new(b""), Err(Error::EmptySecret)));
         let short = [b'x'; MIN_SECRET_BYTES - 1];
         let e = Auth::new(&short).unwrap_err();
-        assert!(matches!(e, Error::WeakSecret { len: 31 }), "{e}");
+        assert!(matches!(e, Error::WeakSecret { len: 31, .. }), "{e}");
         let msg = e.to_string();
         assert!(msg.contains("openssl rand -hex 32"), "{msg}");
         Auth::new(&[b'x'; MIN_SECRET_BYTES]).unwrap();

@@ -28,18 +28,20 @@ pub enum Error {
     #[error(
         "the JWT secret is {len} bytes long; at least {min} are needed. Use a random one, e.g. \
          MONTAGE_JWT_SECRET=$(openssl rand -hex 32), or leave MONTAGE_JWT_SECRET and \
-         --jwt-secret unset and `montage serve` creates one in the data dir",
-        min = crate::auth::MIN_SECRET_BYTES
+         --jwt-secret unset and `montage serve` creates one in the data dir"
     )]
-    WeakSecret { len: usize },
+    WeakSecret { len: usize, min: usize },
     /// The secret file in the data dir holds a secret that is too short.
     #[error(
         "{path} holds a JWT secret of {len} bytes; at least {min} are needed. Delete the file \
          and `montage serve` creates a random one (tokens signed with the old one stop \
-         working), or put the output of `openssl rand -hex 32` in it",
-        min = crate::auth::MIN_SECRET_BYTES
+         working), or put the output of `openssl rand -hex 32` in it"
     )]
-    WeakSecretFile { path: PathBuf, len: usize },
+    WeakSecretFile {
+        path: PathBuf,
+        len: usize,
+        min: usize,
+    },
     /// The secret file in the data dir may be read by group or others.
     #[error(
         "{path} holds the JWT secret but is readable by group or others (mode {mode:o}): run \

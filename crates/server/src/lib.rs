@@ -22,6 +22,7 @@ pub mod files;
 pub mod flags;
 pub mod metrics;
 pub mod quota;
+pub mod redact;
 
 /// The system design's name for the sharing and recognition service (contract path).
 pub use social::service as collaboration;

@@ -289,7 +289,7 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(|e| {
-                let url = crate::config::redact_url(url);
+                let url = crate::redact::redact_url(url);
                 Error::Bus(format!("connecting to {url}: {e}"))
             })?;
         let (in_tx, in_rx) = mpsc::channel(RECEIVE_QUEUE);

@@ -34,9 +34,7 @@ use crate::media::live::{PreviewTier, preview_loop};
 use crate::sync::ConnLink;
 use crate::sync::{ConnHandle, Outbound, SessionMsg};
 
-pub(super) use montage_protocol::close::{
-    GOING_AWAY as CLOSE_GOING_AWAY, POLICY as CLOSE_POLICY, UNAUTHORIZED as CLOSE_UNAUTHORIZED,
-};
+use montage_protocol::close::{POLICY as CLOSE_POLICY, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
 
 /// What a client is told when its token is refused: enough to act on, nothing about the secret.
 fn unauthorized_reason(e: &crate::error::Error) -> &'static str {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
+use montage_protocol::close::{GOING_AWAY as CLOSE_GOING_AWAY, POLICY as CLOSE_POLICY};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::socket::{CLOSE_GOING_AWAY, CLOSE_POLICY};
 use crate::sync::{ConnLink, Outbound};
 
 /// Most queued frames written before one flush.

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Response;
+use axum::routing::get;
 use montage_protocol::{ErrorCode, Role, Suggestion};
 
 use super::CommentRecord;
 use crate::App;
 use crate::api::{AppError, Caller, json};
-use crate::auth::Claims;
-use axum::Router;
-use axum::routing::get;
 
 /// Comments and suggestions, plus sharing, invites, tasks and recognition.
 pub fn routes() -> Router<Arc<App>> {
@@ -23,11 +23,23 @@ pub fn routes() -> Router<Arc<App>> {
         .merge(super::sharing_api::routes())
 }
 
-async fn readable(app: &App, id: &str, claims: &Claims) -> Result<(), AppError> {
-    app.collab
-        .require(id, &claims.principal(), Role::Viewer)
-        .await?;
-    Ok(())
+/// The session of the path (`{id}`), for a caller who may view it: a handler that takes it
+/// answers 401, 403 or 404 before doing anything.
+pub(super) struct SessionReader(pub(super) String);
+
+impl FromRequestParts<Arc<App>> for SessionReader {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, AppError> {
+        let Caller(claims) = Caller::from_request_parts(parts, app).await?;
+        let Path(id) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| AppError(ErrorCode::BadRequest, e.body_text()))?;
+        app.collab
+            .require(&id, &claims.principal(), Role::Viewer)
+            .await?;
+        Ok(SessionReader(id))
+    }
 }
 
 fn no_social() -> AppError {
@@ -62,12 +74,10 @@ fn listing<R: serde::de::DeserializeOwned, T: serde::Serialize>(
     Ok(json(StatusCode::OK, body.to_string()))
 }
 
-pub async fn comments(
+async fn comments(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Caller(claims): Caller,
+    SessionReader(id): SessionReader,
 ) -> Result<Response, AppError> {
-    readable(&app, &id, &claims).await?;
     let social = app.store.social().ok_or_else(no_social)?;
     listing(
         &id,
@@ -77,12 +87,10 @@ pub async fn comments(
     )
 }
 
-pub async fn suggestions(
+async fn suggestions(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Caller(claims): Caller,
+    SessionReader(id): SessionReader,
 ) -> Result<Response, AppError> {
-    readable(&app, &id, &claims).await?;
     let social = app.store.social().ok_or_else(no_social)?;
     listing(
         &id,

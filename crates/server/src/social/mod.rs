@@ -101,6 +101,22 @@ pub enum SocialWrite {
     Suggestion { id: String, record: String },
 }
 
+impl SocialWrite {
+    pub fn comment(r: &CommentRecord) -> SocialWrite {
+        SocialWrite::Comment {
+            id: r.comment.id.clone(),
+            record: serde_json::to_string(r).unwrap_or_default(),
+        }
+    }
+
+    pub fn suggestion(s: &Suggestion) -> SocialWrite {
+        SocialWrite::Suggestion {
+            id: s.id.clone(),
+            record: serde_json::to_string(s).unwrap_or_default(),
+        }
+    }
+}
+
 /// The replica name of this server in reaction OR-sets (a scale-out node would use its own).
 pub const REPLICA: &str = "montage";
 

@@ -3,7 +3,7 @@
 //! feeds as tasks. The awards' side of [`MediaCollaborationService`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 use montage_protocol::{ErrorCode, Role};
 use serde_json::{Value as Json, json};
@@ -162,9 +162,6 @@ pub fn award_json(a: &Award) -> Json {
         "at": a.at_ms,
     })
 }
-
-/// Where the session actors count contributions (set once by the service).
-pub(crate) type ContributionSink = OnceLock<Arc<ContributionTally>>;
 
 impl MediaCollaborationService {
     /// Decides an award by `awarder` (holding `awarder_role` in the session). Recognition is

@@ -32,7 +32,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub(crate) use super::recognition::ContributionSink;
 pub use super::recognition::{
     BADGE_RULES, ContributionKind, ContributionTally, RecognitionType, Reward, award_json,
 };
@@ -420,8 +419,9 @@ impl MediaCollaborationService {
             })
     }
 
-    /// Queues a contribution for the recorder without waiting (the session actors call this
-    /// through `Sessions::record_contribution`; comments and suggestions call either).
+    /// Queues a contribution for the recorder without waiting. Shares are counted here; what a
+    /// session credits (edits, resolved comments, accepted suggestions) reaches the same tally
+    /// through the session observers (`SessionLink::count_contributions`).
     pub fn record_contribution(&self, session: &str, user: &str, kind: ContributionKind) {
         self.inner.contributions.add(session, user, kind);
     }

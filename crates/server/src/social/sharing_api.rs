@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::App;
 use crate::api::{AppError, Caller, json};
+use crate::social::http::SessionReader;
 use crate::social::service::{Recipient, RecognitionType, award_json, invite_json};
 use crate::tasks::task_json;
 
@@ -83,12 +84,8 @@ async fn task(
 
 async fn session_tasks(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Caller(claims): Caller,
+    SessionReader(id): SessionReader,
 ) -> Result<Response, AppError> {
-    app.collab
-        .require(&id, &claims.principal(), Role::Viewer)
-        .await?;
     let tasks = app
         .collab
         .db()
@@ -230,12 +227,8 @@ fn contributions_json(list: &[crate::store::tasks::Contribution]) -> serde_json:
 
 async fn session_contributions(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Caller(claims): Caller,
+    SessionReader(id): SessionReader,
 ) -> Result<Response, AppError> {
-    app.collab
-        .require(&id, &claims.principal(), Role::Viewer)
-        .await?;
     let list = app.collab.db().contributions(Some(&id), None).await?;
     Ok(ok(contributions_json(&list)))
 }
@@ -252,12 +245,8 @@ async fn user_contributions(
 
 async fn session_awards(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    Caller(claims): Caller,
+    SessionReader(id): SessionReader,
 ) -> Result<Response, AppError> {
-    app.collab
-        .require(&id, &claims.principal(), Role::Viewer)
-        .await?;
     let list = app.collab.db().awards(Some(&id), None).await?;
     Ok(ok(
         json!({"awards": list.iter().map(award_json).collect::<Vec<_>>()}),

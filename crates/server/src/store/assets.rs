@@ -2,8 +2,8 @@
 //! who uploaded it and when. The bytes live in the blob store (`crate::media::blobs`); this is the
 //! record beside them, written once on upload and read by `GET /v1/assets/{id}/meta`.
 //!
-//! Implemented by `sqlite/assets.rs` (the table is created with the rest of its schema),
-//! `postgres/assets.rs` (migration step "assets" in `postgres::MIGRATIONS`) and `memory/assets.rs`.
+//! Implemented for SQLite and PostgreSQL by `sql.rs` (the table is in each one's `schema.rs`) and
+//! by `memory/assets.rs`.
 
 use super::StoreFuture;
 
@@ -77,8 +77,7 @@ pub struct AssetUsage {
 mod tests {
     use super::*;
     use crate::error::Result;
-    use crate::store::Store as _;
-    use crate::store::{MemoryStore, PgStore, SqliteStore};
+    use crate::store::{MemoryStore, SqliteStore};
 
     fn record(id: &str) -> AssetRecord {
         AssetRecord {
@@ -142,15 +141,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn postgres_keeps_records() -> Result<()> {
-        let Some(db) = super::super::postgres::testdb::create("postgres_keeps_records").await
-        else {
-            return Ok(());
-        };
-        let s = PgStore::connect(&db.url, 2).await?;
-        let r = round_trip(&s).await;
-        s.close().await?;
-        db.drop_db().await;
-        r
+    async fn postgres_keeps_records() {
+        super::super::postgres::testdb::with_store("postgres_keeps_records", async |s| {
+            round_trip(s).await.unwrap()
+        })
+        .await;
     }
 }

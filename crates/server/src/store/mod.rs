@@ -8,8 +8,9 @@
 //! | [`TaskStore`] | tasks, invites, contributions, awards | `tasks.rs` |
 //! | [`AssetStore`] | asset metadata | `assets.rs` |
 //!
-//! Each backend is a folder with one file per trait (`sqlite/`, `postgres/`, `memory/`), so the
-//! SQL twins sit side by side; row decoding both SQL backends share is in `rows.rs`.
+//! Each backend is a folder (`sqlite/`, `postgres/`, `memory/`). The two SQL backends share one
+//! schema shape and run one SQL text for everything but their schema steps, group commit and
+//! task claims (`sql.rs`); row decoding is shared too (`rows.rs`).
 
 pub mod assets;
 mod memory;
@@ -17,6 +18,7 @@ pub mod postgres;
 mod rows;
 mod sessions;
 mod social;
+mod sql;
 mod sqlite;
 pub mod tasks;
 

@@ -190,10 +190,6 @@ pub(in crate::store) fn award_row(r: &impl Cols) -> Result<Award> {
 pub(in crate::store) const ASSET_COLUMNS: &str =
     "id, kind, format, width, height, duration, bytes, uploader, session, created_at";
 
-pub(in crate::store) fn i64_of(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 pub(in crate::store) fn asset_row<'r, R: Row>(row: &'r R) -> Result<crate::store::AssetRecord>
 where
     usize: sqlx::ColumnIndex<R>,

@@ -193,3 +193,68 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 }
+
+/// What every `Store` must do, run over each backend by its own tests.
+#[cfg(test)]
+pub(super) mod contract {
+    use montage_protocol::Role;
+
+    use super::*;
+    use crate::error::Error;
+
+    pub fn op(v: u64, seq: u64) -> Write {
+        Write::Op {
+            session: "s".into(),
+            op: StoredOp {
+                version: v,
+                user: "u".into(),
+                client: "c".into(),
+                seq,
+                ops: "[]".into(),
+            },
+        }
+    }
+
+    /// Creation, ownership, appends, version conflicts that leave nothing behind, snapshots,
+    /// roles and the idempotency lookups, on an empty store.
+    pub async fn round_trip(s: &dyn Store) {
+        assert!(s.load("s").await.unwrap().is_none());
+        assert!(
+            s.create_session("s", NewSession::new("alice", Role::Viewer))
+                .await
+                .unwrap()
+        );
+        // The second creation finds the first: its owner stays.
+        assert!(
+            !s.create_session("s", NewSession::new("bob", Role::Viewer))
+                .await
+                .unwrap()
+        );
+        s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
+        match s.commit(&[op(3, 3), op(2, 9)]).await {
+            Err(Error::VersionConflict { session, .. }) => assert_eq!(session, "s"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // The failed batch left nothing behind.
+        assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
+        let snapshot = Snapshot {
+            version: 1,
+            state: "{}".into(),
+        };
+        s.save_snapshot("s", &snapshot).await.unwrap();
+        s.set_role("s", "bob", Role::Editor).await.unwrap();
+        let l = s.load("s").await.unwrap().unwrap();
+        assert_eq!(l.meta.owner, "alice");
+        assert_eq!(l.meta.role_of("alice"), Role::Owner);
+        assert_eq!(l.meta.role_of("bob"), Role::Editor);
+        assert_eq!(l.meta.role_of("carol"), Role::Viewer);
+        assert_eq!(l.snapshot.unwrap().version, 1);
+        assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(s.find_seq("s", "u", "c", 2).await.unwrap(), Some(2));
+        assert_eq!(s.find_seq("s", "u", "c", 3).await.unwrap(), None);
+        assert_eq!(s.find_seq("s", "mallory", "c", 2).await.unwrap(), None);
+        assert_eq!(s.max_seq("s", "u", "c").await.unwrap(), Some(2));
+        assert_eq!(s.max_seq("s", "u", "d").await.unwrap(), None);
+        assert_eq!(s.max_seq("s", "mallory", "c").await.unwrap(), None);
+    }
+}

@@ -87,13 +87,9 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_social_semantics() {
-        let Some(tdb) = crate::store::postgres::testdb::create("postgres_social_semantics").await
-        else {
-            return;
-        };
-        let db = crate::store::PgStore::connect(&tdb.url, 2).await.unwrap();
-        exercise(&db).await;
-        db.pool().close().await;
-        tdb.drop_db().await;
+        crate::store::postgres::testdb::with_store("postgres_social_semantics", async |db| {
+            exercise(db).await
+        })
+        .await;
     }
 }

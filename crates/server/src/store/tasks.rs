@@ -1,5 +1,6 @@
 //! The storage seam of the Task Manager and of sharing: tasks, invites, contributions and awards.
-//! Implemented by `sqlite/tasks.rs`, `postgres/tasks.rs` and `memory/tasks.rs`.
+//! Implemented for SQLite and PostgreSQL by `sql.rs` (with their own task claims in
+//! `sqlite/tasks.rs` and `postgres/tasks.rs`) and by `memory/tasks.rs`.
 
 use super::StoreFuture;
 use montage_protocol::Role;
@@ -361,14 +362,10 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_store_semantics() {
-        let Some(tdb) = crate::store::postgres::testdb::create("postgres_store_semantics").await
-        else {
-            return;
-        };
-        let db = crate::store::PgStore::connect(&tdb.url, 2).await.unwrap();
-        exercise(&db).await;
-        db.pool().close().await;
-        tdb.drop_db().await;
+        crate::store::postgres::testdb::with_store("postgres_store_semantics", async |db| {
+            exercise(db).await
+        })
+        .await;
     }
 
     /// Two nodes on one database: claims are disjoint, an invite's last use goes to one

@@ -377,12 +377,7 @@ impl Actor {
             );
             return;
         }
-        if self.broken || self.shutting_down {
-            pconn.error(
-                ErrorCode::Internal,
-                "session unavailable, join again",
-                rid.as_ref(),
-            );
+        if self.refuse_if_unavailable(&pconn, rid.as_ref()) {
             return;
         }
         let user = pconn.user.clone();

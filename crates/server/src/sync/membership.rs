@@ -344,6 +344,16 @@ impl Actor {
 
     /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
     /// A connection taken out for lost access hears `forbidden` (DESIGN §9.1), others `not_found`.
+    /// Tells `conn` the session can't take requests (its store failed, or it is shutting down)
+    /// and says whether it did.
+    pub(super) fn refuse_if_unavailable(&self, conn: &ConnHandle, rid: Option<&Json>) -> bool {
+        let refused = self.broken || self.shutting_down;
+        if refused {
+            conn.error(ErrorCode::Internal, "session unavailable, join again", rid);
+        }
+        refused
+    }
+
     pub(super) fn member(&self, conn: &ConnHandle, rid: Option<&Json>) -> Option<&Participant> {
         let p = self.participants.get(&conn.id);
         if p.is_none() {

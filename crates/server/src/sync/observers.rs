@@ -5,7 +5,8 @@
 //!   another node's, durable already). Carets and selections follow it.
 //! - [`Actor::after_commit`]: one of this node's edits is durable and acked. Every
 //!   [`EditObserver`] hears of it (Social counts it towards badges), and presence it moved goes
-//!   out again after the `op`.
+//!   out again after the `op`. Resolved comments and accepted suggestions reach the same
+//!   observers (`social.rs`): everything a session credits goes one way.
 //!
 //! Comment anchors follow the edit too (`social.rs`, `anchors_after_edit`): they write to the
 //! store, so they run after the edit is handed to the committer.
@@ -17,11 +18,16 @@ use montage_ot::Op;
 use super::actor::Actor;
 use crate::presence::Moved;
 
-/// Told of every edit that became durable on this node. Implemented outside Media Sync (the
-/// contribution tally) and registered with `Sessions::observe_edits`, so Media Sync needs no type
-/// of theirs. Called on the session's actor: it must not block.
+/// Told of what a session did that others count: every edit that became durable on this node,
+/// and the social events that earn credit. Implemented outside Media Sync (the contribution
+/// tally) and registered with `Sessions::observe_edits`, so Media Sync needs no type of theirs.
+/// Called on the session's actor: it must not block.
 pub trait EditObserver: Send + Sync + 'static {
     fn edit_committed(&self, session: &str, user: &str, version: u64);
+    /// `author`'s comment was resolved by somebody else.
+    fn comment_resolved_by_other(&self, _session: &str, _author: &str) {}
+    /// `author`'s suggestion was accepted and is durable.
+    fn suggestion_accepted(&self, _session: &str, _author: &str) {}
 }
 
 impl Actor {

@@ -18,6 +18,7 @@ use crate::store::Store;
 
 use super::actor::Actor;
 use super::{CommitItem, EditObserver, SessionMsg};
+use crate::social::service::{ContributionKind, ContributionTally};
 
 /// Mailbox of one session actor.
 const MAILBOX: usize = 512;
@@ -74,8 +75,6 @@ pub struct Sessions {
     pub(super) versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
     /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
     pub(super) bus: Option<Arc<dyn Bus>>,
-    /// Where accepted edits are reported for recognition (set by the collaboration service).
-    pub(super) contributions: crate::social::service::ContributionSink,
     /// Told of every durable edit (`observers.rs`).
     pub(super) observers: std::sync::RwLock<Vec<Arc<dyn EditObserver>>>,
     /// Sessions created per user per hour.
@@ -112,7 +111,6 @@ impl Sessions {
             tasks: TaskTracker::new(),
             versions: Mutex::new(HashMap::new()),
             bus,
-            contributions: std::sync::OnceLock::new(),
             observers: std::sync::RwLock::new(Vec::new()),
             creations: crate::quota::Quotas::default(),
             heavy: Arc::new(tokio::sync::Semaphore::new(
@@ -151,20 +149,27 @@ impl Sessions {
         }
     }
 
-    pub fn set_contribution_sink(&self, tally: Arc<crate::social::service::ContributionTally>) {
-        let _ = self.contributions.set(tally);
+    /// Tells every observer that `author`'s comment in `session` was resolved by another user.
+    pub(super) fn comment_resolved_by_other(&self, session: &str, author: &str) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            o.comment_resolved_by_other(session, author);
+        }
     }
 
-    /// Counts a contribution towards badges; never waits (see `collaboration`). Comments and
-    /// suggestions call this with `CommentResolvedByOther` / `SuggestionAccepted`.
-    pub fn record_contribution(
-        &self,
-        session: &str,
-        user: &str,
-        kind: crate::social::service::ContributionKind,
-    ) {
-        if let Some(tally) = self.contributions.get() {
-            tally.add(session, user, kind);
+    /// Tells every observer that `author`'s suggestion in `session` was accepted.
+    pub(super) fn suggestion_accepted(&self, session: &str, author: &str) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            o.suggestion_accepted(session, author);
         }
     }
 
@@ -185,6 +190,18 @@ impl Sessions {
         }
     }
 
+    /// `not_found` unless the store holds the session (looked up without loading it).
+    async fn require_stored(&self, id: &str) -> Result<(), ErrorCode> {
+        match self.store.meta(id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ErrorCode::NotFound),
+            Err(e) => {
+                tracing::error!(session = id, error = %e, "meta read failed");
+                Err(ErrorCode::Internal)
+            }
+        }
+    }
+
     /// Gives `user` at least `role` in an existing session; returns the role they hold.
     pub async fn grant(
         self: &Arc<Self>,
@@ -192,14 +209,7 @@ impl Sessions {
         user: &str,
         role: Role,
     ) -> Result<Role, ErrorCode> {
-        match self.store.meta(id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(ErrorCode::NotFound),
-            Err(e) => {
-                tracing::error!(session = id, error = %e, "meta read failed");
-                return Err(ErrorCode::Internal);
-            }
-        }
+        self.require_stored(id).await?;
         let (reply, rx) = oneshot::channel();
         let msg = SessionMsg::Grant {
             user: user.to_owned(),
@@ -385,14 +395,7 @@ impl Sessions {
     ) -> Result<(u64, String), ErrorCode> {
         // Reads of ids that do not exist must not load anything: ask the store first.
         if self.get(id, false).is_none() {
-            match self.store.meta(id).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(ErrorCode::NotFound),
-                Err(e) => {
-                    tracing::error!(session = id, error = %e, "meta read failed");
-                    return Err(ErrorCode::Internal);
-                }
-            }
+            self.require_stored(id).await?;
         }
         let (reply, rx) = oneshot::channel();
         if self
@@ -439,21 +442,27 @@ impl crate::social::service::SessionLink for Arc<Sessions> {
         Box::pin(Sessions::grant(self, session, user, role))
     }
 
-    fn count_contributions(&self, tally: Arc<crate::social::service::ContributionTally>) {
-        self.set_contribution_sink(tally.clone());
-        self.observe_edits(Arc::new(CountEdits(tally)));
+    fn count_contributions(&self, tally: Arc<ContributionTally>) {
+        self.observe_edits(Arc::new(CountContributions(tally)));
     }
 }
 
-/// Every durable edit counts as its author's accepted edit, towards badges.
-struct CountEdits(Arc<crate::social::service::ContributionTally>);
+/// What a session credits, counted towards badges: every durable edit is its author's accepted
+/// edit; resolved comments and accepted suggestions count for their authors.
+struct CountContributions(Arc<ContributionTally>);
 
-impl EditObserver for CountEdits {
+impl EditObserver for CountContributions {
     fn edit_committed(&self, session: &str, user: &str, _version: u64) {
-        self.0.add(
-            session,
-            user,
-            crate::social::service::ContributionKind::EditAccepted,
-        );
+        self.0.add(session, user, ContributionKind::EditAccepted);
+    }
+
+    fn comment_resolved_by_other(&self, session: &str, author: &str) {
+        self.0
+            .add(session, author, ContributionKind::CommentResolvedByOther);
+    }
+
+    fn suggestion_accepted(&self, session: &str, author: &str) {
+        self.0
+            .add(session, author, ContributionKind::SuggestionAccepted);
     }
 }

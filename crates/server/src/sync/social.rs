@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
-use montage_protocol::{ErrorCode, ServerMessage, encode, encode_with_rid};
+use montage_protocol::{ErrorCode, ServerMessage, Suggestion, encode, encode_with_rid};
 use serde_json::Value as Json;
 
 use super::ConnHandle;
@@ -45,17 +45,14 @@ impl Actor {
         let mut writes = Vec::new();
         for id in social.repair(head) {
             if let Some(s) = social.suggestion(&id) {
-                writes.push(SocialWrite::Suggestion {
-                    id,
-                    record: serde_json::to_string(s).unwrap_or_default(),
-                });
+                writes.push(SocialWrite::suggestion(s));
             }
         }
         // Edits made while a failed write was being recovered: bring anchors up to date.
         if let Some(doc) = &self.state {
             for id in social.follow_anchors(&doc.doc) {
                 if let Some(r) = social.comment(&id) {
-                    writes.push(comment_write(r));
+                    writes.push(SocialWrite::comment(r));
                 }
             }
         }
@@ -116,12 +113,7 @@ impl Actor {
             return;
         };
         let pconn = p.conn.clone();
-        if self.broken || self.shutting_down {
-            pconn.error(
-                ErrorCode::Internal,
-                "session unavailable, join again",
-                rid.as_ref(),
-            );
+        if self.refuse_if_unavailable(&pconn, rid.as_ref()) {
             return;
         }
         if let Err(e) = self.handle_social(&pconn, req, rid.clone()).await {
@@ -151,30 +143,27 @@ impl Actor {
                     session,
                     comment: r.comment.clone(),
                 };
-                (comment_write(r), msg)
+                (SocialWrite::comment(r), msg)
             }
             Request::Edit { id, content } => {
                 let r = social.edit_comment(&user, role, &id, content)?;
-                (comment_write(r), updated(session, r))
+                (SocialWrite::comment(r), updated(session, r))
             }
             Request::Delete { id } => {
                 let r = social.delete_comment(&user, role, &id)?;
-                (comment_write(r), updated(session, r))
+                (SocialWrite::comment(r), updated(session, r))
             }
             Request::Resolve { id, resolved } => {
                 let r = social.resolve_comment(role, &id, resolved)?;
                 if resolved && r.comment.author_id != *user {
-                    self.sessions.record_contribution(
-                        &self.id,
-                        &r.comment.author_id,
-                        crate::social::service::ContributionKind::CommentResolvedByOther,
-                    );
+                    self.sessions
+                        .comment_resolved_by_other(&self.id, &r.comment.author_id);
                 }
-                (comment_write(r), updated(session, r))
+                (SocialWrite::comment(r), updated(session, r))
             }
             Request::React { id, emoji, on } => {
                 let r = social.react(&user, role, &id, emoji, on)?;
-                (comment_write(r), updated(session, r))
+                (SocialWrite::comment(r), updated(session, r))
             }
             Request::Suggest { base, ops, note } => {
                 social.check_suggest(role, &note)?;
@@ -183,12 +172,8 @@ impl Actor {
                     return Ok(());
                 };
                 let s = social.add_suggestion(new_id('s'), &user, base, ops, note, now_rfc3339());
-                let write = SocialWrite::Suggestion {
-                    id: s.id.clone(),
-                    record: serde_json::to_string(s).unwrap_or_default(),
-                };
                 (
-                    write,
+                    SocialWrite::suggestion(s),
                     ServerMessage::SuggestionAdded {
                         session,
                         suggestion: s.clone(),
@@ -200,15 +185,7 @@ impl Actor {
                 let Some(s) = social.decide(&id, &user, None) else {
                     return Ok(());
                 };
-                let write = SocialWrite::Suggestion {
-                    id: s.id.clone(),
-                    record: serde_json::to_string(s).unwrap_or_default(),
-                };
-                let msg = ServerMessage::SuggestionUpdated {
-                    session,
-                    suggestion: s.clone(),
-                };
-                (write, msg)
+                suggestion_updated(session, s)
             }
             Request::Accept { id } => {
                 let s = social.decidable(role, &id)?;
@@ -241,21 +218,10 @@ impl Actor {
                 let Some(s) = social.decide(&id, &user, Some(version)) else {
                     return Ok(());
                 };
-                let write = SocialWrite::Suggestion {
-                    id: s.id.clone(),
-                    record: serde_json::to_string(s).unwrap_or_default(),
-                };
-                let msg = ServerMessage::SuggestionUpdated {
-                    session,
-                    suggestion: s.clone(),
-                };
+                let (write, msg) = suggestion_updated(session, s);
                 let credited = s.author_id.clone();
                 self.persist(&[write]).await?;
-                self.sessions.record_contribution(
-                    &self.id,
-                    &credited,
-                    crate::social::service::ContributionKind::SuggestionAccepted,
-                );
+                self.sessions.suggestion_accepted(&self.id, &credited);
                 // After the edit's `op`, once that version is durable.
                 self.notify(pconn.id, &msg, rid.as_ref(), version);
                 return Ok(());
@@ -320,7 +286,7 @@ impl Actor {
         let mut msgs = Vec::new();
         for id in social.follow_anchors(&doc.doc) {
             if let Some(r) = social.comment(&id) {
-                writes.push(comment_write(r));
+                writes.push(SocialWrite::comment(r));
                 msgs.push(updated(self.id.to_string(), r));
             }
         }
@@ -333,16 +299,18 @@ impl Actor {
     }
 }
 
-fn comment_write(r: &crate::social::CommentRecord) -> SocialWrite {
-    SocialWrite::Comment {
-        id: r.comment.id.clone(),
-        record: serde_json::to_string(r).unwrap_or_default(),
-    }
-}
-
 fn updated(session: String, r: &crate::social::CommentRecord) -> ServerMessage {
     ServerMessage::CommentUpdated {
         session,
         comment: r.comment.clone(),
     }
+}
+
+/// A decided suggestion's row and the frame that tells the session.
+fn suggestion_updated(session: String, s: &Suggestion) -> (SocialWrite, ServerMessage) {
+    let msg = ServerMessage::SuggestionUpdated {
+        session,
+        suggestion: s.clone(),
+    };
+    (SocialWrite::suggestion(s), msg)
 }

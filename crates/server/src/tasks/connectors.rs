@@ -68,11 +68,11 @@ impl std::fmt::Debug for ConnectorConfig {
         let urls: HashMap<_, _> = self
             .urls
             .iter()
-            .map(|(c, u)| (c, crate::config::redact_url(u)))
+            .map(|(c, u)| (c, crate::redact::redact_url(u)))
             .collect();
         f.debug_struct("ConnectorConfig")
             .field("urls", &urls)
-            .field("secret", &crate::config::REDACTED)
+            .field("secret", &crate::redact::REDACTED)
             .field("timeout", &self.timeout)
             .finish()
     }

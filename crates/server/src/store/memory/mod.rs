@@ -279,3 +279,12 @@ impl Store for MemoryStore {
         Some(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The test double keeps the contract the real stores keep.
+    #[tokio::test]
+    async fn memory_round_trip() {
+        crate::store::sessions::contract::round_trip(&super::MemoryStore::new()).await;
+    }
+}

@@ -2,125 +2,28 @@
 //!
 //! PostgreSQL is the sequencer of record (DESIGN §5): `ops` has the primary key
 //! `(session, version)`, so two nodes that both try to append version N cannot both succeed; the
-//! loser gets `VersionConflict` and catches up (`session::cluster`). A group commit is one
+//! loser gets `VersionConflict` and catches up (`sync::cluster`). A group commit is one
 //! transaction, acked only after PostgreSQL committed it (`synchronous_commit` as configured on
 //! the server, `on` by default).
 //!
-//! Schema changes are numbered steps in [`MIGRATIONS`], applied in order under an advisory lock
-//! (several nodes may start at once) and recorded in `montage_migrations`. A feature that adds
-//! tables appends its own step to that list and implements its storage trait for [`PgStore`] in
-//! its own module, using [`PgStore::pool`] — the same pool, the same migration runner. Comments,
-//! suggestions, tasks, invites, contributions and awards do so in `store::pg_records` (step 2).
+//! Schema changes are numbered steps in [`MIGRATIONS`] (`schema.rs`), applied in order under an
+//! advisory lock (several nodes may start at once) and recorded in `montage_migrations`. The
+//! storage traits run the SQL they share with SQLite (`store::sql`); what is PostgreSQL's own is
+//! here (the group commit) and in `tasks.rs` (claims that skip rows other nodes hold).
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use montage_protocol::Role;
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{Error, Result};
-use crate::store::rows::{session_meta, session_summary, stored_op, to_i64, to_u64};
-use crate::store::{
-    Loaded, NewSession, SESSION_TABLES, SessionMeta, SessionSummary, SessionUpdate, Snapshot,
-    Store, StoreFuture, StoredOp, Write,
-};
+use crate::store::rows::to_i64;
+use crate::store::{StoredOp, Write};
 
-mod assets;
-mod social;
+mod schema;
 mod tasks;
 
-/// One numbered schema step.
-pub struct Migration {
-    pub id: i64,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
-/// Every schema step this build knows, oldest first. Append only; never edit a released step.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        id: 1,
-        name: "sessions, roles, ops, snapshots",
-        sql: r#"
-CREATE TABLE sessions (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    link_role TEXT NOT NULL DEFAULT 'viewer',
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE roles (
-    session TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    PRIMARY KEY (session, user_id)
-);
-CREATE TABLE ops (
-    session TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    user_id TEXT NOT NULL,
-    client TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    ops TEXT NOT NULL,
-    PRIMARY KEY (session, version)
-);
-CREATE INDEX ops_by_client ON ops (session, user_id, client, seq);
-CREATE TABLE snapshots (
-    session TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    format INTEGER NOT NULL DEFAULT 1,
-    state TEXT NOT NULL,
-    PRIMARY KEY (session, version)
-);
-"#,
-    },
-    Migration {
-        id: 2,
-        name: "comments, suggestions, tasks, invites, contributions, awards",
-        sql: tasks::SCHEMA,
-    },
-    // Issue #7: asset metadata (`store::assets`).
-    Migration {
-        id: 3,
-        name: "assets",
-        sql: assets::ASSET_SCHEMA,
-    },
-    // The cluster's id: nodes sharing this database are one cluster and scope their NATS
-    // subjects with it (`bus::session_subject`).
-    Migration {
-        id: 4,
-        name: "cluster id",
-        sql: r#"
-CREATE TABLE montage_cluster (
-    id TEXT PRIMARY KEY,
-    created_at BIGINT NOT NULL
-);
-INSERT INTO montage_cluster (id, created_at)
-    VALUES (md5(random()::text || clock_timestamp()::text), extract(epoch FROM now())::BIGINT);
-"#,
-    },
-    // Issue #14: private sessions. Sessions made before keep their `link_role` (`viewer` unless
-    // changed); title and last update for `GET /v1/sessions`; deleted sessions' tombstones.
-    Migration {
-        id: 5,
-        name: "session titles, last updates, tombstones and the lookups of private sessions",
-        sql: r#"
-ALTER TABLE sessions ADD COLUMN title TEXT;
-ALTER TABLE sessions ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE sessions ADD COLUMN deleted_at BIGINT;
-UPDATE sessions SET updated_at = created_at * 1000;
-CREATE INDEX roles_by_user ON roles (user_id, session);
-CREATE INDEX assets_by_session ON assets (session);
-CREATE INDEX contributions_by_session ON contributions (session);
-"#,
-    },
-    // Issue #15: the per-user asset quota sums a user's assets.
-    Migration {
-        id: 6,
-        name: "assets by uploader",
-        sql: "CREATE INDEX assets_by_uploader ON assets (uploader);",
-    },
-];
+pub use schema::{MIGRATIONS, Migration};
 
 /// Serialises migrations between nodes starting at once (an arbitrary constant key).
 const MIGRATION_LOCK: i64 = 0x6d6f_6e74_6167_6501;
@@ -241,45 +144,11 @@ impl PgStore {
         insert_ops(&mut tx, &ops).await?;
         for w in batch {
             if let Write::Snapshot { session, snapshot } = w {
-                write_snapshot(&mut tx, session, snapshot).await?;
+                self.write_snapshot(&mut tx, session, snapshot).await?;
             }
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
-        let Some(row) = sqlx::query_as(
-            "SELECT owner, link_role, title FROM sessions WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind(session)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let grants = sqlx::query_as("SELECT user_id, role FROM roles WHERE session = $1")
-            .bind(session)
-            .fetch_all(&self.pool)
-            .await?;
-        session_meta(session, row, grants).map(Some)
-    }
-
-    async fn ops_after_inner(
-        &self,
-        session: &str,
-        after: u64,
-        limit: u64,
-    ) -> Result<Vec<StoredOp>> {
-        let rows = sqlx::query(
-            "SELECT version, user_id, client, seq, ops FROM ops WHERE session = $1 AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(session)
-        .bind(to_i64(after))
-        .bind(to_i64(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(stored_op).collect()
     }
 }
 
@@ -346,305 +215,33 @@ fn is_retryable(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }
 
-async fn write_snapshot(
-    tx: &mut sqlx::PgConnection,
-    session: &str,
-    snapshot: &Snapshot,
-) -> Result<()> {
-    // Two nodes may snapshot the same version; both hold the same committed state.
-    sqlx::query(
-        "INSERT INTO snapshots (session, version, format, state) VALUES ($1, $2, 1, $3) \
-         ON CONFLICT (session, version) DO UPDATE SET state = EXCLUDED.state, format = 1",
-    )
-    .bind(session)
-    .bind(to_i64(snapshot.version))
-    .bind(&snapshot.state)
-    .execute(&mut *tx)
-    .await?;
-    // Older snapshots are never read again; the op log keeps the full history.
-    sqlx::query("DELETE FROM snapshots WHERE session = $1 AND version < $2")
-        .bind(session)
-        .bind(to_i64(snapshot.version))
-        .execute(&mut *tx)
-        .await?;
-    // `GET /v1/sessions`'s `updated`: moved with snapshots (every few minutes of activity and
-    // on idle), not per commit, which keeps the edit path at one statement per batch.
-    sqlx::query("UPDATE sessions SET updated_at = GREATEST(updated_at, $1) WHERE id = $2")
-        .bind(crate::clock::now_ms())
-        .bind(session)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+impl PgStore {
+    /// A row a write transaction changes after reading it is locked as it is read.
+    const FOR_UPDATE: &str = " FOR UPDATE";
+
+    /// The group commit, tried again when PostgreSQL aborted it.
+    async fn commit_writes(&self, batch: &[Write]) -> Result<()> {
+        // PostgreSQL may still abort a transaction to break a lock cycle (snapshot rows,
+        // other writers); nothing of it was written, so it is tried again.
+        let mut attempt = 0;
+        loop {
+            match self.commit_once(batch).await {
+                Err(Error::Database(e)) if is_retryable(&e) && attempt < COMMIT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "retrying an aborted group commit");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// A transaction that will write.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
 }
 
-impl Store for PgStore {
-    fn social(&self) -> Option<&dyn crate::store::SocialStore> {
-        Some(self)
-    }
-
-    fn task_store(&self) -> Option<&dyn crate::store::TaskStore> {
-        Some(self)
-    }
-
-    fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>> {
-        Box::pin(async move {
-            let Some(meta) = self.meta_inner(session).await? else {
-                return Ok(None);
-            };
-            let snapshot = sqlx::query(
-                "SELECT version, format, state FROM snapshots WHERE session = $1 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(session)
-            .fetch_optional(&self.pool)
-            .await?;
-            let snapshot = match snapshot {
-                None => None,
-                Some(r) => {
-                    let format: i32 = r.try_get(1)?;
-                    if format != 1 {
-                        return Err(Error::Corrupt {
-                            session: session.to_owned(),
-                            reason: format!("snapshot format {format} is unknown"),
-                        });
-                    }
-                    Some(Snapshot {
-                        version: to_u64(r.try_get(0)?),
-                        state: r.try_get(2)?,
-                    })
-                }
-            };
-            let from = snapshot.as_ref().map_or(0, |s| s.version);
-            let ops = self.ops_after_inner(session, from, u64::MAX >> 1).await?;
-            Ok(Some(Loaded {
-                meta,
-                snapshot,
-                ops,
-            }))
-        })
-    }
-
-    fn meta<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<SessionMeta>> {
-        Box::pin(self.meta_inner(session))
-    }
-
-    fn create_session<'a>(
-        &'a self,
-        session: &'a str,
-        new: NewSession<'a>,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            let now = crate::clock::now_ms();
-            // Two nodes may create the same session at once: the first insert wins and only it
-            // grants ownership.
-            let created = sqlx::query(
-                "INSERT INTO sessions (id, owner, link_role, title, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(session)
-            .bind(new.owner)
-            .bind(new.link_role.as_str())
-            .bind(new.title)
-            .bind(now / 1000)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let created = created.rows_affected() == 1;
-            if created {
-                sqlx::query(
-                    "INSERT INTO roles (session, user_id, role) VALUES ($1, $2, 'owner') \
-                     ON CONFLICT (session, user_id) DO UPDATE SET role = 'owner'",
-                )
-                .bind(session)
-                .bind(new.owner)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(created)
-        })
-    }
-
-    fn update_session<'a>(
-        &'a self,
-        session: &'a str,
-        update: &'a SessionUpdate,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "UPDATE sessions SET link_role = COALESCE($1, link_role), \
-                 title = CASE WHEN $2::TEXT IS NULL THEN title ELSE NULLIF($2, '') END, \
-                 updated_at = $3 WHERE id = $4",
-            )
-            .bind(update.link_role.map(Role::as_str))
-            .bind(update.title.as_deref())
-            .bind(crate::clock::now_ms())
-            .bind(session)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn user_sessions<'a>(
-        &'a self,
-        user: &'a str,
-        limit: u32,
-    ) -> StoreFuture<'a, Vec<SessionSummary>> {
-        Box::pin(async move {
-            let rows = sqlx::query_as(
-                "SELECT s.id, s.title, r.role, s.link_role, \
-                 (SELECT COALESCE(MAX(version), 0) FROM ops WHERE ops.session = s.id), s.updated_at \
-                 FROM roles r JOIN sessions s ON s.id = r.session \
-                 WHERE r.user_id = $1 AND r.role <> 'none' \
-                 ORDER BY s.updated_at DESC, s.id LIMIT $2",
-            )
-            .bind(user)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter().map(session_summary).collect()
-        })
-    }
-
-    fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            let assets: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM assets WHERE session = $1")
-                    .bind(session)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            sqlx::query(
-                "DELETE FROM invite_uses WHERE invite IN (SELECT id FROM invites WHERE session = $1)",
-            )
-            .bind(session)
-            .execute(&mut *tx)
-            .await?;
-            for table in SESSION_TABLES.iter().chain(&["assets"]) {
-                sqlx::query(&format!("DELETE FROM {table} WHERE session = $1"))
-                    .bind(session)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // The row stays as a tombstone holding only the id: a deleted session's id is never
-            // reused (a later join is not_found, not a new session under an old link).
-            sqlx::query(
-                "UPDATE sessions SET owner = '', title = NULL, deleted_at = $2 WHERE id = $1",
-            )
-            .bind(session)
-            .bind(crate::clock::now_ms())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(assets)
-        })
-    }
-
-    fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO roles (session, user_id, role) VALUES ($1, $2, $3) \
-                 ON CONFLICT (session, user_id) DO UPDATE SET role = EXCLUDED.role",
-            )
-            .bind(session)
-            .bind(user)
-            .bind(role.as_str())
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            // PostgreSQL may still abort a transaction to break a lock cycle (snapshot rows,
-            // other writers); nothing of it was written, so it is tried again.
-            let mut attempt = 0;
-            loop {
-                match self.commit_once(batch).await {
-                    Err(Error::Database(e)) if is_retryable(&e) && attempt < COMMIT_RETRIES => {
-                        attempt += 1;
-                        tracing::debug!(error = %e, attempt, "retrying an aborted group commit");
-                    }
-                    r => return r,
-                }
-            }
-        })
-    }
-
-    fn save_snapshot<'a>(
-        &'a self,
-        session: &'a str,
-        snapshot: &'a Snapshot,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
-            write_snapshot(&mut tx, session, snapshot).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn ops_after<'a>(
-        &'a self,
-        session: &'a str,
-        after: u64,
-        limit: u64,
-    ) -> StoreFuture<'a, Vec<StoredOp>> {
-        Box::pin(self.ops_after_inner(session, after, limit))
-    }
-
-    fn find_seq<'a>(
-        &'a self,
-        session: &'a str,
-        user: &'a str,
-        client: &'a str,
-        seq: u64,
-    ) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(async move {
-            let v: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM ops WHERE session = $1 AND user_id = $2 AND client = $3 AND seq = $4 LIMIT 1",
-            )
-            .bind(session)
-            .bind(user)
-            .bind(client)
-            .bind(to_i64(seq))
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(v.map(to_u64))
-        })
-    }
-
-    fn max_seq<'a>(
-        &'a self,
-        session: &'a str,
-        user: &'a str,
-        client: &'a str,
-    ) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(async move {
-            let v: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(seq) FROM ops WHERE session = $1 AND user_id = $2 AND client = $3",
-            )
-            .bind(session)
-            .bind(user)
-            .bind(client)
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(v.map(to_u64))
-        })
-    }
-
-    fn close(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.pool.close().await;
-            Ok(())
-        })
-    }
-    fn assets(&self) -> Option<&dyn crate::store::AssetStore> {
-        Some(self)
-    }
-}
+crate::store::sql::sql_store!(PgStore, sqlx::Postgres);
 
 /// A throwaway database on the test server named by `MONTAGE_TEST_DATABASE_URL`.
 #[cfg(test)]
@@ -696,6 +293,20 @@ pub(crate) mod testdb {
             admin,
             name,
         })
+    }
+
+    /// Runs `f` on a store over a throwaway database, then closes it and drops the database;
+    /// does nothing (loudly) when no test database is configured, as [`create`].
+    pub async fn with_store(test: &str, f: impl AsyncFnOnce(&super::PgStore)) {
+        let Some(db) = create(test).await else {
+            return;
+        };
+        let store = super::PgStore::connect(&db.url, 2)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: {e}"));
+        f(&store).await;
+        store.pool().close().await;
+        db.drop_db().await;
     }
 
     impl TestDb {

@@ -4,98 +4,30 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use montage_protocol::Role;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::error::{Error, Result};
-use crate::store::rows::{session_meta, session_summary, stored_op, to_i64, to_u64};
-use crate::store::{
-    Loaded, NewSession, SESSION_TABLES, SessionMeta, SessionSummary, SessionUpdate, Snapshot,
-    SocialStore, Store, StoreFuture, StoredOp, Write,
-};
+use crate::store::rows::to_i64;
+use crate::store::{StoredOp, Write};
 
-mod assets;
-mod social;
+mod schema;
 mod tasks;
+
+use schema::{ASSET_SCHEMA, SCHEMA, SCHEMA_VERSION, STEPS, TASK_SCHEMA};
 
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "montage.db";
-/// The schema this build writes; a newer one on disk is refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
-
-/// Steps from one schema version to the next: `STEPS[i]` takes version `i + 1` to `i + 2`.
-/// Append only; each runs once, in a transaction, and bumps `schema_version`.
-const STEPS: &[&str] = &[
-    // 2: private sessions (#14). Sessions made before keep their `link_role` (`viewer` unless
-    // changed); title and last update for `GET /v1/sessions`; deleted sessions' tombstones.
-    r#"
-ALTER TABLE sessions ADD COLUMN title TEXT;
-ALTER TABLE sessions ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE sessions ADD COLUMN deleted_at INTEGER;
-UPDATE sessions SET updated_at = created_at * 1000;
-CREATE INDEX IF NOT EXISTS roles_by_user ON roles (user, session);
-CREATE INDEX IF NOT EXISTS assets_by_session ON assets (session);
-CREATE INDEX IF NOT EXISTS contributions_by_session ON contributions (session);
-"#,
-];
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    link_role TEXT NOT NULL DEFAULT 'viewer',
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS roles (
-    session TEXT NOT NULL,
-    user TEXT NOT NULL,
-    role TEXT NOT NULL,
-    PRIMARY KEY (session, user)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ops (
-    session TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    user TEXT NOT NULL,
-    client TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ops TEXT NOT NULL,
-    PRIMARY KEY (session, version)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ops_by_client ON ops (session, client, seq);
-CREATE TABLE IF NOT EXISTS snapshots (
-    session TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    format INTEGER NOT NULL DEFAULT 1,
-    state TEXT NOT NULL,
-    PRIMARY KEY (session, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS comments (
-    n INTEGER PRIMARY KEY,
-    session TEXT NOT NULL,
-    id TEXT NOT NULL,
-    record TEXT NOT NULL,
-    UNIQUE (session, id)
-);
-CREATE INDEX IF NOT EXISTS comments_by_session ON comments (session, n);
-CREATE TABLE IF NOT EXISTS suggestions (
-    n INTEGER PRIMARY KEY,
-    session TEXT NOT NULL,
-    id TEXT NOT NULL,
-    record TEXT NOT NULL,
-    UNIQUE (session, id)
-);
-CREATE INDEX IF NOT EXISTS suggestions_by_session ON suggestions (session, n);
-"#;
 
 pub struct SqliteStore {
     pool: SqlitePool,
 }
 
 impl SqliteStore {
+    /// A write transaction holds the only write lock of the file: no row needs locking.
+    const FOR_UPDATE: &str = "";
+
     /// Opens (creating if needed) `DIR/montage.db`.
     ///
     /// A new database file is created here with mode 0600 before SQLite opens it (an existing
@@ -137,13 +69,9 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
-        sqlx::raw_sql(tasks::TASK_SCHEMA)
-            .execute(&self.pool)
-            .await?;
-        sqlx::raw_sql(assets::ASSET_SCHEMA)
-            .execute(&self.pool)
-            .await?;
+        for shape in [SCHEMA, TASK_SCHEMA, ASSET_SCHEMA] {
+            sqlx::raw_sql(shape).execute(&self.pool).await?;
+        }
         // A new file starts at 1, the shape SCHEMA creates, and takes every step like an old one.
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')")
             .execute(&self.pool)
@@ -167,47 +95,13 @@ impl SqliteStore {
             sqlx::raw_sql(STEPS[(found - 1) as usize])
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE meta SET value = ? WHERE key = 'schema_version'")
+            sqlx::query("UPDATE meta SET value = $1 WHERE key = 'schema_version'")
                 .bind((found + 1).to_string())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
             tracing::info!(version = found + 1, "SQLite schema upgraded");
         }
-    }
-
-    async fn meta_inner(&self, session: &str) -> Result<Option<SessionMeta>> {
-        let Some(row) = sqlx::query_as(
-            "SELECT owner, link_role, title FROM sessions WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(session)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let grants = sqlx::query_as("SELECT user, role FROM roles WHERE session = ?")
-            .bind(session)
-            .fetch_all(&self.pool)
-            .await?;
-        session_meta(session, row, grants).map(Some)
-    }
-
-    async fn ops_after_inner(
-        &self,
-        session: &str,
-        after: u64,
-        limit: u64,
-    ) -> Result<Vec<StoredOp>> {
-        let rows = sqlx::query(
-            "SELECT version, user, client, seq, ops FROM ops WHERE session = ? AND version > ? ORDER BY version LIMIT ?",
-        )
-        .bind(session)
-        .bind(to_i64(after))
-        .bind(to_i64(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(stored_op).collect()
     }
 }
 
@@ -220,7 +114,7 @@ async fn insert_ops(tx: &mut sqlx::SqliteConnection, ops: &[(&str, &StoredOp)]) 
         return Ok(());
     };
     let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO ops (session, version, user, client, seq, ops) ",
+        "INSERT INTO ops (session, version, user_id, client, seq, ops) ",
     );
     q.push_values(ops, |mut b, (session, op)| {
         b.push_bind(*session)
@@ -240,326 +134,48 @@ async fn insert_ops(tx: &mut sqlx::SqliteConnection, ops: &[(&str, &StoredOp)]) 
     }
 }
 
-async fn write_snapshot(
-    tx: &mut sqlx::SqliteConnection,
-    session: &str,
-    snapshot: &Snapshot,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO snapshots (session, version, format, state) VALUES (?, ?, 1, ?)",
-    )
-    .bind(session)
-    .bind(to_i64(snapshot.version))
-    .bind(&snapshot.state)
-    .execute(&mut *tx)
-    .await?;
-    // Older snapshots are never read again; the op log keeps the full history.
-    sqlx::query("DELETE FROM snapshots WHERE session = ? AND version < ?")
-        .bind(session)
-        .bind(to_i64(snapshot.version))
-        .execute(&mut *tx)
-        .await?;
-    // `GET /v1/sessions`'s `updated`: moved with snapshots (every few minutes of activity and
-    // on idle), not per commit, which keeps the edit path at one statement per batch.
-    sqlx::query("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?")
-        .bind(crate::clock::now_ms())
-        .bind(session)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-impl Store for SqliteStore {
-    fn task_store(&self) -> Option<&dyn crate::store::TaskStore> {
-        Some(self)
-    }
-
-    fn load<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<Loaded>> {
-        Box::pin(async move {
-            let Some(meta) = self.meta_inner(session).await? else {
-                return Ok(None);
-            };
-            let snapshot = sqlx::query(
-                "SELECT version, format, state FROM snapshots WHERE session = ? ORDER BY version DESC LIMIT 1",
-            )
-            .bind(session)
-            .fetch_optional(&self.pool)
-            .await?;
-            let snapshot = match snapshot {
-                None => None,
-                Some(r) => {
-                    let format: i64 = r.try_get(1)?;
-                    if format != 1 {
-                        return Err(Error::Corrupt {
-                            session: session.to_owned(),
-                            reason: format!("snapshot format {format} is unknown"),
-                        });
-                    }
-                    Some(Snapshot {
-                        version: to_u64(r.try_get(0)?),
-                        state: r.try_get(2)?,
-                    })
-                }
-            };
-            let from = snapshot.as_ref().map_or(0, |s| s.version);
-            let ops = self.ops_after_inner(session, from, u64::MAX >> 1).await?;
-            Ok(Some(Loaded {
-                meta,
-                snapshot,
-                ops,
-            }))
-        })
-    }
-
-    fn meta<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<SessionMeta>> {
-        Box::pin(self.meta_inner(session))
-    }
-
-    fn create_session<'a>(
-        &'a self,
-        session: &'a str,
-        new: NewSession<'a>,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            let now = crate::clock::now_ms();
-            let created = sqlx::query(
-                "INSERT OR IGNORE INTO sessions (id, owner, link_role, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(session)
-            .bind(new.owner)
-            .bind(new.link_role.as_str())
-            .bind(new.title)
-            .bind(now / 1000)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let created = created.rows_affected() == 1;
-            if created {
-                sqlx::query(
-                    "INSERT OR REPLACE INTO roles (session, user, role) VALUES (?, ?, 'owner')",
-                )
-                .bind(session)
-                .bind(new.owner)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(created)
-        })
-    }
-
-    fn update_session<'a>(
-        &'a self,
-        session: &'a str,
-        update: &'a SessionUpdate,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "UPDATE sessions SET link_role = COALESCE(?, link_role), \
-                 title = CASE WHEN ? IS NULL THEN title ELSE NULLIF(?, '') END, updated_at = ? \
-                 WHERE id = ?",
-            )
-            .bind(update.link_role.map(Role::as_str))
-            .bind(update.title.as_deref())
-            .bind(update.title.as_deref())
-            .bind(crate::clock::now_ms())
-            .bind(session)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn user_sessions<'a>(
-        &'a self,
-        user: &'a str,
-        limit: u32,
-    ) -> StoreFuture<'a, Vec<SessionSummary>> {
-        Box::pin(async move {
-            let rows = sqlx::query_as(
-                "SELECT s.id, s.title, r.role, s.link_role, \
-                 (SELECT COALESCE(MAX(version), 0) FROM ops WHERE ops.session = s.id), s.updated_at \
-                 FROM roles r JOIN sessions s ON s.id = r.session \
-                 WHERE r.user = ? AND r.role <> 'none' ORDER BY s.updated_at DESC, s.id LIMIT ?",
-            )
-            .bind(user)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter().map(session_summary).collect()
-        })
-    }
-
-    fn delete_session<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            let assets: Vec<String> = sqlx::query_scalar("SELECT id FROM assets WHERE session = ?")
-                .bind(session)
-                .fetch_all(&mut *tx)
-                .await?;
-            sqlx::query(
-                "DELETE FROM invite_uses WHERE invite IN (SELECT id FROM invites WHERE session = ?)",
-            )
-            .bind(session)
-            .execute(&mut *tx)
-            .await?;
-            for table in SESSION_TABLES.iter().chain(&["assets"]) {
-                sqlx::query(&format!("DELETE FROM {table} WHERE session = ?"))
-                    .bind(session)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // The row stays as a tombstone holding only the id: a deleted session's id is never
-            // reused (a later join is not_found, not a new session under an old link).
-            sqlx::query(
-                "UPDATE sessions SET owner = '', title = NULL, deleted_at = ? WHERE id = ?",
-            )
-            .bind(crate::clock::now_ms())
-            .bind(session)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(assets)
-        })
-    }
-
-    fn set_role<'a>(&'a self, session: &'a str, user: &'a str, role: Role) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query("INSERT OR REPLACE INTO roles (session, user, role) VALUES (?, ?, ?)")
-                .bind(session)
-                .bind(user)
-                .bind(role.as_str())
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn commit<'a>(&'a self, batch: &'a [Write]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            let mut ops: Vec<(&str, &StoredOp)> = Vec::with_capacity(INSERT_CHUNK);
-            for w in batch {
-                match w {
-                    Write::Op { session, op } => {
-                        ops.push((session, op));
-                        if ops.len() == INSERT_CHUNK {
-                            insert_ops(&mut tx, &ops).await?;
-                            ops.clear();
-                        }
-                    }
-                    Write::Snapshot { session, snapshot } => {
-                        // In order: the ops a snapshot covers are written before it.
+impl SqliteStore {
+    /// The group commit: every append and snapshot of `batch` in one transaction.
+    async fn commit_writes(&self, batch: &[Write]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let mut ops: Vec<(&str, &StoredOp)> = Vec::with_capacity(INSERT_CHUNK);
+        for w in batch {
+            match w {
+                Write::Op { session, op } => {
+                    ops.push((session, op));
+                    if ops.len() == INSERT_CHUNK {
                         insert_ops(&mut tx, &ops).await?;
                         ops.clear();
-                        write_snapshot(&mut tx, session, snapshot).await?
                     }
                 }
+                Write::Snapshot { session, snapshot } => {
+                    // In order: the ops a snapshot covers are written before it.
+                    insert_ops(&mut tx, &ops).await?;
+                    ops.clear();
+                    self.write_snapshot(&mut tx, session, snapshot).await?
+                }
             }
-            insert_ops(&mut tx, &ops).await?;
-            // One commit, one fsync for the whole batch: this is the group commit.
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn save_snapshot<'a>(
-        &'a self,
-        session: &'a str,
-        snapshot: &'a Snapshot,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut tx = self.write_tx().await?;
-            write_snapshot(&mut tx, session, snapshot).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn ops_after<'a>(
-        &'a self,
-        session: &'a str,
-        after: u64,
-        limit: u64,
-    ) -> StoreFuture<'a, Vec<StoredOp>> {
-        Box::pin(self.ops_after_inner(session, after, limit))
-    }
-
-    fn find_seq<'a>(
-        &'a self,
-        session: &'a str,
-        user: &'a str,
-        client: &'a str,
-        seq: u64,
-    ) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(async move {
-            let v: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM ops WHERE session = ? AND client = ? AND seq = ? AND user = ? LIMIT 1",
-            )
-            .bind(session)
-            .bind(client)
-            .bind(to_i64(seq))
-            .bind(user)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(v.map(to_u64))
-        })
-    }
-
-    fn max_seq<'a>(
-        &'a self,
-        session: &'a str,
-        user: &'a str,
-        client: &'a str,
-    ) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(async move {
-            let v: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(seq) FROM ops WHERE session = ? AND client = ? AND user = ?",
-            )
-            .bind(session)
-            .bind(client)
-            .bind(user)
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(v.map(to_u64))
-        })
-    }
-
-    fn close(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.pool.close().await;
-            Ok(())
-        })
-    }
-    fn social(&self) -> Option<&dyn SocialStore> {
-        Some(self)
-    }
-    fn assets(&self) -> Option<&dyn crate::store::AssetStore> {
-        Some(self)
+        }
+        insert_ops(&mut tx, &ops).await?;
+        // One commit, one fsync for the whole batch: this is the group commit.
+        tx.commit().await?;
+        Ok(())
     }
 }
 
+crate::store::sql::sql_store!(SqliteStore, sqlx::Sqlite);
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use montage_protocol::Role;
 
-    fn op(v: u64, seq: u64) -> Write {
-        Write::Op {
-            session: "s".into(),
-            op: StoredOp {
-                version: v,
-                user: "u".into(),
-                client: "c".into(),
-                seq,
-                ops: "[]".into(),
-            },
-        }
-    }
+    use super::*;
+    use crate::store::sessions::contract::op;
+    use crate::store::{NewSession, Store, TaskStore};
 
     /// What the comment on `open` says: the database file is made 0600 before SQLite opens
     /// it, and SQLite gives its `-wal` and `-shm` files the main file's mode (a database made
@@ -620,43 +236,7 @@ mod tests {
     async fn sqlite_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).await.unwrap();
-        assert!(s.load("s").await.unwrap().is_none());
-        s.create_session("s", NewSession::new("alice", Role::Viewer))
-            .await
-            .unwrap();
-        s.create_session("s", NewSession::new("bob", Role::Viewer))
-            .await
-            .unwrap();
-        s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
-        assert!(matches!(
-            s.commit(&[op(3, 3), op(2, 9)]).await,
-            Err(Error::VersionConflict { .. })
-        ));
-        // The failed batch left nothing behind.
-        assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
-        s.save_snapshot(
-            "s",
-            &Snapshot {
-                version: 1,
-                state: "{}".into(),
-            },
-        )
-        .await
-        .unwrap();
-        s.set_role("s", "bob", Role::Editor).await.unwrap();
-        let l = s.load("s").await.unwrap().unwrap();
-        assert_eq!(l.meta.owner, "alice");
-        assert_eq!(l.meta.role_of("alice"), Role::Owner);
-        assert_eq!(l.meta.role_of("bob"), Role::Editor);
-        assert_eq!(l.meta.role_of("carol"), Role::Viewer);
-        assert_eq!(l.snapshot.unwrap().version, 1);
-        assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![2]);
-        assert_eq!(s.find_seq("s", "u", "c", 2).await.unwrap(), Some(2));
-        assert_eq!(s.find_seq("s", "u", "c", 3).await.unwrap(), None);
-        assert_eq!(s.find_seq("s", "mallory", "c", 2).await.unwrap(), None);
-        assert_eq!(s.max_seq("s", "u", "c").await.unwrap(), Some(2));
-        assert_eq!(s.max_seq("s", "u", "d").await.unwrap(), None);
-        assert_eq!(s.max_seq("s", "mallory", "c").await.unwrap(), None);
+        crate::store::sessions::contract::round_trip(&s).await;
         s.close().await.unwrap();
         // Reopen: everything is still there.
         let s = SqliteStore::open(dir.path()).await.unwrap();
@@ -664,27 +244,28 @@ mod tests {
     }
 
     /// A file written by a schema-1 build: step 2 keeps its sessions' link role (`viewer`, the
-    /// old default) and lists them with their head versions.
+    /// old default) and lists them with their head versions; step 3's renamed columns keep
+    /// their values (op authors, contributions, awards, invite uses).
     #[tokio::test]
-    async fn schema_1_files_upgrade_keeping_their_link_role() {
+    async fn schema_1_files_upgrade_keeping_their_link_role_and_records() {
         let dir = tempfile::tempdir().unwrap();
         {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join(DB_FILE).display());
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
             sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
-            sqlx::raw_sql(tasks::TASK_SCHEMA)
-                .execute(&pool)
-                .await
-                .unwrap();
-            sqlx::raw_sql(assets::ASSET_SCHEMA)
-                .execute(&pool)
-                .await
-                .unwrap();
+            for shape in [TASK_SCHEMA, ASSET_SCHEMA] {
+                sqlx::raw_sql(shape).execute(&pool).await.unwrap();
+            }
             sqlx::raw_sql(
                 "INSERT INTO meta VALUES ('schema_version', '1');
                  INSERT INTO sessions (id, owner, created_at) VALUES ('old', 'alice', 1700000000);
                  INSERT INTO roles VALUES ('old', 'alice', 'owner');
-                 INSERT INTO ops VALUES ('old', 1, 'alice', 'c', 1, '[]'), ('old', 2, 'alice', 'c', 2, '[]');",
+                 INSERT INTO ops VALUES ('old', 1, 'alice', 'c', 1, '[]'), ('old', 2, 'alice', 'c', 2, '[]');
+                 INSERT INTO contributions VALUES ('old', 'alice', 'edit_accepted', 2);
+                 INSERT INTO awards VALUES ('k', 'old', 'alice', 'badge', 'first_edit', NULL, 5);
+                 INSERT INTO invites (id, session, role, created_by, max_uses, created_at)
+                     VALUES ('i', 'old', 'editor', 'alice', 1, 1);
+                 INSERT INTO invite_uses VALUES ('i', 'bob'); UPDATE invites SET uses = 1;",
             )
             .execute(&pool)
             .await
@@ -697,6 +278,14 @@ mod tests {
         let list = s.user_sessions("alice", 10).await.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].version, list[0].updated), (2, 1_700_000_000_000));
+        assert_eq!(s.max_seq("old", "alice", "c").await.unwrap(), Some(2));
+        let mine = s.contributions(None, Some("alice")).await.unwrap();
+        assert_eq!((mine.len(), mine[0].count), (1, 2));
+        assert_eq!(s.awards(Some("old"), None).await.unwrap()[0].user, "alice");
+        // bob used the one use already: accepting again is free, carol finds it used up.
+        let now = crate::clock::now_ms();
+        assert!(s.accept_invite("i", "bob", now).await.unwrap().is_ok());
+        assert!(s.accept_invite("i", "carol", now).await.unwrap().is_err());
         // New sessions get what they are created with.
         let new = crate::store::NewSession {
             owner: "bob",

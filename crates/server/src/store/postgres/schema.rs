@@ -1,0 +1,187 @@
+//! The PostgreSQL schema: numbered steps, applied in order under an advisory lock and recorded
+//! in `montage_migrations` (`PgStore::migrate`).
+
+/// One numbered schema step.
+pub struct Migration {
+    pub id: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every schema step this build knows, oldest first. Append only; never edit a released step.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: 1,
+        name: "sessions, roles, ops, snapshots",
+        sql: r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    link_role TEXT NOT NULL DEFAULT 'viewer',
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE roles (
+    session TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (session, user_id)
+);
+CREATE TABLE ops (
+    session TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    user_id TEXT NOT NULL,
+    client TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    ops TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+);
+CREATE INDEX ops_by_client ON ops (session, user_id, client, seq);
+CREATE TABLE snapshots (
+    session TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    format INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+);
+"#,
+    },
+    Migration {
+        id: 2,
+        name: "comments, suggestions, tasks, invites, contributions, awards",
+        sql: TASK_SCHEMA,
+    },
+    // Issue #7: asset metadata (`store::assets`).
+    Migration {
+        id: 3,
+        name: "assets",
+        sql: ASSET_SCHEMA,
+    },
+    // The cluster's id: nodes sharing this database are one cluster and scope their NATS
+    // subjects with it (`bus::session_subject`).
+    Migration {
+        id: 4,
+        name: "cluster id",
+        sql: r#"
+CREATE TABLE montage_cluster (
+    id TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL
+);
+INSERT INTO montage_cluster (id, created_at)
+    VALUES (md5(random()::text || clock_timestamp()::text), extract(epoch FROM now())::BIGINT);
+"#,
+    },
+    // Issue #14: private sessions. Sessions made before keep their `link_role` (`viewer` unless
+    // changed); title and last update for `GET /v1/sessions`; deleted sessions' tombstones.
+    Migration {
+        id: 5,
+        name: "session titles, last updates, tombstones and the lookups of private sessions",
+        sql: r#"
+ALTER TABLE sessions ADD COLUMN title TEXT;
+ALTER TABLE sessions ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN deleted_at BIGINT;
+UPDATE sessions SET updated_at = created_at * 1000;
+CREATE INDEX roles_by_user ON roles (user_id, session);
+CREATE INDEX assets_by_session ON assets (session);
+CREATE INDEX contributions_by_session ON contributions (session);
+"#,
+    },
+    // Issue #15: the per-user asset quota sums a user's assets.
+    Migration {
+        id: 6,
+        name: "assets by uploader",
+        sql: "CREATE INDEX assets_by_uploader ON assets (uploader);",
+    },
+];
+
+/// Migration step 2: comments, suggestions, tasks, invites, contributions and awards. Numbers
+/// are BIGINT so they decode like SQLite's INTEGER.
+const TASK_SCHEMA: &str = r#"
+CREATE TABLE comments (
+    n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (session, id)
+);
+CREATE INDEX comments_by_session ON comments (session, n);
+CREATE TABLE suggestions (
+    n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (session, id)
+);
+CREATE INDEX suggestions_by_session ON suggestions (session, n);
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    session TEXT,
+    created_by TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    max_attempts BIGINT NOT NULL,
+    next_run_at BIGINT NOT NULL,
+    lease_until BIGINT,
+    lease_owner TEXT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX tasks_due ON tasks (state, next_run_at);
+CREATE INDEX tasks_by_session ON tasks (session, created_at);
+CREATE TABLE invites (
+    id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    for_user TEXT,
+    expires_at BIGINT,
+    max_uses BIGINT,
+    uses BIGINT NOT NULL DEFAULT 0,
+    revoked BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX invites_by_session ON invites (session);
+CREATE TABLE invite_uses (
+    invite TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (invite, user_id)
+);
+CREATE TABLE contributions (
+    session TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (session, user_id, kind)
+);
+CREATE INDEX contributions_by_user ON contributions (user_id);
+CREATE TABLE awards (
+    key TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    badge TEXT,
+    awarded_by TEXT,
+    at BIGINT NOT NULL
+);
+CREATE INDEX awards_by_session ON awards (session);
+CREATE INDEX awards_by_user ON awards (user_id);
+"#;
+
+/// Migration step 3: asset metadata.
+const ASSET_SCHEMA: &str = r#"
+CREATE TABLE assets (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    format TEXT NOT NULL,
+    width BIGINT,
+    height BIGINT,
+    duration DOUBLE PRECISION,
+    bytes BIGINT NOT NULL,
+    uploader TEXT NOT NULL,
+    session TEXT,
+    created_at BIGINT NOT NULL
+);
+"#;

@@ -1,0 +1,857 @@
+//! The SQL the SQLite and PostgreSQL stores run alike, written once.
+//!
+//! Both schemas have the same tables, columns and kinds of values (text, 64-bit integers, a
+//! boolean), and every statement here is one text for both: `$n` parameters (sqlx's SQLite
+//! driver reads them too), `ON CONFLICT` upserts, `CAST(… AS …)` rather than `::`. What really
+//! differs stays in each backend's folder: the schema and its migrations, the group commit and
+//! snapshot writes, how due tasks are claimed, and row locks.
+//!
+//! [`sql_store!`]`(Store, Database)` implements `Store`, `SocialStore`, `TaskStore` and
+//! `AssetStore` for one store type. sqlx's executors are generic over the database only through higher-ranked bounds that
+//! boxed `Send` futures do not carry well, so the one text is instantiated per concrete type by a
+//! macro instead. The type must have these inherent items:
+//!
+//! - `pool(&self) -> &Pool<_>`;
+//! - `write_tx(&self) -> Result<Transaction<'static, _>>`: a transaction that will write;
+//! - `FOR_UPDATE: &str`: appended to a `SELECT` whose rows a write transaction then changes
+//!   (`" FOR UPDATE"` on PostgreSQL; SQLite's write transaction already excludes other writers);
+//! - `commit_writes(&self, &[Write])`: the group commit (it may call `write_snapshot`);
+//! - `claim_due_tasks(&self, now, lease, limit)` and `reset_running_tasks(&self, now)`.
+
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Writes a snapshot in `tx` and drops the older ones of its session.
+            async fn write_snapshot(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                session: &str,
+                snapshot: &$crate::store::Snapshot,
+            ) -> $crate::error::Result<()> {
+                use $crate::store::rows::to_i64;
+                // Two nodes may snapshot the same version; both hold the same committed state.
+                sqlx::query(
+                    "INSERT INTO snapshots (session, version, format, state) VALUES ($1, $2, 1, $3) \
+                     ON CONFLICT (session, version) DO UPDATE SET state = excluded.state, format = 1",
+                )
+                .bind(session)
+                .bind(to_i64(snapshot.version))
+                .bind(&snapshot.state)
+                .execute(&mut *tx)
+                .await?;
+                // Older snapshots are never read again; the op log keeps the full history.
+                sqlx::query("DELETE FROM snapshots WHERE session = $1 AND version < $2")
+                    .bind(session)
+                    .bind(to_i64(snapshot.version))
+                    .execute(&mut *tx)
+                    .await?;
+                // `GET /v1/sessions`'s `updated`: moved with snapshots (every few minutes of
+                // activity and on idle), not per commit, which keeps the edit path at one
+                // statement per batch.
+                sqlx::query(
+                    "UPDATE sessions SET updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at END \
+                     WHERE id = $2",
+                )
+                .bind($crate::clock::now_ms())
+                .bind(session)
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn meta_of(
+                &self,
+                session: &str,
+            ) -> $crate::error::Result<Option<$crate::store::SessionMeta>> {
+                let Some(row) = sqlx::query_as(
+                    "SELECT owner, link_role, title FROM sessions WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(session)
+                .fetch_optional(self.pool())
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let grants = sqlx::query_as("SELECT user_id, role FROM roles WHERE session = $1")
+                    .bind(session)
+                    .fetch_all(self.pool())
+                    .await?;
+                $crate::store::rows::session_meta(session, row, grants).map(Some)
+            }
+
+            async fn ops_after_version(
+                &self,
+                session: &str,
+                after: u64,
+                limit: u64,
+            ) -> $crate::error::Result<Vec<$crate::store::StoredOp>> {
+                use $crate::store::rows::to_i64;
+                let rows = sqlx::query(
+                    "SELECT version, user_id, client, seq, ops FROM ops \
+                     WHERE session = $1 AND version > $2 ORDER BY version LIMIT $3",
+                )
+                .bind(session)
+                .bind(to_i64(after))
+                .bind(to_i64(limit))
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter().map($crate::store::rows::stored_op).collect()
+            }
+
+            async fn accept_invite_tx(
+                &self,
+                id: &str,
+                user: &str,
+                now: i64,
+            ) -> $crate::error::Result<
+                std::result::Result<$crate::store::tasks::Invite, $crate::store::tasks::InviteRefusal>,
+            > {
+                use $crate::store::tasks::InviteRefusal;
+                let mut tx = self.write_tx().await?;
+                // Accepts of one invite take turns (the row lock on PostgreSQL, the write
+                // transaction on SQLite): the use count read here is the one incremented below.
+                let sql = format!(
+                    "SELECT {} FROM invites WHERE id = $1{}",
+                    $crate::store::rows::INVITE_COLUMNS,
+                    Self::FOR_UPDATE
+                );
+                let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+                    return Ok(Err(InviteRefusal::NotFound));
+                };
+                let mut inv = $crate::store::rows::invite_row(&row)?;
+                if let Err(r) = $crate::store::tasks::usable(&inv, user, now) {
+                    // A user who already joined through this link may accept it again for free,
+                    // unless it was revoked or expired.
+                    let used =
+                        sqlx::query("SELECT 1 FROM invite_uses WHERE invite = $1 AND user_id = $2")
+                            .bind(id)
+                            .bind(user)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                    return Ok(if used && r == InviteRefusal::Exhausted {
+                        Ok(inv)
+                    } else {
+                        Err(r)
+                    });
+                }
+                let fresh = sqlx::query(
+                    "INSERT INTO invite_uses (invite, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                if fresh {
+                    sqlx::query("UPDATE invites SET uses = uses + 1 WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    inv.uses += 1;
+                }
+                tx.commit().await?;
+                Ok(Ok(inv))
+            }
+        }
+
+        impl $crate::store::Store for $store {
+            fn load<'a>(
+                &'a self,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::Loaded>> {
+                Box::pin(async move {
+                    use sqlx::Row as _;
+                    let Some(meta) = self.meta_of(session).await? else {
+                        return Ok(None);
+                    };
+                    let snapshot = sqlx::query(
+                        "SELECT version, CAST(format AS BIGINT), state FROM snapshots \
+                         WHERE session = $1 ORDER BY version DESC LIMIT 1",
+                    )
+                    .bind(session)
+                    .fetch_optional(self.pool())
+                    .await?;
+                    let snapshot = match snapshot {
+                        None => None,
+                        Some(r) => {
+                            let format: i64 = r.try_get(1)?;
+                            if format != 1 {
+                                return Err($crate::error::Error::Corrupt {
+                                    session: session.to_owned(),
+                                    reason: format!("snapshot format {format} is unknown"),
+                                });
+                            }
+                            Some($crate::store::Snapshot {
+                                version: $crate::store::rows::to_u64(r.try_get(0)?),
+                                state: r.try_get(2)?,
+                            })
+                        }
+                    };
+                    let from = snapshot.as_ref().map_or(0, |s| s.version);
+                    let ops = self.ops_after_version(session, from, u64::MAX >> 1).await?;
+                    Ok(Some($crate::store::Loaded {
+                        meta,
+                        snapshot,
+                        ops,
+                    }))
+                })
+            }
+
+            fn meta<'a>(
+                &'a self,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::SessionMeta>> {
+                Box::pin(self.meta_of(session))
+            }
+
+            fn create_session<'a>(
+                &'a self,
+                session: &'a str,
+                new: $crate::store::NewSession<'a>,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let mut tx = self.write_tx().await?;
+                    let now = $crate::clock::now_ms();
+                    // Two nodes may create the same session at once: the first insert wins and
+                    // only it grants ownership.
+                    let created = sqlx::query(
+                        "INSERT INTO sessions (id, owner, link_role, title, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(session)
+                    .bind(new.owner)
+                    .bind(new.link_role.as_str())
+                    .bind(new.title)
+                    .bind(now / 1000)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if created {
+                        sqlx::query(
+                            "INSERT INTO roles (session, user_id, role) VALUES ($1, $2, 'owner') \
+                             ON CONFLICT (session, user_id) DO UPDATE SET role = 'owner'",
+                        )
+                        .bind(session)
+                        .bind(new.owner)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(created)
+                })
+            }
+
+            fn update_session<'a>(
+                &'a self,
+                session: &'a str,
+                update: &'a $crate::store::SessionUpdate,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE sessions SET link_role = COALESCE($1, link_role), \
+                         title = CASE WHEN CAST($2 AS TEXT) IS NULL THEN title ELSE NULLIF($2, '') END, \
+                         updated_at = $3 WHERE id = $4",
+                    )
+                    .bind(update.link_role.map(montage_protocol::Role::as_str))
+                    .bind(update.title.as_deref())
+                    .bind($crate::clock::now_ms())
+                    .bind(session)
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn user_sessions<'a>(
+                &'a self,
+                user: &'a str,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::SessionSummary>> {
+                Box::pin(async move {
+                    let rows = sqlx::query_as(
+                        "SELECT s.id, s.title, r.role, s.link_role, \
+                         (SELECT COALESCE(MAX(version), 0) FROM ops WHERE ops.session = s.id), s.updated_at \
+                         FROM roles r JOIN sessions s ON s.id = r.session \
+                         WHERE r.user_id = $1 AND r.role <> 'none' \
+                         ORDER BY s.updated_at DESC, s.id LIMIT $2",
+                    )
+                    .bind(user)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.into_iter()
+                        .map($crate::store::rows::session_summary)
+                        .collect()
+                })
+            }
+
+            fn delete_session<'a>(
+                &'a self,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    let mut tx = self.write_tx().await?;
+                    let assets: Vec<String> =
+                        sqlx::query_scalar("SELECT id FROM assets WHERE session = $1")
+                            .bind(session)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    sqlx::query(
+                        "DELETE FROM invite_uses WHERE invite IN (SELECT id FROM invites WHERE session = $1)",
+                    )
+                    .bind(session)
+                    .execute(&mut *tx)
+                    .await?;
+                    for table in $crate::store::SESSION_TABLES.iter().chain(&["assets"]) {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE session = $1"))
+                            .bind(session)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // The row stays as a tombstone holding only the id: a deleted session's id
+                    // is never reused (a later join is not_found, not a new session under an
+                    // old link).
+                    sqlx::query(
+                        "UPDATE sessions SET owner = '', title = NULL, deleted_at = $2 WHERE id = $1",
+                    )
+                    .bind(session)
+                    .bind($crate::clock::now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(assets)
+                })
+            }
+
+            fn set_role<'a>(
+                &'a self,
+                session: &'a str,
+                user: &'a str,
+                role: montage_protocol::Role,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO roles (session, user_id, role) VALUES ($1, $2, $3) \
+                         ON CONFLICT (session, user_id) DO UPDATE SET role = excluded.role",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(role.as_str())
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn commit<'a>(
+                &'a self,
+                batch: &'a [$crate::store::Write],
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(self.commit_writes(batch))
+            }
+
+            fn save_snapshot<'a>(
+                &'a self,
+                session: &'a str,
+                snapshot: &'a $crate::store::Snapshot,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.write_tx().await?;
+                    self.write_snapshot(&mut tx, session, snapshot).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn ops_after<'a>(
+                &'a self,
+                session: &'a str,
+                after: u64,
+                limit: u64,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::StoredOp>> {
+                Box::pin(self.ops_after_version(session, after, limit))
+            }
+
+            fn find_seq<'a>(
+                &'a self,
+                session: &'a str,
+                user: &'a str,
+                client: &'a str,
+                seq: u64,
+            ) -> $crate::store::StoreFuture<'a, Option<u64>> {
+                Box::pin(async move {
+                    let v: Option<i64> = sqlx::query_scalar(
+                        "SELECT version FROM ops \
+                         WHERE session = $1 AND user_id = $2 AND client = $3 AND seq = $4 LIMIT 1",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(client)
+                    .bind($crate::store::rows::to_i64(seq))
+                    .fetch_optional(self.pool())
+                    .await?;
+                    Ok(v.map($crate::store::rows::to_u64))
+                })
+            }
+
+            fn max_seq<'a>(
+                &'a self,
+                session: &'a str,
+                user: &'a str,
+                client: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<u64>> {
+                Box::pin(async move {
+                    let v: Option<i64> = sqlx::query_scalar(
+                        "SELECT MAX(seq) FROM ops WHERE session = $1 AND user_id = $2 AND client = $3",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(client)
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok(v.map($crate::store::rows::to_u64))
+                })
+            }
+
+            fn close(&self) -> $crate::store::StoreFuture<'_, ()> {
+                Box::pin(async move {
+                    self.pool().close().await;
+                    Ok(())
+                })
+            }
+
+            fn social(&self) -> Option<&dyn $crate::store::SocialStore> {
+                Some(self)
+            }
+
+            fn task_store(&self) -> Option<&dyn $crate::store::TaskStore> {
+                Some(self)
+            }
+
+            fn assets(&self) -> Option<&dyn $crate::store::AssetStore> {
+                Some(self)
+            }
+        }
+
+        impl $crate::store::SocialStore for $store {
+            /// Upserts one record; the row keeps its first `n`, so lists stay in creation order.
+            fn put<'a>(
+                &'a self,
+                kind: $crate::store::SocialKind,
+                session: &'a str,
+                id: &'a str,
+                record: &'a str,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "INSERT INTO {} (session, id, record) VALUES ($1, $2, $3) \
+                         ON CONFLICT (session, id) DO UPDATE SET record = excluded.record",
+                        kind.table()
+                    );
+                    sqlx::query(&sql)
+                        .bind(session)
+                        .bind(id)
+                        .bind(record)
+                        .execute(self.pool())
+                        .await?;
+                    Ok(())
+                })
+            }
+
+            fn list<'a>(
+                &'a self,
+                kind: $crate::store::SocialKind,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT record FROM {} WHERE session = $1 ORDER BY n",
+                        kind.table()
+                    );
+                    Ok(sqlx::query_scalar(&sql)
+                        .bind(session)
+                        .fetch_all(self.pool())
+                        .await?)
+                })
+            }
+        }
+
+        impl $crate::store::AssetStore for $store {
+            fn put_asset<'a>(
+                &'a self,
+                r: &'a $crate::store::AssetRecord,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    use $crate::store::rows::to_i64;
+                    sqlx::query(&format!(
+                        "INSERT INTO assets ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, format = excluded.format, \
+                         width = excluded.width, height = excluded.height, duration = excluded.duration, \
+                         bytes = excluded.bytes, uploader = excluded.uploader, session = excluded.session, \
+                         created_at = excluded.created_at",
+                        $crate::store::rows::ASSET_COLUMNS
+                    ))
+                    .bind(&r.id)
+                    .bind(&r.kind)
+                    .bind(&r.format)
+                    .bind(r.width.map(i64::from))
+                    .bind(r.height.map(i64::from))
+                    .bind(r.duration)
+                    .bind(to_i64(r.bytes))
+                    .bind(&r.uploader)
+                    .bind(&r.session)
+                    .bind(to_i64(r.created_at))
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn asset<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::AssetRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM assets WHERE id = $1",
+                        $crate::store::rows::ASSET_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await?;
+                    row.as_ref().map($crate::store::rows::asset_row).transpose()
+                })
+            }
+
+            fn usage<'a>(
+                &'a self,
+                uploader: &'a str,
+            ) -> $crate::store::StoreFuture<'a, $crate::store::AssetUsage> {
+                Box::pin(async move {
+                    let (count, bytes): (i64, i64) = sqlx::query_as(
+                        "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM assets \
+                         WHERE uploader = $1",
+                    )
+                    .bind(uploader)
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok($crate::store::AssetUsage {
+                        count: $crate::store::rows::to_u64(count),
+                        bytes: $crate::store::rows::to_u64(bytes),
+                    })
+                })
+            }
+        }
+
+        impl $crate::store::TaskStore for $store {
+            fn create_task<'a>(
+                &'a self,
+                t: &'a $crate::store::tasks::NewTask,
+            ) -> $crate::store::StoreFuture<'a, ($crate::store::tasks::TaskRecord, bool)> {
+                Box::pin(async move {
+                    // Two nodes creating the same key: the second insert waits for the first to
+                    // commit, then does nothing, and both read the same row.
+                    let inserted = sqlx::query(
+                        "INSERT INTO tasks (id, key, kind, session, created_by, payload, state, attempts, \
+                         max_attempts, next_run_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8, $8) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&t.id)
+                    .bind(&t.key)
+                    .bind(&t.kind)
+                    .bind(&t.session)
+                    .bind(&t.created_by)
+                    .bind(&t.payload)
+                    .bind(i64::from(t.max_attempts))
+                    .bind(t.now_ms)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    let sql = format!(
+                        "SELECT {} FROM tasks WHERE key = $1",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let row = sqlx::query(&sql).bind(&t.key).fetch_one(self.pool()).await?;
+                    Ok(($crate::store::rows::task_row(&row)?, inserted))
+                })
+            }
+
+            fn task<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::tasks::TaskRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM tasks WHERE id = $1",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+                    row.as_ref().map($crate::store::rows::task_row).transpose()
+                })
+            }
+
+            fn session_tasks<'a>(
+                &'a self,
+                session: &'a str,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::TaskRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM tasks WHERE session = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(session)
+                        .bind(i64::from(limit.min($crate::store::tasks::MAX_LIST_ROWS)))
+                        .fetch_all(self.pool())
+                        .await?;
+                    rows.iter().map($crate::store::rows::task_row).collect()
+                })
+            }
+
+            fn claim_due(
+                &self,
+                now: i64,
+                lease: i64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'_, Vec<$crate::store::tasks::TaskRecord>> {
+                Box::pin(self.claim_due_tasks(now, lease, limit))
+            }
+
+            fn finish_task<'a>(
+                &'a self,
+                id: &'a str,
+                outcome: &'a $crate::store::tasks::TaskOutcome,
+                now: i64,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::tasks::TaskRecord>> {
+                Box::pin(async move {
+                    use $crate::store::tasks::TaskOutcome;
+                    let (state, next, error) = match outcome {
+                        TaskOutcome::Succeeded => ("succeeded", None, None),
+                        TaskOutcome::Retry { at_ms, error } => {
+                            ("failed", Some(*at_ms), Some(error.as_str()))
+                        }
+                        TaskOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
+                    };
+                    let sql = format!(
+                        "UPDATE tasks SET state = $1, next_run_at = COALESCE($2, next_run_at), \
+                         last_error = COALESCE($3, last_error), lease_until = NULL, lease_owner = NULL, \
+                         updated_at = $4 WHERE id = $5 AND state = 'running' RETURNING {}",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(state)
+                        .bind(next)
+                        .bind(error)
+                        .bind(now)
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await?;
+                    row.as_ref().map($crate::store::rows::task_row).transpose()
+                })
+            }
+
+            fn reset_running(&self, now: i64) -> $crate::store::StoreFuture<'_, u64> {
+                Box::pin(self.reset_running_tasks(now))
+            }
+
+            fn next_due(&self) -> $crate::store::StoreFuture<'_, Option<i64>> {
+                Box::pin(async move {
+                    let v: Option<i64> = sqlx::query_scalar(
+                        "SELECT MIN(t) FROM (SELECT MIN(next_run_at) AS t FROM tasks \
+                         WHERE state IN ('pending', 'failed') \
+                         UNION ALL SELECT MIN(lease_until) FROM tasks WHERE state = 'running') AS due",
+                    )
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok(v)
+                })
+            }
+
+            fn create_invite<'a>(
+                &'a self,
+                i: &'a $crate::store::tasks::Invite,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO invites (id, session, role, created_by, for_user, expires_at, \
+                         max_uses, uses, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)",
+                    )
+                    .bind(&i.id)
+                    .bind(&i.session)
+                    .bind(i.role.as_str())
+                    .bind(&i.created_by)
+                    .bind(&i.for_user)
+                    .bind(i.expires_at_ms)
+                    .bind(i.max_uses.map(i64::from))
+                    .bind(false)
+                    .bind(i.created_at_ms)
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn invite<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::tasks::Invite>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM invites WHERE id = $1",
+                        $crate::store::rows::INVITE_COLUMNS
+                    );
+                    let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+                    row.as_ref().map($crate::store::rows::invite_row).transpose()
+                })
+            }
+
+            fn session_invites<'a>(
+                &'a self,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Invite>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM invites WHERE session = $1 ORDER BY created_at DESC LIMIT $2",
+                        $crate::store::rows::INVITE_COLUMNS
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(session)
+                        .bind(i64::from($crate::store::tasks::MAX_LIST_ROWS))
+                        .fetch_all(self.pool())
+                        .await?;
+                    rows.iter().map($crate::store::rows::invite_row).collect()
+                })
+            }
+
+            fn accept_invite<'a>(
+                &'a self,
+                id: &'a str,
+                user: &'a str,
+                now: i64,
+            ) -> $crate::store::StoreFuture<
+                'a,
+                std::result::Result<$crate::store::tasks::Invite, $crate::store::tasks::InviteRefusal>,
+            > {
+                Box::pin(self.accept_invite_tx(id, user, now))
+            }
+
+            fn revoke_invite<'a>(&'a self, id: &'a str) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(sqlx::query("UPDATE invites SET revoked = $1 WHERE id = $2")
+                        .bind(true)
+                        .bind(id)
+                        .execute(self.pool())
+                        .await?
+                        .rows_affected()
+                        > 0)
+                })
+            }
+
+            fn add_contributions<'a>(
+                &'a self,
+                adds: &'a [$crate::store::tasks::Contribution],
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Contribution>> {
+                Box::pin(async move {
+                    use $crate::store::rows::{to_i64, to_u64};
+                    // Rows are written in key order on every node, so two overlapping batches
+                    // wait for each other instead of deadlocking; the totals come back in the
+                    // caller's order.
+                    let mut order: Vec<usize> = (0..adds.len()).collect();
+                    order.sort_by_key(|&i| (&adds[i].session, &adds[i].user, &adds[i].kind));
+                    let mut out = adds.to_vec();
+                    let mut tx = self.write_tx().await?;
+                    for i in order {
+                        let c = &adds[i];
+                        let total: i64 = sqlx::query_scalar(
+                            "INSERT INTO contributions (session, user_id, kind, count) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (session, user_id, kind) \
+                             DO UPDATE SET count = contributions.count + excluded.count RETURNING count",
+                        )
+                        .bind(&c.session)
+                        .bind(&c.user)
+                        .bind(&c.kind)
+                        .bind(to_i64(c.count))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        out[i].count = to_u64(total);
+                    }
+                    tx.commit().await?;
+                    Ok(out)
+                })
+            }
+
+            fn contributions<'a>(
+                &'a self,
+                session: Option<&'a str>,
+                user: Option<&'a str>,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Contribution>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT session, user_id, kind, count FROM contributions \
+                         WHERE (CAST($1 AS TEXT) IS NULL OR session = $1) \
+                         AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) \
+                         ORDER BY session, user_id, kind LIMIT $3",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(i64::from($crate::store::tasks::MAX_LIST_ROWS))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map($crate::store::rows::contribution_row).collect()
+                })
+            }
+
+            fn insert_award<'a>(
+                &'a self,
+                a: &'a $crate::store::tasks::Award,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "INSERT INTO awards (key, session, user_id, kind, badge, awarded_by, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(&a.key)
+                    .bind(&a.session)
+                    .bind(&a.user)
+                    .bind(&a.kind)
+                    .bind(&a.badge)
+                    .bind(&a.awarded_by)
+                    .bind(a.at_ms)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                        > 0)
+                })
+            }
+
+            fn awards<'a>(
+                &'a self,
+                session: Option<&'a str>,
+                user: Option<&'a str>,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Award>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT key, session, user_id, kind, badge, awarded_by, at FROM awards \
+                         WHERE (CAST($1 AS TEXT) IS NULL OR session = $1) \
+                         AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) ORDER BY at, key LIMIT $3",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(i64::from($crate::store::tasks::MAX_LIST_ROWS))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map($crate::store::rows::award_row).collect()
+                })
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;
