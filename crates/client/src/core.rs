@@ -855,11 +855,13 @@ mod tests {
                 version: 1,
                 user: "bob".into(),
                 ops: typ(0, "X"),
+                time: None,
             },
             OpEntry {
                 version: 2,
                 user: "me".into(),
                 ops: typ(1, "a"),
+                time: None,
             },
         ];
         c.receive(joined(2, None, Some(entries)));
@@ -889,6 +891,7 @@ mod tests {
             version: 1,
             user: "bob".into(),
             ops: typ(0, "X"),
+            time: None,
         }];
         c.receive(joined(1, None, Some(entries)));
         assert!(sent(&mut c, &mut link).is_some());
@@ -913,6 +916,7 @@ mod tests {
             version: 1,
             user: "me".into(),
             ops: typ(0, "a"),
+            time: None,
         }];
         c.receive(joined(1, None, Some(again)));
         c.receive(remote(2, typ(0, "X")));
@@ -1049,6 +1053,7 @@ mod tests {
             version,
             user: "bob".into(),
             ops: op,
+            time: None,
         };
         c.receive(joined(
             2,

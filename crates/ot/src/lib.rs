@@ -4,6 +4,7 @@
 mod apply;
 mod component;
 mod delta;
+mod diff;
 mod error;
 #[cfg(feature = "arbitrary")]
 pub mod fuzzing;
@@ -17,6 +18,7 @@ mod value;
 
 pub use component::{Component, Rect};
 pub use delta::{CompressedDelta, MediaDelta, Run};
+pub use diff::{diff, diff_at, diff_under};
 pub use error::{OtError, Result};
 pub use op::Op;
 pub use path::{Path, Seg};

@@ -209,6 +209,10 @@ pub struct OpEntry {
     pub version: u64,
     pub user: String,
     pub ops: Op,
+    /// Commit time, ms since the Unix epoch; `null` for versions committed before servers kept
+    /// times (and absent from older servers).
+    #[serde(default)]
+    pub time: Option<i64>,
 }
 
 /// A connection-quality tier (docs/PROTOCOL.md): how often presence and previews go to a connection and

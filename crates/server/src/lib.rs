@@ -15,6 +15,7 @@ pub mod tasks;
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod byte_lru;
 pub mod clock;
 pub mod config;
 pub mod error;

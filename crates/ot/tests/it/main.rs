@@ -2,6 +2,7 @@
 
 mod actions;
 mod delta;
+mod diff;
 mod fuzz;
 mod laws;
 mod media_table;

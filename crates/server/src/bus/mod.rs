@@ -54,6 +54,9 @@ pub enum BusEvent {
         seq: u64,
         /// The edit's JSON as stored.
         ops: String,
+        /// Its commit time (absent from nodes of builds before commit times).
+        #[serde(default)]
+        time: Option<i64>,
     },
     /// A role changed (already stored); other nodes update their permission checks.
     Role {
@@ -115,6 +118,7 @@ impl BusEvent {
             client: op.client.clone(),
             seq: op.seq,
             ops: op.ops.clone(),
+            time: op.time,
         }
     }
 }
@@ -514,6 +518,7 @@ mod tests {
             client: "c".into(),
             seq: 9,
             ops: "[]".into(),
+            time: Some(5),
         };
         let bytes = encode_event("n1", &ev);
         assert_eq!(decode_event("n2", &bytes).unwrap(), Some(ev));

@@ -15,8 +15,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::byte_lru::ByteLru;
 use crate::error::{Error, Result};
-use crate::media::byte_lru::ByteLru;
 
 /// Asset ids are 128 random bits as 32 lowercase hex digits: unguessable, and safe as a file name.
 pub fn new_asset_id() -> std::io::Result<String> {

@@ -23,9 +23,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::App;
 use crate::api::{AppError, Caller, json};
+use crate::byte_lru::ByteLru;
 use crate::config::MediaConfig;
 use crate::media::blobs::{BlobStore, DecodedAssets, new_asset_id, valid_asset_id};
-use crate::media::byte_lru::ByteLru;
 use crate::store::AssetRecord;
 
 /// Longest `X-Montage-Warnings` header; the rest is cut (the full list is in the log).

@@ -3,7 +3,6 @@
 //! pure `montage-media` crate.
 
 pub mod blobs;
-pub(crate) mod byte_lru;
 pub mod http;
 pub(crate) mod live;
 

@@ -7,12 +7,14 @@
 //! | [`SocialStore`] | comments, suggestions | `social.rs` |
 //! | [`TaskStore`] | tasks, invites, contributions, awards | `tasks.rs` |
 //! | [`AssetStore`] | asset metadata | `assets.rs` |
+//! | [`HistoryStore`] | checkpoints, named versions | `history.rs` |
 //!
 //! Each backend is a folder (`sqlite/`, `postgres/`, `memory/`). The two SQL backends share one
 //! schema shape and run one SQL text for everything but their schema steps, group commit and
 //! task claims (`sql.rs`); row decoding is shared too (`rows.rs`).
 
 pub mod assets;
+pub mod history;
 mod memory;
 pub mod postgres;
 mod rows;
@@ -26,6 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use assets::{AssetRecord, AssetStore, AssetUsage};
+pub use history::{HistoryStore, VersionInfo};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
 pub use sessions::{

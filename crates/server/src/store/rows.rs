@@ -56,7 +56,9 @@ where
     }
 }
 
-/// `version, user, client, seq, ops`.
+/// The columns [`stored_op`] reads.
+pub(super) const OP_COLUMNS: &str = "version, user_id, client, seq, ops, committed_at";
+
 pub(super) fn stored_op(r: &impl Cols) -> Result<StoredOp> {
     Ok(StoredOp {
         version: to_u64(r.int(0)?),
@@ -64,6 +66,7 @@ pub(super) fn stored_op(r: &impl Cols) -> Result<StoredOp> {
         client: r.text(2)?,
         seq: to_u64(r.int(3)?),
         ops: r.text(4)?,
+        time: r.opt_int(5)?,
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use montage_protocol::Role;
 
-use super::{AssetStore, SocialStore, StoreFuture, TaskStore};
+use super::{AssetStore, HistoryStore, SocialStore, StoreFuture, TaskStore};
 
 /// Who may do what in a session.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +79,8 @@ pub const SESSION_TABLES: &[&str] = &[
     "invites",
     "contributions",
     "awards",
+    "checkpoints",
+    "named_versions",
 ];
 
 /// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.
@@ -89,6 +91,9 @@ pub struct StoredOp {
     pub client: String,
     pub seq: u64,
     pub ops: String,
+    /// When it was committed, in ms since the epoch; `None` for versions stored before commit
+    /// times were kept.
+    pub time: Option<i64>,
 }
 
 /// The document at a version, as JSON text.
@@ -192,6 +197,10 @@ pub trait Store: Send + Sync + 'static {
     fn assets(&self) -> Option<&dyn AssetStore> {
         None
     }
+    /// Checkpoints and named versions (`None`: this store keeps none).
+    fn history(&self) -> Option<&dyn HistoryStore> {
+        None
+    }
 }
 
 /// What every `Store` must do, run over each backend by its own tests.
@@ -211,6 +220,7 @@ pub(super) mod contract {
                 client: "c".into(),
                 seq,
                 ops: "[]".into(),
+                time: Some(1_000 + i64::try_from(v).unwrap_or(0)),
             },
         }
     }

@@ -6,8 +6,8 @@
 //! differs stays in each backend's folder: the schema and its migrations, the group commit and
 //! snapshot writes, how due tasks are claimed, and row locks.
 //!
-//! [`sql_store!`]`(Store, Database)` implements `Store`, `SocialStore`, `TaskStore` and
-//! `AssetStore` for one store type. sqlx's executors are generic over the database only through higher-ranked bounds that
+//! [`sql_store!`]`(Store, Database)` implements `Store`, `SocialStore`, `TaskStore`,
+//! `AssetStore` and `HistoryStore` for one store type. sqlx's executors are generic over the database only through higher-ranked bounds that
 //! boxed `Send` futures do not carry well, so the one text is instantiated per concrete type by a
 //! macro instead. The type must have these inherent items:
 //!
@@ -39,7 +39,24 @@ macro_rules! sql_store {
                 .bind(&snapshot.state)
                 .execute(&mut *tx)
                 .await?;
-                // Older snapshots are never read again; the op log keeps the full history.
+                // It is also a checkpoint unless the newest one is recent in both commit time and
+                // versions (`store::history`); versions without a time always make one.
+                sqlx::query(
+                    "INSERT INTO checkpoints (session, version, state) SELECT $1, $2, $3 \
+                     WHERE NOT EXISTS (SELECT 1 FROM checkpoints c \
+                     JOIN ops o ON o.session = c.session AND o.version = c.version \
+                     WHERE c.session = $1 AND c.version > $2 - $4 AND o.committed_at > \
+                     (SELECT committed_at FROM ops WHERE session = $1 AND version = $2) - $5) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(session)
+                .bind(to_i64(snapshot.version))
+                .bind(&snapshot.state)
+                .bind(to_i64($crate::store::history::CHECKPOINT_EVERY_OPS))
+                .bind($crate::store::history::CHECKPOINT_EVERY_MS)
+                .execute(&mut *tx)
+                .await?;
+                // Older snapshots are never read again (checkpoints keep what history needs).
                 sqlx::query("DELETE FROM snapshots WHERE session = $1 AND version < $2")
                     .bind(session)
                     .bind(to_i64(snapshot.version))
@@ -86,10 +103,11 @@ macro_rules! sql_store {
                 limit: u64,
             ) -> $crate::error::Result<Vec<$crate::store::StoredOp>> {
                 use $crate::store::rows::to_i64;
-                let rows = sqlx::query(
-                    "SELECT version, user_id, client, seq, ops FROM ops \
-                     WHERE session = $1 AND version > $2 ORDER BY version LIMIT $3",
-                )
+                let sql = format!(
+                    "SELECT {} FROM ops WHERE session = $1 AND version > $2 ORDER BY version LIMIT $3",
+                    $crate::store::rows::OP_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
                 .bind(session)
                 .bind(to_i64(after))
                 .bind(to_i64(limit))
@@ -434,6 +452,99 @@ macro_rules! sql_store {
 
             fn assets(&self) -> Option<&dyn $crate::store::AssetStore> {
                 Some(self)
+            }
+
+            fn history(&self) -> Option<&dyn $crate::store::HistoryStore> {
+                Some(self)
+            }
+        }
+
+        impl $crate::store::HistoryStore for $store {
+            fn base_at<'a>(
+                &'a self,
+                session: &'a str,
+                version: u64,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::Snapshot>> {
+                Box::pin(async move {
+                    use $crate::store::rows::{to_i64, to_u64};
+                    // The session's snapshot is the newest base when it is old enough.
+                    let row: Option<(i64, String)> = sqlx::query_as(
+                        "SELECT version, state FROM (\
+                         SELECT version, state FROM checkpoints WHERE session = $1 AND version <= $2 \
+                         UNION ALL SELECT version, state FROM snapshots WHERE session = $1 AND version <= $2\
+                         ) AS b ORDER BY version DESC LIMIT 1",
+                    )
+                    .bind(session)
+                    .bind(to_i64(version))
+                    .fetch_optional(self.pool())
+                    .await?;
+                    Ok(row.map(|(version, state)| $crate::store::Snapshot {
+                        version: to_u64(version),
+                        state,
+                    }))
+                })
+            }
+
+            fn name_version<'a>(
+                &'a self,
+                session: &'a str,
+                version: u64,
+                name: &'a str,
+                by: &'a str,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "INSERT INTO named_versions (session, version, name, named_by, named_at) \
+                         SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+                         (SELECT 1 FROM ops WHERE session = $1 AND version = $2) \
+                         ON CONFLICT (session, version) DO UPDATE SET name = excluded.name, \
+                         named_by = excluded.named_by, named_at = excluded.named_at",
+                    )
+                    .bind(session)
+                    .bind($crate::store::rows::to_i64(version))
+                    .bind(name)
+                    .bind(by)
+                    .bind($crate::clock::now_ms())
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                        > 0)
+                })
+            }
+
+            fn versions<'a>(
+                &'a self,
+                session: &'a str,
+                before: u64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::VersionInfo>> {
+                Box::pin(async move {
+                    use $crate::store::rows::{to_i64, to_u64};
+                    let rows: Vec<(i64, Option<i64>, String, Option<String>, Option<String>)> =
+                        sqlx::query_as(
+                            "SELECT v.version, o.committed_at, o.user_id, n.name, n.named_by FROM (\
+                             SELECT version FROM checkpoints WHERE session = $1 AND version < $2 \
+                             UNION SELECT version FROM named_versions WHERE session = $1 AND version < $2\
+                             ) AS v JOIN ops o ON o.session = $1 AND o.version = v.version \
+                             LEFT JOIN named_versions n ON n.session = $1 AND n.version = v.version \
+                             ORDER BY v.version DESC LIMIT $3",
+                        )
+                        .bind(session)
+                        .bind(to_i64(before))
+                        .bind(i64::from(limit))
+                        .fetch_all(self.pool())
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(version, time, user, name, named_by)| $crate::store::VersionInfo {
+                            version: to_u64(version),
+                            time,
+                            user,
+                            name,
+                            named_by,
+                        })
+                        .collect())
+                })
             }
         }
 

@@ -265,6 +265,11 @@ impl Actor {
             } => self.set_role(conn, user, role, rid).await,
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
             SessionMsg::GetState { who, reply } => self.get_state(who, reply),
+            SessionMsg::Restore {
+                conn,
+                target,
+                reply,
+            } => self.restore(conn, target, reply).await,
             SessionMsg::Social { conn, req, rid } => self.social_request(conn, req, rid).await,
             SessionMsg::Notify { frame } => {
                 // Best effort: a joiner still waiting for `joined` reads tasks over HTTP.
@@ -462,6 +467,7 @@ impl Actor {
             seq,
             base,
             ops,
+            now_ms: crate::clock::now_ms(),
         };
         let applied = match self
             .with_core(heavy, move |core| core.apply(edit, &older))
@@ -773,5 +779,6 @@ pub(super) fn parse_entry(session: &str, o: StoredOp) -> crate::error::Result<Op
         version: o.version,
         user: o.user,
         ops,
+        time: o.time,
     })
 }

@@ -50,6 +50,8 @@ pub struct CoreConfig {
 pub struct HistEntry {
     pub op: Op,
     pub user: Arc<str>,
+    /// Commit time, ms since the epoch (`None`: stored before times were kept).
+    pub time: Option<i64>,
 }
 
 /// A client's edits: `(user, client)`, since client ids are chosen by clients and only unique
@@ -85,6 +87,9 @@ pub struct Edit {
     pub seq: u64,
     pub base: u64,
     pub ops: Op,
+    /// The clock when it arrived (ms since the epoch); the version's commit time is this or the
+    /// previous version's, whichever is later, so times never go back within a session.
+    pub now_ms: i64,
 }
 
 /// An edit applied as the new head, not yet durable.
@@ -155,6 +160,8 @@ pub struct SessionCore<A> {
     /// The version `doc_bytes` was last measured at: near the cap it is measured at most once
     /// per version, so refused edits cost no serialization of the document.
     bytes_measured_at: u64,
+    /// Commit time of the head (0 when unknown).
+    last_time: i64,
 }
 
 impl<A> SessionCore<A> {
@@ -168,34 +175,21 @@ impl<A> SessionCore<A> {
     }
 
     fn replay(id: Arc<str>, l: Loaded, config: CoreConfig) -> Result<Self, String> {
-        let (mut doc, mut version) = match &l.snapshot {
-            // Any depth: a document written before depth was capped must still load.
-            Some(s) => (
-                Value::from_json_str(&s.state).map_err(|e| format!("snapshot: {e}"))?,
-                s.version,
-            ),
-            None => (Value::new_document(), 0),
-        };
-        let snapshot_version = version;
         let keep = config.history_keep.max(1);
         let mut history = VecDeque::with_capacity(l.ops.len().min(keep));
-        for o in l.ops {
-            if o.version != version + 1 {
-                return Err(format!("version {} follows {version}", o.version));
-            }
-            let op: Op =
-                serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
-            op.apply(&mut doc)
-                .map_err(|e| format!("op {}: {e}", o.version))?;
-            version = o.version;
+        let mut last_time = 0;
+        let (doc, version) = replay_ops(l.snapshot.as_ref(), l.ops, |o, op| {
+            last_time = o.time.unwrap_or(last_time);
             history.push_back(HistEntry {
                 op,
                 user: Arc::from(o.user),
+                time: o.time,
             });
             if history.len() > keep {
                 history.pop_front();
             }
-        }
+        })?;
+        let snapshot_version = l.snapshot.as_ref().map_or(0, |s| s.version);
         let hist_start = version + 1 - history.len() as u64;
         let doc_bytes = json_len(&doc);
         Ok(SessionCore {
@@ -212,6 +206,7 @@ impl<A> SessionCore<A> {
             config,
             doc_bytes,
             bytes_measured_at: version,
+            last_time,
         })
     }
 
@@ -282,6 +277,7 @@ impl<A> SessionCore<A> {
                 version: self.hist_start + i as u64,
                 user: h.user.to_string(),
                 ops: h.op.clone(),
+                time: h.time,
             })
             .collect()
     }
@@ -340,9 +336,11 @@ impl<A> SessionCore<A> {
         self.version += 1;
         let version = self.version;
         let broadcast = encode_op(&self.id, version, &edit.user, &ops_json);
+        self.last_time = self.last_time.max(edit.now_ms);
         self.history.push_back(HistEntry {
             op,
             user: edit.user.clone(),
+            time: Some(self.last_time),
         });
         let write = Write::Op {
             session: self.id.to_string(),
@@ -352,6 +350,7 @@ impl<A> SessionCore<A> {
                 client: edit.client.to_string(),
                 seq: edit.seq,
                 ops: ops_json,
+                time: Some(self.last_time),
             },
         };
         self.seqs
@@ -476,9 +475,11 @@ impl<A> SessionCore<A> {
         self.doc_bytes = self.doc_bytes.saturating_add_signed(grown as isize);
         let user: Arc<str> = Arc::from(o.user.as_str());
         self.version = o.version;
+        self.last_time = o.time.unwrap_or(self.last_time);
         self.history.push_back(HistEntry {
             op,
             user: user.clone(),
+            time: o.time,
         });
         self.committed = o.version;
         // The same (client, seq) may be resent here later: remember where it went.
@@ -679,3 +680,32 @@ pub fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+/// The document at the last of `ops`, replayed from `base` (a snapshot or checkpoint; the empty
+/// document when `None`): ops must follow it version by version. `each` sees every op applied.
+/// Returns the document and its version.
+pub fn replay_ops(
+    base: Option<&Snapshot>,
+    ops: Vec<StoredOp>,
+    mut each: impl FnMut(StoredOp, Op),
+) -> Result<(Value, u64), String> {
+    let (mut doc, mut version) = match base {
+        // Any depth: a document written before depth was capped must still load.
+        Some(s) => (
+            Value::from_json_str(&s.state).map_err(|e| format!("snapshot: {e}"))?,
+            s.version,
+        ),
+        None => (Value::new_document(), 0),
+    };
+    for o in ops {
+        if o.version != version + 1 {
+            return Err(format!("version {} follows {version}", o.version));
+        }
+        let op: Op = serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
+        op.apply(&mut doc)
+            .map_err(|e| format!("op {}: {e}", o.version))?;
+        version = o.version;
+        each(o, op);
+    }
+    Ok((doc, version))
+}

@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<App>> {
                 .delete(delete_session),
         )
         .route("/v1/sessions/{id}/ops", get(session_ops))
+        .merge(super::history::routes())
 }
 
 /// `POST /v1/sessions` and `PATCH /v1/sessions/{id}` bodies.
@@ -214,11 +215,25 @@ fn no_access(id: &str) -> AppError {
     )
 }
 
+#[derive(Debug, Deserialize)]
+struct StateQuery {
+    version: Option<u64>,
+}
+
+/// `GET /v1/sessions/{id}[?version=V]`: the committed head, or the state at a past version.
 async fn session_state(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
+    Query(q): Query<StateQuery>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
+    if let Some(version) = q.version {
+        let state = super::history::state_at(&app, &id, &claims.principal(), version).await?;
+        return Ok(json(
+            StatusCode::OK,
+            format!(r#"{{"version":{version},"state":{state}}}"#),
+        ));
+    }
     match app.sessions.state(&id, &claims.principal()).await {
         Ok((version, state)) => Ok(json(
             StatusCode::OK,
@@ -269,8 +284,9 @@ async fn session_ops(
             body.push(',');
         }
         let user = serde_json::to_string(&o.user).unwrap_or_else(|_| "\"\"".into());
+        let time = o.time.map_or_else(|| "null".to_owned(), |t| t.to_string());
         body.push_str(&format!(
-            r#"{{"version":{},"user":{user},"ops":{}}}"#,
+            r#"{{"version":{},"user":{user},"time":{time},"ops":{}}}"#,
             o.version, o.ops
         ));
     }

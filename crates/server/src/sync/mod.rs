@@ -11,6 +11,7 @@ mod cluster;
 mod committer;
 pub(crate) mod conn;
 pub mod core;
+mod history;
 pub mod http;
 mod membership;
 mod observers;
@@ -86,6 +87,13 @@ pub enum SessionMsg {
         user: String,
         role: Role,
         reply: oneshot::Sender<Result<Role, ErrorCode>>,
+    },
+    /// Turns the head into `target` with one edit by `conn`'s user (`POST …/restore`); the reply
+    /// comes once it is durable, refusals go to `conn`.
+    Restore {
+        conn: ConnHandle,
+        target: montage_ot::Value,
+        reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
     },
     /// The committed state, for the HTTP API.
     GetState {

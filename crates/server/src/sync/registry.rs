@@ -81,6 +81,8 @@ pub struct Sessions {
     creations: crate::quota::Quotas,
     /// Heavy rebases and applies running at once on the blocking pool (one per core).
     pub(super) heavy: Arc<tokio::sync::Semaphore>,
+    /// States of past versions read over HTTP (`history.rs`).
+    pub(super) past_states: super::history::StateCache,
 }
 
 impl Sessions {
@@ -116,6 +118,7 @@ impl Sessions {
             heavy: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
+            past_states: Default::default(),
         })
     }
 

@@ -62,11 +62,12 @@ impl Actor {
             waiting.push(m);
         }
         for m in waiting {
-            // Only joins and reads can be waiting: nobody is a participant any more.
+            // Only joins, reads and HTTP requests can be waiting: nobody is a participant any more.
             if matches!(
                 m,
                 SessionMsg::Join { .. }
                     | SessionMsg::GetState { .. }
+                    | SessionMsg::Restore { .. }
                     | SessionMsg::Grant { .. }
                     | SessionMsg::Configure { .. }
                     | SessionMsg::Delete { .. }

@@ -6,6 +6,7 @@
 mod access;
 mod comments;
 mod harness;
+mod history;
 mod http_limits;
 mod media;
 mod operator;

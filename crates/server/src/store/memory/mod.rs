@@ -12,6 +12,7 @@ use crate::store::{
 };
 
 mod assets;
+mod history;
 mod social;
 mod tasks;
 
@@ -27,6 +28,10 @@ struct Entry {
     updated: i64,
     /// Deleted: the id is never used again.
     deleted: bool,
+    /// Every snapshot is a checkpoint here (no spacing: a test double).
+    checkpoints: BTreeMap<u64, String>,
+    /// version → (name, named by).
+    named: BTreeMap<u64, (String, String)>,
 }
 
 /// Everything in a mutex-guarded map; `fail_appends` lets tests simulate a failing disk.
@@ -197,7 +202,7 @@ impl Store for MemoryStore {
                         }
                         Write::Snapshot { session, snapshot } => {
                             let e = m.entry(session.clone()).or_default();
-                            e.snapshot = Some(snapshot.clone());
+                            e.keep_snapshot(snapshot);
                             e.updated = crate::clock::now_ms();
                         }
                     }
@@ -213,7 +218,11 @@ impl Store for MemoryStore {
         session: &'a str,
         snapshot: &'a Snapshot,
     ) -> StoreFuture<'a, ()> {
-        self.with(|m| m.entry(session.to_owned()).or_default().snapshot = Some(snapshot.clone()));
+        self.with(|m| {
+            m.entry(session.to_owned())
+                .or_default()
+                .keep_snapshot(snapshot)
+        });
         Box::pin(async { Ok(()) })
     }
 
@@ -277,6 +286,17 @@ impl Store for MemoryStore {
     }
     fn assets(&self) -> Option<&dyn crate::store::AssetStore> {
         Some(self)
+    }
+    fn history(&self) -> Option<&dyn crate::store::HistoryStore> {
+        Some(self)
+    }
+}
+
+impl Entry {
+    fn keep_snapshot(&mut self, snapshot: &Snapshot) {
+        self.checkpoints
+            .insert(snapshot.version, snapshot.state.clone());
+        self.snapshot = Some(snapshot.clone());
     }
 }
 

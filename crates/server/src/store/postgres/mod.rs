@@ -170,6 +170,7 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     let mut clients = Vec::with_capacity(ops.len());
     let mut seqs = Vec::with_capacity(ops.len());
     let mut bodies = Vec::with_capacity(ops.len());
+    let mut times = Vec::with_capacity(ops.len());
     for (s, o) in ops {
         sessions.push(*s);
         versions.push(to_i64(o.version));
@@ -177,11 +178,12 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
         clients.push(o.client.as_str());
         seqs.push(to_i64(o.seq));
         bodies.push(o.ops.as_str());
+        times.push(o.time);
     }
     let inserted: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO ops (session, version, user_id, client, seq, ops) \
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[]) \
-         AS t(session, version, user_id, client, seq, ops) ORDER BY session, version \
+        "INSERT INTO ops (session, version, user_id, client, seq, ops, committed_at) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[]) \
+         AS t(session, version, user_id, client, seq, ops, committed_at) ORDER BY session, version \
          ON CONFLICT (session, version) DO NOTHING RETURNING session, version",
     )
     .bind(&sessions)
@@ -190,6 +192,7 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     .bind(&clients)
     .bind(&seqs)
     .bind(&bodies)
+    .bind(&times)
     .fetch_all(&mut *tx)
     .await?;
     if inserted.len() == ops.len() {

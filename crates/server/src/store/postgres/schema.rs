@@ -91,6 +91,28 @@ CREATE INDEX contributions_by_session ON contributions (session);
         name: "assets by uploader",
         sql: "CREATE INDEX assets_by_uploader ON assets (uploader);",
     },
+    // Issue #16: version history. Versions committed before have no time (NULL).
+    Migration {
+        id: 7,
+        name: "commit times, checkpoints, named versions",
+        sql: r#"
+ALTER TABLE ops ADD COLUMN committed_at BIGINT;
+CREATE TABLE checkpoints (
+    session TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+);
+CREATE TABLE named_versions (
+    session TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    named_by TEXT NOT NULL,
+    named_at BIGINT NOT NULL,
+    PRIMARY KEY (session, version)
+);
+"#,
+    },
 ];
 
 /// Migration step 2: comments, suggestions, tasks, invites, contributions and awards. Numbers

@@ -105,7 +105,7 @@ impl SqliteStore {
     }
 }
 
-/// Rows per multi-row INSERT (6 parameters each, far below SQLite's limit).
+/// Rows per multi-row INSERT (7 parameters each, far below SQLite's limit).
 const INSERT_CHUNK: usize = 64;
 
 /// Appends ops with one statement: far fewer round trips to the SQLite worker than one per op.
@@ -114,7 +114,7 @@ async fn insert_ops(tx: &mut sqlx::SqliteConnection, ops: &[(&str, &StoredOp)]) 
         return Ok(());
     };
     let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO ops (session, version, user_id, client, seq, ops) ",
+        "INSERT INTO ops (session, version, user_id, client, seq, ops, committed_at) ",
     );
     q.push_values(ops, |mut b, (session, op)| {
         b.push_bind(*session)
@@ -122,7 +122,8 @@ async fn insert_ops(tx: &mut sqlx::SqliteConnection, ops: &[(&str, &StoredOp)]) 
             .push_bind(op.user.as_str())
             .push_bind(op.client.as_str())
             .push_bind(to_i64(op.seq))
-            .push_bind(op.ops.as_str());
+            .push_bind(op.ops.as_str())
+            .push_bind(op.time);
     });
     match q.build().execute(&mut *tx).await {
         Ok(_) => Ok(()),

@@ -3,7 +3,7 @@
 //! like an old one, so one path is tested for both.
 
 /// The schema this build writes; a newer one on disk is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Steps from one schema version to the next: `STEPS[i]` takes version `i + 1` to `i + 2`.
 /// Append only; each runs once, in a transaction, and bumps `schema_version`.
@@ -28,6 +28,24 @@ ALTER TABLE invite_uses RENAME COLUMN user TO user_id;
 ALTER TABLE contributions RENAME COLUMN user TO user_id;
 ALTER TABLE awards RENAME COLUMN user TO user_id;
 ALTER TABLE tasks ADD COLUMN lease_owner TEXT;
+"#,
+    // 4: version history (#16). Versions committed before have no time (NULL).
+    r#"
+ALTER TABLE ops ADD COLUMN committed_at INTEGER;
+CREATE TABLE checkpoints (
+    session TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+) WITHOUT ROWID;
+CREATE TABLE named_versions (
+    session TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    named_by TEXT NOT NULL,
+    named_at INTEGER NOT NULL,
+    PRIMARY KEY (session, version)
+) WITHOUT ROWID;
 "#,
 ];
 

@@ -445,6 +445,7 @@ impl Actor {
                 client,
                 seq,
                 ops,
+                time,
             } => {
                 let op = StoredOp {
                     version,
@@ -452,6 +453,7 @@ impl Actor {
                     client,
                     seq,
                     ops,
+                    time,
                 };
                 let head = self.state.as_ref().map_or(0, |d| d.version);
                 if version <= head {

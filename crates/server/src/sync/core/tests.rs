@@ -42,6 +42,7 @@ fn edit(user: &str, seq: u64, base: u64, text: &str) -> Edit {
         seq,
         base,
         ops: op(json!([{"op": "text", "path": ["title"], "pos": 0, "ins": text}])),
+        now_ms: 1_000,
     }
 }
 
@@ -194,6 +195,7 @@ fn a_rollback_undoes_unconfirmed_versions_and_drops_their_acks() {
         client: "c".into(),
         seq: 1,
         ops: r#"[{"op":"text","path":["title"],"pos":1,"ins":"Z"}]"#.into(),
+        time: Some(7),
     };
     c.apply_committed(&theirs).unwrap();
     assert_eq!(
@@ -317,6 +319,7 @@ fn a_session_holding_a_document_deeper_than_the_cap_still_loads() {
             client: "c".into(),
             seq: 1,
             ops: r#"[{"op":"set","path":["title"],"value":"t"}]"#.into(),
+            time: None,
         }],
     };
     let mut c: SessionCore<()> = SessionCore::load(Arc::from("s"), loaded, config()).unwrap();
@@ -344,6 +347,7 @@ fn loading_replays_the_snapshot_and_the_ops_after_it() {
             client: "c".into(),
             seq: 1,
             ops: r#"[{"op":"set","path":["title"],"value":"t"}]"#.into(),
+            time: None,
         }],
     };
     let c: SessionCore<()> = SessionCore::load(Arc::from("s"), loaded.clone(), config()).unwrap();
@@ -353,4 +357,28 @@ fn loading_replays_the_snapshot_and_the_ops_after_it() {
     gap.ops[0].version = 4;
     let e = SessionCore::<()>::load(Arc::from("s"), gap, config()).unwrap_err();
     assert!(e.contains("follows"), "{e}");
+}
+
+/// Commit times never go back within a session, whatever the clock did, and travel with the
+/// version into the store and the in-memory history; another node's time is taken as it is.
+#[test]
+fn commit_times_are_monotonic_per_session() {
+    let mut c = new_core();
+    let at = |seq, base, now_ms| Edit {
+        now_ms,
+        ..edit("alice", seq, base, "x")
+    };
+    let times: Vec<Option<i64>> = [(1, 0, 5_000), (2, 1, 4_000), (3, 2, 6_000)]
+        .into_iter()
+        .map(|(seq, base, now)| {
+            let a = c.apply(at(seq, base, now), &[]).unwrap();
+            let Write::Op { op, .. } = a.write else {
+                panic!("an edit writes an op")
+            };
+            op.time
+        })
+        .collect();
+    assert_eq!(times, [Some(5_000), Some(5_000), Some(6_000)]);
+    let entries: Vec<_> = c.entries_in_memory(0).iter().map(|e| e.time).collect();
+    assert_eq!(entries, times);
 }

@@ -1,5 +1,6 @@
 //! A map of values with a byte size, least-recently-used beyond a byte budget: the decoded-asset
-//! cache and the frame endpoint's temp copies of remote videos both bound by bytes, not count.
+//! cache, the frame endpoint's temp copies of remote videos and the states of past versions
+//! are bound by bytes, not count.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

@@ -1,0 +1,378 @@
+//! Version history (DESIGN §9.3): the versions people can return to, names for them, the
+//! document at any version still in history, and restoring one.
+//!
+//! The state at version V is the nearest checkpoint at or before V plus the ops after it
+//! (`store::history` keeps checkpoints close enough that this replays a bounded number of ops),
+//! computed on the blocking pool and cached by bytes, since a history panel asks for the same
+//! few versions again and again.
+//!
+//! A restore is one ordinary edit: the difference from the head to the old state
+//! (`montage_ot::diff`, which touches only what differs), applied by the session's actor like any
+//! edit, so concurrent edits are transformed against it and everyone gets one `op`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use montage_protocol::{ErrorCode, Role};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::actor::{Action, Actor};
+use super::{ConnHandle, Outbound, SessionMsg};
+use crate::App;
+use crate::access::{Principal, check_permission};
+use crate::api::{AppError, Caller, json};
+use crate::byte_lru::ByteLru;
+use crate::store::history::MAX_VERSION_NAME_CHARS;
+use crate::store::{HistoryStore, SessionMeta, Store};
+
+/// Versions one `GET …/versions` lists at most.
+const MAX_LISTED_VERSIONS: u32 = 200;
+/// Bytes of past states kept for repeated reads.
+const STATE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Ops replayed for one state at most; past it (a store whose checkpoints fell behind) the
+/// version is treated as trimmed rather than tying up a thread.
+const MAX_REPLAY_OPS: u64 = 100_000;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route(
+            "/v1/sessions/{id}/versions",
+            get(list_versions).post(name_version),
+        )
+        .route("/v1/sessions/{id}/restore", post(restore))
+}
+
+/// Past states as JSON text, by `session\0version`.
+pub struct StateCache(ByteLru<Arc<str>>);
+
+impl Default for StateCache {
+    fn default() -> StateCache {
+        StateCache(ByteLru::new(STATE_CACHE_BYTES))
+    }
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError(
+        ErrorCode::NotFound,
+        format!("no session {id}: it does not exist or was deleted"),
+    )
+}
+
+fn history(store: &dyn Store) -> Result<&dyn HistoryStore, AppError> {
+    store.history().ok_or_else(|| {
+        AppError(
+            ErrorCode::NotSupported,
+            "this store keeps no version history".into(),
+        )
+    })
+}
+
+/// The session's metadata, if `who` holds at least `role` in it.
+async fn require(
+    app: &App,
+    id: &str,
+    who: &Principal,
+    role: Role,
+) -> Result<SessionMeta, AppError> {
+    let meta = app.store.meta(id).await?.ok_or_else(|| not_found(id))?;
+    if !check_permission(&meta, id, who, Role::Viewer) {
+        return Err(AppError(
+            ErrorCode::Forbidden,
+            format!("no access to session {id}: ask its owner to share it"),
+        ));
+    }
+    if !check_permission(&meta, id, who, role) {
+        return Err(AppError(
+            ErrorCode::Forbidden,
+            format!(
+                "{} may not do this; it needs {}",
+                who.role_in(id, &meta).as_str(),
+                role.as_str()
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+/// The document at `version` as JSON text, for a caller who may view the session.
+pub(super) async fn state_at(
+    app: &App,
+    id: &str,
+    who: &Principal,
+    version: u64,
+) -> Result<Arc<str>, AppError> {
+    require(app, id, who, Role::Viewer).await?;
+    let key = format!("{id}\0{version}");
+    if let Some(state) = app.sessions.past_states.0.get(&key) {
+        return Ok(state);
+    }
+    let trimmed = || {
+        AppError(
+            ErrorCode::NotFound,
+            format!("version {version} of {id} is not in history"),
+        )
+    };
+    let base = history(&*app.store)?.base_at(id, version).await?;
+    let from = base.as_ref().map_or(0, |b| b.version);
+    let count = version - from;
+    if count > MAX_REPLAY_OPS {
+        return Err(trimmed());
+    }
+    let ops = app.store.ops_after(id, from, count).await?;
+    // Missing ops: past the head, or trimmed.
+    if ops.len() as u64 != count {
+        return Err(trimmed());
+    }
+    let session = id.to_owned();
+    let state = tokio::task::spawn_blocking(move || {
+        let (doc, _) = super::core::replay_ops(base.as_ref(), ops, |_, _| {})?;
+        serde_json::to_string(&doc).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(|reason| {
+        tracing::error!(session = %session, version, %reason, "history replay failed");
+        AppError(ErrorCode::Internal, "internal error".into())
+    })?;
+    let state: Arc<str> = Arc::from(state);
+    app.sessions
+        .past_states
+        .0
+        .insert(&key, state.clone(), state.len() as u64);
+    Ok(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionsQuery {
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/sessions/{id}/versions?before=V&limit=N`: checkpoints and named versions, newest
+/// first (viewer or above).
+async fn list_versions(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<VersionsQuery>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    require(&app, &id, &claims.principal(), Role::Viewer).await?;
+    let limit = q
+        .limit
+        .unwrap_or(MAX_LISTED_VERSIONS)
+        .clamp(1, MAX_LISTED_VERSIONS);
+    let list = history(&*app.store)?
+        .versions(&id, q.before.unwrap_or(u64::MAX >> 1), limit)
+        .await?;
+    let versions: Vec<_> = list
+        .iter()
+        .map(|v| {
+            let mut j = serde_json::json!({"version": v.version, "time": v.time, "user": v.user});
+            if let Some(name) = &v.name {
+                j["name"] = name.as_str().into();
+                j["named_by"] = v.named_by.as_deref().into();
+            }
+            j
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({ "versions": versions }).to_string(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameBody {
+    version: u64,
+    name: String,
+}
+
+/// `POST /v1/sessions/{id}/versions` `{"version","name"}`: names a version (editor or above).
+async fn name_version(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Caller(claims): Caller,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let b: NameBody = serde_json::from_slice(&body).map_err(|e| {
+        AppError(
+            ErrorCode::BadRequest,
+            format!("expected {{\"version\", \"name\"}}: {e}"),
+        )
+    })?;
+    let name = b.name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_VERSION_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(AppError(
+            ErrorCode::BadRequest,
+            format!(
+                "a name is 1 to {MAX_VERSION_NAME_CHARS} characters without control characters"
+            ),
+        ));
+    }
+    let who = claims.principal();
+    require(&app, &id, &who, Role::Editor).await?;
+    if !history(&*app.store)?
+        .name_version(&id, b.version, name, &claims.sub)
+        .await?
+    {
+        return Err(AppError(
+            ErrorCode::NotFound,
+            format!("{id} has no version {}", b.version),
+        ));
+    }
+    Ok(json(
+        StatusCode::CREATED,
+        serde_json::json!({"version": b.version, "name": name, "named_by": claims.sub}).to_string(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    version: u64,
+}
+
+/// `POST /v1/sessions/{id}/restore` `{"version":V}` (editor or above) → `{"version":NEW}`: one
+/// edit, credited to the caller, that turns the head into version V's state.
+async fn restore(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Caller(claims): Caller,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let b: RestoreBody = serde_json::from_slice(&body).map_err(|e| {
+        AppError(
+            ErrorCode::BadRequest,
+            format!("expected {{\"version\"}}: {e}"),
+        )
+    })?;
+    let who = claims.principal();
+    require(&app, &id, &who, Role::Editor).await?;
+    let state = state_at(&app, &id, &who, b.version).await?;
+    let target = montage_ot::Value::from_json_str(&state).map_err(|e| {
+        tracing::error!(session = %id, version = b.version, error = %e, "stored state unreadable");
+        AppError(ErrorCode::Internal, "internal error".into())
+    })?;
+    // The actor answers like a connection: refusals arrive as `error` frames on this queue.
+    let (tx, mut refusals) = mpsc::channel(4);
+    let conn = ConnHandle::new(
+        u64::MAX - 1,
+        Arc::from(claims.sub.as_str()),
+        tx,
+        Default::default(),
+        app.metrics.clone(),
+    );
+    conn.link().set_scope(who.scope.clone());
+    let (reply, done) = oneshot::channel();
+    let msg = SessionMsg::Restore {
+        conn,
+        target,
+        reply,
+    };
+    if app.sessions.send(&id, msg, true).await.is_err() {
+        return Err(AppError(ErrorCode::Internal, "session unavailable".into()));
+    }
+    match done.await {
+        Ok(Ok((version, _))) => Ok(json(
+            StatusCode::OK,
+            serde_json::json!({ "version": version }).to_string(),
+        )),
+        Ok(Err(code)) => Err(AppError(code, "could not restore".into())),
+        Err(_) => Err(refusal(refusals.try_recv().ok())),
+    }
+}
+
+/// The `error` frame the actor sent instead of applying the restore, as an HTTP error.
+fn refusal(frame: Option<Outbound>) -> AppError {
+    let parsed = match frame {
+        Some(Outbound::Frame(f)) => serde_json::from_str::<serde_json::Value>(f.as_str()).ok(),
+        _ => None,
+    };
+    let code = parsed
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<ErrorCode>(v["code"].clone()).ok())
+        .unwrap_or(ErrorCode::Internal);
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "could not restore".into());
+    AppError(code, message)
+}
+
+impl Actor {
+    /// Applies the edit that turns the head into `target` as `conn`'s user's, and replies once
+    /// it is durable. Nothing to change: the head, once durable.
+    pub(super) async fn restore(
+        &mut self,
+        conn: ConnHandle,
+        target: montage_ot::Value,
+        reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
+    ) {
+        if self.reload && !self.shutting_down {
+            self.deferred.push(SessionMsg::Restore {
+                conn,
+                target,
+                reply,
+            });
+            return;
+        }
+        if self.refuse_if_unavailable(&conn, None) {
+            return;
+        }
+        let Some(core) = &self.state else {
+            let _ = reply.send(Err(ErrorCode::NotFound));
+            return;
+        };
+        if !check_permission(&core.meta, &self.id, &conn.principal(), Role::Editor) {
+            let role = conn.role_in(&self.id, &core.meta);
+            conn.error(
+                ErrorCode::Forbidden,
+                format!("{} may not restore", role.as_str()),
+                None,
+            );
+            return;
+        }
+        let (head, ops) = (core.version, montage_ot::diff(&core.doc, &target));
+        let version = if ops.is_empty() {
+            head
+        } else {
+            let client = Arc::from(format!("restore:{}", crate::clock::random_id()));
+            let user = conn.user.clone();
+            let applied = self
+                .apply_edit(
+                    &conn,
+                    user,
+                    client,
+                    1,
+                    head,
+                    ops,
+                    None,
+                    None,
+                    std::time::Instant::now(),
+                )
+                .await;
+            let Some(version) = applied else {
+                return;
+            };
+            version
+        };
+        self.when_committed(
+            version,
+            Action::State {
+                reply,
+                state: String::new(),
+            },
+        );
+    }
+}

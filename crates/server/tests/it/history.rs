@@ -1,0 +1,166 @@
+//! Version history from outside (DESIGN §9.3): commit times on the op log, the state at any
+//! version, named versions, and restore as one ordinary edit that concurrent edits survive.
+
+use anyhow::{Result, ensure};
+use serde_json::{Value as Json, json};
+
+use crate::harness::*;
+
+backend_tests!(
+    times_states_and_named_versions,
+    restore_is_one_edit_that_concurrent_edits_survive,
+);
+
+fn set(path: &[&str], value: Json) -> Json {
+    json!([{"op": "set", "path": path, "value": value}])
+}
+
+async fn as_user(
+    s: &Server,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: Option<Json>,
+) -> Result<(u16, Json)> {
+    http_json(&s.addr, method, path, &token(user), body).await
+}
+
+async fn times_states_and_named_versions(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("h", "a").await?;
+    for v in 1..=5u64 {
+        alice
+            .edit("h", v - 1, v, set(&["title"], json!(format!("t{v}"))))
+            .await?;
+    }
+    let path = session_path("h");
+
+    // Every entry has a commit time, never earlier than the one before.
+    let ops = all_ops(&s.addr, "h", "alice").await?;
+    let times: Vec<i64> = ops.iter().filter_map(|o| o["time"].as_i64()).collect();
+    ensure!(times.len() == 5, "times: {ops:?}");
+    ensure!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "times go back: {times:?}"
+    );
+    // A rejoin's catch-up carries them too.
+    let mut again = Client::connect(&s.url(&token("alice"))).await?;
+    again
+        .send(json!({"type":"join","session":"h","client":"a2","since":3}))
+        .await?;
+    let joined = again.recv_type("joined").await?;
+    ensure!(
+        joined["ops"][0]["time"].as_i64() == Some(times[3]),
+        "{joined}"
+    );
+
+    // The state at a version is the op log replayed to it.
+    let (code, at3) = as_user(&s, "GET", &format!("{path}?version=3"), "bob", None).await?;
+    ensure!(code == 200 && at3["version"] == 3, "{code} {at3}");
+    ensure!(at3["state"] == replay(&ops[..3])?, "{at3}");
+    let (code, at0) = as_user(&s, "GET", &format!("{path}?version=0"), "bob", None).await?;
+    ensure!(code == 200 && at0["state"] == replay(&[])?, "{code} {at0}");
+    let (code, _) = as_user(&s, "GET", &format!("{path}?version=6"), "bob", None).await?;
+    ensure!(code == 404, "a version past the head: {code}");
+
+    // Naming: editors only; viewers see the list.
+    let name = |v: u64, n: &str| Some(json!({"version": v, "name": n}));
+    let versions = format!("{path}/versions");
+    let (code, e) = as_user(&s, "POST", &versions, "bob", name(3, "mine")).await?;
+    ensure!(
+        code == 403 && e["code"] == "forbidden",
+        "a viewer names: {code} {e}"
+    );
+    let (code, named) = as_user(&s, "POST", &versions, "alice", name(3, "sent to client")).await?;
+    ensure!(
+        code == 201 && named["name"] == "sent to client",
+        "{code} {named}"
+    );
+    let (code, _) = as_user(&s, "POST", &versions, "alice", name(9, "future")).await?;
+    ensure!(code == 404, "naming a version that does not exist: {code}");
+    let (code, _) = as_user(&s, "POST", &versions, "alice", name(2, "")).await?;
+    ensure!(code == 400, "an empty name: {code}");
+    let (code, list) = as_user(&s, "GET", &versions, "bob", None).await?;
+    ensure!(code == 200, "{code} {list}");
+    let v3 = list["versions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["version"] == 3))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        v3["name"] == "sent to client" && v3["user"] == "alice" && v3["time"] == times[2],
+        "{list}"
+    );
+    // Paging: nothing below version 3 but what was named or checkpointed there.
+    let (_, below) = as_user(&s, "GET", &format!("{versions}?before=3"), "bob", None).await?;
+    ensure!(
+        below["versions"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|v| v["version"].as_u64() < Some(3))),
+        "{below}"
+    );
+    Ok(())
+}
+
+async fn restore_is_one_edit_that_concurrent_edits_survive(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--default-link-role=editor"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("r", "a").await?;
+    alice
+        .edit("r", 0, 1, set(&["title"], json!("first")))
+        .await?;
+    alice.edit("r", 1, 2, set(&["meta", "x"], json!(1))).await?;
+    alice
+        .edit("r", 2, 3, set(&["title"], json!("second")))
+        .await?;
+    let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+    bob.join("r", "b").await?;
+
+    let restore = format!("{}/restore", session_path("r"));
+    let (code, e) = as_user(&s, "POST", &restore, "carol", Some(json!({"version": 99}))).await?;
+    ensure!(
+        code == 404,
+        "restoring a version not in history: {code} {e}"
+    );
+    let (code, done) = as_user(&s, "POST", &restore, "carol", Some(json!({"version": 1}))).await?;
+    ensure!(code == 200 && done["version"] == 4, "{code} {done}");
+
+    // Everyone connected gets it as one `op`, credited to the restorer.
+    for c in [&mut alice, &mut bob] {
+        let op = c.recv_type("op").await?;
+        ensure!(op["version"] == 4 && op["user"] == "carol", "{op}");
+    }
+    // bob's edit made on version 3, before he saw the restore, is transformed past it.
+    let v = bob.edit("r", 3, 1, set(&["meta", "y"], json!(2))).await?;
+    ensure!(v == 5, "bob's edit became {v}");
+    let (_, head) = as_user(&s, "GET", &session_path("r"), "alice", None).await?;
+    let state = &head["state"];
+    ensure!(state["title"] == "first", "title not restored: {head}");
+    ensure!(state["meta"].get("x").is_none(), "meta.x came back: {head}");
+    ensure!(
+        state["meta"]["y"] == 2,
+        "bob's concurrent edit was lost: {head}"
+    );
+
+    // Restoring the head changes nothing; viewers may not restore.
+    let mut owner = Client::connect(&s.url(&token("alice"))).await?;
+    owner.join("r2", "a").await?;
+    owner.edit("r2", 0, 1, set(&["title"], json!("x"))).await?;
+    let r2 = format!("{}/restore", session_path("r2"));
+    let (code, _) = as_user(&s, "POST", &r2, "alice", Some(json!({"version": 1}))).await?;
+    ensure!(code == 200, "restoring the head: {code}");
+    let ops = all_ops(&s.addr, "r2", "alice").await?;
+    ensure!(ops.len() == 1, "restoring the head made an edit: {ops:?}");
+    let viewers = Some(json!({"link_role": "viewer"}));
+    let (code, _) = as_user(&s, "PATCH", &session_path("r2"), "alice", viewers).await?;
+    ensure!(code == 200, "{code}");
+    let (code, e) = as_user(&s, "POST", &r2, "carol", Some(json!({"version": 0}))).await?;
+    ensure!(
+        code == 403 && e["code"] == "forbidden",
+        "a viewer restores: {code} {e}"
+    );
+    Ok(())
+}
