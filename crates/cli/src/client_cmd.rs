@@ -187,10 +187,43 @@ pub enum SessionCmd {
     /// Delete SESSION and everything in it (owners).
     #[command(after_help = "Example:\n  montage session delete brief-42")]
     Delete { session: String },
-    /// Print SESSION's current version and state as JSON (never creates it).
-    #[command(after_help = "Example:\n  montage session show brief-42 | jq .state.title")]
-    Show { session: String },
-    /// Print SESSION's edits as JSON lines (`{"version","user","ops"}`).
+    /// Print SESSION's current version and state as JSON (never creates it), or with --version
+    /// its state at that past version.
+    #[command(after_help = "Examples:
+  montage session show brief-42 | jq .state.title
+  montage session show brief-42 --version 120")]
+    Show {
+        session: String,
+        /// A past version still in history (see `montage session versions`).
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Print the versions people can return to, newest first, as JSON lines
+    /// (`{"version","time","user","name"?}`): checkpoints (one per five minutes of activity)
+    /// and named versions.
+    #[command(after_help = "Example:\n  montage session versions brief-42 | jq -c 'select(.name)'")]
+    Versions { session: String },
+    /// Name VERSION of SESSION (editors), e.g. the version sent to a client.
+    #[command(after_help = "Example:\n  montage session name brief-42 120 'sent to client'")]
+    Name {
+        session: String,
+        version: u64,
+        name: String,
+    },
+    /// Bring SESSION back to VERSION as one new edit of mine (editors): the whole document, or
+    /// with --id one layer, track or clip; everything else stays as it is now. Undo it by
+    /// restoring the version before.
+    #[command(after_help = "Examples:
+  montage session restore brief-42 120
+  montage session restore brief-42 120 --id layer-7")]
+    Restore {
+        session: String,
+        version: u64,
+        /// Only this layer, track or clip.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Print SESSION's edits as JSON lines (`{"version","user","time","ops"}`).
     #[command(after_help = "Example:\n  montage session history brief-42 --from 100")]
     History {
         session: String,
@@ -337,11 +370,53 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
                 conn.api()?.delete_session(&session).await?;
                 println!("{}", json!({"session": session, "deleted": true}));
             }
-            SessionCmd::Show { session } => {
-                let head = conn.api()?.session(&session).await?;
+            SessionCmd::Show { session, version } => {
+                let api = conn.api()?;
+                let head = match version {
+                    Some(v) => api.session_at(&session, v).await?,
+                    None => api.session(&session).await?,
+                };
                 println!(
                     "{}",
                     json!({"version": head.version, "state": head.state})
+                );
+            }
+            SessionCmd::Versions { session } => {
+                let api = conn.api()?;
+                let mut before = None;
+                loop {
+                    let page = api.versions(&session, before, 200).await?;
+                    let Some(last) = page.last().map(|v| v.version) else {
+                        break;
+                    };
+                    for v in &page {
+                        let mut line = json!({"version": v.version, "time": v.time, "user": v.user});
+                        if let Some(name) = &v.name {
+                            line["name"] = name.as_str().into();
+                            line["named_by"] = v.named_by.as_deref().into();
+                        }
+                        println!("{line}");
+                    }
+                    before = Some(last);
+                }
+            }
+            SessionCmd::Name {
+                session,
+                version,
+                name,
+            } => {
+                conn.api()?.name_version(&session, version, &name).await?;
+                println!("{}", json!({"session": session, "version": version, "name": name}));
+            }
+            SessionCmd::Restore {
+                session,
+                version,
+                id,
+            } => {
+                let new = conn.api()?.restore(&session, version, id.as_deref()).await?;
+                println!(
+                    "{}",
+                    json!({"session": session, "restored": version, "id": id, "version": new})
                 );
             }
             SessionCmd::History { session, from } => {

@@ -127,6 +127,24 @@ pub struct SessionState {
     pub state: serde_json::Value,
 }
 
+/// A version people can return to (`GET /v1/sessions/{id}/versions`): an automatic checkpoint
+/// or a named version.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Version {
+    pub version: u64,
+    /// Commit time, ms since the Unix epoch (`None` for versions stored before servers kept
+    /// times).
+    pub time: Option<i64>,
+    /// Who made the edit that became this version.
+    pub user: String,
+    /// Set for named versions, with who named it.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub named_by: Option<String>,
+}
+
 /// An invite link (`POST /v1/sessions/{id}/invites` and the other invite paths).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
@@ -325,7 +343,7 @@ impl Api {
     }
 
     /// `GET /v1/sessions/{id}/ops`: the op-log entries after version `from`, at most `limit`
-    /// (≤ 1,000), each `{"version","user","ops"}`; page on with the last version.
+    /// (≤ 1,000), each `{"version","user","time","ops"}`; page on with the last version.
     pub async fn ops(&self, id: &str, from: u64, limit: u64) -> Result<Vec<serde_json::Value>> {
         #[derive(Deserialize)]
         struct Page {
@@ -335,6 +353,63 @@ impl Api {
             .call(reqwest::Method::GET, &ops_path(id, from, limit), None)
             .await?;
         Ok(parse::<Page>(&text)?.ops)
+    }
+
+    /// `GET /v1/sessions/{id}?version=V`: the document at a past version still in history
+    /// (viewer or above); `not_found` past the head or trimmed.
+    pub async fn session_at(&self, id: &str, version: u64) -> Result<SessionState> {
+        let path = format!("{}?version={version}", session_path(id));
+        let text = self.call(reqwest::Method::GET, &path, None).await?;
+        parse(&text)
+    }
+
+    /// `GET /v1/sessions/{id}/versions`: checkpoints and named versions below `before` (all
+    /// when `None`), newest first, at most `limit` (≤ 200); page on with the last version.
+    pub async fn versions(
+        &self,
+        id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Version>> {
+        #[derive(Deserialize)]
+        struct Page {
+            versions: Vec<Version>,
+        }
+        let mut path = format!("{}/versions?limit={limit}", session_path(id));
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        let text = self.call(reqwest::Method::GET, &path, None).await?;
+        Ok(parse::<Page>(&text)?.versions)
+    }
+
+    /// `POST /v1/sessions/{id}/versions`: names `version` (editor or above; renames a named
+    /// one); `not_found` if the session has no such version.
+    pub async fn name_version(&self, id: &str, version: u64, name: &str) -> Result<()> {
+        let body = serde_json::json!({"version": version, "name": name}).to_string();
+        let path = format!("{}/versions", session_path(id));
+        self.call(reqwest::Method::POST, &path, Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/sessions/{id}/restore` (editor or above): one edit of mine that turns the head
+    /// into `version`'s state — or, with `element`, brings back only that layer, track or clip.
+    /// Returns the new version (the head's if nothing differed), durable when this returns.
+    pub async fn restore(&self, id: &str, version: u64, element: Option<&str>) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Restored {
+            version: u64,
+        }
+        let mut body = serde_json::json!({ "version": version });
+        if let Some(e) = element {
+            body["id"] = e.into();
+        }
+        let path = format!("{}/restore", session_path(id));
+        let text = self
+            .call(reqwest::Method::POST, &path, Some(body.to_string()))
+            .await?;
+        Ok(parse::<Restored>(&text)?.version)
     }
 
     /// `POST /v1/sessions/{id}/invites` (editor or above).

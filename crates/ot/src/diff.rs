@@ -272,3 +272,61 @@ fn text(at: &Path, a: &Text, b: &Text, out: &mut Vec<Component>) {
         op,
     });
 }
+
+/// Where the layer, track or clip with `id` stands: `canvas.layers[i]`, `timeline.tracks[i]`
+/// or `timeline.tracks[i].clips[j]`.
+pub fn find_element(doc: &Value, id: &str) -> Option<Path> {
+    let has_id = |v: &Value| {
+        v.get("id")
+            .and_then(Value::as_text)
+            .is_some_and(|t| *t == *id)
+    };
+    let layers = Path::root().child("canvas").child("layers");
+    if let Some(i) = items(doc.at(layers.segs())).iter().position(has_id) {
+        return Some(layers.child(i));
+    }
+    let tracks = Path::root().child("timeline").child("tracks");
+    for (i, track) in items(doc.at(tracks.segs())).iter().enumerate() {
+        if has_id(track) {
+            return Some(tracks.child(i));
+        }
+        if let Some(j) = items(track.get("clips")).iter().position(has_id) {
+            return Some(tracks.child(i).child("clips").child(j));
+        }
+    }
+    None
+}
+
+/// The elements of a list, or none.
+fn items(v: Option<&Value>) -> &[Value] {
+    v.and_then(Value::as_arr).map_or(&[], Vec::as_slice)
+}
+
+/// The edit that brings back one layer, track or clip (by `id`) as it is in `old`, leaving the
+/// rest of `head` as it is: a diff of the element where both have it (it stays where it now
+/// stands); an `ins` at its old index (clamped) where only `old` has it, into the same list — a
+/// clip into its old track, found by id; a `del` where only `head` has it. `None` when neither
+/// has it, or when its old track is gone from `head`.
+pub fn restore_element(head: &Value, old: &Value, id: &str) -> Option<Op> {
+    let now = find_element(head, id);
+    let then = find_element(old, id);
+    let c = match (now, then) {
+        (Some(p), Some(q)) => return Some(diff_under(&p, head.at(p.segs())?, old.at(q.segs())?)),
+        (Some(p), None) => Component::del(p),
+        (None, Some(q)) => {
+            let segs = q.segs();
+            // A clip goes back into its track as the head has it.
+            let parent = if segs.len() == 5 {
+                let track = old.at(&segs[..3])?.get("id")?.as_text()?.to_string();
+                find_element(head, &track)?.child("clips")
+            } else {
+                Path::from(q.parent())
+            };
+            let len = head.at(parent.segs())?.as_arr()?.len();
+            let at = q.last_index()?.min(len);
+            Component::ins(parent.child(at), old.at(segs)?.clone())
+        }
+        (None, None) => return None,
+    };
+    Some(Op::new(vec![c]))
+}

@@ -18,7 +18,7 @@ mod value;
 
 pub use component::{Component, Rect};
 pub use delta::{CompressedDelta, MediaDelta, Run};
-pub use diff::{diff, diff_at, diff_under};
+pub use diff::{diff, diff_at, diff_under, find_element, restore_element};
 pub use error::{OtError, Result};
 pub use op::Op;
 pub use path::{Path, Seg};

@@ -17,6 +17,7 @@ backend_tests!(
     session_edit_show_history_watch_and_join_commands,
     scoped_tokens_and_session_management_commands,
     refusals_tls_roles_and_invites_from_the_command_line,
+    versions_names_and_restores_from_the_command_line,
 );
 
 fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
@@ -469,6 +470,95 @@ async fn refusals_tls_roles_and_invites_from_the_command_line(b: Backend) -> Res
     ensure!(
         comment["comment"]["content"] == "nice cut" && comment["comment"]["author_id"] == "ann",
         "{comment}"
+    );
+    Ok(())
+}
+
+/// Version history from the command line: past states, names, whole and partial restores.
+async fn versions_names_and_restores_from_the_command_line(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start_on(b, dir.path(), OPEN_LIMITS)?;
+    let run = |user: &str, args: &[&str]| -> Result<Json> {
+        Ok(serde_json::from_str(&montage(&server, user, args)?)?)
+    };
+    run("ann", &["session", "create", "vh"])?;
+    let layer = r##"[{"op":"ins","path":["canvas","layers",0],"value":{"id":"L1","kind":"text","text":"one","x":0,"y":0,"size":12,"color":"#fff"}}]"##;
+    run("ann", &["edit", "vh", layer])?;
+    run(
+        "ann",
+        &[
+            "edit",
+            "vh",
+            r#"[{"op":"set","path":["title"],"value":"Draft"}]"#,
+        ],
+    )?;
+    run(
+        "ann",
+        &[
+            "edit",
+            "vh",
+            r#"[{"op":"set","path":["canvas","layers",0,"text"],"value":"ONE"}]"#,
+        ],
+    )?;
+    run(
+        "ann",
+        &[
+            "edit",
+            "vh",
+            r#"[{"op":"set","path":["title"],"value":"Final"}]"#,
+        ],
+    )?;
+
+    let at2 = run("ann", &["session", "show", "vh", "--version", "2"])?;
+    ensure!(
+        at2["version"] == 2 && at2["state"]["title"] == "Draft",
+        "{at2}"
+    );
+    let named = run("ann", &["session", "name", "vh", "2", "draft for review"])?;
+    ensure!(named["name"] == "draft for review", "{named}");
+    let listed = montage(&server, "ann", &["session", "versions", "vh"])?;
+    let v2: Json = listed
+        .lines()
+        .map(serde_json::from_str::<Json>)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|v| v["version"] == 2)
+        .unwrap_or_default();
+    ensure!(
+        v2["name"] == "draft for review" && v2["time"].is_i64(),
+        "{listed}"
+    );
+
+    // One layer back to version 2: its text returns, the title stays.
+    let one = run("ann", &["session", "restore", "vh", "2", "--id", "L1"])?;
+    ensure!(one["version"] == 5, "{one}");
+    let head = run("ann", &["session", "show", "vh"])?;
+    ensure!(
+        head["state"]["canvas"]["layers"][0]["text"] == "one",
+        "{head}"
+    );
+    ensure!(head["state"]["title"] == "Final", "{head}");
+    // The whole document back to version 2, then undone by restoring the version before.
+    ensure!(
+        run("ann", &["session", "restore", "vh", "2"])?["version"] == 6,
+        "whole restore"
+    );
+    ensure!(
+        run("ann", &["session", "show", "vh"])?["state"]["title"] == "Draft",
+        "title"
+    );
+    ensure!(
+        run("ann", &["session", "restore", "vh", "5"])?["version"] == 7,
+        "undo"
+    );
+    ensure!(
+        run("ann", &["session", "show", "vh"])?["state"]["title"] == "Final",
+        "undone"
+    );
+    // A viewer may look but not restore; the refusal is an error exit.
+    ensure!(
+        montage(&server, "val", &["session", "restore", "vh", "1"]).is_err(),
+        "a viewer restored"
     );
     Ok(())
 }

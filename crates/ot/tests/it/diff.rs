@@ -5,7 +5,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use montage_ot::fuzzing::{self, DocSpec};
 use montage_ot::{
     Component, MAX_PATH_DEPTH, Op, OtError, Path, Rect, Side, TextOp, TextPart, Value, diff,
-    diff_at, diff_under, path,
+    diff_at, diff_under, find_element, path, restore_element,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -680,4 +680,76 @@ fn random_histories_give_diffs_of_every_kind() {
         kinds.into_iter().collect::<Vec<_>>(),
         ["del", "ins", "mov", "set", "text"]
     );
+}
+
+fn timeline(tracks: serde_json::Value) -> Value {
+    Value::from_json(&json!({
+        "title": "", "assets": {}, "meta": {},
+        "canvas": {"width": 1920, "height": 1080, "layers": []},
+        "timeline": {"tracks": tracks},
+    }))
+}
+
+fn clip(id: &str, start: f64) -> serde_json::Value {
+    json!({"id": id, "asset": "v1", "start": start, "in": 0, "out": 5})
+}
+
+#[test]
+fn elements_are_found_by_id_in_layers_tracks_and_clips() {
+    let d = layers(&[image("L1", 1.0), image("L2", 1.0)]);
+    assert_eq!(find_element(&d, "L2"), Some(path!["canvas", "layers", 1]));
+    let t = timeline(
+        json!([{"id": "T1", "kind": "video", "clips": [clip("C1", 0.0), clip("C2", 5.0)]}]),
+    );
+    assert_eq!(find_element(&t, "T1"), Some(path!["timeline", "tracks", 0]));
+    assert_eq!(
+        find_element(&t, "C2"),
+        Some(path!["timeline", "tracks", 0, "clips", 1])
+    );
+    assert_eq!(find_element(&t, "nope"), None);
+}
+
+/// One layer comes back as it was; the other layer's newer state and the new layer stay.
+#[test]
+fn restoring_one_layer_leaves_the_rest_as_it_is_now() {
+    let old = layers(&[image("L1", 0.3), image("L2", 1.0)]);
+    let head = layers(&[image("L2", 0.5), image("L3", 1.0), image("L1", 0.9)]);
+    let op = restore_element(&head, &old, "L1").unwrap();
+    let after = apply(&head, &op);
+    assert_eq!(
+        after,
+        layers(&[image("L2", 0.5), image("L3", 1.0), image("L1", 0.3)])
+    );
+    // Deleted since: back at its old index.
+    let gone = layers(&[image("L2", 0.5)]);
+    let back = apply(&gone, &restore_element(&gone, &old, "L1").unwrap());
+    assert_eq!(back, layers(&[image("L1", 0.3), image("L2", 0.5)]));
+    // Added since: restoring it to a version without it removes it.
+    let op = restore_element(&head, &old, "L3").unwrap();
+    assert_eq!(
+        apply(&head, &op),
+        layers(&[image("L2", 0.5), image("L1", 0.9)])
+    );
+    assert!(restore_element(&head, &old, "nope").is_none());
+}
+
+#[test]
+fn a_deleted_clip_goes_back_into_its_track() {
+    let track = |clips: serde_json::Value| json!([{"id": "T1", "kind": "video", "clips": clips}]);
+    let old = timeline(track(json!([clip("C1", 0.0), clip("C2", 5.0)])));
+    let head = timeline(json!([
+        {"id": "T0", "kind": "audio", "clips": []},
+        {"id": "T1", "kind": "video", "clips": [clip("C1", 1.0)]},
+    ]));
+    let after = apply(&head, &restore_element(&head, &old, "C2").unwrap());
+    assert_eq!(
+        after,
+        timeline(json!([
+            {"id": "T0", "kind": "audio", "clips": []},
+            {"id": "T1", "kind": "video", "clips": [clip("C1", 1.0), clip("C2", 5.0)]},
+        ]))
+    );
+    // Its track is gone: nothing to put it back into.
+    let no_track = timeline(json!([]));
+    assert!(restore_element(&no_track, &old, "C2").is_none());
 }

@@ -73,6 +73,9 @@ pub struct Media {
     decodes: Arc<Semaphore>,
     /// Previews that came with warnings, kept for [`WARNED_PREVIEW_TTL`].
     warned: ByteLru<Arc<Warned>>,
+    /// Previews of past versions (`?version=V`), apart from `previews`, which keeps each
+    /// session's newest only and feeds live previews.
+    past: ByteLru<Arc<Preview>>,
     /// The per-user asset quota: count and bytes.
     quota: (u64, u64),
     /// One render at a time per user: one user's uncacheable previews queue behind each other.
@@ -113,6 +116,7 @@ impl Media {
             uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
             decodes: Arc::new(Semaphore::new(config.max_upload_decodes.max(1))),
             warned: ByteLru::new((config.preview_cache_bytes / 4) as u64),
+            past: ByteLru::new((config.preview_cache_bytes / 4) as u64),
             quota: (config.assets_per_user, config.asset_bytes_per_user),
             renderers: Turns::default(),
             uploaders: Turns::default(),
@@ -517,10 +521,11 @@ pub async fn meta(
 #[derive(Debug, Deserialize)]
 pub struct PreviewQuery {
     tier: Option<String>,
+    version: Option<u64>,
 }
 
-/// `GET /v1/sessions/{id}/preview?tier=T`: the session's current canvas, at most the tier's
-/// resolution, for anyone who may view the session.
+/// `GET /v1/sessions/{id}/preview?tier=T[&version=V]`: the session's current canvas (or its
+/// canvas at a past version), at most the tier's resolution, for anyone who may view the session.
 pub async fn preview(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -529,8 +534,18 @@ pub async fn preview(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let tier = tier_param(q.tier.as_deref())?;
-    let (version, state) = session_state(&app, &id, &claims.principal()).await?;
     let media = app.media.clone();
+    let past_key = q.version.map(|v| warned_key(&id, v, tier));
+    let (version, state) = match q.version {
+        Some(v) => {
+            let state = crate::sync::state_at(&app, &id, &claims.principal(), v).await?;
+            if let Some(p) = past_key.as_deref().and_then(|k| media.past.get(k)) {
+                return Ok(answer(&p, &[], &headers));
+            }
+            (v, state.to_string())
+        }
+        None => session_state(&app, &id, &claims.principal()).await?,
+    };
     if let Some(p) = media.previews.get(&id, version, tier) {
         return Ok(answer(&p, &[], &headers));
     }
@@ -556,7 +571,11 @@ pub async fn preview(
     .map_err(join_error)?
     .map_err(media_error)?;
     let p = Arc::new(p);
-    if warnings.is_empty() {
+    if let (Some(key), true) = (&past_key, warnings.is_empty()) {
+        media
+            .past
+            .insert(key, p.clone(), p.bytes.len() as u64 + 256);
+    } else if warnings.is_empty() {
         media.previews.insert(&id, p.clone());
     } else {
         // A preview with warnings (a missing asset may be uploaded later) is kept only briefly,

@@ -51,3 +51,99 @@ pub trait HistoryStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreFuture<'a, Vec<VersionInfo>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoredOp, Write};
+
+    fn op_at(version: u64, time: i64) -> Write {
+        Write::Op {
+            session: "s".into(),
+            op: StoredOp {
+                version,
+                user: format!("u{version}"),
+                client: "c".into(),
+                seq: version,
+                ops: "[]".into(),
+                time: Some(time),
+            },
+        }
+    }
+
+    fn snapshot_at(version: u64) -> Write {
+        Write::Snapshot {
+            session: "s".into(),
+            snapshot: Snapshot {
+                version,
+                state: format!("{{\"v\":{version}}}"),
+            },
+        }
+    }
+
+    /// Snapshots become checkpoints at most once per five minutes of commit time (or
+    /// `CHECKPOINT_EVERY_OPS` versions), the state's base is the nearest one at or before a
+    /// version, and named versions list beside them.
+    async fn checkpoints_follow_commit_time(s: &dyn Store) {
+        let h = s.history().expect("a history store");
+        let t0 = 1_700_000_000_000;
+        s.commit(&[op_at(1, t0), snapshot_at(1)]).await.unwrap();
+        s.commit(&[op_at(2, t0 + 1_000), snapshot_at(2)])
+            .await
+            .unwrap();
+        let later = t0 + CHECKPOINT_EVERY_MS + 1;
+        s.commit(&[op_at(3, later), op_at(4, later + 1)])
+            .await
+            .unwrap();
+        s.save_snapshot(
+            "s",
+            &Snapshot {
+                version: 3,
+                state: "{\"v\":3}".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let listed: Vec<u64> = h
+            .versions("s", u64::MAX >> 1, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(listed, [3, 1], "version 2 came too soon after 1");
+        let base = |v| async move { h.base_at("s", v).await.unwrap().map(|b| b.version) };
+        assert_eq!(base(2).await, Some(1));
+        assert_eq!(base(4).await, Some(3));
+        assert!(h.name_version("s", 2, "draft", "ann").await.unwrap());
+        assert!(!h.name_version("s", 9, "future", "ann").await.unwrap());
+        let list = h.versions("s", 3, 10).await.unwrap();
+        assert_eq!(
+            list[0],
+            VersionInfo {
+                version: 2,
+                time: Some(t0 + 1_000),
+                user: "u2".into(),
+                name: Some("draft".into()),
+                named_by: Some("ann".into()),
+            }
+        );
+        assert_eq!(list.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn sqlite_checkpoints_follow_commit_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::store::SqliteStore::open(dir.path()).await.unwrap();
+        checkpoints_follow_commit_time(&s).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_checkpoints_follow_commit_time() {
+        crate::store::postgres::testdb::with_store(
+            "postgres_checkpoints_follow_commit_time",
+            async |s| checkpoints_follow_commit_time(s).await,
+        )
+        .await;
+    }
+}

@@ -3,13 +3,14 @@
 //! Both schemas have the same tables, columns and kinds of values (text, 64-bit integers, a
 //! boolean), and every statement here is one text for both: `$n` parameters (sqlx's SQLite
 //! driver reads them too), `ON CONFLICT` upserts, `CAST(… AS …)` rather than `::`. What really
-//! differs stays in each backend's folder: the schema and its migrations, the group commit and
-//! snapshot writes, how due tasks are claimed, and row locks.
+//! differs stays in each backend's folder: the schema and its migrations, the group commit, how
+//! due tasks are claimed, and row locks.
 //!
 //! [`sql_store!`]`(Store, Database)` implements `Store`, `SocialStore`, `TaskStore`,
-//! `AssetStore` and `HistoryStore` for one store type. sqlx's executors are generic over the database only through higher-ranked bounds that
-//! boxed `Send` futures do not carry well, so the one text is instantiated per concrete type by a
-//! macro instead. The type must have these inherent items:
+//! `AssetStore` and `HistoryStore` for one store type. sqlx's executors are generic over the
+//! database only through higher-ranked bounds that boxed `Send` futures do not carry well, so the
+//! one text is instantiated per concrete type by a macro instead. The type must have these
+//! inherent items:
 //!
 //! - `pool(&self) -> &Pool<_>`;
 //! - `write_tx(&self) -> Result<Transaction<'static, _>>`: a transaction that will write;

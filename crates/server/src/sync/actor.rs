@@ -268,8 +268,9 @@ impl Actor {
             SessionMsg::Restore {
                 conn,
                 target,
+                element,
                 reply,
-            } => self.restore(conn, target, reply).await,
+            } => self.restore(conn, target, element, reply).await,
             SessionMsg::Social { conn, req, rid } => self.social_request(conn, req, rid).await,
             SessionMsg::Notify { frame } => {
                 // Best effort: a joiner still waiting for `joined` reads tasks over HTTP.

@@ -101,7 +101,7 @@ async fn require(
 }
 
 /// The document at `version` as JSON text, for a caller who may view the session.
-pub(super) async fn state_at(
+pub async fn state_at(
     app: &App,
     id: &str,
     who: &Principal,
@@ -241,10 +241,14 @@ async fn name_version(
 #[serde(deny_unknown_fields)]
 struct RestoreBody {
     version: u64,
+    /// A layer, track or clip id: restore only that element.
+    #[serde(default)]
+    id: Option<String>,
 }
 
-/// `POST /v1/sessions/{id}/restore` `{"version":V}` (editor or above) → `{"version":NEW}`: one
-/// edit, credited to the caller, that turns the head into version V's state.
+/// `POST /v1/sessions/{id}/restore` `{"version":V,"id"?}` (editor or above) → `{"version":NEW}`:
+/// one edit, credited to the caller, that turns the head into version V's state — or, with
+/// `id`, brings back only that layer, track or clip as it was at V.
 async fn restore(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -254,7 +258,7 @@ async fn restore(
     let b: RestoreBody = serde_json::from_slice(&body).map_err(|e| {
         AppError(
             ErrorCode::BadRequest,
-            format!("expected {{\"version\"}}: {e}"),
+            format!("expected {{\"version\", \"id\"?}}: {e}"),
         )
     })?;
     let who = claims.principal();
@@ -278,6 +282,7 @@ async fn restore(
     let msg = SessionMsg::Restore {
         conn,
         target,
+        element: b.id,
         reply,
     };
     if app.sessions.send(&id, msg, true).await.is_err() {
@@ -311,18 +316,20 @@ fn refusal(frame: Option<Outbound>) -> AppError {
 }
 
 impl Actor {
-    /// Applies the edit that turns the head into `target` as `conn`'s user's, and replies once
-    /// it is durable. Nothing to change: the head, once durable.
+    /// Applies the edit that turns the head (or its `element`) into `target`'s as `conn`'s
+    /// user's, and replies once it is durable. Nothing to change: the head, once durable.
     pub(super) async fn restore(
         &mut self,
         conn: ConnHandle,
         target: montage_ot::Value,
+        element: Option<String>,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
     ) {
         if self.reload && !self.shutting_down {
             self.deferred.push(SessionMsg::Restore {
                 conn,
                 target,
+                element,
                 reply,
             });
             return;
@@ -343,7 +350,20 @@ impl Actor {
             );
             return;
         }
-        let (head, ops) = (core.version, montage_ot::diff(&core.doc, &target));
+        let ops = match &element {
+            None => montage_ot::diff(&core.doc, &target),
+            Some(id) => match montage_ot::restore_element(&core.doc, &target, id) {
+                Some(ops) => ops,
+                None => {
+                    let message = format!(
+                        "no layer, track or clip {id} in the head or that version (or its track is gone)"
+                    );
+                    conn.error(ErrorCode::NotFound, message, None);
+                    return;
+                }
+            },
+        };
+        let head = core.version;
         let version = if ops.is_empty() {
             head
         } else {

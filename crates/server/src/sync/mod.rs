@@ -28,6 +28,7 @@ mod tests;
 pub use cluster::{MAX_CONFLICT_RETRIES, spawn_bus_dispatcher};
 pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_bus};
 pub use conn::{ConnHandle, ConnLink, Outbound};
+pub use history::state_at;
 pub use observers::EditObserver;
 pub use rebase::rebase;
 pub use registry::{Sessions, VersionWatch};
@@ -88,11 +89,14 @@ pub enum SessionMsg {
         role: Role,
         reply: oneshot::Sender<Result<Role, ErrorCode>>,
     },
-    /// Turns the head into `target` with one edit by `conn`'s user (`POST …/restore`); the reply
+    /// Turns the head (or one element of it) into `target`'s with one edit by `conn`'s user
+    /// (`POST …/restore`); the reply
     /// comes once it is durable, refusals go to `conn`.
     Restore {
         conn: ConnHandle,
         target: montage_ot::Value,
+        /// Only this layer, track or clip (by id); the whole document when `None`.
+        element: Option<String>,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
     },
     /// The committed state, for the HTTP API.

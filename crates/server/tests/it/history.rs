@@ -9,6 +9,7 @@ use crate::harness::*;
 backend_tests!(
     times_states_and_named_versions,
     restore_is_one_edit_that_concurrent_edits_survive,
+    a_partial_restore_brings_back_one_layer,
 );
 
 fn set(path: &[&str], value: Json) -> Json {
@@ -64,6 +65,12 @@ async fn times_states_and_named_versions(b: Backend) -> Result<()> {
     ensure!(code == 200 && at0["state"] == replay(&[])?, "{code} {at0}");
     let (code, _) = as_user(&s, "GET", &format!("{path}?version=6"), "bob", None).await?;
     ensure!(code == 404, "a version past the head: {code}");
+    // Its picture too, past the head not.
+    let preview = |v: u64| format!("{path}/preview?tier=poor&version={v}");
+    let (code, _) = http_get(&s.addr, &preview(3), Some(&token("bob"))).await?;
+    ensure!(code == 200, "preview at version 3: {code}");
+    let (code, _) = http_get(&s.addr, &preview(6), Some(&token("bob"))).await?;
+    ensure!(code == 404, "preview past the head: {code}");
 
     // Naming: editors only; viewers see the list.
     let name = |v: u64, n: &str| Some(json!({"version": v, "name": n}));
@@ -161,6 +168,56 @@ async fn restore_is_one_edit_that_concurrent_edits_survive(b: Backend) -> Result
     ensure!(
         code == 403 && e["code"] == "forbidden",
         "a viewer restores: {code} {e}"
+    );
+    Ok(())
+}
+
+fn caption(id: &str, text: &str) -> Json {
+    json!({"id": id, "kind": "text", "text": text, "x": 0, "y": 0, "size": 12, "color": "#fff"})
+}
+
+async fn a_partial_restore_brings_back_one_layer(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--default-link-role=editor"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("p", "a").await?;
+    let ins =
+        |i: usize, l: Json| json!([{"op": "ins", "path": ["canvas", "layers", i], "value": l}]);
+    alice.edit("p", 0, 1, ins(0, caption("L1", "one"))).await?;
+    alice.edit("p", 1, 2, ins(1, caption("L2", "two"))).await?;
+    let text = |i: usize, t: &str| json!([{"op": "set", "path": ["canvas", "layers", i, "text"], "value": t}]);
+    alice.edit("p", 2, 3, text(0, "ONE")).await?;
+    alice.edit("p", 3, 4, text(1, "TWO")).await?;
+    let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+    bob.join("p", "b").await?;
+
+    let restore = format!("{}/restore", session_path("p"));
+    let body = Some(json!({"version": 2, "id": "L1"}));
+    let (code, done) = as_user(&s, "POST", &restore, "carol", body).await?;
+    ensure!(code == 200 && done["version"] == 5, "{code} {done}");
+    let op = bob.recv_type("op").await?;
+    ensure!(op["user"] == "carol", "{op}");
+    // bob moves L2 on version 4, before he saw the restore: it lands too.
+    let moved = json!([{"op": "set", "path": ["canvas", "layers", 1, "x"], "value": 40}]);
+    ensure!(bob.edit("p", 4, 1, moved).await? == 6, "bob's edit");
+    let (_, head) = as_user(&s, "GET", &session_path("p"), "alice", None).await?;
+    let layers = &head["state"]["canvas"]["layers"];
+    ensure!(layers[0]["text"] == "one", "L1 not restored: {head}");
+    ensure!(
+        layers[1]["text"] == "TWO" && layers[1]["x"] == 40,
+        "L2 disturbed: {head}"
+    );
+    let (code, e) = as_user(
+        &s,
+        "POST",
+        &restore,
+        "carol",
+        Some(json!({"version": 2, "id": "L9"})),
+    )
+    .await?;
+    ensure!(
+        code == 404 && e["code"] == "not_found",
+        "an unknown element: {code} {e}"
     );
     Ok(())
 }
