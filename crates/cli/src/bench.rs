@@ -552,6 +552,11 @@ async fn history(
 ) -> Result<()> {
     let mut ws = connect(addr, &token("writer")?).await?;
     join(&mut ws, "history", "w").await?;
+    // The writer owns the new session; the readers below are other users.
+    ws.send(Message::text(
+        r#"{"type":"set_link_role","session":"history","role":"viewer"}"#,
+    ))
+    .await?;
     let started = Instant::now();
     let mut acked = 0u64;
     let mut sent = 0u64;
@@ -603,6 +608,26 @@ async fn history(
         a.history,
         h.line()
     );
+    // The state at past versions (DESIGN §9.3): the nearest checkpoint plus the ops after it,
+    // read over HTTP at 50 versions spread over the history, then the same ones again (cached).
+    let http = crate::http::client(Duration::from_secs(60))?;
+    let reader = token("reader")?;
+    let versions: Vec<u64> = (1..=50).map(|i| i * a.history / 51).collect();
+    let (mut first, mut again) = (Hist::new(), Hist::new());
+    for h in [&mut first, &mut again] {
+        for v in &versions {
+            let url = format!("http://{addr}/v1/sessions/history?version={v}");
+            let t = Instant::now();
+            crate::http::get_text(&http, &url, Some(&reader)).await?;
+            h.record(t.elapsed().as_micros() as u64);
+        }
+    }
+    println!(
+        "state at a past version of those {} (nearest checkpoint + ops): first read {}",
+        a.history,
+        first.line()
+    );
+    println!("  read again (cached): {}", again.line());
     Ok(())
 }
 

@@ -584,6 +584,22 @@ impl SessionHandle {
         })
     }
 
+    /// Turns the replica into `old` — a past state, e.g. [`Api::session_at`]'s — with one edit of
+    /// mine, undoable with [`undo`](Self::undo): the whole document, or with `element` only that
+    /// layer, track or clip (docs/PROTOCOL.md "Version history"). Only what differs is touched,
+    /// so others' edits elsewhere stay. False: nothing differed, or `element` is in neither.
+    ///
+    /// [`Api::session_at`]: crate::Api::session_at
+    pub fn restore_to(&self, old: &Value, element: Option<&str>) -> Result<bool> {
+        self.edit_with(|doc| {
+            let op = match element {
+                None => montage_ot::diff(doc, old),
+                Some(id) => montage_ot::restore_element(doc, old, id)?,
+            };
+            (!op.is_empty()).then_some(op)
+        })
+    }
+
     /// Parses docs/PROTOCOL.md "The document" components (a JSON array) and edits with them.
     pub fn edit_json(&self, components: &Json) -> Result<()> {
         self.edit(Op::from_json(components)?)

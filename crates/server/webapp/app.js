@@ -1760,6 +1760,39 @@ var SessionsApi = class {
   async suggestions(id) {
     return listOf(await this.call("GET", `${sessionPath(id)}/suggestions`, 200), "suggestions", `GET ${sessionPath(id)}/suggestions`);
   }
+  /** `GET /v1/sessions/{id}[?version=V]`: the committed head, or the document at a past version
+   * still in history (viewer or above). */
+  async state(id, version) {
+    const q = version === void 0 ? "" : `?version=${version}`;
+    const what = `GET ${sessionPath(id)}${q}`;
+    const b = await this.call("GET", `${sessionPath(id)}${q}`, 200);
+    if (typeof b?.version !== "number" || typeof b.state !== "object" || b.state === null) throw badResponse(what, "no version and state");
+    return { version: b.version, state: b.state };
+  }
+  /** `GET /v1/sessions/{id}/versions`: checkpoints and named versions below `before` (all by
+   * default), newest first, at most `limit` (≤ 200). */
+  async versions(id, opts = {}) {
+    const q = new URLSearchParams();
+    if (opts.before !== void 0) q.set("before", String(opts.before));
+    if (opts.limit !== void 0) q.set("limit", String(opts.limit));
+    const path = `${sessionPath(id)}/versions${q.size > 0 ? `?${q}` : ""}`;
+    return listOf(await this.call("GET", path, 200), "versions", `GET ${path}`);
+  }
+  /** `POST /v1/sessions/{id}/versions` (editor or above): names a version ("sent to client"). */
+  async nameVersion(id, version, name) {
+    await this.call("POST", `${sessionPath(id)}/versions`, 201, { version, name });
+  }
+  /**
+   * `POST /v1/sessions/{id}/restore` (editor or above): one edit of the caller's that turns the
+   * head into `version`'s state — or, with `id`, brings back only that layer, track or clip.
+   * Resolves to the new version once it is durable; every open session sees it as an `op`.
+   */
+  async restore(id, version, opts = {}) {
+    const body = opts.id === void 0 ? { version } : { version, id: opts.id };
+    const b = await this.call("POST", `${sessionPath(id)}/restore`, 200, body);
+    if (typeof b?.version !== "number") throw badResponse(`POST ${sessionPath(id)}/restore`, "no version");
+    return b.version;
+  }
   /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most
    * `commenter` unless bound to a user with `for`). */
   async createInvite(id, opts) {

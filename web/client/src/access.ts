@@ -129,6 +129,18 @@ export interface Invite {
   [field: string]: unknown;
 }
 
+/** A version people can return to (`GET /v1/sessions/{id}/versions`): an automatic checkpoint
+ * or a named version. */
+export interface Version {
+  version: number;
+  /** Commit time, ms since the Unix epoch; null for versions stored before servers kept times. */
+  time: number | null;
+  /** Who made the edit that became this version. */
+  user: string;
+  name?: string;
+  named_by?: string;
+}
+
 /** An HTTP call the server refused (`{"type":"error","code","message"}`), or whose answer was
  * not what the protocol says (`code` `bad_response`). */
 export class ApiError extends Error {
@@ -234,6 +246,43 @@ export class SessionsApi {
   /** `GET /v1/sessions/{id}/suggestions`: every suggestion in creation order. */
   async suggestions(id: string): Promise<Suggestion[]> {
     return listOf<Suggestion>(await this.call("GET", `${sessionPath(id)}/suggestions`, 200), "suggestions", `GET ${sessionPath(id)}/suggestions`);
+  }
+
+  /** `GET /v1/sessions/{id}[?version=V]`: the committed head, or the document at a past version
+   * still in history (viewer or above). */
+  async state(id: string, version?: number): Promise<{ version: number; state: Record<string, unknown> }> {
+    const q = version === undefined ? "" : `?version=${version}`;
+    const what = `GET ${sessionPath(id)}${q}`;
+    const b = (await this.call("GET", `${sessionPath(id)}${q}`, 200)) as { version?: unknown; state?: unknown } | null;
+    if (typeof b?.version !== "number" || typeof b.state !== "object" || b.state === null) throw badResponse(what, "no version and state");
+    return { version: b.version, state: b.state as Record<string, unknown> };
+  }
+
+  /** `GET /v1/sessions/{id}/versions`: checkpoints and named versions below `before` (all by
+   * default), newest first, at most `limit` (≤ 200). */
+  async versions(id: string, opts: { before?: number; limit?: number } = {}): Promise<Version[]> {
+    const q = new URLSearchParams();
+    if (opts.before !== undefined) q.set("before", String(opts.before));
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    const path = `${sessionPath(id)}/versions${q.size > 0 ? `?${q}` : ""}`;
+    return listOf<Version>(await this.call("GET", path, 200), "versions", `GET ${path}`);
+  }
+
+  /** `POST /v1/sessions/{id}/versions` (editor or above): names a version ("sent to client"). */
+  async nameVersion(id: string, version: number, name: string): Promise<void> {
+    await this.call("POST", `${sessionPath(id)}/versions`, 201, { version, name });
+  }
+
+  /**
+   * `POST /v1/sessions/{id}/restore` (editor or above): one edit of the caller's that turns the
+   * head into `version`'s state — or, with `id`, brings back only that layer, track or clip.
+   * Resolves to the new version once it is durable; every open session sees it as an `op`.
+   */
+  async restore(id: string, version: number, opts: { id?: string } = {}): Promise<number> {
+    const body = opts.id === undefined ? { version } : { version, id: opts.id };
+    const b = (await this.call("POST", `${sessionPath(id)}/restore`, 200, body)) as { version?: unknown } | null;
+    if (typeof b?.version !== "number") throw badResponse(`POST ${sessionPath(id)}/restore`, "no version");
+    return b.version;
   }
 
   /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most

@@ -93,6 +93,7 @@ export {
   type SessionInfo,
   type SessionSummary,
   type SessionsApiOptions,
+  type Version,
   AccessError,
   ApiError,
   LINK_ROLES,

@@ -371,6 +371,32 @@ describe("SessionsApi", () => {
     expect(calls[1]!.body).toBeUndefined();
   });
 
+  it("reads past states and versions, names one and restores", async () => {
+    const { f, calls } = fakeFetch([
+      { status: 200, body: { version: 3, state: { title: "Draft" } } },
+      { status: 200, body: { versions: [{ version: 3, time: 1700000000000, user: "ann", name: "draft", named_by: "ann" }] } },
+      { status: 201, body: { version: 3, name: "draft", named_by: "ann" } },
+      { status: 200, body: { version: 9 } },
+      { status: 404, body: { type: "error", code: "not_found", message: "version 99 of s 1 is not in history" } },
+    ]);
+    const api = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: f });
+    expect(await api.state("s 1", 3)).toEqual({ version: 3, state: { title: "Draft" } });
+    expect((await api.versions("s 1", { before: 10, limit: 5 }))[0]).toMatchObject({ version: 3, name: "draft" });
+    await api.nameVersion("s 1", 3, "draft");
+    expect(await api.restore("s 1", 3, { id: "L1" })).toBe(9);
+    await expect(api.restore("s 1", 99)).rejects.toMatchObject({ code: "not_found", status: 404 });
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "GET http://m.test/v1/sessions/s%201?version=3",
+      "GET http://m.test/v1/sessions/s%201/versions?before=10&limit=5",
+      "POST http://m.test/v1/sessions/s%201/versions",
+      "POST http://m.test/v1/sessions/s%201/restore",
+      "POST http://m.test/v1/sessions/s%201/restore",
+    ]);
+    expect(JSON.parse(String(calls[2]!.body))).toEqual({ version: 3, name: "draft" });
+    expect(JSON.parse(String(calls[3]!.body))).toEqual({ version: 3, id: "L1" });
+    expect(JSON.parse(String(calls[4]!.body))).toEqual({ version: 99 });
+  });
+
   it("uploads bytes, and makes the invite calls", async () => {
     const { f, calls } = fakeFetch([
       { status: 201, body: { id: "a1", kind: "image", format: "png", width: 2, height: 1 } },

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use montage_client::{Client, Component, ErrorCode, Event, Op, Role, SessionHandle, Value, path};
+use montage_client::{
+    Api, Client, Component, ErrorCode, Event, Op, Role, SessionHandle, Value, path,
+};
 use serde_json::json;
 
 use crate::proxy::{Faults, Proxy};
@@ -22,6 +24,7 @@ backend_tests!(
     catch_up_over_http_escapes_the_session_id,
     fails_over_along_the_url_list,
     an_edit_past_the_transform_budget_is_rebased_by_the_sdk,
+    a_past_version_is_restored_as_one_undoable_edit,
 );
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
@@ -645,4 +648,61 @@ async fn edit_skipping_broadcasts(
             _ => {}
         }
     }
+}
+
+/// Restore through the SDK (DESIGN §9.3): a past state from `Api::session_at` becomes one edit of
+/// mine that the other user gets as one op and that `undo` takes back; a partial restore brings
+/// back one layer only.
+async fn a_past_version_is_restored_as_one_undoable_edit(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
+    create_session(&server, "past", "ann", &["ann", "bob"], Op::new(vec![])).await?;
+    let url = format!("ws://{}/v1/ws", server.addr);
+    let a = sdk(&url, "ann").await?;
+    let ha = a.join("past").await?;
+    let bob = sdk(&url, "bob").await?;
+    let hb = bob.join("past").await?;
+    let both = [&ha, &hb];
+    let l0 = path!["canvas", "layers", 0];
+    ha.edit(Op::new(vec![Component::ins(l0.clone(), layer("A"))]))?;
+    ha.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "one",
+    )]))?;
+    let v2 = assert_converged(&server, "past", "ann", &both).await?;
+    hb.edit(Op::new(vec![set(l0.child("x"), 50.0)]))?;
+    hb.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        3,
+        " two",
+    )]))?;
+    assert_converged(&server, "past", "ann", &both).await?;
+
+    let api = Api::new(&url, token("ann"))?;
+    let old = Value::from_json(&api.session_at("past", 2).await?.state);
+    ensure!(old == v2, "the state at version 2: {}", old.to_json());
+    // Only the layer: its x goes back, the title stays.
+    ensure!(
+        ha.restore_to(&old, Some("A"))?,
+        "a partial restore changed nothing"
+    );
+    let s = assert_converged(&server, "past", "ann", &both).await?;
+    ensure!(
+        num_at(&s, &l0.child("x")) == num_at(&v2, &l0.child("x")),
+        "{}",
+        s.to_json()
+    );
+    ensure!(title_of(&s) == "one two", "title {}", title_of(&s));
+    // The whole document, then undone.
+    ensure!(ha.restore_to(&old, None)?, "a restore changed nothing");
+    let s = assert_converged(&server, "past", "ann", &both).await?;
+    ensure!(s == v2, "not restored: {}", s.to_json());
+    ensure!(ha.undo()?, "undo the restore");
+    let s = assert_converged(&server, "past", "ann", &both).await?;
+    ensure!(title_of(&s) == "one two", "undo: {}", s.to_json());
+    ensure!(!ha.restore_to(&s, None)?, "restoring the head is no edit");
+    a.close().await;
+    bob.close().await;
+    Ok(())
 }

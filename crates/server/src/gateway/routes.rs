@@ -22,6 +22,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/ws", get(super::socket::ws_handler))
         .merge(crate::sync::http::routes())
         .merge(crate::social::http::routes())
+        .merge(crate::social::sharing_api::routes())
         .merge(crate::media::http::routes())
         .merge(super::webapp::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

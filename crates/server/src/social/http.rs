@@ -15,12 +15,11 @@ use super::CommentRecord;
 use crate::App;
 use crate::api::{AppError, Caller, json};
 
-/// Comments and suggestions, plus sharing, invites, tasks and recognition.
+/// Comments and suggestions (sharing, invites, tasks and recognition: `sharing_api`).
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/sessions/{id}/comments", get(comments))
         .route("/v1/sessions/{id}/suggestions", get(suggestions))
-        .merge(super::sharing_api::routes())
 }
 
 /// The session of the path (`{id}`), for a caller who may view it: a handler that takes it

@@ -21,6 +21,7 @@ mod rows;
 mod sessions;
 mod social;
 mod sql;
+mod sql_records;
 mod sqlite;
 pub mod tasks;
 

@@ -342,8 +342,6 @@ impl Actor {
         Ok(out)
     }
 
-    /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
-    /// A connection taken out for lost access hears `forbidden` (DESIGN §9.1), others `not_found`.
     /// Tells `conn` the session can't take requests (its store failed, or it is shutting down)
     /// and says whether it did.
     pub(super) fn refuse_if_unavailable(&self, conn: &ConnHandle, rid: Option<&Json>) -> bool {
@@ -354,6 +352,8 @@ impl Actor {
         refused
     }
 
+    /// The participant behind `conn`, or a `not_found` reply when it is not (or no longer) in.
+    /// A connection taken out for lost access hears `forbidden` (DESIGN §9.1), others `not_found`.
     pub(super) fn member(&self, conn: &ConnHandle, rid: Option<&Json>) -> Option<&Participant> {
         let p = self.participants.get(&conn.id);
         if p.is_none() {

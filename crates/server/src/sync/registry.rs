@@ -143,37 +143,32 @@ impl Sessions {
             .push(o);
     }
 
-    /// Tells every observer that `user`'s edit to `session` is durable as `version`. (Writers
-    /// only register at start-up: the read lock is uncontended and nothing is copied per edit.)
+    /// Tells every observer. (Observers only register at start-up: the read lock is uncontended
+    /// and nothing is copied per event.)
+    fn tell(&self, event: impl Fn(&dyn EditObserver)) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            event(o.as_ref());
+        }
+    }
+
+    /// `user`'s edit to `session` is durable as `version`.
     pub(super) fn edit_committed(&self, session: &str, user: &str, version: u64) {
-        let observers = self.observers.read().unwrap_or_else(|p| p.into_inner());
-        for o in observers.iter() {
-            o.edit_committed(session, user, version);
-        }
+        self.tell(|o| o.edit_committed(session, user, version));
     }
 
-    /// Tells every observer that `author`'s comment in `session` was resolved by another user.
+    /// `author`'s comment in `session` was resolved by another user.
     pub(super) fn comment_resolved_by_other(&self, session: &str, author: &str) {
-        for o in self
-            .observers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            o.comment_resolved_by_other(session, author);
-        }
+        self.tell(|o| o.comment_resolved_by_other(session, author));
     }
 
-    /// Tells every observer that `author`'s suggestion in `session` was accepted.
+    /// `author`'s suggestion in `session` was accepted.
     pub(super) fn suggestion_accepted(&self, session: &str, author: &str) {
-        for o in self
-            .observers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            o.suggestion_accepted(session, author);
-        }
+        self.tell(|o| o.suggestion_accepted(session, author));
     }
 
     /// Pushes a frame to the participants of a session on every node without waiting; a session

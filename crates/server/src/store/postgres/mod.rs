@@ -8,8 +8,9 @@
 //!
 //! Schema changes are numbered steps in [`MIGRATIONS`] (`schema.rs`), applied in order under an
 //! advisory lock (several nodes may start at once) and recorded in `montage_migrations`. The
-//! storage traits run the SQL they share with SQLite (`store::sql`); what is PostgreSQL's own is
-//! here (the group commit) and in `tasks.rs` (claims that skip rows other nodes hold).
+//! storage traits run the SQL they share with SQLite (`store::sql`, `store::sql_records`); what
+//! is PostgreSQL's own is here (the group commit) and in `tasks.rs` (claims that skip rows other
+//! nodes hold).
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! What PostgreSQL does differently for tasks and invites, so several nodes may write at once
-//! (the rest of `TaskStore` is `store::sql`):
+//! (the rest of `TaskStore` is `store::sql_records`):
 //!
 //! - `claim_due` locks the due rows `FOR UPDATE SKIP LOCKED`: two nodes claiming together get
 //!   disjoint tasks, and neither waits for the other.

@@ -1,0 +1,424 @@
+//! The SQL of comments, suggestions, tasks, invites, contributions, awards and asset records,
+//! shared by SQLite and PostgreSQL like the rest of `sql.rs` (which invokes [`sql_records!`] for
+//! each store type; the inherent items it needs are listed there).
+
+macro_rules! sql_records {
+    ($store:ty) => {
+        impl $crate::store::SocialStore for $store {
+            /// Upserts one record; the row keeps its first `n`, so lists stay in creation order.
+            fn put<'a>(
+                &'a self,
+                kind: $crate::store::SocialKind,
+                session: &'a str,
+                id: &'a str,
+                record: &'a str,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "INSERT INTO {} (session, id, record) VALUES ($1, $2, $3) \
+                         ON CONFLICT (session, id) DO UPDATE SET record = excluded.record",
+                        kind.table()
+                    );
+                    sqlx::query(&sql)
+                        .bind(session)
+                        .bind(id)
+                        .bind(record)
+                        .execute(self.pool())
+                        .await?;
+                    Ok(())
+                })
+            }
+
+            fn list<'a>(
+                &'a self,
+                kind: $crate::store::SocialKind,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT record FROM {} WHERE session = $1 ORDER BY n",
+                        kind.table()
+                    );
+                    Ok(sqlx::query_scalar(&sql)
+                        .bind(session)
+                        .fetch_all(self.pool())
+                        .await?)
+                })
+            }
+        }
+
+        impl $crate::store::AssetStore for $store {
+            fn put_asset<'a>(
+                &'a self,
+                r: &'a $crate::store::AssetRecord,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    use $crate::store::rows::to_i64;
+                    sqlx::query(&format!(
+                        "INSERT INTO assets ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, format = excluded.format, \
+                         width = excluded.width, height = excluded.height, duration = excluded.duration, \
+                         bytes = excluded.bytes, uploader = excluded.uploader, session = excluded.session, \
+                         created_at = excluded.created_at",
+                        $crate::store::rows::ASSET_COLUMNS
+                    ))
+                    .bind(&r.id)
+                    .bind(&r.kind)
+                    .bind(&r.format)
+                    .bind(r.width.map(i64::from))
+                    .bind(r.height.map(i64::from))
+                    .bind(r.duration)
+                    .bind(to_i64(r.bytes))
+                    .bind(&r.uploader)
+                    .bind(&r.session)
+                    .bind(to_i64(r.created_at))
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn asset<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::AssetRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM assets WHERE id = $1",
+                        $crate::store::rows::ASSET_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await?;
+                    row.as_ref().map($crate::store::rows::asset_row).transpose()
+                })
+            }
+
+            fn usage<'a>(
+                &'a self,
+                uploader: &'a str,
+            ) -> $crate::store::StoreFuture<'a, $crate::store::AssetUsage> {
+                Box::pin(async move {
+                    let (count, bytes): (i64, i64) = sqlx::query_as(
+                        "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM assets \
+                         WHERE uploader = $1",
+                    )
+                    .bind(uploader)
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok($crate::store::AssetUsage {
+                        count: $crate::store::rows::to_u64(count),
+                        bytes: $crate::store::rows::to_u64(bytes),
+                    })
+                })
+            }
+        }
+
+        impl $crate::store::TaskStore for $store {
+            fn create_task<'a>(
+                &'a self,
+                t: &'a $crate::store::tasks::NewTask,
+            ) -> $crate::store::StoreFuture<'a, ($crate::store::tasks::TaskRecord, bool)> {
+                Box::pin(async move {
+                    // Two nodes creating the same key: the second insert waits for the first to
+                    // commit, then does nothing, and both read the same row.
+                    let inserted = sqlx::query(
+                        "INSERT INTO tasks (id, key, kind, session, created_by, payload, state, attempts, \
+                         max_attempts, next_run_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8, $8) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&t.id)
+                    .bind(&t.key)
+                    .bind(&t.kind)
+                    .bind(&t.session)
+                    .bind(&t.created_by)
+                    .bind(&t.payload)
+                    .bind(i64::from(t.max_attempts))
+                    .bind(t.now_ms)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    let sql = format!(
+                        "SELECT {} FROM tasks WHERE key = $1",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let row = sqlx::query(&sql).bind(&t.key).fetch_one(self.pool()).await?;
+                    Ok(($crate::store::rows::task_row(&row)?, inserted))
+                })
+            }
+
+            fn task<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::tasks::TaskRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM tasks WHERE id = $1",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+                    row.as_ref().map($crate::store::rows::task_row).transpose()
+                })
+            }
+
+            fn session_tasks<'a>(
+                &'a self,
+                session: &'a str,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::TaskRecord>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM tasks WHERE session = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(session)
+                        .bind(i64::from(limit.min($crate::store::tasks::MAX_LIST_ROWS)))
+                        .fetch_all(self.pool())
+                        .await?;
+                    rows.iter().map($crate::store::rows::task_row).collect()
+                })
+            }
+
+            fn claim_due(
+                &self,
+                now: i64,
+                lease: i64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'_, Vec<$crate::store::tasks::TaskRecord>> {
+                Box::pin(self.claim_due_tasks(now, lease, limit))
+            }
+
+            fn finish_task<'a>(
+                &'a self,
+                id: &'a str,
+                outcome: &'a $crate::store::tasks::TaskOutcome,
+                now: i64,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::tasks::TaskRecord>> {
+                Box::pin(async move {
+                    use $crate::store::tasks::TaskOutcome;
+                    let (state, next, error) = match outcome {
+                        TaskOutcome::Succeeded => ("succeeded", None, None),
+                        TaskOutcome::Retry { at_ms, error } => {
+                            ("failed", Some(*at_ms), Some(error.as_str()))
+                        }
+                        TaskOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
+                    };
+                    let sql = format!(
+                        "UPDATE tasks SET state = $1, next_run_at = COALESCE($2, next_run_at), \
+                         last_error = COALESCE($3, last_error), lease_until = NULL, lease_owner = NULL, \
+                         updated_at = $4 WHERE id = $5 AND state = 'running' RETURNING {}",
+                        $crate::store::rows::TASK_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(state)
+                        .bind(next)
+                        .bind(error)
+                        .bind(now)
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await?;
+                    row.as_ref().map($crate::store::rows::task_row).transpose()
+                })
+            }
+
+            fn reset_running(&self, now: i64) -> $crate::store::StoreFuture<'_, u64> {
+                Box::pin(self.reset_running_tasks(now))
+            }
+
+            fn next_due(&self) -> $crate::store::StoreFuture<'_, Option<i64>> {
+                Box::pin(async move {
+                    let v: Option<i64> = sqlx::query_scalar(
+                        "SELECT MIN(t) FROM (SELECT MIN(next_run_at) AS t FROM tasks \
+                         WHERE state IN ('pending', 'failed') \
+                         UNION ALL SELECT MIN(lease_until) FROM tasks WHERE state = 'running') AS due",
+                    )
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok(v)
+                })
+            }
+
+            fn create_invite<'a>(
+                &'a self,
+                i: &'a $crate::store::tasks::Invite,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO invites (id, session, role, created_by, for_user, expires_at, \
+                         max_uses, uses, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)",
+                    )
+                    .bind(&i.id)
+                    .bind(&i.session)
+                    .bind(i.role.as_str())
+                    .bind(&i.created_by)
+                    .bind(&i.for_user)
+                    .bind(i.expires_at_ms)
+                    .bind(i.max_uses.map(i64::from))
+                    .bind(false)
+                    .bind(i.created_at_ms)
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn invite<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::tasks::Invite>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM invites WHERE id = $1",
+                        $crate::store::rows::INVITE_COLUMNS
+                    );
+                    let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+                    row.as_ref().map($crate::store::rows::invite_row).transpose()
+                })
+            }
+
+            fn session_invites<'a>(
+                &'a self,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Invite>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM invites WHERE session = $1 ORDER BY created_at DESC LIMIT $2",
+                        $crate::store::rows::INVITE_COLUMNS
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(session)
+                        .bind(i64::from($crate::store::tasks::MAX_LIST_ROWS))
+                        .fetch_all(self.pool())
+                        .await?;
+                    rows.iter().map($crate::store::rows::invite_row).collect()
+                })
+            }
+
+            fn accept_invite<'a>(
+                &'a self,
+                id: &'a str,
+                user: &'a str,
+                now: i64,
+            ) -> $crate::store::StoreFuture<
+                'a,
+                std::result::Result<$crate::store::tasks::Invite, $crate::store::tasks::InviteRefusal>,
+            > {
+                Box::pin(self.accept_invite_tx(id, user, now))
+            }
+
+            fn revoke_invite<'a>(&'a self, id: &'a str) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(sqlx::query("UPDATE invites SET revoked = $1 WHERE id = $2")
+                        .bind(true)
+                        .bind(id)
+                        .execute(self.pool())
+                        .await?
+                        .rows_affected()
+                        > 0)
+                })
+            }
+
+            fn add_contributions<'a>(
+                &'a self,
+                adds: &'a [$crate::store::tasks::Contribution],
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Contribution>> {
+                Box::pin(async move {
+                    use $crate::store::rows::{to_i64, to_u64};
+                    // Rows are written in key order on every node, so two overlapping batches
+                    // wait for each other instead of deadlocking; the totals come back in the
+                    // caller's order.
+                    let mut order: Vec<usize> = (0..adds.len()).collect();
+                    order.sort_by_key(|&i| (&adds[i].session, &adds[i].user, &adds[i].kind));
+                    let mut out = adds.to_vec();
+                    let mut tx = self.write_tx().await?;
+                    for i in order {
+                        let c = &adds[i];
+                        let total: i64 = sqlx::query_scalar(
+                            "INSERT INTO contributions (session, user_id, kind, count) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (session, user_id, kind) \
+                             DO UPDATE SET count = contributions.count + excluded.count RETURNING count",
+                        )
+                        .bind(&c.session)
+                        .bind(&c.user)
+                        .bind(&c.kind)
+                        .bind(to_i64(c.count))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        out[i].count = to_u64(total);
+                    }
+                    tx.commit().await?;
+                    Ok(out)
+                })
+            }
+
+            fn contributions<'a>(
+                &'a self,
+                session: Option<&'a str>,
+                user: Option<&'a str>,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Contribution>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT session, user_id, kind, count FROM contributions \
+                         WHERE (CAST($1 AS TEXT) IS NULL OR session = $1) \
+                         AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) \
+                         ORDER BY session, user_id, kind LIMIT $3",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(i64::from($crate::store::tasks::MAX_LIST_ROWS))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map($crate::store::rows::contribution_row).collect()
+                })
+            }
+
+            fn insert_award<'a>(
+                &'a self,
+                a: &'a $crate::store::tasks::Award,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "INSERT INTO awards (key, session, user_id, kind, badge, awarded_by, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(&a.key)
+                    .bind(&a.session)
+                    .bind(&a.user)
+                    .bind(&a.kind)
+                    .bind(&a.badge)
+                    .bind(&a.awarded_by)
+                    .bind(a.at_ms)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                        > 0)
+                })
+            }
+
+            fn awards<'a>(
+                &'a self,
+                session: Option<&'a str>,
+                user: Option<&'a str>,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::tasks::Award>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT key, session, user_id, kind, badge, awarded_by, at FROM awards \
+                         WHERE (CAST($1 AS TEXT) IS NULL OR session = $1) \
+                         AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) ORDER BY at, key LIMIT $3",
+                    )
+                    .bind(session)
+                    .bind(user)
+                    .bind(i64::from($crate::store::tasks::MAX_LIST_ROWS))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map($crate::store::rows::award_row).collect()
+                })
+            }
+        }
+    };
+}
+
+pub(super) use sql_records;
