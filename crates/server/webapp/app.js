@@ -44,6 +44,24 @@ function clone(v) {
   for (const k of Object.keys(v)) setKey(out, k, clone(v[k]));
   return out;
 }
+function deepEqual(a, b) {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) {
+    if (!hasOwn(b, k)) return false;
+    if (!deepEqual(a[k], b[k])) return false;
+  }
+  return true;
+}
 
 // ../client/src/path.ts
 function pathEq(a, b) {
@@ -67,6 +85,9 @@ function withIndexAt(p, at2, i) {
 }
 function withLastIndex(p, i) {
   return withIndexAt(p, Math.max(p.length - 1, 0), i);
+}
+function child(p, seg) {
+  return [...p, seg];
 }
 function showPath(p) {
   return "[" + p.map((s) => typeof s === "number" ? String(s) : JSON.stringify(s)).join(",") + "]";
@@ -248,13 +269,13 @@ var TextOp = class _TextOp {
     return n;
   }
   /** Applies to `text`: the new string and the inverse (which carries the deleted chars). */
-  apply(text, path) {
-    const len = scalarLength(text);
+  apply(text2, path) {
+    const len = scalarLength(text2);
     const need = this.baseLen();
     if (need > len) throw errors.textOutOfBounds(path, 0, need, len);
     const inverse = new _TextOp();
     let out = "";
-    let rest = text;
+    let rest = text2;
     for (const p of this.parts) {
       if (isRetain(p)) {
         const cut = toUtf16Index(rest, p.retain);
@@ -429,9 +450,9 @@ function isNoop(c) {
       return false;
   }
 }
-var set = (path, value) => ({ op: "set", path, value });
+var set = (path, value2) => ({ op: "set", path, value: value2 });
 var del = (path) => ({ op: "del", path });
-var ins = (path, value) => ({ op: "ins", path, value });
+var ins = (path, value2) => ({ op: "ins", path, value: value2 });
 var mov = (path, to) => ({ op: "mov", path, to });
 var textInsert = (path, pos, s) => ({
   op: "text",
@@ -522,9 +543,9 @@ function decodeComponent(w) {
     case "set":
     case "ins": {
       checkBounds(path, []);
-      const value = checkValue(w["value"]);
+      const value2 = checkValue(w["value"]);
       if (kind === "ins" && lastIndex(path) === void 0) fail("ins: the path must end in a list index");
-      return { op: kind, path, value };
+      return { op: kind, path, value: value2 };
     }
     case "del":
       checkBounds(path, []);
@@ -584,9 +605,9 @@ function decodeComponent(w) {
       return { op: "rotate", path, by: num(w["by"], "by") };
     case "adjust": {
       const param = str(w["param"], "param");
-      const value = num(w["value"], "value");
+      const value2 = num(w["value"], "value");
       checkBounds(path, []);
-      return { op: "adjust", path, param, value };
+      return { op: "adjust", path, param, value: value2 };
     }
   }
   return fail(`unknown op ${kind}`);
@@ -792,13 +813,13 @@ function applyComponent(box, c) {
     case "text": {
       const v = walk(box, c.path);
       if (typeof v !== "string") throw errors.wrongType(c.path, "string", typeName(v));
-      const { text, inverse } = c.text.apply(v, c.path);
-      if (c.path.length === 0) box.root = text;
+      const { text: text2, inverse } = c.text.apply(v, c.path);
+      if (c.path.length === 0) box.root = text2;
       else {
         const p = walk(box, c.path.slice(0, -1));
         const last = c.path[c.path.length - 1];
-        if (Array.isArray(p)) p[last] = text;
-        else setKey(p, last, text);
+        if (Array.isArray(p)) p[last] = text2;
+        else setKey(p, last, text2);
       }
       return [{ op: "text", path: c.path, text: inverse }];
     }
@@ -884,26 +905,26 @@ function applyComponent(box, c) {
       return [{ op: "del", path: join(c.path, "rotation") }];
     }
     case "adjust": {
-      const { param, value } = c;
-      finite(c.path, "value", value);
+      const { param, value: value2 } = c;
+      finite(c.path, "value", value2);
       if (param.length === 0 || param.length > 32 || !/^[a-z_]+$/.test(param)) {
         throw errors.invalid(c.path, "adjust: `param` must be 1–32 lowercase letters or `_`");
       }
       const range = adjustRange(param);
-      if (range && !(value >= range[0] && value <= range[1])) {
+      if (range && !(value2 >= range[0] && value2 <= range[1])) {
         throw errors.invalid(c.path, `adjust: ${param} must be within ${range[0]}..=${range[1]}`);
       }
       const m = objAt(box, c.path);
       const adj = getKey(m, "adjust");
       if (adj === void 0) {
         const o = {};
-        setKey(o, param, value);
+        setKey(o, param, value2);
         setKey(m, "adjust", o);
         return [{ op: "del", path: join(c.path, "adjust") }];
       }
       if (!isObject(adj)) throw errors.wrongType(join(c.path, "adjust"), "object", typeName(adj));
       const old = getKey(adj, param);
-      setKey(adj, param, value);
+      setKey(adj, param, value2);
       const at2 = [...c.path, "adjust", param];
       if (old === void 0) return [{ op: "del", path: at2 }];
       if (typeof old === "number" && (range === void 0 || old >= range[0] && old <= range[1])) {
@@ -1088,6 +1109,218 @@ function checkClip(v, at2) {
   field(v, at2, "id", "string", true);
   field(v, at2, "asset", "string", true);
   for (const k of ["start", "in", "out"]) field(v, at2, k, "number", true);
+}
+
+// ../client/src/diff.ts
+function diff(from, to) {
+  return diffUnder([], from, to);
+}
+function diffUnder(at2, from, to) {
+  const out = [];
+  value(at2, from, to, out);
+  return out;
+}
+function value(at2, from, to, out) {
+  const deep = at2.length >= MAX_PATH_DEPTH;
+  if (!deep && isObject(from) && isObject(to)) return object2(at2, from, to, out);
+  if (!deep && Array.isArray(from) && Array.isArray(to)) {
+    const ia = ids(from);
+    const ib = ids(to);
+    if (ia !== null && ib !== null) return byId(at2, from, to, ia, ib, out);
+    return byIndex(at2, from, to, out);
+  }
+  if (typeof from === "string" && typeof to === "string") return text(at2, from, to, out);
+  if (deepEqual(from, to)) return;
+  out.push(set(at2, to));
+}
+function compareKeys(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; ) {
+    const x = a.codePointAt(i);
+    const y = b.codePointAt(i);
+    if (x !== y) return x < y ? -1 : 1;
+    i += x > 65535 ? 2 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+function sortedKeys(o) {
+  return Object.keys(o).sort(compareKeys);
+}
+function object2(at2, a, b, out) {
+  for (const k of sortedKeys(a)) {
+    const w = getKey(b, k);
+    if (w !== void 0) value(child(at2, k), getKey(a, k), w, out);
+    else out.push(del(child(at2, k)));
+  }
+  for (const k of sortedKeys(b)) {
+    if (!hasOwn(a, k)) out.push(set(child(at2, k), getKey(b, k)));
+  }
+}
+function ids(list2) {
+  const out = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (const v of list2) {
+    const id = isObject(v) ? getKey(v, "id") : void 0;
+    if (typeof id !== "string" || seen.has(id)) return null;
+    seen.add(id);
+    out.push(id);
+  }
+  return out;
+}
+function byId(at2, a, b, ia, ib, out) {
+  const posA = new Map(ia.map((s, i) => [s, i]));
+  const posB = new Map(ib.map((s, j) => [s, j]));
+  for (let i = ia.length - 1; i >= 0; i--) {
+    if (!posB.has(ia[i])) out.push(del(child(at2, i)));
+  }
+  const cur = [];
+  for (const s of ia) {
+    const j = posB.get(s);
+    if (j !== void 0) cur.push(j);
+  }
+  const stay = longestIncreasing(cur, b.length);
+  const order = cur.slice().sort((x, y) => x - y);
+  for (let r = 0; r < order.length; r++) {
+    const j = order[r];
+    if (stay[j]) continue;
+    const k = cur.indexOf(j);
+    if (k < 0) continue;
+    cur.splice(k, 1);
+    let dest = 0;
+    if (r > 0) {
+      const q = cur.indexOf(order[r - 1]);
+      dest = q < 0 ? 0 : q + 1;
+    }
+    cur.splice(dest, 0, j);
+    if (dest !== k) out.push(mov(child(at2, k), dest));
+  }
+  ib.forEach((id, j) => {
+    if (!posA.has(id)) out.push(ins(child(at2, j), b[j]));
+  });
+  ib.forEach((id, j) => {
+    const i = posA.get(id);
+    if (i !== void 0) value(child(at2, j), a[i], b[j], out);
+  });
+}
+function longestIncreasing(seq, n) {
+  const tails = [];
+  const prev = new Array(seq.length).fill(void 0);
+  seq.forEach((x, i) => {
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = lo + hi >>> 1;
+      if (seq[tails[mid]] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    prev[i] = lo > 0 ? tails[lo - 1] : void 0;
+    if (lo === tails.length) tails.push(i);
+    else tails[lo] = i;
+  });
+  const keep = new Array(n).fill(false);
+  for (let i = tails[tails.length - 1]; i !== void 0; i = prev[i]) keep[seq[i]] = true;
+  return keep;
+}
+function byIndex(at2, a, b, out) {
+  let pre = 0;
+  while (pre < a.length && pre < b.length && deepEqual(a[pre], b[pre])) pre++;
+  let suf = 0;
+  while (suf < a.length - pre && suf < b.length - pre && deepEqual(a[a.length - 1 - suf], b[b.length - 1 - suf])) suf++;
+  const ma = a.length - pre - suf;
+  const mb = b.length - pre - suf;
+  const paired = pre + Math.min(ma, mb);
+  for (let k = pre; k < paired; k++) value(child(at2, k), a[k], b[k], out);
+  for (let k = pre + ma - 1; k >= paired; k--) out.push(del(child(at2, k)));
+  for (let k = paired; k < pre + mb; k++) out.push(ins(child(at2, k), b[k]));
+}
+var isHigh2 = (c) => c >= 55296 && c <= 56319;
+var isLow2 = (c) => c >= 56320 && c <= 57343;
+function lastWidth(s, end, floor) {
+  return end - 2 >= floor && isLow2(s.charCodeAt(end - 1)) && isHigh2(s.charCodeAt(end - 2)) ? 2 : 1;
+}
+function text(at2, a, b, out) {
+  let pre = 0;
+  let preChars = 0;
+  while (pre < a.length && pre < b.length) {
+    const x = a.codePointAt(pre);
+    if (x !== b.codePointAt(pre)) break;
+    pre += x > 65535 ? 2 : 1;
+    preChars++;
+  }
+  let ea = a.length;
+  let eb = b.length;
+  while (ea > pre && eb > pre) {
+    const wa = lastWidth(a, ea, pre);
+    const wb = lastWidth(b, eb, pre);
+    if (wa !== wb || a.slice(ea - wa, ea) !== b.slice(eb - wb, eb)) break;
+    ea -= wa;
+    eb -= wb;
+  }
+  const old = a.slice(pre, ea);
+  const next = b.slice(pre, eb);
+  if (old === "" && next === "") return;
+  const op = new TextOp();
+  op.push({ retain: preChars });
+  op.push({ insert: next });
+  op.push({ delete: scalarLength(old) });
+  out.push({ op: "text", path: at2, text: op });
+}
+function valueAt(doc2, path) {
+  let v = doc2;
+  for (const seg of path) {
+    if (isObject(v) && typeof seg === "string") v = getKey(v, seg);
+    else if (Array.isArray(v) && typeof seg === "number") v = seg < v.length ? v[seg] : void 0;
+    else return void 0;
+    if (v === void 0) return void 0;
+  }
+  return v;
+}
+function items(v) {
+  return Array.isArray(v) ? v : [];
+}
+function get2(v, key) {
+  return isObject(v) ? getKey(v, key) : void 0;
+}
+function findElement(doc2, id) {
+  const hasId = (v) => get2(v, "id") === id;
+  const layers2 = ["canvas", "layers"];
+  const i = items(valueAt(doc2, layers2)).findIndex(hasId);
+  if (i >= 0) return [...layers2, i];
+  const tracks = ["timeline", "tracks"];
+  const list2 = items(valueAt(doc2, tracks));
+  for (let t = 0; t < list2.length; t++) {
+    const track = list2[t];
+    if (hasId(track)) return [...tracks, t];
+    const j = items(get2(track, "clips")).findIndex(hasId);
+    if (j >= 0) return [...tracks, t, "clips", j];
+  }
+  return null;
+}
+function restoreElement(head, old, id) {
+  const now = findElement(head, id);
+  const then = findElement(old, id);
+  if (now !== null && then !== null) {
+    const x = valueAt(head, now);
+    const y = valueAt(old, then);
+    return x === void 0 || y === void 0 ? null : diffUnder(now, x, y);
+  }
+  if (now !== null) return [del(now)];
+  if (then === null) return null;
+  let parent;
+  if (then.length === 5) {
+    const trackId = get2(valueAt(old, then.slice(0, 3)), "id");
+    if (typeof trackId !== "string") return null;
+    const track = findElement(head, trackId);
+    if (track === null) return null;
+    parent = [...track, "clips"];
+  } else {
+    parent = then.slice(0, -1);
+  }
+  const list2 = valueAt(head, parent);
+  const i = lastIndex(then);
+  const v = valueAt(old, then);
+  if (!Array.isArray(list2) || i === void 0 || v === void 0) return null;
+  return [ins([...parent, Math.min(i, list2.length)], v)];
 }
 
 // ../client/src/transform.ts
@@ -1835,14 +2068,14 @@ var SessionsApi = class {
       init.body = JSON.stringify(body);
     }
     const r = await this.doFetch(this.base + path, init);
-    const text = await r.text();
-    if (!r.ok) throw errorOf(r.status, text, r.headers.get("retry-after"));
+    const text2 = await r.text();
+    if (!r.ok) throw errorOf(r.status, text2, r.headers.get("retry-after"));
     if (r.status !== want && !(want === 204 && r.status === 200)) {
       throw new ApiError(r.status, "bad_response", `${method} ${path}: status ${r.status}, expected ${want}`);
     }
-    if (want === 204 || text === "") return null;
+    if (want === 204 || text2 === "") return null;
     try {
-      return JSON.parse(text);
+      return JSON.parse(text2);
     } catch {
       throw badResponse(`${method} ${path}`, "the answer is not JSON");
     }
@@ -1856,17 +2089,17 @@ function listOf(body, key, what) {
   if (!Array.isArray(list2)) throw badResponse(what, `no \`${key}\` list`);
   return list2;
 }
-function errorOf(status, text, retryAfter) {
+function errorOf(status, text2, retryAfter) {
   let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
   let message = `HTTP ${status}`;
   let retryMs;
   try {
-    const j = JSON.parse(text);
+    const j = JSON.parse(text2);
     if (typeof j.code === "string") code = j.code;
     if (typeof j.message === "string") message = j.message;
     if (typeof j.retry_after_ms === "number") retryMs = j.retry_after_ms;
   } catch {
-    if (text.trim()) message = `HTTP ${status}: ${text.trim().slice(0, 200)}`;
+    if (text2.trim()) message = `HTTP ${status}: ${text2.trim().slice(0, 200)}`;
   }
   if (retryMs === void 0 && retryAfter !== null && Number.isFinite(Number(retryAfter))) retryMs = Number(retryAfter) * 1e3;
   return new ApiError(status, code, message, retryMs);
@@ -2066,6 +2299,28 @@ var MontageSession = class {
     this.change(op, "local");
     this.flush();
     if (this.state !== "online") this.emitStatus({});
+  }
+  /**
+   * Turns the local document into `old` — a past state, e.g. `(await new SessionsApi(…).state(id,
+   * version)).state` — with one local edit of mine, like {@link MontageSession.submit}: the whole
+   * document, or with `opts.id` only that layer, track or clip (a clip whose track is gone can't
+   * come back). The edit is computed against the local document (my unacknowledged edits
+   * included) and touches only what differs ({@link diff}, {@link restoreElement}), so others'
+   * concurrent edits elsewhere stay. It is undoable: {@link MontageSession.undo} brings the newer
+   * state back (unlike `SessionsApi.restore`, an edit of someone else's as far as the session is
+   * concerned).
+   *
+   * Returns false, changing nothing, when nothing differs or the element is in neither
+   * document. Throws like `submit` before the first join, or with an `OtError` if the result
+   * breaks the document's shape rules (an `old` that is not a valid document).
+   */
+  restoreTo(old, opts = {}) {
+    const doc2 = this.requireSync().doc;
+    const past = old;
+    const op = opts.id === void 0 ? diff(doc2, past) : restoreElement(doc2, past, opts.id);
+    if (op === null || op.length === 0) return false;
+    this.submit(op);
+    return true;
   }
   /** Undoes my latest edit (others' work stays). Returns false if there was nothing to undo. */
   undo() {
@@ -3017,8 +3272,8 @@ function crop(doc2, layer, rect) {
 function rotate(doc2, layer, degrees) {
   return [{ op: "rotate", path: layerPath(doc2, layer), by: degrees }];
 }
-function adjust(doc2, layer, param, value) {
-  return [{ op: "adjust", path: layerPath(doc2, layer), param, value }];
+function adjust(doc2, layer, param, value2) {
+  return [{ op: "adjust", path: layerPath(doc2, layer), param, value: value2 }];
 }
 function move(doc2, layer, dx, dy) {
   const p = layerPath(doc2, layer);
@@ -3057,10 +3312,10 @@ function $(id) {
   if (el === null) throw new Error(`#${id} missing`);
   return el;
 }
-function h(tag, attrs = {}, text) {
+function h(tag, attrs = {}, text2) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  if (text !== void 0) el.textContent = text;
+  if (text2 !== void 0) el.textContent = text2;
   return el;
 }
 function num2(v, d = 0) {
@@ -3122,8 +3377,8 @@ function layerOf(id) {
 function person(user) {
   return client?.participants.find((p) => p.user === user);
 }
-function notice(text) {
-  $("notice").textContent = text;
+function notice(text2) {
+  $("notice").textContent = text2;
 }
 function edit(make) {
   const d = doc();
@@ -3256,8 +3511,8 @@ async function newSession(ev) {
     status.textContent = `The session could not be created (${why(e)}).`;
   }
 }
-function sessionFromInput(text) {
-  const t = text.trim();
+function sessionFromInput(text2) {
+  const t = text2.trim();
   try {
     const u = new URL(t);
     return u.searchParams.get("session") ?? t;
@@ -3359,14 +3614,14 @@ function onAccessDenied(c, e) {
   if (deleting && e.reason === "deleted") return;
   role = null;
   render();
-  const text = {
+  const text2 = {
     forbidden: "You don't have access to this session — ask the owner to share it.",
     removed: "You no longer have access to this session — ask the owner to share it again.",
     not_found: "There is no session with this id (it may have been deleted).",
     deleted: "The owner deleted this session."
   };
   $("no-access-h").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Session not found" : "No access";
-  $("no-access-text").textContent = text[e.reason] ?? e.message;
+  $("no-access-text").textContent = text2[e.reason] ?? e.message;
   $("no-access-session").textContent = sessionId;
   $("no-access-text").title = e.message;
   $("no-access").dataset["reason"] = e.reason;
@@ -3770,9 +4025,9 @@ function renderComments() {
       form.append(input, h("button", { type: "submit" }, "Reply"));
       form.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        const text = input.value.trim();
-        if (!text) return;
-        commentRequest(client?.reply(c.id, text));
+        const text2 = input.value.trim();
+        if (!text2) return;
+        commentRequest(client?.reply(c.id, text2));
         input.value = "";
       });
       const resolve = h("button", { type: "button" }, c.resolved ? "Reopen" : "Resolve");
@@ -3802,12 +4057,12 @@ function askComment(box) {
     h: Math.max(1, Math.round((y1 - y0) * sy))
   };
   const dlg = $("comment-dialog");
-  const text = $("comment-text");
-  text.value = "";
+  const text2 = $("comment-text");
+  text2.value = "";
   dlg.showModal();
   $("comment-form").onsubmit = (ev) => {
     ev.preventDefault();
-    const content = text.value.trim();
+    const content = text2.value.trim();
     if (content) commentRequest(client?.addComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] }));
     dlg.close();
   };

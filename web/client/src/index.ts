@@ -25,6 +25,7 @@ export {
   textInsert,
 } from "./component.js";
 export { checkDocument } from "./schema.js";
+export { diff, diffUnder, findElement, restoreElement } from "./diff.js";
 export { type Side, flip } from "./transform.js";
 export {
   type Applied,

@@ -10,6 +10,7 @@
  * does not check them beyond the document shape rules of docs/PROTOCOL.md "The document".
  */
 import { type Op, decodeOp, encodeOp } from "./component.js";
+import { diff, restoreElement } from "./diff.js";
 import type { Json } from "./json.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
 import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role } from "./access.js";
@@ -298,6 +299,28 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.change(op, "local");
     this.flush();
     if (this.state !== "online") this.emitStatus({});
+  }
+  /**
+   * Turns the local document into `old` — a past state, e.g. `(await new SessionsApi(…).state(id,
+   * version)).state` — with one local edit of mine, like {@link MontageSession.submit}: the whole
+   * document, or with `opts.id` only that layer, track or clip (a clip whose track is gone can't
+   * come back). The edit is computed against the local document (my unacknowledged edits
+   * included) and touches only what differs ({@link diff}, {@link restoreElement}), so others'
+   * concurrent edits elsewhere stay. It is undoable: {@link MontageSession.undo} brings the newer
+   * state back (unlike `SessionsApi.restore`, an edit of someone else's as far as the session is
+   * concerned).
+   *
+   * Returns false, changing nothing, when nothing differs or the element is in neither
+   * document. Throws like `submit` before the first join, or with an `OtError` if the result
+   * breaks the document's shape rules (an `old` that is not a valid document).
+   */
+  restoreTo(old: Doc | Json | Readonly<Record<string, unknown>>, opts: { id?: string } = {}): boolean {
+    const doc = this.requireSync().doc;
+    const past = old as Json;
+    const op = opts.id === undefined ? diff(doc, past) : restoreElement(doc, past, opts.id);
+    if (op === null || op.length === 0) return false;
+    this.submit(op);
+    return true;
   }
   /** Undoes my latest edit (others' work stays). Returns false if there was nothing to undo. */
   undo(): boolean {

@@ -36,7 +36,7 @@ export class Rng {
   }
 }
 
-function imageLayer(r: Rng): JsonObject {
+export function imageLayer(r: Rng): JsonObject {
   const l: JsonObject = { id: r.id(), kind: "image", asset: "a1", x: r.num(), y: r.num(), w: 100, h: 50 };
   if (r.chance(0.5)) {
     l["rotation"] = 90;
@@ -44,7 +44,7 @@ function imageLayer(r: Rng): JsonObject {
   }
   return l;
 }
-function textLayer(r: Rng): JsonObject {
+export function textLayer(r: Rng): JsonObject {
   return { id: r.id(), kind: "text", text: r.word(), x: r.num(), y: r.num(), size: 12, color: "#fff" };
 }
 function clip(r: Rng, start: number): JsonObject {
@@ -71,7 +71,7 @@ export function doc(r: Rng): JsonObject {
   return d;
 }
 
-function at(d: Json, p: Path): Json | undefined {
+export function at(d: Json, p: Path): Json | undefined {
   let v: Json | undefined = d;
   for (const s of p) {
     if (v === null || typeof v !== "object") return undefined;
@@ -79,11 +79,11 @@ function at(d: Json, p: Path): Json | undefined {
   }
   return v;
 }
-const lenAt = (d: Json, p: Path) => {
+export const lenAt = (d: Json, p: Path) => {
   const v = at(d, p);
   return Array.isArray(v) ? v.length : 0;
 };
-const textLen = (d: Json, p: Path) => {
+export const textLen = (d: Json, p: Path) => {
   const v = at(d, p);
   return typeof v === "string" ? [...v].length : 0;
 };
