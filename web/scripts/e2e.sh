@@ -3,7 +3,8 @@
 # `montage serve --dev` at $MONTAGE_URL. `web/scripts/e2e.sh` runs the two-user editing test;
 # `web/scripts/e2e.sh comments` the comments-and-invites one; `previews` the live previews of one
 # user's own edits; `sharing` private sessions: the sessions list, the no-access panel, link access
-# opened and closed in the share dialog, deletion.
+# opened and closed in the share dialog, deletion; `history` version history: the History dialog
+# (a typed version named, previewed and restored on both pages) and Undo taking the restore back.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -21,5 +22,6 @@ case "${1:-editing}" in
   comments) node test/e2e-comments.mjs ;;
   previews) node test/e2e-previews.mjs ;;
   sharing) node test/e2e-sharing.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments|previews|sharing]" >&2; exit 2 ;;
+  history) node test/e2e-history.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history]" >&2; exit 2 ;;
 esac

@@ -3347,6 +3347,10 @@ function closeShareDialog() {
   const dlg = $("share-dialog");
   if (dlg.open) dlg.close();
 }
+function closeHistoryDialog() {
+  const dlg = $("history-dialog");
+  if (dlg.open) dlg.close();
+}
 function why(e) {
   return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : e.message;
 }
@@ -3542,6 +3546,10 @@ function closeSession() {
   $("preview-info").textContent = "";
   notice("");
   closeShareDialog();
+  closeHistoryDialog();
+  historyVersions = [];
+  $("history-list").replaceChildren();
+  clearHistoryPreview();
   showConnection("offline", 0);
   render();
 }
@@ -3630,6 +3638,7 @@ function onAccessDenied(c, e) {
   $("conn").dataset["state"] = "offline";
   $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
   closeShareDialog();
+  closeHistoryDialog();
   showView("no-access");
   if (retryTimer !== null) window.clearTimeout(retryTimer);
   retryTimer = null;
@@ -3734,6 +3743,7 @@ function render() {
   $("layer-panel").hidden = !editor;
   show("share", role === "owner");
   if (role !== "owner") closeShareDialog();
+  renderHistoryControls();
   if (layerOf(selected) === void 0) selected = null;
   renderPeople();
   renderOverlay();
@@ -3966,6 +3976,208 @@ function scheduleTitleSync() {
     if (title === void 0 || session !== sessionId || role !== "owner") return;
     sessionsApi.update(session, { title }).catch((e) => console.warn("session title not saved", e));
   }, 1e3);
+}
+var HISTORY_PAGE = 50;
+var historyVersions = [];
+var historyEditor = false;
+var historyLoadSeq = 0;
+var historyPreviewSeq = 0;
+var historyPreviewUrl = null;
+function historyDialogOpen() {
+  return $("history-dialog").open;
+}
+function historyStatus(text2) {
+  if (historyDialogOpen()) $("history-status").textContent = text2;
+  else notice(text2);
+}
+function renderHistoryControls() {
+  const viewer = roleAtLeast(role, "viewer");
+  const editor = roleAtLeast(role, "editor");
+  show("history", viewer);
+  show("history-restore", editor);
+  show("history-name", editor);
+  if (!editor) $("history-pick-name").replaceChildren();
+  if (!viewer) {
+    closeHistoryDialog();
+    return;
+  }
+  if (!historyDialogOpen()) return;
+  const head = client?.version ?? 0;
+  $("history-head").textContent = `Now at version ${head}. Type any version up to it, or pick a saved one below.`;
+  if (historyEditor !== editor) renderHistoryList();
+}
+function openHistory() {
+  if (!roleAtLeast(role, "viewer") || client === null) return;
+  const title = doc()?.title;
+  $("history-title").textContent = title ? `of “${title}”` : "";
+  $("history-status").textContent = "";
+  $("history-pick-name").replaceChildren();
+  clearHistoryPreview();
+  historyVersions = [];
+  renderHistoryList();
+  $("history-more").hidden = true;
+  $("history-dialog").showModal();
+  renderHistoryControls();
+  void loadHistory(false);
+}
+async function loadHistory(more) {
+  const seq = ++historyLoadSeq;
+  const session = sessionId;
+  const list2 = $("history-list");
+  const before = more ? historyVersions[historyVersions.length - 1]?.version : void 0;
+  list2.dataset["state"] = "loading";
+  $("history-status").textContent = "Loading versions…";
+  let page;
+  try {
+    page = await sessionsApi.versions(session, before === void 0 ? { limit: HISTORY_PAGE } : { before, limit: HISTORY_PAGE });
+  } catch (e) {
+    if (seq !== historyLoadSeq || session !== sessionId) return;
+    list2.dataset["state"] = "error";
+    $("history-status").textContent = `Versions could not be listed (${why(e)})`;
+    return;
+  }
+  if (seq !== historyLoadSeq || session !== sessionId) return;
+  const all = more ? [...historyVersions, ...page] : page;
+  historyVersions = all.sort((a, b) => b.version - a.version);
+  $("history-more").hidden = page.length < HISTORY_PAGE;
+  list2.dataset["state"] = "loaded";
+  $("history-status").textContent = historyVersions.length === 0 ? "No saved versions yet: checkpoints come every few minutes of editing. Type a version number above to go back to any edit." : "";
+  renderHistoryList();
+}
+function renderHistoryList() {
+  const editor = roleAtLeast(role, "editor");
+  historyEditor = editor;
+  const ul = $("history-list");
+  ul.replaceChildren();
+  for (const x of historyVersions) {
+    const v = x.version;
+    const li = h("li", { "data-version": String(v) });
+    const when = typeof x.time === "number" ? new Date(x.time).toLocaleString() : "—";
+    li.append(h("span", { class: "v" }, `v${v}`), h("span", { class: "when" }, when), h("span", { class: "who" }, nameOf(x.user)));
+    if (x.name) {
+      const by = x.named_by ? `named by ${nameOf(x.named_by)}` : "";
+      li.append(h("span", { class: "vname", title: `${x.name}${by ? ` (${by})` : ""}` }, `“${x.name}”`));
+    }
+    const actions = h("span", { class: "actions" });
+    const preview = h("button", { type: "button", "aria-label": `Preview version ${v}` }, "Preview");
+    preview.addEventListener("click", () => void previewVersion(v));
+    actions.append(preview);
+    if (editor) {
+      const restore = h("button", { type: "button", "aria-label": `Restore version ${v}` }, "Restore");
+      restore.addEventListener("click", () => void restoreVersion(v));
+      const name = h("button", { type: "button", "aria-label": `Name version ${v}` }, "Name…");
+      name.addEventListener("click", () => showNameForm(li, v, x.name ?? ""));
+      actions.append(restore, name);
+    }
+    li.append(actions);
+    ul.append(li);
+  }
+}
+function typedVersion() {
+  const raw = $("history-version").value.trim();
+  const v = Number(raw);
+  if (raw === "" || !Number.isSafeInteger(v) || v < 0) {
+    $("history-status").textContent = "Type a version number (0 or more).";
+    return null;
+  }
+  return v;
+}
+function clearHistoryPreview() {
+  historyPreviewSeq++;
+  const img = $("history-preview-img");
+  img.removeAttribute("src");
+  delete img.dataset["version"];
+  if (historyPreviewUrl) URL.revokeObjectURL(historyPreviewUrl);
+  historyPreviewUrl = null;
+  $("history-preview-info").textContent = "";
+  $("history-figure").hidden = true;
+}
+async function previewVersion(v) {
+  const c = client;
+  if (c === null) return;
+  const seq = ++historyPreviewSeq;
+  const info2 = $("history-preview-info");
+  $("history-figure").hidden = false;
+  info2.textContent = `Loading version ${v}…`;
+  let blob;
+  try {
+    const headers = { Authorization: `Bearer ${await freshToken()}` };
+    const r = await fetch(`${c.previewUrl("poor")}&version=${v}`, { headers, signal: AbortSignal.timeout(PREVIEW_TIMEOUT_MS) });
+    if (!r.ok) {
+      const text2 = await errorText(r);
+      if (seq === historyPreviewSeq) info2.textContent = `No preview of version ${v} (${text2})`;
+      return;
+    }
+    blob = await r.blob();
+  } catch (e) {
+    if (seq === historyPreviewSeq) info2.textContent = `No preview of version ${v} (${e.message})`;
+    return;
+  }
+  if (seq !== historyPreviewSeq || client !== c) return;
+  if (historyPreviewUrl) URL.revokeObjectURL(historyPreviewUrl);
+  historyPreviewUrl = URL.createObjectURL(blob);
+  const img = $("history-preview-img");
+  img.src = historyPreviewUrl;
+  img.alt = `Preview of version ${v}`;
+  img.dataset["version"] = String(v);
+  info2.textContent = `Version ${v}`;
+}
+async function restoreVersion(v) {
+  const c = client;
+  if (c === null || !roleAtLeast(role, "editor")) return;
+  const session = sessionId;
+  historyStatus(`Restoring version ${v}…`);
+  let past;
+  try {
+    past = (await sessionsApi.state(session, v)).state;
+  } catch (e) {
+    if (client === c) historyStatus(`Version ${v} could not be read (${why(e)})`);
+    return;
+  }
+  if (client !== c || session !== sessionId) return;
+  if (doc() === null || !roleAtLeast(role, "editor")) {
+    historyStatus(`Version ${v} was not restored: not in the session as an editor.`);
+    return;
+  }
+  let changed;
+  try {
+    changed = c.restoreTo(past);
+  } catch (e) {
+    historyStatus(`Version ${v} could not be restored (${why(e)})`);
+    return;
+  }
+  closeHistoryDialog();
+  notice(changed ? `Restored version ${v} — Undo takes it back` : `Version ${v} is the same as now: nothing to restore`);
+}
+function showNameForm(where, v, current) {
+  where.querySelector("form.name-form")?.remove();
+  const form = h("form", { class: "name-form row" });
+  const input = h("input", { "aria-label": `Name of version ${v}`, placeholder: "e.g. Sent to client", maxlength: "200", required: "" });
+  input.value = current;
+  const cancel = h("button", { type: "button" }, "Cancel");
+  cancel.addEventListener("click", () => form.remove());
+  form.append(input, h("button", { type: "submit" }, "Save name"), cancel);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = input.value.trim();
+    if (name) void nameVersion(v, name, form);
+  });
+  where.append(form);
+  input.focus();
+}
+async function nameVersion(v, name, form) {
+  const session = sessionId;
+  $("history-status").textContent = `Naming version ${v}…`;
+  try {
+    await sessionsApi.nameVersion(session, v, name);
+  } catch (e) {
+    if (session === sessionId) $("history-status").textContent = `Version ${v} was not named (${why(e)})`;
+    return;
+  }
+  if (session !== sessionId) return;
+  form.remove();
+  await loadHistory(false);
+  if (session === sessionId && $("history-list").dataset["state"] === "loaded") $("history-status").textContent = `Named version ${v} “${name}”.`;
 }
 function showComment(c) {
   comments.set(c.id, c);
@@ -4213,6 +4425,22 @@ function setupControls() {
   $("no-access-back").addEventListener("click", () => void showSessions());
   $("no-access-again").addEventListener("click", () => client?.connect());
   $("share").addEventListener("click", openShare);
+  $("history").addEventListener("click", openHistory);
+  $("history-close").addEventListener("click", () => closeHistoryDialog());
+  $("history-more").addEventListener("click", () => void loadHistory(true));
+  $("history-pick").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = typedVersion();
+    if (v !== null) void previewVersion(v);
+  });
+  $("history-restore").addEventListener("click", () => {
+    const v = typedVersion();
+    if (v !== null) void restoreVersion(v);
+  });
+  $("history-name").addEventListener("click", () => {
+    const v = typedVersion();
+    if (v !== null) showNameForm($("history-pick-name"), v, historyVersions.find((x) => x.version === v)?.name ?? "");
+  });
   $("share-done").addEventListener("click", () => $("share-dialog").close());
   $("link-role").addEventListener("change", () => void changeLinkRole());
   $("copy-link").addEventListener("click", () => void copyLink());

@@ -22,6 +22,7 @@ import {
   type SessionSummary,
   SessionsApi,
   type Tier,
+  type Version,
   del,
   ins,
   layerPath,
@@ -86,6 +87,10 @@ function place(el: HTMLElement, r: Rect, k: number): void {
 }
 function closeShareDialog(): void {
   const dlg = $<HTMLDialogElement>("share-dialog");
+  if (dlg.open) dlg.close();
+}
+function closeHistoryDialog(): void {
+  const dlg = $<HTMLDialogElement>("history-dialog");
   if (dlg.open) dlg.close();
 }
 /** An SDK error as `code: message`. */
@@ -323,6 +328,10 @@ function closeSession(): void {
   $("preview-info").textContent = "";
   notice("");
   closeShareDialog();
+  closeHistoryDialog();
+  historyVersions = [];
+  $("history-list").replaceChildren();
+  clearHistoryPreview();
   showConnection("offline", 0);
   render();
 }
@@ -417,6 +426,7 @@ function onAccessDenied(c: Client, e: AccessError): void {
   $("conn").dataset["state"] = "offline";
   $("conn").textContent = e.reason === "deleted" || e.reason === "not_found" ? "Not found" : "No access";
   closeShareDialog();
+  closeHistoryDialog();
   showView("no-access");
   if (retryTimer !== null) window.clearTimeout(retryTimer);
   retryTimer = null;
@@ -562,6 +572,7 @@ function render(): void {
   $("layer-panel").hidden = !editor;
   show("share", role === "owner");
   if (role !== "owner") closeShareDialog();
+  renderHistoryControls();
   if (layerOf(selected) === undefined) selected = null;
   renderPeople();
   renderOverlay();
@@ -819,6 +830,243 @@ function scheduleTitleSync(): void {
     if (title === undefined || session !== sessionId || role !== "owner") return;
     sessionsApi.update(session, { title }).catch((e: unknown) => console.warn("session title not saved", e));
   }, 1000);
+}
+
+// ---- version history ---------------------------------------------------------------------------
+
+/**
+ * The History dialog (docs/PROTOCOL.md "Version history"): the session's checkpoints and named
+ * versions (`GET …/versions`), a small preview of any version (`GET …/preview?version=V`), and
+ * for editors and owners restoring and naming one. A version can also be typed in, as
+ * checkpoints come only every few minutes of editing. Restoring reads the old state
+ * (`GET /v1/sessions/{id}?version=V`) and makes it a local edit of mine (`restoreTo`), so Undo
+ * takes it back like any other edit.
+ */
+const HISTORY_PAGE = 50;
+let historyVersions: Version[] = [];
+/** Whether the list was drawn with editor controls (it is redrawn when my role changes). */
+let historyEditor = false;
+/** The latest list request and preview request: older answers are dropped. */
+let historyLoadSeq = 0;
+let historyPreviewSeq = 0;
+let historyPreviewUrl: string | null = null;
+
+function historyDialogOpen(): boolean {
+  return $<HTMLDialogElement>("history-dialog").open;
+}
+/** A message in the dialog when it is open, else under the canvas. */
+function historyStatus(text: string): void {
+  if (historyDialogOpen()) $("history-status").textContent = text;
+  else notice(text);
+}
+
+/** The controls that follow my role and the head; called from every render. */
+function renderHistoryControls(): void {
+  const viewer = roleAtLeast(role, "viewer");
+  const editor = roleAtLeast(role, "editor");
+  show("history", viewer);
+  show("history-restore", editor);
+  show("history-name", editor);
+  if (!editor) $("history-pick-name").replaceChildren();
+  if (!viewer) {
+    closeHistoryDialog();
+    return;
+  }
+  if (!historyDialogOpen()) return;
+  const head = client?.version ?? 0;
+  $("history-head").textContent = `Now at version ${head}. Type any version up to it, or pick a saved one below.`;
+  if (historyEditor !== editor) renderHistoryList();
+}
+
+function openHistory(): void {
+  if (!roleAtLeast(role, "viewer") || client === null) return;
+  const title = doc()?.title;
+  $("history-title").textContent = title ? `of “${title}”` : "";
+  $("history-status").textContent = "";
+  $("history-pick-name").replaceChildren();
+  clearHistoryPreview();
+  historyVersions = [];
+  renderHistoryList();
+  $("history-more").hidden = true;
+  $<HTMLDialogElement>("history-dialog").showModal();
+  renderHistoryControls();
+  void loadHistory(false);
+}
+
+/** The first page of versions, or (`more`) the page older than those listed. */
+async function loadHistory(more: boolean): Promise<void> {
+  const seq = ++historyLoadSeq;
+  const session = sessionId;
+  const list = $("history-list");
+  const before = more ? historyVersions[historyVersions.length - 1]?.version : undefined;
+  list.dataset["state"] = "loading";
+  $("history-status").textContent = "Loading versions…";
+  let page: Version[];
+  try {
+    page = await sessionsApi.versions(session, before === undefined ? { limit: HISTORY_PAGE } : { before, limit: HISTORY_PAGE });
+  } catch (e) {
+    if (seq !== historyLoadSeq || session !== sessionId) return;
+    list.dataset["state"] = "error";
+    $("history-status").textContent = `Versions could not be listed (${why(e)})`;
+    return;
+  }
+  if (seq !== historyLoadSeq || session !== sessionId) return;
+  const all = more ? [...historyVersions, ...page] : page;
+  historyVersions = all.sort((a, b) => b.version - a.version);
+  $("history-more").hidden = page.length < HISTORY_PAGE;
+  list.dataset["state"] = "loaded";
+  $("history-status").textContent =
+    historyVersions.length === 0 ? "No saved versions yet: checkpoints come every few minutes of editing. Type a version number above to go back to any edit." : "";
+  renderHistoryList();
+}
+
+function renderHistoryList(): void {
+  const editor = roleAtLeast(role, "editor");
+  historyEditor = editor;
+  const ul = $("history-list");
+  ul.replaceChildren();
+  for (const x of historyVersions) {
+    const v = x.version;
+    const li = h("li", { "data-version": String(v) });
+    const when = typeof x.time === "number" ? new Date(x.time).toLocaleString() : "—";
+    li.append(h("span", { class: "v" }, `v${v}`), h("span", { class: "when" }, when), h("span", { class: "who" }, nameOf(x.user)));
+    if (x.name) {
+      const by = x.named_by ? `named by ${nameOf(x.named_by)}` : "";
+      li.append(h("span", { class: "vname", title: `${x.name}${by ? ` (${by})` : ""}` }, `“${x.name}”`));
+    }
+    const actions = h("span", { class: "actions" });
+    const preview = h("button", { type: "button", "aria-label": `Preview version ${v}` }, "Preview");
+    preview.addEventListener("click", () => void previewVersion(v));
+    actions.append(preview);
+    if (editor) {
+      const restore = h("button", { type: "button", "aria-label": `Restore version ${v}` }, "Restore");
+      restore.addEventListener("click", () => void restoreVersion(v));
+      const name = h("button", { type: "button", "aria-label": `Name version ${v}` }, "Name…");
+      name.addEventListener("click", () => showNameForm(li, v, x.name ?? ""));
+      actions.append(restore, name);
+    }
+    li.append(actions);
+    ul.append(li);
+  }
+}
+
+/** The version typed in the dialog, or null (and a message) when it is not one. */
+function typedVersion(): number | null {
+  const raw = $<HTMLInputElement>("history-version").value.trim();
+  const v = Number(raw);
+  if (raw === "" || !Number.isSafeInteger(v) || v < 0) {
+    $("history-status").textContent = "Type a version number (0 or more).";
+    return null;
+  }
+  return v;
+}
+
+function clearHistoryPreview(): void {
+  historyPreviewSeq++;
+  const img = $<HTMLImageElement>("history-preview-img");
+  img.removeAttribute("src");
+  delete img.dataset["version"];
+  if (historyPreviewUrl) URL.revokeObjectURL(historyPreviewUrl);
+  historyPreviewUrl = null;
+  $("history-preview-info").textContent = "";
+  $("history-figure").hidden = true;
+}
+
+/** A small picture of the canvas at `v`, fetched with my token like the live preview. */
+async function previewVersion(v: number): Promise<void> {
+  const c = client;
+  if (c === null) return;
+  const seq = ++historyPreviewSeq;
+  const info = $("history-preview-info");
+  $("history-figure").hidden = false;
+  info.textContent = `Loading version ${v}…`;
+  let blob: Blob;
+  try {
+    const headers = { Authorization: `Bearer ${await freshToken()}` };
+    const r = await fetch(`${c.previewUrl("poor")}&version=${v}`, { headers, signal: AbortSignal.timeout(PREVIEW_TIMEOUT_MS) });
+    if (!r.ok) {
+      const text = await errorText(r);
+      if (seq === historyPreviewSeq) info.textContent = `No preview of version ${v} (${text})`;
+      return;
+    }
+    blob = await r.blob();
+  } catch (e) {
+    if (seq === historyPreviewSeq) info.textContent = `No preview of version ${v} (${(e as Error).message})`;
+    return;
+  }
+  if (seq !== historyPreviewSeq || client !== c) return;
+  if (historyPreviewUrl) URL.revokeObjectURL(historyPreviewUrl);
+  historyPreviewUrl = URL.createObjectURL(blob);
+  const img = $<HTMLImageElement>("history-preview-img");
+  img.src = historyPreviewUrl;
+  img.alt = `Preview of version ${v}`;
+  img.dataset["version"] = String(v);
+  info.textContent = `Version ${v}`;
+}
+
+/**
+ * Brings the document back to version `v` as one local edit of mine (only what differs
+ * changes, so others' concurrent edits elsewhere stay): Undo takes it back.
+ */
+async function restoreVersion(v: number): Promise<void> {
+  const c = client;
+  if (c === null || !roleAtLeast(role, "editor")) return;
+  const session = sessionId;
+  historyStatus(`Restoring version ${v}…`);
+  let past: Record<string, unknown>;
+  try {
+    past = (await sessionsApi.state(session, v)).state;
+  } catch (e) {
+    if (client === c) historyStatus(`Version ${v} could not be read (${why(e)})`);
+    return;
+  }
+  if (client !== c || session !== sessionId) return; // another session was opened meanwhile
+  if (doc() === null || !roleAtLeast(role, "editor")) {
+    historyStatus(`Version ${v} was not restored: not in the session as an editor.`);
+    return;
+  }
+  let changed: boolean;
+  try {
+    changed = c.restoreTo(past);
+  } catch (e) {
+    historyStatus(`Version ${v} could not be restored (${why(e)})`);
+    return;
+  }
+  closeHistoryDialog();
+  notice(changed ? `Restored version ${v} — Undo takes it back` : `Version ${v} is the same as now: nothing to restore`);
+}
+
+/** An inline name field for version `v` in `where` (a list row, or under the typed version). */
+function showNameForm(where: HTMLElement, v: number, current: string): void {
+  where.querySelector("form.name-form")?.remove();
+  const form = h("form", { class: "name-form row" });
+  const input = h("input", { "aria-label": `Name of version ${v}`, placeholder: "e.g. Sent to client", maxlength: "200", required: "" });
+  input.value = current;
+  const cancel = h("button", { type: "button" }, "Cancel");
+  cancel.addEventListener("click", () => form.remove());
+  form.append(input, h("button", { type: "submit" }, "Save name"), cancel);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = input.value.trim();
+    if (name) void nameVersion(v, name, form);
+  });
+  where.append(form);
+  input.focus();
+}
+
+async function nameVersion(v: number, name: string, form: HTMLElement): Promise<void> {
+  const session = sessionId;
+  $("history-status").textContent = `Naming version ${v}…`;
+  try {
+    await sessionsApi.nameVersion(session, v, name);
+  } catch (e) {
+    if (session === sessionId) $("history-status").textContent = `Version ${v} was not named (${why(e)})`;
+    return;
+  }
+  if (session !== sessionId) return;
+  form.remove();
+  await loadHistory(false);
+  if (session === sessionId && $("history-list").dataset["state"] === "loaded") $("history-status").textContent = `Named version ${v} “${name}”.`;
 }
 
 // ---- comments --------------------------------------------------------------------------------
@@ -1094,6 +1342,22 @@ function setupControls(): void {
   $("no-access-back").addEventListener("click", () => void showSessions());
   $("no-access-again").addEventListener("click", () => client?.connect());
   $("share").addEventListener("click", openShare);
+  $("history").addEventListener("click", openHistory);
+  $("history-close").addEventListener("click", () => closeHistoryDialog());
+  $("history-more").addEventListener("click", () => void loadHistory(true));
+  $("history-pick").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = typedVersion();
+    if (v !== null) void previewVersion(v);
+  });
+  $("history-restore").addEventListener("click", () => {
+    const v = typedVersion();
+    if (v !== null) void restoreVersion(v);
+  });
+  $("history-name").addEventListener("click", () => {
+    const v = typedVersion();
+    if (v !== null) showNameForm($("history-pick-name"), v, historyVersions.find((x) => x.version === v)?.name ?? "");
+  });
   $("share-done").addEventListener("click", () => $<HTMLDialogElement>("share-dialog").close());
   $("link-role").addEventListener("change", () => void changeLinkRole());
   $("copy-link").addEventListener("click", () => void copyLink());

@@ -209,6 +209,19 @@ fn private_sessions_and_sharing_in_chromium() -> Result<()> {
     Ok(())
 }
 
+/// Version history in Chromium (docs/PROTOCOL.md "Version history"): the owner sets the title
+/// twice, then in the History dialog names, previews and restores the version of the first title;
+/// both pages show it, and the owner's Undo takes the restore back on both.
+#[test]
+fn history_restore_and_undo_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["history"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
 /// `@montage/react` in Chromium against the real binary: two users on a test page built from
 /// the hooks (served from another origin by a node:http server) see each other through
 /// `useOthers` with the note each types (`useMyPresence`), an edit on one page shows on the
