@@ -306,10 +306,18 @@ fn items(v: Option<&Value>) -> &[Value] {
 /// rest of `head` as it is: a diff of the element where both have it (it stays where it now
 /// stands); an `ins` at its old index (clamped) where only `old` has it, into the same list — a
 /// clip into its old track, found by id; a `del` where only `head` has it. `None` when neither
-/// has it, or when its old track is gone from `head`.
+/// has it, when it is a different kind of element in each (ids are unique within a list only),
+/// or when its old track is gone from `head`.
 pub fn restore_element(head: &Value, old: &Value, id: &str) -> Option<Op> {
     let now = find_element(head, id);
     let then = find_element(old, id);
+    // Ids are unique within a list, not across lists: a layer and a clip may share one.
+    let kind = |p: &Path| (p.len(), p.segs().first().cloned());
+    if let (Some(p), Some(q)) = (&now, &then)
+        && kind(p) != kind(q)
+    {
+        return None;
+    }
     let c = match (now, then) {
         (Some(p), Some(q)) => return Some(diff_under(&p, head.at(p.segs())?, old.at(q.segs())?)),
         (Some(p), None) => Component::del(p),
@@ -318,7 +326,12 @@ pub fn restore_element(head: &Value, old: &Value, id: &str) -> Option<Op> {
             // A clip goes back into its track as the head has it.
             let parent = if segs.len() == 5 {
                 let track = old.at(&segs[..3])?.get("id")?.as_text()?.to_string();
-                find_element(head, &track)?.child("clips")
+                let at = find_element(head, &track)?;
+                // The track, not a layer or clip that shares its id.
+                if at.len() != 3 || at.segs().first() != segs.first() {
+                    return None;
+                }
+                at.child("clips")
             } else {
                 Path::from(q.parent())
             };

@@ -753,3 +753,18 @@ fn a_deleted_clip_goes_back_into_its_track() {
     let no_track = timeline(json!([]));
     assert!(restore_element(&no_track, &old, "C2").is_none());
 }
+
+/// Ids are unique within a list only: a layer and a clip with one id are different elements.
+#[test]
+fn elements_of_different_kinds_sharing_an_id_are_not_mixed_up() {
+    let with_layer = Value::from_json(&json!({
+        "title": "", "assets": {}, "meta": {},
+        "canvas": {"width": 1920, "height": 1080, "layers": [image("X", 1.0)]},
+        "timeline": {"tracks": []},
+    }));
+    let with_clip = timeline(json!([{"id": "T1", "kind": "video", "clips": [clip("X", 0.0)]}]));
+    assert!(restore_element(&with_layer, &with_clip, "X").is_none());
+    // A clip whose old track's id is now a layer's: there is no track to put it back into.
+    let layer_named_t1 = layers(&[image("T1", 1.0)]);
+    assert!(restore_element(&layer_named_t1, &with_clip, "X").is_none());
+}

@@ -34,14 +34,16 @@ pub struct VersionInfo {
 pub trait HistoryStore: Send + Sync + 'static {
     /// The newest checkpoint (or snapshot) at or before `version`, if any.
     fn base_at<'a>(&'a self, session: &'a str, version: u64) -> StoreFuture<'a, Option<Snapshot>>;
-    /// Names `version` (renaming it if named already); `false` if the session has no such
-    /// version.
+    /// Names `version` (renaming it if named already) and keeps `state`, the document at that
+    /// version, as its checkpoint, so a named version stays computable whatever is trimmed;
+    /// `false` if the session has no such version.
     fn name_version<'a>(
         &'a self,
         session: &'a str,
         version: u64,
         name: &'a str,
         by: &'a str,
+        state: &'a str,
     ) -> StoreFuture<'a, bool>;
     /// Checkpoints and named versions below `before`, newest first, at most `limit`.
     fn versions<'a>(
@@ -115,8 +117,14 @@ mod tests {
         let base = |v| async move { h.base_at("s", v).await.unwrap().map(|b| b.version) };
         assert_eq!(base(2).await, Some(1));
         assert_eq!(base(4).await, Some(3));
-        assert!(h.name_version("s", 2, "draft", "ann").await.unwrap());
-        assert!(!h.name_version("s", 9, "future", "ann").await.unwrap());
+        assert!(
+            h.name_version("s", 2, "draft", "ann", "{\"v\":2}")
+                .await
+                .unwrap()
+        );
+        assert!(!h.name_version("s", 9, "future", "ann", "{}").await.unwrap());
+        // A named version is a checkpoint of its own.
+        assert_eq!(base(2).await, Some(2));
         let list = h.versions("s", 3, 10).await.unwrap();
         assert_eq!(
             list[0],

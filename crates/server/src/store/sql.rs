@@ -492,9 +492,12 @@ macro_rules! sql_store {
                 version: u64,
                 name: &'a str,
                 by: &'a str,
+                state: &'a str,
             ) -> $crate::store::StoreFuture<'a, bool> {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    use $crate::store::rows::to_i64;
+                    let mut tx = self.write_tx().await?;
+                    let named = sqlx::query(
                         "INSERT INTO named_versions (session, version, name, named_by, named_at) \
                          SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
                          (SELECT 1 FROM ops WHERE session = $1 AND version = $2) \
@@ -502,14 +505,27 @@ macro_rules! sql_store {
                          named_by = excluded.named_by, named_at = excluded.named_at",
                     )
                     .bind(session)
-                    .bind($crate::store::rows::to_i64(version))
+                    .bind(to_i64(version))
                     .bind(name)
                     .bind(by)
                     .bind($crate::clock::now_ms())
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected()
-                        > 0)
+                        > 0;
+                    if named {
+                        sqlx::query(
+                            "INSERT INTO checkpoints (session, version, state) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(session)
+                        .bind(to_i64(version))
+                        .bind(state)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(named)
                 })
             }
 

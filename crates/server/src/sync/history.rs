@@ -118,6 +118,9 @@ pub async fn state_at(
             format!("version {version} of {id} is not in history"),
         )
     };
+    // One replay per core at a time (with heavy rebases): many past states asked for at once
+    // queue here instead of taking every thread and their ops' memory.
+    let _permit = app.sessions.heavy.clone().acquire_owned().await.ok();
     let base = history(&*app.store)?.base_at(id, version).await?;
     let from = base.as_ref().map_or(0, |b| b.version);
     let count = version - from;
@@ -222,8 +225,10 @@ async fn name_version(
     }
     let who = claims.principal();
     require(&app, &id, &who, Role::Editor).await?;
+    // Kept as the version's own checkpoint, so a named version can always be read back.
+    let state = state_at(&app, &id, &who, b.version).await?;
     if !history(&*app.store)?
-        .name_version(&id, b.version, name, &claims.sub)
+        .name_version(&id, b.version, name, &claims.sub, &state)
         .await?
     {
         return Err(AppError(
@@ -363,6 +368,17 @@ impl Actor {
                 }
             },
         };
+        // An edit of more components than a client may send would be unreadable by clients and
+        // by the store's own decoder.
+        if ops.len() > montage_ot::MAX_COMPONENTS {
+            let message = format!(
+                "restoring this takes {} changes, more than the {} of one edit; restore one layer, track or clip at a time",
+                ops.len(),
+                montage_ot::MAX_COMPONENTS
+            );
+            conn.error(ErrorCode::TooLarge, message, None);
+            return;
+        }
         let head = core.version;
         let version = if ops.is_empty() {
             head

@@ -10,6 +10,7 @@ backend_tests!(
     times_states_and_named_versions,
     restore_is_one_edit_that_concurrent_edits_survive,
     a_partial_restore_brings_back_one_layer,
+    a_restore_larger_than_one_edit_is_refused,
 );
 
 fn set(path: &[&str], value: Json) -> Json {
@@ -218,6 +219,33 @@ async fn a_partial_restore_brings_back_one_layer(b: Backend) -> Result<()> {
     ensure!(
         code == 404 && e["code"] == "not_found",
         "an unknown element: {code} {e}"
+    );
+    Ok(())
+}
+
+/// A restore whose difference is more components than one edit may carry is refused with
+/// `too_large` (it would be an edit no client could read), and nothing is applied.
+async fn a_restore_larger_than_one_edit_is_refused(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("big", "a").await?;
+    // Four edits of 2,600 keys each (a frame holds at most 256 KiB).
+    for v in 1..=4u64 {
+        let from = (v - 1) * 2_600;
+        let keys: Vec<Json> = (from..from + 2_600)
+            .map(|i| json!({"op": "set", "path": ["meta", format!("k{i}")], "value": 1}))
+            .collect();
+        alice.edit("big", v - 1, v, Json::Array(keys)).await?;
+    }
+    let restore = format!("{}/restore", session_path("big"));
+    let (code, e) = as_user(&s, "POST", &restore, "alice", Some(json!({"version": 0}))).await?;
+    ensure!(code == 413 && e["code"] == "too_large", "{code} {e}");
+    let (_, head) = as_user(&s, "GET", &session_path("big"), "alice", None).await?;
+    ensure!(
+        head["version"] == 4,
+        "something was applied: {}",
+        head["version"]
     );
     Ok(())
 }

@@ -23,10 +23,14 @@ impl HistoryStore for MemoryStore {
         version: u64,
         name: &'a str,
         by: &'a str,
+        state: &'a str,
     ) -> StoreFuture<'a, bool> {
         let r = self.with(|m| match m.get_mut(session) {
             Some(e) if e.ops.contains_key(&version) => {
                 e.named.insert(version, (name.to_owned(), by.to_owned()));
+                e.checkpoints
+                    .entry(version)
+                    .or_insert_with(|| state.to_owned());
                 true
             }
             _ => false,

@@ -160,7 +160,10 @@ impl Actor {
             m => m,
         };
         let needs_head = match &m {
-            SessionMsg::Join { .. } | SessionMsg::GetState { .. } => true,
+            // A restore's difference is taken from the head: the newest one there is.
+            SessionMsg::Join { .. } | SessionMsg::GetState { .. } | SessionMsg::Restore { .. } => {
+                true
+            }
             SessionMsg::Op { base, .. } => self.state.as_ref().is_some_and(|d| *base > d.version),
             _ => false,
         };
