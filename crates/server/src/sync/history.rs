@@ -57,11 +57,10 @@ impl Default for StateCache {
     }
 }
 
-fn not_found(id: &str) -> AppError {
-    AppError(
-        ErrorCode::NotFound,
-        format!("no session {id}: it does not exist or was deleted"),
-    )
+/// A JSON body, or a 400 saying what was `expected`.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError(ErrorCode::BadRequest, format!("expected {expected}: {e}")))
 }
 
 fn history(store: &dyn Store) -> Result<&dyn HistoryStore, AppError> {
@@ -80,12 +79,13 @@ async fn require(
     who: &Principal,
     role: Role,
 ) -> Result<SessionMeta, AppError> {
-    let meta = app.store.meta(id).await?.ok_or_else(|| not_found(id))?;
+    let meta = app
+        .store
+        .meta(id)
+        .await?
+        .ok_or_else(|| super::http::no_session(id))?;
     if !check_permission(&meta, id, who, Role::Viewer) {
-        return Err(AppError(
-            ErrorCode::Forbidden,
-            format!("no access to session {id}: ask its owner to share it"),
-        ));
+        return Err(super::http::no_access(id));
     }
     if !check_permission(&meta, id, who, role) {
         return Err(AppError(
@@ -108,6 +108,11 @@ pub async fn state_at(
     version: u64,
 ) -> Result<Arc<str>, AppError> {
     require(app, id, who, Role::Viewer).await?;
+    past_state(app, id, version).await
+}
+
+/// The document at `version` as JSON text, for a caller whose access was checked.
+async fn past_state(app: &App, id: &str, version: u64) -> Result<Arc<str>, AppError> {
     let key = format!("{id}\0{version}");
     if let Some(state) = app.sessions.past_states.0.get(&key) {
         return Ok(state);
@@ -205,12 +210,7 @@ async fn name_version(
     Caller(claims): Caller,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let b: NameBody = serde_json::from_slice(&body).map_err(|e| {
-        AppError(
-            ErrorCode::BadRequest,
-            format!("expected {{\"version\", \"name\"}}: {e}"),
-        )
-    })?;
+    let b: NameBody = parse(&body, r#"{"version", "name"}"#)?;
     let name = b.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_VERSION_NAME_CHARS
@@ -226,7 +226,7 @@ async fn name_version(
     let who = claims.principal();
     require(&app, &id, &who, Role::Editor).await?;
     // Kept as the version's own checkpoint, so a named version can always be read back.
-    let state = state_at(&app, &id, &who, b.version).await?;
+    let state = past_state(&app, &id, b.version).await?;
     if !history(&*app.store)?
         .name_version(&id, b.version, name, &claims.sub, &state)
         .await?
@@ -260,15 +260,10 @@ async fn restore(
     Caller(claims): Caller,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let b: RestoreBody = serde_json::from_slice(&body).map_err(|e| {
-        AppError(
-            ErrorCode::BadRequest,
-            format!("expected {{\"version\", \"id\"?}}: {e}"),
-        )
-    })?;
+    let b: RestoreBody = parse(&body, r#"{"version", "id"?}"#)?;
     let who = claims.principal();
     require(&app, &id, &who, Role::Editor).await?;
-    let state = state_at(&app, &id, &who, b.version).await?;
+    let state = past_state(&app, &id, b.version).await?;
     let target = montage_ot::Value::from_json_str(&state).map_err(|e| {
         tracing::error!(session = %id, version = b.version, error = %e, "stored state unreadable");
         AppError(ErrorCode::Internal, "internal error".into())

@@ -207,8 +207,16 @@ async fn delete_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The 404 of a session that does not exist (any more).
+pub(super) fn no_session(id: &str) -> AppError {
+    AppError(
+        ErrorCode::NotFound,
+        format!("no session {id}: it does not exist or was deleted"),
+    )
+}
+
 /// The 403 of a session one may not read, saying what to do (as a refused `join` does).
-fn no_access(id: &str) -> AppError {
+pub(super) fn no_access(id: &str) -> AppError {
     AppError(
         ErrorCode::Forbidden,
         format!("no access to session {id}: ask its owner to share it"),
@@ -239,10 +247,7 @@ async fn session_state(
             StatusCode::OK,
             format!(r#"{{"version":{version},"state":{state}}}"#),
         )),
-        Err(ErrorCode::NotFound) => Err(AppError(
-            ErrorCode::NotFound,
-            format!("no session {id}: it does not exist or was deleted"),
-        )),
+        Err(ErrorCode::NotFound) => Err(no_session(&id)),
         Err(ErrorCode::Forbidden) => Err(no_access(&id)),
         Err(code) => Err(AppError(code, "could not read the session".into())),
     }
@@ -262,12 +267,7 @@ async fn session_ops(
     Query(q): Query<OpsQuery>,
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
-    let meta = app.store.meta(&id).await?.ok_or_else(|| {
-        AppError(
-            ErrorCode::NotFound,
-            format!("no session {id}: it does not exist or was deleted"),
-        )
-    })?;
+    let meta = app.store.meta(&id).await?.ok_or_else(|| no_session(&id))?;
     if !check_permission(&meta, &id, &claims.principal(), Role::Viewer) {
         return Err(no_access(&id));
     }
