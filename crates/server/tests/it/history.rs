@@ -109,6 +109,34 @@ async fn times_states_and_named_versions(b: Backend) -> Result<()> {
             .is_some_and(|l| l.iter().all(|v| v["version"].as_u64() < Some(3))),
         "{below}"
     );
+
+    // Every refusal: a name too long, bodies that are not what the endpoint reads, and a
+    // session closed to link access refuses its history to a stranger everywhere.
+    let long = "x".repeat(201);
+    let (code, _) = as_user(&s, "POST", &versions, "alice", name(3, &long)).await?;
+    ensure!(code == 400, "a 201-character name: {code}");
+    let restore = format!("{path}/restore");
+    for (url, body) in [
+        (&versions, json!({"version": 3})),
+        (&restore, json!({"v": 3})),
+    ] {
+        let (code, e) = as_user(&s, "POST", url, "alice", Some(body)).await?;
+        ensure!(
+            code == 400 && e["code"] == "bad_request",
+            "{url}: {code} {e}"
+        );
+    }
+    let private = Some(json!({"link_role": "none"}));
+    ensure!(
+        as_user(&s, "PATCH", &path, "alice", private).await?.0 == 200,
+        "closing link access"
+    );
+    for url in [format!("{path}?version=3"), versions.clone(), preview(3)] {
+        let (code, _) = as_user(&s, "GET", &url, "carol", None).await?;
+        ensure!(code == 403, "a stranger reads {url}: {code}");
+    }
+    let (code, _) = as_user(&s, "POST", &restore, "carol", Some(json!({"version": 1}))).await?;
+    ensure!(code == 403, "a stranger restores: {code}");
     Ok(())
 }
 
