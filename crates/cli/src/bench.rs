@@ -628,6 +628,66 @@ async fn history(
         first.line()
     );
     println!("  read again (cached): {}", again.line());
+    catch_up_bytes(addr, token).await
+}
+
+/// The bytes of a rejoin's catch-up after 1,000 missed keystrokes, as entries one by one and
+/// as one compact `delta` (docs/PROTOCOL.md "join").
+async fn catch_up_bytes(
+    addr: &str,
+    token: &dyn Fn(&str) -> media_services::Result<String>,
+) -> Result<()> {
+    const KEYS: u64 = 1_000;
+    let mut ws = connect(addr, &token("writer")?).await?;
+    join(&mut ws, "typing", "w").await?;
+    ws.send(Message::text(
+        r#"{"type":"set_link_role","session":"typing","role":"viewer"}"#,
+    ))
+    .await?;
+    // Version 1 empties the title; each keystroke after it is one edit, as the page sends them.
+    for v in 1..=KEYS + 1 {
+        let ops = if v == 1 {
+            serde_json::json!([{"op":"set","path":["title"],"value":""}])
+        } else {
+            serde_json::json!([{"op":"text","path":["title"],"pos":v - 2,"ins":"k"}])
+        };
+        let op = serde_json::json!({"type":"op","session":"typing","base":v - 1,"seq":v,"ops":ops});
+        ws.send(Message::text(op.to_string())).await?;
+        loop {
+            let m = recv_json(&mut ws).await?;
+            match m["type"].as_str() {
+                Some("ack") => break,
+                Some("error") => bail!("edit refused: {m}"),
+                _ => {}
+            }
+        }
+    }
+    let mut sizes = Vec::new();
+    for compact in [false, true] {
+        let mut c = connect(addr, &token("reader")?).await?;
+        let j = serde_json::json!({"type":"join","session":"typing","client":"r","since":1,"compact":compact});
+        c.send(Message::text(j.to_string())).await?;
+        let size = loop {
+            match tokio::time::timeout(Duration::from_secs(30), c.next()).await? {
+                Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"joined""#) => {
+                    break t.len();
+                }
+                Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"error""#) => {
+                    bail!("join refused: {}", t.as_str())
+                }
+                Some(Ok(_)) => {}
+                other => bail!("no joined: {other:?}"),
+            }
+        };
+        sizes.push(size);
+        c.close(None).await.ok();
+    }
+    println!(
+        "catch-up after {KEYS} missed keystrokes: {} B as entries, {} B as one compact delta ({:.0}× smaller)",
+        sizes[0],
+        sizes[1],
+        sizes[0] as f64 / sizes[1].max(1) as f64
+    );
     Ok(())
 }
 

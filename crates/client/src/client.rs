@@ -1643,14 +1643,26 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
     let mut got: Vec<montage_protocol::OpEntry> = Vec::new();
     let mut at = from;
     while at < *version {
-        let body = http::get_text(
+        let body = match http::get_text(
             &shared.http,
             &base,
             &ops_path(session, at, OPS_PAGE),
             &token,
             shared.opts.connect_timeout,
         )
-        .await?;
+        .await
+        {
+            // Trimmed from history (or gone): the snapshot stands and the local edits that
+            // can't be rebased are reported as dropped.
+            Err(Error::Server {
+                code: ErrorCode::NotFound,
+                message,
+            }) => {
+                tracing::warn!(%message, "missed edits no longer in history");
+                return Ok(());
+            }
+            other => other?,
+        };
         #[derive(serde::Deserialize)]
         struct Page {
             ops: Vec<montage_protocol::OpEntry>,

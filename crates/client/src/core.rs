@@ -381,6 +381,10 @@ impl SessionCore {
             session: self.session.clone(),
             client: self.client.clone(),
             since,
+            // Missed edits composed are only safe to take with nothing in flight: an in-flight
+            // edit is resent on its old base and transformed by the server edit by edit, so
+            // its local copy must see the same edits one by one (docs/OT.md §10.2).
+            compact: since.is_some() && self.inflight.is_none(),
         }
     }
 
@@ -419,6 +423,7 @@ impl SessionCore {
                 role,
                 participants,
                 ops,
+                delta,
                 link_role,
                 title,
                 ..
@@ -431,8 +436,8 @@ impl SessionCore {
                     .into_iter()
                     .map(|p| (p.user.clone(), p))
                     .collect();
-                match (state, ops) {
-                    (Some(state), _) => {
+                match (state, ops, delta) {
+                    (Some(state), _, _) => {
                         if self.inflight.is_some() || !self.pending.is_empty() {
                             if self.synced && !self.needs_reset {
                                 // More history missed than the server sends as ops: local
@@ -455,7 +460,21 @@ impl SessionCore {
                         self.synced = true;
                         self.needs_reset = false;
                     }
-                    (None, ops) => {
+                    (None, _, Some(delta)) => {
+                        // Every missed edit as one (asked for with nothing in flight).
+                        let op = delta.expand();
+                        if self.inflight.is_some() || delta.base_version != self.version {
+                            self.needs_reset = true;
+                            self.link = Link::Offline;
+                            ev.push(Event::Error {
+                                code: ErrorCode::Internal,
+                                message: "a compact catch-up that does not fit; resyncing".into(),
+                            });
+                            return ev;
+                        }
+                        self.bridge(version, String::new(), op, &mut ev);
+                    }
+                    (None, ops, None) => {
                         let ops = ops.unwrap_or_default();
                         if self.inflight.is_some() {
                             self.catchup = Some(
@@ -761,6 +780,7 @@ mod tests {
             role: Role::Editor,
             participants: vec![],
             ops,
+            delta: None,
             link_role: Role::Removed,
             title: None,
         }
@@ -847,7 +867,13 @@ mod tests {
         c.disconnected();
         link = None;
         match c.join_message() {
-            ClientMessage::Join { since, .. } => assert_eq!(since, Some(0)),
+            ClientMessage::Join { since, compact, .. } => {
+                assert_eq!(since, Some(0));
+                assert!(
+                    !compact,
+                    "an edit in flight needs the missed edits one by one"
+                );
+            }
             other => panic!("{other:?}"),
         }
         let entries = vec![
@@ -876,6 +902,51 @@ mod tests {
         assert_eq!(title(&c), "YXab");
         // "b" went in flight at the ack, based on version 2; the server moves it past Y.
         assert_eq!(sent(&mut c, &mut link), Some((2, 2, typ(2, "b"))));
+    }
+
+    #[test]
+    fn a_compact_catch_up_applies_as_one_edit_under_local_pending_ones() {
+        let mut c = live();
+        c.edit(typ(0, "a")).unwrap();
+        let mut link = None;
+        sent(&mut c, &mut link);
+        c.receive(ack(1, 1));
+        c.disconnected();
+        match c.join_message() {
+            ClientMessage::Join { since, compact, .. } => {
+                assert_eq!(since, Some(1));
+                assert!(compact, "nothing in flight");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Typed while rejoining: pending, not in flight.
+        c.edit(typ(1, "!")).unwrap();
+        let missed: Vec<Op> = (0..20).map(|i| typ(i, "x")).collect();
+        let delta = montage_ot::MediaDelta::new(1, missed).compress();
+        let mut msg = joined(21, None, None);
+        if let ServerMessage::Joined { delta: d, .. } = &mut msg {
+            *d = Some(delta);
+        }
+        let ev = c.receive(msg);
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::Edit { version: 21, user, .. } if user.is_empty())),
+            "{ev:?}"
+        );
+        assert_eq!(c.version(), 21);
+        assert_eq!(title(&c), format!("{}a!", "x".repeat(20)));
+        // The pending edit goes out on the new head, moved past the catch-up.
+        assert_eq!(sent(&mut c, &mut link), Some((21, 2, typ(21, "!"))));
+
+        // A delta from another base than the replica's can't be applied: resync.
+        c.disconnected();
+        c.join_message();
+        let mut msg = joined(30, None, None);
+        if let ServerMessage::Joined { delta: d, .. } = &mut msg {
+            *d = Some(montage_ot::MediaDelta::new(5, vec![typ(0, "z")]).compress());
+        }
+        c.receive(msg);
+        assert!(c.needs_reset());
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub enum Event {
         role: Role,
     },
     /// Someone else's edit, as applied to the local replica (already transformed past the
-    /// local edits not yet acknowledged).
+    /// local edits not yet acknowledged). `user` is empty for a compact catch-up: the edits
+    /// missed while away, of one or more users, composed into one.
     Edit {
         version: u64,
         user: String,

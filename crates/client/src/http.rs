@@ -60,6 +60,13 @@ pub(crate) async fn get_text(
             .await
             .map_err(|e| err(&chain(&e)))?;
         let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            // Said for good (the history was trimmed, the session is gone): not worth a retry.
+            return Err(Error::Server {
+                code: ErrorCode::NotFound,
+                message: format!("GET {path}: {}", resp.text().await.unwrap_or_default()),
+            });
+        }
         if status != reqwest::StatusCode::OK {
             return Err(err(&format!("status {status}")));
         }

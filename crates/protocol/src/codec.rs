@@ -189,7 +189,8 @@ mod tests {
             ClientMessage::Join {
                 session: "s1".into(),
                 client: "c1".into(),
-                since: None
+                since: None,
+                compact: false,
             }
         );
     }

@@ -56,6 +56,10 @@ pub enum ClientMessage {
         client: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// With `since`: the client holds no edit in flight, so the server may send the edits
+        /// it missed composed into one `delta` (docs/PROTOCOL.md "Compact catch-up").
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        compact: bool,
     },
     Op {
         session: String,
@@ -341,6 +345,11 @@ pub enum ServerMessage {
         participants: Vec<Participant>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ops: Option<Vec<OpEntry>>,
+        /// Instead of `ops`, for a `compact` join far enough behind: every edit after `since`
+        /// composed and compressed into one (its `base_version` is `since`; applying it brings
+        /// the replica to `version`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delta: Option<montage_ot::CompressedDelta>,
         /// The session's link role: what a signed-in user without a grant receives.
         #[serde(default = "Role::none")]
         link_role: Role,

@@ -86,6 +86,13 @@ impl<V: Clone> ByteLru<V> {
         Some(old.value)
     }
 
+    /// Drops every value.
+    pub fn clear(&self) {
+        let mut g = self.lock();
+        g.map.clear();
+        g.bytes = 0;
+    }
+
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }

@@ -53,6 +53,8 @@ pub struct Config {
     pub create_on_join: bool,
     /// Sessions one user may create per hour (by `join` or `POST /v1/sessions`; per node).
     pub sessions_per_user: u32,
+    /// Version history older than this is trimmed (named versions stay); `None` keeps it all.
+    pub history_retention: Option<Duration>,
 }
 
 impl Config {
@@ -79,6 +81,7 @@ impl Config {
             default_link_role: montage_protocol::Role::Removed,
             create_on_join: true,
             sessions_per_user: 100,
+            history_retention: None,
         }
     }
 }
@@ -119,6 +122,7 @@ impl fmt::Debug for Config {
             default_link_role,
             create_on_join,
             sessions_per_user,
+            history_retention,
         } = self;
         let url = |u: &Option<String>| u.as_deref().map(redact_url);
         f.debug_struct("Config")
@@ -143,6 +147,7 @@ impl fmt::Debug for Config {
             .field("default_link_role", default_link_role)
             .field("create_on_join", create_on_join)
             .field("sessions_per_user", sessions_per_user)
+            .field("history_retention", history_retention)
             .finish()
     }
 }

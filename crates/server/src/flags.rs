@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// Sessions one user may create per hour (by join or POST /v1/sessions; per node).
     #[arg(long, env = "MONTAGE_SESSIONS_PER_USER", default_value_t = 100)]
     pub sessions_per_user: u32,
+    /// Keep this many days of version history (named versions always stay); 0 keeps only what
+    /// the newest checkpoint needs. Unset: keep everything.
+    #[arg(long, env = "MONTAGE_HISTORY_DAYS")]
+    pub history_days: Option<u32>,
 }
 
 fn parse_link_role(s: &str) -> std::result::Result<Role, String> {
@@ -168,6 +172,9 @@ impl ServeArgs {
         config.default_link_role = self.default_link_role;
         config.create_on_join = !self.no_create_on_join;
         config.sessions_per_user = self.sessions_per_user;
+        config.history_retention = self
+            .history_days
+            .map(|d| Duration::from_secs(u64::from(d) * 86_400));
         Ok(config)
     }
 }

@@ -214,6 +214,13 @@ pub async fn run_node(
         media,
         collab: collab.clone(),
     });
+    if let Some(keep) = app.config.history_retention {
+        let caches = app.clone();
+        sync::retention::spawn(store.clone(), keep, cancel.clone(), move || {
+            caches.sessions.forget_past_states();
+            caches.media.forget_past_previews();
+        });
+    }
     let trigger = cancel.clone();
     tokio::spawn(async move {
         shutdown.await;

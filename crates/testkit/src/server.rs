@@ -139,6 +139,8 @@ struct Serve {
 pub struct Server {
     pub addr: String,
     stop: Option<oneshot::Sender<()>>,
+    /// Dropped by the server's thread when the server has shut down.
+    done: Option<oneshot::Receiver<()>>,
 }
 
 impl Server {
@@ -165,8 +167,10 @@ impl Server {
         // never carries the server's work).
         let (stop, stopped) = oneshot::channel::<()>();
         let (bound, addr) = oneshot::channel();
+        let (finished, done) = oneshot::channel::<()>();
         // Detached: a dropped server shuts down gracefully on its own thread.
         std::thread::spawn(move || -> media_services::Result<()> {
+            let _finished = finished;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -194,7 +198,19 @@ impl Server {
         Ok(Server {
             addr: addr.to_string(),
             stop: Some(stop),
+            done: Some(done),
         })
+    }
+
+    /// Shuts the server down gracefully (sessions flushed and snapshotted, the store closed)
+    /// and returns once it has, so another server can open the same data.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
     }
 }
 

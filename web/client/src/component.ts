@@ -270,6 +270,27 @@ export function decodeOp(w: unknown): Op {
   return w.map(decodeComponent);
 }
 
+/**
+ * Decodes a compact catch-up (`joined.delta`, `{"base_version":V,"runs":[{"n"?:N,"c":[…]}…]}`):
+ * every edit missed since `base_version`, composed and run-length encoded, as the one edit it
+ * stands for (each run's components repeated `n` times, in order). Throws `OtError` (`decode`).
+ */
+export function decodeDelta(w: unknown): { baseVersion: number; op: Op } {
+  if (typeof w !== "object" || w === null || Array.isArray(w)) fail("a delta must be an object");
+  const d = w as Record<string, unknown>;
+  const baseVersion = num(d["base_version"], "base_version");
+  if (!Array.isArray(d["runs"])) fail("a delta's runs must be an array");
+  const op: Component[] = [];
+  for (const r of d["runs"] as unknown[]) {
+    if (typeof r !== "object" || r === null) fail("a run must be an object");
+    const run = r as Record<string, unknown>;
+    const n = run["n"] === undefined ? 1 : num(run["n"], "n");
+    const cs = decodeOp(run["c"]);
+    for (let i = 0; i < n; i++) op.push(...cs);
+  }
+  return { baseVersion, op };
+}
+
 /** The wire form of an edit: a multi-part text op becomes several `text` components. */
 export function encodeOp(op: readonly Component[]): WireComponent[] {
   const out: WireComponent[] = [];

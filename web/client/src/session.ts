@@ -9,7 +9,7 @@
  * `Doc` and `Presence` type the document and presence data (e.g. `MontageDocument`); the client
  * does not check them beyond the document shape rules of docs/PROTOCOL.md "The document".
  */
-import { type Op, decodeOp, encodeOp } from "./component.js";
+import { type Op, decodeDelta, decodeOp, encodeOp } from "./component.js";
 import { diff, restoreElement } from "./diff.js";
 import type { Json } from "./json.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
@@ -506,7 +506,13 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
 
   private sendJoin(since: number | undefined): void {
     const join: Record<string, unknown> = { type: "join", session: this.session, client: this.clientId, rid: "join" };
-    if (since !== undefined) join["since"] = since;
+    if (since !== undefined) {
+      join["since"] = since;
+      // With nothing in flight the missed edits may come composed into one (`joined.delta`);
+      // an in-flight edit is resent on its old base and must see them one by one, as the
+      // server transforms it.
+      if (this.sync?.resend() === null) join["compact"] = true;
+    }
     this.awaitingJoin = true;
     this.send(join);
   }
@@ -716,6 +722,13 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     }
     const sync = this.sync;
     const entries = (ops ?? []).map((e) => ({ version: Number(e.version), op: decodeOp(e.ops), user: String(e.user) }));
+    if (state === undefined && m["delta"] !== undefined) {
+      // A compact catch-up: every missed edit as one, of no single author.
+      const { baseVersion, op } = decodeDelta(m["delta"]);
+      // Asked for only with nothing in flight (see sendJoin); anything else resyncs.
+      if (sync.resend() !== null) throw new Error("a compact catch-up with an edit in flight");
+      this.change(sync.remote(version, op, baseVersion), "remote", "");
+    }
 
     this.joined = true;
     this.inSession = true;

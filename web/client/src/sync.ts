@@ -172,9 +172,10 @@ export class SyncDoc {
   }
 
   /** An edit of someone else, ordered by the server as `version`. Returns the edit as applied
-   * to the local document. */
-  remote(version: number, op: Op): Op {
-    if (version !== this.version + 1) {
+   * to the local document. `from`: the version it was made on when it stands for several
+   * (a compact catch-up). */
+  remote(version: number, op: Op, from: number = version - 1): Op {
+    if (from !== this.version || version <= from) {
       throw new Error(`server edit version ${version}, expected ${this.version + 1}`);
     }
     let incoming = op;

@@ -100,6 +100,34 @@ describe("MontageClient", () => {
     expect(joins.at(-1)).toMatchObject({ since: 0 });
   });
 
+  it("a rejoin far behind with nothing in flight takes the missed edits as one compact delta", () => {
+    const { net, clock, clients } = setup(2);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    a.submit([{ op: "set", path: ["title"], value: "" }]);
+    settle(net, clock);
+    net.online = false;
+    net.drop(net.conns.find((c) => c.user === "u0")!);
+    for (let i = 0; i < 20; i++) {
+      b.submit([{ op: "set", path: ["meta", `k${i}`], value: i }]);
+      net.drain();
+    }
+    net.online = true;
+    const remote: (string | undefined)[] = [];
+    const errs: unknown[] = [];
+    a.on("error", (e) => errs.push(e));
+    a.on("change", (e) => {
+      if (e.origin === "remote") remote.push(e.user);
+    });
+    settle(net, clock);
+    expectConverged(net, clients);
+    const joins = net.log.filter((m) => m["type"] === "join" && m["from"] === "u0");
+    expect(errs).toEqual([]);
+    expect(joins.at(-1)).toMatchObject({ since: 1, compact: true });
+    // One change for twenty missed edits, of no single author.
+    expect(remote).toEqual([""]);
+    expect(a.version).toBe(21);
+  });
+
   it("a lost ack: the resent edit is acked with its original version, not applied twice", () => {
     const { net, clock, clients } = setup(2);
     const [a, b] = clients as [MontageClient, MontageClient];

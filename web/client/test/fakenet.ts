@@ -9,6 +9,7 @@ import {
   type SocketLike,
   type Timers,
   apply,
+  composeAll,
   decodeOp,
   encodeOp,
   tokenClaims,
@@ -336,8 +337,13 @@ export class FakeNet {
           if (a.title !== undefined) base["title"] = a.title;
         }
         if (rid !== undefined) base["rid"] = rid;
-        if (typeof since === "number") {
-          const ops = room.history.slice(since).map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
+        const missed = typeof since === "number" ? room.history.slice(since) : [];
+        if (typeof since === "number" && m["compact"] === true && missed.length >= 8) {
+          // Like the server's compact catch-up: the missed edits composed into one delta.
+          const runs = composeAll(missed.map((e) => e.ops)).map((c) => ({ c: encodeOp([c]) }));
+          this.sendTo(c, { ...base, delta: { base_version: since, runs } });
+        } else if (typeof since === "number") {
+          const ops = missed.map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
           this.sendTo(c, { ...base, ops });
         } else {
           this.sendTo(c, { ...base, state: room.doc });

@@ -678,6 +678,7 @@ impl Reader {
                 session,
                 client,
                 since,
+                compact,
             } => {
                 let max = self.app.config.limits.sessions_per_connection;
                 if !self.joined.contains(&session) && self.joined.len() >= max {
@@ -695,6 +696,7 @@ impl Reader {
                             conn,
                             client,
                             since,
+                            compact,
                             rid: rid.clone(),
                         },
                         true,

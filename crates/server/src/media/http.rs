@@ -88,6 +88,11 @@ pub struct Media {
 }
 
 impl Media {
+    /// Forgets the previews of past versions (history was trimmed: some may be gone).
+    pub fn forget_past_previews(&self) {
+        self.past.clear();
+    }
+
     /// Releases an asset of a deleted session: its bytes, its decoded copy and its previews.
     pub async fn forget_asset(&self, id: &str) {
         self.assets.remove(id);

@@ -52,6 +52,23 @@ pub trait HistoryStore: Send + Sync + 'static {
         before: u64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<VersionInfo>>;
+    /// Retention (`serve --history-days`): in every session, the newest checkpoint committed
+    /// before `cutoff` (ms since the epoch; at or below the session's snapshot, so loading
+    /// never needs what goes) becomes the oldest point of history: the ops and checkpoints
+    /// below it go, except named versions, which keep their op entry and checkpoint. The state
+    /// at any version at or above it, or named, stays computable; a catch-up or ops read
+    /// across the gap is refused (`not_found`), a join behind it gets the whole state.
+    /// Idempotent; one short transaction per session.
+    fn trim<'a>(&'a self, cutoff: i64) -> StoreFuture<'a, Trimmed>;
+}
+
+/// What one [`HistoryStore::trim`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Sessions that lost history.
+    pub sessions: u64,
+    pub ops: u64,
+    pub checkpoints: u64,
 }
 
 #[cfg(test)]
@@ -137,6 +154,41 @@ mod tests {
             }
         );
         assert_eq!(list.len(), 2);
+
+        // Retention: the newest checkpoint before the cutoff (3) is the oldest point kept;
+        // below it only the named version stays. A second trim finds nothing.
+        let trimmed = h.trim(later + 2).await.unwrap();
+        assert_eq!(
+            trimmed,
+            Trimmed {
+                sessions: 1,
+                ops: 1,
+                checkpoints: 1
+            }
+        );
+        let listed: Vec<u64> = h
+            .versions("s", u64::MAX >> 1, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(listed, [3, 2]);
+        let kept: Vec<u64> = s
+            .ops_after("s", 0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.version)
+            .collect();
+        assert_eq!(kept, [2, 3, 4]);
+        assert_eq!(base(2).await, Some(2));
+        assert_eq!(h.trim(later + 2).await.unwrap(), Trimmed::default());
+    }
+
+    #[tokio::test]
+    async fn memory_checkpoints_follow_commit_time() {
+        checkpoints_follow_commit_time(&crate::store::MemoryStore::new()).await;
     }
 
     #[tokio::test]

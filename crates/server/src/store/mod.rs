@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use assets::{AssetRecord, AssetStore, AssetUsage};
-pub use history::{HistoryStore, VersionInfo};
+pub use history::{HistoryStore, Trimmed, VersionInfo};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use postgres::PgStore;
 pub use sessions::{

@@ -109,6 +109,9 @@ pub struct Loaded {
     pub meta: SessionMeta,
     pub snapshot: Option<Snapshot>,
     pub ops: Vec<StoredOp>,
+    /// Commit time of the snapshot's version: later commits are never stamped earlier, even
+    /// when no op follows the snapshot and the clock stepped back across a restart.
+    pub snapshot_time: Option<i64>,
 }
 
 /// One write of a group commit.

@@ -210,10 +210,19 @@ macro_rules! sql_store {
                     };
                     let from = snapshot.as_ref().map_or(0, |s| s.version);
                     let ops = self.ops_after_version(session, from, u64::MAX >> 1).await?;
+                    let snapshot_time: Option<i64> = sqlx::query_scalar(
+                        "SELECT committed_at FROM ops WHERE session = $1 AND version = $2",
+                    )
+                    .bind(session)
+                    .bind($crate::store::rows::to_i64(from))
+                    .fetch_optional(self.pool())
+                    .await?
+                    .flatten();
                     Ok(Some($crate::store::Loaded {
                         meta,
                         snapshot,
                         ops,
+                        snapshot_time,
                     }))
                 })
             }
@@ -562,6 +571,56 @@ macro_rules! sql_store {
                         })
                         .collect())
                 })
+            }
+
+            fn trim<'a>(
+                &'a self,
+                cutoff: i64,
+            ) -> $crate::store::StoreFuture<'a, $crate::store::Trimmed> {
+                Box::pin(self.trim_history(cutoff))
+            }
+        }
+
+        impl $store {
+            /// [`HistoryStore::trim`](crate::store::HistoryStore::trim).
+            async fn trim_history(
+                &self,
+                cutoff: i64,
+            ) -> $crate::error::Result<$crate::store::Trimmed> {
+                let floors: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT c.session, MAX(c.version) FROM checkpoints c \
+                     JOIN ops o ON o.session = c.session AND o.version = c.version \
+                     WHERE o.committed_at < $1 AND c.version <= \
+                     (SELECT MAX(s.version) FROM snapshots s WHERE s.session = c.session) \
+                     GROUP BY c.session",
+                )
+                .bind(cutoff)
+                .fetch_all(self.pool())
+                .await?;
+                let mut out = $crate::store::Trimmed::default();
+                for (session, floor) in floors {
+                    let mut tx = self.write_tx().await?;
+                    let mut removed = [0; 2];
+                    for (i, table) in ["ops", "checkpoints"].iter().enumerate() {
+                        removed[i] = sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE session = $1 AND version < $2 AND version \
+                             NOT IN (SELECT version FROM named_versions WHERE session = $1)"
+                        ))
+                        .bind(&session)
+                        .bind(floor)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    tx.commit().await?;
+                    if removed != [0, 0] {
+                        tracing::info!(%session, floor, ops = removed[0], checkpoints = removed[1], "history trimmed");
+                        out.sessions += 1;
+                        out.ops += removed[0];
+                        out.checkpoints += removed[1];
+                    }
+                }
+                Ok(out)
             }
         }
 

@@ -246,8 +246,9 @@ impl Actor {
                 conn,
                 client,
                 since,
+                compact,
                 rid,
-            } => self.join(conn, client, since, rid).await,
+            } => self.join(conn, client, since, compact, rid).await,
             SessionMsg::Op {
                 conn,
                 base,

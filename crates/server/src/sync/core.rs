@@ -177,7 +177,7 @@ impl<A> SessionCore<A> {
     fn replay(id: Arc<str>, l: Loaded, config: CoreConfig) -> Result<Self, String> {
         let keep = config.history_keep.max(1);
         let mut history = VecDeque::with_capacity(l.ops.len().min(keep));
-        let mut last_time = 0;
+        let mut last_time = l.snapshot_time.unwrap_or(0);
         let (doc, version) = replay_ops(l.snapshot.as_ref(), l.ops, |o, op| {
             last_time = o.time.unwrap_or(last_time);
             history.push_back(HistEntry {

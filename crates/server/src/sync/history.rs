@@ -49,7 +49,7 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 /// Past states as JSON text, by `session\0version`.
-pub struct StateCache(ByteLru<Arc<str>>);
+pub struct StateCache(pub(super) ByteLru<Arc<str>>);
 
 impl Default for StateCache {
     fn default() -> StateCache {
@@ -133,8 +133,12 @@ async fn past_state(app: &App, id: &str, version: u64) -> Result<Arc<str>, AppEr
         return Err(trimmed());
     }
     let ops = app.store.ops_after(id, from, count).await?;
-    // Missing ops: past the head, or trimmed.
-    if ops.len() as u64 != count {
+    // Missing ops: past the head, or trimmed (`--history-days` leaves gaps below its point,
+    // so the versions read must be exactly from+1 ..= version).
+    let whole = ops.len() as u64 == count
+        && ops.first().is_none_or(|o| o.version == from + 1)
+        && ops.last().is_none_or(|o| o.version == version);
+    if !whole {
         return Err(trimmed());
     }
     let session = id.to_owned();

@@ -276,6 +276,20 @@ async fn session_ops(
         .unwrap_or(MAX_OPS_PER_REQUEST)
         .clamp(1, MAX_OPS_PER_REQUEST);
     let ops = app.store.ops_after(&id, q.from, limit).await?;
+    // History trimmed by `--history-days` leaves a gap: a reader can't catch up across it.
+    if let Some(gap) = ops
+        .iter()
+        .zip(q.from + 1..)
+        .find(|(o, want)| o.version != *want)
+    {
+        return Err(AppError(
+            ErrorCode::NotFound,
+            format!(
+                "version {} of {id} is no longer in history (trimmed); the next kept is {}: read the whole state instead",
+                gap.1, gap.0.version
+            ),
+        ));
+    }
     // The stored op JSON goes out as it is: no parse and re-encode per entry.
     let mut body = String::with_capacity(64 + ops.iter().map(|o| o.ops.len() + 64).sum::<usize>());
     body.push_str(r#"{"ops":["#);

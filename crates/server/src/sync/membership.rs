@@ -56,6 +56,7 @@ impl Actor {
         conn: ConnHandle,
         client: String,
         since: Option<u64>,
+        compact: bool,
         rid: Option<Json>,
     ) {
         if self.reload && !self.shutting_down {
@@ -63,6 +64,7 @@ impl Actor {
                 conn,
                 client,
                 since,
+                compact,
                 rid,
             });
             return;
@@ -183,6 +185,7 @@ impl Actor {
         let repeat = previous.is_some() && since.is_none();
         let mut state = !repeat;
         let mut ops = repeat.then(Vec::new);
+        let mut delta = None;
         if let Some(since) = since {
             if since > version {
                 conn.error(
@@ -194,6 +197,13 @@ impl Actor {
             }
             if version - since <= self.config.limits.max_catch_up {
                 match self.entries_after(since, version).await {
+                    // Behind the history kept (`--history-days`): the whole state instead.
+                    Ok(list) if !is_complete(&list, since, version) => {}
+                    Ok(list) if compact && list.len() >= COMPACT_AFTER => {
+                        // If composing failed the joiner gets the whole state.
+                        delta = compact_entries(since, list).await;
+                        state = delta.is_none();
+                    }
                     Ok(list) => {
                         ops = Some(list);
                         state = false;
@@ -272,6 +282,7 @@ impl Actor {
             role,
             participants: roster,
             ops,
+            delta,
             link_role: doc.meta.link_role,
             title: doc.meta.title.clone(),
         };
@@ -598,4 +609,32 @@ fn with_state(encoded: String, state: Option<&str>) -> String {
         Some(rest) => format!("{{\"state\":{state},{rest}"),
         None => encoded,
     }
+}
+
+/// Missed edits from which a `compact` join gets them composed into one `delta` rather than
+/// listed: below it the per-edit authors and times are worth the few bytes more.
+pub(super) const COMPACT_AFTER: usize = 8;
+
+/// Whether `list` holds every version after `since` up to `head`, in order. History trimmed by
+/// `--history-days` leaves a gap that a catch-up must not paper over.
+fn is_complete(list: &[OpEntry], since: u64, head: u64) -> bool {
+    list.len() as u64 == head - since
+        && list
+            .iter()
+            .zip(since + 1..)
+            .all(|(e, want)| e.version == want)
+}
+
+/// The missed edits composed into one and compressed (`MediaDelta`, docs/OT.md §10.2); on the
+/// blocking pool, as composing thousands of edits is real work.
+async fn compact_entries(since: u64, list: Vec<OpEntry>) -> Option<montage_ot::CompressedDelta> {
+    let compose = move || {
+        let ops: Vec<_> = list.into_iter().map(|e| e.ops).collect();
+        let composed = montage_ot::Op::compose_all(&ops);
+        montage_ot::MediaDelta::new(since, vec![composed]).compress()
+    };
+    tokio::task::spawn_blocking(compose)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "composing a catch-up failed"))
+        .ok()
 }

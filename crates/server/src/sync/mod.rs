@@ -17,6 +17,7 @@ mod membership;
 mod observers;
 pub(crate) mod rebase;
 mod registry;
+pub(crate) mod retention;
 /// Link access, titles and deletion: the owner's settings of a session.
 mod settings;
 mod snapshots;
@@ -51,6 +52,8 @@ pub enum SessionMsg {
         conn: ConnHandle,
         client: String,
         since: Option<u64>,
+        /// The client may take the missed edits composed (`joined.delta`).
+        compact: bool,
         rid: Option<Json>,
     },
     Op {

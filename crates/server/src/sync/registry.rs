@@ -86,6 +86,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// Forgets the states of past versions read (history was trimmed: some may be gone).
+    pub fn forget_past_states(&self) {
+        self.past_states.0.clear();
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         committer: mpsc::Sender<CommitItem>,

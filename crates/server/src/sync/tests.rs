@@ -72,6 +72,7 @@ impl Peer {
             conn: self.conn.clone(),
             client: format!("c{}", self.conn.id),
             since: None,
+            compact: false,
             rid: None,
         };
         rig.sessions.send(session, m, true).await.unwrap();
@@ -248,6 +249,7 @@ async fn client_ids_are_scoped_per_user() {
         conn: mallory.conn.clone(),
         client: "c1".into(),
         since: None,
+        compact: false,
         rid: None,
     };
     rig.sessions.send("s", m, true).await.unwrap();

@@ -11,6 +11,8 @@ backend_tests!(
     restore_is_one_edit_that_concurrent_edits_survive,
     a_partial_restore_brings_back_one_layer,
     a_restore_larger_than_one_edit_is_refused,
+    a_rejoin_far_behind_gets_the_missed_edits_composed,
+    history_past_the_retention_is_trimmed_but_named_versions_stay,
 );
 
 fn set(path: &[&str], value: Json) -> Json {
@@ -276,4 +278,183 @@ async fn a_restore_larger_than_one_edit_is_refused(b: Backend) -> Result<()> {
         head["version"]
     );
     Ok(())
+}
+
+/// A `compact` join far behind gets every missed edit as one composed `delta` that brings its
+/// replica to the head, in far fewer bytes than the edits one by one; a join that does not ask
+/// for it, or is only a few versions behind, gets the entries.
+async fn a_rejoin_far_behind_gets_the_missed_edits_composed(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let fast = ["--edits-per-sec=100000", "--messages-per-sec=100000"];
+    let s = Server::start(b, dir.path(), &fast).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("c", "a").await?;
+    alice.edit("c", 0, 1, set(&["title"], json!(""))).await?;
+    // 200 keystrokes, as the page sends typing.
+    for v in 2..=201u64 {
+        let key = json!([{"op": "text", "path": ["title"], "pos": v - 2, "ins": "k"}]);
+        alice.edit("c", v - 1, v, key).await?;
+    }
+    let ops = all_ops(&s.addr, "c", "alice").await?;
+    let mut bytes = Vec::new();
+    for compact in [false, true] {
+        let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+        let join = json!({"type":"join","session":"c","client":"b","since":1,"compact":compact});
+        bob.send(join).await?;
+        let joined = bob.recv_type("joined").await?;
+        ensure!(
+            joined["version"] == 201 && joined.get("state").is_none(),
+            "{joined}"
+        );
+        bytes.push(joined.to_string().len());
+        if !compact {
+            ensure!(
+                joined["ops"].as_array().is_some_and(|l| l.len() == 200),
+                "{joined}"
+            );
+            continue;
+        }
+        ensure!(joined.get("ops").is_none(), "{joined}");
+        let delta: montage_ot::CompressedDelta = serde_json::from_value(joined["delta"].clone())?;
+        ensure!(delta.base_version == 1, "{joined}");
+        let mut doc = montage_ot::Value::from_json(&replay(&ops[..1])?);
+        delta.expand().apply(&mut doc)?;
+        ensure!(
+            doc.to_json() == replay(&ops)?,
+            "the delta does not reach the head: {joined}"
+        );
+    }
+    ensure!(
+        bytes[1] * 10 < bytes[0],
+        "compact {} B vs {} B one by one",
+        bytes[1],
+        bytes[0]
+    );
+    // A few versions behind: the entries, with their authors and times.
+    let mut carol = Client::connect(&s.url(&token("carol"))).await?;
+    carol
+        .send(json!({"type":"join","session":"c","client":"c","since":198,"compact":true}))
+        .await?;
+    let joined = carol.recv_type("joined").await?;
+    ensure!(
+        joined["ops"].as_array().is_some_and(|l| l.len() == 3),
+        "{joined}"
+    );
+    Ok(())
+}
+
+/// `--history-days`: history older than the retention is trimmed to the newest checkpoint
+/// before the cutoff, once at start and then hourly. Named versions stay whole; what was
+/// trimmed is `not_found` (state, restore, ops), and a join behind it gets the whole state.
+async fn history_past_the_retention_is_trimmed_but_named_versions_stay(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--default-link-role=editor"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("t", "a").await?;
+    for v in 1..=10u64 {
+        alice
+            .edit("t", v - 1, v, set(&["meta", &format!("k{v}")], json!(v)))
+            .await?;
+    }
+    let path = session_path("t");
+    let versions = format!("{path}/versions");
+    for (v, name) in [(2, "early draft"), (6, "sent to client")] {
+        let body = Some(json!({"version": v, "name": name}));
+        let (code, e) = as_user(&s, "POST", &versions, "alice", body).await?;
+        ensure!(code == 201, "naming {v}: {code} {e}");
+    }
+    drop(alice);
+    // Stopped, so its last snapshot (version 10) is written; a retention of 0 days keeps only
+    // what the newest checkpoint before now needs: from version 6 on.
+    s.stop().await;
+    let s = Server::start(
+        b,
+        dir.path(),
+        &["--default-link-role=editor", "--history-days=0"],
+    )
+    .await?;
+    let listed = |l: &Json| -> Vec<u64> {
+        l["versions"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|v| v["version"].as_u64()).collect())
+            .unwrap_or_default()
+    };
+    // The trim runs in the background at start (polled through the op log, which is not
+    // cached as past states are).
+    let mut trimmed = false;
+    for _ in 0..100 {
+        let (code, _) = as_user(&s, "GET", &format!("{path}/ops?from=3"), "bob", None).await?;
+        if code == 404 {
+            trimmed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ensure!(trimmed, "version 5 is still in history");
+    let (_, list) = as_user(&s, "GET", &versions, "bob", None).await?;
+    ensure!(
+        listed(&list).iter().all(|&v| v == 2 || v >= 6) && listed(&list).contains(&2),
+        "{list}"
+    );
+    // Named versions and everything from the kept checkpoint on stay computable.
+    let ops = all_ops_from(&s, 5).await?;
+    ensure!(ops.len() == 5, "ops after 5: {ops:?}");
+    for v in [2, 6, 8, 10] {
+        let (code, at) = as_user(&s, "GET", &format!("{path}?version={v}"), "bob", None).await?;
+        ensure!(
+            code == 200 && at["state"]["meta"][format!("k{v}")] == v,
+            "{v}: {code} {at}"
+        );
+    }
+    for v in [1, 3, 5] {
+        let (code, e) = as_user(&s, "GET", &format!("{path}?version={v}"), "bob", None).await?;
+        ensure!(
+            code == 404 && e["code"] == "not_found",
+            "state at {v}: {code} {e}"
+        );
+    }
+    let restore = format!("{path}/restore");
+    let (code, e) = as_user(&s, "POST", &restore, "alice", Some(json!({"version": 4}))).await?;
+    ensure!(
+        code == 404 && e["code"] == "not_found",
+        "restoring 4: {code} {e}"
+    );
+    let (code, e) = as_user(&s, "GET", &format!("{path}/ops?from=4"), "bob", None).await?;
+    ensure!(
+        code == 404 && e["code"] == "not_found",
+        "ops across the gap: {code} {e}"
+    );
+    // A join behind the kept history gets the whole state; one within it, the entries.
+    let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+    bob.send(json!({"type":"join","session":"t","client":"b","since":3}))
+        .await?;
+    let joined = bob.recv_type("joined").await?;
+    ensure!(
+        joined["state"]["meta"]["k1"] == 1 && joined.get("ops").is_none(),
+        "{joined}"
+    );
+    let mut carol = Client::connect(&s.url(&token("carol"))).await?;
+    carol
+        .send(json!({"type":"join","session":"t","client":"c","since":7}))
+        .await?;
+    let joined = carol.recv_type("joined").await?;
+    ensure!(
+        joined["ops"].as_array().is_some_and(|l| l.len() == 3),
+        "{joined}"
+    );
+    Ok(())
+}
+
+/// The op log after `from`, as bob reads it over HTTP.
+async fn all_ops_from(s: &Server, from: u64) -> Result<Vec<Json>> {
+    let (code, page) = as_user(
+        s,
+        "GET",
+        &format!("{}/ops?from={from}", session_path("t")),
+        "bob",
+        None,
+    )
+    .await?;
+    ensure!(code == 200, "{code} {page}");
+    Ok(page["ops"].as_array().cloned().unwrap_or_default())
 }

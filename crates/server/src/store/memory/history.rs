@@ -1,6 +1,6 @@
 //! `HistoryStore` in memory.
 
-use crate::store::{HistoryStore, Snapshot, StoreFuture, VersionInfo};
+use crate::store::{HistoryStore, Snapshot, StoreFuture, Trimmed, VersionInfo};
 
 use super::MemoryStore;
 
@@ -71,6 +71,36 @@ impl HistoryStore for MemoryStore {
                     }
                 })
                 .collect()
+        });
+        Box::pin(async move { Ok(r) })
+    }
+
+    fn trim<'a>(&'a self, cutoff: i64) -> StoreFuture<'a, Trimmed> {
+        let r = self.with(|m| {
+            let mut out = Trimmed::default();
+            for e in m.values_mut() {
+                let top = e.snapshot.as_ref().map_or(0, |s| s.version);
+                let floor = e.checkpoints.keys().rev().copied().find(|v| {
+                    *v <= top
+                        && e.ops
+                            .get(v)
+                            .and_then(|o| o.time)
+                            .is_some_and(|t| t < cutoff)
+                });
+                let Some(floor) = floor else { continue };
+                let named = &e.named;
+                let (ops, checkpoints) = (e.ops.len(), e.checkpoints.len());
+                e.ops.retain(|v, _| *v >= floor || named.contains_key(v));
+                e.checkpoints
+                    .retain(|v, _| *v >= floor || named.contains_key(v));
+                let removed = (ops - e.ops.len(), checkpoints - e.checkpoints.len());
+                if removed != (0, 0) {
+                    out.sessions += 1;
+                    out.ops += removed.0 as u64;
+                    out.checkpoints += removed.1 as u64;
+                }
+            }
+            out
         });
         Box::pin(async move { Ok(r) })
     }

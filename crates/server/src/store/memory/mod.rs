@@ -28,7 +28,7 @@ struct Entry {
     updated: i64,
     /// Deleted: the id is never used again.
     deleted: bool,
-    /// Every snapshot is a checkpoint here (no spacing: a test double).
+    /// Checkpoints, spaced as the SQL stores space them.
     checkpoints: BTreeMap<u64, String>,
     /// version → (name, named by).
     named: BTreeMap<u64, (String, String)>,
@@ -72,6 +72,7 @@ impl Store for MemoryStore {
                 meta,
                 snapshot: e.snapshot.clone(),
                 ops,
+                snapshot_time: e.ops.get(&from).and_then(|o| o.time),
             })
         });
         Box::pin(async move { Ok(r) })
@@ -293,9 +294,19 @@ impl Store for MemoryStore {
 }
 
 impl Entry {
+    /// Keeps the snapshot, and a checkpoint with the SQL stores' spacing (`store::history`).
     fn keep_snapshot(&mut self, snapshot: &Snapshot) {
-        self.checkpoints
-            .insert(snapshot.version, snapshot.state.clone());
+        use crate::store::history::{CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_OPS};
+        let v = snapshot.version;
+        let time_of = |v: &u64| self.ops.get(v).and_then(|o| o.time);
+        let recent = time_of(&v).is_some_and(|t| {
+            self.checkpoints
+                .range(v.saturating_sub(CHECKPOINT_EVERY_OPS - 1)..)
+                .any(|(c, _)| time_of(c).is_some_and(|ct| ct > t - CHECKPOINT_EVERY_MS))
+        });
+        if !recent {
+            self.checkpoints.insert(v, snapshot.state.clone());
+        }
         self.snapshot = Some(snapshot.clone());
     }
 }

@@ -89,6 +89,7 @@ impl Peer {
             conn: self.conn.clone(),
             client: format!("c{}", self.conn.id),
             since: None,
+            compact: false,
             rid: None,
         };
         n.sessions.send(session, m, true).await.unwrap();
@@ -173,6 +174,7 @@ async fn a_version_taken_by_another_node_is_caught_up_and_retried() {
         conn: pa2.conn.clone(),
         client: "c2".into(),
         since: None,
+        compact: false,
         rid: None,
     };
     a.sessions.send("s", m, true).await.unwrap();

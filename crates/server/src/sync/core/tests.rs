@@ -27,6 +27,7 @@ fn new_core() -> SessionCore<&'static str> {
         meta: meta(),
         snapshot: None,
         ops: Vec::new(),
+        snapshot_time: None,
     };
     SessionCore::load(Arc::from("s"), loaded, config()).unwrap()
 }
@@ -321,6 +322,7 @@ fn a_session_holding_a_document_deeper_than_the_cap_still_loads() {
             ops: r#"[{"op":"set","path":["title"],"value":"t"}]"#.into(),
             time: None,
         }],
+        snapshot_time: None,
     };
     let mut c: SessionCore<()> = SessionCore::load(Arc::from("s"), loaded, config()).unwrap();
     assert_eq!(
@@ -349,6 +351,7 @@ fn loading_replays_the_snapshot_and_the_ops_after_it() {
             ops: r#"[{"op":"set","path":["title"],"value":"t"}]"#.into(),
             time: None,
         }],
+        snapshot_time: None,
     };
     let c: SessionCore<()> = SessionCore::load(Arc::from("s"), loaded.clone(), config()).unwrap();
     assert_eq!((c.version, c.committed(), c.hist_start), (3, 3, 3));
@@ -381,4 +384,23 @@ fn commit_times_are_monotonic_per_session() {
     assert_eq!(times, [Some(5_000), Some(5_000), Some(6_000)]);
     let entries: Vec<_> = c.entries_in_memory(0).iter().map(|e| e.time).collect();
     assert_eq!(entries, times);
+
+    // Loaded from a snapshot with no op after it, the snapshot version's time is the floor
+    // (the clock stepped back across the restart).
+    let loaded = Loaded {
+        meta: meta(),
+        snapshot: Some(Snapshot {
+            version: 3,
+            state: serde_json::to_string(&c.doc).unwrap(),
+        }),
+        ops: Vec::new(),
+        snapshot_time: Some(6_000),
+    };
+    let mut c: SessionCore<&'static str> =
+        SessionCore::load(Arc::from("s"), loaded, config()).unwrap();
+    let a = c.apply(at(4, 3, 1_000), &[]).unwrap();
+    let Write::Op { op, .. } = a.write else {
+        panic!("an edit writes an op")
+    };
+    assert_eq!(op.time, Some(6_000));
 }
