@@ -23,7 +23,7 @@ pub use error::{OtError, Result};
 pub use op::Op;
 pub use path::{Path, Seg};
 pub use text::{TextOp, TextPart, TextStep};
-pub use transform::Side;
+pub use transform::{MIN_CLIP_LENGTH, Side};
 pub use value::{Text, Value};
 
 /// Paths deeper than this are refused when decoded.

@@ -126,6 +126,20 @@ pub(crate) fn transform_component(
         out.push(c.clone());
         return;
     }
+    // Trims and splits of one clip are judged whole: the rule depends on where both edges
+    // end up, which field-by-field transformation can't see.
+    match (c, o) {
+        (Component::Trim { path, .. }, Component::Trim { path: op, .. }) if path == op => {
+            return trim_vs_trim(c, o, side, out);
+        }
+        (Component::Trim { path, .. }, Component::Split { path: sp, .. }) if path == sp => {
+            return trim_vs_split(c, o, out);
+        }
+        (Component::Split { path, .. }, Component::Trim { path: tp, .. }) if path == tp => {
+            return split_vs_trim(c, o, out);
+        }
+        _ => {}
+    }
     if let Component::Trim { .. } = c {
         return transform_trim(c, o, side, out);
     }
@@ -357,6 +371,155 @@ fn transform_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Compon
         }
     }
     out.extend(trims);
+}
+
+/// The shortest clip (`out − in`, seconds) that two concurrent trims may leave between them.
+/// A power of two, so `in + MIN_CLIP_LENGTH` is exact for the times editors produce; at least
+/// one frame at 16 fps or more.
+pub const MIN_CLIP_LENGTH: f64 = 0.0625;
+
+const START: usize = 0;
+const IN: usize = 1;
+const OUT: usize = 2;
+
+/// A trim's fields as `[start, in, out]`.
+fn trim_fields(c: &Component) -> [Option<f64>; 3] {
+    match c {
+        Component::Trim {
+            start, r#in, out, ..
+        } => [*start, *r#in, *out],
+        _ => [None; 3],
+    }
+}
+
+/// Pushes a trim of `path` with `f` (`[start, in, out]`), unless it gives no field.
+fn push_trim(path: &Path, f: [Option<f64>; 3], out: &mut Vec<Component>) {
+    if f.iter().any(Option::is_some) {
+        out.push(Component::Trim {
+            path: path.clone(),
+            start: f[START],
+            r#in: f[IN],
+            out: f[OUT],
+        });
+    }
+}
+
+/// The Right trim's fields after giving way to the Left one, and which of them moved.
+///
+/// Per field the Right trim wins. When the `in` and the `out` that win come from different
+/// trims and leave less than [`MIN_CLIP_LENGTH`] between them, Right's edge moves so that
+/// exactly the minimum is left: its `out` to `Left.in + MIN`, or its `in` to
+/// `Left.out − MIN`. The Left edge was ordered first (the server had already applied it),
+/// so the later edit, made without seeing it, yields. If Right also gives
+/// `start`, it moves by as much as `in`, keeping Right's media-to-timeline mapping.
+fn give_way(l: [Option<f64>; 3], r: [Option<f64>; 3]) -> ([Option<f64>; 3], [bool; 3]) {
+    let mut f = r;
+    let mut moved = [false; 3];
+    match (l[IN], l[OUT], r[IN], r[OUT]) {
+        (Some(li), _, None, Some(ro)) if ro - li < MIN_CLIP_LENGTH => {
+            f[OUT] = Some(li + MIN_CLIP_LENGTH);
+            moved[OUT] = true;
+        }
+        (_, Some(lo), Some(ri), None) if lo - ri < MIN_CLIP_LENGTH => {
+            let ni = lo - MIN_CLIP_LENGTH;
+            f[IN] = Some(ni);
+            moved[IN] = true;
+            if let Some(rs) = r[START] {
+                f[START] = Some(rs + (ni - ri));
+                moved[START] = true;
+            }
+        }
+        _ => {}
+    }
+    (f, moved)
+}
+
+/// Two trims of one clip: the later wins per field, and the clip keeps at least
+/// [`MIN_CLIP_LENGTH`] (see [`give_way`]). TP1: Right becomes its given-way fields; Left
+/// keeps the fields Right doesn't give and re-writes the ones that gave way, so both orders
+/// end with the same three values.
+fn trim_vs_trim(c: &Component, o: &Component, side: Side, out: &mut Vec<Component>) {
+    let (l, r) = match side {
+        Side::Left => (trim_fields(c), trim_fields(o)),
+        Side::Right => (trim_fields(o), trim_fields(c)),
+    };
+    let (fixed, moved) = give_way(l, r);
+    let f = match side {
+        Side::Right => fixed,
+        Side::Left => [START, IN, OUT].map(|k| match r[k] {
+            Some(_) if moved[k] => fixed[k],
+            Some(_) => None,
+            None => l[k],
+        }),
+    };
+    push_trim(c.path(), f, out);
+}
+
+/// A trim after a split of the same clip: it lands on the half it meant.
+/// - `out` at or before the cut (`out ≤ media`): everything after the cut is trimmed away.
+///   The whole trim goes to the left half and the right half is deleted.
+/// - Otherwise `in` at or past the cut (`in ≥ media`): the left half is trimmed away. The
+///   whole trim goes to the right half and the left half is deleted.
+/// - Otherwise `start`/`in` go to the left half and `out` to the right half.
+///
+/// The first two never leave a half with `out < in` that the trim's author didn't ask for;
+/// [`split_vs_trim`] is the other order.
+fn trim_vs_split(c: &Component, o: &Component, out: &mut Vec<Component>) {
+    let (Component::Trim { path, .. }, Component::Split { media, .. }) = (c, o) else {
+        return;
+    };
+    let Some(i) = path.last_index() else {
+        return;
+    };
+    let f = trim_fields(c);
+    let right = path.with_last_index(i + 1);
+    if f[OUT].is_some_and(|x| x <= *media) {
+        push_trim(path, f, out);
+        out.push(Component::Del { path: right });
+    } else if f[IN].is_some_and(|x| x >= *media) {
+        push_trim(&right, f, out);
+        out.push(Component::Del { path: path.clone() });
+    } else {
+        push_trim(path, [f[START], f[IN], None], out);
+        push_trim(&right, [None, None, f[OUT]], out);
+    }
+}
+
+/// A split after a trim of the same clip (the mirror of [`trim_vs_split`]).
+/// - The trim ended the clip at or before the cut: there is nothing left to cut; dropped.
+/// - The trim moved the head to or past the cut: what is left is the split's right half, so
+///   the split becomes the writes that make the clip that half: its `id`, and its `start`
+///   when the trim didn't give one. (The edits alone hold neither the left half's `id` nor
+///   the right half's `out`, so the right half is the only survivor both orders can build.)
+/// - Otherwise unchanged: the cut is absolute.
+fn split_vs_trim(c: &Component, o: &Component, out: &mut Vec<Component>) {
+    let Component::Split {
+        path,
+        at,
+        media,
+        id,
+    } = c
+    else {
+        return;
+    };
+    let f = trim_fields(o);
+    if f[OUT].is_some_and(|x| x <= *media) {
+        return;
+    }
+    if f[IN].is_some_and(|x| x >= *media) {
+        out.push(Component::Set {
+            path: join(path.segs(), "id"),
+            value: Value::str(id.as_str()),
+        });
+        if f[START].is_none() {
+            out.push(Component::Set {
+                path: join(path.segs(), "start"),
+                value: Value::Num(*at),
+            });
+        }
+        return;
+    }
+    out.push(c.clone());
 }
 
 /// `c` after a split of the clip at `o`'s path. The clip's head (`start`, `in`, `id`) stays

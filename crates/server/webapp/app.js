@@ -617,6 +617,21 @@ function decodeOp(w) {
   if (w.length > MAX_COMPONENTS) fail(`an edit has at most ${MAX_COMPONENTS} components`);
   return w.map(decodeComponent);
 }
+function decodeDelta(w) {
+  if (typeof w !== "object" || w === null || Array.isArray(w)) fail("a delta must be an object");
+  const d = w;
+  const baseVersion = num(d["base_version"], "base_version");
+  if (!Array.isArray(d["runs"])) fail("a delta's runs must be an array");
+  const op = [];
+  for (const r of d["runs"]) {
+    if (typeof r !== "object" || r === null) fail("a run must be an object");
+    const run = r;
+    const n = run["n"] === void 0 ? 1 : num(run["n"], "n");
+    const cs = decodeOp(run["c"]);
+    for (let i = 0; i < n; i++) op.push(...cs);
+  }
+  return { baseVersion, op };
+}
 function encodeOp(op) {
   const out = [];
   for (const c of op) encodeComponent(c, out);
@@ -1403,6 +1418,9 @@ function transformComponent(c, o, side, out) {
     out.push(c);
     return;
   }
+  if (c.op === "trim" && o.op === "trim" && pathEq(c.path, o.path)) return trimVsTrim(c, o, side, out);
+  if (c.op === "trim" && o.op === "split" && pathEq(c.path, o.path)) return trimVsSplit(c, o, out);
+  if (c.op === "split" && o.op === "trim" && pathEq(c.path, o.path)) return splitVsTrim(c, o, out);
   if (c.op === "trim") return transformTrim(c, o, side, out);
   if (o.op === "trim") {
     let cur = [c];
@@ -1539,6 +1557,70 @@ function transformTrim(c, o, side, out) {
     else slot.out = w.value;
   }
   out.push(...trims);
+}
+var MIN_CLIP_LENGTH = 0.0625;
+var START = 0;
+var IN = 1;
+var OUT = 2;
+var trimFields = (c) => [c.start, c.in, c.out];
+function pushTrim(path, f, out) {
+  if (f.every((x) => x === void 0)) return;
+  const t = { op: "trim", path };
+  if (f[START] !== void 0) t.start = f[START];
+  if (f[IN] !== void 0) t.in = f[IN];
+  if (f[OUT] !== void 0) t.out = f[OUT];
+  out.push(t);
+}
+function giveWay(l, r) {
+  const f = [...r];
+  const moved = [false, false, false];
+  const [li, lo, ri, ro] = [l[IN], l[OUT], r[IN], r[OUT]];
+  if (li !== void 0 && ri === void 0 && ro !== void 0 && ro - li < MIN_CLIP_LENGTH) {
+    f[OUT] = li + MIN_CLIP_LENGTH;
+    moved[OUT] = true;
+  } else if (lo !== void 0 && ri !== void 0 && ro === void 0 && lo - ri < MIN_CLIP_LENGTH) {
+    const ni = lo - MIN_CLIP_LENGTH;
+    f[IN] = ni;
+    moved[IN] = true;
+    const rs = r[START];
+    if (rs !== void 0) {
+      f[START] = rs + (ni - ri);
+      moved[START] = true;
+    }
+  }
+  return [f, moved];
+}
+function trimVsTrim(c, o, side, out) {
+  const [l, r] = side === "left" ? [trimFields(c), trimFields(o)] : [trimFields(o), trimFields(c)];
+  const [fixed, moved] = giveWay(l, r);
+  const f = side === "right" ? fixed : [START, IN, OUT].map((k) => r[k] !== void 0 ? moved[k] ? fixed[k] : void 0 : l[k]);
+  pushTrim(c.path, f, out);
+}
+function trimVsSplit(c, o, out) {
+  const i = lastIndex(c.path);
+  if (i === void 0) return;
+  const f = trimFields(c);
+  const right = withLastIndex(c.path, i + 1);
+  if (f[OUT] !== void 0 && f[OUT] <= o.media) {
+    pushTrim(c.path, f, out);
+    out.push({ op: "del", path: right });
+  } else if (f[IN] !== void 0 && f[IN] >= o.media) {
+    pushTrim(right, f, out);
+    out.push({ op: "del", path: c.path });
+  } else {
+    pushTrim(c.path, [f[START], f[IN], void 0], out);
+    pushTrim(right, [void 0, void 0, f[OUT]], out);
+  }
+}
+function splitVsTrim(c, o, out) {
+  const f = trimFields(o);
+  if (f[OUT] !== void 0 && f[OUT] <= c.media) return;
+  if (f[IN] !== void 0 && f[IN] >= c.media) {
+    out.push({ op: "set", path: [...c.path, "id"], value: c.id });
+    if (f[START] === void 0) out.push({ op: "set", path: [...c.path, "start"], value: c.at });
+    return;
+  }
+  out.push(c);
 }
 function transformAgainstSplit(c, o, side, out) {
   const sp = o.path;
@@ -1822,9 +1904,10 @@ var SyncDoc = class _SyncDoc {
     this.inflight = null;
   }
   /** An edit of someone else, ordered by the server as `version`. Returns the edit as applied
-   * to the local document. */
-  remote(version, op) {
-    if (version !== this.version + 1) {
+   * to the local document. `from`: the version it was made on when it stands for several
+   * (a compact catch-up). */
+  remote(version, op, from = version - 1) {
+    if (from !== this.version || version <= from) {
       throw new Error(`server edit version ${version}, expected ${this.version + 1}`);
     }
     let incoming = op;
@@ -2491,7 +2574,10 @@ var MontageSession = class {
   }
   sendJoin(since) {
     const join2 = { type: "join", session: this.session, client: this.clientId, rid: "join" };
-    if (since !== void 0) join2["since"] = since;
+    if (since !== void 0) {
+      join2["since"] = since;
+      if (this.sync?.resend() === null) join2["compact"] = true;
+    }
     this.awaitingJoin = true;
     this.send(join2);
   }
@@ -2679,6 +2765,11 @@ var MontageSession = class {
     }
     const sync = this.sync;
     const entries = (ops ?? []).map((e) => ({ version: Number(e.version), op: decodeOp(e.ops), user: String(e.user) }));
+    if (state === void 0 && m["delta"] !== void 0) {
+      const { baseVersion, op } = decodeDelta(m["delta"]);
+      if (sync.resend() !== null) throw new Error("a compact catch-up with an edit in flight");
+      this.change(sync.remote(version, op, baseVersion), "remote", "");
+    }
     this.joined = true;
     this.inSession = true;
     this.connection.noteJoined();

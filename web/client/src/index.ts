@@ -26,7 +26,7 @@ export {
 } from "./component.js";
 export { checkDocument } from "./schema.js";
 export { diff, diffUnder, findElement, restoreElement } from "./diff.js";
-export { type Side, flip } from "./transform.js";
+export { type Side, MIN_CLIP_LENGTH, flip } from "./transform.js";
 export {
   type Applied,
   apply,

@@ -103,6 +103,10 @@ export function transformComponent(c: Component, o: Component, side: Side, out: 
     out.push(c);
     return;
   }
+  // Trims and splits of one clip are judged whole: the rule depends on where both edges end up.
+  if (c.op === "trim" && o.op === "trim" && pathEq(c.path, o.path)) return trimVsTrim(c, o, side, out);
+  if (c.op === "trim" && o.op === "split" && pathEq(c.path, o.path)) return trimVsSplit(c, o, out);
+  if (c.op === "split" && o.op === "trim" && pathEq(c.path, o.path)) return splitVsTrim(c, o, out);
   if (c.op === "trim") return transformTrim(c, o, side, out);
   if (o.op === "trim") {
     let cur: Component[] = [c];
@@ -249,6 +253,91 @@ function transformTrim(c: Component & { op: "trim" }, o: Component, side: Side, 
     else slot.out = w.value;
   }
   out.push(...trims);
+}
+
+/** The shortest clip (`out − in`, seconds) that two concurrent trims may leave between them
+ * (`MIN_CLIP_LENGTH` in `transform.rs`). */
+export const MIN_CLIP_LENGTH = 0.0625;
+
+type Trim = Component & { op: "trim" };
+/** A trim's fields as `[start, in, out]`. */
+type Fields = [number | undefined, number | undefined, number | undefined];
+const START = 0;
+const IN = 1;
+const OUT = 2;
+
+const trimFields = (c: Trim): Fields => [c.start, c.in, c.out];
+
+function pushTrim(path: Path, f: Fields, out: Component[]): void {
+  if (f.every((x) => x === undefined)) return;
+  const t: Trim = { op: "trim", path };
+  if (f[START] !== undefined) t.start = f[START];
+  if (f[IN] !== undefined) t.in = f[IN];
+  if (f[OUT] !== undefined) t.out = f[OUT];
+  out.push(t);
+}
+
+/** The Right trim's fields after giving way to the Left one, and which of them moved (`give_way`). */
+function giveWay(l: Fields, r: Fields): [Fields, [boolean, boolean, boolean]] {
+  const f: Fields = [...r];
+  const moved: [boolean, boolean, boolean] = [false, false, false];
+  const [li, lo, ri, ro] = [l[IN], l[OUT], r[IN], r[OUT]];
+  if (li !== undefined && ri === undefined && ro !== undefined && ro - li < MIN_CLIP_LENGTH) {
+    f[OUT] = li + MIN_CLIP_LENGTH;
+    moved[OUT] = true;
+  } else if (lo !== undefined && ri !== undefined && ro === undefined && lo - ri < MIN_CLIP_LENGTH) {
+    const ni = lo - MIN_CLIP_LENGTH;
+    f[IN] = ni;
+    moved[IN] = true;
+    const rs = r[START];
+    if (rs !== undefined) {
+      f[START] = rs + (ni - ri);
+      moved[START] = true;
+    }
+  }
+  return [f, moved];
+}
+
+/** Two trims of one clip: the later wins per field and the clip keeps at least
+ * `MIN_CLIP_LENGTH` (docs/OT.md §9.2). */
+function trimVsTrim(c: Trim, o: Trim, side: Side, out: Component[]): void {
+  const [l, r] = side === "left" ? [trimFields(c), trimFields(o)] : [trimFields(o), trimFields(c)];
+  const [fixed, moved] = giveWay(l, r);
+  const f: Fields =
+    side === "right"
+      ? fixed
+      : ([START, IN, OUT].map((k) => (r[k] !== undefined ? (moved[k] ? fixed[k] : undefined) : l[k])) as Fields);
+  pushTrim(c.path, f, out);
+}
+
+/** A trim after a split of the same clip: it lands on the half it meant (docs/OT.md §9.2). */
+function trimVsSplit(c: Trim, o: Component & { op: "split" }, out: Component[]): void {
+  const i = lastIndex(c.path);
+  if (i === undefined) return;
+  const f = trimFields(c);
+  const right = withLastIndex(c.path, i + 1);
+  if (f[OUT] !== undefined && f[OUT] <= o.media) {
+    pushTrim(c.path, f, out);
+    out.push({ op: "del", path: right });
+  } else if (f[IN] !== undefined && f[IN] >= o.media) {
+    pushTrim(right, f, out);
+    out.push({ op: "del", path: c.path });
+  } else {
+    pushTrim(c.path, [f[START], f[IN], undefined], out);
+    pushTrim(right, [undefined, undefined, f[OUT]], out);
+  }
+}
+
+/** A split after a trim of the same clip (the mirror of `trimVsSplit`). */
+function splitVsTrim(c: Component & { op: "split" }, o: Trim, out: Component[]): void {
+  const f = trimFields(o);
+  if (f[OUT] !== undefined && f[OUT] <= c.media) return;
+  if (f[IN] !== undefined && f[IN] >= c.media) {
+    out.push({ op: "set", path: [...c.path, "id"], value: c.id });
+    if (f[START] === undefined) out.push({ op: "set", path: [...c.path, "start"], value: c.at });
+    return;
+  }
+  out.push(c);
 }
 
 /** `c` after a split of the clip at `o`'s path. */

@@ -1,6 +1,7 @@
 //! One integration-test binary for montage-ot (fast to link on small machines).
 
 mod actions;
+mod clip_edges;
 mod delta;
 mod diff;
 mod fuzz;

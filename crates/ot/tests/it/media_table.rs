@@ -156,6 +156,22 @@ fn split_row() {
             (field(clip(2), "out"), json!(24)),
         ],
     );
+    // a tail trim to before the cut keeps only the left half; a head trim past it only the
+    // right half (clip_edges.rs has the rest).
+    both(
+        split(),
+        json!([{"op":"trim","path":clip(1),"out":12}]),
+        &[(field(clip(1), "out"), json!(12)), (clip(2), J::Null)],
+    );
+    both(
+        split(),
+        json!([{"op":"trim","path":clip(1),"start":21,"in":16}]),
+        &[
+            (field(clip(1), "id"), json!("c1b")),
+            (field(clip(1), "start"), json!(21)),
+            (clip(2), J::Null),
+        ],
+    );
     // layer edits are independent of the timeline.
     both(
         split(),
@@ -258,6 +274,21 @@ fn trim_row() {
         &[
             (field(clip(1), "start"), json!(12)),
             (field(clip(1), "out"), json!(20)),
+        ],
+    );
+    // trim of the other edge that would cross this one: the later one gives way, leaving the
+    // minimum length (its `start` moves with its `in`).
+    cell(
+        trim(),
+        json!([{"op":"trim","path":clip(1),"out":6}]),
+        &[
+            (field(clip(1), "in"), json!(7)),
+            (field(clip(1), "out"), json!(7.0625)),
+        ],
+        &[
+            (field(clip(1), "start"), json!(10.9375)),
+            (field(clip(1), "in"), json!(5.9375)),
+            (field(clip(1), "out"), json!(6)),
         ],
     );
     // layer edits: independent.

@@ -134,6 +134,44 @@ fn media_ops() -> Vec<J> {
     ]
 }
 
+/// Trims and splits of one clip whose edges meet (docs/OT.md §9.2, issue #20), on
+/// `rules::doc()` where clip 1 starts at 10 and plays media 5..25. Each pair is written in
+/// both orders.
+fn clip_edge_pairs() -> Vec<(J, J)> {
+    let t = |fields: J| {
+        let mut c = json!({"op": "trim", "path": clip(1)});
+        for (k, v) in fields.as_object().expect("fields") {
+            c[k] = v.clone();
+        }
+        json!([c])
+    };
+    let split = json!({"op":"split","path":clip(1),"at":20,"media":15,"id":"c1b"});
+    let split_and_tail = json!([split, {"op":"trim","path":clip(2),"out":24}]);
+    vec![
+        // Two trims whose winning `in` and `out` would cross: the later one gives way.
+        (t(json!({"start":12,"in":7})), t(json!({"out":6}))),
+        (t(json!({"in":21})), t(json!({"out":20}))),
+        (t(json!({"in":6,"out":24})), t(json!({"out":5}))),
+        (
+            t(json!({"in":20,"out":21})),
+            t(json!({"start":26.5,"in":21.5})),
+        ),
+        (t(json!({"start":10.3,"in":20.3})), t(json!({"out":20.1}))),
+        (t(json!({"in":21})), t(json!({"out":21.0625}))),
+        // A trim against a split: the half it meant.
+        (json!([split]), t(json!({"out":12}))),
+        (json!([split]), t(json!({"out":15}))),
+        (json!([split]), t(json!({"out":22}))),
+        (json!([split]), t(json!({"start":21,"in":16}))),
+        (json!([split]), t(json!({"in":15}))),
+        (json!([split]), t(json!({"start":12,"in":7}))),
+        (json!([split]), t(json!({"start":11,"in":6,"out":24}))),
+        (json!([split]), t(json!({"start":21,"in":16,"out":14}))),
+        (split_and_tail.clone(), t(json!({"start":21,"in":16}))),
+        (split_and_tail, t(json!({"out":12}))),
+    ]
+}
+
 /// Edits of `rules::doc()` that `apply` must refuse (bounds, types, ranges, document shape)
 /// and wire forms that must not decode.
 fn bad_ops() -> Vec<(J, bool)> {
@@ -418,6 +456,23 @@ fn transform_vectors() -> File {
         let b = fuzz::op(&mut r, &d);
         transform_case(&mut f, &d, &a1.compose(&a2), &b);
     }
+    // Trims and splits of one clip (last, so the cases above keep their document indices).
+    let d = rules::doc();
+    for (a, b) in clip_edge_pairs() {
+        let (a, b) = (rules::op(a), rules::op(b));
+        transform_case(&mut f, &d, &a, &b);
+        transform_case(&mut f, &d, &b, &a);
+    }
+    // The example of issue #20, on a clip playing media 200..230 from 100.
+    let long = fuzz::apply(
+        &d,
+        &rules::op(json!([{"op":"set","path":clip(1),
+            "value":{"id":"c1","asset":"v1","start":100,"in":200,"out":230}}])),
+    );
+    let head = rules::op(json!([{"op":"trim","path":clip(1),"start":110,"in":210}]));
+    let tail = rules::op(json!([{"op":"trim","path":clip(1),"out":209}]));
+    transform_case(&mut f, &long, &head, &tail);
+    transform_case(&mut f, &long, &tail, &head);
     f
 }
 
