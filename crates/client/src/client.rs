@@ -1524,6 +1524,10 @@ fn handle_frame(
             shared.tier.send_replace(Some(tier));
             return None;
         }
+        ServerMessage::Notification { notification } => {
+            shared.emit(Event::Notification(notification));
+            return None;
+        }
         ServerMessage::Error {
             code,
             message,

@@ -587,6 +587,7 @@ impl SessionCore {
                 ev.push(Event::SessionDeleted)
             }
             ServerMessage::Tier { .. }
+            | ServerMessage::Notification { .. }
             | ServerMessage::Preview { .. }
             | ServerMessage::Authed { .. }
             | ServerMessage::TokenExpiring { .. } => {}

@@ -130,6 +130,10 @@ pub enum Event {
     TokenFailed {
         message: String,
     },
+    /// (Client events.) Something for this user landed in their inbox (a mention, a reply, an
+    /// invite, a role, an award, a decided suggestion), in any session, joined or not. The
+    /// inbox itself: [`Api::notifications`](crate::Api::notifications).
+    Notification(montage_protocol::Notification),
     /// The app read events too slowly and this many were skipped; `state()` is still exact.
     Lagged(u64),
 }

@@ -390,6 +390,48 @@ impl Api {
         Ok(parse::<Page>(&text)?.versions)
     }
 
+    /// `GET /v1/notifications`: my inbox, newest first — only unread items if `unread`, only
+    /// items older than `before` (ms since the epoch: the last item's `time` pages on), at
+    /// most `limit` (≤ 100). Live ones also arrive as [`Event::Notification`](crate::Event).
+    pub async fn notifications(
+        &self,
+        unread: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<montage_protocol::Notification>> {
+        #[derive(Deserialize)]
+        struct Page {
+            notifications: Vec<montage_protocol::Notification>,
+        }
+        let mut path = format!("/v1/notifications?unread={unread}&limit={limit}");
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        let text = self.call(reqwest::Method::GET, &path, None).await?;
+        Ok(parse::<Page>(&text)?.notifications)
+    }
+
+    /// `POST /v1/notifications/read`: marks my items `ids` read, or all of them when `None`;
+    /// returns how many were unread.
+    pub async fn mark_read(&self, ids: Option<&[String]>) -> Result<u64> {
+        let body = match ids {
+            Some(ids) => serde_json::json!({ "ids": ids }),
+            None => serde_json::json!({ "all": true }),
+        };
+        let text = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/notifications/read",
+                Some(body.to_string()),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Marked {
+            marked: u64,
+        }
+        Ok(parse::<Marked>(&text)?.marked)
+    }
+
     /// `POST /v1/sessions/{id}/versions`: names `version` (editor or above; renames a named
     /// one); `not_found` if the session has no such version.
     pub async fn name_version(&self, id: &str, version: u64, name: &str) -> Result<()> {

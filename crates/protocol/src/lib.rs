@@ -19,8 +19,8 @@ pub use message::{
 };
 pub use path::path_segment;
 pub use social::{
-    Annotation, Comment, ConvertError, NewComment, Region, Suggestion, SuggestionStatus, TimeRange,
-    rfc3339,
+    Annotation, Comment, ConvertError, NewComment, Notification, NotificationKind, Region,
+    Suggestion, SuggestionStatus, TimeRange, rfc3339,
 };
 
 /// The subprotocol of the JSON form (the default when a client names none).

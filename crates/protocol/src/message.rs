@@ -432,6 +432,11 @@ pub enum ServerMessage {
     SessionDeleted {
         session: String,
     },
+    /// Something for this user (DESIGN §9.6), sent to every open connection of the user,
+    /// joined to its session or not.
+    Notification {
+        notification: crate::social::Notification,
+    },
     /// The `auth` token replaced the connection's; `exp` is its expiry (seconds since the epoch).
     Authed {
         exp: u64,

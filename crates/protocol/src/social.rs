@@ -442,3 +442,64 @@ mod tests {
         );
     }
 }
+
+/// What a notification is about (DESIGN §9.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// `actor` named me (`@me`) in comment `comment_id`.
+    Mention,
+    /// `actor` replied in a thread where I wrote the comment replied to; a burst in one thread
+    /// is one unread item (`count`).
+    Reply,
+    /// `actor` invited me to the session (an invite only I may accept).
+    Invite,
+    /// `actor` gave me `role` in the session.
+    RoleChanged,
+    /// My work in the session was recognised (`actor` awarded it, or the server's badge rules).
+    Award,
+    SuggestionAccepted,
+    SuggestionRejected,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Mention => "mention",
+            NotificationKind::Reply => "reply",
+            NotificationKind::Invite => "invite",
+            NotificationKind::RoleChanged => "role_changed",
+            NotificationKind::Award => "award",
+            NotificationKind::SuggestionAccepted => "suggestion_accepted",
+            NotificationKind::SuggestionRejected => "suggestion_rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NotificationKind> {
+        serde_json::from_value(Json::String(s.to_owned())).ok()
+    }
+}
+
+/// One item of a user's inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub kind: NotificationKind,
+    pub session: String,
+    /// Who caused it (the latest one, for a grouped item).
+    pub actor: String,
+    /// Milliseconds since the Unix epoch (the latest event, for a grouped item).
+    pub time: i64,
+    pub read: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::Role>,
+    /// Events this item stands for (a burst of replies in one thread is one item).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}

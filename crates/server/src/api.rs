@@ -72,3 +72,13 @@ impl FromRequestParts<Arc<App>> for Caller {
             .map_err(|_| AppError(ErrorCode::Unauthorized, "invalid token".into()))
     }
 }
+
+/// A JSON request body read as `T`, or a 400 that says what was `expected` and what was wrong.
+/// (The router already bounds bodies; a handler with a smaller bound checks it first.)
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    expected: &str,
+) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError(ErrorCode::BadRequest, format!("expected {expected}: {e}")))
+}

@@ -184,6 +184,8 @@ pub async fn run_node(
     );
     if let Some(bus) = &bus {
         spawn_bus_dispatcher(sessions.clone(), &**bus);
+        // Every node hears every notification (its users may be connected here).
+        bus.watch(social::notifications::BUS_CHANNEL).await;
     }
     let cancel = CancellationToken::new();
     let media = Arc::new(Media::new(blobs, &config.media));

@@ -125,7 +125,7 @@ impl Client {
         }
     }
 
-    /// The next frame of type `t`, skipping presence, participant and tier events.
+    /// The next frame of type `t`, skipping presence, participant, tier and notification events.
     pub async fn recv_type(&mut self, t: &str) -> Result<Json> {
         loop {
             let v = self.recv().await?;
@@ -138,6 +138,7 @@ impl Client {
                 "participant_left",
                 "tier",
                 "token_expiring",
+                "notification",
             ];
             if !skippable.iter().any(|s| v["type"] == *s) {
                 bail!("expected {t}, got {v}");

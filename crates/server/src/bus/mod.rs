@@ -95,6 +95,13 @@ pub enum BusEvent {
         participants: Vec<montage_protocol::Participant>,
         query: bool,
     },
+    /// A notification for `user` (stored already): every node sends `frame` to the user's
+    /// connections. Carried on its own channel (`social::notifications::BUS_CHANNEL`).
+    Notification {
+        user: String,
+        session: String,
+        frame: String,
+    },
 }
 
 impl BusEvent {
@@ -107,6 +114,7 @@ impl BusEvent {
             | BusEvent::Roster { session, .. }
             | BusEvent::Settings { session, .. }
             | BusEvent::Deleted { session } => session,
+            BusEvent::Notification { .. } => crate::social::notifications::BUS_CHANNEL,
         }
     }
 

@@ -187,6 +187,28 @@ enum End {
     Closing,
 }
 
+/// A connection registered for its user's notifications while it lives.
+struct Attached {
+    notifier: Arc<crate::social::notifications::Notifier>,
+    conn: ConnHandle,
+}
+
+impl Attached {
+    fn new(app: &App, conn: &ConnHandle) -> Attached {
+        app.sessions.notifier.attach(conn);
+        Attached {
+            notifier: app.sessions.notifier.clone(),
+            conn: conn.clone(),
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.notifier.detach(&self.conn);
+    }
+}
+
 /// Gives a user's connection slot back when dropped.
 struct UserSlot {
     app: Arc<App>,
@@ -224,6 +246,8 @@ async fn connection(
     .with_name(claims.name.as_deref());
     let link = handle.link().clone();
     link.set_scope(claims.principal().scope);
+    // The user's notifications reach it from now until it closes.
+    let _inbox = Attached::new(&app, &handle);
     link.set_queue_budget(app.config.limits.send_queue_bytes);
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(super::writer::write_loop(

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use montage_protocol::{ErrorCode, Role, Suggestion};
 
 use super::CommentRecord;
@@ -20,6 +20,90 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/sessions/{id}/comments", get(comments))
         .route("/v1/sessions/{id}/suggestions", get(suggestions))
+        .route("/v1/notifications", get(notifications))
+        .route("/v1/notifications/read", post(mark_read))
+}
+
+/// Items per `GET /v1/notifications` page at most (and by default).
+const MAX_NOTIFICATIONS_PAGE: u32 = 100;
+/// Ids one `POST /v1/notifications/read` may name.
+const MAX_READ_IDS: usize = 1_000;
+
+#[derive(Debug, serde::Deserialize)]
+struct InboxQuery {
+    #[serde(default)]
+    unread: bool,
+    /// Only items older than this (ms since the epoch): the next page.
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn no_inbox() -> AppError {
+    AppError(
+        ErrorCode::NotSupported,
+        "this store keeps no notifications".into(),
+    )
+}
+
+/// `GET /v1/notifications?unread=true&before=T&limit=N`: the caller's inbox, newest first
+/// (DESIGN §9.6). A token scoped to some sessions sees only their items.
+async fn notifications(
+    State(app): State<Arc<App>>,
+    Query(q): Query<InboxQuery>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    let inbox = app.store.notifications().ok_or_else(no_inbox)?;
+    let limit = q
+        .limit
+        .unwrap_or(MAX_NOTIFICATIONS_PAGE)
+        .clamp(1, MAX_NOTIFICATIONS_PAGE);
+    let mut items = inbox
+        .notifications(&claims.sub, q.unread, q.before, limit)
+        .await?;
+    if let Some(scope) = claims.principal().scope {
+        items.retain(|n| scope.role_in(&n.session).is_some_and(|r| r >= Role::Viewer));
+    }
+    let body = serde_json::json!({ "notifications": items });
+    Ok(json(StatusCode::OK, body.to_string()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /v1/notifications/read` with `{"ids":[…]}` or `{"all":true}` → `{"marked":N}`.
+async fn mark_read(
+    State(app): State<Arc<App>>,
+    Caller(claims): Caller,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let inbox = app.store.notifications().ok_or_else(no_inbox)?;
+    let b: ReadBody = crate::api::json_body(&body, r#"{"ids":[…]} or {"all":true}"#)?;
+    let ids = match (b.ids, b.all) {
+        (Some(ids), false) if ids.len() <= MAX_READ_IDS => Some(ids),
+        (Some(_), false) => {
+            return Err(AppError(
+                ErrorCode::TooLarge,
+                format!("at most {MAX_READ_IDS} ids at once; or {{\"all\":true}}"),
+            ));
+        }
+        (None, true) => None,
+        _ => {
+            return Err(AppError(
+                ErrorCode::BadRequest,
+                r#"expected {"ids":[…]} or {"all":true}"#.into(),
+            ));
+        }
+    };
+    let marked = inbox.mark_read(&claims.sub, ids.as_deref()).await?;
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({ "marked": marked }).to_string(),
+    ))
 }
 
 /// The session of the path (`{id}`), for a caller who may view it: a handler that takes it

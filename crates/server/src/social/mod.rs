@@ -9,6 +9,7 @@ pub mod anchors;
 pub mod comments;
 pub mod http;
 pub mod limits;
+pub mod notifications;
 pub mod recognition;
 pub mod service;
 pub mod sharing_api;

@@ -306,7 +306,16 @@ impl MediaCollaborationService {
         };
         // The feed tasks carry keys derived from the award, so a retry after a crash between the
         // two writes creates them then, and never twice.
-        self.db().insert_award(&award).await?;
+        let fresh = self.db().insert_award(&award).await?;
+        if let (true, Some(sessions)) = (fresh, &self.inner.sessions) {
+            let actor = r.awarded_by.as_deref().unwrap_or("montage");
+            sessions.inbox(super::notifications::Notifier::new_item(
+                &r.creator_id,
+                montage_protocol::NotificationKind::Award,
+                &r.asset_id,
+                actor,
+            ));
+        }
         if r.kind == RecognitionType::SocialRecognition {
             let awarder = r.awarded_by.clone().unwrap_or_default();
             for c in Connector::FEEDS {

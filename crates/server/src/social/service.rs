@@ -182,6 +182,8 @@ pub trait SessionLink: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = std::result::Result<Role, ErrorCode>> + Send + 'a>>;
     /// Where the sessions count their durable edits towards badges.
     fn count_contributions(&self, tally: Arc<ContributionTally>);
+    /// Puts an item in a user's inbox (and on their open connections), without waiting.
+    fn inbox(&self, n: crate::store::NewNotification);
 }
 
 pub(super) struct Inner {
@@ -637,6 +639,16 @@ impl MediaCollaborationService {
             created_at_ms: now,
         };
         self.db().create_invite(&inv).await?;
+        if let (Some(user), Some(sessions)) = (for_user, &self.inner.sessions) {
+            let mut n = super::notifications::Notifier::new_item(
+                user,
+                montage_protocol::NotificationKind::Invite,
+                session,
+                creator,
+            );
+            n.role = Some(role);
+            sessions.inbox(n);
+        }
         Ok(inv)
     }
 

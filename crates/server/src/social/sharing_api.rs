@@ -51,7 +51,7 @@ fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, AppError> {
             format!("body over {MAX_BODY_BYTES} bytes"),
         ));
     }
-    serde_json::from_slice(b).map_err(|e| AppError(ErrorCode::BadRequest, e.to_string()))
+    crate::api::json_body(b, "a JSON object")
 }
 
 fn ok(v: serde_json::Value) -> Response {

@@ -8,6 +8,7 @@
 //! | [`TaskStore`] | tasks, invites, contributions, awards | `tasks.rs` |
 //! | [`AssetStore`] | asset metadata | `assets.rs` |
 //! | [`HistoryStore`] | checkpoints, named versions | `history.rs` |
+//! | [`NotificationStore`] | users' inboxes | `notifications.rs` |
 //!
 //! Each backend is a folder (`sqlite/`, `postgres/`, `memory/`). The two SQL backends share one
 //! schema shape and run one SQL text for everything but their schema steps, group commit and
@@ -16,6 +17,7 @@
 pub mod assets;
 pub mod history;
 mod memory;
+pub mod notifications;
 pub mod postgres;
 mod rows;
 mod sessions;
@@ -31,6 +33,7 @@ use std::pin::Pin;
 pub use assets::{AssetRecord, AssetStore, AssetUsage};
 pub use history::{HistoryStore, Trimmed, VersionInfo};
 pub use memory::{MemoryStore, MemoryTaskStore};
+pub use notifications::{NewNotification, NotificationStore};
 pub use postgres::PgStore;
 pub use sessions::{
     Loaded, MAX_TITLE_CHARS, NewSession, SESSION_TABLES, SessionMeta, SessionSummary,

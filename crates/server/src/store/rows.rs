@@ -216,3 +216,26 @@ where
         created_at: u64::try_from(row.try_get::<i64, _>(9)?).unwrap_or(0),
     })
 }
+
+pub(in crate::store) const NOTIFICATION_COLUMNS: &str =
+    "id, kind, session, actor, time, read_at, comment_id, role, count";
+
+pub(in crate::store) fn notification_row(r: &impl Cols) -> Result<montage_protocol::Notification> {
+    let kind = r.text(1)?;
+    let role = r.opt_text(7)?;
+    Ok(montage_protocol::Notification {
+        id: r.text(0)?,
+        kind: montage_protocol::NotificationKind::parse(&kind)
+            .ok_or_else(|| corrupt("notification kind", &kind))?,
+        session: r.text(2)?,
+        actor: r.text(3)?,
+        time: r.int(4)?,
+        read: r.opt_int(5)?.is_some(),
+        comment_id: r.opt_text(6)?,
+        role: match role {
+            Some(s) => Some(Role::parse(&s).ok_or_else(|| corrupt("notification role", &s))?),
+            None => None,
+        },
+        count: to_u32(r.int(8)?),
+    })
+}

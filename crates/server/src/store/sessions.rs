@@ -81,6 +81,7 @@ pub const SESSION_TABLES: &[&str] = &[
     "awards",
     "checkpoints",
     "named_versions",
+    "notifications",
 ];
 
 /// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.
@@ -202,6 +203,10 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Checkpoints and named versions (`None`: this store keeps none).
     fn history(&self) -> Option<&dyn HistoryStore> {
+        None
+    }
+    /// Users' notification inboxes (`None`: this store keeps none; nobody is notified).
+    fn notifications(&self) -> Option<&dyn super::NotificationStore> {
         None
     }
 }

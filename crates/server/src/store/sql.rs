@@ -467,6 +467,10 @@ macro_rules! sql_store {
             fn history(&self) -> Option<&dyn $crate::store::HistoryStore> {
                 Some(self)
             }
+
+            fn notifications(&self) -> Option<&dyn $crate::store::NotificationStore> {
+                Some(self)
+            }
         }
 
         impl $crate::store::HistoryStore for $store {

@@ -418,6 +418,112 @@ macro_rules! sql_records {
                 })
             }
         }
+
+        impl $crate::store::NotificationStore for $store {
+            fn add_notification<'a>(
+                &'a self,
+                n: &'a $crate::store::NewNotification,
+            ) -> $crate::store::StoreFuture<'a, montage_protocol::Notification> {
+                Box::pin(async move {
+                    let mut tx = self.write_tx().await?;
+                    // A grouped item joins the user's unread one of its group, if there is one.
+                    let sql = format!(
+                        "INSERT INTO notifications \
+                         (id, user_id, kind, session, actor, time, comment_id, role, group_key, count) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) \
+                         ON CONFLICT (user_id, group_key) WHERE read_at IS NULL AND group_key IS NOT NULL \
+                         DO UPDATE SET count = notifications.count + 1, actor = excluded.actor, \
+                         time = excluded.time, comment_id = excluded.comment_id RETURNING {}",
+                        $crate::store::rows::NOTIFICATION_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(&n.id)
+                        .bind(&n.user)
+                        .bind(n.kind.as_str())
+                        .bind(&n.session)
+                        .bind(&n.actor)
+                        .bind(n.time)
+                        .bind(n.comment_id.as_deref())
+                        .bind(n.role.map(montage_protocol::Role::as_str))
+                        .bind(n.group.as_deref())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let item = $crate::store::rows::notification_row(&row)?;
+                    sqlx::query(
+                        "DELETE FROM notifications WHERE user_id = $1 AND time < \
+                         (SELECT time FROM notifications WHERE user_id = $1 \
+                         ORDER BY time DESC LIMIT 1 OFFSET $2)",
+                    )
+                    .bind(&n.user)
+                    .bind(i64::from($crate::store::notifications::MAX_PER_USER) - 1)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(item)
+                })
+            }
+
+            fn notifications<'a>(
+                &'a self,
+                user: &'a str,
+                unread: bool,
+                before: Option<i64>,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<montage_protocol::Notification>> {
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT {} FROM notifications WHERE user_id = $1 \
+                         AND ($2 = 0 OR read_at IS NULL) AND time < $3 \
+                         ORDER BY time DESC, id DESC LIMIT $4",
+                        $crate::store::rows::NOTIFICATION_COLUMNS
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(user)
+                        .bind(i64::from(unread))
+                        .bind(before.unwrap_or(i64::MAX))
+                        .bind(i64::from(limit))
+                        .fetch_all(self.pool())
+                        .await?;
+                    rows.iter()
+                        .map($crate::store::rows::notification_row)
+                        .collect()
+                })
+            }
+
+            fn mark_read<'a>(
+                &'a self,
+                user: &'a str,
+                ids: Option<&'a [String]>,
+            ) -> $crate::store::StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let now = $crate::clock::now_ms();
+                    let mark = "UPDATE notifications SET read_at = $2 \
+                                WHERE user_id = $1 AND read_at IS NULL";
+                    let Some(ids) = ids else {
+                        let done = sqlx::query(mark)
+                            .bind(user)
+                            .bind(now)
+                            .execute(self.pool())
+                            .await?;
+                        return Ok(done.rows_affected());
+                    };
+                    let mut tx = self.write_tx().await?;
+                    let mut changed = 0;
+                    let one = format!("{mark} AND id = $3");
+                    for id in ids {
+                        changed += sqlx::query(&one)
+                            .bind(user)
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                })
+            }
+        }
     };
 }
 

@@ -57,12 +57,6 @@ impl Default for StateCache {
     }
 }
 
-/// A JSON body, or a 400 saying what was `expected`.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, AppError> {
-    serde_json::from_slice(body)
-        .map_err(|e| AppError(ErrorCode::BadRequest, format!("expected {expected}: {e}")))
-}
-
 fn history(store: &dyn Store) -> Result<&dyn HistoryStore, AppError> {
     store.history().ok_or_else(|| {
         AppError(
@@ -214,7 +208,7 @@ async fn name_version(
     Caller(claims): Caller,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let b: NameBody = parse(&body, r#"{"version", "name"}"#)?;
+    let b: NameBody = crate::api::json_body(&body, r#"{"version", "name"}"#)?;
     let name = b.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_VERSION_NAME_CHARS
@@ -264,7 +258,7 @@ async fn restore(
     Caller(claims): Caller,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let b: RestoreBody = parse(&body, r#"{"version", "id"?}"#)?;
+    let b: RestoreBody = crate::api::json_body(&body, r#"{"version", "id"?}"#)?;
     let who = claims.principal();
     require(&app, &id, &who, Role::Editor).await?;
     let state = past_state(&app, &id, b.version).await?;

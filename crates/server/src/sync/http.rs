@@ -52,12 +52,7 @@ fn parse_body(body: &[u8]) -> Result<SessionBody, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(SessionBody::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        AppError(
-            ErrorCode::BadRequest,
-            format!("expected {{\"title\"?, \"link_role\"?}}: {e}"),
-        )
-    })
+    crate::api::json_body(body, r#"{"title"?, "link_role"?}"#)
 }
 
 fn summary_json(s: &SessionSummary) -> serde_json::Value {

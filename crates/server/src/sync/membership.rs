@@ -526,6 +526,16 @@ impl Actor {
         if role == Role::Removed {
             tracing::info!(session = %self.id, user = %target, "user removed");
         }
+        if target != *pconn.user {
+            let mut n = crate::social::notifications::Notifier::new_item(
+                &target,
+                montage_protocol::NotificationKind::RoleChanged,
+                &self.id,
+                &pconn.user,
+            );
+            n.role = Some(role);
+            self.sessions.notifier.send(n);
+        }
         self.revoke_lost_access();
     }
 

@@ -83,6 +83,8 @@ pub struct Sessions {
     pub(super) heavy: Arc<tokio::sync::Semaphore>,
     /// States of past versions read over HTTP (`history.rs`).
     pub(super) past_states: super::history::StateCache,
+    /// Users' inboxes and their live delivery (Social).
+    pub notifier: Arc<crate::social::notifications::Notifier>,
 }
 
 impl Sessions {
@@ -108,6 +110,7 @@ impl Sessions {
         metrics: Arc<Metrics>,
         bus: Option<Arc<dyn Bus>>,
     ) -> Arc<Sessions> {
+        let notifier = crate::social::notifications::Notifier::start(store.clone(), bus.clone());
         Arc::new(Sessions {
             map: Mutex::new(HashMap::new()),
             store,
@@ -124,6 +127,7 @@ impl Sessions {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
             past_states: Default::default(),
+            notifier,
         })
     }
 
@@ -434,6 +438,10 @@ impl Sessions {
 impl crate::social::service::SessionLink for Arc<Sessions> {
     fn notify(&self, session: &str, frame: String) {
         Sessions::notify(self, session, frame);
+    }
+
+    fn inbox(&self, n: crate::store::NewNotification) {
+        self.notifier.send(n);
     }
 
     fn grant<'a>(

@@ -7,12 +7,15 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
-use montage_protocol::{ErrorCode, ServerMessage, Suggestion, encode, encode_with_rid};
+use montage_protocol::{
+    ErrorCode, NotificationKind, ServerMessage, Suggestion, encode, encode_with_rid,
+};
 use serde_json::Value as Json;
 
 use super::ConnHandle;
 use super::actor::{Action, Actor};
 use crate::clock::{new_id, now_rfc3339};
+use crate::social::notifications::{self, Notifier};
 use crate::social::suggestions::edit_client;
 use crate::social::{Request, Social, SocialError, SocialWrite};
 
@@ -135,15 +138,35 @@ impl Actor {
         let user = pconn.user.clone();
         let session = self.id.to_string();
         let head = doc.version;
+        // Who hears of this in their inbox once it is stored.
+        let mut inbox = Vec::new();
         let (write, msg) = match req {
             Request::Comment(new) => {
                 let r =
                     social.add_comment(&user, role, new, &doc.doc, new_id('c'), now_rfc3339())?;
+                let c = r.comment.clone();
+                let write = SocialWrite::comment(r);
+                let replied_to = c
+                    .parent_id
+                    .as_deref()
+                    .and_then(|p| social.comment(p))
+                    .map(|p| {
+                        let thread = p.comment.parent_id.as_deref().unwrap_or(&p.comment.id);
+                        (p.comment.author_id.clone(), thread.to_owned())
+                    });
+                inbox = notifications::for_comment(
+                    &session,
+                    &user,
+                    &c.id,
+                    &c.mentions,
+                    replied_to.as_ref().map(|(a, t)| (a.as_str(), t.as_str())),
+                    |u| doc.meta.role_of(u),
+                );
                 let msg = ServerMessage::CommentAdded {
                     session,
-                    comment: r.comment.clone(),
+                    comment: c,
                 };
-                (SocialWrite::comment(r), msg)
+                (write, msg)
             }
             Request::Edit { id, content } => {
                 let r = social.edit_comment(&user, role, &id, content)?;
@@ -185,6 +208,14 @@ impl Actor {
                 let Some(s) = social.decide(&id, &user, None) else {
                     return Ok(());
                 };
+                if s.author_id != *user {
+                    inbox.push(Notifier::new_item(
+                        &s.author_id,
+                        NotificationKind::SuggestionRejected,
+                        &session,
+                        &user,
+                    ));
+                }
                 suggestion_updated(session, s)
             }
             Request::Accept { id } => {
@@ -218,10 +249,18 @@ impl Actor {
                 let Some(s) = social.decide(&id, &user, Some(version)) else {
                     return Ok(());
                 };
-                let (write, msg) = suggestion_updated(session, s);
+                let (write, msg) = suggestion_updated(session.clone(), s);
                 let credited = s.author_id.clone();
                 self.persist(&[write]).await?;
                 self.sessions.suggestion_accepted(&self.id, &credited);
+                if credited != *user {
+                    self.sessions.notifier.send(Notifier::new_item(
+                        &credited,
+                        NotificationKind::SuggestionAccepted,
+                        &session,
+                        &user,
+                    ));
+                }
                 // After the edit's `op`, once that version is durable.
                 self.notify(pconn.id, &msg, rid.as_ref(), version);
                 return Ok(());
@@ -229,6 +268,9 @@ impl Actor {
         };
         self.persist(&[write]).await?;
         self.notify(pconn.id, &msg, rid.as_ref(), head);
+        for n in inbox {
+            self.sessions.notifier.send(n);
+        }
         Ok(())
     }
 

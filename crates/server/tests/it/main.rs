@@ -9,6 +9,7 @@ mod harness;
 mod history;
 mod http_limits;
 mod media;
+mod notifications;
 mod operator;
 mod presence;
 mod protocol;

@@ -13,6 +13,7 @@ use crate::store::{
 
 mod assets;
 mod history;
+mod notifications;
 mod social;
 mod tasks;
 
@@ -43,6 +44,8 @@ pub struct MemoryStore {
     #[allow(clippy::type_complexity)]
     social: Mutex<HashMap<(crate::store::SocialKind, String), Vec<(String, String)>>>,
     pub(super) assets: MemoryAssets,
+    /// Every user's items: (user, group, item), oldest first.
+    notifications: Mutex<Vec<(String, Option<String>, montage_protocol::Notification)>>,
 }
 
 impl MemoryStore {
@@ -166,6 +169,10 @@ impl Store for MemoryStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(_, s), _| s != session);
+        self.notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(.., n)| n.session != session);
         let assets = self.assets.remove_session(session);
         Box::pin(async move { Ok(assets) })
     }
@@ -289,6 +296,9 @@ impl Store for MemoryStore {
         Some(self)
     }
     fn history(&self) -> Option<&dyn crate::store::HistoryStore> {
+        Some(self)
+    }
+    fn notifications(&self) -> Option<&dyn crate::store::NotificationStore> {
         Some(self)
     }
 }

@@ -113,6 +113,30 @@ CREATE TABLE named_versions (
 );
 "#,
     },
+    // Issue #19: notification inboxes.
+    Migration {
+        id: 8,
+        name: "notifications",
+        sql: r#"
+CREATE TABLE notifications (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    session TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    time BIGINT NOT NULL,
+    read_at BIGINT,
+    comment_id TEXT,
+    role TEXT,
+    group_key TEXT,
+    count BIGINT NOT NULL DEFAULT 1
+);
+CREATE INDEX notifications_by_user ON notifications (user_id, time);
+CREATE INDEX notifications_by_session ON notifications (session);
+CREATE UNIQUE INDEX notifications_unread_group ON notifications (user_id, group_key)
+    WHERE read_at IS NULL AND group_key IS NOT NULL;
+"#,
+    },
 ];
 
 /// Migration step 2: comments, suggestions, tasks, invites, contributions and awards. Numbers

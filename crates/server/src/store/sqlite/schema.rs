@@ -3,7 +3,7 @@
 //! like an old one, so one path is tested for both.
 
 /// The schema this build writes; a newer one on disk is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Steps from one schema version to the next: `STEPS[i]` takes version `i + 1` to `i + 2`.
 /// Append only; each runs once, in a transaction, and bumps `schema_version`.
@@ -46,6 +46,26 @@ CREATE TABLE named_versions (
     named_at INTEGER NOT NULL,
     PRIMARY KEY (session, version)
 ) WITHOUT ROWID;
+"#,
+    // 5: notification inboxes (#19).
+    r#"
+CREATE TABLE notifications (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    session TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    read_at INTEGER,
+    comment_id TEXT,
+    role TEXT,
+    group_key TEXT,
+    count INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX notifications_by_user ON notifications (user_id, time);
+CREATE INDEX notifications_by_session ON notifications (session);
+CREATE UNIQUE INDEX notifications_unread_group ON notifications (user_id, group_key)
+    WHERE read_at IS NULL AND group_key IS NOT NULL;
 "#,
 ];
 

@@ -134,6 +134,15 @@ pub fn spawn_bus_dispatcher(sessions: Arc<Sessions>, bus: &dyn Bus) {
     };
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
+            if let BusEvent::Notification {
+                user,
+                session,
+                frame,
+            } = ev
+            {
+                sessions.notifier.deliver(&user, &session, frame);
+                continue;
+            }
             let id = ev.session().to_owned();
             let _ = sessions.send(&id, SessionMsg::Remote(ev), false).await;
         }
@@ -512,6 +521,8 @@ impl Actor {
                     self.announce(&frame, None);
                 }
             }
+            // Delivered by the dispatcher, never routed to a session.
+            BusEvent::Notification { .. } => {}
         }
     }
 

@@ -1,0 +1,237 @@
+//! Notifications from outside (DESIGN §9.6): each user's inbox over HTTP and the live
+//! `notification` frame on every open connection, whatever session it is in.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value as Json, json};
+
+use crate::harness::*;
+
+backend_tests!(
+    mentions_replies_roles_and_reading,
+    decided_suggestions_and_targeted_invites_notify_their_user,
+);
+
+async fn as_user(
+    s: &Server,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: Option<Json>,
+) -> Result<(u16, Json)> {
+    http_json(&s.addr, method, path, &token(user), body).await
+}
+
+/// `user`'s inbox (unread only if `unread`), once it holds at least `n` items: items are
+/// stored a moment after what caused them.
+async fn inbox(s: &Server, user: &str, unread: bool, n: usize) -> Result<Vec<Json>> {
+    let path = format!("/v1/notifications?unread={unread}");
+    for _ in 0..200 {
+        let (code, body) = as_user(s, "GET", &path, user, None).await?;
+        ensure!(code == 200, "{code} {body}");
+        let items = body["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if items.len() >= n {
+            return Ok(items);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("{user}'s inbox never held {n} items")
+}
+
+/// Comments and returns the comment (its own `comment_added`, told apart by the rid).
+async fn comment(c: &mut Client, session: &str, body: Json) -> Result<Json> {
+    let rid = clock_rid();
+    c.send(json!({"type":"comment","session":session,"comment":body,"rid":rid}))
+        .await?;
+    loop {
+        let m = c.recv().await?;
+        if m["type"] == "comment_added" && m["rid"] == rid {
+            return Ok(m["comment"].clone());
+        }
+        ensure!(m["type"] != "error", "{m}");
+    }
+}
+
+fn clock_rid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("c{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The next `notification` frame, skipping the rest.
+async fn next_notification(c: &mut Client) -> Result<Json> {
+    loop {
+        let m = c.recv().await?;
+        if m["type"] == "notification" {
+            return Ok(m["notification"].clone());
+        }
+    }
+}
+
+async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let fast = [
+        "--default-link-role=none",
+        "--messages-per-sec=100000",
+        "--edits-per-sec=100000",
+    ];
+    let s = Server::start(b, dir.path(), &fast).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("n", "a").await?;
+    alice
+        .send(json!({"type":"set_role","session":"n","user":"bob","role":"editor"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+
+    // bob is offline; mallory can't see the session.
+    let c1 = comment(
+        &mut alice,
+        "n",
+        json!({"content":"@bob have a look, @mallory"}),
+    )
+    .await?;
+    let items = inbox(&s, "bob", true, 2).await?;
+    let mention = items
+        .iter()
+        .find(|n| n["kind"] == "mention")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        mention["session"] == "n"
+            && mention["actor"] == "alice"
+            && mention["comment_id"] == c1["id"]
+            && mention["read"] == false,
+        "{items:?}"
+    );
+    let role = items.iter().find(|n| n["kind"] == "role_changed");
+    ensure!(
+        role.is_some_and(|r| r["role"] == "editor" && r["actor"] == "alice"),
+        "{items:?}"
+    );
+    ensure!(items.len() == 2, "{items:?}");
+    let (_, none) = as_user(&s, "GET", "/v1/notifications", "mallory", None).await?;
+    ensure!(
+        none["notifications"] == json!([]),
+        "a stranger was notified: {none}"
+    );
+
+    // bob, online in another session, hears of a reply to his comment at once.
+    let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+    bob.join("n", "b").await?;
+    let mine = comment(&mut bob, "n", json!({"content":"done"})).await?;
+    bob.send(json!({"type":"leave","session":"n"})).await?;
+    bob.join("elsewhere", "b").await?;
+    let reply = json!({"content":"thanks","parent_id":mine["id"]});
+    let r1 = comment(&mut alice, "n", reply.clone()).await?;
+    let live = match next_notification(&mut bob).await {
+        Ok(l) => l,
+        Err(e) => {
+            let all = inbox(&s, "bob", false, 0).await?;
+            anyhow::bail!("the live reply: {e}; inbox {all:?}");
+        }
+    };
+    ensure!(
+        live["kind"] == "reply" && live["comment_id"] == r1["id"] && live["count"] == 1,
+        "{live}"
+    );
+
+    // Reading: one by id, then all.
+    let read = Some(json!({"ids": [mention["id"]]}));
+    let (code, marked) = as_user(&s, "POST", "/v1/notifications/read", "bob", read).await?;
+    ensure!(code == 200 && marked["marked"] == 1, "{code} {marked}");
+    let unread = inbox(&s, "bob", true, 0).await?;
+    ensure!(
+        unread.iter().all(|n| n["id"] != mention["id"]) && unread.len() == 2,
+        "{unread:?}"
+    );
+    let all = Some(json!({"all": true}));
+    let (code, _) = as_user(&s, "POST", "/v1/notifications/read", "bob", all).await?;
+    ensure!(code == 200, "{code}");
+    ensure!(inbox(&s, "bob", true, 0).await?.is_empty(), "still unread");
+    let (code, _) = as_user(&s, "POST", "/v1/notifications/read", "bob", Some(json!({}))).await?;
+    ensure!(code == 400, "an empty body: {code}");
+
+    // A burst of 50 replies in one thread is one unread item.
+    for _ in 0..50 {
+        comment(&mut alice, "n", reply.clone()).await?;
+    }
+    let mut last = json!(null);
+    for i in 0..50 {
+        last = next_notification(&mut bob)
+            .await
+            .with_context(|| format!("reply {i} of the burst"))?;
+    }
+    ensure!(last["count"] == 50, "{last}");
+    let unread = inbox(&s, "bob", true, 1).await?;
+    ensure!(
+        unread.len() == 1 && unread[0]["kind"] == "reply" && unread[0]["count"] == 50,
+        "{unread:?}"
+    );
+    ensure!(
+        inbox(&s, "bob", false, 4).await?.len() == 4,
+        "read items are kept"
+    );
+    // Without a token: 401.
+    let (code, _) = http_get(&s.addr, "/v1/notifications", None).await?;
+    ensure!(code == 401, "{code}");
+    Ok(())
+}
+
+async fn decided_suggestions_and_targeted_invites_notify_their_user(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--default-link-role=none"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("d", "a").await?;
+    alice
+        .send(json!({"type":"set_role","session":"d","user":"carol","role":"commenter"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+    let mut carol = Client::connect(&s.url(&token("carol"))).await?;
+    carol.join("d", "c").await?;
+    let ops = json!([{"op":"set","path":["title"],"value":"t"}]);
+    for _ in 0..2 {
+        carol
+            .send(json!({"type":"suggest","session":"d","base":0,"ops":ops}))
+            .await?;
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let m = alice.recv().await?;
+        if m["type"] == "suggestion_added" {
+            ids.push(m["suggestion"]["id"].clone());
+        }
+    }
+    alice
+        .send(json!({"type":"suggestion_accept","session":"d","id":ids[0]}))
+        .await?;
+    alice
+        .send(json!({"type":"suggestion_reject","session":"d","id":ids[1]}))
+        .await?;
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let n = next_notification(&mut carol).await?;
+        if n["kind"] != "role_changed" {
+            ensure!(n["actor"] == "alice" && n["session"] == "d", "{n}");
+            kinds.push(n["kind"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    kinds.sort();
+    ensure!(
+        kinds == ["suggestion_accepted", "suggestion_rejected"],
+        "{kinds:?}"
+    );
+
+    // An invite only dave may accept reaches dave's inbox; a public link reaches nobody's.
+    let invites = format!("{}/invites", session_path("d"));
+    let body = Some(json!({"role": "editor", "for": "dave"}));
+    let (code, inv) = as_user(&s, "POST", &invites, "alice", body).await?;
+    ensure!(code == 200 || code == 201, "{code} {inv}");
+    let items = inbox(&s, "dave", true, 1).await?;
+    ensure!(
+        items[0]["kind"] == "invite" && items[0]["role"] == "editor" && items[0]["session"] == "d",
+        "{items:?}"
+    );
+    Ok(())
+}
