@@ -193,6 +193,18 @@ pub struct SharingArgs {
     /// A file of `name = url` lines (and optionally `secret = …`); flags override it.
     #[arg(long, env = "MONTAGE_CONNECTORS_FILE")]
     pub connectors_file: Option<PathBuf>,
+    /// The app's backend: receives signed app events (docs/WEBHOOKS.md "App events") through
+    /// the Task Manager. Same as `--connector-url events=URL`.
+    #[arg(long, env = "MONTAGE_EVENTS_URL")]
+    pub events_url: Option<String>,
+    /// Token subjects allowed to read `GET /v1/events` (the app backend's service accounts);
+    /// repeat the flag or separate with commas.
+    #[arg(
+        long = "service-users",
+        env = "MONTAGE_SERVICE_USERS",
+        value_delimiter = ','
+    )]
+    pub service_users: Vec<String>,
     /// The HMAC-SHA256 key that signs every webhook (required with any connector URL).
     #[arg(long, env = "MONTAGE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
@@ -244,9 +256,19 @@ impl SharingArgs {
             c.add_url(spec)
                 .map_err(|e| Error::Config(format!("--connector-url {e}")))?;
         }
+        if let Some(url) = &self.events_url {
+            c.add_url(&format!("events={url}"))
+                .map_err(|e| Error::Config(format!("--events-url {e}")))?;
+        }
         if let Some(s) = &self.webhook_secret {
             c.secret = s.as_bytes().to_vec();
         }
+        cfg.service_users = self
+            .service_users
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
         c.timeout = Duration::from_millis(self.webhook_timeout_ms.max(1));
         cfg.public_url = self.public_url.clone();
         cfg.shares_per_user = self.shares_per_user;

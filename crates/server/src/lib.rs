@@ -203,6 +203,7 @@ pub async fn run_node(
         Arc::new(sender),
         Some(Arc::new(sessions.clone())),
     )?;
+    sessions.events.deliver_through(collab.task_manager());
     let app = Arc::new(App {
         config,
         auth,

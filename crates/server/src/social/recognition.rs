@@ -308,6 +308,12 @@ impl MediaCollaborationService {
         // two writes creates them then, and never twice.
         let fresh = self.db().insert_award(&award).await?;
         if let (true, Some(sessions)) = (fresh, &self.inner.sessions) {
+            sessions.event(
+                "award.granted",
+                Some(&r.asset_id),
+                json!({"award_id": r.id, "user": r.creator_id, "type": r.kind.as_str(),
+                       "badge": r.badge, "awarded_by": r.awarded_by}),
+            );
             let actor = r.awarded_by.as_deref().unwrap_or("montage");
             sessions.inbox(super::notifications::Notifier::new_item(
                 &r.creator_id,

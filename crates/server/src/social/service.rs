@@ -74,6 +74,8 @@ pub struct SharingConfig {
     pub awards_per_user: u32,
     /// Awards per session per hour.
     pub awards_per_session: u32,
+    /// Token subjects that may read the app event feed (`GET /v1/events`).
+    pub service_users: Vec<String>,
 }
 
 impl Default for SharingConfig {
@@ -94,6 +96,7 @@ impl Default for SharingConfig {
             shares_per_session: 200,
             awards_per_user: 100,
             awards_per_session: 200,
+            service_users: Vec::new(),
         }
     }
 }
@@ -184,6 +187,8 @@ pub trait SessionLink: Send + Sync + 'static {
     fn count_contributions(&self, tally: Arc<ContributionTally>);
     /// Puts an item in a user's inbox (and on their open connections), without waiting.
     fn inbox(&self, n: crate::store::NewNotification);
+    /// Records an app event (`tasks::events`), without waiting.
+    fn event(&self, kind: &str, session: Option<&str>, data: Json);
 }
 
 pub(super) struct Inner {
@@ -286,6 +291,11 @@ impl MediaCollaborationService {
         self.inner.cancel.cancel();
         self.inner.workers.close();
         self.inner.workers.wait().await;
+    }
+
+    /// The Task Manager, to hand work to from elsewhere (the app event log).
+    pub fn task_manager(&self) -> Arc<TaskManager> {
+        self.inner.tasks.clone()
     }
 
     pub fn tasks(&self) -> &TaskManager {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -42,6 +42,46 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/users/{id}/contributions", get(user_contributions))
         .route("/v1/sessions/{id}/awards", get(session_awards).post(award))
         .route("/v1/users/{id}/awards", get(user_awards))
+        .route("/v1/events", get(app_events))
+}
+
+/// Events per `GET /v1/events` page at most (and by default).
+const MAX_EVENTS_PAGE: u32 = 1_000;
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/events?after=SEQ&limit=N`: the app event log after `SEQ`, in order
+/// (`{"events":[{"seq","id","type","session"?,"time","data"}…]}`), for `--service-users` only.
+async fn app_events(
+    State(app): State<Arc<App>>,
+    Query(q): Query<EventsQuery>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    if !app.config.sharing.service_users.contains(&claims.sub) {
+        return Err(AppError(
+            ErrorCode::Forbidden,
+            "the event feed is for the app's service users (serve --service-users)".into(),
+        ));
+    }
+    let log = app.store.events().ok_or_else(|| {
+        AppError(
+            ErrorCode::NotSupported,
+            "this store keeps no event log".into(),
+        )
+    })?;
+    let limit = q.limit.unwrap_or(MAX_EVENTS_PAGE).clamp(1, MAX_EVENTS_PAGE);
+    let events: Vec<_> = log
+        .events_after(q.after, limit)
+        .await?
+        .iter()
+        .map(crate::store::StoredEvent::to_json)
+        .collect();
+    Ok(ok(json!({ "events": events })))
 }
 
 fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, AppError> {

@@ -9,12 +9,14 @@
 //! | [`AssetStore`] | asset metadata | `assets.rs` |
 //! | [`HistoryStore`] | checkpoints, named versions | `history.rs` |
 //! | [`NotificationStore`] | users' inboxes | `notifications.rs` |
+//! | [`EventStore`] | the app event log | `events.rs` |
 //!
 //! Each backend is a folder (`sqlite/`, `postgres/`, `memory/`). The two SQL backends share one
 //! schema shape and run one SQL text for everything but their schema steps, group commit and
 //! task claims (`sql.rs`); row decoding is shared too (`rows.rs`).
 
 pub mod assets;
+pub mod events;
 pub mod history;
 mod memory;
 pub mod notifications;
@@ -31,6 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use assets::{AssetRecord, AssetStore, AssetUsage};
+pub use events::{EventStore, NewEvent, StoredEvent};
 pub use history::{HistoryStore, Trimmed, VersionInfo};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use notifications::{NewNotification, NotificationStore};

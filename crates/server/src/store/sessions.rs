@@ -209,6 +209,10 @@ pub trait Store: Send + Sync + 'static {
     fn notifications(&self) -> Option<&dyn super::NotificationStore> {
         None
     }
+    /// The app event log (`None`: this store keeps none; no events are sent).
+    fn events(&self) -> Option<&dyn super::EventStore> {
+        None
+    }
 }
 
 /// What every `Store` must do, run over each backend by its own tests.

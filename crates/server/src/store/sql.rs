@@ -16,6 +16,9 @@
 //! - `write_tx(&self) -> Result<Transaction<'static, _>>`: a transaction that will write;
 //! - `FOR_UPDATE: &str`: appended to a `SELECT` whose rows a write transaction then changes
 //!   (`" FOR UPDATE"` on PostgreSQL; SQLite's write transaction already excludes other writers);
+//! - `LOCK_EVENTS: Option<&str>`: run first in a transaction that appends an event, so appends
+//!   take turns and commit in number order (PostgreSQL's sequences don't; SQLite's single
+//!   writer does already);
 //! - `commit_writes(&self, &[Write])`: the group commit (it may call `write_snapshot`);
 //! - `claim_due_tasks(&self, now, lease, limit)` and `reset_running_tasks(&self, now)`.
 
@@ -469,6 +472,10 @@ macro_rules! sql_store {
             }
 
             fn notifications(&self) -> Option<&dyn $crate::store::NotificationStore> {
+                Some(self)
+            }
+
+            fn events(&self) -> Option<&dyn $crate::store::EventStore> {
                 Some(self)
             }
         }

@@ -419,6 +419,64 @@ macro_rules! sql_records {
             }
         }
 
+        impl $crate::store::EventStore for $store {
+            fn append_event<'a>(
+                &'a self,
+                e: &'a $crate::store::NewEvent,
+            ) -> $crate::store::StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let mut tx = self.write_tx().await?;
+                    if let Some(lock) = Self::LOCK_EVENTS {
+                        sqlx::query(lock).execute(&mut *tx).await?;
+                    }
+                    let seq: i64 = sqlx::query_scalar(
+                        "INSERT INTO events (id, kind, session, data, time) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+                    )
+                    .bind(&e.id)
+                    .bind(&e.kind)
+                    .bind(e.session.as_deref())
+                    .bind(&e.data)
+                    .bind(e.time)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok($crate::store::rows::to_u64(seq))
+                })
+            }
+
+            fn events_after<'a>(
+                &'a self,
+                after: u64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::StoredEvent>> {
+                Box::pin(async move {
+                    let rows: Vec<(i64, String, String, Option<String>, String, i64)> =
+                        sqlx::query_as(
+                            "SELECT seq, id, kind, session, data, time FROM events \
+                             WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        )
+                        .bind($crate::store::rows::to_i64(after))
+                        .bind(i64::from(limit))
+                        .fetch_all(self.pool())
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(seq, id, kind, session, data, time)| $crate::store::StoredEvent {
+                            seq: $crate::store::rows::to_u64(seq),
+                            event: $crate::store::NewEvent {
+                                id,
+                                kind,
+                                session,
+                                data,
+                                time,
+                            },
+                        })
+                        .collect())
+                })
+            }
+        }
+
         impl $crate::store::NotificationStore for $store {
             fn add_notification<'a>(
                 &'a self,

@@ -234,6 +234,11 @@ async fn name_version(
             format!("{id} has no version {}", b.version),
         ));
     }
+    app.sessions.events.emit(
+        "version.named",
+        Some(&id),
+        serde_json::json!({"version": b.version, "name": name, "by": claims.sub}),
+    );
     Ok(json(
         StatusCode::CREATED,
         serde_json::json!({"version": b.version, "name": name, "named_by": claims.sub}).to_string(),

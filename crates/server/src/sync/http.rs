@@ -114,6 +114,11 @@ async fn create_session(
         ));
     }
     tracing::info!(session = %id, owner = %claims.sub, "session created");
+    app.sessions.events.emit(
+        "session.created",
+        Some(&id),
+        serde_json::json!({"owner": claims.sub, "title": title}),
+    );
     let s = SessionSummary {
         id,
         title: title.map(str::to_owned),

@@ -104,7 +104,15 @@ impl Actor {
                 return;
             }
             let new = NewSession::new(&conn.user, self.config.default_link_role);
-            if let Err(e) = self.store.create_session(&self.id, new).await {
+            let created = self.store.create_session(&self.id, new).await;
+            if let Ok(true) = created {
+                self.sessions.events.emit(
+                    "session.created",
+                    Some(&self.id),
+                    serde_json::json!({"owner": *conn.user, "title": null}),
+                );
+            }
+            if let Err(e) = created {
                 tracing::error!(session = %self.id, error = %e, "create session failed");
                 conn.error(
                     ErrorCode::Internal,

@@ -85,6 +85,8 @@ pub struct Sessions {
     pub(super) past_states: super::history::StateCache,
     /// Users' inboxes and their live delivery (Social).
     pub notifier: Arc<crate::social::notifications::Notifier>,
+    /// The app event log (Task Manager).
+    pub events: Arc<crate::tasks::events::EventLog>,
 }
 
 impl Sessions {
@@ -111,6 +113,7 @@ impl Sessions {
         bus: Option<Arc<dyn Bus>>,
     ) -> Arc<Sessions> {
         let notifier = crate::social::notifications::Notifier::start(store.clone(), bus.clone());
+        let events = crate::tasks::events::EventLog::start(store.clone());
         Arc::new(Sessions {
             map: Mutex::new(HashMap::new()),
             store,
@@ -128,6 +131,7 @@ impl Sessions {
             )),
             past_states: Default::default(),
             notifier,
+            events,
         })
     }
 
@@ -442,6 +446,10 @@ impl crate::social::service::SessionLink for Arc<Sessions> {
 
     fn inbox(&self, n: crate::store::NewNotification) {
         self.notifier.send(n);
+    }
+
+    fn event(&self, kind: &str, session: Option<&str>, data: serde_json::Value) {
+        self.events.emit(kind, session, data);
     }
 
     fn grant<'a>(

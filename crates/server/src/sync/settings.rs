@@ -234,6 +234,11 @@ impl Actor {
         }
         self.forget_deleted();
         tracing::info!(session = %self.id, by = %who.user, assets = assets.len(), "session deleted");
+        self.sessions.events.emit(
+            "session.deleted",
+            Some(&self.id),
+            serde_json::json!({"by": *who.user}),
+        );
         let _ = reply.send(Ok(assets));
     }
 

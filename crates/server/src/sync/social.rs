@@ -138,8 +138,9 @@ impl Actor {
         let user = pconn.user.clone();
         let session = self.id.to_string();
         let head = doc.version;
-        // Who hears of this in their inbox once it is stored.
+        // Who hears of this in their inbox once it is stored, and the app event it makes.
         let mut inbox = Vec::new();
+        let mut event: Option<(&str, Json)> = None;
         let (write, msg) = match req {
             Request::Comment(new) => {
                 let r =
@@ -162,6 +163,11 @@ impl Actor {
                     replied_to.as_ref().map(|(a, t)| (a.as_str(), t.as_str())),
                     |u| doc.meta.role_of(u),
                 );
+                event = Some((
+                    "comment.created",
+                    serde_json::json!({"comment_id": c.id, "author": c.author_id,
+                                       "parent_id": c.parent_id}),
+                ));
                 let msg = ServerMessage::CommentAdded {
                     session,
                     comment: c,
@@ -181,6 +187,13 @@ impl Actor {
                 if resolved && r.comment.author_id != *user {
                     self.sessions
                         .comment_resolved_by_other(&self.id, &r.comment.author_id);
+                }
+                if resolved {
+                    event = Some((
+                        "comment.resolved",
+                        serde_json::json!({"comment_id": id, "author": r.comment.author_id,
+                                           "resolved_by": *user}),
+                    ));
                 }
                 (SocialWrite::comment(r), updated(session, r))
             }
@@ -253,6 +266,12 @@ impl Actor {
                 let credited = s.author_id.clone();
                 self.persist(&[write]).await?;
                 self.sessions.suggestion_accepted(&self.id, &credited);
+                self.sessions.events.emit(
+                    "suggestion.accepted",
+                    Some(&self.id),
+                    serde_json::json!({"suggestion_id": id, "author": credited,
+                                       "accepted_by": *user, "version": version}),
+                );
                 if credited != *user {
                     self.sessions.notifier.send(Notifier::new_item(
                         &credited,
@@ -270,6 +289,9 @@ impl Actor {
         self.notify(pconn.id, &msg, rid.as_ref(), head);
         for n in inbox {
             self.sessions.notifier.send(n);
+        }
+        if let Some((kind, data)) = event {
+            self.sessions.events.emit(kind, Some(&self.id), data);
         }
         Ok(())
     }

@@ -30,10 +30,17 @@ pub enum Connector {
     Yapper,
     /// Social network posts.
     Allat,
+    /// The app's own backend (`--events-url`): signed app events (DESIGN §9.6).
+    Events,
 }
 
 impl Connector {
-    pub const ALL: [Connector; 3] = [Connector::Messenger, Connector::Yapper, Connector::Allat];
+    pub const ALL: [Connector; 4] = [
+        Connector::Messenger,
+        Connector::Yapper,
+        Connector::Allat,
+        Connector::Events,
+    ];
     /// The connectors that publish to a feed (social posts, social recognition).
     pub const FEEDS: [Connector; 2] = [Connector::Yapper, Connector::Allat];
 
@@ -42,6 +49,7 @@ impl Connector {
             Connector::Messenger => "messenger",
             Connector::Yapper => "yapper",
             Connector::Allat => "allat",
+            Connector::Events => "events",
         }
     }
 
@@ -85,7 +93,7 @@ impl ConnectorConfig {
             .split_once('=')
             .ok_or_else(|| format!("{spec:?}: expected NAME=URL"))?;
         let c = Connector::parse(name.trim()).ok_or_else(|| {
-            format!("unknown connector {name:?} (known: messenger, yapper, allat)")
+            format!("unknown connector {name:?} (known: messenger, yapper, allat, events)")
         })?;
         let url = url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -14,6 +14,7 @@
 //! participants of the task's session.
 
 pub mod connectors;
+pub mod events;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,14 +1,17 @@
-//! Notifications from outside (DESIGN §9.6): each user's inbox over HTTP and the live
-//! `notification` frame on every open connection, whatever session it is in.
+//! Notifications and app events from outside (DESIGN §9.6): each user's inbox over HTTP and
+//! the live `notification` frame on every open connection, whatever session it is in; the app's
+//! signed event webhooks and the event feed.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value as Json, json};
 
 use crate::harness::*;
+use montage_testkit::webhooks::{Answer, HOOK_SECRET, Receiver};
 
 backend_tests!(
     mentions_replies_roles_and_reading,
     decided_suggestions_and_targeted_invites_notify_their_user,
+    app_events_are_signed_delivered_once_each_and_replayed_in_order,
 );
 
 async fn as_user(
@@ -233,5 +236,83 @@ async fn decided_suggestions_and_targeted_invites_notify_their_user(b: Backend) 
         items[0]["kind"] == "invite" && items[0]["role"] == "editor" && items[0]["session"] == "d",
         "{items:?}"
     );
+    Ok(())
+}
+
+/// `--events-url`: every app event reaches the receiver signed, through the Task Manager — the
+/// first one after two failures, with the same delivery id and bytes each time — and
+/// `GET /v1/events` replays them in order to a service user only.
+async fn app_events_are_signed_delivered_once_each_and_replayed_in_order(b: Backend) -> Result<()> {
+    let mut rx = Receiver::start(&[Answer::Status(500), Answer::Status(503)]).await?;
+    let dir = fast_tempdir()?;
+    let mut flags = rx.flags();
+    flags.extend(
+        [
+            "--events-url",
+            &format!("http://{}/events", rx.addr),
+            "--service-users",
+            "backend",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start(b, dir.path(), &flags).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("ev", "a").await?;
+
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        let h = rx.next().await?;
+        ensure!(h.connector == "events", "{h:?}");
+        created.push(h);
+    }
+    ensure!(
+        created
+            .iter()
+            .all(|h| h.delivery == created[0].delivery && h.body == created[0].body),
+        "retries differ: {created:?}"
+    );
+    ensure!(
+        created.iter().all(|h| h.verify(HOOK_SECRET).is_ok()),
+        "unsigned"
+    );
+    let first = created[0].json();
+    ensure!(
+        first["type"] == "session.created"
+            && first["session"] == "ev"
+            && first["data"]["owner"] == "alice",
+        "{first}"
+    );
+
+    let c = comment(&mut alice, "ev", json!({"content":"hello"})).await?;
+    let h = rx.next().await?;
+    let second = h.json();
+    ensure!(
+        second["type"] == "comment.created"
+            && second["data"]["comment_id"] == c["id"]
+            && second["seq"].as_u64() > first["seq"].as_u64()
+            && h.delivery != created[0].delivery,
+        "{second}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ensure!(rx.rx.try_recv().is_err(), "an event was delivered twice");
+
+    // The pull feed: the same events in order, after a sequence number; service users only.
+    let (code, feed) = as_user(&s, "GET", "/v1/events?after=0", "backend", None).await?;
+    ensure!(code == 200, "{code} {feed}");
+    let types: Vec<&str> = feed["events"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|e| e["type"].as_str()).collect())
+        .unwrap_or_default();
+    ensure!(types == ["session.created", "comment.created"], "{feed}");
+    ensure!(
+        feed["events"][0] == first && feed["events"][1] == second,
+        "{feed}"
+    );
+    let after = format!("/v1/events?after={}", first["seq"]);
+    let (_, rest) = as_user(&s, "GET", &after, "backend", None).await?;
+    ensure!(rest["events"].as_array().map(Vec::len) == Some(1), "{rest}");
+    let (code, _) = as_user(&s, "GET", "/v1/events", "alice", None).await?;
+    ensure!(code == 403, "a user who is not a service user: {code}");
     Ok(())
 }

@@ -46,6 +46,8 @@ pub struct MemoryStore {
     pub(super) assets: MemoryAssets,
     /// Every user's items: (user, group, item), oldest first.
     notifications: Mutex<Vec<(String, Option<String>, montage_protocol::Notification)>>,
+    /// The app event log, in order.
+    events: Mutex<Vec<crate::store::StoredEvent>>,
 }
 
 impl MemoryStore {
@@ -300,6 +302,36 @@ impl Store for MemoryStore {
     }
     fn notifications(&self) -> Option<&dyn crate::store::NotificationStore> {
         Some(self)
+    }
+    fn events(&self) -> Option<&dyn crate::store::EventStore> {
+        Some(self)
+    }
+}
+
+impl crate::store::EventStore for MemoryStore {
+    fn append_event<'a>(&'a self, e: &'a crate::store::NewEvent) -> StoreFuture<'a, u64> {
+        let mut log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = log.last().map_or(1, |l| l.seq + 1);
+        log.push(crate::store::StoredEvent {
+            seq,
+            event: e.clone(),
+        });
+        Box::pin(async move { Ok(seq) })
+    }
+
+    fn events_after<'a>(
+        &'a self,
+        after: u64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<crate::store::StoredEvent>> {
+        let log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let out = log
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(out) })
     }
 }
 

@@ -222,6 +222,7 @@ fn is_retryable(e: &sqlx::Error) -> bool {
 impl PgStore {
     /// A row a write transaction changes after reading it is locked as it is read.
     const FOR_UPDATE: &str = " FOR UPDATE";
+    const LOCK_EVENTS: Option<&str> = Some("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE");
 
     /// The group commit, tried again when PostgreSQL aborted it.
     async fn commit_writes(&self, batch: &[Write]) -> Result<()> {

@@ -116,8 +116,16 @@ CREATE TABLE named_versions (
     // Issue #19: notification inboxes.
     Migration {
         id: 8,
-        name: "notifications",
+        name: "notifications, app events",
         sql: r#"
+CREATE TABLE events (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    session TEXT,
+    data TEXT NOT NULL,
+    time BIGINT NOT NULL
+);
 CREATE TABLE notifications (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,

@@ -27,6 +27,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// A write transaction holds the only write lock of the file: no row needs locking.
     const FOR_UPDATE: &str = "";
+    const LOCK_EVENTS: Option<&str> = None;
 
     /// Opens (creating if needed) `DIR/montage.db`.
     ///

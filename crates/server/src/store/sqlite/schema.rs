@@ -47,8 +47,16 @@ CREATE TABLE named_versions (
     PRIMARY KEY (session, version)
 ) WITHOUT ROWID;
 "#,
-    // 5: notification inboxes (#19).
+    // 5: notification inboxes and the app event log (#19).
     r#"
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    session TEXT,
+    data TEXT NOT NULL,
+    time INTEGER NOT NULL
+);
 CREATE TABLE notifications (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
