@@ -4,7 +4,9 @@
 # `web/scripts/e2e.sh comments` the comments-and-invites one; `previews` the live previews of one
 # user's own edits; `sharing` private sessions: the sessions list, the no-access panel, link access
 # opened and closed in the share dialog, deletion; `history` version history: the History dialog
-# (a typed version named, previewed and restored on both pages) and Undo taking the restore back.
+# (a typed version named, previewed and restored on both pages) and Undo taking the restore back;
+# `notifications` the inbox: a mention counted live on the bell of a page in another session,
+# listed, marked all read, and opening its session.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -23,5 +25,6 @@ case "${1:-editing}" in
   previews) node test/e2e-previews.mjs ;;
   sharing) node test/e2e-sharing.mjs ;;
   history) node test/e2e-history.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history]" >&2; exit 2 ;;
+  notifications) node test/e2e-notifications.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications]" >&2; exit 2 ;;
 esac

@@ -1980,6 +1980,46 @@ function undoInverse(before, op) {
   return parts.reverse().flat();
 }
 
+// ../client/src/protocol.ts
+function readNotification(v) {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  const n = v;
+  if (typeof n["id"] !== "string" || typeof n["kind"] !== "string" || typeof n["session"] !== "string") return null;
+  const out = {
+    ...n,
+    id: n["id"],
+    kind: n["kind"],
+    session: n["session"],
+    actor: typeof n["actor"] === "string" ? n["actor"] : "",
+    time: typeof n["time"] === "number" ? n["time"] : 0,
+    read: n["read"] === true,
+    count: typeof n["count"] === "number" ? n["count"] : 1
+  };
+  return out;
+}
+var ServerError = class extends Error {
+  code;
+  retryAfterMs;
+  constructor(code, message, retryAfterMs) {
+    super(message);
+    this.name = "ServerError";
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+};
+var CLOSE_UNAUTHORIZED = 4401;
+var AuthError = class extends Error {
+  code = "unauthorized";
+  reason;
+  closeCode;
+  constructor(reason, closeCode = CLOSE_UNAUTHORIZED) {
+    super(`unauthorized: ${reason || "the server refused the token"}`);
+    this.name = "AuthError";
+    this.reason = reason;
+    this.closeCode = closeCode;
+  }
+};
+
 // ../client/src/access.ts
 var RANK = { none: -1, viewer: 0, commenter: 1, editor: 2, owner: 3 };
 function roleAtLeast(role2, need) {
@@ -2109,6 +2149,31 @@ var SessionsApi = class {
     if (typeof b?.version !== "number") throw badResponse(`POST ${sessionPath(id)}/restore`, "no version");
     return b.version;
   }
+  /**
+   * `GET /v1/notifications`: the caller's inbox, newest first, at most `limit` (≤ 100, the
+   * default); `unread` keeps unread items only; `before` (ms) pages on with the last item's
+   * `time`. A token scoped to some sessions sees only their items.
+   */
+  async notifications(opts = {}) {
+    const q = new URLSearchParams();
+    if (opts.unread === true) q.set("unread", "true");
+    if (opts.before !== void 0) q.set("before", String(opts.before));
+    if (opts.limit !== void 0) q.set("limit", String(opts.limit));
+    const path = `/v1/notifications${q.size > 0 ? `?${q}` : ""}`;
+    return listOf(await this.call("GET", path, 200), "notifications", `GET ${path}`).map((v) => {
+      const n = readNotification(v);
+      if (n === null) throw badResponse(`GET ${path}`, "a notification without an id, kind or session");
+      return n;
+    });
+  }
+  /** `POST /v1/notifications/read`: marks the caller's items `ids` (≤ 1,000), or `"all"` of
+   * them, read; resolves to how many were unread before. */
+  async markRead(ids2) {
+    const body = ids2 === "all" ? { all: true } : { ids: [...ids2] };
+    const b = await this.call("POST", "/v1/notifications/read", 200, body);
+    if (typeof b?.marked !== "number") throw badResponse("POST /v1/notifications/read", "no `marked` count");
+    return b.marked;
+  }
   /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most
    * `commenter` unless bound to a user with `for`). */
   async createInvite(id, opts) {
@@ -2206,30 +2271,6 @@ function info(v, what) {
   if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "no session id in the answer");
   return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") };
 }
-
-// ../client/src/protocol.ts
-var ServerError = class extends Error {
-  code;
-  retryAfterMs;
-  constructor(code, message, retryAfterMs) {
-    super(message);
-    this.name = "ServerError";
-    this.code = code;
-    this.retryAfterMs = retryAfterMs;
-  }
-};
-var CLOSE_UNAUTHORIZED = 4401;
-var AuthError = class extends Error {
-  code = "unauthorized";
-  reason;
-  closeCode;
-  constructor(reason, closeCode = CLOSE_UNAUTHORIZED) {
-    super(`unauthorized: ${reason || "the server refused the token"}`);
-    this.name = "AuthError";
-    this.reason = reason;
-    this.closeCode = closeCode;
-  }
-};
 
 // ../client/src/session.ts
 function randomId() {
@@ -3117,6 +3158,11 @@ var MontageConnection = class {
       case "tier":
         this.emit("tier", { tier: String(m["tier"]), fps: Number(m["fps"]), resolution: m["resolution"] });
         return;
+      case "notification": {
+        const n = readNotification(m["notification"]);
+        if (n !== null) this.emit("notification", n);
+        return;
+      }
     }
     const rid = m["rid"];
     if (typeof rid === "string") {
@@ -3397,7 +3443,7 @@ function newId() {
   return c?.randomUUID ? c.randomUUID() : Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
 
-// src/main.ts
+// src/dom.ts
 function $(id) {
   const el = document.getElementById(id);
   if (el === null) throw new Error(`#${id} missing`);
@@ -3409,6 +3455,152 @@ function h(tag, attrs = {}, text2) {
   if (text2 !== void 0) el.textContent = text2;
   return el;
 }
+function why(e) {
+  return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : e.message;
+}
+
+// src/inbox.ts
+var PAGE = 50;
+var KEEP = 100;
+var api = null;
+var openSession = () => {
+};
+var currentSession = () => "";
+var items2 = /* @__PURE__ */ new Map();
+var loadSeq = 0;
+var unwatch = null;
+function setup(opts) {
+  api = opts.api;
+  openSession = opts.open;
+  currentSession = opts.current;
+  $("bell").addEventListener("click", () => {
+    $("inbox-status").textContent = "";
+    render();
+    $("inbox").showModal();
+  });
+  $("inbox-close").addEventListener("click", close);
+  $("inbox-read-all").addEventListener("click", () => void markAllRead());
+}
+function signedIn() {
+  $("bell").hidden = false;
+}
+function watch(conn) {
+  unwatch?.();
+  unwatch = null;
+  if (conn === null) return;
+  const offs = [
+    conn.on("notification", (n) => {
+      items2.set(n.id, n);
+      render();
+    }),
+    conn.on("status", (s) => {
+      if (s.state === "online") void refresh();
+    })
+  ];
+  unwatch = () => offs.forEach((off) => off());
+}
+async function refresh() {
+  if (api === null) return;
+  const seq = ++loadSeq;
+  let page;
+  try {
+    page = await api.notifications({ unread: false, limit: PAGE });
+  } catch (e) {
+    if (seq === loadSeq) $("inbox-status").textContent = `Notifications could not be read (${why(e)})`;
+    return;
+  }
+  if (seq !== loadSeq) return;
+  $("inbox-status").textContent = "";
+  for (const n of page) {
+    const mine = items2.get(n.id);
+    if (mine === void 0 || mine.time <= n.time) items2.set(n.id, n);
+  }
+  render();
+}
+function close() {
+  const dlg = $("inbox");
+  if (dlg.open) dlg.close();
+}
+function sorted() {
+  const all = [...items2.values()].sort((a, b) => b.time - a.time);
+  for (const old of all.splice(KEEP)) items2.delete(old.id);
+  return all;
+}
+function words(n) {
+  switch (n.kind) {
+    case "mention":
+      return "mentioned you in a comment";
+    case "reply":
+      return n.count > 1 ? `replied to your comment (${n.count} replies)` : "replied to your comment";
+    case "invite":
+      return `invited you${n.role ? ` as ${n.role}` : ""}`;
+    case "role_changed":
+      return n.role === "none" ? "removed your access" : `made you ${n.role ?? "a member"}`;
+    case "award":
+      return n.actor === "montage" ? "gave you a badge" : "awarded your work";
+    case "suggestion_accepted":
+      return "accepted your suggestion";
+    case "suggestion_rejected":
+      return "declined your suggestion";
+    default:
+      return String(n.kind).replace(/_/g, " ");
+  }
+}
+function render() {
+  const list2 = sorted();
+  const unread = list2.filter((n) => !n.read).length;
+  const count = $("bell-count");
+  count.textContent = String(unread);
+  count.hidden = unread === 0;
+  $("bell").setAttribute("aria-label", unread === 0 ? "Notifications" : `Notifications, ${unread} unread`);
+  $("inbox-read-all").disabled = unread === 0;
+  const ul = $("inbox-list");
+  ul.replaceChildren();
+  if (list2.length === 0) ul.append(h("li", { class: "muted" }, "Nothing yet: mentions, replies, invites and role changes show here."));
+  for (const n of list2) {
+    const li = h("li", { "data-notification": n.id, "data-kind": n.kind, "data-session": n.session });
+    if (!n.read) li.classList.add("unread");
+    const here = n.session === currentSession();
+    const text2 = `${n.actor} ${words(n)}`;
+    const item = h("button", { type: "button", class: "item", title: here ? "In this session" : `Open ${n.session}` });
+    item.append(
+      h("span", { class: "what" }, text2),
+      h("span", { class: "where muted" }, `${here ? "this session" : n.session} · ${new Date(n.time).toLocaleString()}`)
+    );
+    item.addEventListener("click", () => choose(n));
+    li.append(item);
+    ul.append(li);
+  }
+}
+function choose(n) {
+  close();
+  if (!n.read) {
+    items2.set(n.id, { ...n, read: true });
+    render();
+    api?.markRead([n.id]).catch((e) => console.warn("notification not marked read", e));
+  }
+  if (n.session !== currentSession()) openSession(n.session);
+}
+async function markAllRead() {
+  if (api === null) return;
+  const status = $("inbox-status");
+  status.textContent = "Marking all read…";
+  const shown = [...items2.values()].filter((n) => !n.read).map((n) => n.id);
+  try {
+    await api.markRead("all");
+  } catch (e) {
+    status.textContent = `Not marked read (${why(e)})`;
+    return;
+  }
+  status.textContent = "";
+  for (const id of shown) {
+    const n = items2.get(id);
+    if (n !== void 0) items2.set(id, { ...n, read: true });
+  }
+  render();
+}
+
+// src/main.ts
 function num2(v, d = 0) {
   return typeof v === "number" && Number.isFinite(v) ? v : d;
 }
@@ -3441,9 +3633,6 @@ function closeShareDialog() {
 function closeHistoryDialog() {
   const dlg = $("history-dialog");
   if (dlg.open) dlg.close();
-}
-function why(e) {
-  return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : e.message;
 }
 var notSent = (e) => e instanceof ServerError && e.code === "offline";
 var client = null;
@@ -3544,6 +3733,7 @@ async function signIn(ev) {
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target2 }));
   $("signin").hidden = true;
   $("my-sessions").hidden = false;
+  signedIn();
   if (target2) open(target2);
   else void showSessions();
 }
@@ -3561,6 +3751,7 @@ async function showSessions() {
   closeSession();
   setUrl(null);
   showView("sessions");
+  void refresh();
   $("session-label").textContent = "";
   const status = $("sessions-status");
   status.textContent = "Loading…";
@@ -3623,6 +3814,7 @@ function closeSession() {
   previewTimer = null;
   const c = client;
   client = null;
+  watch(null);
   c?.close();
   role = null;
   selected = null;
@@ -3642,7 +3834,7 @@ function closeSession() {
   $("history-list").replaceChildren();
   clearHistoryPreview();
   showConnection("offline", 0);
-  render();
+  render2();
 }
 function open(session) {
   closeSession();
@@ -3655,8 +3847,9 @@ function open(session) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const c = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3e3 } });
   client = c;
+  watch(c.connection);
   c.on("change", (ev) => {
-    render();
+    render2();
     if (ev.origin !== "local") schedulePreview();
   });
   c.on("status", (s) => {
@@ -3671,7 +3864,7 @@ function open(session) {
     const title = pendingTitle;
     pendingTitle = null;
     if (title !== null && doc()?.title === "" && roleAtLeast(role, "editor")) edit(() => [textInsert(["title"], 0, title)]);
-    render();
+    render2();
     renderShare();
   });
   c.on("participants", () => {
@@ -3682,7 +3875,7 @@ function open(session) {
   c.on("presence", () => renderOverlay());
   c.on("role", (r) => {
     role = c.role;
-    render();
+    render2();
     if (r.user === me) renderComments();
   });
   c.on("linkRoleChanged", (l) => {
@@ -3712,7 +3905,7 @@ function onAccessDenied(c, e) {
   if (client !== c) return;
   if (deleting && e.reason === "deleted") return;
   role = null;
-  render();
+  render2();
   const text2 = {
     forbidden: "You don't have access to this session — ask the owner to share it.",
     removed: "You no longer have access to this session — ask the owner to share it again.",
@@ -3810,7 +4003,7 @@ async function fetchPreview(url, version, tier) {
   img.dataset["tier"] = tier;
   $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
 }
-function render() {
+function render2() {
   const d = doc();
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
@@ -4408,7 +4601,7 @@ function setupStage() {
       const target2 = ev.target.closest("[data-layer]");
       selected = target2?.dataset["layer"] ?? null;
       drag = { start: p, layer: roleAtLeast(role, "editor") ? selected : null, box: target2, moved: false };
-      render();
+      render2();
       publishPresence();
     }
     stage.setPointerCapture(ev.pointerId);
@@ -4449,7 +4642,7 @@ function setupStage() {
   stage.addEventListener("pointercancel", () => {
     drag?.box?.classList.contains("drag-box") && drag.box.remove();
     drag = null;
-    render();
+    render2();
   });
   stage.addEventListener("pointerleave", () => {
     cursor = null;
@@ -4501,10 +4694,11 @@ async function upload(file) {
     return [set(["assets", a.id], { kind: "image", width: aw, height: ah }), ins(["canvas", "layers", d.canvas.layers.length], layer)];
   });
   selected = id;
-  render();
+  render2();
   publishPresence();
 }
 function setupControls() {
+  setup({ api: sessionsApi, open, current: () => client !== null && client.accessError === null ? sessionId : "" });
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
   $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
   $("open-form").addEventListener("submit", (ev) => {
@@ -4628,7 +4822,7 @@ function start() {
     sessionInput.value ||= "(from the invite)";
   }
   showConnection("offline", 0);
-  render();
+  render2();
   window.montage = {
     doc: () => client?.doc ?? null,
     version: () => client?.version ?? 0,

@@ -8,7 +8,6 @@
  */
 import {
   type AccessError,
-  ApiError,
   type AssetInfo,
   type Comment,
   type ImageLayer,
@@ -35,6 +34,8 @@ import {
   tokenClaims,
   tokenSubject,
 } from "../../client/src/index.js";
+import { $, h, why } from "./dom.js";
+import * as inbox from "./inbox.js";
 
 // ---- small helpers ---------------------------------------------------------------------------
 
@@ -46,17 +47,6 @@ interface Presence {
 }
 type Client = MontageClient<MontageDocument, Presence>;
 
-function $<T extends HTMLElement = HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (el === null) throw new Error(`#${id} missing`);
-  return el as T;
-}
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 function num(v: unknown, d = 0): number {
   return typeof v === "number" && Number.isFinite(v) ? v : d;
 }
@@ -92,10 +82,6 @@ function closeShareDialog(): void {
 function closeHistoryDialog(): void {
   const dlg = $<HTMLDialogElement>("history-dialog");
   if (dlg.open) dlg.close();
-}
-/** An SDK error as `code: message`. */
-function why(e: unknown): string {
-  return e instanceof ApiError || e instanceof ServerError ? `${e.code}: ${e.message}` : (e as Error).message;
 }
 /** A request made while not joined: the SDK sent nothing. */
 const notSent = (e: unknown) => e instanceof ServerError && e.code === "offline";
@@ -222,6 +208,7 @@ async function signIn(ev: Event): Promise<void> {
   sessionStorage.setItem("montage.signin", JSON.stringify({ name, session: target }));
   $("signin").hidden = true;
   $("my-sessions").hidden = false;
+  inbox.signedIn();
   if (target) open(target);
   else void showSessions();
 }
@@ -244,6 +231,8 @@ async function showSessions(): Promise<void> {
   closeSession();
   setUrl(null);
   showView("sessions");
+  // No connection here to hear new items: the inbox is read once.
+  void inbox.refresh();
   $("session-label").textContent = "";
   const status = $("sessions-status");
   status.textContent = "Loading…";
@@ -313,6 +302,7 @@ function closeSession(): void {
   previewTimer = null;
   const c = client;
   client = null;
+  inbox.watch(null);
   // `leave` first: the others see me go now, not when the socket's close reaches the server.
   c?.close();
   role = null;
@@ -347,6 +337,7 @@ function open(session: string): void {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   const c: Client = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3000 } });
   client = c;
+  inbox.watch(c.connection);
   c.on("change", (ev) => {
     render();
     if (ev.origin !== "local") schedulePreview();
@@ -1331,6 +1322,7 @@ async function upload(file: File): Promise<void> {
 }
 
 function setupControls(): void {
+  inbox.setup({ api: sessionsApi, open, current: () => (client !== null && client.accessError === null ? sessionId : "") });
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
   $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
   $("open-form").addEventListener("submit", (ev) => {

@@ -1,9 +1,9 @@
 /**
  * Who may see a session (docs/PROTOCOL.md "Access"), from the client's side: the roles, the error a refused
  * join turns into (`AccessError`), and typed helpers for the HTTP API (`SessionsApi`: sessions,
- * comments and suggestions, invites, uploads).
+ * comments and suggestions, invites, uploads, the inbox).
  */
-import type { Comment, Suggestion } from "./protocol.js";
+import { type Comment, type Notification, type Suggestion, readNotification } from "./protocol.js";
 
 /** A member's role, highest first: `owner` > `editor` > `commenter` > `viewer`. */
 export type Role = "owner" | "editor" | "commenter" | "viewer";
@@ -283,6 +283,33 @@ export class SessionsApi {
     const b = (await this.call("POST", `${sessionPath(id)}/restore`, 200, body)) as { version?: unknown } | null;
     if (typeof b?.version !== "number") throw badResponse(`POST ${sessionPath(id)}/restore`, "no version");
     return b.version;
+  }
+
+  /**
+   * `GET /v1/notifications`: the caller's inbox, newest first, at most `limit` (≤ 100, the
+   * default); `unread` keeps unread items only; `before` (ms) pages on with the last item's
+   * `time`. A token scoped to some sessions sees only their items.
+   */
+  async notifications(opts: { unread?: boolean; before?: number; limit?: number } = {}): Promise<Notification[]> {
+    const q = new URLSearchParams();
+    if (opts.unread === true) q.set("unread", "true");
+    if (opts.before !== undefined) q.set("before", String(opts.before));
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    const path = `/v1/notifications${q.size > 0 ? `?${q}` : ""}`;
+    return listOf<unknown>(await this.call("GET", path, 200), "notifications", `GET ${path}`).map((v) => {
+      const n = readNotification(v);
+      if (n === null) throw badResponse(`GET ${path}`, "a notification without an id, kind or session");
+      return n;
+    });
+  }
+
+  /** `POST /v1/notifications/read`: marks the caller's items `ids` (≤ 1,000), or `"all"` of
+   * them, read; resolves to how many were unread before. */
+  async markRead(ids: readonly string[] | "all"): Promise<number> {
+    const body = ids === "all" ? { all: true } : { ids: [...ids] };
+    const b = (await this.call("POST", "/v1/notifications/read", 200, body)) as { marked?: unknown } | null;
+    if (typeof b?.marked !== "number") throw badResponse("POST /v1/notifications/read", "no `marked` count");
+    return b.marked;
   }
 
   /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most

@@ -14,7 +14,7 @@
  */
 import { type FetchLike, SessionsApi, tokenSubject } from "./access.js";
 import type { Json } from "./json.js";
-import { AuthError, CLOSE_UNAUTHORIZED, type ErrorCode, type TierEvent, type Tier } from "./protocol.js";
+import { AuthError, CLOSE_UNAUTHORIZED, type ErrorCode, type Notification, type TierEvent, type Tier, readNotification } from "./protocol.js";
 import { MontageSession, type SessionOptions } from "./session.js";
 
 /** A handler property of a socket. Checked bivariantly (as methods are), so a socket whose
@@ -120,6 +120,9 @@ export interface ConnectionEvents {
   unauthorized: AuthError;
   /** The connection's tier (after `setQuality`, or when the server's measure changes). */
   tier: TierEvent;
+  /** An item of the user's inbox was made or updated (a grouped reply comes again, same `id`):
+   * sent to every connection of the user, whichever sessions it has open. */
+  notification: Notification;
   /** An error about no session in particular (a refused `auth`, a token function that failed,
    * a frame that is not JSON). */
   error: { code: ErrorCode; message: string; rid?: string };
@@ -412,6 +415,13 @@ export class MontageConnection {
       case "tier":
         this.emit("tier", { tier: String(m["tier"]) as Tier, fps: Number(m["fps"]), resolution: m["resolution"] as [number, number] });
         return;
+      case "notification": {
+        // Not a session's: the item names its session inside, and may be of one not open here.
+        // One without an id, kind or session could be neither shown nor marked read: dropped.
+        const n = readNotification(m["notification"]);
+        if (n !== null) this.emit("notification", n);
+        return;
+      }
     }
     const rid = m["rid"];
     if (typeof rid === "string") {

@@ -72,6 +72,8 @@ export {
   type Comment,
   type ErrorCode,
   type NewComment,
+  type Notification,
+  type NotificationKind,
   type PreviewEvent,
   type Region,
   type ServerErrorCode,

@@ -2,6 +2,8 @@
  * Wire shapes of protocol v1 that the SDK hands to apps (docs/PROTOCOL.md; the Rust types in
  * `crates/protocol/src/{message,social,error}.rs` are the truth), and the errors the SDK raises.
  */
+import type { Role } from "./access.js";
+
 /** The `code` of a server `error` frame (docs/PROTOCOL.md, `ErrorCode` in crates/protocol). */
 export type ServerErrorCode =
   | "unauthorized"
@@ -114,6 +116,60 @@ export interface TaskInfo {
   next_run_at?: number;
   last_error?: string;
   connector?: unknown;
+}
+
+/** What a {@link Notification} is about (docs/PROTOCOL.md "Notifications"). */
+export type NotificationKind =
+  | "mention"
+  | "reply"
+  | "invite"
+  | "role_changed"
+  | "award"
+  | "suggestion_accepted"
+  | "suggestion_rejected";
+
+/**
+ * One item of the user's inbox (`GET /v1/notifications`, and live as the connection's
+ * `notification` event). A burst of replies in one thread is one unread item: it comes again,
+ * same `id`, with a higher `count` and the latest `actor`, `time` and `comment_id`.
+ */
+export interface Notification {
+  id: string;
+  kind: NotificationKind;
+  /** The session it happened in. */
+  session: string;
+  /** Who caused it (`montage` for a badge the server gave); the latest one of a grouped item. */
+  actor: string;
+  /** Milliseconds since the Unix epoch (the latest event of a grouped item). */
+  time: number;
+  read: boolean;
+  /** `mention`: the comment naming me; `reply`: the newest reply. */
+  comment_id?: string;
+  /** `invite`, `role_changed`: the role given (`none`: removed). */
+  role?: Role | "none";
+  /** How many events the item stands for (1 but for grouped replies). */
+  count: number;
+}
+
+/**
+ * @internal A notification as received, or null when `v` lacks what every item has (an id, a
+ * kind, a session). A kind this SDK does not know yet is kept: a newer server may send one.
+ */
+export function readNotification(v: unknown): Notification | null {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  const n = v as Record<string, unknown>;
+  if (typeof n["id"] !== "string" || typeof n["kind"] !== "string" || typeof n["session"] !== "string") return null;
+  const out: Notification = {
+    ...(n as object),
+    id: n["id"],
+    kind: n["kind"] as NotificationKind,
+    session: n["session"],
+    actor: typeof n["actor"] === "string" ? n["actor"] : "",
+    time: typeof n["time"] === "number" ? n["time"] : 0,
+    read: n["read"] === true,
+    count: typeof n["count"] === "number" ? n["count"] : 1,
+  };
+  return out;
 }
 
 /** The connection's tier as the server announces it (`tier`). */

@@ -424,6 +424,36 @@ describe("SessionsApi", () => {
     expect(JSON.parse(String(calls[1]!.body))).toEqual({ role: "commenter", max_uses: 5 });
   });
 
+  it("reads the inbox and marks items read", async () => {
+    const item = { id: "n1", kind: "role_changed", session: "s 1", actor: "ann", time: 1700000000000, read: false, role: "editor", count: 1 };
+    const { f, calls } = fakeFetch([
+      { status: 200, body: { notifications: [item] } },
+      { status: 200, body: { notifications: [] } },
+      { status: 200, body: { marked: 1 } },
+      { status: 200, body: { marked: 4 } },
+      { status: 200, body: { notifications: [{ kind: "award", session: "s" }] } },
+      { status: 200, body: { nothing: 0 } },
+    ]);
+    const api = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: f });
+    expect(await api.notifications()).toEqual([item]);
+    expect(await api.notifications({ unread: true, before: 1700000000000, limit: 20 })).toEqual([]);
+    expect(await api.markRead(["n1"])).toBe(1);
+    expect(await api.markRead("all")).toBe(4);
+    await expect(api.notifications({ unread: false })).rejects.toMatchObject({ code: "bad_response" });
+    await expect(api.markRead([])).rejects.toMatchObject({ code: "bad_response" });
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "GET http://m.test/v1/notifications",
+      "GET http://m.test/v1/notifications?unread=true&before=1700000000000&limit=20",
+      "POST http://m.test/v1/notifications/read",
+      "POST http://m.test/v1/notifications/read",
+      "GET http://m.test/v1/notifications",
+      "POST http://m.test/v1/notifications/read",
+    ]);
+    expect(JSON.parse(String(calls[2]!.body))).toEqual({ ids: ["n1"] });
+    expect(JSON.parse(String(calls[3]!.body))).toEqual({ all: true });
+    expect(calls[2]!.headers["Authorization"]).toBe("Bearer t");
+  });
+
   it("uses the global fetch as a plain function (a browser's refuses another `this`)", async () => {
     const saved = globalThis.fetch;
     const seen: unknown[] = [];

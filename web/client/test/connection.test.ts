@@ -207,6 +207,52 @@ describe("several sessions over one connection", () => {
   });
 });
 
+describe("notifications", () => {
+  const mention = { id: "n1", kind: "mention", session: "poster", actor: "bob", time: 1700000000000, read: false, comment_id: "c9", count: 1 };
+
+  it("every connection of the user hears its `notification`, joined to that session or not; others don't", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    const bare = new MontageConnection({ url: "ws://montage.test/v1/ws", token: fakeJwt("alice"), socket: net.factory("alice"), timers: clock });
+    const inTrailer = client(net, clock, "alice", { session: "trailer" });
+    const bob = client(net, clock, "bob", { session: "poster" });
+    await settle(net);
+    const heard = { bare: [] as unknown[], trailer: [] as unknown[], bob: [] as unknown[], sessionMessages: [] as unknown[] };
+    bare.on("notification", (n) => heard.bare.push(n));
+    inTrailer.connection.on("notification", (n) => heard.trailer.push(n));
+    bob.connection.on("notification", (n) => heard.bob.push(n));
+    inTrailer.on("message", (m) => heard.sessionMessages.push(m));
+
+    net.push("alice", { type: "notification", notification: mention });
+    // A reply burst in one thread: the same item again, updated.
+    const grouped = { id: "n2", kind: "reply", session: "trailer", actor: "carol", time: 1700000001000, read: false, comment_id: "c12", count: 2 };
+    net.push("alice", { type: "notification", notification: grouped });
+    net.drain();
+    expect(heard.bare).toEqual([mention, grouped]);
+    expect(heard.trailer).toEqual([mention, grouped]);
+    expect(heard.bob).toEqual([]);
+    // Not a session's message, even when the item is about the open session.
+    expect(heard.sessionMessages).toEqual([]);
+  });
+
+  it("an item without an id, kind or session is dropped; a kind unknown to this SDK is kept", async () => {
+    const net = new FakeNet(newDocument());
+    const conn = new MontageConnection({ url: "ws://montage.test/v1/ws", token: fakeJwt("alice"), socket: net.factory("alice"), timers: new FakeClock() });
+    net.drain();
+    const heard: unknown[] = [];
+    const raw: unknown[] = [];
+    conn.on("notification", (n) => heard.push(n));
+    conn.on("message", (m) => raw.push(m));
+    net.push("alice", { type: "notification", notification: { kind: "mention", session: "s" } });
+    net.push("alice", { type: "notification" });
+    net.push("alice", { type: "notification", notification: { id: "n3", kind: "poke", session: "s", actor: "bob", time: 5, read: true } });
+    net.drain();
+    expect(raw).toHaveLength(3);
+    // `count` is 1 when the server leaves it out.
+    expect(heard).toEqual([{ id: "n3", kind: "poke", session: "s", actor: "bob", time: 5, read: true, count: 1 }]);
+  });
+});
+
 describe("change origins", () => {
   it("the joined state is `load`, my edits `local`, others' `remote`", () => {
     const net = new FakeNet(newDocument());

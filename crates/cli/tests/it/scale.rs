@@ -773,3 +773,47 @@ async fn access_changes_reach_every_node() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_mention_reaches_its_user_on_another_node() -> Result<()> {
+    let Some((db, nats)) = services("scale::a_mention_reaches_its_user_on_another_node")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let mut alice = create_session(&nodes[0], "doc", "alice", &["bob".into()]).await?;
+    // bob is connected to the other node, in another session.
+    let mut bob = nodes[1].connect("bob").await?;
+    bob.join("elsewhere", "b").await?;
+    alice
+        .send(json!({"type":"comment","session":"doc","comment":{"content":"@bob look"}}))
+        .await?;
+    let comment = until(&mut alice, "comment_added").await?["comment"].clone();
+    let n = until(&mut bob, "notification").await?["notification"].clone();
+    assert_eq!(
+        (&n["kind"], &n["session"], &n["actor"], &n["comment_id"]),
+        (&json!("mention"), &json!("doc"), &json!("alice"), &comment["id"])
+    );
+    // One inbox whichever node reads it.
+    let unread = nodes[1]
+        .get_json("/v1/notifications?unread=true", "bob")
+        .await?;
+    assert!(
+        unread["notifications"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|i| i["id"] == n["id"])),
+        "{unread}"
+    );
+    let (status, _) = post(
+        &nodes[0],
+        "/v1/notifications/read",
+        "bob",
+        json!({"all": true}),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let unread = nodes[1]
+        .get_json("/v1/notifications?unread=true", "bob")
+        .await?;
+    assert_eq!(unread["notifications"], json!([]), "{unread}");
+    Ok(())
+}

@@ -222,6 +222,18 @@ fn history_restore_and_undo_in_chromium() -> Result<()> {
     Ok(())
 }
 
+/// Notifications in the page: bob, in another session, sees alice's mention of him in his bell
+/// and inbox, opens it (which takes him to her session) and marks everything read.
+#[test]
+fn a_mention_shows_in_the_other_users_bell_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["notifications"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
 /// `@montage/react` in Chromium against the real binary: two users on a test page built from
 /// the hooks (served from another origin by a node:http server) see each other through
 /// `useOthers` with the note each types (`useMyPresence`), an edit on one page shows on the
