@@ -211,7 +211,8 @@ pub enum SessionCmd {
         name: String,
     },
     /// Bring SESSION back to VERSION as one new edit of mine (editors): the whole document, or
-    /// with --id one layer, track or clip; everything else stays as it is now. Undo it by
+    /// with --id one layer, track or clip (or a comment thread); everything else stays as it
+    /// is now. Undo it by
     /// restoring the version before.
     #[command(after_help = "Examples:
   montage session restore brief-42 120
@@ -219,7 +220,7 @@ pub enum SessionCmd {
     Restore {
         session: String,
         version: u64,
-        /// Only this layer, track or clip.
+        /// Only this layer, track, clip or comment thread (a comment's id: it and its replies).
         #[arg(long)]
         id: Option<String>,
     },

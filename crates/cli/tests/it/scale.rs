@@ -791,7 +791,12 @@ async fn a_mention_reaches_its_user_on_another_node() -> Result<()> {
     let n = until(&mut bob, "notification").await?["notification"].clone();
     assert_eq!(
         (&n["kind"], &n["session"], &n["actor"], &n["comment_id"]),
-        (&json!("mention"), &json!("doc"), &json!("alice"), &comment["id"])
+        (
+            &json!("mention"),
+            &json!("doc"),
+            &json!("alice"),
+            &comment["id"]
+        )
     );
     // One inbox whichever node reads it.
     let unread = nodes[1]

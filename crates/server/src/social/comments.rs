@@ -190,6 +190,20 @@ fn may_comment(role: Role) -> Result<(), SocialError> {
     Ok(())
 }
 
+/// Empties a comment into a tombstone that keeps its place in its thread.
+fn tombstone(rec: &mut CommentRecord) {
+    rec.comment.deleted = true;
+    rec.comment.content.clear();
+    rec.comment.annotations.clear();
+    rec.comment.mentions.clear();
+    rec.frames.clear();
+    let all: Vec<_> = rec.reaction_set.iter().cloned().collect();
+    for e in all {
+        rec.reaction_set.remove(&e);
+    }
+    rec.refresh_reactions();
+}
+
 impl Social {
     fn live_mut(&mut self, id: &str) -> Result<&mut CommentRecord, SocialError> {
         let i = *self
@@ -289,6 +303,52 @@ impl Social {
         Ok(rec)
     }
 
+    /// The ids of the thread rooted at `root`: it and every reply below it, in order.
+    pub fn thread(&self, root: &str) -> Vec<String> {
+        let mut ids = vec![root.to_owned()];
+        // Replies come after what they reply to, so one pass in creation order finds them all.
+        for r in &self.comments {
+            if r.comment
+                .parent_id
+                .as_ref()
+                .is_some_and(|p| ids.contains(p))
+            {
+                ids.push(r.comment.id.clone());
+            }
+        }
+        ids
+    }
+
+    /// Brings the thread rooted at `root` back to how it was: each comment of it in `old` (its
+    /// record then) takes that record back; one with `None` (made after) becomes a tombstone;
+    /// one not in `old` at all (no history kept for it, e.g. older than history) stays as it is.
+    /// Returns the comments that changed.
+    pub fn restore_thread(
+        &mut self,
+        root: &str,
+        old: &std::collections::HashMap<String, Option<CommentRecord>>,
+    ) -> Result<Vec<&CommentRecord>, SocialError> {
+        if !self.comment_index.contains_key(root) {
+            return Err(refuse(ErrorCode::NotFound, format!("no comment {root}")));
+        }
+        let mut changed = Vec::new();
+        for id in self.thread(root) {
+            let Some(then) = old.get(&id) else { continue };
+            let Some(&i) = self.comment_index.get(&id) else {
+                continue;
+            };
+            let rec = &mut self.comments[i];
+            match then {
+                Some(then) if *rec != *then => *rec = then.clone(),
+                Some(_) => continue,
+                None if rec.comment.deleted => continue,
+                None => tombstone(rec),
+            }
+            changed.push(i);
+        }
+        Ok(changed.into_iter().map(|i| &self.comments[i]).collect())
+    }
+
     /// A tombstone: content, annotations, mentions and reactions go; the comment keeps its
     /// place in the thread so replies stay attached.
     pub fn delete_comment(
@@ -305,16 +365,7 @@ impl Social {
                 "only the author or an owner may delete a comment",
             ));
         }
-        rec.comment.deleted = true;
-        rec.comment.content.clear();
-        rec.comment.annotations.clear();
-        rec.comment.mentions.clear();
-        rec.frames.clear();
-        let all: Vec<_> = rec.reaction_set.iter().cloned().collect();
-        for e in all {
-            rec.reaction_set.remove(&e);
-        }
-        rec.refresh_reactions();
+        tombstone(rec);
         Ok(rec)
     }
 

@@ -82,6 +82,7 @@ pub const SESSION_TABLES: &[&str] = &[
     "checkpoints",
     "named_versions",
     "notifications",
+    "comment_history",
 ];
 
 /// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.

@@ -33,6 +33,22 @@ pub trait SocialStore: Send + Sync + 'static {
         record: &'a str,
     ) -> StoreFuture<'a, ()>;
     fn list<'a>(&'a self, kind: SocialKind, session: &'a str) -> StoreFuture<'a, Vec<String>>;
+    /// Keeps `record` as comment `id`'s state from session version `version` on (restoring a
+    /// thread to a version reads it back).
+    fn keep_comment_state<'a>(
+        &'a self,
+        session: &'a str,
+        id: &'a str,
+        version: u64,
+        record: &'a str,
+    ) -> StoreFuture<'a, ()>;
+    /// Every comment of the session with kept states: its last record kept at or before
+    /// `version`, or `None` if it was made after.
+    fn comments_at<'a>(
+        &'a self,
+        session: &'a str,
+        version: u64,
+    ) -> StoreFuture<'a, Vec<(String, Option<String>)>>;
 
     fn put_comment<'a>(
         &'a self,

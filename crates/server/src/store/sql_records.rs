@@ -29,6 +29,47 @@ macro_rules! sql_records {
                 })
             }
 
+            fn keep_comment_state<'a>(
+                &'a self,
+                session: &'a str,
+                id: &'a str,
+                version: u64,
+                record: &'a str,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO comment_history (session, id, version, record) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(session)
+                    .bind(id)
+                    .bind($crate::store::rows::to_i64(version))
+                    .bind(record)
+                    .execute(self.pool())
+                    .await?;
+                    Ok(())
+                })
+            }
+
+            fn comments_at<'a>(
+                &'a self,
+                session: &'a str,
+                version: u64,
+            ) -> $crate::store::StoreFuture<'a, Vec<(String, Option<String>)>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "SELECT d.id, (SELECT h.record FROM comment_history h \
+                         WHERE h.session = $1 AND h.id = d.id AND h.version <= $2 \
+                         ORDER BY h.n DESC LIMIT 1) \
+                         FROM (SELECT DISTINCT id FROM comment_history WHERE session = $1) AS d",
+                    )
+                    .bind(session)
+                    .bind($crate::store::rows::to_i64(version))
+                    .fetch_all(self.pool())
+                    .await?)
+                })
+            }
+
             fn list<'a>(
                 &'a self,
                 kind: $crate::store::SocialKind,

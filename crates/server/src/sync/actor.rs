@@ -268,10 +268,11 @@ impl Actor {
             SessionMsg::GetState { who, reply } => self.get_state(who, reply),
             SessionMsg::Restore {
                 conn,
+                version,
                 target,
                 element,
                 reply,
-            } => self.restore(conn, target, element, reply).await,
+            } => self.restore(conn, version, target, element, reply).await,
             SessionMsg::Social { conn, req, rid } => self.social_request(conn, req, rid).await,
             SessionMsg::Notify { frame } => {
                 // Best effort: a joiner still waiting for `joined` reads tasks over HTTP.

@@ -284,6 +284,7 @@ async fn restore(
     let (reply, done) = oneshot::channel();
     let msg = SessionMsg::Restore {
         conn,
+        version: b.version,
         target,
         element: b.id,
         reply,
@@ -324,6 +325,7 @@ impl Actor {
     pub(super) async fn restore(
         &mut self,
         conn: ConnHandle,
+        version: u64,
         target: montage_ot::Value,
         element: Option<String>,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
@@ -331,6 +333,7 @@ impl Actor {
         if self.reload && !self.shutting_down {
             self.deferred.push(SessionMsg::Restore {
                 conn,
+                version,
                 target,
                 element,
                 reply,
@@ -352,6 +355,14 @@ impl Actor {
                 None,
             );
             return;
+        }
+        if let Some(id) = &element
+            && montage_ot::find_element(&core.doc, id).is_none()
+            && montage_ot::find_element(&target, id).is_none()
+        {
+            // Not a layer, track or clip: a comment thread, if anything.
+            let id = id.clone();
+            return self.restore_thread(conn, version, &id, reply).await;
         }
         let ops = match &element {
             None => montage_ot::diff(&core.doc, &target),

@@ -97,8 +97,11 @@ pub enum SessionMsg {
     /// comes once it is durable, refusals go to `conn`.
     Restore {
         conn: ConnHandle,
+        /// The version restored, and its document.
+        version: u64,
         target: montage_ot::Value,
-        /// Only this layer, track or clip (by id); the whole document when `None`.
+        /// Only this layer, track, clip or comment thread (by id); the whole document when
+        /// `None`.
         element: Option<String>,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
     },

@@ -70,10 +70,15 @@ impl Actor {
         let Some(store) = owner.social() else {
             return Ok(());
         };
+        let head = self.state.as_ref().map_or(0, |d| d.version);
         for w in writes {
             let r = match w {
                 SocialWrite::Comment { id, record } => {
-                    store.put_comment(&self.id, id, record).await
+                    match store.put_comment(&self.id, id, record).await {
+                        // Its state as of this version, for restoring its thread later.
+                        Ok(()) => store.keep_comment_state(&self.id, id, head, record).await,
+                        e => e,
+                    }
                 }
                 SocialWrite::Suggestion { id, record } => {
                     store.put_suggestion(&self.id, id, record).await
@@ -294,6 +299,85 @@ impl Actor {
             self.sessions.events.emit(kind, Some(&self.id), data);
         }
         Ok(())
+    }
+
+    /// Partial restore of a comment thread (DESIGN §9.3): the thread rooted at comment `root`
+    /// as it was at `version` — comments then take back their state, comments made since
+    /// become tombstones — stored and announced as `comment_updated`, by an editor; replies
+    /// with the head version (comments are not in the document: no edit is made).
+    pub(super) async fn restore_thread(
+        &mut self,
+        conn: ConnHandle,
+        version: u64,
+        root: &str,
+        reply: tokio::sync::oneshot::Sender<Result<(u64, String), ErrorCode>>,
+    ) {
+        if let Err(e) = self.ensure_social().await {
+            conn.error(e.code, e.message, None);
+            return;
+        }
+        let not_found = || {
+            format!(
+                "no layer, track, clip or comment {root} in the head or that version (or its track is gone)"
+            )
+        };
+        if self
+            .social
+            .as_ref()
+            .is_none_or(|s| s.comment(root).is_none())
+        {
+            conn.error(ErrorCode::NotFound, not_found(), None);
+            return;
+        }
+        let Some(store) = self.store.social() else {
+            return;
+        };
+        let then = match store.comments_at(&self.id, version).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "reading comment history failed");
+                conn.error(ErrorCode::Internal, "could not read comment history", None);
+                return;
+            }
+        };
+        let mut old = std::collections::HashMap::new();
+        for (id, record) in then {
+            let record = match record.map(|r| serde_json::from_str(&r)).transpose() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(session = %self.id, comment = %id, error = %e, "kept comment state unreadable");
+                    conn.error(ErrorCode::Internal, "could not read comment history", None);
+                    return;
+                }
+            };
+            old.insert(id, record);
+        }
+        let (Some(doc), Some(social)) = (&self.state, &mut self.social) else {
+            return;
+        };
+        let head = doc.version;
+        let changed = match social.restore_thread(root, &old) {
+            Ok(c) => c,
+            Err(e) => {
+                conn.error(e.code, e.message, None);
+                return;
+            }
+        };
+        let writes: Vec<_> = changed.iter().map(|r| SocialWrite::comment(r)).collect();
+        let session = self.id.to_string();
+        let msgs: Vec<_> = changed
+            .iter()
+            .map(|r| updated(session.clone(), r))
+            .collect();
+        if self.persist(&writes).await.is_err() {
+            let _ = reply.send(Err(ErrorCode::Internal));
+            return;
+        }
+        for m in &msgs {
+            self.notify(u64::MAX, m, None, head);
+        }
+        tracing::info!(session = %self.id, thread = root, version, by = %conn.user, comments = msgs.len(), "comment thread restored");
+        let _ = reply.send(Ok((head, String::new())));
     }
 
     /// Refuses ops that would not apply at the head once transformed past the versions after

@@ -13,6 +13,7 @@ backend_tests!(
     a_restore_larger_than_one_edit_is_refused,
     a_rejoin_far_behind_gets_the_missed_edits_composed,
     history_past_the_retention_is_trimmed_but_named_versions_stay,
+    a_comment_thread_is_restored_as_it_was,
 );
 
 fn set(path: &[&str], value: Json) -> Json {
@@ -457,4 +458,127 @@ async fn all_ops_from(s: &Server, from: u64) -> Result<Vec<Json>> {
     .await?;
     ensure!(code == 200, "{code} {page}");
     Ok(page["ops"].as_array().cloned().unwrap_or_default())
+}
+
+/// Sets the title of "ct" on `base` and waits for its ack, skipping the session's other frames.
+async fn edit_skipping(c: &mut Client, base: u64, seq: u64, title: &str) -> Result<()> {
+    c.op("ct", base, seq, set(&["title"], json!(title))).await?;
+    loop {
+        let m = c.recv().await?;
+        ensure!(m["type"] != "error", "{m}");
+        if m["type"] == "ack" {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends a comment message and returns the comment once its own answer (by rid) came back.
+async fn comment_with(c: &mut Client, session: &str, msg: Json) -> Result<Json> {
+    let rid = format!("r{}", rand_suffix());
+    let mut msg = msg;
+    msg["session"] = json!(session);
+    msg["rid"] = json!(rid);
+    c.send(msg).await?;
+    loop {
+        let m = c.recv().await?;
+        ensure!(m["type"] != "error", "{m}");
+        if m["rid"] == rid {
+            return Ok(m["comment"].clone());
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Partial restore of a comment thread: restoring the root's id at version V gives every
+/// comment of the thread its state at V back (content, resolved) and makes a tombstone of each
+/// reply written since; other threads and the document stay as they are.
+async fn a_comment_thread_is_restored_as_it_was(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--default-link-role=editor"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("ct", "a").await?;
+    let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+    bob.join("ct", "b").await?;
+    edit_skipping(&mut alice, 0, 1, "one").await?;
+    let new = |c: &str, parent: Option<&Json>| {
+        let mut body = json!({"content": c});
+        if let Some(p) = parent {
+            body["parent_id"] = p.clone();
+        }
+        json!({"type": "comment", "comment": body})
+    };
+    let root = comment_with(&mut alice, "ct", new("first draft", None)).await?;
+    let agree = comment_with(&mut bob, "ct", new("agree", Some(&root["id"]))).await?;
+    edit_skipping(&mut alice, 1, 2, "two").await?;
+    let id = root["id"].clone();
+    comment_with(
+        &mut alice,
+        "ct",
+        json!({"type":"comment_edit","id":id,"content":"changed"}),
+    )
+    .await?;
+    comment_with(
+        &mut alice,
+        "ct",
+        json!({"type":"comment_resolve","id":id,"resolved":true}),
+    )
+    .await?;
+    let late = comment_with(&mut bob, "ct", new("late", Some(&root["id"]))).await?;
+    let other = comment_with(&mut bob, "ct", new("another thread", None)).await?;
+
+    let restore = format!("{}/restore", session_path("ct"));
+    let (code, done) = as_user(
+        &s,
+        "POST",
+        &restore,
+        "alice",
+        Some(json!({"version": 1, "id": id})),
+    )
+    .await?;
+    ensure!(code == 200 && done["version"] == 2, "{code} {done}");
+    let (_, list) = as_user(
+        &s,
+        "GET",
+        &format!("{}/comments", session_path("ct")),
+        "bob",
+        None,
+    )
+    .await?;
+    let by_id = |c: &Json| {
+        list["comments"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["id"] == c["id"]))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let r = by_id(&root);
+    ensure!(
+        r["content"] == "first draft" && r["resolved"] == false,
+        "{list}"
+    );
+    ensure!(by_id(&agree)["content"] == "agree", "{list}");
+    ensure!(
+        by_id(&late)["deleted"] == true,
+        "a reply made since stays: {list}"
+    );
+    ensure!(by_id(&other)["content"] == "another thread", "{list}");
+    // Everyone in the session hears of it.
+    loop {
+        let m = bob.recv().await?;
+        if m["type"] == "comment_updated" && m["comment"]["id"] == id {
+            ensure!(m["comment"]["content"] == "first draft", "{m}");
+            break;
+        }
+    }
+    let (_, head) = as_user(&s, "GET", &session_path("ct"), "alice", None).await?;
+    ensure!(
+        head["version"] == 2 && head["state"]["title"] == "two",
+        "{head}"
+    );
+    Ok(())
 }

@@ -48,6 +48,8 @@ pub struct MemoryStore {
     notifications: Mutex<Vec<(String, Option<String>, montage_protocol::Notification)>>,
     /// The app event log, in order.
     events: Mutex<Vec<crate::store::StoredEvent>>,
+    /// (session, comment, version, record) in the order kept.
+    comment_states: Mutex<Vec<(String, String, u64, String)>>,
 }
 
 impl MemoryStore {
@@ -175,6 +177,10 @@ impl Store for MemoryStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(.., n)| n.session != session);
+        self.comment_states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(s, ..)| s != session);
         let assets = self.assets.remove_session(session);
         Box::pin(async move { Ok(assets) })
     }

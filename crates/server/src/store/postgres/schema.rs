@@ -116,8 +116,16 @@ CREATE TABLE named_versions (
     // Issue #19: notification inboxes.
     Migration {
         id: 8,
-        name: "notifications, app events",
+        name: "notifications, app events, comment history",
         sql: r#"
+CREATE TABLE comment_history (
+    n BIGSERIAL PRIMARY KEY,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX comment_history_by_comment ON comment_history (session, id, n);
 CREATE TABLE events (
     seq BIGSERIAL PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,

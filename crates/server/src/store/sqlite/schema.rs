@@ -47,8 +47,17 @@ CREATE TABLE named_versions (
     PRIMARY KEY (session, version)
 ) WITHOUT ROWID;
 "#,
-    // 5: notification inboxes and the app event log (#19).
+    // 5: notification inboxes and the app event log (#19); the states of comments by
+    // version, for restoring a thread (#16).
     r#"
+CREATE TABLE comment_history (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX comment_history_by_comment ON comment_history (session, id, n);
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
