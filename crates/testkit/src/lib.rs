@@ -20,7 +20,7 @@ mod server;
 pub mod tls;
 pub mod webhooks;
 
-pub use server::{Backend, Server, database_of};
+pub use server::{Backend, Server, as_user, database_of};
 
 /// The JWT secret every test server runs with.
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
@@ -91,12 +91,41 @@ pub async fn http_json(
 
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// `notification` frames set aside by `recv` (they arrive whenever their writer gets to
+    /// them, so a test reading a session's frames in order would trip on them); read with
+    /// [`Client::next_notification`].
+    pub notifications: std::collections::VecDeque<Json>,
+    /// Other frames `next_notification` read past, for `recv` to return first.
+    held: std::collections::VecDeque<Json>,
 }
 
 impl Client {
     pub async fn connect(url: &str) -> Result<Client> {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
-        Ok(Client { ws })
+        Ok(Client::new(ws))
+    }
+
+    pub fn new(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client {
+            ws,
+            notifications: Default::default(),
+            held: Default::default(),
+        }
+    }
+
+    /// The next `notification` item for this connection's user (set aside by `recv` or read
+    /// now), skipping the other frames.
+    pub async fn next_notification(&mut self) -> Result<Json> {
+        loop {
+            if let Some(n) = self.notifications.pop_front() {
+                return Ok(n["notification"].clone());
+            }
+            let v = self.recv_frame().await?;
+            if v["type"] == "notification" {
+                return Ok(v["notification"].clone());
+            }
+            self.held.push_back(v);
+        }
     }
 
     pub async fn send(&mut self, v: Json) -> Result<()> {
@@ -109,8 +138,22 @@ impl Client {
         Ok(())
     }
 
-    /// The next text frame as JSON.
+    /// The next text frame as JSON; `notification` frames are set aside (see `notifications`).
     pub async fn recv(&mut self) -> Result<Json> {
+        if let Some(v) = self.held.pop_front() {
+            return Ok(v);
+        }
+        loop {
+            let v = self.recv_frame().await?;
+            if v["type"] != "notification" {
+                return Ok(v);
+            }
+            self.notifications.push_back(v);
+        }
+    }
+
+    /// The next text frame from the socket, whatever it is.
+    async fn recv_frame(&mut self) -> Result<Json> {
         loop {
             let m = tokio::time::timeout(TIMEOUT, self.ws.next())
                 .await

@@ -227,3 +227,15 @@ impl Drop for Server {
         }
     }
 }
+
+/// An HTTP call to `server` as `user` (a token signed for them) with an optional JSON body;
+/// returns the status and the body as JSON.
+pub async fn as_user(
+    server: &Server,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, serde_json::Value)> {
+    crate::http_json(&server.addr, method, path, &crate::token(user), body).await
+}

@@ -17,6 +17,8 @@ pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
 pub const CHECKPOINT_EVERY_OPS: u64 = 10_000;
 /// Characters of a version's name.
 pub const MAX_VERSION_NAME_CHARS: usize = 200;
+/// Named versions per session (each keeps a whole copy of the document).
+pub const MAX_NAMED_VERSIONS: u64 = 1_000;
 
 /// One entry of a session's version list.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,8 @@ pub trait HistoryStore: Send + Sync + 'static {
         by: &'a str,
         state: &'a str,
     ) -> StoreFuture<'a, bool>;
+    /// How many versions of the session are named.
+    fn named_count<'a>(&'a self, session: &'a str) -> StoreFuture<'a, u64>;
     /// Checkpoints and named versions below `before`, newest first, at most `limit`.
     fn versions<'a>(
         &'a self,
@@ -142,6 +146,7 @@ mod tests {
         assert!(!h.name_version("s", 9, "future", "ann", "{}").await.unwrap());
         // A named version is a checkpoint of its own.
         assert_eq!(base(2).await, Some(2));
+        assert_eq!(h.named_count("s").await.unwrap(), 1);
         let list = h.versions("s", 3, 10).await.unwrap();
         assert_eq!(
             list[0],

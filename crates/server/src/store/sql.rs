@@ -584,6 +584,20 @@ macro_rules! sql_store {
                 })
             }
 
+            fn named_count<'a>(
+                &'a self,
+                session: &'a str,
+            ) -> $crate::store::StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let n: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM named_versions WHERE session = $1")
+                            .bind(session)
+                            .fetch_one(self.pool())
+                            .await?;
+                    Ok($crate::store::rows::to_u64(n))
+                })
+            }
+
             fn trim<'a>(
                 &'a self,
                 cutoff: i64,

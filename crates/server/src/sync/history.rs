@@ -28,7 +28,7 @@ use crate::App;
 use crate::access::{Principal, check_permission};
 use crate::api::{AppError, Caller, json};
 use crate::byte_lru::ByteLru;
-use crate::store::history::MAX_VERSION_NAME_CHARS;
+use crate::store::history::{MAX_NAMED_VERSIONS, MAX_VERSION_NAME_CHARS};
 use crate::store::{HistoryStore, SessionMeta, Store};
 
 /// Versions one `GET …/versions` lists at most.
@@ -223,6 +223,22 @@ async fn name_version(
     }
     let who = claims.principal();
     require(&app, &id, &who, Role::Editor).await?;
+    // Each named version keeps a whole copy of the document: a session has a bounded number
+    // (renaming one is always allowed).
+    let h = history(&*app.store)?;
+    let renaming = h
+        .versions(&id, b.version + 1, 1)
+        .await?
+        .first()
+        .is_some_and(|v| v.version == b.version && v.name.is_some());
+    if !renaming && h.named_count(&id).await? >= MAX_NAMED_VERSIONS {
+        return Err(AppError(
+            ErrorCode::TooLarge,
+            format!(
+                "a session has at most {MAX_NAMED_VERSIONS} named versions; rename one instead"
+            ),
+        ));
+    }
     // Kept as the version's own checkpoint, so a named version can always be read back.
     let state = past_state(&app, &id, b.version).await?;
     if !history(&*app.store)?

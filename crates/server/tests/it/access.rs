@@ -60,16 +60,6 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn as_user(
-    server: &Server,
-    method: &str,
-    path: &str,
-    user: &str,
-    body: Option<Json>,
-) -> Result<(u16, Json)> {
-    http_json(&server.addr, method, path, &token(user), body).await
-}
-
 /// A WebSocket client with a raw token.
 async fn connect_with(server: &Server, token: &str) -> Result<Client> {
     Client::connect(&server.url(token)).await

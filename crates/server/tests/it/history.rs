@@ -20,16 +20,6 @@ fn set(path: &[&str], value: Json) -> Json {
     json!([{"op": "set", "path": path, "value": value}])
 }
 
-async fn as_user(
-    s: &Server,
-    method: &str,
-    path: &str,
-    user: &str,
-    body: Option<Json>,
-) -> Result<(u16, Json)> {
-    http_json(&s.addr, method, path, &token(user), body).await
-}
-
 async fn times_states_and_named_versions(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
     let s = Server::start(b, dir.path(), &[]).await?;

@@ -14,16 +14,6 @@ backend_tests!(
     app_events_are_signed_delivered_once_each_and_replayed_in_order,
 );
 
-async fn as_user(
-    s: &Server,
-    method: &str,
-    path: &str,
-    user: &str,
-    body: Option<Json>,
-) -> Result<(u16, Json)> {
-    http_json(&s.addr, method, path, &token(user), body).await
-}
-
 /// `user`'s inbox (unread only if `unread`), once it holds at least `n` items: items are
 /// stored a moment after what caused them.
 async fn inbox(s: &Server, user: &str, unread: bool, n: usize) -> Result<Vec<Json>> {
@@ -61,16 +51,6 @@ fn clock_rid() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!("c{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The next `notification` frame, skipping the rest.
-async fn next_notification(c: &mut Client) -> Result<Json> {
-    loop {
-        let m = c.recv().await?;
-        if m["type"] == "notification" {
-            return Ok(m["notification"].clone());
-        }
-    }
 }
 
 async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
@@ -128,7 +108,7 @@ async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
     bob.join("elsewhere", "b").await?;
     let reply = json!({"content":"thanks","parent_id":mine["id"]});
     let r1 = comment(&mut alice, "n", reply.clone()).await?;
-    let live = match next_notification(&mut bob).await {
+    let live = match bob.next_notification().await {
         Ok(l) => l,
         Err(e) => {
             let all = inbox(&s, "bob", false, 0).await?;
@@ -162,7 +142,8 @@ async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
     }
     let mut last = json!(null);
     for i in 0..50 {
-        last = next_notification(&mut bob)
+        last = bob
+            .next_notification()
             .await
             .with_context(|| format!("reply {i} of the burst"))?;
     }
@@ -214,7 +195,7 @@ async fn decided_suggestions_and_targeted_invites_notify_their_user(b: Backend) 
         .await?;
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        let n = next_notification(&mut carol).await?;
+        let n = carol.next_notification().await?;
         if n["kind"] != "role_changed" {
             ensure!(n["actor"] == "alice" && n["session"] == "d", "{n}");
             kinds.push(n["kind"].as_str().unwrap_or_default().to_owned());

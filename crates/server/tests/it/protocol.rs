@@ -522,7 +522,7 @@ async fn forged_expired_and_alg_none_tokens_get_4401(b: Backend) -> Result<()> {
     req.headers_mut()
         .insert("Authorization", format!("Bearer {good}").parse()?);
     let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-    let mut c = Client { ws };
+    let mut c = Client::new(ws);
     assert_eq!(c.join("s", "c").await?["role"], "owner");
     Ok(())
 }

@@ -75,6 +75,11 @@ impl HistoryStore for MemoryStore {
         Box::pin(async move { Ok(r) })
     }
 
+    fn named_count<'a>(&'a self, session: &'a str) -> StoreFuture<'a, u64> {
+        let n = self.with(|m| m.get(session).map_or(0, |e| e.named.len() as u64));
+        Box::pin(async move { Ok(n) })
+    }
+
     fn trim<'a>(&'a self, cutoff: i64) -> StoreFuture<'a, Trimmed> {
         let r = self.with(|m| {
             let mut out = Trimmed::default();
