@@ -42,6 +42,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/users/{id}/contributions", get(user_contributions))
         .route("/v1/sessions/{id}/awards", get(session_awards).post(award))
         .route("/v1/users/{id}/awards", get(user_awards))
+        .route("/v1/users/{id}/recognition", get(user_recognition))
         .route("/v1/events", get(app_events))
 }
 
@@ -303,6 +304,39 @@ async fn user_awards(
     Ok(ok(
         json!({"awards": list.iter().map(award_json).collect::<Vec<_>>()}),
     ))
+}
+
+/// `GET /v1/users/{id}/recognition`: a user's badges and awards that the caller may see —
+/// those of sessions the caller can view (the people list shows them), newest first:
+/// `{"user","badges":[award…],"awards":[award…]}`.
+async fn user_recognition(
+    State(app): State<Arc<App>>,
+    Path(user): Path<String>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    let mut list = app.collab.db().awards(None, Some(&user)).await?;
+    let who = claims.principal();
+    // One metadata read per session the awards name (the list is bounded by the store).
+    let mut visible: std::collections::HashMap<String, bool> = Default::default();
+    for a in &list {
+        if !visible.contains_key(&a.session) {
+            let ok = match app.store.meta(&a.session).await? {
+                Some(meta) => who.role_in(&a.session, &meta) >= Role::Viewer,
+                None => false,
+            };
+            visible.insert(a.session.clone(), ok);
+        }
+    }
+    list.retain(|a| visible.get(&a.session).copied().unwrap_or(false));
+    list.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| b.key.cmp(&a.key)));
+    let (badges, awards): (Vec<_>, Vec<_>) = list
+        .iter()
+        .partition(|a| a.kind == RecognitionType::AchievementBadge.as_str());
+    Ok(ok(json!({
+        "user": user,
+        "badges": badges.into_iter().map(award_json).collect::<Vec<_>>(),
+        "awards": awards.into_iter().map(award_json).collect::<Vec<_>>(),
+    })))
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ backend_tests!(
     mentions_replies_roles_and_reading,
     decided_suggestions_and_targeted_invites_notify_their_user,
     app_events_are_signed_delivered_once_each_and_replayed_in_order,
+    recognition_is_seen_where_the_session_is_and_reaches_its_creator,
 );
 
 /// `user`'s inbox (unread only if `unread`), once it holds at least `n` items: items are
@@ -295,5 +296,66 @@ async fn app_events_are_signed_delivered_once_each_and_replayed_in_order(b: Back
     ensure!(rest["events"].as_array().map(Vec::len) == Some(1), "{rest}");
     let (code, _) = as_user(&s, "GET", "/v1/events", "alice", None).await?;
     ensure!(code == 403, "a user who is not a service user: {code}");
+    Ok(())
+}
+
+/// A user's recognition as others see it: badges and awards of the sessions the reader can
+/// view, nothing of the others; the award reaches the creator's inbox.
+async fn recognition_is_seen_where_the_session_is_and_reaches_its_creator(
+    b: Backend,
+) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--default-link-role=none"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("rec", "a").await?;
+    alice
+        .send(json!({"type":"set_role","session":"rec","user":"bob","role":"editor"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+    let mut bob = Client::connect(&s.url(&token("bob"))).await?;
+    bob.join("rec", "b").await?;
+    bob.edit(
+        "rec",
+        0,
+        1,
+        json!([{"op":"set","path":["title"],"value":"mine"}]),
+    )
+    .await?;
+    let awards = format!("{}/awards", session_path("rec"));
+    let body = Some(json!({"user": "bob", "type": "featured_creator"}));
+    let (code, e) = as_user(&s, "POST", &awards, "alice", body).await?;
+    ensure!(code == 200 || code == 201, "{code} {e}");
+
+    // The first-edit badge comes a moment after the edit (contributions are counted in the
+    // background).
+    let mut seen = json!(null);
+    for _ in 0..200 {
+        let (code, r) = as_user(&s, "GET", "/v1/users/bob/recognition", "alice", None).await?;
+        ensure!(code == 200, "{code} {r}");
+        if r["badges"].as_array().is_some_and(|l| !l.is_empty()) {
+            seen = r;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    ensure!(
+        seen["badges"][0]["badge"] == "first_edit"
+            && seen["awards"][0]["type"] == "featured_creator"
+            && seen["awards"][0]["awarded_by"] == "alice",
+        "{seen}"
+    );
+    // A stranger to the private session sees none of it.
+    let (code, r) = as_user(&s, "GET", "/v1/users/bob/recognition", "carol", None).await?;
+    ensure!(
+        code == 200 && r["badges"] == json!([]) && r["awards"] == json!([]),
+        "{code} {r}"
+    );
+    let items = inbox(&s, "bob", true, 2).await?;
+    ensure!(
+        items
+            .iter()
+            .any(|n| n["kind"] == "award" && n["actor"] == "alice"),
+        "{items:?}"
+    );
     Ok(())
 }
