@@ -128,6 +128,24 @@ impl Client {
         }
     }
 
+    /// Sends a social message (`comment`, `comment_edit`, `comment_resolve`, …) to `session`
+    /// under a fresh rid and returns the comment of its own answer, skipping other frames.
+    pub async fn social(&mut self, session: &str, mut msg: Json) -> Result<Json> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let rid = format!("social-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        msg["session"] = json!(session);
+        msg["rid"] = json!(rid);
+        self.send(msg).await?;
+        loop {
+            let m = self.recv().await?;
+            anyhow::ensure!(m["type"] != "error", "{m}");
+            if m["rid"] == rid {
+                return Ok(m["comment"].clone());
+            }
+        }
+    }
+
     pub async fn send(&mut self, v: Json) -> Result<()> {
         self.ws.send(Message::text(v.to_string())).await?;
         Ok(())

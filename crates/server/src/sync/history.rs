@@ -241,7 +241,7 @@ async fn name_version(
     }
     // Kept as the version's own checkpoint, so a named version can always be read back.
     let state = past_state(&app, &id, b.version).await?;
-    if !history(&*app.store)?
+    if !h
         .name_version(&id, b.version, name, &claims.sub, &state)
         .await?
     {

@@ -462,28 +462,6 @@ async fn edit_skipping(c: &mut Client, base: u64, seq: u64, title: &str) -> Resu
     }
 }
 
-/// Sends a comment message and returns the comment once its own answer (by rid) came back.
-async fn comment_with(c: &mut Client, session: &str, msg: Json) -> Result<Json> {
-    let rid = format!("r{}", rand_suffix());
-    let mut msg = msg;
-    msg["session"] = json!(session);
-    msg["rid"] = json!(rid);
-    c.send(msg).await?;
-    loop {
-        let m = c.recv().await?;
-        ensure!(m["type"] != "error", "{m}");
-        if m["rid"] == rid {
-            return Ok(m["comment"].clone());
-        }
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// Partial restore of a comment thread: restoring the root's id at version V gives every
 /// comment of the thread its state at V back (content, resolved) and makes a tombstone of each
 /// reply written since; other threads and the document stay as they are.
@@ -502,24 +480,24 @@ async fn a_comment_thread_is_restored_as_it_was(b: Backend) -> Result<()> {
         }
         json!({"type": "comment", "comment": body})
     };
-    let root = comment_with(&mut alice, "ct", new("first draft", None)).await?;
-    let agree = comment_with(&mut bob, "ct", new("agree", Some(&root["id"]))).await?;
+    let root = alice.social("ct", new("first draft", None)).await?;
+    let agree = bob.social("ct", new("agree", Some(&root["id"]))).await?;
     edit_skipping(&mut alice, 1, 2, "two").await?;
     let id = root["id"].clone();
-    comment_with(
-        &mut alice,
-        "ct",
-        json!({"type":"comment_edit","id":id,"content":"changed"}),
-    )
-    .await?;
-    comment_with(
-        &mut alice,
-        "ct",
-        json!({"type":"comment_resolve","id":id,"resolved":true}),
-    )
-    .await?;
-    let late = comment_with(&mut bob, "ct", new("late", Some(&root["id"]))).await?;
-    let other = comment_with(&mut bob, "ct", new("another thread", None)).await?;
+    alice
+        .social(
+            "ct",
+            json!({"type":"comment_edit","id":id,"content":"changed"}),
+        )
+        .await?;
+    alice
+        .social(
+            "ct",
+            json!({"type":"comment_resolve","id":id,"resolved":true}),
+        )
+        .await?;
+    let late = bob.social("ct", new("late", Some(&root["id"]))).await?;
+    let other = bob.social("ct", new("another thread", None)).await?;
 
     let restore = format!("{}/restore", session_path("ct"));
     let (code, done) = as_user(

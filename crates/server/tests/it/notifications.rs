@@ -34,24 +34,10 @@ async fn inbox(s: &Server, user: &str, unread: bool, n: usize) -> Result<Vec<Jso
     anyhow::bail!("{user}'s inbox never held {n} items")
 }
 
-/// Comments and returns the comment (its own `comment_added`, told apart by the rid).
+/// Comments and returns the comment (its own `comment_added`).
 async fn comment(c: &mut Client, session: &str, body: Json) -> Result<Json> {
-    let rid = clock_rid();
-    c.send(json!({"type":"comment","session":session,"comment":body,"rid":rid}))
-        .await?;
-    loop {
-        let m = c.recv().await?;
-        if m["type"] == "comment_added" && m["rid"] == rid {
-            return Ok(m["comment"].clone());
-        }
-        ensure!(m["type"] != "error", "{m}");
-    }
-}
-
-fn clock_rid() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("c{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    c.social(session, json!({"type": "comment", "comment": body}))
+        .await
 }
 
 async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
