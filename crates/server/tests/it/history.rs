@@ -548,5 +548,15 @@ async fn a_comment_thread_is_restored_as_it_was(b: Backend) -> Result<()> {
         head["version"] == 2 && head["state"]["title"] == "two",
         "{head}"
     );
+    // A viewer may not restore a thread.
+    let viewers = Some(json!({"link_role": "viewer"}));
+    let (code, _) = as_user(&s, "PATCH", &session_path("ct"), "alice", viewers).await?;
+    ensure!(code == 200, "{code}");
+    let body = Some(json!({"version": 1, "id": id}));
+    let (code, e) = as_user(&s, "POST", &restore, "carol", body).await?;
+    ensure!(
+        code == 403 && e["code"] == "forbidden",
+        "a viewer restores a thread: {code} {e}"
+    );
     Ok(())
 }

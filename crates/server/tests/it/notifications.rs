@@ -122,6 +122,22 @@ async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
     ensure!(inbox(&s, "bob", true, 0).await?.is_empty(), "still unread");
     let (code, _) = as_user(&s, "POST", "/v1/notifications/read", "bob", Some(json!({}))).await?;
     ensure!(code == 400, "an empty body: {code}");
+    let both = Some(json!({"ids": ["x"], "all": true}));
+    let (code, _) = as_user(&s, "POST", "/v1/notifications/read", "bob", both).await?;
+    ensure!(code == 400, "ids and all at once: {code}");
+    let many: Vec<String> = (0..1_001).map(|i| format!("n{i}")).collect();
+    let (code, e) = as_user(
+        &s,
+        "POST",
+        "/v1/notifications/read",
+        "bob",
+        Some(json!({"ids": many})),
+    )
+    .await?;
+    ensure!(
+        code == 413 && e["code"] == "too_large",
+        "1,001 ids: {code} {e}"
+    );
 
     // A burst of 50 replies in one thread is one unread item.
     for _ in 0..50 {
@@ -144,9 +160,18 @@ async fn mentions_replies_roles_and_reading(b: Backend) -> Result<()> {
         inbox(&s, "bob", false, 4).await?.len() == 4,
         "read items are kept"
     );
-    // Without a token: 401.
+    // Without a token: 401, for reading and for marking.
     let (code, _) = http_get(&s.addr, "/v1/notifications", None).await?;
     ensure!(code == 401, "{code}");
+    let (code, _) = http_json(
+        &s.addr,
+        "POST",
+        "/v1/notifications/read",
+        "",
+        Some(json!({"all": true})),
+    )
+    .await?;
+    ensure!(code == 401, "marking without a token: {code}");
     Ok(())
 }
 
@@ -282,6 +307,8 @@ async fn app_events_are_signed_delivered_once_each_and_replayed_in_order(b: Back
     ensure!(rest["events"].as_array().map(Vec::len) == Some(1), "{rest}");
     let (code, _) = as_user(&s, "GET", "/v1/events", "alice", None).await?;
     ensure!(code == 403, "a user who is not a service user: {code}");
+    let (code, _) = http_get(&s.addr, "/v1/events", None).await?;
+    ensure!(code == 401, "the feed without a token: {code}");
     Ok(())
 }
 
@@ -336,6 +363,8 @@ async fn recognition_is_seen_where_the_session_is_and_reaches_its_creator(
         code == 200 && r["badges"] == json!([]) && r["awards"] == json!([]),
         "{code} {r}"
     );
+    let (code, _) = http_get(&s.addr, "/v1/users/bob/recognition", None).await?;
+    ensure!(code == 401, "recognition without a token: {code}");
     let items = inbox(&s, "bob", true, 2).await?;
     ensure!(
         items
