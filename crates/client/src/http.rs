@@ -178,6 +178,58 @@ pub struct Invite {
     pub created_by: String,
 }
 
+/// An award: a badge given by the rules on contributions, or recognition given by someone
+/// (`GET /v1/users/{id}/recognition`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Award {
+    pub id: String,
+    pub session: String,
+    pub user: String,
+    /// `featured_creator`, `community_spotlight`, `achievement_badge` or `social_recognition`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The badge's name (`first_edit`, `hundred_edits`, …) for achievement badges.
+    #[serde(default)]
+    pub badge: Option<String>,
+    /// `None` for badges.
+    #[serde(default)]
+    pub awarded_by: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A user's recognition as the caller may see it: only of sessions the caller can view.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Recognition {
+    pub user: String,
+    pub badges: Vec<Award>,
+    pub awards: Vec<Award>,
+}
+
+/// A version published to the showcase by a Featured Creator or Community Spotlight award.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct ShowcaseEntry {
+    pub award: String,
+    /// `featured_creator` or `community_spotlight`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub session: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The creator recognised.
+    pub user: String,
+    pub awarded_by: String,
+    /// The version shown: the head when awarded, never anything newer.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// The version's picture for any signed-in user (add `?tier=`).
+    pub preview_url: String,
+}
+
 /// A new invite: the role it gives, and optionally its lifetime (default 7 days, at most 30),
 /// uses (1 to 10,000) and the one user it is for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -430,6 +482,47 @@ impl Api {
             marked: u64,
         }
         Ok(parse::<Marked>(&text)?.marked)
+    }
+
+    /// `POST /v1/sessions/{id}/awards`: recognises `user` (a member) in the session with
+    /// `kind`: `featured_creator` or `community_spotlight` (owner only; publishes the current
+    /// version to the showcase) or `social_recognition` (posted to the feeds). Returns the
+    /// award's id; awarding the same again gives the same id.
+    pub async fn award(&self, session: &str, user: &str, kind: &str) -> Result<String> {
+        let body = serde_json::json!({"user": user, "type": kind}).to_string();
+        let path = format!("{}/awards", session_path(session));
+        let text = self.call(reqwest::Method::POST, &path, Some(body)).await?;
+        #[derive(Deserialize)]
+        struct Made {
+            id: String,
+        }
+        Ok(parse::<Made>(&text)?.id)
+    }
+
+    /// `GET /v1/users/{id}/recognition`: `user`'s badges and awards in the sessions I may view.
+    pub async fn recognition(&self, user: &str) -> Result<Recognition> {
+        let path = format!(
+            "/v1/users/{}/recognition",
+            montage_protocol::path_segment(user)
+        );
+        let text = self.call(reqwest::Method::GET, &path, None).await?;
+        parse(&text)
+    }
+
+    /// `GET /v1/showcase`: featured creators and spotlighted projects, newest first — only
+    /// those awarded before `before` (ms since the epoch: the last entry's `at` pages on), at
+    /// most `limit` (≤ 200).
+    pub async fn showcase(&self, before: Option<i64>, limit: u32) -> Result<Vec<ShowcaseEntry>> {
+        #[derive(Deserialize)]
+        struct Page {
+            showcase: Vec<ShowcaseEntry>,
+        }
+        let mut path = format!("/v1/showcase?limit={limit}");
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        let text = self.call(reqwest::Method::GET, &path, None).await?;
+        Ok(parse::<Page>(&text)?.showcase)
     }
 
     /// `POST /v1/sessions/{id}/versions`: names `version` (editor or above; renames a named

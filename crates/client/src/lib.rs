@@ -12,7 +12,10 @@ mod token;
 pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
-pub use http::{Api, Invite, NewInvite, SessionInfo, SessionSettings, SessionState, Version};
+pub use http::{
+    Api, Award, Invite, NewInvite, Recognition, SessionInfo, SessionSettings, SessionState,
+    ShowcaseEntry, Version,
+};
 pub use montage_ot::{Component, Op, Path, Value, path};
 pub use montage_protocol::{
     Annotation, Comment, ErrorCode, NewComment, Participant, Region, Role, Suggestion,

@@ -24,7 +24,10 @@ pub use error::MediaError;
 pub use image::RgbaImage;
 pub use render::{Rendered, Size, Warning, canvas_size, render};
 pub use tier::{Pacer, Tier, TierBox, preview_size};
-pub use video::{ClipAt, clip_at, frame_at, timeline_frame};
+pub use video::{
+    ClipAt, Composite, CropRect, FrameSource, clip_at, clips_at, composite_frame, frame_at,
+    frame_region, timeline_frame,
+};
 
 /// Renders the document at a tier's preview size and encodes it: what the preview endpoint and
 /// the live `preview` message need, in one call (run it on a blocking pool).

@@ -182,7 +182,7 @@ impl ServeArgs {
 /// `montage serve` flags for connectors, webhooks, invites and the Task Manager.
 #[derive(Args)]
 pub struct SharingArgs {
-    /// A connector's webhook URL as NAME=URL (messenger, yapper, allat); repeat the flag, or
+    /// A connector's webhook URL as NAME=URL (messenger, yapper, allat, events, newsletter); repeat the flag, or
     /// separate entries with commas in the environment variable.
     #[arg(
         long = "connector-url",
@@ -241,6 +241,10 @@ pub struct SharingArgs {
     /// Awards per session per hour (per node).
     #[arg(long, env = "MONTAGE_AWARDS_PER_SESSION", default_value_t = SharingConfig::default().awards_per_session)]
     pub awards_per_session: u32,
+    /// Days between issues of the community newsletter (spotlighted projects and featured
+    /// creators, through the `newsletter` connector); 0: only on `POST /v1/newsletters`.
+    #[arg(long, env = "MONTAGE_NEWSLETTER_DAYS", default_value_t = 7)]
+    pub newsletter_days: u32,
 }
 
 impl SharingArgs {
@@ -275,6 +279,8 @@ impl SharingArgs {
         cfg.shares_per_session = self.shares_per_session;
         cfg.awards_per_user = self.awards_per_user;
         cfg.awards_per_session = self.awards_per_session;
+        cfg.newsletter_every = (self.newsletter_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.newsletter_days) * 86_400));
         let t = &mut cfg.tasks;
         t.workers = self.task_workers.max(1);
         t.max_attempts = self.task_max_attempts.max(1);

@@ -217,6 +217,13 @@ pub async fn run_node(
         media,
         collab: collab.clone(),
     });
+    if let Some(every) = app.config.sharing.newsletter_every
+        && collab
+            .tasks()
+            .has_connector(tasks::connectors::Connector::Newsletter)
+    {
+        social::showcase::spawn(collab.clone(), every, cancel.clone());
+    }
     if let Some(keep) = app.config.history_retention {
         let caches = app.clone();
         sync::retention::spawn(store.clone(), keep, cancel.clone(), move || {

@@ -2174,6 +2174,23 @@ var SessionsApi = class {
     if (typeof b?.marked !== "number") throw badResponse("POST /v1/notifications/read", "no `marked` count");
     return b.marked;
   }
+  /** `GET /v1/users/{id}/recognition`: `user`'s badges and awards in the sessions the caller
+   * may view. */
+  async recognition(user) {
+    const path = `/v1/users/${encodeURIComponent(user)}/recognition`;
+    const b = await this.call("GET", path, 200);
+    if (!Array.isArray(b?.badges) || !Array.isArray(b.awards)) throw badResponse(`GET ${path}`, "no badges and awards");
+    return { user: typeof b.user === "string" ? b.user : user, badges: b.badges, awards: b.awards };
+  }
+  /** `GET /v1/showcase`: featured creators and spotlighted projects, newest first, at most
+   * `limit` (≤ 200, 50 by default); `before` (ms) pages on with the last entry's `at`. */
+  async showcase(opts = {}) {
+    const q = new URLSearchParams();
+    if (opts.before !== void 0) q.set("before", String(opts.before));
+    if (opts.limit !== void 0) q.set("limit", String(opts.limit));
+    const path = `/v1/showcase${q.size > 0 ? `?${q}` : ""}`;
+    return listOf(await this.call("GET", path, 200), "showcase", `GET ${path}`);
+  }
   /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most
    * `commenter` unless bound to a user with `for`). */
   async createInvite(id, opts) {
@@ -3848,6 +3865,7 @@ function open(session) {
   const c = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3e3 } });
   client = c;
   watch(c.connection);
+  recognition.clear();
   c.on("change", (ev) => {
     render2();
     if (ev.origin !== "local") schedulePreview();
@@ -4071,11 +4089,40 @@ function roleSelect(p, label) {
   sel.addEventListener("change", () => setRole(p.user, sel.value));
   return sel;
 }
+var recognition = /* @__PURE__ */ new Map();
+var BADGE_NAMES = {
+  featured_creator: "Featured Creator",
+  community_spotlight: "Community Spotlight",
+  social_recognition: "Social Recognition"
+};
+function badgeChip(user) {
+  const r = recognition.get(user);
+  if (r === void 0) {
+    recognition.set(user, "loading");
+    sessionsApi.recognition(user).then(
+      (got) => {
+        recognition.set(user, got);
+        renderPeople();
+      },
+      // Not shown rather than retried: the list is decoration, not the work.
+      () => recognition.delete(user)
+    );
+    return null;
+  }
+  if (r === "loading" || r.badges.length + r.awards.length === 0) return null;
+  const names = [
+    ...r.badges.map((b) => (b.badge ?? "badge").replaceAll("_", " ")),
+    ...r.awards.map((a) => BADGE_NAMES[a.type] ?? a.type)
+  ];
+  return h("span", { class: "badges", "data-badges": user, title: names.join(", "), "aria-label": `Badges: ${names.join(", ")}` }, `🏅 ${names.length}`);
+}
 function renderPeople() {
   const ul = $("people");
   ul.replaceChildren();
   for (const p of peopleList()) {
     const li = personItem(p, "data-user");
+    const chip = badgeChip(p.user);
+    if (chip) li.append(chip);
     if (role === "owner" && p.user !== me) li.append(roleSelect(p, `Role of ${p.name ?? p.user}`));
     else li.append(h("span", { class: "muted" }, p.role));
     ul.append(li);

@@ -16,6 +16,7 @@ import {
   type MontageDocument,
   type Op,
   type Participant,
+  type Recognition,
   type Role,
   ServerError,
   type SessionSummary,
@@ -338,6 +339,8 @@ function open(session: string): void {
   const c: Client = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3000 } });
   client = c;
   inbox.watch(c.connection);
+  // Badges earned since the last session opened show in this one.
+  recognition.clear();
   c.on("change", (ev) => {
     render();
     if (ev.origin !== "local") schedulePreview();
@@ -613,11 +616,42 @@ function roleSelect(p: Participant, label: string): HTMLSelectElement {
   return sel;
 }
 
+/** Each person's recognition, fetched once per page: what the badge chip shows. */
+const recognition = new Map<string, Recognition | "loading">();
+const BADGE_NAMES: Record<string, string> = {
+  featured_creator: "Featured Creator",
+  community_spotlight: "Community Spotlight",
+  social_recognition: "Social Recognition",
+};
+function badgeChip(user: string): HTMLElement | null {
+  const r = recognition.get(user);
+  if (r === undefined) {
+    recognition.set(user, "loading");
+    sessionsApi.recognition(user).then(
+      (got) => {
+        recognition.set(user, got);
+        renderPeople();
+      },
+      // Not shown rather than retried: the list is decoration, not the work.
+      () => recognition.delete(user),
+    );
+    return null;
+  }
+  if (r === "loading" || r.badges.length + r.awards.length === 0) return null;
+  const names = [
+    ...r.badges.map((b) => (b.badge ?? "badge").replaceAll("_", " ")),
+    ...r.awards.map((a) => BADGE_NAMES[a.type] ?? a.type),
+  ];
+  return h("span", { class: "badges", "data-badges": user, title: names.join(", "), "aria-label": `Badges: ${names.join(", ")}` }, `🏅 ${names.length}`);
+}
+
 function renderPeople(): void {
   const ul = $("people");
   ul.replaceChildren();
   for (const p of peopleList()) {
     const li = personItem(p, "data-user");
+    const chip = badgeChip(p.user);
+    if (chip) li.append(chip);
     if (role === "owner" && p.user !== me) li.append(roleSelect(p, `Role of ${p.name ?? p.user}`));
     else li.append(h("span", { class: "muted" }, p.role));
     ul.append(li);

@@ -5,7 +5,7 @@
 // @bob: bob's bell, though his page is in the other session, counts it (sent live to every
 // connection of his), and his inbox lists a mention by alice in her session. "Mark all read" clears the count, here and on the
 // server (GET /v1/notifications?unread=true is empty); a click on the item takes bob to alice's
-// session.
+// session, whose people list shows alice's first-edit badge.
 import { BASE, T, check, newUser, picture, run, setLinkAccess, shot, signIn } from "./lib.mjs";
 
 const stamp = Date.now().toString(36);
@@ -93,5 +93,10 @@ await run("notifications", async (browser) => {
   await bob.page.locator("#session-label", { hasText: session }).waitFor(T);
   await bob.page.locator("#conn[data-state=online]").waitFor(T);
   await bob.page.locator("#comments li", { hasText: `@${bobName} can you brighten this?` }).waitFor(T);
+  // The people list shows alice's badge: her upload was her first edit there.
+  const chip = bob.page.locator('#people [data-badges="alice"]');
+  await chip.waitFor(T);
+  const badges = await chip.getAttribute("title");
+  check(badges.includes("first edit"), `alice's badges read: ${badges}`);
   await shot({ ...bob, name: "bob" }, "16-inbox-opened");
 });

@@ -141,6 +141,46 @@ export interface Version {
   named_by?: string;
 }
 
+/** An award (`GET /v1/users/{id}/recognition`): a badge given by the rules on contributions, or
+ * recognition given by someone. */
+export interface Award {
+  id: string;
+  session: string;
+  user: string;
+  /** `featured_creator`, `community_spotlight`, `achievement_badge` or `social_recognition`. */
+  type: string;
+  /** The badge's name (`first_edit`, `hundred_edits`, …) for achievement badges. */
+  badge: string | null;
+  /** null for badges. */
+  awarded_by: string | null;
+  /** ms since the Unix epoch. */
+  at: number;
+}
+
+/** A user's recognition as the caller may see it: only of sessions the caller can view. */
+export interface Recognition {
+  user: string;
+  badges: Award[];
+  awards: Award[];
+}
+
+/** A version published to the showcase by a Featured Creator or Community Spotlight award. */
+export interface ShowcaseEntry {
+  award: string;
+  type: "featured_creator" | "community_spotlight";
+  session: string;
+  title: string | null;
+  /** The creator recognised. */
+  user: string;
+  awarded_by: string;
+  /** The version shown: the head when awarded, never anything newer. */
+  version: number;
+  /** ms since the Unix epoch. */
+  at: number;
+  /** The version's picture, readable by any signed-in user (add `?tier=`). */
+  preview_url: string;
+}
+
 /** An HTTP call the server refused (`{"type":"error","code","message"}`), or whose answer was
  * not what the protocol says (`code` `bad_response`). */
 export class ApiError extends Error {
@@ -310,6 +350,25 @@ export class SessionsApi {
     const b = (await this.call("POST", "/v1/notifications/read", 200, body)) as { marked?: unknown } | null;
     if (typeof b?.marked !== "number") throw badResponse("POST /v1/notifications/read", "no `marked` count");
     return b.marked;
+  }
+
+  /** `GET /v1/users/{id}/recognition`: `user`'s badges and awards in the sessions the caller
+   * may view. */
+  async recognition(user: string): Promise<Recognition> {
+    const path = `/v1/users/${encodeURIComponent(user)}/recognition`;
+    const b = (await this.call("GET", path, 200)) as Partial<Recognition> | null;
+    if (!Array.isArray(b?.badges) || !Array.isArray(b.awards)) throw badResponse(`GET ${path}`, "no badges and awards");
+    return { user: typeof b.user === "string" ? b.user : user, badges: b.badges, awards: b.awards };
+  }
+
+  /** `GET /v1/showcase`: featured creators and spotlighted projects, newest first, at most
+   * `limit` (≤ 200, 50 by default); `before` (ms) pages on with the last entry's `at`. */
+  async showcase(opts: { before?: number; limit?: number } = {}): Promise<ShowcaseEntry[]> {
+    const q = new URLSearchParams();
+    if (opts.before !== undefined) q.set("before", String(opts.before));
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    const path = `/v1/showcase${q.size > 0 ? `?${q}` : ""}`;
+    return listOf<ShowcaseEntry>(await this.call("GET", path, 200), "showcase", `GET ${path}`);
   }
 
   /** `POST /v1/sessions/{id}/invites` (editor or above): a link giving `role` (at most

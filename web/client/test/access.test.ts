@@ -454,6 +454,28 @@ describe("SessionsApi", () => {
     expect(calls[2]!.headers["Authorization"]).toBe("Bearer t");
   });
 
+  it("reads a user's recognition and the showcase", async () => {
+    const badge = { id: "b", session: "s", user: "bo b", type: "achievement_badge", badge: "first_edit", awarded_by: null, at: 1 };
+    const entry = { award: "community_spotlight:s:bob", type: "community_spotlight", session: "s", title: null, user: "bob", awarded_by: "ann", version: 3, at: 2, preview_url: "http://m.test/v1/showcase/s/3/preview" };
+    const { f, calls } = fakeFetch([
+      { status: 200, body: { user: "bo b", badges: [badge], awards: [] } },
+      { status: 200, body: { showcase: [entry] } },
+      { status: 200, body: { showcase: [] } },
+      { status: 200, body: { user: "x" } },
+    ]);
+    const api = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: f });
+    expect(await api.recognition("bo b")).toEqual({ user: "bo b", badges: [badge], awards: [] });
+    expect(await api.showcase()).toEqual([entry]);
+    expect(await api.showcase({ before: 2, limit: 10 })).toEqual([]);
+    await expect(api.recognition("x")).rejects.toMatchObject({ code: "bad_response" });
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "GET http://m.test/v1/users/bo%20b/recognition",
+      "GET http://m.test/v1/showcase",
+      "GET http://m.test/v1/showcase?before=2&limit=10",
+      "GET http://m.test/v1/users/x/recognition",
+    ]);
+  });
+
   it("uses the global fetch as a plain function (a browser's refuses another `this`)", async () => {
     const saved = globalThis.fetch;
     const seen: unknown[] = [];

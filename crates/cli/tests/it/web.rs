@@ -223,7 +223,8 @@ fn history_restore_and_undo_in_chromium() -> Result<()> {
 }
 
 /// Notifications in the page: bob, in another session, sees alice's mention of him in his bell
-/// and inbox, opens it (which takes him to her session) and marks everything read.
+/// and inbox, opens it (which takes him to her session) and marks everything read; the people
+/// list there shows alice's badge.
 #[test]
 fn a_mention_shows_in_the_other_users_bell_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;

@@ -21,6 +21,7 @@ backend_tests!(
     a_token_for_another_user_is_never_sent,
     link_access_opens_and_closes_live,
     sessions_are_managed_over_http,
+    recognition_and_the_showcase_over_http,
 );
 
 /// How long a test waits for one event.
@@ -482,5 +483,57 @@ async fn sessions_are_managed_over_http(b: Backend) -> Result<()> {
         "{r:?}"
     );
     bob_ws.close().await;
+    Ok(())
+}
+
+/// Awards, a user's recognition and the showcase through the SDK: the spotlight shows the
+/// version awarded to anyone signed in, and only members see the award on the user.
+async fn recognition_and_the_showcase_over_http(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let mut flags = OPEN_LIMITS.to_vec();
+    flags.push("--default-link-role=none");
+    let server = Server::start(b, dir.path(), &flags).await?;
+    let base = format!("http://{}", server.addr);
+    let ann = Api::new(&base, token("ann"))?;
+    let carol = Api::new(&base, token("carol"))?;
+    let made = ann
+        .create_session(&SessionSettings::new().title("Poster"))
+        .await?;
+    let r = ann.award(&made.id, "bob", "community_spotlight").await;
+    ensure!(
+        matches!(&r, Err(e) if e.code() == Some(ErrorCode::BadRequest)),
+        "bob is no member yet: {r:?}"
+    );
+    ann.update_session(&made.id, &SessionSettings::new().link_role(Role::Viewer))
+        .await?;
+    let id = ann.award(&made.id, "bob", "community_spotlight").await?;
+    ensure!(ann.award(&made.id, "bob", "community_spotlight").await? == id);
+
+    let seen = ann.recognition("bob").await?;
+    ensure!(
+        seen.user == "bob"
+            && seen.awards.len() == 1
+            && seen.awards[0].kind == "community_spotlight"
+            && seen.awards[0].awarded_by.as_deref() == Some("ann"),
+        "{seen:?}"
+    );
+    let shown = carol.showcase(None, 10).await?;
+    ensure!(
+        shown.len() == 1
+            && shown[0].award == id
+            && shown[0].session == made.id
+            && shown[0].title.as_deref() == Some("Poster")
+            && shown[0].version == 0
+            && shown[0]
+                .preview_url
+                .ends_with(&format!("/{}/0/preview", made.id)),
+        "{shown:?}"
+    );
+    ensure!(carol.showcase(Some(shown[0].at), 10).await?.is_empty());
+    // Private again: the award no longer shows on bob for carol, the showcase still does.
+    ann.update_session(&made.id, &SessionSettings::new().link_role(Role::Removed))
+        .await?;
+    ensure!(carol.recognition("bob").await?.awards.is_empty());
+    ensure!(carol.showcase(None, 10).await?.len() == 1);
     Ok(())
 }

@@ -255,3 +255,150 @@ fn ffprobe_reads_only_the_sniffed_container() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A two-second video of `filter` (an ffmpeg lavfi source) at `size`, or `None` without ffmpeg.
+fn lavfi_video(dir: &std::path::Path, name: &str, filter: &str) -> Option<PathBuf> {
+    let ffmpeg = tool_path("ffmpeg")?;
+    let video = dir.join(name);
+    let status = Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", filter])
+        .args(["-t", "2", "-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg made no {name}");
+    Some(video)
+}
+
+fn near(p: [u8; 4], want: [u8; 3], what: &str) {
+    let close = p[..3]
+        .iter()
+        .zip(want)
+        .all(|(a, b)| (i32::from(*a) - i32::from(b)).abs() <= 40);
+    assert!(close, "{what}: {p:?}, expected about {want:?}");
+}
+
+/// The composition at a playhead, drawn from real ffmpeg frames: the clip of the one track
+/// playing, the upper of two, black where none plays, letterboxed when the aspect differs,
+/// the clip's crop and opacity, and the canvas layers over all of it — at every tier's size.
+#[test]
+fn composite_frames_stack_tracks_and_canvas_layers_at_every_tier() {
+    use montage_media::{Asset, MemoryAssets, Tier, composite_frame, frame_region, preview_size};
+    use std::sync::Arc;
+    let dir = temp_dir();
+    let Some(red) = lavfi_video(&dir, "red.mp4", "color=c=red:s=320x240:r=10") else {
+        eprintln!(
+            "SKIPPED composite_frames_…: ffmpeg is not installed (scripts/install-test-deps.sh)"
+        );
+        assert!(
+            std::env::var_os("MONTAGE_TEST_REQUIRE_SERVICES").is_none(),
+            "ffmpeg is required here"
+        );
+        return;
+    };
+    let green = lavfi_video(&dir, "green.mp4", "color=c=lime:s=160x120:r=10").expect("green");
+    let wide = lavfi_video(&dir, "wide.mp4", "color=c=blue:s=320x120:r=10").expect("wide");
+    // Left half red, right half blue.
+    let halves = lavfi_video(
+        &dir,
+        "halves.mp4",
+        "color=c=red:s=160x240:r=10[a];color=c=blue:s=160x240:r=10[b];[a][b]hstack",
+    )
+    .expect("halves");
+    let files = [("R", red), ("G", green), ("W", wide), ("H", halves)];
+    let limits = Limits::default();
+    let frame_of = |clip: &ClipAt, crop: Option<[u32; 4]>, fit: Size| {
+        let path = files
+            .iter()
+            .find(|(id, _)| *id == clip.asset)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| MediaError::MissingAsset {
+                id: clip.asset.clone(),
+            })?;
+        frame_region(&path, clip.source_time, crop, fit, &limits).map(|f| Arc::new(Asset::new(f)))
+    };
+    let mut assets = MemoryAssets::new();
+    let white = image::RgbaImage::from_pixel(8, 8, image::Rgba([255, 255, 255, 255]));
+    assets.insert("white", Asset::new(white));
+    let doc = Value::from_json(&json!({
+        "canvas": {"width": 400, "height": 300, "layers": [
+            {"id": "logo", "kind": "image", "asset": "white", "x": 0, "y": 0, "w": 100, "h": 75}
+        ]},
+        "timeline": {"tracks": [
+            {"id": "low", "kind": "video", "clips": [
+                {"id": "r", "asset": "R", "start": 0, "in": 0, "out": 2},
+                {"id": "w", "asset": "W", "start": 4, "in": 0, "out": 1},
+                {"id": "h", "asset": "H", "start": 6, "in": 0, "out": 1,
+                 "crop": {"x": 160, "y": 0, "w": 160, "h": 240}},
+                {"id": "gone", "asset": "nope", "start": 8, "in": 0, "out": 1},
+            ]},
+            {"id": "music", "kind": "audio", "clips": [{"id": "m", "asset": "M", "start": 0, "in": 0, "out": 99}]},
+            {"id": "high", "kind": "video", "clips": [
+                {"id": "g", "asset": "G", "start": 1, "in": 0, "out": 0.5},
+                {"id": "half", "asset": "G", "start": 1.5, "in": 0, "out": 0.4, "opacity": 0.5},
+            ]},
+        ]},
+    }));
+    for tier in [Tier::Excellent, Tier::Good, Tier::Fair, Tier::Poor] {
+        let size = preview_size(400, 300, tier);
+        let at = |t: f64| {
+            let c = composite_frame(&doc, t, size, &assets, &frame_of).expect("composite");
+            assert_eq!(c.image.dimensions(), (size.width, size.height), "{tier:?}");
+            c
+        };
+        let (cx, cy) = (size.width / 2, size.height / 2);
+        let centre = |c: &montage_media::Composite| c.image.get_pixel(cx, cy).0;
+        // The logo sits over everything, whatever plays.
+        let corner = |c: &montage_media::Composite| c.image.get_pixel(2, 2).0;
+
+        let one = at(0.5);
+        near(centre(&one), [255, 0, 0], "one track: red");
+        near(corner(&one), [255, 255, 255], "the canvas layer on top");
+        let ids: Vec<_> = one.clips.iter().map(|c| c.clip.as_str()).collect();
+        assert_eq!(ids, ["r"]);
+
+        let two = at(1.2);
+        near(centre(&two), [0, 255, 0], "two tracks: the upper wins");
+        let ids: Vec<_> = two.clips.iter().map(|c| c.clip.as_str()).collect();
+        assert_eq!(ids, ["r", "g"], "lowest first");
+
+        near(
+            centre(&at(1.7)),
+            [128, 128, 0],
+            "half-transparent green over red",
+        );
+
+        let none = at(3.0);
+        near(centre(&none), [0, 0, 0], "nothing plays: black");
+        near(
+            corner(&none),
+            [255, 255, 255],
+            "the canvas layer still on top",
+        );
+        assert!(none.clips.is_empty());
+
+        // 320×120 in a 4:3 canvas: letterboxed, centred.
+        let wide = at(4.5);
+        near(centre(&wide), [0, 0, 255], "the wide clip");
+        near(
+            wide.image.get_pixel(cx, size.height / 10).0,
+            [0, 0, 0],
+            "the bar above",
+        );
+
+        near(centre(&at(6.5)), [0, 0, 255], "cropped to the blue half");
+
+        let missing = at(8.5);
+        near(centre(&missing), [0, 0, 0], "a missing asset is left out");
+        assert!(
+            matches!(&missing.warnings[..], [montage_media::Warning::MissingAsset { asset, .. }] if asset == "nope"),
+            "{:?}",
+            missing.warnings
+        );
+    }
+    assert!(matches!(
+        composite_frame(&doc, -1.0, Size::new(40, 30), &assets, &frame_of),
+        Err(MediaError::Invalid { .. })
+    ));
+    let _ = std::fs::remove_dir_all(dir);
+}

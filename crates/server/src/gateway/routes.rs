@@ -23,6 +23,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::sync::http::routes())
         .merge(crate::social::http::routes())
         .merge(crate::social::sharing_api::routes())
+        .merge(crate::social::showcase::routes())
         .merge(crate::media::http::routes())
         .merge(super::webapp::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

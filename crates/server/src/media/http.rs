@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use montage_media::{
-    Asset, Limits, MediaError, Preview, PreviewCache, PreviewFormat, Tier, TierBox, Warning,
+    Asset, ClipAt, CropRect, Limits, MediaError, Preview, PreviewCache, PreviewFormat, Size, Tier,
+    Warning,
 };
 use montage_protocol::ErrorCode;
 use serde::Deserialize;
@@ -84,6 +85,9 @@ pub struct Media {
     uploaders: Turns,
     /// Local copies of remote blobs for ffmpeg (frame requests).
     copies: TempCopies,
+    /// Video frames for composite frames, by asset, time, crop and size: scrubbing back and
+    /// forth, or several people at one playhead, runs ffmpeg once per frame.
+    frames: ByteLru<Arc<Asset>>,
     pub intake: Limits,
 }
 
@@ -126,6 +130,7 @@ impl Media {
             renderers: Turns::default(),
             uploaders: Turns::default(),
             copies: TempCopies::new(config.frame_copy_bytes),
+            frames: ByteLru::new((config.preview_cache_bytes / 4) as u64),
             intake: config.intake,
         }
     }
@@ -539,34 +544,63 @@ pub async fn preview(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let tier = tier_param(q.tier.as_deref())?;
-    let media = app.media.clone();
-    let past_key = q.version.map(|v| warned_key(&id, v, tier));
-    let (version, state) = match q.version {
+    match q.version {
         Some(v) => {
             let state = crate::sync::state_at(&app, &id, &claims.principal(), v).await?;
-            if let Some(p) = past_key.as_deref().and_then(|k| media.past.get(k)) {
-                return Ok(answer(&p, &[], &headers));
-            }
-            (v, state.to_string())
+            render(&app, &id, v, &state, true, tier, &claims.sub, &headers).await
         }
-        None => session_state(&app, &id, &claims.principal()).await?,
-    };
-    if let Some(p) = media.previews.get(&id, version, tier) {
-        return Ok(answer(&p, &[], &headers));
+        None => {
+            let (version, state) = session_state(&app, &id, &claims.principal()).await?;
+            render(
+                &app,
+                &id,
+                version,
+                &state,
+                false,
+                tier,
+                &claims.sub,
+                &headers,
+            )
+            .await
+        }
     }
-    if let Some(w) = media.warned(&id, version, tier) {
-        return Ok(answer(&w.preview, &w.warnings, &headers));
+}
+
+/// The preview of `state`, session `id`'s document at `version` (a `past` one, or its head), at
+/// `tier`: from the caches, or rendered under one of `user`'s render permits. The caller checked
+/// who may see it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn render(
+    app: &App,
+    id: &str,
+    version: u64,
+    state: &str,
+    past: bool,
+    tier: Tier,
+    user: &str,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let media = app.media.clone();
+    let past_key = past.then(|| warned_key(id, version, tier));
+    if let Some(p) = past_key.as_deref().and_then(|k| media.past.get(k)) {
+        return Ok(answer(&p, &[], headers));
     }
-    let permit = media.permit(&claims.sub).await?;
+    if let Some(p) = media.previews.get(id, version, tier) {
+        return Ok(answer(&p, &[], headers));
+    }
+    if let Some(w) = media.warned(id, version, tier) {
+        return Ok(answer(&w.preview, &w.warnings, headers));
+    }
+    let permit = media.permit(user).await?;
     // Another request may have rendered this version while we waited for the permit.
-    if let Some(p) = media.previews.get(&id, version, tier) {
-        return Ok(answer(&p, &[], &headers));
+    if let Some(p) = media.previews.get(id, version, tier) {
+        return Ok(answer(&p, &[], headers));
     }
-    if let Some(w) = media.warned(&id, version, tier) {
-        return Ok(answer(&w.preview, &w.warnings, &headers));
+    if let Some(w) = media.warned(id, version, tier) {
+        return Ok(answer(&w.preview, &w.warnings, headers));
     }
     // Parsed only on a cache miss.
-    let doc = parse_doc(&id, &state)?;
+    let doc = parse_doc(id, state)?;
     let assets = media.assets.clone();
     let (p, warnings) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -581,7 +615,7 @@ pub async fn preview(
             .past
             .insert(key, p.clone(), p.bytes.len() as u64 + 256);
     } else if warnings.is_empty() {
-        media.previews.insert(&id, p.clone());
+        media.previews.insert(id, p.clone());
     } else {
         // A preview with warnings (a missing asset may be uploaded later) is kept only briefly,
         // so asking for it again and again doesn't render it again and again.
@@ -594,9 +628,9 @@ pub async fn preview(
         let bytes = p.bytes.len() as u64 + 256;
         media
             .warned
-            .insert(&warned_key(&id, version, tier), Arc::new(w), bytes);
+            .insert(&warned_key(id, version, tier), Arc::new(w), bytes);
     }
-    Ok(answer(&p, &warnings, &headers))
+    Ok(answer(&p, &warnings, headers))
 }
 
 #[derive(Debug, Deserialize)]
@@ -605,9 +639,12 @@ pub struct FrameQuery {
     tier: Option<String>,
 }
 
-/// `GET /v1/sessions/{id}/frame?t=SECONDS&tier=T`: the timeline's picture at playhead `t` (the
-/// top video clip there, through ffmpeg), a JPEG at most the tier's box, for anyone who may view
-/// the session. 404 when no clip plays at `t`; 501 `not_supported` without ffmpeg.
+/// `GET /v1/sessions/{id}/frame?t=SECONDS&tier=T`: the whole composition at playhead `t`
+/// (`montage_media::composite_frame`: black, every video track's clip at `t` from the lowest
+/// track up, then the canvas layers), a JPEG of the canvas at the tier's preview size, for anyone
+/// who may view the session. Frames come through ffmpeg, cached per (asset, time, crop, size);
+/// 501 `not_supported` without ffmpeg when a clip plays at `t`. `X-Montage-Clips` names the
+/// clips drawn, lowest first (`X-Montage-Clip` the top one).
 pub async fn frame(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -629,40 +666,54 @@ pub async fn frame(
     let media = app.media.clone();
     let permit = media.permit(&claims.sub).await?;
     let limits = media.intake;
-    let found = tokio::task::spawn_blocking(move || {
+    let canvas = montage_media::canvas_size(&doc);
+    let size = montage_media::preview_size(canvas.width, canvas.height, tier);
+    let (composite, bytes) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         // ffmpeg reads files: a blob that is not on local disk (S3) is copied to a temporary
-        // file, cached per asset; this request holds it until the frame is extracted.
+        // file, cached per asset; this request holds it until its frames are extracted.
         let held = std::cell::RefCell::new(Vec::new());
-        let path_of = |asset: &str| {
-            if !valid_asset_id(asset) {
-                return None;
+        let frame_of = |clip: &ClipAt, crop: Option<CropRect>, fit: Size| {
+            // Times to the millisecond: a scrub asks again and again for nearly the same one.
+            let ms = (clip.source_time.max(0.0) * 1000.0).round();
+            let key = format!(
+                "{}\0{ms}\0{}x{}\0{crop:?}",
+                clip.asset, fit.width, fit.height
+            );
+            if let Some(f) = media.frames.get(&key) {
+                return Ok(f);
             }
-            if let Some(p) = media.blobs.local_path(asset) {
-                return Some(p);
+            let missing = || MediaError::MissingAsset {
+                id: clip.asset.clone(),
+            };
+            if !valid_asset_id(&clip.asset) {
+                return Err(missing());
             }
-            let tmp = media.copies.get_or_copy(&*media.blobs, asset)?;
-            let path = tmp.to_path_buf();
-            held.borrow_mut().push(tmp);
-            Some(path)
+            let path = match media.blobs.local_path(&clip.asset) {
+                Some(p) => p,
+                None => {
+                    let tmp = media
+                        .copies
+                        .get_or_copy(&*media.blobs, &clip.asset)
+                        .ok_or_else(missing)?;
+                    let path = tmp.to_path_buf();
+                    held.borrow_mut().push(tmp);
+                    path
+                }
+            };
+            let img = montage_media::frame_region(&path, ms / 1000.0, crop, fit, &limits)?;
+            let frame = Arc::new(Asset::new(img));
+            let bytes = u64::from(frame.width()) * u64::from(frame.height()) * 4 + 256;
+            media.frames.insert(&key, frame.clone(), bytes);
+            Ok(frame)
         };
-        let Some((clip, img)) =
-            montage_media::timeline_frame(&doc, t, tier.max_size(), &limits, &path_of)?
-        else {
-            return Ok(None);
-        };
-        let bytes = montage_media::encode_preview(&img, PreviewFormat::DEFAULT)?;
-        Ok::<_, MediaError>(Some((clip, bytes)))
+        let c = montage_media::composite_frame(&doc, t, size, &*media.assets, &frame_of)?;
+        let bytes = montage_media::encode_preview(&c.image, PreviewFormat::DEFAULT)?;
+        Ok::<_, MediaError>((c, bytes))
     })
     .await
     .map_err(join_error)?
     .map_err(media_error)?;
-    let Some((clip, bytes)) = found else {
-        return Err(AppError(
-            ErrorCode::NotFound,
-            format!("no video clip plays at {t} s"),
-        ));
-    };
     let mut h = HeaderMap::new();
     h.insert(
         header::CONTENT_TYPE,
@@ -671,8 +722,18 @@ pub async fn frame(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-montage-version", HeaderValue::from(version));
     h.insert("x-montage-tier", HeaderValue::from_static(tier.as_str()));
-    if let Ok(v) = HeaderValue::from_str(&clip.clip) {
+    let ids: Vec<&str> = composite.clips.iter().map(|c| c.clip.as_str()).collect();
+    if let Ok(v) = HeaderValue::from_str(&ids.join(",")) {
+        h.insert("x-montage-clips", v);
+    }
+    if let Some(v) = ids.last().and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert("x-montage-clip", v);
+    }
+    if !composite.warnings.is_empty() {
+        tracing::debug!(session = %id, t, warnings = ?composite.warnings, "frame rendered with warnings");
+        if let Ok(v) = HeaderValue::from_str(&warnings_header(&composite.warnings)) {
+            h.insert("x-montage-warnings", v);
+        }
     }
     Ok((StatusCode::OK, h, bytes).into_response())
 }
@@ -721,7 +782,7 @@ impl TempCopies {
 }
 
 /// `tier=` as a tier, or a `bad_request` naming the choices.
-fn tier_param(tier: Option<&str>) -> Result<Tier, AppError> {
+pub(crate) fn tier_param(tier: Option<&str>) -> Result<Tier, AppError> {
     tier.and_then(Tier::parse).ok_or_else(|| {
         AppError(
             ErrorCode::BadRequest,

@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod recognition;
 pub mod service;
 pub mod sharing_api;
+pub mod showcase;
 pub mod suggestions;
 
 use std::collections::HashMap;

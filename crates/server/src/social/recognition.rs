@@ -14,7 +14,7 @@ use crate::access::Principal;
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::store::SessionMeta;
-use crate::store::tasks::{Award, Contribution};
+use crate::store::tasks::{Award, Contribution, ShowcaseEntry};
 use crate::tasks::TaskRequest;
 use crate::tasks::connectors::Connector;
 
@@ -40,6 +40,14 @@ impl RecognitionType {
             RecognitionType::AchievementBadge => "achievement_badge",
             RecognitionType::SocialRecognition => "social_recognition",
         }
+    }
+
+    /// Kinds that publish the session's version to the showcase (`social::showcase`).
+    pub fn is_showcased(self) -> bool {
+        matches!(
+            self,
+            RecognitionType::FeaturedCreator | RecognitionType::CommunitySpotlight
+        )
     }
 
     pub fn parse(s: &str) -> Option<RecognitionType> {
@@ -322,6 +330,10 @@ impl MediaCollaborationService {
                 actor,
             ));
         }
+        if r.kind.is_showcased() {
+            // Also on an award given before: a first publication that failed is made now.
+            self.publish(r).await?;
+        }
         if r.kind == RecognitionType::SocialRecognition {
             let awarder = r.awarded_by.clone().unwrap_or_default();
             for c in Connector::FEEDS {
@@ -345,6 +357,35 @@ impl MediaCollaborationService {
                     })
                     .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Publishes the session's head version to the showcase under the award, as the awarder
+    /// (its owner, who chose to show it) sees it now. The first publication of an award stays.
+    async fn publish(&self, r: &Reward) -> Result<()> {
+        let Some(sessions) = &self.inner.sessions else {
+            return Ok(());
+        };
+        let awarder = r.awarded_by.as_deref().unwrap_or_default();
+        let (version, state) = sessions
+            .head(&r.asset_id, awarder)
+            .await
+            .map_err(|code| refused(code, "could not read the session to publish it"))?;
+        let title = self.meta(&r.asset_id).await?.title;
+        let entry = ShowcaseEntry {
+            award: r.id.clone(),
+            session: r.asset_id.clone(),
+            kind: r.kind.as_str().to_owned(),
+            user: r.creator_id.clone(),
+            awarded_by: awarder.to_owned(),
+            version,
+            title,
+            at_ms: now_ms(),
+            newsletter: None,
+        };
+        if self.db().publish(&entry, &state).await? {
+            tracing::info!(award = %r.id, session = %r.asset_id, version, "published to the showcase");
         }
         Ok(())
     }

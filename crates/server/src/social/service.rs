@@ -76,6 +76,9 @@ pub struct SharingConfig {
     pub awards_per_session: u32,
     /// Token subjects that may read the app event feed (`GET /v1/events`).
     pub service_users: Vec<String>,
+    /// How often the community newsletter goes out (`None`: only when asked,
+    /// `POST /v1/newsletters`).
+    pub newsletter_every: Option<Duration>,
 }
 
 impl Default for SharingConfig {
@@ -97,6 +100,7 @@ impl Default for SharingConfig {
             awards_per_user: 100,
             awards_per_session: 200,
             service_users: Vec::new(),
+            newsletter_every: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -189,7 +193,13 @@ pub trait SessionLink: Send + Sync + 'static {
     fn inbox(&self, n: crate::store::NewNotification);
     /// Records an app event (`tasks::events`), without waiting.
     fn event(&self, kind: &str, session: Option<&str>, data: Json);
+    /// The committed version and document (JSON text) of a session `user` may view.
+    fn head<'a>(&'a self, session: &'a str, user: &'a str) -> HeadFuture<'a>;
 }
+
+/// What [`SessionLink::head`] answers: a session's version and document text.
+pub type HeadFuture<'a> =
+    Pin<Box<dyn Future<Output = std::result::Result<(u64, String), ErrorCode>> + Send + 'a>>;
 
 pub(super) struct Inner {
     /// Hourly quotas on shares and awards.
@@ -317,6 +327,15 @@ impl MediaCollaborationService {
     pub fn preview_url(&self, session: &str) -> String {
         format!(
             "{}/v1/sessions/{}/preview",
+            self.inner.public_url,
+            segment(session)
+        )
+    }
+
+    /// The public rendition of a session's version published to the showcase.
+    pub fn showcase_url(&self, session: &str, version: u64) -> String {
+        format!(
+            "{}/v1/showcase/{}/{version}/preview",
             self.inner.public_url,
             segment(session)
         )

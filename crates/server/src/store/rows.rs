@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use montage_protocol::Role;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::tasks::{Award, Contribution, Invite, TaskRecord, TaskState};
+use super::tasks::{Award, Contribution, Invite, ShowcaseEntry, TaskRecord, TaskState};
 use super::{SessionMeta, SessionSummary, StoredOp};
 use crate::error::{Error, Result};
 
@@ -185,6 +185,23 @@ pub(in crate::store) fn award_row(r: &impl Cols) -> Result<Award> {
         badge: r.opt_text(4)?,
         awarded_by: r.opt_text(5)?,
         at_ms: r.int(6)?,
+    })
+}
+
+pub(in crate::store) const SHOWCASE_COLUMNS: &str =
+    "award, session, kind, user_id, awarded_by, version, title, at, newsletter";
+
+pub(in crate::store) fn showcase_row(r: &impl Cols) -> Result<ShowcaseEntry> {
+    Ok(ShowcaseEntry {
+        award: r.text(0)?,
+        session: r.text(1)?,
+        kind: r.text(2)?,
+        user: r.text(3)?,
+        awarded_by: r.text(4)?,
+        version: to_u64(r.int(5)?),
+        title: r.opt_text(6)?,
+        at_ms: r.int(7)?,
+        newsletter: r.opt_int(8)?.map(to_u64),
     })
 }
 

@@ -83,6 +83,7 @@ pub const SESSION_TABLES: &[&str] = &[
     "named_versions",
     "notifications",
     "comment_history",
+    "showcase",
 ];
 
 /// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.

@@ -458,6 +458,156 @@ macro_rules! sql_records {
                     rows.iter().map($crate::store::rows::award_row).collect()
                 })
             }
+
+            fn publish<'a>(
+                &'a self,
+                e: &'a $crate::store::tasks::ShowcaseEntry,
+                state: &'a str,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "INSERT INTO showcase (award, session, kind, user_id, awarded_by, version, \
+                         title, at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (award) DO NOTHING",
+                    )
+                    .bind(&e.award)
+                    .bind(&e.session)
+                    .bind(&e.kind)
+                    .bind(&e.user)
+                    .bind(&e.awarded_by)
+                    .bind($crate::store::rows::to_i64(e.version))
+                    .bind(&e.title)
+                    .bind(e.at_ms)
+                    .bind(state)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected()
+                        > 0)
+                })
+            }
+
+            fn showcase(
+                &self,
+                before_ms: i64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'_, Vec<$crate::store::tasks::ShowcaseEntry>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {} FROM showcase WHERE at < $1 ORDER BY at DESC, award DESC LIMIT $2",
+                        $crate::store::rows::SHOWCASE_COLUMNS
+                    ))
+                    .bind(before_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map($crate::store::rows::showcase_row).collect()
+                })
+            }
+
+            fn showcase_state<'a>(
+                &'a self,
+                session: &'a str,
+                version: u64,
+            ) -> $crate::store::StoreFuture<'a, Option<String>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_scalar(
+                        "SELECT state FROM showcase WHERE session = $1 AND version = $2 LIMIT 1",
+                    )
+                    .bind(session)
+                    .bind($crate::store::rows::to_i64(version))
+                    .fetch_optional(self.pool())
+                    .await?)
+                })
+            }
+
+            fn issue_newsletter(
+                &self,
+                now_ms: i64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'_, Option<$crate::store::tasks::Newsletter>> {
+                Box::pin(async move {
+                    let mut tx = self.write_tx().await?;
+                    let last: i64 =
+                        sqlx::query_scalar("SELECT COALESCE(MAX(issue), 0) FROM newsletters")
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let issue = last + 1;
+                    // Two nodes issuing at once compute the same number: the second insert
+                    // waits for the first to commit and then finds the number taken.
+                    let mine = sqlx::query(
+                        "INSERT INTO newsletters (issue, at) VALUES ($1, $2) \
+                         ON CONFLICT (issue) DO NOTHING",
+                    )
+                    .bind(issue)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if mine == 0 {
+                        return Ok(None);
+                    }
+                    let carried = sqlx::query(
+                        "UPDATE showcase SET newsletter = $1 WHERE award IN (SELECT award FROM \
+                         showcase WHERE newsletter IS NULL ORDER BY at, award LIMIT $2)",
+                    )
+                    .bind(issue)
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if carried == 0 {
+                        // Nothing new: no empty issue (the transaction rolls back).
+                        return Ok(None);
+                    }
+                    let rows = sqlx::query(&format!(
+                        "SELECT {} FROM showcase WHERE newsletter = $1 ORDER BY at, award",
+                        $crate::store::rows::SHOWCASE_COLUMNS
+                    ))
+                    .bind(issue)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let entries = rows
+                        .iter()
+                        .map($crate::store::rows::showcase_row)
+                        .collect::<$crate::error::Result<Vec<_>>>()?;
+                    tx.commit().await?;
+                    Ok(Some($crate::store::tasks::Newsletter {
+                        issue: $crate::store::rows::to_u64(issue),
+                        at_ms: now_ms,
+                        entries,
+                    }))
+                })
+            }
+
+            fn latest_newsletter(
+                &self,
+            ) -> $crate::store::StoreFuture<'_, Option<$crate::store::tasks::Newsletter>> {
+                Box::pin(async move {
+                    let Some((issue, at_ms)): Option<(i64, i64)> = sqlx::query_as(
+                        "SELECT issue, at FROM newsletters ORDER BY issue DESC LIMIT 1",
+                    )
+                    .fetch_optional(self.pool())
+                    .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let rows = sqlx::query(&format!(
+                        "SELECT {} FROM showcase WHERE newsletter = $1 ORDER BY at, award",
+                        $crate::store::rows::SHOWCASE_COLUMNS
+                    ))
+                    .bind(issue)
+                    .fetch_all(self.pool())
+                    .await?;
+                    Ok(Some($crate::store::tasks::Newsletter {
+                        issue: $crate::store::rows::to_u64(issue),
+                        at_ms,
+                        entries: rows
+                            .iter()
+                            .map($crate::store::rows::showcase_row)
+                            .collect::<$crate::error::Result<Vec<_>>>()?,
+                    }))
+                })
+            }
         }
 
         impl $crate::store::EventStore for $store {

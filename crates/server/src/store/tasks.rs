@@ -127,6 +127,36 @@ pub struct Award {
     pub at_ms: i64,
 }
 
+/// A version of a session published to the showcase by a Featured Creator or Community
+/// Spotlight award: readable by every signed-in user, as it was when awarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShowcaseEntry {
+    /// The award's key: one entry per award.
+    pub award: String,
+    pub session: String,
+    /// `featured_creator` or `community_spotlight`.
+    pub kind: String,
+    /// The creator recognised.
+    pub user: String,
+    pub awarded_by: String,
+    /// The version shown.
+    pub version: u64,
+    /// The session's title when awarded.
+    pub title: Option<String>,
+    pub at_ms: i64,
+    /// The newsletter issue that carried it.
+    pub newsletter: Option<u64>,
+}
+
+/// One issue of the community newsletter: the showcase entries no earlier issue carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Newsletter {
+    pub issue: u64,
+    pub at_ms: i64,
+    /// Oldest first.
+    pub entries: Vec<ShowcaseEntry>,
+}
+
 /// Durable tasks, invites, contributions and awards.
 pub trait TaskStore: Send + Sync + 'static {
     /// Inserts the task, or returns the one already stored under its key (`false`).
@@ -191,6 +221,24 @@ pub trait TaskStore: Send + Sync + 'static {
         session: Option<&'a str>,
         user: Option<&'a str>,
     ) -> StoreFuture<'a, Vec<Award>>;
+
+    /// Publishes `entry` with the document it shows (`state`, JSON text); `false` when its award
+    /// was published already (the first version published stays).
+    fn publish<'a>(&'a self, entry: &'a ShowcaseEntry, state: &'a str) -> StoreFuture<'a, bool>;
+    /// Showcase entries awarded before `before_ms`, newest first, at most `limit`.
+    fn showcase(&self, before_ms: i64, limit: u32) -> StoreFuture<'_, Vec<ShowcaseEntry>>;
+    /// The document published for a session's version, if an entry shows that version.
+    fn showcase_state<'a>(
+        &'a self,
+        session: &'a str,
+        version: u64,
+    ) -> StoreFuture<'a, Option<String>>;
+    /// Issues the next newsletter with up to `limit` entries no issue carried yet (oldest
+    /// first), numbered after the last; `None` when there is nothing new. Concurrent callers
+    /// (nodes sharing the store) never put an entry in two issues.
+    fn issue_newsletter(&self, now_ms: i64, limit: u32) -> StoreFuture<'_, Option<Newsletter>>;
+    /// The newest issue with its entries.
+    fn latest_newsletter(&self) -> StoreFuture<'_, Option<Newsletter>>;
 }
 
 /// Rows a filtered listing returns at most.
@@ -346,6 +394,64 @@ mod tests {
         assert!(db.insert_award(&award).await.unwrap());
         assert!(!db.insert_award(&award).await.unwrap());
         assert_eq!(db.awards(None, Some("a")).await.unwrap().len(), 1);
+
+        showcase(db).await;
+    }
+
+    fn entry(award: &str, session: &str, version: u64, at_ms: i64) -> ShowcaseEntry {
+        ShowcaseEntry {
+            award: award.into(),
+            session: session.into(),
+            kind: "community_spotlight".into(),
+            user: "a".into(),
+            awarded_by: "o".into(),
+            version,
+            title: Some("Poster".into()),
+            at_ms,
+            newsletter: None,
+        }
+    }
+
+    async fn showcase(db: &dyn TaskStore) {
+        assert_eq!(
+            db.issue_newsletter(1, 10).await.unwrap(),
+            None,
+            "nothing new"
+        );
+        assert!(
+            db.publish(&entry("x", "s1", 3, 10), "{\"v\":3}")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.publish(&entry("x", "s1", 9, 11), "{\"v\":9}")
+                .await
+                .unwrap(),
+            "the first version published stays"
+        );
+        assert!(db.publish(&entry("y", "s2", 5, 20), "{}").await.unwrap());
+        assert!(db.publish(&entry("z", "s3", 1, 30), "{}").await.unwrap());
+        let list = db.showcase(i64::MAX, 10).await.unwrap();
+        let order: Vec<_> = list.iter().map(|e| e.award.as_str()).collect();
+        assert_eq!(order, ["z", "y", "x"], "newest first");
+        assert_eq!(list[2], entry("x", "s1", 3, 10));
+        assert_eq!(db.showcase(30, 1).await.unwrap()[0].award, "y");
+        assert_eq!(
+            db.showcase_state("s1", 3).await.unwrap().as_deref(),
+            Some("{\"v\":3}")
+        );
+        assert_eq!(db.showcase_state("s1", 9).await.unwrap(), None);
+
+        let first = db.issue_newsletter(100, 2).await.unwrap().unwrap();
+        assert_eq!(first.issue, 1);
+        let carried: Vec<_> = first.entries.iter().map(|e| e.award.as_str()).collect();
+        assert_eq!(carried, ["x", "y"], "oldest first, at most the limit");
+        assert!(first.entries.iter().all(|e| e.newsletter == Some(1)));
+        let second = db.issue_newsletter(200, 10).await.unwrap().unwrap();
+        assert_eq!((second.issue, second.entries.len()), (2, 1));
+        assert_eq!(second.entries[0].award, "z");
+        assert_eq!(db.issue_newsletter(300, 10).await.unwrap(), None);
+        assert_eq!(db.latest_newsletter().await.unwrap(), Some(second));
     }
 
     #[tokio::test]

@@ -464,6 +464,14 @@ impl crate::social::service::SessionLink for Arc<Sessions> {
     fn count_contributions(&self, tally: Arc<ContributionTally>) {
         self.observe_edits(Arc::new(CountContributions(tally)));
     }
+
+    fn head<'a>(
+        &'a self,
+        session: &'a str,
+        user: &'a str,
+    ) -> crate::social::service::HeadFuture<'a> {
+        Box::pin(async move { self.state(session, &Principal::new(user, None)).await })
+    }
 }
 
 /// What a session credits, counted towards badges: every durable edit is its author's accepted

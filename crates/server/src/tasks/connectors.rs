@@ -32,14 +32,18 @@ pub enum Connector {
     Allat,
     /// The app's own backend (`--events-url`): signed app events (DESIGN §9.6).
     Events,
+    /// The community newsletter's mailer: an issue of spotlighted projects and featured
+    /// creators (`social::showcase`).
+    Newsletter,
 }
 
 impl Connector {
-    pub const ALL: [Connector; 4] = [
+    pub const ALL: [Connector; 5] = [
         Connector::Messenger,
         Connector::Yapper,
         Connector::Allat,
         Connector::Events,
+        Connector::Newsletter,
     ];
     /// The connectors that publish to a feed (social posts, social recognition).
     pub const FEEDS: [Connector; 2] = [Connector::Yapper, Connector::Allat];
@@ -50,6 +54,7 @@ impl Connector {
             Connector::Yapper => "yapper",
             Connector::Allat => "allat",
             Connector::Events => "events",
+            Connector::Newsletter => "newsletter",
         }
     }
 
@@ -93,7 +98,9 @@ impl ConnectorConfig {
             .split_once('=')
             .ok_or_else(|| format!("{spec:?}: expected NAME=URL"))?;
         let c = Connector::parse(name.trim()).ok_or_else(|| {
-            format!("unknown connector {name:?} (known: messenger, yapper, allat, events)")
+            format!(
+                "unknown connector {name:?} (known: messenger, yapper, allat, events, newsletter)"
+            )
         })?;
         let url = url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -622,7 +622,8 @@ async fn live_previews_are_paced_per_tier_and_end_on_the_newest_version(b: Backe
     Ok(())
 }
 
-/// `GET /v1/sessions/{id}/frame`: the frame of the clip playing at `t`, at most the tier's box.
+/// `GET /v1/sessions/{id}/frame`: the composition at `t` — the clip playing then, letterboxed in the
+/// canvas, or black — at the tier's preview size.
 async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = start(b, dir.path()).await?;
@@ -682,8 +683,6 @@ async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
             404,
             "not_found",
         ),
-        // Nothing plays at 5 s.
-        (frame("5", "good"), Some("u2"), 404, "not_found"),
     ] {
         let r = get(&server, &path, user).await?;
         assert_eq!(
@@ -692,6 +691,17 @@ async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
             "{path}"
         );
     }
+    // Nothing plays at 5 s: the composition is the black background, ffmpeg or not.
+    let r = get(&server, &frame("5", "poor"), Some("u2")).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-montage-clips"), Some(""));
+    let img = image::load_from_memory(&r.body)?.to_rgb8();
+    assert_eq!(
+        img.dimensions(),
+        (320, 180),
+        "the 1920×1080 canvas at the poor tier"
+    );
+    assert!(img.get_pixel(160, 90).0.iter().all(|c| *c < 30), "black");
     if !have_ffmpeg {
         let r = get(&server, &frame("10", "good"), Some("u1")).await?;
         assert_eq!(
@@ -700,15 +710,18 @@ async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
         );
         return Ok(());
     }
-    // 10.2 s is 0.7 s into the video (red); 11 s is 1.5 s (blue). A viewer may fetch frames.
+    // 10.2 s is 0.7 s into the video (red); 11 s is 1.5 s (blue), twice: the second from the
+    // frame cache. The 4:3 video is letterboxed in the 16:9 canvas. A viewer may fetch frames.
     for (t, tier, bw, bh, red) in [
-        ("10.2", "good", 640, 480, true),
-        ("11", "poor", 320, 240, false),
+        ("10.2", "good", 1280, 720, true),
+        ("11", "poor", 320, 180, false),
+        ("11", "poor", 320, 180, false),
     ] {
         let r = get(&server, &frame(t, tier), Some("u2")).await?;
         assert_eq!(r.status, 200, "{t}: {:?}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("content-type"), Some("image/jpeg"));
         assert_eq!(r.header("x-montage-clip"), Some("c1"));
+        assert_eq!(r.header("x-montage-clips"), Some("c1"));
         let img = image::load_from_memory(&r.body)?.to_rgb8();
         assert_eq!(img.dimensions(), (bw, bh), "{t} at {tier}");
         let [r, _, b] = img.get_pixel(bw / 2, bh / 2).0;
@@ -717,10 +730,22 @@ async fn video_frames_at_a_playhead(b: Backend) -> Result<()> {
         } else {
             assert!(b > 200 && r < 60, "{t}: {r},{b}");
         }
+        let bar = img.get_pixel(bw / 20, bh / 2).0;
+        assert!(
+            bar.iter().all(|c| *c < 40),
+            "{t}: the bar left of the picture {bar:?}"
+        );
     }
-    // A clip whose asset is not stored.
+    // A clip whose asset is not stored is left out, and said so.
     let r = get(&server, &frame("20.5", "good"), Some("u1")).await?;
-    assert_eq!((r.status, &r.json()?["code"]), (404, &json!("not_found")));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-montage-clips"), Some(""));
+    assert!(
+        r.header("x-montage-warnings")
+            .is_some_and(|w| w.contains("ffffffffffffffffffffffffffffffff")),
+        "{:?}",
+        r.header("x-montage-warnings")
+    );
     Ok(())
 }
 

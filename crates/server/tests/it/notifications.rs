@@ -13,6 +13,7 @@ backend_tests!(
     decided_suggestions_and_targeted_invites_notify_their_user,
     app_events_are_signed_delivered_once_each_and_replayed_in_order,
     recognition_is_seen_where_the_session_is_and_reaches_its_creator,
+    the_showcase_shows_the_awarded_version_and_each_newsletter_carries_it_once,
 );
 
 /// `user`'s inbox (unread only if `unread`), once it holds at least `n` items: items are
@@ -372,5 +373,170 @@ async fn recognition_is_seen_where_the_session_is_and_reaches_its_creator(
             .any(|n| n["kind"] == "award" && n["actor"] == "alice"),
         "{items:?}"
     );
+    Ok(())
+}
+
+/// The path of an absolute link the server made.
+fn path_of(url: &Json) -> String {
+    let url = url.as_str().unwrap_or_default();
+    url.find("/v1/")
+        .map_or_else(String::new, |i| url[i..].to_owned())
+}
+
+/// The newsletter hooks that arrive (the other connectors' are skipped), until `n` of them.
+async fn newsletters(rx: &mut Receiver, n: usize) -> Result<Vec<Json>> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let h = rx.next().await?;
+        if h.connector == "newsletter" {
+            ensure!(h.verify(HOOK_SECRET).is_ok(), "unsigned: {h:?}");
+            out.push(h.json());
+        }
+    }
+    Ok(out)
+}
+
+/// Featured Creator and Community Spotlight publish the version awarded: every signed-in user
+/// lists it and opens its picture — of that version only, even though the session is private —
+/// and deleting the session takes it away. Each newsletter issue carries the entries no issue
+/// carried before, each project once, through the signed `newsletter` connector.
+async fn the_showcase_shows_the_awarded_version_and_each_newsletter_carries_it_once(
+    b: Backend,
+) -> Result<()> {
+    let mut rx = Receiver::start(&[Answer::Status(500)]).await?;
+    let dir = fast_tempdir()?;
+    let mut flags = rx.flags();
+    flags.extend(
+        [
+            "--connector-url",
+            &format!("newsletter=http://{}/newsletter", rx.addr),
+            "--service-users",
+            "backend",
+            "--default-link-role=none",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start(b, dir.path(), &flags).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    for id in ["show", "two"] {
+        alice.join(id, "a").await?;
+        alice
+            .send(json!({"type":"set_role","session":id,"user":"bob","role":"editor"}))
+            .await?;
+        alice.recv_type("role_changed").await?;
+    }
+    let set = |v: &str| json!([{"op":"set","path":["title"],"value":v}]);
+    alice.edit("show", 0, 1, set("first")).await?;
+    let award = |session: &str, kind: &str| {
+        let path = format!("{}/awards", session_path(session));
+        let body = json!({"user": "bob", "type": kind});
+        (path, body)
+    };
+    let (path, body) = award("show", "community_spotlight");
+    let (code, e) = as_user(&s, "POST", &path, "alice", Some(body)).await?;
+    ensure!(code == 201, "{code} {e}");
+    alice.edit("show", 1, 2, set("second")).await?;
+
+    // carol is a stranger to the session, yet sees the showcase and version 1's picture.
+    let (code, list) = as_user(&s, "GET", "/v1/showcase", "carol", None).await?;
+    ensure!(code == 200, "{code} {list}");
+    let entry = &list["showcase"][0];
+    ensure!(
+        entry["session"] == "show"
+            && entry["version"] == 1
+            && entry["type"] == "community_spotlight"
+            && entry["user"] == "bob"
+            && entry["awarded_by"] == "alice"
+            && list["showcase"].as_array().map(Vec::len) == Some(1),
+        "{list}"
+    );
+    let shown = format!("{}?tier=poor", path_of(&entry["preview_url"]));
+    let pic = montage_testkit::media::get(&s, &shown, Some("carol")).await?;
+    ensure!(pic.status == 200, "the showcase picture: {}", pic.status);
+    let own = format!("{}/preview?tier=poor&version=1", session_path("show"));
+    let same = montage_testkit::media::get(&s, &own, Some("alice")).await?;
+    ensure!(
+        same.status == 200 && same.body == pic.body,
+        "not the picture of version 1"
+    );
+    let newer = shown.replace("/1/preview", "/2/preview");
+    let code = montage_testkit::media::get(&s, &newer, Some("carol"))
+        .await?
+        .status;
+    ensure!(code == 404, "an unpublished version: {code}");
+    let head = format!("{}/preview?tier=poor", session_path("show"));
+    let code = montage_testkit::media::get(&s, &head, Some("carol"))
+        .await?
+        .status;
+    ensure!(
+        code == 404 || code == 403,
+        "the session itself opened: {code}"
+    );
+    let (code, _) = http_get(&s.addr, "/v1/showcase", None).await?;
+    ensure!(code == 401, "the showcase without a token: {code}");
+
+    // The first issue (delivered after one failure) carries the spotlight.
+    let (code, _) = as_user(&s, "POST", "/v1/newsletters", "alice", None).await?;
+    ensure!(code == 403, "a user who is not a service user: {code}");
+    let (code, issued) = as_user(&s, "POST", "/v1/newsletters", "backend", None).await?;
+    ensure!(
+        code == 201 && issued["newsletter"]["issue"] == 1,
+        "{code} {issued}"
+    );
+    let first = newsletters(&mut rx, 2).await?;
+    ensure!(first[0] == first[1], "a retry changed the issue: {first:?}");
+    let projects = &first[0]["spotlighted_projects"];
+    ensure!(
+        first[0]["issue"] == 1
+            && projects.as_array().map(Vec::len) == Some(1)
+            && projects[0]["session"] == "show"
+            && projects[0]["creators"] == json!(["bob"])
+            && path_of(&projects[0]["preview_url"]) == path_of(&entry["preview_url"]),
+        "{first:?}"
+    );
+
+    // The second carries only what is new: one project, however many spotlights, and the
+    // featured creator.
+    alice.edit("two", 0, 1, set("two")).await?;
+    for kind in ["community_spotlight", "featured_creator"] {
+        let (path, body) = award("two", kind);
+        let (code, e) = as_user(&s, "POST", &path, "alice", Some(body)).await?;
+        ensure!(code == 201, "{code} {e}");
+    }
+    let (code, issued) = as_user(&s, "POST", "/v1/newsletters", "backend", None).await?;
+    ensure!(
+        code == 201 && issued["newsletter"]["entries"].as_array().map(Vec::len) == Some(2),
+        "{code} {issued}"
+    );
+    let second = newsletters(&mut rx, 1).await?.remove(0);
+    ensure!(
+        second["issue"] == 2
+            && second["spotlighted_projects"].as_array().map(Vec::len) == Some(1)
+            && second["spotlighted_projects"][0]["session"] == "two"
+            && second["featured_creators"][0]["user"] == "bob",
+        "{second}"
+    );
+    let (code, none) = as_user(&s, "POST", "/v1/newsletters", "backend", None).await?;
+    ensure!(code == 200 && none["newsletter"].is_null(), "{code} {none}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    while let Ok(h) = rx.rx.try_recv() {
+        ensure!(h.connector != "newsletter", "an issue came twice: {h:?}");
+    }
+
+    // Deleting the session takes it out of the showcase.
+    let (code, e) = as_user(&s, "DELETE", &session_path("show"), "alice", None).await?;
+    ensure!(code == 200 || code == 204, "{code} {e}");
+    let (_, list) = as_user(&s, "GET", "/v1/showcase", "carol", None).await?;
+    ensure!(
+        list["showcase"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|e| e["session"] != "show")),
+        "{list}"
+    );
+    let code = montage_testkit::media::get(&s, &shown, Some("carol"))
+        .await?
+        .status;
+    ensure!(code == 404, "a deleted session's picture: {code}");
     Ok(())
 }

@@ -21,6 +21,30 @@ struct Mem {
     invite_uses: std::collections::HashSet<(String, String)>,
     contributions: std::collections::BTreeMap<(String, String, String), u64>,
     awards: Vec<Award>,
+    /// Published entries with their documents, in publishing order.
+    showcase: Vec<(ShowcaseEntry, String)>,
+    /// Issues' times, by number - 1.
+    newsletters: Vec<i64>,
+}
+
+impl Mem {
+    fn newsletter(&self, issue: u64) -> Option<Newsletter> {
+        let at_ms = *self
+            .newsletters
+            .get(usize::try_from(issue).ok()?.checked_sub(1)?)?;
+        let mut entries: Vec<_> = self
+            .showcase
+            .iter()
+            .filter(|(e, _)| e.newsletter == Some(issue))
+            .map(|(e, _)| e.clone())
+            .collect();
+        entries.sort_by(|a, b| (a.at_ms, &a.award).cmp(&(b.at_ms, &b.award)));
+        Some(Newsletter {
+            issue,
+            at_ms,
+            entries,
+        })
+    }
 }
 
 impl MemoryTaskStore {
@@ -289,5 +313,68 @@ impl TaskStore for MemoryTaskStore {
                 .cloned()
                 .collect()
         }))
+    }
+
+    fn publish<'a>(&'a self, entry: &'a ShowcaseEntry, state: &'a str) -> StoreFuture<'a, bool> {
+        ready(self.with(|m| {
+            if m.showcase.iter().any(|(e, _)| e.award == entry.award) {
+                return false;
+            }
+            m.showcase.push((entry.clone(), state.to_owned()));
+            true
+        }))
+    }
+
+    fn showcase(&self, before_ms: i64, limit: u32) -> StoreFuture<'_, Vec<ShowcaseEntry>> {
+        ready(self.with(|m| {
+            let mut list: Vec<_> = m
+                .showcase
+                .iter()
+                .filter(|(e, _)| e.at_ms < before_ms)
+                .map(|(e, _)| e.clone())
+                .collect();
+            list.sort_by(|a, b| (b.at_ms, &b.award).cmp(&(a.at_ms, &a.award)));
+            list.truncate(limit as usize);
+            list
+        }))
+    }
+
+    fn showcase_state<'a>(
+        &'a self,
+        session: &'a str,
+        version: u64,
+    ) -> StoreFuture<'a, Option<String>> {
+        ready(self.with(|m| {
+            m.showcase
+                .iter()
+                .find(|(e, _)| e.session == session && e.version == version)
+                .map(|(_, s)| s.clone())
+        }))
+    }
+
+    fn issue_newsletter(&self, now_ms: i64, limit: u32) -> StoreFuture<'_, Option<Newsletter>> {
+        ready(self.with(|m| {
+            let mut fresh: Vec<usize> = (0..m.showcase.len())
+                .filter(|&i| m.showcase[i].0.newsletter.is_none())
+                .collect();
+            if fresh.is_empty() {
+                return None;
+            }
+            fresh.sort_by(|&a, &b| {
+                let (a, b) = (&m.showcase[a].0, &m.showcase[b].0);
+                (a.at_ms, &a.award).cmp(&(b.at_ms, &b.award))
+            });
+            fresh.truncate(limit as usize);
+            m.newsletters.push(now_ms);
+            let issue = m.newsletters.len() as u64;
+            for i in fresh {
+                m.showcase[i].0.newsletter = Some(issue);
+            }
+            m.newsletter(issue)
+        }))
+    }
+
+    fn latest_newsletter(&self) -> StoreFuture<'_, Option<Newsletter>> {
+        ready(self.with(|m| m.newsletter(m.newsletters.len() as u64)))
     }
 }

@@ -153,6 +153,32 @@ CREATE UNIQUE INDEX notifications_unread_group ON notifications (user_id, group_
     WHERE read_at IS NULL AND group_key IS NOT NULL;
 "#,
     },
+    // Issue #19: the showcase and the community newsletter.
+    Migration {
+        id: 9,
+        name: "showcase, newsletters",
+        sql: r#"
+CREATE TABLE showcase (
+    award TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    awarded_by TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    title TEXT,
+    at BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    newsletter BIGINT
+);
+CREATE INDEX showcase_by_time ON showcase (at);
+CREATE INDEX showcase_by_session ON showcase (session, version);
+CREATE INDEX showcase_by_newsletter ON showcase (newsletter, at);
+CREATE TABLE newsletters (
+    issue BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 /// Migration step 2: comments, suggestions, tasks, invites, contributions and awards. Numbers

@@ -3,7 +3,7 @@
 //! like an old one, so one path is tested for both.
 
 /// The schema this build writes; a newer one on disk is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// Steps from one schema version to the next: `STEPS[i]` takes version `i + 1` to `i + 2`.
 /// Append only; each runs once, in a transaction, and bumps `schema_version`.
@@ -83,6 +83,28 @@ CREATE INDEX notifications_by_user ON notifications (user_id, time);
 CREATE INDEX notifications_by_session ON notifications (session);
 CREATE UNIQUE INDEX notifications_unread_group ON notifications (user_id, group_key)
     WHERE read_at IS NULL AND group_key IS NOT NULL;
+"#,
+    // 6: the showcase and the community newsletter (#19).
+    r#"
+CREATE TABLE showcase (
+    award TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    awarded_by TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    title TEXT,
+    at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    newsletter INTEGER
+);
+CREATE INDEX showcase_by_time ON showcase (at);
+CREATE INDEX showcase_by_session ON showcase (session, version);
+CREATE INDEX showcase_by_newsletter ON showcase (newsletter, at);
+CREATE TABLE newsletters (
+    issue INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL
+);
 "#,
 ];
 
