@@ -224,6 +224,23 @@ pub enum SessionCmd {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Save the composition of SESSION's timeline at playhead --t (seconds) as a JPEG: every
+    /// video track's clip then, and the canvas layers on top. Prints what was drawn as JSON.
+    #[command(
+        after_help = "Example:\n  montage session frame brief-42 --t 12.5 --tier good --out frame.jpg"
+    )]
+    Frame {
+        session: String,
+        /// The playhead, in seconds.
+        #[arg(long)]
+        t: f64,
+        /// excellent (1920×1080), good (1280×720), fair (854×480) or poor (320 px).
+        #[arg(long, default_value = "good")]
+        tier: String,
+        /// Where to write the JPEG.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Print SESSION's edits as JSON lines (`{"version","user","time","ops"}`).
     #[command(after_help = "Example:\n  montage session history brief-42 --from 100")]
     History {
@@ -418,6 +435,21 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
                 println!(
                     "{}",
                     json!({"session": session, "restored": version, "id": id, "version": new})
+                );
+            }
+            SessionCmd::Frame {
+                session,
+                t,
+                tier,
+                out,
+            } => {
+                let f = conn.api()?.frame(&session, t, &tier).await?;
+                std::fs::write(&out, &f.jpeg)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!(
+                    "{}",
+                    json!({"session": session, "t": t, "version": f.version, "clips": f.clips,
+                           "warnings": f.warnings, "bytes": f.jpeg.len(), "out": out})
                 );
             }
             SessionCmd::History { session, from } => {

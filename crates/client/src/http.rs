@@ -230,6 +230,20 @@ pub struct ShowcaseEntry {
     pub preview_url: String,
 }
 
+/// A composite frame of a session's timeline (`Api::frame`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Frame {
+    /// The version drawn.
+    pub version: u64,
+    /// The ids of the clips in it, lowest track first.
+    pub clips: Vec<String>,
+    /// What was left out (a clip whose asset is missing), as the server put it.
+    pub warnings: Option<String>,
+    /// The picture.
+    pub jpeg: Vec<u8>,
+}
+
 /// A new invite: the role it gives, and optionally its lifetime (default 7 days, at most 30),
 /// uses (1 to 10,000) and the one user it is for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -525,6 +539,33 @@ impl Api {
         Ok(parse::<Page>(&text)?.showcase)
     }
 
+    /// `GET /v1/sessions/{id}/frame?t=T&tier=TIER`: the whole composition at playhead `t`
+    /// seconds — every video track's clip then and the canvas layers — as a JPEG at the tier's
+    /// preview size (`excellent`, `good`, `fair` or `poor`). `not_supported` when the server
+    /// has no ffmpeg and a clip plays at `t`.
+    pub async fn frame(&self, session: &str, t: f64, tier: &str) -> Result<Frame> {
+        let path = format!(
+            "{}/frame?t={t}&tier={}",
+            session_path(session),
+            montage_protocol::path_segment(tier)
+        );
+        let (headers, bytes) = self.call_raw(reqwest::Method::GET, &path, None).await?;
+        let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+        Ok(Frame {
+            version: header("x-montage-version")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+            clips: header("x-montage-clips")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            warnings: header("x-montage-warnings").map(str::to_owned),
+            jpeg: bytes,
+        })
+    }
+
     /// `POST /v1/sessions/{id}/versions`: names `version` (editor or above; renames a named
     /// one); `not_found` if the session has no such version.
     pub async fn name_version(&self, id: &str, version: u64, name: &str) -> Result<()> {
@@ -610,6 +651,19 @@ impl Api {
         path: &str,
         body: Option<String>,
     ) -> Result<String> {
+        let (_, bytes) = self.call_raw(method.clone(), path, body).await?;
+        String::from_utf8(bytes).map_err(|_| {
+            Error::Connection(format!("{method} {path}: the answer is not UTF-8 text"))
+        })
+    }
+
+    /// [`Api::call`] answering the headers and bytes as they came.
+    async fn call_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
         let mut retried = false;
         loop {
             let token = self.tokens.usable(now_secs(), self.timeout).await?;
@@ -626,10 +680,11 @@ impl Api {
             let fetch = async {
                 let resp = req.send().await.map_err(|e| err(&chain(&e)))?;
                 let status = resp.status();
-                let text = resp.text().await.map_err(|e| err(&chain(&e)))?;
-                Ok::<_, Error>((status, text))
+                let headers = resp.headers().clone();
+                let bytes = resp.bytes().await.map_err(|e| err(&chain(&e)))?;
+                Ok::<_, Error>((status, headers, bytes))
             };
-            let (status, text) = tokio::time::timeout(self.timeout, fetch)
+            let (status, headers, bytes) = tokio::time::timeout(self.timeout, fetch)
                 .await
                 .map_err(|_| Error::Timeout("an HTTP request"))??;
             if status == reqwest::StatusCode::UNAUTHORIZED && !retried {
@@ -638,9 +693,9 @@ impl Api {
                 continue;
             }
             if status.is_success() {
-                return Ok(text);
+                return Ok((headers, bytes.to_vec()));
             }
-            return Err(refusal(status, &text, &err));
+            return Err(refusal(status, &String::from_utf8_lossy(&bytes), &err));
         }
     }
 }

@@ -13,7 +13,7 @@ pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
 pub use http::{
-    Api, Award, Invite, NewInvite, Recognition, SessionInfo, SessionSettings, SessionState,
+    Api, Award, Frame, Invite, NewInvite, Recognition, SessionInfo, SessionSettings, SessionState,
     ShowcaseEntry, Version,
 };
 pub use montage_ot::{Component, Op, Path, Value, path};

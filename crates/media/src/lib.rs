@@ -3,6 +3,7 @@
 
 pub mod adjust;
 pub mod asset;
+pub mod audio;
 pub mod av;
 pub mod cache;
 pub mod encode;
@@ -17,6 +18,7 @@ pub use asset::{
     Asset, AssetInfo, AssetKind, AssetSource, Format, Limits, MemoryAssets, decode,
     decode_with_info, peek, probe, sniff,
 };
+pub use audio::{Waveform, waveform};
 pub use av::{AvInfo, Container, probe_av, sniff_container, tool_path};
 pub use cache::{Coalescer, Preview, PreviewCache};
 pub use encode::{PreviewFormat, encode_preview};

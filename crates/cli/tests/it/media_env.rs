@@ -270,11 +270,13 @@ async fn assets_in_s3_upload_render_and_give_video_frames(b: Backend) -> Result<
         .context("no version")?;
     let timeline = json!({"tracks":[{"id":"v","kind":"video","clips":[
         {"id":"c1","asset":vid,"start":0,"in":0,"out":2}]}]});
+    // The picture layer would cover the video in the composition: it goes.
     u1.edit(
         "film",
         v,
         1,
-        json!([{"op":"set","path":["timeline"],"value":timeline}]),
+        json!([{"op":"del","path":["canvas","layers",0]},
+               {"op":"set","path":["timeline"],"value":timeline}]),
     )
     .await?;
     let r = get(
@@ -303,6 +305,42 @@ async fn assets_in_s3_upload_render_and_give_video_frames(b: Backend) -> Result<
     let img = image::load_from_memory(&r.body)?.to_rgb8();
     let [red, _, blue] = img.get_pixel(img.width() / 2, img.height() / 2).0;
     assert!(red > 200 && blue < 60, "0.5 s is red: {red},{blue}");
+
+    // The same through the command line (the Rust SDK's `Api::frame`).
+    let out_file = dir.path().join("frame.jpg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_montage"))
+        .args([
+            "session", "frame", "film", "--t", "1.5", "--tier", "poor", "--out",
+        ])
+        .arg(&out_file)
+        .env("MONTAGE_URL", format!("http://{}", server.addr))
+        .env("MONTAGE_TOKEN", token("u2"))
+        .env("RUST_LOG", "warn")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(said["clips"], json!(["c1"]), "{said}");
+    let img = image::load_from_memory(&std::fs::read(&out_file)?)?.to_rgb8();
+    assert_eq!(img.dimensions(), (320, 180));
+    let [red, _, blue] = img.get_pixel(160, 90).0;
+    assert!(blue > 200 && red < 60, "1.5 s is blue: {red},{blue}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_montage"))
+        .args([
+            "session", "frame", "film", "--t", "1", "--tier", "huge", "--out",
+        ])
+        .arg(&out_file)
+        .env("MONTAGE_URL", format!("http://{}", server.addr))
+        .env("MONTAGE_TOKEN", token("u2"))
+        .output()?;
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("bad_request"),
+        "a bad tier: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 

@@ -402,3 +402,69 @@ fn composite_frames_stack_tracks_and_canvas_layers_at_every_tier() {
     ));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A waveform from real ffmpeg: a second of silence then a second of a loud tone, in WAV and
+/// as a video's sound; a picture-only video has none.
+#[test]
+fn waveforms_follow_the_sound() {
+    use montage_media::audio::PEAKS_PER_SECOND;
+    let dir = temp_dir();
+    let Some(ffmpeg) = tool_path("ffmpeg") else {
+        eprintln!("SKIPPED waveforms_follow_the_sound: ffmpeg is not installed");
+        assert!(
+            std::env::var_os("MONTAGE_TEST_REQUIRE_SERVICES").is_none(),
+            "ffmpeg is required here"
+        );
+        return;
+    };
+    let make = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let status = Command::new(&ffmpeg)
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=1"])
+            .args(["-f", "lavfi", "-i", "sine=f=440:r=44100:d=1"])
+            .args(extra)
+            .args([
+                "-filter_complex",
+                "[0:a][1:a]concat=n=2:v=0:a=1[a]",
+                "-map",
+                "[a]",
+            ])
+            .arg(&out)
+            .status()
+            .expect("run ffmpeg");
+        assert!(status.success(), "ffmpeg made no {name}");
+        out
+    };
+    let wav = make("tone.wav", &[]);
+    let limits = Limits::default();
+    let w = montage_media::waveform(&wav, &limits).expect("waveform");
+    assert!((w.duration() - 2.0).abs() < 0.05, "{}", w.duration());
+    let per = PEAKS_PER_SECOND as usize;
+    assert!(
+        (w.peaks.len() as i64 - 2 * per as i64).abs() <= 1,
+        "{}",
+        w.peaks.len()
+    );
+    assert!(
+        w.peaks[..per - 2].iter().all(|p| *p < 3),
+        "silence: {:?}",
+        &w.peaks[..per]
+    );
+    // ffmpeg's sine source is at 1/8 of full scale.
+    assert!(
+        w.peaks[per + 2..2 * per - 2]
+            .iter()
+            .all(|p| (20..=45).contains(p)),
+        "tone: {:?}",
+        &w.peaks[per..]
+    );
+    assert!(w.buckets(2)[0] < 3);
+    assert!(w.buckets(2)[1] >= 20);
+
+    let silent = lavfi_video(&dir, "mute.mp4", "color=c=red:s=64x48:r=10").expect("video");
+    let e = montage_media::waveform(&silent, &limits).unwrap_err();
+    assert!(matches!(e, MediaError::Invalid { .. }), "{e:?}");
+    assert_eq!(e.code(), "bad_request");
+    let _ = std::fs::remove_dir_all(dir);
+}

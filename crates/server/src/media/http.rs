@@ -85,6 +85,8 @@ pub struct Media {
     uploaders: Turns,
     /// Local copies of remote blobs for ffmpeg (frame requests).
     copies: TempCopies,
+    /// Waveforms by asset: decoding a sound once serves every clip of it and every zoom.
+    waveforms: ByteLru<Arc<montage_media::Waveform>>,
     /// Video frames for composite frames, by asset, time, crop and size: scrubbing back and
     /// forth, or several people at one playhead, runs ffmpeg once per frame.
     frames: ByteLru<Arc<Asset>>,
@@ -131,6 +133,7 @@ impl Media {
             uploaders: Turns::default(),
             copies: TempCopies::new(config.frame_copy_bytes),
             frames: ByteLru::new((config.preview_cache_bytes / 4) as u64),
+            waveforms: ByteLru::new((config.preview_cache_bytes / 8) as u64),
             intake: config.intake,
         }
     }
@@ -228,6 +231,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/assets", post(upload))
         .route("/v1/assets/{id}", get(download))
         .route("/v1/assets/{id}/meta", get(meta))
+        .route("/v1/assets/{id}/waveform", get(waveform))
 }
 
 pub async fn upload(
@@ -506,6 +510,112 @@ pub async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// Peaks one `GET …/waveform?buckets=N` asks for at most.
+const MAX_WAVEFORM_BUCKETS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+pub struct WaveformQuery {
+    buckets: Option<usize>,
+}
+
+/// `GET /v1/assets/{id}/waveform[?buckets=N]`: the loudness of an audio or video asset's sound
+/// over time, for whoever may see the asset: `{"asset","duration","peaks_per_second","peaks"}`
+/// with every peak (50 a second, 0–255), or `N` (1 to 10,000) peaks over the whole sound.
+/// Decoded by ffmpeg once per asset and cached.
+pub async fn waveform(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<WaveformQuery>,
+    Caller(claims): Caller,
+) -> Result<Response, AppError> {
+    let not_found = || AppError(ErrorCode::NotFound, "no such asset".into());
+    if q.buckets
+        .is_some_and(|n| n == 0 || n > MAX_WAVEFORM_BUCKETS)
+    {
+        return Err(AppError(
+            ErrorCode::BadRequest,
+            format!("buckets is 1 to {MAX_WAVEFORM_BUCKETS}"),
+        ));
+    }
+    if !valid_asset_id(&id) {
+        return Err(not_found());
+    }
+    let record = match app.store.assets() {
+        Some(store) => store.asset(&id).await?,
+        None => None,
+    };
+    match record {
+        Some(r) if may_see_asset(&app, &r, &claims.principal()).await? => {
+            if r.kind == "image" {
+                return Err(AppError(
+                    ErrorCode::BadRequest,
+                    "a picture has no sound: waveforms are of audio and video assets".into(),
+                ));
+            }
+        }
+        _ => return Err(not_found()),
+    }
+    let media = app.media.clone();
+    let wave = match media.waveforms.get(&id) {
+        Some(w) => w,
+        None => {
+            let permit = media.permit(&claims.sub).await?;
+            let limits = media.intake;
+            let m = media.clone();
+            let asset = id.clone();
+            let wave = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _copy;
+                let path = match m.blobs.local_path(&asset) {
+                    Some(p) => p,
+                    None => {
+                        _copy = m
+                            .copies
+                            .get_or_copy(&*m.blobs, &asset)
+                            .ok_or(MediaError::MissingAsset { id: asset.clone() })?;
+                        _copy.to_path_buf()
+                    }
+                };
+                montage_media::waveform(&path, &limits)
+            })
+            .await
+            .map_err(join_error)?
+            .map_err(media_error)?;
+            let wave = Arc::new(wave);
+            media
+                .waveforms
+                .insert(&id, wave.clone(), wave.peaks.len() as u64 + 256);
+            wave
+        }
+    };
+    let (peaks, per_second) = match q.buckets {
+        Some(n) => (wave.buckets(n), None),
+        None => (
+            wave.peaks.clone(),
+            Some(montage_media::audio::PEAKS_PER_SECOND),
+        ),
+    };
+    let mut body = serde_json::json!({
+        "asset": id,
+        "duration": wave.duration(),
+        "peaks": peaks,
+    });
+    if let Some(p) = per_second {
+        body["peaks_per_second"] = p.into();
+    }
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // An asset never changes: its waveform neither.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok((StatusCode::OK, h, body.to_string()).into_response())
 }
 
 /// `GET /v1/assets/{id}/meta`: what the store recorded on upload (kind, format, size, duration,

@@ -51,6 +51,8 @@ pub trait EventStore: Send + Sync + 'static {
     fn append_event<'a>(&'a self, e: &'a NewEvent) -> StoreFuture<'a, u64>;
     /// Events numbered above `after`, in order, at most `limit`.
     fn events_after<'a>(&'a self, after: u64, limit: u32) -> StoreFuture<'a, Vec<StoredEvent>>;
+    /// The highest sequence number (0 for an empty log).
+    fn last_event_seq(&self) -> StoreFuture<'_, u64>;
 }
 
 #[cfg(test)]
@@ -79,6 +81,7 @@ mod tests {
         assert_eq!(all[0].to_json()["data"]["comment_id"], "c1");
         assert_eq!(log.events_after(a, 10).await.unwrap()[0].seq, b);
         assert!(log.events_after(b, 10).await.unwrap().is_empty());
+        assert_eq!(log.last_event_seq().await.unwrap(), b);
         assert_eq!(log.events_after(0, 1).await.unwrap().len(), 1);
     }
 

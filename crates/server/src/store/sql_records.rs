@@ -666,6 +666,15 @@ macro_rules! sql_records {
                         .collect())
                 })
             }
+
+            fn last_event_seq(&self) -> $crate::store::StoreFuture<'_, u64> {
+                Box::pin(async move {
+                    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                        .fetch_one(self.pool())
+                        .await?;
+                    Ok($crate::store::rows::to_u64(last))
+                })
+            }
         }
 
         impl $crate::store::NotificationStore for $store {

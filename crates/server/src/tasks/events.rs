@@ -7,6 +7,10 @@
 //!
 //! Producers never wait: a bounded queue feeds one writer, so the log's order is the order the
 //! events were emitted on this node. Under overload an event is logged and dropped.
+//!
+//! The log and the webhook tasks are two writes: an event appended just before a stop (or while
+//! the task store failed) has no task. At start the newest [`REDELIVER`] events are handed to the
+//! Task Manager again; their task keys make that a no-op for those already handed over.
 
 use std::sync::{Arc, OnceLock};
 
@@ -20,8 +24,11 @@ use crate::tasks::connectors::Connector;
 
 /// Events waiting for the writer; more are dropped (and logged).
 pub const QUEUE: usize = 4_096;
+/// The newest events handed to the Task Manager again at start.
+pub const REDELIVER: u64 = 256;
 
 pub struct EventLog {
+    store: Arc<dyn Store>,
     queue: mpsc::Sender<NewEvent>,
     /// Set once the Task Manager runs; events before it are only logged in the store.
     tasks: Arc<OnceLock<Arc<TaskManager>>>,
@@ -30,6 +37,7 @@ pub struct EventLog {
 impl EventLog {
     /// A log appending to `store` (nothing happens if it keeps no event log).
     pub fn start(store: Arc<dyn Store>) -> Arc<EventLog> {
+        let log_store = store.clone();
         let (queue, mut rx) = mpsc::channel::<NewEvent>(QUEUE);
         let tasks: Arc<OnceLock<Arc<TaskManager>>> = Arc::default();
         let deliver = tasks.clone();
@@ -47,27 +55,41 @@ impl EventLog {
                 else {
                     continue;
                 };
-                let stored = StoredEvent { seq, event: e };
-                let req = TaskRequest {
-                    key: format!("event:{}", stored.event.id),
-                    kind: "app.event".into(),
-                    // Not a session's task: its participants are not told of it.
-                    session: None,
-                    created_by: "montage".into(),
-                    connector: Connector::Events,
-                    body: stored.to_json(),
-                };
-                if let Err(err) = tasks.submit(req).await {
-                    tracing::warn!(seq, error = %err, "queueing an app event's webhook failed");
-                }
+                submit(tasks, StoredEvent { seq, event: e }).await;
             }
         });
-        Arc::new(EventLog { queue, tasks })
+        Arc::new(EventLog {
+            store: log_store,
+            queue,
+            tasks,
+        })
     }
 
-    /// From now on events also go out as webhooks through `tasks` (when `--events-url` is set).
+    /// From now on events also go out as webhooks through `tasks` (when `--events-url` is set),
+    /// starting with the newest [`REDELIVER`] already in the log.
     pub fn deliver_through(&self, tasks: Arc<TaskManager>) {
-        let _ = self.tasks.set(tasks);
+        if self.tasks.set(tasks.clone()).is_err() || !tasks.has_connector(Connector::Events) {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let Some(log) = store.events() else { return };
+            let recent = match log.last_event_seq().await {
+                Ok(last) => {
+                    log.events_after(last.saturating_sub(REDELIVER), REDELIVER as u32)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match recent {
+                Ok(events) => {
+                    for e in events {
+                        submit(&tasks, e).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the newest app events failed"),
+            }
+        });
     }
 
     /// Records an event of `kind` with `data`; never waits.
@@ -82,5 +104,22 @@ impl EventLog {
         if self.queue.try_send(e).is_err() {
             tracing::warn!(event = kind, "app event dropped: queue full");
         }
+    }
+}
+
+/// Hands an appended event to the Task Manager as its webhook (once per event id).
+async fn submit(tasks: &TaskManager, stored: StoredEvent) {
+    let seq = stored.seq;
+    let req = TaskRequest {
+        key: format!("event:{}", stored.event.id),
+        kind: "app.event".into(),
+        // Not a session's task: its participants are not told of it.
+        session: None,
+        created_by: "montage".into(),
+        connector: Connector::Events,
+        body: stored.to_json(),
+    };
+    if let Err(err) = tasks.submit(req).await {
+        tracing::warn!(seq, error = %err, "queueing an app event's webhook failed");
     }
 }

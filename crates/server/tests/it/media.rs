@@ -17,6 +17,7 @@ backend_tests!(
     hostile_uploads_are_refused,
     live_previews_are_paced_per_tier_and_end_on_the_newest_version,
     video_frames_at_a_playhead,
+    waveforms_of_sound_for_those_who_may_see_it,
     a_joined_editor_gets_live_previews_of_its_own_edits,
     live_previews_survive_a_quality_change_and_a_reconnect,
     live_previews_without_a_tier_follow_the_connection_tier,
@@ -1085,5 +1086,76 @@ async fn measured_tier_change(b: Backend, join: bool) -> Result<()> {
             break;
         }
     }
+    Ok(())
+}
+
+/// `GET /v1/assets/{id}/waveform`: an uploaded WAV (a second of silence, then a tone) gives 50
+/// peaks a second, quiet then loud, or as many buckets as asked; strangers and pictures don't.
+async fn waveforms_of_sound_for_those_who_may_see_it(b: Backend) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(b, dir.path(), &[]).await?;
+    let wav = dir.path().join("tone.wav");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1"])
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=22050:d=1"])
+        .args([
+            "-filter_complex",
+            "[0:a][1:a]concat=n=2:v=0:a=1[a]",
+            "-map",
+            "[a]",
+        ])
+        .arg(&wav)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
+    }
+    let r = upload(&server, Some("u1"), &std::fs::read(&wav)?).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let path = format!("/v1/assets/{id}/waveform");
+    let r = get(&server, &path, Some("u1")).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let w = r.json()?;
+    let peaks: Vec<u64> = w["peaks"]
+        .as_array()
+        .context("no peaks")?
+        .iter()
+        .filter_map(Json::as_u64)
+        .collect();
+    assert_eq!(w["peaks_per_second"], 50);
+    assert!(
+        (w["duration"].as_f64().unwrap_or(0.0) - 2.0).abs() < 0.05,
+        "{w}"
+    );
+    assert!((peaks.len() as i64 - 100).abs() <= 1, "{}", peaks.len());
+    assert!(
+        peaks[..45].iter().all(|p| *p < 3),
+        "silence first: {peaks:?}"
+    );
+    assert!(
+        peaks[55..95].iter().all(|p| *p > 15),
+        "then the tone: {peaks:?}"
+    );
+    let r = get(&server, &format!("{path}?buckets=4"), Some("u1")).await?;
+    let four = r.json()?;
+    assert_eq!(four["peaks"].as_array().map(Vec::len), Some(4), "{four}");
+    assert!(four["peaks"][0].as_u64() < Some(3) && four["peaks"][3].as_u64() > Some(15));
+    assert_eq!(four.get("peaks_per_second"), None);
+    for (path, user, status) in [
+        (format!("{path}?buckets=0"), Some("u1"), 400),
+        (format!("{path}?buckets=10001"), Some("u1"), 400),
+        (path.clone(), Some("stranger"), 404),
+        (path.clone(), None, 401),
+        ("/v1/assets/nope/waveform".to_owned(), Some("u1"), 404),
+    ] {
+        let r = get(&server, &path, user).await?;
+        assert_eq!(r.status, status, "{path} as {user:?}");
+    }
+    let png = picture()?;
+    let r = upload(&server, Some("u1"), &png).await?;
+    let pic = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let r = get(&server, &format!("/v1/assets/{pic}/waveform"), Some("u1")).await?;
+    assert_eq!((r.status, &r.json()?["code"]), (400, &json!("bad_request")));
     Ok(())
 }

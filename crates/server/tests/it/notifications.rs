@@ -12,6 +12,7 @@ backend_tests!(
     mentions_replies_roles_and_reading,
     decided_suggestions_and_targeted_invites_notify_their_user,
     app_events_are_signed_delivered_once_each_and_replayed_in_order,
+    app_events_logged_before_a_restart_are_delivered_after_it,
     recognition_is_seen_where_the_session_is_and_reaches_its_creator,
     the_showcase_shows_the_awarded_version_and_each_newsletter_carries_it_once,
 );
@@ -538,5 +539,40 @@ async fn the_showcase_shows_the_awarded_version_and_each_newsletter_carries_it_o
         .await?
         .status;
     ensure!(code == 404, "a deleted session's picture: {code}");
+    Ok(())
+}
+
+/// An event in the log without its webhook task (here: logged before `--events-url` was set; in
+/// life, a stop between the two writes) is delivered when the server starts again, once.
+async fn app_events_logged_before_a_restart_are_delivered_after_it(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--service-users", "backend"]).await?;
+    let mut alice = Client::connect(&s.url(&token("alice"))).await?;
+    alice.join("early", "a").await?;
+    let mut logged = json!([]);
+    for _ in 0..200 {
+        let (_, feed) = as_user(&s, "GET", "/v1/events", "backend", None).await?;
+        if feed["events"].as_array().is_some_and(|l| !l.is_empty()) {
+            logged = feed["events"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    ensure!(logged[0]["type"] == "session.created", "{logged}");
+    drop(alice);
+    s.stop().await;
+
+    let mut rx = Receiver::start(&[]).await?;
+    let mut flags = rx.flags();
+    flags.extend(["--events-url".into(), format!("http://{}/events", rx.addr)]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let _s = Server::start(b, dir.path(), &flags).await?;
+    let h = rx.next().await?;
+    ensure!(
+        h.connector == "events" && h.json() == logged[0] && h.verify(HOOK_SECRET).is_ok(),
+        "{h:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ensure!(rx.rx.try_recv().is_err(), "delivered twice");
     Ok(())
 }

@@ -339,6 +339,11 @@ impl crate::store::EventStore for MemoryStore {
             .collect();
         Box::pin(async move { Ok(out) })
     }
+    fn last_event_seq(&self) -> StoreFuture<'_, u64> {
+        let log = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let last = log.last().map_or(0, |e| e.seq);
+        Box::pin(async move { Ok(last) })
+    }
 }
 
 impl Entry {
