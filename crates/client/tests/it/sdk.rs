@@ -25,6 +25,7 @@ backend_tests!(
     fails_over_along_the_url_list,
     an_edit_past_the_transform_budget_is_rebased_by_the_sdk,
     a_past_version_is_restored_as_one_undoable_edit,
+    concurrent_trims_and_splits_never_leave_an_empty_clip,
 );
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
@@ -704,5 +705,134 @@ async fn a_past_version_is_restored_as_one_undoable_edit(b: Backend) -> Result<(
     ensure!(!ha.restore_to(&s, None)?, "restoring the head is no edit");
     a.close().await;
     bob.close().await;
+    Ok(())
+}
+
+/// Times in sixteenths of a second: dyadic, so every site computes the same floats.
+fn sixteenths(v: &Value, k: &str) -> i64 {
+    v.get(k)
+        .and_then(Value::as_f64)
+        .map_or(0, |t| (t * 16.0).round() as i64)
+}
+
+/// A random trim or split of a random clip of track 0, valid at `d`: every clip it leaves is at
+/// least a quarter second long.
+fn random_clip_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Option<Op> {
+    let track = path!["timeline", "tracks", 0, "clips"];
+    let clips = d.at(track.segs()).and_then(Value::as_arr)?;
+    if clips.is_empty() {
+        return None;
+    }
+    let i = rng.below(clips.len() as u64) as usize;
+    let c = &clips[i];
+    let (start, t_in, t_out) = (
+        sixteenths(c, "start"),
+        sixteenths(c, "in"),
+        sixteenths(c, "out"),
+    );
+    let len = t_out - t_in;
+    let at = |x: i64| x as f64 / 16.0;
+    let path = track.child(i);
+    let comp = match rng.below(3) {
+        0 if len > 4 => {
+            let k = 1 + rng.below((len - 4) as u64) as i64;
+            Component::Trim {
+                path,
+                start: Some(at(start + k)),
+                r#in: Some(at(t_in + k)),
+                out: None,
+            }
+        }
+        1 if len >= 8 && clips.len() < 40 => {
+            // Both halves keep at least a quarter second.
+            let cut = 4 + rng.below((len - 7) as u64) as i64;
+            Component::Split {
+                path,
+                at: at(start + cut),
+                media: at(t_in + cut),
+                id: format!("c{who}-{n}"),
+            }
+        }
+        _ => {
+            // Shorten (keeping a quarter second) or lengthen the tail.
+            let out = if len > 4 && rng.below(2) == 0 {
+                t_out - 1 - rng.below((len - 4) as u64) as i64
+            } else {
+                t_out + 1 + rng.below(16) as i64
+            };
+            Component::Trim {
+                path,
+                start: None,
+                r#in: None,
+                out: Some(at(out)),
+            }
+        }
+    };
+    Some(Op::new(vec![comp]))
+}
+
+/// Three editors trim and split the clips of one track at once, each edit valid where it was
+/// made, through a proxy that delays frames: the replicas converge, and no clip ends up
+/// playing less than `MIN_CLIP_LENGTH` (docs/OT.md §13 Q4: concurrent trims and cuts never make
+/// a clip vanish).
+async fn concurrent_trims_and_splits_never_leave_an_empty_clip(b: Backend) -> Result<()> {
+    const CLIENTS: usize = 3;
+    const EDITS: u64 = 150;
+    let dir = fast_tempdir()?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
+    let users: Vec<String> = (0..CLIENTS).map(|i| format!("u{i}")).collect();
+    let editors: Vec<&str> = users.iter().map(String::as_str).collect();
+    let clips: Vec<serde_json::Value> = (0..4)
+        .map(|i| json!({"id": format!("k{i}"), "asset": "a", "start": i * 5, "in": 0, "out": 4}))
+        .collect();
+    let init = Op::new(vec![Component::set(
+        path!["timeline", "tracks"],
+        Value::from_json(&json!([{"id": "v", "kind": "video", "clips": clips}])),
+    )]);
+    create_session(&server, "cuts", "owner", &editors, init).await?;
+    let proxy = Proxy::start(&server.addr, 0xc075).await?;
+    proxy.set_faults(Faults {
+        cut_one_in: 0,
+        max_delay_ms: 4,
+        dup_one_in: 0,
+    });
+    let mut handles = Vec::new();
+    let mut clients = Vec::new();
+    for u in &users {
+        let c = sdk(&proxy.ws_url(), u).await?;
+        handles.push(c.join("cuts").await?);
+        clients.push(c);
+    }
+    let mut tasks = Vec::new();
+    for (who, h) in handles.iter().cloned().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x5eed_c0de ^ ((who as u64 + 1) * 0x9e37_79b9));
+            for n in 0..EDITS {
+                h.edit_with(|d| random_clip_edit(d, &mut rng, who, n))
+                    .map_err(|e| anyhow!("client {who} edit {n} refused locally: {e}"))?;
+                tokio::time::sleep(Duration::from_micros(rng.below(6000))).await;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    proxy.set_faults(Faults::default());
+    let hs: Vec<&SessionHandle> = handles.iter().collect();
+    let state = assert_converged(&server, "cuts", "owner", &hs).await?;
+    let clips = state
+        .at(path!["timeline", "tracks", 0, "clips"].segs())
+        .and_then(Value::as_arr)
+        .context("no clips")?;
+    ensure!(clips.len() > 4, "nothing was split: {}", state.to_json());
+    for c in clips {
+        let len = sixteenths(c, "out") - sixteenths(c, "in");
+        ensure!(
+            len >= 1,
+            "a clip plays {len}/16 s (< MIN_CLIP_LENGTH): {}",
+            c.to_json()
+        );
+    }
     Ok(())
 }

@@ -18,6 +18,7 @@ backend_tests!(
     live_previews_are_paced_per_tier_and_end_on_the_newest_version,
     video_frames_at_a_playhead,
     waveforms_of_sound_for_those_who_may_see_it,
+    a_cut_and_a_concurrent_move_land_as_ot_says_and_the_frames_follow,
     a_joined_editor_gets_live_previews_of_its_own_edits,
     live_previews_survive_a_quality_change_and_a_reconnect,
     live_previews_without_a_tier_follow_the_connection_tier,
@@ -1157,5 +1158,89 @@ async fn waveforms_of_sound_for_those_who_may_see_it(b: Backend) -> Result<()> {
     let pic = r.json()?["id"].as_str().context("no id")?.to_owned();
     let r = get(&server, &format!("/v1/assets/{pic}/waveform"), Some("u1")).await?;
     assert_eq!((r.status, &r.json()?["code"]), (400, &json!("bad_request")));
+    Ok(())
+}
+
+/// One editor cuts a clip (red for a second, then blue) at 1 s while another, concurrently,
+/// moves the clip to 10 s: the move goes with the left half (docs/OT.md §9.2 rule 5: `start`
+/// stays with the clip that keeps the id), so red plays from 10 s, blue stays at 1 s, and the
+/// composite frames show exactly that.
+async fn a_cut_and_a_concurrent_move_land_as_ot_says_and_the_frames_follow(
+    b: Backend,
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(b, dir.path(), &[]).await?;
+    let clip = dir.path().join("clip.mp4");
+    if red_then_blue_video(&clip)?.is_none() {
+        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
+    }
+    let r = upload(&server, Some("u1"), &std::fs::read(&clip)?).await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let mut u1 = server.connect("u1").await?;
+    u1.join("cut", "c1").await?;
+    u1.send(json!({"type":"set_role","session":"cut","user":"u2","role":"editor"}))
+        .await?;
+    u1.recv_type("role_changed").await?;
+    let timeline = json!({"tracks":[{"id":"v","kind":"video","clips":[
+        {"id":"c","asset":id,"start":0,"in":0,"out":2}]}]});
+    let v = u1
+        .edit(
+            "cut",
+            0,
+            1,
+            json!([{"op":"set","path":["timeline"],"value":timeline}]),
+        )
+        .await?;
+    let mut u2 = server.connect("u2").await?;
+    u2.join("cut", "c2").await?;
+    let clip_path = json!(["timeline", "tracks", 0, "clips", 0]);
+    // Both on version v, neither having seen the other's.
+    u1.op(
+        "cut",
+        v,
+        2,
+        json!([{"op":"split","path":clip_path,"at":1,"media":1,"id":"c-right"}]),
+    )
+    .await?;
+    u2.op(
+        "cut",
+        v,
+        1,
+        json!([{"op":"set","path":["timeline","tracks",0,"clips",0,"start"],"value":10}]),
+    )
+    .await?;
+    // Each may hear the other's edit before its own ack.
+    for c in [&mut u1, &mut u2] {
+        while c.recv().await?["type"] != "ack" {}
+    }
+    let state = get(&server, "/v1/sessions/cut", Some("u1")).await?.json()?;
+    let clips = &state["state"]["timeline"]["tracks"][0]["clips"];
+    assert_eq!(
+        clips,
+        &json!([
+            {"id":"c","asset":id,"start":10,"in":0,"out":1},
+            {"id":"c-right","asset":id,"start":1,"in":1,"out":2}
+        ]),
+        "{state}"
+    );
+    let frame = |t: &str| format!("/v1/sessions/cut/frame?t={t}&tier=poor");
+    for (t, clip, colour) in [
+        ("10.5", "c", Some([255, 0, 0])),
+        ("1.5", "c-right", Some([0, 0, 255])),
+        ("0.5", "", None),
+    ] {
+        let r = get(&server, &frame(t), Some("u2")).await?;
+        assert_eq!(r.status, 200, "{t}: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("x-montage-clips"), Some(clip), "at {t}");
+        let img = image::load_from_memory(&r.body)?.to_rgb8();
+        let px = img.get_pixel(160, 90).0;
+        let want = colour.unwrap_or([0, 0, 0]);
+        let close = px
+            .iter()
+            .zip(want)
+            .all(|(a, b)| (i32::from(*a) - b).abs() < 60);
+        assert!(close, "at {t}: {px:?}, expected about {want:?}");
+    }
     Ok(())
 }
