@@ -123,11 +123,14 @@ pub enum ClientMessage {
         id: String,
     },
     /// Live `preview` messages for a session at a tier (without one: the connection's tier,
-    /// followed as it changes), at most at the tier's frame rate.
+    /// followed as it changes), at most at the tier's frame rate. With `follow`, the timeline's
+    /// composite frame at that user's playhead (their presence `playhead`) instead of the canvas.
     PreviewSubscribe {
         session: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tier: Option<Tier>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        follow: Option<String>,
     },
     PreviewUnsubscribe {
         session: String,
@@ -395,12 +398,15 @@ pub enum ServerMessage {
         fps: u32,
         resolution: [u32; 2],
     },
-    /// A newer committed version of a subscribed session can be fetched at `url` (same token).
+    /// A newer committed version of a subscribed session can be fetched at `url` (same token);
+    /// with `t`, the composite frame at that playhead (a `follow` subscription).
     Preview {
         session: String,
         version: u64,
         tier: Tier,
         url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        t: Option<f64>,
     },
     CommentAdded {
         session: String,

@@ -2563,6 +2563,17 @@ var MontageSession = class {
     return this.previewOf(await this.request(msg, "preview"));
   }
   /**
+   * Live frames of the timeline at `user`'s playhead (`preview` events with `t`; the user's
+   * presence `playhead`, 0 until they set one), at `tier` or the connection's; the newest
+   * position always arrives, at most at the tier's frame rate. Replaces this session's
+   * {@link MontageSession.subscribePreviews}. Resolves with the first frame.
+   */
+  async subscribeTimeline(user, tier) {
+    const msg = { type: "preview_subscribe", follow: user };
+    if (tier !== void 0) msg["tier"] = tier;
+    return this.previewOf(await this.request(msg, "preview"));
+  }
+  /**
    * Ends the `preview` events of {@link MontageSession.subscribePreviews}. Returns false when not
    * joined (nothing sent).
    */
@@ -2600,7 +2611,8 @@ var MontageSession = class {
       version: Number(m["version"]),
       tier: String(m["tier"]),
       url,
-      href: url.startsWith("/") ? this.connection.httpBase + url : url
+      href: url.startsWith("/") ? this.connection.httpBase + url : url,
+      ...typeof m["t"] === "number" ? { t: m["t"] } : {}
     };
   }
   // ---- joining -----------------------------------------------------------------------------

@@ -100,6 +100,8 @@ export interface PreviewEvent {
   url: string;
   /** `url` made absolute against the server's HTTP origin. */
   href: string;
+  /** The playhead shown (a timeline subscription): `url` is then the composite frame there. */
+  t?: number;
 }
 
 /** A Task Manager task (`task` frames, `GET /v1/tasks/{id}`). */

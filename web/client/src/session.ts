@@ -430,6 +430,17 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     return this.previewOf(await this.request(msg, "preview"));
   }
   /**
+   * Live frames of the timeline at `user`'s playhead (`preview` events with `t`; the user's
+   * presence `playhead`, 0 until they set one), at `tier` or the connection's; the newest
+   * position always arrives, at most at the tier's frame rate. Replaces this session's
+   * {@link MontageSession.subscribePreviews}. Resolves with the first frame.
+   */
+  async subscribeTimeline(user: string, tier?: Tier): Promise<PreviewEvent> {
+    const msg: Record<string, unknown> = { type: "preview_subscribe", follow: user };
+    if (tier !== undefined) msg["tier"] = tier;
+    return this.previewOf(await this.request(msg, "preview"));
+  }
+  /**
    * Ends the `preview` events of {@link MontageSession.subscribePreviews}. Returns false when not
    * joined (nothing sent).
    */
@@ -470,6 +481,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       tier: String(m["tier"]) as Tier,
       url,
       href: url.startsWith("/") ? this.connection.httpBase + url : url,
+      ...(typeof m["t"] === "number" ? { t: m["t"] } : {}),
     };
   }
 

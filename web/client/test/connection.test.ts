@@ -338,6 +338,22 @@ describe("requests", () => {
     expect(a.previewUrl("good")).toBe("http://montage.test/v1/sessions/my%20film/preview?tier=good");
   });
 
+  it("a timeline subscription follows a user's playhead: frames carry `t`", async () => {
+    const net = new FakeNet(newDocument());
+    const a = client(net, new FakeClock(), "alice", { session: "reel" });
+    net.drain();
+    const p = a.subscribeTimeline("bob", "fair");
+    net.drain();
+    expect(await p).toEqual({
+      session: "reel",
+      version: 0,
+      tier: "fair",
+      t: 0,
+      url: "/v1/sessions/reel/frame?t=0&tier=fair&v=0",
+      href: "http://montage.test/v1/sessions/reel/frame?t=0&tier=fair&v=0",
+    });
+  });
+
   it("setRole resolves once the role changed; a request offline or cut by a drop rejects", async () => {
     const net = new FakeNet(newDocument());
     net.restrict("alice");

@@ -458,7 +458,11 @@ export class FakeNet {
       case "preview_subscribe": {
         const tier = String(m["tier"] ?? "excellent");
         const v = room.history.length;
-        const preview: Record<string, unknown> = { type: "preview", session, version: v, tier, url: `/v1/sessions/${encodeURIComponent(session)}/preview?tier=${tier}&v=${v}` };
+        const path = `/v1/sessions/${encodeURIComponent(session)}`;
+        const follow = m["follow"] !== undefined;
+        const preview: Record<string, unknown> = follow
+          ? { type: "preview", session, version: v, tier, t: 0, url: `${path}/frame?t=0&tier=${tier}&v=${v}` }
+          : { type: "preview", session, version: v, tier, url: `${path}/preview?tier=${tier}&v=${v}` };
         if (rid !== undefined) preview["rid"] = rid;
         return this.sendTo(c, preview);
       }

@@ -550,13 +550,26 @@ impl Reader {
     /// Starts (or restarts, at a new tier) live previews of a session for this connection: a
     /// `preview` now, then after committed edits at most at the tier's frame rate, the newest
     /// version always last. Without `tier` the subscription follows the connection's tier. The
-    /// subscriber needs viewer rights; joining is not required.
+    /// subscriber needs viewer rights; joining is not required. With `follow`, the previews
+    /// are the timeline's composite frames at that user's playhead (`media::live`).
     async fn preview_subscribe(
         &mut self,
         session: String,
         tier: Option<montage_protocol::Tier>,
+        follow: Option<String>,
         rid: Option<Json>,
     ) {
+        if follow
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.len() > montage_protocol::MAX_ID_LEN)
+        {
+            self.error(
+                ErrorCode::BadRequest,
+                "follow names a user: 1 to 128 bytes",
+                rid.as_ref(),
+            );
+            return;
+        }
         let max = self.app.config.limits.sessions_per_connection;
         let full = {
             let p = self.link.previews();
@@ -599,6 +612,17 @@ impl Reader {
                 return;
             }
         };
+        // Watch, then read where the followed user is: a move in between is seen by the watch.
+        let playhead = match &follow {
+            Some(user) => {
+                let w = self.app.sessions.watch_playhead(&session, user);
+                if let Some(t) = self.app.sessions.playhead(&session, user).await {
+                    self.app.sessions.seed_playhead(&session, user, t);
+                }
+                Some(w)
+            }
+            None => None,
+        };
         let stop = self.app.shutdown.child_token();
         let old = self.link.previews().insert(session.clone(), stop.clone());
         if let Some(old) = old {
@@ -610,6 +634,7 @@ impl Reader {
             tier,
             versions,
             version,
+            playhead,
             rid,
             stop,
         ));
@@ -764,8 +789,12 @@ impl Reader {
                     rid: rid.clone(),
                 },
             ),
-            ClientMessage::PreviewSubscribe { session, tier } => {
-                self.preview_subscribe(session, tier, rid).await;
+            ClientMessage::PreviewSubscribe {
+                session,
+                tier,
+                follow,
+            } => {
+                self.preview_subscribe(session, tier, follow, rid).await;
                 return None;
             }
             ClientMessage::PreviewUnsubscribe { session } => {

@@ -43,12 +43,18 @@ impl PreviewTier {
 /// the interval and sends whatever is newest then (a trailing send, so the last version is never
 /// lost). When a followed tier changes, pacing restarts at the new tier with the current version
 /// at once. Edits never wait for this: the session only updates a `watch`.
+///
+/// With `playhead` (a timeline preview following a user), what is sent is the composite frame at
+/// that user's playhead (0 until they set one): a new playhead counts like a new version, paced
+/// alike, the newest position winning.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn preview_loop(
     conn: crate::sync::ConnHandle,
     session: String,
     mut tiers: PreviewTier,
     mut watch: crate::sync::VersionWatch,
     mut latest: u64,
+    mut playhead: Option<crate::sync::PlayheadWatch>,
     mut rid: Option<Json>,
     stop: CancellationToken,
 ) {
@@ -58,7 +64,12 @@ pub(crate) async fn preview_loop(
     let mut sent = None;
     loop {
         latest = latest.max(*versions.borrow_and_update());
-        if sent != Some(latest) {
+        // Someone who has not moved their playhead yet is at the start.
+        let at = playhead
+            .as_mut()
+            .map(|p| p.rx.borrow_and_update().unwrap_or(0.0));
+        let now = (latest, at);
+        if sent != Some(now) {
             // Tokio's clock, so tests pace with paused time.
             if let Err(wait) = pacer.try_send(Instant::now().into_std(), tier) {
                 tokio::select! {
@@ -70,20 +81,28 @@ pub(crate) async fn preview_loop(
                 }
                 continue;
             }
+            let path = montage_protocol::path_segment(&session);
+            let url = match now.1 {
+                Some(t) => format!(
+                    "/v1/sessions/{path}/frame?t={t}&tier={}&v={latest}",
+                    tier.as_str()
+                ),
+                None => format!(
+                    "/v1/sessions/{path}/preview?tier={}&v={latest}",
+                    tier.as_str()
+                ),
+            };
             let msg = ServerMessage::Preview {
                 session: session.clone(),
                 version: latest,
                 tier,
-                url: format!(
-                    "/v1/sessions/{}/preview?tier={}&v={latest}",
-                    montage_protocol::path_segment(&session),
-                    tier.as_str()
-                ),
+                url,
+                t: now.1,
             };
             if !conn.send(encode_with_rid(&msg, rid.take().as_ref())) {
                 return;
             }
-            sent = Some(latest);
+            sent = Some(now);
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -92,7 +111,19 @@ pub(crate) async fn preview_loop(
                 // The picture at the new tier is another URL: send the current version again.
                 (tier, pacer, sent) = (t, Pacer::new(), None);
             },
+            _ = moved(&mut playhead) => {}
         }
+    }
+}
+
+/// Waits for the followed playhead to move (never, without one or once its watch is gone).
+async fn moved(playhead: &mut Option<crate::sync::PlayheadWatch>) {
+    let gone = match playhead {
+        Some(p) => p.rx.changed().await.is_err(),
+        None => true,
+    };
+    if gone {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -116,6 +147,11 @@ mod tests {
     }
 
     fn subscribe(tiers: PreviewTier) -> Sub {
+        follow(tiers, None)
+    }
+
+    /// [`subscribe`] following a playhead.
+    fn follow(tiers: PreviewTier, playhead: Option<crate::sync::PlayheadWatch>) -> Sub {
         let (tx, rx) = mpsc::channel(1024);
         let conn = ConnHandle::new(
             1,
@@ -132,6 +168,7 @@ mod tests {
             tiers,
             crate::sync::VersionWatch::detached(watched),
             0,
+            playhead,
             None,
             stop.clone(),
         ));
@@ -212,6 +249,54 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         sub.drain(&mut got);
         assert_eq!(got.last().unwrap().1["version"], 2);
+        sub.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_followed_playhead_is_paced_like_versions_and_ends_on_the_newest_position() {
+        let (moves, watched) = watch::channel(None);
+        let mut sub = follow(
+            PreviewTier::Fixed(Tier::Poor),
+            Some(crate::sync::PlayheadWatch::detached(watched)),
+        );
+        let mut got = Vec::new();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        sub.drain(&mut got);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1["t"], 0.0, "no playhead yet: the start");
+        // A scrub: the playhead moves every 10 ms for 2 s.
+        for i in 1..=200 {
+            moves.send_replace(Some(f64::from(i) / 10.0));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            sub.drain(&mut got);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sub.drain(&mut got);
+        let times: Vec<f64> = got.iter().map(|(_, p)| p["t"].as_f64().unwrap()).collect();
+        assert_eq!(times.get(1), Some(&0.1), "the first move at once");
+        assert_eq!(times.last(), Some(&20.0), "the newest position last");
+        assert!(
+            (11..=13).contains(&got.len()),
+            "{} frames for 200 moves",
+            got.len()
+        );
+        // (The first was read late, after the pause: the spacing counts from the moves.)
+        for w in got[1..].windows(2) {
+            assert!(w[1].0 - w[0].0 >= Duration::from_millis(200));
+        }
+        assert_eq!(
+            got.last().unwrap().1["url"],
+            "/v1/sessions/film/frame?t=20&tier=poor&v=0"
+        );
+        // An edit while the playhead rests sends the frame again, at the new version.
+        sub.versions.send_replace(7);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sub.drain(&mut got);
+        let last = &got.last().unwrap().1;
+        assert_eq!(
+            (last["version"].as_u64(), last["t"].as_f64()),
+            (Some(7), Some(20.0))
+        );
         sub.stop.cancel();
     }
 }

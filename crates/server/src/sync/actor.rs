@@ -266,6 +266,10 @@ impl Actor {
             } => self.set_role(conn, user, role, rid).await,
             SessionMsg::Leave { conn } | SessionMsg::Disconnect { conn } => self.leave(conn),
             SessionMsg::GetState { who, reply } => self.get_state(who, reply),
+            SessionMsg::Playhead { user, reply } => {
+                let at = self.presence.get(&user).and_then(|r| r.data.as_ref());
+                let _ = reply.send(at.and_then(super::membership::playhead_of));
+            }
             SessionMsg::Restore {
                 conn,
                 version,

@@ -424,6 +424,11 @@ impl Actor {
             return;
         }
         let user = p.conn.user.clone();
+        if let ServerMessage::Presence { data, .. } = &msg
+            && let Some(t) = playhead_of(data)
+        {
+            self.sessions.publish_playhead(&self.id, &user, t);
+        }
         // Kept for late joiners and to follow edits.
         if let ServerMessage::Presence { data, .. } = msg {
             self.presence.set(&user, data);
@@ -440,10 +445,14 @@ impl Actor {
 
     /// Relays another node's presence frame to this node's connections, paced like our own.
     pub(super) fn relay_remote_presence(&self, frame: Utf8Bytes) {
-        let user: Option<Arc<str>> = serde_json::from_str::<Json>(&frame)
-            .ok()
+        let msg = serde_json::from_str::<Json>(&frame).ok();
+        let user: Option<Arc<str>> = msg
+            .as_ref()
             .and_then(|v| v.get("user")?.as_str().map(Arc::from));
         let Some(user) = user else { return };
+        if let Some(t) = msg.as_ref().and_then(|m| playhead_of(m.get("data")?)) {
+            self.sessions.publish_playhead(&self.id, &user, t);
+        }
         for p in self.participants.values() {
             if p.ready && p.conn.user != user {
                 p.conn.send_presence(&self.id, &user, frame.clone());
@@ -655,4 +664,12 @@ async fn compact_entries(since: u64, list: Vec<OpEntry>) -> Option<montage_ot::C
         .await
         .inspect_err(|e| tracing::error!(error = %e, "composing a catch-up failed"))
         .ok()
+}
+
+/// The timeline playhead a presence `data` names (`{"playhead": SECONDS}`), if it is a usable
+/// time.
+pub(crate) fn playhead_of(data: &Json) -> Option<f64> {
+    data.get("playhead")?
+        .as_f64()
+        .filter(|t| t.is_finite() && (0.0..=1.0e7).contains(t))
 }

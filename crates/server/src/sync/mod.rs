@@ -32,7 +32,7 @@ pub use conn::{ConnHandle, ConnLink, Outbound};
 pub use history::state_at;
 pub use observers::EditObserver;
 pub use rebase::rebase;
-pub use registry::{Sessions, VersionWatch};
+pub use registry::{PlayheadWatch, Sessions, VersionWatch};
 pub use settings::Configured;
 
 use std::time::Instant;
@@ -104,6 +104,12 @@ pub enum SessionMsg {
         /// `None`.
         element: Option<String>,
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
+    },
+    /// Where `user`'s timeline playhead is (their presence `playhead`), for a timeline preview
+    /// starting to follow it.
+    Playhead {
+        user: std::sync::Arc<str>,
+        reply: oneshot::Sender<Option<f64>>,
     },
     /// The committed state, for the HTTP API.
     GetState {

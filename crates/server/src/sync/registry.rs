@@ -47,6 +47,45 @@ impl VersionWatch {
     }
 }
 
+/// A timeline preview's watch of one user's playhead in a session (presence `playhead`, in
+/// seconds); the entry goes with its last watch.
+pub struct PlayheadWatch {
+    pub(crate) rx: watch::Receiver<Option<f64>>,
+    key: Arc<str>,
+    sessions: std::sync::Weak<Sessions>,
+}
+
+impl PlayheadWatch {
+    /// A watch of a bare channel, belonging to no `Sessions` (unit tests of the pacing).
+    #[cfg(test)]
+    pub(crate) fn detached(rx: watch::Receiver<Option<f64>>) -> PlayheadWatch {
+        PlayheadWatch {
+            rx,
+            key: Arc::from(""),
+            sessions: std::sync::Weak::new(),
+        }
+    }
+}
+
+impl Drop for PlayheadWatch {
+    fn drop(&mut self) {
+        let Some(sessions) = self.sessions.upgrade() else {
+            return;
+        };
+        let mut map = sessions.playheads.lock().unwrap_or_else(|p| p.into_inner());
+        if map
+            .get(&self.key)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+fn playhead_key(session: &str, user: &str) -> Arc<str> {
+    Arc::from(format!("{session}\0{user}"))
+}
+
 impl Drop for VersionWatch {
     fn drop(&mut self) {
         let Some(sessions) = self.sessions.upgrade() else {
@@ -73,6 +112,9 @@ pub struct Sessions {
     /// The newest committed version per session, for live preview subscribers. Kept outside the
     /// actors so a subscription outlives an unload; an entry goes when its last watcher does.
     pub(super) versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
+    /// Followed playheads by `session\0user`, for timeline previews; an entry goes when its
+    /// last watcher does.
+    pub(super) playheads: Mutex<HashMap<Arc<str>, watch::Sender<Option<f64>>>>,
     /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
     pub(super) bus: Option<Arc<dyn Bus>>,
     /// Told of every durable edit (`observers.rs`).
@@ -123,6 +165,7 @@ impl Sessions {
             next_generation: AtomicU64::new(1),
             tasks: TaskTracker::new(),
             versions: Mutex::new(HashMap::new()),
+            playheads: Mutex::new(HashMap::new()),
             bus,
             observers: std::sync::RwLock::new(Vec::new()),
             creations: crate::quota::Quotas::default(),
@@ -383,6 +426,62 @@ impl Sessions {
     pub(super) fn has_version_watchers(&self, id: &str) -> bool {
         let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// A watch of `user`'s playhead in `session` (unknown until they move it or
+    /// [`Sessions::seed_playhead`]). Access is the caller's to check.
+    pub fn watch_playhead(self: &Arc<Self>, session: &str, user: &str) -> PlayheadWatch {
+        let key = playhead_key(session, user);
+        let mut map = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = map
+            .entry(key.clone())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe();
+        PlayheadWatch {
+            rx,
+            key,
+            sessions: Arc::downgrade(self),
+        }
+    }
+
+    /// Where `user`'s playhead is in `session` now, if the session is loaded and they said.
+    pub async fn playhead(self: &Arc<Self>, session: &str, user: &str) -> Option<f64> {
+        let (reply, rx) = oneshot::channel();
+        let msg = SessionMsg::Playhead {
+            user: Arc::from(user),
+            reply,
+        };
+        self.send(session, msg, false).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Sets a watched playhead read from the session, unless a move was heard meanwhile.
+    pub fn seed_playhead(&self, session: &str, user: &str, t: f64) {
+        let map = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(&*playhead_key(session, user)) {
+            tx.send_if_modified(|v| {
+                let unknown = v.is_none();
+                if unknown {
+                    *v = Some(t);
+                }
+                unknown
+            });
+        }
+    }
+
+    /// Tells the watchers of `user`'s playhead in `session` where it is; never blocks.
+    pub(super) fn publish_playhead(&self, session: &str, user: &str, t: f64) {
+        let map = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return;
+        }
+        if let Some(tx) = map.get(&*playhead_key(session, user)) {
+            tx.send_if_modified(|v| {
+                let moved = *v != Some(t);
+                *v = Some(t);
+                moved
+            });
+        }
     }
 
     /// Tells the watchers of a session that `version` is committed; never blocks.

@@ -19,6 +19,7 @@ backend_tests!(
     video_frames_at_a_playhead,
     waveforms_of_sound_for_those_who_may_see_it,
     a_cut_and_a_concurrent_move_land_as_ot_says_and_the_frames_follow,
+    a_timeline_preview_follows_a_users_playhead,
     a_joined_editor_gets_live_previews_of_its_own_edits,
     live_previews_survive_a_quality_change_and_a_reconnect,
     live_previews_without_a_tier_follow_the_connection_tier,
@@ -1242,5 +1243,80 @@ async fn a_cut_and_a_concurrent_move_land_as_ot_says_and_the_frames_follow(
             .all(|(a, b)| (i32::from(*a) - b).abs() < 60);
         assert!(close, "at {t}: {px:?}, expected about {want:?}");
     }
+    Ok(())
+}
+
+/// `preview_subscribe` with `follow`: a viewer who never joined gets the composite frame at
+/// u1's playhead — the start before u1 sets one, then wherever u1's presence `playhead` moves,
+/// a scrub of 60 moves coalesced to a handful of frames ending on the last position — and each
+/// URL gives that frame.
+async fn a_timeline_preview_follows_a_users_playhead(b: Backend) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(b, dir.path(), &["--messages-per-sec=100000"]).await?;
+    let clip = dir.path().join("clip.mp4");
+    if red_then_blue_video(&clip)?.is_none() {
+        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
+    }
+    let r = upload(&server, Some("u1"), &std::fs::read(&clip)?).await?;
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let mut u1 = server.connect("u1").await?;
+    u1.join("reel", "c1").await?;
+    let timeline = json!({"tracks":[{"id":"v","kind":"video","clips":[
+        {"id":"c","asset":id,"start":0,"in":0,"out":2}]}]});
+    let v = u1
+        .edit(
+            "reel",
+            0,
+            1,
+            json!([{"op":"set","path":["timeline"],"value":timeline}]),
+        )
+        .await?;
+
+    let mut viewer = server.connect("u2").await?;
+    viewer
+        .send(json!({"type":"preview_subscribe","session":"reel","tier":"poor","follow":"u1","rid":3}))
+        .await?;
+    let first = viewer.recv_type("preview").await?;
+    assert_eq!(
+        first,
+        json!({"type":"preview","session":"reel","version":v,"tier":"poor","t":0.0,
+               "url":format!("/v1/sessions/reel/frame?t=0&tier=poor&v={v}"),"rid":3})
+    );
+    // A scrub: 60 moves as fast as the socket takes them, ending at 1.5 s.
+    for i in 1..=60 {
+        let t = if i == 60 { 1.5 } else { f64::from(i) / 100.0 };
+        u1.send(json!({"type":"presence","session":"reel","data":{"playhead":t}}))
+            .await?;
+    }
+    let mut frames = vec![first];
+    while frames.last().and_then(|f| f["t"].as_f64()) != Some(1.5) {
+        frames.push(viewer.recv_type("preview").await?);
+    }
+    assert!(
+        frames.len() < 15,
+        "{} frames for 60 moves: {frames:?}",
+        frames.len()
+    );
+    let last = frames.last().context("no frame")?;
+    let url = last["url"].as_str().context("no url")?;
+    assert_eq!(
+        url,
+        format!("/v1/sessions/reel/frame?t=1.5&tier=poor&v={v}")
+    );
+    let r = get(&server, url, Some("u2")).await?;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let img = image::load_from_memory(&r.body)?.to_rgb8();
+    let [red, _, blue] = img.get_pixel(160, 90).0;
+    assert!(blue > 200 && red < 60, "1.5 s is blue: {red},{blue}");
+
+    // A late follower starts where u1 is, not at the start.
+    let mut late = server.connect("u3").await?;
+    late.send(json!({"type":"preview_subscribe","session":"reel","tier":"poor","follow":"u1"}))
+        .await?;
+    assert_eq!(late.recv_type("preview").await?["t"], 1.5);
+    // Following nobody sensible is refused.
+    late.send(json!({"type":"preview_subscribe","session":"reel","follow":""}))
+        .await?;
+    assert_eq!(late.recv_type("error").await?["code"], "bad_request");
     Ok(())
 }
