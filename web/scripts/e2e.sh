@@ -6,7 +6,8 @@
 # opened and closed in the share dialog, deletion; `history` version history: the History dialog
 # (a typed version named, previewed and restored on both pages) and Undo taking the restore back;
 # `notifications` the inbox: a mention counted live on the bell of a page in another session,
-# listed, marked all read, and opening its session.
+# listed, marked all read, and opening its session; `timeline` two people on a video timeline:
+# a video added, playheads seen by the other, the frame at a playhead, split, drag and trim.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -26,5 +27,6 @@ case "${1:-editing}" in
   sharing) node test/e2e-sharing.mjs ;;
   history) node test/e2e-history.mjs ;;
   notifications) node test/e2e-notifications.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications]" >&2; exit 2 ;;
+  timeline) node test/e2e-timeline.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications|timeline]" >&2; exit 2 ;;
 esac

@@ -1065,8 +1065,8 @@ function checkCanvas(v, at2) {
 }
 function checkTimeline(v, at2) {
   object(v, at2);
-  const tracks = field(v, at2, "tracks", "array", true) ?? null;
-  checkList(tracks, [...at2, "tracks"], checkTrack);
+  const tracks2 = field(v, at2, "tracks", "array", true) ?? null;
+  checkList(tracks2, [...at2, "tracks"], checkTrack);
 }
 function checkAssets(v, at2) {
   if (!isObject(v)) throw bad(at2, "must be an object");
@@ -1301,13 +1301,13 @@ function findElement(doc2, id) {
   const layers2 = ["canvas", "layers"];
   const i = items(valueAt(doc2, layers2)).findIndex(hasId);
   if (i >= 0) return [...layers2, i];
-  const tracks = ["timeline", "tracks"];
-  const list2 = items(valueAt(doc2, tracks));
+  const tracks2 = ["timeline", "tracks"];
+  const list2 = items(valueAt(doc2, tracks2));
   for (let t = 0; t < list2.length; t++) {
     const track = list2[t];
-    if (hasId(track)) return [...tracks, t];
+    if (hasId(track)) return [...tracks2, t];
     const j = items(get2(track, "clips")).findIndex(hasId);
-    if (j >= 0) return [...tracks, t, "clips", j];
+    if (j >= 0) return [...tracks2, t, "clips", j];
   }
   return null;
 }
@@ -3415,9 +3415,9 @@ function layerPath(doc2, id) {
   return ["canvas", "layers", i];
 }
 function clipPath(doc2, id) {
-  const tracks = list(field2(field2(doc2, "timeline"), "tracks"));
-  for (let t = 0; t < tracks.length; t++) {
-    const c = list(field2(tracks[t], "clips")).findIndex((x) => field2(x, "id") === id);
+  const tracks2 = list(field2(field2(doc2, "timeline"), "tracks"));
+  for (let t = 0; t < tracks2.length; t++) {
+    const c = list(field2(tracks2[t], "clips")).findIndex((x) => field2(x, "id") === id);
     if (c >= 0) return ["timeline", "tracks", t, "clips", c];
   }
   throw new RangeError(`no clip with id ${JSON.stringify(id)}`);
@@ -3627,6 +3627,307 @@ async function markAllRead() {
     if (n !== void 0) items2.set(id, { ...n, read: true });
   }
   render();
+}
+
+// src/timeline.ts
+var local = { playhead: 0, drag: null };
+var PPS = 60;
+var snap = (t) => Math.max(0, Math.round(t * 16) / 16);
+var MIN_LENGTH = 0.0625;
+var host;
+var isObj = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+function tracks(d) {
+  const list2 = d?.timeline?.tracks;
+  if (!Array.isArray(list2)) return [];
+  return list2.filter(isObj).map((t) => ({
+    id: String(t["id"] ?? ""),
+    kind: t["kind"] === "audio" ? "audio" : "video",
+    clips: (Array.isArray(t["clips"]) ? t["clips"] : []).filter(isObj).map((c) => ({
+      id: String(c["id"] ?? ""),
+      asset: String(c["asset"] ?? ""),
+      start: Number(c["start"] ?? 0),
+      in: Number(c["in"] ?? 0),
+      out: Number(c["out"] ?? 0)
+    }))
+  }));
+}
+function drag(data) {
+  const d = data?.drag;
+  if (!d || typeof d.clip !== "string" || ![d.start, d.in, d.out].every((n) => typeof n === "number" && Number.isFinite(n))) return null;
+  return d;
+}
+function playheadOf(data) {
+  const t = data?.playhead;
+  return typeof t === "number" && Number.isFinite(t) && t >= 0 ? t : null;
+}
+var label = (t) => `${t.toFixed(2)} s`;
+function render2() {
+  const d = host.doc();
+  const editor = host.canEdit();
+  $("video-btn").hidden = !editor;
+  $("video-upload").disabled = !editor;
+  $("split").hidden = !editor;
+  const box = $("tracks");
+  const dragged = /* @__PURE__ */ new Map();
+  for (const [user, data] of host.others()) {
+    const g = drag(data);
+    if (g) dragged.set(g.clip, { drag: g, user });
+  }
+  if (local.drag) dragged.set(local.drag.clip, { drag: local.drag, user: host.me() });
+  const all = tracks(d);
+  let end = 10;
+  box.replaceChildren();
+  for (const t of all) {
+    const row = h("div", { class: "track", "data-track": t.id, "aria-label": `${t.kind} track ${t.id}` });
+    for (const c of t.clips) {
+      const g = dragged.get(c.id);
+      const shown = g ? g.drag : c;
+      const len = shown.out - shown.in;
+      if (!(len > 0)) continue;
+      end = Math.max(end, shown.start + len);
+      const el = h("div", {
+        class: "clip",
+        "data-clip": c.id,
+        role: "button",
+        "aria-label": `Clip ${c.id}: ${label(shown.start)} to ${label(shown.start + len)}`
+      });
+      el.style.left = `${shown.start * PPS}px`;
+      el.style.width = `${Math.max(2, len * PPS)}px`;
+      if (g && g.user !== host.me()) {
+        el.classList.add("dragged");
+        el.style.setProperty("--drag-color", host.colorOf(g.user));
+        el.dataset["draggedBy"] = g.user;
+      }
+      el.append(h("span", { class: "edge in", "data-edge": "in", "aria-label": `Trim the start of ${c.id}` }), h("span", { class: "name" }, c.id), h("span", { class: "edge out", "data-edge": "out", "aria-label": `Trim the end of ${c.id}` }));
+      if (t.kind === "audio") {
+        el.classList.add("audio");
+        const svg = waveform({ ...c, in: shown.in, out: shown.out }, len * PPS);
+        if (svg) el.append(svg);
+      }
+      row.append(el);
+    }
+    box.append(row);
+  }
+  if (all.length === 0) box.append(h("p", { class: "muted" }, "No tracks yet: add a video."));
+  const heads = [[host.me(), local.playhead]];
+  for (const [user, data] of host.others()) {
+    const t = playheadOf(data);
+    if (t !== null) heads.push([user, t]);
+  }
+  for (const [user, t] of heads) {
+    end = Math.max(end, t + 1);
+    const mine = user === host.me();
+    const line = h("div", { class: mine ? "playhead mine" : "playhead", "data-playhead": user, title: `${user}: ${label(t)}` });
+    line.style.left = `${t * PPS}px`;
+    line.style.setProperty("--head-color", host.colorOf(user));
+    box.append(line);
+  }
+  box.style.width = `${(end + 2) * PPS}px`;
+  $("playhead-info").textContent = `Playhead ${label(local.playhead)}`;
+}
+var waves = /* @__PURE__ */ new Map();
+var WAVE_BUCKETS = 2e3;
+function wave(asset) {
+  const w = waves.get(asset);
+  if (w === void 0) {
+    waves.set(asset, "loading");
+    void (async () => {
+      try {
+        const r = await fetch(`/v1/assets/${encodeURIComponent(asset)}/waveform?buckets=${WAVE_BUCKETS}`, { headers: { Authorization: `Bearer ${await host.token()}` } });
+        const j = await r.json();
+        if (!r.ok || typeof j.duration !== "number" || !Array.isArray(j.peaks)) throw new Error(`HTTP ${r.status}`);
+        waves.set(asset, { duration: j.duration, peaks: j.peaks.map(Number) });
+        render2();
+      } catch {
+      }
+    })();
+    return null;
+  }
+  return w === "loading" ? null : w;
+}
+function waveform(c, widthPx) {
+  const w = wave(c.asset);
+  if (w === null || w.peaks.length === 0 || !(w.duration > 0)) return null;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "wave");
+  svg.setAttribute("viewBox", `0 0 ${Math.max(1, Math.round(widthPx))} 100`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("aria-hidden", "true");
+  const bars = Math.max(1, Math.floor(widthPx / 2));
+  let d = "";
+  for (let i = 0; i < bars; i++) {
+    const t = c.in + (c.out - c.in) * (i + 0.5) / bars;
+    const k = Math.min(w.peaks.length - 1, Math.max(0, Math.floor(t / w.duration * w.peaks.length)));
+    const hgt = Math.max(1, (w.peaks[k] ?? 0) / 255 * 100);
+    d += `M${i * 2 + 1} ${50 - hgt / 2}V${50 + hgt / 2}`;
+  }
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  svg.append(path);
+  svg.dataset["bars"] = String(bars);
+  return svg;
+}
+var frameWanted = null;
+var frameBusy = false;
+var frameUrl = null;
+function showFrame() {
+  frameWanted = local.playhead;
+  if (!frameBusy) void pumpFrames();
+}
+async function pumpFrames() {
+  frameBusy = true;
+  try {
+    while (frameWanted !== null) {
+      const t = frameWanted;
+      frameWanted = null;
+      const path = host.sessionPath();
+      if (path === null) return;
+      try {
+        const r = await fetch(`${path}/frame?t=${t}&tier=${host.tier()}`, { headers: { Authorization: `Bearer ${await host.token()}` } });
+        if (!r.ok) {
+          $("frame-info").textContent = `No frame at ${label(t)} (${r.status})`;
+          continue;
+        }
+        const img = $("frame");
+        if (frameUrl) URL.revokeObjectURL(frameUrl);
+        frameUrl = URL.createObjectURL(await r.blob());
+        img.src = frameUrl;
+        img.dataset["t"] = String(t);
+        img.dataset["clips"] = r.headers.get("x-montage-clips") ?? "";
+        $("frame-info").textContent = `Frame at ${label(t)}`;
+      } catch (e) {
+        $("frame-info").textContent = `No frame (${e.message})`;
+      }
+    }
+  } finally {
+    frameBusy = false;
+  }
+}
+function setPlayhead(t) {
+  local.playhead = snap(t);
+  host.publish();
+  render2();
+  showFrame();
+}
+function clipOf(id) {
+  for (const t of tracks(host.doc())) {
+    const c = t.clips.find((x) => x.id === id);
+    if (c) return c;
+  }
+  return void 0;
+}
+function timeAt(ev) {
+  const r = $("tracks").getBoundingClientRect();
+  return (ev.clientX - r.left) / PPS;
+}
+function beginDrag(ev, c, edge) {
+  const x0 = ev.clientX;
+  const len = c.out - c.in;
+  const move2 = (e) => {
+    const dt = (e.clientX - x0) / PPS;
+    let g;
+    if (edge === "in") {
+      const shift = Math.max(-c.start, Math.min(snap(Math.max(-c.in, dt) + c.in) - c.in, len - MIN_LENGTH));
+      g = { clip: c.id, start: c.start + shift, in: c.in + shift, out: c.out };
+    } else if (edge === "out") {
+      g = { clip: c.id, start: c.start, in: c.in, out: Math.max(c.in + MIN_LENGTH, snap(c.out + dt)) };
+    } else {
+      g = { clip: c.id, start: snap(c.start + dt), in: c.in, out: c.out };
+    }
+    local.drag = g;
+    host.publish();
+    render2();
+  };
+  const up = () => {
+    window.removeEventListener("pointermove", move2);
+    window.removeEventListener("pointerup", up);
+    window.removeEventListener("pointercancel", up);
+    const g = local.drag;
+    local.drag = null;
+    host.publish();
+    if (g && (g.start !== c.start || g.in !== c.in || g.out !== c.out)) {
+      host.edit((d) => {
+        if (edge === "in") return edits_exports.trim(d, c.id, { from: g.start });
+        if (edge === "out") return edits_exports.trim(d, c.id, { to: g.start + (g.out - g.in) });
+        return [set([...edits_exports.clipPath(d, c.id), "start"], g.start)];
+      });
+    }
+    render2();
+  };
+  window.addEventListener("pointermove", move2);
+  window.addEventListener("pointerup", up);
+  window.addEventListener("pointercancel", up);
+}
+function splitAtPlayhead() {
+  const t = local.playhead;
+  const all = tracks(host.doc());
+  for (const track of [...all].reverse()) {
+    const c = track.clips.find((x) => t > x.start && t < x.start + (x.out - x.in));
+    if (c) {
+      host.edit((d) => edits_exports.split(d, c.id, t));
+      return;
+    }
+  }
+  host.notice(`No clip plays at ${label(t)} to split.`);
+}
+async function addMedia(file) {
+  const a = await host.upload(file);
+  if (a === null) return;
+  const kind = a.kind;
+  if (kind !== "video" && kind !== "audio") {
+    host.notice("That is a picture: upload it above the canvas. The timeline takes videos and sounds.");
+    return;
+  }
+  const duration = Number(a.duration ?? 0) > 0 ? Number(a.duration) : 5;
+  const id = `C${Math.random().toString(36).slice(2, 8)}`;
+  const entry = { kind, duration };
+  if (a.width !== void 0) entry["width"] = a.width;
+  if (a.height !== void 0) entry["height"] = a.height;
+  host.edit((d) => {
+    const all = tracks(d);
+    const ti = all.findIndex((t) => t.kind === kind);
+    const clip = (start2) => ({ id, asset: a.id, start: start2, in: 0, out: Math.max(MIN_LENGTH, snap(duration)) });
+    const asset = set(["assets", a.id], entry);
+    if (ti < 0) {
+      const track = { id: `T${Math.random().toString(36).slice(2, 6)}`, kind, clips: [clip(0)] };
+      return [asset, ins(["timeline", "tracks", all.length], track)];
+    }
+    const clips = all[ti].clips;
+    const end = clips.reduce((m, c) => Math.max(m, c.start + (c.out - c.in)), 0);
+    return [asset, ins(["timeline", "tracks", ti, "clips", clips.length], clip(snap(end)))];
+  });
+}
+function setup2(h0) {
+  host = h0;
+  const box = $("tracks");
+  box.addEventListener("pointerdown", (ev) => {
+    const el = ev.target.closest("[data-clip]");
+    const c = el ? clipOf(el.dataset["clip"] ?? "") : void 0;
+    if (c && host.canEdit()) {
+      ev.preventDefault();
+      beginDrag(ev, c, ev.target.dataset["edge"]);
+      return;
+    }
+    setPlayhead(timeAt(ev));
+    box.setPointerCapture(ev.pointerId);
+    const scrub = (e) => setPlayhead(timeAt(e));
+    const stop = () => {
+      box.removeEventListener("pointermove", scrub);
+      box.removeEventListener("pointerup", stop);
+      box.removeEventListener("pointercancel", stop);
+    };
+    box.addEventListener("pointermove", scrub);
+    box.addEventListener("pointerup", stop);
+    box.addEventListener("pointercancel", stop);
+  });
+  $("split").addEventListener("click", splitAtPlayhead);
+  $("video-upload").addEventListener("change", (ev) => {
+    const input = ev.target;
+    const f = input.files?.[0];
+    input.value = "";
+    if (f) void addMedia(f);
+  });
 }
 
 // src/main.ts
@@ -3863,7 +4164,7 @@ function closeSession() {
   $("history-list").replaceChildren();
   clearHistoryPreview();
   showConnection("offline", 0);
-  render2();
+  render3();
 }
 function open(session) {
   closeSession();
@@ -3878,9 +4179,12 @@ function open(session) {
   client = c;
   watch(c.connection);
   recognition.clear();
+  local.playhead = 0;
+  local.drag = null;
   c.on("change", (ev) => {
-    render2();
+    render3();
     if (ev.origin !== "local") schedulePreview();
+    if ((doc()?.timeline?.tracks?.length ?? 0) > 0) showFrame();
   });
   c.on("status", (s) => {
     showConnection(s.state, s.pending, s.closeReason);
@@ -3894,7 +4198,7 @@ function open(session) {
     const title = pendingTitle;
     pendingTitle = null;
     if (title !== null && doc()?.title === "" && roleAtLeast(role, "editor")) edit(() => [textInsert(["title"], 0, title)]);
-    render2();
+    render3();
     renderShare();
   });
   c.on("participants", () => {
@@ -3902,10 +4206,13 @@ function open(session) {
     renderOverlay();
     renderShare();
   });
-  c.on("presence", () => renderOverlay());
+  c.on("presence", () => {
+    renderOverlay();
+    render2();
+  });
   c.on("role", (r) => {
     role = c.role;
-    render2();
+    render3();
     if (r.user === me) renderComments();
   });
   c.on("linkRoleChanged", (l) => {
@@ -3935,7 +4242,7 @@ function onAccessDenied(c, e) {
   if (client !== c) return;
   if (deleting && e.reason === "deleted") return;
   role = null;
-  render2();
+  render3();
   const text2 = {
     forbidden: "You don't have access to this session — ask the owner to share it.",
     removed: "You no longer have access to this session — ask the owner to share it again.",
@@ -4033,7 +4340,7 @@ async function fetchPreview(url, version, tier) {
   img.dataset["tier"] = tier;
   $("preview-info").textContent = `Preview: version ${shown}, tier ${tier}`;
 }
-function render2() {
+function render3() {
   const d = doc();
   document.body.dataset["role"] = role ?? "none";
   $("role").textContent = role ?? "—";
@@ -4058,6 +4365,7 @@ function render2() {
   show("share", role === "owner");
   if (role !== "owner") closeShareDialog();
   renderHistoryControls();
+  render2();
   if (layerOf(selected) === void 0) selected = null;
   renderPeople();
   renderOverlay();
@@ -4091,8 +4399,8 @@ function personItem(p, attr) {
   li.append(sw, h("span", { class: "who" }, `${p.name ?? p.user}${p.user === me ? " (you)" : ""}${p.online ? "" : " · away"}`));
   return li;
 }
-function roleSelect(p, label) {
-  const sel = h("select", { "aria-label": label });
+function roleSelect(p, label2) {
+  const sel = h("select", { "aria-label": label2 });
   for (const r of ["viewer", "commenter", "editor", "owner"]) {
     const o = h("option", { value: r }, r);
     if (r === p.role) o.selected = true;
@@ -4126,7 +4434,7 @@ function badgeChip(user) {
     ...r.badges.map((b) => (b.badge ?? "badge").replaceAll("_", " ")),
     ...r.awards.map((a) => BADGE_NAMES[a.type] ?? a.type)
   ];
-  return h("span", { class: "badges", "data-badges": user, title: names.join(", "), "aria-label": `Badges: ${names.join(", ")}` }, `🏅 ${names.length}`);
+  return h("span", { class: "badges", "data-badges": user, title: names.join(", "), "aria-label": `Badges: ${names.join(", ")}` }, `★ ${names.length}`);
 }
 function renderPeople() {
   const ul = $("people");
@@ -4142,7 +4450,7 @@ function renderPeople() {
 }
 function renderOverlay() {
   const ov = $("overlay");
-  const drag = ov.querySelector(".drag-box");
+  const drag2 = ov.querySelector(".drag-box");
   ov.replaceChildren();
   const k = scale();
   const remoteSel = /* @__PURE__ */ new Map();
@@ -4188,7 +4496,7 @@ function renderOverlay() {
     el.append(h("span", {}, nameOf(user)));
     ov.append(el);
   }
-  if (drag) ov.append(drag);
+  if (drag2) ov.append(drag2);
 }
 function colorFor(user) {
   return person(user)?.color ?? colorOf(user);
@@ -4228,14 +4536,14 @@ function renderShare() {
   const ul = $("members");
   ul.replaceChildren();
   for (const p of peopleList().filter((x) => x.role !== "none")) {
-    const label = p.name ?? p.user;
+    const label2 = p.name ?? p.user;
     const li = personItem(p, "data-member");
     if (p.user === me) {
       li.append(h("span", { class: "muted" }, p.role));
     } else {
-      const remove = h("button", { type: "button", "aria-label": `Remove ${label}` }, "Remove");
+      const remove = h("button", { type: "button", "aria-label": `Remove ${label2}` }, "Remove");
       remove.addEventListener("click", () => setRole(p.user, "none"));
-      li.append(roleSelect(p, `Access of ${label}`), remove);
+      li.append(roleSelect(p, `Access of ${label2}`), remove);
     }
     ul.append(li);
   }
@@ -4641,26 +4949,26 @@ function publishPresence() {
   const send = () => {
     lastPresence = performance.now();
     presenceTimer = null;
-    client?.setPresence({ cursor, selection: selected ? [selected] : [] });
+    client?.setPresence({ cursor, selection: selected ? [selected] : [], playhead: local.playhead, drag: local.drag });
   };
   if (now - lastPresence >= 33) send();
   else if (presenceTimer === null) presenceTimer = window.setTimeout(send, 33 - (now - lastPresence));
 }
 function setupStage() {
   const stage = $("stage");
-  let drag = null;
+  let drag2 = null;
   stage.addEventListener("pointerdown", (ev) => {
     const p = canvasPoint(ev);
     stage.focus();
     if (commentMode) {
       const box = h("div", { class: "drag-box" });
       $("overlay").append(box);
-      drag = { start: p, layer: null, box, moved: false };
+      drag2 = { start: p, layer: null, box, moved: false };
     } else {
       const target2 = ev.target.closest("[data-layer]");
       selected = target2?.dataset["layer"] ?? null;
-      drag = { start: p, layer: roleAtLeast(role, "editor") ? selected : null, box: target2, moved: false };
-      render2();
+      drag2 = { start: p, layer: roleAtLeast(role, "editor") ? selected : null, box: target2, moved: false };
+      render3();
       publishPresence();
     }
     stage.setPointerCapture(ev.pointerId);
@@ -4668,25 +4976,25 @@ function setupStage() {
   stage.addEventListener("pointermove", (ev) => {
     cursor = canvasPoint(ev);
     publishPresence();
-    if (!drag) return;
+    if (!drag2) return;
     const k = scale();
-    const dx = cursor.x - drag.start.x;
-    const dy = cursor.y - drag.start.y;
-    drag.moved ||= Math.abs(dx) + Math.abs(dy) > 2;
-    if (commentMode && drag.box) {
-      place(drag.box, { x: Math.min(drag.start.x, cursor.x), y: Math.min(drag.start.y, cursor.y), w: Math.abs(dx), h: Math.abs(dy) }, k);
-    } else if (drag.layer && drag.box) {
-      const l = layerOf(drag.layer);
+    const dx = cursor.x - drag2.start.x;
+    const dy = cursor.y - drag2.start.y;
+    drag2.moved ||= Math.abs(dx) + Math.abs(dy) > 2;
+    if (commentMode && drag2.box) {
+      place(drag2.box, { x: Math.min(drag2.start.x, cursor.x), y: Math.min(drag2.start.y, cursor.y), w: Math.abs(dx), h: Math.abs(dy) }, k);
+    } else if (drag2.layer && drag2.box) {
+      const l = layerOf(drag2.layer);
       if (l) {
-        drag.box.style.left = `${(l.x + dx) * k}px`;
-        drag.box.style.top = `${(l.y + dy) * k}px`;
+        drag2.box.style.left = `${(l.x + dx) * k}px`;
+        drag2.box.style.top = `${(l.y + dy) * k}px`;
       }
     }
   });
   const end = (ev) => {
-    if (!drag) return;
-    const d = drag;
-    drag = null;
+    if (!drag2) return;
+    const d = drag2;
+    drag2 = null;
     const p = canvasPoint(ev);
     if (commentMode) {
       d.box?.remove();
@@ -4699,9 +5007,9 @@ function setupStage() {
   };
   stage.addEventListener("pointerup", end);
   stage.addEventListener("pointercancel", () => {
-    drag?.box?.classList.contains("drag-box") && drag.box.remove();
-    drag = null;
-    render2();
+    drag2?.box?.classList.contains("drag-box") && drag2.box.remove();
+    drag2 = null;
+    render3();
   });
   stage.addEventListener("pointerleave", () => {
     cursor = null;
@@ -4753,11 +5061,37 @@ async function upload(file) {
     return [set(["assets", a.id], { kind: "image", width: aw, height: ah }), ins(["canvas", "layers", d.canvas.layers.length], layer)];
   });
   selected = id;
-  render2();
+  render3();
   publishPresence();
 }
 function setupControls() {
   setup({ api: sessionsApi, open, current: () => client !== null && client.accessError === null ? sessionId : "" });
+  setup2({
+    doc,
+    canEdit: () => roleAtLeast(role, "editor"),
+    me: () => me,
+    edit,
+    others: () => [...client?.presence ?? []].filter(([u]) => u !== me),
+    colorOf: colorFor,
+    token: freshToken,
+    sessionPath: () => client === null ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`,
+    tier: chosenTier,
+    upload: async (file) => {
+      const c = client;
+      if (c === null) return null;
+      notice("Uploading…");
+      try {
+        const a = await c.upload(file);
+        notice("");
+        return client === c ? a : null;
+      } catch (e) {
+        notice(`Upload refused (${why(e)})`);
+        return null;
+      }
+    },
+    publish: publishPresence,
+    notice
+  });
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
   $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
   $("open-form").addEventListener("submit", (ev) => {
@@ -4881,7 +5215,7 @@ function start() {
     sessionInput.value ||= "(from the invite)";
   }
   showConnection("offline", 0);
-  render2();
+  render3();
   window.montage = {
     doc: () => client?.doc ?? null,
     version: () => client?.version ?? 0,

@@ -37,14 +37,20 @@ import {
 } from "../../client/src/index.js";
 import { $, h, why } from "./dom.js";
 import * as inbox from "./inbox.js";
+import * as timeline from "./timeline.js";
 
 // ---- small helpers ---------------------------------------------------------------------------
 
 type Rect = { x: number; y: number; w: number; h: number };
-/** What each page publishes: its pointer in canvas pixels and the layers it has selected. */
+/** What each page publishes: its pointer in canvas pixels, the layers it has selected, and its
+ * place on the timeline. */
 interface Presence {
   cursor: { x: number; y: number } | null;
   selection: string[];
+  /** Where my timeline playhead is, in seconds (`timeline.ts`). */
+  playhead?: number;
+  /** A clip I am dragging, shown where it is until the drop. */
+  drag?: timeline.Drag | null;
 }
 type Client = MontageClient<MontageDocument, Presence>;
 
@@ -341,9 +347,13 @@ function open(session: string): void {
   inbox.watch(c.connection);
   // Badges earned since the last session opened show in this one.
   recognition.clear();
+  timeline.local.playhead = 0;
+  timeline.local.drag = null;
   c.on("change", (ev) => {
     render();
     if (ev.origin !== "local") schedulePreview();
+    // The composition at my playhead follows edits of the timeline (none: no frames to fetch).
+    if ((doc()?.timeline?.tracks?.length ?? 0) > 0) timeline.showFrame();
   });
   c.on("status", (s) => {
     showConnection(s.state, s.pending, s.closeReason);
@@ -366,7 +376,10 @@ function open(session: string): void {
     renderOverlay();
     renderShare();
   });
-  c.on("presence", () => renderOverlay());
+  c.on("presence", () => {
+    renderOverlay();
+    timeline.render();
+  });
   c.on("role", (r) => {
     role = c.role;
     render();
@@ -567,6 +580,7 @@ function render(): void {
   show("share", role === "owner");
   if (role !== "owner") closeShareDialog();
   renderHistoryControls();
+  timeline.render();
   if (layerOf(selected) === undefined) selected = null;
   renderPeople();
   renderOverlay();
@@ -642,7 +656,7 @@ function badgeChip(user: string): HTMLElement | null {
     ...r.badges.map((b) => (b.badge ?? "badge").replaceAll("_", " ")),
     ...r.awards.map((a) => BADGE_NAMES[a.type] ?? a.type),
   ];
-  return h("span", { class: "badges", "data-badges": user, title: names.join(", "), "aria-label": `Badges: ${names.join(", ")}` }, `🏅 ${names.length}`);
+  return h("span", { class: "badges", "data-badges": user, title: names.join(", "), "aria-label": `Badges: ${names.join(", ")}` }, `★ ${names.length}`);
 }
 
 function renderPeople(): void {
@@ -1231,7 +1245,7 @@ function publishPresence(): void {
   const send = () => {
     lastPresence = performance.now();
     presenceTimer = null;
-    client?.setPresence({ cursor, selection: selected ? [selected] : [] });
+    client?.setPresence({ cursor, selection: selected ? [selected] : [], playhead: timeline.local.playhead, drag: timeline.local.drag });
   };
   // At most 30 a second; the last position always goes out.
   if (now - lastPresence >= 33) send();
@@ -1357,6 +1371,32 @@ async function upload(file: File): Promise<void> {
 
 function setupControls(): void {
   inbox.setup({ api: sessionsApi, open, current: () => (client !== null && client.accessError === null ? sessionId : "") });
+  timeline.setup({
+    doc,
+    canEdit: () => roleAtLeast(role, "editor"),
+    me: () => me,
+    edit,
+    others: () => [...(client?.presence ?? [])].filter(([u]) => u !== me),
+    colorOf: colorFor,
+    token: freshToken,
+    sessionPath: () => (client === null ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`),
+    tier: chosenTier,
+    upload: async (file) => {
+      const c = client;
+      if (c === null) return null;
+      notice("Uploading…");
+      try {
+        const a = await c.upload(file);
+        notice("");
+        return client === c ? a : null;
+      } catch (e) {
+        notice(`Upload refused (${why(e)})`);
+        return null;
+      }
+    },
+    publish: publishPresence,
+    notice,
+  });
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
   $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
   $("open-form").addEventListener("submit", (ev) => {

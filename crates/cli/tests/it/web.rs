@@ -235,6 +235,19 @@ fn a_mention_shows_in_the_other_users_bell_in_chromium() -> Result<()> {
     Ok(())
 }
 
+/// The timeline in the page, two people at once: a video added, one's playhead seen by the other
+/// and the composite frame at it, a split, a drag seen while it lasts and landing as one edit, a
+/// trim; both pages and the server agree.
+#[test]
+fn two_people_edit_a_video_timeline_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["timeline"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
 /// `@montage/react` in Chromium against the real binary: two users on a test page built from
 /// the hooks (served from another origin by a node:http server) see each other through
 /// `useOthers` with the note each types (`useMyPresence`), an edit on one page shows on the
