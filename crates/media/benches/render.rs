@@ -156,3 +156,84 @@ fn decode_24mp_jpeg(b: Bencher) {
     let bytes = bytes.into_inner();
     b.bench(|| decode(black_box(&bytes), &Limits::default()).map(|i| i.width()));
 }
+
+/// Two video frames already extracted (the server's frame cache holds them), 1280 × 720 each:
+/// the lower one full, the upper one at half opacity with an adjustment.
+static FRAMES: LazyLock<[Arc<Asset>; 2]> = LazyLock::new(|| {
+    let frame = |shade: u32| {
+        Arc::new(Asset::new(RgbaImage::from_fn(1280, 720, |x, y| {
+            Rgba([
+                (x * 255 / 1280) as u8,
+                (y * 255 / 720) as u8,
+                shade as u8,
+                255,
+            ])
+        })))
+    };
+    [frame(40), frame(200)]
+});
+
+/// The composition at a playhead on a 1920 × 1080 canvas, frames from the cache (no ffmpeg):
+/// two video tracks and a title over them, then JPEG q80 — what `GET …/frame` does per request
+/// once its frames are cached (scrubbing back and forth, several people at one playhead).
+#[divan::bench(args = TIERS)]
+fn composite_frame_cached(b: Bencher, tier: Tier) {
+    let doc = Value::from_json(&serde_json::json!({
+        "canvas": {"width": 1920, "height": 1080, "layers": [
+            {"id": "t", "kind": "text", "text": "Montage", "x": 100, "y": 100, "size": 120, "color": "#ffffff"}
+        ]},
+        "timeline": {"tracks": [
+            {"id": "a", "kind": "video", "clips": [{"id": "c1", "asset": "A", "start": 0, "in": 0, "out": 60}]},
+            {"id": "b", "kind": "video", "clips": [{"id": "c2", "asset": "B", "start": 0, "in": 0, "out": 60,
+                "opacity": 0.5, "adjust": {"brightness": 0.2}}]}
+        ]}
+    }));
+    let size = preview_size(1920, 1080, tier);
+    let frames = &*FRAMES;
+    let frame_of = |c: &montage_media::ClipAt, _: Option<montage_media::CropRect>, _| {
+        Ok(frames[usize::from(c.asset == "B")].clone())
+    };
+    let n = AtomicU64::new(0);
+    b.bench(|| {
+        let t = n.fetch_add(1, Ordering::Relaxed) as f64 % 60.0;
+        let c = montage_media::composite_frame(&doc, t, size, &*ASSETS, &frame_of).unwrap();
+        black_box(encode_preview(&c.image, PreviewFormat::DEFAULT).unwrap())
+    });
+}
+
+/// One frame extracted by ffmpeg from a 10 s 1280 × 720 H.264 video (a cache miss of
+/// `GET …/frame`), scaled to the good tier's box; skipped without ffmpeg.
+#[divan::bench(sample_count = 20)]
+fn frame_region_ffmpeg(b: Bencher) {
+    let Some(ffmpeg) = montage_media::tool_path("ffmpeg") else {
+        eprintln!("frame_region_ffmpeg: ffmpeg is not installed, skipped");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("montage-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let video = dir.join("clip.mp4");
+    let made = std::process::Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=s=1280x720:d=10:r=25")
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let limits = Limits::default();
+    let n = AtomicU64::new(0);
+    b.bench(|| {
+        let t = (n.fetch_add(1, Ordering::Relaxed) % 97) as f64 / 10.0;
+        black_box(
+            montage_media::frame_region(
+                &video,
+                t,
+                None,
+                montage_media::Size::new(1280, 720),
+                &limits,
+            )
+            .unwrap(),
+        )
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
