@@ -3,11 +3,10 @@
 //! 1/[`PEAKS_PER_SECOND`] s; a caller wanting fewer points for a narrow clip asks
 //! [`Waveform::buckets`].
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::asset::Limits;
-use crate::av::{file_input, input_args, limited, run_tool, sniff_container, tool_path};
+use crate::av::{file_input, input_args, limited, run_tool, sniff_file, tool_path};
 use crate::error::MediaError;
 use crate::video::FFMPEG_TIMEOUT;
 
@@ -84,17 +83,7 @@ fn scale(peak: u16) -> u8 {
 /// decoded sound.
 pub fn waveform(path: &Path, limits: &Limits) -> Result<Waveform, MediaError> {
     let ffmpeg = tool_path("ffmpeg").ok_or(MediaError::NotSupported("ffmpeg is not installed"))?;
-    let mut head = Vec::with_capacity(64);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64).read_to_end(&mut head))
-        .map_err(|e| MediaError::Store {
-            reason: format!("{}: {e}", path.display()),
-        })?;
-    let container = sniff_container(&head).ok_or_else(|| MediaError::MalformedMedia {
-        container: "audio",
-        reason: "not an audio or video container".into(),
-        detail: String::new(),
-    })?;
+    let container = sniff_file(path, "audio")?;
     let rate = DECODE_RATE.to_string();
     let mut cmd = limited(&ffmpeg, FFMPEG_TIMEOUT);
     cmd.args(["-nostdin", "-v", "error"]);

@@ -194,6 +194,23 @@ pub(crate) fn input_args(cmd: &mut Command, container: Container, limits: &Limit
     ]);
 }
 
+/// The container of a stored file, sniffed from its first bytes as on upload, so ffmpeg is told
+/// its demuxer; `MalformedMedia` (as a `kind` file) when it is not one.
+pub(crate) fn sniff_file(path: &Path, kind: &'static str) -> Result<Container, MediaError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64).read_to_end(&mut head))
+        .map_err(|e| MediaError::Store {
+            reason: format!("{}: {e}", path.display()),
+        })?;
+    sniff_container(&head).ok_or_else(|| MediaError::MalformedMedia {
+        container: kind,
+        reason: format!("not a readable {kind} file"),
+        detail: String::new(),
+    })
+}
+
 /// `file:<path>`: keeps the tool from reading a path as a URL or another protocol.
 pub(crate) fn file_input(path: &Path) -> std::ffi::OsString {
     let mut input = std::ffi::OsString::from("file:");

@@ -1,7 +1,6 @@
 //! Video frames: which clip plays at a playhead (pure), and the frame itself through ffmpeg
 //! when it is installed.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use image::RgbaImage;
 use montage_ot::Value;
 
 use crate::asset::{Asset, AssetSource, Limits, decode};
-use crate::av::{file_input, input_args, limited, run_tool, sniff_container, tool_path};
+use crate::av::{file_input, input_args, limited, run_tool, sniff_file, tool_path};
 use crate::error::MediaError;
 use crate::render::{MAX_LAYERS, MAX_TARGET_SIDE, Size, Warning, canvas_size, render};
 
@@ -306,18 +305,7 @@ pub fn frame_region(
         });
     }
     let ffmpeg = tool_path("ffmpeg").ok_or(MediaError::NotSupported("ffmpeg is not installed"))?;
-    // The container is sniffed again, as on upload, so ffmpeg is told its demuxer.
-    let mut head = Vec::with_capacity(64);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64).read_to_end(&mut head))
-        .map_err(|e| MediaError::Store {
-            reason: format!("{}: {e}", path.display()),
-        })?;
-    let container = sniff_container(&head).ok_or_else(|| MediaError::MalformedMedia {
-        container: "video",
-        reason: "not a video container".into(),
-        detail: String::new(),
-    })?;
+    let container = sniff_file(path, "video")?;
     let mut filter = String::new();
     if let Some([x, y, w, h]) = crop {
         // Clamped to the frame: a crop partly outside keeps what is inside.

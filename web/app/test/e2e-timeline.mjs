@@ -15,28 +15,28 @@ const session = `tl-${Date.now().toString(36)}`;
 /** Pixels per second of the page's timeline (`timeline.ts`). */
 const PPS = 60;
 
-function video() {
-  const file = join(mkdtempSync(join(tmpdir(), "montage-e2e-")), "clip.mp4");
-  execFileSync("ffmpeg", [
-    "-nostdin", "-v", "error", "-y",
-    "-f", "lavfi", "-i", "color=c=red:s=320x240:d=1:r=10",
-    "-f", "lavfi", "-i", "color=c=blue:s=320x240:d=1:r=10",
-    "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-pix_fmt", "yuv420p", file,
-  ]);
+/** A file ffmpeg makes from lavfi sources (`args` between its options and the output). */
+function made(name, args) {
+  const file = join(mkdtempSync(join(tmpdir(), "montage-e2e-")), name);
+  execFileSync("ffmpeg", ["-nostdin", "-v", "error", "-y", ...args, file]);
   return readFileSync(file);
 }
 
-/** A second of silence, then a second of a tone: a WAV. */
-function sound() {
-  const file = join(mkdtempSync(join(tmpdir(), "montage-e2e-")), "tone.wav");
-  execFileSync("ffmpeg", [
-    "-nostdin", "-v", "error", "-y",
+/** Red for a second, then blue. */
+const video = () =>
+  made("clip.mp4", [
+    "-f", "lavfi", "-i", "color=c=red:s=320x240:d=1:r=10",
+    "-f", "lavfi", "-i", "color=c=blue:s=320x240:d=1:r=10",
+    "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-pix_fmt", "yuv420p",
+  ]);
+
+/** A second of silence, then a second of a tone. */
+const sound = () =>
+  made("tone.wav", [
     "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1",
     "-f", "lavfi", "-i", "sine=f=440:r=22050:d=1",
-    "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1[a]", "-map", "[a]", file,
+    "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1[a]", "-map", "[a]",
   ]);
-  return readFileSync(file);
-}
 
 /** The centre pixel of the page's frame image, as [r, g, b]. */
 const frameCentre = (u) =>

@@ -477,18 +477,9 @@ pub async fn download(
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
     let not_found = || AppError(ErrorCode::NotFound, "no such asset".into());
-    if !valid_asset_id(&id) {
-        return Err(not_found());
-    }
-    // Strangers learn nothing, not even that the asset exists.
-    let record = match app.store.assets() {
-        Some(store) => store.asset(&id).await?,
-        None => None,
-    };
-    match record {
-        Some(r) if may_see_asset(&app, &r, &claims.principal()).await? => {}
-        _ => return Err(not_found()),
-    }
+    visible_asset(&app, &id, &claims.principal())
+        .await?
+        .ok_or_else(not_found)?;
     let blobs = app.media.blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || blobs.get(&id))
         .await
@@ -539,23 +530,14 @@ pub async fn waveform(
             format!("buckets is 1 to {MAX_WAVEFORM_BUCKETS}"),
         ));
     }
-    if !valid_asset_id(&id) {
-        return Err(not_found());
-    }
-    let record = match app.store.assets() {
-        Some(store) => store.asset(&id).await?,
-        None => None,
-    };
-    match record {
-        Some(r) if may_see_asset(&app, &r, &claims.principal()).await? => {
-            if r.kind == "image" {
-                return Err(AppError(
-                    ErrorCode::BadRequest,
-                    "a picture has no sound: waveforms are of audio and video assets".into(),
-                ));
-            }
-        }
-        _ => return Err(not_found()),
+    let record = visible_asset(&app, &id, &claims.principal())
+        .await?
+        .ok_or_else(not_found)?;
+    if record.kind == "image" {
+        return Err(AppError(
+            ErrorCode::BadRequest,
+            "a picture has no sound: waveforms are of audio and video assets".into(),
+        ));
     }
     let media = app.media.clone();
     let wave = match media.waveforms.get(&id) {
@@ -627,15 +609,30 @@ pub async fn meta(
     Caller(claims): Caller,
 ) -> Result<Response, AppError> {
     let not_found = || AppError(ErrorCode::NotFound, "no record of such an asset".into());
-    if !valid_asset_id(&id) {
-        return Err(not_found());
-    }
-    let store = app.store.assets().ok_or_else(not_found)?;
-    let record = store.asset(&id).await?.ok_or_else(not_found)?;
-    if !may_see_asset(&app, &record, &claims.principal()).await? {
-        return Err(not_found());
-    }
+    let record = visible_asset(&app, &id, &claims.principal())
+        .await?
+        .ok_or_else(not_found)?;
     Ok(json(StatusCode::OK, record.to_json().to_string()))
+}
+
+/// The record of asset `id` if `who` may see it; `None` alike for a malformed id, an asset
+/// without a record and one of a session `who` can't view: strangers learn nothing, not even
+/// that it exists.
+async fn visible_asset(
+    app: &App,
+    id: &str,
+    who: &crate::access::Principal,
+) -> Result<Option<AssetRecord>, AppError> {
+    if !valid_asset_id(id) {
+        return Ok(None);
+    }
+    let Some(store) = app.store.assets() else {
+        return Ok(None);
+    };
+    match store.asset(id).await? {
+        Some(r) if may_see_asset(app, &r, who).await? => Ok(Some(r)),
+        _ => Ok(None),
+    }
 }
 
 #[derive(Debug, Deserialize)]
