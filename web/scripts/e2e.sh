@@ -7,7 +7,8 @@
 # (a typed version named, previewed and restored on both pages) and Undo taking the restore back;
 # `notifications` the inbox: a mention counted live on the bell of a page in another session,
 # listed, marked all read, and opening its session; `timeline` two people on a video timeline:
-# a video added, playheads seen by the other, the frame at a playhead, split, drag and trim.
+# a video added, playheads seen by the other, the frame at a playhead, split, drag and trim;
+# `quality` "auto" previews through throttled downloads: the tier follows what the link carries.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -28,5 +29,6 @@ case "${1:-editing}" in
   history) node test/e2e-history.mjs ;;
   notifications) node test/e2e-notifications.mjs ;;
   timeline) node test/e2e-timeline.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications|timeline]" >&2; exit 2 ;;
+  quality) node test/e2e-quality.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications|timeline|quality]" >&2; exit 2 ;;
 esac

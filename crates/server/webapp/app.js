@@ -1981,6 +1981,12 @@ function undoInverse(before, op) {
 }
 
 // ../client/src/protocol.ts
+function tierForMbps(mbps) {
+  if (mbps > 50) return "excellent";
+  if (mbps >= 10) return "good";
+  if (mbps >= 5) return "fair";
+  return "poor";
+}
 function readNotification(v) {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
   const n = v;
@@ -2950,6 +2956,8 @@ function suggestionOf(m) {
 
 // ../client/src/connection.ts
 var OPEN = 1;
+var MIN_SAMPLE_BYTES = 4 * 1024;
+var DOWNLINK_SMOOTHING = 0.5;
 function socketFactory(s) {
   if (s === void 0) {
     const WS = globalThis.WebSocket;
@@ -2995,6 +3003,9 @@ var MontageConnection = class {
   retryTimer = null;
   wantOnline = false;
   opened = false;
+  /** The smoothed downlink estimate (Mbit/s) and the tier last hinted to the server. */
+  downlink = null;
+  hinted = null;
   /** The token the next connection uses (the latest given or fetched). */
   token;
   /** While the token function runs before a connection: its attempt number (stale answers
@@ -3120,6 +3131,29 @@ var MontageConnection = class {
    * (`tier` event), which caps how often presence and previews come. */
   setQuality(downlinkMbps) {
     return this.send({ type: "quality", downlink_mbps: downlinkMbps });
+  }
+  /**
+   * Reports a download from the server — a preview, a frame, an asset — of `bytes` whose body
+   * took `ms` to arrive (time it from the response's headers: the server's own work, rendering
+   * a picture, is not the link's). The socket itself carries small frames and says little about
+   * the link; pictures do. The
+   * connection keeps a smoothed estimate ({@link MontageConnection.downlinkMbps}) and sends it as
+   * a `quality` hint whenever it crosses into another tier (and again after every reconnect), so
+   * the server sizes and paces previews for what the link really carries. Bodies under 4 KiB
+   * are ignored. Returns the estimate.
+   */
+  reportDownload(bytes, ms) {
+    if (!(bytes >= MIN_SAMPLE_BYTES) || !(ms > 0) || !Number.isFinite(ms)) return this.downlink;
+    const mbps = bytes * 8 / (ms * 1e3);
+    this.downlink = this.downlink === null ? mbps : DOWNLINK_SMOOTHING * mbps + (1 - DOWNLINK_SMOOTHING) * this.downlink;
+    const tier = tierForMbps(this.downlink);
+    if (tier !== this.hinted && this.setQuality(this.downlink)) this.hinted = tier;
+    return this.downlink;
+  }
+  /** The downlink estimate from {@link MontageConnection.reportDownload}, in Mbit/s (null before
+   * any). */
+  get downlinkMbps() {
+    return this.downlink;
   }
   /**
    * Replaces the connection's token with `token` (same user): sent as `auth` now when online
@@ -3257,6 +3291,7 @@ var MontageConnection = class {
       if (this.sock !== sock) return;
       this.opened = true;
       this.lastClose = {};
+      if (this.downlink !== null) this.hinted = this.setQuality(this.downlink) ? tierForMbps(this.downlink) : null;
       this.setState("online");
       for (const p of [...this.ports.values()]) p.socketOpened();
     };
@@ -3784,14 +3819,18 @@ async function pumpFrames() {
       const path = host.sessionPath();
       if (path === null) return;
       try {
-        const r = await fetch(`${path}/frame?t=${t}&tier=${host.tier()}`, { headers: { Authorization: `Bearer ${await host.token()}` } });
+        const headers = { Authorization: `Bearer ${await host.token()}` };
+        const r = await fetch(`${path}/frame?t=${t}&tier=${host.tier()}`, { headers });
         if (!r.ok) {
           $("frame-info").textContent = `No frame at ${label(t)} (${r.status})`;
           continue;
         }
+        const t0 = performance.now();
+        const blob = await r.blob();
+        host.reportDownload(blob.size, performance.now() - t0);
         const img = $("frame");
         if (frameUrl) URL.revokeObjectURL(frameUrl);
-        frameUrl = URL.createObjectURL(await r.blob());
+        frameUrl = URL.createObjectURL(blob);
         img.src = frameUrl;
         img.dataset["t"] = String(t);
         img.dataset["clips"] = r.headers.get("x-montage-clips") ?? "";
@@ -4222,6 +4261,10 @@ function open(session) {
   c.on("commentAdded", showComment);
   c.on("commentUpdated", showComment);
   c.on("preview", (p) => loadPreview(p.href, p.version, p.tier));
+  c.connection.on("tier", (t) => {
+    connectionTier = t.tier;
+    document.body.dataset["connectionTier"] = t.tier;
+  });
   c.on("accessDenied", (e) => onAccessDenied(c, e));
   c.on("unauthorized", (e) => notice(`The server refused your token (${e.reason || "no reason given"}): sign in again.`));
   c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1e3).toISOString()}: refreshing`));
@@ -4276,9 +4319,14 @@ function showConnection(state, pending, reason = "") {
   const edits = `${pending} pending edit${pending === 1 ? "" : "s"}`;
   el.textContent = state === "online" ? pending > 0 ? `Online · ${edits}` : "Online" : state === "reconnecting" || state === "connecting" ? `Reconnecting… · ${edits}` : state === "unauthorized" ? `Unauthorized (${reason || "token refused"}) · ${edits}` : `Offline · ${edits}`;
 }
-var chosenTier = () => $("tier").value;
+var connectionTier = "excellent";
+var chosenTier = () => {
+  const v = $("tier").value;
+  return v === "auto" ? connectionTier : v;
+};
 function subscribePreviews() {
-  client?.subscribePreviews(chosenTier()).catch((e) => {
+  const v = $("tier").value;
+  client?.subscribePreviews(v === "auto" ? void 0 : v).catch((e) => {
     if (!(e instanceof ServerError && (e.code === "offline" || e.code === "disconnected"))) {
       $("preview-info").textContent = `Previews unavailable (${why(e)})`;
     }
@@ -4325,7 +4373,9 @@ async function fetchPreview(url, version, tier) {
       $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
       return;
     }
+    const t0 = performance.now();
     blob = await r.blob();
+    client?.connection.reportDownload(blob.size, performance.now() - t0);
   } catch (e) {
     $("preview-info").textContent = `Preview unavailable (${e.message})`;
     return;
@@ -5076,6 +5126,7 @@ function setupControls() {
     token: freshToken,
     sessionPath: () => client === null ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`,
     tier: chosenTier,
+    reportDownload: (bytes, ms) => client?.connection.reportDownload(bytes, ms),
     upload: async (file) => {
       const c = client;
       if (c === null) return null;
@@ -5220,7 +5271,8 @@ function start() {
     doc: () => client?.doc ?? null,
     version: () => client?.version ?? 0,
     pending: () => client?.pendingCount ?? 0,
-    state: () => client?.connectionState ?? "offline"
+    state: () => client?.connectionState ?? "offline",
+    downlinkMbps: () => client?.connection.downlinkMbps ?? null
   };
 }
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -392,6 +392,10 @@ function open(session: string): void {
   c.on("commentAdded", showComment);
   c.on("commentUpdated", showComment);
   c.on("preview", (p) => loadPreview(p.href, p.version, p.tier));
+  c.connection.on("tier", (t) => {
+    connectionTier = t.tier;
+    document.body.dataset["connectionTier"] = t.tier;
+  });
   c.on("accessDenied", (e) => onAccessDenied(c, e));
   c.on("unauthorized", (e) => notice(`The server refused your token (${e.reason || "no reason given"}): sign in again.`));
   c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1000).toISOString()}: refreshing`));
@@ -463,12 +467,20 @@ function showConnection(state: string, pending: number, reason = ""): void {
 
 // ---- previews --------------------------------------------------------------------------------
 
-const chosenTier = () => $<HTMLSelectElement>("tier").value as Tier;
+/** The connection's tier as the server last announced it (`tier` events): what "auto" follows. */
+let connectionTier: Tier = "excellent";
+/** The tier chosen in the menu, or with "auto" the connection's. */
+const chosenTier = (): Tier => {
+  const v = $<HTMLSelectElement>("tier").value;
+  return v === "auto" ? connectionTier : (v as Tier);
+};
 
 function subscribePreviews(): void {
   // The first preview also comes as a `preview` event; a socket that closes first is
-  // subscribed again on the next join.
-  client?.subscribePreviews(chosenTier()).catch((e: unknown) => {
+  // subscribed again on the next join. "auto" subscribes without a tier: the server then
+  // follows the connection's, which the measured downloads below help it know.
+  const v = $<HTMLSelectElement>("tier").value;
+  client?.subscribePreviews(v === "auto" ? undefined : (v as Tier)).catch((e: unknown) => {
     if (!(e instanceof ServerError && (e.code === "offline" || e.code === "disconnected"))) {
       $("preview-info").textContent = `Previews unavailable (${why(e)})`;
     }
@@ -534,7 +546,11 @@ async function fetchPreview(url: string, version: number, tier: string): Promise
       $("preview-info").textContent = `Preview unavailable (${await errorText(r)})`;
       return;
     }
+    // Pictures are what the link carries: the body's pace (from the headers on, so not the
+    // server's render time) becomes the connection's hint.
+    const t0 = performance.now();
     blob = await r.blob();
+    client?.connection.reportDownload(blob.size, performance.now() - t0);
   } catch (e) {
     $("preview-info").textContent = `Preview unavailable (${(e as Error).message})`;
     return;
@@ -1381,6 +1397,7 @@ function setupControls(): void {
     token: freshToken,
     sessionPath: () => (client === null ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`),
     tier: chosenTier,
+    reportDownload: (bytes, ms) => client?.connection.reportDownload(bytes, ms),
     upload: async (file) => {
       const c = client;
       if (c === null) return null;
@@ -1536,6 +1553,7 @@ function start(): void {
     version: () => client?.version ?? 0,
     pending: () => client?.pendingCount ?? 0,
     state: () => client?.connectionState ?? "offline",
+    downlinkMbps: () => client?.connection.downlinkMbps ?? null,
   };
 }
 

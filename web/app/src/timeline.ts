@@ -20,6 +20,8 @@ export interface Host {
   /** `/v1/sessions/{id}`, or null without a session. */
   sessionPath(): string | null;
   tier(): string;
+  /** A download's size and time, for the connection's downlink estimate. */
+  reportDownload(bytes: number, ms: number): void;
   upload(file: File): Promise<AssetInfo | null>;
   /** Sends my presence again (it carries {@link local}). */
   publish(): void;
@@ -216,14 +218,18 @@ async function pumpFrames(): Promise<void> {
       const path = host.sessionPath();
       if (path === null) return;
       try {
-        const r = await fetch(`${path}/frame?t=${t}&tier=${host.tier()}`, { headers: { Authorization: `Bearer ${await host.token()}` } });
+        const headers = { Authorization: `Bearer ${await host.token()}` };
+        const r = await fetch(`${path}/frame?t=${t}&tier=${host.tier()}`, { headers });
         if (!r.ok) {
           $("frame-info").textContent = `No frame at ${label(t)} (${r.status})`;
           continue;
         }
+        const t0 = performance.now();
+        const blob = await r.blob();
+        host.reportDownload(blob.size, performance.now() - t0);
         const img = $<HTMLImageElement>("frame");
         if (frameUrl) URL.revokeObjectURL(frameUrl);
-        frameUrl = URL.createObjectURL(await r.blob());
+        frameUrl = URL.createObjectURL(blob);
         img.src = frameUrl;
         img.dataset["t"] = String(t);
         img.dataset["clips"] = r.headers.get("x-montage-clips") ?? "";

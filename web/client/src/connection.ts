@@ -14,7 +14,7 @@
  */
 import { type FetchLike, SessionsApi, tokenSubject } from "./access.js";
 import type { Json } from "./json.js";
-import { AuthError, CLOSE_UNAUTHORIZED, type ErrorCode, type Notification, type TierEvent, type Tier, readNotification } from "./protocol.js";
+import { AuthError, CLOSE_UNAUTHORIZED, type ErrorCode, type Notification, type Tier, type TierEvent, readNotification, tierForMbps } from "./protocol.js";
 import { MontageSession, type SessionOptions } from "./session.js";
 
 /** A handler property of a socket. Checked bivariantly (as methods are), so a socket whose
@@ -148,6 +148,10 @@ export interface SessionPort {
 /** @inline */
 type Handler<T> = (ev: T) => void;
 const OPEN = 1;
+/** Bodies smaller than this arrive in a packet or two and say little about bandwidth. */
+const MIN_SAMPLE_BYTES = 4 * 1024;
+/** Weight of the newest download in the downlink estimate. */
+const DOWNLINK_SMOOTHING = 0.5;
 
 function socketFactory(s: SocketFactory | SocketConstructor | undefined): SocketFactory {
   if (s === undefined) {
@@ -205,6 +209,9 @@ export class MontageConnection {
   private retryTimer: unknown = null;
   private wantOnline = false;
   private opened = false;
+  /** The smoothed downlink estimate (Mbit/s) and the tier last hinted to the server. */
+  private downlink: number | null = null;
+  private hinted: Tier | null = null;
   /** The token the next connection uses (the latest given or fetched). */
   private token: string | undefined;
   /** While the token function runs before a connection: its attempt number (stale answers
@@ -341,6 +348,31 @@ export class MontageConnection {
    * (`tier` event), which caps how often presence and previews come. */
   setQuality(downlinkMbps: number): boolean {
     return this.send({ type: "quality", downlink_mbps: downlinkMbps });
+  }
+
+  /**
+   * Reports a download from the server — a preview, a frame, an asset — of `bytes` whose body
+   * took `ms` to arrive (time it from the response's headers: the server's own work, rendering
+   * a picture, is not the link's). The socket itself carries small frames and says little about
+   * the link; pictures do. The
+   * connection keeps a smoothed estimate ({@link MontageConnection.downlinkMbps}) and sends it as
+   * a `quality` hint whenever it crosses into another tier (and again after every reconnect), so
+   * the server sizes and paces previews for what the link really carries. Bodies under 4 KiB
+   * are ignored. Returns the estimate.
+   */
+  reportDownload(bytes: number, ms: number): number | null {
+    if (!(bytes >= MIN_SAMPLE_BYTES) || !(ms > 0) || !Number.isFinite(ms)) return this.downlink;
+    const mbps = (bytes * 8) / (ms * 1000);
+    this.downlink = this.downlink === null ? mbps : DOWNLINK_SMOOTHING * mbps + (1 - DOWNLINK_SMOOTHING) * this.downlink;
+    const tier = tierForMbps(this.downlink);
+    if (tier !== this.hinted && this.setQuality(this.downlink)) this.hinted = tier;
+    return this.downlink;
+  }
+
+  /** The downlink estimate from {@link MontageConnection.reportDownload}, in Mbit/s (null before
+   * any). */
+  get downlinkMbps(): number | null {
+    return this.downlink;
   }
 
   /**
@@ -490,6 +522,8 @@ export class MontageConnection {
       if (this.sock !== sock) return;
       this.opened = true;
       this.lastClose = {};
+      // The server's hint is per socket: a new one hears the estimate again.
+      if (this.downlink !== null) this.hinted = this.setQuality(this.downlink) ? tierForMbps(this.downlink) : null;
       this.setState("online");
       for (const p of [...this.ports.values()]) p.socketOpened();
     };

@@ -81,6 +81,7 @@ export {
   type TaskInfo,
   type Tier,
   type TierEvent,
+  tierForMbps,
 } from "./protocol.js";
 export * as media from "./edits.js";
 export { clipPath, layerPath, type AdjustParam, type DocLike } from "./edits.js";

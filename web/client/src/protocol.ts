@@ -28,6 +28,15 @@ export type ErrorCode = ServerErrorCode | "bad_frame" | "desync" | "resync" | "d
 /** A connection-quality tier (docs/PROTOCOL.md). */
 export type Tier = "excellent" | "good" | "fair" | "poor";
 
+/** The tier a downlink of `mbps` Mbit/s gets (DESIGN §7): over 50 excellent, from 10 good, from 5
+ * fair, else poor. */
+export function tierForMbps(mbps: number): Tier {
+  if (mbps > 50) return "excellent";
+  if (mbps >= 10) return "good";
+  if (mbps >= 5) return "fair";
+  return "poor";
+}
+
 /** A rectangle in pixels (W3C media fragment `xywh=`). */
 export interface Region {
   x: number;

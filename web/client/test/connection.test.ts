@@ -135,6 +135,29 @@ describe("several sessions over one connection", () => {
     return new MontageConnection({ url: "ws://montage.test/v1/ws", token: fakeJwt(user), socket: net.factory(user), timers: new FakeClock(), random: () => 0, ...extra });
   }
 
+  it("measured downloads become quality hints when they cross a tier, and again after a reconnect", async () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    const conn = connection(net, "alice", { timers: clock });
+    conn.session("poster");
+    net.drain();
+    const hints = () => net.log.filter((m) => m["type"] === "quality").map((m) => m["downlink_mbps"]);
+    expect(conn.reportDownload(2_000, 1)).toBeNull(); // too small to say anything
+    expect(conn.reportDownload(250_000, 1000)).toBe(2); // 2 Mbit/s: poor
+    conn.reportDownload(250_000, 1000); // still poor: nothing new to say
+    net.drain();
+    expect(hints()).toEqual([2]);
+    expect(conn.reportDownload(1_000_000, 100)).toBe(41); // smoothed: good
+    expect(conn.reportDownload(1_000_000, 100)).toBe(60.5); // excellent
+    net.drain();
+    expect(hints()).toEqual([2, 41, 60.5]);
+    expect(conn.downlinkMbps).toBe(60.5);
+    net.drop(net.conns[0]!);
+    clock.runNext();
+    net.drain();
+    expect(hints()).toEqual([2, 41, 60.5, 60.5]);
+  });
+
   it("each session joins on the one socket, edits its own document, and hears only its own messages", async () => {
     const net = new FakeNet(newDocument());
     const conn = connection(net, "alice");

@@ -248,6 +248,19 @@ fn two_people_edit_a_video_timeline_in_chromium() -> Result<()> {
     Ok(())
 }
 
+/// "auto" previews through Chromium's download throttling (2 Mbit/s, 8, none): the page reports
+/// what its previews' bodies took, the connection moves to poor, fair and back to excellent, and
+/// the pictures follow.
+#[test]
+fn previews_follow_a_throttled_link_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["quality"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
+
 /// `@montage/react` in Chromium against the real binary: two users on a test page built from
 /// the hooks (served from another origin by a node:http server) see each other through
 /// `useOthers` with the note each types (`useMyPresence`), an edit on one page shows on the
