@@ -3,7 +3,7 @@
 // sees its clip; alice puts her playhead at 1.5 s — bob sees her playhead there and her page
 // shows the composition at 1.5 s (blue) — and splits the clip there; bob drags the right half
 // 2 s later (alice sees it move while he drags, then where he dropped it); alice trims the left
-// half's end; then adds a sound, whose clip on an audio track draws its waveform (quiet, then
+// half's end and bob the right half's start; then adds a sound, whose clip on an audio track draws its waveform (quiet, then
 // loud) on bob's page. Both pages and the server agree at the end.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -112,6 +112,17 @@ await run("timeline", async (browser) => {
   await converged(alice, bob);
   const trimmed = (await clips(bob)).find((c) => c.id === left.id);
   check(trimmed.start === 0 && trimmed.out === 1, `trimmed: ${JSON.stringify(trimmed)}`);
+  // bob trims the start of the (half-second) right half by a quarter second: its media start
+  // moves with it.
+  const head = await bob.page.locator(`[data-clip='${right.id}'] .edge.in`).boundingBox();
+  await bob.page.mouse.move(head.x + head.width / 2, head.y + head.height / 2);
+  await bob.page.mouse.down();
+  await bob.page.mouse.move(head.x + head.width / 2 + 0.25 * PPS, head.y + head.height / 2, { steps: 5 });
+  await bob.page.mouse.up();
+  await alice.page.locator(`[data-clip='${right.id}'][aria-label^='Clip ${right.id}: 3.75 s']`).waitFor(T);
+  await converged(alice, bob);
+  const headTrimmed = (await clips(alice)).find((c) => c.id === right.id);
+  check(headTrimmed.start === 3.75 && headTrimmed.in === 1.75 && headTrimmed.out === right.out, `head-trimmed: ${JSON.stringify(headTrimmed)}`);
   await shot(bob, "19-timeline-after");
 
   // A sound: an audio track whose clip draws the waveform, quiet first and loud after.
