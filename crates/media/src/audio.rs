@@ -74,6 +74,28 @@ impl Waveform {
     }
 }
 
+impl Waveform {
+    /// The bytes a store keeps: the sample count (8 bytes, little-endian), then the peaks.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.peaks.len());
+        out.extend_from_slice(&self.samples.to_le_bytes());
+        out.extend_from_slice(&self.peaks);
+        out
+    }
+
+    /// Reads [`Waveform::to_bytes`]; `None` for anything else.
+    pub fn from_bytes(b: &[u8]) -> Option<Waveform> {
+        let (n, peaks) = b.split_first_chunk::<8>()?;
+        let samples = u64::from_le_bytes(*n);
+        let per_peak = u64::from(DECODE_RATE / PEAKS_PER_SECOND);
+        // The peaks must be the ones those samples make.
+        (samples.div_ceil(per_peak) == peaks.len() as u64).then(|| Waveform {
+            peaks: peaks.to_vec(),
+            samples,
+        })
+    }
+}
+
 fn scale(peak: u16) -> u8 {
     ((u32::from(peak) * 255 + 16_384) / 32_768).min(255) as u8
 }
@@ -146,5 +168,12 @@ mod tests {
         assert_eq!(w.buckets(2), [0, 255]);
         assert_eq!(w.buckets(99), w.peaks);
         assert!(Waveform::from_pcm(&[]).peaks.is_empty());
+        assert_eq!(Waveform::from_bytes(&w.to_bytes()), Some(w.clone()));
+        assert_eq!(
+            Waveform::from_bytes(&w.to_bytes()[..9]),
+            None,
+            "peaks cut short"
+        );
+        assert_eq!(Waveform::from_bytes(b"short"), None);
     }
 }

@@ -14,6 +14,7 @@ use super::harness::*;
 backend_tests!(
     hostile_and_unsupported_video_uploads,
     assets_in_s3_upload_render_and_give_video_frames,
+    a_waveform_is_decoded_once_and_kept,
 );
 
 fn start(b: Backend, dir: &std::path::Path) -> Result<Server> {
@@ -359,4 +360,84 @@ async fn list_bucket(moto: &Moto, bucket: &str) -> Result<String> {
         bail!("listing {bucket} on moto: {}", r.status);
     }
     Ok(String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// A sound's waveform is decoded by ffmpeg once and kept beside the asset: a restarted server
+/// with no ffmpeg at all still answers it, the same, and deleting the session deletes it.
+async fn a_waveform_is_decoded_once_and_kept(b: Backend) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = dir.path().join("tone.wav");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1"])
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=22050:d=1"])
+        .args([
+            "-filter_complex",
+            "[0:a][1:a]concat=n=2:v=0:a=1[a]",
+            "-map",
+            "[a]",
+        ])
+        .arg(&wav)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
+    }
+    let server = start(b, dir.path())?;
+    let mut u1 = server.connect("u1").await?;
+    u1.join("song", "c1").await?;
+    let r = request(
+        &server.addr,
+        "POST",
+        "/v1/assets?session=song",
+        Some("u1"),
+        Some(&std::fs::read(&wav)?),
+        &[],
+    )
+    .await?;
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let id = r.json()?["id"].as_str().context("no id")?.to_owned();
+    let path = format!("/v1/assets/{id}/waveform");
+    let first = get(&server, &path, Some("u1")).await?;
+    assert_eq!(
+        first.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let blobs = || std::fs::read_dir(dir.path().join("assets")).map(|d| d.count());
+    let with_waveform = blobs()?;
+    drop(u1);
+    drop(server);
+
+    // No ffmpeg anywhere now: the kept waveform is all there is.
+    let server = Server::start_env_on(
+        b,
+        dir.path(),
+        &["--max-upload-bytes", &MAX_UPLOAD.to_string()],
+        &[("PATH", "/nonexistent")],
+    )?;
+    let again = get(&server, &path, Some("u1")).await?;
+    assert_eq!(
+        again.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(again.json()?, first.json()?);
+    let r = request(
+        &server.addr,
+        "DELETE",
+        "/v1/sessions/song",
+        Some("u1"),
+        None,
+        &[],
+    )
+    .await?;
+    assert!(r.status == 200 || r.status == 204, "{}", r.status);
+    assert_eq!(
+        blobs()?,
+        with_waveform - 2,
+        "the sound and its waveform are gone"
+    );
+    Ok(())
 }

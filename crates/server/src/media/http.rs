@@ -99,12 +99,18 @@ impl Media {
         self.past.clear();
     }
 
-    /// Releases an asset of a deleted session: its bytes, its decoded copy and its previews.
+    /// Releases an asset of a deleted session: its bytes, its waveform, its decoded copy and its
+    /// previews.
     pub async fn forget_asset(&self, id: &str) {
         self.assets.remove(id);
+        self.waveforms.remove(id);
         let blobs = self.blobs.clone();
         let owned = id.to_owned();
-        let r = tokio::task::spawn_blocking(move || blobs.delete(&owned)).await;
+        let r = tokio::task::spawn_blocking(move || {
+            blobs.delete(&waveform_blob(&owned))?;
+            blobs.delete(&owned)
+        })
+        .await;
         if !matches!(r, Ok(Ok(()))) {
             tracing::warn!(
                 asset = id,
@@ -503,6 +509,14 @@ pub async fn download(
         .into_response())
 }
 
+/// The blob id an asset's waveform is kept under: derived from the asset's id, of the same
+/// shape (no asset record has it, so it is never served as an asset).
+fn waveform_blob(asset: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("montage waveform\0{asset}"));
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Peaks one `GET …/waveform?buckets=N` asks for at most.
 const MAX_WAVEFORM_BUCKETS: usize = 10_000;
 
@@ -549,6 +563,14 @@ pub async fn waveform(
             let asset = id.clone();
             let wave = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
+                // Decoded once per asset: kept beside it in the blob store, across restarts
+                // and nodes.
+                let kept = waveform_blob(&asset);
+                if let Ok(Some(b)) = m.blobs.get(&kept)
+                    && let Some(w) = montage_media::Waveform::from_bytes(&b)
+                {
+                    return Ok(w);
+                }
                 let _copy;
                 let path = match m.blobs.local_path(&asset) {
                     Some(p) => p,
@@ -560,7 +582,11 @@ pub async fn waveform(
                         _copy.to_path_buf()
                     }
                 };
-                montage_media::waveform(&path, &limits)
+                let w = montage_media::waveform(&path, &limits)?;
+                if let Err(e) = m.blobs.put(&kept, &w.to_bytes()) {
+                    tracing::warn!(asset = %asset, error = %e, "keeping a waveform failed");
+                }
+                Ok(w)
             })
             .await
             .map_err(join_error)?
