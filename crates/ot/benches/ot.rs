@@ -43,11 +43,11 @@ fn apply_automerge_paper(b: Bencher) {
         });
 }
 
-/// The same edits into a bare rope: the floor for any engine that keeps text in one.
-#[divan::bench(sample_count = 10)]
-fn apply_automerge_paper_bare_rope(b: Bencher) {
-    let txns = PAPER["txns"].as_array().expect("txns");
-    let patches: Vec<(usize, usize, &str)> = txns
+/// The trace's patches: (position, characters deleted, text inserted).
+fn paper_patches() -> Vec<(usize, usize, &'static str)> {
+    PAPER["txns"]
+        .as_array()
+        .expect("txns")
         .iter()
         .flat_map(|t| t["patches"].as_array().expect("patches"))
         .map(|p| {
@@ -57,7 +57,33 @@ fn apply_automerge_paper_bare_rope(b: Bencher) {
                 p[2].as_str().unwrap_or(""),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The anchor, in the same run: diamond-types 1.0 (crates.io) applying the same patches as
+/// local edits of one agent (its own history kept, as the server keeps ops).
+#[divan::bench(sample_count = 10)]
+fn apply_automerge_paper_diamond_types(b: Bencher) {
+    let patches = paper_patches();
+    b.bench_local(|| {
+        let mut doc = diamond_types::list::ListCRDT::new();
+        let agent = doc.get_or_create_agent_id("paper");
+        for &(pos, del, ins) in &patches {
+            if del > 0 {
+                doc.delete_without_content(agent, pos..pos + del);
+            }
+            if !ins.is_empty() {
+                doc.insert(agent, pos, ins);
+            }
+        }
+        doc
+    });
+}
+
+/// The same edits into a bare rope: the floor for any engine that keeps text in one.
+#[divan::bench(sample_count = 10)]
+fn apply_automerge_paper_bare_rope(b: Bencher) {
+    let patches = paper_patches();
     b.with_inputs(|| jumprope::JumpRope::new_from_seed(1))
         .bench_local_values(|mut rope| {
             for &(pos, del, ins) in &patches {

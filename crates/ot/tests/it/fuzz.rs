@@ -93,7 +93,7 @@ pub fn doc(r: &mut Rng) -> Value {
     let Value::Obj(root) = &mut d else {
         unreachable!()
     };
-    root.insert("title".into(), Value::str(r.word() + &r.word()));
+    root.insert("title".into(), Value::str(r.word() + r.word().as_str()));
     let layers: Vec<Value> = (0..r.below(4))
         .map(|_| {
             if r.chance(0.7) {
