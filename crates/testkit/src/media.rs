@@ -181,3 +181,28 @@ pub fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
     }
     Ok(Some(()))
 }
+
+/// A WAV made by ffmpeg (a second of silence, then a second of a 440 Hz tone at ffmpeg's 1/8
+/// scale), or `None` without ffmpeg.
+pub fn silence_then_tone_wav(path: &std::path::Path) -> Result<Option<()>> {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1"])
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=22050:d=1"])
+        .args([
+            "-filter_complex",
+            "[0:a][1:a]concat=n=2:v=0:a=1[a]",
+            "-map",
+            "[a]",
+        ])
+        .arg(path)
+        .status();
+    let status = match status {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        s => s?,
+    };
+    if !status.success() {
+        bail!("ffmpeg failed: {status}");
+    }
+    Ok(Some(()))
+}

@@ -144,6 +144,26 @@ impl Media {
         }
     }
 
+    /// Blob `id` as a file ffmpeg can read: the stored file, or (a store not on disk, S3) a
+    /// temporary copy kept per asset, held as long as the returned value.
+    fn blob_file(&self, id: &str) -> Result<BlobFile, MediaError> {
+        let missing = || MediaError::MissingAsset { id: id.to_owned() };
+        if !valid_asset_id(id) {
+            return Err(missing());
+        }
+        if let Some(path) = self.blobs.local_path(id) {
+            return Ok(BlobFile { path, _copy: None });
+        }
+        let copy = self
+            .copies
+            .get_or_copy(&*self.blobs, id)
+            .ok_or_else(missing)?;
+        Ok(BlobFile {
+            path: copy.to_path_buf(),
+            _copy: Some(copy),
+        })
+    }
+
     /// A render permit for `user`, after any render of theirs before it.
     async fn permit(&self, user: &str) -> Result<[OwnedSemaphorePermit; 2], AppError> {
         let turn = self.renderers.wait(user).await?;
@@ -155,6 +175,13 @@ impl Media {
         let turn = self.uploaders.wait(user).await?;
         Ok([turn, acquire(&self.uploads).await?])
     }
+}
+
+/// See [`Media::blob_file`].
+struct BlobFile {
+    path: std::path::PathBuf,
+    /// Keeps a temporary copy from being deleted (evicted) while a tool reads it.
+    _copy: Option<Arc<tempfile::TempPath>>,
 }
 
 /// A preview rendered with warnings, and when.
@@ -571,18 +598,8 @@ pub async fn waveform(
                 {
                     return Ok(w);
                 }
-                let _copy;
-                let path = match m.blobs.local_path(&asset) {
-                    Some(p) => p,
-                    None => {
-                        _copy = m
-                            .copies
-                            .get_or_copy(&*m.blobs, &asset)
-                            .ok_or(MediaError::MissingAsset { id: asset.clone() })?;
-                        _copy.to_path_buf()
-                    }
-                };
-                let w = montage_media::waveform(&path, &limits)?;
+                let file = m.blob_file(&asset)?;
+                let w = montage_media::waveform(&file.path, &limits)?;
                 if let Err(e) = m.blobs.put(&kept, &w.to_bytes()) {
                     tracing::warn!(asset = %asset, error = %e, "keeping a waveform failed");
                 }
@@ -803,9 +820,6 @@ pub async fn frame(
     let size = montage_media::preview_size(canvas.width, canvas.height, tier);
     let (composite, bytes) = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        // ffmpeg reads files: a blob that is not on local disk (S3) is copied to a temporary
-        // file, cached per asset; this request holds it until its frames are extracted.
-        let held = std::cell::RefCell::new(Vec::new());
         let frame_of = |clip: &ClipAt, crop: Option<CropRect>, fit: Size| {
             // Times to the millisecond: a scrub asks again and again for nearly the same one.
             let ms = (clip.source_time.max(0.0) * 1000.0).round();
@@ -816,25 +830,8 @@ pub async fn frame(
             if let Some(f) = media.frames.get(&key) {
                 return Ok(f);
             }
-            let missing = || MediaError::MissingAsset {
-                id: clip.asset.clone(),
-            };
-            if !valid_asset_id(&clip.asset) {
-                return Err(missing());
-            }
-            let path = match media.blobs.local_path(&clip.asset) {
-                Some(p) => p,
-                None => {
-                    let tmp = media
-                        .copies
-                        .get_or_copy(&*media.blobs, &clip.asset)
-                        .ok_or_else(missing)?;
-                    let path = tmp.to_path_buf();
-                    held.borrow_mut().push(tmp);
-                    path
-                }
-            };
-            let img = montage_media::frame_region(&path, ms / 1000.0, crop, fit, &limits)?;
+            let file = media.blob_file(&clip.asset)?;
+            let img = montage_media::frame_region(&file.path, ms / 1000.0, crop, fit, &limits)?;
             let frame = Arc::new(Asset::new(img));
             let bytes = u64::from(frame.width()) * u64::from(frame.height()) * 4 + 256;
             media.frames.insert(&key, frame.clone(), bytes);

@@ -1097,19 +1097,7 @@ async fn waveforms_of_sound_for_those_who_may_see_it(b: Backend) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(b, dir.path(), &[]).await?;
     let wav = dir.path().join("tone.wav");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1"])
-        .args(["-f", "lavfi", "-i", "sine=f=440:r=22050:d=1"])
-        .args([
-            "-filter_complex",
-            "[0:a][1:a]concat=n=2:v=0:a=1[a]",
-            "-map",
-            "[a]",
-        ])
-        .arg(&wav)
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
+    if silence_then_tone_wav(&wav)?.is_none() {
         bail!("ffmpeg is not installed: .ci/run installs it (scripts/install-test-deps.sh)");
     }
     let r = upload(&server, Some("u1"), &std::fs::read(&wav)?).await?;
