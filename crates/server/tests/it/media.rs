@@ -1306,5 +1306,9 @@ async fn a_timeline_preview_follows_a_users_playhead(b: Backend) -> Result<()> {
     late.send(json!({"type":"preview_subscribe","session":"reel","follow":""}))
         .await?;
     assert_eq!(late.recv_type("error").await?["code"], "bad_request");
+    let long = "u".repeat(129);
+    late.send(json!({"type":"preview_subscribe","session":"reel","follow":long}))
+        .await?;
+    assert_eq!(late.recv_type("error").await?["code"], "bad_request");
     Ok(())
 }

@@ -559,6 +559,9 @@ async fn app_events_logged_before_a_restart_are_delivered_after_it(b: Backend) -
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     ensure!(logged[0]["type"] == "session.created", "{logged}");
+    // No newsletter connector on this server: issuing one says so.
+    let (code, e) = as_user(&s, "POST", "/v1/newsletters", "backend", None).await?;
+    ensure!(code == 501 && e["code"] == "not_supported", "{code} {e}");
     drop(alice);
     s.stop().await;
 
