@@ -3,7 +3,9 @@
 # packages: ffmpeg (the media crate's video-frame tests; without it those tests check the
 # `not_supported` answer instead) and Chromium (the demo page's Playwright test, driven by the
 # npm package playwright-core 1.64.1, whose Chromium major is Debian's 156); and from PyPI,
-# moto[server] 5.2.1, an S3-compatible server for the `--blob-url s3://…` test (which fails without it).
+# moto[server] 5.2.1, an S3-compatible server for the `--blob-url s3://…` test (which fails without it);
+# and nats-server, which the scale-out test that restarts NATS runs privately (the shared NATS
+# stays up).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -26,6 +28,11 @@ if [ -x /usr/bin/chromium ]; then
     echo "install-test-deps: chromium present ($(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium))"
 else
     missing+=(chromium)
+fi
+if command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; then
+    echo "install-test-deps: nats-server present"
+else
+    missing+=(nats-server)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

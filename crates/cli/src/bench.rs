@@ -84,6 +84,9 @@ pub struct BenchArgs {
     /// Send queue (frames) of the server bench starts (its `--send-queue`).
     #[arg(long)]
     send_queue: Option<usize>,
+    /// `--home-lease-ms` of the nodes bench starts (0: no home nodes, every node sequences).
+    #[arg(long)]
+    home_lease_ms: Option<u64>,
     /// Secret to sign tokens with (needed with --addr, unless --data-dir holds the secret).
     #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -398,6 +401,9 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             }
             if let Some(q) = a.send_queue {
                 extra.extend(["--send-queue".into(), q.to_string()]);
+            }
+            if let Some(ms) = a.home_lease_ms {
+                extra.extend(["--home-lease-ms".into(), ms.to_string()]);
             }
             if a.nodes > 1 && a.database_url.is_none() {
                 bail!("--nodes above 1 needs --database-url (nodes share the store)");
@@ -820,7 +826,7 @@ async fn load(
         Some((all.iter().map(|u| u.0).sum(), all.iter().map(|u| u.1).sum()))
     };
     let http = crate::http::client(Duration::from_secs(5))?;
-    let retries0 = conflict_retries(&http, addrs).await;
+    let cluster0 = sum_metrics(&http, addrs, &CLUSTER_METRICS).await;
     let metrics0 = sum_metrics(&http, addrs, &MILESTONE_METRICS).await;
     let cpu0 = usage();
     let t0 = Instant::now();
@@ -978,12 +984,13 @@ async fn load(
         t.abort();
     }
     if addrs.len() > 1 {
-        let retries = conflict_retries(&http, addrs)
-            .await
-            .saturating_sub(retries0);
+        let cluster = sum_metrics(&http, addrs, &CLUSTER_METRICS).await;
+        let [retries, forwarded] = [0, 1].map(|i| cluster[i].saturating_sub(cluster0[i]));
+        let share = |n: u64| n as f64 * 100.0 / acks.max(1) as f64;
         println!(
-            "conflict retries: {retries}  ({:.1} % of acked edits)",
-            retries as f64 * 100.0 / acks.max(1) as f64
+            "conflict retries: {retries}  ({:.1} % of acked edits)  forwarded to a home node: {forwarded}  ({:.1} %)",
+            share(retries),
+            share(forwarded)
         );
     }
     if let (Some((c0, _)), Some((c1, peak))) = (cpu0, cpu1) {
@@ -1025,17 +1032,11 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Conflict retries counted by all nodes so far.
-async fn conflict_retries(http: &reqwest::Client, addrs: &[String]) -> u64 {
-    let mut n = 0;
-    for a in addrs {
-        n += metric(
-            &scrape(http, a).await.unwrap_or_default(),
-            "montage_conflict_retries_total",
-        );
-    }
-    n
-}
+/// What several nodes count: edits sequenced again after a conflict, edits forwarded home.
+const CLUSTER_METRICS: [&str; 2] = [
+    "montage_conflict_retries_total",
+    "montage_forwarded_edits_total",
+];
 
 /// Bytes per padding string (under the OT engine's 512-byte rope threshold).
 const PAD_PIECE: usize = 500;

@@ -24,6 +24,10 @@ pub struct Config {
     /// Several nodes: each repeats its roster of a session this often; another node's roster
     /// not repeated for three times this long is dropped (its node is gone).
     pub roster_refresh: Duration,
+    /// Several nodes on NATS: how long a session's home node holds its lease without renewing
+    /// it (renewed every quarter of it), so the most a dead home holds up its sessions' edits.
+    /// `None`: no home nodes; every node sequences and conflicts resolve through the store.
+    pub home_lease: Option<Duration>,
     /// Versions kept in memory for transformation and `since` catch-up; older bases read the store.
     pub history_keep: usize,
     /// Most appends the writer puts into one transaction.
@@ -66,6 +70,7 @@ impl Config {
             snapshot_every_ops: 10_000,
             idle_unload: Duration::from_secs(30),
             roster_refresh: Duration::from_secs(5),
+            home_lease: None,
             history_keep: 2_000,
             max_commit_batch: 1_024,
             limits: Limits::default(),
@@ -107,6 +112,7 @@ impl fmt::Debug for Config {
             snapshot_every_ops,
             idle_unload,
             roster_refresh,
+            home_lease,
             history_keep,
             max_commit_batch,
             limits,
@@ -132,6 +138,7 @@ impl fmt::Debug for Config {
             .field("snapshot_every_ops", snapshot_every_ops)
             .field("idle_unload", idle_unload)
             .field("roster_refresh", roster_refresh)
+            .field("home_lease", home_lease)
             .field("history_keep", history_keep)
             .field("max_commit_batch", max_commit_batch)
             .field("limits", limits)

@@ -12,6 +12,9 @@ pub enum Error {
     /// A version of the batch (the first one written in that statement is named) already exists.
     #[error("session {session}: a version at or after {version} already exists")]
     VersionConflict { session: String, version: u64 },
+    /// An append carried a lease epoch that is no longer the session's: another node took over.
+    #[error("session {session}: this node no longer holds its lease (epoch {epoch})")]
+    Fenced { session: String, epoch: u64 },
     #[error("stored data of session {session} is corrupt: {reason}")]
     Corrupt { session: String, reason: String },
     #[error("the store has schema version {found}, this build knows up to {known}")]

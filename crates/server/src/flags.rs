@@ -100,6 +100,11 @@ pub struct ServeArgs {
     /// Fan out edits, roster and presence to other nodes through NATS (nats://…); needs --database-url.
     #[arg(long, env = "MONTAGE_NATS_URL")]
     pub nats_url: Option<String>,
+    /// With --nats-url: each loaded session has one home node, holding a lease this long
+    /// (renewed every quarter of it); the others forward its edits there. The longest a dead
+    /// home holds up its sessions. 0: no homes (every node sequences; conflicts retry).
+    #[arg(long, env = "MONTAGE_HOME_LEASE_MS", default_value_t = 2_000)]
+    pub home_lease_ms: u64,
     #[command(flatten)]
     pub sharing: SharingArgs,
     #[command(flatten)]
@@ -164,6 +169,8 @@ impl ServeArgs {
         config.database_url = self.database_url.clone();
         config.database_pool = self.database_pool;
         config.nats_url = self.nats_url.clone();
+        config.home_lease = (self.nats_url.is_some() && self.home_lease_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.home_lease_ms.max(100)));
         self.sharing.apply(&mut config.sharing)?;
         self.http.apply(&mut config)?;
         config.blob_url = self.blob_url.clone();

@@ -47,7 +47,10 @@ use crate::media::Media;
 use crate::media::blobs::{BlobStore, ObjectBlobStore};
 use crate::metrics::Metrics;
 use crate::store::{PgStore, SqliteStore, Store};
-use crate::sync::{Sessions, run_committer_with_bus, spawn_bus_dispatcher};
+use crate::sync::{
+    Sessions, run_committer_with_bus, spawn_bus_dispatcher, spawn_forward_dispatcher,
+    spawn_renewals,
+};
 
 /// What every handler shares.
 pub struct App {
@@ -184,6 +187,8 @@ pub async fn run_node(
     );
     if let Some(bus) = &bus {
         spawn_bus_dispatcher(sessions.clone(), &**bus);
+        spawn_forward_dispatcher(sessions.clone(), &**bus);
+        spawn_renewals(sessions.clone());
         // Every node hears every notification (its users may be connected here).
         bus.watch(social::notifications::BUS_CHANNEL).await;
     }

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub tier_up_total: IntCounter,
     /// Edits sequenced again after another node committed their version first.
     pub conflict_retries_total: IntCounter,
+    /// Edits sent to their session's home node (DESIGN §9.7).
+    pub forwarded_edits_total: IntCounter,
     /// Rebases, applies and document copies handed to the blocking pool (DESIGN §9.2).
     pub heavy_work_total: IntCounter,
     /// Sessions watched by live preview subscriptions on this node.
@@ -98,6 +100,10 @@ impl Default for Metrics {
             conflict_retries_total: counter(
                 "montage_conflict_retries_total",
                 "Edits sequenced again because another node committed their version first.",
+            ),
+            forwarded_edits_total: counter(
+                "montage_forwarded_edits_total",
+                "Edits forwarded to their session's home node.",
             ),
             heavy_work_total: counter(
                 "montage_heavy_work_total",

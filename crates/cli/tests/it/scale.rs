@@ -208,7 +208,11 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
         let (_, text) = n.get("/metrics", None).await?;
         retries += metric(&text, "montage_conflict_retries_total");
     }
-    eprintln!("two nodes, {total} edits to one session: {retries} conflict retries");
+    // One home node sequences the session; the other forwards its clients' edits there.
+    ensure!(retries == 0, "{retries} conflict retries with a home node");
+    let (_, text) = nodes[1].get("/metrics", None).await?;
+    let forwarded = metric(&text, "montage_forwarded_edits_total");
+    ensure!(forwarded >= 2 * EACH, "node 1 forwarded {forwarded} edits");
 
     // A demotion made on node 0 applies on node 1 from the very next message.
     owner
@@ -235,10 +239,10 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
     Ok(())
 }
 
-/// Acked `(user, version)` pairs, and a counter the test waits on.
+/// Acked `(user, version)` pairs, when each came, and a counter the test waits on.
 #[derive(Default)]
 struct Acks {
-    list: Mutex<Vec<(String, u64)>>,
+    list: Mutex<Vec<(String, u64, std::time::Instant)>>,
 }
 
 #[tokio::test]
@@ -246,7 +250,245 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
     let Some((db, nats)) = services("scale::kill_9_one_of_three_nodes")? else {
         return Ok(());
     };
-    let (_dirs, mut nodes) = start_cluster(3, &db, &nats)?;
+    // Node 0 loads the session first and is its home; node 1 only forwards.
+    let (_dirs, nodes) = start_cluster(3, &db, &nats)?;
+    writers_survive(nodes, Fault::Kill9(1)).await
+}
+
+/// DESIGN §9.7: the home node dies under load; another takes its lease, the edits in flight go
+/// to the new home, and no acked edit is lost or applied twice.
+#[tokio::test]
+async fn kill_9_of_the_home_node_mid_load_loses_no_acked_edit() -> Result<()> {
+    let Some((db, nats)) = services("scale::kill_9_of_the_home_node")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(3, &db, &nats)?;
+    writers_survive(nodes, Fault::Kill9(0)).await
+}
+
+/// NATS goes away under load and comes back: forwarded edits wait and go again, commits the
+/// bus lost are read from the store, and every node ends with every edit. The test runs its
+/// own `nats-server` (the shared one must stay up for the other tests).
+#[tokio::test]
+async fn nats_restarted_mid_load_every_node_catches_up() -> Result<()> {
+    let Some((db, _)) = services("scale::nats_restarted_mid_load")? else {
+        return Ok(());
+    };
+    let Some(mut own) = OwnNats::start()? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(3, &db, &own.url())?;
+    writers_survive(nodes, Fault::RestartNats(&mut own)).await
+}
+
+/// PostgreSQL restarts (an immediate shutdown: crash recovery) under load: commits fail while
+/// it is away, sessions reload, clients rejoin and resend, and no acked edit is lost. The test
+/// runs a PostgreSQL of its own (the shared one serves the other tests).
+#[tokio::test]
+async fn postgres_restarted_mid_load_loses_no_acked_edit() -> Result<()> {
+    let Some((_, nats)) = services("scale::postgres_restarted_mid_load")? else {
+        return Ok(());
+    };
+    let Some(mut pg) = OwnPostgres::start()? else {
+        return Ok(());
+    };
+    let db = TestDb::create(&pg.url(), None)?;
+    let (_dirs, nodes) = start_cluster(3, &db, &nats)?;
+    writers_survive(nodes, Fault::RestartPostgres(&mut pg)).await
+}
+
+/// Fails the test when `MONTAGE_TEST_REQUIRE_SERVICES` is set; else says loudly that `test`
+/// did not run because of `why`.
+fn not_run(test: &str, why: &str) -> Result<()> {
+    ensure!(
+        std::env::var_os("MONTAGE_TEST_REQUIRE_SERVICES").is_none(),
+        "{why}; MONTAGE_TEST_REQUIRE_SERVICES is set"
+    );
+    eprintln!("\n!!!!! {test} DID NOT RUN: {why} !!!!!\n");
+    Ok(())
+}
+
+/// A PostgreSQL of one test's own: Debian's binaries run as the `postgres` user on a data dir
+/// and a port of its own, trust auth on 127.0.0.1.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl OwnPostgres {
+    /// `None` (said loudly) when PostgreSQL's server binaries or its user are not here.
+    fn start() -> Result<Option<OwnPostgres>> {
+        let test = "scale::postgres_restarted_mid_load";
+        if !Path::new(PG_BIN).join("initdb").exists() {
+            not_run(test, &format!("no PostgreSQL server binaries in {PG_BIN}"))?;
+            return Ok(None);
+        }
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let own = OwnPostgres { dir, port };
+        let st = std::process::Command::new("chown")
+            .args(["postgres"])
+            .arg(own.dir.path())
+            .status()?;
+        ensure!(st.success(), "chown postgres {:?}", own.dir.path());
+        own.pg(&[
+            "initdb",
+            "-D",
+            &own.data(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ])?;
+        own.pg_ctl("start")?;
+        Ok(Some(own))
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.path().display())
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs one of PostgreSQL's programs as the `postgres` user.
+    fn pg(&self, args: &[&str]) -> Result<()> {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{PG_BIN}/{}", args[0]))
+            .args(&args[1..])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    fn pg_ctl(&self, action: &str) -> Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = format!("{}/log", self.dir.path().display());
+        let data = self.data();
+        self.pg(&[
+            "pg_ctl",
+            "-D",
+            &data,
+            "-m",
+            "immediate",
+            "-w",
+            "-o",
+            &opts,
+            "-l",
+            &log,
+            action,
+        ])
+    }
+
+    /// Stops it at once (no checkpoint: it recovers from its WAL), waits `down`, starts it.
+    fn restart(&mut self, down: Duration) -> Result<()> {
+        self.pg_ctl("stop")?;
+        std::thread::sleep(down);
+        self.pg_ctl("start")
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl("stop");
+    }
+}
+
+/// A `nats-server` of one test's own, on a port of its own.
+struct OwnNats {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnNats {
+    /// `None` (said loudly) when `nats-server` is not installed.
+    fn start() -> Result<Option<OwnNats>> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        match OwnNats::spawn(port) {
+            Ok(child) => Ok(Some(OwnNats { child, port })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                not_run(
+                    "scale::nats_restarted_mid_load",
+                    "nats-server is not installed (scripts/install-test-deps.sh installs it)",
+                )?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn spawn(port: u16) -> std::io::Result<std::process::Child> {
+        // Debian puts it in /usr/sbin, which not every PATH has.
+        let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server"
+        } else {
+            "nats-server"
+        };
+        let child = std::process::Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        // Listening once a connection is taken.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(child)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it, waits `down`, and starts it again on the same port.
+    fn restart(&mut self, down: Duration) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = OwnNats::spawn(self.port)?;
+        Ok(())
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What happens to the cluster mid-load.
+enum Fault<'a> {
+    Kill9(usize),
+    RestartNats(&'a mut OwnNats),
+    RestartPostgres(&'a mut OwnPostgres),
+}
+
+/// Six SDK writers spread over three nodes write one session (each knows every node); once a
+/// third of their edits are acked, `fault` strikes. Every edit ends up in, once, every acked
+/// version holds its writer's edit, the surviving nodes agree, and no node sequenced against
+/// another (no conflict retries).
+async fn writers_survive(mut nodes: Vec<Server>, fault: Fault<'_>) -> Result<()> {
     let users: Vec<String> = (0..6).map(|i| format!("u{i}")).collect();
     let _owner = create_session(&nodes[0], "k", "owner", &users).await?;
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
@@ -279,7 +521,7 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
                         match e {
                             Event::Ack { version, .. } => {
                                 let mut l = acks.list.lock().unwrap_or_else(|p| p.into_inner());
-                                l.push((u.clone(), version));
+                                l.push((u.clone(), version, std::time::Instant::now()));
                                 progress_tx.send_replace(l.len());
                             }
                             Event::Lagged(n) => return Err(anyhow!("lagged {n}")),
@@ -309,15 +551,31 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
         .wait_for(|n| *n >= third)
         .await
         .map_err(|_| anyhow!("writers stopped early"))?;
-    let acked_before: Vec<(String, u64)> =
+    let acked_before: Vec<(String, u64, std::time::Instant)> =
         acks.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    nodes[1].kill9();
+    let killed = std::time::Instant::now();
+    let survivors: Vec<usize> = match fault {
+        Fault::Kill9(victim) => {
+            nodes[victim].kill9();
+            (0..3).filter(|i| *i != victim).collect()
+        }
+        Fault::RestartNats(nats) => {
+            nats.restart(Duration::from_secs(1))?;
+            (0..3).collect()
+        }
+        Fault::RestartPostgres(pg) => {
+            pg.restart(Duration::from_secs(1))?;
+            (0..3).collect()
+        }
+    };
     for t in tasks {
         t.await??;
     }
-    let a = state(&nodes[0], "k", "owner").await?;
-    let c = state(&nodes[2], "k", "owner").await?;
-    ensure!(a == c, "the surviving nodes differ:\n{a}\n{c}");
+    let a = state(&nodes[survivors[0]], "k", "owner").await?;
+    for i in &survivors[1..] {
+        let c = state(&nodes[*i], "k", "owner").await?;
+        ensure!(a == c, "the surviving nodes differ:\n{a}\n{c}");
+    }
     // Every edit of every client is in, once.
     let meta = a["state"]["meta"].as_object().context("meta")?;
     for u in &users {
@@ -326,7 +584,7 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
             ensure!(meta.get(&key) == Some(&json!(k)), "{key} lost");
         }
     }
-    let log = all_ops(&nodes[2].addr, "k", "owner").await?;
+    let log = all_ops(&nodes[survivors[1]].addr, "k", "owner").await?;
     ensure!(
         replay(&log)? == a["state"],
         "state is not the replay of the log"
@@ -338,19 +596,44 @@ async fn kill_9_one_of_three_nodes_mid_load_loses_no_acked_edit() -> Result<()> 
         .filter_map(|e| Some((e["version"].as_u64()?, e["user"].as_str()?)))
         .collect();
     let all_acked = acks.list.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for (u, v) in all_acked.iter().chain(&acked_before) {
+    for (u, v, _) in all_acked.iter().chain(&acked_before) {
         ensure!(
             by_version.get(v) == Some(&u.as_str()),
             "acked version {v} of {u} is not theirs"
         );
     }
     // No version was acked twice (to one client or two).
-    let distinct: HashSet<u64> = all_acked.iter().map(|(_, v)| *v).collect();
+    let distinct: HashSet<u64> = all_acked.iter().map(|(_, v, _)| *v).collect();
     ensure!(
         distinct.len() == all_acked.len(),
         "a version was acked twice"
     );
     ensure!(!acked_before.is_empty());
+    // A figure, not an assertion: the longest time without any ack after the fault.
+    let mut after: Vec<std::time::Instant> = all_acked
+        .iter()
+        .map(|(_, _, at)| *at)
+        .filter(|at| *at > killed)
+        .collect();
+    after.sort_unstable();
+    let stall = after
+        .iter()
+        .scan(killed, |prev, at| {
+            let gap = at.duration_since(*prev);
+            *prev = *at;
+            Some(gap)
+        })
+        .max();
+    eprintln!("longest pause in acks after the fault: {stall:?}");
+    let mut retries = 0;
+    for i in &survivors {
+        let (_, text) = nodes[*i].get("/metrics", None).await?;
+        retries += metric(&text, "montage_conflict_retries_total");
+    }
+    ensure!(
+        retries == 0,
+        "{retries} conflict retries: the nodes sequenced the session against each other"
+    );
     Ok(())
 }
 
@@ -402,7 +685,8 @@ async fn a_caret_moves_once_per_edit_when_nodes_conflict() -> Result<()> {
     else {
         return Ok(());
     };
-    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    // Without home nodes, so both nodes sequence and lose versions to each other.
+    let (_dirs, nodes) = start_cluster_with(2, &db, &nats, &["--home-lease-ms", "0"])?;
     let writers = ["w0".to_owned(), "w1".to_owned()];
     let mut owner = create_session(&nodes[0], "caret", "owner", &writers).await?;
     owner

@@ -16,16 +16,21 @@
 //! unloading), so a node hears the traffic of its own sessions, not the whole cluster's: with a
 //! session-affine load balancer, adding nodes adds capacity instead of multiplying fan-in.
 
+mod forward;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::store::StoredOp;
+
+use forward::Awaited;
+pub use forward::{FORWARD_TIMEOUT, Forward, ForwardReply, Incoming};
 
 /// The envelope format this build writes and reads; other versions are dropped with a warning.
 pub const BUS_FORMAT: u32 = 1;
@@ -173,6 +178,12 @@ pub fn session_subject(cluster: &str, session: &str) -> String {
     )
 }
 
+/// The NATS subject a node hears forwarded edits on. `node` is never hex-only like a session's
+/// token, so the two never meet.
+pub fn node_subject(cluster: &str, node: &str) -> String {
+    format!("{NATS_SUBJECT_PREFIX}.{}.node.{node}", hex::encode(cluster))
+}
+
 /// A node's connection to the fan-out.
 pub trait Bus: Send + Sync + 'static {
     /// This node's id (unique per process).
@@ -189,12 +200,20 @@ pub trait Bus: Send + Sync + 'static {
     fn take_events(&self) -> Option<mpsc::Receiver<BusEvent>>;
     /// Events dropped because the publish queue was full.
     fn dropped(&self) -> u64;
+    /// Sends an edit to `node`, its session's home (DESIGN §9.7). The receiver gets the home's
+    /// answer, or fails when the node could not be reached or did not answer within
+    /// [`FORWARD_TIMEOUT`]. Requests go out in the order of these calls.
+    fn forward(&self, node: &str, req: Forward) -> oneshot::Receiver<ForwardReply>;
+    /// The edits other nodes forward to this one. Called once.
+    fn take_forwards(&self) -> Option<mpsc::Receiver<Incoming>>;
 }
 
 /// The in-process bus: a broadcast channel shared by the nodes of one process.
 #[derive(Clone)]
 pub struct LocalHub {
     tx: broadcast::Sender<Arc<Vec<u8>>>,
+    /// Each node's queue of forwarded edits.
+    homes: Arc<std::sync::Mutex<HashMap<String, mpsc::Sender<Incoming>>>>,
 }
 
 impl Default for LocalHub {
@@ -207,6 +226,7 @@ impl LocalHub {
     pub fn new() -> LocalHub {
         LocalHub {
             tx: broadcast::channel(RECEIVE_QUEUE).0,
+            homes: Arc::default(),
         }
     }
 
@@ -235,10 +255,17 @@ impl LocalHub {
                 }
             }
         });
+        let (fwd_tx, fwd_rx) = mpsc::channel(RECEIVE_QUEUE);
+        self.homes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), fwd_tx);
         Arc::new(LocalBus {
             node: id.to_owned(),
             hub: self.tx.clone(),
             rx: std::sync::Mutex::new(Some(rx)),
+            homes: self.homes.clone(),
+            forwards: std::sync::Mutex::new(Some(fwd_rx)),
         })
     }
 }
@@ -247,6 +274,8 @@ pub struct LocalBus {
     node: String,
     hub: broadcast::Sender<Arc<Vec<u8>>>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<BusEvent>>>,
+    homes: Arc<std::sync::Mutex<HashMap<String, mpsc::Sender<Incoming>>>>,
+    forwards: std::sync::Mutex<Option<mpsc::Receiver<Incoming>>>,
 }
 
 impl Bus for LocalBus {
@@ -273,17 +302,57 @@ impl Bus for LocalBus {
     fn dropped(&self) -> u64 {
         0
     }
+
+    fn forward(&self, node: &str, req: Forward) -> oneshot::Receiver<ForwardReply> {
+        let (tx, rx) = oneshot::channel();
+        let home = self
+            .homes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+            .cloned();
+        // Unknown or overloaded: `tx` drops and the caller sees the node unreachable.
+        if let Some(home) = home {
+            let _ = home.try_send((req, tx));
+        }
+        rx
+    }
+
+    fn take_forwards(&self) -> Option<mpsc::Receiver<Incoming>> {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 /// The NATS bus (core NATS, a subject per session). Reconnects are async-nats's (it restores
 /// the subscriptions); while disconnected, published events are dropped once its buffer fills
 /// and receivers fill gaps from the store.
+/// What a node's publisher task sends, in order.
+enum Outgoing {
+    Event(BusEvent),
+    /// A forwarded edit; its answer comes to the inbox subject ending in `id`.
+    Request {
+        node: String,
+        id: u64,
+        req: Forward,
+    },
+    /// A home's answer to a forwarding node.
+    Reply {
+        subject: async_nats::Subject,
+        reply: ForwardReply,
+    },
+}
+
 pub struct NatsBus {
     node: String,
     /// The cluster's id, the second token of every subject.
     cluster: String,
     client: async_nats::Client,
-    out: mpsc::Sender<BusEvent>,
+    out: mpsc::Sender<Outgoing>,
+    awaited: Arc<Awaited>,
+    forwards: std::sync::Mutex<Option<mpsc::Receiver<Incoming>>>,
     /// Where every subscription's events go, in arrival order.
     in_tx: mpsc::Sender<BusEvent>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<BusEvent>>>,
@@ -305,25 +374,59 @@ impl NatsBus {
                 Error::Bus(format!("connecting to {url}: {e}"))
             })?;
         let (in_tx, in_rx) = mpsc::channel(RECEIVE_QUEUE);
-        let (out, mut out_rx) = mpsc::channel::<BusEvent>(PUBLISH_QUEUE);
+        let (out, mut out_rx) = mpsc::channel::<Outgoing>(PUBLISH_QUEUE);
+        // Answers to this node's forwarded edits come to `<inbox>.<request number>`.
+        let inbox = client.new_inbox();
         let pub_node = node.clone();
         let pub_cluster = cluster.to_owned();
         let publisher = client.clone();
+        let pub_inbox = inbox.clone();
         tokio::spawn(async move {
-            while let Some(ev) = out_rx.recv().await {
-                let bytes = encode_event(&pub_node, &ev);
-                let subject = session_subject(&pub_cluster, ev.session());
-                if let Err(e) = publisher.publish(subject, bytes.into()).await {
+            while let Some(o) = out_rx.recv().await {
+                let sent = match o {
+                    Outgoing::Event(ev) => {
+                        let bytes = encode_event(&pub_node, &ev);
+                        let subject = session_subject(&pub_cluster, ev.session());
+                        publisher.publish(subject, bytes.into()).await
+                    }
+                    Outgoing::Request { node, id, req } => {
+                        let bytes = serde_json::to_vec(&req).unwrap_or_default();
+                        let subject = node_subject(&pub_cluster, &node);
+                        let reply = format!("{pub_inbox}.{id}");
+                        publisher
+                            .publish_with_reply(subject, reply, bytes.into())
+                            .await
+                    }
+                    Outgoing::Reply { subject, reply } => {
+                        let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+                        publisher.publish(subject, bytes.into()).await
+                    }
+                };
+                if let Err(e) = sent {
                     tracing::warn!(error = %e, "bus publish failed");
                 }
             }
             let _ = publisher.flush().await;
         });
+        let awaited = Arc::new(Awaited::default());
+        let answers = client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(|e| Error::Bus(format!("subscribing to answers: {e}")))?;
+        tokio::spawn(receive_answers(answers, awaited.clone()));
+        let (fwd_tx, fwd_rx) = mpsc::channel(RECEIVE_QUEUE);
+        let asked = client
+            .subscribe(node_subject(cluster, &node))
+            .await
+            .map_err(|e| Error::Bus(format!("subscribing to forwarded edits: {e}")))?;
+        tokio::spawn(receive_forwards(asked, fwd_tx, out.clone()));
         Ok(NatsBus {
             node,
             cluster: cluster.to_owned(),
             client,
             out,
+            awaited,
+            forwards: std::sync::Mutex::new(Some(fwd_rx)),
             in_tx,
             rx: std::sync::Mutex::new(Some(in_rx)),
             watched: std::sync::Mutex::default(),
@@ -408,9 +511,29 @@ impl Bus for NatsBus {
     }
 
     fn publish(&self, event: BusEvent) {
-        if self.out.try_send(event).is_err() {
+        if self.out.try_send(Outgoing::Event(event)).is_err() {
             self.dropped.fetch_add(1, Relaxed);
         }
+    }
+
+    fn forward(&self, node: &str, req: Forward) -> oneshot::Receiver<ForwardReply> {
+        let (id, rx) = self.awaited.start();
+        let node = node.to_owned();
+        if self
+            .out
+            .try_send(Outgoing::Request { node, id, req })
+            .is_err()
+        {
+            self.awaited.forget(id);
+        }
+        rx
+    }
+
+    fn take_forwards(&self) -> Option<mpsc::Receiver<Incoming>> {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     fn watch<'a>(&'a self, session: &'a str) -> futures_util::future::BoxFuture<'a, ()> {
@@ -457,6 +580,59 @@ impl Bus for NatsBus {
 
     fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
+    }
+}
+
+/// Hands each answer to the request awaiting it; NATS's "no responders" (the home is gone)
+/// and anything unreadable fail the request. Requests unanswered for too long fail too.
+async fn receive_answers(mut answers: async_nats::Subscriber, awaited: Arc<Awaited>) {
+    let mut sweep = tokio::time::interval(FORWARD_TIMEOUT / 5);
+    loop {
+        tokio::select! {
+            m = answers.next() => {
+                let Some(m) = m else { return };
+                let Some(id) = m.subject.rsplit('.').next().and_then(|t| t.parse().ok()) else {
+                    continue;
+                };
+                let reply = if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                    None
+                } else {
+                    serde_json::from_slice(&m.payload).ok()
+                };
+                awaited.answer(id, reply);
+            }
+            _ = sweep.tick() => awaited.sweep(),
+        }
+    }
+}
+
+/// Queues the edits other nodes forward here and sends each answer back once the session's
+/// actor gives it (none when it drops the request, or past [`FORWARD_TIMEOUT`]).
+async fn receive_forwards(
+    mut asked: async_nats::Subscriber,
+    to_sessions: mpsc::Sender<Incoming>,
+    out: mpsc::Sender<Outgoing>,
+) {
+    while let Some(m) = asked.next().await {
+        let Some(subject) = m.reply else { continue };
+        let req: Forward = match serde_json::from_slice(&m.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "bad forwarded edit");
+                continue;
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        if to_sessions.try_send((req, tx)).is_err() {
+            // Overloaded: the forwarding node times out and tries again.
+            continue;
+        }
+        let out = out.clone();
+        tokio::spawn(async move {
+            if let Ok(Ok(reply)) = tokio::time::timeout(FORWARD_TIMEOUT, rx).await {
+                let _ = out.try_send(Outgoing::Reply { subject, reply });
+            }
+        });
     }
 }
 

@@ -91,6 +91,7 @@ mod tests {
                 ops: "[]".into(),
                 time: Some(time),
             },
+            fence: None,
         }
     }
 

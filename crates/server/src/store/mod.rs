@@ -10,6 +10,7 @@
 //! | [`HistoryStore`] | checkpoints, named versions | `history.rs` |
 //! | [`NotificationStore`] | users' inboxes | `notifications.rs` |
 //! | [`EventStore`] | the app event log | `events.rs` |
+//! | [`LeaseStore`] | home-node leases (PostgreSQL, memory) | `leases.rs` |
 //!
 //! Each backend is a folder (`sqlite/`, `postgres/`, `memory/`). The two SQL backends share one
 //! schema shape and run one SQL text for everything but their schema steps, group commit and
@@ -18,6 +19,7 @@
 pub mod assets;
 pub mod events;
 pub mod history;
+pub mod leases;
 mod memory;
 pub mod notifications;
 pub mod postgres;
@@ -35,6 +37,7 @@ use std::pin::Pin;
 pub use assets::{AssetRecord, AssetStore, AssetUsage};
 pub use events::{EventStore, NewEvent, StoredEvent};
 pub use history::{HistoryStore, Trimmed, VersionInfo};
+pub use leases::{Lease, LeaseStore};
 pub use memory::{MemoryStore, MemoryTaskStore};
 pub use notifications::{NewNotification, NotificationStore};
 pub use postgres::PgStore;

@@ -120,8 +120,13 @@ pub struct Loaded {
 /// One write of a group commit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    /// Append a version; it must not exist yet.
-    Op { session: String, op: StoredOp },
+    /// Append a version; it must not exist yet. `fence`: the home's lease epoch
+    /// (`store::leases`); the append is refused (`Fenced`) unless it is still the lease's.
+    Op {
+        session: String,
+        op: StoredOp,
+        fence: Option<u64>,
+    },
     /// Replace the session's snapshot.
     Snapshot { session: String, snapshot: Snapshot },
 }
@@ -215,6 +220,10 @@ pub trait Store: Send + Sync + 'static {
     fn events(&self) -> Option<&dyn super::EventStore> {
         None
     }
+    /// Home-node leases (`None`: this store is one node's own).
+    fn leases(&self) -> Option<&dyn super::LeaseStore> {
+        None
+    }
 }
 
 /// What every `Store` must do, run over each backend by its own tests.
@@ -236,6 +245,7 @@ pub(super) mod contract {
                 ops: "[]".into(),
                 time: Some(1_000 + i64::try_from(v).unwrap_or(0)),
             },
+            fence: None,
         }
     }
 

@@ -478,6 +478,10 @@ macro_rules! sql_store {
             fn events(&self) -> Option<&dyn $crate::store::EventStore> {
                 Some(self)
             }
+
+            fn leases(&self) -> Option<&dyn $crate::store::LeaseStore> {
+                self.lease_store()
+            }
         }
 
         impl $crate::store::HistoryStore for $store {

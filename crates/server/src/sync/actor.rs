@@ -56,6 +56,10 @@ pub(super) enum Action {
         to_sender: Utf8Bytes,
         to_all: Utf8Bytes,
     },
+    /// The answer to the node that forwarded this version's edit (`cluster::home`).
+    Forwarded {
+        reply: cluster::HomeReply,
+    },
 }
 
 pub(super) struct Actor {
@@ -110,7 +114,10 @@ impl Actor {
             id,
             generation,
             epoch: generation,
-            cluster: sessions.bus.clone().map(cluster::Cluster::new),
+            cluster: sessions
+                .bus
+                .clone()
+                .map(|bus| cluster::Cluster::new(bus, sessions.homes.clone())),
             config: sessions.config.clone(),
             store: sessions.store.clone(),
             metrics: sessions.metrics.clone(),
@@ -167,6 +174,10 @@ impl Actor {
                 self.broken = true;
             }
         }
+        if self.state.is_some() && !self.broken {
+            // The first node to load a session becomes its home (DESIGN §9.7).
+            self.resolve_home().await;
+        }
         let period = self.config.snapshot_interval.max(Duration::from_millis(10));
         let mut snapshot_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -212,6 +223,7 @@ impl Actor {
                 break;
             }
         }
+        self.release_home().await;
         self.sessions.remove_if(&self.id, self.generation);
         self.metrics.sessions_loaded.dec();
     }
@@ -299,6 +311,12 @@ impl Actor {
             }
             SessionMsg::Shutdown => self.shutting_down = true,
             SessionMsg::Remote(_) => {}
+            SessionMsg::Forwarded { req, reply } => self.home_edit(req, reply).await,
+            SessionMsg::ForwardAnswer { n, outcome } => self.on_forward_answer(n, outcome).await,
+            SessionMsg::Reforward => self.reforward().await,
+            SessionMsg::ForwardCheck => self.forward_check().await,
+            SessionMsg::CatchUpTo { version } => self.catch_up_to(version).await,
+            SessionMsg::LeaseLost { epoch } => self.lease_lost(epoch),
         }
     }
 
@@ -423,6 +441,12 @@ impl Actor {
         rid: Option<Json>,
         received: Instant,
     ) -> Option<u64> {
+        // Another node sequences this session: it goes there (`cluster::home`).
+        if self.forwarding().await {
+            return self
+                .forward_edit(pconn, user, client, seq, base, ops, ack, rid, received)
+                .await;
+        }
         // No participant has this id: an edit without an ack (an accepted suggestion).
         let conn = ack.unwrap_or(u64::MAX);
         // Comments load before the head moves, so their anchors and suggestions see it move.
@@ -566,7 +590,10 @@ impl Actor {
         }
     }
 
-    pub(super) async fn submit(&mut self, write: Write, version: u64, snapshot: bool) {
+    pub(super) async fn submit(&mut self, mut write: Write, version: u64, snapshot: bool) {
+        if let Write::Op { fence, .. } = &mut write {
+            *fence = self.fence();
+        }
         self.inflight += 1;
         let item = CommitItem {
             generation: self.epoch,
@@ -649,6 +676,9 @@ impl Actor {
             Action::State { reply, state } => {
                 let _ = reply.send(Ok((version, state)));
             }
+            Action::Forwarded { reply } => {
+                reply.send(crate::bus::ForwardReply::Acked { version });
+            }
             Action::Notify {
                 conn,
                 to_sender,
@@ -694,7 +724,8 @@ impl Actor {
                         );
                     }
                 }
-                Action::Reply { .. } | Action::Notify { .. } => {}
+                // A forwarded edit's answer: `not_home` as it drops; its node sends it again.
+                Action::Reply { .. } | Action::Notify { .. } | Action::Forwarded { .. } => {}
                 Action::State { reply, .. } => {
                     let _ = reply.send(Err(ErrorCode::Internal));
                 }

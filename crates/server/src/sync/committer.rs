@@ -101,7 +101,7 @@ pub async fn run_committer_with_bus(
         };
         if ok && let Some(bus) = &bus {
             for w in &writes {
-                if let Write::Op { session, op } = w {
+                if let Write::Op { session, op, .. } = w {
                     bus.publish(BusEvent::committed(session, op));
                 }
             }

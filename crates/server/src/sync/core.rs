@@ -352,6 +352,7 @@ impl<A> SessionCore<A> {
                 ops: ops_json,
                 time: Some(self.last_time),
             },
+            fence: None,
         };
         self.seqs
             .entry((edit.user, edit.client))

@@ -123,7 +123,11 @@ impl Actor {
             }
             match self.store.load(&self.id).await {
                 Ok(Some(l)) => match self.load(l) {
-                    Ok(core) => self.state = Some(core),
+                    Ok(core) => {
+                        self.state = Some(core);
+                        // Where it was created (or first loaded) is its home (DESIGN §9.7).
+                        self.resolve_home().await;
+                    }
                     Err(reason) => {
                         tracing::error!(session = %self.id, %reason, "created session unreadable");
                         conn.error(

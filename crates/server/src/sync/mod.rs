@@ -26,7 +26,9 @@ mod social;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::{MAX_CONFLICT_RETRIES, spawn_bus_dispatcher};
+pub use cluster::{
+    Homes, MAX_CONFLICT_RETRIES, spawn_bus_dispatcher, spawn_forward_dispatcher, spawn_renewals,
+};
 pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_bus};
 pub use conn::{ConnHandle, ConnLink, Outbound};
 pub use history::state_at;
@@ -147,4 +149,26 @@ pub enum SessionMsg {
     Shutdown,
     /// An event from another node (scale-out).
     Remote(BusEvent),
+    /// An edit another node forwards to this one, the session's home (`cluster::home`).
+    Forwarded {
+        req: crate::bus::Forward,
+        reply: cluster::HomeReply,
+    },
+    /// The home's answer to forwarded edit `n`.
+    ForwardAnswer {
+        n: u64,
+        outcome: cluster::ForwardOutcome,
+    },
+    /// Send the forwarded edits that failed again.
+    Reforward,
+    /// Look at forwarded edits waiting long for an answer (their home may be dead).
+    ForwardCheck,
+    /// The home acked `version`: read it from the store if the bus has not brought it.
+    CatchUpTo {
+        version: u64,
+    },
+    /// This node's lease of the session (of `epoch`) went to another node.
+    LeaseLost {
+        epoch: u64,
+    },
 }

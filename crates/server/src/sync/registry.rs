@@ -117,6 +117,8 @@ pub struct Sessions {
     pub(super) playheads: Mutex<HashMap<Arc<str>, watch::Sender<Option<f64>>>>,
     /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
     pub(super) bus: Option<Arc<dyn Bus>>,
+    /// This node's home leases, when sessions have home nodes (`cluster::home`).
+    pub(super) homes: Option<Arc<super::Homes>>,
     /// Told of every durable edit (`observers.rs`).
     pub(super) observers: std::sync::RwLock<Vec<Arc<dyn EditObserver>>>,
     /// Sessions created per user per hour.
@@ -156,7 +158,12 @@ impl Sessions {
     ) -> Arc<Sessions> {
         let notifier = crate::social::notifications::Notifier::start(store.clone(), bus.clone());
         let events = crate::tasks::events::EventLog::start(store.clone());
+        let homes = bus
+            .as_ref()
+            .and_then(|b| super::Homes::new(store.clone(), b.node(), config.home_lease))
+            .map(Arc::new);
         Arc::new(Sessions {
+            homes,
             map: Mutex::new(HashMap::new()),
             store,
             config,

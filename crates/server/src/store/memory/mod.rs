@@ -13,6 +13,7 @@ use crate::store::{
 
 mod assets;
 mod history;
+mod leases;
 mod notifications;
 mod social;
 mod tasks;
@@ -50,6 +51,7 @@ pub struct MemoryStore {
     events: Mutex<Vec<crate::store::StoredEvent>>,
     /// (session, comment, version, record) in the order kept.
     comment_states: Mutex<Vec<(String, String, u64, String)>>,
+    pub(super) leases: leases::MemoryLeases,
 }
 
 impl MemoryStore {
@@ -199,8 +201,9 @@ impl Store for MemoryStore {
             Err(Error::Closed)
         } else {
             self.with(|m| {
+                self.leases.check_fences(batch)?;
                 for w in batch {
-                    if let Write::Op { session, op } = w
+                    if let Write::Op { session, op, .. } = w
                         && m.get(session)
                             .is_some_and(|e| e.ops.contains_key(&op.version))
                     {
@@ -212,7 +215,7 @@ impl Store for MemoryStore {
                 }
                 for w in batch {
                     match w {
-                        Write::Op { session, op } => {
+                        Write::Op { session, op, .. } => {
                             let e = m.entry(session.clone()).or_default();
                             e.ops.insert(op.version, op.clone());
                         }
@@ -312,6 +315,10 @@ impl Store for MemoryStore {
     fn events(&self) -> Option<&dyn crate::store::EventStore> {
         Some(self)
     }
+
+    fn leases(&self) -> Option<&dyn crate::store::LeaseStore> {
+        Some(&self.leases)
+    }
 }
 
 impl crate::store::EventStore for MemoryStore {
@@ -370,5 +377,10 @@ mod tests {
     #[tokio::test]
     async fn memory_round_trip() {
         crate::store::sessions::contract::round_trip(&super::MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_leases() {
+        crate::store::leases::contract::lease_semantics(&super::MemoryStore::new()).await;
     }
 }

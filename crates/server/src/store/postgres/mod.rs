@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::store::rows::to_i64;
 use crate::store::{StoredOp, Write};
 
+mod leases;
 mod schema;
 mod tasks;
 
@@ -133,13 +134,14 @@ impl PgStore {
     /// One attempt at a group commit: one transaction.
     async fn commit_once(&self, batch: &[Write]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let ops: Vec<(&str, &StoredOp)> = batch
+        let ops: Vec<(&str, &StoredOp, Option<u64>)> = batch
             .iter()
             .filter_map(|w| match w {
-                Write::Op { session, op } => Some((session.as_str(), op)),
+                Write::Op { session, op, fence } => Some((session.as_str(), op, *fence)),
                 Write::Snapshot { .. } => None,
             })
             .collect();
+        leases::check_fences(&mut tx, &ops).await?;
         // All appends first: a snapshot in the batch covers ops of the same transaction, so
         // their order inside it does not matter.
         insert_ops(&mut tx, &ops).await?;
@@ -156,7 +158,10 @@ impl PgStore {
 /// Appends every op of a batch with one statement. A version that exists already is not
 /// inserted (`ON CONFLICT DO NOTHING`), so the rows that came back tell exactly which one lost
 /// the race — the caller rolls the transaction back and reports it.
-async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> Result<()> {
+async fn insert_ops(
+    tx: &mut sqlx::PgConnection,
+    ops: &[(&str, &StoredOp, Option<u64>)],
+) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
@@ -172,7 +177,8 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     let mut seqs = Vec::with_capacity(ops.len());
     let mut bodies = Vec::with_capacity(ops.len());
     let mut times = Vec::with_capacity(ops.len());
-    for (s, o) in ops {
+    let mut epochs = Vec::with_capacity(ops.len());
+    for (s, o, fence) in ops {
         sessions.push(*s);
         versions.push(to_i64(o.version));
         users.push(o.user.as_str());
@@ -180,11 +186,12 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
         seqs.push(to_i64(o.seq));
         bodies.push(o.ops.as_str());
         times.push(o.time);
+        epochs.push(fence.map(to_i64));
     }
     let inserted: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO ops (session, version, user_id, client, seq, ops, committed_at) \
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[]) \
-         AS t(session, version, user_id, client, seq, ops, committed_at) ORDER BY session, version \
+        "INSERT INTO ops (session, version, user_id, client, seq, ops, committed_at, epoch) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[], $8::int8[]) \
+         AS t(session, version, user_id, client, seq, ops, committed_at, epoch) ORDER BY session, version \
          ON CONFLICT (session, version) DO NOTHING RETURNING session, version",
     )
     .bind(&sessions)
@@ -194,6 +201,7 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     .bind(&seqs)
     .bind(&bodies)
     .bind(&times)
+    .bind(&epochs)
     .fetch_all(&mut *tx)
     .await?;
     if inserted.len() == ops.len() {
@@ -201,9 +209,9 @@ async fn insert_ops(tx: &mut sqlx::PgConnection, ops: &[(&str, &StoredOp)]) -> R
     }
     let got: std::collections::HashSet<(&str, i64)> =
         inserted.iter().map(|(s, v)| (s.as_str(), *v)).collect();
-    let (session, op) = ops
+    let (session, op, _) = ops
         .iter()
-        .find(|(s, o)| !got.contains(&(*s, to_i64(o.version))))
+        .find(|(s, o, _)| !got.contains(&(*s, to_i64(o.version))))
         .unwrap_or(&ops[0]);
     Err(Error::VersionConflict {
         session: (*session).to_owned(),

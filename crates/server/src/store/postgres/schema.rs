@@ -179,6 +179,23 @@ CREATE TABLE newsletters (
 );
 "#,
     },
+    // Issue #21: a home node per loaded session. A lease row outlives its session (a deleted
+    // session's id may come back; its epochs must keep rising), and each op keeps the epoch of
+    // the home that appended it.
+    Migration {
+        id: 10,
+        name: "session leases, op epochs",
+        sql: r#"
+CREATE TABLE session_leases (
+    session TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX session_leases_by_node ON session_leases (node);
+ALTER TABLE ops ADD COLUMN epoch BIGINT;
+"#,
+    },
 ];
 
 /// Migration step 2: comments, suggestions, tasks, invites, contributions and awards. Numbers

@@ -35,6 +35,18 @@ async fn postgres_round_trip_and_version_conflicts() {
     db.drop_db().await;
 }
 
+/// Home-node leases and the fence on appends (DESIGN §9.7).
+#[tokio::test]
+async fn postgres_leases() {
+    let Some(db) = testdb::create("postgres_leases").await else {
+        return;
+    };
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    crate::store::leases::contract::lease_semantics(&s).await;
+    s.close().await.unwrap();
+    db.drop_db().await;
+}
+
 /// A database of a build before migration 5: its sessions keep their link role (`viewer`,
 /// the old default) and are listed with their head versions.
 #[tokio::test]

@@ -141,13 +141,20 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl SqliteStore {
+    /// One node owns an SQLite file: no home-node leases.
+    fn lease_store(&self) -> Option<&dyn crate::store::LeaseStore> {
+        None
+    }
+}
+
+impl SqliteStore {
     /// The group commit: every append and snapshot of `batch` in one transaction.
     async fn commit_writes(&self, batch: &[Write]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let mut ops: Vec<(&str, &StoredOp)> = Vec::with_capacity(INSERT_CHUNK);
         for w in batch {
             match w {
-                Write::Op { session, op } => {
+                Write::Op { session, op, .. } => {
                     ops.push((session, op));
                     if ops.len() == INSERT_CHUNK {
                         insert_ops(&mut tx, &ops).await?;

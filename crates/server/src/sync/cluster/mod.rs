@@ -20,6 +20,10 @@
 //! is never the only copy. Joins and state reads wait until nothing is unconfirmed and read the
 //! store's head first, so a client that moves to another node finds every edit it was acked.
 
+mod home;
+
+pub use home::{ForwardOutcome, HomeReply, Homes, spawn_forward_dispatcher, spawn_renewals};
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -86,11 +90,14 @@ pub(super) struct Cluster {
     remote: HashMap<String, Vec<WireParticipant>>,
     /// When each of those rosters last came: one not repeated in time is a dead node's.
     remote_seen: HashMap<String, Instant>,
+    /// Home nodes (`home.rs`); `None` when every node sequences.
+    pub(super) home: Option<home::HomeState>,
 }
 
 impl Cluster {
-    pub(super) fn new(bus: Arc<dyn Bus>) -> Cluster {
+    pub(super) fn new(bus: Arc<dyn Bus>, homes: Option<Arc<Homes>>) -> Cluster {
         Cluster {
+            home: homes.map(home::HomeState::new),
             bus,
             unconfirmed: VecDeque::new(),
             buffered: BTreeMap::new(),
@@ -117,7 +124,9 @@ pub(super) async fn commit_isolating_conflicts(
             return (Ok(()), conflicted);
         }
         match store.commit(writes).await {
-            Err(Error::VersionConflict { session, .. }) if !conflicted.contains(&session) => {
+            Err(Error::VersionConflict { session, .. } | Error::Fenced { session, .. })
+                if !conflicted.contains(&session) =>
+            {
                 writes.retain(|w| w.session() != session);
                 conflicted.insert(session);
             }
@@ -223,6 +232,8 @@ impl Actor {
     pub(super) fn on_conflict(&mut self) {
         // Every later write of this epoch is refused by the committer; start a new one.
         self.epoch = self.sessions.next_generation.fetch_add(1, Relaxed);
+        // Refused by the lease fence, most likely: ask the store who the home is now.
+        self.home_unknown();
         self.snapshot_in_flight = false;
         if let Some(cl) = &mut self.cluster {
             cl.resync_due = true;
@@ -595,15 +606,23 @@ impl Actor {
             return Ok(());
         };
         let inverse = core.apply_committed(&o)?;
+        // What waited for this version here (a restore or accepted suggestion the home
+        // sequenced) runs once it is applied.
+        let ready = core.committed_through(o.version);
         let version = o.version;
         let user: Arc<str> = Arc::from(o.user.as_str());
         // Carets and selections of this node's users follow the other node's edit too.
         let moved = self.after_apply(&user, &inverse, false);
+        // An edit forwarded from here gets its ack instead of the `op`.
+        let author = self.ack_forwarded(&o);
         let frame = Utf8Bytes::from(encode_op(&self.id, version, &o.user, &o.ops));
-        for p in self.participants.values() {
-            if p.from_version < version {
+        for (id, p) in &self.participants {
+            if p.from_version < version && Some(*id) != author {
                 p.conn.send(frame.clone());
             }
+        }
+        for (v, action) in ready {
+            self.run_action(v, action);
         }
         for (u, _) in moved {
             self.send_presence_of(&u);
@@ -621,8 +640,9 @@ impl Actor {
         let lost = redo.iter().rev().filter(|u| u.version > committed);
         // Acks of the undone versions never went out; other replies carry no state (joins and
         // reads wait for a settled document) and go now.
+        // A forwarded edit's answer is dropped with it (`not_home`: its node sends it again).
         let ready = match core.roll_back(lost.map(|u| &u.inverse), |a| {
-            matches!(a, Action::Edit { .. })
+            matches!(a, Action::Edit { .. } | Action::Forwarded { .. })
         }) {
             Ok(ready) => ready,
             Err(e) => {

@@ -361,6 +361,129 @@ async fn a_silent_nodes_users_go_offline() {
     assert_eq!(online, [&json!("alice"), &json!("carol")], "{joined}");
 }
 
+/// A node with home leases on the shared store (DESIGN §9.7).
+fn home_node(store: Arc<MemoryStore>, bus: Arc<dyn Bus>, idle_unload: Duration) -> Node {
+    let mut config = open_config();
+    config.default_link_role = Role::Editor;
+    config.home_lease = Some(Duration::from_millis(400));
+    config.idle_unload = idle_unload;
+    let n = node_with(store, bus.clone(), config);
+    super::spawn_forward_dispatcher(n.sessions.clone(), &*bus);
+    super::spawn_renewals(n.sessions.clone());
+    n
+}
+
+/// Frames until `acks` acks came; panics on an `op` of `user`'s own (it gets the ack instead).
+async fn acks_of(p: &mut Peer, user: &str, acks: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < acks {
+        let m = p.recv().await;
+        match m["type"].as_str() {
+            Some("ack") => got.push(m["version"].as_u64().unwrap()),
+            Some("op") => assert_ne!(m["user"], user, "its own edit came back as an op: {m}"),
+            _ => {}
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn the_home_node_sequences_the_edits_of_every_node() {
+    let store = Arc::new(MemoryStore::new());
+    let hub = LocalHub::new();
+    let a = home_node(store.clone(), hub.node("a"), Duration::from_secs(30));
+    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    // Node a loads the session first: it is the home.
+    let mut alice = Peer::new(&a, 1, "alice");
+    alice.join(&a, "s").await;
+    let mut bob = Peer::new(&b, 2, "bob");
+    bob.join(&b, "s").await;
+    // Both write at once from a stale base; node b forwards bob's edits to node a.
+    for seq in 1..=3 {
+        bob.op(&b, "s", 0, seq, ins("b")).await;
+    }
+    for seq in 1..=2 {
+        alice.op(&a, "s", 0, seq, ins("a")).await;
+    }
+    let bobs = acks_of(&mut bob, "bob", 3).await;
+    let alices = acks_of(&mut alice, "alice", 2).await;
+    let mut all: Vec<u64> = bobs.iter().chain(&alices).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, [1, 2, 3, 4, 5], "bob {bobs:?}, alice {alices:?}");
+    assert!(bobs.windows(2).all(|w| w[0] < w[1]), "in order: {bobs:?}");
+    assert_eq!(store.op_count("s"), 5);
+    assert_eq!(b.metrics.forwarded_edits_total.get(), 3);
+    assert_eq!(a.metrics.forwarded_edits_total.get(), 0);
+    assert_eq!(
+        a.metrics.conflict_retries_total.get() + b.metrics.conflict_retries_total.get(),
+        0,
+        "nobody sequenced against the home"
+    );
+    let who = crate::access::Principal::new("alice", None);
+    let (sa, sb) = (
+        a.sessions.state("s", &who).await.unwrap(),
+        b.sessions.state("s", &who).await.unwrap(),
+    );
+    assert_eq!(sa, sb);
+    assert_eq!(sa.0, 5);
+    // A resend of an applied edit is acked with its version again, not applied twice.
+    bob.op(&b, "s", 0, 2, ins("b")).await;
+    assert_eq!(acks_of(&mut bob, "bob", 1).await, [bobs[1]]);
+    assert_eq!(store.op_count("s"), 5);
+    // The home's refusal reaches the client on the forwarding node.
+    let bad = json!([{"op":"text","path":["title"],"pos":999,"ins":"x"}]);
+    bob.op(&b, "s", 5, 4, bad).await;
+    let e = bob.until("error").await;
+    assert_eq!(e["code"], "bad_request", "{e}");
+    assert_eq!(store.op_count("s"), 5);
+}
+
+/// The home unloads the session (its last client left) and gives the lease up: the next edit
+/// forwarded there hears `not_home`, and the forwarding node takes the lease and sequences it.
+#[tokio::test]
+async fn the_lease_moves_to_a_node_whose_home_let_the_session_go() {
+    let store = Arc::new(MemoryStore::new());
+    let hub = LocalHub::new();
+    let a = home_node(store.clone(), hub.node("a"), Duration::from_millis(50));
+    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    let mut alice = Peer::new(&a, 1, "alice");
+    alice.join(&a, "s").await;
+    alice.op(&a, "s", 0, 1, ins("a")).await;
+    assert_eq!(alice.until("ack").await["version"], 1);
+    let mut bob = Peer::new(&b, 2, "bob");
+    bob.join(&b, "s").await;
+    bob.op(&b, "s", 1, 1, ins("b")).await;
+    assert_eq!(acks_of(&mut bob, "bob", 1).await, [2]);
+    a.sessions
+        .send("s", SessionMsg::Leave { conn: 1 }, false)
+        .await
+        .unwrap();
+    // Node a unloads the session and releases its lease.
+    for _ in 0..100 {
+        if a.sessions.get("s", false).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        a.sessions.get("s", false).is_none(),
+        "node a kept the session"
+    );
+    bob.op(&b, "s", 2, 2, ins("c")).await;
+    assert_eq!(acks_of(&mut bob, "bob", 1).await, [3]);
+    assert_eq!(store.op_count("s"), 3);
+    // Node a, loading it again, forwards to node b now.
+    let mut alice = Peer::new(&a, 3, "alice");
+    alice.join(&a, "s").await;
+    alice.op(&a, "s", 3, 2, ins("d")).await;
+    assert_eq!(acks_of(&mut alice, "alice", 1).await, [4]);
+    assert_eq!(a.metrics.forwarded_edits_total.get(), 1);
+    assert_eq!(
+        a.metrics.conflict_retries_total.get() + b.metrics.conflict_retries_total.get(),
+        0
+    );
+}
+
 /// Link access open: these tests are about the cluster, not access.
 fn open_config() -> Config {
     let mut c = Config::new("/nonexistent", b"k".to_vec());

@@ -1,0 +1,746 @@
+//! Home nodes (DESIGN §9.7): with `--nats-url`, each loaded session is sequenced by one node,
+//! the holder of its lease (`store::leases`). Clients may connect to any node.
+//!
+//! - **Home.** Its actor sequences as a single node does, stamping its lease epoch on every
+//!   append (`Write::Op.fence`), so the store refuses its writes once another node took the
+//!   lease. Edits other nodes forward come in as [`SessionMsg::Forwarded`] and go through the
+//!   same `apply_edit` as its own clients' edits; the answer goes back once the version is
+//!   durable.
+//! - **Elsewhere.** The actor still keeps the document (for joins, presence and previews) and
+//!   applies the home's commits from the bus in order, but never appends: a client's edit is
+//!   forwarded to the home ([`Bus::forward`], in arrival order). The client's `ack` is sent when
+//!   its version arrives here (matched by user, client and seq), so it comes in version order
+//!   with the `op`s around it.
+//! - **Failover.** A forward that fails (no responders, a timeout, `not_home`) asks the store
+//!   for the lease again, which takes it over once the old home stopped renewing it, and sends
+//!   every edit not yet answered again, in order. The home dedupes them by `(client, seq)`
+//!   against the store, so none is applied twice; the epoch fence makes sure a home that was
+//!   only paused cannot append after the takeover.
+//!
+//! Each node renews all its leases with one statement every quarter of the lease
+//! ([`spawn_renewals`]) and tells the actors whose lease went to another node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use montage_ot::Op;
+use montage_protocol::{ErrorCode, ServerMessage, encode_with_rid};
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+use super::super::actor::{Action, Actor, ack_frame};
+use super::super::{ConnHandle, SessionMsg, Sessions};
+use crate::bus::{Bus, Forward, ForwardReply};
+use crate::error::Result;
+use crate::store::{Lease, Store, StoredOp};
+
+/// Times an edit is sent again after its home could not be reached before the client is told
+/// (the lease expires long before: this only ends a store or NATS outage).
+const MAX_FORWARD_ATTEMPTS: u32 = 20;
+/// Waited before sending again after a failed forward, times the attempt (at most 10 times).
+const RETRY_STEP: Duration = Duration::from_millis(100);
+/// After the home answered with a version this node has not heard yet, it is read from the
+/// store if the bus has not brought it this long after.
+const CATCH_UP_AFTER: Duration = Duration::from_millis(250);
+
+/// This node's leases, shared by its session actors and the renewal task.
+pub struct Homes {
+    store: Arc<dyn Store>,
+    node: String,
+    ttl: Duration,
+    /// Sessions whose lease this node holds, and the epoch.
+    held: Mutex<HashMap<String, u64>>,
+}
+
+impl Homes {
+    /// Home nodes for `node` when the config asks for them and the store keeps leases.
+    pub fn new(store: Arc<dyn Store>, node: &str, ttl: Option<Duration>) -> Option<Homes> {
+        store.leases()?;
+        Some(Homes {
+            store,
+            node: node.to_owned(),
+            ttl: ttl?,
+            held: Mutex::default(),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `session`'s lease if it is free or expired; answers who holds it now.
+    async fn acquire(&self, session: &str) -> Result<Lease> {
+        let Some(leases) = self.store.leases() else {
+            return Err(crate::error::Error::Closed);
+        };
+        let lease = leases.acquire(session, &self.node, self.ttl).await?;
+        if lease.node == self.node {
+            self.held().insert(session.to_owned(), lease.epoch);
+        }
+        Ok(lease)
+    }
+
+    async fn release(&self, session: &str, epoch: u64) {
+        {
+            let mut held = self.held();
+            if held.get(session) == Some(&epoch) {
+                held.remove(session);
+            }
+        }
+        if let Some(leases) = self.store.leases()
+            && let Err(e) = leases.release(session, &self.node, epoch).await
+        {
+            tracing::warn!(%session, error = %e, "releasing a home lease failed; it expires");
+        }
+    }
+}
+
+/// Renews this node's leases every quarter of their length and tells each actor whose lease
+/// another node took (or that the store no longer lists) that it is not the home any more.
+pub fn spawn_renewals(sessions: Arc<Sessions>) {
+    let Some(homes) = sessions.homes.clone() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(homes.ttl / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(leases) = homes.store.leases() else {
+                return;
+            };
+            // Only sessions still loaded here: one whose actor ended without giving its lease
+            // up (a panic) lets it expire.
+            let loaded: Vec<String> = homes
+                .held()
+                .keys()
+                .filter(|s| sessions.get(s, false).is_some())
+                .cloned()
+                .collect();
+            let renewed = match leases.renew(&homes.node, &loaded, homes.ttl).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Other nodes take the leases over once they expire; the fence stops this
+                    // node's appends from then on.
+                    tracing::warn!(error = %e, "renewing home leases failed");
+                    continue;
+                }
+            };
+            let renewed: HashMap<String, u64> = renewed.into_iter().collect();
+            let lost: Vec<(String, u64)> = {
+                let mut held = homes.held();
+                let lost: Vec<(String, u64)> = held
+                    .iter()
+                    .filter(|(s, e)| renewed.get(*s) != Some(*e))
+                    .map(|(s, e)| (s.clone(), *e))
+                    .collect();
+                for (s, _) in &lost {
+                    held.remove(s);
+                }
+                lost
+            };
+            for (session, epoch) in lost {
+                tracing::info!(%session, epoch, "home lease lost");
+                let _ = sessions
+                    .send(&session, SessionMsg::LeaseLost { epoch }, false)
+                    .await;
+            }
+        }
+    });
+}
+
+/// Hands edits other nodes forward here to their sessions' actors, in arrival order. A session
+/// not loaded here is not homed here: the message drops and its [`HomeReply`] says `not_home`.
+pub fn spawn_forward_dispatcher(sessions: Arc<Sessions>, bus: &dyn Bus) {
+    let Some(mut rx) = bus.take_forwards() else {
+        return;
+    };
+    tokio::spawn(async move {
+        while let Some((req, reply)) = rx.recv().await {
+            let id = req.session.clone();
+            let msg = SessionMsg::Forwarded {
+                req,
+                reply: HomeReply(Some(reply)),
+            };
+            let _ = sessions.send(&id, msg, false).await;
+        }
+    });
+}
+
+/// The answer owed to a forwarding node. Dropped unanswered — the edit was rolled back, the
+/// write failed, the actor went away — it answers `not_home`, so the other node asks the
+/// lease again at once instead of waiting out its timeout.
+#[derive(Debug)]
+pub struct HomeReply(Option<oneshot::Sender<ForwardReply>>);
+
+impl HomeReply {
+    pub(crate) fn send(mut self, reply: ForwardReply) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+impl Drop for HomeReply {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(ForwardReply::NotHome);
+        }
+    }
+}
+
+/// Where a session is sequenced, as this node's actor knows it.
+#[derive(Debug, Clone, PartialEq)]
+enum Home {
+    /// This node, under this lease epoch.
+    Here(u64),
+    /// Another node (by bus id).
+    There(String),
+    /// Not known: asked at the next edit.
+    Unknown,
+}
+
+/// A client's edit sent to the home, until its ack or refusal is sent.
+struct Pending {
+    conn: u64,
+    user: Arc<str>,
+    client: Arc<str>,
+    seq: u64,
+    base: u64,
+    ops: Op,
+    rid: Option<Json>,
+    received: Instant,
+    attempts: u32,
+    /// The request sent and not yet answered.
+    awaiting: bool,
+    /// When it was last sent.
+    sent: Instant,
+}
+
+/// The actor's side of home nodes; `None` in `Cluster` when they are off.
+pub(in crate::sync) struct HomeState {
+    at: Home,
+    homes: Arc<Homes>,
+    /// Forwarded edits by request number (their order).
+    pending: BTreeMap<u64, Pending>,
+    next: u64,
+    /// A re-send of failed forwards is scheduled.
+    retry_due: bool,
+    /// A look at edits waiting long for their answer is scheduled.
+    check_due: bool,
+}
+
+impl HomeState {
+    pub(in crate::sync) fn new(homes: Arc<Homes>) -> HomeState {
+        HomeState {
+            at: Home::Unknown,
+            homes,
+            pending: BTreeMap::new(),
+            next: 0,
+            retry_due: false,
+            check_due: false,
+        }
+    }
+}
+
+/// What became of a forwarded edit, for the actor.
+#[derive(Debug)]
+pub enum ForwardOutcome {
+    Replied(ForwardReply),
+    /// No answer: the node is gone, unreachable or did not answer in time.
+    Unreachable,
+}
+
+impl Actor {
+    fn home_state(&mut self) -> Option<&mut HomeState> {
+        self.cluster.as_mut()?.home.as_mut()
+    }
+
+    /// The epoch to stamp on this node's appends: its lease's, when it is the home.
+    pub(in crate::sync) fn fence(&self) -> Option<u64> {
+        match self.cluster.as_ref()?.home.as_ref()?.at {
+            Home::Here(epoch) => Some(epoch),
+            _ => None,
+        }
+    }
+
+    /// Asks the store who the home is, taking the lease when it is free or expired.
+    pub(in crate::sync) async fn resolve_home(&mut self) {
+        let Some(h) = self.home_state() else { return };
+        let homes = h.homes.clone();
+        let at = match homes.acquire(&self.id).await {
+            Ok(l) if l.node == homes.node => {
+                tracing::debug!(session = %self.id, epoch = l.epoch, "home here");
+                Home::Here(l.epoch)
+            }
+            Ok(l) => Home::There(l.node),
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "reading the home lease failed");
+                Home::Unknown
+            }
+        };
+        let Some(h) = self.home_state() else { return };
+        let took_over = matches!(at, Home::Here(_)) && !matches!(h.at, Home::Here(_));
+        h.at = at;
+        if took_over {
+            // The old home may have committed versions whose bus messages died with it.
+            self.catch_up().await;
+        }
+    }
+
+    /// Gives the lease up as the actor ends, so another node may take it at once.
+    pub(in crate::sync) async fn release_home(&mut self) {
+        let Some(h) = self.home_state() else { return };
+        if let Home::Here(epoch) = h.at {
+            h.at = Home::Unknown;
+            let homes = h.homes.clone();
+            homes.release(&self.id, epoch).await;
+        }
+    }
+
+    /// The renewal found the lease (of `epoch`) gone: appends would be refused from now on.
+    pub(in crate::sync) fn lease_lost(&mut self, epoch: u64) {
+        if let Some(h) = self.home_state()
+            && h.at == Home::Here(epoch)
+        {
+            h.at = Home::Unknown;
+        }
+    }
+
+    /// An append of ours was refused: whoever holds the lease now is asked at the next edit.
+    pub(in crate::sync) fn home_unknown(&mut self) {
+        if let Some(h) = self.home_state() {
+            h.at = Home::Unknown;
+        }
+    }
+
+    /// Whether edits go to another node; asks the store first when the home is unknown.
+    pub(in crate::sync) async fn forwarding(&mut self) -> bool {
+        let Some(h) = self.home_state() else {
+            return false;
+        };
+        if h.at == Home::Unknown {
+            self.resolve_home().await;
+        }
+        self.home_state()
+            .is_some_and(|h| !matches!(h.at, Home::Here(_)))
+    }
+
+    /// Sends a client's edit (`ack` is its connection) to the home; the ack or refusal comes
+    /// later. An edit without a connection to ack (an accepted suggestion, a restore) waits for
+    /// the answer and returns its version once this node has applied it.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::sync) async fn forward_edit(
+        &mut self,
+        pconn: &ConnHandle,
+        user: Arc<str>,
+        client: Arc<str>,
+        seq: u64,
+        base: u64,
+        ops: Op,
+        ack: Option<u64>,
+        rid: Option<Json>,
+        received: Instant,
+    ) -> Option<u64> {
+        let Some(conn) = ack else {
+            return self
+                .forward_and_wait(pconn, user, client, seq, base, ops, rid)
+                .await;
+        };
+        let h = self.home_state()?;
+        let n = h.next;
+        h.next += 1;
+        h.pending.insert(
+            n,
+            Pending {
+                conn,
+                user,
+                client,
+                seq,
+                base,
+                ops,
+                rid,
+                received,
+                attempts: 0,
+                awaiting: false,
+                sent: Instant::now(),
+            },
+        );
+        self.metrics.forwarded_edits_total.inc();
+        if !self.send_forward(n) {
+            // No home known (the store did not answer): asked again shortly.
+            self.schedule_reforward(0);
+        }
+        None
+    }
+
+    /// Sends pending edit `n` to the home and has its answer come back as a message; false
+    /// when no other node is known as the home.
+    fn send_forward(&mut self, n: u64) -> bool {
+        let Some(cl) = &mut self.cluster else {
+            return false;
+        };
+        let Some(h) = &mut cl.home else { return false };
+        let Home::There(node) = &h.at else {
+            return false;
+        };
+        let Some(p) = h.pending.get_mut(&n) else {
+            return true;
+        };
+        p.awaiting = true;
+        p.sent = Instant::now();
+        if !h.check_due {
+            // A home killed with edits in flight never answers them, and NATS only says "no
+            // responders" to later ones: look again at half the lease.
+            h.check_due = true;
+            let sessions = self.sessions.clone();
+            let id = self.id.clone();
+            let wait = h.homes.ttl / 2;
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = sessions.send(&id, SessionMsg::ForwardCheck, false).await;
+            });
+        }
+        let req = Forward {
+            session: self.id.to_string(),
+            user: p.user.to_string(),
+            client: p.client.to_string(),
+            seq: p.seq,
+            base: p.base,
+            ops: serde_json::to_string(&p.ops).unwrap_or_default(),
+            rid: p.rid.clone(),
+        };
+        let answer = cl.bus.forward(node, req);
+        let sessions = self.sessions.clone();
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            let outcome = match answer.await {
+                Ok(r) => ForwardOutcome::Replied(r),
+                Err(_) => ForwardOutcome::Unreachable,
+            };
+            let _ = sessions
+                .send(&id, SessionMsg::ForwardAnswer { n, outcome }, false)
+                .await;
+        });
+        true
+    }
+
+    /// Has the edits not awaiting an answer sent again after a pause that grows with
+    /// `attempts`; once at a time.
+    fn schedule_reforward(&mut self, attempts: u32) {
+        let Some(h) = self.home_state() else { return };
+        if h.retry_due {
+            return;
+        }
+        h.retry_due = true;
+        let sessions = self.sessions.clone();
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RETRY_STEP * attempts.clamp(1, 10)).await;
+            let _ = sessions.send(&id, SessionMsg::Reforward, false).await;
+        });
+    }
+
+    /// The home's answer to pending edit `n`.
+    pub(in crate::sync) async fn on_forward_answer(&mut self, n: u64, outcome: ForwardOutcome) {
+        let head = self.state.as_ref().map_or(0, |c| c.version);
+        let Some(h) = self.home_state() else { return };
+        let Some(p) = h.pending.get_mut(&n) else {
+            // Acked already: its version came first.
+            return;
+        };
+        p.awaiting = false;
+        match outcome {
+            ForwardOutcome::Replied(ForwardReply::Acked { version }) => {
+                if version <= head {
+                    // A resend of an edit applied before: ack it now.
+                    if let Some(p) = h.pending.remove(&n) {
+                        self.send_forwarded_ack(&p, version);
+                    }
+                } else {
+                    // Its `op` is on the way; the store has it if the bus lost it.
+                    p.awaiting = true;
+                    let sessions = self.sessions.clone();
+                    let id = self.id.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(CATCH_UP_AFTER).await;
+                        let _ = sessions
+                            .send(&id, SessionMsg::CatchUpTo { version }, false)
+                            .await;
+                    });
+                }
+            }
+            ForwardOutcome::Replied(ForwardReply::Refused { frame }) => {
+                if let Some(p) = h.pending.remove(&n)
+                    && let Some(pp) = self.participants.get(&p.conn)
+                {
+                    pp.conn.send(frame);
+                }
+            }
+            ForwardOutcome::Replied(ForwardReply::NotHome) | ForwardOutcome::Unreachable => {
+                // The home is gone or moved: every edit sent to it before this one is in the
+                // same state, so all go again (the home dedupes any it did apply).
+                let attempts = p.attempts;
+                for q in h.pending.range_mut(..n) {
+                    q.1.awaiting = false;
+                }
+                self.schedule_reforward(attempts);
+            }
+        }
+    }
+
+    /// Edits unanswered for half a lease or more: when the lease has moved (or expired, and
+    /// this node took it), they go to the new home now instead of waiting out their timeout.
+    pub(in crate::sync) async fn forward_check(&mut self) {
+        let Some(h) = self.home_state() else { return };
+        h.check_due = false;
+        let patience = h.homes.ttl / 2;
+        let before = h.at.clone();
+        let overdue = matches!(before, Home::There(_))
+            && h.pending
+                .values()
+                .any(|p| p.awaiting && p.sent.elapsed() >= patience);
+        if overdue {
+            h.at = Home::Unknown;
+            self.resolve_home().await;
+        }
+        let id = self.id.clone();
+        let Some(h) = self.home_state() else { return };
+        // Past a whole lease the request itself was likely lost (NATS restarting): the same
+        // home gets it again, and dedupes it if it did arrive.
+        let lost = h
+            .pending
+            .values()
+            .any(|p| p.awaiting && p.sent.elapsed() >= patience * 2);
+        if overdue && h.at != Home::Unknown && (h.at != before || lost) {
+            tracing::info!(session = %id, from = ?before, to = ?h.at, "sending the edits waiting for the home again");
+            for p in h.pending.values_mut() {
+                p.awaiting = false;
+            }
+            self.reforward().await;
+        } else if h.pending.values().any(|p| p.awaiting) && !h.check_due {
+            h.check_due = true;
+            let sessions = self.sessions.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(patience).await;
+                let _ = sessions.send(&id, SessionMsg::ForwardCheck, false).await;
+            });
+        }
+    }
+
+    /// The home answered with a version the bus has not brought yet: read it from the store.
+    pub(in crate::sync) async fn catch_up_to(&mut self, version: u64) {
+        if self.state.as_ref().is_some_and(|c| c.version < version) {
+            self.catch_up().await;
+        }
+    }
+
+    /// Sends again every forwarded edit that is not awaiting an answer, in order, to the home
+    /// as the store names it now — or applies them here when this node took the lease.
+    pub(in crate::sync) async fn reforward(&mut self) {
+        let Some(h) = self.home_state() else { return };
+        h.retry_due = false;
+        // Asked again unless this node is the home (asking would give it a new epoch and
+        // fence its own writes in flight).
+        if !matches!(h.at, Home::Here(_)) {
+            h.at = Home::Unknown;
+            self.resolve_home().await;
+        }
+        let Some(h) = self.home_state() else { return };
+        let idle: Vec<u64> = h
+            .pending
+            .iter()
+            .filter(|(_, p)| !p.awaiting)
+            .map(|(n, _)| *n)
+            .collect();
+        let here = matches!(h.at, Home::Here(_));
+        for n in idle {
+            let Some(h) = self.home_state() else { return };
+            let Some(p) = h.pending.get_mut(&n) else {
+                continue;
+            };
+            p.attempts += 1;
+            let attempts = p.attempts;
+            if here || attempts > MAX_FORWARD_ATTEMPTS {
+                let Some(p) = h.pending.remove(&n) else {
+                    continue;
+                };
+                let Some(conn) = self.participants.get(&p.conn).map(|pp| pp.conn.clone()) else {
+                    continue;
+                };
+                if here {
+                    // This node is the home now: the edit is sequenced here (a resend of one
+                    // the old home applied is found in the store and acked with its version).
+                    self.apply_edit(
+                        &conn,
+                        p.user,
+                        p.client,
+                        p.seq,
+                        p.base,
+                        p.ops,
+                        Some(p.conn),
+                        p.rid,
+                        p.received,
+                    )
+                    .await;
+                } else {
+                    conn.error(
+                        ErrorCode::Internal,
+                        "this session's home node could not be reached; join again",
+                        p.rid.as_ref(),
+                    );
+                }
+            } else if !self.send_forward(n) {
+                // The store did not say who the home is: asked again shortly.
+                self.schedule_reforward(attempts);
+            }
+        }
+    }
+
+    /// A version arrived from the home: when it is an edit forwarded from here, its connection
+    /// gets the ack and its id is returned (that connection gets no `op` of it).
+    pub(in crate::sync) fn ack_forwarded(&mut self, o: &StoredOp) -> Option<u64> {
+        let h = self.home_state()?;
+        let n = h
+            .pending
+            .iter()
+            .find(|(_, p)| p.seq == o.seq && *p.client == *o.client && *p.user == *o.user)
+            .map(|(n, _)| *n)?;
+        let p = h.pending.remove(&n)?;
+        self.send_forwarded_ack(&p, o.version);
+        Some(p.conn)
+    }
+
+    fn send_forwarded_ack(&self, p: &Pending, version: u64) {
+        self.metrics.edits_total.inc();
+        self.metrics.observe_ack(p.received.elapsed());
+        if let Some(pp) = self.participants.get(&p.conn) {
+            pp.conn
+                .send(ack_frame(&self.id, p.seq, version, p.rid.as_ref()));
+        }
+    }
+
+    /// An edit with nobody to ack, sent to the home and waited for (a suggestion accepted or a
+    /// version restored on this node: rare, and their callers need the version).
+    #[allow(clippy::too_many_arguments)]
+    async fn forward_and_wait(
+        &mut self,
+        pconn: &ConnHandle,
+        user: Arc<str>,
+        client: Arc<str>,
+        seq: u64,
+        base: u64,
+        ops: Op,
+        rid: Option<Json>,
+    ) -> Option<u64> {
+        let req = Forward {
+            session: self.id.to_string(),
+            user: user.to_string(),
+            client: client.to_string(),
+            seq,
+            base,
+            ops: serde_json::to_string(&ops).unwrap_or_default(),
+            rid: rid.clone(),
+        };
+        for attempt in 0..MAX_FORWARD_ATTEMPTS {
+            let Some(cl) = &self.cluster else { return None };
+            let node = match cl.home.as_ref().map(|h| &h.at) {
+                Some(Home::There(node)) => node.clone(),
+                Some(Home::Here(_)) => {
+                    // Took the lease meanwhile: sequence it here.
+                    return Box::pin(self.apply_edit(
+                        pconn,
+                        user,
+                        client,
+                        seq,
+                        base,
+                        ops,
+                        None,
+                        rid,
+                        Instant::now(),
+                    ))
+                    .await;
+                }
+                _ => String::new(),
+            };
+            let answer = if node.is_empty() {
+                None
+            } else {
+                cl.bus.forward(&node, req.clone()).await.ok()
+            };
+            match answer {
+                Some(ForwardReply::Acked { version }) => {
+                    self.catch_up_to(version).await;
+                    return Some(version);
+                }
+                Some(ForwardReply::Refused { frame }) => {
+                    pconn.send(frame);
+                    return None;
+                }
+                Some(ForwardReply::NotHome) | None => {
+                    tokio::time::sleep(RETRY_STEP * attempt.min(10)).await;
+                    self.home_unknown();
+                    self.resolve_home().await;
+                }
+            }
+        }
+        pconn.error(
+            ErrorCode::Internal,
+            "this session's home node could not be reached; try again",
+            rid.as_ref(),
+        );
+        None
+    }
+
+    /// Sequences an edit another node forwarded here; the answer goes back once it is durable.
+    pub(in crate::sync) async fn home_edit(&mut self, req: Forward, reply: HomeReply) {
+        if self.broken || self.state.is_none() || self.fence().is_none() {
+            return reply.send(ForwardReply::NotHome);
+        }
+        let ops: Op = match serde_json::from_str(&req.ops) {
+            Ok(o) => o,
+            Err(e) => {
+                let frame = encode_with_rid(
+                    &ServerMessage::error(ErrorCode::BadRequest, format!("edit unreadable: {e}")),
+                    req.rid.as_ref(),
+                );
+                return reply.send(ForwardReply::Refused {
+                    frame: frame.to_string(),
+                });
+            }
+        };
+        // Refusals sent to this stand-in connection go back to the forwarding node.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let stand_in = ConnHandle::new(
+            u64::MAX,
+            Arc::from(req.user.as_str()),
+            tx,
+            tokio_util::sync::CancellationToken::new(),
+            self.metrics.clone(),
+        );
+        let applied = self
+            .apply_edit(
+                &stand_in,
+                Arc::from(req.user.as_str()),
+                Arc::from(req.client.as_str()),
+                req.seq,
+                req.base,
+                ops,
+                None,
+                req.rid,
+                Instant::now(),
+            )
+            .await;
+        match applied {
+            Some(version) => self.when_committed(version, Action::Forwarded { reply }),
+            None => match rx.try_recv() {
+                Ok(crate::sync::Outbound::Frame(frame)) => reply.send(ForwardReply::Refused {
+                    frame: frame.to_string(),
+                }),
+                // Nothing said (the session broke): the other node asks again.
+                _ => drop(reply),
+            },
+        }
+    }
+}
