@@ -312,7 +312,11 @@ impl Actor {
             SessionMsg::Shutdown => self.shutting_down = true,
             SessionMsg::Remote(_) => {}
             SessionMsg::Forwarded { req, reply } => self.home_edit(req, reply).await,
-            SessionMsg::ForwardAnswer { n, outcome } => self.on_forward_answer(n, outcome).await,
+            SessionMsg::ForwardAnswer {
+                n,
+                attempt,
+                outcome,
+            } => self.on_forward_answer(n, attempt, outcome).await,
             SessionMsg::Reforward => self.reforward().await,
             SessionMsg::ForwardCheck => self.forward_check().await,
             SessionMsg::CatchUpTo { version } => self.catch_up_to(version).await,
@@ -739,6 +743,7 @@ impl Actor {
     pub(super) fn abandon(&mut self) {
         self.broken = true;
         self.reload = true;
+        self.give_up_home();
         let frame = Utf8Bytes::from(encode(&ServerMessage::error(
             ErrorCode::Internal,
             format!("session {} failed; join again", self.id),

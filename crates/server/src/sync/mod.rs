@@ -157,6 +157,8 @@ pub enum SessionMsg {
     /// The home's answer to forwarded edit `n`.
     ForwardAnswer {
         n: u64,
+        /// Which send of it this answers.
+        attempt: u32,
         outcome: cluster::ForwardOutcome,
     },
     /// Send the forwarded edits that failed again.

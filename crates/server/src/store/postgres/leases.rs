@@ -32,6 +32,23 @@ impl LeaseStore for PgStore {
         ttl: Duration,
     ) -> StoreFuture<'a, Lease> {
         Box::pin(async move {
+            // Read first: a live lease of another node needs no row lock (an upsert would
+            // lock it even when it changes nothing, queueing behind the home's commits).
+            let current: Option<(String, i64, bool)> = sqlx::query_as(
+                "SELECT node, epoch, expires_at < now() FROM session_leases WHERE session = $1",
+            )
+            .bind(session)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some((holder, epoch, false)) = current
+                && holder != node
+                && !holder.is_empty()
+            {
+                return Ok(Lease {
+                    node: holder,
+                    epoch: to_u64(epoch),
+                });
+            }
             let taken: Option<(String, i64)> = sqlx::query_as(
                 "INSERT INTO session_leases (session, node, epoch, expires_at) \
                  VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond') \
@@ -71,9 +88,12 @@ impl LeaseStore for PgStore {
             if sessions.is_empty() {
                 return Ok(Vec::new());
             }
+            // Rows locked in session order, as commits lock them (`check_fences`): no deadlock.
             let rows: Vec<(String, i64)> = sqlx::query_as(
-                "UPDATE session_leases SET expires_at = now() + $2 * interval '1 millisecond' \
-                 WHERE node = $1 AND session = ANY($3) RETURNING session, epoch",
+                "UPDATE session_leases l SET expires_at = now() + $2 * interval '1 millisecond' \
+                 FROM (SELECT session FROM session_leases WHERE node = $1 AND session = ANY($3) \
+                       ORDER BY session FOR UPDATE) s \
+                 WHERE l.session = s.session AND l.node = $1 RETURNING l.session, l.epoch",
             )
             .bind(node)
             .bind(ttl_ms(ttl))

@@ -40,6 +40,14 @@ use crate::store::{Lease, Store, StoredOp};
 const MAX_FORWARD_ATTEMPTS: u32 = 20;
 /// Waited before sending again after a failed forward, times the attempt (at most 10 times).
 const RETRY_STEP: Duration = Duration::from_millis(100);
+/// Forwarded edits of one session waiting for their answers on this node; past it a client's
+/// edit is refused (`rate_limited`) instead of queued without bound behind a slow home.
+const MAX_PENDING: usize = 4_096;
+/// The same, per connection, so one client cannot take the whole session's share.
+const MAX_PENDING_PER_CONN: usize = 256;
+/// An edit whose caller waits for the answer (a restore, an accepted suggestion) holds up the
+/// session's actor: it waits at most this many leases in all.
+const WAIT_LEASES: u32 = 4;
 /// After the home answered with a version this node has not heard yet, it is read from the
 /// store if the bus has not brought it this long after.
 const CATCH_UP_AFTER: Duration = Duration::from_millis(250);
@@ -110,15 +118,21 @@ pub fn spawn_renewals(sessions: Arc<Sessions>) {
             let Some(leases) = homes.store.leases() else {
                 return;
             };
-            // Only sessions still loaded here: one whose actor ended without giving its lease
-            // up (a panic) lets it expire.
-            let loaded: Vec<String> = homes
+            // Only sessions whose actor still runs here: one that ended without giving its
+            // lease up (a panic) lets it expire. Judged against this snapshot, so a lease taken
+            // during the round trip is not mistaken for a lost one.
+            let snapshot: Vec<(String, u64)> = homes
                 .held()
-                .keys()
-                .filter(|s| sessions.get(s, false).is_some())
-                .cloned()
+                .iter()
+                .filter(|(s, _)| {
+                    sessions
+                        .get(s, false)
+                        .is_some_and(|(_, tx)| !tx.is_closed())
+                })
+                .map(|(s, e)| (s.clone(), *e))
                 .collect();
-            let renewed = match leases.renew(&homes.node, &loaded, homes.ttl).await {
+            let names: Vec<String> = snapshot.iter().map(|(s, _)| s.clone()).collect();
+            let renewed = match leases.renew(&homes.node, &names, homes.ttl).await {
                 Ok(r) => r,
                 Err(e) => {
                     // Other nodes take the leases over once they expire; the fence stops this
@@ -130,10 +144,15 @@ pub fn spawn_renewals(sessions: Arc<Sessions>) {
             let renewed: HashMap<String, u64> = renewed.into_iter().collect();
             let lost: Vec<(String, u64)> = {
                 let mut held = homes.held();
-                let lost: Vec<(String, u64)> = held
-                    .iter()
-                    .filter(|(s, e)| renewed.get(*s) != Some(*e))
-                    .map(|(s, e)| (s.clone(), *e))
+                // Actors that ended without a word: nothing more to tell them.
+                held.retain(|s, _| {
+                    sessions
+                        .get(s, false)
+                        .is_some_and(|(_, tx)| !tx.is_closed())
+                });
+                let lost: Vec<(String, u64)> = snapshot
+                    .into_iter()
+                    .filter(|(s, e)| renewed.get(s) != Some(e) && held.get(s) == Some(e))
                     .collect();
                 for (s, _) in &lost {
                     held.remove(s);
@@ -142,9 +161,13 @@ pub fn spawn_renewals(sessions: Arc<Sessions>) {
             };
             for (session, epoch) in lost {
                 tracing::info!(%session, epoch, "home lease lost");
-                let _ = sessions
-                    .send(&session, SessionMsg::LeaseLost { epoch }, false)
-                    .await;
+                // Never waits on a busy session: the renewal of every other one would wait.
+                let sessions = sessions.clone();
+                tokio::spawn(async move {
+                    let _ = sessions
+                        .send(&session, SessionMsg::LeaseLost { epoch }, false)
+                        .await;
+                });
             }
         }
     });
@@ -211,20 +234,65 @@ struct Pending {
     ops: Op,
     rid: Option<Json>,
     received: Instant,
+    /// Times sent; an answer to an earlier send is stale and ignored.
     attempts: u32,
-    /// The request sent and not yet answered.
+    /// Sent and not yet answered, or answered with a version not applied here yet.
     awaiting: bool,
     /// When it was last sent.
     sent: Instant,
+    /// The version the home answered, until it arrives here.
+    acked: Option<u64>,
+}
+
+/// Forwarded edits in the order they came, findable by who sent them.
+#[derive(Default)]
+struct Queue {
+    by_number: BTreeMap<u64, Pending>,
+    by_seq: HashMap<(Arc<str>, Arc<str>, u64), u64>,
+    per_conn: HashMap<u64, usize>,
+    next: u64,
+}
+
+impl Queue {
+    fn push(&mut self, p: Pending) -> u64 {
+        let n = self.next;
+        self.next += 1;
+        self.by_seq
+            .insert((p.user.clone(), p.client.clone(), p.seq), n);
+        *self.per_conn.entry(p.conn).or_default() += 1;
+        self.by_number.insert(n, p);
+        n
+    }
+
+    fn take(&mut self, n: u64) -> Option<Pending> {
+        let p = self.by_number.remove(&n)?;
+        self.by_seq
+            .remove(&(p.user.clone(), p.client.clone(), p.seq));
+        if let Some(c) = self.per_conn.get_mut(&p.conn) {
+            *c -= 1;
+            if *c == 0 {
+                self.per_conn.remove(&p.conn);
+            }
+        }
+        Some(p)
+    }
+
+    fn find(&self, user: &str, client: &str, seq: u64) -> Option<u64> {
+        self.by_seq
+            .get(&(Arc::from(user), Arc::from(client), seq))
+            .copied()
+    }
+
+    fn of_conn(&self, conn: u64) -> usize {
+        self.per_conn.get(&conn).copied().unwrap_or(0)
+    }
 }
 
 /// The actor's side of home nodes; `None` in `Cluster` when they are off.
 pub(in crate::sync) struct HomeState {
     at: Home,
     homes: Arc<Homes>,
-    /// Forwarded edits by request number (their order).
-    pending: BTreeMap<u64, Pending>,
-    next: u64,
+    pending: Queue,
     /// A re-send of failed forwards is scheduled.
     retry_due: bool,
     /// A look at edits waiting long for their answer is scheduled.
@@ -236,8 +304,7 @@ impl HomeState {
         HomeState {
             at: Home::Unknown,
             homes,
-            pending: BTreeMap::new(),
-            next: 0,
+            pending: Queue::default(),
             retry_due: false,
             check_due: false,
         }
@@ -349,26 +416,36 @@ impl Actor {
                 .await;
         };
         let h = self.home_state()?;
-        let n = h.next;
-        h.next += 1;
-        h.pending.insert(
-            n,
-            Pending {
-                conn,
-                user,
-                client,
-                seq,
-                base,
-                ops,
-                rid,
-                received,
-                attempts: 0,
-                awaiting: false,
-                sent: Instant::now(),
-            },
-        );
+        if h.pending.by_number.len() >= MAX_PENDING
+            || h.pending.of_conn(conn) >= MAX_PENDING_PER_CONN
+        {
+            pconn.error(
+                ErrorCode::RateLimited,
+                "too many edits waiting for this session's home node; resend once acked",
+                rid.as_ref(),
+            );
+            return None;
+        }
+        // Behind edits waiting to be sent again, it waits too: they go in order.
+        let queued = h.retry_due || h.pending.by_number.values().any(|p| !p.awaiting);
+        let n = h.pending.push(Pending {
+            conn,
+            user,
+            client,
+            seq,
+            base,
+            ops,
+            rid,
+            received,
+            attempts: 0,
+            awaiting: false,
+            sent: Instant::now(),
+            acked: None,
+        });
         self.metrics.forwarded_edits_total.inc();
-        if !self.send_forward(n) {
+        if queued {
+            self.schedule_reforward(0);
+        } else if !self.send_forward(n) {
             // No home known (the store did not answer): asked again shortly.
             self.schedule_reforward(0);
         }
@@ -385,11 +462,24 @@ impl Actor {
         let Home::There(node) = &h.at else {
             return false;
         };
-        let Some(p) = h.pending.get_mut(&n) else {
+        let Some(p) = h.pending.by_number.get_mut(&n) else {
             return true;
         };
         p.awaiting = true;
+        p.acked = None;
+        p.attempts += 1;
         p.sent = Instant::now();
+        let attempt = p.attempts;
+        let req = Forward {
+            session: self.id.to_string(),
+            user: p.user.to_string(),
+            client: p.client.to_string(),
+            seq: p.seq,
+            base: p.base,
+            ops: serde_json::to_string(&p.ops).unwrap_or_default(),
+            rid: p.rid.clone(),
+        };
+        let answer = cl.bus.forward(node, req);
         if !h.check_due {
             // A home killed with edits in flight never answers them, and NATS only says "no
             // responders" to later ones: look again at half the lease.
@@ -402,16 +492,6 @@ impl Actor {
                 let _ = sessions.send(&id, SessionMsg::ForwardCheck, false).await;
             });
         }
-        let req = Forward {
-            session: self.id.to_string(),
-            user: p.user.to_string(),
-            client: p.client.to_string(),
-            seq: p.seq,
-            base: p.base,
-            ops: serde_json::to_string(&p.ops).unwrap_or_default(),
-            rid: p.rid.clone(),
-        };
-        let answer = cl.bus.forward(node, req);
         let sessions = self.sessions.clone();
         let id = self.id.clone();
         tokio::spawn(async move {
@@ -419,9 +499,12 @@ impl Actor {
                 Ok(r) => ForwardOutcome::Replied(r),
                 Err(_) => ForwardOutcome::Unreachable,
             };
-            let _ = sessions
-                .send(&id, SessionMsg::ForwardAnswer { n, outcome }, false)
-                .await;
+            let msg = SessionMsg::ForwardAnswer {
+                n,
+                attempt,
+                outcome,
+            };
+            let _ = sessions.send(&id, msg, false).await;
         });
         true
     }
@@ -442,25 +525,35 @@ impl Actor {
         });
     }
 
-    /// The home's answer to pending edit `n`.
-    pub(in crate::sync) async fn on_forward_answer(&mut self, n: u64, outcome: ForwardOutcome) {
-        let head = self.state.as_ref().map_or(0, |c| c.version);
+    /// The home's answer to the `attempt`th send of pending edit `n`.
+    pub(in crate::sync) async fn on_forward_answer(
+        &mut self,
+        n: u64,
+        attempt: u32,
+        outcome: ForwardOutcome,
+    ) {
+        // Compared with what is durable here: a node that was the home may still hold its own
+        // unconfirmed versions, which a rollback takes back.
+        let committed = self.committed();
         let Some(h) = self.home_state() else { return };
-        let Some(p) = h.pending.get_mut(&n) else {
+        let Some(p) = h.pending.by_number.get_mut(&n) else {
             // Acked already: its version came first.
             return;
         };
-        p.awaiting = false;
+        if p.attempts != attempt || !p.awaiting {
+            // The answer to a send that was given up on; a later one is on its way.
+            return;
+        }
         match outcome {
             ForwardOutcome::Replied(ForwardReply::Acked { version }) => {
-                if version <= head {
+                if version <= committed {
                     // A resend of an edit applied before: ack it now.
-                    if let Some(p) = h.pending.remove(&n) {
+                    if let Some(p) = h.pending.take(n) {
                         self.send_forwarded_ack(&p, version);
                     }
                 } else {
                     // Its `op` is on the way; the store has it if the bus lost it.
-                    p.awaiting = true;
+                    p.acked = Some(version);
                     let sessions = self.sessions.clone();
                     let id = self.id.clone();
                     tokio::spawn(async move {
@@ -472,7 +565,7 @@ impl Actor {
                 }
             }
             ForwardOutcome::Replied(ForwardReply::Refused { frame }) => {
-                if let Some(p) = h.pending.remove(&n)
+                if let Some(p) = h.pending.take(n)
                     && let Some(pp) = self.participants.get(&p.conn)
                 {
                     pp.conn.send(frame);
@@ -482,8 +575,10 @@ impl Actor {
                 // The home is gone or moved: every edit sent to it before this one is in the
                 // same state, so all go again (the home dedupes any it did apply).
                 let attempts = p.attempts;
-                for q in h.pending.range_mut(..n) {
-                    q.1.awaiting = false;
+                for q in h.pending.by_number.range_mut(..=n) {
+                    if q.1.acked.is_none() {
+                        q.1.awaiting = false;
+                    }
                 }
                 self.schedule_reforward(attempts);
             }
@@ -492,34 +587,46 @@ impl Actor {
 
     /// Edits unanswered for half a lease or more: when the lease has moved (or expired, and
     /// this node took it), they go to the new home now instead of waiting out their timeout.
+    /// Versions the home acked that never arrived are read from the store.
     pub(in crate::sync) async fn forward_check(&mut self) {
         let Some(h) = self.home_state() else { return };
         h.check_due = false;
         let patience = h.homes.ttl / 2;
         let before = h.at.clone();
-        let overdue = matches!(before, Home::There(_))
+        let newest_acked = h.pending.by_number.values().filter_map(|p| p.acked).max();
+        let waiting = |p: &Pending| p.awaiting && p.acked.is_none();
+        let overdue = !matches!(before, Home::Here(_))
             && h.pending
+                .by_number
                 .values()
-                .any(|p| p.awaiting && p.sent.elapsed() >= patience);
-        if overdue {
-            h.at = Home::Unknown;
-            self.resolve_home().await;
-        }
-        let id = self.id.clone();
-        let Some(h) = self.home_state() else { return };
+                .any(|p| waiting(p) && p.sent.elapsed() >= patience);
         // Past a whole lease the request itself was likely lost (NATS restarting): the same
         // home gets it again, and dedupes it if it did arrive.
         let lost = h
             .pending
+            .by_number
             .values()
-            .any(|p| p.awaiting && p.sent.elapsed() >= patience * 2);
+            .any(|p| waiting(p) && p.sent.elapsed() >= patience * 2);
+        if let Some(v) = newest_acked {
+            self.catch_up_to(v).await;
+        }
+        if overdue {
+            self.home_unknown();
+            self.resolve_home().await;
+        }
+        let id = self.id.clone();
+        let Some(h) = self.home_state() else { return };
         if overdue && h.at != Home::Unknown && (h.at != before || lost) {
             tracing::info!(session = %id, from = ?before, to = ?h.at, "sending the edits waiting for the home again");
-            for p in h.pending.values_mut() {
-                p.awaiting = false;
+            for p in h.pending.by_number.values_mut() {
+                if p.acked.is_none() {
+                    p.awaiting = false;
+                }
             }
             self.reforward().await;
-        } else if h.pending.values().any(|p| p.awaiting) && !h.check_due {
+        }
+        let Some(h) = self.home_state() else { return };
+        if !h.pending.by_number.is_empty() && !h.check_due {
             h.check_due = true;
             let sessions = self.sessions.clone();
             tokio::spawn(async move {
@@ -531,7 +638,7 @@ impl Actor {
 
     /// The home answered with a version the bus has not brought yet: read it from the store.
     pub(in crate::sync) async fn catch_up_to(&mut self, version: u64) {
-        if self.state.as_ref().is_some_and(|c| c.version < version) {
+        if self.settled() && self.committed() < version {
             self.catch_up().await;
         }
     }
@@ -550,6 +657,7 @@ impl Actor {
         let Some(h) = self.home_state() else { return };
         let idle: Vec<u64> = h
             .pending
+            .by_number
             .iter()
             .filter(|(_, p)| !p.awaiting)
             .map(|(n, _)| *n)
@@ -557,13 +665,12 @@ impl Actor {
         let here = matches!(h.at, Home::Here(_));
         for n in idle {
             let Some(h) = self.home_state() else { return };
-            let Some(p) = h.pending.get_mut(&n) else {
+            let Some(p) = h.pending.by_number.get(&n) else {
                 continue;
             };
-            p.attempts += 1;
             let attempts = p.attempts;
-            if here || attempts > MAX_FORWARD_ATTEMPTS {
-                let Some(p) = h.pending.remove(&n) else {
+            if here || attempts >= MAX_FORWARD_ATTEMPTS {
+                let Some(p) = h.pending.take(n) else {
                     continue;
                 };
                 let Some(conn) = self.participants.get(&p.conn).map(|pp| pp.conn.clone()) else {
@@ -594,6 +701,7 @@ impl Actor {
             } else if !self.send_forward(n) {
                 // The store did not say who the home is: asked again shortly.
                 self.schedule_reforward(attempts);
+                return;
             }
         }
     }
@@ -602,12 +710,8 @@ impl Actor {
     /// gets the ack and its id is returned (that connection gets no `op` of it).
     pub(in crate::sync) fn ack_forwarded(&mut self, o: &StoredOp) -> Option<u64> {
         let h = self.home_state()?;
-        let n = h
-            .pending
-            .iter()
-            .find(|(_, p)| p.seq == o.seq && *p.client == *o.client && *p.user == *o.user)
-            .map(|(n, _)| *n)?;
-        let p = h.pending.remove(&n)?;
+        let n = h.pending.find(&o.user, &o.client, o.seq)?;
+        let p = h.pending.take(n)?;
         self.send_forwarded_ack(&p, o.version);
         Some(p.conn)
     }
@@ -619,6 +723,20 @@ impl Actor {
             pp.conn
                 .send(ack_frame(&self.id, p.seq, version, p.rid.as_ref()));
         }
+    }
+
+    /// The session broke (a failed write, an unreadable version): it stops being the home at
+    /// once — no more renewals, so another node takes the lease when it expires.
+    pub(in crate::sync) fn give_up_home(&mut self) {
+        let id = self.id.clone();
+        let Some(h) = self.home_state() else { return };
+        if let Home::Here(epoch) = h.at {
+            let mut held = h.homes.held();
+            if held.get(&*id) == Some(&epoch) {
+                held.remove(&*id);
+            }
+        }
+        h.at = Home::Unknown;
     }
 
     /// An edit with nobody to ack, sent to the home and waited for (a suggestion accepted or a
@@ -643,7 +761,12 @@ impl Actor {
             ops: serde_json::to_string(&ops).unwrap_or_default(),
             rid: rid.clone(),
         };
+        let ttl = self.home_state().map(|h| h.homes.ttl)?;
+        let deadline = tokio::time::Instant::now() + ttl * WAIT_LEASES;
         for attempt in 0..MAX_FORWARD_ATTEMPTS {
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
             let Some(cl) = &self.cluster else { return None };
             let node = match cl.home.as_ref().map(|h| &h.at) {
                 Some(Home::There(node)) => node.clone(),
@@ -667,7 +790,11 @@ impl Actor {
             let answer = if node.is_empty() {
                 None
             } else {
-                cl.bus.forward(&node, req.clone()).await.ok()
+                let answer = cl.bus.forward(&node, req.clone());
+                match tokio::time::timeout_at(deadline, answer).await {
+                    Ok(Ok(reply)) => Some(reply),
+                    _ => None,
+                }
             };
             match answer {
                 Some(ForwardReply::Acked { version }) => {
@@ -695,8 +822,19 @@ impl Actor {
 
     /// Sequences an edit another node forwarded here; the answer goes back once it is durable.
     pub(in crate::sync) async fn home_edit(&mut self, req: Forward, reply: HomeReply) {
-        if self.broken || self.state.is_none() || self.fence().is_none() {
+        if self.broken || self.state.is_none() {
             return reply.send(ForwardReply::NotHome);
+        }
+        if self.home_state().is_some_and(|h| h.at == Home::Unknown) {
+            // A refused append left it unsure: the store says whether it still is the home.
+            self.resolve_home().await;
+        }
+        if self.fence().is_none() {
+            return reply.send(ForwardReply::NotHome);
+        }
+        if self.state.as_ref().is_some_and(|c| req.base > c.version) && self.settled() {
+            // Based on a version this node has not applied (its bus message is late).
+            self.catch_up().await;
         }
         let ops: Op = match serde_json::from_str(&req.ops) {
             Ok(o) => o,
@@ -742,5 +880,44 @@ impl Actor {
                 _ => drop(reply),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(conn: u64, client: &str, seq: u64) -> Pending {
+        Pending {
+            conn,
+            user: Arc::from("u"),
+            client: Arc::from(client),
+            seq,
+            base: 0,
+            ops: Op::default(),
+            rid: None,
+            received: Instant::now(),
+            attempts: 0,
+            awaiting: false,
+            sent: Instant::now(),
+            acked: None,
+        }
+    }
+
+    #[test]
+    fn the_queue_keeps_order_and_finds_edits_by_sender() {
+        let mut q = Queue::default();
+        let a = q.push(pending(1, "c1", 1));
+        let b = q.push(pending(1, "c1", 2));
+        let c = q.push(pending(2, "c2", 1));
+        assert!(a < b && b < c);
+        assert_eq!((q.of_conn(1), q.of_conn(2), q.of_conn(3)), (2, 1, 0));
+        assert_eq!(q.find("u", "c1", 2), Some(b));
+        assert_eq!(q.find("u", "c2", 2), None);
+        assert_eq!(q.take(b).map(|p| p.seq), Some(2));
+        assert!(q.take(b).is_none(), "taken once");
+        assert_eq!(q.find("u", "c1", 2), None);
+        assert_eq!(q.of_conn(1), 1);
+        assert_eq!(q.by_number.keys().copied().collect::<Vec<_>>(), [a, c]);
     }
 }
