@@ -5,8 +5,9 @@
 //! `meta.c<client>` to its send time, which lets every receiver measure broadcast latency on the
 //! same clock. Without `--addr` it starts its own `montage serve` on a temp dir (or `--nodes N`
 //! of them on `--database-url` and `--nats-url`) and reports their CPU time and peak memory as
-//! well. With several nodes, client i talks to node i mod N, so every session is written through
-//! several nodes at once, and the conflict retries the nodes counted are reported.
+//! well. With several nodes, client i talks to node i mod N (`--route client`), so every session
+//! is written through several nodes at once, and the edits forwarded to home nodes and the
+//! conflict retries the nodes counted are reported.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::PathBuf;
@@ -72,7 +73,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     stalled: usize,
     /// How clients are spread over several nodes: `client` (client i on node i mod N, so every
-    /// session is written through every node: the worst case for cross-node sequencing) or
+    /// session is written through every node: most edits are forwarded to the session's home
+    /// node, or with `--home-lease-ms 0` sequenced against each other) or
     /// `session` (all clients of session s on node s mod N, as a session-affine load balancer
     /// places them).
     #[arg(long, value_enum, default_value_t = Route::Client)]

@@ -812,9 +812,10 @@ impl Actor {
                 }
             }
         }
+        // The home may still apply it: a blind retry could do it twice.
         pconn.error(
             ErrorCode::Internal,
-            "this session's home node could not be reached; try again",
+            "this session's home node did not answer in time; the change may still be applied, so look at the session before trying again",
             rid.as_ref(),
         );
         None
