@@ -30,6 +30,35 @@ pub(super) struct Participant {
     pub(super) ready: bool,
 }
 
+/// An edit as its sender asked for it: a client, an accepted suggestion, a restore, or another
+/// node forwarding its client's edit.
+#[derive(Debug)]
+pub(super) struct EditRequest {
+    pub(super) user: Arc<str>,
+    pub(super) client: Arc<str>,
+    pub(super) seq: u64,
+    pub(super) base: u64,
+    pub(super) ops: Op,
+    pub(super) rid: Option<Json>,
+    pub(super) received: Instant,
+}
+
+impl EditRequest {
+    /// An edit made on the server's side (a suggestion accepted, a version restored): the first
+    /// of its `client`, at `base`, now.
+    pub(super) fn server_made(user: Arc<str>, client: Arc<str>, base: u64, ops: Op) -> Self {
+        EditRequest {
+            user,
+            client,
+            seq: 1,
+            base,
+            ops,
+            rid: None,
+            received: Instant::now(),
+        }
+    }
+}
+
 pub(super) enum Action {
     Edit {
         conn: u64,
@@ -414,43 +443,40 @@ impl Actor {
         if self.refuse_if_unavailable(&pconn, rid.as_ref()) {
             return;
         }
-        let user = pconn.user.clone();
-        self.apply_edit(
-            &pconn,
-            user,
+        let req = EditRequest {
+            user: pconn.user.clone(),
             client,
             seq,
             base,
             ops,
-            Some(conn),
             rid,
             received,
-        )
-        .await;
+        };
+        self.apply_edit(&pconn, req, Some(conn)).await;
     }
 
     /// Transforms an edit past the versions after `base`, applies it as `user`'s and hands it
     /// to the committer; `ack` (when set) gets the ack, everyone else the `op`. Errors go to
     /// `pconn`. Returns the version it was (or, for a resend, had been) applied as.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn apply_edit(
         &mut self,
         pconn: &ConnHandle,
-        user: Arc<str>,
-        client: Arc<str>,
-        seq: u64,
-        base: u64,
-        ops: Op,
+        req: EditRequest,
         ack: Option<u64>,
-        rid: Option<Json>,
-        received: Instant,
     ) -> Option<u64> {
         // Another node sequences this session: it goes there (`cluster::home`).
         if self.forwarding().await {
-            return self
-                .forward_edit(pconn, user, client, seq, base, ops, ack, rid, received)
-                .await;
+            return self.forward_edit(pconn, req, ack).await;
         }
+        let EditRequest {
+            user,
+            client,
+            seq,
+            base,
+            ops,
+            rid,
+            received,
+        } = req;
         // No participant has this id: an edit without an ack (an accepted suggestion).
         let conn = ack.unwrap_or(u64::MAX);
         // Comments load before the head moves, so their anchors and suggestions see it move.

@@ -22,7 +22,7 @@ use montage_protocol::{ErrorCode, Role};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{Action, Actor};
+use super::actor::{Action, Actor, EditRequest};
 use super::{ConnHandle, Outbound, SessionMsg};
 use crate::App;
 use crate::access::{Principal, check_permission};
@@ -413,14 +413,8 @@ impl Actor {
             let applied = self
                 .apply_edit(
                     &conn,
-                    user,
-                    client,
-                    1,
-                    head,
-                    ops,
+                    EditRequest::server_made(user, client, head, ops),
                     None,
-                    None,
-                    std::time::Instant::now(),
                 )
                 .await;
             let Some(version) = applied else {

@@ -3,7 +3,6 @@
 //! accepted suggestions go through the same path as any edit.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
@@ -13,7 +12,7 @@ use montage_protocol::{
 use serde_json::Value as Json;
 
 use super::ConnHandle;
-use super::actor::{Action, Actor};
+use super::actor::{Action, Actor, EditRequest};
 use crate::clock::{new_id, now_rfc3339};
 use crate::social::notifications::{self, Notifier};
 use crate::social::suggestions::edit_client;
@@ -248,14 +247,8 @@ impl Actor {
                 let Some(version) = self
                     .apply_edit(
                         pconn,
-                        author,
-                        client,
-                        1,
-                        base,
-                        ops,
+                        EditRequest::server_made(author, client, base, ops),
                         None,
-                        None,
-                        Instant::now(),
                     )
                     .await
                 else {

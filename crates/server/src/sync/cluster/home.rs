@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 
 use montage_ot::Op;
 use montage_protocol::{ErrorCode, ServerMessage, encode_with_rid};
-use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
-use super::super::actor::{Action, Actor, ack_frame};
+use super::super::actor::{Action, Actor, EditRequest, ack_frame};
 use super::super::{ConnHandle, SessionMsg, Sessions};
 use crate::bus::{Bus, Forward, ForwardReply};
 use crate::error::Result;
@@ -213,6 +212,20 @@ impl Drop for HomeReply {
     }
 }
 
+impl Forward {
+    fn new(session: &str, e: &EditRequest) -> Forward {
+        Forward {
+            session: session.to_owned(),
+            user: e.user.to_string(),
+            client: e.client.to_string(),
+            seq: e.seq,
+            base: e.base,
+            ops: serde_json::to_string(&e.ops).unwrap_or_default(),
+            rid: e.rid.clone(),
+        }
+    }
+}
+
 /// Where a session is sequenced, as this node's actor knows it.
 #[derive(Debug, Clone, PartialEq)]
 enum Home {
@@ -227,13 +240,7 @@ enum Home {
 /// A client's edit sent to the home, until its ack or refusal is sent.
 struct Pending {
     conn: u64,
-    user: Arc<str>,
-    client: Arc<str>,
-    seq: u64,
-    base: u64,
-    ops: Op,
-    rid: Option<Json>,
-    received: Instant,
+    req: EditRequest,
     /// Times sent; an answer to an earlier send is stale and ignored.
     attempts: u32,
     /// Sent and not yet answered, or answered with a version not applied here yet.
@@ -258,7 +265,7 @@ impl Queue {
         let n = self.next;
         self.next += 1;
         self.by_seq
-            .insert((p.user.clone(), p.client.clone(), p.seq), n);
+            .insert((p.req.user.clone(), p.req.client.clone(), p.req.seq), n);
         *self.per_conn.entry(p.conn).or_default() += 1;
         self.by_number.insert(n, p);
         n
@@ -267,7 +274,7 @@ impl Queue {
     fn take(&mut self, n: u64) -> Option<Pending> {
         let p = self.by_number.remove(&n)?;
         self.by_seq
-            .remove(&(p.user.clone(), p.client.clone(), p.seq));
+            .remove(&(p.req.user.clone(), p.req.client.clone(), p.req.seq));
         if let Some(c) = self.per_conn.get_mut(&p.conn) {
             *c -= 1;
             if *c == 0 {
@@ -397,23 +404,14 @@ impl Actor {
     /// Sends a client's edit (`ack` is its connection) to the home; the ack or refusal comes
     /// later. An edit without a connection to ack (an accepted suggestion, a restore) waits for
     /// the answer and returns its version once this node has applied it.
-    #[allow(clippy::too_many_arguments)]
     pub(in crate::sync) async fn forward_edit(
         &mut self,
         pconn: &ConnHandle,
-        user: Arc<str>,
-        client: Arc<str>,
-        seq: u64,
-        base: u64,
-        ops: Op,
+        req: EditRequest,
         ack: Option<u64>,
-        rid: Option<Json>,
-        received: Instant,
     ) -> Option<u64> {
         let Some(conn) = ack else {
-            return self
-                .forward_and_wait(pconn, user, client, seq, base, ops, rid)
-                .await;
+            return self.forward_and_wait(pconn, req).await;
         };
         let h = self.home_state()?;
         if h.pending.by_number.len() >= MAX_PENDING
@@ -422,7 +420,7 @@ impl Actor {
             pconn.error(
                 ErrorCode::RateLimited,
                 "too many edits waiting for this session's home node; resend once acked",
-                rid.as_ref(),
+                req.rid.as_ref(),
             );
             return None;
         }
@@ -430,13 +428,7 @@ impl Actor {
         let queued = h.retry_due || h.pending.by_number.values().any(|p| !p.awaiting);
         let n = h.pending.push(Pending {
             conn,
-            user,
-            client,
-            seq,
-            base,
-            ops,
-            rid,
-            received,
+            req,
             attempts: 0,
             awaiting: false,
             sent: Instant::now(),
@@ -470,15 +462,7 @@ impl Actor {
         p.attempts += 1;
         p.sent = Instant::now();
         let attempt = p.attempts;
-        let req = Forward {
-            session: self.id.to_string(),
-            user: p.user.to_string(),
-            client: p.client.to_string(),
-            seq: p.seq,
-            base: p.base,
-            ops: serde_json::to_string(&p.ops).unwrap_or_default(),
-            rid: p.rid.clone(),
-        };
+        let req = Forward::new(&self.id, &p.req);
         let answer = cl.bus.forward(node, req);
         if !h.check_due {
             // A home killed with edits in flight never answers them, and NATS only says "no
@@ -679,23 +663,12 @@ impl Actor {
                 if here {
                     // This node is the home now: the edit is sequenced here (a resend of one
                     // the old home applied is found in the store and acked with its version).
-                    self.apply_edit(
-                        &conn,
-                        p.user,
-                        p.client,
-                        p.seq,
-                        p.base,
-                        p.ops,
-                        Some(p.conn),
-                        p.rid,
-                        p.received,
-                    )
-                    .await;
+                    self.apply_edit(&conn, p.req, Some(p.conn)).await;
                 } else {
                     conn.error(
                         ErrorCode::Internal,
                         "this session's home node could not be reached; join again",
-                        p.rid.as_ref(),
+                        p.req.rid.as_ref(),
                     );
                 }
             } else if !self.send_forward(n) {
@@ -718,10 +691,10 @@ impl Actor {
 
     fn send_forwarded_ack(&self, p: &Pending, version: u64) {
         self.metrics.edits_total.inc();
-        self.metrics.observe_ack(p.received.elapsed());
+        self.metrics.observe_ack(p.req.received.elapsed());
         if let Some(pp) = self.participants.get(&p.conn) {
             pp.conn
-                .send(ack_frame(&self.id, p.seq, version, p.rid.as_ref()));
+                .send(ack_frame(&self.id, p.req.seq, version, p.req.rid.as_ref()));
         }
     }
 
@@ -741,26 +714,8 @@ impl Actor {
 
     /// An edit with nobody to ack, sent to the home and waited for (a suggestion accepted or a
     /// version restored on this node: rare, and their callers need the version).
-    #[allow(clippy::too_many_arguments)]
-    async fn forward_and_wait(
-        &mut self,
-        pconn: &ConnHandle,
-        user: Arc<str>,
-        client: Arc<str>,
-        seq: u64,
-        base: u64,
-        ops: Op,
-        rid: Option<Json>,
-    ) -> Option<u64> {
-        let req = Forward {
-            session: self.id.to_string(),
-            user: user.to_string(),
-            client: client.to_string(),
-            seq,
-            base,
-            ops: serde_json::to_string(&ops).unwrap_or_default(),
-            rid: rid.clone(),
-        };
+    async fn forward_and_wait(&mut self, pconn: &ConnHandle, edit: EditRequest) -> Option<u64> {
+        let req = Forward::new(&self.id, &edit);
         let ttl = self.home_state().map(|h| h.homes.ttl)?;
         let deadline = tokio::time::Instant::now() + ttl * WAIT_LEASES;
         for attempt in 0..MAX_FORWARD_ATTEMPTS {
@@ -772,18 +727,7 @@ impl Actor {
                 Some(Home::There(node)) => node.clone(),
                 Some(Home::Here(_)) => {
                     // Took the lease meanwhile: sequence it here.
-                    return Box::pin(self.apply_edit(
-                        pconn,
-                        user,
-                        client,
-                        seq,
-                        base,
-                        ops,
-                        None,
-                        rid,
-                        Instant::now(),
-                    ))
-                    .await;
+                    return Box::pin(self.apply_edit(pconn, edit, None)).await;
                 }
                 _ => String::new(),
             };
@@ -816,7 +760,7 @@ impl Actor {
         pconn.error(
             ErrorCode::Internal,
             "this session's home node did not answer in time; the change may still be applied, so look at the session before trying again",
-            rid.as_ref(),
+            edit.rid.as_ref(),
         );
         None
     }
@@ -858,19 +802,16 @@ impl Actor {
             tokio_util::sync::CancellationToken::new(),
             self.metrics.clone(),
         );
-        let applied = self
-            .apply_edit(
-                &stand_in,
-                Arc::from(req.user.as_str()),
-                Arc::from(req.client.as_str()),
-                req.seq,
-                req.base,
-                ops,
-                None,
-                req.rid,
-                Instant::now(),
-            )
-            .await;
+        let edit = EditRequest {
+            user: Arc::from(req.user.as_str()),
+            client: Arc::from(req.client.as_str()),
+            seq: req.seq,
+            base: req.base,
+            ops,
+            rid: req.rid,
+            received: Instant::now(),
+        };
+        let applied = self.apply_edit(&stand_in, edit, None).await;
         match applied {
             Some(version) => self.when_committed(version, Action::Forwarded { reply }),
             None => match rx.try_recv() {
@@ -891,13 +832,10 @@ mod tests {
     fn pending(conn: u64, client: &str, seq: u64) -> Pending {
         Pending {
             conn,
-            user: Arc::from("u"),
-            client: Arc::from(client),
-            seq,
-            base: 0,
-            ops: Op::default(),
-            rid: None,
-            received: Instant::now(),
+            req: EditRequest {
+                seq,
+                ..EditRequest::server_made(Arc::from("u"), Arc::from(client), 0, Op::default())
+            },
             attempts: 0,
             awaiting: false,
             sent: Instant::now(),
@@ -915,7 +853,7 @@ mod tests {
         assert_eq!((q.of_conn(1), q.of_conn(2), q.of_conn(3)), (2, 1, 0));
         assert_eq!(q.find("u", "c1", 2), Some(b));
         assert_eq!(q.find("u", "c2", 2), None);
-        assert_eq!(q.take(b).map(|p| p.seq), Some(2));
+        assert_eq!(q.take(b).map(|p| p.req.seq), Some(2));
         assert!(q.take(b).is_none(), "taken once");
         assert_eq!(q.find("u", "c1", 2), None);
         assert_eq!(q.of_conn(1), 1);

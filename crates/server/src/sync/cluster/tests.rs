@@ -484,6 +484,52 @@ async fn the_lease_moves_to_a_node_whose_home_let_the_session_go() {
     );
 }
 
+/// A restore asked on a node that is not the home is sequenced by the home, and its caller hears
+/// the version once this node has it.
+#[tokio::test]
+async fn a_restore_on_another_node_is_sequenced_by_the_home() {
+    let store = Arc::new(MemoryStore::new());
+    let hub = LocalHub::new();
+    let a = home_node(store.clone(), hub.node("a"), Duration::from_secs(30));
+    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    let mut alice = Peer::new(&a, 1, "alice");
+    alice.join(&a, "s").await;
+    alice.op(&a, "s", 0, 1, ins("one")).await;
+    assert_eq!(alice.until("ack").await["version"], 1);
+    let who = crate::access::Principal::new("alice", None);
+    let (_, at_1) = a.sessions.state("s", &who).await.unwrap();
+    alice.op(&a, "s", 1, 2, ins("two")).await;
+    assert_eq!(alice.until("ack").await["version"], 2);
+    let bob = Peer::new(&b, 2, "bob");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let m = SessionMsg::Restore {
+        conn: bob.conn.clone(),
+        version: 1,
+        target: serde_json::from_str(&at_1).unwrap(),
+        element: None,
+        reply: tx,
+    };
+    b.sessions.send("s", m, true).await.unwrap();
+    let (version, _) = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(version, 3);
+    assert_eq!(
+        b.metrics.forwarded_edits_total.get(),
+        0,
+        "waited for, not queued"
+    );
+    assert_eq!(store.op_count("s"), 3);
+    // Both nodes hold the document of version 1 again, as version 3.
+    assert_eq!(
+        a.sessions.state("s", &who).await.unwrap(),
+        (3, at_1.clone())
+    );
+    assert_eq!(b.sessions.state("s", &who).await.unwrap(), (3, at_1));
+}
+
 /// Link access open: these tests are about the cluster, not access.
 fn open_config() -> Config {
     let mut c = Config::new("/nonexistent", b"k".to_vec());
