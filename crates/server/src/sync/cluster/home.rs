@@ -173,7 +173,7 @@ pub fn spawn_renewals(sessions: Arc<Sessions>) {
 }
 
 /// Hands edits other nodes forward here to their sessions' actors, in arrival order. A session
-/// not loaded here is not homed here: the message drops and its [`HomeReply`] says `not_home`.
+/// not loaded here is not homed here: the message drops and its `HomeReply` says `not_home`.
 pub fn spawn_forward_dispatcher(sessions: Arc<Sessions>, bus: &dyn Bus) {
     let Some(mut rx) = bus.take_forwards() else {
         return;
