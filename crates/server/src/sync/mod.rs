@@ -25,6 +25,7 @@ mod snapshots;
 mod social;
 #[cfg(test)]
 mod tests;
+mod watches;
 
 pub use cluster::{
     Homes, MAX_CONFLICT_RETRIES, spawn_bus_dispatcher, spawn_forward_dispatcher, spawn_renewals,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
 use montage_protocol::{ErrorCode, Role};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::access::Principal;
@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 use super::actor::Actor;
+use super::watches::{KeyedWatch, Watches};
 use super::{CommitItem, EditObserver, SessionMsg};
 use crate::social::service::{ContributionKind, ContributionTally};
 
@@ -28,76 +29,14 @@ pub(super) struct Entry {
     pub(super) tx: mpsc::Sender<SessionMsg>,
 }
 
-/// A live preview's watch of a session's versions; the session's entry goes with its last watch.
-pub struct VersionWatch {
-    pub(crate) rx: watch::Receiver<u64>,
-    id: Arc<str>,
-    sessions: std::sync::Weak<Sessions>,
-}
-
-impl VersionWatch {
-    /// A watch of a bare channel, belonging to no `Sessions` (unit tests of the pacing).
-    #[cfg(test)]
-    pub(crate) fn detached(rx: watch::Receiver<u64>) -> VersionWatch {
-        VersionWatch {
-            rx,
-            id: Arc::from(""),
-            sessions: std::sync::Weak::new(),
-        }
-    }
-}
-
+/// A live preview's watch of a session's committed versions.
+pub type VersionWatch = KeyedWatch<u64>;
 /// A timeline preview's watch of one user's playhead in a session (presence `playhead`, in
-/// seconds); the entry goes with its last watch.
-pub struct PlayheadWatch {
-    pub(crate) rx: watch::Receiver<Option<f64>>,
-    key: Arc<str>,
-    sessions: std::sync::Weak<Sessions>,
-}
+/// seconds).
+pub type PlayheadWatch = KeyedWatch<Option<f64>>;
 
-impl PlayheadWatch {
-    /// A watch of a bare channel, belonging to no `Sessions` (unit tests of the pacing).
-    #[cfg(test)]
-    pub(crate) fn detached(rx: watch::Receiver<Option<f64>>) -> PlayheadWatch {
-        PlayheadWatch {
-            rx,
-            key: Arc::from(""),
-            sessions: std::sync::Weak::new(),
-        }
-    }
-}
-
-impl Drop for PlayheadWatch {
-    fn drop(&mut self) {
-        let Some(sessions) = self.sessions.upgrade() else {
-            return;
-        };
-        let mut map = sessions.playheads.lock().unwrap_or_else(|p| p.into_inner());
-        if map
-            .get(&self.key)
-            .is_some_and(|tx| tx.receiver_count() <= 1)
-        {
-            map.remove(&self.key);
-        }
-    }
-}
-
-fn playhead_key(session: &str, user: &str) -> Arc<str> {
-    Arc::from(format!("{session}\0{user}"))
-}
-
-impl Drop for VersionWatch {
-    fn drop(&mut self) {
-        let Some(sessions) = self.sessions.upgrade() else {
-            return;
-        };
-        let mut map = sessions.versions.lock().unwrap_or_else(|p| p.into_inner());
-        // Under the lock no watch is added or dropped: one receiver left is this one.
-        if map.get(&self.id).is_some_and(|tx| tx.receiver_count() <= 1) {
-            map.remove(&self.id);
-        }
-        sessions.metrics.preview_watches.set(map.len() as i64);
-    }
+fn playhead_key(session: &str, user: &str) -> String {
+    format!("{session}\0{user}")
 }
 
 /// The loaded sessions: spawns an actor on first use, forgets it when it unloads.
@@ -111,10 +50,10 @@ pub struct Sessions {
     pub(super) tasks: TaskTracker,
     /// The newest committed version per session, for live preview subscribers. Kept outside the
     /// actors so a subscription outlives an unload; an entry goes when its last watcher does.
-    pub(super) versions: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
+    pub(super) versions: Watches<u64>,
     /// Followed playheads by `session\0user`, for timeline previews; an entry goes when its
     /// last watcher does.
-    pub(super) playheads: Mutex<HashMap<Arc<str>, watch::Sender<Option<f64>>>>,
+    pub(super) playheads: Watches<Option<f64>>,
     /// Set when nodes share the store: actors then sequence across nodes (`cluster`).
     pub(super) bus: Option<Arc<dyn Bus>>,
     /// This node's home leases, when sessions have home nodes (`cluster::home`).
@@ -162,6 +101,7 @@ impl Sessions {
             .as_ref()
             .and_then(|b| super::Homes::new(store.clone(), b.node(), config.home_lease))
             .map(Arc::new);
+        let versions = Watches::new(Some(metrics.preview_watches.clone()));
         Arc::new(Sessions {
             homes,
             map: Mutex::new(HashMap::new()),
@@ -171,8 +111,8 @@ impl Sessions {
             committer: Mutex::new(Some(committer)),
             next_generation: AtomicU64::new(1),
             tasks: TaskTracker::new(),
-            versions: Mutex::new(HashMap::new()),
-            playheads: Mutex::new(HashMap::new()),
+            versions,
+            playheads: Watches::new(None),
             bus,
             observers: std::sync::RwLock::new(Vec::new()),
             creations: crate::quota::Quotas::default(),
@@ -407,48 +347,24 @@ impl Sessions {
     /// Watches the newest committed version of a session (0 until an edit commits after the
     /// first watch). Access is the caller's to check, before calling this: the entry lives as
     /// long as its watches and goes with the last one.
-    pub fn watch_versions(self: &Arc<Self>, id: &str) -> VersionWatch {
-        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        let rx = map
-            .entry(Arc::from(id))
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe();
-        self.metrics.preview_watches.set(map.len() as i64);
-        VersionWatch {
-            rx,
-            id: Arc::from(id),
-            sessions: Arc::downgrade(self),
-        }
+    pub fn watch_versions(&self, id: &str) -> VersionWatch {
+        self.versions.watch(id, 0)
     }
 
     /// Sessions whose versions are watched (each entry held by at least one watch).
     pub fn version_watches(&self) -> usize {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.versions.len()
     }
 
     /// Whether a live-preview subscription watches the session's versions.
     pub(super) fn has_version_watchers(&self, id: &str) -> bool {
-        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).is_some_and(|tx| tx.receiver_count() > 0)
+        self.versions.is_watched(id)
     }
 
     /// A watch of `user`'s playhead in `session` (unknown until they move it or
     /// [`Sessions::seed_playhead`]). Access is the caller's to check.
-    pub fn watch_playhead(self: &Arc<Self>, session: &str, user: &str) -> PlayheadWatch {
-        let key = playhead_key(session, user);
-        let mut map = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
-        let rx = map
-            .entry(key.clone())
-            .or_insert_with(|| watch::channel(None).0)
-            .subscribe();
-        PlayheadWatch {
-            rx,
-            key,
-            sessions: Arc::downgrade(self),
-        }
+    pub fn watch_playhead(&self, session: &str, user: &str) -> PlayheadWatch {
+        self.playheads.watch(&playhead_key(session, user), None)
     }
 
     /// Where `user`'s playhead is in `session` now, if the session is loaded and they said.
@@ -464,38 +380,30 @@ impl Sessions {
 
     /// Sets a watched playhead read from the session, unless a move was heard meanwhile.
     pub fn seed_playhead(&self, session: &str, user: &str, t: f64) {
-        let map = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(&*playhead_key(session, user)) {
-            tx.send_if_modified(|v| {
-                let unknown = v.is_none();
-                if unknown {
-                    *v = Some(t);
-                }
-                unknown
-            });
-        }
+        self.playheads.update(&playhead_key(session, user), |v| {
+            let unknown = v.is_none();
+            if unknown {
+                *v = Some(t);
+            }
+            unknown
+        });
     }
 
     /// Tells the watchers of `user`'s playhead in `session` where it is; never blocks.
     pub(super) fn publish_playhead(&self, session: &str, user: &str, t: f64) {
-        let map = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
+        if self.playheads.len() == 0 {
             return;
         }
-        if let Some(tx) = map.get(&*playhead_key(session, user)) {
-            tx.send_if_modified(|v| {
-                let moved = *v != Some(t);
-                *v = Some(t);
-                moved
-            });
-        }
+        self.playheads.update(&playhead_key(session, user), |v| {
+            let moved = *v != Some(t);
+            *v = Some(t);
+            moved
+        });
     }
 
     /// Tells the watchers of a session that `version` is committed; never blocks.
     pub(super) fn publish_version(&self, id: &str, version: u64) {
-        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = map.get(id) else { return };
-        tx.send_if_modified(|v| {
+        self.versions.update(id, |v| {
             let newer = version > *v;
             if newer {
                 *v = version;
