@@ -127,6 +127,22 @@ mod tests {
             ids(n.notifications("ann", false, None, 10).await.unwrap()),
             ["n4"]
         );
+        // As many ids as a request may name, in one statement; none is nothing.
+        n.add_notification(&item("n6", "bob", None, 6))
+            .await
+            .unwrap();
+        assert_eq!(n.mark_read("bob", Some(&[])).await.unwrap(), 0);
+        let many: Vec<String> = (0..999)
+            .map(|i| format!("x{i}"))
+            .chain(["n6".to_owned()])
+            .collect();
+        assert_eq!(n.mark_read("bob", Some(&many)).await.unwrap(), 1);
+        assert!(
+            n.notifications("bob", true, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
