@@ -28,6 +28,10 @@ pub struct Metrics {
     pub conflict_retries_total: IntCounter,
     /// Edits sent to their session's home node (DESIGN §9.7).
     pub forwarded_edits_total: IntCounter,
+    /// Sessions this node is the home of (holds the lease of), as of the last renewal.
+    pub home_sessions: IntGauge,
+    /// Leases of this node that another node took (this node was paused or cut off).
+    pub home_leases_lost_total: IntCounter,
     /// Rebases, applies and document copies handed to the blocking pool (DESIGN §9.2).
     pub heavy_work_total: IntCounter,
     /// Sessions watched by live preview subscriptions on this node.
@@ -104,6 +108,14 @@ impl Default for Metrics {
             forwarded_edits_total: counter(
                 "montage_forwarded_edits_total",
                 "Edits forwarded to their session's home node.",
+            ),
+            home_sessions: gauge(
+                "montage_home_sessions",
+                "Sessions this node sequences (holds the home lease of).",
+            ),
+            home_leases_lost_total: counter(
+                "montage_home_leases_lost_total",
+                "Home leases of this node found taken by another node.",
             ),
             heavy_work_total: counter(
                 "montage_heavy_work_total",

@@ -213,6 +213,16 @@ async fn two_nodes_sequence_one_session_and_fan_out_edits_roles_and_presence() -
     let (_, text) = nodes[1].get("/metrics", None).await?;
     let forwarded = metric(&text, "montage_forwarded_edits_total");
     ensure!(forwarded >= 2 * EACH, "node 1 forwarded {forwarded} edits");
+    // Node 0 created the session: it is its home (renewed twice a second), node 1 is not.
+    ensure!(
+        metric(&text, "montage_home_sessions") == 0,
+        "node 1 is a home"
+    );
+    let (_, text) = nodes[0].get("/metrics", None).await?;
+    ensure!(
+        metric(&text, "montage_home_sessions") == 1,
+        "node 0 is not the home"
+    );
 
     // A demotion made on node 0 applies on node 1 from the very next message.
     owner

@@ -99,7 +99,10 @@ impl Sessions {
         let events = crate::tasks::events::EventLog::start(store.clone());
         let homes = bus
             .as_ref()
-            .and_then(|b| super::Homes::new(store.clone(), b.node(), config.home_lease))
+            .and_then(|b| {
+                let gauge = metrics.home_sessions.clone();
+                super::Homes::new(store.clone(), b.node(), config.home_lease, gauge)
+            })
             .map(Arc::new);
         let versions = Watches::new(Some(metrics.preview_watches.clone()));
         Arc::new(Sessions {

@@ -58,18 +58,34 @@ pub struct Homes {
     ttl: Duration,
     /// Sessions whose lease this node holds, and the epoch.
     held: Mutex<HashMap<String, u64>>,
+    /// `montage_home_sessions`: how many that is.
+    gauge: prometheus::IntGauge,
 }
 
 impl Homes {
     /// Home nodes for `node` when the config asks for them and the store keeps leases.
-    pub fn new(store: Arc<dyn Store>, node: &str, ttl: Option<Duration>) -> Option<Homes> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        node: &str,
+        ttl: Option<Duration>,
+        gauge: prometheus::IntGauge,
+    ) -> Option<Homes> {
         store.leases()?;
         Some(Homes {
             store,
             node: node.to_owned(),
             ttl: ttl?,
             held: Mutex::default(),
+            gauge,
         })
+    }
+
+    /// The held leases, for a change: the gauge follows when the guard goes.
+    fn held_mut(&self) -> HeldGuard<'_> {
+        HeldGuard {
+            map: self.held(),
+            gauge: &self.gauge,
+        }
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
@@ -83,14 +99,14 @@ impl Homes {
         };
         let lease = leases.acquire(session, &self.node, self.ttl).await?;
         if lease.node == self.node {
-            self.held().insert(session.to_owned(), lease.epoch);
+            self.held_mut().insert(session.to_owned(), lease.epoch);
         }
         Ok(lease)
     }
 
     async fn release(&self, session: &str, epoch: u64) {
         {
-            let mut held = self.held();
+            let mut held = self.held_mut();
             if held.get(session) == Some(&epoch) {
                 held.remove(session);
             }
@@ -100,6 +116,31 @@ impl Homes {
         {
             tracing::warn!(%session, error = %e, "releasing a home lease failed; it expires");
         }
+    }
+}
+
+/// The held leases, locked; sets the gauge to their number when dropped.
+struct HeldGuard<'a> {
+    map: std::sync::MutexGuard<'a, HashMap<String, u64>>,
+    gauge: &'a prometheus::IntGauge,
+}
+
+impl std::ops::Deref for HeldGuard<'_> {
+    type Target = HashMap<String, u64>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for HeldGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.gauge.set(self.map.len() as i64);
     }
 }
 
@@ -142,7 +183,7 @@ pub fn spawn_renewals(sessions: Arc<Sessions>) {
             };
             let renewed: HashMap<String, u64> = renewed.into_iter().collect();
             let lost: Vec<(String, u64)> = {
-                let mut held = homes.held();
+                let mut held = homes.held_mut();
                 // Actors that ended without a word: nothing more to tell them.
                 held.retain(|s, _| {
                     sessions
@@ -158,6 +199,10 @@ pub fn spawn_renewals(sessions: Arc<Sessions>) {
                 }
                 lost
             };
+            sessions
+                .metrics
+                .home_leases_lost_total
+                .inc_by(lost.len() as u64);
             for (session, epoch) in lost {
                 tracing::info!(%session, epoch, "home lease lost");
                 // Never waits on a busy session: the renewal of every other one would wait.
@@ -704,7 +749,7 @@ impl Actor {
         let id = self.id.clone();
         let Some(h) = self.home_state() else { return };
         if let Home::Here(epoch) = h.at {
-            let mut held = h.homes.held();
+            let mut held = h.homes.held_mut();
             if held.get(&*id) == Some(&epoch) {
                 held.remove(&*id);
             }
