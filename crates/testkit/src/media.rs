@@ -145,34 +145,9 @@ pub async fn get(server: &impl Served, path: &str, user: Option<&str>) -> Result
     request(server.addr(), "GET", path, user, None, &[]).await
 }
 
-/// A video file made by ffmpeg (two seconds: red, then blue), or `None` without ffmpeg.
-pub fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=640x480:d=1:r=10",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=640x480:d=1:r=10",
-            "-filter_complex",
-            "[0:v][1:v]concat=n=2:v=1[v]",
-            "-map",
-            "[v]",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "mp4",
-        ])
-        .arg(path)
-        .status();
-    let status = match status {
+/// Runs an ffmpeg command that writes a file: `None` when ffmpeg is not installed.
+fn run_ffmpeg(mut cmd: std::process::Command) -> Result<Option<()>> {
+    let status = match cmd.status() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         s => s?,
     };
@@ -182,11 +157,40 @@ pub fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
     Ok(Some(()))
 }
 
+/// A video file made by ffmpeg (two seconds: red, then blue), or `None` without ffmpeg.
+pub fn red_then_blue_video(path: &std::path::Path) -> Result<Option<()>> {
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args([
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=640x480:d=1:r=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue:s=640x480:d=1:r=10",
+        "-filter_complex",
+        "[0:v][1:v]concat=n=2:v=1[v]",
+        "-map",
+        "[v]",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "mp4",
+    ])
+    .arg(path);
+    run_ffmpeg(cmd)
+}
+
 /// A WAV made by ffmpeg (a second of silence, then a second of a 440 Hz tone at ffmpeg's 1/8
 /// scale), or `None` without ffmpeg.
 pub fn silence_then_tone_wav(path: &std::path::Path) -> Result<Option<()>> {
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-y"])
         .args(["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=1"])
         .args(["-f", "lavfi", "-i", "sine=f=440:r=22050:d=1"])
         .args([
@@ -195,14 +199,6 @@ pub fn silence_then_tone_wav(path: &std::path::Path) -> Result<Option<()>> {
             "-map",
             "[a]",
         ])
-        .arg(path)
-        .status();
-    let status = match status {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        s => s?,
-    };
-    if !status.success() {
-        bail!("ffmpeg failed: {status}");
-    }
-    Ok(Some(()))
+        .arg(path);
+    run_ffmpeg(cmd)
 }
