@@ -373,6 +373,16 @@ fn home_node(store: Arc<MemoryStore>, bus: Arc<dyn Bus>, idle_unload: Duration) 
     n
 }
 
+/// Nodes a and b on one store and bus with home leases; node a unloads idle sessions after
+/// `a_idle_unload`.
+fn two_home_nodes(a_idle_unload: Duration) -> (Arc<MemoryStore>, Node, Node) {
+    let store = Arc::new(MemoryStore::new());
+    let hub = LocalHub::new();
+    let a = home_node(store.clone(), hub.node("a"), a_idle_unload);
+    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    (store, a, b)
+}
+
 /// Frames until `acks` acks came; panics on an `op` of `user`'s own (it gets the ack instead).
 async fn acks_of(p: &mut Peer, user: &str, acks: usize) -> Vec<u64> {
     let mut got = Vec::new();
@@ -389,10 +399,7 @@ async fn acks_of(p: &mut Peer, user: &str, acks: usize) -> Vec<u64> {
 
 #[tokio::test]
 async fn the_home_node_sequences_the_edits_of_every_node() {
-    let store = Arc::new(MemoryStore::new());
-    let hub = LocalHub::new();
-    let a = home_node(store.clone(), hub.node("a"), Duration::from_secs(30));
-    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    let (store, a, b) = two_home_nodes(Duration::from_secs(30));
     // Node a loads the session first: it is the home.
     let mut alice = Peer::new(&a, 1, "alice");
     alice.join(&a, "s").await;
@@ -442,10 +449,7 @@ async fn the_home_node_sequences_the_edits_of_every_node() {
 /// forwarded there hears `not_home`, and the forwarding node takes the lease and sequences it.
 #[tokio::test]
 async fn the_lease_moves_to_a_node_whose_home_let_the_session_go() {
-    let store = Arc::new(MemoryStore::new());
-    let hub = LocalHub::new();
-    let a = home_node(store.clone(), hub.node("a"), Duration::from_millis(50));
-    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    let (store, a, b) = two_home_nodes(Duration::from_millis(50));
     let mut alice = Peer::new(&a, 1, "alice");
     alice.join(&a, "s").await;
     alice.op(&a, "s", 0, 1, ins("a")).await;
@@ -488,10 +492,7 @@ async fn the_lease_moves_to_a_node_whose_home_let_the_session_go() {
 /// the version once this node has it.
 #[tokio::test]
 async fn a_restore_on_another_node_is_sequenced_by_the_home() {
-    let store = Arc::new(MemoryStore::new());
-    let hub = LocalHub::new();
-    let a = home_node(store.clone(), hub.node("a"), Duration::from_secs(30));
-    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    let (store, a, b) = two_home_nodes(Duration::from_secs(30));
     let mut alice = Peer::new(&a, 1, "alice");
     alice.join(&a, "s").await;
     alice.op(&a, "s", 0, 1, ins("one")).await;
@@ -528,6 +529,42 @@ async fn a_restore_on_another_node_is_sequenced_by_the_home() {
         (3, at_1.clone())
     );
     assert_eq!(b.sessions.state("s", &who).await.unwrap(), (3, at_1));
+}
+
+/// Edits waiting for a home that never answers are bounded per connection: past 256 the client
+/// hears `rate_limited` and nothing more is sent; none is applied meanwhile.
+#[tokio::test]
+async fn edits_waiting_for_a_silent_home_are_bounded_per_connection() {
+    let store = Arc::new(MemoryStore::new());
+    let hub = LocalHub::new();
+    // The "ghost" node holds the lease and takes forwarded edits, but never answers them.
+    let ghost = hub.node("ghost");
+    let mut asked = ghost.take_forwards().unwrap();
+    let new = crate::store::NewSession::new("alice", Role::Editor);
+    store.create_session("s", new).await.unwrap();
+    let leases = store.leases().unwrap();
+    leases
+        .acquire("s", "ghost", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let b = home_node(store.clone(), hub.node("b"), Duration::from_secs(30));
+    let mut bob = Peer::new(&b, 2, "bob");
+    bob.join(&b, "s").await;
+    for seq in 1..=257 {
+        bob.op(&b, "s", 0, seq, ins("x")).await;
+    }
+    let e = bob.until("error").await;
+    assert_eq!(e["code"], "rate_limited", "{e}");
+    // Held, not dropped: a dropped answer would count as the ghost being unreachable.
+    let mut held = Vec::new();
+    while let Ok(Some(incoming)) =
+        tokio::time::timeout(Duration::from_millis(100), asked.recv()).await
+    {
+        held.push(incoming);
+    }
+    let seqs: std::collections::BTreeSet<u64> = held.iter().map(|(f, _)| f.seq).collect();
+    assert_eq!(seqs, (1..=256).collect(), "what reached the home");
+    assert_eq!(store.op_count("s"), 0);
 }
 
 /// Link access open: these tests are about the cluster, not access.
