@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::core::{Refusal, Saved, SessionCore};
 use crate::http::{self, Api, http_base, ops_path};
+use crate::sealed::{Keyring, SessionKey};
 use crate::token::{Fixed, TokenSource, Tokens, now_secs, retry_delay};
 use crate::{ConnectionState, Error, Event, Result, Tls};
 
@@ -458,6 +459,24 @@ impl Client {
     }
 
     pub async fn join_timeout(&self, session: &str, timeout: Duration) -> Result<SessionHandle> {
+        self.join_with(session, None, timeout).await
+    }
+
+    /// Joins an end-to-end encrypted session (DESIGN §9.4; created encrypted if missing) with
+    /// its keys: edits, snapshots and comments are sealed here and opened here, and the server
+    /// sees none of them. A wrong key fails with [`Error::Decrypt`]. The keys never leave this
+    /// process (an offline file keeps none: pass them again after a restart).
+    pub async fn join_encrypted(&self, session: &str, keys: Keyring) -> Result<SessionHandle> {
+        self.join_with(session, Some(keys), Duration::from_secs(30))
+            .await
+    }
+
+    async fn join_with(
+        &self,
+        session: &str,
+        keys: Option<Keyring>,
+        timeout: Duration,
+    ) -> Result<SessionHandle> {
         if self.connection_state() == ConnectionState::Unauthorized {
             return Err(self.refusal());
         }
@@ -469,6 +488,9 @@ impl Client {
                 self.shared.add(core)
             }
         };
+        if let Some(keys) = keys {
+            s.core().set_keys(keys);
+        }
         self.tx
             .send(Cmd::Join(session.to_owned()))
             .await
@@ -479,6 +501,9 @@ impl Client {
         };
         h.wait(timeout, "joining", |c| c.is_synced() || c.gone().is_some())
             .await?;
+        if let Some(e) = h.s.core().undecryptable() {
+            return Err(Error::Decrypt(e.clone()));
+        }
         if let Some((code, message)) = h.s.core().gone() {
             return Err(Error::Server {
                 code: *code,
@@ -666,13 +691,56 @@ impl SessionHandle {
     }
 
     /// Posts a comment (or, with `parent_id`, a reply); it comes back to every participant as
-    /// [`Event::CommentAdded`] once stored. Needs commenter rights.
-    pub async fn comment(&self, comment: NewComment) -> Result<()> {
+    /// [`Event::CommentAdded`] once stored. Needs commenter rights. In an encrypted session its
+    /// content and annotations are sealed into one opaque `content` (and opened again in the
+    /// events).
+    pub async fn comment(&self, mut comment: NewComment) -> Result<()> {
+        if let Some(sealed) = self.seal_comment(&comment.content, &comment.annotations)? {
+            comment.content = sealed;
+            comment.annotations.clear();
+        }
         self.send(ClientMessage::Comment {
             session: self.session(),
             comment,
         })
         .await
+    }
+
+    /// In an encrypted session, a comment's content and annotations sealed under the current
+    /// key epoch; `None` in a plain one.
+    fn seal_comment(
+        &self,
+        content: &str,
+        annotations: &[montage_protocol::Annotation],
+    ) -> Result<Option<String>> {
+        let c = self.s.core();
+        let (Some(keys), Some(epoch)) = (c.keys(), c.key_epoch()) else {
+            return Ok(None);
+        };
+        let plain = serde_json::to_vec(&crate::core::SealedComment {
+            content: content.to_owned(),
+            annotations: annotations.to_vec(),
+        })
+        .map_err(|e| Error::Decode(e.to_string()))?;
+        Ok(Some(crate::sealed::seal_comment(
+            keys,
+            epoch,
+            c.session(),
+            &plain,
+        )?))
+    }
+
+    /// Adds the key of an encrypted session's new key epoch ([`Event::KeyRotated`]): edits
+    /// waiting for it go out.
+    pub fn add_key(&self, epoch: u64, key: SessionKey) {
+        self.s.core().add_key(epoch, key);
+        self.s.bump();
+        let _ = self.client.tx.try_send(Cmd::Flush);
+    }
+
+    /// The key epoch an encrypted session's server takes now (`None`: a plain session).
+    pub fn key_epoch(&self) -> Option<u64> {
+        self.s.core().key_epoch()
     }
 
     /// Replies to comment `parent` with plain text.
@@ -687,10 +755,13 @@ impl SessionHandle {
 
     /// Changes my comment's text ([`Event::CommentUpdated`] with `edited`).
     pub async fn edit_comment(&self, id: &str, content: &str) -> Result<()> {
+        let content = self
+            .seal_comment(content, &[])?
+            .unwrap_or_else(|| content.to_owned());
         self.send(ClientMessage::CommentEdit {
             session: self.session(),
             id: id.to_owned(),
-            content: content.to_owned(),
+            content,
         })
         .await
     }
@@ -1254,6 +1325,10 @@ async fn serve(
                 let rid = op_rid(seq, c.session());
                 out.push(frame(&m, Some(rid)));
             }
+            if let Some(m) = c.poll_snapshot() {
+                // A refusal reaches the session's listeners as an error.
+                out.push(frame(&m, Some(format!("to:{}", c.session()))));
+            }
         }
         for m in out.drain(..) {
             if sink.send(m).await.is_err() {
@@ -1558,6 +1633,7 @@ fn handle_frame(
         | ServerMessage::SuggestionAdded { ref session, .. }
         | ServerMessage::SuggestionUpdated { ref session, .. }
         | ServerMessage::Task { ref session, .. }
+        | ServerMessage::KeyRotated { ref session, .. }
         | ServerMessage::LinkRoleChanged { ref session, .. }
         | ServerMessage::SessionDeleted { ref session } => session.clone(),
     };

@@ -6,9 +6,12 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use montage_ot::{Component, Op, Side, Value};
-use montage_protocol::{ClientMessage, ErrorCode, Participant, Role, ServerMessage};
+use montage_protocol::{
+    ClientMessage, CreateOptions, ErrorCode, OpEntry, Participant, Role, ServerMessage,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::sealed::{E2e, Keyring, SealError, SessionKey};
 use crate::{Error, Event, Result};
 
 /// Undo entries kept per session; the oldest fall off. Every entry is transformed past every
@@ -27,6 +30,10 @@ pub struct InFlight {
     /// The same edit as it stands on the local replica, transformed past the server edits
     /// received since (what pending edits and incoming edits are transformed against).
     pub local: Op,
+    /// In an encrypted session: `sent` sealed (its `data` and key epoch), made when it is
+    /// first sent and repeated byte for byte by a resend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<(String, u64)>,
 }
 
 /// Where the session stands with the server.
@@ -54,6 +61,9 @@ pub struct Saved {
     pub undo: Vec<Op>,
     #[serde(default)]
     pub redo: Vec<Op>,
+    /// An encrypted session's chain value at `version` (hex), to go on checking from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// What to do after the server refused this session's join.
@@ -114,6 +124,13 @@ pub struct SessionCore {
     joined_here: bool,
     /// Why the session can no longer be reached (join refused for good, access lost, deleted).
     gone: Option<(ErrorCode, String)>,
+    /// An encrypted session's keys and chain (`set_keys`).
+    e2e: Option<E2e>,
+    /// A payload of an encrypted session did not open or its chain broke: nothing more of the
+    /// session is applied.
+    undecryptable: Option<SealError>,
+    /// The chain value an offline file kept for `version`, until the keys are set.
+    saved_chain: Option<String>,
 }
 
 impl SessionCore {
@@ -141,7 +158,57 @@ impl SessionCore {
             joined_since: None,
             joined_here: false,
             gone: None,
+            e2e: None,
+            undecryptable: None,
+            saved_chain: None,
         }
+    }
+
+    /// Makes this an encrypted session's core (DESIGN §9.4): edits, snapshots and comments are
+    /// sealed with `keys`, and what arrives is opened and its chain checked. A join of a missing
+    /// session creates it encrypted.
+    pub fn set_keys(&mut self, keys: Keyring) {
+        match &mut self.e2e {
+            Some(e) => e.keys.merge(keys),
+            None => {
+                let mut e = E2e::new(keys);
+                if let Some(c) = self
+                    .saved_chain
+                    .take()
+                    .and_then(|c| montage_protocol::sealed::parse_chain(&c))
+                {
+                    e.record(self.version, c);
+                }
+                self.e2e = Some(e);
+            }
+        }
+    }
+
+    /// Adds the key of a new key epoch (after `key_rotated`).
+    pub fn add_key(&mut self, epoch: u64, key: SessionKey) {
+        if let Some(e) = &mut self.e2e {
+            e.keys.add(epoch, key);
+        }
+    }
+
+    /// An encrypted session's keys.
+    pub fn keys(&self) -> Option<&Keyring> {
+        self.e2e.as_ref().map(|e| &e.keys)
+    }
+
+    /// Whether this core seals what it sends.
+    pub fn is_encrypted(&self) -> bool {
+        self.e2e.is_some()
+    }
+
+    /// The key epoch the server takes now, in an encrypted session.
+    pub fn key_epoch(&self) -> Option<u64> {
+        self.e2e.as_ref().map(|e| e.key_epoch)
+    }
+
+    /// Why the session's payloads could not be opened, if they could not.
+    pub fn undecryptable(&self) -> Option<&SealError> {
+        self.undecryptable.as_ref()
     }
 
     /// Sends every edit on its own instead of composing what is typed meanwhile.
@@ -159,6 +226,7 @@ impl SessionCore {
         c.undo = saved.undo;
         c.redo = saved.redo;
         c.synced = true;
+        c.saved_chain = saved.chain;
         c
     }
 
@@ -173,6 +241,11 @@ impl SessionCore {
             pending: self.pending.iter().cloned().collect(),
             undo: self.undo.clone(),
             redo: self.redo.clone(),
+            chain: self
+                .e2e
+                .as_ref()
+                .and_then(|e| e.chain_at(self.version))
+                .map(|c| montage_protocol::sealed::chain_hex(&c)),
         }
     }
 
@@ -321,6 +394,7 @@ impl SessionCore {
                 base: self.version,
                 sent: op.clone(),
                 local: op,
+                sealed: None,
             });
         }
     }
@@ -384,7 +458,11 @@ impl SessionCore {
             // Missed edits composed are only safe to take with nothing in flight: an in-flight
             // edit is resent on its old base and transformed by the server edit by edit, so
             // its local copy must see the same edits one by one (docs/OT.md §10.2).
-            compact: since.is_some() && self.inflight.is_none(),
+            compact: since.is_some() && self.inflight.is_none() && self.e2e.is_none(),
+            create: self
+                .e2e
+                .is_some()
+                .then_some(CreateOptions { encrypted: true }),
         }
     }
 
@@ -395,20 +473,63 @@ impl SessionCore {
             return None;
         }
         self.promote();
-        let f = self.inflight.as_ref()?;
+        let f = self.inflight.as_mut()?;
         if self.sent_on_link == Some(f.seq) {
             return None;
         }
+        let (ops, data, key_epoch) = match &self.e2e {
+            None => (f.sent.clone(), None, 0),
+            Some(e) => {
+                if f.sealed.is_none() {
+                    let plain = serde_json::to_vec(&f.sent).unwrap_or_default();
+                    // Without the key of the session's epoch the edit waits (`add_key`).
+                    f.sealed = Some(e.seal_edit(&self.session, f.base, &plain).ok()?);
+                }
+                let (data, epoch) = f.sealed.clone()?;
+                (Op::default(), Some(data), epoch)
+            }
+        };
         self.sent_on_link = Some(f.seq);
         Some((
             ClientMessage::Op {
                 session: self.session.clone(),
                 base: f.base,
                 seq: f.seq,
-                ops: f.sent.clone(),
+                ops,
+                data,
+                key_epoch,
             },
             f.seq,
         ))
+    }
+
+    /// Versions between the snapshots an encrypted session's clients store.
+    pub const SNAPSHOT_EVERY: u64 = 100;
+
+    /// In an encrypted session, a sealed snapshot of the replica when one is due: every
+    /// [`SNAPSHOT_EVERY`](Self::SNAPSHOT_EVERY) versions, sent by an editor with nothing
+    /// unacknowledged (the replica is then exactly the server's version), so joins replay
+    /// little.
+    pub fn poll_snapshot(&mut self) -> Option<ClientMessage> {
+        let e = self.e2e.as_mut()?;
+        let due = self.link == Link::Live
+            && self.inflight.is_none()
+            && self.pending.is_empty()
+            && self.catchup.is_none()
+            && self.role.is_some_and(|r| r >= Role::Editor)
+            && self.version >= e.snapshot_version + Self::SNAPSHOT_EVERY;
+        if !due {
+            return None;
+        }
+        let plain = serde_json::to_vec(&self.doc).unwrap_or_default();
+        let (data, key_epoch) = e.seal_snapshot(&self.session, self.version, &plain).ok()?;
+        e.snapshot_version = self.version;
+        Some(ClientMessage::Snapshot {
+            session: self.session.clone(),
+            version: self.version,
+            data,
+            key_epoch,
+        })
     }
 
     // ---- server messages ----
@@ -416,6 +537,19 @@ impl SessionCore {
     /// Handles one server message for this session; returns what to report to the app.
     pub fn receive(&mut self, msg: ServerMessage) -> Vec<Event> {
         let mut ev = Vec::new();
+        if self.undecryptable.is_some() {
+            return ev;
+        }
+        let msg = match self.unseal(msg, &mut ev) {
+            Ok(m) => m,
+            Err(e) => {
+                let message = e.to_string();
+                self.lose(ErrorCode::BadRequest, message.clone());
+                self.undecryptable = Some(e);
+                ev.push(Event::Undecryptable { message });
+                return ev;
+            }
+        };
         match msg {
             ServerMessage::Joined {
                 version,
@@ -587,12 +721,197 @@ impl SessionCore {
                 ev.push(Event::SessionDeleted)
             }
             ServerMessage::Tier { .. }
+            | ServerMessage::KeyRotated { .. }
             | ServerMessage::Notification { .. }
             | ServerMessage::Preview { .. }
             | ServerMessage::Authed { .. }
             | ServerMessage::TokenExpiring { .. } => {}
         }
         ev
+    }
+
+    /// An encrypted session's message made plain (anything else as it is): sealed edits opened
+    /// and their chain checked, a join's snapshot and entries turned into the state or the
+    /// ops the rest of the core takes, my acks' chain values checked, comments opened.
+    fn unseal(
+        &mut self,
+        msg: ServerMessage,
+        ev: &mut Vec<Event>,
+    ) -> std::result::Result<ServerMessage, SealError> {
+        let session = self.session.clone();
+        let encrypted_join = matches!(
+            msg,
+            ServerMessage::Joined {
+                encrypted: true,
+                ..
+            }
+        );
+        let Some(e) = &mut self.e2e else {
+            if encrypted_join {
+                return Err(SealError::Malformed(format!(
+                    "session {session} is end-to-end encrypted: join it with its key"
+                )));
+            }
+            return Ok(msg);
+        };
+        let open_op = |e: &mut E2e, version, key_epoch, data: &str, chain: Option<&str>| {
+            let plain = e.open_edit(&session, version, key_epoch, data, chain)?;
+            serde_json::from_slice::<Op>(&plain).map_err(|err| {
+                SealError::Malformed(format!("version {version} opened to no edit: {err}"))
+            })
+        };
+        Ok(match msg {
+            ServerMessage::Joined {
+                session: s,
+                version,
+                role,
+                participants,
+                ops,
+                link_role,
+                title,
+                encrypted,
+                snapshot,
+                whole,
+                key_epoch,
+                ..
+            } => {
+                if !encrypted {
+                    return Err(SealError::Malformed(format!(
+                        "session {session} is not end-to-end encrypted: join it without keys"
+                    )));
+                }
+                e.key_epoch = key_epoch.unwrap_or(0);
+                let mut doc = None;
+                if let Some(snap) = &snapshot {
+                    let plain = e.open_snapshot(&session, snap)?;
+                    let v =
+                        Value::from_json_str(&String::from_utf8_lossy(&plain)).map_err(|err| {
+                            SealError::Malformed(format!(
+                                "the snapshot opened to no document: {err}"
+                            ))
+                        })?;
+                    doc = Some(v);
+                } else if whole {
+                    // The whole session from nothing: the chain starts at the genesis value.
+                    // (Without `whole` the entries follow what this replica has: a `since`
+                    // join, or a repeated join with none.)
+                    e.record(0, montage_protocol::sealed::GENESIS_CHAIN);
+                    doc = Some(Value::new_document());
+                }
+                let mut entries = Vec::new();
+                for entry in ops.unwrap_or_default() {
+                    let Some(data) = &entry.data else { continue };
+                    let op = open_op(
+                        e,
+                        entry.version,
+                        entry.key_epoch.unwrap_or(0),
+                        data,
+                        entry.chain.as_deref(),
+                    )?;
+                    entries.push(OpEntry {
+                        ops: op,
+                        data: None,
+                        chain: None,
+                        key_epoch: None,
+                        ..entry
+                    });
+                }
+                let (state, ops) = match doc {
+                    // The state at `version`: the snapshot (or the empty document) and every
+                    // entry after it.
+                    Some(mut d) => {
+                        for en in &entries {
+                            en.ops.apply(&mut d).map_err(|err| {
+                                SealError::Malformed(format!(
+                                    "version {} does not apply: {err}",
+                                    en.version
+                                ))
+                            })?;
+                        }
+                        (Some(d), None)
+                    }
+                    None => (None, Some(entries)),
+                };
+                ServerMessage::Joined {
+                    session: s,
+                    version,
+                    state,
+                    role,
+                    participants,
+                    ops,
+                    delta: None,
+                    link_role,
+                    title,
+                    encrypted,
+                    snapshot: None,
+                    key_epoch,
+                    whole: false,
+                }
+            }
+            ServerMessage::Op {
+                session: s,
+                version,
+                user,
+                data: Some(data),
+                key_epoch,
+                chain,
+                ..
+            } => {
+                let ops = open_op(e, version, key_epoch.unwrap_or(0), &data, chain.as_deref())?;
+                ServerMessage::Op {
+                    session: s,
+                    version,
+                    user,
+                    ops,
+                    data: None,
+                    key_epoch: None,
+                    chain: None,
+                }
+            }
+            ServerMessage::Ack {
+                seq,
+                version,
+                ref chain,
+                ..
+            } => {
+                if let Some(f) = &self.inflight
+                    && f.seq == seq
+                    && let Some((data, epoch)) = &f.sealed
+                {
+                    e.acked(version, *epoch, data, chain.as_deref())?;
+                }
+                msg
+            }
+            ServerMessage::KeyRotated { key_epoch, .. } => {
+                e.key_epoch = e.key_epoch.max(key_epoch);
+                ev.push(Event::KeyRotated {
+                    key_epoch,
+                    have_key: e.keys.get(key_epoch).is_some(),
+                });
+                msg
+            }
+            ServerMessage::CommentAdded {
+                session: s,
+                mut comment,
+            } => {
+                open_comment_in(&e.keys, &session, &mut comment, ev);
+                ServerMessage::CommentAdded {
+                    session: s,
+                    comment,
+                }
+            }
+            ServerMessage::CommentUpdated {
+                session: s,
+                mut comment,
+            } => {
+                open_comment_in(&e.keys, &session, &mut comment, ev);
+                ServerMessage::CommentUpdated {
+                    session: s,
+                    comment,
+                }
+            }
+            other => other,
+        })
     }
 
     /// The server refused the edit numbered `seq` for good (`forbidden`, `bad_request`, …).
@@ -628,6 +947,7 @@ impl SessionCore {
             self.next_seq += 1;
             f.base = self.version;
             f.sent = f.local.clone();
+            f.sealed = None;
         }
         self.sent_on_link = None;
         true
@@ -713,6 +1033,40 @@ impl SessionCore {
     }
 }
 
+/// What an encrypted session's comment holds inside its sealed `content`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SealedComment {
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<montage_protocol::Annotation>,
+}
+
+/// Opens a comment's sealed content in place (content and annotations); a comment that does
+/// not open keeps its sealed text and the app hears why.
+pub(crate) fn open_comment_in(
+    keys: &Keyring,
+    session: &str,
+    comment: &mut montage_protocol::Comment,
+    ev: &mut Vec<Event>,
+) {
+    let Some(opened) = crate::sealed::open_comment(keys, session, &comment.content) else {
+        return;
+    };
+    match opened.and_then(|plain| {
+        serde_json::from_slice::<SealedComment>(&plain)
+            .map_err(|e| SealError::Malformed(format!("a comment opened to nothing readable: {e}")))
+    }) {
+        Ok(c) => {
+            comment.content = c.content;
+            comment.annotations = c.annotations;
+        }
+        Err(e) => ev.push(Event::Error {
+            code: ErrorCode::BadRequest,
+            message: format!("comment {}: {e}", comment.id),
+        }),
+    }
+}
+
 fn push_bounded(stack: &mut Vec<Op>, op: Op) {
     if stack.len() >= UNDO_LIMIT {
         stack.remove(0);
@@ -784,6 +1138,10 @@ mod tests {
             delta: None,
             link_role: Role::Removed,
             title: None,
+            encrypted: false,
+            snapshot: None,
+            key_epoch: None,
+            whole: false,
         }
     }
 
@@ -793,6 +1151,9 @@ mod tests {
             version,
             user: "bob".into(),
             ops: op,
+            data: None,
+            key_epoch: None,
+            chain: None,
         }
     }
 
@@ -801,6 +1162,7 @@ mod tests {
             session: "s".into(),
             seq,
             version,
+            chain: None,
         }
     }
 
@@ -883,12 +1245,18 @@ mod tests {
                 user: "bob".into(),
                 ops: typ(0, "X"),
                 time: None,
+                data: None,
+                key_epoch: None,
+                chain: None,
             },
             OpEntry {
                 version: 2,
                 user: "me".into(),
                 ops: typ(1, "a"),
                 time: None,
+                data: None,
+                key_epoch: None,
+                chain: None,
             },
         ];
         c.receive(joined(2, None, Some(entries)));
@@ -964,6 +1332,9 @@ mod tests {
             user: "bob".into(),
             ops: typ(0, "X"),
             time: None,
+            data: None,
+            key_epoch: None,
+            chain: None,
         }];
         c.receive(joined(1, None, Some(entries)));
         assert!(sent(&mut c, &mut link).is_some());
@@ -989,6 +1360,9 @@ mod tests {
             user: "me".into(),
             ops: typ(0, "a"),
             time: None,
+            data: None,
+            key_epoch: None,
+            chain: None,
         }];
         c.receive(joined(1, None, Some(again)));
         c.receive(remote(2, typ(0, "X")));
@@ -1126,6 +1500,9 @@ mod tests {
             user: "bob".into(),
             ops: op,
             time: None,
+            data: None,
+            key_epoch: None,
+            chain: None,
         };
         c.receive(joined(
             2,

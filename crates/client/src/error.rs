@@ -41,6 +41,10 @@ pub enum Error {
     /// No usable token: the token source failed, timed out, or gave a token for another user.
     #[error("token: {0}")]
     Token(String),
+    /// An encrypted session's payloads could not be opened (wrong key, tampered payload) or
+    /// its history does not add up.
+    #[error("{0}")]
+    Decrypt(#[from] crate::sealed::SealError),
 }
 
 impl Error {

@@ -38,6 +38,19 @@ pub enum Event {
         user: String,
         op: Op,
     },
+    /// An encrypted session's payload did not open (a wrong or missing key, or a payload
+    /// changed on the way) or its hash chain broke: nothing more of the session is applied and
+    /// the handle reports [`Error::Decrypt`](crate::Error::Decrypt).
+    Undecryptable {
+        message: String,
+    },
+    /// An encrypted session's key moved to `key_epoch` (a member was removed or link access
+    /// narrowed). Without its key (`have_key` false) edits wait until
+    /// [`SessionHandle::add_key`](crate::SessionHandle::add_key).
+    KeyRotated {
+        key_epoch: u64,
+        have_key: bool,
+    },
     /// One of my edits is durable on the server as `version`.
     Ack {
         seq: u64,

@@ -108,11 +108,20 @@ pub struct SessionSettings {
     /// `none` (private), `viewer`, `commenter` or `editor`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_role: Option<Role>,
+    /// Create it end-to-end encrypted (creation only; join it with
+    /// [`Client::join_encrypted`](crate::Client::join_encrypted)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
 }
 
 impl SessionSettings {
     pub fn new() -> SessionSettings {
         SessionSettings::default()
+    }
+    /// End-to-end encrypted (DESIGN §9.4): the server orders and stores what it can't read.
+    pub fn encrypted(mut self) -> SessionSettings {
+        self.encrypted = Some(true);
+        self
     }
     /// A title (an empty one clears it on update).
     pub fn title(mut self, title: impl Into<String>) -> SessionSettings {

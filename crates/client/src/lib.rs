@@ -6,6 +6,7 @@ pub mod core;
 mod error;
 mod event;
 mod http;
+pub mod sealed;
 mod tls;
 mod token;
 

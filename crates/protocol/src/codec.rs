@@ -24,6 +24,7 @@ pub struct Rejected {
 const CLIENT_TYPES: &[&str] = &[
     "join",
     "op",
+    "snapshot",
     "presence",
     "set_role",
     "leave",
@@ -100,6 +101,17 @@ fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
     }
     match msg {
         ClientMessage::Join { client, .. } => check_id("client", client),
+        ClientMessage::Op {
+            data: Some(data),
+            ops,
+            ..
+        } => {
+            if !ops.is_empty() {
+                return Err(invalid("op", "an op carries `ops` or `data`, not both"));
+            }
+            check_sealed("op", data)
+        }
+        ClientMessage::Snapshot { data, .. } => check_sealed("snapshot", data),
         ClientMessage::SetRole { user, .. } => check_id("user", user),
         ClientMessage::Auth { token } if token.is_empty() || token.len() > MAX_TOKEN_LEN => {
             Err(ProtocolError::Invalid {
@@ -122,6 +134,24 @@ fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
             })
         }
         _ => Ok(()),
+    }
+}
+
+fn invalid(kind: &str, reason: &str) -> ProtocolError {
+    ProtocolError::Invalid {
+        kind: kind.into(),
+        reason: reason.into(),
+    }
+}
+
+fn check_sealed(kind: &str, data: &str) -> Result<(), ProtocolError> {
+    if crate::sealed::is_base64(data) {
+        Ok(())
+    } else {
+        Err(invalid(
+            kind,
+            "data must be standard padded base64 of at most 16 MiB",
+        ))
     }
 }
 
@@ -172,6 +202,24 @@ pub fn encode_op(session: &str, version: u64, user: &str, ops_json: &str) -> Str
     )
 }
 
+/// The `op` frame of an encrypted session's edit (decodes as [`ServerMessage::Op`] with
+/// `data`, `key_epoch` and `chain`).
+pub fn encode_sealed_op(
+    session: &str,
+    version: u64,
+    user: &str,
+    sealed: &crate::sealed::Sealed,
+) -> String {
+    let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
+    let user = serde_json::to_string(user).unwrap_or_else(|_| "\"\"".to_owned());
+    let data = serde_json::to_string(&sealed.data).unwrap_or_else(|_| "\"\"".to_owned());
+    let chain = serde_json::to_string(&sealed.chain).unwrap_or_else(|_| "\"\"".to_owned());
+    let key_epoch = sealed.key_epoch;
+    format!(
+        r#"{{"type":"op","session":{session},"version":{version},"user":{user},"data":{data},"key_epoch":{key_epoch},"chain":{chain}}}"#
+    )
+}
+
 /// Serializing these types cannot fail (string keys only); this is the answer if it ever does.
 const FALLBACK: &str = r#"{"type":"error","code":"internal","message":"encoding failed"}"#;
 
@@ -191,6 +239,7 @@ mod tests {
                 client: "c1".into(),
                 since: None,
                 compact: false,
+                create: None,
             }
         );
     }
@@ -304,6 +353,9 @@ mod tests {
                 version: 7,
                 user: "ü\\ser".into(),
                 ops,
+                data: None,
+                key_epoch: None,
+                chain: None,
             }
         );
     }

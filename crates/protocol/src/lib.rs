@@ -7,15 +7,17 @@ mod error;
 pub mod fuzzing;
 mod message;
 mod path;
+pub mod sealed;
 pub mod social;
 
 pub use codec::{
     ClientFrame, MAX_TOKEN_LEN, Rejected, decode_client, decode_server, encode, encode_op,
-    encode_with_rid,
+    encode_sealed_op, encode_with_rid,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{
-    ClientMessage, OpEntry, Participant, Role, ServerMessage, TaskInfo, Tier, tier_for_mbps,
+    ClientMessage, CreateOptions, OpEntry, Participant, Role, ServerMessage, TaskInfo, Tier,
+    tier_for_mbps,
 };
 pub use path::path_segment;
 pub use social::{

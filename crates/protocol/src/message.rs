@@ -4,6 +4,7 @@ use montage_ot::{Op, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
+use crate::sealed::{Sealed, SealedSnapshot};
 use crate::social::{Comment, NewComment, Suggestion};
 
 /// A participant's permission level. The derive order makes
@@ -60,12 +61,30 @@ pub enum ClientMessage {
         /// it missed composed into one `delta` (docs/PROTOCOL.md "Compact catch-up").
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         compact: bool,
+        /// How to create the session if it is missing (ignored when it exists).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        create: Option<CreateOptions>,
     },
+    /// An edit: `ops` in a plain session; in an encrypted one `data` (base64 of the sealed
+    /// edit, DESIGN §9.4) under `key_epoch`, and no `ops`.
     Op {
         session: String,
         base: u64,
         seq: u64,
+        #[serde(default)]
         ops: Op,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        key_epoch: u64,
+    },
+    /// An encrypted snapshot of `version` (≤ the head) of an encrypted session (editor).
+    Snapshot {
+        session: String,
+        version: u64,
+        data: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        key_epoch: u64,
     },
     Presence {
         session: String,
@@ -152,6 +171,7 @@ impl ClientMessage {
         match self {
             ClientMessage::Join { session, .. }
             | ClientMessage::Op { session, .. }
+            | ClientMessage::Snapshot { session, .. }
             | ClientMessage::Presence { session, .. }
             | ClientMessage::SetRole { session, .. }
             | ClientMessage::Leave { session }
@@ -173,6 +193,7 @@ impl ClientMessage {
         match self {
             ClientMessage::Join { .. } => "join",
             ClientMessage::Op { .. } => "op",
+            ClientMessage::Snapshot { .. } => "snapshot",
             ClientMessage::Presence { .. } => "presence",
             ClientMessage::SetRole { .. } => "set_role",
             ClientMessage::Leave { .. } => "leave",
@@ -193,6 +214,18 @@ impl ClientMessage {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `join`'s `create`: how a session the join creates is made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateOptions {
+    /// End-to-end encrypted (DESIGN §9.4): the server orders and stores what it can't read.
+    #[serde(default)]
+    pub encrypted: bool,
+}
+
 /// One entry of `participants` in `joined`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
@@ -210,16 +243,36 @@ pub struct Participant {
     pub presence: Option<serde_json::Value>,
 }
 
-/// An entry of an op list (`joined.ops`, the HTTP ops endpoint).
+/// An entry of an op list (`joined.ops`, the HTTP ops endpoint). In an encrypted session
+/// `ops` is empty and `sealed` holds the edit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpEntry {
     pub version: u64,
     pub user: String,
+    #[serde(default)]
     pub ops: Op,
     /// Commit time, ms since the Unix epoch; `null` for versions committed before servers kept
     /// times (and absent from older servers).
     #[serde(default)]
     pub time: Option<i64>,
+    /// The sealed edit (base64), its key epoch and chain value, in an encrypted session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+impl OpEntry {
+    /// The sealed edit of an encrypted session's entry, if it is one.
+    pub fn sealed(&self) -> Option<Sealed> {
+        Some(Sealed {
+            data: self.data.clone()?,
+            key_epoch: self.key_epoch.unwrap_or(0),
+            chain: self.chain.clone().unwrap_or_default(),
+        })
+    }
 }
 
 /// A connection-quality tier (docs/PROTOCOL.md): how often presence and previews go to a connection and
@@ -358,6 +411,20 @@ pub enum ServerMessage {
         link_role: Role,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
+        /// An end-to-end encrypted session (DESIGN §9.4): `state` is absent; the newest client
+        /// snapshot and the sealed entries after it (or after `since`) take its place.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        encrypted: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<SealedSnapshot>,
+        /// In an encrypted session: this answer is the whole session (the snapshot, if any, and
+        /// every entry after it), which replaces the replica — where a plain one sends `state`.
+        /// Without it the entries follow the version the client has.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        whole: bool,
+        /// The encrypted session's key epoch: edits and snapshots must be sealed under it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_epoch: Option<u64>,
     },
     ParticipantJoined {
         session: String,
@@ -376,12 +443,30 @@ pub enum ServerMessage {
         session: String,
         seq: u64,
         version: u64,
+        /// In an encrypted session: the chain value of `version` (hex).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<String>,
     },
+    /// Another user's edit: `ops`, or in an encrypted session `data` (with its key epoch and
+    /// chain value) and no `ops`.
     Op {
         session: String,
         version: u64,
         user: String,
+        #[serde(default)]
         ops: Op,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_epoch: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<String>,
+    },
+    /// An encrypted session's key epoch moved (a member was removed or link access narrowed):
+    /// payloads sealed under an older epoch are refused; SDKs switch to the new key.
+    KeyRotated {
+        session: String,
+        key_epoch: u64,
     },
     Presence {
         session: String,

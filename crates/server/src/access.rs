@@ -135,6 +135,8 @@ mod tests {
             link_role: link,
             roles: HashMap::from([("alice".to_string(), Role::Owner)]),
             title: None,
+            encrypted: false,
+            key_epoch: 0,
         }
     }
 

@@ -75,6 +75,115 @@ impl Backend {
         })
     }
 
+    /// Where `needle` appears in what a server on `dir` stored: the files under `dir` (their
+    /// raw bytes: SQLite's database, WAL and blobs) and, on PostgreSQL, every row of every
+    /// table of its database (as text). Empty when nowhere.
+    pub async fn find_stored(self, dir: &Path, needle: &str) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d)? {
+                let p = e?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(bytes) = std::fs::read(&p)
+                    && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+        if self == Backend::Postgres {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(&mut c)
+            .await?;
+            for t in tables {
+                let sql = format!(r#"SELECT count(*) FROM "{t}" r WHERE r::text LIKE $1"#);
+                let n: i64 = sqlx::query_scalar(&sql)
+                    .bind(format!("%{needle}%"))
+                    .fetch_one(&mut c)
+                    .await?;
+                if n > 0 {
+                    found.push(format!("{n} rows of table {t}"));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The `ops` text of `session`'s `version` as a server on `dir` stored it.
+    pub async fn stored_op(self, dir: &Path, session: &str, version: u64) -> Result<String> {
+        let sql = "SELECT ops FROM ops WHERE session = $1 AND version = $2";
+        let v = i64::try_from(version)?;
+        Ok(match self {
+            Backend::Sqlite => {
+                use sqlx::ConnectOptions;
+                let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.join("montage.db"))
+                    .connect()
+                    .await?;
+                sqlx::query_scalar(sql)
+                    .bind(session)
+                    .bind(v)
+                    .fetch_one(&mut c)
+                    .await?
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+                sqlx::query_scalar(sql)
+                    .bind(session)
+                    .bind(v)
+                    .fetch_one(&mut c)
+                    .await?
+            }
+        })
+    }
+
+    /// Replaces the `ops` text of `session`'s `version` (what a compromised server or disk
+    /// could do); the server must be stopped.
+    pub async fn rewrite_op(
+        self,
+        dir: &Path,
+        session: &str,
+        version: u64,
+        ops: &str,
+    ) -> Result<()> {
+        let sql = "UPDATE ops SET ops = $1 WHERE session = $2 AND version = $3";
+        let v = i64::try_from(version)?;
+        match self {
+            Backend::Sqlite => {
+                use sqlx::ConnectOptions;
+                let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.join("montage.db"))
+                    .connect()
+                    .await?;
+                sqlx::query(sql)
+                    .bind(ops)
+                    .bind(session)
+                    .bind(v)
+                    .execute(&mut c)
+                    .await?;
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+                sqlx::query(sql)
+                    .bind(ops)
+                    .bind(session)
+                    .bind(v)
+                    .execute(&mut c)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `test` can't run on this backend: PostgreSQL without `MONTAGE_TEST_DATABASE_URL`
     /// (said loudly, or a failure when `MONTAGE_TEST_REQUIRE_SERVICES` is set).
     pub fn unavailable(self, test: &str) -> bool {

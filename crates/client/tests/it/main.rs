@@ -4,6 +4,7 @@
 
 mod access;
 mod auth;
+mod encrypted;
 mod proxy;
 mod sdk;
 mod sdk_trace;

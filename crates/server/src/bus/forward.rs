@@ -25,6 +25,9 @@ pub struct Forward {
     pub base: u64,
     /// The edit's JSON.
     pub ops: String,
+    /// An encrypted session's sealed edit (then `ops` is `[]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<montage_protocol::sealed::Payload>,
     /// The client's request id, for a refusal the home words.
     #[serde(default)]
     pub rid: Option<Json>,

@@ -77,6 +77,9 @@ pub enum BusEvent {
         session: String,
         link_role: Option<String>,
         title: Option<String>,
+        /// An encrypted session's new key epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_epoch: Option<u64>,
     },
     /// The session was deleted: other nodes tell their clients and let it go.
     Deleted { session: String },

@@ -35,6 +35,7 @@ use crate::sync::ConnLink;
 use crate::sync::{ConnHandle, Outbound, SessionMsg};
 
 use montage_protocol::close::{POLICY as CLOSE_POLICY, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
+use montage_protocol::sealed::Payload;
 
 /// What a client is told when its token is refused: enough to act on, nothing about the secret.
 fn unauthorized_reason(e: &crate::error::Error) -> &'static str {
@@ -603,10 +604,17 @@ impl Reader {
         let (versions, version) = match read {
             Ok(r) => r,
             Err(code) => {
-                let message = match code {
-                    ErrorCode::NotFound => format!("no session {session}"),
-                    ErrorCode::Forbidden => format!("no access to session {session}"),
-                    _ => "could not read the session".to_owned(),
+                let (code, message) = match code {
+                    ErrorCode::NotFound => (code, format!("no session {session}")),
+                    ErrorCode::Forbidden => (code, format!("no access to session {session}")),
+                    ErrorCode::Conflict => (
+                        ErrorCode::BadRequest,
+                        format!(
+                            "session {session} is end-to-end encrypted: the server renders no \
+                             previews of it; render them in the client"
+                        ),
+                    ),
+                    _ => (code, "could not read the session".to_owned()),
                 };
                 self.error(code, message, rid.as_ref());
                 return;
@@ -728,6 +736,7 @@ impl Reader {
                 client,
                 since,
                 compact,
+                create,
             } => {
                 let max = self.app.config.limits.sessions_per_connection;
                 if !self.joined.contains(&session) && self.joined.len() >= max {
@@ -746,6 +755,7 @@ impl Reader {
                             client,
                             since,
                             compact,
+                            encrypted: create.is_some_and(|c| c.encrypted),
                             rid: rid.clone(),
                         },
                         true,
@@ -832,6 +842,8 @@ impl Reader {
                 base,
                 seq,
                 ops,
+                data,
+                key_epoch,
             } => (
                 session,
                 SessionMsg::Op {
@@ -839,8 +851,23 @@ impl Reader {
                     base,
                     seq,
                     ops,
+                    sealed: data.map(|data| Payload { data, key_epoch }),
                     rid: rid.clone(),
                     received: Instant::now(),
+                },
+            ),
+            ClientMessage::Snapshot {
+                session,
+                version,
+                data,
+                key_epoch,
+            } => (
+                session,
+                SessionMsg::Snapshot {
+                    conn,
+                    version,
+                    payload: Payload { data, key_epoch },
+                    rid: rid.clone(),
                 },
             ),
             ClientMessage::Presence { session, data } => (

@@ -931,6 +931,7 @@ async fn session_state(
         Ok(s) => Ok(s),
         Err(ErrorCode::NotFound) => Err(AppError(ErrorCode::NotFound, format!("no session {id}"))),
         Err(ErrorCode::Forbidden) => Err(AppError(ErrorCode::Forbidden, "no access".into())),
+        Err(ErrorCode::Conflict) => Err(crate::sync::encrypted_session(id)),
         Err(code) => Err(AppError(code, "could not read the session".into())),
     }
 }

@@ -70,11 +70,11 @@ pub(super) fn stored_op(r: &impl Cols) -> Result<StoredOp> {
     })
 }
 
-/// A session's metadata from its `(owner, link_role, title)` row and its `(user, role)` grants; an
-/// unknown role name is corruption, not a default.
+/// A session's metadata from its `(owner, link_role, title, encrypted, key_epoch)` row and its
+/// `(user, role)` grants; an unknown role name is corruption, not a default.
 pub(super) fn session_meta(
     session: &str,
-    (owner, link, title): (String, String, Option<String>),
+    (owner, link, title, encrypted, key_epoch): (String, String, Option<String>, i64, i64),
     grants: Vec<(String, String)>,
 ) -> Result<SessionMeta> {
     let parse = |what: &str| {
@@ -92,6 +92,8 @@ pub(super) fn session_meta(
         link_role: parse(&link)?,
         roles,
         title,
+        encrypted: encrypted != 0,
+        key_epoch: to_u64(key_epoch),
     })
 }
 

@@ -16,6 +16,11 @@ pub struct SessionMeta {
     /// Explicit grants, the owner's included; `none` is a removal that sticks.
     pub roles: HashMap<String, Role>,
     pub title: Option<String>,
+    /// End-to-end encrypted (DESIGN §9.4): edits are sealed payloads the server only orders.
+    pub encrypted: bool,
+    /// The key epoch an encrypted session's payloads must be sealed under; it moves when a
+    /// member is removed or link access narrows.
+    pub key_epoch: u64,
 }
 
 impl SessionMeta {
@@ -33,6 +38,7 @@ pub struct NewSession<'a> {
     pub owner: &'a str,
     pub link_role: Role,
     pub title: Option<&'a str>,
+    pub encrypted: bool,
 }
 
 impl<'a> NewSession<'a> {
@@ -42,6 +48,7 @@ impl<'a> NewSession<'a> {
             owner,
             link_role,
             title: None,
+            encrypted: false,
         }
     }
 }
@@ -52,6 +59,8 @@ impl<'a> NewSession<'a> {
 pub struct SessionUpdate {
     pub link_role: Option<Role>,
     pub title: Option<String>,
+    /// A new key epoch for an encrypted session.
+    pub key_epoch: Option<u64>,
 }
 
 /// One of a user's sessions (`GET /v1/sessions`).
@@ -86,7 +95,8 @@ pub const SESSION_TABLES: &[&str] = &[
     "showcase",
 ];
 
-/// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied.
+/// One stored version. `ops` is the edit's JSON (the array of DESIGN §2) as applied; in an
+/// encrypted session, the JSON object of its [`Sealed`](montage_protocol::sealed::Sealed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredOp {
     pub version: u64,
@@ -99,7 +109,8 @@ pub struct StoredOp {
     pub time: Option<i64>,
 }
 
-/// The document at a version, as JSON text.
+/// The document at a version, as JSON text; in an encrypted session, the JSON object of the
+/// client's [`Sealed`](montage_protocol::sealed::Sealed) snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub version: u64,

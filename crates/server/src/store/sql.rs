@@ -85,7 +85,8 @@ macro_rules! sql_store {
                 session: &str,
             ) -> $crate::error::Result<Option<$crate::store::SessionMeta>> {
                 let Some(row) = sqlx::query_as(
-                    "SELECT owner, link_role, title FROM sessions WHERE id = $1 AND deleted_at IS NULL",
+                    "SELECT owner, link_role, title, encrypted, key_epoch FROM sessions \
+                     WHERE id = $1 AND deleted_at IS NULL",
                 )
                 .bind(session)
                 .fetch_optional(self.pool())
@@ -248,8 +249,8 @@ macro_rules! sql_store {
                     // Two nodes may create the same session at once: the first insert wins and
                     // only it grants ownership.
                     let created = sqlx::query(
-                        "INSERT INTO sessions (id, owner, link_role, title, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO sessions (id, owner, link_role, title, created_at, updated_at, \
+                         encrypted) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(session)
                     .bind(new.owner)
@@ -257,6 +258,7 @@ macro_rules! sql_store {
                     .bind(new.title)
                     .bind(now / 1000)
                     .bind(now)
+                    .bind(i64::from(new.encrypted))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
@@ -285,12 +287,13 @@ macro_rules! sql_store {
                     sqlx::query(
                         "UPDATE sessions SET link_role = COALESCE($1, link_role), \
                          title = CASE WHEN CAST($2 AS TEXT) IS NULL THEN title ELSE NULLIF($2, '') END, \
-                         updated_at = $3 WHERE id = $4",
+                         key_epoch = COALESCE($5, key_epoch), updated_at = $3 WHERE id = $4",
                     )
                     .bind(update.link_role.map(montage_protocol::Role::as_str))
                     .bind(update.title.as_deref())
                     .bind($crate::clock::now_ms())
                     .bind(session)
+                    .bind(update.key_epoch.map($crate::store::rows::to_i64))
                     .execute(self.pool())
                     .await?;
                     Ok(())

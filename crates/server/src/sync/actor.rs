@@ -17,7 +17,7 @@ use crate::presence::PresenceTable;
 use crate::store::{Loaded, Store, StoredOp, Write};
 
 use super::cluster;
-use super::core::{Applied, CoreConfig, Edit, Refusal, SeqCheck, SeqKey, SessionCore};
+use super::core::{Applied, CoreConfig, Edit, Refusal, SealedEdit, SeqCheck, SeqKey, SessionCore};
 use super::{CommitItem, CommitResult, ConnHandle, SessionMsg, Sessions};
 use crate::access::check_permission;
 
@@ -39,6 +39,8 @@ pub(super) struct EditRequest {
     pub(super) seq: u64,
     pub(super) base: u64,
     pub(super) ops: Op,
+    /// An encrypted session's sealed edit (then `ops` is empty).
+    pub(super) sealed: Option<SealedEdit>,
     pub(super) rid: Option<Json>,
     pub(super) received: Instant,
 }
@@ -53,6 +55,7 @@ impl EditRequest {
             seq: 1,
             base,
             ops,
+            sealed: None,
             rid: None,
             received: Instant::now(),
         }
@@ -288,16 +291,39 @@ impl Actor {
                 client,
                 since,
                 compact,
+                encrypted,
                 rid,
-            } => self.join(conn, client, since, compact, rid).await,
+            } => {
+                self.join(conn, client, since, compact, encrypted, rid)
+                    .await
+            }
             SessionMsg::Op {
                 conn,
                 base,
                 seq,
                 ops,
+                sealed,
                 rid,
                 received,
-            } => self.edit(conn, base, seq, ops, rid, received).await,
+            } => {
+                let req = EditRequest {
+                    user: conn.user.clone(),
+                    client: Arc::from(""),
+                    seq,
+                    base,
+                    ops,
+                    sealed,
+                    rid,
+                    received,
+                };
+                self.edit(conn, req).await
+            }
+            SessionMsg::Snapshot {
+                conn,
+                version,
+                payload,
+                rid,
+            } => self.client_snapshot(conn, version, payload, rid).await,
             SessionMsg::Presence { conn, data, rid } => self.presence(conn, data, rid),
             SessionMsg::SetRole {
                 conn,
@@ -414,15 +440,9 @@ impl Actor {
             .collect()
     }
 
-    pub(super) async fn edit(
-        &mut self,
-        conn: ConnHandle,
-        base: u64,
-        seq: u64,
-        ops: Op,
-        rid: Option<Json>,
-        received: Instant,
-    ) {
+    /// A participant's edit; `req.client` is filled in from its join.
+    pub(super) async fn edit(&mut self, conn: ConnHandle, mut req: EditRequest) {
+        let rid = req.rid.clone();
         let Some(p) = self.member(&conn, rid.as_ref()) else {
             return;
         };
@@ -443,15 +463,12 @@ impl Actor {
         if self.refuse_if_unavailable(&pconn, rid.as_ref()) {
             return;
         }
-        let req = EditRequest {
-            user: pconn.user.clone(),
-            client,
-            seq,
-            base,
-            ops,
-            rid,
-            received,
-        };
+        if let Err(message) = sealed_form(doc.is_sealed(), req.sealed.is_some()) {
+            pconn.error(ErrorCode::BadRequest, message, rid.as_ref());
+            return;
+        }
+        req.user = pconn.user.clone();
+        req.client = client;
         self.apply_edit(&pconn, req, Some(conn)).await;
     }
 
@@ -474,6 +491,7 @@ impl Actor {
             seq,
             base,
             ops,
+            sealed,
             rid,
             received,
         } = req;
@@ -487,7 +505,8 @@ impl Actor {
         match self.lookup_seq(&seq_key, seq).await {
             Ok(Some(v)) => {
                 // A resend of an applied edit: ack it again with its version, once durable.
-                let frame = ack_frame(&self.id, seq, v, rid.as_ref());
+                let chain = self.state.as_ref().and_then(|c| c.chain_at(v));
+                let frame = ack_frame(&self.id, seq, v, chain, rid.as_ref());
                 self.when_committed(v, Action::Reply { conn, frame });
                 return Some(v);
             }
@@ -502,6 +521,58 @@ impl Actor {
             pconn.send(encode_with_rid(&r.to_message(), rid.as_ref()));
         };
         let core = self.state.as_ref()?;
+        if let Err(message) = sealed_form(core.is_sealed(), sealed.is_some()) {
+            pconn.error(ErrorCode::BadRequest, message, rid.as_ref());
+            return None;
+        }
+        if let Some(payload) = sealed {
+            let edit = Edit {
+                user: user.clone(),
+                client,
+                seq,
+                base,
+                ops,
+                now_ms: crate::clock::now_ms(),
+            };
+            let rid_copy = rid.clone();
+            let applied = match self.state.as_mut()?.apply_sealed(edit, payload) {
+                Ok(applied) => applied,
+                Err(r) => {
+                    refused(r);
+                    return None;
+                }
+            };
+            let action = Action::Edit {
+                conn,
+                user: pconn.user.clone(),
+                seq,
+                rid,
+                received,
+                broadcast: Utf8Bytes::from(applied.broadcast),
+                moved: Vec::new(),
+            };
+            let version = applied.version;
+            if self.cluster.is_some() {
+                // Without home nodes another node may take this version first (`resync`).
+                self.track_unconfirmed(
+                    version,
+                    Op::default(),
+                    base,
+                    Op::default(),
+                    conn,
+                    seq,
+                    rid_copy,
+                    received,
+                    user.clone(),
+                    Vec::new(),
+                );
+            }
+            if let Some(core) = &mut self.state {
+                core.after_applied(version, action);
+            }
+            self.submit(applied.write, version, false).await;
+            return Some(version);
+        }
         // The transform budget is checked before the store is read for older versions, too.
         if let Err(r) = core
             .check_base(base)
@@ -686,7 +757,9 @@ impl Actor {
                 moved,
             } => {
                 if let Some(p) = self.participants.get(&conn) {
-                    p.conn.send(ack_frame(&self.id, seq, version, rid.as_ref()));
+                    let chain = self.state.as_ref().and_then(|c| c.chain_at(version));
+                    p.conn
+                        .send(ack_frame(&self.id, seq, version, chain, rid.as_ref()));
                 }
                 self.metrics.edits_total.inc();
                 self.metrics.observe_ack(received.elapsed());
@@ -802,6 +875,11 @@ impl Actor {
             let _ = reply.send(Err(ErrorCode::Forbidden));
             return;
         }
+        if doc.is_sealed() {
+            // The server holds no readable state of an encrypted session (HTTP 409).
+            let _ = reply.send(Err(ErrorCode::Conflict));
+            return;
+        }
         let version = doc.version;
         let state = self.encoded_state().to_string();
         if self.participants.is_empty() {
@@ -828,26 +906,61 @@ pub(super) async fn off_runtime<T: Send + 'static, R: Send + 'static>(
     .await
 }
 
-pub(super) fn ack_frame(session: &str, seq: u64, version: u64, rid: Option<&Json>) -> Utf8Bytes {
+/// The `ack` of `seq` as `version`; in an encrypted session with the version's chain value.
+pub(super) fn ack_frame(
+    session: &str,
+    seq: u64,
+    version: u64,
+    chain: Option<String>,
+    rid: Option<&Json>,
+) -> Utf8Bytes {
     Utf8Bytes::from(encode_with_rid(
         &ServerMessage::Ack {
             session: session.to_owned(),
             seq,
             version,
+            chain,
         },
         rid,
     ))
 }
 
+/// Why an edit of this form can't go to this session: `ops` in an encrypted one, `data` in a
+/// plain one.
+pub(super) fn sealed_form(session_sealed: bool, edit_sealed: bool) -> Result<(), &'static str> {
+    match (session_sealed, edit_sealed) {
+        (true, false) => Err(
+            "this session is end-to-end encrypted: send the edit sealed as `data`; plain `ops` are refused",
+        ),
+        (false, true) => Err("this session is not encrypted: send `ops`, not `data`"),
+        _ => Ok(()),
+    }
+}
+
+/// A stored version as an op-list entry: a plain edit's `ops`, or an encrypted session's sealed
+/// body (stored as a JSON object where plain edits are arrays).
 pub(super) fn parse_entry(session: &str, o: StoredOp) -> crate::error::Result<OpEntry> {
-    let ops = serde_json::from_str::<Op>(&o.ops).map_err(|e| crate::error::Error::Corrupt {
+    let corrupt = |e: String| crate::error::Error::Corrupt {
         session: session.to_owned(),
         reason: format!("op {}: {e}", o.version),
-    })?;
-    Ok(OpEntry {
+    };
+    let mut entry = OpEntry {
         version: o.version,
-        user: o.user,
-        ops,
+        user: String::new(),
+        ops: Op::default(),
         time: o.time,
-    })
+        data: None,
+        key_epoch: None,
+        chain: None,
+    };
+    if o.ops.starts_with('{') {
+        let s = super::core::parse_sealed(&o.ops, "sealed").map_err(corrupt)?;
+        entry.data = Some(s.data);
+        entry.key_epoch = Some(s.key_epoch);
+        entry.chain = Some(s.chain);
+    } else {
+        entry.ops = serde_json::from_str::<Op>(&o.ops).map_err(|e| corrupt(e.to_string()))?;
+    }
+    entry.user = o.user;
+    Ok(entry)
 }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use montage_ot::{Op, Value};
+use montage_protocol::sealed::Sealed;
 use montage_protocol::{ErrorCode, OpEntry, ServerMessage, encode_op};
 
 use super::rebase::rebase;
@@ -48,10 +49,13 @@ pub struct CoreConfig {
 /// One version of the history.
 #[derive(Debug)]
 pub struct HistEntry {
+    /// The edit as applied (empty in an encrypted session).
     pub op: Op,
     pub user: Arc<str>,
     /// Commit time, ms since the epoch (`None`: stored before times were kept).
     pub time: Option<i64>,
+    /// An encrypted session's sealed edit, with its chain value.
+    pub sealed: Option<Arc<Sealed>>,
 }
 
 /// A client's edits: `(user, client)`, since client ids are chosen by clients and only unique
@@ -162,6 +166,8 @@ pub struct SessionCore<A> {
     bytes_measured_at: u64,
     /// Commit time of the head (0 when unknown).
     last_time: i64,
+    /// An encrypted session's chain and client snapshot (`sealed.rs`); `None` for a plain one.
+    sealed: Option<sealed::SealedState>,
 }
 
 impl<A> SessionCore<A> {
@@ -175,6 +181,9 @@ impl<A> SessionCore<A> {
     }
 
     fn replay(id: Arc<str>, l: Loaded, config: CoreConfig) -> Result<Self, String> {
+        if l.meta.encrypted {
+            return Self::replay_sealed(id, l, config);
+        }
         let keep = config.history_keep.max(1);
         let mut history = VecDeque::with_capacity(l.ops.len().min(keep));
         let mut last_time = l.snapshot_time.unwrap_or(0);
@@ -184,6 +193,7 @@ impl<A> SessionCore<A> {
                 op,
                 user: Arc::from(o.user),
                 time: o.time,
+                sealed: None,
             });
             if history.len() > keep {
                 history.pop_front();
@@ -207,6 +217,7 @@ impl<A> SessionCore<A> {
             doc_bytes,
             bytes_measured_at: version,
             last_time,
+            sealed: None,
         })
     }
 
@@ -273,11 +284,23 @@ impl<A> SessionCore<A> {
             .iter()
             .enumerate()
             .skip(skip)
-            .map(|(i, h)| OpEntry {
-                version: self.hist_start + i as u64,
-                user: h.user.to_string(),
-                ops: h.op.clone(),
-                time: h.time,
+            .map(|(i, h)| {
+                let version = self.hist_start + i as u64;
+                let mut e = OpEntry {
+                    version,
+                    user: h.user.to_string(),
+                    ops: h.op.clone(),
+                    time: h.time,
+                    data: None,
+                    key_epoch: None,
+                    chain: None,
+                };
+                if let Some(s) = &h.sealed {
+                    e.data = Some(s.data.clone());
+                    e.key_epoch = Some(s.key_epoch);
+                    e.chain = Some(s.chain.clone());
+                }
+                e
             })
             .collect()
     }
@@ -341,6 +364,7 @@ impl<A> SessionCore<A> {
             op,
             user: edit.user.clone(),
             time: Some(self.last_time),
+            sealed: None,
         });
         let write = Write::Op {
             session: self.id.to_string(),
@@ -467,6 +491,9 @@ impl<A> SessionCore<A> {
         if o.version != self.version + 1 {
             return Err(format!("version {} follows {}", o.version, self.version));
         }
+        if self.sealed.is_some() {
+            return self.apply_committed_sealed(o);
+        }
         let op: Op = serde_json::from_str(&o.ops).map_err(|e| format!("op {}: {e}", o.version))?;
         let doc = &mut self.doc;
         let inverse = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.apply(doc)))
@@ -481,6 +508,7 @@ impl<A> SessionCore<A> {
             op,
             user: user.clone(),
             time: o.time,
+            sealed: None,
         });
         self.committed = o.version;
         // The same (client, seq) may be resent here later: remember where it went.
@@ -564,8 +592,17 @@ impl<A> SessionCore<A> {
     pub fn trim(&mut self) {
         let keep = self.config.history_keep.max(1);
         while self.history.len() > keep && self.hist_start <= self.committed {
-            self.history.pop_front();
+            let gone = self.history.pop_front();
             self.hist_start += 1;
+            if let (
+                Some(s),
+                Some(HistEntry {
+                    sealed: Some(e), ..
+                }),
+            ) = (&mut self.sealed, gone)
+            {
+                s.forgot(&e);
+            }
         }
         let committed = self.committed;
         for s in self.seqs.values_mut() {
@@ -599,12 +636,14 @@ impl<A> SessionCore<A> {
 
     /// Whether `snapshot_every_ops` versions passed since the last snapshot.
     pub fn snapshot_overdue(&self) -> bool {
-        self.version - self.snapshot_version >= self.config.snapshot_every_ops
+        self.sealed.is_none()
+            && self.version - self.snapshot_version >= self.config.snapshot_every_ops
     }
 
-    /// The head as a snapshot, if it moved since the last one.
+    /// The head as a snapshot, if it moved since the last one (never in an encrypted session:
+    /// its snapshots are the clients', `client_snapshot`).
     pub fn snapshot_if_moved(&self) -> Option<Snapshot> {
-        (self.version != self.snapshot_version).then(|| self.snapshot())
+        (self.sealed.is_none() && self.version != self.snapshot_version).then(|| self.snapshot())
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -679,8 +718,11 @@ pub fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
     c.0
 }
 
+mod sealed;
 #[cfg(test)]
 mod tests;
+
+pub use sealed::{SealedEdit, parse_sealed};
 
 /// The document at the last of `ops`, replayed from `base` (a snapshot or checkpoint; the empty
 /// document when `None`): ops must follow it version by version. `each` sees every op applied.

@@ -101,7 +101,9 @@ pub async fn state_at(
     who: &Principal,
     version: u64,
 ) -> Result<Arc<str>, AppError> {
-    require(app, id, who, Role::Viewer).await?;
+    if require(app, id, who, Role::Viewer).await?.encrypted {
+        return Err(super::http::encrypted(id));
+    }
     past_state(app, id, version).await
 }
 
@@ -222,7 +224,9 @@ async fn name_version(
         ));
     }
     let who = claims.principal();
-    require(&app, &id, &who, Role::Editor).await?;
+    if require(&app, &id, &who, Role::Editor).await?.encrypted {
+        return Err(super::http::encrypted(&id));
+    }
     // Each named version keeps a whole copy of the document: a session has a bounded number
     // (renaming one is always allowed).
     let h = history(&*app.store)?;
@@ -281,7 +285,9 @@ async fn restore(
 ) -> Result<Response, AppError> {
     let b: RestoreBody = crate::api::json_body(&body, r#"{"version", "id"?}"#)?;
     let who = claims.principal();
-    require(&app, &id, &who, Role::Editor).await?;
+    if require(&app, &id, &who, Role::Editor).await?.encrypted {
+        return Err(super::http::encrypted(&id));
+    }
     let state = past_state(&app, &id, b.version).await?;
     let target = montage_ot::Value::from_json_str(&state).map_err(|e| {
         tracing::error!(session = %id, version = b.version, error = %e, "stored state unreadable");

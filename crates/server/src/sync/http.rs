@@ -78,12 +78,6 @@ async fn create_session(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let b = parse_body(&body)?;
-    if b.encrypted == Some(true) {
-        return Err(AppError(
-            ErrorCode::NotSupported,
-            "encrypted sessions are not supported by this server yet".into(),
-        ));
-    }
     if claims.sessions.is_some() {
         return Err(AppError(
             ErrorCode::Forbidden,
@@ -94,6 +88,7 @@ async fn create_session(
     let update = SessionUpdate {
         link_role: b.link_role,
         title: b.title.clone(),
+        key_epoch: None,
     };
     super::settings::validate(&update).map_err(refused)?;
     app.sessions
@@ -106,6 +101,7 @@ async fn create_session(
         owner: &claims.sub,
         link_role,
         title,
+        encrypted: b.encrypted == Some(true),
     };
     if !app.store.create_session(&id, new).await? {
         return Err(AppError(
@@ -127,7 +123,11 @@ async fn create_session(
         version: 0,
         updated: crate::clock::now_ms(),
     };
-    Ok(json(StatusCode::CREATED, summary_json(&s).to_string()))
+    let mut body = summary_json(&s);
+    if b.encrypted == Some(true) {
+        body["encrypted"] = serde_json::Value::Bool(true);
+    }
+    Ok(json(StatusCode::CREATED, body.to_string()))
 }
 
 /// `GET /v1/sessions`: the caller's sessions (owned or granted), most recently updated first.
@@ -173,6 +173,7 @@ async fn configure_session(
     let update = SessionUpdate {
         link_role: b.link_role,
         title: b.title,
+        key_epoch: None,
     };
     super::settings::validate(&update).map_err(refused)?;
     let c = app
@@ -208,6 +209,18 @@ async fn delete_session(
 }
 
 /// The 404 of a session that does not exist (any more).
+/// The 409 of what needs an encrypted session's plaintext (state, past states, restores,
+/// previews): the server holds none (DESIGN §9.4).
+pub(crate) fn encrypted(id: &str) -> AppError {
+    AppError(
+        ErrorCode::Conflict,
+        format!(
+            "session {id} is end-to-end encrypted: the server can't read its state; clients \
+             decrypt it (and render its previews) themselves"
+        ),
+    )
+}
+
 pub(super) fn no_session(id: &str) -> AppError {
     AppError(
         ErrorCode::NotFound,
@@ -249,6 +262,7 @@ async fn session_state(
         )),
         Err(ErrorCode::NotFound) => Err(no_session(&id)),
         Err(ErrorCode::Forbidden) => Err(no_access(&id)),
+        Err(ErrorCode::Conflict) => Err(encrypted(&id)),
         Err(code) => Err(AppError(code, "could not read the session".into())),
     }
 }
@@ -299,9 +313,14 @@ async fn session_ops(
         }
         let user = serde_json::to_string(&o.user).unwrap_or_else(|_| "\"\"".into());
         let time = o.time.map_or_else(|| "null".to_owned(), |t| t.to_string());
+        // A sealed row is an object (`data`, `key_epoch`, `chain`): its fields go in the entry.
+        let body_fields = match o.ops.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(fields) => format!(r#""ops":[],{fields}"#),
+            None => format!(r#""ops":{}"#, o.ops),
+        };
         body.push_str(&format!(
-            r#"{{"version":{},"user":{user},"time":{time},"ops":{}}}"#,
-            o.version, o.ops
+            r#"{{"version":{},"user":{user},"time":{time},{body_fields}}}"#,
+            o.version
         ));
     }
     body.push_str("]}");

@@ -57,6 +57,7 @@ impl Actor {
         client: String,
         since: Option<u64>,
         compact: bool,
+        encrypted: bool,
         rid: Option<Json>,
     ) {
         if self.reload && !self.shutting_down {
@@ -65,6 +66,7 @@ impl Actor {
                 client,
                 since,
                 compact,
+                encrypted,
                 rid,
             });
             return;
@@ -103,7 +105,10 @@ impl Actor {
                 conn.error(ErrorCode::RateLimited, message, rid.as_ref());
                 return;
             }
-            let new = NewSession::new(&conn.user, self.config.default_link_role);
+            let new = NewSession {
+                encrypted,
+                ..NewSession::new(&conn.user, self.config.default_link_role)
+            };
             let created = self.store.create_session(&self.id, new).await;
             if let Ok(true) = created {
                 self.sessions.events.emit(
@@ -198,7 +203,57 @@ impl Actor {
         let mut state = !repeat;
         let mut ops = repeat.then(Vec::new);
         let mut delta = None;
-        if let Some(since) = since {
+        let mut snapshot = None;
+        let mut whole = false;
+        let sealed = doc.is_sealed();
+        if sealed && !repeat {
+            // No readable state: the newest client snapshot and the sealed entries after it,
+            // or only those after `since` when that is not far behind.
+            let stored = doc.client_snapshot().cloned();
+            whole = since.is_none();
+            let from = match (since, stored) {
+                (Some(s), _) if s > version => {
+                    conn.error(
+                        ErrorCode::BadRequest,
+                        format!("since {s} is ahead of the head {version}"),
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                (Some(s), Some(snap))
+                    if s < snap.version && version - s > self.config.limits.max_catch_up =>
+                {
+                    let from = snap.version;
+                    snapshot = Some(snap);
+                    whole = true;
+                    from
+                }
+                (Some(s), _) => s,
+                (None, Some(snap)) => {
+                    let from = snap.version;
+                    snapshot = Some(snap);
+                    from
+                }
+                (None, None) => 0,
+            };
+            match self.entries_after(from, version).await {
+                Ok(list) if is_complete(&list, from, version) => ops = Some(list),
+                Ok(_) => {
+                    conn.error(
+                        ErrorCode::Internal,
+                        "the history after the last snapshot is incomplete",
+                        rid.as_ref(),
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "catch-up read failed");
+                    conn.error(ErrorCode::Internal, "could not read history", rid.as_ref());
+                    return;
+                }
+            }
+            state = false;
+        } else if let Some(since) = since {
             if since > version {
                 conn.error(
                     ErrorCode::BadRequest,
@@ -297,6 +352,10 @@ impl Actor {
             delta,
             link_role: doc.meta.link_role,
             title: doc.meta.title.clone(),
+            encrypted: sealed,
+            snapshot,
+            whole,
+            key_epoch: sealed.then_some(doc.meta.key_epoch),
         };
         let frame = Utf8Bytes::from(with_state(
             encode_with_rid(&joined, rid.as_ref()),
@@ -546,6 +605,7 @@ impl Actor {
         self.announce(&Utf8Bytes::from(frame), Some(conn));
         if role == Role::Removed {
             tracing::info!(session = %self.id, user = %target, "user removed");
+            self.rotate_key().await;
         }
         if target != *pconn.user {
             let mut n = crate::social::notifications::Notifier::new_item(

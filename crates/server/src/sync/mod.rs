@@ -33,6 +33,7 @@ pub use cluster::{
 pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_bus};
 pub use conn::{ConnHandle, ConnLink, Outbound};
 pub use history::state_at;
+pub(crate) use http::encrypted as encrypted_session;
 pub use observers::EditObserver;
 pub use rebase::rebase;
 pub use registry::{PlayheadWatch, Sessions, VersionWatch};
@@ -57,6 +58,8 @@ pub enum SessionMsg {
         since: Option<u64>,
         /// The client may take the missed edits composed (`joined.delta`).
         compact: bool,
+        /// Create it end-to-end encrypted if it is missing (`join.create`).
+        encrypted: bool,
         rid: Option<Json>,
     },
     Op {
@@ -64,8 +67,17 @@ pub enum SessionMsg {
         base: u64,
         seq: u64,
         ops: Op,
+        /// An encrypted session's sealed edit (then `ops` is empty).
+        sealed: Option<core::SealedEdit>,
         rid: Option<Json>,
         received: Instant,
+    },
+    /// An encrypted session's client snapshot of `version`.
+    Snapshot {
+        conn: ConnHandle,
+        version: u64,
+        payload: core::SealedEdit,
+        rid: Option<Json>,
     },
     Presence {
         conn: ConnHandle,

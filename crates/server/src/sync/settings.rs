@@ -70,7 +70,7 @@ impl Actor {
         let pconn = p.conn.clone();
         let update = SessionUpdate {
             link_role: Some(role),
-            title: None,
+            ..SessionUpdate::default()
         };
         let checked = validate(&update)
             .and_then(|()| self.owner_check(&pconn.principal(), "change link access"));
@@ -102,9 +102,16 @@ impl Actor {
     /// access. `sender` gets the `link_role_changed` with its `rid`.
     async fn apply_settings(
         &mut self,
-        update: SessionUpdate,
+        mut update: SessionUpdate,
         sender: Option<(&ConnHandle, Option<Json>)>,
     ) -> Result<Configured, Refused> {
+        // Narrowing link access in an encrypted session retires its key (DESIGN §9.4).
+        if let (Some(doc), Some(to)) = (&self.state, update.link_role)
+            && doc.is_sealed()
+            && to < doc.meta.link_role
+        {
+            update.key_epoch = Some(doc.meta.key_epoch + 1);
+        }
         if let Err(e) = self.store.update_session(&self.id, &update).await {
             tracing::error!(session = %self.id, error = %e, "settings update failed");
             return Err((ErrorCode::Internal, "could not store the settings".into()));
@@ -115,7 +122,11 @@ impl Actor {
                 session: self.id.to_string(),
                 link_role: update.link_role.map(|r| r.as_str().to_owned()),
                 title: update.title.clone(),
+                key_epoch: update.key_epoch,
             });
+        }
+        if let Some(k) = update.key_epoch {
+            self.key_rotated(k);
         }
         if let Some(frame) = frame {
             let except = sender.map(|(conn, rid)| {
@@ -155,6 +166,50 @@ impl Actor {
         })))
     }
 
+    /// A member of an encrypted session was removed: its key epoch moves on (stored, told to
+    /// everyone here and on other nodes), so the removed user's key opens nothing new.
+    pub(super) async fn rotate_key(&mut self) {
+        let Some(doc) = &self.state else { return };
+        if !doc.is_sealed() {
+            return;
+        }
+        let update = SessionUpdate {
+            key_epoch: Some(doc.meta.key_epoch + 1),
+            ..SessionUpdate::default()
+        };
+        if let Err(e) = self.store.update_session(&self.id, &update).await {
+            tracing::error!(session = %self.id, error = %e, "key epoch update failed");
+            return;
+        }
+        if let Some(cl) = &self.cluster {
+            cl.bus.publish(BusEvent::Settings {
+                session: self.id.to_string(),
+                link_role: None,
+                title: None,
+                key_epoch: update.key_epoch,
+            });
+        }
+        if let Some(k) = update.key_epoch {
+            self.key_rotated(k);
+        }
+    }
+
+    /// The key epoch is `key_epoch` now (stored): payloads under older ones are refused, and
+    /// everyone here hears `key_rotated`.
+    pub(super) fn key_rotated(&mut self, key_epoch: u64) {
+        let Some(doc) = &mut self.state else { return };
+        if key_epoch <= doc.meta.key_epoch && key_epoch != 0 {
+            return;
+        }
+        doc.set_key_epoch(key_epoch);
+        tracing::info!(session = %self.id, key_epoch, "key epoch moved");
+        let frame = Utf8Bytes::from(encode(&ServerMessage::KeyRotated {
+            session: self.id.to_string(),
+            key_epoch,
+        }));
+        self.announce(&frame, None);
+    }
+
     /// Another node changed the settings (stored already).
     pub(super) fn on_remote_settings(&mut self, link_role: Option<String>, title: Option<String>) {
         let link_role = match link_role.as_deref().map(Role::parse) {
@@ -165,7 +220,11 @@ impl Actor {
             Some(r) => r,
             None => None,
         };
-        let update = SessionUpdate { link_role, title };
+        let update = SessionUpdate {
+            link_role,
+            title,
+            ..SessionUpdate::default()
+        };
         if let Some(frame) = self.settings_changed(&update) {
             self.announce(&frame, None);
         }

@@ -2,12 +2,56 @@
 //! snapshots through the committer (ordered after the appends they cover), a direct snapshot
 //! when nothing is in flight, and unloading once no one is here.
 
+use montage_protocol::{ErrorCode, Role, encode_with_rid};
+use serde_json::Value as Json;
+
+use crate::access::check_permission;
 use crate::store::Write;
 
-use super::SessionMsg;
 use super::actor::Actor;
+use super::core::SealedEdit;
+use super::{ConnHandle, SessionMsg};
 
 impl Actor {
+    /// An encrypted session's client snapshot (`snapshot`, editors): checked by the core and
+    /// written through the committer, after the appends it covers. Joins start from it once
+    /// taken. Success has no reply; refusals go to the sender.
+    pub(super) async fn client_snapshot(
+        &mut self,
+        conn: ConnHandle,
+        version: u64,
+        payload: SealedEdit,
+        rid: Option<Json>,
+    ) {
+        let Some(p) = self.member(&conn, rid.as_ref()) else {
+            return;
+        };
+        let pconn = p.conn.clone();
+        let Some(core) = &self.state else { return };
+        if !check_permission(&core.meta, &self.id, &pconn.principal(), Role::Editor) {
+            let role = pconn.role_in(&self.id, &core.meta);
+            let message = format!("{} may not store snapshots", role.as_str());
+            pconn.error(ErrorCode::Forbidden, message, rid.as_ref());
+            return;
+        }
+        if self.refuse_if_unavailable(&pconn, rid.as_ref()) {
+            return;
+        }
+        let Some(core) = &mut self.state else { return };
+        match core.take_client_snapshot(version, payload) {
+            Ok(snapshot) => {
+                let write = Write::Snapshot {
+                    session: self.id.to_string(),
+                    snapshot,
+                };
+                self.submit(write, version, true).await;
+            }
+            Err(r) => {
+                pconn.send(encode_with_rid(&r.to_message(), rid.as_ref()));
+            }
+        }
+    }
+
     /// Periodic snapshot through the committer, ordered after the appends it covers.
     pub(super) async fn maybe_snapshot(&mut self) {
         if self.broken || self.snapshot_in_flight {

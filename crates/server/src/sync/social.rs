@@ -138,6 +138,9 @@ impl Actor {
         let (Some(doc), Some(social)) = (&self.state, &mut self.social) else {
             return Err(crate::social::refuse(ErrorCode::Internal, "not loaded"));
         };
+        if doc.is_sealed() {
+            sealed_social(&req)?;
+        }
         let role = doc.meta.role_of(&pconn.user);
         let user = pconn.user.clone();
         let session = self.id.to_string();
@@ -454,4 +457,21 @@ fn suggestion_updated(session: String, s: &Suggestion) -> (SocialWrite, ServerMe
         suggestion: s.clone(),
     };
     (SocialWrite::suggestion(s), msg)
+}
+
+/// What an encrypted session refuses of the social requests (DESIGN §9.4): suggestions, which
+/// the server would have to read and apply, and annotations outside the sealed content.
+/// Comments keep their ids, author, time and parent in the clear; the content is the client's
+/// opaque string (a sealed one holds no `@`, so nobody is mentioned).
+fn sealed_social(req: &Request) -> Result<(), SocialError> {
+    let why = match req {
+        Request::Suggest { .. } | Request::Accept { .. } | Request::Reject { .. } => {
+            "suggestions are not available in an end-to-end encrypted session: the server can't read or apply them"
+        }
+        Request::Comment(c) if !c.annotations.is_empty() => {
+            "in an end-to-end encrypted session a comment's annotations travel inside its sealed content"
+        }
+        _ => return Ok(()),
+    };
+    Err(crate::social::refuse(ErrorCode::BadRequest, why))
 }

@@ -74,6 +74,7 @@ impl Peer {
             since: None,
             compact: false,
             rid: None,
+            encrypted: false,
         };
         rig.sessions.send(session, m, true).await.unwrap();
         self.recv().await
@@ -87,6 +88,7 @@ impl Peer {
             ops,
             rid: None,
             received: Instant::now(),
+            sealed: None,
         };
         rig.sessions.send(session, m, false).await.unwrap();
     }
@@ -251,6 +253,7 @@ async fn client_ids_are_scoped_per_user() {
         since: None,
         compact: false,
         rid: None,
+        encrypted: false,
     };
     rig.sessions.send("s", m, true).await.unwrap();
     mallory.recv().await;

@@ -5,6 +5,7 @@
 
 mod access;
 mod comments;
+mod encrypted;
 mod harness;
 mod history;
 mod http_limits;

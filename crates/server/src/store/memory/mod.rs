@@ -107,6 +107,8 @@ impl Store for MemoryStore {
                 link_role: new.link_role,
                 roles: HashMap::from([(new.owner.to_owned(), Role::Owner)]),
                 title: new.title.map(str::to_owned),
+                encrypted: new.encrypted,
+                key_epoch: 0,
             });
             e.updated = crate::clock::now_ms();
             true
@@ -128,6 +130,9 @@ impl Store for MemoryStore {
                 }
                 if let Some(t) = &update.title {
                     meta.title = (!t.is_empty()).then(|| t.clone());
+                }
+                if let Some(k) = update.key_epoch {
+                    meta.key_epoch = k;
                 }
                 e.updated = crate::clock::now_ms();
             }

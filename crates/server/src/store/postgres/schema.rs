@@ -196,6 +196,15 @@ CREATE INDEX session_leases_by_node ON session_leases (node);
 ALTER TABLE ops ADD COLUMN epoch BIGINT;
 "#,
     },
+    // Issue #17: end-to-end encrypted sessions: the flag and the key epoch payloads must carry.
+    Migration {
+        id: 11,
+        name: "encrypted sessions",
+        sql: r#"
+ALTER TABLE sessions ADD COLUMN encrypted BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN key_epoch BIGINT NOT NULL DEFAULT 0;
+"#,
+    },
 ];
 
 /// Migration step 2: comments, suggestions, tasks, invites, contributions and awards. Numbers

@@ -300,6 +300,7 @@ mod tests {
             owner: "bob",
             link_role: Role::Removed,
             title: Some("t"),
+            encrypted: false,
         };
         assert!(s.create_session("new", new).await.unwrap());
         assert_eq!(

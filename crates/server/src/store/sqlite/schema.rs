@@ -3,7 +3,7 @@
 //! like an old one, so one path is tested for both.
 
 /// The schema this build writes; a newer one on disk is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// Steps from one schema version to the next: `STEPS[i]` takes version `i + 1` to `i + 2`.
 /// Append only; each runs once, in a transaction, and bumps `schema_version`.
@@ -105,6 +105,11 @@ CREATE TABLE newsletters (
     issue INTEGER PRIMARY KEY,
     at INTEGER NOT NULL
 );
+"#,
+    // 7: end-to-end encrypted sessions (#17): the flag and the key epoch payloads must carry.
+    r#"
+ALTER TABLE sessions ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN key_epoch INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

@@ -266,6 +266,7 @@ impl Forward {
             seq: e.seq,
             base: e.base,
             ops: serde_json::to_string(&e.ops).unwrap_or_default(),
+            sealed: e.sealed.clone(),
             rid: e.rid.clone(),
         }
     }
@@ -738,8 +739,14 @@ impl Actor {
         self.metrics.edits_total.inc();
         self.metrics.observe_ack(p.req.received.elapsed());
         if let Some(pp) = self.participants.get(&p.conn) {
-            pp.conn
-                .send(ack_frame(&self.id, p.req.seq, version, p.req.rid.as_ref()));
+            let chain = self.state.as_ref().and_then(|c| c.chain_at(version));
+            pp.conn.send(ack_frame(
+                &self.id,
+                p.req.seq,
+                version,
+                chain,
+                p.req.rid.as_ref(),
+            ));
         }
     }
 
@@ -853,6 +860,7 @@ impl Actor {
             seq: req.seq,
             base: req.base,
             ops,
+            sealed: req.sealed,
             rid: req.rid,
             received: Instant::now(),
         };

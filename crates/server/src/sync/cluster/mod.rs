@@ -33,10 +33,11 @@ use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
 use montage_protocol::{
     ErrorCode, Participant as WireParticipant, Role, ServerMessage, encode, encode_op,
+    encode_with_rid,
 };
 use serde_json::Value as Json;
 
-use super::actor::{Action, Actor};
+use super::actor::{Action, Actor, EditRequest};
 use super::{SessionMsg, Sessions};
 use crate::bus::{Bus, BusEvent};
 use crate::error::{Error, Result};
@@ -507,8 +508,16 @@ impl Actor {
                 self.revoke_lost_access();
             }
             BusEvent::Settings {
-                link_role, title, ..
-            } => self.on_remote_settings(link_role, title),
+                link_role,
+                title,
+                key_epoch,
+                ..
+            } => {
+                if let Some(k) = key_epoch {
+                    self.key_rotated(k);
+                }
+                self.on_remote_settings(link_role, title)
+            }
             BusEvent::Deleted { .. } => self.forget_deleted(),
             BusEvent::Roster {
                 node,
@@ -671,6 +680,18 @@ impl Actor {
                 continue;
             };
             let conn = p.conn.clone();
+            if let Some(core) = self.state.as_ref().filter(|c| c.is_sealed()) {
+                // A sealed edit is bound to the version it lost: the client seals it again.
+                let refusal = super::core::Refusal {
+                    version: Some(core.version),
+                    ..super::core::Refusal::new(
+                        ErrorCode::Conflict,
+                        "another node took this version first; rebase and seal the edit again",
+                    )
+                };
+                conn.send(encode_with_rid(&refusal.to_message(), u.rid.as_ref()));
+                continue;
+            }
             if u.attempts >= MAX_CONFLICT_RETRIES {
                 conn.error(
                     ErrorCode::Conflict,
@@ -684,8 +705,17 @@ impl Actor {
                 cl.retry_attempts = u.attempts + 1;
                 cl.retry_author_presence_after = u.author_presence_after;
             }
-            self.edit(conn, u.base, u.seq, u.original, u.rid, u.received)
-                .await;
+            let req = EditRequest {
+                user: conn.user.clone(),
+                client: Arc::from(""),
+                seq: u.seq,
+                base: u.base,
+                ops: u.original,
+                sealed: None,
+                rid: u.rid,
+                received: u.received,
+            };
+            self.edit(conn, req).await;
             if let Some(cl) = &mut self.cluster {
                 cl.retry_attempts = 0;
                 cl.retry_author_presence_after = false;

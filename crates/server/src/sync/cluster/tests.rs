@@ -91,6 +91,7 @@ impl Peer {
             since: None,
             compact: false,
             rid: None,
+            encrypted: false,
         };
         n.sessions.send(session, m, true).await.unwrap();
         self.recv_type("joined").await
@@ -103,6 +104,7 @@ impl Peer {
             ops: serde_json::from_value(ops).unwrap(),
             rid: None,
             received: Instant::now(),
+            sealed: None,
         };
         n.sessions.send(session, m, false).await.unwrap();
     }
@@ -176,6 +178,7 @@ async fn a_version_taken_by_another_node_is_caught_up_and_retried() {
         since: None,
         compact: false,
         rid: None,
+        encrypted: false,
     };
     a.sessions.send("s", m, true).await.unwrap();
     pa2.recv_type("joined").await;

@@ -10,6 +10,8 @@ fn meta() -> SessionMeta {
         link_role: montage_protocol::Role::Viewer,
         roles: HashMap::new(),
         title: None,
+        encrypted: false,
+        key_epoch: 0,
     }
 }
 

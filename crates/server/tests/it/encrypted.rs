@@ -1,0 +1,255 @@
+//! End-to-end encrypted sessions from outside (DESIGN §9.4), with payloads that are just bytes
+//! here (the SDK suite seals real edits): the server orders sealed edits only on the head,
+//! chains them, stores and relays them byte for byte, keeps the clients' snapshots, moves the
+//! key epoch when a member is removed, and refuses whatever would need the plaintext.
+
+use anyhow::{Result, ensure};
+use montage_protocol::sealed::{GENESIS_CHAIN, chain_hex, chain_next, parse_chain};
+use serde_json::{Value as Json, json};
+
+use crate::harness::*;
+
+backend_tests!(
+    sealed_edits_are_ordered_chained_and_kept_byte_for_byte,
+    what_needs_the_plaintext_is_refused,
+    removing_a_member_retires_the_key_epoch,
+);
+
+fn sealed(session: &str, base: u64, seq: u64, data: &str, epoch: u64) -> Json {
+    json!({"type":"op","session":session,"base":base,"seq":seq,"data":data,"key_epoch":epoch})
+}
+
+async fn join_encrypted(c: &mut Client, session: &str, client: &str) -> Result<Json> {
+    c.send(json!({"type":"join","session":session,"client":client,"create":{"encrypted":true}}))
+        .await?;
+    c.recv_type("joined").await
+}
+
+/// The chain value after `data` at `version`, from the one before.
+fn next(prev: &str, version: u64, epoch: u64, data: &str) -> String {
+    let prev = parse_chain(prev).unwrap_or(GENESIS_CHAIN);
+    chain_hex(&chain_next(&prev, version, epoch, data))
+}
+
+async fn sealed_edits_are_ordered_chained_and_kept_byte_for_byte(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    let j = join_encrypted(&mut alice, "e", "a").await?;
+    ensure!(
+        j["encrypted"] == true && j["key_epoch"] == 0 && j.get("state").is_none(),
+        "{j}"
+    );
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+
+    // The head takes it; the ack carries the chain value every client can compute.
+    let d1 = "c2VhbGVkIG9uZQ==";
+    alice.send(sealed("e", 0, 1, d1, 0)).await?;
+    let ack = alice.recv_type("ack").await?;
+    let c1 = next(&chain_hex(&GENESIS_CHAIN), 1, 0, d1);
+    ensure!(ack["version"] == 1 && ack["chain"] == c1.as_str(), "{ack}");
+
+    // A joiner gets it as it was sent, with its chain value.
+    let mut bob = s.connect("bob").await?;
+    let j = join_encrypted(&mut bob, "e", "b").await?;
+    let e = &j["ops"][0];
+    ensure!(
+        j["version"] == 1 && e["data"] == d1 && e["chain"] == c1.as_str() && e["user"] == "alice",
+        "{j}"
+    );
+    // A stale base is a conflict carrying the head; on the head it is taken.
+    let err = bob
+        .expect_error(sealed("e", 0, 1, "YmFk", 0), "conflict")
+        .await?;
+    ensure!(err["version"] == 1, "{err}");
+    let d2 = "dHdv";
+    bob.send(sealed("e", 1, 2, d2, 0)).await?;
+    ensure!(bob.recv_type("ack").await?["version"] == 2);
+    let op = alice.recv_type("op").await?;
+    let c2 = next(&c1, 2, 0, d2);
+    ensure!(
+        op["data"] == d2 && op["chain"] == c2.as_str() && op.get("ops").is_none(),
+        "{op}"
+    );
+    // A resend is acked again with its version, not stored twice.
+    bob.send(sealed("e", 1, 2, d2, 0)).await?;
+    ensure!(bob.recv_type("ack").await?["version"] == 2);
+
+    // Over HTTP the entries are the sealed ones.
+    let ops = s
+        .get_json(&format!("{}/ops", session_path("e")), "bob")
+        .await?;
+    ensure!(ops["ops"][1]["data"] == d2, "{ops}");
+
+    // A client snapshot of version 2: later joins start there.
+    alice
+        .send(json!({"type":"snapshot","session":"e","version":2,"data":"c25hcA=="}))
+        .await?;
+    alice
+        .expect_error(
+            json!({"type":"snapshot","session":"e","version":9,"data":"c25hcA=="}),
+            "bad_request",
+        )
+        .await?;
+    let mut carol = s.connect("carol").await?;
+    let j = join_encrypted(&mut carol, "e", "c").await?;
+    let snap = &j["snapshot"];
+    ensure!(
+        snap["version"] == 2 && snap["data"] == "c25hcA==" && snap["chain"] == c2.as_str(),
+        "{j}"
+    );
+    ensure!(j["ops"].as_array().is_some_and(Vec::is_empty), "{j}");
+
+    // After a restart: the same head, chain and snapshot.
+    drop((alice, bob, carol));
+    s.stop().await;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    let j = join_encrypted(&mut alice, "e", "a2").await?;
+    ensure!(j["version"] == 2 && j["snapshot"]["version"] == 2, "{j}");
+    let d3 = "dGhyZWU=";
+    alice.send(sealed("e", 2, 1, d3, 0)).await?;
+    let ack = alice.recv_type("ack").await?;
+    ensure!(ack["chain"] == next(&c2, 3, 0, d3).as_str(), "{ack}");
+
+    // Created over HTTP too.
+    let (code, created) = as_user(
+        &s,
+        "POST",
+        "/v1/sessions",
+        "alice",
+        Some(json!({"encrypted": true})),
+    )
+    .await?;
+    ensure!(
+        code == 201 && created["encrypted"] == true,
+        "{code} {created}"
+    );
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let j = alice.join(&id, "a").await?;
+    ensure!(j["encrypted"] == true, "{j}");
+    Ok(())
+}
+
+async fn what_needs_the_plaintext_is_refused(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    join_encrypted(&mut alice, "e", "a").await?;
+    alice.send(sealed("e", 0, 1, "b25l", 0)).await?;
+    alice.recv_type("ack").await?;
+    let plain = json!([{"op":"set","path":["title"],"value":"x"}]);
+
+    let err = alice
+        .expect_error(
+            json!({"type":"op","session":"e","base":1,"seq":2,"ops":plain}),
+            "bad_request",
+        )
+        .await?;
+    ensure!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("encrypted")),
+        "{err}"
+    );
+    for bad in [
+        json!({"type":"op","session":"e","base":1,"seq":2,"data":"not base64!"}),
+        json!({"type":"op","session":"e","base":1,"seq":2,"data":"b25l","ops":plain}),
+        json!({"type":"suggest","session":"e","base":1,"ops":plain}),
+        json!({"type":"comment","session":"e","comment":{"content":"x",
+              "annotations":[{"region":{"x":1,"y":1,"w":1,"h":1}}]}}),
+        json!({"type":"preview_subscribe","session":"e"}),
+    ] {
+        alice.expect_error(bad, "bad_request").await?;
+    }
+    // Comments keep their threading in the clear; the content is the client's opaque string.
+    let c = alice
+        .social(
+            "e",
+            json!({"type":"comment","session":"e","comment":{"content":"e2e1:0:b3BhcXVl"}}),
+        )
+        .await?;
+    ensure!(c["content"] == "e2e1:0:b3BhcXVl", "{c}");
+
+    // HTTP: no state, no past states, no previews, no restores, no named versions.
+    let path = session_path("e");
+    for (method, p, body) in [
+        ("GET", path.clone(), None),
+        ("GET", format!("{path}?version=1"), None),
+        ("GET", format!("{path}/preview?tier=poor"), None),
+        (
+            "POST",
+            format!("{path}/restore"),
+            Some(json!({"version": 0})),
+        ),
+        (
+            "POST",
+            format!("{path}/versions"),
+            Some(json!({"version": 1, "name": "n"})),
+        ),
+    ] {
+        let (code, e) = as_user(&s, method, &p, "alice", body).await?;
+        ensure!(code == 409, "{method} {p}: {code} {e}");
+    }
+
+    // A plain session takes no sealed edits.
+    alice.join("plain", "a").await?;
+    alice
+        .expect_error(sealed("plain", 0, 1, "b25l", 0), "bad_request")
+        .await?;
+    Ok(())
+}
+
+async fn removing_a_member_retires_the_key_epoch(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    join_encrypted(&mut alice, "e", "a").await?;
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+    let mut bob = s.connect("bob").await?;
+    join_encrypted(&mut bob, "e", "b").await?;
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"none"}))
+        .await?;
+    let rotated = next_of(&mut alice, "key_rotated").await?;
+    ensure!(rotated["key_epoch"] == 1, "{rotated}");
+    // Sealed under the retired key: a conflict, sealed again under the new one it is taken.
+    let err = alice
+        .expect_error(sealed("e", 0, 1, "b2xk", 0), "conflict")
+        .await?;
+    ensure!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("retired")),
+        "{err}"
+    );
+    alice.send(sealed("e", 0, 2, "bmV3", 1)).await?;
+    let ack = alice.recv_type("ack").await?;
+    ensure!(
+        ack["chain"] == next(&chain_hex(&GENESIS_CHAIN), 1, 1, "bmV3").as_str(),
+        "{ack}"
+    );
+    // Narrowing link access retires it too; a new joiner hears the epoch.
+    alice
+        .send(json!({"type":"set_link_role","session":"e","role":"viewer"}))
+        .await?;
+    next_of(&mut alice, "link_role_changed").await?;
+    alice
+        .send(json!({"type":"set_link_role","session":"e","role":"none"}))
+        .await?;
+    let rotated = next_of(&mut alice, "key_rotated").await?;
+    ensure!(rotated["key_epoch"] == 2, "{rotated}");
+    drop(alice);
+    s.stop().await;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    let j = join_encrypted(&mut alice, "e", "a").await?;
+    ensure!(j["key_epoch"] == 2, "the epoch is stored: {j}");
+    Ok(())
+}
