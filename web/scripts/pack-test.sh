@@ -4,8 +4,9 @@
 # would: `import` from an .mjs file, `require` from a .cjs file (each applies an edit and builds
 # a MontageClient), and a strict TypeScript file type-checked against the installed .d.ts under
 # both `node16` and `bundler` module resolution. Also checks the tarball's contents: the built
-# halves, the README, no tests, and every source map's sources shipped. Offline: the tarball has
-# no dependencies, and tsc is the client's own (web/client/node_modules).
+# halves, the README, no tests, and every source map's sources shipped. Offline: the tarball's
+# dependencies (@noble/ciphers and @noble/hashes, for encrypted sessions) come from npm's cache,
+# filled by web/client's `npm ci`, and tsc is the client's own (web/client/node_modules).
 # Then the same for @montage/react, installed with the client's tarball and React (its peers;
 # React comes from npm's cache, filled by web/react's `npm ci`): server-side rendering with the
 # hooks from .mjs and .cjs, and strict types.

@@ -177,6 +177,16 @@ const NONCE: usize = 24;
 pub fn seal(key: &SessionKey, to: Binding<'_>, plaintext: &[u8]) -> String {
     let mut nonce = [0u8; NONCE];
     getrandom::fill(&mut nonce).expect("the OS random source failed");
+    seal_with_nonce(key, to, plaintext, nonce)
+}
+
+/// [`seal`] with a given nonce (never reuse one under a key: tests and vectors only).
+fn seal_with_nonce(
+    key: &SessionKey,
+    to: Binding<'_>,
+    plaintext: &[u8],
+    nonce: [u8; NONCE],
+) -> String {
     let cipher = XChaCha20Poly1305::new((&key.0).into());
     let ad = to.ad();
     let ct = cipher
@@ -500,6 +510,64 @@ mod tests {
         assert_eq!(Keyring::parse(&k.to_text()).unwrap().get(0), Some(&k));
         assert!(Keyring::parse("x:abc").is_err());
         assert!(Keyring::parse("").is_err());
+    }
+
+    /// The TypeScript SDK's vectors (web/client/test/e2e-vectors.json, written by its
+    /// sealed.test.ts): the same chain values, associated data and sealed bytes here, and what
+    /// it sealed opens here.
+    #[test]
+    fn the_typescript_sdks_vectors_hold_here() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../web/client/test/e2e-vectors.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let hex32 = |s: &serde_json::Value| -> [u8; 32] {
+            montage_protocol::sealed::parse_chain(s.as_str().unwrap()).unwrap()
+        };
+        let chains = v["chain"].as_array().unwrap();
+        for c in chains {
+            let got = chain_next(
+                &hex32(&c["prev"]),
+                c["version"].as_u64().unwrap(),
+                c["key_epoch"].as_u64().unwrap(),
+                c["data"].as_str().unwrap(),
+            );
+            assert_eq!(chain_hex(&got), c["chain"].as_str().unwrap());
+        }
+        let seals = v["seal"].as_array().unwrap();
+        assert!(chains.len() >= 3 && seals.len() >= 3);
+        for s in seals {
+            let key = SessionKey::parse(s["key"].as_str().unwrap()).unwrap();
+            let chain = hex32(&s["chain"]);
+            let to = Binding {
+                kind: s["kind"].as_str().unwrap(),
+                session: s["session"].as_str().unwrap(),
+                version: s["version"].as_u64().unwrap(),
+                key_epoch: s["key_epoch"].as_u64().unwrap(),
+                chain: &chain,
+            };
+            assert_eq!(
+                hex::encode(to.ad()),
+                s["ad"].as_str().unwrap(),
+                "{}",
+                s["name"]
+            );
+            let plain = s["plaintext"].as_str().unwrap().as_bytes();
+            let data = s["data"].as_str().unwrap();
+            assert_eq!(open(&key, to, data).unwrap(), plain, "{}", s["name"]);
+            let nonce: [u8; NONCE] = hex::decode(s["nonce"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            assert_eq!(
+                seal_with_nonce(&key, to, plain, nonce),
+                data,
+                "{}",
+                s["name"]
+            );
+        }
     }
 
     #[test]

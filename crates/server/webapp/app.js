@@ -62,6 +62,15 @@ function deepEqual(a, b) {
   }
   return true;
 }
+function newDocument() {
+  return {
+    title: "",
+    assets: {},
+    canvas: { width: 1920, height: 1080, layers: [] },
+    timeline: { tracks: [] },
+    meta: {}
+  };
+}
 
 // ../client/src/path.ts
 function pathEq(a, b) {
@@ -490,20 +499,20 @@ function decodePath(v) {
     return fail("a path segment must be a string key or a non-negative integer index");
   });
 }
-function num(v, what) {
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(`\`${what}\` must be a number`);
+function num(v, what2) {
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(`\`${what2}\` must be a number`);
   return v;
 }
-function optNum(v, what) {
-  return v === void 0 || v === null ? void 0 : num(v, what);
+function optNum(v, what2) {
+  return v === void 0 || v === null ? void 0 : num(v, what2);
 }
-function uint(v, what) {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`\`${what}\` must be a non-negative integer`);
+function uint(v, what2) {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(`\`${what2}\` must be a non-negative integer`);
   return v;
 }
-function str(v, what) {
-  if (typeof v !== "string") fail(`\`${what}\` must be a string`);
-  if (hasLoneSurrogate(v)) fail(`\`${what}\` holds an unpaired surrogate`);
+function str(v, what2) {
+  if (typeof v !== "string") fail(`\`${what2}\` must be a string`);
+  if (hasLoneSurrogate(v)) fail(`\`${what2}\` holds an unpaired surrogate`);
   return v;
 }
 function checkValue(v, depth = 0) {
@@ -700,8 +709,8 @@ function walk(box, segs) {
   return v;
 }
 var join = (p, k) => [...p, k];
-function finite(path, what, n) {
-  if (!Number.isFinite(n)) throw errors.invalid(path, `${what} must be a finite number`);
+function finite(path, what2, n) {
+  if (!Number.isFinite(n)) throw errors.invalid(path, `${what2} must be a finite number`);
   return n;
 }
 function listAt(box, path) {
@@ -1890,6 +1899,7 @@ var SyncDoc = class _SyncDoc {
     f.base = this.version;
     f.seq = ++this.lastSeq;
     f.sent = f.op;
+    f.sealed = void 0;
     return { base: f.base, seq: f.seq, op: f.op };
   }
   /** The server acknowledged my in-flight edit as `version`. */
@@ -1930,12 +1940,17 @@ var SyncDoc = class _SyncDoc {
   /** The state to persist (undo history is not kept). */
   snapshot() {
     const f = this.inflight;
+    let inflight = null;
+    if (f !== null) {
+      inflight = { base: f.base, seq: f.seq, sent: encodeOp(f.sent), op: encodeOp(f.op), edits: f.edits };
+      if (f.sealed !== void 0) inflight.sealed = { data: f.sealed.data, key_epoch: f.sealed.keyEpoch };
+    }
     return {
       v: 1,
       doc: this.doc,
       version: this.version,
       lastSeq: this.lastSeq,
-      inflight: f && { base: f.base, seq: f.seq, sent: encodeOp(f.sent), op: encodeOp(f.op), edits: f.edits },
+      inflight,
       pending: this.pending && encodeOp(this.pending),
       pendingEdits: this.pendingEdits
     };
@@ -1947,6 +1962,7 @@ var SyncDoc = class _SyncDoc {
     if (s.inflight) {
       const f = s.inflight;
       d.inflight = { base: f.base, seq: f.seq, sent: decodeOp(f.sent), op: decodeOp(f.op), edits: f.edits };
+      if (f.sealed !== void 0) d.inflight.sealed = { data: String(f.sealed.data), keyEpoch: Number(f.sealed.key_epoch) };
     }
     d.pending = s.pending && decodeOp(s.pending);
     d.pendingEdits = s.pendingEdits;
@@ -1979,6 +1995,1459 @@ function undoInverse(before, op) {
   }
   return parts.reverse().flat();
 }
+
+// ../client/node_modules/@noble/ciphers/esm/utils.js
+function isBytes(a) {
+  return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array";
+}
+function abool(b) {
+  if (typeof b !== "boolean")
+    throw new Error(`boolean expected, not ${b}`);
+}
+function anumber(n) {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error("positive integer expected, got " + n);
+}
+function abytes(b, ...lengths) {
+  if (!isBytes(b))
+    throw new Error("Uint8Array expected");
+  if (lengths.length > 0 && !lengths.includes(b.length))
+    throw new Error("Uint8Array expected of length " + lengths + ", got length=" + b.length);
+}
+function aexists(instance, checkFinished = true) {
+  if (instance.destroyed)
+    throw new Error("Hash instance has been destroyed");
+  if (checkFinished && instance.finished)
+    throw new Error("Hash#digest() has already been called");
+}
+function aoutput(out, instance) {
+  abytes(out);
+  const min = instance.outputLen;
+  if (out.length < min) {
+    throw new Error("digestInto() expects output buffer of length at least " + min);
+  }
+}
+function u32(arr) {
+  return new Uint32Array(arr.buffer, arr.byteOffset, Math.floor(arr.byteLength / 4));
+}
+function clean(...arrays) {
+  for (let i = 0; i < arrays.length; i++) {
+    arrays[i].fill(0);
+  }
+}
+function createView(arr) {
+  return new DataView(arr.buffer, arr.byteOffset, arr.byteLength);
+}
+var isLE = /* @__PURE__ */ (() => new Uint8Array(new Uint32Array([287454020]).buffer)[0] === 68)();
+function utf8ToBytes(str2) {
+  if (typeof str2 !== "string")
+    throw new Error("string expected");
+  return new Uint8Array(new TextEncoder().encode(str2));
+}
+function toBytes(data) {
+  if (typeof data === "string")
+    data = utf8ToBytes(data);
+  else if (isBytes(data))
+    data = copyBytes(data);
+  else
+    throw new Error("Uint8Array expected, got " + typeof data);
+  return data;
+}
+function checkOpts(defaults, opts) {
+  if (opts == null || typeof opts !== "object")
+    throw new Error("options must be defined");
+  const merged = Object.assign(defaults, opts);
+  return merged;
+}
+function equalBytes(a, b) {
+  if (a.length !== b.length)
+    return false;
+  let diff2 = 0;
+  for (let i = 0; i < a.length; i++)
+    diff2 |= a[i] ^ b[i];
+  return diff2 === 0;
+}
+var wrapCipher = /* @__NO_SIDE_EFFECTS__ */ (params, constructor) => {
+  function wrappedCipher(key, ...args) {
+    abytes(key);
+    if (!isLE)
+      throw new Error("Non little-endian hardware is not yet supported");
+    if (params.nonceLength !== void 0) {
+      const nonce = args[0];
+      if (!nonce)
+        throw new Error("nonce / iv required");
+      if (params.varSizeNonce)
+        abytes(nonce);
+      else
+        abytes(nonce, params.nonceLength);
+    }
+    const tagl = params.tagLength;
+    if (tagl && args[1] !== void 0) {
+      abytes(args[1]);
+    }
+    const cipher = constructor(key, ...args);
+    const checkOutput = (fnLength, output) => {
+      if (output !== void 0) {
+        if (fnLength !== 2)
+          throw new Error("cipher output not supported");
+        abytes(output);
+      }
+    };
+    let called = false;
+    const wrCipher = {
+      encrypt(data, output) {
+        if (called)
+          throw new Error("cannot encrypt() twice with same key + nonce");
+        called = true;
+        abytes(data);
+        checkOutput(cipher.encrypt.length, output);
+        return cipher.encrypt(data, output);
+      },
+      decrypt(data, output) {
+        abytes(data);
+        if (tagl && data.length < tagl)
+          throw new Error("invalid ciphertext length: smaller than tagLength=" + tagl);
+        checkOutput(cipher.decrypt.length, output);
+        return cipher.decrypt(data, output);
+      }
+    };
+    return wrCipher;
+  }
+  Object.assign(wrappedCipher, params);
+  return wrappedCipher;
+};
+function getOutput(expectedLength, out, onlyAligned = true) {
+  if (out === void 0)
+    return new Uint8Array(expectedLength);
+  if (out.length !== expectedLength)
+    throw new Error("invalid output length, expected " + expectedLength + ", got: " + out.length);
+  if (onlyAligned && !isAligned32(out))
+    throw new Error("invalid output, must be aligned");
+  return out;
+}
+function setBigUint64(view, byteOffset, value2, isLE2) {
+  if (typeof view.setBigUint64 === "function")
+    return view.setBigUint64(byteOffset, value2, isLE2);
+  const _32n = BigInt(32);
+  const _u32_max = BigInt(4294967295);
+  const wh = Number(value2 >> _32n & _u32_max);
+  const wl = Number(value2 & _u32_max);
+  const h2 = isLE2 ? 4 : 0;
+  const l = isLE2 ? 0 : 4;
+  view.setUint32(byteOffset + h2, wh, isLE2);
+  view.setUint32(byteOffset + l, wl, isLE2);
+}
+function u64Lengths(dataLength, aadLength, isLE2) {
+  abool(isLE2);
+  const num3 = new Uint8Array(16);
+  const view = createView(num3);
+  setBigUint64(view, 0, BigInt(aadLength), isLE2);
+  setBigUint64(view, 8, BigInt(dataLength), isLE2);
+  return num3;
+}
+function isAligned32(bytes) {
+  return bytes.byteOffset % 4 === 0;
+}
+function copyBytes(bytes) {
+  return Uint8Array.from(bytes);
+}
+
+// ../client/node_modules/@noble/ciphers/esm/_arx.js
+var _utf8ToBytes = (str2) => Uint8Array.from(str2.split("").map((c) => c.charCodeAt(0)));
+var sigma16 = _utf8ToBytes("expand 16-byte k");
+var sigma32 = _utf8ToBytes("expand 32-byte k");
+var sigma16_32 = u32(sigma16);
+var sigma32_32 = u32(sigma32);
+function rotl(a, b) {
+  return a << b | a >>> 32 - b;
+}
+function isAligned322(b) {
+  return b.byteOffset % 4 === 0;
+}
+var BLOCK_LEN = 64;
+var BLOCK_LEN32 = 16;
+var MAX_COUNTER = 2 ** 32 - 1;
+var U32_EMPTY = new Uint32Array();
+function runCipher(core, sigma, key, nonce, data, output, counter, rounds) {
+  const len = data.length;
+  const block = new Uint8Array(BLOCK_LEN);
+  const b32 = u32(block);
+  const isAligned = isAligned322(data) && isAligned322(output);
+  const d32 = isAligned ? u32(data) : U32_EMPTY;
+  const o32 = isAligned ? u32(output) : U32_EMPTY;
+  for (let pos = 0; pos < len; counter++) {
+    core(sigma, key, nonce, b32, counter, rounds);
+    if (counter >= MAX_COUNTER)
+      throw new Error("arx: counter overflow");
+    const take = Math.min(BLOCK_LEN, len - pos);
+    if (isAligned && take === BLOCK_LEN) {
+      const pos32 = pos / 4;
+      if (pos % 4 !== 0)
+        throw new Error("arx: invalid block position");
+      for (let j = 0, posj; j < BLOCK_LEN32; j++) {
+        posj = pos32 + j;
+        o32[posj] = d32[posj] ^ b32[j];
+      }
+      pos += BLOCK_LEN;
+      continue;
+    }
+    for (let j = 0, posj; j < take; j++) {
+      posj = pos + j;
+      output[posj] = data[posj] ^ block[j];
+    }
+    pos += take;
+  }
+}
+function createCipher(core, opts) {
+  const { allowShortKeys, extendNonceFn, counterLength, counterRight, rounds } = checkOpts({ allowShortKeys: false, counterLength: 8, counterRight: false, rounds: 20 }, opts);
+  if (typeof core !== "function")
+    throw new Error("core must be a function");
+  anumber(counterLength);
+  anumber(rounds);
+  abool(counterRight);
+  abool(allowShortKeys);
+  return (key, nonce, data, output, counter = 0) => {
+    abytes(key);
+    abytes(nonce);
+    abytes(data);
+    const len = data.length;
+    if (output === void 0)
+      output = new Uint8Array(len);
+    abytes(output);
+    anumber(counter);
+    if (counter < 0 || counter >= MAX_COUNTER)
+      throw new Error("arx: counter overflow");
+    if (output.length < len)
+      throw new Error(`arx: output (${output.length}) is shorter than data (${len})`);
+    const toClean = [];
+    let l = key.length;
+    let k;
+    let sigma;
+    if (l === 32) {
+      toClean.push(k = copyBytes(key));
+      sigma = sigma32_32;
+    } else if (l === 16 && allowShortKeys) {
+      k = new Uint8Array(32);
+      k.set(key);
+      k.set(key, 16);
+      sigma = sigma16_32;
+      toClean.push(k);
+    } else {
+      throw new Error(`arx: invalid 32-byte key, got length=${l}`);
+    }
+    if (!isAligned322(nonce))
+      toClean.push(nonce = copyBytes(nonce));
+    const k32 = u32(k);
+    if (extendNonceFn) {
+      if (nonce.length !== 24)
+        throw new Error(`arx: extended nonce must be 24 bytes`);
+      extendNonceFn(sigma, k32, u32(nonce.subarray(0, 16)), k32);
+      nonce = nonce.subarray(16);
+    }
+    const nonceNcLen = 16 - counterLength;
+    if (nonceNcLen !== nonce.length)
+      throw new Error(`arx: nonce must be ${nonceNcLen} or 16 bytes`);
+    if (nonceNcLen !== 12) {
+      const nc = new Uint8Array(12);
+      nc.set(nonce, counterRight ? 0 : 12 - nonce.length);
+      nonce = nc;
+      toClean.push(nonce);
+    }
+    const n32 = u32(nonce);
+    runCipher(core, sigma, k32, n32, data, output, counter, rounds);
+    clean(...toClean);
+    return output;
+  };
+}
+
+// ../client/node_modules/@noble/ciphers/esm/_poly1305.js
+var u8to16 = (a, i) => a[i++] & 255 | (a[i++] & 255) << 8;
+var Poly1305 = class {
+  constructor(key) {
+    this.blockLen = 16;
+    this.outputLen = 16;
+    this.buffer = new Uint8Array(16);
+    this.r = new Uint16Array(10);
+    this.h = new Uint16Array(10);
+    this.pad = new Uint16Array(8);
+    this.pos = 0;
+    this.finished = false;
+    key = toBytes(key);
+    abytes(key, 32);
+    const t0 = u8to16(key, 0);
+    const t1 = u8to16(key, 2);
+    const t2 = u8to16(key, 4);
+    const t3 = u8to16(key, 6);
+    const t4 = u8to16(key, 8);
+    const t5 = u8to16(key, 10);
+    const t6 = u8to16(key, 12);
+    const t7 = u8to16(key, 14);
+    this.r[0] = t0 & 8191;
+    this.r[1] = (t0 >>> 13 | t1 << 3) & 8191;
+    this.r[2] = (t1 >>> 10 | t2 << 6) & 7939;
+    this.r[3] = (t2 >>> 7 | t3 << 9) & 8191;
+    this.r[4] = (t3 >>> 4 | t4 << 12) & 255;
+    this.r[5] = t4 >>> 1 & 8190;
+    this.r[6] = (t4 >>> 14 | t5 << 2) & 8191;
+    this.r[7] = (t5 >>> 11 | t6 << 5) & 8065;
+    this.r[8] = (t6 >>> 8 | t7 << 8) & 8191;
+    this.r[9] = t7 >>> 5 & 127;
+    for (let i = 0; i < 8; i++)
+      this.pad[i] = u8to16(key, 16 + 2 * i);
+  }
+  process(data, offset, isLast = false) {
+    const hibit = isLast ? 0 : 1 << 11;
+    const { h: h2, r } = this;
+    const r0 = r[0];
+    const r1 = r[1];
+    const r2 = r[2];
+    const r3 = r[3];
+    const r4 = r[4];
+    const r5 = r[5];
+    const r6 = r[6];
+    const r7 = r[7];
+    const r8 = r[8];
+    const r9 = r[9];
+    const t0 = u8to16(data, offset + 0);
+    const t1 = u8to16(data, offset + 2);
+    const t2 = u8to16(data, offset + 4);
+    const t3 = u8to16(data, offset + 6);
+    const t4 = u8to16(data, offset + 8);
+    const t5 = u8to16(data, offset + 10);
+    const t6 = u8to16(data, offset + 12);
+    const t7 = u8to16(data, offset + 14);
+    let h0 = h2[0] + (t0 & 8191);
+    let h1 = h2[1] + ((t0 >>> 13 | t1 << 3) & 8191);
+    let h22 = h2[2] + ((t1 >>> 10 | t2 << 6) & 8191);
+    let h3 = h2[3] + ((t2 >>> 7 | t3 << 9) & 8191);
+    let h4 = h2[4] + ((t3 >>> 4 | t4 << 12) & 8191);
+    let h5 = h2[5] + (t4 >>> 1 & 8191);
+    let h6 = h2[6] + ((t4 >>> 14 | t5 << 2) & 8191);
+    let h7 = h2[7] + ((t5 >>> 11 | t6 << 5) & 8191);
+    let h8 = h2[8] + ((t6 >>> 8 | t7 << 8) & 8191);
+    let h9 = h2[9] + (t7 >>> 5 | hibit);
+    let c = 0;
+    let d0 = c + h0 * r0 + h1 * (5 * r9) + h22 * (5 * r8) + h3 * (5 * r7) + h4 * (5 * r6);
+    c = d0 >>> 13;
+    d0 &= 8191;
+    d0 += h5 * (5 * r5) + h6 * (5 * r4) + h7 * (5 * r3) + h8 * (5 * r2) + h9 * (5 * r1);
+    c += d0 >>> 13;
+    d0 &= 8191;
+    let d1 = c + h0 * r1 + h1 * r0 + h22 * (5 * r9) + h3 * (5 * r8) + h4 * (5 * r7);
+    c = d1 >>> 13;
+    d1 &= 8191;
+    d1 += h5 * (5 * r6) + h6 * (5 * r5) + h7 * (5 * r4) + h8 * (5 * r3) + h9 * (5 * r2);
+    c += d1 >>> 13;
+    d1 &= 8191;
+    let d2 = c + h0 * r2 + h1 * r1 + h22 * r0 + h3 * (5 * r9) + h4 * (5 * r8);
+    c = d2 >>> 13;
+    d2 &= 8191;
+    d2 += h5 * (5 * r7) + h6 * (5 * r6) + h7 * (5 * r5) + h8 * (5 * r4) + h9 * (5 * r3);
+    c += d2 >>> 13;
+    d2 &= 8191;
+    let d3 = c + h0 * r3 + h1 * r2 + h22 * r1 + h3 * r0 + h4 * (5 * r9);
+    c = d3 >>> 13;
+    d3 &= 8191;
+    d3 += h5 * (5 * r8) + h6 * (5 * r7) + h7 * (5 * r6) + h8 * (5 * r5) + h9 * (5 * r4);
+    c += d3 >>> 13;
+    d3 &= 8191;
+    let d4 = c + h0 * r4 + h1 * r3 + h22 * r2 + h3 * r1 + h4 * r0;
+    c = d4 >>> 13;
+    d4 &= 8191;
+    d4 += h5 * (5 * r9) + h6 * (5 * r8) + h7 * (5 * r7) + h8 * (5 * r6) + h9 * (5 * r5);
+    c += d4 >>> 13;
+    d4 &= 8191;
+    let d5 = c + h0 * r5 + h1 * r4 + h22 * r3 + h3 * r2 + h4 * r1;
+    c = d5 >>> 13;
+    d5 &= 8191;
+    d5 += h5 * r0 + h6 * (5 * r9) + h7 * (5 * r8) + h8 * (5 * r7) + h9 * (5 * r6);
+    c += d5 >>> 13;
+    d5 &= 8191;
+    let d6 = c + h0 * r6 + h1 * r5 + h22 * r4 + h3 * r3 + h4 * r2;
+    c = d6 >>> 13;
+    d6 &= 8191;
+    d6 += h5 * r1 + h6 * r0 + h7 * (5 * r9) + h8 * (5 * r8) + h9 * (5 * r7);
+    c += d6 >>> 13;
+    d6 &= 8191;
+    let d7 = c + h0 * r7 + h1 * r6 + h22 * r5 + h3 * r4 + h4 * r3;
+    c = d7 >>> 13;
+    d7 &= 8191;
+    d7 += h5 * r2 + h6 * r1 + h7 * r0 + h8 * (5 * r9) + h9 * (5 * r8);
+    c += d7 >>> 13;
+    d7 &= 8191;
+    let d8 = c + h0 * r8 + h1 * r7 + h22 * r6 + h3 * r5 + h4 * r4;
+    c = d8 >>> 13;
+    d8 &= 8191;
+    d8 += h5 * r3 + h6 * r2 + h7 * r1 + h8 * r0 + h9 * (5 * r9);
+    c += d8 >>> 13;
+    d8 &= 8191;
+    let d9 = c + h0 * r9 + h1 * r8 + h22 * r7 + h3 * r6 + h4 * r5;
+    c = d9 >>> 13;
+    d9 &= 8191;
+    d9 += h5 * r4 + h6 * r3 + h7 * r2 + h8 * r1 + h9 * r0;
+    c += d9 >>> 13;
+    d9 &= 8191;
+    c = (c << 2) + c | 0;
+    c = c + d0 | 0;
+    d0 = c & 8191;
+    c = c >>> 13;
+    d1 += c;
+    h2[0] = d0;
+    h2[1] = d1;
+    h2[2] = d2;
+    h2[3] = d3;
+    h2[4] = d4;
+    h2[5] = d5;
+    h2[6] = d6;
+    h2[7] = d7;
+    h2[8] = d8;
+    h2[9] = d9;
+  }
+  finalize() {
+    const { h: h2, pad } = this;
+    const g = new Uint16Array(10);
+    let c = h2[1] >>> 13;
+    h2[1] &= 8191;
+    for (let i = 2; i < 10; i++) {
+      h2[i] += c;
+      c = h2[i] >>> 13;
+      h2[i] &= 8191;
+    }
+    h2[0] += c * 5;
+    c = h2[0] >>> 13;
+    h2[0] &= 8191;
+    h2[1] += c;
+    c = h2[1] >>> 13;
+    h2[1] &= 8191;
+    h2[2] += c;
+    g[0] = h2[0] + 5;
+    c = g[0] >>> 13;
+    g[0] &= 8191;
+    for (let i = 1; i < 10; i++) {
+      g[i] = h2[i] + c;
+      c = g[i] >>> 13;
+      g[i] &= 8191;
+    }
+    g[9] -= 1 << 13;
+    let mask = (c ^ 1) - 1;
+    for (let i = 0; i < 10; i++)
+      g[i] &= mask;
+    mask = ~mask;
+    for (let i = 0; i < 10; i++)
+      h2[i] = h2[i] & mask | g[i];
+    h2[0] = (h2[0] | h2[1] << 13) & 65535;
+    h2[1] = (h2[1] >>> 3 | h2[2] << 10) & 65535;
+    h2[2] = (h2[2] >>> 6 | h2[3] << 7) & 65535;
+    h2[3] = (h2[3] >>> 9 | h2[4] << 4) & 65535;
+    h2[4] = (h2[4] >>> 12 | h2[5] << 1 | h2[6] << 14) & 65535;
+    h2[5] = (h2[6] >>> 2 | h2[7] << 11) & 65535;
+    h2[6] = (h2[7] >>> 5 | h2[8] << 8) & 65535;
+    h2[7] = (h2[8] >>> 8 | h2[9] << 5) & 65535;
+    let f = h2[0] + pad[0];
+    h2[0] = f & 65535;
+    for (let i = 1; i < 8; i++) {
+      f = (h2[i] + pad[i] | 0) + (f >>> 16) | 0;
+      h2[i] = f & 65535;
+    }
+    clean(g);
+  }
+  update(data) {
+    aexists(this);
+    data = toBytes(data);
+    abytes(data);
+    const { buffer, blockLen } = this;
+    const len = data.length;
+    for (let pos = 0; pos < len; ) {
+      const take = Math.min(blockLen - this.pos, len - pos);
+      if (take === blockLen) {
+        for (; blockLen <= len - pos; pos += blockLen)
+          this.process(data, pos);
+        continue;
+      }
+      buffer.set(data.subarray(pos, pos + take), this.pos);
+      this.pos += take;
+      pos += take;
+      if (this.pos === blockLen) {
+        this.process(buffer, 0, false);
+        this.pos = 0;
+      }
+    }
+    return this;
+  }
+  destroy() {
+    clean(this.h, this.r, this.buffer, this.pad);
+  }
+  digestInto(out) {
+    aexists(this);
+    aoutput(out, this);
+    this.finished = true;
+    const { buffer, h: h2 } = this;
+    let { pos } = this;
+    if (pos) {
+      buffer[pos++] = 1;
+      for (; pos < 16; pos++)
+        buffer[pos] = 0;
+      this.process(buffer, 0, true);
+    }
+    this.finalize();
+    let opos = 0;
+    for (let i = 0; i < 8; i++) {
+      out[opos++] = h2[i] >>> 0;
+      out[opos++] = h2[i] >>> 8;
+    }
+    return out;
+  }
+  digest() {
+    const { buffer, outputLen } = this;
+    this.digestInto(buffer);
+    const res = buffer.slice(0, outputLen);
+    this.destroy();
+    return res;
+  }
+};
+function wrapConstructorWithKey(hashCons) {
+  const hashC = (msg, key) => hashCons(key).update(toBytes(msg)).digest();
+  const tmp = hashCons(new Uint8Array(32));
+  hashC.outputLen = tmp.outputLen;
+  hashC.blockLen = tmp.blockLen;
+  hashC.create = (key) => hashCons(key);
+  return hashC;
+}
+var poly1305 = wrapConstructorWithKey((key) => new Poly1305(key));
+
+// ../client/node_modules/@noble/ciphers/esm/chacha.js
+function chachaCore(s, k, n, out, cnt, rounds = 20) {
+  let y00 = s[0], y01 = s[1], y02 = s[2], y03 = s[3], y04 = k[0], y05 = k[1], y06 = k[2], y07 = k[3], y08 = k[4], y09 = k[5], y10 = k[6], y11 = k[7], y12 = cnt, y13 = n[0], y14 = n[1], y15 = n[2];
+  let x00 = y00, x01 = y01, x02 = y02, x03 = y03, x04 = y04, x05 = y05, x06 = y06, x07 = y07, x08 = y08, x09 = y09, x10 = y10, x11 = y11, x12 = y12, x13 = y13, x14 = y14, x15 = y15;
+  for (let r = 0; r < rounds; r += 2) {
+    x00 = x00 + x04 | 0;
+    x12 = rotl(x12 ^ x00, 16);
+    x08 = x08 + x12 | 0;
+    x04 = rotl(x04 ^ x08, 12);
+    x00 = x00 + x04 | 0;
+    x12 = rotl(x12 ^ x00, 8);
+    x08 = x08 + x12 | 0;
+    x04 = rotl(x04 ^ x08, 7);
+    x01 = x01 + x05 | 0;
+    x13 = rotl(x13 ^ x01, 16);
+    x09 = x09 + x13 | 0;
+    x05 = rotl(x05 ^ x09, 12);
+    x01 = x01 + x05 | 0;
+    x13 = rotl(x13 ^ x01, 8);
+    x09 = x09 + x13 | 0;
+    x05 = rotl(x05 ^ x09, 7);
+    x02 = x02 + x06 | 0;
+    x14 = rotl(x14 ^ x02, 16);
+    x10 = x10 + x14 | 0;
+    x06 = rotl(x06 ^ x10, 12);
+    x02 = x02 + x06 | 0;
+    x14 = rotl(x14 ^ x02, 8);
+    x10 = x10 + x14 | 0;
+    x06 = rotl(x06 ^ x10, 7);
+    x03 = x03 + x07 | 0;
+    x15 = rotl(x15 ^ x03, 16);
+    x11 = x11 + x15 | 0;
+    x07 = rotl(x07 ^ x11, 12);
+    x03 = x03 + x07 | 0;
+    x15 = rotl(x15 ^ x03, 8);
+    x11 = x11 + x15 | 0;
+    x07 = rotl(x07 ^ x11, 7);
+    x00 = x00 + x05 | 0;
+    x15 = rotl(x15 ^ x00, 16);
+    x10 = x10 + x15 | 0;
+    x05 = rotl(x05 ^ x10, 12);
+    x00 = x00 + x05 | 0;
+    x15 = rotl(x15 ^ x00, 8);
+    x10 = x10 + x15 | 0;
+    x05 = rotl(x05 ^ x10, 7);
+    x01 = x01 + x06 | 0;
+    x12 = rotl(x12 ^ x01, 16);
+    x11 = x11 + x12 | 0;
+    x06 = rotl(x06 ^ x11, 12);
+    x01 = x01 + x06 | 0;
+    x12 = rotl(x12 ^ x01, 8);
+    x11 = x11 + x12 | 0;
+    x06 = rotl(x06 ^ x11, 7);
+    x02 = x02 + x07 | 0;
+    x13 = rotl(x13 ^ x02, 16);
+    x08 = x08 + x13 | 0;
+    x07 = rotl(x07 ^ x08, 12);
+    x02 = x02 + x07 | 0;
+    x13 = rotl(x13 ^ x02, 8);
+    x08 = x08 + x13 | 0;
+    x07 = rotl(x07 ^ x08, 7);
+    x03 = x03 + x04 | 0;
+    x14 = rotl(x14 ^ x03, 16);
+    x09 = x09 + x14 | 0;
+    x04 = rotl(x04 ^ x09, 12);
+    x03 = x03 + x04 | 0;
+    x14 = rotl(x14 ^ x03, 8);
+    x09 = x09 + x14 | 0;
+    x04 = rotl(x04 ^ x09, 7);
+  }
+  let oi = 0;
+  out[oi++] = y00 + x00 | 0;
+  out[oi++] = y01 + x01 | 0;
+  out[oi++] = y02 + x02 | 0;
+  out[oi++] = y03 + x03 | 0;
+  out[oi++] = y04 + x04 | 0;
+  out[oi++] = y05 + x05 | 0;
+  out[oi++] = y06 + x06 | 0;
+  out[oi++] = y07 + x07 | 0;
+  out[oi++] = y08 + x08 | 0;
+  out[oi++] = y09 + x09 | 0;
+  out[oi++] = y10 + x10 | 0;
+  out[oi++] = y11 + x11 | 0;
+  out[oi++] = y12 + x12 | 0;
+  out[oi++] = y13 + x13 | 0;
+  out[oi++] = y14 + x14 | 0;
+  out[oi++] = y15 + x15 | 0;
+}
+function hchacha(s, k, i, o32) {
+  let x00 = s[0], x01 = s[1], x02 = s[2], x03 = s[3], x04 = k[0], x05 = k[1], x06 = k[2], x07 = k[3], x08 = k[4], x09 = k[5], x10 = k[6], x11 = k[7], x12 = i[0], x13 = i[1], x14 = i[2], x15 = i[3];
+  for (let r = 0; r < 20; r += 2) {
+    x00 = x00 + x04 | 0;
+    x12 = rotl(x12 ^ x00, 16);
+    x08 = x08 + x12 | 0;
+    x04 = rotl(x04 ^ x08, 12);
+    x00 = x00 + x04 | 0;
+    x12 = rotl(x12 ^ x00, 8);
+    x08 = x08 + x12 | 0;
+    x04 = rotl(x04 ^ x08, 7);
+    x01 = x01 + x05 | 0;
+    x13 = rotl(x13 ^ x01, 16);
+    x09 = x09 + x13 | 0;
+    x05 = rotl(x05 ^ x09, 12);
+    x01 = x01 + x05 | 0;
+    x13 = rotl(x13 ^ x01, 8);
+    x09 = x09 + x13 | 0;
+    x05 = rotl(x05 ^ x09, 7);
+    x02 = x02 + x06 | 0;
+    x14 = rotl(x14 ^ x02, 16);
+    x10 = x10 + x14 | 0;
+    x06 = rotl(x06 ^ x10, 12);
+    x02 = x02 + x06 | 0;
+    x14 = rotl(x14 ^ x02, 8);
+    x10 = x10 + x14 | 0;
+    x06 = rotl(x06 ^ x10, 7);
+    x03 = x03 + x07 | 0;
+    x15 = rotl(x15 ^ x03, 16);
+    x11 = x11 + x15 | 0;
+    x07 = rotl(x07 ^ x11, 12);
+    x03 = x03 + x07 | 0;
+    x15 = rotl(x15 ^ x03, 8);
+    x11 = x11 + x15 | 0;
+    x07 = rotl(x07 ^ x11, 7);
+    x00 = x00 + x05 | 0;
+    x15 = rotl(x15 ^ x00, 16);
+    x10 = x10 + x15 | 0;
+    x05 = rotl(x05 ^ x10, 12);
+    x00 = x00 + x05 | 0;
+    x15 = rotl(x15 ^ x00, 8);
+    x10 = x10 + x15 | 0;
+    x05 = rotl(x05 ^ x10, 7);
+    x01 = x01 + x06 | 0;
+    x12 = rotl(x12 ^ x01, 16);
+    x11 = x11 + x12 | 0;
+    x06 = rotl(x06 ^ x11, 12);
+    x01 = x01 + x06 | 0;
+    x12 = rotl(x12 ^ x01, 8);
+    x11 = x11 + x12 | 0;
+    x06 = rotl(x06 ^ x11, 7);
+    x02 = x02 + x07 | 0;
+    x13 = rotl(x13 ^ x02, 16);
+    x08 = x08 + x13 | 0;
+    x07 = rotl(x07 ^ x08, 12);
+    x02 = x02 + x07 | 0;
+    x13 = rotl(x13 ^ x02, 8);
+    x08 = x08 + x13 | 0;
+    x07 = rotl(x07 ^ x08, 7);
+    x03 = x03 + x04 | 0;
+    x14 = rotl(x14 ^ x03, 16);
+    x09 = x09 + x14 | 0;
+    x04 = rotl(x04 ^ x09, 12);
+    x03 = x03 + x04 | 0;
+    x14 = rotl(x14 ^ x03, 8);
+    x09 = x09 + x14 | 0;
+    x04 = rotl(x04 ^ x09, 7);
+  }
+  let oi = 0;
+  o32[oi++] = x00;
+  o32[oi++] = x01;
+  o32[oi++] = x02;
+  o32[oi++] = x03;
+  o32[oi++] = x12;
+  o32[oi++] = x13;
+  o32[oi++] = x14;
+  o32[oi++] = x15;
+}
+var chacha20 = /* @__PURE__ */ createCipher(chachaCore, {
+  counterRight: false,
+  counterLength: 4,
+  allowShortKeys: false
+});
+var xchacha20 = /* @__PURE__ */ createCipher(chachaCore, {
+  counterRight: false,
+  counterLength: 8,
+  extendNonceFn: hchacha,
+  allowShortKeys: false
+});
+var ZEROS16 = /* @__PURE__ */ new Uint8Array(16);
+var updatePadded = (h2, msg) => {
+  h2.update(msg);
+  const left = msg.length % 16;
+  if (left)
+    h2.update(ZEROS16.subarray(left));
+};
+var ZEROS32 = /* @__PURE__ */ new Uint8Array(32);
+function computeTag(fn, key, nonce, data, AAD) {
+  const authKey = fn(key, nonce, ZEROS32);
+  const h2 = poly1305.create(authKey);
+  if (AAD)
+    updatePadded(h2, AAD);
+  updatePadded(h2, data);
+  const num3 = u64Lengths(data.length, AAD ? AAD.length : 0, true);
+  h2.update(num3);
+  const res = h2.digest();
+  clean(authKey, num3);
+  return res;
+}
+var _poly1305_aead = (xorStream) => (key, nonce, AAD) => {
+  const tagLength = 16;
+  return {
+    encrypt(plaintext, output) {
+      const plength = plaintext.length;
+      output = getOutput(plength + tagLength, output, false);
+      output.set(plaintext);
+      const oPlain = output.subarray(0, -tagLength);
+      xorStream(key, nonce, oPlain, oPlain, 1);
+      const tag = computeTag(xorStream, key, nonce, oPlain, AAD);
+      output.set(tag, plength);
+      clean(tag);
+      return output;
+    },
+    decrypt(ciphertext, output) {
+      output = getOutput(ciphertext.length - tagLength, output, false);
+      const data = ciphertext.subarray(0, -tagLength);
+      const passedTag = ciphertext.subarray(-tagLength);
+      const tag = computeTag(xorStream, key, nonce, data, AAD);
+      if (!equalBytes(passedTag, tag))
+        throw new Error("invalid tag");
+      output.set(ciphertext.subarray(0, -tagLength));
+      xorStream(key, nonce, output, output, 1);
+      clean(tag);
+      return output;
+    }
+  };
+};
+var chacha20poly1305 = /* @__PURE__ */ wrapCipher({ blockSize: 64, nonceLength: 12, tagLength: 16 }, _poly1305_aead(chacha20));
+var xchacha20poly1305 = /* @__PURE__ */ wrapCipher({ blockSize: 64, nonceLength: 24, tagLength: 16 }, _poly1305_aead(xchacha20));
+
+// ../client/node_modules/@noble/hashes/esm/utils.js
+function isBytes2(a) {
+  return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array";
+}
+function abytes2(b, ...lengths) {
+  if (!isBytes2(b))
+    throw new Error("Uint8Array expected");
+  if (lengths.length > 0 && !lengths.includes(b.length))
+    throw new Error("Uint8Array expected of length " + lengths + ", got length=" + b.length);
+}
+function aexists2(instance, checkFinished = true) {
+  if (instance.destroyed)
+    throw new Error("Hash instance has been destroyed");
+  if (checkFinished && instance.finished)
+    throw new Error("Hash#digest() has already been called");
+}
+function aoutput2(out, instance) {
+  abytes2(out);
+  const min = instance.outputLen;
+  if (out.length < min) {
+    throw new Error("digestInto() expects output buffer of length at least " + min);
+  }
+}
+function clean2(...arrays) {
+  for (let i = 0; i < arrays.length; i++) {
+    arrays[i].fill(0);
+  }
+}
+function createView2(arr) {
+  return new DataView(arr.buffer, arr.byteOffset, arr.byteLength);
+}
+function rotr(word, shift) {
+  return word << 32 - shift | word >>> shift;
+}
+function utf8ToBytes2(str2) {
+  if (typeof str2 !== "string")
+    throw new Error("string expected");
+  return new Uint8Array(new TextEncoder().encode(str2));
+}
+function toBytes2(data) {
+  if (typeof data === "string")
+    data = utf8ToBytes2(data);
+  abytes2(data);
+  return data;
+}
+var Hash2 = class {
+};
+function createHasher(hashCons) {
+  const hashC = (msg) => hashCons().update(toBytes2(msg)).digest();
+  const tmp = hashCons();
+  hashC.outputLen = tmp.outputLen;
+  hashC.blockLen = tmp.blockLen;
+  hashC.create = () => hashCons();
+  return hashC;
+}
+
+// ../client/node_modules/@noble/hashes/esm/_md.js
+function setBigUint642(view, byteOffset, value2, isLE2) {
+  if (typeof view.setBigUint64 === "function")
+    return view.setBigUint64(byteOffset, value2, isLE2);
+  const _32n = BigInt(32);
+  const _u32_max = BigInt(4294967295);
+  const wh = Number(value2 >> _32n & _u32_max);
+  const wl = Number(value2 & _u32_max);
+  const h2 = isLE2 ? 4 : 0;
+  const l = isLE2 ? 0 : 4;
+  view.setUint32(byteOffset + h2, wh, isLE2);
+  view.setUint32(byteOffset + l, wl, isLE2);
+}
+function Chi(a, b, c) {
+  return a & b ^ ~a & c;
+}
+function Maj(a, b, c) {
+  return a & b ^ a & c ^ b & c;
+}
+var HashMD = class extends Hash2 {
+  constructor(blockLen, outputLen, padOffset, isLE2) {
+    super();
+    this.finished = false;
+    this.length = 0;
+    this.pos = 0;
+    this.destroyed = false;
+    this.blockLen = blockLen;
+    this.outputLen = outputLen;
+    this.padOffset = padOffset;
+    this.isLE = isLE2;
+    this.buffer = new Uint8Array(blockLen);
+    this.view = createView2(this.buffer);
+  }
+  update(data) {
+    aexists2(this);
+    data = toBytes2(data);
+    abytes2(data);
+    const { view, buffer, blockLen } = this;
+    const len = data.length;
+    for (let pos = 0; pos < len; ) {
+      const take = Math.min(blockLen - this.pos, len - pos);
+      if (take === blockLen) {
+        const dataView = createView2(data);
+        for (; blockLen <= len - pos; pos += blockLen)
+          this.process(dataView, pos);
+        continue;
+      }
+      buffer.set(data.subarray(pos, pos + take), this.pos);
+      this.pos += take;
+      pos += take;
+      if (this.pos === blockLen) {
+        this.process(view, 0);
+        this.pos = 0;
+      }
+    }
+    this.length += data.length;
+    this.roundClean();
+    return this;
+  }
+  digestInto(out) {
+    aexists2(this);
+    aoutput2(out, this);
+    this.finished = true;
+    const { buffer, view, blockLen, isLE: isLE2 } = this;
+    let { pos } = this;
+    buffer[pos++] = 128;
+    clean2(this.buffer.subarray(pos));
+    if (this.padOffset > blockLen - pos) {
+      this.process(view, 0);
+      pos = 0;
+    }
+    for (let i = pos; i < blockLen; i++)
+      buffer[i] = 0;
+    setBigUint642(view, blockLen - 8, BigInt(this.length * 8), isLE2);
+    this.process(view, 0);
+    const oview = createView2(out);
+    const len = this.outputLen;
+    if (len % 4)
+      throw new Error("_sha2: outputLen should be aligned to 32bit");
+    const outLen = len / 4;
+    const state = this.get();
+    if (outLen > state.length)
+      throw new Error("_sha2: outputLen bigger than state");
+    for (let i = 0; i < outLen; i++)
+      oview.setUint32(4 * i, state[i], isLE2);
+  }
+  digest() {
+    const { buffer, outputLen } = this;
+    this.digestInto(buffer);
+    const res = buffer.slice(0, outputLen);
+    this.destroy();
+    return res;
+  }
+  _cloneInto(to) {
+    to || (to = new this.constructor());
+    to.set(...this.get());
+    const { blockLen, buffer, length, finished, destroyed, pos } = this;
+    to.destroyed = destroyed;
+    to.finished = finished;
+    to.length = length;
+    to.pos = pos;
+    if (length % blockLen)
+      to.buffer.set(buffer);
+    return to;
+  }
+  clone() {
+    return this._cloneInto();
+  }
+};
+var SHA256_IV = /* @__PURE__ */ Uint32Array.from([
+  1779033703,
+  3144134277,
+  1013904242,
+  2773480762,
+  1359893119,
+  2600822924,
+  528734635,
+  1541459225
+]);
+
+// ../client/node_modules/@noble/hashes/esm/sha2.js
+var SHA256_K = /* @__PURE__ */ Uint32Array.from([
+  1116352408,
+  1899447441,
+  3049323471,
+  3921009573,
+  961987163,
+  1508970993,
+  2453635748,
+  2870763221,
+  3624381080,
+  310598401,
+  607225278,
+  1426881987,
+  1925078388,
+  2162078206,
+  2614888103,
+  3248222580,
+  3835390401,
+  4022224774,
+  264347078,
+  604807628,
+  770255983,
+  1249150122,
+  1555081692,
+  1996064986,
+  2554220882,
+  2821834349,
+  2952996808,
+  3210313671,
+  3336571891,
+  3584528711,
+  113926993,
+  338241895,
+  666307205,
+  773529912,
+  1294757372,
+  1396182291,
+  1695183700,
+  1986661051,
+  2177026350,
+  2456956037,
+  2730485921,
+  2820302411,
+  3259730800,
+  3345764771,
+  3516065817,
+  3600352804,
+  4094571909,
+  275423344,
+  430227734,
+  506948616,
+  659060556,
+  883997877,
+  958139571,
+  1322822218,
+  1537002063,
+  1747873779,
+  1955562222,
+  2024104815,
+  2227730452,
+  2361852424,
+  2428436474,
+  2756734187,
+  3204031479,
+  3329325298
+]);
+var SHA256_W = /* @__PURE__ */ new Uint32Array(64);
+var SHA256 = class extends HashMD {
+  constructor(outputLen = 32) {
+    super(64, outputLen, 8, false);
+    this.A = SHA256_IV[0] | 0;
+    this.B = SHA256_IV[1] | 0;
+    this.C = SHA256_IV[2] | 0;
+    this.D = SHA256_IV[3] | 0;
+    this.E = SHA256_IV[4] | 0;
+    this.F = SHA256_IV[5] | 0;
+    this.G = SHA256_IV[6] | 0;
+    this.H = SHA256_IV[7] | 0;
+  }
+  get() {
+    const { A, B, C, D, E, F, G, H } = this;
+    return [A, B, C, D, E, F, G, H];
+  }
+  // prettier-ignore
+  set(A, B, C, D, E, F, G, H) {
+    this.A = A | 0;
+    this.B = B | 0;
+    this.C = C | 0;
+    this.D = D | 0;
+    this.E = E | 0;
+    this.F = F | 0;
+    this.G = G | 0;
+    this.H = H | 0;
+  }
+  process(view, offset) {
+    for (let i = 0; i < 16; i++, offset += 4)
+      SHA256_W[i] = view.getUint32(offset, false);
+    for (let i = 16; i < 64; i++) {
+      const W15 = SHA256_W[i - 15];
+      const W2 = SHA256_W[i - 2];
+      const s0 = rotr(W15, 7) ^ rotr(W15, 18) ^ W15 >>> 3;
+      const s1 = rotr(W2, 17) ^ rotr(W2, 19) ^ W2 >>> 10;
+      SHA256_W[i] = s1 + SHA256_W[i - 7] + s0 + SHA256_W[i - 16] | 0;
+    }
+    let { A, B, C, D, E, F, G, H } = this;
+    for (let i = 0; i < 64; i++) {
+      const sigma1 = rotr(E, 6) ^ rotr(E, 11) ^ rotr(E, 25);
+      const T1 = H + sigma1 + Chi(E, F, G) + SHA256_K[i] + SHA256_W[i] | 0;
+      const sigma0 = rotr(A, 2) ^ rotr(A, 13) ^ rotr(A, 22);
+      const T2 = sigma0 + Maj(A, B, C) | 0;
+      H = G;
+      G = F;
+      F = E;
+      E = D + T1 | 0;
+      D = C;
+      C = B;
+      B = A;
+      A = T1 + T2 | 0;
+    }
+    A = A + this.A | 0;
+    B = B + this.B | 0;
+    C = C + this.C | 0;
+    D = D + this.D | 0;
+    E = E + this.E | 0;
+    F = F + this.F | 0;
+    G = G + this.G | 0;
+    H = H + this.H | 0;
+    this.set(A, B, C, D, E, F, G, H);
+  }
+  roundClean() {
+    clean2(SHA256_W);
+  }
+  destroy() {
+    this.set(0, 0, 0, 0, 0, 0, 0, 0);
+    clean2(this.buffer);
+  }
+};
+var sha256 = /* @__PURE__ */ createHasher(() => new SHA256());
+
+// ../client/src/sealed.ts
+var SealError = class _SealError extends Error {
+  kind;
+  /** The key epoch concerned (`tampered`, `no_key`). */
+  keyEpoch;
+  constructor(kind, message, keyEpoch) {
+    super(message);
+    this.name = "SealError";
+    this.kind = kind;
+    this.keyEpoch = keyEpoch;
+  }
+  /** @internal */
+  static tampered(what2, keyEpoch) {
+    return new _SealError("tampered", `could not decrypt ${what2}: wrong key for key epoch ${keyEpoch}, or the payload was tampered with`, keyEpoch);
+  }
+  /** @internal */
+  static noKey(keyEpoch) {
+    return new _SealError("no_key", `no key for key epoch ${keyEpoch}: add it with addKey`, keyEpoch);
+  }
+  /** @internal */
+  static malformed(message) {
+    return new _SealError("malformed", message);
+  }
+  /** @internal */
+  static chain(message) {
+    return new _SealError("chain", `the session's history does not add up: ${message}`);
+  }
+};
+var STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+var URL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+function lookup(alphabet) {
+  const t = new Int16Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) t[alphabet.charCodeAt(i)] = i;
+  return t;
+}
+var STD_LOOKUP = lookup(STD);
+var URL_LOOKUP = lookup(URL_SAFE);
+function encode(bytes, alphabet, pad) {
+  let out = "";
+  let i = 0;
+  for (; i + 3 <= bytes.length; i += 3) {
+    const n = bytes[i] << 16 | bytes[i + 1] << 8 | bytes[i + 2];
+    out += alphabet[n >> 18] + alphabet[n >> 12 & 63] + alphabet[n >> 6 & 63] + alphabet[n & 63];
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const n = bytes[i] << 16;
+    out += alphabet[n >> 18] + alphabet[n >> 12 & 63] + (pad ? "==" : "");
+  } else if (rest === 2) {
+    const n = bytes[i] << 16 | bytes[i + 1] << 8;
+    out += alphabet[n >> 18] + alphabet[n >> 12 & 63] + alphabet[n >> 6 & 63] + (pad ? "=" : "");
+  }
+  return out;
+}
+function decodeNoPad(text2, table) {
+  const len = text2.length;
+  if (len % 4 === 1) return null;
+  const out = new Uint8Array(Math.floor(len * 3 / 4));
+  let o = 0;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < len; i++) {
+    const c = text2.charCodeAt(i);
+    const v = c < 128 ? table[c] : -1;
+    if (v < 0) return null;
+    acc = (acc << 6 | v) & 16777215;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = acc >> bits & 255;
+    }
+  }
+  if (bits > 0 && (acc & (1 << bits) - 1) !== 0) return null;
+  return out;
+}
+function toBase64(bytes) {
+  return encode(bytes, STD, true);
+}
+function fromBase64(text2) {
+  if (text2.length % 4 !== 0) return null;
+  let pad = 0;
+  while (pad < text2.length && pad < 3 && text2.charCodeAt(text2.length - 1 - pad) === 61) pad++;
+  if (pad > 2) return null;
+  return decodeNoPad(text2.slice(0, text2.length - pad), STD_LOOKUP);
+}
+var MAX_SEALED_LEN = 16 * 1024 * 1024;
+function randomBytes(n) {
+  const c = globalThis.crypto;
+  if (c?.getRandomValues === void 0) throw new Error("no secure random source (globalThis.crypto.getRandomValues)");
+  const out = new Uint8Array(n);
+  c.getRandomValues(out);
+  return out;
+}
+var SessionKey = class _SessionKey {
+  #bytes;
+  constructor(bytes) {
+    this.#bytes = bytes;
+  }
+  /** A fresh random key (from `crypto.getRandomValues`). */
+  static generate() {
+    return new _SessionKey(randomBytes(32));
+  }
+  /** A key from its 32 bytes (copied); throws a `malformed` {@link SealError} for another length. */
+  static fromBytes(bytes) {
+    if (bytes.length !== 32) throw SealError.malformed(`a session key is 32 bytes, this one ${bytes.length}`);
+    return new _SessionKey(Uint8Array.from(bytes));
+  }
+  /**
+   * The key from its base64url text (padding and the standard base64 alphabet are accepted too;
+   * surrounding whitespace is ignored). Throws a `malformed` {@link SealError}.
+   */
+  static parse(text2) {
+    const t = text2.trim().replace(/=+$/, "");
+    const bytes = decodeNoPad(t, URL_LOOKUP) ?? decodeNoPad(t, STD_LOOKUP);
+    if (bytes === null) throw SealError.malformed("a session key is base64url text");
+    return _SessionKey.fromBytes(bytes);
+  }
+  /** The key as 43 characters of unpadded base64url. */
+  toText() {
+    return encode(this.#bytes, URL_SAFE, false);
+  }
+  /** Whether `other` is the same key. */
+  equals(other) {
+    const a = this.#bytes;
+    const b = other.#bytes;
+    let d = 0;
+    for (let i = 0; i < 32; i++) d |= a[i] ^ b[i];
+    return d === 0;
+  }
+  /** `SessionKey(…)`: never the key. */
+  toString() {
+    return "SessionKey(…)";
+  }
+  /** `"SessionKey(…)"` in JSON: never the key. */
+  toJSON() {
+    return "SessionKey(…)";
+  }
+  /** @internal */
+  get bytes() {
+    return this.#bytes;
+  }
+};
+var Keyring = class _Keyring {
+  keys = /* @__PURE__ */ new Map();
+  /** A keyring of `key` for epoch 0, or an empty one. */
+  constructor(key) {
+    if (key !== void 0) this.keys.set(0, key);
+  }
+  /** `KEY` or `EPOCH:KEY,EPOCH:KEY…`; throws a `malformed` {@link SealError}. */
+  static parse(text2) {
+    const ring = new _Keyring();
+    for (const raw of text2.split(",")) {
+      const part = raw.trim();
+      if (part === "") continue;
+      const colon = part.indexOf(":");
+      let epoch = 0;
+      let key = part;
+      if (colon >= 0) {
+        const e = part.slice(0, colon);
+        epoch = /^[0-9]+$/.test(e) ? Number(e) : NaN;
+        if (!Number.isSafeInteger(epoch)) throw SealError.malformed(`bad key epoch ${JSON.stringify(e)}`);
+        key = part.slice(colon + 1);
+      }
+      ring.keys.set(epoch, SessionKey.parse(key));
+    }
+    if (ring.keys.size === 0) throw SealError.malformed("no session key given");
+    return ring;
+  }
+  /** Adds (or replaces) the key of `epoch`. */
+  add(epoch, key) {
+    this.keys.set(epoch, key);
+  }
+  /** The key of `epoch`, if held. */
+  get(epoch) {
+    return this.keys.get(epoch);
+  }
+  /** Takes every key of `other` (its keys win for epochs both have). */
+  merge(other) {
+    for (const [e, k] of other.keys) this.keys.set(e, k);
+  }
+  /** The newest key epoch held, or null for an empty keyring. */
+  newest() {
+    const e = this.epochs();
+    return e.length === 0 ? null : e[e.length - 1];
+  }
+  /** The epochs held, oldest first. */
+  epochs() {
+    return [...this.keys.keys()].sort((a, b) => a - b);
+  }
+  /** The keys as text, oldest epoch first (`EPOCH:KEY,…`). */
+  toText() {
+    return this.epochs().map((e) => `${e}:${this.keys.get(e).toText()}`).join(",");
+  }
+  /** A copy. */
+  clone() {
+    const r = new _Keyring();
+    r.merge(this);
+    return r;
+  }
+};
+function toKeyring(keys) {
+  if (keys instanceof Keyring) return keys.clone();
+  if (keys instanceof SessionKey) return new Keyring(keys);
+  return Keyring.parse(keys);
+}
+var GENESIS_CHAIN = new Uint8Array(32);
+var utf8 = new TextEncoder();
+function u64be(n) {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a u64: ${n}`);
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+function concat(parts) {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+function check32(chain) {
+  if (chain.length !== 32) throw new RangeError(`a chain value is 32 bytes, this one ${chain.length}`);
+  return chain;
+}
+function associatedData(kind, session, version, keyEpoch, chain) {
+  const s = utf8.encode(session);
+  return concat([utf8.encode("montage.e2e.v1\0"), utf8.encode(kind), new Uint8Array([0]), u64be(s.length), s, u64be(version), u64be(keyEpoch), check32(chain)]);
+}
+function chainNext(prev, version, keyEpoch, data) {
+  return sha256(concat([utf8.encode("montage.chain.v1"), check32(prev), u64be(version), u64be(keyEpoch), utf8.encode(data)]));
+}
+function chainHex(chain) {
+  let s = "";
+  for (const b of chain) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+function parseChain(hex) {
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return null;
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+function what(to) {
+  return to.kind === "comment" ? `a comment of session ${to.session}` : `${to.kind} ${to.version} of session ${to.session}`;
+}
+var NONCE = 24;
+var TAG = 16;
+function plainBytes(plaintext) {
+  return typeof plaintext === "string" ? utf8.encode(plaintext) : plaintext;
+}
+function seal(key, to, plaintext) {
+  return sealWithNonce(key, to, plaintext, randomBytes(NONCE));
+}
+function sealWithNonce(key, to, plaintext, nonce) {
+  if (nonce.length !== NONCE) throw new RangeError(`a nonce is ${NONCE} bytes`);
+  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ct = xchacha20poly1305(key.bytes, nonce, ad).encrypt(plainBytes(plaintext));
+  return toBase64(concat([nonce, ct]));
+}
+function open(key, to, data) {
+  const bytes = fromBase64(data);
+  if (bytes === null) throw SealError.malformed(`${what(to)} is not base64`);
+  if (bytes.length < NONCE + TAG) throw SealError.malformed(`${what(to)} is too short`);
+  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  try {
+    return xchacha20poly1305(key.bytes, bytes.subarray(0, NONCE), ad).decrypt(bytes.subarray(NONCE));
+  } catch {
+    throw SealError.tampered(what(to), to.keyEpoch);
+  }
+}
+var COMMENT_PREFIX = "e2e1:";
+function commentBinding(session, epoch) {
+  return { kind: "comment", session, version: 0, keyEpoch: epoch, chain: GENESIS_CHAIN };
+}
+function sealComment(keys, epoch, session, body) {
+  const key = keys.get(epoch);
+  if (key === void 0) throw SealError.noKey(epoch);
+  const plain = { content: body.content };
+  if (body.annotations !== void 0 && body.annotations.length > 0) plain.annotations = body.annotations;
+  return `${COMMENT_PREFIX}${epoch}:${seal(key, commentBinding(session, epoch), JSON.stringify(plain))}`;
+}
+function openComment(keys, session, content) {
+  if (!content.startsWith(COMMENT_PREFIX)) return null;
+  const rest = content.slice(COMMENT_PREFIX.length);
+  const colon = rest.indexOf(":");
+  if (colon < 0 || !/^[0-9]+$/.test(rest.slice(0, colon))) return null;
+  const epoch = Number(rest.slice(0, colon));
+  const key = keys.get(epoch);
+  if (key === void 0) throw SealError.noKey(epoch);
+  const plain = open(key, commentBinding(session, epoch), rest.slice(colon + 1));
+  let body;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain));
+  } catch (e) {
+    throw SealError.malformed(`a comment opened to nothing readable: ${e.message}`);
+  }
+  const b = body;
+  if (typeof body !== "object" || body === null || typeof b.content !== "string") {
+    throw SealError.malformed("a comment opened to nothing readable: no content");
+  }
+  return { content: b.content, annotations: Array.isArray(b.annotations) ? b.annotations : [] };
+}
+var CHAINS_KEPT = 4096;
+var E2eState = class {
+  keys;
+  /** The key epoch the server takes now (from `joined` and `key_rotated`). */
+  keyEpoch = 0;
+  /** The newest snapshot stored for the session, as far as this client knows. */
+  snapshotVersion = 0;
+  /** `[version, chain value]`, oldest first, versions rising. */
+  chains = [[0, GENESIS_CHAIN]];
+  constructor(keys) {
+    this.keys = keys;
+  }
+  chainAt(version) {
+    for (let i = this.chains.length - 1; i >= 0; i--) {
+      const [v, c] = this.chains[i];
+      if (v === version) return c;
+      if (v < version) return null;
+    }
+    return null;
+  }
+  /** Records the chain value of `version`; a lower version than the newest starts over (a reset
+   * from a snapshot). */
+  record(version, chain) {
+    while (this.chains.length > 0 && this.chains[this.chains.length - 1][0] >= version) this.chains.pop();
+    this.chains.push([version, chain]);
+    if (this.chains.length > CHAINS_KEPT) this.chains.splice(0, this.chains.length - CHAINS_KEPT);
+  }
+  key(epoch) {
+    const k = this.keys.get(epoch);
+    if (k === void 0) throw SealError.noKey(epoch);
+    return k;
+  }
+  /** Checks and opens the sealed edit of `version`: its chain value follows the previous
+   * version's and is the one the server claims; records it. */
+  openEdit(session, version, keyEpoch, data, claimed) {
+    const prev = this.chainAt(version - 1);
+    if (prev === null) throw SealError.chain(`version ${version} arrived without version ${version - 1} before it`);
+    const next = chainNext(prev, version, keyEpoch, data);
+    if (claimed !== void 0 && claimed !== chainHex(next)) {
+      throw SealError.chain(`the server's chain value for version ${version} is not the one its payloads make: the stream was changed`);
+    }
+    const plain = open(this.key(keyEpoch), { kind: "op", session, version, keyEpoch, chain: prev }, data);
+    this.record(version, next);
+    return plain;
+  }
+  /** My own edit, acked as `version`: its chain value, checked against the server's. */
+  acked(version, keyEpoch, data, claimed) {
+    if (this.chainAt(version) !== null) return;
+    const prev = this.chainAt(version - 1);
+    if (prev === null) throw SealError.chain(`version ${version} acked without version ${version - 1} before it`);
+    const next = chainNext(prev, version, keyEpoch, data);
+    if (claimed !== void 0 && claimed !== chainHex(next)) {
+      throw SealError.chain(`the server acked version ${version} with a chain value my edit does not make: the stream was changed`);
+    }
+    this.record(version, next);
+  }
+  /** Seals an edit made on `base` (it becomes `base + 1`) under the current key epoch. */
+  sealEdit(session, base, plain) {
+    const chain = this.chainAt(base);
+    if (chain === null) throw SealError.chain(`the chain value of version ${base} is not known here`);
+    const keyEpoch = this.keyEpoch;
+    const data = seal(this.key(keyEpoch), { kind: "op", session, version: base + 1, keyEpoch, chain }, plain);
+    return { data, keyEpoch };
+  }
+  /** Opens a stored snapshot and starts the chain over from it (its chain value is bound into
+   * its associated data, so only a key holder can have made the pair). */
+  openSnapshot(session, snap2) {
+    const chain = parseChain(snap2.chain);
+    if (chain === null) throw SealError.malformed("a snapshot's chain value is not hex");
+    const plain = open(this.key(snap2.keyEpoch), { kind: "snapshot", session, version: snap2.version, keyEpoch: snap2.keyEpoch, chain }, snap2.data);
+    this.record(snap2.version, chain);
+    this.snapshotVersion = Math.max(this.snapshotVersion, snap2.version);
+    return plain;
+  }
+  /** Seals the document at `version` as a snapshot, if that version's chain value is known. */
+  sealSnapshot(session, version, plain) {
+    const chain = this.chainAt(version);
+    if (chain === null) throw SealError.chain(`the chain value of version ${version} is not known here`);
+    const keyEpoch = this.keyEpoch;
+    const data = seal(this.key(keyEpoch), { kind: "snapshot", session, version, keyEpoch, chain }, plain);
+    return { data, keyEpoch };
+  }
+};
 
 // ../client/src/protocol.ts
 function tierForMbps(mbps) {
@@ -2107,8 +3576,8 @@ var SessionsApi = class {
   }
   /** `PATCH /v1/sessions/{id}` (owner): opens or closes link access, renames. */
   async update(id, patch) {
-    const what = `PATCH /v1/sessions/${id}`;
-    return info(await this.call("PATCH", `/v1/sessions/${encodeURIComponent(id)}`, 200, patch), what);
+    const what2 = `PATCH /v1/sessions/${id}`;
+    return info(await this.call("PATCH", `/v1/sessions/${encodeURIComponent(id)}`, 200, patch), what2);
   }
   /** `DELETE /v1/sessions/{id}` (owner): the session and everything in it are gone. */
   async delete(id) {
@@ -2126,9 +3595,9 @@ var SessionsApi = class {
    * still in history (viewer or above). */
   async state(id, version) {
     const q = version === void 0 ? "" : `?version=${version}`;
-    const what = `GET ${sessionPath(id)}${q}`;
+    const what2 = `GET ${sessionPath(id)}${q}`;
     const b = await this.call("GET", `${sessionPath(id)}${q}`, 200);
-    if (typeof b?.version !== "number" || typeof b.state !== "object" || b.state === null) throw badResponse(what, "no version and state");
+    if (typeof b?.version !== "number" || typeof b.state !== "object" || b.state === null) throw badResponse(what2, "no version and state");
     return { version: b.version, state: b.state };
   }
   /** `GET /v1/sessions/{id}/versions`: checkpoints and named versions below `before` (all by
@@ -2255,9 +3724,9 @@ var SessionsApi = class {
 function sessionPath(id) {
   return `/v1/sessions/${encodeURIComponent(id)}`;
 }
-function listOf(body, key, what) {
+function listOf(body, key, what2) {
   const list2 = body?.[key];
-  if (!Array.isArray(list2)) throw badResponse(what, `no \`${key}\` list`);
+  if (!Array.isArray(list2)) throw badResponse(what2, `no \`${key}\` list`);
   return list2;
 }
 function errorOf(status, text2, retryAfter) {
@@ -2275,12 +3744,12 @@ function errorOf(status, text2, retryAfter) {
   if (retryMs === void 0 && retryAfter !== null && Number.isFinite(Number(retryAfter))) retryMs = Number(retryAfter) * 1e3;
   return new ApiError(status, code, message, retryMs);
 }
-function badResponse(what, why2) {
-  return new ApiError(200, "bad_response", `${what}: ${why2}`);
+function badResponse(what2, why2) {
+  return new ApiError(200, "bad_response", `${what2}: ${why2}`);
 }
-function summary(v, what) {
+function summary(v, what2) {
   const s = v;
-  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "a session without an id");
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what2, "a session without an id");
   return {
     id: s["id"],
     title: typeof s["title"] === "string" ? s["title"] : "",
@@ -2289,9 +3758,9 @@ function summary(v, what) {
     updated: Number(s["updated"] ?? 0)
   };
 }
-function info(v, what) {
+function info(v, what2) {
   const s = v;
-  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what, "no session id in the answer");
+  if (typeof s !== "object" || s === null || typeof s["id"] !== "string") throw badResponse(what2, "no session id in the answer");
   return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") };
 }
 
@@ -2301,7 +3770,7 @@ function randomId() {
   if (c?.randomUUID) return c.randomUUID();
   return Math.random().toString(36).slice(2) + Date.now().toString(36);
 }
-var MontageSession = class {
+var MontageSession = class _MontageSession {
   session;
   clientId;
   connection;
@@ -2337,15 +3806,25 @@ var MontageSession = class {
   title;
   /** Why the client is out of its session, while it is; null otherwise. */
   accessError = null;
+  /** Why an encrypted session stopped (`undecryptable`), while it is; null otherwise. */
+  sealError = null;
+  /** An encrypted session's keys and chain (the `keys` option); null for a plain session. */
+  e2e = null;
+  /** The in-flight edit could not be sealed for want of the key of the session's epoch: it goes
+   * out once `addKey` brings it. */
+  keyWait = false;
   constructor(connection, session, opts = {}) {
     this.connection = connection;
     this.session = session;
     this.storage = opts.storage;
     const stored = this.loadStored();
     this.clientId = stored?.clientId ?? opts.clientId ?? randomId();
+    if (opts.keys !== void 0) this.e2e = new E2eState(toKeyring(opts.keys));
     if (stored) {
       this.sync = SyncDoc.restore(stored.sync);
       this.joined = true;
+      const chain = stored.chain === void 0 ? null : parseChain(stored.chain);
+      if (this.e2e !== null && chain !== null) this.e2e.record(this.sync.version, chain);
     }
     this.tag = connection.nextTag();
     connection.attach(this);
@@ -2367,6 +3846,8 @@ var MontageSession = class {
   persist() {
     if (this.storage === void 0 || this.sync === null) return;
     const s = { session: this.session, clientId: this.clientId, sync: this.sync.snapshot() };
+    const chain = this.e2e?.chainAt(this.sync.version);
+    if (chain) s.chain = chainHex(chain);
     this.storage.save(JSON.stringify(s));
   }
   // ---- state -------------------------------------------------------------------------------
@@ -2410,11 +3891,50 @@ var MontageSession = class {
   get authError() {
     return this.connection.authError;
   }
+  /** Whether this is an end-to-end encrypted session (opened with the `keys` option). */
+  get encrypted() {
+    return this.e2e !== null;
+  }
+  /** The key epoch an encrypted session's server takes now (from `joined` and `key_rotated`);
+   * null for a plain session. */
+  get keyEpoch() {
+    return this.e2e?.keyEpoch ?? null;
+  }
+  /** An encrypted session's keys (a copy: add keys with {@link MontageSession.addKey}); null for
+   * a plain session. */
+  get keys() {
+    return this.e2e?.keys.clone() ?? null;
+  }
+  /**
+   * Adds the key of an encrypted session's key epoch `epoch` (after `keyRotated`: the app hands
+   * the new key to the members that stay): an edit waiting for it goes out. A key as text is
+   * parsed ({@link SessionKey.parse}; throws a {@link SealError} if it is not one). Does nothing
+   * in a plain session.
+   */
+  addKey(epoch, key) {
+    if (this.e2e === null) return;
+    this.e2e.keys.add(epoch, typeof key === "string" ? SessionKey.parse(key) : key);
+    if (this.keyWait && this.state === "online" && this.inSession) this.sendOp();
+  }
+  /**
+   * A comment of an encrypted session as its author wrote it: `content` and `annotations` opened
+   * from the sealed `content` (e.g. of comments listed over HTTP, which come sealed). A comment that
+   * is not sealed comes back as it is; one that does not open throws a {@link SealError}. The
+   * comments of `commentAdded`, `commentUpdated` and the comment methods come opened already.
+   */
+  openComment(comment) {
+    if (this.e2e === null) return comment;
+    const body = openComment(this.e2e.keys, this.session, comment.content);
+    if (body === null) return comment;
+    return { ...comment, content: body.content, annotations: body.annotations ?? [] };
+  }
   /** Resolves once the session is joined (at once if it already is); rejects with an
-   * `AccessError` if the join is refused, or an `AuthError` if the token is. */
+   * `AccessError` if the join is refused, an `AuthError` if the token is, or a {@link SealError}
+   * if an encrypted session's payloads don't open. */
   ready() {
     if (this.inSession && this.state === "online") return Promise.resolve();
     if (this.accessError !== null && !this.wantJoined) return Promise.reject(this.accessError);
+    if (this.sealError !== null && !this.wantJoined) return Promise.reject(this.sealError);
     if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
@@ -2516,17 +4036,28 @@ var MontageSession = class {
   async setRole(user, role2) {
     await this.request({ type: "set_role", user, role: role2 }, "role");
   }
-  /** Comments (commenter or above); resolves with the comment as stored. */
+  /** Comments (commenter or above); resolves with the comment as stored. In an encrypted session
+   * its content and annotations are sealed into one opaque `content` (and opened again in the
+   * answer and the events); without the key of the session's epoch it rejects with a
+   * {@link SealError}. */
   async addComment(comment) {
-    return commentOf(await this.request({ type: "comment", comment }, "comment"));
+    let c = comment;
+    if (this.e2e !== null) {
+      const { annotations, ...rest } = comment;
+      const body = annotations === void 0 ? { content: comment.content } : { content: comment.content, annotations };
+      c = { ...rest, content: sealComment(this.e2e.keys, this.e2e.keyEpoch, this.session, body) };
+    }
+    return commentOf(await this.request({ type: "comment", comment: c }, "comment"));
   }
   /** A reply in the thread of `parentId`. */
   reply(parentId, content, extra = {}) {
     return this.addComment({ ...extra, content, parent_id: parentId });
   }
-  /** Changes my comment's text. */
+  /** Changes my comment's text (sealed in an encrypted session, like {@link
+   * MontageSession.addComment}). */
   async editComment(id, content) {
-    return commentOf(await this.request({ type: "comment_edit", id, content }, "comment"));
+    const text2 = this.e2e === null ? content : sealComment(this.e2e.keys, this.e2e.keyEpoch, this.session, { content });
+    return commentOf(await this.request({ type: "comment_edit", id, content: text2 }, "comment"));
   }
   /** Deletes a comment (mine, or any as owner): a tombstone stays so replies keep their thread. */
   async deleteComment(id) {
@@ -2627,6 +4158,7 @@ var MontageSession = class {
   connect() {
     this.wantJoined = true;
     this.accessError = null;
+    this.sealError = null;
     if (this.connection.isOpen) {
       if (!this.inSession && !this.awaitingJoin) this.sendJoin(this.sync?.version);
     } else {
@@ -2652,8 +4184,9 @@ var MontageSession = class {
     const join2 = { type: "join", session: this.session, client: this.clientId, rid: "join" };
     if (since !== void 0) {
       join2["since"] = since;
-      if (this.sync?.resend() === null) join2["compact"] = true;
+      if (this.sync?.resend() === null && this.e2e === null) join2["compact"] = true;
     }
+    if (this.e2e !== null) join2["create"] = { encrypted: true };
     this.awaitingJoin = true;
     this.send(join2);
   }
@@ -2665,11 +4198,54 @@ var MontageSession = class {
     const out = this.sync.takeOutgoing();
     if (out !== null) {
       this.persist();
-      this.sendOp(out.base, out.seq, out.op);
+      this.sendOp();
     }
   }
-  sendOp(base, seq, op) {
-    this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(op), rid: `op:${seq}` });
+  /** Sends the in-flight edit as it was made on its base (`sent`): in an encrypted session sealed
+   * (once: a resend repeats the same bytes) — or held back while the key of the session's epoch
+   * is missing (`addKey` sends it). */
+  sendOp() {
+    const f = this.sync?.inflight;
+    if (f === null || f === void 0) return;
+    const { base, seq } = f;
+    this.keyWait = false;
+    if (this.e2e === null) {
+      this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(f.sent), rid: `op:${seq}` });
+      return;
+    }
+    if (f.sealed === void 0) {
+      try {
+        f.sealed = this.e2e.sealEdit(this.session, base, JSON.stringify(encodeOp(f.sent)));
+      } catch (e) {
+        if (e instanceof SealError && e.kind === "no_key") {
+          this.keyWait = true;
+          return;
+        }
+        throw e;
+      }
+      this.persist();
+    }
+    this.send({ type: "op", session: this.session, base, seq, data: f.sealed.data, key_epoch: f.sealed.keyEpoch, rid: `op:${seq}` });
+  }
+  /** Versions between the sealed snapshots an encrypted session's clients store. */
+  static SNAPSHOT_EVERY = 100;
+  /** In an encrypted session, a sealed snapshot of the replica when one is due: every
+   * {@link MontageSession.SNAPSHOT_EVERY} versions, sent by an editor with nothing
+   * unacknowledged (the replica is then exactly the server's version), so joins replay little. */
+  maybeSnapshot() {
+    const e = this.e2e;
+    const sync = this.sync;
+    if (e === null || sync === null || this.state !== "online" || !this.inSession || this.held !== null) return;
+    if (sync.inflight !== null || sync.pending !== null || !roleAtLeast(this.role, "editor")) return;
+    if (sync.version < e.snapshotVersion + _MontageSession.SNAPSHOT_EVERY) return;
+    let sealed;
+    try {
+      sealed = e.sealSnapshot(this.session, sync.version, JSON.stringify(sync.doc));
+    } catch {
+      return;
+    }
+    e.snapshotVersion = sync.version;
+    this.send({ type: "snapshot", session: this.session, version: sync.version, data: sealed.data, key_epoch: sealed.keyEpoch, rid: `snapshot:${sync.version}` });
   }
   // ---- what the connection tells ------------------------------------------------------------
   /** @internal */
@@ -2728,8 +4304,19 @@ var MontageSession = class {
   }
   // ---- server messages ---------------------------------------------------------------------
   /** @internal */
-  received(m) {
-    this.emit("message", m);
+  received(raw) {
+    this.emit("message", raw);
+    if (this.sealError !== null) return;
+    let m = raw;
+    const notes = [];
+    if (this.e2e !== null || raw["type"] === "joined") {
+      try {
+        m = this.unseal(raw, notes);
+      } catch (e) {
+        if (!(e instanceof SealError)) throw e;
+        return this.undecryptable(e);
+      }
+    }
     const rid = m["rid"];
     const req = typeof rid === "string" ? this.requests.get(rid) : void 0;
     if (req !== void 0) {
@@ -2741,61 +4328,184 @@ var MontageSession = class {
       }
       req.resolve(m);
     }
+    for (const n of notes) this.emit("error", n);
     try {
-      switch (m["type"]) {
-        case "joined":
-          return this.onJoined(m);
-        case "ack":
-          return this.onAck(Number(m["seq"]), Number(m["version"]));
-        case "op":
-          return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
-        case "presence": {
-          const user = String(m["user"]);
-          const data = m["data"] ?? null;
-          this.presences.set(user, data);
-          return this.emit("presence", { user, data });
-        }
-        case "participant_joined": {
-          const p = { user: String(m["user"]), role: String(m["role"]), online: true };
-          if (typeof m["name"] === "string") p.name = m["name"];
-          if (typeof m["color"] === "string") p.color = m["color"];
-          this.participantMap.set(p.user, p);
-          return this.emit("participants", this.participants);
-        }
-        case "participant_left":
-          this.participantMap.delete(String(m["user"]));
-          this.presences.delete(String(m["user"]));
-          return this.emit("participants", this.participants);
-        case "role_changed":
-          return this.onRoleChanged(String(m["user"]), String(m["role"]));
-        case "link_role_changed":
-          this.linkRole = String(m["role"]);
-          return this.emit("linkRoleChanged", { role: this.linkRole });
-        case "session_deleted":
-          this.emit("sessionDeleted", { session: this.session });
-          return this.deny("deleted", "the owner deleted this session");
-        case "comment_added":
-          return this.emit("commentAdded", m["comment"]);
-        case "comment_updated":
-          return this.emit("commentUpdated", m["comment"]);
-        case "suggestion_added":
-          return this.emit("suggestionAdded", m["suggestion"]);
-        case "suggestion_updated":
-          return this.emit("suggestionUpdated", m["suggestion"]);
-        case "preview":
-          return this.emit("preview", this.previewOf(m));
-        case "task":
-          return this.emit("task", m["task"]);
-        case "error":
-          if (req === void 0) this.onError(m);
-          return;
-        default:
-          return;
-      }
+      this.dispatch(m, req !== void 0);
+      this.maybeSnapshot();
     } catch (e) {
       this.emit("error", { code: "desync", message: e.message });
       this.resync();
     }
+  }
+  /** Handles one (plain, or made plain) server message for this session. */
+  dispatch(m, answered) {
+    switch (m["type"]) {
+      case "joined":
+        return this.onJoined(m);
+      case "ack":
+        return this.onAck(Number(m["seq"]), Number(m["version"]));
+      case "op":
+        return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
+      case "presence": {
+        const user = String(m["user"]);
+        const data = m["data"] ?? null;
+        this.presences.set(user, data);
+        return this.emit("presence", { user, data });
+      }
+      case "participant_joined": {
+        const p = { user: String(m["user"]), role: String(m["role"]), online: true };
+        if (typeof m["name"] === "string") p.name = m["name"];
+        if (typeof m["color"] === "string") p.color = m["color"];
+        this.participantMap.set(p.user, p);
+        return this.emit("participants", this.participants);
+      }
+      case "participant_left":
+        this.participantMap.delete(String(m["user"]));
+        this.presences.delete(String(m["user"]));
+        return this.emit("participants", this.participants);
+      case "role_changed":
+        return this.onRoleChanged(String(m["user"]), String(m["role"]));
+      case "link_role_changed":
+        this.linkRole = String(m["role"]);
+        return this.emit("linkRoleChanged", { role: this.linkRole });
+      case "session_deleted":
+        this.emit("sessionDeleted", { session: this.session });
+        return this.deny("deleted", "the owner deleted this session");
+      case "comment_added":
+        return this.emit("commentAdded", m["comment"]);
+      case "comment_updated":
+        return this.emit("commentUpdated", m["comment"]);
+      case "suggestion_added":
+        return this.emit("suggestionAdded", m["suggestion"]);
+      case "suggestion_updated":
+        return this.emit("suggestionUpdated", m["suggestion"]);
+      case "preview":
+        return this.emit("preview", this.previewOf(m));
+      case "task":
+        return this.emit("task", m["task"]);
+      case "key_rotated": {
+        const keyEpoch = Number(m["key_epoch"]);
+        return this.emit("keyRotated", { keyEpoch, haveKey: this.e2e?.keys.get(keyEpoch) !== void 0 });
+      }
+      case "error":
+        if (!answered) this.onError(m);
+        return;
+      default:
+        return;
+    }
+  }
+  /**
+   * An encrypted session's message made plain (anything else as it is), as the Rust client's
+   * `unseal`: sealed edits opened and their chain checked against the server's, a join's snapshot
+   * and entries turned into the state (the snapshot, or the empty new document, with every entry
+   * applied) or the plain entries after the version held, my acks' chain values checked, the key
+   * epoch followed, comments opened (one that does not open keeps its sealed text and is reported
+   * in `notes`). Throws a {@link SealError} when the session can't go on.
+   */
+  unseal(m, notes) {
+    const session = this.session;
+    const e = this.e2e;
+    if (e === null) {
+      if (m["encrypted"] === true) throw SealError.malformed(`session ${session} is end-to-end encrypted: join it with its key`);
+      return m;
+    }
+    const openOp = (version, keyEpoch, data, chain) => {
+      const plain = e.openEdit(session, version, keyEpoch, data, typeof chain === "string" ? chain : void 0);
+      try {
+        const wire = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain));
+        decodeOp(wire);
+        return wire;
+      } catch (err) {
+        throw SealError.malformed(`version ${version} opened to no edit: ${err.message}`);
+      }
+    };
+    const epochOf = (v) => typeof v === "number" ? v : 0;
+    switch (m["type"]) {
+      case "joined": {
+        if (m["encrypted"] !== true) throw SealError.malformed(`session ${session} is not end-to-end encrypted: join it without keys`);
+        e.keyEpoch = epochOf(m["key_epoch"]);
+        let doc2 = null;
+        const snap2 = m["snapshot"];
+        if (snap2 !== void 0 && snap2 !== null) {
+          const plain = e.openSnapshot(session, { version: Number(snap2.version), data: String(snap2.data), keyEpoch: epochOf(snap2.key_epoch), chain: String(snap2.chain) });
+          try {
+            doc2 = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain));
+          } catch (err) {
+            throw SealError.malformed(`the snapshot opened to no document: ${err.message}`);
+          }
+        } else if (m["whole"] === true) {
+          e.record(0, new Uint8Array(32));
+          doc2 = newDocument();
+        }
+        const entries = [];
+        for (const entry of Array.isArray(m["ops"]) ? m["ops"] : []) {
+          if (typeof entry["data"] !== "string") continue;
+          const version = Number(entry["version"]);
+          entries.push({ version, user: String(entry["user"] ?? ""), ops: openOp(version, epochOf(entry["key_epoch"]), entry["data"], entry["chain"]) });
+        }
+        const out = { ...m, whole: false };
+        delete out["snapshot"];
+        delete out["delta"];
+        delete out["state"];
+        delete out["ops"];
+        if (doc2 !== null) {
+          for (const en of entries) {
+            try {
+              doc2 = apply(doc2, decodeOp(en.ops)).doc;
+            } catch (err) {
+              throw SealError.malformed(`version ${en.version} does not apply: ${err.message}`);
+            }
+          }
+          out["state"] = doc2;
+        } else {
+          out["ops"] = entries;
+        }
+        return out;
+      }
+      case "op": {
+        if (typeof m["data"] !== "string") return m;
+        const version = Number(m["version"]);
+        const ops = openOp(version, epochOf(m["key_epoch"]), m["data"], m["chain"]);
+        return { type: "op", session: m["session"], version, user: m["user"], ops };
+      }
+      case "ack": {
+        const f = this.sync?.inflight;
+        if (f && f.seq === Number(m["seq"]) && f.sealed !== void 0) {
+          e.acked(Number(m["version"]), f.sealed.keyEpoch, f.sealed.data, typeof m["chain"] === "string" ? m["chain"] : void 0);
+        }
+        return m;
+      }
+      case "key_rotated":
+        e.keyEpoch = Math.max(e.keyEpoch, Number(m["key_epoch"]));
+        return m;
+      case "comment_added":
+      case "comment_updated": {
+        const c = m["comment"];
+        if (c === void 0 || typeof c.content !== "string") return m;
+        try {
+          return { ...m, comment: this.openComment(c) };
+        } catch (err) {
+          notes.push({ code: "bad_request", message: `comment ${c.id}: ${err.message}` });
+          return m;
+        }
+      }
+      default:
+        return m;
+    }
+  }
+  /** A payload did not open or the chain broke: the session stops, and the app hears why. */
+  undecryptable(err) {
+    this.sealError = err;
+    const wasIn = this.inSession || this.awaitingJoin;
+    this.wantJoined = false;
+    if (wasIn) this.send({ type: "leave", session: this.session });
+    this.socketClosed();
+    this.denied();
+    this.emitStatus({});
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("undecryptable", err);
   }
   onRoleChanged(user, role2) {
     const p = this.participantMap.get(user);
@@ -2853,7 +4563,7 @@ var MontageSession = class {
     const resend = sync.resend();
     if (resend !== null && state === void 0) {
       this.held = entries;
-      this.sendOp(resend.base, resend.seq, resend.op);
+      this.sendOp();
     } else {
       for (const e of entries) this.applyRemote(e.version, e.op, e.user);
     }
@@ -2914,7 +4624,7 @@ var MontageSession = class {
         const delay = Number(m["retry_after_ms"] ?? 1e3);
         this.connection.later(() => {
           const r2 = this.sync?.resend();
-          if (r2 && this.state === "online" && this.held === null) this.sendOp(r2.base, r2.seq, r2.op);
+          if (r2 && this.state === "online" && this.held === null) this.sendOp();
         }, delay);
         return;
       }
@@ -2924,7 +4634,7 @@ var MontageSession = class {
         for (const e of held) this.applyRemote(e.version, e.op, e.user ?? "");
         const r2 = this.sync.rebase();
         this.persist();
-        if (r2 && this.state === "online") this.sendOp(r2.base, r2.seq, r2.op);
+        if (r2 && this.state === "online") this.sendOp();
         return;
       }
       this.emit("rejected", { seq: inflight.seq, code, message, lost: this.sync.pendingCount });
@@ -3079,8 +4789,8 @@ var MontageConnection = class {
   /** Opens session `id` on this connection (joined at once unless `autoJoin: false`); the same
    * session again gives the client already open. */
   session(id, opts = {}) {
-    const open2 = this.ports.get(id);
-    if (open2 !== void 0) return open2;
+    const open3 = this.ports.get(id);
+    if (open3 !== void 0) return open3;
     return new MontageSession(this, id, opts);
   }
   /** The sessions open on this connection. */
@@ -4103,7 +5813,7 @@ async function signIn(ev) {
   $("signin").hidden = true;
   $("my-sessions").hidden = false;
   signedIn();
-  if (target2) open(target2);
+  if (target2) open2(target2);
   else void showSessions();
 }
 function showView(view) {
@@ -4140,7 +5850,7 @@ async function showSessions() {
     const name = x.title || "Untitled";
     const when = x.updated > 0 ? new Date(x.updated).toLocaleString() : "";
     const button = h("button", { type: "button", "aria-label": `Open ${name}` }, "Open");
-    button.addEventListener("click", () => open(x.id));
+    button.addEventListener("click", () => open2(x.id));
     li.append(
       h("span", { class: "name", title: x.id }, name),
       h("span", { class: "pill" }, x.role),
@@ -4161,7 +5871,7 @@ async function newSession(ev) {
     input.value = "";
     status.textContent = "";
     pendingTitle = title || null;
-    open(s.id);
+    open2(s.id);
   } catch (e) {
     status.textContent = `The session could not be created (${why(e)}).`;
   }
@@ -4205,7 +5915,7 @@ function closeSession() {
   showConnection("offline", 0);
   render3();
 }
-function open(session) {
+function open2(session) {
   closeSession();
   sessionId = session;
   setUrl(session);
@@ -5115,7 +6825,7 @@ async function upload(file) {
   publishPresence();
 }
 function setupControls() {
-  setup({ api: sessionsApi, open, current: () => client !== null && client.accessError === null ? sessionId : "" });
+  setup({ api: sessionsApi, open: open2, current: () => client !== null && client.accessError === null ? sessionId : "" });
   setup2({
     doc,
     canEdit: () => roleAtLeast(role, "editor"),
@@ -5148,7 +6858,7 @@ function setupControls() {
   $("open-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const id = sessionFromInput($("open-id").value);
-    if (id) open(id);
+    if (id) open2(id);
   });
   $("my-sessions").addEventListener("click", () => void showSessions());
   $("no-access-back").addEventListener("click", () => void showSessions());

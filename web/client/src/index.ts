@@ -39,7 +39,26 @@ export {
   transform,
   transformX,
 } from "./op.js";
-export { SyncDoc, type SyncSnapshot, type Outgoing, type EditKind, type Caret, transformCaret, undoInverse } from "./sync.js";
+export { SyncDoc, type SyncSnapshot, type Outgoing, type EditKind, type Caret, type SealedEdit, transformCaret, undoInverse } from "./sync.js";
+export {
+  type Binding,
+  type SealErrorKind,
+  type SealedCommentBody,
+  COMMENT_PREFIX,
+  GENESIS_CHAIN,
+  Keyring,
+  SealError,
+  SessionKey,
+  associatedData,
+  chainHex,
+  chainNext,
+  isBase64,
+  open,
+  openComment,
+  parseChain,
+  seal,
+  sealComment,
+} from "./sealed.js";
 export { MontageClient, type ClientEvents, type ClientOptions } from "./client.js";
 export {
   MontageConnection,

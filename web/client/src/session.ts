@@ -11,9 +11,11 @@
  */
 import { type Op, decodeDelta, decodeOp, encodeOp } from "./component.js";
 import { diff, restoreElement } from "./diff.js";
-import type { Json } from "./json.js";
+import { type Json, newDocument } from "./json.js";
+import { apply } from "./op.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
-import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role } from "./access.js";
+import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role, roleAtLeast } from "./access.js";
+import { E2eState, type Keyring, SealError, SessionKey, chainHex, openComment, parseChain, sealComment, toKeyring } from "./sealed.js";
 import type { ConnectionEvents, ConnectionState, ConnectionStatus, MontageConnection, SessionPort } from "./connection.js";
 import {
   type AuthError,
@@ -47,12 +49,23 @@ export interface SessionOptions {
   storage?: ClientStorage;
   /** Join at once (default true). */
   autoJoin?: boolean;
+  /**
+   * Makes this an end-to-end encrypted session (docs/E2E.md): its keys, as a {@link Keyring}, one
+   * {@link SessionKey} (key epoch 0) or their text (`KEY`, or `EPOCH:KEY,…` — e.g. read from the
+   * page's `#key=` fragment, which is never sent to a server). Edits, snapshots and comment texts
+   * are sealed before they leave and opened when they arrive, and the server's order is checked
+   * (its hash chain); a join of a session that does not exist creates it encrypted. Throws a
+   * {@link SealError} for unreadable key text.
+   */
+  keys?: Keyring | SessionKey | string;
 }
 
 interface Stored {
   session: string;
   clientId: string;
   sync: SyncSnapshot;
+  /** An encrypted session's chain value (hex) at `sync.version`, to go on checking from there. */
+  chain?: string;
 }
 
 /** The `status` event: the connection's state and my unacknowledged edits. */
@@ -109,6 +122,19 @@ export interface SessionEvents<Doc = Json, Presence = Json> {
   tokenExpiring: ConnectionEvents["tokenExpiring"];
   /** The server refused the token for good: the client stopped (`connect()` tries again). */
   unauthorized: AuthError;
+  /**
+   * An encrypted session's payload did not open (a wrong or missing key, or a payload changed on
+   * the way) or its hash chain broke (the server's history does not add up): nothing more of the
+   * session is applied and the session stopped (`sealError`; `connect()` tries again, e.g. after
+   * {@link MontageSession.addKey}).
+   */
+  undecryptable: SealError;
+  /**
+   * An encrypted session's key moved to `keyEpoch` (a member was removed or link access
+   * narrowed). Without its key (`haveKey` false) my edits wait until {@link
+   * MontageSession.addKey} hands it over.
+   */
+  keyRotated: { keyEpoch: number; haveKey: boolean };
   /** The owner opened or closed link access. */
   linkRoleChanged: { role: string };
   /** The owner deleted the session (an `accessDenied` with reason `deleted` follows). */
@@ -181,6 +207,13 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   title: string | undefined;
   /** Why the client is out of its session, while it is; null otherwise. */
   accessError: AccessError | null = null;
+  /** Why an encrypted session stopped (`undecryptable`), while it is; null otherwise. */
+  sealError: SealError | null = null;
+  /** An encrypted session's keys and chain (the `keys` option); null for a plain session. */
+  private e2e: E2eState | null = null;
+  /** The in-flight edit could not be sealed for want of the key of the session's epoch: it goes
+   * out once `addKey` brings it. */
+  private keyWait = false;
 
   constructor(connection: MontageConnection, session: string, opts: SessionOptions = {}) {
     this.connection = connection;
@@ -188,9 +221,12 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.storage = opts.storage;
     const stored = this.loadStored();
     this.clientId = stored?.clientId ?? opts.clientId ?? randomId();
+    if (opts.keys !== undefined) this.e2e = new E2eState(toKeyring(opts.keys));
     if (stored) {
       this.sync = SyncDoc.restore(stored.sync);
       this.joined = true; // the next join names `since`
+      const chain = stored.chain === undefined ? null : parseChain(stored.chain);
+      if (this.e2e !== null && chain !== null) this.e2e.record(this.sync.version, chain);
     }
     this.tag = connection.nextTag();
     connection.attach(this);
@@ -214,6 +250,8 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   private persist(): void {
     if (this.storage === undefined || this.sync === null) return;
     const s: Stored = { session: this.session, clientId: this.clientId, sync: this.sync.snapshot() };
+    const chain = this.e2e?.chainAt(this.sync.version);
+    if (chain) s.chain = chainHex(chain);
     this.storage.save(JSON.stringify(s));
   }
 
@@ -259,12 +297,53 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   get authError(): AuthError | null {
     return this.connection.authError;
   }
+  /** Whether this is an end-to-end encrypted session (opened with the `keys` option). */
+  get encrypted(): boolean {
+    return this.e2e !== null;
+  }
+  /** The key epoch an encrypted session's server takes now (from `joined` and `key_rotated`);
+   * null for a plain session. */
+  get keyEpoch(): number | null {
+    return this.e2e?.keyEpoch ?? null;
+  }
+  /** An encrypted session's keys (a copy: add keys with {@link MontageSession.addKey}); null for
+   * a plain session. */
+  get keys(): Keyring | null {
+    return this.e2e?.keys.clone() ?? null;
+  }
+
+  /**
+   * Adds the key of an encrypted session's key epoch `epoch` (after `keyRotated`: the app hands
+   * the new key to the members that stay): an edit waiting for it goes out. A key as text is
+   * parsed ({@link SessionKey.parse}; throws a {@link SealError} if it is not one). Does nothing
+   * in a plain session.
+   */
+  addKey(epoch: number, key: SessionKey | string): void {
+    if (this.e2e === null) return;
+    this.e2e.keys.add(epoch, typeof key === "string" ? SessionKey.parse(key) : key);
+    if (this.keyWait && this.state === "online" && this.inSession) this.sendOp();
+  }
+
+  /**
+   * A comment of an encrypted session as its author wrote it: `content` and `annotations` opened
+   * from the sealed `content` (e.g. of comments listed over HTTP, which come sealed). A comment that
+   * is not sealed comes back as it is; one that does not open throws a {@link SealError}. The
+   * comments of `commentAdded`, `commentUpdated` and the comment methods come opened already.
+   */
+  openComment(comment: Comment): Comment {
+    if (this.e2e === null) return comment;
+    const body = openComment(this.e2e.keys, this.session, comment.content);
+    if (body === null) return comment;
+    return { ...comment, content: body.content, annotations: (body.annotations ?? []) as Comment["annotations"] };
+  }
 
   /** Resolves once the session is joined (at once if it already is); rejects with an
-   * `AccessError` if the join is refused, or an `AuthError` if the token is. */
+   * `AccessError` if the join is refused, an `AuthError` if the token is, or a {@link SealError}
+   * if an encrypted session's payloads don't open. */
   ready(): Promise<void> {
     if (this.inSession && this.state === "online") return Promise.resolve();
     if (this.accessError !== null && !this.wantJoined) return Promise.reject(this.accessError);
+    if (this.sealError !== null && !this.wantJoined) return Promise.reject(this.sealError);
     if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
@@ -375,17 +454,28 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     await this.request({ type: "set_role", user, role }, "role");
   }
 
-  /** Comments (commenter or above); resolves with the comment as stored. */
+  /** Comments (commenter or above); resolves with the comment as stored. In an encrypted session
+   * its content and annotations are sealed into one opaque `content` (and opened again in the
+   * answer and the events); without the key of the session's epoch it rejects with a
+   * {@link SealError}. */
   async addComment(comment: NewComment): Promise<Comment> {
-    return commentOf(await this.request({ type: "comment", comment }, "comment"));
+    let c: NewComment = comment;
+    if (this.e2e !== null) {
+      const { annotations, ...rest } = comment;
+      const body = annotations === undefined ? { content: comment.content } : { content: comment.content, annotations };
+      c = { ...rest, content: sealComment(this.e2e.keys, this.e2e.keyEpoch, this.session, body) };
+    }
+    return commentOf(await this.request({ type: "comment", comment: c }, "comment"));
   }
   /** A reply in the thread of `parentId`. */
   reply(parentId: string, content: string, extra: Omit<NewComment, "content" | "parent_id"> = {}): Promise<Comment> {
     return this.addComment({ ...extra, content, parent_id: parentId });
   }
-  /** Changes my comment's text. */
+  /** Changes my comment's text (sealed in an encrypted session, like {@link
+   * MontageSession.addComment}). */
   async editComment(id: string, content: string): Promise<Comment> {
-    return commentOf(await this.request({ type: "comment_edit", id, content }, "comment"));
+    const text = this.e2e === null ? content : sealComment(this.e2e.keys, this.e2e.keyEpoch, this.session, { content });
+    return commentOf(await this.request({ type: "comment_edit", id, content: text }, "comment"));
   }
   /** Deletes a comment (mine, or any as owner): a tombstone stays so replies keep their thread. */
   async deleteComment(id: string): Promise<Comment> {
@@ -492,6 +582,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   connect(): void {
     this.wantJoined = true;
     this.accessError = null;
+    this.sealError = null;
     if (this.connection.isOpen) {
       if (!this.inSession && !this.awaitingJoin) this.sendJoin(this.sync?.version);
     } else {
@@ -522,9 +613,11 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       join["since"] = since;
       // With nothing in flight the missed edits may come composed into one (`joined.delta`);
       // an in-flight edit is resent on its old base and must see them one by one, as the
-      // server transforms it.
-      if (this.sync?.resend() === null) join["compact"] = true;
+      // server transforms it. (An encrypted session's server can't compose: it reads nothing.)
+      if (this.sync?.resend() === null && this.e2e === null) join["compact"] = true;
     }
+    // A missing session is created encrypted (ignored when it exists).
+    if (this.e2e !== null) join["create"] = { encrypted: true };
     this.awaitingJoin = true;
     this.send(join);
   }
@@ -539,11 +632,58 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     if (out !== null) {
       // Stored before it leaves: a reload must resend it under this seq, never reuse the seq.
       this.persist();
-      this.sendOp(out.base, out.seq, out.op);
+      this.sendOp();
     }
   }
-  private sendOp(base: number, seq: number, op: Op): void {
-    this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(op), rid: `op:${seq}` });
+  /** Sends the in-flight edit as it was made on its base (`sent`): in an encrypted session sealed
+   * (once: a resend repeats the same bytes) — or held back while the key of the session's epoch
+   * is missing (`addKey` sends it). */
+  private sendOp(): void {
+    const f = this.sync?.inflight;
+    if (f === null || f === undefined) return;
+    const { base, seq } = f;
+    this.keyWait = false;
+    if (this.e2e === null) {
+      this.send({ type: "op", session: this.session, base, seq, ops: encodeOp(f.sent), rid: `op:${seq}` });
+      return;
+    }
+    if (f.sealed === undefined) {
+      try {
+        f.sealed = this.e2e.sealEdit(this.session, base, JSON.stringify(encodeOp(f.sent)));
+      } catch (e) {
+        if (e instanceof SealError && e.kind === "no_key") {
+          this.keyWait = true;
+          return;
+        }
+        throw e;
+      }
+      // Kept before it leaves: a resend after a reload repeats these bytes.
+      this.persist();
+    }
+    this.send({ type: "op", session: this.session, base, seq, data: f.sealed.data, key_epoch: f.sealed.keyEpoch, rid: `op:${seq}` });
+  }
+
+  /** Versions between the sealed snapshots an encrypted session's clients store. */
+  static readonly SNAPSHOT_EVERY = 100;
+
+  /** In an encrypted session, a sealed snapshot of the replica when one is due: every
+   * {@link MontageSession.SNAPSHOT_EVERY} versions, sent by an editor with nothing
+   * unacknowledged (the replica is then exactly the server's version), so joins replay little. */
+  private maybeSnapshot(): void {
+    const e = this.e2e;
+    const sync = this.sync;
+    if (e === null || sync === null || this.state !== "online" || !this.inSession || this.held !== null) return;
+    if (sync.inflight !== null || sync.pending !== null || !roleAtLeast(this.role, "editor")) return;
+    if (sync.version < e.snapshotVersion + MontageSession.SNAPSHOT_EVERY) return;
+    let sealed: { data: string; keyEpoch: number };
+    try {
+      sealed = e.sealSnapshot(this.session, sync.version, JSON.stringify(sync.doc));
+    } catch {
+      return; // no key for the session's epoch yet
+    }
+    e.snapshotVersion = sync.version;
+    // A refusal (another client stored a newer one first, say) comes as an `error` with this rid.
+    this.send({ type: "snapshot", session: this.session, version: sync.version, data: sealed.data, key_epoch: sealed.keyEpoch, rid: `snapshot:${sync.version}` });
   }
 
   // ---- what the connection tells ------------------------------------------------------------
@@ -612,8 +752,19 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   // ---- server messages ---------------------------------------------------------------------
 
   /** @internal */
-  received(m: Record<string, unknown>): void {
-    this.emit("message", m);
+  received(raw: Record<string, unknown>): void {
+    this.emit("message", raw);
+    if (this.sealError !== null) return; // stopped: nothing more of the session is applied
+    let m = raw;
+    const notes: { code: ErrorCode; message: string }[] = [];
+    if (this.e2e !== null || raw["type"] === "joined") {
+      try {
+        m = this.unseal(raw, notes);
+      } catch (e) {
+        if (!(e instanceof SealError)) throw e;
+        return this.undecryptable(e);
+      }
+    }
     const rid = m["rid"];
     const req = typeof rid === "string" ? this.requests.get(rid) : undefined;
     if (req !== undefined) {
@@ -625,63 +776,192 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       }
       req.resolve(m);
     }
+    for (const n of notes) this.emit("error", n);
     try {
-      switch (m["type"]) {
-        case "joined":
-          return this.onJoined(m);
-        case "ack":
-          return this.onAck(Number(m["seq"]), Number(m["version"]));
-        case "op":
-          return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
-        case "presence": {
-          const user = String(m["user"]);
-          const data = (m["data"] ?? null) as Presence;
-          this.presences.set(user, data);
-          return this.emit("presence", { user, data });
-        }
-        case "participant_joined": {
-          const p: Participant = { user: String(m["user"]), role: String(m["role"]), online: true };
-          if (typeof m["name"] === "string") p.name = m["name"];
-          if (typeof m["color"] === "string") p.color = m["color"];
-          this.participantMap.set(p.user, p);
-          return this.emit("participants", this.participants);
-        }
-        case "participant_left":
-          this.participantMap.delete(String(m["user"]));
-          this.presences.delete(String(m["user"]));
-          return this.emit("participants", this.participants);
-        case "role_changed":
-          return this.onRoleChanged(String(m["user"]), String(m["role"]));
-        case "link_role_changed":
-          this.linkRole = String(m["role"]);
-          return this.emit("linkRoleChanged", { role: this.linkRole });
-        case "session_deleted":
-          this.emit("sessionDeleted", { session: this.session });
-          return this.deny("deleted", "the owner deleted this session");
-        case "comment_added":
-          return this.emit("commentAdded", m["comment"] as Comment);
-        case "comment_updated":
-          return this.emit("commentUpdated", m["comment"] as Comment);
-        case "suggestion_added":
-          return this.emit("suggestionAdded", m["suggestion"] as Suggestion);
-        case "suggestion_updated":
-          return this.emit("suggestionUpdated", m["suggestion"] as Suggestion);
-        case "preview":
-          return this.emit("preview", this.previewOf(m));
-        case "task":
-          return this.emit("task", m["task"] as TaskInfo);
-        case "error":
-          if (req === undefined) this.onError(m);
-          return;
-        default:
-          return;
-      }
+      this.dispatch(m, req !== undefined);
+      this.maybeSnapshot();
     } catch (e) {
       // A message this replica can't follow (a version gap, an op it can't apply): start over
       // from the server's state rather than drift.
       this.emit("error", { code: "desync", message: (e as Error).message });
       this.resync();
     }
+  }
+
+  /** Handles one (plain, or made plain) server message for this session. */
+  private dispatch(m: Record<string, unknown>, answered: boolean): void {
+    switch (m["type"]) {
+      case "joined":
+        return this.onJoined(m);
+      case "ack":
+        return this.onAck(Number(m["seq"]), Number(m["version"]));
+      case "op":
+        return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
+      case "presence": {
+        const user = String(m["user"]);
+        const data = (m["data"] ?? null) as Presence;
+        this.presences.set(user, data);
+        return this.emit("presence", { user, data });
+      }
+      case "participant_joined": {
+        const p: Participant = { user: String(m["user"]), role: String(m["role"]), online: true };
+        if (typeof m["name"] === "string") p.name = m["name"];
+        if (typeof m["color"] === "string") p.color = m["color"];
+        this.participantMap.set(p.user, p);
+        return this.emit("participants", this.participants);
+      }
+      case "participant_left":
+        this.participantMap.delete(String(m["user"]));
+        this.presences.delete(String(m["user"]));
+        return this.emit("participants", this.participants);
+      case "role_changed":
+        return this.onRoleChanged(String(m["user"]), String(m["role"]));
+      case "link_role_changed":
+        this.linkRole = String(m["role"]);
+        return this.emit("linkRoleChanged", { role: this.linkRole });
+      case "session_deleted":
+        this.emit("sessionDeleted", { session: this.session });
+        return this.deny("deleted", "the owner deleted this session");
+      case "comment_added":
+        return this.emit("commentAdded", m["comment"] as Comment);
+      case "comment_updated":
+        return this.emit("commentUpdated", m["comment"] as Comment);
+      case "suggestion_added":
+        return this.emit("suggestionAdded", m["suggestion"] as Suggestion);
+      case "suggestion_updated":
+        return this.emit("suggestionUpdated", m["suggestion"] as Suggestion);
+      case "preview":
+        return this.emit("preview", this.previewOf(m));
+      case "task":
+        return this.emit("task", m["task"] as TaskInfo);
+      case "key_rotated": {
+        const keyEpoch = Number(m["key_epoch"]);
+        return this.emit("keyRotated", { keyEpoch, haveKey: this.e2e?.keys.get(keyEpoch) !== undefined });
+      }
+      case "error":
+        if (!answered) this.onError(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * An encrypted session's message made plain (anything else as it is), as the Rust client's
+   * `unseal`: sealed edits opened and their chain checked against the server's, a join's snapshot
+   * and entries turned into the state (the snapshot, or the empty new document, with every entry
+   * applied) or the plain entries after the version held, my acks' chain values checked, the key
+   * epoch followed, comments opened (one that does not open keeps its sealed text and is reported
+   * in `notes`). Throws a {@link SealError} when the session can't go on.
+   */
+  private unseal(m: Record<string, unknown>, notes: { code: ErrorCode; message: string }[]): Record<string, unknown> {
+    const session = this.session;
+    const e = this.e2e;
+    if (e === null) {
+      if (m["encrypted"] === true) throw SealError.malformed(`session ${session} is end-to-end encrypted: join it with its key`);
+      return m;
+    }
+    const openOp = (version: number, keyEpoch: number, data: string, chain: unknown): unknown => {
+      const plain = e.openEdit(session, version, keyEpoch, data, typeof chain === "string" ? chain : undefined);
+      try {
+        const wire = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain)) as unknown;
+        decodeOp(wire);
+        return wire;
+      } catch (err) {
+        throw SealError.malformed(`version ${version} opened to no edit: ${(err as Error).message}`);
+      }
+    };
+    const epochOf = (v: unknown): number => (typeof v === "number" ? v : 0);
+    switch (m["type"]) {
+      case "joined": {
+        if (m["encrypted"] !== true) throw SealError.malformed(`session ${session} is not end-to-end encrypted: join it without keys`);
+        e.keyEpoch = epochOf(m["key_epoch"]);
+        let doc: Json | null = null;
+        const snap = m["snapshot"] as { version?: unknown; data?: unknown; key_epoch?: unknown; chain?: unknown } | undefined | null;
+        if (snap !== undefined && snap !== null) {
+          const plain = e.openSnapshot(session, { version: Number(snap.version), data: String(snap.data), keyEpoch: epochOf(snap.key_epoch), chain: String(snap.chain) });
+          try {
+            doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain)) as Json;
+          } catch (err) {
+            throw SealError.malformed(`the snapshot opened to no document: ${(err as Error).message}`);
+          }
+        } else if (m["whole"] === true) {
+          // The whole session from nothing: the chain starts at the genesis value. (Without
+          // `whole` the entries follow what this replica has: a `since` join, or a repeated join.)
+          e.record(0, new Uint8Array(32));
+          doc = newDocument();
+        }
+        const entries: { version: number; user: string; ops: unknown }[] = [];
+        for (const entry of (Array.isArray(m["ops"]) ? m["ops"] : []) as Record<string, unknown>[]) {
+          if (typeof entry["data"] !== "string") continue;
+          const version = Number(entry["version"]);
+          entries.push({ version, user: String(entry["user"] ?? ""), ops: openOp(version, epochOf(entry["key_epoch"]), entry["data"], entry["chain"]) });
+        }
+        const out: Record<string, unknown> = { ...m, whole: false };
+        delete out["snapshot"];
+        delete out["delta"];
+        delete out["state"];
+        delete out["ops"];
+        if (doc !== null) {
+          // The state at `version`: the snapshot (or the empty document) and every entry after it.
+          for (const en of entries) {
+            try {
+              doc = apply(doc, decodeOp(en.ops)).doc;
+            } catch (err) {
+              throw SealError.malformed(`version ${en.version} does not apply: ${(err as Error).message}`);
+            }
+          }
+          out["state"] = doc;
+        } else {
+          out["ops"] = entries;
+        }
+        return out;
+      }
+      case "op": {
+        if (typeof m["data"] !== "string") return m;
+        const version = Number(m["version"]);
+        const ops = openOp(version, epochOf(m["key_epoch"]), m["data"], m["chain"]);
+        return { type: "op", session: m["session"], version, user: m["user"], ops };
+      }
+      case "ack": {
+        const f = this.sync?.inflight;
+        if (f && f.seq === Number(m["seq"]) && f.sealed !== undefined) {
+          e.acked(Number(m["version"]), f.sealed.keyEpoch, f.sealed.data, typeof m["chain"] === "string" ? m["chain"] : undefined);
+        }
+        return m;
+      }
+      case "key_rotated":
+        e.keyEpoch = Math.max(e.keyEpoch, Number(m["key_epoch"]));
+        return m;
+      case "comment_added":
+      case "comment_updated": {
+        const c = m["comment"] as Comment | undefined;
+        if (c === undefined || typeof c.content !== "string") return m;
+        try {
+          return { ...m, comment: this.openComment(c) };
+        } catch (err) {
+          notes.push({ code: "bad_request", message: `comment ${c.id}: ${(err as Error).message}` });
+          return m;
+        }
+      }
+      default:
+        return m;
+    }
+  }
+
+  /** A payload did not open or the chain broke: the session stops, and the app hears why. */
+  private undecryptable(err: SealError): void {
+    this.sealError = err;
+    const wasIn = this.inSession || this.awaitingJoin;
+    this.wantJoined = false;
+    if (wasIn) this.send({ type: "leave", session: this.session });
+    this.socketClosed();
+    this.denied();
+    this.emitStatus({});
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.emit("undecryptable", err);
   }
 
   private onRoleChanged(user: string, role: string): void {
@@ -753,7 +1033,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       // server's edits, so that if one of them *is* my edit it is taken as the ack, not applied
       // twice.
       this.held = entries;
-      this.sendOp(resend.base, resend.seq, resend.op);
+      this.sendOp();
     } else {
       for (const e of entries) this.applyRemote(e.version, e.op, e.user);
     }
@@ -821,7 +1101,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
         const delay = Number(m["retry_after_ms"] ?? 1000);
         this.connection.later(() => {
           const r = this.sync?.resend();
-          if (r && this.state === "online" && this.held === null) this.sendOp(r.base, r.seq, r.op);
+          if (r && this.state === "online" && this.held === null) this.sendOp();
         }, delay);
         return;
       }
@@ -833,7 +1113,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
         for (const e of held) this.applyRemote(e.version, e.op, e.user ?? "");
         const r = this.sync!.rebase();
         this.persist();
-        if (r && this.state === "online") this.sendOp(r.base, r.seq, r.op);
+        if (r && this.state === "online") this.sendOp();
         return;
       }
       // The server refused my edit: the local state holds it and anything built on it. Drop

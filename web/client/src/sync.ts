@@ -29,6 +29,15 @@ interface Inflight extends Outgoing {
   sent: Op;
   /** How many local edits it carries (for "n pending"). */
   edits: number;
+  /** In an encrypted session: `sent` sealed (its `data` and key epoch), made when it is first
+   * sent and repeated byte for byte by a resend; a rebase drops it (the edit is sealed again). */
+  sealed?: SealedEdit | undefined;
+}
+
+/** An edit of an encrypted session as sealed for the wire: `data` (base64) and its key epoch. */
+export interface SealedEdit {
+  data: string;
+  keyEpoch: number;
 }
 
 /** Why a local edit was made: a new edit, an undo or a redo. */
@@ -41,7 +50,15 @@ export interface SyncSnapshot {
   doc: Json;
   version: number;
   lastSeq: number;
-  inflight: { base: number; seq: number; sent: WireComponent[]; op: WireComponent[]; edits: number } | null;
+  inflight: {
+    base: number;
+    seq: number;
+    sent: WireComponent[];
+    op: WireComponent[];
+    edits: number;
+    /** In an encrypted session, the edit as sealed when it was first sent. */
+    sealed?: { data: string; key_epoch: number };
+  } | null;
   pending: WireComponent[] | null;
   pendingEdits: number;
 }
@@ -156,6 +173,7 @@ export class SyncDoc {
     f.base = this.version;
     f.seq = ++this.lastSeq;
     f.sent = f.op;
+    f.sealed = undefined;
     return { base: f.base, seq: f.seq, op: f.op };
   }
 
@@ -201,12 +219,17 @@ export class SyncDoc {
   /** The state to persist (undo history is not kept). */
   snapshot(): SyncSnapshot {
     const f = this.inflight;
+    let inflight: SyncSnapshot["inflight"] = null;
+    if (f !== null) {
+      inflight = { base: f.base, seq: f.seq, sent: encodeOp(f.sent), op: encodeOp(f.op), edits: f.edits };
+      if (f.sealed !== undefined) inflight.sealed = { data: f.sealed.data, key_epoch: f.sealed.keyEpoch };
+    }
     return {
       v: 1,
       doc: this.doc,
       version: this.version,
       lastSeq: this.lastSeq,
-      inflight: f && { base: f.base, seq: f.seq, sent: encodeOp(f.sent), op: encodeOp(f.op), edits: f.edits },
+      inflight,
       pending: this.pending && encodeOp(this.pending),
       pendingEdits: this.pendingEdits,
     };
@@ -219,6 +242,7 @@ export class SyncDoc {
     if (s.inflight) {
       const f = s.inflight;
       d.inflight = { base: f.base, seq: f.seq, sent: decodeOp(f.sent), op: decodeOp(f.op), edits: f.edits };
+      if (f.sealed !== undefined) d.inflight.sealed = { data: String(f.sealed.data), keyEpoch: Number(f.sealed.key_epoch) };
     }
     d.pending = s.pending && decodeOp(s.pending);
     d.pendingEdits = s.pendingEdits;

@@ -8,8 +8,13 @@ import {
   type Op,
   type SocketLike,
   type Timers,
+  GENESIS_CHAIN,
   apply,
+  chainHex,
+  chainNext,
   composeAll,
+  isBase64,
+  parseChain,
   decodeOp,
   encodeOp,
   tokenClaims,
@@ -103,6 +108,14 @@ interface Room {
   applied: Map<string, number>; // "client/seq" → version
   comments: Record<string, unknown>[];
   suggestions: Record<string, unknown>[];
+  /** Joined once (a join's `create` counts only then). */
+  created?: boolean;
+  /** An end-to-end encrypted session (docs/PROTOCOL.md "Encrypted sessions"): the fake orders
+   * the sealed payloads blind, like crates/server/src/sync/core/sealed.rs. */
+  encrypted?: boolean;
+  keyEpoch?: number;
+  /** The newest client snapshot of an encrypted session. */
+  snapshot?: { version: number; data: string; key_epoch: number; chain: string };
 }
 
 interface Entry {
@@ -111,6 +124,8 @@ interface Entry {
   ops: Op;
   client: string;
   seq: number;
+  /** An encrypted session's payload as stored, with its chain value. */
+  sealed?: { data: string; key_epoch: number; chain: string };
 }
 
 export class FakeNet {
@@ -140,6 +155,14 @@ export class FakeNet {
 
   constructor(doc: Json) {
     this.initial = doc;
+  }
+
+  /** Moves an encrypted session's key epoch on (a member removed): `key_rotated` to everyone. */
+  rotateKey(session: string): number {
+    const r = this.room(session);
+    r.keyEpoch = (r.keyEpoch ?? 0) + 1;
+    this.broadcast(session, null, { type: "key_rotated", session, key_epoch: r.keyEpoch });
+    return r.keyEpoch;
   }
 
   room(session: string): Room {
@@ -331,6 +354,10 @@ export class FakeNet {
         const participants = [...new Set(this.conns.filter((x) => x.sessions.has(session)).map((x) => x.user))].map(
           (user) => ({ user, role: this.roleOf(user), online: true }),
         );
+        if (!room.created) {
+          room.created = true;
+          room.encrypted = (m["create"] as { encrypted?: unknown } | undefined)?.encrypted === true;
+        }
         const base: Record<string, unknown> = { type: "joined", session, version: room.history.length, role, participants };
         if (a !== null) {
           base["link_role"] = a.linkRole;
@@ -338,7 +365,20 @@ export class FakeNet {
         }
         if (rid !== undefined) base["rid"] = rid;
         const missed = typeof since === "number" ? room.history.slice(since) : [];
-        if (typeof since === "number" && m["compact"] === true && missed.length >= 8) {
+        if (room.encrypted) {
+          // No state: the snapshot and entries after it (a first join), or the entries after
+          // `since`; `compact` is ignored.
+          const entry = (e: Entry) => ({ version: e.version, user: e.user, time: 0, ops: [], ...e.sealed });
+          const joined: Record<string, unknown> = { ...base, encrypted: true, key_epoch: room.keyEpoch ?? 0 };
+          if (typeof since === "number") {
+            joined["ops"] = missed.map(entry);
+          } else {
+            joined["whole"] = true;
+            if (room.snapshot) joined["snapshot"] = room.snapshot;
+            joined["ops"] = room.history.slice(room.snapshot?.version ?? 0).map(entry);
+          }
+          this.sendTo(c, joined);
+        } else if (typeof since === "number" && m["compact"] === true && missed.length >= 8) {
           // Like the server's compact catch-up: the missed edits composed into one delta.
           const runs = composeAll(missed.map((e) => e.ops)).map((c) => ({ c: encodeOp([c]) }));
           this.sendTo(c, { ...base, delta: { base_version: since, runs } });
@@ -387,9 +427,11 @@ export class FakeNet {
         }
         const done = room.applied.get(key);
         if (done !== undefined) {
-          this.sendTo(c, { type: "ack", session, seq, version: done });
+          const sealed = room.history[done - 1]?.sealed;
+          this.sendTo(c, sealed ? { type: "ack", session, seq, version: done, chain: sealed.chain } : { type: "ack", session, seq, version: done });
           return;
         }
+        if (room.encrypted || m["data"] !== undefined) return this.applySealed(c, room, session, m, key, seq);
         let op: Op;
         try {
           op = decodeOp(m["ops"]);
@@ -415,6 +457,20 @@ export class FakeNet {
         room.applied.set(key, version);
         this.sendTo(c, { type: "ack", session, seq, version });
         this.broadcast(session, c, { type: "op", session, version, user: c.user, ops: encodeOp(op) });
+        return;
+      }
+      case "snapshot": {
+        // An encrypted session's client snapshot: of a version this fake has, newer than the
+        // stored one, under the session's key epoch; no answer on success.
+        if (!room.encrypted) return err("bad_request", "snapshots are sent only in encrypted sessions");
+        if ((RANK[role] ?? -1) < RANK["editor"]!) return err("forbidden", "snapshots need the editor role");
+        const version = Number(m["version"]);
+        const data = m["data"];
+        if (typeof data !== "string" || !isBase64(data)) return err("bad_request", "data is not base64");
+        if (version < 1 || version > room.history.length) return err("bad_request", `no version ${version}`);
+        if (version <= (room.snapshot?.version ?? 0)) return err("conflict", "a newer snapshot is stored");
+        if (Number(m["key_epoch"] ?? 0) !== (room.keyEpoch ?? 0)) return err("conflict", "key epoch retired");
+        room.snapshot = { version, data, key_epoch: room.keyEpoch ?? 0, chain: room.history[version - 1]!.sealed!.chain };
         return;
       }
       case "presence":
@@ -473,6 +529,33 @@ export class FakeNet {
       default:
         err("bad_request", "unknown message type");
     }
+  }
+
+  /** An encrypted session's edit, as `apply_sealed`: on the head only (`conflict` with the head
+   * otherwise: the client rebases and seals again), under the session's key epoch, stored as
+   * sent with the next chain value. */
+  private applySealed(c: Conn, room: Room, session: string, m: Record<string, unknown>, key: string, seq: number): void {
+    const rid = m["rid"];
+    const err = (code: string, message: string, extra: Record<string, unknown> = {}) =>
+      this.sendTo(c, { type: "error", code, message, ...extra, ...(rid === undefined ? {} : { rid }) });
+    const data = m["data"];
+    if (!room.encrypted) return err("bad_request", "a plain session takes ops, not data");
+    if (m["ops"] !== undefined || typeof data !== "string" || !isBase64(data)) return err("bad_request", "an encrypted session takes base64 data and no ops");
+    const head = room.history.length;
+    const b = Number(m["base"]);
+    if (b > head) return err("bad_request", `base ${b} is ahead of the head ${head}`);
+    if (b !== head) return err("conflict", `an encrypted session takes edits on the head only: base ${b} is behind ${head}`, { version: head });
+    const epoch = Number(m["key_epoch"] ?? 0);
+    const now = room.keyEpoch ?? 0;
+    if (epoch > now) return err("bad_request", `key epoch ${epoch} is ahead of the session's, ${now}`);
+    if (epoch < now) return err("conflict", `key epoch ${epoch} is retired`, { version: head });
+    const prev = head === 0 ? GENESIS_CHAIN : parseChain(room.history[head - 1]!.sealed!.chain)!;
+    const version = head + 1;
+    const chain = chainHex(chainNext(prev, version, epoch, data));
+    room.history.push({ version, user: c.user, ops: [], client: c.client, seq, sealed: { data, key_epoch: epoch, chain } });
+    room.applied.set(key, version);
+    this.sendTo(c, { type: "ack", session, seq, version, chain });
+    this.broadcast(session, c, { type: "op", session, version, user: c.user, data, key_epoch: epoch, chain });
   }
 }
 

@@ -277,3 +277,79 @@ fn react_hooks_two_users_in_chromium() -> Result<()> {
     );
     Ok(())
 }
+
+/// Rust and TypeScript in one end-to-end encrypted session on a real server: the Rust SDK
+/// creates it and types; the TypeScript SDK (web/scripts/interop.sh, web/client/interop) opens
+/// that, types and comments; the Rust SDK opens both. What either typed is in no file of the
+/// server's data dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Result<()> {
+    use montage_client::sealed::{Keyring, SessionKey};
+    use montage_client::{Component, Event, Op, Role, Value, path};
+
+    let dir = crate::harness::fast_tempdir()?;
+    let server = Server::start(dir.path(), &[])?;
+    let ws = format!("ws://{}/v1/ws", server.addr);
+    let key = SessionKey::generate();
+    let alice = crate::harness::sdk(&ws, "alice").await?;
+    let h = alice
+        .join_encrypted("interop", Keyring::new(key.clone()))
+        .await?;
+    let mut events = h.events();
+    h.set_role("bob", Role::Editor).await?;
+    h.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "typed in Rust",
+    )]))?;
+    h.sync(crate::harness::SDK_SYNC).await?;
+
+    let token = crate::harness::token("bob");
+    let key_text = key.to_text();
+    let ws_url = ws.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("MONTAGE_WS_URL", ws_url.as_str()),
+            ("MONTAGE_TOKEN", token.as_str()),
+            ("MONTAGE_SESSION", "interop"),
+            ("MONTAGE_SESSION_KEY", key_text.as_str()),
+            ("MONTAGE_EXPECT", "typed in Rust"),
+        ];
+        let _web = crate::harness::WEB_CLIENT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        run_script("interop.sh", &[], &env)
+    })
+    .await?;
+    anyhow::ensure!(text.contains("1 passed"), "{text}");
+
+    let want = "typed in Rust + typed in TypeScript";
+    let title = |v: &Value| {
+        v.get("title")
+            .and_then(Value::as_text)
+            .map(ToString::to_string)
+    };
+    let mut comment = None;
+    let deadline = tokio::time::Instant::now() + crate::harness::SDK_SYNC;
+    while title(&h.state()).as_deref() != Some(want) || comment.is_none() {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(Event::CommentAdded(c))) => comment = Some(c.content),
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!(
+                "the TypeScript edit and comment did not arrive: {:?} {comment:?}",
+                title(&h.state())
+            ),
+        }
+    }
+    anyhow::ensure!(
+        comment.as_deref() == Some("a comment sealed in TypeScript"),
+        "{comment:?}"
+    );
+    alice.close().await;
+    drop(server);
+    let found = crate::harness::Backend::Sqlite
+        .find_stored(dir.path(), "typed in")
+        .await?;
+    anyhow::ensure!(found.is_empty(), "stored in the clear: {found:?}");
+    Ok(())
+}
