@@ -89,6 +89,12 @@ pub struct BenchArgs {
     /// `--home-lease-ms` of the nodes bench starts (0: no home nodes, every node sequences).
     #[arg(long)]
     home_lease_ms: Option<u64>,
+    /// End-to-end encrypted sessions: every edit is sealed as the SDKs seal it
+    /// (XChaCha20-Poly1305) and sent on the head the client knows; a `conflict` is sealed again
+    /// on the head it names (counted as a retry, its ack latency from the first send), and
+    /// every client opens every edit it receives.
+    #[arg(long)]
+    encrypted: bool,
     /// Secret to sign tokens with (needed with --addr, unless --data-dir holds the secret).
     #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -258,6 +264,13 @@ struct Lite<'a> {
     version: Option<u64>,
     #[serde(default)]
     ops: Vec<LiteComponent>,
+    /// A sealed edit (`--encrypted`): base64, never escaped.
+    #[serde(default)]
+    data: Option<&'a str>,
+    #[serde(default)]
+    code: Option<&'a str>,
+    #[serde(default)]
+    rid: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -340,10 +353,21 @@ async fn recv_json(ws: &mut Ws) -> Result<serde_json::Value> {
 }
 
 async fn join(ws: &mut Ws, session: &str, client: &str) -> Result<serde_json::Value> {
-    ws.send(Message::text(
-        serde_json::json!({"type":"join","session":session,"client":client}).to_string(),
-    ))
-    .await?;
+    join_as(ws, session, client, false).await
+}
+
+/// `join`, creating the session end-to-end encrypted when `encrypted`.
+async fn join_as(
+    ws: &mut Ws,
+    session: &str,
+    client: &str,
+    encrypted: bool,
+) -> Result<serde_json::Value> {
+    let mut m = serde_json::json!({"type":"join","session":session,"client":client});
+    if encrypted {
+        m["create"] = serde_json::json!({"encrypted": true});
+    }
+    ws.send(Message::text(m.to_string())).await?;
     loop {
         let m = recv_json(ws).await?;
         match m["type"].as_str() {
@@ -705,6 +729,8 @@ struct Shared {
     acks: AtomicU64,
     deliveries: AtomicU64,
     errors: AtomicU64,
+    /// `--encrypted`: edits sealed again after a `conflict`.
+    resealed: AtomicU64,
     /// `tier` messages the (healthy) load clients got: each one moved down or up.
     tiers: AtomicU64,
     /// When the stalled readers stop reading (`None`: none do); latencies are kept apart for
@@ -796,7 +822,7 @@ async fn load(
             };
             let mut ws = connect(&addrs[node % addrs.len()], &token(&format!("u{id}"))?).await?;
             let session = format!("bench-{s}");
-            let j = join(&mut ws, &session, &format!("c{id}")).await?;
+            let j = join_as(&mut ws, &session, &format!("c{id}"), a.encrypted).await?;
             if c == 0 {
                 // The first joiner owns the session: make everyone an editor.
                 for o in 1..a.clients {
@@ -840,6 +866,7 @@ async fn load(
         acks: AtomicU64::new(0),
         deliveries: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        resealed: AtomicU64::new(0),
         tiers: AtomicU64::new(0),
         stall_at,
         ack_hist: Mutex::new([Hist::new(), Hist::new()]),
@@ -874,6 +901,8 @@ async fn load(
         },
     ];
     let mut tasks = Vec::with_capacity(total);
+    // One key for every encrypted session of the run (each client seals and opens for real).
+    let key = Arc::new(montage_client::sealed::SessionKey::generate());
     for (id, session, ws, version) in sockets {
         let shared = shared.clone();
         let writers = a.writers.unwrap_or(a.clients);
@@ -882,9 +911,15 @@ async fn load(
         } else {
             0.0
         };
-        let pad = a.pad;
+        let c = BenchClient {
+            id,
+            rate,
+            pad: a.pad,
+            key: a.encrypted.then(|| key.clone()),
+            end,
+        };
         tasks.push(tokio::spawn(async move {
-            client(id, session, ws, version, rate, pad, end, shared).await
+            client(c, session, ws, version, shared).await
         }));
     }
     while t0.elapsed() < dur {
@@ -966,6 +1001,13 @@ async fn load(
         deliveries as f64 / elapsed,
         shared.errors.load(Relaxed)
     );
+    if a.encrypted {
+        let resealed = shared.resealed.load(Relaxed);
+        println!(
+            "encrypted: sealed again after a conflict {resealed} times ({:.1} % of acked edits)",
+            resealed as f64 * 100.0 / acks.max(1) as f64
+        );
+    }
     if stall_at.is_some() {
         let m1 = sum_metrics(&http, addrs, &MILESTONE_METRICS).await;
         println!(
@@ -1044,20 +1086,68 @@ const CLUSTER_METRICS: [&str; 2] = [
 const PAD_PIECE: usize = 500;
 
 #[allow(clippy::too_many_arguments)]
-async fn client(
+/// One load client's settings.
+struct BenchClient {
     id: usize,
+    /// Edits per second (0: a reader).
+    rate: f64,
+    pad: usize,
+    /// `--encrypted`: the sessions' key.
+    key: Option<Arc<montage_client::sealed::SessionKey>>,
+    end: tokio::time::Instant,
+}
+
+/// The `op` frame of an edit: plain `ops`, or sealed into `data` (bound to the version it
+/// becomes, as the SDKs bind it; the bench keeps no chain, so it binds zeros).
+fn edit_frame(
+    session: &str,
+    base: u64,
+    seq: u64,
+    ops: &str,
+    key: Option<&montage_client::sealed::SessionKey>,
+) -> String {
+    let Some(key) = key else {
+        return format!(
+            r#"{{"type":"op","session":"{session}","base":{base},"seq":{seq},"ops":{ops}}}"#
+        );
+    };
+    let data = montage_client::sealed::seal(key, sealed_binding(session, base + 1), ops.as_bytes());
+    format!(
+        r#"{{"type":"op","session":"{session}","base":{base},"seq":{seq},"data":"{data}","rid":{seq}}}"#
+    )
+}
+
+fn sealed_binding(session: &str, version: u64) -> montage_client::sealed::Binding<'_> {
+    montage_client::sealed::Binding {
+        kind: "op",
+        session,
+        version,
+        key_epoch: 0,
+        chain: &[0; 32],
+    }
+}
+
+async fn client(
+    c: BenchClient,
     session: String,
     ws: Ws,
     mut known: u64,
-    rate: f64,
-    pad: usize,
-    end: tokio::time::Instant,
     shared: Arc<Shared>,
 ) -> Result<()> {
+    let BenchClient {
+        id,
+        rate,
+        pad,
+        key,
+        end,
+    } = c;
+    let key = key.as_deref();
     let (mut tx, mut rx) = ws.split();
     let mut hists = LocalHists::new();
     let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
-    let key = format!("c{id}");
+    let mine = format!("c{id}");
+    // Sealed edits not yet acked, by seq: sealed again after a conflict.
+    let mut unsealed: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
     // Padding is a list of short strings: the bytes travel the same, but none of them becomes a
     // rope on the server (in a debug build a 20 KB rope takes ~700 KB: jumprope's nodes hold
     // 10 bytes there instead of 392), so the figures measure the network path.
@@ -1118,11 +1208,15 @@ async fn client(
                 }
                 seq += 1;
                 let now_us = shared.start.elapsed().as_micros() as u64;
-                let m = format!(
-                    r#"{{"type":"op","session":"{session}","base":{known},"seq":{seq},"ops":[{{"op":"set","path":["meta","{key}"],"value":{now_us}}}{padding}]}}"#
+                let ops = format!(
+                    r#"[{{"op":"set","path":["meta","{mine}"],"value":{now_us}}}{padding}]"#
                 );
+                let m = edit_frame(&session, known, seq, &ops, key);
                 if let Ok(mut g) = sent_at.lock() {
                     g.insert(seq, Instant::now());
+                }
+                if key.is_some() {
+                    unsealed.insert(seq, ops);
                 }
                 tx.send(Message::text(m)).await?;
             }
@@ -1139,11 +1233,41 @@ async fn client(
                         if let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0))) {
                             hists.ack[shared.phase(t)].record(t.elapsed().as_micros() as u64);
                         }
+                        unsealed.remove(&v.seq.unwrap_or(0));
                         shared.acks.fetch_add(1, Relaxed);
+                    }
+                    // A sealed edit on a stale head: sealed again on the one named, new seq.
+                    "error" if v.code == Some("conflict") && key.is_some() => {
+                        known = known.max(v.version.unwrap_or(0));
+                        let old = v.rid.unwrap_or(0);
+                        if let Some(ops) = unsealed.remove(&old) {
+                            seq += 1;
+                            if let Ok(mut g) = sent_at.lock()
+                                && let Some(t) = g.remove(&old)
+                            {
+                                g.insert(seq, t);
+                            }
+                            let m = edit_frame(&session, known, seq, &ops, key);
+                            unsealed.insert(seq, ops);
+                            shared.resealed.fetch_add(1, Relaxed);
+                            tx.send(Message::text(m)).await?;
+                        }
                     }
                     "op" => {
                         known = known.max(v.version.unwrap_or(0));
-                        if let Some(sent) = v.ops.first().and_then(|c| c.value.as_ref()?.0) {
+                        // Opened as an SDK opens it; the send time is inside.
+                        let opened = match (key, v.data) {
+                            (Some(k), Some(data)) => montage_client::sealed::open(
+                                k,
+                                sealed_binding(&session, v.version.unwrap_or(0)),
+                                data,
+                            )
+                            .ok()
+                            .and_then(|p| serde_json::from_slice::<Vec<LiteComponent>>(&p).ok()),
+                            _ => None,
+                        };
+                        let first = opened.as_ref().unwrap_or(&v.ops).first();
+                        if let Some(sent) = first.and_then(|c| c.value.as_ref()?.0) {
                             let now = shared.start.elapsed().as_micros() as f64;
                             // Phase of the send: an edit sent before the stall counts before.
                             let sent_at = shared.start + Duration::from_micros(sent as u64);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use montage_client::sealed::{Keyring, SessionKey};
 use montage_client::{
     Api, Client, Component, ErrorCode, Event, Invite, NewInvite, Op, Options, Role, SessionHandle,
     SessionInfo, SessionSettings, Tls, Value, path,
@@ -33,6 +34,16 @@ pub struct ConnArgs {
     /// roots are always trusted; `SSL_CERT_FILE` works too).
     #[arg(long, global = true, env = "MONTAGE_CA_FILE", value_name = "PEM")]
     ca_file: Option<std::path::PathBuf>,
+    /// An end-to-end encrypted session's key (`KEY`, or `EPOCH:KEY,…` after rotations; see
+    /// docs/E2E.md): sessions are joined encrypted with it, and a session a command creates is
+    /// created encrypted. It never reaches the server.
+    #[arg(
+        long,
+        global = true,
+        env = "MONTAGE_SESSION_KEY",
+        hide_env_values = true
+    )]
+    key: Option<String>,
 }
 
 impl ConnArgs {
@@ -98,12 +109,21 @@ impl ConnArgs {
         }
         Ok(c)
     }
+    /// The keys of `--key`, if given.
+    fn keys(&self) -> Result<Option<Keyring>> {
+        self.key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(|k| Keyring::parse(k).context("--key (MONTAGE_SESSION_KEY)"))
+            .transpose()
+    }
     async fn join(&self, session: &str) -> Result<(Client, SessionHandle)> {
         let c = self.client().await?;
-        let h = c
-            .join(session)
-            .await
-            .with_context(|| format!("joining {session}"))?;
+        let joined = match self.keys()? {
+            Some(keys) => c.join_encrypted(session, keys).await,
+            None => c.join(session).await,
+        };
+        let h = joined.with_context(|| format!("joining {session}"))?;
         Ok((c, h))
     }
     /// The HTTP API of the first server.
@@ -171,6 +191,10 @@ pub enum SessionCmd {
         /// What signed-in users without a grant get: none (private), viewer, commenter, editor.
         #[arg(long, value_parser = parse_role)]
         link_role: Option<Role>,
+        /// End-to-end encrypted (docs/E2E.md): without --key a new key is made and printed as
+        /// `key`; hand it to the others out of band (the server never sees it).
+        #[arg(long)]
+        encrypted: bool,
     },
     /// List my sessions (owned or granted) as JSON lines.
     #[command(after_help = "Example:\n  montage session list | jq -r .session")]
@@ -333,18 +357,35 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
                 session: None,
                 title,
                 link_role,
+                encrypted,
             } => {
                 let mut settings = SessionSettings::new();
                 settings.title = title;
                 settings.link_role = link_role;
+                // A new encrypted session gets a fresh key unless one was given.
+                let new_key = (encrypted && conn.keys()?.is_none()).then(SessionKey::generate);
+                if encrypted || conn.keys()?.is_some() {
+                    settings = settings.encrypted();
+                }
                 let s = conn.api()?.create_session(&settings).await?;
-                println!("{}", info_json(&s));
+                let mut out = info_json(&s);
+                if let Some(k) = new_key {
+                    out["key"] = k.to_text().into();
+                }
+                println!("{out}");
             }
             SessionCmd::Create {
                 session: Some(session),
                 title,
                 link_role,
+                encrypted,
             } => {
+                if encrypted && conn.keys()?.is_none() {
+                    bail!(
+                        "an encrypted session with an id of yours is created by joining it with its key: \
+                         pass --key (make one with `montage session create --encrypted`, which picks the id)"
+                    );
+                }
                 let api = conn.api()?;
                 // A join would open an existing session quietly; creating means it is new.
                 match api.session(&session).await {
@@ -387,6 +428,15 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
             SessionCmd::Delete { session } => {
                 conn.api()?.delete_session(&session).await?;
                 println!("{}", json!({"session": session, "deleted": true}));
+            }
+            SessionCmd::Show {
+                session,
+                version: None,
+            } if conn.keys()?.is_some() => {
+                // An encrypted session's state exists only in its clients: join and open it.
+                let (c, h) = conn.join(&session).await?;
+                println!("{}", json!({"version": h.version(), "state": h.state().to_json()}));
+                c.close().await;
             }
             SessionCmd::Show { session, version } => {
                 let api = conn.api()?;

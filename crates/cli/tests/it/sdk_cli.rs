@@ -18,6 +18,7 @@ backend_tests!(
     scoped_tokens_and_session_management_commands,
     refusals_tls_roles_and_invites_from_the_command_line,
     versions_names_and_restores_from_the_command_line,
+    encrypted_sessions_from_the_command_line,
 );
 
 fn montage(server: &Server, user: &str, args: &[&str]) -> Result<String> {
@@ -560,5 +561,57 @@ async fn versions_names_and_restores_from_the_command_line(b: Backend) -> Result
         montage(&server, "val", &["session", "restore", "vh", "1"]).is_err(),
         "a viewer restored"
     );
+    Ok(())
+}
+
+/// `montage session create --encrypted` makes a key and prints it; `--key` (or
+/// `MONTAGE_SESSION_KEY`) edits and shows the session, which the server can't show itself.
+async fn encrypted_sessions_from_the_command_line(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start_on(b, dir.path(), OPEN_LIMITS)?;
+    let ann = token("ann");
+    let made = ok_json(&montage_as(
+        &server,
+        &ann,
+        &["session", "create", "--encrypted"],
+    )?)?;
+    let id = made["session"].as_str().context("no id")?.to_owned();
+    let key = made["key"].as_str().context("no key")?.to_owned();
+    ensure!(key.len() == 43, "{made}");
+    let edited = ok_json(&montage_as(
+        &server,
+        &ann,
+        &[
+            "edit",
+            &id,
+            r#"[{"op":"set","path":["title"],"value":"secret plan"}]"#,
+            "--key",
+            &key,
+        ],
+    )?)?;
+    ensure!(edited["version"] == 1, "{edited}");
+    let out = Command::new(env!("CARGO_BIN_EXE_montage"))
+        .args(["session", "show", &id])
+        .env("MONTAGE_URL", format!("http://{}", server.addr))
+        .env("MONTAGE_TOKEN", &ann)
+        .env("MONTAGE_SESSION_KEY", &key)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let shown = ok_json(&out)?;
+    ensure!(
+        shown["state"]["title"] == "secret plan" && shown["version"] == 1,
+        "{shown}"
+    );
+    // Without the key: the server has no state to show, and says why.
+    let err = refused(&montage_as(&server, &ann, &["session", "show", &id])?)?;
+    ensure!(err.contains("encrypted"), "{err}");
+    // A wrong key is told apart from a refusal.
+    let wrong = "A".repeat(43);
+    let err = refused(&montage_as(
+        &server,
+        &ann,
+        &["session", "show", &id, "--key", &wrong],
+    )?)?;
+    ensure!(err.contains("wrong key"), "{err}");
     Ok(())
 }
