@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
+use montage_protocol::sealed::SealedSnapshot;
 use montage_protocol::{
     ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode,
     encode_with_rid,
@@ -209,46 +210,20 @@ impl Actor {
         if sealed && !repeat {
             // No readable state: the newest client snapshot and the sealed entries after it,
             // or only those after `since` when that is not far behind.
-            let stored = doc.client_snapshot().cloned();
-            whole = since.is_none();
-            let from = match (since, stored) {
-                (Some(s), _) if s > version => {
-                    conn.error(
-                        ErrorCode::BadRequest,
-                        format!("since {s} is ahead of the head {version}"),
-                        rid.as_ref(),
-                    );
-                    return;
+            if let Some(s) = since.filter(|s| *s > version) {
+                conn.error(
+                    ErrorCode::BadRequest,
+                    format!("since {s} is ahead of the head {version}"),
+                    rid.as_ref(),
+                );
+                return;
+            }
+            match self.sealed_catch_up(since, version).await {
+                Ok((snap, list, w)) => {
+                    (snapshot, ops, whole) = (snap, Some(list), w);
                 }
-                (Some(s), Some(snap))
-                    if s < snap.version && version - s > self.config.limits.max_catch_up =>
-                {
-                    let from = snap.version;
-                    snapshot = Some(snap);
-                    whole = true;
-                    from
-                }
-                (Some(s), _) => s,
-                (None, Some(snap)) => {
-                    let from = snap.version;
-                    snapshot = Some(snap);
-                    from
-                }
-                (None, None) => 0,
-            };
-            match self.entries_after(from, version).await {
-                Ok(list) if is_complete(&list, from, version) => ops = Some(list),
-                Ok(_) => {
-                    conn.error(
-                        ErrorCode::Internal,
-                        "the history after the last snapshot is incomplete",
-                        rid.as_ref(),
-                    );
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(session = %self.id, error = %e, "catch-up read failed");
-                    conn.error(ErrorCode::Internal, "could not read history", rid.as_ref());
+                Err(message) => {
+                    conn.error(ErrorCode::Internal, message, rid.as_ref());
                     return;
                 }
             }
@@ -422,6 +397,43 @@ impl Actor {
         }
         out.extend(core.entries_in_memory(after));
         Ok(out)
+    }
+
+    /// What an encrypted session's join answers instead of a state: the entries after `since`
+    /// when they are all still stored and not too many, else the newest client snapshot and
+    /// every entry after it (`whole`). `Err`: what to tell the joiner.
+    async fn sealed_catch_up(
+        &self,
+        since: Option<u64>,
+        head: u64,
+    ) -> Result<(Option<SealedSnapshot>, Vec<OpEntry>, bool), String> {
+        let snap = self
+            .state
+            .as_ref()
+            .and_then(|c| c.client_snapshot().cloned());
+        let read = |from: u64| async move {
+            match self.entries_after(from, head).await {
+                Ok(list) => Ok(is_complete(&list, from, head).then_some(list)),
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "catch-up read failed");
+                    Err("could not read history".to_owned())
+                }
+            }
+        };
+        if let Some(s) = since {
+            // Far behind a newer snapshot, or behind trimmed history: the whole session.
+            let far = snap
+                .as_ref()
+                .is_some_and(|p| s < p.version && head - s > self.config.limits.max_catch_up);
+            if !far && let Some(list) = read(s).await? {
+                return Ok((None, list, false));
+            }
+        }
+        let from = snap.as_ref().map_or(0, |p| p.version);
+        match read(from).await? {
+            Some(list) => Ok((snap, list, true)),
+            None => Err("the history after the last snapshot is incomplete".to_owned()),
+        }
     }
 
     /// Tells `conn` the session can't take requests (its store failed, or it is shutting down)
