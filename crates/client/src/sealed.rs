@@ -390,16 +390,29 @@ impl E2e {
         base: u64,
         plain: &[u8],
     ) -> Result<(String, u64), SealError> {
-        let chain = self.chain_at(base).ok_or_else(|| {
+        self.seal_now("op", session, base + 1, base, plain)
+    }
+
+    /// Seals `plain` as `kind` of `version` under the current key epoch, bound to the chain
+    /// value of `chain_of` (an edit's base, a snapshot's own version), if it is known.
+    fn seal_now(
+        &self,
+        kind: &str,
+        session: &str,
+        version: u64,
+        chain_of: u64,
+        plain: &[u8],
+    ) -> Result<(String, u64), SealError> {
+        let chain = self.chain_at(chain_of).ok_or_else(|| {
             SealError::Chain(format!(
-                "the chain value of version {base} is not known here"
+                "the chain value of version {chain_of} is not known here"
             ))
         })?;
         let epoch = self.key_epoch;
         let to = Binding {
-            kind: "op",
+            kind,
             session,
-            version: base + 1,
+            version,
             key_epoch: epoch,
             chain: &chain,
         };
@@ -435,20 +448,7 @@ impl E2e {
         version: u64,
         plain: &[u8],
     ) -> Result<(String, u64), SealError> {
-        let chain = self.chain_at(version).ok_or_else(|| {
-            SealError::Chain(format!(
-                "the chain value of version {version} is not known here"
-            ))
-        })?;
-        let epoch = self.key_epoch;
-        let to = Binding {
-            kind: "snapshot",
-            session,
-            version,
-            key_epoch: epoch,
-            chain: &chain,
-        };
-        Ok((seal(self.key(epoch)?, to, plain), epoch))
+        self.seal_now("snapshot", session, version, version, plain)
     }
 }
 

@@ -93,9 +93,9 @@ impl Backend {
                 }
             }
         }
-        if self == Backend::Postgres {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+        if self == Backend::Postgres
+            && let Conn::Postgres(mut c) = self.connect(dir).await?
+        {
             let tables: Vec<String> = sqlx::query_scalar(
                 "SELECT table_name::text FROM information_schema.tables \
                  WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
@@ -120,22 +120,15 @@ impl Backend {
     pub async fn stored_op(self, dir: &Path, session: &str, version: u64) -> Result<String> {
         let sql = "SELECT ops FROM ops WHERE session = $1 AND version = $2";
         let v = i64::try_from(version)?;
-        Ok(match self {
-            Backend::Sqlite => {
-                use sqlx::ConnectOptions;
-                let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(dir.join("montage.db"))
-                    .connect()
-                    .await?;
+        Ok(match self.connect(dir).await? {
+            Conn::Sqlite(mut c) => {
                 sqlx::query_scalar(sql)
                     .bind(session)
                     .bind(v)
                     .fetch_one(&mut c)
                     .await?
             }
-            Backend::Postgres => {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+            Conn::Postgres(mut c) => {
                 sqlx::query_scalar(sql)
                     .bind(session)
                     .bind(v)
@@ -156,13 +149,8 @@ impl Backend {
     ) -> Result<()> {
         let sql = "UPDATE ops SET ops = $1 WHERE session = $2 AND version = $3";
         let v = i64::try_from(version)?;
-        match self {
-            Backend::Sqlite => {
-                use sqlx::ConnectOptions;
-                let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(dir.join("montage.db"))
-                    .connect()
-                    .await?;
+        match self.connect(dir).await? {
+            Conn::Sqlite(mut c) => {
                 sqlx::query(sql)
                     .bind(ops)
                     .bind(session)
@@ -170,9 +158,7 @@ impl Backend {
                     .execute(&mut c)
                     .await?;
             }
-            Backend::Postgres => {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&database_of(dir)?.url).await?;
+            Conn::Postgres(mut c) => {
                 sqlx::query(sql)
                     .bind(ops)
                     .bind(session)
@@ -184,11 +170,36 @@ impl Backend {
         Ok(())
     }
 
+    /// A connection to the database of a server on `dir`.
+    async fn connect(self, dir: &Path) -> Result<Conn> {
+        Ok(match self {
+            Backend::Sqlite => {
+                use sqlx::ConnectOptions;
+                Conn::Sqlite(
+                    sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(dir.join("montage.db"))
+                        .connect()
+                        .await?,
+                )
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                Conn::Postgres(sqlx::PgConnection::connect(&database_of(dir)?.url).await?)
+            }
+        })
+    }
+
     /// Whether `test` can't run on this backend: PostgreSQL without `MONTAGE_TEST_DATABASE_URL`
     /// (said loudly, or a failure when `MONTAGE_TEST_REQUIRE_SERVICES` is set).
     pub fn unavailable(self, test: &str) -> bool {
         self == Backend::Postgres && test_database_url(test).is_none()
     }
+}
+
+/// A connection to a test server's database, on its backend.
+enum Conn {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
 }
 
 /// Each `async fn name(b: Backend) -> Result<()>` named becomes two tests, `sqlite::name` and

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Result, bail, ensure};
 use montage_client::sealed::{Keyring, SessionKey};
 use montage_client::{Annotation, Region, path};
-use montage_client::{Client, Component, Error, Event, NewComment, Op, Role, SessionHandle, Value};
+use montage_client::{
+    Client, Component, Error, Event, Events, NewComment, Op, Role, SessionHandle, Value,
+};
 use montage_protocol::sealed::{GENESIS_CHAIN, Sealed, chain_hex, chain_next, parse_chain};
 use serde_json::json;
 
@@ -67,17 +69,28 @@ async fn converged(hs: &[&SessionHandle]) -> Result<Value> {
     Ok(first)
 }
 
+/// The first event `pick` takes, within `SDK_SYNC`.
+async fn next_event<T>(ev: &mut Events, mut pick: impl FnMut(Event) -> Option<T>) -> Result<T> {
+    loop {
+        match tokio::time::timeout(SDK_SYNC, ev.next()).await? {
+            Some(e) => {
+                if let Some(t) = pick(e) {
+                    return Ok(t);
+                }
+            }
+            None => bail!("events ended"),
+        }
+    }
+}
+
 /// Makes `user` an editor and waits until the server says so.
 async fn editor(h: &SessionHandle, user: &str) -> Result<()> {
     let mut ev = h.events();
     h.set_role(user, Role::Editor).await?;
-    loop {
-        match tokio::time::timeout(SDK_SYNC, ev.next()).await? {
-            Some(Event::RoleChanged { user: u, .. }) if u == user => return Ok(()),
-            Some(_) => continue,
-            None => bail!("events ended"),
-        }
-    }
+    next_event(&mut ev, |e| {
+        matches!(e, Event::RoleChanged { user: ref u, .. } if u == user).then_some(())
+    })
+    .await
 }
 
 async fn two_clients_converge_and_the_server_keeps_no_plaintext(b: Backend) -> Result<()> {
@@ -135,13 +148,11 @@ async fn two_clients_converge_and_the_server_keeps_no_plaintext(b: Backend) -> R
         ..NewComment::default()
     })
     .await?;
-    let got = loop {
-        match tokio::time::timeout(SDK_SYNC, events.next()).await? {
-            Some(Event::CommentAdded(c)) => break c,
-            Some(_) => continue,
-            None => bail!("events ended"),
-        }
-    };
+    let got = next_event(&mut events, |e| match e {
+        Event::CommentAdded(c) => Some(c),
+        _ => None,
+    })
+    .await?;
     ensure!(
         got.content == format!("look here {MARKER}")
             && got.annotations.first().and_then(|a| a.region).map(|r| r.w) == Some(3.0),

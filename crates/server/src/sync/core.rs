@@ -366,29 +366,43 @@ impl<A> SessionCore<A> {
             time: Some(self.last_time),
             sealed: None,
         });
-        let write = Write::Op {
-            session: self.id.to_string(),
-            op: StoredOp {
-                version,
-                user: edit.user.to_string(),
-                client: edit.client.to_string(),
-                seq: edit.seq,
-                ops: ops_json,
-                time: Some(self.last_time),
-            },
-            fence: None,
-        };
-        self.seqs
-            .entry((edit.user, edit.client))
-            .or_default()
-            .recent
-            .push_back((edit.seq, version));
+        let write = self.appended(edit.user, edit.client, edit.seq, version, ops_json);
         Ok(Applied {
             version,
             inverse,
             write,
             broadcast,
         })
+    }
+
+    /// The row of `user`'s edit `(client, seq)` applied as `version` with `body` (its ops, or
+    /// its sealed payload), stamped with the head's commit time; its seq is remembered.
+    fn appended(
+        &mut self,
+        user: Arc<str>,
+        client: Arc<str>,
+        seq: u64,
+        version: u64,
+        body: String,
+    ) -> Write {
+        let write = Write::Op {
+            session: self.id.to_string(),
+            op: StoredOp {
+                version,
+                user: user.to_string(),
+                client: client.to_string(),
+                seq,
+                ops: body,
+                time: Some(self.last_time),
+            },
+            fence: None,
+        };
+        self.seqs
+            .entry((user, client))
+            .or_default()
+            .recent
+            .push_back((seq, version));
+        write
     }
 
     /// Whether `ops` made at `base` would apply at the head (checked on a copy; nothing

@@ -15,7 +15,7 @@ use montage_protocol::sealed::{
 use montage_protocol::{ErrorCode, encode_sealed_op};
 
 use super::{Applied, CoreConfig, Edit, HistEntry, Refusal, SessionCore, json_len};
-use crate::store::{Loaded, Snapshot, StoredOp, Write};
+use crate::store::{Loaded, Snapshot, StoredOp};
 
 /// A sealed edit or snapshot as a client sent it.
 pub type SealedEdit = Payload;
@@ -241,23 +241,7 @@ impl<A> SessionCore<A> {
             time: Some(self.last_time),
             sealed: Some(sealed),
         });
-        let write = Write::Op {
-            session: self.id.to_string(),
-            op: StoredOp {
-                version,
-                user: edit.user.to_string(),
-                client: edit.client.to_string(),
-                seq: edit.seq,
-                ops: body,
-                time: Some(self.last_time),
-            },
-            fence: None,
-        };
-        self.seqs
-            .entry((edit.user, edit.client))
-            .or_default()
-            .recent
-            .push_back((edit.seq, version));
+        let write = self.appended(edit.user, edit.client, edit.seq, version, body);
         Ok(Applied {
             version,
             inverse: Op::default(),
@@ -380,7 +364,7 @@ mod tests {
     use montage_protocol::Role;
 
     use super::*;
-    use crate::store::SessionMeta;
+    use crate::store::{SessionMeta, Write};
 
     fn loaded(snapshot: Option<Snapshot>, ops: Vec<StoredOp>) -> Loaded {
         Loaded {
