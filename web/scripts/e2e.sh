@@ -8,7 +8,9 @@
 # `notifications` the inbox: a mention counted live on the bell of a page in another session,
 # listed, marked all read, and opening its session; `timeline` two people on a video timeline:
 # a video added, playheads seen by the other, the frame at a playhead, split, drag and trim;
-# `quality` "auto" previews through throttled downloads: the tier follows what the link carries.
+# `quality` "auto" previews through throttled downloads: the tier follows what the link carries;
+# `encrypted` an end-to-end encrypted session: two people edit and comment through its `#key=`
+# link, and pages without the key (or with a wrong one) say why they can't read it.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"
@@ -30,5 +32,6 @@ case "${1:-editing}" in
   notifications) node test/e2e-notifications.mjs ;;
   timeline) node test/e2e-timeline.mjs ;;
   quality) node test/e2e-quality.mjs ;;
-  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications|timeline|quality]" >&2; exit 2 ;;
+  encrypted) node test/e2e-encrypted.mjs ;;
+  *) echo "usage: e2e.sh [editing|comments|previews|sharing|history|notifications|timeline|quality|encrypted]" >&2; exit 2 ;;
 esac

@@ -5727,15 +5727,34 @@ var selected = null;
 var commentMode = false;
 var comments = /* @__PURE__ */ new Map();
 var previewUrl = null;
+var sessionKey = null;
 function doc() {
-  if (client === null || client.accessError !== null) return null;
+  if (client === null || client.accessError !== null || client.sealError !== null) return null;
   return client.doc;
+}
+function encrypted() {
+  return client?.encrypted ?? false;
 }
 function layers() {
   return (doc()?.canvas.layers ?? []).filter((l) => l.kind === "image");
 }
 function layerOf(id) {
   return id === null ? void 0 : layers().find((l) => l.id === id);
+}
+function textLayers() {
+  if (!encrypted()) return [];
+  return (doc()?.canvas.layers ?? []).filter((l) => l.kind === "text");
+}
+function textOf(id) {
+  return id === null ? void 0 : textLayers().find((l) => l.id === id);
+}
+function textRect(l) {
+  const size = Math.max(1, num2(l.size, 48));
+  const chars = [...typeof l.text === "string" ? l.text : ""].length;
+  return { x: num2(l.x), y: num2(l.y), w: Math.max(size, chars * size * 0.6), h: size * 1.25 };
+}
+function shownLayer(id) {
+  return layerOf(id) ?? textOf(id);
 }
 function person(user) {
   return client?.participants.find((p) => p.user === user);
@@ -5813,7 +5832,7 @@ async function signIn(ev) {
   $("signin").hidden = true;
   $("my-sessions").hidden = false;
   signedIn();
-  if (target2) open2(target2);
+  if (target2) open2(target2, keyInFragment(location.hash) ?? storedKey(target2));
   else void showSessions();
 }
 function showView(view) {
@@ -5823,8 +5842,29 @@ function showView(view) {
   $("no-access").hidden = view !== "no-access";
 }
 function setUrl(session) {
-  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}`;
+  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}${keyFragment()}`;
   history.replaceState(null, "", url);
+}
+function keyInFragment(hash) {
+  const k = new URLSearchParams(hash.replace(/^#/, "")).get("key")?.trim() ?? "";
+  return k === "" ? null : k;
+}
+function keyFragment() {
+  return sessionKey === null ? "" : `#key=${sessionKey}`;
+}
+var KEY_STORE = "montage.key.";
+function storedKey(session) {
+  try {
+    return localStorage.getItem(KEY_STORE + session);
+  } catch {
+    return null;
+  }
+}
+function storeKey(session, key) {
+  try {
+    localStorage.setItem(KEY_STORE + session, key);
+  } catch {
+  }
 }
 async function showSessions() {
   closeSession();
@@ -5852,7 +5892,7 @@ async function showSessions() {
     const button = h("button", { type: "button", "aria-label": `Open ${name}` }, "Open");
     button.addEventListener("click", () => open2(x.id));
     li.append(
-      h("span", { class: "name", title: x.id }, name),
+      h("span", { class: "name", title: x.id }, storedKey(x.id) === null ? name : `${name} (encrypted)`),
       h("span", { class: "pill" }, x.role),
       h("span", { class: "muted" }, `v${x.version}${when ? ` · ${when}` : ""}`),
       button
@@ -5876,6 +5916,35 @@ async function newSession(ev) {
     status.textContent = `The session could not be created (${why(e)}).`;
   }
 }
+async function newEncryptedSession() {
+  const input = $("new-title");
+  const title = input.value.trim();
+  const status = $("sessions-status");
+  status.textContent = "Creating…";
+  const key = SessionKey.generate().toText();
+  let s;
+  try {
+    s = await sessionsApi.create({ encrypted: true });
+  } catch (e) {
+    status.textContent = `The session could not be created (${why(e)}).`;
+    return;
+  }
+  if (s["encrypted"] !== true) {
+    status.textContent = "This server does not make end-to-end encrypted sessions.";
+    return;
+  }
+  input.value = "";
+  status.textContent = "";
+  pendingTitle = title || null;
+  open2(s.id, key);
+}
+function keyFromInput(text2) {
+  try {
+    return keyInFragment(new URL(text2.trim()).hash);
+  } catch {
+    return null;
+  }
+}
 function sessionFromInput(text2) {
   const t = text2.trim();
   try {
@@ -5893,6 +5962,8 @@ function closeSession() {
   previewTimer = null;
   const c = client;
   client = null;
+  sessionKey = null;
+  $("e2e-badge").hidden = true;
   watch(null);
   c?.close();
   role = null;
@@ -5915,17 +5986,29 @@ function closeSession() {
   showConnection("offline", 0);
   render3();
 }
-function open2(session) {
+function open2(session, key = storedKey(session)) {
   closeSession();
   sessionId = session;
+  let keys = null;
+  if (key !== null) {
+    try {
+      keys = Keyring.parse(key);
+    } catch (e) {
+      setUrl(session);
+      showE2eProblem(`This link's key is not a session key (${e.message}): open the session with its link, which carries the key.`, e.message);
+      return;
+    }
+    sessionKey = key;
+  }
   setUrl(session);
   sessionStorage.setItem("montage.signin", JSON.stringify({ name: $("signin-name").value.trim(), session }));
   showView("editor");
   $("session-label").textContent = `Session: ${session}`;
   $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3e3 } });
+  const c = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3e3 }, ...keys === null ? {} : { keys } });
   client = c;
+  $("e2e-badge").hidden = keys === null;
   watch(c.connection);
   recognition.clear();
   local.playhead = 0;
@@ -5933,7 +6016,7 @@ function open2(session) {
   c.on("change", (ev) => {
     render3();
     if (ev.origin !== "local") schedulePreview();
-    if ((doc()?.timeline?.tracks?.length ?? 0) > 0) showFrame();
+    if (!encrypted() && (doc()?.timeline?.tracks?.length ?? 0) > 0) showFrame();
   });
   c.on("status", (s) => {
     showConnection(s.state, s.pending, s.closeReason);
@@ -5943,6 +6026,10 @@ function open2(session) {
     role = c.role;
     showView("editor");
     subscribePreviews();
+    if (c.encrypted && sessionKey !== null) {
+      storeKey(session, sessionKey);
+      $("preview-info").textContent = "End-to-end encrypted: the server can't read it, so there are no previews; layers are drawn from your copy.";
+    }
     void loadComments();
     const title = pendingTitle;
     pendingTitle = null;
@@ -5976,6 +6063,8 @@ function open2(session) {
     document.body.dataset["connectionTier"] = t.tier;
   });
   c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("undecryptable", (e) => onUndecryptable(c, e));
+  c.on("keyRotated", (k) => onKeyRotated(c, k.keyEpoch, k.haveKey));
   c.on("unauthorized", (e) => notice(`The server refused your token (${e.reason || "no reason given"}): sign in again.`));
   c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1e3).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
@@ -6023,6 +6112,47 @@ function onAccessDenied(c, e) {
     }, 3e3);
   }
 }
+function onUndecryptable(c, e) {
+  if (client !== c) return;
+  role = null;
+  render3();
+  $("e2e-badge").hidden = true;
+  let text2;
+  if (!c.encrypted) text2 = "This session is end-to-end encrypted: open it with its link, which carries the key.";
+  else if (e.kind === "tampered") text2 = "This session is end-to-end encrypted and could not be decrypted: wrong key. Open it with its link, which carries the right key.";
+  else if (e.kind === "no_key") text2 = "This session is end-to-end encrypted and could not be decrypted: this link has no key for its current key epoch. Ask the owner for a new link.";
+  else if (e.kind === "chain") text2 = "This session could not be decrypted: its history does not add up (the server's order was changed), so this page stopped.";
+  else text2 = `This session could not be opened: ${e.message}.`;
+  showE2eProblem(text2, e.message);
+}
+function showE2eProblem(text2, detail) {
+  $("no-access-h").textContent = "End-to-end encrypted";
+  $("no-access-text").textContent = text2;
+  $("no-access-text").title = detail;
+  $("no-access-session").textContent = sessionId;
+  $("no-access").dataset["reason"] = "undecryptable";
+  $("no-access-again").hidden = true;
+  $("no-access-retry").textContent = "";
+  $("conn").dataset["state"] = "offline";
+  $("conn").textContent = "Not decrypted";
+  closeShareDialog();
+  closeHistoryDialog();
+  showView("no-access");
+}
+function onKeyRotated(c, epoch, haveKey) {
+  if (client !== c || haveKey) return;
+  if (role === "owner" && sessionKey !== null) {
+    const key = SessionKey.generate().toText();
+    c.addKey(epoch, key);
+    sessionKey = `${sessionKey},${epoch}:${key}`;
+    setUrl(sessionId);
+    storeKey(sessionId, sessionKey);
+    renderShare();
+    notice("The session's key changed (someone was removed or link access narrowed): share the new link with the people who stay.");
+  } else {
+    notice("The session's key changed: your edits wait until you open the owner's new link.");
+  }
+}
 function showConnection(state, pending, reason = "") {
   const el = $("conn");
   el.dataset["state"] = state;
@@ -6035,6 +6165,7 @@ var chosenTier = () => {
   return v === "auto" ? connectionTier : v;
 };
 function subscribePreviews() {
+  if (encrypted()) return;
   const v = $("tier").value;
   client?.subscribePreviews(v === "auto" ? void 0 : v).catch((e) => {
     if (!(e instanceof ServerError && (e.code === "offline" || e.code === "disconnected"))) {
@@ -6044,6 +6175,7 @@ function subscribePreviews() {
 }
 var previewTimer = null;
 function schedulePreview() {
+  if (encrypted()) return;
   if (previewTimer !== null) window.clearTimeout(previewTimer);
   previewTimer = window.setTimeout(() => {
     previewTimer = null;
@@ -6110,8 +6242,12 @@ function render3() {
   title.disabled = !editor;
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
   if (!d) title.value = "";
-  show("upload-btn", editor);
-  $("upload").disabled = !editor;
+  const e2e = encrypted();
+  show("upload-btn", editor && !e2e);
+  $("upload").disabled = !editor || e2e;
+  show("add-text-form", editor && e2e);
+  $("add-text").disabled = !editor || !e2e;
+  show("tier-label", !e2e);
   show("undo", editor);
   show("redo", editor);
   $("undo").disabled = !editor || !(client?.canUndo ?? false);
@@ -6126,7 +6262,7 @@ function render3() {
   if (role !== "owner") closeShareDialog();
   renderHistoryControls();
   render2();
-  if (layerOf(selected) === void 0) selected = null;
+  if (shownLayer(selected) === void 0) selected = null;
   renderPeople();
   renderOverlay();
   renderLayerPanel();
@@ -6219,22 +6355,28 @@ function renderOverlay() {
       for (const id of data.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
     }
   }
-  for (const l of layers()) {
-    const box = h("div", {
-      class: "layer-box",
-      "data-layer": l.id,
-      role: "button",
-      "aria-label": `Layer ${l.id}`,
-      "aria-pressed": String(l.id === selected)
-    });
-    place(box, l, k);
-    box.style.transform = `rotate(${num2(l.rotation)}deg)`;
-    if (l.id === selected) box.classList.add("selected");
-    const rc = remoteSel.get(l.id);
+  const layerBox = (id, text2) => {
+    const box = h("div", { class: "layer-box", "data-layer": id, role: "button", "aria-label": `Layer ${id}`, "aria-pressed": String(id === selected) }, text2);
+    if (id === selected) box.classList.add("selected");
+    const rc = remoteSel.get(id);
     if (rc) {
       box.classList.add("remote-sel");
       box.style.setProperty("--sel-color", rc);
     }
+    return box;
+  };
+  for (const l of layers()) {
+    const box = layerBox(l.id);
+    place(box, l, k);
+    box.style.transform = `rotate(${num2(l.rotation)}deg)`;
+    ov.append(box);
+  }
+  for (const l of textLayers()) {
+    const box = layerBox(l.id, typeof l.text === "string" ? l.text : "");
+    box.classList.add("text-layer");
+    place(box, textRect(l), k);
+    box.style.fontSize = `${Math.max(1, num2(l.size, 48)) * k}px`;
+    box.style.color = typeof l.color === "string" ? l.color : "#222";
     ov.append(box);
   }
   for (const c of comments.values()) {
@@ -6266,14 +6408,24 @@ function nameOf(user) {
 }
 function renderLayerPanel() {
   const l = layerOf(selected) ?? null;
+  const t = textOf(selected) ?? null;
   const fs = $("layer-controls");
   fs.disabled = l === null || !roleAtLeast(role, "editor");
-  $("layer-name").textContent = l ? l.id : "none selected";
-  if (!l) return;
+  fs.hidden = t !== null;
+  const ts = $("text-controls");
+  ts.hidden = t === null;
+  ts.disabled = t === null || !roleAtLeast(role, "editor");
+  $("layer-name").textContent = l ? l.id : t ? t.id : "none selected";
   const set2 = (id, v) => {
     const el = $(id);
     if (document.activeElement !== el) el.value = String(Math.round(v * 100) / 100);
   };
+  if (t) {
+    const text2 = $("t-text");
+    if (document.activeElement !== text2) text2.value = typeof t.text === "string" ? t.text : "";
+    set2("t-size", num2(t.size, 48));
+  }
+  if (!l) return;
   const crop2 = sourceRect(l);
   for (const k of ["x", "y", "w", "h"]) {
     set2(`l-${k}`, l[k]);
@@ -6283,7 +6435,7 @@ function renderLayerPanel() {
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set2(`a-${p}`, num2(l.adjust?.[p]));
 }
 function shareLink() {
-  return `${location.origin}/?session=${encodeURIComponent(sessionId)}`;
+  return `${location.origin}/?session=${encodeURIComponent(sessionId)}${keyFragment()}`;
 }
 function renderShare() {
   const linkRole = client?.linkRole ?? null;
@@ -6369,7 +6521,7 @@ async function createInvite() {
   const out = $("invite-link");
   try {
     const inv = await sessionsApi.createInvite(sessionId, { role: $("invite-role").value });
-    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
+    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}${keyFragment()}`;
     out.select();
   } catch (e) {
     out.value = "";
@@ -6378,7 +6530,7 @@ async function createInvite() {
 }
 var titleSyncTimer = null;
 function scheduleTitleSync() {
-  if (role !== "owner") return;
+  if (role !== "owner" || encrypted()) return;
   if (titleSyncTimer !== null) window.clearTimeout(titleSyncTimer);
   const session = sessionId;
   titleSyncTimer = window.setTimeout(() => {
@@ -6402,8 +6554,8 @@ function historyStatus(text2) {
   else notice(text2);
 }
 function renderHistoryControls() {
-  const viewer = roleAtLeast(role, "viewer");
-  const editor = roleAtLeast(role, "editor");
+  const viewer = roleAtLeast(role, "viewer") && !encrypted();
+  const editor = roleAtLeast(role, "editor") && viewer;
   show("history", viewer);
   show("history-restore", editor);
   show("history-name", editor);
@@ -6418,7 +6570,7 @@ function renderHistoryControls() {
   if (historyEditor !== editor) renderHistoryList();
 }
 function openHistory() {
-  if (!roleAtLeast(role, "viewer") || client === null) return;
+  if (!roleAtLeast(role, "viewer") || client === null || encrypted()) return;
   const title = doc()?.title;
   $("history-title").textContent = title ? `of “${title}”` : "";
   $("history-status").textContent = "";
@@ -6505,7 +6657,7 @@ function clearHistoryPreview() {
 }
 async function previewVersion(v) {
   const c = client;
-  if (c === null) return;
+  if (c === null || encrypted()) return;
   const seq = ++historyPreviewSeq;
   const info2 = $("history-preview-info");
   $("history-figure").hidden = false;
@@ -6535,7 +6687,7 @@ async function previewVersion(v) {
 }
 async function restoreVersion(v) {
   const c = client;
-  if (c === null || !roleAtLeast(role, "editor")) return;
+  if (c === null || !roleAtLeast(role, "editor") || encrypted()) return;
   const session = sessionId;
   historyStatus(`Restoring version ${v}…`);
   let past;
@@ -6590,14 +6742,25 @@ async function nameVersion(v, name, form) {
   await loadHistory(false);
   if (session === sessionId && $("history-list").dataset["state"] === "loaded") $("history-status").textContent = `Named version ${v} “${name}”.`;
 }
-function showComment(c) {
+function opened(c) {
+  const cl = client;
+  if (cl === null || !cl.encrypted) return c;
+  try {
+    const o = cl.openComment(c);
+    return { ...o, annotations: o.annotations ?? [] };
+  } catch {
+    return { ...c, content: "(could not be decrypted)", annotations: [] };
+  }
+}
+function showComment(c0) {
+  const c = opened(c0);
   comments.set(c.id, c);
   renderComments();
   renderOverlay();
 }
 async function loadComments() {
   try {
-    for (const c of await sessionsApi.comments(sessionId)) comments.set(c.id, c);
+    for (const c of await sessionsApi.comments(sessionId)) comments.set(c.id, opened(c));
   } catch (e) {
     $("comments-status").textContent = `Comments: ${why(e)}`;
     return;
@@ -6614,6 +6777,8 @@ function commentRequest(req) {
 function commentCanvasRect(c) {
   const a = c.annotations.find((x) => x.region);
   if (!a?.region) return null;
+  const t = textOf(a.target ?? null);
+  if (t) return { x: num2(t.x) + a.region.x, y: num2(t.y) + a.region.y, w: a.region.w, h: a.region.h };
   const l = layers().find((x) => x.id === a.target) ?? layers().find((x) => x.asset === c.asset_id);
   if (!l) return null;
   const src = sourceRect(l);
@@ -6661,9 +6826,12 @@ function renderComments() {
   }
 }
 function askComment(box) {
-  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y);
+  const over = (l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y;
+  const hit = [...layers()].reverse().find(over);
   if (!hit) {
-    notice("Drag the box over a picture to comment on it.");
+    const t = [...textLayers()].reverse().find((l) => over(textRect(l)));
+    if (t) return askCommentOn(void 0, { region: regionOn(box, textRect(t)), target: t.id });
+    notice(encrypted() ? "Drag the box over a layer to comment on it." : "Drag the box over a picture to comment on it.");
     return;
   }
   const src = sourceRect(hit);
@@ -6679,6 +6847,16 @@ function askComment(box) {
     w: Math.max(1, Math.round((x1 - x0) * sx)),
     h: Math.max(1, Math.round((y1 - y0) * sy))
   };
+  askCommentOn(hit.asset, { region, target: hit.id });
+}
+function regionOn(box, r) {
+  const x0 = Math.max(r.x, box.x);
+  const y0 = Math.max(r.y, box.y);
+  const x1 = Math.min(r.x + r.w, box.x + box.w);
+  const y1 = Math.min(r.y + r.h, box.y + box.h);
+  return { x: Math.round(x0 - r.x), y: Math.round(y0 - r.y), w: Math.max(1, Math.round(x1 - x0)), h: Math.max(1, Math.round(y1 - y0)) };
+}
+function askCommentOn(asset, annotation) {
   const dlg = $("comment-dialog");
   const text2 = $("comment-text");
   text2.value = "";
@@ -6686,7 +6864,7 @@ function askComment(box) {
   $("comment-form").onsubmit = (ev) => {
     ev.preventDefault();
     const content = text2.value.trim();
-    if (content) commentRequest(client?.addComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] }));
+    if (content) commentRequest(client?.addComment({ content, ...asset === void 0 ? {} : { asset_id: asset }, annotations: [annotation] }));
     dlg.close();
   };
   $("comment-cancel").onclick = () => dlg.close();
@@ -6744,7 +6922,7 @@ function setupStage() {
     if (commentMode && drag2.box) {
       place(drag2.box, { x: Math.min(drag2.start.x, cursor.x), y: Math.min(drag2.start.y, cursor.y), w: Math.abs(dx), h: Math.abs(dy) }, k);
     } else if (drag2.layer && drag2.box) {
-      const l = layerOf(drag2.layer);
+      const l = shownLayer(drag2.layer);
       if (l) {
         drag2.box.style.left = `${(l.x + dx) * k}px`;
         drag2.box.style.top = `${(l.y + dy) * k}px`;
@@ -6776,7 +6954,7 @@ function setupStage() {
     publishPresence();
   });
   stage.addEventListener("keydown", (ev) => {
-    const id = layerOf(selected)?.id;
+    const id = shownLayer(selected)?.id;
     if (id === void 0 || !roleAtLeast(role, "editor")) return;
     const step = ev.shiftKey ? 50 : 10;
     const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
@@ -6828,13 +7006,15 @@ function setupControls() {
   setup({ api: sessionsApi, open: open2, current: () => client !== null && client.accessError === null ? sessionId : "" });
   setup2({
     doc,
-    canEdit: () => roleAtLeast(role, "editor"),
+    // No clips without uploads, which an encrypted session does not take (they aren't sealed).
+    canEdit: () => roleAtLeast(role, "editor") && !encrypted(),
     me: () => me,
     edit,
     others: () => [...client?.presence ?? []].filter(([u]) => u !== me),
     colorOf: colorFor,
     token: freshToken,
-    sessionPath: () => client === null ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`,
+    // The server renders no frames of an encrypted session.
+    sessionPath: () => client === null || encrypted() ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`,
     tier: chosenTier,
     reportDownload: (bytes, ms) => client?.connection.reportDownload(bytes, ms),
     upload: async (file) => {
@@ -6855,10 +7035,43 @@ function setupControls() {
   });
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
   $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
+  $("new-encrypted-session").addEventListener("click", () => void newEncryptedSession());
   $("open-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const id = sessionFromInput($("open-id").value);
-    if (id) open2(id);
+    const text2 = $("open-id").value;
+    const id = sessionFromInput(text2);
+    if (id) open2(id, keyFromInput(text2) ?? storedKey(id));
+  });
+  $("add-text-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("add-text-input");
+    const text2 = input.value.trim();
+    if (!text2 || !encrypted()) return;
+    const id = `T${Math.random().toString(36).slice(2, 8)}`;
+    edit((d) => {
+      const layer = { id, kind: "text", text: text2, x: Math.round(d.canvas.width * 0.3), y: Math.round(d.canvas.height * 0.4), size: 96, color: "#1f2a44" };
+      return [ins(["canvas", "layers", d.canvas.layers.length], layer)];
+    });
+    input.value = "";
+    selected = id;
+    render3();
+    publishPresence();
+  });
+  const onText = (id, f) => $(id).addEventListener("change", () => {
+    const l = textOf(selected);
+    if (l) edit((d) => f(d, l));
+  });
+  onText("t-text", (d, l) => {
+    const next = $("t-text").value;
+    return next === l.text ? [] : [textChange([...layerPath(d, l.id), "text"], l.text, next)];
+  });
+  onText("t-size", (d, l) => {
+    const v = Number($("t-size").value);
+    return Number.isFinite(v) && v > 0 ? [set([...layerPath(d, l.id), "size"], v)] : [];
+  });
+  $("text-delete").addEventListener("click", () => {
+    const l = textOf(selected);
+    if (l) edit((d) => [del(layerPath(d, l.id))]);
   });
   $("my-sessions").addEventListener("click", () => void showSessions());
   $("no-access-back").addEventListener("click", () => void showSessions());
@@ -6982,7 +7195,8 @@ function start() {
     version: () => client?.version ?? 0,
     pending: () => client?.pendingCount ?? 0,
     state: () => client?.connectionState ?? "offline",
-    downlinkMbps: () => client?.connection.downlinkMbps ?? null
+    downlinkMbps: () => client?.connection.downlinkMbps ?? null,
+    encrypted: () => client?.encrypted ?? false
   };
 }
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -5,12 +5,18 @@
  * Plain DOM, no framework: the document is re-drawn from the client's replica on every change
  * (it is small: a handful of layers), and the server's rendered preview sits under the layer
  * outlines. Every protocol request goes through the SDK's typed methods; the document: docs/PROTOCOL.md "The document".
+ *
+ * An end-to-end encrypted session (docs/E2E.md) is opened when the link's fragment carries its
+ * key (`#key=…`, never sent to a server): the SDK seals edits and comments, the server can render
+ * nothing, so the page draws from the replica only (outlines, and the text layers themselves) and
+ * offers no previews, history or frames.
  */
 import {
   type AccessError,
   type AssetInfo,
   type Comment,
   type ImageLayer,
+  Keyring,
   type LinkRole,
   MontageClient,
   type MontageDocument,
@@ -18,9 +24,13 @@ import {
   type Participant,
   type Recognition,
   type Role,
+  type SealError,
   ServerError,
+  SessionKey,
+  type SessionInfo,
   type SessionSummary,
   SessionsApi,
+  type TextLayer,
   type Tier,
   type Version,
   del,
@@ -112,11 +122,18 @@ let selected: string | null = null;
 let commentMode = false;
 const comments = new Map<string, Comment>();
 let previewUrl: string | null = null;
+/** The open session's key (its text, as in the link's `#key=` fragment) when it is end-to-end
+ * encrypted; null for a plain session. */
+let sessionKey: string | null = null;
 
 function doc(): MontageDocument | null {
-  // Out of the session (no access, deleted): its replica is not shown any more.
-  if (client === null || client.accessError !== null) return null;
+  // Out of the session (no access, deleted, undecryptable): its replica is not shown any more.
+  if (client === null || client.accessError !== null || client.sealError !== null) return null;
   return client.doc;
+}
+/** Whether the open session is end-to-end encrypted (opened with its key). */
+function encrypted(): boolean {
+  return client?.encrypted ?? false;
 }
 /** The picture layers: the only kind this page shows. */
 function layers(): ImageLayer[] {
@@ -124,6 +141,25 @@ function layers(): ImageLayer[] {
 }
 function layerOf(id: string | null): ImageLayer | undefined {
   return id === null ? undefined : layers().find((l) => l.id === id);
+}
+/** An encrypted session's text layers: with no server preview to show them, the page draws
+ * them itself (a plain session's text shows in its preview). */
+function textLayers(): TextLayer[] {
+  if (!encrypted()) return [];
+  return (doc()?.canvas.layers ?? []).filter((l): l is TextLayer => l.kind === "text");
+}
+function textOf(id: string | null): TextLayer | undefined {
+  return id === null ? undefined : textLayers().find((l) => l.id === id);
+}
+/** Where a text layer's box is drawn, in canvas pixels (its text's width estimated). */
+function textRect(l: TextLayer): Rect {
+  const size = Math.max(1, num(l.size, 48));
+  const chars = [...(typeof l.text === "string" ? l.text : "")].length;
+  return { x: num(l.x), y: num(l.y), w: Math.max(size, chars * size * 0.6), h: size * 1.25 };
+}
+/** A layer the page shows (a picture, or an encrypted session's text), by id. */
+function shownLayer(id: string | null): { id: string; x: number; y: number } | undefined {
+  return layerOf(id) ?? textOf(id);
 }
 function person(user: string): Participant | undefined {
   return client?.participants.find((p) => p.user === user);
@@ -216,7 +252,8 @@ async function signIn(ev: Event): Promise<void> {
   $("signin").hidden = true;
   $("my-sessions").hidden = false;
   inbox.signedIn();
-  if (target) open(target);
+  // An encrypted session's key comes in the link's fragment (an invite link's too).
+  if (target) open(target, keyInFragment(location.hash) ?? storedKey(target));
   else void showSessions();
 }
 
@@ -230,8 +267,37 @@ function showView(view: "signin" | "sessions" | "editor" | "no-access"): void {
 }
 
 function setUrl(session: string | null): void {
-  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}`;
+  const url = session === null ? "/" : `/?session=${encodeURIComponent(session)}${keyFragment()}`;
   history.replaceState(null, "", url);
+}
+
+// ---- keys of encrypted sessions ------------------------------------------------------------------
+
+/** The key in a link's fragment (`#key=KEY`, or a keyring `#key=0:KEY,1:KEY`), or null. */
+function keyInFragment(hash: string): string | null {
+  const k = new URLSearchParams(hash.replace(/^#/, "")).get("key")?.trim() ?? "";
+  return k === "" ? null : k;
+}
+/** The open session's key as a link's fragment (empty for a plain session). */
+function keyFragment(): string {
+  return sessionKey === null ? "" : `#key=${sessionKey}`;
+}
+/** Keys of encrypted sessions this browser has opened, kept in it (never sent anywhere), so the
+ * sessions list and notifications open them again. */
+const KEY_STORE = "montage.key.";
+function storedKey(session: string): string | null {
+  try {
+    return localStorage.getItem(KEY_STORE + session);
+  } catch {
+    return null;
+  }
+}
+function storeKey(session: string, key: string): void {
+  try {
+    localStorage.setItem(KEY_STORE + session, key);
+  } catch {
+    // no storage (private mode): the link still carries the key
+  }
 }
 
 async function showSessions(): Promise<void> {
@@ -261,7 +327,7 @@ async function showSessions(): Promise<void> {
     const button = h("button", { type: "button", "aria-label": `Open ${name}` }, "Open");
     button.addEventListener("click", () => open(x.id));
     li.append(
-      h("span", { class: "name", title: x.id }, name),
+      h("span", { class: "name", title: x.id }, storedKey(x.id) === null ? name : `${name} (encrypted)`),
       h("span", { class: "pill" }, x.role),
       h("span", { class: "muted" }, `v${x.version}${when ? ` · ${when}` : ""}`),
       button,
@@ -287,6 +353,44 @@ async function newSession(ev: Event): Promise<void> {
   }
 }
 
+/**
+ * A new end-to-end encrypted session: its key is made here (`SessionKey.generate()`) and kept in
+ * the page's address (`#key=…`) and share links; the server gets no title (it goes into the
+ * sealed document once joined).
+ */
+async function newEncryptedSession(): Promise<void> {
+  const input = $<HTMLInputElement>("new-title");
+  const title = input.value.trim();
+  const status = $("sessions-status");
+  status.textContent = "Creating…";
+  const key = SessionKey.generate().toText();
+  let s: SessionInfo;
+  try {
+    // `encrypted` is chosen at creation (docs/PROTOCOL.md "Encrypted sessions").
+    s = await sessionsApi.create({ encrypted: true } as Parameters<SessionsApi["create"]>[0]);
+  } catch (e) {
+    status.textContent = `The session could not be created (${why(e)}).`;
+    return;
+  }
+  if (s["encrypted"] !== true) {
+    status.textContent = "This server does not make end-to-end encrypted sessions.";
+    return;
+  }
+  input.value = "";
+  status.textContent = "";
+  pendingTitle = title || null;
+  open(s.id, key);
+}
+
+/** The key in a link's fragment, when the text is a link. */
+function keyFromInput(text: string): string | null {
+  try {
+    return keyInFragment(new URL(text.trim()).hash);
+  } catch {
+    return null;
+  }
+}
+
 /** An id, or a link holding `?session=ID`. */
 function sessionFromInput(text: string): string {
   const t = text.trim();
@@ -309,6 +413,8 @@ function closeSession(): void {
   previewTimer = null;
   const c = client;
   client = null;
+  sessionKey = null;
+  $("e2e-badge").hidden = true;
   inbox.watch(null);
   // `leave` first: the others see me go now, not when the socket's close reaches the server.
   c?.close();
@@ -333,17 +439,30 @@ function closeSession(): void {
   render();
 }
 
-function open(session: string): void {
+/** Opens a session; with `key` (a key or keyring as text) an end-to-end encrypted one. */
+function open(session: string, key: string | null = storedKey(session)): void {
   closeSession();
   sessionId = session;
+  let keys: Keyring | null = null;
+  if (key !== null) {
+    try {
+      keys = Keyring.parse(key);
+    } catch (e) {
+      setUrl(session);
+      showE2eProblem(`This link's key is not a session key (${(e as Error).message}): open the session with its link, which carries the key.`, (e as Error).message);
+      return;
+    }
+    sessionKey = key;
+  }
   setUrl(session);
   sessionStorage.setItem("montage.signin", JSON.stringify({ name: $<HTMLInputElement>("signin-name").value.trim(), session }));
   showView("editor");
   $("session-label").textContent = `Session: ${session}`;
   $("session-label").title = session;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-  const c: Client = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3000 } });
+  const c: Client = new MontageClient({ url, token: freshToken, user: me, session, backoff: { initialMs: 200, maxMs: 3000 }, ...(keys === null ? {} : { keys }) });
   client = c;
+  $("e2e-badge").hidden = keys === null;
   inbox.watch(c.connection);
   // Badges earned since the last session opened show in this one.
   recognition.clear();
@@ -353,7 +472,7 @@ function open(session: string): void {
     render();
     if (ev.origin !== "local") schedulePreview();
     // The composition at my playhead follows edits of the timeline (none: no frames to fetch).
-    if ((doc()?.timeline?.tracks?.length ?? 0) > 0) timeline.showFrame();
+    if (!encrypted() && (doc()?.timeline?.tracks?.length ?? 0) > 0) timeline.showFrame();
   });
   c.on("status", (s) => {
     showConnection(s.state, s.pending, s.closeReason);
@@ -364,6 +483,11 @@ function open(session: string): void {
     showView("editor");
     // Subscriptions end with the socket: every (re)join subscribes again.
     subscribePreviews();
+    if (c.encrypted && sessionKey !== null) {
+      // Joined with this key: this browser opens the session again from the sessions list.
+      storeKey(session, sessionKey);
+      $("preview-info").textContent = "End-to-end encrypted: the server can't read it, so there are no previews; layers are drawn from your copy.";
+    }
     void loadComments();
     const title = pendingTitle;
     pendingTitle = null;
@@ -397,6 +521,8 @@ function open(session: string): void {
     document.body.dataset["connectionTier"] = t.tier;
   });
   c.on("accessDenied", (e) => onAccessDenied(c, e));
+  c.on("undecryptable", (e) => onUndecryptable(c, e));
+  c.on("keyRotated", (k) => onKeyRotated(c, k.keyEpoch, k.haveKey));
   c.on("unauthorized", (e) => notice(`The server refused your token (${e.reason || "no reason given"}): sign in again.`));
   c.on("tokenExpiring", (t) => console.info(`token expires at ${new Date(t.exp * 1000).toISOString()}: refreshing`));
   c.on("rejected", (r) => notice(`The server refused an edit (${r.code}: ${r.message}); ${r.lost} local edit(s) were undone.`));
@@ -449,6 +575,57 @@ function onAccessDenied(c: Client, e: AccessError): void {
   }
 }
 
+/** An encrypted session that can't be read here (no key, a wrong one, a history that does not
+ * add up): the session stopped; say why instead of showing an empty canvas. */
+function onUndecryptable(c: Client, e: SealError): void {
+  if (client !== c) return;
+  role = null;
+  render();
+  $("e2e-badge").hidden = true;
+  let text: string;
+  if (!c.encrypted) text = "This session is end-to-end encrypted: open it with its link, which carries the key.";
+  else if (e.kind === "tampered") text = "This session is end-to-end encrypted and could not be decrypted: wrong key. Open it with its link, which carries the right key.";
+  else if (e.kind === "no_key") text = "This session is end-to-end encrypted and could not be decrypted: this link has no key for its current key epoch. Ask the owner for a new link.";
+  else if (e.kind === "chain") text = "This session could not be decrypted: its history does not add up (the server's order was changed), so this page stopped.";
+  else text = `This session could not be opened: ${e.message}.`;
+  showE2eProblem(text, e.message);
+}
+
+function showE2eProblem(text: string, detail: string): void {
+  $("no-access-h").textContent = "End-to-end encrypted";
+  $("no-access-text").textContent = text;
+  $("no-access-text").title = detail;
+  $("no-access-session").textContent = sessionId;
+  $("no-access").dataset["reason"] = "undecryptable";
+  $("no-access-again").hidden = true;
+  $("no-access-retry").textContent = "";
+  $("conn").dataset["state"] = "offline";
+  $("conn").textContent = "Not decrypted";
+  closeShareDialog();
+  closeHistoryDialog();
+  showView("no-access");
+}
+
+/**
+ * A member was removed or link access narrowed: the session's key moved to a new epoch and the
+ * server refuses the old key's edits. The owner's page makes the new key (edits wait for it) and
+ * puts it in the page's address and share link; everyone else needs that new link.
+ */
+function onKeyRotated(c: Client, epoch: number, haveKey: boolean): void {
+  if (client !== c || haveKey) return;
+  if (role === "owner" && sessionKey !== null) {
+    const key = SessionKey.generate().toText();
+    c.addKey(epoch, key);
+    sessionKey = `${sessionKey},${epoch}:${key}`;
+    setUrl(sessionId);
+    storeKey(sessionId, sessionKey);
+    renderShare();
+    notice("The session's key changed (someone was removed or link access narrowed): share the new link with the people who stay.");
+  } else {
+    notice("The session's key changed: your edits wait until you open the owner's new link.");
+  }
+}
+
 /** The connection pill; `unauthorized` (the server refused the token for good) shows the
  * server's close reason. */
 function showConnection(state: string, pending: number, reason = ""): void {
@@ -476,6 +653,8 @@ const chosenTier = (): Tier => {
 };
 
 function subscribePreviews(): void {
+  // The server renders no encrypted session (it can't read it): the page draws from its replica.
+  if (encrypted()) return;
   // The first preview also comes as a `preview` event; a socket that closes first is
   // subscribed again on the next join. "auto" subscribes without a tier: the server then
   // follows the connection's, which the measured downloads below help it know.
@@ -494,6 +673,7 @@ function subscribePreviews(): void {
  */
 let previewTimer: number | null = null;
 function schedulePreview(): void {
+  if (encrypted()) return;
   if (previewTimer !== null) window.clearTimeout(previewTimer);
   previewTimer = window.setTimeout(() => {
     previewTimer = null;
@@ -581,8 +761,13 @@ function render(): void {
   if (!d) title.value = "";
   // Controls a role may not use are not shown: viewers see no editing tools, commenters get
   // comments, only owners see sharing (and deleting).
-  show("upload-btn", editor);
-  $<HTMLInputElement>("upload").disabled = !editor;
+  // An encrypted session takes no uploads (they are not sealed yet): text layers instead.
+  const e2e = encrypted();
+  show("upload-btn", editor && !e2e);
+  $<HTMLInputElement>("upload").disabled = !editor || e2e;
+  show("add-text-form", editor && e2e);
+  $<HTMLButtonElement>("add-text").disabled = !editor || !e2e;
+  show("tier-label", !e2e);
   show("undo", editor);
   show("redo", editor);
   $<HTMLButtonElement>("undo").disabled = !editor || !(client?.canUndo ?? false);
@@ -597,7 +782,7 @@ function render(): void {
   if (role !== "owner") closeShareDialog();
   renderHistoryControls();
   timeline.render();
-  if (layerOf(selected) === undefined) selected = null;
+  if (shownLayer(selected) === undefined) selected = null;
   renderPeople();
   renderOverlay();
   renderLayerPanel();
@@ -699,22 +884,29 @@ function renderOverlay(): void {
   for (const [user, data] of client?.presence ?? []) {
     if (Array.isArray(data?.selection)) for (const id of data.selection) if (typeof id === "string") remoteSel.set(id, colorFor(user));
   }
-  for (const l of layers()) {
-    const box = h("div", {
-      class: "layer-box",
-      "data-layer": l.id,
-      role: "button",
-      "aria-label": `Layer ${l.id}`,
-      "aria-pressed": String(l.id === selected),
-    });
-    place(box, l, k);
-    box.style.transform = `rotate(${num(l.rotation)}deg)`;
-    if (l.id === selected) box.classList.add("selected");
-    const rc = remoteSel.get(l.id);
+  const layerBox = (id: string, text?: string) => {
+    const box = h("div", { class: "layer-box", "data-layer": id, role: "button", "aria-label": `Layer ${id}`, "aria-pressed": String(id === selected) }, text);
+    if (id === selected) box.classList.add("selected");
+    const rc = remoteSel.get(id);
     if (rc) {
       box.classList.add("remote-sel");
       box.style.setProperty("--sel-color", rc);
     }
+    return box;
+  };
+  for (const l of layers()) {
+    const box = layerBox(l.id);
+    place(box, l, k);
+    box.style.transform = `rotate(${num(l.rotation)}deg)`;
+    ov.append(box);
+  }
+  // An encrypted session's text, drawn here (no server preview shows it).
+  for (const l of textLayers()) {
+    const box = layerBox(l.id, typeof l.text === "string" ? l.text : "");
+    box.classList.add("text-layer");
+    place(box, textRect(l), k);
+    box.style.fontSize = `${Math.max(1, num(l.size, 48)) * k}px`;
+    box.style.color = typeof l.color === "string" ? l.color : "#222";
     ov.append(box);
   }
   for (const c of comments.values()) {
@@ -747,14 +939,25 @@ function nameOf(user: string): string {
 
 function renderLayerPanel(): void {
   const l = layerOf(selected) ?? null;
+  const t = textOf(selected) ?? null;
   const fs = $<HTMLFieldSetElement>("layer-controls");
   fs.disabled = l === null || !roleAtLeast(role, "editor");
-  $("layer-name").textContent = l ? l.id : "none selected";
-  if (!l) return;
+  // A text layer (encrypted sessions draw them) has its own few controls.
+  fs.hidden = t !== null;
+  const ts = $<HTMLFieldSetElement>("text-controls");
+  ts.hidden = t === null;
+  ts.disabled = t === null || !roleAtLeast(role, "editor");
+  $("layer-name").textContent = l ? l.id : t ? t.id : "none selected";
   const set = (id: string, v: number) => {
     const el = $<HTMLInputElement>(id);
     if (document.activeElement !== el) el.value = String(Math.round(v * 100) / 100);
   };
+  if (t) {
+    const text = $<HTMLInputElement>("t-text");
+    if (document.activeElement !== text) text.value = typeof t.text === "string" ? t.text : "";
+    set("t-size", num(t.size, 48));
+  }
+  if (!l) return;
   const crop = sourceRect(l);
   for (const k of ["x", "y", "w", "h"] as const) {
     set(`l-${k}`, l[k]);
@@ -767,7 +970,8 @@ function renderLayerPanel(): void {
 // ---- sharing (owners) --------------------------------------------------------------------------
 
 function shareLink(): string {
-  return `${location.origin}/?session=${encodeURIComponent(sessionId)}`;
+  // An encrypted session's link carries its key in the fragment, which browsers never send.
+  return `${location.origin}/?session=${encodeURIComponent(sessionId)}${keyFragment()}`;
 }
 
 /** The share dialog's contents, from the session's link role and members. */
@@ -865,7 +1069,7 @@ async function createInvite(): Promise<void> {
   try {
     const inv = await sessionsApi.createInvite(sessionId, { role: $<HTMLSelectElement>("invite-role").value as Exclude<Role, "owner"> });
     // The page's own address, which accepts `?invite=` on sign-in.
-    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}`;
+    out.value = `${location.origin}/?invite=${encodeURIComponent(inv.id)}${keyFragment()}`;
     out.select();
   } catch (e) {
     out.value = "";
@@ -876,7 +1080,8 @@ async function createInvite(): Promise<void> {
 /** The owner's title edits also rename the session in everyone's list (debounced). */
 let titleSyncTimer: number | null = null;
 function scheduleTitleSync(): void {
-  if (role !== "owner") return;
+  // An encrypted session's title stays in its sealed document: the server's list does not get it.
+  if (role !== "owner" || encrypted()) return;
   if (titleSyncTimer !== null) window.clearTimeout(titleSyncTimer);
   const session = sessionId;
   titleSyncTimer = window.setTimeout(() => {
@@ -917,8 +1122,9 @@ function historyStatus(text: string): void {
 
 /** The controls that follow my role and the head; called from every render. */
 function renderHistoryControls(): void {
-  const viewer = roleAtLeast(role, "viewer");
-  const editor = roleAtLeast(role, "editor");
+  // The server can't read an encrypted session's past states: no History there.
+  const viewer = roleAtLeast(role, "viewer") && !encrypted();
+  const editor = roleAtLeast(role, "editor") && viewer;
   show("history", viewer);
   show("history-restore", editor);
   show("history-name", editor);
@@ -934,7 +1140,7 @@ function renderHistoryControls(): void {
 }
 
 function openHistory(): void {
-  if (!roleAtLeast(role, "viewer") || client === null) return;
+  if (!roleAtLeast(role, "viewer") || client === null || encrypted()) return;
   const title = doc()?.title;
   $("history-title").textContent = title ? `of “${title}”` : "";
   $("history-status").textContent = "";
@@ -1030,7 +1236,7 @@ function clearHistoryPreview(): void {
 /** A small picture of the canvas at `v`, fetched with my token like the live preview. */
 async function previewVersion(v: number): Promise<void> {
   const c = client;
-  if (c === null) return;
+  if (c === null || encrypted()) return;
   const seq = ++historyPreviewSeq;
   const info = $("history-preview-info");
   $("history-figure").hidden = false;
@@ -1065,7 +1271,7 @@ async function previewVersion(v: number): Promise<void> {
  */
 async function restoreVersion(v: number): Promise<void> {
   const c = client;
-  if (c === null || !roleAtLeast(role, "editor")) return;
+  if (c === null || !roleAtLeast(role, "editor") || encrypted()) return;
   const session = sessionId;
   historyStatus(`Restoring version ${v}…`);
   let past: Record<string, unknown>;
@@ -1126,7 +1332,21 @@ async function nameVersion(v: number, name: string, form: HTMLElement): Promise<
 
 // ---- comments --------------------------------------------------------------------------------
 
-function showComment(c: Comment): void {
+/** A comment as written: an encrypted session's comments listed over HTTP come sealed (and one
+ * that does not open says so rather than showing its ciphertext). */
+function opened(c: Comment): Comment {
+  const cl = client;
+  if (cl === null || !cl.encrypted) return c;
+  try {
+    const o = cl.openComment(c);
+    return { ...o, annotations: o.annotations ?? [] };
+  } catch {
+    return { ...c, content: "(could not be decrypted)", annotations: [] };
+  }
+}
+
+function showComment(c0: Comment): void {
+  const c = opened(c0);
   comments.set(c.id, c);
   renderComments();
   renderOverlay();
@@ -1134,7 +1354,7 @@ function showComment(c: Comment): void {
 
 async function loadComments(): Promise<void> {
   try {
-    for (const c of await sessionsApi.comments(sessionId)) comments.set(c.id, c);
+    for (const c of await sessionsApi.comments(sessionId)) comments.set(c.id, opened(c));
   } catch (e) {
     $("comments-status").textContent = `Comments: ${why(e)}`;
     return;
@@ -1156,6 +1376,9 @@ function commentRequest(req: Promise<Comment> | undefined): void {
 function commentCanvasRect(c: Comment): Rect | null {
   const a = c.annotations.find((x) => x.region);
   if (!a?.region) return null;
+  // On a text layer (encrypted sessions): the region is in canvas pixels from the layer's corner.
+  const t = textOf(a.target ?? null);
+  if (t) return { x: num(t.x) + a.region.x, y: num(t.y) + a.region.y, w: a.region.w, h: a.region.h };
   const l = layers().find((x) => x.id === a.target) ?? layers().find((x) => x.asset === c.asset_id);
   if (!l) return null;
   const src = sourceRect(l);
@@ -1207,9 +1430,12 @@ function renderComments(): void {
 
 /** After a box was dragged: which picture it is on, and the region in that picture's pixels. */
 function askComment(box: Rect): void {
-  const hit = [...layers()].reverse().find((l) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y);
+  const over = (l: Rect) => box.x < l.x + l.w && box.x + box.w > l.x && box.y < l.y + l.h && box.y + box.h > l.y;
+  const hit = [...layers()].reverse().find(over);
   if (!hit) {
-    notice("Drag the box over a picture to comment on it.");
+    const t = [...textLayers()].reverse().find((l) => over(textRect(l)));
+    if (t) return askCommentOn(undefined, { region: regionOn(box, textRect(t)), target: t.id });
+    notice(encrypted() ? "Drag the box over a layer to comment on it." : "Drag the box over a picture to comment on it.");
     return;
   }
   const src = sourceRect(hit);
@@ -1225,6 +1451,20 @@ function askComment(box: Rect): void {
     w: Math.max(1, Math.round((x1 - x0) * sx)),
     h: Math.max(1, Math.round((y1 - y0) * sy)),
   };
+  askCommentOn(hit.asset, { region, target: hit.id });
+}
+
+/** The part of `box` over `r`, in canvas pixels from `r`'s corner. */
+function regionOn(box: Rect, r: Rect): Rect {
+  const x0 = Math.max(r.x, box.x);
+  const y0 = Math.max(r.y, box.y);
+  const x1 = Math.min(r.x + r.w, box.x + box.w);
+  const y1 = Math.min(r.y + r.h, box.y + box.h);
+  return { x: Math.round(x0 - r.x), y: Math.round(y0 - r.y), w: Math.max(1, Math.round(x1 - x0)), h: Math.max(1, Math.round(y1 - y0)) };
+}
+
+/** The comment dialog, for a region of a layer (of an asset, for a picture). */
+function askCommentOn(asset: string | undefined, annotation: { region: Rect; target: string }): void {
   const dlg = $<HTMLDialogElement>("comment-dialog");
   const text = $<HTMLTextAreaElement>("comment-text");
   text.value = "";
@@ -1232,7 +1472,7 @@ function askComment(box: Rect): void {
   $("comment-form").onsubmit = (ev) => {
     ev.preventDefault();
     const content = text.value.trim();
-    if (content) commentRequest(client?.addComment({ content, asset_id: hit.asset, annotations: [{ region, target: hit.id }] }));
+    if (content) commentRequest(client?.addComment({ content, ...(asset === undefined ? {} : { asset_id: asset }), annotations: [annotation] }));
     dlg.close();
   };
   $("comment-cancel").onclick = () => dlg.close();
@@ -1298,7 +1538,7 @@ function setupStage(): void {
     if (commentMode && drag.box) {
       place(drag.box, { x: Math.min(drag.start.x, cursor.x), y: Math.min(drag.start.y, cursor.y), w: Math.abs(dx), h: Math.abs(dy) }, k);
     } else if (drag.layer && drag.box) {
-      const l = layerOf(drag.layer);
+      const l = shownLayer(drag.layer);
       if (l) {
         drag.box.style.left = `${(l.x + dx) * k}px`;
         drag.box.style.top = `${(l.y + dy) * k}px`;
@@ -1331,7 +1571,7 @@ function setupStage(): void {
     publishPresence();
   });
   stage.addEventListener("keydown", (ev) => {
-    const id = layerOf(selected)?.id;
+    const id = shownLayer(selected)?.id;
     if (id === undefined || !roleAtLeast(role, "editor")) return;
     const step = ev.shiftKey ? 50 : 10;
     const moves: Record<string, [number, number]> = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
@@ -1389,13 +1629,15 @@ function setupControls(): void {
   inbox.setup({ api: sessionsApi, open, current: () => (client !== null && client.accessError === null ? sessionId : "") });
   timeline.setup({
     doc,
-    canEdit: () => roleAtLeast(role, "editor"),
+    // No clips without uploads, which an encrypted session does not take (they aren't sealed).
+    canEdit: () => roleAtLeast(role, "editor") && !encrypted(),
     me: () => me,
     edit,
     others: () => [...(client?.presence ?? [])].filter(([u]) => u !== me),
     colorOf: colorFor,
     token: freshToken,
-    sessionPath: () => (client === null ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`),
+    // The server renders no frames of an encrypted session.
+    sessionPath: () => (client === null || encrypted() ? null : `/v1/sessions/${encodeURIComponent(sessionId)}`),
     tier: chosenTier,
     reportDownload: (bytes, ms) => client?.connection.reportDownload(bytes, ms),
     upload: async (file) => {
@@ -1416,10 +1658,44 @@ function setupControls(): void {
   });
   $("signin-form").addEventListener("submit", (ev) => void signIn(ev));
   $("new-session-form").addEventListener("submit", (ev) => void newSession(ev));
+  $("new-encrypted-session").addEventListener("click", () => void newEncryptedSession());
   $("open-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const id = sessionFromInput($<HTMLInputElement>("open-id").value);
-    if (id) open(id);
+    const text = $<HTMLInputElement>("open-id").value;
+    const id = sessionFromInput(text);
+    if (id) open(id, keyFromInput(text) ?? storedKey(id));
+  });
+  $("add-text-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("add-text-input");
+    const text = input.value.trim();
+    if (!text || !encrypted()) return;
+    const id = `T${Math.random().toString(36).slice(2, 8)}`;
+    edit((d) => {
+      const layer = { id, kind: "text", text, x: Math.round(d.canvas.width * 0.3), y: Math.round(d.canvas.height * 0.4), size: 96, color: "#1f2a44" };
+      return [ins(["canvas", "layers", d.canvas.layers.length], layer)];
+    });
+    input.value = "";
+    selected = id;
+    render();
+    publishPresence();
+  });
+  const onText = (id: string, f: (d: MontageDocument, l: TextLayer) => Op) =>
+    $(id).addEventListener("change", () => {
+      const l = textOf(selected);
+      if (l) edit((d) => f(d, l));
+    });
+  onText("t-text", (d, l) => {
+    const next = $<HTMLInputElement>("t-text").value;
+    return next === l.text ? [] : [textChange([...layerPath(d, l.id), "text"], l.text, next)];
+  });
+  onText("t-size", (d, l) => {
+    const v = Number($<HTMLInputElement>("t-size").value);
+    return Number.isFinite(v) && v > 0 ? [set([...layerPath(d, l.id), "size"], v)] : [];
+  });
+  $("text-delete").addEventListener("click", () => {
+    const l = textOf(selected);
+    if (l) edit((d) => [del(layerPath(d, l.id))]);
   });
   $("my-sessions").addEventListener("click", () => void showSessions());
   $("no-access-back").addEventListener("click", () => void showSessions());
@@ -1554,6 +1830,7 @@ function start(): void {
     pending: () => client?.pendingCount ?? 0,
     state: () => client?.connectionState ?? "offline",
     downlinkMbps: () => client?.connection.downlinkMbps ?? null,
+    encrypted: () => client?.encrypted ?? false,
   };
 }
 

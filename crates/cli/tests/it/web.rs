@@ -353,3 +353,17 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
     anyhow::ensure!(found.is_empty(), "stored in the clear: {found:?}");
     Ok(())
 }
+
+/// An end-to-end encrypted session in Chromium (docs/E2E.md): the owner makes one from her list
+/// (its key in the link's `#key=` fragment) and shares the link; two people edit a text layer and
+/// comment through it, the server answering only sealed data; pages without the key, or with a
+/// wrong one, say why they can't read it and show no layers.
+#[test]
+fn an_encrypted_session_in_chromium() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start_dev(dir.path())?;
+    let url = format!("http://{}", server.addr);
+    let text = run_script("e2e.sh", &["encrypted"], &[("MONTAGE_URL", &url)]);
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+    Ok(())
+}
