@@ -332,6 +332,28 @@ impl E2e {
         data: &str,
         claimed: Option<&str>,
     ) -> Result<Vec<u8>, SealError> {
+        let (prev, next) = self.next_chain(version, key_epoch, data, claimed)?;
+        let to = Binding {
+            kind: "op",
+            session,
+            version,
+            key_epoch,
+            chain: &prev,
+        };
+        let plain = open(self.key(key_epoch)?, to, data)?;
+        self.record(version, next);
+        Ok(plain)
+    }
+
+    /// The chain values before and of `version` with `data`: the one before must be known (no
+    /// version skipped) and the new one the server's `claimed`, if it sent one.
+    fn next_chain(
+        &self,
+        version: u64,
+        key_epoch: u64,
+        data: &str,
+        claimed: Option<&str>,
+    ) -> Result<([u8; 32], [u8; 32]), SealError> {
         let prev = self.chain_at(version - 1).ok_or_else(|| {
             SealError::Chain(format!(
                 "version {version} arrived without version {} before it",
@@ -344,16 +366,7 @@ impl E2e {
                 "the server's chain value for version {version} is not the one its payloads make: the stream was changed"
             )));
         }
-        let to = Binding {
-            kind: "op",
-            session,
-            version,
-            key_epoch,
-            chain: &prev,
-        };
-        let plain = open(self.key(key_epoch)?, to, data)?;
-        self.record(version, next);
-        Ok(plain)
+        Ok((prev, next))
     }
 
     /// My own edit, acked as `version`: its chain value, checked against the server's.
@@ -367,18 +380,7 @@ impl E2e {
         if self.chain_at(version).is_some() {
             return Ok(()); // seen already, in a catch-up after a rejoin
         }
-        let prev = self.chain_at(version - 1).ok_or_else(|| {
-            SealError::Chain(format!(
-                "version {version} acked without version {} before it",
-                version - 1
-            ))
-        })?;
-        let next = chain_next(&prev, version, key_epoch, data);
-        if claimed.is_some_and(|c| c != chain_hex(&next)) {
-            return Err(SealError::Chain(format!(
-                "the server acked version {version} with a chain value my edit does not make: the stream was changed"
-            )));
-        }
+        let (_, next) = self.next_chain(version, key_epoch, data, claimed)?;
         self.record(version, next);
         Ok(())
     }

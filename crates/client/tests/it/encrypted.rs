@@ -83,6 +83,30 @@ async fn next_event<T>(ev: &mut Events, mut pick: impl FnMut(Event) -> Option<T>
     }
 }
 
+/// A server on `dir`, and alice in the new encrypted session `enc` under a fresh key.
+struct Started {
+    server: Server,
+    ws: String,
+    keys: Keyring,
+    alice: Client,
+    ha: SessionHandle,
+}
+
+async fn start(b: Backend, dir: &std::path::Path) -> Result<Started> {
+    let server = Server::start(b, dir, OPEN_LIMITS).await?;
+    let ws = format!("ws://{}/v1/ws", server.addr);
+    let keys = Keyring::new(SessionKey::generate());
+    let alice = sdk(&ws, "alice").await?;
+    let ha = alice.join_encrypted("enc", keys.clone()).await?;
+    Ok(Started {
+        server,
+        ws,
+        keys,
+        alice,
+        ha,
+    })
+}
+
 /// Makes `user` an editor and waits until the server says so.
 async fn editor(h: &SessionHandle, user: &str) -> Result<()> {
     let mut ev = h.events();
@@ -95,11 +119,13 @@ async fn editor(h: &SessionHandle, user: &str) -> Result<()> {
 
 async fn two_clients_converge_and_the_server_keeps_no_plaintext(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
-    let ws = format!("ws://{}/v1/ws", server.addr);
-    let keys = Keyring::new(SessionKey::generate());
-    let alice = sdk(&ws, "alice").await?;
-    let ha = alice.join_encrypted("enc", keys.clone()).await?;
+    let Started {
+        server,
+        ws,
+        keys,
+        alice,
+        ha,
+    } = start(b, dir.path()).await?;
     ensure!(ha.key_epoch() == Some(0));
     editor(&ha, "bob").await?;
     let proxy = Proxy::start(&server.addr, 11).await?;
@@ -205,11 +231,13 @@ async fn two_clients_converge_and_the_server_keeps_no_plaintext(b: Backend) -> R
 
 async fn a_wrong_key_and_a_changed_payload_are_refused(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
-    let ws = format!("ws://{}/v1/ws", server.addr);
-    let keys = Keyring::new(SessionKey::generate());
-    let alice = sdk(&ws, "alice").await?;
-    let ha = alice.join_encrypted("enc", keys.clone()).await?;
+    let Started {
+        server,
+        ws,
+        keys,
+        alice,
+        ha,
+    } = start(b, dir.path()).await?;
     for _ in 0..5 {
         type_at_end(&ha, "abc")?;
     }
@@ -269,11 +297,14 @@ async fn a_removed_member_retires_the_key_and_work_goes_on_under_the_next(
     b: Backend,
 ) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
-    let ws = format!("ws://{}/v1/ws", server.addr);
-    let keys = Keyring::new(SessionKey::generate());
-    let alice = sdk(&ws, "alice").await?;
-    let ha = alice.join_encrypted("enc", keys.clone()).await?;
+    // Server and alice's client live to the end of the test.
+    let Started {
+        server: _server,
+        ws,
+        keys,
+        alice: _alice,
+        ha,
+    } = start(b, dir.path()).await?;
     editor(&ha, "bob").await?;
     editor(&ha, "mallory").await?;
     let bob = sdk(&ws, "bob").await?;

@@ -525,74 +525,6 @@ impl Actor {
             pconn.error(ErrorCode::BadRequest, message, rid.as_ref());
             return None;
         }
-        if let Some(payload) = sealed {
-            let edit = Edit {
-                user: user.clone(),
-                client,
-                seq,
-                base,
-                ops,
-                now_ms: crate::clock::now_ms(),
-            };
-            let rid_copy = rid.clone();
-            let applied = match self.state.as_mut()?.apply_sealed(edit, payload) {
-                Ok(applied) => applied,
-                Err(r) => {
-                    refused(r);
-                    return None;
-                }
-            };
-            let action = Action::Edit {
-                conn,
-                user: pconn.user.clone(),
-                seq,
-                rid,
-                received,
-                broadcast: Utf8Bytes::from(applied.broadcast),
-                moved: Vec::new(),
-            };
-            let version = applied.version;
-            if self.cluster.is_some() {
-                // Without home nodes another node may take this version first (`resync`).
-                self.track_unconfirmed(
-                    version,
-                    Op::default(),
-                    base,
-                    Op::default(),
-                    conn,
-                    seq,
-                    rid_copy,
-                    received,
-                    user.clone(),
-                    Vec::new(),
-                );
-            }
-            if let Some(core) = &mut self.state {
-                core.after_applied(version, action);
-            }
-            self.submit(applied.write, version, false).await;
-            return Some(version);
-        }
-        // The transform budget is checked before the store is read for older versions, too.
-        if let Err(r) = core
-            .check_base(base)
-            .and_then(|()| core.check_work(base, &ops, None))
-        {
-            refused(r);
-            return None;
-        }
-        let older = match self.older_ops(base).await {
-            Ok(older) => older,
-            Err(r) => {
-                refused(r);
-                return None;
-            }
-        };
-        // Kept to run again if another node takes this version first.
-        let original = self.cluster.is_some().then(|| ops.clone());
-        // A retry whose author sent presence since the first try: that presence shows it already.
-        let skip_author = self.retry_presence_seen();
-        let heavy = self.state.as_ref()?.is_heavy(base, &ops, &older, false);
         let edit = Edit {
             user: user.clone(),
             client,
@@ -601,10 +533,37 @@ impl Actor {
             ops,
             now_ms: crate::clock::now_ms(),
         };
-        let applied = match self
-            .with_core(heavy, move |core| core.apply(edit, &older))
-            .await?
-        {
+        // Kept to run again (or, sealed, refuse again) if another node takes this version first.
+        let original = self.cluster.is_some().then(|| edit.ops.clone());
+        // A retry whose author sent presence since the first try: that presence shows it already.
+        let skip_author = self.retry_presence_seen();
+        let applied = if let Some(payload) = sealed {
+            // Sealed: only on the head, nothing to transform, read or check beyond its form.
+            self.state.as_mut()?.apply_sealed(edit, payload)
+        } else {
+            // The transform budget is checked before the store is read for older versions, too.
+            if let Err(r) = core
+                .check_base(base)
+                .and_then(|()| core.check_work(base, &edit.ops, None))
+            {
+                refused(r);
+                return None;
+            }
+            let older = match self.older_ops(base).await {
+                Ok(older) => older,
+                Err(r) => {
+                    refused(r);
+                    return None;
+                }
+            };
+            let heavy = self
+                .state
+                .as_ref()?
+                .is_heavy(base, &edit.ops, &older, false);
+            self.with_core(heavy, move |core| core.apply(edit, &older))
+                .await?
+        };
+        let applied = match applied {
             Ok(applied) => applied,
             Err(r) if r.broken => {
                 tracing::error!(session = %self.id, base, "the OT engine panicked on an edit");
