@@ -13,6 +13,7 @@ backend_tests!(
     sealed_edits_are_ordered_chained_and_kept_byte_for_byte,
     what_needs_the_plaintext_is_refused,
     removing_a_member_retires_the_key_epoch,
+    sealed_inputs_are_checked_and_bounded,
 );
 
 fn sealed(session: &str, base: u64, seq: u64, data: &str, epoch: u64) -> Json {
@@ -251,5 +252,46 @@ async fn removing_a_member_retires_the_key_epoch(b: Backend) -> Result<()> {
     let mut alice = s.connect("alice").await?;
     let j = join_encrypted(&mut alice, "e", "a").await?;
     ensure!(j["key_epoch"] == 2, "the epoch is stored: {j}");
+    Ok(())
+}
+
+/// Who may send sealed edits and snapshots, and how much a session may hold between snapshots.
+async fn sealed_inputs_are_checked_and_bounded(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    // 4 KiB documents: sealed payloads since the last snapshot may total 16 KiB.
+    let s = Server::start(b, dir.path(), &["--max-doc-bytes", "4096"]).await?;
+    let mut alice = s.connect("alice").await?;
+    join_encrypted(&mut alice, "e", "a").await?;
+    // A viewer (the harness's link role) may neither edit nor store a snapshot.
+    let mut val = s.connect("val").await?;
+    join_encrypted(&mut val, "e", "v").await?;
+    val.expect_error(sealed("e", 0, 1, "b25l", 0), "forbidden")
+        .await?;
+    val.expect_error(
+        json!({"type":"snapshot","session":"e","version":0,"data":"c25hcA=="}),
+        "forbidden",
+    )
+    .await?;
+    // 6,000 bytes a payload: the third passes the budget and is refused, nothing applied.
+    let big = "A".repeat(6_000);
+    for v in 0..2u64 {
+        alice.send(sealed("e", v, v + 1, &big, 0)).await?;
+        ensure!(alice.recv_type("ack").await?["version"] == v + 1);
+    }
+    let err = alice
+        .expect_error(sealed("e", 2, 3, &big, 0), "too_large")
+        .await?;
+    ensure!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("snapshot")),
+        "{err}"
+    );
+    // A client snapshot of the head makes room again.
+    alice
+        .send(json!({"type":"snapshot","session":"e","version":2,"data":"c25hcA=="}))
+        .await?;
+    alice.send(sealed("e", 2, 4, &big, 0)).await?;
+    ensure!(alice.recv_type("ack").await?["version"] == 3);
     Ok(())
 }
