@@ -9,8 +9,10 @@
 # listed, marked all read, and opening its session; `timeline` two people on a video timeline:
 # a video added, playheads seen by the other, the frame at a playhead, split, drag and trim;
 # `quality` "auto" previews through throttled downloads: the tier follows what the link carries;
-# `encrypted` an end-to-end encrypted session: two people edit and comment through its `#key=`
-# link, and pages without the key (or with a wrong one) say why they can't read it.
+# `encrypted` an end-to-end encrypted session: two people edit a picture (sealed in the page before
+# it is uploaded, drawn from what each page opens) and comment through its `#key=` link; pages
+# without the key (or with a wrong one) say why they can't read it, and a picture changed on its
+# way is reported, not drawn.
 # crates/cli/tests/it/web.rs starts the real binary and calls this. Screenshots: web/app/test-results.
 set -euo pipefail
 cd "$(dirname "$0")/../app"

@@ -730,6 +730,37 @@ impl SessionHandle {
         )?))
     }
 
+    /// In an encrypted session, `file` sealed for upload under the current key epoch
+    /// ([`sealed::seal_asset`](crate::sealed::seal_asset)): hand it to
+    /// [`Api::upload_asset`](crate::Api::upload_asset) with this session's id. `None` in a
+    /// plain session (upload the file as it is).
+    pub fn seal_asset(&self, file: &[u8]) -> Result<Option<Vec<u8>>> {
+        let c = self.s.core();
+        let (Some(keys), Some(epoch)) = (c.keys(), c.key_epoch()) else {
+            return Ok(None);
+        };
+        Ok(Some(crate::sealed::seal_asset(
+            keys,
+            epoch,
+            c.session(),
+            file,
+        )?))
+    }
+
+    /// Opens an asset of this encrypted session as [`Api::asset`](crate::Api::asset) answered
+    /// it: the file that was sealed. [`Error::Decrypt`] for a wrong key or changed bytes, and in
+    /// a plain session.
+    pub fn open_asset(&self, sealed: &[u8]) -> Result<Vec<u8>> {
+        let c = self.s.core();
+        let keys = c.keys().ok_or_else(|| {
+            Error::Decrypt(crate::sealed::SealError::Malformed(format!(
+                "session {} is not encrypted: its assets are not sealed",
+                c.session()
+            )))
+        })?;
+        Ok(crate::sealed::open_asset(keys, c.session(), sealed)?)
+    }
+
     /// Adds the key of an encrypted session's new key epoch ([`Event::KeyRotated`]): edits
     /// waiting for it go out.
     pub fn add_key(&self, epoch: u64, key: SessionKey) {

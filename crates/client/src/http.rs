@@ -239,6 +239,23 @@ pub struct ShowcaseEntry {
     pub preview_url: String,
 }
 
+/// A stored upload (`Api::upload_asset`): its id (what a layer's `asset` names), `kind`
+/// (`image`, `video`, `audio`, or `sealed` for an encrypted session's) and what the server read
+/// of it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Asset {
+    pub id: String,
+    pub kind: String,
+    pub format: String,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub duration: Option<f64>,
+}
+
 /// A composite frame of a session's timeline (`Api::frame`).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -575,6 +592,32 @@ impl Api {
         })
     }
 
+    /// `POST /v1/assets[?session=S]`: stores a picture, video or sound (for session `S`: its
+    /// editors may upload; without one, any user, for a layer added later). In an encrypted
+    /// session upload what [`SessionHandle::seal_asset`](crate::SessionHandle::seal_asset)
+    /// made: the server takes only sealed assets there and answers `kind` `"sealed"`.
+    pub async fn upload_asset(&self, session: Option<&str>, file: Vec<u8>) -> Result<Asset> {
+        let path = match session {
+            Some(s) => format!("/v1/assets?session={}", montage_protocol::path_segment(s)),
+            None => "/v1/assets".to_owned(),
+        };
+        let (_, bytes) = self
+            .call_raw(
+                reqwest::Method::POST,
+                &path,
+                Some((file, "application/octet-stream")),
+            )
+            .await?;
+        parse(&String::from_utf8_lossy(&bytes))
+    }
+
+    /// `GET /v1/assets/{id}`: an asset's bytes as stored (an encrypted session's: sealed; open
+    /// them with [`SessionHandle::open_asset`](crate::SessionHandle::open_asset)).
+    pub async fn asset(&self, id: &str) -> Result<Vec<u8>> {
+        let path = format!("/v1/assets/{}", montage_protocol::path_segment(id));
+        Ok(self.call_raw(reqwest::Method::GET, &path, None).await?.1)
+    }
+
     /// `POST /v1/sessions/{id}/versions`: names `version` (editor or above; renames a named
     /// one); `not_found` if the session has no such version.
     pub async fn name_version(&self, id: &str, version: u64, name: &str) -> Result<()> {
@@ -660,6 +703,7 @@ impl Api {
         path: &str,
         body: Option<String>,
     ) -> Result<String> {
+        let body = body.map(|b| (b.into_bytes(), "application/json"));
         let (_, bytes) = self.call_raw(method.clone(), path, body).await?;
         String::from_utf8(bytes).map_err(|_| {
             Error::Connection(format!("{method} {path}: the answer is not UTF-8 text"))
@@ -671,7 +715,7 @@ impl Api {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<String>,
+        body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
         let mut retried = false;
         loop {
@@ -680,9 +724,9 @@ impl Api {
                 .http
                 .request(method.clone(), format!("{}{path}", self.base))
                 .bearer_auth(&token);
-            if let Some(b) = &body {
+            if let Some((b, mime)) = &body {
                 req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::CONTENT_TYPE, *mime)
                     .body(b.clone());
             }
             let err = |e: &dyn Display| Error::Connection(format!("{method} {path}: {e}"));

@@ -14,8 +14,8 @@ pub use client::{Client, Events, Options, SessionHandle};
 pub use error::{Error, Result};
 pub use event::{ConnectionState, Event};
 pub use http::{
-    Api, Award, Frame, Invite, NewInvite, Recognition, SessionInfo, SessionSettings, SessionState,
-    ShowcaseEntry, Version,
+    Api, Asset, Award, Frame, Invite, NewInvite, Recognition, SessionInfo, SessionSettings,
+    SessionState, ShowcaseEntry, Version,
 };
 pub use montage_ot::{Component, Op, Path, Value, path};
 pub use montage_protocol::{

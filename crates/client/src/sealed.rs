@@ -187,21 +187,32 @@ fn seal_with_nonce(
     plaintext: &[u8],
     nonce: [u8; NONCE],
 ) -> String {
-    let cipher = XChaCha20Poly1305::new((&key.0).into());
-    let ad = to.ad();
-    let ct = cipher
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad: &ad,
-            },
-        )
-        .expect("XChaCha20-Poly1305 seals any length a frame holds");
-    let mut out = Vec::with_capacity(NONCE + ct.len());
+    let mut out = Vec::new();
+    encrypt_into(&mut out, key, &to.ad(), plaintext, nonce);
+    STANDARD.encode(out)
+}
+
+/// Appends `nonce ‖ ciphertext ‖ tag` of `msg` under `key`, bound to `ad`.
+fn encrypt_into(out: &mut Vec<u8>, key: &SessionKey, ad: &[u8], msg: &[u8], nonce: [u8; NONCE]) {
+    let ct = XChaCha20Poly1305::new((&key.0).into())
+        .encrypt(&XNonce::from(nonce), Payload { msg, aad: ad })
+        .expect("XChaCha20-Poly1305 seals any length a frame or upload holds");
+    out.reserve(NONCE + ct.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
-    STANDARD.encode(out)
+}
+
+/// Opens `nonce ‖ ciphertext ‖ tag` under `key` and `ad`; `None` when it does not open (or is
+/// too short to be one).
+fn decrypt(key: &SessionKey, ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE + 16 {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(NONCE);
+    let nonce: [u8; NONCE] = nonce.try_into().ok()?;
+    XChaCha20Poly1305::new((&key.0).into())
+        .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: ad })
+        .ok()
 }
 
 /// Opens what [`seal`] made, if `key` and `to` are what it was sealed with.
@@ -212,16 +223,10 @@ pub fn open(key: &SessionKey, to: Binding<'_>, data: &str) -> Result<Vec<u8>, Se
     if bytes.len() < NONCE + 16 {
         return Err(SealError::Malformed(format!("{} is too short", to.what())));
     }
-    let (nonce, ct) = bytes.split_at(NONCE);
-    let nonce: [u8; NONCE] = nonce.try_into().unwrap_or([0; NONCE]);
-    let cipher = XChaCha20Poly1305::new((&key.0).into());
-    let ad = to.ad();
-    cipher
-        .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &ad })
-        .map_err(|_| SealError::Tampered {
-            what: to.what(),
-            key_epoch: to.key_epoch,
-        })
+    decrypt(key, &to.ad(), &bytes).ok_or_else(|| SealError::Tampered {
+        what: to.what(),
+        key_epoch: to.key_epoch,
+    })
 }
 
 /// How a sealed comment's `content` starts; the key epoch and the payload follow.
@@ -267,6 +272,55 @@ pub fn open_comment(
         chain: &[0; 32],
     };
     Some(open(key, to, data))
+}
+
+/// Seals a file for upload to an encrypted session (`POST /v1/assets?session=…`): the sealed
+/// asset header ([`montage_protocol::sealed::asset_header`]: magic and key epoch), a random
+/// nonce, then the file encrypted under the epoch's key, bound to `session` and the epoch.
+pub fn seal_asset(
+    keys: &Keyring,
+    epoch: u64,
+    session: &str,
+    file: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let key = keys.get(epoch).ok_or(SealError::NoKey(epoch))?;
+    let mut nonce = [0u8; NONCE];
+    getrandom::fill(&mut nonce).expect("the OS random source failed");
+    Ok(seal_asset_with_nonce(key, epoch, session, file, nonce))
+}
+
+fn seal_asset_with_nonce(
+    key: &SessionKey,
+    epoch: u64,
+    session: &str,
+    file: &[u8],
+    nonce: [u8; NONCE],
+) -> Vec<u8> {
+    use montage_protocol::sealed::{asset_associated_data, asset_header};
+    let mut out = asset_header(epoch).to_vec();
+    encrypt_into(
+        &mut out,
+        key,
+        &asset_associated_data(session, epoch),
+        file,
+        nonce,
+    );
+    out
+}
+
+/// Opens a sealed asset of `session` (what `GET /v1/assets/{id}` answers): the file as it was
+/// before [`seal_asset`].
+pub fn open_asset(keys: &Keyring, session: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    use montage_protocol::sealed::{ASSET_HEADER_LEN, asset_associated_data, asset_epoch};
+    let what = || format!("an asset of session {session}");
+    let epoch = asset_epoch(sealed)
+        .ok_or_else(|| SealError::Malformed(format!("{} is not a sealed asset", what())))?;
+    let key = keys.get(epoch).ok_or(SealError::NoKey(epoch))?;
+    let ad = asset_associated_data(session, epoch);
+    decrypt(key, &ad, &sealed[ASSET_HEADER_LEN..]).ok_or_else(|| SealError::Tampered {
+        what: what(),
+        key_epoch: epoch,
+    })
 }
 
 /// Chain values kept for recent versions (a resend or a `since` join needs the one of its base).
@@ -471,6 +525,40 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_asset_opens_only_in_its_session_under_its_key() {
+        let k = SessionKey::generate();
+        let mut keys = Keyring::new(k.clone());
+        let file = b"\x89PNG not really".to_vec();
+        let sealed = seal_asset(&keys, 0, "s", &file).unwrap();
+        assert!(sealed.starts_with(montage_protocol::sealed::ASSET_MAGIC));
+        assert_eq!(open_asset(&keys, "s", &sealed).unwrap(), file);
+        assert!(matches!(
+            open_asset(&keys, "t", &sealed),
+            Err(SealError::Tampered { .. })
+        ));
+        assert!(open_asset(&Keyring::new(SessionKey::generate()), "s", &sealed).is_err());
+        // One changed byte of the ciphertext, or the epoch in the header relabelled.
+        let mut bad = sealed.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(open_asset(&keys, "s", &bad).is_err());
+        keys.add(1, k);
+        let mut relabelled = sealed.clone();
+        relabelled[15] = 1;
+        assert!(matches!(
+            open_asset(&keys, "s", &relabelled),
+            Err(SealError::Tampered { key_epoch: 1, .. })
+        ));
+        assert!(matches!(
+            seal_asset(&keys, 2, "s", &file),
+            Err(SealError::NoKey(2))
+        ));
+        assert!(matches!(
+            open_asset(&keys, "s", &sealed[..40]),
+            Err(SealError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn a_sealed_payload_opens_only_with_its_key_and_binding() {
         let k = SessionKey::generate();
         let data = seal(&k, to(1), b"[1,2]");
@@ -568,6 +656,29 @@ mod tests {
                 data,
                 "{}",
                 s["name"]
+            );
+        }
+        let assets = v["asset"].as_array().unwrap();
+        assert!(!assets.is_empty());
+        for a in assets {
+            let key = SessionKey::parse(a["key"].as_str().unwrap()).unwrap();
+            let (session, epoch) = (
+                a["session"].as_str().unwrap(),
+                a["key_epoch"].as_u64().unwrap(),
+            );
+            let hex_of = |k: &str| hex::decode(a[k].as_str().unwrap()).unwrap();
+            assert_eq!(
+                montage_protocol::sealed::asset_associated_data(session, epoch),
+                hex_of("ad")
+            );
+            let mut keys = Keyring::new(SessionKey::generate());
+            keys.add(epoch, key.clone());
+            let (plain, sealed) = (hex_of("plaintext_hex"), hex_of("sealed_hex"));
+            assert_eq!(open_asset(&keys, session, &sealed).unwrap(), plain);
+            let nonce: [u8; NONCE] = hex_of("nonce").try_into().unwrap();
+            assert_eq!(
+                seal_asset_with_nonce(&key, epoch, session, &plain, nonce),
+                sealed
             );
         }
     }

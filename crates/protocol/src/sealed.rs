@@ -82,6 +82,40 @@ pub fn associated_data(
     ad
 }
 
+/// How a sealed asset (an encrypted session's upload) starts: these 8 bytes, then the key epoch
+/// it was sealed under (u64 big-endian), then the 24-byte nonce and the ciphertext with its tag.
+/// The server checks this header and the length, never the rest; the plaintext is the file.
+pub const ASSET_MAGIC: &[u8; 8] = b"MTGSEAL1";
+
+/// The header of a sealed asset: [`ASSET_MAGIC`] and the key epoch.
+pub const ASSET_HEADER_LEN: usize = 16;
+
+/// The shortest sealed asset: header, nonce and tag around an empty file.
+pub const ASSET_MIN_LEN: usize = ASSET_HEADER_LEN + 24 + 16;
+
+/// The header a sealed asset under `key_epoch` starts with.
+pub fn asset_header(key_epoch: u64) -> [u8; ASSET_HEADER_LEN] {
+    let mut h = [0u8; ASSET_HEADER_LEN];
+    h[..8].copy_from_slice(ASSET_MAGIC);
+    h[8..].copy_from_slice(&key_epoch.to_be_bytes());
+    h
+}
+
+/// The key epoch of a sealed asset, if `bytes` is one by its header and length.
+pub fn asset_epoch(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < ASSET_MIN_LEN || !bytes.starts_with(ASSET_MAGIC) {
+        return None;
+    }
+    Some(u64::from_be_bytes(bytes[8..16].try_into().ok()?))
+}
+
+/// The associated data of a sealed asset: kind `asset`, the session it was uploaded for and
+/// its key epoch (version 0, the genesis chain): an asset copied to another session or
+/// relabelled with another epoch does not open.
+pub fn asset_associated_data(session: &str, key_epoch: u64) -> Vec<u8> {
+    associated_data("asset", session, 0, key_epoch, &GENESIS_CHAIN)
+}
+
 /// Lowercase hex of a chain value.
 pub fn chain_hex(chain: &[u8; 32]) -> String {
     hex::encode(chain)
@@ -111,6 +145,18 @@ pub fn is_base64(data: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_asset_is_told_by_its_header_and_length() {
+        let mut b = asset_header(3).to_vec();
+        b.extend_from_slice(&[7; 40]);
+        assert_eq!(asset_epoch(&b), Some(3));
+        assert_eq!(asset_epoch(&b[..ASSET_MIN_LEN - 1]), None);
+        b[0] = b'X';
+        assert_eq!(asset_epoch(&b), None);
+        assert_ne!(asset_associated_data("s", 0), asset_associated_data("s", 1));
+        assert_ne!(asset_associated_data("s", 0), asset_associated_data("t", 0));
+    }
 
     #[test]
     fn the_chain_moves_with_every_input() {

@@ -3306,7 +3306,8 @@ function parseChain(hex) {
   return out;
 }
 function what(to) {
-  return to.kind === "comment" ? `a comment of session ${to.session}` : `${to.kind} ${to.version} of session ${to.session}`;
+  if (to.kind === "comment" || to.kind === "asset") return `${to.kind === "asset" ? "an asset" : "a comment"} of session ${to.session}`;
+  return `${to.kind} ${to.version} of session ${to.session}`;
 }
 var NONCE = 24;
 var TAG = 16;
@@ -3364,6 +3365,53 @@ function openComment(keys, session, content) {
     throw SealError.malformed("a comment opened to nothing readable: no content");
   }
   return { content: b.content, annotations: Array.isArray(b.annotations) ? b.annotations : [] };
+}
+var ASSET_MAGIC = "MTGSEAL1";
+var ASSET_MAGIC_BYTES = utf8.encode(ASSET_MAGIC);
+var ASSET_HEADER_LEN = 16;
+var ASSET_MIN_LEN = ASSET_HEADER_LEN + NONCE + TAG;
+function assetBinding(session, epoch) {
+  return { kind: "asset", session, version: 0, keyEpoch: epoch, chain: GENESIS_CHAIN };
+}
+function sealAsset(keys, epoch, session, file) {
+  return sealAssetWithNonce(keys, epoch, session, file, randomBytes(NONCE));
+}
+function sealAssetWithNonce(keys, epoch, session, file, nonce) {
+  if (nonce.length !== NONCE) throw new RangeError(`a nonce is ${NONCE} bytes`);
+  const key = keys.get(epoch);
+  if (key === void 0) throw SealError.noKey(epoch);
+  const to = assetBinding(session, epoch);
+  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const out = new Uint8Array(ASSET_HEADER_LEN + NONCE + file.length + TAG);
+  out.set(ASSET_MAGIC_BYTES, 0);
+  out.set(u64be(epoch), ASSET_MAGIC_BYTES.length);
+  out.set(nonce, ASSET_HEADER_LEN);
+  xchacha20poly1305(key.bytes, nonce, ad).encrypt(file, out.subarray(ASSET_HEADER_LEN + NONCE));
+  return out;
+}
+function assetEpoch(bytes) {
+  if (bytes.length < ASSET_MIN_LEN) return null;
+  for (let i = 0; i < ASSET_MAGIC_BYTES.length; i++) if (bytes[i] !== ASSET_MAGIC_BYTES[i]) return null;
+  const epoch = new DataView(bytes.buffer, bytes.byteOffset + ASSET_MAGIC_BYTES.length, 8).getBigUint64(0);
+  return epoch <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(epoch) : null;
+}
+function openAsset(keys, session, sealed) {
+  if (sealed.length < ASSET_MIN_LEN) {
+    throw SealError.malformed(`an asset of session ${session} is too short to be sealed (${sealed.length} bytes, at least ${ASSET_MIN_LEN})`);
+  }
+  const epoch = assetEpoch(sealed);
+  if (epoch === null) throw SealError.malformed(`an asset of session ${session} is not sealed: it does not start with ${ASSET_MAGIC} and a key epoch`);
+  const key = keys.get(epoch);
+  if (key === void 0) throw SealError.noKey(epoch);
+  const to = assetBinding(session, epoch);
+  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const file = new Uint8Array(sealed.length - ASSET_MIN_LEN);
+  try {
+    xchacha20poly1305(key.bytes, sealed.subarray(ASSET_HEADER_LEN, ASSET_HEADER_LEN + NONCE), ad).decrypt(sealed.subarray(ASSET_HEADER_LEN + NONCE), file);
+    return file;
+  } catch {
+    throw SealError.tampered(what(to), epoch);
+  }
 }
 var CHAINS_KEPT = 4096;
 var E2eState = class {
@@ -3697,6 +3745,34 @@ var SessionsApi = class {
     if (typeof a !== "object" || a === null || typeof a["id"] !== "string") throw badResponse("POST /v1/assets", "no asset id in the answer");
     return a;
   }
+  /**
+   * Seals `file` for the encrypted session `session` under `keys`' key of `epoch` (the session's
+   * current key epoch: {@link sealAsset}) and uploads the sealed bytes (`POST
+   * /v1/assets?session=S`). The answer is `kind` `"sealed"` without dimensions. Throws a
+   * `no_key` `SealError` without that key; the server refuses (`ApiError`) an epoch that is not
+   * the session's: `conflict` for a retired one.
+   */
+  async uploadSealedAsset(session, keys, epoch, file) {
+    return this.uploadAsset(sealAsset(keys, epoch, session, await bytesOf(file)), { session });
+  }
+  /** `GET /v1/assets/{id}`: the asset's bytes as stored (an encrypted session's come sealed:
+   * {@link SessionsApi.openSealedAsset}). */
+  async asset(id) {
+    const path = `/v1/assets/${encodeURIComponent(id)}`;
+    const r = await this.doFetch(this.base + path, { method: "GET", headers: { Authorization: `Bearer ${await this.token()}` } });
+    if (!r.ok) throw errorOf(r.status, await r.text(), r.headers.get("retry-after"));
+    if (r.status !== 200) throw new ApiError(r.status, "bad_response", `GET ${path}: status ${r.status}, expected 200`);
+    if (r.arrayBuffer === void 0) throw new Error("the `fetch` given answers no arrayBuffer(): asset bytes can't be read with it");
+    return new Uint8Array(await r.arrayBuffer());
+  }
+  /**
+   * An encrypted session's asset, fetched ({@link SessionsApi.asset}) and opened with `keys`
+   * ({@link openAsset}): the file as it was uploaded. Throws an `ApiError` if the server refuses,
+   * a `SealError` if the bytes don't open (`no_key`, `tampered`, or `malformed`: not sealed).
+   */
+  async openSealedAsset(id, session, keys) {
+    return openAsset(keys, session, await this.asset(id));
+  }
   async call(method, path, want, body) {
     const headers = { Authorization: `Bearer ${await this.token()}` };
     const init = { method, headers };
@@ -3721,6 +3797,11 @@ var SessionsApi = class {
     }
   }
 };
+async function bytesOf(file) {
+  if (file instanceof Uint8Array) return file;
+  if (file instanceof ArrayBuffer) return new Uint8Array(file);
+  return new Uint8Array(await file.arrayBuffer());
+}
 function sessionPath(id) {
   return `/v1/sessions/${encodeURIComponent(id)}`;
 }
@@ -4122,10 +4203,32 @@ var MontageSession = class _MontageSession {
   previewUrl(tier) {
     return `${this.connection.httpBase}/v1/sessions/${encodeURIComponent(this.session)}/preview?tier=${tier}`;
   }
-  /** Uploads an image, video or audio file for this session (editor or above): `POST
-   * /v1/assets?session=S`. Reference it from a layer or clip by its `id`. */
+  /**
+   * Uploads an image, video or audio file for this session (editor or above): `POST
+   * /v1/assets?session=S`. Reference it from a layer or clip by its `id`.
+   *
+   * In an encrypted session the file is sealed first, with the key of the session's current key
+   * epoch ({@link SessionsApi.uploadSealedAsset}): the server stores bytes it can't read and
+   * answers `kind: "sealed"` without dimensions, so the app reads those from the file itself
+   * and puts them in the document (which is sealed too). Rejects with a `no_key`
+   * {@link SealError} without that key (after `keyRotated`, until {@link MontageSession.addKey}).
+   */
   upload(body) {
-    return this.connection.api.uploadAsset(body, { session: this.session });
+    const e = this.e2e;
+    if (e === null) return this.connection.api.uploadAsset(body, { session: this.session });
+    return this.connection.api.uploadSealedAsset(this.session, e.keys, e.keyEpoch, body);
+  }
+  /**
+   * An asset's file, as it was uploaded: `GET /v1/assets/{id}` — in an encrypted session opened
+   * with the session's keys (any epoch held), as a page drawing the canvas itself needs, since
+   * the server renders nothing of it. Rejects with an `ApiError` when the server refuses, or a
+   * {@link SealError} when the bytes don't open (`no_key`, `tampered`; `malformed` when they are
+   * not sealed).
+   */
+  async download(id) {
+    const bytes = await this.connection.api.asset(id);
+    const e = this.e2e;
+    return e === null ? bytes : openAsset(e.keys, this.session, bytes);
   }
   /** Sends `msg` for this session with a fresh rid and waits for the answer carrying it. */
   request(msg, kind) {
@@ -5728,6 +5831,7 @@ var commentMode = false;
 var comments = /* @__PURE__ */ new Map();
 var previewUrl = null;
 var sessionKey = null;
+var pictures = /* @__PURE__ */ new Map();
 function doc() {
   if (client === null || client.accessError !== null || client.sealError !== null) return null;
   return client.doc;
@@ -5963,6 +6067,9 @@ function closeSession() {
   const c = client;
   client = null;
   sessionKey = null;
+  for (const p of pictures.values()) if (p.state === "ready") p.bitmap.close();
+  pictures.clear();
+  pictureQueue.length = 0;
   $("e2e-badge").hidden = true;
   watch(null);
   c?.close();
@@ -6028,7 +6135,7 @@ function open2(session, key = storedKey(session)) {
     subscribePreviews();
     if (c.encrypted && sessionKey !== null) {
       storeKey(session, sessionKey);
-      $("preview-info").textContent = "End-to-end encrypted: the server can't read it, so there are no previews; layers are drawn from your copy.";
+      $("preview-info").textContent = "End-to-end encrypted: the server can't read it, so there are no previews; pictures are sealed before they are uploaded, and the canvas is drawn here from your copy.";
     }
     void loadComments();
     const title = pendingTitle;
@@ -6243,8 +6350,9 @@ function render3() {
   if (d && title.value !== d.title) setTitleKeepingCaret(title, d.title);
   if (!d) title.value = "";
   const e2e = encrypted();
-  show("upload-btn", editor && !e2e);
-  $("upload").disabled = !editor || e2e;
+  show("upload-btn", editor);
+  $("upload").disabled = !editor;
+  $("upload-btn").title = e2e ? "Sealed in your browser with the session's key before it is uploaded: the server can't see it (pictures only: no videos or sounds in an encrypted session)" : "";
   show("add-text-form", editor && e2e);
   $("add-text").disabled = !editor || !e2e;
   show("tier-label", !e2e);
@@ -6266,6 +6374,7 @@ function render3() {
   renderPeople();
   renderOverlay();
   renderLayerPanel();
+  drawPictures();
 }
 function setTitleKeepingCaret(input, next) {
   const old = input.value;
@@ -6369,6 +6478,13 @@ function renderOverlay() {
     const box = layerBox(l.id);
     place(box, l, k);
     box.style.transform = `rotate(${num2(l.rotation)}deg)`;
+    const p = encrypted() ? pictures.get(l.asset) : void 0;
+    if (p?.state === "failed") {
+      box.classList.add("unreadable");
+      box.dataset["picture"] = p.why;
+      box.title = p.message;
+      box.append(h("span", {}, PICTURE_FAILED[p.why]));
+    }
     ov.append(box);
   }
   for (const l of textLayers()) {
@@ -6433,6 +6549,131 @@ function renderLayerPanel() {
   }
   set2("a-opacity", num2(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set2(`a-${p}`, num2(l.adjust?.[p]));
+}
+var PICTURE_FAILED = {
+  decrypt: "could not be decrypted",
+  no_key: "could not be decrypted: no key",
+  decode: "not a readable picture",
+  fetch: "could not be loaded"
+};
+var PICTURES_FAILED = {
+  decrypt: (n) => `${n === 1 ? "a picture" : `${n} pictures`} could not be decrypted (a wrong key, or changed on the server)`,
+  no_key: (n) => `${n === 1 ? "a picture" : `${n} pictures`} could not be decrypted: sealed under a newer key than this link has (open the owner's newest link)`,
+  decode: (n) => `${n === 1 ? "a file opened but is" : `${n} files opened but are`} not a readable picture`,
+  fetch: (n) => `${n === 1 ? "a picture" : `${n} pictures`} could not be loaded`
+};
+var MAX_DRAWN_SIDE = 8192;
+var PICTURE_LOADS = 3;
+var pictureQueue = [];
+var pictureLoads = 0;
+function pictureOf(c, asset) {
+  let p = pictures.get(asset);
+  if (p === void 0) {
+    p = { state: "loading" };
+    pictures.set(asset, p);
+    pictureQueue.push(asset);
+    pumpPictures();
+  }
+  return p;
+}
+function pumpPictures() {
+  const c = client;
+  while (c !== null && pictureLoads < PICTURE_LOADS && pictureQueue.length > 0) {
+    const asset = pictureQueue.shift();
+    pictureLoads++;
+    void loadPicture(c, asset).finally(() => {
+      pictureLoads--;
+      pumpPictures();
+    });
+  }
+}
+async function loadPicture(c, asset) {
+  let got;
+  let again = false;
+  try {
+    const bytes = await c.download(asset);
+    try {
+      got = { state: "ready", bitmap: await createImageBitmap(new Blob([bytes])) };
+    } catch (e) {
+      got = { state: "failed", why: "decode", message: `asset ${asset} opened, but is not a picture this browser reads (${e.message})` };
+    }
+  } catch (e) {
+    if (e instanceof SealError) {
+      got = { state: "failed", why: e.kind === "no_key" ? "no_key" : "decrypt", message: e.message };
+    } else {
+      got = { state: "failed", why: "fetch", message: `asset ${asset}: ${why(e)}` };
+      again = !(e instanceof ApiError) || e.status === 429 || e.status >= 500;
+    }
+  }
+  if (client !== c || pictures.get(asset)?.state !== "loading") {
+    if (got.state === "ready") got.bitmap.close();
+    return;
+  }
+  pictures.set(asset, got);
+  if (got.state === "failed") console.warn(`picture ${asset}: ${got.message}`);
+  if (again) {
+    window.setTimeout(() => {
+      if (client !== c || pictures.get(asset) !== got) return;
+      pictures.delete(asset);
+      drawPictures();
+    }, 5e3);
+  }
+  drawPictures();
+  renderOverlay();
+}
+function drawPictures() {
+  const cv = $("e2e-canvas");
+  const d = doc();
+  const c = client;
+  const status = $("pictures-status");
+  if (c === null || d === null || !encrypted()) {
+    cv.hidden = true;
+    if (cv.width !== 0) cv.width = cv.height = 0;
+    status.textContent = "";
+    delete status.dataset["state"];
+    return;
+  }
+  cv.hidden = false;
+  const side = (v, dflt) => Math.max(1, Math.min(MAX_DRAWN_SIDE, Math.round(num2(v, dflt))));
+  const w = side(d.canvas.width, 1920);
+  const hh = side(d.canvas.height, 1080);
+  if (cv.width !== w || cv.height !== hh) {
+    cv.width = w;
+    cv.height = hh;
+  }
+  const g = cv.getContext("2d");
+  if (g === null) return;
+  g.clearRect(0, 0, w, hh);
+  const failed = /* @__PURE__ */ new Map();
+  let loading = 0;
+  for (const l of layers()) {
+    if (typeof l.asset !== "string") continue;
+    const p = pictureOf(c, l.asset);
+    if (p.state === "ready") drawLayer(g, l, p.bitmap);
+    else if (p.state === "loading") loading++;
+    else failed.set(p.why, (failed.get(p.why) ?? 0) + 1);
+  }
+  const said = [...failed].map(([kind, n]) => PICTURES_FAILED[kind](n)).join("; ");
+  status.textContent = said !== "" ? `Not shown: ${said}.` : loading > 0 ? "Opening pictures…" : "";
+  status.dataset["state"] = failed.size > 0 ? "failed" : loading > 0 ? "loading" : "ready";
+}
+function drawLayer(g, l, bitmap) {
+  const w = num2(l.w);
+  const hh = num2(l.h);
+  if (!(w > 0 && hh > 0)) return;
+  const c = l.crop ?? { x: 0, y: 0, w: bitmap.width, h: bitmap.height };
+  const x0 = Math.max(0, num2(c.x));
+  const y0 = Math.max(0, num2(c.y));
+  const x1 = Math.min(bitmap.width, num2(c.x) + num2(c.w));
+  const y1 = Math.min(bitmap.height, num2(c.y) + num2(c.h));
+  if (!(x1 > x0 && y1 > y0)) return;
+  g.save();
+  g.globalAlpha = Math.max(0, Math.min(1, num2(l.opacity, 1)));
+  g.translate(num2(l.x) + w / 2, num2(l.y) + hh / 2);
+  g.rotate(num2(l.rotation) * Math.PI / 180);
+  g.scale(l.flip?.h ? -1 : 1, l.flip?.v ? -1 : 1);
+  g.drawImage(bitmap, x0, y0, x1 - x0, y1 - y0, -w / 2, -hh / 2, w, hh);
+  g.restore();
 }
 function shareLink() {
   return `${location.origin}/?session=${encodeURIComponent(sessionId)}${keyFragment()}`;
@@ -6847,7 +7088,7 @@ function askComment(box) {
     w: Math.max(1, Math.round((x1 - x0) * sx)),
     h: Math.max(1, Math.round((y1 - y0) * sy))
   };
-  askCommentOn(hit.asset, { region, target: hit.id });
+  askCommentOn(encrypted() ? void 0 : hit.asset, { region, target: hit.id });
 }
 function regionOn(box, r) {
   const x0 = Math.max(r.x, box.x);
@@ -6979,17 +7220,37 @@ function titleEdit() {
 async function upload(file) {
   const c = client;
   if (c === null) return;
-  notice("Uploading…");
+  let local2 = null;
+  if (c.encrypted) {
+    if (/^(video|audio)\//.test(file.type)) {
+      notice("Videos and sounds can't be added to an end-to-end encrypted session yet: only pictures (PNG, JPEG, WebP).");
+      return;
+    }
+    try {
+      local2 = await createImageBitmap(file);
+    } catch {
+      notice("This file is not a picture this browser can read (PNG, JPEG or WebP): nothing was uploaded.");
+      return;
+    }
+  }
+  notice(c.encrypted ? "Sealing and uploading…" : "Uploading…");
   let a;
   try {
     a = await c.upload(file);
   } catch (e) {
-    notice(`Upload refused (${why(e)})`);
+    local2?.close();
+    if (e instanceof SealError && e.kind === "no_key") notice("Upload not sealed: this page has no key for the session's current key epoch yet. Open the owner's new link.");
+    else notice(e instanceof SealError ? `Upload not sealed (${e.message})` : `Upload refused (${why(e)})`);
     return;
   }
-  if (client !== c) return;
-  const aw = num2(a.width, 1);
-  const ah = num2(a.height, 1);
+  if (client !== c) {
+    local2?.close();
+    return;
+  }
+  notice("");
+  if (local2 !== null) pictures.set(a.id, { state: "ready", bitmap: local2 });
+  const aw = local2?.width ?? num2(a.width, 1);
+  const ah = local2?.height ?? num2(a.height, 1);
   const id = `L${Math.random().toString(36).slice(2, 8)}`;
   edit((d) => {
     const fit = Math.min(1, d.canvas.width * 0.6 / aw, d.canvas.height * 0.6 / ah);
@@ -7006,7 +7267,8 @@ function setupControls() {
   setup({ api: sessionsApi, open: open2, current: () => client !== null && client.accessError === null ? sessionId : "" });
   setup2({
     doc,
-    // No clips without uploads, which an encrypted session does not take (they aren't sealed).
+    // No clips in an encrypted session: it takes sealed pictures only (the page draws no
+    // frames, and the server can't probe a sealed video).
     canEdit: () => roleAtLeast(role, "editor") && !encrypted(),
     me: () => me,
     edit,
@@ -7196,7 +7458,9 @@ function start() {
     pending: () => client?.pendingCount ?? 0,
     state: () => client?.connectionState ?? "offline",
     downlinkMbps: () => client?.connection.downlinkMbps ?? null,
-    encrypted: () => client?.encrypted ?? false
+    encrypted: () => client?.encrypted ?? false,
+    /** An encrypted session's pictures by asset id: `loading`, `ready` or `failed`. */
+    pictures: () => Object.fromEntries([...pictures].map(([id, p]) => [id, p.state]))
   };
 }
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

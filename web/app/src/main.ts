@@ -7,9 +7,10 @@
  * outlines. Every protocol request goes through the SDK's typed methods; the document: docs/PROTOCOL.md "The document".
  *
  * An end-to-end encrypted session (docs/E2E.md) is opened when the link's fragment carries its
- * key (`#key=…`, never sent to a server): the SDK seals edits and comments, the server can render
- * nothing, so the page draws from the replica only (outlines, and the text layers themselves) and
- * offers no previews, history or frames.
+ * key (`#key=…`, never sent to a server): the SDK seals edits, comments and uploaded pictures, the
+ * server can render nothing, so the page draws from the replica only — pictures it fetches and
+ * opens itself into a canvas under the outlines, text layers as elements — and offers no
+ * previews, history or frames.
  */
 import {
   type AccessError,
@@ -24,7 +25,8 @@ import {
   type Participant,
   type Recognition,
   type Role,
-  type SealError,
+  ApiError,
+  SealError,
   ServerError,
   SessionKey,
   type SessionInfo,
@@ -125,6 +127,17 @@ let previewUrl: string | null = null;
 /** The open session's key (its text, as in the link's `#key=` fragment) when it is end-to-end
  * encrypted; null for a plain session. */
 let sessionKey: string | null = null;
+/**
+ * An encrypted session's pictures by asset id, fetched, opened and decoded once each (the server
+ * renders nothing of such a session): `loading` (queued or under way), `ready` with the decoded
+ * picture, or `failed` — `decrypt` (it does not open with the session's keys: a wrong key, or
+ * bytes changed on the server), `no_key` (sealed under a key epoch this link has no key for),
+ * `decode` (it opens, but is no picture this browser reads) or `fetch` (not loaded; tried again
+ * shortly unless the server refused it for good).
+ */
+type PictureFailure = "decrypt" | "no_key" | "decode" | "fetch";
+type Picture = { state: "loading" } | { state: "ready"; bitmap: ImageBitmap } | { state: "failed"; why: PictureFailure; message: string };
+const pictures = new Map<string, Picture>();
 
 function doc(): MontageDocument | null {
   // Out of the session (no access, deleted, undecryptable): its replica is not shown any more.
@@ -414,6 +427,9 @@ function closeSession(): void {
   const c = client;
   client = null;
   sessionKey = null;
+  for (const p of pictures.values()) if (p.state === "ready") p.bitmap.close();
+  pictures.clear();
+  pictureQueue.length = 0;
   $("e2e-badge").hidden = true;
   inbox.watch(null);
   // `leave` first: the others see me go now, not when the socket's close reaches the server.
@@ -486,7 +502,7 @@ function open(session: string, key: string | null = storedKey(session)): void {
     if (c.encrypted && sessionKey !== null) {
       // Joined with this key: this browser opens the session again from the sessions list.
       storeKey(session, sessionKey);
-      $("preview-info").textContent = "End-to-end encrypted: the server can't read it, so there are no previews; layers are drawn from your copy.";
+      $("preview-info").textContent = "End-to-end encrypted: the server can't read it, so there are no previews; pictures are sealed before they are uploaded, and the canvas is drawn here from your copy.";
     }
     void loadComments();
     const title = pendingTitle;
@@ -761,10 +777,14 @@ function render(): void {
   if (!d) title.value = "";
   // Controls a role may not use are not shown: viewers see no editing tools, commenters get
   // comments, only owners see sharing (and deleting).
-  // An encrypted session takes no uploads (they are not sealed yet): text layers instead.
+  // An encrypted session's pictures are sealed here before they are uploaded; it has text
+  // layers too, drawn by the page (a plain session's text comes from the server's preview).
   const e2e = encrypted();
-  show("upload-btn", editor && !e2e);
-  $<HTMLInputElement>("upload").disabled = !editor || e2e;
+  show("upload-btn", editor);
+  $<HTMLInputElement>("upload").disabled = !editor;
+  $("upload-btn").title = e2e
+    ? "Sealed in your browser with the session's key before it is uploaded: the server can't see it (pictures only: no videos or sounds in an encrypted session)"
+    : "";
   show("add-text-form", editor && e2e);
   $<HTMLButtonElement>("add-text").disabled = !editor || !e2e;
   show("tier-label", !e2e);
@@ -786,6 +806,7 @@ function render(): void {
   renderPeople();
   renderOverlay();
   renderLayerPanel();
+  drawPictures();
 }
 
 /** Replaces the title shown while keeping the caret where the text around it went. */
@@ -898,6 +919,14 @@ function renderOverlay(): void {
     const box = layerBox(l.id);
     place(box, l, k);
     box.style.transform = `rotate(${num(l.rotation)}deg)`;
+    // An encrypted session's picture that can't be shown says so where it would be.
+    const p = encrypted() ? pictures.get(l.asset) : undefined;
+    if (p?.state === "failed") {
+      box.classList.add("unreadable");
+      box.dataset["picture"] = p.why;
+      box.title = p.message;
+      box.append(h("span", {}, PICTURE_FAILED[p.why]));
+    }
     ov.append(box);
   }
   // An encrypted session's text, drawn here (no server preview shows it).
@@ -965,6 +994,159 @@ function renderLayerPanel(): void {
   }
   set("a-opacity", num(l.opacity, 1));
   for (const p of ["brightness", "contrast", "saturation", "exposure"]) set(`a-${p}`, num(l.adjust?.[p]));
+}
+
+// ---- an encrypted session's canvas ------------------------------------------------------------
+
+/** What a picture that can't be shown says on its layer, and in the status line (counted). */
+const PICTURE_FAILED: Record<PictureFailure, string> = {
+  decrypt: "could not be decrypted",
+  no_key: "could not be decrypted: no key",
+  decode: "not a readable picture",
+  fetch: "could not be loaded",
+};
+const PICTURES_FAILED: Record<PictureFailure, (n: number) => string> = {
+  decrypt: (n) => `${n === 1 ? "a picture" : `${n} pictures`} could not be decrypted (a wrong key, or changed on the server)`,
+  no_key: (n) => `${n === 1 ? "a picture" : `${n} pictures`} could not be decrypted: sealed under a newer key than this link has (open the owner's newest link)`,
+  decode: (n) => `${n === 1 ? "a file opened but is" : `${n} files opened but are`} not a readable picture`,
+  fetch: (n) => `${n === 1 ? "a picture" : `${n} pictures`} could not be loaded`,
+};
+/** The largest canvas side drawn here (a hostile document could name any size). */
+const MAX_DRAWN_SIDE = 8192;
+/** Pictures fetched at once: Chromium allows six requests per host, and the page's other
+ * requests (comments, the inbox) must not wait behind a document full of pictures. */
+const PICTURE_LOADS = 3;
+/** Assets waiting for a load to free up, and the loads under way. */
+const pictureQueue: string[] = [];
+let pictureLoads = 0;
+
+/** An encrypted session's picture of `asset`: what is known of it, its loading queued once. */
+function pictureOf(c: Client, asset: string): Picture {
+  let p = pictures.get(asset);
+  if (p === undefined) {
+    p = { state: "loading" };
+    pictures.set(asset, p);
+    pictureQueue.push(asset);
+    pumpPictures();
+  }
+  return p;
+}
+
+/** Starts queued loads of the open session's pictures while fewer than `PICTURE_LOADS` run (a
+ * closed session's loads still count until they end). */
+function pumpPictures(): void {
+  const c = client;
+  while (c !== null && pictureLoads < PICTURE_LOADS && pictureQueue.length > 0) {
+    const asset = pictureQueue.shift()!;
+    pictureLoads++;
+    void loadPicture(c, asset).finally(() => {
+      pictureLoads--;
+      pumpPictures();
+    });
+  }
+}
+
+/** Fetches `asset` with my token (`GET /v1/assets/{id}`), opens it with the session's keys and
+ * decodes it; a picture that does not open is `failed`, never drawn from what it holds. */
+async function loadPicture(c: Client, asset: string): Promise<void> {
+  let got: Picture;
+  let again = false;
+  try {
+    const bytes = await c.download(asset);
+    try {
+      got = { state: "ready", bitmap: await createImageBitmap(new Blob([bytes])) };
+    } catch (e) {
+      got = { state: "failed", why: "decode", message: `asset ${asset} opened, but is not a picture this browser reads (${(e as Error).message})` };
+    }
+  } catch (e) {
+    if (e instanceof SealError) {
+      got = { state: "failed", why: e.kind === "no_key" ? "no_key" : "decrypt", message: e.message };
+    } else {
+      got = { state: "failed", why: "fetch", message: `asset ${asset}: ${why(e)}` };
+      // A refusal that will not change (gone, no access) is not asked again; anything else is.
+      again = !(e instanceof ApiError) || e.status === 429 || e.status >= 500;
+    }
+  }
+  if (client !== c || pictures.get(asset)?.state !== "loading") {
+    if (got.state === "ready") got.bitmap.close(); // another session was opened meanwhile
+    return;
+  }
+  pictures.set(asset, got);
+  if (got.state === "failed") console.warn(`picture ${asset}: ${got.message}`);
+  if (again) {
+    window.setTimeout(() => {
+      if (client !== c || pictures.get(asset) !== got) return;
+      pictures.delete(asset);
+      drawPictures();
+    }, 5000);
+  }
+  drawPictures();
+  renderOverlay();
+}
+
+/**
+ * An encrypted session's image layers, drawn into the canvas under the outlines from the
+ * pictures this page opened (the server renders nothing of it): in document order, at each
+ * layer's place and size, with its crop, flip, rotation (degrees clockwise about its centre) and
+ * opacity, as the server's renderer does (crates/media/README.md; adjustments are left out). A
+ * picture still loading or failed is skipped; the failed ones are counted in a status line.
+ */
+function drawPictures(): void {
+  const cv = $<HTMLCanvasElement>("e2e-canvas");
+  const d = doc();
+  const c = client;
+  const status = $("pictures-status");
+  if (c === null || d === null || !encrypted()) {
+    cv.hidden = true;
+    if (cv.width !== 0) cv.width = cv.height = 0; // lets the pixels go
+    status.textContent = "";
+    delete status.dataset["state"];
+    return;
+  }
+  cv.hidden = false;
+  const side = (v: unknown, dflt: number) => Math.max(1, Math.min(MAX_DRAWN_SIDE, Math.round(num(v, dflt))));
+  const w = side(d.canvas.width, 1920);
+  const hh = side(d.canvas.height, 1080);
+  if (cv.width !== w || cv.height !== hh) {
+    cv.width = w;
+    cv.height = hh;
+  }
+  const g = cv.getContext("2d");
+  if (g === null) return;
+  g.clearRect(0, 0, w, hh);
+  const failed = new Map<PictureFailure, number>();
+  let loading = 0;
+  for (const l of layers()) {
+    if (typeof l.asset !== "string") continue;
+    const p = pictureOf(c, l.asset);
+    if (p.state === "ready") drawLayer(g, l, p.bitmap);
+    else if (p.state === "loading") loading++;
+    else failed.set(p.why, (failed.get(p.why) ?? 0) + 1);
+  }
+  const said = [...failed].map(([kind, n]) => PICTURES_FAILED[kind](n)).join("; ");
+  status.textContent = said !== "" ? `Not shown: ${said}.` : loading > 0 ? "Opening pictures…" : "";
+  status.dataset["state"] = failed.size > 0 ? "failed" : loading > 0 ? "loading" : "ready";
+}
+
+/** One image layer from its decoded picture (crop → flip → scale → rotate → opacity). */
+function drawLayer(g: CanvasRenderingContext2D, l: ImageLayer, bitmap: ImageBitmap): void {
+  const w = num(l.w);
+  const hh = num(l.h);
+  if (!(w > 0 && hh > 0)) return;
+  // The crop is in the picture's pixels, kept inside it.
+  const c = l.crop ?? { x: 0, y: 0, w: bitmap.width, h: bitmap.height };
+  const x0 = Math.max(0, num(c.x));
+  const y0 = Math.max(0, num(c.y));
+  const x1 = Math.min(bitmap.width, num(c.x) + num(c.w));
+  const y1 = Math.min(bitmap.height, num(c.y) + num(c.h));
+  if (!(x1 > x0 && y1 > y0)) return;
+  g.save();
+  g.globalAlpha = Math.max(0, Math.min(1, num(l.opacity, 1)));
+  g.translate(num(l.x) + w / 2, num(l.y) + hh / 2);
+  g.rotate((num(l.rotation) * Math.PI) / 180);
+  g.scale(l.flip?.h ? -1 : 1, l.flip?.v ? -1 : 1);
+  g.drawImage(bitmap, x0, y0, x1 - x0, y1 - y0, -w / 2, -hh / 2, w, hh);
+  g.restore();
 }
 
 // ---- sharing (owners) --------------------------------------------------------------------------
@@ -1451,7 +1633,8 @@ function askComment(box: Rect): void {
     w: Math.max(1, Math.round((x1 - x0) * sx)),
     h: Math.max(1, Math.round((y1 - y0) * sy)),
   };
-  askCommentOn(hit.asset, { region, target: hit.id });
+  // An encrypted session's comment names its layer only inside its sealed annotation.
+  askCommentOn(encrypted() ? undefined : hit.asset, { region, target: hit.id });
 }
 
 /** The part of `box` over `r`, in canvas pixels from `r`'s corner. */
@@ -1600,17 +1783,39 @@ function titleEdit(): void {
 async function upload(file: File): Promise<void> {
   const c = client;
   if (c === null) return;
-  notice("Uploading…");
+  // An encrypted session's upload is sealed here (the SDK's `upload`), and the server can't read
+  // it: the page reads the picture's size itself, and keeps the decoded picture to draw it.
+  let local: ImageBitmap | null = null;
+  if (c.encrypted) {
+    if (/^(video|audio)\//.test(file.type)) {
+      notice("Videos and sounds can't be added to an end-to-end encrypted session yet: only pictures (PNG, JPEG, WebP).");
+      return;
+    }
+    try {
+      local = await createImageBitmap(file);
+    } catch {
+      notice("This file is not a picture this browser can read (PNG, JPEG or WebP): nothing was uploaded.");
+      return;
+    }
+  }
+  notice(c.encrypted ? "Sealing and uploading…" : "Uploading…");
   let a: AssetInfo;
   try {
     a = await c.upload(file);
   } catch (e) {
-    notice(`Upload refused (${why(e)})`);
+    local?.close();
+    if (e instanceof SealError && e.kind === "no_key") notice("Upload not sealed: this page has no key for the session's current key epoch yet. Open the owner's new link.");
+    else notice(e instanceof SealError ? `Upload not sealed (${e.message})` : `Upload refused (${why(e)})`);
     return;
   }
-  if (client !== c) return; // another session was opened meanwhile
-  const aw = num(a.width, 1);
-  const ah = num(a.height, 1);
+  if (client !== c) {
+    local?.close();
+    return; // another session was opened meanwhile
+  }
+  notice("");
+  if (local !== null) pictures.set(a.id, { state: "ready", bitmap: local });
+  const aw = local?.width ?? num(a.width, 1);
+  const ah = local?.height ?? num(a.height, 1);
   const id = `L${Math.random().toString(36).slice(2, 8)}`;
   edit((d) => {
     // Fit into 60% of the canvas, centred, keeping the picture's aspect.
@@ -1629,7 +1834,8 @@ function setupControls(): void {
   inbox.setup({ api: sessionsApi, open, current: () => (client !== null && client.accessError === null ? sessionId : "") });
   timeline.setup({
     doc,
-    // No clips without uploads, which an encrypted session does not take (they aren't sealed).
+    // No clips in an encrypted session: it takes sealed pictures only (the page draws no
+    // frames, and the server can't probe a sealed video).
     canEdit: () => roleAtLeast(role, "editor") && !encrypted(),
     me: () => me,
     edit,
@@ -1831,6 +2037,8 @@ function start(): void {
     state: () => client?.connectionState ?? "offline",
     downlinkMbps: () => client?.connection.downlinkMbps ?? null,
     encrypted: () => client?.encrypted ?? false,
+    /** An encrypted session's pictures by asset id: `loading`, `ready` or `failed`. */
+    pictures: () => Object.fromEntries([...pictures].map(([id, p]) => [id, p.state])),
   };
 }
 

@@ -1,5 +1,5 @@
 // Shared by the Playwright scripts: launching Debian's Chromium, signing in through the page,
-// waiting for two replicas to agree, and a generated test picture.
+// waiting for two replicas to agree, and generated test pictures.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
@@ -127,17 +127,17 @@ function chunk(type, data) {
   crc.writeUInt32BE(crc32(td));
   return Buffer.concat([len, td, crc]);
 }
-/** A w×h RGB PNG: a red→blue gradient with a green square in its top-left quarter. */
-export function picture(w = 400, h = 300) {
+/** A w×h RGB PNG (8 bits, no filter) whose pixel at x, y is `rgbAt(x, y)` = [r, g, b]. */
+export function png(w, h, rgbAt) {
   const raw = Buffer.alloc((w * 3 + 1) * h);
   for (let y = 0; y < h; y++) {
     raw[y * (w * 3 + 1)] = 0;
     for (let x = 0; x < w; x++) {
       const o = y * (w * 3 + 1) + 1 + x * 3;
-      const green = x < w / 2 && y < h / 2 && x > w / 8 && y > h / 8;
-      raw[o] = green ? 20 : Math.round((255 * (w - x)) / w);
-      raw[o + 1] = green ? 200 : 40;
-      raw[o + 2] = green ? 20 : Math.round((255 * x) / w);
+      const [r, g, b] = rgbAt(x, y);
+      raw[o] = r;
+      raw[o + 1] = g;
+      raw[o + 2] = b;
     }
   }
   const ihdr = Buffer.alloc(13);
@@ -151,6 +151,29 @@ export function picture(w = 400, h = 300) {
     chunk("IDAT", deflateSync(raw)),
     chunk("IEND", Buffer.alloc(0)),
   ]);
+}
+
+/** A w×h RGB PNG: a red→blue gradient with a green square in its top-left quarter. */
+export function picture(w = 400, h = 300) {
+  return png(w, h, (x, y) => {
+    const green = x < w / 2 && y < h / 2 && x > w / 8 && y > h / 8;
+    return green ? [20, 200, 20] : [Math.round((255 * (w - x)) / w), 40, Math.round((255 * x) / w)];
+  });
+}
+
+/** A w×h PNG whose left half is pure red and right half pure blue: easy to find on a canvas. */
+export function halves(w = 64, h = 48) {
+  return png(w, h, (x) => (x < w / 2 ? [255, 0, 0] : [0, 0, 255]));
+}
+
+/** The data of a PNG's first IDAT chunk (its compressed pixels). */
+export function idat(file) {
+  for (let o = 8; o + 8 <= file.length; ) {
+    const len = file.readUInt32BE(o);
+    if (file.toString("ascii", o + 4, o + 8) === "IDAT") return file.subarray(o + 8, o + 8 + len);
+    o += 12 + len;
+  }
+  throw new Error("no IDAT chunk");
 }
 
 /** Runs `steps`, closing the browser whatever happens; exits non-zero on failure. */

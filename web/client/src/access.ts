@@ -4,6 +4,7 @@
  * comments and suggestions, invites, uploads, the inbox).
  */
 import { type Comment, type Notification, type Suggestion, readNotification } from "./protocol.js";
+import { type Keyring, openAsset, sealAsset } from "./sealed.js";
 
 /** A member's role, highest first: `owner` > `editor` > `commenter` > `viewer`. */
 export type Role = "owner" | "editor" | "commenter" | "viewer";
@@ -99,11 +100,15 @@ export interface SessionInfo {
   [field: string]: unknown;
 }
 
-/** An uploaded asset (`POST /v1/assets`): reference it by `id` from a layer or clip. */
+/** An uploaded asset (`POST /v1/assets`): reference it by `id` from a layer or clip. An encrypted
+ * session's upload is `kind` and `format` `"sealed"`, with no dimensions: the server can't read
+ * it, so the app reads them from the file and keeps them in the (sealed) document. */
 export interface AssetInfo {
   id: string;
-  kind: "image" | "video" | "audio";
+  kind: "image" | "video" | "audio" | "sealed";
   format: string;
+  /** Size in bytes as stored (an encrypted session's: the sealed bytes). */
+  bytes?: number;
   /** Pixels (images, videos). */
   width?: number;
   height?: number;
@@ -215,6 +220,9 @@ export type FetchLike = (url: string, init: { method: string; headers: Record<st
   };
   /** The response's body as text. */
   text(): Promise<string>;
+  /** The response's body as bytes (needed only by the calls that read a file: {@link
+   * SessionsApi.asset}). */
+  arrayBuffer?(): Promise<ArrayBuffer>;
 }>;
 
 /** Options of a {@link SessionsApi}: the server, the token and the `fetch` to call it with. */
@@ -408,6 +416,37 @@ export class SessionsApi {
     return a as AssetInfo;
   }
 
+  /**
+   * Seals `file` for the encrypted session `session` under `keys`' key of `epoch` (the session's
+   * current key epoch: {@link sealAsset}) and uploads the sealed bytes (`POST
+   * /v1/assets?session=S`). The answer is `kind` `"sealed"` without dimensions. Throws a
+   * `no_key` `SealError` without that key; the server refuses (`ApiError`) an epoch that is not
+   * the session's: `conflict` for a retired one.
+   */
+  async uploadSealedAsset(session: string, keys: Keyring, epoch: number, file: Blob | ArrayBuffer | Uint8Array): Promise<AssetInfo> {
+    return this.uploadAsset(sealAsset(keys, epoch, session, await bytesOf(file)), { session });
+  }
+
+  /** `GET /v1/assets/{id}`: the asset's bytes as stored (an encrypted session's come sealed:
+   * {@link SessionsApi.openSealedAsset}). */
+  async asset(id: string): Promise<Uint8Array<ArrayBuffer>> {
+    const path = `/v1/assets/${encodeURIComponent(id)}`;
+    const r = await this.doFetch(this.base + path, { method: "GET", headers: { Authorization: `Bearer ${await this.token()}` } });
+    if (!r.ok) throw errorOf(r.status, await r.text(), r.headers.get("retry-after"));
+    if (r.status !== 200) throw new ApiError(r.status, "bad_response", `GET ${path}: status ${r.status}, expected 200`);
+    if (r.arrayBuffer === undefined) throw new Error("the `fetch` given answers no arrayBuffer(): asset bytes can't be read with it");
+    return new Uint8Array(await r.arrayBuffer());
+  }
+
+  /**
+   * An encrypted session's asset, fetched ({@link SessionsApi.asset}) and opened with `keys`
+   * ({@link openAsset}): the file as it was uploaded. Throws an `ApiError` if the server refuses,
+   * a `SealError` if the bytes don't open (`no_key`, `tampered`, or `malformed`: not sealed).
+   */
+  async openSealedAsset(id: string, session: string, keys: Keyring): Promise<Uint8Array<ArrayBuffer>> {
+    return openAsset(keys, session, await this.asset(id));
+  }
+
   private async call(method: string, path: string, want: number, body?: object): Promise<unknown> {
     const headers: Record<string, string> = { Authorization: `Bearer ${await this.token()}` };
     const init: { method: string; headers: Record<string, string>; body?: RequestBody } = { method, headers };
@@ -431,6 +470,13 @@ export class SessionsApi {
       throw badResponse(`${method} ${path}`, "the answer is not JSON");
     }
   }
+}
+
+/** A file's bytes (a Blob is read; an ArrayBuffer is viewed, not copied). */
+async function bytesOf(file: Blob | ArrayBuffer | Uint8Array): Promise<Uint8Array> {
+  if (file instanceof Uint8Array) return file;
+  if (file instanceof ArrayBuffer) return new Uint8Array(file);
+  return new Uint8Array(await file.arrayBuffer());
 }
 
 function sessionPath(id: string): string {

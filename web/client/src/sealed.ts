@@ -6,7 +6,8 @@
  *
  * A payload is XChaCha20-Poly1305 (a random 24-byte nonce, then the ciphertext and tag) as
  * standard padded base64, over the JSON of an edit's components (an edit), the document (a
- * snapshot) or a comment's content and annotations. Its associated data
+ * snapshot) or a comment's content and annotations; an uploaded file is sealed into raw bytes
+ * with a short header ({@link sealAsset}). Its associated data
  * ({@link associatedData}) binds the session, the version it becomes, the key epoch and the
  * chain value before it, so a payload moved to another session, version, epoch or history does
  * not open. Everything here is synchronous.
@@ -24,7 +25,8 @@ export type SealErrorKind = "tampered" | "no_key" | "malformed" | "chain";
  *   (or what it is bound to: session, version, key epoch, chain) was changed;
  * - `no_key`: no key for the key epoch it was sealed under (the session's key was rotated: add
  *   it with `addKey`);
- * - `malformed`: not base64, too short, or a key that is not 32 bytes of base64url;
+ * - `malformed`: not base64, too short, not a sealed asset (no `MTGSEAL1` header), or a key that
+ *   is not 32 bytes of base64url;
  * - `chain`: the hash chain over the session's payloads broke: a version is missing, reordered or
  *   not the one other clients were shown.
  */
@@ -334,8 +336,9 @@ function check32(chain: Uint8Array): Uint8Array {
  * What a payload's AEAD binds besides its plaintext, exactly as `montage_protocol::sealed::
  * associated_data` builds it: `"montage.e2e.v1\0" ‖ kind ‖ 0x00 ‖ u64be(len(session)) ‖ session ‖
  * u64be(version) ‖ u64be(keyEpoch) ‖ chain` (lengths in UTF-8 bytes). `kind` is `op`,
- * `snapshot` or `comment`; `version` the one an edit becomes (`base + 1`), a snapshot's own, 0 for
- * a comment; `chain` the value before an edit, at a snapshot, zeros for a comment.
+ * `snapshot`, `comment` or `asset`; `version` the one an edit becomes (`base + 1`), a snapshot's
+ * own, 0 for a comment or an asset; `chain` the value before an edit, at a snapshot, zeros for a
+ * comment or an asset.
  */
 export function associatedData(kind: string, session: string, version: number, keyEpoch: number, chain: Uint8Array): Uint8Array {
   const s = utf8.encode(session);
@@ -370,7 +373,7 @@ export function parseChain(hex: string): Uint8Array | null {
 
 /** What a sealed payload is bound to besides its bytes (see {@link associatedData}). */
 export interface Binding {
-  /** `op`, `snapshot` or `comment`. */
+  /** `op`, `snapshot`, `comment` or `asset`. */
   kind: string;
   session: string;
   /** The version it becomes (an edit's `base + 1`; a snapshot's own; 0 for comments). */
@@ -381,7 +384,8 @@ export interface Binding {
 }
 
 function what(to: Binding): string {
-  return to.kind === "comment" ? `a comment of session ${to.session}` : `${to.kind} ${to.version} of session ${to.session}`;
+  if (to.kind === "comment" || to.kind === "asset") return `${to.kind === "asset" ? "an asset" : "a comment"} of session ${to.session}`;
+  return `${to.kind} ${to.version} of session ${to.session}`;
 }
 
 const NONCE = 24;
@@ -482,6 +486,92 @@ export function openComment(keys: Keyring, session: string, content: string): Se
     throw SealError.malformed("a comment opened to nothing readable: no content");
   }
   return { content: b.content, annotations: Array.isArray(b.annotations) ? b.annotations : [] };
+}
+
+// ---- assets ------------------------------------------------------------------------------------
+
+/** How a sealed asset starts (8 ASCII bytes); the key epoch, the nonce and the ciphertext follow. */
+export const ASSET_MAGIC = "MTGSEAL1";
+const ASSET_MAGIC_BYTES = utf8.encode(ASSET_MAGIC);
+/** A sealed asset's header: {@link ASSET_MAGIC} and the key epoch (u64 big-endian). */
+export const ASSET_HEADER_LEN = 16;
+/** The shortest sealed asset: the header, the nonce and the tag around an empty file. */
+export const ASSET_MIN_LEN = ASSET_HEADER_LEN + NONCE + TAG;
+
+function assetBinding(session: string, epoch: number): Binding {
+  return { kind: "asset", session, version: 0, keyEpoch: epoch, chain: GENESIS_CHAIN };
+}
+
+/**
+ * A file for an encrypted session, sealed as the server takes it (`POST /v1/assets?session=S`):
+ * `"MTGSEAL1"` ‖ the key epoch (u64 big-endian) ‖ a fresh random 24-byte nonce ‖ the
+ * XChaCha20-Poly1305 ciphertext and tag of the whole file, raw bytes (no base64). Its associated
+ * data is `associatedData("asset", session, 0, epoch, GENESIS_CHAIN)`, so it opens only in
+ * `session` under `epoch`'s key. The server reads the header, never the file: the app keeps
+ * what it needs (dimensions, duration) in the sealed document. Throws a `no_key`
+ * {@link SealError} without the key of `epoch`.
+ */
+export function sealAsset(keys: Keyring, epoch: number, session: string, file: Uint8Array): Uint8Array<ArrayBuffer> {
+  return sealAssetWithNonce(keys, epoch, session, file, randomBytes(NONCE));
+}
+
+/**
+ * {@link sealAsset} with a given nonce. For test vectors only: a nonce must never repeat under
+ * one key, so real uploads use `sealAsset`'s random one.
+ * @internal
+ */
+export function sealAssetWithNonce(keys: Keyring, epoch: number, session: string, file: Uint8Array, nonce: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (nonce.length !== NONCE) throw new RangeError(`a nonce is ${NONCE} bytes`);
+  const key = keys.get(epoch);
+  if (key === undefined) throw SealError.noKey(epoch);
+  const to = assetBinding(session, epoch);
+  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  // One buffer for all of it: a file may be tens of megabytes.
+  const out = new Uint8Array(ASSET_HEADER_LEN + NONCE + file.length + TAG);
+  out.set(ASSET_MAGIC_BYTES, 0);
+  out.set(u64be(epoch), ASSET_MAGIC_BYTES.length);
+  out.set(nonce, ASSET_HEADER_LEN);
+  xchacha20poly1305(key.bytes, nonce, ad).encrypt(file, out.subarray(ASSET_HEADER_LEN + NONCE));
+  return out;
+}
+
+/**
+ * The key epoch a sealed asset names in its header, or null when `bytes` is not one (too short,
+ * or not starting with {@link ASSET_MAGIC}) — what the server checks of an encrypted session's
+ * upload, never its content.
+ */
+export function assetEpoch(bytes: Uint8Array): number | null {
+  if (bytes.length < ASSET_MIN_LEN) return null;
+  for (let i = 0; i < ASSET_MAGIC_BYTES.length; i++) if (bytes[i] !== ASSET_MAGIC_BYTES[i]) return null;
+  const epoch = new DataView(bytes.buffer, bytes.byteOffset + ASSET_MAGIC_BYTES.length, 8).getBigUint64(0);
+  return epoch <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(epoch) : null;
+}
+
+/**
+ * Opens what {@link sealAsset} made: the file's bytes, if it was sealed for `session` under a
+ * key `keys` holds for the epoch its header names. Throws a {@link SealError}: `malformed` when
+ * `sealed` is not a sealed asset (too short, no `MTGSEAL1` header), `no_key` without the key of
+ * its epoch, `tampered` when it does not open (a wrong key, another session, a changed byte or
+ * epoch).
+ */
+export function openAsset(keys: Keyring, session: string, sealed: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (sealed.length < ASSET_MIN_LEN) {
+    throw SealError.malformed(`an asset of session ${session} is too short to be sealed (${sealed.length} bytes, at least ${ASSET_MIN_LEN})`);
+  }
+  const epoch = assetEpoch(sealed);
+  if (epoch === null) throw SealError.malformed(`an asset of session ${session} is not sealed: it does not start with ${ASSET_MAGIC} and a key epoch`);
+  const key = keys.get(epoch);
+  if (key === undefined) throw SealError.noKey(epoch);
+  const to = assetBinding(session, epoch);
+  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  // The file in a buffer of its own (a `Blob` takes it as it is).
+  const file = new Uint8Array(sealed.length - ASSET_MIN_LEN);
+  try {
+    xchacha20poly1305(key.bytes, sealed.subarray(ASSET_HEADER_LEN, ASSET_HEADER_LEN + NONCE), ad).decrypt(sealed.subarray(ASSET_HEADER_LEN + NONCE), file);
+    return file;
+  } catch {
+    throw SealError.tampered(what(to), epoch);
+  }
 }
 
 // ---- a session's chain bookkeeping ----------------------------------------------------------

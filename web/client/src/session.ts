@@ -15,7 +15,7 @@ import { type Json, newDocument } from "./json.js";
 import { apply } from "./op.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
 import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role, roleAtLeast } from "./access.js";
-import { E2eState, type Keyring, SealError, SessionKey, chainHex, openComment, parseChain, sealComment, toKeyring } from "./sealed.js";
+import { E2eState, type Keyring, SealError, SessionKey, chainHex, openAsset, openComment, parseChain, sealComment, toKeyring } from "./sealed.js";
 import type { ConnectionEvents, ConnectionState, ConnectionStatus, MontageConnection, SessionPort } from "./connection.js";
 import {
   type AuthError,
@@ -542,10 +542,33 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   previewUrl(tier: Tier): string {
     return `${this.connection.httpBase}/v1/sessions/${encodeURIComponent(this.session)}/preview?tier=${tier}`;
   }
-  /** Uploads an image, video or audio file for this session (editor or above): `POST
-   * /v1/assets?session=S`. Reference it from a layer or clip by its `id`. */
+  /**
+   * Uploads an image, video or audio file for this session (editor or above): `POST
+   * /v1/assets?session=S`. Reference it from a layer or clip by its `id`.
+   *
+   * In an encrypted session the file is sealed first, with the key of the session's current key
+   * epoch ({@link SessionsApi.uploadSealedAsset}): the server stores bytes it can't read and
+   * answers `kind: "sealed"` without dimensions, so the app reads those from the file itself
+   * and puts them in the document (which is sealed too). Rejects with a `no_key`
+   * {@link SealError} without that key (after `keyRotated`, until {@link MontageSession.addKey}).
+   */
   upload(body: Blob | ArrayBuffer | Uint8Array): Promise<AssetInfo> {
-    return this.connection.api.uploadAsset(body, { session: this.session });
+    const e = this.e2e;
+    if (e === null) return this.connection.api.uploadAsset(body, { session: this.session });
+    return this.connection.api.uploadSealedAsset(this.session, e.keys, e.keyEpoch, body);
+  }
+
+  /**
+   * An asset's file, as it was uploaded: `GET /v1/assets/{id}` — in an encrypted session opened
+   * with the session's keys (any epoch held), as a page drawing the canvas itself needs, since
+   * the server renders nothing of it. Rejects with an `ApiError` when the server refuses, or a
+   * {@link SealError} when the bytes don't open (`no_key`, `tampered`; `malformed` when they are
+   * not sealed).
+   */
+  async download(id: string): Promise<Uint8Array<ArrayBuffer>> {
+    const bytes = await this.connection.api.asset(id);
+    const e = this.e2e;
+    return e === null ? bytes : openAsset(e.keys, this.session, bytes);
   }
 
   /** Sends `msg` for this session with a fresh rid and waits for the answer carrying it. */

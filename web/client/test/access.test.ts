@@ -9,8 +9,10 @@ import {
   AuthError,
   type FetchLike,
   type JsonObject,
+  Keyring,
   MontageClient,
   type RequestBody,
+  SessionKey,
   SessionsApi,
   type StatusEvent,
   newDocument,
@@ -422,6 +424,35 @@ describe("SessionsApi", () => {
     expect(calls[0]!.body).toBe(bytes); // the bytes as they are
     expect(calls[0]!.headers["Content-Type"]).toBe("application/octet-stream");
     expect(JSON.parse(String(calls[1]!.body))).toEqual({ role: "commenter", max_uses: 5 });
+  });
+
+  it("seals an encrypted session's upload, and reads an asset's bytes back", async () => {
+    const sealed: Uint8Array[] = [];
+    const f: FetchLike = async (url, init) => {
+      if (init.method === "POST") sealed.push(init.body as Uint8Array);
+      const bytes = init.method === "GET" ? sealed[0]! : new Uint8Array(0);
+      return {
+        status: init.method === "POST" ? 201 : 200,
+        ok: true,
+        headers: { get: () => null },
+        text: async () => (init.method === "POST" ? JSON.stringify({ id: "a1", kind: "sealed", format: "sealed", bytes: sealed[0]!.length }) : ""),
+        arrayBuffer: async () => bytes.slice().buffer,
+      };
+    };
+    const api = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: f });
+    const keys = new Keyring(SessionKey.generate());
+    const file = new Uint8Array([137, 80, 78, 71, 1, 2, 3]);
+    expect(await api.uploadSealedAsset("s 1", keys, 0, file)).toEqual({ id: "a1", kind: "sealed", format: "sealed", bytes: 16 + 24 + 7 + 16 });
+    expect(new TextDecoder().decode(sealed[0]!.subarray(0, 8))).toBe("MTGSEAL1");
+    expect(await api.asset("a1")).toEqual(sealed[0]);
+    expect(await api.openSealedAsset("a1", "s 1", keys)).toEqual(file);
+    await expect(api.openSealedAsset("a1", "s 2", keys)).rejects.toMatchObject({ name: "SealError", kind: "tampered" });
+    await expect(api.uploadSealedAsset("s 1", keys, 1, file)).rejects.toMatchObject({ kind: "no_key" });
+    // A fetch without arrayBuffer() can't read bytes: said, not guessed from text.
+    const { f: textOnly } = fakeFetch([{ status: 200, body: "\u0089PNG" }, { status: 404, body: { type: "error", code: "not_found", message: "no asset a2" } }]);
+    const plain = new SessionsApi({ baseUrl: "http://m.test", token: "t", fetch: textOnly });
+    await expect(plain.asset("a1")).rejects.toThrow("no arrayBuffer()");
+    await expect(plain.asset("a2")).rejects.toMatchObject({ status: 404, code: "not_found", message: "no asset a2" });
   });
 
   it("reads the inbox and marks items read", async () => {

@@ -6,12 +6,14 @@
 import { describe, expect, it } from "vitest";
 import {
   type Comment,
+  type FetchLike,
   type Json,
   type JsonObject,
   Keyring,
   MontageClient,
   SealError,
   SessionKey,
+  assetEpoch,
   deepEqual,
   newDocument,
 } from "../src/index.js";
@@ -227,6 +229,62 @@ describe("encrypted sessions", () => {
     expect(stored["annotations"]).toEqual([]);
     expect(wire(net)).not.toMatch(/secret is|target/);
     expect(b.openComment(stored as unknown as Comment).content).toBe("the secret is 42");
+  });
+
+  it("seals uploads with the current epoch's key and opens downloads", async () => {
+    const { net } = setup([]);
+    // A fake asset store: what the server keeps is what it was sent.
+    const stored = new Map<string, Uint8Array>();
+    const calls: string[] = [];
+    const fetch: FetchLike = async (url, init) => {
+      calls.push(`${init.method} ${url}`);
+      const answer = (status: number, body: string | Uint8Array) => ({
+        status,
+        ok: status < 300,
+        headers: { get: () => null },
+        text: async () => (typeof body === "string" ? body : ""),
+        arrayBuffer: async () => (body as Uint8Array).slice().buffer,
+      });
+      if (init.method === "POST") {
+        const id = `a${stored.size + 1}`;
+        stored.set(id, Uint8Array.from(init.body as Uint8Array));
+        return answer(201, JSON.stringify({ id, kind: "sealed", format: "sealed", bytes: (init.body as Uint8Array).length }));
+      }
+      const bytes = stored.get(url.split("/").pop()!);
+      return bytes === undefined ? answer(404, '{"code":"not_found","message":"no such asset"}') : answer(200, bytes);
+    };
+    const withFetch = (keys: Keyring | string, user = "alice") =>
+      new MontageClient({ url: "ws://montage.test/v1/ws", token: `t-${user}`, session: "s1", clientId: `f-${user}`, socket: net.factory(user), timers: new FakeClock(), random: () => 0, keys, fetch });
+    const c = withFetch(KEY.toText());
+    net.drain();
+    const picture = new TextEncoder().encode("\x89PNG MARKER-upload-3c9e10");
+    const info = await c.upload(picture);
+    expect(info).toMatchObject({ id: "a1", kind: "sealed" });
+    expect(calls).toEqual(["POST http://montage.test/v1/assets?session=s1"]);
+    const kept = stored.get("a1")!;
+    expect(new TextDecoder().decode(kept.subarray(0, 8))).toBe("MTGSEAL1");
+    expect(assetEpoch(kept)).toBe(0);
+    expect(Buffer.from(kept).includes(Buffer.from("MARKER"))).toBe(false);
+    expect(await c.download("a1")).toEqual(picture);
+    // A Blob is read first.
+    await c.upload(new Blob([picture]));
+    expect(await c.download("a2")).toEqual(picture);
+    // After a rotation, uploads wait for the new key, then go out under it; old assets still open.
+    net.rotateKey("s1");
+    net.drain();
+    await expect(c.upload(picture)).rejects.toMatchObject({ kind: "no_key", keyEpoch: 1 });
+    c.addKey(1, SessionKey.generate());
+    await c.upload(picture);
+    expect(assetEpoch(stored.get("a3")!)).toBe(1);
+    expect(await c.download("a3")).toEqual(picture);
+    expect(await c.download("a1")).toEqual(picture);
+    // Another key, or a missing asset: a clear error rather than bytes.
+    const wrong = withFetch(SessionKey.generate().toText(), "mallory");
+    await expect(wrong.download("a1")).rejects.toMatchObject({ kind: "tampered" });
+    await expect(c.download("nope")).rejects.toMatchObject({ status: 404, code: "not_found" });
+    // The plain SessionsApi calls, on the same store.
+    expect(await c.connection.api.asset("a1")).toEqual(kept);
+    expect(await c.connection.api.openSealedAsset("a1", "s1", new Keyring(KEY))).toEqual(picture);
   });
 
   it("stops with a clear error on a wrong key, a changed payload or a broken chain", async () => {

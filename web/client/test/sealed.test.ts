@@ -11,17 +11,23 @@
 //   one, `ad` the associated data (hex) = associated_data(kind, session, version, key_epoch,
 //   chain), and `data` the payload as sent: standard padded base64 of nonce ‖ ciphertext ‖ tag.
 //   A comment case's `plaintext` is the JSON sealed into `e2e1:EPOCH:DATA`.
+// - `asset[]`: {name, key, session, key_epoch, nonce, plaintext_hex, sealed_hex, ad}: a file
+//   (`plaintext_hex`) sealed as an encrypted session's upload: `sealed_hex` = "MTGSEAL1" ‖
+//   u64be(key_epoch) ‖ nonce ‖ ciphertext ‖ tag, raw bytes in hex, with associated data `ad` =
+//   associated_data("asset", session, 0, key_epoch, 32 zero bytes).
 // Regenerate (only when the format changes on purpose): MONTAGE_WRITE_E2E_VECTORS=1 npx vitest
 // run test/sealed.test.ts.
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
+  ASSET_MIN_LEN,
   COMMENT_PREFIX,
   GENESIS_CHAIN,
   Keyring,
   SealError,
   SessionKey,
+  assetEpoch,
   associatedData,
   chainHex,
   chainNext,
@@ -29,13 +35,15 @@ import {
   isBase64,
   newDocument,
   open,
+  openAsset,
   openComment,
   parseChain,
   seal,
+  sealAsset,
   sealComment,
   set,
 } from "../src/index.js";
-import { type Binding, E2eState, fromBase64, sealWithNonce, toBase64 } from "../src/sealed.js";
+import { type Binding, E2eState, fromBase64, sealAssetWithNonce, sealWithNonce, toBase64 } from "../src/sealed.js";
 
 const hex = (b: Uint8Array) => chainHex(b);
 const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -198,6 +206,88 @@ describe("comments", () => {
   });
 });
 
+describe("assets", () => {
+  // A file with a marker long enough that random bytes never hold it by chance.
+  const file = new TextEncoder().encode("\x89PNG\r\n\x1a\n MARKER-asset-5d2e81 " + "x".repeat(300));
+  const ring = () => {
+    const r = new Keyring(SessionKey.generate());
+    r.add(1, SessionKey.generate());
+    return r;
+  };
+  const contains = (hay: Uint8Array, needle: Uint8Array) => Buffer.from(hay).includes(Buffer.from(needle));
+
+  it("seal into MTGSEAL1, the key epoch, a nonce and the ciphertext, and open again", () => {
+    const keys = ring();
+    const sealed = sealAsset(keys, 1, "s", file);
+    expect(new TextDecoder().decode(sealed.subarray(0, 8))).toBe("MTGSEAL1");
+    expect(hex(sealed.subarray(8, 16))).toBe("0000000000000001");
+    expect(sealed.length).toBe(16 + 24 + file.length + 16);
+    expect(assetEpoch(sealed)).toBe(1);
+    expect(contains(sealed, new TextEncoder().encode("MARKER"))).toBe(false);
+    expect(openAsset(keys, "s", sealed)).toEqual(file);
+    // Fresh nonces: the same file seals differently; an empty file seals too.
+    expect(hex(sealAsset(keys, 1, "s", file))).not.toBe(hex(sealed));
+    const empty = sealAsset(keys, 0, "s", new Uint8Array(0));
+    expect(empty.length).toBe(ASSET_MIN_LEN);
+    expect(openAsset(keys, "s", empty)).toEqual(new Uint8Array(0));
+    // A view into a larger buffer is sealed as the view's bytes only.
+    const big = new Uint8Array(10).fill(7);
+    expect(openAsset(keys, "s", sealAsset(keys, 0, "s", big.subarray(2, 5)))).toEqual(new Uint8Array([7, 7, 7]));
+  });
+  it("refuse a wrong key, another session and a changed byte as tampered", () => {
+    const keys = ring();
+    const sealed = sealAsset(keys, 0, "s", file);
+    const other = new Keyring(SessionKey.generate());
+    const err = sealErr(() => openAsset(other, "s", sealed));
+    expect(err).toMatchObject({ kind: "tampered", keyEpoch: 0 });
+    expect(err.message).toBe("could not decrypt an asset of session s: wrong key for key epoch 0, or the payload was tampered with");
+    expect(sealErr(() => openAsset(keys, "t", sealed)).kind).toBe("tampered");
+    // Any byte after the header: in the nonce, the ciphertext, the tag.
+    for (const at of [16, 39, 40, 41 + file.length / 2, sealed.length - 1]) {
+      const changed = Uint8Array.from(sealed);
+      changed[at]! ^= 1;
+      expect(sealErr(() => openAsset(keys, "s", changed)).kind).toBe("tampered");
+    }
+  });
+  it("are bound to the key epoch their header names", () => {
+    const keys = ring();
+    const sealed = sealAsset(keys, 0, "s", file);
+    // Relabelled with epoch 1, whose key the ring holds: the binding does not match.
+    const relabelled = Uint8Array.from(sealed);
+    relabelled[15] = 1;
+    expect(assetEpoch(relabelled)).toBe(1);
+    expect(sealErr(() => openAsset(keys, "s", relabelled))).toMatchObject({ kind: "tampered", keyEpoch: 1 });
+    // Even with epoch 0's key as epoch 1's, the epoch is bound into the associated data.
+    const same = new Keyring(keys.get(0)!);
+    same.add(1, keys.get(0)!);
+    expect(sealErr(() => openAsset(same, "s", relabelled)).kind).toBe("tampered");
+    // An epoch the ring has no key for: no_key, before any decryption.
+    relabelled[15] = 5;
+    expect(sealErr(() => openAsset(keys, "s", relabelled))).toMatchObject({ kind: "no_key", keyEpoch: 5, message: "no key for key epoch 5: add it with addKey" });
+    expect(sealErr(() => sealAsset(keys, 2, "s", file))).toMatchObject({ kind: "no_key", keyEpoch: 2 });
+  });
+  it("refuse what is not a sealed asset", () => {
+    const keys = ring();
+    const sealed = sealAsset(keys, 0, "s", new Uint8Array(0));
+    expect(sealErr(() => openAsset(keys, "s", sealed.subarray(0, ASSET_MIN_LEN - 1))).message).toBe(
+      "an asset of session s is too short to be sealed (55 bytes, at least 56)",
+    );
+    expect(sealErr(() => openAsset(keys, "s", new Uint8Array(0))).kind).toBe("malformed");
+    const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...new Uint8Array(100)]);
+    expect(sealErr(() => openAsset(keys, "s", png)).message).toBe("an asset of session s is not sealed: it does not start with MTGSEAL1 and a key epoch");
+    expect(assetEpoch(png)).toBeNull();
+    const bad = Uint8Array.from(sealed);
+    bad[0] = 0x6d; // "mTGSEAL1"
+    expect(sealErr(() => openAsset(keys, "s", bad)).kind).toBe("malformed");
+    expect(assetEpoch(sealed.subarray(0, ASSET_MIN_LEN - 1))).toBeNull();
+    // An epoch past what a JavaScript number holds exactly is not one this SDK sealed.
+    const huge = Uint8Array.from(sealed);
+    huge.fill(0xff, 8, 16);
+    expect(assetEpoch(huge)).toBeNull();
+    expect(sealErr(() => openAsset(keys, "s", huge)).kind).toBe("malformed");
+  });
+});
+
 describe("the chain bookkeeping", () => {
   it("opens edits in order, checks the server's chain and acks", () => {
     const ring = new Keyring(SessionKey.generate());
@@ -260,10 +350,21 @@ interface ChainVector {
   data: string;
   chain: string;
 }
+interface AssetVector {
+  name: string;
+  key: string;
+  session: string;
+  key_epoch: number;
+  nonce: string;
+  plaintext_hex: string;
+  sealed_hex: string;
+  ad: string;
+}
 interface VectorFile {
   about: string;
   chain: ChainVector[];
   seal: SealVector[];
+  asset: AssetVector[];
 }
 
 const fixture = fileURLToPath(new URL("./e2e-vectors.json", import.meta.url));
@@ -330,11 +431,32 @@ function makeVectors(): VectorFile {
       data: sealWithNonce(SessionKey.parse(c.key), to, c.plaintext, unhex(c.nonce)),
     };
   });
+  const assetCases: Omit<AssetVector, "ad" | "sealed_hex">[] = [
+    {
+      name: "a picture uploaded to an encrypted session after two key rotations",
+      key: SessionKey.fromBytes(bytes(32, (i) => 7 * i + 1)).toText(),
+      session: "board-42",
+      key_epoch: 2,
+      nonce: hex(bytes(24, (i) => 0xa0 + i)),
+      // A PNG's signature and the start of its IHDR chunk, then bytes of every value.
+      plaintext_hex: "89504e470d0a1a0a0000000d49484452" + hex(bytes(48, (i) => i * 37 + 11)),
+    },
+  ];
+  const asset = assetCases.map((c) => {
+    const keys = new Keyring();
+    keys.add(c.key_epoch, SessionKey.parse(c.key));
+    return {
+      ...c,
+      sealed_hex: hex(sealAssetWithNonce(keys, c.key_epoch, c.session, unhex(c.plaintext_hex), unhex(c.nonce))),
+      ad: hex(associatedData("asset", c.session, 0, c.key_epoch, GENESIS_CHAIN)),
+    };
+  });
   return {
     about:
-      "Montage end-to-end encryption vectors (docs/E2E.md), written by web/client/test/sealed.test.ts, which documents the fields. chain: chain_next(prev, version, key_epoch, data). seal: XChaCha20-Poly1305 of plaintext (UTF-8) under key (base64url) with nonce (hex) and associated data ad = associated_data(kind, session, version, key_epoch, chain); data = base64(nonce ‖ ciphertext ‖ tag).",
+      "Montage end-to-end encryption vectors (docs/E2E.md), written by web/client/test/sealed.test.ts, which documents the fields. chain: chain_next(prev, version, key_epoch, data). seal: XChaCha20-Poly1305 of plaintext (UTF-8) under key (base64url) with nonce (hex) and associated data ad = associated_data(kind, session, version, key_epoch, chain); data = base64(nonce ‖ ciphertext ‖ tag). asset: a file (plaintext_hex) sealed as an encrypted session's upload, sealed_hex = \"MTGSEAL1\" ‖ u64be(key_epoch) ‖ nonce ‖ ciphertext ‖ tag, with ad = associated_data(\"asset\", session, 0, key_epoch, 32 zero bytes).",
     chain,
     seal,
+    asset,
   };
 }
 
@@ -362,6 +484,19 @@ describe("the shared vectors (test/e2e-vectors.json)", () => {
         ring.add(v.key_epoch, key);
         expect(openComment(ring, v.session, `e2e1:${v.key_epoch}:${v.data}`)).toEqual(JSON.parse(v.plaintext));
       }
+    }
+  });
+  it("sealed assets open to their file, and only in their session", () => {
+    expect(file.asset.length).toBeGreaterThanOrEqual(1);
+    for (const v of file.asset) {
+      const keys = new Keyring();
+      keys.add(v.key_epoch, SessionKey.parse(v.key));
+      const sealed = unhex(v.sealed_hex);
+      expect(v.sealed_hex.slice(0, 32)).toBe(hex(new TextEncoder().encode("MTGSEAL1")) + v.key_epoch.toString(16).padStart(16, "0"));
+      expect(v.sealed_hex.slice(32, 80)).toBe(v.nonce);
+      expect(v.ad).toBe(hex(associatedData("asset", v.session, 0, v.key_epoch, GENESIS_CHAIN)));
+      expect(hex(openAsset(keys, v.session, sealed))).toBe(v.plaintext_hex);
+      expect(() => openAsset(keys, `${v.session}x`, sealed)).toThrow(SealError);
     }
   });
 });

@@ -280,12 +280,14 @@ fn react_hooks_two_users_in_chromium() -> Result<()> {
 
 /// Rust and TypeScript in one end-to-end encrypted session on a real server: the Rust SDK
 /// creates it and types; the TypeScript SDK (web/scripts/interop.sh, web/client/interop) opens
-/// that, types and comments; the Rust SDK opens both. What either typed is in no file of the
-/// server's data dir.
+/// that; both type at once, the TypeScript one also offline for a while, and they converge to
+/// the same title with every keystroke; the Rust SDK reads the TypeScript comment. What either
+/// typed is in no file of the server's data dir.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Result<()> {
     use montage_client::sealed::{Keyring, SessionKey};
     use montage_client::{Component, Event, Op, Role, Value, path};
+    use std::time::Duration;
 
     let dir = crate::harness::fast_tempdir()?;
     let server = Server::start(dir.path(), &[])?;
@@ -307,36 +309,75 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
     let token = crate::harness::token("bob");
     let key_text = key.to_text();
     let ws_url = ws.clone();
-    let text = tokio::task::spawn_blocking(move || {
+    // Beside the data dir, not in it (that is searched for plain text below).
+    let out = tempfile::tempdir()?;
+    let result = out.path().join("typescript-title.txt");
+    let result_path = result.display().to_string();
+    let script = tokio::task::spawn_blocking(move || {
         let env = [
             ("MONTAGE_WS_URL", ws_url.as_str()),
             ("MONTAGE_TOKEN", token.as_str()),
             ("MONTAGE_SESSION", "interop"),
             ("MONTAGE_SESSION_KEY", key_text.as_str()),
             ("MONTAGE_EXPECT", "typed in Rust"),
+            ("MONTAGE_RESULT", result_path.as_str()),
         ];
         let _web = crate::harness::WEB_CLIENT
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         run_script("interop.sh", &[], &env)
-    })
-    .await?;
-    anyhow::ensure!(text.contains("1 passed"), "{text}");
+    });
 
-    let want = "typed in Rust + typed in TypeScript";
     let title = |v: &Value| {
         v.get("title")
             .and_then(Value::as_text)
             .map(ToString::to_string)
+            .unwrap_or_default()
     };
+    let type_at_end = |s: &str| {
+        h.edit_with(|d| {
+            let n = d
+                .get("title")
+                .and_then(Value::as_text)
+                .map_or(0, |t| t.len_chars());
+            Some(Op::new(vec![Component::text_insert(path!["title"], n, s)]))
+        })
+    };
+    // Typing "1"s from the TypeScript client's first "2" on, while it types and while it is
+    // offline: each side's edits race the other's and lose some to `conflict`.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while !title(&h.state()).contains('2') {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline && !script.is_finished(),
+            "the TypeScript client never typed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..60 {
+        type_at_end("1")?;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    type_at_end(" [rust done]")?;
+    h.sync(crate::harness::SDK_SYNC).await?;
+    let text = script.await?;
+    anyhow::ensure!(text.contains("1 passed"), "{text}");
+    let want = std::fs::read_to_string(&result)?;
+    for (c, n) in [('1', 60), ('2', 30), ('3', 15)] {
+        anyhow::ensure!(want.matches(c).count() == n, "{n} {c}s: {want}");
+    }
+    anyhow::ensure!(
+        want.starts_with("typed in Rust + typed in TypeScript"),
+        "{want}"
+    );
+
     let mut comment = None;
     let deadline = tokio::time::Instant::now() + crate::harness::SDK_SYNC;
-    while title(&h.state()).as_deref() != Some(want) || comment.is_none() {
+    while title(&h.state()) != want || comment.is_none() {
         match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(Event::CommentAdded(c))) => comment = Some(c.content),
             Ok(Some(_)) => {}
             _ => anyhow::bail!(
-                "the TypeScript edit and comment did not arrive: {:?} {comment:?}",
+                "the two clients did not converge, or the comment did not arrive: {:?} vs {want:?}, {comment:?}",
                 title(&h.state())
             ),
         }
@@ -355,9 +396,10 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
 }
 
 /// An end-to-end encrypted session in Chromium (docs/E2E.md): the owner makes one from her list
-/// (its key in the link's `#key=` fragment) and shares the link; two people edit a text layer and
-/// comment through it, the server answering only sealed data; pages without the key, or with a
-/// wrong one, say why they can't read it and show no layers.
+/// (its key in the link's `#key=` fragment) and shares the link; she uploads a picture (sealed in
+/// her page), both pages draw it, the other moves and resizes it, both edit a text layer and
+/// comment, the server answering only sealed data; pages without the key, or with a wrong one,
+/// say why they can't read it and show no layers, and a picture changed on its way is not drawn.
 #[test]
 fn an_encrypted_session_in_chromium() -> Result<()> {
     let dir = tempfile::tempdir()?;

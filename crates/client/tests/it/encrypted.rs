@@ -107,6 +107,19 @@ async fn start(b: Backend, dir: &std::path::Path) -> Result<Started> {
     })
 }
 
+/// A real PNG with `text` in a `tEXt` chunk after its header.
+fn picture_with(text: &str) -> Result<Vec<u8>> {
+    let png = montage_testkit::media::picture()?;
+    // Signature (8) and IHDR (4 + 4 + 13 + 4).
+    let mut out = png[..33].to_vec();
+    out.extend(montage_testkit::media::chunk(
+        b"tEXt",
+        format!("Comment\0{text}").as_bytes(),
+    ));
+    out.extend_from_slice(&png[33..]);
+    Ok(out)
+}
+
 /// Makes `user` an editor and waits until the server says so.
 async fn editor(h: &SessionHandle, user: &str) -> Result<()> {
     let mut ev = h.events();
@@ -183,6 +196,60 @@ async fn two_clients_converge_and_the_server_keeps_no_plaintext(b: Backend) -> R
         got.content == format!("look here {MARKER}")
             && got.annotations.first().and_then(|a| a.region).map(|r| r.w) == Some(3.0),
         "{got:?}"
+    );
+
+    // A picture (its marker in a PNG text chunk), sealed before upload: the server takes it
+    // without reading it, bob fetches and opens it and renders the canvas himself.
+    let api = montage_client::Api::new(&ws, token("alice"))?;
+    let file = picture_with(MARKER)?;
+    let sealed = ha.seal_asset(&file)?.expect("an encrypted session seals");
+    let asset = api.upload_asset(Some("enc"), sealed).await?;
+    ensure!(asset.kind == "sealed" && asset.width.is_none(), "{asset:?}");
+    ha.edit(Op::new(vec![
+        Component::set(path!["canvas", "width"], 400.0),
+        Component::set(path!["canvas", "height"], 300.0),
+        Component::set(
+            path!["assets", asset.id.as_str()],
+            Value::from_json(&json!({"kind": "image", "width": 400, "height": 300})),
+        ),
+        Component::ins(
+            path!["canvas", "layers", 0],
+            Value::from_json(&json!({"id": "pic", "kind": "image", "asset": asset.id,
+                "x": 0, "y": 0, "w": 400, "h": 300})),
+        ),
+    ]))?;
+    let s = converged(&[&ha, &hb]).await?;
+    let bob_api = montage_client::Api::new(&ws, token("bob"))?;
+    let got = bob_api.asset(&asset.id).await?;
+    ensure!(
+        got.starts_with(montage_protocol::sealed::ASSET_MAGIC),
+        "stored sealed"
+    );
+    ensure!(hb.open_asset(&got)? == file, "bob opens alice's picture");
+    let mut tampered = got.clone();
+    tampered[100] ^= 1;
+    ensure!(matches!(hb.open_asset(&tampered), Err(Error::Decrypt(_))));
+    let limits = montage_media::asset::Limits::default();
+    let mut assets = montage_media::asset::MemoryAssets::new();
+    assets.insert(
+        asset.id.clone(),
+        montage_media::asset::Asset::decode(&hb.open_asset(&got)?, &limits)?,
+    );
+    let size = montage_media::Size {
+        width: 400,
+        height: 300,
+    };
+    let drawn = montage_media::render(&s, &assets, size)?;
+    let red = drawn.image.get_pixel(75, 75).0;
+    ensure!(
+        red[0] > 150 && red[1] < 80,
+        "the red square, drawn locally: {red:?}"
+    );
+    // A picture in the clear is refused in an encrypted session.
+    let plain = api.upload_asset(Some("enc"), file.clone()).await;
+    ensure!(
+        matches!(&plain, Err(e) if e.code() == Some(montage_client::ErrorCode::BadRequest)),
+        "{plain:?}"
     );
 
     // Enough versions for a client snapshot (one edit each: typing meanwhile is composed):

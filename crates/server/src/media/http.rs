@@ -274,6 +274,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
+    // An encrypted session's uploads are sealed by the SDKs: the key epoch they must carry.
+    let mut sealed_epoch = None;
     if let Some(session) = &q.session {
         let meta = app
             .store
@@ -291,6 +293,7 @@ pub async fn upload(
                 format!("uploading for session {session} needs the editor role"),
             ));
         }
+        sealed_epoch = meta.encrypted.then_some(meta.key_epoch);
     }
     let media = app.media.clone();
     let max = media.intake.max_bytes;
@@ -308,6 +311,18 @@ pub async fn upload(
     let upload = media.upload_permit(&claims.sub).await?;
     let bytes = read_limited(body, max, declared.unwrap_or(0)).await?;
     check_quota(&app, &claims.sub, bytes.len() as u64).await?;
+    if let Some(epoch) = sealed_epoch {
+        let record = store_sealed(&app, &claims.sub, q.session.clone(), epoch, bytes).await?;
+        drop(upload);
+        return Ok(uploaded(&claims.sub, &record));
+    }
+    if montage_protocol::sealed::asset_epoch(&bytes).is_some() {
+        return Err(AppError(
+            ErrorCode::BadRequest,
+            "a sealed asset belongs to an encrypted session: upload it with ?session= naming one"
+                .into(),
+        ));
+    }
     let image = montage_media::sniff(&bytes).is_some();
     // Images decode under upload decode permits, ffprobe under its own: never the render
     // permits, so uploads can't starve previews.
@@ -367,10 +382,78 @@ pub async fn upload(
     })
     .await
     .map_err(join_error)??;
-    // The blob is stored first, so a record always names bytes that exist; a record that can't
-    // be stored takes its blob with it, so no blob is left that nothing records.
+    record_asset(&app, &record).await?;
+    // The upload permit is held until the record is stored, so at most `--max-uploads` uploads
+    // are between their quota check and their record.
+    drop(upload);
+    Ok(uploaded(&claims.sub, &record))
+}
+
+/// Stores an encrypted session's upload as it came: only its header is read (a sealed asset
+/// under the session's current key epoch, docs/E2E.md), never decoded or probed.
+async fn store_sealed(
+    app: &App,
+    uploader: &str,
+    session: Option<String>,
+    key_epoch: u64,
+    bytes: Vec<u8>,
+) -> Result<AssetRecord, AppError> {
+    match montage_protocol::sealed::asset_epoch(&bytes) {
+        None => {
+            return Err(AppError(
+                ErrorCode::BadRequest,
+                "an encrypted session's uploads must be sealed by the SDK (a sealed asset: \
+                 MTGSEAL1, key epoch, nonce, ciphertext); the server does not take pictures in \
+                 the clear here"
+                    .into(),
+            ));
+        }
+        Some(e) if e != key_epoch => {
+            return Err(AppError(
+                ErrorCode::Conflict,
+                format!(
+                    "the asset is sealed under key epoch {e}; the session takes key epoch \
+                     {key_epoch}"
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let id = new_asset_id().map_err(|e| {
+        AppError::from(crate::Error::Io {
+            path: "getrandom".into(),
+            source: e,
+        })
+    })?;
+    let record = AssetRecord {
+        id: id.clone(),
+        kind: SEALED.into(),
+        format: SEALED.into(),
+        width: None,
+        height: None,
+        duration: None,
+        bytes: bytes.len() as u64,
+        uploader: uploader.to_owned(),
+        session,
+        created_at: crate::clock::now_secs(),
+    };
+    let blobs = app.media.blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.put(&id, &bytes))
+        .await
+        .map_err(join_error)??;
+    record_asset(app, &record).await?;
+    Ok(record)
+}
+
+/// The kind and format of a sealed asset's record.
+const SEALED: &str = "sealed";
+
+/// Records a stored upload. The blob is stored first, so a record always names bytes that
+/// exist; a record that can't be stored takes its blob with it, so no blob is left that nothing
+/// records.
+async fn record_asset(app: &App, record: &AssetRecord) -> Result<(), AppError> {
     if let Some(store) = app.store.assets()
-        && let Err(e) = store.put_asset(&record).await
+        && let Err(e) = store.put_asset(record).await
     {
         let (blobs, id) = (app.media.blobs.clone(), record.id.clone());
         app.media.assets.remove(&id);
@@ -380,10 +463,13 @@ pub async fn upload(
         }
         return Err(e.into());
     }
-    // The upload permit is held until the record is stored, so at most `--max-uploads` uploads
-    // are between their quota check and their record.
-    drop(upload);
-    tracing::info!(user = %claims.sub, asset = %record.id, kind = %record.kind, bytes = record.bytes, "asset uploaded");
+    Ok(())
+}
+
+/// The `201` answer to an upload: the record's id, kind, format, dimensions and duration (a
+/// sealed asset: its size instead).
+fn uploaded(user: &str, record: &AssetRecord) -> Response {
+    tracing::info!(%user, asset = %record.id, kind = %record.kind, bytes = record.bytes, "asset uploaded");
     let mut body = serde_json::json!({
         "id": record.id,
         "kind": record.kind,
@@ -397,7 +483,10 @@ pub async fn upload(
     if let Some(d) = record.duration {
         body["duration"] = d.into();
     }
-    Ok(json(StatusCode::CREATED, body.to_string()))
+    if record.kind == SEALED {
+        body["bytes"] = record.bytes.into();
+    }
+    json(StatusCode::CREATED, body.to_string())
 }
 
 /// Refuses an upload that would take `uploader` past the asset quota (`too_large`, 413: waiting
@@ -578,6 +667,12 @@ pub async fn waveform(
         return Err(AppError(
             ErrorCode::BadRequest,
             "a picture has no sound: waveforms are of audio and video assets".into(),
+        ));
+    }
+    if record.kind == SEALED {
+        return Err(AppError(
+            ErrorCode::Conflict,
+            "the asset is sealed (an encrypted session's): the server can't read its sound".into(),
         ));
     }
     let media = app.media.clone();

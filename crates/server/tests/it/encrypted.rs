@@ -1,19 +1,22 @@
 //! End-to-end encrypted sessions from outside (DESIGN §9.4), with payloads that are just bytes
 //! here (the SDK suite seals real edits): the server orders sealed edits only on the head,
 //! chains them, stores and relays them byte for byte, keeps the clients' snapshots, moves the
-//! key epoch when a member is removed, and refuses whatever would need the plaintext.
+//! key epoch when a member is removed, takes uploads only sealed, and refuses whatever would
+//! need the plaintext.
 
 use anyhow::{Result, ensure};
 use montage_protocol::sealed::{GENESIS_CHAIN, chain_hex, chain_next, parse_chain};
 use serde_json::{Value as Json, json};
 
 use crate::harness::*;
+use montage_testkit::media::{Resp, picture, request};
 
 backend_tests!(
     sealed_edits_are_ordered_chained_and_kept_byte_for_byte,
     what_needs_the_plaintext_is_refused,
     removing_a_member_retires_the_key_epoch,
     sealed_inputs_are_checked_and_bounded,
+    sealed_uploads_are_stored_as_they_came,
 );
 
 fn sealed(session: &str, base: u64, seq: u64, data: &str, epoch: u64) -> Json {
@@ -293,5 +296,115 @@ async fn sealed_inputs_are_checked_and_bounded(b: Backend) -> Result<()> {
         .await?;
     alice.send(sealed("e", 2, 4, &big, 0)).await?;
     ensure!(alice.recv_type("ack").await?["version"] == 3);
+    Ok(())
+}
+
+async fn upload_to(s: &Server, user: &str, session: Option<&str>, body: &[u8]) -> Result<Resp> {
+    let path = match session {
+        Some(id) => format!("/v1/assets?session={id}"),
+        None => "/v1/assets".to_owned(),
+    };
+    request(&s.addr, "POST", &path, Some(user), Some(body), &[]).await
+}
+
+/// An encrypted session's uploads are taken only sealed, under the session's key epoch, and
+/// stored and served as they came, never decoded; a picture in the clear, a retired epoch, a
+/// truncated asset and a viewer are refused, and a sealed asset has no place outside one.
+async fn sealed_uploads_are_stored_as_they_came(b: Backend) -> Result<()> {
+    use montage_protocol::sealed::asset_header;
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    join_encrypted(&mut alice, "e", "a").await?;
+    alice.join("plain", "a").await?;
+    let sealed_under = |epoch: u64| {
+        let mut body = asset_header(epoch).to_vec();
+        body.extend_from_slice(&[7; 24]);
+        body.extend_from_slice(b"opaque ciphertext and its tag");
+        body
+    };
+    let body = sealed_under(0);
+    let r = upload_to(&s, "alice", Some("e"), &body).await?;
+    ensure!(r.status == 201, "{}", String::from_utf8_lossy(&r.body));
+    let j = r.json()?;
+    ensure!(
+        j["kind"] == "sealed" && j["format"] == "sealed" && j["bytes"] == body.len(),
+        "{j}"
+    );
+    let id = j["id"].as_str().unwrap_or_default();
+    let got = request(
+        &s.addr,
+        "GET",
+        &format!("/v1/assets/{id}"),
+        Some("alice"),
+        None,
+        &[],
+    )
+    .await?;
+    ensure!(got.status == 200 && got.body == body, "served as stored");
+    ensure!(got.header("content-type") == Some("application/octet-stream"));
+    let meta = request(
+        &s.addr,
+        "GET",
+        &format!("/v1/assets/{id}/meta"),
+        Some("alice"),
+        None,
+        &[],
+    )
+    .await?
+    .json()?;
+    ensure!(meta["kind"] == "sealed" && meta["session"] == "e", "{meta}");
+    let wave = request(
+        &s.addr,
+        "GET",
+        &format!("/v1/assets/{id}/waveform"),
+        Some("alice"),
+        None,
+        &[],
+    )
+    .await?;
+    ensure!(wave.status == 409, "{}", wave.status);
+
+    // A picture in the clear, a retired or future epoch, a truncated asset.
+    let r = upload_to(&s, "alice", Some("e"), &picture()?).await?;
+    ensure!(
+        r.status == 400 && String::from_utf8_lossy(&r.body).contains("must be sealed"),
+        "{} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = upload_to(&s, "alice", Some("e"), &sealed_under(1)).await?;
+    ensure!(r.status == 409, "{}", r.status);
+    let r = upload_to(&s, "alice", Some("e"), &body[..40]).await?;
+    ensure!(r.status == 400, "{}", r.status);
+    // A viewer (the harness's link role) may not upload.
+    let r = upload_to(&s, "val", Some("e"), &body).await?;
+    ensure!(r.status == 403, "{}", r.status);
+    // Sealed bytes belong to an encrypted session: not to a plain one, nor to none.
+    for session in [Some("plain"), None] {
+        let r = upload_to(&s, "alice", session, &body).await?;
+        ensure!(
+            r.status == 400 && String::from_utf8_lossy(&r.body).contains("encrypted session"),
+            "{session:?}: {}",
+            r.status
+        );
+    }
+
+    // After a rotation the new epoch is taken and the old one refused.
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"none"}))
+        .await?;
+    next_of(&mut alice, "key_rotated").await?;
+    ensure!(upload_to(&s, "alice", Some("e"), &body).await?.status == 409);
+    ensure!(
+        upload_to(&s, "alice", Some("e"), &sealed_under(1))
+            .await?
+            .status
+            == 201
+    );
     Ok(())
 }
