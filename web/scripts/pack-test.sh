@@ -4,9 +4,11 @@
 # would: `import` from an .mjs file, `require` from a .cjs file (each applies an edit and builds
 # a MontageClient), and a strict TypeScript file type-checked against the installed .d.ts under
 # both `node16` and `bundler` module resolution. Also checks the tarball's contents: the built
-# halves, the README, no tests, and every source map's sources shipped. Offline: the tarball's
-# dependencies (@noble/ciphers and @noble/hashes, for encrypted sessions) come from npm's cache,
-# filled by web/client's `npm ci`, and tsc is the client's own (web/client/node_modules).
+# halves, the README, no tests, and every source map's sources shipped. The tarball's
+# dependencies (@noble/ciphers and @noble/hashes, for encrypted sessions) come from npm's cache
+# where web/client's `npm ci` put them; their registry metadata, which `npm ci` does not fetch,
+# from the registry on a fresh machine (`--prefer-offline`). tsc is the client's own
+# (web/client/node_modules).
 # Then the same for @montage/react, installed with the client's tarball and React (its peers;
 # React comes from npm's cache, filled by web/react's `npm ci`): server-side rendering with the
 # hooks from .mjs and .cjs, and strict types.
@@ -37,7 +39,7 @@ proj="$tmp/app"
 mkdir -p "$proj"
 cp "$scripts"/pack-test/client/* "$proj/"
 cd "$proj"
-npm install --no-audit --no-fund --loglevel=error --offline "$tarball" >/dev/null
+npm install --no-audit --no-fund --loglevel=error --prefer-offline "$tarball" >/dev/null
 node esm.mjs
 node cjs.cjs
 tsc="$client/node_modules/typescript/bin/tsc"

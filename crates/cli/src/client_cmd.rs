@@ -369,6 +369,19 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
                 }
                 let s = conn.api()?.create_session(&settings).await?;
                 let mut out = info_json(&s);
+                let keys = match &new_key {
+                    Some(k) => Some(Keyring::new(k.clone())),
+                    None => conn.keys()?,
+                };
+                if let Some(keys) = keys {
+                    // Opening it writes its key check (an empty sealed edit) under this key, so
+                    // whoever joins with another key is told so at once.
+                    let c = conn.client().await?;
+                    let h = c.join_encrypted(&s.id, keys).await?;
+                    h.sync(WAIT).await.context("writing the key check")?;
+                    h.leave().await?;
+                    c.close().await;
+                }
                 if let Some(k) = new_key {
                     out["key"] = k.to_text().into();
                 }
@@ -404,6 +417,8 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
                     c.close().await;
                     bail!("session {session} was created by someone else meanwhile");
                 }
+                // An encrypted session's key check goes out on joining: it is in once acked.
+                h.sync(WAIT).await.context("writing the key check")?;
                 let mut out = json!({"session": session, "version": h.version(), "role": "owner"});
                 if title.is_some() || link_role.is_some() {
                     let mut settings = SessionSettings::new();

@@ -379,6 +379,21 @@ impl SessionCore {
         Ok(())
     }
 
+    /// An encrypted session with no payload yet gets one at once from the editor who opens it
+    /// (its creator, on `join.create`): an empty edit sealed under its key. Whoever joins later
+    /// opens it before making any edit of their own, so a wrong key shows at the join, as
+    /// [`Error::Decrypt`], instead of writing a first payload nobody else can open.
+    fn write_key_check(&mut self) {
+        if self.e2e.is_some()
+            && self.version == 0
+            && self.inflight.is_none()
+            && self.pending.is_empty()
+            && self.role.is_some_and(|r| r >= Role::Editor)
+        {
+            self.pending.push_back(Op::default());
+        }
+    }
+
     /// Nothing in flight and the link is up: the first pending edit goes in flight now, based
     /// on the current version (what the reference client's flush does after an edit or an
     /// ack). Offline, edits stay pending so they compose into one.
@@ -624,6 +639,7 @@ impl SessionCore {
                     }
                 }
                 self.link = Link::Live;
+                self.write_key_check();
                 self.promote();
                 ev.push(Event::Joined {
                     version: self.version,
@@ -940,6 +956,11 @@ impl SessionCore {
         }
         for (v, user, op) in self.catchup.take().unwrap_or_default() {
             self.bridge(v, user, op, ev);
+        }
+        // An encrypted session's key check beaten by another's: that one serves.
+        if self.inflight.as_ref().is_some_and(|f| f.local.is_noop()) && self.version > 0 {
+            self.inflight = None;
+            self.promote();
         }
         // A failed bridge took the link down for a reset; the edit waits for it like any other.
         if let Some(f) = &mut self.inflight {

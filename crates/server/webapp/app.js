@@ -1884,6 +1884,11 @@ var SyncDoc = class _SyncDoc {
     this.pendingEdits = 0;
     return { base: this.inflight.base, seq: this.inflight.seq, op };
   }
+  /** Queues an empty edit, counted as no edit and with no undo step, when nothing else is
+   * queued or in flight: an encrypted session's key check (see `MontageSession`). */
+  queueEmpty() {
+    if (this.inflight === null && this.pending === null) this.pending = [];
+  }
   /** The in-flight edit as first sent, with its original base and seq, for resending after a
    * reconnect (the server transforms it past everything since `base` again). */
   resend() {
@@ -1896,6 +1901,10 @@ var SyncDoc = class _SyncDoc {
   rebase() {
     const f = this.inflight;
     if (f === null) return null;
+    if (f.op.length === 0 && f.edits === 0 && this.version > 0) {
+      this.inflight = null;
+      return null;
+    }
     f.base = this.version;
     f.seq = ++this.lastSeq;
     f.sent = f.op;
@@ -4679,6 +4688,7 @@ var MontageSession = class _MontageSession {
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of waiters) w.resolve();
+    if (this.e2e !== null && sync.version === 0 && roleAtLeast(this.role, "editor")) sync.queueEmpty();
     this.flush();
   }
   onAck(seq, version) {
@@ -4738,6 +4748,7 @@ var MontageSession = class _MontageSession {
         const r2 = this.sync.rebase();
         this.persist();
         if (r2 && this.state === "online") this.sendOp();
+        else this.flush();
         return;
       }
       this.emit("rejected", { seq: inflight.seq, code, message, lost: this.sync.pendingCount });

@@ -1069,6 +1069,10 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of waiters) w.resolve();
+    // An encrypted session with no payload yet gets one at once from the editor who opens it
+    // (its creator): an empty sealed edit. Whoever joins later opens it before editing, so a
+    // wrong key shows at the join instead of writing a first payload nobody else can open.
+    if (this.e2e !== null && sync.version === 0 && roleAtLeast(this.role, "editor")) sync.queueEmpty();
     this.flush();
   }
 
@@ -1137,6 +1141,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
         const r = this.sync!.rebase();
         this.persist();
         if (r && this.state === "online") this.sendOp();
+        else this.flush();
         return;
       }
       // The server refused my edit: the local state holds it and anything built on it. Drop

@@ -157,6 +157,12 @@ export class SyncDoc {
     return { base: this.inflight.base, seq: this.inflight.seq, op };
   }
 
+  /** Queues an empty edit, counted as no edit and with no undo step, when nothing else is
+   * queued or in flight: an encrypted session's key check (see `MontageSession`). */
+  queueEmpty(): void {
+    if (this.inflight === null && this.pending === null) this.pending = [];
+  }
+
   /** The in-flight edit as first sent, with its original base and seq, for resending after a
    * reconnect (the server transforms it past everything since `base` again). */
   resend(): Outgoing | null {
@@ -170,6 +176,11 @@ export class SyncDoc {
   rebase(): Outgoing | null {
     const f = this.inflight;
     if (f === null) return null;
+    if (f.op.length === 0 && f.edits === 0 && this.version > 0) {
+      // An encrypted session's key check beaten by another's: that one serves.
+      this.inflight = null;
+      return null;
+    }
     f.base = this.version;
     f.seq = ++this.lastSeq;
     f.sent = f.op;

@@ -39,6 +39,15 @@ function setup(users: string[]) {
   const clock = new FakeClock();
   const clients = users.map((u) => client(net, clock, u));
   net.drain();
+  if (users.length > 0) {
+    expect(net.log[0]).toMatchObject({ type: "join", create: { encrypted: true } });
+    // An editor who opens the empty session sends a key check (an empty sealed edit): the first
+    // is version 1; one beaten to it is dropped rather than sealed again.
+    expect(net.history.length).toBe(1);
+    expect(net.history[0]!.ops).toEqual([]);
+    for (const c of clients) expect(c.version).toBe(1);
+    net.log.length = 0; // tests count what is sent after it
+  }
   return { net, clock, clients };
 }
 
@@ -64,9 +73,8 @@ describe("encrypted sessions", () => {
     const { net, clients } = setup(["alice", "bob"]);
     const [a, b] = clients as [MontageClient, MontageClient];
     expect(a.encrypted && a.keyEpoch === 0).toBe(true);
-    expect(net.log[0]).toMatchObject({ type: "join", create: { encrypted: true } });
     expect(a.doc).toEqual(newDocument());
-    // Concurrent: both on base 0; the second to arrive is refused (`conflict`, head only),
+    // Concurrent: both on base 1 (after the key check); the second to arrive is refused (`conflict`, head only),
     // rebased locally and sealed again.
     a.submit([{ op: "set", path: ["title"], value: "Secret plans" }]);
     b.submit([{ op: "set", path: ["meta", "note"], value: "classified" }]);
@@ -83,7 +91,7 @@ describe("encrypted sessions", () => {
     }
     const resealed = ops.filter((m) => m["from"] === ops[1]!["from"]);
     expect(resealed.length).toBe(2);
-    expect(resealed[1]!["base"]).toBe(1);
+    expect(resealed[1]!["base"]).toBe(2);
     expect(resealed[1]!["data"]).not.toBe(resealed[0]!["data"]);
     expect(wire(net)).not.toMatch(/Secret|classified/);
     // A late joiner rebuilds the state from the sealed entries.
@@ -91,7 +99,7 @@ describe("encrypted sessions", () => {
     const c = client(net, clock, "carol");
     net.drain();
     expect(c.doc).toEqual(a.doc);
-    expect(c.version).toBe(2);
+    expect(c.version).toBe(3);
   });
 
   it("repeats the same bytes when it resends after a reconnect", () => {
@@ -109,7 +117,7 @@ describe("encrypted sessions", () => {
     expect(sent[1]!["data"]).toBe(sent[0]!["data"]);
     expect(sent[1]!["seq"]).toBe(sent[0]!["seq"]);
     expectSame([a, b], net);
-    expect(net.history.length).toBe(1);
+    expect(net.history.length).toBe(2);
     expect(title(b)).toBe("one");
   });
 
@@ -129,7 +137,7 @@ describe("encrypted sessions", () => {
     // Sent, but the page goes away before the server hears it.
     const conn = net.conns.find((x) => x.user === "alice")!;
     const first = JSON.parse(conn.c2s.at(-1)!) as Record<string, unknown>;
-    expect(first).toMatchObject({ type: "op", base: 1, key_epoch: 0 });
+    expect(first).toMatchObject({ type: "op", base: 2, key_epoch: 0 });
     a.close();
     net.drop(conn);
     const stored = JSON.parse(saved!) as { chain?: string; sync: { inflight: { sealed?: { data: string } } } };
@@ -157,7 +165,7 @@ describe("encrypted sessions", () => {
     expect(net.rooms.get("s1")!.snapshot?.version).toBe(100);
     const b = client(net, new FakeClock(), "bob");
     net.drain();
-    expect(b.version).toBe(105);
+    expect(b.version).toBe(106);
     expect(b.doc).toEqual(a.doc);
     expect(meta(b)["n"]).toBe(104);
   });
@@ -295,7 +303,7 @@ describe("encrypted sessions", () => {
     net.drain();
     a.submit([{ op: "set", path: ["title"], value: "z" }]);
     net.drain();
-    expect(net.history.length).toBe(3);
+    expect(net.history.length).toBe(4);
 
     let n = 0;
     const join = (keys: string | null) => {
@@ -346,10 +354,39 @@ describe("encrypted sessions", () => {
     expect(live.errors).toEqual([]);
     expect(title(live.c)).toBe("z");
     const conn = net.conns.find((x) => x.user === live.user)!;
-    conn.s2c.push(JSON.stringify({ type: "op", session: "s1", version: 4, user: "mallory", data: second.data, key_epoch: 0, chain: "11".repeat(32) }));
+    conn.s2c.push(JSON.stringify({ type: "op", session: "s1", version: 5, user: "mallory", data: second.data, key_epoch: 0, chain: "11".repeat(32) }));
     net.drain();
     expect(live.errors[0]?.kind).toBe("chain");
     expect(live.c.connectionState).toBe("offline");
+  });
+
+  it("writes a key check on opening an empty session, so a wrong key shows at the join", () => {
+    const net = new FakeNet(newDocument());
+    const clock = new FakeClock();
+    // Two editors open the empty session at once: both send a key check, one is version 1 and
+    // the other is dropped on its conflict, not sealed again.
+    const a = client(net, clock, "alice");
+    const b = client(net, clock, "bob");
+    net.step(() => 0); // both sockets open (their joins queued)
+    net.step(() => 0);
+    expect(net.conns.length).toBe(2);
+    for (const c of net.conns) net.deliverToServer(c); // both joins, at version 0
+    net.drain();
+    const checks = net.log.filter((m) => m["type"] === "op");
+    expect(checks.length).toBe(2);
+    expect(checks.every((m) => m["base"] === 0)).toBe(true);
+    expect(net.history.length).toBe(1);
+    expect(a.version).toBe(1);
+    expect(b.version).toBe(1);
+    expect(a.pendingCount + b.pendingCount).toBe(0);
+    expect(a.canUndo || b.canUndo).toBe(false);
+    // Nothing typed yet, and a wrong key is found at once.
+    const m = client(net, clock, "mallory", SessionKey.generate().toText());
+    const errors: SealError[] = [];
+    m.on("undecryptable", (e) => errors.push(e));
+    net.drain();
+    expect(errors[0]?.message).toBe("could not decrypt op 1 of session s1: wrong key for key epoch 0, or the payload was tampered with");
+    expect(net.log.filter((x) => x["type"] === "op" && x["from"] === "mallory")).toEqual([]);
   });
 
   it("refuses keys on a plain session", () => {

@@ -589,7 +589,8 @@ async fn encrypted_sessions_from_the_command_line(b: Backend) -> Result<()> {
             &key,
         ],
     )?)?;
-    ensure!(edited["version"] == 1, "{edited}");
+    // Version 1 is the key check `session create` wrote.
+    ensure!(edited["version"] == 2, "{edited}");
     let out = Command::new(env!("CARGO_BIN_EXE_montage"))
         .args(["session", "show", &id])
         .env("MONTAGE_URL", format!("http://{}", server.addr))
@@ -599,7 +600,7 @@ async fn encrypted_sessions_from_the_command_line(b: Backend) -> Result<()> {
         .output()?;
     let shown = ok_json(&out)?;
     ensure!(
-        shown["state"]["title"] == "secret plan" && shown["version"] == 1,
+        shown["state"]["title"] == "secret plan" && shown["version"] == 2,
         "{shown}"
     );
     // Without the key: the server has no state to show, and says why.
@@ -613,5 +614,24 @@ async fn encrypted_sessions_from_the_command_line(b: Backend) -> Result<()> {
         &["session", "show", &id, "--key", &wrong],
     )?)?;
     ensure!(err.contains("wrong key"), "{err}");
+    // Editing with it is refused before anything is written.
+    let err = refused(&montage_as(
+        &server,
+        &ann,
+        &[
+            "edit",
+            &id,
+            r#"[{"op":"set","path":["title"],"value":"x"}]"#,
+            "--key",
+            &wrong,
+        ],
+    )?)?;
+    ensure!(err.contains("wrong key"), "{err}");
+    let head = ok_json(&montage_as(
+        &server,
+        &ann,
+        &["session", "show", &id, "--key", &key],
+    )?)?;
+    ensure!(head["version"] == 2, "{head}");
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! End-to-end encrypted sessions through the Rust SDK (DESIGN §9.4): two clients seal their
 //! edits and comments, one of them offline for a while, and converge; nothing they typed is in
-//! the server's files or database; a wrong key and a payload changed in the store are refused
-//! with a clear error; removing a member moves the key epoch and work goes on under a new key.
+//! the server's files or database; a wrong key (told at the join: the session's first payload
+//! is its creator's key check) and a payload changed in the store are refused with a clear
+//! error; removing a member moves the key epoch and work goes on under a new key.
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ backend_tests!(
     two_clients_converge_and_the_server_keeps_no_plaintext,
     a_wrong_key_and_a_changed_payload_are_refused,
     a_removed_member_retires_the_key_and_work_goes_on_under_the_next,
+    editors_opening_a_new_session_at_once_write_one_key_check,
 );
 
 const MARKER: &str = "MARKER-e2e-7f3a9c";
@@ -305,6 +307,22 @@ async fn a_wrong_key_and_a_changed_payload_are_refused(b: Backend) -> Result<()>
         alice,
         ha,
     } = start(b, dir.path()).await?;
+    // Opening the new session wrote its key check: an editor with another key is told at the
+    // join, before it could write anything the others can't open.
+    ha.sync(SDK_SYNC).await?;
+    ensure!(ha.version() == 1 && ha.pending() == 0);
+    ensure!(!ha.undo()?, "the key check is no edit of alice's to undo");
+    editor(&ha, "mallory").await?;
+    let mallory = sdk(&ws, "mallory").await?;
+    match mallory
+        .join_encrypted("enc", Keyring::new(SessionKey::generate()))
+        .await
+    {
+        Err(Error::Decrypt(e)) => ensure!(e.to_string().contains("op 1"), "{e}"),
+        other => bail!("a wrong key joined: {:?}", other.map(|h| h.version())),
+    }
+    ensure!(ha.version() == 1, "nothing was written");
+    mallory.close().await;
     for _ in 0..5 {
         type_at_end(&ha, "abc")?;
     }
@@ -402,5 +420,42 @@ async fn a_removed_member_retires_the_key_and_work_goes_on_under_the_next(
     let s = converged(&[&ha, &hb]).await?;
     ensure!(title_of(&s) == "before after", "{}", s.to_json());
     ensure!(hb.key_epoch() == Some(1));
+    Ok(())
+}
+
+/// A session made over HTTP has no payload until an editor opens it; two opening it at once
+/// both send a key check, the one beaten to it is dropped rather than sealed again, and both
+/// end at version 1; their edits follow. (Three sessions: whether the two race is the
+/// scheduler's choice; the outcome must be the same either way.)
+async fn editors_opening_a_new_session_at_once_write_one_key_check(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(b, dir.path(), OPEN_LIMITS).await?;
+    let ws = format!("ws://{}/v1/ws", server.addr);
+    let api = montage_client::Api::new(&ws, token("alice"))?;
+    let settings = montage_client::SessionSettings::new()
+        .encrypted()
+        .link_role(Role::Editor);
+    let keys = Keyring::new(SessionKey::generate());
+    for _ in 0..3 {
+        let id = api.create_session(&settings).await?.id;
+        let (alice, bob) = (sdk(&ws, "alice").await?, sdk(&ws, "bob").await?);
+        let (ha, hb) = tokio::join!(
+            alice.join_encrypted(&id, keys.clone()),
+            bob.join_encrypted(&id, keys.clone())
+        );
+        let (ha, hb) = (ha?, hb?);
+        converged(&[&ha, &hb]).await?;
+        ensure!(ha.version() == 1, "one key check, not {}", ha.version());
+        type_at_end(&ha, "a")?;
+        type_at_end(&hb, "b")?;
+        let s = converged(&[&ha, &hb]).await?;
+        ensure!(
+            ha.version() == 3 && title_of(&s).len() == 2,
+            "{}",
+            title_of(&s)
+        );
+        alice.close().await;
+        bob.close().await;
+    }
     Ok(())
 }
