@@ -1135,6 +1135,73 @@ function checkClip(v, at2) {
   for (const k of ["start", "in", "out"]) field(v, at2, k, "number", true);
 }
 
+// ../client/src/picture.ts
+var PICTURE_LIMITS = {
+  /** Most pixels a picture may have. */
+  maxPixels: 11e7,
+  /** Longest side. */
+  maxSide: 32768,
+  /** Pixels any picture may have whatever its file size. */
+  freePixels: 16e6,
+  /** Past `freePixels`, pixels allowed per byte of file (decompression bombs). */
+  pixelsPerByte: 256
+};
+var u16be = (b, i) => b[i] << 8 | b[i + 1];
+var u32be = (b, i) => (b[i] << 24 >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3];
+var u24le = (b, i) => b[i] | b[i + 1] << 8 | b[i + 2] << 16;
+var ascii = (b, i, s) => [...s].every((c, k) => b[i + k] === c.charCodeAt(0));
+function pictureInfo(b) {
+  if (b.length >= 24 && b[0] === 137 && ascii(b, 1, "PNG\r\n\n") && ascii(b, 12, "IHDR")) {
+    return { format: "png", width: u32be(b, 16), height: u32be(b, 20) };
+  }
+  if (b.length >= 4 && b[0] === 255 && b[1] === 216) {
+    let i = 2;
+    while (i + 4 <= b.length) {
+      if (b[i] !== 255) return null;
+      const m = b[i + 1];
+      if (m === 255) {
+        i++;
+        continue;
+      }
+      if (m === 1 || m >= 208 && m <= 215) {
+        i += 2;
+        continue;
+      }
+      const len = u16be(b, i + 2);
+      if (len < 2) return null;
+      const sof = m >= 192 && m <= 207 && m !== 196 && m !== 200 && m !== 204;
+      if (sof) return i + 9 <= b.length ? { format: "jpeg", height: u16be(b, i + 5), width: u16be(b, i + 7) } : null;
+      if (m === 217 || m === 218) return null;
+      i += 2 + len;
+    }
+    return null;
+  }
+  if (b.length >= 30 && ascii(b, 0, "RIFF") && ascii(b, 8, "WEBP")) {
+    if (ascii(b, 12, "VP8 ") && b[23] === 157 && b[24] === 1 && b[25] === 42) {
+      return { format: "webp", width: (b[26] | b[27] << 8) & 16383, height: (b[28] | b[29] << 8) & 16383 };
+    }
+    if (ascii(b, 12, "VP8L") && b[20] === 47) {
+      const bits = b[21] | b[22] << 8 | b[23] << 16 | b[24] << 24 >>> 0;
+      return { format: "webp", width: (bits & 16383) + 1, height: (bits >>> 14 & 16383) + 1 };
+    }
+    if (ascii(b, 12, "VP8X")) return { format: "webp", width: u24le(b, 24) + 1, height: u24le(b, 27) + 1 };
+    return null;
+  }
+  return null;
+}
+function pictureRefusal(file) {
+  const p = pictureInfo(file);
+  if (p === null) return "not a PNG, JPEG or WebP picture";
+  const { width: w, height: h2 } = p;
+  if (w === 0 || h2 === 0) return `declares ${w}×${h2} pixels`;
+  const L = PICTURE_LIMITS;
+  const limit = Math.min(L.maxPixels, Math.max(L.freePixels, file.length * L.pixelsPerByte));
+  if (w > L.maxSide || h2 > L.maxSide || w * h2 > limit) {
+    return `declares ${w}×${h2} pixels, more than a ${file.length}-byte picture may have (at most ${limit} pixels, ${L.maxSide} a side)`;
+  }
+  return null;
+}
+
 // ../client/src/diff.ts
 function diff(from, to) {
   return diffUnder([], from, to);
@@ -6603,8 +6670,9 @@ async function loadPicture(c, asset) {
   let again = false;
   try {
     const bytes = await c.download(asset);
+    const refused = pictureRefusal(bytes);
     try {
-      got = { state: "ready", bitmap: await createImageBitmap(new Blob([bytes])) };
+      got = refused !== null ? { state: "failed", why: "decode", message: `asset ${asset} opened, but is not decoded here: it ${refused}` } : { state: "ready", bitmap: await createImageBitmap(new Blob([bytes])) };
     } catch (e) {
       got = { state: "failed", why: "decode", message: `asset ${asset} opened, but is not a picture this browser reads (${e.message})` };
     }
@@ -7235,6 +7303,11 @@ async function upload(file) {
   if (c.encrypted) {
     if (/^(video|audio)\//.test(file.type)) {
       notice("Videos and sounds can't be added to an end-to-end encrypted session yet: only pictures (PNG, JPEG, WebP).");
+      return;
+    }
+    const refused = pictureRefusal(new Uint8Array(await file.arrayBuffer()));
+    if (refused !== null) {
+      notice(`This file can't be added: it ${refused}. Nothing was uploaded.`);
       return;
     }
     try {

@@ -40,6 +40,7 @@ import {
   layerPath,
   media,
   mov,
+  pictureRefusal,
   roleAtLeast,
   set,
   textChange,
@@ -1053,8 +1054,13 @@ async function loadPicture(c: Client, asset: string): Promise<void> {
   let again = false;
   try {
     const bytes = await c.download(asset);
+    // The server could not check it: a small file declaring a huge picture is not decoded.
+    const refused = pictureRefusal(bytes);
     try {
-      got = { state: "ready", bitmap: await createImageBitmap(new Blob([bytes])) };
+      got =
+        refused !== null
+          ? { state: "failed", why: "decode", message: `asset ${asset} opened, but is not decoded here: it ${refused}` }
+          : { state: "ready", bitmap: await createImageBitmap(new Blob([bytes])) };
     } catch (e) {
       got = { state: "failed", why: "decode", message: `asset ${asset} opened, but is not a picture this browser reads (${(e as Error).message})` };
     }
@@ -1789,6 +1795,12 @@ async function upload(file: File): Promise<void> {
   if (c.encrypted) {
     if (/^(video|audio)\//.test(file.type)) {
       notice("Videos and sounds can't be added to an end-to-end encrypted session yet: only pictures (PNG, JPEG, WebP).");
+      return;
+    }
+    // The others' pages check it the same way before they decode it (the server can't).
+    const refused = pictureRefusal(new Uint8Array(await file.arrayBuffer()));
+    if (refused !== null) {
+      notice(`This file can't be added: it ${refused}. Nothing was uploaded.`);
       return;
     }
     try {

@@ -90,6 +90,14 @@ await run("encrypted session", async (browser) => {
   // A video is not taken here: the page says so and uploads nothing.
   await alice.page.getByLabel("Upload a picture").setInputFiles({ name: "clip.mp4", mimeType: "video/mp4", buffer: randomBytes(64) });
   await alice.page.locator("#notice", { hasText: "Videos and sounds can't be added to an end-to-end encrypted session" }).waitFor(T);
+  // Nor a small file declaring a huge picture (the server can't check a sealed one, so pages
+  // check before they decode): a PNG header of 20,000 × 20,000 pixels in 45 bytes.
+  const bomb = Buffer.alloc(45);
+  bomb.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
+  bomb.writeUInt32BE(20_000, 16);
+  bomb.writeUInt32BE(20_000, 20);
+  await alice.page.getByLabel("Upload a picture").setInputFiles({ name: "bomb.png", mimeType: "image/png", buffer: bomb });
+  await alice.page.locator("#notice", { hasText: "declares 20000×20000 pixels" }).waitFor(T);
 
   // alice uploads the picture; both canvases show it, drawn from what each page opened.
   await alice.page.getByLabel("Upload a picture").setInputFiles({ name: "halves.png", mimeType: "image/png", buffer: PNG });

@@ -25,6 +25,7 @@ export {
   textInsert,
 } from "./component.js";
 export { checkDocument } from "./schema.js";
+export { type PictureInfo, PICTURE_LIMITS, pictureInfo, pictureRefusal } from "./picture.js";
 export { diff, diffUnder, findElement, restoreElement } from "./diff.js";
 export { type Side, MIN_CLIP_LENGTH, flip } from "./transform.js";
 export {
