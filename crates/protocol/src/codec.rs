@@ -202,22 +202,17 @@ pub fn encode_op(session: &str, version: u64, user: &str, ops_json: &str) -> Str
     )
 }
 
-/// The `op` frame of an encrypted session's edit (decodes as [`ServerMessage::Op`] with
-/// `data`, `key_epoch` and `chain`).
-pub fn encode_sealed_op(
-    session: &str,
-    version: u64,
-    user: &str,
-    sealed: &crate::sealed::Sealed,
-) -> String {
+/// The `op` frame of a stored edit, from its stored body as it is (never parsed): a plain edit's
+/// components (a JSON array) go in `ops`; an encrypted session's payload, stored as the JSON
+/// object of its [`Sealed`](crate::sealed::Sealed), gives its fields (`data`, `key_epoch`,
+/// `chain`) to the frame, which then decodes as [`ServerMessage::Op`] with them and no `ops`.
+pub fn encode_stored_op(session: &str, version: u64, user: &str, body: &str) -> String {
+    let Some(fields) = body.strip_prefix('{').and_then(|b| b.strip_suffix('}')) else {
+        return encode_op(session, version, user, body);
+    };
     let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
     let user = serde_json::to_string(user).unwrap_or_else(|_| "\"\"".to_owned());
-    let data = serde_json::to_string(&sealed.data).unwrap_or_else(|_| "\"\"".to_owned());
-    let chain = serde_json::to_string(&sealed.chain).unwrap_or_else(|_| "\"\"".to_owned());
-    let key_epoch = sealed.key_epoch;
-    format!(
-        r#"{{"type":"op","session":{session},"version":{version},"user":{user},"data":{data},"key_epoch":{key_epoch},"chain":{chain}}}"#
-    )
+    format!(r#"{{"type":"op","session":{session},"version":{version},"user":{user},{fields}}}"#)
 }
 
 /// Serializing these types cannot fail (string keys only); this is the answer if it ever does.
@@ -227,6 +222,40 @@ const FALLBACK: &str = r#"{"type":"error","code":"internal","message":"encoding 
 mod tests {
     use super::*;
     use crate::{ErrorCode, Role};
+
+    #[test]
+    fn a_stored_sealed_edit_becomes_a_sealed_op_frame() {
+        let sealed = crate::sealed::Sealed {
+            data: "AAAA".into(),
+            key_epoch: 2,
+            chain: "ab".repeat(32),
+        };
+        let body = serde_json::to_string(&sealed).unwrap();
+        let frame = encode_stored_op("s", 3, "u", &body);
+        match decode_server(&frame).unwrap().0 {
+            ServerMessage::Op {
+                version,
+                ops,
+                data,
+                key_epoch,
+                chain,
+                ..
+            } => {
+                assert_eq!(version, 3);
+                assert!(ops.is_noop());
+                assert_eq!(data.as_deref(), Some("AAAA"));
+                assert_eq!(key_epoch, Some(2));
+                assert_eq!(chain, Some(sealed.chain));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!frame.contains("\"ops\""));
+        // A plain edit's array goes in `ops`, as `encode_op` writes it.
+        assert_eq!(
+            encode_stored_op("s", 1, "u", "[]"),
+            encode_op("s", 1, "u", "[]")
+        );
+    }
 
     #[test]
     fn decodes_join_with_rid() {

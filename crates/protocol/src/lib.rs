@@ -12,7 +12,7 @@ pub mod social;
 
 pub use codec::{
     ClientFrame, MAX_TOKEN_LEN, Rejected, decode_client, decode_server, encode, encode_op,
-    encode_sealed_op, encode_with_rid,
+    encode_stored_op, encode_with_rid,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{

@@ -1122,3 +1122,66 @@ async fn a_mention_reaches_its_user_on_another_node() -> Result<()> {
     assert_eq!(unread["notifications"], json!([]), "{unread}");
     Ok(())
 }
+
+/// An end-to-end encrypted session across two nodes: alice's on node 0, bob's on node 1 (his
+/// sealed edits forwarded to the session's home, the home's commits relayed back as sealed `op`
+/// frames with their chain). Both type at once and converge, and a raw client on node 1 sees
+/// sealed frames only.
+#[tokio::test]
+async fn an_encrypted_session_spans_nodes() -> Result<()> {
+    use montage_client::sealed::{Keyring, SessionKey};
+    use montage_client::{Component, Op, Role, Value, path};
+
+    let Some((db, nats)) = services("scale::an_encrypted_session_spans_nodes")? else {
+        return Ok(());
+    };
+    let (_dirs, nodes) = start_cluster(2, &db, &nats)?;
+    let ws = |n: &Server| format!("ws://{}/v1/ws", n.addr);
+    let keys = Keyring::new(SessionKey::generate());
+    let alice = sdk(&ws(&nodes[0]), "alice").await?;
+    let ha = alice.join_encrypted("enc", keys.clone()).await?;
+    ha.set_role("bob", Role::Editor).await?;
+    ha.sync(SDK_SYNC).await?;
+    let mut raw = nodes[1].connect("carol").await?;
+    let joined = raw.join("enc", "c").await?;
+    ensure!(joined["encrypted"] == true, "{joined}");
+    let bob = sdk(&ws(&nodes[1]), "bob").await?;
+    let hb = bob.join_encrypted("enc", keys.clone()).await?;
+    let type_at_end = |h: &montage_client::SessionHandle, s: &str| {
+        h.edit_with(|d| {
+            let n = d
+                .get("title")
+                .and_then(Value::as_text)
+                .map_or(0, |t| t.len_chars());
+            Some(Op::new(vec![Component::text_insert(path!["title"], n, s)]))
+        })
+    };
+    for _ in 0..20 {
+        type_at_end(&ha, "a")?;
+        type_at_end(&hb, "b")?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ha.sync(SDK_SYNC).await?;
+    hb.sync(SDK_SYNC).await?;
+    let v = ha.version().max(hb.version());
+    ha.wait_version(v, SDK_SYNC).await?;
+    hb.wait_version(v, SDK_SYNC).await?;
+    ensure!(ha.state() == hb.state(), "diverged");
+    let title = ha
+        .state()
+        .get("title")
+        .and_then(Value::as_text)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    ensure!(
+        title.matches('a').count() == 20 && title.matches('b').count() == 20,
+        "{title}"
+    );
+    // Node 1 relayed alice's edits (sequenced on another node or not) sealed, with the chain.
+    let op = until(&mut raw, "op").await?;
+    ensure!(
+        op["data"].is_string() && op["chain"].is_string() && op.get("ops").is_none(),
+        "{op}"
+    );
+    Ok(())
+}

@@ -32,7 +32,7 @@ use std::time::Instant;
 use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
 use montage_protocol::{
-    ErrorCode, Participant as WireParticipant, Role, ServerMessage, encode, encode_op,
+    ErrorCode, Participant as WireParticipant, Role, ServerMessage, encode, encode_stored_op,
     encode_with_rid,
 };
 use serde_json::Value as Json;
@@ -624,7 +624,7 @@ impl Actor {
         let moved = self.after_apply(&user, &inverse, false);
         // An edit forwarded from here gets its ack instead of the `op`.
         let author = self.ack_forwarded(&o);
-        let frame = Utf8Bytes::from(encode_op(&self.id, version, &o.user, &o.ops));
+        let frame = Utf8Bytes::from(encode_stored_op(&self.id, version, &o.user, &o.ops));
         for (id, p) in &self.participants {
             if p.from_version < version && Some(*id) != author {
                 p.conn.send(frame.clone());

@@ -12,7 +12,7 @@ use montage_ot::{Op, Value};
 use montage_protocol::sealed::{
     GENESIS_CHAIN, Payload, Sealed, SealedSnapshot, chain_hex, chain_next, parse_chain,
 };
-use montage_protocol::{ErrorCode, encode_sealed_op};
+use montage_protocol::{ErrorCode, encode_stored_op};
 
 use super::{Applied, CoreConfig, Edit, HistEntry, Refusal, SessionCore, json_len};
 use crate::store::{Loaded, Snapshot, StoredOp};
@@ -234,7 +234,7 @@ impl<A> SessionCore<A> {
         self.doc_bytes += grown;
         self.version = version;
         self.last_time = self.last_time.max(edit.now_ms);
-        let broadcast = encode_sealed_op(&self.id, version, &edit.user, &sealed);
+        let broadcast = encode_stored_op(&self.id, version, &edit.user, &body);
         self.history.push_back(HistEntry {
             op: Op::default(),
             user: edit.user.clone(),
