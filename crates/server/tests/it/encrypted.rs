@@ -17,6 +17,7 @@ backend_tests!(
     removing_a_member_retires_the_key_epoch,
     sealed_inputs_are_checked_and_bounded,
     sealed_uploads_are_stored_as_they_came,
+    tiny_payloads_count_against_the_budget_too,
 );
 
 fn sealed(session: &str, base: u64, seq: u64, data: &str, epoch: u64) -> Json {
@@ -406,5 +407,28 @@ async fn sealed_uploads_are_stored_as_they_came(b: Backend) -> Result<()> {
             .status
             == 201
     );
+    Ok(())
+}
+
+/// The budget between client snapshots counts every payload's entry, not only its bytes: tiny
+/// payloads can't pile up without bound (4 KiB documents: 16 KiB, 164 a 4-byte payload).
+async fn tiny_payloads_count_against_the_budget_too(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &["--max-doc-bytes", "4096"]).await?;
+    let mut alice = s.connect("alice").await?;
+    join_encrypted(&mut alice, "e", "a").await?;
+    let mut taken = 0u64;
+    loop {
+        alice.send(sealed("e", taken, taken + 1, "AAAA", 0)).await?;
+        let m = alice.recv().await?;
+        if m["type"] == "ack" {
+            taken += 1;
+            ensure!(taken <= 100, "over 100 tiny payloads taken");
+            continue;
+        }
+        ensure!(m["code"] == "too_large", "{m}");
+        break;
+    }
+    ensure!(taken >= 90, "only {taken} taken");
     Ok(())
 }

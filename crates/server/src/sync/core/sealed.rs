@@ -17,6 +17,20 @@ use montage_protocol::{ErrorCode, encode_stored_op};
 use super::{Applied, CoreConfig, Edit, HistEntry, Refusal, SessionCore, json_len};
 use crate::store::{Loaded, Snapshot, StoredOp};
 
+/// What a join replays may weigh this many times `--max-doc-bytes` between client snapshots: the
+/// server can't make snapshots of what it can't read.
+const SEALED_BUDGET: usize = 4;
+
+/// What a stored payload costs a join besides its bytes: the entry around it (version, user,
+/// time, key epoch, 64 hex digits of chain). Counted so that tiny payloads can't pile up
+/// without bound under a budget of bytes.
+const ENTRY_COST: usize = 160;
+
+/// A payload's weight against [`SEALED_BUDGET`].
+fn cost(data: &str) -> usize {
+    data.len() + ENTRY_COST
+}
+
 /// A sealed edit or snapshot as a client sent it.
 pub type SealedEdit = Payload;
 
@@ -73,7 +87,7 @@ impl<A> SessionCore<A> {
         };
         let mut base_chain = chain;
         // What a join replays: the snapshot and every payload after it (`apply_sealed`).
-        let mut payload_bytes = snapshot.as_ref().map_or(0, |s| s.data.len());
+        let mut payload_bytes = snapshot.as_ref().map_or(0, |s| cost(&s.data));
         let mut last_time = l.snapshot_time.unwrap_or(0);
         let mut history: VecDeque<HistEntry> = VecDeque::new();
         for o in l.ops {
@@ -86,7 +100,7 @@ impl<A> SessionCore<A> {
                 return Err(format!("op {}: the chain does not continue", o.version));
             }
             chain = next;
-            payload_bytes += sealed.data.len();
+            payload_bytes += cost(&sealed.data);
             version = o.version;
             last_time = o.time.unwrap_or(last_time);
             history.push_back(HistEntry {
@@ -210,8 +224,10 @@ impl<A> SessionCore<A> {
         self.check_key_epoch(payload.key_epoch)?;
         // The payloads of history count against the document size limit, so a session can't
         // grow without bound where the server can't see what it holds.
-        let grown = payload.data.len();
-        if self.doc_bytes.saturating_add(grown) > self.config.max_doc_bytes.saturating_mul(4) {
+        let grown = cost(&payload.data);
+        if self.doc_bytes.saturating_add(grown)
+            > self.config.max_doc_bytes.saturating_mul(SEALED_BUDGET)
+        {
             return Err(Refusal::new(
                 ErrorCode::TooLarge,
                 "the session's payloads since its last snapshot pass the size limit; store a \
@@ -263,7 +279,7 @@ impl<A> SessionCore<A> {
             return Err(format!("op {}: the chain does not continue", o.version));
         }
         let user: Arc<str> = Arc::from(o.user.as_str());
-        self.doc_bytes += sealed.data.len();
+        self.doc_bytes += cost(&sealed.data);
         self.version = o.version;
         self.last_time = o.time.unwrap_or(self.last_time);
         self.history.push_back(HistEntry {
@@ -336,9 +352,9 @@ impl<A> SessionCore<A> {
             .history
             .iter()
             .skip((version + 1).saturating_sub(self.hist_start) as usize)
-            .filter_map(|h| h.sealed.as_ref().map(|s| s.data.len()))
+            .filter_map(|h| h.sealed.as_ref().map(|s| cost(&s.data)))
             .sum();
-        self.doc_bytes = json_len(&self.doc) + sealed.data.len() + after;
+        self.doc_bytes = json_len(&self.doc) + cost(&sealed.data) + after;
         if let Some(s) = &mut self.sealed {
             s.snapshot = Some(SealedSnapshot {
                 version,
