@@ -1085,7 +1085,6 @@ const CLUSTER_METRICS: [&str; 2] = [
 /// Bytes per padding string (under the OT engine's 512-byte rope threshold).
 const PAD_PIECE: usize = 500;
 
-#[allow(clippy::too_many_arguments)]
 /// One load client's settings.
 struct BenchClient {
     id: usize,

@@ -363,16 +363,14 @@ pub fn session(conn: &ConnArgs, a: SessionArgs) -> Result<()> {
                 settings.title = title;
                 settings.link_role = link_role;
                 // A new encrypted session gets a fresh key unless one was given.
-                let new_key = (encrypted && conn.keys()?.is_none()).then(SessionKey::generate);
-                if encrypted || conn.keys()?.is_some() {
+                let given = conn.keys()?;
+                let new_key = (encrypted && given.is_none()).then(SessionKey::generate);
+                let keys = given.or_else(|| new_key.clone().map(Keyring::new));
+                if keys.is_some() {
                     settings = settings.encrypted();
                 }
                 let s = conn.api()?.create_session(&settings).await?;
                 let mut out = info_json(&s);
-                let keys = match &new_key {
-                    Some(k) => Some(Keyring::new(k.clone())),
-                    None => conn.keys()?,
-                };
                 if let Some(keys) = keys {
                     // Opening it writes its key check (an empty sealed edit) under this key, so
                     // whoever joins with another key is told so at once.

@@ -751,7 +751,7 @@ impl SessionCore {
     /// ops the rest of the core takes, my acks' chain values checked, comments opened.
     fn unseal(
         &mut self,
-        msg: ServerMessage,
+        mut msg: ServerMessage,
         ev: &mut Vec<Event>,
     ) -> std::result::Result<ServerMessage, SealError> {
         let session = self.session.clone();
@@ -907,24 +907,13 @@ impl SessionCore {
                 msg
             }
             ServerMessage::CommentAdded {
-                session: s,
-                mut comment,
-            } => {
-                open_comment_in(&e.keys, &session, &mut comment, ev);
-                ServerMessage::CommentAdded {
-                    session: s,
-                    comment,
-                }
+                ref mut comment, ..
             }
-            ServerMessage::CommentUpdated {
-                session: s,
-                mut comment,
+            | ServerMessage::CommentUpdated {
+                ref mut comment, ..
             } => {
-                open_comment_in(&e.keys, &session, &mut comment, ev);
-                ServerMessage::CommentUpdated {
-                    session: s,
-                    comment,
-                }
+                open_comment_in(&e.keys, &session, comment, ev);
+                msg
             }
             other => other,
         })
@@ -958,7 +947,10 @@ impl SessionCore {
             self.bridge(v, user, op, ev);
         }
         // An encrypted session's key check beaten by another's: that one serves.
-        if self.inflight.as_ref().is_some_and(|f| f.local.is_noop()) && self.version > 0 {
+        if self.e2e.is_some()
+            && self.inflight.as_ref().is_some_and(|f| f.local.is_noop())
+            && self.version > 0
+        {
             self.inflight = None;
             self.promote();
         }

@@ -151,7 +151,19 @@ pub struct Binding<'a> {
     pub chain: &'a [u8; 32],
 }
 
-impl Binding<'_> {
+impl<'a> Binding<'a> {
+    /// What a comment of `session` under `key_epoch` is bound to (version 0, no chain: comments
+    /// stand outside the edit order).
+    fn comment(session: &'a str, key_epoch: u64) -> Binding<'a> {
+        Binding {
+            kind: "comment",
+            session,
+            version: 0,
+            key_epoch,
+            chain: &montage_protocol::sealed::GENESIS_CHAIN,
+        }
+    }
+
     fn what(&self) -> String {
         match self.kind {
             "comment" => format!("a comment of session {}", self.session),
@@ -241,13 +253,7 @@ pub fn seal_comment(
     plain: &[u8],
 ) -> Result<String, SealError> {
     let key = keys.get(epoch).ok_or(SealError::NoKey(epoch))?;
-    let to = Binding {
-        kind: "comment",
-        session,
-        version: 0,
-        key_epoch: epoch,
-        chain: &[0; 32],
-    };
+    let to = Binding::comment(session, epoch);
     Ok(format!("{COMMENT_PREFIX}{epoch}:{}", seal(key, to, plain)))
 }
 
@@ -264,14 +270,7 @@ pub fn open_comment(
     let Some(key) = keys.get(epoch) else {
         return Some(Err(SealError::NoKey(epoch)));
     };
-    let to = Binding {
-        kind: "comment",
-        session,
-        version: 0,
-        key_epoch: epoch,
-        chain: &[0; 32],
-    };
-    Some(open(key, to, data))
+    Some(open(key, Binding::comment(session, epoch), data))
 }
 
 /// Seals a file for upload to an encrypted session (`POST /v1/assets?session=…`): the sealed
@@ -353,10 +352,12 @@ impl E2e {
     }
 
     pub(crate) fn chain_at(&self, version: u64) -> Option<[u8; 32]> {
+        // Versions rise: stop at the first older one.
         self.chains
             .iter()
             .rev()
-            .find(|(v, _)| *v == version)
+            .find(|(v, _)| *v <= version)
+            .filter(|(v, _)| *v == version)
             .map(|(_, c)| *c)
     }
 

@@ -4,7 +4,7 @@ use montage_ot::{Op, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
-use crate::sealed::{Sealed, SealedSnapshot};
+use crate::sealed::SealedSnapshot;
 use crate::social::{Comment, NewComment, Suggestion};
 
 /// A participant's permission level. The derive order makes
@@ -262,17 +262,6 @@ pub struct OpEntry {
     pub key_epoch: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
-}
-
-impl OpEntry {
-    /// The sealed edit of an encrypted session's entry, if it is one.
-    pub fn sealed(&self) -> Option<Sealed> {
-        Some(Sealed {
-            data: self.data.clone()?,
-            key_epoch: self.key_epoch.unwrap_or(0),
-            chain: self.chain.clone().unwrap_or_default(),
-        })
-    }
 }
 
 /// A connection-quality tier (docs/PROTOCOL.md): how often presence and previews go to a connection and

@@ -2819,6 +2819,9 @@ var _poly1305_aead = (xorStream) => (key, nonce, AAD) => {
 var chacha20poly1305 = /* @__PURE__ */ wrapCipher({ blockSize: 64, nonceLength: 12, tagLength: 16 }, _poly1305_aead(chacha20));
 var xchacha20poly1305 = /* @__PURE__ */ wrapCipher({ blockSize: 64, nonceLength: 24, tagLength: 16 }, _poly1305_aead(xchacha20));
 
+// ../client/node_modules/@noble/hashes/esm/crypto.js
+var crypto = typeof globalThis === "object" && "crypto" in globalThis ? globalThis.crypto : void 0;
+
 // ../client/node_modules/@noble/hashes/esm/utils.js
 function isBytes2(a) {
   return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array";
@@ -2853,6 +2856,52 @@ function createView2(arr) {
 function rotr(word, shift) {
   return word << 32 - shift | word >>> shift;
 }
+var hasHexBuiltin = /* @__PURE__ */ (() => (
+  // @ts-ignore
+  typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
+))();
+var hexes = /* @__PURE__ */ Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function bytesToHex(bytes) {
+  abytes2(bytes);
+  if (hasHexBuiltin)
+    return bytes.toHex();
+  let hex = "";
+  for (let i = 0; i < bytes.length; i++) {
+    hex += hexes[bytes[i]];
+  }
+  return hex;
+}
+var asciis = { _0: 48, _9: 57, A: 65, F: 70, a: 97, f: 102 };
+function asciiToBase16(ch) {
+  if (ch >= asciis._0 && ch <= asciis._9)
+    return ch - asciis._0;
+  if (ch >= asciis.A && ch <= asciis.F)
+    return ch - (asciis.A - 10);
+  if (ch >= asciis.a && ch <= asciis.f)
+    return ch - (asciis.a - 10);
+  return;
+}
+function hexToBytes(hex) {
+  if (typeof hex !== "string")
+    throw new Error("hex string expected, got " + typeof hex);
+  if (hasHexBuiltin)
+    return Uint8Array.fromHex(hex);
+  const hl = hex.length;
+  const al = hl / 2;
+  if (hl % 2)
+    throw new Error("hex string expected, got unpadded hex of length " + hl);
+  const array = new Uint8Array(al);
+  for (let ai = 0, hi = 0; ai < al; ai++, hi += 2) {
+    const n1 = asciiToBase16(hex.charCodeAt(hi));
+    const n2 = asciiToBase16(hex.charCodeAt(hi + 1));
+    if (n1 === void 0 || n2 === void 0) {
+      const char = hex[hi] + hex[hi + 1];
+      throw new Error('hex string expected, got non-hex character "' + char + '" at index ' + hi);
+    }
+    array[ai] = n1 * 16 + n2;
+  }
+  return array;
+}
 function utf8ToBytes2(str2) {
   if (typeof str2 !== "string")
     throw new Error("string expected");
@@ -2864,6 +2913,21 @@ function toBytes2(data) {
   abytes2(data);
   return data;
 }
+function concatBytes(...arrays) {
+  let sum = 0;
+  for (let i = 0; i < arrays.length; i++) {
+    const a = arrays[i];
+    abytes2(a);
+    sum += a.length;
+  }
+  const res = new Uint8Array(sum);
+  for (let i = 0, pad = 0; i < arrays.length; i++) {
+    const a = arrays[i];
+    res.set(a, pad);
+    pad += a.length;
+  }
+  return res;
+}
 var Hash2 = class {
 };
 function createHasher(hashCons) {
@@ -2873,6 +2937,15 @@ function createHasher(hashCons) {
   hashC.blockLen = tmp.blockLen;
   hashC.create = () => hashCons();
   return hashC;
+}
+function randomBytes(bytesLength = 32) {
+  if (crypto && typeof crypto.getRandomValues === "function") {
+    return crypto.getRandomValues(new Uint8Array(bytesLength));
+  }
+  if (crypto && typeof crypto.randomBytes === "function") {
+    return Uint8Array.from(crypto.randomBytes(bytesLength));
+  }
+  throw new Error("crypto.getRandomValues must be defined");
 }
 
 // ../client/node_modules/@noble/hashes/esm/_md.js
@@ -3221,13 +3294,6 @@ function fromBase64(text2) {
   return decodeNoPad(text2.slice(0, text2.length - pad), STD_LOOKUP);
 }
 var MAX_SEALED_LEN = 16 * 1024 * 1024;
-function randomBytes(n) {
-  const c = globalThis.crypto;
-  if (c?.getRandomValues === void 0) throw new Error("no secure random source (globalThis.crypto.getRandomValues)");
-  const out = new Uint8Array(n);
-  c.getRandomValues(out);
-  return out;
-}
 var SessionKey = class _SessionKey {
   #bytes;
   constructor(bytes) {
@@ -3348,38 +3414,25 @@ function u64be(n) {
   new DataView(b.buffer).setBigUint64(0, BigInt(n));
   return b;
 }
-function concat(parts) {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 function check32(chain) {
   if (chain.length !== 32) throw new RangeError(`a chain value is 32 bytes, this one ${chain.length}`);
   return chain;
 }
 function associatedData(kind, session, version, keyEpoch, chain) {
   const s = utf8.encode(session);
-  return concat([utf8.encode("montage.e2e.v1\0"), utf8.encode(kind), new Uint8Array([0]), u64be(s.length), s, u64be(version), u64be(keyEpoch), check32(chain)]);
+  return concatBytes(utf8.encode("montage.e2e.v1\0"), utf8.encode(kind), new Uint8Array([0]), u64be(s.length), s, u64be(version), u64be(keyEpoch), check32(chain));
 }
 function chainNext(prev, version, keyEpoch, data) {
-  return sha256(concat([utf8.encode("montage.chain.v1"), check32(prev), u64be(version), u64be(keyEpoch), utf8.encode(data)]));
+  return sha256(concatBytes(utf8.encode("montage.chain.v1"), check32(prev), u64be(version), u64be(keyEpoch), utf8.encode(data)));
 }
 function chainHex(chain) {
-  let s = "";
-  for (const b of chain) s += b.toString(16).padStart(2, "0");
-  return s;
+  return bytesToHex(chain);
 }
 function parseChain(hex) {
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return null;
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return /^[0-9a-fA-F]{64}$/.test(hex) ? hexToBytes(hex) : null;
+}
+function adOf(to) {
+  return associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
 }
 function what(to) {
   if (to.kind === "comment" || to.kind === "asset") return `${to.kind === "asset" ? "an asset" : "a comment"} of session ${to.session}`;
@@ -3395,15 +3448,15 @@ function seal(key, to, plaintext) {
 }
 function sealWithNonce(key, to, plaintext, nonce) {
   if (nonce.length !== NONCE) throw new RangeError(`a nonce is ${NONCE} bytes`);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   const ct = xchacha20poly1305(key.bytes, nonce, ad).encrypt(plainBytes(plaintext));
-  return toBase64(concat([nonce, ct]));
+  return toBase64(concatBytes(nonce, ct));
 }
 function open(key, to, data) {
   const bytes = fromBase64(data);
   if (bytes === null) throw SealError.malformed(`${what(to)} is not base64`);
   if (bytes.length < NONCE + TAG) throw SealError.malformed(`${what(to)} is too short`);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   try {
     return xchacha20poly1305(key.bytes, bytes.subarray(0, NONCE), ad).decrypt(bytes.subarray(NONCE));
   } catch {
@@ -3457,7 +3510,7 @@ function sealAssetWithNonce(keys, epoch, session, file, nonce) {
   const key = keys.get(epoch);
   if (key === void 0) throw SealError.noKey(epoch);
   const to = assetBinding(session, epoch);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   const out = new Uint8Array(ASSET_HEADER_LEN + NONCE + file.length + TAG);
   out.set(ASSET_MAGIC_BYTES, 0);
   out.set(u64be(epoch), ASSET_MAGIC_BYTES.length);
@@ -3480,7 +3533,7 @@ function openAsset(keys, session, sealed) {
   const key = keys.get(epoch);
   if (key === void 0) throw SealError.noKey(epoch);
   const to = assetBinding(session, epoch);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   const file = new Uint8Array(sealed.length - ASSET_MIN_LEN);
   try {
     xchacha20poly1305(key.bytes, sealed.subarray(ASSET_HEADER_LEN, ASSET_HEADER_LEN + NONCE), ad).decrypt(sealed.subarray(ASSET_HEADER_LEN + NONCE), file);
@@ -3524,12 +3577,7 @@ var E2eState = class {
   /** Checks and opens the sealed edit of `version`: its chain value follows the previous
    * version's and is the one the server claims; records it. */
   openEdit(session, version, keyEpoch, data, claimed) {
-    const prev = this.chainAt(version - 1);
-    if (prev === null) throw SealError.chain(`version ${version} arrived without version ${version - 1} before it`);
-    const next = chainNext(prev, version, keyEpoch, data);
-    if (claimed !== void 0 && claimed !== chainHex(next)) {
-      throw SealError.chain(`the server's chain value for version ${version} is not the one its payloads make: the stream was changed`);
-    }
+    const { prev, next } = this.nextChain(version, keyEpoch, data, claimed, false);
     const plain = open(this.key(keyEpoch), { kind: "op", session, version, keyEpoch, chain: prev }, data);
     this.record(version, next);
     return plain;
@@ -3537,21 +3585,32 @@ var E2eState = class {
   /** My own edit, acked as `version`: its chain value, checked against the server's. */
   acked(version, keyEpoch, data, claimed) {
     if (this.chainAt(version) !== null) return;
+    this.record(version, this.nextChain(version, keyEpoch, data, claimed, true).next);
+  }
+  /** The chain values before and at `version` (the Rust `E2e::next_chain`): the one before must
+   * be known, and the one the payload makes must be the server's claim. */
+  nextChain(version, keyEpoch, data, claimed, mine) {
     const prev = this.chainAt(version - 1);
-    if (prev === null) throw SealError.chain(`version ${version} acked without version ${version - 1} before it`);
+    if (prev === null) throw SealError.chain(`version ${version} ${mine ? "acked" : "arrived"} without version ${version - 1} before it`);
     const next = chainNext(prev, version, keyEpoch, data);
     if (claimed !== void 0 && claimed !== chainHex(next)) {
-      throw SealError.chain(`the server acked version ${version} with a chain value my edit does not make: the stream was changed`);
+      throw SealError.chain(
+        mine ? `the server acked version ${version} with a chain value my edit does not make: the stream was changed` : `the server's chain value for version ${version} is not the one its payloads make: the stream was changed`
+      );
     }
-    this.record(version, next);
+    return { prev, next };
+  }
+  /** Seals `plain` as `kind` bound to `version` and the chain value of `chainOf`, under the
+   * current key epoch (the Rust `E2e::seal_now`). */
+  sealNow(kind, session, version, chainOf, plain) {
+    const chain = this.chainAt(chainOf);
+    if (chain === null) throw SealError.chain(`the chain value of version ${chainOf} is not known here`);
+    const keyEpoch = this.keyEpoch;
+    return { data: seal(this.key(keyEpoch), { kind, session, version, keyEpoch, chain }, plain), keyEpoch };
   }
   /** Seals an edit made on `base` (it becomes `base + 1`) under the current key epoch. */
   sealEdit(session, base, plain) {
-    const chain = this.chainAt(base);
-    if (chain === null) throw SealError.chain(`the chain value of version ${base} is not known here`);
-    const keyEpoch = this.keyEpoch;
-    const data = seal(this.key(keyEpoch), { kind: "op", session, version: base + 1, keyEpoch, chain }, plain);
-    return { data, keyEpoch };
+    return this.sealNow("op", session, base + 1, base, plain);
   }
   /** Opens a stored snapshot and starts the chain over from it (its chain value is bound into
    * its associated data, so only a key holder can have made the pair). */
@@ -3565,11 +3624,7 @@ var E2eState = class {
   }
   /** Seals the document at `version` as a snapshot, if that version's chain value is known. */
   sealSnapshot(session, version, plain) {
-    const chain = this.chainAt(version);
-    if (chain === null) throw SealError.chain(`the chain value of version ${version} is not known here`);
-    const keyEpoch = this.keyEpoch;
-    const data = seal(this.key(keyEpoch), { kind: "snapshot", session, version, keyEpoch, chain }, plain);
-    return { data, keyEpoch };
+    return this.sealNow("snapshot", session, version, version, plain);
   }
 };
 
@@ -3694,7 +3749,7 @@ var SessionsApi = class {
     if (!Array.isArray(list2)) throw badResponse("GET /v1/sessions", "no `sessions` list");
     return list2.map((s) => summary(s, "GET /v1/sessions"));
   }
-  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says). */
+  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says; end-to-end encrypted with `encrypted`, docs/E2E.md). */
   async create(opts = {}) {
     return info(await this.call("POST", "/v1/sessions", 201, opts), "POST /v1/sessions");
   }
@@ -4302,9 +4357,8 @@ var MontageSession = class _MontageSession {
    * not sealed).
    */
   async download(id) {
-    const bytes = await this.connection.api.asset(id);
     const e = this.e2e;
-    return e === null ? bytes : openAsset(e.keys, this.session, bytes);
+    return e === null ? this.connection.api.asset(id) : this.connection.api.openSealedAsset(id, this.session, e.keys);
   }
   /** Sends `msg` for this session with a fresh rid and waits for the answer carrying it. */
   request(msg, kind) {
@@ -4470,13 +4524,18 @@ var MontageSession = class _MontageSession {
     const err = new AccessError(this.session, reason, message);
     this.accessError = err;
     this.wantJoined = false;
+    this.stopWith(err);
+    this.emit("accessDenied", err);
+  }
+  /** Out of the session for good: the socket's part ends, and whoever waits for `ready` hears
+   * `err`. */
+  stopWith(err) {
     this.socketClosed();
     this.denied();
     this.emitStatus({});
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of waiters) w.reject(err);
-    this.emit("accessDenied", err);
   }
   /** Called when the session is out for good (a `MontageClient` closes its own socket then). */
   denied() {
@@ -4613,7 +4672,7 @@ var MontageSession = class _MontageSession {
             throw SealError.malformed(`the snapshot opened to no document: ${err.message}`);
           }
         } else if (m["whole"] === true) {
-          e.record(0, new Uint8Array(32));
+          e.record(0, GENESIS_CHAIN);
           doc2 = newDocument();
         }
         const entries = [];
@@ -4678,12 +4737,7 @@ var MontageSession = class _MontageSession {
     const wasIn = this.inSession || this.awaitingJoin;
     this.wantJoined = false;
     if (wasIn) this.send({ type: "leave", session: this.session });
-    this.socketClosed();
-    this.denied();
-    this.emitStatus({});
-    const waiters = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const w of waiters) w.reject(err);
+    this.stopWith(err);
     this.emit("undecryptable", err);
   }
   onRoleChanged(user, role2) {
@@ -6644,7 +6698,7 @@ var MAX_DRAWN_SIDE = 8192;
 var PICTURE_LOADS = 3;
 var pictureQueue = [];
 var pictureLoads = 0;
-function pictureOf(c, asset) {
+function pictureOf(asset) {
   let p = pictures.get(asset);
   if (p === void 0) {
     p = { state: "loading" };
@@ -6727,7 +6781,7 @@ function drawPictures() {
   let loading = 0;
   for (const l of layers()) {
     if (typeof l.asset !== "string") continue;
-    const p = pictureOf(c, l.asset);
+    const p = pictureOf(l.asset);
     if (p.state === "ready") drawLayer(g, l, p.bitmap);
     else if (p.state === "loading") loading++;
     else failed.set(p.why, (failed.get(p.why) ?? 0) + 1);
@@ -7300,12 +7354,14 @@ async function upload(file) {
   const c = client;
   if (c === null) return;
   let local2 = null;
+  let body = file;
   if (c.encrypted) {
     if (/^(video|audio)\//.test(file.type)) {
       notice("Videos and sounds can't be added to an end-to-end encrypted session yet: only pictures (PNG, JPEG, WebP).");
       return;
     }
-    const refused = pictureRefusal(new Uint8Array(await file.arrayBuffer()));
+    body = new Uint8Array(await file.arrayBuffer());
+    const refused = pictureRefusal(body);
     if (refused !== null) {
       notice(`This file can't be added: it ${refused}. Nothing was uploaded.`);
       return;
@@ -7320,7 +7376,7 @@ async function upload(file) {
   notice(c.encrypted ? "Sealing and uploading…" : "Uploading…");
   let a;
   try {
-    a = await c.upload(file);
+    a = await c.upload(body);
   } catch (e) {
     local2?.close();
     if (e instanceof SealError && e.kind === "no_key") notice("Upload not sealed: this page has no key for the session's current key epoch yet. Open the owner's new link.");

@@ -381,7 +381,7 @@ async function newEncryptedSession(): Promise<void> {
   let s: SessionInfo;
   try {
     // `encrypted` is chosen at creation (docs/PROTOCOL.md "Encrypted sessions").
-    s = await sessionsApi.create({ encrypted: true } as Parameters<SessionsApi["create"]>[0]);
+    s = await sessionsApi.create({ encrypted: true });
   } catch (e) {
     status.textContent = `The session could not be created (${why(e)}).`;
     return;
@@ -1022,7 +1022,7 @@ const pictureQueue: string[] = [];
 let pictureLoads = 0;
 
 /** An encrypted session's picture of `asset`: what is known of it, its loading queued once. */
-function pictureOf(c: Client, asset: string): Picture {
+function pictureOf(asset: string): Picture {
   let p = pictures.get(asset);
   if (p === undefined) {
     p = { state: "loading" };
@@ -1124,7 +1124,7 @@ function drawPictures(): void {
   let loading = 0;
   for (const l of layers()) {
     if (typeof l.asset !== "string") continue;
-    const p = pictureOf(c, l.asset);
+    const p = pictureOf(l.asset);
     if (p.state === "ready") drawLayer(g, l, p.bitmap);
     else if (p.state === "loading") loading++;
     else failed.set(p.why, (failed.get(p.why) ?? 0) + 1);
@@ -1792,13 +1792,16 @@ async function upload(file: File): Promise<void> {
   // An encrypted session's upload is sealed here (the SDK's `upload`), and the server can't read
   // it: the page reads the picture's size itself, and keeps the decoded picture to draw it.
   let local: ImageBitmap | null = null;
+  // Read once: checked, decoded and sealed from the same bytes.
+  let body: File | Uint8Array = file;
   if (c.encrypted) {
     if (/^(video|audio)\//.test(file.type)) {
       notice("Videos and sounds can't be added to an end-to-end encrypted session yet: only pictures (PNG, JPEG, WebP).");
       return;
     }
     // The others' pages check it the same way before they decode it (the server can't).
-    const refused = pictureRefusal(new Uint8Array(await file.arrayBuffer()));
+    body = new Uint8Array(await file.arrayBuffer());
+    const refused = pictureRefusal(body);
     if (refused !== null) {
       notice(`This file can't be added: it ${refused}. Nothing was uploaded.`);
       return;
@@ -1813,7 +1816,7 @@ async function upload(file: File): Promise<void> {
   notice(c.encrypted ? "Sealing and uploading…" : "Uploading…");
   let a: AssetInfo;
   try {
-    a = await c.upload(file);
+    a = await c.upload(body);
   } catch (e) {
     local?.close();
     if (e instanceof SealError && e.kind === "no_key") notice("Upload not sealed: this page has no key for the session's current key epoch yet. Open the owner's new link.");

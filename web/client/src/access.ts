@@ -270,8 +270,8 @@ export class SessionsApi {
     return list.map((s) => summary(s, "GET /v1/sessions"));
   }
 
-  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says). */
-  async create(opts: { title?: string; link_role?: LinkRole } = {}): Promise<SessionInfo> {
+  /** `POST /v1/sessions`: a new session the caller owns (private unless `link_role` says; end-to-end encrypted with `encrypted`, docs/E2E.md). */
+  async create(opts: { title?: string; link_role?: LinkRole; encrypted?: boolean } = {}): Promise<SessionInfo> {
     return info(await this.call("POST", "/v1/sessions", 201, opts), "POST /v1/sessions");
   }
 

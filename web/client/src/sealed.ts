@@ -14,6 +14,7 @@
  */
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, concatBytes, hexToBytes, randomBytes } from "@noble/hashes/utils.js";
 
 /** What went wrong: see {@link SealError}. */
 export type SealErrorKind = "tampered" | "no_key" | "malformed" | "chain";
@@ -147,14 +148,6 @@ export function isBase64(data: string): boolean {
 export const MAX_SEALED_LEN = 16 * 1024 * 1024;
 
 // ---- keys --------------------------------------------------------------------------------------
-
-function randomBytes(n: number): Uint8Array {
-  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
-  if (c?.getRandomValues === undefined) throw new Error("no secure random source (globalThis.crypto.getRandomValues)");
-  const out = new Uint8Array(n);
-  c.getRandomValues(out);
-  return out;
-}
 
 /**
  * One session key: 32 random bytes, written as 43 characters of unpadded base64url — what an
@@ -315,18 +308,6 @@ function u64be(n: number): Uint8Array {
   return b;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function check32(chain: Uint8Array): Uint8Array {
   if (chain.length !== 32) throw new RangeError(`a chain value is 32 bytes, this one ${chain.length}`);
   return chain;
@@ -342,7 +323,7 @@ function check32(chain: Uint8Array): Uint8Array {
  */
 export function associatedData(kind: string, session: string, version: number, keyEpoch: number, chain: Uint8Array): Uint8Array {
   const s = utf8.encode(session);
-  return concat([utf8.encode("montage.e2e.v1\0"), utf8.encode(kind), new Uint8Array([0]), u64be(s.length), s, u64be(version), u64be(keyEpoch), check32(chain)]);
+  return concatBytes(utf8.encode("montage.e2e.v1\0"), utf8.encode(kind), new Uint8Array([0]), u64be(s.length), s, u64be(version), u64be(keyEpoch), check32(chain));
 }
 
 /**
@@ -351,22 +332,17 @@ export function associatedData(kind: string, session: string, version: number, k
  * sealed::chain_next`). Every client computes it and compares it with the server's.
  */
 export function chainNext(prev: Uint8Array, version: number, keyEpoch: number, data: string): Uint8Array {
-  return sha256(concat([utf8.encode("montage.chain.v1"), check32(prev), u64be(version), u64be(keyEpoch), utf8.encode(data)]));
+  return sha256(concatBytes(utf8.encode("montage.chain.v1"), check32(prev), u64be(version), u64be(keyEpoch), utf8.encode(data)));
 }
 
 /** Lowercase hex of a chain value. */
 export function chainHex(chain: Uint8Array): string {
-  let s = "";
-  for (const b of chain) s += b.toString(16).padStart(2, "0");
-  return s;
+  return bytesToHex(chain);
 }
 
 /** A chain value from its hex (64 digits), or null when it is not one. */
 export function parseChain(hex: string): Uint8Array | null {
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return null;
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return /^[0-9a-fA-F]{64}$/.test(hex) ? hexToBytes(hex) : null;
 }
 
 // ---- sealing -----------------------------------------------------------------------------------
@@ -381,6 +357,11 @@ export interface Binding {
   keyEpoch: number;
   /** The chain value before an edit, at a snapshot (zeros for comments). */
   chain: Uint8Array;
+}
+
+/** The associated data a payload bound to `to` is sealed with. */
+function adOf(to: Binding): Uint8Array {
+  return associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
 }
 
 function what(to: Binding): string {
@@ -411,9 +392,9 @@ export function seal(key: SessionKey, to: Binding, plaintext: Uint8Array | strin
  */
 export function sealWithNonce(key: SessionKey, to: Binding, plaintext: Uint8Array | string, nonce: Uint8Array): string {
   if (nonce.length !== NONCE) throw new RangeError(`a nonce is ${NONCE} bytes`);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   const ct = xchacha20poly1305(key.bytes, nonce, ad).encrypt(plainBytes(plaintext));
-  return toBase64(concat([nonce, ct]));
+  return toBase64(concatBytes(nonce, ct));
 }
 
 /**
@@ -425,7 +406,7 @@ export function open(key: SessionKey, to: Binding, data: string): Uint8Array {
   const bytes = fromBase64(data);
   if (bytes === null) throw SealError.malformed(`${what(to)} is not base64`);
   if (bytes.length < NONCE + TAG) throw SealError.malformed(`${what(to)} is too short`);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   try {
     return xchacha20poly1305(key.bytes, bytes.subarray(0, NONCE), ad).decrypt(bytes.subarray(NONCE));
   } catch {
@@ -525,7 +506,7 @@ export function sealAssetWithNonce(keys: Keyring, epoch: number, session: string
   const key = keys.get(epoch);
   if (key === undefined) throw SealError.noKey(epoch);
   const to = assetBinding(session, epoch);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   // One buffer for all of it: a file may be tens of megabytes.
   const out = new Uint8Array(ASSET_HEADER_LEN + NONCE + file.length + TAG);
   out.set(ASSET_MAGIC_BYTES, 0);
@@ -563,7 +544,7 @@ export function openAsset(keys: Keyring, session: string, sealed: Uint8Array): U
   const key = keys.get(epoch);
   if (key === undefined) throw SealError.noKey(epoch);
   const to = assetBinding(session, epoch);
-  const ad = associatedData(to.kind, to.session, to.version, to.keyEpoch, to.chain);
+  const ad = adOf(to);
   // The file in a buffer of its own (a `Blob` takes it as it is).
   const file = new Uint8Array(sealed.length - ASSET_MIN_LEN);
   try {
@@ -623,12 +604,7 @@ export class E2eState {
   /** Checks and opens the sealed edit of `version`: its chain value follows the previous
    * version's and is the one the server claims; records it. */
   openEdit(session: string, version: number, keyEpoch: number, data: string, claimed: string | undefined): Uint8Array {
-    const prev = this.chainAt(version - 1);
-    if (prev === null) throw SealError.chain(`version ${version} arrived without version ${version - 1} before it`);
-    const next = chainNext(prev, version, keyEpoch, data);
-    if (claimed !== undefined && claimed !== chainHex(next)) {
-      throw SealError.chain(`the server's chain value for version ${version} is not the one its payloads make: the stream was changed`);
-    }
+    const { prev, next } = this.nextChain(version, keyEpoch, data, claimed, false);
     const plain = open(this.key(keyEpoch), { kind: "op", session, version, keyEpoch, chain: prev }, data);
     this.record(version, next);
     return plain;
@@ -637,22 +613,37 @@ export class E2eState {
   /** My own edit, acked as `version`: its chain value, checked against the server's. */
   acked(version: number, keyEpoch: number, data: string, claimed: string | undefined): void {
     if (this.chainAt(version) !== null) return; // seen already, in a catch-up after a rejoin
+    this.record(version, this.nextChain(version, keyEpoch, data, claimed, true).next);
+  }
+
+  /** The chain values before and at `version` (the Rust `E2e::next_chain`): the one before must
+   * be known, and the one the payload makes must be the server's claim. */
+  private nextChain(version: number, keyEpoch: number, data: string, claimed: string | undefined, mine: boolean): { prev: Uint8Array; next: Uint8Array } {
     const prev = this.chainAt(version - 1);
-    if (prev === null) throw SealError.chain(`version ${version} acked without version ${version - 1} before it`);
+    if (prev === null) throw SealError.chain(`version ${version} ${mine ? "acked" : "arrived"} without version ${version - 1} before it`);
     const next = chainNext(prev, version, keyEpoch, data);
     if (claimed !== undefined && claimed !== chainHex(next)) {
-      throw SealError.chain(`the server acked version ${version} with a chain value my edit does not make: the stream was changed`);
+      throw SealError.chain(
+        mine
+          ? `the server acked version ${version} with a chain value my edit does not make: the stream was changed`
+          : `the server's chain value for version ${version} is not the one its payloads make: the stream was changed`,
+      );
     }
-    this.record(version, next);
+    return { prev, next };
+  }
+
+  /** Seals `plain` as `kind` bound to `version` and the chain value of `chainOf`, under the
+   * current key epoch (the Rust `E2e::seal_now`). */
+  private sealNow(kind: "op" | "snapshot", session: string, version: number, chainOf: number, plain: string): { data: string; keyEpoch: number } {
+    const chain = this.chainAt(chainOf);
+    if (chain === null) throw SealError.chain(`the chain value of version ${chainOf} is not known here`);
+    const keyEpoch = this.keyEpoch;
+    return { data: seal(this.key(keyEpoch), { kind, session, version, keyEpoch, chain }, plain), keyEpoch };
   }
 
   /** Seals an edit made on `base` (it becomes `base + 1`) under the current key epoch. */
   sealEdit(session: string, base: number, plain: string): { data: string; keyEpoch: number } {
-    const chain = this.chainAt(base);
-    if (chain === null) throw SealError.chain(`the chain value of version ${base} is not known here`);
-    const keyEpoch = this.keyEpoch;
-    const data = seal(this.key(keyEpoch), { kind: "op", session, version: base + 1, keyEpoch, chain }, plain);
-    return { data, keyEpoch };
+    return this.sealNow("op", session, base + 1, base, plain);
   }
 
   /** Opens a stored snapshot and starts the chain over from it (its chain value is bound into
@@ -668,10 +659,7 @@ export class E2eState {
 
   /** Seals the document at `version` as a snapshot, if that version's chain value is known. */
   sealSnapshot(session: string, version: number, plain: string): { data: string; keyEpoch: number } {
-    const chain = this.chainAt(version);
-    if (chain === null) throw SealError.chain(`the chain value of version ${version} is not known here`);
-    const keyEpoch = this.keyEpoch;
-    const data = seal(this.key(keyEpoch), { kind: "snapshot", session, version, keyEpoch, chain }, plain);
-    return { data, keyEpoch };
+    return this.sealNow("snapshot", session, version, version, plain);
   }
+
 }

@@ -15,7 +15,7 @@ import { type Json, newDocument } from "./json.js";
 import { apply } from "./op.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
 import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role, roleAtLeast } from "./access.js";
-import { E2eState, type Keyring, SealError, SessionKey, chainHex, openAsset, openComment, parseChain, sealComment, toKeyring } from "./sealed.js";
+import { E2eState, GENESIS_CHAIN, type Keyring, SealError, SessionKey, chainHex, openComment, parseChain, sealComment, toKeyring } from "./sealed.js";
 import type { ConnectionEvents, ConnectionState, ConnectionStatus, MontageConnection, SessionPort } from "./connection.js";
 import {
   type AuthError,
@@ -566,9 +566,8 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
    * not sealed).
    */
   async download(id: string): Promise<Uint8Array<ArrayBuffer>> {
-    const bytes = await this.connection.api.asset(id);
     const e = this.e2e;
-    return e === null ? bytes : openAsset(e.keys, this.session, bytes);
+    return e === null ? this.connection.api.asset(id) : this.connection.api.openSealedAsset(id, this.session, e.keys);
   }
 
   /** Sends `msg` for this session with a fresh rid and waits for the answer carrying it. */
@@ -760,13 +759,19 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     const err = new AccessError(this.session, reason, message);
     this.accessError = err;
     this.wantJoined = false;
+    this.stopWith(err);
+    this.emit("accessDenied", err);
+  }
+
+  /** Out of the session for good: the socket's part ends, and whoever waits for `ready` hears
+   * `err`. */
+  private stopWith(err: Error): void {
     this.socketClosed();
     this.denied();
     this.emitStatus({});
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of waiters) w.reject(err);
-    this.emit("accessDenied", err);
   }
 
   /** Called when the session is out for good (a `MontageClient` closes its own socket then). */
@@ -911,7 +916,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
         } else if (m["whole"] === true) {
           // The whole session from nothing: the chain starts at the genesis value. (Without
           // `whole` the entries follow what this replica has: a `since` join, or a repeated join.)
-          e.record(0, new Uint8Array(32));
+          e.record(0, GENESIS_CHAIN);
           doc = newDocument();
         }
         const entries: { version: number; user: string; ops: unknown }[] = [];
@@ -978,12 +983,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     const wasIn = this.inSession || this.awaitingJoin;
     this.wantJoined = false;
     if (wasIn) this.send({ type: "leave", session: this.session });
-    this.socketClosed();
-    this.denied();
-    this.emitStatus({});
-    const waiters = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const w of waiters) w.reject(err);
+    this.stopWith(err);
     this.emit("undecryptable", err);
   }
 

@@ -334,24 +334,8 @@ pub async fn upload(
     let (uploader, session) = (claims.sub.clone(), q.session.clone());
     let record = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let id = new_asset_id().map_err(|e| {
-            AppError::from(crate::Error::Io {
-                path: "getrandom".into(),
-                source: e,
-            })
-        })?;
-        let mut record = AssetRecord {
-            id: id.clone(),
-            kind: String::new(),
-            format: String::new(),
-            width: None,
-            height: None,
-            duration: None,
-            bytes: bytes.len() as u64,
-            uploader,
-            session,
-            created_at: crate::clock::now_secs(),
-        };
+        let mut record = new_record(uploader, session, bytes.len())?;
+        let id = record.id.clone();
         if image {
             // Decoding validates completely (format sniffed, dimensions checked before any
             // pixel is decoded, truncation), and the decoded image warms the cache for the
@@ -419,30 +403,42 @@ async fn store_sealed(
         }
         Some(_) => {}
     }
-    let id = new_asset_id().map_err(|e| {
-        AppError::from(crate::Error::Io {
-            path: "getrandom".into(),
-            source: e,
-        })
-    })?;
-    let record = AssetRecord {
-        id: id.clone(),
-        kind: SEALED.into(),
-        format: SEALED.into(),
-        width: None,
-        height: None,
-        duration: None,
-        bytes: bytes.len() as u64,
-        uploader: uploader.to_owned(),
-        session,
-        created_at: crate::clock::now_secs(),
-    };
+    let mut record = new_record(uploader.to_owned(), session, bytes.len())?;
+    (record.kind, record.format) = (SEALED.into(), SEALED.into());
+    let id = record.id.clone();
     let blobs = app.media.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.put(&id, &bytes))
         .await
         .map_err(join_error)??;
     record_asset(app, &record).await?;
     Ok(record)
+}
+
+/// The record of a new upload of `len` bytes under a fresh id; kind, format and what was read
+/// of it are filled in by the caller.
+fn new_record(
+    uploader: String,
+    session: Option<String>,
+    len: usize,
+) -> Result<AssetRecord, AppError> {
+    let id = new_asset_id().map_err(|e| {
+        AppError::from(crate::Error::Io {
+            path: "getrandom".into(),
+            source: e,
+        })
+    })?;
+    Ok(AssetRecord {
+        id,
+        kind: String::new(),
+        format: String::new(),
+        width: None,
+        height: None,
+        duration: None,
+        bytes: len as u64,
+        uploader,
+        session,
+        created_at: crate::clock::now_secs(),
+    })
 }
 
 /// The kind and format of a sealed asset's record.

@@ -134,6 +134,20 @@ pub(super) struct Actor {
 }
 
 impl Actor {
+    /// The `ack` of my edit `seq` as `version`, with that version's chain value in an
+    /// encrypted session.
+    pub(super) fn ack_frame(&self, seq: u64, version: u64, rid: Option<&Json>) -> Utf8Bytes {
+        Utf8Bytes::from(encode_with_rid(
+            &ServerMessage::Ack {
+                session: self.id.to_string(),
+                seq,
+                version,
+                chain: self.state.as_ref().and_then(|c| c.chain_at(version)),
+            },
+            rid,
+        ))
+    }
+
     pub(super) fn new(
         id: Arc<str>,
         generation: u64,
@@ -505,8 +519,7 @@ impl Actor {
         match self.lookup_seq(&seq_key, seq).await {
             Ok(Some(v)) => {
                 // A resend of an applied edit: ack it again with its version, once durable.
-                let chain = self.state.as_ref().and_then(|c| c.chain_at(v));
-                let frame = ack_frame(&self.id, seq, v, chain, rid.as_ref());
+                let frame = self.ack_frame(seq, v, rid.as_ref());
                 self.when_committed(v, Action::Reply { conn, frame });
                 return Some(v);
             }
@@ -716,9 +729,7 @@ impl Actor {
                 moved,
             } => {
                 if let Some(p) = self.participants.get(&conn) {
-                    let chain = self.state.as_ref().and_then(|c| c.chain_at(version));
-                    p.conn
-                        .send(ack_frame(&self.id, seq, version, chain, rid.as_ref()));
+                    p.conn.send(self.ack_frame(seq, version, rid.as_ref()));
                 }
                 self.metrics.edits_total.inc();
                 self.metrics.observe_ack(received.elapsed());
@@ -866,24 +877,6 @@ pub(super) async fn off_runtime<T: Send + 'static, R: Send + 'static>(
 }
 
 /// The `ack` of `seq` as `version`; in an encrypted session with the version's chain value.
-pub(super) fn ack_frame(
-    session: &str,
-    seq: u64,
-    version: u64,
-    chain: Option<String>,
-    rid: Option<&Json>,
-) -> Utf8Bytes {
-    Utf8Bytes::from(encode_with_rid(
-        &ServerMessage::Ack {
-            session: session.to_owned(),
-            seq,
-            version,
-            chain,
-        },
-        rid,
-    ))
-}
-
 /// Why an edit of this form can't go to this session: `ops` in an encrypted one, `data` in a
 /// plain one.
 pub(super) fn sealed_form(session_sealed: bool, edit_sealed: bool) -> Result<(), &'static str> {

@@ -94,6 +94,20 @@ async fn require(
     Ok(meta)
 }
 
+/// [`require`] for what needs the session's plain state: an encrypted session's is 409.
+async fn require_plain(
+    app: &App,
+    id: &str,
+    who: &Principal,
+    role: Role,
+) -> Result<SessionMeta, AppError> {
+    let meta = require(app, id, who, role).await?;
+    if meta.encrypted {
+        return Err(super::http::encrypted(id));
+    }
+    Ok(meta)
+}
+
 /// The document at `version` as JSON text, for a caller who may view the session.
 pub async fn state_at(
     app: &App,
@@ -101,9 +115,7 @@ pub async fn state_at(
     who: &Principal,
     version: u64,
 ) -> Result<Arc<str>, AppError> {
-    if require(app, id, who, Role::Viewer).await?.encrypted {
-        return Err(super::http::encrypted(id));
-    }
+    require_plain(app, id, who, Role::Viewer).await?;
     past_state(app, id, version).await
 }
 
@@ -224,9 +236,7 @@ async fn name_version(
         ));
     }
     let who = claims.principal();
-    if require(&app, &id, &who, Role::Editor).await?.encrypted {
-        return Err(super::http::encrypted(&id));
-    }
+    require_plain(&app, &id, &who, Role::Editor).await?;
     // Each named version keeps a whole copy of the document: a session has a bounded number
     // (renaming one is always allowed).
     let h = history(&*app.store)?;
@@ -285,9 +295,7 @@ async fn restore(
 ) -> Result<Response, AppError> {
     let b: RestoreBody = crate::api::json_body(&body, r#"{"version", "id"?}"#)?;
     let who = claims.principal();
-    if require(&app, &id, &who, Role::Editor).await?.encrypted {
-        return Err(super::http::encrypted(&id));
-    }
+    require_plain(&app, &id, &who, Role::Editor).await?;
     let state = past_state(&app, &id, b.version).await?;
     let target = montage_ot::Value::from_json_str(&state).map_err(|e| {
         tracing::error!(session = %id, version = b.version, error = %e, "stored state unreadable");

@@ -206,18 +206,18 @@ impl Actor {
         let mut delta = None;
         let mut snapshot = None;
         let mut whole = false;
+        if let Some(s) = since.filter(|s| *s > version) {
+            conn.error(
+                ErrorCode::BadRequest,
+                format!("since {s} is ahead of the head {version}"),
+                rid.as_ref(),
+            );
+            return;
+        }
         let sealed = doc.is_sealed();
         if sealed && !repeat {
             // No readable state: the newest client snapshot and the sealed entries after it,
             // or only those after `since` when that is not far behind.
-            if let Some(s) = since.filter(|s| *s > version) {
-                conn.error(
-                    ErrorCode::BadRequest,
-                    format!("since {s} is ahead of the head {version}"),
-                    rid.as_ref(),
-                );
-                return;
-            }
             match self.sealed_catch_up(since, version).await {
                 Ok((snap, list, w)) => {
                     (snapshot, ops, whole) = (snap, Some(list), w);
@@ -228,33 +228,25 @@ impl Actor {
                 }
             }
             state = false;
-        } else if let Some(since) = since {
-            if since > version {
-                conn.error(
-                    ErrorCode::BadRequest,
-                    format!("since {since} is ahead of the head {version}"),
-                    rid.as_ref(),
-                );
-                return;
-            }
-            if version - since <= self.config.limits.max_catch_up {
-                match self.entries_after(since, version).await {
-                    // Behind the history kept (`--history-days`): the whole state instead.
-                    Ok(list) if !is_complete(&list, since, version) => {}
-                    Ok(list) if compact && list.len() >= COMPACT_AFTER => {
-                        // If composing failed the joiner gets the whole state.
-                        delta = compact_entries(since, list).await;
-                        state = delta.is_none();
-                    }
-                    Ok(list) => {
-                        ops = Some(list);
-                        state = false;
-                    }
-                    Err(e) => {
-                        tracing::error!(session = %self.id, error = %e, "catch-up read failed");
-                        conn.error(ErrorCode::Internal, "could not read history", rid.as_ref());
-                        return;
-                    }
+        } else if let Some(since) = since
+            && version - since <= self.config.limits.max_catch_up
+        {
+            match self.entries_after(since, version).await {
+                // Behind the history kept (`--history-days`): the whole state instead.
+                Ok(list) if !is_complete(&list, since, version) => {}
+                Ok(list) if compact && list.len() >= COMPACT_AFTER => {
+                    // If composing failed the joiner gets the whole state.
+                    delta = compact_entries(since, list).await;
+                    state = delta.is_none();
+                }
+                Ok(list) => {
+                    ops = Some(list);
+                    state = false;
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "catch-up read failed");
+                    conn.error(ErrorCode::Internal, "could not read history", rid.as_ref());
+                    return;
                 }
             }
         }

@@ -177,28 +177,15 @@ impl Actor {
             key_epoch: Some(doc.meta.key_epoch + 1),
             ..SessionUpdate::default()
         };
-        if let Err(e) = self.store.update_session(&self.id, &update).await {
-            tracing::error!(session = %self.id, error = %e, "key epoch update failed");
-            return;
-        }
-        if let Some(cl) = &self.cluster {
-            cl.bus.publish(BusEvent::Settings {
-                session: self.id.to_string(),
-                link_role: None,
-                title: None,
-                key_epoch: update.key_epoch,
-            });
-        }
-        if let Some(k) = update.key_epoch {
-            self.key_rotated(k);
-        }
+        // A store failure is logged there; the removal it follows stands either way.
+        let _ = self.apply_settings(update, None).await;
     }
 
     /// The key epoch is `key_epoch` now (stored): payloads under older ones are refused, and
     /// everyone here hears `key_rotated`.
     pub(super) fn key_rotated(&mut self, key_epoch: u64) {
         let Some(doc) = &mut self.state else { return };
-        if key_epoch <= doc.meta.key_epoch && key_epoch != 0 {
+        if key_epoch <= doc.meta.key_epoch {
             return;
         }
         doc.set_key_epoch(key_epoch);

@@ -28,7 +28,7 @@ use montage_ot::Op;
 use montage_protocol::{ErrorCode, ServerMessage, encode_with_rid};
 use tokio::sync::oneshot;
 
-use super::super::actor::{Action, Actor, EditRequest, ack_frame};
+use super::super::actor::{Action, Actor, EditRequest};
 use super::super::{ConnHandle, SessionMsg, Sessions};
 use crate::bus::{Bus, Forward, ForwardReply};
 use crate::error::Result;
@@ -739,14 +739,8 @@ impl Actor {
         self.metrics.edits_total.inc();
         self.metrics.observe_ack(p.req.received.elapsed());
         if let Some(pp) = self.participants.get(&p.conn) {
-            let chain = self.state.as_ref().and_then(|c| c.chain_at(version));
-            pp.conn.send(ack_frame(
-                &self.id,
-                p.req.seq,
-                version,
-                chain,
-                p.req.rid.as_ref(),
-            ));
+            pp.conn
+                .send(self.ack_frame(p.req.seq, version, p.req.rid.as_ref()));
         }
     }
 
