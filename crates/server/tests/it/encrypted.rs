@@ -18,6 +18,7 @@ backend_tests!(
     sealed_inputs_are_checked_and_bounded,
     sealed_uploads_are_stored_as_they_came,
     tiny_payloads_count_against_the_budget_too,
+    out_of_place_sealed_inputs_are_refused,
 );
 
 fn sealed(session: &str, base: u64, seq: u64, data: &str, epoch: u64) -> Json {
@@ -430,5 +431,65 @@ async fn tiny_payloads_count_against_the_budget_too(b: Backend) -> Result<()> {
         break;
     }
     ensure!(taken >= 90, "only {taken} taken");
+    Ok(())
+}
+
+/// Sealed inputs out of place, each refused with its reason: a snapshot in a plain session, of
+/// version 0, of a version not yet durable, of one already snapshotted, under a key epoch ahead
+/// or retired; an edit on a base or key epoch ahead; a join `since` ahead of the head.
+async fn out_of_place_sealed_inputs_are_refused(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let s = Server::start(b, dir.path(), &[]).await?;
+    let mut alice = s.connect("alice").await?;
+    alice.join("plain", "p").await?;
+    let snap = |session: &str, version: u64, epoch: u64| json!({"type":"snapshot","session":session,"version":version,"data":"c25hcA==","key_epoch":epoch});
+    let refused = |e: &Json, what: &str| e["message"].as_str().is_some_and(|m| m.contains(what));
+    let e = alice
+        .expect_error(snap("plain", 0, 0), "bad_request")
+        .await?;
+    ensure!(refused(&e, "only in encrypted sessions"), "{e}");
+
+    join_encrypted(&mut alice, "e", "a").await?;
+    let e = alice.expect_error(snap("e", 0, 0), "bad_request").await?;
+    ensure!(refused(&e, "version 0"), "{e}");
+    let e = alice
+        .expect_error(sealed("e", 3, 1, "AAAA", 0), "bad_request")
+        .await?;
+    ensure!(refused(&e, "ahead of the head"), "{e}");
+    let e = alice
+        .expect_error(sealed("e", 0, 2, "AAAA", 7), "bad_request")
+        .await?;
+    ensure!(refused(&e, "key epoch 7 is ahead"), "{e}");
+    alice.send(sealed("e", 0, 3, "AAAA", 0)).await?;
+    alice.recv_type("ack").await?;
+    let e = alice.expect_error(snap("e", 5, 0), "bad_request").await?;
+    ensure!(refused(&e, "not durable yet"), "{e}");
+    let e = alice.expect_error(snap("e", 1, 7), "bad_request").await?;
+    ensure!(refused(&e, "ahead"), "{e}");
+    // Taken (no answer), then the same version again is a conflict.
+    alice.send(snap("e", 1, 0)).await?;
+    let e = alice.expect_error(snap("e", 1, 0), "conflict").await?;
+    ensure!(refused(&e, "stored already"), "{e}");
+    let mut c = s.connect("alice").await?;
+    c.send(json!({"type":"join","session":"e","client":"a2","since":9}))
+        .await?;
+    let e = c.recv_type("error").await?;
+    ensure!(
+        e["code"] == "bad_request" && refused(&e, "since 9 is ahead of the head 1"),
+        "{e}"
+    );
+    // A retired key epoch: a conflict for a snapshot as for an edit.
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
+        .await?;
+    alice.recv_type("role_changed").await?;
+    alice
+        .send(json!({"type":"set_role","session":"e","user":"bob","role":"none"}))
+        .await?;
+    next_of(&mut alice, "key_rotated").await?;
+    alice.send(sealed("e", 1, 4, "QUJD", 1)).await?;
+    alice.recv_type("ack").await?;
+    let e = alice.expect_error(snap("e", 2, 0), "conflict").await?;
+    ensure!(refused(&e, "retired"), "{e}");
     Ok(())
 }
