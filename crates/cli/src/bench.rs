@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// every client opens every edit it receives.
     #[arg(long)]
     encrypted: bool,
+    /// CPUs (a `taskset` list, e.g. `1`) the servers bench starts run on; run bench itself on
+    /// the others (`taskset -c 0 montage bench --server-cpus 1 …`) so the load generator
+    /// doesn't share the server's core. Needs `taskset` (util-linux).
+    #[arg(long)]
+    server_cpus: Option<String>,
     /// Secret to sign tokens with (needed with --addr, unless --data-dir holds the secret).
     #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -194,9 +199,19 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server(secret: &str, extra: &[String]) -> Result<(Spawned, String)> {
+fn spawn_server(secret: &str, extra: &[String], cpus: Option<&str>) -> Result<(Spawned, String)> {
     let dir = tempfile::tempdir()?;
-    let mut child = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    // taskset execs the server: the child's pid is the server's.
+    let mut cmd = match cpus {
+        Some(list) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", list]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = cmd
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .args([
@@ -442,7 +457,7 @@ async fn run_async(a: BenchArgs) -> Result<()> {
             }
             let mut addrs = Vec::new();
             for _ in 0..a.nodes.max(1) {
-                let (s, addr) = spawn_server(&secret, &extra)?;
+                let (s, addr) = spawn_server(&secret, &extra, a.server_cpus.as_deref())?;
                 spawned.push(s);
                 addrs.push(addr);
             }

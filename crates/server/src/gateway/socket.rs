@@ -348,6 +348,12 @@ impl Reader {
         let expiring = tokio::time::sleep_until(warn_at(self.exp));
         tokio::pin!(expiring);
         let mut warned = false;
+        // Made once, not per frame (each one made registers with its token or `Notify`);
+        // `wake` is made again after it fires.
+        let killed = kill.cancelled();
+        let shut = shutdown.cancelled();
+        let wake = link.wake.notified();
+        tokio::pin!(killed, shut, wake);
         loop {
             if armed_for != self.exp {
                 armed_for = self.exp;
@@ -368,14 +374,17 @@ impl Reader {
             }
             let next = tokio::select! {
                 biased;
-                _ = kill.cancelled() => return End::Gone,
-                _ = shutdown.cancelled() => return End::Closing,
+                _ = &mut killed => return End::Gone,
+                _ = &mut shut => return End::Closing,
                 _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now).into()).await },
                     if flush_at.is_some() => {
                     self.flush_presence();
                     continue;
                 }
-                _ = link.wake.notified() => continue,
+                _ = &mut wake => {
+                    wake.set(link.wake.notified());
+                    continue;
+                }
                 _ = &mut expiring => {
                     if warned {
                         self.error(ErrorCode::Unauthorized, "token expired", None);

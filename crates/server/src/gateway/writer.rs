@@ -33,19 +33,24 @@ pub(super) async fn write_loop(
             reason: reason.into(),
         }))
     };
+    // Made once: a `cancelled()` made per frame registers with (and leaves) its token each time.
+    let killed = kill.cancelled();
+    let shut = shutdown.cancelled();
+    let read_end = reader_done.cancelled();
+    tokio::pin!(killed, shut, read_end);
     loop {
         let next = tokio::select! {
             biased;
-            _ = kill.cancelled() => {
+            _ = &mut killed => {
                 // The queue is full, so the socket is likely stuck too: try briefly, then go.
                 let _ = tokio::time::timeout(Duration::from_millis(100), sink.send(close(CLOSE_POLICY, "send queue full"))).await;
                 break;
             }
-            _ = shutdown.cancelled() => {
+            _ = &mut shut => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(CLOSE_GOING_AWAY, "server shutting down"))).await;
                 break;
             }
-            _ = reader_done.cancelled() => break,
+            _ = &mut read_end => break,
             m = rx.recv() => m,
         };
         // A frame for a quiet connection: its reader measures again.
@@ -94,8 +99,8 @@ pub(super) async fn write_loop(
         };
         tokio::select! {
             r = batch => if r.is_err() { break },
-            _ = kill.cancelled() => break,
-            _ = reader_done.cancelled() => break,
+            _ = &mut killed => break,
+            _ = &mut read_end => break,
         }
         // What reached the socket: the connection's measured drain rate.
         link.drained.fetch_add(bytes as u64, Relaxed);

@@ -276,14 +276,42 @@ pub(super) mod contract {
                 .unwrap()
         );
         s.commit(&[op(1, 1), op(2, 2)]).await.unwrap();
-        match s.commit(&[op(3, 3), op(2, 9)]).await {
+        match s.commit(&[op(3, 3), op(2, 9_999)]).await {
             Err(Error::VersionConflict { session, .. }) => assert_eq!(session, "s"),
             other => panic!("expected a conflict, got {other:?}"),
         }
-        // The failed batch left nothing behind.
+        // The failed batch left nothing behind, and the next one goes in.
         assert_eq!(s.ops_after("s", 0, 100).await.unwrap().len(), 2);
+        s.commit(&[op(3, 3)]).await.unwrap();
+        // Batches larger than one INSERT statement: all or nothing, in order.
+        let big = |from: u64| (from..from + 600).map(|v| op(v, v)).collect::<Vec<_>>();
+        let mut clash = big(4);
+        clash.push(op(3, 9_999));
+        assert!(matches!(
+            s.commit(&clash).await,
+            Err(Error::VersionConflict { .. })
+        ));
+        assert_eq!(s.ops_after("s", 0, 1_000).await.unwrap().len(), 3);
+        s.commit(&big(4)).await.unwrap();
+        let all = s.ops_after("s", 0, 1_000).await.unwrap();
+        assert_eq!(all.len(), 603);
+        assert!(
+            all.iter()
+                .zip(1..)
+                .all(|(o, v)| o.version == v && o.seq == v)
+        );
+        // A batch mixing appends and a snapshot of them.
+        let snap = Write::Snapshot {
+            session: "s".into(),
+            snapshot: Snapshot {
+                version: 604,
+                state: "{}".into(),
+            },
+        };
+        s.commit(&[op(604, 604), snap, op(605, 605)]).await.unwrap();
+        assert_eq!(s.ops_after("s", 600, 100).await.unwrap().len(), 5);
         let snapshot = Snapshot {
-            version: 1,
+            version: 605,
             state: "{}".into(),
         };
         s.save_snapshot("s", &snapshot).await.unwrap();
@@ -293,12 +321,14 @@ pub(super) mod contract {
         assert_eq!(l.meta.role_of("alice"), Role::Owner);
         assert_eq!(l.meta.role_of("bob"), Role::Editor);
         assert_eq!(l.meta.role_of("carol"), Role::Viewer);
-        assert_eq!(l.snapshot.unwrap().version, 1);
-        assert_eq!(l.ops.iter().map(|o| o.version).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(l.snapshot.unwrap().version, 605);
+        assert!(l.ops.is_empty());
         assert_eq!(s.find_seq("s", "u", "c", 2).await.unwrap(), Some(2));
-        assert_eq!(s.find_seq("s", "u", "c", 3).await.unwrap(), None);
+        assert_eq!(s.find_seq("s", "u", "c", 3).await.unwrap(), Some(3));
+        // seq 9,999 came only in the batches that conflicted.
+        assert_eq!(s.find_seq("s", "u", "c", 9_999).await.unwrap(), None);
         assert_eq!(s.find_seq("s", "mallory", "c", 2).await.unwrap(), None);
-        assert_eq!(s.max_seq("s", "u", "c").await.unwrap(), Some(2));
+        assert_eq!(s.max_seq("s", "u", "c").await.unwrap(), Some(605));
         assert_eq!(s.max_seq("s", "u", "d").await.unwrap(), None);
         assert_eq!(s.max_seq("s", "mallory", "c").await.unwrap(), None);
     }

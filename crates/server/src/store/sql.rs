@@ -20,7 +20,8 @@
 //!   take turns and commit in number order (PostgreSQL's sequences don't; SQLite's single
 //!   writer does already);
 //! - `commit_writes(&self, &[Write])`: the group commit (it may call `write_snapshot`);
-//! - `claim_due_tasks(&self, now, lease, limit)` and `reset_running_tasks(&self, now)`.
+//! - `claim_due_tasks(&self, now, lease, limit)` and `reset_running_tasks(&self, now)`;
+//! - `close_connections(&self)`: closes the pool and whatever connection is kept beside it.
 
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -453,7 +454,7 @@ macro_rules! sql_store {
 
             fn close(&self) -> $crate::store::StoreFuture<'_, ()> {
                 Box::pin(async move {
-                    self.pool().close().await;
+                    self.close_connections().await;
                     Ok(())
                 })
             }

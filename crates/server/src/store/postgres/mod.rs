@@ -248,6 +248,10 @@ impl PgStore {
         }
     }
 
+    async fn close_connections(&self) {
+        self.pool.close().await;
+    }
+
     /// A transaction that will write.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         Ok(self.pool.begin().await?)
