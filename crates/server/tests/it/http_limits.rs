@@ -186,8 +186,11 @@ async fn an_upload_waits_for_its_permit_before_its_body_is_read(b: Backend) -> R
         &[
             "--max-uploads",
             "1",
+            // Long enough that a starved test task (a busy CI box) still asks its second
+            // upload while the first holds the permit: at 1.5 s it once saw the first time out
+            // before the second asked, and the second's 100 Continue came "early".
             "--body-timeout-ms",
-            "1500",
+            "5000",
             "--max-upload-bytes",
             &MAX_UPLOAD.to_string(),
         ],
