@@ -1,6 +1,8 @@
 //! Applying components to a document. Every failure is an error value; nothing here panics on
 //! input. Each successful apply returns the components that undo it.
 
+use std::collections::BTreeMap;
+
 use crate::component::{Component, Rect, join};
 use crate::error::{OtError, Result};
 use crate::path::{Path, Seg};
@@ -10,7 +12,7 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value> {
     let mut v = doc;
     for (n, seg) in segs.iter().enumerate() {
         v = match (v, seg) {
-            (Value::Obj(m), Seg::Key(k)) => m.get_mut(k).ok_or_else(|| OtError::NoSuchPath {
+            (Value::Obj(m), Seg::Key(k)) => key_mut(m, k).ok_or_else(|| OtError::NoSuchPath {
                 path: Path::from(&segs[..=n]),
             })?,
             (Value::Arr(a), Seg::Index(i)) => {
@@ -30,6 +32,18 @@ fn walk_mut<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value> {
         };
     }
     Ok(v)
+}
+
+/// `m[k]`. A small object (the document root, a layer) is scanned comparing lengths first,
+/// which is cheaper than the tree's ordered comparisons of every key on the way.
+fn key_mut<'a>(m: &'a mut BTreeMap<String, Value>, k: &str) -> Option<&'a mut Value> {
+    if m.len() <= 8 {
+        m.iter_mut()
+            .find(|(key, _)| key.as_str() == k)
+            .map(|(_, v)| v)
+    } else {
+        m.get_mut(k)
+    }
 }
 
 fn wrong(at: &[Seg], expected: &'static str, found: &Value) -> OtError {
@@ -66,21 +80,14 @@ fn list_mut<'a>(doc: &'a mut Value, path: &Path) -> Result<(&'a mut Vec<Value>, 
     }
 }
 
-fn obj_mut<'a>(
-    doc: &'a mut Value,
-    path: &Path,
-) -> Result<&'a mut std::collections::BTreeMap<String, Value>> {
+fn obj_mut<'a>(doc: &'a mut Value, path: &Path) -> Result<&'a mut BTreeMap<String, Value>> {
     match walk_mut(doc, path.segs())? {
         Value::Obj(m) => Ok(m),
         other => Err(wrong(path.segs(), "object", other)),
     }
 }
 
-fn num_field(
-    m: &std::collections::BTreeMap<String, Value>,
-    path: &Path,
-    key: &str,
-) -> Result<Option<f64>> {
+fn num_field(m: &BTreeMap<String, Value>, path: &Path, key: &str) -> Result<Option<f64>> {
     match m.get(key) {
         None => Ok(None),
         Some(Value::Num(n)) => Ok(Some(*n)),

@@ -11,6 +11,7 @@ pub mod fuzzing;
 mod op;
 pub mod orset;
 mod path;
+mod rope;
 pub mod schema;
 mod text;
 mod transform;

@@ -117,9 +117,11 @@ impl TextOp {
                 len,
             });
         }
-        let mut inverse = TextOp {
-            parts: SmallVec::with_capacity(self.parts.len()),
-        };
+        // The inverse is built in normal form directly: parts map one to one (retain to
+        // retain, insert to delete, delete to insert of the deleted chars), and neighbours
+        // never merge since `self`'s don't. Only `insert s, delete n` at one position needs
+        // its image swapped to `insert deleted, delete |s|`, and a trailing retain dropped.
+        let mut inverse: SmallVec<[TextPart; 2]> = SmallVec::with_capacity(self.parts.len());
         let mut pos = 0;
         for part in &self.parts {
             match part {
@@ -128,18 +130,28 @@ impl TextOp {
                     inverse.push(TextPart::Retain(*n));
                 }
                 TextPart::Insert(s) => {
-                    text.insert(pos, s);
                     let n = chars(s);
+                    text.insert(pos, s, n);
                     pos += n;
                     inverse.push(TextPart::Delete(n));
                 }
                 TextPart::Delete(n) => {
-                    inverse.push(TextPart::Insert(text.slice(pos, *n)));
-                    text.remove(pos, *n);
+                    let gone = TextPart::Insert(text.take(pos, *n));
+                    match inverse.last_mut() {
+                        Some(last @ TextPart::Delete(_)) => {
+                            let del = std::mem::replace(last, gone);
+                            inverse.push(del);
+                        }
+                        _ => inverse.push(gone),
+                    }
                 }
             }
         }
-        Ok(inverse.trim())
+        if let Some(TextPart::Retain(_)) = inverse.last() {
+            inverse.pop();
+        }
+        debug_assert!(inverse.iter().all(|p| part_len(p) > 0));
+        Ok(TextOp { parts: inverse })
     }
 
     /// The op as (position, insert or delete) steps, each applying to the string left by the

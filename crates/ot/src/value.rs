@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use jumprope::JumpRope;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::rope::Rope;
 
 /// Strings longer than this many bytes live in a rope, so editing a long caption or script costs
 /// O(log n) per keystroke instead of a memmove of the whole string.
@@ -161,75 +162,90 @@ impl fmt::Display for Value {
 }
 
 /// A string that edits by Unicode scalar index. Short strings are a plain `String`; long ones a
-/// rope (jumprope, seeded deterministically).
+/// rope (jumprope, seeded deterministically) that holds back the latest run of adjacent edits
+/// (`crate::rope`). Every read sees the text with all edits in place.
 #[derive(Clone)]
-pub enum Text {
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
     Small(String),
-    Rope(Box<JumpRope>),
+    Rope(Box<Rope>),
 }
 
 impl Text {
     pub fn len_chars(&self) -> usize {
-        match self {
-            Text::Small(s) => s.chars().count(),
-            Text::Rope(r) => r.len_chars(),
+        match &self.0 {
+            Repr::Small(s) => s.chars().count(),
+            Repr::Rope(r) => r.len_chars(),
         }
     }
     pub fn len_bytes(&self) -> usize {
-        match self {
-            Text::Small(s) => s.len(),
-            Text::Rope(r) => r.len_bytes(),
+        match &self.0 {
+            Repr::Small(s) => s.len(),
+            Repr::Rope(r) => r.len_bytes(),
         }
     }
-    /// Inserts at a char index; the caller has checked `pos <= len_chars`.
-    pub(crate) fn insert(&mut self, pos: usize, s: &str) {
-        match self {
-            Text::Small(small) => {
+    /// Inserts `s` (`n` chars) at a char index; the caller has checked `pos <= len_chars`.
+    pub(crate) fn insert(&mut self, pos: usize, s: &str, n: usize) {
+        match &mut self.0 {
+            Repr::Small(small) => {
                 if small.len() + s.len() > ROPE_THRESHOLD {
-                    let mut r = new_rope();
-                    r.insert(0, small);
-                    r.insert(pos, s);
-                    *self = Text::Rope(Box::new(r));
+                    let mut r = Rope::new(small);
+                    r.insert(pos, s, n);
+                    self.0 = Repr::Rope(Box::new(r));
                 } else {
                     let b = byte_of(small, pos);
                     small.insert_str(b, s);
                 }
             }
-            Text::Rope(r) => r.insert(pos, s),
+            Repr::Rope(r) => r.insert(pos, s, n),
         }
     }
-    /// Removes a char range; the caller has checked the bounds.
-    pub(crate) fn remove(&mut self, pos: usize, len: usize) {
-        match self {
-            Text::Small(s) => {
+    /// Removes a char range and returns what it held; the caller has checked the bounds.
+    pub(crate) fn take(&mut self, pos: usize, len: usize) -> String {
+        match &mut self.0 {
+            Repr::Small(s) => {
                 let a = byte_of(s, pos);
                 let b = a + byte_of(&s[a..], len);
-                s.replace_range(a..b, "");
+                s.drain(a..b).collect()
             }
-            Text::Rope(r) => r.remove(pos..pos + len),
+            Repr::Rope(r) => r.take(pos, len),
         }
     }
     /// The chars in `pos..pos+len`; the caller has checked the bounds.
     pub fn slice(&self, pos: usize, len: usize) -> String {
-        match self {
-            Text::Small(s) => {
+        match &self.0 {
+            Repr::Small(s) => {
                 let a = byte_of(s, pos);
                 let b = a + byte_of(&s[a..], len);
                 s[a..b].to_owned()
             }
-            Text::Rope(r) => r.slice_substrings(pos..pos + len).collect(),
+            Repr::Rope(r) => r.slice(pos, len),
         }
     }
-    fn for_each_chunk(&self, mut f: impl FnMut(&str)) {
-        match self {
-            Text::Small(s) => f(s),
-            Text::Rope(r) => r.substrings().for_each(f),
-        }
+    /// The whole text, in pieces.
+    fn chunks(&self) -> impl Iterator<Item = &str> {
+        let (small, rope) = match &self.0 {
+            Repr::Small(s) => (Some(s.as_str()), None),
+            Repr::Rope(r) => (None, Some(r.chunks(0..r.len_chars()))),
+        };
+        small.into_iter().chain(rope.into_iter().flatten())
     }
-}
-
-fn new_rope() -> JumpRope {
-    JumpRope::new_from_seed(0x6d6f6e74)
+    /// True if the text is `other`, read piece by piece.
+    fn eq_str(&self, other: &str) -> bool {
+        if self.len_bytes() != other.len() {
+            return false;
+        }
+        let mut rest = other;
+        self.chunks().all(|c| match rest.strip_prefix(c) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        }) && rest.is_empty()
+    }
 }
 
 /// Byte offset of char index `pos` in `s` (or `s.len()` past the end).
@@ -240,24 +256,16 @@ fn byte_of(s: &str, pos: usize) -> usize {
 impl From<String> for Text {
     fn from(s: String) -> Self {
         if s.len() > ROPE_THRESHOLD {
-            let mut r = new_rope();
-            r.insert(0, &s);
-            Text::Rope(Box::new(r))
+            Text(Repr::Rope(Box::new(Rope::new(&s))))
         } else {
-            Text::Small(s)
+            Text(Repr::Small(s))
         }
     }
 }
 
 impl fmt::Display for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut res = Ok(());
-        self.for_each_chunk(|c| {
-            if res.is_ok() {
-                res = f.write_str(c);
-            }
-        });
-        res
+        self.chunks().try_for_each(|c| f.write_str(c))
     }
 }
 
@@ -269,27 +277,25 @@ impl fmt::Debug for Text {
 
 impl PartialEq for Text {
     fn eq(&self, other: &Text) -> bool {
-        match (self, other) {
-            (Text::Small(a), Text::Small(b)) => a == b,
-            _ => self.len_bytes() == other.len_bytes() && self.to_string() == other.to_string(),
+        match (&self.0, &other.0) {
+            (Repr::Small(a), Repr::Small(b)) => a == b,
+            (Repr::Small(a), _) => other.eq_str(a),
+            _ => self.len_bytes() == other.len_bytes() && self.eq_str(&other.to_string()),
         }
     }
 }
 
 impl PartialEq<str> for Text {
     fn eq(&self, other: &str) -> bool {
-        match self {
-            Text::Small(a) => a == other,
-            Text::Rope(r) => **r == *other,
-        }
+        self.eq_str(other)
     }
 }
 
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Text::Small(t) => s.serialize_str(t),
-            Text::Rope(r) => s.serialize_str(&r.to_string()),
+        match &self.0 {
+            Repr::Small(t) => s.serialize_str(t),
+            Repr::Rope(_) => s.serialize_str(&self.to_string()),
         }
     }
 }

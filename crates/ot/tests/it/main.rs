@@ -10,6 +10,7 @@ mod media_table;
 mod robust;
 mod rules;
 mod sim;
+mod text;
 mod traces;
 mod vectors;
 mod wire;
