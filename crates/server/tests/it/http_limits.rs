@@ -186,9 +186,7 @@ async fn an_upload_waits_for_its_permit_before_its_body_is_read(b: Backend) -> R
         &[
             "--max-uploads",
             "1",
-            // Long enough that a starved test task (a busy CI box) still asks its second
-            // upload while the first holds the permit: at 1.5 s it once saw the first time out
-            // before the second asked, and the second's 100 Continue came "early".
+            // Room for a busy box between the first's permit and the second's question.
             "--body-timeout-ms",
             "5000",
             "--max-upload-bytes",
@@ -198,11 +196,13 @@ async fn an_upload_waits_for_its_permit_before_its_body_is_read(b: Backend) -> R
     .await?;
     let png = picture()?;
     let head = |expect: bool| upload_head("u1", png.len(), expect);
-    // The first sends half its body, then stalls.
+    // The first waits for its 100 Continue — it holds the permit then — sends half its body,
+    // then stalls. (Sending at once and sleeping a while raced on a busy box: the first could
+    // still be before its permit, looking up its session, when the second asked.)
     let mut first = TcpStream::connect(&server.addr).await?;
-    first.write_all(head(false).as_bytes()).await?;
+    first.write_all(head(true).as_bytes()).await?;
+    read_until(&mut first, "100 Continue").await?;
     first.write_all(&png[..png.len() / 2]).await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     // The second asks before sending its body: nobody reads it while the first holds the permit.
     let mut second = TcpStream::connect(&server.addr).await?;
     second.write_all(head(true).as_bytes()).await?;
