@@ -119,8 +119,11 @@ mod tests {
         });
         assert_eq!(out, (0..16).map(|i| i * i).collect::<Vec<_>>());
         let used = threads.lock().map(|t| t.len()).unwrap_or_default();
-        // This is the crate's only unit test that renders nothing, so no other preview is busy.
-        assert_eq!(used, cores().min(16), "threads used");
+        // No other unit test of this crate renders or encodes, so every core is idle; at least
+        // one helper must have taken jobs (all of them only if the box scheduled every helper
+        // within the 80 ms of work, which a busy CI box need not).
+        assert!(used > 1 || cores() == 1, "threads used: {used}");
+        assert!(used <= cores(), "threads used: {used}");
         // Small work stays on the caller's thread.
         let small = run(vec![1, 2, 3], 10, |i: u32| (i, std::thread::current().id()));
         assert!(small.iter().all(|(_, t)| *t == std::thread::current().id()));
