@@ -45,13 +45,18 @@ static ASSETS: LazyLock<MemoryAssets> = LazyLock::new(|| {
 /// The document after the `n`th edit of a slider drag: brightness and contrast move, and with
 /// `rotate` the layer is also tilted (the general warp path).
 fn edited(n: u64, rotate: bool) -> Value {
+    edited_crop(n, rotate, 0)
+}
+
+/// The same, with the crop's left edge at `crop_x` (a crop drag: every render resizes anew).
+fn edited_crop(n: u64, rotate: bool, crop_x: u32) -> Value {
     let step = (n % 100) as f64 / 100.0;
     let json = serde_json::json!({
         "canvas": {"width": W, "height": H, "layers": [{
             "id": "l1", "kind": "image", "asset": "photo",
             "x": 0, "y": 0, "w": W, "h": H,
             "rotation": if rotate { 3.0 + step } else { 0.0 },
-            "crop": {"x": 0, "y": 0, "w": W, "h": H},
+            "crop": {"x": crop_x, "y": 0, "w": W - crop_x, "h": H},
             "adjust": {"brightness": 0.2 * step, "contrast": 0.1, "saturation": -0.2, "exposure": 0.3}
         }, {
             "id": "t", "kind": "text", "text": "Montage", "x": 200, "y": 200, "size": 300, "color": "#ffffff"
@@ -70,6 +75,56 @@ fn preview_after_edit(b: Bencher, tier: Tier) {
     b.with_inputs(|| {
         let v = n.fetch_add(1, Ordering::Relaxed) + 1;
         (v, edited(v, false))
+    })
+    .bench_refs(|(v, doc)| {
+        render_preview(doc, assets, *v, tier, PreviewFormat::DEFAULT).map(|(p, _)| p.bytes.len())
+    });
+}
+
+/// The same on the caller's thread only (`set_max_threads(1)`): what each preview costs when
+/// every core is already busy with another one.
+#[divan::bench(args = TIERS)]
+fn preview_after_edit_one_thread(b: Bencher, tier: Tier) {
+    let assets = &*ASSETS;
+    let n = AtomicU64::new(0);
+    montage_media::set_max_threads(1);
+    b.with_inputs(|| {
+        let v = n.fetch_add(1, Ordering::Relaxed) + 1;
+        (v, edited(v, false))
+    })
+    .bench_refs(|(v, doc)| {
+        render_preview(doc, assets, *v, tier, PreviewFormat::DEFAULT).map(|(p, _)| p.bytes.len())
+    });
+    montage_media::set_max_threads(0);
+}
+
+/// Two previews at once (two sessions editing), each on its own thread: the time for both.
+/// With as many previews in flight as cores, none takes helpers.
+#[divan::bench(args = TIERS)]
+fn two_previews_at_once(b: Bencher, tier: Tier) {
+    let assets = &*ASSETS;
+    let n = AtomicU64::new(0);
+    b.with_inputs(|| {
+        let v = n.fetch_add(1, Ordering::Relaxed) + 1;
+        [(v, edited(v, false)), (v + 1, edited_crop(v + 1, false, 8))]
+    })
+    .bench_refs(|docs| {
+        std::thread::scope(|s| {
+            for (v, doc) in docs.iter() {
+                s.spawn(move || render_preview(doc, assets, *v, tier, PreviewFormat::DEFAULT));
+            }
+        })
+    });
+}
+
+/// After a crop edit (the crop's left edge moves): the crop is resized anew every time.
+#[divan::bench(args = TIERS)]
+fn preview_after_crop(b: Bencher, tier: Tier) {
+    let assets = &*ASSETS;
+    let n = AtomicU64::new(0);
+    b.with_inputs(|| {
+        let v = n.fetch_add(1, Ordering::Relaxed) + 1;
+        (v, edited_crop(v, false, (v % 500) as u32 * 2))
     })
     .bench_refs(|(v, doc)| {
         render_preview(doc, assets, *v, tier, PreviewFormat::DEFAULT).map(|(p, _)| p.bytes.len())

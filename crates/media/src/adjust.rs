@@ -75,10 +75,22 @@ impl Adjust {
         if self.is_identity() {
             return;
         }
-        let p = self.prepare();
-        for px in img.pixels_mut() {
-            px.0 = p.pixel(px.0);
+        self.prepare().in_place(img.as_mut().as_chunks_mut::<4>().0);
+    }
+
+    /// A copy of a straight-alpha RGBA image with the adjustments applied.
+    pub fn applied(&self, img: &RgbaImage) -> RgbaImage {
+        if self.is_identity() {
+            return img.clone();
         }
+        let mut raw = vec![0; img.as_raw().len()];
+        self.prepare()
+            .row(raw.as_chunks_mut::<4>().0, img.as_raw().as_chunks::<4>().0);
+        RgbaImage::from_raw(img.width(), img.height(), raw).unwrap_or_else(|| {
+            let mut copy = img.clone();
+            self.apply(&mut copy);
+            copy
+        })
     }
 
     /// The tone curve as a table, for applying to many 8-bit pixels.
@@ -103,21 +115,63 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     #[inline]
-    pub(crate) fn pixel(&self, [r, g, b, a]: [u8; 4]) -> [u8; 4] {
-        let (r, g, b) = (
+    pub(crate) fn pixel(&self, p: [u8; 4]) -> [u8; 4] {
+        let p = self.tone(p);
+        if self.sat == 256 {
+            return p;
+        }
+        saturate(p, self.sat)
+    }
+
+    /// [`Prepared::pixel`] over a row, `src` into `dst` (as many pixels as the shorter has): the
+    /// tone curve texel by texel, then saturation in a second loop that the compiler turns into
+    /// SIMD (the table lookups would keep one fused loop scalar).
+    #[inline]
+    pub(crate) fn row(&self, dst: &mut [[u8; 4]], src: &[[u8; 4]]) {
+        let n = dst.len().min(src.len());
+        let dst = &mut dst[..n];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = self.tone(*s);
+        }
+        self.saturate(dst);
+    }
+
+    /// [`Prepared::pixel`] in place.
+    pub(crate) fn in_place(&self, px: &mut [[u8; 4]]) {
+        for p in px.iter_mut() {
+            *p = self.tone(*p);
+        }
+        self.saturate(px);
+    }
+
+    #[inline(always)]
+    fn tone(&self, [r, g, b, a]: [u8; 4]) -> [u8; 4] {
+        [
             self.lut[r as usize],
             self.lut[g as usize],
             self.lut[b as usize],
-        );
-        if self.sat == 256 {
-            return [r, g, b, a];
-        }
-        let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
-        // Rec. 709 luma (×256: 54 + 183 + 19): the grey a pixel keeps at saturation −1.
-        let y = (54 * r + 183 * g + 19 * b + 128) >> 8;
-        let mix = |c: i32| (y + (((c - y) * self.sat + 128) >> 8)).clamp(0, 255) as u8;
-        [mix(r), mix(g), mix(b), a]
+            a,
+        ]
     }
+
+    #[inline]
+    fn saturate(&self, px: &mut [[u8; 4]]) {
+        if self.sat != 256 {
+            for p in px {
+                *p = saturate(*p, self.sat);
+            }
+        }
+    }
+}
+
+/// `c' = Y + (c − Y)·sat/256` per colour channel, Y the Rec. 709 luma; alpha kept.
+#[inline(always)]
+fn saturate([r, g, b, a]: [u8; 4], sat: i32) -> [u8; 4] {
+    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+    // Rec. 709 luma (×256: 54 + 183 + 19): the grey a pixel keeps at saturation −1.
+    let y = (54 * r + 183 * g + 19 * b + 128) >> 8;
+    let mix = |c: i32| (y + (((c - y) * sat + 128) >> 8)).clamp(0, 255) as u8;
+    [mix(r), mix(g), mix(b), a]
 }
 
 fn to_u8(c: f32) -> u8 {

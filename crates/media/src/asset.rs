@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbaImage};
 
@@ -322,6 +322,18 @@ pub struct Asset {
     /// Every alpha is 255: resizing can then skip premultiplying (half its cost).
     opaque: bool,
     mips: OnceLock<Vec<RgbaImage>>,
+    /// The last few crops resized for drawing, newest first: during a slider drag only the
+    /// adjustments change, so every render after the first reuses the resize.
+    resized: Mutex<Vec<(ResizeKey, Arc<RgbaImage>)>>,
+}
+
+/// What a resize depends on: the crop and the scale it was asked at (as bits) and the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResizeKey {
+    crop: [u64; 4],
+    factor: u64,
+    width: u32,
+    height: u32,
 }
 
 impl fmt::Debug for Asset {
@@ -330,12 +342,19 @@ impl fmt::Debug for Asset {
             .field("width", &self.image.width())
             .field("height", &self.image.height())
             .field("mips", &self.mips.get().map(Vec::len))
+            .field(
+                "resized",
+                &self.resized.lock().map(|r| r.len()).unwrap_or_default(),
+            )
             .finish()
     }
 }
 
 /// The pyramid stops once the longer side is below this.
 const MIP_MIN_SIDE: u32 = 64;
+/// Resized crops kept per asset, in bytes: at most a quarter of the asset's own pixels, and at
+/// most this (a 24 MP asset then keeps the excellent, good, fair and poor sizes of one crop).
+const RESIZED_MAX_BYTES: usize = 24 << 20;
 
 impl Asset {
     pub fn new(image: RgbaImage) -> Self {
@@ -344,6 +363,7 @@ impl Asset {
             image,
             opaque,
             mips: OnceLock::new(),
+            resized: Mutex::new(Vec::new()),
         }
     }
     /// Whether every pixel is fully opaque.
@@ -389,6 +409,61 @@ impl Asset {
             }
         }
         best
+    }
+}
+
+impl Asset {
+    /// `crop` (asset pixels) resized to `width × height` from the level for `factor` (see
+    /// [`Asset::level_for`]), alpha-aware unless the asset is opaque. Kept for the next render
+    /// when it fits the asset's budget ([`RESIZED_MAX_BYTES`], a quarter of the asset at most).
+    pub(crate) fn resized(
+        &self,
+        crop: [f64; 4],
+        factor: f64,
+        width: u32,
+        height: u32,
+    ) -> Option<Arc<RgbaImage>> {
+        let key = ResizeKey {
+            crop: crop.map(f64::to_bits),
+            factor: factor.to_bits(),
+            width,
+            height,
+        };
+        if let Ok(mut cache) = self.resized.lock()
+            && let Some(i) = cache.iter().position(|(k, _)| *k == key)
+        {
+            let hit = cache.remove(i);
+            let img = hit.1.clone();
+            cache.insert(0, hit);
+            return Some(img);
+        }
+        let level = self.level_for(factor);
+        let kx = f64::from(level.width()) / f64::from(self.width());
+        let ky = f64::from(level.height()) / f64::from(self.height());
+        let [x, y, w, h] = crop;
+        let region = [x * kx, y * ky, w * kx, h * ky];
+        let img = Arc::new(crate::render::resize_region(
+            level,
+            region,
+            width,
+            height,
+            !self.opaque,
+        )?);
+        let budget = RESIZED_MAX_BYTES.min(self.image.as_raw().len() / 4);
+        let bytes = |i: &RgbaImage| i.as_raw().len();
+        if bytes(&img) <= budget
+            && let Ok(mut cache) = self.resized.lock()
+        {
+            // (Another render may have made the same one meanwhile: keep one.)
+            cache.retain(|(k, _)| *k != key);
+            cache.insert(0, (key, img.clone()));
+            let mut total = 0;
+            cache.retain(|(_, i)| {
+                total += bytes(i);
+                total <= budget
+            });
+        }
+        Some(img)
     }
 }
 

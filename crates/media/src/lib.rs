@@ -8,6 +8,7 @@ pub mod av;
 pub mod cache;
 pub mod encode;
 mod error;
+mod par;
 pub mod render;
 pub mod text;
 pub mod tier;
@@ -24,6 +25,7 @@ pub use cache::{Coalescer, Preview, PreviewCache};
 pub use encode::{PreviewFormat, encode_preview};
 pub use error::MediaError;
 pub use image::RgbaImage;
+pub use par::set_max_threads;
 pub use render::{Rendered, Size, Warning, canvas_size, render};
 pub use tier::{Pacer, Tier, TierBox, preview_size};
 pub use video::{

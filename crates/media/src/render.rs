@@ -2,6 +2,8 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::sync::Arc;
+
 use image::RgbaImage;
 use montage_ot::Value;
 
@@ -91,6 +93,7 @@ pub fn render(doc: &Value, assets: &dyn AssetSource, target: Size) -> Result<Ren
             height: target.height,
         });
     }
+    let _busy = crate::par::Busy::enter();
     let canvas = canvas_size(doc);
     let scale = (
         f64::from(target.width) / f64::from(canvas.width),
@@ -169,45 +172,70 @@ impl Canvas {
     #[inline]
     pub(crate) fn blend(&mut self, x: u32, y: u32, rgb: [f32; 3], a: f32) {
         let i = y as usize * self.width as usize + x as usize;
-        let Some(d) = self.px.get_mut(i) else { return };
-        let k = 1.0 - a;
-        for c in 0..3 {
-            d[c] = (rgb[c] * a + f32::from(d[c]) * k + 0.5).min(255.0) as u8;
-        }
-        d[3] = (255.0 * a + f32::from(d[3]) * k + 0.5).min(255.0) as u8;
-    }
-
-    /// Composites a straight-alpha 8-bit pixel at `opacity` (0..=255).
-    #[inline]
-    fn put(&mut self, x: u32, y: u32, p: [u8; 4], opacity: u32) {
-        let a = (u32::from(p[3]) * opacity + 127) / 255;
-        if a == 255 {
-            let i = y as usize * self.width as usize + x as usize;
-            if let Some(d) = self.px.get_mut(i) {
-                *d = [p[0], p[1], p[2], 255];
-            }
-        } else if a > 0 {
-            let rgb = [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
-            self.blend(x, y, rgb, a as f32 / 255.0);
+        if let Some(d) = self.px.get_mut(i) {
+            blend(d, rgb, a);
         }
     }
 
     pub(crate) fn into_image(self) -> RgbaImage {
         let (w, h) = (self.width, self.height);
-        let mut buf = Vec::with_capacity(self.px.len() * 4);
-        for [r, g, b, a] in self.px {
-            if a == 0 {
-                buf.extend_from_slice(&[0, 0, 0, 0]);
-            } else if a == 255 {
-                buf.extend_from_slice(&[r, g, b, 255]);
-            } else {
-                let un =
-                    |c: u8| ((u32::from(c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8;
-                buf.extend_from_slice(&[un(r), un(g), un(b), a]);
+        let mut px = self.px;
+        // Un-premultiply in place (opaque pixels, the bulk, stay as they are), then hand the
+        // buffer over without copying it.
+        for run in px.chunks_mut(OPAQUE_RUN) {
+            if all_opaque(run) {
+                continue;
+            }
+            for p in run {
+                let a = p[3];
+                if a == 255 {
+                    continue;
+                }
+                if a == 0 {
+                    *p = [0; 4];
+                } else {
+                    let un = |c: u8| {
+                        ((u32::from(c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8
+                    };
+                    *p = [un(p[0]), un(p[1]), un(p[2]), a];
+                }
             }
         }
         // The buffer is exactly w*h*4 bytes by construction.
-        RgbaImage::from_raw(w, h, buf).unwrap_or_else(|| RgbaImage::new(w, h))
+        RgbaImage::from_raw(w, h, px.into_flattened()).unwrap_or_else(|| RgbaImage::new(w, h))
+    }
+}
+
+/// Pixels checked at a time by [`all_opaque`] callers that skip opaque runs.
+const OPAQUE_RUN: usize = 256;
+
+/// Whether every pixel's alpha is 255 (a loop without early exit per run, which the compiler
+/// turns into SIMD; a per-pixel `all` stays scalar).
+pub(crate) fn all_opaque(px: &[[u8; 4]]) -> bool {
+    px.chunks(OPAQUE_RUN)
+        .all(|run| run.iter().fold(0xff, |m, p| m & p[3]) == 0xff)
+}
+
+/// Composites a straight-alpha colour (0..255 per channel) with coverage `a` in 0..1 over a
+/// premultiplied pixel.
+#[inline]
+fn blend(d: &mut [u8; 4], rgb: [f32; 3], a: f32) {
+    let k = 1.0 - a;
+    for c in 0..3 {
+        d[c] = (rgb[c] * a + f32::from(d[c]) * k + 0.5).min(255.0) as u8;
+    }
+    d[3] = (255.0 * a + f32::from(d[3]) * k + 0.5).min(255.0) as u8;
+}
+
+/// Composites a straight-alpha 8-bit pixel at `opacity` (0..=255) over a premultiplied pixel.
+#[inline]
+fn put(d: &mut [u8; 4], p: [u8; 4], opacity: u32) {
+    let a = (u32::from(p[3]) * opacity + 127) / 255;
+    if a == 255 {
+        *d = [p[0], p[1], p[2], 255];
+    } else if a > 0 {
+        let rgb = [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
+        blend(d, rgb, a as f32 / 255.0);
     }
 }
 
@@ -322,12 +350,30 @@ struct Look {
 
 /// What the warp samples from: an image and a rectangle in it.
 struct View<'a> {
-    img: std::borrow::Cow<'a, RgbaImage>,
+    img: Pixels<'a>,
     rect: [f64; 4],
     /// Every texel is opaque (sampling skips the premultiplied path).
     opaque: bool,
     /// The adjustments are already applied to the texels.
     adjusted: bool,
+}
+
+/// A view's image: the asset's own, a shared resize, or one made for this render.
+enum Pixels<'a> {
+    Borrowed(&'a RgbaImage),
+    Shared(Arc<RgbaImage>),
+    Owned(RgbaImage),
+}
+
+impl std::ops::Deref for Pixels<'_> {
+    type Target = RgbaImage;
+    fn deref(&self) -> &RgbaImage {
+        match self {
+            Pixels::Borrowed(i) => i,
+            Pixels::Shared(i) => i,
+            Pixels::Owned(i) => i,
+        }
+    }
 }
 
 /// Fast path for the common case: a layer turned by a multiple of 90° whose rectangle falls on
@@ -365,20 +411,11 @@ fn blit(out: &mut Canvas, asset: &Asset, crop: [f64; 4], g: &Geometry, look: &Lo
     let (src, ox, oy) = if whole(cx) && whole(cy) && cw.round() == wf && ch.round() == hf {
         (asset.image(), cx.round() as u32, cy.round() as u32)
     } else {
-        let level = asset.level_for((cw / wf).min(ch / hf).max(1.0));
-        let kx = f64::from(level.width()) / f64::from(asset.width());
-        let ky = f64::from(level.height()) / f64::from(asset.height());
-        match resize_region(
-            level,
-            [cx * kx, cy * ky, cw * kx, ch * ky],
-            w,
-            h,
-            !asset.is_opaque(),
-        ) {
+        match asset.resized(crop, (cw / wf).min(ch / hf).max(1.0), w, h) {
             Some(img) => resized = img,
             None => return false,
         }
-        (&resized, 0, 0)
+        (&*resized, 0, 0)
     };
     let adjust = (!look.adjust.is_identity()).then(|| look.adjust.prepare());
     let opacity = (look.opacity * 255.0).round() as u32;
@@ -394,7 +431,12 @@ fn blit(out: &mut Canvas, asset: &Asset, crop: [f64; 4], g: &Geometry, look: &Lo
     let stride = i64::from(src.width());
     let raw = src.as_raw();
     let out_w = out.width as usize;
-    for ty in y0..y1 {
+    let adjust = adjust.as_ref();
+    let (from, to) = (x0 as usize, x1 as usize);
+    let draw_row = |ty: i64, row: &mut [[u8; 4]]| {
+        let Some(row) = row.get_mut(from..to) else {
+            return;
+        };
         let dy = ty - top;
         // Layer texel (i, j) = (i0 + di·dx, j0 + dj·dx) along the row: the inverse of the
         // clockwise quarter turn, then the flips (which act in the layer's own frame).
@@ -413,24 +455,80 @@ fn blit(out: &mut Canvas, asset: &Asset, crop: [f64; 4], g: &Geometry, look: &Lo
         let dx0 = x0 - left;
         let start = ((i64::from(oy) + j0 + dj * dx0) * stride + i64::from(ox) + i0 + di * dx0) * 4;
         let step = (di + dj * stride) * 4;
-        let row = ty as usize * out_w;
-        for (k, tx) in (x0..x1).enumerate() {
+        // Left to right along a source row (no turn, no mirror): whole slices.
+        if step == 4
+            && let Some(texels) = usize::try_from(start)
+                .ok()
+                .and_then(|s| raw.get(s..s + row.len() * 4))
+        {
+            copy_row(row, texels.as_chunks::<4>().0, adjust, opacity);
+            return;
+        }
+        for (k, d) in row.iter_mut().enumerate() {
             let at = (start + step * k as i64) as usize;
             let Some(t) = raw.get(at..at + 4) else {
                 continue;
             };
             let p = [t[0], t[1], t[2], t[3]];
-            let p = adjust.as_ref().map_or(p, |a| a.pixel(p));
+            let p = adjust.map_or(p, |a| a.pixel(p));
             if p[3] == 255 && opacity == 255 {
-                if let Some(d) = out.px.get_mut(row + tx as usize) {
-                    *d = p;
-                }
+                *d = p;
             } else {
-                out.put(tx as u32, ty as u32, p, opacity);
+                put(d, p, opacity);
+            }
+        }
+    };
+    // Bands of rows, side by side on idle cores.
+    const BAND_ROWS: usize = 64;
+    let rows = &mut out.px[y0 as usize * out_w..y1 as usize * out_w];
+    let bands: Vec<(i64, &mut [[u8; 4]])> = (y0..y1)
+        .step_by(BAND_ROWS)
+        .zip(rows.chunks_mut(BAND_ROWS * out_w))
+        .collect();
+    let pixels = (to - from) * (y1 - y0) as usize;
+    crate::par::run(bands, pixels, |(y, band)| {
+        for (ty, row) in (y..).zip(band.chunks_exact_mut(out_w)) {
+            draw_row(ty, row);
+        }
+    });
+    true
+}
+
+/// One row of texels onto one row of the canvas, adjusted and at `opacity` (0..=255).
+#[inline]
+fn copy_row(
+    row: &mut [[u8; 4]],
+    texels: &[[u8; 4]],
+    adjust: Option<&crate::adjust::Prepared>,
+    opacity: u32,
+) {
+    match (adjust, opacity) {
+        (None, 255) => {
+            for (d, &p) in row.iter_mut().zip(texels) {
+                if p[3] == 255 {
+                    *d = p;
+                } else {
+                    put(d, p, 255);
+                }
+            }
+        }
+        (Some(a), 255) if all_opaque(texels) => a.row(row, texels),
+        (Some(a), 255) => {
+            for (d, &p) in row.iter_mut().zip(texels) {
+                let p = a.pixel(p);
+                if p[3] == 255 {
+                    *d = p;
+                } else {
+                    put(d, p, 255);
+                }
+            }
+        }
+        _ => {
+            for (d, &p) in row.iter_mut().zip(texels) {
+                put(d, adjust.map_or(p, |a| a.pixel(p)), opacity);
             }
         }
     }
-    true
 }
 
 /// Scales the crop down to (about) the size it will be drawn at, from the smallest mip level
@@ -449,21 +547,21 @@ fn source_view<'a>(
     let ph = (dh - 1e-6).ceil().clamp(1.0, ch.ceil());
     if pw >= cw.ceil() && ph >= ch.ceil() {
         return Some(View {
-            img: std::borrow::Cow::Borrowed(asset.image()),
+            img: Pixels::Borrowed(asset.image()),
             rect: crop,
             opaque: asset.is_opaque(),
             adjusted: false,
         });
     }
     let factor = (cw / pw).min(ch / ph);
-    let level = asset.level_for(factor);
-    let kx = f64::from(level.width()) / f64::from(asset.width());
-    let ky = f64::from(level.height()) / f64::from(asset.height());
-    let [x, y, w, h] = crop;
-    let region = [x * kx, y * ky, w * kx, h * ky];
-    let mut small = resize_region(level, region, pw as u32, ph as u32, !asset.is_opaque())?;
-    // At about the drawn size, adjusting every texel once is cheaper than every sample.
-    adjust.apply(&mut small);
+    let resized = asset.resized(crop, factor, pw as u32, ph as u32)?;
+    // At about the drawn size, adjusting every texel once is cheaper than every sample (into a
+    // copy: the resize is kept for the next render).
+    let small = if adjust.is_identity() {
+        Pixels::Shared(resized)
+    } else {
+        Pixels::Owned(adjust.applied(&resized))
+    };
     let rect = [
         0.0,
         0.0,
@@ -471,7 +569,7 @@ fn source_view<'a>(
         f64::from(small.height()),
     ];
     Some(View {
-        img: std::borrow::Cow::Owned(small),
+        img: small,
         rect,
         opaque: asset.is_opaque(),
         adjusted: true,
@@ -619,7 +717,7 @@ pub(crate) fn composite(
 ) {
     let rect = [0.0, 0.0, f64::from(img.width()), f64::from(img.height())];
     let view = View {
-        img: std::borrow::Cow::Owned(img),
+        img: Pixels::Owned(img),
         rect,
         opaque: false,
         adjusted: true,

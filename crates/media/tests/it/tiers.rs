@@ -167,3 +167,69 @@ fn pacer_holds_previews_to_the_tier_rate() {
         .count();
     assert!((59..=61).contains(&sent), "{sent}");
 }
+
+/// The DRI segment's restart interval in a JPEG, if it has one.
+fn restart_interval(jpeg: &[u8]) -> Option<u16> {
+    let at = jpeg
+        .windows(4)
+        .position(|w| w == [0xFF, 0xDD, 0x00, 0x04])?;
+    Some(u16::from_be_bytes([jpeg[at + 4], jpeg[at + 5]]))
+}
+
+#[test]
+fn jpeg_stripes_are_one_encode_with_restart_markers() {
+    // Previews are encoded in stripes of whole MCU rows (side by side on idle cores) and joined
+    // with RSTn markers: byte for byte one encoder's output with that restart interval, so the
+    // pixels are those of a plain encode. Sizes: MCU-aligned or not, one stripe or many; a
+    // quality ≥ 90 (no chroma subsampling, 8-pixel MCUs); transparency (flattened onto white).
+    let mut transparent = photo(333, 517);
+    for (i, p) in transparent.pixels_mut().enumerate() {
+        p.0[3] = (i * 7 % 256) as u8;
+    }
+    let cases = [
+        (photo(1620, 1080), 80),
+        (photo(1080, 720), 80),
+        (photo(321, 130), 80),
+        (photo(100, 37), 80),
+        (photo(640, 400), 95),
+        (transparent, 80),
+    ];
+    for (img, quality) in cases {
+        let (w, h) = img.dimensions();
+        let ours = encode_preview(&img, PreviewFormat::Jpeg { quality }).expect("encode");
+        let flat: Vec<u8> = img
+            .pixels()
+            .flat_map(|p| {
+                let [r, g, b, a] = p.0;
+                let a = u32::from(a);
+                let over = |c: u8| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+                [over(r), over(g), over(b)]
+            })
+            .collect();
+        let one = |interval: Option<u16>| {
+            let mut out = Vec::new();
+            let mut enc = jpeg_encoder::Encoder::new(&mut out, quality);
+            if let Some(i) = interval {
+                enc.set_restart_interval(i);
+            }
+            enc.encode(&flat, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+                .expect("reference encode");
+            out
+        };
+        let mcu = if quality < 90 { 16 } else { 8 };
+        match restart_interval(&ours) {
+            Some(interval) => {
+                assert!(h > 128, "{w}×{h}: one stripe needs no restarts");
+                assert_eq!(usize::from(interval) % w.div_ceil(mcu) as usize, 0);
+                assert_eq!(ours, one(Some(interval)), "{w}×{h} q{quality}");
+            }
+            None => {
+                assert!(h <= 128, "{w}×{h} is several stripes");
+                assert_eq!(ours, one(None), "{w}×{h} q{quality}");
+            }
+        }
+        let plain = decode(&one(None), &Limits::default()).expect("decode plain");
+        let back = decode(&ours, &Limits::default()).expect("decode ours");
+        assert_eq!(back, plain, "{w}×{h} q{quality}: decoded pixels");
+    }
+}
