@@ -83,14 +83,10 @@ impl Adjust {
         if self.is_identity() {
             return img.clone();
         }
-        let mut raw = vec![0; img.as_raw().len()];
+        let mut out = RgbaImage::new(img.width(), img.height());
         self.prepare()
-            .row(raw.as_chunks_mut::<4>().0, img.as_raw().as_chunks::<4>().0);
-        RgbaImage::from_raw(img.width(), img.height(), raw).unwrap_or_else(|| {
-            let mut copy = img.clone();
-            self.apply(&mut copy);
-            copy
-        })
+            .row(out.as_chunks_mut::<4>().0, img.as_raw().as_chunks::<4>().0);
+        out
     }
 
     /// The tone curve as a table, for applying to many 8-bit pixels.

@@ -325,6 +325,7 @@ pub struct Asset {
     /// The last few crops resized for drawing, newest first: during a slider drag only the
     /// adjustments change, so every render after the first reuses the resize.
     resized: Mutex<Vec<(ResizeKey, Arc<RgbaImage>)>>,
+    keep_resized: bool,
 }
 
 /// What a resize depends on: the crop and the scale it was asked at (as bits) and the size.
@@ -355,16 +356,41 @@ const MIP_MIN_SIDE: u32 = 64;
 /// Resized crops kept per asset, in bytes: at most a quarter of the asset's own pixels, and at
 /// most this (a 24 MP asset then keeps the excellent, good, fair and poor sizes of one crop).
 const RESIZED_MAX_BYTES: usize = 24 << 20;
+/// And at most this many (four tiers of a crop and four of another is a drag between two).
+const RESIZED_MAX_ENTRIES: usize = 8;
+/// What an entry costs besides its pixels (key, `Arc`, allocation): tiny resizes count too.
+const RESIZED_ENTRY_BYTES: usize = 256;
 
 impl Asset {
     pub fn new(image: RgbaImage) -> Self {
-        let opaque = image.as_raw().chunks_exact(4).all(|p| p[3] == 255);
+        Asset::with_resize_cache(image, true)
+    }
+
+    /// An asset drawn once (a video frame): no resized crops are kept for it.
+    pub fn drawn_once(image: RgbaImage) -> Self {
+        Asset::with_resize_cache(image, false)
+    }
+
+    fn with_resize_cache(image: RgbaImage, keep: bool) -> Self {
+        let opaque = crate::render::all_opaque(image.as_raw().as_chunks::<4>().0);
         Asset {
             image,
             opaque,
             mips: OnceLock::new(),
             resized: Mutex::new(Vec::new()),
+            keep_resized: keep,
         }
+    }
+    /// The most memory this asset may come to hold: its pixels, the mip pyramid (a third
+    /// more) and the resized crops it keeps — what a byte-bounded cache of assets should count.
+    pub fn retained_bytes(&self) -> u64 {
+        let pixels = self.image.as_raw().len() as u64;
+        let resized = if self.keep_resized {
+            (RESIZED_MAX_BYTES as u64).min(pixels / 4)
+        } else {
+            0
+        };
+        pixels + pixels / 3 + resized
     }
     /// Whether every pixel is fully opaque.
     pub fn is_opaque(&self) -> bool {
@@ -450,8 +476,9 @@ impl Asset {
             !self.opaque,
         )?);
         let budget = RESIZED_MAX_BYTES.min(self.image.as_raw().len() / 4);
-        let bytes = |i: &RgbaImage| i.as_raw().len();
-        if bytes(&img) <= budget
+        let bytes = |i: &RgbaImage| i.as_raw().len() + RESIZED_ENTRY_BYTES;
+        if self.keep_resized
+            && bytes(&img) <= budget
             && let Ok(mut cache) = self.resized.lock()
         {
             // (Another render may have made the same one meanwhile: keep one.)
@@ -462,6 +489,7 @@ impl Asset {
                 total += bytes(i);
                 total <= budget
             });
+            cache.truncate(RESIZED_MAX_ENTRIES);
         }
         Some(img)
     }

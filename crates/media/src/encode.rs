@@ -98,12 +98,14 @@ fn encode_jpeg(rgba: &[u8], width: u16, height: u16, quality: u8) -> Result<Vec<
     } else {
         (SamplingFactor::F_1_1, 8)
     };
+    if width == 0 || height == 0 {
+        return Err("the image is empty".into());
+    }
     let (w, h) = (usize::from(width), usize::from(height));
     let mcus_per_row = w.div_ceil(mcu);
     let mcu_rows = (u16::MAX as usize / mcus_per_row).clamp(1, STRIPE_MCU_ROWS);
     let stripe_h = mcu_rows * mcu;
     let stripes: Vec<(usize, usize)> = if h <= stripe_h {
-        // (Zero-sized images go to the encoder, which refuses them.)
         vec![(0, h)]
     } else {
         (0..h)

@@ -59,18 +59,22 @@ pub(crate) fn run<I: Send, R: Send>(
         0 => cores(),
         n => n.min(cores()),
     };
-    // The caller is already counted in ACTIVE (it holds a `Busy`).
-    let idle = cores().saturating_sub(ACTIVE.load(Ordering::Relaxed));
-    let helpers = if pixels < MIN_PIXELS {
+    let want = if pixels < MIN_PIXELS {
         0
     } else {
-        idle.min(max.saturating_sub(1))
-            .min(inputs.len().saturating_sub(1))
+        max.saturating_sub(1).min(inputs.len().saturating_sub(1))
     };
+    // Reserve idle cores in one step (the caller is already counted in ACTIVE, holding a
+    // `Busy`): two renders arriving together must not both count the same idle core.
+    let mut helpers = 0;
+    let _ = ACTIVE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |active| {
+        helpers = want.min(cores().saturating_sub(active));
+        Some(active + helpers)
+    });
+    let _busy = Busy(helpers);
     if helpers == 0 {
         return inputs.into_iter().map(f).collect();
     }
-    let _busy = Busy::add(helpers);
     let n = inputs.len();
     let inputs: Vec<Mutex<Option<I>>> = inputs.into_iter().map(|i| Mutex::new(Some(i))).collect();
     let outputs: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
@@ -91,7 +95,8 @@ pub(crate) fn run<I: Send, R: Send>(
     };
     std::thread::scope(|s| {
         for _ in 0..helpers {
-            s.spawn(work);
+            // A thread the OS refuses is no loss: the caller's own `work` takes every job left.
+            let _ = std::thread::Builder::new().spawn_scoped(s, work);
         }
         work();
     });

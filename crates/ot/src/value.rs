@@ -250,7 +250,7 @@ impl Text {
 
 /// Byte offset of char index `pos` in `s` (or `s.len()` past the end).
 fn byte_of(s: &str, pos: usize) -> usize {
-    s.char_indices().nth(pos).map_or(s.len(), |(b, _)| b)
+    str_indices::chars::to_byte_idx(s, pos)
 }
 
 impl From<String> for Text {
@@ -280,6 +280,7 @@ impl PartialEq for Text {
         match (&self.0, &other.0) {
             (Repr::Small(a), Repr::Small(b)) => a == b,
             (Repr::Small(a), _) => other.eq_str(a),
+            (_, Repr::Small(b)) => self.eq_str(b),
             _ => self.len_bytes() == other.len_bytes() && self.eq_str(&other.to_string()),
         }
     }

@@ -233,3 +233,15 @@ fn jpeg_stripes_are_one_encode_with_restart_markers() {
         assert_eq!(back, plain, "{w}×{h} q{quality}: decoded pixels");
     }
 }
+
+#[test]
+fn an_empty_image_is_an_error_not_a_panic() {
+    // The stripe arithmetic divides by the MCUs in a row: a zero-width image must stop first.
+    for (w, h) in [(0, 10), (10, 0), (0, 0)] {
+        let img = image::RgbaImage::new(w, h);
+        for quality in [80, 95] {
+            let r = encode_preview(&img, PreviewFormat::Jpeg { quality });
+            assert!(r.is_err(), "{w}×{h} q{quality}");
+        }
+    }
+}

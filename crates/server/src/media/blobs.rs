@@ -264,12 +264,7 @@ impl DecodedAssets {
 
     /// Keeps a freshly decoded asset (an upload about to be used), evicting the least recent.
     pub fn insert(&self, id: &str, asset: Arc<Asset>) {
-        // RGBA8 plus the mip pyramid (a third more).
-        let bytes = u64::from(asset.width())
-            .saturating_mul(u64::from(asset.height()))
-            .saturating_mul(4)
-            .saturating_mul(4)
-            / 3;
+        let bytes = asset.retained_bytes();
         self.cache.insert(id, asset, bytes);
     }
 
@@ -441,8 +436,8 @@ mod tests {
         let (a, b) = ("a".repeat(32), "b".repeat(32));
         store.put(&a, &png(100, 100))?;
         store.put(&b, &png(100, 100))?;
-        // Room for one 100×100 asset (53 kB with its pyramid), not two.
-        let cache = DecodedAssets::new(store.clone(), Limits::default(), 60_000);
+        // Room for one 100×100 asset (63 kB with its pyramid and resized crops), not two.
+        let cache = DecodedAssets::new(store.clone(), Limits::default(), 70_000);
         let first = cache.asset(&a).ok().flatten().map(|x| x.width());
         assert_eq!(first, Some(100));
         let again = cache.asset(&a).ok().flatten();

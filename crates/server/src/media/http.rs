@@ -923,9 +923,10 @@ pub async fn frame(
             }
             let file = media.blob_file(&clip.asset)?;
             let img = montage_media::frame_region(&file.path, ms / 1000.0, crop, fit, &limits)?;
-            let frame = Arc::new(Asset::new(img));
-            let bytes = u64::from(frame.width()) * u64::from(frame.height()) * 4 + 256;
-            media.frames.insert(&key, frame.clone(), bytes);
+            let frame = Arc::new(Asset::drawn_once(img));
+            media
+                .frames
+                .insert(&key, frame.clone(), frame.retained_bytes() + 256);
             Ok(frame)
         };
         let c = montage_media::composite_frame(&doc, t, size, &*media.assets, &frame_of)?;

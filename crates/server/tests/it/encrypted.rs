@@ -32,6 +32,17 @@ async fn join_encrypted(c: &mut Client, session: &str, client: &str) -> Result<J
 }
 
 /// The chain value after `data` at `version`, from the one before.
+/// Rotates session `e`'s key the way a member's removal does: `c` (its owner) makes bob an
+/// editor and removes him again; returns the `key_rotated` it hears.
+async fn rotate_key(c: &mut Client) -> Result<Json> {
+    c.send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
+        .await?;
+    c.recv_type("role_changed").await?;
+    c.send(json!({"type":"set_role","session":"e","user":"bob","role":"none"}))
+        .await?;
+    next_of(c, "key_rotated").await
+}
+
 fn next(prev: &str, version: u64, epoch: u64, data: &str) -> String {
     let prev = parse_chain(prev).unwrap_or(GENESIS_CHAIN);
     chain_hex(&chain_next(&prev, version, epoch, data))
@@ -393,14 +404,7 @@ async fn sealed_uploads_are_stored_as_they_came(b: Backend) -> Result<()> {
     }
 
     // After a rotation the new epoch is taken and the old one refused.
-    alice
-        .send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
-        .await?;
-    alice.recv_type("role_changed").await?;
-    alice
-        .send(json!({"type":"set_role","session":"e","user":"bob","role":"none"}))
-        .await?;
-    next_of(&mut alice, "key_rotated").await?;
+    rotate_key(&mut alice).await?;
     ensure!(upload_to(&s, "alice", Some("e"), &body).await?.status == 409);
     ensure!(
         upload_to(&s, "alice", Some("e"), &sealed_under(1))
@@ -479,14 +483,7 @@ async fn out_of_place_sealed_inputs_are_refused(b: Backend) -> Result<()> {
         "{e}"
     );
     // A retired key epoch: a conflict for a snapshot as for an edit.
-    alice
-        .send(json!({"type":"set_role","session":"e","user":"bob","role":"editor"}))
-        .await?;
-    alice.recv_type("role_changed").await?;
-    alice
-        .send(json!({"type":"set_role","session":"e","user":"bob","role":"none"}))
-        .await?;
-    next_of(&mut alice, "key_rotated").await?;
+    rotate_key(&mut alice).await?;
     alice.send(sealed("e", 1, 4, "QUJD", 1)).await?;
     alice.recv_type("ack").await?;
     let e = alice.expect_error(snap("e", 2, 0), "conflict").await?;

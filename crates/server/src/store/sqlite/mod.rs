@@ -144,16 +144,15 @@ const INSERT_CHUNK: usize = 256;
 /// load, without filling the statement cache with one entry per batch size.
 const CACHED_BATCH: usize = 16;
 
-/// `BEGIN IMMEDIATE; INSERT … ; COMMIT` for `rows` appends. Anonymous `?` parameters, bound
-/// in order across the statements: SQLite looks each named one (`$n`) up among the names
-/// before it while parsing, which made preparing a large batch quadratic.
-fn append_sql(rows: usize) -> String {
+/// `INSERT … ;` statements for `rows` appends, `INSERT_CHUNK` rows each. Anonymous `?`
+/// parameters, bound in order across the statements: SQLite looks each named one (`$n`) up
+/// among the names before it while parsing, which made preparing a large batch quadratic.
+/// `OR ROLLBACK`: a version already there ends the whole transaction (the batch fails as one
+/// anyway), so SQLite keeps no statement journal for a statement-only rollback.
+fn insert_sql(rows: usize) -> String {
     const ROW: &str = "(?,?,?,?,?,?,?)";
-    let mut sql = String::with_capacity(64 + rows * (ROW.len() + 1));
-    sql.push_str("BEGIN IMMEDIATE;");
+    let mut sql = String::with_capacity(rows * (ROW.len() + 1) + 128);
     for start in (0..rows).step_by(INSERT_CHUNK) {
-        // OR ROLLBACK: a version already there ends the whole transaction (the batch fails as
-        // one anyway), so SQLite keeps no statement journal for a statement-only rollback.
         sql.push_str(
             "INSERT OR ROLLBACK INTO ops (session, version, user_id, client, seq, ops, committed_at) \
              VALUES ",
@@ -162,29 +161,32 @@ fn append_sql(rows: usize) -> String {
         sql.push_str(&vec![ROW; n].join(","));
         sql.push(';');
     }
-    sql.push_str("COMMIT;");
     sql
 }
 
-/// Appends ops with one statement: far fewer round trips to the SQLite worker than one per op.
-async fn insert_ops(tx: &mut SqliteConnection, ops: &[(&str, &StoredOp)]) -> Result<()> {
-    let Some((first_session, first)) = ops.first() else {
+/// Runs `sql` (made by `insert_sql` for `ops`, perhaps inside `BEGIN …; COMMIT;`) with the
+/// appends bound: one request to the connection's worker thread.
+async fn insert_ops(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    ops: &[(&str, &StoredOp)],
+    persistent: bool,
+) -> Result<()> {
+    let Some(&(first_session, first)) = ops.first() else {
         return Ok(());
     };
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO ops (session, version, user_id, client, seq, ops, committed_at) ",
-    );
-    q.push_values(ops, |mut b, (session, op)| {
-        b.push_bind(*session)
-            .push_bind(to_i64(op.version))
-            .push_bind(op.user.as_str())
-            .push_bind(op.client.as_str())
-            .push_bind(to_i64(op.seq))
-            .push_bind(op.ops.as_str())
-            .push_bind(op.time);
-    });
-    q.build()
-        .execute(&mut *tx)
+    let mut q = sqlx::query(sql).persistent(persistent);
+    for (session, op) in ops {
+        q = q
+            .bind(*session)
+            .bind(to_i64(op.version))
+            .bind(op.user.as_str())
+            .bind(op.client.as_str())
+            .bind(to_i64(op.seq))
+            .bind(op.ops.as_str())
+            .bind(op.time);
+    }
+    q.execute(conn)
         .await
         .map(drop)
         .map_err(|e| conflict_or(e, first_session, first))
@@ -214,8 +216,8 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// The group commit: every append and snapshot of `batch` in one transaction, on the
-    /// writer connection.
+    /// The group commit: every append and snapshot of `batch` in one transaction (one commit,
+    /// one fsync), on the writer connection.
     async fn commit_writes(&self, batch: &[Write]) -> Result<()> {
         let mut writer = self.writer.lock().await;
         let writer = &mut *writer;
@@ -224,84 +226,50 @@ impl SqliteStore {
             rollback(conn).await;
         }
         writer.clean = false;
-        let appends_only = batch.iter().all(|w| matches!(w, Write::Op { .. }));
-        let result = if appends_only {
-            append_batch(conn, batch).await
-        } else {
-            write_batch(self, conn, batch).await
-        };
+        let result = self.write_batch(conn, batch).await;
         if result.is_err() {
             rollback(conn).await;
         }
         writer.clean = true;
         result
     }
+
+    async fn write_batch(&self, conn: &mut SqliteConnection, batch: &[Write]) -> Result<()> {
+        let is_snapshot = |w: &Write| matches!(w, Write::Snapshot { .. });
+        if !batch.iter().any(is_snapshot) {
+            // Appends only (the edit path): the whole transaction is one request.
+            let ops = appends(batch);
+            let sql = format!("BEGIN IMMEDIATE;{}COMMIT;", insert_sql(ops.len()));
+            return insert_ops(conn, &sql, &ops, ops.len() <= CACHED_BATCH).await;
+        }
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        // Each snapshot after the ops before it, which it may cover.
+        for run in batch.split_inclusive(is_snapshot) {
+            let ops = appends(run);
+            insert_ops(conn, &insert_sql(ops.len()), &ops, false).await?;
+            if let Some(Write::Snapshot { session, snapshot }) = run.last() {
+                self.write_snapshot(conn, session, snapshot).await?;
+            }
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok(())
+    }
 }
 
-/// Ends whatever transaction a batch left open ("no transaction is active" when none: ignored).
-async fn rollback(conn: &mut SqliteConnection) {
-    let _ = sqlx::query("ROLLBACK").execute(conn).await;
-}
-
-/// Appends only (the edit path): one request to the worker thread, one commit, one fsync.
-async fn append_batch(conn: &mut SqliteConnection, batch: &[Write]) -> Result<()> {
-    let ops: Vec<(&str, &StoredOp)> = batch
+/// The appends of `writes`, in order.
+fn appends(writes: &[Write]) -> Vec<(&str, &StoredOp)> {
+    writes
         .iter()
         .filter_map(|w| match w {
             Write::Op { session, op, .. } => Some((session.as_str(), op)),
             Write::Snapshot { .. } => None,
         })
-        .collect();
-    let Some(&(first_session, first)) = ops.first() else {
-        return Ok(());
-    };
-    let sql = append_sql(ops.len());
-    let mut q = sqlx::query(&sql).persistent(ops.len() <= CACHED_BATCH);
-    for (session, op) in &ops {
-        q = q
-            .bind(*session)
-            .bind(to_i64(op.version))
-            .bind(op.user.as_str())
-            .bind(op.client.as_str())
-            .bind(to_i64(op.seq))
-            .bind(op.ops.as_str())
-            .bind(op.time);
-    }
-    q.execute(conn)
-        .await
-        .map(drop)
-        .map_err(|e| conflict_or(e, first_session, first))
+        .collect()
 }
 
-/// A batch with snapshots: statement by statement in one transaction.
-async fn write_batch(
-    store: &SqliteStore,
-    conn: &mut SqliteConnection,
-    batch: &[Write],
-) -> Result<()> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut ops: Vec<(&str, &StoredOp)> = Vec::with_capacity(INSERT_CHUNK);
-    for w in batch {
-        match w {
-            Write::Op { session, op, .. } => {
-                ops.push((session, op));
-                if ops.len() == INSERT_CHUNK {
-                    insert_ops(&mut tx, &ops).await?;
-                    ops.clear();
-                }
-            }
-            Write::Snapshot { session, snapshot } => {
-                // In order: the ops a snapshot covers are written before it.
-                insert_ops(&mut tx, &ops).await?;
-                ops.clear();
-                store.write_snapshot(&mut tx, session, snapshot).await?
-            }
-        }
-    }
-    insert_ops(&mut tx, &ops).await?;
-    // One commit, one fsync for the whole batch: this is the group commit.
-    tx.commit().await?;
-    Ok(())
+/// Ends whatever transaction a batch left open ("no transaction is active" when none: ignored).
+async fn rollback(conn: &mut SqliteConnection) {
+    let _ = sqlx::query("ROLLBACK").execute(conn).await;
 }
 
 crate::store::sql::sql_store!(SqliteStore, sqlx::Sqlite);
@@ -383,7 +351,7 @@ mod tests {
                 .execute(&mut *conn)
                 .await
                 .unwrap();
-            append_sql_only_insert(conn).await;
+            insert_version_1_uncommitted(conn).await;
             w.clean = false;
         }
         s.commit(&[op(1, 1)]).await.unwrap();
@@ -397,7 +365,7 @@ mod tests {
     }
 
     /// An insert of version 1 (seq 7) inside the open transaction, never committed.
-    async fn append_sql_only_insert(conn: &mut SqliteConnection) {
+    async fn insert_version_1_uncommitted(conn: &mut SqliteConnection) {
         sqlx::query(
             "INSERT INTO ops (session, version, user_id, client, seq, ops) \
              VALUES ('s', 1, 'u', 'c', 7, '[]')",
