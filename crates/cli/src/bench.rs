@@ -95,6 +95,10 @@ pub struct BenchArgs {
     /// every client opens every edit it receives.
     #[arg(long)]
     encrypted: bool,
+    /// Clients speak `montage.v1.proto` (binary protobuf frames) instead of JSON: the server's
+    /// CPU per edit for each encoding. Applies to the edit load (not --idle or --history).
+    #[arg(long)]
+    binary: bool,
     /// CPUs (a `taskset` list, e.g. `1`) the servers bench starts run on; run bench itself on
     /// the others (`taskset -c 0 montage bench --server-cpus 1 …`) so the load generator
     /// doesn't share the server's core. Needs `taskset` (util-linux).
@@ -349,16 +353,62 @@ impl<'de> serde::Deserialize<'de> for MaybeNum {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// `--binary`: the edit load's clients speak `montage.v1.proto`. Set once before the load
+/// starts; the load keeps building its frames as JSON text (what it measures is the server)
+/// and `out`/`text_of` translate at the socket.
+static BINARY: AtomicBool = AtomicBool::new(false);
+
+/// A client frame (JSON text) in the connection's form.
+fn out(text: String) -> Message {
+    if !BINARY.load(Relaxed) {
+        return Message::text(text);
+    }
+    match montage_protocol::decode_client(&text) {
+        Ok(f) => Message::binary(montage_protocol::encode_client_binary(
+            &f.msg,
+            f.rid.as_ref(),
+        )),
+        // Never for the frames bench makes; sent as is, the server says what is wrong.
+        Err(_) => Message::text(text),
+    }
+}
+
+/// A server frame's JSON text, whichever form it came in; `None` for control frames.
+fn text_of(m: Message) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    match m {
+        Message::Text(t) => Some(t),
+        Message::Binary(b) => {
+            let (msg, rid) = montage_protocol::decode_server_binary(&b).ok()?;
+            let mut v = serde_json::to_value(msg).ok()?;
+            if let Some(rid) = rid {
+                v["rid"] = rid;
+            }
+            Some(v.to_string().into())
+        }
+        _ => None,
+    }
+}
+
 async fn connect(addr: &str, token: &str) -> Result<Ws> {
-    let (ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws?token={token}")).await?;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/v1/ws?token={token}").into_client_request()?;
+    if BINARY.load(Relaxed) {
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            montage_protocol::SUBPROTOCOL_PROTO.parse()?,
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
     Ok(ws)
 }
 
 async fn recv_json(ws: &mut Ws) -> Result<serde_json::Value> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                let t = text_of(m).context("an undecodable binary frame")?;
+                return Ok(serde_json::from_str(t.as_str())?);
+            }
             Some(Ok(Message::Close(c))) => bail!("closed: {c:?}"),
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(e.into()),
@@ -382,7 +432,7 @@ async fn join_as(
     if encrypted {
         m["create"] = serde_json::json!({"encrypted": true});
     }
-    ws.send(Message::text(m.to_string())).await?;
+    ws.send(out(m.to_string())).await?;
     loop {
         let m = recv_json(ws).await?;
         match m["type"].as_str() {
@@ -394,6 +444,10 @@ async fn join_as(
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    if a.binary && (a.idle > 0 || a.history > 0) {
+        bail!("--binary applies to the edit load, not to --idle or --history");
+    }
+    BINARY.store(a.binary, Relaxed);
     if a.idle > 0 {
         let n = raise_nofile(a.idle as u64 * 2 + 1_024);
         if n < (a.idle as u64) * 2 + 64 {
@@ -842,7 +896,7 @@ async fn load(
                 // The first joiner owns the session: make everyone an editor.
                 for o in 1..a.clients {
                     let m = serde_json::json!({"type":"set_role","session":session,"user":format!("u{}", id + o),"role":"editor"});
-                    ws.send(Message::text(m.to_string())).await?;
+                    ws.send(out(m.to_string())).await?;
                 }
             }
             sockets.push((id, session, ws, j["version"].as_u64().unwrap_or(0)));
@@ -1201,7 +1255,7 @@ async fn client(
                     tokio::select! {
                         _ = &mut grace => break,
                         m = rx.next() => {
-                            let Some(Ok(Message::Text(t))) = m else { break };
+                            let Some(t) = m.and_then(|m| m.ok()).and_then(text_of) else { break };
                             if let Ok(v) = serde_json::from_str::<Lite<'_>>(t.as_str())
                                 && v.kind == "ack"
                                 && let Some(t) = sent_at.lock().ok().and_then(|mut g| g.remove(&v.seq.unwrap_or(0)))
@@ -1232,13 +1286,11 @@ async fn client(
                 if key.is_some() {
                     unsealed.insert(seq, ops);
                 }
-                tx.send(Message::text(m)).await?;
+                tx.send(out(m)).await?;
             }
             m = rx.next() => {
-                let Some(Ok(Message::Text(t))) = m else {
-                    if m.is_none() { bail!("socket ended") }
-                    continue;
-                };
+                let Some(m) = m else { bail!("socket ended") };
+                let Some(t) = m.ok().and_then(text_of) else { continue };
                 // Only the fields bench needs: the client must not be the bottleneck.
                 let v: Lite<'_> = serde_json::from_str(t.as_str())?;
                 match v.kind {
@@ -1264,7 +1316,7 @@ async fn client(
                             let m = edit_frame(&session, known, seq, &ops, key);
                             unsealed.insert(seq, ops);
                             shared.resealed.fetch_add(1, Relaxed);
-                            tx.send(Message::text(m)).await?;
+                            tx.send(out(m)).await?;
                         }
                     }
                     "op" => {

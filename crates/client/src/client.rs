@@ -47,6 +47,7 @@ pub struct Options {
     compose: bool,
     event_capacity: usize,
     tls: Tls,
+    binary: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -82,7 +83,16 @@ impl Options {
             compose: true,
             event_capacity: 1024,
             tls: Tls::default(),
+            binary: false,
         }
+    }
+
+    /// Speak `montage.v1.proto`: every frame a binary protobuf message (DESIGN §9.5), smaller
+    /// than its JSON form and cheaper to read; the server must offer the subprotocol (a server
+    /// that doesn't is a connection error). Default: JSON.
+    pub fn binary(mut self, binary: bool) -> Options {
+        self.binary = binary;
+        self
     }
 
     /// Which servers to trust over TLS (`wss://`, and `https://` for the HTTP calls): the
@@ -1120,6 +1130,12 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|e| Error::Token(format!("not usable as a header: {e}")))?;
     req.headers_mut().insert("authorization", bearer);
+    if shared.opts.binary {
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(montage_protocol::SUBPROTOCOL_PROTO),
+        );
+    }
     match tokio::time::timeout(
         timeout,
         // Small frames both ways: Nagle's algorithm would hold an edit back for an ACK.
@@ -1132,7 +1148,18 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     )
     .await
     {
-        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Ok((ws, resp))) => {
+            let chosen = resp.headers().get("sec-websocket-protocol");
+            if shared.opts.binary && chosen.is_none_or(|p| p != montage_protocol::SUBPROTOCOL_PROTO)
+            {
+                return Err(Error::Connection(format!(
+                    "the server does not speak {} (it chose {chosen:?}): use a newer server \
+                     or Options::binary(false)",
+                    montage_protocol::SUBPROTOCOL_PROTO
+                )));
+            }
+            Ok(ws)
+        }
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp)))
             if resp.status() == tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED =>
         {
@@ -1179,17 +1206,49 @@ fn parse_rid(rid: &Json) -> Option<Rid<'_>> {
     }
 }
 
-fn frame(m: &ClientMessage, rid: Option<String>) -> Message {
-    let mut v = serde_json::to_value(m).unwrap_or(Json::Null);
-    if let (Some(rid), Json::Object(map)) = (rid, &mut v) {
-        map.insert("rid".into(), Json::String(rid));
+/// A frame to send, encoded when it goes out (in the connection's form).
+enum Out {
+    Msg(ClientMessage, Option<String>),
+    Ping,
+}
+
+impl Out {
+    fn encode(self, binary: bool) -> Message {
+        match self {
+            Out::Ping => Message::Ping(Vec::new().into()),
+            Out::Msg(m, rid) if binary => {
+                let rid = rid.map(Json::String);
+                Message::binary(montage_protocol::encode_client_binary(&m, rid.as_ref()))
+            }
+            Out::Msg(m, rid) => {
+                let mut v = serde_json::to_value(m).unwrap_or(Json::Null);
+                if let (Some(rid), Json::Object(map)) = (rid, &mut v) {
+                    map.insert("rid".into(), Json::String(rid));
+                }
+                Message::text(v.to_string())
+            }
+        }
     }
-    Message::text(v.to_string())
+}
+
+fn frame(m: &ClientMessage, rid: Option<String>) -> Out {
+    Out::Msg(m.clone(), rid)
+}
+
+/// A server frame in either form; `None` for control frames.
+fn decode_server_frame(
+    m: &Message,
+) -> Option<Result<(ServerMessage, Option<Json>), montage_protocol::ProtocolError>> {
+    match m {
+        Message::Text(t) => Some(montage_protocol::decode_server(t.as_str())),
+        Message::Binary(b) => Some(montage_protocol::decode_server_binary(b)),
+        _ => None,
+    }
 }
 
 /// The session's `join`, with a rid that routes a refusal back to it (after a `leave` when
 /// the join resets a replica on a connection already in the session).
-fn join_frames(c: &mut SessionCore, out: &mut Vec<Message>) {
+fn join_frames(c: &mut SessionCore, out: &mut Vec<Out>) {
     if let Some(leave) = c.leave_for_reset() {
         out.push(frame(&leave, None));
     }
@@ -1288,7 +1347,7 @@ impl Refresh {
     }
 
     /// A fetch finished: the token goes out as `auth`.
-    fn fetched(&mut self, r: Result<String>, out: &mut Vec<Message>) {
+    fn fetched(&mut self, r: Result<String>, out: &mut Vec<Out>) {
         self.fetching = None;
         match r {
             Ok(token) => {
@@ -1333,7 +1392,7 @@ async fn serve(
     let (mut sink, mut stream) = ws.split();
     // A refused token is answered at once with an error and close 4401; a taken one with the
     // pong (frames keep their order). Only then is a connection without sessions connected.
-    let mut out: Vec<Message> = vec![Message::Ping(Vec::new().into())];
+    let mut out: Vec<Out> = vec![Out::Ping];
     let mut heard = false;
     for s in shared.all() {
         join_frames(&mut s.core(), &mut out);
@@ -1362,7 +1421,7 @@ async fn serve(
             }
         }
         for m in out.drain(..) {
-            if sink.send(m).await.is_err() {
+            if sink.send(m.encode(shared.opts.binary)).await.is_err() {
                 return Ended::Dropped;
             }
         }
@@ -1372,13 +1431,14 @@ async fn serve(
         }
         tokio::select! {
             m = stream.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let (mut msg, rid) = match montage_protocol::decode_server(t.as_str()) {
-                        Ok(x) => x,
-                        Err(e) => {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let (mut msg, rid) = match decode_server_frame(&m) {
+                        Some(Ok(x)) => x,
+                        Some(Err(e)) => {
                             tracing::warn!(error = %e, "undecodable server frame");
                             continue;
                         }
+                        None => continue,
                     };
                     if let ServerMessage::Error { code: ErrorCode::Unauthorized, .. } = &msg
                         && rid.is_none()
@@ -1491,7 +1551,7 @@ fn handle_error(
     refusal: Refused,
     about: Option<&str>,
     rid: Option<&Json>,
-    out: &mut Vec<Message>,
+    out: &mut Vec<Out>,
 ) -> Option<Duration> {
     let Refused {
         code,
@@ -1623,7 +1683,7 @@ fn handle_frame(
     shared: &Arc<Shared>,
     msg: ServerMessage,
     rid: Option<Json>,
-    out: &mut Vec<Message>,
+    out: &mut Vec<Out>,
 ) -> Option<Duration> {
     let session = match msg {
         ServerMessage::Tier { tier, .. } => {

@@ -206,11 +206,13 @@ impl Component {
     }
 }
 
-/// The JSON form of one component (docs/PROTOCOL.md "The document"). A multi-part text op is written as several
-/// `text` components, each applying to the string the previous one left.
+/// The wire form of one component, one entry of an edit's `ops` (docs/PROTOCOL.md "The
+/// document"), shared by the JSON and protobuf encodings so both check the same things. A
+/// multi-part text op is written as several `text` components, each applying to the string the
+/// previous one left.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-pub(crate) enum Wire {
+pub enum Wire {
     Set {
         path: Path,
         value: Value,
@@ -302,7 +304,8 @@ fn check_bounds(path: &Path, counts: &[usize]) -> Result<(), String> {
 }
 
 impl Wire {
-    pub(crate) fn into_component(self) -> Result<Component, String> {
+    /// The component, if this is a valid one within the engine's limits.
+    pub fn into_component(self) -> Result<Component, String> {
         match &self {
             Wire::Mov { path, to } => check_bounds(path, &[*to])?,
             Wire::Text { path, pos, del, .. } => check_bounds(path, &[*pos, del.unwrap_or(0)])?,
@@ -386,7 +389,8 @@ impl Wire {
         })
     }
 
-    pub(crate) fn from_component(c: &Component, out: &mut Vec<Wire>) {
+    /// Appends `c`'s wire form (several entries for a multi-part text edit).
+    pub fn from_component(c: &Component, out: &mut Vec<Wire>) {
         let w = match c.clone() {
             Component::Set { path, value } => Wire::Set { path, value },
             Component::Del { path } => Wire::Del { path },

@@ -17,7 +17,7 @@ mod text;
 mod transform;
 mod value;
 
-pub use component::{Component, Rect};
+pub use component::{Component, Rect, Wire};
 pub use delta::{CompressedDelta, MediaDelta, Run};
 pub use diff::{diff, diff_at, diff_under, find_element, restore_element};
 pub use error::{OtError, Result};

@@ -257,29 +257,40 @@ impl From<Vec<Component>> for Op {
     }
 }
 
-impl Serialize for Op {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+impl Op {
+    /// The edit's wire form: the entries of its `ops` list.
+    pub fn to_wire(&self) -> Vec<Wire> {
         let mut wire = Vec::with_capacity(self.0.len());
         for c in &self.0 {
             Wire::from_component(c, &mut wire);
         }
-        wire.serialize(s)
+        wire
+    }
+    /// The edit an `ops` list stands for, if every entry is valid and there are at most
+    /// [`MAX_COMPONENTS`](crate::MAX_COMPONENTS).
+    pub fn from_wire(wire: Vec<Wire>) -> std::result::Result<Op, String> {
+        if wire.len() > crate::MAX_COMPONENTS {
+            return Err(format!(
+                "an edit has at most {} components",
+                crate::MAX_COMPONENTS
+            ));
+        }
+        wire.into_iter()
+            .map(Wire::into_component)
+            .collect::<std::result::Result<_, _>>()
+            .map(Op)
+    }
+}
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_wire().serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Op {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let wire = Vec::<Wire>::deserialize(d)?;
-        if wire.len() > crate::MAX_COMPONENTS {
-            return Err(serde::de::Error::custom(format!(
-                "an edit has at most {} components",
-                crate::MAX_COMPONENTS
-            )));
-        }
-        let mut out = Vec::with_capacity(wire.len());
-        for w in wire {
-            out.push(w.into_component().map_err(serde::de::Error::custom)?);
-        }
-        Ok(Op(out))
+        Op::from_wire(wire).map_err(serde::de::Error::custom)
     }
 }

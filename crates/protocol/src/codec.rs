@@ -95,7 +95,7 @@ fn check_id(field: &'static str, s: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
+pub(crate) fn validate(msg: &ClientMessage) -> Result<(), ProtocolError> {
     if let Some(s) = msg.session() {
         check_id("session", s)?;
     }

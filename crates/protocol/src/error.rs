@@ -41,6 +41,8 @@ impl ErrorCode {
 pub enum ProtocolError {
     #[error("frame is not valid JSON: {0}")]
     Json(String),
+    #[error("frame is not a valid montage.v1 protobuf message: {0}")]
+    Protobuf(String),
     #[error("a message must be a JSON object")]
     NotObject,
     #[error("message has no string \"type\"")]

@@ -4,12 +4,17 @@
 use prost::Message;
 
 use crate::social::{Comment, Suggestion, pb};
-use crate::{ClientFrame, decode_client, decode_server};
+use crate::{
+    ClientFrame, decode_client, decode_client_binary, decode_server, decode_server_binary,
+    encode_client_binary, encode_server_binary,
+};
 
 /// Decodes `data` every way a peer's bytes are decoded: as a client's JSON text frame, as a
-/// server's, and as the protobuf comment and suggestion. Nothing may panic; a client frame that
-/// decodes re-encodes (as the SDKs encode it) to a frame that decodes to the same message, and
-/// a protobuf comment or suggestion that converts converts back to the same value.
+/// server's, as binary (`montage.v1.proto`) client and server frames, and as the protobuf
+/// comment and suggestion. Nothing may panic; a client frame that decodes re-encodes (as the
+/// SDKs encode it) to a frame that decodes to the same message — in either form, and a binary
+/// one also as JSON — and a protobuf comment or suggestion that converts converts back to the
+/// same value.
 pub fn check_frame(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(frame) = decode_client(text) {
@@ -22,6 +27,28 @@ pub fn check_frame(data: &[u8]) {
             }
         }
         let _ = decode_server(text);
+    }
+    if let Ok(frame) = decode_client_binary(data) {
+        let json = wire(&frame);
+        let bytes = encode_client_binary(&frame.msg, frame.rid.as_ref());
+        match decode_client_binary(&bytes) {
+            Ok(again) => assert_eq!(wire(&again), json, "binary client frame round trip"),
+            Err(e) => panic!("a re-encoded binary frame did not decode: {e}\n {json}"),
+        }
+        // What the binary client sent is what a JSON client could have sent.
+        match decode_client(&json.to_string()) {
+            Ok(again) => assert_eq!(wire(&again), json, "binary client frame as JSON"),
+            Err(e) => panic!("a binary frame's JSON form did not decode: {e}\n {json}"),
+        }
+    }
+    if let Ok((msg, rid)) = decode_server_binary(data) {
+        let bytes = encode_server_binary(&msg, rid.as_ref());
+        let again = decode_server_binary(&bytes).map(|(m, _)| m);
+        assert_eq!(
+            json(again),
+            json(Ok::<_, ()>(msg)),
+            "binary server frame round trip"
+        );
     }
     if let Ok(c) = pb::MediaComment::decode(data)
         && let Ok(c) = Comment::try_from(c)

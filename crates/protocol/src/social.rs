@@ -8,11 +8,7 @@ use montage_ot::Op;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-/// The types prost generated from `proto/montage.proto` (package `montage.v1`).
-pub mod pb {
-    #![allow(clippy::all, missing_docs)]
-    include!(concat!(env!("OUT_DIR"), "/montage.v1.rs"));
-}
+pub use crate::pb;
 
 /// A rectangle in pixels (W3C media fragment `xywh=`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -97,6 +97,10 @@ pub struct Client {
     pub notifications: std::collections::VecDeque<Json>,
     /// Other frames `next_notification` read past, for `recv` to return first.
     held: std::collections::VecDeque<Json>,
+    /// Speaks `montage.v1.proto`: `send` encodes the JSON message it is given as a binary frame
+    /// and `recv` decodes binary frames back to their JSON form, so a test reads the same
+    /// either way.
+    pub binary: bool,
 }
 
 impl Client {
@@ -105,11 +109,31 @@ impl Client {
         Ok(Client::new(ws))
     }
 
+    /// A client that asks for the binary subprotocol only; fails unless the server chose it.
+    pub async fn connect_binary(url: &str) -> Result<Client> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            montage_protocol::SUBPROTOCOL_PROTO.parse()?,
+        );
+        let (ws, resp) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
+        let chosen = resp.headers().get("sec-websocket-protocol");
+        anyhow::ensure!(
+            chosen.is_some_and(|p| p == montage_protocol::SUBPROTOCOL_PROTO),
+            "the server chose {chosen:?}"
+        );
+        let mut c = Client::new(ws);
+        c.binary = true;
+        Ok(c)
+    }
+
     pub fn new(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         Client {
             ws,
             notifications: Default::default(),
             held: Default::default(),
+            binary: false,
         }
     }
 
@@ -147,7 +171,18 @@ impl Client {
     }
 
     pub async fn send(&mut self, v: Json) -> Result<()> {
-        self.ws.send(Message::text(v.to_string())).await?;
+        let m = if self.binary {
+            // Only messages that decode can be sent in binary: send hostile ones with `send_raw`.
+            let f = montage_protocol::decode_client(&v.to_string())
+                .map_err(|e| anyhow!("{v} has no binary form: {e}"))?;
+            Message::binary(montage_protocol::encode_client_binary(
+                &f.msg,
+                f.rid.as_ref(),
+            ))
+        } else {
+            Message::text(v.to_string())
+        };
+        self.ws.send(m).await?;
         Ok(())
     }
 
@@ -170,14 +205,27 @@ impl Client {
         }
     }
 
-    /// The next text frame from the socket, whatever it is.
+    /// The next frame from the socket, whatever it is, as JSON.
     async fn recv_frame(&mut self) -> Result<Json> {
         loop {
             let m = tokio::time::timeout(TIMEOUT, self.ws.next())
                 .await
                 .context("timed out waiting for a frame")?;
             match m {
-                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+                Some(Ok(Message::Text(t))) if !self.binary => {
+                    return Ok(serde_json::from_str(t.as_str())?);
+                }
+                Some(Ok(Message::Binary(b))) if self.binary => {
+                    let (msg, rid) = montage_protocol::decode_server_binary(&b)?;
+                    let mut v = serde_json::to_value(msg)?;
+                    if let Some(rid) = rid {
+                        v["rid"] = rid;
+                    }
+                    return Ok(v);
+                }
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    bail!("a frame in the other form: {m:?}")
+                }
                 Some(Ok(Message::Close(c))) => bail!("closed: {c:?}"),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => bail!("socket error: {e}"),
@@ -273,6 +321,11 @@ pub trait Served {
     /// A WebSocket client signed in as `user`.
     async fn connect(&self, user: &str) -> Result<Client> {
         Client::connect(&self.url(&token(user))).await
+    }
+
+    /// A WebSocket client signed in as `user` that speaks `montage.v1.proto`.
+    async fn connect_binary(&self, user: &str) -> Result<Client> {
+        Client::connect_binary(&self.url(&token(user))).await
     }
 
     /// GET with a bearer token for `user`, if any; returns (status, body).

@@ -154,6 +154,8 @@ fn random_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Op {
     Op::new(comps)
 }
 
+/// Five SDK clients (two speaking `montage.v1.proto`, three JSON) edit one session at random
+/// through a proxy that cuts, delays and duplicates; every replica ends equal to the server's.
 async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backend) -> Result<()> {
     const CLIENTS: usize = 5;
     const EDITS: u64 = 800;
@@ -174,8 +176,11 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backen
     });
     let mut handles = Vec::new();
     let mut clients = Vec::new();
-    for u in &users {
-        let c = sdk(&proxy.ws_url(), u).await?;
+    for (i, u) in users.iter().enumerate() {
+        // Every other client speaks `montage.v1.proto`: both forms share the session.
+        let opts = sdk_options(&proxy.ws_url(), u).binary(i % 2 == 1);
+        let c = Client::start(opts)?;
+        c.connected(SDK_SYNC).await?;
         let h = c.join("faults").await?;
         clients.push(c);
         handles.push(h);

@@ -1,3 +1,4 @@
 //! One integration-test binary for montage-protocol.
 
+mod binary;
 mod frames;

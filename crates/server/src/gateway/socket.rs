@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use montage_protocol::{
-    ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, ServerMessage, decode_client, encode,
-    encode_with_rid, tier_for_mbps,
+    ClientFrame, ClientMessage, ErrorCode, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO, ServerMessage,
+    decode_client, decode_client_binary, encode, encode_server_binary, encode_with_rid,
+    tier_for_mbps,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -54,12 +55,38 @@ fn unauthorized_reason(e: &crate::error::Error) -> &'static str {
 /// The largest frame read from a socket whose token was refused (a close frame is ≤ 125 bytes).
 const REFUSED_FRAME_BYTES: usize = 1024;
 
+/// A text frame's decoder (tungstenite checked it is UTF-8).
+fn decode_text(bytes: &[u8]) -> Result<ClientFrame, montage_protocol::Rejected> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => decode_client(text),
+        Err(e) => Err(montage_protocol::Rejected {
+            rid: None,
+            error: montage_protocol::ProtocolError::Json(e.to_string()),
+        }),
+    }
+}
+
+/// The subprotocols the server speaks, preferred first: a client that offers both gets JSON.
+const SUBPROTOCOLS: [&str; 2] = [SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO];
+
+/// Whether the upgrade chose the binary form (`montage.v1.proto`).
+fn speaks_binary(socket: &WebSocket) -> bool {
+    socket
+        .protocol()
+        .is_some_and(|p| p.as_bytes() == SUBPROTOCOL_PROTO.as_bytes())
+}
+
 /// Answers an upgrade whose token was refused: one `unauthorized` error, then close 4401. Reads
 /// nothing from the client beyond the closing handshake, and not for long.
 async fn refuse(mut socket: WebSocket, reason: &'static str) {
     let err = ServerMessage::error(ErrorCode::Unauthorized, reason);
+    let err = if speaks_binary(&socket) {
+        Message::Binary(encode_server_binary(&err, None).into())
+    } else {
+        Message::text(encode(&err))
+    };
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        socket.send(Message::text(encode(&err))).await?;
+        socket.send(err).await?;
         socket
             .send(Message::Close(Some(axum::extract::ws::CloseFrame {
                 code: CLOSE_UNAUTHORIZED,
@@ -111,7 +138,7 @@ pub async fn ws_handler(
                 // Nothing but a close is read from a refused socket: tiny buffers and frames,
                 // so an unauthenticated client can't make it hold more (and for 5 s at most).
                 Ok(ws) => ws
-                    .protocols([SUBPROTOCOL_JSON])
+                    .protocols(SUBPROTOCOLS)
                     .read_buffer_size(REFUSED_FRAME_BYTES)
                     .write_buffer_size(REFUSED_FRAME_BYTES)
                     .max_message_size(REFUSED_FRAME_BYTES)
@@ -152,7 +179,7 @@ pub async fn ws_handler(
     // tungstenite's own cap sits above ours so an oversized frame gets a `too_large` answer
     // instead of a dropped connection; only far larger ones hit the hard cap.
     let hard_cap = l.max_frame_bytes.saturating_mul(4);
-    ws.protocols([SUBPROTOCOL_JSON])
+    ws.protocols(SUBPROTOCOLS)
         .read_buffer_size(1024)
         .write_buffer_size(1024)
         // What we send is bounded before it is queued (`send_queue_bytes`, the document and
@@ -250,6 +277,7 @@ async fn connection(
     // The user's notifications reach it from now until it closes.
     let _inbox = Attached::new(&app, &handle);
     link.set_queue_budget(app.config.limits.send_queue_bytes);
+    let binary = speaks_binary(&socket);
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(super::writer::write_loop(
         sink,
@@ -258,6 +286,7 @@ async fn connection(
         app.shutdown.clone(),
         reader_done.clone(),
         link.clone(),
+        binary,
     ));
     tracing::debug!(conn = id, %user, "connected");
 
@@ -272,6 +301,7 @@ async fn connection(
         tier_tx: watch::channel(link.tier()).0,
         link,
         meter: Meter::new(Instant::now(), app.config.limits.idle_ping),
+        binary,
     };
     let end = reader.run(&mut stream, &kill).await;
     for (_, stop) in reader.link.previews().drain() {
@@ -330,6 +360,8 @@ struct Reader {
     link: Arc<ConnLink>,
     /// Measures the connection's tier.
     meter: Meter,
+    /// The connection speaks `montage.v1.proto`: binary frames only, both ways.
+    binary: bool,
 }
 
 impl Reader {
@@ -407,20 +439,20 @@ impl Reader {
                     self.meter.pong(&p, Instant::now());
                     None
                 }
-                Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
-                Some(Ok(Message::Binary(b))) => {
-                    match self.limit(Cost::frame(b.len()), true, None) {
-                        Err(end) => end,
-                        Ok(()) => {
-                            self.error(
-                                ErrorCode::BadRequest,
-                                "binary frames need the montage.v1.proto subprotocol",
-                                None,
-                            );
-                            None
-                        }
-                    }
+                Some(Ok(Message::Text(t))) if !self.binary => {
+                    self.on_frame(t.as_bytes(), decode_text).await
                 }
+                Some(Ok(Message::Binary(b))) if self.binary => {
+                    self.on_frame(&b, decode_client_binary).await
+                }
+                Some(Ok(Message::Text(t))) => self.wrong_form(
+                    t.len(),
+                    "this connection speaks montage.v1.proto: send binary frames",
+                ),
+                Some(Ok(Message::Binary(b))) => self.wrong_form(
+                    b.len(),
+                    "binary frames need the montage.v1.proto subprotocol",
+                ),
                 Some(Ok(_)) => None, // ping/pong: answered by the socket itself
             };
             if let Some(end) = end {
@@ -519,18 +551,36 @@ impl Reader {
         self.verdict(v, rid)
     }
 
-    async fn on_text(&mut self, text: &str) -> Option<End> {
+    /// A frame in the other form than the connection's: charged as a frame, answered with
+    /// what to do.
+    fn wrong_form(&mut self, len: usize, message: &str) -> Option<End> {
+        match self.limit(Cost::frame(len), true, None) {
+            Err(end) => end,
+            Ok(()) => {
+                self.error(ErrorCode::BadRequest, message, None);
+                None
+            }
+        }
+    }
+
+    /// One frame in the connection's form, `decode` being that form's decoder.
+    async fn on_frame(
+        &mut self,
+        bytes: &[u8],
+        decode: fn(&[u8]) -> Result<ClientFrame, montage_protocol::Rejected>,
+    ) -> Option<End> {
+        let len = bytes.len();
         // A frame the buckets refuse anyway is not decoded; one that fits is decoded before it
         // is admitted, because edit-like frames also need the edit rate, and a refused frame
         // takes nothing from any bucket.
-        if let Err(end) = self.limit(Cost::frame(text.len()), false, None) {
+        if let Err(end) = self.limit(Cost::frame(len), false, None) {
             return end;
         }
         let max = self.app.config.limits.max_frame_bytes;
-        let decoded = (text.len() <= max).then(|| decode_client(text));
+        let decoded = (len <= max).then(|| decode(bytes));
         let (cost, rid) = match &decoded {
-            Some(Ok(f)) if is_edit(&f.msg) => (Cost::edit(text.len()), f.rid.as_ref()),
-            _ => (Cost::frame(text.len()), None),
+            Some(Ok(f)) if is_edit(&f.msg) => (Cost::edit(len), f.rid.as_ref()),
+            _ => (Cost::frame(len), None),
         };
         if let Err(end) = self.limit(cost, true, rid) {
             return end;

@@ -14,7 +14,7 @@ use montage_protocol::close::{GOING_AWAY as CLOSE_GOING_AWAY, POLICY as CLOSE_PO
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{ConnLink, Outbound};
+use crate::sync::{ConnLink, Frame, Outbound};
 
 /// Most queued frames written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -26,7 +26,16 @@ pub(super) async fn write_loop(
     shutdown: CancellationToken,
     reader_done: CancellationToken,
     link: Arc<ConnLink>,
+    binary: bool,
 ) {
+    // The connection's form of a frame: its JSON text, or (`montage.v1.proto`) its binary form.
+    let message = |f: Frame| {
+        if binary {
+            Message::Binary(f.binary())
+        } else {
+            Message::Text(f.json())
+        }
+    };
     let close = |code: u16, reason: &str| {
         Message::Close(Some(CloseFrame {
             code,
@@ -60,7 +69,7 @@ pub(super) async fn write_loop(
         let first = match next {
             Some(Outbound::Frame(f)) => {
                 link.release_queue_bytes(f.len());
-                Message::Text(f)
+                message(f)
             }
             Some(Outbound::Ping(n)) => Message::Ping(n.to_be_bytes().to_vec().into()),
             Some(Outbound::Close(code, reason)) => {
@@ -80,9 +89,10 @@ pub(super) async fn write_loop(
             for _ in 0..WRITE_BATCH {
                 match rx.try_recv() {
                     Ok(Outbound::Frame(f)) => {
-                        bytes += f.len();
                         link.release_queue_bytes(f.len());
-                        sink.feed(Message::Text(f)).await?
+                        let m = message(f);
+                        bytes += message_len(&m);
+                        sink.feed(m).await?
                     }
                     Ok(Outbound::Ping(n)) => {
                         sink.feed(Message::Ping(n.to_be_bytes().to_vec().into()))
@@ -116,6 +126,7 @@ pub(super) async fn write_loop(
 fn message_len(m: &Message) -> usize {
     match m {
         Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
         _ => 0,
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_ot::{Component, Op, Path, Seg, Side, TextOp, Value};
 use montage_protocol::Tier;
 use serde_json::Value as Json;
@@ -404,14 +404,14 @@ pub type PresenceKey = (Arc<str>, Arc<str>);
 pub struct Outbox {
     last_flush: Option<Instant>,
     /// In first-arrival order; a newer value replaces the older in place.
-    pending: Vec<(PresenceKey, Utf8Bytes)>,
+    pending: Vec<(PresenceKey, Frame)>,
 }
 
 /// What [`Outbox::offer`] decided.
 #[derive(Debug, PartialEq)]
 pub enum Offer {
     /// Send this now (the interval has passed and nothing else waits).
-    SendNow(Utf8Bytes),
+    SendNow(Frame),
     /// Held; the first one held, so a flush must be scheduled.
     HeldFirst,
     /// Held behind others (a flush is already due).
@@ -430,7 +430,7 @@ impl Outbox {
         Duration::from_micros(1_000_000 / fps)
     }
 
-    pub fn offer(&mut self, key: PresenceKey, frame: Utf8Bytes, tier: Tier, now: Instant) -> Offer {
+    pub fn offer(&mut self, key: PresenceKey, frame: Frame, tier: Tier, now: Instant) -> Offer {
         if let Some(slot) = self.pending.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = frame;
             return Offer::Held;
@@ -468,7 +468,7 @@ impl Outbox {
     }
 
     /// Takes everything held if its time has come.
-    pub fn flush(&mut self, tier: Tier, now: Instant) -> Vec<Utf8Bytes> {
+    pub fn flush(&mut self, tier: Tier, now: Instant) -> Vec<Frame> {
         match self.due(tier) {
             Some(at) if now >= at => {
                 self.last_flush = Some(now);
@@ -718,7 +718,7 @@ mod tests {
     fn outbox_paces_and_keeps_the_newest_per_user() {
         let mut o = Outbox::default();
         let t0 = Instant::now();
-        let f = |s: &str| Utf8Bytes::from(s.to_owned());
+        let f = |s: &str| Frame::from(s.to_owned());
         assert_eq!(
             o.offer(key("a"), f("1"), Tier::Poor, t0),
             Offer::SendNow(f("1"))
@@ -755,7 +755,7 @@ mod tests {
         let mut sent = 0;
         for i in 0..(OUTBOX_MAX + 10) {
             let k = key(&format!("u{i}"));
-            if let Offer::SendNow(_) = o.offer(k, Utf8Bytes::from_static("x"), Tier::Poor, t0) {
+            if let Offer::SendNow(_) = o.offer(k, Frame::from_static("x"), Tier::Poor, t0) {
                 sent += 1;
             }
         }

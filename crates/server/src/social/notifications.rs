@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_protocol::{NotificationKind, Role, ServerMessage, encode};
 use tokio::sync::mpsc;
 
@@ -105,7 +105,7 @@ impl Notifier {
     /// whose token is scoped to other sessions (DESIGN §9.1: such a token reaches only what it
     /// names).
     pub fn deliver(&self, user: &str, session: &str, frame: String) {
-        let frame = Utf8Bytes::from(frame);
+        let frame = Frame::from(frame);
         let conns = self.lock();
         for c in conns.get(user).into_iter().flatten() {
             let scope = c.link().scope();

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_ot::Op;
 use montage_protocol::{ErrorCode, OpEntry, Role, ServerMessage, encode, encode_with_rid};
 use serde_json::Value as Json;
@@ -69,13 +69,13 @@ pub(super) enum Action {
         seq: u64,
         rid: Option<Json>,
         received: Instant,
-        broadcast: Utf8Bytes,
+        broadcast: Frame,
         /// Users whose presence this edit moved: sent again after the edit.
         moved: Vec<Arc<str>>,
     },
     Reply {
         conn: u64,
-        frame: Utf8Bytes,
+        frame: Frame,
     },
     State {
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
@@ -85,8 +85,8 @@ pub(super) enum Action {
     /// this node and (through the bus) on the others.
     Notify {
         conn: u64,
-        to_sender: Utf8Bytes,
-        to_all: Utf8Bytes,
+        to_sender: Frame,
+        to_all: Frame,
     },
     /// The answer to the node that forwarded this version's edit (`cluster::home`).
     Forwarded {
@@ -136,8 +136,8 @@ pub(super) struct Actor {
 impl Actor {
     /// The `ack` of my edit `seq` as `version`, with that version's chain value in an
     /// encrypted session.
-    pub(super) fn ack_frame(&self, seq: u64, version: u64, rid: Option<&Json>) -> Utf8Bytes {
-        Utf8Bytes::from(encode_with_rid(
+    pub(super) fn ack_frame(&self, seq: u64, version: u64, rid: Option<&Json>) -> Frame {
+        Frame::from(encode_with_rid(
             &ServerMessage::Ack {
                 session: self.id.to_string(),
                 seq,
@@ -620,7 +620,7 @@ impl Actor {
             seq,
             rid,
             received,
-            broadcast: Utf8Bytes::from(broadcast),
+            broadcast: Frame::from(broadcast),
             moved,
         };
         if let Some(core) = &mut self.state {
@@ -813,7 +813,7 @@ impl Actor {
         self.broken = true;
         self.reload = true;
         self.give_up_home();
-        let frame = Utf8Bytes::from(encode(&ServerMessage::error(
+        let frame = Frame::from(encode(&ServerMessage::error(
             ErrorCode::Internal,
             format!("session {} failed; join again", self.id),
         )));

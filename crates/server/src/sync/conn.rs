@@ -3,12 +3,17 @@
 //! paced presence).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
-use montage_protocol::{ErrorCode, Role, ServerMessage, Tier, encode_with_rid};
+use montage_protocol::{
+    ErrorCode, Role, ServerMessage, Tier, encode_server_binary, encode_with_rid,
+    server_json_to_binary,
+};
 use serde_json::Value as Json;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -17,10 +22,95 @@ use crate::access::{Principal, Scope};
 use crate::metrics::Metrics;
 use crate::presence::{Offer, Outbox};
 
+/// A server frame, made once for every connection it goes to: its JSON text, and its binary
+/// form (`montage.v1.proto`), translated from the text when the first binary connection writes
+/// it and then shared, so a broadcast is translated once however many binary clients get it.
+#[derive(Clone)]
+pub struct Frame(Arc<FrameForms>);
+
+struct FrameForms {
+    json: Utf8Bytes,
+    binary: OnceLock<Bytes>,
+}
+
+impl Frame {
+    pub fn from_static(s: &'static str) -> Frame {
+        Frame::from(Utf8Bytes::from_static(s))
+    }
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.json.as_str()
+    }
+    /// Bytes of the JSON text: what the send queue counts (the binary form is smaller).
+    pub fn len(&self) -> usize {
+        self.0.json.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.json.is_empty()
+    }
+    pub fn json(&self) -> Utf8Bytes {
+        self.0.json.clone()
+    }
+    pub fn binary(&self) -> Bytes {
+        self.0
+            .binary
+            .get_or_init(|| match server_json_to_binary(self.as_str()) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    // Every frame the server makes decodes; this would be a bug, not input.
+                    tracing::error!(error = %e, "a server frame did not translate to protobuf");
+                    let msg = ServerMessage::error(ErrorCode::Internal, "encoding failed");
+                    Bytes::from(encode_server_binary(&msg, None))
+                }
+            })
+            .clone()
+    }
+}
+
+impl From<Utf8Bytes> for Frame {
+    fn from(json: Utf8Bytes) -> Frame {
+        Frame(Arc::new(FrameForms {
+            json,
+            binary: OnceLock::new(),
+        }))
+    }
+}
+
+impl From<String> for Frame {
+    fn from(json: String) -> Frame {
+        Frame::from(Utf8Bytes::from(json))
+    }
+}
+
+impl From<&str> for Frame {
+    fn from(json: &str) -> Frame {
+        Frame::from(Utf8Bytes::from(json))
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Frame) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// What a connection's writer task sends.
 #[derive(Debug)]
 pub enum Outbound {
-    Frame(Utf8Bytes),
+    Frame(Frame),
     /// Close the socket with this code and reason after the frames queued before it.
     Close(u16, String),
     /// A WebSocket ping carrying this number (connection quality: its pong times the round trip).
@@ -83,7 +173,7 @@ impl ConnHandle {
 
     /// Queues presence at this connection's tier rate: now if its interval has passed, else
     /// held (the newest per session and user) until the reader's flush.
-    pub fn send_presence(&self, session: &Arc<str>, user: &Arc<str>, frame: Utf8Bytes) {
+    pub fn send_presence(&self, session: &Arc<str>, user: &Arc<str>, frame: Frame) {
         let tier = self.link.tier();
         let offer =
             self.link
@@ -106,7 +196,7 @@ impl ConnHandle {
     /// Queues a frame without waiting: a full queue (in frames or in bytes) means the reader
     /// is too slow, and it is dropped rather than allowed to hold up everyone else in the
     /// session or to hold the server's memory.
-    pub fn send(&self, frame: impl Into<Utf8Bytes>) -> bool {
+    pub fn send(&self, frame: impl Into<Frame>) -> bool {
         let frame = frame.into();
         let len = frame.len();
         if !self.link.take_queue_bytes(len) {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_protocol::sealed::SealedSnapshot;
 use montage_protocol::{
     ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode,
@@ -28,7 +28,7 @@ impl Actor {
 
     /// Roster and role events: a joiner still waiting for its `joined` gets them right after it,
     /// so what it learns later is never overwritten by the older `joined`.
-    pub(super) fn announce(&mut self, frame: &Utf8Bytes, except: Option<u64>) {
+    pub(super) fn announce(&mut self, frame: &Frame, except: Option<u64>) {
         let head = self.state.as_ref().map_or(0, |d| d.version);
         let mut later = Vec::new();
         for (id, p) in &self.participants {
@@ -324,7 +324,7 @@ impl Actor {
             whole,
             key_epoch: sealed.then_some(doc.meta.key_epoch),
         };
-        let frame = Utf8Bytes::from(with_state(
+        let frame = Frame::from(with_state(
             encode_with_rid(&joined, rid.as_ref()),
             state.as_deref(),
         ));
@@ -340,7 +340,7 @@ impl Actor {
             // them for theirs.
             self.cluster_roster(self.participants.len() == 1);
             if !self.online_elsewhere(&user) {
-                self.announce(&Utf8Bytes::from(ev), Some(conn_id));
+                self.announce(&Frame::from(ev), Some(conn_id));
             }
         }
         self.when_committed(
@@ -502,7 +502,7 @@ impl Actor {
             self.cluster_presence_set(&user, conn);
         }
         self.cluster_relay(&frame, true);
-        let frame = Utf8Bytes::from(frame);
+        let frame = Frame::from(frame);
         for (id, p) in &self.participants {
             if *id != conn && p.ready {
                 p.conn.send_presence(&self.id, &user, frame.clone());
@@ -511,7 +511,7 @@ impl Actor {
     }
 
     /// Relays another node's presence frame to this node's connections, paced like our own.
-    pub(super) fn relay_remote_presence(&self, frame: Utf8Bytes) {
+    pub(super) fn relay_remote_presence(&self, frame: Frame) {
         let msg = serde_json::from_str::<Json>(&frame).ok();
         let user: Option<Arc<str>> = msg
             .as_ref()
@@ -532,7 +532,7 @@ impl Actor {
         let Some(data) = self.presence.get(user).and_then(|r| r.data.clone()) else {
             return;
         };
-        let frame = Utf8Bytes::from(encode(&ServerMessage::Presence {
+        let frame = Frame::from(encode(&ServerMessage::Presence {
             session: self.id.to_string(),
             user: user.to_string(),
             data,
@@ -606,7 +606,7 @@ impl Actor {
         if let ServerMessage::RoleChanged { user, role, .. } = &msg {
             self.cluster_role(user, *role, &frame);
         }
-        self.announce(&Utf8Bytes::from(frame), Some(conn));
+        self.announce(&Frame::from(frame), Some(conn));
         if role == Role::Removed {
             tracing::info!(session = %self.id, user = %target, "user removed");
             self.rotate_key().await;
@@ -665,7 +665,7 @@ impl Actor {
             role,
         });
         self.cluster_role(&user, role, &frame);
-        self.announce(&Utf8Bytes::from(frame), None);
+        self.announce(&Frame::from(frame), None);
         let _ = reply.send(Ok(role));
     }
 
@@ -687,7 +687,7 @@ impl Actor {
                     session: self.id.to_string(),
                     user: p.conn.user.to_string(),
                 });
-                self.announce(&Utf8Bytes::from(ev), None);
+                self.announce(&Frame::from(ev), None);
             }
         }
         if self.participants.is_empty() {

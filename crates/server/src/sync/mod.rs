@@ -31,7 +31,7 @@ pub use cluster::{
     Homes, MAX_CONFLICT_RETRIES, spawn_bus_dispatcher, spawn_forward_dispatcher, spawn_renewals,
 };
 pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_bus};
-pub use conn::{ConnHandle, ConnLink, Outbound};
+pub use conn::{ConnHandle, ConnLink, Frame, Outbound};
 pub use history::state_at;
 pub(crate) use http::encrypted as encrypted_session;
 pub use observers::EditObserver;
@@ -41,7 +41,6 @@ pub use settings::Configured;
 
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use montage_ot::Op;
 use montage_protocol::{ErrorCode, Role};
 use serde_json::Value as Json;
@@ -99,7 +98,7 @@ pub enum SessionMsg {
     },
     /// A frame for every ready participant (a `task` update).
     Notify {
-        frame: Utf8Bytes,
+        frame: Frame,
     },
     /// Raises `user` to `role` (never lowers): an accepted invite. Replies with the role held.
     Grant {

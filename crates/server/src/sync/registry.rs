@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_protocol::{ErrorCode, Role};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -189,7 +189,7 @@ impl Sessions {
         }
         if let Some((_, tx)) = self.get(id, false) {
             let _ = tx.try_send(SessionMsg::Notify {
-                frame: Utf8Bytes::from(frame),
+                frame: Frame::from(frame),
             });
         }
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_protocol::{ErrorCode, Role, ServerMessage, encode, encode_with_rid};
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
@@ -153,14 +153,14 @@ impl Actor {
 
     /// Applies a stored change to this node's copy; the `link_role_changed` frame when the link
     /// role changed.
-    fn settings_changed(&mut self, update: &SessionUpdate) -> Option<Utf8Bytes> {
+    fn settings_changed(&mut self, update: &SessionUpdate) -> Option<Frame> {
         let doc = self.state.as_mut()?;
         if let Some(t) = &update.title {
             doc.meta.title = (!t.is_empty()).then(|| t.clone());
         }
         let role = update.link_role?;
         doc.meta.link_role = role;
-        Some(Utf8Bytes::from(encode(&ServerMessage::LinkRoleChanged {
+        Some(Frame::from(encode(&ServerMessage::LinkRoleChanged {
             session: self.id.to_string(),
             role,
         })))
@@ -190,7 +190,7 @@ impl Actor {
         }
         doc.set_key_epoch(key_epoch);
         tracing::info!(session = %self.id, key_epoch, "key epoch moved");
-        let frame = Utf8Bytes::from(encode(&ServerMessage::KeyRotated {
+        let frame = Frame::from(encode(&ServerMessage::KeyRotated {
             session: self.id.to_string(),
             key_epoch,
         }));
@@ -290,7 +290,7 @@ impl Actor {
 
     /// The session is gone (deleted here or on another node): everyone is told and let go.
     pub(super) fn forget_deleted(&mut self) {
-        let frame = Utf8Bytes::from(encode(&ServerMessage::SessionDeleted {
+        let frame = Frame::from(encode(&ServerMessage::SessionDeleted {
             session: self.id.to_string(),
         }));
         for (_, p) in self.participants.drain() {

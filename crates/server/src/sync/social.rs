@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_ot::Op;
 use montage_protocol::{
     ErrorCode, NotificationKind, ServerMessage, Suggestion, encode, encode_with_rid,
@@ -95,9 +95,9 @@ impl Actor {
 
     /// Sends `msg` to everyone in the session once `version` is durable, with `rid` to `conn`.
     fn notify(&mut self, conn: u64, msg: &ServerMessage, rid: Option<&Json>, version: u64) {
-        let to_all = Utf8Bytes::from(encode(msg));
+        let to_all = Frame::from(encode(msg));
         let to_sender = match rid {
-            Some(r) => Utf8Bytes::from(encode_with_rid(msg, Some(r))),
+            Some(r) => Frame::from(encode_with_rid(msg, Some(r))),
             None => to_all.clone(),
         };
         self.when_committed(

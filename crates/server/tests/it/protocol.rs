@@ -11,6 +11,9 @@ use crate::harness::*;
 
 backend_tests!(
     collaboration_workflow,
+    collaboration_workflow_with_a_binary_client,
+    json_and_binary_clients_converge_to_the_replayed_log,
+    binary_frames_are_negotiated_and_checked,
     idempotent_resend_and_many_sessions_per_connection,
     every_error_code,
     rate_limits_answer_then_close_with_1008,
@@ -27,6 +30,17 @@ fn set(path: serde_json::Value, value: serde_json::Value) -> serde_json::Value {
 }
 
 async fn collaboration_workflow(b: Backend) -> Result<()> {
+    collaboration_workflow_in(b, false).await
+}
+
+/// The same workflow, frame for frame, with u2 speaking `montage.v1.proto` (DESIGN §9.5): the
+/// binary frames it gets decode to exactly the JSON ones, and what it sends reaches u1 as if
+/// sent in JSON.
+async fn collaboration_workflow_with_a_binary_client(b: Backend) -> Result<()> {
+    collaboration_workflow_in(b, true).await
+}
+
+async fn collaboration_workflow_in(b: Backend, binary_u2: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(b, dir.path(), &[]).await?;
     let mut u1 = server.connect("u1").await?;
@@ -40,7 +54,11 @@ async fn collaboration_workflow(b: Backend) -> Result<()> {
         json!([{"user":"u1","role":"owner","online":true,"color":u1_colour}])
     );
 
-    let mut u2 = server.connect("u2").await?;
+    let mut u2 = if binary_u2 {
+        server.connect_binary("u2").await?
+    } else {
+        server.connect("u2").await?
+    };
     let j2 = u2.join("film", "c2").await?;
     assert_eq!(
         j2["role"], "viewer",
@@ -528,6 +546,15 @@ async fn forged_expired_and_alg_none_tokens_get_4401(b: Backend) -> Result<()> {
 }
 
 async fn concurrent_stale_edits_converge_to_the_replayed_log(b: Backend) -> Result<()> {
+    stale_edits_converge(b, false).await
+}
+
+/// The same race with every other client speaking `montage.v1.proto`.
+async fn json_and_binary_clients_converge_to_the_replayed_log(b: Backend) -> Result<()> {
+    stale_edits_converge(b, true).await
+}
+
+async fn stale_edits_converge(b: Backend, mixed: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(b, dir.path(), &["--edits-per-sec", "1000"]).await?;
     const CLIENTS: u64 = 4;
@@ -545,7 +572,11 @@ async fn concurrent_stale_edits_converge_to_the_replayed_log(b: Backend) -> Resu
     drop(owner);
     let mut tasks = Vec::new();
     for u in 0..CLIENTS {
-        let mut c = server.connect(&format!("u{u}")).await?;
+        let mut c = if mixed && u % 2 == 1 {
+            server.connect_binary(&format!("u{u}")).await?
+        } else {
+            server.connect(&format!("u{u}")).await?
+        };
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((u + 1) * 0x1234_5678));
             c.join("race", &format!("c{u}")).await?;
@@ -681,5 +712,119 @@ async fn connections_per_user_are_capped_with_429(b: Backend) -> Result<()> {
         }
     }
     assert!(ok, "the slot was not given back");
+    Ok(())
+}
+
+/// `montage.v1.proto` (DESIGN §9.5): chosen only when asked for, one form per connection, the
+/// same refusals as JSON (with the `rid` kept) and the connection going on after them.
+async fn binary_frames_are_negotiated_and_checked(b: Backend) -> Result<()> {
+    use montage_protocol::pb::{self, client_frame as cf};
+    use prost::Message as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(b, dir.path(), &[]).await?;
+
+    // A client offering both gets JSON, the server's preference.
+    let mut req = server.url(&token("both")).into_client_request()?;
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "montage.v1.proto, montage.v1.json".parse()?,
+    );
+    let (_ws, resp) = tokio_tungstenite::connect_async(req).await?;
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "montage.v1.json");
+
+    // One form per connection, and a refusal says which.
+    let mut bin = server.connect_binary("alice").await?;
+    bin.send_raw(Message::text(
+        r#"{"type":"join","session":"s","client":"c"}"#,
+    ))
+    .await?;
+    let e = bin.recv().await?;
+    assert_eq!(e["code"], "bad_request");
+    assert!(
+        e["message"]
+            .as_str()
+            .context("message")?
+            .contains("send binary frames"),
+        "{e}"
+    );
+    let mut text = server.connect("bob").await?;
+    text.send_raw(Message::binary(vec![1u8, 2, 3])).await?;
+    let e = text.recv().await?;
+    assert!(
+        e["message"]
+            .as_str()
+            .context("message")?
+            .contains("montage.v1.proto"),
+        "{e}"
+    );
+
+    // Not protobuf: refused, and the connection goes on.
+    bin.send_raw(Message::binary(vec![0xffu8; 7])).await?;
+    let e = bin.recv().await?;
+    assert_eq!(e["code"], "bad_request");
+    assert!(
+        e["message"]
+            .as_str()
+            .context("message")?
+            .contains("protobuf"),
+        "{e}"
+    );
+    let j = bin.join("s", "c").await?;
+    assert_eq!(j["role"], "owner");
+
+    // An edit JSON could not even express (a NaN) is refused like a malformed JSON one, with
+    // its rid.
+    let nan = pb::ClientFrame {
+        rid: Some(cf::Rid::RidString("r-nan".into())),
+        msg: Some(cf::Msg::Op(cf::Op {
+            session: "s".into(),
+            base: 0,
+            seq: 1,
+            ops: vec![pb::Component {
+                path: vec![pb::Seg {
+                    seg: Some(pb::seg::Seg::Key("n".into())),
+                }],
+                op: Some(pb::component::Op::Add(pb::component::Add {
+                    value: f64::NAN,
+                })),
+            }],
+            ..Default::default()
+        })),
+    };
+    bin.send_raw(Message::binary(nan.encode_to_vec())).await?;
+    let e = bin.recv().await?;
+    assert_eq!(
+        (&e["code"], &e["rid"]),
+        (&json!("bad_request"), &json!("r-nan")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().context("message")?.contains("finite"),
+        "{e}"
+    );
+    // A real edit goes through, and the JSON client sees it as JSON.
+    text.join("s", "c2").await?;
+    let v = bin
+        .edit(
+            "s",
+            0,
+            1,
+            json!([{"op":"text","path":["title"],"pos":0,"ins":"Bin"}]),
+        )
+        .await?;
+    assert_eq!(v, 1);
+    let op = text.recv_type("op").await?;
+    assert_eq!(
+        op["ops"],
+        json!([{"op":"text","path":["title"],"pos":0,"ins":"Bin"}])
+    );
+    assert_eq!(op["user"], "alice");
+
+    // A refused token over the binary subprotocol: the error in binary, then 4401.
+    let mut refused = Client::connect_binary(&server.url("not-a-token")).await?;
+    let e = refused.recv().await?;
+    assert_eq!(e["code"], "unauthorized");
+    assert_eq!(refused.recv_close().await?.0, 4401);
     Ok(())
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
+use crate::sync::Frame;
 use montage_ot::Op;
 use montage_protocol::{
     ErrorCode, Participant as WireParticipant, Role, ServerMessage, encode, encode_stored_op,
@@ -393,7 +393,7 @@ impl Actor {
                 name: p.name.clone(),
                 color: p.color.clone(),
             });
-            self.announce(&Utf8Bytes::from(ev), None);
+            self.announce(&Frame::from(ev), None);
         }
         for user in before
             .iter()
@@ -406,7 +406,7 @@ impl Actor {
                 session: self.id.to_string(),
                 user: user.clone(),
             });
-            self.announce(&Utf8Bytes::from(ev), None);
+            self.announce(&Frame::from(ev), None);
         }
         if query && !self.participants.is_empty() {
             self.cluster_roster(false);
@@ -504,7 +504,7 @@ impl Actor {
                 if let Some(doc) = &mut self.state {
                     doc.meta.roles.insert(user, role);
                 }
-                self.announce(&Utf8Bytes::from(frame), None);
+                self.announce(&Frame::from(frame), None);
                 self.revoke_lost_access();
             }
             BusEvent::Settings {
@@ -529,12 +529,12 @@ impl Actor {
                 // The records changed under this node's copy: read them again at next use, so
                 // a change made here starts from what the other node stored.
                 self.social = None;
-                self.announce(&Utf8Bytes::from(frame), None);
+                self.announce(&Frame::from(frame), None);
             }
             BusEvent::Relay {
                 presence, frame, ..
             } => {
-                let frame = Utf8Bytes::from(frame);
+                let frame = Frame::from(frame);
                 if presence {
                     self.relay_remote_presence(frame);
                 } else {
@@ -624,7 +624,7 @@ impl Actor {
         let moved = self.after_apply(&user, &inverse, false);
         // An edit forwarded from here gets its ack instead of the `op`.
         let author = self.ack_forwarded(&o);
-        let frame = Utf8Bytes::from(encode_stored_op(&self.id, version, &o.user, &o.ops));
+        let frame = Frame::from(encode_stored_op(&self.id, version, &o.user, &o.ops));
         for (id, p) in &self.participants {
             if p.from_version < version && Some(*id) != author {
                 p.conn.send(frame.clone());
