@@ -127,6 +127,32 @@ fn push(out: &mut Vec<pb::Node>, key: String, kind: pb::node::Kind) {
     });
 }
 
+/// A list node, then its items.
+fn push_list<'a, T: Tree + 'a>(
+    out: &mut Vec<pb::Node>,
+    key: String,
+    items: impl IntoIterator<Item = &'a T, IntoIter: ExactSizeIterator>,
+) {
+    let items = items.into_iter();
+    push(out, key, pb::node::Kind::List(len32(items.len())));
+    for v in items {
+        v.node(String::new(), out);
+    }
+}
+
+/// An object node, then its entries (keyed).
+fn push_object<'a, T: Tree + 'a>(
+    out: &mut Vec<pb::Node>,
+    key: String,
+    entries: impl IntoIterator<Item = (&'a String, &'a T), IntoIter: ExactSizeIterator>,
+) {
+    let entries = entries.into_iter();
+    push(out, key, pb::node::Kind::Object(len32(entries.len())));
+    for (k, v) in entries {
+        v.node(k.clone(), out);
+    }
+}
+
 /// Whole numbers below 2^53 travel as varints: what JSON writes without a fraction.
 fn number(n: f64) -> pb::node::Kind {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
@@ -144,18 +170,8 @@ impl Tree for Value {
             Value::Bool(b) => push(out, key, Kind::Bool(*b)),
             Value::Num(n) => push(out, key, number(*n)),
             Value::Str(t) => push(out, key, Kind::String(t.to_string())),
-            Value::Arr(a) => {
-                push(out, key, Kind::List(len32(a.len())));
-                for v in a {
-                    v.node(String::new(), out);
-                }
-            }
-            Value::Obj(m) => {
-                push(out, key, Kind::Object(len32(m.len())));
-                for (k, v) in m {
-                    v.node(k.clone(), out);
-                }
-            }
+            Value::Arr(a) => push_list(out, key, a),
+            Value::Obj(m) => push_object(out, key, m),
         }
     }
     fn leaf(kind: pb::node::Kind) -> Res<Value> {
@@ -195,18 +211,8 @@ impl Tree for Json {
                 push(out, key, kind);
             }
             Json::String(s) => push(out, key, Kind::String(s.clone())),
-            Json::Array(a) => {
-                push(out, key, Kind::List(len32(a.len())));
-                for v in a {
-                    v.node(String::new(), out);
-                }
-            }
-            Json::Object(m) => {
-                push(out, key, Kind::Object(len32(m.len())));
-                for (k, v) in m {
-                    v.node(k.clone(), out);
-                }
-            }
+            Json::Array(a) => push_list(out, key, a),
+            Json::Object(m) => push_object(out, key, m),
         }
     }
     fn leaf(kind: pb::node::Kind) -> Res<Json> {
