@@ -2,7 +2,7 @@
 //! ordinary test: seeded inputs, then every file of the committed corpus.
 
 use montage_protocol::fuzzing::check_frame;
-use montage_protocol::{ClientMessage, decode_client};
+use montage_protocol::{ClientMessage, decode_client, decode_client_binary, decode_server_binary};
 
 /// SplitMix64, for reproducible inputs.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -35,6 +35,12 @@ fn frame_corpus() {
         "{decoded} of {} decode",
         files.len()
     );
+    // And past the protobuf decoder: the binary seeds decode as client or server frames.
+    let binary = files
+        .iter()
+        .filter(|(_, d)| decode_client_binary(d).is_ok() || decode_server_binary(d).is_ok())
+        .count();
+    assert!(binary >= 4, "{binary} binary frames decode");
 }
 
 /// Random bytes, and each corpus frame with random bytes overwritten.
