@@ -92,6 +92,7 @@ try {
         typeRoots: [join(web, "react/node_modules/@types")],
         paths: {
           "@montage/client": [join(web, "client/src/index.ts")],
+          "@montage/client/binary": [join(web, "client/src/binary.ts")],
           "@montage/react": [join(web, "react/src/index.ts")],
           ws: [join(web, "client/node_modules/@types/ws")],
           react: [join(web, "react/node_modules/@types/react")],

@@ -5,9 +5,10 @@
 # a MontageClient), and a strict TypeScript file type-checked against the installed .d.ts under
 # both `node16` and `bundler` module resolution. Also checks the tarball's contents: the built
 # halves, the README, no tests, and every source map's sources shipped. The tarball's
-# dependencies (@noble/ciphers and @noble/hashes, for encrypted sessions) come from npm's cache
-# where web/client's `npm ci` put them; their registry metadata, which `npm ci` does not fetch,
-# from the registry on a fresh machine (`--prefer-offline`). tsc is the client's own
+# dependencies (@noble/ciphers and @noble/hashes, for encrypted sessions; @bufbuild/protobuf,
+# for binary frames) come from npm's cache where web/client's `npm ci` put them; their registry
+# metadata, which `npm ci` does not fetch, from the registry on a fresh machine
+# (`--prefer-offline`). tsc is the client's own
 # (web/client/node_modules).
 # Then the same for @montage/react, installed with the client's tarball and React (its peers;
 # React comes from npm's cache, filled by web/react's `npm ci`): server-side rendering with the

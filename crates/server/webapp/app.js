@@ -3629,6 +3629,8 @@ var E2eState = class {
 };
 
 // ../client/src/protocol.ts
+var BINARY_SUBPROTOCOL = "montage.v1.proto";
+var JSON_SUBPROTOCOL = "montage.v1.json";
 function tierForMbps(mbps) {
   if (mbps > 50) return "excellent";
   if (mbps >= 10) return "good";
@@ -4141,13 +4143,15 @@ var MontageSession = class _MontageSession {
     return { ...comment, content: body.content, annotations: body.annotations ?? [] };
   }
   /** Resolves once the session is joined (at once if it already is); rejects with an
-   * `AccessError` if the join is refused, an `AuthError` if the token is, or a {@link SealError}
-   * if an encrypted session's payloads don't open. */
+   * `AccessError` if the join is refused, an `AuthError` if the token is, a {@link SealError}
+   * if an encrypted session's payloads don't open, or a `ServerError` with code `not_supported`
+   * if the connection asked for binary frames and the server does not speak them. */
   ready() {
     if (this.inSession && this.state === "online") return Promise.resolve();
     if (this.accessError !== null && !this.wantJoined) return Promise.reject(this.accessError);
     if (this.sealError !== null && !this.wantJoined) return Promise.reject(this.sealError);
     if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
+    if (this.connection.protocolError !== null) return Promise.reject(this.connection.protocolError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
   /**
@@ -4499,6 +4503,12 @@ var MontageSession = class _MontageSession {
   /** @internal */
   connectionEvent(event, ev) {
     this.emit(event, ev);
+  }
+  /** @internal */
+  failed(e) {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(e);
   }
   /** @internal */
   unauthorized(e) {
@@ -4929,10 +4939,16 @@ var MontageConnection = class {
   url;
   /** The server's HTTP origin, from `url`. */
   httpBase;
+  /** Speaking the binary subprotocol `montage.v1.proto` (the `binary` option). */
+  binary;
+  codec;
   /** The user this connection acts as (the `user` option or the token's `sub`), when known. */
   user;
   /** Why the connection stopped, while it is `unauthorized`; null otherwise. */
   authError = null;
+  /** Why the connection stopped, when the server did not choose the binary subprotocol (a
+   * `ServerError` with code `not_supported`); null otherwise, and again after `connect()`. */
+  protocolError = null;
   opts;
   makeSocket;
   timers;
@@ -4970,6 +4986,8 @@ var MontageConnection = class {
     this.opts = opts;
     this.url = opts.url;
     this.httpBase = httpOrigin(opts.url);
+    this.codec = opts.binary ?? null;
+    this.binary = this.codec !== null;
     this.makeSocket = socketFactory(opts.socket);
     this.timers = opts.timers ?? {
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -5069,7 +5087,22 @@ var MontageConnection = class {
   send(msg) {
     const s = this.sock;
     if (s === null || s.readyState !== OPEN) return false;
-    s.send(JSON.stringify(msg));
+    if (this.codec === null) {
+      s.send(JSON.stringify(msg));
+      return true;
+    }
+    let frame;
+    try {
+      frame = this.codec.encodeClientFrame(msg);
+    } catch (e) {
+      const refusal = { type: "error", code: "bad_request", message: errorMessage(e) };
+      if (msg["rid"] !== void 0) refusal["rid"] = msg["rid"];
+      void Promise.resolve().then(() => {
+        if (this.sock === s) this.onMessage(refusal);
+      });
+      return true;
+    }
+    s.send(frame);
     return true;
   }
   /** Tells the server this client's downlink estimate; it answers with the connection's tier
@@ -5195,6 +5228,7 @@ var MontageConnection = class {
   connect() {
     this.wantOnline = true;
     this.authError = null;
+    this.protocolError = null;
     if (this.sock !== null || this.tokenWait !== null) return;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
@@ -5226,7 +5260,8 @@ var MontageConnection = class {
     if (this.token !== void 0) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     let sock;
     try {
-      sock = this.makeSocket(url, ["montage.v1.json"]);
+      sock = this.makeSocket(url, [this.binary ? BINARY_SUBPROTOCOL : JSON_SUBPROTOCOL]);
+      if (this.binary) sock.binaryType = "arraybuffer";
     } catch {
       this.onClosed(void 0);
       return;
@@ -5234,6 +5269,15 @@ var MontageConnection = class {
     this.sock = sock;
     sock.onopen = () => {
       if (this.sock !== sock) return;
+      if (this.binary && sock.protocol !== BINARY_SUBPROTOCOL) {
+        const chose = sock.protocol ? `"${sock.protocol}"` : "none";
+        const message = `the server did not choose subprotocol ${BINARY_SUBPROTOCOL} (it chose ${chose}): it does not speak the binary form; connect without \`binary\``;
+        this.disconnect();
+        this.protocolError = new ServerError("not_supported", message);
+        this.connectionError({ code: "not_supported", message });
+        for (const p of [...this.ports.values()]) p.failed(this.protocolError);
+        return;
+      }
       this.opened = true;
       this.lastClose = {};
       if (this.downlink !== null) this.hinted = this.setQuality(this.downlink) ? tierForMbps(this.downlink) : null;
@@ -5243,6 +5287,21 @@ var MontageConnection = class {
     sock.onmessage = (ev) => {
       if (this.sock !== sock) return;
       let msg;
+      if (this.codec !== null) {
+        const bytes = frameBytes(ev.data);
+        if (bytes === null) {
+          this.connectionError({ code: "bad_frame", message: `the server sent a ${typeof ev.data === "string" ? "text" : "non-binary"} frame on the binary subprotocol` });
+          return;
+        }
+        try {
+          msg = this.codec.decodeServerFrame(bytes);
+        } catch (e) {
+          this.connectionError({ code: "bad_frame", message: `the server sent a frame that is not a montage.v1 message: ${errorMessage(e)}` });
+          return;
+        }
+        this.onMessage(msg);
+        return;
+      }
       try {
         msg = JSON.parse(String(ev.data));
       } catch {
@@ -5338,6 +5397,11 @@ function callTokenFn(f) {
   } catch (e) {
     return Promise.reject(e);
   }
+}
+function frameBytes(data) {
+  if (data instanceof ArrayBuffer || Object.prototype.toString.call(data) === "[object ArrayBuffer]") return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
 }
 function errorMessage(e) {
   return e instanceof Error ? e.message : String(e);

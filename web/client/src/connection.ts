@@ -1,5 +1,6 @@
 /**
- * `MontageConnection`: one WebSocket speaking protocol v1 JSON (docs/PROTOCOL.md) and its token
+ * `MontageConnection`: one WebSocket speaking protocol v1 (docs/PROTOCOL.md) — JSON text frames,
+ * or with the `binary` option the protobuf frames of subprotocol `montage.v1.proto` — and its token
  * lifecycle, shared by every session opened on it (`connection.session(id)`, a `MontageSession`).
  *
  * The token is a string or a (possibly async) function called before every connection, after
@@ -14,7 +15,7 @@
  */
 import { type FetchLike, SessionsApi, tokenSubject } from "./access.js";
 import type { Json } from "./json.js";
-import { AuthError, CLOSE_UNAUTHORIZED, type ErrorCode, type Notification, type Tier, type TierEvent, readNotification, tierForMbps } from "./protocol.js";
+import { AuthError, BINARY_SUBPROTOCOL, CLOSE_UNAUTHORIZED, JSON_SUBPROTOCOL, type ErrorCode, ServerError, type Notification, type Tier, type TierEvent, readNotification, tierForMbps } from "./protocol.js";
 import { MontageSession, type SessionOptions } from "./session.js";
 
 /** A handler property of a socket. Checked bivariantly (as methods are), so a socket whose
@@ -25,13 +26,18 @@ type Listener<E> = { bivarianceHack(ev: E): void }["bivarianceHack"];
  * package's fit as they are. */
 export interface SocketLike {
   readonly readyState: number;
-  /** Sends one text frame. */
-  send(data: string): void;
+  /** The subprotocol the server chose (read in binary mode, which needs `montage.v1.proto`). */
+  readonly protocol?: string;
+  /** Set by the client in binary mode to `"arraybuffer"`. */
+  binaryType?: string;
+  /** Sends one frame: text (JSON), or binary bytes in binary mode. */
+  send(data: string | Uint8Array): void;
   /** Closes the socket (its `onclose` follows). */
   close(code?: number, reason?: string): void;
   /** Set by the client: the socket opened. */
   onopen: Listener<unknown> | null;
-  /** Set by the client: a frame arrived (`data` a string). */
+  /** Set by the client: a frame arrived (`data` a string; in binary mode an `ArrayBuffer` or a
+   * byte view). */
   onmessage: Listener<{ data: unknown }> | null;
   /** Set by the client: the socket closed, with the server's code and reason. */
   onclose: Listener<{ code?: number; reason?: string }> | null;
@@ -88,6 +94,24 @@ export interface ConnectionOptions {
   autoConnect?: boolean;
   /** For the HTTP calls (`api`): the global `fetch` by default. */
   fetch?: FetchLike;
+  /**
+   * Speak the binary form (docs/PROTOCOL.md "Binary frames") with this codec — `binaryFrames`
+   * from `@montage/client/binary`, a separate entry point so the protobuf runtime ships only
+   * with apps that use it: ask for subprotocol `montage.v1.proto` alone and send and receive
+   * protobuf frames — the same messages, about half the bytes of JSON for an edit. A server
+   * that does not choose it fails the connection with an `error` of code `not_supported` (and
+   * no retry). Default: JSON.
+   */
+  binary?: BinaryCodec;
+}
+
+/** The binary form's codec (`binaryFrames` in `@montage/client/binary`): the SDK's JSON
+ * message objects to protobuf frames and back. Either function throws on what it can't map. */
+export interface BinaryCodec {
+  /** A client message object (with its `rid`) as a `ClientFrame`'s bytes. */
+  encodeClientFrame(msg: Record<string, unknown>): Uint8Array;
+  /** A `ServerFrame`'s bytes as the object its JSON text would parse to (with `rid`). */
+  decodeServerFrame(bytes: Uint8Array): Record<string, unknown>;
 }
 
 /** `unauthorized`: the server refused the token and the client stopped (see `AuthError`). */
@@ -124,7 +148,8 @@ export interface ConnectionEvents {
    * sent to every connection of the user, whichever sessions it has open. */
   notification: Notification;
   /** An error about no session in particular (a refused `auth`, a token function that failed,
-   * a frame that is not JSON). */
+   * a frame that is not JSON — or, in binary mode, not a `montage.v1` protobuf message —, a
+   * server without the binary subprotocol). */
   error: { code: ErrorCode; message: string; rid?: string };
   /** Every server message, as received. */
   message: Record<string, unknown>;
@@ -143,6 +168,9 @@ export interface SessionPort {
   /** `authed`, `tokenExpiring` and session-less errors, for the session's own listeners. */
   connectionEvent<K extends "authed" | "tokenExpiring" | "error">(event: K, ev: ConnectionEvents[K]): void;
   unauthorized(e: AuthError): void;
+  /** The connection stopped for good for another reason (a server without the binary form):
+   * whoever waits for the join hears `e`. */
+  failed(e: Error): void;
 }
 
 /** @inline */
@@ -180,18 +208,24 @@ export function httpOrigin(wsUrl: string): string {
 }
 
 /**
- * One WebSocket to the server, speaking protocol v1 JSON, and its token lifecycle (refresh on
- * `token_expiring`, one retry with a fresh token after a 4401, then `unauthorized`) and reconnect
- * backoff, shared by every session opened on it with {@link MontageConnection.session}.
+ * One WebSocket to the server, speaking protocol v1 (JSON, or binary with the `binary` option), and
+ * its token lifecycle (refresh on `token_expiring`, one retry with a fresh token after a 4401,
+ * then `unauthorized`) and reconnect backoff, shared by every session opened on it with {@link MontageConnection.session}.
  */
 export class MontageConnection {
   readonly url: string;
   /** The server's HTTP origin, from `url`. */
   readonly httpBase: string;
+  /** Speaking the binary subprotocol `montage.v1.proto` (the `binary` option). */
+  readonly binary: boolean;
+  private readonly codec: BinaryCodec | null;
   /** The user this connection acts as (the `user` option or the token's `sub`), when known. */
   user: string | null;
   /** Why the connection stopped, while it is `unauthorized`; null otherwise. */
   authError: AuthError | null = null;
+  /** Why the connection stopped, when the server did not choose the binary subprotocol (a
+   * `ServerError` with code `not_supported`); null otherwise, and again after `connect()`. */
+  protocolError: ServerError | null = null;
 
   private readonly opts: ConnectionOptions;
   private readonly makeSocket: SocketFactory;
@@ -232,6 +266,8 @@ export class MontageConnection {
     this.opts = opts;
     this.url = opts.url;
     this.httpBase = httpOrigin(opts.url);
+    this.codec = opts.binary ?? null;
+    this.binary = this.codec !== null;
     this.makeSocket = socketFactory(opts.socket);
     this.timers = opts.timers ?? {
       setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
@@ -340,7 +376,24 @@ export class MontageConnection {
   private send(msg: Record<string, unknown>): boolean {
     const s = this.sock;
     if (s === null || s.readyState !== OPEN) return false;
-    s.send(JSON.stringify(msg));
+    if (this.codec === null) {
+      s.send(JSON.stringify(msg));
+      return true;
+    }
+    let frame: Uint8Array;
+    try {
+      frame = this.codec.encodeClientFrame(msg);
+    } catch (e) {
+      // What the server answers a JSON frame it can't read: a `bad_request` error with the
+      // rid, here made locally (no binary frame can say it), after this call returns.
+      const refusal: Record<string, unknown> = { type: "error", code: "bad_request", message: errorMessage(e) };
+      if (msg["rid"] !== undefined) refusal["rid"] = msg["rid"];
+      void Promise.resolve().then(() => {
+        if (this.sock === s) this.onMessage(refusal);
+      });
+      return true;
+    }
+    s.send(frame);
     return true;
   }
 
@@ -480,6 +533,7 @@ export class MontageConnection {
   connect(): void {
     this.wantOnline = true;
     this.authError = null;
+    this.protocolError = null;
     if (this.sock !== null || this.tokenWait !== null) return;
     if (this.retryTimer !== null) {
       this.timers.clearTimeout(this.retryTimer);
@@ -512,7 +566,8 @@ export class MontageConnection {
     if (this.token !== undefined) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     let sock: SocketLike;
     try {
-      sock = this.makeSocket(url, ["montage.v1.json"]);
+      sock = this.makeSocket(url, [this.binary ? BINARY_SUBPROTOCOL : JSON_SUBPROTOCOL]);
+      if (this.binary) sock.binaryType = "arraybuffer";
     } catch {
       this.onClosed(undefined);
       return;
@@ -520,6 +575,16 @@ export class MontageConnection {
     this.sock = sock;
     sock.onopen = () => {
       if (this.sock !== sock) return;
+      if (this.binary && sock.protocol !== BINARY_SUBPROTOCOL) {
+        // A server without the binary form would read none of our frames: stop, don't retry.
+        const chose = sock.protocol ? `"${sock.protocol}"` : "none";
+        const message = `the server did not choose subprotocol ${BINARY_SUBPROTOCOL} (it chose ${chose}): it does not speak the binary form; connect without \`binary\``;
+        this.disconnect();
+        this.protocolError = new ServerError("not_supported", message);
+        this.connectionError({ code: "not_supported", message });
+        for (const p of [...this.ports.values()]) p.failed(this.protocolError);
+        return;
+      }
       this.opened = true;
       this.lastClose = {};
       // The server's hint is per socket: a new one hears the estimate again.
@@ -530,6 +595,21 @@ export class MontageConnection {
     sock.onmessage = (ev) => {
       if (this.sock !== sock) return;
       let msg: unknown;
+      if (this.codec !== null) {
+        const bytes = frameBytes(ev.data);
+        if (bytes === null) {
+          this.connectionError({ code: "bad_frame", message: `the server sent a ${typeof ev.data === "string" ? "text" : "non-binary"} frame on the binary subprotocol` });
+          return;
+        }
+        try {
+          msg = this.codec.decodeServerFrame(bytes);
+        } catch (e) {
+          this.connectionError({ code: "bad_frame", message: `the server sent a frame that is not a montage.v1 message: ${errorMessage(e)}` });
+          return;
+        }
+        this.onMessage(msg as Record<string, unknown>);
+        return;
+      }
       try {
         msg = JSON.parse(String(ev.data));
       } catch {
@@ -634,6 +714,14 @@ function callTokenFn(f: () => string | Promise<string>): Promise<string> {
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/** The bytes of a binary frame (`binaryType` "arraybuffer"; Node's `ws` may hand a Buffer). */
+function frameBytes(data: unknown): Uint8Array | null {
+  // (An ArrayBuffer of another realm, e.g. a test environment's, fails `instanceof`.)
+  if (data instanceof ArrayBuffer || Object.prototype.toString.call(data) === "[object ArrayBuffer]") return new Uint8Array(data as ArrayBuffer);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
 }
 
 function errorMessage(e: unknown): string {

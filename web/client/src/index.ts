@@ -70,6 +70,7 @@ export { MontageClient, type ClientEvents, type ClientOptions } from "./client.j
 export {
   MontageConnection,
   httpOrigin,
+  type BinaryCodec,
   type ConnectionEvents,
   type ConnectionOptions,
   type ConnectionState,
@@ -92,7 +93,9 @@ export {
 } from "./session.js";
 export {
   AuthError,
+  BINARY_SUBPROTOCOL,
   CLOSE_UNAUTHORIZED,
+  JSON_SUBPROTOCOL,
   ServerError,
   type Annotation,
   type Comment,

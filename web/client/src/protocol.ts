@@ -4,6 +4,11 @@
  */
 import type { Role } from "./access.js";
 
+/** The subprotocol of the binary form (docs/PROTOCOL.md "Binary frames"). */
+export const BINARY_SUBPROTOCOL = "montage.v1.proto";
+/** The subprotocol of the JSON form (the default). */
+export const JSON_SUBPROTOCOL = "montage.v1.json";
+
 /** The `code` of a server `error` frame (docs/PROTOCOL.md, `ErrorCode` in crates/protocol). */
 export type ServerErrorCode =
   | "unauthorized"

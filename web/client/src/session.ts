@@ -338,13 +338,15 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   }
 
   /** Resolves once the session is joined (at once if it already is); rejects with an
-   * `AccessError` if the join is refused, an `AuthError` if the token is, or a {@link SealError}
-   * if an encrypted session's payloads don't open. */
+   * `AccessError` if the join is refused, an `AuthError` if the token is, a {@link SealError}
+   * if an encrypted session's payloads don't open, or a `ServerError` with code `not_supported`
+   * if the connection asked for binary frames and the server does not speak them. */
   ready(): Promise<void> {
     if (this.inSession && this.state === "online") return Promise.resolve();
     if (this.accessError !== null && !this.wantJoined) return Promise.reject(this.accessError);
     if (this.sealError !== null && !this.wantJoined) return Promise.reject(this.sealError);
     if (this.connection.authError !== null) return Promise.reject(this.connection.authError);
+    if (this.connection.protocolError !== null) return Promise.reject(this.connection.protocolError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
@@ -731,6 +733,13 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   /** @internal */
   connectionEvent<K extends "authed" | "tokenExpiring" | "error">(event: K, ev: ConnectionEvents[K]): void {
     this.emit(event, ev as SessionEvents<Doc, Presence>[K]);
+  }
+
+  /** @internal */
+  failed(e: Error): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(e);
   }
 
   /** @internal */

@@ -1,4 +1,5 @@
-// An in-memory WebSocket network and a Montage server speaking protocol v1 JSON, for testing
+// An in-memory WebSocket network and a Montage server speaking protocol v1 — JSON, or binary
+// (`montage.v1.proto`, through src/binary.ts) to a client that asks for it alone —, for testing
 // MontageClient without I/O. Messages travel in per-direction FIFO queues; a test steps them
 // in order (`drain`) or in a random interleaving (`step`), and can drop a connection with
 // whatever is still in its queues. With `access` set it also keeps who may see the session
@@ -22,6 +23,10 @@ import {
   transform,
   MontageClient,
 } from "../src/index.js";
+import { decodeClientFrame, encodeServerFrame } from "../src/binary.js";
+
+/** A frame on the fake wire: JSON text, or a binary frame's bytes. */
+export type Frame = string | Uint8Array;
 
 /** A JWT-shaped token (unsigned: the fake server reads it without checking). */
 export function fakeJwt(sub: string, exp = 2_000_000_000, extra: Record<string, unknown> = {}): string {
@@ -68,8 +73,10 @@ export class FakeClock implements Timers {
 }
 
 class Conn {
-  c2s: string[] = [];
-  s2c: string[] = [];
+  c2s: Frame[] = [];
+  s2c: Frame[] = [];
+  /** Chose subprotocol `montage.v1.proto`: binary frames both ways. */
+  binary = false;
   open = false;
   dead = false;
   sessions = new Set<string>();
@@ -87,14 +94,17 @@ class Conn {
 
 export class FakeSocket implements SocketLike {
   readyState = 0;
+  protocol = "";
+  binaryType = "blob";
   onopen: ((ev: unknown) => void) | null = null;
   onmessage: ((ev: { data: unknown }) => void) | null = null;
   onclose: ((ev: unknown) => void) | null = null;
   onerror: ((ev: unknown) => void) | null = null;
   conn!: Conn;
   constructor(private readonly net: FakeNet) {}
-  send(data: string): void {
+  send(data: Frame): void {
     if (this.readyState !== 1) throw new Error("send on a socket that is not open");
+    if (typeof data !== "string") data = data.slice(); // the bytes as sent
     this.conn.c2s.push(data);
   }
   close(): void {
@@ -150,6 +160,8 @@ export class FakeNet {
    * A refused connection is opened, told `unauthorized` and closed with 4401 and the reason,
    * as the server does. */
   checkToken: (token: string | null) => string | null = () => null;
+  /** Chooses `montage.v1.proto` for a client that asks for it (false: a server without it). */
+  speaksBinary = true;
   /** Access rules; null: everyone is an editor (the tests of the client model). */
   access: FakeAccess | null = null;
 
@@ -183,11 +195,15 @@ export class FakeNet {
 
   /** A SocketFactory for user `user`. */
   factory(user: string) {
-    return (url: string): SocketLike => {
+    return (url: string, protocols: string[] = []): SocketLike => {
       const s = new FakeSocket(this);
       const c = new Conn(s, user);
       s.conn = c;
       c.url = url;
+      if (protocols.length === 1 && protocols[0] === "montage.v1.proto" && this.speaksBinary) {
+        c.binary = true;
+        s.protocol = "montage.v1.proto";
+      } else if (protocols.includes("montage.v1.json")) s.protocol = "montage.v1.json";
       if (!url.startsWith("ws://")) throw new Error("bad url");
       if (this.online) this.opening.push(c);
       else {
@@ -261,7 +277,7 @@ export class FakeNet {
     for (const c of this.opening) m.push(() => this.accept(c));
     for (const c of this.conns) {
       if (c.c2s.length) m.push(() => this.serverReceive(c, c.c2s.shift()!));
-      if (c.s2c.length) m.push(() => c.sock.onmessage?.({ data: c.s2c.shift()! }));
+      if (c.s2c.length) m.push(() => deliver(c, c.s2c.shift()!));
     }
     return m;
   }
@@ -297,14 +313,14 @@ export class FakeNet {
 
   /** Closes `c` for its token (4401), after what the server sent reaches the client. */
   closeUnauthorized(c: Conn, reason: string): void {
-    while (c.s2c.length && !c.sink) c.sock.onmessage?.({ data: c.s2c.shift()! });
+    while (c.s2c.length && !c.sink) deliver(c, c.s2c.shift()!);
     this.drop(c, 4401, reason);
   }
 
   private sendTo(c: Conn, msg: Record<string, unknown>): void {
     if (c.dead) return;
     if (c.sink) c.sink(JSON.stringify(msg));
-    else c.s2c.push(JSON.stringify(msg));
+    else c.s2c.push(c.binary ? encodeServerFrame(msg) : JSON.stringify(msg));
   }
   private broadcast(session: string, except: Conn | null, msg: Record<string, unknown>): void {
     for (const c of this.conns) if (c !== except && c.sessions.has(session)) this.sendTo(c, msg);
@@ -327,8 +343,13 @@ export class FakeNet {
     return { receive: (data) => this.serverReceive(c, data), closed: () => this.drop(c) };
   }
 
-  private serverReceive(c: Conn, data: string): void {
-    const m = JSON.parse(data) as Record<string, unknown>;
+  private serverReceive(c: Conn, data: Frame): void {
+    if (typeof data === "string" ? c.binary : !c.binary) {
+      const form = c.binary ? "binary" : "text";
+      this.sendTo(c, { type: "error", code: "bad_request", message: `this connection speaks ${form} frames` });
+      return;
+    }
+    const m = typeof data === "string" ? (JSON.parse(data) as Record<string, unknown>) : decodeClientFrame(data);
     this.log.push({ ...m, from: c.user });
     const session = String(m["session"]);
     const room = this.room(session);
@@ -557,6 +578,13 @@ export class FakeNet {
     this.sendTo(c, { type: "ack", session, seq, version, chain });
     this.broadcast(session, c, { type: "op", session, version, user: c.user, data, key_epoch: epoch, chain });
   }
+}
+
+/** Hands a frame to the client's socket: binary ones as an ArrayBuffer (`binaryType`
+ * "arraybuffer", which the client sets), text as a string. */
+function deliver(c: Conn, f: Frame): void {
+  if (typeof f !== "string" && c.sock.binaryType !== "arraybuffer") throw new Error("a binary frame to a socket whose binaryType is not arraybuffer");
+  c.sock.onmessage?.({ data: typeof f === "string" ? f : f.slice().buffer });
 }
 
 /** Lets promise callbacks (an async token function) run. */

@@ -325,7 +325,7 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
         let _web = crate::harness::WEB_CLIENT
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        run_script("interop.sh", &[], &env)
+        run_script("interop.sh", &["encrypted"], &env)
     });
 
     let title = |v: &Value| {
@@ -392,6 +392,127 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
         .find_stored(dir.path(), "typed in")
         .await?;
     anyhow::ensure!(found.is_empty(), "stored in the clear: {found:?}");
+    Ok(())
+}
+
+/// A TypeScript client speaking the binary subprotocol (`binary: binaryFrames`,
+/// montage.v1.proto) and the Rust SDK speaking JSON edit one session on a real server
+/// (web/scripts/interop.sh binary, web/client/interop/binary.test.ts): Rust creates it and
+/// types; the TypeScript client reads that, both type at once (the TypeScript one also offline
+/// for a while), and they converge to the same title with every keystroke; each reads the
+/// other's presence, and Rust the comment the TypeScript client sent in binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_typescript_client_and_a_json_rust_one_converge() -> Result<()> {
+    use montage_client::{Component, Event, Op, Role, Value, path};
+    use std::time::Duration;
+
+    let dir = crate::harness::fast_tempdir()?;
+    let server = Server::start(dir.path(), &[])?;
+    let ws = format!("ws://{}/v1/ws", server.addr);
+    let alice = crate::harness::sdk(&ws, "alice").await?;
+    let h = alice.join("binary-interop").await?;
+    let mut events = h.events();
+    h.set_role("bob", Role::Editor).await?;
+    h.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "typed in Rust",
+    )]))?;
+    h.presence(json!({"from": "rust", "at": [0.25, -3]}))
+        .await?;
+    h.sync(crate::harness::SDK_SYNC).await?;
+
+    let token = crate::harness::token("bob");
+    let ws_url = ws.clone();
+    let out = tempfile::tempdir()?;
+    let result = out.path().join("typescript-title.txt");
+    let result_path = result.display().to_string();
+    let script = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("MONTAGE_WS_URL", ws_url.as_str()),
+            ("MONTAGE_TOKEN", token.as_str()),
+            ("MONTAGE_SESSION", "binary-interop"),
+            ("MONTAGE_EXPECT", "typed in Rust"),
+            ("MONTAGE_RESULT", result_path.as_str()),
+        ];
+        let _web = crate::harness::WEB_CLIENT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        run_script("interop.sh", &["binary"], &env)
+    });
+
+    let title = |v: &Value| {
+        v.get("title")
+            .and_then(Value::as_text)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    };
+    let type_at_end = |s: &str| {
+        h.edit_with(|d| {
+            let n = d
+                .get("title")
+                .and_then(Value::as_text)
+                .map_or(0, |t| t.len_chars());
+            Some(Op::new(vec![Component::text_insert(path!["title"], n, s)]))
+        })
+    };
+    // Typing "1"s from the TypeScript client's first "2" on, while it types and while it is
+    // offline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while !title(&h.state()).contains('2') {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline && !script.is_finished(),
+            "the TypeScript client never typed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..60 {
+        type_at_end("1")?;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    type_at_end(" [rust done]")?;
+    h.sync(crate::harness::SDK_SYNC).await?;
+    let text = script.await?;
+    anyhow::ensure!(text.contains("1 passed"), "{text}");
+    let want = std::fs::read_to_string(&result)?;
+    for (c, n) in [('1', 60), ('2', 30), ('3', 15)] {
+        anyhow::ensure!(want.matches(c).count() == n, "{n} {c}s: {want}");
+    }
+    anyhow::ensure!(
+        want.starts_with("typed in Rust + typed in TypeScript"),
+        "{want}"
+    );
+
+    // (Its presence is gone once it left: the event says what it was.)
+    let (mut comment, mut presence) = (None, None);
+    let deadline = tokio::time::Instant::now() + crate::harness::SDK_SYNC;
+    while title(&h.state()) != want || comment.is_none() || presence.is_none() {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(Event::CommentAdded(c))) => comment = Some(c),
+            Ok(Some(Event::Presence { user, data })) if user == "bob" => presence = Some(data),
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!(
+                "the two clients did not converge, or the comment or presence did not arrive: \
+                 {:?} vs {want:?}, {comment:?}, {presence:?}",
+                title(&h.state())
+            ),
+        }
+    }
+    let comment = comment.context("a comment")?;
+    anyhow::ensure!(
+        comment.content == "a comment from a binary client" && comment.author_id == "bob",
+        "{comment:?}"
+    );
+    let drawing = comment.annotations.first().and_then(|a| a.drawing.clone());
+    anyhow::ensure!(drawing == Some(json!({"strokes": [[1, 2]]})), "{comment:?}");
+    anyhow::ensure!(
+        presence
+            == Some(
+                json!({"from": "typescript", "big": 1_099_511_627_776u64, "list": [1.5, null, true, "ü"]})
+            ),
+        "{presence:?}"
+    );
+    alice.close().await;
     Ok(())
 }
 

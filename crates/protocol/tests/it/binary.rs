@@ -748,3 +748,86 @@ fn a_typing_edit_is_smaller_in_binary() {
         json.len()
     );
 }
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `web/test-vectors/binary-frames.json`: every client and server message of the builders above
+/// in both forms — its JSON (with `rid`) and the base64 of its binary frame — so the TypeScript
+/// SDK's mapping (web/client/src/binary.ts, test/binary.test.ts) can't drift from this one.
+/// `MONTAGE_WRITE_VECTORS=1 cargo test -p montage-protocol --test it binary` rewrites the file;
+/// without it the test fails if the committed file differs from what this makes.
+#[test]
+fn binary_vectors_match_the_committed_file() {
+    let mut lines = Vec::new();
+    let mut vector = |kind: &str, json: Json, bytes: Vec<u8>| {
+        let v = json!({"kind": kind, "json": json, "binary": base64(&bytes)});
+        lines.push(serde_json::to_string(&v).expect("a vector serializes"));
+    };
+    for (i, msg) in client_messages().into_iter().enumerate() {
+        // No rid, a number, a string, a number beyond 2^53 (JSON.parse reads it rounded, as the
+        // binary form's reader must).
+        let rid = match i % 4 {
+            0 => None,
+            1 => Some(Json::from(i as u64)),
+            2 => Some(Json::from(format!("s1:op:{i}"))),
+            _ => Some(Json::from((1u64 << 60) + i as u64)),
+        };
+        let mut json = serde_json::to_value(&msg).expect("a message serializes");
+        if let Some(r) = &rid {
+            json["rid"] = r.clone();
+        }
+        vector("client", json, encode_client_binary(&msg, rid.as_ref()));
+    }
+    for (i, msg) in server_messages().into_iter().enumerate() {
+        let rid = match i % 3 {
+            0 => None,
+            1 => Some(Json::from(i as u64)),
+            _ => Some(Json::from(format!("s1:op:{i}"))),
+        };
+        // The JSON a text frame carries, as a client parses it.
+        let json: Json = serde_json::from_str(&encode_with_rid(&msg, rid.as_ref()))
+            .expect("a server frame is JSON");
+        vector("server", json, encode_server_binary(&msg, rid.as_ref()));
+    }
+    // A few more a client must read exactly: a comment's timestamp with micro- and nanoseconds,
+    // a year past 9999, and one before the epoch.
+    for (n, (secs, nanos)) in [
+        (1_795_650_001, 250_000),
+        (1_795_650_001, 7),
+        (253_402_300_800, 0),
+        (-1, 999_000_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let msg = ServerMessage::CommentUpdated {
+            session: "s1".into(),
+            comment: Comment {
+                timestamp: montage_protocol::rfc3339(secs, nanos),
+                parent_id: Some(format!("p{n}")),
+                ..comment()
+            },
+        };
+        let json: Json = serde_json::from_str(&encode_with_rid(&msg, None)).expect("JSON");
+        let bytes = encode_server_binary(&msg, None);
+        assert_eq!(decode_server_binary(&bytes).expect("decodes").0, msg);
+        vector("server", json, bytes);
+    }
+    let text = format!("[\n{}\n]\n", lines.join(",\n"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../web/test-vectors/binary-frames.json");
+    if std::env::var("MONTAGE_WRITE_VECTORS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &text).expect("write web/test-vectors/binary-frames.json");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{} is not what the generator makes; run \
+         MONTAGE_WRITE_VECTORS=1 cargo test -p montage-protocol --test it binary",
+        path.display()
+    );
+}

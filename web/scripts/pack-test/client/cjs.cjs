@@ -1,6 +1,7 @@
 // A CommonJS app: the package's `require` half.
 const assert = require("node:assert/strict");
 const { MontageClient, OtError, apply, decodeOp, encodeOp, newDocument } = require("@montage/client");
+const { binaryFrames, decodeClientFrame, encodeClientFrame } = require("@montage/client/binary");
 
 const doc = newDocument();
 const op = decodeOp([{ op: "set", path: ["title"], value: "packed" }]);
@@ -24,6 +25,12 @@ c.connect();
 assert.deepEqual(opened, [{ url: "ws://127.0.0.1:9/v1/ws?token=t", protocols: ["montage.v1.json"] }]);
 assert.equal(c.connectionState, "connecting");
 c.disconnect();
+// Binary frames (montage.v1.proto), from the `binary` entry point with the protobuf runtime.
+const edit = { type: "op", session: "s", base: 1, seq: 2, ops: [{ op: "text", path: ["title"], pos: 0, ins: "é" }], rid: "r" };
+assert.deepEqual(decodeClientFrame(encodeClientFrame(edit)), edit);
+opened.length = 0;
+new MontageClient({ url: "ws://127.0.0.1:9/v1/ws", token: "t", session: "s", socket, binary: binaryFrames }).disconnect();
+assert.deepEqual(opened, [{ url: "ws://127.0.0.1:9/v1/ws?token=t", protocols: ["montage.v1.proto"] }]);
 console.log("cjs ok");
 // Node took the CommonJS half.
 assert.match(require.resolve("@montage/client"), /\/dist\/cjs\/index\.js$/);

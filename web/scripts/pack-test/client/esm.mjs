@@ -1,6 +1,7 @@
 // An ES module app: the package's `import` half.
 import assert from "node:assert/strict";
 import { MontageClient, OtError, apply, decodeOp, encodeOp, newDocument } from "@montage/client";
+import { binaryFrames, decodeClientFrame, encodeClientFrame } from "@montage/client/binary";
 
 const doc = newDocument();
 const op = decodeOp([{ op: "set", path: ["title"], value: "packed" }]);
@@ -24,6 +25,12 @@ c.connect();
 assert.deepEqual(opened, [{ url: "ws://127.0.0.1:9/v1/ws?token=t", protocols: ["montage.v1.json"] }]);
 assert.equal(c.connectionState, "connecting");
 c.disconnect();
+// Binary frames (montage.v1.proto), from the `binary` entry point with the protobuf runtime.
+const edit = { type: "op", session: "s", base: 1, seq: 2, ops: [{ op: "text", path: ["title"], pos: 0, ins: "é" }], rid: "r" };
+assert.deepEqual(decodeClientFrame(encodeClientFrame(edit)), edit);
+opened.length = 0;
+new MontageClient({ url: "ws://127.0.0.1:9/v1/ws", token: "t", session: "s", socket, binary: binaryFrames }).disconnect();
+assert.deepEqual(opened, [{ url: "ws://127.0.0.1:9/v1/ws?token=t", protocols: ["montage.v1.proto"] }]);
 console.log("esm ok");
 // Node took the ESM half.
 assert.match(import.meta.resolve("@montage/client"), /\/dist\/esm\/index\.js$/);
