@@ -198,6 +198,8 @@ struct Shared {
     state: watch::Sender<ConnectionState>,
     /// The tier the server last announced for this connection.
     tier: watch::Sender<Option<Tier>>,
+    /// The app's measured downloads, smoothed, and the tier last hinted from them.
+    downlink: Mutex<Downlink>,
     file_lock: Mutex<()>,
     file_counter: AtomicU64,
     /// For the ops endpoint (a rejoin that missed too much) and the [`Api`]: one pool per SDK
@@ -351,6 +353,7 @@ impl Client {
             sessions: Mutex::new(HashMap::new()),
             state: watch::channel(ConnectionState::Connecting).0,
             tier: watch::channel(None).0,
+            downlink: Mutex::new(Downlink::default()),
             file_lock: Mutex::new(()),
             file_counter: AtomicU64::new(0),
             http: http::client(&tls)?,
@@ -420,6 +423,40 @@ impl Client {
             .send(Cmd::Send(ClientMessage::Quality { downlink_mbps }))
             .await
             .map_err(|_| Error::Closed)
+    }
+
+    /// Reports a download the app timed (a preview or frame body: `bytes` in `elapsed`, from
+    /// the request to the last byte). The SDK keeps a smoothed downlink estimate and, when it
+    /// crosses into another tier, tells the server (`quality`), so the server's tier follows
+    /// what the pictures really take even though the socket carries only small frames; a new
+    /// socket hears the estimate again. Bodies under 4 KiB say nothing and are ignored.
+    /// Returns the estimate in Mbit/s (`None` before any).
+    pub fn report_download(&self, bytes: u64, elapsed: Duration) -> Option<f64> {
+        let mut d = self
+            .shared
+            .downlink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(hint) = d.record(bytes, elapsed)
+            && self
+                .tx
+                .try_send(Cmd::Send(ClientMessage::Quality {
+                    downlink_mbps: hint,
+                }))
+                .is_ok()
+        {
+            d.hinted = Some(Tier::from_mbps(hint));
+        }
+        d.mbps
+    }
+
+    /// The downlink estimate from [`report_download`](Self::report_download), in Mbit/s.
+    pub fn downlink_mbps(&self) -> Option<f64> {
+        self.shared
+            .downlink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mbps
     }
 
     /// Waits until connected, at most `timeout`. A token the server refuses for good is
@@ -1174,6 +1211,37 @@ async fn dial(shared: &Shared, url: &str) -> Result<Ws> {
     }
 }
 
+/// Downloads the app reported, smoothed (half the weight on the newest), and the tier last
+/// hinted to the server from them.
+#[derive(Debug, Default)]
+struct Downlink {
+    mbps: Option<f64>,
+    hinted: Option<Tier>,
+}
+
+/// A body smaller than this says more about latency than about the link.
+const MIN_DOWNLOAD_BYTES: u64 = 4 * 1024;
+/// Weight of the newest download in the estimate.
+const DOWNLINK_SMOOTHING: f64 = 0.5;
+
+impl Downlink {
+    /// Takes one timed download; returns the estimate to hint when it crossed into a tier other
+    /// than the one last hinted.
+    fn record(&mut self, bytes: u64, elapsed: Duration) -> Option<f64> {
+        let secs = elapsed.as_secs_f64();
+        if bytes < MIN_DOWNLOAD_BYTES || secs <= 0.0 {
+            return None;
+        }
+        let sample = bytes as f64 * 8.0 / secs / 1_000_000.0;
+        let mbps = match self.mbps {
+            Some(old) => DOWNLINK_SMOOTHING * sample + (1.0 - DOWNLINK_SMOOTHING) * old,
+            None => sample,
+        };
+        self.mbps = Some(mbps);
+        (self.hinted != Some(Tier::from_mbps(mbps))).then_some(mbps)
+    }
+}
+
 /// What a `rid` names, so the answer (or error) goes where it belongs.
 #[derive(Debug, PartialEq, Eq)]
 enum Rid<'a> {
@@ -1393,6 +1461,19 @@ async fn serve(
     // A refused token is answered at once with an error and close 4401; a taken one with the
     // pong (frames keep their order). Only then is a connection without sessions connected.
     let mut out: Vec<Out> = vec![Out::Ping];
+    // The server's hint is per socket: a new one hears the estimate again.
+    {
+        let mut d = shared.downlink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mbps) = d.mbps {
+            out.push(frame(
+                &ClientMessage::Quality {
+                    downlink_mbps: mbps,
+                },
+                None,
+            ));
+            d.hinted = Some(Tier::from_mbps(mbps));
+        }
+    }
     let mut heard = false;
     for s in shared.all() {
         join_frames(&mut s.core(), &mut out);
@@ -1862,6 +1943,38 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timed_downloads_hint_the_server_only_when_the_tier_changes() {
+        let mut d = Downlink::default();
+        assert_eq!(
+            d.record(1_000, Duration::from_secs(1)),
+            None,
+            "too small to say"
+        );
+        assert_eq!(d.record(100_000, Duration::ZERO), None, "no time");
+        assert_eq!(d.mbps, None);
+        // 250 kB in 1 s: 2 Mbit/s, poor.
+        assert_eq!(d.record(250_000, Duration::from_secs(1)), Some(2.0));
+        d.hinted = Some(Tier::Poor);
+        assert_eq!(
+            d.record(250_000, Duration::from_secs(1)),
+            None,
+            "still poor"
+        );
+        // 8 Mbit/s weighs half: 5 Mbit/s, fair.
+        assert_eq!(d.record(1_000_000, Duration::from_secs(1)), Some(5.0));
+        d.hinted = Some(Tier::Fair);
+        // Fast ones pull it up through good to excellent.
+        let mut hints = Vec::new();
+        for _ in 0..6 {
+            if let Some(m) = d.record(10_000_000, Duration::from_millis(100)) {
+                hints.push(Tier::from_mbps(m));
+                d.hinted = Some(Tier::from_mbps(m));
+            }
+        }
+        assert_eq!(hints, [Tier::Excellent], "{:?}", d.mbps);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {

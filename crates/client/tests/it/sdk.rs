@@ -26,6 +26,7 @@ backend_tests!(
     an_edit_past_the_transform_budget_is_rebased_by_the_sdk,
     a_past_version_is_restored_as_one_undoable_edit,
     concurrent_trims_and_splits_never_leave_an_empty_clip,
+    timed_downloads_move_the_tier_and_a_new_socket_hears_them,
 );
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
@@ -839,5 +840,52 @@ async fn concurrent_trims_and_splits_never_leave_an_empty_clip(b: Backend) -> Re
             c.to_json()
         );
     }
+    Ok(())
+}
+
+/// `Client::report_download` (#18): slow timed downloads move the connection to poor (the
+/// server answers the hint with `tier`), fast ones back to excellent, and after the link is cut
+/// the new socket is told the estimate at once: a fresh `tier` announcement with no download.
+async fn timed_downloads_move_the_tier_and_a_new_socket_hears_them(b: Backend) -> Result<()> {
+    use montage_client::Tier;
+    use tokio::sync::watch;
+    let dir = fast_tempdir()?;
+    let server = Server::start(b, dir.path(), &[]).await?;
+    let proxy = Proxy::start(&server.addr, 7).await?;
+    let ann = sdk(&proxy.ws_url(), "ann").await?;
+    let _s = ann.join("s").await?;
+    let mut tier = ann.watch_tier();
+    // The next announcement (after those already seen) that says `want`.
+    async fn announced(tier: &mut watch::Receiver<Option<Tier>>, want: Tier) -> Result<()> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                tier.changed().await?;
+                if *tier.borrow_and_update() == Some(want) {
+                    return Ok::<_, anyhow::Error>(());
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow!("never told {want:?}"))?
+    }
+    // 300 kB previews taking 1.2 s each: 2 Mbit/s.
+    assert_eq!(
+        ann.report_download(300_000, Duration::from_millis(1_200)),
+        Some(2.0)
+    );
+    announced(&mut tier, Tier::Poor).await?;
+    // Then fast ones: 8 MB in 50 ms.
+    for _ in 0..4 {
+        ann.report_download(8_000_000, Duration::from_millis(50));
+    }
+    ensure!(ann.downlink_mbps().is_some_and(|m| m > 50.0));
+    announced(&mut tier, Tier::Excellent).await?;
+    // Slow again; then the socket drops, and the new one hears the estimate.
+    for _ in 0..12 {
+        ann.report_download(300_000, Duration::from_millis(1_200));
+    }
+    announced(&mut tier, Tier::Poor).await?;
+    proxy.cut_all();
+    announced(&mut tier, Tier::Poor).await?;
     Ok(())
 }
