@@ -278,61 +278,43 @@ fn react_hooks_two_users_in_chromium() -> Result<()> {
     Ok(())
 }
 
-/// Rust and TypeScript in one end-to-end encrypted session on a real server: the Rust SDK
-/// creates it and types; the TypeScript SDK (web/scripts/interop.sh, web/client/interop) opens
-/// that; both type at once, the TypeScript one also offline for a while, and they converge to
-/// the same title with every keystroke; the Rust SDK reads the TypeScript comment. What either
-/// typed is in no file of the server's data dir.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Result<()> {
-    use montage_client::sealed::{Keyring, SessionKey};
-    use montage_client::{Component, Event, Op, Role, Value, path};
+/// Runs `web/scripts/interop.sh FILE` (web/client/interop/FILE.test.ts, signed in as bob, with
+/// `env` besides the URL, token, expected start and result path) while the Rust SDK's `h`
+/// races it: from the TypeScript client's first "2" on (it types and goes offline a while),
+/// sixty "1"s and " [rust done]" at the end of the title. Returns the title the TypeScript
+/// client ended with, checked to hold every keystroke of both sides.
+async fn race_typescript(
+    h: &montage_client::SessionHandle,
+    file: &'static str,
+    env: &[(&'static str, &str)],
+    ws: &str,
+) -> Result<String> {
+    use montage_client::{Component, Op, Value, path};
     use std::time::Duration;
 
-    let dir = crate::harness::fast_tempdir()?;
-    let server = Server::start(dir.path(), &[])?;
-    let ws = format!("ws://{}/v1/ws", server.addr);
-    let key = SessionKey::generate();
-    let alice = crate::harness::sdk(&ws, "alice").await?;
-    let h = alice
-        .join_encrypted("interop", Keyring::new(key.clone()))
-        .await?;
-    let mut events = h.events();
-    h.set_role("bob", Role::Editor).await?;
-    h.edit(Op::new(vec![Component::text_insert(
-        path!["title"],
-        0,
-        "typed in Rust",
-    )]))?;
-    h.sync(crate::harness::SDK_SYNC).await?;
-
     let token = crate::harness::token("bob");
-    let key_text = key.to_text();
-    let ws_url = ws.clone();
-    // Beside the data dir, not in it (that is searched for plain text below).
+    // Beside the data dir, not in it (tests search that for plain text).
     let out = tempfile::tempdir()?;
     let result = out.path().join("typescript-title.txt");
-    let result_path = result.display().to_string();
+    let mut vars: Vec<(&'static str, String)> = vec![
+        ("MONTAGE_WS_URL", ws.to_owned()),
+        ("MONTAGE_TOKEN", token),
+        ("MONTAGE_EXPECT", "typed in Rust".to_owned()),
+        ("MONTAGE_RESULT", result.display().to_string()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let script = tokio::task::spawn_blocking(move || {
-        let env = [
-            ("MONTAGE_WS_URL", ws_url.as_str()),
-            ("MONTAGE_TOKEN", token.as_str()),
-            ("MONTAGE_SESSION", "interop"),
-            ("MONTAGE_SESSION_KEY", key_text.as_str()),
-            ("MONTAGE_EXPECT", "typed in Rust"),
-            ("MONTAGE_RESULT", result_path.as_str()),
-        ];
+        let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _web = crate::harness::WEB_CLIENT
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        run_script("interop.sh", &["encrypted"], &env)
+        run_script("interop.sh", &[file], &env)
     });
-
-    let title = |v: &Value| {
-        v.get("title")
+    let title_has_2 = || {
+        h.state()
+            .get("title")
             .and_then(Value::as_text)
-            .map(ToString::to_string)
-            .unwrap_or_default()
+            .is_some_and(|t| t.to_string().contains('2'))
     };
     let type_at_end = |s: &str| {
         h.edit_with(|d| {
@@ -343,10 +325,9 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
             Some(Op::new(vec![Component::text_insert(path!["title"], n, s)]))
         })
     };
-    // Typing "1"s from the TypeScript client's first "2" on, while it types and while it is
-    // offline: each side's edits race the other's and lose some to `conflict`.
+    // Each side's edits race the other's (in an encrypted session some lose to `conflict`).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    while !title(&h.state()).contains('2') {
+    while !title_has_2() {
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline && !script.is_finished(),
             "the TypeScript client never typed"
@@ -369,6 +350,53 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
         want.starts_with("typed in Rust + typed in TypeScript"),
         "{want}"
     );
+    Ok(want)
+}
+
+/// Rust and TypeScript in one end-to-end encrypted session on a real server: the Rust SDK
+/// creates it and types; the TypeScript SDK (web/scripts/interop.sh, web/client/interop) opens
+/// that; both type at once, the TypeScript one also offline for a while, and they converge to
+/// the same title with every keystroke; the Rust SDK reads the TypeScript comment. What either
+/// typed is in no file of the server's data dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Result<()> {
+    use montage_client::sealed::{Keyring, SessionKey};
+    use montage_client::{Component, Event, Op, Role, Value, path};
+
+    let dir = crate::harness::fast_tempdir()?;
+    let server = Server::start(dir.path(), &[])?;
+    let ws = format!("ws://{}/v1/ws", server.addr);
+    let key = SessionKey::generate();
+    let alice = crate::harness::sdk(&ws, "alice").await?;
+    let h = alice
+        .join_encrypted("interop", Keyring::new(key.clone()))
+        .await?;
+    let mut events = h.events();
+    h.set_role("bob", Role::Editor).await?;
+    h.edit(Op::new(vec![Component::text_insert(
+        path!["title"],
+        0,
+        "typed in Rust",
+    )]))?;
+    h.sync(crate::harness::SDK_SYNC).await?;
+
+    let key_text = key.to_text();
+    let want = race_typescript(
+        &h,
+        "encrypted",
+        &[
+            ("MONTAGE_SESSION", "interop"),
+            ("MONTAGE_SESSION_KEY", &key_text),
+        ],
+        &ws,
+    )
+    .await?;
+    let title = |v: &Value| {
+        v.get("title")
+            .and_then(Value::as_text)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    };
 
     let mut comment = None;
     let deadline = tokio::time::Instant::now() + crate::harness::SDK_SYNC;
@@ -404,7 +432,6 @@ async fn a_typescript_client_shares_an_encrypted_session_with_a_rust_one() -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_typescript_client_and_a_json_rust_one_converge() -> Result<()> {
     use montage_client::{Component, Event, Op, Role, Value, path};
-    use std::time::Duration;
 
     let dir = crate::harness::fast_tempdir()?;
     let server = Server::start(dir.path(), &[])?;
@@ -422,66 +449,13 @@ async fn a_binary_typescript_client_and_a_json_rust_one_converge() -> Result<()>
         .await?;
     h.sync(crate::harness::SDK_SYNC).await?;
 
-    let token = crate::harness::token("bob");
-    let ws_url = ws.clone();
-    let out = tempfile::tempdir()?;
-    let result = out.path().join("typescript-title.txt");
-    let result_path = result.display().to_string();
-    let script = tokio::task::spawn_blocking(move || {
-        let env = [
-            ("MONTAGE_WS_URL", ws_url.as_str()),
-            ("MONTAGE_TOKEN", token.as_str()),
-            ("MONTAGE_SESSION", "binary-interop"),
-            ("MONTAGE_EXPECT", "typed in Rust"),
-            ("MONTAGE_RESULT", result_path.as_str()),
-        ];
-        let _web = crate::harness::WEB_CLIENT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        run_script("interop.sh", &["binary"], &env)
-    });
-
+    let want = race_typescript(&h, "binary", &[("MONTAGE_SESSION", "binary-interop")], &ws).await?;
     let title = |v: &Value| {
         v.get("title")
             .and_then(Value::as_text)
             .map(ToString::to_string)
             .unwrap_or_default()
     };
-    let type_at_end = |s: &str| {
-        h.edit_with(|d| {
-            let n = d
-                .get("title")
-                .and_then(Value::as_text)
-                .map_or(0, |t| t.len_chars());
-            Some(Op::new(vec![Component::text_insert(path!["title"], n, s)]))
-        })
-    };
-    // Typing "1"s from the TypeScript client's first "2" on, while it types and while it is
-    // offline.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    while !title(&h.state()).contains('2') {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline && !script.is_finished(),
-            "the TypeScript client never typed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    for _ in 0..60 {
-        type_at_end("1")?;
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    type_at_end(" [rust done]")?;
-    h.sync(crate::harness::SDK_SYNC).await?;
-    let text = script.await?;
-    anyhow::ensure!(text.contains("1 passed"), "{text}");
-    let want = std::fs::read_to_string(&result)?;
-    for (c, n) in [('1', 60), ('2', 30), ('3', 15)] {
-        anyhow::ensure!(want.matches(c).count() == n, "{n} {c}s: {want}");
-    }
-    anyhow::ensure!(
-        want.starts_with("typed in Rust + typed in TypeScript"),
-        "{want}"
-    );
 
     // (Its presence is gone once it left: the event says what it was.)
     let (mut comment, mut presence) = (None, None);
