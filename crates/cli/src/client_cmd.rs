@@ -36,12 +36,14 @@ pub struct ConnArgs {
     ca_file: Option<std::path::PathBuf>,
     /// An end-to-end encrypted session's key (`KEY`, or `EPOCH:KEY,…` after rotations; see
     /// docs/E2E.md): sessions are joined encrypted with it, and a session a command creates is
-    /// created encrypted. It never reaches the server.
+    /// created encrypted. It never reaches the server. (A key may begin with `-`: it is still
+    /// read as the value.)
     #[arg(
         long,
         global = true,
         env = "MONTAGE_SESSION_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     key: Option<String>,
 }

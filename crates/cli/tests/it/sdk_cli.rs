@@ -614,6 +614,15 @@ async fn encrypted_sessions_from_the_command_line(b: Backend) -> Result<()> {
         &["session", "show", &id, "--key", &wrong],
     )?)?;
     ensure!(err.contains("wrong key"), "{err}");
+    // A key is base64url: one that begins with `-` is still the value of `--key`, not a flag
+    // (one in 64 made keys does).
+    let dashed = format!("-{}", "A".repeat(42));
+    let err = refused(&montage_as(
+        &server,
+        &ann,
+        &["session", "show", &id, "--key", &dashed],
+    )?)?;
+    ensure!(err.contains("wrong key"), "{err}");
     // Editing with it is refused before anything is written.
     let err = refused(&montage_as(
         &server,
