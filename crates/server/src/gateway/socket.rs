@@ -55,14 +55,26 @@ fn unauthorized_reason(e: &crate::error::Error) -> &'static str {
 /// The largest frame read from a socket whose token was refused (a close frame is ≤ 125 bytes).
 const REFUSED_FRAME_BYTES: usize = 1024;
 
-/// A text frame's decoder (tungstenite checked it is UTF-8).
-fn decode_text(bytes: &[u8]) -> Result<ClientFrame, montage_protocol::Rejected> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => decode_client(text),
-        Err(e) => Err(montage_protocol::Rejected {
-            rid: None,
-            error: montage_protocol::ProtocolError::Json(e.to_string()),
-        }),
+/// A client frame in the connection's form: JSON text (tungstenite already checked it is
+/// UTF-8) or `montage.v1.proto` bytes.
+#[derive(Clone, Copy)]
+enum Incoming<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl Incoming<'_> {
+    fn len(self) -> usize {
+        match self {
+            Incoming::Text(t) => t.len(),
+            Incoming::Binary(b) => b.len(),
+        }
+    }
+    fn decode(self) -> Result<ClientFrame, montage_protocol::Rejected> {
+        match self {
+            Incoming::Text(t) => decode_client(t),
+            Incoming::Binary(b) => decode_client_binary(b),
+        }
     }
 }
 
@@ -440,10 +452,10 @@ impl Reader {
                     None
                 }
                 Some(Ok(Message::Text(t))) if !self.binary => {
-                    self.on_frame(t.as_bytes(), decode_text).await
+                    self.on_frame(Incoming::Text(t.as_str())).await
                 }
                 Some(Ok(Message::Binary(b))) if self.binary => {
-                    self.on_frame(&b, decode_client_binary).await
+                    self.on_frame(Incoming::Binary(&b)).await
                 }
                 Some(Ok(Message::Text(t))) => self.wrong_form(
                     t.len(),
@@ -563,13 +575,9 @@ impl Reader {
         }
     }
 
-    /// One frame in the connection's form, `decode` being that form's decoder.
-    async fn on_frame(
-        &mut self,
-        bytes: &[u8],
-        decode: fn(&[u8]) -> Result<ClientFrame, montage_protocol::Rejected>,
-    ) -> Option<End> {
-        let len = bytes.len();
+    /// One frame in the connection's form.
+    async fn on_frame(&mut self, frame: Incoming<'_>) -> Option<End> {
+        let len = frame.len();
         // A frame the buckets refuse anyway is not decoded; one that fits is decoded before it
         // is admitted, because edit-like frames also need the edit rate, and a refused frame
         // takes nothing from any bucket.
@@ -577,7 +585,7 @@ impl Reader {
             return end;
         }
         let max = self.app.config.limits.max_frame_bytes;
-        let decoded = (len <= max).then(|| decode(bytes));
+        let decoded = (len <= max).then(|| frame.decode());
         let (cost, rid) = match &decoded {
             Some(Ok(f)) if is_edit(&f.msg) => (Cost::edit(len), f.rid.as_ref()),
             _ => (Cost::frame(len), None),
