@@ -821,6 +821,45 @@ async fn binary_frames_are_negotiated_and_checked(b: Backend) -> Result<()> {
     );
     assert_eq!(op["user"], "alice");
 
+    // Bounded like JSON: a binary frame over --max-frame-bytes (256 KiB) is `too_large`,
+    // undecoded, and the connection goes on.
+    let big = pb::ClientFrame {
+        rid: None,
+        msg: Some(cf::Msg::Auth(cf::Auth {
+            token: "x".repeat(300 * 1024),
+        })),
+    };
+    bin.send_raw(Message::binary(big.encode_to_vec())).await?;
+    let e = bin.recv_type("error").await?;
+    assert_eq!(e["code"], "too_large", "{e}");
+    assert_eq!(bin.join("s2", "c").await?["type"], "joined");
+    // And rate-limited like JSON: a burst far past 200 messages/s is answered `rate_limited`
+    // (then closed, as abuse).
+    let mut flood = server.connect_binary("flood").await?;
+    let leave = pb::ClientFrame {
+        rid: None,
+        msg: Some(cf::Msg::Leave(cf::Leave {
+            session: "s".into(),
+        })),
+    }
+    .encode_to_vec();
+    for _ in 0..3000 {
+        if flood
+            .send_raw(Message::binary(leave.clone()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let limited = loop {
+        let m = flood.recv().await?;
+        if m["code"] == "rate_limited" {
+            break m;
+        }
+    };
+    assert!(limited["retry_after_ms"].as_u64().is_some(), "{limited}");
+
     // A refused token over the binary subprotocol: the error in binary, then 4401.
     let mut refused = Client::connect_binary(&server.url("not-a-token")).await?;
     let e = refused.recv().await?;
