@@ -104,6 +104,12 @@ pub struct BenchArgs {
     /// doesn't share the server's core. Needs `taskset` (util-linux).
     #[arg(long)]
     server_cpus: Option<String>,
+    /// Instead of the edit load: one editor drags a slider (an `adjust` of a layer's
+    /// brightness, 60 steps a second) for this many seconds, and four readers report the frames
+    /// and bytes that reached them: `poor`, `fair` and `excellent` readers that take ranges
+    /// (docs/PROTOCOL.md "Ranges") and an `excellent` one that does not.
+    #[arg(long, default_value_t = 0.0)]
+    drag: f64,
     /// Secret to sign tokens with (needed with --addr, unless --data-dir holds the secret).
     #[arg(long, env = "MONTAGE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -529,7 +535,141 @@ async fn run_async(a: BenchArgs) -> Result<()> {
     if a.history > 0 {
         return history(&a, &addr, &token).await;
     }
+    if a.drag > 0.0 {
+        return drag(&a, &addr, &token).await;
+    }
     load(&a, &addrs, &pids, &token).await
+}
+
+/// What one reader of `--drag` received.
+struct Received {
+    frames: u64,
+    ranges: u64,
+    bytes: u64,
+}
+
+/// `--drag`: a slider dragged for `a.drag` seconds, and what each kind of reader received.
+async fn drag(
+    a: &BenchArgs,
+    addr: &str,
+    token: &impl Fn(&str) -> media_services::Result<String>,
+) -> Result<()> {
+    const STEPS_PER_SEC: f64 = 60.0;
+    let session = "drag";
+    let mut editor = connect(addr, &token("editor")?).await?;
+    join(&mut editor, session, "editor").await?;
+    let layer =
+        serde_json::json!({"id":"l","kind":"image","asset":"a","x":0,"y":0,"w":100,"h":100});
+    let first = serde_json::json!({"type":"op","session":session,"base":0,"seq":1,
+        "ops":[{"op":"ins","path":["canvas","layers",0],"value":layer}]});
+    editor.send(out(first.to_string())).await?;
+    while recv_json(&mut editor).await?["type"] != "ack" {}
+    // Readers join through the link.
+    let link =
+        serde_json::json!({"type":"set_link_role","session":session,"role":"viewer","rid":"link"});
+    editor.send(out(link.to_string())).await?;
+    while recv_json(&mut editor).await?["rid"] != "link" {}
+    let steps = (a.drag * STEPS_PER_SEC).round().max(1.0) as u64;
+    let last = 1 + steps;
+    // (name, hinted Mbit/s, asks for ranges)
+    let kinds = [
+        ("poor, ranges", 1.0, true),
+        ("fair, ranges", 7.0, true),
+        ("excellent, ranges", 100.0, true),
+        ("excellent, one by one", 100.0, false),
+    ];
+    let mut readers = Vec::new();
+    for (i, (name, mbps, ranges)) in kinds.into_iter().enumerate() {
+        let user = format!("reader{i}");
+        let mut ws = connect(addr, &token(&user)?).await?;
+        let q = serde_json::json!({"type":"quality","downlink_mbps":mbps});
+        ws.send(out(q.to_string())).await?;
+        let m = serde_json::json!({"type":"join","session":session,"client":user,"ranges":ranges});
+        ws.send(out(m.to_string())).await?;
+        loop {
+            let m = recv_json(&mut ws).await?;
+            match m["type"].as_str() {
+                Some("joined") => break,
+                Some("error") => bail!("{user} could not join: {m}"),
+                _ => {}
+            }
+        }
+        readers.push((
+            name,
+            tokio::spawn(async move {
+                let mut r = Received {
+                    frames: 0,
+                    ranges: 0,
+                    bytes: 0,
+                };
+                loop {
+                    let m = match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+                        Some(Ok(m)) => m,
+                        _ => bail!("the reader's socket ended"),
+                    };
+                    let len = match &m {
+                        Message::Text(t) => t.len(),
+                        Message::Binary(b) => b.len(),
+                        _ => continue,
+                    };
+                    let Some(t) = text_of(m) else { continue };
+                    let v: serde_json::Value = serde_json::from_str(t.as_str())?;
+                    if v["type"] != "op" {
+                        continue;
+                    }
+                    r.frames += 1;
+                    r.bytes += len as u64;
+                    r.ranges += u64::from(v.get("from").is_some());
+                    if v["version"].as_u64() >= Some(last) {
+                        return Ok::<_, anyhow::Error>(r);
+                    }
+                }
+            }),
+        ));
+    }
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / STEPS_PER_SEC));
+    for i in 1..=steps {
+        tick.tick().await;
+        let value = (i % 200) as f64 / 100.0 - 1.0;
+        let op = serde_json::json!({"type":"op","session":session,"base":i,"seq":i + 1,
+            "ops":[{"op":"adjust","path":["canvas","layers",0],"param":"brightness","value":value}]});
+        editor.send(out(op.to_string())).await?;
+        // Acks are read as they come, so the editor's own queue never backs up.
+        while let Some(Some(Ok(_))) = ws_ready(&mut editor) {}
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "slider drag: {steps} steps in {secs:.1} s ({} encoding), what each reader received:",
+        if BINARY.load(Relaxed) {
+            "binary"
+        } else {
+            "JSON"
+        }
+    );
+    println!(
+        "{:<24} {:>7} {:>7} {:>10} {:>10}",
+        "reader", "frames", "ranges", "bytes", "bytes/s"
+    );
+    for (name, h) in readers {
+        let r = h.await??;
+        println!(
+            "{name:<24} {:>7} {:>7} {:>10} {:>10.0}",
+            r.frames,
+            r.ranges,
+            r.bytes,
+            r.bytes as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+/// The next message if one is already there, without waiting.
+fn ws_ready(
+    ws: &mut Ws,
+) -> Option<Option<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>>> {
+    use futures_util::FutureExt;
+    ws.next().now_or_never()
 }
 
 /// Raises this process's descriptor limit to `need` (servers bench starts inherit it): past the

@@ -474,6 +474,9 @@ impl SessionCore {
             // edit is resent on its old base and transformed by the server edit by edit, so
             // its local copy must see the same edits one by one (docs/OT.md §10.2).
             compact: since.is_some() && self.inflight.is_none() && self.e2e.is_none(),
+            // Ranges (several versions composed into one `op`) likewise: a resent edit may come
+            // back inside one as someone else's after a drop, and could not be told apart.
+            ranges: self.inflight.is_none() && self.e2e.is_none(),
             create: self
                 .e2e
                 .is_some()
@@ -669,8 +672,29 @@ impl SessionCore {
                 }
             }
             ServerMessage::Op {
-                version, user, ops, ..
+                from,
+                version,
+                user,
+                ops,
+                ..
             } => {
+                if let Some(from) = from.filter(|f| *f != version)
+                    && (from > version || from != self.version + 1 || self.catchup.is_some())
+                    && version > self.version
+                {
+                    // A range that does not start right after this replica's version (or one
+                    // while a resend is unconfirmed, which never asked for ranges).
+                    self.needs_reset = true;
+                    self.link = Link::Offline;
+                    ev.push(Event::Error {
+                        code: ErrorCode::Internal,
+                        message: format!(
+                            "versions {from}..={version} do not follow version {}; resyncing",
+                            self.version
+                        ),
+                    });
+                    return ev;
+                }
                 if let Some(held) = &mut self.catchup {
                     held.push_back((version, user, ops));
                 } else {
@@ -876,6 +900,7 @@ impl SessionCore {
                 let ops = open_op(e, version, key_epoch.unwrap_or(0), &data, chain.as_deref())?;
                 ServerMessage::Op {
                     session: s,
+                    from: None,
                     version,
                     user,
                     ops,
@@ -1161,6 +1186,7 @@ mod tests {
     fn remote(version: u64, op: Op) -> ServerMessage {
         ServerMessage::Op {
             session: "s".into(),
+            from: None,
             version,
             user: "bob".into(),
             ops: op,

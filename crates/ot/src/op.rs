@@ -146,6 +146,41 @@ impl Op {
         self.0.push(c);
     }
 
+    /// The edits of consecutive versions as one, for a client to apply and to rebase its own
+    /// unacknowledged edit past (a range on the wire, docs/OT.md §10.3). Unlike
+    /// [`compose`](Op::compose) it merges two components only where every concurrent edit
+    /// transforms past the merged one exactly as past the two in turn, so the client's rebase
+    /// past the range gives the very edit the server makes rebasing past the versions one by
+    /// one. Elsewhere the components stay side by side, which transforms exactly (a transform
+    /// against a list of components is a transform against each in turn).
+    pub fn compose_range<'a>(ops: impl IntoIterator<Item = &'a Op>) -> Op {
+        let mut out = Op::default();
+        for op in ops {
+            out.append_range(op);
+        }
+        out
+    }
+
+    /// Appends `other`'s components as [`compose_range`](Op::compose_range) does.
+    pub fn append_range(&mut self, other: &Op) {
+        for c in &other.0 {
+            if c.is_noop() {
+                continue;
+            }
+            if let Some(last) = self.0.last_mut()
+                && let Some(merged) = merge_exact(last, c)
+            {
+                if merged.is_noop() {
+                    self.0.pop();
+                } else {
+                    *last = merged;
+                }
+                continue;
+            }
+            self.0.push(c.clone());
+        }
+    }
+
     /// Composes many edits; a balanced tree of composes keeps long text runs linear-ish.
     pub fn compose_all<'a>(ops: impl IntoIterator<Item = &'a Op>) -> Op {
         let mut level: Vec<Op> = ops.into_iter().cloned().collect();
@@ -249,6 +284,26 @@ fn merge(a: &Component, b: &Component) -> Option<Component> {
         },
         _ => return None,
     })
+}
+
+/// [`merge`] where it is exact for transforms (the `ranges` test in `tests/it` checks each
+/// kind against random concurrent edits): a write replaced by a later write of the same path
+/// (`set`, `crop`, `adjust` of one `param`), and text steps that only insert or only delete.
+/// Not text that mixes inserts and deletes (compose forgets on which side of deleted characters
+/// an insert stood, docs/OT.md §13 Q1) nor `trim` (a later trim's edges yield to a concurrent
+/// one by what each contributes, §13 Q4).
+fn merge_exact(a: &Component, b: &Component) -> Option<Component> {
+    match (a, b) {
+        (Component::Text { op: x, .. }, Component::Text { op: y, .. })
+            if (x.inserts_only() && y.inserts_only()) || (x.deletes_only() && y.deletes_only()) =>
+        {
+            merge(a, b)
+        }
+        (Component::Set { .. }, Component::Set { .. })
+        | (Component::Crop { .. }, Component::Crop { .. })
+        | (Component::Adjust { .. }, Component::Adjust { .. }) => merge(a, b),
+        _ => None,
+    }
 }
 
 impl From<Vec<Component>> for Op {

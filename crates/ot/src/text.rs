@@ -50,6 +50,14 @@ impl TextOp {
     pub fn parts(&self) -> &[TextPart] {
         &self.parts
     }
+    /// Inserts text and deletes none.
+    pub fn inserts_only(&self) -> bool {
+        self.parts.iter().all(|p| !matches!(p, TextPart::Delete(_)))
+    }
+    /// Deletes text and inserts none.
+    pub fn deletes_only(&self) -> bool {
+        self.parts.iter().all(|p| !matches!(p, TextPart::Insert(_)))
+    }
     pub fn is_noop(&self) -> bool {
         self.parts.is_empty()
     }

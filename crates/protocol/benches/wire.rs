@@ -61,6 +61,7 @@ fn broadcast(m: &ClientMessage, n: u64) -> ServerMessage {
     };
     ServerMessage::Op {
         session: SESSION.into(),
+        from: None,
         version: 1_235 + n,
         user: "alice".into(),
         ops: ops.clone(),

@@ -769,12 +769,14 @@ fn client_to_pb(m: &ClientMessage) -> cf::Msg {
             client,
             since,
             compact,
+            ranges,
             create,
         } => cf::Msg::Join(cf::Join {
             session,
             client,
             since,
             compact,
+            ranges,
             create: create.map(|c| pb::CreateOptions {
                 encrypted: c.encrypted,
             }),
@@ -900,6 +902,7 @@ fn client_from_pb(m: cf::Msg) -> Res<ClientMessage> {
             client: j.client,
             since: j.since,
             compact: j.compact,
+            ranges: j.ranges,
             create: j.create.map(|c| CreateOptions {
                 encrypted: c.encrypted,
             }),
@@ -1081,6 +1084,7 @@ fn server_to_pb(m: &ServerMessage) -> sf::Msg {
         }),
         ServerMessage::Op {
             session,
+            from,
             version,
             user,
             ops,
@@ -1089,6 +1093,7 @@ fn server_to_pb(m: &ServerMessage) -> sf::Msg {
             chain,
         } => sf::Msg::Op(sf::Op {
             session: session.clone(),
+            from: *from,
             version: *version,
             user: user.clone(),
             ops: ops_to_pb(ops),
@@ -1252,6 +1257,7 @@ fn server_from_pb(m: sf::Msg) -> Res<ServerMessage> {
         },
         sf::Msg::Op(o) => ServerMessage::Op {
             session: o.session,
+            from: o.from,
             version: o.version,
             user: o.user,
             ops: ops_from_pb(o.ops)?,

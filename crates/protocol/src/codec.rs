@@ -202,6 +202,22 @@ pub fn encode_op(session: &str, version: u64, user: &str, ops_json: &str) -> Str
     )
 }
 
+/// The `op` frame of versions `from..=version` composed into one (`ops_json`), for a client that
+/// joined with `ranges`; `user` is empty when the versions have several authors.
+pub fn encode_op_range(
+    session: &str,
+    from: u64,
+    version: u64,
+    user: &str,
+    ops_json: &str,
+) -> String {
+    let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
+    let user = serde_json::to_string(user).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(
+        r#"{{"type":"op","session":{session},"from":{from},"version":{version},"user":{user},"ops":{ops_json}}}"#
+    )
+}
+
 /// The `op` frame of a stored edit, from its stored body as it is (never parsed): a plain edit's
 /// components (a JSON array) go in `ops`; an encrypted session's payload, stored as the JSON
 /// object of its [`Sealed`](crate::sealed::Sealed), gives its fields (`data`, `key_epoch`,
@@ -268,6 +284,7 @@ mod tests {
                 client: "c1".into(),
                 since: None,
                 compact: false,
+                ranges: false,
                 create: None,
             }
         );
@@ -379,6 +396,7 @@ mod tests {
             msg,
             ServerMessage::Op {
                 session: "a/b?\"c".into(),
+                from: None,
                 version: 7,
                 user: "ü\\ser".into(),
                 ops,

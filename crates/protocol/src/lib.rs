@@ -23,7 +23,7 @@ pub use binary::{
 };
 pub use codec::{
     ClientFrame, MAX_TOKEN_LEN, Rejected, decode_client, decode_server, encode, encode_op,
-    encode_stored_op, encode_with_rid,
+    encode_op_range, encode_stored_op, encode_with_rid,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{

@@ -61,6 +61,11 @@ pub enum ClientMessage {
         /// it missed composed into one `delta` (docs/PROTOCOL.md "Compact catch-up").
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         compact: bool,
+        /// The client takes `op` frames that stand for a range of versions (`from`): the server
+        /// may then compose consecutive edits into one frame for a slow or backlogged
+        /// connection (docs/PROTOCOL.md "Ranges").
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ranges: bool,
         /// How to create the session if it is missing (ignored when it exists).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         create: Option<CreateOptions>,
@@ -437,9 +442,13 @@ pub enum ServerMessage {
         chain: Option<String>,
     },
     /// Another user's edit: `ops`, or in an encrypted session `data` (with its key epoch and
-    /// chain value) and no `ops`.
+    /// chain value) and no `ops`. With `from`, the edits of versions `from..=version` composed
+    /// into one (only to a client that joined with `ranges`); `user` is then their author, or
+    /// empty when they have several.
     Op {
         session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
         version: u64,
         user: String,
         #[serde(default)]

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub commit_failures_total: IntCounter,
     pub rate_limited_total: IntCounter,
     pub dropped_slow_total: IntCounter,
+    /// Versions composed into a range already held for a slow or low-tier connection.
+    pub range_merged_total: IntCounter,
     /// Measured tier changes of connections, down and up.
     pub tier_down_total: IntCounter,
     pub tier_up_total: IntCounter,
@@ -92,6 +94,10 @@ impl Default for Metrics {
             dropped_slow_total: counter(
                 "montage_dropped_slow_total",
                 "Connections dropped for a full send queue.",
+            ),
+            range_merged_total: counter(
+                "montage_range_merged_total",
+                "Edits composed into a range held for a slow or low-tier connection (one frame fewer each).",
             ),
             tier_down_total: counter(
                 "montage_tier_down_total",

@@ -4423,6 +4423,7 @@ var MontageSession = class _MontageSession {
       join2["since"] = since;
       if (this.sync?.resend() === null && this.e2e === null) join2["compact"] = true;
     }
+    if (this.sync?.resend() == null && this.e2e === null) join2["ranges"] = true;
     if (this.e2e !== null) join2["create"] = { encrypted: true };
     this.awaitingJoin = true;
     this.send(join2);
@@ -4592,8 +4593,11 @@ var MontageSession = class _MontageSession {
         return this.onJoined(m);
       case "ack":
         return this.onAck(Number(m["seq"]), Number(m["version"]));
-      case "op":
-        return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
+      case "op": {
+        const version = Number(m["version"]);
+        const from = m["from"] === void 0 ? version : Number(m["from"]);
+        return this.onRemote(version, decodeOp(m["ops"]), String(m["user"] ?? ""), from - 1);
+      }
       case "presence": {
         const user = String(m["user"]);
         const data = m["data"] ?? null;
@@ -4840,17 +4844,18 @@ var MontageSession = class _MontageSession {
     this.persist();
     this.emitStatus({});
   }
-  onRemote(version, op, user) {
+  onRemote(version, op, user, base = version - 1) {
     if (this.held !== null) {
+      if (base !== version - 1) throw new Error(`a range of versions ${base + 1}..${version} while a resend awaits its ack`);
       this.held.push({ version, op, user });
       return;
     }
-    this.applyRemote(version, op, user);
+    this.applyRemote(version, op, user, base);
   }
-  applyRemote(version, op, user) {
+  applyRemote(version, op, user, base = version - 1) {
     const sync = this.requireSync();
     if (version <= sync.version) return;
-    this.change(sync.remote(version, op), "remote", user);
+    this.change(sync.remote(version, op, base), "remote", user);
   }
   onError(m) {
     const code = String(m["code"] ?? "internal");

@@ -790,6 +790,7 @@ export function encodeClientFrame(msg: Record<string, unknown>, rid: unknown = m
             client: str(m["client"], "client"),
             since: optU64(m["since"], "since"),
             compact: bool(m["compact"]),
+            ranges: bool(m["ranges"]),
             create: create && { $typeName: "montage.v1.CreateOptions", encrypted: bool(create["encrypted"]) },
           },
         };
@@ -889,7 +890,7 @@ export function decodeClientFrame(bytes: Uint8Array): Record<string, unknown> {
         const j = msg.value;
         return withOpt(
           { type, session: j.session, client: j.client },
-          { since: j.since === undefined ? undefined : num(j.since), compact: j.compact || undefined, create: j.create && { encrypted: j.create.encrypted } },
+          { since: j.since === undefined ? undefined : num(j.since), compact: j.compact || undefined, ranges: j.ranges || undefined, create: j.create && { encrypted: j.create.encrypted } },
         );
       }
       case "op": {
@@ -1013,6 +1014,7 @@ export function encodeServerFrame(msg: Record<string, unknown>, rid: unknown = m
           value: {
             $typeName: T("Op"),
             session: session(),
+            from: optU64(m["from"], "from"),
             version: u64(m["version"], "version"),
             user: str(m["user"], "user"),
             ops: opsTo(m["ops"]),
@@ -1183,7 +1185,7 @@ export function decodeServerFrame(bytes: Uint8Array): Record<string, unknown> {
         const o = msg.value;
         return withOpt(
           { type, session: o.session, version: num(o.version), user: o.user, ops: opsFrom(o.ops) },
-          { data: o.data, key_epoch: o.keyEpoch === undefined ? undefined : num(o.keyEpoch), chain: o.chain },
+          { from: o.from === undefined ? undefined : num(o.from), data: o.data, key_epoch: o.keyEpoch === undefined ? undefined : num(o.keyEpoch), chain: o.chain },
         );
       }
       case "keyRotated":

@@ -640,6 +640,9 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       // server transforms it. (An encrypted session's server can't compose: it reads nothing.)
       if (this.sync?.resend() === null && this.e2e === null) join["compact"] = true;
     }
+    // Live edits may come composed into ranges (`op` with `from`) when this connection is slow;
+    // not while a resent edit is unconfirmed: it could come back inside one as someone else's.
+    if (this.sync?.resend() == null && this.e2e === null) join["ranges"] = true;
     // A missing session is created encrypted (ignored when it exists).
     if (this.e2e !== null) join["create"] = { encrypted: true };
     this.awaitingJoin = true;
@@ -832,8 +835,12 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
         return this.onJoined(m);
       case "ack":
         return this.onAck(Number(m["seq"]), Number(m["version"]));
-      case "op":
-        return this.onRemote(Number(m["version"]), decodeOp(m["ops"]), String(m["user"] ?? ""));
+      case "op": {
+        const version = Number(m["version"]);
+        // A range (`from`..=`version` composed) stands on the version before `from`.
+        const from = m["from"] === undefined ? version : Number(m["from"]);
+        return this.onRemote(version, decodeOp(m["ops"]), String(m["user"] ?? ""), from - 1);
+      }
       case "presence": {
         const user = String(m["user"]);
         const data = (m["data"] ?? null) as Presence;
@@ -1105,18 +1112,20 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.emitStatus({});
   }
 
-  private onRemote(version: number, op: Op, user: string): void {
+  private onRemote(version: number, op: Op, user: string, base: number = version - 1): void {
     if (this.held !== null) {
+      // Ranges were not asked for while a resend is unconfirmed (see sendJoin).
+      if (base !== version - 1) throw new Error(`a range of versions ${base + 1}..${version} while a resend awaits its ack`);
       this.held.push({ version, op, user });
       return;
     }
-    this.applyRemote(version, op, user);
+    this.applyRemote(version, op, user, base);
   }
 
-  private applyRemote(version: number, op: Op, user: string): void {
+  private applyRemote(version: number, op: Op, user: string, base: number = version - 1): void {
     const sync = this.requireSync();
     if (version <= sync.version) return; // already seen (a duplicate after a rejoin)
-    this.change(sync.remote(version, op), "remote", user);
+    this.change(sync.remote(version, op, base), "remote", user);
   }
 
   private onError(m: Record<string, unknown>): void {

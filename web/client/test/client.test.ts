@@ -274,31 +274,39 @@ describe("MontageClient", () => {
     expect(c.doc).toEqual(newDocument());
   });
 
-  it("converges over random schedules with dropped connections", () => {
-    for (let seed = 0; seed < 60; seed++) {
-      const r = new fuzz.Rng(seed);
-      const n = 2 + r.below(3);
-      const { net, clock, clients } = setup(n, fuzz.doc(r));
-      for (let k = 0; k < 150; k++) {
-        const x = r.below(20);
-        const c = clients[r.below(n)]!;
-        if (x < 7) {
-          if (c.doc !== null) c.submit(fuzz.op(r, c.doc));
-        } else if (x < 17) {
-          net.step((m) => r.below(m));
-        } else if (x < 18) {
-          const conn = net.conns[r.below(Math.max(net.conns.length, 1))];
-          if (conn) net.drop(conn);
-        } else if (x < 19) {
-          clock.runNext();
-        } else if (r.chance(0.3)) {
-          c.undo();
+  for (const ranges of [false, true]) {
+    const what = ranges ? ", edits queued for a client merging into ranges" : "";
+    it(`converges over random schedules with dropped connections${what}`, () => {
+      let merged = 0;
+      for (let seed = ranges ? 1000 : 0; seed < (ranges ? 1060 : 60); seed++) {
+        const r = new fuzz.Rng(seed);
+        const n = 2 + r.below(3);
+        const { net, clock, clients } = setup(n, fuzz.doc(r));
+        net.mergeRanges = ranges;
+        for (let k = 0; k < 150; k++) {
+          const x = r.below(20);
+          const c = clients[r.below(n)]!;
+          if (x < 7) {
+            if (c.doc !== null) c.submit(fuzz.op(r, c.doc));
+          } else if (x < 17) {
+            net.step((m) => r.below(m));
+          } else if (x < 18) {
+            const conn = net.conns[r.below(Math.max(net.conns.length, 1))];
+            if (conn) net.drop(conn);
+          } else if (x < 19) {
+            clock.runNext();
+          } else if (r.chance(0.3)) {
+            c.undo();
+          }
         }
+        settle(net, clock);
+        expectConverged(net, clients);
+        merged += net.merged;
       }
-      settle(net, clock);
-      expectConverged(net, clients);
-    }
-  });
+      // The clients asked for ranges; what queued up for them reached them as ranges.
+      if (ranges) expect(merged).toBeGreaterThan(50);
+    });
+  }
 });
 
 describe("MontageClient with storage (offline across a page reload)", () => {

@@ -84,6 +84,9 @@ class Conn {
   url = "";
   /** Close code the server closed with, when it did. */
   closedWith: number | undefined;
+  /** Sessions joined with `ranges`, and the `op` frame last queued (to merge the next into). */
+  ranges = new Set<string>();
+  tailOp: { msg: Record<string, unknown>; frame: Frame } | undefined;
   /** For a real socket (the `ws` test): where server messages go instead of `s2c`. */
   sink: ((data: string) => void) | undefined;
   constructor(
@@ -150,6 +153,10 @@ export class FakeNet {
   /** Reject edits that touch this path's first key (to test refusals). */
   refuseKey: string | undefined;
   log: Record<string, unknown>[] = [];
+  /** Merge the next version into an `op` still queued for a connection that joined with
+   * `ranges`, as the server does for a backlogged reader; and how many were. */
+  mergeRanges = false;
+  merged = 0;
   /** Answer the next edits with `rate_limited` (retry_after_ms 100). */
   rateLimit = 0;
   /** Component pairs an edit's rebase may compare (its components × those of the versions it
@@ -319,8 +326,41 @@ export class FakeNet {
 
   private sendTo(c: Conn, msg: Record<string, unknown>): void {
     if (c.dead) return;
-    if (c.sink) c.sink(JSON.stringify(msg));
-    else c.s2c.push(c.binary ? encodeServerFrame(msg) : JSON.stringify(msg));
+    if (c.sink) return c.sink(JSON.stringify(msg));
+    const frame = (m: Record<string, unknown>) => (c.binary ? encodeServerFrame(m) : JSON.stringify(m));
+    // Like the server for a backlogged reader that asked for ranges (docs/PROTOCOL.md "Ranges"):
+    // the next version of a session merges into its `op` still queued at the tail. Composed side
+    // by side, which is exact for transforms.
+    const tail = c.tailOp;
+    c.tailOp = undefined;
+    const session = String(msg["session"]);
+    if (
+      this.mergeRanges &&
+      msg["type"] === "op" &&
+      msg["data"] === undefined &&
+      c.ranges.has(session) &&
+      tail !== undefined &&
+      c.s2c.length > 0 &&
+      c.s2c[c.s2c.length - 1] === tail.frame &&
+      tail.msg["session"] === session &&
+      Number(tail.msg["version"]) + 1 === Number(msg["version"])
+    ) {
+      const merged: Record<string, unknown> = {
+        ...tail.msg,
+        from: tail.msg["from"] ?? tail.msg["version"],
+        version: msg["version"],
+        user: tail.msg["user"] === msg["user"] ? msg["user"] : "",
+        ops: [...(tail.msg["ops"] as unknown[]), ...(msg["ops"] as unknown[])],
+      };
+      const f = frame(merged);
+      c.s2c[c.s2c.length - 1] = f;
+      c.tailOp = { msg: merged, frame: f };
+      this.merged++;
+      return;
+    }
+    const f = frame(msg);
+    c.s2c.push(f);
+    if (msg["type"] === "op") c.tailOp = { msg, frame: f };
   }
   private broadcast(session: string, except: Conn | null, msg: Record<string, unknown>): void {
     for (const c of this.conns) if (c !== except && c.sessions.has(session)) this.sendTo(c, msg);
@@ -371,6 +411,8 @@ export class FakeNet {
         const repeat = c.sessions.has(session) && typeof m["since"] !== "number";
         c.sessions.add(session);
         c.client = String(m["client"]);
+        if (m["ranges"] === true) c.ranges.add(session);
+        else c.ranges.delete(session);
         const since = repeat ? room.history.length : m["since"];
         const participants = [...new Set(this.conns.filter((x) => x.sessions.has(session)).map((x) => x.user))].map(
           (user) => ({ user, role: this.roleOf(user), online: true }),

@@ -30,7 +30,9 @@ function flush(s: Site) {
   if (out) s.outbox.push(out);
 }
 
-function run(seed: number, steps: number) {
+let rangesDelivered = 0;
+
+function run(seed: number, steps: number, ranges = false) {
   const r = new fuzz.Rng(seed);
   const n = 3 + r.below(3);
   const d0 = fuzz.doc(r);
@@ -49,7 +51,23 @@ function run(seed: number, steps: number) {
     const m = s.inbox.shift();
     if (!m) return false;
     if (m.ack) s.sync.ack(m.seq, m.version);
-    else s.sync.remote(m.version, m.op);
+    else if (ranges && r.below(2) === 0) {
+      // A range (docs/PROTOCOL.md "Ranges"): the consecutive server edits queued next, as one
+      // edit standing on the version before the first. Composed side by side (no merging), which
+      // is what the server's compose_range does where merging would not be exact.
+      const from = m.version;
+      let op: Op = [...m.op];
+      let version = m.version;
+      for (let more = r.below(4); more > 0; more--) {
+        const next = s.inbox[0];
+        if (next === undefined || next.ack) break;
+        s.inbox.shift();
+        op = [...op, ...next.op];
+        version = next.version;
+      }
+      s.sync.remote(version, op, from - 1);
+      if (version > from) rangesDelivered++;
+    } else s.sync.remote(m.version, m.op);
     flush(s);
     return true;
   };
@@ -88,5 +106,10 @@ describe("multi-site simulator over the TypeScript OT", () => {
   });
   it("converges over long schedules", () => {
     for (let seed = 10_000; seed < 10_010; seed++) run(seed, 1500);
+  });
+  it("converges when server edits arrive as ranges over in-flight and pending edits", () => {
+    rangesDelivered = 0;
+    for (let seed = 20_000; seed < 21_000; seed++) run(seed, 60, true);
+    expect(rangesDelivered).toBeGreaterThan(1000);
   });
 });

@@ -155,8 +155,9 @@ fn random_edit(d: &Value, rng: &mut Rng, who: usize, n: u64) -> Op {
     Op::new(comps)
 }
 
-/// Five SDK clients (two speaking `montage.v1.proto`, three JSON) edit one session at random
-/// through a proxy that cuts, delays and duplicates; every replica ends equal to the server's.
+/// Five SDK clients (two speaking `montage.v1.proto`, three JSON; one `poor`, one `fair`, so
+/// they take ranges) edit one session at random through a proxy that cuts, delays and
+/// duplicates; every replica ends equal to the server's.
 async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backend) -> Result<()> {
     const CLIENTS: usize = 5;
     const EDITS: u64 = 800;
@@ -181,6 +182,14 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backen
         // Every other client speaks `montage.v1.proto`: both forms share the session.
         let opts = sdk_options(&proxy.ws_url(), u).binary(i % 2 == 1);
         let c = Client::start(opts)?;
+        // Two read slowly (`poor`, `fair`: as if their pictures came at 1 and 7 Mbit/s, hinted
+        // on every socket), so they get other clients' edits composed into ranges while their
+        // own are in flight (docs/PROTOCOL.md "Ranges").
+        match i {
+            2 => c.report_download(125_000, Duration::from_secs(1)),
+            3 => c.report_download(875_000, Duration::from_secs(1)),
+            _ => None,
+        };
         c.connected(SDK_SYNC).await?;
         let h = c.join("faults").await?;
         clients.push(c);
@@ -263,8 +272,10 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backen
         server_errors.load(Ordering::Relaxed) == 0,
         "the server refused edits"
     );
+    let merged = metric(&server, "montage_range_merged_total").await?;
+    ensure!(merged > 0, "no edit reached a slow client inside a range");
     eprintln!(
-        "fault run: {:?}, {} edits, {} versions, {} cuts, {} duplicated frames, {} connections",
+        "fault run: {:?}, {} edits, {} versions, {} cuts, {} duplicated frames, {} connections, {merged} edits merged into ranges",
         started.elapsed(),
         CLIENTS as u64 * EDITS,
         handles[0].version(),
@@ -277,6 +288,14 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backen
     }
     proxy.stop();
     Ok(())
+}
+
+async fn metric(server: &Server, name: &str) -> Result<u64> {
+    let (_, body) = http_get(&server.addr, "/metrics", None).await?;
+    Ok(body
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0))
 }
 
 fn set(p: montage_client::Path, v: impl Into<Value>) -> Component {

@@ -7,6 +7,7 @@ mod diff;
 mod fuzz;
 mod laws;
 mod media_table;
+mod ranges;
 mod robust;
 mod rules;
 mod sim;

@@ -77,6 +77,7 @@ fn client_messages() -> Vec<ClientMessage> {
             client: "c1".into(),
             since: Some(7),
             compact: true,
+            ranges: true,
             create: Some(CreateOptions { encrypted: true }),
         },
         ClientMessage::Join {
@@ -84,6 +85,7 @@ fn client_messages() -> Vec<ClientMessage> {
             client: "c1".into(),
             since: None,
             compact: false,
+            ranges: false,
             create: None,
         },
         ClientMessage::Op {
@@ -374,6 +376,7 @@ fn server_messages() -> Vec<ServerMessage> {
         },
         ServerMessage::Op {
             session: s(),
+            from: Some(2),
             version: 5,
             user: "alice".into(),
             ops: every_component(),

@@ -435,7 +435,8 @@ impl Reader {
                         return self.close(CLOSE_UNAUTHORIZED, "token expired");
                     }
                     warned = true;
-                    self.handle.send(encode(&ServerMessage::TokenExpiring { exp: self.exp }));
+                    self.handle
+                        .send_unordered(encode(&ServerMessage::TokenExpiring { exp: self.exp }));
                     expiring.as_mut().reset(expire_at(self.exp));
                     continue;
                 }
@@ -479,8 +480,8 @@ impl Reader {
 
     fn flush_presence(&self) {
         let frames = self.link.outbox().flush(self.link.tier(), Instant::now());
-        for f in frames {
-            if !self.handle.send(f) {
+        for (key, f) in frames {
+            if !self.handle.send_held_presence(key, f) {
                 break;
             }
         }
@@ -513,7 +514,7 @@ impl Reader {
             m.tier_up_total.inc();
         }
         let msg = crate::gateway::quality::tier_message(t);
-        self.handle.send(encode_with_rid(&msg, rid));
+        self.handle.send_unordered(encode_with_rid(&msg, rid));
     }
 
     /// Queues a close frame behind whatever is already queued.
@@ -803,6 +804,7 @@ impl Reader {
                 client,
                 since,
                 compact,
+                ranges,
                 create,
             } => {
                 let max = self.app.config.limits.sessions_per_connection;
@@ -822,6 +824,7 @@ impl Reader {
                             client,
                             since,
                             compact,
+                            ranges,
                             encrypted: create.is_some_and(|c| c.encrypted),
                             rid: rid.clone(),
                         },

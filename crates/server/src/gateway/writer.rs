@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
@@ -14,6 +14,7 @@ use montage_protocol::close::{GOING_AWAY as CLOSE_GOING_AWAY, POLICY as CLOSE_PO
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::sync::conn::range_interval;
 use crate::sync::{ConnLink, Frame, Outbound};
 
 /// Most queued frames written before one flush.
@@ -47,6 +48,8 @@ pub(super) async fn write_loop(
     let shut = shutdown.cancelled();
     let read_end = reader_done.cancelled();
     tokio::pin!(killed, shut, read_end);
+    // When the last edit (a range or a single `op`) went out: ranges are paced by the tier.
+    let mut last_edit = Instant::now() - Duration::from_secs(60);
     loop {
         let next = tokio::select! {
             biased;
@@ -61,6 +64,37 @@ pub(super) async fn write_loop(
             }
             _ = &mut read_end => break,
             m = rx.recv() => m,
+            () = held_due(&link, last_edit) => {
+                // Edits held as ranges, now due: everything queued before them has gone.
+                let mut frames = Vec::new();
+                for h in link.take_held() {
+                    link.release_queue_bytes(h.counted());
+                    frames.extend(h.into_frames());
+                }
+                if frames.is_empty() {
+                    continue; // a sender's frame took them out first
+                }
+                last_edit = Instant::now();
+                if link.quiet.swap(false, Relaxed) {
+                    link.wake.notify_one();
+                }
+                let mut bytes = 0;
+                let batch = async {
+                    for f in frames {
+                        let m = message(f);
+                        bytes += message_len(&m);
+                        sink.feed(m).await?;
+                    }
+                    sink.flush().await
+                };
+                tokio::select! {
+                    r = batch => if r.is_err() { break },
+                    _ = &mut killed => break,
+                    _ = &mut read_end => break,
+                }
+                link.drained.fetch_add(bytes as u64, Relaxed);
+                continue;
+            }
         };
         // A frame for a quiet connection: its reader measures again.
         if link.quiet.swap(false, Relaxed) {
@@ -121,6 +155,23 @@ pub(super) async fn write_loop(
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+}
+
+/// Resolves when ranges are held and their time has come: at once at the `excellent` and `good`
+/// tiers (they were held only while other frames waited), one tier interval after the last
+/// edit sent otherwise.
+async fn held_due(link: &ConnLink, last_edit: Instant) {
+    loop {
+        if link.has_held() {
+            let at = last_edit + range_interval(link.tier());
+            if Instant::now() >= at {
+                return;
+            }
+            tokio::time::sleep_until(at.into()).await;
+            return;
+        }
+        link.held_ready.notified().await;
+    }
 }
 
 fn message_len(m: &Message) -> usize {

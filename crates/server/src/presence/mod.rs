@@ -467,12 +467,12 @@ impl Outbox {
         )
     }
 
-    /// Takes everything held if its time has come.
-    pub fn flush(&mut self, tier: Tier, now: Instant) -> Vec<Frame> {
+    /// Takes everything held if its time has come, with whose presence in which session.
+    pub fn flush(&mut self, tier: Tier, now: Instant) -> Vec<(PresenceKey, Frame)> {
         match self.due(tier) {
             Some(at) if now >= at => {
                 self.last_flush = Some(now);
-                self.pending.drain(..).map(|(_, f)| f).collect()
+                std::mem::take(&mut self.pending)
             }
             _ => Vec::new(),
         }
@@ -732,7 +732,7 @@ mod tests {
                 .is_empty()
         );
         let out = o.flush(Tier::Poor, t0 + Duration::from_millis(200));
-        assert_eq!(out, vec![f("3"), f("b1")]);
+        assert_eq!(out, vec![(key("a"), f("3")), (key("b"), f("b1"))]);
         assert_eq!(o.held(), 0);
         // A faster tier shortens the wait.
         let t1 = t0 + Duration::from_millis(200);

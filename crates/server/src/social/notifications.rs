@@ -110,7 +110,7 @@ impl Notifier {
         for c in conns.get(user).into_iter().flatten() {
             let scope = c.link().scope();
             if scope.is_none_or(|s| s.role_in(session).is_some_and(|r| r >= Role::Viewer)) {
-                c.send(frame.clone());
+                c.send_unordered(frame.clone());
             }
         }
     }

@@ -28,6 +28,8 @@ pub(super) struct Participant {
     pub(super) from_version: u64,
     /// Its `joined` went out; until then it gets no presence.
     pub(super) ready: bool,
+    /// It takes `op` frames of composed ranges (a plain session, `join.ranges`).
+    pub(super) ranges: bool,
 }
 
 /// An edit as its sender asked for it: a client, an accepted suggestion, a restore, or another
@@ -305,11 +307,17 @@ impl Actor {
                 client,
                 since,
                 compact,
+                ranges,
                 encrypted,
                 rid,
             } => {
-                self.join(conn, client, since, compact, encrypted, rid)
-                    .await
+                let how = super::membership::JoinAs {
+                    since,
+                    compact,
+                    ranges,
+                    encrypted,
+                };
+                self.join(conn, client, how, rid).await
             }
             SessionMsg::Op {
                 conn,
@@ -733,11 +741,7 @@ impl Actor {
                 }
                 self.metrics.edits_total.inc();
                 self.metrics.observe_ack(received.elapsed());
-                for (id, p) in &self.participants {
-                    if *id != conn && p.from_version < version {
-                        p.conn.send(broadcast.clone());
-                    }
-                }
+                self.broadcast_op(version, &user, &broadcast, Some(conn));
                 self.after_commit(version, &user, moved);
             }
             Action::Reply { conn, frame } => {
@@ -768,6 +772,24 @@ impl Actor {
                     });
                 }
                 self.cluster_social(&to_all);
+            }
+        }
+    }
+
+    /// The `op` frame of `version` to every participant but `except` (its author, acked
+    /// instead) whose state lacks it; those that take ranges may get it composed with the next.
+    pub(super) fn broadcast_op(
+        &self,
+        version: u64,
+        user: &Arc<str>,
+        frame: &Frame,
+        except: Option<u64>,
+    ) {
+        let op = self.state.as_ref().and_then(|c| c.op_at(version));
+        for (id, p) in &self.participants {
+            if Some(*id) != except && p.from_version < version {
+                let op = if p.ranges { op } else { None };
+                p.conn.send_op(&self.id, version, user, op, frame);
             }
         }
     }

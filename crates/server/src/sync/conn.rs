@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
+use montage_ot::Op;
 use montage_protocol::{
-    ErrorCode, Role, ServerMessage, Tier, encode_server_binary, encode_with_rid,
+    ErrorCode, Role, ServerMessage, Tier, encode_op_range, encode_server_binary, encode_with_rid,
     server_json_to_binary,
 };
 use serde_json::Value as Json;
@@ -20,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Principal, Scope};
 use crate::metrics::Metrics;
-use crate::presence::{Offer, Outbox};
+use crate::presence::{Offer, Outbox, PresenceKey};
+use crate::sync::core::json_len;
 
 /// A server frame, made once for every connection it goes to: its JSON text, and its binary
 /// form (`montage.v1.proto`), translated from the text when the first binary connection writes
@@ -174,6 +176,9 @@ impl ConnHandle {
     /// Queues presence at this connection's tier rate: now if its interval has passed, else
     /// held (the newest per session and user) until the reader's flush.
     pub fn send_presence(&self, session: &Arc<str>, user: &Arc<str>, frame: Frame) {
+        let Some(frame) = self.presence_behind_range(session, user, frame) else {
+            return;
+        };
         let tier = self.link.tier();
         let offer =
             self.link
@@ -193,10 +198,140 @@ impl ConnHandle {
         self.link.outbox().forget(session, user);
     }
 
+    /// Sends presence the reader's pacing held, behind a held range of its session if there is
+    /// one (see [`send_presence`](Self::send_presence)).
+    pub fn send_held_presence(&self, (session, user): PresenceKey, frame: Frame) -> bool {
+        match self.presence_behind_range(&session, &user, frame) {
+            Some(frame) => self.send(frame),
+            None => true,
+        }
+    }
+
+    /// Presence of a session whose edits are held in a range goes out right after the range, as
+    /// the newest per user: it was made on the range's last version, and a later edit that
+    /// moves it sends it again. `Some`: no range is held; send it as usual.
+    fn presence_behind_range(
+        &self,
+        session: &Arc<str>,
+        user: &Arc<str>,
+        frame: Frame,
+    ) -> Option<Frame> {
+        if !self.link.has_held.load(Relaxed) {
+            return Some(frame);
+        }
+        let mut held = self.link.held();
+        let Some(h) = held.iter_mut().find(|h| h.session == *session) else {
+            return Some(frame);
+        };
+        let len = frame.len();
+        let old = match h.after.iter_mut().find(|(u, _)| u == user) {
+            Some(slot) => std::mem::replace(&mut slot.1, frame).len(),
+            None => {
+                h.after.push((user.clone(), frame));
+                0
+            }
+        };
+        self.link.release_queue_bytes(old);
+        self.link.force_queue_bytes(len);
+        None
+    }
+
+    /// Queues `version` of `session` (`op` as applied, its `op` frame made once for everyone).
+    /// A connection whose client takes ranges (`ranges`) and that can't take edits one by one —
+    /// at the `fair` or `poor` tier, or with frames still waiting for its writer — gets
+    /// consecutive versions composed into one frame (docs/PROTOCOL.md "Ranges"), so a slow
+    /// reader keeps up with a slider drag instead of being dropped. The composition is exact for
+    /// transforms (`Op::compose_range`), so the client rebases its own edits past the range
+    /// exactly as the server rebases them past the versions one by one.
+    pub fn send_op(
+        &self,
+        session: &Arc<str>,
+        version: u64,
+        user: &Arc<str>,
+        op: Option<&Op>,
+        frame: &Frame,
+    ) -> bool {
+        let Some(op) = op else {
+            return self.send(frame.clone());
+        };
+        let mut held = self.link.held();
+        if let Some(i) = held.iter().position(|h| h.session == *session) {
+            let h = &mut held[i];
+            if h.to + 1 == version && !h.full {
+                h.op.append_range(op);
+                h.to = version;
+                if h.user.as_ref().is_some_and(|u| u != user) {
+                    h.user = None;
+                }
+                h.single = None;
+                let bytes = range_bytes(session, &h.op);
+                let before = std::mem::replace(&mut h.bytes, bytes);
+                // Past the cap a range takes no more once it grows (a large value written
+                // again and again does not grow it).
+                h.full = bytes > MAX_RANGE_BYTES && bytes > before;
+                self.link.release_queue_bytes(before);
+                if !self.link.take_queue_bytes(bytes) {
+                    drop(held);
+                    self.drop_slow();
+                    return false;
+                }
+                self.metrics.range_merged_total.inc();
+                return true;
+            }
+            // Not the next version (or big enough): what is held goes first.
+            let h = held.remove(i);
+            self.link.has_held.store(!held.is_empty(), Relaxed);
+            if !self.push_held(h) {
+                return false;
+            }
+        }
+        let tier = self.link.tier();
+        let backlog = self.link.queued_bytes() > 0;
+        if !backlog && range_interval(tier).is_zero() {
+            drop(held);
+            return self.send(frame.clone());
+        }
+        let bytes = range_bytes(session, op);
+        if !self.link.take_queue_bytes(bytes) {
+            drop(held);
+            self.drop_slow();
+            return false;
+        }
+        held.push(Held {
+            session: session.clone(),
+            from: version,
+            to: version,
+            user: Some(user.clone()),
+            op: op.clone(),
+            single: Some(frame.clone()),
+            bytes,
+            full: false,
+            after: Vec::new(),
+        });
+        self.link.has_held.store(true, Relaxed);
+        drop(held);
+        self.link.held_ready.notify_one();
+        true
+    }
+
     /// Queues a frame without waiting: a full queue (in frames or in bytes) means the reader
     /// is too slow, and it is dropped rather than allowed to hold up everyone else in the
-    /// session or to hold the server's memory.
+    /// session or to hold the server's memory. Held ranges go first (they are older).
     pub fn send(&self, frame: impl Into<Frame>) -> bool {
+        if self.link.has_held.load(Relaxed) {
+            let held = self.link.take_held();
+            for h in held {
+                if !self.push_held(h) {
+                    return false;
+                }
+            }
+        }
+        self.send_unordered(frame)
+    }
+
+    /// [`send`](Self::send) for a frame of no session (`tier`, `token_expiring`, a
+    /// notification): it need not follow the edits held in ranges, so it leaves them held.
+    pub fn send_unordered(&self, frame: impl Into<Frame>) -> bool {
         let frame = frame.into();
         let len = frame.len();
         if !self.link.take_queue_bytes(len) {
@@ -217,6 +352,27 @@ impl ConnHandle {
         }
     }
 
+    /// Queues a held range's frames for the writer (their bytes were counted when held).
+    fn push_held(&self, h: Held) -> bool {
+        let counted = h.counted();
+        let frames = h.into_frames();
+        self.link.release_queue_bytes(counted);
+        self.link
+            .force_queue_bytes(frames.iter().map(Frame::len).sum::<usize>());
+        for f in frames {
+            match self.tx.try_send(Outbound::Frame(f)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(Outbound::Frame(f))) => {
+                    self.link.release_queue_bytes(f.len());
+                    self.drop_slow();
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
     fn drop_slow(&self) {
         if !self.kill.is_cancelled() {
             self.metrics.dropped_slow_total.inc();
@@ -227,6 +383,69 @@ impl ConnHandle {
 
     pub fn error(&self, code: ErrorCode, message: impl Into<String>, rid: Option<&Json>) {
         self.send(encode_with_rid(&ServerMessage::error(code, message), rid));
+    }
+}
+
+/// A composed range that grows past this many bytes of JSON takes no more versions.
+const MAX_RANGE_BYTES: usize = 64 * 1024;
+
+/// About the bytes of a range's `op` frame: its edit's JSON and the envelope.
+fn range_bytes(session: &str, op: &Op) -> usize {
+    json_len(op) + session.len() + 96
+}
+
+/// How long edits for a connection at `tier` are gathered into one range before its writer
+/// sends them (zero: only while frames wait for the writer). A slider dragged for ten seconds
+/// reaches a `poor` reader as about ten frames.
+pub fn range_interval(tier: Tier) -> Duration {
+    match tier {
+        Tier::Excellent | Tier::Good => Duration::ZERO,
+        Tier::Fair => Duration::from_millis(250),
+        Tier::Poor => Duration::from_secs(1),
+    }
+}
+
+/// Consecutive versions of one session held for a connection, composed into one edit, and the
+/// presence of that session that must follow them.
+#[derive(Debug)]
+pub struct Held {
+    session: Arc<str>,
+    from: u64,
+    to: u64,
+    /// Their author; `None` when they have several.
+    user: Option<Arc<str>>,
+    op: Op,
+    /// The shared `op` frame while the range holds one version (sent as it is).
+    single: Option<Frame>,
+    /// Bytes counted against the connection's queue budget for the range.
+    bytes: usize,
+    /// It grew past [`MAX_RANGE_BYTES`]: the next version starts a new range.
+    full: bool,
+    after: Vec<(Arc<str>, Frame)>,
+}
+
+impl Held {
+    /// The range's `op` frame, then the presence behind it.
+    pub fn into_frames(self) -> Vec<Frame> {
+        let op = self.single.unwrap_or_else(|| {
+            let ops = serde_json::to_string(&self.op).unwrap_or_else(|_| "[]".to_owned());
+            let user = self.user.as_deref().unwrap_or("");
+            Frame::from(encode_op_range(
+                &self.session,
+                self.from,
+                self.to,
+                user,
+                &ops,
+            ))
+        });
+        let mut frames = Vec::with_capacity(1 + self.after.len());
+        frames.push(op);
+        frames.extend(self.after.into_iter().map(|(_, f)| f));
+        frames
+    }
+    /// Bytes counted for it: the range's estimate and the presence behind it.
+    pub fn counted(&self) -> usize {
+        self.bytes + self.after.iter().map(|(_, f)| f.len()).sum::<usize>()
     }
 }
 
@@ -251,6 +470,11 @@ pub struct ConnLink {
     /// Live preview subscriptions: session → what stops its pacing task. Shared so a session
     /// that takes the connection out (lost access) stops its previews too.
     previews: Mutex<HashMap<String, CancellationToken>>,
+    /// Edits held for this connection as ranges (usually none), and whether any are.
+    held: Mutex<Vec<Held>>,
+    has_held: AtomicBool,
+    /// Woken when a range is first held, so the writer schedules it.
+    pub held_ready: Notify,
 }
 
 impl Default for ConnLink {
@@ -265,6 +489,9 @@ impl Default for ConnLink {
             quiet: AtomicBool::new(false),
             scope: Mutex::new(None),
             previews: Mutex::new(HashMap::new()),
+            held: Mutex::new(Vec::new()),
+            has_held: AtomicBool::new(false),
+            held_ready: Notify::new(),
         }
     }
 }
@@ -287,6 +514,23 @@ impl ConnLink {
                 (q == 0 || q.saturating_add(len) <= budget).then(|| q.saturating_add(len))
             })
             .is_ok()
+    }
+    /// Counts `len` more bytes queued whatever the budget (presence replacing older presence).
+    fn force_queue_bytes(&self, len: usize) {
+        self.queued_bytes.fetch_add(len, Relaxed);
+    }
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Whether ranges are held for the writer.
+    pub fn has_held(&self) -> bool {
+        self.has_held.load(Relaxed)
+    }
+    /// Takes every held range (their bytes stay counted until the writer releases them).
+    pub fn take_held(&self) -> Vec<Held> {
+        let mut held = self.held();
+        self.has_held.store(false, Relaxed);
+        std::mem::take(&mut *held)
     }
     /// The writer took a frame of `len` bytes off the queue.
     pub fn release_queue_bytes(&self, len: usize) {

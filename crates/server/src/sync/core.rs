@@ -277,6 +277,13 @@ impl<A> SessionCore<A> {
         (after + 1 < self.hist_start).then(|| (after, self.hist_start - after - 1))
     }
 
+    /// The edit applied as `version`, if it is in memory and readable (not sealed).
+    pub fn op_at(&self, version: u64) -> Option<&Op> {
+        let i = version.checked_sub(self.hist_start)?;
+        let h = self.history.get(usize::try_from(i).ok()?)?;
+        h.sealed.is_none().then_some(&h.op)
+    }
+
     /// The entries after `after` that are in memory.
     pub fn entries_in_memory(&self, after: u64) -> Vec<OpEntry> {
         let skip = (after + 1).saturating_sub(self.hist_start) as usize;

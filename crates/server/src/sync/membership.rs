@@ -17,6 +17,18 @@ use tokio::sync::oneshot;
 
 use super::{ConnHandle, SessionMsg};
 use crate::access::check_permission;
+
+/// How a connection asked to join (`join`'s options).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct JoinAs {
+    pub(super) since: Option<u64>,
+    /// It may take the missed edits composed (`joined.delta`).
+    pub(super) compact: bool,
+    /// It takes `op` frames of composed ranges.
+    pub(super) ranges: bool,
+    /// Create the session end-to-end encrypted if it is missing.
+    pub(super) encrypted: bool,
+}
 use crate::store::NewSession;
 
 use super::actor::{Action, Actor, Participant, parse_entry};
@@ -56,17 +68,22 @@ impl Actor {
         &mut self,
         conn: ConnHandle,
         client: String,
-        since: Option<u64>,
-        compact: bool,
-        encrypted: bool,
+        how: JoinAs,
         rid: Option<Json>,
     ) {
+        let JoinAs {
+            since,
+            compact,
+            ranges,
+            encrypted,
+        } = how;
         if self.reload && !self.shutting_down {
             self.deferred.push(SessionMsg::Join {
                 conn,
                 client,
                 since,
                 compact,
+                ranges,
                 encrypted,
                 rid,
             });
@@ -272,6 +289,7 @@ impl Actor {
                 client: Arc::from(client),
                 from_version,
                 ready,
+                ranges: ranges && !sealed,
             },
         );
         let mut roster: Vec<WireParticipant> = Vec::new();

@@ -57,6 +57,8 @@ pub enum SessionMsg {
         since: Option<u64>,
         /// The client may take the missed edits composed (`joined.delta`).
         compact: bool,
+        /// The client takes `op` frames that stand for a range of versions.
+        ranges: bool,
         /// Create it end-to-end encrypted if it is missing (`join.create`).
         encrypted: bool,
         rid: Option<Json>,

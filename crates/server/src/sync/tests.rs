@@ -73,6 +73,7 @@ impl Peer {
             client: format!("c{}", self.conn.id),
             since: None,
             compact: false,
+            ranges: false,
             rid: None,
             encrypted: false,
         };
@@ -252,6 +253,7 @@ async fn client_ids_are_scoped_per_user() {
         client: "c1".into(),
         since: None,
         compact: false,
+        ranges: false,
         rid: None,
         encrypted: false,
     };

@@ -14,6 +14,7 @@ mod notifications;
 mod operator;
 mod presence;
 mod protocol;
+mod ranges;
 mod rate;
 mod sharing;
 mod sync_limits;

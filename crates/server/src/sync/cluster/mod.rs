@@ -625,11 +625,7 @@ impl Actor {
         // An edit forwarded from here gets its ack instead of the `op`.
         let author = self.ack_forwarded(&o);
         let frame = Frame::from(encode_stored_op(&self.id, version, &o.user, &o.ops));
-        for (id, p) in &self.participants {
-            if p.from_version < version && Some(*id) != author {
-                p.conn.send(frame.clone());
-            }
-        }
+        self.broadcast_op(version, &user, &frame, author);
         for (v, action) in ready {
             self.run_action(v, action);
         }

@@ -90,6 +90,7 @@ impl Peer {
             client: format!("c{}", self.conn.id),
             since: None,
             compact: false,
+            ranges: false,
             rid: None,
             encrypted: false,
         };
@@ -177,6 +178,7 @@ async fn a_version_taken_by_another_node_is_caught_up_and_retried() {
         client: "c2".into(),
         since: None,
         compact: false,
+        ranges: false,
         rid: None,
         encrypted: false,
     };
