@@ -678,18 +678,21 @@ impl SessionCore {
                 ops,
                 ..
             } => {
-                if let Some(from) = from.filter(|f| *f != version)
-                    && (from > version || from != self.version + 1 || self.catchup.is_some())
-                    && version > self.version
-                {
-                    // A range that does not start right after this replica's version (or one
-                    // while a resend is unconfirmed, which never asked for ranges).
+                let first = from.unwrap_or(version);
+                let gap = match &self.catchup {
+                    // Held until the resend's ack (which never asked for ranges).
+                    Some(_) => first != version,
+                    None => first > version || first != self.version + 1,
+                };
+                if gap && version > self.version {
+                    // Versions that do not start right after this replica's (a range, or one
+                    // `op` after a missed one): something was lost on the way.
                     self.needs_reset = true;
                     self.link = Link::Offline;
                     ev.push(Event::Error {
                         code: ErrorCode::Internal,
                         message: format!(
-                            "versions {from}..={version} do not follow version {}; resyncing",
+                            "versions {first}..={version} do not follow version {}; resyncing",
                             self.version
                         ),
                     });

@@ -31,8 +31,9 @@ pub enum Event {
         role: Role,
     },
     /// Someone else's edit, as applied to the local replica (already transformed past the
-    /// local edits not yet acknowledged). `user` is empty for a compact catch-up: the edits
-    /// missed while away, of one or more users, composed into one.
+    /// local edits not yet acknowledged). `version` is the newest it brings: a range on a slow
+    /// link (docs/PROTOCOL.md "Ranges") or a compact catch-up stands for several versions, and
+    /// `user` is empty when they have more than one author.
     Edit {
         version: u64,
         user: String,

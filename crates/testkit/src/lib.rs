@@ -333,6 +333,15 @@ pub trait Served {
         http_get(self.addr(), path, user.map(token).as_deref()).await
     }
 
+    /// The value of an unlabelled metric in `GET /metrics`.
+    async fn metric(&self, name: &str) -> Result<i64> {
+        let (status, text) = self.get("/metrics", None).await?;
+        anyhow::ensure!(status == 200, "GET /metrics: {status}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .with_context(|| format!("no {name} in {text}"))
+    }
+
     /// GET as `user`, answered 200 with JSON.
     async fn get_json(&self, path: &str, user: &str) -> Result<Json> {
         let (status, body) = self.get(path, Some(user)).await?;

@@ -272,7 +272,7 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backen
         server_errors.load(Ordering::Relaxed) == 0,
         "the server refused edits"
     );
-    let merged = metric(&server, "montage_range_merged_total").await?;
+    let merged = server.metric("montage_range_merged_total").await?;
     ensure!(merged > 0, "no edit reached a slow client inside a range");
     eprintln!(
         "fault run: {:?}, {} edits, {} versions, {} cuts, {} duplicated frames, {} connections, {merged} edits merged into ranges",
@@ -288,14 +288,6 @@ async fn random_edits_under_faults_converge_without_loss_or_duplicates(b: Backen
     }
     proxy.stop();
     Ok(())
-}
-
-async fn metric(server: &Server, name: &str) -> Result<u64> {
-    let (_, body) = http_get(&server.addr, "/metrics", None).await?;
-    Ok(body
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0))
 }
 
 fn set(p: montage_client::Path, v: impl Into<Value>) -> Component {

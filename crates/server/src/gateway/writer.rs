@@ -48,8 +48,8 @@ pub(super) async fn write_loop(
     let shut = shutdown.cancelled();
     let read_end = reader_done.cancelled();
     tokio::pin!(killed, shut, read_end);
-    // When the last edit (a range or a single `op`) went out: ranges are paced by the tier.
-    let mut last_edit = Instant::now() - Duration::from_secs(60);
+    // When the last range went out: ranges are paced by the tier.
+    let mut last_edit: Option<Instant> = None;
     loop {
         let next = tokio::select! {
             biased;
@@ -67,14 +67,14 @@ pub(super) async fn write_loop(
             () = held_due(&link, last_edit) => {
                 // Edits held as ranges, now due: everything queued before them has gone.
                 let mut frames = Vec::new();
-                for h in link.take_held() {
+                for h in link.take_held(|| !rx.is_empty()) {
                     link.release_queue_bytes(h.counted());
                     frames.extend(h.into_frames());
                 }
                 if frames.is_empty() {
-                    continue; // a sender's frame took them out first
+                    continue; // a sender took them, or queued frames go first
                 }
-                last_edit = Instant::now();
+                last_edit = Some(Instant::now());
                 if link.quiet.swap(false, Relaxed) {
                     link.wake.notify_one();
                 }
@@ -154,20 +154,24 @@ pub(super) async fn write_loop(
             break;
         }
     }
+    // Without its writer the connection can't work: the reader goes too (its `kill` arm), so the
+    // socket closes and the client reconnects rather than waiting on a half-open connection.
+    kill.cancel();
     let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
 }
 
 /// Resolves when ranges are held and their time has come: at once at the `excellent` and `good`
 /// tiers (they were held only while other frames waited), one tier interval after the last
 /// edit sent otherwise.
-async fn held_due(link: &ConnLink, last_edit: Instant) {
+async fn held_due(link: &ConnLink, last_edit: Option<Instant>) {
     loop {
         if link.has_held() {
-            let at = last_edit + range_interval(link.tier());
-            if Instant::now() >= at {
+            let Some(at) = last_edit.map(|l| l + range_interval(link.tier())) else {
                 return;
+            };
+            if Instant::now() < at {
+                tokio::time::sleep_until(at.into()).await;
             }
-            tokio::time::sleep_until(at.into()).await;
             return;
         }
         link.held_ready.notified().await;

@@ -223,6 +223,8 @@ impl ConnHandle {
         let Some(h) = held.iter_mut().find(|h| h.session == *session) else {
             return Some(frame);
         };
+        // Older presence of the user still paced in the outbox must not come after this.
+        self.link.outbox().forget(session, Some(user));
         let len = frame.len();
         let old = match h.after.iter_mut().find(|(u, _)| u == user) {
             Some(slot) => std::mem::replace(&mut slot.1, frame).len(),
@@ -319,12 +321,16 @@ impl ConnHandle {
     /// session or to hold the server's memory. Held ranges go first (they are older).
     pub fn send(&self, frame: impl Into<Frame>) -> bool {
         if self.link.has_held.load(Relaxed) {
-            let held = self.link.take_held();
-            for h in held {
+            // Under the lock until the frame is queued too: no range of a session may be held
+            // and written between the older range and this frame.
+            let mut held = self.link.held();
+            self.link.has_held.store(false, Relaxed);
+            for h in std::mem::take(&mut *held) {
                 if !self.push_held(h) {
                     return false;
                 }
             }
+            return self.send_unordered(frame);
         }
         self.send_unordered(frame)
     }
@@ -526,9 +532,13 @@ impl ConnLink {
     pub fn has_held(&self) -> bool {
         self.has_held.load(Relaxed)
     }
-    /// Takes every held range (their bytes stay counted until the writer releases them).
-    pub fn take_held(&self) -> Vec<Held> {
+    /// Takes every held range (their bytes stay counted until the writer releases them), unless
+    /// `queued_first` says frames wait in the queue: those are older and go first.
+    pub fn take_held(&self, queued_first: impl FnOnce() -> bool) -> Vec<Held> {
         let mut held = self.held();
+        if queued_first() {
+            return Vec::new();
+        }
         self.has_held.store(false, Relaxed);
         std::mem::take(&mut *held)
     }

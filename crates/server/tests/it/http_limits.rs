@@ -71,15 +71,6 @@ async fn read_until(tcp: &mut TcpStream, needle: &str) -> Result<String> {
     .with_context(|| format!("no {needle:?}"))?
 }
 
-/// The value of an unlabelled metric in `GET /metrics`.
-async fn metric(server: &Server, name: &str) -> Result<i64> {
-    let (status, text) = server.get("/metrics", None).await?;
-    assert_eq!(status, 200);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .with_context(|| format!("no {name} in {text}"))
-}
-
 async fn silent_and_slow_header_sockets_are_closed_after_the_header_timeout(
     b: Backend,
 ) -> Result<()> {
@@ -171,7 +162,7 @@ async fn a_request_burst_is_answered_429_with_retry_after(b: Backend) -> Result<
     // Requests without a token spend their address's budget.
     assert_eq!(get(&server, &missing, None).await?.status, 401);
     assert_eq!(get(&server, &missing, None).await?.status, 429);
-    assert!(metric(&server, "montage_http_rate_limited_total").await? >= 2);
+    assert!(server.metric("montage_http_rate_limited_total").await? >= 2);
     Ok(())
 }
 
@@ -288,13 +279,13 @@ async fn preview_subscriptions_register_nothing_that_outlives_them(b: Backend) -
         "forbidden",
     )
     .await?;
-    assert_eq!(metric(&server, "montage_preview_watches").await?, 0);
+    assert_eq!(server.metric("montage_preview_watches").await?, 0);
     // The owner's subscription is one entry, gone when it unsubscribes.
     owner
         .send(json!({"type":"preview_subscribe","session":"film"}))
         .await?;
     owner.recv_type("preview").await?;
-    assert_eq!(metric(&server, "montage_preview_watches").await?, 1);
+    assert_eq!(server.metric("montage_preview_watches").await?, 1);
     owner
         .send(json!({"type":"preview_unsubscribe","session":"film"}))
         .await?;
@@ -304,7 +295,7 @@ async fn preview_subscriptions_register_nothing_that_outlives_them(b: Backend) -
         .send(json!({"type":"preview_subscribe","session":"film"}))
         .await?;
     owner.recv_type("preview").await?;
-    assert_eq!(metric(&server, "montage_preview_watches").await?, 1);
+    assert_eq!(server.metric("montage_preview_watches").await?, 1);
     drop(owner);
     wait_for_watches(&server, 0).await
 }
@@ -313,7 +304,7 @@ async fn preview_subscriptions_register_nothing_that_outlives_them(b: Backend) -
 async fn wait_for_watches(server: &Server, n: i64) -> Result<()> {
     let mut last = -1;
     for _ in 0..200 {
-        last = metric(server, "montage_preview_watches").await?;
+        last = server.metric("montage_preview_watches").await?;
         if last == n {
             return Ok(());
         }

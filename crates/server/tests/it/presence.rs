@@ -457,14 +457,6 @@ async fn each_tier_gets_presence_at_its_rate_ending_at_the_last_position(b: Back
     Ok(())
 }
 
-async fn metric(server: &Server, name: &str) -> Result<u64> {
-    let (_, body) = http_get(&server.addr, "/metrics", None).await?;
-    Ok(body
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0))
-}
-
 /// Sets `meta.blob` and waits for the ack; returns the version.
 async fn set_blob(w: &mut Client, seq: &mut u64, value: Json) -> Result<u64> {
     *seq += 1;
@@ -529,7 +521,7 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up(b: Backen
     let mut seq = 0u64;
     // Phase 1, light traffic: the unanswered pings move it down a tier.
     let mut polls = 0;
-    while metric(&server, "montage_tier_down_total").await? == 0 {
+    while server.metric("montage_tier_down_total").await? == 0 {
         let n = seq;
         set_blob(&mut w, &mut seq, json!(n)).await?;
         polls += 1;
@@ -539,7 +531,7 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up(b: Backen
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(
-        metric(&server, "montage_dropped_slow_total").await?,
+        server.metric("montage_dropped_slow_total").await?,
         0,
         "dropped before demoted"
     );
@@ -549,7 +541,7 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up(b: Backen
     let mut dropped = false;
     for _ in 0..400 {
         set_blob(&mut w, &mut seq, json!(chunk)).await?;
-        if metric(&server, "montage_dropped_slow_total").await? >= 1 {
+        if server.metric("montage_dropped_slow_total").await? >= 1 {
             dropped = true;
             break;
         }
@@ -559,7 +551,7 @@ async fn a_stalled_reader_is_demoted_then_dropped_while_others_keep_up(b: Backen
     for h in healthy {
         assert_eq!(h.await??, last, "a healthy reader got every edit");
     }
-    assert_eq!(metric(&server, "montage_dropped_slow_total").await?, 1);
+    assert_eq!(server.metric("montage_dropped_slow_total").await?, 1);
     // The stalled socket ends; reading it now drains what the kernel held: the `tier` it was
     // told it moved down to, then edits up to where it was dropped, then the end.
     let mut tiers = Vec::new();

@@ -213,14 +213,6 @@ async fn a_slider_drag_reaches_a_poor_reader_as_a_few_ranges_and_the_same_docume
     Ok(())
 }
 
-async fn metric(server: &Server, name: &str) -> Result<u64> {
-    let (_, body) = http_get(&server.addr, "/metrics", None).await?;
-    Ok(body
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0))
-}
-
 /// The reader of `a_stalled_reader_is_demoted_then_dropped_while_others_keep_up` (presence.rs),
 /// which is dropped, stalls here beside one that asked for ranges: that one is kept, and once it
 /// reads again it catches up with a range and ends with the document.
@@ -263,7 +255,7 @@ async fn a_stalled_reader_that_takes_ranges_catches_up_instead_of_being_dropped(
             json!([{"op":"set","path":["meta","blob"],"value":value}]),
         )
         .await?;
-        if metric(&server, "montage_dropped_slow_total").await? >= 1 {
+        if server.metric("montage_dropped_slow_total").await? >= 1 {
             dropped = true;
             break;
         }
@@ -291,7 +283,7 @@ async fn a_stalled_reader_that_takes_ranges_catches_up_instead_of_being_dropped(
     )
     .await?;
     assert_eq!(
-        metric(&server, "montage_dropped_slow_total").await?,
+        server.metric("montage_dropped_slow_total").await?,
         1,
         "only the reader without ranges was dropped"
     );
