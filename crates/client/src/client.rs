@@ -1817,7 +1817,7 @@ fn handle_frame(
     let events = {
         let mut c = s.core();
         let ev = c.receive(msg);
-        if c.needs_reset() && !c.is_live() && c.gone().is_none() {
+        if (c.needs_reset() || c.needs_rejoin()) && !c.is_live() && c.gone().is_none() {
             join_frames(&mut c, out);
         }
         ev

@@ -113,6 +113,8 @@ pub struct SessionCore {
     /// The replica diverged or the in-flight edit was refused: the next join must fetch the
     /// whole state.
     needs_reset: bool,
+    /// Versions were missed: join again at once from this replica's version.
+    rejoin: bool,
     role: Option<Role>,
     participants: BTreeMap<String, Participant>,
     /// The session's link role and title, as of the last `joined` or `link_role_changed`.
@@ -151,6 +153,7 @@ impl SessionCore {
             sent_on_link: None,
             catchup: None,
             needs_reset: false,
+            rejoin: false,
             role: None,
             participants: BTreeMap::new(),
             link_role: None,
@@ -263,6 +266,10 @@ impl SessionCore {
     }
     pub fn is_synced(&self) -> bool {
         self.synced
+    }
+    /// Versions were missed on a live connection: it must join again (from its version).
+    pub fn needs_rejoin(&self) -> bool {
+        self.rejoin
     }
     pub fn is_live(&self) -> bool {
         self.link == Link::Live
@@ -459,9 +466,11 @@ impl SessionCore {
         })
     }
 
-    /// The `join` to send on a fresh connection (or to reset a diverged replica).
+    /// The `join` to send on a fresh connection (or to reset a diverged replica, or to get
+    /// missed versions).
     pub fn join_message(&mut self) -> ClientMessage {
         self.link = Link::Joining;
+        self.rejoin = false;
         self.sent_on_link = None;
         self.catchup = None;
         let since = (self.synced && !self.needs_reset).then_some(self.version);
@@ -686,16 +695,14 @@ impl SessionCore {
                 };
                 if gap && version > self.version {
                     // Versions that do not start right after this replica's (a range, or one
-                    // `op` after a missed one): something was lost on the way.
-                    self.needs_reset = true;
-                    self.link = Link::Offline;
-                    ev.push(Event::Error {
-                        code: ErrorCode::Internal,
-                        message: format!(
-                            "versions {first}..={version} do not follow version {}; resyncing",
-                            self.version
-                        ),
-                    });
+                    // `op` after a missed one): some were lost on the way. The replica is still
+                    // right as of its version, so it joins again from there (`since`) and gets
+                    // the missed ones; local edits stay. Frames until that answer are dropped:
+                    // the answer carries them.
+                    if self.link == Link::Live {
+                        self.link = Link::Offline;
+                        self.rejoin = true;
+                    }
                     return ev;
                 }
                 if let Some(held) = &mut self.catchup {
@@ -1313,6 +1320,41 @@ mod tests {
         assert_eq!(title(&c), "YXab");
         // "b" went in flight at the ack, based on version 2; the server moves it past Y.
         assert_eq!(sent(&mut c, &mut link), Some((2, 2, typ(2, "b"))));
+    }
+
+    #[test]
+    fn a_range_applies_as_one_edit_and_a_gap_rejoins_from_the_replicas_version() {
+        let mut c = live();
+        match c.join_message() {
+            ClientMessage::Join { ranges, .. } => assert!(ranges, "nothing in flight"),
+            other => panic!("{other:?}"),
+        }
+        c.receive(joined(0, Some(Value::new_document()), None));
+        // Versions 1..=3 composed into one (docs/PROTOCOL.md "Ranges").
+        let mut range = remote(3, typ(0, "abc"));
+        if let ServerMessage::Op { from, .. } = &mut range {
+            *from = Some(1);
+        }
+        let ev = c.receive(range);
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::Edit { version: 3, .. })),
+            "{ev:?}"
+        );
+        assert_eq!((c.version(), title(&c)), (3, "abc".to_owned()));
+        // A local edit, then version 5 without 4: nothing is applied or dropped; the replica
+        // joins again from version 3 and keeps its edit.
+        c.edit(typ(3, "!")).unwrap();
+        let ev = c.receive(remote(5, typ(0, "z")));
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(!c.is_live() && c.needs_rejoin());
+        assert_eq!((c.version(), title(&c)), (3, "abc!".to_owned()));
+        match c.join_message() {
+            ClientMessage::Join { since, .. } => assert_eq!(since, Some(3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.needs_rejoin());
+        assert_eq!(c.unacked(), 1);
     }
 
     #[test]
