@@ -63,7 +63,10 @@ pub(super) async fn write_loop(
                 break;
             }
             _ = &mut read_end => break,
-            m = rx.recv() => m,
+            m = rx.recv() => match m {
+                Some(m) => Next::Queued(m),
+                None => break,
+            },
             () = held_due(&link, last_edit) => {
                 // Edits held as ranges, now due: everything queued before them has gone.
                 let mut frames = Vec::new();
@@ -75,52 +78,38 @@ pub(super) async fn write_loop(
                     continue; // a sender took them, or queued frames go first
                 }
                 last_edit = Some(Instant::now());
-                if link.quiet.swap(false, Relaxed) {
-                    link.wake.notify_one();
-                }
-                let mut bytes = 0;
-                let batch = async {
-                    for f in frames {
-                        let m = message(f);
-                        bytes += message_len(&m);
-                        sink.feed(m).await?;
-                    }
-                    sink.flush().await
-                };
-                tokio::select! {
-                    r = batch => if r.is_err() { break },
-                    _ = &mut killed => break,
-                    _ = &mut read_end => break,
-                }
-                link.drained.fetch_add(bytes as u64, Relaxed);
-                continue;
+                Next::Held(frames)
             }
         };
         // A frame for a quiet connection: its reader measures again.
         if link.quiet.swap(false, Relaxed) {
             link.wake.notify_one();
         }
-        let first = match next {
-            Some(Outbound::Frame(f)) => {
+        let (first, more) = match next {
+            Next::Held(frames) => (frames.into_iter().map(message).collect(), false),
+            Next::Queued(Outbound::Frame(f)) => {
                 link.release_queue_bytes(f.len());
-                message(f)
+                (vec![message(f)], true)
             }
-            Some(Outbound::Ping(n)) => Message::Ping(n.to_be_bytes().to_vec().into()),
-            Some(Outbound::Close(code, reason)) => {
+            Next::Queued(Outbound::Ping(n)) => {
+                (vec![Message::Ping(n.to_be_bytes().to_vec().into())], true)
+            }
+            Next::Queued(Outbound::Close(code, reason)) => {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, &reason)))
                         .await;
                 break;
             }
-            None => break,
         };
-        // Whatever else is already queued goes out with it: one flush (one syscall) per batch
-        // instead of one per frame when a busy session fans out.
+        // Whatever else is already queued goes out with a queued frame: one flush (one syscall)
+        // per batch instead of one per frame when a busy session fans out.
         let mut closing = None;
-        let mut bytes = message_len(&first);
+        let mut bytes = first.iter().map(message_len).sum::<usize>();
         let batch = async {
-            sink.feed(first).await?;
-            for _ in 0..WRITE_BATCH {
+            for m in first {
+                sink.feed(m).await?;
+            }
+            for _ in 0..if more { WRITE_BATCH } else { 0 } {
                 match rx.try_recv() {
                     Ok(Outbound::Frame(f)) => {
                         link.release_queue_bytes(f.len());
@@ -158,6 +147,12 @@ pub(super) async fn write_loop(
     // socket closes and the client reconnects rather than waiting on a half-open connection.
     kill.cancel();
     let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
+}
+
+/// What the writer takes next: a frame off the queue, or the ranges held for the connection.
+enum Next {
+    Queued(Outbound),
+    Held(Vec<Frame>),
 }
 
 /// Resolves when ranges are held and their time has come: at once at the `excellent` and `good`

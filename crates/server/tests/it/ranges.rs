@@ -246,15 +246,12 @@ async fn a_stalled_reader_that_takes_ranges_catches_up_instead_of_being_dropped(
     let chunk = "x".repeat(200_000);
     let mut seq = 0u64;
     let mut dropped = false;
+    // The next 200 KB write, as edit `seq`.
+    let blob =
+        |seq: u64| json!([{"op":"set","path":["meta","blob"],"value":format!("{seq}{chunk}")}]);
     for _ in 0..300 {
         seq += 1;
-        let value = format!("{seq}{chunk}");
-        edit_patiently(
-            &mut w,
-            seq,
-            json!([{"op":"set","path":["meta","blob"],"value":value}]),
-        )
-        .await?;
+        edit_patiently(&mut w, seq, blob(seq)).await?;
         if server.metric("montage_dropped_slow_total").await? >= 1 {
             dropped = true;
             break;
@@ -267,13 +264,7 @@ async fn a_stalled_reader_that_takes_ranges_catches_up_instead_of_being_dropped(
     // A few more, then the last.
     for _ in 0..5 {
         seq += 1;
-        let value = format!("{seq}{chunk}");
-        edit_patiently(
-            &mut w,
-            seq,
-            json!([{"op":"set","path":["meta","blob"],"value":value}]),
-        )
-        .await?;
+        edit_patiently(&mut w, seq, blob(seq)).await?;
     }
     seq += 1;
     edit_patiently(
