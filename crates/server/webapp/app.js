@@ -4556,6 +4556,7 @@ var MontageSession = class _MontageSession {
   received(raw) {
     this.emit("message", raw);
     if (this.sealError !== null) return;
+    if (this.leftToJoin(raw)) return;
     let m = raw;
     const notes = [];
     if (this.e2e !== null || raw["type"] === "joined") {
@@ -4585,6 +4586,39 @@ var MontageSession = class _MontageSession {
       this.emit("error", { code: "desync", message: e.message });
       this.resync();
     }
+  }
+  /**
+   * Whether `m` is an edit (an `op`, or the ack of my in-flight edit) to leave to a join's answer,
+   * which carries every version up to its `version` (frames before it are older): one that comes
+   * while a join is awaited, or one past versions this replica missed — then it joins again from
+   * its version, which it is still right as of (a reset would drop my unacknowledged edits).
+   * Checked before an encrypted edit is opened: its chain needs the version before it.
+   */
+  leftToJoin(m) {
+    const type = m["type"];
+    if (type !== "op" && type !== "ack") return false;
+    if (this.awaitingJoin) return true;
+    const sync = this.sync;
+    if (sync === null || type === "ack" && Number(m["seq"]) !== sync.inflight?.seq) return false;
+    const version = Number(m["version"]);
+    const base = m["from"] === void 0 ? version - 1 : Number(m["from"]) - 1;
+    const held = this.held;
+    const seen = held !== null && held.length > 0 ? held[held.length - 1].version : sync.version;
+    if (base <= seen) return false;
+    if (this.inSession) this.catchUp();
+    return true;
+  }
+  /**
+   * Versions were missed on the way: joins again with `since` (local edits stay). A repeated join
+   * with `since` is answered as a first one, with the versions after it (PROTOCOL.md `join`), so
+   * it needs no `leave` (the others would see me go and come back). Edits wait for the answer: an
+   * in-flight edit is resent then, on its old base, as after a reconnect.
+   */
+  catchUp() {
+    this.inSession = false;
+    this.held = null;
+    this.sendJoin(this.requireSync().version);
+    this.emitStatus({});
   }
   /** Handles one (plain, or made plain) server message for this session. */
   dispatch(m, answered) {

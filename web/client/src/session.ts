@@ -1,8 +1,8 @@
 /**
  * `MontageSession`: one session joined over a `MontageConnection`, on top of `SyncDoc`.
- * Optimistic local edits, one in flight, rejoin with `since` after a reconnect and resend of the
- * in-flight edit with its original base and seq, presence, per-user undo/redo, comments,
- * suggestions, roles, previews; access (docs/PROTOCOL.md "Access"): `accessDenied` (an `AccessError`) when
+ * Optimistic local edits, one in flight, rejoin with `since` after a reconnect (or versions missed
+ * on the way) and resend of the in-flight edit with its original base and seq, presence, per-user
+ * undo/redo, comments, suggestions, roles, previews; access (docs/PROTOCOL.md "Access"): `accessDenied` (an `AccessError`) when
  * the session can't be joined or the user is taken out of it (the session then stops until
  * `connect()`).
  *
@@ -795,6 +795,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   received(raw: Record<string, unknown>): void {
     this.emit("message", raw);
     if (this.sealError !== null) return; // stopped: nothing more of the session is applied
+    if (this.leftToJoin(raw)) return;
     let m = raw;
     const notes: { code: ErrorCode; message: string }[] = [];
     if (this.e2e !== null || raw["type"] === "joined") {
@@ -821,11 +822,48 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       this.dispatch(m, req !== undefined);
       this.maybeSnapshot();
     } catch (e) {
-      // A message this replica can't follow (a version gap, an op it can't apply): start over
-      // from the server's state rather than drift.
+      // A message this replica can't follow (an op it can't apply): start over from the
+      // server's state rather than drift.
       this.emit("error", { code: "desync", message: (e as Error).message });
       this.resync();
     }
+  }
+
+  /**
+   * Whether `m` is an edit (an `op`, or the ack of my in-flight edit) to leave to a join's answer,
+   * which carries every version up to its `version` (frames before it are older): one that comes
+   * while a join is awaited, or one past versions this replica missed — then it joins again from
+   * its version, which it is still right as of (a reset would drop my unacknowledged edits).
+   * Checked before an encrypted edit is opened: its chain needs the version before it.
+   */
+  private leftToJoin(m: Record<string, unknown>): boolean {
+    const type = m["type"];
+    if (type !== "op" && type !== "ack") return false;
+    if (this.awaitingJoin) return true;
+    const sync = this.sync;
+    if (sync === null || (type === "ack" && Number(m["seq"]) !== sync.inflight?.seq)) return false;
+    const version = Number(m["version"]);
+    // The version it stands on: for a range, the one before `from`.
+    const base = m["from"] === undefined ? version - 1 : Number(m["from"]) - 1;
+    // While a resend awaits its ack, server edits wait in `held`, following the replica.
+    const held = this.held;
+    const seen = held !== null && held.length > 0 ? held[held.length - 1]!.version : sync.version;
+    if (base <= seen) return false;
+    if (this.inSession) this.catchUp();
+    return true;
+  }
+
+  /**
+   * Versions were missed on the way: joins again with `since` (local edits stay). A repeated join
+   * with `since` is answered as a first one, with the versions after it (PROTOCOL.md `join`), so
+   * it needs no `leave` (the others would see me go and come back). Edits wait for the answer: an
+   * in-flight edit is resent then, on its old base, as after a reconnect.
+   */
+  private catchUp(): void {
+    this.inSession = false;
+    this.held = null; // the answer carries them again
+    this.sendJoin(this.requireSync().version);
+    this.emitStatus({});
   }
 
   /** Handles one (plain, or made plain) server message for this session. */

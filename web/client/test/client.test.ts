@@ -307,6 +307,113 @@ describe("MontageClient", () => {
       if (ranges) expect(merged).toBeGreaterThan(50);
     });
   }
+
+  describe("versions missed on a live connection", () => {
+    const layer = (id: string) => ({ op: "ins" as const, path: ["canvas", "layers", 0], value: { id, kind: "text", text: "", x: 0, y: 0, size: 1, color: "#000" } });
+    const layerIds = (doc: Json | null) => ((((doc as JsonObject | null)?.["canvas"] as JsonObject | undefined)?.["layers"] ?? []) as JsonObject[]).map((l) => l["id"]).sort();
+    const conn = (net: FakeNet, user: string) => net.conns.find((c) => c.user === user)!;
+    /** Takes the server's `op` frame for `user` that `lost` picks off the wire (lost on the way). */
+    function lose(net: FakeNet, user: string, lost: (m: Record<string, unknown>) => boolean) {
+      const c = conn(net, user);
+      const before = c.s2c.length;
+      c.s2c = c.s2c.filter((f) => {
+        const m = JSON.parse(f as string) as Record<string, unknown>;
+        return !(m["type"] === "op" && lost(m));
+      });
+      expect(c.s2c.length).toBe(before - 1);
+    }
+    /** What a must not see while it catches up: a refusal, a reset, a desync. */
+    function watch(a: MontageClient) {
+      const bad: unknown[] = [];
+      a.on("rejected", (r) => bad.push(r));
+      a.on("error", (e) => bad.push(e));
+      a.on("change", (e) => {
+        if (e.origin === "load") bad.push(e);
+      });
+      return bad;
+    }
+    /** b's edit reaches the server, and its ack reaches b (so b's next edit can go). */
+    function edit(net: FakeNet, b: MontageClient, id: string) {
+      b.submit([layer(id)]);
+      net.deliverToServer(conn(net, "u1"));
+      net.deliverToClient(conn(net, "u1"));
+    }
+
+    for (const shownBy of ["op", "ack"] as const) {
+      it(`a skipped version (shown by the next ${shownBy}) rejoins with since, keeping an in-flight and a pending edit`, () => {
+        const { net, clock, clients } = setup(3);
+        const [a, b] = clients as [MontageClient, MontageClient, MontageClient];
+        settle(net, clock);
+        const bad = watch(a);
+        a.submit([layer("a1")]); // in flight
+        a.submit([layer("a2")]); // pending
+        expect(a.pendingCount).toBe(2);
+        // Version 1 (b's) never reaches a.
+        edit(net, b, "b1");
+        lose(net, "u0", (m) => m["version"] === 1);
+        // a next hears of version 2 (b's) and then of its own edit's ack (version 3), or at once
+        // of the ack (version 2).
+        if (shownBy === "op") edit(net, b, "b2");
+        net.deliverToServer(conn(net, "u0"));
+        expect(conn(net, "u0").s2c.map((f) => (JSON.parse(f as string) as Record<string, unknown>)["type"])).toEqual(shownBy === "op" ? ["op", "ack"] : ["ack"]);
+        net.deliverToClient(conn(net, "u0"));
+        // Nothing applied or dropped: a joins again from version 0 and keeps its edits.
+        expect([a.version, a.pendingCount, layerIds(a.doc)]).toEqual([0, 2, ["a1", "a2"]]);
+        // An edit made before that join is answered reaches a ahead of the answer, which
+        // carries it too: it is left to the answer.
+        edit(net, b, "b3");
+        net.drain();
+        settle(net, clock);
+        expectConverged(net, clients);
+        const ids = shownBy === "op" ? ["a1", "a2", "b1", "b2", "b3"] : ["a1", "a2", "b1", "b3"];
+        expect(layerIds(net.doc)).toEqual(ids); // every edit, once
+        expect(bad).toEqual([]);
+        // Joined again from version 0 on the same socket, with no leave; the in-flight edit was
+        // resent as it was (acked with its version), the pending one sent once after it, on the
+        // version before its own.
+        const mine = net.log.filter((m) => m["from"] === "u0");
+        expect(mine.filter((m) => m["type"] === "join").map((m) => m["since"])).toEqual([undefined, 0]);
+        expect(mine.some((m) => m["type"] === "leave")).toBe(false);
+        expect(mine.filter((m) => m["type"] === "op").map((m) => [m["seq"], m["base"]])).toEqual([
+          [1, 0],
+          [1, 0],
+          [2, net.history.length - 1],
+        ]);
+        expect(net.history.filter((e) => e.client === "c0").map((e) => e.seq)).toEqual([1, 2]);
+      });
+    }
+
+    it("a range whose from jumps ahead rejoins with since, keeping local edits", () => {
+      const { net, clock, clients } = setup(3);
+      const [a, b] = clients as [MontageClient, MontageClient, MontageClient];
+      settle(net, clock);
+      net.mergeRanges = true;
+      const bad = watch(a);
+      const ranges: Record<string, unknown>[] = [];
+      a.on("message", (m) => {
+        if (m["type"] === "op" && m["from"] !== undefined) ranges.push(m);
+      });
+      a.submit([layer("a1")]); // in flight
+      a.submit([layer("a2")]); // pending
+      // b's versions 1..3 queue up for a (joined with ranges) and merge; version 1 is lost, so
+      // a gets versions 2..3 as one range.
+      for (const id of ["b1", "b2", "b3"]) {
+        edit(net, b, id);
+        if (id === "b1") lose(net, "u0", (m) => m["version"] === 1);
+      }
+      net.drain();
+      settle(net, clock);
+      expect(ranges.map((m) => [m["from"], m["version"]])).toEqual([[2, 3]]);
+      expectConverged(net, clients);
+      expect(layerIds(net.doc)).toEqual(["a1", "a2", "b1", "b2", "b3"]);
+      expect(bad).toEqual([]);
+      const joins = net.log.filter((m) => m["from"] === "u0" && m["type"] === "join");
+      // The rejoin holds an edit in flight: no compact delta, no ranges.
+      expect(joins.at(-1)).toMatchObject({ since: 0 });
+      expect(joins.at(-1)).not.toHaveProperty("ranges");
+      expect(net.history.filter((e) => e.client === "c0").map((e) => e.seq)).toEqual([1, 2]);
+    });
+  });
 });
 
 describe("MontageClient with storage (offline across a page reload)", () => {

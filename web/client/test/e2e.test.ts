@@ -121,6 +121,34 @@ describe("encrypted sessions", () => {
     expect(title(b)).toBe("one");
   });
 
+  it("a skipped version rejoins with since (no broken chain), keeping in-flight and pending edits", () => {
+    const { net, clock, clients } = setup(["alice", "bob"]);
+    const [a, b] = clients as [MontageClient, MontageClient];
+    const bad: unknown[] = [];
+    a.on("undecryptable", (e) => bad.push(e));
+    a.on("rejected", (e) => bad.push(e));
+    const conn = (user: string) => net.conns.find((x) => x.user === user)!;
+    a.submit([{ op: "set", path: ["meta", "a1"], value: 1 }]); // in flight
+    a.submit([{ op: "set", path: ["meta", "a2"], value: 2 }]); // pending
+    for (const k of ["b1", "b2"]) {
+      b.submit([{ op: "set", path: ["meta", k], value: 3 }]);
+      net.deliverToServer(conn("bob"));
+      net.deliverToClient(conn("bob"));
+      // Version 2 (bob's) never reaches alice: version 3 is the next she sees.
+      if (k === "b1") {
+        expect(conn("alice").s2c.length).toBe(1);
+        conn("alice").s2c = [];
+      }
+    }
+    net.drain();
+    while (clock.runNext()) net.drain();
+    expect(bad).toEqual([]);
+    expectSame([a, b], net);
+    expect(meta(a)).toEqual({ a1: 1, a2: 2, b1: 3, b2: 3 });
+    const joins = net.log.filter((m) => m["type"] === "join" && m["from"] === "alice");
+    expect(joins.map((m) => m["since"])).toEqual([1]);
+  });
+
   it("keeps the sealed edit and the chain across a reload, and resends the same bytes", () => {
     const { net, clients } = setup(["bob"]);
     const [b] = clients as [MontageClient];

@@ -299,6 +299,10 @@ export class FakeNet {
   deliverToServer(c: Conn): void {
     while (c.c2s.length) this.serverReceive(c, c.c2s.shift()!);
   }
+  /** Delivers the messages the server sent this connection, and nothing else. */
+  deliverToClient(c: Conn): void {
+    while (c.s2c.length) deliver(c, c.s2c.shift()!);
+  }
   /** Delivers everything, oldest connection first. */
   drain(): void {
     while (this.step(() => 0));
