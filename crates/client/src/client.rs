@@ -171,6 +171,11 @@ struct SessionShared {
     hold_out: AtomicBool,
     held: Mutex<VecDeque<ServerMessage>>,
     release: AtomicU64,
+    /// The first bytes of a large state whose download was cut, by its SHA-256: a download of
+    /// the same state (the same version joined again) resumes from them.
+    partial: Mutex<Option<(String, Vec<u8>)>>,
+    /// Pieces of state downloaded: a join waits on while this moves.
+    loaded: AtomicU64,
 }
 
 impl SessionShared {
@@ -254,6 +259,8 @@ impl Shared {
             hold_out: AtomicBool::new(false),
             held: Mutex::new(VecDeque::new()),
             release: AtomicU64::new(0),
+            partial: Mutex::new(None),
+            loaded: AtomicU64::new(0),
         });
         self.sessions().insert(name, s.clone());
         s
@@ -546,8 +553,20 @@ impl Client {
             client: self.clone(),
             s,
         };
-        h.wait(timeout, "joining", |c| c.is_synced() || c.gone().is_some())
-            .await?;
+        // A large state on a slow link may take longer than `timeout`: the wait goes on while
+        // its download makes progress.
+        let mut loaded = h.s.loaded.load(Ordering::Relaxed);
+        loop {
+            match h
+                .wait(timeout, "joining", |c| c.is_synced() || c.gone().is_some())
+                .await
+            {
+                Err(Error::Timeout(_)) if h.s.loaded.load(Ordering::Relaxed) != loaded => {
+                    loaded = h.s.loaded.load(Ordering::Relaxed);
+                }
+                r => break r?,
+            }
+        }
         if let Some(e) = h.s.core().undecryptable() {
             return Err(Error::Decrypt(e.clone()));
         }
@@ -1480,7 +1499,15 @@ async fn serve(
     }
     let (mut refresh, mut refreshed) = Refresh::new(shared.clone());
     let mut connected = false;
+    // Large states being downloaded (`joined.state_ref`), by session: the hash and the task,
+    // which ends with the state's bytes. They end with this connection (the bytes so far are
+    // kept for a resume).
+    let mut downloads = DownloadTasks::new();
+    let mut downloading: HashMap<String, (String, tokio::task::AbortHandle)> = HashMap::new();
     loop {
+        for s in shared.all() {
+            start_download(shared, &s, url, &mut downloads, &mut downloading);
+        }
         // Edits ready to go: at most one in flight per session.
         for s in shared.all() {
             // Held: only as many sends as the app released (step-by-step replays).
@@ -1574,6 +1601,13 @@ async fn serve(
                 Some(Ok(_)) => {}
             },
             Some(r) = refreshed.recv() => refresh.fetched(r, &mut out),
+            Some(done) = downloads.join_next(), if !downloads.is_empty() => {
+                let Ok((session, sha, res)) = done else { continue };
+                if downloading.get(&session).is_some_and(|(h, _)| *h == sha) {
+                    downloading.remove(&session);
+                }
+                downloaded(shared, &session, &sha, res, &mut out);
+            }
             cmd = rx.recv() => match cmd {
                 None | Some(Cmd::Close) => {
                     let _ = sink.send(Message::Close(None)).await;
@@ -1599,6 +1633,180 @@ async fn serve(
                 }
             },
         }
+    }
+}
+
+/// A finished state download: its bytes, how many of them came now (not from an earlier cut
+/// download) and how long those took.
+struct Fetched {
+    bytes: Vec<u8>,
+    fresh: u64,
+    took: Duration,
+}
+
+/// State downloads under way on a connection; each ends with its session, hash and result.
+type DownloadTasks = tokio::task::JoinSet<(String, String, Result<Fetched>)>;
+
+/// Starts downloading the large state `s` waits for (`joined.state_ref`), unless that is under
+/// way.
+fn start_download(
+    shared: &Arc<Shared>,
+    s: &Arc<SessionShared>,
+    url: &str,
+    tasks: &mut DownloadTasks,
+    downloading: &mut HashMap<String, (String, tokio::task::AbortHandle)>,
+) {
+    let (session, version, r) = {
+        let c = s.core();
+        let Some((version, r)) = c.download() else {
+            return;
+        };
+        if downloading
+            .get(c.session())
+            .is_some_and(|(h, _)| *h == r.sha256)
+        {
+            return;
+        }
+        (c.session().to_owned(), version, r.clone())
+    };
+    let (shared, s, url) = (shared.clone(), s.clone(), url.to_owned());
+    let sha = r.sha256.clone();
+    let task = tasks.spawn({
+        let session = session.clone();
+        async move {
+            let res = fetch_state(&shared, &s, &url, &session, version, &r).await;
+            (session, r.sha256, res)
+        }
+    });
+    // A newer join's state replaces one still downloading.
+    if let Some((_, old)) = downloading.insert(session, (sha, task)) {
+        old.abort();
+    }
+}
+
+/// The bytes of a cut download, put back for a resume however its task ends (an error, or
+/// aborted with its connection).
+struct Partial {
+    s: Arc<SessionShared>,
+    sha: String,
+    buf: Vec<u8>,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let mut p = self.s.partial.lock().unwrap_or_else(|e| e.into_inner());
+            *p = Some((std::mem::take(&mut self.sha), std::mem::take(&mut self.buf)));
+        }
+    }
+}
+
+/// Least progress between two [`Event::Loading`]s.
+const LOADING_STEP: u64 = 64 * 1024;
+
+/// Downloads the state `r` names, resuming from what an earlier cut download of it left:
+/// its bytes, how many of them came now and how long that took (a downlink measurement).
+async fn fetch_state(
+    shared: &Shared,
+    s: &Arc<SessionShared>,
+    url: &str,
+    session: &str,
+    version: u64,
+    r: &montage_protocol::StateRef,
+) -> Result<Fetched> {
+    let base = http_base(url).ok_or_else(|| Error::Connection(format!("no host in {url}")))?;
+    let kept = s.partial.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let buf = match kept {
+        Some((sha, buf)) if sha == r.sha256 => buf,
+        _ => Vec::new(),
+    };
+    let mut part = Partial {
+        s: s.clone(),
+        sha: r.sha256.clone(),
+        buf,
+    };
+    let (from, started) = (part.buf.len(), Instant::now());
+    let (total, mut told) = (r.bytes, 0);
+    s.loaded.fetch_add(1, Ordering::Relaxed);
+    shared.emit(Event::Loading {
+        session: session.to_owned(),
+        received: from as u64,
+        total,
+    });
+    let path = http::state_path(session, version);
+    let src = http::StateSource {
+        http: &shared.http,
+        base: &base,
+        path: &path,
+        tokens: &shared.tokens,
+        timeout: shared.opts.connect_timeout,
+        state: r,
+    };
+    http::download(&src, &mut part.buf, |got| {
+        s.loaded.fetch_add(1, Ordering::Relaxed);
+        // (Fewer bytes than told: a download that had to start over says so.)
+        if got >= told + LOADING_STEP || got < told || got == total {
+            told = got;
+            shared.emit(Event::Loading {
+                session: session.to_owned(),
+                received: got,
+                total,
+            });
+        }
+    })
+    .await?;
+    let bytes = std::mem::take(&mut part.buf);
+    let fresh = (bytes.len() - from.min(bytes.len())) as u64;
+    Ok(Fetched {
+        bytes,
+        fresh,
+        took: started.elapsed(),
+    })
+}
+
+/// A download ended: its state answers the session's join (or it joins again), and the time it
+/// took tells the downlink estimate, as a preview the app reports does.
+fn downloaded(
+    shared: &Arc<Shared>,
+    session: &str,
+    sha: &str,
+    res: Result<Fetched>,
+    out: &mut Vec<Out>,
+) {
+    let Some(s) = shared.get(session) else { return };
+    let events = {
+        let mut c = s.core();
+        if c.download().is_none_or(|(_, r)| r.sha256 != sha) {
+            return;
+        }
+        let ev = match res {
+            Ok(Fetched { bytes, fresh, took }) => {
+                let mut d = shared.downlink.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(hint) = d.record(fresh, took) {
+                    out.push(frame(
+                        &ClientMessage::Quality {
+                            downlink_mbps: hint,
+                        },
+                        None,
+                    ));
+                    d.hinted = Some(Tier::from_mbps(hint));
+                }
+                drop(d);
+                c.downloaded(&bytes)
+            }
+            Err(e) => c.download_failed(e.to_string()),
+        };
+        if (c.needs_reset() || c.needs_rejoin()) && !c.is_live() && c.gone().is_none() {
+            join_frames(&mut c, out);
+        }
+        ev
+    };
+    for e in events {
+        s.emit(e);
+    }
+    s.bump();
+    if let Err(e) = shared.persist() {
+        tracing::warn!(error = %e, "writing the offline file");
     }
 }
 
@@ -1869,6 +2077,7 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
         session,
         version,
         state,
+        state_ref,
         ops,
         ..
     } = msg
@@ -1880,7 +2089,8 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
             let c = s.core();
             // Nothing local to rebase (no edits, no undo history): the snapshot will do.
             let local = c.unacked() > 0 || c.can_undo() || c.can_redo();
-            if state.is_none() || !c.is_synced() || c.needs_reset() || !local {
+            let whole = state.is_some() || state_ref.is_some();
+            if !whole || !c.is_synced() || c.needs_reset() || !local {
                 return Ok(());
             }
             c.version()
@@ -1936,6 +2146,7 @@ async fn fetch_long_catchup(shared: &Shared, url: &str, msg: &mut ServerMessage)
         )));
     }
     *state = None;
+    *state_ref = None;
     *ops = Some(got);
     Ok(())
 }

@@ -7,12 +7,21 @@ use std::collections::{BTreeMap, VecDeque};
 
 use montage_ot::{Component, Op, Side, Value};
 use montage_protocol::{
-    ClientMessage, CreateOptions, ErrorCode, OpEntry, Participant, Role, ServerMessage,
+    ClientMessage, CreateOptions, ErrorCode, OpEntry, Participant, Role, ServerMessage, StateRef,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::sealed::{E2e, Keyring, SealError, SessionKey};
 use crate::{Error, Event, Result};
+
+/// SHA-256 as lowercase hex (`StateRef::sha256`).
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Undo entries kept per session; the oldest fall off. Every entry is transformed past every
 /// later edit, so this bounds the cost per edit.
@@ -65,6 +74,21 @@ pub struct Saved {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
 }
+
+/// A `joined` whose state is downloaded over HTTP (`state_ref`), and the session's messages
+/// that came after it, held until the state is here.
+#[derive(Debug)]
+struct Download {
+    joined: ServerMessage,
+    after: VecDeque<ServerMessage>,
+}
+
+/// Messages held behind a state download at most; past them the download starts over from a
+/// newer version (a join), rather than memory growing with a busy session on a slow link.
+const MAX_HELD_BEHIND_DOWNLOAD: usize = 20_000;
+
+/// State downloads that may fail in a row before a join asks for the state inline.
+const MAX_DOWNLOAD_FAILURES: u32 = 2;
 
 /// What to do after the server refused this session's join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +157,12 @@ pub struct SessionCore {
     undecryptable: Option<SealError>,
     /// The chain value an offline file kept for `version`, until the keys are set.
     saved_chain: Option<String>,
+    /// A large state being downloaded (`joined.state_ref`).
+    download: Option<Download>,
+    /// Downloads failed since the session last joined: past [`MAX_DOWNLOAD_FAILURES`] joins ask
+    /// for the state inline, so a download that can't succeed (a proxy that blocks it) can't
+    /// loop.
+    download_failures: u32,
 }
 
 impl SessionCore {
@@ -164,6 +194,8 @@ impl SessionCore {
             e2e: None,
             undecryptable: None,
             saved_chain: None,
+            download: None,
+            download_failures: 0,
         }
     }
 
@@ -436,6 +468,7 @@ impl SessionCore {
         self.joined_here = false;
         self.sent_on_link = None;
         self.catchup = None;
+        self.download = None;
     }
 
     /// The in-flight edit was not taken (`rate_limited`): send it again, unchanged.
@@ -473,6 +506,7 @@ impl SessionCore {
         self.rejoin = false;
         self.sent_on_link = None;
         self.catchup = None;
+        self.download = None;
         let since = (self.synced && !self.needs_reset).then_some(self.version);
         self.joined_since = since;
         ClientMessage::Join {
@@ -486,6 +520,9 @@ impl SessionCore {
             // Ranges (several versions composed into one `op`) likewise: a resent edit may come
             // back inside one as someone else's after a drop, and could not be told apart.
             ranges: self.inflight.is_none() && self.e2e.is_none(),
+            // A large state comes as a reference to download (`download`), in resumable
+            // pieces, instead of one frame that a slow link takes minutes over.
+            state_ref: self.e2e.is_none() && self.download_failures < MAX_DOWNLOAD_FAILURES,
             create: self
                 .e2e
                 .is_some()
@@ -559,6 +596,68 @@ impl SessionCore {
         })
     }
 
+    // ---- large states ----
+
+    /// The state to download before this session goes on, if a `joined` named one
+    /// (`state_ref`): `(version, reference)`. Give the bytes to [`downloaded`](Self::downloaded).
+    pub fn download(&self) -> Option<(u64, &StateRef)> {
+        match &self.download.as_ref()?.joined {
+            ServerMessage::Joined {
+                version,
+                state_ref: Some(r),
+                ..
+            } => Some((*version, r)),
+            _ => None,
+        }
+    }
+
+    /// The downloaded state of [`download`](Self::download): checked against its size and
+    /// hash, it answers the join, then the messages held behind it apply.
+    pub fn downloaded(&mut self, bytes: &[u8]) -> Vec<Event> {
+        let Some(Download { mut joined, after }) = self.download.take() else {
+            return Vec::new();
+        };
+        let ServerMessage::Joined {
+            state, state_ref, ..
+        } = &mut joined
+        else {
+            return Vec::new();
+        };
+        let want = state_ref.take();
+        let sha = sha256_hex(bytes);
+        let value = match want {
+            Some(r) if r.bytes != bytes.len() as u64 || r.sha256 != sha => Err(format!(
+                "downloaded state is {} bytes with SHA-256 {sha}; the server said {} bytes, {}",
+                bytes.len(),
+                r.bytes,
+                r.sha256
+            )),
+            _ => serde_json::from_slice::<Value>(bytes).map_err(|e| e.to_string()),
+        };
+        match value {
+            Ok(v) => *state = Some(v),
+            Err(message) => return self.download_failed(message),
+        }
+        let mut ev = self.receive(joined);
+        for m in after {
+            ev.extend(self.receive(m));
+        }
+        ev
+    }
+
+    /// The download of [`download`](Self::download) failed for good: join again (a new state,
+    /// or the missed edits if this replica is synced).
+    pub fn download_failed(&mut self, message: String) -> Vec<Event> {
+        self.download = None;
+        self.download_failures += 1;
+        self.link = Link::Offline;
+        self.rejoin = true;
+        vec![Event::Error {
+            code: ErrorCode::Internal,
+            message: format!("downloading the session's state: {message}; joining again"),
+        }]
+    }
+
     // ---- server messages ----
 
     /// Handles one server message for this session; returns what to report to the app.
@@ -577,6 +676,28 @@ impl SessionCore {
                 return ev;
             }
         };
+        if let ServerMessage::Joined {
+            state: None,
+            state_ref: Some(_),
+            ..
+        } = &msg
+        {
+            // Held until its state is downloaded (`download`). The server counts this
+            // connection in the session already: a join for a whole state leaves first.
+            self.joined_here = true;
+            self.download = Some(Download {
+                joined: msg,
+                after: VecDeque::new(),
+            });
+            return ev;
+        }
+        if let Some(d) = &mut self.download {
+            if d.after.len() >= MAX_HELD_BEHIND_DOWNLOAD {
+                return self.download_failed("the session moved on too far meanwhile".into());
+            }
+            d.after.push_back(msg);
+            return ev;
+        }
         match msg {
             ServerMessage::Joined {
                 version,
@@ -590,6 +711,7 @@ impl SessionCore {
                 ..
             } => {
                 self.joined_here = true;
+                self.download_failures = 0;
                 self.role = Some(role);
                 self.link_role = Some(link_role);
                 self.title = title;
@@ -659,7 +781,18 @@ impl SessionCore {
                 });
             }
             ServerMessage::Ack { seq, version, .. } => {
-                if self.inflight.as_ref().is_some_and(|f| f.seq == seq) {
+                let mine = self.inflight.as_ref().is_some_and(|f| f.seq == seq);
+                if mine && self.catchup.is_none() && version > self.version + 1 {
+                    // Versions before my edit's were missed (the server sends every one before
+                    // the ack): join again from this replica's version, as for a gap in `op`s.
+                    // The edit stays in flight; the rejoin's catch-up and resend settle it.
+                    if self.link == Link::Live {
+                        self.link = Link::Offline;
+                        self.rejoin = true;
+                    }
+                    return ev;
+                }
+                if mine {
                     let held = self.catchup.take().unwrap_or_default();
                     let mut acked = false;
                     for (v, user, op) in held {
@@ -886,6 +1019,7 @@ impl SessionCore {
                     session: s,
                     version,
                     state,
+                    state_ref: None,
                     role,
                     participants,
                     ops,
@@ -1180,6 +1314,7 @@ mod tests {
             session: "s".into(),
             version,
             state,
+            state_ref: None,
             role: Role::Editor,
             participants: vec![],
             ops,
@@ -1355,6 +1490,110 @@ mod tests {
         }
         assert!(!c.needs_rejoin());
         assert_eq!(c.unacked(), 1);
+    }
+
+    #[test]
+    fn an_ack_past_a_missed_version_rejoins_and_keeps_the_edit_in_flight() {
+        let mut c = live();
+        let mut link = None;
+        c.edit(typ(0, "a")).unwrap();
+        let first = sent(&mut c, &mut link).unwrap();
+        // Version 1 (bob's) never came; my edit is acked as 2.
+        let ev = c.receive(ack(1, 2));
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(!c.is_live() && c.needs_rejoin());
+        assert_eq!((c.version(), c.unacked()), (0, 1));
+        match c.join_message() {
+            ClientMessage::Join { since, .. } => assert_eq!(since, Some(0)),
+            other => panic!("{other:?}"),
+        }
+        let entries = [(1, "bob", typ(0, "X")), (2, "me", typ(1, "a"))]
+            .into_iter()
+            .map(|(version, user, ops)| OpEntry {
+                version,
+                user: user.into(),
+                ops,
+                time: None,
+                data: None,
+                key_epoch: None,
+                chain: None,
+            })
+            .collect();
+        c.receive(joined(2, None, Some(entries)));
+        assert_eq!(sent(&mut c, &mut link), Some(first), "resent as it was");
+        c.receive(ack(1, 2));
+        assert_eq!((c.version(), c.unacked()), (2, 0));
+        assert_eq!(title(&c), "Xa");
+    }
+
+    /// A `joined` naming a large state to download (`state_ref`).
+    fn joined_by_ref(version: u64, state: &str) -> ServerMessage {
+        let mut m = joined(version, None, None);
+        if let ServerMessage::Joined { state_ref, .. } = &mut m {
+            *state_ref = Some(StateRef {
+                bytes: state.len() as u64,
+                sha256: sha256_hex(state.as_bytes()),
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn a_large_state_is_downloaded_then_the_ops_held_behind_it_apply() {
+        let mut c = SessionCore::new("s", "c1");
+        match c.join_message() {
+            ClientMessage::Join { state_ref, .. } => assert!(state_ref),
+            other => panic!("{other:?}"),
+        }
+        let mut doc = Value::new_document();
+        typ(0, "big").apply(&mut doc).unwrap();
+        let text = serde_json::to_string(&doc).unwrap();
+        assert!(c.receive(joined_by_ref(7, &text)).is_empty());
+        let (v, r) = c.download().expect("a download");
+        assert_eq!((v, r.bytes), (7, text.len() as u64));
+        // Not joined yet: what follows is held.
+        assert!(!c.is_synced() && !c.is_live());
+        assert!(c.receive(remote(8, typ(3, "!"))).is_empty());
+        // Bytes that are not the announced ones: join again.
+        let ev = c.downloaded(text.replace("big", "bag").as_bytes());
+        assert!(matches!(ev.as_slice(), [Event::Error { .. }]), "{ev:?}");
+        assert!(c.download().is_none() && c.needs_rejoin());
+        // The join again leaves first (the server counts this connection in): a new answer.
+        assert!(c.leave_for_reset().is_some());
+        c.join_message();
+        c.receive(joined_by_ref(7, &text));
+        c.receive(remote(8, typ(3, "!")));
+        let ev = c.downloaded(text.as_bytes());
+        assert!(
+            matches!(
+                ev.as_slice(),
+                [
+                    Event::Joined { version: 7, .. },
+                    Event::Edit { version: 8, .. }
+                ]
+            ),
+            "{ev:?}"
+        );
+        assert!(c.is_live() && c.download().is_none());
+        assert_eq!((c.version(), title(&c)), (8, "big!".to_owned()));
+
+        // Downloads that keep failing (a proxy that blocks them): after two in a row the join
+        // asks for the state inline; a join resets the count.
+        let asks = |c: &mut SessionCore| match c.join_message() {
+            ClientMessage::Join { state_ref, .. } => state_ref,
+            other => panic!("{other:?}"),
+        };
+        let mut c = SessionCore::new("s", "c1");
+        for _ in 0..2 {
+            assert!(asks(&mut c));
+            c.receive(joined_by_ref(7, &text));
+            c.download_failed("blocked".into());
+        }
+        assert!(!asks(&mut c), "a third try asks for it inline");
+        c.receive(joined(7, Some(doc.clone()), None));
+        assert!(c.is_live());
+        c.disconnected();
+        assert!(asks(&mut c));
     }
 
     #[test]

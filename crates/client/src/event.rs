@@ -30,6 +30,15 @@ pub enum Event {
         version: u64,
         role: Role,
     },
+    /// A session's state is large and being downloaded (docs/PROTOCOL.md "Large states"):
+    /// `received` of `total` bytes so far (a cut download resumes where it stopped). On
+    /// [`Client::events`](crate::Client::events), since the join waiting for it has not
+    /// returned yet; a download that makes progress keeps that join waiting past its timeout.
+    Loading {
+        session: String,
+        received: u64,
+        total: u64,
+    },
     /// Someone else's edit, as applied to the local replica (already transformed past the
     /// local edits not yet acknowledged). `version` is the newest it brings: a range on a slow
     /// link (docs/PROTOCOL.md "Ranges") or a compact catch-up stands for several versions, and

@@ -21,6 +21,145 @@ pub(crate) fn ops_path(session: &str, from: u64, limit: u64) -> String {
     )
 }
 
+/// Path and query of the download of `session`'s state at `version` (`joined.state_ref`).
+pub(crate) fn state_path(session: &str, version: u64) -> String {
+    format!(
+        "/v1/sessions/{}/state?version={version}",
+        montage_protocol::path_segment(session)
+    )
+}
+
+/// Tries of a state download in a row that bring no byte further before it gives up.
+const DOWNLOAD_TRIES: u32 = 6;
+/// A download that receives nothing for this long is cut and resumed.
+const DOWNLOAD_STALL: Duration = Duration::from_secs(20);
+
+/// A state to download (`joined.state_ref`) and how to reach it.
+pub(crate) struct StateSource<'a> {
+    pub http: &'a reqwest::Client,
+    /// `http://host:port` and the path with its query ([`state_path`]).
+    pub base: &'a str,
+    pub path: &'a str,
+    pub tokens: &'a Tokens,
+    /// For an answer to start.
+    pub timeout: Duration,
+    pub state: &'a montage_protocol::StateRef,
+}
+
+/// How one request of a download ended, when not with the last byte.
+enum Cut {
+    /// Worth resuming (the connection broke or stalled, the server was busy).
+    Resume(String),
+    /// Not (no access, no such version, more bytes than announced).
+    Fail(Error),
+}
+
+/// Downloads the state `r` names from `base` + `path` into `buf`, which may already hold the
+/// first bytes of the same state (a cut download): every request asks for the rest (`Range`,
+/// with `If-Range` so it never splices two different states), so a cut connection resumes
+/// where it stopped. `progress` hears the bytes held after each piece. Checking the hash is
+/// the caller's; `buf` keeps what arrived even on an error, for a later resume.
+pub(crate) async fn download(
+    src: &StateSource<'_>,
+    buf: &mut Vec<u8>,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    let mut stuck = 0;
+    loop {
+        if buf.len() as u64 == src.state.bytes {
+            return Ok(());
+        }
+        let before = buf.len();
+        let why = match download_piece(src, buf, &mut progress).await {
+            Ok(()) => "the body ended early".to_owned(),
+            Err(Cut::Fail(e)) => return Err(e),
+            Err(Cut::Resume(why)) => why,
+        };
+        if buf.len() > before {
+            stuck = 0;
+            continue;
+        }
+        stuck += 1;
+        if stuck >= DOWNLOAD_TRIES {
+            return Err(Error::Connection(format!("GET {}: {why}", src.path)));
+        }
+        tracing::debug!(%why, have = buf.len(), "state download cut; resuming");
+        tokio::time::sleep(Duration::from_millis(200) * (1 << stuck)).await;
+    }
+}
+
+/// One request of [`download`]: from `buf.len()` to the end, or until it breaks.
+async fn download_piece(
+    src: &StateSource<'_>,
+    buf: &mut Vec<u8>,
+    progress: &mut impl FnMut(u64),
+) -> std::result::Result<(), Cut> {
+    use reqwest::{StatusCode, header};
+    let (path, r) = (src.path, src.state);
+    let token = (src.tokens.usable(now_secs(), src.timeout).await).map_err(Cut::Fail)?;
+    let mut req = (src.http.get(format!("{}{path}", src.base))).bearer_auth(&token);
+    if !buf.is_empty() {
+        req = req
+            .header(header::RANGE, format!("bytes={}-", buf.len()))
+            .header(header::IF_RANGE, format!("\"{}\"", r.sha256));
+    }
+    let resp = match tokio::time::timeout(src.timeout, req.send()).await {
+        Err(_) => return Err(Cut::Resume("no answer".into())),
+        Ok(Err(e)) => return Err(Cut::Resume(chain(&e))),
+        Ok(Ok(resp)) => resp,
+    };
+    let status = resp.status();
+    match status {
+        StatusCode::PARTIAL_CONTENT => {
+            let from = resp
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<usize>().ok());
+            if from != Some(buf.len()) {
+                buf.clear();
+                return Err(Cut::Resume(
+                    "a range that does not continue the body".into(),
+                ));
+            }
+        }
+        // The whole body (the server took no range): from the start.
+        StatusCode::OK => buf.clear(),
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            buf.clear();
+            return Err(Cut::Resume("range not satisfiable".into()));
+        }
+        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
+            return Err(Cut::Resume(format!("status {s}")));
+        }
+        _ => {
+            let text = resp.text().await.unwrap_or_default();
+            let err = |e: &dyn Display| Error::Connection(format!("GET {path}: {e}"));
+            return Err(Cut::Fail(refusal(status, &text, &err)));
+        }
+    }
+    let mut resp = resp;
+    loop {
+        let chunk = match tokio::time::timeout(DOWNLOAD_STALL, resp.chunk()).await {
+            Err(_) => return Err(Cut::Resume("stalled".into())),
+            Ok(Err(e)) => return Err(Cut::Resume(chain(&e))),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(c))) => c,
+        };
+        if (buf.len() + chunk.len()) as u64 > r.bytes {
+            buf.clear();
+            return Err(Cut::Fail(Error::Connection(format!(
+                "GET {path}: more than the {} bytes announced",
+                r.bytes
+            ))));
+        }
+        buf.extend_from_slice(&chunk);
+        progress(buf.len() as u64);
+    }
+}
+
 /// `http://host:port` of a `ws://` URL, `https://…` of a `wss://` one (the HTTP endpoints live
 /// on the same server).
 pub(crate) fn http_base(ws_url: &str) -> Option<String> {

@@ -11,7 +11,7 @@ use prost::Message;
 use serde_json::Value as Json;
 
 use crate::codec::{ClientFrame, Rejected, validate};
-use crate::message::{CreateOptions, OpEntry, Participant, TaskInfo};
+use crate::message::{CreateOptions, OpEntry, Participant, StateRef, TaskInfo};
 use crate::sealed::SealedSnapshot;
 use crate::social::pb;
 use crate::social::{Annotation, Comment, NewComment, Notification, NotificationKind, Suggestion};
@@ -770,6 +770,7 @@ fn client_to_pb(m: &ClientMessage) -> cf::Msg {
             since,
             compact,
             ranges,
+            state_ref,
             create,
         } => cf::Msg::Join(cf::Join {
             session,
@@ -777,6 +778,7 @@ fn client_to_pb(m: &ClientMessage) -> cf::Msg {
             since,
             compact,
             ranges,
+            state_ref,
             create: create.map(|c| pb::CreateOptions {
                 encrypted: c.encrypted,
             }),
@@ -903,6 +905,7 @@ fn client_from_pb(m: cf::Msg) -> Res<ClientMessage> {
             since: j.since,
             compact: j.compact,
             ranges: j.ranges,
+            state_ref: j.state_ref,
             create: j.create.map(|c| CreateOptions {
                 encrypted: c.encrypted,
             }),
@@ -1020,6 +1023,7 @@ fn server_to_pb(m: &ServerMessage) -> sf::Msg {
             session,
             version,
             state,
+            state_ref,
             role,
             participants,
             ops,
@@ -1034,6 +1038,10 @@ fn server_to_pb(m: &ServerMessage) -> sf::Msg {
             session: session.clone(),
             version: *version,
             state: state.as_ref().map(value_to_pb),
+            state_ref: state_ref.as_ref().map(|r| pb::StateRef {
+                bytes: r.bytes,
+                sha256: r.sha256.clone(),
+            }),
             role: role_to_pb(*role),
             participants: participants.iter().map(participant_to_pb).collect(),
             ops: ops.as_ref().map(|ops| pb::OpEntries {
@@ -1215,6 +1223,10 @@ fn server_from_pb(m: sf::Msg) -> Res<ServerMessage> {
             session: j.session,
             version: j.version,
             state: j.state.map(value_from_pb).transpose()?,
+            state_ref: j.state_ref.map(|r| StateRef {
+                bytes: r.bytes,
+                sha256: r.sha256,
+            }),
             role: role_from_pb(j.role)?,
             participants: j
                 .participants

@@ -285,6 +285,7 @@ mod tests {
                 since: None,
                 compact: false,
                 ranges: false,
+                state_ref: false,
                 create: None,
             }
         );

@@ -27,8 +27,8 @@ pub use codec::{
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{
-    ClientMessage, CreateOptions, OpEntry, Participant, Role, ServerMessage, TaskInfo, Tier,
-    tier_for_mbps,
+    ClientMessage, CreateOptions, OpEntry, Participant, Role, ServerMessage, StateRef, TaskInfo,
+    Tier, tier_for_mbps,
 };
 pub use path::path_segment;
 pub use social::{

@@ -66,6 +66,10 @@ pub enum ClientMessage {
         /// connection (docs/PROTOCOL.md "Ranges").
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         ranges: bool,
+        /// The client can download a large state over HTTP: the server may answer `joined`
+        /// with `state_ref` instead of `state` (docs/PROTOCOL.md "Large states").
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        state_ref: bool,
         /// How to create the session if it is missing (ignored when it exists).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         create: Option<CreateOptions>,
@@ -381,6 +385,15 @@ pub struct TaskInfo {
     pub connector: Option<serde_json::Value>,
 }
 
+/// Where a `joined` state too large to inline is (`joined.state_ref`): the exact bytes of the
+/// state's JSON served by `GET /v1/sessions/{id}/state?version=V` — `bytes` long, with this
+/// SHA-256 (lowercase hex, also the response's `ETag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRef {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
 /// Server → client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -391,6 +404,11 @@ pub enum ServerMessage {
         /// Absent when the join named `since`: the client gets `ops` instead.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         state: Option<Value>,
+        /// Instead of `state`, for a join that asked (`state_ref`) when the state is large: the
+        /// state at `version` is downloaded from `GET /v1/sessions/{id}/state?version=V`, in
+        /// ranges when a download is cut; these are its size and hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state_ref: Option<StateRef>,
         role: Role,
         participants: Vec<Participant>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

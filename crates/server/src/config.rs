@@ -192,6 +192,9 @@ pub struct Limits {
     pub send_queue_bytes: usize,
     /// Largest document, in bytes of JSON; an edit that would pass it gets `too_large`.
     pub max_doc_bytes: usize,
+    /// Largest state a `joined` carries inline to a client that can download it instead
+    /// (`join.state_ref`); a larger one travels over HTTP in resumable ranges.
+    pub inline_state_bytes: usize,
     /// Component pairs one edit's rebase may compare (its components × those of the versions
     /// it is behind); past it the edit gets `conflict` with the head version.
     pub max_transform_work: u64,
@@ -221,6 +224,7 @@ impl Default for Limits {
             max_catch_up: 10_000,
             send_queue_bytes: 32 << 20,
             max_doc_bytes: 8 << 20,
+            inline_state_bytes: 256 * 1024,
             max_transform_work: 16_000_000,
             idle_ping: Duration::from_secs(600),
         }

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Largest session document in bytes of JSON; edits past it get `too_large`.
     #[arg(long, env = "MONTAGE_MAX_DOC_BYTES", default_value_t = Limits::default().max_doc_bytes)]
     pub max_doc_bytes: usize,
+    /// Largest state sent inside `joined` to a client that can download it over HTTP instead
+    /// (`join.state_ref`); larger states travel as resumable downloads.
+    #[arg(long, env = "MONTAGE_INLINE_STATE_BYTES", default_value_t = Limits::default().inline_state_bytes)]
+    pub inline_state_bytes: usize,
     /// Component pairs one edit may be transformed through; past it `conflict` with the head.
     #[arg(long, env = "MONTAGE_MAX_TRANSFORM_WORK", default_value_t = Limits::default().max_transform_work)]
     pub max_transform_work: u64,
@@ -160,6 +164,7 @@ impl ServeArgs {
         config.limits.send_queue = self.send_queue;
         config.limits.send_queue_bytes = self.send_queue_bytes;
         config.limits.max_doc_bytes = self.max_doc_bytes;
+        config.limits.inline_state_bytes = self.inline_state_bytes;
         config.limits.max_transform_work = self.max_transform_work;
         config.limits.idle_ping = secs("--idle-ping-secs", self.idle_ping_secs)?;
         config.limits.connections_per_user = self.connections_per_user;

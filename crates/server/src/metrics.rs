@@ -23,6 +23,7 @@ pub struct Metrics {
     pub dropped_slow_total: IntCounter,
     /// Versions composed into a range already held for a slow or low-tier connection.
     pub range_merged_total: IntCounter,
+    pub state_download_bytes: IntCounter,
     /// Measured tier changes of connections, down and up.
     pub tier_down_total: IntCounter,
     pub tier_up_total: IntCounter,
@@ -98,6 +99,10 @@ impl Default for Metrics {
             range_merged_total: counter(
                 "montage_range_merged_total",
                 "Edits composed into a range held for a slow or low-tier connection (one frame fewer each).",
+            ),
+            state_download_bytes: counter(
+                "montage_state_download_bytes_total",
+                "Bytes of large states downloaded by joining clients (GET /v1/sessions/{id}/state).",
             ),
             tier_down_total: counter(
                 "montage_tier_down_total",

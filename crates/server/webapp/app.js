@@ -3978,6 +3978,212 @@ function info(v, what2) {
   return { ...s, id: s["id"], title: typeof s["title"] === "string" ? s["title"] : "", role: String(s["role"] ?? "owner") };
 }
 
+// ../client/src/download.ts
+var DOWNLOAD_TRIES = 6;
+var DOWNLOAD_STALL_MS = 2e4;
+var LOADING_STEP = 64 * 1024;
+var MAX_BACKOFF_MS = 3e4;
+function stateRefOf(value2) {
+  const r = value2;
+  if (typeof r !== "object" || r === null) return null;
+  const { bytes, sha256: sha2562 } = r;
+  if (typeof bytes !== "number" || !Number.isSafeInteger(bytes) || bytes < 0) return null;
+  if (typeof sha2562 !== "string" || !/^[0-9a-f]{64}$/.test(sha2562)) return null;
+  return { bytes, sha256: sha2562 };
+}
+async function sha256Hex(bytes) {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle !== void 0) return bytesToHex(new Uint8Array(await subtle.digest("SHA-256", bytes)));
+  return bytesToHex(sha256(bytes));
+}
+var DownloadError = class extends Error {
+  code;
+  constructor(code, message) {
+    super(message);
+    this.name = "DownloadError";
+    this.code = code;
+  }
+};
+var CANCELLED = "cancelled";
+var StateDownload = class {
+  constructor(o) {
+    this.o = o;
+  }
+  stopped = false;
+  /** Ends what the download awaits now (a request, a read, a backoff). */
+  interrupt = null;
+  /** Stops the download (superseded, or its socket closed): nothing more is written to `part`,
+   * and `run` rejects. */
+  cancel() {
+    this.stopped = true;
+    this.interrupt?.();
+  }
+  /** Downloads the rest of the state, resuming after cuts. */
+  async run() {
+    const { ref, part } = this.o;
+    let stuck = 0;
+    for (; ; ) {
+      if (this.stopped) throw new DownloadError("internal", CANCELLED);
+      if (part.have === ref.bytes) return part.buf;
+      const before = part.have;
+      const ended = await this.piece();
+      if (this.stopped) throw new DownloadError("internal", CANCELLED);
+      if (ended !== null && "fail" in ended) throw ended.fail;
+      const why2 = ended?.cut ?? "the body ended early";
+      if (part.have > before) {
+        stuck = 0;
+        continue;
+      }
+      if (++stuck >= DOWNLOAD_TRIES) throw new DownloadError("internal", `GET ${this.o.url}: ${why2} (${stuck} tries with no progress)`);
+      await this.sleep(Math.min(MAX_BACKOFF_MS, Math.max(ended?.retryMs ?? 0, 200 * 2 ** stuck)));
+    }
+  }
+  /** One request: from `part.have` to the end, or until it is cut. */
+  async piece() {
+    const { ref, part } = this.o;
+    let token2;
+    try {
+      token2 = await this.o.token();
+    } catch (e) {
+      return { cut: `no token: ${errorMessage(e)}` };
+    }
+    const headers = { Authorization: `Bearer ${token2}` };
+    if (part.have > 0) {
+      headers["Range"] = `bytes=${part.have}-`;
+      headers["If-Range"] = `"${ref.sha256}"`;
+    }
+    const ctl = typeof AbortController === "function" ? new AbortController() : null;
+    const init = ctl === null ? { method: "GET", headers } : { method: "GET", headers, signal: ctl.signal };
+    const answer = await this.wait(Promise.resolve().then(() => this.o.fetch(this.o.url, init)));
+    if ("cut" in answer) {
+      ctl?.abort();
+      return answer;
+    }
+    const r = answer.ok;
+    const drop = () => {
+      ctl?.abort();
+      try {
+        r.body?.getReader().cancel().catch(() => {
+        });
+      } catch {
+      }
+    };
+    switch (r.status) {
+      case 206: {
+        const range = r.headers.get("content-range");
+        const from = range === null ? String(part.have) : /^bytes (\d+)-/.exec(range)?.[1];
+        if (from === void 0 || Number(from) !== part.have) {
+          drop();
+          const why2 = `a range from ${from ?? "nowhere"} does not continue the ${part.have} bytes held`;
+          part.have = 0;
+          return { cut: why2 };
+        }
+        break;
+      }
+      case 200:
+        part.have = 0;
+        break;
+      case 416:
+        drop();
+        part.have = 0;
+        return { cut: "range not satisfiable" };
+      default: {
+        const text2 = await this.wait(r.text());
+        if ("cut" in text2) ctl?.abort();
+        const err = errorOf(r.status, "ok" in text2 ? text2.ok : "", r.headers.get("retry-after"));
+        if (r.status === 429 || r.status >= 500) {
+          return err.retryAfterMs === void 0 ? { cut: `status ${r.status}` } : { cut: `status ${r.status}`, retryMs: err.retryAfterMs };
+        }
+        const code = SERVER_CODES.has(err.code) ? err.code : "internal";
+        return { fail: new DownloadError(code, `GET ${this.o.url}: ${err.message} (status ${r.status})`) };
+      }
+    }
+    if (r.body) {
+      const reader = r.body.getReader();
+      for (; ; ) {
+        const read = await this.wait(reader.read());
+        if ("cut" in read) {
+          ctl?.abort();
+          reader.cancel().catch(() => {
+          });
+          return read;
+        }
+        if (read.ok.done) return null;
+        const chunk = read.ok.value;
+        if (chunk === void 0) continue;
+        if (!this.take(chunk)) {
+          ctl?.abort();
+          reader.cancel().catch(() => {
+          });
+          return this.tooMany();
+        }
+      }
+    }
+    if (r.arrayBuffer === void 0) {
+      return { fail: new DownloadError("internal", "the `fetch` given answers no body stream and no arrayBuffer(): a state can't be read with it") };
+    }
+    const all = await this.wait(r.arrayBuffer());
+    if ("cut" in all) {
+      ctl?.abort();
+      return all;
+    }
+    return this.take(new Uint8Array(all.ok)) ? null : this.tooMany();
+  }
+  /** Appends a chunk: false (and nothing kept) past the announced size. */
+  take(chunk) {
+    const { ref, part } = this.o;
+    if (this.stopped) return true;
+    if (part.have + chunk.length > ref.bytes) {
+      part.have = 0;
+      return false;
+    }
+    part.buf.set(chunk, part.have);
+    part.have += chunk.length;
+    this.o.progress(part.have);
+    return true;
+  }
+  tooMany() {
+    return { fail: new DownloadError("internal", `GET ${this.o.url}: more than the ${this.o.ref.bytes} bytes announced`) };
+  }
+  /** `p`, or a cut when nothing comes for {@link DOWNLOAD_STALL_MS} or the download is
+   * cancelled (`p` is left to settle unheard). */
+  wait(p) {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v) => {
+        if (done) return;
+        done = true;
+        stop();
+        this.interrupt = null;
+        resolve(v);
+      };
+      const stop = this.o.later(() => finish({ cut: `nothing came for ${DOWNLOAD_STALL_MS / 1e3} s` }), DOWNLOAD_STALL_MS);
+      this.interrupt = () => finish({ cut: CANCELLED });
+      p.then(
+        (ok) => finish({ ok }),
+        (e) => finish({ cut: errorMessage(e) })
+      );
+    });
+  }
+  sleep(ms) {
+    return new Promise((resolve) => {
+      const stop = this.o.later(() => {
+        this.interrupt = null;
+        resolve();
+      }, ms);
+      this.interrupt = () => {
+        stop();
+        this.interrupt = null;
+        resolve();
+      };
+    });
+  }
+};
+var SERVER_CODES = /* @__PURE__ */ new Set(["unauthorized", "forbidden", "bad_request", "not_found", "rate_limited", "too_large", "conflict", "not_supported", "internal"]);
+function errorMessage(e) {
+  return e instanceof Error ? e.message : String(e);
+}
+
 // ../client/src/session.ts
 function randomId() {
   const c = globalThis.crypto;
@@ -4004,6 +4210,15 @@ var MontageSession = class _MontageSession {
   awaitingJoin = false;
   /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
   held = null;
+  /** A `joined` naming a large state to download (`state_ref`), and every message of the session
+   * after it, held until the state is here. */
+  loading = null;
+  /** The bytes of a large state downloaded so far, by its SHA-256: kept when a download is cut
+   * (with its socket, or given up), so a download of the same state (the same version joined
+   * again) resumes from them. */
+  partial = null;
+  /** Downloads failed since the session last joined (see `stateRefOk`). */
+  downloadFailures = 0;
   presenceData;
   /** The last seq used, kept across resyncs: (client, seq) must never repeat. */
   seqFloor = 0;
@@ -4397,7 +4612,7 @@ var MontageSession = class _MontageSession {
     this.accessError = null;
     this.sealError = null;
     if (this.connection.isOpen) {
-      if (!this.inSession && !this.awaitingJoin) this.sendJoin(this.sync?.version);
+      if (!this.inSession && !this.awaitingJoin && this.loading === null) this.sendJoin(this.sync?.version);
     } else {
       this.connection.connect();
     }
@@ -4406,7 +4621,7 @@ var MontageSession = class _MontageSession {
   /** Leaves the session (`leave`: the others see me go); `connect()` joins again. Unsent edits
    * stay queued. */
   leave() {
-    const wasIn = this.inSession || this.awaitingJoin;
+    const wasIn = this.inSession || this.awaitingJoin || this.loading !== null;
     this.wantJoined = false;
     if (wasIn) this.send({ type: "leave", session: this.session });
     this.socketClosed();
@@ -4424,6 +4639,7 @@ var MontageSession = class _MontageSession {
       if (this.sync?.resend() === null && this.e2e === null) join2["compact"] = true;
     }
     if (this.sync?.resend() == null && this.e2e === null) join2["ranges"] = true;
+    if (this.stateRefOk()) join2["state_ref"] = true;
     if (this.e2e !== null) join2["create"] = { encrypted: true };
     this.awaitingJoin = true;
     this.send(join2);
@@ -4495,6 +4711,7 @@ var MontageSession = class _MontageSession {
     this.inSession = false;
     this.awaitingJoin = false;
     this.held = null;
+    this.stopLoading();
     this.failRequests();
   }
   /** @internal */
@@ -4555,7 +4772,17 @@ var MontageSession = class _MontageSession {
   /** @internal */
   received(raw) {
     this.emit("message", raw);
+    this.handle(raw);
+  }
+  /** Handles one server message of the session (or holds it behind a state download). */
+  handle(raw) {
     if (this.sealError !== null) return;
+    const l = this.loading;
+    if (l !== null) {
+      if (l.after.length >= MAX_HELD_BEHIND_DOWNLOAD) return this.loadFailed(new DownloadError("internal", "the session moved on too far meanwhile"));
+      l.after.push(raw);
+      return;
+    }
     if (this.leftToJoin(raw)) return;
     let m = raw;
     const notes = [];
@@ -4579,9 +4806,16 @@ var MontageSession = class _MontageSession {
       req.resolve(m);
     }
     for (const n of notes) this.emit("error", n);
-    try {
+    this.guarded(() => {
       this.dispatch(m, req !== void 0);
       this.maybeSnapshot();
+    });
+  }
+  /** Runs `f`, which follows the server; if this replica can't (an op it can't apply), it starts
+   * over from the server's state rather than drift. */
+  guarded(f) {
+    try {
+      f();
     } catch (e) {
       this.emit("error", { code: "desync", message: e.message });
       this.resync();
@@ -4623,8 +4857,10 @@ var MontageSession = class _MontageSession {
   /** Handles one (plain, or made plain) server message for this session. */
   dispatch(m, answered) {
     switch (m["type"]) {
-      case "joined":
-        return this.onJoined(m);
+      case "joined": {
+        const ref = this.e2e === null && m["state"] === void 0 ? stateRefOf(m["state_ref"]) : null;
+        return ref === null ? this.onJoined(m) : this.load(m, ref);
+      }
       case "ack":
         return this.onAck(Number(m["seq"]), Number(m["version"]));
       case "op": {
@@ -4803,9 +5039,120 @@ var MontageSession = class _MontageSession {
     this.emit("role", { user, role: role2 });
     this.emit("participants", this.participants);
   }
+  // ---- large states ---------------------------------------------------------------------------
+  /**
+   * Whether a join asks for a large state by reference (`state_ref`): not in an encrypted session
+   * (its server reads no state), not without a `fetch` to download it with, and not after two
+   * downloads in a row failed since the session last joined (the state then comes inline, so a
+   * download that can't succeed — a refusal, a proxy that breaks it — can't loop). SHA-256 is
+   * always at hand (see `sha256Hex`).
+   */
+  stateRefOk() {
+    return this.e2e === null && this.downloadFailures < MAX_DOWNLOAD_FAILURES && this.connection.fetcher !== null;
+  }
+  /** A `joined` naming the state to download instead of carrying it: the session waits for it
+   * (not joined yet), holding what comes after. */
+  load(m, ref) {
+    this.awaitingJoin = false;
+    this.stopLoading();
+    const fetch2 = this.connection.fetcher;
+    let part = this.partial;
+    if (part === null || part.sha256 !== ref.sha256 || part.buf.length !== ref.bytes) {
+      part = null;
+      this.partial = null;
+      try {
+        part = { sha256: ref.sha256, buf: new Uint8Array(ref.bytes), have: 0 };
+      } catch {
+      }
+    }
+    if (fetch2 === null || part === null) {
+      return this.loadFailed(new DownloadError("internal", fetch2 === null ? "no fetch to download it with" : `no room for ${ref.bytes} bytes`));
+    }
+    this.partial = part;
+    const total = ref.bytes;
+    const from = part.have;
+    let told = from;
+    const url = `${this.connection.httpBase}/v1/sessions/${encodeURIComponent(this.session)}/state?version=${Number(m["version"])}`;
+    const download = new StateDownload({
+      url,
+      fetch: fetch2,
+      token: () => this.connection.currentToken(),
+      ref,
+      part,
+      later: (fn, ms) => this.connection.later(fn, ms),
+      progress: (received) => {
+        if (this.loading?.download !== download) return;
+        if (received >= told + LOADING_STEP || received < told || received === total) {
+          told = received;
+          this.emit("loading", { received, total });
+        }
+      }
+    });
+    this.loading = { joined: m, after: [], download };
+    this.emit("loading", { received: from, total });
+    const started = Date.now();
+    void this.finishLoading(download, ref, () => [part.have - from, Date.now() - started]);
+  }
+  /** The download ends: its state answers the join, then the messages held behind it apply
+   * (or, failing, the session joins again). `fresh`: the bytes it brought and the time. */
+  async finishLoading(download, ref, fresh) {
+    let bytes;
+    let hash;
+    try {
+      bytes = await download.run();
+      const [n, ms] = fresh();
+      hash = await sha256Hex(bytes);
+      if (this.loading?.download === download) this.connection.reportDownload(n, ms);
+    } catch (e) {
+      if (this.loading?.download === download) this.loadFailed(e instanceof DownloadError ? e : new DownloadError("internal", String(e)));
+      return;
+    }
+    const l = this.loading;
+    if (l?.download !== download) return;
+    let state;
+    try {
+      if (bytes.length !== ref.bytes || hash !== ref.sha256) {
+        throw new Error(`${bytes.length} bytes with SHA-256 ${hash} came; the server announced ${ref.bytes} bytes with ${ref.sha256}`);
+      }
+      state = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (e) {
+      this.partial = null;
+      return this.loadFailed(new DownloadError("desync", e.message));
+    }
+    this.partial = null;
+    this.loading = null;
+    const joined = { ...l.joined, state };
+    delete joined["state_ref"];
+    this.guarded(() => this.onJoined(joined));
+    for (const m of l.after) this.handle(m);
+  }
+  /** The download failed for good: say so, and join again — with a leave first when the state
+   * is wanted whole, since the server counts this socket in the session already and answers a
+   * repeated join with no state; a replica joins again from its version (a join with `since` is
+   * answered as a first one). The bytes so far stay in `partial` (unless they are wrong): the
+   * same version joined again names the same bytes, and its download resumes. */
+  loadFailed(err) {
+    this.stopLoading();
+    this.downloadFailures++;
+    this.emit("error", { code: err.code, message: `downloading the session's state: ${err.message}; joining again` });
+    if (!this.wantJoined || !this.connection.isOpen) return;
+    if (this.sync === null) {
+      this.send({ type: "leave", session: this.session });
+      this.sendJoin(void 0);
+    } else {
+      this.sendJoin(this.sync.version);
+    }
+  }
+  /** Drops the state download under way, if any (its bytes so far stay in `partial`). */
+  stopLoading() {
+    const l = this.loading;
+    this.loading = null;
+    l?.download.cancel();
+  }
   onJoined(m) {
     const version = Number(m["version"]);
     this.awaitingJoin = false;
+    this.downloadFailures = 0;
     this.role = String(m["role"] ?? "");
     this.linkRole = typeof m["link_role"] === "string" ? m["link_role"] : null;
     this.title = typeof m["title"] === "string" ? m["title"] : void 0;
@@ -4941,6 +5288,8 @@ var MontageSession = class _MontageSession {
     this.sendJoin(void 0);
   }
 };
+var MAX_DOWNLOAD_FAILURES = 2;
+var MAX_HELD_BEHIND_DOWNLOAD = 2e4;
 function commentOf(m) {
   return m["comment"];
 }
@@ -5109,9 +5458,18 @@ var MontageConnection = class {
     this.refusedInARow = 0;
     this.attempt = 0;
   }
-  /** @internal Runs `fn` after `ms` on the connection's timers. */
+  /** @internal Runs `fn` after `ms` on the connection's timers; returns a function cancelling
+   * it. */
   later(fn, ms) {
-    this.timers.setTimeout(fn, ms);
+    const h2 = this.timers.setTimeout(fn, ms);
+    return () => this.timers.clearTimeout(h2);
+  }
+  /** @internal The `fetch` of HTTP calls: the `fetch` option, or the global one (called as a
+   * plain function: a browser's refuses another `this`); null when there is neither. */
+  get fetcher() {
+    if (this.opts.fetch !== void 0) return this.opts.fetch;
+    const g = globalThis;
+    return g.fetch === void 0 ? null : (url, init) => g.fetch(url, init);
   }
   /** @internal Sends a session's message, its rid prefixed with the session's tag. */
   transmit(port, msg) {
@@ -5134,7 +5492,7 @@ var MontageConnection = class {
     try {
       frame = this.codec.encodeClientFrame(msg);
     } catch (e) {
-      const refusal = { type: "error", code: "bad_request", message: errorMessage(e) };
+      const refusal = { type: "error", code: "bad_request", message: errorMessage2(e) };
       if (msg["rid"] !== void 0) refusal["rid"] = msg["rid"];
       void Promise.resolve().then(() => {
         if (this.sock === s) this.onMessage(refusal);
@@ -5210,7 +5568,7 @@ var MontageConnection = class {
       },
       (e) => {
         this.refreshing = false;
-        this.connectionError({ code: "unauthorized", message: `could not refresh the token: ${errorMessage(e)}` });
+        this.connectionError({ code: "unauthorized", message: `could not refresh the token: ${errorMessage2(e)}` });
       }
     );
   }
@@ -5288,7 +5646,7 @@ var MontageConnection = class {
       (e) => {
         if (this.tokenWait !== attempt) return;
         this.tokenWait = null;
-        this.connectionError({ code: "unauthorized", message: `could not get a token: ${errorMessage(e)}` });
+        this.connectionError({ code: "unauthorized", message: `could not get a token: ${errorMessage2(e)}` });
         this.onClosed(void 0);
       }
     );
@@ -5335,7 +5693,7 @@ var MontageConnection = class {
         try {
           msg = this.codec.decodeServerFrame(bytes);
         } catch (e) {
-          this.connectionError({ code: "bad_frame", message: `the server sent a frame that is not a montage.v1 message: ${errorMessage(e)}` });
+          this.connectionError({ code: "bad_frame", message: `the server sent a frame that is not a montage.v1 message: ${errorMessage2(e)}` });
           return;
         }
         this.onMessage(msg);
@@ -5442,7 +5800,7 @@ function frameBytes(data) {
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return null;
 }
-function errorMessage(e) {
+function errorMessage2(e) {
   return e instanceof Error ? e.message : String(e);
 }
 

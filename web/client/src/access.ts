@@ -210,7 +210,16 @@ export class ApiError extends Error {
 export type RequestBody = string | Blob | ArrayBuffer | Uint8Array;
 
 /** The part of `fetch` that {@link SessionsApi} uses: the global `fetch` fits (a fake in tests). */
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: RequestBody }) => Promise<{
+export type FetchLike = (
+  url: string,
+  init: {
+    method: string;
+    headers: Record<string, string>;
+    body?: RequestBody;
+    /** Set by the download of a large state, to end a request it gave up on (a stall). */
+    signal?: AbortSignal;
+  },
+) => Promise<{
   status: number;
   ok: boolean;
   /** The response's headers (`Retry-After` is read on a refusal). */
@@ -223,6 +232,18 @@ export type FetchLike = (url: string, init: { method: string; headers: Record<st
   /** The response's body as bytes (needed only by the calls that read a file: {@link
    * SessionsApi.asset}). */
   arrayBuffer?(): Promise<ArrayBuffer>;
+  /** The response's body as a stream of bytes: read by the download of a large session state
+   * (`joined.state_ref`), which reports progress and, after a cut, resumes with the bytes that
+   * came (without it: `arrayBuffer()`, all or nothing). */
+  body?: {
+    /** A reader of the body's chunks. */
+    getReader(): {
+      /** The next chunk, or `done` at the end of the body. */
+      read(): Promise<{ done: boolean; value?: Uint8Array }>;
+      /** Stops reading: the rest of the body is not wanted. */
+      cancel(reason?: unknown): Promise<void>;
+    };
+  } | null;
 }>;
 
 /** Options of a {@link SessionsApi}: the server, the token and the `fetch` to call it with. */
@@ -489,7 +510,8 @@ function listOf<T>(body: unknown, key: string, what: string): T[] {
   return list as T[];
 }
 
-function errorOf(status: number, text: string, retryAfter: string | null): ApiError {
+/** @internal The `ApiError` of a refusal: the server's `{"code","message"}` body, or the status. */
+export function errorOf(status: number, text: string, retryAfter: string | null): ApiError {
   let code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 404 ? "not_found" : status === 429 ? "rate_limited" : "http_error";
   let message = `HTTP ${status}`;
   let retryMs: number | undefined;

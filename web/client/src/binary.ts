@@ -791,6 +791,7 @@ export function encodeClientFrame(msg: Record<string, unknown>, rid: unknown = m
             since: optU64(m["since"], "since"),
             compact: bool(m["compact"]),
             ranges: bool(m["ranges"]),
+            stateRef: bool(m["state_ref"]),
             create: create && { $typeName: "montage.v1.CreateOptions", encrypted: bool(create["encrypted"]) },
           },
         };
@@ -890,7 +891,7 @@ export function decodeClientFrame(bytes: Uint8Array): Record<string, unknown> {
         const j = msg.value;
         return withOpt(
           { type, session: j.session, client: j.client },
-          { since: j.since === undefined ? undefined : num(j.since), compact: j.compact || undefined, ranges: j.ranges || undefined, create: j.create && { encrypted: j.create.encrypted } },
+          { since: j.since === undefined ? undefined : num(j.since), compact: j.compact || undefined, ranges: j.ranges || undefined, state_ref: j.stateRef || undefined, create: j.create && { encrypted: j.create.encrypted } },
         );
       }
       case "op": {
@@ -962,6 +963,7 @@ export function encodeServerFrame(msg: Record<string, unknown>, rid: unknown = m
         const ops = m["ops"];
         if (ops !== undefined && ops !== null && !Array.isArray(ops)) fail("ops must be a list");
         const snap = m["snapshot"] === undefined || m["snapshot"] === null ? undefined : obj(m["snapshot"], "snapshot");
+        const stateRef = m["state_ref"] === undefined || m["state_ref"] === null ? undefined : obj(m["state_ref"], "state_ref");
         return {
           case: "joined",
           value: {
@@ -969,6 +971,7 @@ export function encodeServerFrame(msg: Record<string, unknown>, rid: unknown = m
             session: session(),
             version: u64(m["version"], "version"),
             state: m["state"] === undefined || m["state"] === null ? undefined : valueTo(m["state"]),
+            stateRef: stateRef && { $typeName: "montage.v1.StateRef", bytes: u64(stateRef["bytes"], "state_ref: bytes"), sha256: str(stateRef["sha256"], "state_ref: sha256") },
             role: roleTo(m["role"]),
             participants: participants.map((p) => {
               const q = obj(p, "a participant");
@@ -1161,6 +1164,7 @@ export function decodeServerFrame(bytes: Uint8Array): Record<string, unknown> {
           },
           {
             state: j.state && valueFrom(j.state, "state"),
+            state_ref: j.stateRef && { bytes: num(j.stateRef.bytes), sha256: j.stateRef.sha256 },
             ops: j.ops && j.ops.entries.map(entryFrom),
             delta: j.delta && deltaFrom(j.delta),
             title: j.title,

@@ -92,7 +92,8 @@ export interface ConnectionOptions {
   random?: () => number;
   /** Connect at construction (default true). */
   autoConnect?: boolean;
-  /** For the HTTP calls (`api`): the global `fetch` by default. */
+  /** For the HTTP calls (`api`, and the download of a large session state: docs/PROTOCOL.md
+   * "Large states"): the global `fetch` by default. */
   fetch?: FetchLike;
   /**
    * Speak the binary form (docs/PROTOCOL.md "Binary frames") with this codec — `binaryFrames`
@@ -357,9 +358,18 @@ export class MontageConnection {
     this.refusedInARow = 0;
     this.attempt = 0;
   }
-  /** @internal Runs `fn` after `ms` on the connection's timers. */
-  later(fn: () => void, ms: number): void {
-    this.timers.setTimeout(fn, ms);
+  /** @internal Runs `fn` after `ms` on the connection's timers; returns a function cancelling
+   * it. */
+  later(fn: () => void, ms: number): () => void {
+    const h = this.timers.setTimeout(fn, ms);
+    return () => this.timers.clearTimeout(h);
+  }
+  /** @internal The `fetch` of HTTP calls: the `fetch` option, or the global one (called as a
+   * plain function: a browser's refuses another `this`); null when there is neither. */
+  get fetcher(): FetchLike | null {
+    if (this.opts.fetch !== undefined) return this.opts.fetch;
+    const g = globalThis as { fetch?: FetchLike };
+    return g.fetch === undefined ? null : (url, init) => g.fetch!(url, init);
   }
   /** @internal Sends a session's message, its rid prefixed with the session's tag. */
   transmit(port: SessionPort, msg: Record<string, unknown>): boolean {

@@ -1,8 +1,9 @@
 /**
  * `MontageSession`: one session joined over a `MontageConnection`, on top of `SyncDoc`.
  * Optimistic local edits, one in flight, rejoin with `since` after a reconnect (or versions missed
- * on the way) and resend of the in-flight edit with its original base and seq, presence, per-user
- * undo/redo, comments, suggestions, roles, previews; access (docs/PROTOCOL.md "Access"): `accessDenied` (an `AccessError`) when
+ * on the way) and resend of the in-flight edit with its original base and seq, a large state
+ * downloaded over HTTP in resumable pieces (`loading`), presence, per-user undo/redo, comments,
+ * suggestions, roles, previews; access (docs/PROTOCOL.md "Access"): `accessDenied` (an `AccessError`) when
  * the session can't be joined or the user is taken out of it (the session then stops until
  * `connect()`).
  *
@@ -15,6 +16,7 @@ import { type Json, newDocument } from "./json.js";
 import { apply } from "./op.js";
 import { SyncDoc, type SyncSnapshot } from "./sync.js";
 import { AccessError, type AccessReason, type AssetInfo, type LinkRole, type Role, roleAtLeast } from "./access.js";
+import { DownloadError, LOADING_STEP, type PartialState, StateDownload, type StateRef, sha256Hex, stateRefOf } from "./download.js";
 import { E2eState, GENESIS_CHAIN, type Keyring, SealError, SessionKey, chainHex, openComment, parseChain, sealComment, toKeyring } from "./sealed.js";
 import type { ConnectionEvents, ConnectionState, ConnectionStatus, MontageConnection, SessionPort } from "./connection.js";
 import {
@@ -110,6 +112,14 @@ export interface SessionEvents<Doc = Json, Presence = Json> {
   change: ChangeEvent<Doc>;
   status: StatusEvent;
   joined: { version: number; role: string; participants: Participant[]; linkRole: string | null; title?: string };
+  /**
+   * The session's state is large and being downloaded over HTTP (docs/PROTOCOL.md "Large
+   * states"): `received` of `total` bytes so far — at the start (past 0 when a cut download
+   * resumes), about every 64 KiB, and at the end. Until it is here the session is not joined:
+   * `status` stays `connecting` (or `reconnecting`) and `ready()` waits. A download that fails
+   * for good is an `error`, and the session joins again.
+   */
+  loading: { received: number; total: number };
   presence: { user: string; data: Presence };
   participants: Participant[];
   role: { user: string; role: string };
@@ -191,6 +201,15 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   private awaitingJoin = false;
   /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
   private held: { version: number; op: Op; user?: string }[] | null = null;
+  /** A `joined` naming a large state to download (`state_ref`), and every message of the session
+   * after it, held until the state is here. */
+  private loading: { joined: Record<string, unknown>; after: Record<string, unknown>[]; download: StateDownload } | null = null;
+  /** The bytes of a large state downloaded so far, by its SHA-256: kept when a download is cut
+   * (with its socket, or given up), so a download of the same state (the same version joined
+   * again) resumes from them. */
+  private partial: PartialState | null = null;
+  /** Downloads failed since the session last joined (see `stateRefOk`). */
+  private downloadFailures = 0;
   private presenceData: Presence | undefined;
   /** The last seq used, kept across resyncs: (client, seq) must never repeat. */
   private seqFloor = 0;
@@ -608,7 +627,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.accessError = null;
     this.sealError = null;
     if (this.connection.isOpen) {
-      if (!this.inSession && !this.awaitingJoin) this.sendJoin(this.sync?.version);
+      if (!this.inSession && !this.awaitingJoin && this.loading === null) this.sendJoin(this.sync?.version);
     } else {
       this.connection.connect();
     }
@@ -618,7 +637,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   /** Leaves the session (`leave`: the others see me go); `connect()` joins again. Unsent edits
    * stay queued. */
   leave(): void {
-    const wasIn = this.inSession || this.awaitingJoin;
+    const wasIn = this.inSession || this.awaitingJoin || this.loading !== null;
     this.wantJoined = false;
     if (wasIn) this.send({ type: "leave", session: this.session });
     this.socketClosed();
@@ -643,6 +662,9 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     // Live edits may come composed into ranges (`op` with `from`) when this connection is slow;
     // not while a resent edit is unconfirmed: it could come back inside one as someone else's.
     if (this.sync?.resend() == null && this.e2e === null) join["ranges"] = true;
+    // A large state may come as a reference to download (`joined.state_ref`), in resumable
+    // pieces, instead of one frame a slow link takes minutes over.
+    if (this.stateRefOk()) join["state_ref"] = true;
     // A missing session is created encrypted (ignored when it exists).
     if (this.e2e !== null) join["create"] = { encrypted: true };
     this.awaitingJoin = true;
@@ -725,6 +747,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.inSession = false;
     this.awaitingJoin = false;
     this.held = null;
+    this.stopLoading();
     this.failRequests();
   }
 
@@ -794,7 +817,19 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   /** @internal */
   received(raw: Record<string, unknown>): void {
     this.emit("message", raw);
+    this.handle(raw);
+  }
+
+  /** Handles one server message of the session (or holds it behind a state download). */
+  private handle(raw: Record<string, unknown>): void {
     if (this.sealError !== null) return; // stopped: nothing more of the session is applied
+    const l = this.loading;
+    if (l !== null) {
+      // They follow the state being downloaded (ops from its version + 1): in order, after it.
+      if (l.after.length >= MAX_HELD_BEHIND_DOWNLOAD) return this.loadFailed(new DownloadError("internal", "the session moved on too far meanwhile"));
+      l.after.push(raw);
+      return;
+    }
     if (this.leftToJoin(raw)) return;
     let m = raw;
     const notes: { code: ErrorCode; message: string }[] = [];
@@ -818,12 +853,18 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       req.resolve(m);
     }
     for (const n of notes) this.emit("error", n);
-    try {
+    this.guarded(() => {
       this.dispatch(m, req !== undefined);
       this.maybeSnapshot();
+    });
+  }
+
+  /** Runs `f`, which follows the server; if this replica can't (an op it can't apply), it starts
+   * over from the server's state rather than drift. */
+  private guarded(f: () => void): void {
+    try {
+      f();
     } catch (e) {
-      // A message this replica can't follow (an op it can't apply): start over from the
-      // server's state rather than drift.
       this.emit("error", { code: "desync", message: (e as Error).message });
       this.resync();
     }
@@ -869,8 +910,10 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   /** Handles one (plain, or made plain) server message for this session. */
   private dispatch(m: Record<string, unknown>, answered: boolean): void {
     switch (m["type"]) {
-      case "joined":
-        return this.onJoined(m);
+      case "joined": {
+        const ref = this.e2e === null && m["state"] === undefined ? stateRefOf(m["state_ref"]) : null;
+        return ref === null ? this.onJoined(m) : this.load(m, ref);
+      }
       case "ack":
         return this.onAck(Number(m["seq"]), Number(m["version"]));
       case "op": {
@@ -1058,9 +1101,132 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.emit("participants", this.participants);
   }
 
+  // ---- large states ---------------------------------------------------------------------------
+
+  /**
+   * Whether a join asks for a large state by reference (`state_ref`): not in an encrypted session
+   * (its server reads no state), not without a `fetch` to download it with, and not after two
+   * downloads in a row failed since the session last joined (the state then comes inline, so a
+   * download that can't succeed — a refusal, a proxy that breaks it — can't loop). SHA-256 is
+   * always at hand (see `sha256Hex`).
+   */
+  private stateRefOk(): boolean {
+    return this.e2e === null && this.downloadFailures < MAX_DOWNLOAD_FAILURES && this.connection.fetcher !== null;
+  }
+
+  /** A `joined` naming the state to download instead of carrying it: the session waits for it
+   * (not joined yet), holding what comes after. */
+  private load(m: Record<string, unknown>, ref: StateRef): void {
+    // This is the join's answer: the frames after it (ops from its version + 1) are held for the
+    // state, not left to a join as they are while one is awaited.
+    this.awaitingJoin = false;
+    this.stopLoading();
+    const fetch = this.connection.fetcher;
+    let part = this.partial;
+    if (part === null || part.sha256 !== ref.sha256 || part.buf.length !== ref.bytes) {
+      part = null;
+      this.partial = null;
+      try {
+        part = { sha256: ref.sha256, buf: new Uint8Array(ref.bytes), have: 0 };
+      } catch {
+        // (No memory for it.)
+      }
+    }
+    if (fetch === null || part === null) {
+      return this.loadFailed(new DownloadError("internal", fetch === null ? "no fetch to download it with" : `no room for ${ref.bytes} bytes`));
+    }
+    this.partial = part;
+    const total = ref.bytes;
+    const from = part.have;
+    let told = from;
+    const url = `${this.connection.httpBase}/v1/sessions/${encodeURIComponent(this.session)}/state?version=${Number(m["version"])}`;
+    const download: StateDownload = new StateDownload({
+      url,
+      fetch,
+      token: () => this.connection.currentToken(),
+      ref,
+      part,
+      later: (fn, ms) => this.connection.later(fn, ms),
+      progress: (received) => {
+        if (this.loading?.download !== download) return;
+        // (Fewer bytes than told: a download that had to start over says so.)
+        if (received >= told + LOADING_STEP || received < told || received === total) {
+          told = received;
+          this.emit("loading", { received, total });
+        }
+      },
+    });
+    this.loading = { joined: m, after: [], download };
+    this.emit("loading", { received: from, total });
+    const started = Date.now();
+    void this.finishLoading(download, ref, () => [part.have - from, Date.now() - started]);
+  }
+
+  /** The download ends: its state answers the join, then the messages held behind it apply
+   * (or, failing, the session joins again). `fresh`: the bytes it brought and the time. */
+  private async finishLoading(download: StateDownload, ref: StateRef, fresh: () => [number, number]): Promise<void> {
+    let bytes: Uint8Array<ArrayBuffer>;
+    let hash: string;
+    try {
+      bytes = await download.run();
+      const [n, ms] = fresh();
+      hash = await sha256Hex(bytes);
+      // A sample of the downlink, as a preview's download is.
+      if (this.loading?.download === download) this.connection.reportDownload(n, ms);
+    } catch (e) {
+      if (this.loading?.download === download) this.loadFailed(e instanceof DownloadError ? e : new DownloadError("internal", String(e)));
+      return;
+    }
+    const l = this.loading;
+    if (l?.download !== download) return; // superseded, or its socket closed
+    let state: Json;
+    try {
+      if (bytes.length !== ref.bytes || hash !== ref.sha256) {
+        throw new Error(`${bytes.length} bytes with SHA-256 ${hash} came; the server announced ${ref.bytes} bytes with ${ref.sha256}`);
+      }
+      state = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as Json;
+    } catch (e) {
+      // Bytes not worth resuming from.
+      this.partial = null;
+      return this.loadFailed(new DownloadError("desync", (e as Error).message));
+    }
+    this.partial = null;
+    this.loading = null;
+    const joined: Record<string, unknown> = { ...l.joined, state };
+    delete joined["state_ref"];
+    this.guarded(() => this.onJoined(joined));
+    for (const m of l.after) this.handle(m);
+  }
+
+  /** The download failed for good: say so, and join again — with a leave first when the state
+   * is wanted whole, since the server counts this socket in the session already and answers a
+   * repeated join with no state; a replica joins again from its version (a join with `since` is
+   * answered as a first one). The bytes so far stay in `partial` (unless they are wrong): the
+   * same version joined again names the same bytes, and its download resumes. */
+  private loadFailed(err: DownloadError): void {
+    this.stopLoading();
+    this.downloadFailures++;
+    this.emit("error", { code: err.code, message: `downloading the session's state: ${err.message}; joining again` });
+    if (!this.wantJoined || !this.connection.isOpen) return; // the next socket joins
+    if (this.sync === null) {
+      this.send({ type: "leave", session: this.session });
+      this.sendJoin(undefined);
+    } else {
+      this.sendJoin(this.sync.version);
+    }
+  }
+
+  /** Drops the state download under way, if any (its bytes so far stay in `partial`). */
+  private stopLoading(): void {
+    const l = this.loading;
+    this.loading = null;
+    l?.download.cancel();
+  }
+
   private onJoined(m: Record<string, unknown>): void {
     const version = Number(m["version"]);
     this.awaitingJoin = false;
+    this.downloadFailures = 0;
     this.role = String(m["role"] ?? "");
     this.linkRole = typeof m["link_role"] === "string" ? m["link_role"] : null;
     this.title = typeof m["title"] === "string" ? m["title"] : undefined;
@@ -1228,6 +1394,13 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     this.sendJoin(undefined);
   }
 }
+
+/** Downloads of a large state that may fail in a row before a join asks for the state inline. */
+const MAX_DOWNLOAD_FAILURES = 2;
+/** Messages held behind a state download at most; past them the download gives up and the
+ * session joins again (a newer version), rather than memory growing with a busy session on a slow
+ * link. */
+const MAX_HELD_BEHIND_DOWNLOAD = 20_000;
 
 function commentOf(m: Record<string, unknown>): Comment {
   return m["comment"] as Comment;

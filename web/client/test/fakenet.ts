@@ -23,6 +23,8 @@ import {
   transform,
   MontageClient,
 } from "../src/index.js";
+import { createHash } from "node:crypto";
+import type { FetchLike } from "../src/access.js";
 import { decodeClientFrame, encodeServerFrame } from "../src/binary.js";
 
 /** A frame on the fake wire: JSON text, or a binary frame's bytes. */
@@ -171,6 +173,12 @@ export class FakeNet {
   speaksBinary = true;
   /** Access rules; null: everyone is an editor (the tests of the client model). */
   access: FakeAccess | null = null;
+  /** A join that asks for `state_ref` gets one instead of a `state` of more bytes of JSON than
+   * this, as with `serve --inline-state-bytes` (docs/PROTOCOL.md "Large states"). */
+  inlineStateBytes = Infinity;
+  /** The states joins named by reference, as `GET …/state?version=V` serves them, by
+   * `session@version`. */
+  stateBytes = new Map<string, Uint8Array>();
 
   constructor(doc: Json) {
     this.initial = doc;
@@ -395,6 +403,7 @@ export class FakeNet {
     }
     const m = typeof data === "string" ? (JSON.parse(data) as Record<string, unknown>) : decodeClientFrame(data);
     this.log.push({ ...m, from: c.user });
+    if (m["type"] === "quality") return; // a downlink hint: no tiers here
     const session = String(m["session"]);
     const room = this.room(session);
     const rid = m["rid"];
@@ -453,7 +462,13 @@ export class FakeNet {
           const ops = missed.map((e) => ({ version: e.version, user: e.user, ops: encodeOp(e.ops) }));
           this.sendTo(c, { ...base, ops });
         } else {
-          this.sendTo(c, { ...base, state: room.doc });
+          const bytes = new TextEncoder().encode(JSON.stringify(room.doc));
+          if (m["state_ref"] === true && bytes.length > this.inlineStateBytes) {
+            this.stateBytes.set(`${session}@${room.history.length}`, bytes);
+            this.sendTo(c, { ...base, state_ref: { bytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") } });
+          } else {
+            this.sendTo(c, { ...base, state: room.doc });
+          }
         }
         this.broadcast(session, c, { type: "participant_joined", session, user: c.user, role });
         return;
@@ -662,4 +677,89 @@ export function fakeClient(
     random: () => 0,
     ...extra,
   });
+}
+
+/** How one request of a {@link FakeStateHttp} ends (in its `plan`; without one it serves the
+ * rest whole): the body fails after `cut` bytes (a connection reset), or stops after `stall`
+ * bytes and never ends; fetch `throws` before an answer; a `status` with the server's error body;
+ * or the body whole with one byte changed (`tamper`: the hash won't match). */
+export type Piece = { cut: number } | { stall: number } | { throws: true } | { status: number } | { tamper: true };
+
+/** A request a {@link FakeStateHttp} took: its `Range` and `If-Range`, what it answered (from
+ * byte `from`), and how many body bytes went out. */
+export interface StateRequest {
+  url: string;
+  auth: string | undefined;
+  range: string | undefined;
+  ifRange: string | undefined;
+  status: number;
+  from: number;
+  sent: number;
+}
+
+/** `GET /v1/sessions/{id}/state?version=V` of the states `net` named by reference, as the
+ * server serves them (`ETag`; `Range: bytes=A-` with a matching `If-Range` → 206 with
+ * `Content-Range`, past the end 416, another `If-Range` → 200 whole), its bodies streamed in
+ * 16 KiB chunks as they are read, each request ending as `plan` says. */
+export class FakeStateHttp {
+  plan: Piece[] = [];
+  requests: StateRequest[] = [];
+  constructor(private readonly net: FakeNet) {}
+  /** Body bytes sent in all. */
+  get served(): number {
+    return this.requests.reduce((n, r) => n + r.sent, 0);
+  }
+  readonly fetch: FetchLike = async (url, init) => {
+    const req: StateRequest = { url, auth: init.headers["Authorization"], range: init.headers["Range"], ifRange: init.headers["If-Range"], status: 0, from: 0, sent: 0 };
+    this.requests.push(req);
+    const piece: Piece | { whole: true } = this.plan.shift() ?? { whole: true };
+    const answer = (status: number, headers: Record<string, string>, body?: ReadableStream<Uint8Array>, text = "") => {
+      req.status = status;
+      return { status, ok: status >= 200 && status < 300, headers: { get: (n: string) => headers[n.toLowerCase()] ?? null }, text: async () => text, body: body ?? null };
+    };
+    const refuse = (status: number) => {
+      const code = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 429: "rate_limited" }[status] ?? "internal";
+      return answer(status, { "content-type": "application/json" }, undefined, JSON.stringify({ type: "error", code, message: `refused with ${status}` }));
+    };
+    if ("throws" in piece) throw new TypeError("fetch failed");
+    if (init.method !== "GET" || !req.auth?.startsWith("Bearer ")) return refuse(401);
+    if ("status" in piece) return refuse(piece.status);
+    const u = new URL(url);
+    const path = /^\/v1\/sessions\/([^/]+)\/state$/.exec(u.pathname);
+    const bytes = path === null ? undefined : this.net.stateBytes.get(`${decodeURIComponent(path[1]!)}@${u.searchParams.get("version")}`);
+    if (bytes === undefined) return refuse(404);
+    const etag = `"${createHash("sha256").update(bytes).digest("hex")}"`;
+    const headers: Record<string, string> = { etag, "accept-ranges": "bytes", "content-type": "application/json" };
+    const range = req.range === undefined ? null : /^bytes=(\d+)-$/.exec(req.range);
+    let status = 200;
+    if (range !== null && (req.ifRange === undefined || req.ifRange === etag)) {
+      req.from = Number(range[1]);
+      if (req.from >= bytes.length) return answer(416, { "content-range": `bytes */${bytes.length}` });
+      status = 206;
+      headers["content-range"] = `bytes ${req.from}-${bytes.length - 1}/${bytes.length}`;
+    }
+    const body = bytes.slice(req.from);
+    if ("tamper" in piece) body[body.length >> 1]! ^= 1;
+    const limit = "cut" in piece ? piece.cut : "stall" in piece ? piece.stall : Infinity;
+    let at = 0;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        pull: (ctl) => {
+          if (at >= limit) {
+            if ("stall" in piece) return new Promise<void>(() => {}); // nothing more, ever
+            ctl.error(new TypeError("terminated: other side closed"));
+            return;
+          }
+          if (at >= body.length) return ctl.close();
+          const chunk = body.slice(at, Math.min(at + 16 * 1024, limit, body.length));
+          at += chunk.length;
+          req.sent += chunk.length;
+          ctl.enqueue(chunk);
+        },
+      },
+      // Pulled only as read: `sent` counts what reached the reader.
+      { highWaterMark: 0 },
+    );
+    return answer(status, headers, stream);
+  };
 }

@@ -27,6 +27,7 @@ backend_tests!(
     a_past_version_is_restored_as_one_undoable_edit,
     concurrent_trims_and_splits_never_leave_an_empty_clip,
     timed_downloads_move_the_tier_and_a_new_socket_hears_them,
+    a_large_state_downloads_in_pieces_that_resume_through_cuts,
 );
 
 /// Creates `session` as `owner` with `init` applied, and makes `editors` editors.
@@ -898,5 +899,76 @@ async fn timed_downloads_move_the_tier_and_a_new_socket_hears_them(b: Backend) -
     announced(&mut tier, Tier::Poor).await?;
     proxy.cut_all();
     announced(&mut tier, Tier::Poor).await?;
+    Ok(())
+}
+
+/// A state past `--inline-state-bytes` reaches the SDK as a download (docs/PROTOCOL.md "Large
+/// states"). Through a proxy that cuts connections mid-body every few hundred KB, each cut
+/// resumes where it stopped (progress never goes back) — starting over would rarely get
+/// through — and the session then goes on like any other.
+async fn a_large_state_downloads_in_pieces_that_resume_through_cuts(b: Backend) -> Result<()> {
+    let dir = fast_tempdir()?;
+    let server = Server::start(b, dir.path(), &["--inline-state-bytes", "8192"]).await?;
+    // About 1 MB of state.
+    create_session(&server, "big", "ann", &["bob"], Op::default()).await?;
+    let mut ann = server.connect("ann").await?;
+    ann.join("big", "ann").await?;
+    let mut v = 0;
+    for i in 0..10u64 {
+        let value = format!("{i}{}", "abcdefgh".repeat(12_500));
+        let ops = json!([{"op":"set","path":["meta",format!("n{i}")],"value":value}]);
+        v = ann.edit("big", v, i + 1, ops).await?;
+    }
+    let proxy = Proxy::start(&server.addr, 11).await?;
+    let bob = sdk(&proxy.ws_url(), "bob").await?;
+    let mut events = bob.events();
+    // Per 4 KB chunk, 1 in 48 is cut: ~5 cuts in the state, almost never none in 1 MB.
+    proxy.set_faults(Faults {
+        cut_one_in: 48,
+        max_delay_ms: 1,
+        dup_one_in: 0,
+    });
+    let h = bob.join("big").await?;
+    proxy.set_faults(Faults::default());
+    let cuts = proxy.cuts();
+    ensure!(h.version() == v, "joined at {} not {v}", h.version());
+
+    let mut progress = Vec::new();
+    while let Some(e) = events.try_next() {
+        if let Event::Loading {
+            session,
+            received,
+            total,
+        } = e
+        {
+            ensure!(session == "big", "{session}");
+            progress.push((received, total));
+        }
+    }
+    let total = progress.last().map(|p| p.1).context("no Loading events")?;
+    ensure!(total > 1_000_000, "{total} bytes");
+    ensure!(
+        progress.last() == Some(&(total, total)),
+        "progress ended at {:?}",
+        progress.last()
+    );
+    ensure!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "a download started over: {progress:?}"
+    );
+    ensure!(cuts >= 2, "only {cuts} cuts: nothing to resume");
+
+    // The session goes on: both ways.
+    ann.edit(
+        "big",
+        v,
+        11,
+        json!([{"op":"set","path":["title"],"value":"after"}]),
+    )
+    .await?;
+    h.edit(Op::new(vec![set(path!["meta", "bob"], 1.0)]))?;
+    let s = assert_converged(&server, "big", "ann", &[&h]).await?;
+    ensure!(title_of(&s) == "after", "{}", s.to_json());
+    bob.close().await;
     Ok(())
 }

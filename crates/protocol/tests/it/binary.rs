@@ -10,8 +10,8 @@ use montage_protocol::sealed::SealedSnapshot;
 use montage_protocol::social::SuggestionStatus;
 use montage_protocol::{
     Annotation, ClientMessage, Comment, CreateOptions, ErrorCode, NewComment, Notification,
-    NotificationKind, OpEntry, Participant, ProtocolError, Region, Role, ServerMessage, Suggestion,
-    TaskInfo, Tier, TimeRange, decode_client, decode_client_binary, decode_server,
+    NotificationKind, OpEntry, Participant, ProtocolError, Region, Role, ServerMessage, StateRef,
+    Suggestion, TaskInfo, Tier, TimeRange, decode_client, decode_client_binary, decode_server,
     decode_server_binary, encode_client_binary, encode_server_binary, encode_with_rid,
     server_json_to_binary,
 };
@@ -78,6 +78,7 @@ fn client_messages() -> Vec<ClientMessage> {
             since: Some(7),
             compact: true,
             ranges: true,
+            state_ref: true,
             create: Some(CreateOptions { encrypted: true }),
         },
         ClientMessage::Join {
@@ -86,6 +87,7 @@ fn client_messages() -> Vec<ClientMessage> {
             since: None,
             compact: false,
             ranges: false,
+            state_ref: false,
             create: None,
         },
         ClientMessage::Op {
@@ -266,6 +268,7 @@ fn server_messages() -> Vec<ServerMessage> {
             session: s(),
             version: 12,
             state: Some(Value::new_document()),
+            state_ref: None,
             role: Role::Owner,
             participants: vec![
                 Participant {
@@ -298,6 +301,7 @@ fn server_messages() -> Vec<ServerMessage> {
             session: s(),
             version: 12,
             state: None,
+            state_ref: None,
             role: Role::Editor,
             participants: vec![],
             ops: Some(vec![entry.clone(), sealed_entry]),
@@ -318,6 +322,7 @@ fn server_messages() -> Vec<ServerMessage> {
             session: s(),
             version: 12,
             state: None,
+            state_ref: None,
             role: Role::Editor,
             participants: vec![],
             // An empty list is not the same as none.
@@ -334,6 +339,7 @@ fn server_messages() -> Vec<ServerMessage> {
             session: s(),
             version: 612,
             state: None,
+            state_ref: None,
             role: Role::Editor,
             participants: vec![],
             ops: None,
@@ -351,6 +357,26 @@ fn server_messages() -> Vec<ServerMessage> {
                 ],
             }),
             link_role: Role::Removed,
+            title: None,
+            encrypted: false,
+            snapshot: None,
+            whole: false,
+            key_epoch: None,
+        },
+        // A large state downloaded over HTTP instead.
+        ServerMessage::Joined {
+            session: s(),
+            version: 40,
+            state: None,
+            state_ref: Some(StateRef {
+                bytes: 9_000_000,
+                sha256: "ab".repeat(32),
+            }),
+            role: Role::Viewer,
+            participants: vec![],
+            ops: None,
+            delta: None,
+            link_role: Role::Viewer,
             title: None,
             encrypted: false,
             snapshot: None,
@@ -567,6 +593,7 @@ fn a_deep_document_travels_flat() {
         session: "s".into(),
         version: 1,
         state: Some(doc),
+        state_ref: None,
         role: Role::Viewer,
         participants: vec![],
         ops: None,

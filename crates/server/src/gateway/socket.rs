@@ -33,7 +33,7 @@ use crate::gateway::limits::{ConnLimiter, Cost, Verdict, is_edit};
 use crate::gateway::quality::Meter;
 use crate::media::live::{PreviewTier, preview_loop};
 use crate::sync::ConnLink;
-use crate::sync::{ConnHandle, Outbound, SessionMsg};
+use crate::sync::{ConnHandle, JoinAs, Outbound, SessionMsg};
 
 use montage_protocol::close::{POLICY as CLOSE_POLICY, UNAUTHORIZED as CLOSE_UNAUTHORIZED};
 use montage_protocol::sealed::Payload;
@@ -805,6 +805,7 @@ impl Reader {
                 since,
                 compact,
                 ranges,
+                state_ref,
                 create,
             } => {
                 let max = self.app.config.limits.sessions_per_connection;
@@ -822,10 +823,13 @@ impl Reader {
                         SessionMsg::Join {
                             conn,
                             client,
-                            since,
-                            compact,
-                            ranges,
-                            encrypted: create.is_some_and(|c| c.encrypted),
+                            how: JoinAs {
+                                since,
+                                compact,
+                                ranges,
+                                state_ref,
+                                encrypted: create.is_some_and(|c| c.encrypted),
+                            },
                             rid: rid.clone(),
                         },
                         true,

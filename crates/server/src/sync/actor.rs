@@ -83,6 +83,12 @@ pub(super) enum Action {
         reply: oneshot::Sender<Result<(u64, String), ErrorCode>>,
         state: String,
     },
+    /// A state a joiner will download (`joined.state_ref`), kept for `GET …/state` once its
+    /// version is durable.
+    KeepState {
+        state: Arc<str>,
+        sha256: Arc<str>,
+    },
     /// A social event: `to_sender` (with its `rid`) to `conn`, `to_all` to everyone else, on
     /// this node and (through the bus) on the others.
     Notify {
@@ -133,6 +139,8 @@ pub(super) struct Actor {
     pub(super) social: Option<crate::social::Social>,
     /// The JSON text of a durable version of the document (see `encoded_state`).
     pub(super) state_json: Option<(u64, Arc<str>)>,
+    /// Its SHA-256, once a joiner downloads it (`joined.state_ref`).
+    pub(super) state_sha: Option<(u64, Arc<str>)>,
 }
 
 impl Actor {
@@ -187,6 +195,7 @@ impl Actor {
             idle_since: Instant::now(),
             social: None,
             state_json: None,
+            state_sha: None,
         }
     }
 
@@ -305,20 +314,9 @@ impl Actor {
             SessionMsg::Join {
                 conn,
                 client,
-                since,
-                compact,
-                ranges,
-                encrypted,
+                how,
                 rid,
-            } => {
-                let how = super::membership::JoinAs {
-                    since,
-                    compact,
-                    ranges,
-                    encrypted,
-                };
-                self.join(conn, client, how, rid).await
-            }
+            } => self.join(conn, client, how, rid).await,
             SessionMsg::Op {
                 conn,
                 base,
@@ -753,6 +751,9 @@ impl Actor {
             Action::State { reply, state } => {
                 let _ = reply.send(Ok((version, state)));
             }
+            Action::KeepState { state, sha256 } => {
+                (self.sessions.past_states).insert(&self.id, version, state, Some(sha256));
+            }
             Action::Forwarded { reply } => {
                 reply.send(crate::bus::ForwardReply::Acked { version });
             }
@@ -820,7 +821,10 @@ impl Actor {
                     }
                 }
                 // A forwarded edit's answer: `not_home` as it drops; its node sends it again.
-                Action::Reply { .. } | Action::Notify { .. } | Action::Forwarded { .. } => {}
+                Action::Reply { .. }
+                | Action::Notify { .. }
+                | Action::Forwarded { .. }
+                | Action::KeepState { .. } => {}
                 Action::State { reply, .. } => {
                     let _ = reply.send(Err(ErrorCode::Internal));
                 }

@@ -35,6 +35,8 @@ use crate::store::{HistoryStore, SessionMeta, Store};
 const MAX_LISTED_VERSIONS: u32 = 200;
 /// Bytes of past states kept for repeated reads.
 const STATE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Their hashes (128 bytes counted each).
+const HASH_CACHE_BYTES: u64 = 1024 * 1024;
 /// Ops replayed for one state at most; past it (a store whose checkpoints fell behind) the
 /// version is treated as trimmed rather than tying up a thread.
 const MAX_REPLAY_OPS: u64 = 100_000;
@@ -48,13 +50,53 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/sessions/{id}/restore", post(restore))
 }
 
-/// Past states as JSON text, by `session\0version`.
-pub struct StateCache(pub(super) ByteLru<Arc<str>>);
+/// Past states as JSON text, by `session\0version`, and the SHA-256 of those that were
+/// downloaded (`joined.state_ref`). A version's state never changes once durable, and its JSON
+/// is the same bytes wherever it is encoded (object keys sorted), so any node can serve it.
+pub struct StateCache {
+    states: ByteLru<Arc<str>>,
+    hashes: ByteLru<Arc<str>>,
+}
 
 impl Default for StateCache {
     fn default() -> StateCache {
-        StateCache(ByteLru::new(STATE_CACHE_BYTES))
+        StateCache {
+            states: ByteLru::new(STATE_CACHE_BYTES),
+            hashes: ByteLru::new(HASH_CACHE_BYTES),
+        }
     }
+}
+
+impl StateCache {
+    fn key(id: &str, version: u64) -> String {
+        format!("{id}\0{version}")
+    }
+
+    fn get(&self, id: &str, version: u64) -> Option<Arc<str>> {
+        self.states.get(&Self::key(id, version))
+    }
+
+    /// Keeps the durable state of `version` (and its hash, when known).
+    pub(super) fn insert(&self, id: &str, version: u64, state: Arc<str>, sha256: Option<Arc<str>>) {
+        let key = Self::key(id, version);
+        if let Some(h) = sha256 {
+            self.hashes.insert(&key, h, 128);
+        }
+        let bytes = state.len() as u64;
+        self.states.insert(&key, state, bytes);
+    }
+
+    pub(super) fn clear(&self) {
+        self.states.clear();
+        self.hashes.clear();
+    }
+}
+
+/// The SHA-256 of `bytes` as lowercase hex: `joined.state_ref.sha256` and the state download's
+/// `ETag`.
+pub(super) fn sha256_hex(bytes: &[u8]) -> Arc<str> {
+    use sha2::Digest;
+    Arc::from(hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 fn history(store: &dyn Store) -> Result<&dyn HistoryStore, AppError> {
@@ -121,8 +163,7 @@ pub async fn state_at(
 
 /// The document at `version` as JSON text, for a caller whose access was checked.
 async fn past_state(app: &App, id: &str, version: u64) -> Result<Arc<str>, AppError> {
-    let key = format!("{id}\0{version}");
-    if let Some(state) = app.sessions.past_states.0.get(&key) {
+    if let Some(state) = app.sessions.past_states.get(id, version) {
         return Ok(state);
     }
     let trimmed = || {
@@ -164,9 +205,31 @@ async fn past_state(app: &App, id: &str, version: u64) -> Result<Arc<str>, AppEr
     let state: Arc<str> = Arc::from(state);
     app.sessions
         .past_states
-        .0
-        .insert(&key, state.clone(), state.len() as u64);
+        .insert(id, version, state.clone(), None);
     Ok(state)
+}
+
+/// The state at `version` as it is downloaded (`joined.state_ref`): its exact JSON bytes and
+/// their SHA-256, for a caller who may view the session.
+pub async fn state_download(
+    app: &App,
+    id: &str,
+    who: &Principal,
+    version: u64,
+) -> Result<(Arc<str>, Arc<str>), AppError> {
+    let state = state_at(app, id, who, version).await?;
+    let cache = &app.sessions.past_states;
+    let key = StateCache::key(id, version);
+    if let Some(h) = cache.hashes.get(&key) {
+        return Ok((state, h));
+    }
+    // Megabytes of hashing: off the async workers.
+    let s = state.clone();
+    let h = tokio::task::spawn_blocking(move || sha256_hex(s.as_bytes()))
+        .await
+        .map_err(|_| AppError(ErrorCode::Internal, "internal error".into()))?;
+    cache.hashes.insert(&key, h.clone(), 128);
+    Ok((state, h))
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use montage_protocol::{ErrorCode, Role};
@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<App>> {
                 .delete(delete_session),
         )
         .route("/v1/sessions/{id}/ops", get(session_ops))
+        .route("/v1/sessions/{id}/state", get(state_download))
         .merge(super::history::routes())
 }
 
@@ -236,6 +237,7 @@ pub(super) fn no_access(id: &str) -> AppError {
     )
 }
 
+/// `?version=V` of a state read.
 #[derive(Debug, Deserialize)]
 struct StateQuery {
     version: Option<u64>,
@@ -265,6 +267,108 @@ async fn session_state(
         Err(ErrorCode::Conflict) => Err(encrypted(&id)),
         Err(code) => Err(AppError(code, "could not read the session".into())),
     }
+}
+
+/// `GET /v1/sessions/{id}/state?version=V`: the state a `joined.state_ref` names, as the exact
+/// JSON bytes its `sha256` (the `ETag`) was taken of, in byte ranges (`Range: bytes=N-`) so a
+/// cut download resumes where it stopped. Any version still in history can be read so.
+async fn state_download(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<StateQuery>,
+    Caller(claims): Caller,
+    req: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(version) = q.version else {
+        return Err(AppError(
+            ErrorCode::BadRequest,
+            "name the version: ?version=V (a joined's version)".into(),
+        ));
+    };
+    let (state, sha256) =
+        super::history::state_download(&app, &id, &claims.principal(), version).await?;
+    let etag = format!("\"{sha256}\"");
+    let len = state.len() as u64;
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // A version's state never changes.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400, immutable"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    // `If-Range` naming other bytes: the whole body, not a piece of something else.
+    let same = req
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let range = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if same => byte_range(r, len),
+        _ => Ok(None),
+    };
+    let body = Bytes::from_owner(JsonText(state));
+    let (status, body) = match range {
+        Ok(None) => (StatusCode::OK, body),
+        Ok(Some((start, end))) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            let part = body.slice(start as usize..end as usize);
+            (StatusCode::PARTIAL_CONTENT, part)
+        }
+        Err(()) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, h).into_response());
+        }
+    };
+    app.metrics.state_download_bytes.inc_by(body.len() as u64);
+    Ok((status, h, body).into_response())
+}
+
+/// A state's JSON text as a response body, without copying it.
+struct JsonText(Arc<str>);
+
+impl AsRef<[u8]> for JsonText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// The one byte range of a `Range` header over `len` bytes, as `start..end`: `Ok(None)` for the
+/// whole body (no usable range, or several: RFC 9110 lets a server answer those whole),
+/// `Err` when it starts past the end (416).
+fn byte_range(header: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (first, last) = (first.trim(), last.trim());
+    let num = |s: &str| s.parse::<u64>().ok();
+    let (start, end) = match (num(first), num(last)) {
+        // `-N`: the last N bytes.
+        (None, Some(0)) if first.is_empty() => return Err(()),
+        (None, Some(n)) if first.is_empty() => (len.saturating_sub(n), len),
+        (Some(a), None) if last.is_empty() => (a, len),
+        (Some(a), Some(b)) if a <= b => (a, b.saturating_add(1).min(len)),
+        _ => return Ok(None),
+    };
+    if start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,4 +429,28 @@ async fn session_ops(
     }
     body.push_str("]}");
     Ok(json(StatusCode::OK, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(byte_range("bytes=0-", 10), Ok(Some((0, 10))));
+        assert_eq!(byte_range("bytes=4-", 10), Ok(Some((4, 10))));
+        assert_eq!(byte_range("bytes=2-5", 10), Ok(Some((2, 6))));
+        assert_eq!(byte_range("bytes=2-500", 10), Ok(Some((2, 10))));
+        assert_eq!(byte_range("bytes=-3", 10), Ok(Some((7, 10))));
+        assert_eq!(byte_range("bytes=-30", 10), Ok(Some((0, 10))));
+        assert_eq!(byte_range("bytes=10-", 10), Err(()));
+        assert_eq!(byte_range("bytes=-0", 10), Err(()));
+        // Whole body: several ranges, other units, nonsense.
+        assert_eq!(byte_range("bytes=0-1,4-5", 10), Ok(None));
+        assert_eq!(byte_range("items=0-1", 10), Ok(None));
+        assert_eq!(byte_range("bytes=5-2", 10), Ok(None));
+        assert_eq!(byte_range("bytes=x-", 10), Ok(None));
+        assert_eq!(byte_range("bytes=-", 10), Ok(None));
+        assert_eq!(byte_range("bytes=18446744073709551615-", 10), Err(()));
+    }
 }

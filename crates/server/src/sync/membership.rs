@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::sync::Frame;
 use montage_protocol::sealed::SealedSnapshot;
 use montage_protocol::{
-    ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, encode,
+    ErrorCode, OpEntry, Participant as WireParticipant, Role, ServerMessage, StateRef, encode,
     encode_with_rid,
 };
 use serde_json::Value as Json;
@@ -19,15 +19,17 @@ use super::{ConnHandle, SessionMsg};
 use crate::access::check_permission;
 
 /// How a connection asked to join (`join`'s options).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct JoinAs {
-    pub(super) since: Option<u64>,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinAs {
+    pub since: Option<u64>,
     /// It may take the missed edits composed (`joined.delta`).
-    pub(super) compact: bool,
+    pub compact: bool,
     /// It takes `op` frames of composed ranges.
-    pub(super) ranges: bool,
+    pub ranges: bool,
+    /// It can download a large state over HTTP (`joined.state_ref`).
+    pub state_ref: bool,
     /// Create the session end-to-end encrypted if it is missing.
-    pub(super) encrypted: bool,
+    pub encrypted: bool,
 }
 use crate::store::NewSession;
 
@@ -71,24 +73,22 @@ impl Actor {
         how: JoinAs,
         rid: Option<Json>,
     ) {
-        let JoinAs {
-            since,
-            compact,
-            ranges,
-            encrypted,
-        } = how;
         if self.reload && !self.shutting_down {
             self.deferred.push(SessionMsg::Join {
                 conn,
                 client,
-                since,
-                compact,
-                ranges,
-                encrypted,
+                how,
                 rid,
             });
             return;
         }
+        let JoinAs {
+            since,
+            compact,
+            ranges,
+            state_ref,
+            encrypted,
+        } = how;
         if self.broken || self.shutting_down {
             conn.error(
                 ErrorCode::Internal,
@@ -325,12 +325,26 @@ impl Actor {
             }
         }
         roster.sort_by(|a, b| a.user.cmp(&b.user));
-        let state = state.then(|| self.encoded_state());
+        let mut state = state.then(|| self.encoded_state());
+        // A large state for a client that can download it: its size and hash instead, the bytes
+        // kept for `GET …/state` (resumable, on any node) once the version is durable.
+        let mut download = None;
+        if let Some(s) =
+            state.take_if(|s| state_ref && s.len() > self.config.limits.inline_state_bytes)
+        {
+            let sha256 = self.state_hash(version, &s).await;
+            download = Some(StateRef {
+                bytes: s.len() as u64,
+                sha256: sha256.to_string(),
+            });
+            self.when_committed(version, Action::KeepState { state: s, sha256 });
+        }
         let Some(doc) = &self.state else { return };
         let joined = ServerMessage::Joined {
             session: self.id.to_string(),
             version,
             state: None,
+            state_ref: download,
             role,
             participants: roster,
             ops,
@@ -388,6 +402,28 @@ impl Actor {
             self.state_json = Some((core.version, s.clone()));
         }
         s
+    }
+
+    /// The SHA-256 of `state`, the JSON of `version` (cached like `encoded_state`).
+    async fn state_hash(&mut self, version: u64, state: &Arc<str>) -> Arc<str> {
+        if let Some((v, h)) = &self.state_sha
+            && *v == version
+        {
+            return h.clone();
+        }
+        // Megabytes of hashing: off the async workers.
+        let s = state.clone();
+        let h = tokio::task::spawn_blocking(move || super::history::sha256_hex(s.as_bytes()))
+            .await
+            .unwrap_or_else(|_| super::history::sha256_hex(state.as_bytes()));
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|c| c.settled() && c.version == version)
+        {
+            self.state_sha = Some((version, h.clone()));
+        }
+        h
     }
 
     /// `{"version","user","ops"}` entries for versions `after+1 ..= head`.

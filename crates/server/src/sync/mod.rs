@@ -34,6 +34,7 @@ pub use committer::{CommitItem, CommitResult, run_committer, run_committer_with_
 pub use conn::{ConnHandle, ConnLink, Frame, Outbound};
 pub use history::state_at;
 pub(crate) use http::encrypted as encrypted_session;
+pub use membership::JoinAs;
 pub use observers::EditObserver;
 pub use rebase::rebase;
 pub use registry::{PlayheadWatch, Sessions, VersionWatch};
@@ -54,13 +55,7 @@ pub enum SessionMsg {
     Join {
         conn: ConnHandle,
         client: String,
-        since: Option<u64>,
-        /// The client may take the missed edits composed (`joined.delta`).
-        compact: bool,
-        /// The client takes `op` frames that stand for a range of versions.
-        ranges: bool,
-        /// Create it end-to-end encrypted if it is missing (`join.create`).
-        encrypted: bool,
+        how: JoinAs,
         rid: Option<Json>,
     },
     Op {

@@ -75,7 +75,7 @@ pub struct Sessions {
 impl Sessions {
     /// Forgets the states of past versions read (history was trimmed: some may be gone).
     pub fn forget_past_states(&self) {
-        self.past_states.0.clear();
+        self.past_states.clear();
     }
 
     pub fn new(

@@ -71,11 +71,8 @@ impl Peer {
         let m = SessionMsg::Join {
             conn: self.conn.clone(),
             client: format!("c{}", self.conn.id),
-            since: None,
-            compact: false,
-            ranges: false,
+            how: JoinAs::default(),
             rid: None,
-            encrypted: false,
         };
         rig.sessions.send(session, m, true).await.unwrap();
         self.recv().await
@@ -251,11 +248,8 @@ async fn client_ids_are_scoped_per_user() {
     let m = SessionMsg::Join {
         conn: mallory.conn.clone(),
         client: "c1".into(),
-        since: None,
-        compact: false,
-        ranges: false,
+        how: JoinAs::default(),
         rid: None,
-        encrypted: false,
     };
     rig.sessions.send("s", m, true).await.unwrap();
     mallory.recv().await;

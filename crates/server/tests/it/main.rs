@@ -9,6 +9,7 @@ mod encrypted;
 mod harness;
 mod history;
 mod http_limits;
+mod large_state;
 mod media;
 mod notifications;
 mod operator;

@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::super::{ConnHandle, Outbound, run_committer_with_bus};
+use super::super::{ConnHandle, JoinAs, Outbound, run_committer_with_bus};
 use super::*;
 use crate::bus::LocalHub;
 use crate::config::Config;
@@ -88,11 +88,8 @@ impl Peer {
         let m = SessionMsg::Join {
             conn: self.conn.clone(),
             client: format!("c{}", self.conn.id),
-            since: None,
-            compact: false,
-            ranges: false,
+            how: JoinAs::default(),
             rid: None,
-            encrypted: false,
         };
         n.sessions.send(session, m, true).await.unwrap();
         self.recv_type("joined").await
@@ -176,11 +173,8 @@ async fn a_version_taken_by_another_node_is_caught_up_and_retried() {
     let m = SessionMsg::Join {
         conn: pa2.conn.clone(),
         client: "c2".into(),
-        since: None,
-        compact: false,
-        ranges: false,
+        how: JoinAs::default(),
         rid: None,
-        encrypted: false,
     };
     a.sessions.send("s", m, true).await.unwrap();
     pa2.recv_type("joined").await;
