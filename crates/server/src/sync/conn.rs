@@ -266,7 +266,16 @@ impl ConnHandle {
                     h.user = None;
                 }
                 h.single = None;
-                let bytes = range_bytes(session, &h.op);
+                // The range grew by at most this version's frame: that bound stands for its size
+                // until it passes the cap, and only then is the range measured (serializing a
+                // range of typing on every keystroke would cost a slow reader's server up to
+                // 64 KiB of JSON per edit).
+                let bound = h.bytes + frame.len();
+                let bytes = if bound > MAX_RANGE_BYTES {
+                    range_bytes(session, &h.op)
+                } else {
+                    bound
+                };
                 let before = std::mem::replace(&mut h.bytes, bytes);
                 // Past the cap a range takes no more once it grows (a large value written
                 // again and again does not grow it).
