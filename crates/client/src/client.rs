@@ -969,12 +969,22 @@ impl SessionHandle {
     /// Delivers the next held message to the replica; returns its events.
     pub fn deliver_held(&self) -> Option<Vec<Event>> {
         let msg = self.s.held().pop_front()?;
-        let ev = self.s.core().receive(msg);
+        let (ev, join) = {
+            let mut c = self.s.core();
+            let ev = c.receive(msg);
+            (ev, c.wants_join())
+        };
         for e in &ev {
             self.s.emit(e.clone());
         }
         self.s.bump();
-        let _ = self.client.tx.try_send(Cmd::Flush);
+        // A gap it showed (or a reset) joins again, as a frame that is not held would.
+        let cmd = if join {
+            Cmd::Join(self.session())
+        } else {
+            Cmd::Flush
+        };
+        let _ = self.client.tx.try_send(cmd);
         Some(ev)
     }
 
@@ -1616,7 +1626,8 @@ async fn serve(
                 Some(Cmd::Join(session)) => {
                     if let Some(s) = shared.get(&session) {
                         let mut c = s.core();
-                        if !c.is_live() {
+                        // (Not while its state downloads: that is the join's answer.)
+                        if !c.is_live() && c.download().is_none() {
                             join_frames(&mut c, &mut out);
                         }
                     }
@@ -1796,7 +1807,7 @@ fn downloaded(
             }
             Err(e) => c.download_failed(e.to_string()),
         };
-        if (c.needs_reset() || c.needs_rejoin()) && !c.is_live() && c.gone().is_none() {
+        if c.wants_join() {
             join_frames(&mut c, out);
         }
         ev
@@ -2025,7 +2036,7 @@ fn handle_frame(
     let events = {
         let mut c = s.core();
         let ev = c.receive(msg);
-        if (c.needs_reset() || c.needs_rejoin()) && !c.is_live() && c.gone().is_none() {
+        if c.wants_join() {
             join_frames(&mut c, out);
         }
         ev

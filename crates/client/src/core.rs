@@ -303,6 +303,15 @@ impl SessionCore {
     pub fn needs_rejoin(&self) -> bool {
         self.rejoin
     }
+    /// Whether to send a `join` now: the replica must be reset or missed versions, it is not
+    /// live, and no answer is being completed (a state download: a new join would leave and
+    /// throw the answer away, again and again).
+    pub fn wants_join(&self) -> bool {
+        (self.needs_reset || self.rejoin)
+            && self.link != Link::Live
+            && self.download.is_none()
+            && self.gone.is_none()
+    }
     pub fn is_live(&self) -> bool {
         self.link == Link::Live
     }

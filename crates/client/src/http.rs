@@ -64,19 +64,20 @@ pub(crate) async fn download(
     buf: &mut Vec<u8>,
     mut progress: impl FnMut(u64),
 ) -> Result<()> {
-    let mut stuck = 0;
+    // Progress is bytes beyond the most ever held: a download that had to start over (a proxy
+    // that ignores `Range`) and is cut at varying places does not count as getting further.
+    let (mut stuck, mut most) = (0, buf.len());
     loop {
         if buf.len() as u64 == src.state.bytes {
             return Ok(());
         }
-        let before = buf.len();
         let why = match download_piece(src, buf, &mut progress).await {
             Ok(()) => "the body ended early".to_owned(),
             Err(Cut::Fail(e)) => return Err(e),
             Err(Cut::Resume(why)) => why,
         };
-        if buf.len() > before {
-            stuck = 0;
+        if buf.len() > most {
+            (stuck, most) = (0, buf.len());
             continue;
         }
         stuck += 1;

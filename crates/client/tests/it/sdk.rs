@@ -908,7 +908,9 @@ async fn timed_downloads_move_the_tier_and_a_new_socket_hears_them(b: Backend) -
 /// through — and the session then goes on like any other.
 async fn a_large_state_downloads_in_pieces_that_resume_through_cuts(b: Backend) -> Result<()> {
     let dir = fast_tempdir()?;
-    let server = Server::start(b, dir.path(), &["--inline-state-bytes", "8192"]).await?;
+    // Documents up to 1.1 MB: an edit past that is refused, which resets the replica.
+    let flags = ["--inline-state-bytes", "8192", "--max-doc-bytes", "1100000"];
+    let server = Server::start(b, dir.path(), &flags).await?;
     // About 1 MB of state.
     create_session(&server, "big", "ann", &["bob"], Op::default()).await?;
     let mut ann = server.connect("ann").await?;
@@ -969,6 +971,41 @@ async fn a_large_state_downloads_in_pieces_that_resume_through_cuts(b: Backend) 
     h.edit(Op::new(vec![set(path!["meta", "bob"], 1.0)]))?;
     let s = assert_converged(&server, "big", "ann", &[&h]).await?;
     ensure!(title_of(&s) == "after", "{}", s.to_json());
+
+    // An edit the server refuses (the document would pass its limit) resets the replica: the
+    // state is downloaded again and the session goes on (it used to leave and join again on
+    // every frame while the download ran, for ever).
+    let mut sev = h.events();
+    h.edit(Op::new(vec![set(
+        path!["meta", "huge"],
+        Value::str("h".repeat(200_000)),
+    )]))?;
+    let refused = tokio::time::timeout(SDK_SYNC, async {
+        while let Some(e) = sev.next().await {
+            if let Event::EditRefused { code, .. } = e {
+                return Some(code);
+            }
+        }
+        None
+    })
+    .await?;
+    ensure!(refused == Some(ErrorCode::TooLarge), "{refused:?}");
+    // Live again once the state is back (edits typed during a reset are dropped with it).
+    h.sync(SDK_SYNC)
+        .await
+        .context("live again after the reset")?;
+    h.edit(Op::new(vec![set(path!["meta", "bob"], 2.0)]))?;
+    let s = assert_converged(&server, "big", "ann", &[&h]).await?;
+    ensure!(
+        num_at(&s, &path!["meta", "bob"]) == Some(2.0)
+            && s.get("meta").and_then(|m| m.get("huge")).is_none(),
+        "{}",
+        s.to_json()
+            .to_string()
+            .chars()
+            .take(300)
+            .collect::<String>()
+    );
     bob.close().await;
     Ok(())
 }
