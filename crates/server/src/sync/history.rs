@@ -175,6 +175,10 @@ async fn past_state(app: &App, id: &str, version: u64) -> Result<Arc<str>, AppEr
     // One replay per core at a time (with heavy rebases): many past states asked for at once
     // queue here instead of taking every thread and their ops' memory.
     let _permit = app.sessions.heavy.clone().acquire_owned().await.ok();
+    // Asked for at once by many (a download resumed, several nodes' readers): one replays.
+    if let Some(state) = app.sessions.past_states.get(id, version) {
+        return Ok(state);
+    }
     let base = history(&*app.store)?.base_at(id, version).await?;
     let from = base.as_ref().map_or(0, |b| b.version);
     let count = version - from;
@@ -217,10 +221,14 @@ pub async fn state_download(
     who: &Principal,
     version: u64,
 ) -> Result<(Arc<str>, Arc<str>), AppError> {
-    let state = state_at(app, id, who, version).await?;
     let cache = &app.sessions.past_states;
     let key = StateCache::key(id, version);
-    if let Some(h) = cache.hashes.get(&key) {
+    // The hash taken of these very bytes: a cached hash goes only with the cached state it
+    // was taken of (a state replayed after it left the cache is hashed again), so a resume can
+    // never splice two encodings under one `ETag`.
+    let cached = cache.get(id, version).is_some();
+    let state = state_at(app, id, who, version).await?;
+    if cached && let Some(h) = cache.hashes.get(&key) {
         return Ok((state, h));
     }
     // Megabytes of hashing: off the async workers.
