@@ -4022,15 +4022,16 @@ var StateDownload = class {
   async run() {
     const { ref, part } = this.o;
     let stuck = 0;
+    let most = part.have;
     for (; ; ) {
       if (this.stopped) throw new DownloadError("internal", CANCELLED);
       if (part.have === ref.bytes) return part.buf;
-      const before = part.have;
       const ended = await this.piece();
       if (this.stopped) throw new DownloadError("internal", CANCELLED);
       if (ended !== null && "fail" in ended) throw ended.fail;
       const why2 = ended?.cut ?? "the body ended early";
-      if (part.have > before) {
+      if (part.have > most) {
+        most = part.have;
         stuck = 0;
         continue;
       }
@@ -4208,6 +4209,9 @@ var MontageSession = class _MontageSession {
   inSession = false;
   /** A `join` was sent on this socket and its answer has not come yet. */
   awaitingJoin = false;
+  /** Joins sent so far (on any socket): tells a retry after a passing refusal (see `joinLater`)
+   * whether its join is still the one awaited. */
+  joinsSent = 0;
   /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
   held = null;
   /** A `joined` naming a large state to download (`state_ref`), and every message of the session
@@ -4642,6 +4646,7 @@ var MontageSession = class _MontageSession {
     if (this.stateRefOk()) join2["state_ref"] = true;
     if (this.e2e !== null) join2["create"] = { encrypted: true };
     this.awaitingJoin = true;
+    this.joinsSent++;
     this.send(join2);
   }
   send(msg) {
@@ -5273,11 +5278,28 @@ var MontageSession = class _MontageSession {
       return;
     }
     this.emit("error", rid === void 0 ? { code, message } : { code, message, rid });
+    if (rid === "join" && (code === "rate_limited" || code === "internal")) return this.joinLater(m["retry_after_ms"]);
     if (access && rid === void 0 && this.state === "online") {
       this.inSession = false;
       this.held = null;
       this.sendJoin(this.sync?.version);
     }
+  }
+  /**
+   * My join was refused for a while (`rate_limited`, or `internal`: the server is busy or
+   * reloading the session): joins again after `retryAfterMs` (at most
+   * `MAX_JOIN_RETRY_MS`; `JOIN_RETRY_MS` without one), as the Rust SDK's
+   * `Refusal::Retry`. The join stays awaited meanwhile (edits that come are left to its answer).
+   * Not if by then the session is not wanted, the socket closed, or another join went out (a
+   * reconnect's): that one is awaited instead.
+   */
+  joinLater(retryAfterMs) {
+    const ms = typeof retryAfterMs === "number" && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? Math.min(retryAfterMs, MAX_JOIN_RETRY_MS) : JOIN_RETRY_MS;
+    const refused = this.joinsSent;
+    this.connection.later(() => {
+      if (!this.wantJoined || !this.awaitingJoin || this.joinsSent !== refused || !this.connection.isOpen) return;
+      this.sendJoin(this.sync?.version);
+    }, ms);
   }
   /** Drops local state and joins again for the whole document. */
   resync() {
@@ -5288,6 +5310,8 @@ var MontageSession = class _MontageSession {
     this.sendJoin(void 0);
   }
 };
+var JOIN_RETRY_MS = 500;
+var MAX_JOIN_RETRY_MS = 5e3;
 var MAX_DOWNLOAD_FAILURES = 2;
 var MAX_HELD_BEHIND_DOWNLOAD = 2e4;
 function commentOf(m) {

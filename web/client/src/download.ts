@@ -87,8 +87,9 @@ const CANCELLED = "cancelled";
  * One download of a large state into `part`. {@link StateDownload.run} resolves with the bytes
  * (exactly `ref.bytes`; the hash is the caller's to check) or rejects with a
  * {@link DownloadError}: a refusal (403, 404, 409 … or more bytes than announced), or
- * {@link DOWNLOAD_TRIES} tries in a row with no new byte. `part` keeps what came either way, for
- * a later download of the same state.
+ * {@link DOWNLOAD_TRIES} tries in a row that end with no more bytes than it ever held (bytes won
+ * back after starting over are not new). `part` keeps what came either way, for a later download
+ * of the same state.
  */
 export class StateDownload {
   private stopped = false;
@@ -108,16 +109,21 @@ export class StateDownload {
   async run(): Promise<Uint8Array<ArrayBuffer>> {
     const { ref, part } = this.o;
     let stuck = 0;
+    // The most bytes held in this download. A piece is progress only when it ends past them: one
+    // that started over from byte 0 (a 200 to a Range, a 416, a 206 that does not continue) and
+    // only won back bytes held before is not, or a proxy that ignores Range on a link that keeps
+    // cutting would download the first bytes again and again, forever.
+    let most = part.have;
     for (;;) {
       if (this.stopped) throw new DownloadError("internal", CANCELLED);
       if (part.have === ref.bytes) return part.buf;
-      const before = part.have;
       const ended = await this.piece();
       if (this.stopped) throw new DownloadError("internal", CANCELLED);
       if (ended !== null && "fail" in ended) throw ended.fail;
       const why = ended?.cut ?? "the body ended early";
-      // A piece that brought bytes resumes at once; one that brought none waits longer each time.
-      if (part.have > before) {
+      // A piece that brought bytes further resumes at once; one that did not waits longer each time.
+      if (part.have > most) {
+        most = part.have;
         stuck = 0;
         continue;
       }

@@ -199,6 +199,9 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   private inSession = false;
   /** A `join` was sent on this socket and its answer has not come yet. */
   private awaitingJoin = false;
+  /** Joins sent so far (on any socket): tells a retry after a passing refusal (see `joinLater`)
+   * whether its join is still the one awaited. */
+  private joinsSent = 0;
   /** While a resent edit awaits its ack, server edits are held here (see `onJoined`). */
   private held: { version: number; op: Op; user?: string }[] | null = null;
   /** A `joined` naming a large state to download (`state_ref`), and every message of the session
@@ -668,6 +671,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
     // A missing session is created encrypted (ignored when it exists).
     if (this.e2e !== null) join["create"] = { encrypted: true };
     this.awaitingJoin = true;
+    this.joinsSent++;
     this.send(join);
   }
 
@@ -1373,6 +1377,7 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       return;
     }
     this.emit("error", rid === undefined ? { code, message } : { code, message, rid });
+    if (rid === "join" && (code === "rate_limited" || code === "internal")) return this.joinLater(m["retry_after_ms"]);
     if (access && rid === undefined && this.state === "online") {
       // Not an answer to anything of mine: the server may have taken me out of the session
       // (after a link role change or a removal it answers my messages so). A fresh join says
@@ -1381,6 +1386,23 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
       this.held = null;
       this.sendJoin(this.sync?.version);
     }
+  }
+
+  /**
+   * My join was refused for a while (`rate_limited`, or `internal`: the server is busy or
+   * reloading the session): joins again after `retryAfterMs` (at most
+   * `MAX_JOIN_RETRY_MS`; `JOIN_RETRY_MS` without one), as the Rust SDK's
+   * `Refusal::Retry`. The join stays awaited meanwhile (edits that come are left to its answer).
+   * Not if by then the session is not wanted, the socket closed, or another join went out (a
+   * reconnect's): that one is awaited instead.
+   */
+  private joinLater(retryAfterMs: unknown): void {
+    const ms = typeof retryAfterMs === "number" && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? Math.min(retryAfterMs, MAX_JOIN_RETRY_MS) : JOIN_RETRY_MS;
+    const refused = this.joinsSent;
+    this.connection.later(() => {
+      if (!this.wantJoined || !this.awaitingJoin || this.joinsSent !== refused || !this.connection.isOpen) return;
+      this.sendJoin(this.sync?.version);
+    }, ms);
   }
 
   /** Drops local state and joins again for the whole document. */
@@ -1395,6 +1417,10 @@ export class MontageSession<Doc = Json, Presence = Json> implements SessionPort 
   }
 }
 
+/** The pause before joining again after a passing refusal that names no `retry_after_ms`. */
+const JOIN_RETRY_MS = 500;
+/** The longest pause before joining again after a passing refusal (as the Rust SDK's). */
+const MAX_JOIN_RETRY_MS = 5_000;
 /** Downloads of a large state that may fail in a row before a join asks for the state inline. */
 const MAX_DOWNLOAD_FAILURES = 2;
 /** Messages held behind a state download at most; past them the download gives up and the

@@ -308,6 +308,141 @@ describe("MontageClient", () => {
     });
   }
 
+  describe("a join refused for a while (rate_limited, internal) is sent again", () => {
+    const conn = (net: FakeNet, user: string) => net.conns.find((c) => c.user === user)!;
+    const joinsOf = (net: FakeNet, user: string) => net.log.filter((m) => m["from"] === user && m["type"] === "join");
+    /** Runs timers one by one, delivering after each, until `user` sent `n` joins: the time then. */
+    function untilJoins(net: FakeNet, clock: FakeClock, user: string, n: number): number {
+      for (let i = 0; i < 1000; i++) {
+        net.drain();
+        if (joinsOf(net, user).length >= n) return clock.now;
+        if (!clock.runNext()) break;
+      }
+      throw new Error(`${user} did not join ${n} times`);
+    }
+    /** u1 (b) joined, then u0 (a), whose first join the server refuses with `refusal`. */
+    function refusedFirst(refusal: FakeNet["refuseJoins"][number]) {
+      const net = new FakeNet(newDocument());
+      const clock = new FakeClock();
+      const make = (i: number) =>
+        new MontageClient({ url: "ws://montage.test/v1/ws", token: `t${i}`, session: "s1", clientId: `c${i}`, socket: net.factory(`u${i}`), timers: clock, random: () => 0 });
+      const b = make(1);
+      net.drain();
+      net.refuseJoins = [refusal];
+      const a = make(0);
+      const errors: unknown[] = [];
+      a.on("error", (e) => errors.push(e));
+      let ready = false;
+      void a.ready().then(() => (ready = true));
+      net.drain();
+      return { net, clock, a, b, errors, isReady: () => ready };
+    }
+
+    it("a first join refused with internal (the session reloading) joins again after 500 ms; an edit made meanwhile is there", async () => {
+      const { net, clock, a, b, errors, isReady } = refusedFirst({ code: "internal", message: "session unavailable, try again" });
+      const refusedAt = clock.now;
+      expect(errors).toEqual([{ code: "internal", message: "session unavailable, try again", rid: "join" }]);
+      expect([a.connectionState, a.doc, joinsOf(net, "u0").length]).toEqual(["connecting", null, 1]);
+      b.submit([{ op: "set", path: ["title"], value: "meanwhile" }]);
+      net.drain();
+      const again = untilJoins(net, clock, "u0", 2);
+      expect(again - refusedAt).toBeGreaterThanOrEqual(500);
+      settle(net, clock);
+      await Promise.resolve();
+      expect([a.connectionState, isReady()]).toEqual(["online", true]);
+      expect(joinsOf(net, "u0")).toHaveLength(2);
+      expectConverged(net, [a, b]);
+      expect(title(a)).toBe("meanwhile");
+      // And it edits.
+      a.submit([{ op: "set", path: ["meta", "a"], value: 1 }]);
+      settle(net, clock);
+      expectConverged(net, [a, b]);
+      expect(errors).toHaveLength(1);
+    });
+
+    it("a rejoin refused with rate_limited waits retry_after_ms, then catches up keeping my offline edit", () => {
+      const { net, clock, clients } = setup(2);
+      const [a, b] = clients as [MontageClient, MontageClient];
+      settle(net, clock);
+      b.submit([{ op: "set", path: ["meta", "b1"], value: 1 }]);
+      settle(net, clock);
+      const errors: unknown[] = [];
+      a.on("error", (e) => errors.push(e));
+      // a's socket drops; it edits offline, and its rejoin (since 1) is refused for a while.
+      net.drop(conn(net, "u0"));
+      a.submit([{ op: "set", path: ["meta", "a"], value: 2 }]);
+      net.refuseJoins = [{ code: "rate_limited", message: "slow down", retry_after_ms: 1_200 }];
+      untilJoins(net, clock, "u0", 2);
+      const refusedAt = clock.now;
+      expect(errors).toEqual([{ code: "rate_limited", message: "slow down", rid: "join" }]);
+      expect([a.connectionState, a.pendingCount]).toEqual(["reconnecting", 1]);
+      // b edits while a waits.
+      b.submit([{ op: "set", path: ["meta", "b2"], value: 3 }]);
+      net.drain();
+      const again = untilJoins(net, clock, "u0", 3);
+      expect(again - refusedAt).toBeGreaterThanOrEqual(1_200);
+      expect(joinsOf(net, "u0").slice(1).map((m) => m["since"])).toEqual([1, 1]);
+      settle(net, clock);
+      expect(a.connectionState).toBe("online");
+      expectConverged(net, clients);
+      expect((a.doc as JsonObject)["meta"]).toEqual({ a: 2, b1: 1, b2: 3 });
+      expect(net.history.filter((e) => e.client === "c0").map((e) => e.seq)).toEqual([1]);
+      expect(errors).toHaveLength(1);
+    });
+
+    it("a catch-up join refused with internal while the socket stays in the session: the edits that come meanwhile are left to the join sent again", () => {
+      const { net, clock, clients } = setup(2);
+      const [a, b] = clients as [MontageClient, MontageClient];
+      settle(net, clock);
+      const errors: unknown[] = [];
+      a.on("error", (e) => errors.push(e));
+      a.submit([{ op: "set", path: ["meta", "a"], value: 1 }]); // in flight
+      // b's version 1 never reaches a; its version 2 shows the gap: a joins again with since 0,
+      // and that join is refused (the socket stays in the session).
+      b.submit([{ op: "set", path: ["meta", "b1"], value: 1 }]);
+      net.deliverToServer(conn(net, "u1"));
+      conn(net, "u0").s2c = [];
+      net.deliverToClient(conn(net, "u1"));
+      b.submit([{ op: "set", path: ["meta", "b2"], value: 2 }]);
+      net.deliverToServer(conn(net, "u1"));
+      net.deliverToClient(conn(net, "u1"));
+      net.refuseJoins = [{ code: "internal", message: "session unavailable, try again" }];
+      net.drain();
+      expect(joinsOf(net, "u0").map((m) => m["since"])).toEqual([undefined, 0]);
+      expect(errors).toEqual([{ code: "internal", message: "session unavailable, try again", rid: "join" }]);
+      // Meanwhile b's next edit reaches a's socket, and a's own edit is applied (version 3).
+      b.submit([{ op: "set", path: ["meta", "b3"], value: 3 }]);
+      net.drain();
+      settle(net, clock);
+      expect(a.connectionState).toBe("online");
+      expect(joinsOf(net, "u0").map((m) => m["since"])).toEqual([undefined, 0, 0]);
+      expectConverged(net, clients);
+      expect((a.doc as JsonObject)["meta"]).toEqual({ a: 1, b1: 1, b2: 2, b3: 3 });
+      expect(net.history.filter((e) => e.client === "c0").map((e) => e.seq)).toEqual([1]);
+      expect(errors).toHaveLength(1);
+    });
+
+    it("a reconnect during the pause joins once: the retry does not join again", () => {
+      const { net, clock, a, b, errors } = refusedFirst({ code: "internal", message: "session unavailable, try again" });
+      expect(errors).toHaveLength(1);
+      // The socket drops; the reconnect (250 ms) comes before the retry (500 ms), and its join is
+      // not answered yet when the retry's time comes.
+      net.drop(conn(net, "u0"));
+      clock.runNext();
+      expect(net.opening).toHaveLength(1);
+      net.step(() => 0);
+      const sock = net.conns.find((c) => c.user === "u0")!;
+      const queued = () => sock.c2s.filter((f) => (JSON.parse(f as string) as Record<string, unknown>)["type"] === "join").length;
+      expect(queued()).toBe(1);
+      while (clock.now < 1_000 && clock.runNext());
+      expect(queued()).toBe(1);
+      settle(net, clock);
+      expect(a.connectionState).toBe("online");
+      expect(joinsOf(net, "u0")).toHaveLength(2);
+      expectConverged(net, [a, b]);
+    });
+  });
+
   describe("versions missed on a live connection", () => {
     const layer = (id: string) => ({ op: "ins" as const, path: ["canvas", "layers", 0], value: { id, kind: "text", text: "", x: 0, y: 0, size: 1, color: "#000" } });
     const layerIds = (doc: Json | null) => ((((doc as JsonObject | null)?.["canvas"] as JsonObject | undefined)?.["layers"] ?? []) as JsonObject[]).map((l) => l["id"]).sort();

@@ -159,6 +159,10 @@ export class FakeNet {
    * `ranges`, as the server does for a backlogged reader; and how many were. */
   mergeRanges = false;
   merged = 0;
+  /** Refuse the next joins, one each, with these errors (e.g. `internal` while the server
+   * reloads the session, `rate_limited` with `retry_after_ms`); the connection's sessions stay
+   * as they were. */
+  refuseJoins: { code: string; message: string; retry_after_ms?: number }[] = [];
   /** Answer the next edits with `rate_limited` (retry_after_ms 100). */
   rateLimit = 0;
   /** Component pairs an edit's rebase may compare (its components × those of the versions it
@@ -417,6 +421,8 @@ export class FakeNet {
     const role = this.roleOf(c.user);
     switch (m["type"]) {
       case "join": {
+        const refusal = this.refuseJoins.shift();
+        if (refusal !== undefined) return this.sendTo(c, rid === undefined ? { type: "error", ...refusal } : { type: "error", ...refusal, rid });
         if (a !== null && a.deleted) return err("not_found", "no such session");
         if (role === "none") return err("forbidden", "you don't have access to this session: ask its owner to share it");
         // Like the server: joining again a session this connection is in answers the head with
@@ -703,6 +709,10 @@ export interface StateRequest {
  * 16 KiB chunks as they are read, each request ending as `plan` says. */
 export class FakeStateHttp {
   plan: Piece[] = [];
+  /** Decides how each request ends instead of `plan` (`n`: the requests before it). */
+  pieceFor: ((req: StateRequest, n: number) => Piece) | null = null;
+  /** Like a proxy that takes no `Range`: every answer is the whole body (200). */
+  ignoreRange = false;
   requests: StateRequest[] = [];
   constructor(private readonly net: FakeNet) {}
   /** Body bytes sent in all. */
@@ -712,7 +722,7 @@ export class FakeStateHttp {
   readonly fetch: FetchLike = async (url, init) => {
     const req: StateRequest = { url, auth: init.headers["Authorization"], range: init.headers["Range"], ifRange: init.headers["If-Range"], status: 0, from: 0, sent: 0 };
     this.requests.push(req);
-    const piece: Piece | { whole: true } = this.plan.shift() ?? { whole: true };
+    const piece: Piece | { whole: true } = this.pieceFor?.(req, this.requests.length - 1) ?? this.plan.shift() ?? { whole: true };
     const answer = (status: number, headers: Record<string, string>, body?: ReadableStream<Uint8Array>, text = "") => {
       req.status = status;
       return { status, ok: status >= 200 && status < 300, headers: { get: (n: string) => headers[n.toLowerCase()] ?? null }, text: async () => text, body: body ?? null };
@@ -732,7 +742,7 @@ export class FakeStateHttp {
     const headers: Record<string, string> = { etag, "accept-ranges": "bytes", "content-type": "application/json" };
     const range = req.range === undefined ? null : /^bytes=(\d+)-$/.exec(req.range);
     let status = 200;
-    if (range !== null && (req.ifRange === undefined || req.ifRange === etag)) {
+    if (range !== null && !this.ignoreRange && (req.ifRange === undefined || req.ifRange === etag)) {
       req.from = Number(range[1]);
       if (req.from >= bytes.length) return answer(416, { "content-range": `bytes */${bytes.length}` });
       status = 206;

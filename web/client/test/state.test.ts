@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type Json, type JsonObject, type MontageClient, SessionKey, deepEqual, newDocument } from "../src/index.js";
 import { decodeServerFrame, encodeClientFrame, encodeServerFrame, decodeClientFrame } from "../src/binary.js";
-import { FakeClock, FakeNet, FakeStateHttp, type Piece, fakeClient, tick } from "./fakenet.js";
+import { DOWNLOAD_TRIES } from "../src/download.js";
+import { FakeClock, FakeNet, FakeStateHttp, type Piece, type StateRequest, fakeClient, tick } from "./fakenet.js";
 
 /** About 300 KB of JSON: past the 64 KiB these tests inline. */
 const big = (): Json => ({ ...newDocument(), title: "a large state ".repeat(22_000) });
@@ -212,6 +213,35 @@ describe("a large state joined by reference", () => {
     expect(second.find((e) => e.startsWith("loading"))).toBe("loading 100000");
     expect(deepEqual(ann.doc, net.doc)).toBe(true);
   });
+
+  // A restart from byte 0 (a 200 to a Range, a 416, a 206 that does not continue) that only wins
+  // back bytes held before is no progress: on a link that keeps cutting, the download gives up
+  // after DOWNLOAD_TRIES instead of downloading the same first bytes again and again.
+  const restarts: [string, (req: StateRequest, n: number) => Piece, boolean][] = [
+    ["a proxy that ignores Range, every body cut at the same offset", () => ({ cut: 100_000 }), true],
+    ["a proxy that ignores Range, bodies cut at 100 000 and 90 000 bytes in turn", (_, n) => ({ cut: n % 2 === 0 ? 100_000 : 90_000 }), true],
+    ["a 416 to every Range, whole bodies cut at the same offset", (req) => (req.range === undefined ? { cut: 100_000 } : { status: 416 }), false],
+  ];
+  for (const [name, pieceFor, ignoreRange] of restarts) {
+    it(`${name}: each download gives up after ${DOWNLOAD_TRIES} tries with no progress, then the state comes inline`, async () => {
+      const { net, clock, ann, http } = setup();
+      http.pieceFor = pieceFor;
+      http.ignoreRange = ignoreRange;
+      const { errors } = watch(ann);
+      await until(net, clock, online(ann));
+      expect(errors.map((e) => e.code)).toEqual(["internal", "internal"]);
+      for (const e of errors) expect(e.message).toMatch(new RegExp(`${DOWNLOAD_TRIES} tries with no progress`));
+      // The first download: its first request, then DOWNLOAD_TRIES that got no further; the
+      // second (the same version joined again) resumes from the bytes held: DOWNLOAD_TRIES more.
+      expect(http.requests).toHaveLength(1 + 2 * DOWNLOAD_TRIES);
+      // Every request that asked for a range started over: a 200 from byte 0 (or a 416, and then a 200).
+      expect(http.requests.map((r) => r.status)).toEqual(http.requests.map((r) => (r.range === undefined || ignoreRange ? 200 : 416)));
+      expect(http.requests.filter((r) => r.range !== undefined)).not.toHaveLength(0);
+      expect(joins(net)).toEqual(["join ref", "leave", "join ref", "leave", "join"]);
+      expect(ann.version).toBe(0);
+      expect(deepEqual(ann.doc, net.doc)).toBe(true);
+    });
+  }
 
   for (const moved of [false, true]) {
     it(`a socket dropped mid-download: the join on the next socket ${moved ? "names a newer version, downloaded whole" : "resumes the bytes so far"}`, async () => {
