@@ -208,6 +208,44 @@ pub fn reconcile_inputs() -> (Value, Vec<Op>, Vec<Op>) {
     (base, server, offline)
 }
 
+/// 10,000 versions of typing made while someone was offline, and that person's edit: `n`
+/// one-character inserts at scattered places of the base document, one component each.
+fn offline_edit_inputs(n: usize) -> (Vec<Op>, Op) {
+    let (base, server, _) = reconcile_inputs();
+    let len = base
+        .get("title")
+        .and_then(Value::as_text)
+        .map_or(0, |t| t.len_chars());
+    let mut r = fuzz::Rng::new(11);
+    let edit = Op::new(
+        (0..n)
+            .map(|i| Component::text_insert(path!["title"], r.below(len + i + 1), "q"))
+            .collect(),
+    );
+    (server, edit)
+}
+
+/// That offline edit rebased past the 10,000 versions one at a time (what the server did).
+#[divan::bench(args = [2_000], sample_count = 3)]
+fn rebase_offline_edit_one_version_at_a_time(b: Bencher, n: usize) {
+    let (server, edit) = offline_edit_inputs(n);
+    b.bench_local(|| {
+        let mut e = edit.clone();
+        for h in &server {
+            e = e.transform(h, Side::Right);
+        }
+        e
+    });
+}
+
+/// The same past the versions composed where that is exact (`Op::compose_range`; the server
+/// does this from 64 versions behind): the composing is part of the time.
+#[divan::bench(args = [2_000, 10_000], sample_count = 10)]
+fn rebase_offline_edit_past_the_composed_range(b: Bencher, n: usize) {
+    let (server, edit) = offline_edit_inputs(n);
+    b.bench_local(|| edit.transform(&Op::compose_range(&server), Side::Right));
+}
+
 /// Compressing a second's worth of typing and a slider drag.
 #[divan::bench(sample_count = 20)]
 fn compress_slider_drag(b: Bencher) {

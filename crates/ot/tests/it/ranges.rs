@@ -48,6 +48,12 @@ fn check_range_exact(seed: u64) -> usize {
         .iter()
         .fold(x.clone(), |x, o| x.transform(o, Side::Right));
     let (range2, x2) = range.transform_x(&x, Side::Left);
+    // The server's side: an edit far behind is rebased past the composed versions.
+    assert_eq!(
+        x.transform(&range, Side::Right),
+        one_by_one,
+        "the server's rebase past the range differs (seed {seed})"
+    );
     assert_eq!(
         x2,
         one_by_one,

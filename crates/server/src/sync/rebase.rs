@@ -24,8 +24,22 @@ pub fn independent(a: &Op, b: &Op) -> bool {
     })
 }
 
+/// Versions behind from which an edit is rebased past their composition instead of one by one:
+/// below it the per-version shortcut ([`independent`]) costs less than composing.
+const COMPOSE_FROM: usize = 64;
+
 /// `op` transformed past `history` in order (each already applied, ordered first).
+///
+/// An edit far behind (offline work) goes past the versions composed where composing is exact
+/// (`Op::compose_range`, docs/OT.md §10.3: the result is structurally the one of transforming
+/// past them one by one, which is what clients compute), so ten thousand keystrokes merged into
+/// one text component cost one transform instead of ten thousand.
 pub fn rebase<'a>(mut op: Op, history: impl IntoIterator<Item = &'a Op>) -> Op {
+    let history: Vec<&Op> = history.into_iter().collect();
+    if history.len() >= COMPOSE_FROM {
+        let range = Op::compose_range(history.iter().copied());
+        return op.transform(&range, Side::Right);
+    }
     for h in history {
         if !independent(&op, h) {
             op = op.transform(h, Side::Right);
@@ -93,6 +107,32 @@ mod tests {
             }
         }
         assert!(skipped > 50, "the shortcut never applies ({skipped})");
+    }
+
+    /// Far behind, the edit goes past the composed versions: the same result as one by one
+    /// (the engine's law is checked at length in crates/ot/tests/it/ranges.rs).
+    #[test]
+    fn far_behind_the_composed_versions_rebase_like_one_by_one() {
+        let ops = samples();
+        for (i, x) in ops.iter().enumerate() {
+            // Every sample, and a typing run that merges, in a long history.
+            let typing: Vec<Op> = (0..100)
+                .map(|k| op(json!([{"op":"text","path":["title"],"pos":k,"ins":"x"}])))
+                .collect();
+            let mut history: Vec<&Op> = ops.iter().filter(|o| *o != x).collect();
+            history.extend(&typing);
+            let by = i % history.len();
+            history.rotate_left(by);
+            assert!(history.len() >= COMPOSE_FROM);
+            let one_by_one = history
+                .iter()
+                .fold(x.clone(), |x, h| x.transform(h, Side::Right));
+            assert_eq!(
+                rebase(x.clone(), history.iter().copied()),
+                one_by_one,
+                "{x:?}"
+            );
+        }
     }
 
     #[test]
